@@ -6,7 +6,8 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { CairnError } from './errors.js';
 import { errorAt, type LoadedYaml, type YamlPath } from './yaml-source.js';
 
-export const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true });
+// verbose: errors carry parentSchema, so an unknown key can be answered with the keys that are allowed.
+export const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true });
 
 const compiled = new WeakMap<object, ValidateFunction>();
 
