@@ -1,0 +1,591 @@
+/**
+ * The SSH transport: one node-ssh client per host for the whole run, optionally reached through a chain of
+ * jump hosts, with host keys checked against an OpenSSH known_hosts file.
+ *
+ * Speed: we open the TCP socket ourselves and set TCP_NODELAY before handing it to ssh2. ssh2 leaves Nagle on,
+ * and every exec round trip then waits ~40 ms on delayed ACKs (see shared/perf-notes.md).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { NodeSSH, type Config as NodeSshConfig } from 'node-ssh';
+import ssh2, { type AnyAuthMethod, type Client as Ssh2Client, type ClientChannel, type ServerHostKeyAlgorithm } from 'ssh2';
+import { appendHostKey, checkHostKey, keyTypeOfBlob, knownKeysFor } from './known-hosts.js';
+import { commandArgv, explainBecomeFailure, signalNumber, TIMEOUT_EXIT_CODE } from './local.js';
+import { argv } from './quote.js';
+import type { Connection, ConnectionSpec, ExecOptions, ExecResult } from './types.js';
+import { HostKeyError, UnreachableError } from './types.js';
+
+/** Keepalives every 5 s, dead after 3 unanswered: a vanished host is noticed in ~15-20 s. */
+const KEEPALIVE_INTERVAL_MS = 5000;
+const KEEPALIVE_COUNT_MAX = 3;
+
+/** One SSH server on the way to the host (jump hosts first, the host itself last). */
+interface Hop {
+  /** How messages name it: "jump host root@127.0.0.3:2222" or "root@127.0.0.4:2222". */
+  label: string;
+  /** The host itself, as opposed to a jump host on the way. */
+  isTarget: boolean;
+  address: string;
+  port: number;
+  user: string;
+  privateKeyPath?: string;
+  password?: string;
+}
+
+/** A connect step failed for a reason that already reads well as one line. */
+class ConnectFailure extends Error {
+  /** The message already says which hop failed (so it is not prefixed with one). */
+  constructor(
+    message: string,
+    readonly namesTheHop = false,
+  ) {
+    super(message);
+  }
+}
+
+function hopName(user: string, address: string, port: number): string {
+  return `${user}@${address}:${port}`;
+}
+
+function hopsOf(spec: ConnectionSpec): Hop[] {
+  const jumps: Hop[] = spec.jump.map((jump) => ({
+    label: `jump host ${hopName(jump.user, jump.address, jump.port)}`,
+    isTarget: false,
+    address: jump.address,
+    port: jump.port,
+    user: jump.user,
+    privateKeyPath: jump.privateKeyPath,
+  }));
+  return [
+    ...jumps,
+    {
+      label: hopName(spec.user, spec.address, spec.port),
+      isTarget: true,
+      address: spec.address,
+      port: spec.port,
+      user: spec.user,
+      privateKeyPath: spec.privateKeyPath,
+      password: spec.password,
+    },
+  ];
+}
+
+/** "root@127.0.0.4:2222 via root@127.0.0.3:2222" for messages. */
+function routeOf(spec: ConnectionSpec): string {
+  const target = hopName(spec.user, spec.address, spec.port);
+  if (spec.jump.length === 0) return target;
+  return `${target} via ${spec.jump.map((jump) => hopName(jump.user, jump.address, jump.port)).join(' -> ')}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Connecting
+
+export async function openSshConnection(spec: ConnectionSpec): Promise<Connection> {
+  const hops = hopsOf(spec);
+  const chain = new ClientChain();
+  let hopIndex = 0;
+  try {
+    for (; hopIndex < hops.length; hopIndex++) {
+      const hop = hops[hopIndex] as Hop;
+      const previous = chain.last();
+      const sock = previous
+        ? await forwardThrough(previous, hops[hopIndex - 1] as Hop, hop, spec.connectTimeoutMs)
+        : await openTcpSocket(hop, spec.connectTimeoutMs);
+      chain.add(await handshake(spec, hop, sock), hop.label);
+    }
+  } catch (error) {
+    void chain.dispose();
+    if (error instanceof HostKeyError) throw error;
+    const hop = hops[hopIndex] as Hop;
+    const namesTheHop = error instanceof ConnectFailure && error.namesTheHop;
+    const where = hop.isTarget || namesTheHop ? '' : `${hop.label}: `;
+    const reason = error instanceof ConnectFailure ? error.message : describeConnectError(error, hop, spec.connectTimeoutMs);
+    throw new UnreachableError(spec.name, `cannot connect to ${spec.name} (${routeOf(spec)}): ${where}${reason}`);
+  }
+  return new SshConnection(spec, chain);
+}
+
+function openTcpSocket(hop: Hop, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host: hop.address, port: hop.port });
+    socket.setNoDelay(true);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new ConnectFailure(`timed out after ${timeoutMs} ms opening a TCP connection`));
+    }, timeoutMs);
+    const onError = (error: Error): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeListener('error', onError);
+      resolve(socket);
+    });
+  });
+}
+
+/** Asks the previous hop to open a TCP connection to the next one (what `ssh -J` does). */
+function forwardThrough(previous: NodeSSH, previousHop: Hop, next: Hop, timeoutMs: number): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(
+          new ConnectFailure(
+            `timed out after ${timeoutMs} ms waiting for ${previousHop.label} to open a channel to ${next.address}:${next.port}`,
+            true,
+          ),
+        ),
+      timeoutMs,
+    );
+    previous.forwardOut('127.0.0.1', 0, next.address, next.port).then(
+      (channel) => {
+        clearTimeout(timer);
+        resolve(channel);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        const reason = channelOpenFailure(error);
+        reject(new ConnectFailure(`${previousHop.label} refused to forward to ${next.address}:${next.port} (${reason})`, true));
+      },
+    );
+  });
+}
+
+/** RFC 4254 section 5.1 reason codes, as ssh2 reports them on a failed channel open. */
+const CHANNEL_OPEN_FAILURES: Record<number, string> = {
+  1: 'administratively prohibited',
+  2: 'connect failed',
+  3: 'unknown channel type',
+  4: 'resource shortage',
+};
+
+function channelOpenFailure(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const reason = (error as Error & { reason?: unknown }).reason;
+  const named = typeof reason === 'number' ? CHANNEL_OPEN_FAILURES[reason] : undefined;
+  const message = error.message.replace(/^\(SSH\) /, '').replace(/^Channel open failure: /, '');
+  return named ? `${named}: ${message}` : message;
+}
+
+async function handshake(spec: ConnectionSpec, hop: Hop, sock: Socket | Duplex): Promise<NodeSSH> {
+  let auth: AuthPlan;
+  try {
+    auth = authMethods(hop);
+  } catch (error) {
+    sock.destroy();
+    throw error;
+  }
+  let hostKeyFailure: HostKeyError | undefined;
+  const hostVerifier = (keyBlob: Buffer): boolean => {
+    hostKeyFailure = verifyHostKey(spec, hop, keyBlob);
+    return hostKeyFailure === undefined;
+  };
+  // Offer only the key types known_hosts holds for this host, so a host with several keys is checked
+  // against the one we have on record (what OpenSSH does) instead of failing as a mismatch.
+  const serverHostKey = hostKeyAlgorithmsFor(spec.knownHostsPath, hop);
+  const config: NodeSshConfig = {
+    sock: sock as Socket,
+    username: hop.user,
+    authHandler: auth.methods,
+    hostVerifier,
+    readyTimeout: spec.connectTimeoutMs,
+    keepaliveInterval: KEEPALIVE_INTERVAL_MS,
+    keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+    ...(serverHostKey ? { algorithms: { serverHostKey } } : {}),
+  };
+  const client = new NodeSSH();
+  try {
+    await client.connect(config);
+  } catch (error) {
+    client.dispose();
+    sock.destroy();
+    if (hostKeyFailure) throw hostKeyFailure;
+    if (isAuthFailure(error)) {
+      const tried = auth.tried.join(', ') || 'nothing: no key, password or agent';
+      throw new ConnectFailure(`authentication failed for ${hop.user} (tried ${tried})`);
+    }
+    throw error;
+  }
+  return client;
+}
+
+function isAuthFailure(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    ((error as Error & { level?: string }).level === 'client-authentication' ||
+      /All configured authentication methods failed/.test(error.message))
+  );
+}
+
+const HOST_KEY_ALGORITHMS: Record<string, ServerHostKeyAlgorithm[]> = {
+  'ssh-ed25519': ['ssh-ed25519'],
+  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
+};
+
+function hostKeyAlgorithmsFor(knownHostsPath: string, hop: Hop): ServerHostKeyAlgorithm[] | undefined {
+  const known = new Set(knownKeysFor(knownHostsPath, hop.address, hop.port).map((entry) => entry.keyType));
+  const algorithms = Object.entries(HOST_KEY_ALGORITHMS)
+    .filter(([keyType]) => known.has(keyType))
+    .flatMap(([, names]) => names);
+  return algorithms.length > 0 ? algorithms : undefined;
+}
+
+/** The fingerprint as `ssh-keygen -l` prints it. */
+function fingerprint(keyBlob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** undefined when the key may be used; otherwise the error that refuses it. Records new keys under TOFU. */
+function verifyHostKey(spec: ConnectionSpec, hop: Hop, keyBlob: Buffer): HostKeyError | undefined {
+  const file = spec.knownHostsPath;
+  const keyType = keyTypeOfBlob(keyBlob) ?? 'unknown-key-type';
+  const who = hop.isTarget ? `${spec.name} (${hop.address}:${hop.port})` : `${hop.label} (on the way to ${spec.name})`;
+  const check = checkHostKey(file, hop.address, hop.port, keyBlob);
+  switch (check.status) {
+    case 'match':
+      return undefined;
+    case 'mismatch':
+      return new HostKeyError(
+        spec.name,
+        `host key for ${who} does not match ${file}:${check.line} (offered ${keyType} ${fingerprint(keyBlob)}): ` +
+          `someone may be doing a man-in-the-middle attack, or the host key was changed; ` +
+          `if the change is expected, remove line ${check.line} from ${file}`,
+      );
+    case 'revoked':
+      return new HostKeyError(
+        spec.name,
+        `host key for ${who} (${keyType} ${fingerprint(keyBlob)}) is marked @revoked in ${file}:${check.line}: refusing to connect`,
+      );
+    case 'unknown':
+      if (!spec.acceptNewHostKeys) {
+        return new HostKeyError(
+          spec.name,
+          `host key for ${who} (${keyType} ${fingerprint(keyBlob)}) is not in known_hosts ${file} ` +
+            `(use --accept-new-host-keys to trust on first use)`,
+        );
+      }
+      try {
+        appendHostKey(file, hop.address, hop.port, keyType, keyBlob);
+      } catch (error) {
+        return new HostKeyError(spec.name, `cannot record the host key for ${who} in ${file}: ${(error as Error).message}`);
+      }
+      return undefined;
+  }
+}
+
+interface AuthPlan {
+  methods: AnyAuthMethod[];
+  /** What was tried, for the "authentication failed" message. */
+  tried: string[];
+}
+
+/** The key file, or the password, or the default keys and the agent, as OpenSSH would try them. */
+function authMethods(hop: Hop): AuthPlan {
+  const plan: AuthPlan = { methods: [], tried: [] };
+  const addKey = (path: string, required: boolean): void => {
+    let text: Buffer;
+    try {
+      text = readFileSync(path);
+    } catch (error) {
+      if (required) throw new ConnectFailure(`cannot read private key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      return;
+    }
+    const parsed = ssh2.utils.parseKey(text);
+    if (parsed instanceof Error) {
+      if (required) throw new ConnectFailure(`private key ${path} cannot be used: ${parsed.message}`);
+      return;
+    }
+    plan.methods.push({ type: 'publickey', username: hop.user, key: text });
+    plan.tried.push(`key ${path}`);
+  };
+  if (hop.privateKeyPath) addKey(hop.privateKeyPath, true);
+  const password = hop.password;
+  if (password !== undefined) {
+    plan.methods.push({ type: 'password', username: hop.user, password });
+    // Servers that take passwords through PAM offer keyboard-interactive rather than "password".
+    plan.methods.push({
+      type: 'keyboard-interactive',
+      username: hop.user,
+      prompt: (_name, _instructions, _lang, prompts, finish) => finish(prompts.map(() => password)),
+    });
+    plan.tried.push('password');
+  }
+  if (!hop.privateKeyPath && hop.password === undefined) {
+    const agentSocket = process.env.SSH_AUTH_SOCK;
+    if (agentSocket && existsSync(agentSocket)) {
+      plan.methods.push({ type: 'agent', username: hop.user, agent: agentSocket });
+      plan.tried.push(`agent ${agentSocket}`);
+    }
+    for (const name of ['id_ed25519', 'id_rsa']) addKey(join(homedir(), '.ssh', name), false);
+  }
+  return plan;
+}
+
+function describeConnectError(error: unknown, hop: Hop, timeoutMs: number): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ETIMEDOUT':
+      return `timed out after ${timeoutMs} ms`;
+    case 'EHOSTUNREACH':
+      return 'no route to host';
+    case 'ENETUNREACH':
+      return 'network unreachable';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot resolve ${hop.address}`;
+    case 'ECONNRESET':
+      return 'connection reset by the server';
+  }
+  if (/Timed out while waiting for handshake/.test(error.message)) {
+    return `timed out after ${timeoutMs} ms waiting for the SSH handshake`;
+  }
+  if (/No response from server/.test(error.message)) return 'the server closed the connection during the SSH handshake';
+  return (error.message.split('\n')[0] ?? '').trim() || 'unknown error';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The open connection
+
+/**
+ * The clients of one route (jump hosts, then the host). Notices when any of them goes away: after that, every
+ * exec fails at once with the same reason, and nothing reconnects behind the engine's back.
+ */
+class ClientChain {
+  private readonly links: Array<{ client: NodeSSH; raw: Ssh2Client; closed: Promise<void> }> = [];
+  lostReason?: string;
+  private readonly lossListeners = new Set<() => void>();
+
+  add(client: NodeSSH, label: string): void {
+    const raw = client.connection as Ssh2Client;
+    const closed = new Promise<void>((resolve) => raw.once('close', () => resolve()));
+    this.links.push({ client, raw, closed });
+    // node-ssh adds an 'error' listener per exec until its channel opens; many concurrent execs are normal.
+    raw.setMaxListeners(0);
+    // A permanent listener: an 'error' with none would crash the process.
+    raw.on('error', (error: Error & { level?: string }) => {
+      const reason = /Keepalive timeout/i.test(error.message) ? 'no answer to keepalives' : error.message;
+      this.markLost(`${label}: ${reason}`);
+    });
+    raw.on('end', () => this.markLost(`${label} closed the connection`));
+    raw.on('close', () => this.markLost(`${label} closed the connection`));
+  }
+
+  last(): NodeSSH | undefined {
+    return this.links[this.links.length - 1]?.client;
+  }
+
+  markLost(reason: string): void {
+    if (this.lostReason !== undefined) return;
+    this.lostReason = reason;
+    for (const listener of [...this.lossListeners]) listener();
+  }
+
+  onLoss(listener: () => void): () => void {
+    this.lossListeners.add(listener);
+    return () => this.lossListeners.delete(listener);
+  }
+
+  /** Closes the host first, then each jump host outward. */
+  async dispose(): Promise<void> {
+    for (const { raw } of [...this.links].reverse()) raw.end();
+    // Wait for the sockets to close, but never hang a run's shutdown on a host that does not answer.
+    const giveUp = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref());
+    await Promise.race([Promise.all(this.links.map((link) => link.closed)), giveUp]);
+    for (const { raw } of this.links) raw.destroy();
+  }
+}
+
+/**
+ * sshd refuses more than MaxSessions (default 10) channels at once on one connection; the engine may ask for
+ * more. Execs beyond this wait for a free channel instead of failing.
+ */
+const MAX_OPEN_CHANNELS = 8;
+/** Channel opens refused while the connection is up are retried this many times (5 ms, 10 ms, ... apart). */
+const CHANNEL_OPEN_RETRIES = 20;
+
+/** A counting semaphore: FIFO, no timeouts. */
+class Slots {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(count: number) {
+    this.free = count;
+  }
+
+  acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+class SshConnection implements Connection {
+  readonly host: string;
+  readonly user: string;
+  private readonly target: NodeSSH;
+  private closedByUs = false;
+  private readonly channelSlots = new Slots(MAX_OPEN_CHANNELS);
+
+  constructor(
+    private readonly spec: ConnectionSpec,
+    private readonly chain: ClientChain,
+  ) {
+    this.host = spec.name;
+    this.user = spec.user;
+    this.target = chain.last() as NodeSSH;
+  }
+
+  private lostError(): UnreachableError {
+    if (this.closedByUs) return new UnreachableError(this.host, `connection to ${this.host} was closed`);
+    return new UnreachableError(this.host, `connection to ${this.host} (${routeOf(this.spec)}) lost: ${this.chain.lostReason}`);
+  }
+
+  async exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    if (this.chain.lostReason !== undefined) throw this.lostError();
+    await this.channelSlots.acquire();
+    try {
+      return await this.execInChannel(script, opts);
+    } finally {
+      this.channelSlots.release();
+    }
+  }
+
+  private execInChannel(script: string, opts: ExecOptions): Promise<ExecResult> {
+    if (this.chain.lostReason !== undefined) return Promise.reject(this.lostError());
+    // The remote login shell parses this line: the script travels as one single-quoted argument.
+    const command = argv(...withRemoteTimeout(commandArgv(script, this.user, opts), opts.timeoutMs));
+    const startedAt = Date.now();
+    return new Promise<ExecResult>((resolve, reject) => {
+      const stdout: Buffer[] = [];
+      const stderr: Buffer[] = [];
+      let channel: ClientChannel | undefined;
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const output = (): Pick<ExecResult, 'stdout' | 'stderr'> => ({
+        // Decoded once at the end so a multi-byte character split across packets stays whole.
+        stdout: Buffer.concat(stdout).toString('utf8'),
+        stderr: Buffer.concat(stderr).toString('utf8'),
+      });
+      const settle = (finish: () => void): void => {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        stopWatching();
+        finish();
+      };
+      const stopWatching = this.chain.onLoss(() => settle(() => reject(this.lostError())));
+      if (opts.timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          settle(() => {
+            if (channel) stopRemote(channel);
+            resolve({ ...output(), code: TIMEOUT_EXIT_CODE, timedOut: true });
+          });
+        }, opts.timeoutMs);
+      }
+      const run = (attempt: number): void => {
+        this.target
+          .execCommand(command, {
+            // node-ssh trims output by default; modules need it byte for byte.
+            noTrim: true,
+            onChannel: (opened) => {
+              channel = opened;
+              if (settled) {
+                stopRemote(opened);
+                return;
+              }
+              // node-ssh ends the channel's input right after this callback.
+              if (opts.stdin !== undefined) opened.write(opts.stdin);
+            },
+            onStdout: (chunk) => stdout.push(chunk),
+            onStderr: (chunk) => stderr.push(chunk),
+          })
+          .then(
+            (response) => {
+              settle(() => {
+                if (response.code === null && response.signal === null && this.chain.lostReason !== undefined) {
+                  reject(this.lostError());
+                  return;
+                }
+                const code = response.code ?? (response.signal ? 128 + (signalNumber(response.signal) ?? 0) : 255);
+                if (code === TIMEOUT_EXIT_CODE && opts.timeoutMs !== undefined && Date.now() - startedAt >= opts.timeoutMs) {
+                  // The remote timeout(1) won the race against our own timer.
+                  resolve({ ...output(), code, timedOut: true });
+                  return;
+                }
+                resolve(explainBecomeFailure({ ...output(), code }, this.host, this.user, opts));
+              });
+            },
+            (error: unknown) => {
+              if (settled) return;
+              if (this.chain.lostReason !== undefined) {
+                settle(() => reject(this.lostError()));
+                return;
+              }
+              // The connection is up but sshd refused the channel. It frees a finished session's slot a moment
+              // after the client sees it close, so at the MaxSessions limit a retry shortly after succeeds.
+              if (attempt < CHANNEL_OPEN_RETRIES) {
+                setTimeout(() => run(attempt + 1), 5 * (attempt + 1));
+                return;
+              }
+              const message = error instanceof Error ? error.message : String(error);
+              settle(() => resolve({ stdout: '', stderr: `cannot open a session on ${this.host}: ${message}\n`, code: 255 }));
+            },
+          );
+      };
+      run(0);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.closedByUs) {
+      this.closedByUs = true;
+      this.chain.markLost('closed by cairn');
+    }
+    await this.chain.dispose();
+  }
+}
+
+/**
+ * Closing a channel does not stop its command: sshd leaves it running, and OpenSSH before 9.x ignores the
+ * "signal" request. So a timed exec also runs under timeout(1) on the host, a little after our own deadline:
+ * it signals the whole process group (TERM, then KILL a second later), so the script's children die too.
+ */
+const REMOTE_TIMEOUT_GRACE_MS = 200;
+
+function withRemoteTimeout(commandArgv: string[], timeoutMs: number | undefined): string[] {
+  if (timeoutMs === undefined) return commandArgv;
+  const shellAt = commandArgv.lastIndexOf('/bin/sh');
+  const seconds = ((timeoutMs + REMOTE_TIMEOUT_GRACE_MS) / 1000).toFixed(3);
+  return [...commandArgv.slice(0, shellAt), 'timeout', '-k', '1', seconds, ...commandArgv.slice(shellAt)];
+}
+
+/** Ask sshd to kill the command (where it supports the "signal" request) and close the channel. */
+function stopRemote(channel: ClientChannel): void {
+  try {
+    channel.signal('KILL');
+  } catch {
+    // The channel may already be closing.
+  }
+  channel.close();
+}
