@@ -1,0 +1,203 @@
+/**
+ * A Connection for table-driven module unit tests ONLY: it records every script with its options and answers
+ * from a table (probe output captured from real hosts, cited where each fixture is defined). Anything that
+ * can run for real (files, commands) is tested against a real sshd in test/integration instead.
+ *
+ * A script that matches no row is an error, so a test cannot pass by accident on an unexpected round trip.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import type { Connection, ExecOptions, ExecResult } from '../../runner/transport/types.js';
+import type { ModuleContext } from '../../runner/modules/types.js';
+import type { Vars } from '../../runner/vars.js';
+
+export interface FakeReply {
+  /** Which scripts this row answers: a substring, a pattern, or a predicate. */
+  match: string | RegExp | ((script: string) => boolean);
+  reply: Partial<ExecResult> | ((script: string, opts: ExecOptions) => Partial<ExecResult>);
+  /** Answer only this many times (default: any number). */
+  times?: number;
+}
+
+export interface RecordedExec {
+  script: string;
+  opts: ExecOptions;
+}
+
+export class FakeConnection implements Connection {
+  readonly calls: RecordedExec[] = [];
+  private readonly rows: Array<FakeReply & { used: number }>;
+
+  constructor(
+    rows: FakeReply[],
+    readonly host = 'fake1',
+    readonly user = 'root',
+  ) {
+    this.rows = rows.map((row) => ({ ...row, used: 0 }));
+  }
+
+  exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    this.calls.push({ script, opts });
+    const row = this.rows.find((r) => (r.times === undefined || r.used < r.times) && matches(r.match, script));
+    if (!row) return Promise.reject(new Error(`FakeConnection: no table row answers this script:\n${script}`));
+    row.used++;
+    const reply = typeof row.reply === 'function' ? row.reply(script, opts) : row.reply;
+    return Promise.resolve({ stdout: '', stderr: '', code: 0, ...reply });
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** The scripts in order. */
+  get scripts(): string[] {
+    return this.calls.map((c) => c.script);
+  }
+}
+
+function matches(match: FakeReply['match'], script: string): boolean {
+  if (typeof match === 'string') return script.includes(match);
+  if (match instanceof RegExp) return match.test(script);
+  return match(script);
+}
+
+/** A ModuleContext around a connection, with simple local helpers; override what a test needs. */
+export function contextFor(conn: Connection, overrides: Partial<ModuleContext> = {}): ModuleContext {
+  return {
+    host: conn.host,
+    conn,
+    become: false,
+    becomeUser: 'root',
+    vars: {},
+    findLocalFile: (_kind, relativePath) => relativePath,
+    renderTemplateFile: () => {
+      throw new Error('renderTemplateFile not set up for this test');
+    },
+    evaluate: (expression: string, vars: Vars) => evaluateSimple(expression, vars),
+    taskLocation: { file: 'roles/test/tasks/main.yaml', line: 3, col: 3 },
+    ...overrides,
+  };
+}
+
+/**
+ * A tiny evaluator for unit tests of assert/debug: `name`, `a.b`, `x == 'y'`, `x != 1`, `not x`. The real
+ * engine passes its own `evaluate`; this only lets module tests run without the engine.
+ */
+export function evaluateSimple(expression: string, vars: Vars): unknown {
+  const text = expression.trim();
+  const lookup = (path: string): unknown => {
+    let cur: unknown = vars;
+    for (const part of path.split('.')) {
+      if (cur === null || typeof cur !== 'object' || !(part in (cur as Record<string, unknown>))) {
+        throw new Error(`undefined variable ${path}`);
+      }
+      cur = (cur as Record<string, unknown>)[part];
+    }
+    return cur;
+  };
+  const literal = (value: string): unknown => {
+    const v = value.trim();
+    if (/^'.*'$/.test(v) || /^".*"$/.test(v)) return v.slice(1, -1);
+    if (/^-?\d+(\.\d+)?$/.test(v)) return Number(v);
+    if (v === 'true') return true;
+    if (v === 'false') return false;
+    return lookup(v);
+  };
+  if (text.startsWith('not ')) return !evaluateSimple(text.slice(4), vars);
+  const cmp = /^(.+?)\s*(==|!=)\s*(.+)$/.exec(text);
+  if (cmp) {
+    const equal = literal(cmp[1]!) === literal(cmp[3]!);
+    return cmp[2] === '==' ? equal : !equal;
+  }
+  return literal(text);
+}
+
+/**
+ * Run a generated script with this machine's real /bin/sh and report what a word would be after the shell
+ * parsed it: used by quoting tests to prove a value reaches the program as one literal argument.
+ */
+export function shellWords(fragment: string): string[] {
+  const res = spawnSync('/bin/sh', ['-c', `for w in ${fragment}; do printf '%s\\0' "$w"; done`], { encoding: 'utf8' });
+  if (res.status !== 0) throw new Error(`sh failed: ${res.stderr}`);
+  return res.stdout.split('\0').slice(0, -1);
+}
+
+/**
+ * Probe outputs in the exact shape `fileProbeScript` prints. The layout below was captured by running that
+ * script with /bin/sh on the cairn development container (Debian 12, coreutils 9.1) against a 12-byte file
+ * of mode 0640 owned by root:
+ *
+ *   ::cairn-section:: file
+ *   umask=0022
+ *   type=file
+ *   mode=640
+ *   uid=0
+ *   gid=0
+ *   owner=root
+ *   group=root
+ *   size=12
+ *   mtime=1795266184
+ *   sha256=4a1e67f2fe1d1cc7b31d0ca2ec441da4778203a036a77da10344c85e24ff0f92
+ *   content_b64=aGVsbG8Kd29ybGQK
+ *
+ * fileProbeOutput fills the same fields for other contents, so table tests can describe any starting state.
+ */
+export interface ProbeFixture {
+  absent?: boolean;
+  parentMissing?: boolean;
+  type?: 'file' | 'directory' | 'link';
+  content?: string;
+  mode?: string;
+  owner?: string;
+  group?: string;
+  uid?: number;
+  gid?: number;
+  linkTarget?: string;
+  section?: string;
+}
+
+export function fileProbeOutput(f: ProbeFixture = {}): string {
+  const lines = [`::cairn-section:: ${f.section ?? 'file'}`, 'umask=0022'];
+  if (f.absent) {
+    lines.push('type=absent', `parent=${f.parentMissing ? 0 : 1}`);
+    return `${lines.join('\n')}\n`;
+  }
+  const type = f.type ?? 'file';
+  lines.push(`type=${type}`);
+  if (type === 'link') {
+    lines.push('islink=1', `target_b64=${Buffer.from(f.linkTarget ?? '').toString('base64')}`, `resolved_b64=${Buffer.from(f.linkTarget ?? '').toString('base64')}`);
+  }
+  const content = f.content ?? '';
+  lines.push(
+    `mode=${f.mode ?? (type === 'directory' ? '755' : '644')}`,
+    `uid=${f.uid ?? 0}`,
+    `gid=${f.gid ?? 0}`,
+    `owner=${f.owner ?? 'root'}`,
+    `group=${f.group ?? 'root'}`,
+    `size=${Buffer.byteLength(content)}`,
+    'mtime=1795266184',
+  );
+  if (type === 'file') {
+    lines.push(`sha256=${createHash('sha256').update(content).digest('hex')}`, `content_b64=${Buffer.from(content).toString('base64')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The text of a script outside single quotes: where the shell would still interpret characters. */
+export function outsideSingleQuotes(script: string): string {
+  let out = '';
+  for (let i = 0; i < script.length; i++) {
+    const ch = script[i]!;
+    if (ch === "'") {
+      const end = script.indexOf("'", i + 1);
+      if (end === -1) throw new Error(`unbalanced single quote in script:\n${script}`);
+      i = end;
+    } else if (ch === '\\') {
+      // A backslash outside quotes makes the next character literal.
+      i++;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}

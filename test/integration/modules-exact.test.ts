@@ -1,0 +1,596 @@
+/**
+ * THE PROPERTY, against a real OpenSSH sshd on 127.0.0.x: for every file-level module and several starting
+ * states, check predicts exactly what apply changes (same changed flag, same diffs), and afterwards a new
+ * check and a new apply both say changed=false. The engine's own executors run the modules, so this is the
+ * path a playbook takes. Files live in the test host's temp folder; the sshd runs on this machine, so the
+ * tests read the results with node:fs.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, connect as netConnect } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import jexl from 'jexl';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyExecutor, checkExecutor } from '../../runner/engine/executor.js';
+import { aptModule } from '../../runner/modules/apt.js';
+import { assertModule } from '../../runner/modules/assert.js';
+import { blockinfileModule } from '../../runner/modules/blockinfile.js';
+import { commandModule } from '../../runner/modules/command.js';
+import { copyModule } from '../../runner/modules/copy.js';
+import { fileModule } from '../../runner/modules/file.js';
+import { httpModule } from '../../runner/modules/http.js';
+import { lineinfileModule } from '../../runner/modules/lineinfile.js';
+import { setupModule, type Facts } from '../../runner/modules/setup.js';
+import { shellModule } from '../../runner/modules/shell.js';
+import { statModule } from '../../runner/modules/stat.js';
+import { sysctlModule } from '../../runner/modules/sysctl.js';
+import { systemdModule } from '../../runner/modules/systemd.js';
+import { templateModule } from '../../runner/modules/template.js';
+import type { AnyModule, ModuleContext, ModuleResult, Planned } from '../../runner/modules/types.js';
+import { userModule } from '../../runner/modules/user.js';
+import { waitForModule } from '../../runner/modules/wait-for.js';
+import { openSshConnection } from '../../runner/transport/ssh.js';
+import type { Connection } from '../../runner/transport/types.js';
+import { createTemplater } from '../../runner/template/handlebars.js';
+import { contextFor } from '../helpers/fake-connection.js';
+import { startSshHosts, type TestSshLab } from '../helpers/sshd.js';
+
+let lab: TestSshLab;
+let conn: Connection;
+/** The test host's temp folder (on this machine, reached through sshd). */
+let hostDir: string;
+/** The "playbook" folder with files/ and templates/, on the controller side. */
+let localDir: string;
+let caseNo = 0;
+const templater = createTemplater({ partialsDirs: [] });
+const expressions = new jexl.Jexl();
+
+function ctxWith(vars: Record<string, unknown> = {}): ModuleContext {
+  return contextFor(conn, {
+    vars,
+    findLocalFile: (kind, rel) => join(localDir, kind, rel),
+    renderTemplateFile: (path, v) => templater.renderFile(path, v),
+    evaluate: (expression, v) => expressions.evalSync(expression, v),
+  });
+}
+
+/** A fresh folder on the host for one case. */
+function caseDir(): string {
+  const dir = join(hostDir, `case-${++caseNo}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+interface PropertyOutcome {
+  predicted: Planned;
+  applied: ModuleResult;
+}
+
+/**
+ * check -> apply -> (apply.changed === check.changed, same diffs) -> check again (changed=false) -> apply
+ * again (changed=false).
+ */
+async function holdsProperty(module: AnyModule, args: Record<string, unknown>, ctx = ctxWith(), expectChange?: boolean): Promise<PropertyOutcome> {
+  const check = await checkExecutor.run(module, ctx, args);
+  expect(check.plan.failed, `check failed: ${check.plan.failed}`).toBeUndefined();
+  if (expectChange !== undefined) expect(check.plan.changed).toBe(expectChange);
+  const apply = await applyExecutor.run(module, ctx, args);
+  expect(apply.result.failed, `apply failed: ${apply.result.msg}`).toBeFalsy();
+  expect(apply.result.changed).toBe(check.plan.changed);
+  expect(apply.plan.actions).toEqual(check.plan.actions);
+  expect(apply.result.diffs ?? []).toEqual(check.plan.diffs ?? []);
+  const recheck = await checkExecutor.run(module, ctx, args);
+  expect(recheck.plan.failed).toBeUndefined();
+  expect(recheck.plan.changed, `second check still plans: ${recheck.plan.actions.join('; ')}`).toBe(false);
+  const reapply = await applyExecutor.run(module, ctx, args);
+  expect(reapply.result.failed).toBeFalsy();
+  expect(reapply.result.changed).toBe(false);
+  return { predicted: check.plan, applied: apply.result };
+}
+
+const modeOf = (path: string): string => (statSync(path).mode & 0o7777).toString(8).padStart(4, '0');
+const tempLeftovers = (dir: string): string[] => readdirSync(dir).filter((name) => name.startsWith('.cairn-'));
+
+beforeAll(async () => {
+  lab = await startSshHosts(1);
+  conn = await openSshConnection(lab.spec('h1'));
+  hostDir = lab.hosts[0]!.dir;
+  localDir = mkdtempSync(join(tmpdir(), 'cairn-modules-local-'));
+  mkdirSync(join(localDir, 'files'));
+  mkdirSync(join(localDir, 'templates'));
+}, 30_000);
+
+afterAll(async () => {
+  await conn?.close();
+  await lab?.stop();
+  if (localDir) rmSync(localDir, { recursive: true, force: true });
+});
+
+describe('command and shell', () => {
+  it('command with creates: runs once, then is done', async () => {
+    const dir = caseDir();
+    const marker = join(dir, 'made marker');
+    const out = await holdsProperty(commandModule, { argv: ['touch', marker], creates: marker }, ctxWith(), true);
+    expect(out.applied.data.rc).toBe(0);
+    expect(existsSync(marker)).toBe(true);
+  });
+
+  it('command with removes and a glob: runs while a match exists', async () => {
+    const dir = caseDir();
+    writeFileSync(join(dir, 'old.log'), 'x');
+    await holdsProperty(commandModule, { cmd: `rm -f ${join(dir, 'old.log')}`, removes: join(dir, '*.log') }, ctxWith(), true);
+    expect(existsSync(join(dir, 'old.log'))).toBe(false);
+  });
+
+  it('command passes shell syntax through as literal words', async () => {
+    const dir = caseDir();
+    const res = await applyExecutor.run(commandModule, ctxWith(), { cmd: `echo '$(touch ${dir}/pwned)' "it's" ; ls`, chdir: dir });
+    expect(res.result.failed).toBeFalsy();
+    expect(res.result.data.stdout).toBe(`$(touch ${dir}/pwned) it's ; ls`);
+    expect(existsSync(join(dir, 'pwned'))).toBe(false);
+  });
+
+  it('command reports rc, stdout and stderr, and fails on a non-zero exit', async () => {
+    const res = await applyExecutor.run(commandModule, ctxWith(), { argv: ['sh', '-c', 'echo out; echo err >&2; exit 3'] });
+    expect(res.result.failed).toBe(true);
+    expect(res.result.data).toMatchObject({ rc: 3, stdout: 'out', stderr: 'err', stdout_lines: ['out'], stderr_lines: ['err'] });
+    expect(res.result.msg).toContain('non-zero return code 3');
+  });
+
+  it('command feeds stdin and honours chdir', async () => {
+    const dir = caseDir();
+    const res = await applyExecutor.run(commandModule, ctxWith(), { cmd: 'sh -c "pwd; cat"', chdir: dir, stdin: 'fed' });
+    expect(res.result.data.stdout_lines).toEqual([dir, 'fed']);
+  });
+
+  it('command without creates/removes is always a change (as Ansible), in check and apply alike', async () => {
+    const check = await checkExecutor.run(commandModule, ctxWith(), { cmd: 'true' });
+    const apply = await applyExecutor.run(commandModule, ctxWith(), { cmd: 'true' });
+    expect(check.plan.changed).toBe(true);
+    expect(apply.result.changed).toBe(true);
+  });
+
+  it('shell runs pipes and redirections, idempotent with creates', async () => {
+    const dir = caseDir();
+    await holdsProperty(shellModule, { cmd: 'echo hello | tr a-z A-Z > out.txt', chdir: dir, creates: 'out.txt' }, ctxWith(), true);
+    expect(readFileSync(join(dir, 'out.txt'), 'utf8')).toBe('HELLO\n');
+  });
+});
+
+describe('copy', () => {
+  const content = "line one\nvalue='$(touch /tmp/cairn-pwned)'\n";
+
+  it('creates a missing file with owner and mode', async () => {
+    const dest = join(caseDir(), 'app.conf');
+    const out = await holdsProperty(copyModule, { dest, content, mode: '0640', owner: 'nobody' }, ctxWith(), true);
+    expect(readFileSync(dest, 'utf8')).toBe(content);
+    expect(modeOf(dest)).toBe('0640');
+    expect(statSync(dest).uid).toBe(65534);
+    expect(out.predicted.diffs?.[0]).toMatchObject({ path: dest, before: '', after: content, beforeMissing: true });
+    expect(existsSync('/tmp/cairn-pwned')).toBe(false);
+  });
+
+  it('replaces different content, keeping the existing mode, with a backup', async () => {
+    const dir = caseDir();
+    const dest = join(dir, 'app.conf');
+    writeFileSync(dest, 'old\n');
+    chmodSync(dest, 0o600);
+    const out = await holdsProperty(copyModule, { dest, content, backup: true }, ctxWith(), true);
+    expect(readFileSync(dest, 'utf8')).toBe(content);
+    expect(modeOf(dest)).toBe('0600');
+    expect(out.predicted.diffs?.[0]).toMatchObject({ before: 'old\n', after: content });
+    const backups = readdirSync(dir).filter((n) => /^app\.conf\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~$/.test(n));
+    expect(backups).toHaveLength(1);
+    expect(readFileSync(join(dir, backups[0]!), 'utf8')).toBe('old\n');
+    expect(out.applied.data.backup_file).toBe(join(dir, backups[0]!));
+    expect(tempLeftovers(dir)).toEqual([]);
+  });
+
+  it('changes only the mode when the content is already right (no rewrite)', async () => {
+    const dest = join(caseDir(), 'app.conf');
+    writeFileSync(dest, content);
+    chmodSync(dest, 0o644);
+    const inode = statSync(dest).ino;
+    const out = await holdsProperty(copyModule, { dest, content, mode: 'u=rw,g=r,o=' }, ctxWith(), true);
+    expect(modeOf(dest)).toBe('0640');
+    expect(statSync(dest).ino).toBe(inode);
+    expect(out.predicted.diffs?.[0]?.attributes).toEqual(['mode 0644 -> 0640']);
+  });
+
+  it('leaves an identical file alone', async () => {
+    const dest = join(caseDir(), 'app.conf');
+    writeFileSync(dest, content);
+    await holdsProperty(copyModule, { dest, content }, ctxWith(), false);
+  });
+
+  it('copies a local file from files/, validated', async () => {
+    writeFileSync(join(localDir, 'files', 'motd'), 'welcome ok\n');
+    const dest = join(caseDir(), 'motd');
+    await holdsProperty(copyModule, { dest, src: 'motd', validate: 'grep -q ok %s' }, ctxWith(), true);
+    expect(readFileSync(dest, 'utf8')).toBe('welcome ok\n');
+  });
+
+  it('force: false does not touch an existing file', async () => {
+    const dest = join(caseDir(), 'keep');
+    writeFileSync(dest, 'mine\n');
+    await holdsProperty(copyModule, { dest, content: 'theirs\n', force: false }, ctxWith(), false);
+    expect(readFileSync(dest, 'utf8')).toBe('mine\n');
+  });
+
+  it('fails clearly when the destination directory is missing', async () => {
+    const res = await checkExecutor.run(copyModule, ctxWith(), { dest: join(caseDir(), 'no', 'such', 'file'), content: 'x' });
+    expect(res.result.failed).toBe(true);
+    expect(res.result.msg).toMatch(/destination directory .* does not exist/);
+  });
+});
+
+describe('template', () => {
+  it('renders with the task variables; a changed variable is an update with a diff', async () => {
+    writeFileSync(join(localDir, 'templates', 'haproxy.cfg.hbs'), 'global\n  maxconn {{ maxconn }}\nbackend {{ name }}\n');
+    const dest = join(caseDir(), 'haproxy.cfg');
+    await holdsProperty(templateModule, { src: 'haproxy.cfg.hbs', dest, mode: '0644' }, ctxWith({ maxconn: 100, name: 'web' }), true);
+    expect(readFileSync(dest, 'utf8')).toBe('global\n  maxconn 100\nbackend web\n');
+    const out = await holdsProperty(templateModule, { src: 'haproxy.cfg.hbs', dest, mode: '0644' }, ctxWith({ maxconn: 200, name: 'web' }), true);
+    expect(out.predicted.diffs?.[0]).toMatchObject({ before: 'global\n  maxconn 100\nbackend web\n', after: 'global\n  maxconn 200\nbackend web\n' });
+    expect(out.predicted.diffs?.[0]?.attributes).toBeUndefined();
+  });
+
+  it('a failed validation leaves the live file byte-identical, its mode and owner kept, and no temp file', async () => {
+    // The rendered text lacks "ok", so the validator rejects it.
+    writeFileSync(join(localDir, 'templates', 'bad.conf.hbs'), 'first line\nsecond {{ word }}\n');
+    const dir = caseDir();
+    const dest = join(dir, 'live.conf');
+    const live = Buffer.from('the ok live content\n\u00e9\n');
+    writeFileSync(dest, live);
+    chmodSync(dest, 0o640);
+    chownSync(dest, 65534, 65534);
+    const before = statSync(dest);
+    const res = await applyExecutor.run(templateModule, ctxWith({ word: 'wrong' }), { src: 'bad.conf.hbs', dest, validate: "sh -c 'grep -q ok %s'" });
+    expect(res.plan.changed).toBe(true);
+    expect(res.result.failed).toBe(true);
+    expect(res.result.changed).toBe(false);
+    expect(res.result.msg).toMatch(/validation of .*live\.conf failed \(exit 1\); the live file was left unchanged/);
+    expect(readFileSync(dest).equals(live)).toBe(true);
+    const after = statSync(dest);
+    expect(after.ino).toBe(before.ino);
+    expect(after.mode).toBe(before.mode);
+    expect([after.uid, after.gid]).toEqual([65534, 65534]);
+    expect(tempLeftovers(dir)).toEqual([]);
+  });
+
+  it('a validator that names a line shows the rendered line it points to', async () => {
+    writeFileSync(join(localDir, 'templates', 'lines.conf.hbs'), 'alpha\nbeta {{ word }}\ngamma\n');
+    const dir = caseDir();
+    const dest = join(dir, 'lines.conf');
+    const validate = `sh -c 'echo "parse error at line 2" >&2; exit 2' sh %s`;
+    const res = await applyExecutor.run(templateModule, ctxWith({ word: 'oops' }), { src: 'lines.conf.hbs', dest, validate });
+    expect(res.result.failed).toBe(true);
+    expect(res.result.msg).toContain('parse error at line 2');
+    expect(res.result.msg).toContain('rendered line 2: beta oops');
+    expect(existsSync(dest)).toBe(false);
+    expect(tempLeftovers(dir)).toEqual([]);
+  });
+});
+
+describe('file', () => {
+  it('creates a directory with a mode, then fixes a wrong mode', async () => {
+    const path = join(caseDir(), 'a', 'b');
+    await holdsProperty(fileModule, { path, state: 'directory', mode: '0750' }, ctxWith(), true);
+    expect(statSync(path).isDirectory()).toBe(true);
+    expect(modeOf(path)).toBe('0750');
+    chmodSync(path, 0o777);
+    const out = await holdsProperty(fileModule, { path, state: 'directory', mode: '0750' }, ctxWith(), true);
+    expect(out.predicted.actions).toEqual([`set mode 0777 -> 0750 on ${path}`]);
+  });
+
+  it('recurse changes exactly the entries that differ', async () => {
+    const root = join(caseDir(), 'tree');
+    mkdirSync(join(root, 'sub'), { recursive: true });
+    writeFileSync(join(root, 'sub', 'f1'), '1');
+    writeFileSync(join(root, 'f2'), '2');
+    chmodSync(join(root, 'f2'), 0o600);
+    chmodSync(join(root, 'sub', 'f1'), 0o644);
+    chmodSync(join(root, 'sub'), 0o755);
+    chmodSync(root, 0o755);
+    const out = await holdsProperty(fileModule, { path: root, state: 'directory', recurse: true, mode: 'u=rwX,g=rX,o=rX', owner: 'nobody' }, ctxWith(), true);
+    expect(out.predicted.actions).toContain(`set mode 0644 on 1 entries under ${root}`);
+    expect(out.predicted.actions).toContain(`set owner nobody on 3 entries under ${root}`);
+    expect(modeOf(join(root, 'f2'))).toBe('0644');
+    expect(statSync(join(root, 'sub', 'f1')).uid).toBe(65534);
+  });
+
+  it('absent removes a directory tree; a missing path is no change', async () => {
+    const path = join(caseDir(), 'gone');
+    mkdirSync(join(path, 'inner'), { recursive: true });
+    writeFileSync(join(path, 'inner', 'x'), 'x');
+    await holdsProperty(fileModule, { path, state: 'absent' }, ctxWith(), true);
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('link creates, then repoints a symlink atomically', async () => {
+    const dir = caseDir();
+    writeFileSync(join(dir, 'v1'), '1');
+    writeFileSync(join(dir, 'v2'), '2');
+    const path = join(dir, 'current');
+    await holdsProperty(fileModule, { path, state: 'link', src: 'v1' }, ctxWith(), true);
+    expect(readlinkSync(path)).toBe('v1');
+    const out = await holdsProperty(fileModule, { path, state: 'link', src: 'v2' }, ctxWith(), true);
+    expect(readlinkSync(path)).toBe('v2');
+    expect(out.predicted.actions).toEqual([`point ${path} at v2 (was v1)`]);
+    expect(tempLeftovers(dir)).toEqual([]);
+  });
+
+  it('link refuses to replace a regular file without force, and replaces it with force', async () => {
+    const dir = caseDir();
+    const path = join(dir, 'cfg');
+    writeFileSync(path, 'real file');
+    const refused = await checkExecutor.run(fileModule, ctxWith(), { path, state: 'link', src: '/etc/hostname' });
+    expect(refused.result.msg).toMatch(/refusing to convert from file to symlink/);
+    await holdsProperty(fileModule, { path, state: 'link', src: '/etc/hostname', force: true }, ctxWith(), true);
+    expect(lstatSync(path).isSymbolicLink()).toBe(true);
+  });
+
+  it('state=file fixes attributes and fails on a missing file', async () => {
+    const path = join(caseDir(), 'f');
+    const missing = await checkExecutor.run(fileModule, ctxWith(), { path, state: 'file' });
+    expect(missing.result.msg).toBe(`file (${path}) is absent, cannot continue`);
+    writeFileSync(path, 'x');
+    chmodSync(path, 0o644);
+    await holdsProperty(fileModule, { path, state: 'file', mode: '0600', group: 'nogroup' }, ctxWith(), true);
+    expect(modeOf(path)).toBe('0600');
+  });
+
+  it('touch is always a change (as Ansible) and creates the file', async () => {
+    const path = join(caseDir(), 'stamp');
+    const first = await applyExecutor.run(fileModule, ctxWith(), { path, state: 'touch', mode: '0600' });
+    expect(first.result.changed).toBe(true);
+    expect(modeOf(path)).toBe('0600');
+    const again = await checkExecutor.run(fileModule, ctxWith(), { path, state: 'touch', mode: '0600' });
+    expect(again.plan.changed).toBe(true);
+    expect(again.plan.actions).toEqual([`update the times of ${path}`]);
+  });
+});
+
+describe('lineinfile', () => {
+  it('creates the file with the line', async () => {
+    const path = join(caseDir(), 'hosts.allow');
+    await holdsProperty(lineinfileModule, { path, line: 'sshd: 127.0.0.1', create: true, mode: '0644' }, ctxWith(), true);
+    expect(readFileSync(path, 'utf8')).toBe('sshd: 127.0.0.1\n');
+  });
+
+  it('replaces the line a regexp matches and keeps everything else', async () => {
+    const path = join(caseDir(), 'sshd_config');
+    writeFileSync(path, '# comment\nPermitRootLogin yes\nPort 22');
+    const out = await holdsProperty(lineinfileModule, { path, regexp: '^#?PermitRootLogin', line: 'PermitRootLogin no' }, ctxWith(), true);
+    expect(readFileSync(path, 'utf8')).toBe('# comment\nPermitRootLogin no\nPort 22');
+    expect(out.predicted.actions[0]).toBe(`update ${path}: line replaced`);
+  });
+
+  it('inserts after a pattern, and removes lines with state=absent', async () => {
+    const path = join(caseDir(), 'conf');
+    writeFileSync(path, '[main]\nkey=1\n[other]\n');
+    await holdsProperty(lineinfileModule, { path, line: 'added=2', insertafter: '^\\[main\\]' }, ctxWith(), true);
+    expect(readFileSync(path, 'utf8')).toBe('[main]\nadded=2\nkey=1\n[other]\n');
+    await holdsProperty(lineinfileModule, { path, regexp: '^key=', state: 'absent' }, ctxWith(), true);
+    expect(readFileSync(path, 'utf8')).toBe('[main]\nadded=2\n[other]\n');
+  });
+
+  it('a missing file without create fails as Ansible', async () => {
+    const path = join(caseDir(), 'nope');
+    const res = await checkExecutor.run(lineinfileModule, ctxWith(), { path, line: 'x' });
+    expect(res.result.msg).toBe(`Destination ${path} does not exist !`);
+  });
+});
+
+describe('blockinfile', () => {
+  it('inserts, updates and removes a marked block', async () => {
+    const path = join(caseDir(), 'hosts');
+    writeFileSync(path, '127.0.0.1 localhost\n');
+    await holdsProperty(blockinfileModule, { path, block: '10.0.0.1 db1\n10.0.0.2 db2' }, ctxWith(), true);
+    expect(readFileSync(path, 'utf8')).toBe(
+      '127.0.0.1 localhost\n# BEGIN CAIRN MANAGED BLOCK\n10.0.0.1 db1\n10.0.0.2 db2\n# END CAIRN MANAGED BLOCK\n',
+    );
+    await holdsProperty(blockinfileModule, { path, block: '10.0.0.3 db3' }, ctxWith(), true);
+    expect(readFileSync(path, 'utf8')).toBe('127.0.0.1 localhost\n# BEGIN CAIRN MANAGED BLOCK\n10.0.0.3 db3\n# END CAIRN MANAGED BLOCK\n');
+    await holdsProperty(blockinfileModule, { path, state: 'absent' }, ctxWith(), true);
+    expect(readFileSync(path, 'utf8')).toBe('127.0.0.1 localhost\n');
+  });
+
+  it('creates a file with insertbefore BOF and a custom marker', async () => {
+    const path = join(caseDir(), 'new.conf');
+    await holdsProperty(blockinfileModule, { path, block: 'a = 1', create: true, marker: '// {mark} cairn', insertbefore: 'BOF' }, ctxWith(), true);
+    expect(readFileSync(path, 'utf8')).toBe('// BEGIN cairn\na = 1\n// END cairn\n');
+  });
+});
+
+describe('stat', () => {
+  it('reports a file, a directory, a link and a missing path without changing anything', async () => {
+    const dir = caseDir();
+    const file = join(dir, 'data');
+    writeFileSync(file, 'abc');
+    chmodSync(file, 0o640);
+    symlinkSync('data', join(dir, 'ln'));
+    const fileStat = (await holdsProperty(statModule, { path: file }, ctxWith(), false)).predicted.data?.stat as Record<string, unknown>;
+    expect(fileStat).toMatchObject({
+      exists: true,
+      isreg: true,
+      isdir: false,
+      islnk: false,
+      mode: '0640',
+      uid: 0,
+      owner: 'root',
+      size: 3,
+      checksum: 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    });
+    const dirStat = (await checkExecutor.run(statModule, ctxWith(), { path: dir })).plan.data?.stat;
+    expect(dirStat).toMatchObject({ exists: true, isdir: true });
+    const linkStat = (await checkExecutor.run(statModule, ctxWith(), { path: join(dir, 'ln') })).plan.data?.stat;
+    expect(linkStat).toMatchObject({ exists: true, islnk: true, lnk_target: 'data', lnk_source: file });
+    const missing = (await checkExecutor.run(statModule, ctxWith(), { path: join(dir, 'none') })).plan.data?.stat;
+    expect(missing).toEqual({ exists: false, path: join(dir, 'none') });
+  });
+});
+
+/** A free port on 127.0.0.1 that nothing listens on (closed again before use). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+describe('wait_for and http against a python3 http.server on 127.0.0.1', () => {
+  let server: ChildProcess | undefined;
+  let port = 0;
+  let webRoot = '';
+
+  beforeAll(async () => {
+    webRoot = mkdtempSync(join(tmpdir(), 'cairn-web-'));
+    writeFileSync(join(webRoot, 'health.json'), '{"status":"ok","nodes":3}');
+    writeFileSync(join(webRoot, 'index.txt'), 'cluster ready\n');
+    port = await freePort();
+    server = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', webRoot], { stdio: 'ignore' });
+    for (let i = 0; i < 100 && !(await portOpen(port)); i++) await new Promise((r) => setTimeout(r, 100));
+  }, 20_000);
+
+  afterAll(() => {
+    if (server?.pid !== undefined) process.kill(server.pid, 'SIGTERM');
+    rmSync(webRoot, { recursive: true, force: true });
+  });
+
+  it('wait_for a port that is open returns at once, read-only', async () => {
+    const out = await holdsProperty(waitForModule, { port, timeout: 10 }, ctxWith(), false);
+    expect(out.predicted.data).toMatchObject({ port, state: 'started' });
+  });
+
+  it('wait_for a closed port with state=stopped, and a timeout that fails clearly', async () => {
+    const closed = await freePort();
+    await holdsProperty(waitForModule, { port: closed, state: 'stopped', timeout: 5 }, ctxWith(), false);
+    const res = await checkExecutor.run(waitForModule, ctxWith(), { port: closed, timeout: 1, sleep: 0.2 });
+    expect(res.result.failed).toBe(true);
+    expect(res.result.msg).toMatch(new RegExp(`^Timeout when waiting for 127\\.0\\.0\\.1:${closed} \\(waited \\d+ s\\)$`));
+  });
+
+  it('wait_for a file that appears while it polls, in one round trip', async () => {
+    const path = join(caseDir(), 'ready');
+    const writer = spawn('sh', ['-c', `sleep 1; echo 'state: ready' > '${path}'`], { stdio: 'ignore' });
+    const writerDone = new Promise((resolve) => writer.once('exit', resolve));
+    const before = (conn as Connection).exec;
+    let execs = 0;
+    const counting: Connection = { host: conn.host, user: conn.user, close: () => conn.close(), exec: (s, o) => (execs++, before.call(conn, s, o)) };
+    const ctx = { ...ctxWith(), conn: counting };
+    const res = await checkExecutor.run(waitForModule, ctx, { path, search_regex: 'state: \\w+', timeout: 20, sleep: 0.2 });
+    expect(res.result.failed).toBeFalsy();
+    expect(execs).toBe(1);
+    expect(readFileSync(path, 'utf8')).toBe('state: ready\n');
+    await writerDone;
+  });
+
+  it('http GET: status, parsed json, content, read-only', async () => {
+    const out = await holdsProperty(httpModule, { url: `http://127.0.0.1:${port}/health.json`, return_content: true }, ctxWith(), false);
+    expect(out.predicted.data).toMatchObject({ status: 200, json: { status: 'ok', nodes: 3 }, content: '{"status":"ok","nodes":3}' });
+    expect(typeof out.predicted.data?.elapsed_ms).toBe('number');
+  });
+
+  it('http fails on an unexpected status and on missing body text; accepts a list of codes', async () => {
+    const notFound = await checkExecutor.run(httpModule, ctxWith(), { url: `http://127.0.0.1:${port}/missing` });
+    expect(notFound.result.msg).toBe('Status code was 404 and not [200]');
+    const allowed = await checkExecutor.run(httpModule, ctxWith(), { url: `http://127.0.0.1:${port}/missing`, status_code: [200, 404] });
+    expect(allowed.result.failed).toBe(false);
+    const text = await checkExecutor.run(httpModule, ctxWith(), { url: `http://127.0.0.1:${port}/index.txt`, body_contains: 'degraded' });
+    expect(text.result.msg).toMatch(/does not contain "degraded"/);
+    const refused = await checkExecutor.run(httpModule, ctxWith(), { url: `http://127.0.0.1:${await freePort()}/` });
+    expect(refused.result.msg).toMatch(/^Request failed: curl: \(7\)/);
+  });
+});
+
+describe('assert', () => {
+  it('passes and fails with the task variables, read-only', async () => {
+    await holdsProperty(assertModule, { that: ['replicas == 3', 'name == "db"'] }, ctxWith({ replicas: 3, name: 'db' }), false);
+    const res = await checkExecutor.run(assertModule, ctxWith({ replicas: 2 }), { that: 'replicas == 3', fail_msg: 'need 3 replicas' });
+    expect(res.result).toMatchObject({ failed: true, msg: 'need 3 replicas' });
+    expect(res.result.data).toMatchObject({ assertion: 'replicas == 3', evaluated_to: false });
+  });
+});
+
+describe('setup', () => {
+  it('gathers facts in one round trip and they describe this machine', async () => {
+    const out = await holdsProperty(setupModule, {}, ctxWith(), false);
+    const facts = out.predicted.data?.facts as Facts;
+    expect(facts.hostname).toBe(hostname());
+    const osRelease = readFileSync('/etc/os-release', 'utf8');
+    expect(osRelease).toContain(`ID=${facts.os.id}`);
+    expect(facts.os.family).toBe('Debian');
+    expect(facts.interfaces.find((i) => i.name === 'lo')?.ipv4).toContainEqual({ address: '127.0.0.1', prefix: 8 });
+    expect(facts.cpu.count).toBeGreaterThan(0);
+    expect(facts.memory.total_mb).toBeGreaterThan(0);
+    expect(facts.kvm).toBe(existsSync('/dev/kvm'));
+    expect(facts.pid1_systemd).toBe(existsSync('/run/systemd/system'));
+    expect(['guest', 'host', 'none']).toContain(facts.virtualization.role);
+  });
+});
+
+describe('apt, systemd, user and sysctl: property tests run on the lab containers', () => {
+  // These modules change the operating system itself (packages, services, accounts, kernel parameters).
+  // Run here they would change this development machine, so their check -> apply -> check property is
+  // exercised later against the lab containers, where a host may be changed freely. Their planning and
+  // apply scripts are table-tested in test/unit/modules/{apt,systemd,user,sysctl}.test.ts from real
+  // captured probe output.
+  // Not written yet: apt (install, latest, remove, purge, cache_valid_time), systemd (start, stop, enable, mask;
+  // restarted always changed), user (create, groups append/replace, shell, password hash, remove), sysctl (file
+  // line and live value; read-only /proc/sys skipped with apply_live auto).
+  //
+  // What can run here is their `check`, which by contract changes nothing: it probes this machine for real
+  // through sshd and must plan correctly from what it finds.
+  it('apt check: an installed package is no change; a missing one is planned with its candidate version', async () => {
+    const installed = await checkExecutor.run(aptModule, ctxWith(), { name: ['coreutils', 'dpkg'], state: 'present' });
+    expect(installed.plan).toMatchObject({ changed: false, actions: [] });
+    const missing = await checkExecutor.run(aptModule, ctxWith(), { name: 'hello', state: 'present' });
+    if (missing.plan.failed === undefined) expect(missing.plan.actions[0]).toMatch(/^install hello( \S+)?$/);
+    else expect(missing.plan.failed).toBe("No package matching 'hello' is available");
+    const unknown = await checkExecutor.run(aptModule, ctxWith(), { name: 'cairn-no-such-package', state: 'present' });
+    expect(unknown.result.msg).toBe("No package matching 'cairn-no-such-package' is available");
+  });
+
+  it('user check: root as it is is no change; a different shell and a new user are planned', async () => {
+    const same = await checkExecutor.run(userModule, ctxWith(), { name: 'root', uid: 0, home: '/root' });
+    expect(same.plan).toMatchObject({ changed: false, actions: [] });
+    const shell = await checkExecutor.run(userModule, ctxWith(), { name: 'root', shell: '/bin/cairn-test-shell' });
+    expect(shell.plan.actions).toEqual([`change shell of root ${readFileSync('/etc/passwd', 'utf8').match(/^root:[^\n]*:([^:\n]*)$/m)?.[1]} -> /bin/cairn-test-shell`]);
+    const created = await checkExecutor.run(userModule, ctxWith(), { name: 'cairn-no-such-user', groups: ['nogroup'] });
+    expect(created.plan.actions).toEqual(['create user cairn-no-such-user (groups nogroup)']);
+  });
+
+  it('sysctl check: reads the live value from /proc/sys and plans the file line', async () => {
+    const live = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim();
+    const file = join(caseDir(), '99-test.conf');
+    const same = await checkExecutor.run(sysctlModule, ctxWith(), { name: 'net.ipv4.ip_local_port_range', value: live.replace(/\s+/, ' '), sysctl_file: file });
+    expect(same.plan.actions).toEqual([`write net.ipv4.ip_local_port_range = ${live.replace(/\s+/, ' ')} to ${file}`]);
+    expect(same.plan.data).toMatchObject({ live_value: live, file_value: null, live_applied: false });
+    const unknown = await checkExecutor.run(sysctlModule, ctxWith(), { name: 'net.cairn.no_such_key', value: 1, sysctl_file: file });
+    expect(unknown.result.msg).toMatch(/^unknown sysctl key net\.cairn\.no_such_key/);
+  });
+
+  it('systemd check: says plainly when the host does not run systemd', async () => {
+    const res = await checkExecutor.run(systemdModule, ctxWith(), { name: 'ssh.service', state: 'started' });
+    if (existsSync('/run/systemd/system')) expect(res.result.failed).toBe(false);
+    else expect(res.result.msg).toBe('cannot query ssh.service: systemd is not running on this host (PID 1 is not systemd)');
+  });
+});

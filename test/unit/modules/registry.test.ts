@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import '../../../runner/modules/all.js';
+import { getModule, moduleNames } from '../../../runner/modules/index.js';
+import { compileSchema } from '../../../runner/schema.js';
+
+describe('runner/modules/all.ts', () => {
+  it('registers every module and Ansible\'s aliases', () => {
+    expect(moduleNames()).toEqual([
+      'apt', 'assert', 'blockinfile', 'command', 'copy', 'debug', 'fail', 'file', 'gather_facts', 'http', 'lineinfile',
+      'service', 'setup', 'shell', 'stat', 'sysctl', 'systemd', 'template', 'uri', 'user', 'wait_for',
+    ]);
+    expect(getModule('service')).toBe(getModule('systemd'));
+    expect(getModule('uri')).toBe(getModule('http'));
+    expect(getModule('gather_facts')).toBe(getModule('setup'));
+  });
+
+  it('every argsSchema compiles and refuses unknown arguments', () => {
+    for (const name of moduleNames()) {
+      const module = getModule(name)!;
+      expect((module.argsSchema as { additionalProperties?: unknown }).additionalProperties, name).toBe(false);
+      const validate = compileSchema(module.argsSchema);
+      expect(validate({ cairn_no_such_argument: 1 }), name).toBe(false);
+    }
+  });
+
+  it('read-only modules are flagged so the engine never applies them', () => {
+    const readOnly = moduleNames().filter((name) => getModule(name)!.readOnly);
+    expect(readOnly).toEqual(['assert', 'debug', 'fail', 'gather_facts', 'setup', 'stat', 'wait_for']);
+    expect(getModule('command')!.freeFormArg).toBe('cmd');
+    expect(getModule('shell')!.freeFormArg).toBe('cmd');
+  });
+});

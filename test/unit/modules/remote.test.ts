@@ -1,0 +1,155 @@
+/**
+ * The shared remote pieces, run with this machine's real /bin/sh (dash) on real files: the file probe and the
+ * atomic write script are shell, so they are tested as shell.
+ */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  atomicWriteScript,
+  describeValidationFailure,
+  diffText,
+  fileProbeScript,
+  parseFileProbe,
+  parseSections,
+  parseWriteResult,
+  validateCommandLine,
+  WriteExit,
+} from '../../../runner/modules/remote.js';
+import type { ExecResult } from '../../../runner/transport/types.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cairn-remote-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function sh(script: string, stdin?: string | Buffer): ExecResult {
+  const res = spawnSync('/bin/sh', ['-c', script], { input: stdin ?? '', encoding: 'utf8' });
+  return { stdout: res.stdout, stderr: res.stderr, code: res.status ?? 255 };
+}
+
+const leftovers = (): string[] => readdirSync(dir).filter((n) => n.startsWith('.cairn-'));
+
+describe('parseSections', () => {
+  it('splits on markers and keeps text before the first one', () => {
+    const s = parseSections('pre\n::cairn-section:: a\n1\n2\n::cairn-section:: b c\n\n');
+    expect(s.get('')).toBe('pre');
+    expect(s.get('a')).toBe('1\n2');
+    expect(s.get('b c')).toBe('\n');
+  });
+});
+
+describe('file probe (real sh, real files)', () => {
+  it('describes a regular file with its content', () => {
+    const path = join(dir, "probe me 'q'");
+    writeFileSync(path, 'hello\nworld\n');
+    chmodSync(path, 0o640);
+    const probe = parseFileProbe(path, parseSections(sh(fileProbeScript('f', path, { content: true })).stdout).get('f'));
+    expect(probe).toMatchObject({
+      type: 'file',
+      mode: '0640',
+      uid: 0,
+      owner: 'root',
+      size: 12,
+      sha256: '4a1e67f2fe1d1cc7b31d0ca2ec441da4778203a036a77da10344c85e24ff0f92',
+    });
+    expect(probe.content?.toString()).toBe('hello\nworld\n');
+  });
+
+  it('describes links, followed or not, and absent paths with their parent', () => {
+    const target = join(dir, 'target');
+    writeFileSync(target, 'x');
+    const link = join(dir, 'link');
+    symlinkSync('target', link);
+    const own = parseFileProbe(link, parseSections(sh(fileProbeScript('f', link)).stdout).get('f'));
+    expect(own).toMatchObject({ type: 'link', isLink: true, linkTarget: 'target', linkResolved: target });
+    const followed = parseFileProbe(link, parseSections(sh(fileProbeScript('f', link, { follow: true })).stdout).get('f'));
+    expect(followed).toMatchObject({ type: 'file', isLink: true, size: 1 });
+    const absent = parseFileProbe(join(dir, 'none'), parseSections(sh(fileProbeScript('f', join(dir, 'none'))).stdout).get('f'));
+    expect(absent).toEqual({ path: join(dir, 'none'), type: 'absent', parentExists: true, umask: 0o022 });
+    const deep = parseFileProbe('/x', parseSections(sh(fileProbeScript('f', join(dir, 'no', 'x'))).stdout).get('f'));
+    expect(deep.parentExists).toBe(false);
+  });
+});
+
+describe('atomic write (real sh, real files)', () => {
+  it('creates a file with 0666 minus the umask, or the mode asked', () => {
+    const dest = join(dir, 'new.conf');
+    expect(sh(atomicWriteScript({ dest }), 'one\n').code).toBe(0);
+    expect(readFileSync(dest, 'utf8')).toBe('one\n');
+    expect(statSync(dest).mode & 0o777).toBe(0o644);
+    const dest2 = join(dir, 'new2.conf');
+    expect(sh(atomicWriteScript({ dest: dest2, mode: '0600', owner: 'nobody', group: 'nogroup' }), 'two\n').code).toBe(0);
+    expect(statSync(dest2).mode & 0o777).toBe(0o600);
+    expect(statSync(dest2).uid).toBe(65534);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('keeps the live file\'s owner and mode when replacing it', () => {
+    const dest = join(dir, 'keep.conf');
+    writeFileSync(dest, 'old\n');
+    chmodSync(dest, 0o640);
+    chownSync(dest, 65534, 65534);
+    expect(sh(atomicWriteScript({ dest }), 'new\n').code).toBe(0);
+    const st = statSync(dest);
+    expect([st.mode & 0o7777, st.uid, st.gid]).toEqual([0o640, 65534, 65534]);
+  });
+
+  it('a failing validator leaves the live file as it was, no temp file, and reports its output', () => {
+    const dest = join(dir, 'validated.conf');
+    writeFileSync(dest, 'live ok\n');
+    const before = statSync(dest);
+    const res = sh(atomicWriteScript({ dest, validate: "sh -c 'grep -q ok %s || { echo \"missing ok at line 1\"; exit 3; }'" }), 'no good\n');
+    expect(res.code).toBe(WriteExit.validate);
+    expect(readFileSync(dest, 'utf8')).toBe('live ok\n');
+    expect(statSync(dest).ino).toBe(before.ino);
+    expect(leftovers()).toEqual([]);
+    const outcome = parseWriteResult(res, dest, 'no good\n');
+    expect(outcome.error).toBe(`validation of ${dest} failed (exit 3); the live file was left unchanged:\nmissing ok at line 1\nrendered line 1: no good`);
+  });
+
+  it('a passing validator sees the temp file in the destination directory; backup keeps the old file', () => {
+    const dest = join(dir, 'backed.conf');
+    writeFileSync(dest, 'v1 ok\n');
+    const res = sh(atomicWriteScript({ dest, backup: true, validate: `sh -c 'echo "$1" > ${dir}/validated-path; grep -q ok "$1"' sh %s` }), 'v2 ok\n');
+    expect(res.code).toBe(0);
+    expect(readFileSync(join(dir, 'validated-path'), 'utf8')).toMatch(new RegExp(`^${dir}/\\.cairn-tmp\\.\\w{8}\\n$`));
+    const outcome = parseWriteResult(res, dest, 'v2 ok\n');
+    expect(outcome.backupFile).toMatch(/backed\.conf\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~$/);
+    expect(readFileSync(outcome.backupFile!, 'utf8')).toBe('v1 ok\n');
+    expect(readFileSync(dest, 'utf8')).toBe('v2 ok\n');
+  });
+
+  it('a missing directory fails at mktemp with a message', () => {
+    const res = sh(atomicWriteScript({ dest: join(dir, 'no', 'such', 'f') }), 'x');
+    expect(res.code).toBe(WriteExit.tempFile);
+    expect(parseWriteResult(res, join(dir, 'no', 'such', 'f'), 'x').error).toMatch(/^cannot create a temporary file in .*no\/such: mktemp:/);
+  });
+
+  it('hostile destination names are data, not shell', () => {
+    const dest = join(dir, "$(touch pwned) 'a' b");
+    expect(sh(`cd ${dir} && ${atomicWriteScript({ dest })}`, 'safe\n').code).toBe(0);
+    expect(readFileSync(dest, 'utf8')).toBe('safe\n');
+    expect(readdirSync(dir)).not.toContain('pwned');
+  });
+});
+
+describe('validate command lines', () => {
+  it('shlex-splits, quotes each word and puts "$tmp" where %s was', () => {
+    expect(validateCommandLine('visudo -cf %s')).toBe('visudo -cf "$tmp"');
+    expect(validateCommandLine("sh -c 'grep -q ok %s'")).toBe(`sh -c 'grep -q ok '"$tmp"`);
+    expect(validateCommandLine('check --file=%s.conf')).toBe('check --file="$tmp".conf');
+    expect(() => validateCommandLine('nginx -t')).toThrow(/must contain %s/);
+  });
+
+  it('quotes the rendered line a validator names', () => {
+    expect(describeValidationFailure('/etc/x', '1', 'x:3: bad', 'a\nb\nc\n')).toContain('rendered line 3: c');
+    expect(describeValidationFailure('/etc/x', '1', 'bad at line 99', 'a\n')).not.toContain('rendered line');
+  });
+
+  it('diffText shows text and summarises binary', () => {
+    expect(diffText(Buffer.from('a\n'))).toBe('a\n');
+    expect(diffText(Buffer.from([0, 1]))).toBe('(binary content, 2 bytes)\n');
+    expect(diffText(undefined, 'abc')).toBe('(content not shown; sha256 abc)\n');
+  });
+});
