@@ -35,8 +35,13 @@ export type RunEvent =
       host: string;
       task: TaskRef;
       status: TaskStatus;
-      /** Set when the task ran a loop: the item this result is for (already masked). */
+      /** Set when the task ran a loop: the item this result is for. */
       item?: unknown;
+      /**
+       * The aggregate result of a looped task, after its per-item results. Recaps count this one (and plain
+       * results), never the per-item ones; consoles show it only when it adds something (a failure).
+       */
+      loopSummary?: boolean;
       msg?: string;
       /** What would be / was done, in words. */
       actions?: string[];

@@ -129,7 +129,6 @@ export const blockinfileModule: Module<BlockInFileArgs, FileWritePlan> = {
     if (probe.type === 'absent') {
       if ((args.state ?? 'present') === 'absent') return { changed: false, actions: [], data: { msg: 'file not present' } };
       if (!args.create) return { changed: false, actions: [], failed: `Path ${args.path} does not exist !` };
-      if (!probe.parentExists) return { changed: false, actions: [], failed: `the directory of ${args.path} does not exist` };
     }
     let edit: TextEdit;
     try {

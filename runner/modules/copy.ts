@@ -62,9 +62,9 @@ export const copyModule: Module<CopyArgs, FileWritePlan> = {
       throw err;
     }
     if (probe.type === 'directory') return { changed: false, actions: [], failed: `dest ${args.dest} is a directory; give the full path of the file` };
-    if (probe.type === 'absent' && !probe.parentExists) {
-      return { changed: false, actions: [], failed: `destination directory of ${args.dest} does not exist` };
-    }
+    // A missing directory is not a failure of the plan: in check mode an earlier task may be about to
+    // create it. The plan carries a note, and apply fails clearly if the directory is still missing.
+    const missingDirNote = probe.type === 'absent' && !probe.parentExists ? [`${args.dest} will be created in a directory that does not exist yet (an earlier task must create it, or apply fails)`] : [];
     const keepContent = args.force === false && probe.type !== 'absent';
     const plan = planFileWrite(probe, {
       path: args.dest,
@@ -76,6 +76,7 @@ export const copyModule: Module<CopyArgs, FileWritePlan> = {
       validate: args.validate,
     });
     plan.data = { dest: args.dest, checksum: sha256Of(content), size: content.length };
+    plan.actions.push(...missingDirNote);
     return plan;
   },
 

@@ -187,7 +187,6 @@ export const lineinfileModule: Module<LineInFileArgs, FileWritePlan> = {
     if (probe.type === 'absent') {
       if (state === 'absent') return { changed: false, actions: [], data: { msg: 'file not present' } };
       if (!args.create) return { changed: false, actions: [], failed: `Destination ${args.path} does not exist !` };
-      if (!probe.parentExists) return { changed: false, actions: [], failed: `the directory of ${args.path} does not exist` };
     }
     let edit: TextEdit;
     try {

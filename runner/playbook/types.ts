@@ -28,6 +28,8 @@ export interface Task {
   /** Role the task belongs to ('' for play-level tasks). */
   role: string;
   location: SourceLocation;
+  /** Variables set on the task itself (`vars:`). */
+  vars?: Vars;
   /** Handlers only: extra names this handler answers to (Ansible's `listen`). */
   listen: string[];
 }

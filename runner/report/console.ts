@@ -180,6 +180,9 @@ export class ConsoleReporter {
   private onTaskStart(event: TaskStartEvent): void {
     this.markRunning(event.host, taskTitle(event.task));
     if (event.verify && this.verbosity < 1) return;
+    // The banner is printed with the first result, not at the start: with the free strategy hosts run
+    // different tasks at once, and banners printed at start would pile up with no result under them.
+    if (this.verbosity < 3) return;
     this.taskBanner(event);
     if (this.verbosity >= 3) this.emitLine({ text: `<${event.host}> running module ${event.task.module}`, paint: this.chalk.blue });
   }

@@ -218,10 +218,15 @@ describe('copy', () => {
     expect(readFileSync(dest, 'utf8')).toBe('mine\n');
   });
 
-  it('fails clearly when the destination directory is missing', async () => {
-    const res = await checkExecutor.run(copyModule, ctxWith(), { dest: join(caseDir(), 'no', 'such', 'file'), content: 'x' });
-    expect(res.result.failed).toBe(true);
-    expect(res.result.msg).toMatch(/destination directory .* does not exist/);
+  it('a missing destination directory: check plans the file with a note (an earlier task may create it), apply fails clearly', async () => {
+    const dest = join(caseDir(), 'no', 'such', 'file');
+    const res = await checkExecutor.run(copyModule, ctxWith(), { dest, content: 'x' });
+    expect(res.result.failed).toBe(false);
+    expect(res.result.changed).toBe(true);
+    expect(res.plan.actions.join('\n')).toMatch(/directory that does not exist yet/);
+    const applied = await applyExecutor.run(copyModule, ctxWith(), { dest, content: 'x' });
+    expect(applied.result.failed).toBe(true);
+    expect(applied.result.msg).toMatch(/cannot create a temporary file in .*no\/such.*No such file or directory/);
   });
 });
 

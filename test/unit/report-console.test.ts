@@ -123,7 +123,7 @@ describe('console reporter, plain', () => {
     );
   });
 
-  it('re-prints the task banner when interleaved hosts (free strategy) switch tasks', () => {
+  it('prints a task banner with its first result and again when interleaved hosts (free strategy) switch tasks', () => {
     const text = render([
       start('web1', install),
       start('lb1', config),
@@ -132,7 +132,7 @@ describe('console reporter, plain', () => {
       result('lb1', install, 'ok'),
     ]);
     expect(text).toBe(
-      ['', banner('TASK [nginx : install nginx]'), '', banner('TASK [nginx : write config]'), 'ok: [lb1]', '', banner('TASK [nginx : install nginx]'), 'changed: [web1]', 'ok: [lb1]', ''].join('\n'),
+      ['', banner('TASK [nginx : write config]'), 'ok: [lb1]', '', banner('TASK [nginx : install nginx]'), 'changed: [web1]', 'ok: [lb1]', ''].join('\n'),
     );
   });
 

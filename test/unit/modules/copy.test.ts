@@ -30,11 +30,14 @@ describe('copy check', () => {
     expect(conn.calls).toHaveLength(1);
   });
 
-  it('fails for a directory at dest or a missing parent directory', async () => {
+  it('fails for a directory at dest; plans a missing parent directory with a note', async () => {
     const dir = new FakeConnection([{ match: 'cairn-section', reply: { stdout: fileProbeOutput({ type: 'directory' }) } }]);
     expect((await copyModule.check(contextFor(dir), { dest, content: 'x' })).failed).toMatch(/is a directory/);
     const noParent = new FakeConnection([{ match: 'cairn-section', reply: { stdout: fileProbeOutput({ absent: true, parentMissing: true }) } }]);
-    expect((await copyModule.check(contextFor(noParent), { dest, content: 'x' })).failed).toBe(`destination directory of ${dest} does not exist`);
+    const plan = await copyModule.check(contextFor(noParent), { dest, content: 'x' });
+    expect(plan.failed).toBeUndefined();
+    expect(plan.changed).toBe(true);
+    expect(plan.actions).toContain(`${dest} will be created in a directory that does not exist yet (an earlier task must create it, or apply fails)`);
   });
 
   it('reads src through findLocalFile("files", ...) and sends the bytes unchanged', async () => {

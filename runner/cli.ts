@@ -1,0 +1,57 @@
+/**
+ * cairn's command line. Commander parses; each command lives in runner/commands/. Every error the user can
+ * cause is a CairnError printed as one paragraph (file:line:col: what was expected) with exit code 5; a stack
+ * trace is shown only with -vvv or CAIRN_DEBUG=1.
+ */
+import { Command, CommanderError } from 'commander';
+import { CairnError, ExitCode } from './errors.js';
+import './modules/all.js';
+import { registerPlayCommands } from './commands/play.js';
+import { registerLabCommands } from './commands/lab.js';
+import { registerVaultCommands } from './commands/vault.js';
+
+function debugWanted(): boolean {
+  return process.env.CAIRN_DEBUG === '1' || process.argv.includes('-vvv') || process.argv.includes('-vvvv');
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('cairn')
+    .description('An Ansible-style playbook runner for a high-availability platform, over real SSH')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerPlayCommands(program);
+  registerLabCommands(program);
+  registerVaultCommands(program);
+  for (const cmd of program.commands) cmd.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit 0; every other commander error is a bad option: Ansible's 5.
+      return err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : ExitCode.badInput;
+    }
+    if (err instanceof CairnError) {
+      process.stderr.write(`ERROR! ${err.render()}\n`);
+      if (debugWanted()) process.stderr.write(`${err.stack}\n`);
+      return ExitCode.badInput;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`ERROR! unexpected internal error: ${message}\n`);
+    if (debugWanted() && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    else process.stderr.write('(this is a bug in cairn; run again with CAIRN_DEBUG=1 for a stack trace)\n');
+    return ExitCode.internal;
+  }
+}
+
+const code = await main(process.argv);
+// Let stdout drain before exiting; reporters write synchronously but pipes may buffer.
+process.exitCode = code;

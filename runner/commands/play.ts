@@ -1,0 +1,188 @@
+/** `cairn play`, `cairn verify` and `cairn run`: the commands that run tasks. */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { ExitCode, optionsError } from '../errors.js';
+import { getModule } from '../modules/index.js';
+import { builtinRolesDir } from '../paths.js';
+import { PlaybookLoader, parseKeyValueArgs } from '../playbook/load.js';
+import type { Playbook, Task } from '../playbook/types.js';
+import { parseYaml } from '../yaml-source.js';
+import { isPlainObject } from '../vars.js';
+import { existsSync } from 'node:fs';
+import { configureVault } from '../vault/index.js';
+import { defaultInventoryPath, openInventory, openSession, type CommonRunOptions } from './session.js';
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function increase(_: string, previous = 0): number {
+  return previous + 1;
+}
+
+function rolesPath(): string[] {
+  const extra = (process.env.CAIRN_ROLES_PATH ?? '').split(':').filter(Boolean).map((p) => resolve(p));
+  return [...extra, builtinRolesDir()];
+}
+
+export function loadPlaybookFile(path: string): Playbook {
+  return new PlaybookLoader({ rolesPath: rolesPath() }).loadPlaybook(path);
+}
+
+/** Options every task-running command shares, with Ansible's names. */
+export function addRunOptions(cmd: Command): Command {
+  return cmd
+    .option('-i, --inventory <path>', 'inventory file or folder (default: the lab\'s, inventories/lab/generated/hosts.yaml)')
+    .option('-l, --limit <pattern>', 'further limit the hosts with a pattern (or @file with one pattern per line)')
+    .option('-e, --extra-vars <vars>', 'extra variables: key=value, a YAML/JSON mapping, or @file.yaml (repeatable)', collect)
+    .option('-f, --forks <n>', 'hosts worked on at once', '20')
+    .option('-v, --verbose', 'more output (-vv, -vvv for more)', increase)
+    .option('--json', 'one JSON event per line on stdout instead of the console output')
+    .option('--no-color', 'no colours')
+    .option('--accept-new-host-keys', 'trust unknown host keys on first use and record them (mismatches are still refused)')
+    .option('--known-hosts <file>', 'known_hosts file to check host keys against (default: per host cairn_known_hosts, else ~/.ssh/known_hosts)')
+    .option('--no-journal', 'do not write .cairn/runs/<time>.ndjson')
+    .option('--vault-identity <file>', 'age identity file that opens the inventory\'s vault files (or CAIRN_VAULT_IDENTITY)')
+    .option('--vault-password-file <file>', 'file holding the vault passphrase (or CAIRN_VAULT_PASSWORD_FILE / CAIRN_VAULT_PASSWORD)');
+}
+
+type PlayOptions = CommonRunOptions & {
+  listHosts?: boolean;
+  listTasks?: boolean;
+  syntaxCheck?: boolean;
+};
+
+export function registerPlayCommands(program: Command): void {
+  addRunOptions(
+    program
+      .command('play')
+      .description('run a playbook: its plays, roles and tasks, then each role\'s verifications')
+      .argument('<playbook>', 'playbook YAML file'),
+  )
+    .option('-t, --tags <tags>', 'only run tasks with these tags (comma-separated)')
+    .option('--skip-tags <tags>', 'skip tasks with these tags')
+    .option('--roles <roles>', 'only run these roles (comma-separated), e.g. to repair drift')
+    .option('-C, --check', 'predict the changes without making them')
+    .option('-D, --diff', 'show the differences in changed files')
+    .option('--detailed-exitcode', 'with --check: exit 3 when changes would be made')
+    .option('--rerun <which>', '"failed": only the hosts that failed or were unreachable in the last run')
+    .option('--list-hosts', 'list the hosts each play would run on, and stop')
+    .option('--list-tasks', 'list the tasks each play would run, and stop')
+    .option('--syntax-check', 'load and validate the playbook, roles and inventory, and stop')
+    .action(async (playbookPath: string, opts: PlayOptions) => {
+      const playbook = loadPlaybookFile(playbookPath);
+      if (opts.syntaxCheck) {
+        const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
+        if (existsSync(inventoryPath)) await configureVault(inventoryPath, { vaultIdentity: opts.vaultIdentity, vaultPasswordFile: opts.vaultPasswordFile });
+        openInventory(opts.inventory);
+        process.stdout.write(`playbook: ${playbook.path}: syntax OK (${playbook.plays.length} play${playbook.plays.length === 1 ? '' : 's'})\n`);
+        return;
+      }
+      if (opts.roles) {
+        const known = new Set(playbook.plays.flatMap((p) => p.roles.map((r) => r.name)));
+        const unknown = opts.roles.split(',').map((r) => r.trim()).filter((r) => r && !known.has(r));
+        if (unknown.length) throw optionsError(`--roles: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a role of ${playbookPath} (roles: ${[...known].join(', ')})`);
+      }
+      if (opts.listHosts || opts.listTasks) {
+        const session = await openSession({ ...opts, journal: false, json: false }, 'play', { lock: false });
+        for (const play of playbook.plays) {
+          const hosts = session.engine.selectHosts(play.hosts);
+          process.stdout.write(`\nplay #${playbook.plays.indexOf(play) + 1} (${play.hosts}): ${play.name}\n`);
+          if (opts.listHosts) {
+            process.stdout.write(`  pattern: ['${play.hosts}']\n  hosts (${hosts.length}):\n`);
+            for (const h of hosts) process.stdout.write(`    ${h}\n`);
+          }
+          if (opts.listTasks) {
+            process.stdout.write('  tasks:\n');
+            const roles = opts.roles?.split(',').map((r) => r.trim());
+            for (const role of play.roles) {
+              if (roles && !roles.includes(role.name)) continue;
+              for (const t of role.tasks) process.stdout.write(`    ${role.name} : ${t.name}\tTAGS: [${[...role.tags, ...t.tags].join(', ')}]\n`);
+            }
+            if (!roles) for (const t of play.tasks) process.stdout.write(`    ${t.name}\tTAGS: [${t.tags.join(', ')}]\n`);
+          }
+        }
+        await session.engine.close();
+        return;
+      }
+      const session = await openSession(opts, 'play', { playbook: playbook.path });
+      try {
+        const outcome = await session.engine.runPlaybook(playbook);
+        process.exitCode = session.finish(outcome);
+      } finally {
+        await session.engine.close();
+      }
+    });
+
+  addRunOptions(
+    program
+      .command('verify')
+      .description('check every role\'s postconditions (verify.yaml) without changing anything')
+      .argument('<playbook>', 'playbook YAML file'),
+  )
+    .option('--roles <roles>', 'only verify these roles')
+    .action(async (playbookPath: string, opts: PlayOptions) => {
+      const playbook = loadPlaybookFile(playbookPath);
+      const session = await openSession(opts, 'verify', { playbook: playbook.path, lock: false });
+      try {
+        const outcome = await session.engine.runPlaybook(playbook, true);
+        process.exitCode = session.finish(outcome);
+      } finally {
+        await session.engine.close();
+      }
+    });
+
+  addRunOptions(
+    program
+      .command('run')
+      .description('run one module ad hoc on the hosts matching a pattern (like `ansible -m`)')
+      .argument('<pattern>', 'host pattern'),
+  )
+    .requiredOption('-m, --module-name <module>', 'module to run', 'command')
+    .option('-a, --args <args>', 'module arguments: key=value pairs, a YAML mapping, or the free-form text of command/shell')
+    .option('-b, --become', 'run with sudo')
+    .option('-C, --check', 'predict the change without making it')
+    .option('-D, --diff', 'show the differences in changed files')
+    .action(async (pattern: string, opts: CommonRunOptions & { moduleName: string; args?: string; become?: boolean }) => {
+      const module = getModule(opts.moduleName);
+      if (!module) throw optionsError(`unknown module "${opts.moduleName}"`);
+      let args: Record<string, unknown> = {};
+      const text = opts.args ?? '';
+      if (text.trim().startsWith('{')) {
+        const v = parseYaml(text, '-a').value;
+        if (!isPlainObject(v)) throw optionsError('-a: expected a mapping');
+        args = v;
+      } else if (module.freeFormArg) {
+        args = text ? { [module.freeFormArg]: text } : {};
+      } else if (text.trim()) {
+        const kv = parseKeyValueArgs(text);
+        if (!kv) throw optionsError(`-a: expected key=value pairs for module ${module.name}, got ${JSON.stringify(text)}`);
+        args = kv;
+      }
+      const task: Task = {
+        name: `${module.name}${text ? ' ' + text : ''}`,
+        module: module.name,
+        args,
+        when: [],
+        loopVar: 'item',
+        notify: [],
+        tags: [],
+        runOnce: false,
+        ignoreErrors: false,
+        noLog: false,
+        become: opts.become,
+        role: '',
+        location: { file: '<command line>' },
+        listen: [],
+      };
+      const session = await openSession(opts, 'run');
+      try {
+        const outcome = await session.engine.runAdhoc(pattern, task);
+        process.exitCode = session.finish(outcome);
+      } finally {
+        await session.engine.close();
+      }
+    });
+}
+
+export { ExitCode };

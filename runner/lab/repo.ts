@@ -1,0 +1,186 @@
+/**
+ * The lab's offline package repository: every package the roles install, resolved by this machine's apt
+ * against the base image's dpkg status (so only what the image lacks is fetched), downloaded once from the
+ * mirror in apt's sources, indexed with dpkg-scanpackages and bind-mounted read-only at /srv/repo in every
+ * host. Cached under LAB_DIR/repo-<key>, the key covering the package lists, the image and the sources.
+ */
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { runChecked } from './exec.js';
+import type { ImageInfo } from './image.js';
+import type { Mirror } from './mirror.js';
+import { LAB_DIR, LOG_DIR } from './paths.js';
+
+/** Installed with their Recommends by the roles (small): downloaded with Recommends. */
+export const REPO_PACKAGES_WITH_RECOMMENDS: readonly string[] = [
+  'haproxy', 'keepalived', 'nginx', 'socat',
+  'prometheus', 'prometheus-alertmanager', 'prometheus-node-exporter',
+  'borgbackup', 'borgmatic', 'restic', 'sanoid', 'zfs-fuse',
+  'chrony', 'rsync', 'jq', 'python3-yaml', 'mdadm',
+];
+
+/**
+ * Heavy packages whose Recommends pull in desktops and machine-learning stacks (qemu-system-gui,
+ * ceph-mgr-diskprediction-local...): downloaded without Recommends. apt skips a Recommends it cannot find,
+ * so installing these with Recommends inside a host still works, with only what is here.
+ */
+export const REPO_PACKAGES_WITHOUT_RECOMMENDS: readonly string[] = [
+  'libvirt-daemon-system', 'libvirt-clients', 'libvirt-daemon-driver-qemu', 'qemu-system-x86', 'qemu-utils',
+  'ceph-mon', 'ceph-mgr', 'ceph-osd', 'ceph-common',
+];
+
+export interface RepoInfo {
+  key: string;
+  dir: string;
+  packageCount: number;
+  built: boolean;
+  buildMs: number;
+}
+
+export function repoKey(image: Pick<ImageInfo, 'hash'>, mirror: Pick<Mirror, 'sourcesText'>): string {
+  const canonical = JSON.stringify({
+    image: image.hash,
+    withRecommends: [...REPO_PACKAGES_WITH_RECOMMENDS].sort(),
+    withoutRecommends: [...REPO_PACKAGES_WITHOUT_RECOMMENDS].sort(),
+    sources: mirror.sourcesText,
+  });
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}
+
+export function repoDir(key: string): string {
+  return join(LAB_DIR, `repo-${key}`);
+}
+
+const MARKER = '.cairn-lab-repo';
+
+export function repoIsComplete(key: string): boolean {
+  try {
+    return readFileSync(join(repoDir(key), MARKER), 'utf8').trim() === key;
+  } catch {
+    return false;
+  }
+}
+
+export interface EnsureRepoOptions {
+  image: ImageInfo;
+  mirror: Mirror;
+  log: (line: string) => void;
+}
+
+export async function ensureRepo(opts: EnsureRepoOptions): Promise<RepoInfo> {
+  const key = repoKey(opts.image, opts.mirror);
+  const dir = repoDir(key);
+  if (repoIsComplete(key)) return { key, dir, packageCount: countDebs(dir), built: false, buildMs: 0 };
+
+  const started = Date.now();
+  mkdirSync(LOG_DIR, { recursive: true });
+  const logFile = join(LOG_DIR, `repo-${key}.log`);
+  writeFileSync(logFile, '');
+  const work = `${dir}.work`;
+  const tmp = `${dir}.tmp`;
+  for (const stale of [work, tmp, dir]) rmSync(stale, { recursive: true, force: true });
+  const paths = {
+    sourceParts: join(work, 'etc', 'sources.list.d'),
+    preferenceParts: join(work, 'etc', 'preferences.d'),
+    lists: join(work, 'lists'),
+    state: join(work, 'state'),
+    cache: join(work, 'cache'),
+    archives: join(work, 'cache', 'archives'),
+  };
+  for (const p of [paths.sourceParts, paths.preferenceParts, join(paths.lists, 'partial'), paths.state, join(paths.archives, 'partial')]) {
+    mkdirSync(p, { recursive: true });
+  }
+  writeFileSync(join(work, 'etc', 'sources.list'), '');
+  writeFileSync(join(paths.sourceParts, 'debian.sources'), opts.mirror.sourcesText);
+
+  // apt with private state: this machine's package lists, cache and dpkg database are never touched.
+  const apt = [
+    '-o', `Dir::Etc::SourceList=${join(work, 'etc', 'sources.list')}`,
+    '-o', `Dir::Etc::SourceParts=${paths.sourceParts}`,
+    '-o', `Dir::Etc::Preferences=${join(work, 'etc', 'preferences')}`,
+    '-o', `Dir::Etc::PreferencesParts=${paths.preferenceParts}`,
+    '-o', `Dir::State=${paths.state}`,
+    '-o', `Dir::State::Lists=${paths.lists}`,
+    '-o', `Dir::State::status=${join(opts.image.root, 'var', 'lib', 'dpkg', 'status')}`,
+    '-o', `Dir::Cache=${paths.cache}`,
+    '-o', `Dir::Cache::Archives=${paths.archives}`,
+    '-o', 'Debug::NoLocking=1',
+    // The private directories are root's; apt's download sandbox user could not write them.
+    '-o', 'APT::Sandbox::User=root',
+    '-o', 'Acquire::Languages=none',
+    '-q',
+  ];
+  const total = REPO_PACKAGES_WITH_RECOMMENDS.length + REPO_PACKAGES_WITHOUT_RECOMMENDS.length;
+  opts.log(`building the package repository (${total} role packages and their dependencies; once; log: ${logFile})`);
+  await runChecked('apt-get', [...apt, 'update'], 'reading the Debian mirror for the lab repository', { logFile });
+  await runChecked('apt-get', [...apt, '-y', '--download-only', '-o', 'APT::Install-Recommends=1', 'install', ...REPO_PACKAGES_WITH_RECOMMENDS], 'downloading lab packages', { logFile });
+  await runChecked('apt-get', [...apt, '-y', '--download-only', '--no-install-recommends', 'install', ...REPO_PACKAGES_WITHOUT_RECOMMENDS], 'downloading lab packages', { logFile });
+
+  mkdirSync(tmp, { recursive: true, mode: 0o755 });
+  for (const entry of readdirSync(paths.archives)) {
+    if (!entry.endsWith('.deb')) continue;
+    // rename within one file system; copy if the cache were elsewhere.
+    try {
+      renameSync(join(paths.archives, entry), join(tmp, entry));
+    } catch {
+      copyFileSync(join(paths.archives, entry), join(tmp, entry));
+    }
+  }
+  const scan = await runChecked('dpkg-scanpackages', ['--multiversion', '.', '/dev/null'], 'indexing the lab repository', { cwd: tmp });
+  writeIndex(tmp, scan.stdout);
+  writeFileSync(join(tmp, MARKER), key + '\n');
+  renameSync(tmp, dir);
+  rmSync(work, { recursive: true, force: true });
+  return { key, dir, packageCount: countDebs(dir), built: true, buildMs: Date.now() - started };
+}
+
+/** Packages, Packages.gz and a Release listing their hashes, so apt reads the flat repository without warnings. */
+export function writeIndex(dir: string, packagesText: string): void {
+  const packages = Buffer.from(packagesText, 'utf8');
+  const packagesGz = gzipSync(packages, { level: 9 });
+  writeFileSync(join(dir, 'Packages'), packages, { mode: 0o644 });
+  writeFileSync(join(dir, 'Packages.gz'), packagesGz, { mode: 0o644 });
+  writeFileSync(join(dir, 'Release'), releaseText([{ name: 'Packages', data: packages }, { name: 'Packages.gz', data: packagesGz }]), { mode: 0o644 });
+}
+
+export function releaseText(files: Array<{ name: string; data: Buffer }>, date = new Date()): string {
+  const lines = [
+    'Origin: cairn-lab',
+    'Label: cairn-lab',
+    'Suite: lab',
+    'Codename: lab',
+    `Date: ${date.toUTCString().replace('GMT', 'UTC')}`,
+    'Architectures: amd64 all',
+    'Description: cairn lab offline repository',
+  ];
+  for (const [field, algo] of [['MD5Sum', 'md5'], ['SHA256', 'sha256']] as const) {
+    lines.push(`${field}:`);
+    for (const f of files) lines.push(` ${createHash(algo).update(f.data).digest('hex')} ${String(f.data.length).padStart(8)} ${f.name}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function countDebs(dir: string): number {
+  try {
+    return readdirSync(dir).filter((e) => e.endsWith('.deb')).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** Repositories no host uses any more (and build leftovers). */
+export function removeStaleRepos(keep: ReadonlySet<string>): string[] {
+  if (!existsSync(LAB_DIR)) return [];
+  const removed: string[] = [];
+  for (const entry of readdirSync(LAB_DIR)) {
+    if (!/^repo-[0-9a-f]+(\.tmp|\.work)?$/.test(entry)) continue;
+    const path = join(LAB_DIR, entry);
+    if (keep.has(path) || !statSync(path).isDirectory()) continue;
+    rmSync(path, { recursive: true, force: true });
+    rmSync(join(LOG_DIR, `${entry.replace(/\.(tmp|work)$/, '')}.log`), { force: true });
+    removed.push(path);
+  }
+  return removed;
+}

@@ -1,0 +1,54 @@
+/** Runs the built cairn CLI (dist/) as a user would, and parses --json output. */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import type { RunEvent } from '../../runner/engine/events.js';
+
+export const repoRoot = join(import.meta.dirname, '..', '..');
+export const cairnBin = join(repoRoot, 'bin', 'cairn.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCairn(args: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [cairnBin, ...args], {
+      cwd: opts.cwd ?? repoRoot,
+      env: { ...process.env, NO_COLOR: '1', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolveRun({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+export function jsonEvents(stdout: string): RunEvent[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as RunEvent);
+}
+
+type TaskResultEvent = Extract<RunEvent, { type: 'task_result' }>;
+
+export function taskResults(events: RunEvent[]): TaskResultEvent[] {
+  return events.filter((e): e is TaskResultEvent => e.type === 'task_result');
+}
+
+/** "host | role : task [item]" for every result that changed (or would change), sorted. */
+export function changedKeys(events: RunEvent[]): string[] {
+  return taskResults(events)
+    .filter((e) => e.status === 'changed' && !e.loopSummary)
+    .map((e) => `${e.host} | ${e.task.role} : ${e.task.name}${e.item !== undefined ? ` [${JSON.stringify(e.item)}]` : ''}${e.handler ? ' (handler)' : ''}`)
+    .sort();
+}
