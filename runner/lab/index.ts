@@ -186,7 +186,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
       state.hosts.map(async (host): Promise<LabHostReport> => {
         if (!isRunning(host.supervisor)) return hostReport(host);
         const since = booted.get(host.name);
-        await waitForBanner(host.name, host.address, BOOT_TIMEOUT_MS, () => isRunning(host.supervisor));
+        await waitForBanner(host.name, host.address, BOOT_TIMEOUT_MS, () => isRunning(host.supervisor), hostPaths(host.name).log);
         // Read the processes only now: right after the start, the supervisor may not have run nspawn yet.
         const report = hostReport(host);
         report.sshAnswers = true;
@@ -440,7 +440,7 @@ export async function labStart(name: string, opts: { log?: LabLog } = {}): Promi
     const { publicKey } = await ensureKeyPair(gen);
     const since = Date.now();
     await bootHost(host, hostContext(state, publicKey), state);
-    await waitForBanner(host.name, host.address, BOOT_TIMEOUT_MS, () => isRunning(host.supervisor));
+    await waitForBanner(host.name, host.address, BOOT_TIMEOUT_MS, () => isRunning(host.supervisor), hostPaths(host.name).log);
     writeKnownHosts(state, gen);
     return { host: { ...hostReport(host), sshAnswers: true, bootMs: Date.now() - since }, outcome: 'booted' };
   }, { log: opts.log ?? defaultLog });

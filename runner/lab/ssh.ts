@@ -77,12 +77,20 @@ export function readBanner(address: string, port = 22, timeoutMs = 1000): Promis
 }
 
 /** Poll until sshd answers with its banner; ms it took. */
-export async function waitForBanner(name: string, address: string, timeoutMs: number, isStillRunning: () => boolean = () => true): Promise<number> {
+export async function waitForBanner(
+  name: string,
+  address: string,
+  timeoutMs: number,
+  isStillRunning: () => boolean = () => true,
+  consoleLog = 'its console log',
+): Promise<number> {
   const started = Date.now();
   for (;;) {
     if (await readBanner(address, 22, 1000)) return Date.now() - started;
-    if (!isStillRunning()) throw new CairnError(`lab host ${name} stopped while booting; see its console log`, { kind: 'runtime' });
-    if (Date.now() - started > timeoutMs) throw new CairnError(`lab host ${name} (${address}) did not answer SSH within ${Math.round(timeoutMs / 1000)} s; see its console log`, { kind: 'runtime' });
+    if (!isStillRunning()) throw new CairnError(`lab host ${name} stopped while booting; see ${consoleLog}`, { kind: 'runtime' });
+    if (Date.now() - started > timeoutMs) {
+      throw new CairnError(`lab host ${name} (${address}) did not answer SSH within ${Math.round(timeoutMs / 1000)} s; see ${consoleLog}`, { kind: 'runtime' });
+    }
     await sleep(100);
   }
 }

@@ -2,8 +2,10 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { RunEvent } from '../../runner/engine/events.js';
+import { packageRoot } from '../../runner/paths.js';
 
-export const repoRoot = join(import.meta.dirname, '..', '..');
+// packageRoot() finds the repository from source (vitest) and from dist/ (npm run bench) alike.
+export const repoRoot = packageRoot();
 export const cairnBin = join(repoRoot, 'bin', 'cairn.js');
 
 export interface CliResult {

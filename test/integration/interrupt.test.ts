@@ -1,0 +1,98 @@
+/**
+ * Ctrl-C during a play: running tasks finish, no new task starts, the journal is complete, exit code 99.
+ * A second Ctrl-C leaves at once, still with no partial file on the host.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readJournal } from '../../runner/report/index.js';
+import { cairnBin, repoRoot } from '../helpers/cli.js';
+import { sshdAvailable, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
+
+const available = sshdAvailable();
+
+function startPlay(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, [cairnBin, ...args], { cwd: repoRoot, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
+  const done = new Promise<number>((resolveDone) => child.on('close', (code) => resolveDone(code ?? -1)));
+  const waitFor = async (re: RegExp, ms = 20_000) => {
+    const until = Date.now() + ms;
+    while (!re.test(stdout)) {
+      if (Date.now() > until) throw new Error(`timed out waiting for ${re} in:\n${stdout}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  return { child, done, waitFor, output: () => stdout };
+}
+
+describe.skipIf(!available.ok)(`Ctrl-C during a play${available.ok ? '' : ` (skipped: ${available.reason})`}`, () => {
+  let lab: TestSshLab;
+  let inventory: string;
+  let playbook: string;
+
+  beforeAll(async () => {
+    lab = await startSshHosts(2, { names: ['i1', 'i2'] });
+    inventory = lab.writeInventory({}, Object.fromEntries(lab.hosts.map((h) => [h.name, { host_dir: h.dir }])));
+    playbook = join(lab.dir, 'slow.yaml');
+    writeFileSync(
+      playbook,
+      [
+        '- hosts: all',
+        '  gather_facts: false',
+        '  tasks:',
+        '    - name: started',
+        '      copy: { dest: "{{ host_dir }}/started", content: "yes\\n" }',
+        '    - name: slow step',
+        '      shell: sleep 1.5 && echo done > {{ host_dir }}/slow-done',
+        '    - name: never reached',
+        '      copy: { dest: "{{ host_dir }}/after", content: "no\\n" }',
+        '',
+      ].join('\n'),
+    );
+  });
+  afterAll(async () => {
+    await lab?.stop();
+  });
+
+  it('the first SIGINT lets running tasks finish, starts nothing new, writes a complete journal, exits 99', async () => {
+    const stateDir = join(lab.dir, 'state1');
+    const run = startPlay(['play', playbook, '-i', inventory], { CAIRN_STATE_DIR: stateDir });
+    await run.waitFor(/TASK \[started\][\s\S]*changed: \[i1\][\s\S]*changed: \[i2\]|changed: \[i2\][\s\S]*changed: \[i1\]/);
+    // Both hosts are now inside "slow step" (or about to be).
+    await new Promise((r) => setTimeout(r, 300));
+    run.child.kill('SIGINT');
+    const code = await run.done;
+    expect(code).toBe(99);
+    for (const h of lab.hosts) {
+      expect(readFileSync(join(h.dir, 'slow-done'), 'utf8')).toBe('done\n');
+      expect(existsSync(join(h.dir, 'after'))).toBe(false);
+    }
+    const journals = readdirSync(join(stateDir, 'runs'));
+    expect(journals).toHaveLength(1);
+    const events = readJournal(join(stateDir, 'runs', journals[0]!));
+    expect(events[0]!.type).toBe('run_start');
+    const last = events[events.length - 1]!;
+    expect(last.type).toBe('run_end');
+    expect(last.type === 'run_end' && last.exitCode).toBe(99);
+    expect(run.output()).toMatch(/interrupted/);
+  });
+
+  it('a second SIGINT aborts at once with exit 99', async () => {
+    const stateDir = join(lab.dir, 'state2');
+    const run = startPlay(['play', playbook, '-i', inventory], { CAIRN_STATE_DIR: stateDir });
+    await run.waitFor(/TASK \[started\]/);
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    run.child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 50));
+    run.child.kill('SIGINT');
+    const code = await run.done;
+    expect(code).toBe(99);
+    // It did not wait for the 1.5 s task.
+    expect(Date.now() - t0).toBeLessThan(1400);
+    for (const h of lab.hosts) expect(readdirSync(h.dir).filter((f) => f.startsWith('.cairn-tmp'))).toEqual([]);
+  });
+});
