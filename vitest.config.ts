@@ -1,13 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
+// Unit tests and integration tests against loopback sshd: files run in parallel. The lab's tests share one
+// set of containers and run afterwards, one file at a time (vitest.lab.config.ts).
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    // Integration tests start real sshd processes and lab containers; give them room.
+    include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
     testTimeout: 60_000,
-    hookTimeout: 600_000,
-    // Lab tests share one set of containers; the files serialise on it themselves.
-    fileParallelism: true,
+    hookTimeout: 120_000,
     pool: 'forks',
   },
 });

@@ -9,6 +9,7 @@ import './modules/all.js';
 import { registerPlayCommands } from './commands/play.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerVaultCommands } from './commands/vault.js';
+import { registerDrillCommands } from './commands/drill.js';
 
 function debugWanted(): boolean {
   return process.env.CAIRN_DEBUG === '1' || process.argv.includes('-vvv') || process.argv.includes('-vvvv');
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerPlayCommands(program);
   registerLabCommands(program);
   registerVaultCommands(program);
+  registerDrillCommands(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -32,7 +32,7 @@ export function loadPlaybookFile(path: string): Playbook {
 /** Options every task-running command shares, with Ansible's names. */
 export function addRunOptions(cmd: Command): Command {
   return cmd
-    .option('-i, --inventory <path>', 'inventory file or folder (default: the lab\'s, inventories/lab/generated/hosts.yaml)')
+    .option('-i, --inventory <path>', 'inventory file or folder (default: the lab\'s, inventories/lab/hosts.yaml)')
     .option('-l, --limit <pattern>', 'further limit the hosts with a pattern (or @file with one pattern per line)')
     .option('-e, --extra-vars <vars>', 'extra variables: key=value, a YAML/JSON mapping, or @file.yaml (repeatable)', collect)
     .option('-f, --forks <n>', 'hosts worked on at once', '20')

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Engine, type RunOutcome } from '../engine/engine.js';
+import { Engine, type EngineOptions, type RunOutcome } from '../engine/engine.js';
 import { EventBus, now } from '../engine/events.js';
 import { CairnError, ExitCode, optionsError } from '../errors.js';
 import { loadInventory, readLimitFile } from '../inventory/index.js';
@@ -43,7 +43,7 @@ export interface CommonRunOptions {
 
 /** The lab's generated inventory is the default, so the built-in lab works with no -i at all. */
 export function defaultInventoryPath(): string {
-  return process.env.CAIRN_INVENTORY ?? join(packageRoot(), 'inventories', 'lab', 'generated', 'hosts.yaml');
+  return process.env.CAIRN_INVENTORY ?? join(packageRoot(), 'inventories', 'lab', 'hosts.yaml');
 }
 
 export function stateDir(): string {
@@ -97,6 +97,11 @@ export interface Session {
   inventory: Inventory;
   masker: SecretMasker;
   signal: AbortSignal;
+  /**
+   * Another engine on the same inventory, bus and journal (drills use it to run plays): same options
+   * unless overridden.
+   */
+  newEngine(overrides?: Partial<EngineOptions>): Engine;
   /** Finish: recap, journal, exit code. */
   finish(outcome: RunOutcome): number;
   startedAt: number;
@@ -158,7 +163,7 @@ export async function openSession(opts: CommonRunOptions, command: string, extra
   process.on('SIGTERM', onSigint);
 
   const templater = createTemplater({ partialsDirs: [sharedTemplatesDir()] });
-  const engine = new Engine({
+  const engineOptions = {
     inventory,
     bus,
     templater,
@@ -174,8 +179,9 @@ export async function openSession(opts: CommonRunOptions, command: string, extra
     acceptNewHostKeys: Boolean(opts.acceptNewHostKeys),
     knownHostsPath: opts.knownHosts ? resolve(opts.knownHosts) : undefined,
     signal: controller.signal,
-    addSecret: (v) => masker.add(v),
-  });
+    addSecret: (v: string) => masker.add(v),
+  };
+  const engine = new Engine(engineOptions);
   const startedAt = Date.now();
   bus.emit({ type: 'run_start', time: now(), runId, command, check: Boolean(opts.check), diff: Boolean(opts.diff), inventory: inventory.path, playbook: extra.playbook });
 
@@ -186,6 +192,7 @@ export async function openSession(opts: CommonRunOptions, command: string, extra
     masker,
     signal: controller.signal,
     startedAt,
+    newEngine: (overrides) => new Engine({ ...engineOptions, ...overrides }),
     finish(outcome) {
       bus.emit({ type: 'recap', time: now(), stats: recap.stats() });
       let code: number = recap.exitCode({ check: Boolean(opts.check), detailedExitcode: Boolean(opts.detailedExitcode), interrupted: outcome.interrupted });

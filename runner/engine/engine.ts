@@ -15,7 +15,7 @@ import { compileSchema, describeAjvError } from '../schema.js';
 import { evaluate, evaluateAll } from '../template/index.js';
 import type { Templater } from '../template/types.js';
 import { ConnectionPool } from '../transport/pool.js';
-import { UnreachableError, type Connection, type ConnectionSpec } from '../transport/types.js';
+import { UnreachableError, type Connection, type ConnectionSpec, type ExecOptions, type ExecResult } from '../transport/types.js';
 import { isPlainObject, layerVars, type Vars } from '../vars.js';
 import { computeBatches } from './batches.js';
 import { connectionSpecFor } from './connection-spec.js';
@@ -138,6 +138,17 @@ export class Engine {
 
   async close(): Promise<void> {
     await this.pool.closeAll();
+  }
+
+  /** Run a script on a host over its pooled connection (drills and verifications that span hosts). */
+  async exec(host: string, script: string, opts?: ExecOptions): Promise<ExecResult> {
+    const conn = await this.connect(host);
+    return conn.exec(script, opts);
+  }
+
+  /** Forget a host's connection (after a drill powered it off or on): the next use connects afresh. */
+  async dropConnection(host: string): Promise<void> {
+    await this.pool.drop(host);
   }
 
   private host(name: string): HostState {
@@ -664,33 +675,40 @@ export class Engine {
     this.opts.bus.emit({ type: 'verify_start', time: now(), play: ctx.play.name, hosts: active.map((h) => h.name) });
     const vctx: PlayContext = { ...ctx, phase: 'verify', runOnce: new Map() };
     let failures = 0;
+    // Verification runs task by task across the batch (linear), so a later check can compare what every
+    // host registered before it (e.g. "the VIP is held by exactly one load balancer" over hostvars).
     const queue = new PQueue({ concurrency: this.opts.forks });
-    await Promise.all(
-      active.map((host) =>
-        queue.add(async () => {
-          for (const role of roles) {
-            for (const task of role.verify) {
-              if (this.opts.signal.aborted) return;
-              const outcome = await this.runTask(host, task, vctx);
-              if (outcome.status === 'skipped') continue;
-              const passed = outcome.status === 'ok' || outcome.status === 'changed';
-              if (!passed) failures++;
-              this.opts.bus.emit({
-                type: 'verify_result',
-                time: now(),
-                host: host.name,
-                role: role.name,
-                check: task.name,
-                passed,
-                msg: passed ? undefined : String(outcome.registered.msg ?? outcome.status),
-                data: task.noLog ? undefined : (materialise(outcome.registered) as Record<string, unknown>),
-              });
-              if (outcome.status === 'unreachable') return;
-            }
-          }
-        }),
-      ),
-    );
+    const lost = new Set<string>();
+    for (const role of roles) {
+      for (const task of role.verify) {
+        if (this.opts.signal.aborted) break;
+        const remaining = active.filter((host) => !lost.has(host.name));
+        // A run_once check (a cross-host verdict) runs on the first host only and is reported once.
+        const targets = task.runOnce ? remaining.slice(0, 1) : remaining;
+        await Promise.all(
+          targets
+            .map((host) =>
+              queue.add(async () => {
+                const outcome = await this.runTask(host, task, vctx);
+                if (outcome.status === 'skipped') return;
+                const passed = outcome.status === 'ok' || outcome.status === 'changed';
+                if (!passed) failures++;
+                this.opts.bus.emit({
+                  type: 'verify_result',
+                  time: now(),
+                  host: host.name,
+                  role: role.name,
+                  check: task.name,
+                  passed,
+                  msg: passed ? undefined : String(outcome.registered.msg ?? outcome.status),
+                  data: task.noLog ? undefined : (materialise(outcome.registered) as Record<string, unknown>),
+                });
+                if (outcome.status === 'unreachable') lost.add(host.name);
+              }),
+            ),
+        );
+      }
+    }
     this.verifyFailures += failures;
     return failures;
   }

@@ -30,7 +30,11 @@ export function hostPaths(name: string): HostPaths {
   return { dir, upper: join(dir, 'upper'), work: join(dir, 'work'), root: join(dir, 'root'), log: join(dir, 'console.log') };
 }
 
-/** inventories/lab/generated/ of this checkout: inventory, known_hosts and the lab's SSH key pair. */
+/**
+ * inventories/lab/generated/ of this checkout: known_hosts and the lab's SSH key pair. The inventory itself
+ * is written one level up (inventories/lab/hosts.yaml, git-ignored) so that the committed
+ * inventories/lab/group_vars/ and host_vars/ sit beside it, as Ansible expects.
+ */
 export function defaultGeneratedDir(): string {
   return join(packageRoot(), 'inventories', 'lab', 'generated');
 }
@@ -46,7 +50,7 @@ export interface GeneratedPaths {
 export function generatedPaths(dir = defaultGeneratedDir()): GeneratedPaths {
   return {
     dir,
-    inventory: join(dir, 'hosts.yaml'),
+    inventory: join(dir, '..', 'hosts.yaml'),
     knownHosts: join(dir, 'known_hosts'),
     privateKey: join(dir, 'id_ed25519'),
     publicKey: join(dir, 'id_ed25519.pub'),

@@ -84,12 +84,33 @@ export class PlaybookLoader {
 
   loadPlaybook(path: string): Playbook {
     const file = resolve(path);
+    const dir = dirname(file);
+    return { path: file, dir, plays: this.loadPlays(file, []) };
+  }
+
+  /** The plays of a playbook file, with `- import_playbook: other.yaml` entries replaced by that file's plays. */
+  private loadPlays(file: string, importing: string[]): Play[] {
     const loaded = loadYamlFile(file, 'playbook');
     validateAt(loaded, playbookSchema, 'playbook');
     const dir = dirname(file);
     const rawPlays = loaded.value as Array<Record<string, unknown>>;
-    const plays = rawPlays.map((raw, i) => this.parsePlay(loaded, raw, i, dir));
-    return { path: file, dir, plays };
+    const plays: Play[] = [];
+    rawPlays.forEach((raw, i) => {
+      if (raw.import_playbook === undefined) {
+        plays.push(this.parsePlay(loaded, raw, i, dir));
+        return;
+      }
+      const extra = Object.keys(raw).filter((k) => k !== 'import_playbook' && k !== 'name');
+      if (extra.length) throw errorAt(loaded, [i, extra[0]!], `unknown key "${extra[0]}" beside import_playbook (expected only name)`, 'key');
+      if (typeof raw.import_playbook !== 'string') throw errorAt(loaded, [i, 'import_playbook'], 'import_playbook must be the path of a playbook file');
+      const target = resolve(dir, raw.import_playbook);
+      if (target === file || importing.includes(target)) {
+        throw errorAt(loaded, [i, 'import_playbook'], `playbook import cycle: ${[...importing, file, target].map((f) => f.replace(dir + '/', '')).join(' -> ')}`);
+      }
+      if (!existsSync(target)) throw errorAt(loaded, [i, 'import_playbook'], `imported playbook ${target} does not exist`);
+      plays.push(...this.loadPlays(target, [...importing, file]));
+    });
+    return plays;
   }
 
   private searchPath(playbookDir: string): string[] {

@@ -1,0 +1,97 @@
+/** `cairn drill NAME`: run one timed fault drill, record its result in the journal and the JSON output. */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { now } from '../engine/events.js';
+import { ExitCode, optionsError } from '../errors.js';
+import '../drills/all.js';
+import { drillNames, getDrill } from '../drills/registry.js';
+import type { DrillContext, DrillPower } from '../drills/types.js';
+import { labKill, labStart, labStop } from '../lab/index.js';
+import { addRunOptions, loadPlaybookFile } from './play.js';
+import { openSession, parseExtraVars, type CommonRunOptions } from './session.js';
+
+function collectSet(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw optionsError(`--set ${value}: expected key=value`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+export function registerDrillCommands(program: Command): void {
+  addRunOptions(
+    program
+      .command('drill')
+      .description('run a timed fault drill against the platform and record the result against its target')
+      .argument('[name]', 'the drill (see --list)'),
+  )
+    .option('--list', 'list the drills')
+    .option('--set <key=value>', 'a drill option (repeatable), e.g. variant=poweroff', collectSet)
+    .action(async (name: string | undefined, opts: CommonRunOptions & { list?: boolean; set?: Record<string, string> }) => {
+      if (opts.list || !name) {
+        for (const n of drillNames()) {
+          const d = getDrill(n)!;
+          process.stdout.write(`${n.padEnd(22)} ${d.summary}\n`);
+          for (const [k, v] of Object.entries(d.options ?? {})) process.stdout.write(`${''.padEnd(24)}--set ${k}=…  ${v}\n`);
+        }
+        if (!name && !opts.list) process.exitCode = ExitCode.badInput;
+        return;
+      }
+      const drill = getDrill(name);
+      if (!drill) throw optionsError(`unknown drill "${name}" (drills: ${drillNames().join(', ')})`);
+      const session = await openSession(opts, `drill ${name}`);
+      const engine = session.engine;
+      const isLab = session.inventory.hosts.size > 0 && [...session.inventory.hosts.keys()].some((h) => session.inventory.hostVars(h).lab === true);
+      const quiet = { log: () => {} };
+      const power: DrillPower | undefined = isLab
+        ? {
+            stop: async (host) => {
+              await labStop(host, quiet);
+              await engine.dropConnection(host);
+            },
+            kill: async (host) => {
+              await labKill(host, quiet);
+              await engine.dropConnection(host);
+            },
+            start: async (host) => {
+              await labStart(host, quiet);
+              await engine.dropConnection(host);
+            },
+          }
+        : undefined;
+      const extraVars = parseExtraVars(opts.extraVars);
+      const ctx: DrillContext = {
+        inventory: session.inventory,
+        hostVars: (host) => ({ ...session.inventory.hostVars(host), ...extraVars }),
+        exec: (host, script, execOpts) => engine.exec(host, script, execOpts),
+        power,
+        log: (line) => session.bus.emit({ type: 'warning', time: now(), msg: `drill ${name}: ${line}` }),
+        signal: session.signal,
+        options: opts.set ?? {},
+        play: async (playbookPath, playOpts = {}) => {
+          const playbook = loadPlaybookFile(resolve(playbookPath));
+          const sub = session.newEngine({ limit: playOpts.limit, roles: playOpts.roles, extraVars: { ...extraVars, ...(playOpts.extraVars ?? {}) }, check: false });
+          try {
+            const outcome = await sub.runPlaybook(playbook);
+            if (outcome.unreachableHosts.size) return ExitCode.hostUnreachable;
+            if (outcome.failedHosts.size || outcome.verifyFailures) return ExitCode.hostFailed;
+            return ExitCode.ok;
+          } finally {
+            await sub.close();
+          }
+        },
+      };
+      let code: number = ExitCode.ok;
+      try {
+        const outcome = await drill.run(ctx);
+        session.bus.emit({ type: 'drill_result', time: now(), drill: name, passed: outcome.passed, measured: outcome.measured, target: outcome.target, msg: outcome.msg });
+        code = outcome.passed ? ExitCode.ok : ExitCode.hostFailed;
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        session.bus.emit({ type: 'drill_result', time: now(), drill: name, passed: false, measured: {}, target: '', msg: `drill could not run: ${msg}` });
+        code = ExitCode.hostFailed;
+      } finally {
+        const finalCode = session.finish(engine.outcome());
+        await engine.close();
+        process.exitCode = session.signal.aborted ? ExitCode.interrupted : finalCode !== ExitCode.ok ? finalCode : code;
+      }
+    });
+}

@@ -1,0 +1,5 @@
+/** Every drill cairn ships; each area's file registers its own. */
+import './ha.js';
+import './monitoring.js';
+import './backup.js';
+import './hyperconverged.js';

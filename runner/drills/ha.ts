@@ -1,0 +1,2 @@
+/** Drills of this area register themselves here with registerDrill (see ./types.ts). */
+export {};
