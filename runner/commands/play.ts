@@ -4,13 +4,11 @@ import type { Command } from 'commander';
 import { ExitCode, optionsError } from '../errors.js';
 import { getModule } from '../modules/index.js';
 import { builtinRolesDir } from '../paths.js';
-import { PlaybookLoader, parseKeyValueArgs } from '../playbook/load.js';
+import { PlaybookLoader, coerceKeyValueArgs, parseKeyValueArgs } from '../playbook/load.js';
 import type { Playbook, Task } from '../playbook/types.js';
 import { parseYaml } from '../yaml-source.js';
 import { isPlainObject } from '../vars.js';
-import { existsSync } from 'node:fs';
-import { configureVault } from '../vault/index.js';
-import { defaultInventoryPath, openInventory, openSession, type CommonRunOptions } from './session.js';
+import { defaultInventoryPath, openInventory, openSession, prepareVault, type CommonRunOptions } from './session.js';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -73,7 +71,7 @@ export function registerPlayCommands(program: Command): void {
       const playbook = loadPlaybookFile(playbookPath);
       if (opts.syntaxCheck) {
         const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
-        if (existsSync(inventoryPath)) await configureVault(inventoryPath, { vaultIdentity: opts.vaultIdentity, vaultPasswordFile: opts.vaultPasswordFile });
+        await prepareVault(inventoryPath, opts);
         openInventory(opts.inventory);
         process.stdout.write(`playbook: ${playbook.path}: syntax OK (${playbook.plays.length} play${playbook.plays.length === 1 ? '' : 's'})\n`);
         return;
@@ -157,7 +155,7 @@ export function registerPlayCommands(program: Command): void {
       } else if (text.trim()) {
         const kv = parseKeyValueArgs(text);
         if (!kv) throw optionsError(`-a: expected key=value pairs for module ${module.name}, got ${JSON.stringify(text)}`);
-        args = kv;
+        args = coerceKeyValueArgs(module.argsSchema, kv);
       }
       const task: Task = {
         name: `${module.name}${text ? ' ' + text : ''}`,

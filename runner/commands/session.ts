@@ -3,7 +3,7 @@
  * the event bus, masker, reporters and run journal, handles Ctrl-C, and turns the outcome into Ansible's exit
  * codes.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Engine, type EngineOptions, type RunOutcome } from '../engine/engine.js';
 import { EventBus, now } from '../engine/events.js';
@@ -17,7 +17,7 @@ import { isPlainObject, type Vars } from '../vars.js';
 import { loadYamlFile, parseYaml } from '../yaml-source.js';
 import { configureVault } from '../vault/index.js';
 import { acquireRunLock, commandLineForLock } from '../lock.js';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export interface CommonRunOptions {
   inventory?: string;
@@ -107,10 +107,24 @@ export interface Session {
   startedAt: number;
 }
 
+/**
+ * Decrypt the inventory's vault files in memory before the inventory is read. The built-in lab's vault is
+ * encrypted to a lab-only identity committed beside its inventory (lab-vault.key), used when no other key
+ * is given, so the lab works with no setup; a production inventory never carries its key.
+ */
+export async function prepareVault(inventoryPath: string, opts: CommonRunOptions): Promise<void> {
+  if (!existsSync(inventoryPath)) return;
+  const given = opts.vaultIdentity ?? opts.vaultPasswordFile ?? process.env.CAIRN_VAULT_IDENTITY ?? process.env.CAIRN_VAULT_PASSWORD_FILE ?? process.env.CAIRN_VAULT_PASSWORD;
+  const dir = statSync(inventoryPath).isDirectory() ? inventoryPath : dirname(inventoryPath);
+  const labKey = join(dir, 'lab-vault.key');
+  const vaultIdentity = opts.vaultIdentity ?? (!given && existsSync(labKey) ? labKey : undefined);
+  await configureVault(inventoryPath, { vaultIdentity, vaultPasswordFile: opts.vaultPasswordFile });
+}
+
 export async function openSession(opts: CommonRunOptions, command: string, extra: { playbook?: string; lock?: boolean } = {}): Promise<Session> {
   const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
   // Vault files are decrypted in memory before the inventory reads them; plaintext never touches the disk.
-  if (existsSync(inventoryPath)) await configureVault(inventoryPath, { vaultIdentity: opts.vaultIdentity, vaultPasswordFile: opts.vaultPasswordFile });
+  await prepareVault(inventoryPath, opts);
   const inventory = openInventory(opts.inventory);
   // A run that may change hosts holds the inventory's lock: two cairn processes never change one platform at once.
   const lock = extra.lock === false || opts.check ? undefined : acquireRunLock(inventory.path, commandLineForLock(), { stateDir: stateDir() });

@@ -46,10 +46,13 @@ function asConditions(value: unknown): string[] {
   return list.map((v) => (typeof v === 'boolean' ? String(v) : String(v)));
 }
 
-/** Ansible's `key=value key2="quoted value"` argument strings. */
+/**
+ * Ansible's `key=value key2="quoted value"` argument strings. An unquoted value may hold `{{ ... }}` with
+ * spaces inside, as Ansible's splitter allows.
+ */
 export function parseKeyValueArgs(text: string): Record<string, string> | undefined {
   const out: Record<string, string> = {};
-  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)=("((?:[^"\\]|\\.)*)"|'([^']*)'|(\S*))/y;
+  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)=("((?:[^"\\]|\\.)*)"|'([^']*)'|((?:\{\{.*?\}\}|[^\s])*))/y;
   let pos = 0;
   while (pos < text.length) {
     if (/^\s*$/.test(text.slice(pos))) break;
@@ -58,6 +61,24 @@ export function parseKeyValueArgs(text: string): Record<string, string> | undefi
     if (!m) return undefined;
     out[m[1]!] = m[3] !== undefined ? m[3].replace(/\\(.)/g, '$1') : m[4] !== undefined ? m[4] : m[5]!;
     pos = re.lastIndex;
+  }
+  return out;
+}
+
+/**
+ * Strings from `key=value` arguments take the type the module's schema asks for (`update_cache=yes` is a
+ * boolean, `timeout=5` a number), as Ansible converts by its argument spec.
+ */
+export function coerceKeyValueArgs(schema: object, args: Record<string, string>): Record<string, unknown> {
+  const props = (schema as { properties?: Record<string, { type?: string | string[] }> }).properties ?? {};
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(args)) {
+    const type = props[key]?.type;
+    const types = Array.isArray(type) ? type : type ? [type] : [];
+    if (value.includes('{{') || types.includes('string') || types.length === 0) out[key] = value;
+    else if (types.includes('boolean') && /^(yes|true|on|1|no|false|off|0)$/i.test(value)) out[key] = /^(yes|true|on|1)$/i.test(value);
+    else if ((types.includes('integer') || types.includes('number')) && /^-?\d+(\.\d+)?$/.test(value)) out[key] = Number(value);
+    else out[key] = value;
   }
   return out;
 }
@@ -294,7 +315,7 @@ export class PlaybookLoader {
         else {
           const kv = parseKeyValueArgs(rawArgs);
           if (!kv) throw errorAt(loaded, [...path, moduleName], `module "${moduleName}" takes a mapping of arguments (or key=value pairs), got ${JSON.stringify(rawArgs)}`);
-          args = kv;
+          args = coerceKeyValueArgs(module.argsSchema, kv);
         }
       } else if (isPlainObject(rawArgs)) args = { ...rawArgs };
       else throw errorAt(loaded, [...path, moduleName], `arguments of module "${moduleName}" must be a mapping, got ${Array.isArray(rawArgs) ? 'a list' : typeof rawArgs}`);
