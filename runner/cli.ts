@@ -54,6 +54,14 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `cairn ... | head` closes the pipe early: stop quietly instead of crashing on EPIPE.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    throw err;
+  });
+}
+
 const code = await main(process.argv);
 // Let stdout drain before exiting; reporters write synchronously but pipes may buffer.
 process.exitCode = code;

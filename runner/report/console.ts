@@ -78,6 +78,8 @@ export class ConsoleReporter {
   /** host -> label of the task it is running, for the spinner. */
   private readonly running = new Map<string, string>();
   private checkMode = false;
+  /** `cairn run` (ad hoc): results are shown as `ansible -m` shows them, one block per host. */
+  private adhoc = false;
   /** Identity of the last banner printed, so a result under another task re-prints its banner. */
   private lastBanner: string | undefined;
   /**
@@ -105,6 +107,7 @@ export class ConsoleReporter {
     switch (event.type) {
       case 'run_start':
         this.checkMode = event.check;
+        this.adhoc = event.command === 'run';
         if (this.verbosity >= 1) {
           const what = event.playbook ? `playbook ${event.playbook}` : event.command;
           this.emitLine(`cairn ${event.command}: ${what}, inventory ${event.inventory}${event.check ? ', check mode' : ''}${event.diff ? ', diff' : ''} (run ${event.runId})`);
@@ -112,6 +115,7 @@ export class ConsoleReporter {
         break;
       case 'play_start':
         this.checkMode = event.check;
+        if (this.adhoc) break;
         this.failurePrinted.clear();
         this.unreachablePrinted.clear();
         // Every play gets its banner, even a second play with the same name.
@@ -158,7 +162,8 @@ export class ConsoleReporter {
         break;
       case 'recap':
         this.clearRunning();
-        this.onRecap(event.stats);
+        // Ad hoc runs end with their per-host blocks, as `ansible -m` does.
+        if (!this.adhoc) this.onRecap(event.stats);
         break;
       case 'run_end': {
         this.clearRunning();
@@ -189,6 +194,10 @@ export class ConsoleReporter {
 
   private onTaskResult(event: TaskResultEvent): void {
     if (event.item === undefined) this.stopRunning(event.host);
+    if (this.adhoc && !event.verify && !event.handler) {
+      this.adhocResult(event);
+      return;
+    }
     // Verification tasks are reported as VERIFY results; their raw task lines only at -v.
     if (event.verify && this.verbosity < 1) return;
     // A loop's summary repeats its items; it is shown only when it adds a failure.
@@ -238,6 +247,24 @@ export class ConsoleReporter {
       const attempts = event.attempts !== undefined ? `, ${event.attempts} attempt${event.attempts === 1 ? '' : 's'}` : '';
       this.emitLine({ text: `<${host}> done in ${formatDuration(event.durationMs)}${attempts}`, paint: this.chalk.blue });
     }
+  }
+
+  /** Ansible's ad hoc shape: `web1 | CHANGED | rc=0 >>` then the output, or `web1 | SUCCESS => {...}`. */
+  private adhocResult(event: TaskResultEvent): void {
+    const result = event.result ?? {};
+    const label = event.status === 'changed' ? 'CHANGED' : event.status === 'ok' ? 'SUCCESS' : event.status === 'skipped' ? 'SKIPPED' : event.status === 'unreachable' ? 'UNREACHABLE!' : 'FAILED';
+    const paint = event.status === 'changed' ? this.chalk.yellow : event.status === 'ok' ? this.chalk.green : event.status === 'skipped' ? this.chalk.cyan : this.chalk.red;
+    if ((event.task.module === 'command' || event.task.module === 'shell') && typeof result.rc === 'number') {
+      const label2 = event.status === 'failed' ? 'FAILED' : label;
+      this.emitLine({ text: `${event.host} | ${label2} | rc=${result.rc} >>`, paint });
+      const out = [result.stdout, result.stderr].filter((t): t is string => typeof t === 'string' && t.length > 0).join('\n');
+      for (const line of out.split('\n')) if (out) this.writeSafe(line);
+      if (event.status === 'failed' && event.msg && !out) this.emitLine({ text: event.msg, paint });
+    } else {
+      const body = event.status === 'failed' || event.status === 'unreachable' ? { msg: event.msg, ...result } : result;
+      this.emitLine({ text: `${event.host} | ${label} => `, paint }, { text: JSON.stringify(this.masker.maskValue(body), null, 4), paint });
+    }
+    if (this.showDiff) this.printDiffs(event);
   }
 
   private taskBanner(event: TaskStartEvent | TaskResultEvent): void {
