@@ -22,6 +22,8 @@ export interface SysctlArgs {
 
 export const DEFAULT_SYSCTL_FILE = '/etc/sysctl.d/99-cairn.conf';
 export const LIVE_SKIPPED_READ_ONLY = 'live apply skipped: read-only in a container';
+/** A kernel-global key (net.core.netdev_max_backlog...) is not even visible in a container's network namespace. */
+export const LIVE_SKIPPED_NOT_VISIBLE = 'live apply skipped: read-only in a container (a kernel-global key, not visible in the container)';
 const LIVE_FAILED = 80;
 
 /** Whitespace-insensitive form of a value. */
@@ -94,11 +96,14 @@ export interface LiveProbe {
   exists: boolean;
   writable: boolean;
   value?: string;
+  /** /proc/sys itself is mounted read-only (a container): a missing key may just be invisible here. */
+  procSysReadOnly?: boolean;
 }
 
 export function parseLiveProbe(text: string | undefined): LiveProbe {
   const kv = parseKeyValues(text ?? '');
   const probe: LiveProbe = { exists: kv.get('exists') === '1', writable: kv.get('writable') === '1' };
+  if (kv.get('sys_ro') === '1') probe.procSysReadOnly = true;
   if (kv.has('value_b64')) probe.value = Buffer.from(kv.get('value_b64') ?? '', 'base64').toString('utf8').replace(/\n$/, '');
   return probe;
 }
@@ -111,6 +116,8 @@ export function sysctlProbeScript(file: string, procPath: string): string {
     'if [ -e "$p" ]; then echo exists=1; printf "value_b64="; cat "$p" 2>/dev/null | base64 -w0; echo',
     '  if [ -w "$p" ]; then echo writable=1; else echo writable=0; fi',
     'else echo exists=0; fi',
+    // The mount options of /proc/sys itself ("ro,..." in a container; no such mount on a normal host).
+    `if awk '$5 == "/proc/sys" { split($6, o, ","); if (o[1] == "ro") ro = 1 } END { exit !ro }' /proc/self/mountinfo 2>/dev/null; then echo sys_ro=1; fi`,
   ].join('\n');
 }
 
@@ -154,7 +161,10 @@ export function planSysctl(
       diffs.push(...(write.diffs ?? []));
     }
     if (applyLive !== false) {
-      if (!live.exists) return { changed: false, actions: [], failed: `unknown sysctl key ${args.name}: ${procPath} does not exist (typo, or the kernel module is not loaded)` };
+      if (!live.exists && applyLive === 'auto' && live.procSysReadOnly) notes.push(LIVE_SKIPPED_NOT_VISIBLE);
+      else if (!live.exists) return { changed: false, actions: [], failed: `unknown sysctl key ${args.name}: ${procPath} does not exist (typo, or the kernel module is not loaded)` };
+    }
+    if (applyLive !== false && live.exists) {
       const current = normaliseSysctlValue(live.value ?? '');
       if (current !== normaliseSysctlValue(value)) {
         if (live.writable) {
@@ -178,7 +188,9 @@ export function planSysctl(
   }
   if (notes.length > 0) data.msg = notes.join('; ');
   const changed = actions.length > 0;
-  return { changed, actions: [...actions, ...(changed ? notes : [])], ...(diffs.length > 0 ? { diffs } : {}), state: plan, data };
+  // Only the live part was left to do and it cannot be done here: a skip, with why (not a silent "ok").
+  const skipped = !changed && notes.length > 0 ? { skipped: notes.join('; ') } : {};
+  return { changed, actions: [...actions, ...(changed ? notes : [])], ...(diffs.length > 0 ? { diffs } : {}), state: plan, data, ...skipped };
 }
 
 /** The apply script: the atomic file write (content on stdin), then the live value (pure; table-tested). */

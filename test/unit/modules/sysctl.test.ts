@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  LIVE_SKIPPED_NOT_VISIBLE,
   LIVE_SKIPPED_READ_ONLY,
   editSysctlFile,
   fileValueOf,
@@ -91,6 +92,25 @@ describe('planSysctl', () => {
   it('apply_live true on a read-only /proc/sys fails; false ignores the live value', () => {
     expect(planSysctl({ name: 'k.x', value: 1, apply_live: true }, file(), { exists: true, writable: false, value: '0' }).failed).toMatch(/read-only/);
     expect(planSysctl({ name: 'k.x', value: 1, apply_live: false }, file('k.x = 1\n'), { exists: false, writable: false }).changed).toBe(false);
+  });
+
+  it('auto with nothing left but a read-only live value is a skip with the reason, not a silent ok', () => {
+    // The container case the lab shows: vm.swappiness reads 60 (the host's) and /proc/sys is mounted ro.
+    const plan = planSysctl({ name: 'vm.swappiness', value: 1 }, file('vm.swappiness = 1\n'), { exists: true, writable: false, value: '60' });
+    expect(plan).toMatchObject({ changed: false, actions: [], skipped: LIVE_SKIPPED_READ_ONLY });
+    expect(planSysctl({ name: 'vm.swappiness', value: 1 }, file('vm.swappiness = 1\n'), { exists: true, writable: false, value: '1' }).skipped).toBeUndefined();
+  });
+
+  it('auto skips a key that is not visible when /proc/sys itself is read-only (a kernel-global key in a container)', () => {
+    // net.core.netdev_max_backlog exists only in the initial network namespace: absent in an nspawn container.
+    const hidden = { exists: false, writable: false, procSysReadOnly: true };
+    const plan = planSysctl({ name: 'net.core.netdev_max_backlog', value: 10000 }, file(), hidden);
+    expect(plan.changed).toBe(true);
+    expect(plan.actions).toEqual(['write net.core.netdev_max_backlog = 10000 to /etc/sysctl.d/99-cairn.conf', LIVE_SKIPPED_NOT_VISIBLE]);
+    expect(planSysctl({ name: 'net.core.netdev_max_backlog', value: 10000 }, file('net.core.netdev_max_backlog = 10000\n'), hidden)).toMatchObject({ changed: false, skipped: LIVE_SKIPPED_NOT_VISIBLE });
+    // apply_live true still refuses, and a missing key on a writable /proc/sys is still a typo.
+    expect(planSysctl({ name: 'net.core.netdev_max_backlog', value: 1, apply_live: true }, file(), hidden).failed).toMatch(/^unknown sysctl key/);
+    expect(parseLiveProbe('exists=0\nsys_ro=1\n')).toEqual({ exists: false, writable: false, procSysReadOnly: true });
   });
 
   it('an unknown key fails unless the live part is off', () => {
