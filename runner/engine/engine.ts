@@ -114,6 +114,20 @@ function isInputError(err: unknown): boolean {
   return err instanceof CairnError && (err.kind === 'input' || err.kind === 'options');
 }
 
+/**
+ * Why a verification failed. A looped check's summary has no message of its own: its failed items' messages
+ * say what is wrong ("drift: set atime ...", "pool tank is DEGRADED"), not just "failed".
+ */
+function verifyFailureMessage(registered: Record<string, unknown>, status: TaskStatus): string {
+  if (registered.msg !== undefined) return String(registered.msg);
+  const results = registered.results;
+  if (Array.isArray(results)) {
+    const messages = results.filter((r): r is Record<string, unknown> => isPlainObject(r) && r.failed === true).map((r) => String(r.msg ?? 'failed'));
+    if (messages.length) return messages.join('; ');
+  }
+  return status;
+}
+
 function errorMessage(err: unknown): string {
   if (err instanceof CairnError) return err.render();
   return err instanceof Error ? err.message : String(err);
@@ -700,7 +714,7 @@ export class Engine {
                   role: role.name,
                   check: task.name,
                   passed,
-                  msg: passed ? undefined : String(outcome.registered.msg ?? outcome.status),
+                  msg: passed ? undefined : verifyFailureMessage(outcome.registered, outcome.status),
                   data: task.noLog ? undefined : (materialise(outcome.registered) as Record<string, unknown>),
                 });
                 if (outcome.status === 'unreachable') lost.add(host.name);
@@ -769,6 +783,11 @@ export class Engine {
       let verifyFailed = 0;
       if ((verifyEachBatch || verifyOnly) && !this.opts.signal.aborted) verifyFailed = await this.runVerify(batch, ctx);
       const failedInBatch = batch.filter((h) => !h.active).length;
+      // As Ansible: when every host of a batch is lost, the play ends ("no more hosts left").
+      if (batch.length > 0 && failedInBatch === batch.length && b < batches.length - 1) {
+        ctx.aborted = true;
+        this.opts.bus.emit({ type: 'warning', time: now(), msg: `play "${play.name}": every host of batch ${b + 1} failed; not touching the remaining hosts` });
+      }
       if (play.anyErrorsFatal && failedInBatch > 0) {
         ctx.aborted = true;
         this.opts.bus.emit({ type: 'warning', time: now(), msg: `play "${play.name}": any_errors_fatal: stopping after a host failed` });

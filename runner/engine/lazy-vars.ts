@@ -14,6 +14,15 @@ export function rawVars(view: Vars): Vars {
   return ((view as Record<symbol, unknown>)[RAW] as Vars | undefined) ?? view;
 }
 
+/**
+ * A Proxy must return a read-only, non-configurable property's own value (frozen data such as the
+ * inventory's `groups` lists): such values are returned as they are, never wrapped.
+ */
+function isFrozenProperty(target: object, key: string): boolean {
+  const descriptor = Reflect.getOwnPropertyDescriptor(target, key);
+  return descriptor !== undefined && descriptor.configurable === false && descriptor.writable === false;
+}
+
 export function lazyVars(layered: Vars, render: RenderFn): Vars {
   const resolving = new Set<string>();
   const cache = new Map<string, unknown>();
@@ -39,7 +48,7 @@ export function lazyVars(layered: Vars, render: RenderFn): Vars {
         get(target, key, receiver) {
           if (key === RAW) return target;
           const v = Reflect.get(target, key, receiver);
-          if (typeof key === 'symbol' || typeof v === 'function') return v;
+          if (typeof key === 'symbol' || typeof v === 'function' || isFrozenProperty(target, key)) return v;
           return wrap(v, `${path}.${key}`);
         },
       });
@@ -53,7 +62,7 @@ export function lazyVars(layered: Vars, render: RenderFn): Vars {
     get(target, key, receiver) {
       if (key === RAW) return target;
       const v = Reflect.get(target, key, receiver);
-      if (typeof key === 'symbol' || typeof v === 'function') return v;
+      if (typeof key === 'symbol' || typeof v === 'function' || isFrozenProperty(target, key)) return v;
       return wrap(v, key);
     },
   }) as Vars;

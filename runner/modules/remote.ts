@@ -319,7 +319,8 @@ export function parseWriteResult(res: ExecResult, dest: string, content: string)
 export function describeValidationFailure(dest: string, rc: string, output: string, content: string): string {
   let message = `validation of ${dest} failed (exit ${rc}); the live file was left unchanged`;
   if (output) message += `:\n${output}`;
-  const lineMatch = /\bline[: ]+(\d+)\b/i.exec(output) ?? /:(\d+):/.exec(output);
+  // `line 12`, `file:12:` (most checkers) or `[file:12]` (haproxy's `parsing [/etc/haproxy/x.cfg:12]`).
+  const lineMatch = /\bline[: ]+(\d+)\b/i.exec(output) ?? /:(\d+):/.exec(output) ?? /:(\d+)\]/.exec(output);
   if (lineMatch) {
     const lineNo = Number(lineMatch[1]);
     const renderedLine = content.split('\n')[lineNo - 1];
