@@ -116,6 +116,9 @@ export function writeHostFiles(spec: LabHostSpec, ctx: HostContext, paths: HostP
   writeInto(root, 'etc/hostname', `${spec.name}\n`);
   const machineId = readIfExists(join(root, 'etc/machine-id'))?.trim() ?? '';
   if (!/^[0-9a-f]{32}$/.test(machineId)) writeInto(root, 'etc/machine-id', `${randomBytes(16).toString('hex')}\n`, 0o444);
+  // Linger keeps root's systemd user manager alive between SSH sessions: without it, every last logout
+  // stops user@0.service and, on a loaded machine, the next login waits for that stop (up to ~15 s).
+  writeInto(root, 'var/lib/systemd/linger/root', '');
   const authorized = join(root, 'root/.ssh/authorized_keys');
   const current = readIfExists(authorized) ?? '';
   if (!current.split('\n').some((line) => line.trim() === ctx.publicKey)) {

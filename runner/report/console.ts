@@ -242,6 +242,11 @@ export class ConsoleReporter {
     if (showActions) for (const action of event.actions ?? []) this.emitLine(`${CONTINUATION}- ${action}`);
     if (this.showDiff) this.printDiffs(event);
     if (this.verbosity >= 1 && event.result !== undefined && !event.loopSummary) this.emitYaml(event.result);
+    // debug prints its message at every verbosity, as Ansible's does (`ok: [host] => {"msg": ...}`).
+    else if (event.task.module === 'debug' && event.status === 'ok' && event.result !== undefined && !event.loopSummary) {
+      const { changed: _changed, failed: _failed, ...shown } = event.result;
+      this.emitYaml(shown);
+    }
     if (event.status === 'failed' && event.ignored) this.emitLine({ text: '...ignoring', paint: this.chalk.cyan });
     if (this.verbosity >= 3) {
       const attempts = event.attempts !== undefined ? `, ${event.attempts} attempt${event.attempts === 1 ? '' : 's'}` : '';

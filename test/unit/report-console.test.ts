@@ -257,6 +257,17 @@ describe('console reporter, plain', () => {
     );
   });
 
+  it('shows a debug message at default verbosity, as Ansible does (and nothing else of other ok results)', () => {
+    const note: TaskRef = { name: 'NOTE', role: 'zfs', module: 'debug', location: 'roles/zfs/tasks.yaml:9:3' };
+    const text = render([
+      start('pve1', note),
+      result('pve1', note, 'ok', { result: { msg: 'compression=lz4 is not supported; using lzjb', changed: false, failed: false } }),
+      start('pve1', probe),
+      result('pve1', probe, 'ok', { result: { rc: 0, stdout: 'quiet', changed: false } }),
+    ]);
+    expect(text).toBe(['', banner('TASK [zfs : NOTE]'), 'ok: [pve1]', '    msg: compression=lz4 is not supported; using lzjb', '', banner('TASK [probe]'), 'ok: [pve1]', ''].join('\n'));
+  });
+
   it('prints drill results with measured values against the target', () => {
     const text = render([
       { type: 'drill_result', time: T, drill: 'lb failover', passed: true, measured: { failover_s: 2.4, dropped: 0 }, target: 'failover_s < 5' },
