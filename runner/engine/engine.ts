@@ -503,7 +503,6 @@ export class Engine {
       if (isInputError(err)) this.inputErrors++;
       return fail(errorMessage(err));
     }
-    if (task.noLog) this.hideArgs(args);
 
     const target = task.delegateTo ? String(this.opts.templater.renderValue(task.delegateTo, vars, task.location)) : host.name;
     let conn: Connection;
@@ -585,9 +584,6 @@ export class Engine {
       }
     }
     if (!isItem && task.register) host.registered[task.register] = registered;
-    if (task.noLog) {
-      for (const v of Object.values(result?.data ?? {})) if (typeof v === 'string' && v.trim()) this.opts.addSecret?.(v.trim());
-    }
     const status: TaskStatus = failed ? 'failed' : result?.skipped && !changed ? 'skipped' : changed ? 'changed' : 'ok';
     this.emitResult(host, task, ctx, status, started, {
       result,
@@ -600,16 +596,6 @@ export class Engine {
       attempts: task.until ? attempts : undefined,
     });
     return { status, registered, changed };
-  }
-
-  private hideArgs(args: Record<string, unknown>): void {
-    const visit = (v: unknown) => {
-      if (typeof v === 'string') {
-        if (v.trim().length >= 1) this.opts.addSecret?.(v);
-      } else if (Array.isArray(v)) v.forEach(visit);
-      else if (isPlainObject(v)) Object.values(v).forEach(visit);
-    };
-    visit(args);
   }
 
   private unreachable(host: HostState, task: Task, ctx: PlayContext, started: number, err: unknown, item: unknown, target: string): TaskOutcome {
