@@ -10,6 +10,7 @@ import { registerPlayCommands } from './commands/play.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerVaultCommands } from './commands/vault.js';
 import { registerDrillCommands } from './commands/drill.js';
+import { registerReportCommand, registerRolloutCommands } from './commands/rollout.js';
 
 function debugWanted(): boolean {
   return process.env.CAIRN_DEBUG === '1' || process.argv.includes('-vvv') || process.argv.includes('-vvvv');
@@ -27,6 +28,8 @@ export function buildProgram(): Command {
   registerLabCommands(program);
   registerVaultCommands(program);
   registerDrillCommands(program);
+  registerRolloutCommands(program);
+  registerReportCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -5,10 +5,11 @@ import { now } from '../engine/events.js';
 import { ExitCode, optionsError } from '../errors.js';
 import '../drills/all.js';
 import { drillNames, getDrill } from '../drills/registry.js';
-import type { DrillContext, DrillPower } from '../drills/types.js';
+import type { Drill, DrillContext, DrillOutcome, DrillPower } from '../drills/types.js';
 import { labKill, labStart, labStop } from '../lab/index.js';
 import { addRunOptions, loadPlaybookFile } from './play.js';
-import { openSession, parseExtraVars, type CommonRunOptions } from './session.js';
+import { openSession, parseExtraVars, type CommonRunOptions, type Session } from './session.js';
+import type { Vars } from '../vars.js';
 
 function collectSet(value: string, previous: Record<string, string> = {}): Record<string, string> {
   const eq = value.indexOf('=');
@@ -39,59 +40,73 @@ export function registerDrillCommands(program: Command): void {
       if (!drill) throw optionsError(`unknown drill "${name}" (drills: ${drillNames().join(', ')})`);
       const session = await openSession(opts, `drill ${name}`);
       const engine = session.engine;
-      const isLab = session.inventory.hosts.size > 0 && [...session.inventory.hosts.keys()].some((h) => session.inventory.hostVars(h).lab === true);
-      const quiet = { log: () => {} };
-      const power: DrillPower | undefined = isLab
-        ? {
-            stop: async (host) => {
-              await labStop(host, quiet);
-              await engine.dropConnection(host);
-            },
-            kill: async (host) => {
-              await labKill(host, quiet);
-              await engine.dropConnection(host);
-            },
-            start: async (host) => {
-              await labStart(host, quiet);
-              await engine.dropConnection(host);
-            },
-          }
-        : undefined;
-      const extraVars = parseExtraVars(opts.extraVars);
-      const ctx: DrillContext = {
-        inventory: session.inventory,
-        hostVars: (host) => ({ ...session.inventory.hostVars(host), ...extraVars }),
-        exec: (host, script, execOpts) => engine.exec(host, script, execOpts),
-        power,
-        log: (line) => session.bus.emit({ type: 'warning', time: now(), msg: `drill ${name}: ${line}` }),
-        signal: session.signal,
-        options: opts.set ?? {},
-        play: async (playbookPath, playOpts = {}) => {
-          const playbook = loadPlaybookFile(resolve(playbookPath));
-          const sub = session.newEngine({ limit: playOpts.limit, roles: playOpts.roles, extraVars: { ...extraVars, ...(playOpts.extraVars ?? {}) }, check: false });
-          try {
-            const outcome = await sub.runPlaybook(playbook);
-            if (outcome.unreachableHosts.size) return ExitCode.hostUnreachable;
-            if (outcome.failedHosts.size || outcome.verifyFailures) return ExitCode.hostFailed;
-            return ExitCode.ok;
-          } finally {
-            await sub.close();
-          }
-        },
-      };
       let code: number = ExitCode.ok;
       try {
-        const outcome = await drill.run(ctx);
-        session.bus.emit({ type: 'drill_result', time: now(), drill: name, passed: outcome.passed, measured: outcome.measured, target: outcome.target, msg: outcome.msg });
+        const outcome = await runDrillInSession(session, drill, { extraVars: parseExtraVars(opts.extraVars), set: opts.set ?? {} });
         code = outcome.passed ? ExitCode.ok : ExitCode.hostFailed;
-      } catch (err) {
-        const msg = err instanceof Error ? err.message : String(err);
-        session.bus.emit({ type: 'drill_result', time: now(), drill: name, passed: false, measured: {}, target: '', msg: `drill could not run: ${msg}` });
-        code = ExitCode.hostFailed;
       } finally {
         const finalCode = session.finish(engine.outcome());
         await engine.close();
         process.exitCode = session.signal.aborted ? ExitCode.interrupted : finalCode !== ExitCode.ok ? finalCode : code;
       }
     });
+}
+
+/**
+ * Run one drill on an open session (its inventory, bus, journal and Ctrl-C handling) and emit its
+ * `drill_result`. A drill that throws is a failed result, never a crash. Used by `cairn drill` and by the
+ * rollout's drill steps.
+ */
+export async function runDrillInSession(session: Session, drill: Drill, opts: { extraVars: Vars; set: Record<string, string> }): Promise<DrillOutcome> {
+  const name = drill.name;
+  const engine = session.engine;
+  const isLab = session.inventory.hosts.size > 0 && [...session.inventory.hosts.keys()].some((h) => session.inventory.hostVars(h).lab === true);
+  const quiet = { log: () => {} };
+  const power: DrillPower | undefined = isLab
+    ? {
+        stop: async (host) => {
+          await labStop(host, quiet);
+          await engine.dropConnection(host);
+        },
+        kill: async (host) => {
+          await labKill(host, quiet);
+          await engine.dropConnection(host);
+        },
+        start: async (host) => {
+          await labStart(host, quiet);
+          await engine.dropConnection(host);
+        },
+      }
+    : undefined;
+  const extraVars = opts.extraVars;
+  const ctx: DrillContext = {
+    inventory: session.inventory,
+    hostVars: (host) => ({ ...session.inventory.hostVars(host), ...extraVars }),
+    exec: (host, script, execOpts) => engine.exec(host, script, execOpts),
+    power,
+    log: (line) => session.bus.emit({ type: 'warning', time: now(), msg: `drill ${name}: ${line}` }),
+    signal: session.signal,
+    options: opts.set,
+    play: async (playbookPath, playOpts = {}) => {
+      const playbook = loadPlaybookFile(resolve(playbookPath));
+      const sub = session.newEngine({ limit: playOpts.limit, roles: playOpts.roles, extraVars: { ...extraVars, ...(playOpts.extraVars ?? {}) }, check: false });
+      try {
+        const outcome = await sub.runPlaybook(playbook);
+        if (outcome.unreachableHosts.size) return ExitCode.hostUnreachable;
+        if (outcome.failedHosts.size || outcome.verifyFailures) return ExitCode.hostFailed;
+        return ExitCode.ok;
+      } finally {
+        await sub.close();
+      }
+    },
+  };
+  let outcome: DrillOutcome;
+  try {
+    outcome = await drill.run(ctx);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    outcome = { passed: false, measured: {}, target: '', msg: `drill could not run: ${msg}` };
+  }
+  session.bus.emit({ type: 'drill_result', time: now(), drill: name, passed: outcome.passed, measured: outcome.measured, target: outcome.target, msg: outcome.msg });
+  return outcome;
 }

@@ -105,6 +105,9 @@ export interface Session {
   /** Finish: recap, journal, exit code. */
   finish(outcome: RunOutcome): number;
   startedAt: number;
+  /** This run's id and journal file (absent with --no-journal): the rollout reads its evidence from there. */
+  runId: string;
+  journalPath?: string;
 }
 
 /**
@@ -206,6 +209,8 @@ export async function openSession(opts: CommonRunOptions, command: string, extra
     masker,
     signal: controller.signal,
     startedAt,
+    runId,
+    journalPath: journal?.path,
     newEngine: (overrides) => new Engine({ ...engineOptions, ...overrides }),
     finish(outcome) {
       bus.emit({ type: 'recap', time: now(), stats: recap.stats() });

@@ -3,3 +3,4 @@ import './ha.js';
 import './monitoring.js';
 import './backup.js';
 import './hyperconverged.js';
+import './rollout.js';

@@ -1,2 +1,4 @@
 /** Drills of this area register themselves here with registerDrill (see ./types.ts). */
 export {};
+import './ceph.js';
+import './kvm-zfs.js';

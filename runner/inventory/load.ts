@@ -8,9 +8,9 @@
  */
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CairnError, caretSnippet, inputError, type SourceLocation } from '../errors.js';
+import { CairnError, inputError, type SourceLocation } from '../errors.js';
 import { isPlainObject, layerVars, type Vars } from '../vars.js';
-import { describeFsError, errorAt, loadYamlFile, MAX_YAML_BYTES, parseYaml, type LoadedYaml, type YamlPath } from '../yaml-source.js';
+import { describeFsError, errorAt, loadYamlFile, MAX_YAML_BYTES, parseYaml, sourceSnippet, type LoadedYaml, type YamlParseOptions, type YamlPath } from '../yaml-source.js';
 import { closestNames, quotedAlternatives, selectHosts } from './patterns.js';
 import { inventorySchema, validateShape, varsFileSchema } from './schema.js';
 import type { Inventory, InventoryGroup, InventoryHost } from './types.js';
@@ -58,8 +58,22 @@ function isVaultFile(file: string): boolean {
   }
 }
 
+/**
+ * A key written twice in a `hosts:` mapping is a host listed twice in one group: say so. (A host listed
+ * under two groups is legal, as in Ansible, and never reaches here.)
+ */
+const inventoryYamlOptions: YamlParseOptions = {
+  describeDuplicateKey(key, mappingPath) {
+    const last = mappingPath.length - 1;
+    if (mappingPath[last] === 'hosts' && last >= 1) return `host "${key}" is listed twice in the hosts of group "${String(mappingPath[last - 1])}"`;
+    if (mappingPath[last] === 'children' && last >= 1) return `group "${key}" is listed twice in the children of group "${String(mappingPath[last - 1])}"`;
+    if (mappingPath.length === 0) return `group "${key}" is defined twice at the top level`;
+    return undefined;
+  },
+};
+
 function readVarsSource(file: string, what: string): VarsSource {
-  if (!isVaultFile(file)) return { loaded: loadYamlFile(file, what), secret: false };
+  if (!isVaultFile(file)) return { loaded: loadYamlFile(file, what, inventoryYamlOptions), secret: false };
   if (!vaultDecryptor) {
     throw inputError('encrypted vault files need `cairn vault` support, which this version does not have', { file });
   }
@@ -69,7 +83,7 @@ function readVarsSource(file: string, what: string): VarsSource {
     data = readFileSync(file);
   } catch (err) {
     if (err instanceof CairnError) throw err;
-    throw inputError(`cannot read ${what}: ${describeFsError(err)}`, { file });
+    throw inputError(`cannot read ${what}: ${describeFsError(err, file)}`, { file });
   }
   let text: unknown;
   try {
@@ -79,7 +93,7 @@ function readVarsSource(file: string, what: string): VarsSource {
     throw inputError(`cannot decrypt vault file: ${err instanceof Error ? err.message : String(err)}`, { file });
   }
   if (typeof text !== 'string') throw inputError('cannot decrypt vault file: the decryptor returned no text', { file });
-  return { loaded: parseYaml(text, file), secret: true };
+  return { loaded: parseYaml(text, file, inventoryYamlOptions), secret: true };
 }
 
 /** Every string inside a value (mapping keys excluded): what a vault file holds that must be masked. */
@@ -99,6 +113,8 @@ class InventoryBuilder {
     name: string;
     location: SourceLocation;
     hosts: string[];
+    /** The same names as `hosts`, for membership tests that stay fast with thousands of hosts. */
+    hostSet: Set<string>;
     children: string[];
     parents: string[];
     /** Where each child was listed, to point at the edge that closes a cycle. */
@@ -122,7 +138,7 @@ class InventoryBuilder {
   group(name: string, location: SourceLocation) {
     let group = this.groups.get(name);
     if (!group) {
-      group = { name, location, hosts: [], children: [], parents: [], childLocations: new Map(), layers: [] };
+      group = { name, location, hosts: [], hostSet: new Set(), children: [], parents: [], childLocations: new Map(), layers: [] };
       this.groups.set(name, group);
     }
     return group;
@@ -154,7 +170,10 @@ class InventoryBuilder {
             host = { name: hostName, location: source.loaded.locate(hostPath, 'key'), layers: [] };
             this.hosts.set(hostName, host);
           }
-          if (!group.hosts.includes(hostName)) group.hosts.push(hostName);
+          if (!group.hostSet.has(hostName)) {
+            group.hostSet.add(hostName);
+            group.hosts.push(hostName);
+          }
           if (isPlainObject(hostVars)) host.layers.push(this.layerFrom(source, hostVars, hostPath));
         }
       } else if (key === 'children' && isPlainObject(section)) {
@@ -181,7 +200,7 @@ class InventoryBuilder {
 
   /** An error at a location in the inventory file, with the source line and a caret. */
   errorAtLocation(message: string, location: SourceLocation): CairnError {
-    const detail = location.line !== undefined && this.sourceText !== undefined ? caretSnippet(this.sourceText, location.line, location.col) : undefined;
+    const detail = location.line !== undefined && this.sourceText !== undefined ? sourceSnippet(this.sourceText, location.line, location.col) : undefined;
     return inputError(message, location, detail || undefined);
   }
 
@@ -266,7 +285,7 @@ function isDirectory(path: string, what: string): boolean {
     return statSync(path).isDirectory();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw inputError(`cannot read ${what}: ${describeFsError(err)}`, { file: path });
+    throw inputError(`cannot read ${what}: ${describeFsError(err, path)}`, { file: path });
   }
 }
 
@@ -302,7 +321,7 @@ function resolveInventoryFile(path: string): string {
     try {
       statSync(path);
     } catch (err) {
-      throw inputError(`cannot read inventory: ${describeFsError(err)}`, { file: path });
+      throw inputError(`cannot read inventory: ${describeFsError(err, path)}`, { file: path });
     }
     return path;
   }

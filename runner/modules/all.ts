@@ -40,3 +40,6 @@ registerModule(assertModule);
 registerModule(debugModule);
 registerModule(failModule);
 registerModule(setupModule, 'gather_facts');
+import './raid-health.js'; // raid_health registers itself (runner/modules/raid-health.ts)
+import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate (runner/modules/kvm-zfs.ts)
+import './ceph-health.js'; // ceph_health registers itself (runner/modules/ceph-health.ts)

@@ -2,14 +2,15 @@
  * Loading playbooks and roles: YAML -> validated Play/Role/Task objects. Every error names file:line:col and
  * what was expected. Module names and their arguments are checked here, before any host is contacted.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import { CairnError, inputError, type SourceLocation } from '../errors.js';
 import { getModule, moduleNames } from '../modules/index.js';
-import { compileSchema, describeAjvError, validateAt } from '../schema.js';
+import { ajv, compileSchema, describeAjvErrors, validateAt } from '../schema.js';
+import { parseHostPattern } from '../inventory/patterns.js';
 import { isPlainObject, type Vars } from '../vars.js';
-import { describeFsError, errorAt, loadYamlFile, type LoadedYaml, type YamlPath } from '../yaml-source.js';
+import { describeFsError, errorAt, loadYamlFile, parseYaml, sourceSnippet, type LoadedYaml, type YamlPath } from '../yaml-source.js';
 import { closestNames } from './suggest.js';
 import { TASK_KEYWORDS, defaultsSchema, metaSchema, playSchema, playbookSchema, taskKeywordSchemas, taskListSchema } from './schema.js';
 import type { Play, Playbook, Role, Task } from './types.js';
@@ -112,6 +113,7 @@ export class PlaybookLoader {
   /** The plays of a playbook file, with `- import_playbook: other.yaml` entries replaced by that file's plays. */
   private loadPlays(file: string, importing: string[]): Play[] {
     const loaded = loadYamlFile(file, 'playbook');
+    checkPlaybookShape(loaded);
     validateAt(loaded, playbookSchema, 'playbook');
     const dir = dirname(file);
     const rawPlays = loaded.value as Array<Record<string, unknown>>;
@@ -140,22 +142,27 @@ export class PlaybookLoader {
 
   private parsePlay(loaded: LoadedYaml, raw: Record<string, unknown>, index: number, dir: string): Play {
     validateAt(loaded, playSchema, 'play', raw, [index]);
+    checkHostPattern(loaded, String(raw.hosts), [index, 'hosts']);
     const location = loaded.locate([index]);
     const playTags = asStringList(raw.tags);
     const roles: Role[] = [];
-    const seen = new Set<string>();
+    const listed = new Map<string, SourceLocation>();
     const rawRoles = (raw.roles as unknown[] | undefined) ?? [];
     rawRoles.forEach((ref, i) => {
       const name = typeof ref === 'string' ? ref : String((ref as { role: string }).role);
       const refVars = typeof ref === 'string' ? {} : (((ref as { vars?: Vars }).vars ?? {}) as Vars);
       const refTags = typeof ref === 'string' ? [] : asStringList((ref as { tags?: unknown }).tags);
       const where = loaded.locate([index, 'roles', i]);
+      if (listed.has(name)) throw errorAt(loaded, [index, 'roles', i], `role "${name}" is listed twice in this play (first at line ${listed.get(name)!.line})`);
+      listed.set(name, where);
       for (const role of this.resolveRoleWithDeps(name, this.searchPath(dir), [], where)) {
-        if (seen.has(role.name) && role.name !== name) continue;
-        if (seen.has(role.name) && role.name === name) {
-          throw errorAt(loaded, [index, 'roles', i], `role "${name}" is listed twice in this play`);
+        const earlier = roles.findIndex((r) => r.name === role.name);
+        if (earlier >= 0) {
+          // Already here as a dependency of a role listed before: it runs once, where it first came, as
+          // Ansible does; listed itself, it takes the vars and tags given with it.
+          if (role.name === name) roles[earlier] = { ...roles[earlier]!, vars: refVars, tags: [...playTags, ...refTags] };
+          continue;
         }
-        seen.add(role.name);
         roles.push(role.name === name ? { ...role, vars: refVars, tags: [...playTags, ...refTags] } : { ...role, tags: [...playTags, ...refTags] });
       }
     });
@@ -167,8 +174,9 @@ export class PlaybookLoader {
     const handlers = raw.handlers ? this.parseTaskList(loaded, raw.handlers, [index, 'handlers'], '', playTags, true) : [];
     const serial = raw.serial === undefined ? [] : Array.isArray(raw.serial) ? (raw.serial as Array<number | string>) : [raw.serial as number | string];
     let vars: Vars = isPlainObject(raw.vars) ? (raw.vars as Vars) : {};
-    for (const vf of (raw.vars_files as string[] | undefined) ?? []) {
+    for (const [k, vf] of ((raw.vars_files as string[] | undefined) ?? []).entries()) {
       const p = resolve(dir, vf);
+      if (!existsSync(p)) throw errorAt(loaded, [index, 'vars_files', k], `vars file "${vf}" not found (looked for ${p})`);
       const vl = loadYamlFile(p, 'vars file');
       validateAt(vl, defaultsSchema, 'vars file');
       vars = { ...vars, ...((vl.value as Vars | null) ?? {}) };
@@ -196,13 +204,14 @@ export class PlaybookLoader {
   private resolveRoleWithDeps(name: string, search: string[], stack: string[], where: SourceLocation): Role[] {
     if (stack.includes(name)) {
       const chain = [...stack.slice(stack.indexOf(name)), name].join(' -> ');
-      throw inputError(`cyclic role dependency: ${chain}`, where);
+      throw inputError(`cyclic role dependency: ${chain} (a role cannot depend on itself, directly or through other roles)`, where, snippetAt(where));
     }
     const role = this.loadRole(name, search, where);
     const out: Role[] = [];
     const metaFile = findYaml(role.dir, 'meta');
+    const meta = metaFile && role.dependencies.length ? loadYamlFile(metaFile, 'role meta') : undefined;
     role.dependencies.forEach((dep, i) => {
-      const depWhere = metaFile ? loadYamlFile(metaFile, 'role meta').locate(['dependencies', i]) : where;
+      const depWhere = meta ? meta.locate(['dependencies', i]) : where;
       for (const r of this.resolveRoleWithDeps(dep, search, [...stack, name], depWhere)) {
         if (!out.some((o) => o.name === r.name)) out.push(r);
       }
@@ -226,17 +235,24 @@ export class PlaybookLoader {
   loadRole(name: string, search: string[], where: SourceLocation): Role {
     const cached = this.roles.get(name);
     if (cached) return cached;
-    if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw inputError(`invalid role name "${name}"`, where);
+    if (!/^[A-Za-z0-9_.-]+$/.test(name) || /^\.+$/.test(name)) {
+      throw inputError(`invalid role name ${JSON.stringify(name)} (expected letters, digits, "_", "." and "-": the name of a folder under roles/)`, where, snippetAt(where));
+    }
     const dir = this.findRoleDir(name, search);
     if (!dir) {
-      throw inputError(`role "${name}" not found (looked in: ${search.join(', ')})`, where);
+      const known = search.flatMap((base) => listFolders(base));
+      const near = closestNames(name, known);
+      const hint = near.length ? `; did you mean ${near.map((n) => `"${n}"`).join(' or ')}?` : '';
+      throw inputError(`role "${name}" not found${hint} (looked in: ${search.join(', ')})`, where, snippetAt(where));
     }
     const files: Partial<Record<(typeof ROLE_FILES)[number], LoadedYaml>> = {};
     for (const base of ROLE_FILES) {
       const p = findYaml(dir, base);
       if (p) files[base] = loadYamlFile(p, `role ${base} file`);
     }
-    if (!files.tasks) throw inputError(`role "${name}" has no tasks.yaml`, { file: dir });
+    if (!files.tasks) {
+      throw inputError(`role "${name}" has no tasks.yaml (nor tasks.yml): every role needs one, even if it holds only \`[]\``, { file: dir });
+    }
     let dependencies: string[] = [];
     if (files.meta) {
       validateAt(files.meta, metaSchema, 'role meta');
@@ -250,24 +266,7 @@ export class PlaybookLoader {
     }
     let schema: object | undefined;
     const schemaFile = join(dir, 'schema.json');
-    if (existsSync(schemaFile)) {
-      let text: string;
-      try {
-        text = readFileSync(schemaFile, 'utf8');
-      } catch (err) {
-        throw inputError(`cannot read role schema: ${describeFsError(err)}`, { file: schemaFile });
-      }
-      try {
-        schema = JSON.parse(text) as object;
-      } catch (err) {
-        throw inputError(`role schema is not valid JSON: ${(err as Error).message}`, { file: schemaFile });
-      }
-      try {
-        compileSchema(schema);
-      } catch (err) {
-        throw inputError(`role schema is not a valid JSON Schema: ${(err as Error).message}`, { file: schemaFile });
-      }
-    }
+    if (existsSync(schemaFile)) schema = loadRoleSchema(schemaFile);
     const tasks = this.parseTaskList(files.tasks, files.tasks.value, [], name, [], false);
     const handlers = files.handlers ? this.parseTaskList(files.handlers, files.handlers.value, [], name, [], true) : [];
     const verify = files.verify ? this.parseTaskList(files.verify, files.verify.value, [], name, [], false) : [];
@@ -290,10 +289,17 @@ export class PlaybookLoader {
       throw errorAt(loaded, path, `${what} names no module (expected one of: ${moduleNames().join(', ')})`);
     }
     if (moduleKeys.length > 1) {
-      const unknown = moduleKeys.filter((k) => !getModule(k) && k !== 'set_fact');
-      const key = unknown[0] ?? moduleKeys[1]!;
-      const hint = unknown.length ? suggestion(key, [...TASK_KEYWORDS, ...moduleNames()]) : ' (a task runs exactly one module)';
-      throw errorAt(loaded, [...path, key], `${what} has more than one module or an unknown keyword "${key}"${hint}`, 'key');
+      const isModule = (k: string) => Boolean(getModule(k)) || k === 'set_fact';
+      const unknown = moduleKeys.filter((k) => !isModule(k));
+      if (unknown.length === 0) {
+        throw errorAt(loaded, [...path, moduleKeys[1]!], `${what} names two modules, "${moduleKeys[0]}" and "${moduleKeys[1]}"; a ${what} runs exactly one module (split it in two)`, 'key');
+      }
+      const key = unknown[0]!;
+      const keywordHint = closestNames(key, TASK_KEYWORDS);
+      const hint = keywordHint.length
+        ? ` (did you mean ${keywordHint.map((n) => `"${n}"`).join(' or ')}?)`
+        : `${suggestion(key, moduleNames())}; a ${what} has one module (here "${moduleKeys.find(isModule) ?? moduleKeys[0]}") and keywords from: ${[...TASK_KEYWORDS].join(', ')}`;
+      throw errorAt(loaded, [...path, key], `unknown ${what} keyword "${key}"${hint}`, 'key');
     }
     const moduleName = moduleKeys[0]!;
     for (const [key, schema] of Object.entries(taskKeywordSchemas)) {
@@ -307,7 +313,8 @@ export class PlaybookLoader {
     } else {
       const module = getModule(moduleName);
       if (!module) {
-        throw errorAt(loaded, [...path, moduleName], `unknown module "${moduleName}"${suggestion(moduleName, moduleNames())}`, 'key');
+        const near = suggestion(moduleName, [...moduleNames(), ...TASK_KEYWORDS]);
+        throw errorAt(loaded, [...path, moduleName], `unknown module "${moduleName}"${near || ` (cairn's modules: ${moduleNames().join(', ')})`}`, 'key');
       }
       if (rawArgs === null || rawArgs === undefined) args = {};
       else if (typeof rawArgs === 'string') {
@@ -322,9 +329,8 @@ export class PlaybookLoader {
       if (isPlainObject(raw.args)) args = { ...(raw.args as Record<string, unknown>), ...args };
       const errors = moduleArgErrors(module.argsSchema, args);
       if (errors.length) {
-        const err = errors.sort((a, b) => (b.keyword === 'additionalProperties' ? 1 : 0) - (a.keyword === 'additionalProperties' ? 1 : 0))[0]!;
-        const argPath: YamlPath = typeof rawArgs === 'string' ? [...path, moduleName] : [...path, moduleName];
-        const d = describeAjvError(err, args, `module "${moduleName}"`, typeof rawArgs === 'string' ? [] : argPath);
+        const argPath: YamlPath = [...path, moduleName];
+        const d = describeAjvErrors(errors, args, `module "${moduleName}"`, typeof rawArgs === 'string' ? [] : argPath);
         const errPath = typeof rawArgs === 'string' ? argPath : d.path;
         throw errorAt(loaded, errPath, `module "${moduleName}": ${d.message}`, typeof rawArgs === 'string' ? 'value' : d.which);
       }
@@ -369,6 +375,101 @@ export class PlaybookLoader {
     };
     return task;
   }
+}
+
+/**
+ * An empty file and a single play written as a mapping are the two usual ways a playbook is not a list of
+ * plays; each gets its own words.
+ */
+function checkPlaybookShape(loaded: LoadedYaml): void {
+  if (loaded.value === null || loaded.value === undefined) {
+    throw inputError('playbook is empty; expected a list of plays (- hosts: PATTERN ...)', { file: loaded.file });
+  }
+  if (isPlainObject(loaded.value)) {
+    const playLike = 'hosts' in loaded.value || 'tasks' in loaded.value || 'roles' in loaded.value;
+    throw errorAt(loaded, [], `playbook must be a list of plays, got a mapping${playLike ? ' (write the play as a list item: "- hosts: ...", with its keys indented under it)' : ''}`);
+  }
+  if (Array.isArray(loaded.value) && loaded.value.length === 0) {
+    throw errorAt(loaded, [], 'playbook is an empty list; expected at least one play (- hosts: PATTERN ...)');
+  }
+}
+
+/** A play's `hosts:` must at least be a well-formed pattern; whether it names known hosts is for the inventory. */
+function checkHostPattern(loaded: LoadedYaml, pattern: string, path: YamlPath): void {
+  try {
+    parseHostPattern(pattern);
+  } catch (err) {
+    if (err instanceof CairnError) throw errorAt(loaded, path, `play "hosts": ${err.message}`);
+    throw err;
+  }
+}
+
+/** The source line under a location, for locations that were computed earlier (role references). */
+function snippetAt(where: SourceLocation): string | undefined {
+  if (where.line === undefined) return undefined;
+  try {
+    return sourceSnippet(readFileSync(where.file, 'utf8'), where.line, where.col) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function listFolders(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A role's schema.json: JSON (errors at line:col), then a JSON Schema ajv accepts (errors at the offending
+ * keyword's line:col, found by reading the JSON as YAML, of which it is a subset).
+ */
+function loadRoleSchema(schemaFile: string): object {
+  let text: string;
+  try {
+    text = readFileSync(schemaFile, 'utf8');
+  } catch (err) {
+    throw inputError(`cannot read role schema: ${describeFsError(err, schemaFile)}`, { file: schemaFile });
+  }
+  let schema: unknown;
+  try {
+    schema = JSON.parse(text);
+  } catch (err) {
+    const message = (err as Error).message;
+    const at = /at position (\d+)/.exec(message);
+    const reason = message.replace(/ in JSON at position \d+.*$/, '').replace(/^JSON\.parse: /, '');
+    if (at) {
+      const offset = Number(at[1]);
+      const before = text.slice(0, offset);
+      const line = before.split('\n').length;
+      const col = offset - before.lastIndexOf('\n');
+      const trailingComma = /,\s*$/.test(before) && /^[}\]]/.test(text.slice(offset)) ? ' (JSON allows no comma after the last entry)' : '';
+      throw inputError(`role schema is not valid JSON: ${reason}${trailingComma}`, { file: schemaFile, line, col }, sourceSnippet(text, line, col));
+    }
+    throw inputError(`role schema is not valid JSON: ${reason}`, { file: schemaFile });
+  }
+  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
+    throw inputError('role schema must be a JSON object (a JSON Schema such as {"type": "object", "properties": {...}})', { file: schemaFile, line: 1, col: 1 });
+  }
+  if (!ajv.validateSchema(schema)) {
+    let located: LoadedYaml | undefined;
+    try {
+      located = parseYaml(text, schemaFile);
+    } catch {
+      located = undefined;
+    }
+    const d = describeAjvErrors(ajv.errors ?? [], schema, 'schema');
+    const message = `role schema is not a valid JSON Schema: ${d.message}`;
+    throw located ? errorAt(located, d.path, message, d.which) : inputError(message, { file: schemaFile });
+  }
+  try {
+    compileSchema(schema);
+  } catch (err) {
+    throw inputError(`role schema is not a valid JSON Schema: ${(err as Error).message}`, { file: schemaFile });
+  }
+  return schema;
 }
 
 function suggestion(name: string, candidates: string[]): string {

@@ -158,7 +158,7 @@ describe('loadInventory: errors', () => {
   const E = fixture('errors');
   // [fixture, message (regex), "file:line:col" or file]
   const table: Array<[string, RegExp, string]> = [
-    ['unknown-key.yaml', /^inventory: unknown key "host" in "web" \(expected one of: hosts, vars, children\)$/, 'unknown-key.yaml:4:7'],
+    ['unknown-key.yaml', /^inventory: unknown key "host" in "web" \(did you mean "hosts"\? expected one of: hosts, vars, children\)$/, 'unknown-key.yaml:4:7'],
     ['host-entry-list.yaml', /^inventory: "web1" must be a mapping of variables, or empty, got a list$/, 'host-entry-list.yaml:4:7'],
     ['hosts-list.yaml', /^inventory: "hosts" must be a mapping of host names to their variables \(not a list\), got a list$/, 'hosts-list.yaml:3:5'],
     ['not-a-mapping.yaml', /^inventory: the top level must be a mapping of group names \(all, web, \.\.\.\) to groups, got a list$/, 'not-a-mapping.yaml:1:1'],
@@ -176,7 +176,7 @@ describe('loadInventory: errors', () => {
     ['become-string.yaml', /^inventory: "ansible_become" must be true or false \(or yes\/no, on\/off\), got the string "sometimes"$/, 'become-string.yaml:5:25'],
     ['connection-enum.yaml', /^inventory: "ansible_connection" must be "ssh" or "local", got the string "paramiko"$/, 'connection-enum.yaml:4:27'],
     ['timeout-zero.yaml', /^inventory: "ansible_timeout" must be a whole number of seconds, at least 1, got number 0$/, 'timeout-zero.yaml:4:24'],
-    ['jump-list.yaml', /^inventory: "cairn_jump" must be a string, got number 22$/, 'jump-list.yaml:6:11'],
+    ['jump-list.yaml', /^inventory: entry 2 of "cairn_jump" must be a string, got number 22$/, 'jump-list.yaml:6:11'],
     ['user-empty.yaml', /^inventory: "ansible_user" must be a user name \(a non-empty string\), got the string ""$/, 'user-empty.yaml:4:21'],
     ['bad-yaml.yaml', /^invalid YAML: /, 'bad-yaml.yaml:'],
     ['ini-hosts', /^this looks like an INI inventory; cairn reads YAML inventories/, 'ini-hosts:2:1'],

@@ -392,7 +392,7 @@ describe('cairn vault commands', () => {
     const env = { EDITOR: `/bin/sh ${broken}`, EDITOR_LOG: log, CAIRN_VAULT_IDENTITY: identityA };
 
     const aborted = await vault(['edit', file], env);
-    expect(aborted.error?.render()).toMatch(new RegExp(`^${file}: not saved: the edited text is not valid vault YAML \\(${file} \\(decrypted\\):2:1: invalid YAML: .*\\); the vault file is unchanged and the edit was discarded$`));
+    expect(aborted.error?.render()).toMatch(new RegExp(`^${file}: not saved: the edited text is not valid vault YAML \\(${file} \\(decrypted\\):1:8: invalid YAML: this "\\[" is never closed.*\\); the vault file is unchanged and the edit was discarded$`));
     expect(readFileSync(file, 'utf8')).toBe(before);
 
     // Second run of the editor (reopened) fixes it: the script writes good YAML once it sees its own bad text.
@@ -404,7 +404,7 @@ describe('cairn vault commands', () => {
     });
     expect(reopened.error).toBeUndefined();
     expect(problems).toHaveLength(1);
-    expect(problems[0]).toMatch(/^not valid YAML: .*\(decrypted\):2:1: invalid YAML/);
+    expect(problems[0]).toMatch(/^not valid YAML: .*\(decrypted\):1:8: invalid YAML: this "\[" is never closed/);
     expect((await vault(['view', file], env)).stdout).toBe('token: fixed\n');
 
     // A list at the top is valid YAML but not variables.
