@@ -260,6 +260,10 @@ class InventoryBuilder {
       if (!target) {
         const wanted = folder ? entry : stripped;
         const suggestions = closestNames(wanted, known.keys());
+        // Ansible ignores vars for hosts and groups it does not know; so does cairn (the lab may run without
+        // its pve nodes, whose host_vars stay committed) — unless the name is a near miss of a real one,
+        // which is almost certainly a typo that would silently drop variables.
+        if (!suggestions.length) continue;
         const hint = suggestions.length ? `; did you mean ${quotedAlternatives(suggestions)}?` : '';
         throw inputError(
           `${kind} ${folder ? 'folder' : 'file'} for ${noun} "${wanted}", which is not in the inventory${hint} (${kind} entries must be named after a ${noun}: NAME.yaml, NAME.yml, NAME or a NAME/ folder)`,

@@ -130,6 +130,13 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
   it('verify notices a scrape target that is down', async () => {
     await onHost('web2', 'systemctl stop prometheus-node-exporter');
     try {
+      // Prometheus marks the target down only after its next failed scrape: wait (bounded) until it has,
+      // so the test checks verify's verdict and not the scrape interval.
+      const seen = await onHost(
+        'mon1',
+        `for i in $(seq 1 40); do curl -fsS http://localhost:9090/api/v1/targets | python3 -c 'import json,sys; t=json.load(sys.stdin)["data"]["activeTargets"]; sys.exit(0 if any(x["health"]=="down" and "web2" in json.dumps(x) for x in t) else 1)' && { echo down; exit 0; }; sleep 1; done; echo still-up`,
+      );
+      expect(seen).toBe('down');
       const { res, events } = await json(['verify', PLAYBOOK, '-l', 'mon1']);
       expect(res.code).toBe(2);
       const targets = verifyResults(events).find((c) => c.check === 'every scrape target is up (/api/v1/targets)');
