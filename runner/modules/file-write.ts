@@ -86,6 +86,7 @@ export async function applyFileWrite(ctx: ModuleContext, plan: Planned<FileWrite
       ...(state.mode !== undefined ? { mode: state.mode } : {}),
       ...(state.validate !== undefined ? { validate: state.validate } : {}),
       backup: state.backup,
+      expectedBytes: state.content.length,
     });
     const res = await runScript(ctx, script, { stdin: state.content });
     const outcome = parseWriteResult(res, state.path, state.content.toString('utf8'));

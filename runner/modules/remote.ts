@@ -217,6 +217,11 @@ export interface AtomicWriteOptions {
   validate?: string;
   /** Keep `dest.<timestamp>~` before replacing an existing file. */
   backup?: boolean;
+  /**
+   * How many bytes stdin carries. A connection cut mid-transfer closes stdin early and `cat` ends with
+   * success on a truncated file: without this check the partial file would be renamed over the live one.
+   */
+  expectedBytes?: number;
 }
 
 /** Exit codes of the atomic write script, so the caller can say which step failed. */
@@ -228,6 +233,7 @@ export const WriteExit = {
   validate: 74,
   rename: 75,
   backup: 76,
+  truncated: 77,
 } as const;
 
 /**
@@ -254,6 +260,7 @@ export function atomicWriteScript(opts: AtomicWriteOptions): string {
     `trap 'rm -f -- "$tmp"' EXIT`,
     `trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM`,
     `cat > "$tmp" || exit ${WriteExit.write}`,
+    ...(opts.expectedBytes !== undefined ? [`[ "$(wc -c < "$tmp")" -eq ${opts.expectedBytes} ] || exit ${WriteExit.truncated}`] : []),
     `if [ -e "$dest" ]; then`,
     `  chown --reference="$dest" -- "$tmp" 2>/dev/null`,
     `  chmod --reference="$dest" -- "$tmp" || exit ${WriteExit.mode}`,
@@ -304,6 +311,7 @@ export function parseWriteResult(res: ExecResult, dest: string, content: string)
   const step: Record<number, string> = {
     [WriteExit.tempFile]: `cannot create a temporary file in ${posix.dirname(dest)}`,
     [WriteExit.write]: 'cannot write the temporary file',
+    [WriteExit.truncated]: 'the content arrived incomplete (connection cut?); the live file was left unchanged',
     [WriteExit.owner]: 'cannot set the owner/group',
     [WriteExit.mode]: 'cannot set the mode',
     [WriteExit.rename]: `cannot move the new file over ${dest}`,

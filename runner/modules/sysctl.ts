@@ -196,7 +196,7 @@ export function planSysctl(
 /** The apply script: the atomic file write (content on stdin), then the live value (pure; table-tested). */
 export function sysctlApplyScript(plan: SysctlPlan): string {
   const lines: string[] = [];
-  if (plan.content !== undefined) lines.push(atomicWriteScript({ dest: plan.file }));
+  if (plan.content !== undefined) lines.push(atomicWriteScript({ dest: plan.file, expectedBytes: Buffer.byteLength(plan.content) }));
   if (plan.live) {
     const { name, value, procPath } = plan.live;
     lines.push(
