@@ -10,12 +10,14 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
-const CANARY = 'CANARY-vault-cli-5b0c44';
+// Made at run time so that no file on disk holds it before the test writes it (see test/unit/vault.test.ts).
+const CANARY = `CANARY-vault-cli-${randomBytes(6).toString('hex')}`;
 let work: string;
 
 const entry = `

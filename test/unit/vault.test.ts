@@ -8,6 +8,7 @@
  * costs about two seconds per file); decryption reads the factor from the file, so the code paths are the same.
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Command } from 'commander';
@@ -32,7 +33,9 @@ import {
 } from '../../runner/vault/index.js';
 
 const FAST = { CAIRN_VAULT_SCRYPT_WORK_FACTOR: '10' };
-const CANARY = 'CANARY-vault-7f3e91d2';
+// Made at run time so that no source file (nor vitest's transformed copy of this one, which it caches
+// under the temp folder) holds the value: the scan of the temp folder below would find it there.
+const CANARY = `CANARY-vault-${randomBytes(6).toString('hex')}`;
 
 let work: string;
 let identityA: string; // identity file paths
