@@ -472,6 +472,25 @@ export async function labKill(name: string, opts: { log?: LabLog } = {}): Promis
   }, { log: opts.log ?? defaultLog });
 }
 
+/**
+ * Cut every SSH session to a host, as a dropped network path or a crashed sshd child would: SIGKILL to each
+ * sshd process below the host's listening sshd. Whatever those sessions ran is left to find its input gone,
+ * as it would on a real host. The host and its listener keep running, so a new connection works at once.
+ * Returns the pids killed (host pid namespace).
+ */
+export function labDropSshSessions(name: string): number[] {
+  requireRoot('drop ssh sessions on');
+  const state = requireUpState();
+  const host = stateHost(state, name);
+  const processes = allProcesses();
+  const { init } = hostProcesses(host.supervisor, processes);
+  if (!init) throw new CairnError(`lab host ${name} is not running (start it with \`cairn lab start ${name}\`)`);
+  const listener = processes.find((p) => p.comm === 'sshd' && p.ppid === init.pid);
+  if (!listener) return [];
+  const sessions = descendantsOf(listener.pid, processes).filter((p) => p.comm === 'sshd');
+  return sessions.filter((p) => signal(p, 'SIGKILL')).map((p) => p.pid);
+}
+
 /** Orderly halt, then boot again. */
 export async function labRestart(name: string, opts: { log?: LabLog } = {}): Promise<LabHostActionResult> {
   return withLabLock(async () => {
