@@ -3,9 +3,8 @@
  * computed by `editBlockInFile` (pure) from the probed text; check and apply share it.
  */
 import { attributeSchema, argError, validateAttributeArgs, type AttributeArgs } from './attributes.js';
-import { applyFileWrite, planTextEdit, probedText, type FileWritePlan, type TextEdit } from './file-write.js';
+import { applyFileWrite, planFileEdit, type FileWritePlan, type TextEdit } from './file-write.js';
 import { pythonRegex } from './pyregex.js';
-import { probeFile, ProbeError } from './remote.js';
 import type { Module, Planned } from './types.js';
 
 export const DEFAULT_BLOCK_MARKER = '# {mark} CAIRN MANAGED BLOCK';
@@ -117,26 +116,7 @@ export const blockinfileModule: Module<BlockInFileArgs, FileWritePlan> = {
   async check(ctx, args): Promise<Planned<FileWritePlan>> {
     validateAttributeArgs(ctx, args);
     if (args.insertafter !== undefined && args.insertbefore !== undefined) throw argError(ctx, 'blockinfile takes insertafter or insertbefore, not both');
-    let probe;
-    try {
-      probe = await probeFile(ctx, args.path, { content: true, follow: true });
-    } catch (err) {
-      if (err instanceof ProbeError) return { changed: false, actions: [], failed: err.message };
-      throw err;
-    }
-    const probed = probedText(probe);
-    if (probed.failed) return { changed: false, actions: [], failed: probed.failed };
-    if (probe.type === 'absent') {
-      if ((args.state ?? 'present') === 'absent') return { changed: false, actions: [], data: { msg: 'file not present' } };
-      if (!args.create) return { changed: false, actions: [], failed: `Path ${args.path} does not exist !` };
-    }
-    let edit: TextEdit;
-    try {
-      edit = editBlockInFile(probed.text, args);
-    } catch (err) {
-      throw argError(ctx, err instanceof Error ? err.message : String(err));
-    }
-    return planTextEdit(probe, edit, { ...args, path: probe.linkResolved ?? args.path });
+    return planFileEdit(ctx, args, `Path ${args.path} does not exist !`, (text) => editBlockInFile(text, args));
   },
 
   apply(ctx, _args, plan) {

@@ -4,18 +4,13 @@
  * single file; copying directories is not supported.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { attributeSchema, argError, validateAttributeArgs, type AttributeArgs } from './attributes.js';
-import { applyFileWrite, planFileWrite, sha256Of, type FileWritePlan } from './file-write.js';
-import { probeFile, ProbeError } from './remote.js';
+import { attributeSchema, argError, validateAttributeArgs } from './attributes.js';
+import { applyFileWrite, planContentWrite, type ContentWriteArgs, type FileWritePlan } from './file-write.js';
 import type { Module, ModuleContext, Planned } from './types.js';
 
-export interface CopyArgs extends AttributeArgs {
-  dest: string;
+export interface CopyArgs extends ContentWriteArgs {
   content?: unknown;
   src?: string;
-  backup?: boolean;
-  validate?: string;
-  force?: boolean;
 }
 
 /** Ansible writes non-string content (a mapping from `{{ var }}`) as JSON. */
@@ -53,31 +48,7 @@ export const copyModule: Module<CopyArgs, FileWritePlan> = {
 
   async check(ctx, args): Promise<Planned<FileWritePlan>> {
     validateAttributeArgs(ctx, args);
-    const content = sourceBytes(ctx, args);
-    let probe;
-    try {
-      probe = await probeFile(ctx, args.dest, { content: true });
-    } catch (err) {
-      if (err instanceof ProbeError) return { changed: false, actions: [], failed: err.message };
-      throw err;
-    }
-    if (probe.type === 'directory') return { changed: false, actions: [], failed: `dest ${args.dest} is a directory; give the full path of the file` };
-    // A missing directory is not a failure of the plan: in check mode an earlier task may be about to
-    // create it. The plan carries a note, and apply fails clearly if the directory is still missing.
-    const missingDirNote = probe.type === 'absent' && !probe.parentExists ? [`${args.dest} will be created in a directory that does not exist yet (an earlier task must create it, or apply fails)`] : [];
-    const keepContent = args.force === false && probe.type !== 'absent';
-    const plan = planFileWrite(probe, {
-      path: args.dest,
-      content: keepContent ? undefined : content,
-      owner: args.owner,
-      group: args.group,
-      mode: args.mode,
-      backup: args.backup,
-      validate: args.validate,
-    });
-    plan.data = { dest: args.dest, checksum: sha256Of(content), size: content.length };
-    plan.actions.push(...missingDirNote);
-    return plan;
+    return planContentWrite(ctx, args, sourceBytes(ctx, args));
   },
 
   apply(ctx, _args, plan) {

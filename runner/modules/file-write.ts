@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { argv, quote } from '../transport/quote.js';
-import { planAttributes, type AttributeArgs } from './attributes.js';
-import { atomicWriteScript, diffText, failureText, parseWriteResult, runScript, type FileProbe } from './remote.js';
+import { argError, planAttributes, type AttributeArgs } from './attributes.js';
+import { atomicWriteScript, diffText, failureText, parseWriteResult, probeFile, ProbeError, runScript, type FileProbe } from './remote.js';
 import type { FileDiff, ModuleContext, ModuleResult, Planned } from './types.js';
 
 export interface FileWriteSpec extends AttributeArgs {
@@ -73,6 +73,46 @@ export function planFileWrite(probe: FileProbe, spec: FileWriteSpec): Planned<Fi
 }
 
 /** Carry out a FileWritePlan in one round trip. */
+/** What copy and template have in common: the wanted bytes and how to put them at `dest`. */
+export interface ContentWriteArgs extends AttributeArgs {
+  dest: string;
+  backup?: boolean;
+  validate?: string;
+  /** false: an existing file keeps its content (only attributes are managed), as Ansible's force: no. */
+  force?: boolean;
+}
+
+/**
+ * The check of copy and template: probe `dest`, refuse a directory, and plan the write of `content`. The
+ * plan's data says what was written (dest, checksum, size, plus `data`) for the result.
+ */
+export async function planContentWrite(ctx: ModuleContext, args: ContentWriteArgs, content: Buffer, data: Record<string, unknown> = {}): Promise<Planned<FileWritePlan>> {
+  let probe;
+  try {
+    probe = await probeFile(ctx, args.dest, { content: true });
+  } catch (err) {
+    if (err instanceof ProbeError) return { changed: false, actions: [], failed: err.message };
+    throw err;
+  }
+  if (probe.type === 'directory') return { changed: false, actions: [], failed: `dest ${args.dest} is a directory; give the full path of the file` };
+  // A missing directory is not a failure of the plan: in check mode an earlier task may be about to
+  // create it. The plan carries a note, and apply fails clearly if the directory is still missing.
+  const missingDirNote = probe.type === 'absent' && !probe.parentExists ? [`${args.dest} will be created in a directory that does not exist yet (an earlier task must create it, or apply fails)`] : [];
+  const keepContent = args.force === false && probe.type !== 'absent';
+  const plan = planFileWrite(probe, {
+    path: args.dest,
+    content: keepContent ? undefined : content,
+    owner: args.owner,
+    group: args.group,
+    mode: args.mode,
+    backup: args.backup,
+    validate: args.validate,
+  });
+  plan.data = { dest: args.dest, ...data, checksum: sha256Of(content), size: content.length };
+  plan.actions.push(...missingDirNote);
+  return plan;
+}
+
 export async function applyFileWrite(ctx: ModuleContext, plan: Planned<FileWritePlan>, data: Record<string, unknown> = {}): Promise<ModuleResult> {
   const state = plan.state;
   if (!state) return { changed: false, failed: true, msg: 'internal error: apply called without a plan', data };
@@ -144,4 +184,42 @@ export function probedText(probe: FileProbe): { text?: string; failed?: string }
   if (probe.contentOmitted === 'too-large') return { failed: `${probe.path} is larger than cairn edits line by line (${probe.size} bytes)` };
   if (probe.contentOmitted === 'unreadable') return { failed: `${probe.path} is not readable (use become)` };
   return { text: (probe.content ?? Buffer.alloc(0)).toString('utf8') };
+}
+
+/** The arguments lineinfile and blockinfile share: the file, whether it should hold the text, and how to write. */
+export interface FileEditArgs extends AttributeArgs {
+  path: string;
+  state?: 'present' | 'absent';
+  create?: boolean;
+  backup?: boolean;
+  validate?: string;
+}
+
+/**
+ * The check of lineinfile and blockinfile: probe the file (following a link to its target), refuse what is
+ * not a readable regular file, handle a missing one (nothing to remove; `create` or fail with Ansible's
+ * message), then plan the edit that `edit` computes from the text. An error from `edit` (a bad regexp) is
+ * an argument error of the task.
+ */
+export async function planFileEdit(ctx: ModuleContext, args: FileEditArgs, missingMessage: string, edit: (text: string | undefined) => TextEdit): Promise<Planned<FileWritePlan>> {
+  let probe;
+  try {
+    probe = await probeFile(ctx, args.path, { content: true, follow: true });
+  } catch (err) {
+    if (err instanceof ProbeError) return { changed: false, actions: [], failed: err.message };
+    throw err;
+  }
+  const probed = probedText(probe);
+  if (probed.failed) return { changed: false, actions: [], failed: probed.failed };
+  if (probe.type === 'absent') {
+    if ((args.state ?? 'present') === 'absent') return { changed: false, actions: [], data: { msg: 'file not present' } };
+    if (!args.create) return { changed: false, actions: [], failed: missingMessage };
+  }
+  let planned: TextEdit;
+  try {
+    planned = edit(probed.text);
+  } catch (err) {
+    throw argError(ctx, err instanceof Error ? err.message : String(err));
+  }
+  return planTextEdit(probe, planned, { ...args, path: probe.linkResolved ?? args.path });
 }

@@ -4,9 +4,8 @@
  * is the atomic script.
  */
 import { attributeSchema, argError, validateAttributeArgs, type AttributeArgs } from './attributes.js';
-import { applyFileWrite, planTextEdit, probedText, type FileWritePlan, type TextEdit } from './file-write.js';
+import { applyFileWrite, planFileEdit, type FileWritePlan, type TextEdit } from './file-write.js';
 import { expandBackrefs, pythonRegex } from './pyregex.js';
-import { probeFile, ProbeError } from './remote.js';
 import type { Module, Planned } from './types.js';
 
 export interface LineInFileArgs extends AttributeArgs {
@@ -175,27 +174,7 @@ export const lineinfileModule: Module<LineInFileArgs, FileWritePlan> = {
     if (args.regexp !== undefined && args.search_string !== undefined) throw argError(ctx, 'lineinfile takes regexp or search_string, not both');
     if (args.insertafter !== undefined && args.insertbefore !== undefined) throw argError(ctx, 'lineinfile takes insertafter or insertbefore, not both');
     if (args.backrefs && args.regexp === undefined) throw argError(ctx, 'lineinfile backrefs needs regexp');
-    let probe;
-    try {
-      probe = await probeFile(ctx, args.path, { content: true, follow: true });
-    } catch (err) {
-      if (err instanceof ProbeError) return { changed: false, actions: [], failed: err.message };
-      throw err;
-    }
-    const probed = probedText(probe);
-    if (probed.failed) return { changed: false, actions: [], failed: probed.failed };
-    if (probe.type === 'absent') {
-      if (state === 'absent') return { changed: false, actions: [], data: { msg: 'file not present' } };
-      if (!args.create) return { changed: false, actions: [], failed: `Destination ${args.path} does not exist !` };
-    }
-    let edit: TextEdit;
-    try {
-      edit = editLineInFile(probed.text, args);
-    } catch (err) {
-      throw argError(ctx, err instanceof Error ? err.message : String(err));
-    }
-    const target = probe.linkResolved ?? args.path;
-    return planTextEdit(probe, edit, { ...args, path: target });
+    return planFileEdit(ctx, args, `Destination ${args.path} does not exist !`, (text) => editLineInFile(text, args));
   },
 
   apply(ctx, _args, plan) {
