@@ -102,6 +102,16 @@ export function loadYamlFile(file: string, what = 'YAML file', options: YamlPars
  * A source line with a caret under the column, as errors.ts's caretSnippet, but a very long line (100 000
  * `[` on one line) is shown as a window around the column instead of a screenful of spaces.
  */
+/** The source line under a location read from its file again (for locations kept from an earlier parse). */
+export function snippetAt(where: SourceLocation): string | undefined {
+  if (where.line === undefined) return undefined;
+  try {
+    return sourceSnippet(readFileSync(where.file, 'utf8'), where.line, where.col) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function sourceSnippet(source: string, line: number, col: number | undefined): string {
   const WIDTH = 120;
   const text = source.split(/\r?\n/, line)[line - 1];

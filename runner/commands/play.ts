@@ -84,7 +84,7 @@ export function registerPlayCommands(program: Command): void {
       if (opts.listHosts || opts.listTasks) {
         const session = await openSession({ ...opts, journal: false, json: false }, 'play', { lock: false });
         for (const play of playbook.plays) {
-          const hosts = session.engine.selectHosts(play.hosts);
+          const hosts = session.engine.selectHosts(play.hosts, play.hostsLocation);
           process.stdout.write(`\nplay #${playbook.plays.indexOf(play) + 1} (${play.hosts}): ${play.name}\n`);
           if (opts.listHosts) {
             process.stdout.write(`  pattern: ['${play.hosts}']\n  hosts (${hosts.length}):\n`);

@@ -12,6 +12,7 @@ import { getModule } from '../modules/index.js';
 import type { AnyModule, ModuleContext, ModuleResult } from '../modules/types.js';
 import type { Play, Playbook, Role, Task } from '../playbook/types.js';
 import { compileSchema, describeAjvError } from '../schema.js';
+import { snippetAt } from '../yaml-source.js';
 import { evaluate, evaluateAll } from '../template/index.js';
 import type { Templater } from '../template/types.js';
 import { ConnectionPool } from '../transport/pool.js';
@@ -189,10 +190,19 @@ export class Engine {
     return this.pool.get(this.specFor(name));
   }
 
-  /** Hosts a play runs on: its pattern, narrowed by --limit and --rerun, without hosts already lost. */
-  selectHosts(pattern: string): string[] {
+  /**
+   * Hosts a play runs on: its pattern, narrowed by --limit and --rerun, without hosts already lost. A
+   * pattern that matches nothing is reported at `where` (the play's `hosts:` value) when it is known.
+   */
+  selectHosts(pattern: string, where?: SourceLocation): string[] {
     const inv = this.opts.inventory;
-    let hosts = inv.select(pattern);
+    let hosts: string[];
+    try {
+      hosts = inv.select(pattern);
+    } catch (err) {
+      if (err instanceof CairnError && where && !err.location) throw inputError(`play "hosts": ${err.message}`, where, snippetAt(where));
+      throw err;
+    }
     if (this.opts.limit) {
       const limited = new Set(inv.select(this.opts.limit));
       hosts = hosts.filter((h) => limited.has(h));
@@ -207,7 +217,7 @@ export class Engine {
   /** Before anything runs: every role's variables on every host must satisfy the role's schema. */
   validateRoleVars(playbook: Playbook): void {
     for (const play of playbook.plays) {
-      const hosts = this.selectHosts(play.hosts);
+      const hosts = this.selectHosts(play.hosts, play.hostsLocation);
       const defaults = this.roleDefaults(play);
       for (const role of play.roles) {
         if (!role.schema || !this.roleWanted(role.name)) continue;
@@ -740,7 +750,7 @@ export class Engine {
   }
 
   async runPlay(play: Play, playbookDir: string, verifyOnly = false): Promise<void> {
-    const selected = this.selectHosts(play.hosts);
+    const selected = this.selectHosts(play.hosts, play.hostsLocation);
     const hosts = selected.map((n) => this.host(n)).filter((h) => h.active);
     this.opts.bus.emit({ type: 'play_start', time: now(), play: play.name, hosts: hosts.map((h) => h.name), check: this.opts.check });
     if (!hosts.length) {

@@ -10,7 +10,7 @@ import { getModule, moduleNames } from '../modules/index.js';
 import { ajv, compileSchema, describeAjvErrors, validateAt } from '../schema.js';
 import { parseHostPattern } from '../inventory/patterns.js';
 import { isPlainObject, type Vars } from '../vars.js';
-import { describeFsError, errorAt, loadYamlFile, parseYaml, sourceSnippet, type LoadedYaml, type YamlPath } from '../yaml-source.js';
+import { describeFsError, errorAt, loadYamlFile, parseYaml, snippetAt, sourceSnippet, type LoadedYaml, type YamlPath } from '../yaml-source.js';
 import { closestNames } from './suggest.js';
 import { TASK_KEYWORDS, defaultsSchema, metaSchema, playSchema, playbookSchema, taskKeywordSchemas, taskListSchema } from './schema.js';
 import type { Play, Playbook, Role, Task } from './types.js';
@@ -197,6 +197,7 @@ export class PlaybookLoader {
       becomeUser: raw.become_user as string | undefined,
       tags: playTags,
       location,
+      hostsLocation: loaded.locate([index, 'hosts'], 'value'),
     };
   }
 
@@ -401,16 +402,6 @@ function checkHostPattern(loaded: LoadedYaml, pattern: string, path: YamlPath): 
   } catch (err) {
     if (err instanceof CairnError) throw errorAt(loaded, path, `play "hosts": ${err.message}`);
     throw err;
-  }
-}
-
-/** The source line under a location, for locations that were computed earlier (role references). */
-function snippetAt(where: SourceLocation): string | undefined {
-  if (where.line === undefined) return undefined;
-  try {
-    return sourceSnippet(readFileSync(where.file, 'utf8'), where.line, where.col) || undefined;
-  } catch {
-    return undefined;
   }
 }
 

@@ -55,6 +55,8 @@ export type Strategy = 'free' | 'linear';
 export interface Play {
   name: string;
   hosts: string;
+  /** Where the `hosts:` value is written (absent for ad hoc runs): an unmatched pattern is reported there. */
+  hostsLocation?: SourceLocation;
   /** Roles in run order, dependencies first, each once. */
   roles: Role[];
   /** Play-level tasks, run after the roles (as Ansible's `tasks:`). */

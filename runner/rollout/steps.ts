@@ -175,7 +175,7 @@ async function validatePlay(ctx: StepRunContext, step: ChecklistStep, spec: Play
   try {
     engine.validateRoleVars(playbook);
     const hosts = new Set<string>();
-    for (const play of playbook.plays) for (const h of engine.selectHosts(play.hosts)) hosts.add(h);
+    for (const play of playbook.plays) for (const h of engine.selectHosts(play.hosts, play.hostsLocation)) hosts.add(h);
     // Every host's connection settings must make sense (addresses, ports, keys), as a run would need them.
     for (const host of hosts) connectionSpecFor(host, session.inventory.hostVars(host), { baseDir: inventoryDir(session.inventory), acceptNewHostKeys: false });
     const roles = [...new Set(playbook.plays.flatMap((p) => p.roles.map((r) => r.name)))];
