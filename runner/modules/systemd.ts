@@ -74,10 +74,11 @@ export function planSystemd(args: SystemdArgs, unit: UnitStatus | undefined): Pl
       steps.push('unmask');
       actions.push(`unmask ${name}`);
     }
-    const notFound = unit.loadState === 'not-found' && !(args.masked === false && masked);
-    if (notFound && (args.state !== undefined || args.enabled !== undefined) && !willBeMasked) {
-      return { changed: false, actions: [], failed: `Could not find the requested service ${name}: host reports LoadState=not-found` };
-    }
+    // A unit that is not installed yet is planned like an inactive, disabled one: in check mode an earlier
+    // task (the package install) may be about to bring it, as a missing folder for copy. The actions say so,
+    // and apply fails with systemctl's own "not found" if it is still missing then.
+    const notFound = unit.loadState === 'not-found' && !(args.masked === false && masked) && !willBeMasked;
+    const firstUnitAction = actions.length;
     if (args.enabled === true && !ENABLED_STATES.has(unit.unitFileState)) {
       steps.push('enable');
       actions.push(`enable ${name}${unit.unitFileState ? ` (was ${unit.unitFileState})` : ''}`);
@@ -114,6 +115,9 @@ export function planSystemd(args: SystemdArgs, unit: UnitStatus | undefined): Pl
     if (args.masked === true && !masked) {
       steps.push('mask');
       actions.push(`mask ${name}`);
+    }
+    if (notFound) {
+      for (let i = firstUnitAction; i < actions.length; i++) actions[i] = `${actions[i]}: ${name} is not installed yet (LoadState=not-found); an earlier task must install it, or this fails`;
     }
   }
   const data: Record<string, unknown> = { name };

@@ -49,8 +49,18 @@ describe('planSystemd', () => {
     expect(plan.actions).toHaveLength(steps.length);
   });
 
-  it('a unit that is not found fails, naming it', () => {
-    expect(planSystemd({ name: n, state: 'started' }, missing).failed).toBe('Could not find the requested service haproxy.service: host reports LoadState=not-found');
+  it('a unit that is not installed yet is planned like an inactive, disabled one, and the actions say so', () => {
+    // In check mode the package install before it has not run: the plan must not fail, and must say that
+    // apply will fail if the unit is still missing then.
+    const started = planSystemd({ name: n, state: 'started', enabled: true }, missing);
+    expect(started.failed).toBeUndefined();
+    expect(started.state?.steps).toEqual(['enable', 'start']);
+    expect(started.actions).toEqual([
+      'enable haproxy.service: haproxy.service is not installed yet (LoadState=not-found); an earlier task must install it, or this fails',
+      'start haproxy.service (was inactive): haproxy.service is not installed yet (LoadState=not-found); an earlier task must install it, or this fails',
+    ]);
+    // Nothing to do for a unit that should be stopped or disabled and does not exist.
+    expect(planSystemd({ name: n, state: 'stopped', enabled: false }, missing)).toMatchObject({ changed: false, actions: [] });
   });
 
   it('daemon_reload without a name is always planned', () => {
