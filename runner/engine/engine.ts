@@ -136,7 +136,19 @@ function errorMessage(err: unknown): string {
 
 export class Engine {
   private readonly hosts = new Map<string, HostState>();
-  private readonly pool = new ConnectionPool();
+  private readonly pool = new ConnectionPool(undefined, (spec, ms) =>
+    this.opts.bus.emit({
+      type: 'connection_open',
+      time: now(),
+      host: spec.name,
+      transport: spec.connection,
+      user: spec.user,
+      address: spec.address,
+      port: spec.port,
+      via: spec.jump.map((j) => `${j.user}@${j.address}:${j.port}`),
+      ms,
+    }),
+  );
   private readonly opts: EngineOptions;
   private changedAny = false;
   private verifyFailures = 0;

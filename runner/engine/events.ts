@@ -57,6 +57,19 @@ export type RunEvent =
       attempts?: number;
     }
   | { type: 'handler_notified'; time: string; host: string; handler: string; by: string }
+  | {
+      /** A host's one connection of the run, opened (host key checked); shown by the console at -vvv. */
+      type: 'connection_open';
+      time: string;
+      host: string;
+      transport: 'ssh' | 'local';
+      user: string;
+      address: string;
+      port: number;
+      /** Jump hosts, outermost first, as user@address:port. */
+      via: string[];
+      ms: number;
+    }
   | { type: 'host_unreachable'; time: string; host: string; msg: string }
   | { type: 'host_failed'; time: string; host: string; msg: string }
   | { type: 'verify_start'; time: string; play: string; hosts: string[] }

@@ -134,6 +134,13 @@ export class ConsoleReporter {
       case 'handler_notified':
         if (this.verbosity >= 2) this.emitLine(`NOTIFIED HANDLER ${event.handler} for ${event.host} (by ${event.by})`);
         break;
+      case 'connection_open':
+        // Ansible prints its connection setup at -vvv; so does cairn (once per host: one connection a run).
+        if (this.verbosity >= 3) {
+          const how = event.transport === 'local' ? 'LOCAL CONNECTION' : `SSH CONNECTION FOR USER: ${event.user} to ${event.address}:${event.port}${event.via.length ? ` via ${event.via.join(' -> ')}` : ''}, host key checked`;
+          this.emitLine({ text: `<${event.host}> ESTABLISH ${how} (${(event.ms / 1000).toFixed(2)} s)`, paint: this.chalk.blue });
+        }
+        break;
       case 'host_unreachable':
         this.stopRunning(event.host);
         if (!this.unreachablePrinted.delete(event.host)) {

@@ -8,6 +8,9 @@ import type { Connection, ConnectionSpec } from './types.js';
 
 export type ConnectionOpener = (spec: ConnectionSpec) => Promise<Connection>;
 
+/** Told of every connection really opened: the spec and how long the handshake took (host key checked). */
+export type OpenedListener = (spec: ConnectionSpec, ms: number) => void;
+
 /** Picks the transport the spec asks for. */
 export function openConnection(spec: ConnectionSpec): Promise<Connection> {
   return spec.connection === 'local' ? openLocalConnection(spec) : openSshConnection(spec);
@@ -17,7 +20,10 @@ export class ConnectionPool {
   private readonly byHost = new Map<string, Promise<Connection>>();
   private openedCount = 0;
 
-  constructor(private readonly open: ConnectionOpener = openConnection) {}
+  constructor(
+    private readonly open: ConnectionOpener = openConnection,
+    private readonly onOpened?: OpenedListener,
+  ) {}
 
   /** How many connections were really opened (successfully) during the run. */
   get opened(): number {
@@ -28,8 +34,10 @@ export class ConnectionPool {
   get(spec: ConnectionSpec): Promise<Connection> {
     const known = this.byHost.get(spec.name);
     if (known) return known;
+    const started = Date.now();
     const attempt = this.open(spec).then((connection) => {
       this.openedCount++;
+      this.onOpened?.(spec, Date.now() - started);
       return connection;
     });
     // The rejection is kept and handed to every caller; this only stops Node reporting it as unhandled.

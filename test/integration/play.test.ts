@@ -58,6 +58,9 @@ describe.skipIf(!available.ok)(`cairn play against real sshd hosts${available.ok
       // No temp file of the atomic writes is left behind.
       expect(readdirSync(join(h.dir, 'etc', 'demo')).sort()).toEqual(['alpha.txt', 'beta.txt', 'demo.conf', 'gamma.txt', 'settings']);
     }
+    // One SSH connection per host for the whole run (tasks, handlers and verification all share it).
+    const connections = events.filter((e) => e.type === 'connection_open').map((e) => (e.type === 'connection_open' ? `${e.host} ${e.transport} ${e.user}@${e.address}` : ''));
+    expect(connections.sort()).toEqual(lab.hosts.map((h) => `${h.name} ssh ${h.user}@${h.address}`).sort());
     const verify = events.filter((e) => e.type === 'verify_result');
     expect(verify).toHaveLength(9);
     expect(verify.every((e) => e.type === 'verify_result' && e.passed)).toBe(true);

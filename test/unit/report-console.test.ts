@@ -257,6 +257,21 @@ describe('console reporter, plain', () => {
     );
   });
 
+  it('-vvv shows each host\'s one connection as it opens, with its route and handshake time', () => {
+    const events: RunEvent[] = [
+      { type: 'connection_open', time: T, host: 'web1', transport: 'ssh', user: 'root', address: '10.77.0.21', port: 22, via: [], ms: 123 },
+      { type: 'connection_open', time: T, host: 'db1', transport: 'ssh', user: 'ops', address: '10.0.0.5', port: 2222, via: ['jump@10.0.0.1:22'], ms: 2051 },
+      { type: 'connection_open', time: T, host: 'localhost', transport: 'local', user: 'root', address: '127.0.0.1', port: 0, via: [], ms: 0 },
+    ];
+    expect(render(events, { verbosity: 2 })).toBe('');
+    expect(render(events, { verbosity: 3 }).split('\n')).toEqual([
+      '<web1> ESTABLISH SSH CONNECTION FOR USER: root to 10.77.0.21:22, host key checked (0.12 s)',
+      '<db1> ESTABLISH SSH CONNECTION FOR USER: ops to 10.0.0.5:2222 via jump@10.0.0.1:22, host key checked (2.05 s)',
+      '<localhost> ESTABLISH LOCAL CONNECTION (0.00 s)',
+      '',
+    ]);
+  });
+
   it('shows a debug message at default verbosity, as Ansible does (and nothing else of other ok results)', () => {
     const note: TaskRef = { name: 'NOTE', role: 'zfs', module: 'debug', location: 'roles/zfs/tasks.yaml:9:3' };
     const text = render([
