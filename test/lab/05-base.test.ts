@@ -10,8 +10,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../runner/engine/events.js';
-import { changedKeys, jsonEvents, runCairn, taskResults, type CliResult } from '../helpers/cli.js';
-import { ensureLab, labUnavailable } from '../helpers/lab.js';
+import { changedKeys, runCairn, taskResults } from '../helpers/cli.js';
+import { ensureLab, labCairn, labJson, labUnavailable, onHost, verifyResults, type LabJsonOptions, type VerifyResult } from '../helpers/lab.js';
 import { loadRaidFixture } from '../fixtures/raid/fixture.js';
 
 const PLAYBOOK = 'playbooks/base.yaml';
@@ -24,46 +24,12 @@ const FIXTURE_DIR = '/tmp/cairn-raid-fixtures';
 const READ_ONLY_KEYS = ['vm.swappiness', 'vm.max_map_count', 'fs.file-max', 'fs.inotify.max_user_watches'];
 const NAMESPACED_KEYS = ['net.core.somaxconn', 'net.ipv4.tcp_max_syn_backlog', 'net.ipv4.ip_local_port_range', 'net.ipv4.tcp_congestion_control'];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
- * The CLI, retried while another cairn run (someone else's, on the shared lab) holds the lock, and retried
- * (at most twice, after a pause) when a host was unreachable: other engineers' drills power hosts off and
- * on while this file runs. A role failure is never retried.
+ * Other engineers' drills power hosts off and on while this file runs: a run with a host unreachable is
+ * tried again (at most twice, after a pause). `ms` counts the whole call, waits and retries included.
  */
-async function cairn(args: string[], timeoutMs = 240_000): Promise<CliResult> {
-  const giveUpAt = Date.now() + 600_000;
-  let unreachableRetries = 2;
-  for (;;) {
-    const res = await runCairn(args, { timeoutMs });
-    if (res.code === 5 && /another cairn run holds the lock/.test(res.stderr) && Date.now() < giveUpAt) {
-      await sleep(2000);
-      continue;
-    }
-    if (res.code === 4 && unreachableRetries-- > 0) {
-      console.log(`cairn ${args.join(' ')}: a host was unreachable (someone else's drill?); retrying in 15 s`);
-      await sleep(15_000);
-      continue;
-    }
-    return res;
-  }
-}
+const RUN: LabJsonOptions = { timeoutMs: 240_000, lockWaitMs: 600_000, unreachableRetries: 2, ms: 'total' };
 
-async function json(args: string[]): Promise<{ res: CliResult; events: RunEvent[]; ms: number }> {
-  const started = Date.now();
-  const res = await cairn([...args, '--json']);
-  return { res, events: jsonEvents(res.stdout), ms: Date.now() - started };
-}
-
-/** A script on a lab host (as root over the lab's SSH); fails the test on a non-zero exit. */
-async function onHost(host: string, script: string): Promise<string> {
-  const res = await runCairn(['lab', 'ssh', host, '--', 'sh', '-c', script], { timeoutMs: 60_000 });
-  if (res.code !== 0) throw new Error(`${host}: ${script}: exit ${res.code}: ${res.stderr}${res.stdout}`);
-  return res.stdout.trim();
-}
-
-type VerifyResult = Extract<RunEvent, { type: 'verify_result' }>;
-const verifyResults = (events: RunEvent[]) => events.filter((e): e is VerifyResult => e.type === 'verify_result');
 const recapHosts = (events: RunEvent[]) => Object.keys(events.find((e): e is Extract<RunEvent, { type: 'recap' }> => e.type === 'recap')?.stats ?? {}).sort();
 
 function itemName(item: unknown): string | undefined {
@@ -82,7 +48,7 @@ async function putFixture(name: string): Promise<string> {
 
 /** `cairn verify` of the base play on the RAID host with the RAID paths pointed at files; the RAID result. */
 async function raidVerify(extra: string[]): Promise<{ code: number; result: VerifyResult }> {
-  const { res, events } = await json(['verify', PLAYBOOK, '-l', RAID_HOST, ...extra.flatMap((e) => ['-e', e])]);
+  const { res, events } = await labJson(['verify', PLAYBOOK, '-l', RAID_HOST, ...extra.flatMap((e) => ['-e', e])], RUN);
   const result = verifyResults(events).find((e) => e.check === RAID_CHECK && e.host === RAID_HOST);
   if (!result) throw new Error(`no RAID verification in the output (exit ${res.code}): ${res.stderr}${res.stdout.slice(-2000)}`);
   // The other checks of the role stay green: only the RAID verdict decides the exit code here.
@@ -109,7 +75,7 @@ describe.skipIf(unavailable)(`base-tuning on the lab${unavailable ? ` (skipped: 
 
   it('converges on every lab host (one host starting without the role\'s files) and verifies green', async () => {
     await onHost('web2', 'rm -f /etc/sysctl.d/60-cairn-base.conf /etc/security/limits.d/60-cairn-nofile.conf /etc/systemd/journald.conf.d/60-cairn-retention.conf');
-    const { res, events, ms } = await json(['play', PLAYBOOK]);
+    const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
     expect(res.code, res.stderr + res.stdout.slice(-3000)).toBe(0);
     hosts = recapHosts(events);
     expect(hosts).toEqual(expect.arrayContaining(['lb1', 'lb2', 'mon1', 'web1', 'web2']));
@@ -128,7 +94,7 @@ describe.skipIf(unavailable)(`base-tuning on the lab${unavailable ? ` (skipped: 
   }, TEST_TIMEOUT_MS);
 
   it('a second run changes nothing', async () => {
-    const { res, events, ms } = await json(['play', PLAYBOOK]);
+    const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
     expect(res.code).toBe(0);
     expect(changedKeys(events)).toEqual([]);
     expect(verifyResults(events).filter((v) => !v.passed)).toEqual([]);
@@ -136,7 +102,7 @@ describe.skipIf(unavailable)(`base-tuning on the lab${unavailable ? ` (skipped: 
   }, TEST_TIMEOUT_MS);
 
   it('reports the kernel-global keys as skipped with the container reason; namespaced keys apply live', async () => {
-    const { events } = await json(['play', PLAYBOOK, '-l', 'mon1', '--tags', 'sysctl']);
+    const { events } = await labJson(['play', PLAYBOOK, '-l', 'mon1', '--tags', 'sysctl'], RUN);
     const items = taskResults(events).filter((e) => e.task.name === SYSCTL_TASK && !e.loopSummary);
     const byKey = new Map(items.map((e) => [itemName(e.item), e]));
     for (const key of READ_ONLY_KEYS) expect([byKey.get(key)?.status, byKey.get(key)?.msg], key).toEqual(['skipped', 'live apply skipped: read-only in a container']);
@@ -146,7 +112,7 @@ describe.skipIf(unavailable)(`base-tuning on the lab${unavailable ? ` (skipped: 
     ]);
     for (const key of NAMESPACED_KEYS) expect(byKey.get(key)?.status, key).toBe('ok');
     // The verification says which keys it could only check in the file, and why.
-    const { events: verifyEvents } = await json(['verify', PLAYBOOK, '-l', 'mon1']);
+    const { events: verifyEvents } = await labJson(['verify', PLAYBOOK, '-l', 'mon1'], RUN);
     const sysctl = verifyResults(verifyEvents).find((v) => v.check === SYSCTL_CHECK);
     expect(sysctl?.passed).toBe(true);
     expect(String(sysctl?.data?.stdout)).toBe(
@@ -179,7 +145,7 @@ describe.skipIf(unavailable)(`base-tuning on the lab${unavailable ? ` (skipped: 
   }, TEST_TIMEOUT_MS);
 
   async function driftDetectedAndRepaired(): Promise<void> {
-    const check = await json(['play', PLAYBOOK, '--check', '--detailed-exitcode']);
+    const check = await labJson(['play', PLAYBOOK, '--check', '--detailed-exitcode'], RUN);
     expect(check.res.code, check.res.stderr).toBe(3);
     expect(changedKeys(check.events)).toEqual([`${DRIFT_HOST} | base-tuning : ${SYSCTL_TASK} [{"name":"net.core.somaxconn","value":"65535"}]`]);
     const predicted = taskResults(check.events).find((e) => e.status === 'changed' && !e.loopSummary);
@@ -187,36 +153,36 @@ describe.skipIf(unavailable)(`base-tuning on the lab${unavailable ? ` (skipped: 
     expect(await onHost(DRIFT_HOST, 'sysctl -n net.core.somaxconn')).toBe('128');
 
     // The verification names the key and both values.
-    const drifted = await json(['verify', PLAYBOOK, '-l', DRIFT_HOST]);
+    const drifted = await labJson(['verify', PLAYBOOK, '-l', DRIFT_HOST], RUN);
     expect(drifted.res.code).toBe(2);
     expect(verifyResults(drifted.events).filter((v) => !v.passed).map((v) => [v.check, v.msg])).toEqual([
       [SYSCTL_CHECK, 'non-zero return code 1: sysctl drift: net.core.somaxconn is 128 live, wanted 65535'],
     ]);
 
-    const repair = await json(['play', PLAYBOOK, '--roles', 'base-tuning', '-l', DRIFT_HOST]);
+    const repair = await labJson(['play', PLAYBOOK, '--roles', 'base-tuning', '-l', DRIFT_HOST], RUN);
     expect(repair.res.code, repair.res.stderr).toBe(0);
     expect(changedKeys(repair.events)).toEqual([`${DRIFT_HOST} | base-tuning : ${SYSCTL_TASK} [{"name":"net.core.somaxconn","value":"65535"}]`]);
     expect(await onHost(DRIFT_HOST, 'sysctl -n net.core.somaxconn')).toBe('65535');
     expect(verifyResults(repair.events).filter((v) => !v.passed)).toEqual([]);
-    const after = await json(['play', PLAYBOOK, '--check', '--detailed-exitcode', '-l', DRIFT_HOST]);
+    const after = await labJson(['play', PLAYBOOK, '--check', '--detailed-exitcode', '-l', DRIFT_HOST], RUN);
     expect(after.res.code).toBe(0);
     measured.push(`drift: --check ${check.ms} ms (all hosts), repair ${repair.ms} ms (${DRIFT_HOST}, with verification)`);
   }
 
   it('inventory overrides any profile key, and a misspelt key is refused before anything runs', async () => {
-    const override = await json(['play', PLAYBOOK, '--check', '-l', DRIFT_HOST, '-e', '{base_sysctl_overrides: {net.core.somaxconn: 4096}}']);
+    const override = await labJson(['play', PLAYBOOK, '--check', '-l', DRIFT_HOST, '-e', '{base_sysctl_overrides: {net.core.somaxconn: 4096}}'], RUN);
     expect(changedKeys(override.events)).toEqual([`${DRIFT_HOST} | base-tuning : ${SYSCTL_TASK} [{"name":"net.core.somaxconn","value":"65535"}]`]);
     expect(taskResults(override.events).find((e) => e.status === 'changed' && !e.loopSummary)?.actions).toEqual([
       'write net.core.somaxconn = 4096 to /etc/sysctl.d/60-cairn-base.conf (was 65535)',
       'set net.core.somaxconn 65535 -> 4096 (live)',
     ]);
-    const typo = await cairn(['play', PLAYBOOK, '--check', '-l', DRIFT_HOST, '-e', '{base_sysctl_overrides: {net.core.somaxcon: 4096}}']);
+    const typo = await labCairn(['play', PLAYBOOK, '--check', '-l', DRIFT_HOST, '-e', '{base_sysctl_overrides: {net.core.somaxcon: 4096}}'], RUN);
     expect(typo.code).toBe(5);
     expect(typo.stderr).toMatch(/host web1: role base-tuning: variable .*base_sysctl_overrides.*somaxcon/s);
   }, TEST_TIMEOUT_MS);
 
   it('verification: no /proc/mdstat is a pass with a note; limits, time and journald say what holds', async () => {
-    const { res, events } = await json(['verify', PLAYBOOK]);
+    const { res, events } = await labJson(['verify', PLAYBOOK], RUN);
     expect(res.code).toBe(0);
     const results = verifyResults(events);
     for (const raid of results.filter((v) => v.check === RAID_CHECK)) {

@@ -22,10 +22,9 @@ import { labDropSshSessions, labKill, labSsh, labStart } from '../../runner/lab/
 import { hostPaths } from '../../runner/lab/paths.js';
 import { readJournal } from '../../runner/report/index.js';
 import { cairnBin, jsonEvents, repoRoot, runCairn, taskResults } from '../helpers/cli.js';
-import { ensureLab, labUnavailable } from '../helpers/lab.js';
+import { ensureLab, labUnavailable, sleep } from '../helpers/lab.js';
 
 const unavailable = labUnavailable();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 const DIR = '/etc/cairn-fault';

@@ -11,43 +11,16 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunEvent } from '../../runner/engine/events.js';
-import { changedKeys, jsonEvents, repoRoot, runCairn, taskResults, type CliResult } from '../helpers/cli.js';
-import { ensureLab, labUnavailable } from '../helpers/lab.js';
+import { changedKeys, repoRoot, runCairn, taskResults } from '../helpers/cli.js';
+import { ensureLab, failedVerifyResults, labDrill, labJson, labUnavailable, onHost, sleep, verifyResults, type LabCairnOptions } from '../helpers/lab.js';
 
 const PLAYBOOK = 'playbooks/ha.yaml';
 const VIP = '10.77.0.10';
 const CONFIG_TASK = 'haproxy.cfg is rendered and checked by haproxy before it replaces the live one';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** This file gives up waiting for another run's lock after 5 minutes. */
+const RUN: LabCairnOptions = { timeoutMs: 240_000, lockWaitMs: 300_000 };
 
-/** The CLI, retried while another cairn run (someone else's, on the shared lab) holds the lock. */
-async function cairn(args: string[], timeoutMs = 240_000): Promise<CliResult> {
-  const giveUpAt = Date.now() + 300_000;
-  for (;;) {
-    const res = await runCairn(args, { timeoutMs });
-    if (!(res.code === 5 && /another cairn run holds the lock/.test(res.stderr)) || Date.now() > giveUpAt) return res;
-    await sleep(2000);
-  }
-}
-
-async function json(args: string[]): Promise<{ res: CliResult; events: RunEvent[] }> {
-  const res = await cairn([...args, '--json']);
-  return { res, events: jsonEvents(res.stdout) };
-}
-
-/** A script on a lab host (as root over the lab's SSH); fails the test on a non-zero exit unless allowed. */
-async function onHost(host: string, script: string, allowFailure = false): Promise<string> {
-  const res = await runCairn(['lab', 'ssh', host, '--', 'sh', '-c', script], { timeoutMs: 60_000 });
-  if (res.code !== 0 && !allowFailure) throw new Error(`${host}: ${script}: exit ${res.code}: ${res.stderr}${res.stdout}`);
-  return res.stdout.trim();
-}
-
-type VerifyResult = Extract<RunEvent, { type: 'verify_result' }>;
-type DrillResult = Extract<RunEvent, { type: 'drill_result' }>;
-
-const verifyResults = (events: RunEvent[]) => events.filter((e): e is VerifyResult => e.type === 'verify_result');
-const failedChecks = (events: RunEvent[]) => verifyResults(events).filter((e) => !e.passed);
 const holders = async () => (await Promise.all(['lb1', 'lb2'].map(async (h) => ((await onHost(h, `ip -o -4 addr show to ${VIP}/32`)) ? h : '')))).filter(Boolean);
 
 async function waitForVipOn(host: string, timeoutMs = 20_000): Promise<void> {
@@ -63,15 +36,6 @@ async function waitForVipOn(host: string, timeoutMs = 20_000): Promise<void> {
 /** Measured drill numbers, printed at the end for the issue note. */
 const measured: string[] = [];
 
-async function drill(name: string, set: string[] = []): Promise<DrillResult> {
-  const { res, events } = await json(['drill', name, ...set.flatMap((s) => ['--set', s])]);
-  const result = events.find((e): e is DrillResult => e.type === 'drill_result');
-  if (!result) throw new Error(`drill ${name}: no drill_result (exit ${res.code}): ${res.stderr}${res.stdout.slice(-2000)}`);
-  measured.push(`${name}${set.length ? ` (${set.join(' ')})` : ''}: ${result.passed ? 'PASS' : 'FAIL'} ${JSON.stringify(result.measured)}`);
-  expect(res.code, `exit code follows the verdict: ${result.msg}`).toBe(result.passed ? 0 : 2);
-  return result;
-}
-
 const unavailable = labUnavailable();
 
 describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
@@ -85,9 +49,9 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
 
   it('deploys webapp, haproxy and keepalived; every verification passes', async () => {
     const started = Date.now();
-    const { res, events } = await json(['play', PLAYBOOK]);
+    const { res, events } = await labJson(['play', PLAYBOOK], RUN);
     measured.push(`deploy (play ${PLAYBOOK}): ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    expect(res.code, res.stderr + failedChecks(events).map((e) => e.msg).join('\n')).toBe(0);
+    expect(res.code, res.stderr + failedVerifyResults(events).map((e) => e.msg).join('\n')).toBe(0);
     const checks = verifyResults(events).map((e) => `${e.host} ${e.role}: ${e.check}`);
     for (const lb of ['lb1', 'lb2']) {
       expect(checks).toContain(`${lb} haproxy: every backend server is UP`);
@@ -126,14 +90,14 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
   });
 
   it('a second run changes nothing', async () => {
-    const { res, events } = await json(['play', PLAYBOOK]);
+    const { res, events } = await labJson(['play', PLAYBOOK], RUN);
     expect(res.code).toBe(0);
     expect(changedKeys(events)).toEqual([]);
   });
 
   it('--check after a hand edit of haproxy.cfg on lb1 predicts exactly that drift; --roles haproxy -l lb1 repairs it', async () => {
     await onHost('lb1', "sed -i 's/^    timeout client 30s$/    timeout client 31s/' /etc/haproxy/haproxy.cfg && grep -q 'timeout client 31s' /etc/haproxy/haproxy.cfg");
-    const check = await json(['play', PLAYBOOK, '--check', '--diff']);
+    const check = await labJson(['play', PLAYBOOK, '--check', '--diff'], RUN);
     expect(check.res.code).toBe(0);
     expect(changedKeys(check.events)).toEqual([`lb1 | haproxy : ${CONFIG_TASK}`, 'lb1 | haproxy : reload haproxy (handler)']);
     const predicted = taskResults(check.events).find((e) => e.host === 'lb1' && e.task.name === CONFIG_TASK)!;
@@ -141,18 +105,18 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
     expect(predicted.diffs?.[0]?.after).toContain('timeout client 30s');
     expect(await onHost('lb1', 'grep -c "timeout client 31s" /etc/haproxy/haproxy.cfg')).toBe('1'); // --check changed nothing
 
-    const repair = await json(['play', PLAYBOOK, '--roles', 'haproxy', '-l', 'lb1']);
+    const repair = await labJson(['play', PLAYBOOK, '--roles', 'haproxy', '-l', 'lb1'], RUN);
     expect(repair.res.code).toBe(0);
     expect(changedKeys(repair.events)).toEqual([`lb1 | haproxy : ${CONFIG_TASK}`, 'lb1 | haproxy : reload haproxy (handler)']);
     expect(await onHost('lb1', 'grep -c "timeout client 30s" /etc/haproxy/haproxy.cfg')).toBe('1');
-    const again = await json(['play', PLAYBOOK, '--check']);
+    const again = await labJson(['play', PLAYBOOK, '--check'], RUN);
     expect(changedKeys(again.events)).toEqual([]);
   });
 
   it('a template that renders an invalid haproxy.cfg fails validation: live file and running haproxy untouched, lb2 never reached', async () => {
     const state = (host: string) => onHost(host, 'sha256sum /etc/haproxy/haproxy.cfg; systemctl show -p MainPID --value haproxy; pgrep -d, -x haproxy; ls -a /etc/haproxy | grep -c cairn-tmp || true');
     const before = { lb1: await state('lb1'), lb2: await state('lb2') };
-    const { res, events } = await json(['play', PLAYBOOK, '-e', '{"haproxy_defaults_extra": ["option no-such-option"]}']);
+    const { res, events } = await labJson(['play', PLAYBOOK, '-e', '{"haproxy_defaults_extra": ["option no-such-option"]}'], RUN);
     expect(res.code).toBe(2);
     const failed = taskResults(events).filter((e) => e.status === 'failed');
     expect(failed.map((e) => `${e.host} ${e.task.name}`)).toEqual([`lb1 ${CONFIG_TASK}`]);
@@ -172,39 +136,39 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
     // A realistic mistake: a server that does not exist in the backend. haproxy accepts the file, the
     // service still answers, but verification sees the server DOWN on lb1.
     const ghost = { haproxy_verify_wait_s: 3, haproxy_backends: [{ name: 'web', port: 80, servers: [{ name: 'web1', address: '10.77.0.21' }, { name: 'web2', address: '10.77.0.22' }, { name: 'ghost', address: '10.77.0.99' }] }] };
-    const { res, events } = await json(['play', PLAYBOOK, '-e', JSON.stringify(ghost)]);
+    const { res, events } = await labJson(['play', PLAYBOOK, '-e', JSON.stringify(ghost)], RUN);
     expect(res.code).toBe(2);
-    const failures = failedChecks(events);
+    const failures = failedVerifyResults(events);
     expect(failures.map((f) => `${f.host}: ${f.msg}`)).toEqual(['lb1: haproxy on lb1: not UP in show stat: web/ghost is DOWN']);
     expect(events.some((e) => e.type === 'warning' && /verification failed after batch 1 of 2; not touching the remaining hosts/.test(e.msg))).toBe(true);
     expect(events.filter((e) => (e.type === 'task_start' || e.type === 'task_result') && e.host === 'lb2')).toEqual([]);
     expect(await onHost('lb1', 'grep -c ghost /etc/haproxy/haproxy.cfg')).toBe('1');
-    expect(await onHost('lb2', 'grep -c ghost /etc/haproxy/haproxy.cfg', true)).toBe('0');
+    expect(await onHost('lb2', 'grep -c ghost /etc/haproxy/haproxy.cfg', { allowFailure: true })).toBe('0');
 
-    const fixed = await json(['play', PLAYBOOK]);
-    expect(fixed.res.code, failedChecks(fixed.events).map((e) => e.msg).join('\n')).toBe(0);
+    const fixed = await labJson(['play', PLAYBOOK], RUN);
+    expect(fixed.res.code, failedVerifyResults(fixed.events).map((e) => e.msg).join('\n')).toBe(0);
     expect(changedKeys(fixed.events)).toEqual([`lb1 | haproxy : ${CONFIG_TASK}`, 'lb1 | haproxy : reload haproxy (handler)']);
   });
 
   it('verify names both hosts of a split brain, and reports an outage when no host holds the VIP', async () => {
     await onHost('lb2', `ip addr add ${VIP}/24 dev host0`);
     try {
-      const { res, events } = await json(['verify', PLAYBOOK]);
+      const { res, events } = await labJson(['verify', PLAYBOOK], RUN);
       expect(res.code).toBe(2);
-      const msgs = failedChecks(events).map((e) => e.msg);
+      const msgs = failedVerifyResults(events).map((e) => e.msg);
       expect(msgs.length).toBeGreaterThan(0);
       expect(new Set(msgs)).toEqual(new Set([`split brain: the VIP ${VIP} is held by lb1 and lb2`]));
     } finally {
-      await onHost('lb2', `ip addr del ${VIP}/24 dev host0`, true);
+      await onHost('lb2', `ip addr del ${VIP}/24 dev host0`, { allowFailure: true });
     }
 
     await onHost('lb2', 'systemctl stop keepalived');
     await onHost('lb1', 'systemctl stop keepalived');
     try {
       expect(await holders()).toEqual([]);
-      const { res, events } = await json(['verify', PLAYBOOK]);
+      const { res, events } = await labJson(['verify', PLAYBOOK], RUN);
       expect(res.code).toBe(2);
-      const msgs = failedChecks(events).map((e) => `${e.host} ${e.check}: ${e.msg}`);
+      const msgs = failedVerifyResults(events).map((e) => `${e.host} ${e.check}: ${e.msg}`);
       expect(msgs).toContain(`lb1 the VIP is held by exactly one peer (none is an outage, two a split brain): outage: no host holds the VIP ${VIP} (asked lb1, lb2)`);
       expect(msgs.some((m) => m.startsWith('lb1 keepalived is active'))).toBe(true);
       expect(msgs.some((m) => m.startsWith('lb2 keepalived is active'))).toBe(true);
@@ -214,12 +178,12 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
       await onHost('lb2', 'systemctl start keepalived');
     }
     await waitForVipOn('lb1');
-    const { res } = await json(['verify', PLAYBOOK]);
+    const { res } = await labJson(['verify', PLAYBOOK], RUN);
     expect(res.code).toBe(0);
   });
 
   it('drill backend-down: one web host stopped, no request fails, the host is back UP', async () => {
-    const result = await drill('backend-down');
+    const result = await labDrill('backend-down', [], measured, RUN);
     expect(result.passed, result.msg).toBe(true);
     expect(result.measured.failed_requests).toBe(0);
     expect(result.measured.served_by_stopped_while_down).toBe(0);
@@ -227,7 +191,7 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
   });
 
   it('drill failover (keepalived stopped on the master): the backup takes the VIP within the targets', async () => {
-    const result = await drill('failover');
+    const result = await labDrill('failover', [], measured, RUN);
     expect(result.passed, result.msg).toBe(true);
     expect(result.measured).toMatchObject({ variant: 'service', old_master: 'lb1', new_master: 'lb2', restored: 'yes' });
     expect(Number(result.measured.outage_s)).toBeLessThanOrEqual(3);
@@ -235,14 +199,14 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
   });
 
   it('drill failover --set variant=poweroff (the master shuts down): the backup takes the VIP within the targets', async () => {
-    const result = await drill('failover', ['variant=poweroff']);
+    const result = await labDrill('failover', ['variant=poweroff'], measured, RUN);
     expect(result.passed, result.msg).toBe(true);
     expect(result.measured).toMatchObject({ variant: 'poweroff', new_master: 'lb2', restored: 'yes' });
     await waitForVipOn('lb1');
   });
 
   it('drill failback: the restored master takes the VIP back (preempt) with no failed request', async () => {
-    const result = await drill('failback');
+    const result = await labDrill('failback', [], measured, RUN);
     expect(result.passed, result.msg).toBe(true);
     expect(result.measured).toMatchObject({ master: 'lb1', vip_returned: 'yes', failed_requests: 0 });
     await waitForVipOn('lb1');
@@ -252,11 +216,11 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
     // A power cut sends no "priority 0" goodbye: the backup notices only after its master-down interval
     // (3 x advert_int + skew = 3.6 s with advert_int 1), so the ≤ 3 s claim of document 000 is not always
     // met here; the switch target of document 003 (≤ 30 s) is, and the master comes back.
-    const result = await drill('failover', ['variant=powercut']);
+    const result = await labDrill('failover', ['variant=powercut'], measured, RUN);
     expect(result.measured).toMatchObject({ variant: 'powercut', new_master: 'lb2', restored: 'yes' });
     expect(Number(result.measured.switch_s)).toBeLessThanOrEqual(30);
     await waitForVipOn('lb1');
-    const { res } = await json(['verify', PLAYBOOK]);
+    const { res } = await labJson(['verify', PLAYBOOK], RUN);
     expect(res.code).toBe(0);
   });
 });

@@ -9,53 +9,19 @@
  * they develop: a command refused because another cairn run holds the inventory's lock is retried.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunEvent } from '../../runner/engine/events.js';
-import { changedKeys, jsonEvents, runCairn, type CliResult } from '../helpers/cli.js';
-import { ensureLab, labUnavailable } from '../helpers/lab.js';
+import { changedKeys } from '../helpers/cli.js';
+import { ensureLab, labDrill, labJson, labUnavailable, onHost, verifyResults, type LabCairnOptions } from '../helpers/lab.js';
 
 const PLAYBOOK = 'playbooks/monitoring.yaml';
 const CONFIG_TASK = 'Prometheus configuration with scrape targets from the inventory (promtool check config before it goes live)';
 const LIVE_CONFIG = '/etc/prometheus/prometheus.yml';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The CLI, retried while another cairn run (someone else's, on the shared lab) holds the lock. */
-async function cairn(args: string[], timeoutMs = 240_000): Promise<CliResult> {
-  const giveUpAt = Date.now() + 600_000;
-  for (;;) {
-    const res = await runCairn(args, { timeoutMs });
-    if (!(res.code === 5 && /another cairn run holds the lock/.test(res.stderr)) || Date.now() > giveUpAt) return res;
-    await sleep(2000);
-  }
-}
-
-async function json(args: string[], timeoutMs?: number): Promise<{ res: CliResult; events: RunEvent[] }> {
-  const res = await cairn([...args, '--json'], timeoutMs);
-  return { res, events: jsonEvents(res.stdout) };
-}
-
-/** A script on a lab host (as root over the lab's SSH); fails the test on a non-zero exit. */
-async function onHost(host: string, script: string): Promise<string> {
-  const res = await runCairn(['lab', 'ssh', host, '--', 'sh', '-c', script], { timeoutMs: 60_000 });
-  if (res.code !== 0) throw new Error(`${host}: ${script}: exit ${res.code}: ${res.stderr}${res.stdout}`);
-  return res.stdout.trim();
-}
-
-type VerifyResult = Extract<RunEvent, { type: 'verify_result' }>;
-type DrillResult = Extract<RunEvent, { type: 'drill_result' }>;
-const verifyResults = (events: RunEvent[]) => events.filter((e): e is VerifyResult => e.type === 'verify_result');
+const RUN: LabCairnOptions = { timeoutMs: 240_000, lockWaitMs: 600_000 };
+/** An alert drill waits for an alert to fire and resolve: longer than a play. */
+const DRILL_RUN: LabCairnOptions = { ...RUN, timeoutMs: 300_000 };
 
 /** Measured numbers, printed at the end for the issue note. */
 const measured: string[] = [];
-
-async function drill(name: string, set: string[] = []): Promise<DrillResult> {
-  const { res, events } = await json(['drill', name, ...set.flatMap((s) => ['--set', s])], 300_000);
-  const result = events.find((e): e is DrillResult => e.type === 'drill_result');
-  if (!result) throw new Error(`drill ${name}: no drill_result (exit ${res.code}): ${res.stderr}${res.stdout.slice(-2000)}`);
-  measured.push(`${name}${set.length ? ` (${set.join(' ')})` : ''}: ${result.passed ? 'PASS' : 'FAIL'} ${JSON.stringify(result.measured)}`);
-  expect(res.code, `exit code follows the verdict: ${result.msg}`).toBe(result.passed ? 0 : 2);
-  return result;
-}
 
 const unavailable = labUnavailable();
 
@@ -70,7 +36,7 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
 
   it('converges and verifies: exporters answer, Prometheus and Alertmanager ready, every target up, rules loaded and tested', async () => {
     const started = Date.now();
-    const { res, events } = await json(['play', PLAYBOOK]);
+    const { res, events } = await labJson(['play', PLAYBOOK], RUN);
     measured.push(`first play: exit ${res.code} in ${((Date.now() - started) / 1000).toFixed(1)} s, ${changedKeys(events).length} changes`);
     expect(res.code, res.stderr + res.stdout.slice(-3000)).toBe(0);
     const checks = verifyResults(events);
@@ -97,19 +63,19 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
   });
 
   it('a second run changes nothing', async () => {
-    const { res, events } = await json(['play', PLAYBOOK]);
+    const { res, events } = await labJson(['play', PLAYBOOK], RUN);
     expect(res.code, res.stderr).toBe(0);
     expect(changedKeys(events)).toEqual([]);
   });
 
   it('--check predicts exactly a hand-made drift, and --roles prometheus repairs it', async () => {
     await onHost('mon1', `echo '# edited by hand' >> ${LIVE_CONFIG}`);
-    const check = await json(['play', PLAYBOOK, '--check']);
+    const check = await labJson(['play', PLAYBOOK, '--check'], RUN);
     expect(check.res.code, check.res.stderr).toBe(0);
     expect(changedKeys(check.events)).toEqual([`mon1 | prometheus : ${CONFIG_TASK}`, 'mon1 | prometheus : reload prometheus (handler)']);
     expect(await onHost('mon1', `tail -n 1 ${LIVE_CONFIG}`)).toBe('# edited by hand');
 
-    const repair = await json(['play', PLAYBOOK, '--roles', 'prometheus', '-l', 'mon1']);
+    const repair = await labJson(['play', PLAYBOOK, '--roles', 'prometheus', '-l', 'mon1'], RUN);
     expect(repair.res.code, repair.res.stderr).toBe(0);
     expect(changedKeys(repair.events)).toEqual([`mon1 | prometheus : ${CONFIG_TASK}`, 'mon1 | prometheus : reload prometheus (handler)']);
     expect(await onHost('mon1', `grep -c 'edited by hand' ${LIVE_CONFIG} || true`)).toBe('0');
@@ -118,7 +84,7 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
   it('a configuration promtool rejects never replaces the live one', async () => {
     const before = await onHost('mon1', `sha256sum ${LIVE_CONFIG}`);
     // A scrape timeout longer than the interval passes the role's schema but not promtool.
-    const { res, events } = await json(['play', PLAYBOOK, '-l', 'mon1', '-e', 'prometheus_scrape_timeout=30s']);
+    const { res, events } = await labJson(['play', PLAYBOOK, '-l', 'mon1', '-e', 'prometheus_scrape_timeout=30s'], RUN);
     expect(res.code).toBe(2);
     const failed = events.find((e) => e.type === 'task_result' && e.status === 'failed');
     expect(failed && failed.type === 'task_result' ? failed.task.name : '').toBe(CONFIG_TASK);
@@ -137,7 +103,7 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
         `for i in $(seq 1 40); do curl -fsS http://localhost:9090/api/v1/targets | python3 -c 'import json,sys; t=json.load(sys.stdin)["data"]["activeTargets"]; sys.exit(0 if any(x["health"]=="down" and "web2" in json.dumps(x) for x in t) else 1)' && { echo down; exit 0; }; sleep 1; done; echo still-up`,
       );
       expect(seen).toBe('down');
-      const { res, events } = await json(['verify', PLAYBOOK, '-l', 'mon1']);
+      const { res, events } = await labJson(['verify', PLAYBOOK, '-l', 'mon1'], RUN);
       expect(res.code).toBe(2);
       const targets = verifyResults(events).find((c) => c.check === 'every scrape target is up (/api/v1/targets)');
       expect(targets?.passed).toBe(false);
@@ -148,7 +114,7 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
   });
 
   it('drill alert-host-down: HostDown fires within for + scrape + evaluation, and resolves', async () => {
-    const result = await drill('alert-host-down');
+    const result = await labDrill('alert-host-down', [], measured, DRILL_RUN);
     expect(result.passed, result.msg).toBe(true);
     expect(result.measured.alert).toBe('HostDown');
     expect(result.measured.detect_s).toBeGreaterThanOrEqual(30);
@@ -157,7 +123,7 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
   });
 
   it('drill alert-service-down: ServiceDown fires for a stopped unit, never on the VIP holder, and resolves', async () => {
-    const result = await drill('alert-service-down');
+    const result = await labDrill('alert-service-down', [], measured, DRILL_RUN);
     expect(result.passed, result.msg).toBe(true);
     expect(result.measured.alert).toBe('ServiceDown');
     expect(result.measured.detect_s).toBeGreaterThanOrEqual(30);

@@ -9,45 +9,16 @@
  * they develop: a command refused because another cairn run holds the inventory's lock is retried.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunEvent } from '../../runner/engine/events.js';
-import { changedKeys, jsonEvents, runCairn, type CliResult } from '../helpers/cli.js';
-import { ensureLab, labUnavailable } from '../helpers/lab.js';
+import { changedKeys } from '../helpers/cli.js';
+import { drillResult, ensureLab, labJson, labUnavailable, onHost, runOnHost, verifyResults, type LabCairnOptions } from '../helpers/lab.js';
 
 const PLAYBOOK = 'playbooks/backup.yaml';
 const CONFIG_TASK = 'borgmatic configuration (validate-borgmatic-config before it goes live)';
 const CLIENTS = ['lb1', 'lb2', 'web1', 'web2'];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The CLI, retried while another cairn run (someone else's, on the shared lab) holds the lock. */
-async function cairn(args: string[], timeoutMs = 300_000): Promise<CliResult> {
-  const giveUpAt = Date.now() + 600_000;
-  for (;;) {
-    const res = await runCairn(args, { timeoutMs });
-    if (!(res.code === 5 && /another cairn run holds the lock/.test(res.stderr)) || Date.now() > giveUpAt) return res;
-    await sleep(2000);
-  }
-}
-
-async function json(args: string[]): Promise<{ res: CliResult; events: RunEvent[] }> {
-  const res = await cairn([...args, '--json']);
-  return { res, events: jsonEvents(res.stdout) };
-}
-
-/** A script on a lab host (as root over the lab's SSH); its exit code and output. */
-async function onHost(host: string, script: string): Promise<CliResult> {
-  return runCairn(['lab', 'ssh', host, '--', 'sh', '-c', script], { timeoutMs: 120_000 });
-}
-
-async function onHostOk(host: string, script: string): Promise<string> {
-  const res = await onHost(host, script);
-  if (res.code !== 0) throw new Error(`${host}: ${script}: exit ${res.code}: ${res.stderr}${res.stdout}`);
-  return res.stdout.trim();
-}
-
-type VerifyResult = Extract<RunEvent, { type: 'verify_result' }>;
-type DrillResult = Extract<RunEvent, { type: 'drill_result' }>;
-const verifyResults = (events: RunEvent[]) => events.filter((e): e is VerifyResult => e.type === 'verify_result');
+const RUN: LabCairnOptions = { timeoutMs: 300_000, lockWaitMs: 600_000 };
+/** Scripts here may run borg against the repository host: more time than the default. */
+const SSH = { timeoutMs: 120_000 };
 
 /** Measured numbers, printed at the end for the issue note. */
 const measured: string[] = [];
@@ -70,7 +41,7 @@ describe.skipIf(unavailable)(`backups on the lab${unavailable ? ` (skipped: ${un
 
   it('converges and verifies: valid config, hourly timer, a fresh archive, borg check, restricted keys', async () => {
     const started = Date.now();
-    const { res, events } = await json(['play', PLAYBOOK]);
+    const { res, events } = await labJson(['play', PLAYBOOK], RUN);
     measured.push(`first play: exit ${res.code} in ${((Date.now() - started) / 1000).toFixed(1)} s, ${changedKeys(events).length} changes`);
     expect(res.code, res.stderr + res.stdout.slice(-3000)).toBe(0);
     const checks = verifyResults(events);
@@ -83,40 +54,40 @@ describe.skipIf(unavailable)(`backups on the lab${unavailable ? ` (skipped: ${un
     }
     expect(names).toContain('mon1: every key of the borg account is restricted to borg serve');
     // Encrypted with repokey; the passphrase and the configuration readable by root only.
-    expect(await onHostOk('web2', 'borgmatic rinfo --json')).toContain('"mode": "repokey"');
-    expect(await onHostOk('web2', 'stat -c "%a %U" /etc/borgmatic/passphrase /etc/borgmatic/config.yaml')).toBe('600 root\n600 root');
-    expect(await onHostOk('web2', 'systemctl show -p TimersCalendar borgmatic.timer')).toContain('OnCalendar=*-*-* *:00:00');
+    expect(await onHost('web2', 'borgmatic rinfo --json', SSH)).toContain('"mode": "repokey"');
+    expect(await onHost('web2', 'stat -c "%a %U" /etc/borgmatic/passphrase /etc/borgmatic/config.yaml', SSH)).toBe('600 root\n600 root');
+    expect(await onHost('web2', 'systemctl show -p TimersCalendar borgmatic.timer', SSH)).toContain('OnCalendar=*-*-* *:00:00');
   });
 
   it('a second run changes nothing', async () => {
-    const { res, events } = await json(['play', PLAYBOOK]);
+    const { res, events } = await labJson(['play', PLAYBOOK], RUN);
     expect(res.code, res.stderr).toBe(0);
     expect(changedKeys(events)).toEqual([]);
   });
 
   it('--check predicts exactly a hand-made drift, and --roles backup repairs it', async () => {
-    await onHostOk('web2', "echo '# edited by hand' >> /etc/borgmatic/config.yaml");
-    const check = await json(['play', PLAYBOOK, '--check']);
+    await onHost('web2', "echo '# edited by hand' >> /etc/borgmatic/config.yaml", SSH);
+    const check = await labJson(['play', PLAYBOOK, '--check'], RUN);
     expect(check.res.code, check.res.stderr).toBe(0);
     expect(changedKeys(check.events)).toEqual([`web2 | backup : ${CONFIG_TASK}`]);
-    const repair = await json(['play', PLAYBOOK, '--roles', 'backup', '-l', 'web2']);
+    const repair = await labJson(['play', PLAYBOOK, '--roles', 'backup', '-l', 'web2'], RUN);
     expect(repair.res.code, repair.res.stderr).toBe(0);
     expect(changedKeys(repair.events)).toEqual([`web2 | backup : ${CONFIG_TASK}`]);
-    expect(await onHostOk('web2', "grep -c 'edited by hand' /etc/borgmatic/config.yaml || true")).toBe('0');
+    expect(await onHost('web2', "grep -c 'edited by hand' /etc/borgmatic/config.yaml || true", SSH)).toBe('0');
   });
 
   it("a client's key opens its own repository only, and no shell", async () => {
-    expect((await onHost('web2', borgAs('list --short ssh://borg@mon1:22/srv/borg/web2'))).code).toBe(0);
-    const other = await onHost('web2', borgAs('list --short ssh://borg@mon1:22/srv/borg/web1'));
+    expect((await runOnHost('web2', borgAs('list --short ssh://borg@mon1:22/srv/borg/web2'), SSH)).code).toBe(0);
+    const other = await runOnHost('web2', borgAs('list --short ssh://borg@mon1:22/srv/borg/web1'), SSH);
     expect(other.code).not.toBe(0);
     expect(other.stderr + other.stdout).toMatch(/not allowed|restrict/i);
-    const shell = await onHost('web2', "ssh -i /root/.ssh/cairn_borg_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/borgmatic/known_hosts borg@mon1 'id; echo shell-ran' </dev/null");
+    const shell = await runOnHost('web2', "ssh -i /root/.ssh/cairn_borg_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/borgmatic/known_hosts borg@mon1 'id; echo shell-ran' </dev/null", SSH);
     expect(shell.stdout).not.toContain('shell-ran');
     expect(shell.stdout).not.toContain('uid=');
   });
 
   it('verify notices a backup older than the threshold', async () => {
-    const { res, events } = await json(['verify', PLAYBOOK, '-l', 'web2', '-e', 'backup_max_age_hours=0.0001']);
+    const { res, events } = await labJson(['verify', PLAYBOOK, '-l', 'web2', '-e', 'backup_max_age_hours=0.0001'], RUN);
     expect(res.code).toBe(2);
     const age = verifyResults(events).find((c) => c.check === 'the newest archive is younger than backup_max_age_hours');
     expect(age?.passed).toBe(false);
@@ -124,8 +95,8 @@ describe.skipIf(unavailable)(`backups on the lab${unavailable ? ` (skipped: ${un
   });
 
   it('drill restore: back up a marker tree, delete it, restore it from the newest archive, byte for byte', async () => {
-    const { res, events } = await json(['drill', 'restore']);
-    const result = events.find((e): e is DrillResult => e.type === 'drill_result');
+    const { res, events } = await labJson(['drill', 'restore'], RUN);
+    const result = drillResult(events);
     if (!result) throw new Error(`no drill_result (exit ${res.code}): ${res.stderr}${res.stdout.slice(-2000)}`);
     measured.push(`restore: ${result.passed ? 'PASS' : 'FAIL'} ${JSON.stringify(result.measured)}`);
     expect(result.passed, result.msg).toBe(true);
@@ -135,7 +106,7 @@ describe.skipIf(unavailable)(`backups on the lab${unavailable ? ` (skipped: ${un
     expect(Number(result.measured.entries)).toBeGreaterThan(40);
     // The marker tree is gone again; the archive that held it stays (prune's business).
     const host = String(result.measured.host);
-    expect((await onHost(host, `test -e ${String(result.measured.tree)}`)).code).not.toBe(0);
-    expect(await onHostOk(host, borgAs(`list --short ssh://borg@mon1:22/srv/borg/${host}`))).toContain(String(result.measured.archive));
+    expect((await runOnHost(host, `test -e ${String(result.measured.tree)}`, SSH)).code).not.toBe(0);
+    expect(await onHost(host, borgAs(`list --short ssh://borg@mon1:22/srv/borg/${host}`), SSH)).toContain(String(result.measured.archive));
   });
 });

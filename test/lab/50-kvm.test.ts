@@ -8,62 +8,17 @@
  * Everything runs through the built CLI against the real containers. Other engineers share the lab: a
  * command refused because another cairn run holds the inventory's lock is retried.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunEvent } from '../../runner/engine/events.js';
-import { changedKeys, jsonEvents, repoRoot, runCairn, taskResults, type CliResult } from '../helpers/cli.js';
-import { ensureLab, labUnavailable } from '../helpers/lab.js';
+import { changedKeys, taskResults } from '../helpers/cli.js';
+import { drillResult, ensureLab, failedVerifies, holdRootSessions, labJson, labUnavailable, onHost, verifyResults, type LabJsonOptions } from '../helpers/lab.js';
 
 const PLAYBOOK = 'playbooks/kvm.yaml';
 const PVE = ['pve1', 'pve2', 'pve3'];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** How long the last CLI attempt took (without the time spent waiting for another run's lock). */
-let lastRunMs = 0;
-
-/** The CLI, retried while another cairn run (someone else's, on the shared lab) holds the lock. */
-async function cairn(args: string[], timeoutMs = 300_000): Promise<CliResult> {
-  const giveUpAt = Date.now() + 900_000;
-  for (;;) {
-    const started = Date.now();
-    const res = await runCairn(args, { timeoutMs });
-    lastRunMs = Date.now() - started;
-    if (!(res.code === 5 && /another cairn run holds the lock/.test(res.stderr)) || Date.now() > giveUpAt) return res;
-    await sleep(2000);
-  }
-}
-
-async function json(args: string[], timeoutMs?: number): Promise<{ res: CliResult; events: RunEvent[]; ms: number }> {
-  const res = await cairn([...args, '--json'], timeoutMs);
-  return { res, events: jsonEvents(res.stdout), ms: lastRunMs };
-}
-
-async function onHost(host: string, script: string): Promise<string> {
-  const res = await runCairn(['lab', 'ssh', host, '--', 'sh', '-c', script], { timeoutMs: 60_000 });
-  if (res.code !== 0) throw new Error(`${host}: ${script}: exit ${res.code}: ${res.stderr}${res.stdout}`);
-  return res.stdout.trim();
-}
-
-type VerifyResult = Extract<RunEvent, { type: 'verify_result' }>;
-type DrillResult = Extract<RunEvent, { type: 'drill_result' }>;
-const verifyResults = (events: RunEvent[]) => events.filter((e): e is VerifyResult => e.type === 'verify_result');
-const failedVerifies = (events: RunEvent[]) => verifyResults(events).filter((v) => !v.passed).map((v) => `${v.host}: ${v.check}: ${v.msg ?? ''}`);
-
-/**
- * One idle root session per pve host for the whole file. The lab's hosts stop root's systemd user manager
- * when its last session closes, and under load that stop can outlast SSH's keepalive window (measured: a
- * login waiting 15 s behind "user@0.service: Failed with result 'timeout'"). Holding a session open keeps the
- * manager up; nothing on the hosts is changed. Killed by PID in afterAll.
- */
-const keepers: ChildProcess[] = [];
-function holdSessions(): void {
-  const generated = join(repoRoot, 'inventories', 'lab', 'generated');
-  PVE.forEach((_, i) => {
-    const child = spawn('ssh', ['-i', join(generated, 'id_ed25519'), '-o', `UserKnownHostsFile=${join(generated, 'known_hosts')}`, '-o', 'BatchMode=yes', '-o', 'ServerAliveInterval=30', `root@10.77.0.${41 + i}`, 'sleep 3600'], { stdio: 'ignore' });
-    keepers.push(child);
-  });
-}
+/** `ms` of a --json run is its last attempt's, without the time spent waiting for another run's lock. */
+const RUN: LabJsonOptions = { timeoutMs: 300_000, lockWaitMs: 900_000, ms: 'attempt' };
+const PVE_ADDRESSES = PVE.map((_, i) => `10.77.0.${41 + i}`);
+/** Ends the idle root sessions held on the pve hosts for the whole file (see holdRootSessions). */
+let stopKeepers: () => void = () => {};
 
 const measured: string[] = [];
 const unavailable = labUnavailable();
@@ -71,16 +26,16 @@ const unavailable = labUnavailable();
 describe.skipIf(unavailable)(`kvm on the lab's pve hosts${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
   beforeAll(async () => {
     await ensureLab({ withPve: true });
-    holdSessions();
+    stopKeepers = holdRootSessions(PVE_ADDRESSES);
   });
 
   afterAll(() => {
-    for (const child of keepers) if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
+    stopKeepers();
     if (measured.length) console.log(`kvm measurements:\n  ${measured.join('\n  ')}`);
   });
 
   it('converges, and verify is green with the CPU-flag FAIL shown as an excused NOTE', async () => {
-    const { res, events, ms } = await json(['play', PLAYBOOK]);
+    const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
     expect(failedVerifies(events), res.stderr).toEqual([]);
     expect(res.code, res.stderr + res.stdout.slice(-3000)).toBe(0);
     measured.push(`converge (3 hosts): ${(ms / 1000).toFixed(1)} s, ${changedKeys(events).length} changes`);
@@ -97,7 +52,7 @@ describe.skipIf(unavailable)(`kvm on the lab's pve hosts${unavailable ? ` (skipp
   });
 
   it('a second run changes nothing', async () => {
-    const { res, events, ms } = await json(['play', PLAYBOOK]);
+    const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
     expect(res.code, res.stderr).toBe(0);
     expect(changedKeys(events)).toEqual([]);
     measured.push(`second run: ${(ms / 1000).toFixed(1)} s, 0 changed`);
@@ -128,7 +83,7 @@ describe.skipIf(unavailable)(`kvm on the lab's pve hosts${unavailable ? ` (skipp
   it('--check predicts exactly a hand-made drift, verify reports it, a run repairs it', async () => {
     await onHost('pve2', 'virsh -q net-autostart --disable vm-lan >/dev/null && virsh -q net-autostart default >/dev/null');
     await onHost('pve3', "echo 'max_clients = 7' >> /etc/libvirt/libvirtd.conf");
-    const check = await json(['play', PLAYBOOK, '--check']);
+    const check = await labJson(['play', PLAYBOOK, '--check'], RUN);
     expect(check.res.code, check.res.stderr).toBe(0);
     expect(changedKeys(check.events)).toEqual([
       'pve2 | kvm : Networks start at boot [{"name":"vm-lan","bridge":"vmbr0"}]',
@@ -136,21 +91,21 @@ describe.skipIf(unavailable)(`kvm on the lab's pve hosts${unavailable ? ` (skipp
       'pve3 | kvm : libvirtd.conf is rendered',
       'pve3 | kvm : restart libvirtd (handler)',
     ]);
-    const verify = await json(['verify', PLAYBOOK]);
+    const verify = await labJson(['verify', PLAYBOOK], RUN);
     expect(verify.res.code).toBe(2);
     expect(failedVerifies(verify.events)).toEqual([
       expect.stringMatching(/^pve2: every wanted network is active and starts at boot: .*network vm-lan on pve2 is not active with autostart/),
       expect.stringMatching(/^pve2: libvirt's NAT network "default" is off: /),
     ]);
-    const repair = await json(['play', PLAYBOOK]);
+    const repair = await labJson(['play', PLAYBOOK], RUN);
     expect(repair.res.code, repair.res.stderr).toBe(0);
     expect(changedKeys(repair.events)).toEqual(changedKeys(check.events));
     expect(failedVerifies(repair.events)).toEqual([]);
   });
 
   it('drill vm-lifecycle: template guest and clone run with KVM, then are gone', async () => {
-    const { res, events, ms } = await json(['drill', 'vm-lifecycle', '--set', 'host=pve3']);
-    const result = events.find((e): e is DrillResult => e.type === 'drill_result');
+    const { res, events, ms } = await labJson(['drill', 'vm-lifecycle', '--set', 'host=pve3'], RUN);
+    const result = drillResult(events);
     expect(result, res.stderr + res.stdout.slice(-2000)).toBeDefined();
     expect(result!.passed, result!.msg).toBe(true);
     expect(res.code).toBe(0);

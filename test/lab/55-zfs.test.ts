@@ -8,57 +8,18 @@
  * Everything runs through the built CLI against the real containers. Other engineers share the lab: a
  * command refused because another cairn run holds the inventory's lock is retried.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunEvent } from '../../runner/engine/events.js';
-import { changedKeys, jsonEvents, repoRoot, runCairn, taskResults, type CliResult } from '../helpers/cli.js';
-import { ensureLab, labUnavailable } from '../helpers/lab.js';
+import { changedKeys, taskResults } from '../helpers/cli.js';
+import { drillResult, ensureLab, failedVerifies, holdRootSessions, labCairnTimed, labJson, labUnavailable, onHost, verifyResults, type LabJsonOptions } from '../helpers/lab.js';
 
 const PLAYBOOK = 'playbooks/zfs.yaml';
 const PVE = ['pve1', 'pve2', 'pve3'];
 const VDEV = '/var/lib/cairn-zfs/tank-2.img';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** How long the last CLI attempt took (without the time spent waiting for another run's lock). */
-let lastRunMs = 0;
-
-/** The CLI, retried while another cairn run (someone else's, on the shared lab) holds the lock. */
-async function cairn(args: string[], timeoutMs = 300_000): Promise<CliResult> {
-  const giveUpAt = Date.now() + 900_000;
-  for (;;) {
-    const started = Date.now();
-    const res = await runCairn(args, { timeoutMs });
-    lastRunMs = Date.now() - started;
-    if (!(res.code === 5 && /another cairn run holds the lock/.test(res.stderr)) || Date.now() > giveUpAt) return res;
-    await sleep(2000);
-  }
-}
-
-async function json(args: string[], timeoutMs?: number): Promise<{ res: CliResult; events: RunEvent[]; ms: number }> {
-  const res = await cairn([...args, '--json'], timeoutMs);
-  return { res, events: jsonEvents(res.stdout), ms: lastRunMs };
-}
-
-async function onHost(host: string, script: string): Promise<string> {
-  const res = await runCairn(['lab', 'ssh', host, '--', 'sh', '-c', script], { timeoutMs: 60_000 });
-  if (res.code !== 0) throw new Error(`${host}: ${script}: exit ${res.code}: ${res.stderr}${res.stdout}`);
-  return res.stdout.trim();
-}
-
-type VerifyResult = Extract<RunEvent, { type: 'verify_result' }>;
-type DrillResult = Extract<RunEvent, { type: 'drill_result' }>;
-const verifyResults = (events: RunEvent[]) => events.filter((e): e is VerifyResult => e.type === 'verify_result');
-const failedVerifies = (events: RunEvent[]) => verifyResults(events).filter((v) => !v.passed).map((v) => `${v.host}: ${v.check}: ${v.msg ?? ''}`);
-
-/** One idle root session per pve host for the whole file (see 50-kvm.test.ts: keeps root's user manager up). */
-const keepers: ChildProcess[] = [];
-function holdSessions(): void {
-  const generated = join(repoRoot, 'inventories', 'lab', 'generated');
-  PVE.forEach((_, i) => {
-    keepers.push(spawn('ssh', ['-i', join(generated, 'id_ed25519'), '-o', `UserKnownHostsFile=${join(generated, 'known_hosts')}`, '-o', 'BatchMode=yes', '-o', 'ServerAliveInterval=30', `root@10.77.0.${41 + i}`, 'sleep 3600'], { stdio: 'ignore' }));
-  });
-}
+/** `ms` of a --json run is its last attempt's, without the time spent waiting for another run's lock. */
+const RUN: LabJsonOptions = { timeoutMs: 300_000, lockWaitMs: 900_000, ms: 'attempt' };
+const PVE_ADDRESSES = PVE.map((_, i) => `10.77.0.${41 + i}`);
+/** Ends the idle root sessions held on the pve hosts for the whole file (see holdRootSessions). */
+let stopKeepers: () => void = () => {};
 
 const measured: string[] = [];
 const unavailable = labUnavailable();
@@ -68,17 +29,17 @@ describe.skipIf(unavailable)(`zfs on the lab's pve hosts (zfs-fuse)${unavailable
 
   beforeAll(async () => {
     await ensureLab({ withPve: true });
-    holdSessions();
+    stopKeepers = holdRootSessions(PVE_ADDRESSES);
   });
 
   afterAll(async () => {
     if (offlined) await onHost('pve3', `zpool online tank ${VDEV}`).catch(() => undefined);
-    for (const child of keepers) if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
+    stopKeepers();
     if (measured.length) console.log(`zfs measurements:\n  ${measured.join('\n  ')}`);
   });
 
   it('converges with every verification green (pool health, properties, snapshots, timers, replica)', async () => {
-    const { res, events, ms } = await json(['play', PLAYBOOK]);
+    const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
     expect(failedVerifies(events), res.stderr).toEqual([]);
     expect(res.code, res.stderr + res.stdout.slice(-3000)).toBe(0);
     measured.push(`converge (3 hosts): ${(ms / 1000).toFixed(1)} s, ${changedKeys(events).length} changes`);
@@ -91,8 +52,7 @@ describe.skipIf(unavailable)(`zfs on the lab's pve hosts (zfs-fuse)${unavailable
   });
 
   it('a second run changes nothing, and the console shows the lz4 substitution and the zfs-fuse notes', async () => {
-    const res = await cairn(['play', PLAYBOOK]);
-    const ms = lastRunMs;
+    const { res, attemptMs: ms } = await labCairnTimed(['play', PLAYBOOK], RUN);
     expect(res.code, res.stderr).toBe(0);
     for (const host of PVE) expect(res.stdout).toMatch(new RegExp(`${host} +: ok=\\d+ +changed=0 +unreachable=0 +failed=0`));
     expect(res.stdout).toContain('TASK [zfs : NOTE: property values this ZFS lacks were replaced by the nearest supported ones]');
@@ -117,17 +77,17 @@ describe.skipIf(unavailable)(`zfs on the lab's pve hosts (zfs-fuse)${unavailable
 
   it('--check predicts exactly a property drift, verify names it, a run repairs it', async () => {
     await onHost('pve2', 'zfs set atime=on tank/data');
-    const check = await json(['play', PLAYBOOK, '--check']);
+    const check = await labJson(['play', PLAYBOOK, '--check'], RUN);
     expect(check.res.code, check.res.stderr).toBe(0);
     const keys = changedKeys(check.events);
     expect(keys).toHaveLength(1);
     expect(keys[0]).toMatch(/^pve2 \| zfs : Datasets exist with their properties \[\{"name":"tank\/data",/);
     const predicted = taskResults(check.events).find((e) => e.host === 'pve2' && e.status === 'changed' && !e.loopSummary);
     expect(predicted?.actions?.[0]).toBe('set atime on tank/data: on -> off');
-    const verify = await json(['verify', PLAYBOOK]);
+    const verify = await labJson(['verify', PLAYBOOK], RUN);
     expect(verify.res.code).toBe(2);
     expect(failedVerifies(verify.events)).toEqual([expect.stringMatching(/^pve2: datasets have their properties .*drift: set atime on tank\/data: on -> off/)]);
-    const repair = await json(['play', PLAYBOOK]);
+    const repair = await labJson(['play', PLAYBOOK], RUN);
     expect(repair.res.code, repair.res.stderr).toBe(0);
     expect(changedKeys(repair.events)).toEqual(keys);
     expect(await onHost('pve2', 'zfs get -H -o value atime tank/data')).toBe('off');
@@ -136,7 +96,7 @@ describe.skipIf(unavailable)(`zfs on the lab's pve hosts (zfs-fuse)${unavailable
   it('a vdev taken offline: verify names exactly that vdev; zpool online heals it', async () => {
     await onHost('pve3', `zpool offline tank ${VDEV}`);
     offlined = true;
-    const degraded = await json(['verify', PLAYBOOK]);
+    const degraded = await labJson(['verify', PLAYBOOK], RUN);
     measured.push(`verify while degraded: ${(degraded.ms / 1000).toFixed(1)} s`);
     expect(degraded.res.code).toBe(2);
     // zpool keeps the note of the vdev's last resilver ("32K resilvered") on its line: it may follow the state.
@@ -151,14 +111,14 @@ describe.skipIf(unavailable)(`zfs on the lab's pve hosts (zfs-fuse)${unavailable
     ]);
     await onHost('pve3', `zpool online tank ${VDEV}`);
     offlined = false;
-    const healed = await json(['verify', PLAYBOOK]);
+    const healed = await labJson(['verify', PLAYBOOK], RUN);
     expect(failedVerifies(healed.events)).toEqual([]);
     expect(healed.res.code).toBe(0);
   });
 
   it('drill zfs-degrade passes', async () => {
-    const { res, events } = await json(['drill', 'zfs-degrade', '--set', 'host=pve2']);
-    const result = events.find((e): e is DrillResult => e.type === 'drill_result');
+    const { res, events } = await labJson(['drill', 'zfs-degrade', '--set', 'host=pve2'], RUN);
+    const result = drillResult(events);
     expect(result, res.stderr + res.stdout.slice(-2000)).toBeDefined();
     expect(result!.passed, result!.msg).toBe(true);
     expect(res.code).toBe(0);

@@ -9,8 +9,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../runner/engine/events.js';
-import { changedKeys, jsonEvents, runCairn, taskResults, type CliResult } from '../helpers/cli.js';
-import { ensureLab, labUnavailable } from '../helpers/lab.js';
+import { changedKeys, jsonEvents, taskResults } from '../helpers/cli.js';
+import { drillResult, ensureLab, failedVerifies, labCairn, labJson, labUnavailable, onHost, verifyResults, type LabJsonOptions, type VerifyResult } from '../helpers/lab.js';
 
 const PLAYBOOK = 'playbooks/ceph.yaml';
 const NODES = ['pve1', 'pve2', 'pve3'];
@@ -19,39 +19,12 @@ const POOLS_TASK = 'CRUSH rule and pools with the wanted replication';
 const SETTLE_TASK = 'Wait for the cluster to settle (HEALTH_OK, every PG active+clean)';
 const TEST_TIMEOUT_MS = 900_000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The CLI, waiting while another cairn run (someone else's, on the shared lab) holds the lock. */
-async function cairn(args: string[], timeoutMs = 420_000): Promise<CliResult> {
-  const giveUpAt = Date.now() + 600_000;
-  for (;;) {
-    const res = await runCairn(args, { timeoutMs });
-    if (res.code === 5 && /another cairn run holds the lock/.test(res.stderr) && Date.now() < giveUpAt) {
-      await sleep(2000);
-      continue;
-    }
-    return res;
-  }
-}
-
-/** A run with --json; `ms` counts from when the run got the lock (its own run_start..run_end). */
-async function json(args: string[]): Promise<{ res: CliResult; events: RunEvent[]; ms: number }> {
-  const res = await cairn([...args, '--json']);
-  const events = jsonEvents(res.stdout);
-  const end = events.find((e): e is Extract<RunEvent, { type: 'run_end' }> => e.type === 'run_end');
-  return { res, events, ms: end?.durationMs ?? -1 };
-}
-
-/** A script on a lab host (as root over the lab's SSH); fails the test on a non-zero exit. */
-async function onHost(host: string, script: string): Promise<string> {
-  const res = await runCairn(['lab', 'ssh', host, '--', 'sh', '-c', script], { timeoutMs: 120_000 });
-  if (res.code !== 0) throw new Error(`${host}: ${script}: exit ${res.code}: ${res.stderr}${res.stdout}`);
-  return res.stdout.trim();
-}
-
-type VerifyResult = Extract<RunEvent, { type: 'verify_result' }>;
-const verifyResults = (events: RunEvent[]) => events.filter((e): e is VerifyResult => e.type === 'verify_result');
-const failedChecks = (events: RunEvent[]) => verifyResults(events).filter((v) => !v.passed).map((v) => `${v.host} ${v.check}: ${v.msg}`);
+/** `ms` of a --json run counts from when the run got the lock (its own run_start..run_end). */
+const RUN: LabJsonOptions = { timeoutMs: 420_000, lockWaitMs: 600_000, ms: 'run' };
+/** Scripts here wait for the cluster (ceph osd purge, apt-get purge): more time than the default. */
+const SSH = { timeoutMs: 120_000 };
+/** Failed verifications as "host check: msg", the shape this file has always shown them in. */
+const failedLine = (v: VerifyResult) => `${v.host} ${v.check}: ${v.msg}`;
 
 /** The cluster verdict the verification registered (ceph_health's data). */
 function clusterVerdict(events: RunEvent[]): Record<string, unknown> {
@@ -86,18 +59,18 @@ describe.skipIf(unavailable)(`ceph on the lab's pve hosts${unavailable ? ` (skip
   });
 
   it('bootstraps a cluster from nothing: 3 monitors in quorum, 2 managers, an OSD per node, HEALTH_OK', async () => {
-    await Promise.all(NODES.map((n) => onHost(n, WIPE)));
+    await Promise.all(NODES.map((n) => onHost(n, WIPE, SSH)));
     // --check on nodes with no cluster yet: predicted, nothing fails (no quorum to wait for, no pools to read).
-    const fresh = await json(['play', PLAYBOOK, '--check']);
+    const fresh = await labJson(['play', PLAYBOOK, '--check'], RUN);
     expect(fresh.res.code, fresh.res.stderr + fresh.res.stdout.slice(-2000)).toBe(0);
     expect(taskResults(fresh.events).filter((e) => e.status === 'failed').map((e) => `${e.host} ${e.task.name}: ${e.msg}`)).toEqual([]);
     const predicted = changedKeys(fresh.events);
     for (const node of NODES) expect(predicted).toContain(`${node} | ceph : Monitor store (ceph-mon --mkfs)`);
     expect(predicted).toContain(`pve1 | ceph : ${POOLS_TASK}`);
 
-    const { res, events, ms } = await json(['play', PLAYBOOK]);
+    const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
     expect(res.code, res.stderr + res.stdout.slice(-3000)).toBe(0);
-    expect(failedChecks(events)).toEqual([]);
+    expect(failedVerifies(events, failedLine)).toEqual([]);
     const changed = changedKeys(events);
     for (const node of NODES) {
       expect(changed).toContain(`${node} | ceph : Monitor store (ceph-mon --mkfs)`);
@@ -123,18 +96,18 @@ describe.skipIf(unavailable)(`ceph on the lab's pve hosts${unavailable ? ` (skip
   }, TEST_TIMEOUT_MS);
 
   it('a second run changes nothing and verifies green', async () => {
-    const { res, events, ms } = await json(['play', PLAYBOOK]);
+    const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
     expect(res.code, res.stderr).toBe(0);
     expect(changedKeys(events)).toEqual([]);
-    expect(failedChecks(events)).toEqual([]);
+    expect(failedVerifies(events, failedLine)).toEqual([]);
     measured.push(`second run: ${(ms / 1000).toFixed(1)} s, 0 changes`);
   }, TEST_TIMEOUT_MS);
 
   it('drift (pool size 2, a manager stopped): --check predicts exactly it, a run repairs it', async () => {
-    await onHost('pve1', 'ceph osd pool set rbd size 2 --yes-i-really-mean-it');
-    await onHost('pve2', 'systemctl stop ceph-mgr@pve2');
+    await onHost('pve1', 'ceph osd pool set rbd size 2 --yes-i-really-mean-it', SSH);
+    await onHost('pve2', 'systemctl stop ceph-mgr@pve2', SSH);
     try {
-      const check = await json(['play', PLAYBOOK, '--check', '--detailed-exitcode']);
+      const check = await labJson(['play', PLAYBOOK, '--check', '--detailed-exitcode'], RUN);
       expect(check.res.code, check.res.stderr).toBe(3);
       expect(changedKeys(check.events)).toEqual([`pve1 | ceph : ${POOLS_TASK}`, 'pve2 | ceph : Manager running and enabled']);
       const pools = taskResults(check.events).find((e) => e.task.name === POOLS_TASK);
@@ -142,32 +115,33 @@ describe.skipIf(unavailable)(`ceph on the lab's pve hosts${unavailable ? ` (skip
       const mgr = taskResults(check.events).find((e) => e.host === 'pve2' && e.task.name === 'Manager running and enabled');
       expect(mgr?.actions).toEqual(['start ceph-mgr@pve2 (was inactive)']);
       // --check changed nothing.
-      expect(await onHost('pve1', 'ceph osd pool get rbd size')).toBe('size: 2');
+      expect(await onHost('pve1', 'ceph osd pool get rbd size', SSH)).toBe('size: 2');
 
-      const repair = await json(['play', PLAYBOOK]);
+      const repair = await labJson(['play', PLAYBOOK], RUN);
       expect(repair.res.code, repair.res.stderr + repair.res.stdout.slice(-2000)).toBe(0);
       expect(changedKeys(repair.events)).toEqual([`pve1 | ceph : ${POOLS_TASK}`, 'pve2 | ceph : Manager running and enabled']);
-      expect(failedChecks(repair.events)).toEqual([]);
-      expect(await onHost('pve1', 'ceph osd pool get rbd size')).toBe('size: 3');
+      expect(failedVerifies(repair.events, failedLine)).toEqual([]);
+      expect(await onHost('pve1', 'ceph osd pool get rbd size', SSH)).toBe('size: 3');
     } finally {
-      await onHost('pve1', 'ceph osd pool set rbd size 3 --yes-i-really-mean-it');
-      await onHost('pve2', 'systemctl start ceph-mgr@pve2');
+      await onHost('pve1', 'ceph osd pool set rbd size 3 --yes-i-really-mean-it', SSH);
+      await onHost('pve2', 'systemctl start ceph-mgr@pve2', SSH);
     }
   }, TEST_TIMEOUT_MS);
 
   it('a bare node (packages purged, no Ceph state) joins: --check predicts it, a run rebuilds its monitor and makes its OSD', async () => {
-    const id = await onHost('pve3', 'cat /var/lib/ceph/osd-specs/osd-a.id');
+    const id = await onHost('pve3', 'cat /var/lib/ceph/osd-specs/osd-a.id', SSH);
     expect(id).toMatch(/^\d+$/);
-    await onHost('pve1', `ceph osd out ${id}`);
+    await onHost('pve1', `ceph osd out ${id}`, SSH);
     await onHost(
       'pve3',
       `${WIPE}\nexport DEBIAN_FRONTEND=noninteractive; apt-get purge -y -q ceph-mon ceph-mgr ceph-osd ceph-common ceph-base >/dev/null && apt-get autoremove -y -q --purge >/dev/null && rm -rf /etc/ceph /var/lib/ceph /usr/local/sbin/cairn-ceph-*`,
+      SSH,
     );
     // A stopped OSD is marked down by its peers' reports after a while; purging needs it down now.
-    await onHost('pve1', `ceph osd down ${id} && ceph osd purge ${id} --force --yes-i-really-mean-it`);
-    expect(await onHost('pve1', 'ceph osd ls | wc -l')).toBe('2');
+    await onHost('pve1', `ceph osd down ${id} && ceph osd purge ${id} --force --yes-i-really-mean-it`, SSH);
+    expect(await onHost('pve1', 'ceph osd ls | wc -l', SSH)).toBe('2');
 
-    const check = await json(['play', PLAYBOOK, '--check', '-l', 'pve3']);
+    const check = await labJson(['play', PLAYBOOK, '--check', '-l', 'pve3'], RUN);
     expect(check.res.code, check.res.stderr + check.res.stdout.slice(-2000)).toBe(0);
     expect(taskResults(check.events).filter((e) => e.status === 'failed').map((e) => `${e.task.name}: ${e.msg}`)).toEqual([]);
     const predicted = changedKeys(check.events);
@@ -175,10 +149,10 @@ describe.skipIf(unavailable)(`ceph on the lab's pve hosts${unavailable ? ` (skip
       expect(predicted).toContain(`pve3 | ceph : ${task}`);
     }
 
-    const { res, events, ms } = await json(['play', PLAYBOOK]);
+    const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
     expect(res.code, res.stderr + res.stdout.slice(-2000)).toBe(0);
     const changed = changedKeys(events);
-    const newId = await onHost('pve3', 'cat /var/lib/ceph/osd-specs/osd-a.id');
+    const newId = await onHost('pve3', 'cat /var/lib/ceph/osd-specs/osd-a.id', SSH);
     // Only the bare node changes; what --check predicted happened, plus starting the OSD it could not name.
     expect(changed.filter((k) => !k.startsWith('pve3 '))).toEqual([]);
     // (The restart handler is predicted as "would run": whether it restarts anything depends on when the
@@ -186,18 +160,18 @@ describe.skipIf(unavailable)(`ceph on the lab's pve hosts${unavailable ? ` (skip
     const predictedTasks = predicted.filter((k) => !k.endsWith('(handler)'));
     expect(changed).toEqual(expect.arrayContaining([...predictedTasks, `pve3 | ceph : Monitor running and enabled`, `pve3 | ceph : OSDs running and enabled [${JSON.stringify(newId)}]`]));
     expect(changed.filter((k) => k.endsWith('(handler)'))).toEqual([]);
-    expect(failedChecks(events)).toEqual([]);
+    expect(failedVerifies(events, failedLine)).toEqual([]);
     const verdict = clusterVerdict(events);
     expect(verdict.osds).toMatchObject({ total: 3, up: 3, in: 3 });
     expect(verdict.quorum).toEqual(NODES);
-    expect(await onHost('pve1', `ceph osd tree -f json | tr ',' '\\n' | grep -c '"name":"osd.${newId}"'`)).toBe('1');
+    expect(await onHost('pve1', `ceph osd tree -f json | tr ',' '\\n' | grep -c '"name":"osd.${newId}"'`, SSH)).toBe('1');
     measured.push(`a bare node rejoining (packages installed, monitor rebuilt, new OSD) to HEALTH_OK: ${(ms / 1000).toFixed(1)} s`);
   }, TEST_TIMEOUT_MS);
 
   it('drill osd-down: HEALTH_WARN with degraded PGs, then HEALTH_OK within the bound', async () => {
-    const res = await cairn(['drill', 'osd-down', '--json']);
+    const res = await labCairn(['drill', 'osd-down', '--json'], RUN);
     const events = jsonEvents(res.stdout);
-    const result = events.find((e): e is Extract<RunEvent, { type: 'drill_result' }> => e.type === 'drill_result');
+    const result = drillResult(events);
     expect(result, res.stderr + res.stdout.slice(-2000)).toBeDefined();
     expect(result!.passed, `${result!.msg} ${JSON.stringify(result!.measured)}`).toBe(true);
     expect(res.code).toBe(0);
@@ -217,7 +191,7 @@ describe.skipIf(unavailable)(`ceph on the lab's pve hosts${unavailable ? ` (skip
     let rssTotal = 0;
     let pssTotal = 0;
     for (const node of NODES) {
-      for (const line of (await onHost(node, script)).split('\n')) {
+      for (const line of (await onHost(node, script, SSH)).split('\n')) {
         const [daemon, rss, pss] = line.trim().split(/\s+/);
         expect(daemon).toMatch(/^ceph-(mon|mgr|osd)$/);
         rssTotal += Number(rss);

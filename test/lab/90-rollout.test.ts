@@ -12,21 +12,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RolloutState } from '../../runner/rollout/types.js';
 import { repoRoot, runCairn, type CliResult } from '../helpers/cli.js';
-import { ensureLab, labUnavailable } from '../helpers/lab.js';
+import { ensureLab, labCairnTimed, labUnavailable, onHost } from '../helpers/lab.js';
 
 const reason = labUnavailable();
 const playbook = join(repoRoot, 'test', 'fixtures', 'rollout', 'site.yaml');
 const MARKER_DIR = '/var/lib/cairn-rollout-test';
 const SRC = '/srv/cairn-rollout-test/legacy';
 const DST = '/srv/cairn-rollout-test/app-data';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function onHost(host: string, script: string): Promise<string> {
-  const res = await runCairn(['lab', 'ssh', host, '--', 'sh', '-c', script], { timeoutMs: 60_000 });
-  if (res.code !== 0) throw new Error(`${host}: ${script}: exit ${res.code}: ${res.stderr}${res.stdout}`);
-  return res.stdout.trim();
-}
 
 describe.skipIf(Boolean(reason))(`rollout checklist on the lab${reason ? ` (skipped: ${reason})` : ''}`, () => {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-rollout-lab-'));
@@ -36,16 +28,13 @@ describe.skipIf(Boolean(reason))(`rollout checklist on the lab${reason ? ` (skip
 
   /** A rollout command, retried while someone else's run holds the lab inventory's lock. */
   async function rollout(args: string[]): Promise<CliResult> {
-    const giveUpAt = Date.now() + 300_000;
-    for (;;) {
-      const started = Date.now();
-      const res = await runCairn(['rollout', ...args, '--checklist', checklist], { env: { CAIRN_STATE_DIR: stateDir, CAIRN_OPERATOR: 'lab-test' }, timeoutMs: 240_000 });
-      if (!(res.code === 5 && /another cairn run holds the lock/.test(res.stderr)) || Date.now() > giveUpAt) {
-        timings[args.slice(0, 2).join(' ')] = (Date.now() - started) / 1000;
-        return res;
-      }
-      await sleep(2000);
-    }
+    const { res, attemptMs } = await labCairnTimed(['rollout', ...args, '--checklist', checklist], {
+      env: { CAIRN_STATE_DIR: stateDir, CAIRN_OPERATOR: 'lab-test' },
+      timeoutMs: 240_000,
+      lockWaitMs: 300_000,
+    });
+    timings[args.slice(0, 2).join(' ')] = attemptMs / 1000;
+    return res;
   }
   const state = () => JSON.parse(readFileSync(join(stateDir, 'rollout.json'), 'utf8')) as RolloutState;
 
