@@ -20,16 +20,16 @@ import type { DrillContext, DrillOutcome } from './types.js';
 const templater = createTemplater({ partialsDirs: [] });
 
 /** A host variable rendered as a task would see it (`ceph_osd_hosts: "{{ groups.pve }}"`), or undefined. */
-function hostValue(ctx: DrillContext, host: string, name: string): unknown {
+export function hostValue(ctx: DrillContext, host: string, name: string): unknown {
   const vars = lazyVars(ctx.hostVars(host), (template, context, variable) => templater.renderValue(template, context, { file: `variable ${variable} of host ${host}` }));
   return vars[name];
 }
 
-function stringList(value: unknown): string[] | undefined {
+export function stringList(value: unknown): string[] | undefined {
   return Array.isArray(value) && value.every((v) => typeof v === 'string') ? [...(value as string[])] : undefined;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolveSleep) => {
     if (signal.aborted) return resolveSleep();
     const timer = setTimeout(done, ms);
@@ -42,11 +42,11 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-function seconds(ms: number): number {
+export function seconds(ms: number): number {
   return Math.round(ms / 100) / 10;
 }
 
-function positiveNumber(ctx: DrillContext, key: string, fallback: number): number {
+export function positiveNumber(ctx: DrillContext, key: string, fallback: number): number {
   const raw = ctx.options[key];
   if (raw === undefined) return fallback;
   const value = Number(raw);
@@ -55,7 +55,7 @@ function positiveNumber(ctx: DrillContext, key: string, fallback: number): numbe
 }
 
 /** The cluster's nodes: the inventory hosts with a ceph_fsid, OSD hosts as the inventory's ceph_osd_hosts says. */
-function cephNodes(ctx: DrillContext): { nodes: string[]; osdHosts: string[] } {
+export function cephNodes(ctx: DrillContext): { nodes: string[]; osdHosts: string[] } {
   const nodes = [...ctx.inventory.hosts.keys()].filter((h) => typeof hostValue(ctx, h, 'ceph_fsid') === 'string' && hostValue(ctx, h, 'ceph_fsid') !== '');
   if (!nodes.length) throw inputError('no host in the inventory sets ceph_fsid: there is no Ceph cluster to drill');
   const osdHosts = stringList(hostValue(ctx, nodes[0]!, 'ceph_osd_hosts'))?.filter((h) => nodes.includes(h)) ?? nodes;
@@ -63,18 +63,18 @@ function cephNodes(ctx: DrillContext): { nodes: string[]; osdHosts: string[] } {
   return { nodes, osdHosts };
 }
 
-async function runOn(ctx: DrillContext, host: string, script: string, timeoutMs = 60_000): Promise<string> {
+export async function runOn(ctx: DrillContext, host: string, script: string, timeoutMs = 60_000): Promise<string> {
   const res = await ctx.exec(host, script, { timeoutMs });
   if (res.code !== 0) throw new Error(`${host}: \`${script}\` failed (exit ${res.code}): ${(res.stderr.trim() || res.stdout.trim()).split('\n').slice(-3).join(' ')}`);
   return res.stdout;
 }
 
-async function cephStatus(ctx: DrillContext, admin: string): Promise<CephStatus> {
+export async function cephStatus(ctx: DrillContext, admin: string): Promise<CephStatus> {
   const out = await runOn(ctx, admin, `timeout 15 ${argv('ceph', '--connect-timeout', '10', '-s', '-f', 'json')}`, 20_000);
   return parseStatusJson(parseJsonOutput(out, 'ceph -s -f json'));
 }
 
-function isCleanOk(status: CephStatus): boolean {
+export function isCleanOk(status: CephStatus): boolean {
   return status.health.status === 'HEALTH_OK' && activeCleanPgs(status) === status.pgs.total && status.osds.up === status.osds.total && status.osds.in === status.osds.total;
 }
 

@@ -186,7 +186,7 @@ function numberOption(ctx: DrillContext, name: string, fallback: number): number
   return value;
 }
 
-interface Monitoring {
+export interface Monitoring {
   /** The Prometheus/Alertmanager host the drill asks. */
   server: string;
   servers: string[];
@@ -199,7 +199,7 @@ interface Monitoring {
   sink?: { address: string; port: number };
 }
 
-function monitoringOf(ctx: DrillContext): Monitoring {
+export function monitoringOf(ctx: DrillContext): Monitoring {
   const anyHost = [...ctx.inventory.hosts.keys()][0];
   if (anyHost === undefined) throw inputError('the inventory has no hosts');
   const group = String(hostSettings(ctx, anyHost).prometheus_server_group ?? 'mon');
@@ -274,24 +274,32 @@ function seconds(ms: number): number {
 // The alert drill
 // ---------------------------------------------------------------------------------------------------------
 
-interface Fault {
+export interface Fault {
   /** What is broken, in words ("node exporter on web1"). */
   what: string;
   alertname: string;
   labels: Record<string, string>;
+  /** The alert rule's `for:` in seconds (default: alert_down_for, the critical tier's). */
+  forS?: number;
+  /** How stale the exporter's own view may be (e.g. Ceph's manager refreshes its metrics every 15 s). */
+  exporterLagS?: number;
+  /** Where the target comes from, in words (default: document 000's critical tier). */
+  source?: string;
   breakIt(): Promise<void>;
   restore(): Promise<void>;
 }
 
-async function runAlertDrill(ctx: DrillContext, mon: Monitoring, fault: Fault, extra: Record<string, number | string>): Promise<DrillOutcome> {
+export async function runAlertDrill(ctx: DrillContext, mon: Monitoring, fault: Fault, extra: Record<string, number | string>): Promise<DrillOutcome> {
   const pollMs = numberOption(ctx, 'poll', 1) * 1000;
   // Down for `for:`, then seen by the next scrape and the next evaluation; 10 s for sending and asking.
-  const detectTargetS = mon.downForS + mon.scrapeS + mon.evaluationS + 10;
-  const resolveTargetS = mon.scrapeS + mon.evaluationS + 10;
+  const forS = fault.forS ?? mon.downForS;
+  const lagS = fault.exporterLagS ?? 0;
+  const detectTargetS = forS + lagS + mon.scrapeS + mon.evaluationS + 10;
+  const resolveTargetS = lagS + mon.scrapeS + mon.evaluationS + 10;
   const notifyTargetS = mon.groupWaitS + 10;
   const resolvedNotifyTargetS = mon.groupIntervalS + mon.evaluationS + 10;
   const timeoutS = numberOption(ctx, 'timeout', detectTargetS + 60);
-  const target = `${fault.alertname} firing in Alertmanager ≤ ${detectTargetS} s after the fault (for: ${mon.downForS} s + scrape ${mon.scrapeS} s + evaluation ${mon.evaluationS} s + 10 s; document 000: critical = down > 30 s) and resolved ≤ ${resolveTargetS} s after the repair${mon.sink ? `; the webhook sink notified ≤ ${notifyTargetS} s after firing and ≤ ${resolvedNotifyTargetS} s after resolving` : ''}`;
+  const target = `${fault.alertname} firing in Alertmanager ≤ ${detectTargetS} s after the fault (for: ${forS} s${lagS ? ` + exporter refresh ${lagS} s` : ''} + scrape ${mon.scrapeS} s + evaluation ${mon.evaluationS} s + 10 s; ${fault.source ?? 'document 000: critical = down > 30 s'}) and resolved ≤ ${resolveTargetS} s after the repair${mon.sink ? `; the webhook sink notified ≤ ${notifyTargetS} s after firing and ≤ ${resolvedNotifyTargetS} s after resolving` : ''}`;
   const measured: Record<string, number | string> = { ...extra, alert: fault.alertname, monitoring_host: mon.server };
   const fail = (msg: string): DrillOutcome => ({ passed: false, measured, target, msg });
 

@@ -185,6 +185,34 @@ describe.skipIf(unavailable)(`ceph on the lab's pve hosts${unavailable ? ` (skip
     measured.push(`osd-down drill (${String(m.osd)} on ${String(m.host)}): HEALTH_WARN after ${String(m.warn_after_s)} s with ${String(m.degraded_pgs)}/${String(m.pgs)} PGs degraded, a write served while down; HEALTH_OK ${String(m.recover_s)} s after the start`);
   }, TEST_TIMEOUT_MS);
 
+  it('emergency tier: a replica corrupted and found by deep scrub fires CephDataInconsistent; ceph pg repair resolves it (drill alert-data-inconsistent)', async () => {
+    // The role enabled the managers' Prometheus exporter; the active manager serves Ceph's health there.
+    const services = JSON.parse(await onHost('pve1', 'ceph mgr services -f json', SSH)) as Record<string, string>;
+    expect(services.prometheus).toMatch(/^http:\/\/[^/]+:9283\/$/);
+    // Prometheus on mon1 follows the inventory, which now has the pve nodes: node exporters on them and the
+    // ceph job on the manager hosts; its verification wants every target up, the emergency rules loaded.
+    const monitoring = await labJson(['play', 'playbooks/monitoring.yaml', '-l', 'mon1:pve'], RUN);
+    expect(monitoring.res.code, monitoring.res.stderr + failedVerifies(monitoring.events, failedLine).join('\n')).toBe(0);
+    const targets = await onHost('mon1', 'curl -sS http://127.0.0.1:9090/api/v1/targets?state=active', SSH);
+    const ceph = (JSON.parse(targets) as { data: { activeTargets: Array<{ labels: Record<string, string>; health: string }> } }).data.activeTargets.filter((t) => t.labels.job === 'ceph');
+    expect(ceph.map((t) => `${t.labels.instance} ${t.health}`).sort()).toEqual(['pve1 up', 'pve2 up']);
+
+    const res = await labCairn(['drill', 'alert-data-inconsistent', '--json'], RUN);
+    const result = drillResult(jsonEvents(res.stdout));
+    expect(result, res.stderr + res.stdout.slice(-2000)).toBeDefined();
+    expect(result!.passed, `${result!.msg} ${JSON.stringify(result!.measured)}`).toBe(true);
+    expect(res.code).toBe(0);
+    const m = result!.measured;
+    expect(m.health_while_inconsistent).toBe('HEALTH_ERR');
+    expect(m.alert).toBe('CephDataInconsistent');
+    for (const key of ['scrub_detect_s', 'detect_s', 'resolve_s', 'repair_s']) expect(Number(m[key]), key).toBeGreaterThan(0);
+    expect(m.notified_after_firing_s).not.toBe('never');
+    // Back to HEALTH_OK with the drill's object gone.
+    expect(clusterVerdict((await labJson(['verify', PLAYBOOK], RUN)).events).health).toBe('HEALTH_OK');
+    expect(await onHost('pve1', "rados -p rbd ls | grep -c '^cairn-drill' || true", SSH)).toBe('0');
+    measured.push(`alert-data-inconsistent drill (${String(m.corrupted)}, PG ${String(m.pg)}): deep scrub found it after ${String(m.scrub_detect_s)} s (HEALTH_ERR); CephDataInconsistent firing ${String(m.detect_s)} s later, webhook +${String(m.notified_after_firing_s)} s; pg repair -> HEALTH_OK in ${String(m.repair_s)} s, alert resolved ${String(m.resolve_s)} s after`);
+  }, TEST_TIMEOUT_MS);
+
   it('records each daemon\'s memory (RSS and PSS)', async () => {
     const script = 'for p in $(pgrep -x ceph-mon; pgrep -x ceph-mgr; pgrep -x ceph-osd); do echo "$(cat /proc/$p/comm) $(awk \'/^VmRSS:/{print $2}\' /proc/$p/status) $(awk \'/^Pss:/{print $2}\' /proc/$p/smaps_rollup)"; done';
     const lines: string[] = [];
