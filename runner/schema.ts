@@ -31,15 +31,17 @@ export function instancePathToYamlPath(instancePath: string): Array<string | num
     .map((seg) => (/^\d+$/.test(seg) ? Number(seg) : seg));
 }
 
-function describeValue(value: unknown): string {
-  if (value === null) return 'null';
+/** A value in words for "got ..." in messages; `nothingWord` names null (YAML's empty value). */
+export function describeValue(value: unknown, nothingWord = 'null'): string {
+  if (value === null || value === undefined) return value === null ? nothingWord : 'nothing';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
   if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
   return `${typeof value} ${String(value)}`;
 }
 
-function valueAt(root: unknown, path: YamlPath): unknown {
+/** The value at a YAML path in a parsed document, or undefined. */
+export function valueAt(root: unknown, path: YamlPath): unknown {
   let cur: unknown = root;
   for (const step of path) {
     if (cur === null || typeof cur !== 'object') return undefined;

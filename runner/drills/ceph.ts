@@ -16,6 +16,7 @@ import { CephOutputError, activeChecks, parseHealthDetailText, parseJsonOutput }
 import { activeCleanPgs, degradedPgs, parseStatusJson, type CephStatus } from '../ceph/status.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
+import { sleep } from '../sleep.js';
 
 const templater = createTemplater({ partialsDirs: [] });
 
@@ -27,19 +28,6 @@ export function hostValue(ctx: DrillContext, host: string, name: string): unknow
 
 export function stringList(value: unknown): string[] | undefined {
   return Array.isArray(value) && value.every((v) => typeof v === 'string') ? [...(value as string[])] : undefined;
-}
-
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolveSleep) => {
-    if (signal.aborted) return resolveSleep();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolveSleep();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 export function seconds(ms: number): number {

@@ -13,7 +13,8 @@
 import { inputError } from '../errors.js';
 import { activeChecks } from '../ceph/health.js';
 import { argv, quote } from '../transport/quote.js';
-import { cephNodes, cephStatus, hostValue, isCleanOk, positiveNumber, runOn, seconds, sleep } from './ceph.js';
+import { sleep } from '../sleep.js';
+import { cephNodes, cephStatus, hostValue, isCleanOk, positiveNumber, runOn, seconds } from './ceph.js';
 import { monitoringOf, runAlertDrill } from './monitoring.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext } from './types.js';

@@ -21,6 +21,7 @@ import { argv, quote } from '../transport/quote.js';
 import { ProbeLoop, type ProbeReport, type ProbeSample } from './probe.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
+import { sleep } from '../sleep.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // haproxy's `show stat` (the runtime API's CSV)
@@ -122,18 +123,6 @@ function frontDoor(ctx: DrillContext): FrontDoor {
   const url = ctx.options.url ?? `http://${vip}:${ctx.options.port ?? '80'}/`;
   return { lbs, vip, url };
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolveSleep) => {
-    if (signal?.aborted) return resolveSleep();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolveSleep();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 
 /** Poll `check` every `everyMs` until it returns a value; undefined after `timeoutMs` (or on Ctrl-C). */
 async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs: number, everyMs: number, signal: AbortSignal): Promise<{ value: T; afterMs: number } | undefined> {

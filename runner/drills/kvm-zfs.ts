@@ -17,21 +17,9 @@ import { assessPool } from '../zfs/health.js';
 import { leafVdevs, parseZpoolStatus, type PoolStatus } from '../zfs/zpool-status.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
+import { sleep } from '../sleep.js';
 
 const seconds = (ms: number): number => Math.round(ms / 10) / 100;
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolveSleep) => {
-    if (signal.aborted) return resolveSleep();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolveSleep();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 /** Run a script on a host; a non-zero exit throws with the script's last output lines. */
 async function run(ctx: DrillContext, host: string, script: string, what: string, stdin?: string): Promise<string> {

@@ -25,6 +25,7 @@ import { isPlainObject, type Vars } from '../vars.js';
 import { loadYamlFile } from '../yaml-source.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
+import { sleep } from '../sleep.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Parsers (pure; table-tested in test/unit/monitoring-drill.test.ts)
@@ -241,19 +242,6 @@ async function sinkRecords(ctx: DrillContext, mon: Monitoring): Promise<SinkNoti
   const res = await ctx.exec(mon.server, `if [ -f ${quote(SINK_LOG)} ]; then cat -- ${quote(SINK_LOG)}; fi`, { timeoutMs: 15_000 });
   if (res.code !== 0) throw new CairnError(`host ${mon.server}: cannot read ${SINK_LOG}: ${res.stderr.trim()}`, { kind: 'runtime' });
   return parseSinkLog(res.stdout);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((done) => {
-    if (signal.aborted) return done();
-    const timer = setTimeout(finish, ms);
-    function finish() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', finish);
-      done();
-    }
-    signal.addEventListener('abort', finish, { once: true });
-  });
 }
 
 /** Poll `probe` every `pollMs` until it returns a value or `deadlineMs` (from performance.now()) passes. */

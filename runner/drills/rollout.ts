@@ -13,6 +13,7 @@ import { quote } from '../transport/quote.js';
 import { ProbeLoop, summarise, type ProbeSample } from './probe.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
+import { sleep } from '../sleep.js';
 
 function intOption(ctx: DrillContext, key: string, fallback: number, min: number, max: number): number {
   const raw = ctx.options[key];
@@ -37,13 +38,6 @@ export function probeUrl(ctx: DrillContext): string {
 function round(n: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((r) => {
-    const t = setTimeout(r, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
-  });
 }
 
 registerDrill({

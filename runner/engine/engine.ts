@@ -24,6 +24,7 @@ import { applyExecutor, checkExecutor, verifyExecutor, type Executor } from './e
 import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
 import { lazyVars, materialise } from './lazy-vars.js';
 import { taskSelected, type TagFilter } from './tags.js';
+import { sleep } from '../sleep.js';
 
 export interface EngineOptions {
   inventory: Inventory;
@@ -96,19 +97,6 @@ const NO_LOG_MSG = "the output has been hidden due to the fact that 'no_log: tru
 
 function taskRef(task: Task): TaskRef {
   return { name: task.name, role: task.role, module: task.module, location: formatLocation(task.location) };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolveSleep) => {
-    if (signal.aborted) return resolveSleep();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolveSleep();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 function isInputError(err: unknown): boolean {

@@ -9,7 +9,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { CairnError } from '../errors.js';
-import { describeAjvError, instancePathToYamlPath } from '../schema.js';
+import { describeAjvError, describeValue, instancePathToYamlPath, valueAt } from '../schema.js';
 import { errorAt, type LoadedYaml, type YamlPath } from '../yaml-source.js';
 
 /** Group names: identifier-like, as Ansible recommends (dashes allowed). */
@@ -131,22 +131,6 @@ function compile(schema: object): ValidateFunction {
   return fn;
 }
 
-function describeValue(value: unknown): string {
-  if (value === null || value === undefined) return 'nothing';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
-  return `${typeof value} ${String(value)}`;
-}
-
-function valueAt(root: unknown, path: YamlPath): unknown {
-  let cur: unknown = root;
-  for (const step of path) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string | number, unknown>)[step];
-  }
-  return cur;
-}
 
 function descriptionOf(err: ErrorObject): string | undefined {
   const parent = err.parentSchema as { description?: unknown } | undefined;
@@ -191,7 +175,7 @@ function describe(errors: ErrorObject[], root: unknown, what: string, prefix: Ya
     if (worded) {
       const last = [...path].reverse().find((p) => typeof p === 'string');
       const subject = last !== undefined ? `"${String(last)}"` : 'the top level';
-      return { path, which: 'value', message: `${subject} must be ${descriptionOf(worded)!}, got ${describeValue(valueAt(root, localPath))}` };
+      return { path, which: 'value', message: `${subject} must be ${descriptionOf(worded)!}, got ${describeValue(valueAt(root, localPath), 'nothing')}` };
     }
   }
   return describeAjvError(err, root, what, prefix);

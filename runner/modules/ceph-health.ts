@@ -14,6 +14,7 @@ import { probeCluster, type ProbeOutput } from '../ceph/probe.js';
 import { registerModule } from './index.js';
 import { runScript } from './remote.js';
 import type { Module, ModuleContext, Planned } from './types.js';
+import { sleep } from '../sleep.js';
 
 export interface CephHealthArgs {
   wait_s?: number;
@@ -42,19 +43,6 @@ export function expectationsFrom(args: CephHealthArgs): ClusterExpectations {
   if (args.failure_domain !== undefined) want.failureDomain = args.failure_domain;
   if (args.allowed_mutes !== undefined) want.allowedMutes = args.allowed_mutes;
   return want;
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolveSleep) => {
-    if (signal?.aborted) return resolveSleep();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolveSleep();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 interface Verdict {

@@ -14,30 +14,27 @@ const days = { type: 'string', minLength: 1 } as const;
 const extraVars = { type: 'object' } as const;
 const roles = { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 } as const;
 
+const text = { type: 'string', minLength: 1 } as const;
+/** What a play step and a verify step both name: the playbook, a --limit, roles and extra variables. */
+const playbookTarget = {
+  playbook: text,
+  limit: text,
+  roles,
+  extra_vars: extraVars,
+} as const;
+
 const playSpec = {
   type: 'object',
   additionalProperties: false,
   required: ['playbook'],
-  properties: {
-    playbook: { type: 'string', minLength: 1 },
-    limit: { type: 'string', minLength: 1 },
-    roles,
-    check: { type: 'boolean' },
-    validate: { type: 'boolean' },
-    extra_vars: extraVars,
-  },
+  properties: { ...playbookTarget, check: { type: 'boolean' }, validate: { type: 'boolean' } },
 } as const;
 
 const verifySpec = {
   type: 'object',
   additionalProperties: false,
   required: ['playbook'],
-  properties: {
-    playbook: { type: 'string', minLength: 1 },
-    limit: { type: 'string', minLength: 1 },
-    roles,
-    extra_vars: extraVars,
-  },
+  properties: playbookTarget,
 } as const;
 
 /** ">= 99.95", "<= 800", "== lb2"; also ≥ and ≤. */
@@ -103,7 +100,7 @@ const step = {
   required: ['id', 'name'],
   properties: {
     id,
-    name: { type: 'string', minLength: 1 },
+    name: text,
     days,
     play: playSpec,
     verify: verifySpec,
@@ -131,7 +128,7 @@ const phase = {
   required: ['id', 'name', 'days', 'steps', 'gate'],
   properties: {
     id,
-    name: { type: 'string', minLength: 1 },
+    name: text,
     days,
     steps: { type: 'array', minItems: 1, items: step },
     gate,

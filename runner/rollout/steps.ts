@@ -193,17 +193,22 @@ async function validatePlay(ctx: StepRunContext, step: ChecklistStep, spec: Play
   }
 }
 
-async function runPlay(ctx: StepRunContext, step: ChecklistStep, spec: PlayStepSpec): Promise<StepOutcome> {
-  const playbook = loadStepPlaybook(step, spec);
-  const session = await openSession(sessionOptions(ctx, spec, { check: spec.check }), `rollout run ${step.id}`, { playbook: playbook.path });
+/**
+ * Run a step's playbook (or only its verifications) in its session, on the hosts the step narrows to, and
+ * finish the session (journal, recap) whatever happens; every engine opened is closed.
+ */
+async function runInSession(
+  ctx: StepRunContext,
+  session: Session,
+  spec: { limit?: string },
+  playbook: Playbook,
+  verifyOnly: boolean,
+): Promise<{ code: number; interrupted: boolean }> {
   const only = narrowedHosts(ctx, spec, session.inventory);
   const engine = only ? session.newEngine({ onlyHosts: only }) : session.engine;
-  let code: number;
-  let interrupted: boolean;
   try {
-    const outcome = await engine.runPlaybook(playbook);
-    interrupted = outcome.interrupted;
-    code = session.finish(outcome);
+    const outcome = await engine.runPlaybook(playbook, verifyOnly);
+    return { code: session.finish(outcome), interrupted: outcome.interrupted };
   } catch (err) {
     session.finish(engine.outcome());
     throw err;
@@ -211,6 +216,12 @@ async function runPlay(ctx: StepRunContext, step: ChecklistStep, spec: PlayStepS
     await engine.close();
     if (engine !== session.engine) await session.engine.close();
   }
+}
+
+async function runPlay(ctx: StepRunContext, step: ChecklistStep, spec: PlayStepSpec): Promise<StepOutcome> {
+  const playbook = loadStepPlaybook(step, spec);
+  const session = await openSession(sessionOptions(ctx, spec, { check: spec.check }), `rollout run ${step.id}`, { playbook: playbook.path });
+  const { code, interrupted } = await runInSession(ctx, session, spec, playbook, false);
   const evidence = playEvidence(journalEvents(session), { check: spec.check, validate: false, exitCode: code });
   if (interrupted) return finished(session, 'interrupted', evidence, 'interrupted (Ctrl-C)');
   if (code !== ExitCode.ok) return finished(session, 'failed', evidence, describePlayFailure(code, evidence));
@@ -229,21 +240,7 @@ function describePlayFailure(code: number, ev: { failedHosts: string[]; unreacha
 async function runVerify(ctx: StepRunContext, step: ChecklistStep, spec: VerifyStepSpec): Promise<StepOutcome> {
   const playbook = loadStepPlaybook(step, spec);
   const session = await openSession(sessionOptions(ctx, spec), `rollout run ${step.id}`, { playbook: playbook.path, lock: false });
-  const only = narrowedHosts(ctx, spec, session.inventory);
-  const engine = only ? session.newEngine({ onlyHosts: only }) : session.engine;
-  let code: number;
-  let interrupted: boolean;
-  try {
-    const outcome = await engine.runPlaybook(playbook, true);
-    interrupted = outcome.interrupted;
-    code = session.finish(outcome);
-  } catch (err) {
-    session.finish(engine.outcome());
-    throw err;
-  } finally {
-    await engine.close();
-    if (engine !== session.engine) await session.engine.close();
-  }
+  const { code, interrupted } = await runInSession(ctx, session, spec, playbook, true);
   const evidence = verifyEvidence(journalEvents(session), code);
   if (interrupted) return finished(session, 'interrupted', evidence, 'interrupted (Ctrl-C)');
   if (evidence.failed > 0) {
