@@ -6,7 +6,7 @@ import { ExitCode, optionsError } from '../errors.js';
 import '../drills/all.js';
 import { drillNames, getDrill } from '../drills/registry.js';
 import type { Drill, DrillContext, DrillOutcome, DrillPower } from '../drills/types.js';
-import { labKill, labStart, labStop } from '../lab/index.js';
+import { labKill, labPlug, labStart, labStop, labUnplug } from '../lab/index.js';
 import { addRunOptions, loadPlaybookFile } from './play.js';
 import { openSession, parseExtraVars, type CommonRunOptions, type Session } from './session.js';
 import type { Vars } from '../vars.js';
@@ -74,6 +74,14 @@ export async function runDrillInSession(session: Session, drill: Drill, opts: { 
         },
         start: async (host) => {
           await labStart(host, quiet);
+          await engine.dropConnection(host);
+        },
+        unplug: async (host) => {
+          await labUnplug(host, quiet);
+        },
+        plug: async (host) => {
+          await labPlug(host, quiet);
+          // The connection may have timed out while the cable was out: the next use opens a fresh one.
           await engine.dropConnection(host);
         },
       }

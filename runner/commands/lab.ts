@@ -12,6 +12,8 @@ import {
   labStart,
   labStatus,
   labStop,
+  labUnplug,
+  labPlug,
   labUp,
   type LabHostActionResult,
   type LabHostReport,
@@ -133,4 +135,6 @@ export function registerLabCommands(program: Command): void {
   hostAction('kill', 'cut a host\'s power (SIGKILL to its init and nspawn); its disk is kept', (h) => labKill(h));
   hostAction('start', 'boot a stopped host again and wait for sshd', (h) => labStart(h));
   hostAction('restart', 'halt a host in order, then boot it again', (h) => labRestart(h));
+  hostAction('unplug', 'pull a host\'s network cable (its link on the lab bridge goes down); it keeps running', (h) => labUnplug(h));
+  hostAction('plug', 'put a host\'s network cable back (its link on the lab bridge comes up)', (h) => labPlug(h));
 }

@@ -4,7 +4,8 @@
  * - backend-down: stop one web host's nginx while probing the VIP -> no request fails (haproxy retries on
  *   the other server, then its health checks take the dead one out); nginx is started again.
  * - failover: stop keepalived on the load balancer that holds the VIP (`--set variant=poweroff`: shut the
- *   host down; `variant=powercut`: it dies at once) -> the backup takes the VIP; the outage seen by the
+ *   host down; `variant=powercut`: it dies at once; `variant=unplug`: its network cable is pulled, so it
+ *   keeps running and keeps the VIP, isolated, as document 001's "cut the network" drill) -> the backup takes the VIP; the outage seen by the
  *   probe loop is timed (≤ 3 s, document 000) and so is the switch (≤ 30 s, document 003); the master is
  *   restored and takes the VIP back.
  * - failback: with the master down and the VIP on the backup, restore the master -> it takes the VIP back
@@ -206,28 +207,41 @@ function probeMeasures(report: ProbeReport): Record<string, number | string> {
 // Breaking and restoring a load balancer
 // ---------------------------------------------------------------------------------------------------------
 
-type Variant = 'service' | 'poweroff' | 'powercut';
+type Variant = 'service' | 'poweroff' | 'powercut' | 'unplug';
 
 function variantOf(ctx: DrillContext): Variant {
   const variant = ctx.options.variant ?? 'service';
-  if (variant !== 'service' && variant !== 'poweroff' && variant !== 'powercut') throw inputError(`--set variant=${variant}: expected service, poweroff or powercut`);
-  if (variant !== 'service' && !ctx.power) throw inputError(`--set variant=${variant} needs power control, which only the built-in lab has`);
+  if (variant !== 'service' && variant !== 'poweroff' && variant !== 'powercut' && variant !== 'unplug') throw inputError(`--set variant=${variant}: expected service, poweroff, powercut or unplug`);
+  if (variant !== 'service' && !ctx.power) throw inputError(`--set variant=${variant} needs power and network control, which only the built-in lab has`);
   return variant;
 }
 
-const VARIANT_WORDS: Record<Variant, string> = { service: 'stop keepalived on', poweroff: 'power off', powercut: 'cut the power of' };
+const VARIANT_WORDS: Record<Variant, string> = { service: 'stop keepalived on', poweroff: 'power off', powercut: 'cut the power of', unplug: 'pull the network cable of' };
 
 async function breakBalancer(ctx: DrillContext, host: string, variant: Variant): Promise<void> {
   ctx.log(`${VARIANT_WORDS[variant]} ${host}`);
   if (variant === 'service') await run(ctx, host, 'systemctl stop keepalived');
   else if (variant === 'poweroff') await ctx.power!.stop(host);
+  else if (variant === 'unplug') await ctx.power!.unplug(host);
   else await ctx.power!.kill(host);
 }
 
 async function restoreBalancer(ctx: DrillContext, host: string, variant: Variant): Promise<void> {
-  ctx.log(variant === 'service' ? `start keepalived on ${host}` : `power ${host} on`);
+  ctx.log(variant === 'service' ? `start keepalived on ${host}` : variant === 'unplug' ? `plug ${host} back in` : `power ${host} on`);
   if (variant === 'service') await run(ctx, host, 'systemctl start keepalived');
+  else if (variant === 'unplug') await ctx.power!.plug(host);
   else await ctx.power!.start(host);
+}
+
+/**
+ * After a restore: the VIP on `master` and on no other load balancer. An unplugged master kept the VIP all
+ * along (it saw no peer), so "the master holds it" alone would pass at once; the backup must also let go.
+ */
+async function waitForSoleHolder(ctx: DrillContext, door: FrontDoor, master: string, timeoutMs: number) {
+  return waitFor(async () => {
+    const holders = await vipHolders(ctx, door.lbs, door.vip);
+    return holders.length === 1 && holders[0] === master ? master : undefined;
+  }, timeoutMs, 50, ctx.signal);
 }
 
 /** The VIP on one of `hosts`, polled every 50 ms: which one and after how long. */
@@ -327,7 +341,7 @@ registerDrill({
 registerDrill({
   name: 'failover',
   summary: 'stop the load balancer holding the VIP (keepalived, or power): the backup takes the VIP; outage timed',
-  options: { variant: 'service (stop keepalived, default), poweroff (orderly power-off: the host shuts down), powercut (the host dies at once)', lb_group: 'group of the load balancers (default lb)', vip: 'the VIP (default keepalived_vip / vip_address)' },
+  options: { variant: 'service (stop keepalived, default), poweroff (orderly power-off: the host shuts down), powercut (the host dies at once), unplug (lab: its network cable pulled; it keeps running, isolated)', lb_group: 'group of the load balancers (default lb)', vip: 'the VIP (default keepalived_vip / vip_address)' },
   async run(ctx): Promise<DrillOutcome> {
     const variant = variantOf(ctx);
     const door = frontDoor(ctx);
@@ -361,7 +375,7 @@ registerDrill({
       report = await probe.stop();
       if (broken) {
         await restoreBalancer(ctx, master, variant);
-        restored = (await waitForVipOn(ctx, [master], door.vip, 60_000)) !== undefined;
+        restored = (await waitForSoleHolder(ctx, door, master, 60_000)) !== undefined;
         ctx.log(restored ? `${master} holds the VIP again (preempt)` : `${master} did not take the VIP back within 60 s`);
       }
     }
@@ -395,7 +409,7 @@ registerDrill({
 registerDrill({
   name: 'failback',
   summary: 'with the master down and the VIP on the backup, restore the master: the VIP returns (preempt)',
-  options: { variant: 'how the master is taken down first: service (default), poweroff, powercut', lb_group: 'group of the load balancers (default lb)', vip: 'the VIP (default keepalived_vip / vip_address)' },
+  options: { variant: 'how the master is taken down first: service (default), poweroff, powercut, unplug', lb_group: 'group of the load balancers (default lb)', vip: 'the VIP (default keepalived_vip / vip_address)' },
   async run(ctx): Promise<DrillOutcome> {
     const variant = variantOf(ctx);
     const door = frontDoor(ctx);
@@ -422,7 +436,7 @@ registerDrill({
         const restoreAt = probe.count;
         await restoreBalancer(ctx, master, variant);
         restoredMaster = true;
-        const back = await waitForVipOn(ctx, [master], door.vip, 60_000);
+        const back = await waitForSoleHolder(ctx, door, master, 60_000);
         returned = back && { value: back.value, afterMs: performance.now() - t0 };
         if (returned) ctx.log(`${master} holds the VIP again ${seconds(returned.afterMs)} s after the restore began`);
         await untilAnswering(probe, restoreAt, 10, 30_000, ctx.signal);
@@ -452,7 +466,7 @@ registerDrill({
     } finally {
       if (!restoredMaster) {
         await restoreBalancer(ctx, master, variant);
-        await waitForVipOn(ctx, [master], door.vip, 60_000);
+        await waitForSoleHolder(ctx, door, master, 60_000);
       }
     }
   },

@@ -14,6 +14,10 @@ export interface DrillPower {
   kill(host: string): Promise<void>;
   /** Boot the host again and wait until sshd answers. */
   start(host: string): Promise<void>;
+  /** Pull the host's network cable: it keeps running, cut off from every peer. */
+  unplug(host: string): Promise<void>;
+  /** Put the cable back. */
+  plug(host: string): Promise<void>;
 }
 
 export interface DrillContext {

@@ -19,12 +19,13 @@ import {
   writeHostFiles,
   type HostContext,
 } from './container.js';
+import { runChecked } from './exec.js';
 import { ensureImage, imageIsComplete, IMAGE_SUITE, removeStaleImages } from './image.js';
 import { inventoryText } from './inventory.js';
 import { withLabLock } from './lock.js';
 import { readMirror } from './mirror.js';
 import { currentMounts, mountsUnder, unmountAllUnder } from './mounts.js';
-import { assertSubnetFree, ensureBridge, removeLabInterfaces } from './network.js';
+import { assertSubnetFree, ensureBridge, removeLabInterfaces, vethName } from './network.js';
 import { generatedPaths, hostPaths, HOSTS_DIR, LAB_DIR, type GeneratedPaths } from './paths.js';
 import { findExecutable, requireOverlayfs, requireRoot, requireTools, TOOLS } from './preflight.js';
 import { allProcesses, descendantsOf, namespacePids, readCmdline, signal, waitForExit, type ProcessInfo } from './proc.js';
@@ -489,6 +490,32 @@ export function labDropSshSessions(name: string): number[] {
   if (!listener) return [];
   const sessions = descendantsOf(listener.pid, processes).filter((p) => p.comm === 'sshd');
   return sessions.filter((p) => signal(p, 'SIGKILL')).map((p) => p.pid);
+}
+
+/**
+ * Pull a host's network cable: its link on the lab bridge (vb-NAME, this machine's end of its veth) goes
+ * down. The host keeps running and believes itself fine, as a real node behind a dead switch port does; it
+ * sees no peer and nobody sees it. `labPlug` puts the cable back.
+ */
+export async function labUnplug(name: string, opts: { log?: LabLog } = {}): Promise<LabHostActionResult> {
+  return setLink(name, 'down', opts);
+}
+
+/** Put a host's network cable back (its link on the lab bridge up again). */
+export async function labPlug(name: string, opts: { log?: LabLog } = {}): Promise<LabHostActionResult> {
+  return setLink(name, 'up', opts);
+}
+
+async function setLink(name: string, state: 'up' | 'down', opts: { log?: LabLog }): Promise<LabHostActionResult> {
+  requireRoot(state === 'down' ? 'unplug' : 'plug');
+  requireTools([TOOLS.ip]);
+  return withLabLock(async () => {
+    const lab = requireUpState();
+    const host = stateHost(lab, name);
+    if (!isRunning(host.supervisor)) return { host: hostReport(host), outcome: 'not running' };
+    await runChecked('ip', ['link', 'set', 'dev', vethName(name), state], `setting the lab link of ${name} ${state}`);
+    return { host: hostReport(host), outcome: state === 'down' ? 'unplugged (link down, still running)' : 'plugged in (link up)' };
+  }, { log: opts.log ?? defaultLog });
 }
 
 /** Orderly halt, then boot again. */

@@ -82,6 +82,8 @@ describe.skipIf(unavailable)(`faults while writing, on lab hosts${unavailable ? 
   let generation = 0;
   /** The complete render for each generation, to compare the live file with (computed by a clean write). */
   const complete = new Map<string, string>();
+  /** What each fault did, printed at the end for the issue note. */
+  const observed: string[] = [];
 
   const args = (host: string, dest: string, gen: number, extra: string[] = []) => [
     'play', playbook, '-l', host, '--json', '-e', JSON.stringify({ fault_generation: gen, fault_dest: dest }), ...extra,
@@ -115,6 +117,7 @@ describe.skipIf(unavailable)(`faults while writing, on lab hosts${unavailable ? 
 
   afterAll(async () => {
     if (unavailable) return;
+    if (observed.length) console.log(`faults on the lab, observed:\n  ${observed.join('\n  ')}`);
     for (const host of ['web1', 'web2']) {
       await labStart(host, { log: () => {} }).catch(() => undefined);
       await labSsh(host, { script: `umount ${DIR}/small 2>/dev/null; rm -rf ${DIR}` }, { capture: true }).catch(() => undefined);
@@ -125,9 +128,11 @@ describe.skipIf(unavailable)(`faults while writing, on lab hosts${unavailable ? 
     const { old, gen, full } = await prepare('web1');
     const run = runCairn(args('web1', `${DIR}/app.conf`, gen), { env: { CAIRN_STATE_DIR: stateDir } });
     expect(await untilTempFile('web1'), 'the write never started').toBe(true);
+    const cutAt = Date.now();
     const killed = labDropSshSessions('web1');
     expect(killed.length).toBeGreaterThan(0);
     const res = await run;
+    const reportedMs = Date.now() - cutAt;
     const live = liveFile('web1', `${DIR}/app.conf`)!;
     expect([sha(old), full], `live file: ${live.length} bytes, starts ${JSON.stringify(live.subarray(0, 40).toString())}`).toContain(sha(live));
     // The cut came while the temp file existed, i.e. before the rename: the old file must still be live.
@@ -138,6 +143,7 @@ describe.skipIf(unavailable)(`faults while writing, on lab hosts${unavailable ? 
     const until = Date.now() + 5000;
     while (tempFiles('web1').length > 0 && Date.now() < until) await sleep(50);
     expect(tempFiles('web1')).toEqual([]);
+    observed.push(`SSH sessions cut mid-write (${killed.length} sshd processes killed while the temp file grew): live file = old (${live.length} bytes), run exit ${res.code} ${reportedMs} ms after the cut, task unreachable, temp file removed by the script's trap`);
     // The host itself is fine: a new connection repairs it.
     const again = await runCairn(args('web1', `${DIR}/app.conf`, gen), { env: { CAIRN_STATE_DIR: stateDir } });
     expect(again.code, again.stderr).toBe(0);
@@ -156,6 +162,7 @@ describe.skipIf(unavailable)(`faults while writing, on lab hosts${unavailable ? 
     expect(live.toString()).toBe(old);
     expect(res.code, res.stderr).toBe(4);
     expect(resultOf(jsonEvents(res.stdout), 'web2')?.status).toBe('unreachable');
+    const leftover = tempFiles('web2').length;
     // Nothing ran the trap, so the temp file of the interrupted write may remain; it is never the live file.
     await labStart('web2', { log: () => {} });
     const rerun = await runCairn(['play', playbook, '--rerun', 'failed', '--json', '-e', JSON.stringify({ fault_generation: gen, fault_dest: `${DIR}/app.conf` })], {
@@ -165,6 +172,7 @@ describe.skipIf(unavailable)(`faults while writing, on lab hosts${unavailable ? 
     expect([...new Set(taskResults(jsonEvents(rerun.stdout)).map((e) => e.host))]).toEqual(['web2']);
     expect(resultOf(jsonEvents(rerun.stdout), 'web2')?.status).toBe('changed');
     expect(sha(liveFile('web2', `${DIR}/app.conf`)!)).toBe(full);
+    observed.push(`power cut mid-write: live file = old, exit 4 (unreachable), ${leftover} orphaned temp file(s) left (no trap runs in a power cut; never live); after lab start, --rerun failed wrote the complete file (${liveFile('web2', `${DIR}/app.conf`)!.length} bytes)`);
   });
 
   it('a full disk: the task fails with the system\'s message, the live file intact, no temp file left', async () => {
@@ -175,6 +183,7 @@ describe.skipIf(unavailable)(`faults while writing, on lab hosts${unavailable ? 
     const result = resultOf(jsonEvents(res.stdout), 'web1');
     expect(result?.status).toBe('failed');
     expect(result?.msg).toMatch(/No space left on device/);
+    observed.push(`full disk (256 KiB tmpfs, 34 MB render): exit 2, "${String(result?.msg).split('\n')[0]!.slice(0, 160)}"; live file intact, no temp file`);
     // The tmpfs lives in the container's mount namespace: read it over SSH.
     expect(await onHost('web1', `cat ${small}/app.conf`)).toBe('live');
     expect(await onHost('web1', `ls -A ${small}`)).toBe('app.conf');
@@ -198,6 +207,7 @@ describe.skipIf(unavailable)(`faults while writing, on lab hosts${unavailable ? 
     expect(journal[0]!.type).toBe('run_start');
     const last = journal.at(-1)!;
     expect(last.type === 'run_end' && last.exitCode).toBe(99);
+    observed.push(`Ctrl-C during the write: the write finished (complete file), exit 99, journal of ${journal.length} events ending in run_end`);
   });
 
   it('a second Ctrl-C aborts at once: exit 99, the live file old or complete, no temp file left', async () => {
@@ -217,6 +227,7 @@ describe.skipIf(unavailable)(`faults while writing, on lab hosts${unavailable ? 
     while (tempFiles('web1').length > 0 && Date.now() < until) await sleep(50);
     expect(tempFiles('web1')).toEqual([]);
     expect(abortMs).toBeLessThan(3000);
+    observed.push(`second Ctrl-C mid-write: exit 99 after ${abortMs} ms, live file ${sha(live) === sha(old) ? 'old' : 'complete new'}, no temp file left`);
   });
 
   it('a second cairn run against the lab inventory refuses, naming the holder; a stale lock is taken over', async () => {
@@ -237,6 +248,7 @@ describe.skipIf(unavailable)(`faults while writing, on lab hosts${unavailable ? 
     const third = await runCairn(['play', quick], { env: { CAIRN_STATE_DIR: dir } });
     expect(third.code, third.stderr).toBe(0);
     expect(third.stderr).toMatch(new RegExp(`took over a stale lock on .*: pid ${holder.child.pid}, .* is no longer running`));
+    observed.push(`lock: "${second.stderr.trim().split('\n')[0]!.replace(/^ERROR! /, '')}"; after SIGKILL of the holder the next run took the stale lock over`);
     // As with Ansible, a command already started on the host runs to its end when the controller dies (cutting a
     // restart in half would be worse); this one is only a sleep, so the test ends it.
     await onHost('web1', "pkill -f '^sleep 30.5$' || true");

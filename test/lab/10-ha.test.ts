@@ -223,4 +223,16 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
     const { res } = await labJson(['verify', PLAYBOOK], RUN);
     expect(res.code).toBe(0);
   });
+
+  it('drill failover --set variant=unplug (document 001: cut the network): the isolated master keeps the VIP, the backup takes it too; plugged back, lb1 alone holds it and it answers', async () => {
+    // Like a power cut, the backup only notices after its master-down interval; unlike one, the master runs on
+    // and holds the VIP behind its dead link. Plugged back, the two meet: the backup must let go and the
+    // jump host must reach the master again (its ARP entry pointed at the backup meanwhile).
+    const result = await labDrill('failover', ['variant=unplug'], measured, RUN);
+    expect(result.measured).toMatchObject({ variant: 'unplug', old_master: 'lb1', new_master: 'lb2', restored: 'yes' });
+    expect(Number(result.measured.switch_s)).toBeLessThanOrEqual(30);
+    expect(await holders()).toEqual(['lb1']);
+    const { res, events } = await labJson(['verify', PLAYBOOK], RUN);
+    expect(res.code, failedVerifyResults(events).map((e) => `${e.host}: ${e.msg}`).join('\n')).toBe(0);
+  });
 });
