@@ -11,7 +11,7 @@
  * Ctrl-C), and a PG left inconsistent by an interrupted drill is repaired there too.
  */
 import { inputError } from '../errors.js';
-import { activeChecks } from '../ceph/health.js';
+import { activeChecks, parseJsonOutput } from '../ceph/health.js';
 import { argv, quote } from '../transport/quote.js';
 import { sleep } from '../sleep.js';
 import { cephNodes, cephStatus, hostValue, isCleanOk, positiveNumber, runOn, seconds } from './ceph.js';
@@ -33,12 +33,7 @@ export interface ObjectPlacement {
 }
 
 export function parseOsdMap(text: string): ObjectPlacement {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    throw new Error(`ceph osd map did not answer JSON: ${JSON.stringify(text.slice(0, 200))}`);
-  }
+  const data = parseJsonOutput(text, 'ceph osd map');
   if (!isPlainObject(data) || typeof data.pgid !== 'string' || !Array.isArray(data.acting) || typeof data.acting_primary !== 'number') {
     throw new Error('ceph osd map answered without pgid, acting and acting_primary');
   }
@@ -49,12 +44,7 @@ export function parseOsdMap(text: string): ObjectPlacement {
 
 /** `ceph osd find ID -f json`: the CRUSH host of an OSD. */
 export function parseOsdFindHost(text: string): string {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    throw new Error(`ceph osd find did not answer JSON: ${JSON.stringify(text.slice(0, 200))}`);
-  }
+  const data = parseJsonOutput(text, 'ceph osd find');
   if (!isPlainObject(data)) throw new Error('ceph osd find did not answer an object');
   if (typeof data.host === 'string' && data.host) return data.host;
   if (isPlainObject(data.crush_location) && typeof data.crush_location.host === 'string') return data.crush_location.host;

@@ -19,7 +19,7 @@ describe('ceph osd map -f json', () => {
   });
 
   it.each([
-    ['not JSON', 'Error ENOENT: pool foo does not exist', /did not answer JSON/],
+    ['not JSON', 'Error ENOENT: pool foo does not exist', /did not print JSON/],
     ['no pgid', '{"acting":[1],"acting_primary":1}', /without pgid/],
     ['no acting set', '{"pgid":"1.a","acting_primary":1}', /without pgid, acting and acting_primary/],
   ])('refuses %s', (_what, text, message) => {
@@ -37,7 +37,7 @@ describe('ceph osd find -f json', () => {
   });
 
   it.each([
-    ['not JSON', 'Error ENOENT: osd.9 does not exist', /did not answer JSON/],
+    ['not JSON', 'Error ENOENT: osd.9 does not exist', /did not print JSON/],
     ['no host anywhere', '{"osd":3,"crush_location":{"root":"default"}}', /without the OSD's host/],
   ])('refuses %s', (_what, text, message) => {
     expect(() => parseOsdFindHost(text)).toThrow(message);
