@@ -73,6 +73,11 @@ describe.skipIf(unavailable)(`zfs on the lab's pve hosts (zfs-fuse)${unavailable
     expect(pve1.split('\n')).toEqual(['tank\tONLINE', 'lzjb off 90G off ', expect.stringMatching(/^[1-9]\d*$/), 'active active active active ', 'zfs-fuse-not-failed']);
     const replica = await onHost('pve2', 'zfs list -H -t snapshot -o name -r tank/replica/pve1-data | grep -c "@syncoid_pve1_"');
     expect(Number(replica)).toBeGreaterThan(0);
+    // The timer's next runs are incremental (the replica exists): run one now, as the hourly timer would.
+    await onHost('pve1', 'systemctl start cairn-syncoid.service && systemctl show -p Result --value cairn-syncoid.service');
+    expect(await onHost('pve1', 'systemctl show -p Result --value cairn-syncoid.service')).toBe('success');
+    const after = await onHost('pve2', 'zfs list -H -t snapshot -o name -r tank/replica/pve1-data | grep -c "@syncoid_pve1_"');
+    expect(Number(after)).toBeGreaterThan(0);
   });
 
   it('--check predicts exactly a property drift, verify names it, a run repairs it', async () => {
