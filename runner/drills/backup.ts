@@ -10,17 +10,13 @@
  *   must match byte for byte. The tree is removed at the end (the archive stays, and is pruned as usual).
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { join, posix } from 'node:path';
+import { posix } from 'node:path';
 import { CairnError, inputError } from '../errors.js';
-import { lazyVars } from '../engine/lazy-vars.js';
-import { builtinRolesDir } from '../paths.js';
-import { createTemplater } from '../template/index.js';
 import { argv, quote } from '../transport/quote.js';
 import { isPlainObject, type Vars } from '../vars.js';
-import { loadYamlFile } from '../yaml-source.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
+import { hostSettings as roleSettings } from './settings.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // The manifest: what "the same tree" means (pure parts table-tested in test/unit/backup-drill.test.ts)
@@ -168,21 +164,8 @@ export function markerTreeScript(root: string, files: MarkerFile[]): string {
 // Settings: the backup role's defaults under the inventory's values
 // ---------------------------------------------------------------------------------------------------------
 
-const templater = createTemplater({ partialsDirs: [] });
-let roleDefaults: Vars | undefined;
-
-function backupDefaults(): Vars {
-  if (roleDefaults) return roleDefaults;
-  const file = join(builtinRolesDir(), 'backup', 'defaults.yaml');
-  const value = existsSync(file) ? loadYamlFile(file, 'role defaults').value : {};
-  roleDefaults = isPlainObject(value) ? value : {};
-  return roleDefaults;
-}
-
 function hostSettings(ctx: DrillContext, host: string): Vars {
-  return lazyVars({ ...backupDefaults(), ...ctx.hostVars(host) }, (template, context, variable) =>
-    templater.renderValue(template, context, { file: `variable ${variable} of host ${host}` }),
-  );
+  return roleSettings(ctx, host, 'backup');
 }
 
 function positiveInt(ctx: DrillContext, name: string, fallback: number, max: number): number {

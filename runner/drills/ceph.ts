@@ -9,22 +9,14 @@
  * objects are removed at the end.
  */
 import { inputError } from '../errors.js';
-import { lazyVars } from '../engine/lazy-vars.js';
-import { createTemplater } from '../template/index.js';
 import { argv, quote } from '../transport/quote.js';
 import { CephOutputError, activeChecks, parseHealthDetailText, parseJsonOutput } from '../ceph/health.js';
 import { activeCleanPgs, degradedPgs, parseStatusJson, type CephStatus } from '../ceph/status.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
 import { sleep } from '../sleep.js';
+import { hostValue } from './settings.js';
 
-const templater = createTemplater({ partialsDirs: [] });
-
-/** A host variable rendered as a task would see it (`ceph_osd_hosts: "{{ groups.pve }}"`), or undefined. */
-export function hostValue(ctx: DrillContext, host: string, name: string): unknown {
-  const vars = lazyVars(ctx.hostVars(host), (template, context, variable) => templater.renderValue(template, context, { file: `variable ${variable} of host ${host}` }));
-  return vars[name];
-}
 
 export function stringList(value: unknown): string[] | undefined {
   return Array.isArray(value) && value.every((v) => typeof v === 'string') ? [...(value as string[])] : undefined;

@@ -16,13 +16,12 @@
  * the operator presses Ctrl-C.
  */
 import { inputError } from '../errors.js';
-import { lazyVars } from '../engine/lazy-vars.js';
-import { createTemplater } from '../template/index.js';
 import { argv, quote } from '../transport/quote.js';
 import { ProbeLoop, type ProbeReport, type ProbeSample } from './probe.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
 import { sleep } from '../sleep.js';
+import { hostValue } from './settings.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // haproxy's `show stat` (the runtime API's CSV)
@@ -90,16 +89,13 @@ export function serverStatuses(rows: HaproxyStatRow[]): Map<string, string> {
 // Inventory values and host probes
 // ---------------------------------------------------------------------------------------------------------
 
-const templater = createTemplater({ partialsDirs: [] });
-
 /**
  * A host variable rendered as a task would see it (`keepalived_vip: "{{ vip_address }}"`); undefined when
  * it is not set or its template cannot be rendered (the caller then falls back or says what is missing).
  */
-function hostValue(ctx: DrillContext, host: string, name: string): unknown {
-  const vars = lazyVars(ctx.hostVars(host), (template, context, variable) => templater.renderValue(template, context, { file: `variable ${variable} of host ${host}` }));
+function optionalHostValue(ctx: DrillContext, host: string, name: string): unknown {
   try {
-    return vars[name];
+    return hostValue(ctx, host, name);
   } catch {
     return undefined;
   }
@@ -119,7 +115,7 @@ interface FrontDoor {
 
 function frontDoor(ctx: DrillContext): FrontDoor {
   const lbs = groupHosts(ctx, ctx.options.lb_group ?? 'lb');
-  const vip = String(ctx.options.vip ?? hostValue(ctx, lbs[0]!, 'keepalived_vip') ?? hostValue(ctx, lbs[0]!, 'vip_address') ?? '');
+  const vip = String(ctx.options.vip ?? optionalHostValue(ctx, lbs[0]!, 'keepalived_vip') ?? optionalHostValue(ctx, lbs[0]!, 'vip_address') ?? '');
   if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(vip)) throw inputError(`no VIP: set keepalived_vip or vip_address in the inventory, or --set vip=ADDRESS (got "${vip}")`);
   const url = ctx.options.url ?? `http://${vip}:${ctx.options.port ?? '80'}/`;
   return { lbs, vip, url };
@@ -244,6 +240,17 @@ async function waitForSoleHolder(ctx: DrillContext, door: FrontDoor, master: str
   }, timeoutMs, 50, ctx.signal);
 }
 
+/** What failover and failback start from: the variant, the front door, its one master, a backup, the VIP answering. */
+async function pairReady(ctx: DrillContext): Promise<{ variant: Variant; door: FrontDoor; master: string; backups: string[] }> {
+  const variant = variantOf(ctx);
+  const door = frontDoor(ctx);
+  const master = await currentMaster(ctx, door);
+  const backups = door.lbs.filter((h) => h !== master);
+  if (!backups.length) throw new Error(`only ${master} is in the load-balancer group: there is no backup to fail over to`);
+  await requireAnswer(door, ctx.signal);
+  return { variant, door, master, backups };
+}
+
 /** The VIP on one of `hosts`, polled every 50 ms: which one and after how long. */
 function waitForVipOn(ctx: DrillContext, hosts: string[], vip: string, timeoutMs: number) {
   return waitFor(async () => (await vipHolders(ctx, hosts, vip))[0], timeoutMs, 50, ctx.signal);
@@ -271,7 +278,7 @@ registerDrill({
     const victim = ctx.options.host ?? webs[0]!;
     if (!webs.includes(victim)) throw inputError(`--set host=${victim}: not a host of group ${ctx.options.web_group ?? 'web'} (${webs.join(', ')})`);
     const master = await currentMaster(ctx, door);
-    const socket = String(hostValue(ctx, master, 'haproxy_stats_socket') ?? '/run/haproxy/admin.sock');
+    const socket = String(optionalHostValue(ctx, master, 'haproxy_stats_socket') ?? '/run/haproxy/admin.sock');
     const victimStatus = async (): Promise<string> => {
       const res = await ctx.exec(master, `echo 'show stat' | socat -t 2 stdio ${quote(`UNIX-CONNECT:${socket}`)}`, { timeoutMs: 5000 });
       if (res.code !== 0) throw new Error(`${master}: cannot read haproxy's stats socket ${socket}: ${res.stderr.trim()}`);
@@ -343,12 +350,7 @@ registerDrill({
   summary: 'stop the load balancer holding the VIP (keepalived, or power): the backup takes the VIP; outage timed',
   options: { variant: 'service (stop keepalived, default), poweroff (orderly power-off: the host shuts down), powercut (the host dies at once), unplug (lab: its network cable pulled; it keeps running, isolated)', lb_group: 'group of the load balancers (default lb)', vip: 'the VIP (default keepalived_vip / vip_address)' },
   async run(ctx): Promise<DrillOutcome> {
-    const variant = variantOf(ctx);
-    const door = frontDoor(ctx);
-    const master = await currentMaster(ctx, door);
-    const backups = door.lbs.filter((h) => h !== master);
-    if (!backups.length) throw new Error(`only ${master} is in the load-balancer group: there is no backup to fail over to`);
-    await requireAnswer(door, ctx.signal);
+    const { variant, door, master, backups } = await pairReady(ctx);
 
     const probe = startProbe(ctx, door, 60_000);
     let broken = false;
@@ -411,12 +413,7 @@ registerDrill({
   summary: 'with the master down and the VIP on the backup, restore the master: the VIP returns (preempt)',
   options: { variant: 'how the master is taken down first: service (default), poweroff, powercut, unplug', lb_group: 'group of the load balancers (default lb)', vip: 'the VIP (default keepalived_vip / vip_address)' },
   async run(ctx): Promise<DrillOutcome> {
-    const variant = variantOf(ctx);
-    const door = frontDoor(ctx);
-    const master = await currentMaster(ctx, door);
-    const backups = door.lbs.filter((h) => h !== master);
-    if (!backups.length) throw new Error(`only ${master} is in the load-balancer group: there is no backup`);
-    await requireAnswer(door, ctx.signal);
+    const { variant, door, master, backups } = await pairReady(ctx);
 
     // Set the scene: the master down, the VIP on the backup and answering.
     let restoredMaster = false;

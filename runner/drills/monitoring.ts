@@ -14,18 +14,13 @@
  * to arrive there (end to end, bearer token and all). What they break is restored in a finally block, also
  * on Ctrl-C.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { CairnError, inputError } from '../errors.js';
-import { lazyVars } from '../engine/lazy-vars.js';
-import { builtinRolesDir } from '../paths.js';
-import { createTemplater } from '../template/index.js';
 import { argv, quote } from '../transport/quote.js';
 import { isPlainObject, type Vars } from '../vars.js';
-import { loadYamlFile } from '../yaml-source.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
 import { sleep } from '../sleep.js';
+import { hostSettings as roleSettings } from './settings.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Parsers (pure; table-tested in test/unit/monitoring-drill.test.ts)
@@ -153,21 +148,8 @@ export function findNotification(records: SinkNotification[], alertname: string,
 // Settings: the prometheus role's defaults under the inventory's values, rendered as a task sees them
 // ---------------------------------------------------------------------------------------------------------
 
-const templater = createTemplater({ partialsDirs: [] });
-let roleDefaults: Vars | undefined;
-
-function prometheusDefaults(): Vars {
-  if (roleDefaults) return roleDefaults;
-  const file = join(builtinRolesDir(), 'prometheus', 'defaults.yaml');
-  const value = existsSync(file) ? loadYamlFile(file, 'role defaults').value : {};
-  roleDefaults = isPlainObject(value) ? value : {};
-  return roleDefaults;
-}
-
 function hostSettings(ctx: DrillContext, host: string): Vars {
-  return lazyVars({ ...prometheusDefaults(), ...ctx.hostVars(host) }, (template, context, variable) =>
-    templater.renderValue(template, context, { file: `variable ${variable} of host ${host}` }),
-  );
+  return roleSettings(ctx, host, 'prometheus');
 }
 
 function durationSetting(settings: Vars, name: string, host: string): number {
