@@ -29,14 +29,24 @@ function seconds(ms: number | undefined): string {
   return ms === undefined ? '' : `${(ms / 1000).toFixed(1)} s`;
 }
 
+/** "container", or "vm tcg 2048M 6x16G" (accelerator of the current boot, memory, data disks). */
+export function kindCell(h: LabHostReport): string {
+  if (h.kind !== 'vm') return 'container';
+  const disks = h.disksGiB ?? [];
+  const sameSize = disks.length > 0 && disks.every((d) => d === disks[0]);
+  const diskText = disks.length === 0 ? 'no disks' : sameSize ? `${disks.length}x${disks[0]}G` : disks.map((d) => `${d}G`).join('+');
+  return ['vm', h.accelerator ?? '-', h.memoryMiB !== undefined ? `${h.memoryMiB}M` : '', diskText].filter(Boolean).join(' ');
+}
+
 /** A plain aligned table: a header row, then one row per host. */
 export function hostTable(hosts: readonly LabHostReport[]): string {
   const rows = [
-    ['HOST', 'ADDRESS', 'GROUPS', 'STATE', 'PID', 'SSH', 'BOOT'],
+    ['HOST', 'ADDRESS', 'GROUPS', 'KIND', 'STATE', 'PID', 'SSH', 'BOOT'],
     ...hosts.map((h) => [
       h.name,
       h.address,
       h.groups.join(',') || '-',
+      kindCell(h),
       h.state,
       h.pid === undefined ? '-' : String(h.pid),
       h.sshAnswers === undefined ? '-' : h.sshAnswers ? 'answers' : 'silent',
@@ -53,7 +63,7 @@ export function upSummary(result: LabUpResult): string {
     hostTable(result.hosts),
     '',
     `bridge ${result.bridge} ${result.subnet}, VIP reserved at ${result.vip}`,
-    `image: ${t.imageBuilt ? `built in ${seconds(t.imageMs)}` : 'cached'}; repository: ${t.repoBuilt ? `built in ${seconds(t.repoMs)}` : 'cached'} (${t.repoPackages} packages); boot: ${t.bootMs ? seconds(t.bootMs) : 'nothing to boot'}; total ${seconds(t.totalMs)}`,
+    `image: ${t.imageBuilt ? `built in ${seconds(t.imageMs)}` : 'cached'}; ${t.vmImageBuilt ? `VM image: built in ${seconds(t.vmImageMs)}; ` : ''}repository: ${t.repoBuilt ? `built in ${seconds(t.repoMs)}` : 'cached'} (${t.repoPackages} packages); boot: ${t.bootMs ? seconds(t.bootMs) : 'nothing to boot'}; total ${seconds(t.totalMs)}`,
     `inventory:   ${result.inventoryPath}`,
     `known_hosts: ${result.knownHostsPath}`,
     `ssh key:     ${result.privateKeyPath}`,
@@ -76,18 +86,20 @@ export function registerLabCommands(program: Command): void {
     .option('--hosts <n>', 'the first N hosts of the default topology')
     .option('--topology <file>', 'a YAML topology file (see inventories/lab/README.md)')
     .option('--with-pve', 'also boot pve1, pve2 and pve3')
-    .action(async (opts: { hosts?: string; topology?: string; withPve?: boolean }) => {
+    .option('--vm', 'run pve1, pve2 and pve3 as VMs under qemu (own kernel, data disks; see docs/lab.md)')
+    .action(async (opts: { hosts?: string; topology?: string; withPve?: boolean; vm?: boolean }) => {
       const result = await labUp({
         hosts: opts.hosts === undefined ? undefined : parseHostCount(opts.hosts),
         topologyFile: opts.topology,
         withPve: opts.withPve,
+        vm: opts.vm,
       });
       process.stdout.write(upSummary(result));
     });
 
   lab
     .command('status')
-    .description('each lab host: running or stopped, pid, address, whether sshd answers')
+    .description('each lab host: kind (container, or VM with accelerator, memory, disks), running or stopped, pid, address, whether sshd answers')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const status = await labStatus();
@@ -132,7 +144,7 @@ export function registerLabCommands(program: Command): void {
         process.stdout.write(actionLine(await fn(host)));
       });
   hostAction('stop', 'halt a host in order (like poweroff); its disk is kept', (h) => labStop(h));
-  hostAction('kill', 'cut a host\'s power (SIGKILL to its init and nspawn); its disk is kept', (h) => labKill(h));
+  hostAction('kill', 'cut a host\'s power (SIGKILL to its init and nspawn, or to qemu); its disk is kept', (h) => labKill(h));
   hostAction('start', 'boot a stopped host again and wait for sshd', (h) => labStart(h));
   hostAction('restart', 'halt a host in order, then boot it again', (h) => labRestart(h));
   hostAction('unplug', 'pull a host\'s network cable (its link on the lab bridge goes down); it keeps running', (h) => labUnplug(h));

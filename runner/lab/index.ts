@@ -40,9 +40,25 @@ import {
   loadTopologyFile,
   mergeTopologies,
   topologyOfSize,
+  hostKind,
   type LabHostSpec,
   type LabTopology,
 } from './topology.js';
+import {
+  bootVm,
+  ensureVmImage,
+  killStrayVms,
+  killVm,
+  prepareVm,
+  removeStaleVmImages,
+  stopVm,
+  tapName,
+  vmImageIsComplete,
+  vmMachineId,
+  vmPaths,
+  type Accelerator,
+  type VmContext,
+} from './vm.js';
 
 export type { LabTopology, LabHostSpec } from './topology.js';
 export { defaultTopology, loadTopologyFile, topologyOfSize } from './topology.js';
@@ -54,14 +70,30 @@ const defaultLog: LabLog = (line) => process.stderr.write(`lab: ${line}\n`);
 
 /** How long a booting host may take to answer SSH before `up` gives up on it. */
 const BOOT_TIMEOUT_MS = 90_000;
+/** A VM under TCG on a loaded machine boots systemd far slower than a container. */
+const VM_BOOT_TIMEOUT_MS = 420_000;
+
+function bootTimeout(host: LabHostSpec): number {
+  return hostKind(host) === 'vm' ? VM_BOOT_TIMEOUT_MS : BOOT_TIMEOUT_MS;
+}
+
+/** Where a host's boot messages go: nspawn's console log, or the VM's serial console. */
+function consoleLog(host: LabHostSpec): string {
+  return hostKind(host) === 'vm' ? vmPaths(host.name).console : hostPaths(host.name).log;
+}
 
 export interface LabHostReport {
   name: string;
   address: string;
   groups: string[];
+  kind: 'container' | 'vm';
   state: 'running' | 'stopped';
-  /** systemd-nspawn's pid while running. */
+  /** systemd-nspawn's pid (qemu's for a VM) while running. */
   pid?: number;
+  /** VMs: the accelerator of the current boot, memory, data disks (GiB). */
+  accelerator?: Accelerator;
+  memoryMiB?: number;
+  disksGiB?: number[];
   supervisorPid?: number;
   /** sshd answered with its banner (checked by up, start and status). */
   sshAnswers?: boolean;
@@ -77,6 +109,8 @@ export interface LabUpOptions {
   topologyFile?: string;
   /** Also the pve nodes of the default topology. */
   withPve?: boolean;
+  /** The pve nodes of the default topology as VMs (runner/lab/vm.ts) instead of containers. */
+  vm?: boolean;
   /** A topology already built in code (tests). */
   topology?: LabTopology;
   /** Where the inventory, known_hosts and key pair go (default inventories/lab/generated of this checkout). */
@@ -87,6 +121,9 @@ export interface LabUpOptions {
 export interface LabTimings {
   imageMs: number;
   imageBuilt: boolean;
+  /** The VM image (0 and false when no VM is wanted or it was cached). */
+  vmImageMs: number;
+  vmImageBuilt: boolean;
   repoMs: number;
   repoBuilt: boolean;
   repoPackages: number;
@@ -110,10 +147,11 @@ function resolveWanted(opts: LabUpOptions): LabTopology {
   const given = [opts.topology !== undefined, opts.topologyFile !== undefined, opts.hosts !== undefined].filter(Boolean).length;
   if (given > 1) throw optionsError('give at most one of --hosts and --topology');
   if (opts.withPve && given > 0) throw optionsError('--with-pve adds the pve nodes to the default topology; with --hosts or --topology list them there instead');
+  if (opts.vm && given > 0) throw optionsError('--vm runs the default topology\'s pve nodes as VMs; in a topology file mark hosts `kind: vm` instead');
   if (opts.topology) return opts.topology;
   if (opts.topologyFile !== undefined) return loadTopologyFile(opts.topologyFile);
   if (opts.hosts !== undefined) return topologyOfSize(opts.hosts);
-  return defaultTopology(opts.withPve ?? false);
+  return defaultTopology(opts.withPve ?? false, opts.vm ?? false);
 }
 
 function hostContext(state: LabState, publicKey: string): HostContext {
@@ -127,6 +165,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
   requireTools([TOOLS.nspawn, TOOLS.debootstrap, TOOLS.scanpackages, TOOLS.aptGet, TOOLS.ssh, TOOLS.sshKeygen, TOOLS.ip, TOOLS.mount]);
   requireOverlayfs();
   const wanted = resolveWanted(opts);
+  if (wanted.hosts.some((h) => hostKind(h) === 'vm')) requireTools([TOOLS.qemu, TOOLS.qemuImg, TOOLS.mke2fs]);
   return withLabLock(async () => {
     const started = Date.now();
     const previous = readState();
@@ -147,6 +186,12 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
     const repo = reuse ? { key: '', dir: previous.repoDir, packageCount: countDebs(previous.repoDir), built: false, buildMs: 0 } : await ensureRepo({ image, mirror, log });
     if (repo.built) log(`package repository built in ${seconds(repo.buildMs)} (${repo.packageCount} packages)`);
 
+    // The VM image only when a VM is wanted; a running lab keeps the one its VMs booted.
+    const wantsVm = topology.hosts.some((h) => hostKind(h) === 'vm');
+    const reuseVm = reuse && previous?.vmImage !== undefined && vmImageIsComplete(previous.vmImage.key);
+    const vmImage = !wantsVm ? undefined : reuseVm ? { ...previous!.vmImage!, built: false, buildMs: 0 } : await ensureVmImage({ image, repo, log });
+    if (vmImage?.built) log(`VM image built in ${seconds(vmImage.buildMs)} (kernel ${vmImage.kernelVersion})`);
+
     const gen = generatedPaths(opts.generatedDir ?? previous?.generatedDir);
     const { publicKey } = await ensureKeyPair(gen);
     await ensureBridge(topology);
@@ -162,6 +207,9 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
       imageHash: image.hash,
       imageRoot: image.root,
       repoDir: repo.dir,
+      ...(vmImage
+        ? { vmImage: { key: vmImage.key, rootImage: vmImage.rootImage, repoImage: vmImage.repoImage, kernel: vmImage.kernel, initrd: vmImage.initrd, kernelVersion: vmImage.kernelVersion } }
+        : {}),
       generatedDir: gen.dir,
       hosts: topology.hosts.map((h) => byName.get(h.name) ?? { ...h, createdAt: now }),
     };
@@ -171,23 +219,29 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
     const ctx = hostContext(state, publicKey);
     const wantedNames = new Set(wanted.hosts.map((h) => h.name));
     const booted = new Map<string, number>();
+    const vmStarts: Array<Promise<void>> = [];
     const bootStarted = Date.now();
     for (const host of state.hosts) {
       if (isRunning(host.supervisor)) {
-        refreshHostsFile(host.name, ctx.topology);
+        // A running VM reads /etc/hosts from its seed disk at its next boot.
+        if (hostKind(host) === 'container') refreshHostsFile(host.name, ctx.topology);
         continue;
       }
       // Only hosts the caller asked for are booted; a stopped host outside the request stays stopped.
       if (!wantedNames.has(host.name)) continue;
-      await bootHost(host, ctx, state);
       booted.set(host.name, Date.now());
+      // Containers start in well under a second each; a VM's start waits for its kernel (the accelerator
+      // check), so VMs start side by side.
+      if (hostKind(host) === 'vm') vmStarts.push(bootVmHost(host, ctx, state, log));
+      else await bootHost(host, ctx, state);
     }
+    await Promise.all(vmStarts);
 
     const reports = await Promise.all(
       state.hosts.map(async (host): Promise<LabHostReport> => {
         if (!isRunning(host.supervisor)) return hostReport(host);
         const since = booted.get(host.name);
-        await waitForBanner(host.name, host.address, BOOT_TIMEOUT_MS, () => isRunning(host.supervisor), hostPaths(host.name).log);
+        await waitForBanner(host.name, host.address, bootTimeout(host), () => isRunning(host.supervisor), consoleLog(host));
         // Read the processes only now: right after the start, the supervisor may not have run nspawn yet.
         const report = hostReport(host);
         report.sshAnswers = true;
@@ -201,16 +255,19 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
     writeKnownHosts(state, gen);
     // Fresh hosts have no package lists yet: read the local repository once, which also proves that key
     // login and host-key checking work end to end.
-    await Promise.all(state.hosts.filter((h) => booted.has(h.name) && !hasRepoLists(h.name)).map((h) => refreshPackageLists(h, gen)));
+    await Promise.all(state.hosts.filter((h) => booted.has(h.name) && (hostKind(h) === 'vm' || !hasRepoLists(h.name))).map((h) => refreshPackageLists(h, gen)));
     writeFileAtomic(gen.inventory, inventoryText({ topology: topologyOfState(state), paths: gen }));
 
     await removeStaleImages(new Set([join(state.imageRoot, '..')]));
+    if (state.vmImage) removeStaleVmImages(new Set([join(state.vmImage.rootImage, '..')]));
     removeStaleRepos(new Set([state.repoDir]));
     return {
       hosts: reports,
       timings: {
         imageMs: image.buildMs,
         imageBuilt: image.built,
+        vmImageMs: vmImage?.buildMs ?? 0,
+        vmImageBuilt: vmImage?.built ?? false,
         repoMs: repo.buildMs,
         repoBuilt: repo.built,
         repoPackages: repo.packageCount,
@@ -237,17 +294,63 @@ async function bootHost(host: HostState, ctx: HostContext, state: LabState): Pro
   writeState(state);
 }
 
+/** Create the VM's disks and seed, start qemu (KVM first when present) and record its pid at once. */
+async function bootVmHost(host: HostState, ctx: HostContext, state: LabState, log: LabLog): Promise<void> {
+  const paths = await prepareVm(host, vmContext(state, ctx));
+  const boot = await bootVm(host, vmContext(state, ctx), paths, vmMachineId(paths), (process) => {
+    // Recorded as soon as qemu runs, so a crash of cairn from here on leaves a trace for `down`.
+    host.supervisor = process;
+    writeState(state);
+  });
+  for (const note of boot.notes) log(`${host.name}: ${note}; trying the next accelerator`);
+  host.supervisor = boot.process;
+  host.accelerator = boot.accelerator;
+  host.startedAt = new Date().toISOString();
+  writeState(state);
+  log(`${host.name}: VM kernel reached init under ${boot.accelerator} after ${seconds(boot.kernelMs)}`);
+}
+
+function vmContext(state: LabState, ctx: HostContext): VmContext {
+  if (!state.vmImage) throw new CairnError('the lab state records no VM image; run `cairn lab down` and `cairn lab up --vm` again', { kind: 'runtime' });
+  return { image: state.vmImage, topology: ctx.topology, publicKey: ctx.publicKey };
+}
+
 function hostReport(host: HostState): LabHostReport {
-  const procs = hostProcesses(host.supervisor);
   const running = isRunning(host.supervisor);
+  const kind = hostKind(host);
+  if (kind === 'vm') {
+    return {
+      name: host.name,
+      address: host.address,
+      groups: [...host.groups],
+      kind,
+      state: running ? 'running' : 'stopped',
+      pid: running ? host.supervisor?.pid : undefined,
+      accelerator: running ? host.accelerator : undefined,
+      memoryMiB: host.vm?.memoryMiB,
+      disksGiB: host.vm ? [...host.vm.disksGiB] : undefined,
+    };
+  }
+  const procs = hostProcesses(host.supervisor);
   return {
     name: host.name,
     address: host.address,
     groups: [...host.groups],
+    kind,
     state: running ? 'running' : 'stopped',
     pid: running ? procs.nspawn?.pid : undefined,
     supervisorPid: running ? host.supervisor?.pid : undefined,
   };
+}
+
+/** Orderly halt of either kind of host. */
+function haltHost(host: HostState, timeoutMs: number): Promise<'stopped' | 'killed' | 'not running'> {
+  return hostKind(host) === 'vm' ? stopVm(host.supervisor, vmPaths(host.name), timeoutMs) : stopHost(host.supervisor, timeoutMs);
+}
+
+/** Power cut of either kind of host. */
+function cutPower(host: HostState): Promise<'killed' | 'not running'> {
+  return hostKind(host) === 'vm' ? killVm(host.supervisor) : killHost(host.supervisor);
 }
 
 function hasRepoLists(name: string): boolean {
@@ -271,8 +374,10 @@ async function refreshPackageLists(host: LabHostSpec, gen: GeneratedPaths): Prom
 
 /** known_hosts from the keys each host generated on its own disk (hosts that never booted have none). */
 function writeKnownHosts(state: LabState, gen: GeneratedPaths): void {
+  // A container's keys are the ones it generated on its disk; a VM's were generated here for its seed disk.
+  const keyDir = (h: HostState) => (hostKind(h) === 'vm' ? vmPaths(h.name).seedDir : join(hostPaths(h.name).upper, 'etc', 'ssh'));
   const entries = state.hosts
-    .map((h) => ({ name: h.name, address: h.address, keys: readHostKeys(join(hostPaths(h.name).upper, 'etc', 'ssh')) }))
+    .map((h) => ({ name: h.name, address: h.address, keys: readHostKeys(keyDir(h)) }))
     .filter((e) => e.keys.length > 0);
   writeFileAtomic(gen.knownHosts, knownHostsText(entries));
 }
@@ -344,7 +449,8 @@ export async function labDown(opts: { log?: LabLog } = {}): Promise<LabDownResul
     // 1. Recorded hosts: orderly halt in parallel, a power cut for any that will not halt.
     await Promise.all(
       (state?.hosts ?? []).map(async (host) => {
-        const outcome = await stopHost(host.supervisor, 10_000);
+        // A VM's disks are about to be deleted: nothing to halt in order for, so a power cut (fast under TCG).
+        const outcome = hostKind(host) === 'vm' ? await killVm(host.supervisor) : await stopHost(host.supervisor, 10_000);
         if (outcome !== 'not running') result.stopped.push(host.name);
       }),
     );
@@ -352,13 +458,16 @@ export async function labDown(opts: { log?: LabLog } = {}): Promise<LabDownResul
     // 2. Lab processes nobody recorded: supervisors first (so nothing boots again), then each nspawn's
     //    container init and the nspawn itself.
     result.strays = await killStrays();
+    const strayVms = killStrayVms();
+    await waitForExit(strayVms, 10_000);
+    result.strays.push(...strayVms.map((p) => p.pid));
 
     // 3. Mounts: every host overlay, and anything an interrupted image build left mounted.
     result.unmounted = await unmountAllUnder(LAB_DIR);
 
     // 4. Interfaces: the bridge by name, its ports, vb-NAME of every host we know of.
     const names = new Set<string>([...(state?.hosts ?? []).map((h) => h.name), ...listHostDirs()]);
-    result.interfaces = await removeLabInterfaces(state?.bridge ?? DEFAULT_BRIDGE, [...names]);
+    result.interfaces = await removeLabInterfaces(state?.bridge ?? DEFAULT_BRIDGE, [...names], [...names].map(tapName));
 
     // 5. Files: the hosts' disks (only once nothing is mounted there), the generated inventory, the state.
     if (mountsUnder(HOSTS_DIR, currentMounts()).length > 0) {
@@ -431,7 +540,7 @@ function stateHost(state: LabState, name: string): HostState {
 /** Boot a stopped host again (its disk is kept) and wait until sshd answers. */
 export async function labStart(name: string, opts: { log?: LabLog } = {}): Promise<LabHostActionResult> {
   requireRoot('start');
-  requireTools([TOOLS.nspawn, TOOLS.ip, TOOLS.mount]);
+  requireTools([TOOLS.ip, TOOLS.mount]);
   return withLabLock(async () => {
     const state = requireUpState();
     const host = stateHost(state, name);
@@ -440,8 +549,9 @@ export async function labStart(name: string, opts: { log?: LabLog } = {}): Promi
     const gen = generatedPaths(state.generatedDir);
     const { publicKey } = await ensureKeyPair(gen);
     const since = Date.now();
-    await bootHost(host, hostContext(state, publicKey), state);
-    await waitForBanner(host.name, host.address, BOOT_TIMEOUT_MS, () => isRunning(host.supervisor), hostPaths(host.name).log);
+    if (hostKind(host) === 'vm') await bootVmHost(host, hostContext(state, publicKey), state, opts.log ?? defaultLog);
+    else await bootHost(host, hostContext(state, publicKey), state);
+    await waitForBanner(host.name, host.address, bootTimeout(host), () => isRunning(host.supervisor), consoleLog(host));
     writeKnownHosts(state, gen);
     return { host: { ...hostReport(host), sshAnswers: true, bootMs: Date.now() - since }, outcome: 'booted' };
   }, { log: opts.log ?? defaultLog });
@@ -453,7 +563,7 @@ export async function labStop(name: string, opts: { log?: LabLog; timeoutMs?: nu
   return withLabLock(async () => {
     const state = requireUpState();
     const host = stateHost(state, name);
-    const outcome = await stopHost(host.supervisor, opts.timeoutMs ?? 30_000);
+    const outcome = await haltHost(host, opts.timeoutMs ?? (hostKind(host) === 'vm' ? 120_000 : 30_000));
     host.supervisor = undefined;
     writeState(state);
     return { host: hostReport(host), outcome: outcome === 'stopped' ? 'halted' : outcome === 'killed' ? 'killed (it did not halt in time)' : 'not running' };
@@ -466,7 +576,7 @@ export async function labKill(name: string, opts: { log?: LabLog } = {}): Promis
   return withLabLock(async () => {
     const state = requireUpState();
     const host = stateHost(state, name);
-    const outcome = await killHost(host.supervisor);
+    const outcome = await cutPower(host);
     host.supervisor = undefined;
     writeState(state);
     return { host: hostReport(host), outcome: outcome === 'killed' ? 'killed' : 'not running' };
@@ -483,6 +593,7 @@ export function labDropSshSessions(name: string): number[] {
   requireRoot('drop ssh sessions on');
   const state = requireUpState();
   const host = stateHost(state, name);
+  if (hostKind(host) === 'vm') throw optionsError(`lab host ${name} is a VM: its sshd runs in its own kernel, out of this machine's reach; use \`cairn lab unplug ${name}\` to cut its sessions`);
   const processes = allProcesses();
   const { init } = hostProcesses(host.supervisor, processes);
   if (!init) throw new CairnError(`lab host ${name} is not running (start it with \`cairn lab start ${name}\`)`);
@@ -513,7 +624,8 @@ async function setLink(name: string, state: 'up' | 'down', opts: { log?: LabLog 
     const lab = requireUpState();
     const host = stateHost(lab, name);
     if (!isRunning(host.supervisor)) return { host: hostReport(host), outcome: 'not running' };
-    await runChecked('ip', ['link', 'set', 'dev', vethName(name), state], `setting the lab link of ${name} ${state}`);
+    const link = hostKind(host) === 'vm' ? tapName(name) : vethName(name);
+    await runChecked('ip', ['link', 'set', 'dev', link, state], `setting the lab link of ${name} ${state}`);
     return { host: hostReport(host), outcome: state === 'down' ? 'unplugged (link down, still running)' : 'plugged in (link up)' };
   }, { log: opts.log ?? defaultLog });
 }

@@ -16,7 +16,13 @@ export interface LabInventoryOptions {
 export function inventoryDocument(opts: LabInventoryOptions): Record<string, unknown> {
   const { topology, paths } = opts;
   const hosts: Record<string, Record<string, unknown>> = {};
-  for (const h of topology.hosts) hosts[h.name] = { ansible_host: h.address, ansible_port: 22 };
+  for (const h of topology.hosts) {
+    hosts[h.name] = { ansible_host: h.address, ansible_port: 22 };
+    // A VM says so, with its data disks by stable path (roles and tests pick their disks from these).
+    if (h.kind === 'vm' && h.vm) {
+      hosts[h.name] = { ...hosts[h.name], lab_kind: 'vm', lab_data_disks: h.vm.disksGiB.map((_, i) => `/dev/disk/by-id/virtio-${h.name}-d${i + 1}`) };
+    }
+  }
   const groupNames = [...STANDARD_GROUPS];
   for (const h of topology.hosts) for (const g of h.groups) if (!groupNames.includes(g)) groupNames.push(g);
   const children: Record<string, { hosts: Record<string, Record<string, never>> }> = {};

@@ -109,16 +109,19 @@ export function vethName(host: string): string {
  * Interfaces the lab made: the bridge, every port attached to it, and vb-NAME for the given hosts. Found from
  * what exists, so a crash between creating and recording them still gets cleaned.
  */
-export function labInterfaces(links: IpLink[], bridge: string, hostNames: readonly string[]): string[] {
+export function labInterfaces(links: IpLink[], bridge: string, hostNames: readonly string[], tapNames: readonly string[] = []): string[] {
   const veths = new Set(hostNames.map(vethName));
-  const found = links.filter((l) => l.master === bridge || (veths.has(l.ifname) && l.linkinfo?.info_kind === 'veth')).map((l) => l.ifname);
+  const taps = new Set(tapNames);
+  const found = links
+    .filter((l) => l.master === bridge || (veths.has(l.ifname) && l.linkinfo?.info_kind === 'veth') || (taps.has(l.ifname) && l.linkinfo?.info_kind === 'tun'))
+    .map((l) => l.ifname);
   if (links.some((l) => l.ifname === bridge && l.linkinfo?.info_kind === 'bridge')) found.push(bridge);
   return found;
 }
 
 /** Delete the lab's interfaces (ports first, the bridge last). Returns what was deleted. */
-export async function removeLabInterfaces(bridge: string, hostNames: readonly string[]): Promise<string[]> {
-  const names = labInterfaces(await listLinks(), bridge, hostNames);
+export async function removeLabInterfaces(bridge: string, hostNames: readonly string[], tapNames: readonly string[] = []): Promise<string[]> {
+  const names = labInterfaces(await listLinks(), bridge, hostNames, tapNames);
   const removed: string[] = [];
   for (const name of names) {
     const res = await run('ip', ['link', 'del', 'dev', name]);

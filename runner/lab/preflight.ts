@@ -21,6 +21,9 @@ export const TOOLS = {
   sshKeygen: { command: 'ssh-keygen', pkg: 'openssh-client' },
   ip: { command: 'ip', pkg: 'iproute2' },
   mount: { command: 'mount', pkg: 'mount' },
+  qemu: { command: 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
+  qemuImg: { command: 'qemu-img', pkg: 'qemu-utils' },
+  mke2fs: { command: 'mke2fs', pkg: 'e2fsprogs' },
 } as const satisfies Record<string, Tool>;
 
 /** Full path of an executable on PATH (plus the sbin dirs, which a non-login root shell may lack). */

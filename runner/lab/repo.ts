@@ -13,6 +13,14 @@ import type { ImageInfo } from './image.js';
 import type { Mirror } from './mirror.js';
 import { LAB_DIR, LOG_DIR } from './paths.js';
 
+/**
+ * Packages the VM image installs from this repository (the kernel its VMs boot, with the headers dkms builds
+ * zfs against); kept here, beside the other lists, so the repository's key covers them.
+ */
+export const VM_IMAGE_PACKAGES: readonly string[] = [
+  'linux-image-cloud-amd64', 'linux-headers-cloud-amd64', 'initramfs-tools', 'mdadm', 'dkms',
+];
+
 /** Installed with their Recommends by the roles (small): downloaded with Recommends. */
 export const REPO_PACKAGES_WITH_RECOMMENDS: readonly string[] = [
   'haproxy', 'keepalived', 'nginx', 'socat',
@@ -29,7 +37,22 @@ export const REPO_PACKAGES_WITH_RECOMMENDS: readonly string[] = [
 export const REPO_PACKAGES_WITHOUT_RECOMMENDS: readonly string[] = [
   'libvirt-daemon-system', 'libvirt-clients', 'libvirt-daemon-driver-qemu', 'qemu-system-x86', 'qemu-utils',
   'ceph-mon', 'ceph-mgr', 'ceph-osd', 'ceph-common',
+  // The VM tier (runner/lab/vm.ts): the kernel and initramfs its image boots, and what only a real kernel can
+  // use (md, LVM for ceph-volume, OpenZFS built by dkms for that kernel from Debian's contrib section).
+  ...VM_IMAGE_PACKAGES, 'lvm2', 'zfsutils-linux', 'zfs-dkms', 'zfs-zed',
 ];
+
+
+/**
+ * The sources the repository is resolved against: this machine's, with Debian's contrib section added to each
+ * stanza that has main (zfs-dkms and zfsutils-linux live in contrib; this machine itself needs only main).
+ */
+export function withContrib(sourcesText: string): string {
+  return sourcesText.replace(/^(Components:[ \t]*)(.*)$/gm, (line, key: string, value: string) => {
+    const words = value.split(/\s+/).filter(Boolean);
+    return words.includes('main') && !words.includes('contrib') ? `${key}${[...words, 'contrib'].join(' ')}` : line;
+  });
+}
 
 export interface RepoInfo {
   key: string;
@@ -44,7 +67,7 @@ export function repoKey(image: Pick<ImageInfo, 'hash'>, mirror: Pick<Mirror, 'so
     image: image.hash,
     withRecommends: [...REPO_PACKAGES_WITH_RECOMMENDS].sort(),
     withoutRecommends: [...REPO_PACKAGES_WITHOUT_RECOMMENDS].sort(),
-    sources: mirror.sourcesText,
+    sources: withContrib(mirror.sourcesText),
   });
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
@@ -93,7 +116,7 @@ export async function ensureRepo(opts: EnsureRepoOptions): Promise<RepoInfo> {
     mkdirSync(p, { recursive: true });
   }
   writeFileSync(join(work, 'etc', 'sources.list'), '');
-  writeFileSync(join(paths.sourceParts, 'debian.sources'), opts.mirror.sourcesText);
+  writeFileSync(join(paths.sourceParts, 'debian.sources'), withContrib(opts.mirror.sourcesText));
 
   // apt with private state: this machine's package lists, cache and dpkg database are never touched.
   const apt = [

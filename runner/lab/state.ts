@@ -16,6 +16,8 @@ export interface HostState extends LabHostSpec {
   supervisor?: ProcessRef;
   createdAt: string;
   startedAt?: string;
+  /** VMs: the accelerator qemu runs the current boot with (kvm, or tcg after KVM failed or is absent). */
+  accelerator?: 'kvm' | 'tcg';
 }
 
 export interface LabState {
@@ -28,6 +30,8 @@ export interface LabState {
   /** The overlay's lower layer for every host. */
   imageRoot: string;
   repoDir: string;
+  /** The VM image the lab's VMs boot (absent while no VM was ever wanted). */
+  vmImage?: { key: string; rootImage: string; repoImage: string; kernel: string; initrd: string; kernelVersion: string };
   /** inventories/lab/generated of the checkout that brought the lab up. */
   generatedDir: string;
   hosts: HostState[];
@@ -75,6 +79,13 @@ export function topologyOfState(state: LabState): LabTopology {
     subnet: parseSubnet24(state.subnet) ?? { base: 0, text: state.subnet },
     bridgeAddress: state.bridgeAddress,
     vip: state.vip,
-    hosts: state.hosts.map((h) => ({ name: h.name, address: h.address, groups: [...h.groups], devices: [...h.devices] as LabDevice[] })),
+    hosts: state.hosts.map((h) => ({
+      name: h.name,
+      address: h.address,
+      groups: [...h.groups],
+      devices: [...h.devices] as LabDevice[],
+      ...(h.kind ? { kind: h.kind } : {}),
+      ...(h.vm ? { vm: { ...h.vm, disksGiB: [...h.vm.disksGiB] } } : {}),
+    })),
   };
 }

@@ -20,11 +20,34 @@ export const MAX_HOST_NAME = 12;
 export type LabDevice = 'kvm' | 'fuse' | 'loop';
 export const LAB_DEVICES: readonly LabDevice[] = ['kvm', 'fuse', 'loop'];
 
+/** A container shares this machine's kernel; a VM boots its own under qemu (runner/lab/vm.ts). */
+export type LabHostKind = 'container' | 'vm';
+export const LAB_HOST_KINDS: readonly LabHostKind[] = ['container', 'vm'];
+
+/** What a VM gets: memory and vCPUs, and its data disks (sparse files) by size. */
+export interface LabVmSpec {
+  memoryMiB: number;
+  cpus: number;
+  /** One entry per data disk, in GiB; the disks appear in the VM as /dev/disk/by-id/virtio-NAME-dN. */
+  disksGiB: number[];
+}
+
+/** A pve node run as a VM (`lab up --vm`): enough memory for ceph or zfs under TCG, six data disks. */
+export const DEFAULT_VM: Readonly<LabVmSpec> = { memoryMiB: 2048, cpus: 1, disksGiB: [16, 16, 16, 16, 16, 16] };
+
 export interface LabHostSpec {
   name: string;
   address: string;
   groups: string[];
   devices: LabDevice[];
+  /** Absent means a container (state files written before VMs existed have no kind). */
+  kind?: LabHostKind;
+  /** Only for kind 'vm'. */
+  vm?: LabVmSpec;
+}
+
+export function hostKind(host: Pick<LabHostSpec, 'kind'>): LabHostKind {
+  return host.kind ?? 'container';
 }
 
 export interface LabTopology {
@@ -75,14 +98,13 @@ function baseTopology(source: string, subnet = parseSubnet24(DEFAULT_SUBNET)!): 
  * The default topology: lb1, lb2, web1, web2, mon1, and pve1-3 with `withPve`. (Not `mon`: a host may not
  * share a name with a group, and `mon` is the monitoring group.)
  */
-export function defaultTopology(withPve = false): LabTopology {
-  const base = baseTopology('default');
-  const hosts = DEFAULT_HOSTS.filter((h) => withPve || !h.onDemand).map((h) => ({
-    name: h.name,
-    address: formatIpv4(base.subnet.base + h.octet),
-    groups: [...h.groups],
-    devices: [...h.devices],
-  }));
+export function defaultTopology(withPve = false, pveAsVms = false): LabTopology {
+  const base = baseTopology(pveAsVms ? 'default (--vm)' : 'default');
+  const hosts = DEFAULT_HOSTS.filter((h) => withPve || pveAsVms || !h.onDemand).map((h): LabHostSpec => {
+    const spec: LabHostSpec = { name: h.name, address: formatIpv4(base.subnet.base + h.octet), groups: [...h.groups], devices: [...h.devices] };
+    // A VM has its own kernel and real block devices: /dev/kvm, fuse and loop are what containers lacked.
+    return pveAsVms && h.groups.includes('pve') ? { ...spec, devices: [], kind: 'vm', vm: { ...DEFAULT_VM, disksGiB: [...DEFAULT_VM.disksGiB] } } : spec;
+  });
   return { ...base, hosts };
 }
 
@@ -132,6 +154,10 @@ export const TOPOLOGY_SCHEMA = {
           groups: { type: 'array', items: { type: 'string', pattern: GROUP_NAME_PATTERN } },
           address: { type: 'string', pattern: IPV4_PATTERN },
           devices: { type: 'array', items: { type: 'string', enum: [...LAB_DEVICES] } },
+          kind: { type: 'string', enum: [...LAB_HOST_KINDS] },
+          memory: { type: 'integer', minimum: 512, maximum: 16384, description: 'MiB, VMs only' },
+          cpus: { type: 'integer', minimum: 1, maximum: 8 },
+          disks: { type: 'array', maxItems: 12, items: { type: 'integer', minimum: 1, maximum: 2048 } },
         },
       },
     },
@@ -143,6 +169,10 @@ interface TopologyFileHost {
   groups?: string[];
   address?: string;
   devices?: LabDevice[];
+  kind?: LabHostKind;
+  memory?: number;
+  cpus?: number;
+  disks?: number[];
 }
 interface TopologyFile {
   network?: { subnet?: string; vip?: string };
@@ -193,7 +223,18 @@ export function topologyFromYaml(loaded: LoadedYaml): LabTopology {
     } else {
       pendingAuto.push(index);
     }
-    hosts.push({ name: host.name, address, groups, devices: [...new Set(host.devices ?? [])] });
+    const spec: LabHostSpec = { name: host.name, address, groups, devices: [...new Set(host.devices ?? [])] };
+    if (host.kind === 'vm') {
+      if (spec.devices.length > 0) throw errorAt(loaded, ['hosts', index, 'devices'], `lab topology: host "${host.name}" is a VM; "devices" (bound into containers) does not apply to it`);
+      spec.kind = 'vm';
+      spec.vm = { memoryMiB: host.memory ?? DEFAULT_VM.memoryMiB, cpus: host.cpus ?? DEFAULT_VM.cpus, disksGiB: [...(host.disks ?? DEFAULT_VM.disksGiB)] };
+    } else {
+      for (const key of ['memory', 'cpus', 'disks'] as const) {
+        if (host[key] !== undefined) throw errorAt(loaded, ['hosts', index, key], `lab topology: "${key}" is for VMs; add \`kind: vm\` to host "${host.name}" or remove it`);
+      }
+      if (host.kind === 'container') spec.kind = 'container';
+    }
+    hosts.push(spec);
   });
   // Inventories (and host patterns) cannot tell a host from a group of the same name.
   const groupNames = new Set([...STANDARD_GROUPS, ...hosts.flatMap((h) => h.groups)]);
@@ -249,9 +290,12 @@ export function checkCompatible(running: LabTopology, wanted: LabTopology): void
       const same =
         existing.address === host.address &&
         existing.groups.join(',') === host.groups.join(',') &&
-        [...existing.devices].sort().join(',') === [...host.devices].sort().join(',');
+        [...existing.devices].sort().join(',') === [...host.devices].sort().join(',') &&
+        hostKind(existing) === hostKind(host) &&
+        JSON.stringify(existing.vm ?? null) === JSON.stringify(host.vm ?? null);
       if (!same) {
-        throw optionsError(`host ${host.name} is up as ${existing.address} [${existing.groups.join(', ')}], but ${wanted.source} describes it as ${host.address} [${host.groups.join(', ')}]; run \`cairn lab down\` first`);
+        const describe = (h: LabHostSpec) => `${hostKind(h) === 'vm' ? 'a VM ' : ''}${h.address} [${h.groups.join(', ')}]`;
+        throw optionsError(`host ${host.name} is up as ${describe(existing)}, but ${wanted.source} describes it as ${describe(host)}; run \`cairn lab down\` first`);
       }
     } else {
       const holder = byAddress.get(host.address);
