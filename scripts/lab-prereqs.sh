@@ -1,6 +1,6 @@
 #!/bin/sh
 # Host packages the cairn lab needs (Debian 12): systemd-nspawn, debootstrap, dpkg-scanpackages, ssh,
-# ip. Idempotent and quiet: installs only what is missing, prints one line.
+# ip; qemu, qemu-img and mke2fs for the VM tier (`lab up --vm`, test/lab/70-vm.test.ts). Idempotent and quiet: installs only what is missing, prints one line.
 set -eu
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -11,7 +11,8 @@ fi
 # command -> package that provides it
 missing=""
 for pair in systemd-nspawn:systemd-container debootstrap:debootstrap dpkg-scanpackages:dpkg-dev \
-            ssh:openssh-client ssh-keygen:openssh-client ip:iproute2 wget:wget; do
+            ssh:openssh-client ssh-keygen:openssh-client ip:iproute2 wget:wget \
+            qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils mke2fs:e2fsprogs; do
   cmd=${pair%%:*}
   pkg=${pair#*:}
   if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1; then

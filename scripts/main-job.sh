@@ -23,10 +23,15 @@ step "build"
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run -s build
 
+# `npm start -- --vm`: the pve nodes as VMs under qemu (the VM tier, docs/lab.md) instead of containers.
+vm=()
+if [ "${1:-}" = --vm ]; then vm=(--vm); shift; fi
+
 step "lab up"
 pve=()
 # The hyper-converged plays (kvm, zfs, ceph) need the pve nodes; CAIRN_MAIN_NO_PVE=1 keeps the lab small.
 if [ "${CAIRN_MAIN_NO_PVE:-0}" != 1 ] && grep -qE 'playbooks/(kvm|zfs|ceph)\.yaml' site.yaml; then pve=(--with-pve); fi
+if [ ${#vm[@]} -gt 0 ]; then pve=("${vm[@]}"); fi
 node bin/cairn.js lab up "${pve[@]}"
 
 step "cairn play site.yaml"

@@ -14,12 +14,10 @@ import type { Mirror } from './mirror.js';
 import { LAB_DIR, LOG_DIR } from './paths.js';
 
 /**
- * Packages the VM image installs from this repository (the kernel its VMs boot, with the headers dkms builds
- * zfs against); kept here, beside the other lists, so the repository's key covers them.
+ * Packages the VM image installs from this repository (the kernel its VMs boot); kept here, beside the other
+ * lists, so the repository's key covers them.
  */
-export const VM_IMAGE_PACKAGES: readonly string[] = [
-  'linux-image-cloud-amd64', 'linux-headers-cloud-amd64', 'initramfs-tools', 'mdadm', 'dkms',
-];
+export const VM_IMAGE_PACKAGES: readonly string[] = ['linux-image-cloud-amd64', 'initramfs-tools', 'mdadm'];
 
 /** Installed with their Recommends by the roles (small): downloaded with Recommends. */
 export const REPO_PACKAGES_WITH_RECOMMENDS: readonly string[] = [
@@ -39,7 +37,8 @@ export const REPO_PACKAGES_WITHOUT_RECOMMENDS: readonly string[] = [
   'ceph-mon', 'ceph-mgr', 'ceph-osd', 'ceph-common',
   // The VM tier (runner/lab/vm.ts): the kernel and initramfs its image boots, and what only a real kernel can
   // use (md, LVM for ceph-volume, OpenZFS built by dkms for that kernel from Debian's contrib section).
-  ...VM_IMAGE_PACKAGES, 'lvm2', 'zfsutils-linux', 'zfs-dkms', 'zfs-zed',
+  // The headers and dkms are for building zfs for that kernel (not yet part of the VM image: see docs/lab.md).
+  ...VM_IMAGE_PACKAGES, 'linux-headers-cloud-amd64', 'dkms', 'lvm2', 'zfsutils-linux', 'zfs-dkms', 'zfs-zed',
 ];
 
 

@@ -40,12 +40,15 @@ const REPO_LABEL = 'cairnrepo';
 const SEED_SERIAL = 'cairnseed';
 const SEED_LABEL = 'cairnseed';
 const ROOT_LABEL = 'cairnroot';
-/** What the kernel prints when it hands over to the initramfs: proof that the accelerator runs Linux. */
-export const KERNEL_REACHED_INIT = /Run \/init as init process|Run \/sbin\/init as init process/;
+/**
+ * Proof that the accelerator runs Linux up to user space: the kernel's hand-over to the initramfs (printed at
+ * loglevel 6 and up), or the initramfs's own first words (printed whatever the loglevel).
+ */
+export const KERNEL_REACHED_INIT = /Run \/(s?bin\/)?init as init process|Loading, please wait\.\.\./;
 /** How long a KVM boot may take to reach init before the lab falls back to TCG. */
 const KVM_MARKER_TIMEOUT_MS = 30_000;
 /** Under TCG only a qemu that stopped is a failure; the marker may take long on a loaded machine. */
-const TCG_MARKER_TIMEOUT_MS = 180_000;
+const TCG_MARKER_TIMEOUT_MS = 300_000;
 
 /**
  * Run inside the VM image (in a chroot, after the container recipe). What a VM needs beyond a container:
@@ -69,29 +72,23 @@ Name=host0
 END
 cat > /usr/local/sbin/cairn-lab-seed <<'END'
 #!/bin/sh
-# Copy this VM's identity from its read-only seed disk (made by cairn lab) into place, every boot.
+# This VM's identity comes from its read-only seed disk (made by cairn lab for each boot): mount it and run
+# its apply script. The disk is found by its file system label on the kernel's own device nodes: waiting for
+# udev's /dev/disk/by-* links costs a minute under TCG on a loaded machine.
 set -eu
-dev=/dev/disk/by-id/virtio-${SEED_SERIAL}
+dev=
+for i in $(seq 1 300); do
+  for d in /dev/vd?; do
+    [ -b "$d" ] && [ "$(blkid -o value -s LABEL "$d" 2>/dev/null)" = ${SEED_LABEL} ] && { dev=$d; break 2; }
+  done
+  sleep 0.2
+done
+[ -n "$dev" ] || { echo "cairn-lab: no seed disk (label ${SEED_LABEL})" > /dev/console; exit 1; }
 mnt=/run/cairn-lab-seed
 mkdir -p "$mnt"
 mount -o ro "$dev" "$mnt"
 trap 'umount "$mnt"' EXIT
-install -m 0644 "$mnt/hostname" /etc/hostname
-hostname -F /etc/hostname
-install -D -m 0644 "$mnt/host0.network" /etc/systemd/network/80-cairn-lab-host0.network
-install -m 0600 "$mnt/ssh_host_ed25519_key" /etc/ssh/ssh_host_ed25519_key
-install -m 0644 "$mnt/ssh_host_ed25519_key.pub" /etc/ssh/ssh_host_ed25519_key.pub
-# /etc/hosts: the lab's block is replaced, lines roles added are kept.
-tmp=$(mktemp /etc/.hosts.XXXXXX)
-sed '/^# BEGIN cairn lab hosts$/,/^# END cairn lab hosts$/d' /etc/hosts > "$tmp" || true
-cat "$mnt/hosts-block" >> "$tmp"
-chmod 0644 "$tmp"
-mv "$tmp" /etc/hosts
-install -d -m 0700 /root/.ssh
-key=$(cat "$mnt/authorized_key")
-touch /root/.ssh/authorized_keys
-chmod 0600 /root/.ssh/authorized_keys
-grep -qxF -- "$key" /root/.ssh/authorized_keys || printf '%s\n' "$key" >> /root/.ssh/authorized_keys
+sh "$mnt/apply" "$mnt"
 echo "cairn-lab: seed applied" > /dev/console
 END
 chmod 0755 /usr/local/sbin/cairn-lab-seed
@@ -99,8 +96,7 @@ cat > /etc/systemd/system/cairn-lab-seed.service <<'END'
 [Unit]
 Description=cairn lab: this VM's identity from its seed disk
 DefaultDependencies=no
-Requires=dev-disk-by\x2did-virtio\x2d${SEED_SERIAL}.device
-After=dev-disk-by\x2did-virtio\x2d${SEED_SERIAL}.device local-fs.target
+After=local-fs.target
 Before=systemd-networkd.service ssh.service network-pre.target sysinit.target
 Wants=network-pre.target
 [Service]
@@ -117,6 +113,35 @@ systemctl mask serial-getty@ttyS0.service
 printf '%s\n' virtio_pci virtio_blk virtio_net ext4 >> /etc/initramfs-tools/modules
 update-initramfs -u -k all
 `;
+
+/**
+ * Run at every boot by the image's cairn-lab-seed unit with the mounted seed disk as $1, before the network
+ * and sshd start. Lives on the seed disk, so changing it needs no new image.
+ */
+export const SEED_APPLY_SCRIPT = String.raw`set -eu
+s="$1"
+install -m 0644 "$s/hostname" /etc/hostname
+hostname -F /etc/hostname
+install -D -m 0644 "$s/host0.network" /etc/systemd/network/80-cairn-lab-host0.network
+for t in ed25519 ecdsa rsa; do
+  install -m 0600 "$s/ssh_host_$t"_key "/etc/ssh/ssh_host_$t"_key
+  install -m 0644 "$s/ssh_host_$t"_key.pub "/etc/ssh/ssh_host_$t"_key.pub
+done
+# /etc/hosts: the lab's block is replaced, lines roles added are kept.
+tmp=$(mktemp /etc/.hosts.XXXXXX)
+sed '/^# BEGIN cairn lab hosts$/,/^# END cairn lab hosts$/d' /etc/hosts > "$tmp" || true
+cat "$s/hosts-block" >> "$tmp"
+chmod 0644 "$tmp"
+mv "$tmp" /etc/hosts
+install -d -m 0700 /root/.ssh
+key=$(cat "$s/authorized_key")
+touch /root/.ssh/authorized_keys
+chmod 0600 /root/.ssh/authorized_keys
+grep -qxF -- "$key" /root/.ssh/authorized_keys || printf '%s
+' "$key" >> /root/.ssh/authorized_keys
+`;
+
+const HOST_KEY_TYPES = ['ed25519', 'ecdsa', 'rsa'] as const;
 
 export interface VmImageInfo {
   key: string;
@@ -319,14 +344,18 @@ export async function prepareVm(spec: LabHostSpec, ctx: VmContext): Promise<VmPa
     writeSparse(file, size);
   });
   mkdirSync(paths.seedDir, { recursive: true, mode: 0o700 });
-  const hostKey = join(paths.seedDir, 'ssh_host_ed25519_key');
-  if (!existsSync(hostKey)) {
-    await runChecked('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `root@${spec.name}`, '-f', hostKey], `making the SSH host key of lab VM ${spec.name}`);
+  // Every type sshd would otherwise make at boot (ssh-keygen -A): RSA key generation alone takes minutes
+  // under TCG on a loaded machine, and a second here.
+  for (const type of HOST_KEY_TYPES) {
+    const hostKey = join(paths.seedDir, `ssh_host_${type}_key`);
+    if (existsSync(hostKey)) continue;
+    await runChecked('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', `root@${spec.name}`, '-f', hostKey], `making the SSH host keys of lab VM ${spec.name}`);
   }
   writeFileAtomic(join(paths.seedDir, 'hostname'), `${spec.name}\n`);
   writeFileAtomic(join(paths.seedDir, 'host0.network'), vmNetworkUnit(spec.address));
   writeFileAtomic(join(paths.seedDir, 'hosts-block'), hostsBlock(ctx.topology));
   writeFileAtomic(join(paths.seedDir, 'authorized_key'), `${ctx.publicKey}\n`);
+  writeFileAtomic(join(paths.seedDir, 'apply'), SEED_APPLY_SCRIPT, 0o644);
   rmSync(paths.seedImage, { force: true });
   await runChecked('mke2fs', ['-q', '-t', 'ext4', '-F', '-L', SEED_LABEL, '-d', paths.seedDir, paths.seedImage, '8M'], `writing the seed disk of lab VM ${spec.name}`);
   return paths;
@@ -371,8 +400,9 @@ export function qemuArgs(spec: LabHostSpec, ctx: VmContext, paths: VmPaths, acce
     'console=ttyS0,115200',
     `systemd.hostname=${spec.name}`,
     `systemd.machine_id=${machineId}`,
-    // The serial console is slow under TCG: keep the kernel's own chatter short, but not quiet (the marker).
-    'loglevel=4',
+    // Kernel messages at info level: the console log then shows the hand-over to init (the accelerator
+    // check) and "crng init done".
+    'loglevel=6',
     'panic=-1',
   ].join(' ');
   const args = [
@@ -403,6 +433,10 @@ export function qemuArgs(spec: LabHostSpec, ctx: VmContext, paths: VmPaths, acce
   args.push(
     '-netdev', `tap,id=net0,ifname=${tapName(spec.name)},script=no,downscript=no`,
     '-device', `virtio-net-pci,netdev=net0,mac=${macAddress(spec.address)}`,
+    // Entropy from this machine: without it, under TCG, the guest's random pool can take minutes to be
+    // ready, and sshd (getrandom) waits for it before it answers.
+    '-object', 'rng-random,id=rng0,filename=/dev/urandom',
+    '-device', 'virtio-rng-pci,rng=rng0',
     '-drive', `file=${ctx.image.repoImage},format=raw,if=none,id=repo,readonly=on`,
     '-device', `virtio-blk-pci,drive=repo,serial=${REPO_LABEL}`,
   );

@@ -32,7 +32,7 @@ const PLAYBOOK = 'playbooks/base.yaml';
 const SYSCTL_TASK = 'sysctl profile in the file and live';
 const SYSCTL_CHECK = 'sysctl profile holds (live; in the file only for kernel-global keys in a container)';
 const RAID_CHECK = 'md RAID arrays are healthy';
-const DISK_GIB = 2;
+const DISK_GIB = 1;
 /** Plays on a VM under TCG on a shared 2-core machine are slow: generous per-run limits. */
 const RUN: LabJsonOptions = { timeoutMs: 900_000, lockWaitMs: 600_000, ms: 'total' };
 const TEST_TIMEOUT_MS = 1_200_000;
