@@ -77,6 +77,11 @@ function bootTimeout(host: LabHostSpec): number {
   return hostKind(host) === 'vm' ? VM_BOOT_TIMEOUT_MS : BOOT_TIMEOUT_MS;
 }
 
+/** One SSH banner attempt: a VM under TCG may need many seconds to fork sshd for a connection. */
+function bannerAttemptMs(host: LabHostSpec): number {
+  return hostKind(host) === 'vm' ? 60_000 : 1000;
+}
+
 /** Where a host's boot messages go: nspawn's console log, or the VM's serial console. */
 function consoleLog(host: LabHostSpec): string {
   return hostKind(host) === 'vm' ? vmPaths(host.name).console : hostPaths(host.name).log;
@@ -241,7 +246,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
       state.hosts.map(async (host): Promise<LabHostReport> => {
         if (!isRunning(host.supervisor)) return hostReport(host);
         const since = booted.get(host.name);
-        await waitForBanner(host.name, host.address, bootTimeout(host), () => isRunning(host.supervisor), consoleLog(host));
+        await waitForBanner(host.name, host.address, bootTimeout(host), () => isRunning(host.supervisor), consoleLog(host), bannerAttemptMs(host));
         // Read the processes only now: right after the start, the supervisor may not have run nspawn yet.
         const report = hostReport(host);
         report.sshAnswers = true;
@@ -413,7 +418,7 @@ export async function labStatus(): Promise<LabStatus> {
   const hosts = await Promise.all(
     state.hosts.map(async (host) => {
       const report = hostReport(host);
-      if (report.state === 'running') report.sshAnswers = (await readBanner(host.address, 22, 1500)) !== undefined;
+      if (report.state === 'running') report.sshAnswers = (await readBanner(host.address, 22, hostKind(host) === 'vm' ? 30_000 : 1500)) !== undefined;
       return report;
     }),
   );
@@ -551,7 +556,7 @@ export async function labStart(name: string, opts: { log?: LabLog } = {}): Promi
     const since = Date.now();
     if (hostKind(host) === 'vm') await bootVmHost(host, hostContext(state, publicKey), state, opts.log ?? defaultLog);
     else await bootHost(host, hostContext(state, publicKey), state);
-    await waitForBanner(host.name, host.address, bootTimeout(host), () => isRunning(host.supervisor), consoleLog(host));
+    await waitForBanner(host.name, host.address, bootTimeout(host), () => isRunning(host.supervisor), consoleLog(host), bannerAttemptMs(host));
     writeKnownHosts(state, gen);
     return { host: { ...hostReport(host), sshAnswers: true, bootMs: Date.now() - since }, outcome: 'booted' };
   }, { log: opts.log ?? defaultLog });

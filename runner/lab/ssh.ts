@@ -83,10 +83,15 @@ export async function waitForBanner(
   timeoutMs: number,
   isStillRunning: () => boolean = () => true,
   consoleLog = 'its console log',
+  /**
+   * How long one attempt waits for the banner. A slow guest (a VM under TCG) forks an sshd for every
+   * connection: short attempts, abandoned and repeated, pile those up and starve it.
+   */
+  attemptMs = 1000,
 ): Promise<number> {
   const started = Date.now();
   for (;;) {
-    if (await readBanner(address, 22, 1000)) return Date.now() - started;
+    if (await readBanner(address, 22, attemptMs)) return Date.now() - started;
     if (!isStillRunning()) throw new CairnError(`lab host ${name} stopped while booting; see ${consoleLog}`, { kind: 'runtime' });
     if (Date.now() - started > timeoutMs) {
       throw new CairnError(`lab host ${name} (${address}) did not answer SSH within ${Math.round(timeoutMs / 1000)} s; see ${consoleLog}`, { kind: 'runtime' });

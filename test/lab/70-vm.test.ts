@@ -71,7 +71,13 @@ async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boo
   return Date.now() - started;
 }
 
-const unavailable = labUnavailable();
+/**
+ * Measured on this (shared, 2-core) machine: a TCG boot to sshd takes 4–5 min and one verify about 3 min, so
+ * this file needs about an hour here, over the suite's 45-minute budget. It runs when asked for until it has
+ * been timed on a quieter machine (docs/lab.md).
+ */
+const vmTierOff = process.env.CAIRN_LAB_VM === '1' ? undefined : 'the VM tier takes about an hour under TCG on a loaded 2-core machine; set CAIRN_LAB_VM=1 to run it';
+const unavailable = labUnavailable() ?? vmTierOff;
 
 describe.skipIf(unavailable)(`VM hosts in the lab${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
   beforeAll(async () => {
