@@ -137,8 +137,15 @@ install -d -m 0700 /root/.ssh
 key=$(cat "$s/authorized_key")
 touch /root/.ssh/authorized_keys
 chmod 0600 /root/.ssh/authorized_keys
-grep -qxF -- "$key" /root/.ssh/authorized_keys || printf '%s
-' "$key" >> /root/.ssh/authorized_keys
+grep -qxF -- "$key" /root/.ssh/authorized_keys || printf '%s\n' "$key" >> /root/.ssh/authorized_keys
+# The package repository's read-only disk, found by label like the seed (fstab's LABEL= waits for udev's
+# by-label link, which under TCG on a loaded machine can come after fstab's device timeout).
+mkdir -p ${REPO_MOUNT_POINT}
+if ! mountpoint -q ${REPO_MOUNT_POINT}; then
+  for d in /dev/vd?; do
+    [ "$(blkid -o value -s LABEL "$d" 2>/dev/null)" = ${REPO_LABEL} ] && { mount -o ro,noload "$d" ${REPO_MOUNT_POINT}; break; }
+  done
+fi
 `;
 
 const HOST_KEY_TYPES = ['ed25519', 'ecdsa', 'rsa'] as const;
