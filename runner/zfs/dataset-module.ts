@@ -7,7 +7,7 @@
  * In verify.yaml it reports drift (a property that differs) as a failure.
  */
 import { argError } from '../modules/attributes.js';
-import { failureText, parseKeyValues, parseSections, runScript, sectionStart, stripEnds } from '../modules/remote.js';
+import { failureText, parseKeyValues, parseSections, runScript, section, stripEnds } from '../modules/remote.js';
 import type { Module, ModuleResult, Planned } from '../modules/types.js';
 import { argv, quote } from '../transport/quote.js';
 import { effectiveProperties, parsePropertyTable, parsePropertyValues, propertyChanges, type Fallbacks, type PropertyChange, type Substitution, type WantedValue } from './properties.js';
@@ -33,16 +33,20 @@ const PROPERTY_NAME = /^[a-z0-9_:.@-]+$/;
 
 export function datasetProbeScript(name: string, properties: string[]): string {
   const lines = [
-    sectionStart('exists'),
-    `if out=$(zfs list -H -o name ${quote(name)} 2>&1); then echo exists=1; else echo exists=0; printf 'error=%s\\n' "$(printf '%s' "$out" | head -c 300 | tr '\\n' ' ')"; fi`,
+    section(
+      'exists',
+      `if out=$(zfs list -H -o name ${quote(name)} 2>&1); then echo exists=1; else echo exists=0; printf 'error=%s\\n' "$(printf '%s' "$out" | head -c 300 | tr '\\n' ' ')"; fi`,
+    ),
   ];
   if (properties.length) {
-    lines.push(sectionStart('values'), `zfs get -H -p -o property,value,source ${quote(properties.join(','))} ${quote(name)} 2>/dev/null`);
+    lines.push(section('values', `zfs get -H -p -o property,value,source ${quote(properties.join(','))} ${quote(name)} 2>/dev/null`));
     // `zfs get` with no arguments prints the property table on stderr and exits 2: that is the point here.
-    lines.push(sectionStart('table'), 'zfs get 2>&1 | sed -n "/PROPERTY *EDIT/,\\$p"');
-    lines.push(sectionStart('impl'), 'if [ -x /sbin/zfs-fuse ] || command -v zfs-fuse >/dev/null 2>&1; then echo impl=zfs-fuse; else echo impl=zfs; fi');
+    lines.push(section('table', 'zfs get 2>&1 | sed -n "/PROPERTY *EDIT/,\\$p"'));
+    lines.push(
+      section('impl', 'if [ -x /sbin/zfs-fuse ] || command -v zfs-fuse >/dev/null 2>&1; then echo impl=zfs-fuse; else echo impl=zfs; fi'),
+    );
   }
-  lines.push(sectionStart('end'), 'true');
+  lines.push(section('end'));
   return lines.join('\n');
 }
 

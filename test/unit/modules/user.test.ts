@@ -6,36 +6,38 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseUserProbe, planUser, userApplyScript, userModule, userProbeScript, type UserArgs } from '../../../runner/modules/user.js';
-import { FakeConnection, contextFor, outsideSingleQuotes } from '../../helpers/fake-connection.js';
+import { FakeConnection, contextFor, frameSections, outsideSingleQuotes } from '../../helpers/fake-connection.js';
 
-const ROOT_PROBE = `::cairn-section:: passwd
+const ROOT_PROBE = frameSections(`::cairn-section:: passwd
 root:x:0:0:root:/root:/bin/bash
 ::cairn-section:: id
 root
 ::cairn-section:: primary
 root:x:0:
-::cairn-section:: group 0
+::cairn-section:: group-0
 adm:x:4:
-::cairn-section:: group 1
+::cairn-section:: group-1
 ::cairn-section:: shadow
 *
 ::cairn-section:: end
-`;
+`);
 
-const appProbe = (groups: string, extraGroups: string[] = []) =>
-  [
+const appProbe = (groups: string, extraGroups: string[] = []): string =>
+  frameSections([
     '::cairn-section:: passwd',
     'app:x:1001:1001:App user:/home/app:/bin/sh',
     '::cairn-section:: id',
     groups,
     '::cairn-section:: primary',
     'app:x:1001:',
-    ...extraGroups.flatMap((g, i) => [`::cairn-section:: group ${i}`, g]),
+    ...extraGroups.flatMap((g, i) => [`::cairn-section:: group-${i}`, g]),
     '::cairn-section:: end',
     '',
-  ].join('\n');
+  ].join('\n'));
 
-const MISSING_PROBE = '::cairn-section:: passwd\n::cairn-section:: id\n::cairn-section:: primary\n::cairn-section:: group 0\nadm:x:4:\n::cairn-section:: end\n';
+const MISSING_PROBE = frameSections(
+  '::cairn-section:: passwd\n::cairn-section:: id\n::cairn-section:: primary\n::cairn-section:: group-0\nadm:x:4:\n::cairn-section:: end\n',
+);
 
 describe('parseUserProbe', () => {
   it('reads passwd, groups, the primary group, asked groups and the hash', () => {
