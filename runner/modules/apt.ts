@@ -188,9 +188,9 @@ export function aptApplyScript(plan: AptPlan): string {
   if (plan.updateCache) lines.push(`${argv('apt-get', '-q', 'update')} || exit 10`);
   if (plan.install.length > 0) {
     const recommends = plan.installRecommends ? '--install-recommends' : '--no-install-recommends';
-    lines.push(`${argv(...APT_GET, recommends, 'install', ...plan.install)} || exit 11`);
+    lines.push(`${argv(...APT_GET, recommends, 'install', '--', ...plan.install)} || exit 11`);
   }
-  if (plan.remove.length > 0) lines.push(`${argv(...APT_GET, ...(plan.purge ? ['--purge'] : []), 'remove', ...plan.remove)} || exit 12`);
+  if (plan.remove.length > 0) lines.push(`${argv(...APT_GET, ...(plan.purge ? ['--purge'] : []), 'remove', '--', ...plan.remove)} || exit 12`);
   return lines.join('\n');
 }
 

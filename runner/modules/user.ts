@@ -211,10 +211,12 @@ export function planUser(args: UserArgs, probe: UserProbe): Planned<UserPlan> {
 /** The apply script (pure; table-tested). The password travels on stdin, not here. */
 export function userApplyScript(plan: UserPlan): string {
   const lines: string[] = [];
-  if (plan.useradd) lines.push(`${argv('useradd', ...plan.useradd)} || exit 30`);
-  if (plan.usermod) lines.push(`${argv('usermod', ...plan.usermod)} || exit 31`);
+  // The user name is the last word: `--` before it, so no name can ever be read as an option.
+  const withName = (words: string[]): string[] => [...words.slice(0, -1), '--', ...words.slice(-1)];
+  if (plan.useradd) lines.push(`${argv('useradd', ...withName(plan.useradd))} || exit 30`);
+  if (plan.usermod) lines.push(`${argv('usermod', ...withName(plan.usermod))} || exit 31`);
   if (plan.setPassword) lines.push(`chpasswd -e || exit 32`);
-  if (plan.userdel) lines.push(`${argv('userdel', ...plan.userdel)} || exit 33`);
+  if (plan.userdel) lines.push(`${argv('userdel', ...withName(plan.userdel))} || exit 33`);
   return lines.join('\n');
 }
 

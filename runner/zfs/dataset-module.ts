@@ -29,7 +29,8 @@ export interface ZfsDatasetPlan {
 
 /** Dataset names as zfs accepts them (pool/fs/child); no snapshots, no shell-special surprises. */
 export const DATASET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]*(?:\/[A-Za-z0-9_.:-]+)*$/;
-const PROPERTY_NAME = /^[a-z0-9_:.@-]+$/;
+// Starts with a letter or digit: a property name is never read as an option of zfs get/set.
+const PROPERTY_NAME = /^[a-z0-9][a-z0-9_:.@-]*$/;
 
 export function datasetProbeScript(name: string, properties: string[]): string {
   const lines = [
