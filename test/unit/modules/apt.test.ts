@@ -95,10 +95,10 @@ describe('apt apply', () => {
     expect(aptApplyScript(p.state!).split('\n')).toEqual([
       'export DEBIAN_FRONTEND=noninteractive',
       'apt-get -q update || exit 10',
-      'apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=120 --no-install-recommends install hello || exit 11',
+      'apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=120 --no-install-recommends install -- hello || exit 11',
     ]);
     const purge = planApt({ name: 'coreutils', state: 'absent', purge: true }, ['coreutils'], dpkg, policy, undefined);
-    expect(aptApplyScript(purge.state!)).toContain('--purge remove coreutils || exit 12');
+    expect(aptApplyScript(purge.state!)).toContain('--purge remove -- coreutils || exit 12');
   });
 
   it('check is one round trip; apply one more, with become; hostile names are refused before any', async () => {

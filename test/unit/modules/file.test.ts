@@ -76,6 +76,16 @@ describe('planFile', () => {
     ]);
   });
 
+  it('refuses a recurse listing with a path outside the tree, a bad mode or type, or a cut record', () => {
+    expect(() => parseTree('644\t0\t0\troot\troot\tf\t/etc/shadow\u0000', '/d')).toThrow(/path outside it/);
+    expect(() => parseTree('644\t0\t0\troot\troot\tf\t/d/../etc\u0000', '/d')).toThrow(/path outside it/);
+    expect(() => parseTree('644\t0\t0\troot\troot\tf\t/dx/a\u0000', '/d')).toThrow(/path outside it/);
+    expect(() => parseTree('9x9\t0\t0\troot\troot\tf\t/d/a\u0000', '/d')).toThrow(/not an octal mode/);
+    expect(() => parseTree('644\tx\t0\troot\troot\tf\t/d/a\u0000', '/d')).toThrow(/not a number/);
+    expect(() => parseTree('644\t0\t0\troot\troot\tq\t/d/a\u0000', '/d')).toThrow(/unknown file type/);
+    expect(() => parseTree('644\t0\t0\troot\troot\tf\t/d/a', '/d')).toThrow(/unterminated record/);
+  });
+
   it('quotes every path: hostile names stay single words', () => {
     const path = "/tmp/$(touch /tmp/pwned) 'x'";
     const plan = planFile({ path, state: 'directory', mode: '0700' }, probeOf(path, { absent: true }), {});

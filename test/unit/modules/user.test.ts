@@ -60,7 +60,7 @@ describe('planUser', () => {
   it('creates a missing user with the given options', () => {
     const p = plan({ name: 'app', groups: ['adm'], shell: '/bin/bash', system: true, create_home: false, comment: 'App' }, MISSING_PROBE);
     expect(p.actions).toEqual(['create user app (groups adm, shell /bin/bash, comment "App", system)']);
-    expect(userApplyScript(p.state!)).toBe("useradd -G adm -s /bin/bash -c App -r -M app || exit 30");
+    expect(userApplyScript(p.state!)).toBe("useradd -G adm -s /bin/bash -c App -r -M -- app || exit 30");
   });
 
   it.each([
@@ -89,7 +89,7 @@ describe('planUser', () => {
 
   it('absent removes an existing user, optionally its home', () => {
     const p = plan({ name: 'app', state: 'absent', remove: true }, appProbe('app'));
-    expect(userApplyScript(p.state!)).toBe('userdel -r app || exit 33');
+    expect(userApplyScript(p.state!)).toBe('userdel -r -- app || exit 33');
     expect(plan({ name: 'app', state: 'absent' }, MISSING_PROBE).changed).toBe(false);
   });
 });
@@ -104,7 +104,7 @@ describe('user module', () => {
     const args = { name: 'app', password: '$6$s$h' };
     const result = await userModule.apply(ctx, args, await userModule.check(ctx, args));
     expect(result.changed).toBe(true);
-    expect(conn.calls[1]!.script).toBe('useradd -m app || exit 30\nchpasswd -e || exit 32');
+    expect(conn.calls[1]!.script).toBe('useradd -m -- app || exit 30\nchpasswd -e || exit 32');
     expect(conn.calls[1]!.opts).toMatchObject({ become: true, stdin: 'app:$6$s$h\n' });
   });
 
