@@ -1,15 +1,15 @@
 /** `cairn drill NAME`: run one timed fault drill, record its result in the journal and the JSON output. */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { now } from '../engine/events.js';
-import { ExitCode, optionsError } from '../errors.js';
-import '../drills/all.js';
-import { drillNames, getDrill } from '../drills/registry.js';
-import type { Drill, DrillContext, DrillOutcome, DrillPower } from '../drills/types.js';
-import { labKill, labPlug, labStart, labStop, labUnplug } from '../lab/index.js';
+import { now } from '../core/engine/events.js';
+import { ExitCode, optionsError } from '../core/util/errors.js';
+import '../features/drills/all.js';
+import { drillNames, getDrill } from '../features/drills/registry.js';
+import type { Drill, DrillContext, DrillOutcome, DrillPower } from '../features/drills/types.js';
+import { labKill, labPlug, labStart, labStop, labUnplug } from '../features/lab/index.js';
 import { addRunOptions, loadPlaybookFile } from './play.js';
-import { openSession, parseExtraVars, type CommonRunOptions, type Session } from './session.js';
-import type { Vars } from '../vars.js';
+import { openSession, parseExtraVars, type CommonRunOptions, type Session } from '../app/session.js';
+import type { Vars } from '../core/util/vars.js';
 
 function collectSet(value: string, previous: Record<string, string> = {}): Record<string, string> {
   const eq = value.indexOf('=');

@@ -1,14 +1,14 @@
 /** `cairn play`, `cairn verify` and `cairn run`: the commands that run tasks. */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ExitCode, optionsError } from '../errors.js';
-import { getModule } from '../modules/index.js';
-import { builtinRolesDir } from '../paths.js';
-import { PlaybookLoader, coerceKeyValueArgs, parseKeyValueArgs } from '../playbook/load.js';
-import type { Playbook, Task } from '../playbook/types.js';
-import { parseYaml } from '../yaml-source.js';
-import { isPlainObject } from '../vars.js';
-import { defaultInventoryPath, openInventory, openSession, prepareVault, type CommonRunOptions } from './session.js';
+import { ExitCode, optionsError } from '../core/util/errors.js';
+import { getModule } from '../core/modules/index.js';
+import { builtinRolesDir } from '../core/util/paths.js';
+import { PlaybookLoader, coerceKeyValueArgs, parseKeyValueArgs } from '../core/playbook/load.js';
+import type { Playbook, Task } from '../core/playbook/types.js';
+import { parseYaml } from '../core/util/yaml-source.js';
+import { isPlainObject } from '../core/util/vars.js';
+import { defaultInventoryPath, openInventory, openSession, prepareVault, type CommonRunOptions } from '../app/session.js';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

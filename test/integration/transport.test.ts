@@ -9,11 +9,11 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshHosts, sshdAvailable, type TestSshLab } from '../helpers/sshd.js';
-import { commandArgv, explainBecomeFailure, openLocalConnection } from '../../runner/transport/local.js';
-import { ConnectionPool, openConnection } from '../../runner/transport/pool.js';
-import { quote } from '../../runner/transport/quote.js';
-import { openSshConnection } from '../../runner/transport/ssh.js';
-import { HostKeyError, UnreachableError, type Connection, type ConnectionSpec } from '../../runner/transport/types.js';
+import { commandArgv, explainBecomeFailure, openLocalConnection } from '../../runner/core/transport/local.js';
+import { ConnectionPool, openConnection } from '../../runner/core/transport/pool.js';
+import { quote } from '../../runner/core/transport/quote.js';
+import { openSshConnection } from '../../runner/core/transport/ssh.js';
+import { HostKeyError, UnreachableError, type Connection, type ConnectionSpec } from '../../runner/core/transport/types.js';
 
 const available = sshdAvailable();
 const sudoInstalled = existsSync('/usr/bin/sudo');

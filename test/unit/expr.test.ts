@@ -4,8 +4,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CairnError, type SourceLocation } from '../../runner/errors.js';
-import { evaluate, evaluateAll, evaluateCondition } from '../../runner/template/index.js';
+import { CairnError, type SourceLocation } from '../../runner/core/util/errors.js';
+import { evaluate, evaluateAll, evaluateCondition } from '../../runner/core/template/index.js';
 
 const origin: SourceLocation = { file: 'roles/web/tasks/main.yml', line: 12, col: 9 };
 
