@@ -1,7 +1,8 @@
 /**
- * Wiring shared by every command that runs tasks (play, verify, run, drills): loads the inventory, sets up
- * the event bus, masker, reporters and run journal, handles Ctrl-C, and turns the outcome into Ansible's exit
- * codes.
+ * Wiring shared by every command that runs tasks (play, verify, run, drills, rollout steps): loads the
+ * inventory, sets up the event bus, masker, reporters and run journal, reacts to interrupts, and turns the
+ * outcome into Ansible's exit codes. Where interrupts come from (the process's signals) and how to leave at
+ * once (process.exit) is the CLI's business: it passes them in as an InterruptSource.
  */
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -124,7 +125,22 @@ export async function prepareVault(inventoryPath: string, opts: CommonRunOptions
   await configureVault(inventoryPath, { vaultIdentity, vaultPasswordFile: opts.vaultPasswordFile });
 }
 
-export async function openSession(opts: CommonRunOptions, command: string, extra: { playbook?: string; lock?: boolean } = {}): Promise<Session> {
+/**
+ * Where interrupts come from and how to leave at once. The CLI passes the process's SIGINT/SIGTERM and
+ * process.exit (runner/commands/signals.ts); without one, a session is not interruptible from outside.
+ */
+export interface InterruptSource {
+  /** Call `handler` on each interrupt until the returned function is called. */
+  listen(handler: () => void): () => void;
+  /** End the process now with `code` (a second interrupt), after the session has closed its journal and lock. */
+  exitNow(code: number): void;
+}
+
+export async function openSession(
+  opts: CommonRunOptions,
+  command: string,
+  extra: { playbook?: string; lock?: boolean; interrupts?: InterruptSource } = {},
+): Promise<Session> {
   const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
   // Vault files are decrypted in memory before the inventory reads them; plaintext never touches the disk.
   await prepareVault(inventoryPath, opts);
@@ -132,7 +148,7 @@ export async function openSession(opts: CommonRunOptions, command: string, extra
   // A run that may change hosts holds the inventory's lock: two cairn processes never change one platform at once.
   const lock = extra.lock === false || opts.check ? undefined : acquireRunLock(inventory.path, commandLineForLock(), { stateDir: stateDir() });
   const masker = new SecretMasker();
-  for (const secret of (inventory as Inventory & { secretValues?: () => string[] }).secretValues?.() ?? []) masker.add(secret);
+  for (const secret of inventory.secretValues()) masker.add(secret);
   const bus = new EventBus();
   const tty = Boolean(process.stdout.isTTY) && !opts.json;
   const color = opts.color !== false && !process.env.NO_COLOR && tty;
@@ -163,7 +179,7 @@ export async function openSession(opts: CommonRunOptions, command: string, extra
 
   const controller = new AbortController();
   let interrupts = 0;
-  const onSigint = () => {
+  const onInterrupt = () => {
     interrupts++;
     if (interrupts === 1) {
       bus.emit({ type: 'warning', time: now(), msg: 'interrupted: letting running tasks finish, starting no new ones (Ctrl-C again to abort at once)' });
@@ -173,11 +189,10 @@ export async function openSession(opts: CommonRunOptions, command: string, extra
       bus.emit({ type: 'run_end', time: now(), exitCode: ExitCode.interrupted, durationMs: Date.now() - startedAt, interrupted: true });
       journal?.close();
       lock?.release();
-      process.exit(ExitCode.interrupted);
+      extra.interrupts?.exitNow(ExitCode.interrupted);
     }
   };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
+  const stopListening = extra.interrupts?.listen(onInterrupt);
 
   const templater = createTemplater({ partialsDirs: [sharedTemplatesDir()] });
   const engineOptions = {
@@ -221,8 +236,7 @@ export async function openSession(opts: CommonRunOptions, command: string, extra
       bus.emit({ type: 'run_end', time: now(), exitCode: code, durationMs: Date.now() - startedAt, interrupted: outcome.interrupted });
       journal?.close();
       lock?.release();
-      process.off('SIGINT', onSigint);
-      process.off('SIGTERM', onSigint);
+      stopListening?.();
       return code;
     },
   };

@@ -15,6 +15,7 @@ import { assertStepMayStart, findTarget, nextAction, runningStep } from '../feat
 import { buildReportData, writeReport } from '../features/rollout/report.js';
 import { loadState, rolloutStatePath, stepState, updateState } from '../features/rollout/state.js';
 import { renderStatusText, rolloutStatus } from '../features/rollout/status.js';
+import { processInterrupts } from './signals.js';
 import { defaultOperator, runStep, type StepOutcome, type StepRunContext } from '../features/rollout/steps.js';
 import type { Checklist, ChecklistStep } from '../features/rollout/types.js';
 import { addRunOptions } from './play.js';
@@ -62,6 +63,7 @@ function stepContext(checklist: Checklist, opts: RunOpts): StepRunContext {
     operator: opts.by ?? defaultOperator(),
     // With --json, stdout carries only JSON lines: our own lines go to stderr.
     say: (line) => (json ? process.stderr : process.stdout).write(`${line}\n`),
+    interrupts: processInterrupts,
   };
 }
 

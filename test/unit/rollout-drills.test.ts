@@ -15,7 +15,7 @@ import type { Inventory } from '../../runner/core/inventory/types.js';
 import { packageRoot } from '../../runner/core/util/paths.js';
 
 function context(options: Record<string, string>, vars: Record<string, unknown> = {}): DrillContext {
-  const inventory = { path: '/inv', hosts: new Map([['lb1', { name: 'lb1', vars, groups: ['all'], location: { file: '/inv' } }]]), groups: new Map(), hostVars: () => vars, varOrigin: () => undefined, select: () => ['lb1'] } as unknown as Inventory;
+  const inventory = { path: '/inv', hosts: new Map([['lb1', { name: 'lb1', vars, groups: ['all'], location: { file: '/inv' } }]]), groups: new Map(), hostVars: () => vars, varOrigin: () => undefined, select: () => ['lb1'], secretValues: () => [] } as unknown as Inventory;
   return {
     inventory,
     hostVars: () => vars,

@@ -35,4 +35,6 @@ export interface Inventory {
   varOrigin(host: string, variable: string): SourceLocation | undefined;
   /** Hosts matching an Ansible-style pattern, in inventory order. Throws a CairnError on a bad pattern. */
   select(pattern: string): string[];
+  /** Every string value read from an encrypted vault file, longest first: the session masks them in all output. */
+  secretValues(): string[];
 }

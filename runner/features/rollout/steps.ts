@@ -9,9 +9,9 @@
  */
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { runDrillInSession } from '../../commands/drill.js';
-import { loadPlaybookFile } from '../../commands/play.js';
-import { openSession, parseExtraVars, type CommonRunOptions, type Session } from '../../app/session.js';
+import { loadPlaybookFile } from '../../app/playbook.js';
+import { openSession, parseExtraVars, type CommonRunOptions, type InterruptSource, type Session } from '../../app/session.js';
+import { runDrillInSession } from '../drills/run.js';
 import { getDrill, drillNames } from '../drills/registry.js';
 import type { RunEvent } from '../../core/engine/events.js';
 import { connectionSpecFor } from '../../core/engine/connection-spec.js';
@@ -39,6 +39,8 @@ export interface StepRunContext {
   operator: string;
   /** Progress lines for the operator (headers, results); not used for the session's own output. */
   say(line: string): void;
+  /** Ctrl-C for the step's sessions (the CLI passes the process's signals). */
+  interrupts?: InterruptSource;
 }
 
 export interface StepOutcome {
@@ -169,7 +171,7 @@ function finished(session: Session, state: StepOutcome['state'], evidence: StepE
 async function validatePlay(ctx: StepRunContext, step: ChecklistStep, spec: PlayStepSpec): Promise<StepOutcome> {
   const playbook = loadStepPlaybook(step, spec);
   // Check mode and no lock: validation contacts no host.
-  const session = await openSession(sessionOptions(ctx, spec, { check: true }), `rollout run ${step.id}`, { playbook: playbook.path, lock: false });
+  const session = await openSession(sessionOptions(ctx, spec, { check: true }), `rollout run ${step.id}`, { playbook: playbook.path, lock: false, interrupts: ctx.interrupts });
   const only = narrowedHosts(ctx, spec, session.inventory);
   const engine = only ? session.newEngine({ onlyHosts: only }) : session.engine;
   try {
@@ -220,7 +222,7 @@ async function runInSession(
 
 async function runPlay(ctx: StepRunContext, step: ChecklistStep, spec: PlayStepSpec): Promise<StepOutcome> {
   const playbook = loadStepPlaybook(step, spec);
-  const session = await openSession(sessionOptions(ctx, spec, { check: spec.check }), `rollout run ${step.id}`, { playbook: playbook.path });
+  const session = await openSession(sessionOptions(ctx, spec, { check: spec.check }), `rollout run ${step.id}`, { playbook: playbook.path, interrupts: ctx.interrupts });
   const { code, interrupted } = await runInSession(ctx, session, spec, playbook, false);
   const evidence = playEvidence(journalEvents(session), { check: spec.check, validate: false, exitCode: code });
   if (interrupted) return finished(session, 'interrupted', evidence, 'interrupted (Ctrl-C)');
@@ -239,7 +241,7 @@ function describePlayFailure(code: number, ev: { failedHosts: string[]; unreacha
 
 async function runVerify(ctx: StepRunContext, step: ChecklistStep, spec: VerifyStepSpec): Promise<StepOutcome> {
   const playbook = loadStepPlaybook(step, spec);
-  const session = await openSession(sessionOptions(ctx, spec), `rollout run ${step.id}`, { playbook: playbook.path, lock: false });
+  const session = await openSession(sessionOptions(ctx, spec), `rollout run ${step.id}`, { playbook: playbook.path, lock: false, interrupts: ctx.interrupts });
   const { code, interrupted } = await runInSession(ctx, session, spec, playbook, true);
   const evidence = verifyEvidence(journalEvents(session), code);
   if (interrupted) return finished(session, 'interrupted', evidence, 'interrupted (Ctrl-C)');
@@ -255,7 +257,7 @@ async function runVerify(ctx: StepRunContext, step: ChecklistStep, spec: VerifyS
 async function runDrill(ctx: StepRunContext, step: ChecklistStep, spec: DrillStepSpec): Promise<StepOutcome> {
   const drill = getDrill(spec.drill);
   if (!drill) throw new CairnError(`step "${step.id}": drill "${spec.drill}" is not known to this cairn (drills: ${drillNames().join(', ') || 'none'})`, { kind: 'input', location: step.location });
-  const session = await openSession(sessionOptions(ctx, { extraVars: spec.extraVars }), `rollout run ${step.id}`);
+  const session = await openSession(sessionOptions(ctx, { extraVars: spec.extraVars }), `rollout run ${step.id}`, { interrupts: ctx.interrupts });
   let code: number;
   try {
     // As `cairn drill -e`: the step's variables, then the command line's.
@@ -300,7 +302,7 @@ function migrateHost(session: Session, ctx: StepRunContext, name: string, overri
 
 async function runMigrate(ctx: StepRunContext, step: ChecklistStep, spec: MigrateStepSpec, alreadyDone: string[], staleKeyDir: string | undefined): Promise<StepOutcome> {
   // A dry run changes nothing, but it logs into the target with a one-off key: it holds the lock all the same.
-  const session = await openSession(sessionOptions(ctx, { extraVars: {} }), `rollout run ${step.id}`);
+  const session = await openSession(sessionOptions(ctx, { extraVars: {} }), `rollout run ${step.id}`, { interrupts: ctx.interrupts });
   let result: Awaited<ReturnType<typeof runMigration>> | undefined;
   try {
     const source = migrateHost(session, ctx, spec.source.host, {});
