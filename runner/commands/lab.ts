@@ -1,6 +1,6 @@
 /**
  * `cairn lab ...`: the built-in lab of Debian hosts in systemd-nspawn containers on a private bridge.
- * The work is in runner/lab/; this file parses options and prints results.
+ * The work is in runner/features/lab/; this file parses options and prints results.
  */
 import type { Command } from 'commander';
 import { optionsError } from '../core/util/errors.js';

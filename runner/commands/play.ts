@@ -174,5 +174,3 @@ export function registerPlayCommands(program: Command): void {
       }
     });
 }
-
-export { ExitCode };

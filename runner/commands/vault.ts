@@ -134,7 +134,7 @@ function shredFile(path: string): void {
 }
 
 function shredFolder(dir: string): void {
-  let names: string[] = [];
+  let names: string[];
   try {
     names = readdirSync(dir);
   } catch {

@@ -180,7 +180,6 @@ describe.skipIf(!available.ok)('ssh transport against real sshd', () => {
 
   it('refuses a host whose key does not match known_hosts, naming the file and line', async () => {
     const h1 = lab.hosts[0]!;
-    const h2 = lab.hosts[1]!;
     // h2's real key recorded under h1's address: exactly what a man in the middle would present.
     const lines = readFileSync(lab.knownHostsPath, 'utf8').trim().split('\n');
     const h2Key = lines[1]!.split(' ').slice(1).join(' ');

@@ -46,7 +46,7 @@ function failure(run: () => unknown): CairnError {
     run();
   } catch (err) {
     if (err instanceof CairnError) return err;
-    throw new Error(`expected a CairnError, got ${String(err)}`);
+    throw new Error(`expected a CairnError, got ${String(err)}`, { cause: err });
   }
   throw new Error('expected a CairnError, nothing was thrown');
 }

@@ -16,7 +16,7 @@ function cairnError(fn: () => unknown): CairnError {
     fn();
   } catch (err) {
     if (err instanceof CairnError) return err;
-    throw new Error(`expected a CairnError, got ${String(err)}`);
+    throw new Error(`expected a CairnError, got ${String(err)}`, { cause: err });
   }
   throw new Error('expected a CairnError, nothing was thrown');
 }

@@ -47,7 +47,7 @@ function failure(run: () => unknown): CairnError {
     run();
   } catch (err) {
     if (err instanceof CairnError) return err;
-    throw new Error(`expected a CairnError, got ${err instanceof Error ? err.stack : String(err)}`);
+    throw new Error(`expected a CairnError, got ${err instanceof Error ? err.stack : String(err)}`, { cause: err });
   }
   throw new Error('expected a CairnError, nothing was thrown');
 }

@@ -64,7 +64,7 @@ async function cairnError(fn: () => unknown): Promise<CairnError> {
     await fn();
   } catch (err) {
     if (err instanceof CairnError) return err;
-    throw new Error(`expected a CairnError, got ${err instanceof Error ? err.stack : String(err)}`);
+    throw new Error(`expected a CairnError, got ${err instanceof Error ? err.stack : String(err)}`, { cause: err });
   }
   throw new Error('expected a CairnError, nothing was thrown');
 }

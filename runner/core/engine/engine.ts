@@ -79,7 +79,7 @@ class HostState {
 interface PlayContext {
   play: Play;
   playbookDir: string;
-  /** Hosts of the current batch (for run_once). */
+  /** run_once tasks started in the current batch, by task: their one outcome, shared by every host of the batch. */
   runOnce: Map<Task, Promise<TaskOutcome>>;
   /** any_errors_fatal tripped, or the run was interrupted: start no new tasks. */
   aborted: boolean;
@@ -526,11 +526,11 @@ export class Engine {
     const maxAttempts = task.until ? (task.retries ?? 3) + 1 : 1;
     let attempts = 0;
     let result: ModuleResult | undefined;
-    let registered: Record<string, unknown> = {};
+    let registered: Record<string, unknown>;
     let predicted = false;
     let actions: string[] = [];
-    let failed = false;
-    let changed = false;
+    let failed: boolean;
+    let changed: boolean;
     for (;;) {
       attempts++;
       try {
@@ -568,7 +568,7 @@ export class Engine {
       registered.changed = changed;
       registered.failed = failed;
       if (!task.until || attempts >= maxAttempts || this.opts.signal.aborted) break;
-      let done = false;
+      let done: boolean;
       try {
         done = !failed && evaluateAll(task.until, withResult, task.location);
       } catch (err) {
@@ -581,7 +581,7 @@ export class Engine {
     }
     if (task.until && !failed) {
       const condVars = task.register ? { [task.register]: registered } : {};
-      let met = true;
+      let met: boolean;
       try {
         met = evaluateAll(task.until, lazyVarsWith(vars, condVars), task.location);
       } catch {

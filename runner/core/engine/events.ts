@@ -1,5 +1,6 @@
 /**
- * The engine's typed events. The engine only emits; console, JSON, journal and HTML reporters subscribe.
+ * The engine's typed events. The engine only emits; the console, JSON and journal reporters (runner/app/report/)
+ * subscribe, and the rollout's HTML report is built later from the journal.
  * Every field is plain data (JSON-serialisable) so the journal can store events as they are.
  */
 import type { FileDiff } from '../modules/types.js';
@@ -79,8 +80,6 @@ export type RunEvent =
   | { type: 'play_end'; time: string; play: string }
   | { type: 'recap'; time: string; stats: Record<string, HostStats> }
   | { type: 'run_end'; time: string; exitCode: number; durationMs: number; interrupted: boolean };
-
-export type RunEventType = RunEvent['type'];
 
 /** Distributes events to subscribers; one subscriber failing never stops the run or the others. */
 export class EventBus {

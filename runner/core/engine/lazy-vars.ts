@@ -8,12 +8,6 @@ import type { Vars } from '../util/vars.js';
 
 export type RenderFn = (template: string, context: Vars, variable: string) => unknown;
 
-const RAW = Symbol('cairn.raw');
-
-export function rawVars(view: Vars): Vars {
-  return ((view as Record<symbol, unknown>)[RAW] as Vars | undefined) ?? view;
-}
-
 /**
  * A Proxy must return a read-only, non-configurable property's own value (frozen data such as the
  * inventory's `groups` lists): such values are returned as they are, never wrapped.
@@ -26,7 +20,6 @@ function isFrozenProperty(target: object, key: string): boolean {
 export function lazyVars(layered: Vars, render: RenderFn): Vars {
   const resolving = new Set<string>();
   const cache = new Map<string, unknown>();
-  let root: Vars;
 
   const wrap = (value: unknown, path: string): unknown => {
     if (typeof value === 'string') {
@@ -46,7 +39,6 @@ export function lazyVars(layered: Vars, render: RenderFn): Vars {
       if (cache.has(path)) return cache.get(path);
       const proxy = new Proxy(value as object, {
         get(target, key, receiver) {
-          if (key === RAW) return target;
           const v = Reflect.get(target, key, receiver);
           if (typeof key === 'symbol' || typeof v === 'function' || isFrozenProperty(target, key)) return v;
           return wrap(v, `${path}.${key}`);
@@ -58,9 +50,8 @@ export function lazyVars(layered: Vars, render: RenderFn): Vars {
     return value;
   };
 
-  root = new Proxy(layered, {
+  const root: Vars = new Proxy(layered, {
     get(target, key, receiver) {
-      if (key === RAW) return target;
       const v = Reflect.get(target, key, receiver);
       if (typeof key === 'symbol' || typeof v === 'function' || isFrozenProperty(target, key)) return v;
       return wrap(v, key);

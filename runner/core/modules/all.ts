@@ -1,6 +1,6 @@
 /**
- * Registers every module cairn ships, with Ansible's aliases. Importing this file once (the engine does)
- * fills the registry in ./index.ts.
+ * Registers every module cairn ships, with Ansible's aliases. Importing this file once fills the registry in
+ * ./index.ts: runner/cli.ts does, before any command runs (the engine itself only looks modules up).
  */
 import { registerModule } from './index.js';
 import { aptModule } from './apt.js';
@@ -40,6 +40,6 @@ registerModule(assertModule);
 registerModule(debugModule);
 registerModule(failModule);
 registerModule(setupModule, 'gather_facts');
-import './raid/health-module.js'; // raid_health registers itself (runner/modules/raid-health.ts)
-import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate (runner/modules/kvm-zfs.ts)
-import './ceph/health-module.js'; // ceph_health registers itself (runner/modules/ceph-health.ts)
+import './raid/health-module.js'; // raid_health registers itself
+import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate
+import './ceph/health-module.js'; // ceph_health registers itself

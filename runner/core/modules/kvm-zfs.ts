@@ -1,6 +1,6 @@
 /**
  * The hypervisor and ZFS modules (kvm and zfs roles): registered from one line in ./all.ts. Their code lives
- * beside their parsers in runner/zfs/ and runner/virt/.
+ * beside their parsers in ./zfs/ and ./virt/.
  */
 import { virtHostValidateModule } from './virt/host-validate-module.js';
 import { zfsDatasetModule } from './zfs/dataset-module.js';

@@ -467,7 +467,3 @@ function suggestion(name: string, candidates: string[]): string {
   const near = closestNames(name, candidates);
   return near.length ? ` (did you mean ${near.map((n) => `"${n}"`).join(' or ')}?)` : '';
 }
-
-export function isCairnError(err: unknown): err is CairnError {
-  return err instanceof CairnError;
-}

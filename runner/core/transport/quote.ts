@@ -4,7 +4,7 @@
  */
 export function quote(value: string | number): string {
   const text = String(value);
-  if (text !== '' && /^[A-Za-z0-9_\/.,:=@%+-]+$/.test(text)) return text;
+  if (text !== '' && /^[A-Za-z0-9_/.,:=@%+-]+$/.test(text)) return text;
   return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 

@@ -328,7 +328,7 @@ function duplicateKeyError(source: string, file: string, doc: Document.Parsed, l
   return errorAtOffset(source, file, dup.second.range?.[0] ?? 0, message);
 }
 
-function parseError(source: string, file: string, doc: Document.Parsed, lineCounter: LineCounter, options: YamlParseOptions): CairnError {
+function parseError(source: string, file: string, doc: Document.Parsed): CairnError {
   const error = doc.errors[0]!;
   const offset = Math.min(error.pos[0], source.length);
   const message = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
@@ -455,7 +455,7 @@ export function parseYaml(source: string, file: string, options: YamlParseOption
     const { line, col } = lineCounter.linePos(offset);
     return { file, line, col };
   };
-  if (doc.errors.length) throw parseError(source, file, doc, lineCounter, options);
+  if (doc.errors.length) throw parseError(source, file, doc);
   const duplicate = duplicateKeyError(source, file, doc, lineCounter, options);
   if (duplicate) throw duplicate;
   checkAliases(source, file, doc, lineCounter);

@@ -355,7 +355,7 @@ registerDrill({
     const probe = startProbe(ctx, door, 60_000);
     let broken = false;
     let switched: { value: string; afterMs: number } | undefined;
-    let answering = false;
+    let answering: boolean;
     let restored = false;
     let report: ProbeReport;
     try {

@@ -2,7 +2,7 @@
  * Drills of the hypervisor layer (kvm and zfs roles).
  *
  * - vm-lifecycle (document 004's cluster acceptance, the VM part): on one pve host, define a tiny guest from
- *   the template in runner/virt/tiny-guest.ts, clone it (XML copy + disk copy, as virt-clone does), start both
+ *   the template in ./tiny-guest.ts, clone it (XML copy + disk copy, as virt-clone does), start both
  *   with KVM acceleration, prove they run (domstate running, the qemu process alive, `info kvm` enabled, and
  *   the marker the guest's own code writes to its serial port), then destroy and undefine both. Timed.
  * - zfs-degrade: take one vdev of a pool offline (`zpool offline`), check that the pool is DEGRADED and that

@@ -561,8 +561,3 @@ function runSsh(address: string, gen: GeneratedPaths, command: RemoteCommand | u
   });
 }
 
-/** Where `up` writes the inventory (whether or not the lab is up). */
-export function labInventoryPath(generatedDir?: string): string {
-  return generatedPaths(generatedDir ?? readStateLenient()?.generatedDir).inventory;
-}
-

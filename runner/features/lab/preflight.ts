@@ -57,7 +57,7 @@ export function requireTools(tools: readonly Tool[]): void {
 }
 
 export function requireOverlayfs(): void {
-  let filesystems = '';
+  let filesystems: string;
   try {
     filesystems = readFileSync('/proc/filesystems', 'utf8');
   } catch {

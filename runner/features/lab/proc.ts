@@ -58,10 +58,6 @@ export function allProcesses(): ProcessInfo[] {
   return out;
 }
 
-export function childrenOf(pid: number, processes = allProcesses()): ProcessInfo[] {
-  return processes.filter((p) => p.ppid === pid);
-}
-
 /** Every descendant, nearest first. */
 export function descendantsOf(pid: number, processes = allProcesses()): ProcessInfo[] {
   const out: ProcessInfo[] = [];

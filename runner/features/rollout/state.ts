@@ -2,7 +2,7 @@
  * The rollout's recorded state: `<state dir>/rollout.json` (CAIRN_STATE_DIR, else .cairn).
  *
  * - Written atomically: a temp file in the same folder, fsync, rename. A reader never sees half a file.
- * - Changed only under a lock (runner/lock.ts's lock file, keyed on this file), and always as
+ * - Changed only under a lock (runner/app/lock.ts's lock file, keyed on this file), and always as
  *   load -> change -> write inside that lock, so two cairn processes never lose each other's changes. The
  *   lock is held only for that instant, not while a step runs: a person can sign a manual step while a long
  *   drill is running.

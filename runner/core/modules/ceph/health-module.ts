@@ -1,7 +1,7 @@
 /**
  * ceph_health: read-only verdict on a Ceph cluster from a node with the admin keyring, from `ceph -s`,
  * `ceph health detail`, `ceph quorum_status`, `ceph osd tree`, `ceph osd pool ls detail` and `ceph osd crush
- * rule dump` (runner/ceph/). Passes on HEALTH_OK (muted checks accepted per `allowed_mutes`, and always
+ * rule dump` (the parsers beside this file). Passes on HEALTH_OK (muted checks accepted per `allowed_mutes`, and always
  * reported), every monitor in quorum, every OSD up and in, every PG active+clean, pools with the wanted
  * size/min_size and failure domain. With `wait_s` it polls until that holds or the time is up (a play waiting
  * for a new cluster to settle); verification leaves it at 0 and judges the cluster as it is.

@@ -43,11 +43,6 @@ export function isHealthStatus(value: unknown): value is HealthStatus {
   return typeof value === 'string' && (STATUSES as readonly string[]).includes(value);
 }
 
-/** HEALTH_ERR > HEALTH_WARN > HEALTH_OK. */
-export function healthRank(status: HealthStatus): number {
-  return STATUSES.indexOf(status);
-}
-
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }

@@ -2,7 +2,7 @@
  * raid_health: the health of the host's md (software RAID) arrays, read-only, in one round trip. It reads
  * /proc/mdstat (or `mdstat_path`, so a captured file can stand in for it, as node_exporter's
  * --path.procfs) and, for each array, `mdadm --detail` (run on the host, or read from `mdadm_detail_path`),
- * parses them with runner/raid and fails naming every array that is degraded, failed or inactive. No
+ * parses them with the parsers beside this file and fails naming every array that is degraded, failed or inactive. No
  * mdstat file at all (no md driver, a container) passes with the note "no md arrays (no <path>)".
  * Registered values: arrays (one verdict each), mdstat_present, msg.
  *
