@@ -1,7 +1,7 @@
 /** `cairn play`, `cairn verify` and `cairn run`: the commands that run tasks. */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ExitCode, optionsError } from '../core/util/errors.js';
+import { optionsError } from '../core/util/errors.js';
 import { getModule } from '../core/modules/index.js';
 import { coerceKeyValueArgs, parseKeyValueArgs } from '../core/playbook/load.js';
 import type { Task } from '../core/playbook/types.js';

@@ -12,9 +12,9 @@ import { inputError } from '../../core/util/errors.js';
 import { argv, quote } from '../../core/transport/quote.js';
 import { CephOutputError, activeChecks, parseHealthDetailText, parseJsonOutput } from '../../core/modules/ceph/health.js';
 import { activeCleanPgs, degradedPgs, parseStatusJson, type CephStatus } from '../../core/modules/ceph/status.js';
+import { pollUntil } from './poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
-import { sleep } from '../../core/util/sleep.js';
 import { hostValue } from './settings.js';
 
 
@@ -116,19 +116,22 @@ registerDrill({
       stopped = true;
       measured.stop_s = seconds(performance.now() - t0);
       // Until the monitors report the OSD down and its PGs degraded (or the bound passes).
-      while (!ctx.signal.aborted && performance.now() - t0 < warnBoundS * 1000) {
-        const status = await cephStatus(ctx, admin);
-        const degraded = degradedPgs(status);
-        degradedMax = Math.max(degradedMax, degraded);
-        const codes = activeChecks(status.health).map((c) => c.code);
-        if (status.health.status !== 'HEALTH_OK' && codes.includes('OSD_DOWN') && degraded > 0) {
-          warnAfterMs = performance.now() - t0;
-          warnChecks = status.health.checks.map((c) => `${c.code}: ${c.summary}`).join('; ');
-          measured.health_while_down = status.health.status;
-          if (status.degradedObjects !== undefined) measured.degraded_objects = status.degradedObjects;
-          break;
-        }
-        await sleep(500, ctx.signal);
+      const warned = await pollUntil(
+        async () => {
+          const status = await cephStatus(ctx, admin);
+          const degraded = degradedPgs(status);
+          degradedMax = Math.max(degradedMax, degraded);
+          const codes = activeChecks(status.health).map((c) => c.code);
+          return status.health.status !== 'HEALTH_OK' && codes.includes('OSD_DOWN') && degraded > 0 ? status : undefined;
+        },
+        { since: t0, timeoutMs: warnBoundS * 1000, everyMs: 500, signal: ctx.signal },
+      );
+      if (warned) {
+        const status = warned.value;
+        warnAfterMs = warned.afterMs;
+        warnChecks = status.health.checks.map((c) => `${c.code}: ${c.summary}`).join('; ');
+        measured.health_while_down = status.health.status;
+        if (status.degradedObjects !== undefined) measured.degraded_objects = status.degradedObjects;
       }
       if (warnAfterMs !== undefined) {
         ctx.log(`after ${seconds(warnAfterMs)} s: ${warnChecks}`);
@@ -139,11 +142,14 @@ registerDrill({
         // min_size 2: with two copies of three the PGs stay active, so a write must still succeed.
         const write = await ctx.exec(admin, rados('put', 'cairn-drill-while-down', '/etc/hostname'), { timeoutMs: 40_000 });
         measured.write_while_down = write.code === 0 ? 'ok' : `failed (exit ${write.code})`;
-        const holdUntil = performance.now() + holdS * 1000;
-        while (!ctx.signal.aborted && performance.now() < holdUntil) {
-          degradedMax = Math.max(degradedMax, degradedPgs(await cephStatus(ctx, admin)));
-          await sleep(1000, ctx.signal);
-        }
+        // Hold the fault for holdS, sampling the degraded PG count every second (never "done" early).
+        await pollUntil(
+          async () => {
+            degradedMax = Math.max(degradedMax, degradedPgs(await cephStatus(ctx, admin)));
+            return undefined;
+          },
+          { timeoutMs: holdS * 1000, everyMs: 1000, signal: ctx.signal },
+        );
       }
     } finally {
       if (stopped) {
@@ -155,20 +161,19 @@ registerDrill({
     }
 
     // Back to HEALTH_OK, every OSD up and in, every PG active+clean.
-    let recoverAfterMs: number | undefined;
     let last: CephStatus | undefined;
-    while (!ctx.signal.aborted && performance.now() - startedAt < recoverBoundS * 1000) {
-      try {
-        last = await cephStatus(ctx, admin);
-      } catch (err) {
-        if (!(err instanceof CephOutputError)) throw err;
-      }
-      if (last && isCleanOk(last)) {
-        recoverAfterMs = performance.now() - startedAt;
-        break;
-      }
-      await sleep(500, ctx.signal);
-    }
+    const recovered = await pollUntil(
+      async () => {
+        try {
+          last = await cephStatus(ctx, admin);
+        } catch (err) {
+          if (!(err instanceof CephOutputError)) throw err;
+        }
+        return last && isCleanOk(last) ? last : undefined;
+      },
+      { since: startedAt, timeoutMs: recoverBoundS * 1000, everyMs: 500, signal: ctx.signal },
+    );
+    const recoverAfterMs = recovered?.afterMs;
 
     // Leave the pool as it was.
     const cleanup = await ctx.exec(admin, [...objectNames, 'cairn-drill-while-down'].map((o) => `${rados('rm', o)} 2>/dev/null`).join('; ') + '; true', { timeoutMs: 120_000 });

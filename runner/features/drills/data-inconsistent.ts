@@ -13,10 +13,10 @@
 import { inputError } from '../../core/util/errors.js';
 import { activeChecks, parseJsonOutput } from '../../core/modules/ceph/health.js';
 import { argv, quote } from '../../core/transport/quote.js';
-import { sleep } from '../../core/util/sleep.js';
 import { cephNodes, cephStatus, isCleanOk, positiveNumber, runOn, seconds } from './ceph.js';
 import { hostValue } from './settings.js';
 import { monitoringOf, runAlertDrill } from './monitoring.js';
+import { pollUntil } from './poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext } from './types.js';
 import { isPlainObject } from '../../core/util/vars.js';
@@ -59,13 +59,10 @@ function exporterRefreshS(ctx: DrillContext, node: string): number {
   return Number.isFinite(value) && value > 0 ? value : 15;
 }
 
+/** Milliseconds until `probe` holds, asked every second; undefined after `boundS` (or on Ctrl-C). */
 async function waitFor(ctx: DrillContext, boundS: number, probe: () => Promise<boolean>): Promise<number | undefined> {
-  const t0 = performance.now();
-  while (!ctx.signal.aborted && performance.now() - t0 < boundS * 1000) {
-    if (await probe()) return performance.now() - t0;
-    await sleep(1000, ctx.signal);
-  }
-  return undefined;
+  const seen = await pollUntil(async () => ((await probe()) ? true : undefined), { timeoutMs: boundS * 1000, everyMs: 1000, signal: ctx.signal });
+  return seen?.afterMs;
 }
 
 registerDrill({

@@ -18,6 +18,7 @@
 import { inputError } from '../../core/util/errors.js';
 import { argv, quote } from '../../core/transport/quote.js';
 import { ProbeLoop, type ProbeReport, type ProbeSample } from './probe.js';
+import { pollUntil } from './poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
 import { sleep } from '../../core/util/sleep.js';
@@ -121,17 +122,6 @@ function frontDoor(ctx: DrillContext): FrontDoor {
   return { lbs, vip, url };
 }
 
-/** Poll `check` every `everyMs` until it returns a value; undefined after `timeoutMs` (or on Ctrl-C). */
-async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs: number, everyMs: number, signal: AbortSignal): Promise<{ value: T; afterMs: number } | undefined> {
-  const t0 = performance.now();
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return { value, afterMs: performance.now() - t0 };
-    if (performance.now() - t0 >= timeoutMs || signal.aborted) return undefined;
-    await sleep(everyMs, signal);
-  }
-}
-
 /** Does `host` hold the VIP? false when it does not answer (powered off) within a few seconds. */
 async function holdsVip(ctx: DrillContext, host: string, vip: string): Promise<boolean> {
   try {
@@ -159,8 +149,7 @@ async function currentMaster(ctx: DrillContext, door: FrontDoor): Promise<string
 /** One GET to the VIP before breaking anything: a drill against a dead service proves nothing. */
 async function requireAnswer(door: FrontDoor, signal: AbortSignal): Promise<void> {
   const probe = new ProbeLoop({ url: door.url, intervalMs: 200, timeoutMs: 2000, maxRequests: 5, maxDurationMs: 5000, signal });
-  const giveUpAt = performance.now() + 8000;
-  while (probe.count < 5 && !probe.lastOk(1) && performance.now() < giveUpAt && !signal.aborted) await sleep(100, signal);
+  await pollUntil(async () => (probe.count >= 5 || probe.lastOk(1) ? true : undefined), { timeoutMs: 8000, everyMs: 100, signal });
   const report = await probe.stop();
   if (!report.samples.some((s) => s.ok)) throw new Error(`${door.url} does not answer before the drill (${report.samples[0]?.error ?? `status ${report.samples[0]?.status}`})`);
 }
@@ -182,7 +171,7 @@ function startProbe(ctx: DrillContext, door: FrontDoor, maxDurationMs: number): 
  * answers from before the fault must not count, bounded.
  */
 async function untilAnswering(probe: ProbeLoop, from: number, n: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
-  return (await waitFor(async () => (probe.count >= from + n && probe.lastOk(n) ? true : undefined), timeoutMs, PROBE_INTERVAL_MS, signal)) !== undefined;
+  return (await pollUntil(async () => (probe.count >= from + n && probe.lastOk(n) ? true : undefined), { timeoutMs, everyMs: PROBE_INTERVAL_MS, signal })) !== undefined;
 }
 
 const seconds = (ms: number) => Math.round(ms) / 1000;
@@ -234,10 +223,10 @@ async function restoreBalancer(ctx: DrillContext, host: string, variant: Variant
  * along (it saw no peer), so "the master holds it" alone would pass at once; the backup must also let go.
  */
 async function waitForSoleHolder(ctx: DrillContext, door: FrontDoor, master: string, timeoutMs: number) {
-  return waitFor(async () => {
+  return pollUntil(async () => {
     const holders = await vipHolders(ctx, door.lbs, door.vip);
     return holders.length === 1 && holders[0] === master ? master : undefined;
-  }, timeoutMs, 50, ctx.signal);
+  }, { timeoutMs, everyMs: 50, signal: ctx.signal });
 }
 
 /** What failover and failback start from: the variant, the front door, its one master, a backup, the VIP answering. */
@@ -253,7 +242,7 @@ async function pairReady(ctx: DrillContext): Promise<{ variant: Variant; door: F
 
 /** The VIP on one of `hosts`, polled every 50 ms: which one and after how long. */
 function waitForVipOn(ctx: DrillContext, hosts: string[], vip: string, timeoutMs: number) {
-  return waitFor(async () => (await vipHolders(ctx, hosts, vip))[0], timeoutMs, 50, ctx.signal);
+  return pollUntil(async () => (await vipHolders(ctx, hosts, vip))[0], { timeoutMs, everyMs: 50, signal: ctx.signal });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -303,7 +292,7 @@ registerDrill({
       await run(ctx, victim, 'systemctl stop nginx');
       stopped = true;
       downFrom = performance.now() - probeStart;
-      const down = await waitFor(async () => ((await victimStatus()).startsWith('DOWN') ? true : undefined), 15_000, 100, ctx.signal);
+      const down = await pollUntil(async () => ((await victimStatus()).startsWith('DOWN') ? true : undefined), { timeoutMs: 15_000, everyMs: 100, signal: ctx.signal });
       downAfterMs = down && performance.now() - t0;
       ctx.log(downAfterMs === undefined ? `haproxy did not mark ${victim} DOWN within 15 s` : `haproxy marked ${victim} DOWN ${seconds(downAfterMs)} s after the stop`);
       // Keep probing while it is down: the other backend must carry every request.
@@ -315,7 +304,7 @@ registerDrill({
         await run(ctx, victim, 'systemctl start nginx');
       }
     }
-    const up = await waitFor(async () => ((await victimStatus()) === 'UP' ? true : undefined), 20_000, 100, ctx.signal);
+    const up = await pollUntil(async () => ((await victimStatus()) === 'UP' ? true : undefined), { timeoutMs: 20_000, everyMs: 100, signal: ctx.signal });
     const upAfterMs = up?.afterMs;
     await sleep(1000, ctx.signal);
     const report = await probe.stop();

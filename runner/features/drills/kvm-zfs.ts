@@ -15,9 +15,9 @@ import { argv, quote } from '../../core/transport/quote.js';
 import { bootSector, cloneDomainXml, tinyGuestXml } from './tiny-guest.js';
 import { assessPool } from '../../core/modules/zfs/health.js';
 import { leafVdevs, parseZpoolStatus, type PoolStatus } from '../../core/modules/zfs/zpool-status.js';
+import { pollUntil } from './poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
-import { sleep } from '../../core/util/sleep.js';
 
 const seconds = (ms: number): number => Math.round(ms / 10) / 100;
 
@@ -108,13 +108,14 @@ async function proveRunning(ctx: DrillContext, host: string, name: string): Prom
 
 /** Wait until the guest's serial log holds the marker its boot sector prints; milliseconds, or -1 on timeout. */
 async function waitForMarker(ctx: DrillContext, host: string, serial: string, marker: string, limitMs: number): Promise<number> {
-  const t0 = performance.now();
-  while (performance.now() - t0 < limitMs && !ctx.signal.aborted) {
-    const res = await ctx.exec(host, `grep -qF ${quote(marker)} ${quote(serial)} 2>/dev/null && echo found`);
-    if (res.stdout.includes('found')) return performance.now() - t0;
-    await sleep(100, ctx.signal);
-  }
-  return -1;
+  const seen = await pollUntil(
+    async () => {
+      const res = await ctx.exec(host, `grep -qF ${quote(marker)} ${quote(serial)} 2>/dev/null && echo found`);
+      return res.stdout.includes('found') ? true : undefined;
+    },
+    { timeoutMs: limitMs, everyMs: 100, signal: ctx.signal },
+  );
+  return seen ? seen.afterMs : -1;
 }
 
 async function vmLifecycle(ctx: DrillContext): Promise<DrillOutcome> {
@@ -206,14 +207,16 @@ async function poolStatus(ctx: DrillContext, host: string, pool: string): Promis
 
 /** Poll zpool status until `done` holds; milliseconds taken, or -1 on timeout. */
 async function waitForPool(ctx: DrillContext, host: string, pool: string, done: (s: PoolStatus) => boolean, limitMs: number): Promise<{ ms: number; last: PoolStatus }> {
-  const t0 = performance.now();
-  let last = await poolStatus(ctx, host, pool);
-  while (!done(last)) {
-    if (performance.now() - t0 > limitMs || ctx.signal.aborted) return { ms: -1, last };
-    await sleep(200, ctx.signal);
-    last = await poolStatus(ctx, host, pool);
-  }
-  return { ms: performance.now() - t0, last };
+  let last: PoolStatus | undefined;
+  const seen = await pollUntil(
+    async () => {
+      last = await poolStatus(ctx, host, pool);
+      return done(last) ? last : undefined;
+    },
+    { timeoutMs: limitMs, everyMs: 200, signal: ctx.signal },
+  );
+  // pollUntil asks at least once, so `last` is set.
+  return seen ? { ms: seen.afterMs, last: seen.value } : { ms: -1, last: last! };
 }
 
 function poolChoice(ctx: DrillContext, host: string): { pool: string; vdev?: string } {

@@ -17,9 +17,9 @@
 import { CairnError, inputError } from '../../core/util/errors.js';
 import { argv, quote } from '../../core/transport/quote.js';
 import { isPlainObject, type Vars } from '../../core/util/vars.js';
+import { pollUntil } from './poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
-import { sleep } from '../../core/util/sleep.js';
 import { hostSettings as roleSettings } from './settings.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -227,13 +227,9 @@ async function sinkRecords(ctx: DrillContext, mon: Monitoring): Promise<SinkNoti
 }
 
 /** Poll `probe` every `pollMs` until it returns a value or `deadlineMs` (from performance.now()) passes. */
-async function pollUntil<T>(ctx: DrillContext, pollMs: number, deadlineMs: number, probe: () => Promise<T | undefined>): Promise<T | undefined> {
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (ctx.signal.aborted || performance.now() >= deadlineMs) return undefined;
-    await sleep(Math.min(pollMs, Math.max(0, deadlineMs - performance.now())), ctx.signal);
-  }
+async function pollAlerts<T>(ctx: DrillContext, pollMs: number, deadlineMs: number, probe: () => Promise<T | undefined>): Promise<T | undefined> {
+  const since = performance.now();
+  return (await pollUntil(probe, { since, timeoutMs: deadlineMs - since, everyMs: pollMs, signal: ctx.signal }))?.value;
 }
 
 function seconds(ms: number): number {
@@ -285,7 +281,7 @@ export async function runAlertDrill(ctx: DrillContext, mon: Monitoring, fault: F
     broken = true;
     await fault.breakIt();
     const t0 = performance.now();
-    const firing = await pollUntil(ctx, pollMs, t0 + timeoutS * 1000, async () => matchingAlerts(await currentAlerts(ctx, mon), fault.alertname, fault.labels)[0]);
+    const firing = await pollAlerts(ctx, pollMs, t0 + timeoutS * 1000, async () => matchingAlerts(await currentAlerts(ctx, mon), fault.alertname, fault.labels)[0]);
     if (!firing) return fail(ctx.signal.aborted ? 'interrupted' : `${fault.alertname} did not appear in Alertmanager within ${timeoutS} s`);
     const detectS = seconds(performance.now() - t0);
     measured.detect_s = detectS;
@@ -299,7 +295,7 @@ export async function runAlertDrill(ctx: DrillContext, mon: Monitoring, fault: F
     // delays are measured on this machine's clock, to the poll interval.
     let notifiedS: number | undefined;
     if (mon.sink) {
-      const note = await pollUntil(ctx, pollMs, performance.now() + (notifyTargetS + 20) * 1000, async () =>
+      const note = await pollAlerts(ctx, pollMs, performance.now() + (notifyTargetS + 20) * 1000, async () =>
         findNotification((await sinkRecords(ctx, mon)).slice(sinkBefore.length), fault.alertname, fault.labels, 'firing'),
       );
       if (note) notifiedS = seconds(performance.now() - t0) - detectS;
@@ -311,7 +307,7 @@ export async function runAlertDrill(ctx: DrillContext, mon: Monitoring, fault: F
     await fault.restore();
     restored = true;
     const t1 = performance.now();
-    const gone = await pollUntil(ctx, pollMs, t1 + Math.max(timeoutS, resolveTargetS + 30) * 1000, async () =>
+    const gone = await pollAlerts(ctx, pollMs, t1 + Math.max(timeoutS, resolveTargetS + 30) * 1000, async () =>
       matchingAlerts(await currentAlerts(ctx, mon), fault.alertname, fault.labels).length === 0 ? true : undefined,
     );
     if (!gone) return fail(ctx.signal.aborted ? 'interrupted after the repair' : `${fault.alertname} was still in Alertmanager ${Math.round((performance.now() - t1) / 1000)} s after the repair`);
@@ -321,7 +317,7 @@ export async function runAlertDrill(ctx: DrillContext, mon: Monitoring, fault: F
 
     let resolvedNotifiedS: number | undefined;
     if (mon.sink) {
-      const note = await pollUntil(ctx, pollMs, performance.now() + (resolvedNotifyTargetS + 20) * 1000, async () =>
+      const note = await pollAlerts(ctx, pollMs, performance.now() + (resolvedNotifyTargetS + 20) * 1000, async () =>
         findNotification((await sinkRecords(ctx, mon)).slice(sinkAtRepair), fault.alertname, fault.labels, 'resolved'),
       );
       if (note) resolvedNotifiedS = seconds(performance.now() - t1);

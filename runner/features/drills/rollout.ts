@@ -11,9 +11,9 @@
 import { inputError } from '../../core/util/errors.js';
 import { quote } from '../../core/transport/quote.js';
 import { ProbeLoop, summarise, type ProbeSample } from './probe.js';
+import { pollUntil } from './poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
-import { sleep } from '../../core/util/sleep.js';
 
 function intOption(ctx: DrillContext, key: string, fallback: number, min: number, max: number): number {
   const raw = ctx.options[key];
@@ -70,7 +70,12 @@ registerDrill({
     const started = performance.now();
     const loops = shares.map((share) => ({ share, loop: new ProbeLoop({ url, intervalMs, timeoutMs, maxRequests: share, maxDurationMs: durationS * 1000, signal: ctx.signal }) }));
     // Each loop ends by itself at its bounds; wait for that (or Ctrl-C), then collect.
-    while (!ctx.signal.aborted && loops.some((l) => l.loop.count < l.share) && performance.now() - started < durationS * 1000) await sleep(100, ctx.signal);
+    await pollUntil(async () => (loops.every((l) => l.loop.count >= l.share) ? true : undefined), {
+      since: started,
+      timeoutMs: durationS * 1000,
+      everyMs: 100,
+      signal: ctx.signal,
+    });
     const reports = await Promise.all(loops.map((l) => l.loop.stop()));
     const elapsedS = (performance.now() - started) / 1000;
     const samples: ProbeSample[] = reports.flatMap((r) => r.samples).sort((a, b) => a.atMs - b.atMs);
