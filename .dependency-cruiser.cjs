@@ -52,6 +52,39 @@ module.exports = {
       from: { path: '^runner/core/util/' },
       to: { path: '^runner/', pathNot: '^runner/core/util/' },
     },
+    // Directions inside the layers (from ../shared/design.md, "Directions of dependence").
+    {
+      name: 'modules-import-engine',
+      comment:
+        'A module is a check/apply pair over a connection: it never reaches into the engine that calls it. ' +
+        'What it needs from a run comes in its ModuleContext.',
+      severity: 'error',
+      from: { path: '^runner/core/modules/' },
+      to: { path: '^runner/core/engine/' },
+    },
+    {
+      name: 'transport-imports-above-it',
+      comment: 'transport (ssh, local, quoting, known_hosts) sits under modules and the engine and knows neither.',
+      severity: 'error',
+      from: { path: '^runner/core/transport/' },
+      to: { path: '^runner/core/(modules|engine|playbook|inventory|template|vault)/' },
+    },
+    {
+      name: 'inventory-imports-transport',
+      comment: 'The inventory is data (hosts, groups, variables, patterns): it opens no connection.',
+      severity: 'error',
+      from: { path: '^runner/core/inventory/' },
+      to: { path: '^runner/core/(transport|engine|modules)/' },
+    },
+    {
+      name: 'lab-imports-engine',
+      comment:
+        'The lab builds and runs hosts (nspawn, bridge, ssh keys); it does not run plays. Drills and the ' +
+        'rollout combine the lab with the engine.',
+      severity: 'error',
+      from: { path: '^runner/features/lab/' },
+      to: { path: '^runner/(core/engine|app|features/(drills|rollout))/' },
+    },
     {
       name: 'no-module-cycles',
       comment: 'Two files that import each other (directly or round a loop) are one thing in two places.',
