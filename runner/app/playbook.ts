@@ -6,7 +6,10 @@ import { builtinRolesDir } from '../core/util/paths.js';
 
 /** Where roles are looked up after the playbook's own roles/: CAIRN_ROLES_PATH (colon-separated), then cairn's. */
 function rolesPath(): string[] {
-  const extra = (process.env.CAIRN_ROLES_PATH ?? '').split(':').filter(Boolean).map((p) => resolve(p));
+  const extra = (process.env.CAIRN_ROLES_PATH ?? '')
+    .split(':')
+    .filter(Boolean)
+    .map((p) => resolve(p));
   return [...extra, builtinRolesDir()];
 }
 

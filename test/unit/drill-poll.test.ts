@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pollUntil } from '../../runner/features/drills/poll.js';
 
-describe('pollUntil (the drills\' one polling loop)', () => {
+describe("pollUntil (the drills' one polling loop)", () => {
   it('asks until check returns a value, and returns it', async () => {
     let calls = 0;
     const seen = await pollUntil(async () => (++calls === 3 ? 'found' : undefined), {
@@ -16,7 +16,11 @@ describe('pollUntil (the drills\' one polling loop)', () => {
 
   it('asks at least once even with no time left, then gives up', async () => {
     let calls = 0;
-    const seen = await pollUntil(async () => void calls++, { timeoutMs: 0, everyMs: 1, signal: new AbortController().signal });
+    const seen = await pollUntil(async () => void calls++, {
+      timeoutMs: 0,
+      everyMs: 1,
+      signal: new AbortController().signal,
+    });
     expect(seen).toBeUndefined();
     expect(calls).toBe(1);
   });
@@ -42,11 +46,23 @@ describe('pollUntil (the drills\' one polling loop)', () => {
 
   it('counts from `since` when the wait began before the call', async () => {
     const since = performance.now() - 5_000;
-    const seen = await pollUntil(async () => true, { since, timeoutMs: 60_000, everyMs: 1, signal: new AbortController().signal });
+    const seen = await pollUntil(async () => true, {
+      since,
+      timeoutMs: 60_000,
+      everyMs: 1,
+      signal: new AbortController().signal,
+    });
     expect(seen!.afterMs).toBeGreaterThanOrEqual(5_000);
     // Already past the deadline: one look, then undefined.
     let calls = 0;
-    expect(await pollUntil(async () => void calls++, { since, timeoutMs: 1_000, everyMs: 1, signal: new AbortController().signal })).toBeUndefined();
+    expect(
+      await pollUntil(async () => void calls++, {
+        since,
+        timeoutMs: 1_000,
+        everyMs: 1,
+        signal: new AbortController().signal,
+      }),
+    ).toBeUndefined();
     expect(calls).toBe(1);
   });
 });
