@@ -24,12 +24,12 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyExecutor, checkExecutor } from '../../runner/engine/executor.js';
-import { copyModule } from '../../runner/modules/copy.js';
-import { fileModule } from '../../runner/modules/file.js';
-import type { AnyModule } from '../../runner/modules/types.js';
-import { openSshConnection } from '../../runner/transport/ssh.js';
-import type { Connection } from '../../runner/transport/types.js';
+import { applyExecutor, checkExecutor } from '../../runner/core/engine/executor.js';
+import { copyModule } from '../../runner/core/modules/copy.js';
+import { fileModule } from '../../runner/core/modules/file.js';
+import type { AnyModule } from '../../runner/core/modules/types.js';
+import { openSshConnection } from '../../runner/core/transport/ssh.js';
+import type { Connection } from '../../runner/core/transport/types.js';
 import { runCairn } from '../helpers/cli.js';
 import { contextFor } from '../helpers/fake-connection.js';
 import { startSshHosts, type TestSshLab } from '../helpers/sshd.js';

@@ -4,8 +4,8 @@
  * 127.0.0.1 serving a health.json file; CURL_REFUSED is the same against a closed port.
  */
 import { describe, expect, it } from 'vitest';
-import { buildRequest, curlScript, httpModule, parseResponseHeaders, readResponse } from '../../../runner/modules/http.js';
-import { formatSection } from '../../../runner/modules/remote.js';
+import { buildRequest, curlScript, httpModule, parseResponseHeaders, readResponse } from '../../../runner/core/modules/http.js';
+import { formatSection } from '../../../runner/core/modules/remote.js';
 import { FakeConnection, contextFor, outsideSingleQuotes, shellWords } from '../../helpers/fake-connection.js';
 
 // Captured with the earlier probe layout (headers and body base64 inside their sections); the values are the

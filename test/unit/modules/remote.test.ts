@@ -21,9 +21,9 @@ import {
   SECTION_MARK,
   validateCommandLine,
   WriteExit,
-} from '../../../runner/modules/remote.js';
-import { quote } from '../../../runner/transport/quote.js';
-import type { ExecResult } from '../../../runner/transport/types.js';
+} from '../../../runner/core/modules/remote.js';
+import { quote } from '../../../runner/core/transport/quote.js';
+import type { ExecResult } from '../../../runner/core/transport/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-remote-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -16,9 +16,9 @@ import {
   sysctlApplyScript,
   sysctlModule,
   sysctlProcPath,
-} from '../../../runner/modules/sysctl.js';
+} from '../../../runner/core/modules/sysctl.js';
 import { FakeConnection, contextFor, fileProbeOutput, frameSections, outsideSingleQuotes } from '../../helpers/fake-connection.js';
-import { parseSections } from '../../../runner/modules/remote.js';
+import { parseSections } from '../../../runner/core/modules/remote.js';
 
 const liveSection = (value: string, writable: boolean, exists = true): string =>
   frameSections(exists ? `::cairn-section:: live\nexists=1\nvalue_b64=${Buffer.from(value).toString('base64')}\nwritable=${writable ? 1 : 0}\n` : '::cairn-section:: live\nexists=0\n');
