@@ -353,16 +353,28 @@ export function atomicWriteScript(opts: AtomicWriteOptions): string {
     `t=$(mktemp -u ${quote(`${dir}/.cairn-tmp.`)}XXXXXXXXXXXX) || exit ${WriteExit.tempFile}`,
     exclusiveOpen('"$t"', 3, `exit ${WriteExit.tempFile}`),
     `tmp=$t`,
-    `if [ -e "$dest" ]; then`,
-    `  chown --reference="$dest" -- ${fd3} 2>/dev/null`,
-    `  chmod --reference="$dest" -- ${fd3} || exit ${WriteExit.mode}`,
-    `else`,
-    `  chmod -- "$(printf '%o' $(( 0666 & ~0$um )))" ${fd3} || exit ${WriteExit.mode}`,
-    `fi`,
   ];
-  if (opts.owner !== undefined) lines.push(`chown -- ${quote(opts.owner)} ${fd3} || exit ${WriteExit.owner}`);
-  if (opts.group !== undefined) lines.push(`chgrp -- ${quote(opts.group)} ${fd3} || exit ${WriteExit.owner}`);
+  // Owner and group first (chown clears set-id bits), then ONE chmod to the final mode: the file is never more
+  // open than it will end up, even for a moment (a reader that opens it then keeps its descriptor).
+  // One chown to the final owner and group: what is given, the rest from the live file (nobody else ever owns it).
+  lines.push(`o=''; g=''; if [ -e "$dest" ]; then o=$(stat -L -c %u -- "$dest"); g=$(stat -L -c %g -- "$dest"); fi`);
+  if (opts.owner !== undefined) lines.push(`o=${quote(opts.owner)}`);
+  if (opts.group !== undefined) lines.push(`g=${quote(opts.group)}`);
+  const given = opts.owner !== undefined || opts.group !== undefined;
+  // Keeping the live file's owner may be impossible without root: as before, that is not an error.
+  const onFail = given ? `|| exit ${WriteExit.owner}` : '2>/dev/null';
+  lines.push(
+    `if [ -n "$o" ] && [ -n "$g" ]; then chown -- "$o:$g" ${fd3} ${onFail}`,
+    `elif [ -n "$o" ]; then chown -- "$o" ${fd3} ${onFail}`,
+    `elif [ -n "$g" ]; then chgrp -- "$g" ${fd3} ${onFail}; fi`,
+  );
   if (opts.mode !== undefined) lines.push(`chmod -- ${quote(opts.mode)} ${fd3} || exit ${WriteExit.mode}`);
+  else {
+    lines.push(
+      `if [ -e "$dest" ]; then chmod --reference="$dest" -- ${fd3} || exit ${WriteExit.mode}`,
+      `else chmod -- "$(printf '%o' $(( 0666 & ~0$um )))" ${fd3} || exit ${WriteExit.mode}; fi`,
+    );
+  }
   lines.push(`cat >&3 || exit ${WriteExit.write}`);
   if (opts.expectedBytes !== undefined) lines.push(`[ "$(wc -c < ${fd3})" -eq ${opts.expectedBytes} ] || exit ${WriteExit.truncated}`);
   lines.push('exec 3>&-');

@@ -78,7 +78,8 @@ describe('copy apply', () => {
     const script = conn.calls[1]!.script;
     expect(outsideSingleQuotes(script)).not.toContain('$(touch');
     // Owner and mode go on the open, still empty temp file (fd 3) before `cat` writes the content.
-    const chownAt = script.indexOf('chown -- app /proc/self/fd/3');
+    expect(script).toContain('o=app');
+    const chownAt = script.indexOf('chown -- "$o:$g" /proc/self/fd/3');
     const chmodAt = script.indexOf('chmod -- 0640 /proc/self/fd/3');
     expect(chownAt).toBeGreaterThan(-1);
     expect(chmodAt).toBeGreaterThan(chownAt);
