@@ -161,7 +161,7 @@ export interface ProbeFixture {
 
 /**
  * Fixtures are written readably, one `::cairn-section:: NAME` line before each section's text; the host
- * prints each section as ONE line, `::cairn-section:: NAME BASE64` (see `section` in runner/modules/remote.ts).
+ * prints each section as ONE line, `::cairn-section:: NAME BASE64` (see `section` in runner/core/modules/remote.ts).
  * This turns the readable form into what the host prints. Text before the first marker stays unframed.
  */
 export function frameSections(readable: string): string {
