@@ -7,8 +7,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findExecutable } from '../../runner/lab/preflight.js';
-import { qmp, qmpRun } from '../../runner/lab/qmp.js';
+import { findExecutable } from '../../runner/features/lab/preflight.js';
+import { qmp, qmpRun } from '../../runner/features/lab/qmp.js';
 
 const qemu = findExecutable('qemu-system-x86_64');
 const dir = mkdtempSync(join(tmpdir(), 'cairn-qmp-'));

@@ -18,11 +18,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labDown, labKill, labStart, labStatus, labStop, labUnplug, labPlug, labUp } from '../../runner/lab/index.js';
-import { HOSTS_DIR } from '../../runner/lab/paths.js';
-import { allProcesses, readCmdline } from '../../runner/lab/proc.js';
-import { defaultTopology, type LabTopology } from '../../runner/lab/topology.js';
-import { plugBlankDisk, strayVmProcesses, unplugDisk, vmPaths } from '../../runner/lab/vm.js';
+import { labDown, labKill, labStart, labStatus, labStop, labUnplug, labPlug, labUp } from '../../runner/features/lab/index.js';
+import { HOSTS_DIR } from '../../runner/features/lab/paths.js';
+import { allProcesses, readCmdline } from '../../runner/features/lab/proc.js';
+import { defaultTopology, type LabTopology } from '../../runner/features/lab/topology.js';
+import { plugBlankDisk, strayVmProcesses, unplugDisk, vmPaths } from '../../runner/features/lab/vm.js';
 import { changedKeys, repoRoot, taskResults } from '../helpers/cli.js';
 import { ensureLab, labJson, labUnavailable, onHost, runOnHost, sleep, verifyResults, type LabJsonOptions } from '../helpers/lab.js';
 
@@ -211,7 +211,7 @@ describe.skipIf(unavailable)(`VM hosts in the lab${unavailable ? ` (skipped: ${u
     expect(strayVmProcesses(HOSTS_DIR, readCmdline).length).toBeGreaterThan(0);
     await labDown({ log: () => {} });
     expect(strayVmProcesses(HOSTS_DIR, readCmdline)).toEqual([]);
-    const links = await import('../../runner/lab/network.js').then((m) => m.listLinks());
+    const links = await import('../../runner/features/lab/network.js').then((m) => m.listLinks());
     expect(links.map((l) => l.ifname).filter((n) => n.startsWith('vt-') || n === 'cairnbr0')).toEqual([]);
     expect(existsSync(vmPaths(VM).dir)).toBe(false);
     expect(existsSync(HOSTS_DIR) ? readdirSync(HOSTS_DIR) : []).toEqual([]);

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { kindCell } from '../../runner/commands/lab.js';
-import { CairnError } from '../../runner/errors.js';
-import { inventoryDocument } from '../../runner/lab/inventory.js';
-import { labInterfaces } from '../../runner/lab/network.js';
-import { withContrib } from '../../runner/lab/repo.js';
-import { checkCompatible, defaultTopology, DEFAULT_VM, loadTopologyFile } from '../../runner/lab/topology.js';
-import { acceleratorsToTry, diskById, macAddress, qemuArgs, strayVmProcesses, tapName, vmPaths } from '../../runner/lab/vm.js';
+import { CairnError } from '../../runner/core/util/errors.js';
+import { inventoryDocument } from '../../runner/features/lab/inventory.js';
+import { labInterfaces } from '../../runner/features/lab/network.js';
+import { withContrib } from '../../runner/features/lab/repo.js';
+import { checkCompatible, defaultTopology, DEFAULT_VM, loadTopologyFile } from '../../runner/features/lab/topology.js';
+import { acceleratorsToTry, diskById, macAddress, qemuArgs, strayVmProcesses, tapName, vmPaths } from '../../runner/features/lab/vm.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-lab-vm-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
