@@ -114,7 +114,7 @@ export interface LabUpOptions {
   topologyFile?: string;
   /** Also the pve nodes of the default topology. */
   withPve?: boolean;
-  /** The pve nodes of the default topology as VMs (runner/lab/vm.ts) instead of containers. */
+  /** The pve nodes of the default topology as VMs (runner/features/lab/vm.ts) instead of containers. */
   vm?: boolean;
   /** A topology already built in code (tests). */
   topology?: LabTopology;

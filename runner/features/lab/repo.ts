@@ -35,7 +35,7 @@ export const REPO_PACKAGES_WITH_RECOMMENDS: readonly string[] = [
 export const REPO_PACKAGES_WITHOUT_RECOMMENDS: readonly string[] = [
   'libvirt-daemon-system', 'libvirt-clients', 'libvirt-daemon-driver-qemu', 'qemu-system-x86', 'qemu-utils',
   'ceph-mon', 'ceph-mgr', 'ceph-osd', 'ceph-common',
-  // The VM tier (runner/lab/vm.ts): the kernel and initramfs its image boots, and what only a real kernel can
+  // The VM tier (runner/features/lab/vm.ts): the kernel and initramfs its image boots, and what only a real kernel can
   // use (md, LVM for ceph-volume, OpenZFS built by dkms for that kernel from Debian's contrib section).
   // The headers and dkms are for building zfs for that kernel (not yet part of the VM image: see docs/lab.md).
   ...VM_IMAGE_PACKAGES, 'linux-headers-cloud-amd64', 'dkms', 'lvm2', 'zfsutils-linux', 'zfs-dkms', 'zfs-zed',

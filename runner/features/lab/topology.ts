@@ -20,7 +20,7 @@ export const MAX_HOST_NAME = 12;
 export type LabDevice = 'kvm' | 'fuse' | 'loop';
 export const LAB_DEVICES: readonly LabDevice[] = ['kvm', 'fuse', 'loop'];
 
-/** A container shares this machine's kernel; a VM boots its own under qemu (runner/lab/vm.ts). */
+/** A container shares this machine's kernel; a VM boots its own under qemu (runner/features/lab/vm.ts). */
 export type LabHostKind = 'container' | 'vm';
 export const LAB_HOST_KINDS: readonly LabHostKind[] = ['container', 'vm'];
 
