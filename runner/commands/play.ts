@@ -8,7 +8,8 @@ import { PlaybookLoader, coerceKeyValueArgs, parseKeyValueArgs } from '../playbo
 import type { Playbook, Task } from '../playbook/types.js';
 import { parseYaml } from '../yaml-source.js';
 import { isPlainObject } from '../vars.js';
-import { defaultInventoryPath, openInventory, openSession, prepareVault, type CommonRunOptions } from './session.js';
+import { configureAnsibleVault, defaultInventoryPath, openInventory, openSession, parseExtraVars, prepareVault, type CommonRunOptions } from './session.js';
+import { answerVarsPrompts } from './vars-prompt.js';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -18,13 +19,28 @@ function increase(_: string, previous = 0): number {
   return previous + 1;
 }
 
+/** roles_path: CAIRN_ROLES_PATH, then ANSIBLE_ROLES_PATH, then cairn's built-in roles (always last). */
 function rolesPath(): string[] {
-  const extra = (process.env.CAIRN_ROLES_PATH ?? '').split(':').filter(Boolean).map((p) => resolve(p));
-  return [...extra, builtinRolesDir()];
+  const fromEnv = (name: string) => (process.env[name] ?? '').split(':').filter(Boolean).map((p) => resolve(p));
+  return [...fromEnv('CAIRN_ROLES_PATH'), ...fromEnv('ANSIBLE_ROLES_PATH'), builtinRolesDir()];
 }
 
 export function loadPlaybookFile(path: string): Playbook {
   return new PlaybookLoader({ rolesPath: rolesPath() }).loadPlaybook(path);
+}
+
+/** The loader's warnings (Ansible constructs read but not acted on), and at -v where each role came from. */
+function reportLoad(playbook: Playbook, verbose: number): void {
+  for (const w of playbook.warnings ?? []) process.stderr.write(`[WARNING]: ${w}\n`);
+  if (verbose < 1) return;
+  const seen = new Set<string>();
+  for (const play of playbook.plays) {
+    for (const role of play.roles) {
+      if (seen.has(role.dir)) continue;
+      seen.add(role.dir);
+      process.stderr.write(`role ${role.name}: ${role.dir} (${role.origin})\n`);
+    }
+  }
 }
 
 /** Options every task-running command shares, with Ansible's names. */
@@ -41,7 +57,8 @@ export function addRunOptions(cmd: Command): Command {
     .option('--known-hosts <file>', 'known_hosts file to check host keys against (default: per host cairn_known_hosts, else ~/.ssh/known_hosts)')
     .option('--no-journal', 'do not write .cairn/runs/<time>.ndjson')
     .option('--vault-identity <file>', 'age identity file that opens the inventory\'s vault files (or CAIRN_VAULT_IDENTITY)')
-    .option('--vault-password-file <file>', 'file holding the vault passphrase (or CAIRN_VAULT_PASSWORD_FILE / CAIRN_VAULT_PASSWORD)');
+    .option('--vault-password-file <file>', 'file holding the vault passphrase (or CAIRN_VAULT_PASSWORD_FILE / CAIRN_VAULT_PASSWORD)')
+    .option('--vault-id <[label@]file>', 'Ansible Vault password file, with the vault id it opens (repeatable)', collect);
 }
 
 type PlayOptions = CommonRunOptions & {
@@ -68,7 +85,9 @@ export function registerPlayCommands(program: Command): void {
     .option('--list-tasks', 'list the tasks each play would run, and stop')
     .option('--syntax-check', 'load and validate the playbook, roles and inventory, and stop')
     .action(async (playbookPath: string, opts: PlayOptions) => {
+      configureAnsibleVault(opts);
       const playbook = loadPlaybookFile(playbookPath);
+      reportLoad(playbook, opts.verbose ?? 0);
       if (opts.syntaxCheck) {
         const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
         await prepareVault(inventoryPath, opts);
@@ -103,6 +122,7 @@ export function registerPlayCommands(program: Command): void {
         await session.engine.close();
         return;
       }
+      await answerVarsPrompts(playbook, parseExtraVars(opts.extraVars));
       const session = await openSession(opts, 'play', { playbook: playbook.path });
       try {
         const outcome = await session.engine.runPlaybook(playbook);
@@ -120,6 +140,7 @@ export function registerPlayCommands(program: Command): void {
   )
     .option('--roles <roles>', 'only verify these roles')
     .action(async (playbookPath: string, opts: PlayOptions) => {
+      configureAnsibleVault(opts);
       const playbook = loadPlaybookFile(playbookPath);
       const session = await openSession(opts, 'verify', { playbook: playbook.path, lock: false });
       try {

@@ -15,7 +15,8 @@ import { attachConsoleReporter, attachJsonReporter, RecapCollector, RunJournal, 
 import { createTemplater } from '../template/index.js';
 import { isPlainObject, type Vars } from '../vars.js';
 import { loadYamlFile, parseYaml } from '../yaml-source.js';
-import { configureVault } from '../vault/index.js';
+import { configureVault, readPasswordFile } from '../vault/index.js';
+import { revealedAnsibleVaultValues, setAnsibleVaultSecrets, type AnsibleVaultSecret } from '../vault/ansible.js';
 import { acquireRunLock, commandLineForLock } from '../lock.js';
 import { dirname, join } from 'node:path';
 
@@ -39,6 +40,45 @@ export interface CommonRunOptions {
   detailedExitcode?: boolean;
   vaultIdentity?: string;
   vaultPasswordFile?: string;
+  /** Ansible's --vault-id [LABEL@]FILE, repeatable. */
+  vaultId?: string[];
+}
+
+/**
+ * The passwords for Ansible Vault files and inline `!vault` values: --vault-id [LABEL@]FILE (repeatable),
+ * --vault-password-file FILE, else ANSIBLE_VAULT_PASSWORD_FILE, as ansible-playbook takes them. Call it
+ * before any playbook or inventory is read. A password file is read, never run (Ansible runs an executable
+ * one as a script; cairn says so instead of running it).
+ */
+export function configureAnsibleVault(opts: CommonRunOptions, env: NodeJS.ProcessEnv = process.env): void {
+  const secrets: AnsibleVaultSecret[] = [];
+  const sources: Array<{ label: string; file: string; via: string }> = [];
+  for (const id of opts.vaultId ?? []) {
+    const at = id.indexOf('@');
+    sources.push(at > 0 ? { label: id.slice(0, at), file: id.slice(at + 1), via: '--vault-id' } : { label: 'default', file: id, via: '--vault-id' });
+  }
+  if (opts.vaultPasswordFile) sources.push({ label: 'default', file: opts.vaultPasswordFile, via: '--vault-password-file' });
+  else if (!sources.length && env.ANSIBLE_VAULT_PASSWORD_FILE) {
+    sources.push({ label: 'default', file: env.ANSIBLE_VAULT_PASSWORD_FILE, via: 'ANSIBLE_VAULT_PASSWORD_FILE' });
+  }
+  for (const source of sources) {
+    if (source.file === 'prompt') {
+      throw optionsError(`${source.via} ${source.label}@prompt: cairn does not prompt for vault passwords; put the password in a file (mode 0600) and pass its path`);
+    }
+    const file = resolve(source.file);
+    let mode: number;
+    try {
+      mode = statSync(file).mode;
+    } catch {
+      throw optionsError(`${source.via}: vault password file ${file} does not exist`);
+    }
+    if ((mode & 0o111) !== 0) {
+      throw optionsError(`${source.via}: ${file} is executable; Ansible would run it as a password script, cairn reads password files only (chmod -x it, or write the password to a plain file)`);
+    }
+    const password = readPasswordFile(file, `vault password file ${file} (${source.via})`).passphrase;
+    secrets.push({ label: source.label, password });
+  }
+  setAnsibleVaultSecrets(secrets);
 }
 
 /** The lab's generated inventory is the default, so the built-in lab works with no -i at all. */
@@ -126,6 +166,7 @@ export async function prepareVault(inventoryPath: string, opts: CommonRunOptions
 
 export async function openSession(opts: CommonRunOptions, command: string, extra: { playbook?: string; lock?: boolean } = {}): Promise<Session> {
   const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
+  configureAnsibleVault(opts);
   // Vault files are decrypted in memory before the inventory reads them; plaintext never touches the disk.
   await prepareVault(inventoryPath, opts);
   const inventory = openInventory(opts.inventory);
@@ -133,6 +174,8 @@ export async function openSession(opts: CommonRunOptions, command: string, extra
   const lock = extra.lock === false || opts.check ? undefined : acquireRunLock(inventory.path, commandLineForLock(), { stateDir: stateDir() });
   const masker = new SecretMasker();
   for (const secret of (inventory as Inventory & { secretValues?: () => string[] }).secretValues?.() ?? []) masker.add(secret);
+  // Ansible Vault values opened so far (the playbook is read before the session; the inventory just now).
+  for (const secret of revealedAnsibleVaultValues()) masker.add(secret);
   const bus = new EventBus();
   const tty = Boolean(process.stdout.isTTY) && !opts.json;
   const color = opts.color !== false && !process.env.NO_COLOR && tty;

@@ -149,8 +149,8 @@ describe('loadInventory: structure', () => {
   it('lets templated connection variables through to rendering', () => {
     const templated = loadInventory(fixture('templated', 'hosts.yaml'));
     expect(templated.hostVars('web1')).toMatchObject({ ansible_port: '{{ base_port }}', cairn_jump: ['bastion', 'deploy@gw:2222'] });
-    // YAML 1.2 reads `yes` as a string; it stays one, for the engine to read as true.
-    expect(templated.hostVars('web2').ansible_become).toBe('yes');
+    // As Ansible (PyYAML, YAML 1.1): an unquoted `yes` is the boolean true.
+    expect(templated.hostVars('web2').ansible_become).toBe(true);
   });
 });
 
