@@ -119,6 +119,8 @@ export function parseExtraVars(values: string[] | undefined): Vars {
 }
 
 export function openInventory(path: string | undefined): Inventory {
+  // Ansible's `-i host1,host2,` (a comma-separated host list, not a file).
+  if (path !== undefined && path.includes(',') && !existsSync(path)) return loadInventory(path);
   const file = resolve(path ?? defaultInventoryPath());
   if (!existsSync(file)) {
     if (!path) throw optionsError(`no inventory given and the lab's inventory (${file}) does not exist: pass -i INVENTORY or run \`cairn lab up\``);
