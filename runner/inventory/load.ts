@@ -379,9 +379,10 @@ function iniHeaderLine(source: string): number | undefined {
  * YAML when it reads as a YAML inventory (a mapping of groups), else INI.
  */
 function looksLikeIni(file: string, text: string): boolean {
+  // A [section] first line is INI whatever the name says (Ansible falls back to its ini plugin the same way).
+  if (iniHeaderLine(text) !== undefined) return true;
   if (/\.(ya?ml|json)$/i.test(file)) return false;
   if (/\.ini$/i.test(file)) return true;
-  if (iniHeaderLine(text) !== undefined) return true;
   try {
     const value = parseYaml(text, file).value;
     return !(isPlainObject(value) && Object.values(value).every((v) => v === null || isPlainObject(v)));
