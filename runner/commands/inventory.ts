@@ -46,7 +46,8 @@ export function inventoryList(inventory: Inventory): Record<string, unknown> {
     const children = childrenOf(inventory, name);
     if (children.length) entry.children = children;
     if (name !== 'all' && group.hosts.length) entry.hosts = group.hosts;
-    if (name === 'ungrouped' && !group.hosts.length) continue;
+    // ansible-inventory leaves out a group with neither hosts nor children (it still appears as a child).
+    if (name !== 'all' && !Object.keys(entry).length) continue;
     out[name] = entry;
   }
   return sortKeys(out) as Record<string, unknown>;

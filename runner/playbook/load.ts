@@ -184,6 +184,7 @@ export class PlaybookLoader {
   private readonly rolesPath: string[];
   /** Ansible constructs read but not acted on ("file:line:col: ..."), for the command to print. */
   readonly warnings: string[] = [];
+  private includeDepth = 0;
 
   constructor(opts: LoadOptions) {
     this.rolesPath = opts.rolesPath;
@@ -208,15 +209,18 @@ export class PlaybookLoader {
         plays.push(this.parsePlay(loaded, raw, i, dir));
         return;
       }
-      const extra = Object.keys(raw).filter((k) => k !== 'import_playbook' && k !== 'name');
-      if (extra.length) throw errorAt(loaded, [i, extra[0]!], `unknown key "${extra[0]}" beside import_playbook (expected only name)`, 'key');
+      const extra = Object.keys(raw).filter((k) => !['import_playbook', 'name', 'vars', 'tags'].includes(k));
+      if (extra.length) throw errorAt(loaded, [i, extra[0]!], `unknown key "${extra[0]}" beside import_playbook (expected name, vars or tags)`, 'key');
       if (typeof raw.import_playbook !== 'string') throw errorAt(loaded, [i, 'import_playbook'], 'import_playbook must be the path of a playbook file');
       const target = resolve(dir, raw.import_playbook);
       if (target === file || importing.includes(target)) {
         throw errorAt(loaded, [i, 'import_playbook'], `playbook import cycle: ${[...importing, file, target].map((f) => f.replace(dir + '/', '')).join(' -> ')}`);
       }
       if (!existsSync(target)) throw errorAt(loaded, [i, 'import_playbook'], `imported playbook ${target} does not exist`);
-      plays.push(...this.loadPlays(target, [...importing, file]));
+      // vars and tags given with the import apply to every imported play (the play's own vars win).
+      const importVars = isPlainObject(raw.vars) ? (raw.vars as Vars) : {};
+      const importTags = asStringList(raw.tags);
+      plays.push(...this.loadPlays(target, [...importing, file]).map((p) => ({ ...p, vars: { ...importVars, ...p.vars }, tags: [...importTags, ...p.tags] })));
     });
     return plays;
   }
@@ -459,7 +463,68 @@ export class PlaybookLoader {
   parseTaskList(loaded: LoadedYaml, value: unknown, prefix: YamlPath, role: string, inheritedTags: string[], handlers: boolean): Task[] {
     validateAt(loaded, taskListSchema, handlers ? 'handler list' : 'task list', value, prefix);
     const list = (value as Array<Record<string, unknown>> | null) ?? [];
-    return list.map((raw, i) => this.parseTask(loaded, raw, [...prefix, i], role, inheritedTags, handlers));
+    return list.flatMap((raw, i) => this.parseTaskOrStatic(loaded, raw, [...prefix, i], role, inheritedTags, handlers));
+  }
+
+  /**
+   * Ansible's constructs that stand for a list of tasks, read when the playbook is: a `block` (without
+   * rescue/always) is its tasks with the block's keywords on each; import_tasks and include_tasks with a
+   * file name that is not templated are that file's tasks with the include's `when`, tags and vars.
+   */
+  private parseTaskOrStatic(loaded: LoadedYaml, raw: Record<string, unknown>, path: YamlPath, role: string, inheritedTags: string[], handlers: boolean): Task[] {
+    if (!isPlainObject(raw)) return [this.parseTask(loaded, raw, path, role, inheritedTags, handlers)];
+    const inheritFrom = (tasks: Task[], keys: Record<string, unknown>, at: YamlPath): Task[] => {
+      const when = asConditions(keys.when);
+      const vars = isPlainObject(keys.vars) ? (keys.vars as Vars) : undefined;
+      const bool = (k: string) => (keys[k] === undefined ? undefined : boolKeyword(loaded, keys[k], [...at, k]));
+      const become = bool('become');
+      const ignoreErrors = bool('ignore_errors');
+      const noLog = bool('no_log');
+      return tasks.map((t) => ({
+        ...t,
+        when: [...when, ...t.when],
+        vars: vars ? { ...vars, ...(t.vars ?? {}) } : t.vars,
+        become: t.become ?? become,
+        becomeUser: t.becomeUser ?? (keys.become_user as string | undefined),
+        ignoreErrors: t.keywords?.includes('ignore_errors') ? t.ignoreErrors : (ignoreErrors ?? t.ignoreErrors),
+        noLog: t.keywords?.includes('no_log') ? t.noLog : (noLog ?? t.noLog),
+        delegateTo: t.delegateTo ?? (keys.delegate_to as string | undefined),
+      }));
+    };
+    if ('block' in raw) {
+      for (const k of ['rescue', 'always']) {
+        if (k in raw) {
+          throw errorAt(loaded, [...path, k], `block with "${k}" is not supported by cairn yet; write the tasks without it (use ignore_errors and a task with when: result is failed instead of rescue)`, 'key');
+        }
+      }
+      const tags = [...inheritedTags, ...asStringList(raw.tags)];
+      const inner = this.parseTaskList(loaded, raw.block, [...path, 'block'], role, tags, handlers);
+      return inheritFrom(inner, raw, path);
+    }
+    const includeKey = ['import_tasks', 'include_tasks', 'include', 'ansible.builtin.import_tasks', 'ansible.builtin.include_tasks'].find((k) => k in raw);
+    if (includeKey === undefined) return [this.parseTask(loaded, raw, path, role, inheritedTags, handlers)];
+    const spec = raw[includeKey];
+    const fileName = typeof spec === 'string' ? spec : isPlainObject(spec) && typeof spec.file === 'string' ? spec.file : undefined;
+    if (fileName === undefined) throw errorAt(loaded, [...path, includeKey], `${includeKey} takes the name of a task file`);
+    if (fileName.includes('{{')) {
+      throw errorAt(loaded, [...path, includeKey], `${includeKey} with a templated file name is not supported: cairn reads every task before the run (name the file, and put a when: on the tasks instead)`);
+    }
+    if (raw.loop !== undefined || Object.keys(raw).some((k) => k.startsWith('with_'))) {
+      throw errorAt(loaded, [...path, includeKey], `${includeKey} in a loop is not supported: cairn reads every task before the run (loop inside the included file instead)`);
+    }
+    const here = dirname(loaded.file);
+    const candidates = [join(here, fileName), join(dirname(here), 'tasks', fileName), join(dirname(here), fileName)];
+    const file = candidates.find((c) => existsSync(c) && statSync(c).isFile());
+    if (!file) throw errorAt(loaded, [...path, includeKey], `task file "${fileName}" not found (looked for ${candidates.join(', ')})`);
+    this.includeDepth++;
+    try {
+      if (this.includeDepth > 32) throw errorAt(loaded, [...path, includeKey], `task files include each other more than 32 deep (an include cycle?)`);
+      const included = loadYamlFile(file, 'task file');
+      const tags = [...inheritedTags, ...asStringList(raw.tags)];
+      return inheritFrom(this.parseTaskList(included, included.value, [], role, tags, handlers), raw, path);
+    } finally {
+      this.includeDepth--;
+    }
   }
 
   private parseTask(loaded: LoadedYaml, raw: Record<string, unknown>, path: YamlPath, role: string, inheritedTags: string[], handler: boolean): Task {
