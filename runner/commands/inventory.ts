@@ -3,10 +3,10 @@
  * JSON shape and key order, the same graph), so the two can be compared line for line.
  */
 import type { Command } from 'commander';
-import { optionsError } from '../errors.js';
-import type { Inventory } from '../inventory/types.js';
-import { isPlainObject, type Vars } from '../vars.js';
-import { configureAnsibleVault, defaultInventoryPath, openInventory, prepareVault, type CommonRunOptions } from './session.js';
+import { optionsError } from '../core/util/errors.js';
+import type { Inventory } from '../core/inventory/types.js';
+import { isPlainObject, type Vars } from '../core/util/vars.js';
+import { configureAnsibleVault, defaultInventoryPath, openInventory, prepareVault, type CommonRunOptions } from '../app/session.js';
 import { resolve } from 'node:path';
 
 /** Variables cairn adds for templates that are not inventory variables (ansible-inventory leaves them out). */

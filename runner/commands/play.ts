@@ -1,15 +1,16 @@
 /** `cairn play`, `cairn verify` and `cairn run`: the commands that run tasks. */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ExitCode, optionsError } from '../errors.js';
-import { getModule } from '../modules/index.js';
-import { builtinRolesDir } from '../paths.js';
-import { PlaybookLoader, coerceKeyValueArgs, parseKeyValueArgs } from '../playbook/load.js';
-import type { Playbook, Task } from '../playbook/types.js';
-import { parseYaml } from '../yaml-source.js';
-import { isPlainObject } from '../vars.js';
-import { configureAnsibleVault, defaultInventoryPath, openInventory, openSession, parseExtraVars, prepareVault, type CommonRunOptions } from './session.js';
+import { optionsError } from '../core/util/errors.js';
+import { getModule } from '../core/modules/index.js';
+import { coerceKeyValueArgs, parseKeyValueArgs } from '../core/playbook/load.js';
+import type { Playbook, Task } from '../core/playbook/types.js';
+import { parseYaml } from '../core/util/yaml-source.js';
+import { isPlainObject } from '../core/util/vars.js';
+import { loadPlaybookFile } from '../app/playbook.js';
+import { configureAnsibleVault, defaultInventoryPath, openInventory, openSession, parseExtraVars, prepareVault, type CommonRunOptions } from '../app/session.js';
 import { answerVarsPrompts } from './vars-prompt.js';
+import { processInterrupts } from './signals.js';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -17,16 +18,6 @@ function collect(value: string, previous: string[] = []): string[] {
 
 function increase(_: string, previous = 0): number {
   return previous + 1;
-}
-
-/** roles_path: CAIRN_ROLES_PATH, then ANSIBLE_ROLES_PATH, then cairn's built-in roles (always last). */
-function rolesPath(): string[] {
-  const fromEnv = (name: string) => (process.env[name] ?? '').split(':').filter(Boolean).map((p) => resolve(p));
-  return [...fromEnv('CAIRN_ROLES_PATH'), ...fromEnv('ANSIBLE_ROLES_PATH'), builtinRolesDir()];
-}
-
-export function loadPlaybookFile(path: string): Playbook {
-  return new PlaybookLoader({ rolesPath: rolesPath() }).loadPlaybook(path);
 }
 
 /** The loader's warnings (Ansible constructs read but not acted on), and at -v where each role came from. */
@@ -101,7 +92,7 @@ export function registerPlayCommands(program: Command): void {
         if (unknown.length) throw optionsError(`--roles: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a role of ${playbookPath} (roles: ${[...known].join(', ')})`);
       }
       if (opts.listHosts || opts.listTasks) {
-        const session = await openSession({ ...opts, journal: false, json: false }, 'play', { lock: false });
+        const session = await openSession({ ...opts, journal: false, json: false }, 'play', { lock: false, interrupts: processInterrupts });
         for (const play of playbook.plays) {
           const hosts = session.engine.selectHosts(play.hosts, play.hostsLocation);
           process.stdout.write(`\nplay #${playbook.plays.indexOf(play) + 1} (${play.hosts}): ${play.name}\n`);
@@ -123,7 +114,7 @@ export function registerPlayCommands(program: Command): void {
         return;
       }
       await answerVarsPrompts(playbook, parseExtraVars(opts.extraVars));
-      const session = await openSession(opts, 'play', { playbook: playbook.path });
+      const session = await openSession(opts, 'play', { playbook: playbook.path, interrupts: processInterrupts });
       try {
         const outcome = await session.engine.runPlaybook(playbook);
         process.exitCode = session.finish(outcome);
@@ -142,7 +133,7 @@ export function registerPlayCommands(program: Command): void {
     .action(async (playbookPath: string, opts: PlayOptions) => {
       configureAnsibleVault(opts);
       const playbook = loadPlaybookFile(playbookPath);
-      const session = await openSession(opts, 'verify', { playbook: playbook.path, lock: false });
+      const session = await openSession(opts, 'verify', { playbook: playbook.path, lock: false, interrupts: processInterrupts });
       try {
         const outcome = await session.engine.runPlaybook(playbook, true);
         process.exitCode = session.finish(outcome);
@@ -194,7 +185,7 @@ export function registerPlayCommands(program: Command): void {
         location: { file: '<command line>' },
         listen: [],
       };
-      const session = await openSession(opts, 'run');
+      const session = await openSession(opts, 'run', { interrupts: processInterrupts });
       try {
         const outcome = await session.engine.runAdhoc(pattern, task);
         process.exitCode = session.finish(outcome);
@@ -203,5 +194,3 @@ export function registerPlayCommands(program: Command): void {
       }
     });
 }
-
-export { ExitCode };

@@ -5,9 +5,9 @@
  */
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
-import { optionsError } from '../errors.js';
-import type { Playbook } from '../playbook/types.js';
-import type { Vars } from '../vars.js';
+import { optionsError } from '../core/util/errors.js';
+import type { Playbook } from '../core/playbook/types.js';
+import type { Vars } from '../core/util/vars.js';
 
 async function ask(question: string, hidden: boolean): Promise<string> {
   let muted = false;

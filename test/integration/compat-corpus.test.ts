@@ -7,13 +7,13 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import '../../runner/modules/all.js';
+import '../../runner/core/modules/all.js';
 import { inventoryList } from '../../runner/commands/inventory.js';
-import { CairnError } from '../../runner/errors.js';
-import { loadInventory } from '../../runner/inventory/index.js';
-import { PlaybookLoader } from '../../runner/playbook/load.js';
-import { builtinRolesDir, packageRoot } from '../../runner/paths.js';
-import { parseYaml } from '../../runner/yaml-source.js';
+import { CairnError } from '../../runner/core/util/errors.js';
+import { loadInventory } from '../../runner/core/inventory/index.js';
+import { PlaybookLoader } from '../../runner/core/playbook/load.js';
+import { builtinRolesDir, packageRoot } from '../../runner/core/util/paths.js';
+import { parseYaml } from '../../runner/core/util/yaml-source.js';
 
 const corpus = join(packageRoot(), 'test', 'compat');
 const expectedDir = join(corpus, 'expected');

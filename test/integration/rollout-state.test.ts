@@ -8,8 +8,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { packageRoot } from '../../runner/paths.js';
-import { loadState, updateState } from '../../runner/rollout/state.js';
+import { packageRoot } from '../../runner/core/util/paths.js';
+import { loadState, updateState } from '../../runner/features/rollout/state.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-rollout-state-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

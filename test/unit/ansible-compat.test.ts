@@ -7,16 +7,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connectionSpecFor } from '../../runner/engine/connection-spec.js';
-import { AnsibleVarWarnings, unimplementedAnsibleVars } from '../../runner/engine/ansible-vars.js';
-import { loadInventory } from '../../runner/inventory/index.js';
-import { ansibleBool, shortModuleName } from '../../runner/playbook/ansible-keywords.js';
-import { PlaybookLoader } from '../../runner/playbook/load.js';
-import { builtinRolesDir, packageRoot } from '../../runner/paths.js';
-import { decryptAnsibleVault, encryptAnsibleVault, revealedAnsibleVaultValues, setAnsibleVaultSecrets } from '../../runner/vault/ansible.js';
-import { loadYamlFile, parseYaml } from '../../runner/yaml-source.js';
-import { CairnError } from '../../runner/errors.js';
-import '../../runner/modules/all.js';
+import { connectionSpecFor } from '../../runner/core/engine/connection-spec.js';
+import { AnsibleVarWarnings, unimplementedAnsibleVars } from '../../runner/core/engine/ansible-vars.js';
+import { loadInventory } from '../../runner/core/inventory/index.js';
+import { ansibleBool, shortModuleName } from '../../runner/core/playbook/ansible-keywords.js';
+import { PlaybookLoader } from '../../runner/core/playbook/load.js';
+import { builtinRolesDir, packageRoot } from '../../runner/core/util/paths.js';
+import { decryptAnsibleVault, encryptAnsibleVault, revealedAnsibleVaultValues, setAnsibleVaultSecrets } from '../../runner/core/util/ansible-vault.js';
+import { loadYamlFile, parseYaml } from '../../runner/core/util/yaml-source.js';
+import { CairnError } from '../../runner/core/util/errors.js';
+import '../../runner/core/modules/all.js';
 
 const fixtures = join(packageRoot(), 'test', 'fixtures', 'ansible-compat');
 const vaultDir = join(fixtures, 'vault');

@@ -1,0 +1,102 @@
+import type { SourceLocation } from '../util/errors.js';
+import type { Vars } from '../util/vars.js';
+
+export interface Task {
+  name: string;
+  /** Module name (`copy`, `template`...). */
+  module: string;
+  args: Record<string, unknown>;
+  when: string[];
+  loop?: unknown;
+  loopVar: string;
+  register?: string;
+  changedWhen?: string[] | boolean;
+  failedWhen?: string[] | boolean;
+  retries?: number;
+  until?: string[];
+  delay?: number;
+  notify: string[];
+  tags: string[];
+  become?: boolean;
+  becomeUser?: string;
+  runOnce: boolean;
+  delegateTo?: string;
+  ignoreErrors: boolean;
+  noLog: boolean;
+  /** Force this task into check mode (true) or out of it (false), as Ansible's `check_mode`. */
+  checkMode?: boolean;
+  /** Role the task belongs to ('' for play-level tasks). */
+  role: string;
+  location: SourceLocation;
+  /** Variables set on the task itself (`vars:`). */
+  vars?: Vars;
+  /** Handlers only: extra names this handler answers to (Ansible's `listen`). */
+  listen: string[];
+  /** The role instance the task belongs to (a role listed twice with different parameters runs twice). */
+  roleRef?: Role;
+  /** The keywords written on the task itself (so play-level defaults fill only the others). */
+  keywords?: string[];
+  /** Ansible's ignore_unreachable: an unreachable host does not end the host's play. */
+  ignoreUnreachable?: boolean;
+}
+
+export interface Role {
+  name: string;
+  dir: string;
+  defaults: Vars;
+  tasks: Task[];
+  handlers: Task[];
+  verify: Task[];
+  dependencies: string[];
+  /** JSON Schema for the role's variables, if the role has schema.json. */
+  schema?: object;
+  /** Tags every task of the role carries (from the play's role entry). */
+  tags: string[];
+  /** Variables given with the role in the play (`- role: x, vars: {...}`, and role parameters beside `role:`). */
+  vars: Vars;
+  /** The role's own vars/main.yml (Ansible's role vars: above inventory and play vars). */
+  roleVars: Vars;
+  /** Where the role was found: "the playbook's roles/", "roles_path", "built-in", ... (-v prints it). */
+  origin: string;
+  /** Ansible's allow_duplicates in meta/main.yml: listed twice with the same parameters, it still runs twice. */
+  allowDuplicates: boolean;
+}
+
+export type Strategy = 'free' | 'linear';
+
+export interface Play {
+  name: string;
+  hosts: string;
+  /** Where the `hosts:` value is written (absent for ad hoc runs): an unmatched pattern is reported there. */
+  hostsLocation?: SourceLocation;
+  /** Roles in run order, dependencies first, each once. */
+  roles: Role[];
+  /** Play-level tasks, run after the roles (as Ansible's `tasks:`). */
+  tasks: Task[];
+  handlers: Task[];
+  vars: Vars;
+  /** Batch sizes: numbers of hosts or percentages ("30%"); the last one repeats. Empty = all at once. */
+  serial: Array<number | string>;
+  maxFailPercentage?: number;
+  anyErrorsFatal: boolean;
+  strategy: Strategy;
+  gatherFacts: boolean;
+  become?: boolean;
+  becomeUser?: string;
+  /** Connection keywords of the play; inventory variables (ansible_user, ...) win over them, as in Ansible. */
+  remoteUser?: string;
+  connection?: string;
+  port?: number;
+  /** vars_prompt entries, answered from -e, a prompt on a TTY, or their default before the run. */
+  varsPrompt?: Array<{ name: string; prompt: string; default?: unknown; private: boolean }>;
+  tags: string[];
+  location: SourceLocation;
+}
+
+export interface Playbook {
+  path: string;
+  dir: string;
+  plays: Play[];
+  /** Ansible constructs read but not acted on, each with where it is written (printed before the run). */
+  warnings?: string[];
+}
