@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { PlaybookLoader } from '../core/playbook/load.js';
 import type { Playbook } from '../core/playbook/types.js';
 import { builtinRolesDir } from '../core/util/paths.js';
+import { loadAnsibleCfg } from './ansible-cfg.js';
 
 /**
  * The roles path: CAIRN_ROLES_PATH, then ANSIBLE_ROLES_PATH (colon-separated), then cairn's built-in roles,
@@ -10,7 +11,7 @@ import { builtinRolesDir } from '../core/util/paths.js';
  */
 function rolesPath(): string[] {
   const fromEnv = (name: string) => (process.env[name] ?? '').split(':').filter(Boolean).map((p) => resolve(p));
-  return [...fromEnv('CAIRN_ROLES_PATH'), ...fromEnv('ANSIBLE_ROLES_PATH'), builtinRolesDir()];
+  return [...fromEnv('CAIRN_ROLES_PATH'), ...fromEnv('ANSIBLE_ROLES_PATH'), ...(loadAnsibleCfg()?.rolesPath ?? []), builtinRolesDir()];
 }
 
 export function loadPlaybookFile(path: string): Playbook {

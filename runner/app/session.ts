@@ -20,6 +20,7 @@ import { configureVault, readPasswordFile } from '../core/vault/index.js';
 import { revealedAnsibleVaultValues, setAnsibleVaultSecrets, type AnsibleVaultSecret } from '../core/util/ansible-vault.js';
 import { acquireRunLock, commandLineForLock } from './lock.js';
 import { dirname, join } from 'node:path';
+import { loadAnsibleCfg } from './ansible-cfg.js';
 
 export interface CommonRunOptions {
   inventory?: string;
@@ -43,6 +44,12 @@ export interface CommonRunOptions {
   vaultPasswordFile?: string;
   /** Ansible's --vault-id [LABEL@]FILE, repeatable. */
   vaultId?: string[];
+  user?: string;
+  privateKey?: string;
+  connection?: string;
+  become?: boolean;
+  becomeUser?: string;
+  askBecomePass?: boolean;
 }
 
 /**
@@ -83,8 +90,33 @@ export function configureAnsibleVault(opts: CommonRunOptions, env: NodeJS.Proces
 }
 
 /** The lab's generated inventory is the default, so the built-in lab works with no -i at all. */
+/** -i, else CAIRN_INVENTORY, else ansible.cfg's inventory, else the lab's. */
 export function defaultInventoryPath(): string {
-  return process.env.CAIRN_INVENTORY ?? join(packageRoot(), 'inventories', 'lab', 'hosts.yaml');
+  return process.env.CAIRN_INVENTORY ?? loadAnsibleCfg()?.inventory ?? join(packageRoot(), 'inventories', 'lab', 'hosts.yaml');
+}
+
+/**
+ * Connection settings from the command line (-u, --private-key, -c, -b, --become-user) and ansible.cfg
+ * (remote_user, private_key_file), as the ansible_* variables they stand for; the engine puts them below
+ * every play keyword and inventory variable, as Ansible does.
+ */
+export function connectionDefaults(opts: CommonRunOptions): Vars {
+  if (opts.askBecomePass) {
+    throw optionsError('-K/--ask-become-pass: cairn becomes with sudo -n and needs passwordless sudo (NOPASSWD) for the login user; it never sends a sudo password');
+  }
+  const cfg = loadAnsibleCfg();
+  const vars: Vars = {};
+  const user = opts.user ?? cfg?.remoteUser;
+  if (user !== undefined) vars.ansible_user = user;
+  const key = opts.privateKey !== undefined ? resolve(opts.privateKey) : cfg?.privateKeyFile;
+  if (key !== undefined) vars.ansible_ssh_private_key_file = key;
+  if (opts.connection !== undefined) {
+    if (!['ssh', 'local', 'smart', 'paramiko'].includes(opts.connection)) throw optionsError(`-c/--connection: cairn connects with ssh or local, got "${opts.connection}"`);
+    vars.ansible_connection = opts.connection;
+  }
+  if (opts.become) vars.ansible_become = true;
+  if (opts.becomeUser !== undefined) vars.ansible_become_user = opts.becomeUser;
+  return vars;
 }
 
 export function stateDir(): string {
@@ -121,7 +153,8 @@ export function parseExtraVars(values: string[] | undefined): Vars {
 
 export function openInventory(path: string | undefined): Inventory {
   // Ansible's `-i host1,host2,` (a comma-separated host list, not a file).
-  if (path !== undefined && path.includes(',') && !existsSync(path)) return loadInventory(path);
+  const given = path ?? defaultInventoryPath();
+  if (given.includes(',') && !existsSync(given)) return loadInventory(given);
   const file = resolve(path ?? defaultInventoryPath());
   if (!existsSync(file)) {
     if (!path) throw optionsError(`no inventory given and the lab's inventory (${file}) does not exist: pass -i INVENTORY or run \`cairn lab up\``);
@@ -219,7 +252,7 @@ export async function openSession(
 
   let limit = opts.limit;
   if (limit?.startsWith('@')) limit = readLimitFile(resolve(limit.slice(1)));
-  const forks = opts.forks === undefined ? 20 : Number(opts.forks);
+  const forks = opts.forks === undefined ? (loadAnsibleCfg()?.forks ?? 20) : Number(opts.forks);
   if (!Number.isInteger(forks) || forks < 1) throw optionsError(`-f/--forks must be a whole number ≥ 1, got "${opts.forks}"`);
 
   const controller = new AbortController();
@@ -253,7 +286,9 @@ export async function openSession(
     tags: { tags: list(opts.tags), skipTags: list(opts.skipTags) },
     roles: opts.roles ? list(opts.roles) : undefined,
     verify: true,
-    acceptNewHostKeys: Boolean(opts.acceptNewHostKeys),
+    // ansible.cfg host_key_checking = False: cairn trusts unknown keys on first use but still refuses a changed one.
+    acceptNewHostKeys: Boolean(opts.acceptNewHostKeys) || loadAnsibleCfg()?.hostKeyChecking === false,
+    connectionDefaults: connectionDefaults(opts),
     knownHostsPath: opts.knownHosts ? resolve(opts.knownHosts) : undefined,
     signal: controller.signal,
     addSecret: (v: string) => masker.add(v),

@@ -266,17 +266,30 @@ export class PlaybookLoader {
       runOnce: playBool('run_once'),
     };
     const roles: Role[] = [];
+    const dependencyInstances = new Set<Role>();
+    const last = <T>(list: T[]): T | undefined => list[list.length - 1];
     const rawRoles = (raw.roles as unknown[] | undefined) ?? [];
     rawRoles.forEach((ref, i) => {
       const entry = this.roleEntry(loaded, ref, [index, 'roles', i]);
-      for (const expanded of this.expandRole(entry, this.searchPath(dir), [], loaded.locate([index, 'roles', i]), dir)) {
+      const expandedList = this.expandRole(entry, this.searchPath(dir), [], loaded.locate([index, 'roles', i]), dir);
+      for (const expanded of expandedList) {
         const tags = [...playTags, ...expanded.tags];
         const key = `${expanded.role.dir}\0${JSON.stringify(expanded.vars)}`;
         const earlier = roles.find((r) => r.dir === expanded.role.dir && `${r.dir}\0${JSON.stringify(r.vars)}` === key);
         // As Ansible: a role already in the play with the same parameters runs once (unless its meta says
         // allow_duplicates); with other parameters it runs again.
         if (earlier && !expanded.role.allowDuplicates) continue;
-        roles.push(roleInstance(expanded.role, expanded.vars, tags, expanded.when, inherit));
+        // Listed itself after it already came in as a parameterless dependency of a role before it: it runs
+        // once, where it first came, with the parameters given where it is listed (cairn's rule, kept).
+        const isListed = expanded === last(expandedList);
+        const asDependency = roles.findIndex((r) => r.dir === expanded.role.dir && dependencyInstances.has(r) && !Object.keys(r.vars).length);
+        if (isListed && asDependency >= 0) {
+          roles[asDependency] = roleInstance(expanded.role, expanded.vars, tags, expanded.when, inherit);
+          continue;
+        }
+        const instance = roleInstance(expanded.role, expanded.vars, tags, expanded.when, inherit);
+        if (!isListed) dependencyInstances.add(instance);
+        roles.push(instance);
       }
     });
     const taskSections = ['pre_tasks', 'tasks', 'post_tasks'] as const;
