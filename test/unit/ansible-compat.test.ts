@@ -16,6 +16,7 @@ import { builtinRolesDir, packageRoot } from '../../runner/core/util/paths.js';
 import { decryptAnsibleVault, encryptAnsibleVault, revealedAnsibleVaultValues, setAnsibleVaultSecrets } from '../../runner/core/util/ansible-vault.js';
 import { loadYamlFile, parseYaml } from '../../runner/core/util/yaml-source.js';
 import { CairnError } from '../../runner/core/util/errors.js';
+import { parseAnsibleCfg } from '../../runner/app/ansible-cfg.js';
 import '../../runner/core/modules/all.js';
 
 const fixtures = join(packageRoot(), 'test', 'fixtures', 'ansible-compat');
@@ -136,5 +137,17 @@ describe('Ansible Vault', () => {
     setAnsibleVaultSecrets([{ label: 'default', password }]);
     expect(loadYamlFile(join(vaultDir, 'v11.yml')).value).toEqual({ db_password: 'hunter2', other: 'x' });
     expect(revealedAnsibleVaultValues()).toContain('hunter2');
+  });
+});
+
+describe('ansible.cfg', () => {
+  it('reads the [defaults] settings cairn has equivalents for, paths relative to the file', () => {
+    const cfg = parseAnsibleCfg(
+      '[defaults]\ninventory = ./hosts.ini\nroles_path = roles:~/shared/roles\nforks = 7\nremote_user = deploy\nprivate_key_file = keys/id_ed25519\nhost_key_checking = False ; no\n\n[ssh_connection]\npipelining = True\n',
+      '/srv/site/ansible.cfg',
+    );
+    expect(cfg).toMatchObject({ inventory: '/srv/site/hosts.ini', forks: 7, remoteUser: 'deploy', privateKeyFile: '/srv/site/keys/id_ed25519', hostKeyChecking: false });
+    expect(cfg.rolesPath[0]).toBe('/srv/site/roles');
+    expect(() => parseAnsibleCfg('[defaults]\nforks = many\n', '/x/ansible.cfg')).toThrow(/forks must be a whole number/);
   });
 });
