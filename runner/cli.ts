@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { CairnError, ExitCode } from './core/util/errors.js';
 import './core/modules/all.js';
 import { registerPlayCommands } from './commands/play.js';
+import { registerInventoryCommand } from './commands/inventory.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerVaultCommands } from './commands/vault.js';
 import { registerDrillCommands } from './commands/drill.js';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerPlayCommands(program);
+  registerInventoryCommand(program);
   registerLabCommands(program);
   registerVaultCommands(program);
   registerDrillCommands(program);

@@ -16,9 +16,11 @@ import { attachConsoleReporter, attachJsonReporter, RecapCollector, RunJournal, 
 import { createTemplater } from '../core/template/index.js';
 import { isPlainObject, type Vars } from '../core/util/vars.js';
 import { loadYamlFile, parseYaml } from '../core/util/yaml-source.js';
-import { configureVault } from '../core/vault/index.js';
+import { configureVault, readPasswordFile } from '../core/vault/index.js';
+import { revealedAnsibleVaultValues, setAnsibleVaultSecrets, type AnsibleVaultSecret } from '../core/util/ansible-vault.js';
 import { acquireRunLock, commandLineForLock } from './lock.js';
 import { dirname, join } from 'node:path';
+import { loadAnsibleCfg } from './ansible-cfg.js';
 
 export interface CommonRunOptions {
   inventory?: string;
@@ -40,11 +42,81 @@ export interface CommonRunOptions {
   detailedExitcode?: boolean;
   vaultIdentity?: string;
   vaultPasswordFile?: string;
+  /** Ansible's --vault-id [LABEL@]FILE, repeatable. */
+  vaultId?: string[];
+  user?: string;
+  privateKey?: string;
+  connection?: string;
+  become?: boolean;
+  becomeUser?: string;
+  askBecomePass?: boolean;
+}
+
+/**
+ * The passwords for Ansible Vault files and inline `!vault` values: --vault-id [LABEL@]FILE (repeatable),
+ * --vault-password-file FILE, else ANSIBLE_VAULT_PASSWORD_FILE, as ansible-playbook takes them. Call it
+ * before any playbook or inventory is read. A password file is read, never run (Ansible runs an executable
+ * one as a script; cairn says so instead of running it).
+ */
+export function configureAnsibleVault(opts: CommonRunOptions, env: NodeJS.ProcessEnv = process.env): void {
+  const secrets: AnsibleVaultSecret[] = [];
+  const sources: Array<{ label: string; file: string; via: string }> = [];
+  for (const id of opts.vaultId ?? []) {
+    const at = id.indexOf('@');
+    sources.push(at > 0 ? { label: id.slice(0, at), file: id.slice(at + 1), via: '--vault-id' } : { label: 'default', file: id, via: '--vault-id' });
+  }
+  if (opts.vaultPasswordFile) sources.push({ label: 'default', file: opts.vaultPasswordFile, via: '--vault-password-file' });
+  else if (!sources.length && env.ANSIBLE_VAULT_PASSWORD_FILE) {
+    sources.push({ label: 'default', file: env.ANSIBLE_VAULT_PASSWORD_FILE, via: 'ANSIBLE_VAULT_PASSWORD_FILE' });
+  }
+  for (const source of sources) {
+    if (source.file === 'prompt') {
+      throw optionsError(`${source.via} ${source.label}@prompt: cairn does not prompt for vault passwords; put the password in a file (mode 0600) and pass its path`);
+    }
+    const file = resolve(source.file);
+    let mode: number;
+    try {
+      mode = statSync(file).mode;
+    } catch {
+      throw optionsError(`${source.via}: vault password file ${file} does not exist`);
+    }
+    if ((mode & 0o111) !== 0) {
+      throw optionsError(`${source.via}: ${file} is executable; Ansible would run it as a password script, cairn reads password files only (chmod -x it, or write the password to a plain file)`);
+    }
+    const password = readPasswordFile(file, `vault password file ${file} (${source.via})`).passphrase;
+    secrets.push({ label: source.label, password });
+  }
+  setAnsibleVaultSecrets(secrets);
 }
 
 /** The lab's generated inventory is the default, so the built-in lab works with no -i at all. */
+/** -i, else CAIRN_INVENTORY, else ansible.cfg's inventory, else the lab's. */
 export function defaultInventoryPath(): string {
-  return process.env.CAIRN_INVENTORY ?? join(packageRoot(), 'inventories', 'lab', 'hosts.yaml');
+  return process.env.CAIRN_INVENTORY ?? loadAnsibleCfg()?.inventory ?? join(packageRoot(), 'inventories', 'lab', 'hosts.yaml');
+}
+
+/**
+ * Connection settings from the command line (-u, --private-key, -c, -b, --become-user) and ansible.cfg
+ * (remote_user, private_key_file), as the ansible_* variables they stand for; the engine puts them below
+ * every play keyword and inventory variable, as Ansible does.
+ */
+export function connectionDefaults(opts: CommonRunOptions): Vars {
+  if (opts.askBecomePass) {
+    throw optionsError('-K/--ask-become-pass: cairn becomes with sudo -n and needs passwordless sudo (NOPASSWD) for the login user; it never sends a sudo password');
+  }
+  const cfg = loadAnsibleCfg();
+  const vars: Vars = {};
+  const user = opts.user ?? cfg?.remoteUser;
+  if (user !== undefined) vars.ansible_user = user;
+  const key = opts.privateKey !== undefined ? resolve(opts.privateKey) : cfg?.privateKeyFile;
+  if (key !== undefined) vars.ansible_ssh_private_key_file = key;
+  if (opts.connection !== undefined) {
+    if (!['ssh', 'local', 'smart', 'paramiko'].includes(opts.connection)) throw optionsError(`-c/--connection: cairn connects with ssh or local, got "${opts.connection}"`);
+    vars.ansible_connection = opts.connection;
+  }
+  if (opts.become) vars.ansible_become = true;
+  if (opts.becomeUser !== undefined) vars.ansible_become_user = opts.becomeUser;
+  return vars;
 }
 
 export function stateDir(): string {
@@ -80,6 +152,9 @@ export function parseExtraVars(values: string[] | undefined): Vars {
 }
 
 export function openInventory(path: string | undefined): Inventory {
+  // Ansible's `-i host1,host2,` (a comma-separated host list, not a file).
+  const given = path ?? defaultInventoryPath();
+  if (given.includes(',') && !existsSync(given)) return loadInventory(given);
   const file = resolve(path ?? defaultInventoryPath());
   if (!existsSync(file)) {
     if (!path) throw optionsError(`no inventory given and the lab's inventory (${file}) does not exist: pass -i INVENTORY or run \`cairn lab up\``);
@@ -142,6 +217,7 @@ export async function openSession(
   extra: { playbook?: string; lock?: boolean; interrupts?: InterruptSource } = {},
 ): Promise<Session> {
   const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
+  configureAnsibleVault(opts);
   // Vault files are decrypted in memory before the inventory reads them; plaintext never touches the disk.
   await prepareVault(inventoryPath, opts);
   const inventory = openInventory(opts.inventory);
@@ -149,6 +225,8 @@ export async function openSession(
   const lock = extra.lock === false || opts.check ? undefined : acquireRunLock(inventory.path, commandLineForLock(), { stateDir: stateDir() });
   const masker = new SecretMasker();
   for (const secret of inventory.secretValues()) masker.add(secret);
+  // Ansible Vault values opened so far (the playbook is read before the session; the inventory just now).
+  for (const secret of revealedAnsibleVaultValues()) masker.add(secret);
   const bus = new EventBus();
   const tty = Boolean(process.stdout.isTTY) && !opts.json;
   const color = opts.color !== false && !process.env.NO_COLOR && tty;
@@ -174,7 +252,7 @@ export async function openSession(
 
   let limit = opts.limit;
   if (limit?.startsWith('@')) limit = readLimitFile(resolve(limit.slice(1)));
-  const forks = opts.forks === undefined ? 20 : Number(opts.forks);
+  const forks = opts.forks === undefined ? (loadAnsibleCfg()?.forks ?? 20) : Number(opts.forks);
   if (!Number.isInteger(forks) || forks < 1) throw optionsError(`-f/--forks must be a whole number ≥ 1, got "${opts.forks}"`);
 
   const controller = new AbortController();
@@ -208,7 +286,9 @@ export async function openSession(
     tags: { tags: list(opts.tags), skipTags: list(opts.skipTags) },
     roles: opts.roles ? list(opts.roles) : undefined,
     verify: true,
-    acceptNewHostKeys: Boolean(opts.acceptNewHostKeys),
+    // ansible.cfg host_key_checking = False: cairn trusts unknown keys on first use but still refuses a changed one.
+    acceptNewHostKeys: Boolean(opts.acceptNewHostKeys) || loadAnsibleCfg()?.hostKeyChecking === false,
+    connectionDefaults: connectionDefaults(opts),
     knownHostsPath: opts.knownHosts ? resolve(opts.knownHosts) : undefined,
     signal: controller.signal,
     addSecret: (v: string) => masker.add(v),

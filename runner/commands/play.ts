@@ -4,11 +4,12 @@ import type { Command } from 'commander';
 import { optionsError } from '../core/util/errors.js';
 import { getModule } from '../core/modules/index.js';
 import { coerceKeyValueArgs, parseKeyValueArgs } from '../core/playbook/load.js';
-import type { Task } from '../core/playbook/types.js';
+import type { Playbook, Task } from '../core/playbook/types.js';
 import { parseYaml } from '../core/util/yaml-source.js';
 import { isPlainObject } from '../core/util/vars.js';
 import { loadPlaybookFile } from '../app/playbook.js';
-import { defaultInventoryPath, openInventory, openSession, prepareVault, type CommonRunOptions } from '../app/session.js';
+import { configureAnsibleVault, defaultInventoryPath, openInventory, openSession, parseExtraVars, prepareVault, type CommonRunOptions } from '../app/session.js';
+import { answerVarsPrompts } from './vars-prompt.js';
 import { processInterrupts } from './signals.js';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -19,13 +20,32 @@ function increase(_: string, previous = 0): number {
   return previous + 1;
 }
 
+/** The loader's warnings (Ansible constructs read but not acted on), and at -v where each role came from. */
+function reportLoad(playbook: Playbook, verbose: number): void {
+  for (const w of playbook.warnings ?? []) process.stderr.write(`[WARNING]: ${w}\n`);
+  if (verbose < 1) return;
+  const seen = new Set<string>();
+  for (const play of playbook.plays) {
+    for (const role of play.roles) {
+      if (seen.has(role.dir)) continue;
+      seen.add(role.dir);
+      process.stderr.write(`role ${role.name}: ${role.dir} (${role.origin})\n`);
+    }
+  }
+}
+
 /** Options every task-running command shares, with Ansible's names. */
 export function addRunOptions(cmd: Command): Command {
   return cmd
     .option('-i, --inventory <path>', 'inventory file or folder (default: the lab\'s, inventories/lab/hosts.yaml)')
     .option('-l, --limit <pattern>', 'further limit the hosts with a pattern (or @file with one pattern per line)')
     .option('-e, --extra-vars <vars>', 'extra variables: key=value, a YAML/JSON mapping, or @file.yaml (repeatable)', collect)
-    .option('-f, --forks <n>', 'hosts worked on at once', '20')
+    .option('-f, --forks <n>', 'hosts worked on at once (default 20, or ansible.cfg forks)')
+    .option('-u, --user <name>', 'connect as this user (inventory ansible_user and play remote_user win over it, as in Ansible)')
+    .option('--private-key <file>', 'SSH private key file (ansible_ssh_private_key_file wins over it)')
+    .option('-c, --connection <type>', 'ssh or local')
+    .option('--become-user <user>', 'the user sudo becomes (default root)')
+    .option('-K, --ask-become-pass', 'refused: cairn needs passwordless sudo')
     .option('-v, --verbose', 'more output (-vv, -vvv for more)', increase)
     .option('--json', 'one JSON event per line on stdout instead of the console output')
     .option('--no-color', 'no colours')
@@ -33,7 +53,8 @@ export function addRunOptions(cmd: Command): Command {
     .option('--known-hosts <file>', 'known_hosts file to check host keys against (default: per host cairn_known_hosts, else ~/.ssh/known_hosts)')
     .option('--no-journal', 'do not write .cairn/runs/<time>.ndjson')
     .option('--vault-identity <file>', 'age identity file that opens the inventory\'s vault files (or CAIRN_VAULT_IDENTITY)')
-    .option('--vault-password-file <file>', 'file holding the vault passphrase (or CAIRN_VAULT_PASSWORD_FILE / CAIRN_VAULT_PASSWORD)');
+    .option('--vault-password-file <file>', 'file holding the vault passphrase (or CAIRN_VAULT_PASSWORD_FILE / CAIRN_VAULT_PASSWORD)')
+    .option('--vault-id <[label@]file>', 'Ansible Vault password file, with the vault id it opens (repeatable)', collect);
 }
 
 type PlayOptions = CommonRunOptions & {
@@ -49,6 +70,7 @@ export function registerPlayCommands(program: Command): void {
       .description('run a playbook: its plays, roles and tasks, then each role\'s verifications')
       .argument('<playbook>', 'playbook YAML file'),
   )
+    .option('-b, --become', 'run tasks through sudo -n (a play or task become: wins over it)')
     .option('-t, --tags <tags>', 'only run tasks with these tags (comma-separated)')
     .option('--skip-tags <tags>', 'skip tasks with these tags')
     .option('--roles <roles>', 'only run these roles (comma-separated), e.g. to repair drift')
@@ -60,7 +82,9 @@ export function registerPlayCommands(program: Command): void {
     .option('--list-tasks', 'list the tasks each play would run, and stop')
     .option('--syntax-check', 'load and validate the playbook, roles and inventory, and stop')
     .action(async (playbookPath: string, opts: PlayOptions) => {
+      configureAnsibleVault(opts);
       const playbook = loadPlaybookFile(playbookPath);
+      reportLoad(playbook, opts.verbose ?? 0);
       if (opts.syntaxCheck) {
         const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
         await prepareVault(inventoryPath, opts);
@@ -95,6 +119,7 @@ export function registerPlayCommands(program: Command): void {
         await session.engine.close();
         return;
       }
+      await answerVarsPrompts(playbook, parseExtraVars(opts.extraVars));
       const session = await openSession(opts, 'play', { playbook: playbook.path, interrupts: processInterrupts });
       try {
         const outcome = await session.engine.runPlaybook(playbook);
@@ -112,6 +137,7 @@ export function registerPlayCommands(program: Command): void {
   )
     .option('--roles <roles>', 'only verify these roles')
     .action(async (playbookPath: string, opts: PlayOptions) => {
+      configureAnsibleVault(opts);
       const playbook = loadPlaybookFile(playbookPath);
       const session = await openSession(opts, 'verify', { playbook: playbook.path, lock: false, interrupts: processInterrupts });
       try {

@@ -146,11 +146,17 @@ describe('loadInventory: structure', () => {
     expect(inv.select('web:!canary')).toEqual(['web1.example.com']);
   });
 
+  it('reads an INI inventory (Ansible\'s default format)', () => {
+    const ini = loadInventory(fixture('errors', 'ini-hosts'));
+    expect(ini.select('web')).toEqual(['web1']);
+    expect(ini.hostVars('web1').ansible_host).toBe('10.0.0.1');
+  });
+
   it('lets templated connection variables through to rendering', () => {
     const templated = loadInventory(fixture('templated', 'hosts.yaml'));
     expect(templated.hostVars('web1')).toMatchObject({ ansible_port: '{{ base_port }}', cairn_jump: ['bastion', 'deploy@gw:2222'] });
-    // YAML 1.2 reads `yes` as a string; it stays one, for the engine to read as true.
-    expect(templated.hostVars('web2').ansible_become).toBe('yes');
+    // As Ansible (PyYAML, YAML 1.1): an unquoted `yes` is the boolean true.
+    expect(templated.hostVars('web2').ansible_become).toBe(true);
   });
 });
 
@@ -179,13 +185,12 @@ describe('loadInventory: errors', () => {
     ['jump-list.yaml', /^inventory: entry 2 of "cairn_jump" must be a string, got number 22$/, 'jump-list.yaml:6:11'],
     ['user-empty.yaml', /^inventory: "ansible_user" must be a user name \(a non-empty string\), got the string ""$/, 'user-empty.yaml:4:21'],
     ['bad-yaml.yaml', /^invalid YAML: /, 'bad-yaml.yaml:'],
-    ['ini-hosts', /^this looks like an INI inventory; cairn reads YAML inventories/, 'ini-hosts:2:1'],
     ['stray-host-vars', /^host_vars file for host "web3", which is not in the inventory; did you mean "web1" or "web2"\?/, 'stray-host-vars/host_vars/web3.yaml'],
     ['stray-group-vars', /^group_vars file for group "dbs", which is not in the inventory; did you mean "db"\?/, 'stray-group-vars/group_vars/dbs.yml'],
     ['folder-junk', /^files in a vars folder must end in \.yaml or \.yml/, 'folder-junk/group_vars/web/notes.txt'],
     ['group-vars-bad', /^group_vars file: "ansible_port" must be an integer from 1 to 65535, got number 0$/, 'group-vars-bad/group_vars/web.yaml:3:15'],
     ['group-vars-list', /^group_vars file: the top level must be a mapping of variable names to values, got a list$/, 'group-vars-list/group_vars/web.yaml:1:1'],
-    ['no-inventory', /^no inventory file in this folder \(expected one of hosts\.yaml, hosts\.yml, inventory\.yaml, inventory\.yml\)$/, 'no-inventory'],
+    ['no-inventory', /^no inventory file in this folder \(expected one of hosts\.yaml, hosts\.yml, inventory\.yaml, inventory\.yml, or Ansible inventory files\)$/, 'no-inventory'],
     ['two-inventories', /^several inventory files in this folder \(hosts\.yaml, inventory\.yaml\); keep one$/, 'two-inventories'],
     ['does-not-exist.yaml', /^cannot read inventory: no such file$/, 'does-not-exist.yaml'],
   ];

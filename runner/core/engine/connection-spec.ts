@@ -2,6 +2,10 @@
  * Turning a host's variables into a ConnectionSpec. The variable names are Ansible's (ansible_host,
  * ansible_port, ansible_user, ansible_ssh_private_key_file, ansible_connection, ansible_become,
  * ansible_become_user, ansible_timeout) plus cairn_jump and cairn_known_hosts.
+ *
+ * The legacy names ansible_ssh_host, ansible_ssh_port, ansible_ssh_user and ansible_ssh_pass (and
+ * ansible_ssh_password) mean what they mean to Ansible's ssh connection plugin, which lists each setting's
+ * variables in order and takes the last one defined: the legacy name wins when both are set.
  */
 import { homedir, userInfo } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -23,6 +27,13 @@ function str(vars: Vars, key: string): string | undefined {
   return v === undefined || v === null || v === '' ? undefined : String(v);
 }
 
+/** The value of the last of `keys` that is set (the ssh plugin's order: modern name first, legacy last). */
+function lastSet(vars: Vars, ...keys: string[]): string | undefined {
+  let found: string | undefined;
+  for (const key of keys) found = str(vars, key) ?? found;
+  return found;
+}
+
 function bool(vars: Vars, key: string): boolean | undefined {
   const v = vars[key];
   if (v === undefined || v === null) return undefined;
@@ -41,17 +52,18 @@ export function parseJumpTarget(text: string, fallbackUser: string, host: string
 
 export function connectionSpecFor(name: string, vars: Vars, defaults: SpecDefaults): ConnectionSpec {
   const rel = (p: string) => (p.startsWith('~/') ? join(homedir(), p.slice(2)) : isAbsolute(p) ? p : resolve(defaults.baseDir, p));
-  const address = str(vars, 'ansible_host') ?? name;
+  const hostVar = lastSet(vars, 'ansible_host', 'ansible_ssh_host');
+  const address = hostVar ?? name;
   const explicit = str(vars, 'ansible_connection');
-  const isLocalName = (name === 'localhost' || name === '127.0.0.1') && str(vars, 'ansible_host') === undefined;
+  const isLocalName = (name === 'localhost' || name === '127.0.0.1') && hostVar === undefined;
   const connection = explicit === 'local' || (!explicit && isLocalName) ? 'local' : 'ssh';
-  if (explicit && explicit !== 'local' && explicit !== 'ssh') {
+  if (explicit && explicit !== 'local' && explicit !== 'ssh' && explicit !== 'smart' && explicit !== 'paramiko') {
     throw inputError(`host ${name}: ansible_connection must be "ssh" or "local", got "${explicit}"`);
   }
-  const portText = str(vars, 'ansible_port') ?? '22';
+  const portText = lastSet(vars, 'ansible_port', 'ansible_ssh_port') ?? '22';
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw inputError(`host ${name}: ansible_port must be 1..65535, got "${portText}"`);
-  const user = str(vars, 'ansible_user') ?? userInfo().username;
+  const user = lastSet(vars, 'ansible_user', 'ansible_ssh_user') ?? userInfo().username;
   const key = str(vars, 'ansible_ssh_private_key_file') ?? str(vars, 'ansible_private_key_file');
   const timeoutS = Number(str(vars, 'ansible_timeout') ?? NaN);
   const jumpVar = vars.cairn_jump;
@@ -68,7 +80,7 @@ export function connectionSpecFor(name: string, vars: Vars, defaults: SpecDefaul
     port,
     user,
     privateKeyPath: key ? rel(key) : undefined,
-    password: str(vars, 'ansible_password'),
+    password: lastSet(vars, 'ansible_password', 'ansible_ssh_pass', 'ansible_ssh_password'),
     jump,
     connectTimeoutMs: Number.isFinite(timeoutS) && timeoutS > 0 ? timeoutS * 1000 : (defaults.connectTimeoutMs ?? 10_000),
     knownHostsPath: rel(knownHosts),

@@ -18,6 +18,7 @@ import type { Templater } from '../template/types.js';
 import { ConnectionPool } from '../transport/pool.js';
 import { UnreachableError, type Connection, type ConnectionSpec, type ExecOptions, type ExecResult } from '../transport/types.js';
 import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
+import { AnsibleVarWarnings, playConnectionVars } from './ansible-vars.js';
 import { computeBatches } from './batches.js';
 import { connectionSpecFor } from './connection-spec.js';
 import { applyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
@@ -48,6 +49,11 @@ export interface EngineOptions {
   signal: AbortSignal;
   /** Values to hide in every output (from vault files, no_log results); the engine adds to it. */
   addSecret?: (value: string) => void;
+  /**
+   * Connection settings from the command line and ansible.cfg (-u, --private-key, -c, -b), as ansible_*
+   * variables: every playbook keyword and inventory variable wins over them, as in Ansible.
+   */
+  connectionDefaults?: Vars;
 }
 
 export interface RunOutcome {
@@ -143,8 +149,13 @@ export class Engine {
   /** Tasks that failed on bad input (undefined variable, template error): the run exits 5, not 2. */
   private inputErrors = 0;
 
+  private readonly ansibleVarWarnings: AnsibleVarWarnings;
+  /** The running play's connection keywords (remote_user, connection, port) as variables. */
+  private playConnection: Vars = {};
+
   constructor(opts: EngineOptions) {
     this.opts = opts;
+    this.ansibleVarWarnings = new AnsibleVarWarnings((msg) => opts.bus.emit({ type: 'warning', time: now(), msg }));
   }
 
   get connectionsOpened(): number {
@@ -171,13 +182,15 @@ export class Engine {
     if (!state) {
       state = new HostState(name, this.opts.inventory.hostVars(name));
       this.hosts.set(name, state);
+      this.ansibleVarWarnings.check(state.inventoryVars, `host ${name}`);
     }
     return state;
   }
 
   private specFor(name: string): ConnectionSpec {
     const inv = this.opts.inventory;
-    const vars = inv.hosts.has(name) ? layerVars(inv.hostVars(name), this.opts.extraVars) : layerVars(this.opts.extraVars);
+    const defaults = layerVars(this.opts.connectionDefaults ?? {}, this.playConnection);
+    const vars = inv.hosts.has(name) ? layerVars(defaults, inv.hostVars(name), this.opts.extraVars) : layerVars(defaults, this.opts.extraVars);
     const baseDir = existsSync(inv.path) && !inv.path.endsWith('.yaml') && !inv.path.endsWith('.yml') ? inv.path : resolve(inv.path, '..');
     return connectionSpecFor(name, vars, {
       baseDir,
@@ -254,13 +267,14 @@ export class Engine {
 
   /** The variables a task sees, layered as documented in docs/variables.md and rendered lazily. */
   private varsFor(host: HostState, ctx: PlayContext, task: Task, extra?: Vars): Vars {
-    const role = ctx.play.roles.find((r) => r.name === task.role);
+    const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
     const facts = host.facts ? { facts: host.facts, ansible_facts: host.facts } : {};
     const layered = layerVars(
       ctx.roleDefaults,
       host.inventoryVars,
       facts,
       ctx.play.vars,
+      role?.roleVars,
       role?.vars,
       host.registered,
       task.vars,
@@ -297,7 +311,7 @@ export class Engine {
   private moduleContext(host: HostState, conn: Connection, task: Task, vars: Vars, ctx: PlayContext): ModuleContext {
     const spec = this.specFor(host.name);
     const become = task.become ?? ctx.play.become ?? spec.become;
-    const role = ctx.play.roles.find((r) => r.name === task.role);
+    const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
     return {
       host: host.name,
       conn,
@@ -390,7 +404,7 @@ export class Engine {
         items = materialise(rendered) as unknown[];
       }
     } catch (err) {
-      if (isInputError(err)) this.inputErrors++;
+      if (isInputError(err) && !task.ignoreErrors) this.inputErrors++;
       return this.finishFailed(host, task, ctx, started, errorMessage(err));
     }
 
@@ -484,7 +498,7 @@ export class Engine {
         return { status: 'skipped', registered, changed: false };
       }
     } catch (err) {
-      if (isInputError(err)) this.inputErrors++;
+      if (isInputError(err) && !task.ignoreErrors) this.inputErrors++;
       return fail(errorMessage(err));
     }
 
@@ -510,7 +524,7 @@ export class Engine {
         throw inputError(`module "${module.name}" after rendering its arguments: ${d.message}`, task.location);
       }
     } catch (err) {
-      if (isInputError(err)) this.inputErrors++;
+      if (isInputError(err) && !task.ignoreErrors) this.inputErrors++;
       return fail(errorMessage(err));
     }
 
@@ -540,7 +554,7 @@ export class Engine {
         actions = execution.plan.actions;
       } catch (err) {
         if (err instanceof UnreachableError) return this.unreachable(host, task, ctx, started, err, item, target);
-        if (isInputError(err)) this.inputErrors++;
+        if (isInputError(err) && !task.ignoreErrors) this.inputErrors++;
         result = { changed: false, failed: true, msg: errorMessage(err), data: {} };
       }
       registered = { ...result.data, changed: result.changed, failed: result.failed === true };
@@ -611,8 +625,9 @@ export class Engine {
   private unreachable(host: HostState, task: Task, ctx: PlayContext, started: number, err: unknown, item: unknown, target: string): TaskOutcome {
     const msg = `${target === host.name ? '' : `delegated host ${target}: `}${errorMessage(err)}`;
     const registered = { unreachable: true, changed: false, msg };
-    this.emitResult(host, task, ctx, 'unreachable', started, { msg, registered, item });
-    if (!host.unreachable) {
+    this.emitResult(host, task, ctx, 'unreachable', started, { msg, registered, item, ignored: task.ignoreUnreachable });
+    // ignore_unreachable (Ansible): the host stays in the play; the next task tries it again.
+    if (!host.unreachable && !task.ignoreUnreachable) {
       host.unreachable = true;
       this.opts.bus.emit({ type: 'host_unreachable', time: now(), host: host.name, msg });
     }
@@ -758,6 +773,9 @@ export class Engine {
       this.opts.bus.emit({ type: 'play_end', time: now(), play: play.name });
       return;
     }
+    this.ansibleVarWarnings.check(this.opts.extraVars, 'the run (-e)');
+    this.playConnection = playConnectionVars(play);
+    this.ansibleVarWarnings.check(play.vars, `play "${play.name}"`);
     const ctx: PlayContext = { play, playbookDir, runOnce: new Map(), aborted: false, roleDefaults: this.roleDefaults(play), phase: 'tasks' };
     const tasks = verifyOnly ? [] : this.selectedTasks(play);
     const handlers = this.handlersOf(play);

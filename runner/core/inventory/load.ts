@@ -7,7 +7,10 @@
  * group_vars files; then the host's inline vars, then its host_vars files. Later wins; mappings replace.
  */
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { isAnsibleVaultText } from '../util/ansible-vault.js';
+import { expandHostRange, hostListInventory, parseIniInventory } from './ini.js';
 import { CairnError, inputError, type SourceLocation } from '../util/errors.js';
 import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
 import { describeFsError, errorAt, loadYamlFile, MAX_YAML_BYTES, parseYaml, sourceSnippet, type LoadedYaml, type YamlParseOptions, type YamlPath } from '../util/yaml-source.js';
@@ -163,8 +166,13 @@ class InventoryBuilder {
     for (const [key, section] of Object.entries(value)) {
       if (key === 'vars') group.layers.push(this.layerFrom(source, section, [...path, 'vars']));
       else if (key === 'hosts' && isPlainObject(section)) {
-        for (const [hostName, hostVars] of Object.entries(section)) {
-          const hostPath = [...path, 'hosts', hostName];
+        for (const [hostEntry, entryVars] of Object.entries(section)) {
+          const hostPath = [...path, 'hosts', hostEntry];
+          // As Ansible's yaml plugin: a host key may be a range (web[01:20]) and may end in :PORT.
+          const portMatch = /^([^:\[\]]+(?:\[[^\]]+\][^:\[\]]*)*):(\d+)$/.exec(hostEntry);
+          const names = expandHostRange(portMatch ? portMatch[1]! : hostEntry, () => source.loaded.locate(hostPath, 'key'));
+          const hostVars = portMatch ? { ...(isPlainObject(entryVars) ? entryVars : {}), ansible_port: Number(portMatch[2]) } : entryVars;
+          for (const hostName of names) {
           let host = this.hosts.get(hostName);
           if (!host) {
             host = { name: hostName, location: source.loaded.locate(hostPath, 'key'), layers: [] };
@@ -175,6 +183,7 @@ class InventoryBuilder {
             group.hosts.push(hostName);
           }
           if (isPlainObject(hostVars)) host.layers.push(this.layerFrom(source, hostVars, hostPath));
+          }
         }
       } else if (key === 'children' && isPlainObject(section)) {
         for (const [childName, childValue] of Object.entries(section)) {
@@ -320,14 +329,20 @@ function listYamlFilesDeep(dir: string): string[] {
   return files;
 }
 
-function resolveInventoryFile(path: string): string {
+/**
+ * The files an inventory path stands for. A file is itself. A folder holding one of cairn's names
+ * (hosts.yaml, ...) is that file, as before; any other folder is read as Ansible reads an inventory folder:
+ * every file in it (not hidden, not in group_vars/ or host_vars/, not ending in Ansible's ignored extensions
+ * .orig .ini .cfg .retry ~), merged, in name order.
+ */
+function resolveInventoryFiles(path: string): string[] {
   if (!isDirectory(path, 'inventory')) {
     try {
       statSync(path);
     } catch (err) {
       throw inputError(`cannot read inventory: ${describeFsError(err, path)}`, { file: path });
     }
-    return path;
+    return [path];
   }
   const found = INVENTORY_FILE_NAMES.filter((name) => {
     try {
@@ -336,11 +351,20 @@ function resolveInventoryFile(path: string): string {
       return false;
     }
   });
-  if (found.length === 0) {
-    throw inputError(`no inventory file in this folder (expected one of ${INVENTORY_FILE_NAMES.join(', ')})`, { file: path });
-  }
   if (found.length > 1) throw inputError(`several inventory files in this folder (${found.join(', ')}); keep one`, { file: path });
-  return join(path, found[0]!);
+  if (found.length === 1) return [join(path, found[0]!)];
+  const files = listEntries(path).filter((name) => {
+    if (/(\.orig|\.ini|\.cfg|\.retry|~|\.md|\.key|\.pub)$/.test(name)) return false;
+    try {
+      return statSync(join(path, name)).isFile();
+    } catch {
+      return false;
+    }
+  });
+  if (files.length === 0) {
+    throw inputError(`no inventory file in this folder (expected one of ${INVENTORY_FILE_NAMES.join(', ')}, or Ansible inventory files)`, { file: path });
+  }
+  return files.map((name) => join(path, name));
 }
 
 /** Ansible's default inventory format is INI; say so instead of reporting a puzzling YAML error. */
@@ -350,26 +374,38 @@ function iniHeaderLine(source: string): number | undefined {
   return index >= 0 && /^\[[^\]]+\]\s*$/.test(lines[index]!) ? index + 1 : undefined;
 }
 
-function readInventorySource(file: string): VarsSource {
-  let source: VarsSource | undefined;
+/**
+ * Which plugin reads a file, as Ansible chooses: .yml/.yaml/.json are YAML; .ini is INI; anything else is
+ * YAML when it reads as a YAML inventory (a mapping of groups), else INI.
+ */
+function looksLikeIni(file: string, text: string): boolean {
+  // A [section] first line is INI whatever the name says (Ansible falls back to its ini plugin the same way).
+  if (iniHeaderLine(text) !== undefined) return true;
+  if (/\.(ya?ml|json)$/i.test(file)) return false;
+  if (/\.ini$/i.test(file)) return true;
   try {
-    source = readVarsSource(file, 'inventory');
-    validateShape(source.loaded, inventorySchema, 'inventory');
-    return source;
-  } catch (err) {
-    if (!(err instanceof CairnError)) throw err;
-    let text = source?.loaded.source;
-    if (text === undefined) {
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch {
-        throw err;
-      }
-    }
-    const line = iniHeaderLine(text);
-    if (line === undefined) throw err;
-    throw inputError('this looks like an INI inventory; cairn reads YAML inventories (all: {hosts: ..., vars: ..., children: ...})', { file, line, col: 1 });
+    const value = parseYaml(text, file).value;
+    return !(isPlainObject(value) && Object.values(value).every((v) => v === null || isPlainObject(v)));
+  } catch {
+    return true;
   }
+}
+
+function readInventorySource(file: string): VarsSource {
+  if (!isVaultFile(file)) {
+    let text: string | undefined;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      text = undefined; // readVarsSource reports it
+    }
+    if (text !== undefined && !text.includes('\0') && !isAnsibleVaultText(text) && looksLikeIni(file, text)) {
+      return { loaded: parseIniInventory(text, file), secret: false };
+    }
+  }
+  const source = readVarsSource(file, 'inventory');
+  validateShape(source.loaded, inventorySchema, 'inventory');
+  return source;
 }
 
 /** The returned inventory: the Inventory contract plus what later features need. */
@@ -450,18 +486,28 @@ export function hostGroupsDepthOrder(inventory: Pick<Inventory, 'groups'>, group
     depths.set(name, depth);
     return depth;
   };
-  return [...new Set(groupNames)].sort((a, b) => depthOf(a) - depthOf(b) || (a < b ? -1 : a > b ? 1 : 0));
+  // Ansible sorts a host's groups by (depth, ansible_group_priority, name); the priority defaults to 1.
+  const priorityOf = (name: string): number => {
+    const p = Number((inventory.groups.get(name) as { vars?: Vars } | undefined)?.vars?.ansible_group_priority ?? 1);
+    return Number.isFinite(p) ? p : 1;
+  };
+  return [...new Set(groupNames)].sort((a, b) => depthOf(a) - depthOf(b) || priorityOf(a) - priorityOf(b) || (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** Load an inventory file, or a folder holding hosts.yaml (or hosts.yml, inventory.yaml, inventory.yml). */
 export function loadInventory(path: string): LoadedInventory {
-  const file = resolveInventoryFile(path);
-  const baseDir = dirname(file);
+  // Ansible's `-i host1,host2,`: a list of hosts, not a file.
+  const hostList = path.includes(',') && !existsSync(path);
+  const files = hostList ? [] : resolveInventoryFiles(path);
+  const file = hostList ? path : files[0]!;
+  const baseDir = hostList ? process.cwd() : isDirectory(path, 'inventory') ? path : dirname(file);
   const builder = new InventoryBuilder(file);
-  const source = readInventorySource(file);
-  builder.sourceText = source.loaded.source;
-  if (isPlainObject(source.loaded.value)) {
-    for (const [name, value] of Object.entries(source.loaded.value)) builder.walkGroup(source, name, value, [name], undefined);
+  const sources = hostList ? [{ loaded: hostListInventory(basename(path)), secret: false }] : files.map(readInventorySource);
+  for (const source of sources) {
+    builder.sourceText = source.loaded.source;
+    if (isPlainObject(source.loaded.value)) {
+      for (const [name, value] of Object.entries(source.loaded.value)) builder.walkGroup(source, name, value, [name], undefined);
+    }
   }
   builder.checkCycles();
   builder.attachToAll();

@@ -4,6 +4,7 @@
  */
 import { registerModule } from './index.js';
 import { aptModule } from './apt.js';
+import { packageModule } from './package.js';
 import { assertModule } from './assert.js';
 import { blockinfileModule } from './blockinfile.js';
 import { commandModule } from './command.js';
@@ -30,6 +31,7 @@ registerModule(fileModule);
 registerModule(lineinfileModule);
 registerModule(blockinfileModule);
 registerModule(aptModule);
+registerModule(packageModule);
 registerModule(systemdModule, 'service');
 registerModule(sysctlModule);
 registerModule(userModule);

@@ -3,9 +3,11 @@
  * what was expected. Module names and their arguments are checked here, before any host is contacted.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { ErrorObject } from 'ajv';
-import { CairnError, inputError, type SourceLocation } from '../util/errors.js';
+import { CairnError, formatLocation, inputError, type SourceLocation } from '../util/errors.js';
+import { builtinRolesDir } from '../util/paths.js';
+import { ansibleBool, isQualifiedName, PLAY_KEYWORDS_WARNED, shortModuleName } from './ansible-keywords.js';
 import { getModule, moduleNames } from '../modules/index.js';
 import { ajv, compileSchema, describeAjvErrors, validateAt } from '../util/schema.js';
 import { parseHostPattern } from '../inventory/patterns.js';
@@ -20,7 +22,39 @@ export interface LoadOptions {
   rolesPath: string[];
 }
 
-const ROLE_FILES = ['tasks', 'defaults', 'handlers', 'verify', 'meta'] as const;
+const ROLE_FILES = ['tasks', 'defaults', 'vars', 'handlers', 'verify', 'meta'] as const;
+
+/** Keys of a role entry that are keywords; any other key beside `role:` is a role parameter (a variable). */
+const ROLE_ENTRY_KEYWORDS = new Set(['role', 'vars', 'tags', 'when', 'become', 'become_user', 'delegate_to', 'ignore_errors', 'no_log', 'environment', 'collections']);
+
+interface RoleSearchDir {
+  dir: string;
+  /** In words, for -v: "the playbook's roles/", "roles_path", "built-in". */
+  origin: string;
+}
+
+interface RoleEntry {
+  name: string;
+  vars: Vars;
+  tags: string[];
+  when: string[];
+}
+
+interface ExpandedRole {
+  role: Role;
+  vars: Vars;
+  tags: string[];
+  when: string[];
+}
+
+/** What a play sets for all of its tasks (Ansible's play keywords inherited by tasks). */
+interface TaskDefaults {
+  ignoreErrors?: boolean;
+  ignoreUnreachable?: boolean;
+  noLog?: boolean;
+  checkMode?: boolean;
+  runOnce?: boolean;
+}
 
 function findYaml(dir: string, base: string): string | undefined {
   for (const ext of ['.yaml', '.yml']) {
@@ -28,6 +62,54 @@ function findYaml(dir: string, base: string): string | undefined {
     if (existsSync(p)) return p;
   }
   return undefined;
+}
+
+/**
+ * A role's file of one kind, in either layout: Ansible's KIND/main.yml (or .yaml, or no extension) or cairn's
+ * flat KIND.yaml (or .yml). Both at once is ambiguous and refused.
+ */
+function roleFile(dir: string, kind: string): string | undefined {
+  const flat = findYaml(dir, kind);
+  const nested = ['main.yml', 'main.yaml', 'main'].map((n) => join(dir, kind, n)).find((p) => existsSync(p) && statSync(p).isFile());
+  if (flat && nested) throw inputError(`role has both ${basename(flat)} and ${kind}/${basename(nested)}; keep one`, { file: dir });
+  return flat ?? nested;
+}
+
+/** A folder that holds a role (in either layout), not just any folder of that name. */
+function looksLikeRole(dir: string): boolean {
+  return ['tasks', 'meta', 'handlers', 'defaults', 'vars'].some((k) => roleFile(dir, k) !== undefined);
+}
+
+/** A keyword's boolean as Ansible reads it, or an error at its file:line:col. */
+function boolKeyword(loaded: LoadedYaml, value: unknown, path: YamlPath): boolean | undefined {
+  if (value === undefined || value === null) return undefined;
+  const b = ansibleBool(value);
+  if (b === undefined) {
+    throw errorAt(loaded, path, `expected a boolean (true/false, yes/no, on/off, 1/0), got ${JSON.stringify(value)}`);
+  }
+  return b;
+}
+
+/** The play's defaults on a task that does not set them itself. */
+function withDefaults(task: Task, d: TaskDefaults): Task {
+  return {
+    ...task,
+    ignoreErrors: task.keywords?.includes('ignore_errors') ? task.ignoreErrors : (d.ignoreErrors ?? task.ignoreErrors),
+    ignoreUnreachable: task.ignoreUnreachable ?? d.ignoreUnreachable,
+    noLog: task.keywords?.includes('no_log') ? task.noLog : (d.noLog ?? task.noLog),
+    checkMode: task.checkMode ?? d.checkMode,
+    runOnce: task.keywords?.includes('run_once') ? task.runOnce : (d.runOnce ?? task.runOnce),
+  };
+}
+
+/** One use of a role in a play: its own copy of the tasks, carrying the role's parameters, tags and `when`. */
+function roleInstance(role: Role, vars: Vars, tags: string[], when: string[], defaults: TaskDefaults): Role {
+  const instance: Role = { ...role, vars, tags };
+  const adapt = (t: Task): Task => ({ ...withDefaults(t, defaults), when: [...when, ...t.when], roleRef: instance });
+  instance.tasks = role.tasks.map(adapt);
+  instance.handlers = role.handlers.map(adapt);
+  instance.verify = role.verify.map(adapt);
+  return instance;
 }
 
 function asStringList(value: unknown): string[] {
@@ -97,8 +179,12 @@ function moduleArgErrors(schema: object, args: Record<string, unknown>): ErrorOb
 }
 
 export class PlaybookLoader {
+  /** Roles loaded, by folder. */
   private readonly roles = new Map<string, Role>();
   private readonly rolesPath: string[];
+  /** Ansible constructs read but not acted on ("file:line:col: ..."), for the command to print. */
+  readonly warnings: string[] = [];
+  private includeDepth = 0;
 
   constructor(opts: LoadOptions) {
     this.rolesPath = opts.rolesPath;
@@ -107,7 +193,7 @@ export class PlaybookLoader {
   loadPlaybook(path: string): Playbook {
     const file = resolve(path);
     const dir = dirname(file);
-    return { path: file, dir, plays: this.loadPlays(file, []) };
+    return { path: file, dir, plays: this.loadPlays(file, []), warnings: this.warnings };
   }
 
   /** The plays of a playbook file, with `- import_playbook: other.yaml` entries replaced by that file's plays. */
@@ -123,109 +209,198 @@ export class PlaybookLoader {
         plays.push(this.parsePlay(loaded, raw, i, dir));
         return;
       }
-      const extra = Object.keys(raw).filter((k) => k !== 'import_playbook' && k !== 'name');
-      if (extra.length) throw errorAt(loaded, [i, extra[0]!], `unknown key "${extra[0]}" beside import_playbook (expected only name)`, 'key');
+      const extra = Object.keys(raw).filter((k) => !['import_playbook', 'name', 'vars', 'tags'].includes(k));
+      if (extra.length) throw errorAt(loaded, [i, extra[0]!], `unknown key "${extra[0]}" beside import_playbook (expected name, vars or tags)`, 'key');
       if (typeof raw.import_playbook !== 'string') throw errorAt(loaded, [i, 'import_playbook'], 'import_playbook must be the path of a playbook file');
       const target = resolve(dir, raw.import_playbook);
       if (target === file || importing.includes(target)) {
         throw errorAt(loaded, [i, 'import_playbook'], `playbook import cycle: ${[...importing, file, target].map((f) => f.replace(dir + '/', '')).join(' -> ')}`);
       }
       if (!existsSync(target)) throw errorAt(loaded, [i, 'import_playbook'], `imported playbook ${target} does not exist`);
-      plays.push(...this.loadPlays(target, [...importing, file]));
+      // vars and tags given with the import apply to every imported play (the play's own vars win).
+      const importVars = isPlainObject(raw.vars) ? (raw.vars as Vars) : {};
+      const importTags = asStringList(raw.tags);
+      plays.push(...this.loadPlays(target, [...importing, file]).map((p) => ({ ...p, vars: { ...importVars, ...p.vars }, tags: [...importTags, ...p.tags] })));
     });
     return plays;
   }
 
-  private searchPath(playbookDir: string): string[] {
-    return [join(playbookDir, 'roles'), ...this.rolesPath];
+  /**
+   * Where roles are looked for, in Ansible's order, then cairn's built-in roles last, so a user's role of the
+   * same name always wins: the playbook's roles/, the roles path (ansible.cfg roles_path, ANSIBLE_ROLES_PATH,
+   * CAIRN_ROLES_PATH), the playbook's own folder, then the built-in roles.
+   */
+  private searchPath(playbookDir: string): RoleSearchDir[] {
+    const builtin = resolve(builtinRolesDir());
+    const configured = this.rolesPath.filter((d) => resolve(d) !== builtin).map((dir) => ({ dir, origin: 'roles_path' }));
+    return [
+      { dir: join(playbookDir, 'roles'), origin: "the playbook's roles/" },
+      ...configured,
+      { dir: playbookDir, origin: "the playbook's folder" },
+      ...(this.rolesPath.some((d) => resolve(d) === builtin) ? [{ dir: builtin, origin: 'built-in' }] : []),
+    ];
   }
 
   private parsePlay(loaded: LoadedYaml, raw: Record<string, unknown>, index: number, dir: string): Play {
     validateAt(loaded, playSchema, 'play', raw, [index]);
-    checkHostPattern(loaded, String(raw.hosts), [index, 'hosts']);
+    const hostsPattern = Array.isArray(raw.hosts) ? (raw.hosts as string[]).join(',') : String(raw.hosts);
+    checkHostPattern(loaded, hostsPattern, [index, 'hosts']);
     const location = loaded.locate([index]);
+    const playBool = (key: string): boolean | undefined => boolKeyword(loaded, raw[key], [index, key]);
+    for (const key of Object.keys(raw)) {
+      const why = PLAY_KEYWORDS_WARNED[key];
+      if (why !== undefined) this.warn(`play keyword "${key}" is not implemented by cairn and has no effect (${why})`, loaded.locate([index, key], 'key'));
+    }
+    if (raw.become_method !== undefined && raw.become_method !== 'sudo') {
+      throw errorAt(loaded, [index, 'become_method'], `become_method "${String(raw.become_method)}" is not supported: cairn becomes with sudo only (use become_method: sudo, or leave it out)`);
+    }
+    if (raw.connection !== undefined && !['ssh', 'local', 'smart', 'paramiko'].includes(String(raw.connection))) {
+      throw errorAt(loaded, [index, 'connection'], `connection "${String(raw.connection)}" is not supported: cairn connects with ssh or local`);
+    }
     const playTags = asStringList(raw.tags);
+    const inherit: TaskDefaults = {
+      ignoreErrors: playBool('ignore_errors'),
+      ignoreUnreachable: playBool('ignore_unreachable'),
+      noLog: playBool('no_log'),
+      checkMode: playBool('check_mode'),
+      runOnce: playBool('run_once'),
+    };
     const roles: Role[] = [];
-    const listed = new Map<string, SourceLocation>();
+    const dependencyInstances = new Set<Role>();
+    const last = <T>(list: T[]): T | undefined => list[list.length - 1];
     const rawRoles = (raw.roles as unknown[] | undefined) ?? [];
     rawRoles.forEach((ref, i) => {
-      const name = typeof ref === 'string' ? ref : String((ref as { role: string }).role);
-      const refVars = typeof ref === 'string' ? {} : (((ref as { vars?: Vars }).vars ?? {}) as Vars);
-      const refTags = typeof ref === 'string' ? [] : asStringList((ref as { tags?: unknown }).tags);
-      const where = loaded.locate([index, 'roles', i]);
-      if (listed.has(name)) throw errorAt(loaded, [index, 'roles', i], `role "${name}" is listed twice in this play (first at line ${listed.get(name)!.line})`);
-      listed.set(name, where);
-      for (const role of this.resolveRoleWithDeps(name, this.searchPath(dir), [], where)) {
-        const earlier = roles.findIndex((r) => r.name === role.name);
-        if (earlier >= 0) {
-          // Already here as a dependency of a role listed before: it runs once, where it first came, as
-          // Ansible does; listed itself, it takes the vars and tags given with it.
-          if (role.name === name) roles[earlier] = { ...roles[earlier]!, vars: refVars, tags: [...playTags, ...refTags] };
+      const entry = this.roleEntry(loaded, ref, [index, 'roles', i]);
+      const expandedList = this.expandRole(entry, this.searchPath(dir), [], loaded.locate([index, 'roles', i]), dir);
+      for (const expanded of expandedList) {
+        const tags = [...playTags, ...expanded.tags];
+        const key = `${expanded.role.dir}\0${JSON.stringify(expanded.vars)}`;
+        const earlier = roles.find((r) => r.dir === expanded.role.dir && `${r.dir}\0${JSON.stringify(r.vars)}` === key);
+        // As Ansible: a role already in the play with the same parameters runs once (unless its meta says
+        // allow_duplicates); with other parameters it runs again.
+        if (earlier && !expanded.role.allowDuplicates) continue;
+        // Listed itself after it already came in as a parameterless dependency of a role before it: it runs
+        // once, where it first came, with the parameters given where it is listed (cairn's rule, kept).
+        const isListed = expanded === last(expandedList);
+        const asDependency = roles.findIndex((r) => r.dir === expanded.role.dir && dependencyInstances.has(r) && !Object.keys(r.vars).length);
+        if (isListed && asDependency >= 0) {
+          roles[asDependency] = roleInstance(expanded.role, expanded.vars, tags, expanded.when, inherit);
           continue;
         }
-        roles.push(role.name === name ? { ...role, vars: refVars, tags: [...playTags, ...refTags] } : { ...role, tags: [...playTags, ...refTags] });
+        const instance = roleInstance(expanded.role, expanded.vars, tags, expanded.when, inherit);
+        if (!isListed) dependencyInstances.add(instance);
+        roles.push(instance);
       }
     });
     const taskSections = ['pre_tasks', 'tasks', 'post_tasks'] as const;
     const tasks: Task[] = [];
     for (const section of taskSections) {
-      if (raw[section]) tasks.push(...this.parseTaskList(loaded, raw[section], [index, section], '', playTags, false));
+      if (raw[section]) tasks.push(...this.parseTaskList(loaded, raw[section], [index, section], '', playTags, false).map((t) => withDefaults(t, inherit)));
     }
-    const handlers = raw.handlers ? this.parseTaskList(loaded, raw.handlers, [index, 'handlers'], '', playTags, true) : [];
+    const handlers = raw.handlers ? this.parseTaskList(loaded, raw.handlers, [index, 'handlers'], '', playTags, true).map((t) => withDefaults(t, inherit)) : [];
     const serial = raw.serial === undefined ? [] : Array.isArray(raw.serial) ? (raw.serial as Array<number | string>) : [raw.serial as number | string];
     let vars: Vars = isPlainObject(raw.vars) ? (raw.vars as Vars) : {};
-    for (const [k, vf] of ((raw.vars_files as string[] | undefined) ?? []).entries()) {
-      const p = resolve(dir, vf);
-      if (!existsSync(p)) throw errorAt(loaded, [index, 'vars_files', k], `vars file "${vf}" not found (looked for ${p})`);
+    const varsFiles = raw.vars_files === undefined ? [] : Array.isArray(raw.vars_files) ? (raw.vars_files as Array<string | string[]>) : [raw.vars_files as string];
+    for (const [k, entry] of varsFiles.entries()) {
+      // A list inside vars_files is Ansible's "first of these that exists".
+      const candidates = Array.isArray(entry) ? entry : [entry];
+      const templated = candidates.filter((c) => c.includes('{{'));
+      if (templated.length === candidates.length) {
+        this.warn(`vars_files entry ${JSON.stringify(entry)} is templated; cairn reads vars_files before any host is known, so it is not read`, loaded.locate([index, 'vars_files', k]));
+        continue;
+      }
+      const p = candidates.filter((c) => !c.includes('{{')).map((c) => resolve(dir, c)).find((c) => existsSync(c));
+      if (!p) throw errorAt(loaded, [index, 'vars_files', k], `vars file ${JSON.stringify(entry)} not found (looked for ${candidates.map((c) => resolve(dir, c)).join(', ')})`);
       const vl = loadYamlFile(p, 'vars file');
       validateAt(vl, defaultsSchema, 'vars file');
       vars = { ...vars, ...((vl.value as Vars | null) ?? {}) };
     }
+    const prompts = ((raw.vars_prompt as Array<Record<string, unknown>> | undefined) ?? []).map((p, k) => ({
+      name: String(p.name),
+      prompt: typeof p.prompt === 'string' ? p.prompt : String(p.name),
+      default: p.default,
+      private: boolKeyword(loaded, p.private, [index, 'vars_prompt', k, 'private']) ?? true,
+    }));
+    const port = raw.port === undefined ? undefined : Number(raw.port);
+    if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw errorAt(loaded, [index, 'port'], 'port must be 1..65535');
     return {
-      name: typeof raw.name === 'string' ? raw.name : String(raw.hosts),
-      hosts: String(raw.hosts),
+      name: typeof raw.name === 'string' ? raw.name : hostsPattern,
+      hosts: hostsPattern,
       roles,
       tasks,
       handlers,
       vars,
       serial,
       maxFailPercentage: raw.max_fail_percentage as number | undefined,
-      anyErrorsFatal: raw.any_errors_fatal === true,
-      strategy: (raw.strategy as 'free' | 'linear' | undefined) ?? 'free',
-      gatherFacts: raw.gather_facts !== false,
-      become: raw.become as boolean | undefined,
+      anyErrorsFatal: playBool('any_errors_fatal') === true,
+      strategy: raw.strategy === 'linear' ? 'linear' : raw.strategy === undefined ? 'free' : 'free',
+      gatherFacts: playBool('gather_facts') !== false,
+      become: playBool('become'),
       becomeUser: raw.become_user as string | undefined,
+      remoteUser: raw.remote_user as string | undefined,
+      connection: raw.connection as string | undefined,
+      port,
+      varsPrompt: prompts.length ? prompts : undefined,
       tags: playTags,
       location,
       hostsLocation: loaded.locate([index, 'hosts'], 'value'),
     };
   }
 
-  /** The role and its dependencies, dependencies first, each once. Cycles are an error naming the chain. */
-  private resolveRoleWithDeps(name: string, search: string[], stack: string[], where: SourceLocation): Role[] {
-    if (stack.includes(name)) {
-      const chain = [...stack.slice(stack.indexOf(name)), name].join(' -> ');
+  private warn(message: string, where: SourceLocation): void {
+    const text = `${formatLocation(where)}: ${message}`;
+    if (!this.warnings.includes(text)) this.warnings.push(text);
+  }
+
+  /** A role entry of a play or of a meta dependency list, with its parameters. */
+  private roleEntry(loaded: LoadedYaml, ref: unknown, path: YamlPath): RoleEntry {
+    if (typeof ref === 'string') return { name: ref, vars: {}, tags: [], when: [] };
+    const raw = ref as Record<string, unknown>;
+    if (typeof raw.role !== 'string' && typeof raw.name !== 'string') {
+      const near = closestNames(Object.keys(raw)[0] ?? '', ['role', 'name']);
+      const hint = near.length ? ` (is "${Object.keys(raw)[0]}" a misspelt "${near[0]}"?)` : '';
+      throw errorAt(loaded, path, `role entry names no role: expected "role: NAME" (or "name: NAME") beside its parameters${hint}`);
+    }
+    const name = String(raw.role ?? raw.name);
+    const params: Vars = {};
+    for (const [key, value] of Object.entries(raw)) {
+      if (ROLE_ENTRY_KEYWORDS.has(key)) continue;
+      if (key === 'name' && raw.role === undefined) continue;
+      params[key] = value;
+    }
+    const vars: Vars = { ...(isPlainObject(raw.vars) ? (raw.vars as Vars) : {}), ...params };
+    return { name, vars, tags: asStringList(raw.tags), when: asConditions(raw.when) };
+  }
+
+  /** The role and its dependencies (with their parameters), dependencies first. Cycles are an error naming the chain. */
+  private expandRole(entry: RoleEntry, search: RoleSearchDir[], stack: string[], where: SourceLocation, playbookDir: string): ExpandedRole[] {
+    const role = this.loadRole(entry.name, search, where, playbookDir);
+    if (stack.includes(role.dir)) {
+      const names = [...stack, role.dir].map((d) => basename(d));
+      const chain = names.slice(names.indexOf(basename(role.dir))).join(' -> ');
       throw inputError(`cyclic role dependency: ${chain} (a role cannot depend on itself, directly or through other roles)`, where, snippetAt(where));
     }
-    const role = this.loadRole(name, search, where);
-    const out: Role[] = [];
-    const metaFile = findYaml(role.dir, 'meta');
+    const out: ExpandedRole[] = [];
+    const metaFile = roleFile(role.dir, 'meta');
     const meta = metaFile && role.dependencies.length ? loadYamlFile(metaFile, 'role meta') : undefined;
-    role.dependencies.forEach((dep, i) => {
+    const rawDeps = ((meta?.value as { dependencies?: unknown[] } | null)?.dependencies ?? []) as unknown[];
+    rawDeps.forEach((dep, i) => {
+      const depEntry = meta ? this.roleEntry(meta, dep, ['dependencies', i]) : { name: String(dep), vars: {}, tags: [], when: [] };
       const depWhere = meta ? meta.locate(['dependencies', i]) : where;
-      for (const r of this.resolveRoleWithDeps(dep, search, [...stack, name], depWhere)) {
-        if (!out.some((o) => o.name === r.name)) out.push(r);
+      for (const r of this.expandRole(depEntry, search, [...stack, role.dir], depWhere, playbookDir)) {
+        const tagged = { ...r, tags: [...entry.tags, ...r.tags], when: [...entry.when, ...r.when] };
+        if (!out.some((o) => o.role.dir === r.role.dir && JSON.stringify(o.vars) === JSON.stringify(r.vars))) out.push(tagged);
       }
     });
-    out.push(role);
+    out.push({ role, vars: entry.vars, tags: entry.tags, when: entry.when });
     return out;
   }
 
-  private findRoleDir(name: string, search: string[]): string | undefined {
+  private findRoleDir(name: string, search: RoleSearchDir[]): RoleSearchDir | undefined {
     for (const base of search) {
-      const dir = join(base, name);
+      const dir = join(base.dir, name);
       try {
-        if (statSync(dir).isDirectory()) return dir;
+        if (statSync(dir).isDirectory() && looksLikeRole(dir)) return { dir, origin: base.origin };
       } catch {
         // not in this folder; try the next
       }
@@ -233,53 +408,136 @@ export class PlaybookLoader {
     return undefined;
   }
 
-  loadRole(name: string, search: string[], where: SourceLocation): Role {
-    const cached = this.roles.get(name);
-    if (cached) return cached;
-    if (!/^[A-Za-z0-9_.-]+$/.test(name) || /^\.+$/.test(name)) {
-      throw inputError(`invalid role name ${JSON.stringify(name)} (expected letters, digits, "_", "." and "-": the name of a folder under roles/)`, where, snippetAt(where));
+  loadRole(name: string, search: RoleSearchDir[] | string[], where: SourceLocation, playbookDir?: string): Role {
+    const dirs: RoleSearchDir[] = search.map((s) => (typeof s === 'string' ? { dir: s, origin: 'roles_path' } : s));
+    let found: RoleSearchDir | undefined;
+    if (name.includes('/')) {
+      // Ansible takes a path as a role name: relative to the playbook's folder.
+      const dir = resolve(playbookDir ?? process.cwd(), name);
+      if (!existsSync(dir) || !statSync(dir).isDirectory()) throw inputError(`role "${name}" not found (no folder ${dir})`, where, snippetAt(where));
+      found = { dir, origin: 'a path' };
+    } else {
+      if (!/^[A-Za-z0-9_.-]+$/.test(name) || /^\.+$/.test(name)) {
+        throw inputError(`invalid role name ${JSON.stringify(name)} (expected letters, digits, "_", "." and "-": the name of a folder under roles/)`, where, snippetAt(where));
+      }
+      if (isQualifiedName(name)) {
+        throw inputError(`role "${name}" is a collection role; cairn does not install Ansible collections (copy the role into the playbook's roles/ folder and name it "${name.split('.').pop()}")`, where, snippetAt(where));
+      }
+      found = this.findRoleDir(name, dirs);
     }
-    const dir = this.findRoleDir(name, search);
-    if (!dir) {
-      const known = search.flatMap((base) => listFolders(base));
+    if (!found) {
+      const known = dirs.flatMap((base) => listFolders(base.dir));
       const near = closestNames(name, known);
       const hint = near.length ? `; did you mean ${near.map((n) => `"${n}"`).join(' or ')}?` : '';
-      throw inputError(`role "${name}" not found${hint} (looked in: ${search.join(', ')})`, where, snippetAt(where));
+      throw inputError(`role "${name}" not found${hint} (looked in: ${dirs.map((d) => d.dir).join(', ')})`, where, snippetAt(where));
     }
+    const dir = found.dir;
+    const cached = this.roles.get(dir);
+    if (cached) return cached;
+    const roleName = basename(dir);
     const files: Partial<Record<(typeof ROLE_FILES)[number], LoadedYaml>> = {};
     for (const base of ROLE_FILES) {
-      const p = findYaml(dir, base);
+      const p = roleFile(dir, base);
       if (p) files[base] = loadYamlFile(p, `role ${base} file`);
     }
-    if (!files.tasks) {
-      throw inputError(`role "${name}" has no tasks.yaml (nor tasks.yml): every role needs one, even if it holds only \`[]\``, { file: dir });
+    if (!files.tasks && !files.meta) {
+      throw inputError(`role "${roleName}" has no tasks (looked for tasks/main.yml, tasks/main.yaml, tasks.yaml, tasks.yml)`, { file: dir });
     }
     let dependencies: string[] = [];
+    let allowDuplicates = false;
     if (files.meta) {
       validateAt(files.meta, metaSchema, 'role meta');
-      const deps = ((files.meta.value as { dependencies?: unknown[] } | null)?.dependencies ?? []) as unknown[];
-      dependencies = deps.map((d) => (typeof d === 'string' ? d : String((d as { role: string }).role)));
+      const metaValue = (files.meta.value as { dependencies?: unknown[]; allow_duplicates?: unknown } | null) ?? {};
+      const deps = (metaValue.dependencies ?? []) as unknown[];
+      dependencies = deps.map((d) => (typeof d === 'string' ? d : String((d as { role?: string; name?: string }).role ?? (d as { name?: string }).name)));
+      allowDuplicates = boolKeyword(files.meta, metaValue.allow_duplicates, ['allow_duplicates']) ?? false;
     }
     let defaults: Vars = {};
     if (files.defaults) {
       validateAt(files.defaults, defaultsSchema, 'role defaults');
       defaults = (files.defaults.value as Vars | null) ?? {};
     }
+    let roleVars: Vars = {};
+    if (files.vars) {
+      validateAt(files.vars, defaultsSchema, 'role vars');
+      roleVars = (files.vars.value as Vars | null) ?? {};
+    }
     let schema: object | undefined;
     const schemaFile = join(dir, 'schema.json');
     if (existsSync(schemaFile)) schema = loadRoleSchema(schemaFile);
-    const tasks = this.parseTaskList(files.tasks, files.tasks.value, [], name, [], false);
-    const handlers = files.handlers ? this.parseTaskList(files.handlers, files.handlers.value, [], name, [], true) : [];
-    const verify = files.verify ? this.parseTaskList(files.verify, files.verify.value, [], name, [], false) : [];
-    const role: Role = { name, dir, defaults, tasks, handlers, verify, dependencies, schema, tags: [], vars: {} };
-    this.roles.set(name, role);
+    const tasks = files.tasks ? this.parseTaskList(files.tasks, files.tasks.value, [], roleName, [], false) : [];
+    const handlers = files.handlers ? this.parseTaskList(files.handlers, files.handlers.value, [], roleName, [], true) : [];
+    const verify = files.verify ? this.parseTaskList(files.verify, files.verify.value, [], roleName, [], false) : [];
+    const role: Role = { name: roleName, dir, defaults, roleVars, tasks, handlers, verify, dependencies, schema, tags: [], vars: {}, origin: found.origin, allowDuplicates };
+    this.roles.set(dir, role);
     return role;
   }
 
   parseTaskList(loaded: LoadedYaml, value: unknown, prefix: YamlPath, role: string, inheritedTags: string[], handlers: boolean): Task[] {
     validateAt(loaded, taskListSchema, handlers ? 'handler list' : 'task list', value, prefix);
     const list = (value as Array<Record<string, unknown>> | null) ?? [];
-    return list.map((raw, i) => this.parseTask(loaded, raw, [...prefix, i], role, inheritedTags, handlers));
+    return list.flatMap((raw, i) => this.parseTaskOrStatic(loaded, raw, [...prefix, i], role, inheritedTags, handlers));
+  }
+
+  /**
+   * Ansible's constructs that stand for a list of tasks, read when the playbook is: a `block` (without
+   * rescue/always) is its tasks with the block's keywords on each; import_tasks and include_tasks with a
+   * file name that is not templated are that file's tasks with the include's `when`, tags and vars.
+   */
+  private parseTaskOrStatic(loaded: LoadedYaml, raw: Record<string, unknown>, path: YamlPath, role: string, inheritedTags: string[], handlers: boolean): Task[] {
+    if (!isPlainObject(raw)) return [this.parseTask(loaded, raw, path, role, inheritedTags, handlers)];
+    const inheritFrom = (tasks: Task[], keys: Record<string, unknown>, at: YamlPath): Task[] => {
+      const when = asConditions(keys.when);
+      const vars = isPlainObject(keys.vars) ? (keys.vars as Vars) : undefined;
+      const bool = (k: string) => (keys[k] === undefined ? undefined : boolKeyword(loaded, keys[k], [...at, k]));
+      const become = bool('become');
+      const ignoreErrors = bool('ignore_errors');
+      const noLog = bool('no_log');
+      return tasks.map((t) => ({
+        ...t,
+        when: [...when, ...t.when],
+        vars: vars ? { ...vars, ...(t.vars ?? {}) } : t.vars,
+        become: t.become ?? become,
+        becomeUser: t.becomeUser ?? (keys.become_user as string | undefined),
+        ignoreErrors: t.keywords?.includes('ignore_errors') ? t.ignoreErrors : (ignoreErrors ?? t.ignoreErrors),
+        noLog: t.keywords?.includes('no_log') ? t.noLog : (noLog ?? t.noLog),
+        delegateTo: t.delegateTo ?? (keys.delegate_to as string | undefined),
+      }));
+    };
+    if ('block' in raw) {
+      for (const k of ['rescue', 'always']) {
+        if (k in raw) {
+          throw errorAt(loaded, [...path, k], `block with "${k}" is not supported by cairn yet; write the tasks without it (use ignore_errors and a task with when: result is failed instead of rescue)`, 'key');
+        }
+      }
+      const tags = [...inheritedTags, ...asStringList(raw.tags)];
+      const inner = this.parseTaskList(loaded, raw.block, [...path, 'block'], role, tags, handlers);
+      return inheritFrom(inner, raw, path);
+    }
+    const includeKey = ['import_tasks', 'include_tasks', 'include', 'ansible.builtin.import_tasks', 'ansible.builtin.include_tasks'].find((k) => k in raw);
+    if (includeKey === undefined) return [this.parseTask(loaded, raw, path, role, inheritedTags, handlers)];
+    const spec = raw[includeKey];
+    const fileName = typeof spec === 'string' ? spec : isPlainObject(spec) && typeof spec.file === 'string' ? spec.file : undefined;
+    if (fileName === undefined) throw errorAt(loaded, [...path, includeKey], `${includeKey} takes the name of a task file`);
+    if (fileName.includes('{{')) {
+      throw errorAt(loaded, [...path, includeKey], `${includeKey} with a templated file name is not supported: cairn reads every task before the run (name the file, and put a when: on the tasks instead)`);
+    }
+    if (raw.loop !== undefined || Object.keys(raw).some((k) => k.startsWith('with_'))) {
+      throw errorAt(loaded, [...path, includeKey], `${includeKey} in a loop is not supported: cairn reads every task before the run (loop inside the included file instead)`);
+    }
+    const here = dirname(loaded.file);
+    const candidates = [join(here, fileName), join(dirname(here), 'tasks', fileName), join(dirname(here), fileName)];
+    const file = candidates.find((c) => existsSync(c) && statSync(c).isFile());
+    if (!file) throw errorAt(loaded, [...path, includeKey], `task file "${fileName}" not found (looked for ${candidates.join(', ')})`);
+    this.includeDepth++;
+    try {
+      if (this.includeDepth > 32) throw errorAt(loaded, [...path, includeKey], `task files include each other more than 32 deep (an include cycle?)`);
+      const included = loadYamlFile(file, 'task file');
+      const tags = [...inheritedTags, ...asStringList(raw.tags)];
+      return inheritFrom(this.parseTaskList(included, included.value, [], role, tags, handlers), raw, path);
+    } finally {
+      this.includeDepth--;
+    }
   }
 
   private parseTask(loaded: LoadedYaml, raw: Record<string, unknown>, path: YamlPath, role: string, inheritedTags: string[], handler: boolean): Task {
@@ -290,7 +548,7 @@ export class PlaybookLoader {
       throw errorAt(loaded, path, `${what} names no module (expected one of: ${moduleNames().join(', ')})`);
     }
     if (moduleKeys.length > 1) {
-      const isModule = (k: string) => Boolean(getModule(k)) || k === 'set_fact';
+      const isModule = (k: string) => Boolean(getModule(shortModuleName(k))) || shortModuleName(k) === 'set_fact';
       const unknown = moduleKeys.filter((k) => !isModule(k));
       if (unknown.length === 0) {
         throw errorAt(loaded, [...path, moduleKeys[1]!], `${what} names two modules, "${moduleKeys[0]}" and "${moduleKeys[1]}"; a ${what} runs exactly one module (split it in two)`, 'key');
@@ -302,35 +560,36 @@ export class PlaybookLoader {
         : `${suggestion(key, moduleNames())}; a ${what} has one module (here "${moduleKeys.find(isModule) ?? moduleKeys[0]}") and keywords from: ${[...TASK_KEYWORDS].join(', ')}`;
       throw errorAt(loaded, [...path, key], `unknown ${what} keyword "${key}"${hint}`, 'key');
     }
-    const moduleName = moduleKeys[0]!;
+    const moduleKey = moduleKeys[0]!;
+    const moduleName = shortModuleName(moduleKey);
     for (const [key, schema] of Object.entries(taskKeywordSchemas)) {
       if (raw[key] !== undefined) validateAt(loaded, schema, `${what} keyword "${key}"`, raw[key], [...path, key]);
     }
     let args: Record<string, unknown>;
-    const rawArgs = raw[moduleName];
+    const rawArgs = raw[moduleKey];
     if (moduleName === 'set_fact') {
-      if (!isPlainObject(rawArgs)) throw errorAt(loaded, [...path, moduleName], 'set_fact expects a mapping of variable names to values');
+      if (!isPlainObject(rawArgs)) throw errorAt(loaded, [...path, moduleKey], 'set_fact expects a mapping of variable names to values');
       args = rawArgs;
     } else {
       const module = getModule(moduleName);
       if (!module) {
         const near = suggestion(moduleName, [...moduleNames(), ...TASK_KEYWORDS]);
-        throw errorAt(loaded, [...path, moduleName], `unknown module "${moduleName}"${near || ` (cairn's modules: ${moduleNames().join(', ')})`}`, 'key');
+        throw errorAt(loaded, [...path, moduleKey], `unknown module "${moduleName}"${near || ` (cairn's modules: ${moduleNames().join(', ')})`}`, 'key');
       }
       if (rawArgs === null || rawArgs === undefined) args = {};
       else if (typeof rawArgs === 'string') {
         if (module.freeFormArg) args = { [module.freeFormArg]: rawArgs };
         else {
           const kv = parseKeyValueArgs(rawArgs);
-          if (!kv) throw errorAt(loaded, [...path, moduleName], `module "${moduleName}" takes a mapping of arguments (or key=value pairs), got ${JSON.stringify(rawArgs)}`);
+          if (!kv) throw errorAt(loaded, [...path, moduleKey], `module "${moduleName}" takes a mapping of arguments (or key=value pairs), got ${JSON.stringify(rawArgs)}`);
           args = coerceKeyValueArgs(module.argsSchema, kv);
         }
       } else if (isPlainObject(rawArgs)) args = { ...rawArgs };
-      else throw errorAt(loaded, [...path, moduleName], `arguments of module "${moduleName}" must be a mapping, got ${Array.isArray(rawArgs) ? 'a list' : typeof rawArgs}`);
+      else throw errorAt(loaded, [...path, moduleKey], `arguments of module "${moduleName}" must be a mapping, got ${Array.isArray(rawArgs) ? 'a list' : typeof rawArgs}`);
       if (isPlainObject(raw.args)) args = { ...(raw.args as Record<string, unknown>), ...args };
       const errors = moduleArgErrors(module.argsSchema, args);
       if (errors.length) {
-        const argPath: YamlPath = [...path, moduleName];
+        const argPath: YamlPath = [...path, moduleKey];
         const d = describeAjvErrors(errors, args, `module "${moduleName}"`, typeof rawArgs === 'string' ? [] : argPath);
         const errPath = typeof rawArgs === 'string' ? argPath : d.path;
         throw errorAt(loaded, errPath, `module "${moduleName}": ${d.message}`, typeof rawArgs === 'string' ? 'value' : d.which);
@@ -345,6 +604,14 @@ export class PlaybookLoader {
     const delay = raw.delay === undefined ? undefined : Number(raw.delay);
     if (delay !== undefined && (!Number.isFinite(delay) || delay < 0)) throw errorAt(loaded, [...path, 'delay'], 'delay must be a number of seconds ≥ 0');
     const name = typeof raw.name === 'string' ? raw.name : `${moduleName}${typeof rawArgs === 'string' ? ' ' + rawArgs : ''}`;
+    // A templated boolean keyword ("{{ debug_mode }}") cannot be known before the run; cairn decides these
+    // before it, so it says so rather than guessing.
+    const boolOrTemplate = (value: unknown, key: string): boolean | undefined => {
+      if (typeof value === 'string' && value.includes('{{')) {
+        throw errorAt(loaded, [...path, key], `${key}: a templated value is not supported here; cairn needs true or false when it reads the playbook`);
+      }
+      return boolKeyword(loaded, value, [...path, key]);
+    };
     const vars = isPlainObject(raw.vars) ? (raw.vars as Vars) : undefined;
     if (vars) args = { ...args };
     const task: Task = {
@@ -362,13 +629,15 @@ export class PlaybookLoader {
       delay: delay ?? (raw.until !== undefined ? 5 : undefined),
       notify: asStringList(raw.notify),
       tags: [...inheritedTags, ...asStringList(raw.tags)],
-      become: raw.become === undefined ? undefined : asBool(raw.become, false),
+      become: raw.become === undefined ? undefined : boolOrTemplate(raw.become, 'become'),
       becomeUser: raw.become_user as string | undefined,
-      runOnce: asBool(raw.run_once, false),
+      runOnce: boolOrTemplate(raw.run_once, 'run_once') ?? false,
       delegateTo: raw.delegate_to as string | undefined,
-      ignoreErrors: asBool(raw.ignore_errors, false),
-      noLog: asBool(raw.no_log, false),
-      checkMode: raw.check_mode === undefined ? undefined : asBool(raw.check_mode, false),
+      ignoreErrors: boolOrTemplate(raw.ignore_errors, 'ignore_errors') ?? false,
+      noLog: boolOrTemplate(raw.no_log, 'no_log') ?? false,
+      checkMode: boolOrTemplate(raw.check_mode, 'check_mode'),
+      ignoreUnreachable: boolOrTemplate(raw.ignore_unreachable, 'ignore_unreachable'),
+      keywords: Object.keys(raw),
       role,
       location,
       listen: asStringList(raw.listen),

@@ -1,4 +1,5 @@
 /** JSON Schemas for playbooks, plays, tasks and role files. Module arguments have their own schemas. */
+import { PLAY_KEYWORDS_WARNED } from './ansible-keywords.js';
 
 const stringList = { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] };
 const condition = { anyOf: [{ type: 'string' }, { type: 'boolean' }, { type: 'array', items: { type: ['string', 'boolean'] } }] };
@@ -40,17 +41,18 @@ export const taskListSchema = {
   anyOf: [{ type: 'null' }, { type: 'array', items: { type: 'object' } }],
 };
 
+/** A role entry: `- name` or a mapping with `role:` (or `name:`); keys that are not keywords are role parameters. */
 const roleRef = {
   anyOf: [
     { type: 'string' },
     {
       type: 'object',
-      required: ['role'],
-      additionalProperties: false,
       properties: { role: { type: 'string' }, name: { type: 'string' }, vars: { type: 'object' }, tags: stringList, when: condition },
     },
   ],
 };
+
+const boolish = { type: ['boolean', 'string', 'integer'] };
 
 export const playSchema = {
   type: 'object',
@@ -58,23 +60,43 @@ export const playSchema = {
   additionalProperties: false,
   properties: {
     name: { type: 'string' },
-    hosts: { type: 'string', minLength: 1 },
+    hosts: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } }] },
+    become_method: { type: 'string' },
+    remote_user: { type: 'string' },
+    connection: { type: 'string' },
+    port: { type: ['integer', 'string'] },
+    ignore_errors: boolish,
+    ignore_unreachable: boolish,
+    no_log: boolish,
+    check_mode: boolish,
+    run_once: boolish,
+    collections: stringList,
+    vars_prompt: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['name'],
+        properties: { name: { type: 'string' }, prompt: { type: 'string' }, private: boolish, confirm: boolish, encrypt: { type: 'string' }, salt_size: { type: 'integer' }, unsafe: boolish },
+      },
+    },
     roles: { type: 'array', items: roleRef },
     tasks: taskListSchema,
     pre_tasks: taskListSchema,
     post_tasks: taskListSchema,
     handlers: taskListSchema,
     vars: { anyOf: [{ type: 'object' }, { type: 'null' }] },
-    vars_files: { type: 'array', items: { type: 'string' } },
+    vars_files: { anyOf: [{ type: 'string' }, { type: 'array', items: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] } }] },
     serial: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'string', pattern: '^\\d+%?$' }, { type: 'array', minItems: 1, items: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'string', pattern: '^\\d+%?$' }] } }] },
     max_fail_percentage: { type: 'number', minimum: 0, maximum: 100 },
-    any_errors_fatal: { type: 'boolean' },
-    strategy: { enum: ['free', 'linear'] },
-    gather_facts: { type: 'boolean' },
-    become: { type: 'boolean' },
+    any_errors_fatal: boolish,
+    strategy: { enum: ['free', 'linear', 'host_pinned'] },
+    gather_facts: boolish,
+    become: boolish,
     become_user: { type: 'string' },
     tags: stringList,
-    verify: { type: 'boolean' },
+    verify: boolish,
+    // Ansible's play keywords cairn reads but does not act on: accepted, and warned about by the loader.
+    ...Object.fromEntries(Object.keys(PLAY_KEYWORDS_WARNED).map((k) => [k, {}])),
   },
 };
 
@@ -90,6 +112,8 @@ export const metaSchema = {
         dependencies: { type: 'array', items: roleRef },
         description: { type: 'string' },
         galaxy_info: { type: 'object' },
+        allow_duplicates: { type: ['boolean', 'string'] },
+        collections: stringList,
         platforms: { type: 'array' },
       },
     },

@@ -32,6 +32,12 @@ export interface Task {
   vars?: Vars;
   /** Handlers only: extra names this handler answers to (Ansible's `listen`). */
   listen: string[];
+  /** The role instance the task belongs to (a role listed twice with different parameters runs twice). */
+  roleRef?: Role;
+  /** The keywords written on the task itself (so play-level defaults fill only the others). */
+  keywords?: string[];
+  /** Ansible's ignore_unreachable: an unreachable host does not end the host's play. */
+  ignoreUnreachable?: boolean;
 }
 
 export interface Role {
@@ -46,8 +52,14 @@ export interface Role {
   schema?: object;
   /** Tags every task of the role carries (from the play's role entry). */
   tags: string[];
-  /** Variables given with the role in the play (`- role: x, vars: {...}`). */
+  /** Variables given with the role in the play (`- role: x, vars: {...}`, and role parameters beside `role:`). */
   vars: Vars;
+  /** The role's own vars/main.yml (Ansible's role vars: above inventory and play vars). */
+  roleVars: Vars;
+  /** Where the role was found: "the playbook's roles/", "roles_path", "built-in", ... (-v prints it). */
+  origin: string;
+  /** Ansible's allow_duplicates in meta/main.yml: listed twice with the same parameters, it still runs twice. */
+  allowDuplicates: boolean;
 }
 
 export type Strategy = 'free' | 'linear';
@@ -71,6 +83,12 @@ export interface Play {
   gatherFacts: boolean;
   become?: boolean;
   becomeUser?: string;
+  /** Connection keywords of the play; inventory variables (ansible_user, ...) win over them, as in Ansible. */
+  remoteUser?: string;
+  connection?: string;
+  port?: number;
+  /** vars_prompt entries, answered from -e, a prompt on a TTY, or their default before the run. */
+  varsPrompt?: Array<{ name: string; prompt: string; default?: unknown; private: boolean }>;
   tags: string[];
   location: SourceLocation;
 }
@@ -79,4 +97,6 @@ export interface Playbook {
   path: string;
   dir: string;
   plays: Play[];
+  /** Ansible constructs read but not acted on, each with where it is written (printed before the run). */
+  warnings?: string[];
 }

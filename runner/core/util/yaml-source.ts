@@ -9,8 +9,9 @@
  * expand past MAX_ALIAS_EXPANSION values or into themselves.
  */
 import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { CST, Document, Lexer, LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Node, type Pair } from 'yaml';
+import { CST, Document, Lexer, LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Node, type Pair, type ScalarTag } from 'yaml';
 import { CairnError, caretSnippet, inputError, type SourceLocation } from './errors.js';
+import { isAnsibleVaultText, openAnsibleVault, rememberSecretValues } from './ansible-vault.js';
 
 /** Larger inputs are refused: no playbook or inventory is legitimately this big. */
 export const MAX_YAML_BYTES = 4 * 1024 * 1024;
@@ -95,7 +96,18 @@ function symlinkTarget(file: string): string | undefined {
 }
 
 export function loadYamlFile(file: string, what = 'YAML file', options: YamlParseOptions = {}): LoadedYaml {
-  return parseYaml(readTextFile(file, what), file, options);
+  const text = readTextFile(file, what);
+  if (!isAnsibleVaultText(text)) return parseYaml(text, file, options);
+  // A whole file encrypted with ansible-vault: opened in memory, and every string in it masked in output.
+  let plain: string;
+  try {
+    plain = openAnsibleVault(text);
+  } catch (err) {
+    throw inputError(`cannot open this Ansible Vault file: ${err instanceof Error ? err.message : String(err)}`, { file, line: 1, col: 1 });
+  }
+  const loaded = parseYaml(plain, file, options);
+  rememberSecretValues(loaded.value);
+  return loaded;
 }
 
 /**
@@ -359,6 +371,7 @@ function parseError(source: string, file: string, doc: Document.Parsed): CairnEr
   if (/call stack/i.test(message)) {
     return errorAtOffset(source, file, offset, 'YAML is nested too deeply to read');
   }
+  if (message.startsWith('cannot open this !vault value')) return errorAtOffset(source, file, offset, message);
   const hint = error.code === 'TAB_AS_INDENT' ? ' (indent with spaces)' : '';
   return errorAtOffset(source, file, offset, `invalid YAML: ${message}${hint}`);
 }
@@ -438,6 +451,38 @@ function checkAliases(source: string, file: string, doc: Document.Parsed, lineCo
   visit(doc.contents, 0);
 }
 
+/**
+ * Ansible reads YAML with PyYAML, whose YAML 1.1 resolver makes yes/no/on/off (in the three spellings
+ * yes, Yes, YES) booleans, beside true/false. cairn reads the same documents, so the same words are booleans
+ * here in every file (plays, tasks, module arguments, variables): `enable_thing: no` is false in a `when`, as
+ * in Ansible. (PyYAML does not take y/n; neither does this.) Everything else stays YAML 1.2's core schema.
+ */
+const pyYamlBool: ScalarTag = {
+  tag: 'tag:yaml.org,2002:bool',
+  default: true,
+  test: /^(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)$/,
+  resolve: (text: string) => /^(?:yes|on)$/i.test(text),
+};
+
+/**
+ * Ansible's inline `!vault |` value: opened with the Ansible Vault passwords given on the command line (and
+ * remembered for masking), or refused at the value. It never loads as its ciphertext.
+ */
+const vaultTag: ScalarTag = {
+  tag: '!vault',
+  resolve(text: string, onError: (message: string) => void): string {
+    try {
+      return openAnsibleVault(text);
+    } catch (err) {
+      onError(`cannot open this !vault value: ${err instanceof Error ? err.message : String(err)}`);
+      return '';
+    }
+  },
+};
+
+/** Ansible's `!unsafe` marks a string its templating must not render; cairn reads it as the plain string. */
+const unsafeTag: ScalarTag = { tag: '!unsafe', resolve: (text: string) => text };
+
 export function parseYaml(source: string, file: string, options: YamlParseOptions = {}): LoadedYaml {
   checkNesting(source, file);
   const lineCounter = new LineCounter();
@@ -446,7 +491,14 @@ export function parseYaml(source: string, file: string, options: YamlParseOption
     // logLevel error: the library's own warnings would go to stderr; what they are about is refused below
     // instead. uniqueKeys false: the library compares every key of a mapping with every other (47 000 hosts
     // in one group took a minute); duplicates are found below in one pass.
-    doc = parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: false, strict: true, logLevel: 'error' });
+    doc = parseDocument(source, {
+      lineCounter,
+      prettyErrors: false,
+      uniqueKeys: false,
+      strict: true,
+      logLevel: 'error',
+      customTags: (tags) => [...tags, pyYamlBool, vaultTag, unsafeTag],
+    });
   } catch (err) {
     if (err instanceof RangeError) throw inputError('YAML is nested too deeply to read', { file });
     throw err;

@@ -6,7 +6,7 @@ import { compileSchema } from '../../../runner/core/util/schema.js';
 describe('runner/core/modules/all.ts', () => {
   it('registers every module and Ansible\'s aliases', () => {
     expect(moduleNames()).toEqual([
-      'apt', 'assert', 'blockinfile', 'ceph_health', 'command', 'copy', 'debug', 'fail', 'file', 'gather_facts', 'http', 'lineinfile',
+      'apt', 'assert', 'blockinfile', 'ceph_health', 'command', 'copy', 'debug', 'fail', 'file', 'gather_facts', 'http', 'lineinfile', 'package',
       'raid_health', 'service', 'setup', 'shell', 'stat', 'sysctl', 'systemd', 'template', 'uri', 'user', 'virt_host_validate', 'wait_for',
       'zfs_dataset', 'zfs_pool', 'zfs_snapshot_age', 'zpool_health',
     ]);
