@@ -130,7 +130,7 @@ export async function openSession(opts: CommonRunOptions, command: string, extra
   await prepareVault(inventoryPath, opts);
   const inventory = openInventory(opts.inventory);
   // A run that may change hosts holds the inventory's lock: two cairn processes never change one platform at once.
-  const lock = extra.lock === false || opts.check ? undefined : acquireRunLock(inventory.path, commandLineForLock(), { stateDir: stateDir() });
+  const lock = extra.lock === false || opts.check ? undefined : acquireRunLock(inventory.path, commandLineForLock());
   const masker = new SecretMasker();
   for (const secret of (inventory as Inventory & { secretValues?: () => string[] }).secretValues?.() ?? []) masker.add(secret);
   const bus = new EventBus();
