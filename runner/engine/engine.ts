@@ -362,7 +362,8 @@ export class Engine {
       loopSummary: extra.loopSummary,
       msg: hidden && status === 'failed' ? NO_LOG_MSG : extra.msg,
       actions: hidden ? undefined : (extra.actions ?? undefined),
-      diffs: hidden ? undefined : extra.result?.diffs,
+      // Rendered file contents go into events (so the JSON output and the journal) only when --diff asked.
+      diffs: hidden || !this.opts.diff ? undefined : extra.result?.diffs,
       result: hidden ? undefined : extra.registered,
       durationMs: Date.now() - started,
       handler: ctx.phase === 'handlers' || undefined,
