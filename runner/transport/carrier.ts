@@ -5,10 +5,13 @@
  * `ps`. The remote command line is a fixed loader; the script follows on standard input, then the command's
  * own input.
  *
- * The loader reads exactly the script's bytes (GNU head -c reads no further than asked, so the command's
- * input stays on stdin for the script) and evals it. The script is wrapped in `{ ... }`: the shell parses a
- * group whole before running any of it, so a script cut short by a dropped connection is a syntax error and
- * runs nothing, instead of running its first half.
+ * Without input, the remote command is `/bin/sh -s`: the shell reads the script from stdin itself, with no
+ * extra process. With input, a loader reads exactly the script's bytes (GNU head -c reads no further than
+ * asked, so the input stays on stdin for the script) and evals it: the shell alone would buffer past the
+ * script and swallow the start of the input. Either way the script is wrapped in `{ ... }`: the shell parses
+ * a group whole before running any of it, so a script cut short by a dropped connection is a syntax error and
+ * runs nothing, instead of running its first half; and it has read the whole group before any command in it
+ * can read stdin.
  */
 
 /** A script holds a NUL byte: no shell can carry one, so it is refused before anything runs. */
@@ -20,8 +23,8 @@ export class NulByteError extends Error {
 }
 
 export interface CarriedScript {
-  /** The whole remote script argument: small, fixed in shape, free of any value. */
-  loader: string;
+  /** The arguments of /bin/sh: `-s`, or `-c` and a loader small, fixed in shape and free of any value. */
+  shellArgs: string[];
   /** What the remote command reads: the script, then the caller's stdin. */
   input: Buffer;
 }
@@ -29,7 +32,8 @@ export interface CarriedScript {
 export function carryScript(script: string, stdin?: string | Buffer): CarriedScript {
   if (script.includes('\0')) throw new NulByteError('the remote script');
   const body = Buffer.from(`{\n${script}\n}\n`, 'utf8');
-  const loader = `cairn_script=$(head -c ${body.length}) && eval "$cairn_script"`;
   const rest = stdin === undefined ? Buffer.alloc(0) : Buffer.isBuffer(stdin) ? stdin : Buffer.from(stdin, 'utf8');
-  return { loader, input: rest.length === 0 ? body : Buffer.concat([body, rest]) };
+  if (rest.length === 0) return { shellArgs: ['-s'], input: body };
+  const loader = `cairn_script=$(head -c ${body.length}) && eval "$cairn_script"`;
+  return { shellArgs: ['-c', loader], input: Buffer.concat([body, rest]) };
 }

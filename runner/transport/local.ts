@@ -17,11 +17,16 @@ export const TIMEOUT_EXIT_CODE = 124;
  * user. `-n` makes sudo fail at once instead of waiting for a password nobody will type.
  */
 export function commandArgv(script: string, loginUser: string, opts: ExecOptions = {}): string[] {
+  return shellArgv(['-c', script], loginUser, opts);
+}
+
+/** The same with /bin/sh's own arguments given (`-s` to read the script from stdin: ./carrier.ts). */
+export function shellArgv(shellArgs: string[], loginUser: string, opts: ExecOptions = {}): string[] {
   const becomeUser = opts.becomeUser ?? 'root';
   if (opts.become && becomeUser !== loginUser) {
-    return ['sudo', '-n', '-H', '-u', becomeUser, '--', '/bin/sh', '-c', script];
+    return ['sudo', '-n', '-H', '-u', becomeUser, '--', '/bin/sh', ...shellArgs];
   }
-  return ['/bin/sh', '-c', script];
+  return ['/bin/sh', ...shellArgs];
 }
 
 /** Whether this exec goes through sudo (see commandArgv). */
@@ -85,7 +90,7 @@ class LocalConnection implements Connection {
     } catch (error) {
       return Promise.reject(error);
     }
-    const [command, ...args] = commandArgv(carried.loader, this.user, opts) as [string, ...string[]];
+    const [command, ...args] = shellArgv(carried.shellArgs, this.user, opts) as [string, ...string[]];
     return new Promise((resolve) => {
       // Own process group, so a timeout kills the whole script and not just the shell.
       const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });

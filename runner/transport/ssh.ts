@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import { NodeSSH, type Config as NodeSshConfig } from 'node-ssh';
 import ssh2, { type AnyAuthMethod, type Client as Ssh2Client, type ClientChannel, type ServerHostKeyAlgorithm } from 'ssh2';
 import { appendHostKey, checkHostKey, keyTypeOfBlob, knownKeysFor } from './known-hosts.js';
-import { commandArgv, explainBecomeFailure, signalNumber, TIMEOUT_EXIT_CODE } from './local.js';
+import { explainBecomeFailure, shellArgv, signalNumber, TIMEOUT_EXIT_CODE } from './local.js';
 import { carryScript } from './carrier.js';
 import { CappedOutput } from './output.js';
 import { argv } from './quote.js';
@@ -477,7 +477,7 @@ class SshConnection implements Connection {
     if (this.chain.lostReason !== undefined) return Promise.reject(this.lostError());
     // The remote login shell parses this line: a fixed loader, the script and its input follow on stdin.
     const carried = carryScript(script, opts.stdin);
-    const command = argv(...withRemoteTimeout(commandArgv(carried.loader, this.user, opts), opts.timeoutMs));
+    const command = argv(...withRemoteTimeout(shellArgv(carried.shellArgs, this.user, opts), opts.timeoutMs));
     const raw = this.target.connection as Ssh2Client;
     const startedAt = Date.now();
     return new Promise<ExecResult>((resolve, reject) => {

@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import { cairnBin, repoRoot } from '../helpers/cli.js';
 import { sshdAvailable, startSshHosts } from '../helpers/sshd.js';
 
+const TASKS = Number(process.env.LOAD_TASKS ?? 200);
 const only = new Set((process.env.LOAD_ONLY ?? 'tasks,loop,flood,list').split(','));
 
 interface Measured {
@@ -61,11 +62,11 @@ async function main(): Promise<void> {
       return path;
     };
     if (only.has('tasks')) {
-      const tasks = Array.from({ length: 200 }, (_, i) => ({ name: `task ${i + 1}`, command: 'true' }));
-      row('9 hosts x 200 tasks', await measure(['play', play('tasks', tasks), '-i', inventory], env));
+      const tasks = Array.from({ length: TASKS }, (_, i) => ({ name: `task ${i + 1}`, command: 'true' }));
+      row(`9 hosts x ${TASKS} tasks`, await measure(['play', play('tasks', tasks), '-i', inventory], env));
     }
     if (only.has('loop')) {
-      const loop = [{ name: 'loop', debug: { msg: 'item {{ item }}' }, loop: '{{ range 20000 }}' }];
+      const loop = [{ name: 'loop', debug: { msg: 'item {{ item }}' }, loop: Array.from({ length: 20_000 }, (_, i) => i) }];
       row('9 hosts x 20,000 loop items (debug)', await measure(['play', play('loop', loop), '-i', inventory], env));
     }
     if (only.has('flood')) {

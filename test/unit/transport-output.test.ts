@@ -38,18 +38,25 @@ describe('CappedOutput', () => {
 describe('carryScript', () => {
   it('the loader is fixed and value-free; the script and then the input follow on stdin', () => {
     const carried = carryScript("printf '%s' secret-value; cat", 'INPUT');
-    expect(carried.loader).not.toContain('secret-value');
-    expect(carried.loader).toMatch(/^cairn_script=\$\(head -c \d+\) && eval "\$cairn_script"$/);
-    const run = spawnSync('/bin/sh', ['-c', carried.loader], { input: carried.input });
+    expect(carried.shellArgs.join(' ')).not.toContain('secret-value');
+    expect(carried.shellArgs[1]).toMatch(/^cairn_script=\$\(head -c \d+\) && eval "\$cairn_script"$/);
+    const run = spawnSync('/bin/sh', carried.shellArgs, { input: carried.input });
     expect(run.stdout.toString()).toBe('secret-valueINPUT');
   });
 
-  it('a script cut short runs nothing', () => {
-    const carried = carryScript('touch /dev/null/never; echo first\necho second');
-    const cut = carried.input.subarray(0, carried.input.length - 4);
-    const run = spawnSync('/bin/sh', ['-c', carried.loader], { input: cut });
-    expect(run.stdout.toString()).toBe('');
-    expect(run.status).not.toBe(0);
+  it('without input the shell reads the script itself; a command in it that reads stdin gets nothing', () => {
+    const carried = carryScript('echo one; cat; echo two');
+    expect(carried.shellArgs).toEqual(['-s']);
+    expect(spawnSync('/bin/sh', carried.shellArgs, { input: carried.input }).stdout.toString()).toBe('one\ntwo\n');
+  });
+
+  it('a script cut short runs nothing, with or without input', () => {
+    for (const carried of [carryScript('echo first\necho second'), carryScript('echo first\necho second', 'x')]) {
+      const cut = carried.input.subarray(0, carried.shellArgs[0] === '-s' ? carried.input.length - 4 : carried.input.length - 5);
+      const run = spawnSync('/bin/sh', carried.shellArgs, { input: cut });
+      expect(run.stdout.toString()).toBe('');
+      expect(run.status).not.toBe(0);
+    }
   });
 
   it('refuses a NUL byte', () => {
