@@ -420,8 +420,12 @@ export class Engine {
     let anyIgnoredFail = false;
     let allSkipped = items.length > 0;
     let unreachable = false;
-    for (const item of items) {
+    for (const [index, item] of items.entries()) {
       if (this.opts.signal.aborted) break;
+      // Items of a module that never waits on a host (debug, assert, set_fact) resolve as microtasks: without
+      // a turn of the event loop now and then, 20,000 of them starve every connection's keepalive answers
+      // (hosts were marked unreachable: "no answer to keepalives") and Ctrl-C.
+      if (index % 100 === 99) await new Promise<void>((resolve) => setImmediate(resolve));
       const itemVars = this.varsFor(host, ctx, task, { [task.loopVar]: item, ansible_loop_var: task.loopVar });
       const outcome = await this.runItem(host, task, ctx, itemVars, item, Date.now());
       results.push({ ...outcome.registered, [task.loopVar]: item });
