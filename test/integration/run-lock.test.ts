@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { cairnBin, runCairn } from '../helpers/cli.js';
 import { sshdAvailable, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
-import { runLockPath } from '../../runner/lock.js';
+import { runLockPath } from '../../runner/app/lock.js';
 
 const available = sshdAvailable();
 

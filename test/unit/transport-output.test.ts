@@ -4,8 +4,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { carryScript, NulByteError } from '../../runner/transport/carrier.js';
-import { CappedOutput } from '../../runner/transport/output.js';
+import { carryScript, NulByteError } from '../../runner/core/transport/carrier.js';
+import { CappedOutput } from '../../runner/core/transport/output.js';
 
 describe('CappedOutput', () => {
   it('keeps everything under the budget, byte for byte, a split character whole', () => {

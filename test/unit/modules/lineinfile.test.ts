@@ -3,7 +3,7 @@
  * row is input text + arguments -> output text and message, as that code computes them.
  */
 import { describe, expect, it } from 'vitest';
-import { editLineInFile, lineinfileModule, readLines, type LineEditArgs } from '../../../runner/modules/lineinfile.js';
+import { editLineInFile, lineinfileModule, readLines, type LineEditArgs } from '../../../runner/core/modules/lineinfile.js';
 import { FakeConnection, contextFor, fileProbeOutput } from '../../helpers/fake-connection.js';
 
 type Row = [string, string | undefined, LineEditArgs, string, string];
@@ -77,7 +77,7 @@ describe('lineinfile module', () => {
     expect(result.changed).toBe(true);
     expect(conn.calls).toHaveLength(2);
     expect(conn.calls[1]!.opts).toMatchObject({ become: true, becomeUser: 'root', stdin: Buffer.from('PermitRootLogin no\n') });
-    expect(conn.calls[1]!.script).toContain("mv -f -- \"$tmp\" \"$dest\"");
+    expect(conn.calls[1]!.script).toContain("mv -fT -- \"$tmp\" \"$dest\"");
   });
 
   it('fails on a missing file without create, and plans creation with it', async () => {

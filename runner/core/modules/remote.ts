@@ -1,0 +1,480 @@
+/**
+ * Pieces every module shares for talking to a host: running one script with the task's become, a
+ * section-marked output format so one round trip can carry several probes, the file probe, and the atomic
+ * write script (temp file in the destination's directory, validate, rename).
+ */
+import { posix } from 'node:path';
+import type { ExecResult } from '../transport/types.js';
+import { quote } from '../transport/quote.js';
+import type { ModuleContext } from './types.js';
+import { shlexSplit } from './shlex.js';
+
+/**
+ * Marks a section in a probe's output. A section is ONE line: the mark, the section's name and its stdout in
+ * base64. Whatever a host prints (a file name with a newline and this very mark in it, a config line, a
+ * command's output) stays inside the base64 payload, so content can never start, end or replace a section.
+ */
+export const SECTION_MARK = '::cairn-section::';
+
+/** Section names are fixed words chosen by cairn (a letter, then letters, digits, '-' or '_'). */
+const SECTION_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
+
+/**
+ * Shell that runs `body` and prints its standard output as the framed section `name`. The body runs in a
+ * pipeline (a subshell): it cannot set variables for later lines or `exit` the script, and its exit status is
+ * not the script's; a body whose status matters prints it (e.g. `echo rc=$?`).
+ */
+export function section(name: string, ...body: string[]): string {
+  if (!SECTION_NAME.test(name)) throw new Error(`internal error: bad section name ${JSON.stringify(name)}`);
+  return `printf '%s ' ${quote(`${SECTION_MARK} ${name}`)}\n{ :\n${body.join('\n')}\n} | base64 -w0; echo`;
+}
+
+/** The framed output of one section, as `section` prints it (for fakes and fixtures). */
+export function formatSection(name: string, content: string | Buffer): string {
+  if (!SECTION_NAME.test(name)) throw new Error(`bad section name ${JSON.stringify(name)}`);
+  return `${SECTION_MARK} ${name} ${Buffer.from(content).toString('base64')}\n`;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * The sections of a script's output as raw bytes, by name; stdout outside any section (which cairn's scripts
+ * do not print on purpose) is kept under '' for messages. A marker line that is not exactly "mark name
+ * base64", or a section printed twice, means the output was not what cairn's script prints: refused, never
+ * guessed at.
+ */
+export function parseSectionBytes(stdout: string): Map<string, Buffer> {
+  const sections = new Map<string, Buffer>();
+  const unframed: string[] = [];
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith(SECTION_MARK)) {
+      unframed.push(line);
+      continue;
+    }
+    const words = line.slice(SECTION_MARK.length).split(' ');
+    const [blank, name, payload, ...rest] = words;
+    if (blank !== '' || name === undefined || !SECTION_NAME.test(name) || payload === undefined || rest.length > 0 || !BASE64.test(payload) || payload.length % 4 !== 0) {
+      throw new ProbeError(`the host's output has a malformed section line (${JSON.stringify(line.slice(0, 80))}); refusing to read it`);
+    }
+    if (sections.has(name)) throw new ProbeError(`the host's output holds section "${name}" twice; refusing to read it`);
+    sections.set(name, Buffer.from(payload, 'base64'));
+  }
+  const rest = unframed.join('\n');
+  if (rest.trim() !== '') sections.set('', Buffer.from(rest));
+  return sections;
+}
+
+/** The sections of a script's output as text (UTF-8), by name; see parseSectionBytes. */
+export function parseSections(stdout: string): Map<string, string> {
+  const text = new Map<string, string>();
+  for (const [name, bytes] of parseSectionBytes(stdout)) text.set(name, bytes.toString('utf8'));
+  return text;
+}
+
+/**
+ * `key=value` lines into a map (the value is everything after the first `=`). A key given twice is refused:
+ * a value that smuggled a newline and a second `key=` line must not override (or precede) the real one. Values
+ * that may hold arbitrary text must be sent encoded (base64) by the script.
+ */
+export function parseKeyValues(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq <= 0) continue;
+    const key = line.slice(0, eq);
+    if (out.has(key)) throw new ProbeError(`the host's output repeats "${key}="; refusing to read it`);
+    out.set(key, line.slice(eq + 1));
+  }
+  return out;
+}
+
+/** Run one script on the task's host with the task's become settings. */
+export function runScript(ctx: ModuleContext, script: string, opts: { stdin?: string | Buffer; timeoutMs?: number } = {}): Promise<ExecResult> {
+  return ctx.conn.exec(script, { become: ctx.become, becomeUser: ctx.becomeUser, ...opts });
+}
+
+/** The last non-empty lines of a failed script's stderr (or stdout), for a message. */
+export function failureText(res: ExecResult): string {
+  const text = (res.stderr.trim() || res.stdout.trim()).split('\n').slice(-5).join('\n');
+  return text || `exit code ${res.code}`;
+}
+
+/** Ansible strips trailing newlines from stdout/stderr (strip_empty_ends). */
+export function stripEnds(text: string): string {
+  return text.replace(/[\r\n]+$/, '');
+}
+
+export function splitLines(text: string): string[] {
+  return text === '' ? [] : text.split(/\r?\n/);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// File probe
+
+/** Files larger than this are compared by checksum only: their content is not fetched for diffs or edits. */
+export const MAX_PROBED_CONTENT = 2 * 1024 * 1024;
+
+export type FileType = 'absent' | 'file' | 'directory' | 'link' | 'other';
+
+export interface FileProbe {
+  path: string;
+  type: FileType;
+  /** Four octal digits, e.g. "0644". */
+  mode?: string;
+  uid?: number;
+  gid?: number;
+  owner?: string;
+  group?: string;
+  size?: number;
+  /** Seconds since the epoch. */
+  mtime?: number;
+  sha256?: string;
+  /** Regular files no larger than MAX_PROBED_CONTENT that the remote user could read. */
+  content?: Buffer;
+  /** A regular file whose content was not fetched (too large or unreadable). */
+  contentOmitted?: 'too-large' | 'unreadable';
+  /** For links: what the link says (readlink) and where it resolves (realpath, if it does). */
+  linkTarget?: string;
+  linkResolved?: string;
+  /** The path is a symlink (set also when `follow` reported the target's attributes). */
+  isLink?: boolean;
+  /** Absent paths: whether the parent directory exists. */
+  parentExists?: boolean;
+  /** The remote umask, as a number, for predicting the mode of files that do not exist yet. */
+  umask: number;
+}
+
+export interface FileProbeOptions {
+  /** Report the link's target instead of the link (stat -L). */
+  follow?: boolean;
+  /** Fetch the content of regular files (base64) for diffs and line edits. */
+  content?: boolean;
+  /** Compute sha256 of regular files. */
+  checksum?: boolean;
+}
+
+/**
+ * A script fragment printing one section `name` that describes `path`: type, mode, owner, group, size,
+ * mtime, sha256 and (optionally) the content in base64. Parsed (and validated) by parseFileProbe.
+ */
+export function fileProbeScript(name: string, path: string, opts: FileProbeOptions = {}): string {
+  const follow = opts.follow ?? false;
+  const statFlag = follow ? '-L ' : '';
+  const existsTest = follow ? '[ -e "$p" ]' : '{ [ -L "$p" ] || [ -e "$p" ]; }';
+  const typeOf = follow
+    ? 'if [ -d "$p" ]; then t=directory; elif [ -f "$p" ]; then t=file; else t=other; fi'
+    : 'if [ -L "$p" ]; then t=link; elif [ -d "$p" ]; then t=directory; elif [ -f "$p" ]; then t=file; else t=other; fi';
+  // Names (owner, group, link targets) may hold any byte but NUL: they travel in base64 like the content.
+  const lines = [
+    `p=${quote(path)}`,
+    `printf 'umask=%s\\n' "$(umask)"`,
+    `if ${existsTest}; then`,
+    `  ${typeOf}`,
+    `  printf 'type=%s\\n' "$t"`,
+    `  if [ -L "$p" ]; then printf 'islink=1\\ntarget_b64='; readlink -n -- "$p" | base64 -w0; printf '\\nresolved_b64='; readlink -n -f -- "$p" | base64 -w0; echo; fi`,
+    `  stat ${statFlag}--printf 'mode=%a\\nuid=%u\\ngid=%g\\nsize=%s\\nmtime=%Y\\n' -- "$p"`,
+    `  printf 'names_b64='; stat ${statFlag}--printf '%U\\0%G' -- "$p" | base64 -w0; echo`,
+    `  if [ "$t" = file ]; then`,
+    `    if [ ! -r "$p" ]; then echo omitted=unreadable`,
+    `    else :`,
+  ];
+  if (opts.checksum ?? true) lines.push(`      printf 'sha256=%s\\n' "$(sha256sum < "$p" | cut -c1-64)"`);
+  if (opts.content) {
+    lines.push(
+      `      if [ "$(stat ${statFlag}-c %s -- "$p")" -le ${MAX_PROBED_CONTENT} ]; then printf 'content_b64='; base64 -w0 < "$p"; echo; else echo omitted=too-large; fi`,
+    );
+  }
+  lines.push(
+    `    fi`,
+    `  fi`,
+    `else`,
+    `  echo type=absent`,
+    `  if [ -d ${quote(posix.dirname(path))} ]; then echo parent=1; else echo parent=0; fi`,
+    `fi`,
+  );
+  return section(name, lines.join('\n'));
+}
+
+/** Decode a base64 value a probe sent, refusing anything that is not base64. */
+export function decodeBase64Value(what: string, value: string): Buffer {
+  if (!BASE64.test(value) || value.length % 4 !== 0) throw new ProbeError(`the host sent ${what} that is not base64`);
+  return Buffer.from(value, 'base64');
+}
+
+function decodeBase64(what: string, value: string | undefined): string | undefined {
+  return value === undefined ? undefined : decodeBase64Value(what, value).toString('utf8');
+}
+
+/** A non-negative decimal the host reported, or undefined when absent; anything else is refused. */
+export function probedNumber(what: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(value)) throw new ProbeError(`the host reported ${what} ${JSON.stringify(value.slice(0, 40))}, not a number`);
+  return Number(value);
+}
+
+/** A file mode the host reported (stat %a: up to four octal digits), as four digits; anything else is refused. */
+export function probedMode(what: string, value: string): string {
+  if (!/^[0-7]{1,4}$/.test(value)) throw new ProbeError(`the host reported ${what} ${JSON.stringify(value.slice(0, 40))}, not an octal mode`);
+  return value.padStart(4, '0');
+}
+
+const FILE_TYPES: readonly FileType[] = ['absent', 'file', 'directory', 'link', 'other'];
+
+/** Parse and validate the section printed by fileProbeScript: a value that is not what stat prints is refused. */
+export function parseFileProbe(path: string, text: string | undefined): FileProbe {
+  if (text === undefined) throw new ProbeError(`the probe of ${path} printed nothing`);
+  const kv = parseKeyValues(text);
+  const typeText = kv.get('type') ?? 'absent';
+  if (!(FILE_TYPES as readonly string[]).includes(typeText)) throw new ProbeError(`the host reported type ${JSON.stringify(typeText.slice(0, 40))} for ${path}`);
+  const type = typeText as FileType;
+  const umask = parseInt(probedMode(`the umask for ${path}`, kv.get('umask') ?? '0022'), 8);
+  const probe: FileProbe = { path, type, umask };
+  if (type === 'absent') {
+    probe.parentExists = kv.get('parent') === '1';
+    return probe;
+  }
+  const mode = kv.get('mode');
+  if (mode !== undefined) probe.mode = probedMode(`the mode of ${path}`, mode);
+  probe.uid = probedNumber(`the uid of ${path}`, kv.get('uid'));
+  probe.gid = probedNumber(`the gid of ${path}`, kv.get('gid'));
+  const names = decodeBase64(`the owner and group of ${path}`, kv.get('names_b64'));
+  if (names !== undefined) {
+    const [owner, group, ...extra] = names.split('\0');
+    if (group === undefined || extra.length > 0) throw new ProbeError(`the host reported a malformed owner and group for ${path}`);
+    probe.owner = owner;
+    probe.group = group;
+  }
+  probe.size = probedNumber(`the size of ${path}`, kv.get('size'));
+  probe.mtime = probedNumber(`the mtime of ${path}`, kv.get('mtime'));
+  const sha256 = kv.get('sha256');
+  if (sha256 !== undefined) {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new ProbeError(`the host reported a checksum of ${path} that is not sha256`);
+    probe.sha256 = sha256;
+  }
+  const contentB64 = kv.get('content_b64');
+  if (contentB64 !== undefined) probe.content = decodeBase64Value(`the content of ${path}`, contentB64);
+  const omitted = kv.get('omitted');
+  if (omitted === 'too-large' || omitted === 'unreadable') probe.contentOmitted = omitted;
+  if (kv.get('islink') === '1') {
+    probe.isLink = true;
+    probe.linkTarget = decodeBase64(`the link target of ${path}`, kv.get('target_b64'));
+    const resolved = decodeBase64(`where ${path} resolves`, kv.get('resolved_b64'));
+    if (resolved) probe.linkResolved = resolved;
+  }
+  return probe;
+}
+
+/** Text for a diff: the content itself when it is UTF-8 text, otherwise a one-line summary. */
+export function diffText(content: Buffer | undefined, sha256?: string): string {
+  if (content === undefined) return sha256 ? `(content not shown; sha256 ${sha256})\n` : '';
+  if (content.includes(0)) return `(binary content, ${content.length} bytes)\n`;
+  const text = content.toString('utf8');
+  if (text.includes('\uFFFD')) return `(binary content, ${content.length} bytes)\n`;
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Atomic write
+
+export interface AtomicWriteOptions {
+  dest: string;
+  /** Set after the content is written; when unset an existing file's owner/group/mode are kept. */
+  owner?: string;
+  group?: string;
+  /** Four octal digits. When unset: the existing file's mode, or 0666 minus the umask for a new file. */
+  mode?: string;
+  /** Shell-free command line with %s for the temp file (shlex-split, each word quoted, as Ansible). */
+  validate?: string;
+  /** Keep `dest.<timestamp>~` before replacing an existing file. */
+  backup?: boolean;
+  /**
+   * How many bytes stdin carries. A connection cut mid-transfer closes stdin early and `cat` ends with
+   * success on a truncated file: without this check the partial file would be renamed over the live one.
+   */
+  expectedBytes?: number;
+}
+
+/** Exit codes of the atomic write script, so the caller can say which step failed. */
+export const WriteExit = {
+  tempFile: 70,
+  write: 71,
+  owner: 72,
+  mode: 73,
+  validate: 74,
+  rename: 75,
+  backup: 76,
+  truncated: 77,
+} as const;
+
+/**
+ * Shell words for a validate command: %s becomes "$tmp" (the temp file, quoted by the shell at run time),
+ * every other piece is quoted here.
+ */
+export function validateCommandLine(validate: string): string {
+  const words = shlexSplit(validate);
+  if (!validate.includes('%s')) throw new Error(`validate must contain %s (the file to check), got ${JSON.stringify(validate)}`);
+  return words.map((word) => word.split('%s').map((piece) => (piece === '' ? '' : quote(piece))).join('"$tmp"')).join(' ');
+}
+
+/**
+ * Shell that creates `path` (a shell word, e.g. "$tmp") exclusively and opens it as file descriptor `fd`:
+ * with noclobber the shell opens with O_CREAT|O_EXCL, so a name planted meanwhile (a symlink, a file, a
+ * directory) is refused and never followed. `command` keeps a failed `exec` redirection from ending the
+ * script before `onFail` runs.
+ */
+function exclusiveOpen(path: string, fd: number, onFail: string): string {
+  return `command exec ${fd}>${path} || ${onFail}`;
+}
+
+/**
+ * The script that replaces `dest` with its standard input atomically. Every step is safe against other users
+ * of the destination's directory (see docs/security.md):
+ * - the temp file gets an unpredictable name (mktemp) and is created exclusively (noclobber: O_EXCL), so a
+ *   planted symlink is never followed; it stays open as fd 3, and every later step on it goes through
+ *   /proc/self/fd/3, the open file itself, so renaming or replacing the name meanwhile changes nothing;
+ * - owner, group and mode are set on the still EMPTY file (created 0600 by umask 077) before a byte of the
+ *   content is written, so a secret is never readable by anyone the final mode would not allow;
+ * - the backup is made the same way (unique name, exclusive, attributes before content, read from one open
+ *   descriptor of the live file so mode and content come from the same file);
+ * - traps are set before anything is created and turn HUP/INT/PIPE/TERM into exits, so a killed run (the
+ *   connection gone: the next write raises SIGPIPE) still removes the temp file; a failed validation leaves
+ *   the live file as it was.
+ */
+export function atomicWriteScript(opts: AtomicWriteOptions): string {
+  const dir = posix.dirname(opts.dest);
+  const fd3 = '/proc/self/fd/3';
+  const lines = [
+    `dest=${quote(opts.dest)}`,
+    `tmp=''; backup=''; done=''`,
+    // dash runs the EXIT trap on `exit`; signals are turned into exits so it runs for them too.
+    `trap 'if [ -n "$tmp" ]; then rm -f -- "$tmp"; fi; if [ -n "$backup" ] && [ -z "$done" ]; then rm -f -- "$backup"; fi' EXIT`,
+    `trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM`,
+    `um=$(umask); umask 077; set -C`,
+    `t=$(mktemp -u ${quote(`${dir}/.cairn-tmp.`)}XXXXXXXXXXXX) || exit ${WriteExit.tempFile}`,
+    exclusiveOpen('"$t"', 3, `exit ${WriteExit.tempFile}`),
+    `tmp=$t`,
+  ];
+  // Owner and group first (chown clears set-id bits), then ONE chmod to the final mode: the file is never more
+  // open than it will end up, even for a moment (a reader that opens it then keeps its descriptor).
+  // One chown to the final owner and group: what is given, the rest from the live file (nobody else ever owns it).
+  lines.push(`o=''; g=''; if [ -e "$dest" ]; then o=$(stat -L -c %u -- "$dest"); g=$(stat -L -c %g -- "$dest"); fi`);
+  if (opts.owner !== undefined) lines.push(`o=${quote(opts.owner)}`);
+  if (opts.group !== undefined) lines.push(`g=${quote(opts.group)}`);
+  const given = opts.owner !== undefined || opts.group !== undefined;
+  // Keeping the live file's owner may be impossible without root: as before, that is not an error.
+  const onFail = given ? `|| exit ${WriteExit.owner}` : '2>/dev/null';
+  lines.push(
+    `if [ -n "$o" ] && [ -n "$g" ]; then chown -- "$o:$g" ${fd3} ${onFail}`,
+    `elif [ -n "$o" ]; then chown -- "$o" ${fd3} ${onFail}`,
+    `elif [ -n "$g" ]; then chgrp -- "$g" ${fd3} ${onFail}; fi`,
+  );
+  if (opts.mode !== undefined) lines.push(`chmod -- ${quote(opts.mode)} ${fd3} || exit ${WriteExit.mode}`);
+  else {
+    lines.push(
+      `if [ -e "$dest" ]; then chmod --reference="$dest" -- ${fd3} || exit ${WriteExit.mode}`,
+      `else chmod -- "$(printf '%o' $(( 0666 & ~0$um )))" ${fd3} || exit ${WriteExit.mode}; fi`,
+    );
+  }
+  lines.push(`cat >&3 || exit ${WriteExit.write}`);
+  if (opts.expectedBytes !== undefined) lines.push(`[ "$(wc -c < ${fd3})" -eq ${opts.expectedBytes} ] || exit ${WriteExit.truncated}`);
+  lines.push('exec 3>&-');
+  if (opts.validate !== undefined) {
+    lines.push(
+      `out=$( ${validateCommandLine(opts.validate)} 2>&1 ); rc=$?`,
+      `if [ "$rc" -ne 0 ]; then`,
+      section('validate', `printf 'rc=%s\n' "$rc"; printf '%s\n' "$out"`),
+      `exit ${WriteExit.validate}; fi`,
+    );
+  }
+  if (opts.backup) {
+    lines.push(
+      // Regular files only: opening a FIFO planted at dest would block the run.
+      `if [ -f "$dest" ]; then`,
+      `  b=$(mktemp -u --suffix='~' "$dest.$(date +%Y-%m-%d@%H:%M:%S).XXXXXX") || exit ${WriteExit.backup}`,
+      `  ${exclusiveOpen('"$b"', 4, `exit ${WriteExit.backup}`)}`,
+      `  backup=$b`,
+      `  command exec 5<"$dest" || exit ${WriteExit.backup}`,
+      `  chown --reference=/proc/self/fd/5 -- /proc/self/fd/4 2>/dev/null`,
+      `  chmod --reference=/proc/self/fd/5 -- /proc/self/fd/4 || exit ${WriteExit.backup}`,
+      `  cat <&5 >&4 || exit ${WriteExit.backup}`,
+      `  touch -r /proc/self/fd/5 -- /proc/self/fd/4 || exit ${WriteExit.backup}`,
+      `  exec 4>&- 5<&-`,
+      `fi`,
+    );
+  }
+  // -T: a directory put at dest meanwhile is not moved into; the rename fails instead.
+  lines.push(`mv -fT -- "$tmp" "$dest" || exit ${WriteExit.rename}`, `tmp=''; done=1`);
+  if (opts.backup) lines.push(`if [ -n "$backup" ]; then`, section('backup', `printf '%s' "$backup"`), 'fi');
+  lines.push('trap - EXIT', 'exit 0');
+  return lines.join('\n');
+}
+
+export interface WriteOutcome {
+  ok: boolean;
+  backupFile?: string;
+  /** Why the write failed, in words (with the validator's output and the line it names). */
+  error?: string;
+}
+
+/** Read the atomic write script's result. `content` is what was written, to quote the line a validator names. */
+export function parseWriteResult(res: ExecResult, dest: string, content: string): WriteOutcome {
+  const sections = parseSections(res.stdout);
+  const backup = sections.get('backup');
+  if (res.code === 0) return { ok: true, ...(backup ? { backupFile: backup } : {}) };
+  if (res.code === WriteExit.validate) {
+    const body = sections.get('validate') ?? '';
+    const rcLine = body.split('\n')[0] ?? '';
+    const output = body.split('\n').slice(1).join('\n').trim();
+    return { ok: false, error: describeValidationFailure(dest, rcLine.replace(/^rc=/, ''), output, content) };
+  }
+  const step: Record<number, string> = {
+    [WriteExit.tempFile]: `cannot create a temporary file in ${posix.dirname(dest)}`,
+    [WriteExit.write]: 'cannot write the temporary file',
+    [WriteExit.truncated]: 'the content arrived incomplete (connection cut?); the live file was left unchanged',
+    [WriteExit.owner]: 'cannot set the owner/group',
+    [WriteExit.mode]: 'cannot set the mode',
+    [WriteExit.rename]: `cannot move the new file over ${dest}`,
+    [WriteExit.backup]: `cannot back up ${dest}`,
+  };
+  return { ok: false, error: `${step[res.code] ?? `writing ${dest} failed (exit ${res.code})`}: ${failureText(res)}` };
+}
+
+/**
+ * "validation of X failed (exit 1): <output>", and when the output names a line number, that line of the
+ * rendered content, so the user sees what the validator saw.
+ */
+export function describeValidationFailure(dest: string, rc: string, output: string, content: string): string {
+  let message = `validation of ${dest} failed (exit ${rc}); the live file was left unchanged`;
+  if (output) message += `:\n${output}`;
+  // `line 12`, `file:12:` (most checkers) or `[file:12]` (haproxy's `parsing [/etc/haproxy/x.cfg:12]`).
+  const lineMatch = /\bline[: ]+(\d+)\b/i.exec(output) ?? /:(\d+):/.exec(output) ?? /:(\d+)\]/.exec(output);
+  if (lineMatch) {
+    const lineNo = Number(lineMatch[1]);
+    const renderedLine = content.split('\n')[lineNo - 1];
+    if (renderedLine !== undefined) message += `\nrendered line ${lineNo}: ${renderedLine}`;
+  }
+  return message;
+}
+
+/** Probe one path in one round trip. A failing probe script (not an absent file) is reported as an error. */
+export async function probeFile(ctx: ModuleContext, path: string, opts: FileProbeOptions = {}): Promise<FileProbe> {
+  const res = await runScript(ctx, fileProbeScript('file', path, opts));
+  if (res.code !== 0) throw new ProbeError(`cannot inspect ${path}: ${failureText(res)}`);
+  return parseFileProbe(path, parseSections(res.stdout).get('file'));
+}
+
+/** A probe script failed on the host (permission denied, missing tool): the task fails with this message. */
+export class ProbeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProbeError';
+  }
+}
+
+/** A message for any error a module's check hits, without a stack trace. */
+export function errorMessage(err: unknown): string {
+  if (err && typeof err === 'object' && 'render' in err && typeof (err as { render: unknown }).render === 'function') {
+    return (err as { render(): string }).render();
+  }
+  return err instanceof Error ? err.message : String(err);
+}
