@@ -1,7 +1,10 @@
 /**
  * One cairn run per inventory at a time: two runs changing the same hosts at once would interleave their
- * edits and restarts. The lock is `<state dir>/locks/<hash of the inventory's real path>.lock`, a JSON file
- * naming its holder (pid, start time, command, host).
+ * edits and restarts. The lock is `<lock folder>/<hash of the inventory's real path>.lock`, a JSON file
+ * naming its holder (pid, start time, command, host). The lock folder is one per machine, never per working
+ * directory (the same inventory run from two folders must meet the same lock): CAIRN_LOCK_DIR when set, else
+ * /run/cairn/locks for root, else $XDG_RUNTIME_DIR/cairn/locks or <tmp>/cairn-<uid>/locks for other users
+ * (see runLockDirectory and docs/security.md).
  *
  * Creating it is exclusive and atomic: the holder's JSON is written to a private temp file (O_EXCL) and then
  * hard-linked to the lock name, which fails if the lock exists. So a lock file is never seen half-written,
@@ -14,8 +17,8 @@
  * processes racing over one stale lock cannot both win (the loser puts back what it moved).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { closeSync, constants, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CairnError } from '../core/util/errors.js';
 import { INVENTORY_FILE_NAMES } from '../core/inventory/index.js';
@@ -46,7 +49,9 @@ export interface RunLock {
 }
 
 export interface RunLockOptions {
-  /** Default: CAIRN_STATE_DIR, else `.cairn` in the current folder. */
+  /** The folder holding lock files. Default: runLockDirectory(). */
+  lockDir?: string;
+  /** Locks kept in `<stateDir>/locks` instead (the rollout's state file lock, which lives with its state). */
   stateDir?: string;
   /** Where the stale-lock warning goes; default stderr. */
   warn?: (message: string) => void;
@@ -74,9 +79,36 @@ export function lockedInventory(inventoryPath: string): string {
   }
 }
 
-export function runLockPath(inventoryPath: string, stateDir: string = stateDirectory()): string {
+/**
+ * Where run locks live on this machine: CAIRN_LOCK_DIR, else /run/cairn/locks when running as root (tmpfs:
+ * a reboot ends every run, and clears their locks), else the user's runtime folder. Never relative to the
+ * working directory or the state folder, which differ between two shells running the same inventory.
+ */
+export function runLockDirectory(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CAIRN_LOCK_DIR) return resolve(env.CAIRN_LOCK_DIR);
+  const uid = typeof process.getuid === 'function' ? process.getuid() : -1;
+  if (uid === 0) return '/run/cairn/locks';
+  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'cairn', 'locks');
+  return join(tmpdir(), `cairn-${uid}`, 'locks');
+}
+
+/** The lock file of an inventory: in `<stateDir>/locks` when a state folder is given, else runLockDirectory(). */
+export function runLockPath(inventoryPath: string, stateDir?: string): string {
   const hash = createHash('sha256').update(lockedInventory(inventoryPath)).digest('hex').slice(0, 32);
-  return join(stateDir, 'locks', `${hash}.lock`);
+  return join(stateDir !== undefined ? join(stateDir, 'locks') : runLockDirectory(), `${hash}.lock`);
+}
+
+/**
+ * Creates the lock folder, private to its user, and refuses one that someone else could have planted (a
+ * shared /tmp): it must be a real folder owned by us and writable by nobody else.
+ */
+function ensureLockFolder(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const info = lstatSync(dir);
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  if (!info.isDirectory() || (uid !== undefined && info.uid !== uid) || (info.mode & 0o022) !== 0) {
+    throw new Error(`${dir} is not a folder owned by this user and writable by it alone`);
+  }
 }
 
 /** `cairn` and its arguments for the lock file, with -e/--extra-vars values elided (they may be secrets). */
@@ -228,11 +260,11 @@ const TAKE_ATTEMPTS = 5;
  * (its process is gone) is taken over with a warning.
  */
 export function acquireRunLock(inventoryPath: string, command: string, opts: RunLockOptions = {}): RunLock {
-  const stateDir = opts.stateDir ?? stateDirectory();
-  const path = runLockPath(inventoryPath, stateDir);
+  const hash = basename(runLockPath(inventoryPath, opts.stateDir));
+  const path = opts.lockDir !== undefined ? join(opts.lockDir, hash) : runLockPath(inventoryPath, opts.stateDir);
   const warn = opts.warn ?? ((message: string) => process.stderr.write(`WARNING: ${message}\n`));
   try {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    ensureLockFolder(dirname(path));
   } catch (err) {
     throw new CairnError(`cannot create the lock folder ${dirname(path)}: ${(err as Error).message}`, { kind: 'lock' });
   }

@@ -222,7 +222,7 @@ export async function openSession(
   await prepareVault(inventoryPath, opts);
   const inventory = openInventory(opts.inventory);
   // A run that may change hosts holds the inventory's lock: two cairn processes never change one platform at once.
-  const lock = extra.lock === false || opts.check ? undefined : acquireRunLock(inventory.path, commandLineForLock(), { stateDir: stateDir() });
+  const lock = extra.lock === false || opts.check ? undefined : acquireRunLock(inventory.path, commandLineForLock());
   const masker = new SecretMasker();
   for (const secret of inventory.secretValues()) masker.add(secret);
   // Ansible Vault values opened so far (the playbook is read before the session; the inventory just now).

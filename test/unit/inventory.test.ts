@@ -249,7 +249,8 @@ describe('loadInventory: vault files', () => {
     // vault.yaml sorts after 10-plain.yaml in the all/ folder, so it wins.
     expect(inv.hostVars('db1')).toMatchObject({ db_password: 'correct-horse-battery', db_user: 'app', port: 5432 });
     expect(formatLocation(inv.varOrigin('db1', 'db_password')!)).toBe(`${V}/vars-file/group_vars/all/vault.yaml:1:1`);
-    expect(inv.secretValues()).toEqual(['correct-horse-battery', 'tok-bbbbbbbb', 'tok-aaaa']);
+    // Numbers from a vault are secrets too (issue 13: `api_pin: 4711936` was printed in clear).
+    expect(inv.secretValues()).toEqual(['correct-horse-battery', 'tok-bbbbbbbb', 'tok-aaaa', '5432']);
 
     const whole = loadInventory(join(V, 'inventory-file'));
     expect(whole.hostVars('web1').api_key).toBe('inventory-secret');

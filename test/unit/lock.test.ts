@@ -166,18 +166,18 @@ describe('run lock in one process', () => {
     rmSync(lock.path);
   });
 
-  it('honours CAIRN_STATE_DIR and elides extra vars from the recorded command', () => {
-    const saved = process.env.CAIRN_STATE_DIR;
-    process.env.CAIRN_STATE_DIR = join(work, 'env-state');
+  it('honours CAIRN_LOCK_DIR and elides extra vars from the recorded command', () => {
+    const saved = process.env.CAIRN_LOCK_DIR;
+    process.env.CAIRN_LOCK_DIR = join(work, 'env-locks');
     try {
       const lock = acquireRunLock(inventory, commandLineForLock(['play', 'site.yaml', '-e', 'db_password=hunter2', '--extra-vars=token=x', '-l', 'web 1']));
       held.push(lock);
-      expect(lock.path.startsWith(join(work, 'env-state', 'locks') + '/')).toBe(true);
+      expect(lock.path.startsWith(join(work, 'env-locks') + '/')).toBe(true);
       expect(lock.holder.command).toBe("cairn play site.yaml -e … --extra-vars=… -l 'web 1'");
       expect(readFileSync(lock.path, 'utf8')).not.toContain('hunter2');
     } finally {
-      if (saved === undefined) delete process.env.CAIRN_STATE_DIR;
-      else process.env.CAIRN_STATE_DIR = saved;
+      if (saved === undefined) delete process.env.CAIRN_LOCK_DIR;
+      else process.env.CAIRN_LOCK_DIR = saved;
     }
   });
 });

@@ -14,6 +14,7 @@ import { stringify as toYaml } from 'yaml';
 import type { EventBus, HostStats, RunEvent } from '../../core/engine/events.js';
 import { colorDiffStyle, fileDiffLines } from './diff.js';
 import type { SecretMasker } from './mask.js';
+import { terminalSafe } from './terminal.js';
 
 export interface ConsoleReporterOptions {
   /** 0 = default; 1 = -v registered results; 2 = -vv task locations, notifications; 3+ = -vvv per-host detail. */
@@ -270,7 +271,7 @@ export class ConsoleReporter {
       const label2 = event.status === 'failed' ? 'FAILED' : label;
       this.emitLine({ text: `${event.host} | ${label2} | rc=${result.rc} >>`, paint });
       const out = [result.stdout, result.stderr].filter((t): t is string => typeof t === 'string' && t.length > 0).join('\n');
-      for (const line of out.split('\n')) if (out) this.writeSafe(line);
+      for (const line of out.split('\n')) if (out) this.writeSafe(terminalSafe(this.masker.mask(line)));
       if (event.status === 'failed' && event.msg && !out) this.emitLine({ text: event.msg, paint });
     } else {
       const body = event.status === 'failed' || event.status === 'unreachable' ? { msg: event.msg, ...result } : result;
@@ -297,7 +298,7 @@ export class ConsoleReporter {
 
   private emitYaml(value: Record<string, unknown>): void {
     const masked = this.masker.maskValue(value);
-    const yaml = toYaml(masked, { lineWidth: 0 }).replace(/\n$/, '');
+    const yaml = terminalSafe(toYaml(masked, { lineWidth: 0 }).replace(/\n$/, ''));
     const text = this.masker.mask(yaml);
     for (const line of text.split('\n')) this.writeSafe(`${CONTINUATION}${line}`);
   }
@@ -401,7 +402,7 @@ export class ConsoleReporter {
       byTask.set(label, hosts);
     }
     const text = [...byTask].map(([label, hosts]) => `${label}: ${hostList(hosts)}`).join(' | ');
-    const masked = this.masker.mask(text);
+    const masked = terminalSafe(this.masker.mask(text));
     const room = Math.max(10, this.width - 4);
     return masked.length > room ? `${masked.slice(0, room - 1)}…` : masked;
   }
@@ -411,7 +412,7 @@ export class ConsoleReporter {
   private banner(title: string, key: string): void {
     if (this.lastBanner === key) return;
     this.lastBanner = key;
-    const masked = this.masker.mask(title);
+    const masked = terminalSafe(this.masker.mask(title));
     const stars = '*'.repeat(Math.max(3, this.width - 1 - masked.length));
     this.write('');
     this.writeSafe(`${masked} ${stars}`);
@@ -419,13 +420,15 @@ export class ConsoleReporter {
 
   /**
    * One logical line from segments. Each segment is masked, then coloured; if a secret straddles two
-   * segments (so masking them apart misses it), the whole line is masked and printed without colour.
+   * segments (so masking them apart misses it), the whole line is masked and printed without colour. Control
+   * characters in the text (a host's stderr in a `fatal:` message) are shown as escapes, never sent raw; the
+   * only escape codes written are our own colours.
    */
   private emitLine(...segments: Segment[]): void {
-    const plain = this.masker.mask(segments.map((s) => (typeof s === 'string' ? s : s.text)).join(''));
+    const plain = terminalSafe(this.masker.mask(segments.map((s) => (typeof s === 'string' ? s : s.text)).join('')));
     let text = plain;
     if (this.fancy) {
-      const maskedApart = segments.map((s) => (typeof s === 'string' ? this.masker.mask(s) : this.masker.mask(s.text)));
+      const maskedApart = segments.map((s) => terminalSafe(this.masker.mask(typeof s === 'string' ? s : s.text)));
       if (maskedApart.join('') === plain) {
         text = segments.map((s, i) => (typeof s === 'string' ? maskedApart[i]! : s.paint(maskedApart[i]!))).join('');
       }

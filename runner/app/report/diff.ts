@@ -7,6 +7,7 @@ import { createTwoFilesPatch, FILE_HEADERS_ONLY } from 'diff';
 import type { ChalkInstance } from 'chalk';
 import type { FileDiff } from '../../core/modules/types.js';
 import type { SecretMasker } from './mask.js';
+import { terminalSafe } from './terminal.js';
 
 const CONTEXT_LINES = 3;
 
@@ -54,7 +55,8 @@ export function contentChanged(diff: FileDiff): boolean {
  * The diff as lines (no trailing newline), every line masked. Empty when nothing changed at all.
  */
 export function fileDiffLines(diff: FileDiff, masker: SecretMasker, style: DiffStyle = plainStyle): string[] {
-  const path = masker.mask(diff.path);
+  // A file's path and content come from the host: shown with control characters escaped (./terminal.ts).
+  const path = terminalSafe(masker.mask(diff.path));
   const lines: string[] = [];
   if (contentChanged(diff)) {
     if (masker.hasSecret(diff.before) || masker.hasSecret(diff.after)) {
@@ -65,7 +67,7 @@ export function fileDiffLines(diff: FileDiff, masker: SecretMasker, style: DiffS
       if (diff.afterMissing && !diff.beforeMissing) lines.push(style.note(`${path}: present -> absent`));
     }
   }
-  for (const attribute of diff.attributes ?? []) lines.push(style.note(`${path}: ${masker.mask(attribute)}`));
+  for (const attribute of diff.attributes ?? []) lines.push(style.note(`${path}: ${terminalSafe(masker.mask(attribute))}`));
   return lines;
 }
 
@@ -92,7 +94,7 @@ function patchLines(diff: FileDiff, maskedPath: string, masker: SecretMasker, st
   const raw = patch.endsWith('\n') ? patch.slice(0, -1) : patch;
   return raw.split('\n').map((rawLine) => {
     // Already checked secret-free as a whole; masking per line is the belt to that pair of braces.
-    const line = masker.mask(rawLine);
+    const line = terminalSafe(masker.mask(rawLine));
     if (line.startsWith('--- ') || line.startsWith('+++ ')) return style.header(line);
     if (line.startsWith('@@')) return style.hunk(line);
     if (line.startsWith('+')) return style.added(line);

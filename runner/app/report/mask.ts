@@ -11,6 +11,13 @@ export const MASK = '********';
 /** Lines of a multi-line secret at least this long are masked on their own too (half a PEM key is a leak). */
 const MIN_SECRET_LINE_LENGTH = 8;
 
+/**
+ * A message that shortens a value ends it with an ellipsis (`"s3cr3t-abc…"`): the start of a secret right
+ * before one is masked when it is at least this long, however the value was cut and whoever cut it.
+ */
+const MIN_CUT_PREFIX = 4;
+const ELLIPSIS = /…|\.\.\./g;
+
 export class SecretMasker {
   /** Every form of every secret, deduplicated. */
   private readonly forms = new Set<string>();
@@ -36,21 +43,42 @@ export class SecretMasker {
     return this.forms.size;
   }
 
-  /** The text with every occurrence of every secret form replaced by `********`. */
+  /**
+   * The text with every occurrence of every secret form replaced by `********`, and the start of a secret
+   * cut short before an ellipsis too (a shortened value in an error message).
+   */
   mask(text: string): string {
     const pattern = this.compiled();
     if (pattern === undefined || text === '') return text;
-    return text.replace(pattern, MASK);
+    const masked = text.replace(pattern, MASK);
+    return masked.includes('…') || masked.includes('...') ? this.maskCutPrefixes(masked) : masked;
   }
 
-  /** Whether the text contains any secret, in any of its forms. */
+  /** Whether the text contains any secret, in any of its forms (a cut one included). */
   hasSecret(text: string): boolean {
-    const pattern = this.compiled();
-    if (pattern === undefined || text === '') return false;
-    pattern.lastIndex = 0;
-    const found = pattern.test(text);
-    pattern.lastIndex = 0;
-    return found;
+    return this.mask(text) !== text;
+  }
+
+  /** Replaces `<start of a secret>…` by `********…`. */
+  private maskCutPrefixes(text: string): string {
+    const cuts: Array<[number, number]> = [];
+    for (const match of text.matchAll(ELLIPSIS)) {
+      const end = match.index;
+      let longest = 0;
+      for (const form of this.forms) {
+        const most = Math.min(form.length - 1, end);
+        for (let length = most; length >= MIN_CUT_PREFIX && length > longest; length--) {
+          if (text.startsWith(form.slice(0, length), end - length)) {
+            longest = length;
+            break;
+          }
+        }
+      }
+      if (longest > 0) cuts.push([end - longest, end]);
+    }
+    let out = text;
+    for (const [start, end] of cuts.reverse()) out = `${out.slice(0, start)}${MASK}${out.slice(end)}`;
+    return out;
   }
 
   /**
@@ -94,9 +122,21 @@ export class SecretMasker {
   }
 }
 
-/** The secret itself and the escaped forms it takes inside JSON, shell command lines and URLs. */
+/**
+ * The secret itself, the forms a template derives from it cheaply (upper and lower case, base64 as in a
+ * Basic auth header or a Kubernetes secret), and the escaped forms it takes inside JSON, shell command lines
+ * and URLs.
+ */
 export function secretForms(secret: string): string[] {
   const forms = new Set<string>([secret]);
+  for (const derived of [secret.toUpperCase(), secret.toLowerCase()]) {
+    forms.add(derived);
+    forms.add(JSON.stringify(derived).slice(1, -1));
+  }
+  const base64 = Buffer.from(secret, 'utf8').toString('base64');
+  forms.add(base64);
+  forms.add(base64.replace(/=+$/, ''));
+  forms.add(Buffer.from(secret, 'utf8').toString('base64url'));
   const jsonInner = JSON.stringify(secret).slice(1, -1);
   forms.add(jsonInner);
   // Python's json.dumps (Ansible-style module output) escapes every non-ASCII character as \uXXXX.

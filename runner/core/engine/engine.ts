@@ -308,7 +308,20 @@ export class Engine {
     return this.opts.check ? checkExecutor : applyExecutor;
   }
 
-  private moduleContext(host: HostState, conn: Connection, task: Task, vars: Vars, ctx: PlayContext): ModuleContext {
+  /**
+   * The user a task becomes: `become_user` is templated like any task keyword (`{{ svc_user }}`), then must
+   * be a plain user name or `#uid` (it reaches sudo's argv on the host).
+   */
+  private becomeUserFor(host: HostState, task: Task, vars: Vars, ctx: PlayContext): string {
+    const raw = task.becomeUser ?? ctx.play.becomeUser ?? this.specFor(host.name).becomeUser;
+    const rendered = raw.includes('{{') || raw.includes('{%') ? this.opts.templater.renderValue(raw, vars, task.location) : raw;
+    if (typeof rendered !== 'string' || !/^(#\d+|[A-Za-z0-9_][A-Za-z0-9_.-]*\$?)$/.test(rendered)) {
+      throw inputError(`become_user must be a user name or #uid, got ${JSON.stringify(rendered)}`, task.location);
+    }
+    return rendered;
+  }
+
+  private moduleContext(host: HostState, conn: Connection, task: Task, vars: Vars, ctx: PlayContext, becomeUser: string): ModuleContext {
     const spec = this.specFor(host.name);
     const become = task.become ?? ctx.play.become ?? spec.become;
     const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
@@ -316,7 +329,7 @@ export class Engine {
       host: host.name,
       conn,
       become,
-      becomeUser: task.becomeUser ?? ctx.play.becomeUser ?? spec.becomeUser,
+      becomeUser,
       vars,
       facts: host.facts,
       taskLocation: task.location,
@@ -363,7 +376,8 @@ export class Engine {
       loopSummary: extra.loopSummary,
       msg: hidden && status === 'failed' ? NO_LOG_MSG : extra.msg,
       actions: hidden ? undefined : (extra.actions ?? undefined),
-      diffs: hidden ? undefined : extra.result?.diffs,
+      // Rendered file contents go into events (so the JSON output and the journal) only when --diff asked.
+      diffs: hidden || !this.opts.diff ? undefined : extra.result?.diffs,
       result: hidden ? undefined : extra.registered,
       durationMs: Date.now() - started,
       handler: ctx.phase === 'handlers' || undefined,
@@ -420,8 +434,12 @@ export class Engine {
     let anyIgnoredFail = false;
     let allSkipped = items.length > 0;
     let unreachable = false;
-    for (const item of items) {
+    for (const [index, item] of items.entries()) {
       if (this.opts.signal.aborted) break;
+      // Items of a module that never waits on a host (debug, assert, set_fact) resolve as microtasks: without
+      // a turn of the event loop now and then, 20,000 of them starve every connection's keepalive answers
+      // (hosts were marked unreachable: "no answer to keepalives") and Ctrl-C.
+      if (index % 100 === 99) await new Promise<void>((resolve) => setImmediate(resolve));
       const itemVars = this.varsFor(host, ctx, task, { [task.loopVar]: item, ansible_loop_var: task.loopVar });
       const outcome = await this.runItem(host, task, ctx, itemVars, item, Date.now());
       results.push({ ...outcome.registered, [task.loopVar]: item });
@@ -516,6 +534,7 @@ export class Engine {
 
     const module = getModule(task.module) as AnyModule;
     let args: Record<string, unknown>;
+    let becomeUser: string;
     try {
       args = materialise(this.opts.templater.renderValue(task.args, vars, task.location)) as Record<string, unknown>;
       const validate = compileSchema(module.argsSchema);
@@ -523,6 +542,13 @@ export class Engine {
         const d = describeAjvError(validate.errors![0]!, args, `module "${module.name}"`);
         throw inputError(`module "${module.name}" after rendering its arguments: ${d.message}`, task.location);
       }
+      // No shell command can carry a NUL byte (it used to cut the SSH connection): refused here, as a task
+      // error that names the argument, so ignore_errors applies.
+      const withNul = nulBytePath(args);
+      if (withNul !== undefined) {
+        throw inputError(`module "${module.name}": argument ${withNul} contains a NUL byte, which cannot be sent to a host`, task.location);
+      }
+      becomeUser = this.becomeUserFor(host, task, vars, ctx);
     } catch (err) {
       if (isInputError(err) && !task.ignoreErrors) this.inputErrors++;
       return fail(errorMessage(err));
@@ -536,7 +562,7 @@ export class Engine {
       return this.unreachable(host, task, ctx, started, err, item, target);
     }
     const executor = this.executorFor(task, ctx);
-    const mctx = this.moduleContext(host, conn, task, vars, ctx);
+    const mctx = this.moduleContext(host, conn, task, vars, ctx, becomeUser);
     const maxAttempts = task.until ? (task.retries ?? 3) + 1 : 1;
     let attempts = 0;
     let result: ModuleResult | undefined;
@@ -873,4 +899,25 @@ function lazyVarsWith(vars: Vars, extra: Vars): Vars {
       return Reflect.getOwnPropertyDescriptor(target, key);
     },
   });
+}
+
+/** The path (`content`, `headers.X`, `lines[2]`) of the first string holding a NUL byte, keys included. */
+export function nulBytePath(value: unknown, path = ''): string | undefined {
+  if (typeof value === 'string') return value.includes('\0') ? path || '(value)' : undefined;
+  if (Array.isArray(value)) {
+    for (const [index, element] of value.entries()) {
+      const found = nulBytePath(element, `${path}[${index}]`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (value !== null && typeof value === 'object') {
+    for (const [key, element] of Object.entries(value)) {
+      const here = path ? `${path}.${key}` : key;
+      if (key.includes('\0')) return JSON.stringify(here);
+      const found = nulBytePath(element, here);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
 }

@@ -100,9 +100,17 @@ function readVarsSource(file: string, what: string): VarsSource {
 }
 
 /** Every string inside a value (mapping keys excluded): what a vault file holds that must be masked. */
+/**
+ * Every scalar secret of a vault file, as text: strings, and numbers too (`api_pin: 4711936` is a secret;
+ * numbers of one or two digits are not registered, since masking every `1` would hide the whole output while
+ * protecting at most a hundred guesses). Booleans and null are not secrets.
+ */
 function collectStrings(value: unknown, into: Set<string>): void {
   if (typeof value === 'string') {
     if (value !== '') into.add(value);
+  } else if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'bigint') {
+    const text = String(value);
+    if (text.replace(/^-/, '').length >= 3) into.add(text);
   } else if (Array.isArray(value)) {
     for (const item of value) collectStrings(item, into);
   } else if (isPlainObject(value)) {

@@ -73,19 +73,45 @@ export function buildRequest(args: HttpArgs): HttpRequest {
   return request;
 }
 
-/** The curl script for a request (pure; table-tested). */
+/**
+ * curl's config file syntax for a value: double-quoted, with backslash and double quote escaped (line breaks
+ * are refused in buildRequest, so a value is always one line).
+ */
+export function curlConfigValue(value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/**
+ * What curl reads from its config file: the URL (it may carry a token or user:password) and every header.
+ * These are the request's secrets, so they never go into curl's argv, where any user of the host sees them
+ * in `ps` (in check mode too, since GET runs there).
+ */
+export function curlConfig(request: HttpRequest): string {
+  const lines = [`url = ${curlConfigValue(request.url)}`];
+  for (const [name, value] of request.headers) lines.push(`header = ${curlConfigValue(`${name}: ${value}`)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The curl script for a request (pure; table-tested). Its standard input is curlInput(): the config file's
+ * bytes, then the body. The config goes to a file in a fresh private folder (mktemp -d: 0700, owned by the
+ * user running curl; umask 077 for the file itself), created before a byte of it is written; the body is
+ * read by curl from the rest of standard input. The folder is removed on every exit.
+ */
 export function curlScript(request: HttpRequest): string {
+  const configBytes = Buffer.byteLength(curlConfig(request));
   const words = ['curl', '-sS', '--max-time', String(request.timeoutS)];
   words.push(request.method === 'HEAD' ? '-I' : '-X', ...(request.method === 'HEAD' ? [] : [request.method]));
   if (request.follow) words.push('-L', '--max-redirs', '10');
   if (request.insecure) words.push('-k');
-  for (const [name, value] of request.headers) words.push('-H', `${name}: ${value}`);
   if (request.body !== undefined) words.push('--data-binary', '@-');
-  const curl = `${words.map(quote).join(' ')} -o "$d/body" -D "$d/headers" -w '%{http_code} %{time_total} %{url_effective}' --url ${quote(request.url)}`;
+  const curl = `${words.map(quote).join(' ')} --config "$d/request" -o "$d/body" -D "$d/headers" -w '%{http_code} %{time_total} %{url_effective}'`;
   return [
     `command -v curl >/dev/null 2>&1 || { echo 'curl is not installed on this host; the http module runs curl on the target (apt: curl)' >&2; exit ${NO_CURL}; }`,
+    'umask 077',
     'd=$(mktemp -d) || exit 91',
     `trap 'rm -rf -- "$d"' EXIT`,
+    `head -c ${configBytes} > "$d/request" && [ "$(wc -c < "$d/request")" -eq ${configBytes} ] || { echo 'the request did not arrive whole' >&2; exit 92; }`,
     `${curl} > "$d/meta" 2> "$d/err"${request.body === undefined ? ' < /dev/null' : ''}`,
     'rc=$?',
     section('rc', 'echo "curl_rc=$rc"'),
@@ -94,6 +120,11 @@ export function curlScript(request: HttpRequest): string {
     section('headers', 'if [ -f "$d/headers" ]; then cat "$d/headers"; fi'),
     section('body', `if [ -f "$d/body" ]; then head -c ${MAX_RESPONSE_BYTES} "$d/body"; fi`),
   ].join('\n');
+}
+
+/** The standard input of curlScript(): the config file, then the body. */
+export function curlInput(request: HttpRequest): Buffer {
+  return Buffer.concat([Buffer.from(curlConfig(request)), Buffer.from(request.body ?? '')]);
 }
 
 /** The last response's headers (after redirects), names lower-cased. */
@@ -144,10 +175,7 @@ export function readResponse(stdout: string, args: HttpArgs): { data: Record<str
 }
 
 async function send(ctx: ModuleContext, args: HttpArgs, request: HttpRequest): Promise<{ data: Record<string, unknown>; failed?: string }> {
-  const res = await runScript(ctx, curlScript(request), {
-    ...(request.body !== undefined ? { stdin: request.body } : {}),
-    timeoutMs: (request.timeoutS + 15) * 1000,
-  });
+  const res = await runScript(ctx, curlScript(request), { stdin: curlInput(request), timeoutMs: (request.timeoutS + 15) * 1000 });
   if (res.code === NO_CURL) return { data: { status: -1 }, failed: failureText(res) };
   if (res.code !== 0) return { data: { status: -1 }, failed: `http request to ${args.url} could not be run: ${failureText(res)}` };
   return readResponse(res.stdout, args);

@@ -4,6 +4,8 @@
  */
 import { spawn } from 'node:child_process';
 import { constants as osConstants, userInfo } from 'node:os';
+import { carryScript, type CarriedScript } from './carrier.js';
+import { CappedOutput } from './output.js';
 import type { Connection, ConnectionSpec, ExecOptions, ExecResult } from './types.js';
 import { UnreachableError } from './types.js';
 
@@ -15,11 +17,16 @@ export const TIMEOUT_EXIT_CODE = 124;
  * user. `-n` makes sudo fail at once instead of waiting for a password nobody will type.
  */
 export function commandArgv(script: string, loginUser: string, opts: ExecOptions = {}): string[] {
+  return shellArgv(['-c', script], loginUser, opts);
+}
+
+/** The same with /bin/sh's own arguments given (`-s` to read the script from stdin: ./carrier.ts). */
+export function shellArgv(shellArgs: string[], loginUser: string, opts: ExecOptions = {}): string[] {
   const becomeUser = opts.becomeUser ?? 'root';
   if (opts.become && becomeUser !== loginUser) {
-    return ['sudo', '-n', '-H', '-u', becomeUser, '--', '/bin/sh', '-c', script];
+    return ['sudo', '-n', '-H', '-u', becomeUser, '--', '/bin/sh', ...shellArgs];
   }
-  return ['/bin/sh', '-c', script];
+  return ['/bin/sh', ...shellArgs];
 }
 
 /** Whether this exec goes through sudo (see commandArgv). */
@@ -76,12 +83,19 @@ class LocalConnection implements Connection {
 
   exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
     if (this.closed) return Promise.reject(new UnreachableError(this.host, `local connection to ${this.host} is closed`));
-    const [command, ...args] = commandArgv(script, this.user, opts) as [string, ...string[]];
+    // Same carriage as over SSH (./carrier.ts): an argument is limited to 128 KiB and visible in `ps`.
+    let carried: CarriedScript;
+    try {
+      carried = carryScript(script, opts.stdin);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const [command, ...args] = shellArgv(carried.shellArgs, this.user, opts) as [string, ...string[]];
     return new Promise((resolve) => {
       // Own process group, so a timeout kills the whole script and not just the shell.
       const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-      const stdout: Buffer[] = [];
-      const stderr: Buffer[] = [];
+      const stdout = new CappedOutput();
+      const stderr = new CappedOutput();
       let timedOut = false;
       let spawnError: Error | undefined;
       child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -91,8 +105,7 @@ class LocalConnection implements Connection {
       child.on('error', (error) => {
         spawnError = error;
       });
-      if (opts.stdin !== undefined) child.stdin.write(opts.stdin);
-      child.stdin.end();
+      child.stdin.end(carried.input);
 
       const timer =
         opts.timeoutMs !== undefined
@@ -107,10 +120,16 @@ class LocalConnection implements Connection {
       child.on('close', (code, signal) => {
         if (timer) clearTimeout(timer);
         const result: ExecResult = {
-          stdout: Buffer.concat(stdout).toString('utf8'),
-          stderr: Buffer.concat(stderr).toString('utf8'),
+          stdout: stdout.text(),
+          stderr: stderr.text(),
           code: timedOut ? TIMEOUT_EXIT_CODE : exitCodeOf(code, signal, spawnError),
         };
+        if (stdout.cutBytes > 0 || stderr.cutBytes > 0) {
+          result.cut = {
+            ...(stdout.cutBytes > 0 ? { stdout: stdout.totalBytes } : {}),
+            ...(stderr.cutBytes > 0 ? { stderr: stderr.totalBytes } : {}),
+          };
+        }
         if (spawnError && !timedOut) result.stderr += `${command}: ${spawnError.message}\n`;
         if (timedOut) result.timedOut = true;
         resolve(explainBecomeFailure(result, this.host, this.user, opts));

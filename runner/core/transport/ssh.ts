@@ -14,7 +14,9 @@ import type { Duplex } from 'node:stream';
 import { NodeSSH, type Config as NodeSshConfig } from 'node-ssh';
 import ssh2, { type AnyAuthMethod, type Client as Ssh2Client, type ClientChannel, type ServerHostKeyAlgorithm } from 'ssh2';
 import { appendHostKey, checkHostKey, keyTypeOfBlob, knownKeysFor } from './known-hosts.js';
-import { commandArgv, explainBecomeFailure, signalNumber, TIMEOUT_EXIT_CODE } from './local.js';
+import { explainBecomeFailure, shellArgv, signalNumber, TIMEOUT_EXIT_CODE } from './local.js';
+import { carryScript } from './carrier.js';
+import { CappedOutput } from './output.js';
 import { argv } from './quote.js';
 import type { Connection, ConnectionSpec, ExecOptions, ExecResult } from './types.js';
 import { HostKeyError, UnreachableError } from './types.js';
@@ -473,20 +475,25 @@ class SshConnection implements Connection {
 
   private execInChannel(script: string, opts: ExecOptions): Promise<ExecResult> {
     if (this.chain.lostReason !== undefined) return Promise.reject(this.lostError());
-    // The remote login shell parses this line: the script travels as one single-quoted argument.
-    const command = argv(...withRemoteTimeout(commandArgv(script, this.user, opts), opts.timeoutMs));
+    // The remote login shell parses this line: a fixed loader, the script and its input follow on stdin.
+    const carried = carryScript(script, opts.stdin);
+    const command = argv(...withRemoteTimeout(shellArgv(carried.shellArgs, this.user, opts), opts.timeoutMs));
+    const raw = this.target.connection as Ssh2Client;
     const startedAt = Date.now();
     return new Promise<ExecResult>((resolve, reject) => {
-      const stdout: Buffer[] = [];
-      const stderr: Buffer[] = [];
+      // Capped and streamed: a host printing without end costs a bounded amount of memory (./output.ts).
+      const stdout = new CappedOutput();
+      const stderr = new CappedOutput();
       let channel: ClientChannel | undefined;
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
-      const output = (): Pick<ExecResult, 'stdout' | 'stderr'> => ({
-        // Decoded once at the end so a multi-byte character split across packets stays whole.
-        stdout: Buffer.concat(stdout).toString('utf8'),
-        stderr: Buffer.concat(stderr).toString('utf8'),
-      });
+      const output = (): Pick<ExecResult, 'stdout' | 'stderr' | 'cut'> => {
+        const cut = {
+          ...(stdout.cutBytes > 0 ? { stdout: stdout.totalBytes } : {}),
+          ...(stderr.cutBytes > 0 ? { stderr: stderr.totalBytes } : {}),
+        };
+        return { stdout: stdout.text(), stderr: stderr.text(), ...(Object.keys(cut).length > 0 ? { cut } : {}) };
+      };
       const settle = (finish: () => void): void => {
         if (settled) return;
         settled = true;
@@ -503,55 +510,64 @@ class SshConnection implements Connection {
           });
         }, opts.timeoutMs);
       }
+      const finished = (code: number | null, signal: string | null): void => {
+        settle(() => {
+          if (code === null && signal === null && this.chain.lostReason !== undefined) {
+            reject(this.lostError());
+            return;
+          }
+          const status = code ?? (signal ? 128 + (signalNumber(signal) ?? 0) : 255);
+          if (status === TIMEOUT_EXIT_CODE && opts.timeoutMs !== undefined && Date.now() - startedAt >= opts.timeoutMs) {
+            // The remote timeout(1) won the race against our own timer.
+            resolve({ ...output(), code: status, timedOut: true });
+            return;
+          }
+          resolve(explainBecomeFailure({ ...output(), code: status }, this.host, this.user, opts));
+        });
+      };
+      const refused = (error: Error, attempt: number): void => {
+        if (settled) return;
+        if (this.chain.lostReason !== undefined) {
+          settle(() => reject(this.lostError()));
+          return;
+        }
+        // The connection is up but sshd refused the channel. It frees a finished session's slot a moment
+        // after the client sees it close, so at the MaxSessions limit a retry shortly after succeeds.
+        if (attempt < CHANNEL_OPEN_RETRIES) {
+          setTimeout(() => run(attempt + 1), 5 * (attempt + 1));
+          return;
+        }
+        settle(() => resolve({ stdout: '', stderr: `cannot open a session on ${this.host}: ${error.message}\n`, code: 255 }));
+      };
+      // ssh2's own exec, not node-ssh's execCommand: that one keeps every byte and joins it into one string.
       const run = (attempt: number): void => {
-        this.target
-          .execCommand(command, {
-            // node-ssh trims output by default; modules need it byte for byte.
-            noTrim: true,
-            onChannel: (opened) => {
-              channel = opened;
-              if (settled) {
-                stopRemote(opened);
-                return;
-              }
-              // node-ssh ends the channel's input right after this callback.
-              if (opts.stdin !== undefined) opened.write(opts.stdin);
-            },
-            onStdout: (chunk) => stdout.push(chunk),
-            onStderr: (chunk) => stderr.push(chunk),
-          })
-          .then(
-            (response) => {
-              settle(() => {
-                if (response.code === null && response.signal === null && this.chain.lostReason !== undefined) {
-                  reject(this.lostError());
-                  return;
-                }
-                const code = response.code ?? (response.signal ? 128 + (signalNumber(response.signal) ?? 0) : 255);
-                if (code === TIMEOUT_EXIT_CODE && opts.timeoutMs !== undefined && Date.now() - startedAt >= opts.timeoutMs) {
-                  // The remote timeout(1) won the race against our own timer.
-                  resolve({ ...output(), code, timedOut: true });
-                  return;
-                }
-                resolve(explainBecomeFailure({ ...output(), code }, this.host, this.user, opts));
-              });
-            },
-            (error: unknown) => {
-              if (settled) return;
-              if (this.chain.lostReason !== undefined) {
-                settle(() => reject(this.lostError()));
-                return;
-              }
-              // The connection is up but sshd refused the channel. It frees a finished session's slot a moment
-              // after the client sees it close, so at the MaxSessions limit a retry shortly after succeeds.
-              if (attempt < CHANNEL_OPEN_RETRIES) {
-                setTimeout(() => run(attempt + 1), 5 * (attempt + 1));
-                return;
-              }
-              const message = error instanceof Error ? error.message : String(error);
-              settle(() => resolve({ stdout: '', stderr: `cannot open a session on ${this.host}: ${message}\n`, code: 255 }));
-            },
-          );
+        try {
+          raw.exec(command, (error, stream) => {
+            if (error) {
+              refused(error, attempt);
+              return;
+            }
+            channel = stream;
+            if (settled) {
+              stopRemote(stream);
+              return;
+            }
+            let code: number | null = null;
+            let signal: string | null = null;
+            stream.on('data', (chunk: Buffer) => stdout.push(chunk));
+            stream.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+            stream.on('exit', (exitCode: number | null, exitSignal?: string) => {
+              code = exitCode ?? null;
+              signal = exitSignal ?? null;
+            });
+            stream.on('error', () => undefined);
+            stream.on('close', () => finished(code, signal));
+            // A command that exits without reading all its input is normal: the rest is dropped.
+            stream.end(carried.input);
+          });
+        } catch (error) {
+          refused(error instanceof Error ? error : new Error(String(error)), attempt);
+        }
       };
       run(0);
     });

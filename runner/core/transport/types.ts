@@ -16,11 +16,17 @@ export interface ExecResult {
   /** Exit status; 255 with no output usually means the connection itself failed. */
   code: number;
   timedOut?: boolean;
+  /**
+   * Set when a stream was longer than what is kept of it (see ./output.ts): its total size in bytes. The
+   * stream's text then holds its start, a note saying what was cut, and its end.
+   */
+  cut?: { stdout?: number; stderr?: number };
 }
 
 /**
  * One open connection to one host, used by every task of the run. `exec` runs a POSIX sh script (not an
- * argv): callers build it with `quote()` from ./quote.ts so no inventory value can inject a command.
+ * argv): callers build it with `quote()` from ./quote.ts so no inventory value can inject a command. The
+ * script travels on the command's standard input, never in its argv (./carrier.ts).
  */
 export interface Connection {
   /** Inventory name of the host. */

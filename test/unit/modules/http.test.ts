@@ -4,7 +4,7 @@
  * 127.0.0.1 serving a health.json file; CURL_REFUSED is the same against a closed port.
  */
 import { describe, expect, it } from 'vitest';
-import { buildRequest, curlScript, httpModule, parseResponseHeaders, readResponse } from '../../../runner/core/modules/http.js';
+import { buildRequest, curlConfig, curlInput, curlScript, httpModule, parseResponseHeaders, readResponse } from '../../../runner/core/modules/http.js';
 import { formatSection } from '../../../runner/core/modules/remote.js';
 import { FakeConnection, contextFor, outsideSingleQuotes, shellWords } from '../../helpers/fake-connection.js';
 
@@ -47,15 +47,21 @@ describe('buildRequest', () => {
 });
 
 describe('curlScript', () => {
-  it('every value is one quoted word', () => {
-    const url = "http://127.0.0.1/$(touch /tmp/x)?q='1'";
-    const script = curlScript(buildRequest({ url, headers: { 'X-Token': "a'b $(id)" } }));
-    expect(outsideSingleQuotes(script)).not.toContain('$(touch');
-    expect(outsideSingleQuotes(script)).not.toContain('$(id)');
-    const curlLine = script.split('\n').find((l) => l.startsWith('curl '))!;
-    const words = shellWords(curlLine.replace(/ -o "\$d\/body".*--url /, ' --url ').replace(/ > "\$d\/meta".*$/, ''));
-    expect(words).toContain("X-Token: a'b $(id)");
-    expect(words[words.length - 1]).toBe(url);
+  it('the URL and the headers go to curl through a config file on stdin, never into the script or argv', () => {
+    const url = "http://127.0.0.1/$(touch /tmp/x)?q='1'&token=s3cr\"et\\";
+    const request = buildRequest({ url, headers: { Authorization: 'Bearer a\'b "c" $(id) \\' } });
+    const script = curlScript(request);
+    expect(script).not.toContain('touch');
+    expect(script).not.toContain('Bearer');
+    expect(script).not.toContain('token');
+    // curl's config syntax: double quotes, backslash and double quote escaped.
+    expect(curlConfig(request)).toBe(
+      'url = "http://127.0.0.1/$(touch /tmp/x)?q=\'1\'&token=s3cr\\"et\\\\"\nheader = "Authorization: Bearer a\'b \\"c\\" $(id) \\\\"\n',
+    );
+    expect(curlInput({ ...request, body: 'BODY' }).toString()).toBe(`${curlConfig(request)}BODY`);
+    // The config file is created in a private folder under umask 077 before anything is written to it.
+    expect(script.indexOf('umask 077')).toBeLessThan(script.indexOf('mktemp -d'));
+    expect(script).toContain(`head -c ${Buffer.byteLength(curlConfig(request))} > "$d/request"`);
   });
 
   it('HEAD uses -I; a body is read from stdin', () => {
@@ -100,7 +106,7 @@ describe('http module', () => {
     expect(plan).toMatchObject({ changed: true, actions: ['POST http://127.0.0.1/api'] });
     expect(conn.calls).toHaveLength(0);
     expect(await httpModule.apply(ctx, args, plan)).toMatchObject({ changed: true, data: { status: 200 } });
-    expect(conn.calls[0]!.opts.stdin).toBe('{"drain":true}');
+    expect(String(conn.calls[0]!.opts.stdin)).toBe('url = "http://127.0.0.1/api"\nheader = "Content-Type: application/json"\n{"drain":true}');
   });
 
   it('a host without curl fails clearly', async () => {
