@@ -15,7 +15,7 @@ import { compileSchema, describeAjvError } from '../util/schema.js';
 import { snippetAt } from '../util/yaml-source.js';
 import { evaluate, evaluateAll } from '../template/index.js';
 import type { Templater } from '../template/types.js';
-import { ConnectionPool } from '../transport/pool.js';
+import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
 import { UnreachableError, type Connection, type ConnectionSpec, type ExecOptions, type ExecResult } from '../transport/types.js';
 import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
 import { computeBatches } from './batches.js';
@@ -48,6 +48,8 @@ export interface EngineOptions {
   signal: AbortSignal;
   /** Values to hide in every output (from vault files, no_log results); the engine adds to it. */
   addSecret?: (value: string) => void;
+  /** Opens a host's connection (default: the real transports); unit tests pass a fake. */
+  openConnection?: ConnectionOpener;
 }
 
 export interface RunOutcome {
@@ -93,6 +95,30 @@ interface TaskOutcome {
   changed: boolean;
 }
 
+/** What a task_result event says besides its status. */
+interface ResultDetails {
+  msg?: string;
+  result?: ModuleResult;
+  predicted?: boolean;
+  actions?: string[];
+  ignored?: boolean;
+  attempts?: number;
+}
+
+/** One item's module run: the judged result, or the host turned out unreachable. */
+type Execution =
+  | { unreachable: UnreachableError }
+  | {
+      unreachable?: undefined;
+      result: ModuleResult;
+      registered: Record<string, unknown>;
+      failed: boolean;
+      changed: boolean;
+      predicted: boolean;
+      actions: string[];
+      attempts: number;
+    };
+
 const NO_LOG_MSG = "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
 
 function taskRef(task: Task): TaskRef {
@@ -124,19 +150,7 @@ function errorMessage(err: unknown): string {
 
 export class Engine {
   private readonly hosts = new Map<string, HostState>();
-  private readonly pool = new ConnectionPool(undefined, (spec, ms) =>
-    this.opts.bus.emit({
-      type: 'connection_open',
-      time: now(),
-      host: spec.name,
-      transport: spec.connection,
-      user: spec.user,
-      address: spec.address,
-      port: spec.port,
-      via: spec.jump.map((j) => `${j.user}@${j.address}:${j.port}`),
-      ms,
-    }),
-  );
+  private readonly pool: ConnectionPool;
   private readonly opts: EngineOptions;
   private changedAny = false;
   private verifyFailures = 0;
@@ -145,6 +159,19 @@ export class Engine {
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
+    this.pool = new ConnectionPool(opts.openConnection ?? openConnection, (spec, ms) =>
+      this.opts.bus.emit({
+        type: 'connection_open',
+        time: now(),
+        host: spec.name,
+        transport: spec.connection,
+        user: spec.user,
+        address: spec.address,
+        port: spec.port,
+        via: spec.jump.map((j) => `${j.user}@${j.address}:${j.port}`),
+        ms,
+      }),
+    );
   }
 
   get connectionsOpened(): number {
@@ -336,7 +363,7 @@ export class Engine {
     ctx: PlayContext,
     status: TaskStatus,
     started: number,
-    extra: { msg?: string; result?: ModuleResult; registered?: Record<string, unknown>; item?: unknown; loopSummary?: boolean; predicted?: boolean; actions?: string[]; ignored?: boolean; attempts?: number },
+    extra: ResultDetails & { registered?: Record<string, unknown>; item?: unknown; loopSummary?: boolean },
   ): void {
     const hidden = task.noLog;
     this.opts.bus.emit({
@@ -390,8 +417,7 @@ export class Engine {
         items = materialise(rendered) as unknown[];
       }
     } catch (err) {
-      if (isInputError(err)) this.inputErrors++;
-      return this.finishFailed(host, task, ctx, started, errorMessage(err));
+      return this.finishFailed(host, task, ctx, started, this.failureMessage(err));
     }
 
     if (items === undefined) {
@@ -467,51 +493,51 @@ export class Engine {
     }
   }
 
-  /** One iteration: when, render, validate, connect, execute with retries, changed_when/failed_when, register. */
-  private async runItem(host: HostState, task: Task, ctx: PlayContext, vars: Vars, item: unknown, started: number): Promise<TaskOutcome> {
-    const isItem = item !== undefined;
-    const fail = (msg: string): TaskOutcome => {
-      const registered = { failed: true, changed: false, msg };
-      this.emitResult(host, task, ctx, 'failed', started, { msg, registered, item, ignored: task.ignoreErrors });
-      if (!isItem && task.register) host.registered[task.register] = registered;
-      return { status: 'failed', registered, changed: false };
+  /**
+   * A failure's message. Bad input (an undefined variable, a template or argument error) is counted here and
+   * nowhere else, so it gives the same exit code wherever it is found: loop, when, arguments, set_fact,
+   * changed_when, failed_when, until.
+   */
+  private failureMessage(err: unknown): string {
+    if (isInputError(err)) this.inputErrors++;
+    return errorMessage(err);
+  }
+
+  /** One iteration: `when`, then set_fact or a module run (connect, execute with retries, judge), then report. */
+  private async runItem(
+    host: HostState,
+    task: Task,
+    ctx: PlayContext,
+    vars: Vars,
+    item: unknown,
+    started: number,
+  ): Promise<TaskOutcome> {
+    const finish = (status: TaskStatus, registered: Record<string, unknown>, extra: ResultDetails = {}, changed = false) => {
+      this.emitResult(host, task, ctx, status, started, { ...extra, registered, item });
+      if (item === undefined && task.register) host.registered[task.register] = registered;
+      return { status, registered, changed };
     };
+    const fail = (err: unknown): TaskOutcome => {
+      const msg = this.failureMessage(err);
+      return finish('failed', { failed: true, changed: false, msg }, { msg, ignored: task.ignoreErrors });
+    };
+
+    let args: Record<string, unknown>;
+    let module: AnyModule;
     try {
       if (task.when.length && !evaluateAll(task.when, vars, task.location)) {
         const registered = { changed: false, skipped: true, skip_reason: 'Conditional result was False' };
-        this.emitResult(host, task, ctx, 'skipped', started, { registered, item, msg: `when: ${task.when.join(' and ')}` });
-        if (!isItem && task.register) host.registered[task.register] = registered;
-        return { status: 'skipped', registered, changed: false };
+        return finish('skipped', registered, { msg: `when: ${task.when.join(' and ')}` });
       }
-    } catch (err) {
-      if (isInputError(err)) this.inputErrors++;
-      return fail(errorMessage(err));
-    }
-
-    if (task.module === 'set_fact') {
-      try {
+      if (task.module === 'set_fact') {
         const values = materialise(this.opts.templater.renderValue(task.args, vars, task.location)) as Vars;
         Object.assign(host.registered, values);
-        const registered = { changed: false, ansible_facts: values };
-        this.emitResult(host, task, ctx, 'ok', started, { registered, item });
-        return { status: 'ok', registered, changed: false };
-      } catch (err) {
-        return fail(errorMessage(err));
+        return finish('ok', { changed: false, ansible_facts: values });
       }
-    }
-
-    const module = getModule(task.module) as AnyModule;
-    let args: Record<string, unknown>;
-    try {
-      args = materialise(this.opts.templater.renderValue(task.args, vars, task.location)) as Record<string, unknown>;
-      const validate = compileSchema(module.argsSchema);
-      if (!validate(args)) {
-        const d = describeAjvError(validate.errors![0]!, args, `module "${module.name}"`);
-        throw inputError(`module "${module.name}" after rendering its arguments: ${d.message}`, task.location);
-      }
+      module = getModule(task.module) as AnyModule;
+      args = this.renderArgs(module, task, vars);
     } catch (err) {
-      if (isInputError(err)) this.inputErrors++;
-      return fail(errorMessage(err));
+      return fail(err);
     }
 
     const target = task.delegateTo ? String(this.opts.templater.renderValue(task.delegateTo, vars, task.location)) : host.name;
@@ -521,91 +547,102 @@ export class Engine {
     } catch (err) {
       return this.unreachable(host, task, ctx, started, err, item, target);
     }
+    const run = await this.executeWithRetries(module, conn, args, host, task, ctx, vars);
+    if (run.unreachable) return this.unreachable(host, task, ctx, started, run.unreachable, item, target);
+    const { result, registered, failed, changed } = run;
+    const status: TaskStatus = failed ? 'failed' : result.skipped && !changed ? 'skipped' : changed ? 'changed' : 'ok';
+    return finish(status, registered, {
+      result,
+      msg: failed ? String(registered.msg ?? 'failed') : (result.skipped ?? undefined),
+      predicted: run.predicted,
+      actions: run.actions,
+      ignored: failed && task.ignoreErrors,
+      attempts: task.until ? run.attempts : undefined,
+    }, changed);
+  }
+
+  /** The task's arguments rendered with the host's variables and checked against the module's schema. */
+  private renderArgs(module: AnyModule, task: Task, vars: Vars): Record<string, unknown> {
+    const args = materialise(this.opts.templater.renderValue(task.args, vars, task.location)) as Record<string, unknown>;
+    const validate = compileSchema(module.argsSchema);
+    if (!validate(args)) {
+      const d = describeAjvError(validate.errors![0]!, args, `module "${module.name}"`);
+      throw inputError(`module "${module.name}" after rendering its arguments: ${d.message}`, task.location);
+    }
+    return args;
+  }
+
+  /** Run the module, judge each attempt (changed_when/failed_when) and retry until `until` holds. */
+  private async executeWithRetries(
+    module: AnyModule,
+    conn: Connection,
+    args: Record<string, unknown>,
+    host: HostState,
+    task: Task,
+    ctx: PlayContext,
+    vars: Vars,
+  ): Promise<Execution> {
     const executor = this.executorFor(task, ctx);
     const mctx = this.moduleContext(host, conn, task, vars, ctx);
     const maxAttempts = task.until ? (task.retries ?? 3) + 1 : 1;
-    let attempts = 0;
-    let result: ModuleResult | undefined;
-    let registered: Record<string, unknown>;
-    let predicted = false;
-    let actions: string[] = [];
-    let failed: boolean;
-    let changed: boolean;
-    for (;;) {
-      attempts++;
+    for (let attempts = 1; ; attempts++) {
+      let result: ModuleResult;
+      let predicted = false;
+      let actions: string[] = [];
       try {
         const execution = await executor.run(module, mctx, args);
-        result = execution.result;
-        predicted = execution.predicted;
+        ({ result, predicted } = execution);
         actions = execution.plan.actions;
       } catch (err) {
-        if (err instanceof UnreachableError) return this.unreachable(host, task, ctx, started, err, item, target);
-        if (isInputError(err)) this.inputErrors++;
-        result = { changed: false, failed: true, msg: errorMessage(err), data: {} };
+        if (err instanceof UnreachableError) return { unreachable: err };
+        result = { changed: false, failed: true, msg: this.failureMessage(err), data: {} };
       }
-      registered = { ...result.data, changed: result.changed, failed: result.failed === true };
+      const registered: Record<string, unknown> = { ...result.data, changed: result.changed, failed: result.failed === true };
       if (result.msg !== undefined) registered.msg = result.msg;
       if (result.skipped) registered.skipped = true;
       if (task.until) registered.attempts = attempts;
-      const condVars = task.register ? { [task.register]: registered } : {};
-      const withResult = task.register ? lazyVarsWith(vars, condVars) : vars;
-      failed = result.failed === true;
-      changed = result.changed;
-      // A prediction has no real output to judge, except that `changed_when: false` marks a pure probe.
-      const judged = !(predicted && !module.readOnly);
+      const withResult = task.register ? lazyVarsWith(vars, { [task.register]: registered }) : vars;
+      let failed: boolean;
+      let changed = result.changed;
+      let untilMet = true;
+      let badInput = false;
       try {
-        if (task.changedWhen !== undefined) {
-          if (typeof task.changedWhen === 'boolean') changed = task.changedWhen && (judged || changed);
-          else if (judged) changed = evaluateAll(task.changedWhen, withResult, task.location);
-        }
-        if (task.failedWhen !== undefined && judged) {
-          failed = typeof task.failedWhen === 'boolean' ? task.failedWhen : evaluateAll(task.failedWhen, withResult, task.location);
-        }
+        ({ failed, changed } = this.judge(task, module, result, predicted, withResult));
+        if (task.until && !failed) untilMet = evaluateAll(task.until, withResult, task.location);
       } catch (err) {
+        // Bad input in a condition does not get better by retrying.
         failed = true;
-        registered.msg = errorMessage(err);
+        badInput = true;
+        registered.msg = this.failureMessage(err);
       }
       registered.changed = changed;
       registered.failed = failed;
-      if (!task.until || attempts >= maxAttempts || this.opts.signal.aborted) break;
-      let done: boolean;
-      try {
-        done = !failed && evaluateAll(task.until, withResult, task.location);
-      } catch (err) {
-        registered.msg = errorMessage(err);
-        failed = true;
-        break;
+      const done = !task.until || badInput || (!failed && untilMet);
+      if (done || attempts >= maxAttempts || this.opts.signal.aborted) {
+        if (!failed && !untilMet) {
+          failed = true;
+          registered.failed = true;
+          registered.msg = `until condition not met after ${attempts} attempts: ${task.until!.join(' and ')}`;
+        }
+        return { result, registered, failed, changed, predicted, actions, attempts };
       }
-      if (done) break;
       await sleep((task.delay ?? 5) * 1000, this.opts.signal);
     }
-    if (task.until && !failed) {
-      const condVars = task.register ? { [task.register]: registered } : {};
-      let met: boolean;
-      try {
-        met = evaluateAll(task.until, lazyVarsWith(vars, condVars), task.location);
-      } catch {
-        met = false;
-      }
-      if (!met) {
-        failed = true;
-        registered.failed = true;
-        registered.msg = `until condition not met after ${attempts} attempts: ${task.until.join(' and ')}`;
-      }
+  }
+
+  /** changed_when and failed_when. A prediction has no real output to judge, except `changed_when: false`. */
+  private judge(task: Task, module: AnyModule, result: ModuleResult, predicted: boolean, vars: Vars) {
+    let changed = result.changed;
+    let failed = result.failed === true;
+    const judged = !(predicted && !module.readOnly);
+    if (task.changedWhen !== undefined) {
+      if (typeof task.changedWhen === 'boolean') changed = task.changedWhen && (judged || changed);
+      else if (judged) changed = evaluateAll(task.changedWhen, vars, task.location);
     }
-    if (!isItem && task.register) host.registered[task.register] = registered;
-    const status: TaskStatus = failed ? 'failed' : result?.skipped && !changed ? 'skipped' : changed ? 'changed' : 'ok';
-    this.emitResult(host, task, ctx, status, started, {
-      result,
-      registered,
-      item,
-      msg: failed ? String(registered.msg ?? 'failed') : (result?.skipped ?? undefined),
-      predicted,
-      actions,
-      ignored: failed && task.ignoreErrors,
-      attempts: task.until ? attempts : undefined,
-    });
-    return { status, registered, changed };
+    if (task.failedWhen !== undefined && judged) {
+      failed = typeof task.failedWhen === 'boolean' ? task.failedWhen : evaluateAll(task.failedWhen, vars, task.location);
+    }
+    return { changed, failed };
   }
 
   private unreachable(host: HostState, task: Task, ctx: PlayContext, started: number, err: unknown, item: unknown, target: string): TaskOutcome {
