@@ -17,7 +17,7 @@ import { evaluate, evaluateAll } from '../template/index.js';
 import type { Templater } from '../template/types.js';
 import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
 import { UnreachableError, type Connection, type ConnectionSpec, type ExecOptions, type ExecResult } from '../transport/types.js';
-import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
+import { isPlainObject, type Vars } from '../util/vars.js';
 import { computeBatches } from './batches.js';
 import { connectionSpecFor } from './connection-spec.js';
 import { applyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
@@ -25,6 +25,7 @@ import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
 import { lazyVars, materialise } from './lazy-vars.js';
 import { taskSelected, type TagFilter } from './tags.js';
 import { sleep } from '../util/sleep.js';
+import { explainVariable, hostLayers, hostVariables, inventoryLayers, mergeLayers, type VarLayer } from './variables.js';
 
 export interface EngineOptions {
   inventory: Inventory;
@@ -71,7 +72,8 @@ class HostState {
   unreachable = false;
   constructor(
     readonly name: string,
-    readonly inventoryVars: Vars,
+    /** The host's inventory layers (variables.ts), read once per run. */
+    readonly inventoryLayers: VarLayer[],
   ) {}
   get active(): boolean {
     return !this.failed && !this.unreachable;
@@ -85,7 +87,6 @@ interface PlayContext {
   runOnce: Map<Task, Promise<TaskOutcome>>;
   /** any_errors_fatal tripped, or the run was interrupted: start no new tasks. */
   aborted: boolean;
-  roleDefaults: Vars;
   phase: 'tasks' | 'handlers' | 'verify';
 }
 
@@ -196,7 +197,7 @@ export class Engine {
   private host(name: string): HostState {
     let state = this.hosts.get(name);
     if (!state) {
-      state = new HostState(name, this.opts.inventory.hostVars(name));
+      state = new HostState(name, inventoryLayers(this.opts.inventory, name));
       this.hosts.set(name, state);
     }
     return state;
@@ -204,7 +205,7 @@ export class Engine {
 
   private specFor(name: string): ConnectionSpec {
     const inv = this.opts.inventory;
-    const vars = inv.hosts.has(name) ? layerVars(inv.hostVars(name), this.opts.extraVars) : layerVars(this.opts.extraVars);
+    const vars = hostVariables({ inventory: inv, host: name, extraVars: this.opts.extraVars });
     const baseDir = existsSync(inv.path) && !inv.path.endsWith('.yaml') && !inv.path.endsWith('.yml') ? inv.path : resolve(inv.path, '..');
     return connectionSpecFor(name, vars, {
       baseDir,
@@ -245,12 +246,12 @@ export class Engine {
   validateRoleVars(playbook: Playbook): void {
     for (const play of playbook.plays) {
       const hosts = this.selectHosts(play.hosts, play.hostsLocation);
-      const defaults = this.roleDefaults(play);
       for (const role of play.roles) {
         if (!role.schema || !this.roleWanted(role.name)) continue;
         const validate = compileSchema(role.schema);
         for (const host of hosts) {
-          const vars: Vars = layerVars(defaults, this.opts.inventory.hostVars(host), play.vars, role.vars, this.opts.extraVars);
+          const layers = hostLayers({ inventory: this.opts.inventory, host, play, role, extraVars: this.opts.extraVars });
+          const vars: Vars = mergeLayers(layers);
           // (not `if (validate(vars))`: ajv's type guard would narrow `vars` to never below)
           const valid = validate(vars) as boolean;
           if (valid) continue;
@@ -263,8 +264,10 @@ export class Engine {
           const err = errors[0]!;
           const d = describeAjvError(err, vars, 'variables');
           const variable = String(d.path[0] ?? (err.params as { missingProperty?: string }).missingProperty ?? '');
-          const origin = this.opts.inventory.varOrigin(host, variable);
-          const where = origin ? ` (set in ${formatLocation(origin)})` : role.vars[variable] !== undefined ? ` (set in the play at ${formatLocation(play.location)})` : '';
+          const from = explainVariable(layers, variable)?.from;
+          const inPlay = from?.layer === 'role vars' || from?.layer === 'play vars';
+          const shown = from?.location && (inPlay || from.layer.startsWith('inventory'));
+          const where = shown ? ` (set in ${inPlay ? 'the play at ' : ''}${formatLocation(from.location!)})` : '';
           throw inputError(`host ${host}: role ${role.name}: variable ${d.message.replace(/^"/, '"')}${where}; see ${join(role.dir, 'schema.json')}`);
         }
       }
@@ -275,26 +278,29 @@ export class Engine {
     return !this.opts.roles || this.opts.roles.includes(role);
   }
 
-  private roleDefaults(play: Play): Vars {
-    return layerVars(...play.roles.map((r) => r.defaults));
-  }
-
   /** The variables a task sees, layered as documented in docs/variables.md and rendered lazily. */
   private varsFor(host: HostState, ctx: PlayContext, task: Task, extra?: Vars): Vars {
     const role = ctx.play.roles.find((r) => r.name === task.role);
-    const facts = host.facts ? { facts: host.facts, ansible_facts: host.facts } : {};
-    const layered = layerVars(
-      ctx.roleDefaults,
-      host.inventoryVars,
-      facts,
-      ctx.play.vars,
-      role?.vars,
-      host.registered,
-      task.vars,
-      extra,
-      this.opts.extraVars,
-      { hostvars: this.hostvarsView(), cairn_check_mode: this.opts.check, ansible_check_mode: this.opts.check, role_name: task.role, role_path: role?.dir },
-    );
+    const layered = hostVariables({
+      inventory: this.opts.inventory,
+      host: host.name,
+      inventoryLayers: host.inventoryLayers,
+      play: ctx.play,
+      role,
+      facts: host.facts,
+      registered: host.registered,
+      taskVars: task.vars,
+      taskLocation: task.location,
+      loopVars: extra,
+      extraVars: this.opts.extraVars,
+      builtins: {
+        hostvars: this.hostvarsView(),
+        cairn_check_mode: this.opts.check,
+        ansible_check_mode: this.opts.check,
+        role_name: task.role,
+        role_path: role?.dir,
+      },
+    });
     const origin = task.location;
     const view: Vars = lazyVars(layered, (template, context) => this.opts.templater.renderValue(template, context, origin));
     return view;
@@ -306,7 +312,7 @@ export class Engine {
       get: (_t, key) => {
         if (typeof key !== 'string' || !inv.hosts.has(key)) return undefined;
         const state = this.hosts.get(key);
-        return layerVars(inv.hostVars(key), state?.facts ? { facts: state.facts, ansible_facts: state.facts } : {}, state?.registered);
+        return hostVariables({ inventory: inv, host: key, facts: state?.facts, registered: state?.registered });
       },
       has: (_t, key) => typeof key === 'string' && inv.hosts.has(key),
       ownKeys: () => [...inv.hosts.keys()],
@@ -795,7 +801,7 @@ export class Engine {
       this.opts.bus.emit({ type: 'play_end', time: now(), play: play.name });
       return;
     }
-    const ctx: PlayContext = { play, playbookDir, runOnce: new Map(), aborted: false, roleDefaults: this.roleDefaults(play), phase: 'tasks' };
+    const ctx: PlayContext = { play, playbookDir, runOnce: new Map(), aborted: false, phase: 'tasks' };
     const tasks = verifyOnly ? [] : this.selectedTasks(play);
     const handlers = this.handlersOf(play);
     const batches = computeBatches(hosts, play.serial);
