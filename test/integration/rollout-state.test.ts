@@ -14,7 +14,7 @@ import { loadState, updateState } from '../../runner/features/rollout/state.js';
 const dir = mkdtempSync(join(tmpdir(), 'cairn-rollout-state-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const stateModule = join(packageRoot(), 'dist', 'runner', 'rollout', 'state.js');
+const stateModule = join(packageRoot(), 'dist', 'runner', 'features', 'rollout', 'state.js');
 
 /** A node process that appends `count` history entries named `who`, one locked update each. */
 function writer(path: string, who: string, count: number): Promise<number> {

@@ -467,12 +467,7 @@ function staleDistFiles(): string[] {
       }
     }
   };
-  for (const dir of ['inventory', 'playbook', 'modules', 'template']) walk(join(repoRoot, 'runner', dir));
-  for (const file of ['yaml-source.ts', 'schema.ts', 'errors.ts', 'vars.ts']) {
-    const full = join(repoRoot, 'runner', file);
-    const built = join(repoRoot, 'dist', 'runner', file.replace(/\.ts$/, '.js'));
-    if (!existsSync(built) || statSync(built).mtimeMs < statSync(full).mtimeMs) stale.push(`runner/${file}`);
-  }
+  for (const dir of ['inventory', 'playbook', 'modules', 'template', 'util']) walk(join(repoRoot, 'runner', 'core', dir));
   return stale;
 }
 
