@@ -10,6 +10,7 @@ import { registerPlayCommands } from './commands/play.js';
 import { registerInventoryCommand } from './commands/inventory.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerVaultCommands } from './commands/vault.js';
+import { registerVarsCommand } from './commands/vars.js';
 import { registerDrillCommands } from './commands/drill.js';
 import { registerReportCommand, registerRolloutCommands } from './commands/rollout.js';
 
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerInventoryCommand(program);
   registerLabCommands(program);
   registerVaultCommands(program);
+  registerVarsCommand(program);
   registerDrillCommands(program);
   registerRolloutCommands(program);
   registerReportCommand(program);

@@ -89,6 +89,20 @@ export function configureAnsibleVault(opts: CommonRunOptions, env: NodeJS.Proces
   setAnsibleVaultSecrets(secrets);
 }
 
+/**
+ * A run's exit code: the recap's (Ansible's codes), except that a task that failed on bad input (an undefined
+ * variable, a broken template) is the user's input error, as a malformed playbook is: exit 5 rather than 2.
+ */
+export function runExitCode(
+  recap: RecapCollector,
+  outcome: RunOutcome,
+  opts: { check: boolean; detailedExitcode: boolean },
+): number {
+  const code: number = recap.exitCode({ ...opts, interrupted: outcome.interrupted });
+  if (!outcome.interrupted && outcome.inputErrors > 0 && code !== ExitCode.hostUnreachable) return ExitCode.badInput;
+  return code;
+}
+
 /** The lab's generated inventory is the default, so the built-in lab works with no -i at all. */
 /** -i, else CAIRN_INVENTORY, else ansible.cfg's inventory, else the lab's. */
 export function defaultInventoryPath(): string {
@@ -309,10 +323,7 @@ export async function openSession(
     newEngine: (overrides) => new Engine({ ...engineOptions, ...overrides }),
     finish(outcome) {
       bus.emit({ type: 'recap', time: now(), stats: recap.stats() });
-      let code: number = recap.exitCode({ check: Boolean(opts.check), detailedExitcode: Boolean(opts.detailedExitcode), interrupted: outcome.interrupted });
-      // A task that failed on bad input (an undefined variable, a broken template) is the user's input
-      // error, as a malformed playbook is: exit 5 rather than Ansible's 2.
-      if (!outcome.interrupted && outcome.inputErrors > 0 && code !== ExitCode.hostUnreachable) code = ExitCode.badInput;
+      const code = runExitCode(recap, outcome, { check: Boolean(opts.check), detailedExitcode: Boolean(opts.detailedExitcode) });
       bus.emit({ type: 'run_end', time: now(), exitCode: code, durationMs: Date.now() - startedAt, interrupted: outcome.interrupted });
       journal?.close();
       lock?.release();

@@ -15,7 +15,7 @@ import { compileSchema, describeAjvError } from '../util/schema.js';
 import { snippetAt } from '../util/yaml-source.js';
 import { evaluate, evaluateAll } from '../template/index.js';
 import type { Templater } from '../template/types.js';
-import { ConnectionPool } from '../transport/pool.js';
+import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
 import { UnreachableError, type Connection, type ConnectionSpec, type ExecOptions, type ExecResult } from '../transport/types.js';
 import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
 import { AnsibleVarWarnings, playConnectionVars } from './ansible-vars.js';
@@ -26,6 +26,7 @@ import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
 import { lazyVars, materialise } from './lazy-vars.js';
 import { taskSelected, type TagFilter } from './tags.js';
 import { sleep } from '../util/sleep.js';
+import { explainVariable, hostLayers, hostVariables, inventoryLayers, mergeLayers, type VarLayer } from './variables.js';
 
 export interface EngineOptions {
   inventory: Inventory;
@@ -54,6 +55,8 @@ export interface EngineOptions {
    * variables: every playbook keyword and inventory variable wins over them, as in Ansible.
    */
   connectionDefaults?: Vars;
+  /** Opens a host's connection (default: the real transports); unit tests pass a fake. */
+  openConnection?: ConnectionOpener;
 }
 
 export interface RunOutcome {
@@ -75,7 +78,8 @@ class HostState {
   unreachable = false;
   constructor(
     readonly name: string,
-    readonly inventoryVars: Vars,
+    /** The host's inventory layers (variables.ts), read once per run. */
+    readonly inventoryLayers: VarLayer[],
   ) {}
   get active(): boolean {
     return !this.failed && !this.unreachable;
@@ -89,7 +93,6 @@ interface PlayContext {
   runOnce: Map<Task, Promise<TaskOutcome>>;
   /** any_errors_fatal tripped, or the run was interrupted: start no new tasks. */
   aborted: boolean;
-  roleDefaults: Vars;
   phase: 'tasks' | 'handlers' | 'verify';
 }
 
@@ -98,6 +101,30 @@ interface TaskOutcome {
   registered: Record<string, unknown>;
   changed: boolean;
 }
+
+/** What a task_result event says besides its status. */
+interface ResultDetails {
+  msg?: string;
+  result?: ModuleResult;
+  predicted?: boolean;
+  actions?: string[];
+  ignored?: boolean;
+  attempts?: number;
+}
+
+/** One item's module run: the judged result, or the host turned out unreachable. */
+type Execution =
+  | { unreachable: UnreachableError }
+  | {
+      unreachable?: undefined;
+      result: ModuleResult;
+      registered: Record<string, unknown>;
+      failed: boolean;
+      changed: boolean;
+      predicted: boolean;
+      actions: string[];
+      attempts: number;
+    };
 
 const NO_LOG_MSG = "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
 
@@ -130,19 +157,7 @@ function errorMessage(err: unknown): string {
 
 export class Engine {
   private readonly hosts = new Map<string, HostState>();
-  private readonly pool = new ConnectionPool(undefined, (spec, ms) =>
-    this.opts.bus.emit({
-      type: 'connection_open',
-      time: now(),
-      host: spec.name,
-      transport: spec.connection,
-      user: spec.user,
-      address: spec.address,
-      port: spec.port,
-      via: spec.jump.map((j) => `${j.user}@${j.address}:${j.port}`),
-      ms,
-    }),
-  );
+  private readonly pool: ConnectionPool;
   private readonly opts: EngineOptions;
   private changedAny = false;
   private verifyFailures = 0;
@@ -156,6 +171,19 @@ export class Engine {
   constructor(opts: EngineOptions) {
     this.opts = opts;
     this.ansibleVarWarnings = new AnsibleVarWarnings((msg) => opts.bus.emit({ type: 'warning', time: now(), msg }));
+    this.pool = new ConnectionPool(opts.openConnection ?? openConnection, (spec, ms) =>
+      this.opts.bus.emit({
+        type: 'connection_open',
+        time: now(),
+        host: spec.name,
+        transport: spec.connection,
+        user: spec.user,
+        address: spec.address,
+        port: spec.port,
+        via: spec.jump.map((j) => `${j.user}@${j.address}:${j.port}`),
+        ms,
+      }),
+    );
   }
 
   get connectionsOpened(): number {
@@ -180,9 +208,9 @@ export class Engine {
   private host(name: string): HostState {
     let state = this.hosts.get(name);
     if (!state) {
-      state = new HostState(name, this.opts.inventory.hostVars(name));
+      state = new HostState(name, inventoryLayers(this.opts.inventory, name));
       this.hosts.set(name, state);
-      this.ansibleVarWarnings.check(state.inventoryVars, `host ${name}`);
+      this.ansibleVarWarnings.check(mergeLayers(state.inventoryLayers), `host ${name}`);
     }
     return state;
   }
@@ -190,7 +218,7 @@ export class Engine {
   private specFor(name: string): ConnectionSpec {
     const inv = this.opts.inventory;
     const defaults = layerVars(this.opts.connectionDefaults ?? {}, this.playConnection);
-    const vars = inv.hosts.has(name) ? layerVars(defaults, inv.hostVars(name), this.opts.extraVars) : layerVars(defaults, this.opts.extraVars);
+    const vars = layerVars(defaults, hostVariables({ inventory: inv, host: name, extraVars: this.opts.extraVars }));
     const baseDir = existsSync(inv.path) && !inv.path.endsWith('.yaml') && !inv.path.endsWith('.yml') ? inv.path : resolve(inv.path, '..');
     return connectionSpecFor(name, vars, {
       baseDir,
@@ -231,12 +259,12 @@ export class Engine {
   validateRoleVars(playbook: Playbook): void {
     for (const play of playbook.plays) {
       const hosts = this.selectHosts(play.hosts, play.hostsLocation);
-      const defaults = this.roleDefaults(play);
       for (const role of play.roles) {
         if (!role.schema || !this.roleWanted(role.name)) continue;
         const validate = compileSchema(role.schema);
         for (const host of hosts) {
-          const vars: Vars = layerVars(defaults, this.opts.inventory.hostVars(host), play.vars, role.vars, this.opts.extraVars);
+          const layers = hostLayers({ inventory: this.opts.inventory, host, play, role, extraVars: this.opts.extraVars });
+          const vars: Vars = mergeLayers(layers);
           // (not `if (validate(vars))`: ajv's type guard would narrow `vars` to never below)
           const valid = validate(vars) as boolean;
           if (valid) continue;
@@ -249,8 +277,10 @@ export class Engine {
           const err = errors[0]!;
           const d = describeAjvError(err, vars, 'variables');
           const variable = String(d.path[0] ?? (err.params as { missingProperty?: string }).missingProperty ?? '');
-          const origin = this.opts.inventory.varOrigin(host, variable);
-          const where = origin ? ` (set in ${formatLocation(origin)})` : role.vars[variable] !== undefined ? ` (set in the play at ${formatLocation(play.location)})` : '';
+          const from = explainVariable(layers, variable)?.from;
+          const inPlay = from?.layer === 'role vars' || from?.layer === 'play vars';
+          const shown = from?.location && (inPlay || from.layer.startsWith('inventory'));
+          const where = shown ? ` (set in ${inPlay ? 'the play at ' : ''}${formatLocation(from.location!)})` : '';
           throw inputError(`host ${host}: role ${role.name}: variable ${d.message.replace(/^"/, '"')}${where}; see ${join(role.dir, 'schema.json')}`);
         }
       }
@@ -261,27 +291,29 @@ export class Engine {
     return !this.opts.roles || this.opts.roles.includes(role);
   }
 
-  private roleDefaults(play: Play): Vars {
-    return layerVars(...play.roles.map((r) => r.defaults));
-  }
-
   /** The variables a task sees, layered as documented in docs/variables.md and rendered lazily. */
   private varsFor(host: HostState, ctx: PlayContext, task: Task, extra?: Vars): Vars {
     const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
-    const facts = host.facts ? { facts: host.facts, ansible_facts: host.facts } : {};
-    const layered = layerVars(
-      ctx.roleDefaults,
-      host.inventoryVars,
-      facts,
-      ctx.play.vars,
-      role?.roleVars,
-      role?.vars,
-      host.registered,
-      task.vars,
-      extra,
-      this.opts.extraVars,
-      { hostvars: this.hostvarsView(), cairn_check_mode: this.opts.check, ansible_check_mode: this.opts.check, role_name: task.role, role_path: role?.dir },
-    );
+    const layered = hostVariables({
+      inventory: this.opts.inventory,
+      host: host.name,
+      inventoryLayers: host.inventoryLayers,
+      play: ctx.play,
+      role,
+      facts: host.facts,
+      registered: host.registered,
+      taskVars: task.vars,
+      taskLocation: task.location,
+      loopVars: extra,
+      extraVars: this.opts.extraVars,
+      builtins: {
+        hostvars: this.hostvarsView(),
+        cairn_check_mode: this.opts.check,
+        ansible_check_mode: this.opts.check,
+        role_name: task.role,
+        role_path: role?.dir,
+      },
+    });
     const origin = task.location;
     const view: Vars = lazyVars(layered, (template, context) => this.opts.templater.renderValue(template, context, origin));
     return view;
@@ -293,7 +325,7 @@ export class Engine {
       get: (_t, key) => {
         if (typeof key !== 'string' || !inv.hosts.has(key)) return undefined;
         const state = this.hosts.get(key);
-        return layerVars(inv.hostVars(key), state?.facts ? { facts: state.facts, ansible_facts: state.facts } : {}, state?.registered);
+        return hostVariables({ inventory: inv, host: key, facts: state?.facts, registered: state?.registered });
       },
       has: (_t, key) => typeof key === 'string' && inv.hosts.has(key),
       ownKeys: () => [...inv.hosts.keys()],
@@ -363,7 +395,7 @@ export class Engine {
     ctx: PlayContext,
     status: TaskStatus,
     started: number,
-    extra: { msg?: string; result?: ModuleResult; registered?: Record<string, unknown>; item?: unknown; loopSummary?: boolean; predicted?: boolean; actions?: string[]; ignored?: boolean; attempts?: number },
+    extra: ResultDetails & { registered?: Record<string, unknown>; item?: unknown; loopSummary?: boolean },
   ): void {
     const hidden = task.noLog;
     this.opts.bus.emit({
@@ -418,8 +450,7 @@ export class Engine {
         items = materialise(rendered) as unknown[];
       }
     } catch (err) {
-      if (isInputError(err) && !task.ignoreErrors) this.inputErrors++;
-      return this.finishFailed(host, task, ctx, started, errorMessage(err));
+      return this.finishFailed(host, task, ctx, started, this.failureMessage(err, task));
     }
 
     if (items === undefined) {
@@ -499,59 +530,54 @@ export class Engine {
     }
   }
 
-  /** One iteration: when, render, validate, connect, execute with retries, changed_when/failed_when, register. */
-  private async runItem(host: HostState, task: Task, ctx: PlayContext, vars: Vars, item: unknown, started: number): Promise<TaskOutcome> {
-    const isItem = item !== undefined;
-    const fail = (msg: string): TaskOutcome => {
-      const registered = { failed: true, changed: false, msg };
-      this.emitResult(host, task, ctx, 'failed', started, { msg, registered, item, ignored: task.ignoreErrors });
-      if (!isItem && task.register) host.registered[task.register] = registered;
-      return { status: 'failed', registered, changed: false };
+  /**
+   * A failure's message. Bad input (an undefined variable, a template or argument error) is counted here and
+   * nowhere else, so it gives the same exit code wherever it is found: loop, when, arguments, set_fact,
+   * changed_when, failed_when, until.
+   */
+  private failureMessage(err: unknown, task?: Task): string {
+    // An error that ignore_errors lets pass never makes the run exit 5.
+    if (isInputError(err) && !task?.ignoreErrors) this.inputErrors++;
+    return errorMessage(err);
+  }
+
+  /** One iteration: `when`, then set_fact or a module run (connect, execute with retries, judge), then report. */
+  private async runItem(
+    host: HostState,
+    task: Task,
+    ctx: PlayContext,
+    vars: Vars,
+    item: unknown,
+    started: number,
+  ): Promise<TaskOutcome> {
+    const finish = (status: TaskStatus, registered: Record<string, unknown>, extra: ResultDetails = {}, changed = false) => {
+      this.emitResult(host, task, ctx, status, started, { ...extra, registered, item });
+      if (item === undefined && task.register) host.registered[task.register] = registered;
+      return { status, registered, changed };
     };
+    const fail = (err: unknown): TaskOutcome => {
+      const msg = this.failureMessage(err, task);
+      return finish('failed', { failed: true, changed: false, msg }, { msg, ignored: task.ignoreErrors });
+    };
+
+    let args: Record<string, unknown>;
+    let module: AnyModule;
+    let becomeUser: string;
     try {
       if (task.when.length && !evaluateAll(task.when, vars, task.location)) {
         const registered = { changed: false, skipped: true, skip_reason: 'Conditional result was False' };
-        this.emitResult(host, task, ctx, 'skipped', started, { registered, item, msg: `when: ${task.when.join(' and ')}` });
-        if (!isItem && task.register) host.registered[task.register] = registered;
-        return { status: 'skipped', registered, changed: false };
+        return finish('skipped', registered, { msg: `when: ${task.when.join(' and ')}` });
       }
-    } catch (err) {
-      if (isInputError(err) && !task.ignoreErrors) this.inputErrors++;
-      return fail(errorMessage(err));
-    }
-
-    if (task.module === 'set_fact') {
-      try {
+      if (task.module === 'set_fact') {
         const values = materialise(this.opts.templater.renderValue(task.args, vars, task.location)) as Vars;
         Object.assign(host.registered, values);
-        const registered = { changed: false, ansible_facts: values };
-        this.emitResult(host, task, ctx, 'ok', started, { registered, item });
-        return { status: 'ok', registered, changed: false };
-      } catch (err) {
-        return fail(errorMessage(err));
+        return finish('ok', { changed: false, ansible_facts: values });
       }
-    }
-
-    const module = getModule(task.module) as AnyModule;
-    let args: Record<string, unknown>;
-    let becomeUser: string;
-    try {
-      args = materialise(this.opts.templater.renderValue(task.args, vars, task.location)) as Record<string, unknown>;
-      const validate = compileSchema(module.argsSchema);
-      if (!validate(args)) {
-        const d = describeAjvError(validate.errors![0]!, args, `module "${module.name}"`);
-        throw inputError(`module "${module.name}" after rendering its arguments: ${d.message}`, task.location);
-      }
-      // No shell command can carry a NUL byte (it used to cut the SSH connection): refused here, as a task
-      // error that names the argument, so ignore_errors applies.
-      const withNul = nulBytePath(args);
-      if (withNul !== undefined) {
-        throw inputError(`module "${module.name}": argument ${withNul} contains a NUL byte, which cannot be sent to a host`, task.location);
-      }
+      module = getModule(task.module) as AnyModule;
+      args = this.renderArgs(module, task, vars);
       becomeUser = this.becomeUserFor(host, task, vars, ctx);
     } catch (err) {
-      if (isInputError(err) && !task.ignoreErrors) this.inputErrors++;
-      return fail(errorMessage(err));
+      return fail(err);
     }
 
     const target = task.delegateTo ? String(this.opts.templater.renderValue(task.delegateTo, vars, task.location)) : host.name;
@@ -561,91 +587,103 @@ export class Engine {
     } catch (err) {
       return this.unreachable(host, task, ctx, started, err, item, target);
     }
+    const run = await this.executeWithRetries(module, conn, args, host, task, ctx, vars, becomeUser);
+    if (run.unreachable) return this.unreachable(host, task, ctx, started, run.unreachable, item, target);
+    const { result, registered, failed, changed } = run;
+    const status: TaskStatus = failed ? 'failed' : result.skipped && !changed ? 'skipped' : changed ? 'changed' : 'ok';
+    return finish(status, registered, {
+      result,
+      msg: failed ? String(registered.msg ?? 'failed') : (result.skipped ?? undefined),
+      predicted: run.predicted,
+      actions: run.actions,
+      ignored: failed && task.ignoreErrors,
+      attempts: task.until ? run.attempts : undefined,
+    }, changed);
+  }
+
+  /** The task's arguments rendered with the host's variables and checked against the module's schema. */
+  private renderArgs(module: AnyModule, task: Task, vars: Vars): Record<string, unknown> {
+    const args = materialise(this.opts.templater.renderValue(task.args, vars, task.location)) as Record<string, unknown>;
+    const validate = compileSchema(module.argsSchema);
+    if (!validate(args)) {
+      const d = describeAjvError(validate.errors![0]!, args, `module "${module.name}"`);
+      throw inputError(`module "${module.name}" after rendering its arguments: ${d.message}`, task.location);
+    }
+    return args;
+  }
+
+  /** Run the module, judge each attempt (changed_when/failed_when) and retry until `until` holds. */
+  private async executeWithRetries(
+    module: AnyModule,
+    conn: Connection,
+    args: Record<string, unknown>,
+    host: HostState,
+    task: Task,
+    ctx: PlayContext,
+    vars: Vars,
+    becomeUser: string,
+  ): Promise<Execution> {
     const executor = this.executorFor(task, ctx);
     const mctx = this.moduleContext(host, conn, task, vars, ctx, becomeUser);
     const maxAttempts = task.until ? (task.retries ?? 3) + 1 : 1;
-    let attempts = 0;
-    let result: ModuleResult | undefined;
-    let registered: Record<string, unknown>;
-    let predicted = false;
-    let actions: string[] = [];
-    let failed: boolean;
-    let changed: boolean;
-    for (;;) {
-      attempts++;
+    for (let attempts = 1; ; attempts++) {
+      let result: ModuleResult;
+      let predicted = false;
+      let actions: string[] = [];
       try {
         const execution = await executor.run(module, mctx, args);
-        result = execution.result;
-        predicted = execution.predicted;
+        ({ result, predicted } = execution);
         actions = execution.plan.actions;
       } catch (err) {
-        if (err instanceof UnreachableError) return this.unreachable(host, task, ctx, started, err, item, target);
-        if (isInputError(err) && !task.ignoreErrors) this.inputErrors++;
-        result = { changed: false, failed: true, msg: errorMessage(err), data: {} };
+        if (err instanceof UnreachableError) return { unreachable: err };
+        result = { changed: false, failed: true, msg: this.failureMessage(err, task), data: {} };
       }
-      registered = { ...result.data, changed: result.changed, failed: result.failed === true };
+      const registered: Record<string, unknown> = { ...result.data, changed: result.changed, failed: result.failed === true };
       if (result.msg !== undefined) registered.msg = result.msg;
       if (result.skipped) registered.skipped = true;
       if (task.until) registered.attempts = attempts;
-      const condVars = task.register ? { [task.register]: registered } : {};
-      const withResult = task.register ? lazyVarsWith(vars, condVars) : vars;
-      failed = result.failed === true;
-      changed = result.changed;
-      // A prediction has no real output to judge, except that `changed_when: false` marks a pure probe.
-      const judged = !(predicted && !module.readOnly);
+      const withResult = task.register ? lazyVarsWith(vars, { [task.register]: registered }) : vars;
+      let failed: boolean;
+      let changed = result.changed;
+      let untilMet = true;
+      let badInput = false;
       try {
-        if (task.changedWhen !== undefined) {
-          if (typeof task.changedWhen === 'boolean') changed = task.changedWhen && (judged || changed);
-          else if (judged) changed = evaluateAll(task.changedWhen, withResult, task.location);
-        }
-        if (task.failedWhen !== undefined && judged) {
-          failed = typeof task.failedWhen === 'boolean' ? task.failedWhen : evaluateAll(task.failedWhen, withResult, task.location);
-        }
+        ({ failed, changed } = this.judge(task, module, result, predicted, withResult));
+        if (task.until && !failed) untilMet = evaluateAll(task.until, withResult, task.location);
       } catch (err) {
+        // Bad input in a condition does not get better by retrying.
         failed = true;
-        registered.msg = errorMessage(err);
+        badInput = true;
+        registered.msg = this.failureMessage(err, task);
       }
       registered.changed = changed;
       registered.failed = failed;
-      if (!task.until || attempts >= maxAttempts || this.opts.signal.aborted) break;
-      let done: boolean;
-      try {
-        done = !failed && evaluateAll(task.until, withResult, task.location);
-      } catch (err) {
-        registered.msg = errorMessage(err);
-        failed = true;
-        break;
+      const done = !task.until || badInput || (!failed && untilMet);
+      if (done || attempts >= maxAttempts || this.opts.signal.aborted) {
+        if (!failed && !untilMet) {
+          failed = true;
+          registered.failed = true;
+          registered.msg = `until condition not met after ${attempts} attempts: ${task.until!.join(' and ')}`;
+        }
+        return { result, registered, failed, changed, predicted, actions, attempts };
       }
-      if (done) break;
       await sleep((task.delay ?? 5) * 1000, this.opts.signal);
     }
-    if (task.until && !failed) {
-      const condVars = task.register ? { [task.register]: registered } : {};
-      let met: boolean;
-      try {
-        met = evaluateAll(task.until, lazyVarsWith(vars, condVars), task.location);
-      } catch {
-        met = false;
-      }
-      if (!met) {
-        failed = true;
-        registered.failed = true;
-        registered.msg = `until condition not met after ${attempts} attempts: ${task.until.join(' and ')}`;
-      }
+  }
+
+  /** changed_when and failed_when. A prediction has no real output to judge, except `changed_when: false`. */
+  private judge(task: Task, module: AnyModule, result: ModuleResult, predicted: boolean, vars: Vars) {
+    let changed = result.changed;
+    let failed = result.failed === true;
+    const judged = !(predicted && !module.readOnly);
+    if (task.changedWhen !== undefined) {
+      if (typeof task.changedWhen === 'boolean') changed = task.changedWhen && (judged || changed);
+      else if (judged) changed = evaluateAll(task.changedWhen, vars, task.location);
     }
-    if (!isItem && task.register) host.registered[task.register] = registered;
-    const status: TaskStatus = failed ? 'failed' : result?.skipped && !changed ? 'skipped' : changed ? 'changed' : 'ok';
-    this.emitResult(host, task, ctx, status, started, {
-      result,
-      registered,
-      item,
-      msg: failed ? String(registered.msg ?? 'failed') : (result?.skipped ?? undefined),
-      predicted,
-      actions,
-      ignored: failed && task.ignoreErrors,
-      attempts: task.until ? attempts : undefined,
-    });
-    return { status, registered, changed };
+    if (task.failedWhen !== undefined && judged) {
+      failed = typeof task.failedWhen === 'boolean' ? task.failedWhen : evaluateAll(task.failedWhen, vars, task.location);
+    }
+    return { changed, failed };
   }
 
   private unreachable(host: HostState, task: Task, ctx: PlayContext, started: number, err: unknown, item: unknown, target: string): TaskOutcome {
@@ -802,7 +840,7 @@ export class Engine {
     this.ansibleVarWarnings.check(this.opts.extraVars, 'the run (-e)');
     this.playConnection = playConnectionVars(play);
     this.ansibleVarWarnings.check(play.vars, `play "${play.name}"`);
-    const ctx: PlayContext = { play, playbookDir, runOnce: new Map(), aborted: false, roleDefaults: this.roleDefaults(play), phase: 'tasks' };
+    const ctx: PlayContext = { play, playbookDir, runOnce: new Map(), aborted: false, phase: 'tasks' };
     const tasks = verifyOnly ? [] : this.selectedTasks(play);
     const handlers = this.handlersOf(play);
     const batches = computeBatches(hosts, play.serial);

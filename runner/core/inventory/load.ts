@@ -16,7 +16,7 @@ import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
 import { describeFsError, errorAt, loadYamlFile, MAX_YAML_BYTES, parseYaml, sourceSnippet, type LoadedYaml, type YamlParseOptions, type YamlPath } from '../util/yaml-source.js';
 import { closestNames, quotedAlternatives, selectHosts } from './patterns.js';
 import { inventorySchema, validateShape, varsFileSchema } from './schema.js';
-import type { Inventory, InventoryGroup, InventoryHost } from './types.js';
+import type { Inventory, InventoryGroup, InventoryHost, InventoryVarLayer } from './types.js';
 
 /** Turns an encrypted vault file into its YAML text; `cairn vault` plugs one in. */
 export type VaultDecryptor = (file: string, data: Buffer) => string;
@@ -446,8 +446,13 @@ export class LoadedInventory implements Inventory {
     const host = this.hostOrThrow(name);
     // A deep copy: the engine may set facts on the result, and no host may see another's changes.
     const layered = structuredClone(layerVars(...this.layersOf(host).map((l) => l.vars)));
+    return this.hostVarsWithMagic(host, layered);
+  }
+
+  /** `vars` with the magic variables on top (a `vars` key of its own is not expected: names are identifiers). */
+  private hostVarsWithMagic(host: InventoryHost, vars: Vars): Vars {
     return {
-      ...layered,
+      ...vars,
       inventory_hostname: host.name,
       inventory_hostname_short: host.name.split('.')[0]!,
       inventory_file: this.file,
@@ -455,6 +460,18 @@ export class LoadedInventory implements Inventory {
       group_names: host.groups.filter((g) => g !== 'all').sort(),
       groups: this.groupMembers,
     };
+  }
+
+  varLayers(name: string): InventoryVarLayer[] {
+    const host = this.hostOrThrow(name);
+    const magic = this.hostVarsWithMagic(host, {});
+    // Deep copies, as hostVars: whoever merges them may not change the inventory (or another host) through them.
+    const copy = (l: VarLayer) => ({ vars: structuredClone(l.vars), origins: l.origins });
+    return [
+      ...host.groups.flatMap((g) => (this.groupLayers.get(g) ?? []).map((l) => ({ layer: 'inventory group vars' as const, ...copy(l) }))),
+      ...(this.hostLayers.get(host.name) ?? []).map((l) => ({ layer: 'inventory host vars' as const, ...copy(l) })),
+      { layer: 'inventory magic vars', vars: magic, origins: new Map(Object.keys(magic).map((k) => [k, host.location])) },
+    ];
   }
 
   varOrigin(name: string, variable: string): SourceLocation | undefined {

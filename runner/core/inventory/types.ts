@@ -20,6 +20,12 @@ export interface InventoryGroup {
   location: SourceLocation;
 }
 
+export interface InventoryVarLayer {
+  layer: 'inventory group vars' | 'inventory host vars' | 'inventory magic vars';
+  vars: Vars;
+  origins: Map<string, SourceLocation>;
+}
+
 export interface Inventory {
   /** The inventory file (or directory) it was loaded from. */
   path: string;
@@ -33,6 +39,12 @@ export interface Inventory {
   hostVars(host: string): Vars;
   /** Which file (and line) set the winning value of `variable` for `host`, for error messages. */
   varOrigin(host: string, variable: string): SourceLocation | undefined;
+  /**
+   * The host's inventory variables as separate layers, lowest precedence first: each group's (`all` first,
+   * parents before children, then by name; inline vars before group_vars files), the host's own, and the
+   * magic variables. For the variable manager (runner/core/engine/variables.ts) and `cairn vars`.
+   */
+  varLayers(host: string): InventoryVarLayer[];
   /** Hosts matching an Ansible-style pattern, in inventory order. Throws a CairnError on a bad pattern. */
   select(pattern: string): string[];
   /** Every string value read from an encrypted vault file, longest first: the session masks them in all output. */

@@ -1,4 +1,5 @@
 /** Running one drill on an open session: its context (hosts, exec, power over lab hosts, plays) and its result. */
+import { hostVariables } from '../../core/engine/variables.js';
 import { resolve } from 'node:path';
 import { loadPlaybookFile } from '../../app/playbook.js';
 import type { Session } from '../../app/session.js';
@@ -45,7 +46,7 @@ export async function runDrillInSession(session: Session, drill: Drill, opts: { 
   const extraVars = opts.extraVars;
   const ctx: DrillContext = {
     inventory: session.inventory,
-    hostVars: (host) => ({ ...session.inventory.hostVars(host), ...extraVars }),
+    hostVars: (host) => hostVariables({ inventory: session.inventory, host, extraVars }),
     exec: (host, script, execOpts) => engine.exec(host, script, execOpts),
     power,
     log: (line) => session.bus.emit({ type: 'warning', time: now(), msg: `drill ${name}: ${line}` }),

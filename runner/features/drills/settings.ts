@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { lazyVars } from '../../core/engine/lazy-vars.js';
+import { mergeLayers, type VarLayer } from '../../core/engine/variables.js';
 import { builtinRolesDir } from '../../core/util/paths.js';
 import { createTemplater } from '../../core/template/index.js';
 import { isPlainObject, type Vars } from '../../core/util/vars.js';
@@ -27,7 +28,10 @@ function roleDefaults(role: string): Vars {
 
 /** The host's variables (with `role`'s defaults under them when given), each rendered when read. */
 export function hostSettings(ctx: DrillContext, host: string, role?: string): Vars {
-  const vars = role === undefined ? ctx.hostVars(host) : { ...roleDefaults(role), ...ctx.hostVars(host) };
+  // Layered by the variable manager: the role's defaults under the host's variables (inventory and -e).
+  const layers: VarLayer[] = [{ layer: 'inventory vars and extra vars', vars: ctx.hostVars(host) }];
+  if (role !== undefined) layers.unshift({ layer: 'role defaults', vars: roleDefaults(role), origin: () => ({ file: join(builtinRolesDir(), role, 'defaults.yaml') }) });
+  const vars = mergeLayers(layers);
   return lazyVars(vars, (template, context, variable) => templater.renderValue(template, context, { file: `variable ${variable} of host ${host}` }));
 }
 

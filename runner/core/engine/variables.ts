@@ -1,0 +1,138 @@
+/**
+ * The variable manager: the ONE place where a host's variables are layered. Every consumer (task variables,
+ * role schema validation, `hostvars`, connection settings, drills, `cairn vars`) asks for the layers here and
+ * merges them with `mergeLayers`, so precedence is written down once (docs/variables.md lists the same order).
+ *
+ * Each layer keeps where its values came from, so `explainVariable` can say which file:line won and which
+ * layers it beat.
+ */
+import { join } from 'node:path';
+import { formatLocation, type SourceLocation } from '../util/errors.js';
+import type { Inventory } from '../inventory/types.js';
+import type { Play, Role } from '../playbook/types.js';
+import { layerVars, type Vars } from '../util/vars.js';
+
+/** One source of variables. `layer` names the precedence level; `origin` says where a key was written. */
+export interface VarLayer {
+  layer: string;
+  vars: Vars;
+  origin?: (name: string) => SourceLocation | undefined;
+}
+
+/** The precedence levels, lowest first: the order `hostLayers` stacks them in (and docs/variables.md). */
+export const LAYER_ORDER = [
+  'role defaults',
+  'inventory group vars',
+  'inventory host vars',
+  'inventory magic vars',
+  'facts',
+  'play vars',
+  'role vars (vars/main.yml)',
+  'role vars',
+  'registered and set_fact',
+  'task vars',
+  'loop vars',
+  'extra vars',
+  'cairn built-ins',
+] as const;
+export type LayerName = (typeof LAYER_ORDER)[number];
+
+/** What a host's variables are built from; a caller leaves out what it does not have (no play, no task). */
+export interface HostVarsSources {
+  inventory: Inventory;
+  host: string;
+  /** The host's inventory layers if already read (the engine reads them once per host). */
+  inventoryLayers?: VarLayer[];
+  play?: Play;
+  /** The role whose task is running (its `vars:` from the play). */
+  role?: Role;
+  facts?: Record<string, unknown>;
+  registered?: Vars;
+  taskVars?: Vars;
+  taskLocation?: SourceLocation;
+  loopVars?: Vars;
+  extraVars?: Vars;
+  /** Values cairn computes per task (hostvars, check mode, role_name): always on top. */
+  builtins?: Vars;
+  /** Role defaults to put under everything when there is no play (drills read a role's defaults). */
+  roleDefaults?: VarLayer[];
+}
+
+const at = (location: SourceLocation | undefined) => (location ? () => location : undefined);
+
+/** Role defaults of a play's roles, each its own layer (a later role's default wins). */
+export function roleDefaultLayers(play: Play): VarLayer[] {
+  return play.roles.map((r) => ({ layer: 'role defaults', vars: r.defaults, origin: at({ file: join(r.dir, 'defaults.yaml') }) }));
+}
+
+/** The inventory's layers of a host (group vars, host vars, magic vars) with their origins. */
+export function inventoryLayers(inventory: Inventory, host: string): VarLayer[] {
+  return inventory.varLayers(host).map((l) => ({ layer: l.layer, vars: l.vars, origin: (name) => l.origins.get(name) }));
+}
+
+/** The host's layers, lowest precedence first (see LAYER_ORDER). */
+export function hostLayers(src: HostVarsSources): VarLayer[] {
+  const layers: VarLayer[] = [];
+  const add = (layer: LayerName, vars: Vars | undefined, origin?: VarLayer['origin']) => {
+    if (vars && Object.keys(vars).length) layers.push({ layer, vars, origin });
+  };
+  layers.push(...(src.roleDefaults ?? (src.play ? roleDefaultLayers(src.play) : [])));
+  if (src.inventoryLayers) layers.push(...src.inventoryLayers);
+  else if (src.inventory.hosts.has(src.host)) layers.push(...inventoryLayers(src.inventory, src.host));
+  if (src.facts) add('facts', { facts: src.facts, ansible_facts: src.facts }, at({ file: `facts gathered from ${src.host}` }));
+  add('play vars', src.play?.vars, at(src.play?.location));
+  add('role vars (vars/main.yml)', src.role?.roleVars, at(src.role ? { file: join(src.role.dir, 'vars') } : undefined));
+  add('role vars', src.role?.vars, at(src.play?.location));
+  add('registered and set_fact', src.registered, at({ file: 'registered or set_fact during the run' }));
+  add('task vars', src.taskVars, at(src.taskLocation));
+  add('loop vars', src.loopVars, at(src.taskLocation));
+  add('extra vars', src.extraVars, at({ file: '-e (command line)' }));
+  add('cairn built-ins', src.builtins);
+  return layers;
+}
+
+/** Merge layers: a later layer wins, a mapping replaces the earlier mapping whole (hash_behaviour=replace). */
+export function mergeLayers(layers: VarLayer[]): Vars {
+  return layerVars(...layers.map((l) => l.vars));
+}
+
+/** The host's variables, merged. */
+export function hostVariables(src: HostVarsSources): Vars {
+  return mergeLayers(hostLayers(src));
+}
+
+export interface VarSetting {
+  layer: string;
+  location?: SourceLocation;
+  value: unknown;
+}
+
+/** Where a variable's value came from and the settings it beat (highest first). */
+export interface VarExplanation {
+  name: string;
+  value: unknown;
+  from: VarSetting;
+  beat: VarSetting[];
+}
+
+export function explainVariable(layers: VarLayer[], name: string): VarExplanation | undefined {
+  const settings: VarSetting[] = [];
+  for (const l of layers) {
+    if (!Object.prototype.hasOwnProperty.call(l.vars, name)) continue;
+    settings.push({ layer: l.layer, location: l.origin?.(name), value: l.vars[name] });
+  }
+  if (!settings.length) return undefined;
+  settings.reverse();
+  return { name, value: settings[0]!.value, from: settings[0]!, beat: settings.slice(1) };
+}
+
+/** Every variable the layers set, by name. */
+export function explainAll(layers: VarLayer[]): VarExplanation[] {
+  const names = [...new Set(layers.flatMap((l) => Object.keys(l.vars)))].sort();
+  return names.map((n) => explainVariable(layers, n)!);
+}
+
+/** "file:line:col (layer)" */
+export function describeSetting(s: VarSetting): string {
+  return `${s.location ? formatLocation(s.location) : '(no file)'} (${s.layer})`;
+}
