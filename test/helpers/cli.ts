@@ -1,5 +1,5 @@
 /** Runs the built cairn CLI (dist/) as a user would, and parses --json output. */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { RunEvent } from '../../runner/core/engine/events.js';
 import { packageRoot } from '../../runner/core/util/paths.js';
@@ -14,13 +14,17 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCairn(args: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCairn(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; onStart?: (child: ChildProcess) => void } = {},
+): Promise<CliResult> {
   return new Promise((resolveRun, reject) => {
     const child = spawn(process.execPath, [cairnBin, ...args], {
       cwd: opts.cwd ?? repoRoot,
       env: { ...process.env, NO_COLOR: '1', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    opts.onStart?.(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

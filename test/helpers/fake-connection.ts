@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type { Connection, ExecOptions, ExecResult } from '../../runner/core/transport/types.js';
 import type { ModuleContext } from '../../runner/core/modules/types.js';
 import type { Vars } from '../../runner/core/util/vars.js';
+import { formatSection, SECTION_MARK } from '../../runner/core/modules/remote.js';
 
 export interface FakeReply {
   /** Which scripts this row answers: a substring, a pattern, or a predicate. */
@@ -125,18 +126,20 @@ export function shellWords(fragment: string): string[] {
 /**
  * Probe outputs in the exact shape `fileProbeScript` prints. The layout below was captured by running that
  * script with /bin/sh on the cairn development container (Debian 12, coreutils 9.1) against a 12-byte file
- * of mode 0640 owned by root:
+ * of mode 0640 owned by root. The host prints one line,
  *
- *   ::cairn-section:: file
+ *   ::cairn-section:: file dW1hc2s9MDAyMgp0eXBlPWZpbGUKbW9kZT02NDAK...
+ *
+ * whose base64 payload decodes to:
+ *
  *   umask=0022
  *   type=file
  *   mode=640
  *   uid=0
  *   gid=0
- *   owner=root
- *   group=root
  *   size=12
- *   mtime=1795266184
+ *   mtime=1796619651
+ *   names_b64=cm9vdAByb290            (base64 of "root\0root": owner, NUL, group)
  *   sha256=4a1e67f2fe1d1cc7b31d0ca2ec441da4778203a036a77da10344c85e24ff0f92
  *   content_b64=aGVsbG8Kd29ybGQK
  *
@@ -156,7 +159,37 @@ export interface ProbeFixture {
   section?: string;
 }
 
+/**
+ * Fixtures are written readably, one `::cairn-section:: NAME` line before each section's text; the host
+ * prints each section as ONE line, `::cairn-section:: NAME BASE64` (see `section` in runner/core/modules/remote.ts).
+ * This turns the readable form into what the host prints. Text before the first marker stays unframed.
+ */
+export function frameSections(readable: string): string {
+  const out: string[] = [];
+  let name: string | undefined;
+  let body: string[] = [];
+  const flush = (): void => {
+    if (name !== undefined) out.push(formatSection(name, body.join('\n')));
+    else if (body.some((line) => line !== '')) out.push(`${body.join('\n')}\n`);
+  };
+  for (const line of readable.split('\n')) {
+    if (line.startsWith(`${SECTION_MARK} `)) {
+      flush();
+      name = line.slice(SECTION_MARK.length + 1);
+      body = [];
+    } else {
+      body.push(line);
+    }
+  }
+  flush();
+  return out.join('');
+}
+
 export function fileProbeOutput(f: ProbeFixture = {}): string {
+  return frameSections(readableFileProbe(f));
+}
+
+function readableFileProbe(f: ProbeFixture): string {
   const lines = [`::cairn-section:: ${f.section ?? 'file'}`, 'umask=0022'];
   if (f.absent) {
     lines.push('type=absent', `parent=${f.parentMissing ? 0 : 1}`);
@@ -172,10 +205,9 @@ export function fileProbeOutput(f: ProbeFixture = {}): string {
     `mode=${f.mode ?? (type === 'directory' ? '755' : '644')}`,
     `uid=${f.uid ?? 0}`,
     `gid=${f.gid ?? 0}`,
-    `owner=${f.owner ?? 'root'}`,
-    `group=${f.group ?? 'root'}`,
     `size=${Buffer.byteLength(content)}`,
     'mtime=1795266184',
+    `names_b64=${Buffer.from(`${f.owner ?? 'root'}\0${f.group ?? 'root'}`).toString('base64')}`,
   );
   if (type === 'file') {
     lines.push(`sha256=${createHash('sha256').update(content).digest('hex')}`, `content_b64=${Buffer.from(content).toString('base64')}`);

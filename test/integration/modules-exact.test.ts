@@ -180,9 +180,10 @@ describe('copy', () => {
     expect(readFileSync(dest, 'utf8')).toBe(content);
     expect(modeOf(dest)).toBe('0600');
     expect(out.predicted.diffs?.[0]).toMatchObject({ before: 'old\n', after: content });
-    const backups = readdirSync(dir).filter((n) => /^app\.conf\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~$/.test(n));
+    const backups = readdirSync(dir).filter((n) => /^app\.conf\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d\.\w{6}~$/.test(n));
     expect(backups).toHaveLength(1);
     expect(readFileSync(join(dir, backups[0]!), 'utf8')).toBe('old\n');
+    expect(modeOf(join(dir, backups[0]!))).toBe('0600');
     expect(out.applied.data.backup_file).toBe(join(dir, backups[0]!));
     expect(tempLeftovers(dir)).toEqual([]);
   });
@@ -226,7 +227,7 @@ describe('copy', () => {
     expect(res.plan.actions.join('\n')).toMatch(/directory that does not exist yet/);
     const applied = await applyExecutor.run(copyModule, ctxWith(), { dest, content: 'x' });
     expect(applied.result.failed).toBe(true);
-    expect(applied.result.msg).toMatch(/cannot create a temporary file in .*no\/such.*No such file or directory/);
+    expect(applied.result.msg).toMatch(/cannot create a temporary file in .*no\/such.*(No such file or directory|Directory nonexistent)/);
   });
 });
 

@@ -4,6 +4,7 @@
  * the text and the JSON of the same moment must say the same thing.
  */
 import { readFileSync } from 'node:fs';
+import { frameSections } from '../helpers/fake-connection.js';
 import { describe, expect, it } from 'vitest';
 import { activeChecks, CephOutputError, describeHealth, parseHealthDetailText, parseHealthJson, parseJsonOutput, type HealthStatus } from '../../runner/core/modules/ceph/health.js';
 import { parseSections } from '../../runner/core/modules/remote.js';
@@ -13,7 +14,8 @@ function fixture(name: string): string {
   const text = readFileSync(new URL(`../fixtures/ceph/${name}`, import.meta.url), 'utf8');
   const at = text.indexOf('\n---\n');
   if (at === -1) throw new Error(`fixture ${name} has no "---" line after its source`);
-  return text.slice(at + 5);
+  // Captured in the readable layout (one marker line, then the section's text); framed as the host prints it now.
+  return frameSections(text.slice(at + 5));
 }
 
 /** One section of a probe capture, without its "::rc=" trailer. */

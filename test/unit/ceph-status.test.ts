@@ -5,6 +5,7 @@
  * monitor answering.
  */
 import { readFileSync } from 'node:fs';
+import { frameSections } from '../helpers/fake-connection.js';
 import { describe, expect, it } from 'vitest';
 import { assessCluster, type ClusterExpectations } from '../../runner/core/modules/ceph/assess.js';
 import { CephOutputError } from '../../runner/core/modules/ceph/health.js';
@@ -14,7 +15,8 @@ import { expectationsFrom } from '../../runner/core/modules/ceph/health-module.j
 
 function fixture(name: string): string {
   const text = readFileSync(new URL(`../fixtures/ceph/${name}`, import.meta.url), 'utf8');
-  return text.slice(text.indexOf('\n---\n') + 5);
+  // Captured in the readable layout (one marker line, then the section's text); framed as the host prints it now.
+  return frameSections(text.slice(text.indexOf('\n---\n') + 5));
 }
 
 /** What the lab's inventory and the role's defaults ask for. */

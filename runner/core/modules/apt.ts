@@ -5,7 +5,7 @@
  */
 import { argv } from '../transport/quote.js';
 import { argError } from './attributes.js';
-import { failureText, parseSections, runScript, sectionStart, splitLines, stripEnds } from './remote.js';
+import { failureText, parseSections, runScript, section, splitLines, stripEnds } from './remote.js';
 import type { Module, ModuleResult, Planned } from './types.js';
 
 export interface AptArgs {
@@ -90,20 +90,20 @@ export function parseAptPolicy(text: string): Map<string, PolicyEntry> {
 
 export function aptProbeScript(names: string[], withCacheAge: boolean): string {
   const lines = [
-    sectionStart('dpkg'),
-    `dpkg-query -W -f='\${Package}\\t\${Status}\\t\${Version}\\n' ${argv(...names)} 2>/dev/null`,
-    sectionStart('policy'),
-    `LC_ALL=C apt-cache policy ${argv(...names)} 2>/dev/null`,
+    section('dpkg', `dpkg-query -W -f='\${Package}\\t\${Status}\\t\${Version}\\n' -- ${argv(...names)} 2>/dev/null`),
+    section('policy', `LC_ALL=C apt-cache policy -- ${argv(...names)} 2>/dev/null`),
   ];
   if (withCacheAge) {
     lines.push(
-      sectionStart('cache'),
-      'stamp=$(stat -c %Y /var/lib/apt/periodic/update-success-stamp 2>/dev/null || stat -c %Y /var/lib/apt/lists 2>/dev/null || echo 0)',
-      'echo "stamp=$stamp"',
-      'echo "now=$(date +%s)"',
+      section(
+        'cache',
+        'stamp=$(stat -c %Y /var/lib/apt/periodic/update-success-stamp 2>/dev/null || stat -c %Y /var/lib/apt/lists 2>/dev/null || echo 0)',
+        'echo "stamp=$stamp"',
+        'echo "now=$(date +%s)"',
+      ),
     );
   }
-  lines.push(`${sectionStart('end')}`, 'true');
+  lines.push(section('end'));
   return lines.join('\n');
 }
 
@@ -188,9 +188,9 @@ export function aptApplyScript(plan: AptPlan): string {
   if (plan.updateCache) lines.push(`${argv('apt-get', '-q', 'update')} || exit 10`);
   if (plan.install.length > 0) {
     const recommends = plan.installRecommends ? '--install-recommends' : '--no-install-recommends';
-    lines.push(`${argv(...APT_GET, recommends, 'install', ...plan.install)} || exit 11`);
+    lines.push(`${argv(...APT_GET, recommends, 'install', '--', ...plan.install)} || exit 11`);
   }
-  if (plan.remove.length > 0) lines.push(`${argv(...APT_GET, ...(plan.purge ? ['--purge'] : []), 'remove', ...plan.remove)} || exit 12`);
+  if (plan.remove.length > 0) lines.push(`${argv(...APT_GET, ...(plan.purge ? ['--purge'] : []), 'remove', '--', ...plan.remove)} || exit 12`);
   return lines.join('\n');
 }
 

@@ -149,8 +149,21 @@ export function planAttributes(probe: FileProbe | undefined, wanted: AttributeAr
   return plan;
 }
 
-/** Check a task's attribute arguments up front so a bad mode fails in check mode with the task's location. */
+/**
+ * Refuse a user or group name that a command would read as an option (`--reference=/etc/shadow`) or that
+ * holds a control character: scripts also end options with `--`, this says clearly what was wrong.
+ */
+export function checkAccountName(ctx: Pick<ModuleContext, 'host' | 'taskLocation'>, what: string, value: string | undefined): void {
+  if (value === undefined) return;
+  if (value.startsWith('-')) throw argError(ctx, `${what} ${JSON.stringify(value)} starts with '-'; user and group names cannot`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f:]/.test(value)) throw argError(ctx, `${what} ${JSON.stringify(value)} holds a control character or ':'`);
+}
+
+/** Check a task's attribute arguments up front so a bad mode or owner fails in check mode with the task's location. */
 export function validateAttributeArgs(ctx: Pick<ModuleContext, 'host' | 'taskLocation'>, args: AttributeArgs): void {
+  checkAccountName(ctx, 'owner', args.owner);
+  checkAccountName(ctx, 'group', args.group);
   if (args.mode === undefined) return;
   try {
     parseModeArg(args.mode);

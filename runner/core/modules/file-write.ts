@@ -135,9 +135,9 @@ export async function applyFileWrite(ctx: ModuleContext, plan: Planned<FileWrite
     return result;
   }
   const commands: string[] = [];
-  if (state.owner !== undefined) commands.push(`${argv('chown', state.owner, '--', state.path)}`);
-  if (state.group !== undefined) commands.push(`${argv('chgrp', state.group, '--', state.path)}`);
-  if (state.mode !== undefined) commands.push(`${argv('chmod', state.mode, '--', state.path)}`);
+  if (state.owner !== undefined) commands.push(`${argv('chown', '--', state.owner, state.path)}`);
+  if (state.group !== undefined) commands.push(`${argv('chgrp', '--', state.group, state.path)}`);
+  if (state.mode !== undefined) commands.push(`${argv('chmod', '--', state.mode, state.path)}`);
   const res = await runScript(ctx, `set -e\n${commands.join('\n')}`);
   if (res.code !== 0) return { ...result, changed: false, failed: true, msg: `setting attributes of ${quote(state.path)} failed: ${failureText(res)}` };
   return result;

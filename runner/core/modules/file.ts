@@ -3,10 +3,23 @@
  * With recurse, attributes are compared for every entry under a directory and only the entries that differ
  * are changed, so the actions say exactly what moves.
  */
+import { isUtf8 } from 'node:buffer';
 import { posix } from 'node:path';
 import { argv, quote } from '../transport/quote.js';
 import { argError, attributeSchema, parseModeArg, planAttributes, targetMode, validateAttributeArgs, type AttributeArgs } from './attributes.js';
-import { failureText, fileProbeScript, parseFileProbe, parseKeyValues, parseSections, runScript, sectionStart, type FileProbe } from './remote.js';
+import {
+  failureText,
+  fileProbeScript,
+  parseFileProbe,
+  parseKeyValues,
+  parseSectionBytes,
+  probedMode,
+  probedNumber,
+  ProbeError,
+  runScript,
+  section,
+  type FileProbe,
+} from './remote.js';
 import type { FileDiff, Module, ModuleContext, ModuleResult, Planned } from './types.js';
 
 export interface FileArgs extends AttributeArgs {
@@ -51,26 +64,51 @@ export interface FilePlan {
   isLink: boolean;
 }
 
-/** The recurse probe prints NUL-terminated records: mode, uid, gid, owner, group, type letter, path. */
+/**
+ * The recurse probe prints NUL-terminated records: mode, uid, gid, owner, group, type letter, path. A file
+ * name may hold newlines, tabs and cairn's own section marker: the path is the record's last field, records
+ * end with NUL (which no name can hold), and the section is base64-framed, so no name can end a record or a
+ * section early.
+ */
 export function treeProbeScript(path: string): string {
-  return [
-    sectionStart('tree'),
+  return section(
+    'tree',
+    `if [ -d ${quote(path)} ]; then`,
     `find ${quote(path)} -mindepth 1 -printf '%m\\t%U\\t%G\\t%u\\t%g\\t%y\\t%p\\0' | head -z -n ${MAX_RECURSE_ENTRIES + 1}`,
-  ].join('\n');
+    'fi',
+  );
 }
 
-export function parseTree(text: string): TreeEntry[] {
+const FIND_TYPES = new Set(['f', 'd', 'l', 'b', 'c', 'p', 's', 'D']);
+
+/**
+ * The records of the recurse probe, validated: every field must be what find prints (octal mode, numeric
+ * ids, a known type letter) and every path must lie strictly inside `root`, or the whole probe is refused.
+ */
+export function parseTree(text: string, root: string): TreeEntry[] {
   const entries: TreeEntry[] = [];
-  for (const record of text.replace(/^\n/, '').split('\0')) {
-    if (record.trim() === '') continue;
-    const [mode, uid, gid, owner, group, type, ...rest] = record.split('\t');
+  const prefix = root.endsWith('/') ? root : `${root}/`;
+  const records = text.split('\0');
+  // The text ends with a NUL, so the last piece is empty; anything else there is a record cut short.
+  const last = records.pop();
+  if (last !== undefined && last !== '') throw new ProbeError(`the listing of ${root} ends with an unterminated record`);
+  for (const record of records) {
+    const fields = record.split('\t');
+    if (fields.length < 7) throw new ProbeError(`the listing of ${root} holds a malformed record`);
+    const [mode, uid, gid, owner, group, type] = fields as [string, string, string, string, string, string];
+    const path = fields.slice(6).join('\t');
+    if (!FIND_TYPES.has(type)) throw new ProbeError(`the listing of ${root} holds an unknown file type ${JSON.stringify(type)}`);
+    const segments = path.slice(prefix.length).split('/');
+    if (!path.startsWith(prefix) || segments.some((segment) => segment === '' || segment === '.' || segment === '..')) {
+      throw new ProbeError(`the listing of ${root} holds a path outside it: ${JSON.stringify(path.slice(0, 120))}`);
+    }
     entries.push({
-      path: rest.join('\t'),
-      mode: (mode ?? '').padStart(4, '0'),
-      uid: Number(uid),
-      gid: Number(gid),
-      owner: owner ?? '',
-      group: group ?? '',
+      path,
+      mode: probedMode(`the mode of ${JSON.stringify(path)}`, mode),
+      uid: probedNumber(`the uid of ${JSON.stringify(path)}`, uid) ?? 0,
+      gid: probedNumber(`the gid of ${JSON.stringify(path)}`, gid) ?? 0,
+      owner,
+      group,
       isDir: type === 'd',
       isLink: type === 'l',
     });
@@ -204,10 +242,14 @@ export function planFile(args: FileArgs, probe: FileProbe, extra: { srcExists?: 
   return { changed: true, actions, state: plan, diffs: [diff], data: { path, state: finalState } };
 }
 
-/** Shell lines that run `command` over `paths` in chunks, so no command line grows without bound. */
-function chunked(command: string[], paths: string[]): string[] {
+/**
+ * Shell lines that run `command` (its options) then `--`, `operand` (an owner, group or mode) and `paths` in
+ * chunks, so no command line grows without bound. Options end before the operand: an owner such as
+ * `--reference=/etc/shadow` can never be read as an option.
+ */
+function chunked(command: string[], operand: string, paths: string[]): string[] {
   const lines: string[] = [];
-  for (let i = 0; i < paths.length; i += 200) lines.push(`${argv(...command, '--', ...paths.slice(i, i + 200))} || exit 1`);
+  for (let i = 0; i < paths.length; i += 200) lines.push(`${argv(...command, '--', operand, ...paths.slice(i, i + 200))} || exit 1`);
   return lines;
 }
 
@@ -219,21 +261,22 @@ export function fileApplyScript(plan: FilePlan): string {
   if (plan.step === 'mkdir') lines.push(`mkdir -p -- ${quote(p)} || exit 1`);
   if (plan.step === 'touch') lines.push(`touch -- ${quote(p)} || exit 1`);
   if (plan.step === 'link' && plan.linkSrc !== undefined) {
-    // Made under a unique name beside the path, then renamed over it: the path never goes missing.
+    // Made under an unpredictable name beside the path, then renamed over it: the path never goes missing.
+    // `ln -sT` makes the link itself (symlink(2) fails on any existing name, never writes into a directory
+    // someone planted there), and nothing is removed first: a name that exists is someone else's.
     lines.push(
-      `tmp=${quote(`${posix.dirname(p)}/.cairn-link.`)}$$`,
-      `rm -f -- "$tmp"`,
-      `ln -s -- ${quote(plan.linkSrc)} "$tmp" || exit 1`,
+      `tmp=$(mktemp -u ${quote(`${posix.dirname(p)}/.cairn-link.`)}XXXXXXXXXXXX) || exit 1`,
+      `ln -sT -- ${quote(plan.linkSrc)} "$tmp" || exit 1`,
       `mv -fT -- "$tmp" ${quote(p)} || { rm -f -- "$tmp"; exit 1; }`,
     );
   }
   const h = plan.isLink ? ['-h'] : [];
-  if (plan.owner !== undefined) lines.push(`${argv('chown', ...h, plan.owner, '--', p)} || exit 1`);
-  if (plan.group !== undefined) lines.push(`${argv('chgrp', ...h, plan.group, '--', p)} || exit 1`);
-  if (plan.mode !== undefined) lines.push(`${argv('chmod', plan.mode, '--', p)} || exit 1`);
-  if (plan.wantOwner !== undefined) lines.push(...chunked(['chown', '-h', plan.wantOwner], plan.treeOwner));
-  if (plan.wantGroup !== undefined) lines.push(...chunked(['chgrp', '-h', plan.wantGroup], plan.treeGroup));
-  for (const [mode, paths] of Object.entries(plan.treeModes)) lines.push(...chunked(['chmod', mode], paths));
+  if (plan.owner !== undefined) lines.push(`${argv('chown', ...h, '--', plan.owner, p)} || exit 1`);
+  if (plan.group !== undefined) lines.push(`${argv('chgrp', ...h, '--', plan.group, p)} || exit 1`);
+  if (plan.mode !== undefined) lines.push(`${argv('chmod', '--', plan.mode, p)} || exit 1`);
+  if (plan.wantOwner !== undefined) lines.push(...chunked(['chown', '-h'], plan.wantOwner, plan.treeOwner));
+  if (plan.wantGroup !== undefined) lines.push(...chunked(['chgrp', '-h'], plan.wantGroup, plan.treeGroup));
+  for (const [mode, paths] of Object.entries(plan.treeModes)) lines.push(...chunked(['chmod'], mode, paths));
   return lines.join('\n');
 }
 
@@ -244,17 +287,28 @@ async function probe(ctx: ModuleContext, args: FileArgs): Promise<{ probe: FileP
   const parts = [fileProbeScript('file', args.path, { follow, checksum: false })];
   if (state === 'link' && args.src !== undefined) {
     const base = posix.isAbsolute(args.src) ? args.src : posix.join(posix.dirname(args.path), args.src);
-    parts.push(sectionStart('src'), `if [ -e ${quote(base)} ]; then echo exists=1; else echo exists=0; fi`);
+    parts.push(section('src', `if [ -e ${quote(base)} ]; then echo exists=1; else echo exists=0; fi`));
   }
-  if (args.recurse && state === 'directory') parts.push(`if [ -d ${quote(args.path)} ]; then`, treeProbeScript(args.path), 'fi');
+  if (args.recurse && state === 'directory') parts.push(treeProbeScript(args.path));
   const res = await runScript(ctx, parts.join('\n'));
   if (res.code !== 0) return { failed: `cannot inspect ${args.path}: ${failureText(res)}` };
-  const sections = parseSections(res.stdout);
-  const fileProbe = parseFileProbe(args.path, sections.get('file'));
-  const out: { probe: FileProbe; srcExists?: boolean; tree?: TreeEntry[] } = { probe: fileProbe };
-  if (sections.has('src')) out.srcExists = parseKeyValues(sections.get('src') ?? '').get('exists') === '1';
-  if (sections.has('tree')) out.tree = parseTree(sections.get('tree') ?? '');
-  return out;
+  try {
+    const sections = parseSectionBytes(res.stdout);
+    const fileProbe = parseFileProbe(args.path, sections.get('file')?.toString('utf8'));
+    const out: { probe: FileProbe; srcExists?: boolean; tree?: TreeEntry[] } = { probe: fileProbe };
+    const src = sections.get('src');
+    if (src !== undefined) out.srcExists = parseKeyValues(src.toString('utf8')).get('exists') === '1';
+    const tree = sections.get('tree');
+    if (tree !== undefined) {
+      // A name that is not UTF-8 would come back as a different name: refuse rather than chown the wrong path.
+      if (!isUtf8(tree)) return { failed: `cannot inspect ${args.path}: some names under it are not valid UTF-8` };
+      out.tree = parseTree(tree.toString('utf8'), args.path);
+    }
+    return out;
+  } catch (err) {
+    if (err instanceof ProbeError) return { failed: `cannot inspect ${args.path}: ${err.message}` };
+    throw err;
+  }
 }
 
 export const fileModule: Module<FileArgs, FilePlan> = {

@@ -5,7 +5,7 @@
  */
 import { quote } from '../transport/quote.js';
 import { argError } from './attributes.js';
-import { failureText, parseKeyValues, parseSections, runScript, sectionStart } from './remote.js';
+import { failureText, parseKeyValues, parseSections, runScript, section } from './remote.js';
 import type { Module, ModuleContext, ModuleResult, Planned } from './types.js';
 
 export interface HttpArgs {
@@ -87,15 +87,12 @@ export function curlScript(request: HttpRequest): string {
     'd=$(mktemp -d) || exit 91',
     `trap 'rm -rf -- "$d"' EXIT`,
     `${curl} > "$d/meta" 2> "$d/err"${request.body === undefined ? ' < /dev/null' : ''}`,
-    'echo "curl_rc=$?"',
-    sectionStart('meta'),
-    'cat "$d/meta"; echo',
-    sectionStart('err'),
-    'cat "$d/err"',
-    sectionStart('headers'),
-    'if [ -f "$d/headers" ]; then base64 -w0 < "$d/headers"; fi; echo',
-    sectionStart('body'),
-    `if [ -f "$d/body" ]; then head -c ${MAX_RESPONSE_BYTES} "$d/body" | base64 -w0; fi; echo`,
+    'rc=$?',
+    section('rc', 'echo "curl_rc=$rc"'),
+    section('meta', 'cat "$d/meta"'),
+    section('err', 'cat "$d/err"'),
+    section('headers', 'if [ -f "$d/headers" ]; then cat "$d/headers"; fi'),
+    section('body', `if [ -f "$d/body" ]; then head -c ${MAX_RESPONSE_BYTES} "$d/body"; fi`),
   ].join('\n');
 }
 
@@ -114,7 +111,7 @@ export function parseResponseHeaders(raw: string): Record<string, string> {
 /** Read the curl script's output into the registered result, and whether the task fails. */
 export function readResponse(stdout: string, args: HttpArgs): { data: Record<string, unknown>; failed?: string } {
   const sections = parseSections(stdout);
-  const curlRc = Number(parseKeyValues(sections.get('') ?? '').get('curl_rc') ?? '-1');
+  const curlRc = Number(parseKeyValues(sections.get('rc') ?? '').get('curl_rc') ?? '-1');
   const [statusText = '0', timeText = '0', ...urlParts] = (sections.get('meta') ?? '').trim().split(' ');
   const status = Number(statusText);
   const data: Record<string, unknown> = { status, url: urlParts.join(' ') || args.url, elapsed_ms: Math.round(Number(timeText) * 1000) };
@@ -122,10 +119,10 @@ export function readResponse(stdout: string, args: HttpArgs): { data: Record<str
     const msg = `Request failed: ${(sections.get('err') ?? '').trim() || `curl exit code ${curlRc}`}`;
     return { data: { ...data, status: -1, msg }, failed: msg };
   }
-  const headers = parseResponseHeaders(Buffer.from((sections.get('headers') ?? '').trim(), 'base64').toString('utf8'));
+  const headers = parseResponseHeaders(sections.get('headers') ?? '');
   data.headers = headers;
   data.content_type = headers['content-type'] ?? '';
-  const content = Buffer.from((sections.get('body') ?? '').trim(), 'base64').toString('utf8');
+  const content = sections.get('body') ?? '';
   if (args.return_content) data.content = content;
   if (/json/i.test(String(data.content_type)) && content !== '') {
     try {

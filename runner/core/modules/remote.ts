@@ -9,41 +9,81 @@ import { quote } from '../transport/quote.js';
 import type { ModuleContext } from './types.js';
 import { shlexSplit } from './shlex.js';
 
-/** Marks the start of a named section in a probe's output. Probed file contents are base64, so never collide. */
+/**
+ * Marks a section in a probe's output. A section is ONE line: the mark, the section's name and its stdout in
+ * base64. Whatever a host prints (a file name with a newline and this very mark in it, a config line, a
+ * command's output) stays inside the base64 payload, so content can never start, end or replace a section.
+ */
 export const SECTION_MARK = '::cairn-section::';
 
-/** Shell that prints the start marker of section `name`. */
-export function sectionStart(name: string): string {
-  return `printf '%s\\n' ${quote(`${SECTION_MARK} ${name}`)}`;
+/** Section names are fixed words chosen by cairn (a letter, then letters, digits, '-' or '_'). */
+const SECTION_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
+
+/**
+ * Shell that runs `body` and prints its standard output as the framed section `name`. The body runs in a
+ * pipeline (a subshell): it cannot set variables for later lines or `exit` the script, and its exit status is
+ * not the script's; a body whose status matters prints it (e.g. `echo rc=$?`).
+ */
+export function section(name: string, ...body: string[]): string {
+  if (!SECTION_NAME.test(name)) throw new Error(`internal error: bad section name ${JSON.stringify(name)}`);
+  return `printf '%s ' ${quote(`${SECTION_MARK} ${name}`)}\n{ :\n${body.join('\n')}\n} | base64 -w0; echo`;
 }
 
-/** Split a script's output into its sections, by name; text before the first marker is under ''. */
-export function parseSections(stdout: string): Map<string, string> {
-  const sections = new Map<string, string>();
-  let current = '';
-  let lines: string[] = [];
-  const flush = (): void => {
-    sections.set(current, lines.join('\n'));
-  };
+/** The framed output of one section, as `section` prints it (for fakes and fixtures). */
+export function formatSection(name: string, content: string | Buffer): string {
+  if (!SECTION_NAME.test(name)) throw new Error(`bad section name ${JSON.stringify(name)}`);
+  return `${SECTION_MARK} ${name} ${Buffer.from(content).toString('base64')}\n`;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * The sections of a script's output as raw bytes, by name; stdout outside any section (which cairn's scripts
+ * do not print on purpose) is kept under '' for messages. A marker line that is not exactly "mark name
+ * base64", or a section printed twice, means the output was not what cairn's script prints: refused, never
+ * guessed at.
+ */
+export function parseSectionBytes(stdout: string): Map<string, Buffer> {
+  const sections = new Map<string, Buffer>();
+  const unframed: string[] = [];
   for (const line of stdout.split('\n')) {
-    if (line.startsWith(`${SECTION_MARK} `)) {
-      flush();
-      current = line.slice(SECTION_MARK.length + 1);
-      lines = [];
-    } else {
-      lines.push(line);
+    if (!line.startsWith(SECTION_MARK)) {
+      unframed.push(line);
+      continue;
     }
+    const words = line.slice(SECTION_MARK.length).split(' ');
+    const [blank, name, payload, ...rest] = words;
+    if (blank !== '' || name === undefined || !SECTION_NAME.test(name) || payload === undefined || rest.length > 0 || !BASE64.test(payload) || payload.length % 4 !== 0) {
+      throw new ProbeError(`the host's output has a malformed section line (${JSON.stringify(line.slice(0, 80))}); refusing to read it`);
+    }
+    if (sections.has(name)) throw new ProbeError(`the host's output holds section "${name}" twice; refusing to read it`);
+    sections.set(name, Buffer.from(payload, 'base64'));
   }
-  flush();
+  const rest = unframed.join('\n');
+  if (rest.trim() !== '') sections.set('', Buffer.from(rest));
   return sections;
 }
 
-/** `key=value` lines into a map (the value is everything after the first `=`). */
+/** The sections of a script's output as text (UTF-8), by name; see parseSectionBytes. */
+export function parseSections(stdout: string): Map<string, string> {
+  const text = new Map<string, string>();
+  for (const [name, bytes] of parseSectionBytes(stdout)) text.set(name, bytes.toString('utf8'));
+  return text;
+}
+
+/**
+ * `key=value` lines into a map (the value is everything after the first `=`). A key given twice is refused:
+ * a value that smuggled a newline and a second `key=` line must not override (or precede) the real one. Values
+ * that may hold arbitrary text must be sent encoded (base64) by the script.
+ */
 export function parseKeyValues(text: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const line of text.split('\n')) {
     const eq = line.indexOf('=');
-    if (eq > 0) out.set(line.slice(0, eq), line.slice(eq + 1));
+    if (eq <= 0) continue;
+    const key = line.slice(0, eq);
+    if (out.has(key)) throw new ProbeError(`the host's output repeats "${key}="; refusing to read it`);
+    out.set(key, line.slice(eq + 1));
   }
   return out;
 }
@@ -115,7 +155,7 @@ export interface FileProbeOptions {
 
 /**
  * A script fragment printing one section `name` that describes `path`: type, mode, owner, group, size,
- * mtime, sha256 and (optionally) the content in base64. Parsed by parseFileProbe.
+ * mtime, sha256 and (optionally) the content in base64. Parsed (and validated) by parseFileProbe.
  */
 export function fileProbeScript(name: string, path: string, opts: FileProbeOptions = {}): string {
   const follow = opts.follow ?? false;
@@ -124,15 +164,16 @@ export function fileProbeScript(name: string, path: string, opts: FileProbeOptio
   const typeOf = follow
     ? 'if [ -d "$p" ]; then t=directory; elif [ -f "$p" ]; then t=file; else t=other; fi'
     : 'if [ -L "$p" ]; then t=link; elif [ -d "$p" ]; then t=directory; elif [ -f "$p" ]; then t=file; else t=other; fi';
+  // Names (owner, group, link targets) may hold any byte but NUL: they travel in base64 like the content.
   const lines = [
-    sectionStart(name),
     `p=${quote(path)}`,
     `printf 'umask=%s\\n' "$(umask)"`,
     `if ${existsTest}; then`,
     `  ${typeOf}`,
     `  printf 'type=%s\\n' "$t"`,
-    `  if [ -L "$p" ]; then printf 'islink=1\\ntarget_b64='; readlink -- "$p" | tr -d '\\n' | base64 -w0; printf '\\nresolved_b64='; readlink -f -- "$p" | tr -d '\\n' | base64 -w0; echo; fi`,
-    `  stat ${statFlag}--printf 'mode=%a\\nuid=%u\\ngid=%g\\nowner=%U\\ngroup=%G\\nsize=%s\\nmtime=%Y\\n' -- "$p"`,
+    `  if [ -L "$p" ]; then printf 'islink=1\\ntarget_b64='; readlink -n -- "$p" | base64 -w0; printf '\\nresolved_b64='; readlink -n -f -- "$p" | base64 -w0; echo; fi`,
+    `  stat ${statFlag}--printf 'mode=%a\\nuid=%u\\ngid=%g\\nsize=%s\\nmtime=%Y\\n' -- "$p"`,
+    `  printf 'names_b64='; stat ${statFlag}--printf '%U\\0%G' -- "$p" | base64 -w0; echo`,
     `  if [ "$t" = file ]; then`,
     `    if [ ! -r "$p" ]; then echo omitted=unreadable`,
     `    else :`,
@@ -151,44 +192,73 @@ export function fileProbeScript(name: string, path: string, opts: FileProbeOptio
     `  if [ -d ${quote(posix.dirname(path))} ]; then echo parent=1; else echo parent=0; fi`,
     `fi`,
   );
-  return lines.join('\n');
+  return section(name, lines.join('\n'));
 }
 
-function decodeBase64(value: string | undefined): string | undefined {
-  return value === undefined ? undefined : Buffer.from(value, 'base64').toString('utf8');
+/** Decode a base64 value a probe sent, refusing anything that is not base64. */
+export function decodeBase64Value(what: string, value: string): Buffer {
+  if (!BASE64.test(value) || value.length % 4 !== 0) throw new ProbeError(`the host sent ${what} that is not base64`);
+  return Buffer.from(value, 'base64');
 }
 
-function numberOf(value: string | undefined): number | undefined {
-  return value === undefined || value === '' || !/^-?\d+$/.test(value) ? undefined : Number(value);
+function decodeBase64(what: string, value: string | undefined): string | undefined {
+  return value === undefined ? undefined : decodeBase64Value(what, value).toString('utf8');
 }
 
-/** Parse the section printed by fileProbeScript. */
+/** A non-negative decimal the host reported, or undefined when absent; anything else is refused. */
+export function probedNumber(what: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(value)) throw new ProbeError(`the host reported ${what} ${JSON.stringify(value.slice(0, 40))}, not a number`);
+  return Number(value);
+}
+
+/** A file mode the host reported (stat %a: up to four octal digits), as four digits; anything else is refused. */
+export function probedMode(what: string, value: string): string {
+  if (!/^[0-7]{1,4}$/.test(value)) throw new ProbeError(`the host reported ${what} ${JSON.stringify(value.slice(0, 40))}, not an octal mode`);
+  return value.padStart(4, '0');
+}
+
+const FILE_TYPES: readonly FileType[] = ['absent', 'file', 'directory', 'link', 'other'];
+
+/** Parse and validate the section printed by fileProbeScript: a value that is not what stat prints is refused. */
 export function parseFileProbe(path: string, text: string | undefined): FileProbe {
-  if (text === undefined) throw new Error(`the probe of ${path} printed nothing`);
+  if (text === undefined) throw new ProbeError(`the probe of ${path} printed nothing`);
   const kv = parseKeyValues(text);
-  const type = (kv.get('type') ?? 'absent') as FileType;
-  const umask = parseInt(kv.get('umask') ?? '0022', 8);
-  const probe: FileProbe = { path, type, umask: Number.isNaN(umask) ? 0o022 : umask };
+  const typeText = kv.get('type') ?? 'absent';
+  if (!(FILE_TYPES as readonly string[]).includes(typeText)) throw new ProbeError(`the host reported type ${JSON.stringify(typeText.slice(0, 40))} for ${path}`);
+  const type = typeText as FileType;
+  const umask = parseInt(probedMode(`the umask for ${path}`, kv.get('umask') ?? '0022'), 8);
+  const probe: FileProbe = { path, type, umask };
   if (type === 'absent') {
     probe.parentExists = kv.get('parent') === '1';
     return probe;
   }
   const mode = kv.get('mode');
-  if (mode !== undefined) probe.mode = mode.padStart(4, '0');
-  probe.uid = numberOf(kv.get('uid'));
-  probe.gid = numberOf(kv.get('gid'));
-  probe.owner = kv.get('owner');
-  probe.group = kv.get('group');
-  probe.size = numberOf(kv.get('size'));
-  probe.mtime = numberOf(kv.get('mtime'));
-  if (kv.has('sha256')) probe.sha256 = kv.get('sha256');
-  if (kv.has('content_b64')) probe.content = Buffer.from(kv.get('content_b64') ?? '', 'base64');
+  if (mode !== undefined) probe.mode = probedMode(`the mode of ${path}`, mode);
+  probe.uid = probedNumber(`the uid of ${path}`, kv.get('uid'));
+  probe.gid = probedNumber(`the gid of ${path}`, kv.get('gid'));
+  const names = decodeBase64(`the owner and group of ${path}`, kv.get('names_b64'));
+  if (names !== undefined) {
+    const [owner, group, ...extra] = names.split('\0');
+    if (group === undefined || extra.length > 0) throw new ProbeError(`the host reported a malformed owner and group for ${path}`);
+    probe.owner = owner;
+    probe.group = group;
+  }
+  probe.size = probedNumber(`the size of ${path}`, kv.get('size'));
+  probe.mtime = probedNumber(`the mtime of ${path}`, kv.get('mtime'));
+  const sha256 = kv.get('sha256');
+  if (sha256 !== undefined) {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new ProbeError(`the host reported a checksum of ${path} that is not sha256`);
+    probe.sha256 = sha256;
+  }
+  const contentB64 = kv.get('content_b64');
+  if (contentB64 !== undefined) probe.content = decodeBase64Value(`the content of ${path}`, contentB64);
   const omitted = kv.get('omitted');
   if (omitted === 'too-large' || omitted === 'unreadable') probe.contentOmitted = omitted;
   if (kv.get('islink') === '1') {
     probe.isLink = true;
-    probe.linkTarget = decodeBase64(kv.get('target_b64'));
-    const resolved = decodeBase64(kv.get('resolved_b64'));
+    probe.linkTarget = decodeBase64(`the link target of ${path}`, kv.get('target_b64'));
+    const resolved = decodeBase64(`where ${path} resolves`, kv.get('resolved_b64'));
     if (resolved) probe.linkResolved = resolved;
   }
   return probe;
@@ -247,46 +317,95 @@ export function validateCommandLine(validate: string): string {
 }
 
 /**
- * The script that replaces `dest` with its standard input atomically: mktemp in the same directory, write,
- * owner/mode, validate, backup, `mv -f`. A trap removes the temp file on every failure, so a failed
- * validation leaves the live file as it was and no temp file behind.
+ * Shell that creates `path` (a shell word, e.g. "$tmp") exclusively and opens it as file descriptor `fd`:
+ * with noclobber the shell opens with O_CREAT|O_EXCL, so a name planted meanwhile (a symlink, a file, a
+ * directory) is refused and never followed. `command` keeps a failed `exec` redirection from ending the
+ * script before `onFail` runs.
+ */
+function exclusiveOpen(path: string, fd: number, onFail: string): string {
+  return `command exec ${fd}>${path} || ${onFail}`;
+}
+
+/**
+ * The script that replaces `dest` with its standard input atomically. Every step is safe against other users
+ * of the destination's directory (see docs/security.md):
+ * - the temp file gets an unpredictable name (mktemp) and is created exclusively (noclobber: O_EXCL), so a
+ *   planted symlink is never followed; it stays open as fd 3, and every later step on it goes through
+ *   /proc/self/fd/3, the open file itself, so renaming or replacing the name meanwhile changes nothing;
+ * - owner, group and mode are set on the still EMPTY file (created 0600 by umask 077) before a byte of the
+ *   content is written, so a secret is never readable by anyone the final mode would not allow;
+ * - the backup is made the same way (unique name, exclusive, attributes before content, read from one open
+ *   descriptor of the live file so mode and content come from the same file);
+ * - traps are set before anything is created and turn HUP/INT/PIPE/TERM into exits, so a killed run (the
+ *   connection gone: the next write raises SIGPIPE) still removes the temp file; a failed validation leaves
+ *   the live file as it was.
  */
 export function atomicWriteScript(opts: AtomicWriteOptions): string {
   const dir = posix.dirname(opts.dest);
+  const fd3 = '/proc/self/fd/3';
   const lines = [
     `dest=${quote(opts.dest)}`,
-    `tmp=$(mktemp ${quote(`${dir}/.cairn-tmp.`)}XXXXXXXX) || exit ${WriteExit.tempFile}`,
+    `tmp=''; backup=''; done=''`,
     // dash runs the EXIT trap on `exit`; signals are turned into exits so it runs for them too.
-    `trap 'rm -f -- "$tmp"' EXIT`,
-    `trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM`,
-    `cat > "$tmp" || exit ${WriteExit.write}`,
-    ...(opts.expectedBytes !== undefined ? [`[ "$(wc -c < "$tmp")" -eq ${opts.expectedBytes} ] || exit ${WriteExit.truncated}`] : []),
-    `if [ -e "$dest" ]; then`,
-    `  chown --reference="$dest" -- "$tmp" 2>/dev/null`,
-    `  chmod --reference="$dest" -- "$tmp" || exit ${WriteExit.mode}`,
-    `else`,
-    `  chmod "$(printf '%o' $(( 0666 & ~0$(umask) )))" -- "$tmp" || exit ${WriteExit.mode}`,
-    `fi`,
+    `trap 'if [ -n "$tmp" ]; then rm -f -- "$tmp"; fi; if [ -n "$backup" ] && [ -z "$done" ]; then rm -f -- "$backup"; fi' EXIT`,
+    `trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM`,
+    `um=$(umask); umask 077; set -C`,
+    `t=$(mktemp -u ${quote(`${dir}/.cairn-tmp.`)}XXXXXXXXXXXX) || exit ${WriteExit.tempFile}`,
+    exclusiveOpen('"$t"', 3, `exit ${WriteExit.tempFile}`),
+    `tmp=$t`,
   ];
-  if (opts.owner !== undefined) lines.push(`chown ${quote(opts.owner)} -- "$tmp" || exit ${WriteExit.owner}`);
-  if (opts.group !== undefined) lines.push(`chgrp ${quote(opts.group)} -- "$tmp" || exit ${WriteExit.owner}`);
-  if (opts.mode !== undefined) lines.push(`chmod ${quote(opts.mode)} -- "$tmp" || exit ${WriteExit.mode}`);
+  // Owner and group first (chown clears set-id bits), then ONE chmod to the final mode: the file is never more
+  // open than it will end up, even for a moment (a reader that opens it then keeps its descriptor).
+  // One chown to the final owner and group: what is given, the rest from the live file (nobody else ever owns it).
+  lines.push(`o=''; g=''; if [ -e "$dest" ]; then o=$(stat -L -c %u -- "$dest"); g=$(stat -L -c %g -- "$dest"); fi`);
+  if (opts.owner !== undefined) lines.push(`o=${quote(opts.owner)}`);
+  if (opts.group !== undefined) lines.push(`g=${quote(opts.group)}`);
+  const given = opts.owner !== undefined || opts.group !== undefined;
+  // Keeping the live file's owner may be impossible without root: as before, that is not an error.
+  const onFail = given ? `|| exit ${WriteExit.owner}` : '2>/dev/null';
+  lines.push(
+    `if [ -n "$o" ] && [ -n "$g" ]; then chown -- "$o:$g" ${fd3} ${onFail}`,
+    `elif [ -n "$o" ]; then chown -- "$o" ${fd3} ${onFail}`,
+    `elif [ -n "$g" ]; then chgrp -- "$g" ${fd3} ${onFail}; fi`,
+  );
+  if (opts.mode !== undefined) lines.push(`chmod -- ${quote(opts.mode)} ${fd3} || exit ${WriteExit.mode}`);
+  else {
+    lines.push(
+      `if [ -e "$dest" ]; then chmod --reference="$dest" -- ${fd3} || exit ${WriteExit.mode}`,
+      `else chmod -- "$(printf '%o' $(( 0666 & ~0$um )))" ${fd3} || exit ${WriteExit.mode}; fi`,
+    );
+  }
+  lines.push(`cat >&3 || exit ${WriteExit.write}`);
+  if (opts.expectedBytes !== undefined) lines.push(`[ "$(wc -c < ${fd3})" -eq ${opts.expectedBytes} ] || exit ${WriteExit.truncated}`);
+  lines.push('exec 3>&-');
   if (opts.validate !== undefined) {
     lines.push(
       `out=$( ${validateCommandLine(opts.validate)} 2>&1 ); rc=$?`,
-      `if [ "$rc" -ne 0 ]; then ${sectionStart('validate')}; printf 'rc=%s\\n' "$rc"; printf '%s\\n' "$out"; exit ${WriteExit.validate}; fi`,
+      `if [ "$rc" -ne 0 ]; then`,
+      section('validate', `printf 'rc=%s\n' "$rc"; printf '%s\n' "$out"`),
+      `exit ${WriteExit.validate}; fi`,
     );
   }
   if (opts.backup) {
     lines.push(
-      `if [ -e "$dest" ]; then`,
-      `  backup="$dest.$(date +%Y-%m-%d@%H:%M:%S)~"`,
-      `  cp -p -- "$dest" "$backup" || exit ${WriteExit.backup}`,
-      `  ${sectionStart('backup')}; printf '%s\\n' "$backup"`,
+      // Regular files only: opening a FIFO planted at dest would block the run.
+      `if [ -f "$dest" ]; then`,
+      `  b=$(mktemp -u --suffix='~' "$dest.$(date +%Y-%m-%d@%H:%M:%S).XXXXXX") || exit ${WriteExit.backup}`,
+      `  ${exclusiveOpen('"$b"', 4, `exit ${WriteExit.backup}`)}`,
+      `  backup=$b`,
+      `  command exec 5<"$dest" || exit ${WriteExit.backup}`,
+      `  chown --reference=/proc/self/fd/5 -- /proc/self/fd/4 2>/dev/null`,
+      `  chmod --reference=/proc/self/fd/5 -- /proc/self/fd/4 || exit ${WriteExit.backup}`,
+      `  cat <&5 >&4 || exit ${WriteExit.backup}`,
+      `  touch -r /proc/self/fd/5 -- /proc/self/fd/4 || exit ${WriteExit.backup}`,
+      `  exec 4>&- 5<&-`,
       `fi`,
     );
   }
-  lines.push(`mv -f -- "$tmp" "$dest" || exit ${WriteExit.rename}`, `trap - EXIT`);
+  // -T: a directory put at dest meanwhile is not moved into; the rename fails instead.
+  lines.push(`mv -fT -- "$tmp" "$dest" || exit ${WriteExit.rename}`, `tmp=''; done=1`);
+  if (opts.backup) lines.push(`if [ -n "$backup" ]; then`, section('backup', `printf '%s' "$backup"`), 'fi');
+  lines.push('trap - EXIT', 'exit 0');
   return lines.join('\n');
 }
 
@@ -300,7 +419,7 @@ export interface WriteOutcome {
 /** Read the atomic write script's result. `content` is what was written, to quote the line a validator names. */
 export function parseWriteResult(res: ExecResult, dest: string, content: string): WriteOutcome {
   const sections = parseSections(res.stdout);
-  const backup = sections.get('backup')?.trim();
+  const backup = sections.get('backup');
   if (res.code === 0) return { ok: true, ...(backup ? { backupFile: backup } : {}) };
   if (res.code === WriteExit.validate) {
     const body = sections.get('validate') ?? '';

@@ -3,7 +3,7 @@
  * command output); `parseFacts` turns them into cairn's fact tree. The parser is pure and tested against
  * real outputs.
  */
-import { parseKeyValues, parseSections, failureText, runScript, sectionStart } from './remote.js';
+import { parseKeyValues, parseSections, failureText, runScript, section } from './remote.js';
 import type { Module, Planned } from './types.js';
 
 export interface InterfaceAddress {
@@ -40,43 +40,38 @@ export interface Facts {
 /** The one facts script. Each section is raw output, so parsing stays on this side and is testable. */
 export function factsScript(): string {
   return [
-    sectionStart('os-release'),
-    'cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null',
-    sectionStart('hostname'),
-    'hostname 2>/dev/null || cat /proc/sys/kernel/hostname',
-    sectionStart('fqdn'),
-    'hostname -f 2>/dev/null || hostname 2>/dev/null || cat /proc/sys/kernel/hostname',
-    sectionStart('uname'),
-    'uname -r -m',
-    sectionStart('virt'),
-    'systemd-detect-virt 2>/dev/null',
-    sectionStart('virt-container'),
-    'systemd-detect-virt -c 2>/dev/null',
+    section('os-release', 'cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null'),
+    section('hostname', 'hostname 2>/dev/null || cat /proc/sys/kernel/hostname'),
+    section('fqdn', 'hostname -f 2>/dev/null || hostname 2>/dev/null || cat /proc/sys/kernel/hostname'),
+    section('uname', 'uname -r -m'),
+    section('virt', 'systemd-detect-virt 2>/dev/null'),
+    section('virt-container', 'systemd-detect-virt -c 2>/dev/null'),
     // When systemd-detect-virt is missing (minimal images): the files container managers leave behind.
-    sectionStart('container-hints'),
-    'if [ -r /run/systemd/container ]; then printf "run_systemd_container=%s\\n" "$(cat /run/systemd/container)"; fi',
-    'if [ -e /.dockerenv ]; then echo dockerenv=1; fi',
-    'if [ -e /run/.containerenv ]; then echo containerenv=1; fi',
-    sectionStart('ip-json'),
-    'ip -j addr 2>/dev/null',
-    sectionStart('ip-link'),
-    'ip -o link 2>/dev/null',
-    sectionStart('ip-addr'),
-    'ip -o addr 2>/dev/null',
-    sectionStart('route'),
-    'ip -o -4 route show default 2>/dev/null',
-    sectionStart('meminfo'),
-    'cat /proc/meminfo',
-    sectionStart('cpu'),
-    'printf "nproc=%s\\n" "$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"',
-    "grep -m1 -E '^(model name|Hardware|cpu model|Model)[[:space:]]*:' /proc/cpuinfo 2>/dev/null",
-    sectionStart('misc'),
-    'if [ -e /dev/kvm ]; then echo kvm=1; else echo kvm=0; fi',
-    'if [ -d /run/systemd/system ]; then echo run_systemd_system=1; else echo run_systemd_system=0; fi',
-    'printf "pid1_comm=%s\\n" "$(cat /proc/1/comm 2>/dev/null)"',
-    'printf "epoch=%s\\n" "$(date +%s)"',
-    'printf "iso8601=%s\\n" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"',
-    'printf "uptime=%s\\n" "$(cut -d" " -f1 /proc/uptime)"',
+    section(
+      'container-hints',
+      'if [ -r /run/systemd/container ]; then printf "run_systemd_container=%s\\n" "$(cat /run/systemd/container)"; fi',
+      'if [ -e /.dockerenv ]; then echo dockerenv=1; fi',
+      'if [ -e /run/.containerenv ]; then echo containerenv=1; fi',
+    ),
+    section('ip-json', 'ip -j addr 2>/dev/null'),
+    section('ip-link', 'ip -o link 2>/dev/null'),
+    section('ip-addr', 'ip -o addr 2>/dev/null'),
+    section('route', 'ip -o -4 route show default 2>/dev/null'),
+    section('meminfo', 'cat /proc/meminfo'),
+    section(
+      'cpu',
+      'printf "nproc=%s\\n" "$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"',
+      "grep -m1 -E '^(model name|Hardware|cpu model|Model)[[:space:]]*:' /proc/cpuinfo 2>/dev/null",
+    ),
+    section(
+      'misc',
+      'if [ -e /dev/kvm ]; then echo kvm=1; else echo kvm=0; fi',
+      'if [ -d /run/systemd/system ]; then echo run_systemd_system=1; else echo run_systemd_system=0; fi',
+      'printf "pid1_comm=%s\\n" "$(cat /proc/1/comm 2>/dev/null)"',
+      'printf "epoch=%s\\n" "$(date +%s)"',
+      'printf "iso8601=%s\\n" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"',
+      'printf "uptime=%s\\n" "$(cut -d" " -f1 /proc/uptime)"',
+    ),
   ].join('\n');
 }
 

@@ -7,7 +7,17 @@
 import { quote } from '../transport/quote.js';
 import { argError } from './attributes.js';
 import { planFileWrite, probedText, type TextEdit } from './file-write.js';
-import { atomicWriteScript, failureText, fileProbeScript, parseFileProbe, parseKeyValues, parseSections, parseWriteResult, runScript, sectionStart } from './remote.js';
+import {
+  atomicWriteScript,
+  failureText,
+  fileProbeScript,
+  parseFileProbe,
+  parseKeyValues,
+  parseSections,
+  parseWriteResult,
+  runScript,
+  section,
+} from './remote.js';
 import type { FileDiff, Module, ModuleResult, Planned } from './types.js';
 
 export interface SysctlArgs {
@@ -111,13 +121,15 @@ export function parseLiveProbe(text: string | undefined): LiveProbe {
 export function sysctlProbeScript(file: string, procPath: string): string {
   return [
     fileProbeScript('file', file, { content: true, follow: true }),
-    sectionStart('live'),
-    `p=${quote(procPath)}`,
-    'if [ -e "$p" ]; then echo exists=1; printf "value_b64="; cat "$p" 2>/dev/null | base64 -w0; echo',
-    '  if [ -w "$p" ]; then echo writable=1; else echo writable=0; fi',
-    'else echo exists=0; fi',
-    // The mount options of /proc/sys itself ("ro,..." in a container; no such mount on a normal host).
-    `if awk '$5 == "/proc/sys" { split($6, o, ","); if (o[1] == "ro") ro = 1 } END { exit !ro }' /proc/self/mountinfo 2>/dev/null; then echo sys_ro=1; fi`,
+    section(
+      'live',
+      `p=${quote(procPath)}`,
+      'if [ -e "$p" ]; then echo exists=1; printf "value_b64="; cat "$p" 2>/dev/null | base64 -w0; echo',
+      '  if [ -w "$p" ]; then echo writable=1; else echo writable=0; fi',
+      'else echo exists=0; fi',
+      // The mount options of /proc/sys itself ("ro,..." in a container; no such mount on a normal host).
+      `if awk '$5 == "/proc/sys" { split($6, o, ","); if (o[1] == "ro") ro = 1 } END { exit !ro }' /proc/self/mountinfo 2>/dev/null; then echo sys_ro=1; fi`,
+    ),
   ].join('\n');
 }
 

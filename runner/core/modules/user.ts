@@ -5,7 +5,7 @@
  */
 import { argv, quote } from '../transport/quote.js';
 import { argError } from './attributes.js';
-import { failureText, parseSections, runScript, sectionStart } from './remote.js';
+import { failureText, parseSections, runScript, section } from './remote.js';
 import type { Module, ModuleResult, Planned } from './types.js';
 
 export interface UserArgs {
@@ -82,17 +82,14 @@ export function wantedGroups(args: UserArgs): string[] | undefined {
 export function userProbeScript(args: UserArgs): string {
   const name = quote(args.name);
   const lines = [
-    sectionStart('passwd'),
-    `getent passwd ${name}`,
-    sectionStart('id'),
-    `id -Gn ${name} 2>/dev/null`,
-    sectionStart('primary'),
-    `gid=$(getent passwd ${name} | cut -d: -f4); if [ -n "$gid" ]; then getent group "$gid"; fi`,
+    section('passwd', `getent passwd -- ${name}`),
+    section('id', `id -Gn -- ${name} 2>/dev/null`),
+    section('primary', `gid=$(getent passwd -- ${name} | cut -d: -f4); if [ -n "$gid" ]; then getent group -- "$gid"; fi`),
   ];
   const asked = [...(args.group !== undefined ? [args.group] : []), ...(wantedGroups(args) ?? [])];
-  asked.forEach((group, i) => lines.push(sectionStart(`group ${i}`), `getent group ${quote(group)}`));
-  if (args.password !== undefined) lines.push(sectionStart('shadow'), `getent shadow ${name} | cut -d: -f2`);
-  lines.push(sectionStart('end'), 'true');
+  asked.forEach((group, i) => lines.push(section(`group-${i}`, `getent group -- ${quote(group)}`)));
+  if (args.password !== undefined) lines.push(section('shadow', `getent shadow -- ${name} | cut -d: -f2`));
+  lines.push(section('end'));
   return lines.join('\n');
 }
 
@@ -102,7 +99,7 @@ export function parseUserProbe(args: UserArgs, stdout: string): UserProbe {
   const asked = [...(args.group !== undefined ? [args.group] : []), ...(wantedGroups(args) ?? [])];
   const knownGroups = new Map<string, GroupEntry>();
   asked.forEach((group, i) => {
-    const entry = parseGroupLine(s.get(`group ${i}`) ?? '');
+    const entry = parseGroupLine(s.get(`group-${i}`) ?? '');
     if (entry) knownGroups.set(group, entry);
   });
   const probe: UserProbe = { groupNames: (s.get('id') ?? '').trim().split(/\s+/).filter((g) => g !== ''), knownGroups };
@@ -214,10 +211,12 @@ export function planUser(args: UserArgs, probe: UserProbe): Planned<UserPlan> {
 /** The apply script (pure; table-tested). The password travels on stdin, not here. */
 export function userApplyScript(plan: UserPlan): string {
   const lines: string[] = [];
-  if (plan.useradd) lines.push(`${argv('useradd', ...plan.useradd)} || exit 30`);
-  if (plan.usermod) lines.push(`${argv('usermod', ...plan.usermod)} || exit 31`);
+  // The user name is the last word: `--` before it, so no name can ever be read as an option.
+  const withName = (words: string[]): string[] => [...words.slice(0, -1), '--', ...words.slice(-1)];
+  if (plan.useradd) lines.push(`${argv('useradd', ...withName(plan.useradd))} || exit 30`);
+  if (plan.usermod) lines.push(`${argv('usermod', ...withName(plan.usermod))} || exit 31`);
   if (plan.setPassword) lines.push(`chpasswd -e || exit 32`);
-  if (plan.userdel) lines.push(`${argv('userdel', ...plan.userdel)} || exit 33`);
+  if (plan.userdel) lines.push(`${argv('userdel', ...withName(plan.userdel))} || exit 33`);
   return lines.join('\n');
 }
 

@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { aptApplyScript, aptModule, parseAptPolicy, parseDpkgQuery, planApt, type AptArgs } from '../../../runner/core/modules/apt.js';
-import { FakeConnection, contextFor, outsideSingleQuotes } from '../../helpers/fake-connection.js';
+import { FakeConnection, contextFor, frameSections, outsideSingleQuotes } from '../../helpers/fake-connection.js';
 
 const DPKG = 'coreutils\tinstall ok installed\t9.1-1\n';
 const REMOVED_LINE = 'nginx\tdeinstall ok config-files\t1.22.1-9\n';
@@ -95,15 +95,15 @@ describe('apt apply', () => {
     expect(aptApplyScript(p.state!).split('\n')).toEqual([
       'export DEBIAN_FRONTEND=noninteractive',
       'apt-get -q update || exit 10',
-      'apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=120 --no-install-recommends install hello || exit 11',
+      'apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=120 --no-install-recommends install -- hello || exit 11',
     ]);
     const purge = planApt({ name: 'coreutils', state: 'absent', purge: true }, ['coreutils'], dpkg, policy, undefined);
-    expect(aptApplyScript(purge.state!)).toContain('--purge remove coreutils || exit 12');
+    expect(aptApplyScript(purge.state!)).toContain('--purge remove -- coreutils || exit 12');
   });
 
   it('check is one round trip; apply one more, with become; hostile names are refused before any', async () => {
     const conn = new FakeConnection([
-      { match: 'dpkg-query', reply: { stdout: `::cairn-section:: dpkg\n${DPKG}::cairn-section:: policy\n${POLICY}::cairn-section:: end\n` } },
+      { match: 'dpkg-query', reply: { stdout: frameSections(`::cairn-section:: dpkg\n${DPKG}::cairn-section:: policy\n${POLICY}::cairn-section:: end\n`) } },
       { match: 'apt-get', reply: { stdout: 'Setting up hello (2.10-3) ...\n' } },
     ]);
     const ctx = contextFor(conn, { become: true });
@@ -118,7 +118,7 @@ describe('apt apply', () => {
 
   it('reports which apt-get step failed', async () => {
     const conn = new FakeConnection([
-      { match: 'dpkg-query', reply: { stdout: `::cairn-section:: dpkg\n::cairn-section:: policy\n${POLICY}::cairn-section:: end\n` } },
+      { match: 'dpkg-query', reply: { stdout: frameSections(`::cairn-section:: dpkg\n::cairn-section:: policy\n${POLICY}::cairn-section:: end\n`) } },
       { match: 'apt-get', reply: { code: 11, stderr: 'E: Unable to fetch some archives\n' } },
     ]);
     const ctx = contextFor(conn);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { copyModule, type CopyArgs } from '../../../runner/core/modules/copy.js';
+import { formatSection } from '../../../runner/core/modules/remote.js';
 import { FakeConnection, contextFor, fileProbeOutput, outsideSingleQuotes, type ProbeFixture } from '../../helpers/fake-connection.js';
 
 const dest = '/etc/app/app.conf';
@@ -67,19 +68,24 @@ describe('copy apply', () => {
     const hostile = "/etc/$(touch /tmp/pwned)/it's.conf";
     const conn = new FakeConnection([
       { match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ content: 'old\n' }) } },
-      { match: 'mktemp', reply: { stdout: `::cairn-section:: backup\n${hostile}.2026-01-01@00:00:00~\n` } },
+      { match: 'mktemp', reply: { stdout: formatSection('backup', `${hostile}.2026-01-01@00:00:00.Ab12Cd~`) } },
     ]);
     const ctx = contextFor(conn, { become: true, becomeUser: 'root' });
     const args = { dest: hostile, content: 'new\n', owner: 'app', mode: '0640', backup: true, validate: 'nginx -t -c %s' };
     const plan = await copyModule.check(ctx, args);
     const result = await copyModule.apply(ctx, args, plan);
-    expect(result).toMatchObject({ changed: true, data: { backup_file: `${hostile}.2026-01-01@00:00:00~` } });
+    expect(result).toMatchObject({ changed: true, data: { backup_file: `${hostile}.2026-01-01@00:00:00.Ab12Cd~` } });
     const script = conn.calls[1]!.script;
     expect(outsideSingleQuotes(script)).not.toContain('$(touch');
-    expect(script).toContain("chown app -- \"$tmp\"");
-    expect(script).toContain("chmod 0640 -- \"$tmp\"");
+    // Owner and mode go on the open, still empty temp file (fd 3) before `cat` writes the content.
+    expect(script).toContain('o=app');
+    const chownAt = script.indexOf('chown -- "$o:$g" /proc/self/fd/3');
+    const chmodAt = script.indexOf('chmod -- 0640 /proc/self/fd/3');
+    expect(chownAt).toBeGreaterThan(-1);
+    expect(chmodAt).toBeGreaterThan(chownAt);
+    expect(script.indexOf('cat >&3')).toBeGreaterThan(chmodAt);
     expect(script).toContain('out=$( nginx -t -c "$tmp" 2>&1 )');
-    expect(script).toContain('cp -p -- "$dest" "$backup"');
+    expect(script).not.toContain('cp -p');
     expect(conn.calls.every((c) => c.opts.become === true)).toBe(true);
   });
 
@@ -91,13 +97,13 @@ describe('copy apply', () => {
     const ctx = contextFor(conn);
     const plan = await copyModule.check(ctx, { dest, content: 'a\n', mode: '0600' });
     await copyModule.apply(ctx, { dest, content: 'a\n', mode: '0600' }, plan);
-    expect(conn.calls[1]!.script).toBe(`set -e\nchmod 0600 -- ${dest}`);
+    expect(conn.calls[1]!.script).toBe(`set -e\nchmod -- 0600 ${dest}`);
   });
 
   it('a failed validation is a failed task naming the validator output', async () => {
     const conn = new FakeConnection([
       { match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ absent: true }) } },
-      { match: 'mktemp', reply: { code: 74, stdout: '::cairn-section:: validate\nrc=1\nconfig error on line 2\n' } },
+      { match: 'mktemp', reply: { code: 74, stdout: formatSection('validate', 'rc=1\nconfig error on line 2\n') } },
     ]);
     const ctx = contextFor(conn);
     const args = { dest, content: 'ok\nbad directive\n', validate: 'check %s' };

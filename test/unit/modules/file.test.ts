@@ -1,22 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { fileApplyScript, fileModule, parseTree, planFile, type FileArgs, type TreeEntry } from '../../../runner/core/modules/file.js';
-import { parseFileProbe, type FileProbe } from '../../../runner/core/modules/remote.js';
+import { parseFileProbe, parseSections, type FileProbe } from '../../../runner/core/modules/remote.js';
 import { FakeConnection, contextFor, fileProbeOutput, outsideSingleQuotes, shellWords, type ProbeFixture } from '../../helpers/fake-connection.js';
 
-const probeOf = (path: string, f: ProbeFixture): FileProbe => parseFileProbe(path, fileProbeOutput(f).split('\n').slice(1).join('\n'));
+const probeOf = (path: string, f: ProbeFixture): FileProbe => parseFileProbe(path, parseSections(fileProbeOutput(f)).get('file'));
 
 type Row = [string, FileArgs, ProbeFixture, { actions: string[]; failed?: string; script?: string[] }];
 
 const rows: Row[] = [
   ['directory: creates a missing one with a mode', { path: '/srv/app', state: 'directory', mode: '0750' }, { absent: true }, {
     actions: ['create directory /srv/app', 'set mode 0750 on /srv/app'],
-    script: ['mkdir -p -- /srv/app || exit 1', 'chmod 0750 -- /srv/app || exit 1'],
+    script: ['mkdir -p -- /srv/app || exit 1', 'chmod -- 0750 /srv/app || exit 1'],
   }],
   ['directory: right already', { path: '/srv/app', state: 'directory', mode: '0750', owner: 'root' }, { type: 'directory', mode: '750' }, { actions: [] }],
   ['directory: a file in the way fails', { path: '/srv/app', state: 'directory' }, { type: 'file' }, { actions: [], failed: '/srv/app already exists as a file; it is not a directory' }],
   ['file: fixes owner and symbolic mode', { path: '/f', state: 'file', owner: 'www-data', mode: 'g+w' }, { mode: '644' }, {
     actions: ['set owner root -> www-data, mode 0644 -> 0664 on /f'],
-    script: ['chown www-data -- /f || exit 1', 'chmod 0664 -- /f || exit 1'],
+    script: ['chown -- www-data /f || exit 1', 'chmod -- 0664 /f || exit 1'],
   }],
   ['file: missing fails as Ansible', { path: '/f', state: 'file' }, { absent: true }, { actions: [], failed: 'file (/f) is absent, cannot continue' }],
   ['absent: removes a file', { path: '/f', state: 'absent' }, {}, { actions: ['remove /f'], script: ['rm -rf -- /f || exit 1'] }],
@@ -30,7 +30,7 @@ const rows: Row[] = [
   ['link: refuses a file without force', { path: '/cur', state: 'link', src: '/v1' }, {}, { actions: [], failed: 'refusing to convert from file to symlink for /cur; use force: true' }],
   ['link: owner uses chown -h', { path: '/cur', state: 'link', src: '/v1', owner: 'app' }, { type: 'link', linkTarget: '/v1' }, {
     actions: ['set owner root -> app on /cur'],
-    script: ['chown -h app -- /cur || exit 1'],
+    script: ['chown -h -- app /cur || exit 1'],
   }],
 ];
 
@@ -62,18 +62,28 @@ describe('planFile', () => {
       'set mode 0755 on 1 entries under /d',
     ]);
     expect(fileApplyScript(plan.state!).split('\n')).toEqual([
-      'chown -h www-data -- /d/a /d/ln || exit 1',
-      'chmod 0644 -- /d/b || exit 1',
-      'chmod 0755 -- /d/sub || exit 1',
+      'chown -h -- www-data /d/a /d/ln || exit 1',
+      'chmod -- 0644 /d/b || exit 1',
+      'chmod -- 0755 /d/sub || exit 1',
     ]);
   });
 
   it('parses the recurse probe (find -printf, NUL-terminated; a name may hold a tab or newline)', () => {
     const out = '\n755\t0\t0\troot\troot\td\t/d/sub\u0000644\t33\t33\twww-data\twww-data\tf\t/d/we\tird\nname\u0000';
-    expect(parseTree(out)).toEqual([
+    expect(parseTree(out.replace(/^\n/, ''), '/d')).toEqual([
       { path: '/d/sub', mode: '0755', uid: 0, gid: 0, owner: 'root', group: 'root', isDir: true, isLink: false },
       { path: '/d/we\tird\nname', mode: '0644', uid: 33, gid: 33, owner: 'www-data', group: 'www-data', isDir: false, isLink: false },
     ]);
+  });
+
+  it('refuses a recurse listing with a path outside the tree, a bad mode or type, or a cut record', () => {
+    expect(() => parseTree('644\t0\t0\troot\troot\tf\t/etc/shadow\u0000', '/d')).toThrow(/path outside it/);
+    expect(() => parseTree('644\t0\t0\troot\troot\tf\t/d/../etc\u0000', '/d')).toThrow(/path outside it/);
+    expect(() => parseTree('644\t0\t0\troot\troot\tf\t/dx/a\u0000', '/d')).toThrow(/path outside it/);
+    expect(() => parseTree('9x9\t0\t0\troot\troot\tf\t/d/a\u0000', '/d')).toThrow(/not an octal mode/);
+    expect(() => parseTree('644\tx\t0\troot\troot\tf\t/d/a\u0000', '/d')).toThrow(/not a number/);
+    expect(() => parseTree('644\t0\t0\troot\troot\tq\t/d/a\u0000', '/d')).toThrow(/unknown file type/);
+    expect(() => parseTree('644\t0\t0\troot\troot\tf\t/d/a', '/d')).toThrow(/unterminated record/);
   });
 
   it('quotes every path: hostile names stay single words', () => {

@@ -5,20 +5,31 @@
  */
 import { describe, expect, it } from 'vitest';
 import { buildRequest, curlScript, httpModule, parseResponseHeaders, readResponse } from '../../../runner/core/modules/http.js';
+import { formatSection } from '../../../runner/core/modules/remote.js';
 import { FakeConnection, contextFor, outsideSingleQuotes, shellWords } from '../../helpers/fake-connection.js';
 
+// Captured with the earlier probe layout (headers and body base64 inside their sections); the values are the
+// same, now each section framed as the current curlScript prints it.
 const CURL_OK = [
-  'curl_rc=0',
-  '::cairn-section:: meta',
-  '200 0.009111 http://127.0.0.1:38211/health.json',
-  '::cairn-section:: err',
-  '::cairn-section:: headers',
-  'SFRUUC8xLjAgMjAwIE9LDQpTZXJ2ZXI6IFNpbXBsZUhUVFAvMC42IFB5dGhvbi8zLjExLjcNCkRhdGU6IFNhdCwgMjEgTm92IDIwMjYgMTM6MDg6MDEgR01UDQpDb250ZW50LXR5cGU6IGFwcGxpY2F0aW9uL2pzb24NCkNvbnRlbnQtTGVuZ3RoOiAyNQ0KTGFzdC1Nb2RpZmllZDogU2F0LCAyMSBOb3YgMjAyNiAxMzowNzo1OCBHTVQNCg0K',
-  '::cairn-section:: body',
-  'eyJzdGF0dXMiOiJvayIsIm5vZGVzIjozfQ==',
-  '',
-].join('\n');
-const CURL_REFUSED = 'curl_rc=7\n::cairn-section:: meta\n000 0.000132 http://127.0.0.1:40311/\n::cairn-section:: err\ncurl: (7) Failed to connect to 127.0.0.1 port 40311 after 0 ms: Couldn\'t connect to server\n::cairn-section:: headers\n\n::cairn-section:: body\n\n';
+  formatSection('rc', 'curl_rc=0\n'),
+  formatSection('meta', '200 0.009111 http://127.0.0.1:38211/health.json'),
+  formatSection('err', ''),
+  formatSection(
+    'headers',
+    Buffer.from(
+      'SFRUUC8xLjAgMjAwIE9LDQpTZXJ2ZXI6IFNpbXBsZUhUVFAvMC42IFB5dGhvbi8zLjExLjcNCkRhdGU6IFNhdCwgMjEgTm92IDIwMjYgMTM6MDg6MDEgR01UDQpDb250ZW50LXR5cGU6IGFwcGxpY2F0aW9uL2pzb24NCkNvbnRlbnQtTGVuZ3RoOiAyNQ0KTGFzdC1Nb2RpZmllZDogU2F0LCAyMSBOb3YgMjAyNiAxMzowNzo1OCBHTVQNCg0K',
+      'base64',
+    ),
+  ),
+  formatSection('body', Buffer.from('eyJzdGF0dXMiOiJvayIsIm5vZGVzIjozfQ==', 'base64')),
+].join('');
+const CURL_REFUSED = [
+  formatSection('rc', 'curl_rc=7\n'),
+  formatSection('meta', '000 0.000132 http://127.0.0.1:40311/'),
+  formatSection('err', "curl: (7) Failed to connect to 127.0.0.1 port 40311 after 0 ms: Couldn't connect to server\n"),
+  formatSection('headers', ''),
+  formatSection('body', ''),
+].join('');
 
 describe('buildRequest', () => {
   it('json bodies get a content type; GET follows redirects by default (safe), POST does not', () => {

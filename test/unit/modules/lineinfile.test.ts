@@ -77,7 +77,7 @@ describe('lineinfile module', () => {
     expect(result.changed).toBe(true);
     expect(conn.calls).toHaveLength(2);
     expect(conn.calls[1]!.opts).toMatchObject({ become: true, becomeUser: 'root', stdin: Buffer.from('PermitRootLogin no\n') });
-    expect(conn.calls[1]!.script).toContain("mv -f -- \"$tmp\" \"$dest\"");
+    expect(conn.calls[1]!.script).toContain("mv -fT -- \"$tmp\" \"$dest\"");
   });
 
   it('fails on a missing file without create, and plans creation with it', async () => {

@@ -12,12 +12,17 @@ import {
   describeValidationFailure,
   diffText,
   fileProbeScript,
+  formatSection,
   parseFileProbe,
+  parseKeyValues,
   parseSections,
   parseWriteResult,
+  section,
+  SECTION_MARK,
   validateCommandLine,
   WriteExit,
 } from '../../../runner/core/modules/remote.js';
+import { quote } from '../../../runner/core/transport/quote.js';
 import type { ExecResult } from '../../../runner/core/transport/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-remote-'));
@@ -31,11 +36,37 @@ function sh(script: string, stdin?: string | Buffer): ExecResult {
 const leftovers = (): string[] => readdirSync(dir).filter((n) => n.startsWith('.cairn-'));
 
 describe('parseSections', () => {
-  it('splits on markers and keeps text before the first one', () => {
-    const s = parseSections('pre\n::cairn-section:: a\n1\n2\n::cairn-section:: b c\n\n');
-    expect(s.get('')).toBe('pre');
+  it('reads one framed line per section and keeps unframed text apart', () => {
+    const s = parseSections(`pre\n${formatSection('a', '1\n2')}${formatSection('b-c', '\n')}${formatSection('empty', '')}`);
+    expect(s.get('')).toBe('pre\n');
     expect(s.get('a')).toBe('1\n2');
-    expect(s.get('b c')).toBe('\n');
+    expect(s.get('b-c')).toBe('\n');
+    expect(s.get('empty')).toBe('');
+  });
+
+  it('content holding the marker stays content (real sh runs `section`)', () => {
+    const forged = `x\n${SECTION_MARK} file dHlwZT1maWxlCg==\n${SECTION_MARK} end\n`;
+    const script = [section('file', `printf '%s' ${quote(forged)}`), section('end')].join('\n');
+    const s = parseSections(sh(script).stdout);
+    expect(s.get('file')).toBe(forged);
+    expect(s.get('end')).toBe('');
+    expect([...s.keys()].sort()).toEqual(['end', 'file']);
+  });
+
+  it('refuses a section printed twice, a malformed marker line and a bad key repeated', () => {
+    expect(() => parseSections(formatSection('a', '1') + formatSection('a', '2'))).toThrow(/section "a" twice/);
+    expect(() => parseSections(`${SECTION_MARK} a\n1\n`)).toThrow(/malformed section line/);
+    expect(() => parseSections(`${SECTION_MARK} a b!c\n`)).toThrow(/malformed section line/);
+    expect(() => parseKeyValues('mode=644\nmode=777')).toThrow(/repeats "mode="/);
+  });
+
+  it('a probe value that is not what stat prints is refused', () => {
+    const probe = (extra: string): string => `umask=0022\ntype=file\nuid=0\ngid=0\n${extra}`;
+    expect(() => parseFileProbe('/f', probe('mode=9x9'))).toThrow(/not an octal mode/);
+    expect(() => parseFileProbe('/f', 'umask=0022\ntype=fifo')).toThrow(/reported type "fifo"/);
+    expect(() => parseFileProbe('/f', 'umask=0022\ntype=file\nmode=644\nuid=-1')).toThrow(/not a number/);
+    expect(() => parseFileProbe('/f', probe('mode=644\nsha256=zz'))).toThrow(/not sha256/);
+    expect(() => parseFileProbe('/f', probe('mode=644\ncontent_b64=%%%'))).toThrow(/not base64/);
   });
 });
 
@@ -113,9 +144,9 @@ describe('atomic write (real sh, real files)', () => {
     writeFileSync(dest, 'v1 ok\n');
     const res = sh(atomicWriteScript({ dest, backup: true, validate: `sh -c 'echo "$1" > ${dir}/validated-path; grep -q ok "$1"' sh %s` }), 'v2 ok\n');
     expect(res.code).toBe(0);
-    expect(readFileSync(join(dir, 'validated-path'), 'utf8')).toMatch(new RegExp(`^${dir}/\\.cairn-tmp\\.\\w{8}\\n$`));
+    expect(readFileSync(join(dir, 'validated-path'), 'utf8')).toMatch(new RegExp(`^${dir}/\\.cairn-tmp\\.\\w{12}\\n$`));
     const outcome = parseWriteResult(res, dest, 'v2 ok\n');
-    expect(outcome.backupFile).toMatch(/backed\.conf\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~$/);
+    expect(outcome.backupFile).toMatch(/backed\.conf\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d\.\w{6}~$/);
     expect(readFileSync(outcome.backupFile!, 'utf8')).toBe('v1 ok\n');
     expect(readFileSync(dest, 'utf8')).toBe('v2 ok\n');
   });
@@ -123,7 +154,7 @@ describe('atomic write (real sh, real files)', () => {
   it('a missing directory fails at mktemp with a message', () => {
     const res = sh(atomicWriteScript({ dest: join(dir, 'no', 'such', 'f') }), 'x');
     expect(res.code).toBe(WriteExit.tempFile);
-    expect(parseWriteResult(res, join(dir, 'no', 'such', 'f'), 'x').error).toMatch(/^cannot create a temporary file in .*no\/such: mktemp:/);
+    expect(parseWriteResult(res, join(dir, 'no', 'such', 'f'), 'x').error).toMatch(/^cannot create a temporary file in .*no\/such: .*(Directory nonexistent|No such file)/);
   });
 
   it('hostile destination names are data, not shell', () => {

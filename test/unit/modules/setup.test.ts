@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { factsScript, osFamily, parseFacts, parseIpOneline, parseOsRelease, setupModule } from '../../../runner/core/modules/setup.js';
-import { FakeConnection, contextFor } from '../../helpers/fake-connection.js';
+import { FakeConnection, contextFor, frameSections } from '../../helpers/fake-connection.js';
 
 const CAPTURED = [
   "::cairn-section:: os-release",
@@ -126,7 +126,7 @@ function withSection(name: string, body: string, source = CAPTURED): string {
 }
 
 describe('parseFacts on this machine\'s real output', () => {
-  const facts = parseFacts(CAPTURED);
+  const facts = parseFacts(frameSections(CAPTURED));
 
   it('os, kernel, names', () => {
     expect(facts.os).toEqual({ id: 'debian', version_id: '12', codename: 'bookworm', pretty_name: 'Debian GNU/Linux 12 (bookworm)', family: 'Debian' });
@@ -158,7 +158,7 @@ describe('parseFacts on this machine\'s real output', () => {
   });
 
   it('the ip -o fallback gives the same interfaces as ip -j', () => {
-    const fallback = parseFacts(withSection('ip-json', ''));
+    const fallback = parseFacts(frameSections(withSection('ip-json', '')));
     expect(fallback.interfaces).toEqual(facts.interfaces);
   });
 });
@@ -169,7 +169,7 @@ describe('virtualization', () => {
     out = withSection('virt-container', container ? `${container}\n` : '', out);
     out = withSection('container-hints', hints, out);
     if (!kvm) out = out.replace('kvm=1', 'kvm=0');
-    return parseFacts(out).virtualization;
+    return parseFacts(frameSections(out)).virtualization;
   };
 
   it.each([
@@ -206,7 +206,7 @@ describe('helpers', () => {
 
 describe('setup module', () => {
   it('one round trip, read-only, facts in data', async () => {
-    const conn = new FakeConnection([{ match: 'systemd-detect-virt', reply: { stdout: CAPTURED } }]);
+    const conn = new FakeConnection([{ match: 'systemd-detect-virt', reply: { stdout: frameSections(CAPTURED) } }]);
     const plan = await setupModule.check(contextFor(conn), {});
     expect(conn.calls).toHaveLength(1);
     expect(conn.calls[0]!.script).toBe(factsScript());

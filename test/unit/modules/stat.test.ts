@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { statModule, statResult } from '../../../runner/core/modules/stat.js';
-import { parseFileProbe } from '../../../runner/core/modules/remote.js';
+import { parseFileProbe, parseSections } from '../../../runner/core/modules/remote.js';
 import { FakeConnection, contextFor, fileProbeOutput } from '../../helpers/fake-connection.js';
 
 describe('stat', () => {
@@ -34,7 +34,7 @@ describe('stat', () => {
     const plan = await statModule.check(contextFor(conn), { path: '/x', follow: true, checksum: false });
     expect(plan.data).toEqual({ stat: { exists: false, path: '/x' } });
     expect(conn.calls[0]!.script).not.toContain('sha256sum');
-    const link = statResult(parseFileProbe('/l', fileProbeOutput({ type: 'link', linkTarget: '/t' }).split('\n').slice(1).join('\n')));
+    const link = statResult(parseFileProbe('/l', parseSections(fileProbeOutput({ type: 'link', linkTarget: '/t' })).get('file')));
     expect(link).toMatchObject({ islnk: true, lnk_target: '/t', lnk_source: '/t' });
   });
 });

@@ -17,10 +17,11 @@ import {
   sysctlModule,
   sysctlProcPath,
 } from '../../../runner/core/modules/sysctl.js';
-import { FakeConnection, contextFor, fileProbeOutput, outsideSingleQuotes } from '../../helpers/fake-connection.js';
+import { FakeConnection, contextFor, fileProbeOutput, frameSections, outsideSingleQuotes } from '../../helpers/fake-connection.js';
+import { parseSections } from '../../../runner/core/modules/remote.js';
 
 const liveSection = (value: string, writable: boolean, exists = true): string =>
-  exists ? `::cairn-section:: live\nexists=1\nvalue_b64=${Buffer.from(value).toString('base64')}\nwritable=${writable ? 1 : 0}\n` : '::cairn-section:: live\nexists=0\n';
+  frameSections(exists ? `::cairn-section:: live\nexists=1\nvalue_b64=${Buffer.from(value).toString('base64')}\nwritable=${writable ? 1 : 0}\n` : '::cairn-section:: live\nexists=0\n');
 
 describe('editSysctlFile', () => {
   it.each([
@@ -61,7 +62,7 @@ describe('keys and values', () => {
   });
 
   it('reads the live probe', () => {
-    expect(parseLiveProbe(liveSection('32768\t60999\n', true).split('\n').slice(1).join('\n'))).toEqual({ exists: true, writable: true, value: '32768\t60999' });
+    expect(parseLiveProbe(parseSections(liveSection('32768\t60999\n', true)).get('live'))).toEqual({ exists: true, writable: true, value: '32768\t60999' });
   });
 });
 

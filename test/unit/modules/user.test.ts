@@ -6,36 +6,38 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseUserProbe, planUser, userApplyScript, userModule, userProbeScript, type UserArgs } from '../../../runner/core/modules/user.js';
-import { FakeConnection, contextFor, outsideSingleQuotes } from '../../helpers/fake-connection.js';
+import { FakeConnection, contextFor, frameSections, outsideSingleQuotes } from '../../helpers/fake-connection.js';
 
-const ROOT_PROBE = `::cairn-section:: passwd
+const ROOT_PROBE = frameSections(`::cairn-section:: passwd
 root:x:0:0:root:/root:/bin/bash
 ::cairn-section:: id
 root
 ::cairn-section:: primary
 root:x:0:
-::cairn-section:: group 0
+::cairn-section:: group-0
 adm:x:4:
-::cairn-section:: group 1
+::cairn-section:: group-1
 ::cairn-section:: shadow
 *
 ::cairn-section:: end
-`;
+`);
 
-const appProbe = (groups: string, extraGroups: string[] = []) =>
-  [
+const appProbe = (groups: string, extraGroups: string[] = []): string =>
+  frameSections([
     '::cairn-section:: passwd',
     'app:x:1001:1001:App user:/home/app:/bin/sh',
     '::cairn-section:: id',
     groups,
     '::cairn-section:: primary',
     'app:x:1001:',
-    ...extraGroups.flatMap((g, i) => [`::cairn-section:: group ${i}`, g]),
+    ...extraGroups.flatMap((g, i) => [`::cairn-section:: group-${i}`, g]),
     '::cairn-section:: end',
     '',
-  ].join('\n');
+  ].join('\n'));
 
-const MISSING_PROBE = '::cairn-section:: passwd\n::cairn-section:: id\n::cairn-section:: primary\n::cairn-section:: group 0\nadm:x:4:\n::cairn-section:: end\n';
+const MISSING_PROBE = frameSections(
+  '::cairn-section:: passwd\n::cairn-section:: id\n::cairn-section:: primary\n::cairn-section:: group-0\nadm:x:4:\n::cairn-section:: end\n',
+);
 
 describe('parseUserProbe', () => {
   it('reads passwd, groups, the primary group, asked groups and the hash', () => {
@@ -58,7 +60,7 @@ describe('planUser', () => {
   it('creates a missing user with the given options', () => {
     const p = plan({ name: 'app', groups: ['adm'], shell: '/bin/bash', system: true, create_home: false, comment: 'App' }, MISSING_PROBE);
     expect(p.actions).toEqual(['create user app (groups adm, shell /bin/bash, comment "App", system)']);
-    expect(userApplyScript(p.state!)).toBe("useradd -G adm -s /bin/bash -c App -r -M app || exit 30");
+    expect(userApplyScript(p.state!)).toBe("useradd -G adm -s /bin/bash -c App -r -M -- app || exit 30");
   });
 
   it.each([
@@ -87,7 +89,7 @@ describe('planUser', () => {
 
   it('absent removes an existing user, optionally its home', () => {
     const p = plan({ name: 'app', state: 'absent', remove: true }, appProbe('app'));
-    expect(userApplyScript(p.state!)).toBe('userdel -r app || exit 33');
+    expect(userApplyScript(p.state!)).toBe('userdel -r -- app || exit 33');
     expect(plan({ name: 'app', state: 'absent' }, MISSING_PROBE).changed).toBe(false);
   });
 });
@@ -102,7 +104,7 @@ describe('user module', () => {
     const args = { name: 'app', password: '$6$s$h' };
     const result = await userModule.apply(ctx, args, await userModule.check(ctx, args));
     expect(result.changed).toBe(true);
-    expect(conn.calls[1]!.script).toBe('useradd -m app || exit 30\nchpasswd -e || exit 32');
+    expect(conn.calls[1]!.script).toBe('useradd -m -- app || exit 30\nchpasswd -e || exit 32');
     expect(conn.calls[1]!.opts).toMatchObject({ become: true, stdin: 'app:$6$s$h\n' });
   });
 

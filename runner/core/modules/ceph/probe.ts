@@ -4,7 +4,7 @@
  */
 import type { ExecResult } from '../../transport/types.js';
 import { argv } from '../../transport/quote.js';
-import { parseSections, sectionStart } from '../remote.js';
+import { parseSections, section } from '../remote.js';
 import type { ClusterSnapshot } from './assess.js';
 import { CephOutputError, parseHealthDetailText, parseHealthJson, parseJsonOutput, type HealthReport } from './health.js';
 import { parseCrushRulesJson, parseOsdTreeJson, parsePoolsJson, parseQuorumStatusJson, parseStatusJson } from './status.js';
@@ -42,14 +42,17 @@ export function probeScript(timeoutS = 20): string {
   for (const [name] of PROBE_COMMANDS) {
     lines.push(
       `if [ -e "$d/${name}.rc" ]; then`,
-      `  ${sectionStart(name)}`,
-      // JSON output ends without a newline: the status marker starts a line of its own.
-      `  cat "$d/${name}.out"; rc=$(cat "$d/${name}.rc"); printf '\\n::rc=%s\\n' "$rc"`,
-      `  [ "$rc" = 0 ] || sed 's/^/::err=/' "$d/${name}.err"`,
+      // JSON output ends without a newline: the status marker starts a line of its own. It is the LAST
+      // `::rc=` line of the section (stderr lines after it are all prefixed), so output cannot fake it.
+      section(
+        name,
+        `cat "$d/${name}.out"; rc=$(cat "$d/${name}.rc"); printf '\\n::rc=%s\\n' "$rc"`,
+        `[ "$rc" = 0 ] || sed 's/^/::err=/' "$d/${name}.err"`,
+      ),
       'fi',
     );
   }
-  lines.push('rm -rf "$d"', sectionStart('end'), 'true');
+  lines.push('rm -rf "$d"', section('end'));
   return lines.join('\n');
 }
 
@@ -65,10 +68,10 @@ function sectionBody(sections: Map<string, string>, name: string): string {
   const raw = sections.get(name);
   if (raw === undefined) throw new CephOutputError(`the probe's output has no "${name}" section`);
   const lines = raw.split('\n');
-  const rcAt = lines.findIndex((l) => /^::rc=\d+$/.test(l));
+  const rcAt = lines.findLastIndex((l) => /^::rc=\d+$/.test(l));
   const body = (rcAt === -1 ? lines : lines.slice(0, rcAt)).join('\n');
   const rc = rcAt === -1 ? -1 : Number(lines[rcAt]!.slice('::rc='.length));
-  const stderr = lines.filter((l) => l.startsWith('::err=')).map((l) => l.slice('::err='.length));
+  const stderr = lines.slice(rcAt + 1).filter((l) => l.startsWith('::err=')).map((l) => l.slice('::err='.length));
   const command = ['ceph', ...(PROBE_COMMANDS.find(([n]) => n === name)?.[1] ?? [])].join(' ');
   if (rc !== 0) {
     const why = rc === 124 ? 'timed out (no monitor quorum?)' : rc === -1 ? 'did not finish' : `failed with exit code ${rc}`;

@@ -14,7 +14,7 @@ import { assessRaid, summariseRaid, type ArrayHealth } from './health.js';
 import { parseMdadmDetails, type MdadmDetail } from './mdadm-detail.js';
 import { parseMdstat, type Mdstat } from './mdstat.js';
 import { registerModule } from '../index.js';
-import { failureText, parseKeyValues, parseSections, runScript, sectionStart } from '../remote.js';
+import { failureText, parseKeyValues, parseSections, runScript, section } from '../remote.js';
 import type { Module, ModuleResult, Planned } from '../types.js';
 
 export interface RaidHealthArgs {
@@ -55,17 +55,19 @@ export function raidProbeScript(args: RaidHealthArgs): string {
   const mode = args.mdadm_detail ?? 'auto';
   const runMdadm = detailPath === '' && (mode === true || (mode === 'auto' && mdstat === LIVE_MDSTAT));
   const lines = [
-    sectionStart('mdstat'),
     `p=${quote(mdstat)}`,
-    'if [ -e "$p" ]; then echo present=1; printf "content_b64="; base64 -w0 < "$p" || exit 3; echo; else echo present=0; fi',
-    'if command -v mdadm >/dev/null 2>&1; then echo mdadm=1; else echo mdadm=0; fi',
-    sectionStart('detail'),
+    section(
+      'mdstat',
+      'if [ -e "$p" ]; then echo present=1; printf "content_b64="; base64 -w0 < "$p" || echo read_error=1; echo; else echo present=0; fi',
+      'if command -v mdadm >/dev/null 2>&1; then echo mdadm=1; else echo mdadm=0; fi',
+    ),
   ];
+  const detail: string[] = [];
   if (detailPath !== '') {
-    lines.push(`d=${quote(detailPath)}`, 'if [ -r "$d" ]; then printf "file_b64="; base64 -w0 < "$d" || exit 3; echo; else echo file_missing=1; fi');
+    detail.push(`d=${quote(detailPath)}`, 'if [ -r "$d" ]; then printf "file_b64="; base64 -w0 < "$d" || echo read_error=1; echo; else echo file_missing=1; fi');
   } else if (runMdadm) {
     // Array names from the header lines ("md1 : active ..."); one base64 output per array.
-    lines.push(
+    detail.push(
       'if [ -e "$p" ] && command -v mdadm >/dev/null 2>&1; then',
       '  for md in $(sed -n "s/^\\(md[A-Za-z0-9_.-]*\\) *: .*/\\1/p" "$p"); do',
       '    printf "run_%s_b64=" "$md"; mdadm --detail "/dev/$md" 2>&1 | base64 -w0; echo',
@@ -73,6 +75,7 @@ export function raidProbeScript(args: RaidHealthArgs): string {
       'fi',
     );
   }
+  lines.push(section('detail', ...detail));
   return lines.join('\n');
 }
 
@@ -136,7 +139,9 @@ export const raidHealthModule: Module<RaidHealthArgs> = {
 
   async check(ctx, args): Promise<Planned> {
     const res = await runScript(ctx, raidProbeScript(args));
-    if (res.code !== 0 || !parseSections(res.stdout).has('detail')) {
+    const sections = res.code === 0 ? parseSections(res.stdout) : undefined;
+    const readError = /^read_error=1$/m.test(`${sections?.get('mdstat') ?? ''}\n${sections?.get('detail') ?? ''}`);
+    if (!sections?.has('detail') || readError) {
       return { changed: false, actions: [], failed: `cannot read the RAID state on ${ctx.host}: ${failureText(res)}` };
     }
     const probe = parseRaidProbe(res.stdout, args);

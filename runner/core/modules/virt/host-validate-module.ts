@@ -4,7 +4,7 @@
  * CPU-flag FAIL, and judges. With `require_hw_virt: false` the CPU-flag FAIL of a nested or container host is
  * excused only when /dev/kvm really works, and the registered `notes` (and `msg`) say so.
  */
-import { failureText, parseKeyValues, parseSections, runScript, sectionStart } from '../remote.js';
+import { failureText, parseKeyValues, parseSections, runScript, section } from '../remote.js';
 import type { Module, Planned } from '../types.js';
 import { argv, quote } from '../../transport/quote.js';
 import { judgeHostValidate, parseHostValidate } from './host-validate.js';
@@ -25,15 +25,17 @@ export function validateProbeScript(args: VirtHostValidateArgs): string {
   const open = `exec 3<>/dev/kvm`;
   const asUser = args.kvm_user && args.kvm_user !== 'root' ? `runuser -u ${quote(args.kvm_user)} -- sh -c ${quote(open)}` : `sh -c ${quote(open)}`;
   return [
-    sectionStart('validate'),
-    `if command -v virt-host-validate >/dev/null 2>&1; then LC_ALL=C ${argv('virt-host-validate', hypervisor)} 2>&1; echo "cairn_rc=$?"; else echo cairn_rc=127; fi`,
-    sectionStart('kvm'),
-    'if [ -c /dev/kvm ]; then echo present=1; else echo present=0; fi',
-    `if [ -c /dev/kvm ]; then if err=$(${asUser} 2>&1); then echo usable=1; else echo usable=0; printf 'detail=%s\\n' "$(printf '%s' "$err" | tail -n 1)"; fi; fi`,
-    sectionStart('cpu'),
-    "printf 'virt_flags=%s\\n' \"$(grep -c -w -E 'vmx|svm' /proc/cpuinfo 2>/dev/null)\"",
-    sectionStart('end'),
-    'true',
+    section(
+      'validate',
+      `if command -v virt-host-validate >/dev/null 2>&1; then LC_ALL=C ${argv('virt-host-validate', hypervisor)} 2>&1; echo "cairn_rc=$?"; else echo cairn_rc=127; fi`,
+    ),
+    section(
+      'kvm',
+      'if [ -c /dev/kvm ]; then echo present=1; else echo present=0; fi',
+      `if [ -c /dev/kvm ]; then if err=$(${asUser} 2>&1); then echo usable=1; else echo usable=0; printf 'detail=%s\\n' "$(printf '%s' "$err" | tail -n 1 | tr -d '\\n')"; fi; fi`,
+    ),
+    section('cpu', "printf 'virt_flags=%s\\n' \"$(grep -c -w -E 'vmx|svm' /proc/cpuinfo 2>/dev/null)\""),
+    section('end'),
   ].join('\n');
 }
 

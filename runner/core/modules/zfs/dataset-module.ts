@@ -7,7 +7,7 @@
  * In verify.yaml it reports drift (a property that differs) as a failure.
  */
 import { argError } from '../attributes.js';
-import { failureText, parseKeyValues, parseSections, runScript, sectionStart, stripEnds } from '../remote.js';
+import { failureText, parseKeyValues, parseSections, runScript, section, stripEnds } from '../remote.js';
 import type { Module, ModuleResult, Planned } from '../types.js';
 import { argv, quote } from '../../transport/quote.js';
 import { effectiveProperties, parsePropertyTable, parsePropertyValues, propertyChanges, type Fallbacks, type PropertyChange, type Substitution, type WantedValue } from './properties.js';
@@ -29,20 +29,25 @@ export interface ZfsDatasetPlan {
 
 /** Dataset names as zfs accepts them (pool/fs/child); no snapshots, no shell-special surprises. */
 export const DATASET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]*(?:\/[A-Za-z0-9_.:-]+)*$/;
-const PROPERTY_NAME = /^[a-z0-9_:.@-]+$/;
+// Starts with a letter or digit: a property name is never read as an option of zfs get/set.
+const PROPERTY_NAME = /^[a-z0-9][a-z0-9_:.@-]*$/;
 
 export function datasetProbeScript(name: string, properties: string[]): string {
   const lines = [
-    sectionStart('exists'),
-    `if out=$(zfs list -H -o name ${quote(name)} 2>&1); then echo exists=1; else echo exists=0; printf 'error=%s\\n' "$(printf '%s' "$out" | head -c 300 | tr '\\n' ' ')"; fi`,
+    section(
+      'exists',
+      `if out=$(zfs list -H -o name ${quote(name)} 2>&1); then echo exists=1; else echo exists=0; printf 'error=%s\\n' "$(printf '%s' "$out" | head -c 300 | tr '\\n' ' ')"; fi`,
+    ),
   ];
   if (properties.length) {
-    lines.push(sectionStart('values'), `zfs get -H -p -o property,value,source ${quote(properties.join(','))} ${quote(name)} 2>/dev/null`);
+    lines.push(section('values', `zfs get -H -p -o property,value,source ${quote(properties.join(','))} ${quote(name)} 2>/dev/null`));
     // `zfs get` with no arguments prints the property table on stderr and exits 2: that is the point here.
-    lines.push(sectionStart('table'), 'zfs get 2>&1 | sed -n "/PROPERTY *EDIT/,\\$p"');
-    lines.push(sectionStart('impl'), 'if [ -x /sbin/zfs-fuse ] || command -v zfs-fuse >/dev/null 2>&1; then echo impl=zfs-fuse; else echo impl=zfs; fi');
+    lines.push(section('table', 'zfs get 2>&1 | sed -n "/PROPERTY *EDIT/,\\$p"'));
+    lines.push(
+      section('impl', 'if [ -x /sbin/zfs-fuse ] || command -v zfs-fuse >/dev/null 2>&1; then echo impl=zfs-fuse; else echo impl=zfs; fi'),
+    );
   }
-  lines.push(sectionStart('end'), 'true');
+  lines.push(section('end'));
   return lines.join('\n');
 }
 

@@ -4,7 +4,7 @@
  * known data errors, and capacity at most `capacity_max_pct` (75 %, document 003). The failure message names
  * exactly which vdev is in which state and where it sits; the registered `pools` carry the parsed trees.
  */
-import { failureText, parseSections, runScript, sectionStart } from '../remote.js';
+import { failureText, parseSections, runScript, section } from '../remote.js';
 import type { Module, Planned } from '../types.js';
 import { argv } from '../../transport/quote.js';
 import { assessPool, parseZpoolList, type PoolHealth } from './health.js';
@@ -18,12 +18,9 @@ export interface ZpoolHealthArgs {
 
 export function healthProbeScript(pools: string[]): string {
   return [
-    sectionStart('status'),
-    `${argv('zpool', 'status', ...pools)} 2>&1`,
-    sectionStart('list'),
-    `${argv('zpool', 'list', '-H', '-o', 'name,size,allocated,free,capacity,health')} 2>&1`,
-    sectionStart('end'),
-    'true',
+    section('status', `${argv('zpool', 'status', ...pools)} 2>&1`),
+    section('list', `${argv('zpool', 'list', '-H', '-o', 'name,size,allocated,free,capacity,health')} 2>&1`),
+    section('end'),
   ].join('\n');
 }
 

@@ -6,7 +6,7 @@
  */
 import { posix } from 'node:path';
 import { argError } from '../attributes.js';
-import { failureText, parseKeyValues, parseSections, runScript, sectionStart, stripEnds } from '../remote.js';
+import { failureText, parseKeyValues, parseSections, runScript, section, stripEnds } from '../remote.js';
 import type { Module, ModuleResult, Planned } from '../types.js';
 import { argv, quote } from '../../transport/quote.js';
 import { sizeToBytes } from './properties.js';
@@ -44,16 +44,16 @@ const MIN_DEVICES: Record<VdevType, number> = { stripe: 1, mirror: 2, raidz: 2, 
 
 export function poolProbeScript(args: ZfsPoolArgs): string {
   const lines = [
-    sectionStart('list'),
-    `if out=$(zpool list -H -o name 2>&1); then printf '%s\\n' "$out"; echo rc=0; else printf 'error=%s\\n' "$(printf '%s' "$out" | head -c 300 | tr '\\n' ' ')"; echo rc=1; fi`,
-    sectionStart('status'),
-    `zpool status ${quote(args.name)} 2>/dev/null`,
+    section(
+      'list',
+      `if out=$(zpool list -H -o name 2>&1); then printf '%s\\n' "$out"; echo rc=0; else printf 'error=%s\\n' "$(printf '%s' "$out" | head -c 300 | tr '\\n' ' ')"; echo rc=1; fi`,
+    ),
+    section('status', `zpool status ${quote(args.name)} 2>/dev/null`),
   ];
   if (args.file_size !== undefined) {
-    lines.push(sectionStart('files'));
-    for (const device of args.devices) lines.push(`if [ -e ${quote(device)} ]; then echo present; else echo absent; fi`);
+    lines.push(section('files', ...args.devices.map((device) => `if [ -e ${quote(device)} ]; then echo present; else echo absent; fi`)));
   }
-  lines.push(sectionStart('end'), 'true');
+  lines.push(section('end'));
   return lines.join('\n');
 }
 

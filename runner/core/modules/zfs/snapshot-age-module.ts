@@ -4,7 +4,7 @@
  * `zfs get -H -p -r -d 1 creation DATASET` (zfs-fuse has no `zfs list -p` nor `get -t`), so it works on
  * OpenZFS and zfs-fuse alike.
  */
-import { failureText, parseSections, runScript, sectionStart } from '../remote.js';
+import { failureText, parseSections, runScript, section } from '../remote.js';
 import type { Module, Planned } from '../types.js';
 import { argv } from '../../transport/quote.js';
 import { DATASET_NAME } from './dataset-module.js';
@@ -77,7 +77,11 @@ export const zfsSnapshotAgeModule: Module<ZfsSnapshotAgeArgs> = {
   },
 
   async check(ctx, args) {
-    const script = [sectionStart('now'), 'date +%s', sectionStart('snapshots'), `${argv('zfs', 'get', '-H', '-p', '-r', '-d', '1', 'creation', args.dataset)} 2>&1`, sectionStart('end'), 'true'].join('\n');
+    const script = [
+      section('now', 'date +%s'),
+      section('snapshots', `${argv('zfs', 'get', '-H', '-p', '-r', '-d', '1', 'creation', args.dataset)} 2>&1`),
+      section('end'),
+    ].join('\n');
     const res = await runScript(ctx, script);
     if (res.code !== 0) return { changed: false, actions: [], failed: `snapshot probe failed: ${failureText(res)}` };
     return judgeSnapshotAge(args, parseSections(res.stdout));
