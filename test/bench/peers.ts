@@ -5,6 +5,7 @@
  *   W1: 50 × `command: /bin/true` per host;
  *   W2: a 20-task config play (4 dirs, 4 copies, 4 templates, 4 lineinfile, 2 blockinfile, 2 probes): first run
  *       on a clean tree, no-change rerun, --check.
+ * Each task writes its own file (a lineinfile on a copied file would be undone by the copy on every rerun).
  * One playbook file serves both tools (cairn reads Ansible's task syntax; the template is `{{ var }}` only).
  * ansible-core is installed with apt when ansible-playbook is missing. Not part of `npm test`.
  */
@@ -52,12 +53,12 @@ function w2(templatePath: string): string {
   }
   for (let i = 1; i <= 4; i++) {
     t.push(
-      `    - name: lineinfile ${i}\n      lineinfile: { path: "${base}/d${i}/static.conf", regexp: "^key${i}=", line: "key${i}=v${i}" }`,
+      `    - name: lineinfile ${i}\n      lineinfile: { path: "${base}/d${i}/lines.conf", regexp: "^key${i}=", line: "key${i}=v${i}", create: true }`,
     );
   }
   for (let i = 1; i <= 2; i++) {
     t.push(
-      `    - name: blockinfile ${i}\n      blockinfile: { path: "${base}/d${i}/app.conf", block: "block ${i} line a\\nblock ${i} line b" }`,
+      `    - name: blockinfile ${i}\n      blockinfile: { path: "${base}/d${i}/block.conf", block: "block ${i} line a\\nblock ${i} line b", create: true }`,
     );
   }
   t.push(`    - name: probe stat\n      stat: { path: "${base}/d1/app.conf" }\n      register: probe_stat`);
