@@ -11,6 +11,7 @@ import { registerLabCommands } from './commands/lab.js';
 import { registerVaultCommands } from './commands/vault.js';
 import { registerDrillCommands } from './commands/drill.js';
 import { registerReportCommand, registerRolloutCommands } from './commands/rollout.js';
+import { registerInitCommand } from './commands/init.js';
 
 function debugWanted(): boolean {
   return process.env.CAIRN_DEBUG === '1' || process.argv.includes('-vvv') || process.argv.includes('-vvvv');
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerDrillCommands(program);
   registerRolloutCommands(program);
   registerReportCommand(program);
+  registerInitCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -8,6 +8,8 @@ import { PlaybookLoader, coerceKeyValueArgs, parseKeyValueArgs } from '../playbo
 import type { Playbook, Task } from '../playbook/types.js';
 import { parseYaml } from '../yaml-source.js';
 import { isPlainObject } from '../vars.js';
+import { siteConfig } from '../site/config.js';
+import { announceShadowedRoles } from '../site/roles.js';
 import { defaultInventoryPath, openInventory, openSession, prepareVault, type CommonRunOptions } from './session.js';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -20,11 +22,13 @@ function increase(_: string, previous = 0): number {
 
 function rolesPath(): string[] {
   const extra = (process.env.CAIRN_ROLES_PATH ?? '').split(':').filter(Boolean).map((p) => resolve(p));
-  return [...extra, builtinRolesDir()];
+  return [...extra, ...(siteConfig()?.rolesPath ?? []), builtinRolesDir()];
 }
 
 export function loadPlaybookFile(path: string): Playbook {
-  return new PlaybookLoader({ rolesPath: rolesPath() }).loadPlaybook(path);
+  const playbook = new PlaybookLoader({ rolesPath: rolesPath() }).loadPlaybook(path);
+  announceShadowedRoles(playbook, builtinRolesDir());
+  return playbook;
 }
 
 /** Options every task-running command shares, with Ansible's names. */

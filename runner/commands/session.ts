@@ -18,6 +18,7 @@ import { loadYamlFile, parseYaml } from '../yaml-source.js';
 import { configureVault } from '../vault/index.js';
 import { acquireRunLock, commandLineForLock } from '../lock.js';
 import { dirname, join } from 'node:path';
+import { siteConfig } from '../site/config.js';
 
 export interface CommonRunOptions {
   inventory?: string;
@@ -41,9 +42,12 @@ export interface CommonRunOptions {
   vaultPasswordFile?: string;
 }
 
-/** The lab's generated inventory is the default, so the built-in lab works with no -i at all. */
+/**
+ * The inventory when no -i is given: CAIRN_INVENTORY, else the site's cairn.cfg `inventory`, else the lab's
+ * generated one, so the built-in lab works with no -i at all.
+ */
 export function defaultInventoryPath(): string {
-  return process.env.CAIRN_INVENTORY ?? join(packageRoot(), 'inventories', 'lab', 'hosts.yaml');
+  return process.env.CAIRN_INVENTORY ?? siteConfig()?.inventory ?? join(packageRoot(), 'inventories', 'lab', 'hosts.yaml');
 }
 
 export function stateDir(): string {
@@ -81,6 +85,7 @@ export function parseExtraVars(values: string[] | undefined): Vars {
 export function openInventory(path: string | undefined): Inventory {
   const file = resolve(path ?? defaultInventoryPath());
   if (!existsSync(file)) {
+    if (!path && siteConfig()?.inventory) throw optionsError(`the inventory ${file} named in ${siteConfig()!.path} does not exist`);
     if (!path) throw optionsError(`no inventory given and the lab's inventory (${file}) does not exist: pass -i INVENTORY or run \`cairn lab up\``);
     throw optionsError(`inventory ${file} does not exist`);
   }
@@ -120,7 +125,9 @@ export async function prepareVault(inventoryPath: string, opts: CommonRunOptions
   const given = opts.vaultIdentity ?? opts.vaultPasswordFile ?? process.env.CAIRN_VAULT_IDENTITY ?? process.env.CAIRN_VAULT_PASSWORD_FILE ?? process.env.CAIRN_VAULT_PASSWORD;
   const dir = statSync(inventoryPath).isDirectory() ? inventoryPath : dirname(inventoryPath);
   const labKey = join(dir, 'lab-vault.key');
-  const vaultIdentity = opts.vaultIdentity ?? (!given && existsSync(labKey) ? labKey : undefined);
+  // The site's cairn.cfg vault_identity_file stands in for --vault-identity when nothing else is given.
+  const configured = given ? undefined : siteConfig()?.vaultIdentityFile;
+  const vaultIdentity = opts.vaultIdentity ?? configured ?? (!given && existsSync(labKey) ? labKey : undefined);
   await configureVault(inventoryPath, { vaultIdentity, vaultPasswordFile: opts.vaultPasswordFile });
 }
 
