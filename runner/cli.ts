@@ -3,8 +3,11 @@
  * cause is a CairnError printed as one paragraph (file:line:col: what was expected) with exit code 5; a stack
  * trace is shown only with -vvv or CAIRN_DEBUG=1.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { CairnError, ExitCode } from './errors.js';
+import { packageRoot } from './paths.js';
 import './modules/all.js';
 import { registerPlayCommands } from './commands/play.js';
 import { registerLabCommands } from './commands/lab.js';
@@ -17,12 +20,17 @@ function debugWanted(): boolean {
   return process.env.CAIRN_DEBUG === '1' || process.argv.includes('-vvv') || process.argv.includes('-vvvv');
 }
 
+/** The installed package's own version (package.json beside dist/), so `cairn --version` never drifts from it. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name('cairn')
     .description('An Ansible-style playbook runner for a high-availability platform, over real SSH')
-    .version('0.1.0')
+    .version(packageVersion())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerPlayCommands(program);
