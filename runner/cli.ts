@@ -15,6 +15,7 @@ import { registerVaultCommands } from './commands/vault.js';
 import { registerDrillCommands } from './commands/drill.js';
 import { registerReportCommand, registerRolloutCommands } from './commands/rollout.js';
 import { registerInitCommand } from './commands/init.js';
+import { registerDriftCommand } from './commands/drift.js';
 
 function debugWanted(): boolean {
   return process.env.CAIRN_DEBUG === '1' || process.argv.includes('-vvv') || process.argv.includes('-vvvv');
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerRolloutCommands(program);
   registerReportCommand(program);
   registerInitCommand(program);
+  registerDriftCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

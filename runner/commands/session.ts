@@ -131,7 +131,7 @@ export async function prepareVault(inventoryPath: string, opts: CommonRunOptions
   await configureVault(inventoryPath, { vaultIdentity, vaultPasswordFile: opts.vaultPasswordFile });
 }
 
-export async function openSession(opts: CommonRunOptions, command: string, extra: { playbook?: string; lock?: boolean } = {}): Promise<Session> {
+export async function openSession(opts: CommonRunOptions, command: string, extra: { playbook?: string; lock?: boolean; console?: boolean } = {}): Promise<Session> {
   const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
   // Vault files are decrypted in memory before the inventory reads them; plaintext never touches the disk.
   await prepareVault(inventoryPath, opts);
@@ -144,7 +144,8 @@ export async function openSession(opts: CommonRunOptions, command: string, extra
   const tty = Boolean(process.stdout.isTTY) && !opts.json;
   const color = opts.color !== false && !process.env.NO_COLOR && tty;
   if (opts.json) attachJsonReporter(bus, { stream: process.stdout, masker });
-  else attachConsoleReporter(bus, { verbosity: opts.verbose ?? 0, diff: Boolean(opts.diff), color, tty, masker, stream: process.stdout });
+  // (A command with its own summary, such as `cairn drift`, asks for no per-task console.)
+  else if (extra.console !== false) attachConsoleReporter(bus, { verbosity: opts.verbose ?? 0, diff: Boolean(opts.diff), color, tty, masker, stream: process.stdout });
   // Read the last journal before this run opens its own.
   let onlyHosts: string[] | undefined;
   if (opts.rerun !== undefined) {
