@@ -1,4 +1,5 @@
 /** `cairn drill NAME`: run one timed fault drill, record its result in the journal and the JSON output. */
+import { DriftCollector, type DriftReport } from '../drift/drift.js';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { now } from '../engine/events.js';
@@ -106,6 +107,20 @@ export async function runDrillInSession(session: Session, drill: Drill, opts: { 
       } finally {
         await sub.close();
       }
+    },
+    drift: async (playbookPath, driftOpts = {}) => {
+      const playbook = loadPlaybookFile(resolve(playbookPath));
+      const sub = session.newEngine({ limit: driftOpts.limit, roles: driftOpts.roles, extraVars, check: true, verify: false });
+      const collector = new DriftCollector(session.bus);
+      let report: DriftReport;
+      try {
+        await sub.runPlaybook(playbook);
+      } finally {
+        // finish() also stops listening, so a failed run leaves no subscriber behind.
+        report = collector.finish([...session.inventory.hosts.keys()]);
+        await sub.close();
+      }
+      return report;
     },
   };
   let outcome: DrillOutcome;
