@@ -19,6 +19,7 @@ import { configureVault } from '../vault/index.js';
 import { acquireRunLock, commandLineForLock } from '../lock.js';
 import { dirname, join } from 'node:path';
 import { siteConfig } from '../site/config.js';
+import { attachCompactReporter, chooseConsoleMode } from '../report/compact.js';
 
 export interface CommonRunOptions {
   inventory?: string;
@@ -40,6 +41,9 @@ export interface CommonRunOptions {
   detailedExitcode?: boolean;
   vaultIdentity?: string;
   vaultPasswordFile?: string;
+  /** --compact / --full: the console's mode (default: compact from COMPACT_FROM_HOSTS hosts up). */
+  compact?: boolean;
+  full?: boolean;
 }
 
 /**
@@ -131,6 +135,29 @@ export async function prepareVault(inventoryPath: string, opts: CommonRunOptions
   await configureVault(inventoryPath, { vaultIdentity, vaultPasswordFile: opts.vaultPasswordFile });
 }
 
+/** Hosts the run may touch: the inventory's, narrowed by -l when it is a pattern (an @file counts them all). */
+function runHostCount(inventory: Inventory, limit: string | undefined): number {
+  if (!limit || limit.startsWith('@')) return inventory.hosts.size;
+  try {
+    return inventory.select(limit).length;
+  } catch {
+    return inventory.hosts.size; // a bad pattern is reported by the engine, at its place
+  }
+}
+
+/** The console: Ansible-style per task, or compact (the default from COMPACT_FROM_HOSTS hosts up). */
+function attachConsole(bus: EventBus, inventory: Inventory, opts: CommonRunOptions, how: { color: boolean; tty: boolean; masker: SecretMasker }): void {
+  if (opts.compact && opts.full) throw optionsError('--compact and --full exclude each other');
+  const hostCount = runHostCount(inventory, opts.limit);
+  // -v and above ask for per-task detail: the full console, unless --compact says otherwise.
+  const mode = (opts.verbose ?? 0) > 0 && !opts.compact ? 'full' : chooseConsoleMode(hostCount, opts);
+  if (mode === 'compact') {
+    attachCompactReporter(bus, { ...how, diff: Boolean(opts.diff), stream: process.stdout, hostCount, reason: opts.compact ? 'flag' : 'default' });
+  } else {
+    attachConsoleReporter(bus, { ...how, verbosity: opts.verbose ?? 0, diff: Boolean(opts.diff), stream: process.stdout });
+  }
+}
+
 export async function openSession(opts: CommonRunOptions, command: string, extra: { playbook?: string; lock?: boolean; console?: boolean } = {}): Promise<Session> {
   const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
   // Vault files are decrypted in memory before the inventory reads them; plaintext never touches the disk.
@@ -145,7 +172,7 @@ export async function openSession(opts: CommonRunOptions, command: string, extra
   const color = opts.color !== false && !process.env.NO_COLOR && tty;
   if (opts.json) attachJsonReporter(bus, { stream: process.stdout, masker });
   // (A command with its own summary, such as `cairn drift`, asks for no per-task console.)
-  else if (extra.console !== false) attachConsoleReporter(bus, { verbosity: opts.verbose ?? 0, diff: Boolean(opts.diff), color, tty, masker, stream: process.stdout });
+  else if (extra.console !== false) attachConsole(bus, inventory, opts, { color, tty, masker });
   // Read the last journal before this run opens its own.
   let onlyHosts: string[] | undefined;
   if (opts.rerun !== undefined) {
