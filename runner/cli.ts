@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { CairnError, ExitCode } from './errors.js';
-import { packageRoot } from './paths.js';
-import './modules/all.js';
+import { CairnError, ExitCode } from './core/util/errors.js';
+import { packageRoot } from './core/util/paths.js';
+import './core/modules/all.js';
 import { registerPlayCommands } from './commands/play.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerVaultCommands } from './commands/vault.js';

@@ -6,10 +6,12 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { DriftCollector, driftExitCode, renderDriftMetrics, renderDriftTable, writeFileAtomic } from '../drift/drift.js';
-import { optionsError } from '../errors.js';
-import { addRunOptions, loadPlaybookFile } from './play.js';
-import { openSession, type CommonRunOptions } from './session.js';
+import { DriftCollector, driftExitCode, renderDriftMetrics, renderDriftTable, writeFileAtomic } from '../app/report/drift.js';
+import { optionsError } from '../core/util/errors.js';
+import { addRunOptions } from './play.js';
+import { loadPlaybookFile } from '../app/playbook.js';
+import { openSession, type CommonRunOptions } from '../app/session.js';
+import { processInterrupts } from './signals.js';
 
 type DriftOptions = CommonRunOptions & { metrics?: string };
 
@@ -29,7 +31,11 @@ export function registerDriftCommand(program: Command): void {
         const unknown = opts.roles.split(',').map((r) => r.trim()).filter((r) => r && !known.has(r));
         if (unknown.length) throw optionsError(`--roles: ${unknown.join(', ')} not a role of ${playbookPath}`);
       }
-      const session = await openSession({ ...opts, check: true, diff: false }, 'drift', { playbook: playbook.path, console: opts.json ? undefined : false });
+      const session = await openSession({ ...opts, check: true, diff: false }, 'drift', {
+        playbook: playbook.path,
+        console: opts.json ? undefined : false,
+        interrupts: processInterrupts,
+      });
       const collector = new DriftCollector(session.bus);
       // Drift is what the roles would change; their postconditions are `cairn verify`'s business.
       const engine = session.newEngine({ check: true, verify: false });

@@ -1,6 +1,6 @@
 /** `cairn init DIR`: scaffold a site repository that uses the installed cairn's roles. */
 import type { Command } from 'commander';
-import { initSite, SITE_INVENTORY } from '../site/init.js';
+import { initSite, SITE_INVENTORY } from '../app/site/init.js';
 
 export function registerInitCommand(program: Command): void {
   program

@@ -10,13 +10,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EventBus, now } from '../../runner/engine/events.js';
-import { lazyVars } from '../../runner/engine/lazy-vars.js';
-import { DriftCollector, renderDriftMetrics } from '../../runner/drift/drift.js';
-import { loadInventory } from '../../runner/inventory/index.js';
-import { builtinRolesDir, sharedTemplatesDir } from '../../runner/paths.js';
-import { createTemplater } from '../../runner/template/index.js';
-import { layerVars } from '../../runner/vars.js';
+import { EventBus, now } from '../../runner/core/engine/events.js';
+import { lazyVars } from '../../runner/core/engine/lazy-vars.js';
+import { DriftCollector, renderDriftMetrics } from '../../runner/app/report/drift.js';
+import { loadInventory } from '../../runner/core/inventory/index.js';
+import { builtinRolesDir, sharedTemplatesDir } from '../../runner/core/util/paths.js';
+import { createTemplater } from '../../runner/core/template/index.js';
+import { layerVars } from '../../runner/core/util/vars.js';
 import { parse } from 'yaml';
 import { repoRoot } from '../helpers/cli.js';
 

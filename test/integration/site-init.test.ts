@@ -13,14 +13,14 @@ import { parse, stringify } from 'yaml';
 import { Ajv } from 'ajv';
 import { jsonEvents, repoRoot, runCairn } from '../helpers/cli.js';
 import { startSshHosts, type TestSshLab } from '../helpers/sshd.js';
-import '../../runner/modules/all.js';
-import { loadInventory } from '../../runner/inventory/index.js';
-import { PlaybookLoader } from '../../runner/playbook/load.js';
-import { builtinRolesDir, sharedTemplatesDir } from '../../runner/paths.js';
-import { createTemplater } from '../../runner/template/index.js';
-import { lazyVars, materialise } from '../../runner/engine/lazy-vars.js';
-import { layerVars, type Vars } from '../../runner/vars.js';
-import type { RunEvent } from '../../runner/engine/events.js';
+import '../../runner/core/modules/all.js';
+import { loadInventory } from '../../runner/core/inventory/index.js';
+import { PlaybookLoader } from '../../runner/core/playbook/load.js';
+import { builtinRolesDir, sharedTemplatesDir } from '../../runner/core/util/paths.js';
+import { createTemplater } from '../../runner/core/template/index.js';
+import { lazyVars, materialise } from '../../runner/core/engine/lazy-vars.js';
+import { layerVars, type Vars } from '../../runner/core/util/vars.js';
+import type { RunEvent } from '../../runner/core/engine/events.js';
 
 const EXAMPLE_HOSTS = ['lb1', 'lb2', 'web1', 'web2', 'mon1', 'pve1', 'pve2', 'pve3'];
 

@@ -4,12 +4,12 @@
  * report, until they run again; reruns that change nothing, and unrelated steps, mark nothing.
  */
 import { describe, expect, it } from 'vitest';
-import { renderReport } from '../../runner/report/html.js';
-import { parseChecklist } from '../../runner/rollout/checklist.js';
-import { staleSteps } from '../../runner/rollout/stale.js';
-import { emptyState } from '../../runner/rollout/state.js';
-import { renderStatusText, rolloutStatus } from '../../runner/rollout/status.js';
-import type { PlayEvidence, RolloutState, StepEvidence, VerifyEvidence } from '../../runner/rollout/types.js';
+import { renderReport } from '../../runner/features/rollout/html.js';
+import { parseChecklist } from '../../runner/features/rollout/checklist.js';
+import { staleSteps } from '../../runner/features/rollout/stale.js';
+import { emptyState } from '../../runner/features/rollout/state.js';
+import { renderStatusText, rolloutStatus } from '../../runner/features/rollout/status.js';
+import type { PlayEvidence, RolloutState, StepEvidence, VerifyEvidence } from '../../runner/features/rollout/types.js';
 
 const checklist = parseChecklist(
   `name: plan
