@@ -5,7 +5,7 @@
  * the role schemas, and a --check run of the whole site reaches real sshd hosts addressed under the
  * example's names (loopback sshd stands in for the servers; no lab here).
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
