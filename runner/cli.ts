@@ -3,8 +3,11 @@
  * cause is a CairnError printed as one paragraph (file:line:col: what was expected) with exit code 5; a stack
  * trace is shown only with -vvv or CAIRN_DEBUG=1.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { CairnError, ExitCode } from './core/util/errors.js';
+import { packageRoot } from './core/util/paths.js';
 import './core/modules/all.js';
 import { registerPlayCommands } from './commands/play.js';
 import { registerInventoryCommand } from './commands/inventory.js';
@@ -13,9 +16,16 @@ import { registerVaultCommands } from './commands/vault.js';
 import { registerVarsCommand } from './commands/vars.js';
 import { registerDrillCommands } from './commands/drill.js';
 import { registerReportCommand, registerRolloutCommands } from './commands/rollout.js';
+import { registerInitCommand } from './commands/init.js';
+import { registerDriftCommand } from './commands/drift.js';
 
 function debugWanted(): boolean {
   return process.env.CAIRN_DEBUG === '1' || process.argv.includes('-vvv') || process.argv.includes('-vvvv');
+}
+
+/** The installed package's own version (package.json beside dist/), so `cairn --version` never drifts from it. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 export function buildProgram(): Command {
@@ -23,7 +33,7 @@ export function buildProgram(): Command {
   program
     .name('cairn')
     .description('An Ansible-style playbook runner for a high-availability platform, over real SSH')
-    .version('0.1.0')
+    .version(packageVersion())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerPlayCommands(program);
@@ -34,6 +44,8 @@ export function buildProgram(): Command {
   registerDrillCommands(program);
   registerRolloutCommands(program);
   registerReportCommand(program);
+  registerInitCommand(program);
+  registerDriftCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -4,16 +4,30 @@ import { PlaybookLoader } from '../core/playbook/load.js';
 import type { Playbook } from '../core/playbook/types.js';
 import { builtinRolesDir } from '../core/util/paths.js';
 import { loadAnsibleCfg } from './ansible-cfg.js';
+import { siteConfig } from './site/config.js';
+import { announceShadowedRoles } from './site/roles.js';
 
 /**
- * The roles path: CAIRN_ROLES_PATH, then ANSIBLE_ROLES_PATH (colon-separated), then cairn's built-in roles,
- * always last (the loader puts the playbook's roles/ first and the playbook's folder before the built-ins).
+ * The roles path after the playbook's own roles/: CAIRN_ROLES_PATH, then ANSIBLE_ROLES_PATH (colon-separated),
+ * the site's cairn.cfg roles_path, ansible.cfg's roles_path, then cairn's built-in roles, always last.
  */
 function rolesPath(): string[] {
-  const fromEnv = (name: string) => (process.env[name] ?? '').split(':').filter(Boolean).map((p) => resolve(p));
-  return [...fromEnv('CAIRN_ROLES_PATH'), ...fromEnv('ANSIBLE_ROLES_PATH'), ...(loadAnsibleCfg()?.rolesPath ?? []), builtinRolesDir()];
+  const fromEnv = (name: string) =>
+    (process.env[name] ?? '')
+      .split(':')
+      .filter(Boolean)
+      .map((p) => resolve(p));
+  return [
+    ...fromEnv('CAIRN_ROLES_PATH'),
+    ...fromEnv('ANSIBLE_ROLES_PATH'),
+    ...(siteConfig()?.rolesPath ?? []),
+    ...(loadAnsibleCfg()?.rolesPath ?? []),
+    builtinRolesDir(),
+  ];
 }
 
 export function loadPlaybookFile(path: string): Playbook {
-  return new PlaybookLoader({ rolesPath: rolesPath() }).loadPlaybook(path);
+  const playbook = new PlaybookLoader({ rolesPath: rolesPath() }).loadPlaybook(path);
+  announceShadowedRoles(playbook, builtinRolesDir());
+  return playbook;
 }

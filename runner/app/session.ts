@@ -21,6 +21,8 @@ import { revealedAnsibleVaultValues, setAnsibleVaultSecrets, type AnsibleVaultSe
 import { acquireRunLock, commandLineForLock } from './lock.js';
 import { dirname, join } from 'node:path';
 import { loadAnsibleCfg } from './ansible-cfg.js';
+import { siteConfig } from './site/config.js';
+import { attachCompactReporter, chooseConsoleMode } from './report/compact.js';
 
 export interface CommonRunOptions {
   inventory?: string;
@@ -50,6 +52,9 @@ export interface CommonRunOptions {
   become?: boolean;
   becomeUser?: string;
   askBecomePass?: boolean;
+  /** --compact / --full: the console's mode (default: compact from COMPACT_FROM_HOSTS hosts up). */
+  compact?: boolean;
+  full?: boolean;
 }
 
 /**
@@ -103,10 +108,17 @@ export function runExitCode(
   return code;
 }
 
-/** The lab's generated inventory is the default, so the built-in lab works with no -i at all. */
-/** -i, else CAIRN_INVENTORY, else ansible.cfg's inventory, else the lab's. */
+/**
+ * The inventory when no -i is given: CAIRN_INVENTORY, else the site's cairn.cfg `inventory`, else ansible.cfg's,
+ * else the lab's generated one, so the built-in lab works with no -i at all.
+ */
 export function defaultInventoryPath(): string {
-  return process.env.CAIRN_INVENTORY ?? loadAnsibleCfg()?.inventory ?? join(packageRoot(), 'inventories', 'lab', 'hosts.yaml');
+  return (
+    process.env.CAIRN_INVENTORY ??
+    siteConfig()?.inventory ??
+    loadAnsibleCfg()?.inventory ??
+    join(packageRoot(), 'inventories', 'lab', 'hosts.yaml')
+  );
 }
 
 /**
@@ -171,6 +183,7 @@ export function openInventory(path: string | undefined): Inventory {
   if (given.includes(',') && !existsSync(given)) return loadInventory(given);
   const file = resolve(path ?? defaultInventoryPath());
   if (!existsSync(file)) {
+    if (!path && siteConfig()?.inventory) throw optionsError(`the inventory ${file} named in ${siteConfig()!.path} does not exist`);
     if (!path) throw optionsError(`no inventory given and the lab's inventory (${file}) does not exist: pass -i INVENTORY or run \`cairn lab up\``);
     throw optionsError(`inventory ${file} does not exist`);
   }
@@ -210,8 +223,33 @@ export async function prepareVault(inventoryPath: string, opts: CommonRunOptions
   const given = opts.vaultIdentity ?? opts.vaultPasswordFile ?? process.env.CAIRN_VAULT_IDENTITY ?? process.env.CAIRN_VAULT_PASSWORD_FILE ?? process.env.CAIRN_VAULT_PASSWORD;
   const dir = statSync(inventoryPath).isDirectory() ? inventoryPath : dirname(inventoryPath);
   const labKey = join(dir, 'lab-vault.key');
-  const vaultIdentity = opts.vaultIdentity ?? (!given && existsSync(labKey) ? labKey : undefined);
+  // The site's cairn.cfg vault_identity_file stands in for --vault-identity when nothing else is given.
+  const configured = given ? undefined : siteConfig()?.vaultIdentityFile;
+  const vaultIdentity = opts.vaultIdentity ?? configured ?? (!given && existsSync(labKey) ? labKey : undefined);
   await configureVault(inventoryPath, { vaultIdentity, vaultPasswordFile: opts.vaultPasswordFile });
+}
+
+/** Hosts the run may touch: the inventory's, narrowed by -l when it is a pattern (an @file counts them all). */
+function runHostCount(inventory: Inventory, limit: string | undefined): number {
+  if (!limit || limit.startsWith('@')) return inventory.hosts.size;
+  try {
+    return inventory.select(limit).length;
+  } catch {
+    return inventory.hosts.size; // a bad pattern is reported by the engine, at its place
+  }
+}
+
+/** The console: Ansible-style per task, or compact (the default from COMPACT_FROM_HOSTS hosts up). */
+function attachConsole(bus: EventBus, inventory: Inventory, opts: CommonRunOptions, how: { color: boolean; tty: boolean; masker: SecretMasker }): void {
+  if (opts.compact && opts.full) throw optionsError('--compact and --full exclude each other');
+  const hostCount = runHostCount(inventory, opts.limit);
+  // -v and above ask for per-task detail: the full console, unless --compact says otherwise.
+  const mode = (opts.verbose ?? 0) > 0 && !opts.compact ? 'full' : chooseConsoleMode(hostCount, opts);
+  if (mode === 'compact') {
+    attachCompactReporter(bus, { ...how, diff: Boolean(opts.diff), stream: process.stdout, hostCount, reason: opts.compact ? 'flag' : 'default' });
+  } else {
+    attachConsoleReporter(bus, { ...how, verbosity: opts.verbose ?? 0, diff: Boolean(opts.diff), stream: process.stdout });
+  }
 }
 
 /**
@@ -228,7 +266,7 @@ export interface InterruptSource {
 export async function openSession(
   opts: CommonRunOptions,
   command: string,
-  extra: { playbook?: string; lock?: boolean; interrupts?: InterruptSource } = {},
+  extra: { playbook?: string; lock?: boolean; interrupts?: InterruptSource; console?: boolean } = {},
 ): Promise<Session> {
   const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
   configureAnsibleVault(opts);
@@ -245,7 +283,8 @@ export async function openSession(
   const tty = Boolean(process.stdout.isTTY) && !opts.json;
   const color = opts.color !== false && !process.env.NO_COLOR && tty;
   if (opts.json) attachJsonReporter(bus, { stream: process.stdout, masker });
-  else attachConsoleReporter(bus, { verbosity: opts.verbose ?? 0, diff: Boolean(opts.diff), color, tty, masker, stream: process.stdout });
+  // (A command with its own summary, such as `cairn drift`, asks for no per-task console.)
+  else if (extra.console !== false) attachConsole(bus, inventory, opts, { color, tty, masker });
   // Read the last journal before this run opens its own.
   let onlyHosts: string[] | undefined;
   if (opts.rerun !== undefined) {

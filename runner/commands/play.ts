@@ -48,6 +48,8 @@ export function addRunOptions(cmd: Command): Command {
     .option('-K, --ask-become-pass', 'refused: cairn needs passwordless sudo')
     .option('-v, --verbose', 'more output (-vv, -vvv for more)', increase)
     .option('--json', 'one JSON event per line on stdout instead of the console output')
+    .option('--compact', 'compact console: changes, failures and the recap only (the default from 10 hosts up)')
+    .option('--full', 'Ansible-style console: every task on every host (the default under 10 hosts)')
     .option('--no-color', 'no colours')
     .option('--accept-new-host-keys', 'trust unknown host keys on first use and record them (mismatches are still refused)')
     .option('--known-hosts <file>', 'known_hosts file to check host keys against (default: per host cairn_known_hosts, else ~/.ssh/known_hosts)')

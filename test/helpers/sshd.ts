@@ -53,14 +53,23 @@ const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 /** How long a freshly started sshd may take to answer with its banner. */
 const READY_TIMEOUT_MS = 10_000;
 
+/** The Debian package of each tool the harness runs, so a missing one is named by what to install. */
+const PACKAGE_OF: Record<string, string> = { [SSHD]: 'openssh-server', [SSH_KEYGEN]: 'openssh-client', [UNSHARE]: 'util-linux', [SETPRIV]: 'util-linux' };
+
 export function sshdAvailable(): { ok: true } | { ok: false; reason: string } {
   for (const tool of [SSHD, SSH_KEYGEN, UNSHARE, SETPRIV]) {
-    if (!existsSync(tool)) return { ok: false, reason: `${tool} is not installed` };
+    if (!existsSync(tool)) return { ok: false, reason: `${tool} is not installed: apt-get install -y ${PACKAGE_OF[tool]} (scripts/test-prereqs.sh does it)` };
   }
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     return { ok: false, reason: 'the sshd harness needs root (root login, mount namespaces)' };
   }
   return { ok: true };
+}
+
+/** For a test file that needs real sshd: fail (never skip) when it cannot run, saying what to install. */
+export function requireSshd(): void {
+  const available = sshdAvailable();
+  if (!available.ok) throw new Error(`these tests need real sshd: ${available.reason}`);
 }
 
 // ---- process bookkeeping: every sshd we start is killed on exit, by pid ----

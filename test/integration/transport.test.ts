@@ -8,15 +8,16 @@ import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSshHosts, sshdAvailable, type TestSshLab } from '../helpers/sshd.js';
+import { startSshHosts, requireSshd, type TestSshLab } from '../helpers/sshd.js';
 import { commandArgv, explainBecomeFailure, openLocalConnection } from '../../runner/core/transport/local.js';
 import { ConnectionPool, openConnection } from '../../runner/core/transport/pool.js';
 import { quote } from '../../runner/core/transport/quote.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
 import { HostKeyError, UnreachableError, type Connection, type ConnectionSpec } from '../../runner/core/transport/types.js';
 
-const available = sshdAvailable();
-const sudoInstalled = existsSync('/usr/bin/sudo');
+// No sshd (or not root) fails this file naming the package, never skips it (scripts/test-prereqs.sh installs it).
+requireSshd();
+if (!existsSync('/usr/bin/sudo')) throw new Error('sudo is not installed: apt-get install -y sudo (scripts/test-prereqs.sh does it)');
 
 /** Strings that would run a command, end a quote or break a line if they reached a shell unquoted. */
 function nastyStrings(markerPath: string): string[] {
@@ -141,7 +142,7 @@ function sharedExecBehaviours(label: string, connect: () => Promise<{ connection
       expect((await connection.exec('echo after')).stdout).toBe('after\n');
     });
 
-    it.skipIf(!sudoInstalled)('becomes another user through sudo, and not at all when already that user', async () => {
+    it('becomes another user through sudo, and not at all when already that user', async () => {
       expect((await connection.exec('id -un', { become: true, becomeUser: 'nobody' })).stdout).toBe('nobody\n');
       // Login user is root here: become root runs directly.
       expect((await connection.exec('id -un', { become: true })).stdout).toBe('root\n');
@@ -155,7 +156,7 @@ function sharedExecBehaviours(label: string, connect: () => Promise<{ connection
       expect(readdirSync(marker)).toEqual([]);
     });
 
-    it.skipIf(!sudoInstalled)('explains a become to a user that does not exist', async () => {
+    it('explains a become to a user that does not exist', async () => {
       const result = await connection.exec('true', { become: true, becomeUser: 'no-such-user-cairn' });
       expect(result.code).not.toBe(0);
       expect(result.stderr).toMatch(/^become failed on .*: user no-such-user-cairn does not exist/);
@@ -163,7 +164,7 @@ function sharedExecBehaviours(label: string, connect: () => Promise<{ connection
   });
 }
 
-describe.skipIf(!available.ok)('ssh transport against real sshd', () => {
+describe('ssh transport against real sshd', () => {
   let lab: TestSshLab;
   beforeAll(async () => {
     // h1 keeps OpenSSH's default channel limit, as real hosts have it.
@@ -348,7 +349,7 @@ describe.skipIf(!available.ok)('ssh transport against real sshd', () => {
   });
 });
 
-describe.skipIf(!available.ok)('ssh through jump hosts', () => {
+describe('ssh through jump hosts', () => {
   let targets: TestSshLab;
   let innerJump: TestSshLab;
   let outerJumps: TestSshLab;
@@ -448,7 +449,7 @@ describe('local transport', () => {
     return { connection: await openLocalConnection(spec), dir: localDir };
   });
 
-  it.skipIf(!sudoInstalled)('a sudo that wants a password fails at once with a clear message', () => {
+  it('a sudo that wants a password fails at once with a clear message', () => {
     // Run our own become argv as `nobody`, whom sudo asks for a password (real sudo, real output).
     const opts = { become: true, becomeUser: 'root' };
     const run = spawnSync('runuser', ['-u', 'nobody', '--', ...commandArgv('id -un', 'nobody', opts)], {

@@ -131,4 +131,17 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
     expect(await onHost(host, `systemctl is-active ${String(result.measured.unit)}`)).toBe('active');
     expect(await onHost(host, 'ip -o -4 addr show to 10.77.0.10/32')).toBe('');
   });
+
+  it('drill drift: a hand edit of haproxy.cfg on lb1 is found by cairn drift, ConfigurationDrift fires, the haproxy role rerun on lb1 resolves it', async () => {
+    const result = await labDrill('drift', [], measured, DRILL_RUN);
+    expect(result.passed, result.msg).toBe(true);
+    expect(result.measured.alert).toBe('ConfigurationDrift');
+    expect(result.measured.host).toBe('lb1');
+    expect(result.measured.predicted_changes).toBe(1);
+    // alert_drift_for is 20 s in the lab (group_vars/all/monitoring.yaml).
+    expect(result.measured.detect_s).toBeGreaterThanOrEqual(20);
+    expect(await onHost('lb1', 'grep -c "hand edit by the drift drill" /etc/haproxy/haproxy.cfg || true')).toBe('0');
+    // The drill removes its metrics file, so DriftCheckNotRun does not fire hours later.
+    expect(await onHost('mon1', 'test -e /var/lib/prometheus/node-exporter/cairn-drift.prom && echo left || echo gone')).toBe('gone');
+  });
 });

@@ -15,6 +15,7 @@ import { MANIFEST_PROGRAM, compareManifests, createdArchiveName, markerTreeScrip
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'backup');
 const fixture = (name: string) => readFileSync(join(fixtures, name), 'utf8');
 const python = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => existsSync(p));
+if (!python) throw new Error('python3 is not installed: apt-get install -y python3 (scripts/test-prereqs.sh does it)');
 
 describe('compareManifests', () => {
   const base: ManifestEntry[] = [
@@ -72,7 +73,7 @@ describe('borgmatic JSON (captured)', () => {
   });
 });
 
-describe.skipIf(!python)('a marker tree, its manifest and a restored copy (sh, python3, cp -a here)', () => {
+describe('a marker tree, its manifest and a restored copy (sh, python3, cp -a here)', () => {
   let dir: string;
   let before: ManifestEntry[];
   const manifest = (tree: string) => parseManifest(execFileSync(python!, ['-', tree], { input: MANIFEST_PROGRAM, encoding: 'utf8' }));
@@ -128,7 +129,7 @@ describe.skipIf(!python)('a marker tree, its manifest and a restored copy (sh, p
   });
 });
 
-describe.skipIf(!python)("the role's status helper on borgmatic's captured rlist output", () => {
+describe("the role's status helper on borgmatic's captured rlist output", () => {
   let dir: string;
   const helper = join(import.meta.dirname, '..', '..', 'roles', 'backup', 'files', 'cairn-backup-status.py');
 

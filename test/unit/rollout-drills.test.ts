@@ -24,6 +24,7 @@ function context(options: Record<string, string>, vars: Record<string, unknown> 
     signal: new AbortController().signal,
     options,
     play: () => Promise.resolve(0),
+    drift: () => Promise.reject(new Error('no drift check in this test')),
   };
 }
 

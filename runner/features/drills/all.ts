@@ -4,3 +4,4 @@ import './monitoring.js';
 import './backup.js';
 import './hyperconverged.js';
 import './rollout.js';
+import './drift.js';

@@ -3,6 +3,7 @@ import { hostVariables } from '../../core/engine/variables.js';
 import { resolve } from 'node:path';
 import { loadPlaybookFile } from '../../app/playbook.js';
 import type { Session } from '../../app/session.js';
+import { DriftCollector, type DriftReport } from '../../app/report/drift.js';
 import { now } from '../../core/engine/events.js';
 import { ExitCode } from '../../core/util/errors.js';
 import type { Vars } from '../../core/util/vars.js';
@@ -63,6 +64,20 @@ export async function runDrillInSession(session: Session, drill: Drill, opts: { 
       } finally {
         await sub.close();
       }
+    },
+    drift: async (playbookPath, driftOpts = {}) => {
+      const playbook = loadPlaybookFile(resolve(playbookPath));
+      const sub = session.newEngine({ limit: driftOpts.limit, roles: driftOpts.roles, extraVars, check: true, verify: false });
+      const collector = new DriftCollector(session.bus);
+      let report: DriftReport;
+      try {
+        await sub.runPlaybook(playbook);
+      } finally {
+        // finish() also stops listening, so a failed run leaves no subscriber behind.
+        report = collector.finish([...session.inventory.hosts.keys()]);
+        await sub.close();
+      }
+      return report;
     },
   };
   let outcome: DrillOutcome;

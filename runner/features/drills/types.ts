@@ -6,6 +6,7 @@
 import type { Inventory } from '../../core/inventory/types.js';
 import type { ExecOptions, ExecResult } from '../../core/transport/types.js';
 import type { Vars } from '../../core/util/vars.js';
+import type { DriftReport } from '../../app/report/drift.js';
 
 export interface DrillPower {
   /** Orderly halt (the host's systemd shuts down). */
@@ -39,6 +40,8 @@ export interface DrillContext {
    * code an equivalent `cairn play` would have.
    */
   play(playbookPath: string, opts?: { limit?: string; roles?: string[]; extraVars?: Vars }): Promise<number>;
+  /** A check-mode run of a playbook, as `cairn drift` makes it: the predicted changes per host and role. */
+  drift(playbookPath: string, opts?: { limit?: string; roles?: string[] }): Promise<DriftReport>;
 }
 
 export interface DrillOutcome {

@@ -142,10 +142,13 @@ function stepRow(step: StepStatus): string {
   const evidence = step.summary ? e(step.summary) : '';
   const message = step.message && step.state !== 'done' ? `<div class="small">${e(step.message.split('\n')[0])}</div>` : '';
   const journal = step.journal ? `<div class="small">journal: ${e(step.journal)}</div>` : '';
+  const stale = step.stale
+    ? `<div class="stale" data-stale="${e(step.stale.since.join(' '))}"><span class="badge" style="background:#b8860b">stale</span> ${e(step.stale.reasons.join('; '))}: run it again</div>`
+    : '';
   return (
     `<tr data-step-row="${e(step.id)}"><td><b>${e(step.id)}</b><div class="small">${e(step.name)}</div></td>` +
     `<td>${e(step.kindLabel)}</td><td>${e(formatDayRange(step.days))}${step.late ? ' <span class="badge" style="background:#d23c3c">late</span>' : ''}</td>` +
-    `<td>${badge(step.state)}</td><td>${e(shortTime(step.when))}</td><td>${e(step.by ?? '')}</td><td>${evidence}${message}${journal}</td></tr>`
+    `<td>${badge(step.state)}</td><td>${e(shortTime(step.when))}</td><td>${e(step.by ?? '')}</td><td>${evidence}${stale}${message}${journal}</td></tr>`
   );
 }
 

@@ -8,6 +8,7 @@ import { checklistProblems, describeKind, type ChecklistProblem } from './checkl
 import { gateVerdict, nextAction, phaseOpenness, type GateVerdict } from './gate.js';
 import { stepState } from './state.js';
 import { describeTargetCheck } from './targets.js';
+import { staleSteps, type StaleMark } from './stale.js';
 import type { Checklist, DayRange, RolloutState, SignOff, StepEvidence, StepKind, StepStateName } from './types.js';
 
 export interface StepStatus {
@@ -32,6 +33,8 @@ export interface StepStatus {
   late: boolean;
   /** For a drill step: the drill and the checklist's targets, as written ("availability_pct >= 99.95"). */
   drill?: { name: string; targets: string[] };
+  /** Its evidence predates a rerun of an earlier step it depends on (rollout/stale.ts): run it again. */
+  stale?: StaleMark;
 }
 
 export type PhaseState = 'complete' | 'open' | 'locked';
@@ -114,6 +117,7 @@ export function summariseEvidence(evidence: StepEvidence | undefined, signoff?: 
 export function rolloutStatus(checklist: Checklist, state: RolloutState, today: string = localDate()): RolloutStatus {
   const day = state.startDate ? planDay(state.startDate, today) : undefined;
   const late: string[] = [];
+  const stale = staleSteps(checklist, state);
   const phases: PhaseStatus[] = checklist.phases.map((phase) => {
     const gate = gateVerdict(checklist, phase, state);
     const openness = phaseOpenness(checklist, phase, state);
@@ -139,6 +143,7 @@ export function rolloutStatus(checklist: Checklist, state: RolloutState, today: 
         runs: st.runs,
         late: stepLate,
         drill: step.spec.kind === 'drill' ? { name: step.spec.drill, targets: step.spec.targets.map((t) => `${t.key} ${t.text}`) } : undefined,
+        stale: stale.get(step.id),
       };
     });
     const complete = gate.passed && steps.every((s) => s.state === 'done');
@@ -213,6 +218,7 @@ export function renderStatusText(status: RolloutStatus): string {
       const days = step.ownDays ? ` ${formatDayRange(step.days)}` : '';
       out.push(`    ${STATE_LABEL[step.state].padEnd(11)} ${step.id.padEnd(24)} ${step.kindLabel}${days}: ${step.name}${when}${step.late ? ' — LATE' : ''}`);
       if (step.summary) out.push(`    ${''.padEnd(11)} ${''.padEnd(24)} evidence: ${step.summary}`);
+      if (step.stale) out.push(`    ${''.padEnd(11)} ${''.padEnd(24)} STALE: ${step.stale.reasons.join('; ')} — run ${step.id} again`);
       if (step.message && step.state !== 'done') out.push(`    ${''.padEnd(11)} ${''.padEnd(24)} ${step.message.split('\n')[0]}`);
     }
     if (!phase.gate.passed && phase.state !== 'locked') for (const m of phase.gate.missing) out.push(`    gate needs: ${m}`);

@@ -1,0 +1,81 @@
+/**
+ * The prometheus role's alert rules and their unit tests, rendered as the role renders them for the example
+ * inventory's monitoring host (mon1), checked by the real promtool (`promtool check rules`, `promtool test
+ * rules`) here as the role's own validate and verify do on the monitoring host; and a `cairn drift
+ * --metrics` textfile parses with `promtool check metrics`. promtool comes from Debian's prometheus package
+ * (scripts/test-prereqs.sh installs it).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EventBus, now } from '../../runner/core/engine/events.js';
+import { lazyVars } from '../../runner/core/engine/lazy-vars.js';
+import { DriftCollector, renderDriftMetrics } from '../../runner/app/report/drift.js';
+import { loadInventory } from '../../runner/core/inventory/index.js';
+import { builtinRolesDir, sharedTemplatesDir } from '../../runner/core/util/paths.js';
+import { createTemplater } from '../../runner/core/template/index.js';
+import { layerVars } from '../../runner/core/util/vars.js';
+import { parse } from 'yaml';
+import { repoRoot } from '../helpers/cli.js';
+
+const PROMTOOL = '/usr/bin/promtool';
+if (!existsSync(PROMTOOL)) throw new Error('promtool is not installed: apt-get install -y prometheus (scripts/test-prereqs.sh does it)');
+
+const work = mkdtempSync(join(tmpdir(), 'cairn-promtool-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function promtool(args: string[], input?: string) {
+  const r = spawnSync(PROMTOOL, args, { encoding: 'utf8', input, timeout: 120_000 });
+  return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+function renderForMon1(template: string): string {
+  const role = join(builtinRolesDir(), 'prometheus');
+  const inventory = loadInventory(join(repoRoot, 'inventories', 'example', 'hosts.yaml'));
+  const defaults = parse(readFileSync(join(role, 'defaults.yaml'), 'utf8')) as Record<string, unknown>;
+  const templater = createTemplater({ partialsDirs: [sharedTemplatesDir()] });
+  const vars = lazyVars(layerVars(defaults, inventory.hostVars('mon1')), (t, context) => templater.renderValue(t, context, { file: template }));
+  return templater.renderFile(join(role, 'templates', template), vars);
+}
+
+describe('the prometheus role\'s alert rules under promtool', () => {
+  it('pass promtool check rules and the role\'s own rule unit tests, drift rules included', () => {
+    const rules = join(work, 'cairn-alerts.yml');
+    writeFileSync(rules, renderForMon1('alert-rules.yml.hbs'));
+    expect(readFileSync(rules, 'utf8')).toContain('alert: ConfigurationDrift');
+    const checked = promtool(['check', 'rules', rules]);
+    expect(checked.code, checked.out).toBe(0);
+    const tests = join(work, 'cairn-alerts.test.yml');
+    writeFileSync(tests, renderForMon1('alert-rules.test.yml.hbs').replace('/etc/prometheus/rules/cairn-alerts.yml', rules));
+    expect(readFileSync(tests, 'utf8')).toContain('alertname: DriftCheckNotRun');
+    const tested = promtool(['test', 'rules', tests]);
+    expect(tested.out).toMatch(/SUCCESS/);
+    expect(tested.code, tested.out).toBe(0);
+  });
+
+  it('a failing expectation fails promtool test rules (the tests can fail)', () => {
+    const rules = join(work, 'cairn-alerts.yml');
+    writeFileSync(rules, renderForMon1('alert-rules.yml.hbs').replace('max by (host, role) (cairn_drift_changes) > 0', 'max by (host, role) (cairn_drift_changes) > 1'));
+    const tests = join(work, 'broken.test.yml');
+    writeFileSync(tests, renderForMon1('alert-rules.test.yml.hbs').replace('/etc/prometheus/rules/cairn-alerts.yml', rules));
+    const tested = promtool(['test', 'rules', tests]);
+    expect(tested.code).not.toBe(0);
+    expect(tested.out).toContain('ConfigurationDrift');
+  });
+
+  it('cairn drift\'s textfile metrics parse with promtool check metrics', () => {
+    const bus = new EventBus();
+    const collector = new DriftCollector(bus);
+    const task = (name: string, role: string) => ({ name, role, module: 'template', location: 'x:1:1' });
+    bus.emit({ type: 'task_result', time: now(), host: 'lb1', task: task('haproxy.cfg', 'haproxy'), status: 'changed', durationMs: 1 });
+    bus.emit({ type: 'task_result', time: now(), host: 'lb2', task: task('haproxy.cfg', 'haproxy'), status: 'ok', durationMs: 1 });
+    bus.emit({ type: 'host_unreachable', time: now(), host: 'web"1', msg: 'refused' });
+    const text = renderDriftMetrics(collector.finish(['lb1', 'lb2', 'web"1']));
+    expect(text).toContain('cairn_drift_changes{host="lb1",role="haproxy"} 1');
+    expect(text).toContain('cairn_drift_unreachable{host="web\\"1"} 1');
+    const checked = promtool(['check', 'metrics'], text);
+    expect(checked.code, checked.out).toBe(0);
+  });
+});
