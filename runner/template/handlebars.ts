@@ -10,8 +10,12 @@ import { CairnError, caretSnippet, formatLocation, inputError, type SourceLocati
 import { describeFsError } from '../yaml-source.js';
 import { isPlainObject, type Vars } from '../vars.js';
 import type { Templater } from './types.js';
+import { renderTemplateString, renderValue } from './expr.js';
+import { FILTERS, UndefinedValue } from './filters.js';
+import { callFilter } from './expr.js';
 import {
-  HELPER_NAMES,
+  TEMPLATE_ONLY_HELPERS,
+  ValueTypeError,
   TemplateFault,
   UndefinedVariableError,
   describeAvailable,
@@ -19,8 +23,32 @@ import {
   registerHelpers,
   type Lookup,
   type HelperEnvironment,
+  type HelperSpec,
   type TemplatePosition,
 } from './helpers.js';
+
+/**
+ * Every filter of the one table as a helper with the same meaning: `{{join xs ","}}` is `xs | join(",")`,
+ * hash arguments are keyword arguments (`{{regex_replace x "a" "b" ignorecase=true}}`).
+ */
+const FILTER_HELPERS: Record<string, HelperSpec> = Object.fromEntries(
+  Object.entries(FILTERS).map(([name, spec]) => [
+    name,
+    {
+      acceptsUndefined: spec.acceptsUndefined,
+      minArgs: name === 'default' ? 2 : 1,
+      run: ([value, ...args]: unknown[], hash: Record<string, unknown>) => {
+        const subject = value === undefined ? new UndefinedValue('the value', 'the value', 'it is not defined') : value;
+        const result = callFilter(name, subject, args, hash);
+        if (result instanceof UndefinedValue) throw new ValueTypeError(result.describe());
+        return result;
+      },
+    },
+  ]),
+);
+
+/** Names of the helpers templates can call (Handlebars' block helpers come on top). */
+export const HELPER_NAMES: readonly string[] = [...new Set([...Object.keys(FILTER_HELPERS), ...TEMPLATE_ONLY_HELPERS])].sort();
 
 /** Templates larger than this are refused: a config template this big is a mistake (a binary, a log). */
 export const MAX_TEMPLATE_BYTES = 4 * 1024 * 1024;
@@ -61,43 +89,36 @@ class HandlebarsTemplater implements Templater {
 
   constructor(private readonly partialsDirs: readonly string[]) {
     installSafeLookups(this.env);
-    registerHelpers(this.env as unknown as HelperEnvironment, (error, context) => this.noteScope(error, context));
+    registerHelpers(this.env as unknown as HelperEnvironment, (error, context) => this.noteScope(error, context), FILTER_HELPERS);
     for (const dir of partialsDirs) {
       for (const file of listPartials(dir)) this.partialFiles.set(basename(file, '.hbs'), file);
     }
     for (const [name, file] of this.partialFiles) this.env.registerPartial(name, this.partial(file));
   }
 
+  /** YAML values speak Ansible's expression language (expr.ts); only template files are Handlebars. */
   renderValue(value: unknown, vars: Vars, origin: SourceLocation): unknown {
-    if (typeof value === 'string') {
-      const path = this.singlePath(value);
-      return path === undefined ? this.renderString(value, vars, origin) : resolveRawPath(path, value, vars, origin);
-    }
-    if (Array.isArray(value)) return value.map((item) => this.renderValue(item, vars, origin));
-    if (isPlainObject(value)) {
-      const rendered: Record<string, unknown> = {};
-      for (const [key, item] of Object.entries(value)) rendered[key] = this.renderValue(item, vars, origin);
-      return rendered;
-    }
-    return value;
+    return renderValue(value, vars, origin);
   }
 
   renderString(text: string, vars: Vars, origin: SourceLocation): string {
-    if (!text.includes('{{')) return text;
+    return renderTemplateString(text, vars, origin);
+  }
+
+  renderHandlebars(text: string, vars: Vars, origin: SourceLocation): string {
     return this.render(text, vars, { kind: 'inline', origin, text });
   }
 
   renderFile(path: string, vars: Vars): string {
-    return this.render(readTemplate(path), vars, { kind: 'file', file: path });
-  }
-
-  /** The path of a string that is exactly one `{{ path }}` (not a helper), else undefined. */
-  private singlePath(text: string): string | undefined {
-    const inner = /^\{\{\{\s*([^{}]*?)\s*\}\}\}$/.exec(text) ?? /^\{\{~?\s*([^{}]*?)\s*~?\}\}$/.exec(text);
-    if (!inner || !PLAIN_PATH.test(inner[1]!) || inner[1] === 'else') return undefined;
-    // A single name that is a helper (`{{ json }}`) is a helper call in Handlebars, so render it as one.
-    if (!/[./[]/.test(inner[1]!) && Object.prototype.hasOwnProperty.call(this.env.helpers, inner[1]!)) return undefined;
-    return inner[1];
+    const source = readTemplate(path);
+    if (/\{%/.test(source)) {
+      const line = source.slice(0, source.indexOf('{%')).split('\n').length;
+      throw inputError(
+        `this is a Jinja template ("{%" at line ${line}); template files are Handlebars: convert it with \`cairn template convert ${path} -o ${path.replace(/\.j2$/, '')}.hbs\``,
+        { file: path, line },
+      );
+    }
+    return this.render(source, vars, { kind: 'file', file: path });
   }
 
   private render(source: string, vars: Vars, origin: Origin): string {
