@@ -939,7 +939,8 @@ export function evaluate(expression: string, vars: Vars, origin?: SourceLocation
   if (typeof expression !== 'string') throw inputError(`expected an expression (text), got ${describeValue(expression)}`, origin);
   const tree = parseExpression(expression, origin);
   try {
-    return settle(evalNode(tree, new Scope(vars)));
+    const value = evalNode(tree, new Scope(vars));
+    return placed(startOf(tree), () => settle(value));
   } catch (err) {
     throw evaluationError('expression', expression, err, origin);
   }

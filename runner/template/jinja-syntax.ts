@@ -75,7 +75,7 @@ function lex(src: string, start: number, stop?: string): { tokens: Token[]; end:
   for (;;) {
     while (i < src.length && /\s/.test(src[i]!)) i += 1;
     if (stop !== undefined && open.length === 0) {
-      const trimmed = src[i] === '-' && src.startsWith(stop, i + 1);
+      const trimmed = (src[i] === '-' || src[i] === '+') && src.startsWith(stop, i + 1);
       if (src.startsWith(stop, i) || trimmed) {
         tokens.push({ kind: 'end', text: '', pos: i });
         return { tokens, end: i };
@@ -630,7 +630,9 @@ export function parseTemplate(source: string, options: TemplateOptions = { trimB
     // {% statement %}
     const { tokens, end } = lex(source, bodyStart, '%}');
     const trimRight = source[end] === '-';
-    let close = end + (trimRight ? 1 : 0) + 2;
+    // `+%}` keeps the newline that trim_blocks would remove.
+    const keepNewline = source[end] === '+';
+    let close = end + (trimRight || keepNewline ? 1 : 0) + 2;
     const nameToken = tokens[0]!;
     if (nameToken.kind !== 'name') throw new SyntaxFault(`expected a statement name after "{%", found ${show(nameToken)}`, nameToken.pos);
     flushText(trimLeft);
@@ -647,8 +649,8 @@ export function parseTemplate(source: string, options: TemplateOptions = { trimB
     parser.next();
     pieces.push({ tag: { kind: 'statement', name: nameToken.text, parser, pos: nameToken.pos } });
     trimNext = trimRight;
-    if (options.trimBlocks && !trimRight && source[close] === '\n') close += 1;
-    else if (options.trimBlocks && !trimRight && source.startsWith('\r\n', close)) close += 2;
+    if (options.trimBlocks && !trimRight && !keepNewline && source[close] === '\n') close += 1;
+    else if (options.trimBlocks && !trimRight && !keepNewline && source.startsWith('\r\n', close)) close += 2;
     i = close;
   }
   flushText(false);
