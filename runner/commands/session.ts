@@ -15,6 +15,8 @@ import { attachConsoleReporter, attachJsonReporter, RecapCollector, RunJournal, 
 import { createTemplater } from '../template/index.js';
 import { isPlainObject, type Vars } from '../vars.js';
 import { loadYamlFile, parseYaml } from '../yaml-source.js';
+import { checkExpressions } from '../template/yaml-expressions.js';
+import { checkSyntax } from '../template/expr.js';
 import { configureVault } from '../vault/index.js';
 import { acquireRunLock, commandLineForLock } from '../lock.js';
 import { dirname, join } from 'node:path';
@@ -58,10 +60,12 @@ export function parseExtraVars(values: string[] | undefined): Vars {
       const file = resolve(text.slice(1));
       const loaded = loadYamlFile(file, 'extra vars file');
       if (!isPlainObject(loaded.value)) throw new CairnError('extra vars file must hold a mapping of variable names to values', { location: { file } });
+      checkExpressions(loaded);
       Object.assign(out, loaded.value);
     } else if (text.startsWith('{')) {
       const loaded = parseYaml(text, '-e');
       if (!isPlainObject(loaded.value)) throw optionsError(`-e ${text}: expected a mapping`);
+      checkExpressions(loaded);
       Object.assign(out, loaded.value);
     } else {
       // key=value pairs, values parsed as YAML scalars (so 3 is a number and true a boolean).
@@ -72,6 +76,7 @@ export function parseExtraVars(values: string[] | undefined): Vars {
         const valueText = pair.slice(eq + 1).replace(/^"(.*)"$/s, '$1').replace(/^'(.*)'$/s, '$1');
         const parsed = parseYaml(valueText, '-e').value;
         out[key] = parsed === null && valueText !== '' && valueText !== 'null' && valueText !== '~' ? valueText : parsed;
+        checkSyntax(out[key], { file: `-e ${key}` });
       }
     }
   }

@@ -10,6 +10,7 @@ import { getModule, moduleNames } from '../modules/index.js';
 import { ajv, compileSchema, describeAjvErrors, validateAt } from '../schema.js';
 import { parseHostPattern } from '../inventory/patterns.js';
 import { isPlainObject, type Vars } from '../vars.js';
+import { checkExpressions } from '../template/yaml-expressions.js';
 import { describeFsError, errorAt, loadYamlFile, parseYaml, snippetAt, sourceSnippet, type LoadedYaml, type YamlPath } from '../yaml-source.js';
 import { closestNames } from './suggest.js';
 import { TASK_KEYWORDS, defaultsSchema, metaSchema, playSchema, playbookSchema, taskKeywordSchemas, taskListSchema } from './schema.js';
@@ -114,6 +115,7 @@ export class PlaybookLoader {
   private loadPlays(file: string, importing: string[]): Play[] {
     const loaded = loadYamlFile(file, 'playbook');
     checkPlaybookShape(loaded);
+    checkExpressions(loaded);
     validateAt(loaded, playbookSchema, 'playbook');
     const dir = dirname(file);
     const rawPlays = loaded.value as Array<Record<string, unknown>>;
@@ -179,6 +181,7 @@ export class PlaybookLoader {
       if (!existsSync(p)) throw errorAt(loaded, [index, 'vars_files', k], `vars file "${vf}" not found (looked for ${p})`);
       const vl = loadYamlFile(p, 'vars file');
       validateAt(vl, defaultsSchema, 'vars file');
+      checkExpressions(vl);
       vars = { ...vars, ...((vl.value as Vars | null) ?? {}) };
     }
     return {
@@ -250,6 +253,7 @@ export class PlaybookLoader {
     for (const base of ROLE_FILES) {
       const p = findYaml(dir, base);
       if (p) files[base] = loadYamlFile(p, `role ${base} file`);
+      if (p && base !== 'meta') checkExpressions(files[base]!);
     }
     if (!files.tasks) {
       throw inputError(`role "${name}" has no tasks.yaml (nor tasks.yml): every role needs one, even if it holds only \`[]\``, { file: dir });

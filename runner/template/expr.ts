@@ -29,6 +29,7 @@ import {
   deepEqual,
   describeAvailable,
   describeValue,
+  editDistance,
   isTruthy,
   lookupKey,
   numberRange,
@@ -159,6 +160,13 @@ function startOf(node: Expr): number {
   }
 }
 
+/** "; did you mean ..." for a mistyped name, else where the list of names is documented. */
+function suggest(name: string, known: string[]): string {
+  const close = known.filter((candidate) => editDistance(name, candidate) <= Math.max(1, Math.floor(name.length / 4))).slice(0, 3);
+  if (close.length) return `; did you mean ${close.map((c) => `"${c}"`).join(' or ')}?`;
+  return ` (cairn knows ${known.length}; see runner/template/README.md)`;
+}
+
 /** Every filter, test and function named in a tree exists: unknown ones fail at parse (--syntax-check). */
 function validate(node: Expr, depth = 0): void {
   const fail = (message: string, pos: number) => {
@@ -168,12 +176,12 @@ function validate(node: Expr, depth = 0): void {
   switch (node.kind) {
     case 'filter':
       if (!Object.prototype.hasOwnProperty.call(FILTERS, node.name)) {
-        fail(`unknown filter "${node.name}" (filters: ${Object.keys(FILTERS).sort().join(', ')})`, node.pos);
+        fail(`unknown filter "${node.name}"${suggest(node.name, Object.keys(FILTERS))}`, node.pos);
       }
       children.push(node.operand, ...node.args, ...node.kwargs.map(([, v]) => v));
       break;
     case 'test':
-      if (!Object.prototype.hasOwnProperty.call(TESTS, node.name)) fail(`unknown test "${node.name}" (tests: ${Object.keys(TESTS).filter((t) => /^[a-z]/.test(t)).sort().join(', ')})`, node.pos);
+      if (!Object.prototype.hasOwnProperty.call(TESTS, node.name)) fail(`unknown test "${node.name}"${suggest(node.name, Object.keys(TESTS).filter((t) => /^[a-z]/.test(t)))}`, node.pos);
       children.push(node.operand, ...node.args, ...node.kwargs.map(([, v]) => v));
       break;
     case 'call':
@@ -559,6 +567,7 @@ const GLOBALS: Record<string, (args: unknown[], kwargs: Record<string, unknown>,
   lookup: (args, kwargs, scope) => callLookup('lookup', args, kwargs, scope),
   query: (args, kwargs, scope) => callLookup('query', args, kwargs, scope),
   q: (args, kwargs, scope) => callLookup('query', args, kwargs, scope),
+  undef: (args) => new UndefinedValue('undef()', 'undef()', args[0] === undefined ? 'undef() is never defined' : pythonString(args[0])),
   dict: (args, kwargs) => ({ ...(args[0] === undefined ? {} : (filterCall('dict', defined(args[0]), []) as Record<string, unknown>)), ...kwargs }),
 };
 
@@ -597,7 +606,8 @@ function evalNode(node: Expr, scope: Scope): unknown {
       const path = `${pathOf(node.object)}[${JSON.stringify(key)}]`;
       if (object instanceof UndefinedValue) return object.extend(path);
       if (typeof key !== 'string' && typeof key !== 'number') {
-        throw new PlacedFault(new ExpressionFault(`${pathOf(node.object)}[…]: a key must be text or a number, got ${describeValue(key)}`), node.pos);
+        // Jinja's getitem fails on a list or mapping key, and the result is undefined.
+        return new UndefinedValue(path, path, `a key must be text or a number, got ${describeValue(key)}`);
       }
       if (typeof key === 'number' && (Array.isArray(object) || typeof object === 'string')) {
         const index = key < 0 ? object.length + key : key;
@@ -672,7 +682,7 @@ function evalCall(node: Expr & { kind: 'call' }, scope: Scope): unknown {
   const { callee } = node;
   if (callee.kind === 'name' && Object.prototype.hasOwnProperty.call(GLOBALS, callee.name)) {
     const { args, kwargs } = evalArgs(node.args, node.kwargs, scope);
-    return placed(callee.pos, () => GLOBALS[callee.name]!(args.map(defined), kwargs, scope));
+    return placed(callee.pos, () => GLOBALS[callee.name]!(callee.name === 'undef' ? args : args.map(defined), kwargs, scope));
   }
   if (callee.kind === 'attr') {
     const self = placed(startOf(callee.object), () => defined(evalNode(callee.object, scope)));
@@ -681,7 +691,8 @@ function evalCall(node: Expr & { kind: 'call' }, scope: Scope): unknown {
       const { args, kwargs } = evalArgs(node.args, node.kwargs, scope);
       return placed(callee.pos, () => methods[callee.name]!(self as never, args.map(defined), kwargs));
     }
-    throw new PlacedFault(new ExpressionFault(`${describeValue(self)} has no method "${callee.name}()"`), callee.pos);
+    // Jinja reads the attribute (undefined) and calling it is an undefined-variable error, as here.
+    throw new PlacedFault(new ExpressionFault(`${describeValue(self)} has no method "${callee.name}()"`, undefined, true), callee.pos);
   }
   const name = callee.kind === 'name' ? callee.name : pathOf(callee);
   const hint = Object.prototype.hasOwnProperty.call(FILTERS, name) ? ` ("${name}" is a filter: write value | ${name}(...))` : Object.prototype.hasOwnProperty.call(TESTS, name) ? ` ("${name}" is a test: write value is ${name}(...))` : '';

@@ -581,11 +581,12 @@ export const FILTERS: Record<string, FilterSpec> = {
       return rounded / factor;
     },
   },
-  lower: { run: (value) => text(value, 'lower').toLowerCase() },
-  upper: { run: (value) => text(value, 'upper').toUpperCase() },
-  capitalize: { run: (value) => capitalize(text(value, 'capitalize')) },
-  title: { run: (value) => titleCase(text(value, 'title')) },
-  trim: { run: (value, args) => pythonStrip(text(value, 'trim'), args[0], 'both') },
+  // Jinja's soft_str: these turn any value into text first (`{'a': 1} | lower` is "{'a': 1}").
+  lower: { run: (value) => pythonString(value).toLowerCase() },
+  upper: { run: (value) => pythonString(value).toUpperCase() },
+  capitalize: { run: (value) => capitalize(pythonString(value)) },
+  title: { run: (value) => titleCase(pythonString(value)) },
+  trim: { run: (value, args) => pythonStrip(pythonString(value), args[0], 'both') },
   center: { run: (value, args) => { const t = text(value, 'center'); const w = count(args[0] ?? 80, 'center width'); const left = Math.floor((w - t.length) / 2); return w <= t.length ? t : ' '.repeat(left) + t + ' '.repeat(w - t.length - left); } },
   replace: { run: (value, args, kwargs) => pythonReplace(text(value, 'replace'), text(args[0], 'replace (old)'), text(args[1], 'replace (new)'), kw(kwargs, 'count', args, 2)) },
   split: { run: (value, args) => pythonSplit(text(value, 'split'), args[0], args[1]) },
@@ -632,6 +633,18 @@ export const FILTERS: Record<string, FilterSpec> = {
       const [name, ...rest] = args;
       const filterKwargs = { ...kwargs };
       return items.map((item) => env.filter(text(name, 'map filter name'), item, rest, filterKwargs));
+    },
+  },
+  // extract(container, morekeys): container[value], then each of morekeys (Ansible's, used with map).
+  extract: {
+    acceptsUndefined: false,
+    run: (value, args, kwargs) => {
+      let found = attributeOf(args[0], pythonString(value));
+      const more = kw(kwargs, 'morekeys', args, 1);
+      for (const key of more === undefined || more === null ? [] : Array.isArray(more) ? more : [more]) {
+        found = found instanceof UndefinedValue ? found : attributeOf(found, pythonString(key));
+      }
+      return found;
     },
   },
   select: selectFilter(true, false),
@@ -903,10 +916,11 @@ function subset(a: unknown, b: unknown): boolean {
   return small.every((x) => big.some((y) => deepEqual(x, y)));
 }
 
+/** Type tests look at an undefined value without failing (Jinja: it is none of these types). */
 export const TESTS: Record<string, TestSpec> = {
   defined: { acceptsUndefined: true, run: (value) => !(value instanceof UndefinedValue) },
   undefined: { acceptsUndefined: true, run: (value) => value instanceof UndefinedValue },
-  none: { run: (value) => value === null },
+  none: { acceptsUndefined: true, run: (value) => value === null },
   failed: { run: (value) => resultFlag(value, 'failed', 'failed') },
   failure: { run: (value) => resultFlag(value, 'failure', 'failed') },
   succeeded: { run: (value) => !resultFlag(value, 'succeeded', 'failed') },
@@ -916,17 +930,17 @@ export const TESTS: Record<string, TestSpec> = {
   change: { run: (value) => resultFlag(value, 'change', 'changed') },
   skipped: { run: (value) => resultFlag(value, 'skipped', 'skipped') },
   skip: { run: (value) => resultFlag(value, 'skip', 'skipped') },
-  number: { run: (value) => isNumber(value) },
-  integer: { run: (value) => isNumber(value) && Number.isInteger(value) },
-  float: { run: (value) => isNumber(value) && !Number.isInteger(value) },
-  string: { run: (value) => typeof value === 'string' },
-  boolean: { run: (value) => typeof value === 'boolean' },
-  mapping: { run: (value) => isMapping(value) },
+  number: { acceptsUndefined: true, run: (value) => isNumber(value) },
+  integer: { acceptsUndefined: true, run: (value) => isNumber(value) && Number.isInteger(value) },
+  float: { acceptsUndefined: true, run: (value) => isNumber(value) && !Number.isInteger(value) },
+  string: { acceptsUndefined: true, run: (value) => typeof value === 'string' },
+  boolean: { acceptsUndefined: true, run: (value) => typeof value === 'boolean' },
+  mapping: { acceptsUndefined: true, run: (value) => isMapping(value) },
   sequence: { run: (value) => typeof value === 'string' || Array.isArray(value) || isMapping(value) },
   iterable: { run: (value) => typeof value === 'string' || Array.isArray(value) || isMapping(value) },
   callable: { run: () => false },
-  true: { run: (value) => value === true },
-  false: { run: (value) => value === false },
+  true: { acceptsUndefined: true, run: (value) => value === true },
+  false: { acceptsUndefined: true, run: (value) => value === false },
   truthy: { run: (value) => isTruthy(value) },
   falsy: { run: (value) => !isTruthy(value) },
   lower: { run: (value) => typeof value === 'string' && value === value.toLowerCase() },

@@ -202,7 +202,7 @@ export function scalarText(value: unknown, what: string): string {
 }
 
 /** Edit distance, for "did you mean" suggestions; small inputs only. */
-function editDistance(a: string, b: string): number {
+export function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     let diagonal = row[0]!;
