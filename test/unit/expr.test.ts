@@ -172,7 +172,7 @@ describe('evaluate: errors name the origin, the expression and the variable', ()
     ['[a, x]', ['undefined variable "x"']],
     ['not x', ['undefined variable "x"']],
     ['x', ['undefined variable "x"']],
-    ['x is none', ['undefined variable "x"']],
+    ['x is failed', ['undefined variable "x"']],
     ['x is failed', ['undefined variable "x"']],
     ['x and a', ['undefined variable "x"']],
     ['x in xs', ['undefined variable "x"']],
@@ -187,7 +187,7 @@ describe('evaluate: errors name the origin, the expression and the variable', ()
     [`version is version('1', 'bogus')`, ['unknown operator "bogus"']],
     [`s is match('(')`, ['invalid regular expression "("']],
     ['no_items | first', ['undefined variable "first of an empty list"', 'the list is empty']],
-    ['xs | lower', ['lower needs text, got a list of 3 items']],
+    ['xs | replace(1, 2)', ['replace needs text, got a list of 3 items']],
     // Faults inside an operand keep their message (jexl's Promise.all would re-create them as plain errors).
     ['(a < "b") == 1', ['cannot compare a number (1) with a string ("b")']],
     ['1 + (x | int)', ['undefined variable "x"']],

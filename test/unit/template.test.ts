@@ -219,7 +219,7 @@ describe('helpers', () => {
     ['{{eq item}}', 'eq takes 2 arguments, got 1'],
     ['{{range 1000000}}', 'range of 1000000 numbers is too long (at most 100000)'],
     ['{{first empty_list}}', 'first: undefined variable "first of an empty list"'],
-    ['{{upper cfg}}', 'upper needs text, got a mapping (keys: a, b)'],
+    ['{{replace cfg "a" "b"}}', 'replace needs text, got a mapping (keys: a, b)'],
     ['{{keys groups.web}}', 'keys needs a mapping, got a list of 2 items'],
     ['{{quote groups.web}}', 'quote needs text, got a list of 2 items'],
   ];
