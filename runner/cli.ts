@@ -9,6 +9,7 @@ import './modules/all.js';
 import { registerPlayCommands } from './commands/play.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerVaultCommands } from './commands/vault.js';
+import { registerTemplateCommands } from './commands/template.js';
 import { registerDrillCommands } from './commands/drill.js';
 import { registerReportCommand, registerRolloutCommands } from './commands/rollout.js';
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerPlayCommands(program);
   registerLabCommands(program);
   registerVaultCommands(program);
+  registerTemplateCommands(program);
   registerDrillCommands(program);
   registerRolloutCommands(program);
   registerReportCommand(program);

@@ -44,7 +44,7 @@ import {
   type FilterEnvironment,
 } from './filters.js';
 import { RegexError } from './regex.js';
-import { hasTemplateMarkup, parseExpressionAt, parseTemplate, SyntaxFault, type Expr, type TemplateNode } from './jinja-syntax.js';
+import { hasTemplateMarkup, padNewlines, parseExpressionAt, parseTemplate, SyntaxFault, type Expr, type TemplateNode } from './jinja-syntax.js';
 
 export { MAX_NESTING } from './jinja-syntax.js';
 export type { Expr, TemplateNode } from './jinja-syntax.js';
@@ -463,6 +463,16 @@ export function callFilter(name: string, value: unknown, args: unknown[], kwargs
   }
 }
 
+/** Run one test of the table from outside an expression (the Handlebars `is` helper). */
+export function callTest(name: string, value: unknown, args: unknown[], kwargs: Record<string, unknown>): boolean {
+  try {
+    return applyTest(name, value, args, kwargs, false);
+  } catch (err) {
+    if (err instanceof ExpressionFault) throw new ValueTypeError(err.message);
+    throw err;
+  }
+}
+
 function applyTest(name: string, value: unknown, args: unknown[], kwargs: Record<string, unknown>, negate: boolean): boolean {
   const spec = Object.prototype.hasOwnProperty.call(TESTS, name) ? TESTS[name] : undefined;
   if (!spec) throw new ExpressionFault(`unknown test "${name}"`);
@@ -523,7 +533,7 @@ const LOOKUPS: Record<string, (terms: unknown[], kwargs: Record<string, unknown>
       const file = findLookupFile(scope.vars, 'templates', path);
       if (!file) throw new ExpressionFault(`lookup template: "${path}" not found (looked in ${lookupCandidates(scope.vars, 'templates', path).join(', ')})`);
       const source = readLookupFile(file);
-      return renderNodes(parseOrFault(source), new Scope(scope.vars, scope.budget), source);
+      return padNewlines(renderNodes(parseOrFault(source), new Scope(scope.vars, scope.budget), source), source);
     }),
   first_found: (terms, kwargs, scope) => {
     const candidates: string[] = [];
@@ -979,7 +989,7 @@ export function renderTemplateString(text: string, vars: Vars, origin?: SourceLo
   if (!hasTemplateMarkup(text)) return text;
   const nodes = parseTemplateText(text, origin);
   try {
-    return renderNodes(nodes, new Scope(vars), text);
+    return padNewlines(renderNodes(nodes, new Scope(vars), text), text);
   } catch (err) {
     throw evaluationError('template', text, err, origin);
   }
@@ -1002,7 +1012,7 @@ export function renderValue(value: unknown, vars: Vars, origin?: SourceLocation,
       }
     }
     try {
-      return renderNodes(nodes, new Scope(vars), value);
+      return padNewlines(renderNodes(nodes, new Scope(vars), value), value);
     } catch (err) {
       throw evaluationError('template', value, err, origin);
     }

@@ -12,7 +12,7 @@ import { isPlainObject, type Vars } from '../vars.js';
 import type { Templater } from './types.js';
 import { renderTemplateString, renderValue } from './expr.js';
 import { FILTERS, UndefinedValue } from './filters.js';
-import { callFilter } from './expr.js';
+import { callFilter, callTest } from './expr.js';
 import {
   TEMPLATE_ONLY_HELPERS,
   ValueTypeError,
@@ -31,8 +31,20 @@ import {
  * Every filter of the one table as a helper with the same meaning: `{{join xs ","}}` is `xs | join(",")`,
  * hash arguments are keyword arguments (`{{regex_replace x "a" "b" ignorecase=true}}`).
  */
-const FILTER_HELPERS: Record<string, HelperSpec> = Object.fromEntries(
-  Object.entries(FILTERS).map(([name, spec]) => [
+const FILTER_HELPERS: Record<string, HelperSpec> = Object.fromEntries([
+  // is VALUE "TEST" ARGS...: a test of the table (`{{#if (is v "version" "8.0" ">=")}}`).
+  [
+    'is',
+    {
+      acceptsUndefined: true,
+      minArgs: 2,
+      run: ([value, test, ...args]: unknown[], hash: Record<string, unknown>) => {
+        const subject = value === undefined ? new UndefinedValue('the value', 'the value', 'it is not defined') : value;
+        return callTest(String(test), subject, args, hash);
+      },
+    },
+  ],
+  ...Object.entries(FILTERS).map(([name, spec]) => [
     name,
     {
       acceptsUndefined: spec.acceptsUndefined,
@@ -45,7 +57,7 @@ const FILTER_HELPERS: Record<string, HelperSpec> = Object.fromEntries(
       },
     },
   ]),
-);
+]);
 
 /** Names of the helpers templates can call (Handlebars' block helpers come on top). */
 export const HELPER_NAMES: readonly string[] = [...new Set([...Object.keys(FILTER_HELPERS), ...TEMPLATE_ONLY_HELPERS])].sort();

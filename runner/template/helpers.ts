@@ -346,6 +346,8 @@ function mapping(value: unknown, what: string): Record<string, unknown> {
 
 /** Name -> helper. Each line says what the helper does; all refuse an undefined argument except two. */
 const HELPERS: Record<string, HelperSpec> = {
+  // add A B: A + B as numbers (converted Jinja templates use it for loop.index).
+  add: { minArgs: 2, run: ([a, b]) => Number(a) + Number(b) },
   // defined VALUE: true when VALUE is defined (null counts as defined, as in Jinja).
   defined: { acceptsUndefined: true, run: ([value]) => value !== undefined },
   // json VALUE [INDENT]: VALUE as JSON, pretty-printed when INDENT is given.
@@ -483,6 +485,17 @@ export function registerHelpers(env: HelperEnvironment, observeScope: ScopeObser
     const result = lookupKey(container, keyText);
     if (result.found) return result.value;
     throw new TemplateFault('undefined variable', 'undefined', positionOf(options), `${parameterName(options, 0, 'lookup')}.${keyText}`, describeAvailable(container, keyText));
+  });
+
+  // ensure_newlines N: the block's output ending with at least N newlines (converted Jinja templates:
+  // Ansible's preserve_trailing_newlines).
+  env.registerHelper('ensure_newlines', function (this: unknown, ...argsAndOptions: unknown[]) {
+    const { args, options } = splitOptions(argsAndOptions);
+    const out = options.fn ? options.fn(this) : '';
+    let have = 0;
+    for (let i = out.length - 1; i >= 0 && out[i] === '\n'; i--) have += 1;
+    const want = Number(args[0] ?? 0);
+    return have < want ? out + '\n'.repeat(want - have) : out;
   });
 
   // log: refused with a reason (it is a known helper to the compiler, so it cannot simply be removed).

@@ -584,8 +584,32 @@ export function hasTemplateMarkup(text: string): boolean {
   return text.includes('{{') || text.includes('{%') || text.includes('{#');
 }
 
-/** Parse a template into nodes; errors are SyntaxFaults at an offset of `source`. */
+/**
+ * Parse a template into nodes; errors are SyntaxFaults at an offset of `source`. As Jinja does, one
+ * trailing newline of the source is dropped; renderers put newlines back with `padNewlines`, as Ansible.
+ */
 export function parseTemplate(source: string, options: TemplateOptions = { trimBlocks: true }): TemplateNode[] {
+  if (source.endsWith('\n')) return parseTemplateBody(source.endsWith('\r\n') ? source.slice(0, -2) : source.slice(0, -1), options);
+  return parseTemplateBody(source, options);
+}
+
+/** How many newlines end a text (Ansible's _count_newlines_from_end). */
+export function trailingNewlines(text: string): number {
+  let count = 0;
+  for (let i = text.length - 1; i >= 0 && text[i] === '\n'; i--) count += 1;
+  return count;
+}
+
+/**
+ * Ansible's preserve_trailing_newlines: the rendered text ends with at least as many newlines as the
+ * template did (Jinja dropped the last one of the source; a false `{% if %}` at the end may drop more).
+ */
+export function padNewlines(rendered: string, source: string): string {
+  const missing = trailingNewlines(source) - trailingNewlines(rendered);
+  return missing > 0 ? rendered + '\n'.repeat(missing) : rendered;
+}
+
+function parseTemplateBody(source: string, options: TemplateOptions): TemplateNode[] {
   const pieces: Array<{ tag: Tag; node?: TemplateNode }> = [];
   let i = 0;
   let text = '';
