@@ -4,8 +4,8 @@
  * trace is shown only with -vvv or CAIRN_DEBUG=1.
  */
 import { Command, CommanderError } from 'commander';
-import { CairnError, ExitCode } from './errors.js';
-import './modules/all.js';
+import { CairnError, ExitCode } from './core/util/errors.js';
+import './core/modules/all.js';
 import { registerPlayCommands } from './commands/play.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerVaultCommands } from './commands/vault.js';

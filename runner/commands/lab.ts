@@ -1,9 +1,9 @@
 /**
  * `cairn lab ...`: the built-in lab of Debian hosts in systemd-nspawn containers on a private bridge.
- * The work is in runner/lab/; this file parses options and prints results.
+ * The work is in runner/features/lab/; this file parses options and prints results.
  */
 import type { Command } from 'commander';
-import { optionsError } from '../errors.js';
+import { optionsError } from '../core/util/errors.js';
 import {
   labDown,
   labKill,
@@ -18,7 +18,7 @@ import {
   type LabHostActionResult,
   type LabHostReport,
   type LabUpResult,
-} from '../lab/index.js';
+} from '../features/lab/index.js';
 
 function parseHostCount(text: string): number {
   if (!/^\d+$/.test(text.trim())) throw optionsError(`--hosts expects a whole number, got ${JSON.stringify(text)}`);

@@ -1,14 +1,15 @@
 /** `cairn play`, `cairn verify` and `cairn run`: the commands that run tasks. */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ExitCode, optionsError } from '../errors.js';
-import { getModule } from '../modules/index.js';
-import { builtinRolesDir } from '../paths.js';
-import { PlaybookLoader, coerceKeyValueArgs, parseKeyValueArgs } from '../playbook/load.js';
-import type { Playbook, Task } from '../playbook/types.js';
-import { parseYaml } from '../yaml-source.js';
-import { isPlainObject } from '../vars.js';
-import { defaultInventoryPath, openInventory, openSession, prepareVault, type CommonRunOptions } from './session.js';
+import { optionsError } from '../core/util/errors.js';
+import { getModule } from '../core/modules/index.js';
+import { coerceKeyValueArgs, parseKeyValueArgs } from '../core/playbook/load.js';
+import type { Task } from '../core/playbook/types.js';
+import { parseYaml } from '../core/util/yaml-source.js';
+import { isPlainObject } from '../core/util/vars.js';
+import { loadPlaybookFile } from '../app/playbook.js';
+import { defaultInventoryPath, openInventory, openSession, prepareVault, type CommonRunOptions } from '../app/session.js';
+import { processInterrupts } from './signals.js';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -16,15 +17,6 @@ function collect(value: string, previous: string[] = []): string[] {
 
 function increase(_: string, previous = 0): number {
   return previous + 1;
-}
-
-function rolesPath(): string[] {
-  const extra = (process.env.CAIRN_ROLES_PATH ?? '').split(':').filter(Boolean).map((p) => resolve(p));
-  return [...extra, builtinRolesDir()];
-}
-
-export function loadPlaybookFile(path: string): Playbook {
-  return new PlaybookLoader({ rolesPath: rolesPath() }).loadPlaybook(path);
 }
 
 /** Options every task-running command shares, with Ansible's names. */
@@ -82,7 +74,7 @@ export function registerPlayCommands(program: Command): void {
         if (unknown.length) throw optionsError(`--roles: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a role of ${playbookPath} (roles: ${[...known].join(', ')})`);
       }
       if (opts.listHosts || opts.listTasks) {
-        const session = await openSession({ ...opts, journal: false, json: false }, 'play', { lock: false });
+        const session = await openSession({ ...opts, journal: false, json: false }, 'play', { lock: false, interrupts: processInterrupts });
         for (const play of playbook.plays) {
           const hosts = session.engine.selectHosts(play.hosts, play.hostsLocation);
           process.stdout.write(`\nplay #${playbook.plays.indexOf(play) + 1} (${play.hosts}): ${play.name}\n`);
@@ -103,7 +95,7 @@ export function registerPlayCommands(program: Command): void {
         await session.engine.close();
         return;
       }
-      const session = await openSession(opts, 'play', { playbook: playbook.path });
+      const session = await openSession(opts, 'play', { playbook: playbook.path, interrupts: processInterrupts });
       try {
         const outcome = await session.engine.runPlaybook(playbook);
         process.exitCode = session.finish(outcome);
@@ -121,7 +113,7 @@ export function registerPlayCommands(program: Command): void {
     .option('--roles <roles>', 'only verify these roles')
     .action(async (playbookPath: string, opts: PlayOptions) => {
       const playbook = loadPlaybookFile(playbookPath);
-      const session = await openSession(opts, 'verify', { playbook: playbook.path, lock: false });
+      const session = await openSession(opts, 'verify', { playbook: playbook.path, lock: false, interrupts: processInterrupts });
       try {
         const outcome = await session.engine.runPlaybook(playbook, true);
         process.exitCode = session.finish(outcome);
@@ -173,7 +165,7 @@ export function registerPlayCommands(program: Command): void {
         location: { file: '<command line>' },
         listen: [],
       };
-      const session = await openSession(opts, 'run');
+      const session = await openSession(opts, 'run', { interrupts: processInterrupts });
       try {
         const outcome = await session.engine.runAdhoc(pattern, task);
         process.exitCode = session.finish(outcome);
@@ -182,5 +174,3 @@ export function registerPlayCommands(program: Command): void {
       }
     });
 }
-
-export { ExitCode };

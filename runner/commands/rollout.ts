@@ -5,20 +5,21 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import '../drills/all.js';
-import { CairnError, ExitCode, optionsError } from '../errors.js';
-import { stateDirectory } from '../lock.js';
-import { packageRoot } from '../paths.js';
-import { checklistProblems, loadChecklist } from '../rollout/checklist.js';
-import { dayNumberOfDate, localDate } from '../rollout/days.js';
-import { assertStepMayStart, findTarget, nextAction, runningStep } from '../rollout/gate.js';
-import { buildReportData, writeReport } from '../rollout/report.js';
-import { loadState, rolloutStatePath, stepState, updateState } from '../rollout/state.js';
-import { renderStatusText, rolloutStatus } from '../rollout/status.js';
-import { defaultOperator, runStep, type StepOutcome, type StepRunContext } from '../rollout/steps.js';
-import type { Checklist, ChecklistStep } from '../rollout/types.js';
+import '../features/drills/all.js';
+import { CairnError, ExitCode, optionsError } from '../core/util/errors.js';
+import { stateDirectory } from '../app/lock.js';
+import { packageRoot } from '../core/util/paths.js';
+import { checklistProblems, loadChecklist } from '../features/rollout/checklist.js';
+import { dayNumberOfDate, localDate } from '../features/rollout/days.js';
+import { assertStepMayStart, findTarget, nextAction, runningStep } from '../features/rollout/gate.js';
+import { buildReportData, writeReport } from '../features/rollout/report.js';
+import { loadState, rolloutStatePath, stepState, updateState } from '../features/rollout/state.js';
+import { renderStatusText, rolloutStatus } from '../features/rollout/status.js';
+import { processInterrupts } from './signals.js';
+import { defaultOperator, runStep, type StepOutcome, type StepRunContext } from '../features/rollout/steps.js';
+import type { Checklist, ChecklistStep } from '../features/rollout/types.js';
 import { addRunOptions } from './play.js';
-import type { CommonRunOptions } from './session.js';
+import type { CommonRunOptions } from '../app/session.js';
 
 interface ChecklistOptions {
   checklist?: string;
@@ -62,6 +63,7 @@ function stepContext(checklist: Checklist, opts: RunOpts): StepRunContext {
     operator: opts.by ?? defaultOperator(),
     // With --json, stdout carries only JSON lines: our own lines go to stderr.
     say: (line) => (json ? process.stderr : process.stdout).write(`${line}\n`),
+    interrupts: processInterrupts,
   };
 }
 

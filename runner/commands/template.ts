@@ -4,9 +4,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { inputError } from '../errors.js';
-import { convertJinja } from '../template/convert.js';
-import { readTextFile } from '../yaml-source.js';
+import { inputError } from '../core/util/errors.js';
+import { convertJinja } from '../core/template/convert.js';
+import { readTextFile } from '../core/util/yaml-source.js';
 
 export function registerTemplateCommands(program: Command): void {
   const template = program.command('template').description('template files: convert Jinja (.j2) to cairn templates (.hbs)');

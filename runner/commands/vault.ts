@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { CairnError, formatLocation, inputError, optionsError } from '../errors.js';
-import { quote } from '../transport/quote.js';
-import { isPlainObject } from '../vars.js';
-import { parseYaml } from '../yaml-source.js';
+import { CairnError, formatLocation, inputError, optionsError } from '../core/util/errors.js';
+import { quote } from '../core/transport/quote.js';
+import { isPlainObject } from '../core/util/vars.js';
+import { parseYaml } from '../core/util/yaml-source.js';
 import {
   encryptText,
   encryptionTarget,
@@ -32,7 +32,7 @@ import {
   writeNewIdentityFile,
   type EncryptionTarget,
   type VaultKeyOptions,
-} from '../vault/index.js';
+} from '../core/vault/index.js';
 
 /** Where the commands write and what they may ask; tests pass their own. */
 export interface VaultIo {
@@ -134,7 +134,7 @@ function shredFile(path: string): void {
 }
 
 function shredFolder(dir: string): void {
-  let names: string[] = [];
+  let names: string[];
   try {
     names = readdirSync(dir);
   } catch {

@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { openSshConnection } from '../../runner/transport/ssh.js';
+import { openSshConnection } from '../../runner/core/transport/ssh.js';
 import { runCairn } from '../helpers/cli.js';
 import { sshdAvailable, startSshHosts } from '../helpers/sshd.js';
 

@@ -1,8 +1,8 @@
 /** Runs the built cairn CLI (dist/) as a user would, and parses --json output. */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import type { RunEvent } from '../../runner/engine/events.js';
-import { packageRoot } from '../../runner/paths.js';
+import type { RunEvent } from '../../runner/core/engine/events.js';
+import { packageRoot } from '../../runner/core/util/paths.js';
 
 // packageRoot() finds the repository from source (vitest) and from dist/ (npm run bench) alike.
 export const repoRoot = packageRoot();

@@ -7,10 +7,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import type { Connection, ExecOptions, ExecResult } from '../../runner/transport/types.js';
-import type { ModuleContext } from '../../runner/modules/types.js';
-import type { Vars } from '../../runner/vars.js';
-import { evaluate } from '../../runner/template/expr.js';
+import type { Connection, ExecOptions, ExecResult } from '../../runner/core/transport/types.js';
+import type { ModuleContext } from '../../runner/core/modules/types.js';
+import type { Vars } from '../../runner/core/util/vars.js';
+import { evaluate } from '../../runner/core/template/expr.js';
 
 export interface FakeReply {
   /** Which scripts this row answers: a substring, a pattern, or a predicate. */

@@ -8,9 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import type { RunEvent } from '../../runner/engine/events.js';
-import { labUp, type LabUpResult } from '../../runner/lab/index.js';
-import { findExecutable } from '../../runner/lab/preflight.js';
+import type { RunEvent } from '../../runner/core/engine/events.js';
+import { labUp, type LabUpResult } from '../../runner/features/lab/index.js';
+import { findExecutable } from '../../runner/features/lab/preflight.js';
 import { jsonEvents, repoRoot, runCairn, type CliResult } from './cli.js';
 
 export function labUnavailable(): string | undefined {

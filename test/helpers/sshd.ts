@@ -12,7 +12,7 @@ import { createServer, connect as netConnect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
-import type { ConnectionSpec } from '../../runner/transport/types.js';
+import type { ConnectionSpec } from '../../runner/core/transport/types.js';
 
 export interface TestSshHost {
   name: string;

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readJournal } from '../../runner/report/index.js';
+import { readJournal } from '../../runner/app/report/index.js';
 import { cairnBin, repoRoot } from '../helpers/cli.js';
 import { sshdAvailable, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 

@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findExecutable } from '../../runner/lab/preflight.js';
-import { dateOfPlanDay, localDate, planDay } from '../../runner/rollout/days.js';
-import { STATE_COLOURS } from '../../runner/report/html.js';
+import { findExecutable } from '../../runner/features/lab/preflight.js';
+import { dateOfPlanDay, localDate, planDay } from '../../runner/features/rollout/days.js';
+import { STATE_COLOURS } from '../../runner/features/rollout/html.js';
 import { repoRoot, runCairn } from '../helpers/cli.js';
 import { sshdAvailable, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 

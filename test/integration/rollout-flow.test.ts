@@ -9,8 +9,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RolloutStatus } from '../../runner/rollout/status.js';
-import type { RolloutState } from '../../runner/rollout/types.js';
+import type { RolloutStatus } from '../../runner/features/rollout/status.js';
+import type { RolloutState } from '../../runner/features/rollout/types.js';
 import { jsonEvents, repoRoot, runCairn } from '../helpers/cli.js';
 import { sshdAvailable, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 

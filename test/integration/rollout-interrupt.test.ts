@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RolloutState } from '../../runner/rollout/types.js';
+import type { RolloutState } from '../../runner/features/rollout/types.js';
 import { cairnBin, repoRoot, runCairn } from '../helpers/cli.js';
 import { sshdAvailable, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 

@@ -8,8 +8,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findExecutable } from '../../runner/lab/preflight.js';
-import type { MigrateEvidence, RolloutState } from '../../runner/rollout/types.js';
+import { findExecutable } from '../../runner/features/lab/preflight.js';
+import type { MigrateEvidence, RolloutState } from '../../runner/features/rollout/types.js';
 import { cairnBin, repoRoot, runCairn } from '../helpers/cli.js';
 import { sshdAvailable, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 

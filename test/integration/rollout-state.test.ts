@@ -8,13 +8,13 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { packageRoot } from '../../runner/paths.js';
-import { loadState, updateState } from '../../runner/rollout/state.js';
+import { packageRoot } from '../../runner/core/util/paths.js';
+import { loadState, updateState } from '../../runner/features/rollout/state.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-rollout-state-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const stateModule = join(packageRoot(), 'dist', 'runner', 'rollout', 'state.js');
+const stateModule = join(packageRoot(), 'dist', 'runner', 'features', 'rollout', 'state.js');
 
 /** A node process that appends `count` history entries named `who`, one locked update each. */
 function writer(path: string, who: string, count: number): Promise<number> {

@@ -9,11 +9,11 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshHosts, sshdAvailable, type TestSshLab } from '../helpers/sshd.js';
-import { commandArgv, explainBecomeFailure, openLocalConnection } from '../../runner/transport/local.js';
-import { ConnectionPool, openConnection } from '../../runner/transport/pool.js';
-import { quote } from '../../runner/transport/quote.js';
-import { openSshConnection } from '../../runner/transport/ssh.js';
-import { HostKeyError, UnreachableError, type Connection, type ConnectionSpec } from '../../runner/transport/types.js';
+import { commandArgv, explainBecomeFailure, openLocalConnection } from '../../runner/core/transport/local.js';
+import { ConnectionPool, openConnection } from '../../runner/core/transport/pool.js';
+import { quote } from '../../runner/core/transport/quote.js';
+import { openSshConnection } from '../../runner/core/transport/ssh.js';
+import { HostKeyError, UnreachableError, type Connection, type ConnectionSpec } from '../../runner/core/transport/types.js';
 
 const available = sshdAvailable();
 const sudoInstalled = existsSync('/usr/bin/sudo');
@@ -180,7 +180,6 @@ describe.skipIf(!available.ok)('ssh transport against real sshd', () => {
 
   it('refuses a host whose key does not match known_hosts, naming the file and line', async () => {
     const h1 = lab.hosts[0]!;
-    const h2 = lab.hosts[1]!;
     // h2's real key recorded under h1's address: exactly what a man in the middle would present.
     const lines = readFileSync(lab.knownHostsPath, 'utf8').trim().split('\n');
     const h2Key = lines[1]!.split(' ').slice(1).join(' ');

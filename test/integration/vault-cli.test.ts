@@ -22,7 +22,7 @@ let work: string;
 
 const entry = `
 import { Command, CommanderError } from 'commander';
-import { CairnError } from './out/runner/errors.js';
+import { CairnError } from './out/runner/core/util/errors.js';
 import { registerVaultCommands } from './out/runner/commands/vault.js';
 const program = new Command().name('cairn').exitOverride();
 registerVaultCommands(program);

@@ -11,15 +11,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYamlText } from 'yaml';
-import { CairnError } from '../../runner/errors.js';
-import { strayLabProcesses } from '../../runner/lab/container.js';
-import { holdLab, labDown, labKill, labStart, labStatus, labStop, labSsh, labUp, type LabUpResult } from '../../runner/lab/index.js';
-import { currentMounts, mountsUnder } from '../../runner/lab/mounts.js';
-import { listLinks } from '../../runner/lab/network.js';
-import { HOSTS_DIR, LAB_DIR, STATE_FILE } from '../../runner/lab/paths.js';
-import { findExecutable } from '../../runner/lab/preflight.js';
-import { readCmdline } from '../../runner/lab/proc.js';
-import { readBanner } from '../../runner/lab/ssh.js';
+import { CairnError } from '../../runner/core/util/errors.js';
+import { strayLabProcesses } from '../../runner/features/lab/container.js';
+import { holdLab, labDown, labKill, labStart, labStatus, labStop, labSsh, labUp, type LabUpResult } from '../../runner/features/lab/index.js';
+import { currentMounts, mountsUnder } from '../../runner/features/lab/mounts.js';
+import { listLinks } from '../../runner/features/lab/network.js';
+import { HOSTS_DIR, LAB_DIR, STATE_FILE } from '../../runner/features/lab/paths.js';
+import { findExecutable } from '../../runner/features/lab/preflight.js';
+import { readCmdline } from '../../runner/features/lab/proc.js';
+import { readBanner } from '../../runner/features/lab/ssh.js';
 
 function whyCannotRun(): string | undefined {
   if (process.platform !== 'linux') return 'the lab needs Linux';

@@ -9,7 +9,7 @@
  * refused because another cairn run holds the inventory's lock is retried.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunEvent } from '../../runner/engine/events.js';
+import type { RunEvent } from '../../runner/core/engine/events.js';
 import { changedKeys, runCairn, taskResults } from '../helpers/cli.js';
 import { ensureLab, labCairn, labJson, labUnavailable, onHost, verifyResults, type LabJsonOptions, type VerifyResult } from '../helpers/lab.js';
 import { loadRaidFixture } from '../fixtures/raid/fixture.js';

@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { labKill, labStart } from '../../runner/lab/index.js';
+import { labKill, labStart } from '../../runner/features/lab/index.js';
 import { jsonEvents, runCairn, taskResults } from '../helpers/cli.js';
 import { ensureLab, labUnavailable } from '../helpers/lab.js';
 

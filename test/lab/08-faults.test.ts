@@ -17,10 +17,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunEvent } from '../../runner/engine/events.js';
-import { labDropSshSessions, labKill, labSsh, labStart } from '../../runner/lab/index.js';
-import { hostPaths } from '../../runner/lab/paths.js';
-import { readJournal } from '../../runner/report/index.js';
+import type { RunEvent } from '../../runner/core/engine/events.js';
+import { labDropSshSessions, labKill, labSsh, labStart } from '../../runner/features/lab/index.js';
+import { hostPaths } from '../../runner/features/lab/paths.js';
+import { readJournal } from '../../runner/app/report/index.js';
 import { cairnBin, jsonEvents, repoRoot, runCairn, taskResults } from '../helpers/cli.js';
 import { ensureLab, labUnavailable, sleep } from '../helpers/lab.js';
 

@@ -8,7 +8,7 @@
  * Other engineers share the lab: a run refused because another cairn run holds the inventory's lock waits.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunEvent } from '../../runner/engine/events.js';
+import type { RunEvent } from '../../runner/core/engine/events.js';
 import { changedKeys, jsonEvents, taskResults } from '../helpers/cli.js';
 import { drillResult, ensureLab, failedVerifies, labCairn, labJson, labUnavailable, onHost, verifyResults, type LabJsonOptions, type VerifyResult } from '../helpers/lab.js';
 

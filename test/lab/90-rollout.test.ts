@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RolloutState } from '../../runner/rollout/types.js';
+import type { RolloutState } from '../../runner/features/rollout/types.js';
 import { repoRoot, runCairn, type CliResult } from '../helpers/cli.js';
 import { ensureLab, labCairnTimed, labUnavailable, onHost } from '../helpers/lab.js';
 

@@ -2,7 +2,7 @@
  * After all lab test files: take the lab down when CAIRN_LAB_TEARDOWN=1 (npm test and CI set it), so a
  * test run leaves no containers behind. Developers running one lab file keep the lab up between runs.
  */
-import { labDown } from '../../runner/lab/index.js';
+import { labDown } from '../../runner/features/lab/index.js';
 
 export default function setup(): () => Promise<void> {
   return async () => {

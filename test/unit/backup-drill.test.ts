@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, sy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MANIFEST_PROGRAM, compareManifests, createdArchiveName, markerTreeScript, parseManifest, planMarkerTree, type ManifestEntry } from '../../runner/drills/backup.js';
+import { MANIFEST_PROGRAM, compareManifests, createdArchiveName, markerTreeScript, parseManifest, planMarkerTree, type ManifestEntry } from '../../runner/features/drills/backup.js';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'backup');
 const fixture = (name: string) => readFileSync(join(fixtures, name), 'utf8');

@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { activeChecks, CephOutputError, describeHealth, parseHealthDetailText, parseHealthJson, parseJsonOutput, type HealthStatus } from '../../runner/ceph/health.js';
-import { parseSections } from '../../runner/modules/remote.js';
+import { activeChecks, CephOutputError, describeHealth, parseHealthDetailText, parseHealthJson, parseJsonOutput, type HealthStatus } from '../../runner/core/modules/ceph/health.js';
+import { parseSections } from '../../runner/core/modules/remote.js';
 
 /** A fixture's body: what follows the "---" line under its source comment. */
 function fixture(name: string): string {

@@ -6,11 +6,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { assessCluster, type ClusterExpectations } from '../../runner/ceph/assess.js';
-import { CephOutputError } from '../../runner/ceph/health.js';
-import { parseProbeOutput, probeScript } from '../../runner/ceph/probe.js';
-import { activeCleanPgs, degradedPgs, isActiveClean, parseCrushRulesJson, parseOsdTreeJson, parseStatusJson } from '../../runner/ceph/status.js';
-import { expectationsFrom } from '../../runner/modules/ceph-health.js';
+import { assessCluster, type ClusterExpectations } from '../../runner/core/modules/ceph/assess.js';
+import { CephOutputError } from '../../runner/core/modules/ceph/health.js';
+import { parseProbeOutput, probeScript } from '../../runner/core/modules/ceph/probe.js';
+import { activeCleanPgs, degradedPgs, isActiveClean, parseCrushRulesJson, parseOsdTreeJson, parseStatusJson } from '../../runner/core/modules/ceph/status.js';
+import { expectationsFrom } from '../../runner/core/modules/ceph/health-module.js';
 
 function fixture(name: string): string {
   const text = readFileSync(new URL(`../fixtures/ceph/${name}`, import.meta.url), 'utf8');

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseOsdFindHost, parseOsdMap } from '../../runner/drills/data-inconsistent.js';
+import { parseOsdFindHost, parseOsdMap } from '../../runner/features/drills/data-inconsistent.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/ceph/${name}`, import.meta.url), 'utf8');
 

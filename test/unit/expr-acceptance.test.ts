@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { evaluate } from '../../runner/template/index.js';
-import { UndefinedVariableError } from '../../runner/template/helpers.js';
+import { evaluate } from '../../runner/core/template/index.js';
+import { UndefinedVariableError } from '../../runner/core/template/helpers.js';
 
 interface Row {
   expr: string;

@@ -4,8 +4,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CairnError, type SourceLocation } from '../../runner/errors.js';
-import { evaluate, evaluateAll, evaluateCondition } from '../../runner/template/index.js';
+import { CairnError, type SourceLocation } from '../../runner/core/util/errors.js';
+import { evaluate, evaluateAll, evaluateCondition } from '../../runner/core/template/index.js';
 
 const origin: SourceLocation = { file: 'roles/web/tasks/main.yml', line: 12, col: 9 };
 
@@ -46,7 +46,7 @@ function failure(run: () => unknown): CairnError {
     run();
   } catch (err) {
     if (err instanceof CairnError) return err;
-    throw new Error(`expected a CairnError, got ${String(err)}`);
+    throw new Error(`expected a CairnError, got ${String(err)}`, { cause: err });
   }
   throw new Error('expected a CairnError, nothing was thrown');
 }

@@ -351,11 +351,11 @@ const { pathToFileURL } = require('node:url');
 const { join } = require('node:path');
 const load = (rel) => import(pathToFileURL(join(workerData.dist, rel)).href);
 (async () => {
-  await load('runner/modules/all.js');
-  const { CairnError } = await load('runner/errors.js');
-  const { parseYaml } = await load('runner/yaml-source.js');
-  const { loadInventory } = await load('runner/inventory/index.js');
-  const { PlaybookLoader } = await load('runner/playbook/load.js');
+  await load('runner/core/modules/all.js');
+  const { CairnError } = await load('runner/core/util/errors.js');
+  const { parseYaml } = await load('runner/core/util/yaml-source.js');
+  const { loadInventory } = await load('runner/core/inventory/index.js');
+  const { PlaybookLoader } = await load('runner/core/playbook/load.js');
   const refused = (err) => ({ result: 'refused', kind: err.kind, rendered: err.render(), file: err.location && err.location.file, line: err.location && err.location.line, col: err.location && err.location.col });
   const crashed = (err) => ({ result: 'crashed', error: err instanceof Error ? (err.stack || err.message) : 'thrown non-Error: ' + String(err) });
   parentPort.on('message', ({ id, job }) => {
@@ -467,12 +467,7 @@ function staleDistFiles(): string[] {
       }
     }
   };
-  for (const dir of ['inventory', 'playbook', 'modules', 'template']) walk(join(repoRoot, 'runner', dir));
-  for (const file of ['yaml-source.ts', 'schema.ts', 'errors.ts', 'vars.ts']) {
-    const full = join(repoRoot, 'runner', file);
-    const built = join(repoRoot, 'dist', 'runner', file.replace(/\.ts$/, '.js'));
-    if (!existsSync(built) || statSync(built).mtimeMs < statSync(full).mtimeMs) stale.push(`runner/${file}`);
-  }
+  for (const dir of ['inventory', 'playbook', 'modules', 'template', 'util']) walk(join(repoRoot, 'runner', 'core', dir));
   return stale;
 }
 

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CairnError, formatLocation } from '../../runner/errors.js';
-import { hostGroupsDepthOrder, loadInventory, setVaultDecryptor } from '../../runner/inventory/index.js';
+import { CairnError, formatLocation } from '../../runner/core/util/errors.js';
+import { hostGroupsDepthOrder, loadInventory, setVaultDecryptor } from '../../runner/core/inventory/index.js';
 
 const FIXTURES = 'test/fixtures/inventory';
 const fixture = (...parts: string[]) => join(FIXTURES, ...parts);
@@ -16,7 +16,7 @@ function cairnError(fn: () => unknown): CairnError {
     fn();
   } catch (err) {
     if (err instanceof CairnError) return err;
-    throw new Error(`expected a CairnError, got ${String(err)}`);
+    throw new Error(`expected a CairnError, got ${String(err)}`, { cause: err });
   }
   throw new Error('expected a CairnError, nothing was thrown');
 }

@@ -15,7 +15,7 @@ import {
   keyTypeOfBlob,
   knownHostsName,
   parseKnownHosts,
-} from '../../runner/transport/known-hosts.js';
+} from '../../runner/core/transport/known-hosts.js';
 
 const haveKeygen = existsSync('/usr/bin/ssh-keygen');
 

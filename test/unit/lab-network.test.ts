@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { cidrRange, formatIpv4, parseIpv4, parseSubnet24, rangesOverlap } from '../../runner/lab/ipv4.js';
-import { labInterfaces, subnetConflict, type IpLink, type IpRoute } from '../../runner/lab/network.js';
-import { defaultTopology } from '../../runner/lab/topology.js';
+import { cidrRange, formatIpv4, parseIpv4, parseSubnet24, rangesOverlap } from '../../runner/features/lab/ipv4.js';
+import { labInterfaces, subnetConflict, type IpLink, type IpRoute } from '../../runner/features/lab/network.js';
+import { defaultTopology } from '../../runner/features/lab/topology.js';
 
 const lab = defaultTopology();
 

@@ -2,8 +2,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { CairnError } from '../../runner/errors.js';
-import { findExecutable, requireRoot, requireTools } from '../../runner/lab/preflight.js';
+import { CairnError } from '../../runner/core/util/errors.js';
+import { findExecutable, requireRoot, requireTools } from '../../runner/features/lab/preflight.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-lab-preflight-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

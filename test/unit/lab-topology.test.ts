@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CairnError } from '../../runner/errors.js';
+import { CairnError } from '../../runner/core/util/errors.js';
 import {
   checkCompatible,
   defaultTopology,
@@ -11,7 +11,7 @@ import {
   mergeTopologies,
   MAX_HOST_NAME,
   topologyOfSize,
-} from '../../runner/lab/topology.js';
+} from '../../runner/features/lab/topology.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-lab-topology-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -11,8 +11,8 @@ import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CairnError } from '../../runner/errors.js';
-import { acquireRunLock, commandLineForLock, processStart, runLockPath, type LockHolder, type RunLock } from '../../runner/lock.js';
+import { CairnError } from '../../runner/core/util/errors.js';
+import { acquireRunLock, commandLineForLock, processStart, runLockPath, type LockHolder, type RunLock } from '../../runner/app/lock.js';
 
 const root = resolve(import.meta.dirname, '../..');
 let work: string;
@@ -23,7 +23,7 @@ const held: RunLock[] = [];
 /** Child: take the lock, say "won" or "lost: <message>", then hold it until stdin closes. */
 const holderChild = `
 import { existsSync } from 'node:fs';
-import { acquireRunLock } from './out/runner/lock.js';
+import { acquireRunLock } from './out/runner/app/lock.js';
 const [inventory, stateDir, goFile, command] = process.argv.slice(2);
 // Start together: every racer spins until the go file appears.
 while (goFile && !existsSync(goFile)) await new Promise((r) => setTimeout(r, 1));
@@ -47,7 +47,7 @@ beforeAll(() => {
       join(root, 'node_modules/typescript/bin/tsc'),
       ...['--outDir', join(work, 'out'), '--rootDir', root, '--module', 'NodeNext', '--moduleResolution', 'NodeNext'],
       ...['--target', 'ES2022', '--strict', '--skipLibCheck', '--esModuleInterop', '--types', 'node', '--declaration', 'false'],
-      join(root, 'runner/lock.ts'),
+      join(root, 'runner/app/lock.ts'),
     ],
     { cwd: root, stdio: 'pipe' },
   );

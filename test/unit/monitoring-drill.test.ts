@@ -10,7 +10,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findNotification, matchingAlerts, parseAlertmanagerAlerts, parsePromDuration, parseSinkLog } from '../../runner/drills/monitoring.js';
+import { findNotification, matchingAlerts, parseAlertmanagerAlerts, parsePromDuration, parseSinkLog } from '../../runner/features/drills/monitoring.js';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'monitoring');
 const fixture = (name: string) => readFileSync(join(fixtures, name), 'utf8');

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CairnError, formatLocation } from '../../runner/errors.js';
-import { closestNames, levenshtein, loadInventory, parseHostPattern, readLimitFile, selectHosts } from '../../runner/inventory/index.js';
+import { CairnError, formatLocation } from '../../runner/core/util/errors.js';
+import { closestNames, levenshtein, loadInventory, parseHostPattern, readLimitFile, selectHosts } from '../../runner/core/inventory/index.js';
 
 const DIR = 'test/fixtures/inventory/patterns';
 // Hosts in inventory order: web1 web2 web3 web10 db1 db2 lb1 lb2 bastion.
@@ -13,7 +13,7 @@ function cairnError(fn: () => unknown): CairnError {
     fn();
   } catch (err) {
     if (err instanceof CairnError) return err;
-    throw new Error(`expected a CairnError, got ${String(err)}`);
+    throw new Error(`expected a CairnError, got ${String(err)}`, { cause: err });
   }
   throw new Error('expected a CairnError, nothing was thrown');
 }

@@ -8,10 +8,10 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { raidHealthModule, raidProbeScript, type RaidHealthArgs } from '../../runner/modules/raid-health.js';
-import type { Planned } from '../../runner/modules/types.js';
-import { openLocalConnection } from '../../runner/transport/local.js';
-import type { Connection } from '../../runner/transport/types.js';
+import { raidHealthModule, raidProbeScript, type RaidHealthArgs } from '../../runner/core/modules/raid/health-module.js';
+import type { Planned } from '../../runner/core/modules/types.js';
+import { openLocalConnection } from '../../runner/core/transport/local.js';
+import type { Connection } from '../../runner/core/transport/types.js';
 import { contextFor } from '../helpers/fake-connection.js';
 import { loadRaidFixture } from '../fixtures/raid/fixture.js';
 

@@ -2,9 +2,9 @@
  * RAID verdicts from real outputs: which arrays pass, and the one-line message an operator reads.
  */
 import { describe, expect, it } from 'vitest';
-import { assessRaid, compressNumbers, summariseRaid, type ArrayHealth } from '../../runner/raid/health.js';
-import { parseMdadmDetails } from '../../runner/raid/mdadm-detail.js';
-import { parseMdstat } from '../../runner/raid/mdstat.js';
+import { assessRaid, compressNumbers, summariseRaid, type ArrayHealth } from '../../runner/core/modules/raid/health.js';
+import { parseMdadmDetails } from '../../runner/core/modules/raid/mdadm-detail.js';
+import { parseMdstat } from '../../runner/core/modules/raid/mdstat.js';
 import { loadRaidFixture } from '../fixtures/raid/fixture.js';
 
 function fromMdstat(name: string, allowRecovering?: boolean): ArrayHealth[] {

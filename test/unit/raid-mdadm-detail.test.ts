@@ -3,8 +3,8 @@
  * source).
  */
 import { describe, expect, it } from 'vitest';
-import { CairnError } from '../../runner/errors.js';
-import { mdName, parseMdadmDetails, type MdadmDevice } from '../../runner/raid/mdadm-detail.js';
+import { CairnError } from '../../runner/core/util/errors.js';
+import { mdName, parseMdadmDetails, type MdadmDevice } from '../../runner/core/modules/raid/mdadm-detail.js';
 import { loadRaidFixture, raidFixtureNames } from '../fixtures/raid/fixture.js';
 
 const cases: Array<{

@@ -2,8 +2,8 @@
  * /proc/mdstat parsing, table-driven over real outputs (test/fixtures/raid/*.mdstat, each citing its source).
  */
 import { describe, expect, it } from 'vitest';
-import { CairnError } from '../../runner/errors.js';
-import { parseMdstat, type MdArray } from '../../runner/raid/mdstat.js';
+import { CairnError } from '../../runner/core/util/errors.js';
+import { parseMdstat, type MdArray } from '../../runner/core/modules/raid/mdstat.js';
 import { loadRaidFixture, raidFixtureNames } from '../fixtures/raid/fixture.js';
 
 interface ArrayExpectation {

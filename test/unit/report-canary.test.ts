@@ -8,12 +8,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { EventBus, type RunEvent, type TaskRef } from '../../runner/engine/events.js';
-import { attachConsoleReporter } from '../../runner/report/console.js';
-import { attachJsonReporter } from '../../runner/report/json.js';
-import { RunJournal } from '../../runner/report/journal.js';
-import { SecretMasker } from '../../runner/report/mask.js';
-import { quote } from '../../runner/transport/quote.js';
+import { EventBus, type RunEvent, type TaskRef } from '../../runner/core/engine/events.js';
+import { attachConsoleReporter } from '../../runner/app/report/console.js';
+import { attachJsonReporter } from '../../runner/app/report/json.js';
+import { RunJournal } from '../../runner/app/report/journal.js';
+import { SecretMasker } from '../../runner/app/report/mask.js';
+import { quote } from '../../runner/core/transport/quote.js';
 
 const T = '2026-11-21T12:00:00.000Z';
 /** A plain canary, and one with a quote, a double quote, a backslash and a dollar that escaping changes. */

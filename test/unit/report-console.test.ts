@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { PassThrough } from 'node:stream';
-import { EventBus, type RunEvent, type TaskRef, type TaskStatus } from '../../runner/engine/events.js';
-import { attachConsoleReporter, compactJson, formatDuration, useFancyOutput, type ConsoleReporterOptions } from '../../runner/report/console.js';
-import { SecretMasker } from '../../runner/report/mask.js';
+import { EventBus, type RunEvent, type TaskRef, type TaskStatus } from '../../runner/core/engine/events.js';
+import { attachConsoleReporter, compactJson, formatDuration, useFancyOutput, type ConsoleReporterOptions } from '../../runner/app/report/console.js';
+import { SecretMasker } from '../../runner/app/report/mask.js';
 
 const T = '2026-11-21T12:00:00.000Z';
 const ESC = '\u001b';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Chalk } from 'chalk';
-import { renderFileDiff, renderFileDiffColored, secretHiddenNote } from '../../runner/report/diff.js';
-import { SecretMasker } from '../../runner/report/mask.js';
+import { renderFileDiff, renderFileDiffColored, secretHiddenNote } from '../../runner/app/report/diff.js';
+import { SecretMasker } from '../../runner/app/report/mask.js';
 
 const ESC = '\u001b[';
 

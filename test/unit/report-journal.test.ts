@@ -2,10 +2,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EventBus, type HostStats, type RunEvent, type TaskRef, type TaskStatus } from '../../runner/engine/events.js';
-import { CairnError } from '../../runner/errors.js';
-import { hostsToRerun, latestRun, readJournal, RunJournal, runIdFor } from '../../runner/report/journal.js';
-import { SecretMasker } from '../../runner/report/mask.js';
+import { EventBus, type HostStats, type RunEvent, type TaskRef, type TaskStatus } from '../../runner/core/engine/events.js';
+import { CairnError } from '../../runner/core/util/errors.js';
+import { hostsToRerun, latestRun, readJournal, RunJournal, runIdFor } from '../../runner/app/report/journal.js';
+import { SecretMasker } from '../../runner/app/report/mask.js';
 
 const T = '2026-11-21T12:00:00.000Z';
 const task: TaskRef = { name: 'deploy', role: 'app', module: 'copy', location: 'roles/app/tasks/main.yaml:1:3' };

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { PassThrough } from 'node:stream';
-import { EventBus, type RunEvent } from '../../runner/engine/events.js';
-import { attachJsonReporter } from '../../runner/report/json.js';
-import { SecretMasker } from '../../runner/report/mask.js';
+import { EventBus, type RunEvent } from '../../runner/core/engine/events.js';
+import { attachJsonReporter } from '../../runner/app/report/json.js';
+import { SecretMasker } from '../../runner/app/report/mask.js';
 
 const T = '2026-11-21T12:00:00.000Z';
 const task = { name: 'set password', role: 'db', module: 'command', location: 'roles/db/tasks/main.yaml:3:3' };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { MASK, SecretMasker, secretForms } from '../../runner/report/mask.js';
-import { quote } from '../../runner/transport/quote.js';
+import { MASK, SecretMasker, secretForms } from '../../runner/app/report/mask.js';
+import { quote } from '../../runner/core/transport/quote.js';
 
 describe('SecretMasker', () => {
   it('masks every occurrence, and masks nothing before a secret is added', () => {

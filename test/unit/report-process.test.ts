@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { readJournal } from '../../runner/report/journal.js';
+import { readJournal } from '../../runner/app/report/journal.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const CANARY = 'CANARY-pty-91c2';
@@ -17,8 +17,8 @@ let work: string;
 
 /** Child: a short run whose task takes long enough for the spinner to draw a few frames. */
 const consoleChild = `
-import { EventBus } from './out/runner/engine/events.js';
-import { attachConsoleReporter, SecretMasker } from './out/runner/report/index.js';
+import { EventBus } from './out/runner/core/engine/events.js';
+import { attachConsoleReporter, SecretMasker } from './out/runner/app/report/index.js';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const T = '2026-11-21T12:00:00.000Z';
 const masker = new SecretMasker();
@@ -41,8 +41,8 @@ detach();
 
 /** Child: journals three events, then dies without any cleanup. */
 const crashChild = `
-import { EventBus } from './out/runner/engine/events.js';
-import { RunJournal, SecretMasker } from './out/runner/report/index.js';
+import { EventBus } from './out/runner/core/engine/events.js';
+import { RunJournal, SecretMasker } from './out/runner/app/report/index.js';
 const masker = new SecretMasker();
 masker.add(${JSON.stringify(CANARY)});
 const journal = new RunJournal(masker);
@@ -68,7 +68,7 @@ beforeAll(() => {
       join(root, 'node_modules/typescript/bin/tsc'),
       ...['--outDir', join(work, 'out'), '--rootDir', root, '--module', 'NodeNext', '--moduleResolution', 'NodeNext'],
       ...['--target', 'ES2022', '--strict', '--skipLibCheck', '--esModuleInterop', '--types', 'node', '--declaration', 'false'],
-      join(root, 'runner/report/index.ts'),
+      join(root, 'runner/app/report/index.ts'),
     ],
     { cwd: root, stdio: 'pipe' },
   );

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { EventBus, type RunEvent, type TaskRef, type TaskStatus } from '../../runner/engine/events.js';
-import { ExitCode } from '../../runner/errors.js';
-import { RecapCollector } from '../../runner/report/recap.js';
+import { EventBus, type RunEvent, type TaskRef, type TaskStatus } from '../../runner/core/engine/events.js';
+import { ExitCode } from '../../runner/core/util/errors.js';
+import { RecapCollector } from '../../runner/app/report/recap.js';
 
 const T = '2026-11-21T12:00:00.000Z';
 

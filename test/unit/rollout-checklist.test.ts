@@ -4,12 +4,12 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import '../../runner/drills/rollout.js';
-import { CairnError } from '../../runner/errors.js';
-import { packageRoot } from '../../runner/paths.js';
-import { checklistProblems, loadChecklist, parseChecklist } from '../../runner/rollout/checklist.js';
-import { formatDayRange } from '../../runner/rollout/days.js';
-import type { DrillStepSpec, MigrateStepSpec, PlayStepSpec } from '../../runner/rollout/types.js';
+import '../../runner/features/drills/rollout.js';
+import { CairnError } from '../../runner/core/util/errors.js';
+import { packageRoot } from '../../runner/core/util/paths.js';
+import { checklistProblems, loadChecklist, parseChecklist } from '../../runner/features/rollout/checklist.js';
+import { formatDayRange } from '../../runner/features/rollout/days.js';
+import type { DrillStepSpec, MigrateStepSpec, PlayStepSpec } from '../../runner/features/rollout/types.js';
 
 const bad = (name: string) => join(packageRoot(), 'test', 'fixtures', 'rollout', 'bad', name);
 

@@ -1,8 +1,8 @@
 /** Plan days and drill targets: the small parsers the checklist and the gates rest on. */
 import { describe, expect, it } from 'vitest';
-import { dateOfPlanDay, dayNumberOfDate, formatDayRange, parseDayRange, planDay } from '../../runner/rollout/days.js';
-import { checkTarget, parseTarget } from '../../runner/rollout/targets.js';
-import type { DrillTarget } from '../../runner/rollout/types.js';
+import { dateOfPlanDay, dayNumberOfDate, formatDayRange, parseDayRange, planDay } from '../../runner/features/rollout/days.js';
+import { checkTarget, parseTarget } from '../../runner/features/rollout/targets.js';
+import type { DrillTarget } from '../../runner/features/rollout/types.js';
 
 describe('plan days', () => {
   it.each([

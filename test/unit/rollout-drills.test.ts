@@ -8,14 +8,14 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { getDrill } from '../../runner/drills/registry.js';
-import { newestArchiveTime, probeUrl } from '../../runner/drills/rollout.js';
-import type { DrillContext } from '../../runner/drills/types.js';
-import type { Inventory } from '../../runner/inventory/types.js';
-import { packageRoot } from '../../runner/paths.js';
+import { getDrill } from '../../runner/features/drills/registry.js';
+import { newestArchiveTime, probeUrl } from '../../runner/features/drills/rollout.js';
+import type { DrillContext } from '../../runner/features/drills/types.js';
+import type { Inventory } from '../../runner/core/inventory/types.js';
+import { packageRoot } from '../../runner/core/util/paths.js';
 
 function context(options: Record<string, string>, vars: Record<string, unknown> = {}): DrillContext {
-  const inventory = { path: '/inv', hosts: new Map([['lb1', { name: 'lb1', vars, groups: ['all'], location: { file: '/inv' } }]]), groups: new Map(), hostVars: () => vars, varOrigin: () => undefined, select: () => ['lb1'] } as unknown as Inventory;
+  const inventory = { path: '/inv', hosts: new Map([['lb1', { name: 'lb1', vars, groups: ['all'], location: { file: '/inv' } }]]), groups: new Map(), hostVars: () => vars, varOrigin: () => undefined, select: () => ['lb1'], secretValues: () => [] } as unknown as Inventory;
   return {
     inventory,
     hostVars: () => vars,

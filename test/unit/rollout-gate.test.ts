@@ -4,12 +4,12 @@
  * follows the day counter.
  */
 import { describe, expect, it } from 'vitest';
-import { CairnError } from '../../runner/errors.js';
-import { parseChecklist } from '../../runner/rollout/checklist.js';
-import { assertStepMayStart, gateVerdict, nextAction, phaseOpenness } from '../../runner/rollout/gate.js';
-import { emptyState } from '../../runner/rollout/state.js';
-import { renderStatusText, rolloutStatus } from '../../runner/rollout/status.js';
-import type { RolloutState, StepState, VerifyEvidence } from '../../runner/rollout/types.js';
+import { CairnError } from '../../runner/core/util/errors.js';
+import { parseChecklist } from '../../runner/features/rollout/checklist.js';
+import { assertStepMayStart, gateVerdict, nextAction, phaseOpenness } from '../../runner/features/rollout/gate.js';
+import { emptyState } from '../../runner/features/rollout/state.js';
+import { renderStatusText, rolloutStatus } from '../../runner/features/rollout/status.js';
+import type { RolloutState, StepState, VerifyEvidence } from '../../runner/features/rollout/types.js';
 
 const checklist = parseChecklist(
   `name: gate test

@@ -6,12 +6,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { RunEvent, TaskStatus } from '../../runner/engine/events.js';
-import { renderReport } from '../../runner/report/html.js';
-import { parseChecklist } from '../../runner/rollout/checklist.js';
-import { buildMatrix, journalFiles } from '../../runner/rollout/matrix.js';
-import { emptyState } from '../../runner/rollout/state.js';
-import { rolloutStatus } from '../../runner/rollout/status.js';
+import type { RunEvent, TaskStatus } from '../../runner/core/engine/events.js';
+import { renderReport } from '../../runner/features/rollout/html.js';
+import { parseChecklist } from '../../runner/features/rollout/checklist.js';
+import { buildMatrix, journalFiles } from '../../runner/features/rollout/matrix.js';
+import { emptyState } from '../../runner/features/rollout/state.js';
+import { rolloutStatus } from '../../runner/features/rollout/status.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-matrix-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -2,9 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { packageRoot } from '../../runner/paths.js';
-import { batchName, splitIntoBatches } from '../../runner/rollout/migrate.js';
-import { parseItemizedDifferences, parseRsyncStats } from '../../runner/rollout/rsync-output.js';
+import { packageRoot } from '../../runner/core/util/paths.js';
+import { batchName, splitIntoBatches } from '../../runner/features/rollout/migrate.js';
+import { parseItemizedDifferences, parseRsyncStats } from '../../runner/features/rollout/rsync-output.js';
 
 const fixture = (name: string) => readFileSync(join(packageRoot(), 'test', 'fixtures', 'rollout', 'rsync', name), 'utf8');
 

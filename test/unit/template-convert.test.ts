@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CairnError } from '../../runner/errors.js';
-import { convertJinja } from '../../runner/template/convert.js';
-import { createTemplater } from '../../runner/template/index.js';
+import { CairnError } from '../../runner/core/util/errors.js';
+import { convertJinja } from '../../runner/core/template/convert.js';
+import { createTemplater } from '../../runner/core/template/index.js';
 
 const dir = fileURLToPath(new URL('../fixtures/jinja-templates/', import.meta.url));
 const sources = JSON.parse(readFileSync(join(dir, 'sources.json'), 'utf8')) as Record<string, string>;

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CairnError, type SourceLocation } from '../../runner/errors.js';
-import { lazyVars } from '../../runner/engine/lazy-vars.js';
-import { createTemplater, evaluate, type Templater } from '../../runner/template/index.js';
+import { CairnError, type SourceLocation } from '../../runner/core/util/errors.js';
+import { lazyVars } from '../../runner/core/engine/lazy-vars.js';
+import { createTemplater, evaluate, type Templater } from '../../runner/core/template/index.js';
 
 const SHARED_TEMPLATES = fileURLToPath(new URL('../../templates', import.meta.url));
 const origin: SourceLocation = { file: 'roles/haproxy/tasks/main.yml', line: 14, col: 7 };
@@ -47,7 +47,7 @@ function failure(run: () => unknown): CairnError {
     run();
   } catch (err) {
     if (err instanceof CairnError) return err;
-    throw new Error(`expected a CairnError, got ${err instanceof Error ? err.stack : String(err)}`);
+    throw new Error(`expected a CairnError, got ${err instanceof Error ? err.stack : String(err)}`, { cause: err });
   }
   throw new Error('expected a CairnError, nothing was thrown');
 }

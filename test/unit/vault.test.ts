@@ -14,8 +14,8 @@ import { join, relative } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { registerVaultCommands, vaultTextProblem, type VaultIo } from '../../runner/commands/vault.js';
-import { CairnError, formatLocation } from '../../runner/errors.js';
-import { loadInventory } from '../../runner/inventory/index.js';
+import { CairnError, formatLocation } from '../../runner/core/util/errors.js';
+import { loadInventory } from '../../runner/core/inventory/index.js';
 import {
   ARMOR_BEGIN,
   configureVault,
@@ -30,7 +30,7 @@ import {
   resetVault,
   writeFileAtomic,
   type VaultKey,
-} from '../../runner/vault/index.js';
+} from '../../runner/core/vault/index.js';
 
 const FAST = { CAIRN_VAULT_SCRYPT_WORK_FACTOR: '10' };
 // Made at run time so that no source file (nor vitest's transformed copy of this one, which it caches
@@ -64,7 +64,7 @@ async function cairnError(fn: () => unknown): Promise<CairnError> {
     await fn();
   } catch (err) {
     if (err instanceof CairnError) return err;
-    throw new Error(`expected a CairnError, got ${err instanceof Error ? err.stack : String(err)}`);
+    throw new Error(`expected a CairnError, got ${err instanceof Error ? err.stack : String(err)}`, { cause: err });
   }
   throw new Error('expected a CairnError, nothing was thrown');
 }

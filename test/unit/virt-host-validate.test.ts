@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkId, judgeHostValidate, parseHostValidate } from '../../runner/virt/host-validate.js';
+import { checkId, judgeHostValidate, parseHostValidate } from '../../runner/core/modules/virt/host-validate.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'virt');
 const MARK = '----- output -----\n';

@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { judgeValidateProbe, validateProbeScript } from '../../runner/virt/host-validate-module.js';
-import { bootSector, cloneDomainXml, tinyGuestXml } from '../../runner/virt/tiny-guest.js';
+import { judgeValidateProbe, validateProbeScript } from '../../runner/core/modules/virt/host-validate-module.js';
+import { bootSector, cloneDomainXml, tinyGuestXml } from '../../runner/features/drills/tiny-guest.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'virt');
 /** A fixture without its source line (the XML fixtures start with a `<!-- source: ... -->` comment line). */

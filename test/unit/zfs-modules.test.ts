@@ -7,12 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { datasetApplyScript, datasetProbeScript, planDataset, zfsDatasetModule } from '../../runner/zfs/dataset-module.js';
-import { judgeHealth } from '../../runner/zfs/health-module.js';
-import { planPool, poolApplyScript, poolLayout, zfsPoolModule } from '../../runner/zfs/pool-module.js';
-import { accepts, effectiveProperties, parsePropertyTable, propertyChanges, parsePropertyValues, sizeToBytes } from '../../runner/zfs/properties.js';
-import { judgeSnapshotAge, parseSnapshotCreation } from '../../runner/zfs/snapshot-age-module.js';
-import { parseZpoolStatus } from '../../runner/zfs/zpool-status.js';
+import { datasetApplyScript, datasetProbeScript, planDataset, zfsDatasetModule } from '../../runner/core/modules/zfs/dataset-module.js';
+import { judgeHealth } from '../../runner/core/modules/zfs/health-module.js';
+import { planPool, poolApplyScript, poolLayout, zfsPoolModule } from '../../runner/core/modules/zfs/pool-module.js';
+import { accepts, effectiveProperties, parsePropertyTable, propertyChanges, parsePropertyValues, sizeToBytes } from '../../runner/core/modules/zfs/properties.js';
+import { judgeSnapshotAge, parseSnapshotCreation } from '../../runner/core/modules/zfs/snapshot-age-module.js';
+import { parseZpoolStatus } from '../../runner/core/modules/zfs/zpool-status.js';
 import { FakeConnection, contextFor } from '../helpers/fake-connection.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'zfs');

@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { assessPool, parseZpoolList } from '../../runner/zfs/health.js';
-import { leafVdevs, parseCounter, parseZpoolStatus, walkVdevs } from '../../runner/zfs/zpool-status.js';
+import { assessPool, parseZpoolList } from '../../runner/core/modules/zfs/health.js';
+import { leafVdevs, parseCounter, parseZpoolStatus, walkVdevs } from '../../runner/core/modules/zfs/zpool-status.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'zfs');
 const MARK = '----- output -----\n';

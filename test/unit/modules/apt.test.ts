@@ -8,7 +8,7 @@
  * same format ("deinstall ok config-files"; dpkg-query(1), Status field).
  */
 import { describe, expect, it } from 'vitest';
-import { aptApplyScript, aptModule, parseAptPolicy, parseDpkgQuery, planApt, type AptArgs } from '../../../runner/modules/apt.js';
+import { aptApplyScript, aptModule, parseAptPolicy, parseDpkgQuery, planApt, type AptArgs } from '../../../runner/core/modules/apt.js';
 import { FakeConnection, contextFor, outsideSingleQuotes } from '../../helpers/fake-connection.js';
 
 const DPKG = 'coreutils\tinstall ok installed\t9.1-1\n';

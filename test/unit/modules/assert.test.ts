@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assertModule } from '../../../runner/modules/assert.js';
+import { assertModule } from '../../../runner/core/modules/assert.js';
 import { FakeConnection, contextFor } from '../../helpers/fake-connection.js';
 
 describe('assert', () => {

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { applySymbolicMode, parseModeArg, planAttributes, targetMode } from '../../../runner/modules/attributes.js';
-import type { FileProbe } from '../../../runner/modules/remote.js';
+import { applySymbolicMode, parseModeArg, planAttributes, targetMode } from '../../../runner/core/modules/attributes.js';
+import type { FileProbe } from '../../../runner/core/modules/remote.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cairn-attr-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

@@ -3,7 +3,7 @@
  * line, block replaced in place, inserted after the last insertafter match (or at EOF), removed for absent.
  */
 import { describe, expect, it } from 'vitest';
-import { blockinfileModule, editBlockInFile, splitLinesKeepEnds, type BlockEditArgs } from '../../../runner/modules/blockinfile.js';
+import { blockinfileModule, editBlockInFile, splitLinesKeepEnds, type BlockEditArgs } from '../../../runner/core/modules/blockinfile.js';
 import { FakeConnection, contextFor, fileProbeOutput } from '../../helpers/fake-connection.js';
 
 const B = '# BEGIN CAIRN MANAGED BLOCK\n';

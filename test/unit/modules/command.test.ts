@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { commandModule, guardProbeScript, quoteGlob } from '../../../runner/modules/command.js';
+import { commandModule, guardProbeScript, quoteGlob } from '../../../runner/core/modules/command.js';
 import { FakeConnection, contextFor, outsideSingleQuotes, shellWords } from '../../helpers/fake-connection.js';
 
 describe('command check', () => {

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { copyModule, type CopyArgs } from '../../../runner/modules/copy.js';
+import { copyModule, type CopyArgs } from '../../../runner/core/modules/copy.js';
 import { FakeConnection, contextFor, fileProbeOutput, outsideSingleQuotes, type ProbeFixture } from '../../helpers/fake-connection.js';
 
 const dest = '/etc/app/app.conf';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { debugModule, NOT_DEFINED } from '../../../runner/modules/debug.js';
+import { debugModule, NOT_DEFINED } from '../../../runner/core/modules/debug.js';
 import { FakeConnection, contextFor } from '../../helpers/fake-connection.js';
 
 describe('debug', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_FAIL_MSG, failModule } from '../../../runner/modules/fail.js';
+import { DEFAULT_FAIL_MSG, failModule } from '../../../runner/core/modules/fail.js';
 import { FakeConnection, contextFor } from '../../helpers/fake-connection.js';
 
 describe('fail', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { fileApplyScript, fileModule, parseTree, planFile, type FileArgs, type TreeEntry } from '../../../runner/modules/file.js';
-import { parseFileProbe, type FileProbe } from '../../../runner/modules/remote.js';
+import { fileApplyScript, fileModule, parseTree, planFile, type FileArgs, type TreeEntry } from '../../../runner/core/modules/file.js';
+import { parseFileProbe, type FileProbe } from '../../../runner/core/modules/remote.js';
 import { FakeConnection, contextFor, fileProbeOutput, outsideSingleQuotes, shellWords, type ProbeFixture } from '../../helpers/fake-connection.js';
 
 const probeOf = (path: string, f: ProbeFixture): FileProbe => parseFileProbe(path, fileProbeOutput(f).split('\n').slice(1).join('\n'));

@@ -4,7 +4,7 @@
  * 127.0.0.1 serving a health.json file; CURL_REFUSED is the same against a closed port.
  */
 import { describe, expect, it } from 'vitest';
-import { buildRequest, curlScript, httpModule, parseResponseHeaders, readResponse } from '../../../runner/modules/http.js';
+import { buildRequest, curlScript, httpModule, parseResponseHeaders, readResponse } from '../../../runner/core/modules/http.js';
 import { FakeConnection, contextFor, outsideSingleQuotes, shellWords } from '../../helpers/fake-connection.js';
 
 const CURL_OK = [

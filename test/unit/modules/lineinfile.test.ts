@@ -3,7 +3,7 @@
  * row is input text + arguments -> output text and message, as that code computes them.
  */
 import { describe, expect, it } from 'vitest';
-import { editLineInFile, lineinfileModule, readLines, type LineEditArgs } from '../../../runner/modules/lineinfile.js';
+import { editLineInFile, lineinfileModule, readLines, type LineEditArgs } from '../../../runner/core/modules/lineinfile.js';
 import { FakeConnection, contextFor, fileProbeOutput } from '../../helpers/fake-connection.js';
 
 type Row = [string, string | undefined, LineEditArgs, string, string];

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import '../../../runner/modules/all.js';
-import { getModule, moduleNames } from '../../../runner/modules/index.js';
-import { compileSchema } from '../../../runner/schema.js';
+import '../../../runner/core/modules/all.js';
+import { getModule, moduleNames } from '../../../runner/core/modules/index.js';
+import { compileSchema } from '../../../runner/core/util/schema.js';
 
-describe('runner/modules/all.ts', () => {
+describe('runner/core/modules/all.ts', () => {
   it('registers every module and Ansible\'s aliases', () => {
     expect(moduleNames()).toEqual([
       'apt', 'assert', 'blockinfile', 'ceph_health', 'command', 'copy', 'debug', 'fail', 'file', 'gather_facts', 'http', 'lineinfile',

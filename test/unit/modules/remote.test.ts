@@ -17,8 +17,8 @@ import {
   parseWriteResult,
   validateCommandLine,
   WriteExit,
-} from '../../../runner/modules/remote.js';
-import type { ExecResult } from '../../../runner/transport/types.js';
+} from '../../../runner/core/modules/remote.js';
+import type { ExecResult } from '../../../runner/core/transport/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-remote-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -8,7 +8,7 @@
  * `-c` printing "none", and "none" on bare metal (exit status 1).
  */
 import { describe, expect, it } from 'vitest';
-import { factsScript, osFamily, parseFacts, parseIpOneline, parseOsRelease, setupModule } from '../../../runner/modules/setup.js';
+import { factsScript, osFamily, parseFacts, parseIpOneline, parseOsRelease, setupModule } from '../../../runner/core/modules/setup.js';
 import { FakeConnection, contextFor } from '../../helpers/fake-connection.js';
 
 const CAPTURED = [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { shellModule } from '../../../runner/modules/shell.js';
+import { shellModule } from '../../../runner/core/modules/shell.js';
 import { FakeConnection, contextFor, shellWords } from '../../helpers/fake-connection.js';
 
 describe('shell', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ShlexError, shlexSplit } from '../../../runner/modules/shlex.js';
+import { ShlexError, shlexSplit } from '../../../runner/core/modules/shlex.js';
 import { shellWords } from '../../helpers/fake-connection.js';
-import { argv } from '../../../runner/transport/quote.js';
+import { argv } from '../../../runner/core/transport/quote.js';
 
 // Expected words are what Python's shlex.split (POSIX mode) returns for the same input.
 const table: Array<[string, string[]]> = [

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { statModule, statResult } from '../../../runner/modules/stat.js';
-import { parseFileProbe } from '../../../runner/modules/remote.js';
+import { statModule, statResult } from '../../../runner/core/modules/stat.js';
+import { parseFileProbe } from '../../../runner/core/modules/remote.js';
 import { FakeConnection, contextFor, fileProbeOutput } from '../../helpers/fake-connection.js';
 
 describe('stat', () => {

@@ -16,7 +16,7 @@ import {
   sysctlApplyScript,
   sysctlModule,
   sysctlProcPath,
-} from '../../../runner/modules/sysctl.js';
+} from '../../../runner/core/modules/sysctl.js';
 import { FakeConnection, contextFor, fileProbeOutput, outsideSingleQuotes } from '../../helpers/fake-connection.js';
 
 const liveSection = (value: string, writable: boolean, exists = true): string =>

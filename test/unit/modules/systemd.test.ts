@@ -7,7 +7,7 @@
  * ActiveState active/inactive/failed/activating..., UnitFileState enabled/disabled/static/masked...).
  */
 import { describe, expect, it } from 'vitest';
-import { parseSystemctlShow, planSystemd, systemdApplyScript, systemdModule, type SystemdArgs } from '../../../runner/modules/systemd.js';
+import { parseSystemctlShow, planSystemd, systemdApplyScript, systemdModule, type SystemdArgs } from '../../../runner/core/modules/systemd.js';
 import { FakeConnection, contextFor } from '../../helpers/fake-connection.js';
 
 const show = (load: string, active: string, file: string, needReload = 'no', sub = active === 'active' ? 'running' : 'dead') =>

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { inputError } from '../../../runner/errors.js';
-import { templateModule } from '../../../runner/modules/template.js';
+import { inputError } from '../../../runner/core/util/errors.js';
+import { templateModule } from '../../../runner/core/modules/template.js';
 import { FakeConnection, contextFor, fileProbeOutput } from '../../helpers/fake-connection.js';
 
 describe('template', () => {

@@ -5,7 +5,7 @@
  * -> "*", and an unknown group prints nothing (exit 2). The "app" user rows follow the same formats.
  */
 import { describe, expect, it } from 'vitest';
-import { parseUserProbe, planUser, userApplyScript, userModule, userProbeScript, type UserArgs } from '../../../runner/modules/user.js';
+import { parseUserProbe, planUser, userApplyScript, userModule, userProbeScript, type UserArgs } from '../../../runner/core/modules/user.js';
 import { FakeConnection, contextFor, outsideSingleQuotes } from '../../helpers/fake-connection.js';
 
 const ROOT_PROBE = `::cairn-section:: passwd

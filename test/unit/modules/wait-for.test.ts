@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { waitForModule, waitForScript, waitTarget } from '../../../runner/modules/wait-for.js';
+import { waitForModule, waitForScript, waitTarget } from '../../../runner/core/modules/wait-for.js';
 import { FakeConnection, contextFor, outsideSingleQuotes } from '../../helpers/fake-connection.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-waitfor-'));

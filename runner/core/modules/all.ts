@@ -1,0 +1,45 @@
+/**
+ * Registers every module cairn ships, with Ansible's aliases. Importing this file once fills the registry in
+ * ./index.ts: runner/cli.ts does, before any command runs (the engine itself only looks modules up).
+ */
+import { registerModule } from './index.js';
+import { aptModule } from './apt.js';
+import { assertModule } from './assert.js';
+import { blockinfileModule } from './blockinfile.js';
+import { commandModule } from './command.js';
+import { copyModule } from './copy.js';
+import { debugModule } from './debug.js';
+import { failModule } from './fail.js';
+import { fileModule } from './file.js';
+import { httpModule } from './http.js';
+import { lineinfileModule } from './lineinfile.js';
+import { setupModule } from './setup.js';
+import { shellModule } from './shell.js';
+import { statModule } from './stat.js';
+import { sysctlModule } from './sysctl.js';
+import { systemdModule } from './systemd.js';
+import { templateModule } from './template.js';
+import { userModule } from './user.js';
+import { waitForModule } from './wait-for.js';
+
+registerModule(commandModule);
+registerModule(shellModule);
+registerModule(copyModule);
+registerModule(templateModule);
+registerModule(fileModule);
+registerModule(lineinfileModule);
+registerModule(blockinfileModule);
+registerModule(aptModule);
+registerModule(systemdModule, 'service');
+registerModule(sysctlModule);
+registerModule(userModule);
+registerModule(statModule);
+registerModule(waitForModule);
+registerModule(httpModule, 'uri');
+registerModule(assertModule);
+registerModule(debugModule);
+registerModule(failModule);
+registerModule(setupModule, 'gather_facts');
+import './raid/health-module.js'; // raid_health registers itself
+import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate
+import './ceph/health-module.js'; // ceph_health registers itself

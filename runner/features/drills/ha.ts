@@ -1,0 +1,459 @@
+/**
+ * Drills of the HA front door: document 004's load-balancer acceptance tests, timed.
+ *
+ * - backend-down: stop one web host's nginx while probing the VIP -> no request fails (haproxy retries on
+ *   the other server, then its health checks take the dead one out); nginx is started again.
+ * - failover: stop keepalived on the load balancer that holds the VIP (`--set variant=poweroff`: shut the
+ *   host down; `variant=powercut`: it dies at once; `variant=unplug`: its network cable is pulled, so it
+ *   keeps running and keeps the VIP, isolated, as document 001's "cut the network" drill) -> the backup takes the VIP; the outage seen by the
+ *   probe loop is timed (≤ 3 s, document 000) and so is the switch (≤ 30 s, document 003); the master is
+ *   restored and takes the VIP back.
+ * - failback: with the master down and the VIP on the backup, restore the master -> it takes the VIP back
+ *   (preempt); the failed requests and any outage are reported.
+ *
+ * Every drill measures from the jump host with the probe loop (100 ms, bounded in count and time), polls
+ * the hosts over their pooled SSH connections, and restores what it broke in a finally block, also when
+ * the operator presses Ctrl-C.
+ */
+import { inputError } from '../../core/util/errors.js';
+import { argv, quote } from '../../core/transport/quote.js';
+import { ProbeLoop, type ProbeReport, type ProbeSample } from './probe.js';
+import { pollUntil } from './poll.js';
+import { registerDrill } from './registry.js';
+import type { DrillContext, DrillOutcome } from './types.js';
+import { sleep } from '../../core/util/sleep.js';
+import { hostValue } from './settings.js';
+
+// ---------------------------------------------------------------------------------------------------------
+// haproxy's `show stat` (the runtime API's CSV)
+// ---------------------------------------------------------------------------------------------------------
+
+/** One line of `show stat`, by column name ("pxname", "svname", "status", "check_status", ...). */
+export type HaproxyStatRow = Record<string, string>;
+
+/** Split one CSV line; haproxy quotes a field that holds a comma or a quote ("" inside stands for "). */
+function splitCsvLine(line: string): string[] {
+  const fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (quoted) {
+      if (ch === '"' && line[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"' && field === '') quoted = true;
+    else if (ch === ',') {
+      fields.push(field);
+      field = '';
+    } else field += ch;
+  }
+  fields.push(field);
+  return fields;
+}
+
+/**
+ * `show stat` output -> rows keyed by the header's column names (the header line starts with "# "; its
+ * columns differ between versions, so nothing is looked up by position). Throws when there is no header.
+ */
+export function parseShowStat(text: string): HaproxyStatRow[] {
+  const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
+  const headerIndex = lines.findIndex((l) => l.startsWith('# '));
+  if (headerIndex === -1) throw new Error(`not haproxy "show stat" output (no "# pxname,..." header): ${JSON.stringify(text.slice(0, 80))}`);
+  const columns = splitCsvLine(lines[headerIndex]!.slice(2));
+  const rows: HaproxyStatRow[] = [];
+  for (const line of lines.slice(headerIndex + 1)) {
+    if (line.trim() === '') continue;
+    const values = splitCsvLine(line);
+    const row: HaproxyStatRow = {};
+    columns.forEach((name, i) => {
+      if (name !== '' && name !== '-') row[name] = values[i] ?? '';
+    });
+    rows.push(row);
+  }
+  return rows;
+}
+
+/** The servers of a `show stat` (not the FRONTEND/BACKEND lines): "backend/server" -> status ("UP", "DOWN", "UP 1/2"...). */
+export function serverStatuses(rows: HaproxyStatRow[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const row of rows) {
+    if (row.svname === 'FRONTEND' || row.svname === 'BACKEND' || row.svname === undefined) continue;
+    out.set(`${row.pxname}/${row.svname}`, row.status ?? '');
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Inventory values and host probes
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * A host variable rendered as a task would see it (`keepalived_vip: "{{ vip_address }}"`); undefined when
+ * it is not set or its template cannot be rendered (the caller then falls back or says what is missing).
+ */
+function optionalHostValue(ctx: DrillContext, host: string, name: string): unknown {
+  try {
+    return hostValue(ctx, host, name);
+  } catch {
+    return undefined;
+  }
+}
+
+function groupHosts(ctx: DrillContext, group: string): string[] {
+  const hosts = ctx.inventory.select(group);
+  if (!hosts.length) throw inputError(`the inventory has no hosts in group "${group}" (set another with --set ${group === 'web' ? 'web_group' : 'lb_group'}=NAME)`);
+  return hosts;
+}
+
+interface FrontDoor {
+  lbs: string[];
+  vip: string;
+  url: string;
+}
+
+function frontDoor(ctx: DrillContext): FrontDoor {
+  const lbs = groupHosts(ctx, ctx.options.lb_group ?? 'lb');
+  const vip = String(ctx.options.vip ?? optionalHostValue(ctx, lbs[0]!, 'keepalived_vip') ?? optionalHostValue(ctx, lbs[0]!, 'vip_address') ?? '');
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(vip)) throw inputError(`no VIP: set keepalived_vip or vip_address in the inventory, or --set vip=ADDRESS (got "${vip}")`);
+  const url = ctx.options.url ?? `http://${vip}:${ctx.options.port ?? '80'}/`;
+  return { lbs, vip, url };
+}
+
+/** Does `host` hold the VIP? false when it does not answer (powered off) within a few seconds. */
+async function holdsVip(ctx: DrillContext, host: string, vip: string): Promise<boolean> {
+  try {
+    const res = await ctx.exec(host, argv('ip', '-o', '-4', 'addr', 'show', 'to', `${vip}/32`), { timeoutMs: 5000 });
+    return res.code === 0 && res.stdout.trim() !== '';
+  } catch {
+    return false;
+  }
+}
+
+async function vipHolders(ctx: DrillContext, hosts: string[], vip: string): Promise<string[]> {
+  const held = await Promise.all(hosts.map((h) => holdsVip(ctx, h, vip)));
+  return hosts.filter((_, i) => held[i]);
+}
+
+/** The load balancer holding the VIP; the drill refuses to start unless exactly one does. */
+async function currentMaster(ctx: DrillContext, door: FrontDoor): Promise<string> {
+  const holders = await vipHolders(ctx, door.lbs, door.vip);
+  if (holders.length !== 1) {
+    throw new Error(holders.length ? `split brain before the drill: ${holders.join(' and ')} hold the VIP ${door.vip}` : `no load balancer holds the VIP ${door.vip} (asked ${door.lbs.join(', ')}): nothing to drill`);
+  }
+  return holders[0]!;
+}
+
+/** One GET to the VIP before breaking anything: a drill against a dead service proves nothing. */
+async function requireAnswer(door: FrontDoor, signal: AbortSignal): Promise<void> {
+  const probe = new ProbeLoop({ url: door.url, intervalMs: 200, timeoutMs: 2000, maxRequests: 5, maxDurationMs: 5000, signal });
+  await pollUntil(async () => (probe.count >= 5 || probe.lastOk(1) ? true : undefined), { timeoutMs: 8000, everyMs: 100, signal });
+  const report = await probe.stop();
+  if (!report.samples.some((s) => s.ok)) throw new Error(`${door.url} does not answer before the drill (${report.samples[0]?.error ?? `status ${report.samples[0]?.status}`})`);
+}
+
+async function run(ctx: DrillContext, host: string, script: string): Promise<void> {
+  const res = await ctx.exec(host, script, { timeoutMs: 30_000 });
+  if (res.code !== 0) throw new Error(`${host}: \`${script}\` failed (exit ${res.code}): ${(res.stderr || res.stdout).trim().slice(0, 300)}`);
+}
+
+const PROBE_INTERVAL_MS = 100;
+const PROBE_TIMEOUT_MS = 1000;
+
+function startProbe(ctx: DrillContext, door: FrontDoor, maxDurationMs: number): ProbeLoop {
+  return new ProbeLoop({ url: door.url, intervalMs: PROBE_INTERVAL_MS, timeoutMs: PROBE_TIMEOUT_MS, maxRequests: Math.ceil(maxDurationMs / PROBE_INTERVAL_MS), maxDurationMs, signal: ctx.signal });
+}
+
+/**
+ * Wait until the probe has seen `n` answers in a row, all recorded after sample `from` (the fault): the
+ * answers from before the fault must not count, bounded.
+ */
+async function untilAnswering(probe: ProbeLoop, from: number, n: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+  return (await pollUntil(async () => (probe.count >= from + n && probe.lastOk(n) ? true : undefined), { timeoutMs, everyMs: PROBE_INTERVAL_MS, signal })) !== undefined;
+}
+
+const seconds = (ms: number) => Math.round(ms) / 1000;
+
+function probeMeasures(report: ProbeReport): Record<string, number | string> {
+  const firstFailure = report.samples.find((s) => !s.ok);
+  return {
+    requests: report.sent,
+    failed_requests: report.failed,
+    outage_s: seconds(report.longestOutageMs),
+    availability_pct: Math.round(report.availabilityPct * 100) / 100,
+    latency_p99_ms: Math.round(report.latencyP99Ms),
+    ...(firstFailure ? { first_failure: firstFailure.error ?? `HTTP ${firstFailure.status}` } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Breaking and restoring a load balancer
+// ---------------------------------------------------------------------------------------------------------
+
+type Variant = 'service' | 'poweroff' | 'powercut' | 'unplug';
+
+function variantOf(ctx: DrillContext): Variant {
+  const variant = ctx.options.variant ?? 'service';
+  if (variant !== 'service' && variant !== 'poweroff' && variant !== 'powercut' && variant !== 'unplug') throw inputError(`--set variant=${variant}: expected service, poweroff, powercut or unplug`);
+  if (variant !== 'service' && !ctx.power) throw inputError(`--set variant=${variant} needs power and network control, which only the built-in lab has`);
+  return variant;
+}
+
+const VARIANT_WORDS: Record<Variant, string> = { service: 'stop keepalived on', poweroff: 'power off', powercut: 'cut the power of', unplug: 'pull the network cable of' };
+
+async function breakBalancer(ctx: DrillContext, host: string, variant: Variant): Promise<void> {
+  ctx.log(`${VARIANT_WORDS[variant]} ${host}`);
+  if (variant === 'service') await run(ctx, host, 'systemctl stop keepalived');
+  else if (variant === 'poweroff') await ctx.power!.stop(host);
+  else if (variant === 'unplug') await ctx.power!.unplug(host);
+  else await ctx.power!.kill(host);
+}
+
+async function restoreBalancer(ctx: DrillContext, host: string, variant: Variant): Promise<void> {
+  ctx.log(variant === 'service' ? `start keepalived on ${host}` : variant === 'unplug' ? `plug ${host} back in` : `power ${host} on`);
+  if (variant === 'service') await run(ctx, host, 'systemctl start keepalived');
+  else if (variant === 'unplug') await ctx.power!.plug(host);
+  else await ctx.power!.start(host);
+}
+
+/**
+ * After a restore: the VIP on `master` and on no other load balancer. An unplugged master kept the VIP all
+ * along (it saw no peer), so "the master holds it" alone would pass at once; the backup must also let go.
+ */
+async function waitForSoleHolder(ctx: DrillContext, door: FrontDoor, master: string, timeoutMs: number) {
+  return pollUntil(async () => {
+    const holders = await vipHolders(ctx, door.lbs, door.vip);
+    return holders.length === 1 && holders[0] === master ? master : undefined;
+  }, { timeoutMs, everyMs: 50, signal: ctx.signal });
+}
+
+/** What failover and failback start from: the variant, the front door, its one master, a backup, the VIP answering. */
+async function pairReady(ctx: DrillContext): Promise<{ variant: Variant; door: FrontDoor; master: string; backups: string[] }> {
+  const variant = variantOf(ctx);
+  const door = frontDoor(ctx);
+  const master = await currentMaster(ctx, door);
+  const backups = door.lbs.filter((h) => h !== master);
+  if (!backups.length) throw new Error(`only ${master} is in the load-balancer group: there is no backup to fail over to`);
+  await requireAnswer(door, ctx.signal);
+  return { variant, door, master, backups };
+}
+
+/** The VIP on one of `hosts`, polled every 50 ms: which one and after how long. */
+function waitForVipOn(ctx: DrillContext, hosts: string[], vip: string, timeoutMs: number) {
+  return pollUntil(async () => (await vipHolders(ctx, hosts, vip))[0], { timeoutMs, everyMs: 50, signal: ctx.signal });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The drills
+// ---------------------------------------------------------------------------------------------------------
+
+const OUTAGE_TARGET_S = 3;
+const SWITCH_TARGET_S = 30;
+
+/** "served by web1" in the page's first line -> web1. */
+function servedBy(sample: ProbeSample): string | undefined {
+  return /served by ([A-Za-z0-9._-]+)/.exec(sample.body ?? '')?.[1];
+}
+
+registerDrill({
+  name: 'backend-down',
+  summary: 'stop one web host\'s nginx while probing the VIP: no request may fail; nginx is started again',
+  options: { host: 'the web host to stop (default: the first of group web)', web_group: 'group of the backends (default web)', lb_group: 'group of the load balancers (default lb)', vip: 'the VIP (default keepalived_vip / vip_address)' },
+  async run(ctx): Promise<DrillOutcome> {
+    const door = frontDoor(ctx);
+    const webs = groupHosts(ctx, ctx.options.web_group ?? 'web');
+    const victim = ctx.options.host ?? webs[0]!;
+    if (!webs.includes(victim)) throw inputError(`--set host=${victim}: not a host of group ${ctx.options.web_group ?? 'web'} (${webs.join(', ')})`);
+    const master = await currentMaster(ctx, door);
+    const socket = String(optionalHostValue(ctx, master, 'haproxy_stats_socket') ?? '/run/haproxy/admin.sock');
+    const victimStatus = async (): Promise<string> => {
+      const res = await ctx.exec(master, `echo 'show stat' | socat -t 2 stdio ${quote(`UNIX-CONNECT:${socket}`)}`, { timeoutMs: 5000 });
+      if (res.code !== 0) throw new Error(`${master}: cannot read haproxy's stats socket ${socket}: ${res.stderr.trim()}`);
+      const found = [...serverStatuses(parseShowStat(res.stdout))].filter(([name]) => name.endsWith(`/${victim}`));
+      if (!found.length) throw new Error(`haproxy on ${master} has no server named ${victim}`);
+      return found.map(([, status]) => status).join(',');
+    };
+    if ((await victimStatus()) !== 'UP') throw new Error(`${victim} is not UP in haproxy on ${master} before the drill`);
+    await requireAnswer(door, ctx.signal);
+
+    const probe = startProbe(ctx, door, 60_000);
+    const probeStart = performance.now();
+    let stopped = false;
+    let downAfterMs: number | undefined;
+    // The window (probe clock, ms) in which the backend was down: from "nginx has exited" to the restart.
+    let downFrom = Infinity;
+    let downTo = -Infinity;
+    try {
+      await sleep(1000, ctx.signal);
+      ctx.log(`stop nginx on ${victim} (haproxy master: ${master})`);
+      const t0 = performance.now();
+      await run(ctx, victim, 'systemctl stop nginx');
+      stopped = true;
+      downFrom = performance.now() - probeStart;
+      const down = await pollUntil(async () => ((await victimStatus()).startsWith('DOWN') ? true : undefined), { timeoutMs: 15_000, everyMs: 100, signal: ctx.signal });
+      downAfterMs = down && performance.now() - t0;
+      ctx.log(downAfterMs === undefined ? `haproxy did not mark ${victim} DOWN within 15 s` : `haproxy marked ${victim} DOWN ${seconds(downAfterMs)} s after the stop`);
+      // Keep probing while it is down: the other backend must carry every request.
+      await sleep(2000, ctx.signal);
+      downTo = performance.now() - probeStart;
+    } finally {
+      if (stopped || !ctx.signal.aborted) {
+        ctx.log(`start nginx on ${victim}`);
+        await run(ctx, victim, 'systemctl start nginx');
+      }
+    }
+    const up = await pollUntil(async () => ((await victimStatus()) === 'UP' ? true : undefined), { timeoutMs: 20_000, everyMs: 100, signal: ctx.signal });
+    const upAfterMs = up?.afterMs;
+    await sleep(1000, ctx.signal);
+    const report = await probe.stop();
+    const whileDown = report.samples.filter((s) => s.atMs >= downFrom && s.atMs < downTo);
+    const servedByVictim = whileDown.filter((s) => servedBy(s) === victim).length;
+    const measured: Record<string, number | string> = {
+      ...probeMeasures(report),
+      stopped: victim,
+      haproxy_master: master,
+      detect_down_s: downAfterMs === undefined ? -1 : seconds(downAfterMs),
+      back_up_s: upAfterMs === undefined ? -1 : seconds(upAfterMs),
+      requests_while_down: whileDown.length,
+      served_by_stopped_while_down: servedByVictim,
+    };
+    const restored = upAfterMs !== undefined;
+    const passed = report.failed === 0 && restored && report.sent > 0;
+    return {
+      passed,
+      measured,
+      target: '0 failed requests while one backend is down (document 004); the backend back UP after it is restored',
+      msg: passed
+        ? `${report.sent} requests, none failed; ${victim} was DOWN in haproxy after ${measured.detect_down_s} s and UP again ${measured.back_up_s} s after nginx started`
+        : !restored
+          ? `${victim} did not come back UP in haproxy within 20 s of starting nginx`
+          : `${report.failed} of ${report.sent} requests failed while ${victim} was down`,
+    };
+  },
+});
+
+registerDrill({
+  name: 'failover',
+  summary: 'stop the load balancer holding the VIP (keepalived, or power): the backup takes the VIP; outage timed',
+  options: { variant: 'service (stop keepalived, default), poweroff (orderly power-off: the host shuts down), powercut (the host dies at once), unplug (lab: its network cable pulled; it keeps running, isolated)', lb_group: 'group of the load balancers (default lb)', vip: 'the VIP (default keepalived_vip / vip_address)' },
+  async run(ctx): Promise<DrillOutcome> {
+    const { variant, door, master, backups } = await pairReady(ctx);
+
+    const probe = startProbe(ctx, door, 60_000);
+    let broken = false;
+    let switched: { value: string; afterMs: number } | undefined;
+    let answering: boolean;
+    let restored = false;
+    let report: ProbeReport;
+    try {
+      await sleep(1000, ctx.signal);
+      const t0 = performance.now();
+      const faultAt = probe.count;
+      // Watched while the fault happens: an orderly halt takes seconds, and the VIP moves during it.
+      const breaking = breakBalancer(ctx, master, variant);
+      broken = true;
+      const watchFrom = performance.now() - t0;
+      const moved = await waitForVipOn(ctx, backups, door.vip, SWITCH_TARGET_S * 1000 + 5000);
+      switched = moved && { value: moved.value, afterMs: watchFrom + moved.afterMs };
+      await breaking;
+      if (switched) ctx.log(`${switched.value} holds the VIP ${seconds(switched.afterMs)} s after the fault`);
+      answering = switched !== undefined && (await untilAnswering(probe, faultAt, 10, 30_000, ctx.signal));
+      // A moment more: a late failure (a stale ARP entry on the way) belongs to the fail-over too.
+      await sleep(1000, ctx.signal);
+    } finally {
+      report = await probe.stop();
+      if (broken) {
+        await restoreBalancer(ctx, master, variant);
+        restored = (await waitForSoleHolder(ctx, door, master, 60_000)) !== undefined;
+        ctx.log(restored ? `${master} holds the VIP again (preempt)` : `${master} did not take the VIP back within 60 s`);
+      }
+    }
+    const measured: Record<string, number | string> = {
+      variant,
+      old_master: master,
+      new_master: switched?.value ?? 'none',
+      switch_s: switched ? seconds(switched.afterMs) : -1,
+      ...probeMeasures(report),
+      restored: restored ? 'yes' : 'no',
+    };
+    const outageS = seconds(report.longestOutageMs);
+    const passed = Boolean(switched) && answering && outageS <= OUTAGE_TARGET_S && switched!.afterMs <= SWITCH_TARGET_S * 1000 && restored;
+    const problems = [
+      !switched && `no backup took the VIP within ${SWITCH_TARGET_S + 5} s`,
+      switched && !answering && 'the VIP did not answer again within 30 s',
+      outageS > OUTAGE_TARGET_S && `outage ${outageS} s > ${OUTAGE_TARGET_S} s`,
+      !restored && `${master} did not take the VIP back after it was restored`,
+    ].filter(Boolean);
+    return {
+      passed,
+      measured,
+      target: `outage ≤ ${OUTAGE_TARGET_S} s (document 000), VIP switched ≤ ${SWITCH_TARGET_S} s (document 003), forwarding unaffected (document 004)`,
+      msg: passed
+        ? `${VARIANT_WORDS[variant]} ${master}: ${switched!.value} took the VIP in ${measured.switch_s} s; outage ${outageS} s, ${report.failed} of ${report.sent} requests failed; ${master} restored and master again`
+        : problems.join('; '),
+    };
+  },
+});
+
+registerDrill({
+  name: 'failback',
+  summary: 'with the master down and the VIP on the backup, restore the master: the VIP returns (preempt)',
+  options: { variant: 'how the master is taken down first: service (default), poweroff, powercut, unplug', lb_group: 'group of the load balancers (default lb)', vip: 'the VIP (default keepalived_vip / vip_address)' },
+  async run(ctx): Promise<DrillOutcome> {
+    const { variant, door, master, backups } = await pairReady(ctx);
+
+    // Set the scene: the master down, the VIP on the backup and answering.
+    let restoredMaster = false;
+    await breakBalancer(ctx, master, variant);
+    try {
+      const onBackup = await waitForVipOn(ctx, backups, door.vip, SWITCH_TARGET_S * 1000);
+      if (!onBackup) throw new Error(`no backup took the VIP within ${SWITCH_TARGET_S} s after ${master} went down`);
+      await requireAnswer(door, ctx.signal);
+      ctx.log(`${onBackup.value} holds the VIP; now restoring ${master}`);
+
+      const probe = startProbe(ctx, door, 90_000);
+      let returned: { value: string; afterMs: number } | undefined;
+      let report: ProbeReport | undefined;
+      try {
+        await sleep(1000, ctx.signal);
+        const t0 = performance.now();
+        const restoreAt = probe.count;
+        await restoreBalancer(ctx, master, variant);
+        restoredMaster = true;
+        const back = await waitForSoleHolder(ctx, door, master, 60_000);
+        returned = back && { value: back.value, afterMs: performance.now() - t0 };
+        if (returned) ctx.log(`${master} holds the VIP again ${seconds(returned.afterMs)} s after the restore began`);
+        await untilAnswering(probe, restoreAt, 10, 30_000, ctx.signal);
+        // Keep probing a moment after the move: a late failure belongs to the fail-back too.
+        await sleep(1000, ctx.signal);
+      } finally {
+        report = await probe.stop();
+      }
+      const measured: Record<string, number | string> = {
+        variant,
+        master,
+        vip_returned: returned ? 'yes' : 'no',
+        return_s: returned ? seconds(returned.afterMs) : -1,
+        ...probeMeasures(report),
+      };
+      const passed = Boolean(returned) && report.failed === 0;
+      return {
+        passed,
+        measured,
+        target: 'the VIP returns to the restored master by preempt with 0 failed requests (document 004)',
+        msg: !returned
+          ? `${master} did not take the VIP back within 60 s of being restored`
+          : report.failed === 0
+            ? `${master} took the VIP back ${measured.return_s} s after the restore began; ${report.sent} requests, none failed`
+            : `${master} took the VIP back, but ${report.failed} of ${report.sent} requests failed (longest outage ${seconds(report.longestOutageMs)} s)`,
+      };
+    } finally {
+      if (!restoredMaster) {
+        await restoreBalancer(ctx, master, variant);
+        await waitForSoleHolder(ctx, door, master, 60_000);
+      }
+    }
+  },
+});

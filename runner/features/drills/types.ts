@@ -1,0 +1,60 @@
+/**
+ * Drills: timed fault exercises (stop a backend, fail over a load balancer, raise an alert, restore a
+ * backup...). A drill breaks something on purpose, measures what users would see, restores what it broke,
+ * and returns a result against a target. `cairn drill NAME` runs one and records it like any run.
+ */
+import type { Inventory } from '../../core/inventory/types.js';
+import type { ExecOptions, ExecResult } from '../../core/transport/types.js';
+import type { Vars } from '../../core/util/vars.js';
+
+export interface DrillPower {
+  /** Orderly halt (the host's systemd shuts down). */
+  stop(host: string): Promise<void>;
+  /** Power cut: the host dies at once. */
+  kill(host: string): Promise<void>;
+  /** Boot the host again and wait until sshd answers. */
+  start(host: string): Promise<void>;
+  /** Pull the host's network cable: it keeps running, cut off from every peer. */
+  unplug(host: string): Promise<void>;
+  /** Put the cable back. */
+  plug(host: string): Promise<void>;
+}
+
+export interface DrillContext {
+  inventory: Inventory;
+  /** The host's variables (inventory layers and -e), templates not rendered. */
+  hostVars(host: string): Vars;
+  /** Run a POSIX sh script on a host over its (pooled) SSH connection; quote every value with quote(). */
+  exec(host: string, script: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** Power control, present only for the built-in lab (`lab: true` in the inventory). */
+  power?: DrillPower;
+  /** Progress lines for the operator (shown by the console, kept in the journal). */
+  log(line: string): void;
+  /** Set when the operator pressed Ctrl-C: stop breaking things, restore, return. */
+  signal: AbortSignal;
+  /** `--set key=value` options (e.g. variant=poweroff), as given. */
+  options: Record<string, string>;
+  /**
+   * Run a playbook with the same inventory, e.g. to put back what the drill changed. Resolves to the exit
+   * code an equivalent `cairn play` would have.
+   */
+  play(playbookPath: string, opts?: { limit?: string; roles?: string[]; extraVars?: Vars }): Promise<number>;
+}
+
+export interface DrillOutcome {
+  passed: boolean;
+  /** Measured values: seconds, counts, states ("outage_s": 1.2, "failed_requests": 0, "new_master": "lb2"). */
+  measured: Record<string, number | string>;
+  /** The target in words, e.g. "outage ≤ 3 s (document 000)". */
+  target: string;
+  msg?: string;
+}
+
+export interface Drill {
+  name: string;
+  /** One line: what it breaks and what it proves. */
+  summary: string;
+  /** Options it accepts with --set, and what they mean. */
+  options?: Record<string, string>;
+  run(ctx: DrillContext): Promise<DrillOutcome>;
+}

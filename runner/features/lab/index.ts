@@ -1,0 +1,563 @@
+/**
+ * The lab's operations as plain async functions (the CLI in runner/commands/lab.ts, drills and tests call
+ * these): up, status, down, start, stop, kill, restart, ssh. Every operation that changes the lab holds the
+ * lab lock; every refusal is a CairnError of kind 'options' (exit code 5) in one sentence.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { CairnError, optionsError } from '../../core/util/errors.js';
+import {
+  hostProcesses,
+  isRunning,
+  killHost,
+  mountOverlay,
+  refreshHostsFile,
+  startSupervisor,
+  stopHost,
+  strayLabProcesses,
+  writeHostFiles,
+  type HostContext,
+} from './container.js';
+import { runChecked } from './exec.js';
+import { ensureImage, imageIsComplete, IMAGE_SUITE, removeStaleImages } from './image.js';
+import { inventoryText } from './inventory.js';
+import { withLabLock } from './lock.js';
+import { readMirror } from './mirror.js';
+import { currentMounts, mountsUnder, unmountAllUnder } from './mounts.js';
+import { assertSubnetFree, ensureBridge, removeLabInterfaces, vethName } from './network.js';
+import { generatedPaths, hostPaths, HOSTS_DIR, LAB_DIR, type GeneratedPaths } from './paths.js';
+import { findExecutable, requireOverlayfs, requireRoot, requireTools, TOOLS } from './preflight.js';
+import { allProcesses, descendantsOf, namespacePids, readCmdline, signal, waitForExit, type ProcessInfo } from './proc.js';
+import { ensureRepo, removeStaleRepos } from './repo.js';
+import { ensureKeyPair, knownHostsText, readBanner, readHostKeys, sshArgs, waitForBanner, writeFileAtomic } from './ssh.js';
+import { readState, readStateLenient, removeState, topologyOfState, writeState, type HostState, type LabState } from './state.js';
+import {
+  checkCompatible,
+  DEFAULT_BRIDGE,
+  defaultTopology,
+  findHost,
+  loadTopologyFile,
+  mergeTopologies,
+  topologyOfSize,
+  type LabHostSpec,
+  type LabTopology,
+} from './topology.js';
+
+export type { LabTopology, LabHostSpec } from './topology.js';
+export { defaultTopology, loadTopologyFile, topologyOfSize } from './topology.js';
+export { holdLab, withLabLock } from './lock.js';
+
+export type LabLog = (line: string) => void;
+
+const defaultLog: LabLog = (line) => process.stderr.write(`lab: ${line}\n`);
+
+/** How long a booting host may take to answer SSH before `up` gives up on it. */
+const BOOT_TIMEOUT_MS = 90_000;
+
+export interface LabHostReport {
+  name: string;
+  address: string;
+  groups: string[];
+  state: 'running' | 'stopped';
+  /** systemd-nspawn's pid while running. */
+  pid?: number;
+  supervisorPid?: number;
+  /** sshd answered with its banner (checked by up, start and status). */
+  sshAnswers?: boolean;
+  /** Set when this call booted the host: ms from start to sshd's banner. */
+  bootMs?: number;
+  note?: string;
+}
+
+export interface LabUpOptions {
+  /** The first N hosts of the default list. */
+  hosts?: number;
+  /** A YAML topology file. */
+  topologyFile?: string;
+  /** Also the pve nodes of the default topology. */
+  withPve?: boolean;
+  /** A topology already built in code (tests). */
+  topology?: LabTopology;
+  /** Where the inventory, known_hosts and key pair go (default inventories/lab/generated of this checkout). */
+  generatedDir?: string;
+  log?: LabLog;
+}
+
+export interface LabTimings {
+  imageMs: number;
+  imageBuilt: boolean;
+  repoMs: number;
+  repoBuilt: boolean;
+  repoPackages: number;
+  /** From starting the first container to the last sshd answering. */
+  bootMs: number;
+  totalMs: number;
+}
+
+export interface LabUpResult {
+  hosts: LabHostReport[];
+  timings: LabTimings;
+  vip: string;
+  bridge: string;
+  subnet: string;
+  inventoryPath: string;
+  knownHostsPath: string;
+  privateKeyPath: string;
+}
+
+function resolveWanted(opts: LabUpOptions): LabTopology {
+  const given = [opts.topology !== undefined, opts.topologyFile !== undefined, opts.hosts !== undefined].filter(Boolean).length;
+  if (given > 1) throw optionsError('give at most one of --hosts and --topology');
+  if (opts.withPve && given > 0) throw optionsError('--with-pve adds the pve nodes to the default topology; with --hosts or --topology list them there instead');
+  if (opts.topology) return opts.topology;
+  if (opts.topologyFile !== undefined) return loadTopologyFile(opts.topologyFile);
+  if (opts.hosts !== undefined) return topologyOfSize(opts.hosts);
+  return defaultTopology(opts.withPve ?? false);
+}
+
+function hostContext(state: LabState, publicKey: string): HostContext {
+  return { imageRoot: state.imageRoot, repoDir: state.repoDir, topology: topologyOfState(state), publicKey };
+}
+
+/** Bring the lab up (or add hosts to it). Twice is harmless: running hosts are left as they are. */
+export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
+  const log = opts.log ?? defaultLog;
+  requireRoot('up');
+  requireTools([TOOLS.nspawn, TOOLS.debootstrap, TOOLS.scanpackages, TOOLS.aptGet, TOOLS.ssh, TOOLS.sshKeygen, TOOLS.ip, TOOLS.mount]);
+  requireOverlayfs();
+  const wanted = resolveWanted(opts);
+  return withLabLock(async () => {
+    const started = Date.now();
+    const previous = readState();
+    let topology = wanted;
+    if (previous) {
+      const running = topologyOfState(previous);
+      checkCompatible(running, wanted);
+      topology = mergeTopologies(running, wanted);
+    }
+    await assertSubnetFree(topology);
+
+    const mirror = readMirror(IMAGE_SUITE);
+    // A running lab keeps the image and repository it was made from, even if the recipe changed since.
+    const reuse = previous !== undefined && imageIsComplete(previous.imageHash) && existsSync(previous.repoDir);
+    if (previous && !reuse) log('the lab\'s image or repository is gone; building them again');
+    const image = reuse ? { hash: previous.imageHash, dir: join(previous.imageRoot, '..'), root: previous.imageRoot, built: false, buildMs: 0 } : await ensureImage({ mirror, log });
+    if (image.built) log(`base image built in ${seconds(image.buildMs)}`);
+    const repo = reuse ? { key: '', dir: previous.repoDir, packageCount: countDebs(previous.repoDir), built: false, buildMs: 0 } : await ensureRepo({ image, mirror, log });
+    if (repo.built) log(`package repository built in ${seconds(repo.buildMs)} (${repo.packageCount} packages)`);
+
+    const gen = generatedPaths(opts.generatedDir ?? previous?.generatedDir);
+    const { publicKey } = await ensureKeyPair(gen);
+    await ensureBridge(topology);
+
+    const now = new Date().toISOString();
+    const byName = new Map((previous?.hosts ?? []).map((h) => [h.name, h]));
+    const state: LabState = {
+      version: 1,
+      bridge: topology.bridge,
+      subnet: topology.subnet.text,
+      bridgeAddress: topology.bridgeAddress,
+      vip: topology.vip,
+      imageHash: image.hash,
+      imageRoot: image.root,
+      repoDir: repo.dir,
+      generatedDir: gen.dir,
+      hosts: topology.hosts.map((h) => byName.get(h.name) ?? { ...h, createdAt: now }),
+    };
+    // Recorded before anything boots, so a crash from here on leaves a trace for `down`.
+    writeState(state);
+
+    const ctx = hostContext(state, publicKey);
+    const wantedNames = new Set(wanted.hosts.map((h) => h.name));
+    const booted = new Map<string, number>();
+    const bootStarted = Date.now();
+    for (const host of state.hosts) {
+      if (isRunning(host.supervisor)) {
+        refreshHostsFile(host.name, ctx.topology);
+        continue;
+      }
+      // Only hosts the caller asked for are booted; a stopped host outside the request stays stopped.
+      if (!wantedNames.has(host.name)) continue;
+      await bootHost(host, ctx, state);
+      booted.set(host.name, Date.now());
+    }
+
+    const reports = await Promise.all(
+      state.hosts.map(async (host): Promise<LabHostReport> => {
+        if (!isRunning(host.supervisor)) return hostReport(host);
+        const since = booted.get(host.name);
+        await waitForBanner(host.name, host.address, BOOT_TIMEOUT_MS, () => isRunning(host.supervisor), hostPaths(host.name).log);
+        // Read the processes only now: right after the start, the supervisor may not have run nspawn yet.
+        const report = hostReport(host);
+        report.sshAnswers = true;
+        if (since !== undefined) report.bootMs = Date.now() - since;
+        else report.note = 'already running';
+        return report;
+      }),
+    );
+    const bootMs = booted.size ? Date.now() - bootStarted : 0;
+
+    writeKnownHosts(state, gen);
+    // Fresh hosts have no package lists yet: read the local repository once, which also proves that key
+    // login and host-key checking work end to end.
+    await Promise.all(state.hosts.filter((h) => booted.has(h.name) && !hasRepoLists(h.name)).map((h) => refreshPackageLists(h, gen)));
+    writeFileAtomic(gen.inventory, inventoryText({ topology: topologyOfState(state), paths: gen }));
+
+    await removeStaleImages(new Set([join(state.imageRoot, '..')]));
+    removeStaleRepos(new Set([state.repoDir]));
+    return {
+      hosts: reports,
+      timings: {
+        imageMs: image.buildMs,
+        imageBuilt: image.built,
+        repoMs: repo.buildMs,
+        repoBuilt: repo.built,
+        repoPackages: repo.packageCount,
+        bootMs,
+        totalMs: Date.now() - started,
+      },
+      vip: state.vip,
+      bridge: state.bridge,
+      subnet: state.subnet,
+      inventoryPath: gen.inventory,
+      knownHostsPath: gen.knownHosts,
+      privateKeyPath: gen.privateKey,
+    };
+  }, { log });
+}
+
+/** Mount the host's disk, write its per-host files and start its supervisor; the state is saved at once. */
+async function bootHost(host: HostState, ctx: HostContext, state: LabState): Promise<void> {
+  const paths = await mountOverlay(host.name, ctx.imageRoot);
+  const fresh = !existsSync(join(paths.upper, 'etc', 'machine-id'));
+  writeHostFiles(host, ctx, paths);
+  host.supervisor = startSupervisor(host, ctx, paths, { truncateLog: fresh });
+  host.startedAt = new Date().toISOString();
+  writeState(state);
+}
+
+function hostReport(host: HostState): LabHostReport {
+  const procs = hostProcesses(host.supervisor);
+  const running = isRunning(host.supervisor);
+  return {
+    name: host.name,
+    address: host.address,
+    groups: [...host.groups],
+    state: running ? 'running' : 'stopped',
+    pid: running ? procs.nspawn?.pid : undefined,
+    supervisorPid: running ? host.supervisor?.pid : undefined,
+  };
+}
+
+function hasRepoLists(name: string): boolean {
+  const lists = join(hostPaths(name).root, 'var', 'lib', 'apt', 'lists');
+  try {
+    return readdirSync(lists).some((f) => f.startsWith('_srv_repo_') && f.endsWith('Packages'));
+  } catch {
+    return false;
+  }
+}
+
+async function refreshPackageLists(host: LabHostSpec, gen: GeneratedPaths): Promise<void> {
+  const result = await runSsh(host.address, gen, { argv: ['apt-get', 'update', '-qq'] }, true);
+  if (result.code !== 0) {
+    throw new CairnError(`lab host ${host.name}: apt-get update from the local repository failed (exit ${result.code})`, {
+      kind: 'runtime',
+      detail: (result.stderr || result.stdout).trim().split('\n').slice(-10).join('\n') || undefined,
+    });
+  }
+}
+
+/** known_hosts from the keys each host generated on its own disk (hosts that never booted have none). */
+function writeKnownHosts(state: LabState, gen: GeneratedPaths): void {
+  const entries = state.hosts
+    .map((h) => ({ name: h.name, address: h.address, keys: readHostKeys(join(hostPaths(h.name).upper, 'etc', 'ssh')) }))
+    .filter((e) => e.keys.length > 0);
+  writeFileAtomic(gen.knownHosts, knownHostsText(entries));
+}
+
+function countDebs(dir: string): number {
+  try {
+    return readdirSync(dir).filter((e) => e.endsWith('.deb')).length;
+  } catch {
+    return 0;
+  }
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// status
+
+export interface LabStatus {
+  up: boolean;
+  bridge?: string;
+  subnet?: string;
+  vip?: string;
+  hosts: LabHostReport[];
+  inventoryPath?: string;
+}
+
+/** Each host running or stopped, with nspawn's pid and whether sshd answers. Changes nothing. */
+export async function labStatus(): Promise<LabStatus> {
+  const state = readState();
+  if (!state) return { up: false, hosts: [] };
+  const hosts = await Promise.all(
+    state.hosts.map(async (host) => {
+      const report = hostReport(host);
+      if (report.state === 'running') report.sshAnswers = (await readBanner(host.address, 22, 1500)) !== undefined;
+      return report;
+    }),
+  );
+  return { up: true, bridge: state.bridge, subnet: state.subnet, vip: state.vip, hosts, inventoryPath: generatedPaths(state.generatedDir).inventory };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// down
+
+export interface LabDownResult {
+  /** Hosts halted in order, or killed when they would not halt. */
+  stopped: string[];
+  /** Lab processes found without a record (after a crash) and killed. */
+  strays: number[];
+  unmounted: string[];
+  interfaces: string[];
+  removed: string[];
+}
+
+/**
+ * Remove every container process, mount, interface and file the lab made, and nothing else: taken from the
+ * state file and from what exists (processes booting a directory under the lab's hosts dir, mounts under
+ * the lab dir, the bridge by name and its ports, vb-NAME veths). Harmless with nothing up.
+ */
+export async function labDown(opts: { log?: LabLog } = {}): Promise<LabDownResult> {
+  const log = opts.log ?? defaultLog;
+  requireRoot('down');
+  requireTools([TOOLS.ip, TOOLS.mount]);
+  return withLabLock(async () => {
+    const state = readStateLenient();
+    const result: LabDownResult = { stopped: [], strays: [], unmounted: [], interfaces: [], removed: [] };
+
+    // 1. Recorded hosts: orderly halt in parallel, a power cut for any that will not halt.
+    await Promise.all(
+      (state?.hosts ?? []).map(async (host) => {
+        const outcome = await stopHost(host.supervisor, 10_000);
+        if (outcome !== 'not running') result.stopped.push(host.name);
+      }),
+    );
+
+    // 2. Lab processes nobody recorded: supervisors first (so nothing boots again), then each nspawn's
+    //    container init and the nspawn itself.
+    result.strays = await killStrays();
+
+    // 3. Mounts: every host overlay, and anything an interrupted image build left mounted.
+    result.unmounted = await unmountAllUnder(LAB_DIR);
+
+    // 4. Interfaces: the bridge by name, its ports, vb-NAME of every host we know of.
+    const names = new Set<string>([...(state?.hosts ?? []).map((h) => h.name), ...listHostDirs()]);
+    result.interfaces = await removeLabInterfaces(state?.bridge ?? DEFAULT_BRIDGE, [...names]);
+
+    // 5. Files: the hosts' disks (only once nothing is mounted there), the generated inventory, the state.
+    if (mountsUnder(HOSTS_DIR, currentMounts()).length > 0) {
+      throw new CairnError(`something is still mounted under ${HOSTS_DIR}; not deleting the hosts' disks`, { kind: 'runtime' });
+    }
+    for (const name of listHostDirs()) {
+      rmSync(join(HOSTS_DIR, name), { recursive: true, force: true });
+      result.removed.push(join(HOSTS_DIR, name));
+    }
+    const gen = generatedPaths(state?.generatedDir);
+    for (const file of [gen.inventory, gen.knownHosts]) {
+      if (existsSync(file)) {
+        rmSync(file, { force: true });
+        result.removed.push(file);
+      }
+    }
+    removeState();
+    if (result.stopped.length + result.strays.length + result.unmounted.length + result.interfaces.length === 0) log('nothing was running');
+    return result;
+  }, { log });
+}
+
+function listHostDirs(): string[] {
+  try {
+    return readdirSync(HOSTS_DIR).filter((n) => /^[a-z][a-z0-9-]{0,11}$/.test(n));
+  } catch {
+    return [];
+  }
+}
+
+async function killStrays(): Promise<number[]> {
+  const processes = allProcesses();
+  const strays = strayLabProcesses(HOSTS_DIR, readCmdline, processes);
+  const killed: ProcessInfo[] = [];
+  for (const p of strays) {
+    // A container's init lives below its nspawn; killing it ends the whole pid namespace at once.
+    if (p.comm === 'systemd-nspawn') {
+      const init = descendantsOf(p.pid, processes).find((d) => {
+        const chain = namespacePids(d.pid);
+        return chain.length >= 2 && chain[chain.length - 1] === 1;
+      });
+      if (init && signal(init, 'SIGKILL')) killed.push(init);
+    }
+    if (signal(p, 'SIGKILL')) killed.push(p);
+  }
+  await waitForExit(killed, 10_000);
+  return killed.map((p) => p.pid);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// one host: start, stop, kill, restart
+
+export interface LabHostActionResult {
+  host: LabHostReport;
+  /** What happened, in words: "booted", "already running", "halted", "killed", "not running"... */
+  outcome: string;
+}
+
+function requireUpState(): LabState {
+  const state = readState();
+  if (!state) throw optionsError('the lab is not up: run `cairn lab up` first');
+  return state;
+}
+
+function stateHost(state: LabState, name: string): HostState {
+  findHost(topologyOfState(state), name);
+  return state.hosts.find((h) => h.name === name)!;
+}
+
+/** Boot a stopped host again (its disk is kept) and wait until sshd answers. */
+export async function labStart(name: string, opts: { log?: LabLog } = {}): Promise<LabHostActionResult> {
+  requireRoot('start');
+  requireTools([TOOLS.nspawn, TOOLS.ip, TOOLS.mount]);
+  return withLabLock(async () => {
+    const state = requireUpState();
+    const host = stateHost(state, name);
+    if (isRunning(host.supervisor)) return { host: { ...hostReport(host), sshAnswers: (await readBanner(host.address)) !== undefined }, outcome: 'already running' };
+    await ensureBridge(topologyOfState(state));
+    const gen = generatedPaths(state.generatedDir);
+    const { publicKey } = await ensureKeyPair(gen);
+    const since = Date.now();
+    await bootHost(host, hostContext(state, publicKey), state);
+    await waitForBanner(host.name, host.address, BOOT_TIMEOUT_MS, () => isRunning(host.supervisor), hostPaths(host.name).log);
+    writeKnownHosts(state, gen);
+    return { host: { ...hostReport(host), sshAnswers: true, bootMs: Date.now() - since }, outcome: 'booted' };
+  }, { log: opts.log ?? defaultLog });
+}
+
+/** Orderly halt (SIGTERM to nspawn: systemd stops every unit), like `poweroff` on the host; the disk is kept. */
+export async function labStop(name: string, opts: { log?: LabLog; timeoutMs?: number } = {}): Promise<LabHostActionResult> {
+  requireRoot('stop');
+  return withLabLock(async () => {
+    const state = requireUpState();
+    const host = stateHost(state, name);
+    const outcome = await stopHost(host.supervisor, opts.timeoutMs ?? 30_000);
+    host.supervisor = undefined;
+    writeState(state);
+    return { host: hostReport(host), outcome: outcome === 'stopped' ? 'halted' : outcome === 'killed' ? 'killed (it did not halt in time)' : 'not running' };
+  }, { log: opts.log ?? defaultLog });
+}
+
+/** Power cut: SIGKILL to the container's init and nspawn, nothing shuts down in order; the disk is kept. */
+export async function labKill(name: string, opts: { log?: LabLog } = {}): Promise<LabHostActionResult> {
+  requireRoot('kill');
+  return withLabLock(async () => {
+    const state = requireUpState();
+    const host = stateHost(state, name);
+    const outcome = await killHost(host.supervisor);
+    host.supervisor = undefined;
+    writeState(state);
+    return { host: hostReport(host), outcome: outcome === 'killed' ? 'killed' : 'not running' };
+  }, { log: opts.log ?? defaultLog });
+}
+
+/**
+ * Cut every SSH session to a host, as a dropped network path or a crashed sshd child would: SIGKILL to each
+ * sshd process below the host's listening sshd. Whatever those sessions ran is left to find its input gone,
+ * as it would on a real host. The host and its listener keep running, so a new connection works at once.
+ * Returns the pids killed (host pid namespace).
+ */
+export function labDropSshSessions(name: string): number[] {
+  requireRoot('drop ssh sessions on');
+  const state = requireUpState();
+  const host = stateHost(state, name);
+  const processes = allProcesses();
+  const { init } = hostProcesses(host.supervisor, processes);
+  if (!init) throw new CairnError(`lab host ${name} is not running (start it with \`cairn lab start ${name}\`)`);
+  const listener = processes.find((p) => p.comm === 'sshd' && p.ppid === init.pid);
+  if (!listener) return [];
+  const sessions = descendantsOf(listener.pid, processes).filter((p) => p.comm === 'sshd');
+  return sessions.filter((p) => signal(p, 'SIGKILL')).map((p) => p.pid);
+}
+
+/**
+ * Pull a host's network cable: its link on the lab bridge (vb-NAME, this machine's end of its veth) goes
+ * down. The host keeps running and believes itself fine, as a real node behind a dead switch port does; it
+ * sees no peer and nobody sees it. `labPlug` puts the cable back.
+ */
+export async function labUnplug(name: string, opts: { log?: LabLog } = {}): Promise<LabHostActionResult> {
+  return setLink(name, 'down', opts);
+}
+
+/** Put a host's network cable back (its link on the lab bridge up again). */
+export async function labPlug(name: string, opts: { log?: LabLog } = {}): Promise<LabHostActionResult> {
+  return setLink(name, 'up', opts);
+}
+
+async function setLink(name: string, state: 'up' | 'down', opts: { log?: LabLog }): Promise<LabHostActionResult> {
+  requireRoot(state === 'down' ? 'unplug' : 'plug');
+  requireTools([TOOLS.ip]);
+  return withLabLock(async () => {
+    const lab = requireUpState();
+    const host = stateHost(lab, name);
+    if (!isRunning(host.supervisor)) return { host: hostReport(host), outcome: 'not running' };
+    await runChecked('ip', ['link', 'set', 'dev', vethName(name), state], `setting the lab link of ${name} ${state}`);
+    return { host: hostReport(host), outcome: state === 'down' ? 'unplugged (link down, still running)' : 'plugged in (link up)' };
+  }, { log: opts.log ?? defaultLog });
+}
+
+/** Orderly halt, then boot again. */
+export async function labRestart(name: string, opts: { log?: LabLog } = {}): Promise<LabHostActionResult> {
+  return withLabLock(async () => {
+    await labStop(name, opts);
+    return labStart(name, opts);
+  }, { log: opts.log ?? defaultLog });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// ssh
+
+export type RemoteCommand = { argv: readonly string[] } | { script: string };
+
+export interface LabSshResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * ssh(1) to a lab host as root with strict host-key checking against the generated known_hosts. With
+ * `capture` the output is returned; otherwise the terminal is handed over (interactive when no command).
+ */
+export async function labSsh(name: string, command?: RemoteCommand, opts: { capture?: boolean } = {}): Promise<LabSshResult> {
+  requireTools([TOOLS.ssh]);
+  const state = requireUpState();
+  const host = stateHost(state, name);
+  return runSsh(host.address, generatedPaths(state.generatedDir), command, opts.capture ?? false);
+}
+
+function runSsh(address: string, gen: GeneratedPaths, command: RemoteCommand | undefined, capture: boolean): Promise<LabSshResult> {
+  const args = sshArgs({ address, privateKey: gen.privateKey, knownHosts: gen.knownHosts }, command, !command && process.stdin.isTTY ? ['-t'] : []);
+  return new Promise((resolve, reject) => {
+    const child = spawn(findExecutable('ssh') ?? 'ssh', args, { stdio: capture ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 255, stdout, stderr }));
+  });
+}
+

@@ -1,0 +1,277 @@
+/**
+ * Which hosts the lab runs, in which groups, at which addresses. The default is the platform's shape
+ * (two load balancers, two web backends, a monitoring host, three virtualisation/storage nodes started on
+ * demand); a YAML topology file can describe any other set.
+ */
+import { CairnError, optionsError } from '../../core/util/errors.js';
+import { validateAt } from '../../core/util/schema.js';
+import { errorAt, loadYamlFile, type LoadedYaml } from '../../core/util/yaml-source.js';
+import { formatIpv4, parseIpv4, parseSubnet24, type Subnet24 } from './ipv4.js';
+
+export const DEFAULT_BRIDGE = 'cairnbr0';
+export const DEFAULT_SUBNET = '10.77.0.0/24';
+/** The machine running cairn sits on the bridge at .1; the VIP for keepalived is reserved at .10. */
+export const BRIDGE_HOST_OCTET = 1;
+export const DEFAULT_VIP_OCTET = 10;
+/** Host-side interfaces are named vb-<machine> and Linux allows 15 characters. */
+export const MAX_HOST_NAME = 12;
+
+/** Extra device nodes a host gets: /dev/kvm for qemu, /dev/fuse for zfs-fuse, loop devices for file-backed disks. */
+export type LabDevice = 'kvm' | 'fuse' | 'loop';
+export const LAB_DEVICES: readonly LabDevice[] = ['kvm', 'fuse', 'loop'];
+
+export interface LabHostSpec {
+  name: string;
+  address: string;
+  groups: string[];
+  devices: LabDevice[];
+}
+
+export interface LabTopology {
+  /** Where it came from: a file path, "default" or "--hosts N". */
+  source: string;
+  bridge: string;
+  subnet: Subnet24;
+  /** This machine's address on the bridge. */
+  bridgeAddress: string;
+  vip: string;
+  hosts: LabHostSpec[];
+}
+
+interface DefaultHost {
+  name: string;
+  octet: number;
+  groups: string[];
+  devices: LabDevice[];
+  /** pve nodes only come up with --with-pve (they cost memory and time nothing else needs). */
+  onDemand: boolean;
+}
+
+export const DEFAULT_HOSTS: readonly DefaultHost[] = [
+  { name: 'lb1', octet: 11, groups: ['lb'], devices: [], onDemand: false },
+  { name: 'lb2', octet: 12, groups: ['lb'], devices: [], onDemand: false },
+  { name: 'web1', octet: 21, groups: ['web'], devices: [], onDemand: false },
+  { name: 'web2', octet: 22, groups: ['web'], devices: [], onDemand: false },
+  { name: 'mon1', octet: 31, groups: ['mon'], devices: [], onDemand: false },
+  { name: 'pve1', octet: 41, groups: ['pve'], devices: ['kvm', 'fuse', 'loop'], onDemand: true },
+  { name: 'pve2', octet: 42, groups: ['pve'], devices: ['kvm', 'fuse', 'loop'], onDemand: true },
+  { name: 'pve3', octet: 43, groups: ['pve'], devices: ['kvm', 'fuse', 'loop'], onDemand: true },
+];
+
+/** Groups every lab inventory has, even when empty, so playbooks can name them. */
+export const STANDARD_GROUPS: readonly string[] = ['lb', 'web', 'mon', 'pve'];
+
+function baseTopology(source: string, subnet = parseSubnet24(DEFAULT_SUBNET)!): Omit<LabTopology, 'hosts'> {
+  return {
+    source,
+    bridge: DEFAULT_BRIDGE,
+    subnet,
+    bridgeAddress: formatIpv4(subnet.base + BRIDGE_HOST_OCTET),
+    vip: formatIpv4(subnet.base + DEFAULT_VIP_OCTET),
+  };
+}
+
+/**
+ * The default topology: lb1, lb2, web1, web2, mon1, and pve1-3 with `withPve`. (Not `mon`: a host may not
+ * share a name with a group, and `mon` is the monitoring group.)
+ */
+export function defaultTopology(withPve = false): LabTopology {
+  const base = baseTopology('default');
+  const hosts = DEFAULT_HOSTS.filter((h) => withPve || !h.onDemand).map((h) => ({
+    name: h.name,
+    address: formatIpv4(base.subnet.base + h.octet),
+    groups: [...h.groups],
+    devices: [...h.devices],
+  }));
+  return { ...base, hosts };
+}
+
+/** The first N hosts of the full default list (pve nodes included when N > 5); past eight, node9, node10, ... */
+export function topologyOfSize(count: number): LabTopology {
+  if (!Number.isInteger(count) || count < 1 || count > 200) throw optionsError(`--hosts must be a whole number from 1 to 200, got ${count}`);
+  const base = baseTopology(`--hosts ${count}`);
+  const hosts: LabHostSpec[] = [];
+  for (let i = 0; i < count; i++) {
+    const known = DEFAULT_HOSTS[i];
+    if (known) {
+      hosts.push({ name: known.name, address: formatIpv4(base.subnet.base + known.octet), groups: [...known.groups], devices: [...known.devices] });
+    } else {
+      // After the eight named hosts, addresses continue from .101 upward.
+      hosts.push({ name: `node${i + 1}`, address: formatIpv4(base.subnet.base + 101 + (i - DEFAULT_HOSTS.length)), groups: ['nodes'], devices: [] });
+    }
+  }
+  return { ...base, hosts };
+}
+
+const HOST_NAME_PATTERN = '^[a-z][a-z0-9-]{0,11}$';
+const GROUP_NAME_PATTERN = '^[a-z_][a-z0-9_]*$';
+const IPV4_PATTERN = '^[0-9]{1,3}(\\.[0-9]{1,3}){3}$';
+
+export const TOPOLOGY_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['hosts'],
+  properties: {
+    network: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        subnet: { type: 'string', pattern: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}/24$' },
+        vip: { type: 'string', pattern: IPV4_PATTERN },
+      },
+    },
+    hosts: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        properties: {
+          name: { type: 'string', pattern: HOST_NAME_PATTERN },
+          groups: { type: 'array', items: { type: 'string', pattern: GROUP_NAME_PATTERN } },
+          address: { type: 'string', pattern: IPV4_PATTERN },
+          devices: { type: 'array', items: { type: 'string', enum: [...LAB_DEVICES] } },
+        },
+      },
+    },
+  },
+} as const;
+
+interface TopologyFileHost {
+  name: string;
+  groups?: string[];
+  address?: string;
+  devices?: LabDevice[];
+}
+interface TopologyFile {
+  network?: { subnet?: string; vip?: string };
+  hosts: TopologyFileHost[];
+}
+
+export function loadTopologyFile(file: string): LabTopology {
+  return topologyFromYaml(loadYamlFile(file, 'lab topology file'));
+}
+
+/** Validate a loaded topology document; every error names file:line:col. */
+export function topologyFromYaml(loaded: LoadedYaml): LabTopology {
+  validateAt(loaded, TOPOLOGY_SCHEMA, 'lab topology');
+  const doc = loaded.value as TopologyFile;
+  let subnet = parseSubnet24(DEFAULT_SUBNET)!;
+  if (doc.network?.subnet !== undefined) {
+    const parsed = parseSubnet24(doc.network.subnet);
+    if (!parsed) throw errorAt(loaded, ['network', 'subnet'], `lab topology: "subnet" must be a /24 network address such as ${DEFAULT_SUBNET}, got ${doc.network.subnet}`);
+    if (!isPrivate(parsed.base)) {
+      throw errorAt(loaded, ['network', 'subnet'], `lab topology: "subnet" must be a private range (10/8, 172.16/12 or 192.168/16) so lab traffic stays on this machine, got ${doc.network.subnet}`);
+    }
+    subnet = parsed;
+  }
+  const base = baseTopology(loaded.file, subnet);
+  const reserved = new Map<number, string>([[subnet.base + BRIDGE_HOST_OCTET, 'the bridge address of this machine']]);
+  if (doc.network?.vip !== undefined) {
+    const vip = hostAddressIn(loaded, ['network', 'vip'], doc.network.vip, subnet, reserved);
+    base.vip = formatIpv4(vip);
+  }
+  reserved.set(parseIpv4(base.vip)!, 'the VIP');
+
+  const seen = new Map<string, number>();
+  const hosts: LabHostSpec[] = [];
+  const pendingAuto: number[] = [];
+  doc.hosts.forEach((host, index) => {
+    if (seen.has(host.name)) {
+      throw errorAt(loaded, ['hosts', index, 'name'], `lab topology: host "${host.name}" is listed twice (first as hosts[${seen.get(host.name)}])`);
+    }
+    seen.set(host.name, index);
+    const groups = [...new Set(host.groups ?? [])];
+    const badGroup = groups.find((g) => g === 'all' || g === 'ungrouped');
+    if (badGroup) throw errorAt(loaded, ['hosts', index, 'groups'], `lab topology: "${badGroup}" is implicit in every inventory; list only real groups`);
+    let address = '';
+    if (host.address !== undefined) {
+      const value = hostAddressIn(loaded, ['hosts', index, 'address'], host.address, subnet, reserved);
+      reserved.set(value, `host ${host.name}`);
+      address = formatIpv4(value);
+    } else {
+      pendingAuto.push(index);
+    }
+    hosts.push({ name: host.name, address, groups, devices: [...new Set(host.devices ?? [])] });
+  });
+  // Inventories (and host patterns) cannot tell a host from a group of the same name.
+  const groupNames = new Set([...STANDARD_GROUPS, ...hosts.flatMap((h) => h.groups)]);
+  const clash = hosts.findIndex((h) => groupNames.has(h.name));
+  if (clash >= 0) {
+    throw errorAt(loaded, ['hosts', clash, 'name'], `lab topology: host "${hosts[clash]!.name}" has the name of a group; name it differently (for example ${hosts[clash]!.name}1)`);
+  }
+
+  // Hosts without an address get the lowest free ones from .11 upward, in file order.
+  let next = subnet.base + 11;
+  for (const index of pendingAuto) {
+    while (reserved.has(next)) next++;
+    if (next > subnet.base + 254) throw errorAt(loaded, ['hosts', index], `lab topology: no free address left in ${subnet.text} for host "${hosts[index]!.name}"`);
+    reserved.set(next, `host ${hosts[index]!.name}`);
+    hosts[index]!.address = formatIpv4(next);
+  }
+  return { ...base, hosts };
+}
+
+function hostAddressIn(loaded: LoadedYaml, path: Array<string | number>, text: string, subnet: Subnet24, reserved: Map<number, string>): number {
+  const value = parseIpv4(text);
+  if (value === undefined) throw errorAt(loaded, path, `lab topology: ${text} is not an IPv4 address`);
+  if (value < subnet.base || value > subnet.base + 255) throw errorAt(loaded, path, `lab topology: ${text} is outside the lab subnet ${subnet.text}`);
+  const octet = value - subnet.base;
+  if (octet === 0 || octet === 255) throw errorAt(loaded, path, `lab topology: ${text} is the network or broadcast address of ${subnet.text}`);
+  const taken = reserved.get(value);
+  if (taken) throw errorAt(loaded, path, `lab topology: ${text} is already ${taken}`);
+  return value;
+}
+
+function isPrivate(address: number): boolean {
+  const a = Math.floor(address / 2 ** 24);
+  const b = Math.floor(address / 2 ** 16) % 256;
+  return a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168);
+}
+
+/**
+ * Hosts of `wanted` must not contradict hosts already running under the same name (another address or other
+ * groups): a running container cannot change address in place.
+ */
+export function checkCompatible(running: LabTopology, wanted: LabTopology): void {
+  if (running.subnet.text !== wanted.subnet.text || running.bridge !== wanted.bridge) {
+    throw optionsError(`the lab is up on ${running.bridge} ${running.subnet.text}, but ${wanted.source} asks for ${wanted.bridge} ${wanted.subnet.text}; run \`cairn lab down\` first`);
+  }
+  if (running.vip !== wanted.vip) {
+    throw optionsError(`the lab is up with VIP ${running.vip}, but ${wanted.source} asks for ${wanted.vip}; run \`cairn lab down\` first`);
+  }
+  const byName = new Map(running.hosts.map((h) => [h.name, h]));
+  const byAddress = new Map(running.hosts.map((h) => [h.address, h.name]));
+  for (const host of wanted.hosts) {
+    const existing = byName.get(host.name);
+    if (existing) {
+      const same =
+        existing.address === host.address &&
+        existing.groups.join(',') === host.groups.join(',') &&
+        [...existing.devices].sort().join(',') === [...host.devices].sort().join(',');
+      if (!same) {
+        throw optionsError(`host ${host.name} is up as ${existing.address} [${existing.groups.join(', ')}], but ${wanted.source} describes it as ${host.address} [${host.groups.join(', ')}]; run \`cairn lab down\` first`);
+      }
+    } else {
+      const holder = byAddress.get(host.address);
+      if (holder) throw optionsError(`${wanted.source} gives ${host.name} the address ${host.address}, which lab host ${holder} already has; run \`cairn lab down\` first`);
+    }
+  }
+}
+
+/** The union of what runs and what is wanted, running hosts first (their order is kept). */
+export function mergeTopologies(running: LabTopology, wanted: LabTopology): LabTopology {
+  const names = new Set(running.hosts.map((h) => h.name));
+  return { ...running, source: wanted.source, hosts: [...running.hosts, ...wanted.hosts.filter((h) => !names.has(h.name))] };
+}
+
+/** Look a host up by name, or say which hosts there are. */
+export function findHost(topology: Pick<LabTopology, 'hosts'>, name: string): LabHostSpec {
+  const host = topology.hosts.find((h) => h.name === name);
+  if (!host) {
+    const known = topology.hosts.map((h) => h.name).join(', ');
+    throw new CairnError(known ? `no lab host named "${name}" (the lab has: ${known})` : `no lab host named "${name}": the lab is not up (run \`cairn lab up\`)`, { kind: 'options' });
+  }
+  return host;
+}
