@@ -358,20 +358,6 @@ function percentFormat(format: string, args: unknown[]): string {
   });
 }
 
-/** Python's str.format for `{}`, `{0}`, `{name}` fields (no format specs beyond none). */
-function braceFormat(format: string, args: unknown[], kwargs: Record<string, unknown>): string {
-  let auto = 0;
-  return format.replace(/\{\{|\}\}|\{([^{}]*)\}/g, (all, field: string | undefined) => {
-    if (all === '{{') return '{';
-    if (all === '}}') return '}';
-    const name = (field ?? '').split(':')[0]!;
-    if (name === '') return pythonString(args[auto++]);
-    if (/^[0-9]+$/.test(name)) return pythonString(args[Number(name)]);
-    if (!hasOwn(kwargs, name)) throw new ValueTypeError(`format: no value for "{${name}}"`);
-    return pythonString(kwargs[name]);
-  });
-}
-
 function capitalize(value: string): string {
   return value.length === 0 ? value : value[0]!.toUpperCase() + value.slice(1).toLowerCase();
 }

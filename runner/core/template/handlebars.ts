@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import Handlebars from 'handlebars';
 import { CairnError, caretSnippet, formatLocation, inputError, type SourceLocation } from '../util/errors.js';
 import { describeFsError } from '../util/yaml-source.js';
-import { isPlainObject, type Vars } from '../util/vars.js';
+import { type Vars } from '../util/vars.js';
 import type { Templater } from './types.js';
 import { renderTemplateString, renderValue } from './expr.js';
 import { FILTERS, UndefinedValue } from './filters.js';
@@ -291,10 +291,6 @@ interface Problem {
   detail?: string;
 }
 
-/** A path Handlebars would look up: `a.b`, `this.a`, `../a`, `@root.a`, `list.[0]`. */
-const SEGMENT = String.raw`(?:[A-Za-z_$][\w$-]*|\[[^\]]*\])`;
-const PLAIN_PATH = new RegExp(String.raw`^(?:this|(?:@root[./]|this[./]|\./|(?:\.\./)+)?${SEGMENT}(?:[./]${SEGMENT})*)$`);
-
 /**
  * Strict mode's own check (`container.strict`) tests `name in obj`: it finds `constructor`, `toString` and
  * the other prototype members (rendering "" instead of failing) and throws a TypeError, without position,
@@ -395,23 +391,6 @@ function installSafeLookups(env: HandlebarsEnv): void {
   // Block bodies are compiled by `new this.compiler()`: without this they would use the base class.
   Safe.prototype.compiler = Safe;
   holder.JavaScriptCompiler = Safe;
-}
-
-/** A `{{ path }}` task argument resolved to its value, with the same errors as rendering would give. */
-function resolveRawPath(path: string, text: string, vars: Vars, origin: SourceLocation): unknown {
-  if (path === 'this') return vars;
-  const segments = pathSegments(path.replace(/^(@root|this)[./]|^\.\//, ''));
-  let value: unknown = vars;
-  for (let i = 0; i < segments.length; i++) {
-    const found = templateLookup(value, segments[i]!);
-    if (!found.found) {
-      const missing = { missing: segments.slice(0, i + 1).join('.'), available: describeAvailable(value, segments[i]!) };
-      const col = text.indexOf(path) + 1;
-      throw new UndefinedVariableError(`${undefinedMessage(path, missing)} in "${shorten(text)}"`, { kind: 'input', location: origin, detail: caretSnippet(text, 1, col) });
-    }
-    value = found.value;
-  }
-  return value;
 }
 
 /**

@@ -334,11 +334,6 @@ function text(value: unknown, what: string): string {
   return scalarText(value, what);
 }
 
-function list(value: unknown, what: string): unknown[] {
-  if (!Array.isArray(value)) throw new ValueTypeError(`${what} needs a list, got ${describeValue(value)}`);
-  return value;
-}
-
 function mapping(value: unknown, what: string): Record<string, unknown> {
   if (!isMapping(value)) throw new ValueTypeError(`${what} needs a mapping, got ${describeValue(value)}`);
   return value;
