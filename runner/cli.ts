@@ -14,6 +14,7 @@ import { registerInventoryCommand } from './commands/inventory.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerVaultCommands } from './commands/vault.js';
 import { registerVarsCommand } from './commands/vars.js';
+import { registerTemplateCommands } from './commands/template.js';
 import { registerDrillCommands } from './commands/drill.js';
 import { registerReportCommand, registerRolloutCommands } from './commands/rollout.js';
 import { registerInitCommand } from './commands/init.js';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerLabCommands(program);
   registerVaultCommands(program);
   registerVarsCommand(program);
+  registerTemplateCommands(program);
   registerDrillCommands(program);
   registerRolloutCommands(program);
   registerReportCommand(program);

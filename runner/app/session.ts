@@ -18,6 +18,8 @@ import { isPlainObject, type Vars } from '../core/util/vars.js';
 import { loadYamlFile, parseYaml } from '../core/util/yaml-source.js';
 import { configureVault, readPasswordFile } from '../core/vault/index.js';
 import { revealedAnsibleVaultValues, setAnsibleVaultSecrets, type AnsibleVaultSecret } from '../core/util/ansible-vault.js';
+import { checkExpressions } from '../core/template/yaml-expressions.js';
+import { checkSyntax } from '../core/template/expr.js';
 import { acquireRunLock, commandLineForLock } from './lock.js';
 import { dirname, join } from 'node:path';
 import { loadAnsibleCfg } from './ansible-cfg.js';
@@ -157,10 +159,12 @@ export function parseExtraVars(values: string[] | undefined): Vars {
       const file = resolve(text.slice(1));
       const loaded = loadYamlFile(file, 'extra vars file');
       if (!isPlainObject(loaded.value)) throw new CairnError('extra vars file must hold a mapping of variable names to values', { location: { file } });
+      checkExpressions(loaded);
       Object.assign(out, loaded.value);
     } else if (text.startsWith('{')) {
       const loaded = parseYaml(text, '-e');
       if (!isPlainObject(loaded.value)) throw optionsError(`-e ${text}: expected a mapping`);
+      checkExpressions(loaded);
       Object.assign(out, loaded.value);
     } else {
       // key=value pairs, values parsed as YAML scalars (so 3 is a number and true a boolean).
@@ -171,6 +175,7 @@ export function parseExtraVars(values: string[] | undefined): Vars {
         const valueText = pair.slice(eq + 1).replace(/^"(.*)"$/s, '$1').replace(/^'(.*)'$/s, '$1');
         const parsed = parseYaml(valueText, '-e').value;
         out[key] = parsed === null && valueText !== '' && valueText !== 'null' && valueText !== '~' ? valueText : parsed;
+        checkSyntax(out[key], { file: `-e ${key}` });
       }
     }
   }

@@ -11,6 +11,7 @@ import type { Connection, ExecOptions, ExecResult } from '../../runner/core/tran
 import type { ModuleContext } from '../../runner/core/modules/types.js';
 import type { Vars } from '../../runner/core/util/vars.js';
 import { formatSection, SECTION_MARK } from '../../runner/core/modules/remote.js';
+import { evaluate } from '../../runner/core/template/expr.js';
 
 export interface FakeReply {
   /** Which scripts this row answers: a substring, a pattern, or a predicate. */
@@ -74,43 +75,10 @@ export function contextFor(conn: Connection, overrides: Partial<ModuleContext> =
     renderTemplateFile: () => {
       throw new Error('renderTemplateFile not set up for this test');
     },
-    evaluate: (expression: string, vars: Vars) => evaluateSimple(expression, vars),
+    evaluate: (expression: string, vars: Vars) => evaluate(expression, vars),
     taskLocation: { file: 'roles/test/tasks/main.yaml', line: 3, col: 3 },
     ...overrides,
   };
-}
-
-/**
- * A tiny evaluator for unit tests of assert/debug: `name`, `a.b`, `x == 'y'`, `x != 1`, `not x`. The real
- * engine passes its own `evaluate`; this only lets module tests run without the engine.
- */
-export function evaluateSimple(expression: string, vars: Vars): unknown {
-  const text = expression.trim();
-  const lookup = (path: string): unknown => {
-    let cur: unknown = vars;
-    for (const part of path.split('.')) {
-      if (cur === null || typeof cur !== 'object' || !(part in (cur as Record<string, unknown>))) {
-        throw new Error(`undefined variable ${path}`);
-      }
-      cur = (cur as Record<string, unknown>)[part];
-    }
-    return cur;
-  };
-  const literal = (value: string): unknown => {
-    const v = value.trim();
-    if (/^'.*'$/.test(v) || /^".*"$/.test(v)) return v.slice(1, -1);
-    if (/^-?\d+(\.\d+)?$/.test(v)) return Number(v);
-    if (v === 'true') return true;
-    if (v === 'false') return false;
-    return lookup(v);
-  };
-  if (text.startsWith('not ')) return !evaluateSimple(text.slice(4), vars);
-  const cmp = /^(.+?)\s*(==|!=)\s*(.+)$/.exec(text);
-  if (cmp) {
-    const equal = literal(cmp[1]!) === literal(cmp[3]!);
-    return cmp[2] === '==' ? equal : !equal;
-  }
-  return literal(text);
 }
 
 /**

@@ -10,7 +10,6 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, re
 import { createServer, connect as netConnect } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import jexl from 'jexl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyExecutor, checkExecutor } from '../../runner/core/engine/executor.js';
 import { aptModule } from '../../runner/core/modules/apt.js';
@@ -33,6 +32,7 @@ import { waitForModule } from '../../runner/core/modules/wait-for.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
 import type { Connection } from '../../runner/core/transport/types.js';
 import { createTemplater } from '../../runner/core/template/handlebars.js';
+import { evaluate } from '../../runner/core/template/expr.js';
 import { contextFor } from '../helpers/fake-connection.js';
 import { startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 
@@ -44,14 +44,13 @@ let hostDir: string;
 let localDir: string;
 let caseNo = 0;
 const templater = createTemplater({ partialsDirs: [] });
-const expressions = new jexl.Jexl();
 
 function ctxWith(vars: Record<string, unknown> = {}): ModuleContext {
   return contextFor(conn, {
     vars,
     findLocalFile: (kind, rel) => join(localDir, kind, rel),
     renderTemplateFile: (path, v) => templater.renderFile(path, v),
-    evaluate: (expression, v) => expressions.evalSync(expression, v),
+    evaluate: (expression, v) => evaluate(expression, v),
   });
 }
 

@@ -69,38 +69,38 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('renderValue', () => {
+describe('renderValue (Ansible expressions in YAML values)', () => {
   const native: Array<[string, (v: typeof vars) => unknown]> = [
     ['{{ groups.web }}', (v) => v.groups.web],
     ['{{item}}', (v) => v.item],
     ['{{ haproxy }}', (v) => v.haproxy],
-    ['{{{ cfg }}}', (v) => v.cfg],
-    ['{{~ enabled ~}}', (v) => v.enabled],
+    ['{{ enabled }}', (v) => v.enabled],
     ['{{ nothing }}', () => null],
-    ['{{ groups.web.[1] }}', () => 'web2'],
-    ['{{ groups.web.length }}', () => 2],
-    ['{{ this.item }}', (v) => v.item],
-    ['{{ @root.item }}', (v) => v.item],
+    ["{{ groups['web'][1] }}", () => 'web2'],
+    ['{{ groups.web | length }}', () => 2],
     ['{{ haproxy.backends }}', (v) => v.haproxy.backends],
+    ['{{ item + 1 }}', () => 4],
   ];
   it.each(native)('%s keeps the value itself', (text, pick) => {
-    expect(templater.renderValue(text, vars, origin)).toBe(pick(vars));
+    expect(templater.renderValue(text, vars, origin)).toEqual(pick(vars));
   });
 
   const rendered: Array<[string, string]> = [
     ['port {{ haproxy.port }}', 'port 8080'],
     ['{{ item }} ', '3 '],
     ['{{ item }}{{ item }}', '33'],
-    ['{{json cfg}}', '{"a":1,"b":[true,null]}'],
-    ['{{ groups.web }}-x', '["web1","web2"]-x'],
-    ['cfg={{ cfg }}', 'cfg={"a":1,"b":[true,null]}'],
-    ['{{ nothing }}|{{ item }}', '|3'],
+    ['{{ cfg | to_json }}', '{"a": 1, "b": [true, null]}'],
+    ['{{ groups.web }}-x', "['web1', 'web2']-x"],
+    ['cfg={{ cfg }}', "cfg={'a': 1, 'b': [True, None]}"],
+    ['{{ nothing }}|{{ item }}', 'None|3'],
     ['no mustache', 'no mustache'],
-    ['{{! a comment }}', ''],
+    ['{# a comment #}', ''],
+    ["{{ inventory_hostname | upper }}", 'WEB1'],
+    ["{{ '' if enabled else 'kube_node' }}", ''],
+    ['{% for h in groups.web %}{{ h }}{% if not loop.last %},{% endif %}{% endfor %}', 'web1,web2'],
   ];
   it.each(rendered)('%s renders to text', (text, expected) => {
     expect(templater.renderString(text, vars, origin)).toBe(expected);
-    expect(templater.renderValue(text, vars, origin)).toBe(expected);
   });
 
   it('passes non-strings through and recurses into lists and mappings without touching the input', () => {
@@ -111,15 +111,10 @@ describe('renderValue', () => {
     for (const scalar of [7, true, null, undefined]) expect(templater.renderValue(scalar, vars, origin)).toBe(scalar);
   });
 
-  it('treats a lone helper name as a helper call, not a variable', () => {
-    const error = failure(() => templater.renderValue('{{ json }}', { json: 'a variable' }, origin));
-    expect(error.message).toContain('json takes an argument, got none');
-  });
-
-  it('fails on a missing native path, naming it and its level', () => {
+  it('fails on a missing path, naming it, its level and the failing part', () => {
     const error = failure(() => templater.renderValue('{{ groups.nope }}', vars, origin));
     expect(error.location).toEqual(origin);
-    expect(error.message).toBe('undefined variable "groups.nope" (available at this level: web, db) in "{{ groups.nope }}"');
+    expect(error.message).toBe('undefined variable "groups.nope" in template "{{ groups.nope }}" (at col 4: "groups.nope") (available at this level: web, db)');
     expect(error.detail).toBe('1 | {{ groups.nope }}\n       ^');
   });
 });
@@ -127,7 +122,8 @@ describe('renderValue', () => {
 describe('helpers', () => {
   const cases: Array<[string, string]> = [
     ['{{join groups.web ", "}}', 'web1, web2'],
-    ['{{join groups.web}}', 'web1, web2'],
+    // One default separator for join, Jinja's: the empty string.
+    ['{{join groups.web}}', 'web1web2'],
     ['{{join (range 3) ""}}', '012'],
     ['{{default missing "x"}}', 'x'],
     ['{{default missing.deep.er 7}}', '7'],
@@ -163,7 +159,8 @@ describe('helpers', () => {
     ['{{upper inventory_hostname}}', 'WEB1'],
     ['{{lower "AbC"}}', 'abc'],
     ['{{trim "  x "}}', 'x'],
-    ['{{quote motd}}', `'it'\\''s <ok> & fine'`],
+    // Python's shlex.quote, as Ansible's quote filter.
+    ['{{quote motd}}', `'it'"'"'s <ok> & fine'`],
     ['{{quote path}}', '/etc/haproxy/haproxy.cfg'],
     ['{{quote "a b"}}', `'a b'`],
     ['{{quote ""}}', `''`],
@@ -208,7 +205,7 @@ describe('helpers', () => {
     ['{{motd}}', "it's <ok> & fine"],
   ];
   it.each(cases)('%s', (template, expected) => {
-    expect(templater.renderString(template, vars, origin)).toBe(expected);
+    expect(templater.renderHandlebars(template, vars, origin)).toBe(expected);
   });
 
   const refusals: Array<[string, string]> = [
@@ -217,17 +214,17 @@ describe('helpers', () => {
     ['{{cidr_address "nope"}}', 'cidr_address: expected an IP address with an optional /prefix, got a string ("nope")'],
     ['{{cidr_address "10.0.0.1/33"}}', 'cidr_address: expected an IP address with an optional /prefix, got a string ("10.0.0.1/33")'],
     ['{{lt item "4"}}', 'lt: cannot compare a number (3) with a string ("4") (convert the text to a number first)'],
-    ['{{regex_replace "a" "(" "x"}}', 'regex_replace: invalid regular expression "(": Unterminated group'],
+    ['{{regex_replace "a" "(" "x"}}', 'regex_replace: invalid regular expression "(": error parsing regexp: missing closing ): `(`'],
     ['{{length}}', 'length takes an argument, got none'],
     ['{{eq item}}', 'eq takes 2 arguments, got 1'],
     ['{{range 1000000}}', 'range of 1000000 numbers is too long (at most 100000)'],
-    ['{{first empty_list}}', 'first of an empty list'],
-    ['{{upper cfg}}', 'upper needs text, got a mapping (keys: a, b)'],
+    ['{{first empty_list}}', 'first: undefined variable "first of an empty list"'],
+    ['{{replace cfg "a" "b"}}', 'replace needs text, got a mapping (keys: a, b)'],
     ['{{keys groups.web}}', 'keys needs a mapping, got a list of 2 items'],
     ['{{quote groups.web}}', 'quote needs text, got a list of 2 items'],
   ];
   it.each(refusals)('%s is refused', (template, message) => {
-    const error = failure(() => templater.renderString(template, vars, origin));
+    const error = failure(() => templater.renderHandlebars(template, vars, origin));
     expect(error.location).toEqual(origin);
     expect(error.message).toBe(`${message} in "${template}"`);
     expect(error.detail).toBe(`1 | ${template}\n    ^`);
@@ -317,21 +314,20 @@ describe('errors in strings written in tasks name the task and quote the string'
   it('names the origin and quotes the string with a caret', () => {
     const error = failure(() => templater.renderString('port {{ nope }}', vars, origin));
     expect(error.location).toEqual(origin);
-    expect(error.message).toBe(`undefined variable "nope" (available at this level: ${Object.keys(vars).join(', ')}) in "port {{ nope }}"`);
+    expect(error.message).toBe(`undefined variable "nope" in template "port {{ nope }}" (at col 9: "nope") (available at this level: ${Object.keys(vars).join(', ')})`);
     expect(error.detail).toBe('1 | port {{ nope }}\n            ^');
   });
 
   it('says which line of a multi-line string', () => {
     const error = failure(() => templater.renderString('a\n{{ nope }}', { a: 1 }, origin));
-    expect(error.message).toBe('undefined variable "nope" (available at this level: a) in "a ⏎ {{ nope }}" at line 2');
+    expect(error.message).toBe('undefined variable "nope" in template "a {{ nope }}" (at line 2, col 4: "nope") (available at this level: a)');
     expect(error.detail).toBe('2 | {{ nope }}\n       ^');
   });
 
   it('reports a syntax error in a string', () => {
-    const error = failure(() => templater.renderValue({ dest: '{{#if x}}' }, vars, origin));
+    const error = failure(() => templater.renderValue({ dest: '{{ x | }}' }, vars, origin));
     expect(error.location).toEqual(origin);
-    expect(error.message).toContain('template syntax error');
-    expect(error.message).toContain('in "{{#if x}}"');
+    expect(error.message).toBe('invalid template "{{ x | }}": expected a filter name after "|", found the end (at col 8)');
   });
 });
 
@@ -351,15 +347,15 @@ describe('partials', () => {
 
   it('registers every .hbs by name, later folders overriding earlier ones, missing folders ignored', () => {
     const ab = createTemplater({ partialsDirs: [first, second, join(dir, 'no-such-folder')] });
-    expect(ab.renderString('{{> header}}|{{> footer}}', vars, origin)).toBe('B-header|A-footer 3');
+    expect(ab.renderHandlebars('{{> header}}|{{> footer}}', vars, origin)).toBe('B-header|A-footer 3');
     const ba = createTemplater({ partialsDirs: [second, first] });
-    expect(ba.renderString('{{> header}}|{{> footer}}', vars, origin)).toBe('A-header|A-footer 3');
+    expect(ba.renderHandlebars('{{> header}}|{{> footer}}', vars, origin)).toBe('A-header|A-footer 3');
   });
 
   it('does not register other files or sub-folders, and says what it knows', () => {
     const ab = createTemplater({ partialsDirs: [first, second] });
     for (const name of ['readme', 'nested', 'sub/nested']) {
-      const error = failure(() => ab.renderString(`x {{> ${name}}}`, vars, origin));
+      const error = failure(() => ab.renderHandlebars(`x {{> ${name}}}`, vars, origin));
       expect(error.message).toContain(`partial "${name}" not found (known partials: broken, footer, header; looked in ${first}, ${second})`);
     }
   });
@@ -371,7 +367,7 @@ describe('partials', () => {
     expect(error.location).toEqual({ file: join(first, 'broken.hbs'), line: 2, col: 6 });
     expect(error.message).toContain(`undefined variable "missing_in_partial"`);
     expect(error.message).toContain(`(included from ${main})`);
-    const inline = failure(() => ab.renderString('{{> broken}}', vars, origin));
+    const inline = failure(() => ab.renderHandlebars('{{> broken}}', vars, origin));
     expect(inline.location).toEqual({ file: join(first, 'broken.hbs'), line: 2, col: 6 });
     expect(inline.message).toContain('(included from roles/haproxy/tasks/main.yml:14:7, in "{{> broken}}")');
   });
@@ -386,10 +382,10 @@ describe('partials', () => {
   it('ships cairn-header: a do-not-edit comment with a comment marker that defaults to #', () => {
     const shipped = readFileSync(join(SHARED_TEMPLATES, 'cairn-header.hbs'), 'utf8');
     expect(shipped).toContain('{{default comment "#"}}');
-    const hash = templater.renderString('{{> cairn-header}}', vars, origin);
+    const hash = templater.renderHandlebars('{{> cairn-header}}', vars, origin);
     expect(hash).toMatch(/^# Managed by cairn\. Do not edit by hand/);
     expect(hash.endsWith('\n')).toBe(true);
-    expect(templater.renderString('{{> cairn-header comment="//"}}', vars, origin)).toMatch(/^\/\/ Managed by cairn\./);
+    expect(templater.renderHandlebars('{{> cairn-header comment="//"}}', vars, origin)).toMatch(/^\/\/ Managed by cairn\./);
     // Standalone on its own indented line it keeps the indentation and adds no blank line.
     const config = file('templates/with-header.cfg.hbs', '  {{> cairn-header comment=";"}}\nglobal\n');
     expect(templater.renderFile(config, vars)).toBe(`  ; ${hash.slice(2)}global\n`);
@@ -397,7 +393,7 @@ describe('partials', () => {
 
   it('keeps each templater isolated and the global Handlebars untouched', () => {
     const bare = createTemplater({ partialsDirs: [] });
-    expect(failure(() => bare.renderString('{{> header}}', vars, origin)).message).toContain('partial "header" not found (known partials: none; looked in no partials folders)');
+    expect(failure(() => bare.renderHandlebars('{{> header}}', vars, origin)).message).toContain('partial "header" not found (known partials: none; looked in no partials folders)');
     expect(Object.keys(Handlebars.helpers)).not.toContain('join');
     expect(Object.keys(Handlebars.partials)).not.toContain('cairn-header');
     expect(Handlebars.compile('{{x}}')({})).toBe('');
@@ -427,7 +423,7 @@ describe("on the engine's lazy variable view", () => {
     expect(evaluate('broken is defined', view(), origin)).toBe(false);
     expect(evaluate(`broken | default('fallback')`, view(), origin)).toBe('fallback');
     const error = failure(() => evaluate('broken == 1', view(), origin));
-    expect(error.message).toContain('undefined variable "broken" in expression "broken == 1" (its template failed: roles/haproxy/tasks/main.yml:14:7: undefined variable "nowhere"');
+    expect(error.message).toContain('undefined variable "broken" in expression "broken == 1" (at col 1: "broken") (its template failed: roles/haproxy/tasks/main.yml:14:7: undefined variable "nowhere"');
   });
 
   it('lists the names of a level without rendering them (one is broken)', () => {
@@ -438,8 +434,10 @@ describe("on the engine's lazy variable view", () => {
     expect(inExpression.message).toContain('vip_address');
   });
 
-  it("passes on the error of a variable's own template in a template as it is", () => {
-    expect(failure(() => templater.renderString('x {{ broken }}', view(), origin)).message).toMatch(/^undefined variable "nowhere"/);
+  it("names a variable whose own template failed, and that template's error", () => {
+    const message = failure(() => templater.renderString('x {{ broken }}', view(), origin)).message;
+    expect(message).toMatch(/^undefined variable "broken"/);
+    expect(message).toContain('undefined variable "nowhere"');
   });
 });
 
@@ -479,7 +477,7 @@ describe('injection attempts reach nothing', () => {
     '{{groups.web.map}}', '{{inventory_hostname.toString}}', '{{#with inventory_hostname}}{{constructor}}{{/with}}', payload,
   ];
   it.each(attempts)('%s', (template) => {
-    const error = failure(() => templater.renderString(template, vars, origin));
+    const error = failure(() => templater.renderHandlebars(template, vars, origin));
     expect(error.message).toMatch(/undefined variable|takes an argument|needs/);
     expect((globalThis as Record<string, unknown>)['cairnPwned']).toBeUndefined();
   });
@@ -492,7 +490,7 @@ describe('injection attempts reach nothing', () => {
     fc.assert(
       fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
         try {
-          return typeof templater.renderString(pieces.join(''), vars, origin) === 'string';
+          return typeof templater.renderHandlebars(pieces.join(''), vars, origin) === 'string';
         } catch (err) {
           return err instanceof CairnError;
         }

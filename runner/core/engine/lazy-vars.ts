@@ -5,6 +5,7 @@
  */
 import { inputError } from '../util/errors.js';
 import type { Vars } from '../util/vars.js';
+import { hasTemplateMarkup } from '../template/jinja-syntax.js';
 
 export type RenderFn = (template: string, context: Vars, variable: string) => unknown;
 
@@ -23,7 +24,7 @@ export function lazyVars(layered: Vars, render: RenderFn): Vars {
 
   const wrap = (value: unknown, path: string): unknown => {
     if (typeof value === 'string') {
-      if (!value.includes('{{')) return value;
+      if (!hasTemplateMarkup(value)) return value;
       if (cache.has(path)) return cache.get(path);
       if (resolving.has(path)) throw inputError(`variable "${path}" refers to itself through its own template`);
       resolving.add(path);

@@ -13,6 +13,7 @@ import { isAnsibleVaultText } from '../util/ansible-vault.js';
 import { expandHostRange, hostListInventory, parseIniInventory } from './ini.js';
 import { CairnError, inputError, type SourceLocation } from '../util/errors.js';
 import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
+import { checkExpressions } from '../template/yaml-expressions.js';
 import { describeFsError, errorAt, loadYamlFile, MAX_YAML_BYTES, parseYaml, sourceSnippet, type LoadedYaml, type YamlParseOptions, type YamlPath } from '../util/yaml-source.js';
 import { closestNames, quotedAlternatives, selectHosts } from './patterns.js';
 import { inventorySchema, validateShape, varsFileSchema } from './schema.js';
@@ -76,6 +77,13 @@ const inventoryYamlOptions: YamlParseOptions = {
 };
 
 function readVarsSource(file: string, what: string): VarsSource {
+  const source = readVarsSourceUnchecked(file, what);
+  // Expressions in inventory values are parsed now: a typo is an error at its file:line:col, not at run time.
+  checkExpressions(source.loaded);
+  return source;
+}
+
+function readVarsSourceUnchecked(file: string, what: string): VarsSource {
   if (!isVaultFile(file)) return { loaded: loadYamlFile(file, what, inventoryYamlOptions), secret: false };
   if (!vaultDecryptor) {
     throw inputError('encrypted vault files need `cairn vault` support, which this version does not have', { file });

@@ -3,6 +3,7 @@
  * too, with no remote call.
  */
 import { errorMessage } from './remote.js';
+import { isTruthy } from '../template/helpers.js';
 import type { Module, Planned } from './types.js';
 
 export interface AssertArgs {
@@ -39,7 +40,8 @@ export const assertModule: Module<AssertArgs> = {
         const msg = `assertion ${JSON.stringify(expression)} could not be evaluated: ${errorMessage(err)}`;
         return Promise.resolve({ changed: false, actions: [], failed: msg, data: { assertion: expression, evaluated_to: null, msg } });
       }
-      if (!value) {
+      // Ansible's truthiness, the same rule as `when`: an empty list or mapping fails the assertion.
+      if (!isTruthy(value)) {
         const msg = args.fail_msg ?? args.msg ?? 'Assertion failed';
         return Promise.resolve({ changed: false, actions: [], failed: msg, data: { assertion: expression, evaluated_to: value ?? null, msg } });
       }

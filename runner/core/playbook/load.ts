@@ -12,6 +12,7 @@ import { getModule, moduleNames } from '../modules/index.js';
 import { ajv, compileSchema, describeAjvErrors, validateAt } from '../util/schema.js';
 import { parseHostPattern } from '../inventory/patterns.js';
 import { isPlainObject, type Vars } from '../util/vars.js';
+import { checkExpressions } from '../template/yaml-expressions.js';
 import { describeFsError, errorAt, loadYamlFile, parseYaml, snippetAt, sourceSnippet, type LoadedYaml, type YamlPath } from '../util/yaml-source.js';
 import { closestNames } from '../util/suggest.js';
 import { TASK_KEYWORDS, defaultsSchema, metaSchema, playSchema, playbookSchema, taskKeywordSchemas, taskListSchema } from './schema.js';
@@ -200,6 +201,7 @@ export class PlaybookLoader {
   private loadPlays(file: string, importing: string[]): Play[] {
     const loaded = loadYamlFile(file, 'playbook');
     checkPlaybookShape(loaded);
+    checkExpressions(loaded);
     validateAt(loaded, playbookSchema, 'playbook');
     const dir = dirname(file);
     const rawPlays = loaded.value as Array<Record<string, unknown>>;
@@ -313,6 +315,7 @@ export class PlaybookLoader {
       if (!p) throw errorAt(loaded, [index, 'vars_files', k], `vars file ${JSON.stringify(entry)} not found (looked for ${candidates.map((c) => resolve(dir, c)).join(', ')})`);
       const vl = loadYamlFile(p, 'vars file');
       validateAt(vl, defaultsSchema, 'vars file');
+      checkExpressions(vl);
       vars = { ...vars, ...((vl.value as Vars | null) ?? {}) };
     }
     const prompts = ((raw.vars_prompt as Array<Record<string, unknown>> | undefined) ?? []).map((p, k) => ({
@@ -439,6 +442,7 @@ export class PlaybookLoader {
     for (const base of ROLE_FILES) {
       const p = roleFile(dir, base);
       if (p) files[base] = loadYamlFile(p, `role ${base} file`);
+      if (p && base !== 'meta') checkExpressions(files[base]!);
     }
     if (!files.tasks && !files.meta) {
       throw inputError(`role "${roleName}" has no tasks (looked for tasks/main.yml, tasks/main.yaml, tasks.yaml, tasks.yml)`, { file: dir });

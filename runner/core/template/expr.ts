@@ -1,20 +1,26 @@
 /**
- * The safe expression evaluator behind `when`, `changed_when`, `failed_when`, `until` and `assert: that`.
+ * cairn's one expression evaluator: Ansible's `{{ }}` language (Jinja2 expressions plus `{% if/for/set %}`)
+ * for YAML values (task arguments, variables, inventories, -e) and for `when`, `changed_when`,
+ * `failed_when`, `until` and `assert: that`. Public API (see docs in runner/template/README.md):
  *
- * Users write Jinja-style conditions (`x is defined and x | int > 3`, `'web' in group_names`,
- * `result is failed`). Nothing is ever run through eval/new Function: a small tokenizer here checks the
- * Jinja syntax (so errors name the column and what was expected) and emits a jexl expression in which every
- * literal is a placeholder, every word operator is one cairn registered, and every attribute or index
- * access is a cairn transform. After jexl parses that, its tree is rewritten so each variable read goes
- * through `lookupKey` (own data only: `constructor`, `__proto__` and friends are simply undefined). The
- * evaluator can therefore call nothing but cairn's own operators, filters and tests.
+ *   parseExpression(text, origin?)        -> syntax tree, or a CairnError at origin naming the column
+ *   evaluate(text, vars, origin?)         -> the value of one expression
+ *   evaluateCondition / evaluateAll       -> Ansible truthiness (one rule: [] and {} are false)
+ *   renderValue(value, vars, origin)      -> strings/lists/mappings with `{{ }}` rendered; a whole-string
+ *                                            `{{ x }}` keeps its native type
+ *   renderTemplateString(text, vars, origin) -> text
+ *   checkSyntax(value, origin)            -> parses every template in a value without evaluating it
  *
- * Undefined variables behave as in Ansible: `x is defined` is false, `x | default(3)` is 3, and any other
- * use of an undefined value is an error naming the variable and what its level held.
+ * The tree (jinja-syntax.ts) holds literals, names and operators only; evaluation reads variables through
+ * `lookupKey` (own data only: `constructor`, `__proto__` are simply undefined) and calls nothing but the
+ * filter and test table (filters.ts), the method table below and the lookups below. No eval, no Function.
+ * Undefined variables behave as Ansible's: `x is defined` is false, `x | default(3)` is 3, any other use is
+ * an error naming the variable and what its level held.
  */
-import jexl from 'jexl';
+import { readFileSync, existsSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { CairnError, caretSnippet, formatLocation, inputError, type SourceLocation } from '../util/errors.js';
-import type { Vars } from '../util/vars.js';
+import { isPlainObject, type Vars } from '../util/vars.js';
 import {
   UndefinedVariableError,
   ValueTypeError,
@@ -23,864 +29,825 @@ import {
   deepEqual,
   describeAvailable,
   describeValue,
+  editDistance,
   isTruthy,
-  lengthOf,
   lookupKey,
-  prefixed,
-  type Lookup,
-  pythonRegex,
-  regexReplace,
-  scalarText,
-  typeName,
+  numberRange,
 } from './helpers.js';
+import {
+  ExpressionFault,
+  FILTERS,
+  TESTS,
+  UndefinedValue,
+  defined,
+  pythonString,
+  type FilterEnvironment,
+} from './filters.js';
+import { RegexError } from './regex.js';
+import { hasTemplateMarkup, padNewlines, parseExpressionAt, parseTemplate, SyntaxFault, type Expr, type TemplateNode } from './jinja-syntax.js';
+
+export { MAX_NESTING } from './jinja-syntax.js';
+export type { Expr, TemplateNode } from './jinja-syntax.js';
+
+/** Most text one template may produce; past it rendering stops with an error (a runaway loop). */
+export const MAX_OUTPUT_CHARS = 16 * 1024 * 1024;
+/** Most loop iterations one render may run (1e8 iterations would hold the controller for minutes). */
+export const MAX_LOOP_ITERATIONS = 1_000_000;
 
 // ---------------------------------------------------------------------------------------------------------
-// Undefined values and runtime faults
+// Evaluation
 // ---------------------------------------------------------------------------------------------------------
 
-/** What a missing variable evaluates to (as Jinja's Undefined): testable, defaultable, otherwise an error. */
-class UndefinedValue {
+/** A fault with the offset of the part of the expression that failed. */
+class PlacedFault extends Error {
   constructor(
-    /** The path as written up to here: `x.y.z`. */
-    readonly path: string,
-    /** The first part of the path that was missing: `x.y`. */
-    readonly missing: string,
-    /** What that level held: "available at this level: a, b", `"x" is null`. */
-    readonly explanation: string,
+    readonly fault: ExpressionFault,
+    readonly pos: number,
+  ) {
+    super(fault.message);
+  }
+}
+
+interface RenderBudget {
+  output: number;
+  iterations: number;
+}
+
+/** Names visible while evaluating: `{% set %}`/loop locals over the variables. */
+class Scope {
+  private readonly frames: Array<Map<string, unknown>> = [new Map()];
+
+  constructor(
+    readonly vars: Vars,
+    readonly budget: RenderBudget = { output: 0, iterations: 0 },
   ) {}
 
-  extend(path: string): UndefinedValue {
-    return new UndefinedValue(path, this.missing, this.explanation);
+  push(): void {
+    this.frames.push(new Map());
   }
 
-  describe(): string {
-    return this.missing === this.path ? `undefined variable "${this.path}"` : `undefined variable "${this.path}": "${this.missing}" is not defined`;
+  pop(): void {
+    this.frames.pop();
+  }
+
+  set(name: string, value: unknown): void {
+    this.frames[this.frames.length - 1]!.set(name, value);
+  }
+
+  resolve(name: string): unknown {
+    for (let i = this.frames.length - 1; i >= 0; i--) {
+      const frame = this.frames[i]!;
+      if (frame.has(name)) return frame.get(name);
+    }
+    return readKey(this.vars, name, name, '');
   }
 }
 
-/** A failure while evaluating: the message, and a parenthesised hint shown after the expression. */
-class ExpressionFault extends Error {
-  constructor(message: string, readonly hint?: string) {
-    super(message);
-    this.name = 'ExpressionFault';
-  }
-}
-
-/** Records here are keyed by user text: `in` or a bare index would find Object.prototype's members. */
-function hasOwn(record: object, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(record, key);
-}
-
-function defined<T>(value: T | UndefinedValue): T {
-  if (value instanceof UndefinedValue) throw new ExpressionFault(value.describe(), value.explanation);
-  return value;
-}
-
-/** Run an operation, turning a wrong-shaped value into a fault that names the operation. */
-function guarded<T>(what: string, run: () => T): T {
+/** `container[key]` through lookupKey; a miss is an UndefinedValue naming the path. */
+function readKey(container: unknown, key: string, path: string, base: string): unknown {
+  if (container instanceof UndefinedValue) return container.extend(path);
+  let found;
   try {
-    return run();
+    found = lookupKey(container, key);
   } catch (err) {
-    if (err instanceof ValueTypeError) throw new ExpressionFault(prefixed(what, err.message));
-    throw err;
+    // Variables holding templates render when read; one whose template meets an undefined variable is
+    // itself undefined, as in Ansible.
+    if (!(err instanceof UndefinedVariableError)) throw err;
+    return new UndefinedValue(path, path, `its template failed: ${err.location ? `${formatLocation(err.location)}: ` : ''}${err.message}`);
+  }
+  if (found.found) return found.value;
+  if (container === null || typeof container !== 'object') return new UndefinedValue(path, path, `"${base}" is ${describeValue(container)}`);
+  return new UndefinedValue(path, path, describeAvailable(container, key));
+}
+
+function pathOf(node: Expr): string {
+  switch (node.kind) {
+    case 'name':
+      return node.name;
+    case 'attr':
+      return `${pathOf(node.object)}.${node.name}`;
+    case 'index':
+      return `${pathOf(node.object)}[${node.key.kind === 'literal' ? JSON.stringify(node.key.value) : pathOf(node.key)}]`;
+    case 'literal':
+      return JSON.stringify(node.value);
+    default:
+      return '(…)';
   }
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Operators
-// ---------------------------------------------------------------------------------------------------------
+/** Where an expression starts in the source (the leftmost token), for "the failing part". */
+function startOf(node: Expr): number {
+  switch (node.kind) {
+    case 'attr':
+    case 'index':
+    case 'slice':
+      return Math.min(node.pos, startOf(node.object));
+    case 'filter':
+    case 'test':
+      return startOf(node.operand);
+    case 'and':
+    case 'or':
+    case 'binary':
+      return startOf(node.left);
+    case 'compare':
+      return startOf(node.first);
+    case 'cond':
+      return startOf(node.then);
+    case 'call':
+      return startOf(node.callee);
+    default:
+      return node.pos;
+  }
+}
 
-function asArithmetic(value: unknown, op: string): number {
+/** "; did you mean ..." for a mistyped name, else where the list of names is documented. */
+function suggest(name: string, known: string[]): string {
+  const close = known.filter((candidate) => editDistance(name, candidate) <= Math.max(1, Math.floor(name.length / 4))).slice(0, 3);
+  if (close.length) return `; did you mean ${close.map((c) => `"${c}"`).join(' or ')}?`;
+  return ` (cairn knows ${known.length}; see runner/core/template/README.md)`;
+}
+
+/** Every filter, test and function named in a tree exists: unknown ones fail at parse (--syntax-check). */
+function validate(node: Expr, depth = 0): void {
+  const fail = (message: string, pos: number) => {
+    throw new SyntaxFault(message, pos);
+  };
+  const children: Expr[] = [];
+  switch (node.kind) {
+    case 'filter':
+      if (!Object.prototype.hasOwnProperty.call(FILTERS, node.name)) {
+        fail(`unknown filter "${node.name}"${suggest(node.name, Object.keys(FILTERS))}`, node.pos);
+      }
+      children.push(node.operand, ...node.args, ...node.kwargs.map(([, v]) => v));
+      break;
+    case 'test':
+      if (!Object.prototype.hasOwnProperty.call(TESTS, node.name)) fail(`unknown test "${node.name}"${suggest(node.name, Object.keys(TESTS).filter((t) => /^[a-z]/.test(t)))}`, node.pos);
+      children.push(node.operand, ...node.args, ...node.kwargs.map(([, v]) => v));
+      break;
+    case 'call':
+      if (node.callee.kind === 'name' && !Object.prototype.hasOwnProperty.call(GLOBALS, node.callee.name)) {
+        const name = node.callee.name;
+        const hint = Object.prototype.hasOwnProperty.call(FILTERS, name)
+          ? ` ("${name}" is a filter: write value | ${name}(...))`
+          : Object.prototype.hasOwnProperty.call(TESTS, name)
+            ? ` ("${name}" is a test: write value is ${name}(...))`
+            : '';
+        fail(`"${name}(...)": unknown function${hint} (functions: ${Object.keys(GLOBALS).join(', ')})`, node.callee.pos);
+      }
+      if (node.callee.kind === 'attr') {
+        const known = [STRING_METHODS, LIST_METHODS, MAPPING_METHODS].some((table) => Object.prototype.hasOwnProperty.call(table, (node.callee as { name: string }).name));
+        if (!known) fail(`unknown method ".${node.callee.name}()"`, node.callee.pos);
+        children.push(node.callee.object);
+      } else if (node.callee.kind !== 'name') {
+        fail('calling a value is not supported: only functions, methods, filters and tests take arguments', node.pos);
+      }
+      children.push(...node.args, ...node.kwargs.map(([, v]) => v));
+      break;
+    case 'attr':
+      children.push(node.object);
+      break;
+    case 'index':
+      children.push(node.object, node.key);
+      break;
+    case 'slice':
+      children.push(node.object, ...[node.start, node.stop, node.step].filter((p): p is Expr => p !== undefined));
+      break;
+    case 'list':
+    case 'tuple':
+      children.push(...node.items);
+      break;
+    case 'dict':
+      for (const [k, v] of node.entries) children.push(k, v);
+      break;
+    case 'not':
+    case 'neg':
+      children.push(node.operand);
+      break;
+    case 'and':
+    case 'or':
+    case 'binary':
+      children.push(node.left, node.right);
+      break;
+    case 'compare':
+      children.push(node.first, ...node.rest.map((r) => r.operand));
+      break;
+    case 'cond':
+      children.push(node.test, node.then, ...(node.otherwise ? [node.otherwise] : []));
+      break;
+    default:
+      break;
+  }
+  for (const child of children) validate(child, depth + 1);
+}
+
+function validateTemplate(nodes: TemplateNode[]): void {
+  for (const node of nodes) {
+    if (node.kind === 'output') validate(node.expr);
+    else if (node.kind === 'set') validate(node.value);
+    else if (node.kind === 'if') {
+      for (const branch of node.branches) {
+        validate(branch.test);
+        validateTemplate(branch.body);
+      }
+      if (node.otherwise) validateTemplate(node.otherwise);
+    } else if (node.kind === 'for') {
+      validate(node.iterable);
+      if (node.filter) validate(node.filter);
+      validateTemplate(node.body);
+      if (node.otherwise) validateTemplate(node.otherwise);
+    }
+  }
+}
+
+function asNumber(value: unknown, op: string): number {
   if (typeof value === 'number') return value;
   if (typeof value === 'boolean') return value ? 1 : 0;
   const hint = typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)) ? ' (convert the text with | int)' : '';
   throw new ExpressionFault(`"${op}" needs numbers, got ${describeValue(value)}${hint}`);
 }
 
-function add(a: unknown, b: unknown): unknown {
-  if (typeof a === 'string' && typeof b === 'string') return a + b;
-  if (Array.isArray(a) && Array.isArray(b)) return [...a, ...b];
-  if ((typeof a === 'number' || typeof a === 'boolean') && (typeof b === 'number' || typeof b === 'boolean')) return asArithmetic(a, '+') + asArithmetic(b, '+');
-  throw new ExpressionFault(`cannot add ${describeValue(a)} and ${describeValue(b)} (use ~ to join as text)`);
-}
-
-function divide(a: unknown, b: unknown, op: string): number {
-  const divisor = asArithmetic(b, op);
-  if (divisor === 0) throw new ExpressionFault('division by zero');
-  const dividend = asArithmetic(a, op);
-  if (op === '/') return dividend / divisor;
-  if (op === '//') return Math.floor(dividend / divisor);
-  return ((dividend % divisor) + divisor) % divisor; // Python's %: the sign of the divisor
-}
-
-/** Python's str() for `~` and `| string`. */
-function pythonString(value: unknown): string {
-  if (value === null) return 'None';
-  if (value === true) return 'True';
-  if (value === false) return 'False';
-  if (typeof value === 'string') return value;
-  if (typeof value === 'number') return String(value);
-  return JSON.stringify(value);
-}
-
-type BinaryOperator = (left: unknown, right: unknown) => unknown;
-
-/** Operators with their precedence (higher binds tighter), Python's order: or < and < comparisons < ~ < + < * < ** < is. */
-const BINARY_OPERATORS: Record<string, { precedence: number; run: BinaryOperator }> = {
-  '==': { precedence: 20, run: (a, b) => deepEqual(a, b) },
-  '!=': { precedence: 20, run: (a, b) => !deepEqual(a, b) },
-  '<': { precedence: 20, run: (a, b) => guarded('<', () => compareValues(a, b) < 0) },
-  '<=': { precedence: 20, run: (a, b) => guarded('<=', () => compareValues(a, b) <= 0) },
-  '>': { precedence: 20, run: (a, b) => guarded('>', () => compareValues(a, b) > 0) },
-  '>=': { precedence: 20, run: (a, b) => guarded('>=', () => compareValues(a, b) >= 0) },
-  in: { precedence: 20, run: (a, b) => guarded('in', () => containsValue(b, a)) },
-  '!in': { precedence: 20, run: (a, b) => guarded('not in', () => !containsValue(b, a)) },
-  '~': { precedence: 25, run: (a, b) => pythonString(a) + pythonString(b) },
-  '+': { precedence: 30, run: add },
-  '-': { precedence: 30, run: (a, b) => asArithmetic(a, '-') - asArithmetic(b, '-') },
-  '*': { precedence: 40, run: (a, b) => asArithmetic(a, '*') * asArithmetic(b, '*') },
-  '/': { precedence: 40, run: (a, b) => divide(a, b, '/') },
-  '//': { precedence: 40, run: (a, b) => divide(a, b, '//') },
-  '%': { precedence: 40, run: (a, b) => divide(a, b, '%') },
-  '**': { precedence: 50, run: (a, b) => asArithmetic(a, '**') ** asArithmetic(b, '**') },
-};
-
-// ---------------------------------------------------------------------------------------------------------
-// Tests (`x is defined`, `result is failed`, `v is version('12', '>=')`)
-// ---------------------------------------------------------------------------------------------------------
-
-interface TestSpec {
-  /** Only `defined`/`undefined` look at an undefined value; every other test fails on one. */
-  acceptsUndefined?: boolean;
-  run(value: unknown, args: unknown[]): boolean;
-}
-
-function registeredResult(value: unknown, test: string): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new ExpressionFault(`the "${test}" test needs a registered task result (a mapping), got ${describeValue(value)}`);
-  }
-  return value as Record<string, unknown>;
-}
-
-function resultFlag(value: unknown, test: string, flag: 'failed' | 'changed' | 'skipped'): boolean {
-  const found = lookupKey(registeredResult(value, test), flag);
-  return found.found && isTruthy(found.value);
-}
-
-function regexTest(kind: 'match' | 'search'): TestSpec {
-  return {
-    run: (value, [pattern, ignorecase, multiline]) => {
-      const text = guarded(kind, () => scalarText(value, `the "${kind}" test`));
-      const flags = `${isTruthy(ignorecase) ? 'i' : ''}${isTruthy(multiline) ? 'm' : ''}`;
-      const regex = guarded(kind, () => pythonRegex(scalarText(pattern, `the "${kind}" pattern`), flags));
-      const found = regex.exec(text);
-      return found !== null && (kind === 'search' || found.index === 0);
-    },
-  };
-}
-
-/** Loose version order as Ansible's default `version` test: numbers compare as numbers, words as text. */
-function compareVersions(a: string, b: string): number {
-  const partsA = a.match(/[0-9]+|[A-Za-z]+/g) ?? [];
-  const partsB = b.match(/[0-9]+|[A-Za-z]+/g) ?? [];
-  for (let i = 0; i < Math.max(partsA.length, partsB.length); i++) {
-    const x = partsA[i];
-    const y = partsB[i];
-    if (x === undefined) return -1;
-    if (y === undefined) return 1;
-    const numeric = /^[0-9]+$/.test(x) && /^[0-9]+$/.test(y);
-    const order = numeric ? Number(x) - Number(y) : x < y ? -1 : x > y ? 1 : 0;
-    if (order !== 0) return Math.sign(order);
-  }
-  return 0;
-}
-
-const VERSION_OPERATORS: Record<string, (order: number) => boolean> = {
-  '<': (o) => o < 0, lt: (o) => o < 0, '<=': (o) => o <= 0, le: (o) => o <= 0,
-  '>': (o) => o > 0, gt: (o) => o > 0, '>=': (o) => o >= 0, ge: (o) => o >= 0,
-  '==': (o) => o === 0, '=': (o) => o === 0, eq: (o) => o === 0,
-  '!=': (o) => o !== 0, '<>': (o) => o !== 0, ne: (o) => o !== 0,
-};
-
-const versionTest: TestSpec = {
-  run: (value, [other, operator]) => {
-    const op = operator === undefined ? 'eq' : String(operator);
-    const check = hasOwn(VERSION_OPERATORS, op) ? VERSION_OPERATORS[op] : undefined;
-    if (!check) throw new ExpressionFault(`the "version" test: unknown operator "${op}" (use one of ${Object.keys(VERSION_OPERATORS).join(' ')})`);
-    return check(compareVersions(pythonString(value), pythonString(other)));
-  },
-};
-
-const isNumber = (value: unknown): value is number => typeof value === 'number';
-const comparisonTest = (check: (order: number) => boolean): TestSpec => ({ run: (value, [other]) => guarded('test', () => check(compareValues(value, other))) });
-
-const TESTS: Record<string, TestSpec> = {
-  defined: { acceptsUndefined: true, run: (value) => !(value instanceof UndefinedValue) },
-  undefined: { acceptsUndefined: true, run: (value) => value instanceof UndefinedValue },
-  none: { run: (value) => value === null },
-  failed: { run: (value) => resultFlag(value, 'failed', 'failed') },
-  failure: { run: (value) => resultFlag(value, 'failure', 'failed') },
-  succeeded: { run: (value) => !resultFlag(value, 'succeeded', 'failed') },
-  success: { run: (value) => !resultFlag(value, 'success', 'failed') },
-  successful: { run: (value) => !resultFlag(value, 'successful', 'failed') },
-  changed: { run: (value) => resultFlag(value, 'changed', 'changed') },
-  change: { run: (value) => resultFlag(value, 'change', 'changed') },
-  skipped: { run: (value) => resultFlag(value, 'skipped', 'skipped') },
-  skip: { run: (value) => resultFlag(value, 'skip', 'skipped') },
-  number: { run: (value) => isNumber(value) },
-  integer: { run: (value) => isNumber(value) && Number.isInteger(value) },
-  float: { run: (value) => isNumber(value) && !Number.isInteger(value) },
-  string: { run: (value) => typeof value === 'string' },
-  boolean: { run: (value) => typeof value === 'boolean' },
-  mapping: { run: (value) => typeName(value) === 'mapping' },
-  sequence: { run: (value) => typeof value === 'string' || Array.isArray(value) },
-  iterable: { run: (value) => typeof value === 'string' || Array.isArray(value) || typeName(value) === 'mapping' },
-  true: { run: (value) => value === true },
-  false: { run: (value) => value === false },
-  truthy: { run: (value) => isTruthy(value) },
-  falsy: { run: (value) => !isTruthy(value) },
-  even: { run: (value) => asArithmetic(value, 'even') % 2 === 0 },
-  odd: { run: (value) => Math.abs(asArithmetic(value, 'odd') % 2) === 1 },
-  divisibleby: { run: (value, [divisor]) => divide(value, divisor, '%') === 0 },
-  match: regexTest('match'),
-  search: regexTest('search'),
-  regex: regexTest('search'),
-  version: versionTest,
-  version_compare: versionTest,
-  in: { run: (value, [container]) => guarded('in', () => containsValue(container, value)) },
-  eq: { run: (value, [other]) => deepEqual(value, other) },
-  equalto: { run: (value, [other]) => deepEqual(value, other) },
-  ne: { run: (value, [other]) => !deepEqual(value, other) },
-  lt: comparisonTest((o) => o < 0),
-  le: comparisonTest((o) => o <= 0),
-  gt: comparisonTest((o) => o > 0),
-  ge: comparisonTest((o) => o >= 0),
-};
-
-function runTest(value: unknown, spec: unknown, negate: boolean): boolean {
-  const [name, ...args] = spec as [string, ...unknown[]];
-  const test = TESTS[name]!;
-  if (!test.acceptsUndefined) defined(value);
-  args.forEach(defined);
-  return test.run(value, args) !== negate;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Filters (`x | default(3)`, `| int`, `| bool`, `| length`, `| lower`, `| upper`, `| trim`, `| string`)
-// ---------------------------------------------------------------------------------------------------------
-
-interface FilterSpec {
-  acceptsUndefined?: boolean;
-  run(value: unknown, args: unknown[]): unknown;
-}
-
-/** Jinja's int: numbers truncate, numeric text parses, anything else is the fallback (0 by default). */
-function jinjaInt(value: unknown, fallback: unknown = 0): unknown {
-  if (typeof value === 'boolean') return value ? 1 : 0;
-  if (typeof value === 'number') return Number.isFinite(value) ? Math.trunc(value) : fallback;
-  if (typeof value === 'string') {
-    const text = value.trim().replace(/_/g, '');
-    if (/^[+-]?[0-9]+$/.test(text)) return Number(text);
-    if (text !== '' && !Number.isNaN(Number(text)) && Number.isFinite(Number(text))) return Math.trunc(Number(text));
-  }
-  return fallback;
-}
-
-function jinjaFloat(value: unknown, fallback: unknown = 0): unknown {
-  if (typeof value === 'boolean') return value ? 1 : 0;
-  if (typeof value === 'number') return value;
-  if (typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value.trim()))) return Number(value.trim());
-  return fallback;
-}
-
-/** Ansible's bool: yes/on/1/true/y/t (any case) and 1 are true; everything else is false. */
-function ansibleBool(value: unknown): boolean {
-  if (typeof value === 'boolean') return value;
-  if (typeof value === 'number') return value === 1;
-  if (typeof value === 'string') return ['yes', 'on', '1', 'true', 'y', 't'].includes(value.trim().toLowerCase());
-  return false;
-}
-
-function textOf(value: unknown, filter: string): string {
-  return guarded(filter, () => scalarText(value, filter));
-}
-
-function edge(value: unknown, filter: string, index: 0 | -1): unknown {
-  if (typeof value !== 'string' && !Array.isArray(value)) throw new ExpressionFault(`${filter}: needs a list or text, got ${describeValue(value)}`);
-  if (value.length === 0) throw new ExpressionFault(`${filter}: the ${typeName(value)} is empty`);
-  return index === 0 ? value[0] : value[value.length - 1];
-}
-
-const FILTERS: Record<string, FilterSpec> = {
-  default: { acceptsUndefined: true, run: (value, [fallback = '', falsy]) => (value instanceof UndefinedValue || (isTruthy(falsy) && !isTruthy(value)) ? fallback : value) },
-  d: { acceptsUndefined: true, run: (value, [fallback = '', falsy]) => (value instanceof UndefinedValue || (isTruthy(falsy) && !isTruthy(value)) ? fallback : value) },
-  int: { run: (value, [fallback]) => jinjaInt(value, fallback) },
-  float: { run: (value, [fallback]) => jinjaFloat(value, fallback) },
-  bool: { run: (value) => ansibleBool(value) },
-  length: { run: (value) => guarded('length', () => lengthOf(value)) },
-  count: { run: (value) => guarded('count', () => lengthOf(value)) },
-  lower: { run: (value) => textOf(value, 'lower').toLowerCase() },
-  upper: { run: (value) => textOf(value, 'upper').toUpperCase() },
-  trim: { run: (value) => textOf(value, 'trim').trim() },
-  string: { run: (value) => pythonString(value) },
-  first: { run: (value) => edge(value, 'first', 0) },
-  last: { run: (value) => edge(value, 'last', -1) },
-  join: {
-    run: (value, [separator = '']) => {
-      if (!Array.isArray(value)) throw new ExpressionFault(`join: needs a list, got ${describeValue(value)}`);
-      return value.map(pythonString).join(pythonString(separator));
-    },
-  },
-  abs: { run: (value) => Math.abs(asArithmetic(value, 'abs')) },
-  replace: { run: (value, [from, to]) => textOf(value, 'replace').split(textOf(from, 'replace')).join(textOf(to, 'replace')) },
-  regex_replace: { run: (value, [pattern, replacement = '']) => guarded('regex_replace', () => regexReplace(scalarText(value, 'regex_replace'), scalarText(pattern, 'regex_replace'), scalarText(replacement, 'regex_replace'))) },
-};
-
-/** Names of the filters and tests expressions accept. */
-export const EXPRESSION_FILTERS: readonly string[] = Object.keys(FILTERS);
-export const EXPRESSION_TESTS: readonly string[] = Object.keys(TESTS);
-
-// ---------------------------------------------------------------------------------------------------------
-// Attribute and index access
-// ---------------------------------------------------------------------------------------------------------
-
-/** `container.key` / `container[key]`, through `lookupKey`; a miss is an UndefinedValue naming the path. */
-function access(container: unknown, key: unknown, base: string, bracket: boolean): unknown {
-  const keyValue = defined(key);
-  if (typeof keyValue !== 'string' && typeof keyValue !== 'number') {
-    throw new ExpressionFault(`${base || 'a value'}[…]: a key must be text or a number, got ${describeValue(keyValue)}`);
-  }
-  const path = bracket ? `${base}[${JSON.stringify(keyValue)}]` : base ? `${base}.${keyValue}` : String(keyValue);
-  if (container instanceof UndefinedValue) return container.extend(path);
-
-  let keyText = String(keyValue);
-  if (typeof keyValue === 'number' && Number.isInteger(keyValue) && keyValue < 0 && (Array.isArray(container) || typeof container === 'string')) {
-    keyText = String(container.length + keyValue); // Python's negative index
-  }
-  if (typeof container === 'string' && /^(0|[1-9][0-9]*)$/.test(keyText)) {
-    const index = Number(keyText);
-    if (index < container.length) return container[index];
-  }
-  let found: Lookup;
-  try {
-    found = lookupKey(container, keyText);
-  } catch (err) {
-    // The engine renders variables that hold templates when they are read; one whose template meets an
-    // undefined variable is itself undefined, as in Ansible.
-    if (!(err instanceof UndefinedVariableError)) throw err;
-    return new UndefinedValue(path, path, `its template failed: ${err.location ? `${formatLocation(err.location)}: ` : ''}${err.message}`);
-  }
-  if (found.found) return found.value;
-  if (container === null || typeof container !== 'object') {
-    return new UndefinedValue(path, path, `"${base}" is ${describeValue(container)}`);
-  }
-  return new UndefinedValue(path, path, describeAvailable(container, keyText));
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// The jexl engine
-// ---------------------------------------------------------------------------------------------------------
-
-interface LazyOperand {
-  eval(): PromiseLike<unknown>;
-}
-
-/** jexl's addBinaryOp takes a 4th `manualEval` flag (jexl 2.3, documented) that @types/jexl omits. */
-interface ManualBinaryOps {
-  addBinaryOp(operator: string, precedence: number, fn: (left: LazyOperand, right: LazyOperand) => PromiseLike<unknown>, manualEval: true): void;
-}
-
-/**
- * jexl's synchronous Promise.all re-creates an error thrown inside an operand as `Error(String(error))`,
- * losing its class and shape. Every way into cairn code from jexl goes through `capture`, which keeps the
- * first error thrown; `evaluate` reports that one.
- */
-let firstFailure: { error: unknown } | undefined;
-
-function capture<A extends unknown[], R>(run: (...args: A) => R): (...args: A) => R {
-  return (...args: A): R => {
-    try {
-      return run(...args);
-    } catch (error) {
-      firstFailure ??= { error };
-      throw error;
+function binary(op: string, a: unknown, b: unknown): unknown {
+  switch (op) {
+    case '+':
+      if (typeof a === 'string' && typeof b === 'string') return a + b;
+      if (Array.isArray(a) && Array.isArray(b)) return [...a, ...b];
+      if ((typeof a === 'number' || typeof a === 'boolean') && (typeof b === 'number' || typeof b === 'boolean')) return asNumber(a, '+') + asNumber(b, '+');
+      throw new ExpressionFault(`cannot add ${describeValue(a)} and ${describeValue(b)} (use ~ to join as text)`);
+    case '-':
+      return asNumber(a, '-') - asNumber(b, '-');
+    case '*':
+      if (typeof a === 'string' && typeof b === 'number') return a.repeat(Math.max(0, Math.min(b, MAX_OUTPUT_CHARS / Math.max(1, a.length))));
+      if (Array.isArray(a) && typeof b === 'number') return Array.from({ length: Math.max(0, Math.min(b, 100_000)) }, () => a).flat();
+      return asNumber(a, '*') * asNumber(b, '*');
+    case '/':
+    case '//':
+    case '%': {
+      if (op === '%' && typeof a === 'string') return FILTERS['format']!.run(a, Array.isArray(b) ? b : [b], {}, filterEnvironment);
+      const divisor = asNumber(b, op);
+      if (divisor === 0) throw new ExpressionFault('division by zero');
+      const dividend = asNumber(a, op);
+      if (op === '/') return dividend / divisor;
+      if (op === '//') return Math.floor(dividend / divisor);
+      return ((dividend % divisor) + divisor) % divisor; // Python's %: the sign of the divisor
     }
-  };
-}
-
-/** Read through a function: the compiler cannot see that evaluation assigns `firstFailure`. */
-function recordedFailure(): { error: unknown } | undefined {
-  return firstFailure;
-}
-
-const engine = new jexl.Jexl();
-/** jexl's syntax tree (the type @types/jexl declares for `Expression._getAst`). */
-type Ast = ReturnType<ReturnType<typeof engine.compile>['_getAst']>;
-for (const unused of ['&&', '||', '!', '^']) engine.removeOp(unused);
-for (const [operator, { precedence, run }] of Object.entries(BINARY_OPERATORS)) {
-  engine.addBinaryOp(operator, precedence, capture((left: unknown, right: unknown) => run(defined(left), defined(right))));
-}
-// `and`/`or` evaluate the right side only when needed, so `x is defined and x > 1` never touches an undefined x.
-const truthyOperand = capture((value: unknown) => isTruthy(defined(value)));
-(engine as unknown as ManualBinaryOps).addBinaryOp('or', 10, (left, right) => left.eval().then((value) => (truthyOperand(value) ? value : right.eval())), true);
-(engine as unknown as ManualBinaryOps).addBinaryOp('and', 11, (left, right) => left.eval().then((value) => (truthyOperand(value) ? right.eval() : value)), true);
-engine.addBinaryOp('is', 60, capture((value: unknown, spec: unknown) => runTest(value, spec, false)));
-engine.addBinaryOp('!is', 60, capture((value: unknown, spec: unknown) => runTest(value, spec, true)));
-engine.addUnaryOp('not', capture((value: unknown) => !isTruthy(defined(value))));
-engine.addTransform('$attr', capture((container: unknown, key: unknown, base: unknown) => access(container, key, String(base), false)));
-engine.addTransform('$idx', capture((container: unknown, key: unknown, base: unknown) => access(container, key, String(base), true)));
-for (const [name, spec] of Object.entries(FILTERS)) {
-  engine.addTransform(
-    name,
-    capture((value: unknown, ...args: unknown[]) => {
-      if (!spec.acceptsUndefined) defined(value);
-      args.forEach(defined);
-      return spec.run(value, args);
-    }),
-  );
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Tokenizer and translation to jexl
-// ---------------------------------------------------------------------------------------------------------
-
-interface Token {
-  kind: 'name' | 'string' | 'number' | 'op' | 'end';
-  text: string;
-  value?: unknown;
-  /** Offset in the expression. */
-  pos: number;
-}
-
-/** A syntax error at an offset of the expression. */
-class SyntaxFault extends Error {
-  constructor(message: string, readonly pos: number) {
-    super(message);
-    this.name = 'SyntaxFault';
-  }
-}
-
-const OPERATOR_TOKENS = ['==', '!=', '<=', '>=', '//', '**', '<', '>', '+', '-', '*', '/', '%', '~', '|', '.', ',', '(', ')', '[', ']', '{', '}', ':'];
-const KEYWORDS = new Set(['and', 'or', 'not', 'in', 'is', 'if', 'else', 'True', 'False', 'None', 'true', 'false', 'none', 'null']);
-const LITERAL_WORDS = new Map<string, unknown>([['True', true], ['true', true], ['False', false], ['false', false], ['None', null], ['none', null], ['null', null]]);
-const STRING_ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', '0': '\0', '\\': '\\', "'": "'", '"': '"' };
-
-function tokenize(src: string): Token[] {
-  const tokens: Token[] = [];
-  let i = 0;
-  while (i < src.length) {
-    const ch = src[i]!;
-    if (/\s/.test(ch)) {
-      i += 1;
-      continue;
-    }
-    const raw = (ch === 'r' || ch === 'R') && (src[i + 1] === "'" || src[i + 1] === '"');
-    if (ch === "'" || ch === '"' || raw) {
-      const start = i;
-      const quoteChar = raw ? src[i + 1]! : ch;
-      i += raw ? 2 : 1;
-      let value = '';
-      for (;;) {
-        if (i >= src.length) throw new SyntaxFault('unterminated string (no closing quote)', start);
-        const c = src[i]!;
-        if (c === quoteChar) break;
-        if (c === '\\' && i + 1 < src.length) {
-          const next = src[i + 1]!;
-          value += raw ? `\\${next}` : hasOwn(STRING_ESCAPES, next) ? STRING_ESCAPES[next] : `\\${next}`;
-          i += 2;
-          continue;
-        }
-        value += c;
-        i += 1;
-      }
-      i += 1;
-      tokens.push({ kind: 'string', text: src.slice(start, i), value, pos: start });
-      continue;
-    }
-    if (/[0-9]/.test(ch)) {
-      // After a dot only an integer index (`x.0.1` is two indexes), elsewhere a Python number.
-      const afterDot = tokens[tokens.length - 1]?.text === '.';
-      const match = (afterDot ? /^[0-9]+/ : /^[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?/).exec(src.slice(i))!;
-      if (/^[A-Za-z_]/.test(src.slice(i + match[0].length))) throw new SyntaxFault(`invalid number "${src.slice(i).match(/^[0-9A-Za-z_.]+/)![0]}"`, i);
-      tokens.push({ kind: 'number', text: match[0], value: Number(match[0]), pos: i });
-      i += match[0].length;
-      continue;
-    }
-    if (/[A-Za-z_]/.test(ch)) {
-      const match = /^[A-Za-z_][A-Za-z0-9_]*/.exec(src.slice(i))!;
-      if (src[i + match[0].length] === '$') throw new SyntaxFault('"$" cannot appear in a name', i + match[0].length);
-      tokens.push({ kind: 'name', text: match[0], pos: i });
-      i += match[0].length;
-      continue;
-    }
-    const two = src.slice(i, i + 2);
-    if (two === '&&') throw new SyntaxFault('use "and" instead of "&&"', i);
-    if (two === '||') throw new SyntaxFault('use "or" instead of "||"', i);
-    const op = OPERATOR_TOKENS.find((candidate) => src.startsWith(candidate, i));
-    if (op) {
-      tokens.push({ kind: 'op', text: op, pos: i });
-      i += op.length;
-      continue;
-    }
-    const hints: Record<string, string> = {
-      '!': 'use "not" instead of "!"',
-      '=': 'use "==" to compare ("=" assigns nothing here)',
-      '&': 'use "and" instead of "&"',
-      '?': 'the "?:" operator does not exist here; use "and"/"or"',
-      $: '"$" cannot appear in an expression',
-    };
-    throw new SyntaxFault(hasOwn(hints, ch) ? hints[ch]! : `unexpected character "${ch}"`, i);
-  }
-  tokens.push({ kind: 'end', text: '', pos: src.length });
-  return tokens;
-}
-
-interface Frame {
-  kind: 'group' | 'tuple' | 'list' | 'index' | 'args';
-  /** Index in the output of the opening piece (a group becomes a list when a comma shows it is a tuple). */
-  openIndex: number;
-  /** What closes it in the user's text, and what cairn emits for that. */
-  closer: ')' | ']';
-  emit: string;
-  pos: number;
-}
-
-interface Translation {
-  text: string;
-  /** Values of the `$lN` placeholders. */
-  literals: unknown[];
-  /** Variable names of the `$nN` placeholders. */
-  names: string[];
-}
-
-function show(token: Token): string {
-  return token.kind === 'end' ? 'the end' : `"${token.text}"`;
-}
-
-/**
- * Check the Jinja syntax and write the jexl equivalent. `not` is parenthesised up to the next `and`/`or`
- * at its level (Python's `not a == b` is `not (a == b)`; jexl's unary operators would bind tighter), as
- * `( not ( … ) )`.
- */
-function translate(src: string): Translation {
-  const tokens = tokenize(src);
-  const out: string[] = [];
-  const literals: unknown[] = [];
-  const names: string[] = [];
-  const frames: Frame[] = [];
-  /** The frame depth of each open `not (`. */
-  const nots: number[] = [];
-  let expectOperand = true;
-
-  const literal = (value: unknown) => {
-    literals.push(value);
-    out.push(`$l${literals.length - 1}`);
-  };
-  const closeNots = () => {
-    while (nots.length > 0 && nots[nots.length - 1] === frames.length) {
-      nots.pop();
-      out.push(')', ')');
-    }
-  };
-  const open = (kind: Frame['kind'], opener: string, closer: ')' | ']', emit: string, pos: number) => {
-    frames.push({ kind, openIndex: out.length, closer, emit, pos });
-    out.push(opener);
-  };
-  const close = (token: Token) => {
-    const frame = frames[frames.length - 1];
-    if (!frame || frame.closer !== token.text) {
-      throw new SyntaxFault(frame ? `expected "${frame.closer}" to close the "${frame.closer === ')' ? '(' : '['}" at col ${frame.pos + 1}, found ${show(token)}` : `unexpected ${show(token)} (nothing to close)`, token.pos);
-    }
-    closeNots();
-    frames.pop();
-    if (out[out.length - 1] === ',') out.pop(); // a trailing comma, as Python allows
-    out.push(frame.emit);
-  };
-
-  for (let i = 0; i < tokens.length; i++) {
-    const token = tokens[i]!;
-    const next = tokens[i + 1];
-
-    if (expectOperand) {
-      if (token.kind === 'string' || token.kind === 'number') {
-        literal(token.value);
-        expectOperand = false;
-      } else if (token.kind === 'name' && LITERAL_WORDS.has(token.text)) {
-        literal(LITERAL_WORDS.get(token.text));
-        expectOperand = false;
-      } else if (token.kind === 'name' && token.text === 'not') {
-        // The outer group matters: jexl would otherwise take a following `or` into not's operand.
-        out.push('(', 'not', '(');
-        nots.push(frames.length);
-      } else if (token.kind === 'name' && KEYWORDS.has(token.text)) {
-        throw new SyntaxFault(`expected a value, found "${token.text}"`, token.pos);
-      } else if (token.kind === 'name') {
-        if (next?.text === '(') throw new SyntaxFault(functionCallHint(token.text), token.pos);
-        // Names reach jexl as placeholders too: its lexer looks tokens up in a plain object, so a bare
-        // `constructor` or `__proto__` would be taken for one of its operators.
-        names.push(token.text);
-        out.push(`$n${names.length - 1}`);
-        expectOperand = false;
-      } else if (token.text === '(' || token.text === '[') {
-        if (next?.text === (token.text === '(' ? ')' : ']')) {
-          out.push('[', ']'); // () is an empty tuple, [] an empty list: both lists here
-          i += 1;
-          expectOperand = false;
-        } else if (token.text === '(') {
-          open('group', '(', ')', ')', token.pos);
-        } else {
-          open('list', '[', ']', ']', token.pos);
-        }
-      } else if ((token.text === '-' || token.text === '+') && next?.kind === 'number') {
-        literal(token.text === '-' ? -(next.value as number) : (next.value as number));
-        i += 1;
-        expectOperand = false;
-      } else if (token.text === '-' || token.text === '+') {
-        throw new SyntaxFault(`a sign ("${token.text}") can only stand before a number here; write 0 - x`, token.pos);
-      } else if (token.text === '{') {
-        throw new SyntaxFault('mappings ({...}) are not supported in expressions', token.pos);
-      } else if ((token.text === ')' || token.text === ']') && out[out.length - 1] === ',') {
-        close(token);
-        expectOperand = false;
-      } else {
-        const after = out.length > 0 ? `after "${lastWritten(tokens, i)}"` : 'at the start';
-        throw new SyntaxFault(token.kind === 'end' ? (out.length === 0 ? 'the expression is empty' : `expected a value ${after}, found the end`) : `expected a value ${after}, found ${show(token)}`, token.pos);
-      }
-      continue;
-    }
-
-    // An operand has been read: an operator, a postfix (. [ |), a closer, a comma or the end may follow.
-    if (token.kind === 'op' && hasOwn(BINARY_OPERATORS, token.text)) {
-      out.push(token.text);
-      expectOperand = true;
-    } else if (token.kind === 'name' && (token.text === 'and' || token.text === 'or')) {
-      closeNots();
-      out.push(token.text);
-      expectOperand = true;
-    } else if (token.kind === 'name' && token.text === 'in') {
-      out.push('in');
-      expectOperand = true;
-    } else if (token.kind === 'name' && token.text === 'not') {
-      if (next?.text !== 'in') throw new SyntaxFault(`expected "in" after "not" here, found ${next ? show(next) : 'the end'}`, token.pos);
-      out.push('!in');
-      i += 1;
-      expectOperand = true;
-    } else if (token.kind === 'name' && token.text === 'is') {
-      i = translateTest(tokens, i, out, literal, open);
-      expectOperand = out[out.length - 1] === ',';
-    } else if (token.text === '.') {
-      if (next?.kind === 'name') {
-        if (tokens[i + 2]?.text === '(') throw new SyntaxFault(`method calls (.${next.text}(...)) are not supported; use a filter or a test instead`, next.pos);
-      } else if (next?.kind !== 'number') {
-        throw new SyntaxFault(`expected a name after ".", found ${next ? show(next) : 'the end'}`, next?.pos ?? token.pos);
-      }
-      out.push(next.kind === 'name' ? '|$attr(' : '|$idx(');
-      literal(next.kind === 'name' ? next.text : next.value);
-      out.push(')');
-      i += 1;
-    } else if (token.text === '[') {
-      if (next?.text === ']' || next?.text === ':') throw new SyntaxFault(next.text === ':' ? 'slices ([a:b]) are not supported' : 'expected an index inside "[]"', next.pos);
-      open('index', '|$idx(', ']', ')', token.pos);
-      expectOperand = true;
-    } else if (token.text === '|') {
-      if (next?.kind !== 'name') throw new SyntaxFault(`expected a filter name after "|", found ${next ? show(next) : 'the end'}`, next?.pos ?? token.pos);
-      if (!hasOwn(FILTERS, next.text)) {
-        throw new SyntaxFault(`unknown filter "${next.text}" (filters: ${EXPRESSION_FILTERS.join(', ')})`, next.pos);
-      }
-      out.push('|', next.text);
-      i += 1;
-      if (tokens[i + 1]?.text === '(') {
-        i += 1;
-        if (tokens[i + 1]?.text === ')') {
-          i += 1;
-        } else {
-          open('args', '(', ')', ')', tokens[i]!.pos);
-          expectOperand = true;
-        }
-      }
-    } else if (token.text === ',') {
-      const frame = frames[frames.length - 1];
-      if (!frame || frame.kind === 'index') throw new SyntaxFault('unexpected ","', token.pos);
-      closeNots();
-      if (frame.kind === 'group') {
-        // `('a', 'b')` is a tuple: a list here, so `x in ('a', 'b')` works.
-        frame.kind = 'tuple';
-        frame.emit = ']';
-        out[frame.openIndex] = '[';
-      }
-      out.push(',');
-      expectOperand = true;
-    } else if (token.text === ')' || token.text === ']') {
-      close(token);
-    } else if (token.kind === 'end') {
-      const frame = frames[frames.length - 1];
-      if (frame) throw new SyntaxFault(`"${frame.closer === ')' ? '(' : '['}" at col ${frame.pos + 1} is never closed`, token.pos);
-      closeNots();
-    } else if (token.text === ':') {
-      throw new SyntaxFault('unexpected ":" (slices and mappings are not supported)', token.pos);
-    } else if (token.kind === 'name' && (token.text === 'if' || token.text === 'else')) {
-      throw new SyntaxFault('inline if (a if c else b) is not supported; use "c and a or b"', token.pos);
-    } else if (token.text === '(') {
-      throw new SyntaxFault('only filters take arguments; calling a value is not supported', token.pos);
-    } else {
-      throw new SyntaxFault(`expected an operator or the end after "${lastWritten(tokens, i)}", found ${show(token)}`, token.pos);
-    }
-  }
-  return { text: out.join(' '), literals, names };
-}
-
-/** `is [not] NAME [(args)]`: emits `is [ "NAME", args... ]`; returns the index of the last token used. */
-function translateTest(
-  tokens: Token[],
-  at: number,
-  out: string[],
-  literal: (value: unknown) => void,
-  open: (kind: Frame['kind'], opener: string, closer: ')' | ']', emit: string, pos: number) => void,
-): number {
-  let i = at + 1;
-  const negate = tokens[i]?.kind === 'name' && tokens[i]!.text === 'not';
-  if (negate) i += 1;
-  const nameToken = tokens[i]!;
-  if (nameToken.kind !== 'name') throw new SyntaxFault(`expected a test name after "is${negate ? ' not' : ''}", found ${show(nameToken)}`, nameToken.pos);
-  const name = LITERAL_WORDS.has(nameToken.text) ? String(LITERAL_WORDS.get(nameToken.text)).replace('null', 'none') : nameToken.text;
-  if (!hasOwn(TESTS, name)) {
-    throw new SyntaxFault(`unknown test "${nameToken.text}" (tests: ${EXPRESSION_TESTS.join(', ')})`, nameToken.pos);
-  }
-  out.push(negate ? '!is' : 'is', '[');
-  literal(name);
-  if (tokens[i + 1]?.text === '(') {
-    if (tokens[i + 2]?.text === ')') {
-      out.push(']');
-      return i + 2;
-    }
-    open('args', ',', ')', ']', tokens[i + 1]!.pos);
-    return i + 1;
-  }
-  out.push(']');
-  return i;
-}
-
-function lastWritten(tokens: Token[], index: number): string {
-  return tokens[index - 1]?.text ?? '';
-}
-
-function functionCallHint(name: string): string {
-  if (hasOwn(FILTERS, name)) return `"${name}" is a filter: write value | ${name}(...)`;
-  if (hasOwn(TESTS, name)) return `"${name}" is a test: write value is ${name}(...)`;
-  if (name === 'lookup' || name === 'query' || name === 'q') return `lookups ("${name}(...)") are not supported in expressions`;
-  return `"${name}(...)": expressions have no function calls; use filters (value | filter) and tests (value is test)`;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Compiling: jexl's tree rewritten so every lookup is cairn's
-// ---------------------------------------------------------------------------------------------------------
-
-interface CompiledExpression {
-  /** The jexl expression whose tree has been rewritten; evaluated with `{ $root: vars }`. */
-  evaluate(vars: Vars): unknown;
-}
-
-const ROOT = '$root';
-const CACHE_LIMIT = 5000;
-const compiledCache = new Map<string, CompiledExpression>();
-
-type Placeholders = Pick<Translation, 'literals' | 'names'>;
-
-/** Text of an access path for messages (`x.y[0]`), from jexl's tree before the rewrite. */
-function pathText(node: Ast, placeholders: Placeholders): string {
-  if (node.type === 'Identifier') {
-    const name = /^\$n([0-9]+)$/.exec(node.value);
-    if (name) return placeholders.names[Number(name[1])]!;
-    return JSON.stringify(literalOf(node, placeholders));
-  }
-  if (node.type === 'FunctionCall' && node.pool === 'transforms' && node.args.length >= 1) {
-    const base = pathText(node.args[0]!, placeholders);
-    if (node.name === '$attr') return `${base}.${String(literalOf(node.args[1]!, placeholders))}`;
-    if (node.name === '$idx') return `${base}[${pathText(node.args[1]!, placeholders)}]`;
-    return `(${base} | ${node.name})`;
-  }
-  return '(…)';
-}
-
-function literalOf(node: Ast, placeholders: Placeholders): unknown {
-  const placeholder = node.type === 'Identifier' ? /^\$l([0-9]+)$/.exec(node.value) : null;
-  return placeholder ? placeholders.literals[Number(placeholder[1])] : undefined;
-}
-
-/** The rewritten tree: `$lN` become literals, `$nN` become `$root | $attr(name)`; nothing else is a name. */
-function rewrite(node: Ast, placeholders: Placeholders): Ast {
-  switch (node.type) {
-    case 'Identifier': {
-      if (node.from || node.relative) throw new Error(`internal: unexpected jexl traversal of "${node.value}"`);
-      const literal = /^\$l([0-9]+)$/.exec(node.value);
-      if (literal) return { type: 'Literal', value: placeholders.literals[Number(literal[1])] as string };
-      const name = /^\$n([0-9]+)$/.exec(node.value);
-      if (!name) throw new Error(`internal: unexpected jexl identifier "${node.value}"`);
-      return {
-        type: 'FunctionCall',
-        pool: 'transforms',
-        name: '$attr',
-        args: [{ type: 'Identifier', value: ROOT }, { type: 'Literal', value: placeholders.names[Number(name[1])]! }, { type: 'Literal', value: '' }],
-      };
-    }
-    case 'FunctionCall': {
-      if (node.pool !== 'transforms') throw new Error(`internal: unexpected jexl function call "${node.name}"`);
-      const args = node.args.map((arg) => rewrite(arg, placeholders));
-      if (node.name === '$attr' || node.name === '$idx') args.push({ type: 'Literal', value: pathText(node.args[0]!, placeholders) });
-      return { type: 'FunctionCall', pool: 'transforms', name: node.name, args };
-    }
-    case 'BinaryExpression':
-      return { type: 'BinaryExpression', operator: node.operator, left: rewrite(node.left, placeholders), right: rewrite(node.right, placeholders) };
-    case 'UnaryExpression':
-      return { type: 'UnaryExpression', operator: node.operator, right: rewrite(node.right, placeholders) };
-    case 'ArrayLiteral':
-      return { type: 'ArrayLiteral', value: node.value.map((item) => rewrite(item, placeholders)) };
-    case 'Literal':
-      return node;
+    case '**':
+      return asNumber(a, '**') ** asNumber(b, '**');
+    case '~':
+      return pythonString(a) + pythonString(b);
     default:
-      throw new Error(`internal: unexpected jexl node ${node.type}`);
+      throw new ExpressionFault(`unknown operator "${op}"`);
   }
 }
 
-function compile(source: string): CompiledExpression {
-  const cached = compiledCache.get(source);
-  if (cached) return cached;
-  const translation = translate(source);
-  let expression: ReturnType<typeof engine.createExpression>;
-  try {
-    expression = engine.compile(translation.text);
-  } catch (err) {
-    // The translation is checked token by token, so jexl refusing it is a construct cairn let through.
-    throw new SyntaxFault(`cannot parse (${err instanceof Error ? err.message.replace(/ in expression: .*$/s, '').replace(/\$l[0-9]+/g, 'a literal') : String(err)})`, 0);
+function compare(op: string, a: unknown, b: unknown): boolean {
+  switch (op) {
+    case '==':
+      return deepEqual(a, b);
+    case '!=':
+      return !deepEqual(a, b);
+    case 'in':
+      return containsValue(b, a);
+    case 'not in':
+      return !containsValue(b, a);
+    default: {
+      const order = compareValues(a, b);
+      return op === '<' ? order < 0 : op === '<=' ? order <= 0 : op === '>' ? order > 0 : order >= 0;
+    }
   }
-  const tree = expression._getAst();
-  const rewritten = rewrite(tree, translation);
-  // jexl keeps the tree it evaluates on the Expression; replace its contents in place.
-  for (const key of Object.keys(tree)) delete (tree as unknown as Record<string, unknown>)[key];
-  Object.assign(tree, rewritten);
-  const compiled: CompiledExpression = {
-    evaluate(vars) {
-      const context = Object.create(null) as Record<string, unknown>;
-      context[ROOT] = vars;
-      return expression.evalSync(context);
-    },
+}
+
+/** Python's index/slice rules on lists and text. */
+function sliceOf(value: unknown, start: unknown, stop: unknown, step: unknown): unknown {
+  if (typeof value !== 'string' && !Array.isArray(value)) throw new ExpressionFault(`cannot slice ${describeValue(value)}`);
+  const items = typeof value === 'string' ? [...value] : value;
+  const n = items.length;
+  const by = step === undefined || step === null ? 1 : asNumber(step, 'slice');
+  if (by === 0) throw new ExpressionFault('slice step cannot be zero');
+  const clamp = (v: unknown, fallback: number): number => {
+    if (v === undefined || v === null) return fallback;
+    let i = Math.trunc(asNumber(v, 'slice'));
+    if (i < 0) i += n;
+    return by > 0 ? Math.min(Math.max(i, 0), n) : Math.min(Math.max(i, -1), n - 1);
   };
-  if (compiledCache.size >= CACHE_LIMIT) compiledCache.clear();
-  compiledCache.set(source, compiled);
-  return compiled;
+  const from = clamp(start, by > 0 ? 0 : n - 1);
+  const to = clamp(stop, by > 0 ? n : -1);
+  const out: unknown[] = [];
+  for (let i = from; by > 0 ? i < to : i > to; i += by) out.push(items[i]);
+  return typeof value === 'string' ? out.join('') : out;
+}
+
+function textArg(value: unknown, what: string): string {
+  const v = defined(value);
+  if (typeof v !== 'string') throw new ExpressionFault(`${what} needs text, got ${describeValue(v)}`);
+  return v;
+}
+
+type Method = (self: never, args: unknown[], kwargs: Record<string, unknown>) => unknown;
+
+function filterCall(name: string, self: unknown, args: unknown[], kwargs: Record<string, unknown> = {}): unknown {
+  return FILTERS[name]!.run(self, args, kwargs, filterEnvironment);
+}
+
+/** The string, list and mapping methods Ansible's playbooks call (`x.split('.')`, `d.get('k', 1)`). */
+const STRING_METHODS: Record<string, Method> = {
+  split: (s: string, [sep, max]) => filterCall('split', s, [sep ?? null, max]),
+  rsplit: (s: string, [sep, max]) => {
+    if (max === undefined || max === null || sep === undefined || sep === null) return filterCall('split', s, [sep ?? null]);
+    const parts = s.split(String(sep));
+    const keep = Math.max(0, parts.length - Number(max) - 1);
+    return parts.length <= Number(max) + 1 ? parts : [parts.slice(0, keep + 1).join(String(sep)), ...parts.slice(keep + 1)];
+  },
+  splitlines: (s: string) => s.split(/\r\n|\r|\n/).filter((line, i, all) => !(i === all.length - 1 && line === '')),
+  startswith: (s: string, [prefix]) => (Array.isArray(prefix) ? prefix.some((p) => s.startsWith(String(p))) : s.startsWith(textArg(prefix, 'startswith'))),
+  endswith: (s: string, [suffix]) => (Array.isArray(suffix) ? suffix.some((p) => s.endsWith(String(p))) : s.endsWith(textArg(suffix, 'endswith'))),
+  find: (s: string, [sub]) => s.indexOf(textArg(sub, 'find')),
+  rfind: (s: string, [sub]) => s.lastIndexOf(textArg(sub, 'rfind')),
+  index: (s: string, [sub]) => {
+    const at = s.indexOf(textArg(sub, 'index'));
+    if (at === -1) throw new ExpressionFault(`index: substring ${JSON.stringify(sub)} not found`);
+    return at;
+  },
+  count: (s: string, [sub]) => (textArg(sub, 'count') === '' ? s.length + 1 : s.split(String(sub)).length - 1),
+  strip: (s: string, [chars]) => filterCall('trim', s, [chars]),
+  lstrip: (s: string, [chars]) => (chars === undefined || chars === null ? s.trimStart() : s.replace(new RegExp(`^[${String(chars).replace(/[\]\\^-]/g, '\\$&')}]+`), '')),
+  rstrip: (s: string, [chars]) => (chars === undefined || chars === null ? s.trimEnd() : s.replace(new RegExp(`[${String(chars).replace(/[\]\\^-]/g, '\\$&')}]+$`), '')),
+  replace: (s: string, [from, to, max]) => filterCall('replace', s, [from, to, max]),
+  lower: (s: string) => s.toLowerCase(),
+  upper: (s: string) => s.toUpperCase(),
+  capitalize: (s: string) => filterCall('capitalize', s, []),
+  title: (s: string) => filterCall('title', s, []),
+  join: (s: string, [items]) => (Array.isArray(items) ? items.map((item) => textArg(item, 'join')).join(s) : textArg(items, 'join').split('').join(s)),
+  format: (s: string, args, kwargs) => braceFormat(s, args, kwargs),
+  isdigit: (s: string) => /^[0-9]+$/.test(s),
+  isalpha: (s: string) => /^[A-Za-z]+$/.test(s),
+  isalnum: (s: string) => /^[A-Za-z0-9]+$/.test(s),
+  isspace: (s: string) => /^\s+$/.test(s),
+  islower: (s: string) => /[a-z]/.test(s) && s === s.toLowerCase(),
+  isupper: (s: string) => /[A-Z]/.test(s) && s === s.toUpperCase(),
+  zfill: (s: string, [width]) => (s.startsWith('-') ? `-${s.slice(1).padStart(Number(width) - 1, '0')}` : s.padStart(Number(width), '0')),
+  ljust: (s: string, [width, fill]) => s.padEnd(Number(width), fill === undefined ? ' ' : String(fill)),
+  rjust: (s: string, [width, fill]) => s.padStart(Number(width), fill === undefined ? ' ' : String(fill)),
+  center: (s: string, [width]) => filterCall('center', s, [width]),
+};
+
+const LIST_METHODS: Record<string, Method> = {
+  index: (l: unknown[], [item]) => {
+    const at = l.findIndex((x) => deepEqual(x, item));
+    if (at === -1) throw new ExpressionFault(`index: ${pythonString(item)} is not in the list`);
+    return at;
+  },
+  count: (l: unknown[], [item]) => l.filter((x) => deepEqual(x, item)).length,
+};
+
+const MAPPING_METHODS: Record<string, Method> = {
+  keys: (d: Record<string, unknown>) => Object.keys(d),
+  values: (d: Record<string, unknown>) => Object.keys(d).map((key) => lookupKey(d, key).found ? (d as Record<string, unknown>)[key] : null),
+  items: (d: Record<string, unknown>) => Object.keys(d).map((key) => [key, d[key]]),
+  get: (d: Record<string, unknown>, [key, fallback]) => {
+    const found = lookupKey(d, pythonString(key));
+    return found.found ? found.value : fallback === undefined ? null : fallback;
+  },
+  copy: (d: Record<string, unknown>) => ({ ...d }),
+};
+
+/** Python's str.format for `{}`, `{0}`, `{name}` fields. */
+function braceFormat(format: string, args: unknown[], kwargs: Record<string, unknown>): string {
+  let auto = 0;
+  return format.replace(/\{\{|\}\}|\{([^{}]*)\}/g, (all, field: string | undefined) => {
+    if (all === '{{') return '{';
+    if (all === '}}') return '}';
+    const name = (field ?? '').split(/[:!]/)[0]!;
+    if (name === '') return pythonString(args[auto++]);
+    if (/^[0-9]+$/.test(name)) return pythonString(args[Number(name)]);
+    if (!Object.prototype.hasOwnProperty.call(kwargs, name)) throw new ExpressionFault(`format: no value for "{${name}}"`);
+    return pythonString(kwargs[name]);
+  });
+}
+
+function methodsFor(value: unknown): Record<string, Method> | undefined {
+  if (typeof value === 'string') return STRING_METHODS;
+  if (Array.isArray(value)) return LIST_METHODS;
+  if (isPlainObject(value) && !(value instanceof UndefinedValue)) return MAPPING_METHODS;
+  return undefined;
+}
+
+/** What a filter running `map`/`select` calls back into. */
+const filterEnvironment: FilterEnvironment = {
+  filter: (name, value, args, kwargs) => applyFilter(name, value, args, kwargs),
+  test: (name, value, args, kwargs) => applyTest(name, value, args, kwargs, false),
+};
+
+function applyFilter(name: string, value: unknown, args: unknown[], kwargs: Record<string, unknown>): unknown {
+  const spec = Object.prototype.hasOwnProperty.call(FILTERS, name) ? FILTERS[name] : undefined;
+  if (!spec) throw new ExpressionFault(`unknown filter "${name}"`);
+  if (!spec.acceptsUndefined) defined(value);
+  args.forEach(defined);
+  try {
+    return spec.run(value, args, kwargs, filterEnvironment);
+  } catch (err) {
+    if (err instanceof ValueTypeError || err instanceof RegexError) throw new ExpressionFault(prefixed(name, err.message));
+    throw err;
+  }
+}
+
+/**
+ * Call one filter of the table from outside an expression (the Handlebars helpers): type errors become
+ * ValueTypeErrors, an undefined input an ExpressionFault, as inside expressions.
+ */
+export function callFilter(name: string, value: unknown, args: unknown[], kwargs: Record<string, unknown>): unknown {
+  try {
+    return applyFilter(name, value, args, kwargs);
+  } catch (err) {
+    if (err instanceof ExpressionFault) throw new ValueTypeError(err.message.replace(new RegExp(`^${name}: `), ''));
+    throw err;
+  }
+}
+
+/** Run one test of the table from outside an expression (the Handlebars `is` helper). */
+export function callTest(name: string, value: unknown, args: unknown[], kwargs: Record<string, unknown>): boolean {
+  try {
+    return applyTest(name, value, args, kwargs, false);
+  } catch (err) {
+    if (err instanceof ExpressionFault) throw new ValueTypeError(err.message);
+    throw err;
+  }
+}
+
+function applyTest(name: string, value: unknown, args: unknown[], kwargs: Record<string, unknown>, negate: boolean): boolean {
+  const spec = Object.prototype.hasOwnProperty.call(TESTS, name) ? TESTS[name] : undefined;
+  if (!spec) throw new ExpressionFault(`unknown test "${name}"`);
+  if (!spec.acceptsUndefined) defined(value);
+  args.forEach(defined);
+  try {
+    return spec.run(value, args, kwargs) !== negate;
+  } catch (err) {
+    if (err instanceof ValueTypeError || err instanceof RegexError) throw new ExpressionFault(prefixed(name, err.message));
+    throw err;
+  }
+}
+
+function prefixed(name: string, message: string): string {
+  return message.startsWith(`${name} `) || message.startsWith(`${name}:`) || message.startsWith(`the "${name}"`) ? message : `${name}: ${message}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Public API
+// Lookups: env, file, template, first_found (never pipe: nothing runs on the controller from a playbook)
 // ---------------------------------------------------------------------------------------------------------
 
-/** The expression without a `{{ }}` wrapper (people write `when: "{{ x }}"`), and where it starts. */
-function unwrap(expression: string): { body: string; offset: number } {
-  const wrapped = /^(\s*\{\{)([\s\S]*?)\}\}\s*$/.exec(expression);
-  if (wrapped && !wrapped[2]!.includes('{{') && !wrapped[2]!.includes('}}')) return { body: wrapped[2]!, offset: wrapped[1]!.length };
-  const inner = expression.indexOf('{{');
-  if (inner !== -1) throw new SyntaxFault('"{{ }}" cannot appear inside an expression: conditions are expressions already, write the variable bare', inner);
-  return { body: expression, offset: 0 };
+function lookupCandidates(vars: Vars, kind: 'files' | 'templates', path: string): string[] {
+  if (isAbsolute(path)) return [path];
+  const roots: string[] = [];
+  const rolePath = lookupKey(vars, 'role_path');
+  if (rolePath.found && typeof rolePath.value === 'string') roots.push(join(rolePath.value, kind), rolePath.value);
+  const playbookDir = lookupKey(vars, 'playbook_dir');
+  if (playbookDir.found && typeof playbookDir.value === 'string') roots.push(join(playbookDir.value, kind), playbookDir.value);
+  roots.push(join(process.cwd(), kind), process.cwd());
+  return roots.map((root) => join(root, path));
+}
+
+function findLookupFile(vars: Vars, kind: 'files' | 'templates', path: string): string | undefined {
+  return lookupCandidates(vars, kind, path).find((candidate) => existsSync(candidate));
+}
+
+function readLookupFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ExpressionFault(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+}
+
+const LOOKUPS: Record<string, (terms: unknown[], kwargs: Record<string, unknown>, scope: Scope) => unknown[]> = {
+  env: (terms, kwargs) => terms.map((term) => process.env[textArg(term, 'lookup env')] ?? (kwargs['default'] === undefined ? '' : kwargs['default'])),
+  file: (terms, kwargs, scope) =>
+    terms.map((term) => {
+      const path = textArg(term, 'lookup file');
+      const file = findLookupFile(scope.vars, 'files', path);
+      if (!file) throw new ExpressionFault(`lookup file: "${path}" not found (looked in ${lookupCandidates(scope.vars, 'files', path).join(', ')})`);
+      const content = readLookupFile(file);
+      return kwargs['rstrip'] === false ? content : content.replace(/\s+$/, '');
+    }),
+  template: (terms, _kwargs, scope) =>
+    terms.map((term) => {
+      const path = textArg(term, 'lookup template');
+      const file = findLookupFile(scope.vars, 'templates', path);
+      if (!file) throw new ExpressionFault(`lookup template: "${path}" not found (looked in ${lookupCandidates(scope.vars, 'templates', path).join(', ')})`);
+      const source = readLookupFile(file);
+      return padNewlines(renderNodes(parseOrFault(source), new Scope(scope.vars, scope.budget), source), source);
+    }),
+  first_found: (terms, kwargs, scope) => {
+    const candidates: string[] = [];
+    const paths: string[] = [];
+    const add = (term: unknown) => {
+      if (Array.isArray(term)) term.forEach(add);
+      else if (isPlainObject(term)) {
+        const files = (term as Record<string, unknown>)['files'];
+        const dirs = (term as Record<string, unknown>)['paths'];
+        for (const f of Array.isArray(files) ? files : files === undefined ? [] : [files]) candidates.push(textArg(f, 'first_found files'));
+        for (const p of Array.isArray(dirs) ? dirs : dirs === undefined ? [] : [dirs]) paths.push(textArg(p, 'first_found paths'));
+      } else candidates.push(textArg(term, 'first_found'));
+    };
+    terms.forEach(add);
+    for (const name of candidates) {
+      const options = paths.length ? paths.map((p) => join(p, name)) : [name];
+      for (const option of options) {
+        const file = findLookupFile(scope.vars, 'files', option);
+        if (file) return [file];
+      }
+    }
+    if (isTruthy(kwargs['skip']) || isTruthy(kwargs['errors'] === 'ignore')) return [];
+    throw new ExpressionFault(`lookup first_found: none of ${candidates.map((c) => JSON.stringify(c)).join(', ')} was found`);
+  },
+};
+
+function callLookup(kind: 'lookup' | 'query', args: unknown[], kwargs: Record<string, unknown>, scope: Scope): unknown {
+  const [nameArg, ...terms] = args;
+  const name = textArg(nameArg, kind);
+  const plugin = name.replace(/^ansible\.builtin\./, '');
+  if (plugin === 'pipe') throw new ExpressionFault(`lookup "pipe" is not supported: nothing runs on the controller from a playbook (use a task on the host)`);
+  if (!Object.prototype.hasOwnProperty.call(LOOKUPS, plugin)) throw new ExpressionFault(`unknown lookup "${name}" (lookups: ${Object.keys(LOOKUPS).join(', ')})`);
+  const results = LOOKUPS[plugin]!(terms.map(defined), kwargs, scope);
+  if (kind === 'query' || isTruthy(kwargs['wantlist'])) return results;
+  return plugin === 'first_found' ? (results[0] ?? '') : results.map((r) => pythonString(r)).join(',');
+}
+
+/** Functions callable by name in expressions. */
+const GLOBALS: Record<string, (args: unknown[], kwargs: Record<string, unknown>, scope: Scope) => unknown> = {
+  range: (args) => numberRange(args[0], args[1], args[2]),
+  lookup: (args, kwargs, scope) => callLookup('lookup', args, kwargs, scope),
+  query: (args, kwargs, scope) => callLookup('query', args, kwargs, scope),
+  q: (args, kwargs, scope) => callLookup('query', args, kwargs, scope),
+  undef: (args) => new UndefinedValue('undef()', 'undef()', args[0] === undefined ? 'undef() is never defined' : pythonString(args[0])),
+  dict: (args, kwargs) => ({ ...(args[0] === undefined ? {} : (filterCall('dict', defined(args[0]), []) as Record<string, unknown>)), ...kwargs }),
+};
+
+function evalArgs(nodes: Expr[], kwargs: Array<[string, Expr]>, scope: Scope): { args: unknown[]; kwargs: Record<string, unknown> } {
+  const named: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const [name, node] of kwargs) named[name] = defined(evalNode(node, scope));
+  return { args: nodes.map((node) => evalNode(node, scope)), kwargs: named };
+}
+
+/** Run `body`, placing a fault raised directly by this node at its position. */
+function placed<T>(pos: number, body: () => T): T {
+  try {
+    return body();
+  } catch (err) {
+    if (err instanceof ExpressionFault) throw new PlacedFault(err, pos);
+    if (err instanceof ValueTypeError || err instanceof RegexError) throw new PlacedFault(new ExpressionFault(err.message), pos);
+    throw err;
+  }
+}
+
+function evalNode(node: Expr, scope: Scope): unknown {
+  switch (node.kind) {
+    case 'literal':
+      return node.value;
+    case 'name':
+      return scope.resolve(node.name);
+    case 'attr': {
+      const object = evalNode(node.object, scope);
+      const path = pathOf(node);
+      if (object instanceof UndefinedValue) return object.extend(path);
+      return readKey(object, node.name, path, pathOf(node.object));
+    }
+    case 'index': {
+      const object = evalNode(node.object, scope);
+      const key = placed(startOf(node.key), () => defined(evalNode(node.key, scope)));
+      const path = `${pathOf(node.object)}[${JSON.stringify(key)}]`;
+      if (object instanceof UndefinedValue) return object.extend(path);
+      if (typeof key !== 'string' && typeof key !== 'number') {
+        // Jinja's getitem fails on a list or mapping key, and the result is undefined.
+        return new UndefinedValue(path, path, `a key must be text or a number, got ${describeValue(key)}`);
+      }
+      if (typeof key === 'number' && (Array.isArray(object) || typeof object === 'string')) {
+        const index = key < 0 ? object.length + key : key;
+        if (Number.isInteger(index) && index >= 0 && index < object.length) return object[index];
+        return new UndefinedValue(path, path, `the ${Array.isArray(object) ? 'list' : 'string'} has ${object.length} items`);
+      }
+      return readKey(object, String(key), path, pathOf(node.object));
+    }
+    case 'slice': {
+      const object = placed(node.pos, () => defined(evalNode(node.object, scope)));
+      const part = (p?: Expr) => (p === undefined ? undefined : defined(evalNode(p, scope)));
+      return placed(node.pos, () => sliceOf(object, part(node.start), part(node.stop), part(node.step)));
+    }
+    case 'list':
+    case 'tuple':
+      return node.items.map((item) => evalNode(item, scope));
+    case 'dict': {
+      const out: Record<string, unknown> = {};
+      for (const [keyNode, valueNode] of node.entries) {
+        const key = placed(keyNode.pos, () => defined(evalNode(keyNode, scope)));
+        out[typeof key === 'string' ? key : pythonString(key)] = evalNode(valueNode, scope);
+      }
+      return out;
+    }
+    case 'not':
+      return !isTruthy(placed(startOf(node.operand), () => defined(evalNode(node.operand, scope))));
+    case 'neg': {
+      const value = placed(startOf(node.operand), () => defined(evalNode(node.operand, scope)));
+      return placed(node.pos, () => (node.sign === '-' ? -asNumber(value, '-') : asNumber(value, '+')));
+    }
+    case 'and':
+    case 'or': {
+      const left = placed(startOf(node.left), () => defined(evalNode(node.left, scope)));
+      if (isTruthy(left) === (node.kind === 'or')) return left;
+      return evalNode(node.right, scope);
+    }
+    case 'binary': {
+      const left = placed(startOf(node.left), () => defined(evalNode(node.left, scope)));
+      const right = placed(startOf(node.right), () => defined(evalNode(node.right, scope)));
+      return placed(node.pos, () => binary(node.op, left, right));
+    }
+    case 'compare': {
+      let left = placed(startOf(node.first), () => defined(evalNode(node.first, scope)));
+      for (const { op, operand } of node.rest) {
+        const right = placed(startOf(operand), () => defined(evalNode(operand, scope)));
+        if (!placed(startOf(operand), () => compare(op, left, right))) return false;
+        left = right;
+      }
+      return true;
+    }
+    case 'filter': {
+      const value = evalNode(node.operand, scope);
+      const { args, kwargs } = evalArgs(node.args, node.kwargs, scope);
+      return placed(node.pos, () => applyFilter(node.name, value, args, kwargs));
+    }
+    case 'test': {
+      const value = evalNode(node.operand, scope);
+      const { args, kwargs } = evalArgs(node.args, node.kwargs, scope);
+      return placed(node.pos, () => applyTest(node.name, value, args, kwargs, node.negate));
+    }
+    case 'cond': {
+      const test = placed(startOf(node.test), () => defined(evalNode(node.test, scope)));
+      if (isTruthy(test)) return evalNode(node.then, scope);
+      return node.otherwise === undefined ? new UndefinedValue('the else branch of an inline if', 'the else branch of an inline if', 'the inline if has no else') : evalNode(node.otherwise, scope);
+    }
+    case 'call':
+      return evalCall(node as Expr & { kind: 'call' }, scope);
+  }
+}
+
+function evalCall(node: Expr & { kind: 'call' }, scope: Scope): unknown {
+  const { callee } = node;
+  if (callee.kind === 'name' && Object.prototype.hasOwnProperty.call(GLOBALS, callee.name)) {
+    const { args, kwargs } = evalArgs(node.args, node.kwargs, scope);
+    return placed(callee.pos, () => GLOBALS[callee.name]!(callee.name === 'undef' ? args : args.map(defined), kwargs, scope));
+  }
+  if (callee.kind === 'attr') {
+    const self = placed(startOf(callee.object), () => defined(evalNode(callee.object, scope)));
+    const methods = methodsFor(self);
+    if (methods && Object.prototype.hasOwnProperty.call(methods, callee.name)) {
+      const { args, kwargs } = evalArgs(node.args, node.kwargs, scope);
+      return placed(callee.pos, () => methods[callee.name]!(self as never, args.map(defined), kwargs));
+    }
+    // Jinja reads the attribute (undefined) and calling it is an undefined-variable error, as here.
+    throw new PlacedFault(new ExpressionFault(`${describeValue(self)} has no method "${callee.name}()"`, undefined, true), callee.pos);
+  }
+  const name = callee.kind === 'name' ? callee.name : pathOf(callee);
+  const hint = Object.prototype.hasOwnProperty.call(FILTERS, name) ? ` ("${name}" is a filter: write value | ${name}(...))` : Object.prototype.hasOwnProperty.call(TESTS, name) ? ` ("${name}" is a test: write value is ${name}(...))` : '';
+  throw new PlacedFault(new ExpressionFault(`"${name}" cannot be called${hint} (functions: ${Object.keys(GLOBALS).join(', ')})`), callee.pos);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Templates
+// ---------------------------------------------------------------------------------------------------------
+
+function countIteration(scope: Scope, pos: number): void {
+  scope.budget.iterations += 1;
+  if (scope.budget.iterations > MAX_LOOP_ITERATIONS) {
+    throw new PlacedFault(new ExpressionFault(`more than ${MAX_LOOP_ITERATIONS} loop iterations in one template`), pos);
+  }
+}
+
+function renderNodes(nodes: TemplateNode[], scope: Scope, source: string): string {
+  let out = '';
+  const emit = (piece: string, pos: number) => {
+    scope.budget.output += piece.length;
+    if (scope.budget.output > MAX_OUTPUT_CHARS) {
+      throw new PlacedFault(new ExpressionFault(`the template's output passed ${MAX_OUTPUT_CHARS / 1024 / 1024} MiB`), pos);
+    }
+    out += piece;
+  };
+  for (const node of nodes) {
+    switch (node.kind) {
+      case 'text':
+        emit(node.text, node.pos);
+        break;
+      case 'output': {
+        const value = placed(startOf(node.expr), () => defined(evalNode(node.expr, scope)));
+        emit(pythonString(value), node.pos);
+        break;
+      }
+      case 'set': {
+        const value = evalNode(node.value, scope);
+        if (node.targets.length === 1) scope.set(node.targets[0]!, value);
+        else unpack(node.targets, value, node.pos).forEach((v, i) => scope.set(node.targets[i]!, v));
+        break;
+      }
+      case 'if': {
+        let done = false;
+        for (const branch of node.branches) {
+          if (isTruthy(placed(startOf(branch.test), () => defined(evalNode(branch.test, scope))))) {
+            emit(renderNodes(branch.body, scope, source), node.pos);
+            done = true;
+            break;
+          }
+        }
+        if (!done && node.otherwise) emit(renderNodes(node.otherwise, scope, source), node.pos);
+        break;
+      }
+      case 'for': {
+        const collection = placed(startOf(node.iterable), () => defined(evalNode(node.iterable, scope)));
+        let items: unknown[];
+        if (Array.isArray(collection)) items = collection;
+        else if (isPlainObject(collection)) items = Object.keys(collection);
+        else if (typeof collection === 'string') items = [...collection];
+        else throw new PlacedFault(new ExpressionFault(`cannot loop over ${describeValue(collection)}`), node.iterable.pos);
+        if (node.filter) {
+          const test = node.filter;
+          items = items.filter((item) => {
+            scope.push();
+            try {
+              bindTargets(scope, node.targets, item, node.pos);
+              return isTruthy(defined(evalNode(test, scope)));
+            } finally {
+              scope.pop();
+            }
+          });
+        }
+        if (items.length === 0 && node.otherwise) {
+          emit(renderNodes(node.otherwise, scope, source), node.pos);
+          break;
+        }
+        items.forEach((item, index) => {
+          countIteration(scope, node.pos);
+          scope.push();
+          try {
+            bindTargets(scope, node.targets, item, node.pos);
+            scope.set('loop', {
+              index: index + 1,
+              index0: index,
+              revindex: items.length - index,
+              revindex0: items.length - index - 1,
+              first: index === 0,
+              last: index === items.length - 1,
+              length: items.length,
+              previtem: index > 0 ? items[index - 1] : new UndefinedValue('loop.previtem', 'loop.previtem', 'the first item has none'),
+              nextitem: index < items.length - 1 ? items[index + 1] : new UndefinedValue('loop.nextitem', 'loop.nextitem', 'the last item has none'),
+              depth: 1,
+              depth0: 0,
+            });
+            emit(renderNodes(node.body, scope, source), node.pos);
+          } finally {
+            scope.pop();
+          }
+        });
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+function unpack(targets: string[], value: unknown, pos: number): unknown[] {
+  const items = Array.isArray(value) ? value : typeof value === 'string' ? [...value] : undefined;
+  if (!items || items.length !== targets.length) {
+    throw new PlacedFault(new ExpressionFault(`cannot unpack ${describeValue(value)} into ${targets.length} names (${targets.join(', ')})`), pos);
+  }
+  return items;
+}
+
+function bindTargets(scope: Scope, targets: string[], item: unknown, pos: number): void {
+  if (targets.length === 1) scope.set(targets[0]!, item);
+  else unpack(targets, item, pos).forEach((v, i) => scope.set(targets[i]!, v));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Parsing with caches, and the errors users see
+// ---------------------------------------------------------------------------------------------------------
+
+const CACHE_LIMIT = 5000;
+const expressionCache = new Map<string, Expr>();
+const templateCache = new Map<string, TemplateNode[]>();
+
+function remember<T>(cache: Map<string, T>, key: string, value: T): T {
+  if (cache.size >= CACHE_LIMIT) cache.clear();
+  cache.set(key, value);
+  return value;
+}
+
+function parseOrFault(source: string): TemplateNode[] {
+  const cached = templateCache.get(source);
+  if (cached) return cached;
+  try {
+    const nodes = parseTemplate(source);
+    validateTemplate(nodes);
+    return remember(templateCache, source, nodes);
+  } catch (err) {
+    if (err instanceof SyntaxFault) throw new ExpressionFault(`template syntax error: ${err.message}`);
+    throw err;
+  }
 }
 
 function shorten(text: string): string {
@@ -888,71 +855,126 @@ function shorten(text: string): string {
   return oneLine.length > 160 ? `${oneLine.slice(0, 159)}…` : oneLine;
 }
 
-function syntaxError(expression: string, fault: SyntaxFault, origin: SourceLocation | undefined): CairnError {
-  const before = expression.slice(0, fault.pos);
-  const line = before.split('\n').length;
-  const col = fault.pos - (before.lastIndexOf('\n') + 1) + 1;
-  const where = expression.includes('\n') ? `line ${line}, col ${col}` : `col ${col}`;
-  return inputError(`invalid expression "${shorten(expression)}": ${fault.message} (at ${where})`, origin, caretSnippet(expression, line, col) || undefined);
+function lineCol(source: string, pos: number): { line: number; col: number } {
+  const before = source.slice(0, pos);
+  return { line: before.split('\n').length, col: pos - (before.lastIndexOf('\n') + 1) + 1 };
 }
 
-function compileOrThrow(expression: string, origin: SourceLocation | undefined): CompiledExpression {
+function where(source: string, pos: number): string {
+  const { line, col } = lineCol(source, pos);
+  return source.includes('\n') ? `line ${line}, col ${col}` : `col ${col}`;
+}
+
+function snippet(source: string, pos: number): string | undefined {
+  const { line, col } = lineCol(source, pos);
+  return caretSnippet(source, line, col) || undefined;
+}
+
+/** The part of the source a fault points at: the token there, for "the failing part". */
+function partAt(source: string, pos: number): string {
+  const match = /^[A-Za-z_][\w.]*|^\S{1,20}/.exec(source.slice(pos));
+  return match ? match[0] : '';
+}
+
+function syntaxError(kind: 'expression' | 'template', source: string, fault: SyntaxFault, origin: SourceLocation | undefined): CairnError {
+  return inputError(`invalid ${kind} "${shorten(source)}": ${fault.message} (at ${where(source, fault.pos)})`, origin, snippet(source, fault.pos));
+}
+
+function evaluationError(kind: 'expression' | 'template', source: string, err: unknown, origin: SourceLocation | undefined): CairnError {
+  if (err instanceof CairnError) return err;
+  let fault: ExpressionFault;
+  let pos: number | undefined;
+  if (err instanceof PlacedFault) {
+    fault = err.fault;
+    pos = err.pos;
+  } else if (err instanceof ExpressionFault) {
+    fault = err;
+  } else if (err instanceof ValueTypeError || err instanceof RegexError) {
+    fault = new ExpressionFault(err.message);
+  } else if (err instanceof RangeError) {
+    fault = new ExpressionFault(`cannot evaluate: ${err.message}`);
+  } else {
+    throw err;
+  }
+  const at = pos === undefined ? '' : ` (at ${where(source, pos)}: "${partAt(source, pos)}")`;
+  const message = `${fault.message} in ${kind} "${shorten(source)}"${at}${fault.hint ? ` (${fault.hint})` : ''}`;
+  const detail = pos === undefined ? undefined : snippet(source, pos);
+  if (fault.undefinedVariable) return new UndefinedVariableError(message, { kind: 'input', location: origin, detail });
+  return inputError(message, origin, detail);
+}
+
+/** A condition may be written wrapped (`when: "{{ x }}"`): the expression inside, and where it starts. */
+function unwrap(expression: string): { body: string; offset: number } {
+  const wrapped = /^(\s*\{\{)([\s\S]*?)\}\}\s*$/.exec(expression);
+  if (wrapped && !wrapped[2]!.includes('{{') && !wrapped[2]!.includes('}}')) return { body: wrapped[2]!, offset: wrapped[1]!.length };
+  return { body: expression, offset: 0 };
+}
+
+/** Parse an expression (a `when:` condition, or the inside of `{{ }}`); a syntax error is a CairnError. */
+export function parseExpression(expression: string, origin?: SourceLocation): Expr {
+  const cached = expressionCache.get(expression);
+  if (cached) return cached;
+  const { offset } = unwrap(expression);
   try {
-    const { body, offset } = unwrap(expression);
-    try {
-      return compile(body);
-    } catch (err) {
-      if (err instanceof SyntaxFault) throw new SyntaxFault(err.message, err.pos + offset);
-      throw err;
-    }
+    const source = offset === 0 ? expression : expression.slice(0, expression.lastIndexOf('}}'));
+    const inner = source.indexOf('{{', offset);
+    if (inner !== -1) throw new SyntaxFault('"{{ }}" cannot appear inside an expression: conditions are expressions already, write the variable bare', inner);
+    const tree = parseExpressionAt(source, offset).expr;
+    validate(tree);
+    return remember(expressionCache, expression, tree);
   } catch (err) {
-    if (err instanceof SyntaxFault) throw syntaxError(expression, err, origin);
+    if (err instanceof SyntaxFault) throw syntaxError('expression', expression, err, origin);
     throw err;
   }
 }
 
-/** Fail on an undefined value left in the result (also inside a list literal). */
-function settle(value: unknown): unknown {
+/** Parse a template (text with `{{ }}`, `{% %}`, `{# #}`); a syntax error is a CairnError. */
+export function parseTemplateText(text: string, origin?: SourceLocation): TemplateNode[] {
+  const cached = templateCache.get(text);
+  if (cached) return cached;
+  try {
+    const nodes = parseTemplate(text);
+    validateTemplate(nodes);
+    return remember(templateCache, text, nodes);
+  } catch (err) {
+    if (err instanceof SyntaxFault) throw syntaxError('template', text, err, origin);
+    throw err;
+  }
+}
+
+/** Settle a result: an undefined value left in it (also inside a list or mapping) is an error. */
+function settle(value: unknown, depth = 0): unknown {
   if (value instanceof UndefinedValue) defined(value);
-  if (Array.isArray(value)) value.forEach(settle);
+  if (depth > 100) return value;
+  if (Array.isArray(value)) value.forEach((item) => settle(item, depth + 1));
+  else if (isPlainObject(value)) Object.values(value).forEach((item) => settle(item, depth + 1));
   return value;
 }
 
 /**
  * Evaluate an expression against the variables. A syntax error, an undefined variable used anywhere but
- * under `default`/`is defined`, or a type mismatch is a CairnError at `origin` quoting the expression.
+ * under `default`/`is defined`, or a type mismatch is a CairnError at `origin` quoting the expression and
+ * the failing part.
  */
 export function evaluate(expression: string, vars: Vars, origin?: SourceLocation): unknown {
   if (typeof expression !== 'string') throw inputError(`expected an expression (text), got ${describeValue(expression)}`, origin);
-  const compiled = compileOrThrow(expression, origin);
-  const outer = firstFailure;
-  firstFailure = undefined;
+  const tree = parseExpression(expression, origin);
   try {
-    return settle(compiled.evaluate(vars));
-  } catch (thrown) {
-    const err = recordedFailure()?.error ?? thrown;
-    // A variable whose own template failed while being read (the engine renders them lazily) already
-    // names its own place.
-    if (err instanceof CairnError) throw err;
-    if (err instanceof ExpressionFault) {
-      return failWith(`${err.message} in expression "${shorten(expression)}"${err.hint ? ` (${err.hint})` : ''}`, origin);
-    }
-    const message = err instanceof Error ? err.message : String(err);
-    return failWith(`cannot evaluate expression "${shorten(expression)}": ${message}`, origin);
-  } finally {
-    firstFailure = outer;
+    const value = evalNode(tree, new Scope(vars));
+    return placed(startOf(tree), () => settle(value));
+  } catch (err) {
+    throw evaluationError('expression', expression, err, origin);
   }
 }
 
-function failWith(message: string, origin: SourceLocation | undefined): never {
-  throw inputError(message, origin);
-}
-
-/** Evaluate a condition; the result's truthiness is Python's (empty list/string, 0 and null are false). */
+/** Evaluate a condition; the result's truthiness is Python's (empty list/mapping/string, 0 and None are false). */
 export function evaluateCondition(expression: string | boolean, vars: Vars, origin?: SourceLocation): boolean {
   if (typeof expression !== 'string') return isTruthy(expression);
   return isTruthy(evaluate(expression, vars, origin));
 }
+
+/** Ansible's truthiness, the one rule for `when`, `assert`, `failed_when`...: exported for modules. */
+export { isTruthy };
 
 /** A `when:` list: every condition must hold; evaluation stops at the first false one, as Ansible's. */
 export function evaluateAll(conditions: ReadonlyArray<string | boolean>, vars: Vars, origin?: SourceLocation): boolean {
@@ -961,3 +983,62 @@ export function evaluateAll(conditions: ReadonlyArray<string | boolean>, vars: V
   }
   return true;
 }
+
+/** Render a template string to text (Python's str() of each `{{ }}`). */
+export function renderTemplateString(text: string, vars: Vars, origin?: SourceLocation): string {
+  if (!hasTemplateMarkup(text)) return text;
+  const nodes = parseTemplateText(text, origin);
+  try {
+    return padNewlines(renderNodes(nodes, new Scope(vars), text), text);
+  } catch (err) {
+    throw evaluationError('template', text, err, origin);
+  }
+}
+
+/**
+ * Render a YAML value: strings are templates, lists and mappings are walked. A string that is exactly one
+ * `{{ expr }}` yields the expression's value itself, so lists, numbers and booleans keep their type.
+ */
+export function renderValue(value: unknown, vars: Vars, origin?: SourceLocation, depth = 0): unknown {
+  if (typeof value === 'string') {
+    if (!hasTemplateMarkup(value)) return value;
+    const nodes = parseTemplateText(value, origin);
+    if (nodes.length === 1 && nodes[0]!.kind === 'output') {
+      const only = nodes[0];
+      try {
+        return settle(placed(startOf(only.expr), () => defined(evalNode(only.expr, new Scope(vars)))));
+      } catch (err) {
+        throw evaluationError('template', value, err, origin);
+      }
+    }
+    try {
+      return padNewlines(renderNodes(nodes, new Scope(vars), value), value);
+    } catch (err) {
+      throw evaluationError('template', value, err, origin);
+    }
+  }
+  if (depth > 100) throw inputError('value nested more than 100 levels deep', origin);
+  if (Array.isArray(value)) return value.map((item) => renderValue(item, vars, origin, depth + 1));
+  if (isPlainObject(value)) {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) out[key] = renderValue(item, vars, origin, depth + 1);
+    return out;
+  }
+  return value;
+}
+
+/** Parse every template in a value (strings, lists, mappings) without evaluating: for --syntax-check. */
+export function checkSyntax(value: unknown, origin?: SourceLocation, depth = 0): void {
+  if (typeof value === 'string') {
+    if (hasTemplateMarkup(value)) parseTemplateText(value, origin);
+    return;
+  }
+  if (depth > 100) return;
+  if (Array.isArray(value)) value.forEach((item) => checkSyntax(item, origin, depth + 1));
+  else if (isPlainObject(value)) Object.values(value).forEach((item) => checkSyntax(item, origin, depth + 1));
+}
+
+/** Names of the filters and tests expressions accept (the one table, filters.ts). */
+export const EXPRESSION_FILTERS: readonly string[] = Object.keys(FILTERS);
+export const EXPRESSION_TESTS: readonly string[] = Object.keys(TESTS);
+export { hasTemplateMarkup };

@@ -8,10 +8,14 @@ import { basename, join } from 'node:path';
 import Handlebars from 'handlebars';
 import { CairnError, caretSnippet, formatLocation, inputError, type SourceLocation } from '../util/errors.js';
 import { describeFsError } from '../util/yaml-source.js';
-import { isPlainObject, type Vars } from '../util/vars.js';
+import { type Vars } from '../util/vars.js';
 import type { Templater } from './types.js';
+import { renderTemplateString, renderValue } from './expr.js';
+import { FILTERS, UndefinedValue } from './filters.js';
+import { callFilter, callTest } from './expr.js';
 import {
-  HELPER_NAMES,
+  TEMPLATE_ONLY_HELPERS,
+  ValueTypeError,
   TemplateFault,
   UndefinedVariableError,
   describeAvailable,
@@ -19,8 +23,44 @@ import {
   registerHelpers,
   type Lookup,
   type HelperEnvironment,
+  type HelperSpec,
   type TemplatePosition,
 } from './helpers.js';
+
+/**
+ * Every filter of the one table as a helper with the same meaning: `{{join xs ","}}` is `xs | join(",")`,
+ * hash arguments are keyword arguments (`{{regex_replace x "a" "b" ignorecase=true}}`).
+ */
+const FILTER_HELPERS: Record<string, HelperSpec> = Object.fromEntries([
+  // is VALUE "TEST" ARGS...: a test of the table (`{{#if (is v "version" "8.0" ">=")}}`).
+  [
+    'is',
+    {
+      acceptsUndefined: true,
+      minArgs: 2,
+      run: ([value, test, ...args]: unknown[], hash: Record<string, unknown>) => {
+        const subject = value === undefined ? new UndefinedValue('the value', 'the value', 'it is not defined') : value;
+        return callTest(String(test), subject, args, hash);
+      },
+    },
+  ],
+  ...Object.entries(FILTERS).map(([name, spec]) => [
+    name,
+    {
+      acceptsUndefined: spec.acceptsUndefined,
+      minArgs: name === 'default' ? 2 : 1,
+      run: ([value, ...args]: unknown[], hash: Record<string, unknown>) => {
+        const subject = value === undefined ? new UndefinedValue('the value', 'the value', 'it is not defined') : value;
+        const result = callFilter(name, subject, args, hash);
+        if (result instanceof UndefinedValue) throw new ValueTypeError(result.describe());
+        return result;
+      },
+    },
+  ]),
+]);
+
+/** Names of the helpers templates can call (Handlebars' block helpers come on top). */
+export const HELPER_NAMES: readonly string[] = [...new Set([...Object.keys(FILTER_HELPERS), ...TEMPLATE_ONLY_HELPERS])].sort();
 
 /** Templates larger than this are refused: a config template this big is a mistake (a binary, a log). */
 export const MAX_TEMPLATE_BYTES = 4 * 1024 * 1024;
@@ -61,43 +101,36 @@ class HandlebarsTemplater implements Templater {
 
   constructor(private readonly partialsDirs: readonly string[]) {
     installSafeLookups(this.env);
-    registerHelpers(this.env as unknown as HelperEnvironment, (error, context) => this.noteScope(error, context));
+    registerHelpers(this.env as unknown as HelperEnvironment, (error, context) => this.noteScope(error, context), FILTER_HELPERS);
     for (const dir of partialsDirs) {
       for (const file of listPartials(dir)) this.partialFiles.set(basename(file, '.hbs'), file);
     }
     for (const [name, file] of this.partialFiles) this.env.registerPartial(name, this.partial(file));
   }
 
+  /** YAML values speak Ansible's expression language (expr.ts); only template files are Handlebars. */
   renderValue(value: unknown, vars: Vars, origin: SourceLocation): unknown {
-    if (typeof value === 'string') {
-      const path = this.singlePath(value);
-      return path === undefined ? this.renderString(value, vars, origin) : resolveRawPath(path, value, vars, origin);
-    }
-    if (Array.isArray(value)) return value.map((item) => this.renderValue(item, vars, origin));
-    if (isPlainObject(value)) {
-      const rendered: Record<string, unknown> = {};
-      for (const [key, item] of Object.entries(value)) rendered[key] = this.renderValue(item, vars, origin);
-      return rendered;
-    }
-    return value;
+    return renderValue(value, vars, origin);
   }
 
   renderString(text: string, vars: Vars, origin: SourceLocation): string {
-    if (!text.includes('{{')) return text;
+    return renderTemplateString(text, vars, origin);
+  }
+
+  renderHandlebars(text: string, vars: Vars, origin: SourceLocation): string {
     return this.render(text, vars, { kind: 'inline', origin, text });
   }
 
   renderFile(path: string, vars: Vars): string {
-    return this.render(readTemplate(path), vars, { kind: 'file', file: path });
-  }
-
-  /** The path of a string that is exactly one `{{ path }}` (not a helper), else undefined. */
-  private singlePath(text: string): string | undefined {
-    const inner = /^\{\{\{\s*([^{}]*?)\s*\}\}\}$/.exec(text) ?? /^\{\{~?\s*([^{}]*?)\s*~?\}\}$/.exec(text);
-    if (!inner || !PLAIN_PATH.test(inner[1]!) || inner[1] === 'else') return undefined;
-    // A single name that is a helper (`{{ json }}`) is a helper call in Handlebars, so render it as one.
-    if (!/[./[]/.test(inner[1]!) && Object.prototype.hasOwnProperty.call(this.env.helpers, inner[1]!)) return undefined;
-    return inner[1];
+    const source = readTemplate(path);
+    if (/\{%/.test(source)) {
+      const line = source.slice(0, source.indexOf('{%')).split('\n').length;
+      throw inputError(
+        `this is a Jinja template ("{%" at line ${line}); template files are Handlebars: convert it with \`cairn template convert ${path} -o ${path.replace(/\.j2$/, '')}.hbs\``,
+        { file: path, line },
+      );
+    }
+    return this.render(source, vars, { kind: 'file', file: path });
   }
 
   private render(source: string, vars: Vars, origin: Origin): string {
@@ -258,10 +291,6 @@ interface Problem {
   detail?: string;
 }
 
-/** A path Handlebars would look up: `a.b`, `this.a`, `../a`, `@root.a`, `list.[0]`. */
-const SEGMENT = String.raw`(?:[A-Za-z_$][\w$-]*|\[[^\]]*\])`;
-const PLAIN_PATH = new RegExp(String.raw`^(?:this|(?:@root[./]|this[./]|\./|(?:\.\./)+)?${SEGMENT}(?:[./]${SEGMENT})*)$`);
-
 /**
  * Strict mode's own check (`container.strict`) tests `name in obj`: it finds `constructor`, `toString` and
  * the other prototype members (rendering "" instead of failing) and throws a TypeError, without position,
@@ -362,23 +391,6 @@ function installSafeLookups(env: HandlebarsEnv): void {
   // Block bodies are compiled by `new this.compiler()`: without this they would use the base class.
   Safe.prototype.compiler = Safe;
   holder.JavaScriptCompiler = Safe;
-}
-
-/** A `{{ path }}` task argument resolved to its value, with the same errors as rendering would give. */
-function resolveRawPath(path: string, text: string, vars: Vars, origin: SourceLocation): unknown {
-  if (path === 'this') return vars;
-  const segments = pathSegments(path.replace(/^(@root|this)[./]|^\.\//, ''));
-  let value: unknown = vars;
-  for (let i = 0; i < segments.length; i++) {
-    const found = templateLookup(value, segments[i]!);
-    if (!found.found) {
-      const missing = { missing: segments.slice(0, i + 1).join('.'), available: describeAvailable(value, segments[i]!) };
-      const col = text.indexOf(path) + 1;
-      throw new UndefinedVariableError(`${undefinedMessage(path, missing)} in "${shorten(text)}"`, { kind: 'input', location: origin, detail: caretSnippet(text, 1, col) });
-    }
-    value = found.value;
-  }
-  return value;
 }
 
 /**

@@ -6,10 +6,8 @@
  * mapping is false), equality (deep, no string/number coercion) and ordering (only like with like).
  */
 import { isIP } from 'node:net';
-import { posix } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
 import { CairnError } from '../util/errors.js';
-import { quote } from '../transport/quote.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Value semantics
@@ -204,7 +202,7 @@ export function scalarText(value: unknown, what: string): string {
 }
 
 /** Edit distance, for "did you mean" suggestions; small inputs only. */
-function editDistance(a: string, b: string): number {
+export function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     let diagonal = row[0]!;
@@ -240,63 +238,6 @@ export function describeAvailable(container: unknown, missing: string): string {
     .map(({ name }) => name);
   if (close.length === 0) return `${names.length} names at this level, none like "${missing}"`;
   return `available at this level, among ${names.length}: ${close.join(', ')}, …`;
-}
-
-/**
- * A Python regular expression as a JavaScript one: named groups `(?P<n>…)` and `(?P=n)`, and leading inline
- * flags `(?i)`/`(?m)`/`(?s)`. Anything JavaScript cannot compile is a ValueTypeError naming the pattern.
- */
-export function pythonRegex(pattern: string, extraFlags = ''): RegExp {
-  let source = pattern;
-  let flags = extraFlags;
-  const inline = /^\(\?([imsx]+)\)/.exec(source);
-  if (inline) {
-    if (inline[1]!.includes('x')) throw new ValueTypeError(`regular expression ${JSON.stringify(pattern)}: the verbose flag (?x) is not supported`);
-    flags += inline[1];
-    source = source.slice(inline[0].length);
-  }
-  source = source.replace(/\(\?P<([A-Za-z_][A-Za-z0-9_]*)>/g, '(?<$1>').replace(/\(\?P=([A-Za-z_][A-Za-z0-9_]*)\)/g, '\\k<$1>');
-  try {
-    return new RegExp(source, [...new Set(flags)].join(''));
-  } catch (err) {
-    const reason = err instanceof Error ? err.message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '') : String(err);
-    throw new ValueTypeError(`invalid regular expression ${JSON.stringify(pattern)}: ${reason}`);
-  }
-}
-
-/** A Python `re.sub` replacement (`\1`, `\g<1>`, `\g<name>`) as a JavaScript one; a literal `$` stays literal. */
-export function pythonReplacement(replacement: string): string {
-  let out = '';
-  for (let i = 0; i < replacement.length; i++) {
-    const ch = replacement[i]!;
-    if (ch === '$') {
-      out += '$$';
-    } else if (ch === '\\' && i + 1 < replacement.length) {
-      const rest = replacement.slice(i + 1);
-      const numbered = /^([0-9]{1,2})/.exec(rest);
-      const group = /^g<([A-Za-z_][A-Za-z0-9_]*|[0-9]+)>/.exec(rest);
-      if (numbered) {
-        out += `$${numbered[1]}`;
-        i += numbered[1]!.length;
-      } else if (group) {
-        out += /^[0-9]+$/.test(group[1]!) ? `$${group[1]}` : `$<${group[1]}>`;
-        i += group[0].length;
-      } else {
-        const escapes: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\' };
-        out += Object.prototype.hasOwnProperty.call(escapes, rest[0]!) ? escapes[rest[0]!] : `\\${rest[0]}`;
-        i += 1;
-      }
-    } else {
-      out += ch;
-    }
-  }
-  return out;
-}
-
-/** Python's `re.sub(pattern, replacement, text)`: every match replaced. */
-export function regexReplace(text: string, pattern: string, replacement: string, flags = ''): string {
-  const regex = pythonRegex(pattern, `${flags}g`);
-  return text.replace(regex, pythonReplacement(replacement));
 }
 
 /** A whole number from a number or a decimal string; anything else is a ValueTypeError. */
@@ -393,39 +334,17 @@ function text(value: unknown, what: string): string {
   return scalarText(value, what);
 }
 
-function list(value: unknown, what: string): unknown[] {
-  if (!Array.isArray(value)) throw new ValueTypeError(`${what} needs a list, got ${describeValue(value)}`);
-  return value;
-}
-
 function mapping(value: unknown, what: string): Record<string, unknown> {
   if (!isMapping(value)) throw new ValueTypeError(`${what} needs a mapping, got ${describeValue(value)}`);
   return value;
 }
 
-function regexFlags(hash: Record<string, unknown>): string {
-  return `${isTruthy(hash['ignorecase']) ? 'i' : ''}${isTruthy(hash['multiline']) ? 'm' : ''}`;
-}
-
-/** Jinja's indent: every line but the first (unless first=true) gets `width` spaces; blank lines stay blank. */
-function indentText(value: string, width: number, first: boolean, blank: boolean): string {
-  const pad = ' '.repeat(width);
-  return value
-    .split('\n')
-    .map((line, i) => ((i > 0 || first) && (blank || line.trim() !== '') ? pad + line : line))
-    .join('\n');
-}
-
 /** Name -> helper. Each line says what the helper does; all refuse an undefined argument except two. */
 const HELPERS: Record<string, HelperSpec> = {
-  // join LIST SEP: the items joined with SEP (default ", ").
-  join: { run: ([items, sep]) => list(items, 'join').map((item) => text(item, 'join (each item)')).join(sep === undefined ? ', ' : text(sep, 'join separator')) },
-  // default VALUE FALLBACK [FALSY]: VALUE, or FALLBACK when VALUE is undefined (or, with FALSY true, also when it is false/empty).
-  default: { minArgs: 2, acceptsUndefined: true, run: ([value, fallback, falsy]) => (value === undefined || (isTruthy(falsy) && !isTruthy(value)) ? fallback : value) },
+  // add A B: A + B as numbers (converted Jinja templates use it for loop.index).
+  add: { minArgs: 2, run: ([a, b]) => Number(a) + Number(b) },
   // defined VALUE: true when VALUE is defined (null counts as defined, as in Jinja).
   defined: { acceptsUndefined: true, run: ([value]) => value !== undefined },
-  // indent TEXT [N=4] [first=true] [blank=true]: indents every line after the first by N spaces (Jinja's indent).
-  indent: { run: ([value, width], hash) => indentText(text(value, 'indent'), width === undefined ? 4 : strictInt(width), isTruthy(hash['first']), isTruthy(hash['blank'])) },
   // json VALUE [INDENT]: VALUE as JSON, pretty-printed when INDENT is given.
   json: { run: ([value, indent]) => JSON.stringify(value, null, indent === undefined ? undefined : strictInt(indent)) },
   // yaml VALUE: VALUE as a YAML document, without the final newline.
@@ -448,38 +367,14 @@ const HELPERS: Record<string, HelperSpec> = {
   or: { run: (args) => firstOr(args, isTruthy) },
   // not A: true when A is false, null, 0, "" or empty.
   not: { run: ([value]) => !isTruthy(value) },
-  // upper TEXT: TEXT in upper case.
-  upper: { run: ([value]) => text(value, 'upper').toUpperCase() },
-  // lower TEXT: TEXT in lower case.
-  lower: { run: ([value]) => text(value, 'lower').toLowerCase() },
-  // trim TEXT: TEXT without leading and trailing white space.
-  trim: { run: ([value]) => text(value, 'trim').trim() },
-  // quote TEXT: TEXT quoted for a POSIX shell.
-  quote: { run: ([value]) => quote(text(value, 'quote')) },
-  // replace TEXT OLD NEW: every OLD in TEXT replaced by NEW.
-  replace: { minArgs: 3, run: ([value, from, to]) => text(value, 'replace').split(text(from, 'replace (old)')).join(text(to, 'replace (new)')) },
-  // split TEXT [SEP]: TEXT cut at SEP, or at runs of white space when SEP is omitted (Python's split).
-  split: { run: ([value, sep]) => (sep === undefined ? text(value, 'split').trim().split(/\s+/).filter((part) => part !== '') : text(value, 'split').split(text(sep, 'split separator'))) },
-  // first LIST: the first item (or character); an empty list is an error.
-  first: { run: ([value]) => endOf(value, 'first', 0) },
-  // last LIST: the last item (or character); an empty list is an error.
-  last: { run: ([value]) => endOf(value, 'last', -1) },
-  // length VALUE: the number of items, characters or keys.
-  length: { run: ([value]) => lengthOf(value) },
   // keys MAPPING: its keys, in order.
   keys: { run: ([value]) => Object.keys(mapping(value, 'keys')) },
   // range [START] STOP [STEP]: the numbers START..STOP-1, as Python's range.
   range: { run: ([a, b, c]) => numberRange(a, b, c) },
   // contains HAYSTACK NEEDLE: NEEDLE is an item of the list, a substring of the text, or a key of the mapping.
   contains: { minArgs: 2, run: ([haystack, needle]) => containsValue(haystack, needle) },
-  // regex_replace TEXT PATTERN REPLACEMENT [ignorecase=true] [multiline=true]: Python's re.sub (\1 back-references).
-  regex_replace: { minArgs: 3, run: ([value, pattern, replacement], hash) => regexReplace(text(value, 'regex_replace'), text(pattern, 'regex_replace pattern'), text(replacement, 'regex_replace replacement'), regexFlags(hash)) },
   // to_int VALUE: VALUE as a whole number ("8080" -> 8080); anything not numeric is an error.
   to_int: { run: ([value]) => strictInt(value) },
-  // basename PATH: the last component of a POSIX path.
-  basename: { run: ([value]) => posix.basename(text(value, 'basename')) },
-  // dirname PATH: everything but the last component of a POSIX path.
-  dirname: { run: ([value]) => posix.dirname(text(value, 'dirname')) },
   // cidr_address CIDR: the address of "10.0.0.5/24" -> "10.0.0.5" (IPv4 or IPv6).
   cidr_address: { run: ([value]) => cidrAddress(value) },
 };
@@ -490,19 +385,18 @@ function firstOr(args: unknown[], pick: (arg: unknown) => boolean): unknown {
   return index === -1 ? args[args.length - 1] : args[index];
 }
 
-function endOf(value: unknown, what: string, index: 0 | -1): unknown {
-  if (typeof value !== 'string' && !Array.isArray(value)) throw new ValueTypeError(`${what} needs a list or text, got ${describeValue(value)}`);
-  if (value.length === 0) throw new ValueTypeError(`${what} of an empty ${typeof value === 'string' ? 'string' : 'list'}`);
-  return index === 0 ? value[0] : value[value.length - 1];
-}
-
 /** "join: …" unless the message already starts with the helper's name. */
 export function prefixed(name: string, message: string): string {
   return message.startsWith(`${name} `) || message.startsWith(`${name}:`) ? message : `${name}: ${message}`;
 }
 
-/** Names of cairn's own helpers (Handlebars' block helpers come on top). */
-export const HELPER_NAMES: readonly string[] = Object.keys(HELPERS);
+/**
+ * Helpers only templates have (comparisons and logic are operators in expressions); every other helper is
+ * a filter of the one table (filters.ts), registered by handlebars.ts with the filter's meaning.
+ */
+export const TEMPLATE_ONLY_HELPERS: readonly string[] = Object.keys(HELPERS);
+
+export type { HelperSpec };
 
 function positionOf(options: HelperCallOptions): TemplatePosition | undefined {
   return options.loc?.start;
@@ -538,8 +432,8 @@ export type ScopeObserver = (error: unknown, context: unknown) => void;
  * `with` and `lookup` so a missing variable is an error there too (test optional values with
  * `{{#if (defined x)}}`). `log` is refused: cairn's output goes through its own events, not the console.
  */
-export function registerHelpers(env: HelperEnvironment, observeScope: ScopeObserver): void {
-  for (const [name, spec] of Object.entries(HELPERS)) {
+export function registerHelpers(env: HelperEnvironment, observeScope: ScopeObserver, filters: Record<string, HelperSpec> = {}): void {
+  for (const [name, spec] of Object.entries({ ...filters, ...HELPERS })) {
     env.registerHelper(name, function (...argsAndOptions: unknown[]) {
       const { args, options } = splitOptions(argsAndOptions);
       const minArgs = spec.minArgs ?? 1;
@@ -586,6 +480,17 @@ export function registerHelpers(env: HelperEnvironment, observeScope: ScopeObser
     const result = lookupKey(container, keyText);
     if (result.found) return result.value;
     throw new TemplateFault('undefined variable', 'undefined', positionOf(options), `${parameterName(options, 0, 'lookup')}.${keyText}`, describeAvailable(container, keyText));
+  });
+
+  // ensure_newlines N: the block's output ending with at least N newlines (converted Jinja templates:
+  // Ansible's preserve_trailing_newlines).
+  env.registerHelper('ensure_newlines', function (this: unknown, ...argsAndOptions: unknown[]) {
+    const { args, options } = splitOptions(argsAndOptions);
+    const out = options.fn ? options.fn(this) : '';
+    let have = 0;
+    for (let i = out.length - 1; i >= 0 && out[i] === '\n'; i--) have += 1;
+    const want = Number(args[0] ?? 0);
+    return have < want ? out + '\n'.repeat(want - have) : out;
   });
 
   // log: refused with a reason (it is a known helper to the compiler, so it cannot simply be removed).

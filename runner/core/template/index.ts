@@ -1,5 +1,21 @@
-/** cairn's templating: Handlebars for files and task arguments, a safe evaluator for conditions. */
+/**
+ * cairn's templating: Ansible's expression language (expr.ts) for YAML values and conditions, Handlebars
+ * for template files (handlebars.ts), one filter table for both (filters.ts). See README.md here.
+ */
 export { createTemplater } from './handlebars.js';
-export { evaluate, evaluateCondition, evaluateAll, EXPRESSION_FILTERS, EXPRESSION_TESTS } from './expr.js';
-export { HELPER_NAMES } from './helpers.js';
+export {
+  evaluate,
+  evaluateCondition,
+  evaluateAll,
+  parseExpression,
+  parseTemplateText,
+  renderValue,
+  renderTemplateString,
+  checkSyntax,
+  hasTemplateMarkup,
+  isTruthy,
+  EXPRESSION_FILTERS,
+  EXPRESSION_TESTS,
+} from './expr.js';
+export { HELPER_NAMES } from './handlebars.js';
 export type { Templater } from './types.js';

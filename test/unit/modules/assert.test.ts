@@ -18,7 +18,18 @@ describe('assert', () => {
 
   it('an expression that cannot be evaluated fails with why', async () => {
     const plan = await assertModule.check(ctx({}), { that: 'missing.var' });
-    expect(plan.failed).toBe('assertion "missing.var" could not be evaluated: undefined variable missing.var');
+    expect(plan.failed).toContain(
+      'assertion "missing.var" could not be evaluated: undefined variable "missing.var": "missing" is not defined in expression "missing.var" (at col 1: "missing.var") (nothing is defined at this level)',
+    );
+  });
+
+  it('judges truth as `when` does (Ansible): an empty list or mapping fails, a non-empty one passes', async () => {
+    for (const empty of [[], {}, '', 0, null]) {
+      expect((await assertModule.check(ctx({ xs: empty }), { that: 'xs' })).failed, JSON.stringify(empty)).toBe('Assertion failed');
+    }
+    for (const full of [[0], { a: 0 }, 'x', 1]) {
+      expect((await assertModule.check(ctx({ xs: full }), { that: 'xs' })).failed, JSON.stringify(full)).toBeUndefined();
+    }
   });
 
   it('quiet keeps the result short; apply returns the same data', async () => {
