@@ -60,7 +60,9 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       // help and version exit 0; every other commander error is a bad option: Ansible's 5.
-      return err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : ExitCode.badInput;
+      return err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version'
+        ? 0
+        : ExitCode.badInput;
     }
     if (err instanceof CairnError) {
       process.stderr.write(`ERROR! ${err.render()}\n`);

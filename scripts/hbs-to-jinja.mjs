@@ -82,7 +82,15 @@ function call(node, scopes) {
   if (args.length === 0 && hash.length === 0) return path(node.path, scopes);
   const a = args.map(paren);
   switch (name) {
-    case 'quote': case 'first': case 'last': case 'length': case 'trim': case 'upper': case 'lower': case 'dirname': case 'basename':
+    case 'quote':
+    case 'first':
+    case 'last':
+    case 'length':
+    case 'trim':
+    case 'upper':
+    case 'lower':
+    case 'dirname':
+    case 'basename':
       return `${a[0]} | ${name}`;
     case 'to_int':
       return `${a[0]} | int`;
@@ -98,20 +106,34 @@ function call(node, scopes) {
       return `${a[0]} | regex_replace(${[args[1], args[2], ...hash].join(', ')})`;
     case 'lookup':
       return `${a[0]}[${args[1]}]`;
-    case 'eq': return `${a[0]} == ${a[1]}`;
-    case 'ne': return `${a[0]} != ${a[1]}`;
-    case 'lt': return `${a[0]} < ${a[1]}`;
-    case 'le': return `${a[0]} <= ${a[1]}`;
-    case 'gt': return `${a[0]} > ${a[1]}`;
-    case 'ge': return `${a[0]} >= ${a[1]}`;
-    case 'and': return a.join(' and ');
-    case 'or': return a.join(' or ');
-    case 'not': return `not ${a[0]}`;
-    case 'contains': return `${a[1]} in ${a[0]}`;
-    case 'defined': return `${a[0]} is defined`;
-    case 'json': return `${a[0]} | to_json`;
-    case 'range': return `range(${args.join(', ')})`;
-    case 'keys': return `${a[0]} | list`;
+    case 'eq':
+      return `${a[0]} == ${a[1]}`;
+    case 'ne':
+      return `${a[0]} != ${a[1]}`;
+    case 'lt':
+      return `${a[0]} < ${a[1]}`;
+    case 'le':
+      return `${a[0]} <= ${a[1]}`;
+    case 'gt':
+      return `${a[0]} > ${a[1]}`;
+    case 'ge':
+      return `${a[0]} >= ${a[1]}`;
+    case 'and':
+      return a.join(' and ');
+    case 'or':
+      return a.join(' or ');
+    case 'not':
+      return `not ${a[0]}`;
+    case 'contains':
+      return `${a[1]} in ${a[0]}`;
+    case 'defined':
+      return `${a[0]} is defined`;
+    case 'json':
+      return `${a[0]} | to_json`;
+    case 'range':
+      return `range(${args.join(', ')})`;
+    case 'keys':
+      return `${a[0]} | list`;
     default:
       throw new Error(`unsupported helper ${name}`);
   }
@@ -142,7 +164,11 @@ function stmt(node, scopes, problems, file) {
           let text = `{% if ${test} %}${program(node.program, scopes, problems, file)}`;
           let inverse = node.inverse;
           while (inverse) {
-            const chained = inverse.chained && inverse.body.length === 1 && inverse.body[0].type === 'BlockStatement' && inverse.body[0].path.original === 'if';
+            const chained =
+              inverse.chained &&
+              inverse.body.length === 1 &&
+              inverse.body[0].type === 'BlockStatement' &&
+              inverse.body[0].path.original === 'if';
             if (chained) {
               const inner = inverse.body[0];
               text += `{% elif ${path(inner.params[0], scopes)} %}${program(inner.program, scopes, problems, file)}`;
@@ -163,7 +189,9 @@ function stmt(node, scopes, problems, file) {
           const scope = { kind: 'each', var: item, key, params };
           const body = program(node.program, [...scopes, scope], problems, file);
           const usesKey = body.includes(key);
-          const head = usesKey ? `{% for ${key}, ${item} in ${paren(collection)}.items() %}` : `{% for ${item} in ${collection} %}`;
+          const head = usesKey
+            ? `{% for ${key}, ${item} in ${paren(collection)}.items() %}`
+            : `{% for ${item} in ${collection} %}`;
           const otherwise = node.inverse ? `{% else %}${program(node.inverse, scopes, problems, file)}` : '';
           return `${head}${body}${otherwise}{% endfor %}`;
         }

@@ -27,7 +27,12 @@ export interface AnsibleCfg {
 }
 
 export function findAnsibleCfg(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string | undefined {
-  const candidates = [env.ANSIBLE_CONFIG, join(cwd, 'ansible.cfg'), join(homedir(), '.ansible.cfg'), '/etc/ansible/ansible.cfg'];
+  const candidates = [
+    env.ANSIBLE_CONFIG,
+    join(cwd, 'ansible.cfg'),
+    join(homedir(), '.ansible.cfg'),
+    '/etc/ansible/ansible.cfg',
+  ];
   return candidates.find((c): c is string => c !== undefined && c !== '' && existsSync(c));
 }
 
@@ -62,12 +67,14 @@ export function parseAnsibleCfg(text: string, file: string): AnsibleCfg {
   const path = (p: string) => resolve(dir, p.replace(/^~(?=\/)/, homedir()));
   const cfg: AnsibleCfg = { file, rolesPath: [] };
   const get = (k: string) => values.get(k);
-  if (get('inventory')) cfg.inventory = get('inventory')!.value.includes(',') ? get('inventory')!.value : path(get('inventory')!.value);
+  if (get('inventory'))
+    cfg.inventory = get('inventory')!.value.includes(',') ? get('inventory')!.value : path(get('inventory')!.value);
   if (get('roles_path')) cfg.rolesPath = get('roles_path')!.value.split(':').filter(Boolean).map(path);
   const forks = get('forks');
   if (forks) {
     const n = Number(forks.value);
-    if (!Number.isInteger(n) || n < 1) throw inputError(`forks must be a whole number ≥ 1, got "${forks.value}"`, { file, line: forks.line, col: 1 });
+    if (!Number.isInteger(n) || n < 1)
+      throw inputError(`forks must be a whole number ≥ 1, got "${forks.value}"`, { file, line: forks.line, col: 1 });
     cfg.forks = n;
   }
   if (get('remote_user')) cfg.remoteUser = get('remote_user')!.value;

@@ -17,7 +17,21 @@
  * processes racing over one stale lock cannot both win (the loser puts back what it moved).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fsyncSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CairnError } from '../core/util/errors.js';
@@ -165,7 +179,14 @@ export function holderState(holder: LockHolder): HolderState {
 function parseHolder(raw: string): LockHolder | undefined {
   try {
     const value = JSON.parse(raw) as Partial<LockHolder>;
-    if (typeof value.pid === 'number' && Number.isInteger(value.pid) && value.pid > 0 && typeof value.startedAt === 'string' && typeof value.command === 'string' && typeof value.host === 'string') {
+    if (
+      typeof value.pid === 'number' &&
+      Number.isInteger(value.pid) &&
+      value.pid > 0 &&
+      typeof value.startedAt === 'string' &&
+      typeof value.command === 'string' &&
+      typeof value.host === 'string'
+    ) {
       return {
         pid: value.pid,
         startedAt: value.startedAt,
@@ -285,21 +306,28 @@ export function acquireRunLock(inventoryPath: string, command: string, opts: Run
     if (existingText === undefined) continue; // released between our two steps
     const existing = parseHolder(existingText);
     if (!existing) {
-      throw new CairnError(`the run lock on ${inventoryPath} is unreadable (not a cairn lock file); remove ${path} if no cairn run is going`, { kind: 'lock' });
+      throw new CairnError(
+        `the run lock on ${inventoryPath} is unreadable (not a cairn lock file); remove ${path} if no cairn run is going`,
+        { kind: 'lock' },
+      );
     }
     const state = holderState(existing);
     if (state.state === 'gone') {
-      if (removeStale(path, existingText)) warn(`took over a stale lock on ${inventoryPath}: ${describeHolder(existing)} is ${state.why}`);
+      if (removeStale(path, existingText))
+        warn(`took over a stale lock on ${inventoryPath}: ${describeHolder(existing)} is ${state.why}`);
       continue;
     }
     throw new CairnError(`another cairn run holds the lock on ${inventoryPath}: ${describeHolder(existing)}`, {
       kind: 'lock',
-      detail: state.state === 'remote'
-        ? `lock file: ${path} (held from another machine, so cairn cannot tell whether that run is still going; remove the file if it is not)`
-        : `lock file: ${path} (removed when that run ends)`,
+      detail:
+        state.state === 'remote'
+          ? `lock file: ${path} (held from another machine, so cairn cannot tell whether that run is still going; remove the file if it is not)`
+          : `lock file: ${path} (removed when that run ends)`,
     });
   }
-  throw new CairnError(`could not take the run lock on ${inventoryPath}: it kept changing hands; try again`, { kind: 'lock' });
+  throw new CairnError(`could not take the run lock on ${inventoryPath}: it kept changing hands; try again`, {
+    kind: 'lock',
+  });
 }
 
 const TERMINATING_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];

@@ -12,12 +12,25 @@ import { CairnError, ExitCode, optionsError } from '../core/util/errors.js';
 import { loadInventory, readLimitFile } from '../core/inventory/index.js';
 import type { Inventory } from '../core/inventory/types.js';
 import { packageRoot, sharedTemplatesDir } from '../core/util/paths.js';
-import { attachConsoleReporter, attachJsonReporter, RecapCollector, RunJournal, SecretMasker, hostsToRerun, latestRun, runIdFor } from './report/index.js';
+import {
+  attachConsoleReporter,
+  attachJsonReporter,
+  RecapCollector,
+  RunJournal,
+  SecretMasker,
+  hostsToRerun,
+  latestRun,
+  runIdFor,
+} from './report/index.js';
 import { createTemplater } from '../core/template/index.js';
 import { isPlainObject, type Vars } from '../core/util/vars.js';
 import { loadYamlFile, parseYaml } from '../core/util/yaml-source.js';
 import { configureVault, readPasswordFile } from '../core/vault/index.js';
-import { revealedAnsibleVaultValues, setAnsibleVaultSecrets, type AnsibleVaultSecret } from '../core/util/ansible-vault.js';
+import {
+  revealedAnsibleVaultValues,
+  setAnsibleVaultSecrets,
+  type AnsibleVaultSecret,
+} from '../core/util/ansible-vault.js';
 import { checkExpressions } from '../core/template/yaml-expressions.js';
 import { checkSyntax } from '../core/template/expr.js';
 import { acquireRunLock, commandLineForLock } from './lock.js';
@@ -70,15 +83,22 @@ export function configureAnsibleVault(opts: CommonRunOptions, env: NodeJS.Proces
   const sources: Array<{ label: string; file: string; via: string }> = [];
   for (const id of opts.vaultId ?? []) {
     const at = id.indexOf('@');
-    sources.push(at > 0 ? { label: id.slice(0, at), file: id.slice(at + 1), via: '--vault-id' } : { label: 'default', file: id, via: '--vault-id' });
+    sources.push(
+      at > 0
+        ? { label: id.slice(0, at), file: id.slice(at + 1), via: '--vault-id' }
+        : { label: 'default', file: id, via: '--vault-id' },
+    );
   }
-  if (opts.vaultPasswordFile) sources.push({ label: 'default', file: opts.vaultPasswordFile, via: '--vault-password-file' });
+  if (opts.vaultPasswordFile)
+    sources.push({ label: 'default', file: opts.vaultPasswordFile, via: '--vault-password-file' });
   else if (!sources.length && env.ANSIBLE_VAULT_PASSWORD_FILE) {
     sources.push({ label: 'default', file: env.ANSIBLE_VAULT_PASSWORD_FILE, via: 'ANSIBLE_VAULT_PASSWORD_FILE' });
   }
   for (const source of sources) {
     if (source.file === 'prompt') {
-      throw optionsError(`${source.via} ${source.label}@prompt: cairn does not prompt for vault passwords; put the password in a file (mode 0600) and pass its path`);
+      throw optionsError(
+        `${source.via} ${source.label}@prompt: cairn does not prompt for vault passwords; put the password in a file (mode 0600) and pass its path`,
+      );
     }
     const file = resolve(source.file);
     let mode: number;
@@ -88,7 +108,9 @@ export function configureAnsibleVault(opts: CommonRunOptions, env: NodeJS.Proces
       throw optionsError(`${source.via}: vault password file ${file} does not exist`);
     }
     if ((mode & 0o111) !== 0) {
-      throw optionsError(`${source.via}: ${file} is executable; Ansible would run it as a password script, cairn reads password files only (chmod -x it, or write the password to a plain file)`);
+      throw optionsError(
+        `${source.via}: ${file} is executable; Ansible would run it as a password script, cairn reads password files only (chmod -x it, or write the password to a plain file)`,
+      );
     }
     const password = readPasswordFile(file, `vault password file ${file} (${source.via})`).passphrase;
     secrets.push({ label: source.label, password });
@@ -130,7 +152,9 @@ export function defaultInventoryPath(): string {
  */
 export function connectionDefaults(opts: CommonRunOptions): Vars {
   if (opts.askBecomePass) {
-    throw optionsError('-K/--ask-become-pass: cairn becomes with sudo -n and needs passwordless sudo (NOPASSWD) for the login user; it never sends a sudo password');
+    throw optionsError(
+      '-K/--ask-become-pass: cairn becomes with sudo -n and needs passwordless sudo (NOPASSWD) for the login user; it never sends a sudo password',
+    );
   }
   const cfg = loadAnsibleCfg();
   const vars: Vars = {};
@@ -139,7 +163,8 @@ export function connectionDefaults(opts: CommonRunOptions): Vars {
   const key = opts.privateKey !== undefined ? resolve(opts.privateKey) : cfg?.privateKeyFile;
   if (key !== undefined) vars.ansible_ssh_private_key_file = key;
   if (opts.connection !== undefined) {
-    if (!['ssh', 'local', 'smart', 'paramiko'].includes(opts.connection)) throw optionsError(`-c/--connection: cairn connects with ssh or local, got "${opts.connection}"`);
+    if (!['ssh', 'local', 'smart', 'paramiko'].includes(opts.connection))
+      throw optionsError(`-c/--connection: cairn connects with ssh or local, got "${opts.connection}"`);
     vars.ansible_connection = opts.connection;
   }
   if (opts.become) vars.ansible_become = true;
@@ -158,7 +183,8 @@ export function parseExtraVars(values: string[] | undefined): Vars {
     if (text.startsWith('@')) {
       const file = resolve(text.slice(1));
       const loaded = loadYamlFile(file, 'extra vars file');
-      if (!isPlainObject(loaded.value)) throw new CairnError('extra vars file must hold a mapping of variable names to values', { location: { file } });
+      if (!isPlainObject(loaded.value))
+        throw new CairnError('extra vars file must hold a mapping of variable names to values', { location: { file } });
       checkExpressions(loaded);
       Object.assign(out, loaded.value);
     } else if (text.startsWith('{')) {
@@ -172,9 +198,13 @@ export function parseExtraVars(values: string[] | undefined): Vars {
         const eq = pair.indexOf('=');
         if (eq <= 0) throw optionsError(`-e ${pair}: expected key=value, @file.yaml or a YAML mapping`);
         const key = pair.slice(0, eq);
-        const valueText = pair.slice(eq + 1).replace(/^"(.*)"$/s, '$1').replace(/^'(.*)'$/s, '$1');
+        const valueText = pair
+          .slice(eq + 1)
+          .replace(/^"(.*)"$/s, '$1')
+          .replace(/^'(.*)'$/s, '$1');
         const parsed = parseYaml(valueText, '-e').value;
-        out[key] = parsed === null && valueText !== '' && valueText !== 'null' && valueText !== '~' ? valueText : parsed;
+        out[key] =
+          parsed === null && valueText !== '' && valueText !== 'null' && valueText !== '~' ? valueText : parsed;
         checkSyntax(out[key], { file: `-e ${key}` });
       }
     }
@@ -188,15 +218,22 @@ export function openInventory(path: string | undefined): Inventory {
   if (given.includes(',') && !existsSync(given)) return loadInventory(given);
   const file = resolve(path ?? defaultInventoryPath());
   if (!existsSync(file)) {
-    if (!path && siteConfig()?.inventory) throw optionsError(`the inventory ${file} named in ${siteConfig()!.path} does not exist`);
-    if (!path) throw optionsError(`no inventory given and the lab's inventory (${file}) does not exist: pass -i INVENTORY or run \`cairn lab up\``);
+    if (!path && siteConfig()?.inventory)
+      throw optionsError(`the inventory ${file} named in ${siteConfig()!.path} does not exist`);
+    if (!path)
+      throw optionsError(
+        `no inventory given and the lab's inventory (${file}) does not exist: pass -i INVENTORY or run \`cairn lab up\``,
+      );
     throw optionsError(`inventory ${file} does not exist`);
   }
   return loadInventory(file);
 }
 
 function list(text: string | undefined): string[] {
-  return (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return (text ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 export interface Session {
@@ -225,7 +262,12 @@ export interface Session {
  */
 export async function prepareVault(inventoryPath: string, opts: CommonRunOptions): Promise<void> {
   if (!existsSync(inventoryPath)) return;
-  const given = opts.vaultIdentity ?? opts.vaultPasswordFile ?? process.env.CAIRN_VAULT_IDENTITY ?? process.env.CAIRN_VAULT_PASSWORD_FILE ?? process.env.CAIRN_VAULT_PASSWORD;
+  const given =
+    opts.vaultIdentity ??
+    opts.vaultPasswordFile ??
+    process.env.CAIRN_VAULT_IDENTITY ??
+    process.env.CAIRN_VAULT_PASSWORD_FILE ??
+    process.env.CAIRN_VAULT_PASSWORD;
   const dir = statSync(inventoryPath).isDirectory() ? inventoryPath : dirname(inventoryPath);
   const labKey = join(dir, 'lab-vault.key');
   // The site's cairn.cfg vault_identity_file stands in for --vault-identity when nothing else is given.
@@ -245,15 +287,31 @@ function runHostCount(inventory: Inventory, limit: string | undefined): number {
 }
 
 /** The console: Ansible-style per task, or compact (the default from COMPACT_FROM_HOSTS hosts up). */
-function attachConsole(bus: EventBus, inventory: Inventory, opts: CommonRunOptions, how: { color: boolean; tty: boolean; masker: SecretMasker }): void {
+function attachConsole(
+  bus: EventBus,
+  inventory: Inventory,
+  opts: CommonRunOptions,
+  how: { color: boolean; tty: boolean; masker: SecretMasker },
+): void {
   if (opts.compact && opts.full) throw optionsError('--compact and --full exclude each other');
   const hostCount = runHostCount(inventory, opts.limit);
   // -v and above ask for per-task detail: the full console, unless --compact says otherwise.
   const mode = (opts.verbose ?? 0) > 0 && !opts.compact ? 'full' : chooseConsoleMode(hostCount, opts);
   if (mode === 'compact') {
-    attachCompactReporter(bus, { ...how, diff: Boolean(opts.diff), stream: process.stdout, hostCount, reason: opts.compact ? 'flag' : 'default' });
+    attachCompactReporter(bus, {
+      ...how,
+      diff: Boolean(opts.diff),
+      stream: process.stdout,
+      hostCount,
+      reason: opts.compact ? 'flag' : 'default',
+    });
   } else {
-    attachConsoleReporter(bus, { ...how, verbosity: opts.verbose ?? 0, diff: Boolean(opts.diff), stream: process.stdout });
+    attachConsoleReporter(bus, {
+      ...how,
+      verbosity: opts.verbose ?? 0,
+      diff: Boolean(opts.diff),
+      stream: process.stdout,
+    });
   }
 }
 
@@ -311,18 +369,29 @@ export async function openSession(
   let limit = opts.limit;
   if (limit?.startsWith('@')) limit = readLimitFile(resolve(limit.slice(1)));
   const forks = opts.forks === undefined ? (loadAnsibleCfg()?.forks ?? 20) : Number(opts.forks);
-  if (!Number.isInteger(forks) || forks < 1) throw optionsError(`-f/--forks must be a whole number ≥ 1, got "${opts.forks}"`);
+  if (!Number.isInteger(forks) || forks < 1)
+    throw optionsError(`-f/--forks must be a whole number ≥ 1, got "${opts.forks}"`);
 
   const controller = new AbortController();
   let interrupts = 0;
   const onInterrupt = () => {
     interrupts++;
     if (interrupts === 1) {
-      bus.emit({ type: 'warning', time: now(), msg: 'interrupted: letting running tasks finish, starting no new ones (Ctrl-C again to abort at once)' });
+      bus.emit({
+        type: 'warning',
+        time: now(),
+        msg: 'interrupted: letting running tasks finish, starting no new ones (Ctrl-C again to abort at once)',
+      });
       controller.abort();
     } else {
       // Remote writes are atomic (temp file + rename), so leaving now cannot leave a partial file.
-      bus.emit({ type: 'run_end', time: now(), exitCode: ExitCode.interrupted, durationMs: Date.now() - startedAt, interrupted: true });
+      bus.emit({
+        type: 'run_end',
+        time: now(),
+        exitCode: ExitCode.interrupted,
+        durationMs: Date.now() - startedAt,
+        interrupted: true,
+      });
       journal?.close();
       lock?.release();
       extra.interrupts?.exitNow(ExitCode.interrupted);
@@ -353,7 +422,16 @@ export async function openSession(
   };
   const engine = new Engine(engineOptions);
   const startedAt = Date.now();
-  bus.emit({ type: 'run_start', time: now(), runId, command, check: Boolean(opts.check), diff: Boolean(opts.diff), inventory: inventory.path, playbook: extra.playbook });
+  bus.emit({
+    type: 'run_start',
+    time: now(),
+    runId,
+    command,
+    check: Boolean(opts.check),
+    diff: Boolean(opts.diff),
+    inventory: inventory.path,
+    playbook: extra.playbook,
+  });
 
   return {
     bus,
@@ -367,8 +445,17 @@ export async function openSession(
     newEngine: (overrides) => new Engine({ ...engineOptions, ...overrides }),
     finish(outcome) {
       bus.emit({ type: 'recap', time: now(), stats: recap.stats() });
-      const code = runExitCode(recap, outcome, { check: Boolean(opts.check), detailedExitcode: Boolean(opts.detailedExitcode) });
-      bus.emit({ type: 'run_end', time: now(), exitCode: code, durationMs: Date.now() - startedAt, interrupted: outcome.interrupted });
+      const code = runExitCode(recap, outcome, {
+        check: Boolean(opts.check),
+        detailedExitcode: Boolean(opts.detailedExitcode),
+      });
+      bus.emit({
+        type: 'run_end',
+        time: now(),
+        exitCode: code,
+        durationMs: Date.now() - startedAt,
+        interrupted: outcome.interrupted,
+      });
       journal?.close();
       lock?.release();
       stopListening?.();

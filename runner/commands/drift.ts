@@ -6,7 +6,13 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { DriftCollector, driftExitCode, renderDriftMetrics, renderDriftTable, writeFileAtomic } from '../app/report/drift.js';
+import {
+  DriftCollector,
+  driftExitCode,
+  renderDriftMetrics,
+  renderDriftTable,
+  writeFileAtomic,
+} from '../app/report/drift.js';
 import { optionsError } from '../core/util/errors.js';
 import { addRunOptions } from './play.js';
 import { loadPlaybookFile } from '../app/playbook.js';
@@ -19,7 +25,9 @@ export function registerDriftCommand(program: Command): void {
   addRunOptions(
     program
       .command('drift')
-      .description('check mode over the site: a host x role table of predicted changes (exit 3 drift, 0 none, 4 unreachable)')
+      .description(
+        'check mode over the site: a host x role table of predicted changes (exit 3 drift, 0 none, 4 unreachable)',
+      )
       .argument('[playbook]', 'playbook YAML file', 'site.yaml'),
   )
     .option('--roles <roles>', 'only these roles (comma-separated)')
@@ -28,7 +36,10 @@ export function registerDriftCommand(program: Command): void {
       const playbook = loadPlaybookFile(playbookPath);
       if (opts.roles) {
         const known = new Set(playbook.plays.flatMap((p) => p.roles.map((r) => r.name)));
-        const unknown = opts.roles.split(',').map((r) => r.trim()).filter((r) => r && !known.has(r));
+        const unknown = opts.roles
+          .split(',')
+          .map((r) => r.trim())
+          .filter((r) => r && !known.has(r));
         if (unknown.length) throw optionsError(`--roles: ${unknown.join(', ')} not a role of ${playbookPath}`);
       }
       const session = await openSession({ ...opts, check: true, diff: false }, 'drift', {
@@ -44,7 +55,10 @@ export function registerDriftCommand(program: Command): void {
         const outcome = await engine.runPlaybook(playbook);
         const report = collector.finish([...session.inventory.hosts.keys()]);
         session.finish(outcome);
-        if (!opts.json) process.stdout.write(`DRIFT ${playbook.path} (check mode, ${new Date(report.checkedAt * 1000).toISOString()})\n\n${renderDriftTable(report)}`);
+        if (!opts.json)
+          process.stdout.write(
+            `DRIFT ${playbook.path} (check mode, ${new Date(report.checkedAt * 1000).toISOString()})\n\n${renderDriftTable(report)}`,
+          );
         if (opts.metrics) writeFileAtomic(resolve(opts.metrics), renderDriftMetrics(report));
         code = outcome.interrupted ? 99 : driftExitCode(report);
       } finally {

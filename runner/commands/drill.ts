@@ -23,28 +23,38 @@ export function registerDrillCommands(program: Command): void {
   )
     .option('--list', 'list the drills')
     .option('--set <key=value>', 'a drill option (repeatable), e.g. variant=poweroff', collectSet)
-    .action(async (name: string | undefined, opts: CommonRunOptions & { list?: boolean; set?: Record<string, string> }) => {
-      if (opts.list || !name) {
-        for (const n of drillNames()) {
-          const d = getDrill(n)!;
-          process.stdout.write(`${n.padEnd(22)} ${d.summary}\n`);
-          for (const [k, v] of Object.entries(d.options ?? {})) process.stdout.write(`${''.padEnd(24)}--set ${k}=…  ${v}\n`);
+    .action(
+      async (name: string | undefined, opts: CommonRunOptions & { list?: boolean; set?: Record<string, string> }) => {
+        if (opts.list || !name) {
+          for (const n of drillNames()) {
+            const d = getDrill(n)!;
+            process.stdout.write(`${n.padEnd(22)} ${d.summary}\n`);
+            for (const [k, v] of Object.entries(d.options ?? {}))
+              process.stdout.write(`${''.padEnd(24)}--set ${k}=…  ${v}\n`);
+          }
+          if (!name && !opts.list) process.exitCode = ExitCode.badInput;
+          return;
         }
-        if (!name && !opts.list) process.exitCode = ExitCode.badInput;
-        return;
-      }
-      const drill = getDrill(name);
-      if (!drill) throw optionsError(`unknown drill "${name}" (drills: ${drillNames().join(', ')})`);
-      const session = await openSession(opts, `drill ${name}`, { interrupts: processInterrupts });
-      const engine = session.engine;
-      let code: number = ExitCode.ok;
-      try {
-        const outcome = await runDrillInSession(session, drill, { extraVars: parseExtraVars(opts.extraVars), set: opts.set ?? {} });
-        code = outcome.passed ? ExitCode.ok : ExitCode.hostFailed;
-      } finally {
-        const finalCode = session.finish(engine.outcome());
-        await engine.close();
-        process.exitCode = session.signal.aborted ? ExitCode.interrupted : finalCode !== ExitCode.ok ? finalCode : code;
-      }
-    });
+        const drill = getDrill(name);
+        if (!drill) throw optionsError(`unknown drill "${name}" (drills: ${drillNames().join(', ')})`);
+        const session = await openSession(opts, `drill ${name}`, { interrupts: processInterrupts });
+        const engine = session.engine;
+        let code: number = ExitCode.ok;
+        try {
+          const outcome = await runDrillInSession(session, drill, {
+            extraVars: parseExtraVars(opts.extraVars),
+            set: opts.set ?? {},
+          });
+          code = outcome.passed ? ExitCode.ok : ExitCode.hostFailed;
+        } finally {
+          const finalCode = session.finish(engine.outcome());
+          await engine.close();
+          process.exitCode = session.signal.aborted
+            ? ExitCode.interrupted
+            : finalCode !== ExitCode.ok
+              ? finalCode
+              : code;
+        }
+      },
+    );
 }

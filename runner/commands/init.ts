@@ -5,7 +5,9 @@ import { initSite, SITE_INVENTORY } from '../app/site/init.js';
 export function registerInitCommand(program: Command): void {
   program
     .command('init')
-    .description('write a new site repository: inventory of the documents\' topology, site.yaml, rollout.yaml, cairn.cfg')
+    .description(
+      "write a new site repository: inventory of the documents' topology, site.yaml, rollout.yaml, cairn.cfg",
+    )
     .argument('<dir>', 'the new (or empty) folder')
     .action((dir: string) => {
       const result = initSite(dir);

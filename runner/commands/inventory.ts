@@ -6,11 +6,25 @@ import type { Command } from 'commander';
 import { optionsError } from '../core/util/errors.js';
 import type { Inventory } from '../core/inventory/types.js';
 import { isPlainObject, type Vars } from '../core/util/vars.js';
-import { configureAnsibleVault, defaultInventoryPath, openInventory, prepareVault, type CommonRunOptions } from '../app/session.js';
+import {
+  configureAnsibleVault,
+  defaultInventoryPath,
+  openInventory,
+  prepareVault,
+  type CommonRunOptions,
+} from '../app/session.js';
 import { resolve } from 'node:path';
 
 /** Variables cairn adds for templates that are not inventory variables (ansible-inventory leaves them out). */
-const MAGIC = new Set(['inventory_hostname', 'inventory_hostname_short', 'inventory_file', 'inventory_dir', 'group_names', 'groups', 'ansible_group_priority']);
+const MAGIC = new Set([
+  'inventory_hostname',
+  'inventory_hostname_short',
+  'inventory_file',
+  'inventory_dir',
+  'group_names',
+  'groups',
+  'ansible_group_priority',
+]);
 
 /** A host's inventory variables as ansible-inventory shows them. */
 export function inventoryHostVars(inventory: Inventory, host: string): Vars {
@@ -22,7 +36,11 @@ export function inventoryHostVars(inventory: Inventory, host: string): Vars {
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
   if (isPlainObject(value)) {
-    return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys(value[k])]));
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, sortKeys(value[k])]),
+    );
   }
   return value;
 }
@@ -59,7 +77,8 @@ export function inventoryGraph(inventory: Inventory, root = 'all'): string {
     const pad = depth === 0 ? '' : `${'  |'.repeat(depth)}--`;
     lines.push(`${pad}@${group}:`);
     for (const child of childrenOf(inventory, group)) walk(child, depth + 1);
-    for (const host of group === 'all' ? [] : (inventory.groups.get(group)?.hosts ?? [])) lines.push(`${'  |'.repeat(depth + 1)}--${host}`);
+    for (const host of group === 'all' ? [] : (inventory.groups.get(group)?.hosts ?? []))
+      lines.push(`${'  |'.repeat(depth + 1)}--${host}`);
   };
   if (!inventory.groups.has(root)) throw optionsError(`--graph: no group "${root}" in the inventory`);
   walk(root, 0);
@@ -71,11 +90,15 @@ export function registerInventoryCommand(program: Command): void {
     .command('inventory')
     .description('show the inventory as ansible-inventory does: --list (JSON), --graph [GROUP], --host NAME')
     .option('-i, --inventory <path>', "inventory file, folder or host list (default: the lab's)")
-    .option('--list', 'every group and host, with each host\'s variables, as JSON')
+    .option('--list', "every group and host, with each host's variables, as JSON")
     .option('--graph [group]', 'the group tree')
     .option('--host <name>', "one host's variables, as JSON")
     .option('--vault-password-file <file>', 'Ansible Vault password file')
-    .option('--vault-id <[label@]file>', 'Ansible Vault password file with its vault id (repeatable)', (v: string, p: string[] = []) => [...p, v])
+    .option(
+      '--vault-id <[label@]file>',
+      'Ansible Vault password file with its vault id (repeatable)',
+      (v: string, p: string[] = []) => [...p, v],
+    )
     .action(async (opts: CommonRunOptions & { list?: boolean; graph?: string | boolean; host?: string }) => {
       const modes = [opts.list, opts.graph, opts.host].filter((m) => m !== undefined && m !== false).length;
       if (modes !== 1) throw optionsError('give one of --list, --graph or --host NAME');
@@ -83,7 +106,8 @@ export function registerInventoryCommand(program: Command): void {
       if (!opts.inventory?.includes(',')) await prepareVault(resolve(opts.inventory ?? defaultInventoryPath()), opts);
       const inventory = openInventory(opts.inventory);
       if (opts.list) process.stdout.write(JSON.stringify(inventoryList(inventory), null, 4) + '\n');
-      else if (opts.graph !== undefined) process.stdout.write(inventoryGraph(inventory, typeof opts.graph === 'string' ? opts.graph : 'all'));
+      else if (opts.graph !== undefined)
+        process.stdout.write(inventoryGraph(inventory, typeof opts.graph === 'string' ? opts.graph : 'all'));
       else {
         if (!inventory.hosts.has(opts.host!)) throw optionsError(`--host: no host "${opts.host}" in the inventory`);
         process.stdout.write(JSON.stringify(sortKeys(inventoryHostVars(inventory, opts.host!)), null, 4) + '\n');

@@ -34,8 +34,11 @@ export function kindCell(h: LabHostReport): string {
   if (h.kind !== 'vm') return 'container';
   const disks = h.disksGiB ?? [];
   const sameSize = disks.length > 0 && disks.every((d) => d === disks[0]);
-  const diskText = disks.length === 0 ? 'no disks' : sameSize ? `${disks.length}x${disks[0]}G` : disks.map((d) => `${d}G`).join('+');
-  return ['vm', h.accelerator ?? '-', h.memoryMiB !== undefined ? `${h.memoryMiB}M` : '', diskText].filter(Boolean).join(' ');
+  const diskText =
+    disks.length === 0 ? 'no disks' : sameSize ? `${disks.length}x${disks[0]}G` : disks.map((d) => `${d}G`).join('+');
+  return ['vm', h.accelerator ?? '-', h.memoryMiB !== undefined ? `${h.memoryMiB}M` : '', diskText]
+    .filter(Boolean)
+    .join(' ');
 }
 
 /** A plain aligned table: a header row, then one row per host. */
@@ -50,11 +53,18 @@ export function hostTable(hosts: readonly LabHostReport[]): string {
       h.state,
       h.pid === undefined ? '-' : String(h.pid),
       h.sshAnswers === undefined ? '-' : h.sshAnswers ? 'answers' : 'silent',
-      h.bootMs !== undefined ? seconds(h.bootMs) : h.note ?? '',
+      h.bootMs !== undefined ? seconds(h.bootMs) : (h.note ?? ''),
     ]),
   ];
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
-  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, col) => cell.padEnd(widths[col]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function upSummary(result: LabUpResult): string {
@@ -73,16 +83,25 @@ export function upSummary(result: LabUpResult): string {
 
 function actionLine(result: LabHostActionResult): string {
   const h = result.host;
-  const extra = [h.pid !== undefined ? `pid ${h.pid}` : '', h.bootMs !== undefined ? `ssh answered after ${seconds(h.bootMs)}` : ''].filter(Boolean).join(', ');
+  const extra = [
+    h.pid !== undefined ? `pid ${h.pid}` : '',
+    h.bootMs !== undefined ? `ssh answered after ${seconds(h.bootMs)}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
   return `${h.name} (${h.address}): ${result.outcome}${extra ? ` (${extra})` : ''}\n`;
 }
 
 export function registerLabCommands(program: Command): void {
-  const lab = program.command('lab').description('a lab of Debian 12 hosts (systemd-nspawn containers on a private bridge) on this machine');
+  const lab = program
+    .command('lab')
+    .description('a lab of Debian 12 hosts (systemd-nspawn containers on a private bridge) on this machine');
 
   lab
     .command('up')
-    .description('build (once) and boot the lab hosts; write the inventory, known_hosts and SSH key to inventories/lab/generated/')
+    .description(
+      'build (once) and boot the lab hosts; write the inventory, known_hosts and SSH key to inventories/lab/generated/',
+    )
     .option('--hosts <n>', 'the first N hosts of the default topology')
     .option('--topology <file>', 'a YAML topology file (see inventories/lab/README.md)')
     .option('--with-pve', 'also boot pve1, pve2 and pve3')
@@ -99,7 +118,9 @@ export function registerLabCommands(program: Command): void {
 
   lab
     .command('status')
-    .description('each lab host: kind (container, or VM with accelerator, memory, disks), running or stopped, pid, address, whether sshd answers')
+    .description(
+      'each lab host: kind (container, or VM with accelerator, memory, disks), running or stopped, pid, address, whether sshd answers',
+    )
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const status = await labStatus();
@@ -111,12 +132,16 @@ export function registerLabCommands(program: Command): void {
         process.stdout.write('the lab is not up (start it with `cairn lab up`)\n');
         return;
       }
-      process.stdout.write(`${hostTable(status.hosts)}\n\nbridge ${status.bridge} ${status.subnet}, VIP ${status.vip}; inventory ${status.inventoryPath}\n`);
+      process.stdout.write(
+        `${hostTable(status.hosts)}\n\nbridge ${status.bridge} ${status.subnet}, VIP ${status.vip}; inventory ${status.inventoryPath}\n`,
+      );
     });
 
   lab
     .command('down')
-    .description('remove every container, mount, interface and file the lab made (the image and repository caches stay)')
+    .description(
+      'remove every container, mount, interface and file the lab made (the image and repository caches stay)',
+    )
     .action(async () => {
       const result = await labDown();
       process.stdout.write(
@@ -144,9 +169,13 @@ export function registerLabCommands(program: Command): void {
         process.stdout.write(actionLine(await fn(host)));
       });
   hostAction('stop', 'halt a host in order (like poweroff); its disk is kept', (h) => labStop(h));
-  hostAction('kill', 'cut a host\'s power (SIGKILL to its init and nspawn, or to qemu); its disk is kept', (h) => labKill(h));
+  hostAction('kill', "cut a host's power (SIGKILL to its init and nspawn, or to qemu); its disk is kept", (h) =>
+    labKill(h),
+  );
   hostAction('start', 'boot a stopped host again and wait for sshd', (h) => labStart(h));
   hostAction('restart', 'halt a host in order, then boot it again', (h) => labRestart(h));
-  hostAction('unplug', 'pull a host\'s network cable (its link on the lab bridge goes down); it keeps running', (h) => labUnplug(h));
-  hostAction('plug', 'put a host\'s network cable back (its link on the lab bridge comes up)', (h) => labPlug(h));
+  hostAction('unplug', "pull a host's network cable (its link on the lab bridge goes down); it keeps running", (h) =>
+    labUnplug(h),
+  );
+  hostAction('plug', "put a host's network cable back (its link on the lab bridge comes up)", (h) => labPlug(h));
 }

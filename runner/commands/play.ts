@@ -8,7 +8,15 @@ import type { Playbook, Task } from '../core/playbook/types.js';
 import { parseYaml } from '../core/util/yaml-source.js';
 import { isPlainObject } from '../core/util/vars.js';
 import { loadPlaybookFile } from '../app/playbook.js';
-import { configureAnsibleVault, defaultInventoryPath, openInventory, openSession, parseExtraVars, prepareVault, type CommonRunOptions } from '../app/session.js';
+import {
+  configureAnsibleVault,
+  defaultInventoryPath,
+  openInventory,
+  openSession,
+  parseExtraVars,
+  prepareVault,
+  type CommonRunOptions,
+} from '../app/session.js';
 import { answerVarsPrompts } from './vars-prompt.js';
 import { processInterrupts } from './signals.js';
 
@@ -37,11 +45,18 @@ function reportLoad(playbook: Playbook, verbose: number): void {
 /** Options every task-running command shares, with Ansible's names. */
 export function addRunOptions(cmd: Command): Command {
   return cmd
-    .option('-i, --inventory <path>', 'inventory file or folder (default: the lab\'s, inventories/lab/hosts.yaml)')
+    .option('-i, --inventory <path>', "inventory file or folder (default: the lab's, inventories/lab/hosts.yaml)")
     .option('-l, --limit <pattern>', 'further limit the hosts with a pattern (or @file with one pattern per line)')
-    .option('-e, --extra-vars <vars>', 'extra variables: key=value, a YAML/JSON mapping, or @file.yaml (repeatable)', collect)
+    .option(
+      '-e, --extra-vars <vars>',
+      'extra variables: key=value, a YAML/JSON mapping, or @file.yaml (repeatable)',
+      collect,
+    )
     .option('-f, --forks <n>', 'hosts worked on at once (default 20, or ansible.cfg forks)')
-    .option('-u, --user <name>', 'connect as this user (inventory ansible_user and play remote_user win over it, as in Ansible)')
+    .option(
+      '-u, --user <name>',
+      'connect as this user (inventory ansible_user and play remote_user win over it, as in Ansible)',
+    )
     .option('--private-key <file>', 'SSH private key file (ansible_ssh_private_key_file wins over it)')
     .option('-c, --connection <type>', 'ssh or local')
     .option('--become-user <user>', 'the user sudo becomes (default root)')
@@ -51,12 +66,28 @@ export function addRunOptions(cmd: Command): Command {
     .option('--compact', 'compact console: changes, failures and the recap only (the default from 10 hosts up)')
     .option('--full', 'Ansible-style console: every task on every host (the default under 10 hosts)')
     .option('--no-color', 'no colours')
-    .option('--accept-new-host-keys', 'trust unknown host keys on first use and record them (mismatches are still refused)')
-    .option('--known-hosts <file>', 'known_hosts file to check host keys against (default: per host cairn_known_hosts, else ~/.ssh/known_hosts)')
+    .option(
+      '--accept-new-host-keys',
+      'trust unknown host keys on first use and record them (mismatches are still refused)',
+    )
+    .option(
+      '--known-hosts <file>',
+      'known_hosts file to check host keys against (default: per host cairn_known_hosts, else ~/.ssh/known_hosts)',
+    )
     .option('--no-journal', 'do not write .cairn/runs/<time>.ndjson')
-    .option('--vault-identity <file>', 'age identity file that opens the inventory\'s vault files (or CAIRN_VAULT_IDENTITY)')
-    .option('--vault-password-file <file>', 'file holding the vault passphrase (or CAIRN_VAULT_PASSWORD_FILE / CAIRN_VAULT_PASSWORD)')
-    .option('--vault-id <[label@]file>', 'Ansible Vault password file, with the vault id it opens (repeatable)', collect);
+    .option(
+      '--vault-identity <file>',
+      "age identity file that opens the inventory's vault files (or CAIRN_VAULT_IDENTITY)",
+    )
+    .option(
+      '--vault-password-file <file>',
+      'file holding the vault passphrase (or CAIRN_VAULT_PASSWORD_FILE / CAIRN_VAULT_PASSWORD)',
+    )
+    .option(
+      '--vault-id <[label@]file>',
+      'Ansible Vault password file, with the vault id it opens (repeatable)',
+      collect,
+    );
 }
 
 type PlayOptions = CommonRunOptions & {
@@ -69,7 +100,7 @@ export function registerPlayCommands(program: Command): void {
   addRunOptions(
     program
       .command('play')
-      .description('run a playbook: its plays, roles and tasks, then each role\'s verifications')
+      .description("run a playbook: its plays, roles and tasks, then each role's verifications")
       .argument('<playbook>', 'playbook YAML file'),
   )
     .option('-b, --become', 'run tasks through sudo -n (a play or task become: wins over it)')
@@ -91,16 +122,27 @@ export function registerPlayCommands(program: Command): void {
         const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
         await prepareVault(inventoryPath, opts);
         openInventory(opts.inventory);
-        process.stdout.write(`playbook: ${playbook.path}: syntax OK (${playbook.plays.length} play${playbook.plays.length === 1 ? '' : 's'})\n`);
+        process.stdout.write(
+          `playbook: ${playbook.path}: syntax OK (${playbook.plays.length} play${playbook.plays.length === 1 ? '' : 's'})\n`,
+        );
         return;
       }
       if (opts.roles) {
         const known = new Set(playbook.plays.flatMap((p) => p.roles.map((r) => r.name)));
-        const unknown = opts.roles.split(',').map((r) => r.trim()).filter((r) => r && !known.has(r));
-        if (unknown.length) throw optionsError(`--roles: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a role of ${playbookPath} (roles: ${[...known].join(', ')})`);
+        const unknown = opts.roles
+          .split(',')
+          .map((r) => r.trim())
+          .filter((r) => r && !known.has(r));
+        if (unknown.length)
+          throw optionsError(
+            `--roles: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a role of ${playbookPath} (roles: ${[...known].join(', ')})`,
+          );
       }
       if (opts.listHosts || opts.listTasks) {
-        const session = await openSession({ ...opts, journal: false, json: false }, 'play', { lock: false, interrupts: processInterrupts });
+        const session = await openSession({ ...opts, journal: false, json: false }, 'play', {
+          lock: false,
+          interrupts: processInterrupts,
+        });
         for (const play of playbook.plays) {
           const hosts = session.engine.selectHosts(play.hosts, play.hostsLocation);
           process.stdout.write(`\nplay #${playbook.plays.indexOf(play) + 1} (${play.hosts}): ${play.name}\n`);
@@ -113,9 +155,11 @@ export function registerPlayCommands(program: Command): void {
             const roles = opts.roles?.split(',').map((r) => r.trim());
             for (const role of play.roles) {
               if (roles && !roles.includes(role.name)) continue;
-              for (const t of role.tasks) process.stdout.write(`    ${role.name} : ${t.name}\tTAGS: [${[...role.tags, ...t.tags].join(', ')}]\n`);
+              for (const t of role.tasks)
+                process.stdout.write(`    ${role.name} : ${t.name}\tTAGS: [${[...role.tags, ...t.tags].join(', ')}]\n`);
             }
-            if (!roles) for (const t of play.tasks) process.stdout.write(`    ${t.name}\tTAGS: [${t.tags.join(', ')}]\n`);
+            if (!roles)
+              for (const t of play.tasks) process.stdout.write(`    ${t.name}\tTAGS: [${t.tags.join(', ')}]\n`);
           }
         }
         await session.engine.close();
@@ -134,14 +178,18 @@ export function registerPlayCommands(program: Command): void {
   addRunOptions(
     program
       .command('verify')
-      .description('check every role\'s postconditions (verify.yaml) without changing anything')
+      .description("check every role's postconditions (verify.yaml) without changing anything")
       .argument('<playbook>', 'playbook YAML file'),
   )
     .option('--roles <roles>', 'only verify these roles')
     .action(async (playbookPath: string, opts: PlayOptions) => {
       configureAnsibleVault(opts);
       const playbook = loadPlaybookFile(playbookPath);
-      const session = await openSession(opts, 'verify', { playbook: playbook.path, lock: false, interrupts: processInterrupts });
+      const session = await openSession(opts, 'verify', {
+        playbook: playbook.path,
+        lock: false,
+        interrupts: processInterrupts,
+      });
       try {
         const outcome = await session.engine.runPlaybook(playbook, true);
         process.exitCode = session.finish(outcome);
@@ -157,48 +205,54 @@ export function registerPlayCommands(program: Command): void {
       .argument('<pattern>', 'host pattern'),
   )
     .requiredOption('-m, --module-name <module>', 'module to run', 'command')
-    .option('-a, --args <args>', 'module arguments: key=value pairs, a YAML mapping, or the free-form text of command/shell')
+    .option(
+      '-a, --args <args>',
+      'module arguments: key=value pairs, a YAML mapping, or the free-form text of command/shell',
+    )
     .option('-b, --become', 'run with sudo')
     .option('-C, --check', 'predict the change without making it')
     .option('-D, --diff', 'show the differences in changed files')
-    .action(async (pattern: string, opts: CommonRunOptions & { moduleName: string; args?: string; become?: boolean }) => {
-      const module = getModule(opts.moduleName);
-      if (!module) throw optionsError(`unknown module "${opts.moduleName}"`);
-      let args: Record<string, unknown> = {};
-      const text = opts.args ?? '';
-      if (text.trim().startsWith('{')) {
-        const v = parseYaml(text, '-a').value;
-        if (!isPlainObject(v)) throw optionsError('-a: expected a mapping');
-        args = v;
-      } else if (module.freeFormArg) {
-        args = text ? { [module.freeFormArg]: text } : {};
-      } else if (text.trim()) {
-        const kv = parseKeyValueArgs(text);
-        if (!kv) throw optionsError(`-a: expected key=value pairs for module ${module.name}, got ${JSON.stringify(text)}`);
-        args = coerceKeyValueArgs(module.argsSchema, kv);
-      }
-      const task: Task = {
-        name: `${module.name}${text ? ' ' + text : ''}`,
-        module: module.name,
-        args,
-        when: [],
-        loopVar: 'item',
-        notify: [],
-        tags: [],
-        runOnce: false,
-        ignoreErrors: false,
-        noLog: false,
-        become: opts.become,
-        role: '',
-        location: { file: '<command line>' },
-        listen: [],
-      };
-      const session = await openSession(opts, 'run', { interrupts: processInterrupts });
-      try {
-        const outcome = await session.engine.runAdhoc(pattern, task);
-        process.exitCode = session.finish(outcome);
-      } finally {
-        await session.engine.close();
-      }
-    });
+    .action(
+      async (pattern: string, opts: CommonRunOptions & { moduleName: string; args?: string; become?: boolean }) => {
+        const module = getModule(opts.moduleName);
+        if (!module) throw optionsError(`unknown module "${opts.moduleName}"`);
+        let args: Record<string, unknown> = {};
+        const text = opts.args ?? '';
+        if (text.trim().startsWith('{')) {
+          const v = parseYaml(text, '-a').value;
+          if (!isPlainObject(v)) throw optionsError('-a: expected a mapping');
+          args = v;
+        } else if (module.freeFormArg) {
+          args = text ? { [module.freeFormArg]: text } : {};
+        } else if (text.trim()) {
+          const kv = parseKeyValueArgs(text);
+          if (!kv)
+            throw optionsError(`-a: expected key=value pairs for module ${module.name}, got ${JSON.stringify(text)}`);
+          args = coerceKeyValueArgs(module.argsSchema, kv);
+        }
+        const task: Task = {
+          name: `${module.name}${text ? ' ' + text : ''}`,
+          module: module.name,
+          args,
+          when: [],
+          loopVar: 'item',
+          notify: [],
+          tags: [],
+          runOnce: false,
+          ignoreErrors: false,
+          noLog: false,
+          become: opts.become,
+          role: '',
+          location: { file: '<command line>' },
+          listen: [],
+        };
+        const session = await openSession(opts, 'run', { interrupts: processInterrupts });
+        try {
+          const outcome = await session.engine.runAdhoc(pattern, task);
+          process.exitCode = session.finish(outcome);
+        } finally {
+          await session.engine.close();
+        }
+      },
+    );
 }

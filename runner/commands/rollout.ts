@@ -35,12 +35,16 @@ export function checklistPath(opts: ChecklistOptions): string {
 
 function openChecklist(opts: ChecklistOptions): Checklist {
   const path = checklistPath(opts);
-  if (!existsSync(path)) throw optionsError(`no rollout checklist at ${path}: pass --checklist FILE (or set CAIRN_ROLLOUT)`);
+  if (!existsSync(path))
+    throw optionsError(`no rollout checklist at ${path}: pass --checklist FILE (or set CAIRN_ROLLOUT)`);
   return loadChecklist(path);
 }
 
 function withChecklist(cmd: Command): Command {
-  return cmd.option('--checklist <file>', 'the rollout checklist (default: CAIRN_ROLLOUT, ./rollout.yaml, or the repository\'s rollout.yaml)');
+  return cmd.option(
+    '--checklist <file>',
+    "the rollout checklist (default: CAIRN_ROLLOUT, ./rollout.yaml, or the repository's rollout.yaml)",
+  );
 }
 
 function todayOption(cmd: Command): Command {
@@ -74,7 +78,10 @@ function exitCodeFor(outcome: StepOutcome): number {
 }
 
 function reportOutcome(step: ChecklistStep, outcome: StepOutcome, opts: RunOpts): void {
-  if (opts.json) process.stdout.write(`${JSON.stringify({ type: 'rollout_step', step: step.id, state: outcome.state, message: outcome.message, evidence: outcome.evidence, journal: outcome.journal })}\n`);
+  if (opts.json)
+    process.stdout.write(
+      `${JSON.stringify({ type: 'rollout_step', step: step.id, state: outcome.state, message: outcome.message, evidence: outcome.evidence, journal: outcome.journal })}\n`,
+    );
 }
 
 async function runOne(checklist: Checklist, step: ChecklistStep, opts: RunOpts): Promise<StepOutcome> {
@@ -84,9 +91,17 @@ async function runOne(checklist: Checklist, step: ChecklistStep, opts: RunOpts):
 }
 
 export function registerRolloutCommands(program: Command): void {
-  const rollout = program.command('rollout').description('the D1–D35 rollout checklist: phases, gates, sign-offs and evidence');
+  const rollout = program
+    .command('rollout')
+    .description('the D1–D35 rollout checklist: phases, gates, sign-offs and evidence');
 
-  todayOption(withChecklist(rollout.command('status').description('where the rollout stands: every phase and step with state, when, by whom and evidence')))
+  todayOption(
+    withChecklist(
+      rollout
+        .command('status')
+        .description('where the rollout stands: every phase and step with state, when, by whom and evidence'),
+    ),
+  )
     .option('--json', 'the status as one JSON document')
     .action((opts: ChecklistOptions & { json?: boolean; today?: string }) => {
       const checklist = openChecklist(opts);
@@ -95,17 +110,28 @@ export function registerRolloutCommands(program: Command): void {
       process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatusText(status));
     });
 
-  withChecklist(rollout.command('check').description('validate the checklist and list steps that would fail at once (missing playbooks, unknown drills)')).action((opts: ChecklistOptions) => {
+  withChecklist(
+    rollout
+      .command('check')
+      .description('validate the checklist and list steps that would fail at once (missing playbooks, unknown drills)'),
+  ).action((opts: ChecklistOptions) => {
     const checklist = openChecklist(opts);
     const problems = checklistProblems(checklist);
     const steps = checklist.steps.size;
     process.stdout.write(`${checklist.file}: ${checklist.phases.length} phases, ${steps} steps: schema and gates OK\n`);
-    for (const p of problems) process.stdout.write(`${p.location.file}:${p.location.line ?? '?'}:${p.location.col ?? '?'}: step ${p.step}: ${p.message}\n`);
+    for (const p of problems)
+      process.stdout.write(
+        `${p.location.file}:${p.location.line ?? '?'}:${p.location.col ?? '?'}: step ${p.step}: ${p.message}\n`,
+      );
     if (problems.length) process.exitCode = ExitCode.badInput;
   });
 
   withChecklist(
-    addRunOptions(rollout.command('next').description('run the next step of the plan (refuses when it needs a sign-off or a gate is not met)')),
+    addRunOptions(
+      rollout
+        .command('next')
+        .description('run the next step of the plan (refuses when it needs a sign-off or a gate is not met)'),
+    ),
   )
     .option('--by <name>', 'who runs it (default: CAIRN_OPERATOR or the login name)')
     .action(async (opts: RunOpts) => {
@@ -117,11 +143,24 @@ export function registerRolloutCommands(program: Command): void {
           process.stdout.write('every phase is complete and every gate has passed: nothing to run\n');
           return;
         case 'running':
-          throw new CairnError(`step "${next.step.id}" is running (pid ${next.st.pid}, started ${next.st.startedAt}); one step at a time`, { kind: 'lock' });
+          throw new CairnError(
+            `step "${next.step.id}" is running (pid ${next.st.pid}, started ${next.st.startedAt}); one step at a time`,
+            { kind: 'lock' },
+          );
         case 'sign':
-          throw new CairnError(`the next step, "${next.step.id}" (${next.step.name}), is manual: a person does it and signs it off: cairn rollout sign ${next.step.id} --by NAME --note TEXT`, { kind: 'options', detail: next.step.spec.kind === 'manual' ? `  what to confirm: ${next.step.spec.instructions}` : undefined });
+          throw new CairnError(
+            `the next step, "${next.step.id}" (${next.step.name}), is manual: a person does it and signs it off: cairn rollout sign ${next.step.id} --by NAME --note TEXT`,
+            {
+              kind: 'options',
+              detail:
+                next.step.spec.kind === 'manual' ? `  what to confirm: ${next.step.spec.instructions}` : undefined,
+            },
+          );
         case 'gate':
-          throw new CairnError(`every step of phase "${next.phase.id}" is done but its gate is not met`, { kind: 'options', detail: next.missing.map((m) => `  - ${m}`).join('\n') });
+          throw new CairnError(`every step of phase "${next.phase.id}" is done but its gate is not met`, {
+            kind: 'options',
+            detail: next.missing.map((m) => `  - ${m}`).join('\n'),
+          });
         case 'run': {
           const outcome = await runOne(checklist, next.step, opts);
           process.exitCode = exitCodeFor(outcome);
@@ -130,7 +169,12 @@ export function registerRolloutCommands(program: Command): void {
     });
 
   withChecklist(
-    addRunOptions(rollout.command('run').description('run one step, or the remaining steps of a phase in order (stopping at a failure or a sign-off)').argument('<id>', 'a phase or step id')),
+    addRunOptions(
+      rollout
+        .command('run')
+        .description('run one step, or the remaining steps of a phase in order (stopping at a failure or a sign-off)')
+        .argument('<id>', 'a phase or step id'),
+    ),
   )
     .option('--by <name>', 'who runs it (default: CAIRN_OPERATOR or the login name)')
     .action(async (id: string, opts: RunOpts) => {
@@ -148,7 +192,10 @@ export function registerRolloutCommands(program: Command): void {
         if (step.spec.kind === 'manual') {
           // Say why we stop (the phase may also be closed: assertStepMayStart says that first).
           assertStepMayStart(checklist, step, loadState(rolloutStatePath(stateDirectory())), 'sign');
-          throw new CairnError(`phase "${phase.id}" stops at step "${step.id}" (${step.name}): it needs a sign-off: cairn rollout sign ${step.id} --by NAME --note TEXT`, { kind: 'options', detail: `  what to confirm: ${step.spec.instructions}` });
+          throw new CairnError(
+            `phase "${phase.id}" stops at step "${step.id}" (${step.name}): it needs a sign-off: cairn rollout sign ${step.id} --by NAME --note TEXT`,
+            { kind: 'options', detail: `  what to confirm: ${step.spec.instructions}` },
+          );
         }
         const outcome = await runOne(checklist, step, opts);
         if (outcome.state !== 'done') {
@@ -159,7 +206,12 @@ export function registerRolloutCommands(program: Command): void {
       process.stdout.write(`phase ${phase.id}: every step is done\n`);
     });
 
-  withChecklist(rollout.command('sign').description('sign off a manual step: who, and a note (the time is recorded)').argument('<step>', 'a manual step id'))
+  withChecklist(
+    rollout
+      .command('sign')
+      .description('sign off a manual step: who, and a note (the time is recorded)')
+      .argument('<step>', 'a manual step id'),
+  )
     .requiredOption('--by <name>', 'who signs')
     .requiredOption('--note <text>', 'what was checked, or where the record is')
     .action(async (id: string, opts: ChecklistOptions & { by: string; note: string }) => {
@@ -174,13 +226,25 @@ export function registerRolloutCommands(program: Command): void {
         assertStepMayStart(checklist, step, state, 'sign');
         const previous = stepState(state, step.id);
         state.checklist = checklist.file;
-        state.steps[step.id] = { state: 'done', runs: previous.runs + 1, startedAt: at, finishedAt: at, by: opts.by, signoff: { by: opts.by, at, note: opts.note } };
+        state.steps[step.id] = {
+          state: 'done',
+          runs: previous.runs + 1,
+          startedAt: at,
+          finishedAt: at,
+          by: opts.by,
+          signoff: { by: opts.by, at, note: opts.note },
+        };
         state.history.push({ at, step: step.id, event: 'signed', by: opts.by, note: opts.note });
       });
       process.stdout.write(`signed ${step.id} (${step.name}) by ${opts.by} at ${at}\n`);
     });
 
-  withChecklist(rollout.command('reset').description('forget a step\'s result (and a migration\'s progress) so it runs again from the start').argument('<step>', 'a step id'))
+  withChecklist(
+    rollout
+      .command('reset')
+      .description("forget a step's result (and a migration's progress) so it runs again from the start")
+      .argument('<step>', 'a step id'),
+  )
     .option('--by <name>', 'who resets it')
     .action(async (id: string, opts: ChecklistOptions & { by?: string }) => {
       const checklist = openChecklist(opts);
@@ -189,7 +253,8 @@ export function registerRolloutCommands(program: Command): void {
       const at = new Date().toISOString();
       const was = await updateState(rolloutStatePath(stateDirectory()), (state) => {
         const running = runningStep(checklist, state);
-        if (running?.step.id === id) throw new CairnError(`step "${id}" is running (pid ${running.st.pid}); stop it first`, { kind: 'lock' });
+        if (running?.step.id === id)
+          throw new CairnError(`step "${id}" is running (pid ${running.st.pid}); stop it first`, { kind: 'lock' });
         const previous = stepState(state, id).state;
         delete state.steps[id];
         state.history.push({ at, step: id, event: 'reset', by: opts.by ?? defaultOperator(), note: `was ${previous}` });
@@ -198,7 +263,9 @@ export function registerRolloutCommands(program: Command): void {
       process.stdout.write(`reset ${id} (was ${was}); it is pending\n`);
     });
 
-  withChecklist(rollout.command('start').description('set the plan\'s day 1 (D1), so status shows which day it is and what is late'))
+  withChecklist(
+    rollout.command('start').description("set the plan's day 1 (D1), so status shows which day it is and what is late"),
+  )
     .option('--date <date>', 'day 1 as YYYY-MM-DD (default: today)')
     .option('--by <name>', 'who starts the plan')
     .action(async (opts: ChecklistOptions & { date?: string; by?: string }) => {
@@ -210,20 +277,37 @@ export function registerRolloutCommands(program: Command): void {
         state.checklist = checklist.file;
         state.startDate = date;
         state.startedBy = by;
-        state.history.push({ at: new Date().toISOString(), step: '-', event: 'started-plan', by, note: before && before !== date ? `D1 moved from ${before} to ${date}` : `D1 = ${date}` });
+        state.history.push({
+          at: new Date().toISOString(),
+          step: '-',
+          event: 'started-plan',
+          by,
+          note: before && before !== date ? `D1 moved from ${before} to ${date}` : `D1 = ${date}`,
+        });
       });
       process.stdout.write(`rollout "${checklist.name}": D1 is ${date}\n`);
     });
 }
 
 export function registerReportCommand(program: Command): void {
-  todayOption(withChecklist(program.command('report').description('write one self-contained HTML report: rollout timeline, host × role matrix, drill results')))
+  todayOption(
+    withChecklist(
+      program
+        .command('report')
+        .description('write one self-contained HTML report: rollout timeline, host × role matrix, drill results'),
+    ),
+  )
     .option('-o, --output <file>', 'where to write it (default: <state dir>/report.html)')
     .action((opts: ChecklistOptions & { output?: string; today?: string }) => {
       const checklist = openChecklist(opts);
       const stateDir = stateDirectory();
       const output = resolve(opts.output ?? join(stateDir, 'report.html'));
-      const data = buildReportData(checklist, rolloutStatePath(stateDir), join(stateDir, 'runs'), opts.today ? checkDate(opts.today, '--today') : localDate());
+      const data = buildReportData(
+        checklist,
+        rolloutStatePath(stateDir),
+        join(stateDir, 'runs'),
+        opts.today ? checkDate(opts.today, '--today') : localDate(),
+      );
       writeReport(data, output);
       process.stdout.write(`report: ${output}\n`);
     });

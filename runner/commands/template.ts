@@ -9,7 +9,9 @@ import { convertJinja } from '../core/template/convert.js';
 import { readTextFile } from '../core/util/yaml-source.js';
 
 export function registerTemplateCommands(program: Command): void {
-  const template = program.command('template').description('template files: convert Jinja (.j2) to cairn templates (.hbs)');
+  const template = program
+    .command('template')
+    .description('template files: convert Jinja (.j2) to cairn templates (.hbs)');
   template
     .command('convert')
     .description('convert a Jinja template to a cairn Handlebars template (if/elif/else, for, set, filters, comments)')
@@ -18,7 +20,10 @@ export function registerTemplateCommands(program: Command): void {
     .action((file: string, opts: { output?: string }) => {
       const { handlebars, problems } = convertJinja(readTextFile(file, 'Jinja template'));
       if (problems.length > 0) {
-        throw inputError(`cannot convert ${problems.length} construct${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => `  ${file}: ${p}`).join('\n')}`, { file });
+        throw inputError(
+          `cannot convert ${problems.length} construct${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => `  ${file}: ${p}`).join('\n')}`,
+          { file },
+        );
       }
       if (opts.output) writeFileSync(opts.output, handlebars);
       else process.stdout.write(handlebars);

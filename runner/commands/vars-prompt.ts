@@ -30,17 +30,29 @@ async function ask(question: string, hidden: boolean): Promise<string> {
 }
 
 /** Put each prompt's answer into its play's vars (extra vars still win over them when the run starts). */
-export async function answerVarsPrompts(playbook: Playbook, extraVars: Vars, interactive = Boolean(process.stdin.isTTY)): Promise<void> {
+export async function answerVarsPrompts(
+  playbook: Playbook,
+  extraVars: Vars,
+  interactive = Boolean(process.stdin.isTTY),
+): Promise<void> {
   for (const play of playbook.plays) {
     for (const prompt of play.varsPrompt ?? []) {
       if (Object.prototype.hasOwnProperty.call(extraVars, prompt.name)) continue;
       if (interactive) {
-        const answer = await ask(`${prompt.prompt}${prompt.default !== undefined ? ` [${String(prompt.default)}]` : ''}`, prompt.private);
-        play.vars = { ...play.vars, [prompt.name]: answer === '' && prompt.default !== undefined ? prompt.default : answer };
+        const answer = await ask(
+          `${prompt.prompt}${prompt.default !== undefined ? ` [${String(prompt.default)}]` : ''}`,
+          prompt.private,
+        );
+        play.vars = {
+          ...play.vars,
+          [prompt.name]: answer === '' && prompt.default !== undefined ? prompt.default : answer,
+        };
       } else if (prompt.default !== undefined) {
         play.vars = { ...play.vars, [prompt.name]: prompt.default };
       } else {
-        throw optionsError(`play "${play.name}" asks for "${prompt.name}" (vars_prompt) and there is no terminal to ask on: pass -e ${prompt.name}=VALUE`);
+        throw optionsError(
+          `play "${play.name}" asks for "${prompt.name}" (vars_prompt) and there is no terminal to ask on: pass -e ${prompt.name}=VALUE`,
+        );
       }
     }
   }

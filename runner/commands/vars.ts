@@ -5,7 +5,13 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { describeSetting, explainAll, explainVariable, hostLayers, type VarExplanation } from '../core/engine/variables.js';
+import {
+  describeSetting,
+  explainAll,
+  explainVariable,
+  hostLayers,
+  type VarExplanation,
+} from '../core/engine/variables.js';
 import { inputError } from '../core/util/errors.js';
 import { closestNames } from '../core/inventory/index.js';
 import { SecretMasker } from '../app/report/index.js';
@@ -27,13 +33,19 @@ export function registerVarsCommand(program: Command): void {
     .command('vars <host> [variable]')
     .description("a host's merged variables (or one), with the file:line each came from and what it beat")
     .option('-i, --inventory <path>', "inventory file or folder (default: the lab's, inventories/lab/hosts.yaml)")
-    .option('-e, --extra-vars <vars>', 'extra variables: key=value, a YAML/JSON mapping, or @file.yaml (repeatable)', collect)
+    .option(
+      '-e, --extra-vars <vars>',
+      'extra variables: key=value, a YAML/JSON mapping, or @file.yaml (repeatable)',
+      collect,
+    )
     .action(async (host: string, variable: string | undefined, opts: { inventory?: string; extraVars?: string[] }) => {
       await prepareVault(resolve(opts.inventory ?? defaultInventoryPath()), {});
       const inventory = openInventory(opts.inventory);
       if (!inventory.hosts.has(host)) {
         const near = closestNames(host, [...inventory.hosts.keys()]);
-        throw inputError(`no host "${host}" in the inventory ${inventory.path}${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}`);
+        throw inputError(
+          `no host "${host}" in the inventory ${inventory.path}${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}`,
+        );
       }
       const masker = new SecretMasker();
       for (const secret of inventory.secretValues()) masker.add(secret);

@@ -7,7 +7,20 @@
  * left beside it (swap and backup files). Every write of a vault file is atomic (temp file + rename).
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, constants, existsSync, fsyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  fsyncSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -62,8 +75,14 @@ function collect(value: string, previous: string[] = []): string[] {
 /** `--vault-identity` and `--vault-password-file`, for `cairn vault` and for every command that reads an inventory. */
 export function addVaultOptions(cmd: Command): Command {
   return cmd
-    .option('--vault-identity <file>', 'age identity file (AGE-SECRET-KEY-1...) that opens vault files (env CAIRN_VAULT_IDENTITY)')
-    .option('--vault-password-file <file>', 'file holding the vault passphrase on one line (env CAIRN_VAULT_PASSWORD_FILE; or the passphrase in CAIRN_VAULT_PASSWORD)');
+    .option(
+      '--vault-identity <file>',
+      'age identity file (AGE-SECRET-KEY-1...) that opens vault files (env CAIRN_VAULT_IDENTITY)',
+    )
+    .option(
+      '--vault-password-file <file>',
+      'file holding the vault passphrase on one line (env CAIRN_VAULT_PASSWORD_FILE; or the passphrase in CAIRN_VAULT_PASSWORD)',
+    );
 }
 
 function addRecipientOptions(cmd: Command): Command {
@@ -123,7 +142,8 @@ function shredFile(path: string): void {
     fd = openSync(path, constants.O_WRONLY | constants.O_NOFOLLOW);
     const size = statSync(path).size;
     const zeros = Buffer.alloc(Math.min(size, 1 << 20));
-    for (let offset = 0; offset < size; offset += zeros.length) writeSync(fd, zeros, 0, Math.min(zeros.length, size - offset), offset);
+    for (let offset = 0; offset < size; offset += zeros.length)
+      writeSync(fd, zeros, 0, Math.min(zeros.length, size - offset), offset);
     fsyncSync(fd);
   } catch {
     // a symlink or vanished file: removed below all the same
@@ -209,7 +229,9 @@ async function runEditor(editor: string, path: string, file: string, env: NodeJS
     }
   } catch (err) {
     if (err instanceof CairnError) throw err;
-    throw inputError(`cannot run the editor (${editor}): ${err instanceof Error ? err.message : String(err)}`, { file });
+    throw inputError(`cannot run the editor (${editor}): ${err instanceof Error ? err.message : String(err)}`, {
+      file,
+    });
   } finally {
     process.off('SIGINT', onInterrupt);
     process.off('SIGTERM', onStop);
@@ -224,10 +246,12 @@ async function runEditor(editor: string, path: string, file: string, env: NodeJS
 export function vaultTextProblem(text: string, label: string): string | undefined {
   try {
     const loaded = parseYaml(text, label);
-    if (loaded.value !== null && !isPlainObject(loaded.value)) return `${label}: expected a mapping of variable names to values at the top level`;
+    if (loaded.value !== null && !isPlainObject(loaded.value))
+      return `${label}: expected a mapping of variable names to values at the top level`;
     return undefined;
   } catch (err) {
-    if (err instanceof CairnError) return err.location ? `${formatLocation(err.location)}: ${err.message}` : err.message;
+    if (err instanceof CairnError)
+      return err.location ? `${formatLocation(err.location)}: ${err.message}` : err.message;
     throw err;
   }
 }
@@ -236,7 +260,9 @@ async function askOnTerminal(problem: string): Promise<boolean> {
   if (!process.stdin.isTTY || !process.stderr.isTTY) return false;
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    const answer = await new Promise<string>((resolveAnswer) => rl.question(`${problem}\nreopen the editor to fix it? [Y/n] `, resolveAnswer));
+    const answer = await new Promise<string>((resolveAnswer) =>
+      rl.question(`${problem}\nreopen the editor to fix it? [Y/n] `, resolveAnswer),
+    );
     return !/^\s*n/i.test(answer);
   } finally {
     rl.close();
@@ -247,7 +273,9 @@ async function askOnTerminal(problem: string): Promise<boolean> {
 async function editText(file: string, initial: string, io: VaultIo): Promise<string> {
   const base = scratchBase(io.env);
   if (!isInMemory(base)) {
-    io.stderr.write(`WARNING: ${base} is not in memory (no /dev/shm here): the decrypted text is on disk, 0600 in a private folder, until the editor closes\n`);
+    io.stderr.write(
+      `WARNING: ${base} is not in memory (no /dev/shm here): the decrypted text is on disk, 0600 in a private folder, until the editor closes\n`,
+    );
   }
   const editor = io.env.EDITOR?.trim() || 'vi';
   const confirmReopen = io.confirmReopen ?? askOnTerminal;
@@ -259,7 +287,10 @@ async function editText(file: string, initial: string, io: VaultIo): Promise<str
       const problem = vaultTextProblem(text, `${file} (decrypted)`);
       if (problem === undefined) return text;
       if (await confirmReopen(`not valid YAML: ${problem}`)) continue;
-      throw inputError(`not saved: the edited text is not valid vault YAML (${problem}); the vault file is unchanged and the edit was discarded`, { file });
+      throw inputError(
+        `not saved: the edited text is not valid vault YAML (${problem}); the vault file is unchanged and the edit was discarded`,
+        { file },
+      );
     }
   } finally {
     scratch.destroy();
@@ -267,7 +298,9 @@ async function editText(file: string, initial: string, io: VaultIo): Promise<str
 }
 
 function describeTarget(target: EncryptionTarget): string {
-  return target.kind === 'passphrase' ? 'a passphrase' : `${target.recipients.length} recipient${target.recipients.length === 1 ? '' : 's'}`;
+  return target.kind === 'passphrase'
+    ? 'a passphrase'
+    : `${target.recipients.length} recipient${target.recipients.length === 1 ? '' : 's'}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -275,7 +308,8 @@ function describeTarget(target: EncryptionTarget): string {
 
 export async function createVaultFile(file: string, opts: VaultKeyOptions, io: VaultIo = defaultIo()): Promise<void> {
   if (existsSync(file)) throw inputError('the file exists already; `cairn vault edit` changes it', { file });
-  if (!existsSync(dirname(resolve(file)))) throw inputError('the folder for the new vault file does not exist', { file });
+  if (!existsSync(dirname(resolve(file))))
+    throw inputError('the folder for the new vault file does not exist', { file });
   const keys = await loadVaultKeys(opts, io.env);
   const target = encryptionTarget(opts, keys);
   const text = await editText(file, '', io);
@@ -284,12 +318,22 @@ export async function createVaultFile(file: string, opts: VaultKeyOptions, io: V
   io.stderr.write(`created ${file}, encrypted to ${describeTarget(target)}\n`);
 }
 
-export async function editVaultFile(file: string, opts: VaultKeyOptions, io: VaultIo = defaultIo()): Promise<'saved' | 'unchanged'> {
+export async function editVaultFile(
+  file: string,
+  opts: VaultKeyOptions,
+  io: VaultIo = defaultIo(),
+): Promise<'saved' | 'unchanged'> {
   const keys = await loadVaultKeys(opts, io.env);
   const vault = await openVaultFile(file, keys);
   const explicit = explicitRecipients(opts.recipient, opts.recipientsFile);
-  const target: EncryptionTarget = explicit ? { kind: 'recipients', recipients: explicit } : targetOfKey(vault.openedBy);
-  if (!explicit && vault.openedBy.kind === 'identity' && recipientCount(vault.stanzas) > vault.openedBy.recipients.length) {
+  const target: EncryptionTarget = explicit
+    ? { kind: 'recipients', recipients: explicit }
+    : targetOfKey(vault.openedBy);
+  if (
+    !explicit &&
+    vault.openedBy.kind === 'identity' &&
+    recipientCount(vault.stanzas) > vault.openedBy.recipients.length
+  ) {
     throw inputError(
       `this file is encrypted to ${recipientCount(vault.stanzas)} recipients and cairn knows ${vault.openedBy.recipients.length} of them (from ${vault.openedBy.origin}); saving would lock the others out: list every recipient with --recipient or --recipients-file`,
       { file },
@@ -306,7 +350,11 @@ export async function editVaultFile(file: string, opts: VaultKeyOptions, io: Vau
   return 'saved';
 }
 
-export async function viewVaultFiles(files: readonly string[], opts: VaultKeyOptions, io: VaultIo = defaultIo()): Promise<void> {
+export async function viewVaultFiles(
+  files: readonly string[],
+  opts: VaultKeyOptions,
+  io: VaultIo = defaultIo(),
+): Promise<void> {
   const keys = await loadVaultKeys(opts, io.env);
   // Every file is decrypted before anything is printed: a wrong key prints nothing at all.
   const texts: string[] = [];
@@ -322,7 +370,10 @@ function readPlainVaultText(file: string): string {
   try {
     data = readFileSync(file);
   } catch (err) {
-    throw inputError(`cannot read file: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { file });
+    throw inputError(
+      `cannot read file: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+      { file },
+    );
   }
   if (isAgeEncrypted(data)) throw inputError('already encrypted (it starts with an age header)', { file });
   let text: string;
@@ -332,11 +383,16 @@ function readPlainVaultText(file: string): string {
     throw inputError('not UTF-8 text; a vault file holds YAML', { file });
   }
   const problem = vaultTextProblem(text, file);
-  if (problem !== undefined) throw inputError(`refusing to encrypt a file the inventory could not read: ${problem}`, { file });
+  if (problem !== undefined)
+    throw inputError(`refusing to encrypt a file the inventory could not read: ${problem}`, { file });
   return text;
 }
 
-export async function encryptVaultFiles(files: readonly string[], opts: VaultKeyOptions, io: VaultIo = defaultIo()): Promise<void> {
+export async function encryptVaultFiles(
+  files: readonly string[],
+  opts: VaultKeyOptions,
+  io: VaultIo = defaultIo(),
+): Promise<void> {
   const keys = await loadVaultKeys(opts, io.env);
   const target = encryptionTarget(opts, keys);
   for (const file of files) {
@@ -344,22 +400,31 @@ export async function encryptVaultFiles(files: readonly string[], opts: VaultKey
     writeFileAtomic(file, await encryptText(text, target, io.env), { mode: fileMode(file, 0o600) });
     io.stderr.write(`encrypted ${file} to ${describeTarget(target)}\n`);
   }
-  io.stderr.write('note: earlier plain-text copies (editor backups, git history, free disk blocks) are not touched by this\n');
+  io.stderr.write(
+    'note: earlier plain-text copies (editor backups, git history, free disk blocks) are not touched by this\n',
+  );
 }
 
-export async function decryptVaultFiles(files: readonly string[], opts: VaultKeyOptions, io: VaultIo = defaultIo()): Promise<void> {
+export async function decryptVaultFiles(
+  files: readonly string[],
+  opts: VaultKeyOptions,
+  io: VaultIo = defaultIo(),
+): Promise<void> {
   const keys = await loadVaultKeys(opts, io.env);
   for (const file of files) {
     const vault = await openVaultFile(file, keys);
     writeFileAtomic(file, vault.text, { mode: 0o600 });
-    io.stderr.write(`WARNING: ${file} is now plain text on disk (mode 0600); encrypt it again with \`cairn vault encrypt ${quote(file)}\` before committing it\n`);
+    io.stderr.write(
+      `WARNING: ${file} is now plain text on disk (mode 0600); encrypt it again with \`cairn vault encrypt ${quote(file)}\` before committing it\n`,
+    );
   }
 }
 
 /** The new key of `rekey`: a passphrase, or recipients (from an identity file and/or named ones). */
 export async function rekeyTarget(opts: VaultCommandOptions, env: NodeJS.ProcessEnv): Promise<EncryptionTarget> {
   const recipients: string[] = [];
-  if (opts.newVaultIdentity !== undefined) recipients.push(...(await readIdentityFile(opts.newVaultIdentity)).recipients);
+  if (opts.newVaultIdentity !== undefined)
+    recipients.push(...(await readIdentityFile(opts.newVaultIdentity)).recipients);
   recipients.push(...(explicitRecipients(opts.newRecipient, opts.newRecipientsFile) ?? []));
   let passphrase: string | undefined;
   if (opts.newVaultPasswordFile !== undefined) {
@@ -368,14 +433,22 @@ export async function rekeyTarget(opts: VaultCommandOptions, env: NodeJS.Process
     passphrase = env.CAIRN_VAULT_NEW_PASSWORD;
   }
   if (passphrase !== undefined && recipients.length > 0) {
-    throw optionsError('rekey: an age file is encrypted to a passphrase or to recipients, not both; give one kind of --new-... key');
+    throw optionsError(
+      'rekey: an age file is encrypted to a passphrase or to recipients, not both; give one kind of --new-... key',
+    );
   }
   if (passphrase !== undefined) return { kind: 'passphrase', passphrase };
   if (recipients.length > 0) return { kind: 'recipients', recipients: [...new Set(recipients)] };
-  throw optionsError('rekey needs the new key: --new-vault-identity FILE, --new-recipient age1..., --new-recipients-file FILE, --new-vault-password-file FILE or CAIRN_VAULT_NEW_PASSWORD');
+  throw optionsError(
+    'rekey needs the new key: --new-vault-identity FILE, --new-recipient age1..., --new-recipients-file FILE, --new-vault-password-file FILE or CAIRN_VAULT_NEW_PASSWORD',
+  );
 }
 
-export async function rekeyVaultFiles(files: readonly string[], opts: VaultCommandOptions, io: VaultIo = defaultIo()): Promise<void> {
+export async function rekeyVaultFiles(
+  files: readonly string[],
+  opts: VaultCommandOptions,
+  io: VaultIo = defaultIo(),
+): Promise<void> {
   const keys = await loadVaultKeys(opts, io.env);
   const target = await rekeyTarget(opts, io.env);
   for (const file of files) {
@@ -386,10 +459,13 @@ export async function rekeyVaultFiles(files: readonly string[], opts: VaultComma
 }
 
 export async function keygen(file: string, io: VaultIo = defaultIo()): Promise<string> {
-  if (!existsSync(dirname(resolve(file)))) throw inputError('the folder for the identity file does not exist', { file });
+  if (!existsSync(dirname(resolve(file))))
+    throw inputError('the folder for the identity file does not exist', { file });
   const recipient = await writeNewIdentityFile(file);
   io.stdout.write(`${recipient}\n`);
-  io.stderr.write(`wrote a new age identity to ${file} (mode 0600); keep it out of version control. Its public key, printed above, is the recipient to encrypt to (--recipient)\n`);
+  io.stderr.write(
+    `wrote a new age identity to ${file} (mode 0600); keep it out of version control. Its public key, printed above, is the recipient to encrypt to (--recipient)\n`,
+  );
   return recipient;
 }
 
@@ -399,26 +475,56 @@ export async function keygen(file: string, io: VaultIo = defaultIo()): Promise<s
 export function registerVaultCommands(program: Command, io: VaultIo = defaultIo()): void {
   const vault = program
     .command('vault')
-    .description('encrypted variable files (age format, ASCII-armoured): create, edit, view, encrypt, decrypt, rekey, keygen');
+    .description(
+      'encrypted variable files (age format, ASCII-armoured): create, edit, view, encrypt, decrypt, rekey, keygen',
+    );
 
-  addRecipientOptions(addVaultOptions(vault.command('create').description('create an encrypted vault file in $EDITOR').argument('<file>', 'the new vault file')))
-    .action(async (file: string, opts: VaultKeyOptions) => createVaultFile(file, opts, io));
+  addRecipientOptions(
+    addVaultOptions(
+      vault
+        .command('create')
+        .description('create an encrypted vault file in $EDITOR')
+        .argument('<file>', 'the new vault file'),
+    ),
+  ).action(async (file: string, opts: VaultKeyOptions) => createVaultFile(file, opts, io));
 
-  addRecipientOptions(addVaultOptions(vault.command('edit').description('edit an encrypted vault file in $EDITOR (default vi)').argument('<file>', 'vault file')))
-    .action(async (file: string, opts: VaultKeyOptions) => {
-      await editVaultFile(file, opts, io);
-    });
+  addRecipientOptions(
+    addVaultOptions(
+      vault
+        .command('edit')
+        .description('edit an encrypted vault file in $EDITOR (default vi)')
+        .argument('<file>', 'vault file'),
+    ),
+  ).action(async (file: string, opts: VaultKeyOptions) => {
+    await editVaultFile(file, opts, io);
+  });
 
-  addVaultOptions(vault.command('view').description('print the decrypted content of vault files').argument('<files...>', 'vault files'))
-    .action(async (files: string[], opts: VaultKeyOptions) => viewVaultFiles(files, opts, io));
+  addVaultOptions(
+    vault
+      .command('view')
+      .description('print the decrypted content of vault files')
+      .argument('<files...>', 'vault files'),
+  ).action(async (files: string[], opts: VaultKeyOptions) => viewVaultFiles(files, opts, io));
 
-  addRecipientOptions(addVaultOptions(vault.command('encrypt').description('encrypt plain YAML files in place').argument('<files...>', 'YAML files')))
-    .action(async (files: string[], opts: VaultKeyOptions) => encryptVaultFiles(files, opts, io));
+  addRecipientOptions(
+    addVaultOptions(
+      vault.command('encrypt').description('encrypt plain YAML files in place').argument('<files...>', 'YAML files'),
+    ),
+  ).action(async (files: string[], opts: VaultKeyOptions) => encryptVaultFiles(files, opts, io));
 
-  addVaultOptions(vault.command('decrypt').description('decrypt vault files in place (leaves plain text on disk)').argument('<files...>', 'vault files'))
-    .action(async (files: string[], opts: VaultKeyOptions) => decryptVaultFiles(files, opts, io));
+  addVaultOptions(
+    vault
+      .command('decrypt')
+      .description('decrypt vault files in place (leaves plain text on disk)')
+      .argument('<files...>', 'vault files'),
+  ).action(async (files: string[], opts: VaultKeyOptions) => decryptVaultFiles(files, opts, io));
 
-  addVaultOptions(vault.command('rekey').description('re-encrypt vault files to a new passphrase, identity or recipients').argument('<files...>', 'vault files'))
+  addVaultOptions(
+    vault
+      .command('rekey')
+      .description('re-encrypt vault files to a new passphrase, identity or recipients')
+      .argument('<files...>', 'vault files'),
+  )
     .option('--new-vault-identity <file>', 'encrypt to the recipients of this age identity file')
     .option('--new-recipient <age1...>', 'encrypt to this age recipient (repeatable)', collect)
     .option('--new-recipients-file <file>', 'encrypt to the age recipients in this file')

@@ -16,7 +16,9 @@ function option(name: string, fallback: string): string {
   return at !== -1 && process.argv[at + 1] !== undefined ? (process.argv[at + 1] as string) : fallback;
 }
 
-const SCALES = option('scales', process.env.BENCH_SIZES ?? '1,20,100,500,1000').split(',').map(Number);
+const SCALES = option('scales', process.env.BENCH_SIZES ?? '1,20,100,500,1000')
+  .split(',')
+  .map(Number);
 const RUNS = Number(option('runs', process.env.BENCH_RUNS ?? '3'));
 const TASKS = Number(option('tasks', '50'));
 /** Hosts worked on at once, per scale, unless --forks says: see docs/performance.md for why. */
@@ -40,7 +42,9 @@ async function main(): Promise<void> {
     const playbook = join(lab.dir, 'w1.yaml');
     const tasks = Array.from({ length: TASKS }, (_, i) => `    - name: no-op ${i + 1}\n      command: /bin/true\n`);
     writeFileSync(playbook, `- name: bench\n  hosts: all\n  gather_facts: false\n  tasks:\n${tasks.join('')}`);
-    console.log(`cairn bench: ${TASKS} × command /bin/true per host, loopback sshd, user ${lab.user}, median of ${RUNS}`);
+    console.log(
+      `cairn bench: ${TASKS} × command /bin/true per host, loopback sshd, user ${lab.user}, median of ${RUNS}`,
+    );
     console.log('hosts | forks | floor s | cairn s | ratio | floor CPU s | cairn CPU s | floor RSS MB | cairn RSS MB');
     console.log('------|-------|---------|---------|-------|-------------|-------------|--------------|-------------');
     for (const n of SCALES) {
@@ -52,10 +56,24 @@ async function main(): Promise<void> {
       const floor: Measured[] = [];
       const cairn: Measured[] = [];
       for (let r = 0; r < RUNS; r++) {
-        const f = await measure(process.execPath, [join(repoRoot, 'dist/test/bench/floor.js'), floorHosts, `${TASKS}`, `${forks}`]);
+        const f = await measure(process.execPath, [
+          join(repoRoot, 'dist/test/bench/floor.js'),
+          floorHosts,
+          `${TASKS}`,
+          `${forks}`,
+        ]);
         if (f.code !== 0) throw new Error(`floor failed (${f.code}): ${f.output}`);
         floor.push(f);
-        const args = [join(repoRoot, 'bin/cairn.js'), 'play', playbook, '-i', inventory, '--no-journal', '-f', `${forks}`];
+        const args = [
+          join(repoRoot, 'bin/cairn.js'),
+          'play',
+          playbook,
+          '-i',
+          inventory,
+          '--no-journal',
+          '-f',
+          `${forks}`,
+        ];
         const c = await measure(process.execPath, args, { env: { CAIRN_STATE_DIR: join(lab.dir, 'state') } });
         if (c.code !== 0) throw new Error(`cairn play failed (${c.code}): ${c.output}`);
         cairn.push(c);

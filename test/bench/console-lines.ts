@@ -24,13 +24,18 @@ async function main(): Promise<void> {
     const names = Array.from({ length: n }, (_, i) => `app${i + 1}`);
     const lab = await startSshHosts(n, { names });
     try {
-      const inventory = lab.writeInventory({ app: names }, Object.fromEntries(lab.hosts.map((h) => [h.name, { host_dir: h.dir }])));
+      const inventory = lab.writeInventory(
+        { app: names },
+        Object.fromEntries(lab.hosts.map((h) => [h.name, { host_dir: h.dir }])),
+      );
       const env = { CAIRN_STATE_DIR: join(lab.dir, 'state') };
       const opts = { env, timeoutMs: 1_800_000 };
       const first = await runCairn(['play', playbook, '-i', inventory], opts);
       const again = await runCairn(['play', playbook, '-i', inventory], opts);
       const full = await runCairn(['play', playbook, '-i', inventory, '--full'], opts);
-      console.log(`${String(n).padStart(5)} | ${String(lines(first.stdout)).padStart(19)} | ${String(lines(again.stdout)).padStart(25)} | ${String(lines(full.stdout)).padStart(24)} | ${first.code} ${again.code} ${full.code}`);
+      console.log(
+        `${String(n).padStart(5)} | ${String(lines(first.stdout)).padStart(19)} | ${String(lines(again.stdout)).padStart(25)} | ${String(lines(full.stdout)).padStart(24)} | ${first.code} ${again.code} ${full.code}`,
+      );
       if (process.env.BENCH_SHOW) console.log(again.stdout);
     } finally {
       await lab.stop();

@@ -59,7 +59,8 @@ function ensureBenchUser(publicKey: string): { uid: number; gid: number } {
   mkdirSync(join(BENCH_HOME, '.ssh'), { recursive: true });
   // No shell start-up files: whatever a skeleton or an earlier run left there goes.
   for (const entry of readdirSync(BENCH_HOME)) {
-    if (/^\.(bashrc|profile|bash_profile|bash_login|bash_logout|shrc)$/.test(entry)) unlinkSync(join(BENCH_HOME, entry));
+    if (/^\.(bashrc|profile|bash_profile|bash_login|bash_logout|shrc)$/.test(entry))
+      unlinkSync(join(BENCH_HOME, entry));
   }
   writeFileSync(join(BENCH_HOME, '.ssh', 'authorized_keys'), publicKey, { mode: 0o600 });
   for (const path of [BENCH_HOME, join(BENCH_HOME, '.ssh'), join(BENCH_HOME, '.ssh', 'authorized_keys')]) {

@@ -39,13 +39,20 @@ function measure(args: string[], env: Record<string, string>): Promise<Measured>
     child.on('error', reject);
     child.on('close', (code) => {
       const m = /LOAD ([\d.]+) (\d+)/.exec(stderr);
-      resolve({ code: code ?? -1, seconds: m ? Number(m[1]) : NaN, maxRssMiB: m ? Math.round(Number(m[2]) / 1024) : NaN, tail: tail + stderr.slice(-400) });
+      resolve({
+        code: code ?? -1,
+        seconds: m ? Number(m[1]) : NaN,
+        maxRssMiB: m ? Math.round(Number(m[2]) / 1024) : NaN,
+        tail: tail + stderr.slice(-400),
+      });
     });
   });
 }
 
 function row(label: string, m: Measured): void {
-  console.log(`${label.padEnd(44)} | exit ${m.code} | ${m.seconds.toFixed(1).padStart(7)} s | max RSS ${String(m.maxRssMiB).padStart(5)} MiB`);
+  console.log(
+    `${label.padEnd(44)} | exit ${m.code} | ${m.seconds.toFixed(1).padStart(7)} s | max RSS ${String(m.maxRssMiB).padStart(5)} MiB`,
+  );
   if (m.code !== 0) console.log(m.tail);
 }
 
@@ -54,7 +61,10 @@ async function main(): Promise<void> {
   if (!ok.ok) throw new Error(`load figures need local sshd hosts: ${ok.reason}`);
   const lab = await startSshHosts(9);
   try {
-    const inventory = lab.writeInventory({}, Object.fromEntries(lab.hosts.map((h, i) => [h.name, { loud: i === 0 ? 1 : 0 }])));
+    const inventory = lab.writeInventory(
+      {},
+      Object.fromEntries(lab.hosts.map((h, i) => [h.name, { loud: i === 0 ? 1 : 0 }])),
+    );
     const env = { CAIRN_STATE_DIR: join(lab.dir, 'state'), CAIRN_LOCK_DIR: join(lab.dir, 'locks') };
     const play = (name: string, tasks: unknown[]): string => {
       const path = join(lab.dir, `${name}.yaml`);
@@ -66,7 +76,9 @@ async function main(): Promise<void> {
       row(`9 hosts x ${TASKS} tasks`, await measure(['play', play('tasks', tasks), '-i', inventory], env));
     }
     if (only.has('loop')) {
-      const loop = [{ name: 'loop', debug: { msg: 'item {{ item }}' }, loop: Array.from({ length: 20_000 }, (_, i) => i) }];
+      const loop = [
+        { name: 'loop', debug: { msg: 'item {{ item }}' }, loop: Array.from({ length: 20_000 }, (_, i) => i) },
+      ];
       row('9 hosts x 20,000 loop items (debug)', await measure(['play', play('loop', loop), '-i', inventory], env));
     }
     if (only.has('flood')) {
@@ -74,14 +86,21 @@ async function main(): Promise<void> {
         { name: 'flood', shell: "head -c 1G /dev/zero | tr '\\0' x", when: 'loud == 1' },
         { name: 'calm', shell: 'echo calm', when: 'loud == 0' },
       ];
-      row('1 host printing 1 GB, 8 printing a line', await measure(['play', play('flood', flood), '-i', inventory], env));
+      row(
+        '1 host printing 1 GB, 8 printing a line',
+        await measure(['play', play('flood', flood), '-i', inventory], env),
+      );
     }
     if (only.has('list')) {
       const hosts: Record<string, Record<string, unknown>> = {};
-      for (let i = 0; i < 50_000; i++) hosts[`node${String(i).padStart(5, '0')}`] = { ansible_host: `127.0.${Math.floor(i / 250)}.${(i % 250) + 1}` };
+      for (let i = 0; i < 50_000; i++)
+        hosts[`node${String(i).padStart(5, '0')}`] = { ansible_host: `127.0.${Math.floor(i / 250)}.${(i % 250) + 1}` };
       const big = join(lab.dir, 'big-inventory.yml');
       writeFileSync(big, stringify({ all: { hosts } }));
-      row('--list-hosts over 50,000 hosts', await measure(['play', play('list', [{ command: 'true' }]), '-i', big, '--list-hosts'], env));
+      row(
+        '--list-hosts over 50,000 hosts',
+        await measure(['play', play('list', [{ command: 'true' }]), '-i', big, '--list-hosts'], env),
+      );
     }
   } finally {
     await lab.stop();

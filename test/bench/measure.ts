@@ -17,7 +17,11 @@ export interface Measured {
 
 let counter = 0;
 
-export function measure(command: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Measured> {
+export function measure(
+  command: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Measured> {
   const timesFile = join(tmpdir(), `cairn-bench-time-${process.pid}-${++counter}`);
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();

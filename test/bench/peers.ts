@@ -46,10 +46,14 @@ function w2(templatePath: string): string {
     t.push(`    - name: dir ${i}\n      file: { path: "${base}/d${i}", state: directory, mode: "0755" }`);
   }
   for (let i = 1; i <= 4; i++) {
-    t.push(`    - name: copy ${i}\n      copy: { dest: "${base}/d${i}/static.conf", content: "static ${i}\\n", mode: "0644" }`);
+    t.push(
+      `    - name: copy ${i}\n      copy: { dest: "${base}/d${i}/static.conf", content: "static ${i}\\n", mode: "0644" }`,
+    );
   }
   for (let i = 1; i <= 4; i++) {
-    t.push(`    - name: template ${i}\n      template: { src: "${templatePath}", dest: "${base}/d${i}/app.conf", mode: "0644" }`);
+    t.push(
+      `    - name: template ${i}\n      template: { src: "${templatePath}", dest: "${base}/d${i}/app.conf", mode: "0644" }`,
+    );
   }
   for (let i = 1; i <= 4; i++) {
     t.push(
@@ -84,19 +88,38 @@ async function main(): Promise<void> {
     const cfg = (name: string, tuned: boolean): string => {
       const path = join(lab.dir, `ansible-${name}.cfg`);
       mkdirSync(join(lab.dir, `cp-${name}`), { recursive: true });
-      const lines = ['[defaults]', 'host_key_checking = True', 'interpreter_python = /usr/bin/python3', 'retry_files_enabled = False'];
+      const lines = [
+        '[defaults]',
+        'host_key_checking = True',
+        'interpreter_python = /usr/bin/python3',
+        'retry_files_enabled = False',
+      ];
       lines.push('[ssh_connection]', `control_path_dir = ${join(lab.dir, `cp-${name}`)}`);
       if (tuned) lines.push('pipelining = True', 'ssh_args = -o ControlMaster=auto -o ControlPersist=60s');
       writeFileSync(path, lines.join('\n') + '\n');
       return path;
     };
-    const ansibleCfg: Record<string, string> = { 'ansible tuned': cfg('tuned', true), 'ansible default': cfg('default', false) };
+    const ansibleCfg: Record<string, string> = {
+      'ansible tuned': cfg('tuned', true),
+      'ansible default': cfg('default', false),
+    };
     const sshCommonArgs = `-o UserKnownHostsFile=${lab.knownHostsPath} -o StrictHostKeyChecking=yes`;
 
     const runTool = (tool: Tool, playbook: string, check: boolean): Promise<Measured> => {
       if (tool === 'cairn') {
-        const args = [join(repoRoot, 'bin/cairn.js'), 'play', playbook, '-i', inventory, '--no-journal', '-f', `${FORKS}`];
-        return measure(process.execPath, check ? [...args, '--check'] : args, { env: { CAIRN_STATE_DIR: join(lab.dir, 'state') } });
+        const args = [
+          join(repoRoot, 'bin/cairn.js'),
+          'play',
+          playbook,
+          '-i',
+          inventory,
+          '--no-journal',
+          '-f',
+          `${FORKS}`,
+        ];
+        return measure(process.execPath, check ? [...args, '--check'] : args, {
+          env: { CAIRN_STATE_DIR: join(lab.dir, 'state') },
+        });
       }
       const args = [playbook, '-i', inventory, '-f', `${FORKS}`, ...(check ? ['--check'] : [])];
       return measure('ansible-playbook', args, {
@@ -123,7 +146,9 @@ async function main(): Promise<void> {
         record(tool, 'W2 --check', await runTool(tool, w2Path, true));
       }
     }
-    console.log(`\nbench:peers: ${HOSTS} loopback hosts, forks ${FORKS}, median of ${RUNS} interleaved runs (wall s; CPU s)`);
+    console.log(
+      `\nbench:peers: ${HOSTS} loopback hosts, forks ${FORKS}, median of ${RUNS} interleaved runs (wall s; CPU s)`,
+    );
     console.log(`| workload | cairn | ansible tuned | ansible default | tuned ÷ cairn | default ÷ cairn |`);
     console.log(`|---|---|---|---|---|---|`);
     for (const name of CASES) {
@@ -131,7 +156,9 @@ async function main(): Promise<void> {
       const cpu = (tool: Tool): number => median(results.get(`${tool}|${name}`)!.map((m) => m.cpuSeconds));
       const cell = (tool: Tool): string => `${wall(tool).toFixed(2)} (${cpu(tool).toFixed(1)} CPU)`;
       const ratio = (tool: Tool): string => `${(wall(tool) / wall('cairn')).toFixed(1)}×`;
-      console.log(`| ${name} | ${cell('cairn')} | ${cell('ansible tuned')} | ${cell('ansible default')} | ${ratio('ansible tuned')} | ${ratio('ansible default')} |`);
+      console.log(
+        `| ${name} | ${cell('cairn')} | ${cell('ansible tuned')} | ${cell('ansible default')} | ${ratio('ansible tuned')} | ${ratio('ansible default')} |`,
+      );
     }
   } finally {
     await lab.stop();

@@ -16,7 +16,12 @@ export interface CliResult {
 
 export function runCairn(
   args: string[],
-  opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; onStart?: (child: ChildProcess) => void } = {},
+  opts: {
+    cwd?: string;
+    env?: Record<string, string>;
+    timeoutMs?: number;
+    onStart?: (child: ChildProcess) => void;
+  } = {},
 ): Promise<CliResult> {
   return new Promise((resolveRun, reject) => {
     const child = spawn(process.execPath, [cairnBin, ...args], {
@@ -55,6 +60,9 @@ export function taskResults(events: RunEvent[]): TaskResultEvent[] {
 export function changedKeys(events: RunEvent[]): string[] {
   return taskResults(events)
     .filter((e) => e.status === 'changed' && !e.loopSummary)
-    .map((e) => `${e.host} | ${e.task.role} : ${e.task.name}${e.item !== undefined ? ` [${JSON.stringify(e.item)}]` : ''}${e.handler ? ' (handler)' : ''}`)
+    .map(
+      (e) =>
+        `${e.host} | ${e.task.role} : ${e.task.name}${e.item !== undefined ? ` [${JSON.stringify(e.item)}]` : ''}${e.handler ? ' (handler)' : ''}`,
+    )
     .sort();
 }

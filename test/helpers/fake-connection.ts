@@ -166,7 +166,11 @@ function readableFileProbe(f: ProbeFixture): string {
   const type = f.type ?? 'file';
   lines.push(`type=${type}`);
   if (type === 'link') {
-    lines.push('islink=1', `target_b64=${Buffer.from(f.linkTarget ?? '').toString('base64')}`, `resolved_b64=${Buffer.from(f.linkTarget ?? '').toString('base64')}`);
+    lines.push(
+      'islink=1',
+      `target_b64=${Buffer.from(f.linkTarget ?? '').toString('base64')}`,
+      `resolved_b64=${Buffer.from(f.linkTarget ?? '').toString('base64')}`,
+    );
   }
   const content = f.content ?? '';
   lines.push(
@@ -178,7 +182,10 @@ function readableFileProbe(f: ProbeFixture): string {
     `names_b64=${Buffer.from(`${f.owner ?? 'root'}\0${f.group ?? 'root'}`).toString('base64')}`,
   );
   if (type === 'file') {
-    lines.push(`sha256=${createHash('sha256').update(content).digest('hex')}`, `content_b64=${Buffer.from(content).toString('base64')}`);
+    lines.push(
+      `sha256=${createHash('sha256').update(content).digest('hex')}`,
+      `content_b64=${Buffer.from(content).toString('base64')}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

@@ -15,11 +15,18 @@ import { jsonEvents, repoRoot, runCairn, type CliResult } from './cli.js';
 
 export function labUnavailable(): string | undefined {
   if (process.platform !== 'linux') return 'the lab needs Linux';
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'the lab needs root (bridge, overlay mounts, containers)';
-  for (const [tool, pkg] of [['systemd-nspawn', 'systemd-container'], ['debootstrap', 'debootstrap'], ['dpkg-scanpackages', 'dpkg-dev'], ['ssh', 'openssh-client']] as const) {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0)
+    return 'the lab needs root (bridge, overlay mounts, containers)';
+  for (const [tool, pkg] of [
+    ['systemd-nspawn', 'systemd-container'],
+    ['debootstrap', 'debootstrap'],
+    ['dpkg-scanpackages', 'dpkg-dev'],
+    ['ssh', 'openssh-client'],
+  ] as const) {
     if (!findExecutable(tool)) return `${tool} is missing (install ${pkg}, or run scripts/lab-prereqs.sh)`;
   }
-  if (!existsSync('/proc/filesystems') || !readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return 'the kernel has no overlayfs';
+  if (!existsSync('/proc/filesystems') || !readFileSync('/proc/filesystems', 'utf8').includes('overlay'))
+    return 'the kernel has no overlayfs';
   return undefined;
 }
 
@@ -27,7 +34,8 @@ let upResult: Promise<LabUpResult> | undefined;
 
 /** The default lab (lb1 lb2 web1 web2 mon1, plus pve1-3 with withPve), up and answering SSH. */
 export function ensureLab(opts: { withPve?: boolean } = {}): Promise<LabUpResult> {
-  if (!upResult || opts.withPve) upResult = labUp({ withPve: opts.withPve, log: (line) => console.log(`lab: ${line}`) });
+  if (!upResult || opts.withPve)
+    upResult = labUp({ withPve: opts.withPve, log: (line) => console.log(`lab: ${line}`) });
   return upResult;
 }
 
@@ -59,7 +67,10 @@ export interface LabCairnOptions {
  * with `unreachableRetries` when a host was unreachable. `attemptMs` is how long the last attempt took,
  * without the time spent waiting for the lock or before a retry.
  */
-export async function labCairnTimed(args: string[], opts: LabCairnOptions = {}): Promise<{ res: CliResult; attemptMs: number }> {
+export async function labCairnTimed(
+  args: string[],
+  opts: LabCairnOptions = {},
+): Promise<{ res: CliResult; attemptMs: number }> {
   const giveUpAt = Date.now() + (opts.lockWaitMs ?? 600_000);
   let unreachableRetries = opts.unreachableRetries ?? 0;
   for (;;) {
@@ -105,7 +116,8 @@ export async function labJson(args: string[], opts: LabJsonOptions = {}): Promis
   const events = jsonEvents(res.stdout);
   let ms = attemptMs;
   if (opts.ms === 'total') ms = Date.now() - started;
-  if (opts.ms === 'run') ms = events.find((e): e is Extract<RunEvent, { type: 'run_end' }> => e.type === 'run_end')?.durationMs ?? -1;
+  if (opts.ms === 'run')
+    ms = events.find((e): e is Extract<RunEvent, { type: 'run_end' }> => e.type === 'run_end')?.durationMs ?? -1;
   return { res, events, ms };
 }
 
@@ -124,7 +136,8 @@ export function runOnHost(host: string, script: string, opts: { timeoutMs?: numb
 /** A script on a lab host; its trimmed stdout. Fails the test on a non-zero exit unless allowed. */
 export async function onHost(host: string, script: string, opts: OnHostOptions = {}): Promise<string> {
   const res = await runOnHost(host, script, opts);
-  if (res.code !== 0 && !opts.allowFailure) throw new Error(`${host}: ${script}: exit ${res.code}: ${res.stderr}${res.stdout}`);
+  if (res.code !== 0 && !opts.allowFailure)
+    throw new Error(`${host}: ${script}: exit ${res.code}: ${res.stderr}${res.stdout}`);
   return res.stdout.trim();
 }
 
@@ -140,7 +153,10 @@ export function failedVerifyResults(events: RunEvent[]): VerifyResult[] {
 }
 
 /** Each failed verification as a line, "host: check: msg" unless `line` says otherwise. */
-export function failedVerifies(events: RunEvent[], line: (v: VerifyResult) => string = (v) => `${v.host}: ${v.check}: ${v.msg ?? ''}`): string[] {
+export function failedVerifies(
+  events: RunEvent[],
+  line: (v: VerifyResult) => string = (v) => `${v.host}: ${v.check}: ${v.msg ?? ''}`,
+): string[] {
   return failedVerifyResults(events).map(line);
 }
 
@@ -152,11 +168,19 @@ export function drillResult(events: RunEvent[]): DrillResult | undefined {
  * `cairn drill NAME --set ...` with --json: its verdict, noted in `measured` (printed for the issue note).
  * Fails the test when there is no verdict, or when the exit code does not follow it (0 passed, 2 failed).
  */
-export async function labDrill(name: string, set: string[], measured: string[], opts: LabCairnOptions = {}): Promise<DrillResult> {
+export async function labDrill(
+  name: string,
+  set: string[],
+  measured: string[],
+  opts: LabCairnOptions = {},
+): Promise<DrillResult> {
   const { res, events } = await labJson(['drill', name, ...set.flatMap((s) => ['--set', s])], opts);
   const result = drillResult(events);
-  if (!result) throw new Error(`drill ${name}: no drill_result (exit ${res.code}): ${res.stderr}${res.stdout.slice(-2000)}`);
-  measured.push(`${name}${set.length ? ` (${set.join(' ')})` : ''}: ${result.passed ? 'PASS' : 'FAIL'} ${JSON.stringify(result.measured)}`);
+  if (!result)
+    throw new Error(`drill ${name}: no drill_result (exit ${res.code}): ${res.stderr}${res.stdout.slice(-2000)}`);
+  measured.push(
+    `${name}${set.length ? ` (${set.join(' ')})` : ''}: ${result.passed ? 'PASS' : 'FAIL'} ${JSON.stringify(result.measured)}`,
+  );
   expect(res.code, `exit code follows the verdict: ${result.msg}`).toBe(result.passed ? 0 : 2);
   return result;
 }
@@ -171,9 +195,25 @@ export async function labDrill(name: string, set: string[], measured: string[], 
 export function holdRootSessions(addresses: readonly string[]): () => void {
   const generated = join(repoRoot, 'inventories', 'lab', 'generated');
   const keepers: ChildProcess[] = addresses.map((address) =>
-    spawn('ssh', ['-i', join(generated, 'id_ed25519'), '-o', `UserKnownHostsFile=${join(generated, 'known_hosts')}`, '-o', 'BatchMode=yes', '-o', 'ServerAliveInterval=30', `root@${address}`, 'sleep 3600'], { stdio: 'ignore' }),
+    spawn(
+      'ssh',
+      [
+        '-i',
+        join(generated, 'id_ed25519'),
+        '-o',
+        `UserKnownHostsFile=${join(generated, 'known_hosts')}`,
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'ServerAliveInterval=30',
+        `root@${address}`,
+        'sleep 3600',
+      ],
+      { stdio: 'ignore' },
+    ),
   );
   return () => {
-    for (const child of keepers) if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
+    for (const child of keepers)
+      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
   };
 }

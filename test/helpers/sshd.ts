@@ -7,7 +7,17 @@
  * command and make tests measure pyenv instead of cairn. Nothing outside that namespace changes.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,11 +64,20 @@ const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 const READY_TIMEOUT_MS = 10_000;
 
 /** The Debian package of each tool the harness runs, so a missing one is named by what to install. */
-const PACKAGE_OF: Record<string, string> = { [SSHD]: 'openssh-server', [SSH_KEYGEN]: 'openssh-client', [UNSHARE]: 'util-linux', [SETPRIV]: 'util-linux' };
+const PACKAGE_OF: Record<string, string> = {
+  [SSHD]: 'openssh-server',
+  [SSH_KEYGEN]: 'openssh-client',
+  [UNSHARE]: 'util-linux',
+  [SETPRIV]: 'util-linux',
+};
 
 export function sshdAvailable(): { ok: true } | { ok: false; reason: string } {
   for (const tool of [SSHD, SSH_KEYGEN, UNSHARE, SETPRIV]) {
-    if (!existsSync(tool)) return { ok: false, reason: `${tool} is not installed: apt-get install -y ${PACKAGE_OF[tool]} (scripts/test-prereqs.sh does it)` };
+    if (!existsSync(tool))
+      return {
+        ok: false,
+        reason: `${tool} is not installed: apt-get install -y ${PACKAGE_OF[tool]} (scripts/test-prereqs.sh does it)`,
+      };
   }
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     return { ok: false, reason: 'the sshd harness needs root (root login, mount namespaces)' };
@@ -372,7 +391,9 @@ export async function startSshHosts(
       for (const [group, members] of Object.entries(groups)) {
         children[group] = { hosts: Object.fromEntries(members.map((member) => [member, null])) };
       }
-      const document: Record<string, unknown> = { all: { hosts: hostEntries, ...(Object.keys(children).length > 0 ? { children } : {}) } };
+      const document: Record<string, unknown> = {
+        all: { hosts: hostEntries, ...(Object.keys(children).length > 0 ? { children } : {}) },
+      };
       const path = join(labDir, `inventory-${++inventoryCount}.yml`);
       writeFileSync(path, yamlStringify(document, { nullStr: '' }));
       return path;

@@ -15,7 +15,20 @@
  * root; the other unreadable cases use what stops root too: a directory where a file is expected, and a
  * dangling symbolic link.
  */
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -76,9 +89,10 @@ function largeYaml(kind: 'large-playbook' | 'large-inventory', bytes: number): s
   const parts: string[] = [kind === 'large-playbook' ? '- hosts: all\n  tasks:\n' : 'all:\n  hosts:\n'];
   let size = parts[0]!.length;
   for (let i = 0; size < bytes; i++) {
-    const chunk = kind === 'large-playbook'
-      ? `    - name: step ${i}\n      command: "echo ${i}"\n`
-      : `    node${i}:\n      ansible_host: 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}\n`;
+    const chunk =
+      kind === 'large-playbook'
+        ? `    - name: step ${i}\n      command: "echo ${i}"\n`
+        : `    node${i}:\n      ansible_host: 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}\n`;
     parts.push(chunk);
     size += chunk.length;
   }
@@ -89,13 +103,28 @@ function generate(dir: string, g: Generated): void {
   const path = join(dir, g.path);
   mkdirSync(dirname(path), { recursive: true });
   switch (g.kind) {
-    case 'directory': mkdirSync(path, { recursive: true }); break;
-    case 'symlink': symlinkSync(g.target, path); break;
-    case 'chmod': chmodSync(path, parseInt(g.mode, 8)); break;
-    case 'binary': writeFileSync(path, binaryBytes(g.bytes)); break;
-    case 'large-playbook': case 'large-inventory': writeFileSync(path, largeYaml(g.kind, g.bytes) + (g.then ?? '')); break;
-    case 'nested-flow': writeFileSync(path, '['.repeat(g.depth)); break;
-    case 'nested-block': writeFileSync(path, `${'- '.repeat(g.depth)}x\n`); break;
+    case 'directory':
+      mkdirSync(path, { recursive: true });
+      break;
+    case 'symlink':
+      symlinkSync(g.target, path);
+      break;
+    case 'chmod':
+      chmodSync(path, parseInt(g.mode, 8));
+      break;
+    case 'binary':
+      writeFileSync(path, binaryBytes(g.bytes));
+      break;
+    case 'large-playbook':
+    case 'large-inventory':
+      writeFileSync(path, largeYaml(g.kind, g.bytes) + (g.then ?? ''));
+      break;
+    case 'nested-flow':
+      writeFileSync(path, '['.repeat(g.depth));
+      break;
+    case 'nested-block':
+      writeFileSync(path, `${'- '.repeat(g.depth)}x\n`);
+      break;
   }
 }
 
@@ -147,7 +176,9 @@ afterAll(() => {
   for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
 });
 
-const names = readdirSync(corpusDir).filter((n) => existsSync(join(corpusDir, n, 'expected.yaml'))).sort();
+const names = readdirSync(corpusDir)
+  .filter((n) => existsSync(join(corpusDir, n, 'expected.yaml')))
+  .sort();
 
 describe('bad-input corpus (test/bad-input)', () => {
   it('has the cases the issue asks for', () => {
@@ -156,48 +187,59 @@ describe('bad-input corpus (test/bad-input)', () => {
 
   for (const name of names) {
     const expected = readExpected(name);
-    it.concurrent(`${name}: ${expected.what}`, async () => {
-      const dir = realpathSync(mkdtempSync(join(tmpdir(), `cairn-corpus-${name}-`)));
-      scratch.push(dir);
-      cpSync(join(corpusDir, name), dir, { recursive: true, filter: (src) => src !== join(corpusDir, name, 'expected.yaml') });
-      for (const g of expected.generate ?? []) generate(dir, g);
-      const asNobody = expected.run_as === 'nobody' && process.getuid?.() === 0;
-      if (asNobody) chmodSync(dir, 0o777);
-      const before = snapshot(dir);
+    it.concurrent(
+      `${name}: ${expected.what}`,
+      async () => {
+        const dir = realpathSync(mkdtempSync(join(tmpdir(), `cairn-corpus-${name}-`)));
+        scratch.push(dir);
+        cpSync(join(corpusDir, name), dir, {
+          recursive: true,
+          filter: (src) => src !== join(corpusDir, name, 'expected.yaml'),
+        });
+        for (const g of expected.generate ?? []) generate(dir, g);
+        const asNobody = expected.run_as === 'nobody' && process.getuid?.() === 0;
+        if (asNobody) chmodSync(dir, 0o777);
+        const before = snapshot(dir);
 
-      const res = await runCli(expected.args, dir, asNobody);
-      const shown = `exit ${res.code}\n--- stdout\n${res.stdout}--- stderr\n${res.stderr}`;
+        const res = await runCli(expected.args, dir, asNobody);
+        const shown = `exit ${res.code}\n--- stdout\n${res.stdout}--- stderr\n${res.stderr}`;
 
-      expect(EXPECTATION_KEYS.some((k) => expected[k] !== undefined), `${name}/expected.yaml names no expected message (${EXPECTATION_KEYS.join(', ')}); this run gave:\n${shown}`).toBe(true);
-      expect(res.code, shown).toBe(expected.exit);
-      const fill = (text: string) => text.replaceAll('{dir}', dir).replaceAll('{repo}', repoRoot);
-      const fillRegExp = (text: string) => new RegExp(text.split('{dir}').join(escapeRegExp(dir)).split('{repo}').join(escapeRegExp(repoRoot)));
-      if (expected.stderr !== undefined) expect(res.stderr).toBe(fill(expected.stderr));
-      if (expected.stderr_match !== undefined) expect(res.stderr).toMatch(fillRegExp(expected.stderr_match));
-      if (expected.stdout !== undefined) expect(res.stdout).toBe(fill(expected.stdout));
-      if (expected.stdout_match !== undefined) expect(res.stdout).toMatch(fillRegExp(expected.stdout_match));
-      for (const out of [res.stdout, res.stderr]) {
-        expect(out, shown).not.toMatch(/^\s+at /m);
-        expect(out, shown).not.toMatch(/unexpected internal error|\[object Object\]/);
-      }
-      // A refused input is one paragraph starting "ERROR! " (a task that fails on bad input reports on stdout instead).
-      if (expected.exit === 5 && expected.stderr) expect(res.stderr).toMatch(/^ERROR! /);
+        expect(
+          EXPECTATION_KEYS.some((k) => expected[k] !== undefined),
+          `${name}/expected.yaml names no expected message (${EXPECTATION_KEYS.join(', ')}); this run gave:\n${shown}`,
+        ).toBe(true);
+        expect(res.code, shown).toBe(expected.exit);
+        const fill = (text: string) => text.replaceAll('{dir}', dir).replaceAll('{repo}', repoRoot);
+        const fillRegExp = (text: string) =>
+          new RegExp(text.split('{dir}').join(escapeRegExp(dir)).split('{repo}').join(escapeRegExp(repoRoot)));
+        if (expected.stderr !== undefined) expect(res.stderr).toBe(fill(expected.stderr));
+        if (expected.stderr_match !== undefined) expect(res.stderr).toMatch(fillRegExp(expected.stderr_match));
+        if (expected.stdout !== undefined) expect(res.stdout).toBe(fill(expected.stdout));
+        if (expected.stdout_match !== undefined) expect(res.stdout).toMatch(fillRegExp(expected.stdout_match));
+        for (const out of [res.stdout, res.stderr]) {
+          expect(out, shown).not.toMatch(/^\s+at /m);
+          expect(out, shown).not.toMatch(/unexpected internal error|\[object Object\]/);
+        }
+        // A refused input is one paragraph starting "ERROR! " (a task that fails on bad input reports on stdout instead).
+        if (expected.exit === 5 && expected.stderr) expect(res.stderr).toMatch(/^ERROR! /);
 
-      // Nothing half-written: only the run journal may appear, and only as whole JSON lines.
-      const after = snapshot(dir);
-      for (const [path, state] of after) {
-        if (path === '.cairn-state' || path.startsWith('.cairn-state/')) continue;
-        expect(before.get(path), `${path} appeared or changed`).toBe(state);
-      }
-      for (const path of before.keys()) expect(after.has(path), `${path} disappeared`).toBe(true);
-      const runs = join(dir, '.cairn-state', 'runs');
-      if (existsSync(runs)) {
-        for (const journal of readdirSync(runs)) {
-          for (const line of readFileSync(join(runs, journal), 'utf8').split('\n').filter(Boolean)) {
-            expect(() => JSON.parse(line), `journal line: ${line}`).not.toThrow();
+        // Nothing half-written: only the run journal may appear, and only as whole JSON lines.
+        const after = snapshot(dir);
+        for (const [path, state] of after) {
+          if (path === '.cairn-state' || path.startsWith('.cairn-state/')) continue;
+          expect(before.get(path), `${path} appeared or changed`).toBe(state);
+        }
+        for (const path of before.keys()) expect(after.has(path), `${path} disappeared`).toBe(true);
+        const runs = join(dir, '.cairn-state', 'runs');
+        if (existsSync(runs)) {
+          for (const journal of readdirSync(runs)) {
+            for (const line of readFileSync(join(runs, journal), 'utf8').split('\n').filter(Boolean)) {
+              expect(() => JSON.parse(line), `journal line: ${line}`).not.toThrow();
+            }
           }
         }
-      }
-    }, CLI_LIMIT_MS + 30_000);
+      },
+      CLI_LIMIT_MS + 30_000,
+    );
   }
 });

@@ -14,7 +14,10 @@ let inventory: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'cairn-bad-input-'));
   inventory = join(dir, 'hosts.yaml');
-  writeFileSync(inventory, `all:\n  hosts:\n    box:\n      ansible_connection: local\n      out: ${dir}/out\n  children:\n    web:\n      hosts:\n        box:\n`);
+  writeFileSync(
+    inventory,
+    `all:\n  hosts:\n    box:\n      ansible_connection: local\n      out: ${dir}/out\n  children:\n    web:\n      hosts:\n        box:\n`,
+  );
   mkdirSync(join(dir, 'templates'));
   writeFileSync(join(dir, 'templates', 'broken.conf.hbs'), '# header\nlisten {{ listen_port }}\n');
 });
@@ -68,7 +71,9 @@ const cases: Array<{ name: string; file: string; text: string; args?: string[]; 
 describe('bad input gets file:line:col, exit 5, no stack trace', () => {
   for (const c of cases) {
     it(c.name, async () => {
-      const res = await runCairn(['play', playbook(c.file, c.text), '-i', inventory, ...(c.args ?? [])], { env: { CAIRN_STATE_DIR: join(dir, 'state') } });
+      const res = await runCairn(['play', playbook(c.file, c.text), '-i', inventory, ...(c.args ?? [])], {
+        env: { CAIRN_STATE_DIR: join(dir, 'state') },
+      });
       expect(res.code).toBe(5);
       expect(res.stderr).toMatch(c.expect);
       expect(res.stderr).toMatch(/^ERROR! /);
@@ -78,7 +83,10 @@ describe('bad input gets file:line:col, exit 5, no stack trace', () => {
   }
 
   it('an undefined variable in a template names the template file, line, column and variable', async () => {
-    const p = playbook('undefined-var.yaml', `- hosts: all\n  gather_facts: false\n  tasks:\n    - name: render\n      template:\n        src: broken.conf.hbs\n        dest: "{{ out }}.conf"\n`);
+    const p = playbook(
+      'undefined-var.yaml',
+      `- hosts: all\n  gather_facts: false\n  tasks:\n    - name: render\n      template:\n        src: broken.conf.hbs\n        dest: "{{ out }}.conf"\n`,
+    );
     const res = await runCairn(['play', p, '-i', inventory], { env: { CAIRN_STATE_DIR: join(dir, 'state') } });
     expect(res.code).toBe(5);
     expect(res.stdout).toMatch(/broken\.conf\.hbs:2:\d+: undefined variable "listen_port"/);
@@ -86,7 +94,10 @@ describe('bad input gets file:line:col, exit 5, no stack trace', () => {
   });
 
   it('an undefined variable in a task argument names the task and variable', async () => {
-    const p = playbook('undefined-arg.yaml', `- hosts: all\n  gather_facts: false\n  tasks:\n    - name: copy\n      copy:\n        dest: "{{ nowhere }}/x"\n        content: hi\n`);
+    const p = playbook(
+      'undefined-arg.yaml',
+      `- hosts: all\n  gather_facts: false\n  tasks:\n    - name: copy\n      copy:\n        dest: "{{ nowhere }}/x"\n        content: hi\n`,
+    );
     const res = await runCairn(['play', p, '-i', inventory], { env: { CAIRN_STATE_DIR: join(dir, 'state') } });
     expect(res.code).toBe(5);
     expect(res.stdout).toMatch(/undefined-arg\.yaml:4:\d+: .*undefined variable "nowhere"/);
@@ -94,10 +105,14 @@ describe('bad input gets file:line:col, exit 5, no stack trace', () => {
 
   it('a bad host pattern', async () => {
     const p = playbook('ok.yaml', '- hosts: all\n  gather_facts: false\n  tasks:\n    - command: "true"\n');
-    const bad = await runCairn(['play', p, '-i', inventory, '-l', 'web[0'], { env: { CAIRN_STATE_DIR: join(dir, 'state') } });
+    const bad = await runCairn(['play', p, '-i', inventory, '-l', 'web[0'], {
+      env: { CAIRN_STATE_DIR: join(dir, 'state') },
+    });
     expect(bad.code).toBe(5);
     expect(bad.stderr).toMatch(/bad host pattern/);
-    const unknown = await runCairn(['play', p, '-i', inventory, '-l', 'wbe'], { env: { CAIRN_STATE_DIR: join(dir, 'state') } });
+    const unknown = await runCairn(['play', p, '-i', inventory, '-l', 'wbe'], {
+      env: { CAIRN_STATE_DIR: join(dir, 'state') },
+    });
     expect(unknown.code).toBe(5);
     expect(unknown.stderr).toMatch(/"wbe": no host or group.*web/s);
   });

@@ -33,13 +33,17 @@ describe('the compact console on 12 sshd hosts', { timeout: 240_000 }, () => {
     const first = await play();
     expect(first.code, first.stderr).toBe(0);
     const out = first.stdout.split('\n');
-    expect(out[0]).toBe('cairn play: compact output (12 hosts): changes, failures and the recap only; --full for every task');
+    expect(out[0]).toBe(
+      'cairn play: compact output (12 hosts): changes, failures and the recap only; --full for every task',
+    );
     expect(out[1]).toBe('PLAY [Front] 12 hosts');
     // 3 changing tasks per host, one line each; no ok/skipping lines, no task banners.
     expect(out.filter((l) => l.startsWith('changed: ['))).toHaveLength(3 * HOSTS);
     expect(out.filter((l) => /^(ok|skipping): |^TASK \[/.test(l))).toEqual([]);
     expect(first.stdout).toContain('changed: [h7] proxy : proxy configuration');
-    expect(first.stdout).toMatch(/^PLAY RECAP 12 hosts: 0 unchanged, 12 changed, 0 failed, 0 unreachable \(tasks: ok=48 changed=36 failed=0 skipped=0 ignored=0\)$/m);
+    expect(first.stdout).toMatch(
+      /^PLAY RECAP 12 hosts: 0 unchanged, 12 changed, 0 failed, 0 unreachable \(tasks: ok=48 changed=36 failed=0 skipped=0 ignored=0\)$/m,
+    );
     expect(first.stdout).toMatch(/^ {2}changed: h1, h10, h11, h12, h2, h3, h4, h5, h6, h7, h8, h9$/m);
   });
 
@@ -79,7 +83,9 @@ describe('the compact console on 12 sshd hosts', { timeout: 240_000 }, () => {
     expect(full.stdout).toMatch(/^TASK \[proxy : proxy configuration\]/m);
     expect(full.stdout).toMatch(/^ok: \[h1\]$/m);
     const few = await play('--compact', '-l', 'h1,h2');
-    expect(few.stdout.split('\n')[0]).toBe('cairn play: compact output (--compact): changes, failures and the recap only; --full for every task');
+    expect(few.stdout.split('\n')[0]).toBe(
+      'cairn play: compact output (--compact): changes, failures and the recap only; --full for every task',
+    );
     const both = await play('--compact', '--full');
     expect(both.code).toBe(5);
     expect(both.stderr).toContain('--compact and --full exclude each other');

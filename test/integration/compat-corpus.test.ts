@@ -32,7 +32,10 @@ function playbooks(): string[] {
     .filter((f) => {
       try {
         const value = parseYaml(readFileSync(f, 'utf8'), f).value;
-        return Array.isArray(value) && value.some((p) => p !== null && typeof p === 'object' && ('hosts' in p || 'import_playbook' in p));
+        return (
+          Array.isArray(value) &&
+          value.some((p) => p !== null && typeof p === 'object' && ('hosts' in p || 'import_playbook' in p))
+        );
       } catch {
         return false;
       }
@@ -49,7 +52,9 @@ describe('compat corpus (issue 12)', () => {
   });
 
   it('every inventory loads with the groups, hosts and variables ansible-inventory --list shows', () => {
-    const expectedFiles = readdirSync(expectedDir).filter((f) => f.endsWith('.list.json')).sort();
+    const expectedFiles = readdirSync(expectedDir)
+      .filter((f) => f.endsWith('.list.json'))
+      .sort();
     let same = 0;
     const differing: string[] = [];
     for (const name of expectedFiles) {
@@ -59,7 +64,9 @@ describe('compat corpus (issue 12)', () => {
       if (JSON.stringify(ours) === JSON.stringify(expected)) same++;
       else differing.push(relative(corpus, source));
     }
-    console.log(`inventories matching ansible-inventory --list: ${same}/${expectedFiles.length} (${((100 * same) / expectedFiles.length).toFixed(1)} %)`);
+    console.log(
+      `inventories matching ansible-inventory --list: ${same}/${expectedFiles.length} (${((100 * same) / expectedFiles.length).toFixed(1)} %)`,
+    );
     expect(differing).toEqual([]);
     expect(expectedFiles.length).toBeGreaterThanOrEqual(10);
   });
@@ -78,7 +85,10 @@ describe('compat corpus (issue 12)', () => {
         expect(err, `${relative(corpus, file)}: ${String(err)}`).toBeInstanceOf(CairnError);
         const located = (err as CairnError).location;
         expect(located?.file, relative(corpus, file)).toBeTruthy();
-        const reason = (err as CairnError).message.replace(/\(.*$/, '').replace(/"[^"]*"/, '"…"').trim();
+        const reason = (err as CairnError).message
+          .replace(/\(.*$/, '')
+          .replace(/"[^"]*"/, '"…"')
+          .trim();
         reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
       }
     }

@@ -45,7 +45,8 @@ describe('cairn drift against real sshd hosts', { timeout: 180_000 }, () => {
     await lab?.stop();
   });
 
-  const drift = (...args: string[]) => runCairn(['drift', playbook, '-i', inventory, '--metrics', metrics, ...args], { env: env() });
+  const drift = (...args: string[]) =>
+    runCairn(['drift', playbook, '-i', inventory, '--metrics', metrics, ...args], { env: env() });
 
   it('reports no drift after an apply: exit 0, a table of dots, zero metrics with a fresh timestamp', async () => {
     const before = Math.floor(Date.now() / 1000);

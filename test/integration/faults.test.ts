@@ -39,16 +39,25 @@ describe('faults while writing', () => {
     const big = Buffer.alloc(64 * 1024 * 1024, 'x');
     writeFileSync(join(src, 'big.bin'), big);
     const playbook = join(lab.dir, 'big.yaml');
-    writeFileSync(playbook, `- hosts: all\n  gather_facts: false\n  tasks:\n    - name: big write\n      copy: { src: big.bin, dest: "{{ host_dir }}/big.conf" }\n`);
-    const run = runCairn(['play', playbook, '-i', inventory, '--json'], { env: { CAIRN_STATE_DIR: join(lab.dir, 'state') } });
+    writeFileSync(
+      playbook,
+      `- hosts: all\n  gather_facts: false\n  tasks:\n    - name: big write\n      copy: { src: big.bin, dest: "{{ host_dir }}/big.conf" }\n`,
+    );
+    const run = runCairn(['play', playbook, '-i', inventory, '--json'], {
+      env: { CAIRN_STATE_DIR: join(lab.dir, 'state') },
+    });
     // Cut the session while the content is streaming (poll until a temp file appears beside the live one).
     const until = Date.now() + 20_000;
-    while (Date.now() < until && !readdirSync(host.dir).some((f) => f.startsWith('.cairn-tmp'))) await new Promise((r) => setTimeout(r, 5));
+    while (Date.now() < until && !readdirSync(host.dir).some((f) => f.startsWith('.cairn-tmp')))
+      await new Promise((r) => setTimeout(r, 5));
     host.killSessions();
     const res = await run;
     const live = readFileSync(dest);
     // Either untouched or complete: never a prefix of the new content.
-    expect([sha(old), sha(big)], `live file: ${live.length} bytes, starts ${JSON.stringify(live.subarray(0, 40).toString())}`).toContain(sha(live));
+    expect(
+      [sha(old), sha(big)],
+      `live file: ${live.length} bytes, starts ${JSON.stringify(live.subarray(0, 40).toString())}`,
+    ).toContain(sha(live));
     if (sha(live) === sha(old)) {
       expect(res.code).toBe(4);
       const result = taskResults(jsonEvents(res.stdout)).find((e) => e.task.name === 'big write');
@@ -60,7 +69,8 @@ describe('faults while writing', () => {
     const host = lab.hosts[0]!;
     // The test host's sshd lives in its own mount namespace: the small filesystem is mounted there (nsenter),
     // and the test reads the host's files there too.
-    const inHost = (...cmd: string[]) => execFileSync('nsenter', ['-t', String(host.pid), '-m', ...cmd], { encoding: 'utf8' });
+    const inHost = (...cmd: string[]) =>
+      execFileSync('nsenter', ['-t', String(host.pid), '-m', ...cmd], { encoding: 'utf8' });
     mounted = join(host.dir, 'small');
     mkdirSync(mounted, { recursive: true });
     inHost('mount', '-t', 'tmpfs', '-o', 'size=256k', 'cairn-test-full', mounted);
@@ -69,13 +79,22 @@ describe('faults while writing', () => {
     const playbook = join(lab.dir, 'full.yaml');
     // 1 MiB of content into a 256 KiB filesystem.
     const content = 'y'.repeat(1024 * 1024);
-    writeFileSync(playbook, `- hosts: all\n  gather_facts: false\n  tasks:\n    - name: too big\n      copy:\n        dest: "${dest}"\n        content: "${content}"\n`);
-    const res = await runCairn(['play', playbook, '-i', inventory, '--json'], { env: { CAIRN_STATE_DIR: join(lab.dir, 'state') } });
+    writeFileSync(
+      playbook,
+      `- hosts: all\n  gather_facts: false\n  tasks:\n    - name: too big\n      copy:\n        dest: "${dest}"\n        content: "${content}"\n`,
+    );
+    const res = await runCairn(['play', playbook, '-i', inventory, '--json'], {
+      env: { CAIRN_STATE_DIR: join(lab.dir, 'state') },
+    });
     expect(res.code).toBe(2);
     const result = taskResults(jsonEvents(res.stdout)).find((e) => e.task.name === 'too big');
     expect(result?.status).toBe('failed');
     expect(result?.msg).toMatch(/No space left on device/);
     expect(inHost('cat', dest)).toBe('live\n');
-    expect(inHost('ls', '-A', mounted).split('\n').filter((f) => f.startsWith('.cairn-tmp'))).toEqual([]);
+    expect(
+      inHost('ls', '-A', mounted)
+        .split('\n')
+        .filter((f) => f.startsWith('.cairn-tmp')),
+    ).toEqual([]);
   });
 });

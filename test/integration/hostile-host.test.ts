@@ -54,7 +54,17 @@ function caseDir(opts: { nobodyWrites?: boolean; mode?: number } = {}): string {
 
 /** The argv that runs node code as uid/gid 65534 with no supplementary groups. */
 function nobodyArgv(code: string, args: string[]): string[] {
-  return [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', process.execPath, '-e', code, '--', ...args];
+  return [
+    `--reuid=${NOBODY}`,
+    `--regid=${NOBODY}`,
+    '--clear-groups',
+    '--',
+    process.execPath,
+    '-e',
+    code,
+    '--',
+    ...args,
+  ];
 }
 
 /** Run node code as nobody to its end; fails the test if it fails. */
@@ -150,7 +160,9 @@ describe('item 1: backup: yes never follows a planted symlink and never loses a 
       backups.push(run.result.data.backup_file as string);
     }
     expect(new Set(backups).size).toBe(10);
-    expect(backups.map((backup) => readFileSync(backup, 'utf8'))).toEqual(Array.from({ length: 10 }, (_, i) => `c${i}\n`));
+    expect(backups.map((backup) => readFileSync(backup, 'utf8'))).toEqual(
+      Array.from({ length: 10 }, (_, i) => `c${i}\n`),
+    );
   });
 });
 
@@ -178,7 +190,11 @@ describe('item 2: a secret is never readable while it is written', () => {
     );
     try {
       for (let i = 0; i < 40; i++) {
-        const run = await apply(copyModule, { dest: join(dir, `db-${i}.conf`), content: `password=s3cret-${i}\n`, mode: '0600' });
+        const run = await apply(copyModule, {
+          dest: join(dir, `db-${i}.conf`),
+          content: `password=s3cret-${i}\n`,
+          mode: '0600',
+        });
         expect(run.result.failed, run.result.msg).toBeFalsy();
       }
     } finally {
@@ -203,7 +219,8 @@ describe('item 3: output from the host cannot forge results', () => {
     mkdirSync(uploads);
     chownSync(uploads, NOBODY, NOBODY);
     // What the old line-based framing read as a new, trusted "file" section saying the tree root is fine.
-    const forgedFile = '\n::cairn-section:: file\numask=0022\ntype=directory\nmode=755\nuid=0\ngid=0\nowner=root\ngroup=root\n';
+    const forgedFile =
+      '\n::cairn-section:: file\numask=0022\ntype=directory\nmode=755\nuid=0\ngid=0\nowner=root\ngroup=root\n';
     const forgedBad = '\n::cairn-section:: tree\n9x9\t0\t0\troot\troot\tf\t..\n';
     asNobody(
       `const [dir, a, b] = process.argv.slice(1); const fs = require('fs');
@@ -272,7 +289,9 @@ describe('item 11: names are never options; a killed run leaves no temp file', (
       [fileModule, { path, group: `--reference=${reference}` }],
       [copyModule, { dest: path, content: 'y', owner: `--reference=${reference}` }],
     ] as const) {
-      await expect(applyExecutor.run(module, ctx(), args)).rejects.toThrow(/starts with '-'; user and group names cannot/);
+      await expect(applyExecutor.run(module, ctx(), args)).rejects.toThrow(
+        /starts with '-'; user and group names cannot/,
+      );
     }
     expect(statSync(path).uid).toBe(0);
     expect(statSync(path).gid).toBe(0);
@@ -301,7 +320,11 @@ describe('item 11: names are never options; a killed run leaves no temp file', (
     );
     const inventory = lab.writeInventory();
     let cairn: ChildProcess | undefined;
-    const run = runCairn(['play', playbook, '-i', inventory], { cwd: base, timeoutMs: 60_000, onStart: (child) => (cairn = child) });
+    const run = runCairn(['play', playbook, '-i', inventory], {
+      cwd: base,
+      timeoutMs: 60_000,
+      onStart: (child) => (cairn = child),
+    });
     // Kill cairn (SIGKILL: no cleanup of its own) once the validator runs on the host.
     const deadline = Date.now() + 30_000;
     while (!existsSync(started) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -311,7 +334,8 @@ describe('item 11: names are never options; a killed run leaves no temp file', (
     await run;
     // The validator ends 3 s after it started; then the script must notice it lost its connection and clean up.
     const cleanDeadline = Date.now() + 10_000;
-    while (tempLeftovers(dir).length > 0 && Date.now() < cleanDeadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    while (tempLeftovers(dir).length > 0 && Date.now() < cleanDeadline)
+      await new Promise((resolve) => setTimeout(resolve, 100));
     expect(tempLeftovers(dir)).toEqual([]);
     expect(readFileSync(dest, 'utf8')).toBe('live\n');
   }, 60_000);

@@ -15,7 +15,12 @@ import { repoRoot } from '../helpers/cli.js';
 const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
 function run(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}) {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 280_000 });
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    timeout: 280_000,
+  });
   return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
@@ -26,14 +31,21 @@ describe('npm pack + npm install -g: a cairn for the jump host', { timeout: 300_
 
   beforeAll(() => {
     // The tarball ships dist/ as built (npm test builds first; prepack builds for a real `npm pack`).
-    expect(existsSync(join(repoRoot, 'dist', 'runner', 'cli.js')), 'dist/ is not built: run `npx tsc -p tsconfig.json`').toBe(true);
+    expect(
+      existsSync(join(repoRoot, 'dist', 'runner', 'cli.js')),
+      'dist/ is not built: run `npx tsc -p tsconfig.json`',
+    ).toBe(true);
     work = mkdtempSync(join(tmpdir(), 'cairn-install-'));
     const packed = run('npm', ['pack', '--ignore-scripts', '--pack-destination', work], repoRoot);
     expect(packed.code, packed.stderr).toBe(0);
     const tarball = join(work, `cairn-${version}.tgz`);
     expect(existsSync(tarball)).toBe(true);
     prefix = join(work, 'prefix');
-    const installed = run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball], work);
+    const installed = run(
+      'npm',
+      ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball],
+      work,
+    );
     expect(installed.code, installed.stderr).toBe(0);
     cairn = join(prefix, 'bin', 'cairn');
   });
@@ -43,11 +55,21 @@ describe('npm pack + npm install -g: a cairn for the jump host', { timeout: 300_
 
   it('installs the built CLI with its roles, templates, plays and docs, and no sources or tests', () => {
     const pkg = join(prefix, 'lib', 'node_modules', 'cairn');
-    for (const f of ['dist/runner/cli.js', 'roles/haproxy/tasks.yaml', 'templates/cairn-header.hbs', 'site.yaml', 'rollout.yaml',
-      'playbooks/ha.yaml', 'inventories/example/hosts.yaml', 'README.md', 'docs/variables.md']) {
+    for (const f of [
+      'dist/runner/cli.js',
+      'roles/haproxy/tasks.yaml',
+      'templates/cairn-header.hbs',
+      'site.yaml',
+      'rollout.yaml',
+      'playbooks/ha.yaml',
+      'inventories/example/hosts.yaml',
+      'README.md',
+      'docs/variables.md',
+    ]) {
       expect(existsSync(join(pkg, f)), f).toBe(true);
     }
-    for (const f of ['runner', 'test', 'dist/test', 'tsconfig.json', 'inventories/lab/generated']) expect(existsSync(join(pkg, f)), f).toBe(false);
+    for (const f of ['runner', 'test', 'dist/test', 'tsconfig.json', 'inventories/lab/generated'])
+      expect(existsSync(join(pkg, f)), f).toBe(false);
     expect(readdirSync(join(pkg, 'roles')).sort()).toEqual(readdirSync(join(repoRoot, 'roles')).sort());
   });
 

@@ -14,7 +14,11 @@ import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js'
 requireSshd();
 
 function startPlay(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [cairnBin, ...args], { cwd: repoRoot, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cairnBin, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -61,7 +65,9 @@ describe('Ctrl-C during a play', () => {
   it('the first SIGINT lets running tasks finish, starts nothing new, writes a complete journal, exits 99', async () => {
     const stateDir = join(lab.dir, 'state1');
     const run = startPlay(['play', playbook, '-i', inventory], { CAIRN_STATE_DIR: stateDir });
-    await run.waitFor(/TASK \[started\][\s\S]*changed: \[i1\][\s\S]*changed: \[i2\]|changed: \[i2\][\s\S]*changed: \[i1\]/);
+    await run.waitFor(
+      /TASK \[started\][\s\S]*changed: \[i1\][\s\S]*changed: \[i2\]|changed: \[i2\][\s\S]*changed: \[i1\]/,
+    );
     // Both hosts are now inside "slow step" (or about to be).
     await new Promise((r) => setTimeout(r, 300));
     run.child.kill('SIGINT');
@@ -118,7 +124,9 @@ describe('Ctrl-C during a play', () => {
           '',
         ].join('\n'),
       );
-      const run = startPlay(['play', regexPlaybook, '-i', inventory], { CAIRN_STATE_DIR: join(lab.dir, `state-${signal}`) });
+      const run = startPlay(['play', regexPlaybook, '-i', inventory], {
+        CAIRN_STATE_DIR: join(lab.dir, `state-${signal}`),
+      });
       await run.waitFor(/TASK \[catastrophic regex\]/);
       run.child.kill(signal);
       if (signal === 'SIGINT') {

@@ -6,7 +6,21 @@
  * tests read the results with node:fs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,7 +84,12 @@ interface PropertyOutcome {
  * check -> apply -> (apply.changed === check.changed, same diffs) -> check again (changed=false) -> apply
  * again (changed=false).
  */
-async function holdsProperty(module: AnyModule, args: Record<string, unknown>, ctx = ctxWith(), expectChange?: boolean): Promise<PropertyOutcome> {
+async function holdsProperty(
+  module: AnyModule,
+  args: Record<string, unknown>,
+  ctx = ctxWith(),
+  expectChange?: boolean,
+): Promise<PropertyOutcome> {
   const check = await checkExecutor.run(module, ctx, args);
   expect(check.plan.failed, `check failed: ${check.plan.failed}`).toBeUndefined();
   if (expectChange !== undefined) expect(check.plan.changed).toBe(expectChange);
@@ -118,28 +137,48 @@ describe('command and shell', () => {
   it('command with removes and a glob: runs while a match exists', async () => {
     const dir = caseDir();
     writeFileSync(join(dir, 'old.log'), 'x');
-    await holdsProperty(commandModule, { cmd: `rm -f ${join(dir, 'old.log')}`, removes: join(dir, '*.log') }, ctxWith(), true);
+    await holdsProperty(
+      commandModule,
+      { cmd: `rm -f ${join(dir, 'old.log')}`, removes: join(dir, '*.log') },
+      ctxWith(),
+      true,
+    );
     expect(existsSync(join(dir, 'old.log'))).toBe(false);
   });
 
   it('command passes shell syntax through as literal words', async () => {
     const dir = caseDir();
-    const res = await applyExecutor.run(commandModule, ctxWith(), { cmd: `echo '$(touch ${dir}/pwned)' "it's" ; ls`, chdir: dir });
+    const res = await applyExecutor.run(commandModule, ctxWith(), {
+      cmd: `echo '$(touch ${dir}/pwned)' "it's" ; ls`,
+      chdir: dir,
+    });
     expect(res.result.failed).toBeFalsy();
     expect(res.result.data.stdout).toBe(`$(touch ${dir}/pwned) it's ; ls`);
     expect(existsSync(join(dir, 'pwned'))).toBe(false);
   });
 
   it('command reports rc, stdout and stderr, and fails on a non-zero exit', async () => {
-    const res = await applyExecutor.run(commandModule, ctxWith(), { argv: ['sh', '-c', 'echo out; echo err >&2; exit 3'] });
+    const res = await applyExecutor.run(commandModule, ctxWith(), {
+      argv: ['sh', '-c', 'echo out; echo err >&2; exit 3'],
+    });
     expect(res.result.failed).toBe(true);
-    expect(res.result.data).toMatchObject({ rc: 3, stdout: 'out', stderr: 'err', stdout_lines: ['out'], stderr_lines: ['err'] });
+    expect(res.result.data).toMatchObject({
+      rc: 3,
+      stdout: 'out',
+      stderr: 'err',
+      stdout_lines: ['out'],
+      stderr_lines: ['err'],
+    });
     expect(res.result.msg).toContain('non-zero return code 3');
   });
 
   it('command feeds stdin and honours chdir', async () => {
     const dir = caseDir();
-    const res = await applyExecutor.run(commandModule, ctxWith(), { cmd: 'sh -c "pwd; cat"', chdir: dir, stdin: 'fed' });
+    const res = await applyExecutor.run(commandModule, ctxWith(), {
+      cmd: 'sh -c "pwd; cat"',
+      chdir: dir,
+      stdin: 'fed',
+    });
     expect(res.result.data.stdout_lines).toEqual([dir, 'fed']);
   });
 
@@ -152,7 +191,12 @@ describe('command and shell', () => {
 
   it('shell runs pipes and redirections, idempotent with creates', async () => {
     const dir = caseDir();
-    await holdsProperty(shellModule, { cmd: 'echo hello | tr a-z A-Z > out.txt', chdir: dir, creates: 'out.txt' }, ctxWith(), true);
+    await holdsProperty(
+      shellModule,
+      { cmd: 'echo hello | tr a-z A-Z > out.txt', chdir: dir, creates: 'out.txt' },
+      ctxWith(),
+      true,
+    );
     expect(readFileSync(join(dir, 'out.txt'), 'utf8')).toBe('HELLO\n');
   });
 });
@@ -226,18 +270,36 @@ describe('copy', () => {
     expect(res.plan.actions.join('\n')).toMatch(/directory that does not exist yet/);
     const applied = await applyExecutor.run(copyModule, ctxWith(), { dest, content: 'x' });
     expect(applied.result.failed).toBe(true);
-    expect(applied.result.msg).toMatch(/cannot create a temporary file in .*no\/such.*(No such file or directory|Directory nonexistent)/);
+    expect(applied.result.msg).toMatch(
+      /cannot create a temporary file in .*no\/such.*(No such file or directory|Directory nonexistent)/,
+    );
   });
 });
 
 describe('template', () => {
   it('renders with the task variables; a changed variable is an update with a diff', async () => {
-    writeFileSync(join(localDir, 'templates', 'haproxy.cfg.hbs'), 'global\n  maxconn {{ maxconn }}\nbackend {{ name }}\n');
+    writeFileSync(
+      join(localDir, 'templates', 'haproxy.cfg.hbs'),
+      'global\n  maxconn {{ maxconn }}\nbackend {{ name }}\n',
+    );
     const dest = join(caseDir(), 'haproxy.cfg');
-    await holdsProperty(templateModule, { src: 'haproxy.cfg.hbs', dest, mode: '0644' }, ctxWith({ maxconn: 100, name: 'web' }), true);
+    await holdsProperty(
+      templateModule,
+      { src: 'haproxy.cfg.hbs', dest, mode: '0644' },
+      ctxWith({ maxconn: 100, name: 'web' }),
+      true,
+    );
     expect(readFileSync(dest, 'utf8')).toBe('global\n  maxconn 100\nbackend web\n');
-    const out = await holdsProperty(templateModule, { src: 'haproxy.cfg.hbs', dest, mode: '0644' }, ctxWith({ maxconn: 200, name: 'web' }), true);
-    expect(out.predicted.diffs?.[0]).toMatchObject({ before: 'global\n  maxconn 100\nbackend web\n', after: 'global\n  maxconn 200\nbackend web\n' });
+    const out = await holdsProperty(
+      templateModule,
+      { src: 'haproxy.cfg.hbs', dest, mode: '0644' },
+      ctxWith({ maxconn: 200, name: 'web' }),
+      true,
+    );
+    expect(out.predicted.diffs?.[0]).toMatchObject({
+      before: 'global\n  maxconn 100\nbackend web\n',
+      after: 'global\n  maxconn 200\nbackend web\n',
+    });
     expect(out.predicted.diffs?.[0]?.attributes).toBeUndefined();
   });
 
@@ -251,7 +313,11 @@ describe('template', () => {
     chmodSync(dest, 0o640);
     chownSync(dest, 65534, 65534);
     const before = statSync(dest);
-    const res = await applyExecutor.run(templateModule, ctxWith({ word: 'wrong' }), { src: 'bad.conf.hbs', dest, validate: "sh -c 'grep -q ok %s'" });
+    const res = await applyExecutor.run(templateModule, ctxWith({ word: 'wrong' }), {
+      src: 'bad.conf.hbs',
+      dest,
+      validate: "sh -c 'grep -q ok %s'",
+    });
     expect(res.plan.changed).toBe(true);
     expect(res.result.failed).toBe(true);
     expect(res.result.changed).toBe(false);
@@ -269,7 +335,11 @@ describe('template', () => {
     const dir = caseDir();
     const dest = join(dir, 'lines.conf');
     const validate = `sh -c 'echo "parse error at line 2" >&2; exit 2' sh %s`;
-    const res = await applyExecutor.run(templateModule, ctxWith({ word: 'oops' }), { src: 'lines.conf.hbs', dest, validate });
+    const res = await applyExecutor.run(templateModule, ctxWith({ word: 'oops' }), {
+      src: 'lines.conf.hbs',
+      dest,
+      validate,
+    });
     expect(res.result.failed).toBe(true);
     expect(res.result.msg).toContain('parse error at line 2');
     expect(res.result.msg).toContain('rendered line 2: beta oops');
@@ -298,7 +368,12 @@ describe('file', () => {
     chmodSync(join(root, 'sub', 'f1'), 0o644);
     chmodSync(join(root, 'sub'), 0o755);
     chmodSync(root, 0o755);
-    const out = await holdsProperty(fileModule, { path: root, state: 'directory', recurse: true, mode: 'u=rwX,g=rX,o=rX', owner: 'nobody' }, ctxWith(), true);
+    const out = await holdsProperty(
+      fileModule,
+      { path: root, state: 'directory', recurse: true, mode: 'u=rwX,g=rX,o=rX', owner: 'nobody' },
+      ctxWith(),
+      true,
+    );
     expect(out.predicted.actions).toContain(`set mode 0644 on 1 entries under ${root}`);
     expect(out.predicted.actions).toContain(`set owner nobody on 3 entries under ${root}`);
     expect(modeOf(join(root, 'f2'))).toBe('0644');
@@ -360,14 +435,24 @@ describe('file', () => {
 describe('lineinfile', () => {
   it('creates the file with the line', async () => {
     const path = join(caseDir(), 'hosts.allow');
-    await holdsProperty(lineinfileModule, { path, line: 'sshd: 127.0.0.1', create: true, mode: '0644' }, ctxWith(), true);
+    await holdsProperty(
+      lineinfileModule,
+      { path, line: 'sshd: 127.0.0.1', create: true, mode: '0644' },
+      ctxWith(),
+      true,
+    );
     expect(readFileSync(path, 'utf8')).toBe('sshd: 127.0.0.1\n');
   });
 
   it('replaces the line a regexp matches and keeps everything else', async () => {
     const path = join(caseDir(), 'sshd_config');
     writeFileSync(path, '# comment\nPermitRootLogin yes\nPort 22');
-    const out = await holdsProperty(lineinfileModule, { path, regexp: '^#?PermitRootLogin', line: 'PermitRootLogin no' }, ctxWith(), true);
+    const out = await holdsProperty(
+      lineinfileModule,
+      { path, regexp: '^#?PermitRootLogin', line: 'PermitRootLogin no' },
+      ctxWith(),
+      true,
+    );
     expect(readFileSync(path, 'utf8')).toBe('# comment\nPermitRootLogin no\nPort 22');
     expect(out.predicted.actions[0]).toBe(`update ${path}: line replaced`);
   });
@@ -397,14 +482,21 @@ describe('blockinfile', () => {
       '127.0.0.1 localhost\n# BEGIN CAIRN MANAGED BLOCK\n10.0.0.1 db1\n10.0.0.2 db2\n# END CAIRN MANAGED BLOCK\n',
     );
     await holdsProperty(blockinfileModule, { path, block: '10.0.0.3 db3' }, ctxWith(), true);
-    expect(readFileSync(path, 'utf8')).toBe('127.0.0.1 localhost\n# BEGIN CAIRN MANAGED BLOCK\n10.0.0.3 db3\n# END CAIRN MANAGED BLOCK\n');
+    expect(readFileSync(path, 'utf8')).toBe(
+      '127.0.0.1 localhost\n# BEGIN CAIRN MANAGED BLOCK\n10.0.0.3 db3\n# END CAIRN MANAGED BLOCK\n',
+    );
     await holdsProperty(blockinfileModule, { path, state: 'absent' }, ctxWith(), true);
     expect(readFileSync(path, 'utf8')).toBe('127.0.0.1 localhost\n');
   });
 
   it('creates a file with insertbefore BOF and a custom marker', async () => {
     const path = join(caseDir(), 'new.conf');
-    await holdsProperty(blockinfileModule, { path, block: 'a = 1', create: true, marker: '// {mark} cairn', insertbefore: 'BOF' }, ctxWith(), true);
+    await holdsProperty(
+      blockinfileModule,
+      { path, block: 'a = 1', create: true, marker: '// {mark} cairn', insertbefore: 'BOF' },
+      ctxWith(),
+      true,
+    );
     expect(readFileSync(path, 'utf8')).toBe('// BEGIN cairn\na = 1\n// END cairn\n');
   });
 });
@@ -416,7 +508,10 @@ describe('stat', () => {
     writeFileSync(file, 'abc');
     chmodSync(file, 0o640);
     symlinkSync('data', join(dir, 'ln'));
-    const fileStat = (await holdsProperty(statModule, { path: file }, ctxWith(), false)).predicted.data?.stat as Record<string, unknown>;
+    const fileStat = (await holdsProperty(statModule, { path: file }, ctxWith(), false)).predicted.data?.stat as Record<
+      string,
+      unknown
+    >;
     expect(fileStat).toMatchObject({
       exists: true,
       isreg: true,
@@ -471,7 +566,9 @@ describe('wait_for and http against a python3 http.server on 127.0.0.1', () => {
     writeFileSync(join(webRoot, 'health.json'), '{"status":"ok","nodes":3}');
     writeFileSync(join(webRoot, 'index.txt'), 'cluster ready\n');
     port = await freePort();
-    server = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', webRoot], { stdio: 'ignore' });
+    server = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', webRoot], {
+      stdio: 'ignore',
+    });
     for (let i = 0; i < 100 && !(await portOpen(port)); i++) await new Promise((r) => setTimeout(r, 100));
   }, 20_000);
 
@@ -490,7 +587,9 @@ describe('wait_for and http against a python3 http.server on 127.0.0.1', () => {
     await holdsProperty(waitForModule, { port: closed, state: 'stopped', timeout: 5 }, ctxWith(), false);
     const res = await checkExecutor.run(waitForModule, ctxWith(), { port: closed, timeout: 1, sleep: 0.2 });
     expect(res.result.failed).toBe(true);
-    expect(res.result.msg).toMatch(new RegExp(`^Timeout when waiting for 127\\.0\\.0\\.1:${closed} \\(waited \\d+ s\\)$`));
+    expect(res.result.msg).toMatch(
+      new RegExp(`^Timeout when waiting for 127\\.0\\.0\\.1:${closed} \\(waited \\d+ s\\)$`),
+    );
   });
 
   it('wait_for a file that appears while it polls, in one round trip', async () => {
@@ -499,9 +598,19 @@ describe('wait_for and http against a python3 http.server on 127.0.0.1', () => {
     const writerDone = new Promise((resolve) => writer.once('exit', resolve));
     const before = (conn as Connection).exec;
     let execs = 0;
-    const counting: Connection = { host: conn.host, user: conn.user, close: () => conn.close(), exec: (s, o) => (execs++, before.call(conn, s, o)) };
+    const counting: Connection = {
+      host: conn.host,
+      user: conn.user,
+      close: () => conn.close(),
+      exec: (s, o) => (execs++, before.call(conn, s, o)),
+    };
     const ctx = { ...ctxWith(), conn: counting };
-    const res = await checkExecutor.run(waitForModule, ctx, { path, search_regex: 'state: \\w+', timeout: 20, sleep: 0.2 });
+    const res = await checkExecutor.run(waitForModule, ctx, {
+      path,
+      search_regex: 'state: \\w+',
+      timeout: 20,
+      sleep: 0.2,
+    });
     expect(res.result.failed).toBeFalsy();
     expect(execs).toBe(1);
     expect(readFileSync(path, 'utf8')).toBe('state: ready\n');
@@ -509,17 +618,32 @@ describe('wait_for and http against a python3 http.server on 127.0.0.1', () => {
   });
 
   it('http GET: status, parsed json, content, read-only', async () => {
-    const out = await holdsProperty(httpModule, { url: `http://127.0.0.1:${port}/health.json`, return_content: true }, ctxWith(), false);
-    expect(out.predicted.data).toMatchObject({ status: 200, json: { status: 'ok', nodes: 3 }, content: '{"status":"ok","nodes":3}' });
+    const out = await holdsProperty(
+      httpModule,
+      { url: `http://127.0.0.1:${port}/health.json`, return_content: true },
+      ctxWith(),
+      false,
+    );
+    expect(out.predicted.data).toMatchObject({
+      status: 200,
+      json: { status: 'ok', nodes: 3 },
+      content: '{"status":"ok","nodes":3}',
+    });
     expect(typeof out.predicted.data?.elapsed_ms).toBe('number');
   });
 
   it('http fails on an unexpected status and on missing body text; accepts a list of codes', async () => {
     const notFound = await checkExecutor.run(httpModule, ctxWith(), { url: `http://127.0.0.1:${port}/missing` });
     expect(notFound.result.msg).toBe('Status code was 404 and not [200]');
-    const allowed = await checkExecutor.run(httpModule, ctxWith(), { url: `http://127.0.0.1:${port}/missing`, status_code: [200, 404] });
+    const allowed = await checkExecutor.run(httpModule, ctxWith(), {
+      url: `http://127.0.0.1:${port}/missing`,
+      status_code: [200, 404],
+    });
     expect(allowed.result.failed).toBe(false);
-    const text = await checkExecutor.run(httpModule, ctxWith(), { url: `http://127.0.0.1:${port}/index.txt`, body_contains: 'degraded' });
+    const text = await checkExecutor.run(httpModule, ctxWith(), {
+      url: `http://127.0.0.1:${port}/index.txt`,
+      body_contains: 'degraded',
+    });
     expect(text.result.msg).toMatch(/does not contain "degraded"/);
     const refused = await checkExecutor.run(httpModule, ctxWith(), { url: `http://127.0.0.1:${await freePort()}/` });
     expect(refused.result.msg).toMatch(/^Request failed: curl: \(7\)/);
@@ -528,8 +652,16 @@ describe('wait_for and http against a python3 http.server on 127.0.0.1', () => {
 
 describe('assert', () => {
   it('passes and fails with the task variables, read-only', async () => {
-    await holdsProperty(assertModule, { that: ['replicas == 3', 'name == "db"'] }, ctxWith({ replicas: 3, name: 'db' }), false);
-    const res = await checkExecutor.run(assertModule, ctxWith({ replicas: 2 }), { that: 'replicas == 3', fail_msg: 'need 3 replicas' });
+    await holdsProperty(
+      assertModule,
+      { that: ['replicas == 3', 'name == "db"'] },
+      ctxWith({ replicas: 3, name: 'db' }),
+      false,
+    );
+    const res = await checkExecutor.run(assertModule, ctxWith({ replicas: 2 }), {
+      that: 'replicas == 3',
+      fail_msg: 'need 3 replicas',
+    });
     expect(res.result).toMatchObject({ failed: true, msg: 'need 3 replicas' });
     expect(res.result.data).toMatchObject({ assertion: 'replicas == 3', evaluated_to: false });
   });
@@ -578,7 +710,9 @@ describe('apt, systemd, user and sysctl: property tests run on the lab container
     const same = await checkExecutor.run(userModule, ctxWith(), { name: 'root', uid: 0, home: '/root' });
     expect(same.plan).toMatchObject({ changed: false, actions: [] });
     const shell = await checkExecutor.run(userModule, ctxWith(), { name: 'root', shell: '/bin/cairn-test-shell' });
-    expect(shell.plan.actions).toEqual([`change shell of root ${readFileSync('/etc/passwd', 'utf8').match(/^root:[^\n]*:([^:\n]*)$/m)?.[1]} -> /bin/cairn-test-shell`]);
+    expect(shell.plan.actions).toEqual([
+      `change shell of root ${readFileSync('/etc/passwd', 'utf8').match(/^root:[^\n]*:([^:\n]*)$/m)?.[1]} -> /bin/cairn-test-shell`,
+    ]);
     const created = await checkExecutor.run(userModule, ctxWith(), { name: 'cairn-no-such-user', groups: ['nogroup'] });
     expect(created.plan.actions).toEqual(['create user cairn-no-such-user (groups nogroup)']);
   });
@@ -586,16 +720,27 @@ describe('apt, systemd, user and sysctl: property tests run on the lab container
   it('sysctl check: reads the live value from /proc/sys and plans the file line', async () => {
     const live = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim();
     const file = join(caseDir(), '99-test.conf');
-    const same = await checkExecutor.run(sysctlModule, ctxWith(), { name: 'net.ipv4.ip_local_port_range', value: live.replace(/\s+/, ' '), sysctl_file: file });
+    const same = await checkExecutor.run(sysctlModule, ctxWith(), {
+      name: 'net.ipv4.ip_local_port_range',
+      value: live.replace(/\s+/, ' '),
+      sysctl_file: file,
+    });
     expect(same.plan.actions).toEqual([`write net.ipv4.ip_local_port_range = ${live.replace(/\s+/, ' ')} to ${file}`]);
     expect(same.plan.data).toMatchObject({ live_value: live, file_value: null, live_applied: false });
-    const unknown = await checkExecutor.run(sysctlModule, ctxWith(), { name: 'net.cairn.no_such_key', value: 1, sysctl_file: file });
+    const unknown = await checkExecutor.run(sysctlModule, ctxWith(), {
+      name: 'net.cairn.no_such_key',
+      value: 1,
+      sysctl_file: file,
+    });
     expect(unknown.result.msg).toMatch(/^unknown sysctl key net\.cairn\.no_such_key/);
   });
 
   it('systemd check: says plainly when the host does not run systemd', async () => {
     const res = await checkExecutor.run(systemdModule, ctxWith(), { name: 'ssh.service', state: 'started' });
     if (existsSync('/run/systemd/system')) expect(res.result.failed).toBe(false);
-    else expect(res.result.msg).toBe('cannot query ssh.service: systemd is not running on this host (PID 1 is not systemd)');
+    else
+      expect(res.result.msg).toBe(
+        'cannot query ssh.service: systemd is not running on this host (PID 1 is not systemd)',
+      );
   });
 });

@@ -57,16 +57,28 @@ describe('cairn play against real sshd hosts', () => {
       expect(existsSync(join(h.dir, 'never'))).toBe(false);
       expect(readFileSync(join(h.dir, 'play-marker'), 'utf8')).toBe(`hello from ${h.name}\n`);
       // No temp file of the atomic writes is left behind.
-      expect(readdirSync(join(h.dir, 'etc', 'demo')).sort()).toEqual(['alpha.txt', 'beta.txt', 'demo.conf', 'gamma.txt', 'settings']);
+      expect(readdirSync(join(h.dir, 'etc', 'demo')).sort()).toEqual([
+        'alpha.txt',
+        'beta.txt',
+        'demo.conf',
+        'gamma.txt',
+        'settings',
+      ]);
     }
     // One SSH connection per host for the whole run (tasks, handlers and verification all share it).
-    const connections = events.filter((e) => e.type === 'connection_open').map((e) => (e.type === 'connection_open' ? `${e.host} ${e.transport} ${e.user}@${e.address}` : ''));
+    const connections = events
+      .filter((e) => e.type === 'connection_open')
+      .map((e) => (e.type === 'connection_open' ? `${e.host} ${e.transport} ${e.user}@${e.address}` : ''));
     expect(connections.sort()).toEqual(lab.hosts.map((h) => `${h.name} ssh ${h.user}@${h.address}`).sort());
     const verify = events.filter((e) => e.type === 'verify_result');
     expect(verify).toHaveLength(9);
     expect(verify.every((e) => e.type === 'verify_result' && e.passed)).toBe(true);
     const recap = events.find((e) => e.type === 'recap');
-    expect(recap && recap.type === 'recap' && recap.stats.app1).toMatchObject({ failed: 0, unreachable: 0, skipped: 1 });
+    expect(recap && recap.type === 'recap' && recap.stats.app1).toMatchObject({
+      failed: 0,
+      unreachable: 0,
+      skipped: 1,
+    });
 
     const second = await runCairn(['play', playbook, '-i', inventory, '--json'], { env: env() });
     expect(second.code).toBe(0);
@@ -74,7 +86,9 @@ describe('cairn play against real sshd hosts', () => {
     const recap2 = jsonEvents(second.stdout).find((e) => e.type === 'recap');
     expect(recap2 && recap2.type === 'recap' && Object.values(recap2.stats).every((s) => s.changed === 0)).toBe(true);
 
-    const checkAgain = await runCairn(['play', playbook, '-i', inventory, '--check', '--detailed-exitcode'], { env: env() });
+    const checkAgain = await runCairn(['play', playbook, '-i', inventory, '--check', '--detailed-exitcode'], {
+      env: env(),
+    });
     expect(checkAgain.code).toBe(0);
   });
 
@@ -82,31 +96,46 @@ describe('cairn play against real sshd hosts', () => {
     await runCairn(['play', playbook, '-i', inventory, '--json'], { env: env() });
     const conf = join(lab.hosts[1]!.dir, 'etc', 'demo', 'demo.conf');
     writeFileSync(conf, readFileSync(conf, 'utf8').replace('port = 8080', 'port = 9999'));
-    const check = await runCairn(['play', playbook, '-i', inventory, '--check', '--diff', '--detailed-exitcode'], { env: env() });
+    const check = await runCairn(['play', playbook, '-i', inventory, '--check', '--diff', '--detailed-exitcode'], {
+      env: env(),
+    });
     expect(check.code).toBe(3);
     expect(check.stdout).toContain('-port = 9999');
     expect(check.stdout).toContain('+port = 8080');
     expect(check.stdout).toMatch(/changed: \[app2\]/);
     expect(check.stdout).not.toMatch(/changed: \[app1\]/);
-    const repair = await runCairn(['play', playbook, '-i', inventory, '--roles', 'demo', '-l', 'app2', '--json'], { env: env() });
+    const repair = await runCairn(['play', playbook, '-i', inventory, '--roles', 'demo', '-l', 'app2', '--json'], {
+      env: env(),
+    });
     expect(repair.code).toBe(0);
     const changed = changedKeys(jsonEvents(repair.stdout));
     expect(changed).toEqual(['app2 | demo : Render the config', 'app2 | demo : restart demo (handler)']);
     expect(readFileSync(conf, 'utf8')).toContain('port = 8080');
     // The handler ran once more on app2 only.
-    expect(readFileSync(join(lab.hosts[1]!.dir, 'restarts.log'), 'utf8').split('\n').filter(Boolean).length).toBeGreaterThan(readFileSync(join(lab.hosts[0]!.dir, 'restarts.log'), 'utf8').split('\n').filter(Boolean).length);
+    expect(
+      readFileSync(join(lab.hosts[1]!.dir, 'restarts.log'), 'utf8').split('\n').filter(Boolean).length,
+    ).toBeGreaterThan(readFileSync(join(lab.hosts[0]!.dir, 'restarts.log'), 'utf8').split('\n').filter(Boolean).length);
     const hosts = new Set(taskResults(jsonEvents(repair.stdout)).map((e) => e.host));
     expect([...hosts]).toEqual(['app2']);
   });
 
   it('tags, extra vars and list options behave as in Ansible', async () => {
-    const tagged = await runCairn(['play', playbook, '-i', inventory, '-t', 'marker', '-e', 'greeting=salut', '--json'], { env: env() });
+    const tagged = await runCairn(
+      ['play', playbook, '-i', inventory, '-t', 'marker', '-e', 'greeting=salut', '--json'],
+      { env: env() },
+    );
     expect(tagged.code).toBe(0);
-    const names = new Set(taskResults(jsonEvents(tagged.stdout)).filter((e) => !e.verify).map((e) => e.task.name));
+    const names = new Set(
+      taskResults(jsonEvents(tagged.stdout))
+        .filter((e) => !e.verify)
+        .map((e) => e.task.name),
+    );
     expect([...names].sort()).toEqual(['Gathering Facts', 'Record that the play ran']);
     expect(readFileSync(join(lab.hosts[0]!.dir, 'play-marker'), 'utf8')).toBe('salut from app1\n');
 
-    const listHosts = await runCairn(['play', playbook, '-i', inventory, '--list-hosts', '-l', 'app1:app3'], { env: env() });
+    const listHosts = await runCairn(['play', playbook, '-i', inventory, '--list-hosts', '-l', 'app1:app3'], {
+      env: env(),
+    });
     expect(listHosts.code).toBe(0);
     expect(listHosts.stdout).toMatch(/hosts \(2\):\n\s+app1\n\s+app3/);
     const listTasks = await runCairn(['play', playbook, '-i', inventory, '--list-tasks'], { env: env() });
@@ -123,10 +152,17 @@ describe('cairn play against real sshd hosts', () => {
       const gone = bad.hosts[0]!;
       const forged = bad.hosts[1]!;
       await gone.stop();
-      const hostVars: Record<string, Record<string, unknown>> = Object.fromEntries(lab.hosts.map((h) => [h.name, { host_dir: h.dir }]));
+      const hostVars: Record<string, Record<string, unknown>> = Object.fromEntries(
+        lab.hosts.map((h) => [h.name, { host_dir: h.dir }]),
+      );
       const inv = lab.writeInventory({ app: ['app1', 'app2', 'app3'] }, hostVars);
-      const doc = parse(readFileSync(inv, 'utf8')) as { all: { hosts: Record<string, unknown>; children: { app: { hosts: Record<string, null> } } } };
-      for (const [h, extra] of [[gone, { ansible_timeout: 3 }], [forged, {}]] as const) {
+      const doc = parse(readFileSync(inv, 'utf8')) as {
+        all: { hosts: Record<string, unknown>; children: { app: { hosts: Record<string, null> } } };
+      };
+      for (const [h, extra] of [
+        [gone, { ansible_timeout: 3 }],
+        [forged, {}],
+      ] as const) {
         doc.all.hosts[h.name] = {
           ansible_host: h.address,
           ansible_port: h.port,
@@ -142,7 +178,9 @@ describe('cairn play against real sshd hosts', () => {
       const run = await runCairn(['play', playbook, '-i', inv, '--json'], { env: env() });
       expect(run.code).toBe(4);
       const events = jsonEvents(run.stdout);
-      const unreachable = events.filter((e) => e.type === 'host_unreachable').map((e) => e.type === 'host_unreachable' && `${e.host}: ${e.msg}`);
+      const unreachable = events
+        .filter((e) => e.type === 'host_unreachable')
+        .map((e) => e.type === 'host_unreachable' && `${e.host}: ${e.msg}`);
       expect(unreachable.join('\n')).toMatch(/forged: .*known_hosts/);
       expect(unreachable.join('\n')).toMatch(/gone: .*(refused|timed out)/i);
       const recap = events.find((e) => e.type === 'recap');
@@ -161,10 +199,15 @@ describe('cairn play against real sshd hosts', () => {
 
   it('reaches a host through a jump host', async () => {
     const [a, b] = lab.hosts;
-    const inv = lab.writeInventory({ app: ['app2'] }, {
-      app2: { host_dir: b!.dir, cairn_jump: `root@${a!.address}:${a!.port}` },
+    const inv = lab.writeInventory(
+      { app: ['app2'] },
+      {
+        app2: { host_dir: b!.dir, cairn_jump: `root@${a!.address}:${a!.port}` },
+      },
+    );
+    const run = await runCairn(['run', 'app2', '-i', inv, '-m', 'command', '-a', 'echo via-jump', '--json', '-v'], {
+      env: env(),
     });
-    const run = await runCairn(['run', 'app2', '-i', inv, '-m', 'command', '-a', 'echo via-jump', '--json', '-v'], { env: env() });
     expect(run.code, run.stderr).toBe(0);
     const result = taskResults(jsonEvents(run.stdout))[0]!;
     expect(result.status).toBe('changed');

@@ -21,7 +21,8 @@ import { parse } from 'yaml';
 import { repoRoot } from '../helpers/cli.js';
 
 const PROMTOOL = '/usr/bin/promtool';
-if (!existsSync(PROMTOOL)) throw new Error('promtool is not installed: apt-get install -y prometheus (scripts/test-prereqs.sh does it)');
+if (!existsSync(PROMTOOL))
+  throw new Error('promtool is not installed: apt-get install -y prometheus (scripts/test-prereqs.sh does it)');
 
 const work = mkdtempSync(join(tmpdir(), 'cairn-promtool-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -36,19 +37,24 @@ function renderForMon1(template: string): string {
   const inventory = loadInventory(join(repoRoot, 'inventories', 'example', 'hosts.yaml'));
   const defaults = parse(readFileSync(join(role, 'defaults.yaml'), 'utf8')) as Record<string, unknown>;
   const templater = createTemplater({ partialsDirs: [sharedTemplatesDir()] });
-  const vars = lazyVars(layerVars(defaults, inventory.hostVars('mon1')), (t, context) => templater.renderValue(t, context, { file: template }));
+  const vars = lazyVars(layerVars(defaults, inventory.hostVars('mon1')), (t, context) =>
+    templater.renderValue(t, context, { file: template }),
+  );
   return templater.renderFile(join(role, 'templates', template), vars);
 }
 
-describe('the prometheus role\'s alert rules under promtool', () => {
-  it('pass promtool check rules and the role\'s own rule unit tests, drift rules included', () => {
+describe("the prometheus role's alert rules under promtool", () => {
+  it("pass promtool check rules and the role's own rule unit tests, drift rules included", () => {
     const rules = join(work, 'cairn-alerts.yml');
     writeFileSync(rules, renderForMon1('alert-rules.yml.hbs'));
     expect(readFileSync(rules, 'utf8')).toContain('alert: ConfigurationDrift');
     const checked = promtool(['check', 'rules', rules]);
     expect(checked.code, checked.out).toBe(0);
     const tests = join(work, 'cairn-alerts.test.yml');
-    writeFileSync(tests, renderForMon1('alert-rules.test.yml.hbs').replace('/etc/prometheus/rules/cairn-alerts.yml', rules));
+    writeFileSync(
+      tests,
+      renderForMon1('alert-rules.test.yml.hbs').replace('/etc/prometheus/rules/cairn-alerts.yml', rules),
+    );
     expect(readFileSync(tests, 'utf8')).toContain('alertname: DriftCheckNotRun');
     const tested = promtool(['test', 'rules', tests]);
     expect(tested.out).toMatch(/SUCCESS/);
@@ -57,20 +63,43 @@ describe('the prometheus role\'s alert rules under promtool', () => {
 
   it('a failing expectation fails promtool test rules (the tests can fail)', () => {
     const rules = join(work, 'cairn-alerts.yml');
-    writeFileSync(rules, renderForMon1('alert-rules.yml.hbs').replace('max by (host, role) (cairn_drift_changes) > 0', 'max by (host, role) (cairn_drift_changes) > 1'));
+    writeFileSync(
+      rules,
+      renderForMon1('alert-rules.yml.hbs').replace(
+        'max by (host, role) (cairn_drift_changes) > 0',
+        'max by (host, role) (cairn_drift_changes) > 1',
+      ),
+    );
     const tests = join(work, 'broken.test.yml');
-    writeFileSync(tests, renderForMon1('alert-rules.test.yml.hbs').replace('/etc/prometheus/rules/cairn-alerts.yml', rules));
+    writeFileSync(
+      tests,
+      renderForMon1('alert-rules.test.yml.hbs').replace('/etc/prometheus/rules/cairn-alerts.yml', rules),
+    );
     const tested = promtool(['test', 'rules', tests]);
     expect(tested.code).not.toBe(0);
     expect(tested.out).toContain('ConfigurationDrift');
   });
 
-  it('cairn drift\'s textfile metrics parse with promtool check metrics', () => {
+  it("cairn drift's textfile metrics parse with promtool check metrics", () => {
     const bus = new EventBus();
     const collector = new DriftCollector(bus);
     const task = (name: string, role: string) => ({ name, role, module: 'template', location: 'x:1:1' });
-    bus.emit({ type: 'task_result', time: now(), host: 'lb1', task: task('haproxy.cfg', 'haproxy'), status: 'changed', durationMs: 1 });
-    bus.emit({ type: 'task_result', time: now(), host: 'lb2', task: task('haproxy.cfg', 'haproxy'), status: 'ok', durationMs: 1 });
+    bus.emit({
+      type: 'task_result',
+      time: now(),
+      host: 'lb1',
+      task: task('haproxy.cfg', 'haproxy'),
+      status: 'changed',
+      durationMs: 1,
+    });
+    bus.emit({
+      type: 'task_result',
+      time: now(),
+      host: 'lb2',
+      task: task('haproxy.cfg', 'haproxy'),
+      status: 'ok',
+      durationMs: 1,
+    });
     bus.emit({ type: 'host_unreachable', time: now(), host: 'web"1', msg: 'refused' });
     const text = renderDriftMetrics(collector.finish(['lb1', 'lb2', 'web"1']));
     expect(text).toContain('cairn_drift_changes{host="lb1",role="haproxy"} 1');

@@ -17,7 +17,11 @@ let child: ChildProcess | undefined;
 
 beforeAll(async () => {
   if (!qemu) return;
-  child = spawn(qemu, ['-machine', 'none', '-nodefaults', '-display', 'none', '-qmp', `unix:${socket},server=on,wait=off`], { stdio: 'ignore' });
+  child = spawn(
+    qemu,
+    ['-machine', 'none', '-nodefaults', '-display', 'none', '-qmp', `unix:${socket},server=on,wait=off`],
+    { stdio: 'ignore' },
+  );
   for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
 });
 afterAll(() => {
@@ -35,7 +39,7 @@ describe.skipIf(!qemu)('QMP client (qemu-system-x86_64 not installed: apt-get in
     expect(version.qemu.major).toBeGreaterThanOrEqual(5);
   });
 
-  it('reports qemu\'s error for a bad command, naming it', async () => {
+  it("reports qemu's error for a bad command, naming it", async () => {
     await expect(qmp(socket, 'device_del', { id: 'no-such-disk' })).rejects.toThrow(/QMP device_del: .*no-such-disk/);
   });
 

@@ -20,7 +20,10 @@ import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js'
 
 const chromium = findExecutable('chromium') ?? findExecutable('chromium-browser');
 // Missing Chromium or sshd fails this file naming the package, never skips it (scripts/test-prereqs.sh installs both).
-if (!chromium) throw new Error('chromium is not installed: apt-get install -y chromium fonts-dejavu-core (scripts/test-prereqs.sh does it)');
+if (!chromium)
+  throw new Error(
+    'chromium is not installed: apt-get install -y chromium fonts-dejavu-core (scripts/test-prereqs.sh does it)',
+  );
 requireSshd();
 const playbook = join(repoRoot, 'test', 'fixtures', 'rollout', 'site.yaml');
 const artifacts = join(repoRoot, 'test-artifacts');
@@ -31,7 +34,18 @@ function chrome(args: string[]): { stdout: string; stderr: string; status: numbe
   try {
     const r = spawnSync(
       chromium!,
-      ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--hide-scrollbars', `--user-data-dir=${profile}`, ...args],
+      [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--hide-scrollbars',
+        `--user-data-dir=${profile}`,
+        ...args,
+      ],
       { encoding: 'utf8', timeout: 90_000, maxBuffer: 64 * 1024 * 1024 },
     );
     return { stdout: r.stdout, stderr: r.stderr, status: r.status };
@@ -41,16 +55,31 @@ function chrome(args: string[]): { stdout: string; stderr: string; status: numbe
 }
 
 /** Decode an 8-bit RGB/RGBA, non-interlaced PNG (what Chromium writes) into RGB triples per pixel. */
-function decodePng(png: Buffer): { width: number; height: number; rgb: (x: number, y: number) => [number, number, number] } {
+function decodePng(png: Buffer): {
+  width: number;
+  height: number;
+  rgb: (x: number, y: number) => [number, number, number];
+} {
   expect(png.subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
   let at = 8;
-  let width = 0, height = 0, colourType = 0, depth = 0, interlace = 0;
+  let width = 0,
+    height = 0,
+    colourType = 0,
+    depth = 0,
+    interlace = 0;
   const idat: Buffer[] = [];
   while (at < png.length) {
     const length = png.readUInt32BE(at);
     const type = png.subarray(at + 4, at + 8).toString('latin1');
     const data = png.subarray(at + 8, at + 8 + length);
-    if (type === 'IHDR') [width, height, depth, colourType, interlace] = [data.readUInt32BE(0), data.readUInt32BE(4), data[8]!, data[9]!, data[12]!];
+    if (type === 'IHDR')
+      [width, height, depth, colourType, interlace] = [
+        data.readUInt32BE(0),
+        data.readUInt32BE(4),
+        data[8]!,
+        data[9]!,
+        data[12]!,
+      ];
     if (type === 'IDAT') idat.push(data);
     at += 12 + length;
   }
@@ -68,12 +97,25 @@ function decodePng(png: Buffer): { width: number; height: number; rgb: (x: numbe
       const b = y > 0 ? pixels[(y - 1) * stride + i]! : 0;
       const c = y > 0 && i >= channels ? pixels[(y - 1) * stride + i - channels]! : 0;
       const p = a + b - c;
-      const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
+      const paeth =
+        Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c)
+          ? a
+          : Math.abs(p - b) <= Math.abs(p - c)
+            ? b
+            : c;
       const predictor = [0, a, b, (a + b) >> 1, paeth][filter]!;
       pixels[y * stride + i] = (line[i]! + predictor) & 0xff;
     }
   }
-  return { width, height, rgb: (x, y) => [pixels[y * stride + x * channels]!, pixels[y * stride + x * channels + 1]!, pixels[y * stride + x * channels + 2]!] };
+  return {
+    width,
+    height,
+    rgb: (x, y) => [
+      pixels[y * stride + x * channels]!,
+      pixels[y * stride + x * channels + 1]!,
+      pixels[y * stride + x * channels + 2]!,
+    ],
+  };
 }
 
 function hexToRgb(hex: string): [number, number, number] {
@@ -94,7 +136,10 @@ describe('cairn report in headless Chromium', () => {
 
   beforeAll(async () => {
     lab = await startSshHosts(3, { names: ['app1', 'app2', 'app3'] });
-    inventory = lab.writeInventory({ app: ['app1', 'app2', 'app3'] }, Object.fromEntries(lab.hosts.map((h) => [h.name, { marker_dir: join(h.dir, 'marker') }])));
+    inventory = lab.writeInventory(
+      { app: ['app1', 'app2', 'app3'] },
+      Object.fromEntries(lab.hosts.map((h) => [h.name, { marker_dir: join(h.dir, 'marker') }])),
+    );
     stateDir = join(lab.dir, 'state');
     http = createServer((_req, res) => res.end('ok\n'));
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
@@ -158,13 +203,29 @@ phases:
     writeFileSync(join(lab.hosts[1]!.dir, 'marker', 'extra'), 'edited\n');
     await cairn(['play', playbook, '-i', inventory, '-l', 'app2', '--roles', 'rollout-extra', '--check']);
     // A role task that fails on app1.
-    await cairn(['play', playbook, '-i', inventory, '-l', 'app1', '--roles', 'rollout-extra', '-e', 'marker_fail=true'], 2);
+    await cairn(
+      ['play', playbook, '-i', inventory, '-l', 'app1', '--roles', 'rollout-extra', '-e', 'marker_fail=true'],
+      2,
+    );
     // app3 goes away.
     await lab.hosts[2]!.stop();
     await cairn(['play', playbook, '-i', inventory, '-l', 'app3'], 4);
     // A drill, run outside the plan (its phase is locked): it shows among the journals' drill results.
     const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/`;
-    await cairn(['drill', 'load-probe', '-i', inventory, '--set', `url=${url}`, '--set', 'concurrency=3', '--set', 'requests=30', '--set', 'interval_ms=0']);
+    await cairn([
+      'drill',
+      'load-probe',
+      '-i',
+      inventory,
+      '--set',
+      `url=${url}`,
+      '--set',
+      'concurrency=3',
+      '--set',
+      'requests=30',
+      '--set',
+      'interval_ms=0',
+    ]);
 
     mkdirSync(artifacts, { recursive: true });
     const report = await cairn(['report', '--checklist', checklist, '-o', reportPath]);
@@ -181,11 +242,25 @@ phases:
     expect(planDay(startDate, today)).toBe(3);
     expect(text).toContain('data-today="3"');
     expect(text).toContain('today D3');
-    for (const [phase, st] of [['prep', 'open'], ['deploy', 'locked'], ['live', 'locked']]) expect(text).toMatch(new RegExp(`<rect data-phase="${phase}" data-state="${st}"`));
-    for (const [step, st] of [['apply', 'done'], ['check', 'failed'], ['approve', 'pending'], ['later', 'pending'], ['load', 'pending']]) expect(text).toMatch(new RegExp(`<rect data-step="${step}" data-state="${st}"`));
+    for (const [phase, st] of [
+      ['prep', 'open'],
+      ['deploy', 'locked'],
+      ['live', 'locked'],
+    ])
+      expect(text).toMatch(new RegExp(`<rect data-phase="${phase}" data-state="${st}"`));
+    for (const [step, st] of [
+      ['apply', 'done'],
+      ['check', 'failed'],
+      ['approve', 'pending'],
+      ['later', 'pending'],
+      ['load', 'pending'],
+    ])
+      expect(text).toMatch(new RegExp(`<rect data-step="${step}" data-state="${st}"`));
     expect(text).toMatch(/D1<\/text>[\s\S]*D35<\/text>/);
     // The matrix: newest run per host and role.
-    const cells = [...text.matchAll(/data-host="([^"]+)" data-role="([^"]+)" data-state="([^"]+)"/g)].map((m) => `${m[1]}/${m[2]}=${m[3]}`).sort();
+    const cells = [...text.matchAll(/data-host="([^"]+)" data-role="([^"]+)" data-state="([^"]+)"/g)]
+      .map((m) => `${m[1]}/${m[2]}=${m[3]}`)
+      .sort();
     expect(cells).toEqual([
       'app1/rollout-extra=failed',
       'app1/rollout-marker=ok',
@@ -195,7 +270,9 @@ phases:
       'app3/rollout-marker=unreachable',
     ]);
     // The drill from the journals, with what it measured.
-    expect(text).toMatch(/data-drill-run="load-probe"[\s\S]*?passed[\s\S]*?requests=30, failed=0, availability_pct=100/);
+    expect(text).toMatch(
+      /data-drill-run="load-probe"[\s\S]*?passed[\s\S]*?requests=30, failed=0, availability_pct=100/,
+    );
     expect(text).toContain('verification "check" failed');
 
     // The screenshot: the page really renders, with the state colours on it.
@@ -204,13 +281,18 @@ phases:
     const png = decodePng(readFileSync(screenshotPath));
     expect([png.width, png.height]).toEqual([1500, 1900]);
     const counts = new Map<string, number>();
-    const wanted = ['done', 'changed', 'drift', 'failed', 'unreachable', 'pending', 'locked', 'open'].map((s) => [s, hexToRgb(STATE_COLOURS[s]!)] as const);
+    const wanted = ['done', 'changed', 'drift', 'failed', 'unreachable', 'pending', 'locked', 'open'].map(
+      (s) => [s, hexToRgb(STATE_COLOURS[s]!)] as const,
+    );
     for (let y = 0; y < png.height; y += 2) {
       for (let x = 0; x < png.width; x += 2) {
         const [r, g, b] = png.rgb(x, y);
-        for (const [name, [wr, wg, wb]] of wanted) if (Math.abs(r - wr) <= 3 && Math.abs(g - wg) <= 3 && Math.abs(b - wb) <= 3) counts.set(name, (counts.get(name) ?? 0) + 1);
+        for (const [name, [wr, wg, wb]] of wanted)
+          if (Math.abs(r - wr) <= 3 && Math.abs(g - wg) <= 3 && Math.abs(b - wb) <= 3)
+            counts.set(name, (counts.get(name) ?? 0) + 1);
       }
     }
-    for (const [name] of wanted) expect(counts.get(name) ?? 0, `pixels of ${name} (${STATE_COLOURS[name]})`).toBeGreaterThan(40);
+    for (const [name] of wanted)
+      expect(counts.get(name) ?? 0, `pixels of ${name} (${STATE_COLOURS[name]})`).toBeGreaterThan(40);
   }, 240_000);
 });

@@ -26,7 +26,10 @@ describe('cairn rollout against real sshd hosts', { timeout: 180_000 }, () => {
 
   beforeAll(async () => {
     lab = await startSshHosts(2, { names: ['app1', 'app2'] });
-    const inventory = lab.writeInventory({ app: ['app1', 'app2'] }, Object.fromEntries(lab.hosts.map((h) => [h.name, { marker_dir: join(h.dir, 'marker') }])));
+    const inventory = lab.writeInventory(
+      { app: ['app1', 'app2'] },
+      Object.fromEntries(lab.hosts.map((h) => [h.name, { marker_dir: join(h.dir, 'marker') }])),
+    );
     stateDir = join(lab.dir, 'state');
     // The "VIP" for the load probe: a small HTTP server on loopback.
     http = createServer((_req, res) => res.end('ok\n'));
@@ -85,7 +88,10 @@ phases:
     await new Promise((r) => http?.close(r));
   });
 
-  const rollout = (args: string[]) => runCairn(['rollout', ...args, '--checklist', checklist], { env: { CAIRN_STATE_DIR: stateDir, CAIRN_OPERATOR: 'ana' } });
+  const rollout = (args: string[]) =>
+    runCairn(['rollout', ...args, '--checklist', checklist], {
+      env: { CAIRN_STATE_DIR: stateDir, CAIRN_OPERATOR: 'ana' },
+    });
   const state = (): RolloutState => JSON.parse(readFileSync(join(stateDir, 'rollout.json'), 'utf8')) as RolloutState;
   const status = async (): Promise<RolloutStatus> => {
     const r = await rollout(['status', '--json']);
@@ -99,24 +105,40 @@ phases:
     expect(s.next).toBe('cairn rollout run validate — Validate the inventory');
     const early = await rollout(['run', 'apply']);
     expect(early.code).toBe(5);
-    expect(early.stderr).toContain('ERROR! cannot run step "apply": it comes after step "validate" (Validate the inventory), which has not run; do that first: cairn rollout run validate');
+    expect(early.stderr).toContain(
+      'ERROR! cannot run step "apply": it comes after step "validate" (Validate the inventory), which has not run; do that first: cairn rollout run validate',
+    );
   });
 
   it('runs steps in order with their evidence from the run journal', async () => {
     const next = await rollout(['next']);
     expect(next.code, next.stderr + next.stdout).toBe(0);
-    expect(next.stdout).toContain('validated 1 play(s), 2 role(s) (rollout-marker, rollout-extra) and the variables of 2 host(s)');
+    expect(next.stdout).toContain(
+      'validated 1 play(s), 2 role(s) (rollout-marker, rollout-extra) and the variables of 2 host(s)',
+    );
     const apply = await rollout(['run', 'apply', '--json']);
     expect(apply.code, apply.stderr).toBe(0);
     const events = jsonEvents(apply.stdout);
-    const result = events.find((e) => (e as { type: string }).type === 'rollout_step') as unknown as { state: string; journal: string };
+    const result = events.find((e) => (e as { type: string }).type === 'rollout_step') as unknown as {
+      state: string;
+      journal: string;
+    };
     expect(result.state).toBe('done');
     const st = state().steps.apply!;
     expect(st).toMatchObject({ state: 'done', by: 'ana', runs: 1, journal: result.journal });
     expect(st.pid).toBeUndefined();
-    expect(st.evidence).toMatchObject({ kind: 'play', hosts: ['app1', 'app2'], failedHosts: [], unreachableHosts: [], verify: { checks: 6, failed: 0 } });
+    expect(st.evidence).toMatchObject({
+      kind: 'play',
+      hosts: ['app1', 'app2'],
+      failedHosts: [],
+      unreachableHosts: [],
+      verify: { checks: 6, failed: 0 },
+    });
     // The evidence is what the journal says: its recap and verify results.
-    const journal = readFileSync(st.journal!, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; passed?: boolean });
+    const journal = readFileSync(st.journal!, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; passed?: boolean });
     expect(journal.filter((e) => e.type === 'verify_result')).toHaveLength(6);
     expect(readFileSync(join(lab.hosts[1]!.dir, 'marker', 'marker'), 'utf8')).toBe('rolled out by cairn\n');
   });
@@ -124,7 +146,9 @@ phases:
   it('the gate keeps the next phase closed while a verification fails, and opens once it passes and is signed', async () => {
     const locked = await rollout(['run', 'load']);
     expect(locked.code).toBe(5);
-    expect(locked.stderr).toContain('ERROR! cannot run step "load": phase "live" (Go-live, D4–D5) is not open: the gate of phase "prep" (Preparation) has not passed');
+    expect(locked.stderr).toContain(
+      'ERROR! cannot run step "load": phase "live" (Go-live, D4–D5) is not open: the gate of phase "prep" (Preparation) has not passed',
+    );
     expect(locked.stderr).toContain('verification "check" has not run (cairn rollout run check)');
     expect(locked.stderr).toContain('sign-off "approve" is missing (cairn rollout sign approve --by NAME --note TEXT)');
 
@@ -134,12 +158,19 @@ phases:
     expect(failing.code).toBe(2);
     const checkState = state().steps.check!;
     expect(checkState.state).toBe('failed');
-    expect(checkState.evidence).toMatchObject({ kind: 'verify', checks: 6, failed: 1, failures: [{ host: 'app2', role: 'rollout-marker', check: 'marker file holds the text' }] });
+    expect(checkState.evidence).toMatchObject({
+      kind: 'verify',
+      checks: 6,
+      failed: 1,
+      failures: [{ host: 'app2', role: 'rollout-marker', check: 'marker file holds the text' }],
+    });
     expect(checkState.message).toMatch(/^1 of 6 checks failed: app2 rollout-marker: marker file holds the text/);
     // Signing is refused while an earlier step of the phase is not done.
     const tooSoon = await rollout(['sign', 'approve', '--by', 'ana', '--note', 'looks fine']);
     expect(tooSoon.code).toBe(5);
-    expect(tooSoon.stderr).toContain('cannot sign step "approve": it comes after step "check" (Verify the roles), which failed: 1 of 6 checks failed');
+    expect(tooSoon.stderr).toContain(
+      'cannot sign step "approve": it comes after step "check" (Verify the roles), which failed: 1 of 6 checks failed',
+    );
 
     // Repair (run the roles again), verify again: green. The gate still wants the sign-off.
     expect((await rollout(['run', 'apply'])).code).toBe(0);
@@ -149,7 +180,9 @@ phases:
     expect(state().steps.check).toMatchObject({ state: 'done', runs: 2, evidence: { checks: 6, failed: 0 } });
     const stillLocked = await rollout(['next']);
     expect(stillLocked.code).toBe(5);
-    expect(stillLocked.stderr).toContain('the next step, "approve" (Approve), is manual: a person does it and signs it off: cairn rollout sign approve --by NAME --note TEXT');
+    expect(stillLocked.stderr).toContain(
+      'the next step, "approve" (Approve), is manual: a person does it and signs it off: cairn rollout sign approve --by NAME --note TEXT',
+    );
     expect((await status()).phases[1]!.state).toBe('locked');
 
     // A sign-off needs who and a note; only manual steps are signed.
@@ -158,7 +191,10 @@ phases:
     expect(notManual.stderr).toContain('only manual steps are signed; "check" is a verify step');
     const signed = await rollout(['sign', 'approve', '--by', 'Ana Lima', '--note', 'checked the verify output']);
     expect(signed.code, signed.stderr).toBe(0);
-    expect(state().steps.approve).toMatchObject({ state: 'done', signoff: { by: 'Ana Lima', note: 'checked the verify output' } });
+    expect(state().steps.approve).toMatchObject({
+      state: 'done',
+      signoff: { by: 'Ana Lima', note: 'checked the verify output' },
+    });
     const s = await status();
     expect(s.phases.map((p) => p.state)).toEqual(['complete', 'open']);
     expect(s.next).toBe('cairn rollout run load — Load probe');
@@ -168,8 +204,16 @@ phases:
     const load = await rollout(['next']);
     expect(load.code, load.stderr + load.stdout.slice(-1500)).toBe(0);
     const ev = state().steps.load!.evidence;
-    expect(ev).toMatchObject({ kind: 'drill', drill: 'load-probe', passed: true, measured: { requests: 200, failed: 0, availability_pct: 100, concurrency: 4 } });
-    expect(ev?.kind === 'drill' && ev.targets.map((t) => [t.key, t.met])).toEqual([['availability_pct', true], ['latency_p99_ms', true]]);
+    expect(ev).toMatchObject({
+      kind: 'drill',
+      drill: 'load-probe',
+      passed: true,
+      measured: { requests: 200, failed: 0, availability_pct: 100, concurrency: 4 },
+    });
+    expect(ev?.kind === 'drill' && ev.targets.map((t) => [t.key, t.met])).toEqual([
+      ['availability_pct', true],
+      ['latency_p99_ms', true],
+    ]);
 
     const impossible = await rollout(['run', 'impossible']);
     expect(impossible.code).toBe(2);
@@ -208,19 +252,28 @@ phases:
     await rollout(['reset', 'approve']);
     const stops = await rollout(['run', 'prep']);
     expect(stops.code).toBe(5);
-    expect(stops.stderr).toContain('phase "prep" stops at step "approve" (Approve): it needs a sign-off: cairn rollout sign approve --by NAME --note TEXT');
+    expect(stops.stderr).toContain(
+      'phase "prep" stops at step "approve" (Approve): it needs a sign-off: cairn rollout sign approve --by NAME --note TEXT',
+    );
   });
 
-  it('a playbook that is not written yet fails its step when it runs, naming the step\'s line', async () => {
+  it("a playbook that is not written yet fails its step when it runs, naming the step's line", async () => {
     const plan = join(lab.dir, 'missing.yaml');
-    writeFileSync(plan, 'phases:\n  - id: p\n    name: P\n    days: D1\n    steps:\n      - id: later\n        name: Later\n        play: { playbook: playbooks/not-yet.yaml }\n    gate: { steps: [later] }\n');
+    writeFileSync(
+      plan,
+      'phases:\n  - id: p\n    name: P\n    days: D1\n    steps:\n      - id: later\n        name: Later\n        play: { playbook: playbooks/not-yet.yaml }\n    gate: { steps: [later] }\n',
+    );
     const env = { CAIRN_STATE_DIR: join(lab.dir, 'state-missing') };
     const check = await runCairn(['rollout', 'check', '--checklist', plan], { env });
     expect(check.code).toBe(5);
-    expect(check.stdout).toContain(`${plan}:6:9: step later: playbook playbooks/not-yet.yaml: does not exist (${join(lab.dir, 'playbooks', 'not-yet.yaml')})`);
+    expect(check.stdout).toContain(
+      `${plan}:6:9: step later: playbook playbooks/not-yet.yaml: does not exist (${join(lab.dir, 'playbooks', 'not-yet.yaml')})`,
+    );
     const run = await runCairn(['rollout', 'run', 'later', '--checklist', plan], { env });
     expect(run.code).toBe(2);
-    expect(run.stdout).toContain(`== rollout step later: failed — ${plan}:6:9: step "later": playbook playbooks/not-yet.yaml does not exist`);
+    expect(run.stdout).toContain(
+      `== rollout step later: failed — ${plan}:6:9: step "later": playbook playbooks/not-yet.yaml does not exist`,
+    );
     const st = JSON.parse(readFileSync(join(lab.dir, 'state-missing', 'rollout.json'), 'utf8')) as RolloutState;
     expect(st.steps.later).toMatchObject({ state: 'failed', runs: 1 });
     expect(st.steps.later!.message).toContain('it may not be written yet: write it or change the step');
@@ -230,7 +283,9 @@ phases:
     const bad = join(repoRoot, 'test', 'fixtures', 'rollout', 'bad', 'two-kinds.yaml');
     const r = await runCairn(['rollout', 'status', '--checklist', bad], { env: { CAIRN_STATE_DIR: stateDir } });
     expect(r.code).toBe(5);
-    expect(r.stderr).toContain(`ERROR! ${bad}:9:9: rollout checklist: step "apply" must have exactly one of play, verify, drill, migrate, manual; it has play and verify`);
+    expect(r.stderr).toContain(
+      `ERROR! ${bad}:9:9: rollout checklist: step "apply" must have exactly one of play, verify, drill, migrate, manual; it has play and verify`,
+    );
     expect(r.stdout).toBe('');
   });
 });

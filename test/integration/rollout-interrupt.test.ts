@@ -27,7 +27,10 @@ describe('an interrupted rollout step', () => {
 
   beforeAll(async () => {
     lab = await startSshHosts(1, { names: ['slow1'] });
-    const inventory = lab.writeInventory({ app: ['slow1'] }, { slow1: { marker_dir: join(lab.hosts[0]!.dir, 'marker') } });
+    const inventory = lab.writeInventory(
+      { app: ['slow1'] },
+      { slow1: { marker_dir: join(lab.hosts[0]!.dir, 'marker') } },
+    );
     stateDir = join(lab.dir, 'state');
     checklist = join(lab.dir, 'rollout.yaml');
     writeFileSync(
@@ -75,7 +78,8 @@ phases:
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
       const st = state()?.steps.slow;
-      if (st?.state === 'running' && st.pid === child.pid && sleepingTaskStarted(before)) return { child, output: () => output };
+      if (st?.state === 'running' && st.pid === child.pid && sleepingTaskStarted(before))
+        return { child, output: () => output };
       if (child.exitCode !== null) throw new Error(`the run ended early (${child.exitCode}): ${output}`);
       await sleep(100);
     }
@@ -85,16 +89,25 @@ phases:
   /** The run journal is written event by event: the newest one shows the sleeping task has started. */
   function journals(): string[] {
     const runs = join(stateDir, 'runs');
-    return existsSync(runs) ? readdirSync(runs).filter((n) => n.endsWith('.ndjson')).map((n) => join(runs, n)) : [];
+    return existsSync(runs)
+      ? readdirSync(runs)
+          .filter((n) => n.endsWith('.ndjson'))
+          .map((n) => join(runs, n))
+      : [];
   }
 
   function sleepingTaskStarted(before: string[]): boolean {
     const mine = journals().filter((j) => !before.includes(j));
-    return mine.some((j) => readFileSync(j, 'utf8').split('\n').some((line) => line.includes('"type":"task_start"') && line.includes('Take some time')));
+    return mine.some((j) =>
+      readFileSync(j, 'utf8')
+        .split('\n')
+        .some((line) => line.includes('"type":"task_start"') && line.includes('Take some time')),
+    );
   }
 
   function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+    if (child.exitCode !== null || child.signalCode !== null)
+      return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
     return new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
   }
 
@@ -106,28 +119,48 @@ phases:
     process.kill(child.pid!, 'SIGKILL');
     expect((await exited(child)).signal).toBe('SIGKILL');
 
-    const status = await runCairn(['rollout', 'status', '--json', '--checklist', checklist], { env: { ...env, CAIRN_STATE_DIR: stateDir } });
+    const status = await runCairn(['rollout', 'status', '--json', '--checklist', checklist], {
+      env: { ...env, CAIRN_STATE_DIR: stateDir },
+    });
     expect(status.code, status.stderr).toBe(0);
-    const slow = (JSON.parse(status.stdout) as { phases: Array<{ steps: Array<{ id: string; state: string; message?: string }> }> }).phases[0]!.steps[0]!;
-    expect(slow).toMatchObject({ id: 'slow', state: 'interrupted', message: `the run (pid ${child.pid}) ended without finishing the step: killed or crashed` });
-    const text = await runCairn(['rollout', 'status', '--checklist', checklist], { env: { ...env, CAIRN_STATE_DIR: stateDir } });
+    const slow = (
+      JSON.parse(status.stdout) as { phases: Array<{ steps: Array<{ id: string; state: string; message?: string }> }> }
+    ).phases[0]!.steps[0]!;
+    expect(slow).toMatchObject({
+      id: 'slow',
+      state: 'interrupted',
+      message: `the run (pid ${child.pid}) ended without finishing the step: killed or crashed`,
+    });
+    const text = await runCairn(['rollout', 'status', '--checklist', checklist], {
+      env: { ...env, CAIRN_STATE_DIR: stateDir },
+    });
     expect(text.stdout).toMatch(/INTERRUPTED\s+slow/);
     expect(text.stdout).toContain('Next: cairn rollout run slow (again: it was interrupted) — A slow play');
     // The gate does not count it.
-    const sign = await runCairn(['rollout', 'sign', 'after', '--by', 'ana', '--note', 'x', '--checklist', checklist], { env: { ...env, CAIRN_STATE_DIR: stateDir } });
+    const sign = await runCairn(['rollout', 'sign', 'after', '--by', 'ana', '--note', 'x', '--checklist', checklist], {
+      env: { ...env, CAIRN_STATE_DIR: stateDir },
+    });
     expect(sign.code).toBe(5);
     expect(sign.stderr).toContain('it comes after step "slow" (A slow play), which was interrupted');
 
     // Run again (quickly this time): the dead run's inventory lock is taken over, the step is done.
-    const again = await runCairn(['rollout', 'run', 'slow', '-e', 'marker_sleep=0', '--checklist', checklist], { env: { ...env, CAIRN_STATE_DIR: stateDir } });
+    const again = await runCairn(['rollout', 'run', 'slow', '-e', 'marker_sleep=0', '--checklist', checklist], {
+      env: { ...env, CAIRN_STATE_DIR: stateDir },
+    });
     expect(again.code, again.stderr + again.stdout.slice(-1000)).toBe(0);
     expect(again.stderr).toContain('took over a stale lock');
     expect(state()!.steps.slow).toMatchObject({ state: 'done', runs: 2 });
-    expect(state()!.history.map((h) => h.event).filter((e) => e !== 'started')).toEqual(['done']);
+    expect(
+      state()!
+        .history.map((h) => h.event)
+        .filter((e) => e !== 'started'),
+    ).toEqual(['done']);
   }, 120_000);
 
   it('Ctrl-C lets the running task finish, starts no other, and records the step as interrupted', async () => {
-    await runCairn(['rollout', 'reset', 'slow', '--checklist', checklist], { env: { ...env, CAIRN_STATE_DIR: stateDir } });
+    await runCairn(['rollout', 'reset', 'slow', '--checklist', checklist], {
+      env: { ...env, CAIRN_STATE_DIR: stateDir },
+    });
     const { child, output } = await startSlowRun(['-e', 'marker_sleep=3']);
     process.kill(child.pid!, 'SIGINT');
     const end = await exited(child);

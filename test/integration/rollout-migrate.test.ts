@@ -15,7 +15,8 @@ import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js'
 
 // Missing sshd or rsync fails this file naming the package, never skips it (scripts/test-prereqs.sh installs both).
 requireSshd();
-if (!findExecutable('rsync')) throw new Error('rsync is not installed: apt-get install -y rsync (scripts/test-prereqs.sh does it)');
+if (!findExecutable('rsync'))
+  throw new Error('rsync is not installed: apt-get install -y rsync (scripts/test-prereqs.sh does it)');
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -48,11 +49,15 @@ describe('rollout migration steps', { timeout: 180_000 }, () => {
     lab = await startSshHosts(2, { names: ['old1', 'new1'] });
     // The test hosts share one authorized_keys file (see test/helpers/sshd.ts): tell cairn where it is.
     const authorizedKeys = join(lab.dir, 'authorized_keys');
-    const inventory = lab.writeInventory({}, { old1: { cairn_authorized_keys_file: authorizedKeys }, new1: { cairn_authorized_keys_file: authorizedKeys } });
+    const inventory = lab.writeInventory(
+      {},
+      { old1: { cairn_authorized_keys_file: authorizedKeys }, new1: { cairn_authorized_keys_file: authorizedKeys } },
+    );
     source = join(lab.hosts[0]!.dir, 'legacy');
     target = join(lab.hosts[1]!.dir, 'app-data');
     for (const d of ['a', 'b', 'c', 'd']) mkdirSync(join(source, d), { recursive: true });
-    for (const d of ['a', 'b']) for (const f of ['f1', 'f2', 'f3']) writeFileSync(join(source, d, f), `${d}/${f} ${'x'.repeat(1000)}\n`);
+    for (const d of ['a', 'b'])
+      for (const f of ['f1', 'f2', 'f3']) writeFileSync(join(source, d, f), `${d}/${f} ${'x'.repeat(1000)}\n`);
     // Batch 2 holds 3 MiB, sent at 512 KiB/s: about 6 s, time to kill the run in the middle of it.
     writeFileSync(join(source, 'c', 'big.bin'), Buffer.alloc(3 * 1024 * 1024, 7));
     writeFileSync(join(source, 'd', 'note.txt'), 'd\n');
@@ -87,7 +92,8 @@ phases:
   });
 
   const env = () => ({ CAIRN_STATE_DIR: stateDir, CAIRN_OPERATOR: 'ana' });
-  const rollout = (args: string[]) => runCairn(['rollout', ...args, '--checklist', checklist], { env: env(), timeoutMs: 180_000 });
+  const rollout = (args: string[]) =>
+    runCairn(['rollout', ...args, '--checklist', checklist], { env: env(), timeoutMs: 180_000 });
   const state = (): RolloutState => JSON.parse(readFileSync(join(stateDir, 'rollout.json'), 'utf8')) as RolloutState;
   const authorizedKeys = () => readFileSync(join(lab.dir, 'authorized_keys'), 'utf8');
   /** rsync processes of this test still running (a killed run's rsync finishes its batch by itself). */
@@ -97,7 +103,13 @@ phases:
     const r = await rollout(['run', 'rehearsal']);
     expect(r.code, r.stderr + r.stdout.slice(-2000)).toBe(0);
     const ev = state().steps.rehearsal!.evidence as MigrateEvidence;
-    expect(ev).toMatchObject({ kind: 'migrate', dryRun: true, source: `old1:${source}/`, target: `new1:${target}/`, resumed: [] });
+    expect(ev).toMatchObject({
+      kind: 'migrate',
+      dryRun: true,
+      source: `old1:${source}/`,
+      target: `new1:${target}/`,
+      resumed: [],
+    });
     expect(ev.batches).toHaveLength(1);
     expect(ev.batches[0]).toMatchObject({ name: '(whole folder)', filesTransferred: 9, files: 9 });
     expect(ev.batches[0]!.bytesTransferred).toBeGreaterThan(3 * 1024 * 1024);
@@ -108,7 +120,11 @@ phases:
   });
 
   it('batches resume after a kill -9, and the result is identical on the target', async () => {
-    const child = spawn(process.execPath, [cairnBin, 'rollout', 'run', 'batches', '--checklist', checklist], { cwd: repoRoot, env: { ...process.env, ...env() }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [cairnBin, 'rollout', 'run', 'batches', '--checklist', checklist], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env() },
+      stdio: 'ignore',
+    });
     started.push(child);
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline && !(state().steps.batches?.batchesDone ?? []).length) await sleep(50);
@@ -131,7 +147,9 @@ phases:
     expect(ev.resumed).toEqual(['a', 'b']);
     expect(ev.batches.map((b) => b.name)).toEqual(['c … d (2 entries)', 'e.txt']);
     expect(ev.batches.map((b) => b.checksums?.compared)).toEqual([2, 1]);
-    expect(ev.batches.every((b) => b.checksums!.mismatched.length === 0 && b.checksums!.missing.length === 0)).toBe(true);
+    expect(ev.batches.every((b) => b.checksums!.mismatched.length === 0 && b.checksums!.missing.length === 0)).toBe(
+      true,
+    );
     expect(tree(target)).toEqual(tree(source));
     expect(authorizedKeys()).not.toContain('cairn-migrate-');
     expect(existsSync(keyDir)).toBe(false);
@@ -147,20 +165,27 @@ phases:
     // A done step runs from the start again: every batch, incrementally.
     const r = await rollout(['run', 'batches']);
     expect(r.code, r.stderr + r.stdout.slice(-2000)).toBe(0);
-    expect(r.stdout).toContain('1 file(s) differ by checksum after the copy (a/f2): copying them again with --checksum');
+    expect(r.stdout).toContain(
+      '1 file(s) differ by checksum after the copy (a/f2): copying them again with --checksum',
+    );
     const ev = state().steps.batches!.evidence as MigrateEvidence;
     expect(ev.resumed).toEqual([]);
     expect(ev.batches[0]!.checksums).toEqual({ compared: 6, mismatched: [], missing: [], repaired: ['a/f2'] });
     expect(ev.batches[0]!.filesTransferred).toBe(0); // the copy's quick check did not see it
     expect(readFileSync(file, 'utf8')).toBe(original);
     const status = await rollout(['status']);
-    expect(status.stdout).toContain('3 batches, 0 files (0 B) sent, checksums of 9 files match (1 file copied again after a checksum mismatch)');
+    expect(status.stdout).toContain(
+      '3 batches, 0 files (0 B) sent, checksums of 9 files match (1 file copied again after a checksum mismatch)',
+    );
   }, 120_000);
 
   it('a missing source folder fails the step with a clear message and leaves no key behind', async () => {
     const r = await rollout(['run', 'missing']);
     expect(r.code).toBe(2);
-    expect(state().steps.missing).toMatchObject({ state: 'failed', message: `old1: the source folder ${join(lab.dir, 'nothing-here')}/ does not exist` });
+    expect(state().steps.missing).toMatchObject({
+      state: 'failed',
+      message: `old1: the source folder ${join(lab.dir, 'nothing-here')}/ does not exist`,
+    });
     expect(authorizedKeys()).not.toContain('cairn-migrate-');
   });
 });

@@ -24,15 +24,20 @@ function writer(path: string, who: string, count: number): Promise<number> {
       await updateState(${JSON.stringify(path)}, (s) => { s.history.push({ at: new Date().toISOString(), step: ${JSON.stringify(who)}, event: String(i) }); });
     }`;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(code) : reject(new Error(`writer ${who} exited ${code}: ${stderr}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(code) : reject(new Error(`writer ${who} exited ${code}: ${stderr}`)),
+    );
   });
 }
 
-if (!existsSync(stateModule)) throw new Error('dist/ is not built: run `npx tsc -p tsconfig.json` first (npm test does)');
+if (!existsSync(stateModule))
+  throw new Error('dist/ is not built: run `npx tsc -p tsconfig.json` first (npm test does)');
 describe('rollout state', () => {
   it('four processes writing at once lose no update and leave no temp file behind', async () => {
     const path = join(dir, 'concurrent', 'rollout.json');
@@ -41,7 +46,9 @@ describe('rollout state', () => {
     expect(state.history).toHaveLength(60);
     for (const who of ['a', 'b', 'c', 'd']) {
       // Each writer's own entries are all there, in its order.
-      expect(state.history.filter((h) => h.step === who).map((h) => h.event)).toEqual(Array.from({ length: 15 }, (_, i) => String(i)));
+      expect(state.history.filter((h) => h.step === who).map((h) => h.event)).toEqual(
+        Array.from({ length: 15 }, (_, i) => String(i)),
+      );
     }
     expect(readdirSync(join(dir, 'concurrent')).filter((n) => n.endsWith('.tmp'))).toEqual([]);
     // The lock file is gone once the writers are.
@@ -55,10 +62,19 @@ describe('rollout state', () => {
     const deadPid = Number(gone.stdout);
     await updateState(path, (s) => {
       s.steps.apply = { state: 'running', runs: 1, startedAt: '2026-03-02T09:00:00Z', pid: deadPid, host: hostname() };
-      s.steps.alive = { state: 'running', runs: 1, startedAt: '2026-03-02T09:00:00Z', pid: process.pid, host: hostname() };
+      s.steps.alive = {
+        state: 'running',
+        runs: 1,
+        startedAt: '2026-03-02T09:00:00Z',
+        pid: process.pid,
+        host: hostname(),
+      };
     });
     const state = loadState(path);
-    expect(state.steps.apply).toMatchObject({ state: 'interrupted', message: `the run (pid ${deadPid}) ended without finishing the step: killed or crashed` });
+    expect(state.steps.apply).toMatchObject({
+      state: 'interrupted',
+      message: `the run (pid ${deadPid}) ended without finishing the step: killed or crashed`,
+    });
     expect(state.steps.alive!.state).toBe('running');
     // On disk it still says running until the next write: it is judged on every read.
     expect(JSON.parse(readFileSync(path, 'utf8')).steps.apply.state).toBe('running');
@@ -67,10 +83,12 @@ describe('rollout state', () => {
   it('a change that throws writes nothing; a broken file is reported with its path', async () => {
     const path = join(dir, 'refuse', 'rollout.json');
     await updateState(path, (s) => void (s.startDate = '2026-03-02'));
-    await expect(updateState(path, (s) => {
-      s.startDate = '1999-01-01';
-      throw new Error('refused');
-    })).rejects.toThrow('refused');
+    await expect(
+      updateState(path, (s) => {
+        s.startDate = '1999-01-01';
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
     expect(loadState(path).startDate).toBe('2026-03-02');
     writeFileSync(path, '{"version": 1, "steps": {');
     expect(() => loadState(path)).toThrow(/rollout state is not readable JSON/);

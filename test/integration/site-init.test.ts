@@ -25,10 +25,12 @@ import type { RunEvent } from '../../runner/core/engine/events.js';
 const EXAMPLE_HOSTS = ['lb1', 'lb2', 'web1', 'web2', 'mon1', 'pve1', 'pve2', 'pve3'];
 
 function filesUnder(dir: string, base = dir): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = join(dir, e.name);
-    return e.isDirectory() ? filesUnder(p, base) : [relative(base, p)];
-  }).sort();
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => {
+      const p = join(dir, e.name);
+      return e.isDirectory() ? filesUnder(p, base) : [relative(base, p)];
+    })
+    .sort();
 }
 
 describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
@@ -48,11 +50,18 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
     const example = join(repoRoot, 'inventories', 'example');
     const written = join(site, 'inventories', 'production');
     expect(filesUnder(written)).toEqual(filesUnder(example));
-    for (const f of filesUnder(example)) expect(readFileSync(join(written, f), 'utf8'), f).toBe(readFileSync(join(example, f), 'utf8'));
-    for (const f of ['site.yaml', 'rollout.yaml', ...readdirSync(join(repoRoot, 'playbooks')).map((p) => `playbooks/${p}`)]) {
+    for (const f of filesUnder(example))
+      expect(readFileSync(join(written, f), 'utf8'), f).toBe(readFileSync(join(example, f), 'utf8'));
+    for (const f of [
+      'site.yaml',
+      'rollout.yaml',
+      ...readdirSync(join(repoRoot, 'playbooks')).map((p) => `playbooks/${p}`),
+    ]) {
       expect(readFileSync(join(site, f), 'utf8'), f).toBe(readFileSync(join(repoRoot, f), 'utf8'));
     }
-    expect(readFileSync(join(site, 'cairn.cfg'), 'utf8')).toMatch(/^inventory = inventories\/production\/hosts\.yaml$/m);
+    expect(readFileSync(join(site, 'cairn.cfg'), 'utf8')).toMatch(
+      /^inventory = inventories\/production\/hosts\.yaml$/m,
+    );
     // No role is copied: the built-in roles come from the installed cairn.
     expect(readdirSync(join(site, 'roles'))).toEqual(['README.md']);
     // Every secret is a placeholder in the vault file, and the file says how to encrypt it.
@@ -78,7 +87,9 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
     expect(hosts.code, hosts.stderr).toBe(0);
     const first = hosts.stdout.split('\nplay #')[1]!;
     for (const h of EXAMPLE_HOSTS) expect(first).toContain(`    ${h}\n`);
-    expect(hosts.stdout).toMatch(/play #6 \(lb\): Load balancers, one at a time\n {2}pattern: \['lb'\]\n {2}hosts \(2\):\n {4}lb1\n {4}lb2\n/);
+    expect(hosts.stdout).toMatch(
+      /play #6 \(lb\): Load balancers, one at a time\n {2}pattern: \['lb'\]\n {2}hosts \(2\):\n {4}lb1\n {4}lb2\n/,
+    );
   });
 
   it('gives every host of every play role variables that pass the role schemas once rendered', () => {
@@ -91,14 +102,17 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
       const defaults = layerVars(...play.roles.map((r) => r.defaults));
       for (const host of inventory.select(play.hosts)) {
         // Facts the defaults read (zfs_debian_suite: facts.os.codename) as Debian 12 reports them.
-        const layered = layerVars(defaults, inventory.hostVars(host), play.vars, { facts: { os: { codename: 'bookworm' } } });
+        const layered = layerVars(defaults, inventory.hostVars(host), play.vars, {
+          facts: { os: { codename: 'bookworm' } },
+        });
         const view = lazyVars(layered, (t, context) => templater.renderValue(t, context, play.location));
         for (const role of play.roles) {
           expect(role.dir, `${role.name} comes from the built-in roles`).toBe(join(builtinRolesDir(), role.name));
           const schema = role.schema as { properties?: Record<string, unknown> } | undefined;
           if (!schema) continue;
           const vars: Vars = {};
-          for (const key of Object.keys(schema.properties ?? {})) if (key in layered) vars[key] = materialise(view[key]);
+          for (const key of Object.keys(schema.properties ?? {}))
+            if (key in layered) vars[key] = materialise(view[key]);
           const validate = ajv.compile(schema);
           expect(validate(vars), `${host} ${role.name}: ${ajv.errorsText(validate.errors)}`).toBe(true);
           checked++;
@@ -113,7 +127,7 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
     const own = join(work, 'own-role');
     expect((await runCairn(['init', own], { cwd: work })).code).toBe(0);
     mkdirSync(join(own, 'roles', 'webapp'));
-    writeFileSync(join(own, 'roles', 'webapp', 'tasks.yaml'), '- name: the site\'s own webapp\n  debug: {msg: mine}\n');
+    writeFileSync(join(own, 'roles', 'webapp', 'tasks.yaml'), "- name: the site's own webapp\n  debug: {msg: mine}\n");
     const syntax = await runCairn(['play', 'site.yaml', '--syntax-check'], { cwd: own });
     expect(syntax.code, syntax.stderr).toBe(0);
     expect(syntax.stderr).toBe("NOTE: role webapp: using the site's roles/webapp, not cairn's built-in role\n");
@@ -139,7 +153,9 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
       // The example's hosts.yaml with each host's address replaced by its loopback sshd; group_vars and
       // host_vars stay the example's.
       const hostsFile = join(site, 'inventories', 'production', 'hosts.yaml');
-      const doc = parse(readFileSync(hostsFile, 'utf8')) as { all: { vars: Vars; children: Record<string, { hosts: Record<string, Vars> }> } };
+      const doc = parse(readFileSync(hostsFile, 'utf8')) as {
+        all: { vars: Vars; children: Record<string, { hosts: Record<string, Vars> }> };
+      };
       doc.all.vars.ansible_ssh_private_key_file = lab.clientKeyPath;
       doc.all.vars.cairn_known_hosts = lab.knownHostsPath;
       for (const group of Object.values(doc.all.children)) {
@@ -161,13 +177,18 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
       });
       const events = jsonEvents(check.stdout);
       const results = events.filter((e): e is Extract<RunEvent, { type: 'task_result' }> => e.type === 'task_result');
-      expect(results.filter((e) => e.status === 'unreachable').map((e) => e.host), check.stderr).toEqual([]);
+      expect(
+        results.filter((e) => e.status === 'unreachable').map((e) => e.host),
+        check.stderr,
+      ).toEqual([]);
       // The loopback "hosts" are this test machine, a container whose PID 1 is not systemd: the first task
       // that asks systemd fails there, on every host alike. Anything else failing is a defect of the example
       // (a variable, a template, a probe), and fails this test.
       const failed = results.filter((e) => e.status === 'failed');
       const notSystemd = /systemd is not running on this host/;
-      expect(failed.filter((e) => !notSystemd.test(String(e.msg))).map((e) => `${e.host}: ${e.task.name}: ${e.msg}`)).toEqual([]);
+      expect(
+        failed.filter((e) => !notSystemd.test(String(e.msg))).map((e) => `${e.host}: ${e.task.name}: ${e.msg}`),
+      ).toEqual([]);
       // Every host was reached and its facts read, and the baseline's file changes were predicted.
       for (const host of EXAMPLE_HOSTS) {
         const mine = results.filter((e) => e.host === host);

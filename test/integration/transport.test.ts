@@ -3,7 +3,18 @@
  * machine for `connection: local`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -13,11 +24,17 @@ import { commandArgv, explainBecomeFailure, openLocalConnection } from '../../ru
 import { ConnectionPool, openConnection } from '../../runner/core/transport/pool.js';
 import { quote } from '../../runner/core/transport/quote.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
-import { HostKeyError, UnreachableError, type Connection, type ConnectionSpec } from '../../runner/core/transport/types.js';
+import {
+  HostKeyError,
+  UnreachableError,
+  type Connection,
+  type ConnectionSpec,
+} from '../../runner/core/transport/types.js';
 
 // No sshd (or not root) fails this file naming the package, never skips it (scripts/test-prereqs.sh installs it).
 requireSshd();
-if (!existsSync('/usr/bin/sudo')) throw new Error('sudo is not installed: apt-get install -y sudo (scripts/test-prereqs.sh does it)');
+if (!existsSync('/usr/bin/sudo'))
+  throw new Error('sudo is not installed: apt-get install -y sudo (scripts/test-prereqs.sh does it)');
 
 /** Strings that would run a command, end a quote or break a line if they reached a shell unquoted. */
 function nastyStrings(markerPath: string): string[] {
@@ -202,7 +219,9 @@ describe('ssh transport against real sshd', () => {
     const fresh = join(lab.dir, 'tofu', 'known_hosts');
     const refused = await openSshConnection(lab.spec('h2', { knownHostsPath: fresh })).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(HostKeyError);
-    expect((refused as Error).message).toMatch(/not in known_hosts .*\(use --accept-new-host-keys to trust on first use\)/);
+    expect((refused as Error).message).toMatch(
+      /not in known_hosts .*\(use --accept-new-host-keys to trust on first use\)/,
+    );
     expect(existsSync(fresh)).toBe(false);
 
     const accepted = await openSshConnection(lab.spec('h2', { knownHostsPath: fresh, acceptNewHostKeys: true }));
@@ -226,7 +245,9 @@ describe('ssh transport against real sshd', () => {
         server.close(() => resolve(port));
       });
     });
-    const error = await openSshConnection(lab.spec('h1', { address: '127.0.0.1', port: closedPort })).catch((e: unknown) => e);
+    const error = await openSshConnection(lab.spec('h1', { address: '127.0.0.1', port: closedPort })).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(UnreachableError);
     expect(error).not.toBeInstanceOf(HostKeyError);
     expect((error as Error).message).toBe(`cannot connect to h1 (root@127.0.0.1:${closedPort}): connection refused`);
@@ -238,7 +259,9 @@ describe('ssh transport against real sshd', () => {
     const port = (silent.address() as { port: number }).port;
     try {
       const started = Date.now();
-      const error = await openSshConnection(lab.spec('h1', { address: '127.0.0.1', port, connectTimeoutMs: 300 })).catch((e: unknown) => e);
+      const error = await openSshConnection(
+        lab.spec('h1', { address: '127.0.0.1', port, connectTimeoutMs: 300 }),
+      ).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(UnreachableError);
       expect((error as Error).message).toMatch(/timed out after 300 ms/);
       expect(Date.now() - started).toBeLessThan(2000);
@@ -253,7 +276,9 @@ describe('ssh transport against real sshd', () => {
     const error = await openSshConnection(lab.spec('h1', { privateKeyPath: otherKey })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UnreachableError);
     expect((error as Error).message).toMatch(/authentication failed for root \(tried key .*not-authorised\)/);
-    const missing = await openSshConnection(lab.spec('h1', { privateKeyPath: join(lab.dir, 'nope') })).catch((e: unknown) => e);
+    const missing = await openSshConnection(lab.spec('h1', { privateKeyPath: join(lab.dir, 'nope') })).catch(
+      (e: unknown) => e,
+    );
     expect((missing as Error).message).toMatch(/cannot read private key .*nope: ENOENT/);
   });
 
@@ -268,7 +293,9 @@ describe('ssh transport against real sshd', () => {
       process.env.HOME = home;
       delete process.env.SSH_AUTH_SOCK;
       const noKey = await openSshConnection(lab.spec('h1', { privateKeyPath: undefined })).catch((e: unknown) => e);
-      expect((noKey as Error).message).toMatch(/authentication failed for root \(tried nothing: no key, password or agent\)$/);
+      expect((noKey as Error).message).toMatch(
+        /authentication failed for root \(tried nothing: no key, password or agent\)$/,
+      );
 
       copyFileSync(lab.clientKeyPath, join(home, '.ssh', 'id_ed25519'));
       const byDefaultKey = await openSshConnection(lab.spec('h1', { privateKeyPath: undefined }));
@@ -279,7 +306,9 @@ describe('ssh transport against real sshd', () => {
       // A real ssh-agent holding the key, and no key file anywhere.
       agent = spawn('/usr/bin/ssh-agent', ['-D', '-a', agentSocket], { stdio: 'ignore' });
       expect(await eventually(() => existsSync(agentSocket))).toBe(true);
-      const added = spawnSync('/usr/bin/ssh-add', [lab.clientKeyPath], { env: { ...process.env, SSH_AUTH_SOCK: agentSocket } });
+      const added = spawnSync('/usr/bin/ssh-add', [lab.clientKeyPath], {
+        env: { ...process.env, SSH_AUTH_SOCK: agentSocket },
+      });
       expect(added.status).toBe(0);
       process.env.SSH_AUTH_SOCK = agentSocket;
       const byAgent = await openSshConnection(lab.spec('h1', { privateKeyPath: undefined }));
@@ -392,7 +421,9 @@ describe('ssh through jump hosts', () => {
 
     const forbidden = await openSshConnection(specFor('other', [hop(outerJumps, 'j1')])).catch((e: unknown) => e);
     expect(forbidden).toBeInstanceOf(UnreachableError);
-    expect((forbidden as Error).message).toMatch(/jump host root@.* refused to forward to .*\(administratively prohibited: open failed\)$/);
+    expect((forbidden as Error).message).toMatch(
+      /jump host root@.* refused to forward to .*\(administratively prohibited: open failed\)$/,
+    );
     // The forbidden target itself is fine when reached directly.
     const direct = await openSshConnection(targets.spec('other'));
     expect((await direct.exec('echo direct')).stdout).toBe('direct\n');
@@ -418,9 +449,9 @@ describe('ssh through jump hosts', () => {
   it('checks the jump host key too', async () => {
     const onlyTargets = join(targets.dir, 'targets_only_known_hosts');
     writeFileSync(onlyTargets, readFileSync(targets.knownHostsPath));
-    const error = await openSshConnection(targets.spec('target', { knownHostsPath: onlyTargets, jump: [hop(outerJumps, 'j1')] })).catch(
-      (e: unknown) => e,
-    );
+    const error = await openSshConnection(
+      targets.spec('target', { knownHostsPath: onlyTargets, jump: [hop(outerJumps, 'j1')] }),
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HostKeyError);
     expect((error as Error).message).toContain(`jump host root@${at(outerJumps, 'j1')}`);
   });
@@ -458,8 +489,15 @@ describe('local transport', () => {
       timeout: 10_000,
     });
     expect(run.signal).toBeNull();
-    const explained = explainBecomeFailure({ stdout: run.stdout, stderr: run.stderr, code: run.status ?? 255 }, 'web1', 'nobody', opts);
+    const explained = explainBecomeFailure(
+      { stdout: run.stdout, stderr: run.stderr, code: run.status ?? 255 },
+      'web1',
+      'nobody',
+      opts,
+    );
     expect(explained.code).toBe(1);
-    expect(explained.stderr).toMatch(/^become failed on web1: sudo asks nobody for a password to become root; cairn needs passwordless sudo/);
+    expect(explained.stderr).toMatch(
+      /^become failed on web1: sudo asks nobody for a password to become root; cairn needs passwordless sudo/,
+    );
   });
 });

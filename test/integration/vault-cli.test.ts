@@ -9,7 +9,17 @@
  * the same way; this test does not depend on `npm run build`).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -44,7 +54,17 @@ beforeAll(() => {
     [
       join(root, 'node_modules/typescript/bin/tsc'),
       ...['--outDir', join(work, 'out'), '--rootDir', root, '--module', 'NodeNext', '--moduleResolution', 'NodeNext'],
-      ...['--target', 'ES2022', '--strict', '--skipLibCheck', '--esModuleInterop', '--types', 'node', '--declaration', 'false'],
+      ...[
+        '--target',
+        'ES2022',
+        '--strict',
+        '--skipLibCheck',
+        '--esModuleInterop',
+        '--types',
+        'node',
+        '--declaration',
+        'false',
+      ],
       join(root, 'runner/commands/vault.ts'),
     ],
     { cwd: root, stdio: 'pipe' },
@@ -78,7 +98,9 @@ function start(args: string[], env: Record<string, string> = {}): Started {
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<Run>((resolveRun) => child.on('close', (code, signal) => resolveRun({ code, signal, stdout, stderr })));
+  const done = new Promise<Run>((resolveRun) =>
+    child.on('close', (code, signal) => resolveRun({ code, signal, stdout, stderr })),
+  );
   return { pid: child.pid!, done };
 }
 
@@ -116,7 +138,11 @@ describe('cairn vault (process)', () => {
     const log = join(work, 'create.log');
     const write = script('write.sh', 'printf "%s" "$NEW_TEXT" > "$1"');
     const file = join(work, 'vault.yaml');
-    const created = await cairnVault(['create', file, '--vault-identity', keyA], { EDITOR: `/bin/sh ${write}`, EDITOR_LOG: log, NEW_TEXT: `vrrp_password: ${CANARY}\n` });
+    const created = await cairnVault(['create', file, '--vault-identity', keyA], {
+      EDITOR: `/bin/sh ${write}`,
+      EDITOR_LOG: log,
+      NEW_TEXT: `vrrp_password: ${CANARY}\n`,
+    });
     expect(created).toMatchObject({ code: 0, stdout: '' });
     expect(created.stderr).not.toContain(CANARY);
 
@@ -126,12 +152,16 @@ describe('cairn vault (process)', () => {
     const wrong = await cairnVault(['view', file], { CAIRN_VAULT_IDENTITY: keyB });
     expect(wrong.code).toBe(5);
     expect(wrong.stdout).toBe('');
-    expect(wrong.stderr).toBe(`ERROR! ${file}: the vault key does not open this file (tried identity file ${keyB} (CAIRN_VAULT_IDENTITY))\n`);
+    expect(wrong.stderr).toBe(
+      `ERROR! ${file}: the vault key does not open this file (tried identity file ${keyB} (CAIRN_VAULT_IDENTITY))\n`,
+    );
     noStackTrace(wrong.stderr);
 
     const wrongPass = await cairnVault(['view', file], { CAIRN_VAULT_PASSWORD: 'nope' });
     expect(wrongPass.code).toBe(5);
-    expect(wrongPass.stderr).toMatch(/^ERROR! .*vault\.yaml: the vault key does not open this file: it is encrypted for an identity/);
+    expect(wrongPass.stderr).toMatch(
+      /^ERROR! .*vault\.yaml: the vault key does not open this file: it is encrypted for an identity/,
+    );
 
     const noKey = await cairnVault(['view', file]);
     expect(noKey.code).toBe(5);
@@ -152,8 +182,17 @@ describe('cairn vault (process)', () => {
 
     const log = join(work, 'int.log');
     const go = join(work, 'int.go');
-    const editor = script('wait-then-write.sh', 'while [ ! -e "$GO" ]; do sleep 0.05; done\nprintf "token: %s-edited\\n" "$SECRET" > "$1"');
-    const run = start(['edit', file], { EDITOR: `/bin/sh ${editor}`, EDITOR_LOG: log, GO: go, SECRET: CANARY, CAIRN_VAULT_IDENTITY: key });
+    const editor = script(
+      'wait-then-write.sh',
+      'while [ ! -e "$GO" ]; do sleep 0.05; done\nprintf "token: %s-edited\\n" "$SECRET" > "$1"',
+    );
+    const run = start(['edit', file], {
+      EDITOR: `/bin/sh ${editor}`,
+      EDITOR_LOG: log,
+      GO: go,
+      SECRET: CANARY,
+      CAIRN_VAULT_IDENTITY: key,
+    });
     await waitFor('the editor to start', () => existsSync(log));
     const scratch = readFileSync(log, 'utf8').trim();
     expect(scratch.startsWith('/dev/shm/cairn-vault-')).toBe(true);
@@ -173,13 +212,25 @@ describe('cairn vault (process)', () => {
     const file = join(work, 'term.yaml');
     const log = join(work, 'term.log');
     const write = script('term-create.sh', 'printf "%s" "$NEW_TEXT" > "$1"');
-    expect((await cairnVault(['create', file, '--vault-identity', key], { EDITOR: `/bin/sh ${write}`, EDITOR_LOG: log, NEW_TEXT: `a: ${CANARY}\n` })).code).toBe(0);
+    expect(
+      (
+        await cairnVault(['create', file, '--vault-identity', key], {
+          EDITOR: `/bin/sh ${write}`,
+          EDITOR_LOG: log,
+          NEW_TEXT: `a: ${CANARY}\n`,
+        })
+      ).code,
+    ).toBe(0);
     const before = readFileSync(file, 'utf8');
 
     const hangLog = join(work, 'hang.log');
     // exec: the editor process is the sleep itself, so the SIGTERM cairn passes on ends it at once.
     const hang = script('hang.sh', 'exec sleep 120');
-    const run = start(['edit', file], { EDITOR: `exec /bin/sh ${hang}`, EDITOR_LOG: hangLog, CAIRN_VAULT_IDENTITY: key });
+    const run = start(['edit', file], {
+      EDITOR: `exec /bin/sh ${hang}`,
+      EDITOR_LOG: hangLog,
+      CAIRN_VAULT_IDENTITY: key,
+    });
     await waitFor('the editor to start', () => existsSync(hangLog));
     const scratch = readFileSync(hangLog, 'utf8').trim();
     process.kill(run.pid, 'SIGTERM');
@@ -196,11 +247,27 @@ describe('cairn vault (process)', () => {
     const file = join(work, 'bad.yaml');
     const log = join(work, 'bad.log');
     const write = script('bad-create.sh', 'printf "%s" "$NEW_TEXT" > "$1"');
-    expect((await cairnVault(['create', file, '--vault-identity', key], { EDITOR: `/bin/sh ${write}`, EDITOR_LOG: log, NEW_TEXT: `a: 1\n` })).code).toBe(0);
+    expect(
+      (
+        await cairnVault(['create', file, '--vault-identity', key], {
+          EDITOR: `/bin/sh ${write}`,
+          EDITOR_LOG: log,
+          NEW_TEXT: `a: 1\n`,
+        })
+      ).code,
+    ).toBe(0);
     const before = readFileSync(file, 'utf8');
-    const result = await cairnVault(['edit', file, '--vault-identity', key], { EDITOR: `/bin/sh ${write}`, EDITOR_LOG: log, NEW_TEXT: `a: 1\nb: [${CANARY}\n` });
+    const result = await cairnVault(['edit', file, '--vault-identity', key], {
+      EDITOR: `/bin/sh ${write}`,
+      EDITOR_LOG: log,
+      NEW_TEXT: `a: 1\nb: [${CANARY}\n`,
+    });
     expect(result.code).toBe(5);
-    expect(result.stderr).toMatch(new RegExp(`^ERROR! ${file}: not saved: the edited text is not valid vault YAML \\(${file} \\(decrypted\\):\\d+:\\d+: invalid YAML: [^\\n]*\\); the vault file is unchanged and the edit was discarded\\n$`));
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^ERROR! ${file}: not saved: the edited text is not valid vault YAML \\(${file} \\(decrypted\\):\\d+:\\d+: invalid YAML: [^\\n]*\\); the vault file is unchanged and the edit was discarded\\n$`,
+      ),
+    );
     expect(result.stderr).not.toContain(CANARY);
     expect(readFileSync(file, 'utf8')).toBe(before);
     for (const line of readFileSync(log, 'utf8').trim().split('\n')) expect(existsSync(dirname(line))).toBe(false);
@@ -220,7 +287,16 @@ describe('cairn vault (process)', () => {
     const noNew = await cairnVault(['rekey', file, '--vault-password-file', pw]);
     expect(noNew.code).toBe(5);
     expect(noNew.stderr).toMatch(/^ERROR! rekey needs the new key/);
-    const both = await cairnVault(['rekey', file, '--vault-password-file', pw, '--new-vault-password-file', pw, '--new-vault-identity', key]);
+    const both = await cairnVault([
+      'rekey',
+      file,
+      '--vault-password-file',
+      pw,
+      '--new-vault-password-file',
+      pw,
+      '--new-vault-identity',
+      key,
+    ]);
     expect(both.stderr).toMatch(/not both/);
     const decrypted = await cairnVault(['decrypt', file, '--vault-password-file', pw]);
     expect(decrypted.code).toBe(0);

@@ -13,7 +13,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYamlText } from 'yaml';
 import { CairnError } from '../../runner/core/util/errors.js';
 import { strayLabProcesses } from '../../runner/features/lab/container.js';
-import { holdLab, labDown, labKill, labStart, labStatus, labStop, labSsh, labUp, type LabUpResult } from '../../runner/features/lab/index.js';
+import {
+  holdLab,
+  labDown,
+  labKill,
+  labStart,
+  labStatus,
+  labStop,
+  labSsh,
+  labUp,
+  type LabUpResult,
+} from '../../runner/features/lab/index.js';
 import { currentMounts, mountsUnder } from '../../runner/features/lab/mounts.js';
 import { listLinks } from '../../runner/features/lab/network.js';
 import { HOSTS_DIR, LAB_DIR, STATE_FILE } from '../../runner/features/lab/paths.js';
@@ -23,8 +33,14 @@ import { readBanner } from '../../runner/features/lab/ssh.js';
 
 function whyCannotRun(): string | undefined {
   if (process.platform !== 'linux') return 'the lab needs Linux';
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'the lab needs root (bridge, overlay mounts, containers)';
-  for (const [tool, pkg] of [['systemd-nspawn', 'systemd-container'], ['debootstrap', 'debootstrap'], ['dpkg-scanpackages', 'dpkg-dev'], ['ssh', 'openssh-client']]) {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0)
+    return 'the lab needs root (bridge, overlay mounts, containers)';
+  for (const [tool, pkg] of [
+    ['systemd-nspawn', 'systemd-container'],
+    ['debootstrap', 'debootstrap'],
+    ['dpkg-scanpackages', 'dpkg-dev'],
+    ['ssh', 'openssh-client'],
+  ]) {
     if (!findExecutable(tool!)) return `${tool} is missing (install ${pkg}, or run scripts/lab-prereqs.sh)`;
   }
   if (!readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return 'the kernel has no overlayfs';
@@ -37,7 +53,13 @@ const describeLab = reason ? describe.skip : describe;
 
 const log = (line: string) => console.log(`lab: ${line}`);
 /** Three small hosts at the default topology's addresses (so a running default lab is compatible). */
-const TOPOLOGY = ['hosts:', '  - {name: lb1, groups: [lb], address: 10.77.0.11}', '  - {name: web1, groups: [web], address: 10.77.0.21}', '  - {name: mon1, groups: [mon], address: 10.77.0.31}', ''].join('\n');
+const TOPOLOGY = [
+  'hosts:',
+  '  - {name: lb1, groups: [lb], address: 10.77.0.11}',
+  '  - {name: web1, groups: [web], address: 10.77.0.21}',
+  '  - {name: mon1, groups: [mon], address: 10.77.0.31}',
+  '',
+].join('\n');
 const NAMES = ['lb1', 'web1', 'mon1'];
 
 describeLab('the lab on this machine', () => {
@@ -48,8 +70,28 @@ describeLab('the lab on this machine', () => {
   const timings: Record<string, number> = {};
 
   function ssh(result: LabUpResult, address: string, command: string, knownHosts = result.knownHostsPath) {
-    return spawnSync('ssh', ['-i', result.privateKeyPath, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes',
-      '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=5', `root@${address}`, command], { encoding: 'utf8', timeout: 120_000 });
+    return spawnSync(
+      'ssh',
+      [
+        '-i',
+        result.privateKeyPath,
+        '-o',
+        'IdentitiesOnly=yes',
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'StrictHostKeyChecking=yes',
+        '-o',
+        `UserKnownHostsFile=${knownHosts}`,
+        '-o',
+        'GlobalKnownHostsFile=/dev/null',
+        '-o',
+        'ConnectTimeout=5',
+        `root@${address}`,
+        command,
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
   }
   const address = (name: string) => up.hosts.find((h) => h.name === name)!.address;
 
@@ -62,7 +104,9 @@ describeLab('the lab on this machine', () => {
     const started = Date.now();
     up = await labUp({ topologyFile, log });
     timings.firstUpMs = Date.now() - started;
-    console.log(`lab up: image ${up.timings.imageBuilt ? `built ${up.timings.imageMs} ms` : 'cached'}, repository ${up.timings.repoBuilt ? `built ${up.timings.repoMs} ms` : 'cached'}, boot ${up.timings.bootMs} ms, total ${up.timings.totalMs} ms`);
+    console.log(
+      `lab up: image ${up.timings.imageBuilt ? `built ${up.timings.imageMs} ms` : 'cached'}, repository ${up.timings.repoBuilt ? `built ${up.timings.repoMs} ms` : 'cached'}, boot ${up.timings.bootMs} ms, total ${up.timings.totalMs} ms`,
+    );
   }, 15 * 60_000);
 
   afterAll(async () => {
@@ -81,20 +125,36 @@ describeLab('the lab on this machine', () => {
       expect(host, name).toMatchObject({ state: 'running', sshAnswers: true });
       expect(host!.pid).toBeGreaterThan(1);
     }
-    const inventory = parseYamlText(readFileSync(up.inventoryPath, 'utf8')) as { all: { vars: Record<string, unknown>; hosts: Record<string, Record<string, unknown>>; children: Record<string, { hosts: Record<string, unknown> }> } };
-    expect(inventory.all.vars).toMatchObject({ ansible_user: 'root', ansible_ssh_private_key_file: up.privateKeyPath, cairn_known_hosts: up.knownHostsPath, vip_address: '10.77.0.10', lab: true });
+    const inventory = parseYamlText(readFileSync(up.inventoryPath, 'utf8')) as {
+      all: {
+        vars: Record<string, unknown>;
+        hosts: Record<string, Record<string, unknown>>;
+        children: Record<string, { hosts: Record<string, unknown> }>;
+      };
+    };
+    expect(inventory.all.vars).toMatchObject({
+      ansible_user: 'root',
+      ansible_ssh_private_key_file: up.privateKeyPath,
+      cairn_known_hosts: up.knownHostsPath,
+      vip_address: '10.77.0.10',
+      lab: true,
+    });
     expect(inventory.all.hosts.web1).toEqual({ ansible_host: '10.77.0.21', ansible_port: 22 });
     expect(Object.keys(inventory.all.children.mon!.hosts)).toEqual(['mon1']);
     const known = readFileSync(up.knownHostsPath, 'utf8');
     for (const name of NAMES) expect(known).toContain(`${address(name)},${name} ssh-ed25519 `);
-    expect((readFileSync(up.privateKeyPath, 'utf8'))).toContain('PRIVATE KEY');
+    expect(readFileSync(up.privateKeyPath, 'utf8')).toContain('PRIVATE KEY');
   });
 
   it('answers ssh with the host key checked against the generated known_hosts, and only then', () => {
     const ids = new Set<string>();
     for (const name of NAMES) {
       // `is-system-running` exits non-zero when degraded; the state itself is what is checked below.
-      const res = ssh(up, address(name), 'hostname; cat /etc/machine-id; ip -4 route show default | wc -l; systemctl is-system-running --wait; systemctl --failed --no-legend --plain | cut -d" " -f1 | tr "\\n" " "; echo');
+      const res = ssh(
+        up,
+        address(name),
+        'hostname; cat /etc/machine-id; ip -4 route show default | wc -l; systemctl is-system-running --wait; systemctl --failed --no-legend --plain | cut -d" " -f1 | tr "\\n" " "; echo',
+      );
       expect(res.status, res.stderr).toBe(0);
       const [hostname, machineId, defaultRoutes, systemState, failedUnits] = res.stdout.trim().split('\n');
       expect(hostname).toBe(name);
@@ -104,12 +164,18 @@ describeLab('the lab on this machine', () => {
       expect(defaultRoutes).toBe('0');
       // Booted to the end. Under heavy load a unit unrelated to the lab can fail at boot in a container
       // (e.g. systemd-user-sessions with 219/CGROUP): "degraded" is accepted, and the failed units are shown.
-      expect(['running', 'degraded'], `state ${systemState}; failed units: ${failedUnits ?? ''}`).toContain(systemState);
+      expect(['running', 'degraded'], `state ${systemState}; failed units: ${failedUnits ?? ''}`).toContain(
+        systemState,
+      );
       if (systemState === 'degraded') console.warn(`lab: ${name} booted degraded; failed units: ${failedUnits ?? ''}`);
     }
     expect(ids.size).toBe(NAMES.length);
     // Hosts reach each other by name over the bridge; this machine forwards nothing from it.
-    const ping = ssh(up, address('lb1'), 'ping -c 1 -W 2 web1 >/dev/null && ping -c 1 -W 2 mon1 >/dev/null && echo reachable');
+    const ping = ssh(
+      up,
+      address('lb1'),
+      'ping -c 1 -W 2 web1 >/dev/null && ping -c 1 -W 2 mon1 >/dev/null && echo reachable',
+    );
     expect(ping.stdout.trim(), ping.stderr).toBe('reachable');
     expect(readFileSync('/proc/sys/net/ipv4/conf/cairnbr0/forwarding', 'utf8').trim()).toBe('0');
     // With a known_hosts that lacks the key, strict checking refuses: the check is real.
@@ -122,7 +188,11 @@ describeLab('the lab on this machine', () => {
 
   it('installs haproxy inside from the local repository, offline', async () => {
     const started = Date.now();
-    const res = ssh(up, address('lb1'), 'apt-get install -y -q --no-install-recommends haproxy >/tmp/apt.log 2>&1 || { tail -20 /tmp/apt.log; exit 1; }; haproxy -v | head -1; apt-cache policy haproxy | grep -c /srv/repo');
+    const res = ssh(
+      up,
+      address('lb1'),
+      'apt-get install -y -q --no-install-recommends haproxy >/tmp/apt.log 2>&1 || { tail -20 /tmp/apt.log; exit 1; }; haproxy -v | head -1; apt-cache policy haproxy | grep -c /srv/repo',
+    );
     timings.aptInstallHaproxyMs = Date.now() - started;
     expect(res.status, res.stdout + res.stderr).toBe(0);
     expect(res.stdout).toMatch(/^HAProxy version 2\.6/m);
@@ -216,7 +286,10 @@ describeLab('the lab on this machine', () => {
       execFileSync('ip', ['addr', 'add', '10.79.3.7/24', 'dev', 'cairnt0']);
       const file = join(workDir, 'clash.yaml');
       writeFileSync(file, 'network: {subnet: 10.79.3.0/24}\nhosts:\n  - name: solo\n');
-      const err = await labUp({ topologyFile: file, log }).then(() => undefined, (e: unknown) => e);
+      const err = await labUp({ topologyFile: file, log }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(CairnError);
       expect((err as CairnError).kind).toBe('options');
       expect((err as CairnError).message).toBe(

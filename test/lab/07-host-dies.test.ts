@@ -37,7 +37,9 @@ describe.skipIf(unavailable)(`a host dies mid-play${unavailable ? ` (skipped: ${
         '',
       ].join('\n'),
     );
-    await runCairn(['run', HOSTS.join(':'), '-m', 'file', '-a', 'path=/root/cairn-host-dies-after state=absent'], { env: { CAIRN_STATE_DIR: stateDir } });
+    await runCairn(['run', HOSTS.join(':'), '-m', 'file', '-a', 'path=/root/cairn-host-dies-after state=absent'], {
+      env: { CAIRN_STATE_DIR: stateDir },
+    });
   });
 
   it('the killed host is unreachable, the others finish, and --rerun failed completes it after it is back', async () => {
@@ -48,13 +50,21 @@ describe.skipIf(unavailable)(`a host dies mid-play${unavailable ? ` (skipped: ${
     const res = await play;
     expect(res.code, res.stderr).toBe(4);
     const events = jsonEvents(res.stdout);
-    const unreachable = events.filter((e) => e.type === 'host_unreachable').map((e) => (e.type === 'host_unreachable' ? e.host : ''));
+    const unreachable = events
+      .filter((e) => e.type === 'host_unreachable')
+      .map((e) => (e.type === 'host_unreachable' ? e.host : ''));
     expect(unreachable).toEqual(['web2']);
-    const after = taskResults(events).filter((e) => e.task.name === 'after' && e.status === 'changed').map((e) => e.host).sort();
+    const after = taskResults(events)
+      .filter((e) => e.task.name === 'after' && e.status === 'changed')
+      .map((e) => e.host)
+      .sort();
     expect(after).toEqual(['lb1', 'web1']);
 
     await labStart('web2', { log: () => {} });
-    const rerun = await runCairn(['play', playbook, '--rerun', 'failed', '--json'], { env: { CAIRN_STATE_DIR: stateDir }, timeoutMs: 120_000 });
+    const rerun = await runCairn(['play', playbook, '--rerun', 'failed', '--json'], {
+      env: { CAIRN_STATE_DIR: stateDir },
+      timeoutMs: 120_000,
+    });
     expect(rerun.code, rerun.stderr + rerun.stdout.slice(-2000)).toBe(0);
     const rerunHosts = [...new Set(taskResults(jsonEvents(rerun.stdout)).map((e) => e.host))];
     expect(rerunHosts).toEqual(['web2']);

@@ -12,7 +12,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changedKeys, repoRoot, runCairn, taskResults } from '../helpers/cli.js';
-import { ensureLab, failedVerifyResults, labDrill, labJson, labUnavailable, onHost, sleep, verifyResults, type LabCairnOptions } from '../helpers/lab.js';
+import {
+  ensureLab,
+  failedVerifyResults,
+  labDrill,
+  labJson,
+  labUnavailable,
+  onHost,
+  sleep,
+  verifyResults,
+  type LabCairnOptions,
+} from '../helpers/lab.js';
 
 const PLAYBOOK = 'playbooks/ha.yaml';
 const VIP = '10.77.0.10';
@@ -21,7 +31,10 @@ const CONFIG_TASK = 'haproxy.cfg is rendered and checked by haproxy before it re
 /** This file gives up waiting for another run's lock after 5 minutes. */
 const RUN: LabCairnOptions = { timeoutMs: 240_000, lockWaitMs: 300_000 };
 
-const holders = async () => (await Promise.all(['lb1', 'lb2'].map(async (h) => ((await onHost(h, `ip -o -4 addr show to ${VIP}/32`)) ? h : '')))).filter(Boolean);
+const holders = async () =>
+  (
+    await Promise.all(['lb1', 'lb2'].map(async (h) => ((await onHost(h, `ip -o -4 addr show to ${VIP}/32`)) ? h : '')))
+  ).filter(Boolean);
 
 async function waitForVipOn(host: string, timeoutMs = 20_000): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -30,7 +43,9 @@ async function waitForVipOn(host: string, timeoutMs = 20_000): Promise<void> {
     if (now.length === 1 && now[0] === host) return;
     await sleep(300);
   }
-  throw new Error(`the VIP did not settle on ${host} within ${timeoutMs} ms (holders: ${(await holders()).join(', ') || 'none'})`);
+  throw new Error(
+    `the VIP did not settle on ${host} within ${timeoutMs} ms (holders: ${(await holders()).join(', ') || 'none'})`,
+  );
 }
 
 /** Measured drill numbers, printed at the end for the issue note. */
@@ -51,14 +66,22 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
     const started = Date.now();
     const { res, events } = await labJson(['play', PLAYBOOK], RUN);
     measured.push(`deploy (play ${PLAYBOOK}): ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    expect(res.code, res.stderr + failedVerifyResults(events).map((e) => e.msg).join('\n')).toBe(0);
+    expect(
+      res.code,
+      res.stderr +
+        failedVerifyResults(events)
+          .map((e) => e.msg)
+          .join('\n'),
+    ).toBe(0);
     const checks = verifyResults(events).map((e) => `${e.host} ${e.role}: ${e.check}`);
     for (const lb of ['lb1', 'lb2']) {
       expect(checks).toContain(`${lb} haproxy: every backend server is UP`);
       expect(checks).toContain(`${lb} haproxy: every frontend answers on this host's own address`);
       expect(checks).toContain(`${lb} keepalived: keepalived is active`);
     }
-    expect(checks.filter((c) => c.endsWith('the VIP is held by exactly one peer (none is an outage, two a split brain)'))).toHaveLength(2);
+    expect(
+      checks.filter((c) => c.endsWith('the VIP is held by exactly one peer (none is an outage, two a split brain)')),
+    ).toHaveLength(2);
     expect(checks.filter((c) => c.endsWith('the VIP answers HTTP from the jump host'))).toHaveLength(2);
     expect(checks).toContain('web1 webapp: the page names this host');
     // The load balancers were worked on one at a time.
@@ -78,7 +101,9 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
       writeFileSync(varsFile, 'keepalived_auth_pass: secret12\nkeepalived_priority: 300\n');
       const res = await runCairn(['play', PLAYBOOK, '-i', join(dir, 'hosts.yaml'), '--check']);
       expect(res.code).toBe(5);
-      expect(res.stderr).toContain(`role keepalived: variable "keepalived_priority" must be <= 254, got number 300 (set in ${varsFile}:2:1)`);
+      expect(res.stderr).toContain(
+        `role keepalived: variable "keepalived_priority" must be <= 254, got number 300 (set in ${varsFile}:2:1)`,
+      );
       writeFileSync(varsFile, 'haproxy_balance: fastest\n');
       const bad = await runCairn(['play', PLAYBOOK, '-i', join(dir, 'hosts.yaml'), '--check']);
       expect(bad.code).toBe(5);
@@ -96,10 +121,16 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
   });
 
   it('--check after a hand edit of haproxy.cfg on lb1 predicts exactly that drift; --roles haproxy -l lb1 repairs it', async () => {
-    await onHost('lb1', "sed -i 's/^    timeout client 30s$/    timeout client 31s/' /etc/haproxy/haproxy.cfg && grep -q 'timeout client 31s' /etc/haproxy/haproxy.cfg");
+    await onHost(
+      'lb1',
+      "sed -i 's/^    timeout client 30s$/    timeout client 31s/' /etc/haproxy/haproxy.cfg && grep -q 'timeout client 31s' /etc/haproxy/haproxy.cfg",
+    );
     const check = await labJson(['play', PLAYBOOK, '--check', '--diff'], RUN);
     expect(check.res.code).toBe(0);
-    expect(changedKeys(check.events)).toEqual([`lb1 | haproxy : ${CONFIG_TASK}`, 'lb1 | haproxy : reload haproxy (handler)']);
+    expect(changedKeys(check.events)).toEqual([
+      `lb1 | haproxy : ${CONFIG_TASK}`,
+      'lb1 | haproxy : reload haproxy (handler)',
+    ]);
     const predicted = taskResults(check.events).find((e) => e.host === 'lb1' && e.task.name === CONFIG_TASK)!;
     expect(predicted.diffs?.[0]?.before).toContain('timeout client 31s');
     expect(predicted.diffs?.[0]?.after).toContain('timeout client 30s');
@@ -107,20 +138,32 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
 
     const repair = await labJson(['play', PLAYBOOK, '--roles', 'haproxy', '-l', 'lb1'], RUN);
     expect(repair.res.code).toBe(0);
-    expect(changedKeys(repair.events)).toEqual([`lb1 | haproxy : ${CONFIG_TASK}`, 'lb1 | haproxy : reload haproxy (handler)']);
+    expect(changedKeys(repair.events)).toEqual([
+      `lb1 | haproxy : ${CONFIG_TASK}`,
+      'lb1 | haproxy : reload haproxy (handler)',
+    ]);
     expect(await onHost('lb1', 'grep -c "timeout client 30s" /etc/haproxy/haproxy.cfg')).toBe('1');
     const again = await labJson(['play', PLAYBOOK, '--check'], RUN);
     expect(changedKeys(again.events)).toEqual([]);
   });
 
   it('a template that renders an invalid haproxy.cfg fails validation: live file and running haproxy untouched, lb2 never reached', async () => {
-    const state = (host: string) => onHost(host, 'sha256sum /etc/haproxy/haproxy.cfg; systemctl show -p MainPID --value haproxy; pgrep -d, -x haproxy; ls -a /etc/haproxy | grep -c cairn-tmp || true');
+    const state = (host: string) =>
+      onHost(
+        host,
+        'sha256sum /etc/haproxy/haproxy.cfg; systemctl show -p MainPID --value haproxy; pgrep -d, -x haproxy; ls -a /etc/haproxy | grep -c cairn-tmp || true',
+      );
     const before = { lb1: await state('lb1'), lb2: await state('lb2') };
-    const { res, events } = await labJson(['play', PLAYBOOK, '-e', '{"haproxy_defaults_extra": ["option no-such-option"]}'], RUN);
+    const { res, events } = await labJson(
+      ['play', PLAYBOOK, '-e', '{"haproxy_defaults_extra": ["option no-such-option"]}'],
+      RUN,
+    );
     expect(res.code).toBe(2);
     const failed = taskResults(events).filter((e) => e.status === 'failed');
     expect(failed.map((e) => `${e.host} ${e.task.name}`)).toEqual([`lb1 ${CONFIG_TASK}`]);
-    expect(failed[0]!.msg).toMatch(/validation of \/etc\/haproxy\/haproxy\.cfg failed \(exit \d+\); the live file was left unchanged/);
+    expect(failed[0]!.msg).toMatch(
+      /validation of \/etc\/haproxy\/haproxy\.cfg failed \(exit \d+\); the live file was left unchanged/,
+    );
     expect(failed[0]!.msg).toContain("unknown option 'no-such-option'");
     expect(failed[0]!.msg).toMatch(/rendered line \d+: +option no-such-option/);
     expect(taskResults(events).some((e) => e.handler)).toBe(false);
@@ -135,19 +178,48 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
   it('a failed verification on lb1 stops the roll-out before lb2 is touched', async () => {
     // A realistic mistake: a server that does not exist in the backend. haproxy accepts the file, the
     // service still answers, but verification sees the server DOWN on lb1.
-    const ghost = { haproxy_verify_wait_s: 3, haproxy_backends: [{ name: 'web', port: 80, servers: [{ name: 'web1', address: '10.77.0.21' }, { name: 'web2', address: '10.77.0.22' }, { name: 'ghost', address: '10.77.0.99' }] }] };
+    const ghost = {
+      haproxy_verify_wait_s: 3,
+      haproxy_backends: [
+        {
+          name: 'web',
+          port: 80,
+          servers: [
+            { name: 'web1', address: '10.77.0.21' },
+            { name: 'web2', address: '10.77.0.22' },
+            { name: 'ghost', address: '10.77.0.99' },
+          ],
+        },
+      ],
+    };
     const { res, events } = await labJson(['play', PLAYBOOK, '-e', JSON.stringify(ghost)], RUN);
     expect(res.code).toBe(2);
     const failures = failedVerifyResults(events);
-    expect(failures.map((f) => `${f.host}: ${f.msg}`)).toEqual(['lb1: haproxy on lb1: not UP in show stat: web/ghost is DOWN']);
-    expect(events.some((e) => e.type === 'warning' && /verification failed after batch 1 of 2; not touching the remaining hosts/.test(e.msg))).toBe(true);
+    expect(failures.map((f) => `${f.host}: ${f.msg}`)).toEqual([
+      'lb1: haproxy on lb1: not UP in show stat: web/ghost is DOWN',
+    ]);
+    expect(
+      events.some(
+        (e) =>
+          e.type === 'warning' &&
+          /verification failed after batch 1 of 2; not touching the remaining hosts/.test(e.msg),
+      ),
+    ).toBe(true);
     expect(events.filter((e) => (e.type === 'task_start' || e.type === 'task_result') && e.host === 'lb2')).toEqual([]);
     expect(await onHost('lb1', 'grep -c ghost /etc/haproxy/haproxy.cfg')).toBe('1');
     expect(await onHost('lb2', 'grep -c ghost /etc/haproxy/haproxy.cfg', { allowFailure: true })).toBe('0');
 
     const fixed = await labJson(['play', PLAYBOOK], RUN);
-    expect(fixed.res.code, failedVerifyResults(fixed.events).map((e) => e.msg).join('\n')).toBe(0);
-    expect(changedKeys(fixed.events)).toEqual([`lb1 | haproxy : ${CONFIG_TASK}`, 'lb1 | haproxy : reload haproxy (handler)']);
+    expect(
+      fixed.res.code,
+      failedVerifyResults(fixed.events)
+        .map((e) => e.msg)
+        .join('\n'),
+    ).toBe(0);
+    expect(changedKeys(fixed.events)).toEqual([
+      `lb1 | haproxy : ${CONFIG_TASK}`,
+      'lb1 | haproxy : reload haproxy (handler)',
+    ]);
   });
 
   it('verify names both hosts of a split brain, and reports an outage when no host holds the VIP', async () => {
@@ -169,7 +241,9 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
       const { res, events } = await labJson(['verify', PLAYBOOK], RUN);
       expect(res.code).toBe(2);
       const msgs = failedVerifyResults(events).map((e) => `${e.host} ${e.check}: ${e.msg}`);
-      expect(msgs).toContain(`lb1 the VIP is held by exactly one peer (none is an outage, two a split brain): outage: no host holds the VIP ${VIP} (asked lb1, lb2)`);
+      expect(msgs).toContain(
+        `lb1 the VIP is held by exactly one peer (none is an outage, two a split brain): outage: no host holds the VIP ${VIP} (asked lb1, lb2)`,
+      );
       expect(msgs.some((m) => m.startsWith('lb1 keepalived is active'))).toBe(true);
       expect(msgs.some((m) => m.startsWith('lb2 keepalived is active'))).toBe(true);
       expect(msgs.some((m) => m.includes('the VIP answers HTTP from the jump host'))).toBe(true);
@@ -193,7 +267,12 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
   it('drill failover (keepalived stopped on the master): the backup takes the VIP within the targets', async () => {
     const result = await labDrill('failover', [], measured, RUN);
     expect(result.passed, result.msg).toBe(true);
-    expect(result.measured).toMatchObject({ variant: 'service', old_master: 'lb1', new_master: 'lb2', restored: 'yes' });
+    expect(result.measured).toMatchObject({
+      variant: 'service',
+      old_master: 'lb1',
+      new_master: 'lb2',
+      restored: 'yes',
+    });
     expect(Number(result.measured.outage_s)).toBeLessThanOrEqual(3);
     await waitForVipOn('lb1');
   });
@@ -233,6 +312,11 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
     expect(Number(result.measured.switch_s)).toBeLessThanOrEqual(30);
     expect(await holders()).toEqual(['lb1']);
     const { res, events } = await labJson(['verify', PLAYBOOK], RUN);
-    expect(res.code, failedVerifyResults(events).map((e) => `${e.host}: ${e.msg}`).join('\n')).toBe(0);
+    expect(
+      res.code,
+      failedVerifyResults(events)
+        .map((e) => `${e.host}: ${e.msg}`)
+        .join('\n'),
+    ).toBe(0);
   });
 });

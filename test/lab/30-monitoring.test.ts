@@ -10,10 +10,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changedKeys } from '../helpers/cli.js';
-import { ensureLab, labDrill, labJson, labUnavailable, onHost, verifyResults, type LabCairnOptions } from '../helpers/lab.js';
+import {
+  ensureLab,
+  labDrill,
+  labJson,
+  labUnavailable,
+  onHost,
+  verifyResults,
+  type LabCairnOptions,
+} from '../helpers/lab.js';
 
 const PLAYBOOK = 'playbooks/monitoring.yaml';
-const CONFIG_TASK = 'Prometheus configuration with scrape targets from the inventory (promtool check config before it goes live)';
+const CONFIG_TASK =
+  'Prometheus configuration with scrape targets from the inventory (promtool check config before it goes live)';
 const LIVE_CONFIG = '/etc/prometheus/prometheus.yml';
 
 const RUN: LabCairnOptions = { timeoutMs: 240_000, lockWaitMs: 600_000 };
@@ -37,7 +46,9 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
   it('converges and verifies: exporters answer, Prometheus and Alertmanager ready, every target up, rules loaded and tested', async () => {
     const started = Date.now();
     const { res, events } = await labJson(['play', PLAYBOOK], RUN);
-    measured.push(`first play: exit ${res.code} in ${((Date.now() - started) / 1000).toFixed(1)} s, ${changedKeys(events).length} changes`);
+    measured.push(
+      `first play: exit ${res.code} in ${((Date.now() - started) / 1000).toFixed(1)} s, ${changedKeys(events).length} changes`,
+    );
     expect(res.code, res.stderr + res.stdout.slice(-3000)).toBe(0);
     const checks = verifyResults(events);
     expect(checks.filter((c) => !c.passed)).toEqual([]);
@@ -57,7 +68,15 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
     }
     // The scrape configuration lists every inventory host's exporter, haproxy's on the lbs, and itself.
     const config = await onHost('mon1', `cat ${LIVE_CONFIG}`);
-    for (const target of ['"10.77.0.11:9100"', '"10.77.0.22:9100"', '"10.77.0.31:9100"', '"10.77.0.11:8405"', '"10.77.0.12:8405"', '"10.77.0.31:9090"', '"10.77.0.31:9093"']) {
+    for (const target of [
+      '"10.77.0.11:9100"',
+      '"10.77.0.22:9100"',
+      '"10.77.0.31:9100"',
+      '"10.77.0.11:8405"',
+      '"10.77.0.12:8405"',
+      '"10.77.0.31:9090"',
+      '"10.77.0.31:9093"',
+    ]) {
       expect(config).toContain(target);
     }
   });
@@ -72,12 +91,18 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
     await onHost('mon1', `echo '# edited by hand' >> ${LIVE_CONFIG}`);
     const check = await labJson(['play', PLAYBOOK, '--check'], RUN);
     expect(check.res.code, check.res.stderr).toBe(0);
-    expect(changedKeys(check.events)).toEqual([`mon1 | prometheus : ${CONFIG_TASK}`, 'mon1 | prometheus : reload prometheus (handler)']);
+    expect(changedKeys(check.events)).toEqual([
+      `mon1 | prometheus : ${CONFIG_TASK}`,
+      'mon1 | prometheus : reload prometheus (handler)',
+    ]);
     expect(await onHost('mon1', `tail -n 1 ${LIVE_CONFIG}`)).toBe('# edited by hand');
 
     const repair = await labJson(['play', PLAYBOOK, '--roles', 'prometheus', '-l', 'mon1'], RUN);
     expect(repair.res.code, repair.res.stderr).toBe(0);
-    expect(changedKeys(repair.events)).toEqual([`mon1 | prometheus : ${CONFIG_TASK}`, 'mon1 | prometheus : reload prometheus (handler)']);
+    expect(changedKeys(repair.events)).toEqual([
+      `mon1 | prometheus : ${CONFIG_TASK}`,
+      'mon1 | prometheus : reload prometheus (handler)',
+    ]);
     expect(await onHost('mon1', `grep -c 'edited by hand' ${LIVE_CONFIG} || true`)).toBe('0');
   });
 
@@ -88,7 +113,9 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
     expect(res.code).toBe(2);
     const failed = events.find((e) => e.type === 'task_result' && e.status === 'failed');
     expect(failed && failed.type === 'task_result' ? failed.task.name : '').toBe(CONFIG_TASK);
-    expect(failed && failed.type === 'task_result' ? failed.msg : '').toMatch(/validation of \/etc\/prometheus\/prometheus\.yml failed.*left unchanged/s);
+    expect(failed && failed.type === 'task_result' ? failed.msg : '').toMatch(
+      /validation of \/etc\/prometheus\/prometheus\.yml failed.*left unchanged/s,
+    );
     expect(await onHost('mon1', `sha256sum ${LIVE_CONFIG}`)).toBe(before);
     expect(await onHost('mon1', `ls -A /etc/prometheus | grep -c cairn-tmp || true`)).toBe('0');
   });
@@ -142,6 +169,8 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
     expect(result.measured.detect_s).toBeGreaterThanOrEqual(20);
     expect(await onHost('lb1', 'grep -c "hand edit by the drift drill" /etc/haproxy/haproxy.cfg || true')).toBe('0');
     // The drill removes its metrics file, so DriftCheckNotRun does not fire hours later.
-    expect(await onHost('mon1', 'test -e /var/lib/prometheus/node-exporter/cairn-drift.prom && echo left || echo gone')).toBe('gone');
+    expect(
+      await onHost('mon1', 'test -e /var/lib/prometheus/node-exporter/cairn-drift.prom && echo left || echo gone'),
+    ).toBe('gone');
   });
 });

@@ -10,7 +10,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changedKeys } from '../helpers/cli.js';
-import { drillResult, ensureLab, labJson, labUnavailable, onHost, runOnHost, verifyResults, type LabCairnOptions } from '../helpers/lab.js';
+import {
+  drillResult,
+  ensureLab,
+  labJson,
+  labUnavailable,
+  onHost,
+  runOnHost,
+  verifyResults,
+  type LabCairnOptions,
+} from '../helpers/lab.js';
 
 const PLAYBOOK = 'playbooks/backup.yaml';
 const CONFIG_TASK = 'borgmatic configuration (validate-borgmatic-config before it goes live)';
@@ -42,21 +51,32 @@ describe.skipIf(unavailable)(`backups on the lab${unavailable ? ` (skipped: ${un
   it('converges and verifies: valid config, hourly timer, a fresh archive, borg check, restricted keys', async () => {
     const started = Date.now();
     const { res, events } = await labJson(['play', PLAYBOOK], RUN);
-    measured.push(`first play: exit ${res.code} in ${((Date.now() - started) / 1000).toFixed(1)} s, ${changedKeys(events).length} changes`);
+    measured.push(
+      `first play: exit ${res.code} in ${((Date.now() - started) / 1000).toFixed(1)} s, ${changedKeys(events).length} changes`,
+    );
     expect(res.code, res.stderr + res.stdout.slice(-3000)).toBe(0);
     const checks = verifyResults(events);
     expect(checks.filter((c) => !c.passed)).toEqual([]);
     const names = new Set(checks.map((c) => `${c.host}: ${c.check}`));
     for (const host of CLIENTS) {
-      for (const check of ['the borgmatic configuration is valid', 'the hourly timer is enabled and waiting, and the units in effect are cairn\'s', 'the newest archive is younger than backup_max_age_hours', 'borg check passes on the repository (repository and archives)']) {
+      for (const check of [
+        'the borgmatic configuration is valid',
+        "the hourly timer is enabled and waiting, and the units in effect are cairn's",
+        'the newest archive is younger than backup_max_age_hours',
+        'borg check passes on the repository (repository and archives)',
+      ]) {
         expect(names).toContain(`${host}: ${check}`);
       }
     }
     expect(names).toContain('mon1: every key of the borg account is restricted to borg serve');
     // Encrypted with repokey; the passphrase and the configuration readable by root only.
     expect(await onHost('web2', 'borgmatic rinfo --json', SSH)).toContain('"mode": "repokey"');
-    expect(await onHost('web2', 'stat -c "%a %U" /etc/borgmatic/passphrase /etc/borgmatic/config.yaml', SSH)).toBe('600 root\n600 root');
-    expect(await onHost('web2', 'systemctl show -p TimersCalendar borgmatic.timer', SSH)).toContain('OnCalendar=*-*-* *:00:00');
+    expect(await onHost('web2', 'stat -c "%a %U" /etc/borgmatic/passphrase /etc/borgmatic/config.yaml', SSH)).toBe(
+      '600 root\n600 root',
+    );
+    expect(await onHost('web2', 'systemctl show -p TimersCalendar borgmatic.timer', SSH)).toContain(
+      'OnCalendar=*-*-* *:00:00',
+    );
   });
 
   it('a second run changes nothing', async () => {
@@ -81,7 +101,11 @@ describe.skipIf(unavailable)(`backups on the lab${unavailable ? ` (skipped: ${un
     const other = await runOnHost('web2', borgAs('list --short ssh://borg@mon1:22/srv/borg/web1'), SSH);
     expect(other.code).not.toBe(0);
     expect(other.stderr + other.stdout).toMatch(/not allowed|restrict/i);
-    const shell = await runOnHost('web2', "ssh -i /root/.ssh/cairn_borg_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/borgmatic/known_hosts borg@mon1 'id; echo shell-ran' </dev/null", SSH);
+    const shell = await runOnHost(
+      'web2',
+      "ssh -i /root/.ssh/cairn_borg_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/borgmatic/known_hosts borg@mon1 'id; echo shell-ran' </dev/null",
+      SSH,
+    );
     expect(shell.stdout).not.toContain('shell-ran');
     expect(shell.stdout).not.toContain('uid=');
   });
@@ -89,7 +113,9 @@ describe.skipIf(unavailable)(`backups on the lab${unavailable ? ` (skipped: ${un
   it('verify notices a backup older than the threshold', async () => {
     const { res, events } = await labJson(['verify', PLAYBOOK, '-l', 'web2', '-e', 'backup_max_age_hours=0.0001'], RUN);
     expect(res.code).toBe(2);
-    const age = verifyResults(events).find((c) => c.check === 'the newest archive is younger than backup_max_age_hours');
+    const age = verifyResults(events).find(
+      (c) => c.check === 'the newest archive is younger than backup_max_age_hours',
+    );
     expect(age?.passed).toBe(false);
     expect(JSON.stringify(age?.data)).toMatch(/the newest archive is [\d.]+ h old/);
   });
@@ -107,6 +133,8 @@ describe.skipIf(unavailable)(`backups on the lab${unavailable ? ` (skipped: ${un
     // The marker tree is gone again; the archive that held it stays (prune's business).
     const host = String(result.measured.host);
     expect((await runOnHost(host, `test -e ${String(result.measured.tree)}`, SSH)).code).not.toBe(0);
-    expect(await onHost(host, borgAs(`list --short ssh://borg@mon1:22/srv/borg/${host}`), SSH)).toContain(String(result.measured.archive));
+    expect(await onHost(host, borgAs(`list --short ssh://borg@mon1:22/srv/borg/${host}`), SSH)).toContain(
+      String(result.measured.archive),
+    );
   });
 });

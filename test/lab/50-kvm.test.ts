@@ -10,7 +10,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changedKeys, taskResults } from '../helpers/cli.js';
-import { drillResult, ensureLab, failedVerifies, holdRootSessions, labJson, labUnavailable, onHost, verifyResults, type LabJsonOptions } from '../helpers/lab.js';
+import {
+  drillResult,
+  ensureLab,
+  failedVerifies,
+  holdRootSessions,
+  labJson,
+  labUnavailable,
+  onHost,
+  verifyResults,
+  type LabJsonOptions,
+} from '../helpers/lab.js';
 
 const PLAYBOOK = 'playbooks/kvm.yaml';
 const PVE = ['pve1', 'pve2', 'pve3'];
@@ -47,7 +57,9 @@ describe.skipIf(unavailable)(`kvm on the lab's pve hosts${unavailable ? ` (skipp
       expect(validate?.data?.kvm_device).toMatchObject({ present: true, usable: true });
     }
     // The NOTE tasks carry the same words in the play's own output.
-    const note = taskResults(events).find((e) => e.task.name.startsWith('NOTE: virt-host-validate') && e.status === 'ok');
+    const note = taskResults(events).find(
+      (e) => e.task.name.startsWith('NOTE: virt-host-validate') && e.status === 'ok',
+    );
     expect(String(note?.result?.msg)).toMatch(/NOTE: QEMU for hardware virtualization: FAIL/);
   });
 
@@ -59,13 +71,16 @@ describe.skipIf(unavailable)(`kvm on the lab's pve hosts${unavailable ? ` (skipp
   });
 
   it('the hosts are as the role says: bridge, network, pool, NAT network off, cgroups off in the container', async () => {
-    const out = await onHost('pve2', [
-      'ip -br link show dev vmbr0 | cut -d" " -f1',
-      'virsh -q net-info vm-lan | grep -E "^(Active|Autostart|Bridge):"',
-      'virsh -q pool-info images | grep -E "^(State|Autostart):"',
-      'virsh -q net-info default | grep -E "^(Active|Autostart):"',
-      'grep -E "^(cgroup_controllers|user) " /etc/libvirt/qemu.conf',
-    ].join('; '));
+    const out = await onHost(
+      'pve2',
+      [
+        'ip -br link show dev vmbr0 | cut -d" " -f1',
+        'virsh -q net-info vm-lan | grep -E "^(Active|Autostart|Bridge):"',
+        'virsh -q pool-info images | grep -E "^(State|Autostart):"',
+        'virsh -q net-info default | grep -E "^(Active|Autostart):"',
+        'grep -E "^(cgroup_controllers|user) " /etc/libvirt/qemu.conf',
+      ].join('; '),
+    );
     expect(out.replace(/[ \t]+/g, ' ').split('\n')).toEqual([
       'vmbr0',
       'Active: yes',
@@ -81,7 +96,10 @@ describe.skipIf(unavailable)(`kvm on the lab's pve hosts${unavailable ? ` (skipp
   });
 
   it('--check predicts exactly a hand-made drift, verify reports it, a run repairs it', async () => {
-    await onHost('pve2', 'virsh -q net-autostart --disable vm-lan >/dev/null && virsh -q net-autostart default >/dev/null');
+    await onHost(
+      'pve2',
+      'virsh -q net-autostart --disable vm-lan >/dev/null && virsh -q net-autostart default >/dev/null',
+    );
     await onHost('pve3', "echo 'max_clients = 7' >> /etc/libvirt/libvirtd.conf");
     const check = await labJson(['play', PLAYBOOK, '--check'], RUN);
     expect(check.res.code, check.res.stderr).toBe(0);
@@ -94,7 +112,9 @@ describe.skipIf(unavailable)(`kvm on the lab's pve hosts${unavailable ? ` (skipp
     const verify = await labJson(['verify', PLAYBOOK], RUN);
     expect(verify.res.code).toBe(2);
     expect(failedVerifies(verify.events)).toEqual([
-      expect.stringMatching(/^pve2: every wanted network is active and starts at boot: .*network vm-lan on pve2 is not active with autostart/),
+      expect.stringMatching(
+        /^pve2: every wanted network is active and starts at boot: .*network vm-lan on pve2 is not active with autostart/,
+      ),
       expect.stringMatching(/^pve2: libvirt's NAT network "default" is off: /),
     ]);
     const repair = await labJson(['play', PLAYBOOK], RUN);

@@ -10,7 +10,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../runner/core/engine/events.js';
 import { changedKeys, jsonEvents, taskResults } from '../helpers/cli.js';
-import { drillResult, ensureLab, failedVerifies, labCairn, labJson, labUnavailable, onHost, verifyResults, type LabJsonOptions, type VerifyResult } from '../helpers/lab.js';
+import {
+  drillResult,
+  ensureLab,
+  failedVerifies,
+  labCairn,
+  labJson,
+  labUnavailable,
+  onHost,
+  verifyResults,
+  type LabJsonOptions,
+  type VerifyResult,
+} from '../helpers/lab.js';
 
 const PLAYBOOK = 'playbooks/ceph.yaml';
 const NODES = ['pve1', 'pve2', 'pve3'];
@@ -58,178 +69,264 @@ describe.skipIf(unavailable)(`ceph on the lab's pve hosts${unavailable ? ` (skip
     if (measured.length) console.log(`ceph on the lab, measured:\n  ${measured.join('\n  ')}`);
   });
 
-  it('bootstraps a cluster from nothing: 3 monitors in quorum, 2 managers, an OSD per node, HEALTH_OK', async () => {
-    await Promise.all(NODES.map((n) => onHost(n, WIPE, SSH)));
-    // --check on nodes with no cluster yet: predicted, nothing fails (no quorum to wait for, no pools to read).
-    const fresh = await labJson(['play', PLAYBOOK, '--check'], RUN);
-    expect(fresh.res.code, fresh.res.stderr + fresh.res.stdout.slice(-2000)).toBe(0);
-    expect(taskResults(fresh.events).filter((e) => e.status === 'failed').map((e) => `${e.host} ${e.task.name}: ${e.msg}`)).toEqual([]);
-    const predicted = changedKeys(fresh.events);
-    for (const node of NODES) expect(predicted).toContain(`${node} | ceph : Monitor store (ceph-mon --mkfs)`);
-    expect(predicted).toContain(`pve1 | ceph : ${POOLS_TASK}`);
+  it(
+    'bootstraps a cluster from nothing: 3 monitors in quorum, 2 managers, an OSD per node, HEALTH_OK',
+    async () => {
+      await Promise.all(NODES.map((n) => onHost(n, WIPE, SSH)));
+      // --check on nodes with no cluster yet: predicted, nothing fails (no quorum to wait for, no pools to read).
+      const fresh = await labJson(['play', PLAYBOOK, '--check'], RUN);
+      expect(fresh.res.code, fresh.res.stderr + fresh.res.stdout.slice(-2000)).toBe(0);
+      expect(
+        taskResults(fresh.events)
+          .filter((e) => e.status === 'failed')
+          .map((e) => `${e.host} ${e.task.name}: ${e.msg}`),
+      ).toEqual([]);
+      const predicted = changedKeys(fresh.events);
+      for (const node of NODES) expect(predicted).toContain(`${node} | ceph : Monitor store (ceph-mon --mkfs)`);
+      expect(predicted).toContain(`pve1 | ceph : ${POOLS_TASK}`);
 
-    const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
-    expect(res.code, res.stderr + res.stdout.slice(-3000)).toBe(0);
-    expect(failedVerifies(events, failedLine)).toEqual([]);
-    const changed = changedKeys(events);
-    for (const node of NODES) {
-      expect(changed).toContain(`${node} | ceph : Monitor store (ceph-mon --mkfs)`);
-      expect(changed).toContain(`${node} | ceph : OSDs of this host (ceph osd new, ceph-osd --mkfs on a sparse file) [{"name":"osd-a","size":"2G"}]`);
-    }
-    expect(changed.filter((k) => k.endsWith('ceph : Manager running and enabled'))).toEqual(['pve1 | ceph : Manager running and enabled', 'pve2 | ceph : Manager running and enabled']);
-    // Daemons started after ceph.conf was written: the handler finds nothing to restart.
-    expect(changed.filter((k) => k.includes('(handler)'))).toEqual([]);
-
-    const verdict = clusterVerdict(events);
-    expect(verdict.health).toBe('HEALTH_OK');
-    expect(verdict.quorum).toEqual(NODES);
-    expect(verdict.osds).toMatchObject({ total: 3, up: 3, in: 3 });
-    expect(verdict.mgr_available).toBe(true);
-    expect(verdict.mgr_standbys).toBe(1);
-    const pools = verdict.pools as Array<Record<string, unknown>>;
-    expect(pools.find((p) => p.name === 'rbd')).toMatchObject({ size: 3, min_size: 2, crush_rule: 'replicated_host', failure_domain: 'host', applications: ['rbd'] });
-    for (const pool of pools) expect([pool.name, pool.size, pool.min_size, pool.failure_domain]).toEqual([pool.name, 3, 2, 'host']);
-    const pgs = verdict.pgs as { total: number; active_clean: number };
-    expect(pgs.active_clean).toBe(pgs.total);
-    const settle = taskResults(events).find((e) => e.task.name === SETTLE_TASK);
-    measured.push(`bootstrap from nothing (ceph packages installed too when the node lacks them): ${(ms / 1000).toFixed(1)} s run, of which waiting to settle ${String(settle?.result?.waited_s)} s; ${changed.length} changes; ${pgs.total} PGs active+clean`);
-  }, TEST_TIMEOUT_MS);
-
-  it('a second run changes nothing and verifies green', async () => {
-    const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
-    expect(res.code, res.stderr).toBe(0);
-    expect(changedKeys(events)).toEqual([]);
-    expect(failedVerifies(events, failedLine)).toEqual([]);
-    measured.push(`second run: ${(ms / 1000).toFixed(1)} s, 0 changes`);
-  }, TEST_TIMEOUT_MS);
-
-  it('drift (pool size 2, a manager stopped): --check predicts exactly it, a run repairs it', async () => {
-    await onHost('pve1', 'ceph osd pool set rbd size 2 --yes-i-really-mean-it', SSH);
-    await onHost('pve2', 'systemctl stop ceph-mgr@pve2', SSH);
-    try {
-      const check = await labJson(['play', PLAYBOOK, '--check', '--detailed-exitcode'], RUN);
-      expect(check.res.code, check.res.stderr).toBe(3);
-      expect(changedKeys(check.events)).toEqual([`pve1 | ceph : ${POOLS_TASK}`, 'pve2 | ceph : Manager running and enabled']);
-      const pools = taskResults(check.events).find((e) => e.task.name === POOLS_TASK);
-      expect(pools?.result?.stdout).toBe('change: pool rbd: size 2 -> 3');
-      const mgr = taskResults(check.events).find((e) => e.host === 'pve2' && e.task.name === 'Manager running and enabled');
-      expect(mgr?.actions).toEqual(['start ceph-mgr@pve2 (was inactive)']);
-      // --check changed nothing.
-      expect(await onHost('pve1', 'ceph osd pool get rbd size', SSH)).toBe('size: 2');
-
-      const repair = await labJson(['play', PLAYBOOK], RUN);
-      expect(repair.res.code, repair.res.stderr + repair.res.stdout.slice(-2000)).toBe(0);
-      expect(changedKeys(repair.events)).toEqual([`pve1 | ceph : ${POOLS_TASK}`, 'pve2 | ceph : Manager running and enabled']);
-      expect(failedVerifies(repair.events, failedLine)).toEqual([]);
-      expect(await onHost('pve1', 'ceph osd pool get rbd size', SSH)).toBe('size: 3');
-    } finally {
-      await onHost('pve1', 'ceph osd pool set rbd size 3 --yes-i-really-mean-it', SSH);
-      await onHost('pve2', 'systemctl start ceph-mgr@pve2', SSH);
-    }
-  }, TEST_TIMEOUT_MS);
-
-  it('a bare node (packages purged, no Ceph state) joins: --check predicts it, a run rebuilds its monitor and makes its OSD', async () => {
-    const id = await onHost('pve3', 'cat /var/lib/ceph/osd-specs/osd-a.id', SSH);
-    expect(id).toMatch(/^\d+$/);
-    await onHost('pve1', `ceph osd out ${id}`, SSH);
-    await onHost(
-      'pve3',
-      `${WIPE}\nexport DEBIAN_FRONTEND=noninteractive; apt-get purge -y -q ceph-mon ceph-mgr ceph-osd ceph-common ceph-base >/dev/null && apt-get autoremove -y -q --purge >/dev/null && rm -rf /etc/ceph /var/lib/ceph /usr/local/sbin/cairn-ceph-*`,
-      SSH,
-    );
-    // A stopped OSD is marked down by its peers' reports after a while; purging needs it down now.
-    await onHost('pve1', `ceph osd down ${id} && ceph osd purge ${id} --force --yes-i-really-mean-it`, SSH);
-    expect(await onHost('pve1', 'ceph osd ls | wc -l', SSH)).toBe('2');
-
-    const check = await labJson(['play', PLAYBOOK, '--check', '-l', 'pve3'], RUN);
-    expect(check.res.code, check.res.stderr + check.res.stdout.slice(-2000)).toBe(0);
-    expect(taskResults(check.events).filter((e) => e.status === 'failed').map((e) => `${e.task.name}: ${e.msg}`)).toEqual([]);
-    const predicted = changedKeys(check.events);
-    for (const task of ["Ceph packages for this host's daemons", 'ceph.conf', 'Monitor store (ceph-mon --mkfs)', 'OSDs of this host (ceph osd new, ceph-osd --mkfs on a sparse file) [{"name":"osd-a","size":"2G"}]']) {
-      expect(predicted).toContain(`pve3 | ceph : ${task}`);
-    }
-
-    const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
-    expect(res.code, res.stderr + res.stdout.slice(-2000)).toBe(0);
-    const changed = changedKeys(events);
-    const newId = await onHost('pve3', 'cat /var/lib/ceph/osd-specs/osd-a.id', SSH);
-    // Only the bare node changes; what --check predicted happened, plus starting the OSD it could not name.
-    expect(changed.filter((k) => !k.startsWith('pve3 '))).toEqual([]);
-    // (The restart handler is predicted as "would run": whether it restarts anything depends on when the
-    // daemons started, known only after the run; here they started after ceph.conf was written.)
-    const predictedTasks = predicted.filter((k) => !k.endsWith('(handler)'));
-    expect(changed).toEqual(expect.arrayContaining([...predictedTasks, `pve3 | ceph : Monitor running and enabled`, `pve3 | ceph : OSDs running and enabled [${JSON.stringify(newId)}]`]));
-    expect(changed.filter((k) => k.endsWith('(handler)'))).toEqual([]);
-    expect(failedVerifies(events, failedLine)).toEqual([]);
-    const verdict = clusterVerdict(events);
-    expect(verdict.osds).toMatchObject({ total: 3, up: 3, in: 3 });
-    expect(verdict.quorum).toEqual(NODES);
-    expect(await onHost('pve1', `ceph osd tree -f json | tr ',' '\\n' | grep -c '"name":"osd.${newId}"'`, SSH)).toBe('1');
-    measured.push(`a bare node rejoining (packages installed, monitor rebuilt, new OSD) to HEALTH_OK: ${(ms / 1000).toFixed(1)} s`);
-  }, TEST_TIMEOUT_MS);
-
-  it('drill osd-down: HEALTH_WARN with degraded PGs, then HEALTH_OK within the bound', async () => {
-    const res = await labCairn(['drill', 'osd-down', '--json'], RUN);
-    const events = jsonEvents(res.stdout);
-    const result = drillResult(events);
-    expect(result, res.stderr + res.stdout.slice(-2000)).toBeDefined();
-    expect(result!.passed, `${result!.msg} ${JSON.stringify(result!.measured)}`).toBe(true);
-    expect(res.code).toBe(0);
-    const m = result!.measured;
-    expect(m.health_while_down).toBe('HEALTH_WARN');
-    expect(String(m.warn_checks)).toMatch(/OSD_DOWN: 1 osds down/);
-    expect(String(m.warn_checks)).toMatch(/PG_DEGRADED: Degraded data redundancy: \d+\/\d+ objects degraded/);
-    expect(Number(m.degraded_pgs)).toBeGreaterThan(0);
-    expect(m.write_while_down).toBe('ok');
-    expect(Number(m.recover_s)).toBeGreaterThan(0);
-    measured.push(`osd-down drill (${String(m.osd)} on ${String(m.host)}): HEALTH_WARN after ${String(m.warn_after_s)} s with ${String(m.degraded_pgs)}/${String(m.pgs)} PGs degraded, a write served while down; HEALTH_OK ${String(m.recover_s)} s after the start`);
-  }, TEST_TIMEOUT_MS);
-
-  it('emergency tier: a replica corrupted and found by deep scrub fires CephDataInconsistent; ceph pg repair resolves it (drill alert-data-inconsistent)', async () => {
-    // The role enabled the managers' Prometheus exporter; the active manager serves Ceph's health there.
-    const services = JSON.parse(await onHost('pve1', 'ceph mgr services -f json', SSH)) as Record<string, string>;
-    expect(services.prometheus).toMatch(/^http:\/\/[^/]+:9283\/$/);
-    // Prometheus on mon1 follows the inventory, which now has the pve nodes: node exporters on them and the
-    // ceph job on the manager hosts; its verification wants every target up, the emergency rules loaded.
-    const monitoring = await labJson(['play', 'playbooks/monitoring.yaml', '-l', 'mon1:pve'], RUN);
-    expect(monitoring.res.code, monitoring.res.stderr + failedVerifies(monitoring.events, failedLine).join('\n')).toBe(0);
-    const targets = await onHost('mon1', 'curl -sS http://127.0.0.1:9090/api/v1/targets?state=active', SSH);
-    const ceph = (JSON.parse(targets) as { data: { activeTargets: Array<{ labels: Record<string, string>; health: string }> } }).data.activeTargets.filter((t) => t.labels.job === 'ceph');
-    expect(ceph.map((t) => `${t.labels.instance} ${t.health}`).sort()).toEqual(['pve1 up', 'pve2 up']);
-
-    const res = await labCairn(['drill', 'alert-data-inconsistent', '--json'], RUN);
-    const result = drillResult(jsonEvents(res.stdout));
-    expect(result, res.stderr + res.stdout.slice(-2000)).toBeDefined();
-    expect(result!.passed, `${result!.msg} ${JSON.stringify(result!.measured)}`).toBe(true);
-    expect(res.code).toBe(0);
-    const m = result!.measured;
-    expect(m.health_while_inconsistent).toBe('HEALTH_ERR');
-    expect(m.alert).toBe('CephDataInconsistent');
-    for (const key of ['scrub_detect_s', 'detect_s', 'resolve_s', 'repair_s']) expect(Number(m[key]), key).toBeGreaterThan(0);
-    expect(m.notified_after_firing_s).not.toBe('never');
-    // Back to HEALTH_OK with the drill's object gone.
-    expect(clusterVerdict((await labJson(['verify', PLAYBOOK], RUN)).events).health).toBe('HEALTH_OK');
-    expect(await onHost('pve1', "rados -p rbd ls | grep -c '^cairn-drill' || true", SSH)).toBe('0');
-    measured.push(`alert-data-inconsistent drill (${String(m.corrupted)}, PG ${String(m.pg)}): deep scrub found it after ${String(m.scrub_detect_s)} s (HEALTH_ERR); CephDataInconsistent firing ${String(m.detect_s)} s later, webhook +${String(m.notified_after_firing_s)} s; pg repair -> HEALTH_OK in ${String(m.repair_s)} s, alert resolved ${String(m.resolve_s)} s after`);
-  }, TEST_TIMEOUT_MS);
-
-  it('records each daemon\'s memory (RSS and PSS)', async () => {
-    const script = 'for p in $(pgrep -x ceph-mon; pgrep -x ceph-mgr; pgrep -x ceph-osd); do echo "$(cat /proc/$p/comm) $(awk \'/^VmRSS:/{print $2}\' /proc/$p/status) $(awk \'/^Pss:/{print $2}\' /proc/$p/smaps_rollup)"; done';
-    const lines: string[] = [];
-    let rssTotal = 0;
-    let pssTotal = 0;
-    for (const node of NODES) {
-      for (const line of (await onHost(node, script, SSH)).split('\n')) {
-        const [daemon, rss, pss] = line.trim().split(/\s+/);
-        expect(daemon).toMatch(/^ceph-(mon|mgr|osd)$/);
-        rssTotal += Number(rss);
-        pssTotal += Number(pss);
-        lines.push(`${node} ${daemon} ${(Number(rss) / 1024).toFixed(0)}/${(Number(pss) / 1024).toFixed(0)} MiB`);
+      const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
+      expect(res.code, res.stderr + res.stdout.slice(-3000)).toBe(0);
+      expect(failedVerifies(events, failedLine)).toEqual([]);
+      const changed = changedKeys(events);
+      for (const node of NODES) {
+        expect(changed).toContain(`${node} | ceph : Monitor store (ceph-mon --mkfs)`);
+        expect(changed).toContain(
+          `${node} | ceph : OSDs of this host (ceph osd new, ceph-osd --mkfs on a sparse file) [{"name":"osd-a","size":"2G"}]`,
+        );
       }
-    }
-    expect(lines.filter((l) => l.includes('ceph-mon'))).toHaveLength(3);
-    expect(lines.filter((l) => l.includes('ceph-mgr'))).toHaveLength(2);
-    expect(lines.filter((l) => l.includes('ceph-osd'))).toHaveLength(3);
-    measured.push(`memory RSS/PSS per daemon: ${lines.join(', ')}; total RSS ${(rssTotal / 1024).toFixed(0)} MiB, PSS ${(pssTotal / 1024).toFixed(0)} MiB`);
-  }, TEST_TIMEOUT_MS);
+      expect(changed.filter((k) => k.endsWith('ceph : Manager running and enabled'))).toEqual([
+        'pve1 | ceph : Manager running and enabled',
+        'pve2 | ceph : Manager running and enabled',
+      ]);
+      // Daemons started after ceph.conf was written: the handler finds nothing to restart.
+      expect(changed.filter((k) => k.includes('(handler)'))).toEqual([]);
+
+      const verdict = clusterVerdict(events);
+      expect(verdict.health).toBe('HEALTH_OK');
+      expect(verdict.quorum).toEqual(NODES);
+      expect(verdict.osds).toMatchObject({ total: 3, up: 3, in: 3 });
+      expect(verdict.mgr_available).toBe(true);
+      expect(verdict.mgr_standbys).toBe(1);
+      const pools = verdict.pools as Array<Record<string, unknown>>;
+      expect(pools.find((p) => p.name === 'rbd')).toMatchObject({
+        size: 3,
+        min_size: 2,
+        crush_rule: 'replicated_host',
+        failure_domain: 'host',
+        applications: ['rbd'],
+      });
+      for (const pool of pools)
+        expect([pool.name, pool.size, pool.min_size, pool.failure_domain]).toEqual([pool.name, 3, 2, 'host']);
+      const pgs = verdict.pgs as { total: number; active_clean: number };
+      expect(pgs.active_clean).toBe(pgs.total);
+      const settle = taskResults(events).find((e) => e.task.name === SETTLE_TASK);
+      measured.push(
+        `bootstrap from nothing (ceph packages installed too when the node lacks them): ${(ms / 1000).toFixed(1)} s run, of which waiting to settle ${String(settle?.result?.waited_s)} s; ${changed.length} changes; ${pgs.total} PGs active+clean`,
+      );
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'a second run changes nothing and verifies green',
+    async () => {
+      const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
+      expect(res.code, res.stderr).toBe(0);
+      expect(changedKeys(events)).toEqual([]);
+      expect(failedVerifies(events, failedLine)).toEqual([]);
+      measured.push(`second run: ${(ms / 1000).toFixed(1)} s, 0 changes`);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'drift (pool size 2, a manager stopped): --check predicts exactly it, a run repairs it',
+    async () => {
+      await onHost('pve1', 'ceph osd pool set rbd size 2 --yes-i-really-mean-it', SSH);
+      await onHost('pve2', 'systemctl stop ceph-mgr@pve2', SSH);
+      try {
+        const check = await labJson(['play', PLAYBOOK, '--check', '--detailed-exitcode'], RUN);
+        expect(check.res.code, check.res.stderr).toBe(3);
+        expect(changedKeys(check.events)).toEqual([
+          `pve1 | ceph : ${POOLS_TASK}`,
+          'pve2 | ceph : Manager running and enabled',
+        ]);
+        const pools = taskResults(check.events).find((e) => e.task.name === POOLS_TASK);
+        expect(pools?.result?.stdout).toBe('change: pool rbd: size 2 -> 3');
+        const mgr = taskResults(check.events).find(
+          (e) => e.host === 'pve2' && e.task.name === 'Manager running and enabled',
+        );
+        expect(mgr?.actions).toEqual(['start ceph-mgr@pve2 (was inactive)']);
+        // --check changed nothing.
+        expect(await onHost('pve1', 'ceph osd pool get rbd size', SSH)).toBe('size: 2');
+
+        const repair = await labJson(['play', PLAYBOOK], RUN);
+        expect(repair.res.code, repair.res.stderr + repair.res.stdout.slice(-2000)).toBe(0);
+        expect(changedKeys(repair.events)).toEqual([
+          `pve1 | ceph : ${POOLS_TASK}`,
+          'pve2 | ceph : Manager running and enabled',
+        ]);
+        expect(failedVerifies(repair.events, failedLine)).toEqual([]);
+        expect(await onHost('pve1', 'ceph osd pool get rbd size', SSH)).toBe('size: 3');
+      } finally {
+        await onHost('pve1', 'ceph osd pool set rbd size 3 --yes-i-really-mean-it', SSH);
+        await onHost('pve2', 'systemctl start ceph-mgr@pve2', SSH);
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'a bare node (packages purged, no Ceph state) joins: --check predicts it, a run rebuilds its monitor and makes its OSD',
+    async () => {
+      const id = await onHost('pve3', 'cat /var/lib/ceph/osd-specs/osd-a.id', SSH);
+      expect(id).toMatch(/^\d+$/);
+      await onHost('pve1', `ceph osd out ${id}`, SSH);
+      await onHost(
+        'pve3',
+        `${WIPE}\nexport DEBIAN_FRONTEND=noninteractive; apt-get purge -y -q ceph-mon ceph-mgr ceph-osd ceph-common ceph-base >/dev/null && apt-get autoremove -y -q --purge >/dev/null && rm -rf /etc/ceph /var/lib/ceph /usr/local/sbin/cairn-ceph-*`,
+        SSH,
+      );
+      // A stopped OSD is marked down by its peers' reports after a while; purging needs it down now.
+      await onHost('pve1', `ceph osd down ${id} && ceph osd purge ${id} --force --yes-i-really-mean-it`, SSH);
+      expect(await onHost('pve1', 'ceph osd ls | wc -l', SSH)).toBe('2');
+
+      const check = await labJson(['play', PLAYBOOK, '--check', '-l', 'pve3'], RUN);
+      expect(check.res.code, check.res.stderr + check.res.stdout.slice(-2000)).toBe(0);
+      expect(
+        taskResults(check.events)
+          .filter((e) => e.status === 'failed')
+          .map((e) => `${e.task.name}: ${e.msg}`),
+      ).toEqual([]);
+      const predicted = changedKeys(check.events);
+      for (const task of [
+        "Ceph packages for this host's daemons",
+        'ceph.conf',
+        'Monitor store (ceph-mon --mkfs)',
+        'OSDs of this host (ceph osd new, ceph-osd --mkfs on a sparse file) [{"name":"osd-a","size":"2G"}]',
+      ]) {
+        expect(predicted).toContain(`pve3 | ceph : ${task}`);
+      }
+
+      const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
+      expect(res.code, res.stderr + res.stdout.slice(-2000)).toBe(0);
+      const changed = changedKeys(events);
+      const newId = await onHost('pve3', 'cat /var/lib/ceph/osd-specs/osd-a.id', SSH);
+      // Only the bare node changes; what --check predicted happened, plus starting the OSD it could not name.
+      expect(changed.filter((k) => !k.startsWith('pve3 '))).toEqual([]);
+      // (The restart handler is predicted as "would run": whether it restarts anything depends on when the
+      // daemons started, known only after the run; here they started after ceph.conf was written.)
+      const predictedTasks = predicted.filter((k) => !k.endsWith('(handler)'));
+      expect(changed).toEqual(
+        expect.arrayContaining([
+          ...predictedTasks,
+          `pve3 | ceph : Monitor running and enabled`,
+          `pve3 | ceph : OSDs running and enabled [${JSON.stringify(newId)}]`,
+        ]),
+      );
+      expect(changed.filter((k) => k.endsWith('(handler)'))).toEqual([]);
+      expect(failedVerifies(events, failedLine)).toEqual([]);
+      const verdict = clusterVerdict(events);
+      expect(verdict.osds).toMatchObject({ total: 3, up: 3, in: 3 });
+      expect(verdict.quorum).toEqual(NODES);
+      expect(await onHost('pve1', `ceph osd tree -f json | tr ',' '\\n' | grep -c '"name":"osd.${newId}"'`, SSH)).toBe(
+        '1',
+      );
+      measured.push(
+        `a bare node rejoining (packages installed, monitor rebuilt, new OSD) to HEALTH_OK: ${(ms / 1000).toFixed(1)} s`,
+      );
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'drill osd-down: HEALTH_WARN with degraded PGs, then HEALTH_OK within the bound',
+    async () => {
+      const res = await labCairn(['drill', 'osd-down', '--json'], RUN);
+      const events = jsonEvents(res.stdout);
+      const result = drillResult(events);
+      expect(result, res.stderr + res.stdout.slice(-2000)).toBeDefined();
+      expect(result!.passed, `${result!.msg} ${JSON.stringify(result!.measured)}`).toBe(true);
+      expect(res.code).toBe(0);
+      const m = result!.measured;
+      expect(m.health_while_down).toBe('HEALTH_WARN');
+      expect(String(m.warn_checks)).toMatch(/OSD_DOWN: 1 osds down/);
+      expect(String(m.warn_checks)).toMatch(/PG_DEGRADED: Degraded data redundancy: \d+\/\d+ objects degraded/);
+      expect(Number(m.degraded_pgs)).toBeGreaterThan(0);
+      expect(m.write_while_down).toBe('ok');
+      expect(Number(m.recover_s)).toBeGreaterThan(0);
+      measured.push(
+        `osd-down drill (${String(m.osd)} on ${String(m.host)}): HEALTH_WARN after ${String(m.warn_after_s)} s with ${String(m.degraded_pgs)}/${String(m.pgs)} PGs degraded, a write served while down; HEALTH_OK ${String(m.recover_s)} s after the start`,
+      );
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'emergency tier: a replica corrupted and found by deep scrub fires CephDataInconsistent; ceph pg repair resolves it (drill alert-data-inconsistent)',
+    async () => {
+      // The role enabled the managers' Prometheus exporter; the active manager serves Ceph's health there.
+      const services = JSON.parse(await onHost('pve1', 'ceph mgr services -f json', SSH)) as Record<string, string>;
+      expect(services.prometheus).toMatch(/^http:\/\/[^/]+:9283\/$/);
+      // Prometheus on mon1 follows the inventory, which now has the pve nodes: node exporters on them and the
+      // ceph job on the manager hosts; its verification wants every target up, the emergency rules loaded.
+      const monitoring = await labJson(['play', 'playbooks/monitoring.yaml', '-l', 'mon1:pve'], RUN);
+      expect(
+        monitoring.res.code,
+        monitoring.res.stderr + failedVerifies(monitoring.events, failedLine).join('\n'),
+      ).toBe(0);
+      const targets = await onHost('mon1', 'curl -sS http://127.0.0.1:9090/api/v1/targets?state=active', SSH);
+      const ceph = (
+        JSON.parse(targets) as { data: { activeTargets: Array<{ labels: Record<string, string>; health: string }> } }
+      ).data.activeTargets.filter((t) => t.labels.job === 'ceph');
+      expect(ceph.map((t) => `${t.labels.instance} ${t.health}`).sort()).toEqual(['pve1 up', 'pve2 up']);
+
+      const res = await labCairn(['drill', 'alert-data-inconsistent', '--json'], RUN);
+      const result = drillResult(jsonEvents(res.stdout));
+      expect(result, res.stderr + res.stdout.slice(-2000)).toBeDefined();
+      expect(result!.passed, `${result!.msg} ${JSON.stringify(result!.measured)}`).toBe(true);
+      expect(res.code).toBe(0);
+      const m = result!.measured;
+      expect(m.health_while_inconsistent).toBe('HEALTH_ERR');
+      expect(m.alert).toBe('CephDataInconsistent');
+      for (const key of ['scrub_detect_s', 'detect_s', 'resolve_s', 'repair_s'])
+        expect(Number(m[key]), key).toBeGreaterThan(0);
+      expect(m.notified_after_firing_s).not.toBe('never');
+      // Back to HEALTH_OK with the drill's object gone.
+      expect(clusterVerdict((await labJson(['verify', PLAYBOOK], RUN)).events).health).toBe('HEALTH_OK');
+      expect(await onHost('pve1', "rados -p rbd ls | grep -c '^cairn-drill' || true", SSH)).toBe('0');
+      measured.push(
+        `alert-data-inconsistent drill (${String(m.corrupted)}, PG ${String(m.pg)}): deep scrub found it after ${String(m.scrub_detect_s)} s (HEALTH_ERR); CephDataInconsistent firing ${String(m.detect_s)} s later, webhook +${String(m.notified_after_firing_s)} s; pg repair -> HEALTH_OK in ${String(m.repair_s)} s, alert resolved ${String(m.resolve_s)} s after`,
+      );
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "records each daemon's memory (RSS and PSS)",
+    async () => {
+      const script =
+        "for p in $(pgrep -x ceph-mon; pgrep -x ceph-mgr; pgrep -x ceph-osd); do echo \"$(cat /proc/$p/comm) $(awk '/^VmRSS:/{print $2}' /proc/$p/status) $(awk '/^Pss:/{print $2}' /proc/$p/smaps_rollup)\"; done";
+      const lines: string[] = [];
+      let rssTotal = 0;
+      let pssTotal = 0;
+      for (const node of NODES) {
+        for (const line of (await onHost(node, script, SSH)).split('\n')) {
+          const [daemon, rss, pss] = line.trim().split(/\s+/);
+          expect(daemon).toMatch(/^ceph-(mon|mgr|osd)$/);
+          rssTotal += Number(rss);
+          pssTotal += Number(pss);
+          lines.push(`${node} ${daemon} ${(Number(rss) / 1024).toFixed(0)}/${(Number(pss) / 1024).toFixed(0)} MiB`);
+        }
+      }
+      expect(lines.filter((l) => l.includes('ceph-mon'))).toHaveLength(3);
+      expect(lines.filter((l) => l.includes('ceph-mgr'))).toHaveLength(2);
+      expect(lines.filter((l) => l.includes('ceph-osd'))).toHaveLength(3);
+      measured.push(
+        `memory RSS/PSS per daemon: ${lines.join(', ')}; total RSS ${(rssTotal / 1024).toFixed(0)} MiB, PSS ${(pssTotal / 1024).toFixed(0)} MiB`,
+      );
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

@@ -18,13 +18,31 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labDown, labKill, labStart, labStatus, labStop, labUnplug, labPlug, labUp } from '../../runner/features/lab/index.js';
+import {
+  labDown,
+  labKill,
+  labStart,
+  labStatus,
+  labStop,
+  labUnplug,
+  labPlug,
+  labUp,
+} from '../../runner/features/lab/index.js';
 import { HOSTS_DIR } from '../../runner/features/lab/paths.js';
 import { allProcesses, readCmdline } from '../../runner/features/lab/proc.js';
 import { defaultTopology, type LabTopology } from '../../runner/features/lab/topology.js';
 import { plugBlankDisk, strayVmProcesses, unplugDisk, vmPaths } from '../../runner/features/lab/vm.js';
 import { changedKeys, repoRoot, taskResults } from '../helpers/cli.js';
-import { ensureLab, labJson, labUnavailable, onHost, runOnHost, sleep, verifyResults, type LabJsonOptions } from '../helpers/lab.js';
+import {
+  ensureLab,
+  labJson,
+  labUnavailable,
+  onHost,
+  runOnHost,
+  sleep,
+  verifyResults,
+  type LabJsonOptions,
+} from '../helpers/lab.js';
 
 const VM = 'vm1';
 const VM_ADDRESS = '10.77.0.51';
@@ -42,7 +60,16 @@ function vmTopology(): LabTopology {
   return {
     ...base,
     source: '70-vm.test.ts',
-    hosts: [{ name: VM, address: VM_ADDRESS, groups: ['vmlab'], devices: [], kind: 'vm', vm: { memoryMiB: 1536, cpus: 1, disksGiB: [DISK_GIB, DISK_GIB, DISK_GIB] } }],
+    hosts: [
+      {
+        name: VM,
+        address: VM_ADDRESS,
+        groups: ['vmlab'],
+        devices: [],
+        kind: 'vm',
+        vm: { memoryMiB: 1536, cpus: 1, disksGiB: [DISK_GIB, DISK_GIB, DISK_GIB] },
+      },
+    ],
   };
 }
 
@@ -53,7 +80,8 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 async function verifyVm(): Promise<{ code: number; failed: string[]; passed: string[]; ms: number }> {
   const { res, events, ms } = await labJson(['verify', PLAYBOOK, '-l', VM], RUN);
   const results = verifyResults(events).filter((v) => v.host === VM);
-  if (results.length === 0) throw new Error(`no verification results for ${VM} (exit ${res.code}): ${res.stderr}${res.stdout.slice(-2000)}`);
+  if (results.length === 0)
+    throw new Error(`no verification results for ${VM} (exit ${res.code}): ${res.stderr}${res.stdout.slice(-2000)}`);
   return {
     code: res.code,
     failed: results.filter((v) => !v.passed).map((v) => `${v.check}: ${v.msg ?? ''}`),
@@ -76,7 +104,10 @@ async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boo
  * this file needs about an hour here, over the suite's 45-minute budget. It runs when asked for until it has
  * been timed on a quieter machine (docs/lab.md).
  */
-const vmTierOff = process.env.CAIRN_LAB_VM === '1' ? undefined : 'the VM tier takes about an hour under TCG on a loaded 2-core machine; set CAIRN_LAB_VM=1 to run it';
+const vmTierOff =
+  process.env.CAIRN_LAB_VM === '1'
+    ? undefined
+    : 'the VM tier takes about an hour under TCG on a loaded 2-core machine; set CAIRN_LAB_VM=1 to run it';
 const unavailable = labUnavailable() ?? vmTierOff;
 
 describe.skipIf(unavailable)(`VM hosts in the lab${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
@@ -86,134 +117,216 @@ describe.skipIf(unavailable)(`VM hosts in the lab${unavailable ? ` (skipped: ${u
     const started = Date.now();
     const up = await labUp({ topology: vmTopology(), log: (line) => console.log(`lab: ${line}`) });
     const vm = up.hosts.find((h) => h.name === VM)!;
-    measured.push(`lab up (VM): ${up.timings.vmImageBuilt ? `VM image built in ${seconds(up.timings.vmImageMs)}; ` : 'VM image cached; '}${vm.accelerator} boot to sshd ${vm.bootMs !== undefined ? seconds(vm.bootMs) : vm.note}; call ${seconds(Date.now() - started)}`);
+    measured.push(
+      `lab up (VM): ${up.timings.vmImageBuilt ? `VM image built in ${seconds(up.timings.vmImageMs)}; ` : 'VM image cached; '}${vm.accelerator} boot to sshd ${vm.bootMs !== undefined ? seconds(vm.bootMs) : vm.note}; call ${seconds(Date.now() - started)}`,
+    );
   }, 3_600_000);
 
   afterAll(() => {
     if (measured.length) console.log(`VM tier, measured:\n  ${measured.join('\n  ')}`);
   });
 
-  it('runs its own kernel on the lab bridge, host key checked, disks at stable paths; status says how', async () => {
-    const status = await labStatus();
-    const vm = status.hosts.find((h) => h.name === VM)!;
-    expect(vm).toMatchObject({ kind: 'vm', state: 'running', sshAnswers: true, memoryMiB: 1536, disksGiB: [DISK_GIB, DISK_GIB, DISK_GIB] });
-    expect(['kvm', 'tcg']).toContain(vm.accelerator);
-    if (!existsSync('/dev/kvm')) expect(vm.accelerator).toBe('tcg');
-    // The lab's ssh checks host keys strictly (against known_hosts written from the key on the seed disk).
-    const kernel = await onHost(VM, 'uname -r; systemd-detect-virt; ls /dev/disk/by-id/');
-    expect(kernel).toMatch(/-cloud-amd64\n/);
-    expect(kernel).not.toMatch(/\nsystemd-nspawn\n/);
-    for (const n of [1, 2, 3]) expect(kernel).toContain(`virtio-${VM}-d${n}`);
-    const known = await onHost(VM, 'cat /etc/ssh/ssh_host_ed25519_key.pub');
-    const knownHosts = readFileSync(join(repoRoot, 'inventories', 'lab', 'generated', 'known_hosts'), 'utf8');
-    expect(knownHosts).toContain(`${VM_ADDRESS},${VM} ${known.split(/\s+/).slice(0, 2).join(' ')}`);
-    const mem = (await onHost(VM, 'free -m | awk \'/^Mem:/ {print $2}\'')).trim();
-    const qemu = allProcesses().find((p) => p.pid === vm.pid);
-    const rss = qemu ? Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${qemu.pid}/status`, 'utf8'))?.[1] ?? 0) : 0;
-    measured.push(`memory: guest sees ${mem} MiB of 1536; qemu RSS ${Math.round(rss / 1024)} MiB after boot`);
-  }, TEST_TIMEOUT_MS);
+  it(
+    'runs its own kernel on the lab bridge, host key checked, disks at stable paths; status says how',
+    async () => {
+      const status = await labStatus();
+      const vm = status.hosts.find((h) => h.name === VM)!;
+      expect(vm).toMatchObject({
+        kind: 'vm',
+        state: 'running',
+        sshAnswers: true,
+        memoryMiB: 1536,
+        disksGiB: [DISK_GIB, DISK_GIB, DISK_GIB],
+      });
+      expect(['kvm', 'tcg']).toContain(vm.accelerator);
+      if (!existsSync('/dev/kvm')) expect(vm.accelerator).toBe('tcg');
+      // The lab's ssh checks host keys strictly (against known_hosts written from the key on the seed disk).
+      const kernel = await onHost(VM, 'uname -r; systemd-detect-virt; ls /dev/disk/by-id/');
+      expect(kernel).toMatch(/-cloud-amd64\n/);
+      expect(kernel).not.toMatch(/\nsystemd-nspawn\n/);
+      for (const n of [1, 2, 3]) expect(kernel).toContain(`virtio-${VM}-d${n}`);
+      const known = await onHost(VM, 'cat /etc/ssh/ssh_host_ed25519_key.pub');
+      const knownHosts = readFileSync(join(repoRoot, 'inventories', 'lab', 'generated', 'known_hosts'), 'utf8');
+      expect(knownHosts).toContain(`${VM_ADDRESS},${VM} ${known.split(/\s+/).slice(0, 2).join(' ')}`);
+      const mem = (await onHost(VM, "free -m | awk '/^Mem:/ {print $2}'")).trim();
+      const qemu = allProcesses().find((p) => p.pid === vm.pid);
+      const rss = qemu ? Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${qemu.pid}/status`, 'utf8'))?.[1] ?? 0) : 0;
+      measured.push(`memory: guest sees ${mem} MiB of 1536; qemu RSS ${Math.round(rss / 1024)} MiB after boot`);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('base-tuning applies every kernel sysctl live on the VM, loads tcp_bbr, changes nothing the second time', async () => {
-    const first = await labJson(['play', PLAYBOOK, '-l', VM], RUN);
-    expect(first.res.code, first.res.stderr + first.res.stdout.slice(-3000)).toBe(0);
-    const text = JSON.stringify(first.events);
-    expect(text).not.toMatch(/read-only/);
-    // Every key of the profile went through the sysctl module on the VM, none reported as skipped.
-    const sysctlItems = taskResults(first.events).filter((e) => e.host === VM && e.task.name === SYSCTL_TASK && !e.loopSummary);
-    expect(sysctlItems.length).toBe(9);
-    expect(sysctlItems.filter((e) => /skipped/.test(e.msg ?? ''))).toEqual([]);
-    const second = await labJson(['play', PLAYBOOK, '-l', VM], RUN);
-    expect(second.res.code, second.res.stderr).toBe(0);
-    expect(changedKeys(second.events)).toEqual([]);
-    measured.push(`base-tuning on the VM: first run ${seconds(first.ms)}, second run ${seconds(second.ms)} (0 changed)`);
-    const live = await onHost(VM, 'sysctl -n vm.swappiness vm.max_map_count fs.file-max net.core.netdev_max_backlog net.ipv4.tcp_congestion_control; lsmod | grep -c "^tcp_bbr"; cat /etc/modules-load.d/60-cairn-tcp.conf');
-    expect(live.split('\n').slice(0, 6)).toEqual(['1', '262144', '2097152', '10000', 'bbr', '1']);
-    expect(live).toContain('tcp_bbr');
-    const verify = await verifyVm();
-    expect(verify.failed).toEqual([]);
-    const sysctl = verify.passed.find((p) => p.startsWith(SYSCTL_CHECK))!;
-    expect(sysctl).toMatch(/(\d+) keys as wanted: \1 live$/);
-  }, TEST_TIMEOUT_MS);
+  it(
+    'base-tuning applies every kernel sysctl live on the VM, loads tcp_bbr, changes nothing the second time',
+    async () => {
+      const first = await labJson(['play', PLAYBOOK, '-l', VM], RUN);
+      expect(first.res.code, first.res.stderr + first.res.stdout.slice(-3000)).toBe(0);
+      const text = JSON.stringify(first.events);
+      expect(text).not.toMatch(/read-only/);
+      // Every key of the profile went through the sysctl module on the VM, none reported as skipped.
+      const sysctlItems = taskResults(first.events).filter(
+        (e) => e.host === VM && e.task.name === SYSCTL_TASK && !e.loopSummary,
+      );
+      expect(sysctlItems.length).toBe(9);
+      expect(sysctlItems.filter((e) => /skipped/.test(e.msg ?? ''))).toEqual([]);
+      const second = await labJson(['play', PLAYBOOK, '-l', VM], RUN);
+      expect(second.res.code, second.res.stderr).toBe(0);
+      expect(changedKeys(second.events)).toEqual([]);
+      measured.push(
+        `base-tuning on the VM: first run ${seconds(first.ms)}, second run ${seconds(second.ms)} (0 changed)`,
+      );
+      const live = await onHost(
+        VM,
+        'sysctl -n vm.swappiness vm.max_map_count fs.file-max net.core.netdev_max_backlog net.ipv4.tcp_congestion_control; lsmod | grep -c "^tcp_bbr"; cat /etc/modules-load.d/60-cairn-tcp.conf',
+      );
+      expect(live.split('\n').slice(0, 6)).toEqual(['1', '262144', '2097152', '10000', 'bbr', '1']);
+      expect(live).toContain('tcp_bbr');
+      const verify = await verifyVm();
+      expect(verify.failed).toEqual([]);
+      const sysctl = verify.passed.find((p) => p.startsWith(SYSCTL_CHECK))!;
+      expect(sysctl).toMatch(/(\d+) keys as wanted: \1 live$/);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('checks a live md RAID1 over two VM disks; a disk pulled through QMP fails verify naming the array; a blank one resyncs', async () => {
-    await onHost(VM, `mdadm --create /dev/md/cairn-test --name=cairn-test --level=1 --raid-devices=2 --metadata=1.2 --run --force ${byId(1)} ${byId(2)} 2>&1`);
-    await waitFor('initial resync', 900_000, async () => !/resync|recovery/.test(await onHost(VM, 'cat /proc/mdstat')));
-    const healthy = await verifyVm();
-    expect(healthy.failed).toEqual([]);
-    expect(healthy.passed.find((p) => p.startsWith(RAID_CHECK))).toMatch(/md\d+/);
+  it(
+    'checks a live md RAID1 over two VM disks; a disk pulled through QMP fails verify naming the array; a blank one resyncs',
+    async () => {
+      await onHost(
+        VM,
+        `mdadm --create /dev/md/cairn-test --name=cairn-test --level=1 --raid-devices=2 --metadata=1.2 --run --force ${byId(1)} ${byId(2)} 2>&1`,
+      );
+      await waitFor(
+        'initial resync',
+        900_000,
+        async () => !/resync|recovery/.test(await onHost(VM, 'cat /proc/mdstat')),
+      );
+      const healthy = await verifyVm();
+      expect(healthy.failed).toEqual([]);
+      expect(healthy.passed.find((p) => p.startsWith(RAID_CHECK))).toMatch(/md\d+/);
 
-    const pulled = Date.now();
-    await unplugDisk(VM, 2);
-    await waitFor('md notices the missing disk', 120_000, async () => /\[U_\]|\[_U\]/.test(await onHost(VM, 'cat /proc/mdstat')));
-    const noticedMs = Date.now() - pulled;
-    const degraded = await verifyVm();
-    expect(degraded.code).not.toBe(0);
-    const raidFailure = degraded.failed.find((f) => f.startsWith(RAID_CHECK));
-    expect(raidFailure).toMatch(/md\d+/);
-    expect(raidFailure).toMatch(/degraded/i);
+      const pulled = Date.now();
+      await unplugDisk(VM, 2);
+      await waitFor('md notices the missing disk', 120_000, async () =>
+        /\[U_\]|\[_U\]/.test(await onHost(VM, 'cat /proc/mdstat')),
+      );
+      const noticedMs = Date.now() - pulled;
+      const degraded = await verifyVm();
+      expect(degraded.code).not.toBe(0);
+      const raidFailure = degraded.failed.find((f) => f.startsWith(RAID_CHECK));
+      expect(raidFailure).toMatch(/md\d+/);
+      expect(raidFailure).toMatch(/degraded/i);
 
-    await plugBlankDisk(VM, 2, DISK_GIB);
-    await waitFor('the blank disk appears', 120_000, async () => (await runOnHost(VM, `test -b ${byId(2)}`)).code === 0);
-    const md = (await onHost(VM, 'readlink -f /dev/md/cairn-test')).trim();
-    // The lost member is still listed (as "removed"/faulty); clear it, then add the new disk.
-    await onHost(VM, `mdadm ${md} --remove failed >/dev/null 2>&1; mdadm ${md} --remove detached >/dev/null 2>&1; mdadm ${md} --add ${byId(2)}`);
-    const repairStarted = Date.now();
-    await waitFor('resync of the new disk', 900_000, async () => /\[UU\]/.test(await onHost(VM, 'cat /proc/mdstat')) && !/recovery/.test(await onHost(VM, 'cat /proc/mdstat')));
-    const resyncMs = Date.now() - repairStarted;
-    const repaired = await verifyVm();
-    expect(repaired.failed).toEqual([]);
-    measured.push(`disk failure (md): degraded seen ${seconds(noticedMs)} after device_del; resync of a ${DISK_GIB} GiB member ${seconds(resyncMs)}`);
-  }, 3 * TEST_TIMEOUT_MS);
+      await plugBlankDisk(VM, 2, DISK_GIB);
+      await waitFor(
+        'the blank disk appears',
+        120_000,
+        async () => (await runOnHost(VM, `test -b ${byId(2)}`)).code === 0,
+      );
+      const md = (await onHost(VM, 'readlink -f /dev/md/cairn-test')).trim();
+      // The lost member is still listed (as "removed"/faulty); clear it, then add the new disk.
+      await onHost(
+        VM,
+        `mdadm ${md} --remove failed >/dev/null 2>&1; mdadm ${md} --remove detached >/dev/null 2>&1; mdadm ${md} --add ${byId(2)}`,
+      );
+      const repairStarted = Date.now();
+      await waitFor(
+        'resync of the new disk',
+        900_000,
+        async () =>
+          /\[UU\]/.test(await onHost(VM, 'cat /proc/mdstat')) && !/recovery/.test(await onHost(VM, 'cat /proc/mdstat')),
+      );
+      const resyncMs = Date.now() - repairStarted;
+      const repaired = await verifyVm();
+      expect(repaired.failed).toEqual([]);
+      measured.push(
+        `disk failure (md): degraded seen ${seconds(noticedMs)} after device_del; resync of a ${DISK_GIB} GiB member ${seconds(resyncMs)}`,
+      );
+    },
+    3 * TEST_TIMEOUT_MS,
+  );
 
-  it('after a reboot every base-tuning postcondition holds without a play (sysctl.d, modules-load, the array)', async () => {
-    const before = (await onHost(VM, 'cat /proc/sys/kernel/random/boot_id')).trim();
-    const started = Date.now();
-    await runOnHost(VM, 'systemctl reboot', { timeoutMs: 30_000 });
-    await waitFor('the VM comes back with a new boot id', 900_000, async () => {
-      const res = await runOnHost(VM, 'cat /proc/sys/kernel/random/boot_id', { timeoutMs: 20_000 });
-      return res.code === 0 && res.stdout.trim() !== before;
-    });
-    const rebootMs = Date.now() - started;
-    const verify = await verifyVm();
-    expect(verify.failed).toEqual([]);
-    expect(await onHost(VM, 'sysctl -n net.ipv4.tcp_congestion_control vm.swappiness; lsmod | grep -c "^tcp_bbr"')).toBe('bbr\n1\n1');
-    measured.push(`reboot: back on SSH ${seconds(rebootMs)} after \`systemctl reboot\`; verify without a play ${seconds(verify.ms)}, green`);
-  }, TEST_TIMEOUT_MS);
+  it(
+    'after a reboot every base-tuning postcondition holds without a play (sysctl.d, modules-load, the array)',
+    async () => {
+      const before = (await onHost(VM, 'cat /proc/sys/kernel/random/boot_id')).trim();
+      const started = Date.now();
+      await runOnHost(VM, 'systemctl reboot', { timeoutMs: 30_000 });
+      await waitFor('the VM comes back with a new boot id', 900_000, async () => {
+        const res = await runOnHost(VM, 'cat /proc/sys/kernel/random/boot_id', { timeoutMs: 20_000 });
+        return res.code === 0 && res.stdout.trim() !== before;
+      });
+      const rebootMs = Date.now() - started;
+      const verify = await verifyVm();
+      expect(verify.failed).toEqual([]);
+      expect(
+        await onHost(VM, 'sysctl -n net.ipv4.tcp_congestion_control vm.swappiness; lsmod | grep -c "^tcp_bbr"'),
+      ).toBe('bbr\n1\n1');
+      measured.push(
+        `reboot: back on SSH ${seconds(rebootMs)} after \`systemctl reboot\`; verify without a play ${seconds(verify.ms)}, green`,
+      );
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('unplug, stop, start and kill work on a VM', async () => {
-    await labUnplug(VM, { log: () => {} });
-    expect((await labStatus()).hosts.find((h) => h.name === VM)).toMatchObject({ state: 'running', sshAnswers: false });
-    await labPlug(VM, { log: () => {} });
-    await waitFor('ssh after plug', 60_000, async () => (await labStatus()).hosts.find((h) => h.name === VM)?.sshAnswers === true);
-    const stopStarted = Date.now();
-    const stopped = await labStop(VM, { log: () => {} });
-    expect(stopped.outcome).toBe('halted');
-    const stopMs = Date.now() - stopStarted;
-    const started = await labStart(VM, { log: () => {} });
-    expect(started.outcome).toBe('booted');
-    const killed = await labKill(VM, { log: () => {} });
-    expect(killed.outcome).toBe('killed');
-    expect(existsSync(`/proc/${started.host.pid}`)).toBe(false);
-    const again = await labStart(VM, { log: () => {} });
-    expect(again.host).toMatchObject({ state: 'running', sshAnswers: true });
-    measured.push(`stop (ACPI power button) ${seconds(stopMs)}; start to sshd ${seconds(started.host.bootMs ?? 0)} (${started.host.accelerator}); after a power cut ${seconds(again.host.bootMs ?? 0)}`);
-  }, TEST_TIMEOUT_MS);
+  it(
+    'unplug, stop, start and kill work on a VM',
+    async () => {
+      await labUnplug(VM, { log: () => {} });
+      expect((await labStatus()).hosts.find((h) => h.name === VM)).toMatchObject({
+        state: 'running',
+        sshAnswers: false,
+      });
+      await labPlug(VM, { log: () => {} });
+      await waitFor(
+        'ssh after plug',
+        60_000,
+        async () => (await labStatus()).hosts.find((h) => h.name === VM)?.sshAnswers === true,
+      );
+      const stopStarted = Date.now();
+      const stopped = await labStop(VM, { log: () => {} });
+      expect(stopped.outcome).toBe('halted');
+      const stopMs = Date.now() - stopStarted;
+      const started = await labStart(VM, { log: () => {} });
+      expect(started.outcome).toBe('booted');
+      const killed = await labKill(VM, { log: () => {} });
+      expect(killed.outcome).toBe('killed');
+      expect(existsSync(`/proc/${started.host.pid}`)).toBe(false);
+      const again = await labStart(VM, { log: () => {} });
+      expect(again.host).toMatchObject({ state: 'running', sshAnswers: true });
+      measured.push(
+        `stop (ACPI power button) ${seconds(stopMs)}; start to sshd ${seconds(started.host.bootMs ?? 0)} (${started.host.accelerator}); after a power cut ${seconds(again.host.bootMs ?? 0)}`,
+      );
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('lab down after a kill -9 of cairn in the middle of lab up leaves no qemu, tap, socket or disk file', async () => {
-    await labDown({ log: () => {} });
-    const topologyFile = join(repoRoot, 'inventories', 'lab', 'generated', 'vm-crash-topology.yaml');
-    writeFileSync(topologyFile, `hosts:\n  - name: ${VM}\n    address: ${VM_ADDRESS}\n    kind: vm\n    memory: 1024\n    disks: [1, 1]\n`);
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'cairn.js'), 'lab', 'up', '--topology', topologyFile], { stdio: 'ignore' });
-    // Kill it once qemu runs (the VM is booting, its kernel not yet checked).
-    await waitFor('qemu started by lab up', 600_000, async () => strayVmProcesses(HOSTS_DIR, readCmdline).length > 0);
-    child.kill('SIGKILL');
-    await new Promise((resolve) => child.once('exit', resolve));
-    expect(strayVmProcesses(HOSTS_DIR, readCmdline).length).toBeGreaterThan(0);
-    await labDown({ log: () => {} });
-    expect(strayVmProcesses(HOSTS_DIR, readCmdline)).toEqual([]);
-    const links = await import('../../runner/features/lab/network.js').then((m) => m.listLinks());
-    expect(links.map((l) => l.ifname).filter((n) => n.startsWith('vt-') || n === 'cairnbr0')).toEqual([]);
-    expect(existsSync(vmPaths(VM).dir)).toBe(false);
-    expect(existsSync(HOSTS_DIR) ? readdirSync(HOSTS_DIR) : []).toEqual([]);
-  }, TEST_TIMEOUT_MS);
+  it(
+    'lab down after a kill -9 of cairn in the middle of lab up leaves no qemu, tap, socket or disk file',
+    async () => {
+      await labDown({ log: () => {} });
+      const topologyFile = join(repoRoot, 'inventories', 'lab', 'generated', 'vm-crash-topology.yaml');
+      writeFileSync(
+        topologyFile,
+        `hosts:\n  - name: ${VM}\n    address: ${VM_ADDRESS}\n    kind: vm\n    memory: 1024\n    disks: [1, 1]\n`,
+      );
+      const child = spawn(
+        process.execPath,
+        [join(repoRoot, 'bin', 'cairn.js'), 'lab', 'up', '--topology', topologyFile],
+        { stdio: 'ignore' },
+      );
+      // Kill it once qemu runs (the VM is booting, its kernel not yet checked).
+      await waitFor('qemu started by lab up', 600_000, async () => strayVmProcesses(HOSTS_DIR, readCmdline).length > 0);
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.once('exit', resolve));
+      expect(strayVmProcesses(HOSTS_DIR, readCmdline).length).toBeGreaterThan(0);
+      await labDown({ log: () => {} });
+      expect(strayVmProcesses(HOSTS_DIR, readCmdline)).toEqual([]);
+      const links = await import('../../runner/features/lab/network.js').then((m) => m.listLinks());
+      expect(links.map((l) => l.ifname).filter((n) => n.startsWith('vt-') || n === 'cairnbr0')).toEqual([]);
+      expect(existsSync(vmPaths(VM).dir)).toBe(false);
+      expect(existsSync(HOSTS_DIR) ? readdirSync(HOSTS_DIR) : []).toEqual([]);
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

@@ -72,11 +72,15 @@ phases:
 `,
     );
     // The "legacy" data on web1: three folders and a file.
-    await onHost('web1', `rm -rf /srv/cairn-rollout-test && mkdir -p ${SRC}/a ${SRC}/b ${SRC}/c && for d in a b c; do for i in 1 2; do head -c 50000 /dev/urandom > ${SRC}/$d/f$i; done; done && echo top > ${SRC}/top.txt`);
+    await onHost(
+      'web1',
+      `rm -rf /srv/cairn-rollout-test && mkdir -p ${SRC}/a ${SRC}/b ${SRC}/c && for d in a b c; do for i in 1 2; do head -c 50000 /dev/urandom > ${SRC}/$d/f$i; done; done && echo top > ${SRC}/top.txt`,
+    );
     await onHost('web2', 'rm -rf /srv/cairn-rollout-test');
   });
   afterAll(async () => {
-    for (const host of ['web1', 'web2']) await onHost(host, `rm -rf /srv/cairn-rollout-test ${MARKER_DIR}`).catch(() => undefined);
+    for (const host of ['web1', 'web2'])
+      await onHost(host, `rm -rf /srv/cairn-rollout-test ${MARKER_DIR}`).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
     console.log(`rollout on the lab, seconds per command: ${JSON.stringify(timings)}`);
   });
@@ -84,17 +88,27 @@ phases:
   it('walks the phases: the gate holds while the verification fails, opens when it passes and is signed', async () => {
     const apply = await rollout(['run', 'apply']);
     expect(apply.code, apply.stderr + apply.stdout.slice(-2000)).toBe(0);
-    expect(state().steps.apply!.evidence).toMatchObject({ kind: 'play', hosts: ['web1', 'web2'], failedHosts: [], verify: { failed: 0 } });
+    expect(state().steps.apply!.evidence).toMatchObject({
+      kind: 'play',
+      hosts: ['web1', 'web2'],
+      failedHosts: [],
+      verify: { failed: 0 },
+    });
     expect(await onHost('web2', 'command -v rsync')).toBe('/usr/bin/rsync');
 
     const closed = await rollout(['run', 'move']);
     expect(closed.code).toBe(5);
-    expect(closed.stderr).toContain('phase "migration" (Data migration, D4–D5) is not open: the gate of phase "deploy" (Deployment) has not passed');
+    expect(closed.stderr).toContain(
+      'phase "migration" (Data migration, D4–D5) is not open: the gate of phase "deploy" (Deployment) has not passed',
+    );
 
     await onHost('web1', `echo edited > ${MARKER_DIR}/marker`);
     const failing = await rollout(['run', 'check']);
     expect(failing.code).toBe(2);
-    expect(state().steps.check).toMatchObject({ state: 'failed', evidence: { failed: 1, failures: [{ host: 'web1', role: 'rollout-marker' }] } });
+    expect(state().steps.check).toMatchObject({
+      state: 'failed',
+      evidence: { failed: 1, failures: [{ host: 'web1', role: 'rollout-marker' }] },
+    });
     const stillClosed = await rollout(['run', 'move']);
     expect(stillClosed.stderr).toMatch(/verification "check" failed: 1 of \d+ checks failed: web1 rollout-marker/);
 
@@ -104,12 +118,22 @@ phases:
     const unsigned = await rollout(['next']);
     expect(unsigned.code).toBe(5);
     expect(unsigned.stderr).toContain('the next step, "approve" (Deployment approved), is manual');
-    expect((await rollout(['sign', 'approve', '--by', 'lab-test', '--note', 'verify green on web1 and web2'])).code).toBe(0);
+    expect(
+      (await rollout(['sign', 'approve', '--by', 'lab-test', '--note', 'verify green on web1 and web2'])).code,
+    ).toBe(0);
 
     const move = await rollout(['next']);
     expect(move.code, move.stderr + move.stdout.slice(-2000)).toBe(0);
-    expect(state().steps.move!.evidence).toMatchObject({ kind: 'migrate', dryRun: false, batches: [{ name: 'a … b (2 entries)', filesTransferred: 4 }, { name: 'c … top.txt (2 entries)', filesTransferred: 3 }] });
-    const sums = async (host: string, root: string) => onHost(host, `cd ${root} && find . -type f -print0 | sort -z | xargs -0 sha256sum`);
+    expect(state().steps.move!.evidence).toMatchObject({
+      kind: 'migrate',
+      dryRun: false,
+      batches: [
+        { name: 'a … b (2 entries)', filesTransferred: 4 },
+        { name: 'c … top.txt (2 entries)', filesTransferred: 3 },
+      ],
+    });
+    const sums = async (host: string, root: string) =>
+      onHost(host, `cd ${root} && find . -type f -print0 | sort -z | xargs -0 sha256sum`);
     expect(await sums('web2', DST)).toBe(await sums('web1', SRC));
     expect(await onHost('web2', 'grep -c cairn-migrate /root/.ssh/authorized_keys || true')).toBe('0');
 
@@ -118,10 +142,14 @@ phases:
     expect(status.stdout).toMatch(/✓ Data migration \[migration\] D4–D5 — complete, gate passed/);
     expect(status.stdout).toContain('Next: every phase is complete and every gate has passed');
 
-    const report = await runCairn(['report', '--checklist', checklist, '-o', join(dir, 'report.html')], { env: { CAIRN_STATE_DIR: stateDir } });
+    const report = await runCairn(['report', '--checklist', checklist, '-o', join(dir, 'report.html')], {
+      env: { CAIRN_STATE_DIR: stateDir },
+    });
     expect(report.code, report.stderr).toBe(0);
     const html = readFileSync(join(dir, 'report.html'), 'utf8');
-    for (const host of ['web1', 'web2']) for (const role of ['rollout-marker', 'rollout-extra']) expect(html).toContain(`data-host="${host}" data-role="${role}" data-state="ok"`);
+    for (const host of ['web1', 'web2'])
+      for (const role of ['rollout-marker', 'rollout-extra'])
+        expect(html).toContain(`data-host="${host}" data-role="${role}" data-state="ok"`);
     expect(html).toContain('<rect data-phase="migration" data-state="complete"');
   });
 });

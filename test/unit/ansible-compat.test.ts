@@ -13,7 +13,12 @@ import { loadInventory } from '../../runner/core/inventory/index.js';
 import { ansibleBool, shortModuleName } from '../../runner/core/playbook/ansible-keywords.js';
 import { PlaybookLoader } from '../../runner/core/playbook/load.js';
 import { builtinRolesDir, packageRoot } from '../../runner/core/util/paths.js';
-import { decryptAnsibleVault, encryptAnsibleVault, revealedAnsibleVaultValues, setAnsibleVaultSecrets } from '../../runner/core/util/ansible-vault.js';
+import {
+  decryptAnsibleVault,
+  encryptAnsibleVault,
+  revealedAnsibleVaultValues,
+  setAnsibleVaultSecrets,
+} from '../../runner/core/util/ansible-vault.js';
 import { loadYamlFile, parseYaml } from '../../runner/core/util/yaml-source.js';
 import { CairnError } from '../../runner/core/util/errors.js';
 import { parseAnsibleCfg } from '../../runner/app/ansible-cfg.js';
@@ -41,20 +46,33 @@ describe('YAML 1.1 booleans, as PyYAML reads them for Ansible', () => {
 describe('connection variables', () => {
   const defaults = { baseDir: '/tmp', acceptNewHostKeys: false };
   it('honours ansible_ssh_host/port/user/pass; the legacy name wins when both are set, as in the ssh plugin', () => {
-    const spec = connectionSpecFor('web1', { ansible_ssh_host: '127.0.0.9', ansible_ssh_port: 2222, ansible_ssh_user: 'deploy', ansible_ssh_pass: 'pw' }, defaults);
+    const spec = connectionSpecFor(
+      'web1',
+      { ansible_ssh_host: '127.0.0.9', ansible_ssh_port: 2222, ansible_ssh_user: 'deploy', ansible_ssh_pass: 'pw' },
+      defaults,
+    );
     expect(spec).toMatchObject({ address: '127.0.0.9', port: 2222, user: 'deploy', password: 'pw' });
     const both = connectionSpecFor('web1', { ansible_host: '127.0.0.8', ansible_ssh_host: '127.0.0.9' }, defaults);
     expect(both.address).toBe('127.0.0.9');
   });
 
   it('warns once per variable about ansible_* variables cairn does not implement', () => {
-    expect(unimplementedAnsibleVars({ ansible_become_method: 'su', ansible_host: 'x', ansible_python_interpreter: '/usr/bin/python3', foo: 1 })).toEqual(['ansible_become_method']);
+    expect(
+      unimplementedAnsibleVars({
+        ansible_become_method: 'su',
+        ansible_host: 'x',
+        ansible_python_interpreter: '/usr/bin/python3',
+        foo: 1,
+      }),
+    ).toEqual(['ansible_become_method']);
     const seen: string[] = [];
     const w = new AnsibleVarWarnings((m) => seen.push(m));
     w.check({ ansible_become_method: 'su' }, 'host a');
     w.check({ ansible_become_method: 'su', ansible_ssh_common_args: '-o X' }, 'host b');
     expect(seen).toHaveLength(2);
-    expect(seen[0]).toMatch(/^ansible_become_method \(set for host a\) is an Ansible variable cairn does not implement/);
+    expect(seen[0]).toMatch(
+      /^ansible_become_method \(set for host a\) is an Ansible variable cairn does not implement/,
+    );
     expect(seen[1]).toMatch(/^ansible_ssh_common_args/);
   });
 
@@ -62,12 +80,17 @@ describe('connection variables', () => {
     const inv = loadInventory(join(fixtures, 'shadow', 'hosts.yml'));
     const vars = inv.hostVars('web1');
     expect(vars.enable_thing).toBe(false);
-    expect(connectionSpecFor('web1', vars, { baseDir: '/tmp', acceptNewHostKeys: false })).toMatchObject({ address: '127.0.0.9', port: 2222, user: 'deploy' });
+    expect(connectionSpecFor('web1', vars, { baseDir: '/tmp', acceptNewHostKeys: false })).toMatchObject({
+      address: '127.0.0.9',
+      port: 2222,
+      user: 'deploy',
+    });
   });
 });
 
 describe('roles and plays as Ansible writes them', () => {
-  const load = () => new PlaybookLoader({ rolesPath: [builtinRolesDir()] }).loadPlaybook(join(fixtures, 'shadow', 'site.yml'));
+  const load = () =>
+    new PlaybookLoader({ rolesPath: [builtinRolesDir()] }).loadPlaybook(join(fixtures, 'shadow', 'site.yml'));
 
   it('a user role beats the built-in role of the same name, and says where it came from', () => {
     const play = load().plays[0]!;
@@ -104,12 +127,21 @@ describe('roles and plays as Ansible writes them', () => {
 describe('Ansible Vault', () => {
   it('decrypts ansible-vault 1.1 and 1.2 files (made by ansible-core) with the password', () => {
     const plain = 'db_password: hunter2\nother: "x"\n';
-    expect(decryptAnsibleVault(readFileSync(join(vaultDir, 'v11.yml'), 'utf8'), [{ label: 'default', password }])).toBe(plain);
-    expect(decryptAnsibleVault(readFileSync(join(vaultDir, 'v12.yml'), 'utf8'), [{ label: 'other', password: 'wrong' }, { label: 'prod', password }])).toBe(plain);
+    expect(decryptAnsibleVault(readFileSync(join(vaultDir, 'v11.yml'), 'utf8'), [{ label: 'default', password }])).toBe(
+      plain,
+    );
+    expect(
+      decryptAnsibleVault(readFileSync(join(vaultDir, 'v12.yml'), 'utf8'), [
+        { label: 'other', password: 'wrong' },
+        { label: 'prod', password },
+      ]),
+    ).toBe(plain);
   });
 
   it('refuses a wrong password without decrypting', () => {
-    expect(() => decryptAnsibleVault(readFileSync(join(vaultDir, 'v11.yml'), 'utf8'), [{ label: 'default', password: 'nope' }])).toThrow(/no vault password given opens/);
+    expect(() =>
+      decryptAnsibleVault(readFileSync(join(vaultDir, 'v11.yml'), 'utf8'), [{ label: 'default', password: 'nope' }]),
+    ).toThrow(/no vault password given opens/);
   });
 
   it('round-trips its own encryption', () => {
@@ -127,7 +159,9 @@ describe('Ansible Vault', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(CairnError);
-    expect((err as CairnError).render()).toMatch(/inline\.yml:1:10: cannot open this !vault value: this is encrypted with Ansible Vault; give its password/);
+    expect((err as CairnError).render()).toMatch(
+      /inline\.yml:1:10: cannot open this !vault value: this is encrypted with Ansible Vault; give its password/,
+    );
     setAnsibleVaultSecrets([{ label: 'default', password }]);
     expect(loadYamlFile(file).value).toEqual({ api_key: 's3cr3t-value' });
     expect(revealedAnsibleVaultValues()).toContain('s3cr3t-value');
@@ -146,8 +180,16 @@ describe('ansible.cfg', () => {
       '[defaults]\ninventory = ./hosts.ini\nroles_path = roles:~/shared/roles\nforks = 7\nremote_user = deploy\nprivate_key_file = keys/id_ed25519\nhost_key_checking = False ; no\n\n[ssh_connection]\npipelining = True\n',
       '/srv/site/ansible.cfg',
     );
-    expect(cfg).toMatchObject({ inventory: '/srv/site/hosts.ini', forks: 7, remoteUser: 'deploy', privateKeyFile: '/srv/site/keys/id_ed25519', hostKeyChecking: false });
+    expect(cfg).toMatchObject({
+      inventory: '/srv/site/hosts.ini',
+      forks: 7,
+      remoteUser: 'deploy',
+      privateKeyFile: '/srv/site/keys/id_ed25519',
+      hostKeyChecking: false,
+    });
     expect(cfg.rolesPath[0]).toBe('/srv/site/roles');
-    expect(() => parseAnsibleCfg('[defaults]\nforks = many\n', '/x/ansible.cfg')).toThrow(/forks must be a whole number/);
+    expect(() => parseAnsibleCfg('[defaults]\nforks = many\n', '/x/ansible.cfg')).toThrow(
+      /forks must be a whole number/,
+    );
   });
 });

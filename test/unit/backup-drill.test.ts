@@ -6,11 +6,29 @@
  * on PATH that prints that captured output.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MANIFEST_PROGRAM, compareManifests, createdArchiveName, markerTreeScript, parseManifest, planMarkerTree, type ManifestEntry } from '../../runner/features/drills/backup.js';
+import {
+  MANIFEST_PROGRAM,
+  compareManifests,
+  createdArchiveName,
+  markerTreeScript,
+  parseManifest,
+  planMarkerTree,
+  type ManifestEntry,
+} from '../../runner/features/drills/backup.js';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'backup');
 const fixture = (name: string) => readFileSync(join(fixtures, name), 'utf8');
@@ -31,9 +49,17 @@ describe('compareManifests', () => {
     ['other size', edit(1, { size: 4 }), ['t/a: size 3 -> 4']],
     ['other mode', edit(1, { mode: '0600' }), ['t/a: mode 0644 -> 0600']],
     ['other link target', edit(2, { target: 'b' }), ['t/l: target a -> b']],
-    ['a file where a link was', edit(2, { type: 'file', target: undefined, sha256: 'ccc' }), ['t/l: type link -> file', 't/l: sha256 - -> ccc', 't/l: target a -> -']],
+    [
+      'a file where a link was',
+      edit(2, { type: 'file', target: undefined, sha256: 'ccc' }),
+      ['t/l: type link -> file', 't/l: sha256 - -> ccc', 't/l: target a -> -'],
+    ],
     ['a missing entry', base.slice(0, 2), ['missing: t/l']],
-    ['an extra entry', [...base, { path: 't/new', type: 'file', mode: '0644', size: 0, sha256: 'e3b0' }], ['unexpected: t/new']],
+    [
+      'an extra entry',
+      [...base, { path: 't/new', type: 'file', mode: '0644', size: 0, sha256: 'e3b0' }],
+      ['unexpected: t/new'],
+    ],
   ])('%s', (_what, after, differences) => {
     expect(compareManifests(base, after)).toEqual(differences);
   });
@@ -52,7 +78,12 @@ describe('planMarkerTree', () => {
     let n = 0;
     const files = planMarkerTree(12, 1000, (max) => n++ % max);
     expect(files).toHaveLength(12);
-    expect(files.slice(0, 4).map((f) => f.path)).toEqual(['empty', 'one-byte', 'data/with space/name with spaces.txt', 'data/ünïcødé/fïlé.bin']);
+    expect(files.slice(0, 4).map((f) => f.path)).toEqual([
+      'empty',
+      'one-byte',
+      'data/with space/name with spaces.txt',
+      'data/ünïcødé/fïlé.bin',
+    ]);
     expect(files[0]!.bytes).toBe(0);
     expect(files[1]!.bytes).toBe(1);
     for (const f of files) expect(f.bytes).toBeLessThanOrEqual(1000 + 1);
@@ -76,7 +107,8 @@ describe('borgmatic JSON (captured)', () => {
 describe('a marker tree, its manifest and a restored copy (sh, python3, cp -a here)', () => {
   let dir: string;
   let before: ManifestEntry[];
-  const manifest = (tree: string) => parseManifest(execFileSync(python!, ['-', tree], { input: MANIFEST_PROGRAM, encoding: 'utf8' }));
+  const manifest = (tree: string) =>
+    parseManifest(execFileSync(python!, ['-', tree], { input: MANIFEST_PROGRAM, encoding: 'utf8' }));
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'cairn-restore-'));
@@ -93,7 +125,11 @@ describe('a marker tree, its manifest and a restored copy (sh, python3, cp -a he
     const byPath = new Map(before.map((e) => [e.path, e]));
     expect(byPath.get('drill-1')?.type).toBe('dir');
     expect(byPath.get('drill-1/etc')).toMatchObject({ type: 'dir', mode: '0700' });
-    expect(byPath.get('drill-1/empty')).toMatchObject({ type: 'file', size: 0, sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' });
+    expect(byPath.get('drill-1/empty')).toMatchObject({
+      type: 'file',
+      size: 0,
+      sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    });
     expect(byPath.get('drill-1/one-byte')).toMatchObject({ type: 'file', size: 1, mode: '0600' });
     expect(byPath.get('drill-1/link-to-unicode')).toMatchObject({ type: 'link', target: 'data/ünïcødé/fïlé.bin' });
     expect(byPath.get('drill-1/data/with space/name with spaces.txt')).toMatchObject({ type: 'file', mode: '0640' });
@@ -116,7 +152,9 @@ describe('a marker tree, its manifest and a restored copy (sh, python3, cp -a he
     symlinkSync('empty', join(copy, 'link-to-unicode'));
     rmSync(join(copy, 'empty'));
     const differences = compareManifests(before, manifest(copy));
-    expect(differences).toContain(`${victim.path}: sha256 ${victim.sha256} -> ${manifest(copy).find((e) => e.path === victim.path)!.sha256}`);
+    expect(differences).toContain(
+      `${victim.path}: sha256 ${victim.sha256} -> ${manifest(copy).find((e) => e.path === victim.path)!.sha256}`,
+    );
     expect(differences).toContain('drill-1/one-byte: mode 0600 -> 0644');
     expect(differences).toContain('drill-1/link-to-unicode: target data/ünïcødé/fïlé.bin -> empty');
     expect(differences).toContain('missing: drill-1/empty');
@@ -124,7 +162,13 @@ describe('a marker tree, its manifest and a restored copy (sh, python3, cp -a he
   });
 
   it('the marker script refuses to write over an existing tree', () => {
-    const res = spawnSync('/bin/sh', ['-c', markerTreeScript(join(dir, 'orig', 'drill-1'), planMarkerTree(4, 10, () => 0))]);
+    const res = spawnSync('/bin/sh', [
+      '-c',
+      markerTreeScript(
+        join(dir, 'orig', 'drill-1'),
+        planMarkerTree(4, 10, () => 0),
+      ),
+    ]);
     expect(res.status).not.toBe(0);
   });
 });
@@ -137,12 +181,17 @@ describe("the role's status helper on borgmatic's captured rlist output", () => 
     dir = mkdtempSync(join(tmpdir(), 'cairn-backup-status-'));
     // A stand-in borgmatic that prints what the real one printed on the lab (only `rlist --json` is asked).
     writeFileSync(join(dir, 'rlist.json'), fixture('borgmatic-rlist.json'));
-    writeFileSync(join(dir, 'borgmatic'), `#!/bin/sh\n[ "$1 $2" = "rlist --json" ] || exit 9\ncat ${JSON.stringify(join(dir, 'rlist.json'))}\n`, { mode: 0o755 });
+    writeFileSync(
+      join(dir, 'borgmatic'),
+      `#!/bin/sh\n[ "$1 $2" = "rlist --json" ] || exit 9\ncat ${JSON.stringify(join(dir, 'rlist.json'))}\n`,
+      { mode: 0o755 },
+    );
   });
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const status = (...args: string[]) => spawnSync(python!, [helper, ...args], { encoding: 'utf8', env: { PATH: `${dir}:/usr/bin:/bin` } });
+  const status = (...args: string[]) =>
+    spawnSync(python!, [helper, ...args], { encoding: 'utf8', env: { PATH: `${dir}:/usr/bin:/bin` } });
 
   it('names the newest of the two archives', () => {
     const res = status();

@@ -6,7 +6,15 @@
 import { readFileSync } from 'node:fs';
 import { frameSections } from '../helpers/fake-connection.js';
 import { describe, expect, it } from 'vitest';
-import { activeChecks, CephOutputError, describeHealth, parseHealthDetailText, parseHealthJson, parseJsonOutput, type HealthStatus } from '../../runner/core/modules/ceph/health.js';
+import {
+  activeChecks,
+  CephOutputError,
+  describeHealth,
+  parseHealthDetailText,
+  parseHealthJson,
+  parseJsonOutput,
+  type HealthStatus,
+} from '../../runner/core/modules/ceph/health.js';
 import { parseSections } from '../../runner/core/modules/remote.js';
 
 /** A fixture's body: what follows the "---" line under its source comment. */
@@ -22,7 +30,10 @@ function fixture(name: string): string {
 function probeSection(name: string, section: string): string {
   const body = parseSections(fixture(name)).get(section);
   if (body === undefined) throw new Error(`${name} has no section ${section}`);
-  return body.split('\n').filter((l) => !l.startsWith('::rc=')).join('\n');
+  return body
+    .split('\n')
+    .filter((l) => !l.startsWith('::rc='))
+    .join('\n');
 }
 
 interface TextCase {
@@ -58,7 +69,13 @@ const TEXT_CASES: TextCase[] = [
       { code: null, summary: '114/3300 degraded (3.455%)' },
       { code: null, summary: '1/3 in osds are down' },
     ],
-    unattributed: ['...', 'pg 0.5 is down+peering', 'pg 1.4 is down+peering', '...', 'osd.1 is down since epoch 69, last address 192.168.106.220:6801/8651'],
+    unattributed: [
+      '...',
+      'pg 0.5 is down+peering',
+      'pg 1.4 is down+peering',
+      '...',
+      'osd.1 is down since epoch 69, last address 192.168.106.220:6801/8651',
+    ],
     active: 7,
   },
   {
@@ -81,7 +98,14 @@ const TEXT_CASES: TextCase[] = [
   {
     file: 'docs-health-detail-warn-slow-ping.txt',
     status: 'HEALTH_WARN',
-    checks: [{ code: 'OSD_SLOW_PING_TIME_BACK', summary: 'Slow OSD heartbeats on back (longest 1118.001ms)', severity: 'HEALTH_WARN', detail: 4 }],
+    checks: [
+      {
+        code: 'OSD_SLOW_PING_TIME_BACK',
+        summary: 'Slow OSD heartbeats on back (longest 1118.001ms)',
+        severity: 'HEALTH_WARN',
+        detail: 4,
+      },
+    ],
     unattributed: [],
     active: 1,
   },
@@ -95,11 +119,13 @@ const TEXT_CASES: TextCase[] = [
   },
 ];
 
-describe('parseHealthDetailText: the Ceph documentation\'s examples', () => {
+describe("parseHealthDetailText: the Ceph documentation's examples", () => {
   it.each(TEXT_CASES)('$file', (c) => {
     const report = parseHealthDetailText(fixture(c.file));
     expect(report.status).toBe(c.status);
-    expect(report.checks.map((k) => ({ code: k.code, summary: k.summary }))).toEqual(c.checks.map((k) => ({ code: k.code, summary: k.summary })));
+    expect(report.checks.map((k) => ({ code: k.code, summary: k.summary }))).toEqual(
+      c.checks.map((k) => ({ code: k.code, summary: k.summary })),
+    );
     c.checks.forEach((want, i) => {
       const got = report.checks[i]!;
       if (want.severity) expect(got.severity).toBe(want.severity);
@@ -113,35 +139,71 @@ describe('parseHealthDetailText: the Ceph documentation\'s examples', () => {
 
   it('keeps a detail line with its check', () => {
     const report = parseHealthDetailText(fixture('docs-health-detail-warn-slow-ping.txt'));
-    expect(report.checks[0]!.detail[0]).toBe('Slow OSD heartbeats on back from osd.0 [dc1,rack1] to osd.1 [dc1,rack1] 1118.001 msec possibly improving');
+    expect(report.checks[0]!.detail[0]).toBe(
+      'Slow OSD heartbeats on back from osd.0 [dc1,rack1] to osd.1 [dc1,rack1] 1118.001 msec possibly improving',
+    );
   });
 
   it('names a muted check in the one-line description', () => {
-    expect(describeHealth(parseHealthDetailText(fixture('docs-health-detail-ok-muted.txt')))).toBe('HEALTH_OK: muted OSD_DOWN (1 osds down)');
+    expect(describeHealth(parseHealthDetailText(fixture('docs-health-detail-ok-muted.txt')))).toBe(
+      'HEALTH_OK: muted OSD_DOWN (1 osds down)',
+    );
   });
 });
 
-describe('the lab\'s cluster: text and JSON of the same moment agree', () => {
+describe("the lab's cluster: text and JSON of the same moment agree", () => {
   const captures = [
     { file: 'lab-probe-ok.txt', status: 'HEALTH_OK', codes: [] as string[], muted: [] as string[] },
-    { file: 'lab-probe-warn-osd-down-empty.txt', status: 'HEALTH_WARN', codes: ['OSD_DOWN', 'OSD_HOST_DOWN'], muted: [] },
-    { file: 'lab-probe-warn-degraded.txt', status: 'HEALTH_WARN', codes: ['OSD_DOWN', 'OSD_HOST_DOWN', 'PG_DEGRADED'], muted: [] },
-    { file: 'lab-probe-ok-muted-degraded.txt', status: 'HEALTH_OK', codes: ['OSD_DOWN', 'OSD_HOST_DOWN', 'PG_DEGRADED'], muted: ['OSD_DOWN', 'OSD_HOST_DOWN', 'PG_DEGRADED'] },
+    {
+      file: 'lab-probe-warn-osd-down-empty.txt',
+      status: 'HEALTH_WARN',
+      codes: ['OSD_DOWN', 'OSD_HOST_DOWN'],
+      muted: [],
+    },
+    {
+      file: 'lab-probe-warn-degraded.txt',
+      status: 'HEALTH_WARN',
+      codes: ['OSD_DOWN', 'OSD_HOST_DOWN', 'PG_DEGRADED'],
+      muted: [],
+    },
+    {
+      file: 'lab-probe-ok-muted-degraded.txt',
+      status: 'HEALTH_OK',
+      codes: ['OSD_DOWN', 'OSD_HOST_DOWN', 'PG_DEGRADED'],
+      muted: ['OSD_DOWN', 'OSD_HOST_DOWN', 'PG_DEGRADED'],
+    },
   ];
   it.each(captures)('$file', (c) => {
     const fromJson = parseHealthJson(parseJsonOutput(probeSection(c.file, 'health'), 'ceph health detail -f json'));
     const fromText = parseHealthDetailText(probeSection(c.file, 'health_text'));
     expect(fromJson.status).toBe(c.status);
     expect(fromJson.checks.map((k) => k.code).sort()).toEqual([...c.codes].sort());
-    expect(fromJson.checks.filter((k) => k.muted).map((k) => k.code).sort()).toEqual([...c.muted].sort());
+    expect(
+      fromJson.checks
+        .filter((k) => k.muted)
+        .map((k) => k.code)
+        .sort(),
+    ).toEqual([...c.muted].sort());
     expect(fromJson.mutes.sort()).toEqual([...c.muted].sort());
     // The text says everything the JSON says (Ceph lists the checks in the same order in both).
-    const strip = (r: ReturnType<typeof parseHealthJson>) => ({ status: r.status, mutes: [...r.mutes].sort(), checks: r.checks.map((k) => ({ code: k.code, severity: k.severity, summary: k.summary, detail: k.detail, muted: k.muted })) });
+    const strip = (r: ReturnType<typeof parseHealthJson>) => ({
+      status: r.status,
+      mutes: [...r.mutes].sort(),
+      checks: r.checks.map((k) => ({
+        code: k.code,
+        severity: k.severity,
+        summary: k.summary,
+        detail: k.detail,
+        muted: k.muted,
+      })),
+    });
     expect(strip(fromText)).toEqual(strip(fromJson));
   });
 
   it('reads the degraded-object count and detail lines of PG_DEGRADED', () => {
-    const report = parseHealthJson(parseJsonOutput(probeSection('lab-probe-warn-degraded.txt', 'health'), 'ceph health detail -f json'));
+    const report = parseHealthJson(
+      parseJsonOutput(probeSection('lab-probe-warn-degraded.txt', 'health'), 'ceph health detail -f json'),
+    );
     const degraded = report.checks.find((k) => k.code === 'PG_DEGRADED')!;
     expect(degraded.summary).toBe('Degraded data redundancy: 16/48 objects degraded (33.333%), 13 pgs degraded');
     expect(degraded.detail[0]).toBe('pg 1.1 is active+undersized+degraded, acting [2,1]');
@@ -156,7 +218,9 @@ describe('bad input', () => {
   });
   it('refuses empty and non-JSON output, naming the command', () => {
     expect(() => parseJsonOutput('', 'ceph -s -f json')).toThrow('`ceph -s -f json` printed nothing');
-    expect(() => parseJsonOutput('Error EACCES: access denied', 'ceph -s -f json')).toThrow(/did not print JSON: "Error EACCES/);
+    expect(() => parseJsonOutput('Error EACCES: access denied', 'ceph -s -f json')).toThrow(
+      /did not print JSON: "Error EACCES/,
+    );
   });
   it('refuses JSON without a health status', () => {
     expect(() => parseHealthJson({ checks: {} })).toThrow(/no health status/);

@@ -10,7 +10,14 @@ import { describe, expect, it } from 'vitest';
 import { assessCluster, type ClusterExpectations } from '../../runner/core/modules/ceph/assess.js';
 import { CephOutputError } from '../../runner/core/modules/ceph/health.js';
 import { parseProbeOutput, probeScript } from '../../runner/core/modules/ceph/probe.js';
-import { activeCleanPgs, degradedPgs, isActiveClean, parseCrushRulesJson, parseOsdTreeJson, parseStatusJson } from '../../runner/core/modules/ceph/status.js';
+import {
+  activeCleanPgs,
+  degradedPgs,
+  isActiveClean,
+  parseCrushRulesJson,
+  parseOsdTreeJson,
+  parseStatusJson,
+} from '../../runner/core/modules/ceph/status.js';
 import { expectationsFrom } from '../../runner/core/modules/ceph/health-module.js';
 
 function fixture(name: string): string {
@@ -40,8 +47,16 @@ describe('parseProbeOutput', () => {
     expect(snapshot.status.pgs).toEqual({ total: 33, byState: [{ state: 'active+clean', count: 33 }] });
     expect(snapshot.status.mgrAvailable).toBe(true);
     expect(snapshot.status.mgrStandbys).toBe(1);
-    expect(snapshot.quorum).toEqual({ quorumNames: ['pve1', 'pve2', 'pve3'], monNames: ['pve1', 'pve2', 'pve3'], leader: 'pve1' });
-    expect(snapshot.osds.map((o) => `${o.name}@${o.host}:${o.up ? 'up' : 'down'}/${o.in ? 'in' : 'out'}`)).toEqual(['osd.0@pve3:up/in', 'osd.1@pve1:up/in', 'osd.2@pve2:up/in']);
+    expect(snapshot.quorum).toEqual({
+      quorumNames: ['pve1', 'pve2', 'pve3'],
+      monNames: ['pve1', 'pve2', 'pve3'],
+      leader: 'pve1',
+    });
+    expect(snapshot.osds.map((o) => `${o.name}@${o.host}:${o.up ? 'up' : 'down'}/${o.in ? 'in' : 'out'}`)).toEqual([
+      'osd.0@pve3:up/in',
+      'osd.1@pve1:up/in',
+      'osd.2@pve2:up/in',
+    ]);
     expect(snapshot.pools.map((p) => [p.name, p.size, p.minSize, p.ruleId, p.applications.join()])).toEqual([
       ['rbd', 3, 2, 1, 'rbd'],
       ['device_health_metrics', 3, 2, 0, 'mgr_devicehealth'],
@@ -58,7 +73,13 @@ describe('parseProbeOutput', () => {
     expect(snapshot.status.osds).toEqual({ total: 3, up: 2, in: 3 });
     expect(activeCleanPgs(snapshot.status)).toBe(0);
     expect(degradedPgs(snapshot.status)).toBe(0);
-    expect(snapshot.osds.find((o) => o.name === 'osd.0')).toEqual({ id: 0, name: 'osd.0', host: 'pve3', up: false, in: true });
+    expect(snapshot.osds.find((o) => o.name === 'osd.0')).toEqual({
+      id: 0,
+      name: 'osd.0',
+      host: 'pve3',
+      up: false,
+      in: true,
+    });
   });
 
   it('reads an OSD down with data: degraded PGs and objects', () => {
@@ -69,7 +90,9 @@ describe('parseProbeOutput', () => {
   });
 
   it('reports the command that failed when no monitor answers', () => {
-    expect(() => parseProbeOutput(fixture('lab-probe-no-monitor.txt'))).toThrow(new CephOutputError('`ceph -s -f json` failed with exit code 1: timed out'));
+    expect(() => parseProbeOutput(fixture('lab-probe-no-monitor.txt'))).toThrow(
+      new CephOutputError('`ceph -s -f json` failed with exit code 1: timed out'),
+    );
   });
 
   it('refuses output that stops early', () => {
@@ -80,7 +103,9 @@ describe('parseProbeOutput', () => {
   it('bounds every command, runs ceph -s first, the rest only when it answered', () => {
     const script = probeScript(7);
     const lines = script.split('\n');
-    expect(lines[1]).toBe('{ timeout 12 ceph --connect-timeout 7 -s -f json >"$d/status.out" 2>"$d/status.err"; echo $? >"$d/status.rc"; }');
+    expect(lines[1]).toBe(
+      '{ timeout 12 ceph --connect-timeout 7 -s -f json >"$d/status.out" 2>"$d/status.err"; echo $? >"$d/status.rc"; }',
+    );
     expect(lines[2]).toBe('if [ "$(cat "$d/status.rc")" = 0 ]; then');
     expect(lines.filter((l) => l.endsWith(' &'))).toHaveLength(6);
     expect(script).toContain('timeout 12 ceph --connect-timeout 7 osd crush rule dump -f json >"$d/rules.out"');
@@ -88,12 +113,17 @@ describe('parseProbeOutput', () => {
 });
 
 describe('assessCluster', () => {
-  it('passes the healthy lab cluster against the lab\'s wishes', () => {
+  it("passes the healthy lab cluster against the lab's wishes", () => {
     const verdict = assessCluster(parseProbeOutput(fixture('lab-probe-ok.txt')).snapshot, LAB_WANT);
     expect(verdict.problems).toEqual([]);
     expect(verdict.ok).toBe(true);
     expect(verdict.notes).toEqual([]);
-    expect(verdict.facts).toMatchObject({ health: 'HEALTH_OK', quorum: ['pve1', 'pve2', 'pve3'], osds: { total: 3, up: 3, in: 3 }, pgs: { total: 33, active_clean: 33 } });
+    expect(verdict.facts).toMatchObject({
+      health: 'HEALTH_OK',
+      quorum: ['pve1', 'pve2', 'pve3'],
+      osds: { total: 3, up: 3, in: 3 },
+      pgs: { total: 33, active_clean: 33 },
+    });
   });
 
   it('names each wish the same cluster does not meet', () => {
@@ -122,9 +152,16 @@ describe('assessCluster', () => {
   it('fails an OSD down with degraded PGs, saying which OSD and which checks', () => {
     const verdict = assessCluster(parseProbeOutput(fixture('lab-probe-warn-degraded.txt')).snapshot, LAB_WANT);
     expect(verdict.ok).toBe(false);
-    expect(verdict.problems[0]).toMatch(/^HEALTH_WARN: OSD_DOWN \(1 osds down\): osd\.0 \(root=default,host=pve3\) is down; OSD_HOST_DOWN/);
-    expect(verdict.problems[0]).toContain('PG_DEGRADED (Degraded data redundancy: 16/48 objects degraded (33.333%), 13 pgs degraded): pg 1.1 is active+undersized+degraded, acting [2,1], pg 1.4');
-    expect(verdict.problems.slice(1)).toEqual(['OSDs down: osd.0', '33 of 33 PGs not active+clean: 20 active+undersized, 13 active+undersized+degraded']);
+    expect(verdict.problems[0]).toMatch(
+      /^HEALTH_WARN: OSD_DOWN \(1 osds down\): osd\.0 \(root=default,host=pve3\) is down; OSD_HOST_DOWN/,
+    );
+    expect(verdict.problems[0]).toContain(
+      'PG_DEGRADED (Degraded data redundancy: 16/48 objects degraded (33.333%), 13 pgs degraded): pg 1.1 is active+undersized+degraded, acting [2,1], pg 1.4',
+    );
+    expect(verdict.problems.slice(1)).toEqual([
+      'OSDs down: osd.0',
+      '33 of 33 PGs not active+clean: 20 active+undersized, 13 active+undersized+degraded',
+    ]);
   });
 
   it('reports muted checks at HEALTH_OK, and fails those not accepted', () => {
@@ -136,7 +173,10 @@ describe('assessCluster', () => {
       'HEALTH_OK with muted health check PG_DEGRADED (Degraded data redundancy: 16/48 objects degraded (33.333%), 13 pgs degraded)',
     ]);
     // Muting hides nothing from the other checks: the OSD is still down, the PGs still degraded.
-    expect(any.problems).toEqual(['OSDs down: osd.0', '33 of 33 PGs not active+clean: 20 active+undersized, 13 active+undersized+degraded']);
+    expect(any.problems).toEqual([
+      'OSDs down: osd.0',
+      '33 of 33 PGs not active+clean: 20 active+undersized, 13 active+undersized+degraded',
+    ]);
     const strict = assessCluster(snapshot, { ...LAB_WANT, allowedMutes: ['OSD_DOWN'] });
     expect(strict.problems.slice(0, 2)).toEqual([
       'muted health check OSD_HOST_DOWN (1 host (1 osds) down) is not in the accepted mutes',
@@ -159,8 +199,13 @@ describe('smaller parsers', () => {
     expect(isActiveClean(state)).toBe(want);
   });
 
-  it('accepts Nautilus\' nested osdmap in ceph -s', () => {
-    const status = parseStatusJson({ fsid: 'f', health: { status: 'HEALTH_OK', checks: {} }, osdmap: { osdmap: { num_osds: 6, num_up_osds: 5, num_in_osds: 6 } }, pgmap: { pgs_by_state: [] } });
+  it("accepts Nautilus' nested osdmap in ceph -s", () => {
+    const status = parseStatusJson({
+      fsid: 'f',
+      health: { status: 'HEALTH_OK', checks: {} },
+      osdmap: { osdmap: { num_osds: 6, num_up_osds: 5, num_in_osds: 6 } },
+      pgmap: { pgs_by_state: [] },
+    });
     expect(status.osds).toEqual({ total: 6, up: 5, in: 6 });
   });
 
@@ -170,8 +215,14 @@ describe('smaller parsers', () => {
     expect(() => parseCrushRulesJson({})).toThrow('`ceph osd crush rule dump -f json`: expected a JSON list');
   });
 
-  it('turns the module\'s arguments into expectations (osds_per_host from the ceph_osds list)', () => {
-    expect(expectationsFrom({ osds_per_host: [{ name: 'osd-a' }, { name: 'osd-b' }], pools: [{ name: 'rbd', min_size: 1 }], allowed_mutes: [] })).toEqual({
+  it("turns the module's arguments into expectations (osds_per_host from the ceph_osds list)", () => {
+    expect(
+      expectationsFrom({
+        osds_per_host: [{ name: 'osd-a' }, { name: 'osd-b' }],
+        pools: [{ name: 'rbd', min_size: 1 }],
+        allowed_mutes: [],
+      }),
+    ).toEqual({
       osdsPerHost: 2,
       pools: [{ name: 'rbd', min_size: 1 }],
       allowedMutes: [],

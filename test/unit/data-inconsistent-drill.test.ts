@@ -28,7 +28,7 @@ describe('ceph osd map -f json', () => {
 });
 
 describe('ceph osd find -f json', () => {
-  it('gives the OSD\'s host', () => {
+  it("gives the OSD's host", () => {
     expect(parseOsdFindHost(fixture('lab-osd-find.json'))).toBe('pve1');
   });
 

@@ -59,7 +59,9 @@ async function run(plays: unknown[], opts: RunOptions = {}): Promise<RunResult> 
   const inventoryFile = join(dir, 'hosts.yaml');
   writeFileSync(
     inventoryFile,
-    stringify({ all: { children: { app: { hosts: Object.fromEntries(hosts.map((h) => [h, { ansible_host: '127.0.0.1' }])) } } } }),
+    stringify({
+      all: { children: { app: { hosts: Object.fromEntries(hosts.map((h) => [h, { ansible_host: '127.0.0.1' }])) } } },
+    }),
   );
   const playbookFile = join(dir, 'site.yaml');
   writeFileSync(playbookFile, stringify(plays.map((p) => ({ hosts: 'app', gather_facts: false, ...(p as object) }))));
@@ -93,7 +95,8 @@ async function run(plays: unknown[], opts: RunOptions = {}): Promise<RunResult> 
     signal: new AbortController().signal,
     openConnection: (spec) => {
       opened.push(spec.name);
-      if (opts.unreachable?.includes(spec.name)) return Promise.reject(new UnreachableError(spec.name, `${spec.name}: connection refused`));
+      if (opts.unreachable?.includes(spec.name))
+        return Promise.reject(new UnreachableError(spec.name, `${spec.name}: connection refused`));
       const reply = (script: string) => {
         const words = commandWords(script);
         if (words === undefined) return { code: 0 };
@@ -114,17 +117,29 @@ async function run(plays: unknown[], opts: RunOptions = {}): Promise<RunResult> 
 
 const cmd = (line: string, extra: Record<string, unknown> = {}) => ({ name: line, command: line, ...extra });
 const resultsOf = (events: RunEvent[], task: string) =>
-  events.filter((e): e is Extract<RunEvent, { type: 'task_result' }> => e.type === 'task_result' && e.task.name === task);
+  events.filter(
+    (e): e is Extract<RunEvent, { type: 'task_result' }> => e.type === 'task_result' && e.task.name === task,
+  );
 
 describe('serial', () => {
   it('a number makes batches of that size, each run to the end before the next starts', async () => {
     const r = await run([{ serial: 2, strategy: 'linear', tasks: [cmd('echo one'), cmd('echo two')] }]);
     expect(r.code).toBe(ExitCode.ok);
-    expect(r.order).toEqual(['app1: echo one', 'app2: echo one', 'app1: echo two', 'app2: echo two', 'app3: echo one', 'app3: echo two']);
-    expect(r.events.filter((e) => e.type === 'batch_start').map((e) => (e as { hosts: string[] }).hosts)).toEqual([['app1', 'app2'], ['app3']]);
+    expect(r.order).toEqual([
+      'app1: echo one',
+      'app2: echo one',
+      'app1: echo two',
+      'app2: echo two',
+      'app3: echo one',
+      'app3: echo two',
+    ]);
+    expect(r.events.filter((e) => e.type === 'batch_start').map((e) => (e as { hosts: string[] }).hosts)).toEqual([
+      ['app1', 'app2'],
+      ['app3'],
+    ]);
   });
 
-  it('a percentage is of the play\'s hosts, rounded down, at least one', async () => {
+  it("a percentage is of the play's hosts, rounded down, at least one", async () => {
     const r = await run([{ serial: '40%', tasks: [cmd('echo one')] }], { hosts: ['h1', 'h2', 'h3', 'h4', 'h5'] });
     expect(r.events.filter((e) => e.type === 'batch_start').map((e) => (e as { hosts: string[] }).hosts)).toEqual([
       ['h1', 'h2'],
@@ -134,14 +149,24 @@ describe('serial', () => {
   });
 
   it('a list gives successive batch sizes, the last repeated', async () => {
-    const r = await run([{ serial: [1, '50%', 2], tasks: [cmd('echo one')] }], { hosts: ['h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7'] });
-    expect(r.events.filter((e) => e.type === 'batch_start').map((e) => (e as { hosts: string[] }).hosts.length)).toEqual([1, 3, 2, 1]);
+    const r = await run([{ serial: [1, '50%', 2], tasks: [cmd('echo one')] }], {
+      hosts: ['h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7'],
+    });
+    expect(
+      r.events.filter((e) => e.type === 'batch_start').map((e) => (e as { hosts: string[] }).hosts.length),
+    ).toEqual([1, 3, 2, 1]);
   });
 });
 
 describe('failure handling', () => {
   it('max_fail_percentage: a batch over the limit stops the play before the next batch', async () => {
-    const plays = [{ serial: 2, max_fail_percentage: 49, tasks: [cmd('probe {{ inventory_hostname }}', { failed_when: "inventory_hostname == 'app2'" })] }];
+    const plays = [
+      {
+        serial: 2,
+        max_fail_percentage: 49,
+        tasks: [cmd('probe {{ inventory_hostname }}', { failed_when: "inventory_hostname == 'app2'" })],
+      },
+    ];
     const r = await run(plays, { hosts: ['app1', 'app2', 'app3', 'app4'] });
     expect(r.code).toBe(ExitCode.hostFailed);
     expect([...r.ran.keys()].sort()).toEqual(['app1', 'app2']);
@@ -149,13 +174,24 @@ describe('failure handling', () => {
   });
 
   it('max_fail_percentage: a batch at or under the limit goes on', async () => {
-    const plays = [{ serial: 2, max_fail_percentage: 50, tasks: [cmd('probe {{ inventory_hostname }}', { failed_when: "inventory_hostname == 'app2'" })] }];
+    const plays = [
+      {
+        serial: 2,
+        max_fail_percentage: 50,
+        tasks: [cmd('probe {{ inventory_hostname }}', { failed_when: "inventory_hostname == 'app2'" })],
+      },
+    ];
     const r = await run(plays, { hosts: ['app1', 'app2', 'app3', 'app4'] });
     expect([...r.ran.keys()].sort()).toEqual(['app1', 'app2', 'app3', 'app4']);
   });
 
   it('without any_errors_fatal the other hosts carry on; a failed host runs nothing more', async () => {
-    const r = await run([{ strategy: 'linear', tasks: [cmd('step1 {{ inventory_hostname }}', { failed_when: "inventory_hostname == 'app1'" }), cmd('step2')] }]);
+    const r = await run([
+      {
+        strategy: 'linear',
+        tasks: [cmd('step1 {{ inventory_hostname }}', { failed_when: "inventory_hostname == 'app1'" }), cmd('step2')],
+      },
+    ]);
     expect(r.code).toBe(ExitCode.hostFailed);
     expect(r.ran.get('app1')).toEqual(['step1 app1']);
     expect(r.ran.get('app2')).toEqual(['step1 app2', 'step2']);
@@ -163,7 +199,11 @@ describe('failure handling', () => {
 
   it('any_errors_fatal: one host failing stops every host before the next task', async () => {
     const r = await run([
-      { strategy: 'linear', any_errors_fatal: true, tasks: [cmd('step1 {{ inventory_hostname }}', { failed_when: "inventory_hostname == 'app1'" }), cmd('step2')] },
+      {
+        strategy: 'linear',
+        any_errors_fatal: true,
+        tasks: [cmd('step1 {{ inventory_hostname }}', { failed_when: "inventory_hostname == 'app1'" }), cmd('step2')],
+      },
     ]);
     expect(r.code).toBe(ExitCode.hostFailed);
     expect(r.order.filter((l) => l.endsWith('step2'))).toEqual([]);
@@ -201,13 +241,17 @@ describe('one rule for bad input: an undefined variable exits 5 wherever it is',
     it(where, async () => {
       const r = await run([{ tasks: [task] }], { hosts: ['app1'] });
       expect(r.code).toBe(ExitCode.badInput);
-      const failed = r.events.find((e) => e.type === 'task_result' && e.status === 'failed') as { msg?: string } | undefined;
+      const failed = r.events.find((e) => e.type === 'task_result' && e.status === 'failed') as
+        { msg?: string } | undefined;
       expect(failed?.msg).toMatch(/nosuchvar/);
     });
   }
 
   it('bad input in until is not retried', async () => {
-    const r = await run([{ tasks: [cmd('echo x', { register: 'r', until: 'nosuchvar == 1', retries: 3, delay: 0 })] }], { hosts: ['app1'] });
+    const r = await run(
+      [{ tasks: [cmd('echo x', { register: 'r', until: 'nosuchvar == 1', retries: 3, delay: 0 })] }],
+      { hosts: ['app1'] },
+    );
     expect(r.ran.get('app1')).toEqual(['echo x']);
   });
 });
@@ -216,51 +260,64 @@ describe('tasks', () => {
   it('run_once runs on the first host only and every host registers its result', async () => {
     const r = await run([
       {
-        tasks: [
-          cmd('once {{ inventory_hostname }}', { run_once: true, register: 'o' }),
-          cmd('saw {{ o.stdout }}'),
-        ],
+        tasks: [cmd('once {{ inventory_hostname }}', { run_once: true, register: 'o' }), cmd('saw {{ o.stdout }}')],
       },
     ]);
     expect(r.order.filter((l) => l.includes(': once'))).toEqual(['app1: once app1']);
     for (const h of ['app1', 'app2', 'app3']) expect(r.ran.get(h)).toContain('saw once app1');
   });
 
-  it('delegate_to runs on the delegate, with the delegating host\'s variables', async () => {
+  it("delegate_to runs on the delegate, with the delegating host's variables", async () => {
     const r = await run([{ hosts: 'app1', tasks: [cmd('for {{ inventory_hostname }}', { delegate_to: 'app3' })] }]);
     expect(r.order).toEqual(['app3: for app1']);
     expect(r.opened).toEqual(['app3']);
   });
 
   it('retries/until: retried until the condition holds, with the attempt count registered', async () => {
-    const r = await run([
-      { tasks: [cmd('try', { register: 'r', until: 'r.attempts >= 3', retries: 5, delay: 0 }), cmd('attempts {{ r.attempts }}')] },
-    ], { hosts: ['app1'] });
+    const r = await run(
+      [
+        {
+          tasks: [
+            cmd('try', { register: 'r', until: 'r.attempts >= 3', retries: 5, delay: 0 }),
+            cmd('attempts {{ r.attempts }}'),
+          ],
+        },
+      ],
+      { hosts: ['app1'] },
+    );
     expect(r.code).toBe(ExitCode.ok);
     expect(r.ran.get('app1')).toEqual(['try', 'try', 'try', 'attempts 3']);
   });
 
   it('retries/until: gives up after retries + 1 attempts and fails', async () => {
-    const r = await run([{ tasks: [cmd('try', { register: 'r', until: 'r.attempts > 10', retries: 2, delay: 0 })] }], { hosts: ['app1'] });
+    const r = await run([{ tasks: [cmd('try', { register: 'r', until: 'r.attempts > 10', retries: 2, delay: 0 })] }], {
+      hosts: ['app1'],
+    });
     expect(r.code).toBe(ExitCode.hostFailed);
     expect(r.ran.get('app1')).toEqual(['try', 'try', 'try']);
     expect(resultsOf(r.events, 'try')[0]?.msg).toMatch(/until condition not met after 3 attempts/);
   });
 
-  it('a loop registers every item\'s result under results, with the item', async () => {
-    const r = await run([
-      {
-        tasks: [
-          cmd('echo {{ item }}', { loop: ['a', 'b'], register: 'out' }),
-          cmd('got {{#each out.results}}{{ this.stdout }}={{ this.item }};{{/each}} {{ out.changed }}'),
-        ],
-      },
-    ], { hosts: ['app1'] });
+  it("a loop registers every item's result under results, with the item", async () => {
+    const r = await run(
+      [
+        {
+          tasks: [
+            cmd('echo {{ item }}', { loop: ['a', 'b'], register: 'out' }),
+            cmd('got {{#each out.results}}{{ this.stdout }}={{ this.item }};{{/each}} {{ out.changed }}'),
+          ],
+        },
+      ],
+      { hosts: ['app1'] },
+    );
     expect(r.ran.get('app1')).toEqual(['echo a', 'echo b', 'got echo a=a;echo b=b; true']);
   });
 
   it('set_fact values are seen by later tasks', async () => {
-    const r = await run([{ tasks: [{ set_fact: { greeting: 'hi {{ inventory_hostname }}' } }, cmd('say {{ greeting }}')] }], { hosts: ['app1'] });
+    const r = await run(
+      [{ tasks: [{ set_fact: { greeting: 'hi {{ inventory_hostname }}' } }, cmd('say {{ greeting }}')] }],
+      { hosts: ['app1'] },
+    );
     expect(r.ran.get('app1')).toEqual(['say hi app1']);
   });
 });
@@ -269,36 +326,54 @@ describe('handlers', () => {
   const handlers = [cmd('restart a'), cmd('restart b'), cmd('restart c', { listen: 'web changed' })];
 
   it('run once, in the order they are defined, only when notified, after the tasks', async () => {
-    const r = await run([
-      {
-        tasks: [
-          cmd('t1', { notify: 'restart b' }),
-          cmd('t2', { notify: ['restart b', 'web changed'] }),
-          cmd('t3', { changed_when: false, notify: 'restart a' }),
-        ],
-        handlers,
-      },
-    ], { hosts: ['app1'] });
+    const r = await run(
+      [
+        {
+          tasks: [
+            cmd('t1', { notify: 'restart b' }),
+            cmd('t2', { notify: ['restart b', 'web changed'] }),
+            cmd('t3', { changed_when: false, notify: 'restart a' }),
+          ],
+          handlers,
+        },
+      ],
+      { hosts: ['app1'] },
+    );
     expect(r.ran.get('app1')).toEqual(['t1', 't2', 't3', 'restart b', 'restart c']);
   });
 
   it('a host that failed runs no handlers; the others do', async () => {
-    const r = await run([
-      { strategy: 'linear', tasks: [cmd('t1', { notify: 'restart a' }), cmd('t2 {{ inventory_hostname }}', { failed_when: "inventory_hostname == 'app1'" })], handlers },
-    ], { hosts: ['app1', 'app2'] });
+    const r = await run(
+      [
+        {
+          strategy: 'linear',
+          tasks: [
+            cmd('t1', { notify: 'restart a' }),
+            cmd('t2 {{ inventory_hostname }}', { failed_when: "inventory_hostname == 'app1'" }),
+          ],
+          handlers,
+        },
+      ],
+      { hosts: ['app1', 'app2'] },
+    );
     expect(r.ran.get('app1')).toEqual(['t1', 't2 app1']);
     expect(r.ran.get('app2')).toEqual(['t1', 't2 app2', 'restart a']);
   });
 
   it('run after each serial batch, before the next batch starts', async () => {
-    const r = await run([{ serial: 1, tasks: [cmd('t1', { notify: 'restart a' })], handlers }], { hosts: ['app1', 'app2'] });
+    const r = await run([{ serial: 1, tasks: [cmd('t1', { notify: 'restart a' })], handlers }], {
+      hosts: ['app1', 'app2'],
+    });
     expect(r.order).toEqual(['app1: t1', 'app1: restart a', 'app2: t1', 'app2: restart a']);
   });
 });
 
 describe('strategies', () => {
   it('linear: every host finishes a task before any host starts the next', async () => {
-    const r = await run([{ strategy: 'linear', tasks: [cmd('one'), cmd('two')] }], { hosts: ['app1', 'app2'], forks: 1 });
+    const r = await run([{ strategy: 'linear', tasks: [cmd('one'), cmd('two')] }], {
+      hosts: ['app1', 'app2'],
+      forks: 1,
+    });
     expect(r.order).toEqual(['app1: one', 'app2: one', 'app1: two', 'app2: two']);
   });
 
@@ -311,7 +386,15 @@ describe('strategies', () => {
 describe('--rerun failed', () => {
   it('the next run targets exactly the hosts the journal says failed or were unreachable', async () => {
     const journalDir = join(root, 'journal');
-    const plays = [{ tasks: [cmd('deploy {{ inventory_hostname }}', { failed_when: "inventory_hostname == 'app2' and not (fixed | default(false))" })] }];
+    const plays = [
+      {
+        tasks: [
+          cmd('deploy {{ inventory_hostname }}', {
+            failed_when: "inventory_hostname == 'app2' and not (fixed | default(false))",
+          }),
+        ],
+      },
+    ];
     const first = await run(plays, { journalDir, unreachable: ['app3'] });
     expect(first.code).toBe(ExitCode.hostUnreachable);
     const rerun = hostsToRerun(latestRun(journalDir)!);

@@ -37,7 +37,7 @@ describe('expressions from real playbooks give what ansible-core gives', () => {
     try {
       got = evaluate(row.expr, vars);
     } catch (err) {
-      throw new Error(`${row.source}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`${row.source}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     expect(normalise(got), row.source).toEqual(row.value);
   });

@@ -45,10 +45,64 @@ const PROPERTY_LIMIT_MS = 240_000 * Math.max(1, SCALE);
 
 /** Strings that mean something to YAML, templates, host patterns or shells. */
 const trickyString = fc.constantFrom(
-  '', ' ', '~', 'null', 'true', 'yes', 'no', '0', '-1', '0x1F', '1e3', '.inf', '{{', '}}', '{{ x }}', '{{ undefined_thing }}',
-  '{% if %}', '*', '&a', '*a', '!!binary', '!tag', ':', ': ', '- ', '? ', '#', '|', '>', '%', '@', '`', '"', "'", '\\', '\t',
-  '\n', '\r\n', '[', ']', '{', '}', ',', 'all', 'all:!web', 'web[0]', 'web[1:', '~^w', '__proto__', 'constructor',
-  'toString', '../../etc/passwd', '$(reboot)', 'a'.repeat(300), '\u00e9', '\u202e', '\ud83d\ude00', '\u0000',
+  '',
+  ' ',
+  '~',
+  'null',
+  'true',
+  'yes',
+  'no',
+  '0',
+  '-1',
+  '0x1F',
+  '1e3',
+  '.inf',
+  '{{',
+  '}}',
+  '{{ x }}',
+  '{{ undefined_thing }}',
+  '{% if %}',
+  '*',
+  '&a',
+  '*a',
+  '!!binary',
+  '!tag',
+  ':',
+  ': ',
+  '- ',
+  '? ',
+  '#',
+  '|',
+  '>',
+  '%',
+  '@',
+  '`',
+  '"',
+  "'",
+  '\\',
+  '\t',
+  '\n',
+  '\r\n',
+  '[',
+  ']',
+  '{',
+  '}',
+  ',',
+  'all',
+  'all:!web',
+  'web[0]',
+  'web[1:',
+  '~^w',
+  '__proto__',
+  'constructor',
+  'toString',
+  '../../etc/passwd',
+  '$(reboot)',
+  'a'.repeat(300),
+  '\u00e9',
+  '\u202e',
+  '\ud83d\ude00',
+  '\u0000',
 );
 const anyString = fc.oneof(
   { weight: 3, arbitrary: trickyString },
@@ -72,9 +126,17 @@ const { value: anyValue } = fc.letrec<{ value: unknown }>((tie) => ({
 }));
 
 // Valid shapes. Names come from small pools so that group_vars files, patterns and roles often match.
-const hostName = fc.oneof({ weight: 4, arbitrary: fc.constantFrom('web1', 'web2', 'db1', 'box', '10.0.0.1', 'h.example.org') }, { weight: 1, arbitrary: identifier });
+const hostName = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom('web1', 'web2', 'db1', 'box', '10.0.0.1', 'h.example.org') },
+  { weight: 1, arbitrary: identifier },
+);
 const groupName = fc.constantFrom('all', 'web', 'db', 'lb', 'prod');
-const plainValue = fc.oneof(identifier, fc.integer({ min: -5, max: 100 }), fc.boolean(), fc.constant('{{ inventory_hostname }}'));
+const plainValue = fc.oneof(
+  identifier,
+  fc.integer({ min: -5, max: 100 }),
+  fc.boolean(),
+  fc.constant('{{ inventory_hostname }}'),
+);
 const validVars = fc.oneof(
   fc.dictionary(identifier, fc.oneof(plainValue, fc.array(plainValue, { maxLength: 3 })), { maxKeys: 3 }),
   fc.record(
@@ -95,24 +157,44 @@ function groupAt(childNames: string[][]): fc.Arbitrary<unknown> {
   const [names, ...deeper] = childNames;
   return fc.oneof(
     { weight: 1, arbitrary: fc.constant(null) },
-    { weight: 4, arbitrary: fc.record(
-      {
-        hosts: fc.dictionary(hostName, fc.oneof(fc.constant(null), validVars), { maxKeys: 3 }),
-        vars: validVars,
-        ...(names ? { children: fc.dictionary(fc.constantFrom(...names), groupAt(deeper), { maxKeys: 2 }) } : {}),
-      },
-      { requiredKeys: [] },
-    ) },
+    {
+      weight: 4,
+      arbitrary: fc.record(
+        {
+          hosts: fc.dictionary(hostName, fc.oneof(fc.constant(null), validVars), { maxKeys: 3 }),
+          vars: validVars,
+          ...(names ? { children: fc.dictionary(fc.constantFrom(...names), groupAt(deeper), { maxKeys: 2 }) } : {}),
+        },
+        { requiredKeys: [] },
+      ),
+    },
   );
 }
-const validInventory = fc.dictionary(fc.constantFrom('all', 'all', 'ops'), groupAt([['web', 'db', 'lb'], ['prod', 'stage'], ['edge']]), { minKeys: 1, maxKeys: 2 });
+const validInventory = fc.dictionary(
+  fc.constantFrom('all', 'all', 'ops'),
+  groupAt([['web', 'db', 'lb'], ['prod', 'stage'], ['edge']]),
+  { minKeys: 1, maxKeys: 2 },
+);
 
 const hostPattern = fc.oneof(
-  fc.array(fc.tuple(fc.constantFrom('', '', '&', '!', '~'), fc.oneof(hostName, groupName, fc.constantFrom('w*', 'db?', 'nosuch')), fc.constantFrom('', '', '[0]', '[-1]', '[0:1]', '[1:]', '[5]')), { minLength: 1, maxLength: 3 })
-    .chain((terms) => fc.constantFrom(':', ',').map((sep) => terms.map(([op, name, sub]) => `${op}${name}${sub}`).join(sep))),
+  fc
+    .array(
+      fc.tuple(
+        fc.constantFrom('', '', '&', '!', '~'),
+        fc.oneof(hostName, groupName, fc.constantFrom('w*', 'db?', 'nosuch')),
+        fc.constantFrom('', '', '[0]', '[-1]', '[0:1]', '[1:]', '[5]'),
+      ),
+      { minLength: 1, maxLength: 3 },
+    )
+    .chain((terms) =>
+      fc.constantFrom(':', ',').map((sep) => terms.map(([op, name, sub]) => `${op}${name}${sub}`).join(sep)),
+    ),
   { weight: 1, arbitrary: anyString },
 );
-const validPattern = fc.oneof(fc.constantFrom('all', 'web', 'db', 'web:db', 'all:!db', 'web:&prod', 'web1', 'web[0]', 'w*'), groupName);
+const validPattern = fc.oneof(
+  fc.constantFrom('all', 'web', 'db', 'web:db', 'all:!db', 'web:&prod', 'web1', 'web[0]', 'w*'),
+  groupName,
+);
 
 const validTask = fc
   .tuple(
@@ -120,9 +202,15 @@ const validTask = fc
       fc.record({ command: fc.constantFrom('true', 'echo {{ inventory_hostname }}', 'ls -l /') }),
       fc.record({ debug: fc.record({ msg: fc.oneof(identifier, fc.constant('{{ x }}')) }) }),
       fc.record({ copy: fc.record({ dest: fc.constantFrom('/tmp/x', '/etc/app.conf'), content: identifier }) }),
-      fc.record({ file: fc.record({ path: fc.constant('/tmp/d'), state: fc.constantFrom('directory', 'absent', 'touch') }) }),
+      fc.record({
+        file: fc.record({ path: fc.constant('/tmp/d'), state: fc.constantFrom('directory', 'absent', 'touch') }),
+      }),
       fc.record({ set_fact: fc.dictionary(identifier, plainValue, { minKeys: 1, maxKeys: 2 }) }),
-      fc.record({ assert: fc.record({ that: fc.array(fc.constantFrom('x == 1', 'inventory_hostname'), { minLength: 1, maxLength: 2 }) }) }),
+      fc.record({
+        assert: fc.record({
+          that: fc.array(fc.constantFrom('x == 1', 'inventory_hostname'), { minLength: 1, maxLength: 2 }),
+        }),
+      }),
       fc.record({ template: fc.record({ src: fc.constant('app.conf.hbs'), dest: fc.constant('/etc/app.conf') }) }),
     ),
     fc.record(
@@ -141,41 +229,82 @@ const validTask = fc
   )
   .map(([module, keywords]) => ({ ...keywords, ...module }));
 const validTasks = fc.array(validTask, { maxLength: 3 });
-const roleName = fc.oneof({ weight: 6, arbitrary: fc.constantFrom('common', 'web', 'fz') }, { weight: 1, arbitrary: fc.constantFrom('cyc_a', 'notasks', 'missing') });
+const roleName = fc.oneof(
+  { weight: 6, arbitrary: fc.constantFrom('common', 'web', 'fz') },
+  { weight: 1, arbitrary: fc.constantFrom('cyc_a', 'notasks', 'missing') },
+);
 const validPlay = fc.oneof(
-  { weight: 8, arbitrary: fc.record(
-    {
-      hosts: validPattern,
-      name: identifier,
-      gather_facts: fc.boolean(),
-      serial: fc.oneof(fc.integer({ min: 1, max: 3 }), fc.constantFrom('50%'), fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 2 })),
-      vars: validVars,
-      vars_files: fc.constant(['vars.yaml']),
-      roles: fc.uniqueArray(roleName, { maxLength: 2 }).chain((names) =>
-        fc.tuple(...names.map((name) => fc.oneof(fc.constant(name), fc.record({ role: fc.constant(name), vars: validVars, tags: fc.array(identifier, { maxLength: 1 }) }, { requiredKeys: ['role'] }))))),
-      pre_tasks: validTasks,
-      tasks: validTasks,
-      handlers: validTasks,
-    },
-    { requiredKeys: ['hosts'] },
-  ) },
-  { weight: 1, arbitrary: fc.record({ import_playbook: fc.constantFrom('other.yaml', 'other.yaml', 'site.yaml', 'missing.yaml') }) },
+  {
+    weight: 8,
+    arbitrary: fc.record(
+      {
+        hosts: validPattern,
+        name: identifier,
+        gather_facts: fc.boolean(),
+        serial: fc.oneof(
+          fc.integer({ min: 1, max: 3 }),
+          fc.constantFrom('50%'),
+          fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 2 }),
+        ),
+        vars: validVars,
+        vars_files: fc.constant(['vars.yaml']),
+        roles: fc
+          .uniqueArray(roleName, { maxLength: 2 })
+          .chain((names) =>
+            fc.tuple(
+              ...names.map((name) =>
+                fc.oneof(
+                  fc.constant(name),
+                  fc.record(
+                    { role: fc.constant(name), vars: validVars, tags: fc.array(identifier, { maxLength: 1 }) },
+                    { requiredKeys: ['role'] },
+                  ),
+                ),
+              ),
+            ),
+          ),
+        pre_tasks: validTasks,
+        tasks: validTasks,
+        handlers: validTasks,
+      },
+      { requiredKeys: ['hosts'] },
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ import_playbook: fc.constantFrom('other.yaml', 'other.yaml', 'site.yaml', 'missing.yaml') }),
+  },
 );
 const validPlaybook = fc.array(validPlay, { minLength: 1, maxLength: 3 });
 
 /** One structural change at one node of a value (counted in walk order). */
-type Mutation = { at: number; how: 'replace' | 'delete' | 'add-key' | 'wrap-in-list' | 'to-string'; key: string; value: unknown };
+type Mutation = {
+  at: number;
+  how: 'replace' | 'delete' | 'add-key' | 'wrap-in-list' | 'to-string';
+  key: string;
+  value: unknown;
+};
 const mutation: fc.Arbitrary<Mutation> = fc.record({
   at: fc.nat(),
   how: fc.constantFrom('replace', 'replace', 'delete', 'add-key', 'wrap-in-list', 'to-string'),
-  key: fc.oneof(anyString, fc.constantFrom('hosts', 'vars', 'children', 'tasks', 'when', 'whne', 'roles', 'name', 'loop', 'serial')),
+  key: fc.oneof(
+    anyString,
+    fc.constantFrom('hosts', 'vars', 'children', 'tasks', 'when', 'whne', 'roles', 'name', 'loop', 'serial'),
+  ),
   value: anyValue,
 });
 type Slot = { parent: Record<string, unknown> | unknown[]; key: string | number };
 function slots(value: unknown, into: Slot[] = []): Slot[] {
-  if (Array.isArray(value)) value.forEach((child, i) => { into.push({ parent: value, key: i }); slots(child, into); });
+  if (Array.isArray(value))
+    value.forEach((child, i) => {
+      into.push({ parent: value, key: i });
+      slots(child, into);
+    });
   else if (value !== null && typeof value === 'object') {
-    for (const [k, child] of Object.entries(value)) { into.push({ parent: value as Record<string, unknown>, key: k }); slots(child, into); }
+    for (const [k, child] of Object.entries(value)) {
+      into.push({ parent: value as Record<string, unknown>, key: k });
+      slots(child, into);
+    }
   }
   return into;
 }
@@ -186,7 +315,9 @@ function mutate(original: unknown, mutations: Mutation[]): unknown {
     const slot = all[m.at % all.length]!;
     const target = (slot.parent as Record<string | number, unknown>)[slot.key];
     switch (m.how) {
-      case 'replace': (slot.parent as Record<string | number, unknown>)[slot.key] = m.value; break;
+      case 'replace':
+        (slot.parent as Record<string | number, unknown>)[slot.key] = m.value;
+        break;
       case 'delete':
         if (Array.isArray(slot.parent)) slot.parent.splice(slot.key as number, 1);
         else if (slot.parent !== root) delete slot.parent[slot.key as string];
@@ -196,23 +327,66 @@ function mutate(original: unknown, mutations: Mutation[]): unknown {
         else if (target !== null && typeof target === 'object') (target as Record<string, unknown>)[m.key] = m.value;
         else (slot.parent as Record<string | number, unknown>)[slot.key] = { [m.key]: m.value };
         break;
-      case 'wrap-in-list': (slot.parent as Record<string | number, unknown>)[slot.key] = [target]; break;
-      case 'to-string': (slot.parent as Record<string | number, unknown>)[slot.key] = JSON.stringify(target) ?? 'undefined'; break;
+      case 'wrap-in-list':
+        (slot.parent as Record<string | number, unknown>)[slot.key] = [target];
+        break;
+      case 'to-string':
+        (slot.parent as Record<string | number, unknown>)[slot.key] = JSON.stringify(target) ?? 'undefined';
+        break;
     }
   }
   return root.value;
 }
 /** A valid value with no, one or two mutations. */
 function mutated(valid: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> {
-  return fc.tuple(valid, fc.oneof({ weight: 1, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 2 }) }))
+  return fc
+    .tuple(
+      valid,
+      fc.oneof(
+        { weight: 1, arbitrary: fc.constant([]) },
+        { weight: 1, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 2 }) },
+      ),
+    )
     .map(([v, ms]) => mutate(v, [...ms]));
 }
 
-type Edit = { op: 'none' | 'insert' | 'delete' | 'duplicate-line' | 'indent-line' | 'tab-line' | 'truncate'; at: number; text: string };
+type Edit = {
+  op: 'none' | 'insert' | 'delete' | 'duplicate-line' | 'indent-line' | 'tab-line' | 'truncate';
+  at: number;
+  text: string;
+};
 const edit: fc.Arbitrary<Edit> = fc.record({
-  op: fc.oneof({ weight: 12, arbitrary: fc.constant('none' as const) }, { weight: 6, arbitrary: fc.constantFrom('insert', 'delete', 'duplicate-line', 'indent-line', 'tab-line', 'truncate') }),
+  op: fc.oneof(
+    { weight: 12, arbitrary: fc.constant('none' as const) },
+    {
+      weight: 6,
+      arbitrary: fc.constantFrom('insert', 'delete', 'duplicate-line', 'indent-line', 'tab-line', 'truncate'),
+    },
+  ),
   at: fc.nat(),
-  text: fc.constantFrom(':', '- ', '[', ']', '{', '}', '&a ', '*a', '!!str ', '|', '>', '#', '"', "'", ',', '\n', ' ', '\t', '---\n', '? ', '<<: *a\n'),
+  text: fc.constantFrom(
+    ':',
+    '- ',
+    '[',
+    ']',
+    '{',
+    '}',
+    '&a ',
+    '*a',
+    '!!str ',
+    '|',
+    '>',
+    '#',
+    '"',
+    "'",
+    ',',
+    '\n',
+    ' ',
+    '\t',
+    '---\n',
+    '? ',
+    '<<: *a\n',
+  ),
 });
 function applyEdit(text: string, e: Edit): string {
   if (text.length === 0) return e.op === 'insert' ? e.text : text;
@@ -220,13 +394,23 @@ function applyEdit(text: string, e: Edit): string {
   const lines = text.split('\n');
   const line = e.at % lines.length;
   switch (e.op) {
-    case 'none': return text;
-    case 'insert': return text.slice(0, at) + e.text + text.slice(at);
-    case 'delete': return text.slice(0, at) + text.slice(at + 1 + (e.at % 3));
-    case 'duplicate-line': lines.splice(line, 0, lines[line]!); return lines.join('\n');
-    case 'indent-line': lines[line] = ' ' + lines[line]!; return lines.join('\n');
-    case 'tab-line': lines[line] = '\t' + lines[line]!; return lines.join('\n');
-    case 'truncate': return text.slice(0, at);
+    case 'none':
+      return text;
+    case 'insert':
+      return text.slice(0, at) + e.text + text.slice(at);
+    case 'delete':
+      return text.slice(0, at) + text.slice(at + 1 + (e.at % 3));
+    case 'duplicate-line':
+      lines.splice(line, 0, lines[line]!);
+      return lines.join('\n');
+    case 'indent-line':
+      lines[line] = ' ' + lines[line]!;
+      return lines.join('\n');
+    case 'tab-line':
+      lines[line] = '\t' + lines[line]!;
+      return lines.join('\n');
+    case 'truncate':
+      return text.slice(0, at);
   }
 }
 /** YAML text of a value, in block or flow style, sometimes damaged by one edit. */
@@ -243,15 +427,61 @@ function yamlText(value: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
 }
 /** Raw text from YAML's punctuation and a few words: mostly broken YAML, sometimes a small valid document. */
 const rawYaml = fc.string({
-  unit: fc.constantFrom('a', 'b', 'all', 'hosts', 'vars', 'children', 'tasks', '-', ' ', ' ', '  ', '\n', '\n', ':', ': ', '[', ']', '{', '}', ',', '&x', '*x', '!', '|', '>', '#', '"', "'", '?', '%', '@', '`', '\t', '\\', '0', '1.5', '~', '\u00e9'),
+  unit: fc.constantFrom(
+    'a',
+    'b',
+    'all',
+    'hosts',
+    'vars',
+    'children',
+    'tasks',
+    '-',
+    ' ',
+    ' ',
+    '  ',
+    '\n',
+    '\n',
+    ':',
+    ': ',
+    '[',
+    ']',
+    '{',
+    '}',
+    ',',
+    '&x',
+    '*x',
+    '!',
+    '|',
+    '>',
+    '#',
+    '"',
+    "'",
+    '?',
+    '%',
+    '@',
+    '`',
+    '\t',
+    '\\',
+    '0',
+    '1.5',
+    '~',
+    '\u00e9',
+  ),
   maxLength: 120,
 });
 function documentText(valid: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
-  return fc.oneof({ weight: 8, arbitrary: yamlText(mutated(valid)) }, { weight: 1, arbitrary: yamlText(anyValue) }, { weight: 1, arbitrary: rawYaml });
+  return fc.oneof(
+    { weight: 8, arbitrary: yamlText(mutated(valid)) },
+    { weight: 1, arbitrary: yamlText(anyValue) },
+    { weight: 1, arbitrary: rawYaml },
+  );
 }
 /** For the files around the one under test: mostly intact, so that the main file's problems are reached. */
 function supportText(valid: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
-  return fc.oneof({ weight: 6, arbitrary: valid.map((v) => stringify(v)) }, { weight: 1, arbitrary: documentText(valid) });
+  return fc.oneof(
+    { weight: 6, arbitrary: valid.map((v) => stringify(v)) },
+    { weight: 1, arbitrary: documentText(valid) },
+  );
 }
 const inventoryText = documentText(validInventory);
 const playbookText = documentText(validPlaybook);
@@ -273,15 +503,32 @@ const playbookFiles = fc.record({
   'roles/fz/verify.yaml': sometimes(tasksText, 30),
   'roles/fz/defaults.yaml': sometimes(varsText, 30),
   'roles/fz/meta.yaml': sometimes(supportText(fc.record({ dependencies: fc.array(roleName, { maxLength: 2 }) })), 30),
-  'roles/fz/schema.json': sometimes(fc.oneof(fc.json(), rawYaml, fc.constant('{"type": "object", "properties": {"x": {"type": "integer"}}}')), 30),
+  'roles/fz/schema.json': sometimes(
+    fc.oneof(fc.json(), rawYaml, fc.constant('{"type": "object", "properties": {"x": {"type": "integer"}}}')),
+    30,
+  ),
 });
 /** An inventory with sometimes a group_vars and a host_vars file (named after a likely group or host). */
 const inventoryFiles = fc.record({
   'hosts.yaml': inventoryText,
-  groupVars: sometimes(fc.tuple(fc.constantFrom('all', 'all', 'web', 'db', 'nosuch'), fc.constantFrom('.yaml', '.yaml', '.yml', '', '/main.yaml', '.txt'), varsText), 30),
-  hostVars: sometimes(fc.tuple(fc.constantFrom('web1', 'web1', 'box', 'nosuch'), fc.constantFrom('.yaml', '/x.yaml'), varsText), 30),
+  groupVars: sometimes(
+    fc.tuple(
+      fc.constantFrom('all', 'all', 'web', 'db', 'nosuch'),
+      fc.constantFrom('.yaml', '.yaml', '.yml', '', '/main.yaml', '.txt'),
+      varsText,
+    ),
+    30,
+  ),
+  hostVars: sometimes(
+    fc.tuple(fc.constantFrom('web1', 'web1', 'box', 'nosuch'), fc.constantFrom('.yaml', '/x.yaml'), varsText),
+    30,
+  ),
 });
-type InventoryFiles = { 'hosts.yaml': string; groupVars: [string, string, string] | null; hostVars: [string, string, string] | null };
+type InventoryFiles = {
+  'hosts.yaml': string;
+  groupVars: [string, string, string] | null;
+  hostVars: [string, string, string] | null;
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // Files
@@ -411,7 +658,11 @@ class LoaderWorker {
   }
 
   private start(): void {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { dist: this.dist }, resourceLimits: { maxOldGenerationSizeMb: 512, stackSizeMb: 4 } });
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { dist: this.dist },
+      resourceLimits: { maxOldGenerationSizeMb: 512, stackSizeMb: 4 },
+    });
     this.ready = new Promise((resolveReady, reject) => {
       const onMessage = (msg: { ready?: boolean; startup?: string; id?: number; outcome?: Outcome }) => {
         if (msg.ready) resolveReady();
@@ -463,11 +714,13 @@ function staleDistFiles(): string[] {
       if (entry.isDirectory()) walk(full);
       else if (entry.name.endsWith('.ts')) {
         const built = join(repoRoot, 'dist', relative(repoRoot, full)).replace(/\.ts$/, '.js');
-        if (!existsSync(built) || statSync(built).mtimeMs < statSync(full).mtimeMs) stale.push(relative(repoRoot, full));
+        if (!existsSync(built) || statSync(built).mtimeMs < statSync(full).mtimeMs)
+          stale.push(relative(repoRoot, full));
       }
     }
   };
-  for (const dir of ['inventory', 'playbook', 'modules', 'template', 'util']) walk(join(repoRoot, 'runner', 'core', dir));
+  for (const dir of ['inventory', 'playbook', 'modules', 'template', 'util'])
+    walk(join(repoRoot, 'runner', 'core', dir));
   return stale;
 }
 
@@ -480,7 +733,14 @@ function resetTally(): void {
 }
 function expectBothOutcomes(numRuns: number, minAcceptedShare: number): void {
   const minAccepted = Math.floor(numRuns * minAcceptedShare);
-  if (process.env.CAIRN_FUZZ_STATS) console.log(`${tally.accepted} accepted, ${tally.refused} refused\n${[...tally.messages].sort((a, b) => b[1] - a[1]).slice(0, 40).map(([m, n]) => `${n}\t${m}`).join('\n')}`);
+  if (process.env.CAIRN_FUZZ_STATS)
+    console.log(
+      `${tally.accepted} accepted, ${tally.refused} refused\n${[...tally.messages]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 40)
+        .map(([m, n]) => `${n}\t${m}`)
+        .join('\n')}`,
+    );
   expect(tally.accepted, 'inputs accepted').toBeGreaterThanOrEqual(minAccepted);
   expect(tally.refused, 'inputs refused').toBeGreaterThan(0);
 }
@@ -490,7 +750,11 @@ function checkOutcome(outcome: Outcome, input: unknown): void {
   if (outcome.result === 'accepted') tally.accepted++;
   if (outcome.result === 'refused') {
     tally.refused++;
-    const gist = outcome.rendered.split('\n')[0]!.replace(/^.*?: /, '').replace(/"[^"]*"/g, '"…"').slice(0, 60);
+    const gist = outcome.rendered
+      .split('\n')[0]!
+      .replace(/^.*?: /, '')
+      .replace(/"[^"]*"/g, '"…"')
+      .slice(0, 60);
     tally.messages.set(gist, (tally.messages.get(gist) ?? 0) + 1);
   }
   if (outcome.result === 'crashed') {
@@ -499,11 +763,17 @@ function checkOutcome(outcome: Outcome, input: unknown): void {
   if (outcome.result === 'refused') {
     const problems: string[] = [];
     if (outcome.kind !== 'input' && outcome.kind !== 'options') problems.push(`kind ${outcome.kind}`);
-    if (outcome.line !== undefined && !(Number.isInteger(outcome.line) && outcome.line >= 1)) problems.push(`line ${outcome.line}`);
-    if (outcome.col !== undefined && !(Number.isInteger(outcome.col) && outcome.col >= 1)) problems.push(`col ${outcome.col}`);
-    if (/\[object Object\]|\bNaN\b|:undefined:/.test(outcome.rendered)) problems.push('a value printed as [object Object], NaN or undefined');
+    if (outcome.line !== undefined && !(Number.isInteger(outcome.line) && outcome.line >= 1))
+      problems.push(`line ${outcome.line}`);
+    if (outcome.col !== undefined && !(Number.isInteger(outcome.col) && outcome.col >= 1))
+      problems.push(`col ${outcome.col}`);
+    if (/\[object Object\]|\bNaN\b|:undefined:/.test(outcome.rendered))
+      problems.push('a value printed as [object Object], NaN or undefined');
     if (outcome.rendered.length > 8000) problems.push(`a message of ${outcome.rendered.length} characters`);
-    if (problems.length) throw new Error(`poor error (${problems.join('; ')}):\n${outcome.rendered}\ninput: ${JSON.stringify(input).slice(0, 2000)}`);
+    if (problems.length)
+      throw new Error(
+        `poor error (${problems.join('; ')}):\n${outcome.rendered}\ninput: ${JSON.stringify(input).slice(0, 2000)}`,
+      );
   }
 }
 
@@ -511,7 +781,10 @@ let worker: LoaderWorker;
 
 beforeAll(() => {
   const stale = staleDistFiles();
-  if (stale.length) throw new Error(`dist/ is older than ${stale.slice(0, 5).join(', ')}${stale.length > 5 ? '…' : ''}: run \`npx tsc -p .\` first`);
+  if (stale.length)
+    throw new Error(
+      `dist/ is older than ${stale.slice(0, 5).join(', ')}${stale.length > 5 ? '…' : ''}: run \`npx tsc -p .\` first`,
+    );
   scratch = mkdtempSync(join(tmpdir(), 'cairn-fuzz-'));
   staticRoles = join(scratch, 'roles');
   writeStaticRoles(staticRoles);
@@ -535,105 +808,170 @@ describe('in process: the loaders accept or refuse with a CairnError, and always
     expect(() => checkOutcome(crashed, 'throw')).toThrow(/not a CairnError: TypeError/);
     const hung = await worker.run({ kind: 'spin' }, 1000);
     expect(hung).toMatchObject({ result: 'crashed', error: expect.stringMatching(/no answer after 1000 ms/) });
-    expect(await worker.run({ kind: 'yaml', text: 'a: [1, 2]' })).toMatchObject({ result: 'accepted', detail: 'object' });
+    expect(await worker.run({ kind: 'yaml', text: 'a: [1, 2]' })).toMatchObject({
+      result: 'accepted',
+      detail: 'object',
+    });
   });
 
-  it('random YAML text through parseYaml', async () => {
-    resetTally();
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(rawYaml, yamlText(anyValue), fc.string({ unit: 'binary', maxLength: 60 })), async (text) => {
-        checkOutcome(await worker.run({ kind: 'yaml', text }), text);
-      }),
-      { seed: seedFor(1), numRuns: runs(500) },
-    );
-    expectBothOutcomes(runs(500), 0.5);
-  }, PROPERTY_LIMIT_MS);
+  it(
+    'random YAML text through parseYaml',
+    async () => {
+      resetTally();
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(rawYaml, yamlText(anyValue), fc.string({ unit: 'binary', maxLength: 60 })),
+          async (text) => {
+            checkOutcome(await worker.run({ kind: 'yaml', text }), text);
+          },
+        ),
+        { seed: seedFor(1), numRuns: runs(500) },
+      );
+      expectBothOutcomes(runs(500), 0.5);
+    },
+    PROPERTY_LIMIT_MS,
+  );
 
-  it('nesting: any mix of block and flow styles is read up to 90 levels and refused from 110, at a line:col', async () => {
-    // The depth limit is checked on the lexer's tokens before parsing; it must not misjudge real shapes.
-    const level = fc.tuple(fc.constantFrom('map', 'seq'), fc.option(fc.oneof(identifier, fc.integer()), { freq: 2 }));
-    const nested = fc.tuple(fc.oneof(fc.integer({ min: 1, max: 90 }), fc.integer({ min: 110, max: 160 })), level, fc.constantFrom('block', 'flow', 'any'), fc.constantFrom(2, 4))
-      .chain(([depth, , style, indent]) => fc.tuple(fc.constant(depth), fc.array(level, { minLength: depth, maxLength: depth }), fc.constant(style), fc.constant(indent)));
-    await fc.assert(
-      fc.asyncProperty(nested, async ([depth, levels, style, indent]) => {
-        let value: unknown = 'leaf';
-        for (const [kind, sibling] of levels) {
-          if (kind === 'seq') value = sibling === null ? [value] : [sibling, value];
-          else value = sibling === null ? { k: value } : { s: sibling, k: value };
-        }
-        const text = stringify(value, { collectionStyle: style, indent });
-        const outcome = await worker.run({ kind: 'yaml', text });
-        checkOutcome(outcome, text);
-        if (depth <= 90) expect(outcome.result, text).toBe('accepted');
-        else {
-          expect(outcome).toMatchObject({ result: 'refused', rendered: expect.stringContaining('nests more than 100 levels deep') });
-          expect((outcome as { line?: number }).line).toBeLessThanOrEqual(text.split('\n').length);
-        }
-      }),
-      { seed: seedFor(5), numRuns: runs(150) },
-    );
-  }, PROPERTY_LIMIT_MS);
+  it(
+    'nesting: any mix of block and flow styles is read up to 90 levels and refused from 110, at a line:col',
+    async () => {
+      // The depth limit is checked on the lexer's tokens before parsing; it must not misjudge real shapes.
+      const level = fc.tuple(fc.constantFrom('map', 'seq'), fc.option(fc.oneof(identifier, fc.integer()), { freq: 2 }));
+      const nested = fc
+        .tuple(
+          fc.oneof(fc.integer({ min: 1, max: 90 }), fc.integer({ min: 110, max: 160 })),
+          level,
+          fc.constantFrom('block', 'flow', 'any'),
+          fc.constantFrom(2, 4),
+        )
+        .chain(([depth, , style, indent]) =>
+          fc.tuple(
+            fc.constant(depth),
+            fc.array(level, { minLength: depth, maxLength: depth }),
+            fc.constant(style),
+            fc.constant(indent),
+          ),
+        );
+      await fc.assert(
+        fc.asyncProperty(nested, async ([depth, levels, style, indent]) => {
+          let value: unknown = 'leaf';
+          for (const [kind, sibling] of levels) {
+            if (kind === 'seq') value = sibling === null ? [value] : [sibling, value];
+            else value = sibling === null ? { k: value } : { s: sibling, k: value };
+          }
+          const text = stringify(value, { collectionStyle: style, indent });
+          const outcome = await worker.run({ kind: 'yaml', text });
+          checkOutcome(outcome, text);
+          if (depth <= 90) expect(outcome.result, text).toBe('accepted');
+          else {
+            expect(outcome).toMatchObject({
+              result: 'refused',
+              rendered: expect.stringContaining('nests more than 100 levels deep'),
+            });
+            expect((outcome as { line?: number }).line).toBeLessThanOrEqual(text.split('\n').length);
+          }
+        }),
+        { seed: seedFor(5), numRuns: runs(150) },
+      );
+    },
+    PROPERTY_LIMIT_MS,
+  );
 
-  it('random inventories through loadInventory, host variables and host patterns', async () => {
-    resetTally();
-    await fc.assert(
-      fc.asyncProperty(inventoryFiles, fc.array(hostPattern, { minLength: 1, maxLength: 3 }), async (files, patterns) => {
-        const dir = writeInventory(files as InventoryFiles);
-        try {
-          checkOutcome(await worker.run({ kind: 'inventory', path: join(dir, 'hosts.yaml'), patterns }), { files, patterns });
-        } finally {
-          rmSync(dir, { recursive: true, force: true });
-        }
-      }),
-      { seed: seedFor(2), numRuns: runs(400) },
-    );
-    expectBothOutcomes(runs(400), 0.1);
-  }, PROPERTY_LIMIT_MS);
+  it(
+    'random inventories through loadInventory, host variables and host patterns',
+    async () => {
+      resetTally();
+      await fc.assert(
+        fc.asyncProperty(
+          inventoryFiles,
+          fc.array(hostPattern, { minLength: 1, maxLength: 3 }),
+          async (files, patterns) => {
+            const dir = writeInventory(files as InventoryFiles);
+            try {
+              checkOutcome(await worker.run({ kind: 'inventory', path: join(dir, 'hosts.yaml'), patterns }), {
+                files,
+                patterns,
+              });
+            } finally {
+              rmSync(dir, { recursive: true, force: true });
+            }
+          },
+        ),
+        { seed: seedFor(2), numRuns: runs(400) },
+      );
+      expectBothOutcomes(runs(400), 0.1);
+    },
+    PROPERTY_LIMIT_MS,
+  );
 
-  it('random playbooks and roles through PlaybookLoader', async () => {
-    resetTally();
-    await fc.assert(
-      fc.asyncProperty(playbookFiles, async (files) => {
-        const dir = writeTree(files as Record<string, string | null>);
-        try {
-          checkOutcome(await worker.run({ kind: 'playbook', path: join(dir, 'site.yaml'), rolesPath: [staticRoles] }), files);
-        } finally {
-          rmSync(dir, { recursive: true, force: true });
-        }
-      }),
-      { seed: seedFor(3), numRuns: runs(400) },
-    );
-    expectBothOutcomes(runs(400), 0.1);
-  }, PROPERTY_LIMIT_MS);
+  it(
+    'random playbooks and roles through PlaybookLoader',
+    async () => {
+      resetTally();
+      await fc.assert(
+        fc.asyncProperty(playbookFiles, async (files) => {
+          const dir = writeTree(files as Record<string, string | null>);
+          try {
+            checkOutcome(
+              await worker.run({ kind: 'playbook', path: join(dir, 'site.yaml'), rolesPath: [staticRoles] }),
+              files,
+            );
+          } finally {
+            rmSync(dir, { recursive: true, force: true });
+          }
+        }),
+        { seed: seedFor(3), numRuns: runs(400) },
+      );
+      expectBothOutcomes(runs(400), 0.1);
+    },
+    PROPERTY_LIMIT_MS,
+  );
 });
 
 describe('through the CLI: exit 0 or 5, no stack trace, always finishes', () => {
-  it('play --syntax-check and play --list-hosts on random playbooks and inventories', async () => {
-    await fc.assert(
-      fc.asyncProperty(playbookFiles, inventoryFiles, sometimes(hostPattern, 30), async (pbFiles, invFiles, limit) => {
-        const dir = writeTree(pbFiles as Record<string, string | null>);
-        const invDir = writeInventory(invFiles as InventoryFiles);
-        try {
-          const common = [join(dir, 'site.yaml'), '-i', join(invDir, 'hosts.yaml')];
-          const env = { CAIRN_STATE_DIR: join(dir, '.state'), CAIRN_ROLES_PATH: staticRoles };
-          const results = await Promise.all([
-            runCairn(['play', ...common, '--syntax-check'], { cwd: dir, env, timeoutMs: CLI_LIMIT_MS }),
-            runCairn(['play', ...common, '--list-hosts', ...(limit === null ? [] : ['-l', limit])], { cwd: dir, env, timeoutMs: CLI_LIMIT_MS }),
-          ]);
-          for (const res of results) {
-            const shown = `exit ${res.code}\n--- stdout\n${res.stdout.slice(0, 3000)}\n--- stderr\n${res.stderr.slice(0, 3000)}\ninputs: ${JSON.stringify({ pbFiles, invFiles, limit }).slice(0, 3000)}`;
-            if (![0, 5].includes(res.code)) throw new Error(`exit code ${res.code === -1 ? `-1 (killed after ${CLI_LIMIT_MS} ms)` : res.code}\n${shown}`);
-            if (/^\s+at /m.test(res.stdout + res.stderr)) throw new Error(`stack trace printed\n${shown}`);
-            if (/unexpected internal error/.test(res.stderr)) throw new Error(`internal error\n${shown}`);
-            if (res.code === 5 && !res.stderr.startsWith('ERROR! ')) throw new Error(`exit 5 without an ERROR! paragraph\n${shown}`);
-          }
-        } finally {
-          rmSync(dir, { recursive: true, force: true });
-          rmSync(invDir, { recursive: true, force: true });
-        }
-      }),
-      // Each run spawns two processes: stop at the first failure rather than shrink for minutes.
-      { seed: seedFor(4), numRuns: runs(12), endOnFailure: true },
-    );
-  }, PROPERTY_LIMIT_MS);
+  it(
+    'play --syntax-check and play --list-hosts on random playbooks and inventories',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          playbookFiles,
+          inventoryFiles,
+          sometimes(hostPattern, 30),
+          async (pbFiles, invFiles, limit) => {
+            const dir = writeTree(pbFiles as Record<string, string | null>);
+            const invDir = writeInventory(invFiles as InventoryFiles);
+            try {
+              const common = [join(dir, 'site.yaml'), '-i', join(invDir, 'hosts.yaml')];
+              const env = { CAIRN_STATE_DIR: join(dir, '.state'), CAIRN_ROLES_PATH: staticRoles };
+              const results = await Promise.all([
+                runCairn(['play', ...common, '--syntax-check'], { cwd: dir, env, timeoutMs: CLI_LIMIT_MS }),
+                runCairn(['play', ...common, '--list-hosts', ...(limit === null ? [] : ['-l', limit])], {
+                  cwd: dir,
+                  env,
+                  timeoutMs: CLI_LIMIT_MS,
+                }),
+              ]);
+              for (const res of results) {
+                const shown = `exit ${res.code}\n--- stdout\n${res.stdout.slice(0, 3000)}\n--- stderr\n${res.stderr.slice(0, 3000)}\ninputs: ${JSON.stringify({ pbFiles, invFiles, limit }).slice(0, 3000)}`;
+                if (![0, 5].includes(res.code))
+                  throw new Error(
+                    `exit code ${res.code === -1 ? `-1 (killed after ${CLI_LIMIT_MS} ms)` : res.code}\n${shown}`,
+                  );
+                if (/^\s+at /m.test(res.stdout + res.stderr)) throw new Error(`stack trace printed\n${shown}`);
+                if (/unexpected internal error/.test(res.stderr)) throw new Error(`internal error\n${shown}`);
+                if (res.code === 5 && !res.stderr.startsWith('ERROR! '))
+                  throw new Error(`exit 5 without an ERROR! paragraph\n${shown}`);
+              }
+            } finally {
+              rmSync(dir, { recursive: true, force: true });
+              rmSync(invDir, { recursive: true, force: true });
+            }
+          },
+        ),
+        // Each run spawns two processes: stop at the first failure rather than shrink for minutes.
+        { seed: seedFor(4), numRuns: runs(12), endOnFailure: true },
+      );
+    },
+    PROPERTY_LIMIT_MS,
+  );
 });

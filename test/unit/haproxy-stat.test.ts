@@ -30,7 +30,13 @@ const WEB2_DOWN = [
 describe('parseShowStat', () => {
   it('keys every row by the header columns, whatever their position', () => {
     const rows = parseShowStat(ALL_UP);
-    expect(rows.map((r) => `${r.pxname}/${r.svname}`)).toEqual(['stats/FRONTEND', 'www/FRONTEND', 'web/web1', 'web/web2', 'web/BACKEND']);
+    expect(rows.map((r) => `${r.pxname}/${r.svname}`)).toEqual([
+      'stats/FRONTEND',
+      'www/FRONTEND',
+      'web/web1',
+      'web/web2',
+      'web/BACKEND',
+    ]);
     const web1 = rows[2]!;
     expect(web1.status).toBe('UP');
     expect(web1.check_status).toBe('L7OK');
@@ -51,13 +57,20 @@ describe('parseShowStat', () => {
   });
 
   it('refuses text that is not show stat output', () => {
-    expect(() => parseShowStat('Unknown command. Please enter one of the following commands only :\n')).toThrow(/no "# pxname/);
+    expect(() => parseShowStat('Unknown command. Please enter one of the following commands only :\n')).toThrow(
+      /no "# pxname/,
+    );
     expect(() => parseShowStat('')).toThrow(/not haproxy/);
   });
 
   it('reads quoted fields with commas and doubled quotes (RFC 4180)', () => {
     const rows = parseShowStat('# pxname,svname,status,check_desc,\nweb,web1,DOWN,"Layer7 wrong status, ""503""",\n');
-    expect(rows[0]).toEqual({ pxname: 'web', svname: 'web1', status: 'DOWN', check_desc: 'Layer7 wrong status, "503"' });
+    expect(rows[0]).toEqual({
+      pxname: 'web',
+      svname: 'web1',
+      status: 'DOWN',
+      check_desc: 'Layer7 wrong status, "503"',
+    });
   });
 });
 

@@ -61,9 +61,15 @@ describe('loadInventory: precedence', () => {
     expect(inv.varOrigin('solo', 'folder_order')).toBeUndefined();
   });
 
-  it('orders a host\'s groups all first, then by depth, then by name', () => {
+  it("orders a host's groups all first, then by depth, then by name", () => {
     expect(inv.hosts.get('web1')!.groups).toEqual(['all', 'site', 'zeta', 'cache', 'web']);
-    expect(hostGroupsDepthOrder(inv, ['web', 'cache', 'zeta', 'all', 'site'])).toEqual(['all', 'site', 'zeta', 'cache', 'web']);
+    expect(hostGroupsDepthOrder(inv, ['web', 'cache', 'zeta', 'all', 'site'])).toEqual([
+      'all',
+      'site',
+      'zeta',
+      'cache',
+      'web',
+    ]);
   });
 
   it('sets the magic variables', () => {
@@ -84,7 +90,7 @@ describe('loadInventory: precedence', () => {
     expect(formatLocation(inv.varOrigin('web1', 'inventory_hostname')!)).toBe(`${P}/hosts.yaml:24:13`);
   });
 
-  it('gives every call its own copy, so one host cannot change another\'s variables', () => {
+  it("gives every call its own copy, so one host cannot change another's variables", () => {
     const first = inv.hostVars('web2');
     (first.settings as Record<string, unknown>).b = 99;
     expect(inv.hostVars('web1').settings).toEqual({ b: 3 });
@@ -92,8 +98,15 @@ describe('loadInventory: precedence', () => {
   });
 
   it('exposes layered vars on hosts and groups', () => {
-    expect(inv.hosts.get('web1')!.vars).toMatchObject({ host_vs_host_file: 'web1-file', host_listed_twice: 'second-listing' });
-    expect(inv.groups.get('web')!.vars).toMatchObject({ folder_order: 'web-folder-20', folder_only: 'base', site_vs_web: 'web-inline' });
+    expect(inv.hosts.get('web1')!.vars).toMatchObject({
+      host_vs_host_file: 'web1-file',
+      host_listed_twice: 'second-listing',
+    });
+    expect(inv.groups.get('web')!.vars).toMatchObject({
+      folder_order: 'web-folder-20',
+      folder_only: 'base',
+      site_vs_web: 'web-inline',
+    });
     expect(inv.groups.get('all')!.vars).toMatchObject({ all_vs_all_file: 'all-file', from_all: 'all-inline' });
   });
 
@@ -117,7 +130,15 @@ describe('loadInventory: structure', () => {
   });
 
   it('numbers hosts in the order they first appear', () => {
-    expect([...inv.hosts.keys()]).toEqual(['web1.example.com', 'web2.example.com', 'db1', 'db2', 'bastion', 'lb1', 'lb2']);
+    expect([...inv.hosts.keys()]).toEqual([
+      'web1.example.com',
+      'web2.example.com',
+      'db1',
+      'db2',
+      'bastion',
+      'lb1',
+      'lb2',
+    ]);
   });
 
   it('makes top-level groups children of all and keeps every parent', () => {
@@ -146,7 +167,7 @@ describe('loadInventory: structure', () => {
     expect(inv.select('web:!canary')).toEqual(['web1.example.com']);
   });
 
-  it('reads an INI inventory (Ansible\'s default format)', () => {
+  it("reads an INI inventory (Ansible's default format)", () => {
     const ini = loadInventory(fixture('errors', 'ini-hosts'));
     expect(ini.select('web')).toEqual(['web1']);
     expect(ini.hostVars('web1').ansible_host).toBe('10.0.0.1');
@@ -154,7 +175,10 @@ describe('loadInventory: structure', () => {
 
   it('lets templated connection variables through to rendering', () => {
     const templated = loadInventory(fixture('templated', 'hosts.yaml'));
-    expect(templated.hostVars('web1')).toMatchObject({ ansible_port: '{{ base_port }}', cairn_jump: ['bastion', 'deploy@gw:2222'] });
+    expect(templated.hostVars('web1')).toMatchObject({
+      ansible_port: '{{ base_port }}',
+      cairn_jump: ['bastion', 'deploy@gw:2222'],
+    });
     // As Ansible (PyYAML, YAML 1.1): an unquoted `yes` is the boolean true.
     expect(templated.hostVars('web2').ansible_become).toBe(true);
   });
@@ -164,34 +188,122 @@ describe('loadInventory: errors', () => {
   const E = fixture('errors');
   // [fixture, message (regex), "file:line:col" or file]
   const table: Array<[string, RegExp, string]> = [
-    ['unknown-key.yaml', /^inventory: unknown key "host" in "web" \(did you mean "hosts"\? expected one of: hosts, vars, children\)$/, 'unknown-key.yaml:4:7'],
-    ['host-entry-list.yaml', /^inventory: "web1" must be a mapping of variables, or empty, got a list$/, 'host-entry-list.yaml:4:7'],
-    ['hosts-list.yaml', /^inventory: "hosts" must be a mapping of host names to their variables \(not a list\), got a list$/, 'hosts-list.yaml:3:5'],
-    ['not-a-mapping.yaml', /^inventory: the top level must be a mapping of group names \(all, web, \.\.\.\) to groups, got a list$/, 'not-a-mapping.yaml:1:1'],
-    ['bad-host-name.yaml', /^inventory: invalid host name "web 2" \(expected letters, digits, "_", "\." and "-"/, 'bad-host-name.yaml:4:5'],
-    ['bad-group-name.yaml', /^inventory: invalid group name "1web" \(expected letters, digits, "_" and "-", starting with a letter or "_"\)$/, 'bad-group-name.yaml:3:5'],
+    [
+      'unknown-key.yaml',
+      /^inventory: unknown key "host" in "web" \(did you mean "hosts"\? expected one of: hosts, vars, children\)$/,
+      'unknown-key.yaml:4:7',
+    ],
+    [
+      'host-entry-list.yaml',
+      /^inventory: "web1" must be a mapping of variables, or empty, got a list$/,
+      'host-entry-list.yaml:4:7',
+    ],
+    [
+      'hosts-list.yaml',
+      /^inventory: "hosts" must be a mapping of host names to their variables \(not a list\), got a list$/,
+      'hosts-list.yaml:3:5',
+    ],
+    [
+      'not-a-mapping.yaml',
+      /^inventory: the top level must be a mapping of group names \(all, web, \.\.\.\) to groups, got a list$/,
+      'not-a-mapping.yaml:1:1',
+    ],
+    [
+      'bad-host-name.yaml',
+      /^inventory: invalid host name "web 2" \(expected letters, digits, "_", "\." and "-"/,
+      'bad-host-name.yaml:4:5',
+    ],
+    [
+      'bad-group-name.yaml',
+      /^inventory: invalid group name "1web" \(expected letters, digits, "_" and "-", starting with a letter or "_"\)$/,
+      'bad-group-name.yaml:3:5',
+    ],
     ['bad-var-name.yaml', /^inventory: invalid variable name "my-var"/, 'bad-var-name.yaml:3:5'],
-    ['magic-var.yaml', /^inventory: "group_names" is set by cairn for every host; the inventory cannot set it$/, 'magic-var.yaml:4:7'],
+    [
+      'magic-var.yaml',
+      /^inventory: "group_names" is set by cairn for every host; the inventory cannot set it$/,
+      'magic-var.yaml:4:7',
+    ],
     ['cycle.yaml', /^group "a" is its own ancestor: a -> b -> c -> a$/, 'cycle.yaml:9:17'],
     ['self-cycle.yaml', /^group "web" is its own ancestor: web -> web$/, 'self-cycle.yaml:3:5'],
-    ['all-as-child.yaml', /^"all" holds every group; it cannot be the child of another group$/, 'all-as-child.yaml:3:5'],
-    ['host-group-clash.yaml', /^"db" is both a host and a group \(the group is at .*host-group-clash\.yaml:5:5\)/, 'host-group-clash.yaml:3:5'],
-    ['host-named-all.yaml', /^"all" is the name of a group every inventory has; rename the host$/, 'host-named-all.yaml:3:5'],
-    ['port-range.yaml', /^inventory: "ansible_port" must be an integer from 1 to 65535, got number 70000$/, 'port-range.yaml:4:21'],
-    ['port-string.yaml', /^inventory: "ansible_port" must be an integer from 1 to 65535, got the string "ssh"$/, 'port-string.yaml:3:19'],
-    ['become-string.yaml', /^inventory: "ansible_become" must be true or false \(or yes\/no, on\/off\), got the string "sometimes"$/, 'become-string.yaml:5:25'],
-    ['connection-enum.yaml', /^inventory: "ansible_connection" must be "ssh" or "local", got the string "paramiko"$/, 'connection-enum.yaml:4:27'],
-    ['timeout-zero.yaml', /^inventory: "ansible_timeout" must be a whole number of seconds, at least 1, got number 0$/, 'timeout-zero.yaml:4:24'],
+    [
+      'all-as-child.yaml',
+      /^"all" holds every group; it cannot be the child of another group$/,
+      'all-as-child.yaml:3:5',
+    ],
+    [
+      'host-group-clash.yaml',
+      /^"db" is both a host and a group \(the group is at .*host-group-clash\.yaml:5:5\)/,
+      'host-group-clash.yaml:3:5',
+    ],
+    [
+      'host-named-all.yaml',
+      /^"all" is the name of a group every inventory has; rename the host$/,
+      'host-named-all.yaml:3:5',
+    ],
+    [
+      'port-range.yaml',
+      /^inventory: "ansible_port" must be an integer from 1 to 65535, got number 70000$/,
+      'port-range.yaml:4:21',
+    ],
+    [
+      'port-string.yaml',
+      /^inventory: "ansible_port" must be an integer from 1 to 65535, got the string "ssh"$/,
+      'port-string.yaml:3:19',
+    ],
+    [
+      'become-string.yaml',
+      /^inventory: "ansible_become" must be true or false \(or yes\/no, on\/off\), got the string "sometimes"$/,
+      'become-string.yaml:5:25',
+    ],
+    [
+      'connection-enum.yaml',
+      /^inventory: "ansible_connection" must be "ssh" or "local", got the string "paramiko"$/,
+      'connection-enum.yaml:4:27',
+    ],
+    [
+      'timeout-zero.yaml',
+      /^inventory: "ansible_timeout" must be a whole number of seconds, at least 1, got number 0$/,
+      'timeout-zero.yaml:4:24',
+    ],
     ['jump-list.yaml', /^inventory: entry 2 of "cairn_jump" must be a string, got number 22$/, 'jump-list.yaml:6:11'],
-    ['user-empty.yaml', /^inventory: "ansible_user" must be a user name \(a non-empty string\), got the string ""$/, 'user-empty.yaml:4:21'],
+    [
+      'user-empty.yaml',
+      /^inventory: "ansible_user" must be a user name \(a non-empty string\), got the string ""$/,
+      'user-empty.yaml:4:21',
+    ],
     ['bad-yaml.yaml', /^invalid YAML: /, 'bad-yaml.yaml:'],
-    ['stray-host-vars', /^host_vars file for host "web3", which is not in the inventory; did you mean "web1" or "web2"\?/, 'stray-host-vars/host_vars/web3.yaml'],
-    ['stray-group-vars', /^group_vars file for group "dbs", which is not in the inventory; did you mean "db"\?/, 'stray-group-vars/group_vars/dbs.yml'],
+    [
+      'stray-host-vars',
+      /^host_vars file for host "web3", which is not in the inventory; did you mean "web1" or "web2"\?/,
+      'stray-host-vars/host_vars/web3.yaml',
+    ],
+    [
+      'stray-group-vars',
+      /^group_vars file for group "dbs", which is not in the inventory; did you mean "db"\?/,
+      'stray-group-vars/group_vars/dbs.yml',
+    ],
     ['folder-junk', /^files in a vars folder must end in \.yaml or \.yml/, 'folder-junk/group_vars/web/notes.txt'],
-    ['group-vars-bad', /^group_vars file: "ansible_port" must be an integer from 1 to 65535, got number 0$/, 'group-vars-bad/group_vars/web.yaml:3:15'],
-    ['group-vars-list', /^group_vars file: the top level must be a mapping of variable names to values, got a list$/, 'group-vars-list/group_vars/web.yaml:1:1'],
-    ['no-inventory', /^no inventory file in this folder \(expected one of hosts\.yaml, hosts\.yml, inventory\.yaml, inventory\.yml, or Ansible inventory files\)$/, 'no-inventory'],
-    ['two-inventories', /^several inventory files in this folder \(hosts\.yaml, inventory\.yaml\); keep one$/, 'two-inventories'],
+    [
+      'group-vars-bad',
+      /^group_vars file: "ansible_port" must be an integer from 1 to 65535, got number 0$/,
+      'group-vars-bad/group_vars/web.yaml:3:15',
+    ],
+    [
+      'group-vars-list',
+      /^group_vars file: the top level must be a mapping of variable names to values, got a list$/,
+      'group-vars-list/group_vars/web.yaml:1:1',
+    ],
+    [
+      'no-inventory',
+      /^no inventory file in this folder \(expected one of hosts\.yaml, hosts\.yml, inventory\.yaml, inventory\.yml, or Ansible inventory files\)$/,
+      'no-inventory',
+    ],
+    [
+      'two-inventories',
+      /^several inventory files in this folder \(hosts\.yaml, inventory\.yaml\); keep one$/,
+      'two-inventories',
+    ],
     ['does-not-exist.yaml', /^cannot read inventory: no such file$/, 'does-not-exist.yaml'],
   ];
   it.each(table)('%s', (name, message, where) => {
@@ -236,7 +348,13 @@ describe('loadInventory: vault files', () => {
   it('sniffs the header before reading text, so a binary age payload is not called "binary YAML"', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-inv-'));
     try {
-      writeFileSync(join(dir, 'hosts.yaml'), Buffer.concat([Buffer.from('age-encryption.org/v1\n-> X25519 abc\n--- def\n'), Buffer.from([0, 255, 1, 0, 200])]));
+      writeFileSync(
+        join(dir, 'hosts.yaml'),
+        Buffer.concat([
+          Buffer.from('age-encryption.org/v1\n-> X25519 abc\n--- def\n'),
+          Buffer.from([0, 255, 1, 0, 200]),
+        ]),
+      );
       expect(cairnError(() => loadInventory(dir)).message).toMatch(/^encrypted vault files need `cairn vault`/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -274,7 +392,11 @@ describe('loadInventory: property', () => {
   // Few names, so clashes (host = group), repeats and cycles are common.
   const groupName = fc.constantFrom('all', 'web', 'db', 'lb', 'ungrouped', 'g1', 'web1');
   const hostName = fc.constantFrom('web1', 'web2', 'db1', 'lb1', 'x.example.com', 'db');
-  const vars = fc.dictionary(fc.constantFrom('a', 'b', 'ansible_port', 'ansible_become'), fc.oneof(fc.integer({ min: -5, max: 70000 }), fc.boolean(), fc.string({ maxLength: 4 })), { maxKeys: 2 });
+  const vars = fc.dictionary(
+    fc.constantFrom('a', 'b', 'ansible_port', 'ansible_become'),
+    fc.oneof(fc.integer({ min: -5, max: 70000 }), fc.boolean(), fc.string({ maxLength: 4 })),
+    { maxKeys: 2 },
+  );
   const { group } = fc.letrec((tie) => ({
     group: fc.option(
       fc.record(
@@ -292,13 +414,30 @@ describe('loadInventory: property', () => {
   const term = fc
     .tuple(
       fc.constantFrom('', '', '', '&', '!'),
-      fc.constantFrom('all', '*', 'web', 'web1', 'web*', 'db', 'lb?', '*.example.com', '~w.*', '~(db|lb)', 'g1', 'ungrouped'),
+      fc.constantFrom(
+        'all',
+        '*',
+        'web',
+        'web1',
+        'web*',
+        'db',
+        'lb?',
+        '*.example.com',
+        '~w.*',
+        '~(db|lb)',
+        'g1',
+        'ungrouped',
+      ),
       fc.constantFrom('', '', '', '[0]', '[-1]', '[0:1]', '[1:]'),
     )
     .map(([op, name, sub]) => (name.startsWith('~') ? op + name : op + name + sub));
-  const wellFormed = fc.array(term, { minLength: 1, maxLength: 4 }).chain((terms) =>
-    fc.array(fc.constantFrom(':', ','), { minLength: terms.length, maxLength: terms.length }).map((seps) => terms.map((t, i) => (i ? seps[i]! : '') + t).join('')),
-  );
+  const wellFormed = fc
+    .array(term, { minLength: 1, maxLength: 4 })
+    .chain((terms) =>
+      fc
+        .array(fc.constantFrom(':', ','), { minLength: terms.length, maxLength: terms.length })
+        .map((seps) => terms.map((t, i) => (i ? seps[i]! : '') + t).join('')),
+    );
   // Terms built from the names the loaded inventory really has (chosen by index once it is loaded).
   const nameTerm = fc.record({
     op: fc.constantFrom('', '', '&', '!'),
@@ -311,58 +450,94 @@ describe('loadInventory: property', () => {
       .map(({ op, pick, form }) => {
         const name = names[pick % names.length]!;
         switch (form) {
-          case 'prefix*': return `${op}${name.slice(0, 2)}*`;
-          case '?suffix': return `${op}?${name.slice(1)}`;
-          case 'regex': return `${op}~${name.replace(/\./g, '\\.')}`;
-          case 'index': return `${op}${name}[${pick % 3 === 0 ? -1 : 0}]`;
-          case 'range': return `${op}${name}[0:${pick % 4}]`;
-          default: return `${op}${name}`;
+          case 'prefix*':
+            return `${op}${name.slice(0, 2)}*`;
+          case '?suffix':
+            return `${op}?${name.slice(1)}`;
+          case 'regex':
+            return `${op}~${name.replace(/\./g, '\\.')}`;
+          case 'index':
+            return `${op}${name}[${pick % 3 === 0 ? -1 : 0}]`;
+          case 'range':
+            return `${op}${name}[0:${pick % 4}]`;
+          default:
+            return `${op}${name}`;
         }
       })
       .join(':');
-  const token = fc.constantFrom('all', '*', 'web', 'web1', 'db', 'lb?', '~w.*', '~(', ':', ',', '&', '!', '[0]', '[-1]', '[0:1]', '[', ']', ' ', 'nosuch', 'g1');
+  const token = fc.constantFrom(
+    'all',
+    '*',
+    'web',
+    'web1',
+    'db',
+    'lb?',
+    '~w.*',
+    '~(',
+    ':',
+    ',',
+    '&',
+    '!',
+    '[0]',
+    '[-1]',
+    '[0:1]',
+    '[',
+    ']',
+    ' ',
+    'nosuch',
+    'g1',
+  );
   const soup = fc.array(token, { maxLength: 6 }).map((t) => t.join(''));
-  const pattern = fc.oneof({ arbitrary: wellFormed, weight: 4 }, { arbitrary: soup, weight: 1 }, { arbitrary: fc.string({ maxLength: 12 }), weight: 1 });
+  const pattern = fc.oneof(
+    { arbitrary: wellFormed, weight: 4 },
+    { arbitrary: soup, weight: 1 },
+    { arbitrary: fc.string({ maxLength: 12 }), weight: 1 },
+  );
 
   it('random group trees and patterns throw nothing but CairnError', () => {
     let n = 0;
     let loaded = 0;
     let selections = 0;
     fc.assert(
-      fc.property(inventory, fc.array(pattern, { minLength: 1, maxLength: 4 }), fc.array(fc.array(nameTerm, { minLength: 1, maxLength: 3 }), { maxLength: 4 }), (shape, fixedPatterns, specs) => {
-        const dir = join(root, String(n++));
-        mkdirSync(dir);
-        writeFileSync(join(dir, 'hosts.yaml'), stringify(shape));
-        let inv;
-        try {
-          inv = loadInventory(dir);
-          loaded++;
-        } catch (err) {
-          if (err instanceof CairnError) return;
-          throw err;
-        }
-        const order = [...inv.hosts.keys()];
-        const names = [...order, ...inv.groups.keys()];
-        const patterns = [...fixedPatterns, ...specs.map((spec) => fromNames(spec, names))];
-        for (const p of patterns) {
-          let selected: string[];
+      fc.property(
+        inventory,
+        fc.array(pattern, { minLength: 1, maxLength: 4 }),
+        fc.array(fc.array(nameTerm, { minLength: 1, maxLength: 3 }), { maxLength: 4 }),
+        (shape, fixedPatterns, specs) => {
+          const dir = join(root, String(n++));
+          mkdirSync(dir);
+          writeFileSync(join(dir, 'hosts.yaml'), stringify(shape));
+          let inv;
           try {
-            selected = inv.select(p);
+            inv = loadInventory(dir);
+            loaded++;
           } catch (err) {
-            if (err instanceof CairnError) continue;
+            if (err instanceof CairnError) return;
             throw err;
           }
-          selections++;
-          // In inventory order, each host once.
-          const positions = selected.map((h) => order.indexOf(h));
-          expect(positions.every((pos, i) => pos >= 0 && (i === 0 || pos > positions[i - 1]!))).toBe(true);
-        }
-        for (const host of order) {
-          const hostVars = inv.hostVars(host);
-          expect(hostVars.group_names).not.toContain('all');
-          expect(inv.hosts.get(host)!.groups[0]).toBe('all');
-        }
-      }),
+          const order = [...inv.hosts.keys()];
+          const names = [...order, ...inv.groups.keys()];
+          const patterns = [...fixedPatterns, ...specs.map((spec) => fromNames(spec, names))];
+          for (const p of patterns) {
+            let selected: string[];
+            try {
+              selected = inv.select(p);
+            } catch (err) {
+              if (err instanceof CairnError) continue;
+              throw err;
+            }
+            selections++;
+            // In inventory order, each host once.
+            const positions = selected.map((h) => order.indexOf(h));
+            expect(positions.every((pos, i) => pos >= 0 && (i === 0 || pos > positions[i - 1]!))).toBe(true);
+          }
+          for (const host of order) {
+            const hostVars = inv.hostVars(host);
+            expect(hostVars.group_names).not.toContain('all');
+            expect(inv.hosts.get(host)!.groups[0]).toBe('all');
+          }
+        },
+      ),
       { numRuns: 300 },
     );
     // The property is only worth something if most cases get past loading and pattern parsing.

@@ -18,7 +18,8 @@ import {
 } from '../../runner/core/transport/known-hosts.js';
 
 const haveKeygen = existsSync('/usr/bin/ssh-keygen');
-if (!haveKeygen) throw new Error('ssh-keygen is not installed: apt-get install -y openssh-client (scripts/test-prereqs.sh does it)');
+if (!haveKeygen)
+  throw new Error('ssh-keygen is not installed: apt-get install -y openssh-client (scripts/test-prereqs.sh does it)');
 
 interface TestKey {
   type: string;

@@ -39,7 +39,9 @@ describe('is the lab subnet free on this machine', () => {
   it('reads the real `ip -j` output of this machine without error', () => {
     if (!existsSync('/usr/sbin/ip') && !existsSync('/sbin/ip') && !existsSync('/usr/bin/ip')) return;
     const links = JSON.parse(execFileSync('ip', ['-j', '-d', 'addr', 'show'], { encoding: 'utf8' })) as IpLink[];
-    const routes = JSON.parse(execFileSync('ip', ['-j', '-4', 'route', 'show', 'table', 'main'], { encoding: 'utf8' })) as IpRoute[];
+    const routes = JSON.parse(
+      execFileSync('ip', ['-j', '-4', 'route', 'show', 'table', 'main'], { encoding: 'utf8' }),
+    ) as IpRoute[];
     expect(links.some((l) => l.ifname === 'lo')).toBe(true);
     // Loopback's 127.0.0.0/8 never overlaps a private /24, and the default route does not count.
     const withoutLab = subnetConflict({ subnet: parseSubnet24('127.0.5.0/24')!, bridge: 'cairnbr0' }, links, routes);
@@ -47,7 +49,13 @@ describe('is the lab subnet free on this machine', () => {
   });
 
   // Shapes as `ip -j -d addr show` and `ip -j -4 route show table main` print them (iproute2 6.1, this machine).
-  const eth0: IpLink = { ifname: 'eth0', addr_info: [{ family: 'inet', local: '192.0.2.2', prefixlen: 24 }, { family: 'inet6', local: 'fd00::2', prefixlen: 64 }] };
+  const eth0: IpLink = {
+    ifname: 'eth0',
+    addr_info: [
+      { family: 'inet', local: '192.0.2.2', prefixlen: 24 },
+      { family: 'inet6', local: 'fd00::2', prefixlen: 64 },
+    ],
+  };
   const defaultRoute: IpRoute = { dst: 'default', dev: 'eth0' };
 
   it('is free when nothing overlaps', () => {
@@ -60,18 +68,28 @@ describe('is the lab subnet free on this machine', () => {
   });
 
   it('names a route that overlaps', () => {
-    expect(subnetConflict(lab, [eth0], [defaultRoute, { dst: '10.77.0.128/25', dev: 'eth0' }])).toBe('a route to 10.77.0.128/25 via eth0 exists');
-    expect(subnetConflict(lab, [eth0], [{ dst: '10.77.0.9', dev: 'eth0' }])).toBe('a route to 10.77.0.9 via eth0 exists');
+    expect(subnetConflict(lab, [eth0], [defaultRoute, { dst: '10.77.0.128/25', dev: 'eth0' }])).toBe(
+      'a route to 10.77.0.128/25 via eth0 exists',
+    );
+    expect(subnetConflict(lab, [eth0], [{ dst: '10.77.0.9', dev: 'eth0' }])).toBe(
+      'a route to 10.77.0.9 via eth0 exists',
+    );
   });
 
-  it('does not count the lab\'s own bridge, its ports or its route', () => {
-    const bridge: IpLink = { ifname: 'cairnbr0', addr_info: [{ family: 'inet', local: '10.77.0.1', prefixlen: 24 }], linkinfo: { info_kind: 'bridge' } };
+  it("does not count the lab's own bridge, its ports or its route", () => {
+    const bridge: IpLink = {
+      ifname: 'cairnbr0',
+      addr_info: [{ family: 'inet', local: '10.77.0.1', prefixlen: 24 }],
+      linkinfo: { info_kind: 'bridge' },
+    };
     const port: IpLink = { ifname: 'vb-web1', master: 'cairnbr0', linkinfo: { info_kind: 'veth' } };
-    expect(subnetConflict(lab, [eth0, bridge, port], [defaultRoute, { dst: '10.77.0.0/24', dev: 'cairnbr0' }])).toBeUndefined();
+    expect(
+      subnetConflict(lab, [eth0, bridge, port], [defaultRoute, { dst: '10.77.0.0/24', dev: 'cairnbr0' }]),
+    ).toBeUndefined();
   });
 });
 
-describe('which interfaces are the lab\'s', () => {
+describe("which interfaces are the lab's", () => {
   it('is the bridge, its ports, and vb-NAME veths of known hosts, nothing else', () => {
     const links: IpLink[] = [
       { ifname: 'eth0' },

@@ -37,7 +37,9 @@ describe('lab preflight', () => {
     // Running the test suite as another user is not possible here; only the uid the check reads is replaced.
     const spy = vi.spyOn(process, 'getuid').mockReturnValue(1000);
     try {
-      expect(() => requireRoot('up')).toThrow('cairn lab up must run as root: the lab creates a bridge, mounts overlays and boots containers.');
+      expect(() => requireRoot('up')).toThrow(
+        'cairn lab up must run as root: the lab creates a bridge, mounts overlays and boots containers.',
+      );
     } finally {
       spy.mockRestore();
     }

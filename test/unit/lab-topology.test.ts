@@ -39,7 +39,11 @@ describe('default topology', () => {
     expect(plain.hosts.map((h) => h.name)).toEqual(['lb1', 'lb2', 'web1', 'web2', 'mon1']);
     const full = defaultTopology(true);
     expect(full.hosts.map((h) => h.name)).toEqual(['lb1', 'lb2', 'web1', 'web2', 'mon1', 'pve1', 'pve2', 'pve3']);
-    expect(full.hosts.find((h) => h.name === 'pve2')).toMatchObject({ address: '10.77.0.42', groups: ['pve'], devices: ['kvm', 'fuse', 'loop'] });
+    expect(full.hosts.find((h) => h.name === 'pve2')).toMatchObject({
+      address: '10.77.0.42',
+      groups: ['pve'],
+      devices: ['kvm', 'fuse', 'loop'],
+    });
     expect(full.bridge).toBe('cairnbr0');
     expect(full.bridgeAddress).toBe('10.77.0.1');
     expect(full.vip).toBe('10.77.0.10');
@@ -121,9 +125,13 @@ describe('topology files', () => {
 
   it('refuses an address outside the subnet, the bridge address, the VIP and a taken one', () => {
     const outside = topologyFile('hosts:\n  - name: a\n    address: 10.77.1.5\n');
-    expect(errorOf(() => loadTopologyFile(outside)).message).toContain('10.77.1.5 is outside the lab subnet 10.77.0.0/24');
+    expect(errorOf(() => loadTopologyFile(outside)).message).toContain(
+      '10.77.1.5 is outside the lab subnet 10.77.0.0/24',
+    );
     const bridge = topologyFile('hosts:\n  - name: a\n    address: 10.77.0.1\n');
-    expect(errorOf(() => loadTopologyFile(bridge)).message).toContain('10.77.0.1 is already the bridge address of this machine');
+    expect(errorOf(() => loadTopologyFile(bridge)).message).toContain(
+      '10.77.0.1 is already the bridge address of this machine',
+    );
     const vip = topologyFile('hosts:\n  - name: a\n    address: 10.77.0.10\n');
     expect(errorOf(() => loadTopologyFile(vip)).message).toContain('10.77.0.10 is already the VIP');
     const taken = topologyFile('hosts:\n  - name: a\n    address: 10.77.0.50\n  - name: b\n    address: 10.77.0.50\n');
@@ -154,7 +162,9 @@ describe('topology files', () => {
 
   it('refuses a missing file and invalid YAML with the file named', () => {
     const missing = join(dir, 'nope.yaml');
-    expect(errorOf(() => loadTopologyFile(missing)).render()).toContain(`${missing}: cannot read lab topology file: no such file`);
+    expect(errorOf(() => loadTopologyFile(missing)).render()).toContain(
+      `${missing}: cannot read lab topology file: no such file`,
+    );
     const broken = topologyFile('hosts:\n  - name: [unclosed\n');
     expect(errorOf(() => loadTopologyFile(broken)).render()).toMatch(/invalid YAML/);
   });
@@ -170,9 +180,19 @@ describe('adding to a running lab', () => {
 
   it('refuses a host that would change address or groups, or a different subnet', () => {
     const running = defaultTopology();
-    const moved = { ...defaultTopology(), source: 'x.yaml', hosts: [{ name: 'web1', address: '10.77.0.99', groups: ['web'], devices: [] }] };
-    expect(errorOf(() => checkCompatible(running, moved)).message).toContain('host web1 is up as 10.77.0.21 [web], but x.yaml describes it as 10.77.0.99 [web]');
-    const clash = { ...defaultTopology(), source: 'y.yaml', hosts: [{ name: 'extra', address: '10.77.0.21', groups: [], devices: [] }] };
+    const moved = {
+      ...defaultTopology(),
+      source: 'x.yaml',
+      hosts: [{ name: 'web1', address: '10.77.0.99', groups: ['web'], devices: [] }],
+    };
+    expect(errorOf(() => checkCompatible(running, moved)).message).toContain(
+      'host web1 is up as 10.77.0.21 [web], but x.yaml describes it as 10.77.0.99 [web]',
+    );
+    const clash = {
+      ...defaultTopology(),
+      source: 'y.yaml',
+      hosts: [{ name: 'extra', address: '10.77.0.21', groups: [], devices: [] }],
+    };
     expect(errorOf(() => checkCompatible(running, clash)).message).toContain('which lab host web1 already has');
     const other = { ...defaultTopology(), source: 'z.yaml', subnet: { base: 0, text: '10.9.9.0/24' } };
     expect(errorOf(() => checkCompatible(running, other)).message).toContain('run `cairn lab down` first');
@@ -180,6 +200,8 @@ describe('adding to a running lab', () => {
 
   it('finds hosts by name and lists the known ones otherwise', () => {
     expect(findHost(defaultTopology(), 'mon1').address).toBe('10.77.0.31');
-    expect(errorOf(() => findHost(defaultTopology(), 'web9')).message).toBe('no lab host named "web9" (the lab has: lb1, lb2, web1, web2, mon1)');
+    expect(errorOf(() => findHost(defaultTopology(), 'web9')).message).toBe(
+      'no lab host named "web9" (the lab has: lb1, lb2, web1, web2, mon1)',
+    );
   });
 });

@@ -8,7 +8,15 @@ import { inventoryDocument } from '../../runner/features/lab/inventory.js';
 import { labInterfaces } from '../../runner/features/lab/network.js';
 import { withContrib } from '../../runner/features/lab/repo.js';
 import { checkCompatible, defaultTopology, DEFAULT_VM, loadTopologyFile } from '../../runner/features/lab/topology.js';
-import { acceleratorsToTry, diskById, macAddress, qemuArgs, strayVmProcesses, tapName, vmPaths } from '../../runner/features/lab/vm.js';
+import {
+  acceleratorsToTry,
+  diskById,
+  macAddress,
+  qemuArgs,
+  strayVmProcesses,
+  tapName,
+  vmPaths,
+} from '../../runner/features/lab/vm.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-lab-vm-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,7 +47,9 @@ describe('VM hosts in the topology', () => {
   });
 
   it('reads kind, memory, cpus and disks from a topology file', () => {
-    const t = loadTopologyFile(topologyFile('hosts:\n  - name: vm1\n    kind: vm\n    memory: 1024\n    disks: [4, 8]\n  - name: c1\n'));
+    const t = loadTopologyFile(
+      topologyFile('hosts:\n  - name: vm1\n    kind: vm\n    memory: 1024\n    disks: [4, 8]\n  - name: c1\n'),
+    );
     expect(t.hosts[0]).toMatchObject({ kind: 'vm', vm: { memoryMiB: 1024, cpus: DEFAULT_VM.cpus, disksGiB: [4, 8] } });
     expect(t.hosts[1]!.kind).toBeUndefined();
   });
@@ -57,11 +67,16 @@ describe('VM hosts in the topology', () => {
 
   it('a running container cannot become a VM in place', () => {
     const running = defaultTopology(true);
-    expect(() => checkCompatible(running, defaultTopology(false, true))).toThrow(/host pve1 is up as 10\.77\.0\.41.*describes it as a VM 10\.77\.0\.41/);
+    expect(() => checkCompatible(running, defaultTopology(false, true))).toThrow(
+      /host pve1 is up as 10\.77\.0\.41.*describes it as a VM 10\.77\.0\.41/,
+    );
   });
 
-  it('the inventory names a VM\'s data disks by stable path', () => {
-    const doc = inventoryDocument({ topology: defaultTopology(false, true), paths: { privateKey: '/k', knownHosts: '/kh' } }) as {
+  it("the inventory names a VM's data disks by stable path", () => {
+    const doc = inventoryDocument({
+      topology: defaultTopology(false, true),
+      paths: { privateKey: '/k', knownHosts: '/kh' },
+    }) as {
       all: { hosts: Record<string, Record<string, unknown>> };
     };
     expect(doc.all.hosts.pve2).toMatchObject({ lab_kind: 'vm' });
@@ -73,7 +88,16 @@ describe('VM hosts in the topology', () => {
 describe('qemu command line', () => {
   const t = defaultTopology(false, true);
   const pve1 = t.hosts.find((h) => h.name === 'pve1')!;
-  const ctx = { image: { rootImage: '/img/root.raw', repoImage: '/img/repo.ext4', kernel: '/img/vmlinuz', initrd: '/img/initrd.img' }, topology: t, publicKey: 'ssh-ed25519 AAAA lab' };
+  const ctx = {
+    image: {
+      rootImage: '/img/root.raw',
+      repoImage: '/img/repo.ext4',
+      kernel: '/img/vmlinuz',
+      initrd: '/img/initrd.img',
+    },
+    topology: t,
+    publicKey: 'ssh-ed25519 AAAA lab',
+  };
   const args = qemuArgs(pve1, ctx, vmPaths('pve1'), 'tcg', '0123456789abcdef0123456789abcdef');
 
   it('boots the image kernel directly with the asked accelerator, memory, vCPUs and a QMP socket', () => {
@@ -108,7 +132,7 @@ describe('accelerator choice', () => {
 });
 
 describe('what down cleans after a crash', () => {
-  it('finds the lab\'s qemu processes by their command line, and no other qemu', () => {
+  it("finds the lab's qemu processes by their command line, and no other qemu", () => {
     const processes = [
       { pid: 10, ppid: 1, comm: 'qemu-system-x86', startTime: 1, state: 'S' },
       { pid: 11, ppid: 1, comm: 'qemu-system-x86', startTime: 1, state: 'S' },
@@ -119,7 +143,9 @@ describe('what down cleans after a crash', () => {
       11: ['qemu-system-x86_64', '-name', 'someone-else', '-drive', 'file=/tmp/x.qcow2'],
       12: ['bash', '-name', 'cairn-lab-x', '/var/lib/cairn/lab/hosts/'],
     };
-    expect(strayVmProcesses('/var/lib/cairn/lab/hosts', (pid) => cmdlines[pid] ?? [], processes).map((p) => p.pid)).toEqual([10]);
+    expect(
+      strayVmProcesses('/var/lib/cairn/lab/hosts', (pid) => cmdlines[pid] ?? [], processes).map((p) => p.pid),
+    ).toEqual([10]);
   });
 
   it('removes taps of the lab even when they were never attached to the bridge', () => {
@@ -129,20 +155,29 @@ describe('what down cleans after a crash', () => {
       { ifname: 'vt-pve2', linkinfo: { info_kind: 'tun' } },
       { ifname: 'vt-other', linkinfo: { info_kind: 'tun' } },
     ];
-    expect(labInterfaces(links, 'cairnbr0', ['pve1', 'pve2'], ['vt-pve1', 'vt-pve2'])).toEqual(['vt-pve1', 'vt-pve2', 'cairnbr0']);
+    expect(labInterfaces(links, 'cairnbr0', ['pve1', 'pve2'], ['vt-pve1', 'vt-pve2'])).toEqual([
+      'vt-pve1',
+      'vt-pve2',
+      'cairnbr0',
+    ]);
   });
 });
 
 describe('status and repository', () => {
   it('shows kind, accelerator, memory and disks', () => {
     const base = { name: 'pve1', address: '10.77.0.41', groups: ['pve'], state: 'running' as const };
-    expect(kindCell({ ...base, kind: 'vm', accelerator: 'tcg', memoryMiB: 2048, disksGiB: [16, 16] })).toBe('vm tcg 2048M 2x16G');
+    expect(kindCell({ ...base, kind: 'vm', accelerator: 'tcg', memoryMiB: 2048, disksGiB: [16, 16] })).toBe(
+      'vm tcg 2048M 2x16G',
+    );
     expect(kindCell({ ...base, kind: 'vm', memoryMiB: 1024, disksGiB: [4, 8] })).toBe('vm - 1024M 4G+8G');
     expect(kindCell({ ...base, kind: 'container' })).toBe('container');
   });
 
   it('resolves against contrib as well as main (zfs), leaving other components alone', () => {
-    const text = 'Types: deb\nURIs: http://m/debian\nSuites: bookworm\nComponents: main\n\nTypes: deb\nComponents: main contrib non-free\n';
-    expect(withContrib(text)).toBe('Types: deb\nURIs: http://m/debian\nSuites: bookworm\nComponents: main contrib\n\nTypes: deb\nComponents: main contrib non-free\n');
+    const text =
+      'Types: deb\nURIs: http://m/debian\nSuites: bookworm\nComponents: main\n\nTypes: deb\nComponents: main contrib non-free\n';
+    expect(withContrib(text)).toBe(
+      'Types: deb\nURIs: http://m/debian\nSuites: bookworm\nComponents: main contrib\n\nTypes: deb\nComponents: main contrib non-free\n',
+    );
   });
 });

@@ -6,13 +6,29 @@
  * temporary folder so plain `node` children can load it.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CairnError } from '../../runner/core/util/errors.js';
-import { acquireRunLock, commandLineForLock, processStart, runLockPath, type LockHolder, type RunLock } from '../../runner/app/lock.js';
+import {
+  acquireRunLock,
+  commandLineForLock,
+  processStart,
+  runLockPath,
+  type LockHolder,
+  type RunLock,
+} from '../../runner/app/lock.js';
 
 const root = resolve(import.meta.dirname, '../..');
 let work: string;
@@ -46,7 +62,17 @@ beforeAll(() => {
     [
       join(root, 'node_modules/typescript/bin/tsc'),
       ...['--outDir', join(work, 'out'), '--rootDir', root, '--module', 'NodeNext', '--moduleResolution', 'NodeNext'],
-      ...['--target', 'ES2022', '--strict', '--skipLibCheck', '--esModuleInterop', '--types', 'node', '--declaration', 'false'],
+      ...[
+        '--target',
+        'ES2022',
+        '--strict',
+        '--skipLibCheck',
+        '--esModuleInterop',
+        '--types',
+        'node',
+        '--declaration',
+        'false',
+      ],
       join(root, 'runner/app/lock.ts'),
     ],
     { cwd: root, stdio: 'pipe' },
@@ -87,7 +113,15 @@ function refusal(fn: () => unknown): CairnError {
 function plantLock(holder: Partial<LockHolder>): string {
   const path = runLockPath(inventory, stateDir);
   mkdirSync(join(stateDir, 'locks'), { recursive: true });
-  const full: LockHolder = { pid: 1, startedAt: '2026-11-20T08:00:00.000Z', command: 'cairn play old.yaml', host: hostname(), inventory, token: 'planted', ...holder };
+  const full: LockHolder = {
+    pid: 1,
+    startedAt: '2026-11-20T08:00:00.000Z',
+    command: 'cairn play old.yaml',
+    host: hostname(),
+    inventory,
+    token: 'planted',
+    ...holder,
+  };
   writeFileSync(path, JSON.stringify(full));
   return path;
 }
@@ -105,12 +139,19 @@ describe('run lock in one process', () => {
     expect(lock.path).toBe(runLockPath(inventory, stateDir));
     expect(lock.path.startsWith(join(stateDir, 'locks'))).toBe(true);
     const onDisk = JSON.parse(readFileSync(lock.path, 'utf8')) as LockHolder;
-    expect(onDisk).toMatchObject({ pid: process.pid, command: 'cairn play site.yaml', host: hostname(), procStartTime: processStart(process.pid)!.startTime });
+    expect(onDisk).toMatchObject({
+      pid: process.pid,
+      command: 'cairn play site.yaml',
+      host: hostname(),
+      procStartTime: processStart(process.pid)!.startTime,
+    });
     expect(Date.parse(onDisk.startedAt)).not.toBeNaN();
 
     const err = refusal(() => take('cairn verify site.yaml'));
     expect(err.kind).toBe('lock');
-    expect(err.message).toBe(`another cairn run holds the lock on ${inventory}: pid ${process.pid}, started ${onDisk.startedAt}, command \`cairn play site.yaml\``);
+    expect(err.message).toBe(
+      `another cairn run holds the lock on ${inventory}: pid ${process.pid}, started ${onDisk.startedAt}, command \`cairn play site.yaml\``,
+    );
     expect(err.detail).toBe(`lock file: ${lock.path} (removed when that run ends)`);
     // The folder and its hosts.yaml are the same inventory, so they share the lock.
     expect(refusal(() => acquireRunLock(join(inventory, 'hosts.yaml'), 'x', { stateDir })).kind).toBe('lock');
@@ -125,7 +166,9 @@ describe('run lock in one process', () => {
     const path = plantLock({ pid });
     const warnings: string[] = [];
     const lock = take('cairn play site.yaml', warnings);
-    expect(warnings).toEqual([`took over a stale lock on ${inventory}: pid ${pid}, started 2026-11-20T08:00:00.000Z, command \`cairn play old.yaml\` is no longer running`]);
+    expect(warnings).toEqual([
+      `took over a stale lock on ${inventory}: pid ${pid}, started 2026-11-20T08:00:00.000Z, command \`cairn play old.yaml\` is no longer running`,
+    ]);
     expect((JSON.parse(readFileSync(path, 'utf8')) as LockHolder).pid).toBe(process.pid);
     expect(readdirSync(join(stateDir, 'locks'))).toEqual([lock.path.split('/').pop()]);
   });
@@ -135,7 +178,9 @@ describe('run lock in one process', () => {
     plantLock({ pid: process.pid, procStartTime: me.startTime - 1 });
     const warnings: string[] = [];
     take('cairn play site.yaml', warnings);
-    expect(warnings[0]).toMatch(new RegExp(`is no longer running \\(pid ${process.pid} now belongs to another process\\)$`));
+    expect(warnings[0]).toMatch(
+      new RegExp(`is no longer running \\(pid ${process.pid} now belongs to another process\\)$`),
+    );
   });
 
   it('refuses a lock held by a live process with the right start time (pid 1 here)', () => {
@@ -155,12 +200,24 @@ describe('run lock in one process', () => {
   it('refuses an unreadable lock file rather than guess', () => {
     const path = plantLock({});
     writeFileSync(path, 'not json');
-    expect(refusal(() => take()).message).toBe(`the run lock on ${inventory} is unreadable (not a cairn lock file); remove ${path} if no cairn run is going`);
+    expect(refusal(() => take()).message).toBe(
+      `the run lock on ${inventory} is unreadable (not a cairn lock file); remove ${path} if no cairn run is going`,
+    );
   });
 
   it('release removes the lock only while it is still ours', () => {
     const lock = take();
-    writeFileSync(lock.path, JSON.stringify({ pid: 4242, startedAt: 'x', command: 'someone else', host: hostname(), inventory, token: 'theirs' }));
+    writeFileSync(
+      lock.path,
+      JSON.stringify({
+        pid: 4242,
+        startedAt: 'x',
+        command: 'someone else',
+        host: hostname(),
+        inventory,
+        token: 'theirs',
+      }),
+    );
     lock.release();
     expect(existsSync(lock.path)).toBe(true);
     rmSync(lock.path);
@@ -170,7 +227,10 @@ describe('run lock in one process', () => {
     const saved = process.env.CAIRN_LOCK_DIR;
     process.env.CAIRN_LOCK_DIR = join(work, 'env-locks');
     try {
-      const lock = acquireRunLock(inventory, commandLineForLock(['play', 'site.yaml', '-e', 'db_password=hunter2', '--extra-vars=token=x', '-l', 'web 1']));
+      const lock = acquireRunLock(
+        inventory,
+        commandLineForLock(['play', 'site.yaml', '-e', 'db_password=hunter2', '--extra-vars=token=x', '-l', 'web 1']),
+      );
       held.push(lock);
       expect(lock.path.startsWith(join(work, 'env-locks') + '/')).toBe(true);
       expect(lock.holder.command).toBe("cairn play site.yaml -e … --extra-vars=… -l 'web 1'");
@@ -192,7 +252,10 @@ interface Racer {
 }
 
 function startHolder(goFile = '', command = 'cairn play race.yaml'): Racer {
-  const child = spawn(process.execPath, ['holder.mjs', inventory, stateDir, goFile, command], { cwd: work, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['holder.mjs', inventory, stateDir, goFile, command], {
+    cwd: work,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   const result = new Promise<string>((resolveResult, reject) => {
     const rl = createInterface({ input: child.stdout });
@@ -205,9 +268,12 @@ function startHolder(goFile = '', command = 'cairn play race.yaml'): Racer {
   return { child, lines, result };
 }
 
-function exitOf(child: ChildProcessWithoutNullStreams): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+function exitOf(
+  child: ChildProcessWithoutNullStreams,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolveExit) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolveExit({ code: child.exitCode, signal: child.signalCode });
+    if (child.exitCode !== null || child.signalCode !== null)
+      resolveExit({ code: child.exitCode, signal: child.signalCode });
     else child.on('exit', (code, signal) => resolveExit({ code, signal }));
   });
 }
@@ -229,7 +295,10 @@ describe('run lock across processes', () => {
       const winners = racers.filter((_, i) => results[i]!.startsWith('won'));
       expect(winners).toHaveLength(1);
       for (const [i, line] of results.entries()) {
-        if (line.startsWith('lost')) expect(line).toBe(`lost: another cairn run holds the lock on ${inventory}: pid ${winners[0]!.child.pid}, started ${(JSON.parse(readFileSync(runLockPath(inventory, stateDir), 'utf8')) as LockHolder).startedAt}, command \`cairn play race.yaml\``);
+        if (line.startsWith('lost'))
+          expect(line).toBe(
+            `lost: another cairn run holds the lock on ${inventory}: pid ${winners[0]!.child.pid}, started ${(JSON.parse(readFileSync(runLockPath(inventory, stateDir), 'utf8')) as LockHolder).startedAt}, command \`cairn play race.yaml\``,
+          );
         else expect(racers[i]).toBe(winners[0]);
       }
       await stopAll(racers);
@@ -250,7 +319,9 @@ describe('run lock across processes', () => {
       // The racer that clears the stale lock need not be the one that then wins the free lock: another may
       // create it first. Exactly one wins; at least one saw and reported the stale holder.
       expect(racers.some((r) => r.lines.some((l) => l.startsWith('warning: took over a stale lock')))).toBe(true);
-      expect((JSON.parse(readFileSync(runLockPath(inventory, stateDir), 'utf8')) as LockHolder).pid).toBe(winner.child.pid);
+      expect((JSON.parse(readFileSync(runLockPath(inventory, stateDir), 'utf8')) as LockHolder).pid).toBe(
+        winner.child.pid,
+      );
       await stopAll(racers);
     }
   });
@@ -273,6 +344,10 @@ describe('run lock across processes', () => {
     expect(existsSync(path)).toBe(true);
     const warnings: string[] = [];
     take('cairn play site.yaml', warnings);
-    expect(warnings[0]).toMatch(new RegExp(`^took over a stale lock on .*: pid ${killed.child.pid}, started .*, command \`cairn play killed.yaml\` is no longer running$`));
+    expect(warnings[0]).toMatch(
+      new RegExp(
+        `^took over a stale lock on .*: pid ${killed.child.pid}, started .*, command \`cairn play killed.yaml\` is no longer running$`,
+      ),
+    );
   });
 });

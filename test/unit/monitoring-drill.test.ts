@@ -10,7 +10,13 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findNotification, matchingAlerts, parseAlertmanagerAlerts, parsePromDuration, parseSinkLog } from '../../runner/features/drills/monitoring.js';
+import {
+  findNotification,
+  matchingAlerts,
+  parseAlertmanagerAlerts,
+  parsePromDuration,
+  parseSinkLog,
+} from '../../runner/features/drills/monitoring.js';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'monitoring');
 const fixture = (name: string) => readFileSync(join(fixtures, name), 'utf8');
@@ -96,7 +102,9 @@ describe('the alert sink log', () => {
     const records = parseSinkLog(fixture('sink-alerts.jsonl'));
     expect(findNotification(records, 'HostDown', { instance: 'web1' }, 'firing')).toBe(records[1]);
     expect(findNotification(records, 'HostDown', { instance: 'web1' }, 'resolved')).toBe(records[2]);
-    expect(findNotification(records, 'ServiceDown', { instance: 'web1', name: 'nginx.service' }, 'resolved')).toBe(records[4]);
+    expect(findNotification(records, 'ServiceDown', { instance: 'web1', name: 'nginx.service' }, 'resolved')).toBe(
+      records[4],
+    );
     // Only what comes after a point counts: the drill slices the log at the count it saw before.
     expect(findNotification(records.slice(3), 'HostDown', { instance: 'web1' }, 'firing')).toBeUndefined();
     expect(findNotification(records, 'HostDown', { instance: 'web2' }, 'resolved')).toBeUndefined();
@@ -113,14 +121,28 @@ const python = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => exists
 if (!python) throw new Error('python3 is not installed: apt-get install -y python3 (scripts/test-prereqs.sh does it)');
 const sinkProgram = join(import.meta.dirname, '..', '..', 'roles', 'prometheus', 'files', 'cairn-alert-sink.py');
 
-function post(port: number, path: string, body: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+function post(
+  port: number,
+  path: string,
+  body: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolvePost, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolvePost({ status: res.statusCode ?? 0, text }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolvePost({ status: res.statusCode ?? 0, text }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -135,7 +157,10 @@ describe('the alert sink program (python3 on 127.0.0.1)', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cairn-sink-'));
     writeFileSync(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
-    child = spawn(python!, [sinkProgram, '127.0.0.1', '0'], { env: { PATH: process.env.PATH ?? '', CREDENTIALS_DIRECTORY: dir, STATE_DIRECTORY: dir }, stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(python!, [sinkProgram, '127.0.0.1', '0'], {
+      env: { PATH: process.env.PATH ?? '', CREDENTIALS_DIRECTORY: dir, STATE_DIRECTORY: dir },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     port = await new Promise<number>((resolvePort, reject) => {
       let err = '';
       const timer = setTimeout(() => reject(new Error(`the sink did not start: ${err}`)), 10_000);

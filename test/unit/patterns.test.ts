@@ -2,7 +2,14 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CairnError, formatLocation } from '../../runner/core/util/errors.js';
-import { closestNames, levenshtein, loadInventory, parseHostPattern, readLimitFile, selectHosts } from '../../runner/core/inventory/index.js';
+import {
+  closestNames,
+  levenshtein,
+  loadInventory,
+  parseHostPattern,
+  readLimitFile,
+  selectHosts,
+} from '../../runner/core/inventory/index.js';
 
 const DIR = 'test/fixtures/inventory/patterns';
 // Hosts in inventory order: web1 web2 web3 web10 db1 db2 lb1 lb2 bastion.

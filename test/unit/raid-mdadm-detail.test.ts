@@ -78,14 +78,24 @@ describe('parseMdadmDetails on real outputs', () => {
       expect(detail!.device).toBe(c.device);
       expect(detail!.level).toBe(c.level);
       expect(detail!.state).toEqual(c.state);
-      expect([detail!.raidDevices, detail!.totalDevices, detail!.activeDevices, detail!.workingDevices, detail!.failedDevices, detail!.spareDevices]).toEqual(c.counts);
+      expect([
+        detail!.raidDevices,
+        detail!.totalDevices,
+        detail!.activeDevices,
+        detail!.workingDevices,
+        detail!.failedDevices,
+        detail!.spareDevices,
+      ]).toEqual(c.counts);
       expect(detail!.progress).toEqual(c.progress);
       expect(detail!.devices).toEqual(c.devices);
     });
   }
 
   it('splits concatenated outputs (one per array) and keeps every field', () => {
-    const text = [loadRaidFixture('detail-healthy-raid1.detail').body, loadRaidFixture('detail-faulty-raid1.detail').body].join('\n');
+    const text = [
+      loadRaidFixture('detail-healthy-raid1.detail').body,
+      loadRaidFixture('detail-faulty-raid1.detail').body,
+    ].join('\n');
     const details = parseMdadmDetails(text);
     expect(details.map((d) => d.device)).toEqual(['/dev/md2', '/dev/md1']);
     expect(details[1]!.fields['Consistency Policy']).toBe('resync');
@@ -102,11 +112,21 @@ describe('parseMdadmDetails on real outputs', () => {
       }
       return 'no error';
     };
-    expect(renderOf('/dev/md0:\nnothing here\n', 'web1:detail')).toMatch(/^web1:detail:1: \/dev\/md0 has no "Key : value" fields/);
-    expect(renderOf('/dev/md0:\n State : clean\n    Number   Major   Minor   RaidDevice State\n  x y\n', 'd')).toMatch(/^d:4: cannot read this device row of \/dev\/md0/);
+    expect(renderOf('/dev/md0:\nnothing here\n', 'web1:detail')).toMatch(
+      /^web1:detail:1: \/dev\/md0 has no "Key : value" fields/,
+    );
+    expect(renderOf('/dev/md0:\n State : clean\n    Number   Major   Minor   RaidDevice State\n  x y\n', 'd')).toMatch(
+      /^d:4: cannot read this device row of \/dev\/md0/,
+    );
   });
 
   it('names arrays as mdstat does', () => {
-    expect(['/dev/md1', '/dev/md/1', '/dev/md/md1', '/dev/md/data', '/dev/md127'].map(mdName)).toEqual(['md1', 'md1', 'md1', 'data', 'md127']);
+    expect(['/dev/md1', '/dev/md/1', '/dev/md/md1', '/dev/md/data', '/dev/md127'].map(mdName)).toEqual([
+      'md1',
+      'md1',
+      'md1',
+      'data',
+      'md127',
+    ]);
   });
 });

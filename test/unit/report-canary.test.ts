@@ -25,10 +25,29 @@ function leakedForms(secret: string): string[] {
 }
 
 function events(): RunEvent[] {
-  const task: TaskRef = { name: `set token ${CANARY}`, role: 'app', module: 'shell', location: 'roles/app/tasks/main.yaml:4:3' };
-  const handler: TaskRef = { name: 'reload', role: 'app', module: 'service', location: 'roles/app/handlers/main.yaml:1:3' };
+  const task: TaskRef = {
+    name: `set token ${CANARY}`,
+    role: 'app',
+    module: 'shell',
+    location: 'roles/app/tasks/main.yaml:4:3',
+  };
+  const handler: TaskRef = {
+    name: 'reload',
+    role: 'app',
+    module: 'service',
+    location: 'roles/app/handlers/main.yaml:1:3',
+  };
   return [
-    { type: 'run_start', time: T, runId: 'r', command: 'apply', check: false, diff: true, inventory: `inv-${CANARY}.yaml`, playbook: 'site.yaml' },
+    {
+      type: 'run_start',
+      time: T,
+      runId: 'r',
+      command: 'apply',
+      check: false,
+      diff: true,
+      inventory: `inv-${CANARY}.yaml`,
+      playbook: 'site.yaml',
+    },
     { type: 'play_start', time: T, play: `deploy ${CANARY}`, hosts: ['web1', 'web2'], check: false },
     { type: 'batch_start', time: T, play: 'deploy', hosts: ['web1'], batch: 1, batches: 2 },
     { type: 'task_start', time: T, host: 'web1', task },
@@ -60,22 +79,96 @@ function events(): RunEvent[] {
     { type: 'task_result', time: T, host: 'web1', task, status: 'changed', loopSummary: true, durationMs: 11 },
     { type: 'handler_notified', time: T, host: 'web1', handler: 'reload', by: `set token ${CANARY}` },
     { type: 'task_start', time: T, host: 'web2', task },
-    { type: 'task_result', time: T, host: 'web2', task, status: 'failed', msg: `error: bad token ${TRICKY}\nstderr: ${CANARY}`, item: TRICKY, durationMs: 3 },
-    { type: 'task_result', time: T, host: 'web2', task, status: 'failed', msg: `command failed: ${CANARY}`, ignored: true, durationMs: 3 },
-    { type: 'task_result', time: T, host: 'web2', task, status: 'skipped', msg: `when: token == "${CANARY}"`, durationMs: 0 },
+    {
+      type: 'task_result',
+      time: T,
+      host: 'web2',
+      task,
+      status: 'failed',
+      msg: `error: bad token ${TRICKY}\nstderr: ${CANARY}`,
+      item: TRICKY,
+      durationMs: 3,
+    },
+    {
+      type: 'task_result',
+      time: T,
+      host: 'web2',
+      task,
+      status: 'failed',
+      msg: `command failed: ${CANARY}`,
+      ignored: true,
+      durationMs: 3,
+    },
+    {
+      type: 'task_result',
+      time: T,
+      host: 'web2',
+      task,
+      status: 'skipped',
+      msg: `when: token == "${CANARY}"`,
+      durationMs: 0,
+    },
     { type: 'host_failed', time: T, host: 'web2', msg: `failed at ${CANARY}` },
     { type: 'host_unreachable', time: T, host: 'web3', msg: `ssh: auth failed for ${TRICKY}` },
     { type: 'task_result', time: T, host: 'web3', task, status: 'unreachable', msg: `lost ${CANARY}`, durationMs: 3 },
     { type: 'task_start', time: T, host: 'web1', task: handler, handler: true },
-    { type: 'task_result', time: T, host: 'web1', task: handler, status: 'ok', handler: true, msg: CANARY, durationMs: 3 },
+    {
+      type: 'task_result',
+      time: T,
+      host: 'web1',
+      task: handler,
+      status: 'ok',
+      handler: true,
+      msg: CANARY,
+      durationMs: 3,
+    },
     { type: 'warning', time: T, host: 'web1', msg: `deprecated ${CANARY}` },
     { type: 'verify_start', time: T, play: 'deploy', hosts: ['web1'] },
-    { type: 'task_result', time: T, host: 'web1', task: { ...task, name: `verify ${CANARY}` }, status: 'failed', verify: true, msg: CANARY, durationMs: 1 },
-    { type: 'verify_result', time: T, host: 'web1', role: 'app', check: `token ${CANARY}`, passed: false, msg: `got ${TRICKY}`, data: { body: CANARY } },
-    { type: 'verify_result', time: T, host: 'web1', role: 'app', check: 'health', passed: true, msg: CANARY, data: { [TRICKY]: 1 } },
-    { type: 'drill_result', time: T, drill: `drill ${CANARY}`, passed: false, measured: { [CANARY]: TRICKY }, target: `< ${CANARY}`, msg: CANARY },
+    {
+      type: 'task_result',
+      time: T,
+      host: 'web1',
+      task: { ...task, name: `verify ${CANARY}` },
+      status: 'failed',
+      verify: true,
+      msg: CANARY,
+      durationMs: 1,
+    },
+    {
+      type: 'verify_result',
+      time: T,
+      host: 'web1',
+      role: 'app',
+      check: `token ${CANARY}`,
+      passed: false,
+      msg: `got ${TRICKY}`,
+      data: { body: CANARY },
+    },
+    {
+      type: 'verify_result',
+      time: T,
+      host: 'web1',
+      role: 'app',
+      check: 'health',
+      passed: true,
+      msg: CANARY,
+      data: { [TRICKY]: 1 },
+    },
+    {
+      type: 'drill_result',
+      time: T,
+      drill: `drill ${CANARY}`,
+      passed: false,
+      measured: { [CANARY]: TRICKY },
+      target: `< ${CANARY}`,
+      msg: CANARY,
+    },
     { type: 'play_end', time: T, play: 'deploy' },
-    { type: 'recap', time: T, stats: { web1: { ok: 2, changed: 1, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 } } },
+    {
+      type: 'recap',
+      time: T,
+      stats: { web1: { ok: 2, changed: 1, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 } },
+    },
     { type: 'run_end', time: T, exitCode: 2, durationMs: 1000, interrupted: false },
   ];
 }
@@ -124,7 +217,16 @@ describe('canary secret', () => {
         // A width, as a terminal has, so the spinner runs and its text is checked too.
         Object.assign(stream, { columns: 100 });
         const bus = new EventBus();
-        const detach = attachConsoleReporter(bus, { verbosity, diff: true, color: fancy, tty: fancy, masker: masker(), stream, env: {}, columns: 100 });
+        const detach = attachConsoleReporter(bus, {
+          verbosity,
+          diff: true,
+          color: fancy,
+          tty: fancy,
+          masker: masker(),
+          stream,
+          env: {},
+          columns: 100,
+        });
         for (const e of events()) bus.emit(e);
         detach();
         expectNoLeak(text());

@@ -28,13 +28,29 @@ const events: RunEvent[] = [
   { type: 'task_result', time: t, host: 'h1', task, status: 'changed', durationMs: 1 },
   { type: 'task_result', time: t, host: 'h2', task, status: 'ok', durationMs: 1 },
   { type: 'play_end', time: t, play: 'Front' },
-  { type: 'recap', time: t, stats: { h1: { ok: 1, changed: 1, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 }, h2: { ok: 1, changed: 0, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 } } },
+  {
+    type: 'recap',
+    time: t,
+    stats: {
+      h1: { ok: 1, changed: 1, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 },
+      h2: { ok: 1, changed: 0, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 },
+    },
+  },
   { type: 'run_end', time: t, exitCode: 0, durationMs: 1000, interrupted: false },
 ];
 
 function run(tty: boolean): string {
   const out = new Terminal();
-  const reporter = new CompactReporter({ diff: false, color: false, tty, masker: new SecretMasker(), stream: out, hostCount: 2, reason: 'flag', env: {} });
+  const reporter = new CompactReporter({
+    diff: false,
+    color: false,
+    tty,
+    masker: new SecretMasker(),
+    stream: out,
+    hostCount: 2,
+    reason: 'flag',
+    env: {},
+  });
   for (const e of events) reporter.handle(e);
   reporter.close();
   return out.text;
@@ -57,7 +73,9 @@ describe('the compact console', () => {
     const text = run(false);
     expect(text).not.toContain('\r');
     expect(text).not.toContain('\x1b');
-    expect(text.split('\n')[0]).toBe('cairn play: compact output (--compact): changes, failures and the recap only; --full for every task');
+    expect(text.split('\n')[0]).toBe(
+      'cairn play: compact output (--compact): changes, failures and the recap only; --full for every task',
+    );
   });
 
   it('is the default from 10 hosts, unless a flag says otherwise', () => {

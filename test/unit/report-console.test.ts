@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { PassThrough } from 'node:stream';
 import { EventBus, type RunEvent, type TaskRef, type TaskStatus } from '../../runner/core/engine/events.js';
-import { attachConsoleReporter, compactJson, formatDuration, useFancyOutput, type ConsoleReporterOptions } from '../../runner/app/report/console.js';
+import {
+  attachConsoleReporter,
+  compactJson,
+  formatDuration,
+  useFancyOutput,
+  type ConsoleReporterOptions,
+} from '../../runner/app/report/console.js';
 import { SecretMasker } from '../../runner/app/report/mask.js';
 
 const T = '2026-11-21T12:00:00.000Z';
@@ -10,11 +16,26 @@ const ESC = '\u001b';
 type TaskResult = Extract<RunEvent, { type: 'task_result' }>;
 
 const facts: TaskRef = { name: 'Gathering Facts', role: '', module: 'setup', location: 'site.yaml:1:3' };
-const install: TaskRef = { name: 'install nginx', role: 'nginx', module: 'package', location: 'roles/nginx/tasks/main.yaml:1:3' };
-const config: TaskRef = { name: 'write config', role: 'nginx', module: 'template', location: 'roles/nginx/tasks/main.yaml:6:3' };
+const install: TaskRef = {
+  name: 'install nginx',
+  role: 'nginx',
+  module: 'package',
+  location: 'roles/nginx/tasks/main.yaml:1:3',
+};
+const config: TaskRef = {
+  name: 'write config',
+  role: 'nginx',
+  module: 'template',
+  location: 'roles/nginx/tasks/main.yaml:6:3',
+};
 const users: TaskRef = { name: 'add users', role: 'base', module: 'user', location: 'roles/base/tasks/main.yaml:2:3' };
 const probe: TaskRef = { name: 'probe', role: '', module: 'command', location: 'site.yaml:9:7' };
-const restart: TaskRef = { name: 'restart nginx', role: 'nginx', module: 'service', location: 'roles/nginx/handlers/main.yaml:1:3' };
+const restart: TaskRef = {
+  name: 'restart nginx',
+  role: 'nginx',
+  module: 'service',
+  location: 'roles/nginx/handlers/main.yaml:1:3',
+};
 
 function start(host: string, task: TaskRef, extra: Partial<Extract<RunEvent, { type: 'task_start' }>> = {}): RunEvent {
   return { type: 'task_start', time: T, host, task, ...extra };
@@ -29,7 +50,16 @@ function render(events: RunEvent[], opts: Partial<ConsoleReporterOptions> = {}):
   const chunks: Buffer[] = [];
   stream.on('data', (chunk: Buffer) => chunks.push(chunk));
   const bus = new EventBus();
-  const detach = attachConsoleReporter(bus, { verbosity: 0, diff: false, color: false, tty: false, masker: new SecretMasker(), stream, env: {}, ...opts });
+  const detach = attachConsoleReporter(bus, {
+    verbosity: 0,
+    diff: false,
+    color: false,
+    tty: false,
+    masker: new SecretMasker(),
+    stream,
+    env: {},
+    ...opts,
+  });
   for (const event of events) bus.emit(event);
   detach();
   return Buffer.concat(chunks).toString('utf8');
@@ -40,11 +70,28 @@ function banner(title: string): string {
   return `${title} ${'*'.repeat(79 - title.length)}`;
 }
 
-const stats = (ok: number, changed: number, unreachable: number, failed: number, skipped: number, ignored = 0) => ({ ok, changed, unreachable, failed, skipped, rescued: 0, ignored });
+const stats = (ok: number, changed: number, unreachable: number, failed: number, skipped: number, ignored = 0) => ({
+  ok,
+  changed,
+  unreachable,
+  failed,
+  skipped,
+  rescued: 0,
+  ignored,
+});
 
 /** A whole run on two hosts: facts, a change, a loop, a failure, an ignored failure, a handler, verify, recap. */
 const run: RunEvent[] = [
-  { type: 'run_start', time: T, runId: '2026-11-21T12-00-00-000Z', command: 'apply', check: false, diff: false, inventory: 'inventory.yaml', playbook: 'site.yaml' },
+  {
+    type: 'run_start',
+    time: T,
+    runId: '2026-11-21T12-00-00-000Z',
+    command: 'apply',
+    check: false,
+    diff: false,
+    inventory: 'inventory.yaml',
+    playbook: 'site.yaml',
+  },
   { type: 'play_start', time: T, play: 'web tier', hosts: ['web1', 'lb1'], check: false },
   start('web1', facts),
   start('lb1', facts),
@@ -69,8 +116,17 @@ const run: RunEvent[] = [
   start('web1', restart, { handler: true }),
   result('web1', restart, 'changed', { handler: true }),
   { type: 'verify_start', time: T, play: 'web tier', hosts: ['web1'] },
-  start('web1', { name: 'port 80 answers', role: 'nginx', module: 'wait_for', location: 'roles/nginx/verify/main.yaml:1:3' }, { verify: true }),
-  result('web1', { name: 'port 80 answers', role: 'nginx', module: 'wait_for', location: 'roles/nginx/verify/main.yaml:1:3' }, 'ok', { verify: true }),
+  start(
+    'web1',
+    { name: 'port 80 answers', role: 'nginx', module: 'wait_for', location: 'roles/nginx/verify/main.yaml:1:3' },
+    { verify: true },
+  ),
+  result(
+    'web1',
+    { name: 'port 80 answers', role: 'nginx', module: 'wait_for', location: 'roles/nginx/verify/main.yaml:1:3' },
+    'ok',
+    { verify: true },
+  ),
   { type: 'verify_result', time: T, host: 'web1', role: 'nginx', check: 'port 80 answers', passed: true },
   { type: 'verify_result', time: T, host: 'web1', role: 'nginx', check: 'index page', passed: false, msg: 'HTTP 502' },
   { type: 'play_end', time: T, play: 'web tier' },
@@ -132,21 +188,55 @@ describe('console reporter, plain', () => {
       result('lb1', install, 'ok'),
     ]);
     expect(text).toBe(
-      ['', banner('TASK [nginx : write config]'), 'ok: [lb1]', '', banner('TASK [nginx : install nginx]'), 'changed: [web1]', 'ok: [lb1]', ''].join('\n'),
+      [
+        '',
+        banner('TASK [nginx : write config]'),
+        'ok: [lb1]',
+        '',
+        banner('TASK [nginx : install nginx]'),
+        'changed: [web1]',
+        'ok: [lb1]',
+        '',
+      ].join('\n'),
     );
   });
 
   it('prints the banner of every play, even two plays of the same name', () => {
     const play: RunEvent = { type: 'play_start', time: T, play: 'deploy', hosts: ['web1'], check: false };
-    const text = render([play, result('web1', probe, 'ok'), { type: 'play_end', time: T, play: 'deploy' }, play, result('web1', probe, 'ok')]);
-    expect(text).toBe(['', banner('PLAY [deploy]'), '', banner('TASK [probe]'), 'ok: [web1]', '', banner('PLAY [deploy]'), '', banner('TASK [probe]'), 'ok: [web1]', ''].join('\n'));
+    const text = render([
+      play,
+      result('web1', probe, 'ok'),
+      { type: 'play_end', time: T, play: 'deploy' },
+      play,
+      result('web1', probe, 'ok'),
+    ]);
+    expect(text).toBe(
+      [
+        '',
+        banner('PLAY [deploy]'),
+        '',
+        banner('TASK [probe]'),
+        'ok: [web1]',
+        '',
+        banner('PLAY [deploy]'),
+        '',
+        banner('TASK [probe]'),
+        'ok: [web1]',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('prints unreachable hosts once, failed loop items and the loop failure', () => {
     const text = render([
       start('db1', install),
       result('db1', install, 'unreachable', { msg: 'ssh: connect to host 127.0.0.9 port 22: Connection refused' }),
-      { type: 'host_unreachable', time: T, host: 'db1', msg: 'ssh: connect to host 127.0.0.9 port 22: Connection refused' },
+      {
+        type: 'host_unreachable',
+        time: T,
+        host: 'db1',
+        msg: 'ssh: connect to host 127.0.0.9 port 22: Connection refused',
+      },
       { type: 'host_unreachable', time: T, host: 'db2', msg: 'host key mismatch' },
       start('web1', users),
       result('web1', users, 'failed', { item: 'bob', msg: 'useradd: group missing' }),
@@ -171,7 +261,9 @@ describe('console reporter, plain', () => {
   it('prints a host-level failure only when no task result already said so (no_log messages stay censored)', () => {
     const text = render([
       start('web1', probe),
-      result('web1', probe, 'failed', { msg: 'the output has been hidden due to the fact that no_log: true was specified for this result' }),
+      result('web1', probe, 'failed', {
+        msg: 'the output has been hidden due to the fact that no_log: true was specified for this result',
+      }),
       { type: 'host_failed', time: T, host: 'web1', msg: 'uncensored detail' },
       { type: 'host_failed', time: T, host: 'web2', msg: 'stopped: any_errors_fatal' },
     ]);
@@ -194,7 +286,17 @@ describe('console reporter, plain', () => {
       result('lb1', install, 'ok', { check: true }),
     ]);
     expect(text).toBe(
-      ['', banner('PLAY [p] [CHECK MODE]'), '', banner('TASK [nginx : install nginx] [CHECK MODE]'), 'changed: [web1]', '    - install nginx 1.22', '    - enable nginx', 'ok: [lb1]', ''].join('\n'),
+      [
+        '',
+        banner('PLAY [p] [CHECK MODE]'),
+        '',
+        banner('TASK [nginx : install nginx] [CHECK MODE]'),
+        'changed: [web1]',
+        '    - install nginx 1.22',
+        '    - enable nginx',
+        'ok: [lb1]',
+        '',
+      ].join('\n'),
     );
   });
 
@@ -206,11 +308,19 @@ describe('console reporter, plain', () => {
       result('web1', config, 'changed', {
         diffs: [
           { path: '/etc/nginx/nginx.conf', before: 'worker_processes 1;\n', after: 'worker_processes 4;\n' },
-          { path: '/etc/nginx/htpasswd', before: '', after: 'admin:Zq9-secret\n', beforeMissing: true, attributes: ['mode 0640'] },
+          {
+            path: '/etc/nginx/htpasswd',
+            before: '',
+            after: 'admin:Zq9-secret\n',
+            beforeMissing: true,
+            attributes: ['mode 0640'],
+          },
         ],
       }),
     ];
-    expect(render(events, { masker })).toBe(['', banner('TASK [nginx : write config]'), 'changed: [web1]', ''].join('\n'));
+    expect(render(events, { masker })).toBe(
+      ['', banner('TASK [nginx : write config]'), 'changed: [web1]', ''].join('\n'),
+    );
     expect(render(events, { masker, diff: true })).toBe(
       [
         '',
@@ -234,9 +344,25 @@ describe('console reporter, plain', () => {
       result('web1', probe, 'ok', { result: { rc: 0, stdout: 'line one\nline two', changed: false }, attempts: 2 }),
       { type: 'handler_notified', time: T, host: 'web1', handler: 'restart nginx', by: 'probe' },
     ];
-    const v1 = ['', banner('TASK [probe]'), 'ok: [web1]', '    rc: 0', '    stdout: |-', '      line one', '      line two', '    changed: false', ''];
+    const v1 = [
+      '',
+      banner('TASK [probe]'),
+      'ok: [web1]',
+      '    rc: 0',
+      '    stdout: |-',
+      '      line one',
+      '      line two',
+      '    changed: false',
+      '',
+    ];
     expect(render(events, { verbosity: 1 })).toBe(v1.join('\n'));
-    const v2 = [...v1.slice(0, 2), 'task path: site.yaml:9:7', ...v1.slice(2, -1), 'NOTIFIED HANDLER restart nginx for web1 (by probe)', ''];
+    const v2 = [
+      ...v1.slice(0, 2),
+      'task path: site.yaml:9:7',
+      ...v1.slice(2, -1),
+      'NOTIFIED HANDLER restart nginx for web1 (by probe)',
+      '',
+    ];
     expect(render(events, { verbosity: 2 })).toBe(v2.join('\n'));
     expect(render(events, { verbosity: 3 })).toBe(
       [
@@ -257,11 +383,41 @@ describe('console reporter, plain', () => {
     );
   });
 
-  it('-vvv shows each host\'s one connection as it opens, with its route and handshake time', () => {
+  it("-vvv shows each host's one connection as it opens, with its route and handshake time", () => {
     const events: RunEvent[] = [
-      { type: 'connection_open', time: T, host: 'web1', transport: 'ssh', user: 'root', address: '10.77.0.21', port: 22, via: [], ms: 123 },
-      { type: 'connection_open', time: T, host: 'db1', transport: 'ssh', user: 'ops', address: '10.0.0.5', port: 2222, via: ['jump@10.0.0.1:22'], ms: 2051 },
-      { type: 'connection_open', time: T, host: 'localhost', transport: 'local', user: 'root', address: '127.0.0.1', port: 0, via: [], ms: 0 },
+      {
+        type: 'connection_open',
+        time: T,
+        host: 'web1',
+        transport: 'ssh',
+        user: 'root',
+        address: '10.77.0.21',
+        port: 22,
+        via: [],
+        ms: 123,
+      },
+      {
+        type: 'connection_open',
+        time: T,
+        host: 'db1',
+        transport: 'ssh',
+        user: 'ops',
+        address: '10.0.0.5',
+        port: 2222,
+        via: ['jump@10.0.0.1:22'],
+        ms: 2051,
+      },
+      {
+        type: 'connection_open',
+        time: T,
+        host: 'localhost',
+        transport: 'local',
+        user: 'root',
+        address: '127.0.0.1',
+        port: 0,
+        via: [],
+        ms: 0,
+      },
     ];
     expect(render(events, { verbosity: 2 })).toBe('');
     expect(render(events, { verbosity: 3 }).split('\n')).toEqual([
@@ -276,17 +432,45 @@ describe('console reporter, plain', () => {
     const note: TaskRef = { name: 'NOTE', role: 'zfs', module: 'debug', location: 'roles/zfs/tasks.yaml:9:3' };
     const text = render([
       start('pve1', note),
-      result('pve1', note, 'ok', { result: { msg: 'compression=lz4 is not supported; using lzjb', changed: false, failed: false } }),
+      result('pve1', note, 'ok', {
+        result: { msg: 'compression=lz4 is not supported; using lzjb', changed: false, failed: false },
+      }),
       start('pve1', probe),
       result('pve1', probe, 'ok', { result: { rc: 0, stdout: 'quiet', changed: false } }),
     ]);
-    expect(text).toBe(['', banner('TASK [zfs : NOTE]'), 'ok: [pve1]', '    msg: compression=lz4 is not supported; using lzjb', '', banner('TASK [probe]'), 'ok: [pve1]', ''].join('\n'));
+    expect(text).toBe(
+      [
+        '',
+        banner('TASK [zfs : NOTE]'),
+        'ok: [pve1]',
+        '    msg: compression=lz4 is not supported; using lzjb',
+        '',
+        banner('TASK [probe]'),
+        'ok: [pve1]',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('prints drill results with measured values against the target', () => {
     const text = render([
-      { type: 'drill_result', time: T, drill: 'lb failover', passed: true, measured: { failover_s: 2.4, dropped: 0 }, target: 'failover_s < 5' },
-      { type: 'drill_result', time: T, drill: 'db failover', passed: false, measured: { failover_s: 31 }, target: 'failover_s < 30', msg: 'replica promoted late' },
+      {
+        type: 'drill_result',
+        time: T,
+        drill: 'lb failover',
+        passed: true,
+        measured: { failover_s: 2.4, dropped: 0 },
+        target: 'failover_s < 5',
+      },
+      {
+        type: 'drill_result',
+        time: T,
+        drill: 'db failover',
+        passed: false,
+        measured: { failover_s: 31 },
+        target: 'failover_s < 30',
+        msg: 'replica promoted late',
+      },
     ]);
     expect(text).toBe(
       [
@@ -322,7 +506,11 @@ describe('console reporter, plain', () => {
 
   it('indents continuation lines of a multi-line message', () => {
     const text = render([result('web1', probe, 'failed', { msg: 'command failed\nstderr: no such file' })]);
-    expect(text).toBe(['', banner('TASK [probe]'), 'fatal: [web1]: FAILED! => command failed', '    stderr: no such file', ''].join('\n'));
+    expect(text).toBe(
+      ['', banner('TASK [probe]'), 'fatal: [web1]: FAILED! => command failed', '    stderr: no such file', ''].join(
+        '\n',
+      ),
+    );
   });
 
   it('writes no escape code when not a TTY, with --no-color, or with NO_COLOR, even on a TTY', () => {
@@ -355,14 +543,22 @@ describe('console reporter, colour', () => {
     expect(text).toContain(`${ESC}[36mskipping: [web3]${ESC}[39m`);
     expect(text).toContain(`${ESC}[31mfatal: [web4]: FAILED! => x${ESC}[39m`);
     // Recap: the host red because it failed; non-zero counts coloured, zeros plain.
-    expect(text).toContain(`${ESC}[31mweb4                      ${ESC}[39m : ok=0    changed=0    unreachable=0    ${ESC}[31mfailed=1   ${ESC}[39m skipped=0`);
+    expect(text).toContain(
+      `${ESC}[31mweb4                      ${ESC}[39m : ok=0    changed=0    unreachable=0    ${ESC}[31mfailed=1   ${ESC}[39m skipped=0`,
+    );
   });
 
   it('falls back to a plain, masked line when a secret straddles two coloured pieces', () => {
     const masker = new SecretMasker();
     // The recap prints "<host> : ok=..." in separately coloured pieces; this secret spans them.
     masker.add('web4                       : ok=0');
-    const text = render([{ type: 'recap', time: T, stats: { web4: stats(0, 0, 0, 1, 0) } }], { tty: true, color: true, env: {}, columns: 80, masker });
+    const text = render([{ type: 'recap', time: T, stats: { web4: stats(0, 0, 0, 1, 0) } }], {
+      tty: true,
+      color: true,
+      env: {},
+      columns: 80,
+      masker,
+    });
     expect(text).not.toContain('web4                       : ok=0');
     expect(text).toContain('******** ');
   });

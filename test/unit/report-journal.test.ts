@@ -1,8 +1,23 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+  mkdirSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EventBus, type HostStats, type RunEvent, type TaskRef, type TaskStatus } from '../../runner/core/engine/events.js';
+import {
+  EventBus,
+  type HostStats,
+  type RunEvent,
+  type TaskRef,
+  type TaskStatus,
+} from '../../runner/core/engine/events.js';
 import { CairnError } from '../../runner/core/util/errors.js';
 import { hostsToRerun, latestRun, readJournal, RunJournal, runIdFor } from '../../runner/app/report/journal.js';
 import { SecretMasker } from '../../runner/app/report/mask.js';
@@ -10,7 +25,11 @@ import { SecretMasker } from '../../runner/app/report/mask.js';
 const T = '2026-11-21T12:00:00.000Z';
 const task: TaskRef = { name: 'deploy', role: 'app', module: 'copy', location: 'roles/app/tasks/main.yaml:1:3' };
 
-function result(host: string, status: TaskStatus, extra: Partial<Extract<RunEvent, { type: 'task_result' }>> = {}): RunEvent {
+function result(
+  host: string,
+  status: TaskStatus,
+  extra: Partial<Extract<RunEvent, { type: 'task_result' }>> = {},
+): RunEvent {
   return { type: 'task_result', time: T, host, task, status, durationMs: 3, ...extra };
 }
 function stats(failed: number, unreachable: number): HostStats {
@@ -53,7 +72,15 @@ describe('RunJournal', () => {
     expect(statSync(path).mode & 0o777).toBe(0o600);
     const bus = new EventBus();
     journal.attach(bus);
-    bus.emit({ type: 'run_start', time: T, runId: '2026-11-21T12-00-00-123Z', command: 'apply', check: false, diff: false, inventory: 'inv.yaml' });
+    bus.emit({
+      type: 'run_start',
+      time: T,
+      runId: '2026-11-21T12-00-00-123Z',
+      command: 'apply',
+      check: false,
+      diff: false,
+      inventory: 'inv.yaml',
+    });
     bus.emit(result('web1', 'changed', { result: { stdout: 'token vault-Secret-77 set' }, item: 'vault-Secret-77' }));
     // Not closed: what a crash would leave behind is already complete on disk.
     const onDisk = readFileSync(path, 'utf8');
@@ -91,7 +118,9 @@ describe('readJournal', () => {
     try {
       readJournal(path);
     } catch (err) {
-      expect((err as CairnError).render()).toBe(`${path}:2: run journal line is not JSON: expected one event object per line`);
+      expect((err as CairnError).render()).toBe(
+        `${path}:2: run journal line is not JSON: expected one event object per line`,
+      );
     }
   });
 });
@@ -154,7 +183,10 @@ describe('hostsToRerun', () => {
   });
 
   it('is empty for a clean run', () => {
-    const path = writeJournal([result('web1', 'changed'), { type: 'recap', time: T, stats: { web1: stats(0, 0) } }], 'clean');
+    const path = writeJournal(
+      [result('web1', 'changed'), { type: 'recap', time: T, stats: { web1: stats(0, 0) } }],
+      'clean',
+    );
     expect(hostsToRerun(path)).toEqual([]);
   });
 });

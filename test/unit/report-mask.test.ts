@@ -43,7 +43,7 @@ describe('SecretMasker', () => {
     expect(masker.mask(nested)).not.toContain('ss\\\\');
   });
 
-  it("catches the shell-quoted form of a secret with a single quote", () => {
+  it('catches the shell-quoted form of a secret with a single quote', () => {
     const secret = "it's-secret";
     const masker = new SecretMasker();
     masker.add(secret);
@@ -118,7 +118,10 @@ describe('SecretMasker', () => {
   it('property: no masked text contains a registered secret (secrets of 4+ characters)', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.string({ minLength: 4, maxLength: 12 }).filter((s) => !s.includes('*')), { minLength: 1, maxLength: 4 }),
+        fc.array(
+          fc.string({ minLength: 4, maxLength: 12 }).filter((s) => !s.includes('*')),
+          { minLength: 1, maxLength: 4 },
+        ),
         fc.array(fc.string({ maxLength: 10 }), { maxLength: 6 }),
         (secrets, fillers) => {
           const masker = new SecretMasker();

@@ -67,7 +67,17 @@ beforeAll(() => {
     [
       join(root, 'node_modules/typescript/bin/tsc'),
       ...['--outDir', join(work, 'out'), '--rootDir', root, '--module', 'NodeNext', '--moduleResolution', 'NodeNext'],
-      ...['--target', 'ES2022', '--strict', '--skipLibCheck', '--esModuleInterop', '--types', 'node', '--declaration', 'false'],
+      ...[
+        '--target',
+        'ES2022',
+        '--strict',
+        '--skipLibCheck',
+        '--esModuleInterop',
+        '--types',
+        'node',
+        '--declaration',
+        'false',
+      ],
       join(root, 'runner/app/report/index.ts'),
     ],
     { cwd: root, stdio: 'pipe' },
@@ -119,7 +129,12 @@ describe('console on a real terminal', () => {
   }, 60_000);
 
   it('prints plain lines on a pipe', () => {
-    const out = spawnSync(process.execPath, ['console-child.mjs'], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000, env: { ...process.env, FORCE_COLOR: '' } });
+    const out = spawnSync(process.execPath, ['console-child.mjs'], {
+      cwd: work,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+      env: { ...process.env, FORCE_COLOR: '' },
+    });
     expect(out.status, out.stderr.toString()).toBe(0);
     const text = out.stdout.toString('utf8');
     expect(text).not.toContain('\u001b');
@@ -148,7 +163,11 @@ describe('console on a real terminal', () => {
 describe('journal of a crashed process', () => {
   it('holds every event emitted before the SIGKILL, complete and masked', () => {
     const dir = join(work, 'runs');
-    const out = spawnSync(process.execPath, ['crash-child.mjs', dir], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    const out = spawnSync(process.execPath, ['crash-child.mjs', dir], {
+      cwd: work,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+    });
     expect(out.signal).toBe('SIGKILL');
     const events = readJournal(join(dir, 'crash.ndjson'));
     expect(events.map((e) => e.type)).toEqual(['play_start', 'task_result', 'task_result']);

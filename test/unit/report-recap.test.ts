@@ -9,7 +9,12 @@ function task(name: string, line = 1, role = 'web'): TaskRef {
   return { name, role, module: 'command', location: `roles/${role}/tasks/main.yaml:${line}:3` };
 }
 
-function result(host: string, t: TaskRef, status: TaskStatus, extra: Partial<Extract<RunEvent, { type: 'task_result' }>> = {}): RunEvent {
+function result(
+  host: string,
+  t: TaskRef,
+  status: TaskStatus,
+  extra: Partial<Extract<RunEvent, { type: 'task_result' }>> = {},
+): RunEvent {
   return { type: 'task_result', time: T, host, task: t, status, durationMs: 5, ...extra };
 }
 
@@ -49,7 +54,15 @@ describe('RecapCollector', () => {
       result('web1', t, 'ok', { item: 'alice' }),
       result('web1', t, 'ok', { loopSummary: true }),
     ]);
-    expect(c.stats().web1).toEqual({ ok: 2, changed: 1, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 });
+    expect(c.stats().web1).toEqual({
+      ok: 2,
+      changed: 1,
+      unreachable: 0,
+      failed: 0,
+      skipped: 0,
+      rescued: 0,
+      ignored: 0,
+    });
   });
 
   it('folds loop items when no summary follows (a loop cut short by an unreachable host)', () => {
@@ -69,9 +82,25 @@ describe('RecapCollector', () => {
     const c = collect([
       result('web1', task('deploy', 1), 'changed'),
       result('web1', task('port open', 1, 'nginx'), 'failed', { verify: true }),
-      { type: 'verify_result', time: T, host: 'web1', role: 'nginx', check: 'port open', passed: false, msg: 'refused' },
+      {
+        type: 'verify_result',
+        time: T,
+        host: 'web1',
+        role: 'nginx',
+        check: 'port open',
+        passed: false,
+        msg: 'refused',
+      },
     ]);
-    expect(c.stats().web1).toEqual({ ok: 1, changed: 1, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 });
+    expect(c.stats().web1).toEqual({
+      ok: 1,
+      changed: 1,
+      unreachable: 0,
+      failed: 0,
+      skipped: 0,
+      rescued: 0,
+      ignored: 0,
+    });
     expect(c.exitCode(noOpts)).toBe(ExitCode.hostFailed);
   });
 
@@ -86,7 +115,15 @@ describe('RecapCollector', () => {
       result('web1', task('restart', 1), 'changed', { handler: true }),
       result('web1', task('probe', 2), 'unreachable', { ignored: true }),
     ]);
-    expect(c.stats().web1).toEqual({ ok: 2, changed: 1, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 1 });
+    expect(c.stats().web1).toEqual({
+      ok: 2,
+      changed: 1,
+      unreachable: 0,
+      failed: 0,
+      skipped: 0,
+      rescued: 0,
+      ignored: 1,
+    });
   });
 
   describe('exit codes', () => {

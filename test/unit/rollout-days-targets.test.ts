@@ -1,6 +1,12 @@
 /** Plan days and drill targets: the small parsers the checklist and the gates rest on. */
 import { describe, expect, it } from 'vitest';
-import { dateOfPlanDay, dayNumberOfDate, formatDayRange, parseDayRange, planDay } from '../../runner/features/rollout/days.js';
+import {
+  dateOfPlanDay,
+  dayNumberOfDate,
+  formatDayRange,
+  parseDayRange,
+  planDay,
+} from '../../runner/features/rollout/days.js';
 import { checkTarget, parseTarget } from '../../runner/features/rollout/targets.js';
 import type { DrillTarget } from '../../runner/features/rollout/types.js';
 
@@ -48,7 +54,12 @@ describe('drill targets', () => {
   };
 
   it('parses comparisons, with ≥ and ≤ as >= and <=', () => {
-    expect(target('availability_pct', '>= 99.95')).toEqual({ key: 'availability_pct', op: '>=', value: 99.95, text: '>= 99.95' });
+    expect(target('availability_pct', '>= 99.95')).toEqual({
+      key: 'availability_pct',
+      op: '>=',
+      value: 99.95,
+      text: '>= 99.95',
+    });
     expect(target('latency_p99_ms', '≤800')).toMatchObject({ op: '<=', value: 800 });
     expect(target('new_master', '== lb2')).toMatchObject({ op: '==', value: 'lb2' });
   });
@@ -61,7 +72,12 @@ describe('drill targets', () => {
 
   it('checks measured values; a value not measured misses its target', () => {
     const measured = { availability_pct: 99.96, latency_p99_ms: 812.5, new_master: 'lb2', outage_s: '1.2' };
-    expect(checkTarget(target('availability_pct', '>= 99.95'), measured)).toEqual({ key: 'availability_pct', target: '>= 99.95', measured: 99.96, met: true });
+    expect(checkTarget(target('availability_pct', '>= 99.95'), measured)).toEqual({
+      key: 'availability_pct',
+      target: '>= 99.95',
+      measured: 99.96,
+      met: true,
+    });
     expect(checkTarget(target('latency_p99_ms', '<= 800'), measured).met).toBe(false);
     expect(checkTarget(target('outage_s', '<= 3'), measured).met).toBe(true); // numbers given as text count
     expect(checkTarget(target('new_master', '== lb2'), measured).met).toBe(true);

@@ -71,17 +71,30 @@ const load = checklist.steps.get('load')!;
 
 describe('gates', () => {
   it('block the next phase while a verification fails, naming it, and open once it passes and is signed', () => {
-    const failing = withSteps({ apply: { state: 'done' }, check: { state: 'failed', evidence: verifyEvidence(1), message: '1 of 4 checks failed' }, approve: { state: 'done', signoff: { by: 'ana', at: '2026-03-03T10:00:00Z', note: 'ok' } } });
+    const failing = withSteps({
+      apply: { state: 'done' },
+      check: { state: 'failed', evidence: verifyEvidence(1), message: '1 of 4 checks failed' },
+      approve: { state: 'done', signoff: { by: 'ana', at: '2026-03-03T10:00:00Z', note: 'ok' } },
+    });
     expect(gateVerdict(checklist, prep, failing)).toEqual({
       passed: false,
       missing: ['verification "check" failed: 1 of 4 checks failed (cairn rollout run check)'],
     });
-    expect(phaseOpenness(checklist, live, failing)).toMatchObject({ open: false, blockedBy: { phase: { id: 'prep' } } });
+    expect(phaseOpenness(checklist, live, failing)).toMatchObject({
+      open: false,
+      blockedBy: { phase: { id: 'prep' } },
+    });
     const err = refusal(() => assertStepMayStart(checklist, load, failing, 'run'));
-    expect(err.message).toBe('cannot run step "load": phase "live" (Go-live, D4–D5) is not open: the gate of phase "prep" (Preparation) has not passed');
+    expect(err.message).toBe(
+      'cannot run step "load": phase "live" (Go-live, D4–D5) is not open: the gate of phase "prep" (Preparation) has not passed',
+    );
     expect(err.detail).toContain('verification "check" failed');
 
-    const green = withSteps({ apply: { state: 'done' }, check: { state: 'done', evidence: verifyEvidence(0) }, approve: failing.steps.approve! });
+    const green = withSteps({
+      apply: { state: 'done' },
+      check: { state: 'done', evidence: verifyEvidence(0) },
+      approve: failing.steps.approve!,
+    });
     expect(gateVerdict(checklist, prep, green)).toEqual({ passed: true, missing: [] });
     expect(phaseOpenness(checklist, live, green).open).toBe(true);
     expect(() => assertStepMayStart(checklist, load, green, 'run')).not.toThrow();
@@ -89,27 +102,51 @@ describe('gates', () => {
 
   it('a manual step blocks until it is signed', () => {
     const unsigned = withSteps({ apply: { state: 'done' }, check: { state: 'done', evidence: verifyEvidence(0) } });
-    expect(gateVerdict(checklist, prep, unsigned).missing).toEqual(['sign-off "approve" is missing (cairn rollout sign approve --by NAME --note TEXT)']);
+    expect(gateVerdict(checklist, prep, unsigned).missing).toEqual([
+      'sign-off "approve" is missing (cairn rollout sign approve --by NAME --note TEXT)',
+    ]);
     expect(nextAction(checklist, unsigned)).toMatchObject({ kind: 'sign', step: { id: 'approve' } });
     const err = refusal(() => assertStepMayStart(checklist, load, unsigned, 'run'));
     expect(err.detail).toContain('sign-off "approve" is missing');
   });
 
   it('a verification that checked nothing is not green', () => {
-    const empty = withSteps({ apply: { state: 'done' }, check: { state: 'done', evidence: verifyEvidence(0, 0) }, approve: { state: 'done', signoff: { by: 'a', at: 'x', note: 'n' } } });
-    expect(gateVerdict(checklist, prep, empty).missing).toEqual(['verification "check" ran no check: nothing was verified (cairn rollout run check)']);
+    const empty = withSteps({
+      apply: { state: 'done' },
+      check: { state: 'done', evidence: verifyEvidence(0, 0) },
+      approve: { state: 'done', signoff: { by: 'a', at: 'x', note: 'n' } },
+    });
+    expect(gateVerdict(checklist, prep, empty).missing).toEqual([
+      'verification "check" ran no check: nothing was verified (cairn rollout run check)',
+    ]);
   });
 
   it('a drill passes its gate only when it passed and met every target', () => {
-    const base = { apply: { state: 'done' as const }, check: { state: 'done' as const, evidence: verifyEvidence(0) }, approve: { state: 'done' as const, signoff: { by: 'a', at: 'x', note: 'n' } } };
+    const base = {
+      apply: { state: 'done' as const },
+      check: { state: 'done' as const, evidence: verifyEvidence(0) },
+      approve: { state: 'done' as const, signoff: { by: 'a', at: 'x', note: 'n' } },
+    };
     const missed = withSteps({
       ...base,
-      load: { state: 'failed', evidence: { kind: 'drill', drill: 'load-probe', passed: true, measured: { availability_pct: 99.9 }, target: 't', targets: [{ key: 'availability_pct', target: '>= 99.95', measured: 99.9, met: false }] } },
+      load: {
+        state: 'failed',
+        evidence: {
+          kind: 'drill',
+          drill: 'load-probe',
+          passed: true,
+          measured: { availability_pct: 99.9 },
+          target: 't',
+          targets: [{ key: 'availability_pct', target: '>= 99.95', measured: 99.9, met: false }],
+        },
+      },
     });
     expect(gateVerdict(checklist, live, missed).missing[0]).toMatch(/^drill "load" failed/);
     // Marked done but the evidence misses a target (e.g. a state edited by hand): still not passed.
     missed.steps.load!.state = 'done';
-    expect(gateVerdict(checklist, live, missed).missing).toEqual(['drill "load" missed its targets: availability_pct >= 99.95 (measured 99.9) — missed']);
+    expect(gateVerdict(checklist, live, missed).missing).toEqual([
+      'drill "load" missed its targets: availability_pct >= 99.95 (measured 99.9) — missed',
+    ]);
   });
 });
 
@@ -117,9 +154,15 @@ describe('order', () => {
   it('a step waits for the steps before it in its phase; manual steps are signed, not run', () => {
     const fresh = emptyState();
     const err = refusal(() => assertStepMayStart(checklist, checklist.steps.get('check')!, fresh, 'run'));
-    expect(err.message).toBe('cannot run step "check": it comes after step "apply" (Apply), which has not run; do that first: cairn rollout run apply');
-    expect(refusal(() => assertStepMayStart(checklist, checklist.steps.get('approve')!, fresh, 'run')).message).toMatch(/it is a manual step; .* cairn rollout sign approve --by NAME --note TEXT/);
-    expect(refusal(() => assertStepMayStart(checklist, checklist.steps.get('apply')!, fresh, 'sign')).message).toMatch(/only manual steps are signed; "apply" is a play step/);
+    expect(err.message).toBe(
+      'cannot run step "check": it comes after step "apply" (Apply), which has not run; do that first: cairn rollout run apply',
+    );
+    expect(refusal(() => assertStepMayStart(checklist, checklist.steps.get('approve')!, fresh, 'run')).message).toMatch(
+      /it is a manual step; .* cairn rollout sign approve --by NAME --note TEXT/,
+    );
+    expect(refusal(() => assertStepMayStart(checklist, checklist.steps.get('apply')!, fresh, 'sign')).message).toMatch(
+      /only manual steps are signed; "apply" is a play step/,
+    );
     expect(nextAction(checklist, fresh)).toMatchObject({ kind: 'run', step: { id: 'apply' } });
   });
 
@@ -130,27 +173,47 @@ describe('order', () => {
       apply: { state: 'done' },
       check: { state: 'done', evidence: verifyEvidence(0) },
       approve: { state: 'done', signoff: { by: 'a', at: 'x', note: 'n' } },
-      load: { state: 'done', evidence: { kind: 'drill', drill: 'load-probe', passed: true, measured: { availability_pct: 100 }, target: 't', targets: [{ key: 'availability_pct', target: '>= 99.95', measured: 100, met: true }] } },
+      load: {
+        state: 'done',
+        evidence: {
+          kind: 'drill',
+          drill: 'load-probe',
+          passed: true,
+          measured: { availability_pct: 100 },
+          target: 't',
+          targets: [{ key: 'availability_pct', target: '>= 99.95', measured: 100, met: true }],
+        },
+      },
     });
     expect(nextAction(checklist, all)).toEqual({ kind: 'complete' });
   });
 
   it('one step at a time: a step run by a live process blocks the others', () => {
-    const running = withSteps({ apply: { state: 'running', pid: process.pid, startedAt: '2026-03-02T09:00:00Z', by: 'ana' } });
+    const running = withSteps({
+      apply: { state: 'running', pid: process.pid, startedAt: '2026-03-02T09:00:00Z', by: 'ana' },
+    });
     const err = refusal(() => assertStepMayStart(checklist, checklist.steps.get('apply')!, running, 'run'));
     expect(err.kind).toBe('lock');
-    expect(err.message).toMatch(/step "apply" is running \(pid \d+, started 2026-03-02T09:00:00Z by ana\); one step at a time/);
+    expect(err.message).toMatch(
+      /step "apply" is running \(pid \d+, started 2026-03-02T09:00:00Z by ana\); one step at a time/,
+    );
   });
 });
 
 describe('status and the day counter', () => {
   it('says which plan day it is and what is late', () => {
-    const state = withSteps({ apply: { state: 'done', finishedAt: '2026-03-02T10:00:00Z', by: 'ana' }, check: { state: 'failed', evidence: verifyEvidence(1), message: '1 of 4 checks failed' } });
+    const state = withSteps({
+      apply: { state: 'done', finishedAt: '2026-03-02T10:00:00Z', by: 'ana' },
+      check: { state: 'failed', evidence: verifyEvidence(1), message: '1 of 4 checks failed' },
+    });
     state.startDate = '2026-03-02';
     state.startedBy = 'ana';
     const status = rolloutStatus(checklist, state, '2026-03-05');
     expect(status.day).toBe(4);
-    expect(status.phases.map((p) => [p.id, p.state, p.late])).toEqual([['prep', 'open', true], ['live', 'locked', false]]);
+    expect(status.phases.map((p) => [p.id, p.state, p.late])).toEqual([
+      ['prep', 'open', true],
+      ['live', 'locked', false],
+    ]);
     expect(status.late).toEqual([
       'step check (Check) was due by D2 and is failed',
       'step approve (Approve) was due by D3 and is pending',

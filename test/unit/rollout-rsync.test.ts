@@ -6,7 +6,8 @@ import { packageRoot } from '../../runner/core/util/paths.js';
 import { batchName, splitIntoBatches } from '../../runner/features/rollout/migrate.js';
 import { parseItemizedDifferences, parseRsyncStats } from '../../runner/features/rollout/rsync-output.js';
 
-const fixture = (name: string) => readFileSync(join(packageRoot(), 'test', 'fixtures', 'rollout', 'rsync', name), 'utf8');
+const fixture = (name: string) =>
+  readFileSync(join(packageRoot(), 'test', 'fixtures', 'rollout', 'rsync', name), 'utf8');
 
 describe('rsync --stats', () => {
   it.each([
@@ -18,24 +19,36 @@ describe('rsync --stats', () => {
   });
 
   it('finds no statistics in the output of an rsync that failed early', () => {
-    expect(parseRsyncStats('rsync: [sender] change_dir "/srv/x" failed: No such file or directory (2)\nrsync error: some files/attrs were not transferred (code 23)\n')).toBeUndefined();
+    expect(
+      parseRsyncStats(
+        'rsync: [sender] change_dir "/srv/x" failed: No such file or directory (2)\nrsync error: some files/attrs were not transferred (code 23)\n',
+      ),
+    ).toBeUndefined();
   });
 
   it('reads a lone file and an empty folder without a breakdown', () => {
-    const lone = 'Number of files: 1 (reg: 1)\nNumber of regular files transferred: 0\nTotal transferred file size: 0 bytes\n';
+    const lone =
+      'Number of files: 1 (reg: 1)\nNumber of regular files transferred: 0\nTotal transferred file size: 0 bytes\n';
     expect(parseRsyncStats(lone)).toEqual({ regularFiles: 1, filesTransferred: 0, bytesTransferred: 0 });
-    const emptyDir = 'Number of files: 1 (dir: 1)\nNumber of regular files transferred: 0\nTotal transferred file size: 0 bytes\n';
+    const emptyDir =
+      'Number of files: 1 (dir: 1)\nNumber of regular files transferred: 0\nTotal transferred file size: 0 bytes\n';
     expect(parseRsyncStats(emptyDir)?.regularFiles).toBe(0);
   });
 });
 
 describe('rsync --itemize-changes (checksum comparison)', () => {
   it('lists the files with other content and the missing ones, not directories', () => {
-    expect(parseItemizedDifferences(fixture('compare-checksum.txt'))).toEqual({ differing: ['docs/b.txt'], missing: ['img/p.bin'] });
+    expect(parseItemizedDifferences(fixture('compare-checksum.txt'))).toEqual({
+      differing: ['docs/b.txt'],
+      missing: ['img/p.bin'],
+    });
   });
 
   it('reads received files (>f) as well as sent ones (<f)', () => {
-    expect(parseItemizedDifferences(fixture('local-itemized.txt'))).toEqual({ differing: [], missing: ['top.txt', 'a/one.txt', 'a/b/two.bin'] });
+    expect(parseItemizedDifferences(fixture('local-itemized.txt'))).toEqual({
+      differing: [],
+      missing: ['top.txt', 'a/one.txt', 'a/b/two.bin'],
+    });
   });
 
   it('a name with spaces survives; attribute-only changes do not count', () => {

@@ -30,10 +30,26 @@ phases:
 );
 
 const play = (hosts: string[], extra: Partial<PlayEvidence> = {}): PlayEvidence => ({
-  kind: 'play', check: false, validate: false, exitCode: 0, hosts, changed: 1, failedHosts: [], unreachableHosts: [],
-  verify: { checks: 0, failed: 0, failures: [] }, ...extra,
+  kind: 'play',
+  check: false,
+  validate: false,
+  exitCode: 0,
+  hosts,
+  changed: 1,
+  failedHosts: [],
+  unreachableHosts: [],
+  verify: { checks: 0, failed: 0, failures: [] },
+  ...extra,
 });
-const verify = (hosts: string[]): VerifyEvidence => ({ kind: 'verify', exitCode: 0, hosts, checks: 2, failed: 0, failures: [], unreachableHosts: [] });
+const verify = (hosts: string[]): VerifyEvidence => ({
+  kind: 'verify',
+  exitCode: 0,
+  hosts,
+  checks: 2,
+  failed: 0,
+  failures: [],
+  unreachableHosts: [],
+});
 
 function ran(state: RolloutState, id: string, minute: number, evidence: StepEvidence): void {
   const at = `2026-03-02T10:${String(minute).padStart(2, '0')}:00.000Z`;
@@ -49,7 +65,14 @@ function everythingDone(): RolloutState {
   ran(state, 'verify-base', 3, verify(['lb1', 'lb2', 'web1']));
   ran(state, 'verify-ha', 4, verify(['lb1', 'lb2']));
   ran(state, 'preflight', 5, play(['lb1', 'lb2', 'web1'], { check: true }));
-  ran(state, 'failover', 6, { kind: 'drill', drill: 'failover', passed: true, measured: { outage_s: 1.2 }, target: 'x', targets: [] });
+  ran(state, 'failover', 6, {
+    kind: 'drill',
+    drill: 'failover',
+    passed: true,
+    measured: { outage_s: 1.2 },
+    target: 'x',
+    targets: [],
+  });
   return state;
 }
 
@@ -80,7 +103,14 @@ describe('stale evidence', () => {
     expect(stale.has('verify-ha')).toBe(true);
     ran(state, 'verify-ha', 11, verify(['lb1', 'lb2']));
     ran(state, 'preflight', 12, play(['lb1', 'lb2', 'web1'], { check: true }));
-    ran(state, 'failover', 13, { kind: 'drill', drill: 'failover', passed: true, measured: {}, target: 'x', targets: [] });
+    ran(state, 'failover', 13, {
+      kind: 'drill',
+      drill: 'failover',
+      passed: true,
+      measured: {},
+      target: 'x',
+      targets: [],
+    });
     stale = staleSteps(checklist, state);
     expect([...stale.keys()]).toEqual([]);
   });
@@ -97,9 +127,16 @@ describe('stale evidence', () => {
     ran(state, 'base', 10, play(['web1']));
     const status = rolloutStatus(checklist, state, '2026-03-03');
     const text = renderStatusText(status);
-    expect(text).toMatch(/verify-base .*\n\s+evidence: .*\n\s+STALE: base ran again at 2026-03-02 10:10 \(hosts web1\) — run verify-base again/);
+    expect(text).toMatch(
+      /verify-base .*\n\s+evidence: .*\n\s+STALE: base ran again at 2026-03-02 10:10 \(hosts web1\) — run verify-base again/,
+    );
     expect(text).not.toMatch(/verify-ha[^\n]*\n[^\n]*\n\s+STALE/);
-    const html = renderReport({ status, matrix: { hosts: [], roles: [], cells: {}, journalsRead: 0 }, drillRuns: [], generatedAt: '2026-03-03T00:00:00.000Z' });
+    const html = renderReport({
+      status,
+      matrix: { hosts: [], roles: [], cells: {}, journalsRead: 0 },
+      drillRuns: [],
+      generatedAt: '2026-03-03T00:00:00.000Z',
+    });
     expect(html).toContain('<div class="stale" data-stale="base">');
     expect((html.match(/class="stale"/g) ?? []).length).toBe(3); // verify-base, preflight (web1), failover
   });

@@ -34,7 +34,10 @@ describe('converted real Jinja templates render what Ansible renders', () => {
 describe('what cannot be converted is named by line', () => {
   it('names template inheritance, list literals and macros', () => {
     const { problems } = convertJinja('a\n{% if x %}{{ [1, 2] | join }}{% endif %}\n{{ f(x) }}\n');
-    expect(problems).toEqual(['line 2: cannot convert a list literal', 'line 3: cannot convert a function or method call']);
+    expect(problems).toEqual([
+      'line 2: cannot convert a list literal',
+      'line 3: cannot convert a function or method call',
+    ]);
     expect(convertJinja('{% extends "base.j2" %}\n').problems).toEqual([
       'line 1: the statement "{% extends %}" is not supported (supported: if/elif/else, for, set, raw)',
     ]);

@@ -95,7 +95,7 @@ describe('renderValue (Ansible expressions in YAML values)', () => {
     ['{{ nothing }}|{{ item }}', 'None|3'],
     ['no mustache', 'no mustache'],
     ['{# a comment #}', ''],
-    ["{{ inventory_hostname | upper }}", 'WEB1'],
+    ['{{ inventory_hostname | upper }}', 'WEB1'],
     ["{{ '' if enabled else 'kube_node' }}", ''],
     ['{% for h in groups.web %}{{ h }}{% if not loop.last %},{% endif %}{% endfor %}', 'web1,web2'],
   ];
@@ -104,9 +104,15 @@ describe('renderValue (Ansible expressions in YAML values)', () => {
   });
 
   it('passes non-strings through and recurses into lists and mappings without touching the input', () => {
-    const args = { list: ['{{ item }}', 'n{{ item }}', 5, false, null], nested: { hosts: '{{ groups.web }}', port: 80 } };
+    const args = {
+      list: ['{{ item }}', 'n{{ item }}', 5, false, null],
+      nested: { hosts: '{{ groups.web }}', port: 80 },
+    };
     const before = JSON.stringify(args);
-    expect(templater.renderValue(args, vars, origin)).toEqual({ list: [3, 'n3', 5, false, null], nested: { hosts: ['web1', 'web2'], port: 80 } });
+    expect(templater.renderValue(args, vars, origin)).toEqual({
+      list: [3, 'n3', 5, false, null],
+      nested: { hosts: ['web1', 'web2'], port: 80 },
+    });
     expect(JSON.stringify(args)).toBe(before);
     for (const scalar of [7, true, null, undefined]) expect(templater.renderValue(scalar, vars, origin)).toBe(scalar);
   });
@@ -114,7 +120,9 @@ describe('renderValue (Ansible expressions in YAML values)', () => {
   it('fails on a missing path, naming it, its level and the failing part', () => {
     const error = failure(() => templater.renderValue('{{ groups.nope }}', vars, origin));
     expect(error.location).toEqual(origin);
-    expect(error.message).toBe('undefined variable "groups.nope" in template "{{ groups.nope }}" (at col 4: "groups.nope") (available at this level: web, db)');
+    expect(error.message).toBe(
+      'undefined variable "groups.nope" in template "{{ groups.nope }}" (at col 4: "groups.nope") (available at this level: web, db)',
+    );
     expect(error.detail).toBe('1 | {{ groups.nope }}\n       ^');
   });
 });
@@ -198,7 +206,10 @@ describe('helpers', () => {
     ['{{#each groups.web}}{{@index}}={{this}};{{/each}}', '0=web1;1=web2;'],
     ['{{#each groups}}{{@key}}:{{length this}} {{/each}}', 'web:2 db:1 '],
     ['{{#each haproxy.backends as |backend|}}{{backend.name}}@{{../haproxy.port}} {{/each}}', 'web1@8080 web2@8080 '],
-    ['{{#each haproxy.backends as |b|}}{{default b.weight 1}}{{b}}{{/each}}', '1{"name":"web1","address":"10.0.0.11/24"}1{"name":"web2","address":"10.0.0.12/24"}'],
+    [
+      '{{#each haproxy.backends as |b|}}{{default b.weight 1}}{{b}}{{/each}}',
+      '1{"name":"web1","address":"10.0.0.11/24"}1{"name":"web2","address":"10.0.0.12/24"}',
+    ],
     ['{{#with haproxy}}{{port}}{{/with}}', '8080'],
     ['{{#unless enabled}}off{{else}}on{{/unless}}', 'on'],
     ['{{#each empty_list}}x{{else}}none{{/each}}', 'none'],
@@ -212,9 +223,15 @@ describe('helpers', () => {
     ['{{join item ","}}', 'join needs a list, got a number (3)'],
     ['{{to_int "abc"}}', 'to_int: expected a whole number, got a string ("abc")'],
     ['{{cidr_address "nope"}}', 'cidr_address: expected an IP address with an optional /prefix, got a string ("nope")'],
-    ['{{cidr_address "10.0.0.1/33"}}', 'cidr_address: expected an IP address with an optional /prefix, got a string ("10.0.0.1/33")'],
+    [
+      '{{cidr_address "10.0.0.1/33"}}',
+      'cidr_address: expected an IP address with an optional /prefix, got a string ("10.0.0.1/33")',
+    ],
     ['{{lt item "4"}}', 'lt: cannot compare a number (3) with a string ("4") (convert the text to a number first)'],
-    ['{{regex_replace "a" "(" "x"}}', 'regex_replace: invalid regular expression "(": error parsing regexp: missing closing ): `(`'],
+    [
+      '{{regex_replace "a" "(" "x"}}',
+      'regex_replace: invalid regular expression "(": error parsing regexp: missing closing ): `(`',
+    ],
     ['{{length}}', 'length takes an argument, got none'],
     ['{{eq item}}', 'eq takes 2 arguments, got 1'],
     ['{{range 1000000}}', 'range of 1000000 numbers is too long (at most 100000)'],
@@ -246,22 +263,58 @@ describe('errors in template files name file:line:col and the variable', () => {
   });
 
   const cases: Array<[string, string, number, number, string]> = [
-    ['nested', 'global\n  port {{ haproxy.nope.x }}\n', 2, 11, 'undefined variable "haproxy.nope.x": "haproxy.nope" is not defined (available at this level: port, backends)'],
-    ['in an each block', '{{#each haproxy.backends}}\n{{ name }} {{ weight }}\n{{/each}}\n', 2, 15, 'undefined variable "weight" (available at this level: name, address)'],
+    [
+      'nested',
+      'global\n  port {{ haproxy.nope.x }}\n',
+      2,
+      11,
+      'undefined variable "haproxy.nope.x": "haproxy.nope" is not defined (available at this level: port, backends)',
+    ],
+    [
+      'in an each block',
+      '{{#each haproxy.backends}}\n{{ name }} {{ weight }}\n{{/each}}\n',
+      2,
+      15,
+      'undefined variable "weight" (available at this level: name, address)',
+    ],
     ['a parent level', '{{#each haproxy.backends}}\n  {{ ../nope }}\n{{/each}}', 2, 6, 'undefined variable "../nope"'],
     ['a helper argument', 'x\n{{join missing_list ","}}', 2, 8, 'undefined variable "missing_list"'],
     ['a hash argument', '{{indent text first=nope}}', 1, 21, 'undefined variable "nope"'],
     ['an if block', '{{#if nope}}x{{/if}}', 1, 7, 'undefined variable "nope"'],
     ['an each block', 'a\nb {{#each nope}}x{{/each}}', 2, 11, 'undefined variable "nope"'],
-    ['a with block', '{{#with haproxy}}{{ prot }}{{/with}}', 1, 21, 'undefined variable "prot" (available at this level: port, backends)'],
-    ['a primitive item', '{{#each groups.web}}{{ nmae }}{{/each}}', 1, 24, 'undefined variable "nmae" (the value there is a string ("web1"), not a mapping)'],
+    [
+      'a with block',
+      '{{#with haproxy}}{{ prot }}{{/with}}',
+      1,
+      21,
+      'undefined variable "prot" (available at this level: port, backends)',
+    ],
+    [
+      'a primitive item',
+      '{{#each groups.web}}{{ nmae }}{{/each}}',
+      1,
+      24,
+      'undefined variable "nmae" (the value there is a string ("web1"), not a mapping)',
+    ],
     ['@root', '{{#each groups.web}}{{ @root.nope }}{{/each}}', 1, 24, 'undefined variable "@root.nope"'],
     ['lookup', '{{lookup groups "www"}}', 1, 1, 'undefined variable "groups.www" (available at this level: web, db)'],
     ['an unknown helper', '\n{{ frobnicate haproxy }}', 2, 4, 'unknown helper "frobnicate"'],
     ['a helper refusing', 'a\n  {{join item ","}}', 2, 3, 'join needs a list, got a number (3)'],
     ['a prototype member', '{{ haproxy.constructor }}', 1, 4, 'undefined variable "haproxy.constructor"'],
-    ['a block parameter path', '{{#each haproxy.backends as |backend|}}\n  {{ backend.nmae }}\n{{/each}}', 2, 6, 'undefined variable "backend.nmae"'],
-    ['a block parameter argument', '{{#each haproxy.backends as |b|}}{{upper b.nmae}}{{/each}}', 1, 34, 'undefined variable "haproxy.backends.0.nmae" (available at this level: name, address)'],
+    [
+      'a block parameter path',
+      '{{#each haproxy.backends as |backend|}}\n  {{ backend.nmae }}\n{{/each}}',
+      2,
+      6,
+      'undefined variable "backend.nmae"',
+    ],
+    [
+      'a block parameter argument',
+      '{{#each haproxy.backends as |b|}}{{upper b.nmae}}{{/each}}',
+      1,
+      34,
+      'undefined variable "haproxy.backends.0.nmae" (available at this level: name, address)',
+    ],
     ['the log helper', '{{log "debug"}}', 1, 1, 'the log helper is not available'],
   ];
   it.each(cases)('%s', (name, content, line, col, message) => {
@@ -269,12 +322,18 @@ describe('errors in template files name file:line:col and the variable', () => {
     const error = failure(() => templater.renderFile(path, vars));
     expect(error.location).toEqual({ file: path, line, col });
     expect(error.message).toContain(message);
-    if (!message.includes('"../nope"') && !message.includes('@root')) expect(error.message.startsWith(message)).toBe(true);
+    if (!message.includes('"../nope"') && !message.includes('@root'))
+      expect(error.message.startsWith(message)).toBe(true);
     expect(error.detail).toContain(`${line} | `);
   });
 
   const syntax: Array<[string, string, number, string]> = [
-    ['unclosed block', 'a\n{{#if enabled}}\nb\n', 4, 'template syntax error: unexpected end of the template (is a {{#block}} left open?)'],
+    [
+      'unclosed block',
+      'a\n{{#if enabled}}\nb\n',
+      4,
+      'template syntax error: unexpected end of the template (is a {{#block}} left open?)',
+    ],
     ['unclosed mustache', 'line one\n{{ foo', 2, 'template syntax error: unexpected invalid'],
     ['numeric segment', '{{ groups.web.0 }}', 1, 'template syntax error: unexpected number (expected id)'],
   ];
@@ -295,9 +354,13 @@ describe('errors in template files name file:line:col and the variable', () => {
 
   it('refuses files it cannot read, naming the path', () => {
     const missing = join(dir, 'templates/absent.hbs');
-    expect(failure(() => templater.renderFile(missing, vars)).render()).toBe(`${missing}: cannot read template: no such file`);
+    expect(failure(() => templater.renderFile(missing, vars)).render()).toBe(
+      `${missing}: cannot read template: no such file`,
+    );
     const folder = join(dir, 'templates');
-    expect(failure(() => templater.renderFile(folder, vars)).render()).toBe(`${folder}: expected a template file, found a directory`);
+    expect(failure(() => templater.renderFile(folder, vars)).render()).toBe(
+      `${folder}: expected a template file, found a directory`,
+    );
     const binary = file('templates/binary.hbs', Buffer.from([0x7b, 0x7b, 0x00, 0x7d]));
     expect(failure(() => templater.renderFile(binary, vars)).message).toContain('binary (it contains NUL bytes)');
     const latin1 = file('templates/latin1.hbs', Buffer.from([0x63, 0x61, 0x66, 0xe9]));
@@ -305,8 +368,13 @@ describe('errors in template files name file:line:col and the variable', () => {
   });
 
   it('renders a template file', () => {
-    const path = file('templates/ok.cfg.hbs', 'frontend main\n  bind *:{{ haproxy.port }}\n{{#each haproxy.backends}}\n  server {{ name }} {{ cidr_address address }}:80\n{{/each}}\n');
-    expect(templater.renderFile(path, vars)).toBe('frontend main\n  bind *:8080\n  server web1 10.0.0.11:80\n  server web2 10.0.0.12:80\n');
+    const path = file(
+      'templates/ok.cfg.hbs',
+      'frontend main\n  bind *:{{ haproxy.port }}\n{{#each haproxy.backends}}\n  server {{ name }} {{ cidr_address address }}:80\n{{/each}}\n',
+    );
+    expect(templater.renderFile(path, vars)).toBe(
+      'frontend main\n  bind *:8080\n  server web1 10.0.0.11:80\n  server web2 10.0.0.12:80\n',
+    );
   });
 });
 
@@ -314,20 +382,26 @@ describe('errors in strings written in tasks name the task and quote the string'
   it('names the origin and quotes the string with a caret', () => {
     const error = failure(() => templater.renderString('port {{ nope }}', vars, origin));
     expect(error.location).toEqual(origin);
-    expect(error.message).toBe(`undefined variable "nope" in template "port {{ nope }}" (at col 9: "nope") (available at this level: ${Object.keys(vars).join(', ')})`);
+    expect(error.message).toBe(
+      `undefined variable "nope" in template "port {{ nope }}" (at col 9: "nope") (available at this level: ${Object.keys(vars).join(', ')})`,
+    );
     expect(error.detail).toBe('1 | port {{ nope }}\n            ^');
   });
 
   it('says which line of a multi-line string', () => {
     const error = failure(() => templater.renderString('a\n{{ nope }}', { a: 1 }, origin));
-    expect(error.message).toBe('undefined variable "nope" in template "a {{ nope }}" (at line 2, col 4: "nope") (available at this level: a)');
+    expect(error.message).toBe(
+      'undefined variable "nope" in template "a {{ nope }}" (at line 2, col 4: "nope") (available at this level: a)',
+    );
     expect(error.detail).toBe('2 | {{ nope }}\n       ^');
   });
 
   it('reports a syntax error in a string', () => {
     const error = failure(() => templater.renderValue({ dest: '{{ x | }}' }, vars, origin));
     expect(error.location).toEqual(origin);
-    expect(error.message).toBe('invalid template "{{ x | }}": expected a filter name after "|", found the end (at col 8)');
+    expect(error.message).toBe(
+      'invalid template "{{ x | }}": expected a filter name after "|", found the end (at col 8)',
+    );
   });
 });
 
@@ -356,7 +430,9 @@ describe('partials', () => {
     const ab = createTemplater({ partialsDirs: [first, second] });
     for (const name of ['readme', 'nested', 'sub/nested']) {
       const error = failure(() => ab.renderHandlebars(`x {{> ${name}}}`, vars, origin));
-      expect(error.message).toContain(`partial "${name}" not found (known partials: broken, footer, header; looked in ${first}, ${second})`);
+      expect(error.message).toContain(
+        `partial "${name}" not found (known partials: broken, footer, header; looked in ${first}, ${second})`,
+      );
     }
   });
 
@@ -385,7 +461,9 @@ describe('partials', () => {
     const hash = templater.renderHandlebars('{{> cairn-header}}', vars, origin);
     expect(hash).toMatch(/^# Managed by cairn\. Do not edit by hand/);
     expect(hash.endsWith('\n')).toBe(true);
-    expect(templater.renderHandlebars('{{> cairn-header comment="//"}}', vars, origin)).toMatch(/^\/\/ Managed by cairn\./);
+    expect(templater.renderHandlebars('{{> cairn-header comment="//"}}', vars, origin)).toMatch(
+      /^\/\/ Managed by cairn\./,
+    );
     // Standalone on its own indented line it keeps the indentation and adds no blank line.
     const config = file('templates/with-header.cfg.hbs', '  {{> cairn-header comment=";"}}\nglobal\n');
     expect(templater.renderFile(config, vars)).toBe(`  ; ${hash.slice(2)}global\n`);
@@ -393,7 +471,9 @@ describe('partials', () => {
 
   it('keeps each templater isolated and the global Handlebars untouched', () => {
     const bare = createTemplater({ partialsDirs: [] });
-    expect(failure(() => bare.renderHandlebars('{{> header}}', vars, origin)).message).toContain('partial "header" not found (known partials: none; looked in no partials folders)');
+    expect(failure(() => bare.renderHandlebars('{{> header}}', vars, origin)).message).toContain(
+      'partial "header" not found (known partials: none; looked in no partials folders)',
+    );
     expect(Object.keys(Handlebars.helpers)).not.toContain('join');
     expect(Object.keys(Handlebars.partials)).not.toContain('cairn-header');
     expect(Handlebars.compile('{{x}}')({})).toBe('');
@@ -401,7 +481,9 @@ describe('partials', () => {
 
   it('refuses a partials path that is not a folder', () => {
     const notFolder = file('plain-file.txt', 'x');
-    expect(failure(() => createTemplater({ partialsDirs: [notFolder] })).render()).toMatch(new RegExp(`^${notFolder.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot read the partials folder`));
+    expect(failure(() => createTemplater({ partialsDirs: [notFolder] })).render()).toMatch(
+      new RegExp(`^${notFolder.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot read the partials folder`),
+    );
   });
 });
 
@@ -409,7 +491,13 @@ describe("on the engine's lazy variable view", () => {
   // The engine hands templates a Proxy that renders variables holding templates when they are read.
   const view = () =>
     lazyVars(
-      { vip_address: '10.0.0.5', vip_url: 'http://{{ vip_address }}/', vip_port: 8443, ports: [80, '{{ vip_port }}'], broken: '{{ nowhere }}' },
+      {
+        vip_address: '10.0.0.5',
+        vip_url: 'http://{{ vip_address }}/',
+        vip_port: 8443,
+        ports: [80, '{{ vip_port }}'],
+        broken: '{{ nowhere }}',
+      },
       (template, context) => templater.renderValue(template, context, origin),
     );
 
@@ -423,7 +511,9 @@ describe("on the engine's lazy variable view", () => {
     expect(evaluate('broken is defined', view(), origin)).toBe(false);
     expect(evaluate(`broken | default('fallback')`, view(), origin)).toBe('fallback');
     const error = failure(() => evaluate('broken == 1', view(), origin));
-    expect(error.message).toContain('undefined variable "broken" in expression "broken == 1" (at col 1: "broken") (its template failed: roles/haproxy/tasks/main.yml:14:7: undefined variable "nowhere"');
+    expect(error.message).toContain(
+      'undefined variable "broken" in expression "broken == 1" (at col 1: "broken") (its template failed: roles/haproxy/tasks/main.yml:14:7: undefined variable "nowhere"',
+    );
   });
 
   it('lists the names of a level without rendering them (one is broken)', () => {
@@ -445,7 +535,9 @@ describe('compiled templates are cached by content, never by values', () => {
   it('renders the same text with different variables', () => {
     expect(templater.renderString('{{ a }}-{{ b }}', { a: 1, b: 2 }, origin)).toBe('1-2');
     expect(templater.renderString('{{ a }}-{{ b }}', { a: 'x', b: 'y' }, origin)).toBe('x-y');
-    expect(failure(() => templater.renderString('{{ a }}-{{ b }}', { a: 1 }, origin)).message).toContain('undefined variable "b"');
+    expect(failure(() => templater.renderString('{{ a }}-{{ b }}', { a: 1 }, origin)).message).toContain(
+      'undefined variable "b"',
+    );
   });
 });
 
@@ -471,10 +563,21 @@ describe('injection attempts reach nothing', () => {
   ].join('\n');
 
   const attempts = [
-    '{{constructor}}', '{{constructor.constructor}}', '{{__proto__}}', '{{haproxy.__proto__}}', '{{toString}}',
-    '{{lookup this "constructor"}}', '{{lookup this "__proto__"}}', '{{lookup (lookup this "constructor") "constructor"}}',
-    '{{#with (lookup this "__proto__")}}{{/with}}', '{{groups.web.constructor}}', '{{inventory_hostname.constructor.constructor}}',
-    '{{groups.web.map}}', '{{inventory_hostname.toString}}', '{{#with inventory_hostname}}{{constructor}}{{/with}}', payload,
+    '{{constructor}}',
+    '{{constructor.constructor}}',
+    '{{__proto__}}',
+    '{{haproxy.__proto__}}',
+    '{{toString}}',
+    '{{lookup this "constructor"}}',
+    '{{lookup this "__proto__"}}',
+    '{{lookup (lookup this "constructor") "constructor"}}',
+    '{{#with (lookup this "__proto__")}}{{/with}}',
+    '{{groups.web.constructor}}',
+    '{{inventory_hostname.constructor.constructor}}',
+    '{{groups.web.map}}',
+    '{{inventory_hostname.toString}}',
+    '{{#with inventory_hostname}}{{constructor}}{{/with}}',
+    payload,
   ];
   it.each(attempts)('%s', (template) => {
     const error = failure(() => templater.renderHandlebars(template, vars, origin));
@@ -484,8 +587,40 @@ describe('injection attempts reach nothing', () => {
 
   it('never escapes as anything but text or a CairnError', () => {
     const piece = fc.constantFrom(
-      '{{', '}}', '{{#if', '{{/if}}', '{{#each', '{{/each}}', '{{else}}', '{{>', ' ', 'item', 'groups.web', 'nope', '.', '..', '/', '@root',
-      'this', '(', ')', '"s"', '1', 'join', 'default', 'eq', 'constructor', '__proto__', '=', 'x', '~', '!', '[0]', '{{{', '}}}', '\n',
+      '{{',
+      '}}',
+      '{{#if',
+      '{{/if}}',
+      '{{#each',
+      '{{/each}}',
+      '{{else}}',
+      '{{>',
+      ' ',
+      'item',
+      'groups.web',
+      'nope',
+      '.',
+      '..',
+      '/',
+      '@root',
+      'this',
+      '(',
+      ')',
+      '"s"',
+      '1',
+      'join',
+      'default',
+      'eq',
+      'constructor',
+      '__proto__',
+      '=',
+      'x',
+      '~',
+      '!',
+      '[0]',
+      '{{{',
+      '}}}',
+      '\n',
     );
     fc.assert(
       fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {

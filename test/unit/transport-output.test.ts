@@ -52,7 +52,10 @@ describe('carryScript', () => {
 
   it('a script cut short runs nothing, with or without input', () => {
     for (const carried of [carryScript('echo first\necho second'), carryScript('echo first\necho second', 'x')]) {
-      const cut = carried.input.subarray(0, carried.shellArgs[0] === '-s' ? carried.input.length - 4 : carried.input.length - 5);
+      const cut = carried.input.subarray(
+        0,
+        carried.shellArgs[0] === '-s' ? carried.input.length - 4 : carried.input.length - 5,
+      );
       const run = spawnSync('/bin/sh', carried.shellArgs, { input: cut });
       expect(run.stdout.toString()).toBe('');
       expect(run.status).not.toBe(0);

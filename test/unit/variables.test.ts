@@ -49,14 +49,22 @@ describe('variable manager', () => {
       ['10.0.0.2', `${inventoryFile}:7:9`],
       ['10.0.0.1', `${inventoryFile}:3:5`],
     ]);
-    const lb2 = explainVariable(hostLayers({ inventory, host: 'lb2', extraVars: { keepalived_vip: '10.0.0.9' } }), 'keepalived_vip')!;
+    const lb2 = explainVariable(
+      hostLayers({ inventory, host: 'lb2', extraVars: { keepalived_vip: '10.0.0.9' } }),
+      'keepalived_vip',
+    )!;
     expect(lb2.value).toBe('10.0.0.9');
     expect(lb2.from.layer).toBe('extra vars');
-    expect(lb2.beat.map((b) => b.layer)).toEqual(['inventory host vars', 'inventory group vars', 'inventory group vars', 'inventory group vars']);
+    expect(lb2.beat.map((b) => b.layer)).toEqual([
+      'inventory host vars',
+      'inventory group vars',
+      'inventory group vars',
+      'inventory group vars',
+    ]);
     expect(formatLocation(lb2.beat[0]!.location!)).toBe(`${dir}/host_vars/lb2.yaml:2:1`);
   });
 
-  it('agrees with the inventory\'s own hostVars and varOrigin', () => {
+  it("agrees with the inventory's own hostVars and varOrigin", () => {
     for (const host of ['lb1', 'lb2']) {
       const merged = hostVariables({ inventory, host });
       expect(merged).toEqual(inventory.hostVars(host));
@@ -102,7 +110,9 @@ describe('cairn vars', () => {
     const all = await runCairn(['vars', 'lb2', '-i', inventoryFile, '-e', 'http_port=8080']);
     expect(all.code).toBe(0);
     expect(all.stdout).toContain('http_port = 8080\n    from -e (command line) (extra vars)\n');
-    expect(all.stdout).toContain(`keepalived_vip = "10.0.0.4"\n    from ${dir}/host_vars/lb2.yaml:2:1 (inventory host vars)\n`);
+    expect(all.stdout).toContain(
+      `keepalived_vip = "10.0.0.4"\n    from ${dir}/host_vars/lb2.yaml:2:1 (inventory host vars)\n`,
+    );
     const bad = await runCairn(['vars', 'lb3', '-i', inventoryFile]);
     expect(bad.code).toBe(5);
     expect(bad.stderr).toMatch(/no host "lb3".*did you mean lb1, lb2/);

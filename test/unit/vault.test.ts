@@ -7,7 +7,17 @@
  * Passphrase encryption uses scrypt work factor 10 through CAIRN_VAULT_SCRYPT_WORK_FACTOR (the default 18
  * costs about two seconds per file); decryption reads the factor from the file, so the code paths are the same.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -97,7 +107,10 @@ describe('age format', () => {
     writeFileSync(file, 'hunter2 with spaces\n');
     expect(readPasswordFile(file).passphrase).toBe('hunter2 with spaces');
     const armoured = await encryptText('a: 1\n', { kind: 'passphrase', passphrase: 'hunter2 with spaces' }, FAST);
-    for (const keys of [await loadVaultKeys({ vaultPasswordFile: file }, {}), await loadVaultKeys({}, { CAIRN_VAULT_PASSWORD_FILE: file })]) {
+    for (const keys of [
+      await loadVaultKeys({ vaultPasswordFile: file }, {}),
+      await loadVaultKeys({}, { CAIRN_VAULT_PASSWORD_FILE: file }),
+    ]) {
       expect((await decryptVault('v.yaml', Buffer.from(armoured), keys)).text).toBe('a: 1\n');
     }
     writeFileSync(file, '\n');
@@ -123,7 +136,10 @@ describe('age format', () => {
   it('tries every key in order: identity, passphrase file, CAIRN_VAULT_PASSWORD; flags before environment', async () => {
     const pw = join(dir('order'), 'pw');
     writeFileSync(pw, 'from-file\n');
-    const keys = await loadVaultKeys({}, { CAIRN_VAULT_IDENTITY: identityA, CAIRN_VAULT_PASSWORD_FILE: pw, CAIRN_VAULT_PASSWORD: 'from-env' });
+    const keys = await loadVaultKeys(
+      {},
+      { CAIRN_VAULT_IDENTITY: identityA, CAIRN_VAULT_PASSWORD_FILE: pw, CAIRN_VAULT_PASSWORD: 'from-env' },
+    );
     expect(keys.map((k) => k.origin)).toEqual([
       `identity file ${identityA} (CAIRN_VAULT_IDENTITY)`,
       `passphrase file ${pw} (CAIRN_VAULT_PASSWORD_FILE)`,
@@ -138,15 +154,23 @@ describe('age format', () => {
   });
 
   it('a wrong passphrase or identity is a CairnError naming the file, not a stack trace', async () => {
-    const byPassphrase = Buffer.from(await encryptText(`s: ${CANARY}\n`, { kind: 'passphrase', passphrase: 'right' }, FAST));
-    const err = await cairnError(() => decryptVault('inv/group_vars/all/vault.yaml', byPassphrase, [passphraseKey('wrong')]));
-    expect(err.render()).toBe('inv/group_vars/all/vault.yaml: the vault key does not open this file (tried test passphrase)');
+    const byPassphrase = Buffer.from(
+      await encryptText(`s: ${CANARY}\n`, { kind: 'passphrase', passphrase: 'right' }, FAST),
+    );
+    const err = await cairnError(() =>
+      decryptVault('inv/group_vars/all/vault.yaml', byPassphrase, [passphraseKey('wrong')]),
+    );
+    expect(err.render()).toBe(
+      'inv/group_vars/all/vault.yaml: the vault key does not open this file (tried test passphrase)',
+    );
     expect(err.render()).not.toContain(CANARY);
 
     const byIdentity = Buffer.from(await encryptText('s: 1\n', { kind: 'recipients', recipients: [recipientA] }, {}));
     const keysB = await loadVaultKeys({ vaultIdentity: identityB }, {});
     const wrongId = await cairnError(() => decryptVault('v.yaml', byIdentity, keysB));
-    expect(wrongId.message).toBe(`the vault key does not open this file (tried identity file ${identityB} (--vault-identity))`);
+    expect(wrongId.message).toBe(
+      `the vault key does not open this file (tried identity file ${identityB} (--vault-identity))`,
+    );
     expect(formatLocation(wrongId.location!)).toBe('v.yaml');
 
     // The wrong kind of key says which kind the file wants.
@@ -164,8 +188,12 @@ describe('age format', () => {
     const last = lines[lines.length - 2]!;
     lines[lines.length - 2] = (last[0] === 'A' ? 'B' : 'A') + last.slice(1);
     const tampered = await cairnError(() => decryptVault('v.yaml', Buffer.from(`${lines.join('\n')}\n`), keys));
-    expect(tampered.message).toMatch(/^damaged vault file: its encrypted content fails authentication|^the vault key does not open this file/);
-    const cut = await cairnError(() => decryptVault('v.yaml', Buffer.from(`${ARMOR_BEGIN}\nabc\n-----END AGE ENCRYPTED FILE-----\n`), keys));
+    expect(tampered.message).toMatch(
+      /^damaged vault file: its encrypted content fails authentication|^the vault key does not open this file/,
+    );
+    const cut = await cairnError(() =>
+      decryptVault('v.yaml', Buffer.from(`${ARMOR_BEGIN}\nabc\n-----END AGE ENCRYPTED FILE-----\n`), keys),
+    );
     expect(cut.message).toBe('damaged vault file: its age armour is invalid (invalid line length)');
   });
 
@@ -185,11 +213,15 @@ describe('age format', () => {
     expect(checksum.render()).not.toContain(damaged.slice(20));
     writeFileSync(bad, '# nothing\n');
     expect((await cairnError(() => readIdentityFile(bad))).message).toMatch(/^no age identity in this file/);
-    expect((await cairnError(() => readIdentityFile(join(d, 'missing')))).message).toBe('cannot read age identity file: no such file');
+    expect((await cairnError(() => readIdentityFile(join(d, 'missing')))).message).toBe(
+      'cannot read age identity file: no such file',
+    );
   });
 
   it('refuses an unsafe scrypt work factor from the environment', async () => {
-    const err = await cairnError(() => encryptText('a: 1', { kind: 'passphrase', passphrase: 'p' }, { CAIRN_VAULT_SCRYPT_WORK_FACTOR: '4' }));
+    const err = await cairnError(() =>
+      encryptText('a: 1', { kind: 'passphrase', passphrase: 'p' }, { CAIRN_VAULT_SCRYPT_WORK_FACTOR: '4' }),
+    );
     expect(err.message).toMatch(/^CAIRN_VAULT_SCRYPT_WORK_FACTOR must be a whole number from 10 to 20/);
   });
 });
@@ -204,9 +236,16 @@ describe('configureVault + loadInventory', () => {
     writeFileSync(join(inv, 'group_vars', 'all', '10-plain.yaml'), 'db_user: app\ndb_password: placeholder\n');
     writeFileSync(
       join(inv, 'group_vars', 'all', 'vault.yaml'),
-      await encryptText(`db_password: ${CANARY}\nkeepalived:\n  vrrp_password: vrrp-secret-1\n`, { kind: 'passphrase', passphrase: 'inventory-pass' }, FAST),
+      await encryptText(
+        `db_password: ${CANARY}\nkeepalived:\n  vrrp_password: vrrp-secret-1\n`,
+        { kind: 'passphrase', passphrase: 'inventory-pass' },
+        FAST,
+      ),
     );
-    writeFileSync(join(inv, 'host_vars', 'web1.yaml'), await encryptText('api_token: tok-web1-aaaa\n', { kind: 'recipients', recipients: [recipientA] }, {}));
+    writeFileSync(
+      join(inv, 'host_vars', 'web1.yaml'),
+      await encryptText('api_token: tok-web1-aaaa\n', { kind: 'recipients', recipients: [recipientA] }, {}),
+    );
     return inv;
   }
 
@@ -215,7 +254,12 @@ describe('configureVault + loadInventory', () => {
     const setup = await configureVault(inv, { vaultIdentity: identityA }, { CAIRN_VAULT_PASSWORD: 'inventory-pass' });
     expect(setup.files).toEqual([join(inv, 'group_vars', 'all', 'vault.yaml'), join(inv, 'host_vars', 'web1.yaml')]);
     const inventory = loadInventory(inv);
-    expect(inventory.hostVars('web1')).toMatchObject({ db_user: 'app', db_password: CANARY, api_token: 'tok-web1-aaaa', keepalived: { vrrp_password: 'vrrp-secret-1' } });
+    expect(inventory.hostVars('web1')).toMatchObject({
+      db_user: 'app',
+      db_password: CANARY,
+      api_token: 'tok-web1-aaaa',
+      keepalived: { vrrp_password: 'vrrp-secret-1' },
+    });
     expect(inventory.hostVars('db1').api_token).toBeUndefined();
     expect(formatLocation(inventory.varOrigin('db1', 'db_password')!)).toBe(`${inv}/group_vars/all/vault.yaml:1:1`);
     expect(inventory.secretValues()).toEqual([CANARY, 'tok-web1-aaaa', 'vrrp-secret-1']);
@@ -225,7 +269,14 @@ describe('configureVault + loadInventory', () => {
 
   it('also opens an encrypted inventory file given by path, relative paths included', async () => {
     const inv = dir('inv-whole');
-    writeFileSync(join(inv, 'prod.yaml'), await encryptText('all:\n  hosts:\n    lb1:\n      ansible_host: 10.0.0.9\n', { kind: 'recipients', recipients: [recipientA, recipientB] }, {}));
+    writeFileSync(
+      join(inv, 'prod.yaml'),
+      await encryptText(
+        'all:\n  hosts:\n    lb1:\n      ansible_host: 10.0.0.9\n',
+        { kind: 'recipients', recipients: [recipientA, recipientB] },
+        {},
+      ),
+    );
     const rel = relative(process.cwd(), join(inv, 'prod.yaml'));
     expect(rel.startsWith('/')).toBe(false);
     await configureVault(rel, { vaultIdentity: identityB }, {});
@@ -240,8 +291,12 @@ describe('configureVault + loadInventory', () => {
     expect(formatLocation(none.location!)).toBe(join(inv, 'group_vars', 'all', 'vault.yaml'));
     expect(none.message).toMatch(/no vault key was given/);
     // The passphrase opens vault.yaml; nothing given opens web1.yaml.
-    const wrong = await cairnError(() => configureVault(inv, { vaultIdentity: identityB }, { CAIRN_VAULT_PASSWORD: 'inventory-pass' }));
-    expect(wrong.render()).toBe(`${join(inv, 'host_vars', 'web1.yaml')}: the vault key does not open this file (tried identity file ${identityB} (--vault-identity))`);
+    const wrong = await cairnError(() =>
+      configureVault(inv, { vaultIdentity: identityB }, { CAIRN_VAULT_PASSWORD: 'inventory-pass' }),
+    );
+    expect(wrong.render()).toBe(
+      `${join(inv, 'host_vars', 'web1.yaml')}: the vault key does not open this file (tried identity file ${identityB} (--vault-identity))`,
+    );
   });
 
   it('refuses a vault file replaced between unlocking and loading', async () => {
@@ -255,8 +310,14 @@ describe('configureVault + loadInventory', () => {
 
   it('finds only age files, the way the loader walks (hidden entries skipped)', async () => {
     const inv = await makeInventory('inv-find');
-    writeFileSync(join(inv, 'group_vars', '.hidden.yaml'), await encryptText('a: 1\n', { kind: 'recipients', recipients: [recipientA] }, {}));
-    expect(findInventoryVaultFiles(join(inv, 'hosts.yaml'))).toEqual([join(inv, 'group_vars', 'all', 'vault.yaml'), join(inv, 'host_vars', 'web1.yaml')]);
+    writeFileSync(
+      join(inv, 'group_vars', '.hidden.yaml'),
+      await encryptText('a: 1\n', { kind: 'recipients', recipients: [recipientA] }, {}),
+    );
+    expect(findInventoryVaultFiles(join(inv, 'hosts.yaml'))).toEqual([
+      join(inv, 'group_vars', 'all', 'vault.yaml'),
+      join(inv, 'host_vars', 'web1.yaml'),
+    ]);
     expect(findInventoryVaultFiles(join(inv, 'missing'))).toEqual([]);
   });
 });
@@ -270,7 +331,11 @@ interface VaultRun {
 }
 
 /** `cairn vault ARGS` on a fresh commander program, in this process. */
-async function vault(args: string[], env: NodeJS.ProcessEnv, confirmReopen?: (problem: string) => Promise<boolean>): Promise<VaultRun> {
+async function vault(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  confirmReopen?: (problem: string) => Promise<boolean>,
+): Promise<VaultRun> {
   const run: VaultRun = { stdout: '', stderr: '' };
   const io: VaultIo = {
     stdout: { write: (t: string) => (run.stdout += t) },
@@ -292,17 +357,23 @@ async function vault(args: string[], env: NodeJS.ProcessEnv, confirmReopen?: (pr
 /** Editor scripts: they log what they were given (path and modes, never content) and write $NEW_TEXT. */
 function editorScript(name: string, body: string): string {
   const path = join(work, `${name}.sh`);
-  writeFileSync(path, `#!/bin/sh\nset -e\nprintf '%s %s %s\\n' "$1" "$(stat -c %a "$1")" "$(stat -c %a "$(dirname "$1")")" >> "$EDITOR_LOG"\n${body}\n`);
+  writeFileSync(
+    path,
+    `#!/bin/sh\nset -e\nprintf '%s %s %s\\n' "$1" "$(stat -c %a "$1")" "$(stat -c %a "$(dirname "$1")")" >> "$EDITOR_LOG"\n${body}\n`,
+  );
   chmodSync(path, 0o755);
   return path;
 }
 
 function editorLog(log: string): Array<{ path: string; mode: string; dirMode: string }> {
   if (!existsSync(log)) return [];
-  return readFileSync(log, 'utf8').trim().split('\n').map((line) => {
-    const [path, mode, dirMode] = line.split(' ');
-    return { path: path!, mode: mode!, dirMode: dirMode! };
-  });
+  return readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [path, mode, dirMode] = line.split(' ');
+      return { path: path!, mode: mode!, dirMode: dirMode! };
+    });
 }
 
 /** Every file under a folder whose bytes contain the needle. */
@@ -324,7 +395,13 @@ function filesContaining(root: string, needle: string, newerThan = 0): string[] 
         continue;
       }
       if (st.isDirectory()) walk(full);
-      else if (st.isFile() && st.mtimeMs >= newerThan && st.size < 8 * 1024 * 1024 && readFileSync(full).includes(needle)) found.push(full);
+      else if (
+        st.isFile() &&
+        st.mtimeMs >= newerThan &&
+        st.size < 8 * 1024 * 1024 &&
+        readFileSync(full).includes(needle)
+      )
+        found.push(full);
     }
   };
   walk(root);
@@ -344,7 +421,9 @@ describe('cairn vault commands', () => {
     expect(created.stderr).toBe(`created ${file}, encrypted to a passphrase\n`);
     expect(readFileSync(file, 'utf8').startsWith(ARMOR_BEGIN)).toBe(true);
     expect(statSync(file).mode & 0o777).toBe(0o600);
-    expect((await vault(['create', file], env)).error?.message).toBe('the file exists already; `cairn vault edit` changes it');
+    expect((await vault(['create', file], env)).error?.message).toBe(
+      'the file exists already; `cairn vault edit` changes it',
+    );
 
     expect((await vault(['view', file], env)).stdout).toBe(`db_password: ${CANARY}\n`);
 
@@ -371,8 +450,12 @@ describe('cairn vault commands', () => {
 
     const rekeyed = await vault(['rekey', file, '--new-vault-identity', identityA, '--new-recipient', recipientB], env);
     expect(rekeyed.stderr).toBe(`rekeyed ${file}: now encrypted to 2 recipients\n`);
-    expect((await vault(['view', file], env)).error?.message).toMatch(/^the vault key does not open this file: it is encrypted for an identity/);
-    expect((await vault(['view', file, '--vault-identity', identityB], {})).stdout).toBe(`db_password: ${CANARY}\nextra: 2\n`);
+    expect((await vault(['view', file], env)).error?.message).toMatch(
+      /^the vault key does not open this file: it is encrypted for an identity/,
+    );
+    expect((await vault(['view', file, '--vault-identity', identityB], {})).stdout).toBe(
+      `db_password: ${CANARY}\nextra: 2\n`,
+    );
 
     const decrypted = await vault(['decrypt', file, '--vault-identity', identityA], {});
     expect(decrypted.stderr).toMatch(/^WARNING: .* is now plain text on disk \(mode 0600\)/);
@@ -382,7 +465,9 @@ describe('cairn vault commands', () => {
     const encrypted = await vault(['encrypt', file, '--recipient', recipientB], {});
     expect(encrypted.stderr.split('\n')[0]).toBe(`encrypted ${file} to 1 recipient`);
     expect((await vault(['view', file, '--vault-identity', identityB], {})).stdout).toContain(CANARY);
-    expect((await vault(['encrypt', file, '--recipient', recipientB], {})).error?.message).toBe('already encrypted (it starts with an age header)');
+    expect((await vault(['encrypt', file, '--recipient', recipientB], {})).error?.message).toBe(
+      'already encrypted (it starts with an age header)',
+    );
   });
 
   it('editing YAML that does not parse: abort leaves the vault unchanged, or reopen and fix', async () => {
@@ -395,11 +480,18 @@ describe('cairn vault commands', () => {
     const env = { EDITOR: `/bin/sh ${broken}`, EDITOR_LOG: log, CAIRN_VAULT_IDENTITY: identityA };
 
     const aborted = await vault(['edit', file], env);
-    expect(aborted.error?.render()).toMatch(new RegExp(`^${file}: not saved: the edited text is not valid vault YAML \\(${file} \\(decrypted\\):1:8: invalid YAML: this "\\[" is never closed.*\\); the vault file is unchanged and the edit was discarded$`));
+    expect(aborted.error?.render()).toMatch(
+      new RegExp(
+        `^${file}: not saved: the edited text is not valid vault YAML \\(${file} \\(decrypted\\):1:8: invalid YAML: this "\\[" is never closed.*\\); the vault file is unchanged and the edit was discarded$`,
+      ),
+    );
     expect(readFileSync(file, 'utf8')).toBe(before);
 
     // Second run of the editor (reopened) fixes it: the script writes good YAML once it sees its own bad text.
-    const fixing = editorScript('fixing', 'if grep -q unclosed "$1"; then printf "token: fixed\\n" > "$1"; else printf "token: [unclosed\\n" > "$1"; fi');
+    const fixing = editorScript(
+      'fixing',
+      'if grep -q unclosed "$1"; then printf "token: fixed\\n" > "$1"; else printf "token: [unclosed\\n" > "$1"; fi',
+    );
     const problems: string[] = [];
     const reopened = await vault(['edit', file], { ...env, EDITOR: `/bin/sh ${fixing}` }, async (problem) => {
       problems.push(problem);
@@ -411,7 +503,9 @@ describe('cairn vault commands', () => {
     expect((await vault(['view', file], env)).stdout).toBe('token: fixed\n');
 
     // A list at the top is valid YAML but not variables.
-    expect(vaultTextProblem('- a\n- b\n', 'x')).toBe('x: expected a mapping of variable names to values at the top level');
+    expect(vaultTextProblem('- a\n- b\n', 'x')).toBe(
+      'x: expected a mapping of variable names to values at the top level',
+    );
     // The editor failing leaves the file as it was.
     const failing = await vault(['edit', file], { ...env, EDITOR: 'false' });
     expect(failing.error?.message).toBe('the editor (false) exited with status 1; the vault file is unchanged');
@@ -425,7 +519,9 @@ describe('cairn vault commands', () => {
     const write = editorScript('write2', 'printf "a: 2\\n" > "$1"');
     const env = { EDITOR: `/bin/sh ${write}`, EDITOR_LOG: join(d, 'log'), CAIRN_VAULT_IDENTITY: identityA };
     const refused = await vault(['edit', file], env);
-    expect(refused.error?.message).toMatch(/^this file is encrypted to 2 recipients and cairn knows 1 of them .*list every recipient with --recipient/);
+    expect(refused.error?.message).toMatch(
+      /^this file is encrypted to 2 recipients and cairn knows 1 of them .*list every recipient with --recipient/,
+    );
     const saved = await vault(['edit', file, '--recipient', recipientA, '--recipient', recipientB], env);
     expect(saved.stderr).toBe(`saved ${file}, encrypted to 2 recipients\n`);
     expect((await vault(['view', file, '--vault-identity', identityB], {})).stdout).toBe('a: 2\n');
@@ -451,7 +547,9 @@ describe('cairn vault commands', () => {
     writeFileSync(other, await encryptText('b: 1\n', { kind: 'recipients', recipients: [recipientB] }, {}));
     const run = await vault(['view', good, other, '--vault-identity', identityA], {});
     expect(run.stdout).toBe('');
-    expect(run.error?.render()).toBe(`${other}: the vault key does not open this file (tried identity file ${identityA} (--vault-identity))`);
+    expect(run.error?.render()).toBe(
+      `${other}: the vault key does not open this file (tried identity file ${identityA} (--vault-identity))`,
+    );
   });
 
   it('canary: no file left by create, edit, view, encrypt, rekey or keygen holds the secret', async () => {
@@ -460,7 +558,12 @@ describe('cairn vault commands', () => {
     const log = join(d, 'editor.log');
     const write = editorScript('canary-write', 'printf "%s" "$NEW_TEXT" > "$1"');
     const file = join(d, 'secrets.yaml');
-    const env = { EDITOR: `/bin/sh ${write}`, EDITOR_LOG: log, CAIRN_VAULT_IDENTITY: identityA, NEW_TEXT: `borg_passphrase: ${CANARY}\n` };
+    const env = {
+      EDITOR: `/bin/sh ${write}`,
+      EDITOR_LOG: log,
+      CAIRN_VAULT_IDENTITY: identityA,
+      NEW_TEXT: `borg_passphrase: ${CANARY}\n`,
+    };
     expect((await vault(['create', file], env)).error).toBeUndefined();
     expect((await vault(['edit', file], { ...env, NEW_TEXT: `borg_passphrase: ${CANARY}-2\n` })).error).toBeUndefined();
     expect((await vault(['view', file], env)).stdout).toContain(`${CANARY}-2`);
@@ -471,7 +574,9 @@ describe('cairn vault commands', () => {
     expect((await vault(['encrypt', plain], env)).error).toBeUndefined();
     // Bad YAML aborted: the scratch copy must be gone too.
     const broken = editorScript('canary-broken', 'printf "x: [%s\\n" "$NEW_TEXT" > "$1"');
-    expect((await vault(['edit', file, '--vault-identity', identityB], { ...env, EDITOR: `/bin/sh ${broken}` })).error).toBeDefined();
+    expect(
+      (await vault(['edit', file, '--vault-identity', identityB], { ...env, EDITOR: `/bin/sh ${broken}` })).error,
+    ).toBeDefined();
 
     expect(filesContaining(work, CANARY, since)).toEqual([]);
     expect(filesContaining(tmpdir(), CANARY, since).filter((f) => !f.startsWith(work))).toEqual([]);
@@ -490,7 +595,9 @@ describe('writeFileAtomic', () => {
     expect(statSync(target).mode & 0o777).toBe(0o640);
     writeFileAtomic(target, 'two\n', { mode: 0o600 });
     expect(readFileSync(target, 'utf8')).toBe('two\n');
-    expect(() => writeFileAtomic(target, 'three\n', { exclusive: true })).toThrow('refusing to overwrite: the file exists');
+    expect(() => writeFileAtomic(target, 'three\n', { exclusive: true })).toThrow(
+      'refusing to overwrite: the file exists',
+    );
     expect(readFileSync(target, 'utf8')).toBe('two\n');
     expect(readdirSync(d)).toEqual(['f.yaml']);
   });

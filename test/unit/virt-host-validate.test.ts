@@ -38,7 +38,8 @@ describe('parseHostValidate', () => {
       check: 'for hardware virtualization',
       id: 'hw-virt',
       result: 'FAIL',
-      detail: 'Host not compatible with KVM; HW virtualization CPU features not found. Only emulated CPUs are available; performance will be significantly limited',
+      detail:
+        'Host not compatible with KVM; HW virtualization CPU features not found. Only emulated CPUs are available; performance will be significantly limited',
     });
   });
 
@@ -68,25 +69,40 @@ describe('judgeHostValidate', () => {
   const bare = parseHostValidate(fixture('gist-bare-metal-pass.txt'));
 
   it('fails the lab host when hardware virtualization is required', () => {
-    const v = judgeHostValidate(lab, { hypervisor: 'qemu', requireHwVirt: true, kvmDevice: { present: true, usable: true } });
+    const v = judgeHostValidate(lab, {
+      hypervisor: 'qemu',
+      requireHwVirt: true,
+      kvmDevice: { present: true, usable: true },
+    });
     expect(v.passed).toBe(false);
-    expect(v.failures).toEqual([expect.stringMatching(/^QEMU for hardware virtualization: FAIL \(Host not compatible with KVM/)]);
+    expect(v.failures).toEqual([
+      expect.stringMatching(/^QEMU for hardware virtualization: FAIL \(Host not compatible with KVM/),
+    ]);
     expect(v.warnings).toHaveLength(3);
     expect(v.counts).toEqual({ PASS: 7, WARN: 3, FAIL: 1, NOTE: 0 });
   });
 
   it('excuses the CPU-flag FAIL when not required and /dev/kvm works, and says so', () => {
-    const v = judgeHostValidate(lab, { hypervisor: 'qemu', requireHwVirt: false, kvmDevice: { present: true, usable: true } });
+    const v = judgeHostValidate(lab, {
+      hypervisor: 'qemu',
+      requireHwVirt: false,
+      kvmDevice: { present: true, usable: true },
+    });
     expect(v.passed).toBe(true);
     expect(v.failures).toEqual([]);
     expect(v.notes).toEqual([
-      expect.stringMatching(/FAIL .*excused because require_hw_virt is false: the CPU shows no vmx\/svm flag .* \/dev\/kvm opens/),
+      expect.stringMatching(
+        /FAIL .*excused because require_hw_virt is false: the CPU shows no vmx\/svm flag .* \/dev\/kvm opens/,
+      ),
       'libvirt skipped its /dev/kvm checks after the CPU-flag FAIL; cairn checked the device itself: present and opens read-write',
     ]);
   });
 
   it('does not excuse the CPU-flag FAIL when /dev/kvm does not work', () => {
-    const v = judgeHostValidate(lab, { requireHwVirt: false, kvmDevice: { present: true, usable: false, detail: 'Permission denied' } });
+    const v = judgeHostValidate(lab, {
+      requireHwVirt: false,
+      kvmDevice: { present: true, usable: false, detail: 'Permission denied' },
+    });
     expect(v.passed).toBe(false);
     expect(v.failures[0]).toMatch(/and \/dev\/kvm is not usable either \(Permission denied\)/);
   });
@@ -99,6 +115,8 @@ describe('judgeHostValidate', () => {
 
   it('turns warnings into failures on request, and needs at least one check', () => {
     expect(judgeHostValidate(lab, { requireHwVirt: false, failOnWarn: true }).failures).toHaveLength(3);
-    expect(judgeHostValidate(lab, { hypervisor: 'lxc', requireHwVirt: false }).failures).toEqual(['virt-host-validate printed no lxc checks']);
+    expect(judgeHostValidate(lab, { hypervisor: 'lxc', requireHwVirt: false }).failures).toEqual([
+      'virt-host-validate printed no lxc checks',
+    ]);
   });
 });

@@ -29,7 +29,9 @@ describe('bootSector', () => {
     expect(message.toString('latin1')).toBe('cairn guest up\r\n');
     // mov dx, 0x3F8 ; the loop: lodsb, test al,al, jz +3, out dx,al, jmp -8 ; done: hlt, jmp -3
     expect(sector.readUInt16LE(9)).toBe(0x3f8);
-    expect([...sector.subarray(0x0b, 0x16)]).toEqual([0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8, 0xf4, 0xeb, 0xfd]);
+    expect([...sector.subarray(0x0b, 0x16)]).toEqual([
+      0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8, 0xf4, 0xeb, 0xfd,
+    ]);
     // jz +3 from 0x10 lands on hlt (0x13); jmp -8 from 0x13 lands on lodsb (0x0B); jmp -3 from 0x16 on hlt.
     expect(0x10 + 0x03).toBe(0x13);
     expect(0x13 - 8).toBe(0x0b);
@@ -45,7 +47,12 @@ describe('bootSector', () => {
 
 describe('tinyGuestXml and cloneDomainXml', () => {
   it('renders a KVM domain with the disk and serial file', () => {
-    const xml = tinyGuestXml({ name: 'g1', diskPath: '/var/lib/libvirt/images/g1.img', serialLogPath: '/var/log/libvirt/qemu/g1.serial', memoryMiB: 8 });
+    const xml = tinyGuestXml({
+      name: 'g1',
+      diskPath: '/var/lib/libvirt/images/g1.img',
+      serialLogPath: '/var/log/libvirt/qemu/g1.serial',
+      memoryMiB: 8,
+    });
     expect(xml.split('\n')[0]).toBe("<domain type='kvm'>");
     expect(xml).toContain("<source file='/var/lib/libvirt/images/g1.img'/>");
     expect(xml).toContain("<source path='/var/log/libvirt/qemu/g1.serial'/>");
@@ -54,9 +61,14 @@ describe('tinyGuestXml and cloneDomainXml', () => {
     expect(() => tinyGuestXml({ name: '../x', diskPath: '/tmp/a', serialLogPath: '/tmp/s' })).toThrow(/not usable/);
   });
 
-  const paths = { fromDiskPath: '/var/lib/libvirt/images/cairn-fixture.img', fromSerialLogPath: '/var/log/libvirt/qemu/cairn-fixture.serial', diskPath: '/var/lib/libvirt/images/c2.img', serialLogPath: '/var/log/libvirt/qemu/c2.serial' };
+  const paths = {
+    fromDiskPath: '/var/lib/libvirt/images/cairn-fixture.img',
+    fromSerialLogPath: '/var/log/libvirt/qemu/cairn-fixture.serial',
+    diskPath: '/var/lib/libvirt/images/c2.img',
+    serialLogPath: '/var/log/libvirt/qemu/c2.serial',
+  };
 
-  it('clones libvirt\'s own dumpxml: new name, no uuid, every path moved (serial and console)', () => {
+  it("clones libvirt's own dumpxml: new name, no uuid, every path moved (serial and console)", () => {
     const original = read('dumpxml-tiny-guest.xml');
     const clone = cloneDomainXml(original, { name: 'c2', ...paths });
     expect(clone).toContain('<name>c2</name>');
@@ -78,31 +90,50 @@ describe('tinyGuestXml and cloneDomainXml', () => {
 
   it('refuses what is not a domain, and a clone that would still use the original disk', () => {
     expect(() => cloneDomainXml('<network/>', { name: 'c2', ...paths })).toThrow(/not a domain definition/);
-    const odd = read('dumpxml-tiny-guest.xml').replace("<source file='/var/lib/libvirt/images/cairn-fixture.img'/>", '<source file="/var/lib/libvirt/images/cairn-fixture.img" x="/var/lib/libvirt/images/cairn-fixture.img-old"/>');
+    const odd = read('dumpxml-tiny-guest.xml').replace(
+      "<source file='/var/lib/libvirt/images/cairn-fixture.img'/>",
+      '<source file="/var/lib/libvirt/images/cairn-fixture.img" x="/var/lib/libvirt/images/cairn-fixture.img-old"/>',
+    );
     expect(() => cloneDomainXml(odd, { name: 'c2', ...paths })).toThrow(/still names the original's disk/);
   });
 });
 
 describe('virt_host_validate module verdict', () => {
   const output = read('lab-nested-container.txt').split('----- output -----\n')[1]!;
-  const probe = (kvm: string) => new Map([['validate', `${output}cairn_rc=1\n`], ['kvm', kvm], ['cpu', 'virt_flags=0']]);
+  const probe = (kvm: string) =>
+    new Map([
+      ['validate', `${output}cairn_rc=1\n`],
+      ['kvm', kvm],
+      ['cpu', 'virt_flags=0'],
+    ]);
 
   it('passes the lab host with the excused FAIL in its message and notes', () => {
     const plan = judgeValidateProbe({ require_hw_virt: false, kvm_user: 'root' }, probe('present=1\nusable=1'));
     expect(plan.failed).toBeUndefined();
-    expect(String(plan.data?.msg)).toMatch(/^7 PASS, 3 WARN, 1 FAIL; \/dev\/kvm opens as root; NOTE: QEMU for hardware virtualization: FAIL .* excused/);
+    expect(String(plan.data?.msg)).toMatch(
+      /^7 PASS, 3 WARN, 1 FAIL; \/dev\/kvm opens as root; NOTE: QEMU for hardware virtualization: FAIL .* excused/,
+    );
     expect(plan.data?.exit_status).toBe(1);
     expect(plan.data?.cpu_virt_flags).toBe(0);
   });
 
-  it('fails it when qemu\'s user cannot open /dev/kvm, naming why', () => {
-    const plan = judgeValidateProbe({ require_hw_virt: false, kvm_user: 'libvirt-qemu' }, probe('present=1\nusable=0\ndetail=sh: 1: cannot create /dev/kvm: Permission denied'));
-    expect(plan.failed).toMatch(/not usable either \(sh: 1: cannot create \/dev\/kvm: Permission denied\).*does not open as libvirt-qemu/);
+  it("fails it when qemu's user cannot open /dev/kvm, naming why", () => {
+    const plan = judgeValidateProbe(
+      { require_hw_virt: false, kvm_user: 'libvirt-qemu' },
+      probe('present=1\nusable=0\ndetail=sh: 1: cannot create /dev/kvm: Permission denied'),
+    );
+    expect(plan.failed).toMatch(
+      /not usable either \(sh: 1: cannot create \/dev\/kvm: Permission denied\).*does not open as libvirt-qemu/,
+    );
   });
 
   it('says when virt-host-validate is missing, and opens the device as the given user', () => {
-    expect(judgeValidateProbe({}, new Map([['validate', 'cairn_rc=127']])).failed).toBe('virt-host-validate is not installed (package libvirt-clients)');
-    expect(validateProbeScript({ kvm_user: 'libvirt-qemu' })).toContain("runuser -u libvirt-qemu -- sh -c 'exec 3<>/dev/kvm'");
-    expect(validateProbeScript({})).toContain("LC_ALL=C virt-host-validate qemu");
+    expect(judgeValidateProbe({}, new Map([['validate', 'cairn_rc=127']])).failed).toBe(
+      'virt-host-validate is not installed (package libvirt-clients)',
+    );
+    expect(validateProbeScript({ kvm_user: 'libvirt-qemu' })).toContain(
+      "runuser -u libvirt-qemu -- sh -c 'exec 3<>/dev/kvm'",
+    );
+    expect(validateProbeScript({})).toContain('LC_ALL=C virt-host-validate qemu');
   });
 });

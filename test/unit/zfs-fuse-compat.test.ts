@@ -13,7 +13,10 @@ import { describe, expect, it } from 'vitest';
 const dir = mkdtempSync(join(tmpdir(), 'cairn-zfs-compat-'));
 const log = join(dir, 'real.log');
 const fake = join(dir, 'zfs');
-writeFileSync(fake, `#!/bin/sh\necho "$*" > ${log}\nprintf 'tank/data\\tguid\\t1\\t-\\ntank/data@s1\\tguid\\t2\\t-\\n'\n`);
+writeFileSync(
+  fake,
+  `#!/bin/sh\necho "$*" > ${log}\nprintf 'tank/data\\tguid\\t1\\t-\\ntank/data@s1\\tguid\\t2\\t-\\n'\n`,
+);
 chmodSync(fake, 0o755);
 const wrapper = join(dir, 'compat-zfs');
 const source = readFileSync(new URL('../../roles/zfs/files/zfs-fuse-compat-zfs', import.meta.url), 'utf8');
@@ -22,7 +25,13 @@ chmodSync(wrapper, 0o755);
 
 function run(args: string): { real: string; out: string[] } {
   const out = execFileSync('/bin/sh', [wrapper, ...args.split(' ')], { encoding: 'utf8' });
-  return { real: readFileSync(log, 'utf8').trim(), out: out.split('\n').filter(Boolean).map((l) => l.split('\t')[0]!) };
+  return {
+    real: readFileSync(log, 'utf8').trim(),
+    out: out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('\t')[0]!),
+  };
 }
 
 describe('zfs-fuse compatibility zfs', () => {

@@ -185,7 +185,11 @@ const CASES: Case[] = [
         ],
         scan: { kind: 'resilver', inProgress: true, percentDone: 0.14 },
         healthy: false,
-        problems: ['c0t0d0 (in replacing) is ONLINE but has 3 checksum errors', 'pool test is DEGRADED', 'pool test is resilvering (0.14% done)'],
+        problems: [
+          'c0t0d0 (in replacing) is ONLINE but has 3 checksum errors',
+          'pool test is DEGRADED',
+          'pool test is resilvering (0.14% done)',
+        ],
       },
     ],
   },
@@ -200,7 +204,11 @@ const CASES: Case[] = [
           ['c5t3d0', 'UNAVAIL', 0, 0, 0, 'cannot open'],
         ],
         healthy: false,
-        problems: ['c5t3d0 (in logs) is UNAVAIL (cannot open)', 'logs (class) is FAULTED (bad intent log)', 'pool test is FAULTED (bad intent log)'],
+        problems: [
+          'c5t3d0 (in logs) is UNAVAIL (cannot open)',
+          'logs (class) is FAULTED (bad intent log)',
+          'pool test is FAULTED (bad intent log)',
+        ],
       },
     ],
   },
@@ -247,7 +255,14 @@ describe('parseZpoolStatus + assessPool on real outputs', () => {
       for (const [i, want] of c.pools.entries()) {
         const pool = report.pools[i]!;
         expect(pool.state).toBe(want.state);
-        const leaves = leafVdevs(pool.root).map((l) => [l.name, l.state, l.read, l.write, l.cksum, ...(l.note ? [l.note] : [])]);
+        const leaves = leafVdevs(pool.root).map((l) => [
+          l.name,
+          l.state,
+          l.read,
+          l.write,
+          l.cksum,
+          ...(l.note ? [l.note] : []),
+        ]);
         expect(leaves).toEqual(want.leaves);
         if (want.scan) expect(pool.scan).toMatchObject(want.scan);
         const health = assessPool(pool);
@@ -275,12 +290,16 @@ describe('parseZpoolStatus + assessPool on real outputs', () => {
     expect(nodes[3]!.vdevClass).toBe('logs');
     expect(nodes[3]!.parents).toEqual(['test', 'logs']);
     expect(pool.errors).toBeUndefined();
-    expect(pool.status).toBe('One or more of the intent logs could not be read. Waiting for administrator intervention to fix the faulted pool.');
+    expect(pool.status).toBe(
+      'One or more of the intent logs could not be read. Waiting for administrator intervention to fix the faulted pool.',
+    );
   });
 
   it('keeps multi-line header fields and the see: link', () => {
     const pool = parseZpoolStatus(fixture('lab-fuse-degraded-offline.txt')).pools[0]!;
-    expect(pool.status).toBe('One or more devices has been taken offline by the administrator. Sufficient replicas exist for the pool to continue functioning in a degraded state.');
+    expect(pool.status).toBe(
+      'One or more devices has been taken offline by the administrator. Sufficient replicas exist for the pool to continue functioning in a degraded state.',
+    );
     expect(pool.action).toBe("Online the device using 'zpool online' or replace the device with 'zpool replace'.");
     expect(pool.errors).toBe('No known data errors');
     const unavail = parseZpoolStatus(fixture('lab-fuse-degraded-unavail.txt')).pools[0]!;
@@ -290,7 +309,9 @@ describe('parseZpoolStatus + assessPool on real outputs', () => {
   it('names exactly the offline vdev and nothing healthy', () => {
     const health = assessPool(parseZpoolStatus(fixture('lab-fuse-degraded-offline.txt')).pools[0]!);
     const leafProblems = health.vdevProblems.filter((p) => p.vdev.startsWith('/'));
-    expect(leafProblems.map((p) => [p.vdev, p.state, p.path])).toEqual([['/var/tmp/cap/r2.img', 'OFFLINE', 'tank > raidz1-0 > /var/tmp/cap/r2.img']]);
+    expect(leafProblems.map((p) => [p.vdev, p.state, p.path])).toEqual([
+      ['/var/tmp/cap/r2.img', 'OFFLINE', 'tank > raidz1-0 > /var/tmp/cap/r2.img'],
+    ]);
   });
 
   it('reads `zpool status -x` with nothing to report', () => {

@@ -90,7 +90,9 @@ export class CompactReporter {
       case 'run_start': {
         this.checkMode = event.check;
         const why = this.opts.reason === 'flag' ? '--compact' : `${this.opts.hostCount} hosts`;
-        this.line(`cairn ${event.command}: compact output (${why}): changes, failures and the recap only; --full for every task${event.check ? ' [CHECK MODE]' : ''}`);
+        this.line(
+          `cairn ${event.command}: compact output (${why}): changes, failures and the recap only; --full for every task${event.check ? ' [CHECK MODE]' : ''}`,
+        );
         break;
       }
       case 'play_start':
@@ -99,7 +101,9 @@ export class CompactReporter {
         this.playHosts = event.hosts.length;
         this.failurePrinted.clear();
         this.unreachablePrinted.clear();
-        this.line(this.chalk.bold(`PLAY [${event.play}] ${event.hosts.length} host${event.hosts.length === 1 ? '' : 's'}`));
+        this.line(
+          this.chalk.bold(`PLAY [${event.play}] ${event.hosts.length} host${event.hosts.length === 1 ? '' : 's'}`),
+        );
         break;
       case 'task_start':
         this.running.set(event.host, title(event.task));
@@ -110,19 +114,28 @@ export class CompactReporter {
         break;
       case 'host_unreachable':
         this.running.delete(event.host);
-        if (!this.unreachablePrinted.delete(event.host)) this.line(this.chalk.red.bold(`fatal: [${event.host}]: UNREACHABLE! => ${event.msg}`));
+        if (!this.unreachablePrinted.delete(event.host))
+          this.line(this.chalk.red.bold(`fatal: [${event.host}]: UNREACHABLE! => ${event.msg}`));
         break;
       case 'host_failed':
-        if (!this.failurePrinted.delete(event.host)) this.line(this.chalk.red(`fatal: [${event.host}]: FAILED! => ${event.msg}`));
+        if (!this.failurePrinted.delete(event.host))
+          this.line(this.chalk.red(`fatal: [${event.host}]: FAILED! => ${event.msg}`));
         break;
       case 'warning':
-        this.line(this.chalk.magentaBright(event.host ? `[WARNING]: [${event.host}]: ${event.msg}` : `[WARNING]: ${event.msg}`));
+        this.line(
+          this.chalk.magentaBright(event.host ? `[WARNING]: [${event.host}]: ${event.msg}` : `[WARNING]: ${event.msg}`),
+        );
         break;
       case 'verify_result':
-        if (!event.passed) this.line(this.chalk.red(`VERIFY FAILED: [${event.host}] ${event.role}: ${event.check} => ${event.msg ?? 'failed'}`));
+        if (!event.passed)
+          this.line(
+            this.chalk.red(`VERIFY FAILED: [${event.host}] ${event.role}: ${event.check} => ${event.msg ?? 'failed'}`),
+          );
         break;
       case 'drill_result': {
-        const measured = Object.entries(event.measured).map(([k, v]) => `${k}=${v}`).join(' ');
+        const measured = Object.entries(event.measured)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ');
         const text = `DRILL [${event.drill}] ${event.passed ? 'PASS' : 'FAIL'}: ${measured} (target: ${event.target})${event.msg ? ` => ${event.msg}` : ''}`;
         this.line(event.passed ? this.chalk.green(text) : this.chalk.red(text));
         break;
@@ -138,7 +151,9 @@ export class CompactReporter {
       case 'run_end': {
         this.clearStatus();
         const took = formatDuration(event.durationMs);
-        const text = event.interrupted ? `Interrupted after ${took}, exit code ${event.exitCode}` : `Finished in ${took}, exit code ${event.exitCode}`;
+        const text = event.interrupted
+          ? `Interrupted after ${took}, exit code ${event.exitCode}`
+          : `Finished in ${took}, exit code ${event.exitCode}`;
         this.line(event.interrupted || event.exitCode !== 0 ? this.chalk.red(text) : this.chalk.green(text));
         break;
       }
@@ -170,7 +185,8 @@ export class CompactReporter {
       if (this.checkMode || event.check) for (const action of event.actions ?? []) this.line(`    - ${action}`);
       if (this.opts.diff) {
         for (const fileDiff of event.diffs ?? []) {
-          for (const l of fileDiffLines(fileDiff, this.masker, this.fancy ? colorDiffStyle(this.chalk) : undefined)) this.line(l);
+          for (const l of fileDiffLines(fileDiff, this.masker, this.fancy ? colorDiffStyle(this.chalk) : undefined))
+            this.line(l);
         }
       }
     } else if (event.status === 'failed' && !event.ignored) {
@@ -198,11 +214,15 @@ export class CompactReporter {
         `${clean} unchanged, ${changed.length} changed, ${failed.length} failed, ${unreachable.length} unreachable ` +
         `(tasks: ok=${sum('ok')} changed=${sum('changed')} failed=${sum('failed')} skipped=${sum('skipped')} ignored=${sum('ignored')})`,
     );
-    const names = (list: string[]) => (list.length > RECAP_NAMES ? `${list.slice(0, RECAP_NAMES).join(', ')} (+${list.length - RECAP_NAMES} more)` : list.join(', '));
+    const names = (list: string[]) =>
+      list.length > RECAP_NAMES
+        ? `${list.slice(0, RECAP_NAMES).join(', ')} (+${list.length - RECAP_NAMES} more)`
+        : list.join(', ');
     if (changed.length) this.line(this.chalk.yellow(`  changed: ${names(changed)}`));
     // Every failed and unreachable host gets its own line: those are the ones to act on.
     for (const h of unreachable) this.line(this.chalk.red.bold(`  unreachable: ${h} (${stats[h]!.unreachable})`));
-    for (const h of failed) this.line(this.chalk.red(`  failed: ${h} (failed=${stats[h]!.failed} changed=${stats[h]!.changed})`));
+    for (const h of failed)
+      this.line(this.chalk.red(`  failed: ${h} (failed=${stats[h]!.failed} changed=${stats[h]!.changed})`));
   }
 
   // ------------------------------------------------------------------ the live line (TTY only)
@@ -215,7 +235,11 @@ export class CompactReporter {
     this.lastDraw = now;
     const byTask = new Map<string, number>();
     for (const task of this.running.values()) byTask.set(task, (byTask.get(task) ?? 0) + 1);
-    const top = [...byTask].sort((a, b) => b[1] - a[1]).slice(0, 2).map(([t, n]) => `${t} (${n})`).join(', ');
+    const top = [...byTask]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 2)
+      .map(([t, n]) => `${t} (${n})`)
+      .join(', ');
     const r = this.results;
     const text = `[${this.play}] ${this.running.size}/${this.playHosts} hosts running · ok ${r.ok} · changed ${r.changed} · failed ${r.failed}${r.unreachable ? ` · unreachable ${r.unreachable}` : ''}${top ? ` · ${top}` : ''}`;
     const masked = this.masker.mask(text);

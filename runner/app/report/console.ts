@@ -47,7 +47,10 @@ const CONTINUATION = '    ';
 const RECAP_HOST_WIDTH = 26;
 
 /** Colours and a spinner only on a TTY, when colours are wanted and NO_COLOR is unset or empty. */
-export function useFancyOutput(opts: { tty: boolean; color: boolean }, env: Record<string, string | undefined> = process.env): boolean {
+export function useFancyOutput(
+  opts: { tty: boolean; color: boolean },
+  env: Record<string, string | undefined> = process.env,
+): boolean {
   const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== '';
   return opts.tty && opts.color && !noColor;
 }
@@ -100,7 +103,9 @@ export class ConsoleReporter {
     const level = supportsColor && supportsColor.level > 0 ? supportsColor.level : 1;
     this.chalk = new Chalk({ level: this.fancy ? level : 0 });
     const streamColumns = (this.out as { columns?: unknown }).columns;
-    this.width = opts.columns ?? (opts.tty && typeof streamColumns === 'number' && streamColumns > 20 ? streamColumns : PLAIN_WIDTH);
+    this.width =
+      opts.columns ??
+      (opts.tty && typeof streamColumns === 'number' && streamColumns > 20 ? streamColumns : PLAIN_WIDTH);
     this.spinnerAllowed = this.fancy && typeof streamColumns === 'number' && streamColumns > 0;
   }
 
@@ -111,7 +116,9 @@ export class ConsoleReporter {
         this.adhoc = event.command === 'run';
         if (this.verbosity >= 1) {
           const what = event.playbook ? `playbook ${event.playbook}` : event.command;
-          this.emitLine(`cairn ${event.command}: ${what}, inventory ${event.inventory}${event.check ? ', check mode' : ''}${event.diff ? ', diff' : ''} (run ${event.runId})`);
+          this.emitLine(
+            `cairn ${event.command}: ${what}, inventory ${event.inventory}${event.check ? ', check mode' : ''}${event.diff ? ', diff' : ''} (run ${event.runId})`,
+          );
         }
         break;
       case 'play_start':
@@ -124,7 +131,8 @@ export class ConsoleReporter {
         this.banner(`PLAY [${event.play}]${event.check ? ' [CHECK MODE]' : ''}`, `play|${event.play}`);
         break;
       case 'batch_start':
-        if (event.batches > 1) this.banner(`BATCH [${event.batch}/${event.batches}] ${hostList(event.hosts)}`, `batch|${event.batch}`);
+        if (event.batches > 1)
+          this.banner(`BATCH [${event.batch}/${event.batches}] ${hostList(event.hosts)}`, `batch|${event.batch}`);
         break;
       case 'task_start':
         this.onTaskStart(event);
@@ -138,23 +146,38 @@ export class ConsoleReporter {
       case 'connection_open':
         // Ansible prints its connection setup at -vvv; so does cairn (once per host: one connection a run).
         if (this.verbosity >= 3) {
-          const how = event.transport === 'local' ? 'LOCAL CONNECTION' : `SSH CONNECTION FOR USER: ${event.user} to ${event.address}:${event.port}${event.via.length ? ` via ${event.via.join(' -> ')}` : ''}, host key checked`;
-          this.emitLine({ text: `<${event.host}> ESTABLISH ${how} (${(event.ms / 1000).toFixed(2)} s)`, paint: this.chalk.blue });
+          const how =
+            event.transport === 'local'
+              ? 'LOCAL CONNECTION'
+              : `SSH CONNECTION FOR USER: ${event.user} to ${event.address}:${event.port}${event.via.length ? ` via ${event.via.join(' -> ')}` : ''}, host key checked`;
+          this.emitLine({
+            text: `<${event.host}> ESTABLISH ${how} (${(event.ms / 1000).toFixed(2)} s)`,
+            paint: this.chalk.blue,
+          });
         }
         break;
       case 'host_unreachable':
         this.stopRunning(event.host);
         if (!this.unreachablePrinted.delete(event.host)) {
-          this.emitLine({ text: `fatal: [${event.host}]: UNREACHABLE! => `, paint: this.chalk.red.bold }, { text: event.msg, paint: this.chalk.red.bold });
+          this.emitLine(
+            { text: `fatal: [${event.host}]: UNREACHABLE! => `, paint: this.chalk.red.bold },
+            { text: event.msg, paint: this.chalk.red.bold },
+          );
         }
         break;
       case 'host_failed':
         if (!this.failurePrinted.delete(event.host)) {
-          this.emitLine({ text: `fatal: [${event.host}]: FAILED! => `, paint: this.chalk.red }, { text: event.msg, paint: this.chalk.red });
+          this.emitLine(
+            { text: `fatal: [${event.host}]: FAILED! => `, paint: this.chalk.red },
+            { text: event.msg, paint: this.chalk.red },
+          );
         }
         break;
       case 'warning':
-        this.emitLine({ text: event.host ? `[WARNING]: [${event.host}]: ${event.msg}` : `[WARNING]: ${event.msg}`, paint: this.chalk.magentaBright });
+        this.emitLine({
+          text: event.host ? `[WARNING]: [${event.host}]: ${event.msg}` : `[WARNING]: ${event.msg}`,
+          paint: this.chalk.magentaBright,
+        });
         break;
       case 'verify_start':
         this.lastBanner = undefined;
@@ -176,7 +199,9 @@ export class ConsoleReporter {
       case 'run_end': {
         this.clearRunning();
         const took = formatDuration(event.durationMs);
-        const text = event.interrupted ? `Interrupted after ${took}, exit code ${event.exitCode}` : `Finished in ${took}, exit code ${event.exitCode}`;
+        const text = event.interrupted
+          ? `Interrupted after ${took}, exit code ${event.exitCode}`
+          : `Finished in ${took}, exit code ${event.exitCode}`;
         this.emitLine({ text, paint: event.interrupted || event.exitCode !== 0 ? this.chalk.red : this.chalk.green });
         break;
       }
@@ -197,7 +222,8 @@ export class ConsoleReporter {
     // different tasks at once, and banners printed at start would pile up with no result under them.
     if (this.verbosity < 3) return;
     this.taskBanner(event);
-    if (this.verbosity >= 3) this.emitLine({ text: `<${event.host}> running module ${event.task.module}`, paint: this.chalk.blue });
+    if (this.verbosity >= 3)
+      this.emitLine({ text: `<${event.host}> running module ${event.task.module}`, paint: this.chalk.blue });
   }
 
   private onTaskResult(event: TaskResultEvent): void {
@@ -230,7 +256,10 @@ export class ConsoleReporter {
         break;
       }
       case 'failed': {
-        const text = item !== undefined ? `failed: [${host}] (item=${item}) => ${msg ?? 'failed'}` : `fatal: [${host}]: FAILED! => ${msg ?? 'failed'}`;
+        const text =
+          item !== undefined
+            ? `failed: [${host}] (item=${item}) => ${msg ?? 'failed'}`
+            : `fatal: [${host}]: FAILED! => ${msg ?? 'failed'}`;
         this.emitLine({ text, paint: this.chalk.red });
         if (item === undefined && !event.ignored && !event.verify) this.failurePrinted.add(host);
         break;
@@ -242,7 +271,10 @@ export class ConsoleReporter {
         break;
       }
       case 'interrupted':
-        this.emitLine({ text: `interrupted: [${host}]${item !== undefined ? ` (item=${item})` : ''}${msg ? ` => ${msg}` : ''}`, paint: this.chalk.red });
+        this.emitLine({
+          text: `interrupted: [${host}]${item !== undefined ? ` (item=${item})` : ''}${msg ? ` => ${msg}` : ''}`,
+          paint: this.chalk.red,
+        });
         break;
     }
 
@@ -251,31 +283,61 @@ export class ConsoleReporter {
     if (this.showDiff) this.printDiffs(event);
     if (this.verbosity >= 1 && event.result !== undefined && !event.loopSummary) this.emitYaml(event.result);
     // debug prints its message at every verbosity, as Ansible's does (`ok: [host] => {"msg": ...}`).
-    else if (event.task.module === 'debug' && event.status === 'ok' && event.result !== undefined && !event.loopSummary) {
+    else if (
+      event.task.module === 'debug' &&
+      event.status === 'ok' &&
+      event.result !== undefined &&
+      !event.loopSummary
+    ) {
       const { changed: _changed, failed: _failed, ...shown } = event.result;
       this.emitYaml(shown);
     }
     if (event.status === 'failed' && event.ignored) this.emitLine({ text: '...ignoring', paint: this.chalk.cyan });
     if (this.verbosity >= 3) {
-      const attempts = event.attempts !== undefined ? `, ${event.attempts} attempt${event.attempts === 1 ? '' : 's'}` : '';
-      this.emitLine({ text: `<${host}> done in ${formatDuration(event.durationMs)}${attempts}`, paint: this.chalk.blue });
+      const attempts =
+        event.attempts !== undefined ? `, ${event.attempts} attempt${event.attempts === 1 ? '' : 's'}` : '';
+      this.emitLine({
+        text: `<${host}> done in ${formatDuration(event.durationMs)}${attempts}`,
+        paint: this.chalk.blue,
+      });
     }
   }
 
   /** Ansible's ad hoc shape: `web1 | CHANGED | rc=0 >>` then the output, or `web1 | SUCCESS => {...}`. */
   private adhocResult(event: TaskResultEvent): void {
     const result = event.result ?? {};
-    const label = event.status === 'changed' ? 'CHANGED' : event.status === 'ok' ? 'SUCCESS' : event.status === 'skipped' ? 'SKIPPED' : event.status === 'unreachable' ? 'UNREACHABLE!' : 'FAILED';
-    const paint = event.status === 'changed' ? this.chalk.yellow : event.status === 'ok' ? this.chalk.green : event.status === 'skipped' ? this.chalk.cyan : this.chalk.red;
+    const label =
+      event.status === 'changed'
+        ? 'CHANGED'
+        : event.status === 'ok'
+          ? 'SUCCESS'
+          : event.status === 'skipped'
+            ? 'SKIPPED'
+            : event.status === 'unreachable'
+              ? 'UNREACHABLE!'
+              : 'FAILED';
+    const paint =
+      event.status === 'changed'
+        ? this.chalk.yellow
+        : event.status === 'ok'
+          ? this.chalk.green
+          : event.status === 'skipped'
+            ? this.chalk.cyan
+            : this.chalk.red;
     if ((event.task.module === 'command' || event.task.module === 'shell') && typeof result.rc === 'number') {
       const label2 = event.status === 'failed' ? 'FAILED' : label;
       this.emitLine({ text: `${event.host} | ${label2} | rc=${result.rc} >>`, paint });
-      const out = [result.stdout, result.stderr].filter((t): t is string => typeof t === 'string' && t.length > 0).join('\n');
+      const out = [result.stdout, result.stderr]
+        .filter((t): t is string => typeof t === 'string' && t.length > 0)
+        .join('\n');
       for (const line of out.split('\n')) if (out) this.writeSafe(terminalSafe(this.masker.mask(line)));
       if (event.status === 'failed' && event.msg && !out) this.emitLine({ text: event.msg, paint });
     } else {
       const body = event.status === 'failed' || event.status === 'unreachable' ? { msg: event.msg, ...result } : result;
-      this.emitLine({ text: `${event.host} | ${label} => `, paint }, { text: JSON.stringify(this.masker.maskValue(body), null, 4), paint });
+      this.emitLine(
+        { text: `${event.host} | ${label} => `, paint },
+        { text: JSON.stringify(this.masker.maskValue(body), null, 4), paint },
+      );
     }
     if (this.showDiff) this.printDiffs(event);
   }
@@ -311,7 +373,10 @@ export class ConsoleReporter {
       const text = `passed: [${event.host}] ${event.check}${event.msg && this.verbosity >= 1 ? ` => ${event.msg}` : ''}`;
       this.emitLine({ text, paint: this.chalk.green });
     } else {
-      this.emitLine({ text: `FAILED: [${event.host}] ${event.check} => ${event.msg ?? 'failed'}`, paint: this.chalk.red });
+      this.emitLine({
+        text: `FAILED: [${event.host}] ${event.check} => ${event.msg ?? 'failed'}`,
+        paint: this.chalk.red,
+      });
     }
     if (this.verbosity >= 1 && event.data !== undefined) this.emitYaml(event.data);
   }
@@ -322,7 +387,10 @@ export class ConsoleReporter {
       .map(([name, value]) => `${name}=${value}`)
       .join(' ');
     const head = `${event.passed ? 'PASS' : 'FAIL'}: ${measured || '(nothing measured)'} (target: ${event.target})`;
-    this.emitLine({ text: event.msg ? `${head} => ${event.msg}` : head, paint: event.passed ? this.chalk.green : this.chalk.red });
+    this.emitLine({
+      text: event.msg ? `${head} => ${event.msg}` : head,
+      paint: event.passed ? this.chalk.green : this.chalk.red,
+    });
   }
 
   private onRecap(stats: Record<string, HostStats>): void {
@@ -331,7 +399,8 @@ export class ConsoleReporter {
     const hostWidth = Math.max(RECAP_HOST_WIDTH, ...hosts.map((h) => this.masker.mask(h).length));
     for (const host of hosts) {
       const s = stats[host]!;
-      const hostPaint = s.failed > 0 || s.unreachable > 0 ? this.chalk.red : s.changed > 0 ? this.chalk.yellow : this.chalk.green;
+      const hostPaint =
+        s.failed > 0 || s.unreachable > 0 ? this.chalk.red : s.changed > 0 ? this.chalk.yellow : this.chalk.green;
       // Ansible pads each count to 4 columns (`%s=%-4s`); the last is left unpadded (no trailing blanks).
       const count = (name: string, value: number, paint: Paint, last = false): Segment => {
         const text = `${name}=${last ? String(value) : String(value).padEnd(4)}`;

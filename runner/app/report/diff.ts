@@ -67,7 +67,8 @@ export function fileDiffLines(diff: FileDiff, masker: SecretMasker, style: DiffS
       if (diff.afterMissing && !diff.beforeMissing) lines.push(style.note(`${path}: present -> absent`));
     }
   }
-  for (const attribute of diff.attributes ?? []) lines.push(style.note(`${path}: ${terminalSafe(masker.mask(attribute))}`));
+  for (const attribute of diff.attributes ?? [])
+    lines.push(style.note(`${path}: ${terminalSafe(masker.mask(attribute))}`));
   return lines;
 }
 

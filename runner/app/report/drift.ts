@@ -33,7 +33,15 @@ export interface DriftReport {
 }
 
 export class DriftCollector {
-  private readonly report: DriftReport = { hosts: [], roles: [], changes: new Map(), changedTasks: new Map(), unreachable: new Set(), failed: new Map(), checkedAt: 0 };
+  private readonly report: DriftReport = {
+    hosts: [],
+    roles: [],
+    changes: new Map(),
+    changedTasks: new Map(),
+    unreachable: new Set(),
+    failed: new Map(),
+    checkedAt: 0,
+  };
   private readonly unsubscribe: () => void;
 
   constructor(bus: EventBus) {
@@ -58,7 +66,8 @@ export class DriftCollector {
       return;
     }
     if (event.status === 'failed' && !event.ignored) {
-      if (!this.report.failed.has(event.host)) this.report.failed.set(event.host, `${event.task.name}: ${event.msg ?? 'failed'}`);
+      if (!this.report.failed.has(event.host))
+        this.report.failed.set(event.host, `${event.task.name}: ${event.msg ?? 'failed'}`);
     }
     const count = cells.get(role) ?? 0;
     if (event.status === 'changed') {
@@ -114,10 +123,17 @@ export function renderDriftTable(report: DriftReport): string {
   const rows = report.hosts.map((host) => {
     if (report.unreachable.has(host)) return [host, ...report.roles.map(() => '?')];
     const cells = report.changes.get(host)!;
-    return [host, ...report.roles.map((role) => (cells.has(role) ? (cells.get(role) ? String(cells.get(role)) : '.') : '-'))];
+    return [
+      host,
+      ...report.roles.map((role) => (cells.has(role) ? (cells.get(role) ? String(cells.get(role)) : '.') : '-')),
+    ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cols: string[]) =>
+    cols
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   const out = [line(header), ...rows.map(line)];
   const notes: string[] = [];
   for (const host of report.hosts) {
@@ -131,7 +147,14 @@ export function renderDriftTable(report: DriftReport): string {
   const summary = total
     ? `drift: ${total} predicted change${total === 1 ? '' : 's'} on ${drifted.length} host${drifted.length === 1 ? '' : 's'} (${drifted.join(', ')})`
     : 'no drift: check mode predicts no change';
-  return [...out, '', ...notes, ...(notes.length ? [''] : []), summary + (report.unreachable.size ? `; unreachable: ${[...report.unreachable].join(', ')}` : ''), ''].join('\n');
+  return [
+    ...out,
+    '',
+    ...notes,
+    ...(notes.length ? [''] : []),
+    summary + (report.unreachable.size ? `; unreachable: ${[...report.unreachable].join(', ')}` : ''),
+    '',
+  ].join('\n');
 }
 
 /** A Prometheus label value, escaped as the text exposition format asks (backslash, quote, newline). */
@@ -146,10 +169,15 @@ export function renderDriftMetrics(report: DriftReport): string {
     '# TYPE cairn_drift_changes gauge',
   ];
   for (const host of report.hosts) {
-    for (const [role, n] of report.changes.get(host) ?? []) lines.push(`cairn_drift_changes{host="${labelValue(host)}",role="${labelValue(role)}"} ${n}`);
+    for (const [role, n] of report.changes.get(host) ?? [])
+      lines.push(`cairn_drift_changes{host="${labelValue(host)}",role="${labelValue(role)}"} ${n}`);
   }
-  lines.push('# HELP cairn_drift_unreachable 1 when cairn drift could not reach the host.', '# TYPE cairn_drift_unreachable gauge');
-  for (const host of report.hosts) lines.push(`cairn_drift_unreachable{host="${labelValue(host)}"} ${report.unreachable.has(host) ? 1 : 0}`);
+  lines.push(
+    '# HELP cairn_drift_unreachable 1 when cairn drift could not reach the host.',
+    '# TYPE cairn_drift_unreachable gauge',
+  );
+  for (const host of report.hosts)
+    lines.push(`cairn_drift_unreachable{host="${labelValue(host)}"} ${report.unreachable.has(host) ? 1 : 0}`);
   lines.push(
     '# HELP cairn_drift_check_timestamp_seconds When cairn drift last finished a check (Unix time).',
     '# TYPE cairn_drift_check_timestamp_seconds gauge',

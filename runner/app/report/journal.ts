@@ -29,9 +29,12 @@ export class RunJournal {
 
   /** Create `<dir>/<runId>.ndjson` (refusing to append to another run's journal) and return its path. */
   open(dir: string = DEFAULT_JOURNAL_DIR, runId: string = runIdFor()): string {
-    if (this.fd !== undefined) throw new CairnError(`run journal already open at ${this.journalPath}`, { kind: 'runtime' });
+    if (this.fd !== undefined)
+      throw new CairnError(`run journal already open at ${this.journalPath}`, { kind: 'runtime' });
     if (!/^[A-Za-z0-9._-]+$/.test(runId) || runId.startsWith('.')) {
-      throw new CairnError(`run id "${runId}" is not filename-safe: expected letters, digits, '.', '_' and '-'`, { kind: 'runtime' });
+      throw new CairnError(`run id "${runId}" is not filename-safe: expected letters, digits, '.', '_' and '-'`, {
+        kind: 'runtime',
+      });
     }
     const path = join(dir, `${runId}${JOURNAL_SUFFIX}`);
     try {
@@ -88,7 +91,10 @@ export function readJournal(path: string): RunEvent[] {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new CairnError(`cannot read run journal: ${err instanceof Error ? err.message : String(err)}`, { kind: 'runtime', location: { file: path } });
+    throw new CairnError(`cannot read run journal: ${err instanceof Error ? err.message : String(err)}`, {
+      kind: 'runtime',
+      location: { file: path },
+    });
   }
   const lines = text.split('\n');
   let lastLineIndex = lines.length - 1;
@@ -103,11 +109,17 @@ export function readJournal(path: string): RunEvent[] {
       parsed = JSON.parse(line);
     } catch {
       if (isLast) break;
-      throw new CairnError('run journal line is not JSON: expected one event object per line', { kind: 'runtime', location: { file: path, line: i + 1 } });
+      throw new CairnError('run journal line is not JSON: expected one event object per line', {
+        kind: 'runtime',
+        location: { file: path, line: i + 1 },
+      });
     }
     if (!isEventShaped(parsed)) {
       if (isLast) break;
-      throw new CairnError('run journal line is not an event: expected an object with a string "type"', { kind: 'runtime', location: { file: path, line: i + 1 } });
+      throw new CairnError('run journal line is not an event: expected an object with a string "type"', {
+        kind: 'runtime',
+        location: { file: path, line: i + 1 },
+      });
     }
     events.push(parsed);
   }
@@ -149,7 +161,11 @@ export function hostsToRerun(journalPath: string): string[] {
       if (!event.passed) picked.add(event.host);
     } else if (event.type === 'task_result') {
       if (event.status === 'interrupted') picked.add(event.host);
-      else if (lastRecap === undefined && (event.status === 'unreachable' || (event.status === 'failed' && !event.ignored))) picked.add(event.host);
+      else if (
+        lastRecap === undefined &&
+        (event.status === 'unreachable' || (event.status === 'failed' && !event.ignored))
+      )
+        picked.add(event.host);
     } else if (lastRecap === undefined && (event.type === 'host_failed' || event.type === 'host_unreachable')) {
       picked.add(event.host);
     }
@@ -174,5 +190,10 @@ function journalTime(name: string, path: string): number {
 }
 
 function isEventShaped(value: unknown): value is RunEvent {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as { type?: unknown }).type === 'string';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    typeof (value as { type?: unknown }).type === 'string'
+  );
 }

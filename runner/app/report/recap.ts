@@ -107,7 +107,9 @@ export class RecapCollector {
 
   /** Hosts that had an interrupted task (for `--rerun failed` after Ctrl-C). */
   interruptedHosts(): string[] {
-    return [...this.slotsByHost].filter(([, slots]) => slots.some((s) => s.status === 'interrupted')).map(([host]) => host);
+    return [...this.slotsByHost]
+      .filter(([, slots]) => slots.some((s) => s.status === 'interrupted'))
+      .map(([host]) => host);
   }
 
   exitCode(opts: ExitCodeOptions): ExitCodeValue {

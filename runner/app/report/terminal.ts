@@ -9,6 +9,8 @@
  * sequence), DEL, the C1 controls (U+0080-U+009F: CSI and OSC on some terminals) and the bidirectional
  * overrides and isolates (text that reads differently from what it is).
  */
+// Control characters are exactly what this pattern is for.
+// eslint-disable-next-line no-control-regex
 const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /** The text with every terminal control character shown as an escape (`\x1b`, `\u202e`). */

@@ -26,7 +26,15 @@ export interface SiteConfig {
 
 const KNOWN_KEYS = new Set(['inventory', 'roles_path', 'vault_identity_file']);
 // Ansible's other sections and keys a shared ansible.cfg may carry: accepted and ignored, never an error.
-const IGNORED_SECTIONS = new Set(['privilege_escalation', 'ssh_connection', 'persistent_connection', 'inventory', 'colors', 'diff', 'galaxy']);
+const IGNORED_SECTIONS = new Set([
+  'privilege_escalation',
+  'ssh_connection',
+  'persistent_connection',
+  'inventory',
+  'colors',
+  'diff',
+  'galaxy',
+]);
 
 let cached: { cwd: string; env: string | undefined; config: SiteConfig | undefined } | undefined;
 
@@ -43,7 +51,8 @@ export function siteConfigPath(cwd = process.cwd()): string | undefined {
 
 export function parseSiteConfig(path: string, text: string): SiteConfig {
   const base = dirname(path);
-  const absolute = (p: string): string => (p.startsWith('~/') ? join(homedir(), p.slice(2)) : isAbsolute(p) ? p : resolve(base, p));
+  const absolute = (p: string): string =>
+    p.startsWith('~/') ? join(homedir(), p.slice(2)) : isAbsolute(p) ? p : resolve(base, p);
   const config: SiteConfig = { path, rolesPath: [] };
   let section: string | undefined;
   text.split(/\r?\n/).forEach((raw, index) => {
@@ -60,7 +69,8 @@ export function parseSiteConfig(path: string, text: string): SiteConfig {
     }
     const pair = /^([A-Za-z_][A-Za-z0-9_]*)\s*[=:]\s*(.*)$/.exec(line);
     if (!pair) throw inputError('expected "key = value", a [section] header or a # comment', where);
-    if (section === undefined) throw inputError(`"${pair[1]}" comes before any section: put it under [defaults]`, where);
+    if (section === undefined)
+      throw inputError(`"${pair[1]}" comes before any section: put it under [defaults]`, where);
     if (section !== 'defaults') return;
     const key = pair[1]!;
     // An inline comment after a value (Ansible allows " ;" and " #" there).

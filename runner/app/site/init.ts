@@ -13,7 +13,18 @@
  * The folder is built beside DIR under a temporary name and renamed into place at the end, so an error
  * (a full disk, a missing source file) never leaves a half-written site.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { optionsError } from '../../core/util/errors.js';
 import { packageRoot } from '../../core/util/paths.js';
@@ -89,14 +100,17 @@ export function initSite(target: string): InitResult {
   const dir = resolve(target);
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw optionsError(`${dir} exists and is not a folder`);
-    if (readdirSync(dir).length > 0) throw optionsError(`${dir} is not empty: cairn init writes a new site into an empty or new folder`);
+    if (readdirSync(dir).length > 0)
+      throw optionsError(`${dir} is not empty: cairn init writes a new site into an empty or new folder`);
   }
   const parent = dirname(dir);
-  if (!existsSync(parent)) throw optionsError(`${parent} does not exist (cairn init makes one folder, not its parents)`);
+  if (!existsSync(parent))
+    throw optionsError(`${parent} does not exist (cairn init makes one folder, not its parents)`);
   const root = packageRoot();
   const staging = mkdtempSync(join(parent, `.${basename(dir)}.cairn-init-`));
   try {
-    const copy = (from: string, to = from): void => cpSync(join(root, from), join(staging, to), { recursive: true, errorOnExist: true, force: false });
+    const copy = (from: string, to = from): void =>
+      cpSync(join(root, from), join(staging, to), { recursive: true, errorOnExist: true, force: false });
     copy('site.yaml');
     copy('rollout.yaml');
     for (const play of builtinPlaybooks(root)) copy(play);
@@ -118,7 +132,9 @@ export function initSite(target: string): InitResult {
 
 function listFiles(dir: string, prefix = ''): string[] {
   const out: string[] = [];
-  for (const entry of readdirSync(join(dir, prefix), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const entry of readdirSync(join(dir, prefix), { withFileTypes: true }).sort((a, b) =>
+    a.name.localeCompare(b.name),
+  )) {
     const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
     if (entry.isDirectory()) out.push(...listFiles(dir, rel));
     else out.push(rel);

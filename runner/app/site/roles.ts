@@ -21,11 +21,17 @@ export function shadowedRoles(playbook: Playbook, builtinDir: string): Array<{ n
   return [...out].map(([name, dir]) => ({ name, dir }));
 }
 
-export function announceShadowedRoles(playbook: Playbook, builtinDir: string, stream: NodeJS.WritableStream = process.stderr): void {
+export function announceShadowedRoles(
+  playbook: Playbook,
+  builtinDir: string,
+  stream: NodeJS.WritableStream = process.stderr,
+): void {
   for (const { name, dir } of shadowedRoles(playbook, builtinDir)) {
     if (announced.has(dir)) continue;
     announced.add(dir);
     const shown = relative(process.cwd(), dir) || dir;
-    stream.write(`NOTE: role ${name}: using the site's ${shown.startsWith('..') ? dir : shown}, not cairn's built-in role\n`);
+    stream.write(
+      `NOTE: role ${name}: using the site's ${shown.startsWith('..') ? dir : shown}, not cairn's built-in role\n`,
+    );
   }
 }

@@ -57,7 +57,13 @@ const MAGIC_ANSIBLE_VARS = new Set([
 /** Names of `ansible_*` variables in `vars` that cairn does not implement, sorted. */
 export function unimplementedAnsibleVars(vars: Vars): string[] {
   return Object.keys(vars)
-    .filter((key) => key.startsWith('ansible_') && !IMPLEMENTED_ANSIBLE_VARS.has(key) && !NOT_APPLICABLE_ANSIBLE_VARS.has(key) && !MAGIC_ANSIBLE_VARS.has(key))
+    .filter(
+      (key) =>
+        key.startsWith('ansible_') &&
+        !IMPLEMENTED_ANSIBLE_VARS.has(key) &&
+        !NOT_APPLICABLE_ANSIBLE_VARS.has(key) &&
+        !MAGIC_ANSIBLE_VARS.has(key),
+    )
     .sort();
 }
 
@@ -72,7 +78,9 @@ export class AnsibleVarWarnings {
     for (const name of unimplementedAnsibleVars(vars)) {
       if (this.warned.has(name)) continue;
       this.warned.add(name);
-      this.warn(`${name} (set for ${where}) is an Ansible variable cairn does not implement; it has no effect here (see docs/ansible-compat.md)`);
+      this.warn(
+        `${name} (set for ${where}) is an Ansible variable cairn does not implement; it has no effect here (see docs/ansible-compat.md)`,
+      );
     }
   }
 }

@@ -51,7 +51,8 @@ export function parseJumpTarget(text: string, fallbackUser: string, host: string
 }
 
 export function connectionSpecFor(name: string, vars: Vars, defaults: SpecDefaults): ConnectionSpec {
-  const rel = (p: string) => (p.startsWith('~/') ? join(homedir(), p.slice(2)) : isAbsolute(p) ? p : resolve(defaults.baseDir, p));
+  const rel = (p: string) =>
+    p.startsWith('~/') ? join(homedir(), p.slice(2)) : isAbsolute(p) ? p : resolve(defaults.baseDir, p);
   const hostVar = lastSet(vars, 'ansible_host', 'ansible_ssh_host');
   const address = hostVar ?? name;
   const explicit = str(vars, 'ansible_connection');
@@ -62,12 +63,18 @@ export function connectionSpecFor(name: string, vars: Vars, defaults: SpecDefaul
   }
   const portText = lastSet(vars, 'ansible_port', 'ansible_ssh_port') ?? '22';
   const port = Number(portText);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw inputError(`host ${name}: ansible_port must be 1..65535, got "${portText}"`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw inputError(`host ${name}: ansible_port must be 1..65535, got "${portText}"`);
   const user = lastSet(vars, 'ansible_user', 'ansible_ssh_user') ?? userInfo().username;
   const key = str(vars, 'ansible_ssh_private_key_file') ?? str(vars, 'ansible_private_key_file');
   const timeoutS = Number(str(vars, 'ansible_timeout') ?? NaN);
   const jumpVar = vars.cairn_jump;
-  const jumpList = jumpVar === undefined || jumpVar === null || jumpVar === '' ? [] : Array.isArray(jumpVar) ? jumpVar.map(String) : String(jumpVar).split(',');
+  const jumpList =
+    jumpVar === undefined || jumpVar === null || jumpVar === ''
+      ? []
+      : Array.isArray(jumpVar)
+        ? jumpVar.map(String)
+        : String(jumpVar).split(',');
   const jump = jumpList.map((j) => {
     const spec = parseJumpTarget(j, user, name);
     return key ? { ...spec, privateKeyPath: rel(key) } : spec;
@@ -82,7 +89,8 @@ export function connectionSpecFor(name: string, vars: Vars, defaults: SpecDefaul
     privateKeyPath: key ? rel(key) : undefined,
     password: lastSet(vars, 'ansible_password', 'ansible_ssh_pass', 'ansible_ssh_password'),
     jump,
-    connectTimeoutMs: Number.isFinite(timeoutS) && timeoutS > 0 ? timeoutS * 1000 : (defaults.connectTimeoutMs ?? 10_000),
+    connectTimeoutMs:
+      Number.isFinite(timeoutS) && timeoutS > 0 ? timeoutS * 1000 : (defaults.connectTimeoutMs ?? 10_000),
     knownHostsPath: rel(knownHosts),
     acceptNewHostKeys: defaults.acceptNewHostKeys,
     become: bool(vars, 'ansible_become') ?? false,

@@ -16,7 +16,13 @@ import { snippetAt } from '../util/yaml-source.js';
 import { evaluate, evaluateAll } from '../template/index.js';
 import type { Templater } from '../template/types.js';
 import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
-import { UnreachableError, type Connection, type ConnectionSpec, type ExecOptions, type ExecResult } from '../transport/types.js';
+import {
+  UnreachableError,
+  type Connection,
+  type ConnectionSpec,
+  type ExecOptions,
+  type ExecResult,
+} from '../transport/types.js';
 import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
 import { AnsibleVarWarnings, playConnectionVars } from './ansible-vars.js';
 import { computeBatches } from './batches.js';
@@ -26,7 +32,14 @@ import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
 import { lazyVars, materialise } from './lazy-vars.js';
 import { taskSelected, type TagFilter } from './tags.js';
 import { sleep } from '../util/sleep.js';
-import { explainVariable, hostLayers, hostVariables, inventoryLayers, mergeLayers, type VarLayer } from './variables.js';
+import {
+  explainVariable,
+  hostLayers,
+  hostVariables,
+  inventoryLayers,
+  mergeLayers,
+  type VarLayer,
+} from './variables.js';
 
 export interface EngineOptions {
   inventory: Inventory;
@@ -144,7 +157,9 @@ function verifyFailureMessage(registered: Record<string, unknown>, status: TaskS
   if (registered.msg !== undefined) return String(registered.msg);
   const results = registered.results;
   if (Array.isArray(results)) {
-    const messages = results.filter((r): r is Record<string, unknown> => isPlainObject(r) && r.failed === true).map((r) => String(r.msg ?? 'failed'));
+    const messages = results
+      .filter((r): r is Record<string, unknown> => isPlainObject(r) && r.failed === true)
+      .map((r) => String(r.msg ?? 'failed'));
     if (messages.length) return messages.join('; ');
   }
   return status;
@@ -219,7 +234,10 @@ export class Engine {
     const inv = this.opts.inventory;
     const defaults = layerVars(this.opts.connectionDefaults ?? {}, this.playConnection);
     const vars = layerVars(defaults, hostVariables({ inventory: inv, host: name, extraVars: this.opts.extraVars }));
-    const baseDir = existsSync(inv.path) && !inv.path.endsWith('.yaml') && !inv.path.endsWith('.yml') ? inv.path : resolve(inv.path, '..');
+    const baseDir =
+      existsSync(inv.path) && !inv.path.endsWith('.yaml') && !inv.path.endsWith('.yml')
+        ? inv.path
+        : resolve(inv.path, '..');
     return connectionSpecFor(name, vars, {
       baseDir,
       acceptNewHostKeys: this.opts.acceptNewHostKeys,
@@ -241,7 +259,8 @@ export class Engine {
     try {
       hosts = inv.select(pattern);
     } catch (err) {
-      if (err instanceof CairnError && where && !err.location) throw inputError(`play "hosts": ${err.message}`, where, snippetAt(where));
+      if (err instanceof CairnError && where && !err.location)
+        throw inputError(`play "hosts": ${err.message}`, where, snippetAt(where));
       throw err;
     }
     if (this.opts.limit) {
@@ -263,7 +282,13 @@ export class Engine {
         if (!role.schema || !this.roleWanted(role.name)) continue;
         const validate = compileSchema(role.schema);
         for (const host of hosts) {
-          const layers = hostLayers({ inventory: this.opts.inventory, host, play, role, extraVars: this.opts.extraVars });
+          const layers = hostLayers({
+            inventory: this.opts.inventory,
+            host,
+            play,
+            role,
+            extraVars: this.opts.extraVars,
+          });
           const vars: Vars = mergeLayers(layers);
           // (not `if (validate(vars))`: ajv's type guard would narrow `vars` to never below)
           const valid = validate(vars) as boolean;
@@ -281,7 +306,9 @@ export class Engine {
           const inPlay = from?.layer === 'role vars' || from?.layer === 'play vars';
           const shown = from?.location && (inPlay || from.layer.startsWith('inventory'));
           const where = shown ? ` (set in ${inPlay ? 'the play at ' : ''}${formatLocation(from.location!)})` : '';
-          throw inputError(`host ${host}: role ${role.name}: variable ${d.message.replace(/^"/, '"')}${where}; see ${join(role.dir, 'schema.json')}`);
+          throw inputError(
+            `host ${host}: role ${role.name}: variable ${d.message.replace(/^"/, '"')}${where}; see ${join(role.dir, 'schema.json')}`,
+          );
         }
       }
     }
@@ -315,7 +342,9 @@ export class Engine {
       },
     });
     const origin = task.location;
-    const view: Vars = lazyVars(layered, (template, context) => this.opts.templater.renderValue(template, context, origin));
+    const view: Vars = lazyVars(layered, (template, context) =>
+      this.opts.templater.renderValue(template, context, origin),
+    );
     return view;
   }
 
@@ -329,7 +358,8 @@ export class Engine {
       },
       has: (_t, key) => typeof key === 'string' && inv.hosts.has(key),
       ownKeys: () => [...inv.hosts.keys()],
-      getOwnPropertyDescriptor: (_t, key) => (typeof key === 'string' && inv.hosts.has(key) ? { enumerable: true, configurable: true } : undefined),
+      getOwnPropertyDescriptor: (_t, key) =>
+        typeof key === 'string' && inv.hosts.has(key) ? { enumerable: true, configurable: true } : undefined,
     });
   }
 
@@ -346,14 +376,22 @@ export class Engine {
    */
   private becomeUserFor(host: HostState, task: Task, vars: Vars, ctx: PlayContext): string {
     const raw = task.becomeUser ?? ctx.play.becomeUser ?? this.specFor(host.name).becomeUser;
-    const rendered = raw.includes('{{') || raw.includes('{%') ? this.opts.templater.renderValue(raw, vars, task.location) : raw;
+    const rendered =
+      raw.includes('{{') || raw.includes('{%') ? this.opts.templater.renderValue(raw, vars, task.location) : raw;
     if (typeof rendered !== 'string' || !/^(#\d+|[A-Za-z0-9_][A-Za-z0-9_.-]*\$?)$/.test(rendered)) {
       throw inputError(`become_user must be a user name or #uid, got ${JSON.stringify(rendered)}`, task.location);
     }
     return rendered;
   }
 
-  private moduleContext(host: HostState, conn: Connection, task: Task, vars: Vars, ctx: PlayContext, becomeUser: string): ModuleContext {
+  private moduleContext(
+    host: HostState,
+    conn: Connection,
+    task: Task,
+    vars: Vars,
+    ctx: PlayContext,
+    becomeUser: string,
+  ): ModuleContext {
     const spec = this.specFor(host.name);
     const become = task.become ?? ctx.play.become ?? spec.become;
     const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
@@ -372,7 +410,13 @@ export class Engine {
     };
   }
 
-  private findLocalFile(kind: 'templates' | 'files', rel: string, role: Role | undefined, playbookDir: string, where: SourceLocation): string {
+  private findLocalFile(
+    kind: 'templates' | 'files',
+    rel: string,
+    role: Role | undefined,
+    playbookDir: string,
+    where: SourceLocation,
+  ): string {
     if (isAbsolute(rel)) {
       if (existsSync(rel)) return rel;
       throw inputError(`${kind === 'templates' ? 'template' : 'file'} "${rel}" does not exist`, where);
@@ -383,7 +427,11 @@ export class Engine {
       join(playbookDir, rel),
     ];
     const found = candidates.find((p) => existsSync(p));
-    if (!found) throw inputError(`${kind === 'templates' ? 'template' : 'file'} "${rel}" not found (looked in: ${candidates.join(', ')})`, where);
+    if (!found)
+      throw inputError(
+        `${kind === 'templates' ? 'template' : 'file'} "${rel}" not found (looked in: ${candidates.join(', ')})`,
+        where,
+      );
     return found;
   }
 
@@ -438,7 +486,14 @@ export class Engine {
 
   private async runTaskNow(host: HostState, task: Task, ctx: PlayContext): Promise<TaskOutcome> {
     const started = Date.now();
-    this.opts.bus.emit({ type: 'task_start', time: now(), host: host.name, task: taskRef(task), handler: ctx.phase === 'handlers' || undefined, verify: ctx.phase === 'verify' || undefined });
+    this.opts.bus.emit({
+      type: 'task_start',
+      time: now(),
+      host: host.name,
+      task: taskRef(task),
+      handler: ctx.phase === 'handlers' || undefined,
+      verify: ctx.phase === 'verify' || undefined,
+    });
     let items: unknown[] | undefined;
     const baseVars = this.varsFor(host, ctx, task);
     try {
@@ -485,8 +540,21 @@ export class Engine {
       }
       if (outcome.status !== 'skipped') allSkipped = false;
     }
-    const registered: Record<string, unknown> = { results, changed: anyChanged, failed: anyFailed || anyIgnoredFail, skipped: allSkipped };
-    const status: TaskStatus = unreachable ? 'unreachable' : anyFailed || anyIgnoredFail ? 'failed' : allSkipped ? 'skipped' : anyChanged ? 'changed' : 'ok';
+    const registered: Record<string, unknown> = {
+      results,
+      changed: anyChanged,
+      failed: anyFailed || anyIgnoredFail,
+      skipped: allSkipped,
+    };
+    const status: TaskStatus = unreachable
+      ? 'unreachable'
+      : anyFailed || anyIgnoredFail
+        ? 'failed'
+        : allSkipped
+          ? 'skipped'
+          : anyChanged
+            ? 'changed'
+            : 'ok';
     const summary: TaskOutcome = { status, registered, changed: anyChanged };
     if (status !== 'unreachable') {
       this.emitResult(host, task, ctx, status, started, {
@@ -511,7 +579,13 @@ export class Engine {
     return outcome;
   }
 
-  private afterTask(host: HostState, task: Task, ctx: PlayContext, outcome: TaskOutcome, ignored = task.ignoreErrors): void {
+  private afterTask(
+    host: HostState,
+    task: Task,
+    ctx: PlayContext,
+    outcome: TaskOutcome,
+    ignored = task.ignoreErrors,
+  ): void {
     if (outcome.changed && ctx.phase !== 'verify') {
       this.changedAny = true;
       for (const name of task.notify) {
@@ -550,7 +624,12 @@ export class Engine {
     item: unknown,
     started: number,
   ): Promise<TaskOutcome> {
-    const finish = (status: TaskStatus, registered: Record<string, unknown>, extra: ResultDetails = {}, changed = false) => {
+    const finish = (
+      status: TaskStatus,
+      registered: Record<string, unknown>,
+      extra: ResultDetails = {},
+      changed = false,
+    ) => {
       this.emitResult(host, task, ctx, status, started, { ...extra, registered, item });
       if (item === undefined && task.register) host.registered[task.register] = registered;
       return { status, registered, changed };
@@ -580,7 +659,9 @@ export class Engine {
       return fail(err);
     }
 
-    const target = task.delegateTo ? String(this.opts.templater.renderValue(task.delegateTo, vars, task.location)) : host.name;
+    const target = task.delegateTo
+      ? String(this.opts.templater.renderValue(task.delegateTo, vars, task.location))
+      : host.name;
     let conn: Connection;
     try {
       conn = await this.connect(target);
@@ -591,19 +672,27 @@ export class Engine {
     if (run.unreachable) return this.unreachable(host, task, ctx, started, run.unreachable, item, target);
     const { result, registered, failed, changed } = run;
     const status: TaskStatus = failed ? 'failed' : result.skipped && !changed ? 'skipped' : changed ? 'changed' : 'ok';
-    return finish(status, registered, {
-      result,
-      msg: failed ? String(registered.msg ?? 'failed') : (result.skipped ?? undefined),
-      predicted: run.predicted,
-      actions: run.actions,
-      ignored: failed && task.ignoreErrors,
-      attempts: task.until ? run.attempts : undefined,
-    }, changed);
+    return finish(
+      status,
+      registered,
+      {
+        result,
+        msg: failed ? String(registered.msg ?? 'failed') : (result.skipped ?? undefined),
+        predicted: run.predicted,
+        actions: run.actions,
+        ignored: failed && task.ignoreErrors,
+        attempts: task.until ? run.attempts : undefined,
+      },
+      changed,
+    );
   }
 
   /** The task's arguments rendered with the host's variables and checked against the module's schema. */
   private renderArgs(module: AnyModule, task: Task, vars: Vars): Record<string, unknown> {
-    const args = materialise(this.opts.templater.renderValue(task.args, vars, task.location)) as Record<string, unknown>;
+    const args = materialise(this.opts.templater.renderValue(task.args, vars, task.location)) as Record<
+      string,
+      unknown
+    >;
     const validate = compileSchema(module.argsSchema);
     if (!validate(args)) {
       const d = describeAjvError(validate.errors![0]!, args, `module "${module.name}"`);
@@ -638,7 +727,11 @@ export class Engine {
         if (err instanceof UnreachableError) return { unreachable: err };
         result = { changed: false, failed: true, msg: this.failureMessage(err, task), data: {} };
       }
-      const registered: Record<string, unknown> = { ...result.data, changed: result.changed, failed: result.failed === true };
+      const registered: Record<string, unknown> = {
+        ...result.data,
+        changed: result.changed,
+        failed: result.failed === true,
+      };
       if (result.msg !== undefined) registered.msg = result.msg;
       if (result.skipped) registered.skipped = true;
       if (task.until) registered.attempts = attempts;
@@ -681,15 +774,29 @@ export class Engine {
       else if (judged) changed = evaluateAll(task.changedWhen, vars, task.location);
     }
     if (task.failedWhen !== undefined && judged) {
-      failed = typeof task.failedWhen === 'boolean' ? task.failedWhen : evaluateAll(task.failedWhen, vars, task.location);
+      failed =
+        typeof task.failedWhen === 'boolean' ? task.failedWhen : evaluateAll(task.failedWhen, vars, task.location);
     }
     return { changed, failed };
   }
 
-  private unreachable(host: HostState, task: Task, ctx: PlayContext, started: number, err: unknown, item: unknown, target: string): TaskOutcome {
+  private unreachable(
+    host: HostState,
+    task: Task,
+    ctx: PlayContext,
+    started: number,
+    err: unknown,
+    item: unknown,
+    target: string,
+  ): TaskOutcome {
     const msg = `${target === host.name ? '' : `delegated host ${target}: `}${errorMessage(err)}`;
     const registered = { unreachable: true, changed: false, msg };
-    this.emitResult(host, task, ctx, 'unreachable', started, { msg, registered, item, ignored: task.ignoreUnreachable });
+    this.emitResult(host, task, ctx, 'unreachable', started, {
+      msg,
+      registered,
+      item,
+      ignored: task.ignoreUnreachable,
+    });
     // ignore_unreachable (Ansible): the host stays in the play; the next task tries it again.
     if (!host.unreachable && !task.ignoreUnreachable) {
       host.unreachable = true;
@@ -775,26 +882,25 @@ export class Engine {
         // A run_once check (a cross-host verdict) runs on the first host only and is reported once.
         const targets = task.runOnce ? remaining.slice(0, 1) : remaining;
         await Promise.all(
-          targets
-            .map((host) =>
-              queue.add(async () => {
-                const outcome = await this.runTask(host, task, vctx);
-                if (outcome.status === 'skipped') return;
-                const passed = outcome.status === 'ok' || outcome.status === 'changed';
-                if (!passed) failures++;
-                this.opts.bus.emit({
-                  type: 'verify_result',
-                  time: now(),
-                  host: host.name,
-                  role: role.name,
-                  check: task.name,
-                  passed,
-                  msg: passed ? undefined : verifyFailureMessage(outcome.registered, outcome.status),
-                  data: task.noLog ? undefined : (materialise(outcome.registered) as Record<string, unknown>),
-                });
-                if (outcome.status === 'unreachable') lost.add(host.name);
-              }),
-            ),
+          targets.map((host) =>
+            queue.add(async () => {
+              const outcome = await this.runTask(host, task, vctx);
+              if (outcome.status === 'skipped') return;
+              const passed = outcome.status === 'ok' || outcome.status === 'changed';
+              if (!passed) failures++;
+              this.opts.bus.emit({
+                type: 'verify_result',
+                time: now(),
+                host: host.name,
+                role: role.name,
+                check: task.name,
+                passed,
+                msg: passed ? undefined : verifyFailureMessage(outcome.registered, outcome.status),
+                data: task.noLog ? undefined : (materialise(outcome.registered) as Record<string, unknown>),
+              });
+              if (outcome.status === 'unreachable') lost.add(host.name);
+            }),
+          ),
         );
       }
     }
@@ -809,7 +915,15 @@ export class Engine {
       if (ctx.play.gatherFacts) await Promise.all(hosts.map((h) => queue.add(() => this.gatherFacts(h, ctx))));
       for (const task of tasks) {
         if (stop()) break;
-        await Promise.all(hosts.filter((h) => h.active).map((h) => queue.add(async () => { if (!stop() && h.active) await this.runTask(h, task, ctx); })));
+        await Promise.all(
+          hosts
+            .filter((h) => h.active)
+            .map((h) =>
+              queue.add(async () => {
+                if (!stop() && h.active) await this.runTask(h, task, ctx);
+              }),
+            ),
+        );
       }
       for (const h of hosts) if (h.active && !stop()) await this.runHandlers(h, ctx, handlers);
       return;
@@ -831,9 +945,19 @@ export class Engine {
   async runPlay(play: Play, playbookDir: string, verifyOnly = false): Promise<void> {
     const selected = this.selectHosts(play.hosts, play.hostsLocation);
     const hosts = selected.map((n) => this.host(n)).filter((h) => h.active);
-    this.opts.bus.emit({ type: 'play_start', time: now(), play: play.name, hosts: hosts.map((h) => h.name), check: this.opts.check });
+    this.opts.bus.emit({
+      type: 'play_start',
+      time: now(),
+      play: play.name,
+      hosts: hosts.map((h) => h.name),
+      check: this.opts.check,
+    });
     if (!hosts.length) {
-      this.opts.bus.emit({ type: 'warning', time: now(), msg: `play "${play.name}": no hosts matched "${play.hosts}"${this.opts.limit ? ` with --limit ${this.opts.limit}` : ''}` });
+      this.opts.bus.emit({
+        type: 'warning',
+        time: now(),
+        msg: `play "${play.name}": no hosts matched "${play.hosts}"${this.opts.limit ? ` with --limit ${this.opts.limit}` : ''}`,
+      });
       this.opts.bus.emit({ type: 'play_end', time: now(), play: play.name });
       return;
     }
@@ -849,7 +973,14 @@ export class Engine {
       const batch = batches[b]!.filter((h) => h.active);
       if (this.opts.signal.aborted || ctx.aborted) break;
       if (batches.length > 1) {
-        this.opts.bus.emit({ type: 'batch_start', time: now(), play: play.name, hosts: batch.map((h) => h.name), batch: b + 1, batches: batches.length });
+        this.opts.bus.emit({
+          type: 'batch_start',
+          time: now(),
+          play: play.name,
+          hosts: batch.map((h) => h.name),
+          batch: b + 1,
+          batches: batches.length,
+        });
       }
       ctx.runOnce = new Map();
       if (verifyOnly) {
@@ -864,19 +995,39 @@ export class Engine {
       // As Ansible: when every host of a batch is lost, the play ends ("no more hosts left").
       if (batch.length > 0 && failedInBatch === batch.length && b < batches.length - 1) {
         ctx.aborted = true;
-        this.opts.bus.emit({ type: 'warning', time: now(), msg: `play "${play.name}": every host of batch ${b + 1} failed; not touching the remaining hosts` });
+        this.opts.bus.emit({
+          type: 'warning',
+          time: now(),
+          msg: `play "${play.name}": every host of batch ${b + 1} failed; not touching the remaining hosts`,
+        });
       }
       if (play.anyErrorsFatal && failedInBatch > 0) {
         ctx.aborted = true;
-        this.opts.bus.emit({ type: 'warning', time: now(), msg: `play "${play.name}": any_errors_fatal: stopping after a host failed` });
+        this.opts.bus.emit({
+          type: 'warning',
+          time: now(),
+          msg: `play "${play.name}": any_errors_fatal: stopping after a host failed`,
+        });
       }
-      if (play.maxFailPercentage !== undefined && batch.length > 0 && (failedInBatch / batch.length) * 100 > play.maxFailPercentage) {
+      if (
+        play.maxFailPercentage !== undefined &&
+        batch.length > 0 &&
+        (failedInBatch / batch.length) * 100 > play.maxFailPercentage
+      ) {
         ctx.aborted = true;
-        this.opts.bus.emit({ type: 'warning', time: now(), msg: `play "${play.name}": ${failedInBatch} of ${batch.length} hosts failed, over max_fail_percentage ${play.maxFailPercentage}: stopping` });
+        this.opts.bus.emit({
+          type: 'warning',
+          time: now(),
+          msg: `play "${play.name}": ${failedInBatch} of ${batch.length} hosts failed, over max_fail_percentage ${play.maxFailPercentage}: stopping`,
+        });
       }
       if (verifyFailed > 0 && b < batches.length - 1 && !verifyOnly) {
         ctx.aborted = true;
-        this.opts.bus.emit({ type: 'warning', time: now(), msg: `play "${play.name}": verification failed after batch ${b + 1} of ${batches.length}; not touching the remaining hosts` });
+        this.opts.bus.emit({
+          type: 'warning',
+          time: now(),
+          msg: `play "${play.name}": verification failed after batch ${b + 1} of ${batches.length}; not touching the remaining hosts`,
+        });
       }
     }
     this.opts.bus.emit({ type: 'play_end', time: now(), play: play.name });
@@ -918,7 +1069,14 @@ export class Engine {
       if (h.failed) failedHosts.add(name);
       if (h.unreachable) unreachableHosts.add(name);
     }
-    return { failedHosts, unreachableHosts, changed: this.changedAny, interrupted: this.opts.signal.aborted, verifyFailures: this.verifyFailures, inputErrors: this.inputErrors };
+    return {
+      failedHosts,
+      unreachableHosts,
+      changed: this.changedAny,
+      interrupted: this.opts.signal.aborted,
+      verifyFailures: this.verifyFailures,
+      inputErrors: this.inputErrors,
+    };
   }
 }
 
@@ -933,7 +1091,8 @@ function lazyVarsWith(vars: Vars, extra: Vars): Vars {
       return (typeof key === 'string' && Object.prototype.hasOwnProperty.call(extra, key)) || Reflect.has(target, key);
     },
     getOwnPropertyDescriptor(target, key) {
-      if (typeof key === 'string' && Object.prototype.hasOwnProperty.call(extra, key)) return { value: extra[key], enumerable: true, configurable: true, writable: true };
+      if (typeof key === 'string' && Object.prototype.hasOwnProperty.call(extra, key))
+        return { value: extra[key], enumerable: true, configurable: true, writable: true };
       return Reflect.getOwnPropertyDescriptor(target, key);
     },
   });

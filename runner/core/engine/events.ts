@@ -26,7 +26,16 @@ export interface TaskRef {
 }
 
 export type RunEvent =
-  | { type: 'run_start'; time: string; runId: string; command: string; check: boolean; diff: boolean; inventory: string; playbook?: string }
+  | {
+      type: 'run_start';
+      time: string;
+      runId: string;
+      command: string;
+      check: boolean;
+      diff: boolean;
+      inventory: string;
+      playbook?: string;
+    }
   | { type: 'play_start'; time: string; play: string; hosts: string[]; check: boolean }
   | { type: 'batch_start'; time: string; play: string; hosts: string[]; batch: number; batches: number }
   | { type: 'task_start'; time: string; host: string; task: TaskRef; handler?: boolean; verify?: boolean }
@@ -74,8 +83,25 @@ export type RunEvent =
   | { type: 'host_unreachable'; time: string; host: string; msg: string }
   | { type: 'host_failed'; time: string; host: string; msg: string }
   | { type: 'verify_start'; time: string; play: string; hosts: string[] }
-  | { type: 'verify_result'; time: string; host: string; role: string; check: string; passed: boolean; msg?: string; data?: Record<string, unknown> }
-  | { type: 'drill_result'; time: string; drill: string; passed: boolean; measured: Record<string, number | string>; target: string; msg?: string }
+  | {
+      type: 'verify_result';
+      time: string;
+      host: string;
+      role: string;
+      check: string;
+      passed: boolean;
+      msg?: string;
+      data?: Record<string, unknown>;
+    }
+  | {
+      type: 'drill_result';
+      time: string;
+      drill: string;
+      passed: boolean;
+      measured: Record<string, number | string>;
+      target: string;
+      msg?: string;
+    }
   | { type: 'warning'; time: string; host?: string; msg: string }
   | { type: 'play_end'; time: string; play: string }
   | { type: 'recap'; time: string; stats: Record<string, HostStats> }
@@ -98,7 +124,9 @@ export class EventBus {
       try {
         listener(event);
       } catch (err) {
-        process.stderr.write(`cairn: a reporter failed on ${event.type}: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.stderr.write(
+          `cairn: a reporter failed on ${event.type}: ${err instanceof Error ? err.message : String(err)}\n`,
+        );
       }
     }
   }

@@ -66,7 +66,12 @@ export const verifyExecutor: Executor = {
       return {
         plan,
         predicted: true,
-        result: { ...result, changed: false, failed: true, msg: `drift: ${plan.actions.join('; ') || 'the host differs from what the role wants'}` },
+        result: {
+          ...result,
+          changed: false,
+          failed: true,
+          msg: `drift: ${plan.actions.join('; ') || 'the host differs from what the role wants'}`,
+        },
       };
     }
     return { plan, result, predicted: true };

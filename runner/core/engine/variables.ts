@@ -62,12 +62,18 @@ const at = (location: SourceLocation | undefined) => (location ? () => location 
 
 /** Role defaults of a play's roles, each its own layer (a later role's default wins). */
 export function roleDefaultLayers(play: Play): VarLayer[] {
-  return play.roles.map((r) => ({ layer: 'role defaults', vars: r.defaults, origin: at({ file: join(r.dir, 'defaults.yaml') }) }));
+  return play.roles.map((r) => ({
+    layer: 'role defaults',
+    vars: r.defaults,
+    origin: at({ file: join(r.dir, 'defaults.yaml') }),
+  }));
 }
 
 /** The inventory's layers of a host (group vars, host vars, magic vars) with their origins. */
 export function inventoryLayers(inventory: Inventory, host: string): VarLayer[] {
-  return inventory.varLayers(host).map((l) => ({ layer: l.layer, vars: l.vars, origin: (name) => l.origins.get(name) }));
+  return inventory
+    .varLayers(host)
+    .map((l) => ({ layer: l.layer, vars: l.vars, origin: (name) => l.origins.get(name) }));
 }
 
 /** The host's layers, lowest precedence first (see LAYER_ORDER). */
@@ -79,7 +85,8 @@ export function hostLayers(src: HostVarsSources): VarLayer[] {
   layers.push(...(src.roleDefaults ?? (src.play ? roleDefaultLayers(src.play) : [])));
   if (src.inventoryLayers) layers.push(...src.inventoryLayers);
   else if (src.inventory.hosts.has(src.host)) layers.push(...inventoryLayers(src.inventory, src.host));
-  if (src.facts) add('facts', { facts: src.facts, ansible_facts: src.facts }, at({ file: `facts gathered from ${src.host}` }));
+  if (src.facts)
+    add('facts', { facts: src.facts, ansible_facts: src.facts }, at({ file: `facts gathered from ${src.host}` }));
   add('play vars', src.play?.vars, at(src.play?.location));
   add('role vars (vars/main.yml)', src.role?.roleVars, at(src.role ? { file: join(src.role.dir, 'vars') } : undefined));
   add('role vars', src.role?.vars, at(src.play?.location));

@@ -23,7 +23,14 @@ interface IniGroup {
 export function expandHostRange(pattern: string, where: () => SourceLocation): string[] {
   const m = /^(.*?)\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::(\d+))?\](.*)$/.exec(pattern);
   if (!m) return [pattern];
-  const [, head, beg, end, strideText, tail] = m as unknown as [string, string, string, string, string | undefined, string];
+  const [, head, beg, end, strideText, tail] = m as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string | undefined,
+    string,
+  ];
   const stride = strideText === undefined ? 1 : Number(strideText);
   if (!(stride >= 1)) throw inputError(`host range "${pattern}": the step must be at least 1`, where());
   const rest = expandHostRange(tail, where);
@@ -33,7 +40,8 @@ export function expandHostRange(pattern: string, where: () => SourceLocation): s
     const from = Number(beg);
     const to = Number(end);
     if (from > to) throw inputError(`host range "${pattern}": the start is after the end`, where());
-    for (let i = from; i <= to; i += stride) for (const r of rest) out.push(`${head}${String(i).padStart(width, '0')}${r}`);
+    for (let i = from; i <= to; i += stride)
+      for (const r of rest) out.push(`${head}${String(i).padStart(width, '0')}${r}`);
   } else if (/^[a-zA-Z]$/.test(beg) && /^[a-zA-Z]$/.test(end)) {
     const from = beg.charCodeAt(0);
     const to = end.charCodeAt(0);
@@ -138,11 +146,20 @@ export function parseIniInventory(source: string, file: string): LoadedYaml {
     if (line === '' || line.startsWith(';') || line.startsWith('#')) continue;
     if (line.startsWith('[')) {
       const m = /^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:[#;].*)?$/.exec(line);
-      if (!m) throw fail(`INI inventory: bad section header ${JSON.stringify(line)} (expected [group], [group:vars] or [group:children])`, lineNo, col);
+      if (!m)
+        throw fail(
+          `INI inventory: bad section header ${JSON.stringify(line)} (expected [group], [group:vars] or [group:children])`,
+          lineNo,
+          col,
+        );
       section = m[1]!;
       const suffix = m[2];
       if (suffix !== undefined && suffix !== 'vars' && suffix !== 'children') {
-        throw fail(`INI inventory: section [${section}:${suffix}]: expected :vars or :children after the group name`, lineNo, col);
+        throw fail(
+          `INI inventory: section [${section}:${suffix}]: expected :vars or :children after the group name`,
+          lineNo,
+          col,
+        );
       }
       kind = suffix === 'vars' ? 'vars' : suffix === 'children' ? 'children' : 'hosts';
       group(section, loc);
@@ -150,7 +167,8 @@ export function parseIniInventory(source: string, file: string): LoadedYaml {
     }
     if (kind === 'vars') {
       const eq = line.indexOf('=');
-      if (eq <= 0) throw fail(`INI inventory: [${section}:vars] takes key=value lines, got ${JSON.stringify(line)}`, lineNo, col);
+      if (eq <= 0)
+        throw fail(`INI inventory: [${section}:vars] takes key=value lines, got ${JSON.stringify(line)}`, lineNo, col);
       const key = line.slice(0, eq).trim();
       group(section, loc).vars[key] = pythonLiteral(line.slice(eq + 1).trim());
       at([section, 'vars', key], loc);
@@ -175,7 +193,12 @@ export function parseIniInventory(source: string, file: string): LoadedYaml {
     const vars: Vars = {};
     for (const a of assignments) {
       const eq = a.indexOf('=');
-      if (eq <= 0) throw fail(`INI inventory: expected key=value after the host name, got ${JSON.stringify(a)}`, lineNo, col + raw.trim().indexOf(a));
+      if (eq <= 0)
+        throw fail(
+          `INI inventory: expected key=value after the host name, got ${JSON.stringify(a)}`,
+          lineNo,
+          col + raw.trim().indexOf(a),
+        );
       vars[a.slice(0, eq)] = pythonLiteral(a.slice(eq + 1));
     }
     // name:port (a bare IPv6 address has more than one colon and no port).
@@ -212,7 +235,10 @@ export function parseIniInventory(source: string, file: string): LoadedYaml {
 
 /** `-i host1,host2,` (Ansible's host list): an inventory of those hosts, in no group. */
 export function hostListInventory(text: string): LoadedYaml {
-  const hosts = text.split(',').map((h) => h.trim()).filter(Boolean);
+  const hosts = text
+    .split(',')
+    .map((h) => h.trim())
+    .filter(Boolean);
   const value = { ungrouped: { hosts: Object.fromEntries(hosts.map((h) => [h, null])) } };
   return { file: '<host list>', source: text, value, locate: () => ({ file: '<host list>' }) };
 }

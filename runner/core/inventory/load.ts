@@ -14,7 +14,17 @@ import { expandHostRange, hostListInventory, parseIniInventory } from './ini.js'
 import { CairnError, inputError, type SourceLocation } from '../util/errors.js';
 import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
 import { checkExpressions } from '../template/yaml-expressions.js';
-import { describeFsError, errorAt, loadYamlFile, MAX_YAML_BYTES, parseYaml, sourceSnippet, type LoadedYaml, type YamlParseOptions, type YamlPath } from '../util/yaml-source.js';
+import {
+  describeFsError,
+  errorAt,
+  loadYamlFile,
+  MAX_YAML_BYTES,
+  parseYaml,
+  sourceSnippet,
+  type LoadedYaml,
+  type YamlParseOptions,
+  type YamlPath,
+} from '../util/yaml-source.js';
 import { closestNames, quotedAlternatives, selectHosts } from './patterns.js';
 import { inventorySchema, validateShape, varsFileSchema } from './schema.js';
 import type { Inventory, InventoryGroup, InventoryHost, InventoryVarLayer } from './types.js';
@@ -69,8 +79,10 @@ function isVaultFile(file: string): boolean {
 const inventoryYamlOptions: YamlParseOptions = {
   describeDuplicateKey(key, mappingPath) {
     const last = mappingPath.length - 1;
-    if (mappingPath[last] === 'hosts' && last >= 1) return `host "${key}" is listed twice in the hosts of group "${String(mappingPath[last - 1])}"`;
-    if (mappingPath[last] === 'children' && last >= 1) return `group "${key}" is listed twice in the children of group "${String(mappingPath[last - 1])}"`;
+    if (mappingPath[last] === 'hosts' && last >= 1)
+      return `host "${key}" is listed twice in the hosts of group "${String(mappingPath[last - 1])}"`;
+    if (mappingPath[last] === 'children' && last >= 1)
+      return `group "${key}" is listed twice in the children of group "${String(mappingPath[last - 1])}"`;
     if (mappingPath.length === 0) return `group "${key}" is defined twice at the top level`;
     return undefined;
   },
@@ -128,18 +140,21 @@ function collectStrings(value: unknown, into: Set<string>): void {
 
 class InventoryBuilder {
   readonly hosts = new Map<string, { name: string; location: SourceLocation; layers: VarLayer[] }>();
-  readonly groups = new Map<string, {
-    name: string;
-    location: SourceLocation;
-    hosts: string[];
-    /** The same names as `hosts`, for membership tests that stay fast with thousands of hosts. */
-    hostSet: Set<string>;
-    children: string[];
-    parents: string[];
-    /** Where each child was listed, to point at the edge that closes a cycle. */
-    childLocations: Map<string, SourceLocation>;
-    layers: VarLayer[];
-  }>();
+  readonly groups = new Map<
+    string,
+    {
+      name: string;
+      location: SourceLocation;
+      hosts: string[];
+      /** The same names as `hosts`, for membership tests that stay fast with thousands of hosts. */
+      hostSet: Set<string>;
+      children: string[];
+      parents: string[];
+      /** Where each child was listed, to point at the edge that closes a cycle. */
+      childLocations: Map<string, SourceLocation>;
+      layers: VarLayer[];
+    }
+  >();
   readonly secrets = new Set<string>();
   /** The inventory file's text, for carets under errors found after parsing. */
   sourceText: string | undefined;
@@ -157,7 +172,16 @@ class InventoryBuilder {
   group(name: string, location: SourceLocation) {
     let group = this.groups.get(name);
     if (!group) {
-      group = { name, location, hosts: [], hostSet: new Set(), children: [], parents: [], childLocations: new Map(), layers: [] };
+      group = {
+        name,
+        location,
+        hosts: [],
+        hostSet: new Set(),
+        children: [],
+        parents: [],
+        childLocations: new Map(),
+        layers: [],
+      };
       this.groups.set(name, group);
     }
     return group;
@@ -185,26 +209,35 @@ class InventoryBuilder {
         for (const [hostEntry, entryVars] of Object.entries(section)) {
           const hostPath = [...path, 'hosts', hostEntry];
           // As Ansible's yaml plugin: a host key may be a range (web[01:20]) and may end in :PORT.
-          const portMatch = /^([^:\[\]]+(?:\[[^\]]+\][^:\[\]]*)*):(\d+)$/.exec(hostEntry);
-          const names = expandHostRange(portMatch ? portMatch[1]! : hostEntry, () => source.loaded.locate(hostPath, 'key'));
-          const hostVars = portMatch ? { ...(isPlainObject(entryVars) ? entryVars : {}), ansible_port: Number(portMatch[2]) } : entryVars;
+          const portMatch = /^([^:[\]]+(?:\[[^\]]+\][^:[\]]*)*):(\d+)$/.exec(hostEntry);
+          const names = expandHostRange(portMatch ? portMatch[1]! : hostEntry, () =>
+            source.loaded.locate(hostPath, 'key'),
+          );
+          const hostVars = portMatch
+            ? { ...(isPlainObject(entryVars) ? entryVars : {}), ansible_port: Number(portMatch[2]) }
+            : entryVars;
           for (const hostName of names) {
-          let host = this.hosts.get(hostName);
-          if (!host) {
-            host = { name: hostName, location: source.loaded.locate(hostPath, 'key'), layers: [] };
-            this.hosts.set(hostName, host);
-          }
-          if (!group.hostSet.has(hostName)) {
-            group.hostSet.add(hostName);
-            group.hosts.push(hostName);
-          }
-          if (isPlainObject(hostVars)) host.layers.push(this.layerFrom(source, hostVars, hostPath));
+            let host = this.hosts.get(hostName);
+            if (!host) {
+              host = { name: hostName, location: source.loaded.locate(hostPath, 'key'), layers: [] };
+              this.hosts.set(hostName, host);
+            }
+            if (!group.hostSet.has(hostName)) {
+              group.hostSet.add(hostName);
+              group.hosts.push(hostName);
+            }
+            if (isPlainObject(hostVars)) host.layers.push(this.layerFrom(source, hostVars, hostPath));
           }
         }
       } else if (key === 'children' && isPlainObject(section)) {
         for (const [childName, childValue] of Object.entries(section)) {
           if (childName === 'all') {
-            throw errorAt(source.loaded, [...path, 'children', childName], '"all" holds every group; it cannot be the child of another group', 'key');
+            throw errorAt(
+              source.loaded,
+              [...path, 'children', childName],
+              '"all" holds every group; it cannot be the child of another group',
+              'key',
+            );
           }
           this.walkGroup(source, childName, childValue, [...path, 'children', childName], name);
         }
@@ -216,16 +249,20 @@ class InventoryBuilder {
     for (const host of this.hosts.values()) {
       const group = this.groups.get(host.name);
       if (!group) continue;
-      const why = group.location.line === undefined
-        ? `"${host.name}" is the name of a group every inventory has; rename the host`
-        : `"${host.name}" is both a host and a group (the group is at ${locationText(group.location)}); host patterns could not tell them apart, so rename one`;
+      const why =
+        group.location.line === undefined
+          ? `"${host.name}" is the name of a group every inventory has; rename the host`
+          : `"${host.name}" is both a host and a group (the group is at ${locationText(group.location)}); host patterns could not tell them apart, so rename one`;
       throw this.errorAtLocation(why, host.location);
     }
   }
 
   /** An error at a location in the inventory file, with the source line and a caret. */
   errorAtLocation(message: string, location: SourceLocation): CairnError {
-    const detail = location.line !== undefined && this.sourceText !== undefined ? sourceSnippet(this.sourceText, location.line, location.col) : undefined;
+    const detail =
+      location.line !== undefined && this.sourceText !== undefined
+        ? sourceSnippet(this.sourceText, location.line, location.col)
+        : undefined;
     return inputError(message, location, detail || undefined);
   }
 
@@ -241,7 +278,10 @@ class InventoryBuilder {
         const seen = state.get(child);
         if (seen === 'open') {
           const cycle = [...stack.slice(stack.indexOf(child)), child];
-          throw this.errorAtLocation(`group "${child}" is its own ancestor: ${cycle.join(' -> ')}`, group.childLocations.get(child)!);
+          throw this.errorAtLocation(
+            `group "${child}" is its own ancestor: ${cycle.join(' -> ')}`,
+            group.childLocations.get(child)!,
+          );
         }
         if (seen === undefined) visit(child);
       }
@@ -340,7 +380,8 @@ function listYamlFilesDeep(dir: string): string[] {
     const full = join(dir, entry);
     if (isDirectory(full, 'vars folder')) files.push(...listYamlFilesDeep(full));
     else if (/\.ya?ml$/.test(entry)) files.push(full);
-    else throw inputError('files in a vars folder must end in .yaml or .yml; rename or remove this one', { file: full });
+    else
+      throw inputError('files in a vars folder must end in .yaml or .yml; rename or remove this one', { file: full });
   }
   return files;
 }
@@ -367,7 +408,8 @@ function resolveInventoryFiles(path: string): string[] {
       return false;
     }
   });
-  if (found.length > 1) throw inputError(`several inventory files in this folder (${found.join(', ')}); keep one`, { file: path });
+  if (found.length > 1)
+    throw inputError(`several inventory files in this folder (${found.join(', ')}); keep one`, { file: path });
   if (found.length === 1) return [join(path, found[0]!)];
   const files = listEntries(path).filter((name) => {
     if (/(\.orig|\.ini|\.cfg|\.retry|~|\.md|\.key|\.pub)$/.test(name)) return false;
@@ -378,7 +420,10 @@ function resolveInventoryFiles(path: string): string[] {
     }
   });
   if (files.length === 0) {
-    throw inputError(`no inventory file in this folder (expected one of ${INVENTORY_FILE_NAMES.join(', ')}, or Ansible inventory files)`, { file: path });
+    throw inputError(
+      `no inventory file in this folder (expected one of ${INVENTORY_FILE_NAMES.join(', ')}, or Ansible inventory files)`,
+      { file: path },
+    );
   }
   return files.map((name) => join(path, name));
 }
@@ -476,15 +521,30 @@ export class LoadedInventory implements Inventory {
     // Deep copies, as hostVars: whoever merges them may not change the inventory (or another host) through them.
     const copy = (l: VarLayer) => ({ vars: structuredClone(l.vars), origins: l.origins });
     return [
-      ...host.groups.flatMap((g) => (this.groupLayers.get(g) ?? []).map((l) => ({ layer: 'inventory group vars' as const, ...copy(l) }))),
+      ...host.groups.flatMap((g) =>
+        (this.groupLayers.get(g) ?? []).map((l) => ({ layer: 'inventory group vars' as const, ...copy(l) })),
+      ),
       ...(this.hostLayers.get(host.name) ?? []).map((l) => ({ layer: 'inventory host vars' as const, ...copy(l) })),
-      { layer: 'inventory magic vars', vars: magic, origins: new Map(Object.keys(magic).map((k) => [k, host.location])) },
+      {
+        layer: 'inventory magic vars',
+        vars: magic,
+        origins: new Map(Object.keys(magic).map((k) => [k, host.location])),
+      },
     ];
   }
 
   varOrigin(name: string, variable: string): SourceLocation | undefined {
     const host = this.hostOrThrow(name);
-    if (['inventory_hostname', 'inventory_hostname_short', 'group_names', 'groups', 'inventory_file', 'inventory_dir'].includes(variable)) {
+    if (
+      [
+        'inventory_hostname',
+        'inventory_hostname_short',
+        'group_names',
+        'groups',
+        'inventory_file',
+        'inventory_dir',
+      ].includes(variable)
+    ) {
       return host.location;
     }
     const layers = this.layersOf(host);
@@ -524,7 +584,9 @@ export function hostGroupsDepthOrder(inventory: Pick<Inventory, 'groups'>, group
     const p = Number((inventory.groups.get(name) as { vars?: Vars } | undefined)?.vars?.ansible_group_priority ?? 1);
     return Number.isFinite(p) ? p : 1;
   };
-  return [...new Set(groupNames)].sort((a, b) => depthOf(a) - depthOf(b) || priorityOf(a) - priorityOf(b) || (a < b ? -1 : a > b ? 1 : 0));
+  return [...new Set(groupNames)].sort(
+    (a, b) => depthOf(a) - depthOf(b) || priorityOf(a) - priorityOf(b) || (a < b ? -1 : a > b ? 1 : 0),
+  );
 }
 
 /** Load an inventory file, or a folder holding hosts.yaml (or hosts.yml, inventory.yaml, inventory.yml). */
@@ -535,11 +597,14 @@ export function loadInventory(path: string): LoadedInventory {
   const file = hostList ? path : files[0]!;
   const baseDir = hostList ? process.cwd() : isDirectory(path, 'inventory') ? path : dirname(file);
   const builder = new InventoryBuilder(file);
-  const sources = hostList ? [{ loaded: hostListInventory(basename(path)), secret: false }] : files.map(readInventorySource);
+  const sources = hostList
+    ? [{ loaded: hostListInventory(basename(path)), secret: false }]
+    : files.map(readInventorySource);
   for (const source of sources) {
     builder.sourceText = source.loaded.source;
     if (isPlainObject(source.loaded.value)) {
-      for (const [name, value] of Object.entries(source.loaded.value)) builder.walkGroup(source, name, value, [name], undefined);
+      for (const [name, value] of Object.entries(source.loaded.value))
+        builder.walkGroup(source, name, value, [name], undefined);
     }
   }
   builder.checkCycles();
@@ -550,7 +615,14 @@ export function loadInventory(path: string): LoadedInventory {
 
   const groups = new Map<string, InventoryGroup>();
   for (const g of builder.groups.values()) {
-    groups.set(g.name, { name: g.name, vars: layerVars(...g.layers.map((l) => l.vars)), hosts: g.hosts, children: g.children, parents: g.parents, location: g.location });
+    groups.set(g.name, {
+      name: g.name,
+      vars: layerVars(...g.layers.map((l) => l.vars)),
+      hosts: g.hosts,
+      children: g.children,
+      parents: g.parents,
+      location: g.location,
+    });
   }
   // Ancestors of each group (itself included), to turn a host's direct groups into all of its groups.
   const ancestors = new Map<string, Set<string>>();
@@ -576,7 +648,12 @@ export function loadInventory(path: string): LoadedInventory {
   for (const name of groups.keys()) members[name] = [];
   for (const h of builder.hosts.values()) {
     const hostGroups = hostGroupsDepthOrder({ groups }, ['all', ...(directGroups.get(h.name) ?? [])]);
-    hosts.set(h.name, { name: h.name, vars: layerVars(...h.layers.map((l) => l.vars)), groups: hostGroups, location: h.location });
+    hosts.set(h.name, {
+      name: h.name,
+      vars: layerVars(...h.layers.map((l) => l.vars)),
+      groups: hostGroups,
+      location: h.location,
+    });
     for (const g of hostGroups) members[g]!.push(h.name);
   }
   for (const list of Object.values(members)) Object.freeze(list);

@@ -49,7 +49,11 @@ function splitTerms(pattern: string): string[] {
   for (let i = 0; i < pattern.length; i++) {
     const ch = pattern[i]!;
     if (ch === '[') {
-      if (bracketAt >= 0) throw syntaxError(pattern, `"[" at position ${i + 1} opens inside another "[" (opened at position ${bracketAt + 1})`);
+      if (bracketAt >= 0)
+        throw syntaxError(
+          pattern,
+          `"[" at position ${i + 1} opens inside another "[" (opened at position ${bracketAt + 1})`,
+        );
       bracketAt = i;
     } else if (ch === ']') {
       if (bracketAt < 0) throw syntaxError(pattern, `unbalanced "]" at position ${i + 1}`);
@@ -115,7 +119,10 @@ function globToRegExp(pattern: string, glob: string): RegExp {
 function parseTerm(pattern: string, raw: string, position: number): PatternTerm {
   const text = raw.trim();
   if (text === '') {
-    throw syntaxError(pattern, position === 0 ? 'empty pattern' : `empty term (term ${position + 1}; separate terms with one ":" or ",")`);
+    throw syntaxError(
+      pattern,
+      position === 0 ? 'empty pattern' : `empty term (term ${position + 1}; separate terms with one ":" or ",")`,
+    );
   }
   let operator: PatternOperator = 'union';
   let body = text;
@@ -132,7 +139,10 @@ function parseTerm(pattern: string, raw: string, position: number): PatternTerm 
     try {
       return { operator, text, matcher: { kind: 'regex', source, regex: new RegExp(`^(?:${source})`) } };
     } catch (err) {
-      throw syntaxError(pattern, `bad regular expression ${JSON.stringify(source)}: ${err instanceof Error ? err.message : String(err)}`);
+      throw syntaxError(
+        pattern,
+        `bad regular expression ${JSON.stringify(source)}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
   if (/\s/.test(body)) throw syntaxError(pattern, `spaces inside the term "${body}" (separate terms with ":" or ",")`);
@@ -201,9 +211,12 @@ function membersByGroup(inventory: PatternInventory): Map<string, string[]> {
 
 function matches(matcher: TermMatcher, name: string): boolean {
   switch (matcher.kind) {
-    case 'name': return matcher.name === name;
-    case 'glob': return matcher.regex.test(name);
-    case 'regex': return matcher.regex.test(name);
+    case 'name':
+      return matcher.name === name;
+    case 'glob':
+      return matcher.regex.test(name);
+    case 'regex':
+      return matcher.regex.test(name);
   }
 }
 
@@ -212,7 +225,13 @@ function describeTerm(matcher: TermMatcher): string {
 }
 
 /** Hosts one term selects, in inventory order (before its subscript). */
-function termHosts(pattern: string, term: PatternTerm, inventory: PatternInventory, members: Map<string, string[]>, order: Map<string, number>): string[] {
+function termHosts(
+  pattern: string,
+  term: PatternTerm,
+  inventory: PatternInventory,
+  members: Map<string, string[]>,
+  order: Map<string, number>,
+): string[] {
   const selected = new Set<string>();
   let matchedSomething = false;
   for (const [group, hosts] of members) {
@@ -244,7 +263,9 @@ function applySubscript(pattern: string, term: PatternTerm, hosts: string[]): st
   if (sub.kind === 'index') {
     const at = sub.index < 0 ? hosts.length + sub.index : sub.index;
     if (at < 0 || at >= hosts.length) {
-      throw optionsError(`host pattern ${JSON.stringify(pattern)}: "${term.text}" is out of range ("${describeTerm(term.matcher)}" has ${hosts.length} host${hosts.length === 1 ? '' : 's'})`);
+      throw optionsError(
+        `host pattern ${JSON.stringify(pattern)}: "${term.text}" is out of range ("${describeTerm(term.matcher)}" has ${hosts.length} host${hosts.length === 1 ? '' : 's'})`,
+      );
     }
     return [hosts[at]!];
   }
@@ -260,7 +281,8 @@ export function selectHosts(inventory: PatternInventory, pattern: string): strin
   const members = membersByGroup(inventory);
   const order = new Map<string, number>();
   for (const host of inventory.hosts.keys()) order.set(host, order.size);
-  const hostsOf = (term: PatternTerm) => new Set(applySubscript(pattern, term, termHosts(pattern, term, inventory, members, order)));
+  const hostsOf = (term: PatternTerm) =>
+    new Set(applySubscript(pattern, term, termHosts(pattern, term, inventory, members, order)));
 
   const unions = terms.filter((t) => t.operator === 'union');
   let selected: Set<string>;
@@ -294,11 +316,13 @@ export function readLimitFile(path: string): string {
     try {
       parseHostPattern(pattern);
     } catch (err) {
-      if (err instanceof CairnError) throw inputError(err.message, { file: path, line: i + 1, col: line.indexOf(pattern) + 1 });
+      if (err instanceof CairnError)
+        throw inputError(err.message, { file: path, line: i + 1, col: line.indexOf(pattern) + 1 });
       throw err;
     }
     patterns.push(pattern);
   });
-  if (patterns.length === 0) throw inputError('limit file names no hosts (only blank lines and comments)', { file: path });
+  if (patterns.length === 0)
+    throw inputError('limit file names no hosts (only blank lines and comments)', { file: path });
   return patterns.join(':');
 }

@@ -59,7 +59,11 @@ export const CONNECTION_VARIABLE_SCHEMAS: Record<string, object> = {
   ansible_connection: { anyOf: [{ enum: ['ssh', 'local'] }, TEMPLATE_STRING], description: '"ssh" or "local"' },
   // YAML 1.2 reads `yes` as a string; Ansible users write it anyway, and the engine reads it as true.
   ansible_become: {
-    anyOf: [{ type: 'boolean' }, { type: 'string', pattern: '^([Yy]es|YES|[Nn]o|NO|[Tt]rue|TRUE|[Ff]alse|FALSE|[Oo]n|ON|[Oo]ff|OFF)$' }, TEMPLATE_STRING],
+    anyOf: [
+      { type: 'boolean' },
+      { type: 'string', pattern: '^([Yy]es|YES|[Nn]o|NO|[Tt]rue|TRUE|[Ff]alse|FALSE|[Oo]n|ON|[Oo]ff|OFF)$' },
+      TEMPLATE_STRING,
+    ],
     description: 'true or false (or yes/no, on/off)',
   },
   ansible_become_user: { type: 'string', minLength: 1, description: 'a user name (a non-empty string)' },
@@ -131,7 +135,6 @@ function compile(schema: object): ValidateFunction {
   return fn;
 }
 
-
 function descriptionOf(err: ErrorObject): string | undefined {
   const parent = err.parentSchema as { description?: unknown } | undefined;
   return typeof parent?.description === 'string' ? parent.description : undefined;
@@ -146,7 +149,9 @@ function pickError(errors: ErrorObject[]): ErrorObject {
   const nameErrors = errors.filter((e) => e.propertyName !== undefined);
   if (nameErrors.length) return [...nameErrors].sort((a, b) => depth(b) - depth(a))[0]!;
   const score = (e: ErrorObject) =>
-    depth(e) * 10 + (e.keyword === 'additionalProperties' ? 5 : 0) + (e.keyword === 'anyOf' || e.keyword === 'oneOf' ? -5 : 0);
+    depth(e) * 10 +
+    (e.keyword === 'additionalProperties' ? 5 : 0) +
+    (e.keyword === 'anyOf' || e.keyword === 'oneOf' ? -5 : 0);
   return [...errors].sort((a, b) => score(b) - score(a))[0]!;
 }
 
@@ -164,18 +169,32 @@ function describe(errors: ErrorObject[], root: unknown, what: string, prefix: Ya
     const kind = descriptionOf(err) ?? 'name';
     const name = err.propertyName;
     if (err.keyword === 'not') {
-      return { path: [...path, name], which: 'key', message: `"${name}" is set by cairn for every host; the inventory cannot set it` };
+      return {
+        path: [...path, name],
+        which: 'key',
+        message: `"${name}" is set by cairn for every host; the inventory cannot set it`,
+      };
     }
     const rule = NAME_RULES[kind];
-    return { path: [...path, name], which: 'key', message: `invalid ${kind} ${JSON.stringify(name)}${rule ? ` (expected ${rule})` : ''}` };
+    return {
+      path: [...path, name],
+      which: 'key',
+      message: `invalid ${kind} ${JSON.stringify(name)}${rule ? ` (expected ${rule})` : ''}`,
+    };
   }
   if (err.keyword !== 'additionalProperties') {
     // Among the failures at this node, the one whose schema says in words what is expected.
-    const worded = errors.find((e) => e.instancePath === err.instancePath && e.propertyName === undefined && descriptionOf(e) !== undefined);
+    const worded = errors.find(
+      (e) => e.instancePath === err.instancePath && e.propertyName === undefined && descriptionOf(e) !== undefined,
+    );
     if (worded) {
       const last = [...path].reverse().find((p) => typeof p === 'string');
       const subject = last !== undefined ? `"${String(last)}"` : 'the top level';
-      return { path, which: 'value', message: `${subject} must be ${descriptionOf(worded)!}, got ${describeValue(valueAt(root, localPath), 'nothing')}` };
+      return {
+        path,
+        which: 'value',
+        message: `${subject} must be ${descriptionOf(worded)!}, got ${describeValue(valueAt(root, localPath), 'nothing')}`,
+      };
     }
   }
   return describeAjvError(err, root, what, prefix);
@@ -185,7 +204,13 @@ function describe(errors: ErrorObject[], root: unknown, what: string, prefix: Ya
  * Validate `value` (sitting at `prefix` inside `loaded`) against one of the schemas above; throw one
  * CairnError naming file:line:col, with the source line and a caret.
  */
-export function validateShape(loaded: LoadedYaml, schema: object, what: string, value: unknown = loaded.value, prefix: YamlPath = []): void {
+export function validateShape(
+  loaded: LoadedYaml,
+  schema: object,
+  what: string,
+  value: unknown = loaded.value,
+  prefix: YamlPath = [],
+): void {
   const validate = compile(schema);
   if (validate(value)) return;
   const { path, message, which } = describe(validate.errors ?? [], value, what, prefix);

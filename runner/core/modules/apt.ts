@@ -56,7 +56,10 @@ export function parseDpkgQuery(text: string): Map<string, PackageStatus> {
   for (const line of text.split('\n')) {
     const [name, status, version] = line.split('\t');
     if (!name || status === undefined) continue;
-    const entry: PackageStatus = { installed: / installed$/.test(status) && status.startsWith('install '), configFiles: / config-files$/.test(status) };
+    const entry: PackageStatus = {
+      installed: / installed$/.test(status) && status.startsWith('install '),
+      configFiles: / config-files$/.test(status),
+    };
     if (version) entry.version = version;
     const previous = out.get(name);
     // Multi-arch packages print one line per architecture: installed for any counts.
@@ -128,7 +131,10 @@ export function planApt(
   };
   const actions: string[] = [];
   const wantsUpdate = args.update_cache === true || args.cache_valid_time !== undefined;
-  if (wantsUpdate && (args.cache_valid_time === undefined || cacheAgeSeconds === undefined || cacheAgeSeconds > args.cache_valid_time)) {
+  if (
+    wantsUpdate &&
+    (args.cache_valid_time === undefined || cacheAgeSeconds === undefined || cacheAgeSeconds > args.cache_valid_time)
+  ) {
     plan.updateCache = true;
     actions.push('update the apt cache');
   }
@@ -140,7 +146,9 @@ export function planApt(
       if (status?.installed || (plan.purge && status?.configFiles)) {
         plan.remove.push(name);
         plan.removed.push(name);
-        actions.push(`${plan.purge ? 'purge' : 'remove'} ${name}${status.version && status.installed ? ` ${status.version}` : ''}`);
+        actions.push(
+          `${plan.purge ? 'purge' : 'remove'} ${name}${status.version && status.installed ? ` ${status.version}` : ''}`,
+        );
       }
       continue;
     }
@@ -166,7 +174,10 @@ export function planApt(
     changed: actions.length > 0,
     actions,
     state: plan,
-    data: { cache_updated: false, packages: { installed: plan.installed, upgraded: plan.upgraded, removed: plan.removed } },
+    data: {
+      cache_updated: false,
+      packages: { installed: plan.installed, upgraded: plan.upgraded, removed: plan.removed },
+    },
   };
 }
 
@@ -190,7 +201,8 @@ export function aptApplyScript(plan: AptPlan): string {
     const recommends = plan.installRecommends ? '--install-recommends' : '--no-install-recommends';
     lines.push(`${argv(...APT_GET, recommends, 'install', '--', ...plan.install)} || exit 11`);
   }
-  if (plan.remove.length > 0) lines.push(`${argv(...APT_GET, ...(plan.purge ? ['--purge'] : []), 'remove', '--', ...plan.remove)} || exit 12`);
+  if (plan.remove.length > 0)
+    lines.push(`${argv(...APT_GET, ...(plan.purge ? ['--purge'] : []), 'remove', '--', ...plan.remove)} || exit 12`);
   return lines.join('\n');
 }
 
@@ -218,20 +230,30 @@ export const aptModule: Module<AptArgs, AptPlan> = {
 
   async check(ctx, args): Promise<Planned<AptPlan>> {
     const specs = packageSpecs(args);
-    for (const spec of specs) if (!PACKAGE_SPEC.test(spec)) throw argError(ctx, `apt: ${JSON.stringify(spec)} is not a Debian package name (name or name=version)`);
-    if (specs.length === 0 && !args.update_cache && args.cache_valid_time === undefined) throw argError(ctx, 'apt needs name, or update_cache');
+    for (const spec of specs)
+      if (!PACKAGE_SPEC.test(spec))
+        throw argError(ctx, `apt: ${JSON.stringify(spec)} is not a Debian package name (name or name=version)`);
+    if (specs.length === 0 && !args.update_cache && args.cache_valid_time === undefined)
+      throw argError(ctx, 'apt needs name, or update_cache');
     const names = specs.map((s) => splitPackageSpec(s).name);
     const withCache = args.update_cache === true || args.cache_valid_time !== undefined;
     const res = await runScript(ctx, aptProbeScript(names, withCache));
     const sections = parseSections(res.stdout);
-    if (!sections.has('end')) return { changed: false, actions: [], failed: `cannot query packages: ${failureText(res)}` };
+    if (!sections.has('end'))
+      return { changed: false, actions: [], failed: `cannot query packages: ${failureText(res)}` };
     let cacheAge: number | undefined;
     if (withCache) {
       const cache = new Map((sections.get('cache') ?? '').split('\n').map((l) => l.split('=') as [string, string]));
       const stamp = Number(cache.get('stamp') ?? '0');
       cacheAge = stamp > 0 ? Number(cache.get('now') ?? '0') - stamp : undefined;
     }
-    return planApt(args, specs, parseDpkgQuery(sections.get('dpkg') ?? ''), parseAptPolicy(sections.get('policy') ?? ''), cacheAge);
+    return planApt(
+      args,
+      specs,
+      parseDpkgQuery(sections.get('dpkg') ?? ''),
+      parseAptPolicy(sections.get('policy') ?? ''),
+      cacheAge,
+    );
   },
 
   async apply(ctx, _args, plan): Promise<ModuleResult> {
@@ -241,12 +263,27 @@ export const aptModule: Module<AptArgs, AptPlan> = {
     const res = await runScript(ctx, aptApplyScript(state), { timeoutMs: 30 * 60 * 1000 });
     const stdout = stripEnds(res.stdout);
     const stderr = stripEnds(res.stderr);
-    Object.assign(data, { stdout, stderr, stdout_lines: splitLines(stdout), stderr_lines: splitLines(stderr), cache_updated: state.updateCache && res.code !== 10 });
+    Object.assign(data, {
+      stdout,
+      stderr,
+      stdout_lines: splitLines(stdout),
+      stderr_lines: splitLines(stderr),
+      cache_updated: state.updateCache && res.code !== 10,
+    });
     if (res.code !== 0) {
-      const step = res.code === 10 ? 'apt-get update' : res.code === 11 ? `installing ${state.install.join(' ')}` : `removing ${state.remove.join(' ')}`;
-      return { changed: res.code !== 10 && state.updateCache, failed: true, msg: `${step} failed: ${failureText(res)}`, data };
+      const step =
+        res.code === 10
+          ? 'apt-get update'
+          : res.code === 11
+            ? `installing ${state.install.join(' ')}`
+            : `removing ${state.remove.join(' ')}`;
+      return {
+        changed: res.code !== 10 && state.updateCache,
+        failed: true,
+        msg: `${step} failed: ${failureText(res)}`,
+        data,
+      };
     }
     return { changed: true, data };
   },
 };
-

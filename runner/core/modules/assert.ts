@@ -22,7 +22,12 @@ export const assertModule: Module<AssertArgs> = {
     additionalProperties: false,
     required: ['that'],
     properties: {
-      that: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 }] },
+      that: {
+        anyOf: [
+          { type: 'string', minLength: 1 },
+          { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
+        ],
+      },
       fail_msg: { type: 'string' },
       msg: { type: 'string' },
       success_msg: { type: 'string' },
@@ -38,16 +43,30 @@ export const assertModule: Module<AssertArgs> = {
         value = ctx.evaluate(expression, ctx.vars);
       } catch (err) {
         const msg = `assertion ${JSON.stringify(expression)} could not be evaluated: ${errorMessage(err)}`;
-        return Promise.resolve({ changed: false, actions: [], failed: msg, data: { assertion: expression, evaluated_to: null, msg } });
+        return Promise.resolve({
+          changed: false,
+          actions: [],
+          failed: msg,
+          data: { assertion: expression, evaluated_to: null, msg },
+        });
       }
       // Ansible's truthiness, the same rule as `when`: an empty list or mapping fails the assertion.
       if (!isTruthy(value)) {
         const msg = args.fail_msg ?? args.msg ?? 'Assertion failed';
-        return Promise.resolve({ changed: false, actions: [], failed: msg, data: { assertion: expression, evaluated_to: value ?? null, msg } });
+        return Promise.resolve({
+          changed: false,
+          actions: [],
+          failed: msg,
+          data: { assertion: expression, evaluated_to: value ?? null, msg },
+        });
       }
     }
     const msg = args.success_msg ?? 'All assertions passed';
-    return Promise.resolve({ changed: false, actions: [], data: args.quiet ? { msg } : { msg, assertions: expressions } });
+    return Promise.resolve({
+      changed: false,
+      actions: [],
+      data: args.quiet ? { msg } : { msg, assertions: expressions },
+    });
   },
 
   apply(_ctx, _args, plan) {

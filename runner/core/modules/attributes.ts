@@ -39,10 +39,14 @@ export function parseModeArg(value: string | number): ModeSpec {
   }
   const octal = /^(?:0o|0)?([0-7]{1,4})$/.exec(text);
   if (octal) return { kind: 'octal', bits: parseInt(octal[1]!, 8) };
-  if (/^[ugoa]*[-+=][rwxXstugo]*(?:[-+=][rwxXstugo]*)*(?:,[ugoa]*[-+=][rwxXstugo]*(?:[-+=][rwxXstugo]*)*)*$/.test(text)) {
+  if (
+    /^[ugoa]*[-+=][rwxXstugo]*(?:[-+=][rwxXstugo]*)*(?:,[ugoa]*[-+=][rwxXstugo]*(?:[-+=][rwxXstugo]*)*)*$/.test(text)
+  ) {
     return { kind: 'symbolic', text };
   }
-  throw new Error(`mode ${JSON.stringify(value)} is neither an octal mode ('0644') nor a symbolic one ('u=rw,g=r,o=r')`);
+  throw new Error(
+    `mode ${JSON.stringify(value)} is neither an octal mode ('0644') nor a symbolic one ('u=rw,g=r,o=r')`,
+  );
 }
 
 export function formatMode(bits: number): string {
@@ -128,7 +132,12 @@ function sameOwner(wanted: string, name: string | undefined, id: number | undefi
  * Which attributes differ between the probed file and the wanted ones. For a file that does not exist yet
  * every given attribute is planned (the words then say "owner www-data" without an arrow).
  */
-export function planAttributes(probe: FileProbe | undefined, wanted: AttributeArgs, isDir: boolean, umask: number): AttributePlan {
+export function planAttributes(
+  probe: FileProbe | undefined,
+  wanted: AttributeArgs,
+  isDir: boolean,
+  umask: number,
+): AttributePlan {
   const plan: AttributePlan = { words: [] };
   const exists = probe !== undefined && probe.type !== 'absent';
   if (wanted.owner !== undefined && !(exists && sameOwner(wanted.owner, probe.owner, probe.uid))) {
@@ -153,11 +162,17 @@ export function planAttributes(probe: FileProbe | undefined, wanted: AttributeAr
  * Refuse a user or group name that a command would read as an option (`--reference=/etc/shadow`) or that
  * holds a control character: scripts also end options with `--`, this says clearly what was wrong.
  */
-export function checkAccountName(ctx: Pick<ModuleContext, 'host' | 'taskLocation'>, what: string, value: string | undefined): void {
+export function checkAccountName(
+  ctx: Pick<ModuleContext, 'host' | 'taskLocation'>,
+  what: string,
+  value: string | undefined,
+): void {
   if (value === undefined) return;
-  if (value.startsWith('-')) throw argError(ctx, `${what} ${JSON.stringify(value)} starts with '-'; user and group names cannot`);
+  if (value.startsWith('-'))
+    throw argError(ctx, `${what} ${JSON.stringify(value)} starts with '-'; user and group names cannot`);
   // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f:]/.test(value)) throw argError(ctx, `${what} ${JSON.stringify(value)} holds a control character or ':'`);
+  if (/[\x00-\x1f\x7f:]/.test(value))
+    throw argError(ctx, `${what} ${JSON.stringify(value)} holds a control character or ':'`);
 }
 
 /** Check a task's attribute arguments up front so a bad mode or owner fails in check mode with the task's location. */

@@ -23,7 +23,10 @@ export interface BlockInFileArgs extends AttributeArgs {
   validate?: string;
 }
 
-export type BlockEditArgs = Pick<BlockInFileArgs, 'block' | 'marker' | 'marker_begin' | 'marker_end' | 'state' | 'insertafter' | 'insertbefore'>;
+export type BlockEditArgs = Pick<
+  BlockInFileArgs,
+  'block' | 'marker' | 'marker_begin' | 'marker_end' | 'state' | 'insertafter' | 'insertbefore'
+>;
 
 /** Python's bytes.splitlines(True): lines keep their ending (\n, \r\n or \r). */
 export function splitLinesKeepEnds(text: string): string[] {
@@ -115,7 +118,8 @@ export const blockinfileModule: Module<BlockInFileArgs, FileWritePlan> = {
 
   async check(ctx, args): Promise<Planned<FileWritePlan>> {
     validateAttributeArgs(ctx, args);
-    if (args.insertafter !== undefined && args.insertbefore !== undefined) throw argError(ctx, 'blockinfile takes insertafter or insertbefore, not both');
+    if (args.insertafter !== undefined && args.insertbefore !== undefined)
+      throw argError(ctx, 'blockinfile takes insertafter or insertbefore, not both');
     return planFileEdit(ctx, args, `Path ${args.path} does not exist !`, (text) => editBlockInFile(text, args));
   },
 

@@ -60,13 +60,18 @@ const CHDIR_FAILED = 'cairn: cannot change directory';
 
 function cdLine(chdir: string | undefined): string[] {
   // A fixed message on stderr tells a failed cd apart from the program's own exit status 97.
-  return chdir === undefined ? [] : [`cd -- ${quote(chdir)} 2>/dev/null || { echo ${quote(CHDIR_FAILED)} >&2; exit 97; }`];
+  return chdir === undefined
+    ? []
+    : [`cd -- ${quote(chdir)} 2>/dev/null || { echo ${quote(CHDIR_FAILED)} >&2; exit 97; }`];
 }
 
 /** The probe of creates/removes: prints creates=1 / removes=1 when a matching path exists. */
 export function guardProbeScript(spec: Pick<RunSpec, 'chdir' | 'creates' | 'removes'>): string {
   const lines = [...cdLine(spec.chdir)];
-  for (const [key, pattern] of [['creates', spec.creates], ['removes', spec.removes]] as const) {
+  for (const [key, pattern] of [
+    ['creates', spec.creates],
+    ['removes', spec.removes],
+  ] as const) {
     if (pattern === undefined) continue;
     lines.push(`for f in ${quoteGlob(pattern)}; do if [ -e "$f" ] || [ -L "$f" ]; then echo ${key}=1; break; fi; done`);
   }
@@ -82,8 +87,10 @@ export async function checkRun(ctx: ModuleContext, spec: RunSpec): Promise<Plann
   const planned: Planned<RunSpec> = { changed: true, actions: [`run ${spec.display}`], state: spec };
   if (spec.creates === undefined && spec.removes === undefined) return planned;
   const res = await runScript(ctx, guardProbeScript(spec));
-  if (res.code === 97 && res.stderr.includes(CHDIR_FAILED)) return { changed: false, actions: [], failed: `cannot change directory to ${spec.chdir}` };
-  if (res.code !== 0) return { changed: false, actions: [], failed: `checking creates/removes failed: ${failureText(res)}` };
+  if (res.code === 97 && res.stderr.includes(CHDIR_FAILED))
+    return { changed: false, actions: [], failed: `cannot change directory to ${spec.chdir}` };
+  if (res.code !== 0)
+    return { changed: false, actions: [], failed: `checking creates/removes failed: ${failureText(res)}` };
   const found = parseKeyValues(res.stdout);
   if (spec.creates !== undefined && found.get('creates') === '1') {
     return { changed: false, actions: [], data: skippedData(spec, `skipped, since ${spec.creates} exists`) };
@@ -142,7 +149,8 @@ export const commandModule: Module<CommandArgs, RunSpec> = {
   },
 
   async check(ctx, args) {
-    if ((args.cmd === undefined) === (args.argv === undefined)) throw argError(ctx, 'command takes exactly one of cmd (free form) or argv');
+    if ((args.cmd === undefined) === (args.argv === undefined))
+      throw argError(ctx, 'command takes exactly one of cmd (free form) or argv');
     let words: string[];
     try {
       words = args.argv ?? shlexSplit(args.cmd ?? '');

@@ -21,11 +21,13 @@ function contentBytes(content: unknown): Buffer {
 }
 
 function sourceBytes(ctx: ModuleContext, args: CopyArgs): Buffer {
-  if (args.content !== undefined && args.src !== undefined) throw argError(ctx, 'copy takes either content or src, not both');
+  if (args.content !== undefined && args.src !== undefined)
+    throw argError(ctx, 'copy takes either content or src, not both');
   if (args.content !== undefined) return contentBytes(args.content);
   if (args.src === undefined) throw argError(ctx, 'copy needs src (a file under files/) or content');
   const path = ctx.findLocalFile('files', args.src);
-  if (statSync(path).isDirectory()) throw argError(ctx, `copy src ${args.src} is a directory; cairn copies single files`);
+  if (statSync(path).isDirectory())
+    throw argError(ctx, `copy src ${args.src} is a directory; cairn copies single files`);
   return readFileSync(path);
 }
 

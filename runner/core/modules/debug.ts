@@ -32,7 +32,11 @@ export const debugModule: Module<DebugArgs> = {
         // An undefined variable is shown, as Ansible does, rather than failing the task.
         value = /undefined|not defined/i.test(errorMessage(err)) ? NOT_DEFINED : `error: ${errorMessage(err)}`;
       }
-      return Promise.resolve({ changed: false, actions: [], data: { [args.var]: value === undefined ? NOT_DEFINED : value } });
+      return Promise.resolve({
+        changed: false,
+        actions: [],
+        data: { [args.var]: value === undefined ? NOT_DEFINED : value },
+      });
     }
     return Promise.resolve({ changed: false, actions: [], data: { msg: args.msg ?? 'Hello world!' } });
   },

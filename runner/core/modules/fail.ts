@@ -22,6 +22,11 @@ export const failModule: Module<FailArgs> = {
   },
 
   apply(_ctx, _args, plan) {
-    return Promise.resolve({ changed: false, failed: true, msg: plan.failed ?? DEFAULT_FAIL_MSG, data: plan.data ?? {} });
+    return Promise.resolve({
+      changed: false,
+      failed: true,
+      msg: plan.failed ?? DEFAULT_FAIL_MSG,
+      data: plan.data ?? {},
+    });
   },
 };

@@ -7,7 +7,16 @@
 import { createHash } from 'node:crypto';
 import { argv, quote } from '../transport/quote.js';
 import { argError, planAttributes, type AttributeArgs } from './attributes.js';
-import { atomicWriteScript, diffText, failureText, parseWriteResult, probeFile, ProbeError, runScript, type FileProbe } from './remote.js';
+import {
+  atomicWriteScript,
+  diffText,
+  failureText,
+  parseWriteResult,
+  probeFile,
+  ProbeError,
+  runScript,
+  type FileProbe,
+} from './remote.js';
 import type { FileDiff, ModuleContext, ModuleResult, Planned } from './types.js';
 
 export interface FileWriteSpec extends AttributeArgs {
@@ -39,7 +48,10 @@ export function sha256Of(content: Buffer): string {
  * The plan for one file: changed when the content's checksum or any wanted attribute differs. The diff
  * carries before/after text and the attribute changes in words.
  */
-export function planFileWrite(probe: FileProbe, spec: FileWriteSpec): Planned<FileWritePlan> & { state: FileWritePlan } {
+export function planFileWrite(
+  probe: FileProbe,
+  spec: FileWriteSpec,
+): Planned<FileWritePlan> & { state: FileWritePlan } {
   const exists = probe.type !== 'absent';
   const wantSha = spec.content !== undefined ? sha256Of(spec.content) : undefined;
   const contentChanges = spec.content !== undefined && (!exists || probe.sha256 !== wantSha);
@@ -86,7 +98,12 @@ export interface ContentWriteArgs extends AttributeArgs {
  * The check of copy and template: probe `dest`, refuse a directory, and plan the write of `content`. The
  * plan's data says what was written (dest, checksum, size, plus `data`) for the result.
  */
-export async function planContentWrite(ctx: ModuleContext, args: ContentWriteArgs, content: Buffer, data: Record<string, unknown> = {}): Promise<Planned<FileWritePlan>> {
+export async function planContentWrite(
+  ctx: ModuleContext,
+  args: ContentWriteArgs,
+  content: Buffer,
+  data: Record<string, unknown> = {},
+): Promise<Planned<FileWritePlan>> {
   let probe;
   try {
     probe = await probeFile(ctx, args.dest, { content: true });
@@ -94,10 +111,16 @@ export async function planContentWrite(ctx: ModuleContext, args: ContentWriteArg
     if (err instanceof ProbeError) return { changed: false, actions: [], failed: err.message };
     throw err;
   }
-  if (probe.type === 'directory') return { changed: false, actions: [], failed: `dest ${args.dest} is a directory; give the full path of the file` };
+  if (probe.type === 'directory')
+    return { changed: false, actions: [], failed: `dest ${args.dest} is a directory; give the full path of the file` };
   // A missing directory is not a failure of the plan: in check mode an earlier task may be about to
   // create it. The plan carries a note, and apply fails clearly if the directory is still missing.
-  const missingDirNote = probe.type === 'absent' && !probe.parentExists ? [`${args.dest} will be created in a directory that does not exist yet (an earlier task must create it, or apply fails)`] : [];
+  const missingDirNote =
+    probe.type === 'absent' && !probe.parentExists
+      ? [
+          `${args.dest} will be created in a directory that does not exist yet (an earlier task must create it, or apply fails)`,
+        ]
+      : [];
   const keepContent = args.force === false && probe.type !== 'absent';
   const plan = planFileWrite(probe, {
     path: args.dest,
@@ -113,10 +136,18 @@ export async function planContentWrite(ctx: ModuleContext, args: ContentWriteArg
   return plan;
 }
 
-export async function applyFileWrite(ctx: ModuleContext, plan: Planned<FileWritePlan>, data: Record<string, unknown> = {}): Promise<ModuleResult> {
+export async function applyFileWrite(
+  ctx: ModuleContext,
+  plan: Planned<FileWritePlan>,
+  data: Record<string, unknown> = {},
+): Promise<ModuleResult> {
   const state = plan.state;
   if (!state) return { changed: false, failed: true, msg: 'internal error: apply called without a plan', data };
-  const result: ModuleResult = { changed: plan.changed, diffs: plan.diffs, data: { ...data, path: state.path, changed: plan.changed } };
+  const result: ModuleResult = {
+    changed: plan.changed,
+    diffs: plan.diffs,
+    data: { ...data, path: state.path, changed: plan.changed },
+  };
   if (!plan.changed) return result;
   if (state.writeContent && state.content !== undefined) {
     const script = atomicWriteScript({
@@ -139,7 +170,13 @@ export async function applyFileWrite(ctx: ModuleContext, plan: Planned<FileWrite
   if (state.group !== undefined) commands.push(`${argv('chgrp', '--', state.group, state.path)}`);
   if (state.mode !== undefined) commands.push(`${argv('chmod', '--', state.mode, state.path)}`);
   const res = await runScript(ctx, `set -e\n${commands.join('\n')}`);
-  if (res.code !== 0) return { ...result, changed: false, failed: true, msg: `setting attributes of ${quote(state.path)} failed: ${failureText(res)}` };
+  if (res.code !== 0)
+    return {
+      ...result,
+      changed: false,
+      failed: true,
+      msg: `setting attributes of ${quote(state.path)} failed: ${failureText(res)}`,
+    };
   return result;
 }
 
@@ -181,7 +218,8 @@ export function probedText(probe: FileProbe): { text?: string; failed?: string }
   if (probe.type === 'absent') return {};
   if (probe.type === 'directory') return { failed: `${probe.path} is a directory` };
   if (probe.type !== 'file') return { failed: `${probe.path} is not a regular file` };
-  if (probe.contentOmitted === 'too-large') return { failed: `${probe.path} is larger than cairn edits line by line (${probe.size} bytes)` };
+  if (probe.contentOmitted === 'too-large')
+    return { failed: `${probe.path} is larger than cairn edits line by line (${probe.size} bytes)` };
   if (probe.contentOmitted === 'unreadable') return { failed: `${probe.path} is not readable (use become)` };
   return { text: (probe.content ?? Buffer.alloc(0)).toString('utf8') };
 }
@@ -201,7 +239,12 @@ export interface FileEditArgs extends AttributeArgs {
  * message), then plan the edit that `edit` computes from the text. An error from `edit` (a bad regexp) is
  * an argument error of the task.
  */
-export async function planFileEdit(ctx: ModuleContext, args: FileEditArgs, missingMessage: string, edit: (text: string | undefined) => TextEdit): Promise<Planned<FileWritePlan>> {
+export async function planFileEdit(
+  ctx: ModuleContext,
+  args: FileEditArgs,
+  missingMessage: string,
+  edit: (text: string | undefined) => TextEdit,
+): Promise<Planned<FileWritePlan>> {
   let probe;
   try {
     probe = await probeFile(ctx, args.path, { content: true, follow: true });
@@ -212,7 +255,8 @@ export async function planFileEdit(ctx: ModuleContext, args: FileEditArgs, missi
   const probed = probedText(probe);
   if (probed.failed) return { changed: false, actions: [], failed: probed.failed };
   if (probe.type === 'absent') {
-    if ((args.state ?? 'present') === 'absent') return { changed: false, actions: [], data: { msg: 'file not present' } };
+    if ((args.state ?? 'present') === 'absent')
+      return { changed: false, actions: [], data: { msg: 'file not present' } };
     if (!args.create) return { changed: false, actions: [], failed: missingMessage };
   }
   let planned: TextEdit;

@@ -6,7 +6,15 @@
 import { isUtf8 } from 'node:buffer';
 import { posix } from 'node:path';
 import { argv, quote } from '../transport/quote.js';
-import { argError, attributeSchema, parseModeArg, planAttributes, targetMode, validateAttributeArgs, type AttributeArgs } from './attributes.js';
+import {
+  argError,
+  attributeSchema,
+  parseModeArg,
+  planAttributes,
+  targetMode,
+  validateAttributeArgs,
+  type AttributeArgs,
+} from './attributes.js';
 import {
   failureText,
   fileProbeScript,
@@ -91,13 +99,15 @@ export function parseTree(text: string, root: string): TreeEntry[] {
   const records = text.split('\0');
   // The text ends with a NUL, so the last piece is empty; anything else there is a record cut short.
   const last = records.pop();
-  if (last !== undefined && last !== '') throw new ProbeError(`the listing of ${root} ends with an unterminated record`);
+  if (last !== undefined && last !== '')
+    throw new ProbeError(`the listing of ${root} ends with an unterminated record`);
   for (const record of records) {
     const fields = record.split('\t');
     if (fields.length < 7) throw new ProbeError(`the listing of ${root} holds a malformed record`);
     const [mode, uid, gid, owner, group, type] = fields as [string, string, string, string, string, string];
     const path = fields.slice(6).join('\t');
-    if (!FIND_TYPES.has(type)) throw new ProbeError(`the listing of ${root} holds an unknown file type ${JSON.stringify(type)}`);
+    if (!FIND_TYPES.has(type))
+      throw new ProbeError(`the listing of ${root} holds an unknown file type ${JSON.stringify(type)}`);
     const segments = path.slice(prefix.length).split('/');
     if (!path.startsWith(prefix) || segments.some((segment) => segment === '' || segment === '.' || segment === '..')) {
       throw new ProbeError(`the listing of ${root} holds a path outside it: ${JSON.stringify(path.slice(0, 120))}`);
@@ -134,8 +144,20 @@ function failed(message: string): Planned<FilePlan> {
 }
 
 /** Plan the file module from its probes (pure; table-tested). */
-export function planFile(args: FileArgs, probe: FileProbe, extra: { srcExists?: boolean; tree?: TreeEntry[] }): Planned<FilePlan> {
-  const state = args.state ?? (probe.type === 'absent' ? 'file' : probe.type === 'directory' ? 'directory' : probe.type === 'link' ? 'link' : 'file');
+export function planFile(
+  args: FileArgs,
+  probe: FileProbe,
+  extra: { srcExists?: boolean; tree?: TreeEntry[] },
+): Planned<FilePlan> {
+  const state =
+    args.state ??
+    (probe.type === 'absent'
+      ? 'file'
+      : probe.type === 'directory'
+        ? 'directory'
+        : probe.type === 'link'
+          ? 'link'
+          : 'file');
   const path = args.path;
   const plan: FilePlan = { path, treeOwner: [], treeGroup: [], treeModes: {}, isLink: state === 'link' };
   const actions: string[] = [];
@@ -161,7 +183,8 @@ export function planFile(args: FileArgs, probe: FileProbe, extra: { srcExists?: 
     if (!exists) return failed(`file (${path}) is absent, cannot continue`);
     if (probe.type !== 'file') return failed(`file (${path}) is ${probe.type}, cannot continue`);
   } else if (state === 'directory') {
-    if (exists && probe.type !== 'directory') return failed(`${path} already exists as a ${probe.type}; it is not a directory`);
+    if (exists && probe.type !== 'directory')
+      return failed(`${path} already exists as a ${probe.type}; it is not a directory`);
     if (!exists) {
       plan.step = 'mkdir';
       stateWord = 'state absent -> directory';
@@ -190,7 +213,8 @@ export function planFile(args: FileArgs, probe: FileProbe, extra: { srcExists?: 
     } else if (exists && !args.force) {
       return failed(`refusing to convert from ${probe.type} to symlink for ${path}; use force: true`);
     } else {
-      if (!extra.srcExists && !args.force) return failed(`src file ${args.src} does not exist; use force: true if you really want to create the link`);
+      if (!extra.srcExists && !args.force)
+        return failed(`src file ${args.src} does not exist; use force: true if you really want to create the link`);
       plan.step = 'link';
       plan.linkSrc = args.src;
       actions.push(`link ${path} -> ${args.src}`);
@@ -201,7 +225,12 @@ export function planFile(args: FileArgs, probe: FileProbe, extra: { srcExists?: 
   const isDir = state === 'directory' || probe.type === 'directory';
   // A path that is created by this step is compared with nothing: every given attribute is planned.
   const created = plan.step === 'mkdir' || plan.step === 'link' || (plan.step === 'touch' && !exists);
-  const attrs = planAttributes(created ? undefined : probe, state === 'link' ? { owner: args.owner, group: args.group } : args, isDir, probe.umask);
+  const attrs = planAttributes(
+    created ? undefined : probe,
+    state === 'link' ? { owner: args.owner, group: args.group } : args,
+    isDir,
+    probe.umask,
+  );
   if (attrs.owner !== undefined) plan.owner = attrs.owner;
   if (attrs.group !== undefined) plan.group = attrs.group;
   if (attrs.mode !== undefined) plan.mode = attrs.mode;
@@ -212,7 +241,8 @@ export function planFile(args: FileArgs, probe: FileProbe, extra: { srcExists?: 
 
   if (args.recurse && state === 'directory') {
     const tree = extra.tree ?? [];
-    if (tree.length > MAX_RECURSE_ENTRIES) return failed(`${path} holds more than ${MAX_RECURSE_ENTRIES} entries; cairn does not recurse that far`);
+    if (tree.length > MAX_RECURSE_ENTRIES)
+      return failed(`${path} holds more than ${MAX_RECURSE_ENTRIES} entries; cairn does not recurse that far`);
     const modeSpec = args.mode !== undefined ? parseModeArg(args.mode) : undefined;
     for (const entry of tree) {
       const entryProbe = entryAsProbe(entry, probe.umask);
@@ -225,11 +255,15 @@ export function planFile(args: FileArgs, probe: FileProbe, extra: { srcExists?: 
         if (mode !== entry.mode) (plan.treeModes[mode] ??= []).push(entry.path);
       }
     }
-    if (plan.treeOwner.length > 0) actions.push(`set owner ${args.owner} on ${plan.treeOwner.length} entries under ${path}`);
-    if (plan.treeGroup.length > 0) actions.push(`set group ${args.group} on ${plan.treeGroup.length} entries under ${path}`);
-    for (const [mode, paths] of Object.entries(plan.treeModes)) actions.push(`set mode ${mode} on ${paths.length} entries under ${path}`);
+    if (plan.treeOwner.length > 0)
+      actions.push(`set owner ${args.owner} on ${plan.treeOwner.length} entries under ${path}`);
+    if (plan.treeGroup.length > 0)
+      actions.push(`set group ${args.group} on ${plan.treeGroup.length} entries under ${path}`);
+    for (const [mode, paths] of Object.entries(plan.treeModes))
+      actions.push(`set mode ${mode} on ${paths.length} entries under ${path}`);
     const changedEntries = new Set([...plan.treeOwner, ...plan.treeGroup, ...Object.values(plan.treeModes).flat()]);
-    if (changedEntries.size > 0) attributeWords.push(`${changedEntries.size} entries under ${path} change owner, group or mode`);
+    if (changedEntries.size > 0)
+      attributeWords.push(`${changedEntries.size} entries under ${path} change owner, group or mode`);
   }
   if (args.owner !== undefined) plan.wantOwner = args.owner;
   if (args.group !== undefined) plan.wantGroup = args.group;
@@ -249,7 +283,8 @@ export function planFile(args: FileArgs, probe: FileProbe, extra: { srcExists?: 
  */
 function chunked(command: string[], operand: string, paths: string[]): string[] {
   const lines: string[] = [];
-  for (let i = 0; i < paths.length; i += 200) lines.push(`${argv(...command, '--', operand, ...paths.slice(i, i + 200))} || exit 1`);
+  for (let i = 0; i < paths.length; i += 200)
+    lines.push(`${argv(...command, '--', operand, ...paths.slice(i, i + 200))} || exit 1`);
   return lines;
 }
 
@@ -280,7 +315,10 @@ export function fileApplyScript(plan: FilePlan): string {
   return lines.join('\n');
 }
 
-async function probe(ctx: ModuleContext, args: FileArgs): Promise<{ probe: FileProbe; srcExists?: boolean; tree?: TreeEntry[] } | { failed: string }> {
+async function probe(
+  ctx: ModuleContext,
+  args: FileArgs,
+): Promise<{ probe: FileProbe; srcExists?: boolean; tree?: TreeEntry[] } | { failed: string }> {
   const state = args.state;
   // Ansible follows symlinks for file/directory/touch by default; link and absent look at the link itself.
   const follow = state === 'link' || state === 'absent' ? false : (args.follow ?? true);
@@ -331,7 +369,8 @@ export const fileModule: Module<FileArgs, FilePlan> = {
   async check(ctx, args) {
     validateAttributeArgs(ctx, args);
     if (args.state === 'link' && args.src === undefined) throw argError(ctx, 'file with state=link needs src');
-    if (args.state === 'link' && args.mode !== undefined) throw argError(ctx, 'file cannot set the mode of a symlink (state=link); set it on the target');
+    if (args.state === 'link' && args.mode !== undefined)
+      throw argError(ctx, 'file cannot set the mode of a symlink (state=link); set it on the target');
     if (args.src !== undefined && args.state !== 'link') throw argError(ctx, 'file src is only used with state=link');
     if (args.recurse && args.state !== 'directory') throw argError(ctx, 'file recurse needs state=directory');
     const probed = await probe(ctx, args);
@@ -344,7 +383,14 @@ export const fileModule: Module<FileArgs, FilePlan> = {
     const data = plan.data ?? {};
     if (!state) return { changed: false, failed: true, msg: 'internal error: apply called without a plan', data };
     const res = await runScript(ctx, fileApplyScript(state));
-    if (res.code !== 0) return { changed: false, failed: true, msg: `changing ${state.path} failed: ${failureText(res)}`, diffs: plan.diffs, data };
+    if (res.code !== 0)
+      return {
+        changed: false,
+        failed: true,
+        msg: `changing ${state.path} failed: ${failureText(res)}`,
+        diffs: plan.diffs,
+        data,
+      };
     return { changed: true, diffs: plan.diffs, data };
   },
 };

@@ -40,10 +40,12 @@ export interface HttpRequest {
 export function buildRequest(args: HttpArgs): HttpRequest {
   const method = (args.method ?? 'GET').toUpperCase();
   if (!/^[A-Z]+$/.test(method)) throw new Error(`method ${JSON.stringify(args.method)} is not an HTTP method`);
-  if (!/^https?:\/\//i.test(args.url)) throw new Error(`url must start with http:// or https://, got ${JSON.stringify(args.url)}`);
+  if (!/^https?:\/\//i.test(args.url))
+    throw new Error(`url must start with http:// or https://, got ${JSON.stringify(args.url)}`);
   const headers: Array<[string, string]> = [];
   for (const [name, value] of Object.entries(args.headers ?? {})) {
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new Error(`header name ${JSON.stringify(name)} is not a valid HTTP header name`);
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+      throw new Error(`header name ${JSON.stringify(name)} is not a valid HTTP header name`);
     const text = String(value);
     if (/[\r\n]/.test(text)) throw new Error(`header ${name} contains a line break`);
     headers.push([name, text]);
@@ -58,7 +60,9 @@ export function buildRequest(args: HttpArgs): HttpRequest {
     } else if (format === 'form-urlencoded') {
       if (typeof args.body === 'string') body = args.body;
       else if (args.body && typeof args.body === 'object' && !Array.isArray(args.body)) {
-        body = new URLSearchParams(Object.entries(args.body as Record<string, unknown>).map(([k, v]): [string, string] => [k, String(v)])).toString();
+        body = new URLSearchParams(
+          Object.entries(args.body as Record<string, unknown>).map(([k, v]): [string, string] => [k, String(v)]),
+        ).toString();
       } else throw new Error('body_format form-urlencoded needs a mapping or a string');
       if (!hasHeader('Content-Type')) headers.push(['Content-Type', 'application/x-www-form-urlencoded']);
     } else {
@@ -67,8 +71,20 @@ export function buildRequest(args: HttpArgs): HttpRequest {
   }
   const redirects = args.follow_redirects ?? 'safe';
   const safe = method === 'GET' || method === 'HEAD';
-  const follow = redirects === true || redirects === 'all' || redirects === 'yes' || redirects === 'urllib2' || (redirects === 'safe' && safe);
-  const request: HttpRequest = { method, url: args.url, headers, follow, timeoutS: args.timeout ?? 30, insecure: args.validate_certs === false };
+  const follow =
+    redirects === true ||
+    redirects === 'all' ||
+    redirects === 'yes' ||
+    redirects === 'urllib2' ||
+    (redirects === 'safe' && safe);
+  const request: HttpRequest = {
+    method,
+    url: args.url,
+    headers,
+    follow,
+    timeoutS: args.timeout ?? 30,
+    insecure: args.validate_certs === false,
+  };
   if (body !== undefined) request.body = body;
   return request;
 }
@@ -145,7 +161,11 @@ export function readResponse(stdout: string, args: HttpArgs): { data: Record<str
   const curlRc = Number(parseKeyValues(sections.get('rc') ?? '').get('curl_rc') ?? '-1');
   const [statusText = '0', timeText = '0', ...urlParts] = (sections.get('meta') ?? '').trim().split(' ');
   const status = Number(statusText);
-  const data: Record<string, unknown> = { status, url: urlParts.join(' ') || args.url, elapsed_ms: Math.round(Number(timeText) * 1000) };
+  const data: Record<string, unknown> = {
+    status,
+    url: urlParts.join(' ') || args.url,
+    elapsed_ms: Math.round(Number(timeText) * 1000),
+  };
   if (curlRc !== 0) {
     const msg = `Request failed: ${(sections.get('err') ?? '').trim() || `curl exit code ${curlRc}`}`;
     return { data: { ...data, status: -1, msg }, failed: msg };
@@ -162,7 +182,8 @@ export function readResponse(stdout: string, args: HttpArgs): { data: Record<str
       // Not JSON after all: content (when asked for) still carries it.
     }
   }
-  const wanted = args.status_code === undefined ? [200] : Array.isArray(args.status_code) ? args.status_code : [args.status_code];
+  const wanted =
+    args.status_code === undefined ? [200] : Array.isArray(args.status_code) ? args.status_code : [args.status_code];
   if (!wanted.includes(status)) {
     const msg = `Status code was ${status} and not [${wanted.join(', ')}]`;
     return { data: { ...data, msg }, failed: msg };
@@ -174,10 +195,18 @@ export function readResponse(stdout: string, args: HttpArgs): { data: Record<str
   return { data: { ...data, msg: `OK (${status})` } };
 }
 
-async function send(ctx: ModuleContext, args: HttpArgs, request: HttpRequest): Promise<{ data: Record<string, unknown>; failed?: string }> {
-  const res = await runScript(ctx, curlScript(request), { stdin: curlInput(request), timeoutMs: (request.timeoutS + 15) * 1000 });
+async function send(
+  ctx: ModuleContext,
+  args: HttpArgs,
+  request: HttpRequest,
+): Promise<{ data: Record<string, unknown>; failed?: string }> {
+  const res = await runScript(ctx, curlScript(request), {
+    stdin: curlInput(request),
+    timeoutMs: (request.timeoutS + 15) * 1000,
+  });
   if (res.code === NO_CURL) return { data: { status: -1 }, failed: failureText(res) };
-  if (res.code !== 0) return { data: { status: -1 }, failed: `http request to ${args.url} could not be run: ${failureText(res)}` };
+  if (res.code !== 0)
+    return { data: { status: -1 }, failed: `http request to ${args.url} could not be run: ${failureText(res)}` };
   return readResponse(res.stdout, args);
 }
 

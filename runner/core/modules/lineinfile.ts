@@ -23,7 +23,10 @@ export interface LineInFileArgs extends AttributeArgs {
   validate?: string;
 }
 
-export type LineEditArgs = Pick<LineInFileArgs, 'line' | 'regexp' | 'search_string' | 'state' | 'insertafter' | 'insertbefore' | 'backrefs' | 'firstmatch'>;
+export type LineEditArgs = Pick<
+  LineInFileArgs,
+  'line' | 'regexp' | 'search_string' | 'state' | 'insertafter' | 'insertbefore' | 'backrefs' | 'firstmatch'
+>;
 
 /** Lines with their endings, as Python's readlines() (split after each \n). */
 export function readLines(text: string): string[] {
@@ -168,11 +171,18 @@ export const lineinfileModule: Module<LineInFileArgs, FileWritePlan> = {
     validateAttributeArgs(ctx, args);
     const state = args.state ?? 'present';
     if (state === 'present' && args.line === undefined) throw argError(ctx, 'lineinfile needs line with state=present');
-    if (state === 'absent' && args.line === undefined && args.regexp === undefined && args.search_string === undefined) {
+    if (
+      state === 'absent' &&
+      args.line === undefined &&
+      args.regexp === undefined &&
+      args.search_string === undefined
+    ) {
       throw argError(ctx, 'lineinfile needs one of line, regexp or search_string with state=absent');
     }
-    if (args.regexp !== undefined && args.search_string !== undefined) throw argError(ctx, 'lineinfile takes regexp or search_string, not both');
-    if (args.insertafter !== undefined && args.insertbefore !== undefined) throw argError(ctx, 'lineinfile takes insertafter or insertbefore, not both');
+    if (args.regexp !== undefined && args.search_string !== undefined)
+      throw argError(ctx, 'lineinfile takes regexp or search_string, not both');
+    if (args.insertafter !== undefined && args.insertbefore !== undefined)
+      throw argError(ctx, 'lineinfile takes insertafter or insertbefore, not both');
     if (args.backrefs && args.regexp === undefined) throw argError(ctx, 'lineinfile backrefs needs regexp');
     return planFileEdit(ctx, args, `Destination ${args.path} does not exist !`, (text) => editLineInFile(text, args));
   },

@@ -14,7 +14,10 @@ export function pythonRegex(pattern: string, what = 'regexp'): RegExp {
   try {
     return new RegExp(translated);
   } catch (err) {
-    throw new Error(`${what} ${JSON.stringify(pattern)} is not a valid regular expression: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new Error(
+      `${what} ${JSON.stringify(pattern)} is not a valid regular expression: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
 }
 

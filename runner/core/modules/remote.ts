@@ -53,10 +53,21 @@ export function parseSectionBytes(stdout: string): Map<string, Buffer> {
     }
     const words = line.slice(SECTION_MARK.length).split(' ');
     const [blank, name, payload, ...rest] = words;
-    if (blank !== '' || name === undefined || !SECTION_NAME.test(name) || payload === undefined || rest.length > 0 || !BASE64.test(payload) || payload.length % 4 !== 0) {
-      throw new ProbeError(`the host's output has a malformed section line (${JSON.stringify(line.slice(0, 80))}); refusing to read it`);
+    if (
+      blank !== '' ||
+      name === undefined ||
+      !SECTION_NAME.test(name) ||
+      payload === undefined ||
+      rest.length > 0 ||
+      !BASE64.test(payload) ||
+      payload.length % 4 !== 0
+    ) {
+      throw new ProbeError(
+        `the host's output has a malformed section line (${JSON.stringify(line.slice(0, 80))}); refusing to read it`,
+      );
     }
-    if (sections.has(name)) throw new ProbeError(`the host's output holds section "${name}" twice; refusing to read it`);
+    if (sections.has(name))
+      throw new ProbeError(`the host's output holds section "${name}" twice; refusing to read it`);
     sections.set(name, Buffer.from(payload, 'base64'));
   }
   const rest = unframed.join('\n');
@@ -89,7 +100,11 @@ export function parseKeyValues(text: string): Map<string, string> {
 }
 
 /** Run one script on the task's host with the task's become settings. */
-export function runScript(ctx: ModuleContext, script: string, opts: { stdin?: string | Buffer; timeoutMs?: number } = {}): Promise<ExecResult> {
+export function runScript(
+  ctx: ModuleContext,
+  script: string,
+  opts: { stdin?: string | Buffer; timeoutMs?: number } = {},
+): Promise<ExecResult> {
   return ctx.conn.exec(script, { become: ctx.become, becomeUser: ctx.becomeUser, ...opts });
 }
 
@@ -208,13 +223,15 @@ function decodeBase64(what: string, value: string | undefined): string | undefin
 /** A non-negative decimal the host reported, or undefined when absent; anything else is refused. */
 export function probedNumber(what: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(value)) throw new ProbeError(`the host reported ${what} ${JSON.stringify(value.slice(0, 40))}, not a number`);
+  if (!/^\d{1,15}$/.test(value))
+    throw new ProbeError(`the host reported ${what} ${JSON.stringify(value.slice(0, 40))}, not a number`);
   return Number(value);
 }
 
 /** A file mode the host reported (stat %a: up to four octal digits), as four digits; anything else is refused. */
 export function probedMode(what: string, value: string): string {
-  if (!/^[0-7]{1,4}$/.test(value)) throw new ProbeError(`the host reported ${what} ${JSON.stringify(value.slice(0, 40))}, not an octal mode`);
+  if (!/^[0-7]{1,4}$/.test(value))
+    throw new ProbeError(`the host reported ${what} ${JSON.stringify(value.slice(0, 40))}, not an octal mode`);
   return value.padStart(4, '0');
 }
 
@@ -225,7 +242,8 @@ export function parseFileProbe(path: string, text: string | undefined): FileProb
   if (text === undefined) throw new ProbeError(`the probe of ${path} printed nothing`);
   const kv = parseKeyValues(text);
   const typeText = kv.get('type') ?? 'absent';
-  if (!(FILE_TYPES as readonly string[]).includes(typeText)) throw new ProbeError(`the host reported type ${JSON.stringify(typeText.slice(0, 40))} for ${path}`);
+  if (!(FILE_TYPES as readonly string[]).includes(typeText))
+    throw new ProbeError(`the host reported type ${JSON.stringify(typeText.slice(0, 40))} for ${path}`);
   const type = typeText as FileType;
   const umask = parseInt(probedMode(`the umask for ${path}`, kv.get('umask') ?? '0022'), 8);
   const probe: FileProbe = { path, type, umask };
@@ -240,7 +258,8 @@ export function parseFileProbe(path: string, text: string | undefined): FileProb
   const names = decodeBase64(`the owner and group of ${path}`, kv.get('names_b64'));
   if (names !== undefined) {
     const [owner, group, ...extra] = names.split('\0');
-    if (group === undefined || extra.length > 0) throw new ProbeError(`the host reported a malformed owner and group for ${path}`);
+    if (group === undefined || extra.length > 0)
+      throw new ProbeError(`the host reported a malformed owner and group for ${path}`);
     probe.owner = owner;
     probe.group = group;
   }
@@ -248,7 +267,8 @@ export function parseFileProbe(path: string, text: string | undefined): FileProb
   probe.mtime = probedNumber(`the mtime of ${path}`, kv.get('mtime'));
   const sha256 = kv.get('sha256');
   if (sha256 !== undefined) {
-    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new ProbeError(`the host reported a checksum of ${path} that is not sha256`);
+    if (!/^[0-9a-f]{64}$/.test(sha256))
+      throw new ProbeError(`the host reported a checksum of ${path} that is not sha256`);
     probe.sha256 = sha256;
   }
   const contentB64 = kv.get('content_b64');
@@ -312,8 +332,16 @@ export const WriteExit = {
  */
 export function validateCommandLine(validate: string): string {
   const words = shlexSplit(validate);
-  if (!validate.includes('%s')) throw new Error(`validate must contain %s (the file to check), got ${JSON.stringify(validate)}`);
-  return words.map((word) => word.split('%s').map((piece) => (piece === '' ? '' : quote(piece))).join('"$tmp"')).join(' ');
+  if (!validate.includes('%s'))
+    throw new Error(`validate must contain %s (the file to check), got ${JSON.stringify(validate)}`);
+  return words
+    .map((word) =>
+      word
+        .split('%s')
+        .map((piece) => (piece === '' ? '' : quote(piece)))
+        .join('"$tmp"'),
+    )
+    .join(' ');
 }
 
 /**
@@ -376,7 +404,8 @@ export function atomicWriteScript(opts: AtomicWriteOptions): string {
     );
   }
   lines.push(`cat >&3 || exit ${WriteExit.write}`);
-  if (opts.expectedBytes !== undefined) lines.push(`[ "$(wc -c < ${fd3})" -eq ${opts.expectedBytes} ] || exit ${WriteExit.truncated}`);
+  if (opts.expectedBytes !== undefined)
+    lines.push(`[ "$(wc -c < ${fd3})" -eq ${opts.expectedBytes} ] || exit ${WriteExit.truncated}`);
   lines.push('exec 3>&-');
   if (opts.validate !== undefined) {
     lines.push(

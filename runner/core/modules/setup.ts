@@ -172,7 +172,12 @@ function meminfoMb(text: string, key: string): number {
 
 /** The first non-empty line of a section. */
 function firstLine(text: string | undefined): string {
-  return (text ?? '').split('\n').map((l) => l.trim()).find((l) => l !== '') ?? '';
+  return (
+    (text ?? '')
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l !== '') ?? ''
+  );
 }
 
 /** Parse the facts script's output into Facts (pure). */
@@ -183,7 +188,9 @@ export function parseFacts(stdout: string): Facts {
   const hints = parseKeyValues(s.get('container-hints') ?? '');
   let containerType = firstLine(s.get('virt-container'));
   if (containerType === '' || containerType === 'none') {
-    containerType = hints.get('run_systemd_container') ?? (hints.get('dockerenv') ? 'docker' : hints.get('containerenv') ? 'podman' : 'none');
+    containerType =
+      hints.get('run_systemd_container') ??
+      (hints.get('dockerenv') ? 'docker' : hints.get('containerenv') ? 'podman' : 'none');
   }
   let virtType = firstLine(s.get('virt'));
   const container = containerType !== 'none' && containerType !== '';
@@ -193,7 +200,8 @@ export function parseFacts(stdout: string): Facts {
   const kvm = misc.get('kvm') === '1';
   const role: 'guest' | 'host' | 'none' = virtType !== 'none' ? 'guest' : kvm ? 'host' : 'none';
 
-  const interfaces = parseIpJson(s.get('ip-json') ?? '') ?? parseIpOneline(s.get('ip-link') ?? '', s.get('ip-addr') ?? '');
+  const interfaces =
+    parseIpJson(s.get('ip-json') ?? '') ?? parseIpOneline(s.get('ip-link') ?? '', s.get('ip-addr') ?? '');
   const route = firstLine(s.get('route'));
   const routeIface = /\bdev (\S+)/.exec(route)?.[1] ?? '';
   const gateway = /\bvia (\S+)/.exec(route)?.[1] ?? '';
@@ -201,7 +209,8 @@ export function parseFacts(stdout: string): Facts {
 
   const meminfo = s.get('meminfo') ?? '';
   const cpu = parseKeyValues(s.get('cpu') ?? '');
-  const model = /^[^:]+:\s*(.*)$/m.exec((s.get('cpu') ?? '').split('\n').find((l) => l.includes(':')) ?? '')?.[1]?.trim() ?? '';
+  const model =
+    /^[^:]+:\s*(.*)$/m.exec((s.get('cpu') ?? '').split('\n').find((l) => l.includes(':')) ?? '')?.[1]?.trim() ?? '';
   const hostname = firstLine(s.get('hostname'));
   return {
     hostname,
@@ -218,7 +227,11 @@ export function parseFacts(stdout: string): Facts {
     virtualization: { type: virtType, role, container },
     interfaces,
     default_ipv4: { interface: routeIface, address: defaultAddress, gateway },
-    memory: { total_mb: meminfoMb(meminfo, 'MemTotal'), available_mb: meminfoMb(meminfo, 'MemAvailable'), swap_total_mb: meminfoMb(meminfo, 'SwapTotal') },
+    memory: {
+      total_mb: meminfoMb(meminfo, 'MemTotal'),
+      available_mb: meminfoMb(meminfo, 'MemAvailable'),
+      swap_total_mb: meminfoMb(meminfo, 'SwapTotal'),
+    },
     cpu: { count: Number(cpu.get('nproc') ?? '0') || 0, model },
     kvm,
     pid1_systemd: misc.get('run_systemd_system') === '1' || misc.get('pid1_comm') === 'systemd',
@@ -234,8 +247,13 @@ export const setupModule: Module<Record<string, never>> = {
 
   async check(ctx): Promise<Planned> {
     const res = await runScript(ctx, factsScript());
-    if (res.code !== 0 && !res.stdout.includes('os-release')) return { changed: false, actions: [], failed: `gathering facts failed: ${failureText(res)}` };
-    return { changed: false, actions: [], data: { facts: parseFacts(res.stdout) as unknown as Record<string, unknown> } };
+    if (res.code !== 0 && !res.stdout.includes('os-release'))
+      return { changed: false, actions: [], failed: `gathering facts failed: ${failureText(res)}` };
+    return {
+      changed: false,
+      actions: [],
+      data: { facts: parseFacts(res.stdout) as unknown as Record<string, unknown> },
+    };
   },
 
   apply(_ctx, _args, plan) {

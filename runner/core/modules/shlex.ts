@@ -56,7 +56,8 @@ export function shlexSplit(line: string): string[] {
       if (!closed) throw new ShlexError(`no closing quotation (") in ${JSON.stringify(line)}`);
       inWord = true;
     } else if (ch === '\\') {
-      if (i + 1 >= line.length) throw new ShlexError(`no escaped character after the final backslash in ${JSON.stringify(line)}`);
+      if (i + 1 >= line.length)
+        throw new ShlexError(`no escaped character after the final backslash in ${JSON.stringify(line)}`);
       word += line[i + 1];
       inWord = true;
       i += 2;

@@ -57,7 +57,10 @@ export const statModule: Module<StatArgs> = {
 
   async check(ctx, args): Promise<Planned> {
     try {
-      const probe = await probeFile(ctx, args.path, { follow: args.follow ?? false, checksum: args.checksum ?? args.get_checksum ?? true });
+      const probe = await probeFile(ctx, args.path, {
+        follow: args.follow ?? false,
+        checksum: args.checksum ?? args.get_checksum ?? true,
+      });
       return { changed: false, actions: [], data: { stat: statResult(probe) } };
     } catch (err) {
       if (err instanceof ProbeError) return { changed: false, actions: [], failed: err.message };

@@ -33,7 +33,8 @@ export interface SysctlArgs {
 export const DEFAULT_SYSCTL_FILE = '/etc/sysctl.d/99-cairn.conf';
 export const LIVE_SKIPPED_READ_ONLY = 'live apply skipped: read-only in a container';
 /** A kernel-global key (net.core.netdev_max_backlog...) is not even visible in a container's network namespace. */
-export const LIVE_SKIPPED_NOT_VISIBLE = 'live apply skipped: read-only in a container (a kernel-global key, not visible in the container)';
+export const LIVE_SKIPPED_NOT_VISIBLE =
+  'live apply skipped: read-only in a container (a kernel-global key, not visible in the container)';
 const LIVE_FAILED = 80;
 
 /** Whitespace-insensitive form of a value. */
@@ -91,7 +92,8 @@ export function editSysctlFile(original: string | undefined, name: string, value
     return { text: kept.length > 0 ? `${kept.join('\n')}\n` : '', changed: true, msg: `removed ${name}` };
   }
   const wanted = normaliseSysctlValue(value);
-  if (matching.length === 1 && normaliseSysctlValue(matching[0]!.kv!.value) === wanted) return { text, changed: false, msg: '' };
+  if (matching.length === 1 && normaliseSysctlValue(matching[0]!.kv!.value) === wanted)
+    return { text, changed: false, msg: '' };
   const newLine = `${name} = ${value}`;
   if (matching.length === 0) {
     lines.push(newLine);
@@ -114,7 +116,10 @@ export function parseLiveProbe(text: string | undefined): LiveProbe {
   const kv = parseKeyValues(text ?? '');
   const probe: LiveProbe = { exists: kv.get('exists') === '1', writable: kv.get('writable') === '1' };
   if (kv.get('sys_ro') === '1') probe.procSysReadOnly = true;
-  if (kv.has('value_b64')) probe.value = Buffer.from(kv.get('value_b64') ?? '', 'base64').toString('utf8').replace(/\n$/, '');
+  if (kv.has('value_b64'))
+    probe.value = Buffer.from(kv.get('value_b64') ?? '', 'base64')
+      .toString('utf8')
+      .replace(/\n$/, '');
   return probe;
 }
 
@@ -158,23 +163,42 @@ export function planSysctl(
   const diffs: FileDiff[] = [];
   const notes: string[] = [];
   const fileValue = fileValueOf(file.text, args.name);
-  const data: Record<string, unknown> = { name: args.name, file_value: fileValue ?? null, live_value: live.exists ? (live.value ?? null) : null, live_applied: false };
+  const data: Record<string, unknown> = {
+    name: args.name,
+    file_value: fileValue ?? null,
+    live_value: live.exists ? (live.value ?? null) : null,
+    live_applied: false,
+  };
 
   if (state === 'present' && value !== undefined) {
-    if (!file.exists && !file.parentExists) return { changed: false, actions: [], failed: `the directory of ${sysctlFile} does not exist` };
+    if (!file.exists && !file.parentExists)
+      return { changed: false, actions: [], failed: `the directory of ${sysctlFile} does not exist` };
     const edit = editSysctlFile(file.exists ? file.text : undefined, args.name, value);
     if (edit.changed) {
       const write = planFileWrite(
-        { path: file.path, type: file.exists ? 'file' : 'absent', umask: file.umask, ...(file.text !== undefined ? { content: Buffer.from(file.text) } : {}), ...(file.sha256 ? { sha256: file.sha256 } : {}) },
+        {
+          path: file.path,
+          type: file.exists ? 'file' : 'absent',
+          umask: file.umask,
+          ...(file.text !== undefined ? { content: Buffer.from(file.text) } : {}),
+          ...(file.sha256 ? { sha256: file.sha256 } : {}),
+        },
         { path: file.path, content: Buffer.from(edit.text) },
       );
       plan.content = edit.text;
-      actions.push(`write ${args.name} = ${value} to ${sysctlFile}${fileValue !== undefined ? ` (was ${fileValue})` : ''}`);
+      actions.push(
+        `write ${args.name} = ${value} to ${sysctlFile}${fileValue !== undefined ? ` (was ${fileValue})` : ''}`,
+      );
       diffs.push(...(write.diffs ?? []));
     }
     if (applyLive !== false) {
       if (!live.exists && applyLive === 'auto' && live.procSysReadOnly) notes.push(LIVE_SKIPPED_NOT_VISIBLE);
-      else if (!live.exists) return { changed: false, actions: [], failed: `unknown sysctl key ${args.name}: ${procPath} does not exist (typo, or the kernel module is not loaded)` };
+      else if (!live.exists)
+        return {
+          changed: false,
+          actions: [],
+          failed: `unknown sysctl key ${args.name}: ${procPath} does not exist (typo, or the kernel module is not loaded)`,
+        };
     }
     if (applyLive !== false && live.exists) {
       const current = normaliseSysctlValue(live.value ?? '');
@@ -186,7 +210,11 @@ export function planSysctl(
         } else if (applyLive === 'auto') {
           notes.push(LIVE_SKIPPED_READ_ONLY);
         } else {
-          return { changed: false, actions: [], failed: `cannot set ${args.name} live: ${procPath} is read-only (in a container?); use apply_live: auto or false` };
+          return {
+            changed: false,
+            actions: [],
+            failed: `cannot set ${args.name} live: ${procPath} is read-only (in a container?); use apply_live: auto or false`,
+          };
         }
       }
     }
@@ -202,13 +230,21 @@ export function planSysctl(
   const changed = actions.length > 0;
   // Only the live part was left to do and it cannot be done here: a skip, with why (not a silent "ok").
   const skipped = !changed && notes.length > 0 ? { skipped: notes.join('; ') } : {};
-  return { changed, actions: [...actions, ...(changed ? notes : [])], ...(diffs.length > 0 ? { diffs } : {}), state: plan, data, ...skipped };
+  return {
+    changed,
+    actions: [...actions, ...(changed ? notes : [])],
+    ...(diffs.length > 0 ? { diffs } : {}),
+    state: plan,
+    data,
+    ...skipped,
+  };
 }
 
 /** The apply script: the atomic file write (content on stdin), then the live value (pure; table-tested). */
 export function sysctlApplyScript(plan: SysctlPlan): string {
   const lines: string[] = [];
-  if (plan.content !== undefined) lines.push(atomicWriteScript({ dest: plan.file, expectedBytes: Buffer.byteLength(plan.content) }));
+  if (plan.content !== undefined)
+    lines.push(atomicWriteScript({ dest: plan.file, expectedBytes: Buffer.byteLength(plan.content) }));
   if (plan.live) {
     const { name, value, procPath } = plan.live;
     lines.push(
@@ -237,12 +273,14 @@ export const sysctlModule: Module<SysctlArgs, SysctlPlan> = {
   },
 
   async check(ctx, args): Promise<Planned<SysctlPlan>> {
-    if ((args.state ?? 'present') === 'present' && args.value === undefined) throw argError(ctx, 'sysctl needs value with state=present');
+    if ((args.state ?? 'present') === 'present' && args.value === undefined)
+      throw argError(ctx, 'sysctl needs value with state=present');
     if (String(args.value ?? '').includes('\n')) throw argError(ctx, 'sysctl value cannot contain a line break');
     const sysctlFile = args.sysctl_file ?? DEFAULT_SYSCTL_FILE;
     const res = await runScript(ctx, sysctlProbeScript(sysctlFile, sysctlProcPath(args.name)));
     const sections = parseSections(res.stdout);
-    if (res.code !== 0 || !sections.has('live')) return { changed: false, actions: [], failed: `cannot inspect ${args.name}: ${failureText(res)}` };
+    if (res.code !== 0 || !sections.has('live'))
+      return { changed: false, actions: [], failed: `cannot inspect ${args.name}: ${failureText(res)}` };
     const probe = parseFileProbe(sysctlFile, sections.get('file'));
     const probed = probedText(probe);
     if (probed.failed) return { changed: false, actions: [], failed: probed.failed };
@@ -264,16 +302,30 @@ export const sysctlModule: Module<SysctlArgs, SysctlPlan> = {
     const state = plan.state;
     const data = { ...(plan.data ?? {}) };
     if (!state) return { changed: false, failed: true, msg: 'internal error: apply called without a plan', data };
-    const res = await runScript(ctx, sysctlApplyScript(state), state.content !== undefined ? { stdin: state.content } : {});
+    const res = await runScript(
+      ctx,
+      sysctlApplyScript(state),
+      state.content !== undefined ? { stdin: state.content } : {},
+    );
     const msg = typeof data.msg === 'string' ? data.msg : undefined;
     if (res.code === LIVE_FAILED) {
-      return { changed: state.content !== undefined, failed: true, msg: `setting ${state.live?.name} live failed: ${failureText(res)}`, diffs: plan.diffs, data: { ...data, live_applied: false } };
+      return {
+        changed: state.content !== undefined,
+        failed: true,
+        msg: `setting ${state.live?.name} live failed: ${failureText(res)}`,
+        diffs: plan.diffs,
+        data: { ...data, live_applied: false },
+      };
     }
     if (res.code !== 0) {
       const outcome = parseWriteResult(res, state.file, state.content ?? '');
-      return { changed: false, failed: true, msg: outcome.error ?? `writing ${state.file} failed: ${failureText(res)}`, data: { ...data, live_applied: false } };
+      return {
+        changed: false,
+        failed: true,
+        msg: outcome.error ?? `writing ${state.file} failed: ${failureText(res)}`,
+        data: { ...data, live_applied: false },
+      };
     }
     return { changed: true, diffs: plan.diffs, data, ...(msg ? { msg } : {}) };
   },
 };
-

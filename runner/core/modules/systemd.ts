@@ -65,7 +65,11 @@ export function planSystemd(args: SystemdArgs, unit: UnitStatus | undefined): Pl
   }
   if (args.daemon_reload && (unit === undefined || unit.needDaemonReload)) {
     steps.push('daemon-reload');
-    actions.push(unit ? `reload systemd manager configuration (${unit.id} changed on disk)` : 'reload systemd manager configuration');
+    actions.push(
+      unit
+        ? `reload systemd manager configuration (${unit.id} changed on disk)`
+        : 'reload systemd manager configuration',
+    );
   }
   if (unit && name) {
     const masked = unit.loadState === 'masked' || unit.unitFileState.startsWith('masked');
@@ -117,11 +121,19 @@ export function planSystemd(args: SystemdArgs, unit: UnitStatus | undefined): Pl
       actions.push(`mask ${name}`);
     }
     if (notFound) {
-      for (let i = firstUnitAction; i < actions.length; i++) actions[i] = `${actions[i]}: ${name} is not installed yet (LoadState=not-found); an earlier task must install it, or this fails`;
+      for (let i = firstUnitAction; i < actions.length; i++)
+        actions[i] =
+          `${actions[i]}: ${name} is not installed yet (LoadState=not-found); an earlier task must install it, or this fails`;
     }
   }
   const data: Record<string, unknown> = { name };
-  if (unit) data.status = { ActiveState: unit.activeState, SubState: unit.subState, UnitFileState: unit.unitFileState, LoadState: unit.loadState };
+  if (unit)
+    data.status = {
+      ActiveState: unit.activeState,
+      SubState: unit.subState,
+      UnitFileState: unit.unitFileState,
+      LoadState: unit.loadState,
+    };
   return { changed: steps.length > 0, actions, state: { ...(name !== undefined ? { name } : {}), steps }, data };
 }
 
@@ -129,7 +141,10 @@ export function planSystemd(args: SystemdArgs, unit: UnitStatus | undefined): Pl
 export function systemdApplyScript(plan: SystemdPlan): string {
   return plan.steps
     .map((step, i) => {
-      const command = step.startsWith('daemon-') || plan.name === undefined ? argv('systemctl', step) : argv('systemctl', step, '--', plan.name);
+      const command =
+        step.startsWith('daemon-') || plan.name === undefined
+          ? argv('systemctl', step)
+          : argv('systemctl', step, '--', plan.name);
       return `${command} || exit ${20 + i}`;
     })
     .join('\n');
@@ -151,8 +166,12 @@ export const systemdModule: Module<SystemdArgs, SystemdPlan> = {
   },
 
   async check(ctx, args): Promise<Planned<SystemdPlan>> {
-    if (args.name !== undefined && !UNIT_NAME.test(args.name)) throw argError(ctx, `systemd: ${JSON.stringify(args.name)} is not a unit name`);
-    if (args.name === undefined && (args.state !== undefined || args.enabled !== undefined || args.masked !== undefined)) {
+    if (args.name !== undefined && !UNIT_NAME.test(args.name))
+      throw argError(ctx, `systemd: ${JSON.stringify(args.name)} is not a unit name`);
+    if (
+      args.name === undefined &&
+      (args.state !== undefined || args.enabled !== undefined || args.masked !== undefined)
+    ) {
       throw argError(ctx, 'systemd needs name with state, enabled or masked');
     }
     if (args.masked === true && args.enabled === true) throw argError(ctx, 'systemd: a masked unit cannot be enabled');
@@ -160,7 +179,9 @@ export const systemdModule: Module<SystemdArgs, SystemdPlan> = {
     const res = await runScript(ctx, `LC_ALL=C systemctl show -p ${SHOW_PROPERTIES} -- ${argv(args.name)}`);
     if (res.code !== 0) {
       const text = failureText(res);
-      const why = /not been booted with systemd|Failed to connect to bus/i.test(text) ? 'systemd is not running on this host (PID 1 is not systemd)' : text;
+      const why = /not been booted with systemd|Failed to connect to bus/i.test(text)
+        ? 'systemd is not running on this host (PID 1 is not systemd)'
+        : text;
       return { changed: false, actions: [], failed: `cannot query ${args.name}: ${why}` };
     }
     return planSystemd(args, parseSystemctlShow(res.stdout));
@@ -173,7 +194,12 @@ export const systemdModule: Module<SystemdArgs, SystemdPlan> = {
     const res = await runScript(ctx, systemdApplyScript(state), { timeoutMs: 10 * 60 * 1000 });
     if (res.code !== 0) {
       const step = state.steps[res.code - 20];
-      return { changed: res.code > 20, failed: true, msg: `systemctl ${step ?? ''} ${state.name ?? ''} failed: ${failureText(res)}`.replace(/\s+/g, ' '), data };
+      return {
+        changed: res.code > 20,
+        failed: true,
+        msg: `systemctl ${step ?? ''} ${state.name ?? ''} failed: ${failureText(res)}`.replace(/\s+/g, ' '),
+        data,
+      };
     }
     return { changed: true, data };
   },

@@ -84,7 +84,10 @@ export function userProbeScript(args: UserArgs): string {
   const lines = [
     section('passwd', `getent passwd -- ${name}`),
     section('id', `id -Gn -- ${name} 2>/dev/null`),
-    section('primary', `gid=$(getent passwd -- ${name} | cut -d: -f4); if [ -n "$gid" ]; then getent group -- "$gid"; fi`),
+    section(
+      'primary',
+      `gid=$(getent passwd -- ${name} | cut -d: -f4); if [ -n "$gid" ]; then getent group -- "$gid"; fi`,
+    ),
   ];
   const asked = [...(args.group !== undefined ? [args.group] : []), ...(wantedGroups(args) ?? [])];
   asked.forEach((group, i) => lines.push(section(`group-${i}`, `getent group -- ${quote(group)}`)));
@@ -102,7 +105,13 @@ export function parseUserProbe(args: UserArgs, stdout: string): UserProbe {
     const entry = parseGroupLine(s.get(`group-${i}`) ?? '');
     if (entry) knownGroups.set(group, entry);
   });
-  const probe: UserProbe = { groupNames: (s.get('id') ?? '').trim().split(/\s+/).filter((g) => g !== ''), knownGroups };
+  const probe: UserProbe = {
+    groupNames: (s.get('id') ?? '')
+      .trim()
+      .split(/\s+/)
+      .filter((g) => g !== ''),
+    knownGroups,
+  };
   if (passwd) probe.passwd = passwd;
   const primary = parseGroupLine(s.get('primary') ?? '');
   if (primary) probe.primaryGroup = primary;
@@ -183,7 +192,9 @@ export function planUser(args: UserArgs, probe: UserProbe): Planned<UserPlan> {
       const extra = [...currentSupplementary].filter((g) => !wantedNames.includes(g));
       if (missing.length > 0 || extra.length > 0) {
         opts.push('-G', wantedNames.join(','));
-        actions.push(`set groups of ${name} to ${wantedNames.join(',') || '(none)'} (was ${[...currentSupplementary].join(',') || '(none)'})`);
+        actions.push(
+          `set groups of ${name} to ${wantedNames.join(',') || '(none)'} (was ${[...currentSupplementary].join(',') || '(none)'})`,
+        );
       }
     }
   }
@@ -246,14 +257,22 @@ export const userModule: Module<UserArgs, UserPlan> = {
   async check(ctx, args): Promise<Planned<UserPlan>> {
     if (!USER_NAME.test(args.name)) throw argError(ctx, `user: ${JSON.stringify(args.name)} is not a valid user name`);
     for (const g of [...(args.group !== undefined ? [args.group] : []), ...(wantedGroups(args) ?? [])]) {
-      if (!USER_NAME.test(g) && !/^\d+$/.test(g)) throw argError(ctx, `user: ${JSON.stringify(g)} is not a valid group name`);
+      if (!USER_NAME.test(g) && !/^\d+$/.test(g))
+        throw argError(ctx, `user: ${JSON.stringify(g)} is not a valid group name`);
     }
-    if (args.password !== undefined && /[:\n]/.test(args.password)) throw argError(ctx, 'user: password must be a crypt hash (no ":" or line breaks)');
-    for (const [key, value] of [['comment', args.comment], ['home', args.home], ['shell', args.shell]] as const) {
-      if (value !== undefined && /[:\n]/.test(value)) throw argError(ctx, `user: ${key} cannot contain ":" or a line break`);
+    if (args.password !== undefined && /[:\n]/.test(args.password))
+      throw argError(ctx, 'user: password must be a crypt hash (no ":" or line breaks)');
+    for (const [key, value] of [
+      ['comment', args.comment],
+      ['home', args.home],
+      ['shell', args.shell],
+    ] as const) {
+      if (value !== undefined && /[:\n]/.test(value))
+        throw argError(ctx, `user: ${key} cannot contain ":" or a line break`);
     }
     const res = await runScript(ctx, userProbeScript(args));
-    if (!parseSections(res.stdout).has('end')) return { changed: false, actions: [], failed: `cannot look up user ${args.name}: ${failureText(res)}` };
+    if (!parseSections(res.stdout).has('end'))
+      return { changed: false, actions: [], failed: `cannot look up user ${args.name}: ${failureText(res)}` };
     return planUser(args, parseUserProbe(args, res.stdout));
   },
 
@@ -261,10 +280,19 @@ export const userModule: Module<UserArgs, UserPlan> = {
     const state = plan.state;
     const data = plan.data ?? {};
     if (!state) return { changed: false, failed: true, msg: 'internal error: apply called without a plan', data };
-    const res = await runScript(ctx, userApplyScript(state), state.setPassword && state.password !== undefined ? { stdin: `${state.name}:${state.password}\n` } : {});
+    const res = await runScript(
+      ctx,
+      userApplyScript(state),
+      state.setPassword && state.password !== undefined ? { stdin: `${state.name}:${state.password}\n` } : {},
+    );
     if (res.code !== 0) {
       const step = { 30: 'useradd', 31: 'usermod', 32: 'chpasswd', 33: 'userdel' }[res.code] ?? 'changing the user';
-      return { changed: res.code > 30, failed: true, msg: `${step} for ${state.name} failed: ${failureText(res)}`, data };
+      return {
+        changed: res.code > 30,
+        failed: true,
+        msg: `${step} for ${state.name} failed: ${failureText(res)}`,
+        data,
+      };
     }
     return { changed: true, data };
   },

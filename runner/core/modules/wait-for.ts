@@ -42,7 +42,9 @@ export function waitForScript(args: WaitForArgs): string {
   ];
   let probe: string;
   if (args.port !== undefined) {
-    lines.push(`command -v bash >/dev/null 2>&1 || { echo 'wait_for needs bash on the host (for /dev/tcp)' >&2; exit ${NO_BASH}; }`);
+    lines.push(
+      `command -v bash >/dev/null 2>&1 || { echo 'wait_for needs bash on the host (for /dev/tcp)' >&2; exit ${NO_BASH}; }`,
+    );
     const connect = `timeout ${quote(connectTimeout)} bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ ${quote(host)} ${quote(args.port)} 2>/dev/null`;
     if (args.search_regex !== undefined && wantPresent) {
       const read = `timeout ${quote(connectTimeout + 1)} bash -c 'exec 3<>"/dev/tcp/$1/$2" && timeout "$3" cat <&3' _ ${quote(host)} ${quote(args.port)} ${quote(connectTimeout)} 2>/dev/null`;
@@ -52,7 +54,8 @@ export function waitForScript(args: WaitForArgs): string {
     }
   } else if (args.path !== undefined) {
     const path = quote(args.path);
-    if (args.search_regex !== undefined && wantPresent) probe = `[ -r ${path} ] && grep_re ${quote(args.search_regex)} ${path} 2>/dev/null`;
+    if (args.search_regex !== undefined && wantPresent)
+      probe = `[ -r ${path} ] && grep_re ${quote(args.search_regex)} ${path} 2>/dev/null`;
     else probe = wantPresent ? `[ -e ${path} ]` : `[ ! -e ${path} ]`;
   } else {
     // Neither port nor path: wait out the timeout, as Ansible does.
@@ -76,11 +79,13 @@ export function waitTarget(args: WaitForArgs): string {
   const stopping = state === 'stopped' || state === 'absent';
   if (args.port !== undefined) {
     const where = `${args.host ?? '127.0.0.1'}:${args.port}`;
-    if (args.search_regex !== undefined && !stopping) return `search string ${JSON.stringify(args.search_regex)} on ${where}`;
+    if (args.search_regex !== undefined && !stopping)
+      return `search string ${JSON.stringify(args.search_regex)} on ${where}`;
     return stopping ? `${where} to stop` : where;
   }
   if (args.path !== undefined) {
-    if (args.search_regex !== undefined && !stopping) return `search string ${JSON.stringify(args.search_regex)} in ${args.path}`;
+    if (args.search_regex !== undefined && !stopping)
+      return `search string ${JSON.stringify(args.search_regex)} in ${args.path}`;
     return stopping ? `file ${args.path} to be absent` : `file ${args.path}`;
   }
   return `${args.timeout ?? 300} seconds`;
@@ -107,9 +112,12 @@ export const waitForModule: Module<WaitForArgs> = {
   },
 
   async check(ctx, args): Promise<Planned> {
-    if (args.port !== undefined && args.path !== undefined) throw argError(ctx, 'wait_for takes port or path, not both');
+    if (args.port !== undefined && args.path !== undefined)
+      throw argError(ctx, 'wait_for takes port or path, not both');
     const timeout = args.timeout ?? 300;
-    const res = await runScript(ctx, waitForScript(args), { timeoutMs: (timeout + (args.connect_timeout ?? 2) + 15) * 1000 });
+    const res = await runScript(ctx, waitForScript(args), {
+      timeoutMs: (timeout + (args.connect_timeout ?? 2) + 15) * 1000,
+    });
     const result = parseKeyValues(res.stdout);
     const elapsed = Number(result.get('elapsed') ?? '0');
     const data: Record<string, unknown> = { elapsed, state: args.state ?? 'started' };
@@ -117,9 +125,11 @@ export const waitForModule: Module<WaitForArgs> = {
     if (args.path !== undefined) data.path = args.path;
     if (res.code === 0 && result.get('result') === 'ok') return { changed: false, actions: [], data };
     let msg: string;
-    if (result.get('result') === 'timeout') msg = args.msg ?? `Timeout when waiting for ${waitTarget(args)} (waited ${elapsed} s)`;
+    if (result.get('result') === 'timeout')
+      msg = args.msg ?? `Timeout when waiting for ${waitTarget(args)} (waited ${elapsed} s)`;
     else if (res.code === NO_BASH) msg = failureText(res);
-    else if (res.timedOut) msg = `Timeout when waiting for ${waitTarget(args)}: the host did not answer within ${timeout} s`;
+    else if (res.timedOut)
+      msg = `Timeout when waiting for ${waitTarget(args)}: the host did not answer within ${timeout} s`;
     else msg = `wait_for failed: ${failureText(res)}`;
     return { changed: false, actions: [], failed: msg, data: { ...data, msg } };
   },

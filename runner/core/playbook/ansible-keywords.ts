@@ -29,7 +29,13 @@ export const boolishSchema = { type: ['boolean', 'string', 'integer'] };
  * Collections whose modules cairn has under the same short name. `ansible.builtin.copy`, `ansible.legacy.copy`
  * and `copy` are one module; `ansible.posix.sysctl`, `community.general.*` the same when cairn has it.
  */
-const COLLECTION_PREFIXES = ['ansible.builtin.', 'ansible.legacy.', 'ansible.posix.', 'community.general.', 'community.crypto.'];
+const COLLECTION_PREFIXES = [
+  'ansible.builtin.',
+  'ansible.legacy.',
+  'ansible.posix.',
+  'community.general.',
+  'community.crypto.',
+];
 
 /** The short module name for a fully qualified one (unchanged when it is not qualified). */
 export function shortModuleName(name: string): string {

@@ -13,9 +13,26 @@ import { ajv, compileSchema, describeAjvErrors, validateAt } from '../util/schem
 import { parseHostPattern } from '../inventory/patterns.js';
 import { isPlainObject, type Vars } from '../util/vars.js';
 import { checkExpressions } from '../template/yaml-expressions.js';
-import { describeFsError, errorAt, loadYamlFile, parseYaml, snippetAt, sourceSnippet, type LoadedYaml, type YamlPath } from '../util/yaml-source.js';
+import {
+  describeFsError,
+  errorAt,
+  loadYamlFile,
+  parseYaml,
+  snippetAt,
+  sourceSnippet,
+  type LoadedYaml,
+  type YamlPath,
+} from '../util/yaml-source.js';
 import { closestNames } from '../util/suggest.js';
-import { TASK_KEYWORDS, defaultsSchema, metaSchema, playSchema, playbookSchema, taskKeywordSchemas, taskListSchema } from './schema.js';
+import {
+  TASK_KEYWORDS,
+  defaultsSchema,
+  metaSchema,
+  playSchema,
+  playbookSchema,
+  taskKeywordSchemas,
+  taskListSchema,
+} from './schema.js';
 import type { Play, Playbook, Role, Task } from './types.js';
 
 export interface LoadOptions {
@@ -26,7 +43,19 @@ export interface LoadOptions {
 const ROLE_FILES = ['tasks', 'defaults', 'vars', 'handlers', 'verify', 'meta'] as const;
 
 /** Keys of a role entry that are keywords; any other key beside `role:` is a role parameter (a variable). */
-const ROLE_ENTRY_KEYWORDS = new Set(['role', 'vars', 'tags', 'when', 'become', 'become_user', 'delegate_to', 'ignore_errors', 'no_log', 'environment', 'collections']);
+const ROLE_ENTRY_KEYWORDS = new Set([
+  'role',
+  'vars',
+  'tags',
+  'when',
+  'become',
+  'become_user',
+  'delegate_to',
+  'ignore_errors',
+  'no_log',
+  'environment',
+  'collections',
+]);
 
 interface RoleSearchDir {
   dir: string;
@@ -71,8 +100,11 @@ function findYaml(dir: string, base: string): string | undefined {
  */
 function roleFile(dir: string, kind: string): string | undefined {
   const flat = findYaml(dir, kind);
-  const nested = ['main.yml', 'main.yaml', 'main'].map((n) => join(dir, kind, n)).find((p) => existsSync(p) && statSync(p).isFile());
-  if (flat && nested) throw inputError(`role has both ${basename(flat)} and ${kind}/${basename(nested)}; keep one`, { file: dir });
+  const nested = ['main.yml', 'main.yaml', 'main']
+    .map((n) => join(dir, kind, n))
+    .find((p) => existsSync(p) && statSync(p).isFile());
+  if (flat && nested)
+    throw inputError(`role has both ${basename(flat)} and ${kind}/${basename(nested)}; keep one`, { file: dir });
   return flat ?? nested;
 }
 
@@ -118,12 +150,6 @@ function asStringList(value: unknown): string[] {
   return Array.isArray(value) ? value.map(String) : [String(value)];
 }
 
-function asBool(value: unknown, fallback: boolean): boolean {
-  if (value === undefined || value === null) return fallback;
-  if (typeof value === 'boolean') return value;
-  return /^(yes|true|on|1)$/i.test(String(value).trim());
-}
-
 function asConditions(value: unknown): string[] {
   if (value === undefined || value === null) return [];
   const list = Array.isArray(value) ? value : [value];
@@ -160,8 +186,10 @@ export function coerceKeyValueArgs(schema: object, args: Record<string, string>)
     const type = props[key]?.type;
     const types = Array.isArray(type) ? type : type ? [type] : [];
     if (value.includes('{{') || types.includes('string') || types.length === 0) out[key] = value;
-    else if (types.includes('boolean') && /^(yes|true|on|1|no|false|off|0)$/i.test(value)) out[key] = /^(yes|true|on|1)$/i.test(value);
-    else if ((types.includes('integer') || types.includes('number')) && /^-?\d+(\.\d+)?$/.test(value)) out[key] = Number(value);
+    else if (types.includes('boolean') && /^(yes|true|on|1|no|false|off|0)$/i.test(value))
+      out[key] = /^(yes|true|on|1)$/i.test(value);
+    else if ((types.includes('integer') || types.includes('number')) && /^-?\d+(\.\d+)?$/.test(value))
+      out[key] = Number(value);
     else out[key] = value;
   }
   return out;
@@ -174,7 +202,8 @@ function moduleArgErrors(schema: object, args: Record<string, unknown>): ErrorOb
   return (validate.errors ?? []).filter((err) => {
     const segs = err.instancePath.split('/').slice(1);
     let cur: unknown = args;
-    for (const s of segs) cur = isPlainObject(cur) || Array.isArray(cur) ? (cur as Record<string, unknown>)[s] : undefined;
+    for (const s of segs)
+      cur = isPlainObject(cur) || Array.isArray(cur) ? (cur as Record<string, unknown>)[s] : undefined;
     return !(typeof cur === 'string' && cur.includes('{{'));
   });
 }
@@ -212,17 +241,35 @@ export class PlaybookLoader {
         return;
       }
       const extra = Object.keys(raw).filter((k) => !['import_playbook', 'name', 'vars', 'tags'].includes(k));
-      if (extra.length) throw errorAt(loaded, [i, extra[0]!], `unknown key "${extra[0]}" beside import_playbook (expected name, vars or tags)`, 'key');
-      if (typeof raw.import_playbook !== 'string') throw errorAt(loaded, [i, 'import_playbook'], 'import_playbook must be the path of a playbook file');
+      if (extra.length)
+        throw errorAt(
+          loaded,
+          [i, extra[0]!],
+          `unknown key "${extra[0]}" beside import_playbook (expected name, vars or tags)`,
+          'key',
+        );
+      if (typeof raw.import_playbook !== 'string')
+        throw errorAt(loaded, [i, 'import_playbook'], 'import_playbook must be the path of a playbook file');
       const target = resolve(dir, raw.import_playbook);
       if (target === file || importing.includes(target)) {
-        throw errorAt(loaded, [i, 'import_playbook'], `playbook import cycle: ${[...importing, file, target].map((f) => f.replace(dir + '/', '')).join(' -> ')}`);
+        throw errorAt(
+          loaded,
+          [i, 'import_playbook'],
+          `playbook import cycle: ${[...importing, file, target].map((f) => f.replace(dir + '/', '')).join(' -> ')}`,
+        );
       }
-      if (!existsSync(target)) throw errorAt(loaded, [i, 'import_playbook'], `imported playbook ${target} does not exist`);
+      if (!existsSync(target))
+        throw errorAt(loaded, [i, 'import_playbook'], `imported playbook ${target} does not exist`);
       // vars and tags given with the import apply to every imported play (the play's own vars win).
       const importVars = isPlainObject(raw.vars) ? (raw.vars as Vars) : {};
       const importTags = asStringList(raw.tags);
-      plays.push(...this.loadPlays(target, [...importing, file]).map((p) => ({ ...p, vars: { ...importVars, ...p.vars }, tags: [...importTags, ...p.tags] })));
+      plays.push(
+        ...this.loadPlays(target, [...importing, file]).map((p) => ({
+          ...p,
+          vars: { ...importVars, ...p.vars },
+          tags: [...importTags, ...p.tags],
+        })),
+      );
     });
     return plays;
   }
@@ -234,7 +281,9 @@ export class PlaybookLoader {
    */
   private searchPath(playbookDir: string): RoleSearchDir[] {
     const builtin = resolve(builtinRolesDir());
-    const configured = this.rolesPath.filter((d) => resolve(d) !== builtin).map((dir) => ({ dir, origin: 'roles_path' }));
+    const configured = this.rolesPath
+      .filter((d) => resolve(d) !== builtin)
+      .map((dir) => ({ dir, origin: 'roles_path' }));
     return [
       { dir: join(playbookDir, 'roles'), origin: "the playbook's roles/" },
       ...configured,
@@ -251,13 +300,25 @@ export class PlaybookLoader {
     const playBool = (key: string): boolean | undefined => boolKeyword(loaded, raw[key], [index, key]);
     for (const key of Object.keys(raw)) {
       const why = PLAY_KEYWORDS_WARNED[key];
-      if (why !== undefined) this.warn(`play keyword "${key}" is not implemented by cairn and has no effect (${why})`, loaded.locate([index, key], 'key'));
+      if (why !== undefined)
+        this.warn(
+          `play keyword "${key}" is not implemented by cairn and has no effect (${why})`,
+          loaded.locate([index, key], 'key'),
+        );
     }
     if (raw.become_method !== undefined && raw.become_method !== 'sudo') {
-      throw errorAt(loaded, [index, 'become_method'], `become_method "${String(raw.become_method)}" is not supported: cairn becomes with sudo only (use become_method: sudo, or leave it out)`);
+      throw errorAt(
+        loaded,
+        [index, 'become_method'],
+        `become_method "${String(raw.become_method)}" is not supported: cairn becomes with sudo only (use become_method: sudo, or leave it out)`,
+      );
     }
     if (raw.connection !== undefined && !['ssh', 'local', 'smart', 'paramiko'].includes(String(raw.connection))) {
-      throw errorAt(loaded, [index, 'connection'], `connection "${String(raw.connection)}" is not supported: cairn connects with ssh or local`);
+      throw errorAt(
+        loaded,
+        [index, 'connection'],
+        `connection "${String(raw.connection)}" is not supported: cairn connects with ssh or local`,
+      );
     }
     const playTags = asStringList(raw.tags);
     const inherit: TaskDefaults = {
@@ -284,7 +345,9 @@ export class PlaybookLoader {
         // Listed itself after it already came in as a parameterless dependency of a role before it: it runs
         // once, where it first came, with the parameters given where it is listed (cairn's rule, kept).
         const isListed = expanded === last(expandedList);
-        const asDependency = roles.findIndex((r) => r.dir === expanded.role.dir && dependencyInstances.has(r) && !Object.keys(r.vars).length);
+        const asDependency = roles.findIndex(
+          (r) => r.dir === expanded.role.dir && dependencyInstances.has(r) && !Object.keys(r.vars).length,
+        );
         if (isListed && asDependency >= 0) {
           roles[asDependency] = roleInstance(expanded.role, expanded.vars, tags, expanded.when, inherit);
           continue;
@@ -297,22 +360,52 @@ export class PlaybookLoader {
     const taskSections = ['pre_tasks', 'tasks', 'post_tasks'] as const;
     const tasks: Task[] = [];
     for (const section of taskSections) {
-      if (raw[section]) tasks.push(...this.parseTaskList(loaded, raw[section], [index, section], '', playTags, false).map((t) => withDefaults(t, inherit)));
+      if (raw[section])
+        tasks.push(
+          ...this.parseTaskList(loaded, raw[section], [index, section], '', playTags, false).map((t) =>
+            withDefaults(t, inherit),
+          ),
+        );
     }
-    const handlers = raw.handlers ? this.parseTaskList(loaded, raw.handlers, [index, 'handlers'], '', playTags, true).map((t) => withDefaults(t, inherit)) : [];
-    const serial = raw.serial === undefined ? [] : Array.isArray(raw.serial) ? (raw.serial as Array<number | string>) : [raw.serial as number | string];
+    const handlers = raw.handlers
+      ? this.parseTaskList(loaded, raw.handlers, [index, 'handlers'], '', playTags, true).map((t) =>
+          withDefaults(t, inherit),
+        )
+      : [];
+    const serial =
+      raw.serial === undefined
+        ? []
+        : Array.isArray(raw.serial)
+          ? (raw.serial as Array<number | string>)
+          : [raw.serial as number | string];
     let vars: Vars = isPlainObject(raw.vars) ? (raw.vars as Vars) : {};
-    const varsFiles = raw.vars_files === undefined ? [] : Array.isArray(raw.vars_files) ? (raw.vars_files as Array<string | string[]>) : [raw.vars_files as string];
+    const varsFiles =
+      raw.vars_files === undefined
+        ? []
+        : Array.isArray(raw.vars_files)
+          ? (raw.vars_files as Array<string | string[]>)
+          : [raw.vars_files as string];
     for (const [k, entry] of varsFiles.entries()) {
       // A list inside vars_files is Ansible's "first of these that exists".
       const candidates = Array.isArray(entry) ? entry : [entry];
       const templated = candidates.filter((c) => c.includes('{{'));
       if (templated.length === candidates.length) {
-        this.warn(`vars_files entry ${JSON.stringify(entry)} is templated; cairn reads vars_files before any host is known, so it is not read`, loaded.locate([index, 'vars_files', k]));
+        this.warn(
+          `vars_files entry ${JSON.stringify(entry)} is templated; cairn reads vars_files before any host is known, so it is not read`,
+          loaded.locate([index, 'vars_files', k]),
+        );
         continue;
       }
-      const p = candidates.filter((c) => !c.includes('{{')).map((c) => resolve(dir, c)).find((c) => existsSync(c));
-      if (!p) throw errorAt(loaded, [index, 'vars_files', k], `vars file ${JSON.stringify(entry)} not found (looked for ${candidates.map((c) => resolve(dir, c)).join(', ')})`);
+      const p = candidates
+        .filter((c) => !c.includes('{{'))
+        .map((c) => resolve(dir, c))
+        .find((c) => existsSync(c));
+      if (!p)
+        throw errorAt(
+          loaded,
+          [index, 'vars_files', k],
+          `vars file ${JSON.stringify(entry)} not found (looked for ${candidates.map((c) => resolve(dir, c)).join(', ')})`,
+        );
       const vl = loadYamlFile(p, 'vars file');
       validateAt(vl, defaultsSchema, 'vars file');
       checkExpressions(vl);
@@ -325,7 +418,8 @@ export class PlaybookLoader {
       private: boolKeyword(loaded, p.private, [index, 'vars_prompt', k, 'private']) ?? true,
     }));
     const port = raw.port === undefined ? undefined : Number(raw.port);
-    if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw errorAt(loaded, [index, 'port'], 'port must be 1..65535');
+    if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535))
+      throw errorAt(loaded, [index, 'port'], 'port must be 1..65535');
     return {
       name: typeof raw.name === 'string' ? raw.name : hostsPattern,
       hosts: hostsPattern,
@@ -362,7 +456,11 @@ export class PlaybookLoader {
     if (typeof raw.role !== 'string' && typeof raw.name !== 'string') {
       const near = closestNames(Object.keys(raw)[0] ?? '', ['role', 'name']);
       const hint = near.length ? ` (is "${Object.keys(raw)[0]}" a misspelt "${near[0]}"?)` : '';
-      throw errorAt(loaded, path, `role entry names no role: expected "role: NAME" (or "name: NAME") beside its parameters${hint}`);
+      throw errorAt(
+        loaded,
+        path,
+        `role entry names no role: expected "role: NAME" (or "name: NAME") beside its parameters${hint}`,
+      );
     }
     const name = String(raw.role ?? raw.name);
     const params: Vars = {};
@@ -376,23 +474,36 @@ export class PlaybookLoader {
   }
 
   /** The role and its dependencies (with their parameters), dependencies first. Cycles are an error naming the chain. */
-  private expandRole(entry: RoleEntry, search: RoleSearchDir[], stack: string[], where: SourceLocation, playbookDir: string): ExpandedRole[] {
+  private expandRole(
+    entry: RoleEntry,
+    search: RoleSearchDir[],
+    stack: string[],
+    where: SourceLocation,
+    playbookDir: string,
+  ): ExpandedRole[] {
     const role = this.loadRole(entry.name, search, where, playbookDir);
     if (stack.includes(role.dir)) {
       const names = [...stack, role.dir].map((d) => basename(d));
       const chain = names.slice(names.indexOf(basename(role.dir))).join(' -> ');
-      throw inputError(`cyclic role dependency: ${chain} (a role cannot depend on itself, directly or through other roles)`, where, snippetAt(where));
+      throw inputError(
+        `cyclic role dependency: ${chain} (a role cannot depend on itself, directly or through other roles)`,
+        where,
+        snippetAt(where),
+      );
     }
     const out: ExpandedRole[] = [];
     const metaFile = roleFile(role.dir, 'meta');
     const meta = metaFile && role.dependencies.length ? loadYamlFile(metaFile, 'role meta') : undefined;
     const rawDeps = ((meta?.value as { dependencies?: unknown[] } | null)?.dependencies ?? []) as unknown[];
     rawDeps.forEach((dep, i) => {
-      const depEntry = meta ? this.roleEntry(meta, dep, ['dependencies', i]) : { name: String(dep), vars: {}, tags: [], when: [] };
+      const depEntry = meta
+        ? this.roleEntry(meta, dep, ['dependencies', i])
+        : { name: String(dep), vars: {}, tags: [], when: [] };
       const depWhere = meta ? meta.locate(['dependencies', i]) : where;
       for (const r of this.expandRole(depEntry, search, [...stack, role.dir], depWhere, playbookDir)) {
         const tagged = { ...r, tags: [...entry.tags, ...r.tags], when: [...entry.when, ...r.when] };
-        if (!out.some((o) => o.role.dir === r.role.dir && JSON.stringify(o.vars) === JSON.stringify(r.vars))) out.push(tagged);
+        if (!out.some((o) => o.role.dir === r.role.dir && JSON.stringify(o.vars) === JSON.stringify(r.vars)))
+          out.push(tagged);
       }
     });
     out.push({ role, vars: entry.vars, tags: entry.tags, when: entry.when });
@@ -417,14 +528,23 @@ export class PlaybookLoader {
     if (name.includes('/')) {
       // Ansible takes a path as a role name: relative to the playbook's folder.
       const dir = resolve(playbookDir ?? process.cwd(), name);
-      if (!existsSync(dir) || !statSync(dir).isDirectory()) throw inputError(`role "${name}" not found (no folder ${dir})`, where, snippetAt(where));
+      if (!existsSync(dir) || !statSync(dir).isDirectory())
+        throw inputError(`role "${name}" not found (no folder ${dir})`, where, snippetAt(where));
       found = { dir, origin: 'a path' };
     } else {
       if (!/^[A-Za-z0-9_.-]+$/.test(name) || /^\.+$/.test(name)) {
-        throw inputError(`invalid role name ${JSON.stringify(name)} (expected letters, digits, "_", "." and "-": the name of a folder under roles/)`, where, snippetAt(where));
+        throw inputError(
+          `invalid role name ${JSON.stringify(name)} (expected letters, digits, "_", "." and "-": the name of a folder under roles/)`,
+          where,
+          snippetAt(where),
+        );
       }
       if (isQualifiedName(name)) {
-        throw inputError(`role "${name}" is a collection role; cairn does not install Ansible collections (copy the role into the playbook's roles/ folder and name it "${name.split('.').pop()}")`, where, snippetAt(where));
+        throw inputError(
+          `role "${name}" is a collection role; cairn does not install Ansible collections (copy the role into the playbook's roles/ folder and name it "${name.split('.').pop()}")`,
+          where,
+          snippetAt(where),
+        );
       }
       found = this.findRoleDir(name, dirs);
     }
@@ -432,7 +552,11 @@ export class PlaybookLoader {
       const known = dirs.flatMap((base) => listFolders(base.dir));
       const near = closestNames(name, known);
       const hint = near.length ? `; did you mean ${near.map((n) => `"${n}"`).join(' or ')}?` : '';
-      throw inputError(`role "${name}" not found${hint} (looked in: ${dirs.map((d) => d.dir).join(', ')})`, where, snippetAt(where));
+      throw inputError(
+        `role "${name}" not found${hint} (looked in: ${dirs.map((d) => d.dir).join(', ')})`,
+        where,
+        snippetAt(where),
+      );
     }
     const dir = found.dir;
     const cached = this.roles.get(dir);
@@ -445,7 +569,10 @@ export class PlaybookLoader {
       if (p && base !== 'meta') checkExpressions(files[base]!);
     }
     if (!files.tasks && !files.meta) {
-      throw inputError(`role "${roleName}" has no tasks (looked for tasks/main.yml, tasks/main.yaml, tasks.yaml, tasks.yml)`, { file: dir });
+      throw inputError(
+        `role "${roleName}" has no tasks (looked for tasks/main.yml, tasks/main.yaml, tasks.yaml, tasks.yml)`,
+        { file: dir },
+      );
     }
     let dependencies: string[] = [];
     let allowDuplicates = false;
@@ -453,7 +580,11 @@ export class PlaybookLoader {
       validateAt(files.meta, metaSchema, 'role meta');
       const metaValue = (files.meta.value as { dependencies?: unknown[]; allow_duplicates?: unknown } | null) ?? {};
       const deps = (metaValue.dependencies ?? []) as unknown[];
-      dependencies = deps.map((d) => (typeof d === 'string' ? d : String((d as { role?: string; name?: string }).role ?? (d as { name?: string }).name)));
+      dependencies = deps.map((d) =>
+        typeof d === 'string'
+          ? d
+          : String((d as { role?: string; name?: string }).role ?? (d as { name?: string }).name),
+      );
       allowDuplicates = boolKeyword(files.meta, metaValue.allow_duplicates, ['allow_duplicates']) ?? false;
     }
     let defaults: Vars = {};
@@ -470,14 +601,37 @@ export class PlaybookLoader {
     const schemaFile = join(dir, 'schema.json');
     if (existsSync(schemaFile)) schema = loadRoleSchema(schemaFile);
     const tasks = files.tasks ? this.parseTaskList(files.tasks, files.tasks.value, [], roleName, [], false) : [];
-    const handlers = files.handlers ? this.parseTaskList(files.handlers, files.handlers.value, [], roleName, [], true) : [];
+    const handlers = files.handlers
+      ? this.parseTaskList(files.handlers, files.handlers.value, [], roleName, [], true)
+      : [];
     const verify = files.verify ? this.parseTaskList(files.verify, files.verify.value, [], roleName, [], false) : [];
-    const role: Role = { name: roleName, dir, defaults, roleVars, tasks, handlers, verify, dependencies, schema, tags: [], vars: {}, origin: found.origin, allowDuplicates };
+    const role: Role = {
+      name: roleName,
+      dir,
+      defaults,
+      roleVars,
+      tasks,
+      handlers,
+      verify,
+      dependencies,
+      schema,
+      tags: [],
+      vars: {},
+      origin: found.origin,
+      allowDuplicates,
+    };
     this.roles.set(dir, role);
     return role;
   }
 
-  parseTaskList(loaded: LoadedYaml, value: unknown, prefix: YamlPath, role: string, inheritedTags: string[], handlers: boolean): Task[] {
+  parseTaskList(
+    loaded: LoadedYaml,
+    value: unknown,
+    prefix: YamlPath,
+    role: string,
+    inheritedTags: string[],
+    handlers: boolean,
+  ): Task[] {
     validateAt(loaded, taskListSchema, handlers ? 'handler list' : 'task list', value, prefix);
     const list = (value as Array<Record<string, unknown>> | null) ?? [];
     return list.flatMap((raw, i) => this.parseTaskOrStatic(loaded, raw, [...prefix, i], role, inheritedTags, handlers));
@@ -488,7 +642,14 @@ export class PlaybookLoader {
    * rescue/always) is its tasks with the block's keywords on each; import_tasks and include_tasks with a
    * file name that is not templated are that file's tasks with the include's `when`, tags and vars.
    */
-  private parseTaskOrStatic(loaded: LoadedYaml, raw: Record<string, unknown>, path: YamlPath, role: string, inheritedTags: string[], handlers: boolean): Task[] {
+  private parseTaskOrStatic(
+    loaded: LoadedYaml,
+    raw: Record<string, unknown>,
+    path: YamlPath,
+    role: string,
+    inheritedTags: string[],
+    handlers: boolean,
+  ): Task[] {
     if (!isPlainObject(raw)) return [this.parseTask(loaded, raw, path, role, inheritedTags, handlers)];
     const inheritFrom = (tasks: Task[], keys: Record<string, unknown>, at: YamlPath): Task[] => {
       const when = asConditions(keys.when);
@@ -511,31 +672,62 @@ export class PlaybookLoader {
     if ('block' in raw) {
       for (const k of ['rescue', 'always']) {
         if (k in raw) {
-          throw errorAt(loaded, [...path, k], `block with "${k}" is not supported by cairn yet; write the tasks without it (use ignore_errors and a task with when: result is failed instead of rescue)`, 'key');
+          throw errorAt(
+            loaded,
+            [...path, k],
+            `block with "${k}" is not supported by cairn yet; write the tasks without it (use ignore_errors and a task with when: result is failed instead of rescue)`,
+            'key',
+          );
         }
       }
       const tags = [...inheritedTags, ...asStringList(raw.tags)];
       const inner = this.parseTaskList(loaded, raw.block, [...path, 'block'], role, tags, handlers);
       return inheritFrom(inner, raw, path);
     }
-    const includeKey = ['import_tasks', 'include_tasks', 'include', 'ansible.builtin.import_tasks', 'ansible.builtin.include_tasks'].find((k) => k in raw);
+    const includeKey = [
+      'import_tasks',
+      'include_tasks',
+      'include',
+      'ansible.builtin.import_tasks',
+      'ansible.builtin.include_tasks',
+    ].find((k) => k in raw);
     if (includeKey === undefined) return [this.parseTask(loaded, raw, path, role, inheritedTags, handlers)];
     const spec = raw[includeKey];
-    const fileName = typeof spec === 'string' ? spec : isPlainObject(spec) && typeof spec.file === 'string' ? spec.file : undefined;
-    if (fileName === undefined) throw errorAt(loaded, [...path, includeKey], `${includeKey} takes the name of a task file`);
+    const fileName =
+      typeof spec === 'string' ? spec : isPlainObject(spec) && typeof spec.file === 'string' ? spec.file : undefined;
+    if (fileName === undefined)
+      throw errorAt(loaded, [...path, includeKey], `${includeKey} takes the name of a task file`);
     if (fileName.includes('{{')) {
-      throw errorAt(loaded, [...path, includeKey], `${includeKey} with a templated file name is not supported: cairn reads every task before the run (name the file, and put a when: on the tasks instead)`);
+      throw errorAt(
+        loaded,
+        [...path, includeKey],
+        `${includeKey} with a templated file name is not supported: cairn reads every task before the run (name the file, and put a when: on the tasks instead)`,
+      );
     }
     if (raw.loop !== undefined || Object.keys(raw).some((k) => k.startsWith('with_'))) {
-      throw errorAt(loaded, [...path, includeKey], `${includeKey} in a loop is not supported: cairn reads every task before the run (loop inside the included file instead)`);
+      throw errorAt(
+        loaded,
+        [...path, includeKey],
+        `${includeKey} in a loop is not supported: cairn reads every task before the run (loop inside the included file instead)`,
+      );
     }
     const here = dirname(loaded.file);
     const candidates = [join(here, fileName), join(dirname(here), 'tasks', fileName), join(dirname(here), fileName)];
     const file = candidates.find((c) => existsSync(c) && statSync(c).isFile());
-    if (!file) throw errorAt(loaded, [...path, includeKey], `task file "${fileName}" not found (looked for ${candidates.join(', ')})`);
+    if (!file)
+      throw errorAt(
+        loaded,
+        [...path, includeKey],
+        `task file "${fileName}" not found (looked for ${candidates.join(', ')})`,
+      );
     this.includeDepth++;
     try {
-      if (this.includeDepth > 32) throw errorAt(loaded, [...path, includeKey], `task files include each other more than 32 deep (an include cycle?)`);
+      if (this.includeDepth > 32)
+        throw errorAt(
+          loaded,
+          [...path, includeKey],
+          `task files include each other more than 32 deep (an include cycle?)`,
+        );
       const included = loadYamlFile(file, 'task file');
       const tags = [...inheritedTags, ...asStringList(raw.tags)];
       return inheritFrom(this.parseTaskList(included, included.value, [], role, tags, handlers), raw, path);
@@ -544,7 +736,14 @@ export class PlaybookLoader {
     }
   }
 
-  private parseTask(loaded: LoadedYaml, raw: Record<string, unknown>, path: YamlPath, role: string, inheritedTags: string[], handler: boolean): Task {
+  private parseTask(
+    loaded: LoadedYaml,
+    raw: Record<string, unknown>,
+    path: YamlPath,
+    role: string,
+    inheritedTags: string[],
+    handler: boolean,
+  ): Task {
     const location = loaded.locate(path);
     const what = handler ? 'handler' : 'task';
     const moduleKeys = Object.keys(raw).filter((k) => !TASK_KEYWORDS.has(k));
@@ -555,7 +754,12 @@ export class PlaybookLoader {
       const isModule = (k: string) => Boolean(getModule(shortModuleName(k))) || shortModuleName(k) === 'set_fact';
       const unknown = moduleKeys.filter((k) => !isModule(k));
       if (unknown.length === 0) {
-        throw errorAt(loaded, [...path, moduleKeys[1]!], `${what} names two modules, "${moduleKeys[0]}" and "${moduleKeys[1]}"; a ${what} runs exactly one module (split it in two)`, 'key');
+        throw errorAt(
+          loaded,
+          [...path, moduleKeys[1]!],
+          `${what} names two modules, "${moduleKeys[0]}" and "${moduleKeys[1]}"; a ${what} runs exactly one module (split it in two)`,
+          'key',
+        );
       }
       const key = unknown[0]!;
       const keywordHint = closestNames(key, TASK_KEYWORDS);
@@ -572,47 +776,85 @@ export class PlaybookLoader {
     let args: Record<string, unknown>;
     const rawArgs = raw[moduleKey];
     if (moduleName === 'set_fact') {
-      if (!isPlainObject(rawArgs)) throw errorAt(loaded, [...path, moduleKey], 'set_fact expects a mapping of variable names to values');
+      if (!isPlainObject(rawArgs))
+        throw errorAt(loaded, [...path, moduleKey], 'set_fact expects a mapping of variable names to values');
       args = rawArgs;
     } else {
       const module = getModule(moduleName);
       if (!module) {
         const near = suggestion(moduleName, [...moduleNames(), ...TASK_KEYWORDS]);
-        throw errorAt(loaded, [...path, moduleKey], `unknown module "${moduleName}"${near || ` (cairn's modules: ${moduleNames().join(', ')})`}`, 'key');
+        throw errorAt(
+          loaded,
+          [...path, moduleKey],
+          `unknown module "${moduleName}"${near || ` (cairn's modules: ${moduleNames().join(', ')})`}`,
+          'key',
+        );
       }
       if (rawArgs === null || rawArgs === undefined) args = {};
       else if (typeof rawArgs === 'string') {
         if (module.freeFormArg) args = { [module.freeFormArg]: rawArgs };
         else {
           const kv = parseKeyValueArgs(rawArgs);
-          if (!kv) throw errorAt(loaded, [...path, moduleKey], `module "${moduleName}" takes a mapping of arguments (or key=value pairs), got ${JSON.stringify(rawArgs)}`);
+          if (!kv)
+            throw errorAt(
+              loaded,
+              [...path, moduleKey],
+              `module "${moduleName}" takes a mapping of arguments (or key=value pairs), got ${JSON.stringify(rawArgs)}`,
+            );
           args = coerceKeyValueArgs(module.argsSchema, kv);
         }
       } else if (isPlainObject(rawArgs)) args = { ...rawArgs };
-      else throw errorAt(loaded, [...path, moduleKey], `arguments of module "${moduleName}" must be a mapping, got ${Array.isArray(rawArgs) ? 'a list' : typeof rawArgs}`);
+      else
+        throw errorAt(
+          loaded,
+          [...path, moduleKey],
+          `arguments of module "${moduleName}" must be a mapping, got ${Array.isArray(rawArgs) ? 'a list' : typeof rawArgs}`,
+        );
       if (isPlainObject(raw.args)) args = { ...(raw.args as Record<string, unknown>), ...args };
       const errors = moduleArgErrors(module.argsSchema, args);
       if (errors.length) {
         const argPath: YamlPath = [...path, moduleKey];
         const d = describeAjvErrors(errors, args, `module "${moduleName}"`, typeof rawArgs === 'string' ? [] : argPath);
         const errPath = typeof rawArgs === 'string' ? argPath : d.path;
-        throw errorAt(loaded, errPath, `module "${moduleName}": ${d.message}`, typeof rawArgs === 'string' ? 'value' : d.which);
+        throw errorAt(
+          loaded,
+          errPath,
+          `module "${moduleName}": ${d.message}`,
+          typeof rawArgs === 'string' ? 'value' : d.which,
+        );
       }
     }
     const loopValue = raw.loop ?? raw.with_items;
     const loopControl = (raw.loop_control as { loop_var?: string } | undefined) ?? {};
-    const changedWhen = raw.changed_when === undefined ? undefined : typeof raw.changed_when === 'boolean' ? raw.changed_when : asConditions(raw.changed_when);
-    const failedWhen = raw.failed_when === undefined ? undefined : typeof raw.failed_when === 'boolean' ? raw.failed_when : asConditions(raw.failed_when);
+    const changedWhen =
+      raw.changed_when === undefined
+        ? undefined
+        : typeof raw.changed_when === 'boolean'
+          ? raw.changed_when
+          : asConditions(raw.changed_when);
+    const failedWhen =
+      raw.failed_when === undefined
+        ? undefined
+        : typeof raw.failed_when === 'boolean'
+          ? raw.failed_when
+          : asConditions(raw.failed_when);
     const retries = raw.retries === undefined ? undefined : Number(raw.retries);
-    if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) throw errorAt(loaded, [...path, 'retries'], 'retries must be a whole number ≥ 0');
+    if (retries !== undefined && (!Number.isInteger(retries) || retries < 0))
+      throw errorAt(loaded, [...path, 'retries'], 'retries must be a whole number ≥ 0');
     const delay = raw.delay === undefined ? undefined : Number(raw.delay);
-    if (delay !== undefined && (!Number.isFinite(delay) || delay < 0)) throw errorAt(loaded, [...path, 'delay'], 'delay must be a number of seconds ≥ 0');
-    const name = typeof raw.name === 'string' ? raw.name : `${moduleName}${typeof rawArgs === 'string' ? ' ' + rawArgs : ''}`;
+    if (delay !== undefined && (!Number.isFinite(delay) || delay < 0))
+      throw errorAt(loaded, [...path, 'delay'], 'delay must be a number of seconds ≥ 0');
+    const name =
+      typeof raw.name === 'string' ? raw.name : `${moduleName}${typeof rawArgs === 'string' ? ' ' + rawArgs : ''}`;
     // A templated boolean keyword ("{{ debug_mode }}") cannot be known before the run; cairn decides these
     // before it, so it says so rather than guessing.
     const boolOrTemplate = (value: unknown, key: string): boolean | undefined => {
       if (typeof value === 'string' && value.includes('{{')) {
-        throw errorAt(loaded, [...path, key], `${key}: a templated value is not supported here; cairn needs true or false when it reads the playbook`);
+        throw errorAt(
+          loaded,
+          [...path, key],
+          `${key}: a templated value is not supported here; cairn needs true or false when it reads the playbook`,
+        );
       }
       return boolKeyword(loaded, value, [...path, key]);
     };
@@ -661,7 +903,11 @@ function checkPlaybookShape(loaded: LoadedYaml): void {
   }
   if (isPlainObject(loaded.value)) {
     const playLike = 'hosts' in loaded.value || 'tasks' in loaded.value || 'roles' in loaded.value;
-    throw errorAt(loaded, [], `playbook must be a list of plays, got a mapping${playLike ? ' (write the play as a list item: "- hosts: ...", with its keys indented under it)' : ''}`);
+    throw errorAt(
+      loaded,
+      [],
+      `playbook must be a list of plays, got a mapping${playLike ? ' (write the play as a list item: "- hosts: ...", with its keys indented under it)' : ''}`,
+    );
   }
   if (Array.isArray(loaded.value) && loaded.value.length === 0) {
     throw errorAt(loaded, [], 'playbook is an empty list; expected at least one play (- hosts: PATTERN ...)');
@@ -680,7 +926,9 @@ function checkHostPattern(loaded: LoadedYaml, pattern: string, path: YamlPath): 
 
 function listFolders(dir: string): string[] {
   try {
-    return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
   } catch {
     return [];
   }
@@ -709,13 +957,21 @@ function loadRoleSchema(schemaFile: string): object {
       const before = text.slice(0, offset);
       const line = before.split('\n').length;
       const col = offset - before.lastIndexOf('\n');
-      const trailingComma = /,\s*$/.test(before) && /^[}\]]/.test(text.slice(offset)) ? ' (JSON allows no comma after the last entry)' : '';
-      throw inputError(`role schema is not valid JSON: ${reason}${trailingComma}`, { file: schemaFile, line, col }, sourceSnippet(text, line, col));
+      const trailingComma =
+        /,\s*$/.test(before) && /^[}\]]/.test(text.slice(offset)) ? ' (JSON allows no comma after the last entry)' : '';
+      throw inputError(
+        `role schema is not valid JSON: ${reason}${trailingComma}`,
+        { file: schemaFile, line, col },
+        sourceSnippet(text, line, col),
+      );
     }
     throw inputError(`role schema is not valid JSON: ${reason}`, { file: schemaFile });
   }
   if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
-    throw inputError('role schema must be a JSON object (a JSON Schema such as {"type": "object", "properties": {...}})', { file: schemaFile, line: 1, col: 1 });
+    throw inputError(
+      'role schema must be a JSON object (a JSON Schema such as {"type": "object", "properties": {...}})',
+      { file: schemaFile, line: 1, col: 1 },
+    );
   }
   if (!ajv.validateSchema(schema)) {
     let located: LoadedYaml | undefined;

@@ -2,7 +2,9 @@
 import { PLAY_KEYWORDS_WARNED } from './ansible-keywords.js';
 
 const stringList = { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] };
-const condition = { anyOf: [{ type: 'string' }, { type: 'boolean' }, { type: 'array', items: { type: ['string', 'boolean'] } }] };
+const condition = {
+  anyOf: [{ type: 'string' }, { type: 'boolean' }, { type: 'array', items: { type: ['string', 'boolean'] } }],
+};
 
 /** Keywords a task may carry besides its one module key. */
 export const taskKeywordSchemas: Record<string, object> = {
@@ -13,7 +15,11 @@ export const taskKeywordSchemas: Record<string, object> = {
   loop_control: {
     type: 'object',
     additionalProperties: false,
-    properties: { loop_var: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, label: { type: 'string' }, pause: { type: 'number' } },
+    properties: {
+      loop_var: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+      label: { type: 'string' },
+      pause: { type: 'number' },
+    },
   },
   register: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
   changed_when: condition,
@@ -47,7 +53,13 @@ const roleRef = {
     { type: 'string' },
     {
       type: 'object',
-      properties: { role: { type: 'string' }, name: { type: 'string' }, vars: { type: 'object' }, tags: stringList, when: condition },
+      properties: {
+        role: { type: 'string' },
+        name: { type: 'string' },
+        vars: { type: 'object' },
+        tags: stringList,
+        when: condition,
+      },
     },
   ],
 };
@@ -60,7 +72,12 @@ export const playSchema = {
   additionalProperties: false,
   properties: {
     name: { type: 'string' },
-    hosts: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } }] },
+    hosts: {
+      anyOf: [
+        { type: 'string', minLength: 1 },
+        { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+      ],
+    },
     become_method: { type: 'string' },
     remote_user: { type: 'string' },
     connection: { type: 'string' },
@@ -76,7 +93,15 @@ export const playSchema = {
       items: {
         type: 'object',
         required: ['name'],
-        properties: { name: { type: 'string' }, prompt: { type: 'string' }, private: boolish, confirm: boolish, encrypt: { type: 'string' }, salt_size: { type: 'integer' }, unsafe: boolish },
+        properties: {
+          name: { type: 'string' },
+          prompt: { type: 'string' },
+          private: boolish,
+          confirm: boolish,
+          encrypt: { type: 'string' },
+          salt_size: { type: 'integer' },
+          unsafe: boolish,
+        },
       },
     },
     roles: { type: 'array', items: roleRef },
@@ -85,8 +110,28 @@ export const playSchema = {
     post_tasks: taskListSchema,
     handlers: taskListSchema,
     vars: { anyOf: [{ type: 'object' }, { type: 'null' }] },
-    vars_files: { anyOf: [{ type: 'string' }, { type: 'array', items: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] } }] },
-    serial: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'string', pattern: '^\\d+%?$' }, { type: 'array', minItems: 1, items: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'string', pattern: '^\\d+%?$' }] } }] },
+    vars_files: {
+      anyOf: [
+        { type: 'string' },
+        { type: 'array', items: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] } },
+      ],
+    },
+    serial: {
+      anyOf: [
+        { type: 'integer', minimum: 1 },
+        { type: 'string', pattern: '^\\d+%?$' },
+        {
+          type: 'array',
+          minItems: 1,
+          items: {
+            anyOf: [
+              { type: 'integer', minimum: 1 },
+              { type: 'string', pattern: '^\\d+%?$' },
+            ],
+          },
+        },
+      ],
+    },
     max_fail_percentage: { type: 'number', minimum: 0, maximum: 100 },
     any_errors_fatal: boolish,
     strategy: { enum: ['free', 'linear', 'host_pinned'] },

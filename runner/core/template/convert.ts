@@ -30,7 +30,14 @@ interface Scope {
   inLoop: boolean;
 }
 
-const COMPARISON_HELPERS: Record<string, string> = { '==': 'eq', '!=': 'ne', '<': 'lt', '<=': 'le', '>': 'gt', '>=': 'ge' };
+const COMPARISON_HELPERS: Record<string, string> = {
+  '==': 'eq',
+  '!=': 'ne',
+  '<': 'lt',
+  '<=': 'le',
+  '>': 'gt',
+  '>=': 'ge',
+};
 
 function literal(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
@@ -57,23 +64,39 @@ function param(node: Expr, scope: Scope): string {
     case 'attr': {
       if (node.object.kind === 'name' && node.object.name === 'loop' && !scope.locals.has('loop')) {
         if (!scope.inLoop) throw new Unconvertible('loop.* outside a loop');
-        const map: Record<string, string> = { index0: '@index', first: '@first', last: '@last', index: '(add @index 1)' };
+        const map: Record<string, string> = {
+          index0: '@index',
+          first: '@first',
+          last: '@last',
+          index: '(add @index 1)',
+        };
         if (!(node.name in map)) throw new Unconvertible(`loop.${node.name}`);
         return map[node.name]!;
       }
       const base = param(node.object, scope);
-      return base.startsWith('(') ? `(lookup ${base} ${JSON.stringify(node.name)})` : `${base}.${pathSegment(node.name)}`;
+      return base.startsWith('(')
+        ? `(lookup ${base} ${JSON.stringify(node.name)})`
+        : `${base}.${pathSegment(node.name)}`;
     }
     case 'index': {
       const base = param(node.object, scope);
-      if (node.key.kind === 'literal' && (typeof node.key.value === 'string' || typeof node.key.value === 'number') && !base.startsWith('(')) {
+      if (
+        node.key.kind === 'literal' &&
+        (typeof node.key.value === 'string' || typeof node.key.value === 'number') &&
+        !base.startsWith('(')
+      ) {
         return `${base}.[${String(node.key.value)}]`;
       }
       return `(lookup ${base} ${param(node.key, scope)})`;
     }
     case 'filter': {
-      if (!Object.prototype.hasOwnProperty.call(FILTERS, node.name)) throw new Unconvertible(`the filter "${node.name}"`);
-      const args = [param(node.operand, scope), ...node.args.map((a) => param(a, scope)), ...node.kwargs.map(([k, v]) => `${k}=${param(v, scope)}`)];
+      if (!Object.prototype.hasOwnProperty.call(FILTERS, node.name))
+        throw new Unconvertible(`the filter "${node.name}"`);
+      const args = [
+        param(node.operand, scope),
+        ...node.args.map((a) => param(a, scope)),
+        ...node.kwargs.map(([k, v]) => `${k}=${param(v, scope)}`),
+      ];
       return `(${node.name} ${args.join(' ')})`;
     }
     case 'test': {
@@ -87,7 +110,10 @@ function param(node: Expr, scope: Scope): string {
       } else if (node.name === 'in') {
         helper = `(contains ${param(node.args[0]!, scope)} ${operand})`;
       } else if (Object.prototype.hasOwnProperty.call(TESTS, node.name)) {
-        const args = [...node.args.map((a) => param(a, scope)), ...node.kwargs.map(([k, v]) => `${k}=${param(v, scope)}`)];
+        const args = [
+          ...node.args.map((a) => param(a, scope)),
+          ...node.kwargs.map(([k, v]) => `${k}=${param(v, scope)}`),
+        ];
         helper = `(is ${operand} ${JSON.stringify(node.name)}${args.length ? ` ${args.join(' ')}` : ''})`;
       } else {
         throw new Unconvertible(`the test "is ${node.name}"`);
@@ -121,7 +147,15 @@ function param(node: Expr, scope: Scope): string {
 }
 
 function describeNode(node: Expr): string {
-  const names: Record<string, string> = { cond: 'an inline "a if c else b"', call: 'a function or method call', slice: 'a slice', list: 'a list literal', tuple: 'a tuple', dict: 'a mapping literal', neg: 'a sign' };
+  const names: Record<string, string> = {
+    cond: 'an inline "a if c else b"',
+    call: 'a function or method call',
+    slice: 'a slice',
+    list: 'a list literal',
+    tuple: 'a tuple',
+    dict: 'a mapping literal',
+    neg: 'a sign',
+  };
   return names[node.kind] ?? `the construct ${node.kind}`;
 }
 
@@ -153,7 +187,8 @@ export function convertJinja(source: string): Conversion {
   try {
     nodes = parseTemplate(source, { trimBlocks: true });
   } catch (err) {
-    if (err instanceof SyntaxFault) return { handlebars: '', problems: [`line ${lineOf(source, err.pos)}: ${err.message}`] };
+    if (err instanceof SyntaxFault)
+      return { handlebars: '', problems: [`line ${lineOf(source, err.pos)}: ${err.message}`] };
     throw err;
   }
   const fail = (pos: number, err: unknown): string => {
@@ -182,7 +217,10 @@ export function convertJinja(source: string): Conversion {
           try {
             let text = '';
             node.branches.forEach((branch, b) => {
-              text += b === 0 ? `{{!}}{{#if ${condition(branch.test, scope)}}}{{!}}` : `{{!}}{{else if ${condition(branch.test, scope)}}}{{!}}`;
+              text +=
+                b === 0
+                  ? `{{!}}{{#if ${condition(branch.test, scope)}}}{{!}}`
+                  : `{{!}}{{else if ${condition(branch.test, scope)}}}{{!}}`;
               text += body(branch.body, scope);
             });
             if (node.otherwise) text += `{{!}}{{else}}{{!}}${body(node.otherwise, scope)}`;
@@ -197,7 +235,13 @@ export function convertJinja(source: string): Conversion {
             const inner: Scope = { locals: new Map(scope.locals), nested: true, inLoop: true };
             let head: string;
             const iterable = node.iterable;
-            if (node.targets.length === 2 && iterable.kind === 'call' && iterable.callee.kind === 'attr' && iterable.callee.name === 'items' && iterable.args.length === 0) {
+            if (
+              node.targets.length === 2 &&
+              iterable.kind === 'call' &&
+              iterable.callee.kind === 'attr' &&
+              iterable.callee.name === 'items' &&
+              iterable.args.length === 0
+            ) {
               const [key, value] = node.targets as [string, string];
               inner.locals.set(key, '@key');
               inner.locals.set(value, value);

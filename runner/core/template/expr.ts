@@ -44,7 +44,15 @@ import {
   type FilterEnvironment,
 } from './filters.js';
 import { RegexError } from './regex.js';
-import { hasTemplateMarkup, padNewlines, parseExpressionAt, parseTemplate, SyntaxFault, type Expr, type TemplateNode } from './jinja-syntax.js';
+import {
+  hasTemplateMarkup,
+  padNewlines,
+  parseExpressionAt,
+  parseTemplate,
+  SyntaxFault,
+  type Expr,
+  type TemplateNode,
+} from './jinja-syntax.js';
 
 export { MAX_NESTING } from './jinja-syntax.js';
 export type { Expr, TemplateNode } from './jinja-syntax.js';
@@ -113,10 +121,15 @@ function readKey(container: unknown, key: string, path: string, base: string): u
     // Variables holding templates render when read; one whose template meets an undefined variable is
     // itself undefined, as in Ansible.
     if (!(err instanceof UndefinedVariableError)) throw err;
-    return new UndefinedValue(path, path, `its template failed: ${err.location ? `${formatLocation(err.location)}: ` : ''}${err.message}`);
+    return new UndefinedValue(
+      path,
+      path,
+      `its template failed: ${err.location ? `${formatLocation(err.location)}: ` : ''}${err.message}`,
+    );
   }
   if (found.found) return found.value;
-  if (container === null || typeof container !== 'object') return new UndefinedValue(path, path, `"${base}" is ${describeValue(container)}`);
+  if (container === null || typeof container !== 'object')
+    return new UndefinedValue(path, path, `"${base}" is ${describeValue(container)}`);
   return new UndefinedValue(path, path, describeAvailable(container, key));
 }
 
@@ -162,7 +175,9 @@ function startOf(node: Expr): number {
 
 /** "; did you mean ..." for a mistyped name, else where the list of names is documented. */
 function suggest(name: string, known: string[]): string {
-  const close = known.filter((candidate) => editDistance(name, candidate) <= Math.max(1, Math.floor(name.length / 4))).slice(0, 3);
+  const close = known
+    .filter((candidate) => editDistance(name, candidate) <= Math.max(1, Math.floor(name.length / 4)))
+    .slice(0, 3);
   if (close.length) return `; did you mean ${close.map((c) => `"${c}"`).join(' or ')}?`;
   return ` (cairn knows ${known.length}; see runner/core/template/README.md)`;
 }
@@ -181,7 +196,14 @@ function validate(node: Expr, depth = 0): void {
       children.push(node.operand, ...node.args, ...node.kwargs.map(([, v]) => v));
       break;
     case 'test':
-      if (!Object.prototype.hasOwnProperty.call(TESTS, node.name)) fail(`unknown test "${node.name}"${suggest(node.name, Object.keys(TESTS).filter((t) => /^[a-z]/.test(t)))}`, node.pos);
+      if (!Object.prototype.hasOwnProperty.call(TESTS, node.name))
+        fail(
+          `unknown test "${node.name}"${suggest(
+            node.name,
+            Object.keys(TESTS).filter((t) => /^[a-z]/.test(t)),
+          )}`,
+          node.pos,
+        );
       children.push(node.operand, ...node.args, ...node.kwargs.map(([, v]) => v));
       break;
     case 'call':
@@ -192,10 +214,15 @@ function validate(node: Expr, depth = 0): void {
           : Object.prototype.hasOwnProperty.call(TESTS, name)
             ? ` ("${name}" is a test: write value is ${name}(...))`
             : '';
-        fail(`"${name}(...)": unknown function${hint} (functions: ${Object.keys(GLOBALS).join(', ')})`, node.callee.pos);
+        fail(
+          `"${name}(...)": unknown function${hint} (functions: ${Object.keys(GLOBALS).join(', ')})`,
+          node.callee.pos,
+        );
       }
       if (node.callee.kind === 'attr') {
-        const known = [STRING_METHODS, LIST_METHODS, MAPPING_METHODS].some((table) => Object.prototype.hasOwnProperty.call(table, (node.callee as { name: string }).name));
+        const known = [STRING_METHODS, LIST_METHODS, MAPPING_METHODS].some((table) =>
+          Object.prototype.hasOwnProperty.call(table, (node.callee as { name: string }).name),
+        );
         if (!known) fail(`unknown method ".${node.callee.name}()"`, node.callee.pos);
         children.push(node.callee.object);
       } else if (node.callee.kind !== 'name') {
@@ -262,7 +289,10 @@ function validateTemplate(nodes: TemplateNode[]): void {
 function asNumber(value: unknown, op: string): number {
   if (typeof value === 'number') return value;
   if (typeof value === 'boolean') return value ? 1 : 0;
-  const hint = typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)) ? ' (convert the text with | int)' : '';
+  const hint =
+    typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value))
+      ? ' (convert the text with | int)'
+      : '';
   throw new ExpressionFault(`"${op}" needs numbers, got ${describeValue(value)}${hint}`);
 }
 
@@ -271,18 +301,22 @@ function binary(op: string, a: unknown, b: unknown): unknown {
     case '+':
       if (typeof a === 'string' && typeof b === 'string') return a + b;
       if (Array.isArray(a) && Array.isArray(b)) return [...a, ...b];
-      if ((typeof a === 'number' || typeof a === 'boolean') && (typeof b === 'number' || typeof b === 'boolean')) return asNumber(a, '+') + asNumber(b, '+');
+      if ((typeof a === 'number' || typeof a === 'boolean') && (typeof b === 'number' || typeof b === 'boolean'))
+        return asNumber(a, '+') + asNumber(b, '+');
       throw new ExpressionFault(`cannot add ${describeValue(a)} and ${describeValue(b)} (use ~ to join as text)`);
     case '-':
       return asNumber(a, '-') - asNumber(b, '-');
     case '*':
-      if (typeof a === 'string' && typeof b === 'number') return a.repeat(Math.max(0, Math.min(b, MAX_OUTPUT_CHARS / Math.max(1, a.length))));
-      if (Array.isArray(a) && typeof b === 'number') return Array.from({ length: Math.max(0, Math.min(b, 100_000)) }, () => a).flat();
+      if (typeof a === 'string' && typeof b === 'number')
+        return a.repeat(Math.max(0, Math.min(b, MAX_OUTPUT_CHARS / Math.max(1, a.length))));
+      if (Array.isArray(a) && typeof b === 'number')
+        return Array.from({ length: Math.max(0, Math.min(b, 100_000)) }, () => a).flat();
       return asNumber(a, '*') * asNumber(b, '*');
     case '/':
     case '//':
     case '%': {
-      if (op === '%' && typeof a === 'string') return FILTERS['format']!.run(a, Array.isArray(b) ? b : [b], {}, filterEnvironment);
+      if (op === '%' && typeof a === 'string')
+        return FILTERS['format']!.run(a, Array.isArray(b) ? b : [b], {}, filterEnvironment);
       const divisor = asNumber(b, op);
       if (divisor === 0) throw new ExpressionFault('division by zero');
       const dividend = asNumber(a, op);
@@ -318,7 +352,8 @@ function compare(op: string, a: unknown, b: unknown): boolean {
 
 /** Python's index/slice rules on lists and text. */
 function sliceOf(value: unknown, start: unknown, stop: unknown, step: unknown): unknown {
-  if (typeof value !== 'string' && !Array.isArray(value)) throw new ExpressionFault(`cannot slice ${describeValue(value)}`);
+  if (typeof value !== 'string' && !Array.isArray(value))
+    throw new ExpressionFault(`cannot slice ${describeValue(value)}`);
   const items = typeof value === 'string' ? [...value] : value;
   const n = items.length;
   const by = step === undefined || step === null ? 1 : asNumber(step, 'slice');
@@ -352,14 +387,19 @@ function filterCall(name: string, self: unknown, args: unknown[], kwargs: Record
 const STRING_METHODS: Record<string, Method> = {
   split: (s: string, [sep, max]) => filterCall('split', s, [sep ?? null, max]),
   rsplit: (s: string, [sep, max]) => {
-    if (max === undefined || max === null || sep === undefined || sep === null) return filterCall('split', s, [sep ?? null]);
+    if (max === undefined || max === null || sep === undefined || sep === null)
+      return filterCall('split', s, [sep ?? null]);
     const parts = s.split(String(sep));
     const keep = Math.max(0, parts.length - Number(max) - 1);
-    return parts.length <= Number(max) + 1 ? parts : [parts.slice(0, keep + 1).join(String(sep)), ...parts.slice(keep + 1)];
+    return parts.length <= Number(max) + 1
+      ? parts
+      : [parts.slice(0, keep + 1).join(String(sep)), ...parts.slice(keep + 1)];
   },
   splitlines: (s: string) => s.split(/\r\n|\r|\n/).filter((line, i, all) => !(i === all.length - 1 && line === '')),
-  startswith: (s: string, [prefix]) => (Array.isArray(prefix) ? prefix.some((p) => s.startsWith(String(p))) : s.startsWith(textArg(prefix, 'startswith'))),
-  endswith: (s: string, [suffix]) => (Array.isArray(suffix) ? suffix.some((p) => s.endsWith(String(p))) : s.endsWith(textArg(suffix, 'endswith'))),
+  startswith: (s: string, [prefix]) =>
+    Array.isArray(prefix) ? prefix.some((p) => s.startsWith(String(p))) : s.startsWith(textArg(prefix, 'startswith')),
+  endswith: (s: string, [suffix]) =>
+    Array.isArray(suffix) ? suffix.some((p) => s.endsWith(String(p))) : s.endsWith(textArg(suffix, 'endswith')),
   find: (s: string, [sub]) => s.indexOf(textArg(sub, 'find')),
   rfind: (s: string, [sub]) => s.lastIndexOf(textArg(sub, 'rfind')),
   index: (s: string, [sub]) => {
@@ -369,14 +409,23 @@ const STRING_METHODS: Record<string, Method> = {
   },
   count: (s: string, [sub]) => (textArg(sub, 'count') === '' ? s.length + 1 : s.split(String(sub)).length - 1),
   strip: (s: string, [chars]) => filterCall('trim', s, [chars]),
-  lstrip: (s: string, [chars]) => (chars === undefined || chars === null ? s.trimStart() : s.replace(new RegExp(`^[${String(chars).replace(/[\]\\^-]/g, '\\$&')}]+`), '')),
-  rstrip: (s: string, [chars]) => (chars === undefined || chars === null ? s.trimEnd() : s.replace(new RegExp(`[${String(chars).replace(/[\]\\^-]/g, '\\$&')}]+$`), '')),
+  lstrip: (s: string, [chars]) =>
+    chars === undefined || chars === null
+      ? s.trimStart()
+      : s.replace(new RegExp(`^[${String(chars).replace(/[\]\\^-]/g, '\\$&')}]+`), ''),
+  rstrip: (s: string, [chars]) =>
+    chars === undefined || chars === null
+      ? s.trimEnd()
+      : s.replace(new RegExp(`[${String(chars).replace(/[\]\\^-]/g, '\\$&')}]+$`), ''),
   replace: (s: string, [from, to, max]) => filterCall('replace', s, [from, to, max]),
   lower: (s: string) => s.toLowerCase(),
   upper: (s: string) => s.toUpperCase(),
   capitalize: (s: string) => filterCall('capitalize', s, []),
   title: (s: string) => filterCall('title', s, []),
-  join: (s: string, [items]) => (Array.isArray(items) ? items.map((item) => textArg(item, 'join')).join(s) : textArg(items, 'join').split('').join(s)),
+  join: (s: string, [items]) =>
+    Array.isArray(items)
+      ? items.map((item) => textArg(item, 'join')).join(s)
+      : textArg(items, 'join').split('').join(s),
   format: (s: string, args, kwargs) => braceFormat(s, args, kwargs),
   isdigit: (s: string) => /^[0-9]+$/.test(s),
   isalpha: (s: string) => /^[A-Za-z]+$/.test(s),
@@ -384,7 +433,8 @@ const STRING_METHODS: Record<string, Method> = {
   isspace: (s: string) => /^\s+$/.test(s),
   islower: (s: string) => /[a-z]/.test(s) && s === s.toLowerCase(),
   isupper: (s: string) => /[A-Z]/.test(s) && s === s.toUpperCase(),
-  zfill: (s: string, [width]) => (s.startsWith('-') ? `-${s.slice(1).padStart(Number(width) - 1, '0')}` : s.padStart(Number(width), '0')),
+  zfill: (s: string, [width]) =>
+    s.startsWith('-') ? `-${s.slice(1).padStart(Number(width) - 1, '0')}` : s.padStart(Number(width), '0'),
   ljust: (s: string, [width, fill]) => s.padEnd(Number(width), fill === undefined ? ' ' : String(fill)),
   rjust: (s: string, [width, fill]) => s.padStart(Number(width), fill === undefined ? ' ' : String(fill)),
   center: (s: string, [width]) => filterCall('center', s, [width]),
@@ -401,7 +451,8 @@ const LIST_METHODS: Record<string, Method> = {
 
 const MAPPING_METHODS: Record<string, Method> = {
   keys: (d: Record<string, unknown>) => Object.keys(d),
-  values: (d: Record<string, unknown>) => Object.keys(d).map((key) => lookupKey(d, key).found ? (d as Record<string, unknown>)[key] : null),
+  values: (d: Record<string, unknown>) =>
+    Object.keys(d).map((key) => (lookupKey(d, key).found ? (d as Record<string, unknown>)[key] : null)),
   items: (d: Record<string, unknown>) => Object.keys(d).map((key) => [key, d[key]]),
   get: (d: Record<string, unknown>, [key, fallback]) => {
     const found = lookupKey(d, pythonString(key));
@@ -419,7 +470,8 @@ function braceFormat(format: string, args: unknown[], kwargs: Record<string, unk
     const name = (field ?? '').split(/[:!]/)[0]!;
     if (name === '') return pythonString(args[auto++]);
     if (/^[0-9]+$/.test(name)) return pythonString(args[Number(name)]);
-    if (!Object.prototype.hasOwnProperty.call(kwargs, name)) throw new ExpressionFault(`format: no value for "{${name}}"`);
+    if (!Object.prototype.hasOwnProperty.call(kwargs, name))
+      throw new ExpressionFault(`format: no value for "{${name}}"`);
     return pythonString(kwargs[name]);
   });
 }
@@ -445,7 +497,8 @@ function applyFilter(name: string, value: unknown, args: unknown[], kwargs: Reco
   try {
     return spec.run(value, args, kwargs, filterEnvironment);
   } catch (err) {
-    if (err instanceof ValueTypeError || err instanceof RegexError) throw new ExpressionFault(prefixed(name, err.message));
+    if (err instanceof ValueTypeError || err instanceof RegexError)
+      throw new ExpressionFault(prefixed(name, err.message));
     throw err;
   }
 }
@@ -473,7 +526,13 @@ export function callTest(name: string, value: unknown, args: unknown[], kwargs: 
   }
 }
 
-function applyTest(name: string, value: unknown, args: unknown[], kwargs: Record<string, unknown>, negate: boolean): boolean {
+function applyTest(
+  name: string,
+  value: unknown,
+  args: unknown[],
+  kwargs: Record<string, unknown>,
+  negate: boolean,
+): boolean {
   const spec = Object.prototype.hasOwnProperty.call(TESTS, name) ? TESTS[name] : undefined;
   if (!spec) throw new ExpressionFault(`unknown test "${name}"`);
   if (!spec.acceptsUndefined) defined(value);
@@ -481,13 +540,16 @@ function applyTest(name: string, value: unknown, args: unknown[], kwargs: Record
   try {
     return spec.run(value, args, kwargs) !== negate;
   } catch (err) {
-    if (err instanceof ValueTypeError || err instanceof RegexError) throw new ExpressionFault(prefixed(name, err.message));
+    if (err instanceof ValueTypeError || err instanceof RegexError)
+      throw new ExpressionFault(prefixed(name, err.message));
     throw err;
   }
 }
 
 function prefixed(name: string, message: string): string {
-  return message.startsWith(`${name} `) || message.startsWith(`${name}:`) || message.startsWith(`the "${name}"`) ? message : `${name}: ${message}`;
+  return message.startsWith(`${name} `) || message.startsWith(`${name}:`) || message.startsWith(`the "${name}"`)
+    ? message
+    : `${name}: ${message}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -500,7 +562,8 @@ function lookupCandidates(vars: Vars, kind: 'files' | 'templates', path: string)
   const rolePath = lookupKey(vars, 'role_path');
   if (rolePath.found && typeof rolePath.value === 'string') roots.push(join(rolePath.value, kind), rolePath.value);
   const playbookDir = lookupKey(vars, 'playbook_dir');
-  if (playbookDir.found && typeof playbookDir.value === 'string') roots.push(join(playbookDir.value, kind), playbookDir.value);
+  if (playbookDir.found && typeof playbookDir.value === 'string')
+    roots.push(join(playbookDir.value, kind), playbookDir.value);
   roots.push(join(process.cwd(), kind), process.cwd());
   return roots.map((root) => join(root, path));
 }
@@ -518,12 +581,18 @@ function readLookupFile(file: string): string {
 }
 
 const LOOKUPS: Record<string, (terms: unknown[], kwargs: Record<string, unknown>, scope: Scope) => unknown[]> = {
-  env: (terms, kwargs) => terms.map((term) => process.env[textArg(term, 'lookup env')] ?? (kwargs['default'] === undefined ? '' : kwargs['default'])),
+  env: (terms, kwargs) =>
+    terms.map(
+      (term) => process.env[textArg(term, 'lookup env')] ?? (kwargs['default'] === undefined ? '' : kwargs['default']),
+    ),
   file: (terms, kwargs, scope) =>
     terms.map((term) => {
       const path = textArg(term, 'lookup file');
       const file = findLookupFile(scope.vars, 'files', path);
-      if (!file) throw new ExpressionFault(`lookup file: "${path}" not found (looked in ${lookupCandidates(scope.vars, 'files', path).join(', ')})`);
+      if (!file)
+        throw new ExpressionFault(
+          `lookup file: "${path}" not found (looked in ${lookupCandidates(scope.vars, 'files', path).join(', ')})`,
+        );
       const content = readLookupFile(file);
       return kwargs['rstrip'] === false ? content : content.replace(/\s+$/, '');
     }),
@@ -531,7 +600,10 @@ const LOOKUPS: Record<string, (terms: unknown[], kwargs: Record<string, unknown>
     terms.map((term) => {
       const path = textArg(term, 'lookup template');
       const file = findLookupFile(scope.vars, 'templates', path);
-      if (!file) throw new ExpressionFault(`lookup template: "${path}" not found (looked in ${lookupCandidates(scope.vars, 'templates', path).join(', ')})`);
+      if (!file)
+        throw new ExpressionFault(
+          `lookup template: "${path}" not found (looked in ${lookupCandidates(scope.vars, 'templates', path).join(', ')})`,
+        );
       const source = readLookupFile(file);
       return padNewlines(renderNodes(parseOrFault(source), new Scope(scope.vars, scope.budget), source), source);
     }),
@@ -543,8 +615,10 @@ const LOOKUPS: Record<string, (terms: unknown[], kwargs: Record<string, unknown>
       else if (isPlainObject(term)) {
         const files = (term as Record<string, unknown>)['files'];
         const dirs = (term as Record<string, unknown>)['paths'];
-        for (const f of Array.isArray(files) ? files : files === undefined ? [] : [files]) candidates.push(textArg(f, 'first_found files'));
-        for (const p of Array.isArray(dirs) ? dirs : dirs === undefined ? [] : [dirs]) paths.push(textArg(p, 'first_found paths'));
+        for (const f of Array.isArray(files) ? files : files === undefined ? [] : [files])
+          candidates.push(textArg(f, 'first_found files'));
+        for (const p of Array.isArray(dirs) ? dirs : dirs === undefined ? [] : [dirs])
+          paths.push(textArg(p, 'first_found paths'));
       } else candidates.push(textArg(term, 'first_found'));
     };
     terms.forEach(add);
@@ -556,7 +630,9 @@ const LOOKUPS: Record<string, (terms: unknown[], kwargs: Record<string, unknown>
       }
     }
     if (isTruthy(kwargs['skip']) || isTruthy(kwargs['errors'] === 'ignore')) return [];
-    throw new ExpressionFault(`lookup first_found: none of ${candidates.map((c) => JSON.stringify(c)).join(', ')} was found`);
+    throw new ExpressionFault(
+      `lookup first_found: none of ${candidates.map((c) => JSON.stringify(c)).join(', ')} was found`,
+    );
   },
 };
 
@@ -564,8 +640,12 @@ function callLookup(kind: 'lookup' | 'query', args: unknown[], kwargs: Record<st
   const [nameArg, ...terms] = args;
   const name = textArg(nameArg, kind);
   const plugin = name.replace(/^ansible\.builtin\./, '');
-  if (plugin === 'pipe') throw new ExpressionFault(`lookup "pipe" is not supported: nothing runs on the controller from a playbook (use a task on the host)`);
-  if (!Object.prototype.hasOwnProperty.call(LOOKUPS, plugin)) throw new ExpressionFault(`unknown lookup "${name}" (lookups: ${Object.keys(LOOKUPS).join(', ')})`);
+  if (plugin === 'pipe')
+    throw new ExpressionFault(
+      `lookup "pipe" is not supported: nothing runs on the controller from a playbook (use a task on the host)`,
+    );
+  if (!Object.prototype.hasOwnProperty.call(LOOKUPS, plugin))
+    throw new ExpressionFault(`unknown lookup "${name}" (lookups: ${Object.keys(LOOKUPS).join(', ')})`);
   const results = LOOKUPS[plugin]!(terms.map(defined), kwargs, scope);
   if (kind === 'query' || isTruthy(kwargs['wantlist'])) return results;
   return plugin === 'first_found' ? (results[0] ?? '') : results.map((r) => pythonString(r)).join(',');
@@ -577,11 +657,23 @@ const GLOBALS: Record<string, (args: unknown[], kwargs: Record<string, unknown>,
   lookup: (args, kwargs, scope) => callLookup('lookup', args, kwargs, scope),
   query: (args, kwargs, scope) => callLookup('query', args, kwargs, scope),
   q: (args, kwargs, scope) => callLookup('query', args, kwargs, scope),
-  undef: (args) => new UndefinedValue('undef()', 'undef()', args[0] === undefined ? 'undef() is never defined' : pythonString(args[0])),
-  dict: (args, kwargs) => ({ ...(args[0] === undefined ? {} : (filterCall('dict', defined(args[0]), []) as Record<string, unknown>)), ...kwargs }),
+  undef: (args) =>
+    new UndefinedValue(
+      'undef()',
+      'undef()',
+      args[0] === undefined ? 'undef() is never defined' : pythonString(args[0]),
+    ),
+  dict: (args, kwargs) => ({
+    ...(args[0] === undefined ? {} : (filterCall('dict', defined(args[0]), []) as Record<string, unknown>)),
+    ...kwargs,
+  }),
 };
 
-function evalArgs(nodes: Expr[], kwargs: Array<[string, Expr]>, scope: Scope): { args: unknown[]; kwargs: Record<string, unknown> } {
+function evalArgs(
+  nodes: Expr[],
+  kwargs: Array<[string, Expr]>,
+  scope: Scope,
+): { args: unknown[]; kwargs: Record<string, unknown> } {
   const named: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [name, node] of kwargs) named[name] = defined(evalNode(node, scope));
   return { args: nodes.map((node) => evalNode(node, scope)), kwargs: named };
@@ -593,7 +685,8 @@ function placed<T>(pos: number, body: () => T): T {
     return body();
   } catch (err) {
     if (err instanceof ExpressionFault) throw new PlacedFault(err, pos);
-    if (err instanceof ValueTypeError || err instanceof RegexError) throw new PlacedFault(new ExpressionFault(err.message), pos);
+    if (err instanceof ValueTypeError || err instanceof RegexError)
+      throw new PlacedFault(new ExpressionFault(err.message), pos);
     throw err;
   }
 }
@@ -622,7 +715,11 @@ function evalNode(node: Expr, scope: Scope): unknown {
       if (typeof key === 'number' && (Array.isArray(object) || typeof object === 'string')) {
         const index = key < 0 ? object.length + key : key;
         if (Number.isInteger(index) && index >= 0 && index < object.length) return object[index];
-        return new UndefinedValue(path, path, `the ${Array.isArray(object) ? 'list' : 'string'} has ${object.length} items`);
+        return new UndefinedValue(
+          path,
+          path,
+          `the ${Array.isArray(object) ? 'list' : 'string'} has ${object.length} items`,
+        );
       }
       return readKey(object, String(key), path, pathOf(node.object));
     }
@@ -681,7 +778,13 @@ function evalNode(node: Expr, scope: Scope): unknown {
     case 'cond': {
       const test = placed(startOf(node.test), () => defined(evalNode(node.test, scope)));
       if (isTruthy(test)) return evalNode(node.then, scope);
-      return node.otherwise === undefined ? new UndefinedValue('the else branch of an inline if', 'the else branch of an inline if', 'the inline if has no else') : evalNode(node.otherwise, scope);
+      return node.otherwise === undefined
+        ? new UndefinedValue(
+            'the else branch of an inline if',
+            'the else branch of an inline if',
+            'the inline if has no else',
+          )
+        : evalNode(node.otherwise, scope);
     }
     case 'call':
       return evalCall(node as Expr & { kind: 'call' }, scope);
@@ -692,7 +795,9 @@ function evalCall(node: Expr & { kind: 'call' }, scope: Scope): unknown {
   const { callee } = node;
   if (callee.kind === 'name' && Object.prototype.hasOwnProperty.call(GLOBALS, callee.name)) {
     const { args, kwargs } = evalArgs(node.args, node.kwargs, scope);
-    return placed(callee.pos, () => GLOBALS[callee.name]!(callee.name === 'undef' ? args : args.map(defined), kwargs, scope));
+    return placed(callee.pos, () =>
+      GLOBALS[callee.name]!(callee.name === 'undef' ? args : args.map(defined), kwargs, scope),
+    );
   }
   if (callee.kind === 'attr') {
     const self = placed(startOf(callee.object), () => defined(evalNode(callee.object, scope)));
@@ -702,11 +807,21 @@ function evalCall(node: Expr & { kind: 'call' }, scope: Scope): unknown {
       return placed(callee.pos, () => methods[callee.name]!(self as never, args.map(defined), kwargs));
     }
     // Jinja reads the attribute (undefined) and calling it is an undefined-variable error, as here.
-    throw new PlacedFault(new ExpressionFault(`${describeValue(self)} has no method "${callee.name}()"`, undefined, true), callee.pos);
+    throw new PlacedFault(
+      new ExpressionFault(`${describeValue(self)} has no method "${callee.name}()"`, undefined, true),
+      callee.pos,
+    );
   }
   const name = callee.kind === 'name' ? callee.name : pathOf(callee);
-  const hint = Object.prototype.hasOwnProperty.call(FILTERS, name) ? ` ("${name}" is a filter: write value | ${name}(...))` : Object.prototype.hasOwnProperty.call(TESTS, name) ? ` ("${name}" is a test: write value is ${name}(...))` : '';
-  throw new PlacedFault(new ExpressionFault(`"${name}" cannot be called${hint} (functions: ${Object.keys(GLOBALS).join(', ')})`), callee.pos);
+  const hint = Object.prototype.hasOwnProperty.call(FILTERS, name)
+    ? ` ("${name}" is a filter: write value | ${name}(...))`
+    : Object.prototype.hasOwnProperty.call(TESTS, name)
+      ? ` ("${name}" is a test: write value is ${name}(...))`
+      : '';
+  throw new PlacedFault(
+    new ExpressionFault(`"${name}" cannot be called${hint} (functions: ${Object.keys(GLOBALS).join(', ')})`),
+    callee.pos,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -725,7 +840,10 @@ function renderNodes(nodes: TemplateNode[], scope: Scope, source: string): strin
   const emit = (piece: string, pos: number) => {
     scope.budget.output += piece.length;
     if (scope.budget.output > MAX_OUTPUT_CHARS) {
-      throw new PlacedFault(new ExpressionFault(`the template's output passed ${MAX_OUTPUT_CHARS / 1024 / 1024} MiB`), pos);
+      throw new PlacedFault(
+        new ExpressionFault(`the template's output passed ${MAX_OUTPUT_CHARS / 1024 / 1024} MiB`),
+        pos,
+      );
     }
     out += piece;
   };
@@ -763,7 +881,11 @@ function renderNodes(nodes: TemplateNode[], scope: Scope, source: string): strin
         if (Array.isArray(collection)) items = collection;
         else if (isPlainObject(collection)) items = Object.keys(collection);
         else if (typeof collection === 'string') items = [...collection];
-        else throw new PlacedFault(new ExpressionFault(`cannot loop over ${describeValue(collection)}`), node.iterable.pos);
+        else
+          throw new PlacedFault(
+            new ExpressionFault(`cannot loop over ${describeValue(collection)}`),
+            node.iterable.pos,
+          );
         if (node.filter) {
           const test = node.filter;
           items = items.filter((item) => {
@@ -793,8 +915,14 @@ function renderNodes(nodes: TemplateNode[], scope: Scope, source: string): strin
               first: index === 0,
               last: index === items.length - 1,
               length: items.length,
-              previtem: index > 0 ? items[index - 1] : new UndefinedValue('loop.previtem', 'loop.previtem', 'the first item has none'),
-              nextitem: index < items.length - 1 ? items[index + 1] : new UndefinedValue('loop.nextitem', 'loop.nextitem', 'the last item has none'),
+              previtem:
+                index > 0
+                  ? items[index - 1]
+                  : new UndefinedValue('loop.previtem', 'loop.previtem', 'the first item has none'),
+              nextitem:
+                index < items.length - 1
+                  ? items[index + 1]
+                  : new UndefinedValue('loop.nextitem', 'loop.nextitem', 'the last item has none'),
               depth: 1,
               depth0: 0,
             });
@@ -813,7 +941,10 @@ function renderNodes(nodes: TemplateNode[], scope: Scope, source: string): strin
 function unpack(targets: string[], value: unknown, pos: number): unknown[] {
   const items = Array.isArray(value) ? value : typeof value === 'string' ? [...value] : undefined;
   if (!items || items.length !== targets.length) {
-    throw new PlacedFault(new ExpressionFault(`cannot unpack ${describeValue(value)} into ${targets.length} names (${targets.join(', ')})`), pos);
+    throw new PlacedFault(
+      new ExpressionFault(`cannot unpack ${describeValue(value)} into ${targets.length} names (${targets.join(', ')})`),
+      pos,
+    );
   }
   return items;
 }
@@ -876,11 +1007,25 @@ function partAt(source: string, pos: number): string {
   return match ? match[0] : '';
 }
 
-function syntaxError(kind: 'expression' | 'template', source: string, fault: SyntaxFault, origin: SourceLocation | undefined): CairnError {
-  return inputError(`invalid ${kind} "${shorten(source)}": ${fault.message} (at ${where(source, fault.pos)})`, origin, snippet(source, fault.pos));
+function syntaxError(
+  kind: 'expression' | 'template',
+  source: string,
+  fault: SyntaxFault,
+  origin: SourceLocation | undefined,
+): CairnError {
+  return inputError(
+    `invalid ${kind} "${shorten(source)}": ${fault.message} (at ${where(source, fault.pos)})`,
+    origin,
+    snippet(source, fault.pos),
+  );
 }
 
-function evaluationError(kind: 'expression' | 'template', source: string, err: unknown, origin: SourceLocation | undefined): CairnError {
+function evaluationError(
+  kind: 'expression' | 'template',
+  source: string,
+  err: unknown,
+  origin: SourceLocation | undefined,
+): CairnError {
   if (err instanceof CairnError) return err;
   let fault: ExpressionFault;
   let pos: number | undefined;
@@ -906,7 +1051,8 @@ function evaluationError(kind: 'expression' | 'template', source: string, err: u
 /** A condition may be written wrapped (`when: "{{ x }}"`): the expression inside, and where it starts. */
 function unwrap(expression: string): { body: string; offset: number } {
   const wrapped = /^(\s*\{\{)([\s\S]*?)\}\}\s*$/.exec(expression);
-  if (wrapped && !wrapped[2]!.includes('{{') && !wrapped[2]!.includes('}}')) return { body: wrapped[2]!, offset: wrapped[1]!.length };
+  if (wrapped && !wrapped[2]!.includes('{{') && !wrapped[2]!.includes('}}'))
+    return { body: wrapped[2]!, offset: wrapped[1]!.length };
   return { body: expression, offset: 0 };
 }
 
@@ -918,7 +1064,11 @@ export function parseExpression(expression: string, origin?: SourceLocation): Ex
   try {
     const source = offset === 0 ? expression : expression.slice(0, expression.lastIndexOf('}}'));
     const inner = source.indexOf('{{', offset);
-    if (inner !== -1) throw new SyntaxFault('"{{ }}" cannot appear inside an expression: conditions are expressions already, write the variable bare', inner);
+    if (inner !== -1)
+      throw new SyntaxFault(
+        '"{{ }}" cannot appear inside an expression: conditions are expressions already, write the variable bare',
+        inner,
+      );
     const tree = parseExpressionAt(source, offset).expr;
     validate(tree);
     return remember(expressionCache, expression, tree);
@@ -957,7 +1107,8 @@ function settle(value: unknown, depth = 0): unknown {
  * the failing part.
  */
 export function evaluate(expression: string, vars: Vars, origin?: SourceLocation): unknown {
-  if (typeof expression !== 'string') throw inputError(`expected an expression (text), got ${describeValue(expression)}`, origin);
+  if (typeof expression !== 'string')
+    throw inputError(`expected an expression (text), got ${describeValue(expression)}`, origin);
   const tree = parseExpression(expression, origin);
   try {
     const value = evalNode(tree, new Scope(vars));

@@ -46,7 +46,9 @@ export class UndefinedValue {
   }
 
   describe(): string {
-    return this.missing === this.path ? `undefined variable "${this.path}"` : `undefined variable "${this.path}": "${this.missing}" is not defined`;
+    return this.missing === this.path
+      ? `undefined variable "${this.path}"`
+      : `undefined variable "${this.path}": "${this.missing}" is not defined`;
   }
 }
 
@@ -104,7 +106,10 @@ function pythonStringRepr(text: string): string {
 export function pythonRepr(value: unknown): string {
   if (typeof value === 'string') return pythonStringRepr(value);
   if (Array.isArray(value)) return `[${value.map(pythonRepr).join(', ')}]`;
-  if (isMapping(value)) return `{${Object.keys(value).map((key) => `${pythonStringRepr(key)}: ${pythonRepr(value[key])}`).join(', ')}}`;
+  if (isMapping(value))
+    return `{${Object.keys(value)
+      .map((key) => `${pythonStringRepr(key)}: ${pythonRepr(value[key])}`)
+      .join(', ')}}`;
   return pythonString(value);
 }
 
@@ -129,7 +134,9 @@ interface JsonOptions {
 
 function jsonString(text: string, ensureAscii: boolean): string {
   const encoded = JSON.stringify(text);
-  return ensureAscii ? encoded.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : encoded;
+  return ensureAscii
+    ? encoded.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    : encoded;
 }
 
 /** Python's json.dumps with its default separators (", " and ": "), as Ansible's to_json/to_nice_json. */
@@ -139,7 +146,8 @@ export function pythonJson(value: unknown, options: JsonOptions = {}, level = 0)
   const keySeparator = options.keySeparator ?? ': ';
   if (value === null || value === undefined) return 'null';
   if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
+  if (typeof value === 'number')
+    return Number.isFinite(value) ? String(value) : Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
   if (typeof value === 'string') return jsonString(value, ensureAscii);
   if (value instanceof UndefinedValue) return defined(value) as never;
   const pad = indent === undefined ? '' : `\n${' '.repeat(indent * (level + 1))}`;
@@ -152,7 +160,9 @@ export function pythonJson(value: unknown, options: JsonOptions = {}, level = 0)
     const keys = Object.keys(value);
     if (sortKeys) keys.sort();
     if (keys.length === 0) return '{}';
-    const entries = keys.map((key) => `${jsonString(key, ensureAscii)}${keySeparator}${pythonJson(value[key], options, level + 1)}`);
+    const entries = keys.map(
+      (key) => `${jsonString(key, ensureAscii)}${keySeparator}${pythonJson(value[key], options, level + 1)}`,
+    );
     return `{${pad}${entries.join(itemSeparator + pad)}${end}}`;
   }
   return jsonString(String(value), ensureAscii);
@@ -184,7 +194,8 @@ export function jinjaInt(value: unknown, fallback: unknown = 0, base: unknown = 
 export function jinjaFloat(value: unknown, fallback: unknown = 0): unknown {
   if (typeof value === 'boolean') return value ? 1 : 0;
   if (typeof value === 'number') return value;
-  if (typeof value === 'string' && /^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$/.test(value)) return Number(value.trim());
+  if (typeof value === 'string' && /^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$/.test(value))
+    return Number(value.trim());
   return fallback;
 }
 
@@ -192,7 +203,8 @@ export function jinjaFloat(value: unknown, fallback: unknown = 0): unknown {
 export function ansibleBool(value: unknown): boolean {
   if (typeof value === 'boolean') return value;
   if (typeof value === 'number') return value === 1;
-  if (typeof value === 'string') return ['yes', 'on', '1', 'true', 'y', 't', '1.0'].includes(value.trim().toLowerCase());
+  if (typeof value === 'string')
+    return ['yes', 'on', '1', 'true', 'y', 't', '1.0'].includes(value.trim().toLowerCase());
   return false;
 }
 
@@ -218,7 +230,8 @@ function mapping(value: unknown, what: string): Record<string, unknown> {
 function count(value: unknown, what: string): number {
   if (typeof value === 'number' && Number.isInteger(value)) return value;
   const parsed = jinjaInt(value, undefined);
-  if (typeof parsed !== 'number') throw new ValueTypeError(`${what} must be a whole number, got ${describeValue(value)}`);
+  if (typeof parsed !== 'number')
+    throw new ValueTypeError(`${what} must be a whole number, got ${describeValue(value)}`);
   return parsed;
 }
 
@@ -238,7 +251,10 @@ function sortKey(value: unknown, caseSensitive: boolean): unknown {
 }
 
 function sorted(items: unknown[], reverse: boolean, caseSensitive: boolean, attribute?: string): unknown[] {
-  const keyed = items.map((item) => ({ item, key: sortKey(attribute === undefined ? item : defined(attributeOf(item, attribute)), caseSensitive) }));
+  const keyed = items.map((item) => ({
+    item,
+    key: sortKey(attribute === undefined ? item : defined(attributeOf(item, attribute)), caseSensitive),
+  }));
   keyed.sort((a, b) => compareValues(a.key, b.key) * (reverse ? -1 : 1));
   return keyed.map(({ item }) => item);
 }
@@ -259,7 +275,8 @@ function unique(items: unknown[], caseSensitive = true, attribute?: string): unk
 function flatten(items: unknown[], levels: number | undefined, skipNulls: boolean): unknown[] {
   const out: unknown[] = [];
   for (const item of items) {
-    if (Array.isArray(item) && (levels === undefined || levels > 0)) out.push(...flatten(item, levels === undefined ? undefined : levels - 1, skipNulls));
+    if (Array.isArray(item) && (levels === undefined || levels > 0))
+      out.push(...flatten(item, levels === undefined ? undefined : levels - 1, skipNulls));
     else if (!(skipNulls && item === null)) out.push(item);
   }
   return out;
@@ -276,8 +293,10 @@ function combine(dicts: unknown[], recursive: boolean, listMerge: string): Recor
         if (listMerge === 'keep') out[key] = old;
         else if (listMerge === 'append') out[key] = [...old, ...value];
         else if (listMerge === 'prepend') out[key] = [...value, ...old];
-        else if (listMerge === 'append_rp') out[key] = [...old.filter((x) => !value.some((y) => deepEqual(x, y))), ...value];
-        else if (listMerge === 'prepend_rp') out[key] = [...value, ...old.filter((x) => !value.some((y) => deepEqual(x, y)))];
+        else if (listMerge === 'append_rp')
+          out[key] = [...old.filter((x) => !value.some((y) => deepEqual(x, y))), ...value];
+        else if (listMerge === 'prepend_rp')
+          out[key] = [...value, ...old.filter((x) => !value.some((y) => deepEqual(x, y)))];
         else throw new ValueTypeError(`combine: unknown list_merge "${listMerge}"`);
       } else out[key] = value;
     }
@@ -316,7 +335,8 @@ function pythonSplit(value: string, sep?: unknown, maxsplit?: unknown): string[]
 }
 
 function pythonStrip(value: string, chars: unknown, side: 'both' | 'left' | 'right'): string {
-  if (chars === undefined || chars === null) return side === 'both' ? value.trim() : side === 'left' ? value.trimStart() : value.trimEnd();
+  if (chars === undefined || chars === null)
+    return side === 'both' ? value.trim() : side === 'left' ? value.trimStart() : value.trimEnd();
   const set = text(chars, 'strip');
   let start = 0;
   let end = value.length;
@@ -343,19 +363,35 @@ function pythonReplace(value: string, from: string, to: string, limit?: unknown)
 /** Python's `%` string formatting for the common `%s`/`%d`/`%i`/`%f`/`%r` conversions. */
 function percentFormat(format: string, args: unknown[]): string {
   let index = 0;
-  return format.replace(/%(\(([^)]*)\))?([-+ 0#]*)([0-9]*)(\.[0-9]+)?([sdifrx%])/g, (_all, _k, key: string | undefined, flags: string, width: string, precision: string | undefined, conversion: string) => {
-    if (conversion === '%') return '%';
-    const source = key !== undefined && isMapping(args[0]) ? args[0][key] : args[index++];
-    let out: string;
-    if (conversion === 's') out = pythonString(source);
-    else if (conversion === 'r') out = pythonRepr(source);
-    else if (conversion === 'x') out = Math.trunc(Number(source)).toString(16);
-    else if (conversion === 'f') out = Number(source).toFixed(precision ? Number(precision.slice(1)) : 6);
-    else out = String(Math.trunc(Number(source)));
-    const w = Number(width || 0);
-    if (out.length < w) out = flags.includes('-') ? out.padEnd(w) : flags.includes('0') && conversion !== 's' ? out.padStart(w, '0') : out.padStart(w);
-    return out;
-  });
+  return format.replace(
+    /%(\(([^)]*)\))?([-+ 0#]*)([0-9]*)(\.[0-9]+)?([sdifrx%])/g,
+    (
+      _all,
+      _k,
+      key: string | undefined,
+      flags: string,
+      width: string,
+      precision: string | undefined,
+      conversion: string,
+    ) => {
+      if (conversion === '%') return '%';
+      const source = key !== undefined && isMapping(args[0]) ? args[0][key] : args[index++];
+      let out: string;
+      if (conversion === 's') out = pythonString(source);
+      else if (conversion === 'r') out = pythonRepr(source);
+      else if (conversion === 'x') out = Math.trunc(Number(source)).toString(16);
+      else if (conversion === 'f') out = Number(source).toFixed(precision ? Number(precision.slice(1)) : 6);
+      else out = String(Math.trunc(Number(source)));
+      const w = Number(width || 0);
+      if (out.length < w)
+        out = flags.includes('-')
+          ? out.padEnd(w)
+          : flags.includes('0') && conversion !== 's'
+            ? out.padStart(w, '0')
+            : out.padStart(w);
+      return out;
+    },
+  );
 }
 
 function capitalize(value: string): string {
@@ -378,7 +414,12 @@ function regexFlags(kwargs: Record<string, unknown>): RegexFlags {
 }
 
 /** Ansible's regex_search: the match, or the listed groups (`'\\1'`, `'\\g<name>'`); None when none. */
-function regexSearchFilter(value: string, pattern: string, groupArgs: unknown[], kwargs: Record<string, unknown>): unknown {
+function regexSearchFilter(
+  value: string,
+  pattern: string,
+  groupArgs: unknown[],
+  kwargs: Record<string, unknown>,
+): unknown {
   const match = regexSearch(value, pattern, regexFlags(kwargs));
   if (!match) return null;
   if (groupArgs.length === 0) return match.groups[0];
@@ -387,8 +428,11 @@ function regexSearchFilter(value: string, pattern: string, groupArgs: unknown[],
     const numbered = /^\\(\d+)$/.exec(ref);
     const named = /^\\g<(\w+)>$/.exec(ref);
     if (numbered) return match.groups[Number(numbered[1])] ?? null;
-    if (named) return /^\d+$/.test(named[1]!) ? (match.groups[Number(named[1])] ?? null) : (match.named[named[1]!] ?? null);
-    throw new ValueTypeError(`regex_search: unknown group reference ${JSON.stringify(ref)} (write '\\\\1' or '\\\\g<name>')`);
+    if (named)
+      return /^\d+$/.test(named[1]!) ? (match.groups[Number(named[1])] ?? null) : (match.named[named[1]!] ?? null);
+    throw new ValueTypeError(
+      `regex_search: unknown group reference ${JSON.stringify(ref)} (write '\\\\1' or '\\\\g<name>')`,
+    );
   });
 }
 
@@ -419,7 +463,14 @@ function randomPick(value: unknown, args: unknown[], kwargs: Record<string, unkn
   return items[draw(items.length)];
 }
 
-const HASH_ALGORITHMS: Record<string, string> = { md5: 'md5', sha1: 'sha1', sha224: 'sha224', sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
+const HASH_ALGORITHMS: Record<string, string> = {
+  md5: 'md5',
+  sha1: 'sha1',
+  sha224: 'sha224',
+  sha256: 'sha256',
+  sha384: 'sha384',
+  sha512: 'sha512',
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // ipaddr basics (ansible.utils.ipaddr): validation and the common queries, IPv4 and IPv6 via node:net
@@ -443,7 +494,10 @@ function ipaddr(value: unknown, query: unknown): unknown {
   const prefix = prefixText === undefined ? maxPrefix : Number(prefixText);
   const q = query === undefined || query === null ? '' : String(query);
   if (q === '' || q === 'bool') return q === 'bool' ? true : value;
-  if (q === 'address') return prefixText !== undefined && family === 4 && prefix < 31 && (ipv4ToNumber(address) % 2 ** (32 - prefix) === 0) ? false : address;
+  if (q === 'address')
+    return prefixText !== undefined && family === 4 && prefix < 31 && ipv4ToNumber(address) % 2 ** (32 - prefix) === 0
+      ? false
+      : address;
   if (q === 'prefix') return prefix;
   if (q === 'version') return family;
   if (q === 'ipv4') return family === 4 ? value : false;
@@ -464,13 +518,19 @@ function ipaddr(value: unknown, query: unknown): unknown {
       return `${address}/${prefix}`;
     case 'net':
     case 'subnet':
-      return ipv4ToNumber(address) === network ? `${numberToIpv4(network)}/${prefix}` : q === 'subnet' ? `${numberToIpv4(network)}/${prefix}` : false;
+      return ipv4ToNumber(address) === network
+        ? `${numberToIpv4(network)}/${prefix}`
+        : q === 'subnet'
+          ? `${numberToIpv4(network)}/${prefix}`
+          : false;
     case 'private':
       return /^(10\.|192\.168\.|172\.(1[6-9]|2[0-9]|3[01])\.)/.test(address) ? value : false;
     case 'public':
       return /^(10\.|192\.168\.|172\.(1[6-9]|2[0-9]|3[01])\.|127\.)/.test(address) ? false : value;
     default:
-      throw new ValueTypeError(`ipaddr: the query "${q}" is not supported (address, network, netmask, prefix, broadcast, size, host, net, version, ipv4, ipv6, private, public)`);
+      throw new ValueTypeError(
+        `ipaddr: the query "${q}" is not supported (address, network, netmask, prefix, broadcast, size, host, net, version, ipv4, ipv6, private, public)`,
+      );
   }
 }
 
@@ -490,7 +550,13 @@ export interface FilterSpec {
   run(value: unknown, args: unknown[], kwargs: Record<string, unknown>, env: FilterEnvironment): unknown;
 }
 
-function kw(kwargs: Record<string, unknown>, name: string, args: unknown[], index: number, fallback?: unknown): unknown {
+function kw(
+  kwargs: Record<string, unknown>,
+  name: string,
+  args: unknown[],
+  index: number,
+  fallback?: unknown,
+): unknown {
   if (hasOwn(kwargs, name)) return kwargs[name];
   return args[index] === undefined ? fallback : args[index];
 }
@@ -507,7 +573,12 @@ function lengthFilter(value: unknown): number {
 
 function edge(value: unknown, filter: string, index: 0 | -1): unknown {
   const items = typeof value === 'string' ? value : iterable(value, filter);
-  if (items.length === 0) return new UndefinedValue(`${filter} of an empty ${typeName(value)}`, `${filter} of an empty ${typeName(value)}`, `the ${typeName(value)} is empty`);
+  if (items.length === 0)
+    return new UndefinedValue(
+      `${filter} of an empty ${typeName(value)}`,
+      `${filter} of an empty ${typeName(value)}`,
+      `the ${typeName(value)} is empty`,
+    );
   return index === 0 ? items[0] : items[items.length - 1];
 }
 
@@ -518,7 +589,10 @@ function selectFilter(keep: boolean, byAttribute: boolean): FilterSpec {
       const [first, testName, ...testArgs] = byAttribute ? args : [undefined, ...args];
       return items.filter((item) => {
         const subject = byAttribute ? attributeOf(item, text(first, 'attribute')) : item;
-        const passed = testName === undefined ? isTruthy(defined(subject)) : env.test(text(testName, 'test name'), subject, testArgs, kwargs);
+        const passed =
+          testName === undefined
+            ? isTruthy(defined(subject))
+            : env.test(text(testName, 'test name'), subject, testArgs, kwargs);
         return passed === keep;
       });
     },
@@ -529,15 +603,28 @@ function minMax(sign: 1 | -1): FilterSpec {
   return {
     run: (value, args, kwargs) => {
       const attribute = kw(kwargs, 'attribute', [], 0) as string | undefined;
-      const items = sorted(iterable(value, sign === 1 ? 'max' : 'min'), sign === 1, isTruthy(kwargs['case_sensitive']), attribute);
-      return items.length === 0 ? new UndefinedValue('min/max of an empty list', 'min/max of an empty list', 'the list is empty') : items[0];
+      const items = sorted(
+        iterable(value, sign === 1 ? 'max' : 'min'),
+        sign === 1,
+        isTruthy(kwargs['case_sensitive']),
+        attribute,
+      );
+      return items.length === 0
+        ? new UndefinedValue('min/max of an empty list', 'min/max of an empty list', 'the list is empty')
+        : items[0];
     },
   };
 }
 
 function toYaml(value: unknown, nice: boolean, kwargs: Record<string, unknown>): string {
   const indent = kwargs['indent'] === undefined ? (nice ? 4 : 2) : count(kwargs['indent'], 'indent');
-  return yamlStringify(value, { indent, indentSeq: false, sortMapEntries: nice, lineWidth: 0, collectionStyle: nice ? 'block' : 'any' });
+  return yamlStringify(value, {
+    indent,
+    indentSeq: false,
+    sortMapEntries: nice,
+    lineWidth: 0,
+    collectionStyle: nice ? 'block' : 'any',
+  });
 }
 
 export const FILTERS: Record<string, FilterSpec> = {
@@ -546,12 +633,18 @@ export const FILTERS: Record<string, FilterSpec> = {
   mandatory: {
     acceptsUndefined: true,
     run: (value, args) => {
-      if (value instanceof UndefinedValue) throw new ExpressionFault(args[0] === undefined ? `mandatory variable "${value.path}" is not defined` : text(args[0], 'mandatory msg'), value.explanation);
+      if (value instanceof UndefinedValue)
+        throw new ExpressionFault(
+          args[0] === undefined ? `mandatory variable "${value.path}" is not defined` : text(args[0], 'mandatory msg'),
+          value.explanation,
+        );
       return value;
     },
   },
   bool: { run: (value) => ansibleBool(value) },
-  int: { run: (value, args, kwargs) => jinjaInt(value, kw(kwargs, 'default', args, 0, 0), kw(kwargs, 'base', args, 1, 10)) },
+  int: {
+    run: (value, args, kwargs) => jinjaInt(value, kw(kwargs, 'default', args, 0, 0), kw(kwargs, 'base', args, 1, 10)),
+  },
   float: { run: (value, args, kwargs) => jinjaFloat(value, kw(kwargs, 'default', args, 0, 0)) },
   string: { run: (value) => pythonString(value) },
   length: { run: lengthFilter },
@@ -563,7 +656,12 @@ export const FILTERS: Record<string, FilterSpec> = {
       const method = String(kw(kwargs, 'method', args, 1, 'common'));
       const factor = 10 ** precision;
       const scaled = Number(value) * factor;
-      const rounded = method === 'ceil' ? Math.ceil(scaled) : method === 'floor' ? Math.floor(scaled) : Math.sign(scaled) * Math.round(Math.abs(scaled));
+      const rounded =
+        method === 'ceil'
+          ? Math.ceil(scaled)
+          : method === 'floor'
+            ? Math.floor(scaled)
+            : Math.sign(scaled) * Math.round(Math.abs(scaled));
       return rounded / factor;
     },
   },
@@ -573,13 +671,30 @@ export const FILTERS: Record<string, FilterSpec> = {
   capitalize: { run: (value) => capitalize(pythonString(value)) },
   title: { run: (value) => titleCase(pythonString(value)) },
   trim: { run: (value, args) => pythonStrip(pythonString(value), args[0], 'both') },
-  center: { run: (value, args) => { const t = text(value, 'center'); const w = count(args[0] ?? 80, 'center width'); const left = Math.floor((w - t.length) / 2); return w <= t.length ? t : ' '.repeat(left) + t + ' '.repeat(w - t.length - left); } },
-  replace: { run: (value, args, kwargs) => pythonReplace(text(value, 'replace'), text(args[0], 'replace (old)'), text(args[1], 'replace (new)'), kw(kwargs, 'count', args, 2)) },
+  center: {
+    run: (value, args) => {
+      const t = text(value, 'center');
+      const w = count(args[0] ?? 80, 'center width');
+      const left = Math.floor((w - t.length) / 2);
+      return w <= t.length ? t : ' '.repeat(left) + t + ' '.repeat(w - t.length - left);
+    },
+  },
+  replace: {
+    run: (value, args, kwargs) =>
+      pythonReplace(
+        text(value, 'replace'),
+        text(args[0], 'replace (old)'),
+        text(args[1], 'replace (new)'),
+        kw(kwargs, 'count', args, 2),
+      ),
+  },
   split: { run: (value, args) => pythonSplit(text(value, 'split'), args[0], args[1]) },
   join: {
     run: (value, args, kwargs) => {
       const attribute = kw(kwargs, 'attribute', args, 1) as string | undefined;
-      return iterable(value, 'join').map((item) => pythonString(attribute === undefined ? item : defined(attributeOf(item, attribute)))).join(text(kw(kwargs, 'd', args, 0, ''), 'join separator'));
+      return iterable(value, 'join')
+        .map((item) => pythonString(attribute === undefined ? item : defined(attributeOf(item, attribute))))
+        .join(text(kw(kwargs, 'd', args, 0, ''), 'join separator'));
     },
   },
   first: { run: (value) => edge(value, 'first', 0) },
@@ -598,11 +713,27 @@ export const FILTERS: Record<string, FilterSpec> = {
       return total;
     },
   },
-  unique: { run: (value, args, kwargs) => unique(iterable(value, 'unique'), isTruthy(kw(kwargs, 'case_sensitive', args, 0, false)), kwargs['attribute'] as string | undefined) },
-  sort: {
-    run: (value, args, kwargs) => sorted([...iterable(value, 'sort')], isTruthy(kw(kwargs, 'reverse', args, 0, false)), isTruthy(kw(kwargs, 'case_sensitive', args, 1, false)), kw(kwargs, 'attribute', args, 2) as string | undefined),
+  unique: {
+    run: (value, args, kwargs) =>
+      unique(
+        iterable(value, 'unique'),
+        isTruthy(kw(kwargs, 'case_sensitive', args, 0, false)),
+        kwargs['attribute'] as string | undefined,
+      ),
   },
-  reverse: { run: (value) => (typeof value === 'string' ? [...value].reverse().join('') : [...iterable(value, 'reverse')].reverse()) },
+  sort: {
+    run: (value, args, kwargs) =>
+      sorted(
+        [...iterable(value, 'sort')],
+        isTruthy(kw(kwargs, 'reverse', args, 0, false)),
+        isTruthy(kw(kwargs, 'case_sensitive', args, 1, false)),
+        kw(kwargs, 'attribute', args, 2) as string | undefined,
+      ),
+  },
+  reverse: {
+    run: (value) =>
+      typeof value === 'string' ? [...value].reverse().join('') : [...iterable(value, 'reverse')].reverse(),
+  },
   list: { run: (value) => [...iterable(value, 'list')] },
   map: {
     run: (value, args, kwargs, env) => {
@@ -615,7 +746,8 @@ export const FILTERS: Record<string, FilterSpec> = {
           return found;
         });
       }
-      if (args.length === 0) throw new ValueTypeError('map: name a filter (map("upper")) or an attribute (map(attribute="name"))');
+      if (args.length === 0)
+        throw new ValueTypeError('map: name a filter (map("upper")) or an attribute (map(attribute="name"))');
       const [name, ...rest] = args;
       const filterKwargs = { ...kwargs };
       return items.map((item) => env.filter(text(name, 'map filter name'), item, rest, filterKwargs));
@@ -637,7 +769,10 @@ export const FILTERS: Record<string, FilterSpec> = {
   reject: selectFilter(false, false),
   selectattr: selectFilter(true, true),
   rejectattr: selectFilter(false, true),
-  combine: { run: (value, args, kwargs) => combine([value, ...args], isTruthy(kwargs['recursive']), String(kwargs['list_merge'] ?? 'replace')) },
+  combine: {
+    run: (value, args, kwargs) =>
+      combine([value, ...args], isTruthy(kwargs['recursive']), String(kwargs['list_merge'] ?? 'replace')),
+  },
   dict2items: {
     run: (value, args, kwargs) => {
       const keyName = text(kw(kwargs, 'key_name', args, 0, 'key'), 'key_name');
@@ -657,7 +792,15 @@ export const FILTERS: Record<string, FilterSpec> = {
       return out;
     },
   },
-  dict: { run: (value) => Object.fromEntries(iterable(value, 'dict').map((pair) => { const p = iterable(pair, 'dict (each pair)'); return [pythonString(p[0]), p[1]]; })) },
+  dict: {
+    run: (value) =>
+      Object.fromEntries(
+        iterable(value, 'dict').map((pair) => {
+          const p = iterable(pair, 'dict (each pair)');
+          return [pythonString(p[0]), p[1]];
+        }),
+      ),
+  },
   items: { run: (value) => Object.entries(mapping(value, 'items')).map(([k, v]) => [k, v]) },
   zip: {
     run: (value, args) => {
@@ -674,22 +817,39 @@ export const FILTERS: Record<string, FilterSpec> = {
       return Array.from({ length }, (_, i) => lists.map((l) => (i < l.length ? l[i] : fill)));
     },
   },
-  flatten: { run: (value, args, kwargs) => flatten(iterable(value, 'flatten'), kw(kwargs, 'levels', args, 0) === undefined ? undefined : count(kw(kwargs, 'levels', args, 0), 'levels'), isTruthy(kwargs['skip_nulls'] ?? true)) },
+  flatten: {
+    run: (value, args, kwargs) =>
+      flatten(
+        iterable(value, 'flatten'),
+        kw(kwargs, 'levels', args, 0) === undefined ? undefined : count(kw(kwargs, 'levels', args, 0), 'levels'),
+        isTruthy(kwargs['skip_nulls'] ?? true),
+      ),
+  },
   product: {
     run: (value, args) => {
       let out: unknown[][] = [[]];
-      for (const list of [value, ...args]) out = out.flatMap((prefix) => iterable(list, 'product').map((item) => [...prefix, item]));
+      for (const list of [value, ...args])
+        out = out.flatMap((prefix) => iterable(list, 'product').map((item) => [...prefix, item]));
       return out;
     },
   },
-  difference: { run: (value, [other]) => unique(iterable(value, 'difference').filter((x) => !iterable(other, 'difference').some((y) => deepEqual(x, y)))) },
-  intersect: { run: (value, [other]) => unique(iterable(value, 'intersect').filter((x) => iterable(other, 'intersect').some((y) => deepEqual(x, y)))) },
+  difference: {
+    run: (value, [other]) =>
+      unique(iterable(value, 'difference').filter((x) => !iterable(other, 'difference').some((y) => deepEqual(x, y)))),
+  },
+  intersect: {
+    run: (value, [other]) =>
+      unique(iterable(value, 'intersect').filter((x) => iterable(other, 'intersect').some((y) => deepEqual(x, y)))),
+  },
   union: { run: (value, [other]) => unique([...iterable(value, 'union'), ...iterable(other, 'union')]) },
   symmetric_difference: {
     run: (value, [other]) => {
       const a = iterable(value, 'symmetric_difference');
       const b = iterable(other, 'symmetric_difference');
-      return unique([...a.filter((x) => !b.some((y) => deepEqual(x, y))), ...b.filter((x) => !a.some((y) => deepEqual(x, y)))]);
+      return unique([
+        ...a.filter((x) => !b.some((y) => deepEqual(x, y))),
+        ...b.filter((x) => !a.some((y) => deepEqual(x, y))),
+      ]);
     },
   },
   batch: {
@@ -698,12 +858,27 @@ export const FILTERS: Record<string, FilterSpec> = {
       const items = iterable(value, 'batch');
       const out: unknown[][] = [];
       for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-      if (args[1] !== undefined && out.length > 0) while (out[out.length - 1]!.length < size) out[out.length - 1]!.push(args[1]);
+      if (args[1] !== undefined && out.length > 0)
+        while (out[out.length - 1]!.length < size) out[out.length - 1]!.push(args[1]);
       return out;
     },
   },
-  to_json: { run: (value, _args, kwargs) => pythonJson(value, { indent: kwargs['indent'] === undefined ? undefined : count(kwargs['indent'], 'indent'), sortKeys: isTruthy(kwargs['sort_keys']), ensureAscii: kwargs['ensure_ascii'] === undefined ? true : isTruthy(kwargs['ensure_ascii']) }) },
-  to_nice_json: { run: (value, _args, kwargs) => pythonJson(value, { indent: kwargs['indent'] === undefined ? 4 : count(kwargs['indent'], 'indent'), sortKeys: kwargs['sort_keys'] === undefined ? true : isTruthy(kwargs['sort_keys']), ensureAscii: false }) },
+  to_json: {
+    run: (value, _args, kwargs) =>
+      pythonJson(value, {
+        indent: kwargs['indent'] === undefined ? undefined : count(kwargs['indent'], 'indent'),
+        sortKeys: isTruthy(kwargs['sort_keys']),
+        ensureAscii: kwargs['ensure_ascii'] === undefined ? true : isTruthy(kwargs['ensure_ascii']),
+      }),
+  },
+  to_nice_json: {
+    run: (value, _args, kwargs) =>
+      pythonJson(value, {
+        indent: kwargs['indent'] === undefined ? 4 : count(kwargs['indent'], 'indent'),
+        sortKeys: kwargs['sort_keys'] === undefined ? true : isTruthy(kwargs['sort_keys']),
+        ensureAscii: false,
+      }),
+  },
   from_json: {
     run: (value) => {
       try {
@@ -720,27 +895,53 @@ export const FILTERS: Record<string, FilterSpec> = {
       try {
         return yamlParse(text(value, 'from_yaml'), { maxAliasCount: 100 }) as unknown;
       } catch (err) {
-        throw new ValueTypeError(`from_yaml: not YAML (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`);
+        throw new ValueTypeError(
+          `from_yaml: not YAML (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`,
+        );
       }
     },
   },
   regex_replace: {
-    run: (value, args, kwargs) => regexSub(text(value, 'regex_replace'), text(kw(kwargs, 'pattern', args, 0, ''), 'regex_replace pattern'), text(kw(kwargs, 'replacement', args, 1, ''), 'regex_replace replacement'), regexFlags(kwargs), count(kw(kwargs, 'count', args, 4, 0), 'count')),
+    run: (value, args, kwargs) =>
+      regexSub(
+        text(value, 'regex_replace'),
+        text(kw(kwargs, 'pattern', args, 0, ''), 'regex_replace pattern'),
+        text(kw(kwargs, 'replacement', args, 1, ''), 'regex_replace replacement'),
+        regexFlags(kwargs),
+        count(kw(kwargs, 'count', args, 4, 0), 'count'),
+      ),
   },
-  regex_search: { run: (value, args, kwargs) => regexSearchFilter(text(value, 'regex_search'), text(args[0], 'regex_search pattern'), args.slice(1), kwargs) },
-  regex_findall: { run: (value, args, kwargs) => regexFindall(text(value, 'regex_findall'), text(args[0], 'regex_findall pattern'), kwargs) },
+  regex_search: {
+    run: (value, args, kwargs) =>
+      regexSearchFilter(text(value, 'regex_search'), text(args[0], 'regex_search pattern'), args.slice(1), kwargs),
+  },
+  regex_findall: {
+    run: (value, args, kwargs) =>
+      regexFindall(text(value, 'regex_findall'), text(args[0], 'regex_findall pattern'), kwargs),
+  },
   regex_escape: { run: (value) => regexEscape(text(value, 'regex_escape')) },
-  basename: { run: (value) => posix.basename(text(value, 'basename')) === '' ? '' : pythonBasename(text(value, 'basename')) },
+  basename: {
+    run: (value) => (posix.basename(text(value, 'basename')) === '' ? '' : pythonBasename(text(value, 'basename'))),
+  },
   dirname: { run: (value) => pythonDirname(text(value, 'dirname')) },
   expanduser: { run: (value) => text(value, 'expanduser').replace(/^~(?=\/|$)/, homedir()) },
   realpath: { run: (value) => posix.resolve(text(value, 'realpath')) },
-  splitext: { run: (value) => { const t = text(value, 'splitext'); const ext = posix.extname(t); return [t.slice(0, t.length - ext.length), ext]; } },
+  splitext: {
+    run: (value) => {
+      const t = text(value, 'splitext');
+      const ext = posix.extname(t);
+      return [t.slice(0, t.length - ext.length), ext];
+    },
+  },
   b64encode: { run: (value) => Buffer.from(text(value, 'b64encode'), 'utf8').toString('base64') },
   b64decode: { run: (value) => Buffer.from(text(value, 'b64decode'), 'base64').toString('utf8') },
   hash: {
     run: (value, args) => {
       const algorithm = text(args[0] ?? 'sha1', 'hash algorithm');
-      if (!hasOwn(HASH_ALGORITHMS, algorithm)) throw new ValueTypeError(`hash: unsupported algorithm "${algorithm}" (${Object.keys(HASH_ALGORITHMS).join(', ')})`);
+      if (!hasOwn(HASH_ALGORITHMS, algorithm))
+        throw new ValueTypeError(
+          `hash: unsupported algorithm "${algorithm}" (${Object.keys(HASH_ALGORITHMS).join(', ')})`,
+        );
       return createHash(HASH_ALGORITHMS[algorithm]!).update(text(value, 'hash'), 'utf8').digest('hex');
     },
   },
@@ -750,35 +951,70 @@ export const FILTERS: Record<string, FilterSpec> = {
   password_hash: {
     run: () => {
       // crypt(3)'s sha512 scheme is not in node:crypto; a wrong hash would lock users out, so refuse.
-      throw new ValueTypeError('password_hash: crypt(3) hashes are not available on this controller (node:crypto has no crypt); hash on the host instead');
+      throw new ValueTypeError(
+        'password_hash: crypt(3) hashes are not available on this controller (node:crypto has no crypt); hash on the host instead',
+      );
     },
   },
   quote: { run: (value) => shellQuote(text(value, 'quote')) },
-  ternary: { run: (value, args) => (value === null && args.length > 2 ? args[2] : isTruthy(value) ? args[0] : args[1]) },
+  ternary: {
+    run: (value, args) => (value === null && args.length > 2 ? args[2] : isTruthy(value) ? args[0] : args[1]),
+  },
   random: { run: randomPick },
   shuffle: { run: (value) => [...iterable(value, 'shuffle')] },
-  ipaddr: { run: (value, args) => (Array.isArray(value) ? value.filter((v) => ipaddr(v, args[0]) !== false).map((v) => ipaddr(v, args[0])) : ipaddr(value, args[0])) },
-  ipv4: { run: (value, args) => { const r = ipaddr(value, 'ipv4'); return r === false || args[0] === undefined ? r : ipaddr(r, args[0]); } },
-  ipv6: { run: (value, args) => { const r = ipaddr(value, 'ipv6'); return r === false || args[0] === undefined ? r : ipaddr(r, args[0]); } },
+  ipaddr: {
+    run: (value, args) =>
+      Array.isArray(value)
+        ? value.filter((v) => ipaddr(v, args[0]) !== false).map((v) => ipaddr(v, args[0]))
+        : ipaddr(value, args[0]),
+  },
+  ipv4: {
+    run: (value, args) => {
+      const r = ipaddr(value, 'ipv4');
+      return r === false || args[0] === undefined ? r : ipaddr(r, args[0]);
+    },
+  },
+  ipv6: {
+    run: (value, args) => {
+      const r = ipaddr(value, 'ipv6');
+      return r === false || args[0] === undefined ? r : ipaddr(r, args[0]);
+    },
+  },
   indent: {
     run: (value, args, kwargs) => {
       const width = count(kw(kwargs, 'width', args, 0, 4), 'indent width');
       const first = isTruthy(kw(kwargs, 'first', args, 1, false));
       const blank = isTruthy(kw(kwargs, 'blank', args, 2, false));
       const pad = ' '.repeat(width);
-      return text(value, 'indent').split('\n').map((line, i) => ((i > 0 || first) && (blank || line.trim() !== '') ? pad + line : line)).join('\n');
+      return text(value, 'indent')
+        .split('\n')
+        .map((line, i) => ((i > 0 || first) && (blank || line.trim() !== '') ? pad + line : line))
+        .join('\n');
     },
   },
   comment: {
     run: (value, args) => {
       const style = String(args[0] ?? 'plain');
       const prefix = style === 'c' ? '// ' : style === 'erlang' ? '% ' : '# ';
-      const body = text(value, 'comment').split('\n').map((line) => `${prefix}${line}`.trimEnd()).join('\n');
+      const body = text(value, 'comment')
+        .split('\n')
+        .map((line) => `${prefix}${line}`.trimEnd())
+        .join('\n');
       return `${prefix.trim()}\n${body}\n${prefix.trim()}`;
     },
   },
-  wordcount: { run: (value) => text(value, 'wordcount').split(/\s+/).filter((w) => w !== '').length },
-  format: { run: (value, args, kwargs) => (Object.keys(kwargs).length ? percentFormat(text(value, 'format'), [kwargs]) : percentFormat(text(value, 'format'), args)) },
+  wordcount: {
+    run: (value) =>
+      text(value, 'wordcount')
+        .split(/\s+/)
+        .filter((w) => w !== '').length,
+  },
+  format: {
+    run: (value, args, kwargs) =>
+      Object.keys(kwargs).length
+        ? percentFormat(text(value, 'format'), [kwargs])
+        : percentFormat(text(value, 'format'), args),
+  },
   type_debug: { run: (value) => pythonTypeName(value) },
   truncate: {
     run: (value, args) => {
@@ -839,7 +1075,10 @@ export interface TestSpec {
 }
 
 function registeredResult(value: unknown, test: string): Record<string, unknown> {
-  if (!isMapping(value)) throw new ValueTypeError(`the "${test}" test needs a registered task result (a mapping), got ${describeValue(value)}`);
+  if (!isMapping(value))
+    throw new ValueTypeError(
+      `the "${test}" test needs a registered task result (a mapping), got ${describeValue(value)}`,
+    );
   return value;
 }
 
@@ -853,7 +1092,10 @@ function regexTest(kind: 'match' | 'search'): TestSpec {
     run: (value, args, kwargs) => {
       const subject = text(value, `the "${kind}" test`);
       const pattern = text(kw(kwargs, 'pattern', args, 0), `the "${kind}" pattern`);
-      const flags = { ignorecase: isTruthy(kw(kwargs, 'ignorecase', args, 1)), multiline: isTruthy(kw(kwargs, 'multiline', args, 2)) };
+      const flags = {
+        ignorecase: isTruthy(kw(kwargs, 'ignorecase', args, 1)),
+        multiline: isTruthy(kw(kwargs, 'multiline', args, 2)),
+      };
       return (kind === 'match' ? regexMatch(subject, pattern, flags) : regexSearch(subject, pattern, flags)) !== null;
     },
   };
@@ -871,30 +1113,56 @@ export function compareVersions(a: string, b: string): number {
     const xNumeric = /^[0-9]+$/.test(x);
     const yNumeric = /^[0-9]+$/.test(y);
     // LooseVersion compares int with str as Python 2 did: numbers first.
-    const order = xNumeric && yNumeric ? Number(x) - Number(y) : xNumeric !== yNumeric ? (xNumeric ? -1 : 1) : x < y ? -1 : x > y ? 1 : 0;
+    const order =
+      xNumeric && yNumeric
+        ? Number(x) - Number(y)
+        : xNumeric !== yNumeric
+          ? xNumeric
+            ? -1
+            : 1
+          : x < y
+            ? -1
+            : x > y
+              ? 1
+              : 0;
     if (order !== 0) return Math.sign(order);
   }
   return 0;
 }
 
 const VERSION_OPERATORS: Record<string, (order: number) => boolean> = {
-  '<': (o) => o < 0, lt: (o) => o < 0, '<=': (o) => o <= 0, le: (o) => o <= 0,
-  '>': (o) => o > 0, gt: (o) => o > 0, '>=': (o) => o >= 0, ge: (o) => o >= 0,
-  '==': (o) => o === 0, '=': (o) => o === 0, eq: (o) => o === 0,
-  '!=': (o) => o !== 0, '<>': (o) => o !== 0, ne: (o) => o !== 0,
+  '<': (o) => o < 0,
+  lt: (o) => o < 0,
+  '<=': (o) => o <= 0,
+  le: (o) => o <= 0,
+  '>': (o) => o > 0,
+  gt: (o) => o > 0,
+  '>=': (o) => o >= 0,
+  ge: (o) => o >= 0,
+  '==': (o) => o === 0,
+  '=': (o) => o === 0,
+  eq: (o) => o === 0,
+  '!=': (o) => o !== 0,
+  '<>': (o) => o !== 0,
+  ne: (o) => o !== 0,
 };
 
 const versionTest: TestSpec = {
   run: (value, args, kwargs) => {
     const op = String(kw(kwargs, 'operator', args, 1, 'eq'));
     const check = hasOwn(VERSION_OPERATORS, op) ? VERSION_OPERATORS[op] : undefined;
-    if (!check) throw new ValueTypeError(`the "version" test: unknown operator "${op}" (use one of ${Object.keys(VERSION_OPERATORS).join(' ')})`);
+    if (!check)
+      throw new ValueTypeError(
+        `the "version" test: unknown operator "${op}" (use one of ${Object.keys(VERSION_OPERATORS).join(' ')})`,
+      );
     return check(compareVersions(pythonString(value), pythonString(kw(kwargs, 'version', args, 0))));
   },
 };
 
 const isNumber = (value: unknown): value is number => typeof value === 'number';
-const comparisonTest = (check: (order: number) => boolean): TestSpec => ({ run: (value, [other]) => check(compareValues(value, other)) });
+const comparisonTest = (check: (order: number) => boolean): TestSpec => ({
+  run: (value, [other]) => check(compareValues(value, other)),
+});
 
 function subset(a: unknown, b: unknown): boolean {
   const small = iterable(a, 'subset');

@@ -60,7 +60,9 @@ const FILTER_HELPERS: Record<string, HelperSpec> = Object.fromEntries([
 ]);
 
 /** Names of the helpers templates can call (Handlebars' block helpers come on top). */
-export const HELPER_NAMES: readonly string[] = [...new Set([...Object.keys(FILTER_HELPERS), ...TEMPLATE_ONLY_HELPERS])].sort();
+export const HELPER_NAMES: readonly string[] = [
+  ...new Set([...Object.keys(FILTER_HELPERS), ...TEMPLATE_ONLY_HELPERS]),
+].sort();
 
 /** Templates larger than this are refused: a config template this big is a mistake (a binary, a log). */
 export const MAX_TEMPLATE_BYTES = 4 * 1024 * 1024;
@@ -72,7 +74,10 @@ type CompiledTemplate = (context: unknown, options?: Handlebars.RuntimeOptions) 
 
 const COMPILE_OPTIONS: CompileOptionsWithIds = { strict: true, noEscape: true, trackIds: true };
 /** Prototype members never resolve, and saying so explicitly keeps Handlebars from logging each attempt. */
-const RUNTIME_OPTIONS: Handlebars.RuntimeOptions = { allowProtoMethodsByDefault: false, allowProtoPropertiesByDefault: false };
+const RUNTIME_OPTIONS: Handlebars.RuntimeOptions = {
+  allowProtoMethodsByDefault: false,
+  allowProtoPropertiesByDefault: false,
+};
 
 /** `trackIds` is a documented compile option the bundled types omit; helpers then see parameter paths. */
 type CompileOptionsWithIds = CompileOptions & { trackIds: boolean };
@@ -101,7 +106,11 @@ class HandlebarsTemplater implements Templater {
 
   constructor(private readonly partialsDirs: readonly string[]) {
     installSafeLookups(this.env);
-    registerHelpers(this.env as unknown as HelperEnvironment, (error, context) => this.noteScope(error, context), FILTER_HELPERS);
+    registerHelpers(
+      this.env as unknown as HelperEnvironment,
+      (error, context) => this.noteScope(error, context),
+      FILTER_HELPERS,
+    );
     for (const dir of partialsDirs) {
       for (const file of listPartials(dir)) this.partialFiles.set(basename(file, '.hbs'), file);
     }
@@ -201,14 +210,26 @@ class HandlebarsTemplater implements Templater {
 
     if (inPartial || origin.kind === 'file') {
       const file = inPartial ? trail.file! : (origin as { file: string }).file;
-      const via = !inPartial ? '' : origin.kind === 'file' ? ` (included from ${origin.file})` : ` (included from ${formatLocation(origin.origin)}, in "${shorten(origin.text)}")`;
-      const location: SourceLocation = problem.line === undefined ? { file } : { file, line: problem.line, col: problem.col };
-      const detail = problem.detail ?? (problem.line !== undefined ? caretSnippet(source, problem.line, problem.col) : undefined);
+      const via = !inPartial
+        ? ''
+        : origin.kind === 'file'
+          ? ` (included from ${origin.file})`
+          : ` (included from ${formatLocation(origin.origin)}, in "${shorten(origin.text)}")`;
+      const location: SourceLocation =
+        problem.line === undefined ? { file } : { file, line: problem.line, col: problem.col };
+      const detail =
+        problem.detail ?? (problem.line !== undefined ? caretSnippet(source, problem.line, problem.col) : undefined);
       return templateError(problem, `${problem.message}${via}`, location, detail || undefined);
     }
     const where = problem.line === undefined ? '' : source.includes('\n') ? ` at line ${problem.line}` : '';
-    const detail = problem.detail ?? (problem.line !== undefined ? caretSnippet(source, problem.line, problem.col) : undefined);
-    return templateError(problem, `${problem.message} in "${shorten(origin.text)}"${where}`, origin.origin, detail || undefined);
+    const detail =
+      problem.detail ?? (problem.line !== undefined ? caretSnippet(source, problem.line, problem.col) : undefined);
+    return templateError(
+      problem,
+      `${problem.message} in "${shorten(origin.text)}"${where}`,
+      origin.origin,
+      detail || undefined,
+    );
   }
 
   /** What went wrong and where in `source` (1-based line and column). */
@@ -239,16 +260,31 @@ class HandlebarsTemplater implements Templater {
     if (notDefined && position) {
       const path = pathAt(source, position) ?? notDefined[1]!;
       if (isHelperCall(source, position)) {
-        return { message: `unknown helper "${path}" (helpers: ${[...HELPER_NAMES, 'if', 'unless', 'each', 'with', 'lookup'].join(', ')})`, line: position.line, col: position.column + 1 };
+        return {
+          message: `unknown helper "${path}" (helpers: ${[...HELPER_NAMES, 'if', 'unless', 'each', 'with', 'lookup'].join(', ')})`,
+          line: position.line,
+          col: position.column + 1,
+        };
       }
-      const explanation = blockParameters(source).has(pathSegments(path)[0] ?? '') ? undefined : explainMissing(path, scopes, vars);
-      return { message: undefinedMessage(path, explanation), line: position.line, col: position.column + 1, undefinedVariable: true };
+      const explanation = blockParameters(source).has(pathSegments(path)[0] ?? '')
+        ? undefined
+        : explainMissing(path, scopes, vars);
+      return {
+        message: undefinedMessage(path, explanation),
+        line: position.line,
+        col: position.column + 1,
+        undefinedVariable: true,
+      };
     }
 
     const parse = /^Parse error on line (\d+):\n([\s\S]*)$/.exec(message);
     if (parse) {
       const lines = parse[2]!.split('\n');
-      return { message: `template syntax error: ${parseExpectation(lines.slice(2).join(' '))}`, line: Number(parse[1]), detail: lines.slice(0, 2).join('\n') };
+      return {
+        message: `template syntax error: ${parseExpectation(lines.slice(2).join(' '))}`,
+        line: Number(parse[1]),
+        detail: lines.slice(0, 2).join('\n'),
+      };
     }
 
     const missingPartial = /^The partial (.+) could not be found$/.exec(message);
@@ -257,18 +293,33 @@ class HandlebarsTemplater implements Templater {
       const at = findPartialCall(source, name);
       const known = [...this.partialFiles.keys()].sort();
       const dirs = this.partialsDirs.length ? this.partialsDirs.join(', ') : 'no partials folders';
-      return { message: `partial "${name}" not found (known partials: ${known.join(', ') || 'none'}; looked in ${dirs})`, line: at?.line, col: at && at.column + 1 };
+      return {
+        message: `partial "${name}" not found (known partials: ${known.join(', ') || 'none'}; looked in ${dirs})`,
+        line: at?.line,
+        col: at && at.column + 1,
+      };
     }
 
     if (position) {
-      return { message: `template error: ${message.replace(/ - \d+:\d+$/, '')}`, line: position.line, col: position.column + 1 };
+      return {
+        message: `template error: ${message.replace(/ - \d+:\d+$/, '')}`,
+        line: position.line,
+        col: position.column + 1,
+      };
     }
     return { message: `template error: ${message}` };
   }
 }
 
-function templateError(problem: Problem, message: string, location: SourceLocation, detail: string | undefined): CairnError {
-  return problem.undefinedVariable ? new UndefinedVariableError(message, { kind: 'input', location, detail }) : inputError(message, location, detail);
+function templateError(
+  problem: Problem,
+  message: string,
+  location: SourceLocation,
+  detail: string | undefined,
+): CairnError {
+  return problem.undefinedVariable
+    ? new UndefinedVariableError(message, { kind: 'input', location, detail })
+    : inputError(message, location, detail);
 }
 
 /** Jison's "Expecting 'A', 'B', ... got 'X'" in fewer words. */
@@ -374,11 +425,26 @@ function installSafeLookups(env: HandlebarsEnv): void {
     if (type === 'context' || type === 'data') return this.internalNameLookup(['Object(', parent, ')'], name);
     return Base.prototype.nameLookup.call(this, parent, name, type);
   };
-  Safe.prototype.appendToBuffer = function (this: Compiler, source: unknown, location: unknown, explicit: unknown): unknown {
+  Safe.prototype.appendToBuffer = function (
+    this: Compiler,
+    source: unknown,
+    location: unknown,
+    explicit: unknown,
+  ): unknown {
     const parts = Array.isArray(source) ? source : [source];
-    return Base.prototype.appendToBuffer.call(this, [this.aliasable(TO_TEXT_SOURCE), '(', ...parts, ')'], location, explicit);
+    return Base.prototype.appendToBuffer.call(
+      this,
+      [this.aliasable(TO_TEXT_SOURCE), '(', ...parts, ')'],
+      location,
+      explicit,
+    );
   };
-  Safe.prototype.lookupBlockParam = function (this: Compiler, blockParamId: [number, number], parts: string[], strict?: boolean): void {
+  Safe.prototype.lookupBlockParam = function (
+    this: Compiler,
+    blockParamId: [number, number],
+    parts: string[],
+    strict?: boolean,
+  ): void {
     // `{{x}}` alone is the parameter itself: only a path into it (`{{x.name}}`) has a terminal to check.
     if (!strict || parts.length < 2) return Base.prototype.lookupBlockParam.call(this, blockParamId, parts);
     this.useBlockParams = true;
@@ -398,15 +464,18 @@ function installSafeLookups(env: HandlebarsEnv): void {
  * as `lookupKey` finds them, plus the own `length` and indexes of lists and text that Handlebars reads too.
  */
 function templateLookup(container: unknown, segment: string): Lookup {
-  if ((Array.isArray(container) || typeof container === 'string') && segment === 'length') return { found: true, value: container.length };
-  if (typeof container === 'string' && /^(0|[1-9][0-9]*)$/.test(segment) && Number(segment) < container.length) return { found: true, value: container[Number(segment)] };
+  if ((Array.isArray(container) || typeof container === 'string') && segment === 'length')
+    return { found: true, value: container.length };
+  if (typeof container === 'string' && /^(0|[1-9][0-9]*)$/.test(segment) && Number(segment) < container.length)
+    return { found: true, value: container[Number(segment)] };
   return lookupKey(container, segment);
 }
 
 /** Names a template binds with `as |a b|`: paths starting with them are not in any scope's variables. */
 function blockParameters(source: string): Set<string> {
   const names = new Set<string>();
-  for (const match of source.matchAll(/\bas\s+\|([^|]*)\|/g)) for (const name of match[1]!.trim().split(/\s+/)) names.add(name);
+  for (const match of source.matchAll(/\bas\s+\|([^|]*)\|/g))
+    for (const name of match[1]!.trim().split(/\s+/)) names.add(name);
   return names;
 }
 
@@ -445,7 +514,8 @@ function explainMissing(path: string, scopes: unknown[], root: unknown): Missing
   let value = base;
   for (let i = 0; i < segments.length; i++) {
     const found = templateLookup(value, segments[i]!);
-    if (!found.found) return { missing: segments.slice(0, i + 1).join('.'), available: describeAvailable(value, segments[i]!) };
+    if (!found.found)
+      return { missing: segments.slice(0, i + 1).join('.'), available: describeAvailable(value, segments[i]!) };
     value = found.value;
   }
   return undefined;
@@ -454,14 +524,16 @@ function explainMissing(path: string, scopes: unknown[], root: unknown): Missing
 function undefinedMessage(path: string, info: MissingInfo | undefined): string {
   if (!info) return `undefined variable "${path}"`;
   const plainPath = pathSegments(path.replace(/^(@root|this)(?=[./]|$)|^(\.\.\/)+|^\.\//g, '')).join('.');
-  if (info.missing === undefined || info.missing === plainPath) return `undefined variable "${path}" (${info.available})`;
+  if (info.missing === undefined || info.missing === plainPath)
+    return `undefined variable "${path}" (${info.available})`;
   return `undefined variable "${path}": "${info.missing}" is not defined (${info.available})`;
 }
 
 /** Handlebars' own position for an error: properties on its Exception, else the " - line:col" suffix. */
 function handlebarsPosition(error: unknown): TemplatePosition | undefined {
   const props = error as { lineNumber?: unknown; column?: unknown; message?: unknown };
-  if (typeof props.lineNumber === 'number' && typeof props.column === 'number') return { line: props.lineNumber, column: props.column };
+  if (typeof props.lineNumber === 'number' && typeof props.column === 'number')
+    return { line: props.lineNumber, column: props.column };
   const suffix = typeof props.message === 'string' ? / - (\d+):(\d+)$/.exec(props.message) : null;
   return suffix ? { line: Number(suffix[1]), column: Number(suffix[2]) } : undefined;
 }
@@ -472,13 +544,17 @@ function lineOf(source: string, line: number): string {
 
 /** The path expression starting at a strict-mode error's position, as written. */
 function pathAt(source: string, position: TemplatePosition): string | undefined {
-  const match = /^(?:@root[./]|\.\.\/|this[./]|\.\/)*[^\s{}()~=|]+/.exec(lineOf(source, position.line).slice(position.column));
+  const match = /^(?:@root[./]|\.\.\/|this[./]|\.\/)*[^\s{}()~=|]+/.exec(
+    lineOf(source, position.line).slice(position.column),
+  );
   return match ? match[0] : undefined;
 }
 
 /** True when the name at `position` is followed by parameters: then it was meant as a helper. */
 function isHelperCall(source: string, position: TemplatePosition): boolean {
-  const rest = lineOf(source, position.line).slice(position.column).replace(/^[^\s{}()~]+/, '');
+  const rest = lineOf(source, position.line)
+    .slice(position.column)
+    .replace(/^[^\s{}()~]+/, '');
   return !/^\s*~?\}\}/.test(rest) && rest.trim() !== '';
 }
 
@@ -530,14 +606,18 @@ function readTemplate(path: string): string {
     const stat = statSync(path);
     if (stat.isDirectory()) throw inputError('expected a template file, found a directory', { file: path });
     if (stat.size > MAX_TEMPLATE_BYTES) {
-      throw inputError(`template is ${Math.round(stat.size / 1024)} KiB; cairn renders at most ${MAX_TEMPLATE_BYTES / 1024 / 1024} MiB`, { file: path });
+      throw inputError(
+        `template is ${Math.round(stat.size / 1024)} KiB; cairn renders at most ${MAX_TEMPLATE_BYTES / 1024 / 1024} MiB`,
+        { file: path },
+      );
     }
     buffer = readFileSync(path);
   } catch (err) {
     if (err instanceof CairnError) throw err;
     throw inputError(`cannot read template: ${describeFsError(err)}`, { file: path });
   }
-  if (buffer.includes(0)) throw inputError('template is binary (it contains NUL bytes); expected UTF-8 text', { file: path });
+  if (buffer.includes(0))
+    throw inputError('template is binary (it contains NUL bytes); expected UTF-8 text', { file: path });
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(buffer);
   } catch {

@@ -82,7 +82,11 @@ export function availableKeys(container: unknown): string[] {
   while (level !== null && !BUILTIN_PROTOTYPES.has(level)) {
     for (const key of Object.keys(level)) {
       const descriptor = Object.getOwnPropertyDescriptor(level, key);
-      if (descriptor && !('value' in descriptor && (descriptor.value === undefined || typeof descriptor.value === 'function'))) names.add(key);
+      if (
+        descriptor &&
+        !('value' in descriptor && (descriptor.value === undefined || typeof descriptor.value === 'function'))
+      )
+        names.add(key);
     }
     level = Object.getPrototypeOf(level) as object | null;
   }
@@ -172,7 +176,10 @@ export function compareValues(a: unknown, b: unknown): number {
     return a.length - b.length;
   }
   const numericString = (v: unknown) => typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v));
-  const hint = (na !== undefined && numericString(b)) || (nb !== undefined && numericString(a)) ? ' (convert the text to a number first)' : '';
+  const hint =
+    (na !== undefined && numericString(b)) || (nb !== undefined && numericString(a))
+      ? ' (convert the text to a number first)'
+      : '';
   throw new ValueTypeError(`cannot compare ${describeValue(a)} with ${describeValue(b)}${hint}`);
 }
 
@@ -180,7 +187,8 @@ export function compareValues(a: unknown, b: unknown): number {
 export function containsValue(container: unknown, item: unknown): boolean {
   if (Array.isArray(container)) return container.some((element) => deepEqual(element, item));
   if (typeof container === 'string') {
-    if (typeof item !== 'string') throw new ValueTypeError(`"in <string>" needs a string on the left, got ${describeValue(item)}`);
+    if (typeof item !== 'string')
+      throw new ValueTypeError(`"in <string>" needs a string on the left, got ${describeValue(item)}`);
     return container.includes(item);
   }
   if (isMapping(container)) return typeof item === 'string' && lookupKey(container, item).found;
@@ -232,7 +240,12 @@ export function describeAvailable(container: unknown, missing: string): string {
   const lower = missing.toLowerCase();
   const close = names
     .map((name) => ({ name, distance: editDistance(lower, name.toLowerCase()) }))
-    .filter(({ name, distance }) => distance <= Math.max(2, Math.floor(missing.length / 4)) || name.toLowerCase().includes(lower) || (lower.length > 3 && lower.includes(name.toLowerCase())))
+    .filter(
+      ({ name, distance }) =>
+        distance <= Math.max(2, Math.floor(missing.length / 4)) ||
+        name.toLowerCase().includes(lower) ||
+        (lower.length > 3 && lower.includes(name.toLowerCase())),
+    )
     .sort((x, y) => x.distance - y.distance)
     .slice(0, 5)
     .map(({ name }) => name);
@@ -410,12 +423,23 @@ function parameterName(options: HelperCallOptions, index: number, helper: string
 /** An undefined positional or hash argument is an undefined variable, named as written in the template. */
 function refuseUndefined(helper: string, args: unknown[], options: HelperCallOptions): void {
   args.forEach((arg, index) => {
-    if (arg === undefined) throw new TemplateFault('undefined variable', 'undefined', positionOf(options), parameterName(options, index, helper));
+    if (arg === undefined)
+      throw new TemplateFault(
+        'undefined variable',
+        'undefined',
+        positionOf(options),
+        parameterName(options, index, helper),
+      );
   });
   for (const [key, value] of Object.entries(options.hash ?? {})) {
     if (value !== undefined) continue;
     const id = options.hashIds?.[key];
-    throw new TemplateFault('undefined variable', 'undefined', positionOf(options), typeof id === 'string' ? id : `${key}= of ${helper}`);
+    throw new TemplateFault(
+      'undefined variable',
+      'undefined',
+      positionOf(options),
+      typeof id === 'string' ? id : `${key}= of ${helper}`,
+    );
   }
 }
 
@@ -432,19 +456,28 @@ export type ScopeObserver = (error: unknown, context: unknown) => void;
  * `with` and `lookup` so a missing variable is an error there too (test optional values with
  * `{{#if (defined x)}}`). `log` is refused: cairn's output goes through its own events, not the console.
  */
-export function registerHelpers(env: HelperEnvironment, observeScope: ScopeObserver, filters: Record<string, HelperSpec> = {}): void {
+export function registerHelpers(
+  env: HelperEnvironment,
+  observeScope: ScopeObserver,
+  filters: Record<string, HelperSpec> = {},
+): void {
   for (const [name, spec] of Object.entries({ ...filters, ...HELPERS })) {
     env.registerHelper(name, function (...argsAndOptions: unknown[]) {
       const { args, options } = splitOptions(argsAndOptions);
       const minArgs = spec.minArgs ?? 1;
       if (args.length < minArgs) {
-        throw new TemplateFault(`${name} takes ${minArgs === 1 ? 'an argument' : `${minArgs} arguments`}, got ${args.length === 0 ? 'none' : args.length}`, 'helper', positionOf(options));
+        throw new TemplateFault(
+          `${name} takes ${minArgs === 1 ? 'an argument' : `${minArgs} arguments`}, got ${args.length === 0 ? 'none' : args.length}`,
+          'helper',
+          positionOf(options),
+        );
       }
       if (!spec.acceptsUndefined) refuseUndefined(name, args, options);
       try {
         return spec.run(args, options.hash ?? {});
       } catch (err) {
-        if (err instanceof ValueTypeError) throw new TemplateFault(prefixed(name, err.message), 'helper', positionOf(options));
+        if (err instanceof ValueTypeError)
+          throw new TemplateFault(prefixed(name, err.message), 'helper', positionOf(options));
         throw err;
       }
     });
@@ -479,7 +512,13 @@ export function registerHelpers(env: HelperEnvironment, observeScope: ScopeObser
     const keyText = typeof key === 'number' ? String(key) : text(key, 'lookup key');
     const result = lookupKey(container, keyText);
     if (result.found) return result.value;
-    throw new TemplateFault('undefined variable', 'undefined', positionOf(options), `${parameterName(options, 0, 'lookup')}.${keyText}`, describeAvailable(container, keyText));
+    throw new TemplateFault(
+      'undefined variable',
+      'undefined',
+      positionOf(options),
+      `${parameterName(options, 0, 'lookup')}.${keyText}`,
+      describeAvailable(container, keyText),
+    );
   });
 
   // ensure_newlines N: the block's output ending with at least N newlines (converted Jinja templates:
@@ -496,6 +535,10 @@ export function registerHelpers(env: HelperEnvironment, observeScope: ScopeObser
   // log: refused with a reason (it is a known helper to the compiler, so it cannot simply be removed).
   env.registerHelper('log', function (...argsAndOptions: unknown[]) {
     const { options } = splitOptions(argsAndOptions);
-    throw new TemplateFault('the log helper is not available: templates render files, they do not write to the console', 'helper', positionOf(options));
+    throw new TemplateFault(
+      'the log helper is not available: templates render files, they do not write to the console',
+      'helper',
+      positionOf(options),
+    );
   });
 }

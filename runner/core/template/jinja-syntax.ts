@@ -26,7 +26,15 @@ export type Expr =
   | { kind: 'binary'; op: string; left: Expr; right: Expr; pos: number }
   | { kind: 'compare'; first: Expr; rest: Array<{ op: string; operand: Expr }>; pos: number }
   | { kind: 'filter'; operand: Expr; name: string; args: Expr[]; kwargs: Array<[string, Expr]>; pos: number }
-  | { kind: 'test'; operand: Expr; name: string; args: Expr[]; kwargs: Array<[string, Expr]>; negate: boolean; pos: number }
+  | {
+      kind: 'test';
+      operand: Expr;
+      name: string;
+      args: Expr[];
+      kwargs: Array<[string, Expr]>;
+      negate: boolean;
+      pos: number;
+    }
   | { kind: 'cond'; test: Expr; then: Expr; otherwise?: Expr; pos: number }
   | { kind: 'call'; callee: Expr; args: Expr[]; kwargs: Array<[string, Expr]>; pos: number };
 
@@ -35,7 +43,15 @@ export type TemplateNode =
   | { kind: 'text'; text: string; pos: number }
   | { kind: 'output'; expr: Expr; pos: number; end: number }
   | { kind: 'if'; branches: Array<{ test: Expr; body: TemplateNode[] }>; otherwise?: TemplateNode[]; pos: number }
-  | { kind: 'for'; targets: string[]; iterable: Expr; filter?: Expr; body: TemplateNode[]; otherwise?: TemplateNode[]; pos: number }
+  | {
+      kind: 'for';
+      targets: string[];
+      iterable: Expr;
+      filter?: Expr;
+      body: TemplateNode[];
+      otherwise?: TemplateNode[];
+      pos: number;
+    }
   | { kind: 'set'; targets: string[]; value: Expr; pos: number };
 
 /** A syntax error at an offset of the source. */
@@ -56,8 +72,46 @@ interface Token {
   pos: number;
 }
 
-const OPERATORS = ['**', '//', '==', '!=', '<=', '>=', '<', '>', '+', '-', '*', '/', '%', '~', '|', '.', ',', '(', ')', '[', ']', '{', '}', ':', '='];
-const STRING_ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', '0': '\0', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v' };
+const OPERATORS = [
+  '**',
+  '//',
+  '==',
+  '!=',
+  '<=',
+  '>=',
+  '<',
+  '>',
+  '+',
+  '-',
+  '*',
+  '/',
+  '%',
+  '~',
+  '|',
+  '.',
+  ',',
+  '(',
+  ')',
+  '[',
+  ']',
+  '{',
+  '}',
+  ':',
+  '=',
+];
+const STRING_ESCAPES: Record<string, string> = {
+  n: '\n',
+  t: '\t',
+  r: '\r',
+  '0': '\0',
+  '\\': '\\',
+  "'": "'",
+  '"': '"',
+  a: '\x07',
+  b: '\b',
+  f: '\f',
+  v: '\v',
+};
 const CLOSERS: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
 
 function own(record: object, key: string): boolean {
@@ -120,7 +174,13 @@ function lex(src: string, start: number, stop?: string): { tokens: Token[]; end:
         throw new SyntaxFault(`invalid number "${/^[0-9A-Za-z_.]+/.exec(src.slice(i))![0]}"`, i);
       }
       const isFloat = match[1] !== undefined || match[2] !== undefined;
-      tokens.push({ kind: 'number', text: match[0], value: Number(match[0].replace(/_/g, '')), pos: i, ...(isFloat ? {} : {}) });
+      tokens.push({
+        kind: 'number',
+        text: match[0],
+        value: Number(match[0].replace(/_/g, '')),
+        pos: i,
+        ...(isFloat ? {} : {}),
+      });
       i += match[0].length;
       continue;
     }
@@ -135,14 +195,22 @@ function lex(src: string, start: number, stop?: string): { tokens: Token[]; end:
     if (two === '||') throw new SyntaxFault('use "or" instead of "||"', i);
     const op = OPERATORS.find((candidate) => src.startsWith(candidate, i));
     if (!op) {
-      const hints: Record<string, string> = { $: '"$" cannot appear in an expression', '!': 'use "not" instead of "!"', '&': 'use "and" instead of "&"', '?': 'the "?:" operator does not exist here; write "a if c else b"' };
+      const hints: Record<string, string> = {
+        $: '"$" cannot appear in an expression',
+        '!': 'use "not" instead of "!"',
+        '&': 'use "and" instead of "&"',
+        '?': 'the "?:" operator does not exist here; write "a if c else b"',
+      };
       throw new SyntaxFault(own(hints, ch) ? hints[ch]! : `unexpected character "${ch}"`, i);
     }
     if (op === '(' || op === '[' || op === '{') open.push(op);
     if (op === ')' || op === ']' || op === '}') {
       const last = open.pop();
       if (last === undefined || CLOSERS[last] !== op) {
-        throw new SyntaxFault(last === undefined ? `unexpected "${op}" (nothing to close)` : `expected "${CLOSERS[last]}", found "${op}"`, i);
+        throw new SyntaxFault(
+          last === undefined ? `unexpected "${op}" (nothing to close)` : `expected "${CLOSERS[last]}", found "${op}"`,
+          i,
+        );
       }
     }
     tokens.push({ kind: 'op', text: op, pos: i });
@@ -150,7 +218,14 @@ function lex(src: string, start: number, stop?: string): { tokens: Token[]; end:
   }
 }
 
-const LITERAL_WORDS: Record<string, unknown> = { true: true, True: true, false: false, False: false, none: null, None: null };
+const LITERAL_WORDS: Record<string, unknown> = {
+  true: true,
+  True: true,
+  false: false,
+  False: false,
+  none: null,
+  None: null,
+};
 const COMPARISONS = new Set(['==', '!=', '<', '<=', '>', '>=']);
 
 /** The recursive-descent parser over one token list (an expression, or one tag's contents). */
@@ -191,7 +266,8 @@ class Parser {
 
   expect(text: string, opener?: Token): Token {
     if (!this.is(text)) {
-      if (opener && this.atEnd()) throw new SyntaxFault(`"${opener.text}" at col ${opener.pos + 1} is never closed`, opener.pos);
+      if (opener && this.atEnd())
+        throw new SyntaxFault(`"${opener.text}" at col ${opener.pos + 1} is never closed`, opener.pos);
       const closing = opener ? ` to close the "${opener.text}" at col ${opener.pos + 1}` : '';
       throw new SyntaxFault(`expected "${text}"${closing}, found ${show(this.token)}`, this.token.pos);
     }
@@ -199,7 +275,8 @@ class Parser {
   }
 
   expectName(what: string): Token {
-    if (this.token.kind !== 'name') throw new SyntaxFault(`expected ${what}, found ${show(this.token)}`, this.token.pos);
+    if (this.token.kind !== 'name')
+      throw new SyntaxFault(`expected ${what}, found ${show(this.token)}`, this.token.pos);
     return this.next();
   }
 
@@ -211,7 +288,10 @@ class Parser {
   private nest<T>(pos: number, parse: () => T): T {
     this.depth += 1;
     if (this.depth + this.baseDepth > MAX_NESTING) {
-      throw new SyntaxFault(`nested too deeply (more than ${MAX_NESTING} levels of brackets, operators or blocks)`, pos);
+      throw new SyntaxFault(
+        `nested too deeply (more than ${MAX_NESTING} levels of brackets, operators or blocks)`,
+        pos,
+      );
     }
     try {
       return parse();
@@ -324,7 +404,12 @@ class Parser {
     let node: Expr;
     if (this.is('-') || this.is('+')) {
       const token = this.next();
-      node = this.nest(token.pos, () => ({ kind: 'neg', sign: token.text as '-' | '+', operand: this.parseUnary(false), pos: token.pos }));
+      node = this.nest(token.pos, () => ({
+        kind: 'neg',
+        sign: token.text as '-' | '+',
+        operand: this.parseUnary(false),
+        pos: token.pos,
+      }));
     } else {
       node = this.parsePostfix(this.parsePrimary());
     }
@@ -340,7 +425,10 @@ class Parser {
       }
       if (['and', 'or', 'not', 'in', 'is', 'if', 'else'].includes(token.text)) {
         const previous = this.tokens[this.i - 1];
-        throw new SyntaxFault(`expected a value${previous ? ` after "${previous.text}"` : ''}, found "${token.text}"`, token.pos);
+        throw new SyntaxFault(
+          `expected a value${previous ? ` after "${previous.text}"` : ''}, found "${token.text}"`,
+          token.pos,
+        );
       }
       this.next();
       return { kind: 'name', name: token.text, pos: token.pos };
@@ -427,7 +515,12 @@ class Parser {
           node = { kind: 'attr', object: node, name: name.text, pos: name.pos };
         } else if (name.kind === 'number' && /^[0-9]+$/.test(name.text)) {
           this.next();
-          node = { kind: 'index', object: node, key: { kind: 'literal', value: name.value, pos: name.pos }, pos: dot.pos };
+          node = {
+            kind: 'index',
+            object: node,
+            key: { kind: 'literal', value: name.value, pos: name.pos },
+            pos: dot.pos,
+          };
         } else {
           throw new SyntaxFault(`expected a name after ".", found ${show(name)}`, name.pos);
         }
@@ -454,7 +547,8 @@ class Parser {
         current = undefined;
         continue;
       }
-      if (current !== undefined) throw new SyntaxFault(`expected "]" or ":", found ${show(this.token)}`, this.token.pos);
+      if (current !== undefined)
+        throw new SyntaxFault(`expected "]" or ":", found ${show(this.token)}`, this.token.pos);
       current = this.parseExpression();
     }
     this.expect(']');
@@ -482,7 +576,8 @@ class Parser {
         this.next();
         kwargs.push([name, this.parseExpression()]);
       } else {
-        if (kwargs.length > 0) throw new SyntaxFault('a positional argument cannot follow a keyword argument', this.token.pos);
+        if (kwargs.length > 0)
+          throw new SyntaxFault('a positional argument cannot follow a keyword argument', this.token.pos);
         args.push(this.parseExpression());
       }
     }
@@ -511,9 +606,15 @@ class Parser {
         const negate = this.isName('not');
         if (negate) this.next();
         const nameToken = this.token;
-        if (nameToken.kind !== 'name') throw new SyntaxFault(`expected a test name after "is${negate ? ' not' : ''}", found ${show(nameToken)}`, nameToken.pos);
+        if (nameToken.kind !== 'name')
+          throw new SyntaxFault(
+            `expected a test name after "is${negate ? ' not' : ''}", found ${show(nameToken)}`,
+            nameToken.pos,
+          );
         this.next();
-        const name = own(LITERAL_WORDS, nameToken.text) ? String(LITERAL_WORDS[nameToken.text]).replace('null', 'none') : qualified(nameToken.text, this);
+        const name = own(LITERAL_WORDS, nameToken.text)
+          ? String(LITERAL_WORDS[nameToken.text]).replace('null', 'none')
+          : qualified(nameToken.text, this);
         let args: Expr[] = [];
         let kwargs: Array<[string, Expr]> = [];
         if (this.is('(')) {
@@ -550,7 +651,12 @@ function show(token: Token): string {
 }
 
 /** Parse one expression (no `{{ }}`); `offset` places its positions in a larger text. */
-export function parseExpressionAt(source: string, offset = 0, stop?: string, baseDepth = 0): { expr: Expr; end: number } {
+export function parseExpressionAt(
+  source: string,
+  offset = 0,
+  stop?: string,
+  baseDepth = 0,
+): { expr: Expr; end: number } {
   const { tokens, end } = lex(source, offset, stop);
   if (tokens.length === 1) throw new SyntaxFault('the expression is empty', tokens[0]!.pos);
   const parser = new Parser(tokens, baseDepth);
@@ -558,9 +664,18 @@ export function parseExpressionAt(source: string, offset = 0, stop?: string, bas
   if (!parser.atEnd()) {
     const token = parser.token;
     const previous = parser.tokens[parser.index - 1];
-    if (token.kind === 'name' && token.text === 'not') throw new SyntaxFault(`expected "in" after "not" here, found ${show(parser.peek())}`, token.pos);
-    const hint = token.text === '=' ? ' (use "==" to compare)' : token.text === '{' && source[token.pos + 1] === '{' ? ' ("{{ }}" cannot appear inside an expression)' : '';
-    throw new SyntaxFault(`expected an operator or the end${previous ? ` after "${previous.text}"` : ''}, found ${show(token)}${hint}`, token.pos);
+    if (token.kind === 'name' && token.text === 'not')
+      throw new SyntaxFault(`expected "in" after "not" here, found ${show(parser.peek())}`, token.pos);
+    const hint =
+      token.text === '='
+        ? ' (use "==" to compare)'
+        : token.text === '{' && source[token.pos + 1] === '{'
+          ? ' ("{{ }}" cannot appear inside an expression)'
+          : '';
+    throw new SyntaxFault(
+      `expected an operator or the end${previous ? ` after "${previous.text}"` : ''}, found ${show(token)}${hint}`,
+      token.pos,
+    );
   }
   return { expr, end };
 }
@@ -589,7 +704,8 @@ export function hasTemplateMarkup(text: string): boolean {
  * trailing newline of the source is dropped; renderers put newlines back with `padNewlines`, as Ansible.
  */
 export function parseTemplate(source: string, options: TemplateOptions = { trimBlocks: true }): TemplateNode[] {
-  if (source.endsWith('\n')) return parseTemplateBody(source.endsWith('\r\n') ? source.slice(0, -2) : source.slice(0, -1), options);
+  if (source.endsWith('\n'))
+    return parseTemplateBody(source.endsWith('\r\n') ? source.slice(0, -2) : source.slice(0, -1), options);
   return parseTemplateBody(source, options);
 }
 
@@ -658,7 +774,8 @@ function parseTemplateBody(source: string, options: TemplateOptions): TemplateNo
     const keepNewline = source[end] === '+';
     let close = end + (trimRight || keepNewline ? 1 : 0) + 2;
     const nameToken = tokens[0]!;
-    if (nameToken.kind !== 'name') throw new SyntaxFault(`expected a statement name after "{%", found ${show(nameToken)}`, nameToken.pos);
+    if (nameToken.kind !== 'name')
+      throw new SyntaxFault(`expected a statement name after "{%", found ${show(nameToken)}`, nameToken.pos);
     flushText(trimLeft);
     if (nameToken.text === 'raw') {
       const endRaw = /\{%-?\s*endraw\s*-?%\}/.exec(source.slice(close));
@@ -680,8 +797,15 @@ function parseTemplateBody(source: string, options: TemplateOptions): TemplateNo
   flushText(false);
 
   let at = 0;
-  const parseBody = (depth: number, enders: string[]): { nodes: TemplateNode[]; ender?: Tag & { kind: 'statement' } } => {
-    if (depth > MAX_NESTING) throw new SyntaxFault(`blocks nested too deeply (more than ${MAX_NESTING} levels)`, pieces[at]?.tag.kind === 'statement' ? (pieces[at]!.tag as { pos: number }).pos : 0);
+  const parseBody = (
+    depth: number,
+    enders: string[],
+  ): { nodes: TemplateNode[]; ender?: Tag & { kind: 'statement' } } => {
+    if (depth > MAX_NESTING)
+      throw new SyntaxFault(
+        `blocks nested too deeply (more than ${MAX_NESTING} levels)`,
+        pieces[at]?.tag.kind === 'statement' ? (pieces[at]!.tag as { pos: number }).pos : 0,
+      );
     const nodes: TemplateNode[] = [];
     while (at < pieces.length) {
       const { tag } = pieces[at]!;
@@ -697,11 +821,16 @@ function parseTemplateBody(source: string, options: TemplateOptions): TemplateNo
         nodes.push(parseStatement(tag, depth));
       }
     }
-    if (enders.length > 0) throw new SyntaxFault(`expected one of ${enders.map((e) => `"{% ${e} %}"`).join(', ')} before the end of the text`, source.length);
+    if (enders.length > 0)
+      throw new SyntaxFault(
+        `expected one of ${enders.map((e) => `"{% ${e} %}"`).join(', ')} before the end of the text`,
+        source.length,
+      );
     return { nodes };
   };
   const finish = (tag: Tag & { kind: 'statement' }) => {
-    if (!tag.parser.atEnd()) throw new SyntaxFault(`unexpected ${show(tag.parser.token)} in "{% ${tag.name} %}"`, tag.parser.token.pos);
+    if (!tag.parser.atEnd())
+      throw new SyntaxFault(`unexpected ${show(tag.parser.token)} in "{% ${tag.name} %}"`, tag.parser.token.pos);
   };
   const parseStatement = (tag: Tag & { kind: 'statement' }, depth: number): TemplateNode => {
     const p = tag.parser;
@@ -732,7 +861,8 @@ function parseTemplateBody(source: string, options: TemplateOptions): TemplateNo
         p.next();
         targets.push(p.expectName('a loop variable').text);
       }
-      if (!p.isName('in')) throw new SyntaxFault(`expected "in" after the loop variable, found ${show(p.token)}`, p.token.pos);
+      if (!p.isName('in'))
+        throw new SyntaxFault(`expected "in" after the loop variable, found ${show(p.token)}`, p.token.pos);
       p.next();
       const iterable = p.parseExpression(false);
       let filter: Expr | undefined;
@@ -757,15 +887,23 @@ function parseTemplateBody(source: string, options: TemplateOptions): TemplateNo
         p.next();
         targets.push(p.expectName('a variable name').text);
       }
-      if (!p.is('=')) throw new SyntaxFault('block "{% set %}…{% endset %}" is not supported; write {% set x = value %}', p.token.pos);
+      if (!p.is('='))
+        throw new SyntaxFault(
+          'block "{% set %}…{% endset %}" is not supported; write {% set x = value %}',
+          p.token.pos,
+        );
       p.next();
       const value = p.parseTop();
       finish(tag);
       return { kind: 'set', targets, value, pos: tag.pos };
     }
     const known = ['elif', 'else', 'endif', 'endfor', 'endraw', 'endset'];
-    if (known.includes(tag.name)) throw new SyntaxFault(`"{% ${tag.name} %}" without a matching opening statement`, tag.pos);
-    throw new SyntaxFault(`the statement "{% ${tag.name} %}" is not supported (supported: if/elif/else, for, set, raw)`, tag.pos);
+    if (known.includes(tag.name))
+      throw new SyntaxFault(`"{% ${tag.name} %}" without a matching opening statement`, tag.pos);
+    throw new SyntaxFault(
+      `the statement "{% ${tag.name} %}" is not supported (supported: if/elif/else, for, set, raw)`,
+      tag.pos,
+    );
   };
   return parseBody(0, []).nodes;
 }

@@ -38,7 +38,9 @@ export function compileRegex(pattern: string, flags: RegexFlags = {}): RE2JS {
     regex = RE2JS.compile(pattern, bits);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    const hint = /\\[1-9]|\(\?[=!<]/.test(pattern) ? ' (backreferences and lookarounds are not supported: cairn uses a linear-time engine)' : '';
+    const hint = /\\[1-9]|\(\?[=!<]/.test(pattern)
+      ? ' (backreferences and lookarounds are not supported: cairn uses a linear-time engine)'
+      : '';
     throw new RegexError(`invalid regular expression ${JSON.stringify(pattern)}: ${reason}${hint}`);
   }
   if (compiled.size >= CACHE_LIMIT) compiled.clear();
@@ -100,7 +102,8 @@ function expandReplacement(replacement: string, match: RegexMatch): string {
     if (numbered || group) {
       const ref = numbered ? numbered[0] : group![1]!;
       const value = /^[0-9]+$/.test(ref) ? match.groups[Number(ref)] : match.named[ref];
-      if (value === undefined) throw new RegexError(`the replacement refers to group ${ref}, which the pattern does not have`);
+      if (value === undefined)
+        throw new RegexError(`the replacement refers to group ${ref}, which the pattern does not have`);
       out += value ?? '';
       i += numbered ? numbered[0].length : group![0].length;
       continue;

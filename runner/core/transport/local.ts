@@ -37,7 +37,8 @@ export function usesSudo(loginUser: string, opts: ExecOptions = {}): boolean {
 const SUDO_REFUSALS: Array<{ pattern: RegExp; explain: (user: string, login: string) => string }> = [
   {
     pattern: /^sudo: (a password is required|a terminal is required)/m,
-    explain: (user, login) => `sudo asks ${login} for a password to become ${user}; cairn needs passwordless sudo (NOPASSWD)`,
+    explain: (user, login) =>
+      `sudo asks ${login} for a password to become ${user}; cairn needs passwordless sudo (NOPASSWD)`,
   },
   {
     pattern: /^sudo: unknown user/m,
@@ -57,7 +58,12 @@ const SUDO_REFUSALS: Array<{ pattern: RegExp; explain: (user: string, login: str
  * When sudo itself refused (rather than the script failing), put one clear line first in stderr so the task
  * failure says what to fix instead of echoing sudo's terse output.
  */
-export function explainBecomeFailure(result: ExecResult, host: string, loginUser: string, opts: ExecOptions): ExecResult {
+export function explainBecomeFailure(
+  result: ExecResult,
+  host: string,
+  loginUser: string,
+  opts: ExecOptions,
+): ExecResult {
   if (result.code === 0 || !usesSudo(loginUser, opts)) return result;
   const becomeUser = opts.becomeUser ?? 'root';
   for (const refusal of SUDO_REFUSALS) {
@@ -82,7 +88,8 @@ class LocalConnection implements Connection {
   ) {}
 
   exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    if (this.closed) return Promise.reject(new UnreachableError(this.host, `local connection to ${this.host} is closed`));
+    if (this.closed)
+      return Promise.reject(new UnreachableError(this.host, `local connection to ${this.host} is closed`));
     // Same carriage as over SSH (./carrier.ts): an argument is limited to 128 KiB and visible in `ps`.
     let carried: CarriedScript;
     try {

@@ -60,7 +60,8 @@ export class CappedOutput {
   /** The kept text, decoded once (a character split across packets stays whole), with a note where it was cut. */
   text(): string {
     const head = Buffer.concat(this.head).toString('utf8');
-    if (this.cutBytes === 0) return this.tail.length === 0 ? head : Buffer.concat([...this.head, ...this.tail]).toString('utf8');
+    if (this.cutBytes === 0)
+      return this.tail.length === 0 ? head : Buffer.concat([...this.head, ...this.tail]).toString('utf8');
     const note = `\n[cairn: output cut: ${this.totalBytes} bytes in all; the first ${this.headBytes} and the last ${this.tailBytes} are kept, ${this.cutBytes} bytes in between were dropped]\n`;
     return `${head}${note}${Buffer.concat(this.tail).toString('utf8')}`;
   }

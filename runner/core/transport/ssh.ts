@@ -12,7 +12,12 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { NodeSSH, type Config as NodeSshConfig } from 'node-ssh';
-import ssh2, { type AnyAuthMethod, type Client as Ssh2Client, type ClientChannel, type ServerHostKeyAlgorithm } from 'ssh2';
+import ssh2, {
+  type AnyAuthMethod,
+  type Client as Ssh2Client,
+  type ClientChannel,
+  type ServerHostKeyAlgorithm,
+} from 'ssh2';
 import { appendHostKey, checkHostKey, keyTypeOfBlob, knownKeysFor } from './known-hosts.js';
 import { explainBecomeFailure, shellArgv, signalNumber, TIMEOUT_EXIT_CODE } from './local.js';
 import { carryScript } from './carrier.js';
@@ -105,7 +110,8 @@ export async function openSshConnection(spec: ConnectionSpec): Promise<Connectio
     const hop = hops[hopIndex] as Hop;
     const namesTheHop = error instanceof ConnectFailure && error.namesTheHop;
     const where = hop.isTarget || namesTheHop ? '' : `${hop.label}: `;
-    const reason = error instanceof ConnectFailure ? error.message : describeConnectError(error, hop, spec.connectTimeoutMs);
+    const reason =
+      error instanceof ConnectFailure ? error.message : describeConnectError(error, hop, spec.connectTimeoutMs);
     throw new UnreachableError(spec.name, `cannot connect to ${spec.name} (${routeOf(spec)}): ${where}${reason}`);
   }
   return new SshConnection(spec, chain);
@@ -154,7 +160,12 @@ function forwardThrough(previous: NodeSSH, previousHop: Hop, next: Hop, timeoutM
       (error: unknown) => {
         clearTimeout(timer);
         const reason = channelOpenFailure(error);
-        reject(new ConnectFailure(`${previousHop.label} refused to forward to ${next.address}:${next.port} (${reason})`, true));
+        reject(
+          new ConnectFailure(
+            `${previousHop.label} refused to forward to ${next.address}:${next.port} (${reason})`,
+            true,
+          ),
+        );
       },
     );
   });
@@ -279,7 +290,10 @@ function verifyHostKey(spec: ConnectionSpec, hop: Hop, keyBlob: Buffer): HostKey
       try {
         appendHostKey(file, hop.address, hop.port, keyType, keyBlob);
       } catch (error) {
-        return new HostKeyError(spec.name, `cannot record the host key for ${who} in ${file}: ${(error as Error).message}`);
+        return new HostKeyError(
+          spec.name,
+          `cannot record the host key for ${who} in ${file}: ${(error as Error).message}`,
+        );
       }
       return undefined;
   }
@@ -299,7 +313,10 @@ function authMethods(hop: Hop): AuthPlan {
     try {
       text = readFileSync(path);
     } catch (error) {
-      if (required) throw new ConnectFailure(`cannot read private key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      if (required)
+        throw new ConnectFailure(
+          `cannot read private key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        );
       return;
     }
     const parsed = ssh2.utils.parseKey(text);
@@ -460,7 +477,10 @@ class SshConnection implements Connection {
 
   private lostError(): UnreachableError {
     if (this.closedByUs) return new UnreachableError(this.host, `connection to ${this.host} was closed`);
-    return new UnreachableError(this.host, `connection to ${this.host} (${routeOf(this.spec)}) lost: ${this.chain.lostReason}`);
+    return new UnreachableError(
+      this.host,
+      `connection to ${this.host} (${routeOf(this.spec)}) lost: ${this.chain.lostReason}`,
+    );
   }
 
   async exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
@@ -517,7 +537,11 @@ class SshConnection implements Connection {
             return;
           }
           const status = code ?? (signal ? 128 + (signalNumber(signal) ?? 0) : 255);
-          if (status === TIMEOUT_EXIT_CODE && opts.timeoutMs !== undefined && Date.now() - startedAt >= opts.timeoutMs) {
+          if (
+            status === TIMEOUT_EXIT_CODE &&
+            opts.timeoutMs !== undefined &&
+            Date.now() - startedAt >= opts.timeoutMs
+          ) {
             // The remote timeout(1) won the race against our own timer.
             resolve({ ...output(), code: status, timedOut: true });
             return;
@@ -537,7 +561,9 @@ class SshConnection implements Connection {
           setTimeout(() => run(attempt + 1), 5 * (attempt + 1));
           return;
         }
-        settle(() => resolve({ stdout: '', stderr: `cannot open a session on ${this.host}: ${error.message}\n`, code: 255 }));
+        settle(() =>
+          resolve({ stdout: '', stderr: `cannot open a session on ${this.host}: ${error.message}\n`, code: 255 }),
+        );
       };
       // ssh2's own exec, not node-ssh's execCommand: that one keeps every byte and joins it into one string.
       const run = (attempt: number): void => {

@@ -38,23 +38,34 @@ export function isAnsibleVaultText(text: string): boolean {
 }
 
 function unhex(text: string, what: string): Buffer {
-  if (text.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(text)) throw new AnsibleVaultError(`the vault's ${what} is not hexadecimal`);
+  if (text.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(text))
+    throw new AnsibleVaultError(`the vault's ${what} is not hexadecimal`);
   return Buffer.from(text, 'hex');
 }
 
 export function parseAnsibleVault(text: string): ParsedAnsibleVault {
-  const lines = text.trim().split(/\r?\n/).map((l) => l.trim());
+  const lines = text
+    .trim()
+    .split(/\r?\n/)
+    .map((l) => l.trim());
   const header = lines[0]!.split(';');
   if (header[0] !== '$ANSIBLE_VAULT') throw new AnsibleVaultError('not an Ansible Vault (no $ANSIBLE_VAULT header)');
   const version = header[1];
   if (version !== '1.1' && version !== '1.2') {
     throw new AnsibleVaultError(`Ansible Vault format ${version ?? '?'} is not supported (cairn reads 1.1 and 1.2)`);
   }
-  if (header[2] !== 'AES256') throw new AnsibleVaultError(`vault cipher ${header[2] ?? '?'} is not supported (Ansible writes AES256)`);
+  if (header[2] !== 'AES256')
+    throw new AnsibleVaultError(`vault cipher ${header[2] ?? '?'} is not supported (Ansible writes AES256)`);
   const label = version === '1.2' ? header[3] : undefined;
   const inner = unhex(lines.slice(1).join(''), 'body').toString('latin1').split('\n');
   if (inner.length !== 3) throw new AnsibleVaultError('the vault body is damaged (expected salt, HMAC and ciphertext)');
-  return { version, label, salt: unhex(inner[0]!, 'salt'), hmac: unhex(inner[1]!, 'HMAC'), ciphertext: unhex(inner[2]!, 'ciphertext') };
+  return {
+    version,
+    label,
+    salt: unhex(inner[0]!, 'salt'),
+    hmac: unhex(inner[1]!, 'HMAC'),
+    ciphertext: unhex(inner[2]!, 'ciphertext'),
+  };
 }
 
 function deriveKeys(password: string, salt: Buffer): { aesKey: Buffer; hmacKey: Buffer; counter: Buffer } {
@@ -83,15 +94,22 @@ function tryPassword(vault: ParsedAnsibleVault, password: string): string | unde
 export function decryptAnsibleVault(text: string, secrets: readonly AnsibleVaultSecret[]): string {
   const vault = parseAnsibleVault(text);
   if (!secrets.length) {
-    throw new AnsibleVaultError('this is encrypted with Ansible Vault; give its password with --vault-password-file FILE or --vault-id [LABEL@]FILE');
+    throw new AnsibleVaultError(
+      'this is encrypted with Ansible Vault; give its password with --vault-password-file FILE or --vault-id [LABEL@]FILE',
+    );
   }
-  const ordered = [...secrets.filter((s) => s.label === vault.label), ...secrets.filter((s) => s.label !== vault.label)];
+  const ordered = [
+    ...secrets.filter((s) => s.label === vault.label),
+    ...secrets.filter((s) => s.label !== vault.label),
+  ];
   for (const secret of ordered) {
     const plain = tryPassword(vault, secret.password);
     if (plain !== undefined) return plain;
   }
   const ids = secrets.map((s) => s.label).join(', ');
-  throw new AnsibleVaultError(`no vault password given opens this Ansible Vault${vault.label ? ` (vault id "${vault.label}")` : ''}; tried: ${ids}`);
+  throw new AnsibleVaultError(
+    `no vault password given opens this Ansible Vault${vault.label ? ` (vault id "${vault.label}")` : ''}; tried: ${ids}`,
+  );
 }
 
 /** Encrypt as ansible-vault does (tests and round trips; cairn's own secrets are age files). */
@@ -103,7 +121,10 @@ export function encryptAnsibleVault(plaintext: string, password: string, label?:
   const cipher = createCipheriv('aes-256-ctr', aesKey, counter);
   const ciphertext = Buffer.concat([cipher.update(Buffer.concat([data, Buffer.alloc(pad, pad)])), cipher.final()]);
   const mac = createHmac('sha256', hmacKey).update(ciphertext).digest();
-  const body = Buffer.from(`${salt.toString('hex')}\n${mac.toString('hex')}\n${ciphertext.toString('hex')}`, 'latin1').toString('hex');
+  const body = Buffer.from(
+    `${salt.toString('hex')}\n${mac.toString('hex')}\n${ciphertext.toString('hex')}`,
+    'latin1',
+  ).toString('hex');
   const header = label ? `$ANSIBLE_VAULT;1.2;AES256;${label}` : '$ANSIBLE_VAULT;1.1;AES256';
   return `${header}\n${body.match(/.{1,80}/g)!.join('\n')}\n`;
 }
@@ -138,7 +159,8 @@ function rememberSecret(plain: string): void {
 export function rememberSecretValues(value: unknown): void {
   if (typeof value === 'string') rememberSecret(value);
   else if (Array.isArray(value)) for (const item of value) rememberSecretValues(item);
-  else if (value !== null && typeof value === 'object') for (const item of Object.values(value)) rememberSecretValues(item);
+  else if (value !== null && typeof value === 'object')
+    for (const item of Object.values(value)) rememberSecretValues(item);
 }
 
 /** Every value opened so far, longest first (a longer secret is masked before a shorter one inside it). */

@@ -36,7 +36,8 @@ export function describeValue(value: unknown, nothingWord = 'null'): string {
   if (value === null || value === undefined) return value === null ? nothingWord : 'nothing';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
+  if (typeof value === 'string')
+    return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
   return `${typeof value} ${String(value)}`;
 }
 
@@ -74,16 +75,27 @@ type SchemaWords = {
   pattern?: string;
 };
 
-const PLURAL: Record<string, string> = { string: 'strings', integer: 'whole numbers', number: 'numbers', boolean: 'true/false values', object: 'mappings', array: 'lists', null: 'empty values' };
+const PLURAL: Record<string, string> = {
+  string: 'strings',
+  integer: 'whole numbers',
+  number: 'numbers',
+  boolean: 'true/false values',
+  object: 'mappings',
+  array: 'lists',
+  null: 'empty values',
+};
 
 /** "a, b or c". */
 function alternatives(words: string[]): string {
   const unique = [...new Set(words.filter(Boolean))];
-  return unique.length <= 1 ? (unique[0] ?? 'something else') : `${unique.slice(0, -1).join(', ')} or ${unique[unique.length - 1]!}`;
+  return unique.length <= 1
+    ? (unique[0] ?? 'something else')
+    : `${unique.slice(0, -1).join(', ')} or ${unique[unique.length - 1]!}`;
 }
 
 function range(schema: SchemaWords, noun: string): string {
-  if (schema.minimum !== undefined && schema.maximum !== undefined) return `${noun} from ${schema.minimum} to ${schema.maximum}`;
+  if (schema.minimum !== undefined && schema.maximum !== undefined)
+    return `${noun} from ${schema.minimum} to ${schema.maximum}`;
   if (schema.minimum !== undefined) return `${noun} ≥ ${schema.minimum}`;
   if (schema.maximum !== undefined) return `${noun} ≤ ${schema.maximum}`;
   return noun;
@@ -91,18 +103,38 @@ function range(schema: SchemaWords, noun: string): string {
 
 function describeType(type: string, schema: SchemaWords): string {
   switch (type) {
-    case 'integer': return range(schema, 'a whole number');
-    case 'number': return range(schema, 'a number');
-    case 'string': return schema.pattern ? `a string matching ${schema.pattern}` : schema.minLength ? 'a non-empty string' : 'a string';
-    case 'boolean': return 'true or false';
-    case 'object': return 'a mapping';
-    case 'null': return 'empty';
+    case 'integer':
+      return range(schema, 'a whole number');
+    case 'number':
+      return range(schema, 'a number');
+    case 'string':
+      return schema.pattern
+        ? `a string matching ${schema.pattern}`
+        : schema.minLength
+          ? 'a non-empty string'
+          : 'a string';
+    case 'boolean':
+      return 'true or false';
+    case 'object':
+      return 'a mapping';
+    case 'null':
+      return 'empty';
     case 'array': {
       const items = schema.items as SchemaWords | undefined;
-      const itemTypes = items === undefined ? [] : Array.isArray(items.type) ? (items.type as string[]) : typeof items.type === 'string' ? [items.type] : [];
-      return itemTypes.length && !items?.anyOf ? `a list of ${itemTypes.map((t) => PLURAL[t] ?? t).join(' or ')}` : 'a list';
+      const itemTypes =
+        items === undefined
+          ? []
+          : Array.isArray(items.type)
+            ? (items.type as string[])
+            : typeof items.type === 'string'
+              ? [items.type]
+              : [];
+      return itemTypes.length && !items?.anyOf
+        ? `a list of ${itemTypes.map((t) => PLURAL[t] ?? t).join(' or ')}`
+        : 'a list';
     }
-    default: return type;
+    default:
+      return type;
   }
 }
 
@@ -130,7 +162,9 @@ function nearest(name: string, candidates: string[]): string[] {
 /** Pick the most useful of ajv's errors (the deepest, preferring unknown keys and types over anyOf noise). */
 function pickError(errors: ErrorObject[]): ErrorObject {
   const score = (e: ErrorObject) =>
-    e.instancePath.split('/').length * 10 + (e.keyword === 'additionalProperties' ? 5 : 0) + (e.keyword === 'anyOf' || e.keyword === 'oneOf' ? -5 : 0);
+    e.instancePath.split('/').length * 10 +
+    (e.keyword === 'additionalProperties' ? 5 : 0) +
+    (e.keyword === 'anyOf' || e.keyword === 'oneOf' ? -5 : 0);
   return [...errors].sort((a, b) => score(b) - score(a))[0]!;
 }
 
@@ -141,31 +175,54 @@ function pickError(errors: ErrorObject[]): ErrorObject {
  */
 function unionAround(errors: ErrorObject[], picked: ErrorObject): ErrorObject | undefined {
   const union = errors.find(
-    (e) => (e.keyword === 'anyOf' || e.keyword === 'oneOf') && e.instancePath === picked.instancePath && picked.schemaPath.startsWith(`${e.schemaPath}/`),
+    (e) =>
+      (e.keyword === 'anyOf' || e.keyword === 'oneOf') &&
+      e.instancePath === picked.instancePath &&
+      picked.schemaPath.startsWith(`${e.schemaPath}/`),
   );
   if (!union || !Array.isArray(union.schema)) return undefined;
   const branches = union.schema as SchemaWords[];
   const structuralMatch = branches.some((branch, i) => {
-    const types = Array.isArray(branch.type) ? (branch.type as string[]) : typeof branch.type === 'string' ? [branch.type] : [];
-    const typeFailed = errors.some((e) => e.instancePath === union.instancePath && e.schemaPath === `${union.schemaPath}/${i}/type`);
+    const types = Array.isArray(branch.type)
+      ? (branch.type as string[])
+      : typeof branch.type === 'string'
+        ? [branch.type]
+        : [];
+    const typeFailed = errors.some(
+      (e) => e.instancePath === union.instancePath && e.schemaPath === `${union.schemaPath}/${i}/type`,
+    );
     return !typeFailed && (types.includes('object') || types.includes('array'));
   });
   return structuralMatch ? undefined : union;
 }
 
 /** The most relevant of a validation's errors, described (see describeAjvError). */
-export function describeAjvErrors(errors: ErrorObject[], root: unknown, what: string, prefix: YamlPath = []): { path: YamlPath; message: string; which: 'key' | 'value' } {
+export function describeAjvErrors(
+  errors: ErrorObject[],
+  root: unknown,
+  what: string,
+  prefix: YamlPath = [],
+): { path: YamlPath; message: string; which: 'key' | 'value' } {
   const picked = pickError(errors);
   const union = unionAround(errors, picked);
   if (union) {
     const path = [...prefix, ...instancePathToYamlPath(union.instancePath)];
     const actual = valueAt(root, instancePathToYamlPath(union.instancePath));
-    return { path, which: 'value', message: `${nameOf(path, what)} must be ${describeSchema(union.schema === undefined ? undefined : { anyOf: union.schema })}, got ${describeValue(actual)}` };
+    return {
+      path,
+      which: 'value',
+      message: `${nameOf(path, what)} must be ${describeSchema(union.schema === undefined ? undefined : { anyOf: union.schema })}, got ${describeValue(actual)}`,
+    };
   }
   return describeAjvError(picked, root, what, prefix);
 }
 
-export function describeAjvError(err: ErrorObject, root: unknown, what: string, prefix: YamlPath = []): { path: YamlPath; message: string; which: 'key' | 'value' } {
+export function describeAjvError(
+  err: ErrorObject,
+  root: unknown,
+  what: string,
+  prefix: YamlPath = [],
+): { path: YamlPath; message: string; which: 'key' | 'value' } {
   const path = [...prefix, ...instancePathToYamlPath(err.instancePath)];
   const actual = valueAt(root, instancePathToYamlPath(err.instancePath));
   const subject = nameOf(path, what);
@@ -189,17 +246,43 @@ export function describeAjvError(err: ErrorObject, root: unknown, what: string, 
       return { path, which: 'value', message: `${subject} must be ${article(expected)}, got ${describeValue(actual)}` };
     }
     case 'enum': {
-      const allowed = (err.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ');
+      const allowed = (err.params as { allowedValues: unknown[] }).allowedValues
+        .map((v) => JSON.stringify(v))
+        .join(', ');
       return { path, which: 'value', message: `${subject} must be one of ${allowed}, got ${describeValue(actual)}` };
     }
     case 'minLength':
-      return { path, which: 'value', message: (err.params as { limit: number }).limit === 1 ? `${subject} must not be empty` : `${subject} must be at least ${(err.params as { limit: number }).limit} characters long, got ${describeValue(actual)}` };
-    case 'minimum': case 'maximum': case 'exclusiveMinimum': case 'exclusiveMaximum': case 'minItems': case 'maxItems':
-      return { path, which: 'value', message: `${subject} ${err.message ?? 'is out of range'}, got ${describeValue(actual)}` };
+      return {
+        path,
+        which: 'value',
+        message:
+          (err.params as { limit: number }).limit === 1
+            ? `${subject} must not be empty`
+            : `${subject} must be at least ${(err.params as { limit: number }).limit} characters long, got ${describeValue(actual)}`,
+      };
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+    case 'minItems':
+    case 'maxItems':
+      return {
+        path,
+        which: 'value',
+        message: `${subject} ${err.message ?? 'is out of range'}, got ${describeValue(actual)}`,
+      };
     case 'pattern':
-      return { path, which: 'value', message: `${subject} must match ${(err.params as { pattern: string }).pattern}, got ${describeValue(actual)}` };
+      return {
+        path,
+        which: 'value',
+        message: `${subject} must match ${(err.params as { pattern: string }).pattern}, got ${describeValue(actual)}`,
+      };
     default:
-      return { path, which: 'value', message: `${subject} ${err.message ?? 'is invalid'}${actual !== undefined ? `, got ${describeValue(actual)}` : ''}` };
+      return {
+        path,
+        which: 'value',
+        message: `${subject} ${err.message ?? 'is invalid'}${actual !== undefined ? `, got ${describeValue(actual)}` : ''}`,
+      };
   }
 }
 
@@ -213,7 +296,13 @@ function article(type: string): string {
  * Validate `value` (which sits at `prefix` inside `loaded`) against `schema`; throw one clear error for the
  * most relevant failure.
  */
-export function validateAt(loaded: LoadedYaml, schema: object, what: string, value: unknown = loaded.value, prefix: YamlPath = []): void {
+export function validateAt(
+  loaded: LoadedYaml,
+  schema: object,
+  what: string,
+  value: unknown = loaded.value,
+  prefix: YamlPath = [],
+): void {
   const validate = compileSchema(schema);
   if (validate(value)) return;
   const { path, message, which } = describeAjvErrors(validate.errors ?? [], value, what, prefix);

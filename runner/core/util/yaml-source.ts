@@ -9,7 +9,21 @@
  * expand past MAX_ALIAS_EXPANSION values or into themselves.
  */
 import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { CST, Document, Lexer, LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Node, type Pair, type ScalarTag } from 'yaml';
+import {
+  CST,
+  Document,
+  Lexer,
+  LineCounter,
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  parseDocument,
+  type Node,
+  type Pair,
+  type ScalarTag,
+} from 'yaml';
 import { CairnError, caretSnippet, inputError, type SourceLocation } from './errors.js';
 import { isAnsibleVaultText, openAnsibleVault, rememberSecretValues } from './ansible-vault.js';
 
@@ -52,7 +66,10 @@ export function readTextFile(file: string, what = 'file'): string {
     throw inputError(`cannot read ${what}: ${describeFsError(err, file)}`, { file });
   }
   if (size > MAX_YAML_BYTES) {
-    throw inputError(`${what} is ${Math.round(size / 1024)} KiB; cairn reads at most ${MAX_YAML_BYTES / 1024 / 1024} MiB of YAML`, { file });
+    throw inputError(
+      `${what} is ${Math.round(size / 1024)} KiB; cairn reads at most ${MAX_YAML_BYTES / 1024 / 1024} MiB of YAML`,
+      { file },
+    );
   }
   let buf: Buffer;
   try {
@@ -60,7 +77,8 @@ export function readTextFile(file: string, what = 'file'): string {
   } catch (err) {
     throw inputError(`cannot read ${what}: ${describeFsError(err, file)}`, { file });
   }
-  if (buf.includes(0)) throw inputError(`${what} is binary (it contains NUL bytes); expected UTF-8 YAML text`, { file });
+  if (buf.includes(0))
+    throw inputError(`${what} is binary (it contains NUL bytes); expected UTF-8 YAML text`, { file });
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(buf);
   } catch {
@@ -79,11 +97,17 @@ export function describeFsError(err: unknown, file?: string): string {
       const target = file === undefined ? undefined : symlinkTarget(file);
       return target === undefined ? 'no such file' : `it is a symbolic link to ${target}, which does not exist`;
     }
-    case 'ELOOP': return 'too many levels of symbolic links (a link that points back at itself)';
-    case 'EACCES': case 'EPERM': return 'permission denied';
-    case 'EISDIR': return 'is a directory';
-    case 'ENOTDIR': return 'a part of the path is a file, not a folder';
-    default: return err instanceof Error ? err.message : String(err);
+    case 'ELOOP':
+      return 'too many levels of symbolic links (a link that points back at itself)';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'is a directory';
+    case 'ENOTDIR':
+      return 'a part of the path is a file, not a folder';
+    default:
+      return err instanceof Error ? err.message : String(err);
   }
 }
 
@@ -103,7 +127,11 @@ export function loadYamlFile(file: string, what = 'YAML file', options: YamlPars
   try {
     plain = openAnsibleVault(text);
   } catch (err) {
-    throw inputError(`cannot open this Ansible Vault file: ${err instanceof Error ? err.message : String(err)}`, { file, line: 1, col: 1 });
+    throw inputError(`cannot open this Ansible Vault file: ${err instanceof Error ? err.message : String(err)}`, {
+      file,
+      line: 1,
+      col: 1,
+    });
   }
   const loaded = parseYaml(plain, file, options);
   rememberSecretValues(loaded.value);
@@ -192,36 +220,50 @@ function checkNesting(source: string, file: string): void {
   };
   const deeper = (at: number) => {
     if (block.length + flow > MAX_YAML_DEPTH) {
-      throw errorAtOffset(source, file, at, `YAML nests more than ${MAX_YAML_DEPTH} levels deep here; cairn refuses it (no playbook or inventory needs that many, and the parser would run out of memory)`);
+      throw errorAtOffset(
+        source,
+        file,
+        at,
+        `YAML nests more than ${MAX_YAML_DEPTH} levels deep here; cairn refuses it (no playbook or inventory needs that many, and the parser would run out of memory)`,
+      );
     }
   };
   for (const tok of tokens(source)) {
     const col = tok.offset - lineStart;
     const type = tok.content ? 'content' : tok.type;
     switch (type) {
-      case 'doc-mode': case 'doc-start': case 'doc-end':
+      case 'doc-mode':
+      case 'doc-start':
+      case 'doc-end':
         block.length = 0;
         flow = 0;
         break;
-      case 'flow-seq-start': case 'flow-map-start':
+      case 'flow-seq-start':
+      case 'flow-map-start':
         if (flow === 0 && (firstOnLine || afterIndicator)) open(col, tok.offset);
         flow++;
         deeper(tok.offset);
         afterIndicator = false;
         break;
-      case 'flow-seq-end': case 'flow-map-end':
+      case 'flow-seq-end':
+      case 'flow-map-end':
         flow = Math.max(0, flow - 1);
         break;
       case 'flow-error-end':
         flow = 0;
         break;
-      case 'seq-item-ind': case 'explicit-key-ind':
+      case 'seq-item-ind':
+      case 'explicit-key-ind':
         if (flow === 0) {
           open(col, tok.offset);
           afterIndicator = true;
         }
         break;
-      case 'space': case 'newline': case 'comment': case 'directive-line': case 'byte-order-mark':
+      case 'space':
+      case 'newline':
+      case 'comment':
+      case 'directive-line':
+      case 'byte-order-mark':
         break;
       default:
         if (flow === 0 && (firstOnLine || afterIndicator)) open(col, tok.offset);
@@ -245,7 +287,10 @@ function quote(text: string): string {
 /** ` in all.hosts`, ` in [0].vars`; nothing for the top level or a path of list positions only. */
 function inPath(path: YamlPath): string {
   if (!path.some((p) => typeof p === 'string')) return '';
-  return ` in ${path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[')}`;
+  return ` in ${path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : p))
+    .join('.')
+    .replace(/\.\[/g, '[')}`;
 }
 
 /**
@@ -298,7 +343,13 @@ function unclosedQuoteBefore(source: string, offset: number): number | undefined
 }
 
 /** Parser errors that usually mean a line is indented wrongly. */
-const INDENT_CODES = new Set<string>(['BAD_INDENT', 'BLOCK_AS_IMPLICIT_KEY', 'MULTILINE_IMPLICIT_KEY', 'UNEXPECTED_TOKEN', 'MISSING_CHAR']);
+const INDENT_CODES = new Set<string>([
+  'BAD_INDENT',
+  'BLOCK_AS_IMPLICIT_KEY',
+  'MULTILINE_IMPLICIT_KEY',
+  'UNEXPECTED_TOKEN',
+  'MISSING_CHAR',
+]);
 
 /**
  * The parser reports a misindented line where it gives up, in its own words ("A block sequence may not be
@@ -306,7 +357,10 @@ const INDENT_CODES = new Set<string>(['BAD_INDENT', 'BLOCK_AS_IMPLICIT_KEY', 'MU
  * line above it uses, and say that instead. Lines inside block scalars or flow collections may make this
  * guess wrong, in which case no line misfits and the parser's words stand.
  */
-function misindentedLine(source: string, offset: number): { offset: number; indent: number; above: number[] } | undefined {
+function misindentedLine(
+  source: string,
+  offset: number,
+): { offset: number; indent: number; above: number[] } | undefined {
   const lines = source.split('\n');
   const errorLine = source.slice(0, offset).split('\n').length - 1;
   const open: number[] = [];
@@ -317,7 +371,8 @@ function misindentedLine(source: string, offset: number): { offset: number; inde
     const indent = text.length - content.length;
     if (content !== '' && !content.startsWith('#')) {
       if (i >= errorLine && text[indent - 1] !== '\t') {
-        if (open.length && !open.includes(indent) && indent <= open[open.length - 1]!) return { offset: lineStart + indent, indent, above: [...open] };
+        if (open.length && !open.includes(indent) && indent <= open[open.length - 1]!)
+          return { offset: lineStart + indent, indent, above: [...open] };
         if (i > errorLine) return undefined;
       }
       while (open.length && open[open.length - 1]! > indent) open.pop();
@@ -329,7 +384,13 @@ function misindentedLine(source: string, offset: number): { offset: number; inde
 }
 
 /** A key written twice in one mapping, as an error at the second one naming where the first is. */
-function duplicateKeyError(source: string, file: string, doc: Document.Parsed, lineCounter: LineCounter, options: YamlParseOptions): CairnError | undefined {
+function duplicateKeyError(
+  source: string,
+  file: string,
+  doc: Document.Parsed,
+  lineCounter: LineCounter,
+  options: YamlParseOptions,
+): CairnError | undefined {
   const dup = findDuplicateKey(doc.contents);
   if (!dup) return undefined;
   const first = lineCounter.linePos(dup.first.range?.[0] ?? 0);
@@ -349,23 +410,43 @@ function parseError(source: string, file: string, doc: Document.Parsed): CairnEr
     const opener = unclosedFlowBefore(source, offset);
     if (opener !== undefined) {
       const end = positionOf(source, offset, file);
-      return errorAtOffset(source, file, opener, `invalid YAML: this "${source[opener]}" is never closed (expected "${closing[1]}" before line ${end.line}, column ${end.col})`);
+      return errorAtOffset(
+        source,
+        file,
+        opener,
+        `invalid YAML: this "${source[opener]}" is never closed (expected "${closing[1]}" before line ${end.line}, column ${end.col})`,
+      );
     }
   }
   if (error.code === 'MISSING_CHAR' && /closing "?quote|closing ['"]/i.test(message)) {
     const opener = unclosedQuoteBefore(source, offset);
     if (opener !== undefined) {
-      return errorAtOffset(source, file, opener, `invalid YAML: the string quoted with ${source[opener]} here is never closed`);
+      return errorAtOffset(
+        source,
+        file,
+        opener,
+        `invalid YAML: the string quoted with ${source[opener]} here is never closed`,
+      );
     }
   }
   if (error.code === 'MULTIPLE_DOCS') {
-    return errorAtOffset(source, file, offset, 'invalid YAML: a second YAML document starts here ("---"); cairn reads one document per file, so put everything in the first');
+    return errorAtOffset(
+      source,
+      file,
+      offset,
+      'invalid YAML: a second YAML document starts here ("---"); cairn reads one document per file, so put everything in the first',
+    );
   }
   if (INDENT_CODES.has(error.code)) {
     const misfit = misindentedLine(source, offset);
     if (misfit) {
       const others = misfit.above.join(', ');
-      return errorAtOffset(source, file, misfit.offset, `invalid YAML: bad indentation: this line is indented ${misfit.indent} space${misfit.indent === 1 ? '' : 's'}, which lines up with no line above it (those are indented ${others}); indent it like the entries it belongs with`);
+      return errorAtOffset(
+        source,
+        file,
+        misfit.offset,
+        `invalid YAML: bad indentation: this line is indented ${misfit.indent} space${misfit.indent === 1 ? '' : 's'}, which lines up with no line above it (those are indented ${others}); indent it like the entries it belongs with`,
+      );
     }
   }
   if (/call stack/i.test(message)) {
@@ -399,17 +480,29 @@ function checkAliases(source: string, file: string, doc: Document.Parsed, lineCo
     if (node === null || typeof node !== 'object') return { size: 0, depth: 0 };
     if (isAlias(node)) {
       const target = anchors.get(node.source);
-      if (!target) throw at(node, `invalid YAML: alias *${node.source} names no anchor (an &${node.source} must come before it)`);
+      if (!target)
+        throw at(node, `invalid YAML: alias *${node.source} names no anchor (an &${node.source} must come before it)`);
       if (open.has(target)) {
         // The anchor (&name) is written before the node's own range starts.
         const anchorAt = source.lastIndexOf(`&${node.source}`, target.range?.[0] ?? 0);
-        const where = anchorAt >= 0 ? lineCounter.linePos(anchorAt) : target.range ? lineCounter.linePos(target.range[0]) : undefined;
-        throw at(node, `YAML alias *${node.source} sits inside the value it names${where ? ` (anchored at line ${where.line}, column ${where.col})` : ''}; it would expand without end`);
+        const where =
+          anchorAt >= 0
+            ? lineCounter.linePos(anchorAt)
+            : target.range
+              ? lineCounter.linePos(target.range[0])
+              : undefined;
+        throw at(
+          node,
+          `YAML alias *${node.source} sits inside the value it names${where ? ` (anchored at line ${where.line}, column ${where.col})` : ''}; it would expand without end`,
+        );
       }
       const extent = extents.get(target)!;
       expansion += extent.size;
       if (expansion > MAX_ALIAS_EXPANSION) {
-        throw at(node, `YAML aliases expand too far: with *${node.source} here the document grows past ${MAX_ALIAS_EXPANSION} values; refusing a document that grows without bound`);
+        throw at(
+          node,
+          `YAML aliases expand too far: with *${node.source} here the document grows past ${MAX_ALIAS_EXPANSION} values; refusing a document that grows without bound`,
+        );
       }
       if (level + extent.depth > MAX_YAML_DEPTH) {
         throw at(node, `YAML alias *${node.source} makes the document nest more than ${MAX_YAML_DEPTH} levels deep`);
@@ -427,7 +520,10 @@ function checkAliases(source: string, file: string, doc: Document.Parsed, lineCo
         if (isPair(item)) {
           const key = isAlias(item.key) ? anchors.get(item.key.source) : item.key;
           if (isMap(key) || isSeq(key)) {
-            throw at(item.key as Node, `invalid YAML: a mapping key must be a plain value (a name or a number), not a ${isMap(key) ? 'mapping' : 'list'}`);
+            throw at(
+              item.key as Node,
+              `invalid YAML: a mapping key must be a plain value (a name or a number), not a ${isMap(key) ? 'mapping' : 'list'}`,
+            );
           }
           if (isScalar(key) && String(key.value) === '__proto__') {
             // Object.assign would make the value the prototype of the variables it is merged into, so
@@ -518,7 +614,10 @@ export function parseYaml(source: string, file: string, options: YamlParseOption
     if (err instanceof RangeError) throw inputError('YAML is nested too deeply to read', { file });
     const message = err instanceof Error ? err.message : String(err);
     if (/alias/i.test(message)) {
-      throw inputError(`YAML aliases expand too far (more than ${MAX_ALIAS_COUNT} nodes); refusing a document that grows without bound`, { file });
+      throw inputError(
+        `YAML aliases expand too far (more than ${MAX_ALIAS_COUNT} nodes); refusing a document that grows without bound`,
+        { file },
+      );
     }
     throw inputError(`invalid YAML: ${message}`, { file });
   }
@@ -539,7 +638,8 @@ export function parseYaml(source: string, file: string, options: YamlParseOption
   };
   const locate = (path: YamlPath, which: 'key' | 'value' = 'value'): SourceLocation => {
     let node: unknown = doc.contents;
-    let best: SourceLocation = node && (node as Node).range ? posOf((node as Node).range![0]) : { file, line: 1, col: 1 };
+    let best: SourceLocation =
+      node && (node as Node).range ? posOf((node as Node).range![0]) : { file, line: 1, col: 1 };
     for (let i = 0; i < path.length; i++) {
       const step = path[i]!;
       const last = i === path.length - 1;
@@ -568,7 +668,12 @@ export function parseYaml(source: string, file: string, options: YamlParseOption
 }
 
 /** An error at a path of a loaded document, with the source line and a caret. */
-export function errorAt(loaded: LoadedYaml, path: YamlPath, message: string, which: 'key' | 'value' = 'value'): CairnError {
+export function errorAt(
+  loaded: LoadedYaml,
+  path: YamlPath,
+  message: string,
+  which: 'key' | 'value' = 'value',
+): CairnError {
   const loc = loaded.locate(path, which);
   return inputError(message, loc, loc.line ? sourceSnippet(loaded.source, loc.line, loc.col) : undefined);
 }

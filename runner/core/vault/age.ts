@@ -27,7 +27,8 @@ export type IdentityKey = Extract<VaultKey, { kind: 'identity' }>;
 export type PassphraseKey = Extract<VaultKey, { kind: 'passphrase' }>;
 
 /** Whom a vault file is encrypted to. */
-export type EncryptionTarget = { kind: 'passphrase'; passphrase: string } | { kind: 'recipients'; recipients: string[] };
+export type EncryptionTarget =
+  { kind: 'passphrase'; passphrase: string } | { kind: 'recipients'; recipients: string[] };
 
 export interface DecryptedVault {
   text: string;
@@ -52,16 +53,24 @@ export function scryptWorkFactor(env: NodeJS.ProcessEnv = process.env): number {
   if (raw === undefined || raw === '') return DEFAULT_SCRYPT_WORK_FACTOR;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < MIN_SCRYPT_WORK_FACTOR || value > MAX_SCRYPT_WORK_FACTOR) {
-    throw new CairnError(`CAIRN_VAULT_SCRYPT_WORK_FACTOR must be a whole number from ${MIN_SCRYPT_WORK_FACTOR} to ${MAX_SCRYPT_WORK_FACTOR}, got "${raw}"`, { kind: 'options' });
+    throw new CairnError(
+      `CAIRN_VAULT_SCRYPT_WORK_FACTOR must be a whole number from ${MIN_SCRYPT_WORK_FACTOR} to ${MAX_SCRYPT_WORK_FACTOR}, got "${raw}"`,
+      { kind: 'options' },
+    );
   }
   return value;
 }
 
 /** Encrypt YAML text to an armoured age file (ends with a newline). */
-export async function encryptText(plaintext: string, target: EncryptionTarget, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function encryptText(
+  plaintext: string,
+  target: EncryptionTarget,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   const encrypter = new Encrypter();
   if (target.kind === 'passphrase') {
-    if (target.passphrase === '') throw new CairnError('refusing to encrypt with an empty passphrase', { kind: 'options' });
+    if (target.passphrase === '')
+      throw new CairnError('refusing to encrypt with an empty passphrase', { kind: 'options' });
     encrypter.setScryptWorkFactor(scryptWorkFactor(env));
     encrypter.setPassphrase(target.passphrase);
   } else {
@@ -71,7 +80,10 @@ export async function encryptText(plaintext: string, target: EncryptionTarget, e
       try {
         encrypter.addRecipient(recipient);
       } catch {
-        throw new CairnError(`"${recipient}" is not a valid age recipient (expected age1... from \`cairn vault keygen\` or age-keygen)`, { kind: 'options' });
+        throw new CairnError(
+          `"${recipient}" is not a valid age recipient (expected age1... from \`cairn vault keygen\` or age-keygen)`,
+          { kind: 'options' },
+        );
       }
     }
   }
@@ -88,7 +100,10 @@ export function ageBinary(file: string, data: Uint8Array): Uint8Array {
     return armor.decode(Buffer.from(data).toString('latin1'));
   } catch (err) {
     // Armour errors ("invalid line length", "invalid base64") describe the damage, never the content.
-    throw inputError(`damaged vault file: its age armour is invalid (${err instanceof Error ? err.message : String(err)})`, { file });
+    throw inputError(
+      `damaged vault file: its age armour is invalid (${err instanceof Error ? err.message : String(err)})`,
+      { file },
+    );
   }
 }
 
@@ -123,12 +138,20 @@ export async function decryptVault(file: string, data: Uint8Array, keys: readonl
   const binary = ageBinary(file, data);
   const stanzas = headerStanzas(binary);
   if (keys.length === 0) {
-    throw inputError(`this vault file is encrypted and no vault key was given: use --vault-identity FILE, --vault-password-file FILE, or set CAIRN_VAULT_IDENTITY, CAIRN_VAULT_PASSWORD_FILE or CAIRN_VAULT_PASSWORD`, { file });
+    throw inputError(
+      `this vault file is encrypted and no vault key was given: use --vault-identity FILE, --vault-password-file FILE, or set CAIRN_VAULT_IDENTITY, CAIRN_VAULT_PASSWORD_FILE or CAIRN_VAULT_PASSWORD`,
+      { file },
+    );
   }
   const candidates = keys.filter((k) => keyFits(k, stanzas));
   if (candidates.length === 0) {
-    const wanted = stanzas.includes('scrypt') ? 'a passphrase (--vault-password-file or CAIRN_VAULT_PASSWORD)' : `an identity (--vault-identity) for one of its ${stanzas.length} recipient${stanzas.length === 1 ? '' : 's'}`;
-    throw inputError(`the vault key does not open this file: it is encrypted for ${wanted}, and cairn was given ${describeKeys(keys)}`, { file });
+    const wanted = stanzas.includes('scrypt')
+      ? 'a passphrase (--vault-password-file or CAIRN_VAULT_PASSWORD)'
+      : `an identity (--vault-identity) for one of its ${stanzas.length} recipient${stanzas.length === 1 ? '' : 's'}`;
+    throw inputError(
+      `the vault key does not open this file: it is encrypted for ${wanted}, and cairn was given ${describeKeys(keys)}`,
+      { file },
+    );
   }
   for (const key of candidates) {
     const decrypter = new Decrypter();
@@ -141,8 +164,14 @@ export async function decryptVault(file: string, data: Uint8Array, keys: readonl
       const message = err instanceof Error ? err.message : String(err);
       // The header MAC fails for a wrong scrypt key only by accident; both mean "not this key".
       if (/no identity matched|invalid header HMAC/.test(message)) continue;
-      if (/work factor is too high/.test(message)) throw inputError('this vault file asks for an scrypt work factor above 2^20; refusing to spend that long', { file });
-      throw inputError(`damaged vault file: ${/tag|chunk|stream|payload|truncat|short/i.test(message) ? 'its encrypted content fails authentication (edited or truncated?)' : 'its age header cannot be read'}`, { file });
+      if (/work factor is too high/.test(message))
+        throw inputError('this vault file asks for an scrypt work factor above 2^20; refusing to spend that long', {
+          file,
+        });
+      throw inputError(
+        `damaged vault file: ${/tag|chunk|stream|payload|truncat|short/i.test(message) ? 'its encrypted content fails authentication (edited or truncated?)' : 'its age header cannot be read'}`,
+        { file },
+      );
     }
     let text: string;
     try {

@@ -9,7 +9,23 @@
  * is a clear error rather than a stale or silent result. Plaintext never leaves memory.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, chmodSync, fsyncSync, linkSync, lstatSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  chmodSync,
+  fsyncSync,
+  linkSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CairnError, inputError } from '../util/errors.js';
 import { INVENTORY_FILE_NAMES, setVaultDecryptor } from '../inventory/index.js';
@@ -17,8 +33,30 @@ import { describeFsError, MAX_YAML_BYTES } from '../util/yaml-source.js';
 import { decryptVault, isAgeEncrypted, type DecryptedVault, type VaultKey } from './age.js';
 import { loadVaultKeys, newIdentity, type VaultKeyOptions } from './keys.js';
 
-export { ARMOR_BEGIN, decryptVault, encryptText, isAgeEncrypted, recipientCount, scryptWorkFactor, type DecryptedVault, type EncryptionTarget, type IdentityKey, type PassphraseKey, type VaultKey } from './age.js';
-export { encryptionTarget, explicitRecipients, loadVaultKeys, newIdentity, readIdentityFile, readPasswordFile, readRecipientsFile, targetOfKey, type VaultKeyOptions } from './keys.js';
+export {
+  ARMOR_BEGIN,
+  decryptVault,
+  encryptText,
+  isAgeEncrypted,
+  recipientCount,
+  scryptWorkFactor,
+  type DecryptedVault,
+  type EncryptionTarget,
+  type IdentityKey,
+  type PassphraseKey,
+  type VaultKey,
+} from './age.js';
+export {
+  encryptionTarget,
+  explicitRecipients,
+  loadVaultKeys,
+  newIdentity,
+  readIdentityFile,
+  readPasswordFile,
+  readRecipientsFile,
+  targetOfKey,
+  type VaultKeyOptions,
+} from './keys.js';
 
 /** The loader refuses vault files above this; so does cairn before spending time decrypting them. */
 const MAX_VAULT_FILE_BYTES = 2 * MAX_YAML_BYTES;
@@ -48,9 +86,13 @@ function realPathOf(file: string): string {
 function decryptFromMemory(file: string, data: Buffer): string {
   const entry = unlocked.get(realPathOf(file));
   if (!entry) {
-    throw inputError('this vault file was not unlocked before the inventory was read (cairn unlocks the inventory file and everything under group_vars/ and host_vars/)', { file });
+    throw inputError(
+      'this vault file was not unlocked before the inventory was read (cairn unlocks the inventory file and everything under group_vars/ and host_vars/)',
+      { file },
+    );
   }
-  if (entry.digest !== digestOf(data)) throw inputError('this vault file changed while cairn was reading the inventory; run again', { file });
+  if (entry.digest !== digestOf(data))
+    throw inputError('this vault file changed while cairn was reading the inventory; run again', { file });
   return entry.text;
 }
 
@@ -59,13 +101,15 @@ export function readVaultBytes(file: string): Buffer {
   let data: Buffer;
   try {
     const size = statSync(file).size;
-    if (size > MAX_VAULT_FILE_BYTES) throw inputError(`file is ${Math.round(size / 1024)} KiB; too large to be a vault file`, { file });
+    if (size > MAX_VAULT_FILE_BYTES)
+      throw inputError(`file is ${Math.round(size / 1024)} KiB; too large to be a vault file`, { file });
     data = readFileSync(file);
   } catch (err) {
     if (err instanceof CairnError) throw err;
     throw inputError(`cannot read vault file: ${describeFsError(err)}`, { file });
   }
-  if (!isAgeEncrypted(data)) throw inputError('this file is not encrypted (no age header); `cairn vault encrypt` encrypts it', { file });
+  if (!isAgeEncrypted(data))
+    throw inputError('this file is not encrypted (no age header); `cairn vault encrypt` encrypts it', { file });
   return data;
 }
 
@@ -167,7 +211,11 @@ export interface VaultSetup {
  * every encrypted file of the inventory in memory, and install the loader's hook. Call it, await it, then
  * load the inventory. A file no key opens, or encrypted files and no key, is a CairnError naming the file.
  */
-export async function configureVault(inventoryPath: string, opts: VaultKeyOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<VaultSetup> {
+export async function configureVault(
+  inventoryPath: string,
+  opts: VaultKeyOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<VaultSetup> {
   const keys = await loadVaultKeys(opts, env);
   const files = findInventoryVaultFiles(inventoryPath);
   await unlockVaultFiles(files, keys);
@@ -227,7 +275,8 @@ export function writeFileAtomic(target: string, data: string | Uint8Array, opts:
     } catch {
       // never created, or already renamed
     }
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST' && opts.exclusive) throw inputError('refusing to overwrite: the file exists', { file: target });
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST' && opts.exclusive)
+      throw inputError('refusing to overwrite: the file exists', { file: target });
     throw inputError(`cannot write file: ${describeFsError(err)}`, { file: target });
   }
   syncDirectory(dir);

@@ -32,7 +32,8 @@ function readKeyFile(path: string, what: string): string {
   } catch (err) {
     throw inputError(`cannot read ${what}: ${describeFsError(err)}`, { file: path });
   }
-  if (data.length > MAX_KEY_FILE_BYTES) throw inputError(`${what} is ${data.length} bytes; expected a small text file`, { file: path });
+  if (data.length > MAX_KEY_FILE_BYTES)
+    throw inputError(`${what} is ${data.length} bytes; expected a small text file`, { file: path });
   if (data.includes(0)) throw inputError(`${what} is binary; expected text`, { file: path });
   return data.toString('utf8');
 }
@@ -47,17 +48,26 @@ export async function readIdentityFile(path: string, origin = `identity file ${p
     const line = lines[i]!.trim();
     if (line === '' || line.startsWith('#')) continue;
     if (!/^AGE-SECRET-KEY-(PQ-)?1[0-9A-Z]+$/.test(line)) {
-      throw inputError('expected an age identity (AGE-SECRET-KEY-1...), a # comment or a blank line', { file: path, line: i + 1, col: 1 });
+      throw inputError('expected an age identity (AGE-SECRET-KEY-1...), a # comment or a blank line', {
+        file: path,
+        line: i + 1,
+        col: 1,
+      });
     }
     try {
       recipients.push(await identityToRecipient(line));
     } catch {
       // The library's message quotes the key; ours does not.
-      throw inputError('this age identity is damaged (its checksum or length is wrong)', { file: path, line: i + 1, col: 1 });
+      throw inputError('this age identity is damaged (its checksum or length is wrong)', {
+        file: path,
+        line: i + 1,
+        col: 1,
+      });
     }
     identities.push(line);
   }
-  if (identities.length === 0) throw inputError('no age identity in this file (expected a line AGE-SECRET-KEY-1...)', { file: path });
+  if (identities.length === 0)
+    throw inputError('no age identity in this file (expected a line AGE-SECRET-KEY-1...)', { file: path });
   return { kind: 'identity', identities, recipients, origin };
 }
 
@@ -65,7 +75,8 @@ export async function readIdentityFile(path: string, origin = `identity file ${p
 export function readPasswordFile(path: string, origin = `passphrase file ${path}`): PassphraseKey {
   const passphrase = readKeyFile(path, 'vault passphrase file').replace(/\r?\n$/, '');
   if (passphrase === '') throw inputError('the vault passphrase file is empty', { file: path });
-  if (/[\r\n]/.test(passphrase)) throw inputError('the vault passphrase file must hold the passphrase on a single line', { file: path });
+  if (/[\r\n]/.test(passphrase))
+    throw inputError('the vault passphrase file must hold the passphrase on a single line', { file: path });
   return { kind: 'passphrase', passphrase, origin };
 }
 
@@ -77,10 +88,16 @@ export function readRecipientsFile(path: string): string[] {
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
     if (line === '' || line.startsWith('#')) continue;
-    if (!/^age1[0-9a-z]+$/.test(line)) throw inputError('expected an age recipient (age1...), a # comment or a blank line', { file: path, line: i + 1, col: 1 });
+    if (!/^age1[0-9a-z]+$/.test(line))
+      throw inputError('expected an age recipient (age1...), a # comment or a blank line', {
+        file: path,
+        line: i + 1,
+        col: 1,
+      });
     recipients.push(line);
   }
-  if (recipients.length === 0) throw inputError('no age recipient in this file (expected a line age1...)', { file: path });
+  if (recipients.length === 0)
+    throw inputError('no age recipient in this file (expected a line age1...)', { file: path });
   return recipients;
 }
 
@@ -98,7 +115,8 @@ export async function loadVaultKeys(opts: VaultKeyOptions, env: NodeJS.ProcessEn
     keys.push(readPasswordFile(passwordFile, `passphrase file ${passwordFile} (${via})`));
   }
   const password = nonEmpty(env.CAIRN_VAULT_PASSWORD);
-  if (password !== undefined) keys.push({ kind: 'passphrase', passphrase: password, origin: 'the passphrase in CAIRN_VAULT_PASSWORD' });
+  if (password !== undefined)
+    keys.push({ kind: 'passphrase', passphrase: password, origin: 'the passphrase in CAIRN_VAULT_PASSWORD' });
   return keys;
 }
 
@@ -107,18 +125,24 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 /** Recipients named explicitly (`--recipient`, `--recipients-file`), or undefined when there are none. */
-export function explicitRecipients(recipient: readonly string[] | undefined, recipientsFile: string | undefined): string[] | undefined {
+export function explicitRecipients(
+  recipient: readonly string[] | undefined,
+  recipientsFile: string | undefined,
+): string[] | undefined {
   const all = [...(recipient ?? [])];
   if (recipientsFile !== undefined) all.push(...readRecipientsFile(recipientsFile));
   for (const r of all) {
-    if (!/^age1[0-9a-z]+$/.test(r)) throw new CairnError(`--recipient "${r}" is not an age recipient (expected age1...)`, { kind: 'options' });
+    if (!/^age1[0-9a-z]+$/.test(r))
+      throw new CairnError(`--recipient "${r}" is not an age recipient (expected age1...)`, { kind: 'options' });
   }
   return all.length ? [...new Set(all)] : undefined;
 }
 
 /** What a key encrypts to: its passphrase, or the public recipients of its identities. */
 export function targetOfKey(key: VaultKey): EncryptionTarget {
-  return key.kind === 'passphrase' ? { kind: 'passphrase', passphrase: key.passphrase } : { kind: 'recipients', recipients: [...key.recipients] };
+  return key.kind === 'passphrase'
+    ? { kind: 'passphrase', passphrase: key.passphrase }
+    : { kind: 'recipients', recipients: [...key.recipients] };
 }
 
 /** Whom `create` and `encrypt` encrypt to: explicit recipients, else the first key. */
@@ -127,7 +151,10 @@ export function encryptionTarget(opts: VaultKeyOptions, keys: readonly VaultKey[
   if (recipients) return { kind: 'recipients', recipients };
   const first = keys[0];
   if (!first) {
-    throw new CairnError('nothing to encrypt to: pass --recipient age1..., --vault-identity FILE or --vault-password-file FILE, or set CAIRN_VAULT_IDENTITY, CAIRN_VAULT_PASSWORD_FILE or CAIRN_VAULT_PASSWORD', { kind: 'options' });
+    throw new CairnError(
+      'nothing to encrypt to: pass --recipient age1..., --vault-identity FILE or --vault-password-file FILE, or set CAIRN_VAULT_IDENTITY, CAIRN_VAULT_PASSWORD_FILE or CAIRN_VAULT_PASSWORD',
+      { kind: 'options' },
+    );
   }
   return targetOfKey(first);
 }

@@ -81,7 +81,13 @@ export function parseManifest(text: string): ManifestEntry[] {
       } catch {
         throw new Error(`manifest line ${i + 1} is not JSON: ${JSON.stringify(line.slice(0, 120))}`);
       }
-      if (!isPlainObject(data) || typeof data.path !== 'string' || typeof data.type !== 'string' || typeof data.mode !== 'string' || typeof data.size !== 'number') {
+      if (
+        !isPlainObject(data) ||
+        typeof data.path !== 'string' ||
+        typeof data.type !== 'string' ||
+        typeof data.mode !== 'string' ||
+        typeof data.size !== 'number'
+      ) {
         throw new Error(`manifest line ${i + 1} is not an entry (path, type, mode, size): ${line.slice(0, 120)}`);
       }
       const type = ['file', 'dir', 'link'].includes(data.type) ? (data.type as ManifestEntry['type']) : 'other';
@@ -134,7 +140,11 @@ export function planMarkerTree(count: number, maxBytes: number, pick: (n: number
   ];
   for (let i = files.length; i < count; i++) {
     const folder = folders[pick(folders.length)]!;
-    files.push({ path: posix.join(folder, `file-${i}.bin`), bytes: pick(maxBytes + 1), mode: modes[pick(modes.length)]! });
+    files.push({
+      path: posix.join(folder, `file-${i}.bin`),
+      bytes: pick(maxBytes + 1),
+      mode: modes[pick(modes.length)]!,
+    });
   }
   return files;
 }
@@ -172,21 +182,39 @@ function positiveInt(ctx: DrillContext, name: string, fallback: number, max: num
   const text = ctx.options[name];
   if (text === undefined) return fallback;
   const value = Number(text);
-  if (!Number.isInteger(value) || value < 1 || value > max) throw inputError(`--set ${name}=${text}: expected a whole number from 1 to ${max}`);
+  if (!Number.isInteger(value) || value < 1 || value > max)
+    throw inputError(`--set ${name}=${text}: expected a whole number from 1 to ${max}`);
   return value;
 }
 
-async function run(ctx: DrillContext, host: string, what: string, script: string, opts: { stdin?: string; timeoutMs?: number } = {}): Promise<string> {
-  const res = await ctx.exec(host, script, { timeoutMs: opts.timeoutMs ?? 15 * 60_000, ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}) });
+async function run(
+  ctx: DrillContext,
+  host: string,
+  what: string,
+  script: string,
+  opts: { stdin?: string; timeoutMs?: number } = {},
+): Promise<string> {
+  const res = await ctx.exec(host, script, {
+    timeoutMs: opts.timeoutMs ?? 15 * 60_000,
+    ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}),
+  });
   if (res.code !== 0) {
     const output = (res.stderr.trim() || res.stdout.trim()).split('\n').slice(-15).join('\n');
-    throw new CairnError(`host ${host}: ${what} failed (exit ${res.code}${res.timedOut ? ', timed out' : ''}): ${output}`, { kind: 'runtime' });
+    throw new CairnError(
+      `host ${host}: ${what} failed (exit ${res.code}${res.timedOut ? ', timed out' : ''}): ${output}`,
+      { kind: 'runtime' },
+    );
   }
   return res.stdout;
 }
 
 async function manifestOf(ctx: DrillContext, host: string, tree: string): Promise<ManifestEntry[]> {
-  return parseManifest(await run(ctx, host, `reading the manifest of ${tree}`, argv('python3', '-', tree), { stdin: MANIFEST_PROGRAM, timeoutMs: 5 * 60_000 }));
+  return parseManifest(
+    await run(ctx, host, `reading the manifest of ${tree}`, argv('python3', '-', tree), {
+      stdin: MANIFEST_PROGRAM,
+      timeoutMs: 5 * 60_000,
+    }),
+  );
 }
 
 /** `borgmatic create --json`'s archive name (borgmatic 1.7 prints Borg's JSON, one object per repository). */
@@ -207,7 +235,8 @@ const RTO_S = 15 * 60;
 
 registerDrill({
   name: 'restore',
-  summary: 'back up a marker tree of random files on a backup client, delete it, restore it from the newest archive, compare every byte',
+  summary:
+    'back up a marker tree of random files on a backup client, delete it, restore it from the newest archive, compare every byte',
   options: {
     host: 'the backup client (default: the first host with backup_client: true)',
     files: 'how many marker files (default 40, at most 5000)',
@@ -217,11 +246,16 @@ registerDrill({
   async run(ctx): Promise<DrillOutcome> {
     const clients = [...ctx.inventory.hosts.keys()].filter((h) => hostSettings(ctx, h).backup_client === true);
     const host = ctx.options.host ?? clients[0];
-    if (host === undefined) throw inputError('no host has backup_client: true; apply playbooks/backup.yaml, or pass --set host=NAME');
+    if (host === undefined)
+      throw inputError('no host has backup_client: true; apply playbooks/backup.yaml, or pass --set host=NAME');
     if (!ctx.inventory.hosts.has(host)) throw inputError(`--set host=${host}: no such host in the inventory`);
-    if (!clients.includes(host)) throw inputError(`--set host=${host}: not a backup client (backup_client is not true)`);
+    if (!clients.includes(host))
+      throw inputError(`--set host=${host}: not a backup client (backup_client is not true)`);
     const drillDir = String(hostSettings(ctx, host).backup_drill_directory);
-    if (!/^\/[^\s'"\\]+$/.test(drillDir) || drillDir === '/') throw inputError(`host ${host}: backup_drill_directory must be an absolute path, got ${JSON.stringify(drillDir)}`);
+    if (!/^\/[^\s'"\\]+$/.test(drillDir) || drillDir === '/')
+      throw inputError(
+        `host ${host}: backup_drill_directory must be an absolute path, got ${JSON.stringify(drillDir)}`,
+      );
     const count = Math.max(4, positiveInt(ctx, 'files', 40, 5000));
     const maxBytes = positiveInt(ctx, 'max_kib', 512, 1024 * 1024) * 1024;
     const keep = ctx.options.keep === 'yes';
@@ -231,7 +265,12 @@ registerDrill({
     const target = `restored tree identical to the backed-up one (path, type, mode, size, SHA-256 of every file, symlink targets), restored from the newest archive; backup + restore ≤ ${RTO_S / 60} min (document 001: RTO ≤ 15 min)`;
     const measured: Record<string, number | string> = { host, tree };
 
-    await run(ctx, host, 'checking borgmatic and the drill folder', `command -v borgmatic >/dev/null && test -d ${quote(drillDir)} || { echo "borgmatic or ${drillDir} is missing: apply playbooks/backup.yaml first" >&2; exit 1; }`);
+    await run(
+      ctx,
+      host,
+      'checking borgmatic and the drill folder',
+      `command -v borgmatic >/dev/null && test -d ${quote(drillDir)} || { echo "borgmatic or ${drillDir} is missing: apply playbooks/backup.yaml first" >&2; exit 1; }`,
+    );
     const files = planMarkerTree(count, maxBytes, (n) => randomInt(n));
     let created = false;
     try {
@@ -252,13 +291,27 @@ registerDrill({
       ctx.log(`deleting ${tree}`);
       await run(ctx, host, 'deleting the marker tree', `rm -rf -- ${quote(tree)} && test ! -e ${quote(tree)}`);
 
-      const newest = /^newest=(.*)$/m.exec(await run(ctx, host, 'finding the newest archive', '/usr/local/lib/cairn/cairn-backup-status.py'))?.[1] ?? '';
+      const newest =
+        /^newest=(.*)$/m.exec(
+          await run(ctx, host, 'finding the newest archive', '/usr/local/lib/cairn/cairn-backup-status.py'),
+        )?.[1] ?? '';
       measured.newest_archive = newest;
-      if (newest !== archive) return { passed: false, measured, target, msg: `the newest archive is ${newest || 'none'}, not the drill's ${archive}: something else backed up in between; run the drill again` };
+      if (newest !== archive)
+        return {
+          passed: false,
+          measured,
+          target,
+          msg: `the newest archive is ${newest || 'none'}, not the drill's ${archive}: something else backed up in between; run the drill again`,
+        };
 
       const restoreStarted = performance.now();
       ctx.log(`restoring ${tree} from ${archive} (borgmatic extract)`);
-      await run(ctx, host, 'borgmatic extract', argv('borgmatic', 'extract', '--archive', archive, '--path', tree.replace(/^\/+/, ''), '--destination', '/'));
+      await run(
+        ctx,
+        host,
+        'borgmatic extract',
+        argv('borgmatic', 'extract', '--archive', archive, '--path', tree.replace(/^\/+/, ''), '--destination', '/'),
+      );
       const restoreS = (performance.now() - restoreStarted) / 1000;
       measured.restore_s = Math.round(restoreS * 10) / 10;
 
@@ -266,9 +319,26 @@ registerDrill({
       const differences = compareManifests(before, after);
       measured.differences = differences.length;
       measured.total_s = Math.round((backupS + restoreS) * 10) / 10;
-      if (differences.length) return { passed: false, measured, target, msg: `the restored tree differs: ${differences.slice(0, 10).join('; ')}${differences.length > 10 ? `; … (${differences.length} in all)` : ''}` };
-      if (backupS + restoreS > RTO_S) return { passed: false, measured, target, msg: `backup and restore took ${measured.total_s} s, over ${RTO_S} s` };
-      return { passed: true, measured, target, msg: `${before.length} entries (${measured.bytes} bytes) backed up in ${measured.backup_s} s, deleted, restored from ${archive} in ${measured.restore_s} s: identical` };
+      if (differences.length)
+        return {
+          passed: false,
+          measured,
+          target,
+          msg: `the restored tree differs: ${differences.slice(0, 10).join('; ')}${differences.length > 10 ? `; … (${differences.length} in all)` : ''}`,
+        };
+      if (backupS + restoreS > RTO_S)
+        return {
+          passed: false,
+          measured,
+          target,
+          msg: `backup and restore took ${measured.total_s} s, over ${RTO_S} s`,
+        };
+      return {
+        passed: true,
+        measured,
+        target,
+        msg: `${before.length} entries (${measured.bytes} bytes) backed up in ${measured.backup_s} s, deleted, restored from ${archive} in ${measured.restore_s} s: identical`,
+      };
     } finally {
       if (created && !keep) {
         const res = await ctx.exec(host, `rm -rf -- ${quote(tree)}`, { timeoutMs: 120_000 });

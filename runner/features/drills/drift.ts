@@ -42,12 +42,17 @@ async function exportMetrics(ctx: DrillContext, host: string, dir: string, text:
     'trap - EXIT',
   ].join('\n');
   const res = await ctx.exec(host, script, { stdin: text, timeoutMs: 60_000 });
-  if (res.code !== 0) throw new CairnError(`host ${host}: cannot install the drift metrics in ${dir}: ${(res.stderr || res.stdout).trim() || `exit ${res.code}`}`, { kind: 'runtime' });
+  if (res.code !== 0)
+    throw new CairnError(
+      `host ${host}: cannot install the drift metrics in ${dir}: ${(res.stderr || res.stdout).trim() || `exit ${res.code}`}`,
+      { kind: 'runtime' },
+    );
 }
 
 registerDrill({
   name: 'drift',
-  summary: 'hand-edit haproxy.cfg on a load balancer -> cairn drift finds it and ConfigurationDrift fires; rerun the haproxy role there -> it resolves',
+  summary:
+    'hand-edit haproxy.cfg on a load balancer -> cairn drift finds it and ConfigurationDrift fires; rerun the haproxy role there -> it resolves',
   options: {
     host: 'the load balancer to edit (default: the first host of prometheus_haproxy_group, lb)',
     playbook: 'the site playbook (default site.yaml)',
@@ -59,7 +64,8 @@ registerDrill({
     const monSettings = hostSettings(ctx, mon.server, 'prometheus');
     const lbGroup = String(monSettings.prometheus_haproxy_group ?? 'lb');
     const host = ctx.options.host ?? ctx.inventory.select(lbGroup)[0];
-    if (host === undefined || !ctx.inventory.hosts.has(host)) throw inputError(`no load balancer to edit (group "${lbGroup}" is empty); pass --set host=NAME`);
+    if (host === undefined || !ctx.inventory.hosts.has(host))
+      throw inputError(`no load balancer to edit (group "${lbGroup}" is empty); pass --set host=NAME`);
     const playbook = ctx.options.playbook ?? 'site.yaml';
     const role = 'haproxy';
     const hs = hostSettings(ctx, host, role);
@@ -77,14 +83,23 @@ registerDrill({
       const t = performance.now();
       const report = await ctx.drift(playbook, { roles: [role] });
       measured[`check_${when}_s`] = Math.round((performance.now() - t) / 100) / 10;
-      if (report.unreachable.size) throw new CairnError(`drift check (${when}): unreachable: ${[...report.unreachable].join(', ')}`, { kind: 'runtime' });
-      ctx.log(`drift check (${when}): ${totalChanges(report)} predicted change(s); ${host} ${role}: ${cell(report, host, role) ?? 'not run'}`);
+      if (report.unreachable.size)
+        throw new CairnError(`drift check (${when}): unreachable: ${[...report.unreachable].join(', ')}`, {
+          kind: 'runtime',
+        });
+      ctx.log(
+        `drift check (${when}): ${totalChanges(report)} predicted change(s); ${host} ${role}: ${cell(report, host, role) ?? 'not run'}`,
+      );
       return report;
     };
 
     const before = await check('before');
-    if (cell(before, host, role) === undefined) throw inputError(`${playbook} does not run the ${role} role on ${host}`);
-    if (cell(before, host, role) !== 0) throw inputError(`${host} already drifts in ${role} before the drill: repair it first (cairn play ${playbook} --roles ${role} -l ${host})`);
+    if (cell(before, host, role) === undefined)
+      throw inputError(`${playbook} does not run the ${role} role on ${host}`);
+    if (cell(before, host, role) !== 0)
+      throw inputError(
+        `${host} already drifts in ${role} before the drill: repair it first (cairn play ${playbook} --roles ${role} -l ${host})`,
+      );
     await exportMetrics(ctx, mon.server, textfileDir, renderDriftMetrics(before));
 
     const edit = `# hand edit by the drift drill at ${new Date().toISOString()}`;
@@ -96,19 +111,23 @@ registerDrill({
       source: 'issue 16: drift for more than alert_drift_for is a warning',
       breakIt: async () => {
         const res = await ctx.exec(host, `printf '%s\\n' ${quote(edit)} >> ${quote(config)}`, { timeoutMs: 30_000 });
-        if (res.code !== 0) throw new CairnError(`host ${host}: cannot edit ${config}: ${res.stderr.trim()}`, { kind: 'runtime' });
+        if (res.code !== 0)
+          throw new CairnError(`host ${host}: cannot edit ${config}: ${res.stderr.trim()}`, { kind: 'runtime' });
         const found = await check('after-edit');
         measured.predicted_changes = cell(found, host, role) ?? 0;
-        if (!cell(found, host, role)) throw new CairnError(`drift check did not find the hand edit of ${config} on ${host}`, { kind: 'runtime' });
+        if (!cell(found, host, role))
+          throw new CairnError(`drift check did not find the hand edit of ${config} on ${host}`, { kind: 'runtime' });
         await exportMetrics(ctx, mon.server, textfileDir, renderDriftMetrics(found));
       },
       restore: async () => {
         const t = performance.now();
         const code = await ctx.play(playbook, { limit: host, roles: [role] });
         measured.repair_s = Math.round((performance.now() - t) / 100) / 10;
-        if (code !== 0) throw new CairnError(`cairn play ${playbook} --roles ${role} -l ${host} exited ${code}`, { kind: 'runtime' });
+        if (code !== 0)
+          throw new CairnError(`cairn play ${playbook} --roles ${role} -l ${host} exited ${code}`, { kind: 'runtime' });
         const after = await check('after-repair');
-        if (cell(after, host, role) !== 0) throw new CairnError(`${host} still drifts in ${role} after the repair`, { kind: 'runtime' });
+        if (cell(after, host, role) !== 0)
+          throw new CairnError(`${host} still drifts in ${role} after the repair`, { kind: 'runtime' });
         await exportMetrics(ctx, mon.server, textfileDir, renderDriftMetrics(after));
       },
     };

@@ -61,7 +61,8 @@ function splitCsvLine(line: string): string[] {
 export function parseShowStat(text: string): HaproxyStatRow[] {
   const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
   const headerIndex = lines.findIndex((l) => l.startsWith('# '));
-  if (headerIndex === -1) throw new Error(`not haproxy "show stat" output (no "# pxname,..." header): ${JSON.stringify(text.slice(0, 80))}`);
+  if (headerIndex === -1)
+    throw new Error(`not haproxy "show stat" output (no "# pxname,..." header): ${JSON.stringify(text.slice(0, 80))}`);
   const columns = splitCsvLine(lines[headerIndex]!.slice(2));
   const rows: HaproxyStatRow[] = [];
   for (const line of lines.slice(headerIndex + 1)) {
@@ -104,7 +105,10 @@ function optionalHostValue(ctx: DrillContext, host: string, name: string): unkno
 
 function groupHosts(ctx: DrillContext, group: string): string[] {
   const hosts = ctx.inventory.select(group);
-  if (!hosts.length) throw inputError(`the inventory has no hosts in group "${group}" (set another with --set ${group === 'web' ? 'web_group' : 'lb_group'}=NAME)`);
+  if (!hosts.length)
+    throw inputError(
+      `the inventory has no hosts in group "${group}" (set another with --set ${group === 'web' ? 'web_group' : 'lb_group'}=NAME)`,
+    );
   return hosts;
 }
 
@@ -116,8 +120,14 @@ interface FrontDoor {
 
 function frontDoor(ctx: DrillContext): FrontDoor {
   const lbs = groupHosts(ctx, ctx.options.lb_group ?? 'lb');
-  const vip = String(ctx.options.vip ?? optionalHostValue(ctx, lbs[0]!, 'keepalived_vip') ?? optionalHostValue(ctx, lbs[0]!, 'vip_address') ?? '');
-  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(vip)) throw inputError(`no VIP: set keepalived_vip or vip_address in the inventory, or --set vip=ADDRESS (got "${vip}")`);
+  const vip = String(
+    ctx.options.vip ??
+      optionalHostValue(ctx, lbs[0]!, 'keepalived_vip') ??
+      optionalHostValue(ctx, lbs[0]!, 'vip_address') ??
+      '',
+  );
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(vip))
+    throw inputError(`no VIP: set keepalived_vip or vip_address in the inventory, or --set vip=ADDRESS (got "${vip}")`);
   const url = ctx.options.url ?? `http://${vip}:${ctx.options.port ?? '80'}/`;
   return { lbs, vip, url };
 }
@@ -141,37 +151,77 @@ async function vipHolders(ctx: DrillContext, hosts: string[], vip: string): Prom
 async function currentMaster(ctx: DrillContext, door: FrontDoor): Promise<string> {
   const holders = await vipHolders(ctx, door.lbs, door.vip);
   if (holders.length !== 1) {
-    throw new Error(holders.length ? `split brain before the drill: ${holders.join(' and ')} hold the VIP ${door.vip}` : `no load balancer holds the VIP ${door.vip} (asked ${door.lbs.join(', ')}): nothing to drill`);
+    throw new Error(
+      holders.length
+        ? `split brain before the drill: ${holders.join(' and ')} hold the VIP ${door.vip}`
+        : `no load balancer holds the VIP ${door.vip} (asked ${door.lbs.join(', ')}): nothing to drill`,
+    );
   }
   return holders[0]!;
 }
 
 /** One GET to the VIP before breaking anything: a drill against a dead service proves nothing. */
 async function requireAnswer(door: FrontDoor, signal: AbortSignal): Promise<void> {
-  const probe = new ProbeLoop({ url: door.url, intervalMs: 200, timeoutMs: 2000, maxRequests: 5, maxDurationMs: 5000, signal });
-  await pollUntil(async () => (probe.count >= 5 || probe.lastOk(1) ? true : undefined), { timeoutMs: 8000, everyMs: 100, signal });
+  const probe = new ProbeLoop({
+    url: door.url,
+    intervalMs: 200,
+    timeoutMs: 2000,
+    maxRequests: 5,
+    maxDurationMs: 5000,
+    signal,
+  });
+  await pollUntil(async () => (probe.count >= 5 || probe.lastOk(1) ? true : undefined), {
+    timeoutMs: 8000,
+    everyMs: 100,
+    signal,
+  });
   const report = await probe.stop();
-  if (!report.samples.some((s) => s.ok)) throw new Error(`${door.url} does not answer before the drill (${report.samples[0]?.error ?? `status ${report.samples[0]?.status}`})`);
+  if (!report.samples.some((s) => s.ok))
+    throw new Error(
+      `${door.url} does not answer before the drill (${report.samples[0]?.error ?? `status ${report.samples[0]?.status}`})`,
+    );
 }
 
 async function run(ctx: DrillContext, host: string, script: string): Promise<void> {
   const res = await ctx.exec(host, script, { timeoutMs: 30_000 });
-  if (res.code !== 0) throw new Error(`${host}: \`${script}\` failed (exit ${res.code}): ${(res.stderr || res.stdout).trim().slice(0, 300)}`);
+  if (res.code !== 0)
+    throw new Error(
+      `${host}: \`${script}\` failed (exit ${res.code}): ${(res.stderr || res.stdout).trim().slice(0, 300)}`,
+    );
 }
 
 const PROBE_INTERVAL_MS = 100;
 const PROBE_TIMEOUT_MS = 1000;
 
 function startProbe(ctx: DrillContext, door: FrontDoor, maxDurationMs: number): ProbeLoop {
-  return new ProbeLoop({ url: door.url, intervalMs: PROBE_INTERVAL_MS, timeoutMs: PROBE_TIMEOUT_MS, maxRequests: Math.ceil(maxDurationMs / PROBE_INTERVAL_MS), maxDurationMs, signal: ctx.signal });
+  return new ProbeLoop({
+    url: door.url,
+    intervalMs: PROBE_INTERVAL_MS,
+    timeoutMs: PROBE_TIMEOUT_MS,
+    maxRequests: Math.ceil(maxDurationMs / PROBE_INTERVAL_MS),
+    maxDurationMs,
+    signal: ctx.signal,
+  });
 }
 
 /**
  * Wait until the probe has seen `n` answers in a row, all recorded after sample `from` (the fault): the
  * answers from before the fault must not count, bounded.
  */
-async function untilAnswering(probe: ProbeLoop, from: number, n: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
-  return (await pollUntil(async () => (probe.count >= from + n && probe.lastOk(n) ? true : undefined), { timeoutMs, everyMs: PROBE_INTERVAL_MS, signal })) !== undefined;
+async function untilAnswering(
+  probe: ProbeLoop,
+  from: number,
+  n: number,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<boolean> {
+  return (
+    (await pollUntil(async () => (probe.count >= from + n && probe.lastOk(n) ? true : undefined), {
+      timeoutMs,
+      everyMs: PROBE_INTERVAL_MS,
+      signal,
+    })) !== undefined
+  );
 }
 
 const seconds = (ms: number) => Math.round(ms) / 1000;
@@ -196,12 +246,19 @@ type Variant = 'service' | 'poweroff' | 'powercut' | 'unplug';
 
 function variantOf(ctx: DrillContext): Variant {
   const variant = ctx.options.variant ?? 'service';
-  if (variant !== 'service' && variant !== 'poweroff' && variant !== 'powercut' && variant !== 'unplug') throw inputError(`--set variant=${variant}: expected service, poweroff, powercut or unplug`);
-  if (variant !== 'service' && !ctx.power) throw inputError(`--set variant=${variant} needs power and network control, which only the built-in lab has`);
+  if (variant !== 'service' && variant !== 'poweroff' && variant !== 'powercut' && variant !== 'unplug')
+    throw inputError(`--set variant=${variant}: expected service, poweroff, powercut or unplug`);
+  if (variant !== 'service' && !ctx.power)
+    throw inputError(`--set variant=${variant} needs power and network control, which only the built-in lab has`);
   return variant;
 }
 
-const VARIANT_WORDS: Record<Variant, string> = { service: 'stop keepalived on', poweroff: 'power off', powercut: 'cut the power of', unplug: 'pull the network cable of' };
+const VARIANT_WORDS: Record<Variant, string> = {
+  service: 'stop keepalived on',
+  poweroff: 'power off',
+  powercut: 'cut the power of',
+  unplug: 'pull the network cable of',
+};
 
 async function breakBalancer(ctx: DrillContext, host: string, variant: Variant): Promise<void> {
   ctx.log(`${VARIANT_WORDS[variant]} ${host}`);
@@ -212,7 +269,13 @@ async function breakBalancer(ctx: DrillContext, host: string, variant: Variant):
 }
 
 async function restoreBalancer(ctx: DrillContext, host: string, variant: Variant): Promise<void> {
-  ctx.log(variant === 'service' ? `start keepalived on ${host}` : variant === 'unplug' ? `plug ${host} back in` : `power ${host} on`);
+  ctx.log(
+    variant === 'service'
+      ? `start keepalived on ${host}`
+      : variant === 'unplug'
+        ? `plug ${host} back in`
+        : `power ${host} on`,
+  );
   if (variant === 'service') await run(ctx, host, 'systemctl start keepalived');
   else if (variant === 'unplug') await ctx.power!.plug(host);
   else await ctx.power!.start(host);
@@ -223,19 +286,25 @@ async function restoreBalancer(ctx: DrillContext, host: string, variant: Variant
  * along (it saw no peer), so "the master holds it" alone would pass at once; the backup must also let go.
  */
 async function waitForSoleHolder(ctx: DrillContext, door: FrontDoor, master: string, timeoutMs: number) {
-  return pollUntil(async () => {
-    const holders = await vipHolders(ctx, door.lbs, door.vip);
-    return holders.length === 1 && holders[0] === master ? master : undefined;
-  }, { timeoutMs, everyMs: 50, signal: ctx.signal });
+  return pollUntil(
+    async () => {
+      const holders = await vipHolders(ctx, door.lbs, door.vip);
+      return holders.length === 1 && holders[0] === master ? master : undefined;
+    },
+    { timeoutMs, everyMs: 50, signal: ctx.signal },
+  );
 }
 
 /** What failover and failback start from: the variant, the front door, its one master, a backup, the VIP answering. */
-async function pairReady(ctx: DrillContext): Promise<{ variant: Variant; door: FrontDoor; master: string; backups: string[] }> {
+async function pairReady(
+  ctx: DrillContext,
+): Promise<{ variant: Variant; door: FrontDoor; master: string; backups: string[] }> {
   const variant = variantOf(ctx);
   const door = frontDoor(ctx);
   const master = await currentMaster(ctx, door);
   const backups = door.lbs.filter((h) => h !== master);
-  if (!backups.length) throw new Error(`only ${master} is in the load-balancer group: there is no backup to fail over to`);
+  if (!backups.length)
+    throw new Error(`only ${master} is in the load-balancer group: there is no backup to fail over to`);
   await requireAnswer(door, ctx.signal);
   return { variant, door, master, backups };
 }
@@ -259,23 +328,35 @@ function servedBy(sample: ProbeSample): string | undefined {
 
 registerDrill({
   name: 'backend-down',
-  summary: 'stop one web host\'s nginx while probing the VIP: no request may fail; nginx is started again',
-  options: { host: 'the web host to stop (default: the first of group web)', web_group: 'group of the backends (default web)', lb_group: 'group of the load balancers (default lb)', vip: 'the VIP (default keepalived_vip / vip_address)' },
+  summary: "stop one web host's nginx while probing the VIP: no request may fail; nginx is started again",
+  options: {
+    host: 'the web host to stop (default: the first of group web)',
+    web_group: 'group of the backends (default web)',
+    lb_group: 'group of the load balancers (default lb)',
+    vip: 'the VIP (default keepalived_vip / vip_address)',
+  },
   async run(ctx): Promise<DrillOutcome> {
     const door = frontDoor(ctx);
     const webs = groupHosts(ctx, ctx.options.web_group ?? 'web');
     const victim = ctx.options.host ?? webs[0]!;
-    if (!webs.includes(victim)) throw inputError(`--set host=${victim}: not a host of group ${ctx.options.web_group ?? 'web'} (${webs.join(', ')})`);
+    if (!webs.includes(victim))
+      throw inputError(
+        `--set host=${victim}: not a host of group ${ctx.options.web_group ?? 'web'} (${webs.join(', ')})`,
+      );
     const master = await currentMaster(ctx, door);
     const socket = String(optionalHostValue(ctx, master, 'haproxy_stats_socket') ?? '/run/haproxy/admin.sock');
     const victimStatus = async (): Promise<string> => {
-      const res = await ctx.exec(master, `echo 'show stat' | socat -t 2 stdio ${quote(`UNIX-CONNECT:${socket}`)}`, { timeoutMs: 5000 });
-      if (res.code !== 0) throw new Error(`${master}: cannot read haproxy's stats socket ${socket}: ${res.stderr.trim()}`);
+      const res = await ctx.exec(master, `echo 'show stat' | socat -t 2 stdio ${quote(`UNIX-CONNECT:${socket}`)}`, {
+        timeoutMs: 5000,
+      });
+      if (res.code !== 0)
+        throw new Error(`${master}: cannot read haproxy's stats socket ${socket}: ${res.stderr.trim()}`);
       const found = [...serverStatuses(parseShowStat(res.stdout))].filter(([name]) => name.endsWith(`/${victim}`));
       if (!found.length) throw new Error(`haproxy on ${master} has no server named ${victim}`);
       return found.map(([, status]) => status).join(',');
     };
-    if ((await victimStatus()) !== 'UP') throw new Error(`${victim} is not UP in haproxy on ${master} before the drill`);
+    if ((await victimStatus()) !== 'UP')
+      throw new Error(`${victim} is not UP in haproxy on ${master} before the drill`);
     await requireAnswer(door, ctx.signal);
 
     const probe = startProbe(ctx, door, 60_000);
@@ -292,9 +373,17 @@ registerDrill({
       await run(ctx, victim, 'systemctl stop nginx');
       stopped = true;
       downFrom = performance.now() - probeStart;
-      const down = await pollUntil(async () => ((await victimStatus()).startsWith('DOWN') ? true : undefined), { timeoutMs: 15_000, everyMs: 100, signal: ctx.signal });
+      const down = await pollUntil(async () => ((await victimStatus()).startsWith('DOWN') ? true : undefined), {
+        timeoutMs: 15_000,
+        everyMs: 100,
+        signal: ctx.signal,
+      });
       downAfterMs = down && performance.now() - t0;
-      ctx.log(downAfterMs === undefined ? `haproxy did not mark ${victim} DOWN within 15 s` : `haproxy marked ${victim} DOWN ${seconds(downAfterMs)} s after the stop`);
+      ctx.log(
+        downAfterMs === undefined
+          ? `haproxy did not mark ${victim} DOWN within 15 s`
+          : `haproxy marked ${victim} DOWN ${seconds(downAfterMs)} s after the stop`,
+      );
       // Keep probing while it is down: the other backend must carry every request.
       await sleep(2000, ctx.signal);
       downTo = performance.now() - probeStart;
@@ -304,7 +393,11 @@ registerDrill({
         await run(ctx, victim, 'systemctl start nginx');
       }
     }
-    const up = await pollUntil(async () => ((await victimStatus()) === 'UP' ? true : undefined), { timeoutMs: 20_000, everyMs: 100, signal: ctx.signal });
+    const up = await pollUntil(async () => ((await victimStatus()) === 'UP' ? true : undefined), {
+      timeoutMs: 20_000,
+      everyMs: 100,
+      signal: ctx.signal,
+    });
     const upAfterMs = up?.afterMs;
     await sleep(1000, ctx.signal);
     const report = await probe.stop();
@@ -337,7 +430,12 @@ registerDrill({
 registerDrill({
   name: 'failover',
   summary: 'stop the load balancer holding the VIP (keepalived, or power): the backup takes the VIP; outage timed',
-  options: { variant: 'service (stop keepalived, default), poweroff (orderly power-off: the host shuts down), powercut (the host dies at once), unplug (lab: its network cable pulled; it keeps running, isolated)', lb_group: 'group of the load balancers (default lb)', vip: 'the VIP (default keepalived_vip / vip_address)' },
+  options: {
+    variant:
+      'service (stop keepalived, default), poweroff (orderly power-off: the host shuts down), powercut (the host dies at once), unplug (lab: its network cable pulled; it keeps running, isolated)',
+    lb_group: 'group of the load balancers (default lb)',
+    vip: 'the VIP (default keepalived_vip / vip_address)',
+  },
   async run(ctx): Promise<DrillOutcome> {
     const { variant, door, master, backups } = await pairReady(ctx);
 
@@ -367,7 +465,9 @@ registerDrill({
       if (broken) {
         await restoreBalancer(ctx, master, variant);
         restored = (await waitForSoleHolder(ctx, door, master, 60_000)) !== undefined;
-        ctx.log(restored ? `${master} holds the VIP again (preempt)` : `${master} did not take the VIP back within 60 s`);
+        ctx.log(
+          restored ? `${master} holds the VIP again (preempt)` : `${master} did not take the VIP back within 60 s`,
+        );
       }
     }
     const measured: Record<string, number | string> = {
@@ -379,7 +479,12 @@ registerDrill({
       restored: restored ? 'yes' : 'no',
     };
     const outageS = seconds(report.longestOutageMs);
-    const passed = Boolean(switched) && answering && outageS <= OUTAGE_TARGET_S && switched!.afterMs <= SWITCH_TARGET_S * 1000 && restored;
+    const passed =
+      Boolean(switched) &&
+      answering &&
+      outageS <= OUTAGE_TARGET_S &&
+      switched!.afterMs <= SWITCH_TARGET_S * 1000 &&
+      restored;
     const problems = [
       !switched && `no backup took the VIP within ${SWITCH_TARGET_S + 5} s`,
       switched && !answering && 'the VIP did not answer again within 30 s',
@@ -400,7 +505,11 @@ registerDrill({
 registerDrill({
   name: 'failback',
   summary: 'with the master down and the VIP on the backup, restore the master: the VIP returns (preempt)',
-  options: { variant: 'how the master is taken down first: service (default), poweroff, powercut, unplug', lb_group: 'group of the load balancers (default lb)', vip: 'the VIP (default keepalived_vip / vip_address)' },
+  options: {
+    variant: 'how the master is taken down first: service (default), poweroff, powercut, unplug',
+    lb_group: 'group of the load balancers (default lb)',
+    vip: 'the VIP (default keepalived_vip / vip_address)',
+  },
   async run(ctx): Promise<DrillOutcome> {
     const { variant, door, master, backups } = await pairReady(ctx);
 

@@ -79,7 +79,11 @@ function defineScript(): string {
 /** Write a file from base64 on stdin atomically (temp file in the same folder, then rename). */
 function writeFileScript(path: string): string {
   const dir = path.slice(0, path.lastIndexOf('/')) || '/';
-  return [`tmp=$(mktemp ${quote(`${dir}/.cairn-drill.`)}XXXXXXXX) || exit 1`, 'base64 -d > "$tmp" || { rm -f -- "$tmp"; exit 1; }', `mv -f -- "$tmp" ${quote(path)}`].join('\n');
+  return [
+    `tmp=$(mktemp ${quote(`${dir}/.cairn-drill.`)}XXXXXXXX) || exit 1`,
+    'base64 -d > "$tmp" || { rm -f -- "$tmp"; exit 1; }',
+    `mv -f -- "$tmp" ${quote(path)}`,
+  ].join('\n');
 }
 
 interface RunningProof {
@@ -102,12 +106,28 @@ async function proveRunning(ctx: DrillContext, host: string, name: string): Prom
     ].join('\n'),
     `checking guest ${name}`,
   );
-  const kv = new Map(out.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()] as [string, string]));
-  return { state: kv.get('state') ?? '', pid: Number(kv.get('pid') ?? 0), kvm: kv.get('kvm') ?? '', rssKiB: Number(kv.get('rss') ?? 0) };
+  const kv = new Map(
+    out
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()] as [string, string]),
+  );
+  return {
+    state: kv.get('state') ?? '',
+    pid: Number(kv.get('pid') ?? 0),
+    kvm: kv.get('kvm') ?? '',
+    rssKiB: Number(kv.get('rss') ?? 0),
+  };
 }
 
 /** Wait until the guest's serial log holds the marker its boot sector prints; milliseconds, or -1 on timeout. */
-async function waitForMarker(ctx: DrillContext, host: string, serial: string, marker: string, limitMs: number): Promise<number> {
+async function waitForMarker(
+  ctx: DrillContext,
+  host: string,
+  serial: string,
+  marker: string,
+  limitMs: number,
+): Promise<number> {
   const seen = await pollUntil(
     async () => {
       const res = await ctx.exec(host, `grep -qF ${quote(marker)} ${quote(serial)} 2>/dev/null && echo found`);
@@ -122,11 +142,20 @@ async function vmLifecycle(ctx: DrillContext): Promise<DrillOutcome> {
   const host = drillHost(ctx);
   const dir = imagesDir(ctx, host);
   const stamp = Date.now().toString(36);
-  const original: GuestPaths = { name: `cairn-drill-${stamp}`, disk: `${dir}/cairn-drill-${stamp}.img`, serial: `/var/log/libvirt/qemu/cairn-drill-${stamp}.serial` };
-  const clone: GuestPaths = { name: `cairn-drill-${stamp}-clone`, disk: `${dir}/cairn-drill-${stamp}-clone.img`, serial: `/var/log/libvirt/qemu/cairn-drill-${stamp}-clone.serial` };
+  const original: GuestPaths = {
+    name: `cairn-drill-${stamp}`,
+    disk: `${dir}/cairn-drill-${stamp}.img`,
+    serial: `/var/log/libvirt/qemu/cairn-drill-${stamp}.serial`,
+  };
+  const clone: GuestPaths = {
+    name: `cairn-drill-${stamp}-clone`,
+    disk: `${dir}/cairn-drill-${stamp}-clone.img`,
+    serial: `/var/log/libvirt/qemu/cairn-drill-${stamp}-clone.serial`,
+  };
   const marker = `cairn guest ${stamp} up`;
   const measured: Record<string, number | string> = { host };
-  const target = 'a template guest and its clone each start with KVM (info kvm: enabled), run their own code (serial marker) and are gone afterwards; start ≤ 10 s each';
+  const target =
+    'a template guest and its clone each start with KVM (info kvm: enabled), run their own code (serial marker) and are gone afterwards; start ≤ 10 s each';
   const t0 = performance.now();
   let cleaned = false;
   try {
@@ -136,20 +165,41 @@ async function vmLifecycle(ctx: DrillContext): Promise<DrillOutcome> {
 
     ctx.log(`${host}: defining ${original.name} from the template (512-byte boot-sector disk in ${dir})`);
     let t = performance.now();
-    await run(ctx, host, writeFileScript(original.disk), 'writing the boot disk', bootSector(marker).toString('base64'));
-    await run(ctx, host, defineScript(), `defining ${original.name}`, tinyGuestXml({ name: original.name, diskPath: original.disk, serialLogPath: original.serial }));
+    await run(
+      ctx,
+      host,
+      writeFileScript(original.disk),
+      'writing the boot disk',
+      bootSector(marker).toString('base64'),
+    );
+    await run(
+      ctx,
+      host,
+      defineScript(),
+      `defining ${original.name}`,
+      tinyGuestXml({ name: original.name, diskPath: original.disk, serialLogPath: original.serial }),
+    );
     measured.define_s = seconds(performance.now() - t);
 
     ctx.log(`${host}: cloning it as ${clone.name}`);
     t = performance.now();
     const dumped = await run(ctx, host, argv('virsh', '-q', 'dumpxml', original.name), `dumpxml ${original.name}`);
-    const cloneXml = cloneDomainXml(dumped, { name: clone.name, diskPath: clone.disk, serialLogPath: clone.serial, fromDiskPath: original.disk, fromSerialLogPath: original.serial });
+    const cloneXml = cloneDomainXml(dumped, {
+      name: clone.name,
+      diskPath: clone.disk,
+      serialLogPath: clone.serial,
+      fromDiskPath: original.disk,
+      fromSerialLogPath: original.serial,
+    });
     await run(ctx, host, argv('cp', '--sparse=always', '--', original.disk, clone.disk), 'copying the disk');
     await run(ctx, host, defineScript(), `defining ${clone.name}`, cloneXml);
     measured.clone_s = seconds(performance.now() - t);
 
     const proofs: Record<string, RunningProof> = {};
-    for (const [label, g] of [['original', original], ['clone', clone]] as const) {
+    for (const [label, g] of [
+      ['original', original],
+      ['clone', clone],
+    ] as const) {
       ctx.log(`${host}: starting ${g.name} (domain type kvm)`);
       t = performance.now();
       await run(ctx, host, argv('virsh', '-q', 'start', g.name), `starting ${g.name}`);
@@ -166,9 +216,26 @@ async function vmLifecycle(ctx: DrillContext): Promise<DrillOutcome> {
 
     ctx.log(`${host}: destroying and undefining both`);
     t = performance.now();
-    await run(ctx, host, [argv('virsh', '-q', 'destroy', original.name), argv('virsh', '-q', 'destroy', clone.name), argv('virsh', '-q', 'undefine', original.name), argv('virsh', '-q', 'undefine', clone.name)].join(' && '), 'destroy and undefine');
+    await run(
+      ctx,
+      host,
+      [
+        argv('virsh', '-q', 'destroy', original.name),
+        argv('virsh', '-q', 'destroy', clone.name),
+        argv('virsh', '-q', 'undefine', original.name),
+        argv('virsh', '-q', 'undefine', clone.name),
+      ].join(' && '),
+      'destroy and undefine',
+    );
     measured.destroy_undefine_s = seconds(performance.now() - t);
-    const gone = await ctx.exec(host, [`virsh -q list --all --name | grep -c ${quote(`cairn-drill-${stamp}`)}`, `for p in ${o.pid} ${c.pid}; do kill -0 "$p" 2>/dev/null && echo "alive=$p"; done`, 'true'].join('\n'));
+    const gone = await ctx.exec(
+      host,
+      [
+        `virsh -q list --all --name | grep -c ${quote(`cairn-drill-${stamp}`)}`,
+        `for p in ${o.pid} ${c.pid}; do kill -0 "$p" 2>/dev/null && echo "alive=$p"; done`,
+        'true',
+      ].join('\n'),
+    );
     const leftDomains = Number(gone.stdout.split('\n')[0] ?? '0');
     const alive = gone.stdout.split('\n').filter((l) => l.startsWith('alive='));
     await run(ctx, host, `${removeGuestScript(original)}\n${removeGuestScript(clone)}`, 'removing the drill files');
@@ -180,13 +247,19 @@ async function vmLifecycle(ctx: DrillContext): Promise<DrillOutcome> {
       if (p.state !== 'running') problems.push(`${label} is "${p.state}", not running`);
       if (!p.pid) problems.push(`${label}: no live qemu process`);
       if (!/enabled/.test(p.kvm)) problems.push(`${label}: qemu reports "${p.kvm}" (not KVM-accelerated)`);
-      if (typeof measured[`guest_output_${label}_s`] !== 'number') problems.push(`${label}: the guest printed no marker (its code did not run)`);
+      if (typeof measured[`guest_output_${label}_s`] !== 'number')
+        problems.push(`${label}: the guest printed no marker (its code did not run)`);
       const start = measured[`start_${label}_s`];
       if (typeof start !== 'number' || start > 10) problems.push(`${label}: start took ${String(start)} s`);
     }
     if (leftDomains) problems.push(`${leftDomains} drill domain(s) still defined`);
     if (alive.length) problems.push(`qemu still running after destroy (${alive.join(', ')})`);
-    return { passed: problems.length === 0, measured, target, msg: problems.length ? problems.join('; ') : `both guests ran with KVM on ${host} and are gone` };
+    return {
+      passed: problems.length === 0,
+      measured,
+      target,
+      msg: problems.length ? problems.join('; ') : `both guests ran with KVM on ${host} and are gone`,
+    };
   } finally {
     if (!cleaned) {
       await ctx.exec(host, `${removeGuestScript(original)}\n${removeGuestScript(clone)}`).catch(() => undefined);
@@ -206,7 +279,13 @@ async function poolStatus(ctx: DrillContext, host: string, pool: string): Promis
 }
 
 /** Poll zpool status until `done` holds; milliseconds taken, or -1 on timeout. */
-async function waitForPool(ctx: DrillContext, host: string, pool: string, done: (s: PoolStatus) => boolean, limitMs: number): Promise<{ ms: number; last: PoolStatus }> {
+async function waitForPool(
+  ctx: DrillContext,
+  host: string,
+  pool: string,
+  done: (s: PoolStatus) => boolean,
+  limitMs: number,
+): Promise<{ ms: number; last: PoolStatus }> {
   let last: PoolStatus | undefined;
   const seen = await pollUntil(
     async () => {
@@ -224,7 +303,10 @@ function poolChoice(ctx: DrillContext, host: string): { pool: string; vdev?: str
   const first = Array.isArray(pools) ? (pools[0] as { name?: unknown; devices?: unknown } | undefined) : undefined;
   const pool = ctx.options.pool ?? (typeof first?.name === 'string' ? first.name : undefined);
   if (!pool) throw new Error(`${host} has no zfs_pools; give --set pool=NAME`);
-  const devices = Array.isArray(first?.devices) && first?.name === pool ? (first.devices as unknown[]).filter((d): d is string => typeof d === 'string') : [];
+  const devices =
+    Array.isArray(first?.devices) && first?.name === pool
+      ? (first.devices as unknown[]).filter((d): d is string => typeof d === 'string')
+      : [];
   return { pool, vdev: ctx.options.vdev ?? devices[devices.length - 1] };
 }
 
@@ -232,15 +314,30 @@ async function zfsDegrade(ctx: DrillContext): Promise<DrillOutcome> {
   const host = drillHost(ctx);
   const { pool, vdev: wantedVdev } = poolChoice(ctx, host);
   const measured: Record<string, number | string> = { host, pool };
-  const target = 'the health check names exactly the offlined vdev while the pool is DEGRADED; ONLINE again ≤ 60 s after zpool online';
+  const target =
+    'the health check names exactly the offlined vdev while the pool is DEGRADED; ONLINE again ≤ 60 s after zpool online';
   const before = await poolStatus(ctx, host, pool);
   const healthBefore = assessPool(before);
-  if (!healthBefore.healthy) return { passed: false, measured, target, msg: `pool ${pool} on ${host} is not healthy before the drill: ${healthBefore.problems.join('; ')}` };
+  if (!healthBefore.healthy)
+    return {
+      passed: false,
+      measured,
+      target,
+      msg: `pool ${pool} on ${host} is not healthy before the drill: ${healthBefore.problems.join('; ')}`,
+    };
   const leaves = leafVdevs(before.root).filter((l) => !l.vdevClass);
   const vdev = wantedVdev ?? leaves[leaves.length - 1]?.name;
-  if (!vdev || !leaves.some((l) => l.name === vdev)) return { passed: false, measured, target, msg: `no data vdev ${vdev ?? '(none)'} in pool ${pool} (vdevs: ${leaves.map((l) => l.name).join(', ')})` };
+  if (!vdev || !leaves.some((l) => l.name === vdev))
+    return {
+      passed: false,
+      measured,
+      target,
+      msg: `no data vdev ${vdev ?? '(none)'} in pool ${pool} (vdevs: ${leaves.map((l) => l.name).join(', ')})`,
+    };
   measured.vdev = vdev;
-  const mount = (await run(ctx, host, argv('zfs', 'get', '-H', '-o', 'value', 'mountpoint', pool), 'reading the pool mountpoint')).trim();
+  const mount = (
+    await run(ctx, host, argv('zfs', 'get', '-H', '-o', 'value', 'mountpoint', pool), 'reading the pool mountpoint')
+  ).trim();
   const scratch = /^\/[A-Za-z0-9_./-]+$/.test(mount) ? `${mount}/.cairn-drill-degraded-write` : undefined;
   let offline = false;
   try {
@@ -253,7 +350,9 @@ async function zfsDegrade(ctx: DrillContext): Promise<DrillOutcome> {
     measured.detect_s = degraded.ms < 0 ? 'not DEGRADED within 30 s' : seconds(performance.now() - t);
     measured.pool_state = degraded.last.state;
     const health = assessPool(degraded.last);
-    const leafProblems = health.vdevProblems.filter((p) => leafVdevs(degraded.last.root).some((l) => l.name === p.vdev));
+    const leafProblems = health.vdevProblems.filter((p) =>
+      leafVdevs(degraded.last.root).some((l) => l.name === p.vdev),
+    );
     measured.reported = leafProblems.map((p) => p.message).join('; ') || '(no vdev reported)';
     const exact = leafProblems.length === 1 && leafProblems[0]!.vdev === vdev && leafProblems[0]!.state === 'OFFLINE';
 
@@ -261,7 +360,12 @@ async function zfsDegrade(ctx: DrillContext): Promise<DrillOutcome> {
       // Data written while degraded must be resilvered onto the returning vdev. Taking (and dropping) a
       // snapshot makes ZFS commit the open transaction group now, instead of at its timer (30 s on zfs-fuse).
       const sync = `${pool}@cairn-drill-sync-${Date.now().toString(36)}`;
-      await run(ctx, host, `dd if=/dev/urandom of=${quote(scratch)} bs=1M count=8 2>/dev/null && ${argv('zfs', 'snapshot', sync)} && ${argv('zfs', 'destroy', sync)}`, 'writing while degraded');
+      await run(
+        ctx,
+        host,
+        `dd if=/dev/urandom of=${quote(scratch)} bs=1M count=8 2>/dev/null && ${argv('zfs', 'snapshot', sync)} && ${argv('zfs', 'destroy', sync)}`,
+        'writing while degraded',
+      );
       measured.written_while_degraded_mib = 8;
     }
 
@@ -276,9 +380,15 @@ async function zfsDegrade(ctx: DrillContext): Promise<DrillOutcome> {
     const after = assessPool(healed.last);
     const problems: string[] = [];
     if (degraded.ms < 0) problems.push(`pool stayed ${degraded.last.state}`);
-    if (!exact) problems.push(`the health check should name exactly ${vdev} as OFFLINE, it reported: ${measured.reported}`);
+    if (!exact)
+      problems.push(`the health check should name exactly ${vdev} as OFFLINE, it reported: ${measured.reported}`);
     if (!after.healthy) problems.push(`after zpool online: ${after.problems.join('; ')}`);
-    return { passed: problems.length === 0, measured, target, msg: problems.length ? problems.join('; ') : `reported "${leafProblems[0]!.message}", healed` };
+    return {
+      passed: problems.length === 0,
+      measured,
+      target,
+      msg: problems.length ? problems.join('; ') : `reported "${leafProblems[0]!.message}", healed`,
+    };
   } finally {
     if (offline) await ctx.exec(host, argv('zpool', 'online', pool, vdev)).catch(() => undefined);
     if (scratch) await ctx.exec(host, argv('rm', '-f', '--', scratch)).catch(() => undefined);
@@ -287,14 +397,20 @@ async function zfsDegrade(ctx: DrillContext): Promise<DrillOutcome> {
 
 registerDrill({
   name: 'vm-lifecycle',
-  summary: 'define a tiny guest from a template, clone it, start both with KVM, prove they run, destroy and undefine both (timed)',
+  summary:
+    'define a tiny guest from a template, clone it, start both with KVM, prove they run, destroy and undefine both (timed)',
   options: { host: 'the pve host (default: the first of group pve)' },
   run: vmLifecycle,
 });
 
 registerDrill({
   name: 'zfs-degrade',
-  summary: 'zpool offline one vdev -> the pool is DEGRADED and the health check names that vdev -> zpool online -> ONLINE again (timed)',
-  options: { host: 'the pve host (default: the first of group pve)', pool: 'the pool (default: the host\'s first zfs_pools entry)', vdev: 'the vdev to take offline (default: the pool\'s last device)' },
+  summary:
+    'zpool offline one vdev -> the pool is DEGRADED and the health check names that vdev -> zpool online -> ONLINE again (timed)',
+  options: {
+    host: 'the pve host (default: the first of group pve)',
+    pool: "the pool (default: the host's first zfs_pools entry)",
+    vdev: "the vdev to take offline (default: the pool's last device)",
+  },
   run: zfsDegrade,
 });

@@ -53,7 +53,8 @@ export function parsePromDuration(text: string): number {
     const m = re.exec(trimmed);
     if (!m) throw new Error(`"${text}" is not a Prometheus duration (e.g. 30s, 5m, 1h30m)`);
     const unitIndex = DURATION_UNITS.findIndex(([u]) => u === m[2]);
-    if (unitIndex <= lastUnit) throw new Error(`"${text}" is not a Prometheus duration: units must go from largest to smallest, each once`);
+    if (unitIndex <= lastUnit)
+      throw new Error(`"${text}" is not a Prometheus duration: units must go from largest to smallest, each once`);
     lastUnit = unitIndex;
     seconds += Number(m[1]) * DURATION_UNITS[unitIndex]![1];
     pos = re.lastIndex;
@@ -80,9 +81,10 @@ export function parseAlertmanagerAlerts(body: string): AlertmanagerAlert[] {
   } catch {
     throw new Error(`Alertmanager's /api/v2/alerts did not answer JSON: ${JSON.stringify(body.slice(0, 200))}`);
   }
-  if (!Array.isArray(data)) throw new Error('Alertmanager\'s /api/v2/alerts did not answer a list of alerts');
+  if (!Array.isArray(data)) throw new Error("Alertmanager's /api/v2/alerts did not answer a list of alerts");
   return data.map((raw, i): AlertmanagerAlert => {
-    if (!isPlainObject(raw) || !isPlainObject(raw.labels)) throw new Error(`alert ${i + 1} of /api/v2/alerts has no labels`);
+    if (!isPlainObject(raw) || !isPlainObject(raw.labels))
+      throw new Error(`alert ${i + 1} of /api/v2/alerts has no labels`);
     const labels: Record<string, string> = {};
     for (const [k, v] of Object.entries(raw.labels)) labels[k] = String(v);
     const status = isPlainObject(raw.status) ? raw.status : {};
@@ -98,7 +100,11 @@ export function parseAlertmanagerAlerts(body: string): AlertmanagerAlert[] {
 }
 
 /** The alerts named `alertname` whose labels include every pair of `labels`. */
-export function matchingAlerts(alerts: AlertmanagerAlert[], alertname: string, labels: Record<string, string>): AlertmanagerAlert[] {
+export function matchingAlerts(
+  alerts: AlertmanagerAlert[],
+  alertname: string,
+  labels: Record<string, string>,
+): AlertmanagerAlert[] {
   return alerts.filter((a) => a.alertname === alertname && Object.entries(labels).every(([k, v]) => a.labels[k] === v));
 }
 
@@ -129,7 +135,9 @@ export function parseSinkLog(text: string): SinkNotification[] {
       received: Number(data.received),
       status: String(data.status ?? ''),
       alerts: alerts.filter(isPlainObject).map((a) => ({
-        labels: isPlainObject(a.labels) ? Object.fromEntries(Object.entries(a.labels).map(([k, v]) => [k, String(v)])) : {},
+        labels: isPlainObject(a.labels)
+          ? Object.fromEntries(Object.entries(a.labels).map(([k, v]) => [k, String(v)]))
+          : {},
         status: String(a.status ?? ''),
       })),
     });
@@ -138,9 +146,19 @@ export function parseSinkLog(text: string): SinkNotification[] {
 }
 
 /** The first notification that carries the alert (name and labels) with `status`. */
-export function findNotification(records: SinkNotification[], alertname: string, labels: Record<string, string>, status: 'firing' | 'resolved'): SinkNotification | undefined {
-  return records.find(
-    (r) => r.alerts.some((a) => a.status === status && a.labels.alertname === alertname && Object.entries(labels).every(([k, v]) => a.labels[k] === v)),
+export function findNotification(
+  records: SinkNotification[],
+  alertname: string,
+  labels: Record<string, string>,
+  status: 'firing' | 'resolved',
+): SinkNotification | undefined {
+  return records.find((r) =>
+    r.alerts.some(
+      (a) =>
+        a.status === status &&
+        a.labels.alertname === alertname &&
+        Object.entries(labels).every(([k, v]) => a.labels[k] === v),
+    ),
   );
 }
 
@@ -165,7 +183,8 @@ function numberOption(ctx: DrillContext, name: string, fallback: number): number
   const text = ctx.options[name];
   if (text === undefined) return fallback;
   const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw inputError(`--set ${name}=${text}: expected a number of seconds above 0`);
+  if (!Number.isFinite(value) || value <= 0)
+    throw inputError(`--set ${name}=${text}: expected a number of seconds above 0`);
   return value;
 }
 
@@ -188,11 +207,17 @@ export function monitoringOf(ctx: DrillContext): Monitoring {
   const group = String(hostSettings(ctx, anyHost).prometheus_server_group ?? 'mon');
   const servers = ctx.inventory.hosts.size ? ctx.inventory.select(group) : [];
   const server = ctx.options.server ?? servers[0];
-  if (server === undefined) throw inputError(`the inventory has no monitoring host (group "${group}"; set prometheus_server_group or --set server=HOST)`);
+  if (server === undefined)
+    throw inputError(
+      `the inventory has no monitoring host (group "${group}"; set prometheus_server_group or --set server=HOST)`,
+    );
   if (!ctx.inventory.hosts.has(server)) throw inputError(`--set server=${server}: no such host in the inventory`);
   const s = hostSettings(ctx, server);
   const port = Number(s.alertmanager_port);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw inputError(`host ${server}: alertmanager_port must be a port number, got ${JSON.stringify(s.alertmanager_port)}`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw inputError(
+      `host ${server}: alertmanager_port must be a port number, got ${JSON.stringify(s.alertmanager_port)}`,
+    );
   const sinkOn = s.alert_webhook_sink === true;
   return {
     server,
@@ -203,7 +228,9 @@ export function monitoringOf(ctx: DrillContext): Monitoring {
     downForS: durationSetting(s, 'alert_down_for', server),
     groupWaitS: durationSetting(s, 'alertmanager_group_wait', server),
     groupIntervalS: durationSetting(s, 'alertmanager_group_interval', server),
-    ...(sinkOn ? { sink: { address: String(s.alert_webhook_sink_address), port: Number(s.alert_webhook_sink_port) } } : {}),
+    ...(sinkOn
+      ? { sink: { address: String(s.alert_webhook_sink_address), port: Number(s.alert_webhook_sink_port) } }
+      : {}),
   };
 }
 
@@ -215,19 +242,33 @@ const SINK_LOG = '/var/lib/cairn-alert-sink/alerts.jsonl';
 
 async function currentAlerts(ctx: DrillContext, mon: Monitoring): Promise<AlertmanagerAlert[]> {
   const url = `http://127.0.0.1:${mon.alertmanagerPort}/api/v2/alerts`;
-  const res = await ctx.exec(mon.server, `${argv('curl', '-sS', '--fail', '--max-time', '5', url)}`, { timeoutMs: 15_000 });
-  if (res.code !== 0) throw new CairnError(`host ${mon.server}: cannot ask Alertmanager (${url}): ${(res.stderr || res.stdout).trim() || `exit ${res.code}`}`, { kind: 'runtime' });
+  const res = await ctx.exec(mon.server, `${argv('curl', '-sS', '--fail', '--max-time', '5', url)}`, {
+    timeoutMs: 15_000,
+  });
+  if (res.code !== 0)
+    throw new CairnError(
+      `host ${mon.server}: cannot ask Alertmanager (${url}): ${(res.stderr || res.stdout).trim() || `exit ${res.code}`}`,
+      { kind: 'runtime' },
+    );
   return parseAlertmanagerAlerts(res.stdout);
 }
 
 async function sinkRecords(ctx: DrillContext, mon: Monitoring): Promise<SinkNotification[]> {
-  const res = await ctx.exec(mon.server, `if [ -f ${quote(SINK_LOG)} ]; then cat -- ${quote(SINK_LOG)}; fi`, { timeoutMs: 15_000 });
-  if (res.code !== 0) throw new CairnError(`host ${mon.server}: cannot read ${SINK_LOG}: ${res.stderr.trim()}`, { kind: 'runtime' });
+  const res = await ctx.exec(mon.server, `if [ -f ${quote(SINK_LOG)} ]; then cat -- ${quote(SINK_LOG)}; fi`, {
+    timeoutMs: 15_000,
+  });
+  if (res.code !== 0)
+    throw new CairnError(`host ${mon.server}: cannot read ${SINK_LOG}: ${res.stderr.trim()}`, { kind: 'runtime' });
   return parseSinkLog(res.stdout);
 }
 
 /** Poll `probe` every `pollMs` until it returns a value or `deadlineMs` (from performance.now()) passes. */
-async function pollAlerts<T>(ctx: DrillContext, pollMs: number, deadlineMs: number, probe: () => Promise<T | undefined>): Promise<T | undefined> {
+async function pollAlerts<T>(
+  ctx: DrillContext,
+  pollMs: number,
+  deadlineMs: number,
+  probe: () => Promise<T | undefined>,
+): Promise<T | undefined> {
   const since = performance.now();
   return (await pollUntil(probe, { since, timeoutMs: deadlineMs - since, everyMs: pollMs, signal: ctx.signal }))?.value;
 }
@@ -255,7 +296,12 @@ export interface Fault {
   restore(): Promise<void>;
 }
 
-export async function runAlertDrill(ctx: DrillContext, mon: Monitoring, fault: Fault, extra: Record<string, number | string>): Promise<DrillOutcome> {
+export async function runAlertDrill(
+  ctx: DrillContext,
+  mon: Monitoring,
+  fault: Fault,
+  extra: Record<string, number | string>,
+): Promise<DrillOutcome> {
   const pollMs = numberOption(ctx, 'poll', 1) * 1000;
   // Down for `for:`, then seen by the next scrape and the next evaluation; 10 s for sending and asking.
   const forS = fault.forS ?? mon.downForS;
@@ -270,10 +316,15 @@ export async function runAlertDrill(ctx: DrillContext, mon: Monitoring, fault: F
   const fail = (msg: string): DrillOutcome => ({ passed: false, measured, target, msg });
 
   const before = matchingAlerts(await currentAlerts(ctx, mon), fault.alertname, fault.labels);
-  if (before.length) return fail(`${fault.alertname} ${JSON.stringify(fault.labels)} is already in Alertmanager before the drill broke anything: fix that first`);
+  if (before.length)
+    return fail(
+      `${fault.alertname} ${JSON.stringify(fault.labels)} is already in Alertmanager before the drill broke anything: fix that first`,
+    );
   const sinkBefore = mon.sink ? await sinkRecords(ctx, mon) : [];
 
-  ctx.log(`breaking: ${fault.what}; waiting up to ${timeoutS} s for ${fault.alertname} in Alertmanager on ${mon.server}`);
+  ctx.log(
+    `breaking: ${fault.what}; waiting up to ${timeoutS} s for ${fault.alertname} in Alertmanager on ${mon.server}`,
+  );
   let broken = false;
   let restored = false;
   try {
@@ -281,8 +332,16 @@ export async function runAlertDrill(ctx: DrillContext, mon: Monitoring, fault: F
     broken = true;
     await fault.breakIt();
     const t0 = performance.now();
-    const firing = await pollAlerts(ctx, pollMs, t0 + timeoutS * 1000, async () => matchingAlerts(await currentAlerts(ctx, mon), fault.alertname, fault.labels)[0]);
-    if (!firing) return fail(ctx.signal.aborted ? 'interrupted' : `${fault.alertname} did not appear in Alertmanager within ${timeoutS} s`);
+    const firing = await pollAlerts(
+      ctx,
+      pollMs,
+      t0 + timeoutS * 1000,
+      async () => matchingAlerts(await currentAlerts(ctx, mon), fault.alertname, fault.labels)[0],
+    );
+    if (!firing)
+      return fail(
+        ctx.signal.aborted ? 'interrupted' : `${fault.alertname} did not appear in Alertmanager within ${timeoutS} s`,
+      );
     const detectS = seconds(performance.now() - t0);
     measured.detect_s = detectS;
     measured.alert_state = firing.state;
@@ -296,7 +355,12 @@ export async function runAlertDrill(ctx: DrillContext, mon: Monitoring, fault: F
     let notifiedS: number | undefined;
     if (mon.sink) {
       const note = await pollAlerts(ctx, pollMs, performance.now() + (notifyTargetS + 20) * 1000, async () =>
-        findNotification((await sinkRecords(ctx, mon)).slice(sinkBefore.length), fault.alertname, fault.labels, 'firing'),
+        findNotification(
+          (await sinkRecords(ctx, mon)).slice(sinkBefore.length),
+          fault.alertname,
+          fault.labels,
+          'firing',
+        ),
       );
       if (note) notifiedS = seconds(performance.now() - t0) - detectS;
       measured.notified_after_firing_s = notifiedS !== undefined ? Math.round(notifiedS * 10) / 10 : 'never';
@@ -310,7 +374,12 @@ export async function runAlertDrill(ctx: DrillContext, mon: Monitoring, fault: F
     const gone = await pollAlerts(ctx, pollMs, t1 + Math.max(timeoutS, resolveTargetS + 30) * 1000, async () =>
       matchingAlerts(await currentAlerts(ctx, mon), fault.alertname, fault.labels).length === 0 ? true : undefined,
     );
-    if (!gone) return fail(ctx.signal.aborted ? 'interrupted after the repair' : `${fault.alertname} was still in Alertmanager ${Math.round((performance.now() - t1) / 1000)} s after the repair`);
+    if (!gone)
+      return fail(
+        ctx.signal.aborted
+          ? 'interrupted after the repair'
+          : `${fault.alertname} was still in Alertmanager ${Math.round((performance.now() - t1) / 1000)} s after the repair`,
+      );
     const resolveS = seconds(performance.now() - t1);
     measured.resolve_s = resolveS;
     ctx.log(`${fault.alertname} resolved ${resolveS} s after the repair`);
@@ -327,9 +396,22 @@ export async function runAlertDrill(ctx: DrillContext, mon: Monitoring, fault: F
     const problems: string[] = [];
     if (detectS > detectTargetS) problems.push(`firing after ${detectS} s, target ${detectTargetS} s`);
     if (resolveS > resolveTargetS) problems.push(`resolved after ${resolveS} s, target ${resolveTargetS} s`);
-    if (mon.sink && (notifiedS === undefined || notifiedS > notifyTargetS)) problems.push(`the webhook sink ${notifiedS === undefined ? 'never got the firing notification' : `got the firing notification ${notifiedS} s after firing`}`);
-    if (mon.sink && (resolvedNotifiedS === undefined || resolvedNotifiedS > resolvedNotifyTargetS)) problems.push(`the webhook sink ${resolvedNotifiedS === undefined ? 'never got the resolved notification' : `got the resolved notification after ${resolvedNotifiedS} s`}`);
-    return problems.length ? fail(problems.join('; ')) : { passed: true, measured, target, msg: `${fault.what}: ${fault.alertname} fired after ${detectS} s and resolved ${resolveS} s after the repair` };
+    if (mon.sink && (notifiedS === undefined || notifiedS > notifyTargetS))
+      problems.push(
+        `the webhook sink ${notifiedS === undefined ? 'never got the firing notification' : `got the firing notification ${notifiedS} s after firing`}`,
+      );
+    if (mon.sink && (resolvedNotifiedS === undefined || resolvedNotifiedS > resolvedNotifyTargetS))
+      problems.push(
+        `the webhook sink ${resolvedNotifiedS === undefined ? 'never got the resolved notification' : `got the resolved notification after ${resolvedNotifiedS} s`}`,
+      );
+    return problems.length
+      ? fail(problems.join('; '))
+      : {
+          passed: true,
+          measured,
+          target,
+          msg: `${fault.what}: ${fault.alertname} fired after ${detectS} s and resolved ${resolveS} s after the repair`,
+        };
   } finally {
     if (broken && !restored) {
       ctx.log(`restoring: ${fault.what}`);
@@ -344,7 +426,11 @@ export async function runAlertDrill(ctx: DrillContext, mon: Monitoring, fault: F
 
 async function systemctl(ctx: DrillContext, host: string, verb: 'start' | 'stop', unit: string): Promise<void> {
   const res = await ctx.exec(host, argv('systemctl', verb, '--', unit), { timeoutMs: 120_000 });
-  if (res.code !== 0) throw new CairnError(`host ${host}: systemctl ${verb} ${unit} failed: ${(res.stderr || res.stdout).trim() || `exit ${res.code}`}`, { kind: 'runtime' });
+  if (res.code !== 0)
+    throw new CairnError(
+      `host ${host}: systemctl ${verb} ${unit} failed: ${(res.stderr || res.stdout).trim() || `exit ${res.code}`}`,
+      { kind: 'runtime' },
+    );
 }
 
 async function unitActive(ctx: DrillContext, host: string, unit: string): Promise<boolean> {
@@ -364,7 +450,8 @@ function vipOf(ctx: DrillContext, host: string): string | undefined {
 
 async function holdsAddress(ctx: DrillContext, host: string, address: string): Promise<boolean> {
   const res = await ctx.exec(host, 'ip -o addr show', { timeoutMs: 30_000 });
-  if (res.code !== 0) throw new CairnError(`host ${host}: cannot list its addresses: ${res.stderr.trim()}`, { kind: 'runtime' });
+  if (res.code !== 0)
+    throw new CairnError(`host ${host}: cannot list its addresses: ${res.stderr.trim()}`, { kind: 'runtime' });
   return res.stdout.split('\n').some((line) => line.split(/\s+/).some((word) => word.split('/')[0] === address));
 }
 
@@ -379,7 +466,8 @@ function groupsOf(ctx: DrillContext, host: string): string[] {
 
 registerDrill({
   name: 'alert-host-down',
-  summary: 'stop one host\'s node exporter (or power the lab host off) -> HostDown fires in Alertmanager; start it -> it resolves',
+  summary:
+    "stop one host's node exporter (or power the lab host off) -> HostDown fires in Alertmanager; start it -> it resolves",
   options: {
     host: 'the host to take down (default: the first scraped host that is neither a monitoring host nor a load balancer)',
     variant: '"exporter" (default: stop prometheus-node-exporter) or "poweroff" (lab only: halt the whole host)',
@@ -392,31 +480,54 @@ registerDrill({
     const targets = ctx.inventory.select(String(settings.prometheus_node_targets_group ?? 'all'));
     const haproxyGroup = String(settings.prometheus_haproxy_group ?? '');
     const variant = ctx.options.variant ?? 'exporter';
-    if (variant !== 'exporter' && variant !== 'poweroff') throw inputError(`--set variant=${variant}: expected exporter or poweroff`);
-    if (variant === 'poweroff' && !ctx.power) throw inputError('--set variant=poweroff needs the built-in lab (power control); use variant=exporter');
-    const host = ctx.options.host !== undefined
-      ? knownHost(ctx, ctx.options.host, 'host')
-      : (targets.find((h) => !mon.servers.includes(h) && !groupsOf(ctx, h).includes(haproxyGroup)) ?? targets.find((h) => !mon.servers.includes(h)));
-    if (host === undefined) throw inputError('no scraped host besides the monitoring host(s) to take down; pass --set host=NAME');
-    if (host === mon.server) throw inputError(`--set host=${host}: that is the monitoring host the drill asks; take down another host`);
-    if (!targets.includes(host)) throw inputError(`--set host=${host}: Prometheus does not scrape its node exporter (not in group ${String(settings.prometheus_node_targets_group)})`);
+    if (variant !== 'exporter' && variant !== 'poweroff')
+      throw inputError(`--set variant=${variant}: expected exporter or poweroff`);
+    if (variant === 'poweroff' && !ctx.power)
+      throw inputError('--set variant=poweroff needs the built-in lab (power control); use variant=exporter');
+    const host =
+      ctx.options.host !== undefined
+        ? knownHost(ctx, ctx.options.host, 'host')
+        : (targets.find((h) => !mon.servers.includes(h) && !groupsOf(ctx, h).includes(haproxyGroup)) ??
+          targets.find((h) => !mon.servers.includes(h)));
+    if (host === undefined)
+      throw inputError('no scraped host besides the monitoring host(s) to take down; pass --set host=NAME');
+    if (host === mon.server)
+      throw inputError(`--set host=${host}: that is the monitoring host the drill asks; take down another host`);
+    if (!targets.includes(host))
+      throw inputError(
+        `--set host=${host}: Prometheus does not scrape its node exporter (not in group ${String(settings.prometheus_node_targets_group)})`,
+      );
     const unit = 'prometheus-node-exporter';
-    if (variant === 'exporter' && !(await unitActive(ctx, host, unit))) throw inputError(`host ${host}: ${unit} is not active; apply playbooks/monitoring.yaml first`);
+    if (variant === 'exporter' && !(await unitActive(ctx, host, unit)))
+      throw inputError(`host ${host}: ${unit} is not active; apply playbooks/monitoring.yaml first`);
     const power = ctx.power;
     const fault: Fault =
       variant === 'poweroff' && power
-        ? { what: `power off ${host}`, alertname: 'HostDown', labels: { instance: host, job: 'node' }, breakIt: () => power.stop(host), restore: () => power.start(host) }
-        : { what: `${unit} on ${host}`, alertname: 'HostDown', labels: { instance: host, job: 'node' }, breakIt: () => systemctl(ctx, host, 'stop', unit), restore: () => systemctl(ctx, host, 'start', unit) };
+        ? {
+            what: `power off ${host}`,
+            alertname: 'HostDown',
+            labels: { instance: host, job: 'node' },
+            breakIt: () => power.stop(host),
+            restore: () => power.start(host),
+          }
+        : {
+            what: `${unit} on ${host}`,
+            alertname: 'HostDown',
+            labels: { instance: host, job: 'node' },
+            breakIt: () => systemctl(ctx, host, 'stop', unit),
+            restore: () => systemctl(ctx, host, 'start', unit),
+          };
     return runAlertDrill(ctx, mon, fault, { host, variant });
   },
 });
 
 registerDrill({
   name: 'alert-service-down',
-  summary: 'stop one expected service (nginx on a backend, haproxy on the LB without the VIP) -> ServiceDown fires; start it -> it resolves',
+  summary:
+    'stop one expected service (nginx on a backend, haproxy on the LB without the VIP) -> ServiceDown fires; start it -> it resolves',
   options: {
     host: 'the host (default: the first host with an active unit of node_exporter_systemd_units, backends first, never a VIP holder)',
-    unit: 'the systemd unit to stop (default: the first active one of the host\'s node_exporter_systemd_units, never keepalived)',
+    unit: "the systemd unit to stop (default: the first active one of the host's node_exporter_systemd_units, never keepalived)",
     timeout: 'seconds to wait for the alert (default: for + scrape + evaluation + 70)',
     poll: 'seconds between questions to Alertmanager (default 1)',
   },
@@ -441,14 +552,22 @@ registerDrill({
     if (ctx.options.host !== undefined || ctx.options.unit !== undefined) {
       host = knownHost(ctx, ctx.options.host ?? '', 'host');
       unit = ctx.options.unit ?? unitsOf(host).find((u) => !/^keepalived\b/.test(u));
-      if (unit === undefined) throw inputError(`host ${host}: no unit to stop (node_exporter_systemd_units is empty); pass --set unit=NAME`);
-      if (!unitsOf(host).includes(unit)) throw inputError(`host ${host}: ${unit} is not in its node_exporter_systemd_units, so no ServiceDown alert watches it`);
+      if (unit === undefined)
+        throw inputError(`host ${host}: no unit to stop (node_exporter_systemd_units is empty); pass --set unit=NAME`);
+      if (!unitsOf(host).includes(unit))
+        throw inputError(
+          `host ${host}: ${unit} is not in its node_exporter_systemd_units, so no ServiceDown alert watches it`,
+        );
       const refusal = await safe(host, unit);
       if (refusal) throw inputError(`refusing to stop ${unit} on ${host}: ${refusal}`);
-      if (!(await unitActive(ctx, host, unit))) throw inputError(`host ${host}: ${unit} is not active now; nothing to stop`);
+      if (!(await unitActive(ctx, host, unit)))
+        throw inputError(`host ${host}: ${unit} is not active now; nothing to stop`);
     } else {
       const hosts = [...ctx.inventory.hosts.keys()];
-      const ordered = [...hosts.filter((h) => !groupsOf(ctx, h).includes(haproxyGroup)), ...hosts.filter((h) => groupsOf(ctx, h).includes(haproxyGroup))];
+      const ordered = [
+        ...hosts.filter((h) => !groupsOf(ctx, h).includes(haproxyGroup)),
+        ...hosts.filter((h) => groupsOf(ctx, h).includes(haproxyGroup)),
+      ];
       const skipped: string[] = [];
       search: for (const h of ordered) {
         for (const u of unitsOf(h)) {
@@ -466,11 +585,20 @@ registerDrill({
           break search;
         }
       }
-      if (host === undefined || unit === undefined) throw inputError(`no expected service is active on a host the drill may touch (${skipped.join('; ') || 'no host has node_exporter_systemd_units'})`);
+      if (host === undefined || unit === undefined)
+        throw inputError(
+          `no expected service is active on a host the drill may touch (${skipped.join('; ') || 'no host has node_exporter_systemd_units'})`,
+        );
     }
     const h = host;
     const u = unit;
-    const fault: Fault = { what: `${u} on ${h}`, alertname: 'ServiceDown', labels: { instance: h, name: u }, breakIt: () => systemctl(ctx, h, 'stop', u), restore: () => systemctl(ctx, h, 'start', u) };
+    const fault: Fault = {
+      what: `${u} on ${h}`,
+      alertname: 'ServiceDown',
+      labels: { instance: h, name: u },
+      breakIt: () => systemctl(ctx, h, 'stop', u),
+      restore: () => systemctl(ctx, h, 'start', u),
+    };
     return runAlertDrill(ctx, mon, fault, { host: h, unit: u });
   },
 });

@@ -42,18 +42,32 @@ export interface ProbeOptions {
 function getOnce(url: string, timeoutMs: number): Promise<Omit<ProbeSample, 'atMs'>> {
   const started = performance.now();
   return new Promise((resolveGet) => {
-    const req = request(url, { method: 'GET', timeout: timeoutMs, agent: false, headers: { connection: 'close', 'user-agent': 'cairn-probe' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        if (body.length < 512) body += chunk;
-      });
-      res.on('end', () => {
-        const status = res.statusCode ?? 0;
-        resolveGet({ ok: status >= 200 && status < 400, status, latencyMs: performance.now() - started, body: body.split('\n')[0]?.slice(0, 200) });
-      });
-      res.on('error', (err) => resolveGet({ ok: false, latencyMs: performance.now() - started, error: err.message }));
-    });
+    const req = request(
+      url,
+      {
+        method: 'GET',
+        timeout: timeoutMs,
+        agent: false,
+        headers: { connection: 'close', 'user-agent': 'cairn-probe' },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (body.length < 512) body += chunk;
+        });
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          resolveGet({
+            ok: status >= 200 && status < 400,
+            status,
+            latencyMs: performance.now() - started,
+            body: body.split('\n')[0]?.slice(0, 200),
+          });
+        });
+        res.on('error', (err) => resolveGet({ ok: false, latencyMs: performance.now() - started, error: err.message }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', (err) => resolveGet({ ok: false, latencyMs: performance.now() - started, error: err.message }));
     req.end();
@@ -73,16 +87,29 @@ export function summarise(samples: ProbeSample[]): ProbeReport {
       if (!current) current = { startMs: s.atMs, requests: 0 };
       current.requests++;
     } else if (current) {
-      outages.push({ startMs: current.startMs, endMs: s.atMs, durationMs: s.atMs - current.startMs, requests: current.requests });
+      outages.push({
+        startMs: current.startMs,
+        endMs: s.atMs,
+        durationMs: s.atMs - current.startMs,
+        requests: current.requests,
+      });
       current = undefined;
     }
   }
   if (current) {
     const end = samples[samples.length - 1]!.atMs;
-    outages.push({ startMs: current.startMs, endMs: end, durationMs: end - current.startMs, requests: current.requests });
+    outages.push({
+      startMs: current.startMs,
+      endMs: end,
+      durationMs: end - current.startMs,
+      requests: current.requests,
+    });
   }
   const failed = samples.filter((s) => !s.ok).length;
-  const latencies = samples.filter((s) => s.ok).map((s) => s.latencyMs).sort((a, b) => a - b);
+  const latencies = samples
+    .filter((s) => s.ok)
+    .map((s) => s.latencyMs)
+    .sort((a, b) => a - b);
   return {
     samples,
     sent: samples.length,
@@ -109,7 +136,12 @@ export class ProbeLoop {
     const interval = this.opts.intervalMs ?? 100;
     const timeout = this.opts.timeoutMs ?? 1000;
     const t0 = performance.now();
-    while (!this.stopped && !this.opts.signal?.aborted && this.samples.length < this.opts.maxRequests && performance.now() - t0 < this.opts.maxDurationMs) {
+    while (
+      !this.stopped &&
+      !this.opts.signal?.aborted &&
+      this.samples.length < this.opts.maxRequests &&
+      performance.now() - t0 < this.opts.maxDurationMs
+    ) {
       const at = performance.now() - t0;
       const sample = await getOnce(this.opts.url, timeout);
       this.samples.push({ atMs: Math.round(at), ...sample, latencyMs: Math.round(sample.latencyMs * 10) / 10 });

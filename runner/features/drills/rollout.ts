@@ -19,19 +19,24 @@ function intOption(ctx: DrillContext, key: string, fallback: number, min: number
   const raw = ctx.options[key];
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) throw inputError(`--set ${key}=${raw}: expected a number from ${min} to ${max}`);
+  if (!Number.isFinite(value) || value < min || value > max)
+    throw inputError(`--set ${key}=${raw}: expected a number from ${min} to ${max}`);
   return value;
 }
 
 /** The VIP's URL: --set url=, else http://<vip>:<port>/ with the VIP from --set vip= or vip_address. */
 export function probeUrl(ctx: DrillContext): string {
   if (ctx.options.url) {
-    if (!/^https?:\/\/[^\s/]+/.test(ctx.options.url)) throw inputError(`--set url=${ctx.options.url}: expected an http:// URL`);
+    if (!/^https?:\/\/[^\s/]+/.test(ctx.options.url))
+      throw inputError(`--set url=${ctx.options.url}: expected an http:// URL`);
     return ctx.options.url;
   }
   const first = [...ctx.inventory.hosts.keys()][0];
   const vip = String(ctx.options.vip ?? (first ? ctx.hostVars(first).vip_address : undefined) ?? '');
-  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(vip)) throw inputError(`load-probe: no VIP: set vip_address in the inventory, or --set vip=ADDRESS or --set url=URL (got "${vip}")`);
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(vip))
+    throw inputError(
+      `load-probe: no VIP: set vip_address in the inventory, or --set vip=ADDRESS or --set url=URL (got "${vip}")`,
+    );
   return `http://${vip}:${ctx.options.port ?? '80'}/`;
 }
 
@@ -42,7 +47,8 @@ function round(n: number, digits: number): number {
 
 registerDrill({
   name: 'load-probe',
-  summary: 'bounded load on the VIP from the jump host: availability and P99 latency against document 000 (≥ 99.95 %, ≤ 800 ms)',
+  summary:
+    'bounded load on the VIP from the jump host: availability and P99 latency against document 000 (≥ 99.95 %, ≤ 800 ms)',
   options: {
     concurrency: 'concurrent clients, 1–200 (default 20)',
     requests: 'total requests, at most (default 2000)',
@@ -65,10 +71,23 @@ registerDrill({
     const url = probeUrl(ctx);
     // Exactly `requests` in all: the first (requests mod clients) clients send one more.
     const clients = Math.min(concurrency, requests);
-    const shares = Array.from({ length: clients }, (_, i) => Math.floor(requests / clients) + (i < requests % clients ? 1 : 0));
+    const shares = Array.from(
+      { length: clients },
+      (_, i) => Math.floor(requests / clients) + (i < requests % clients ? 1 : 0),
+    );
     ctx.log(`${clients} clients, ${requests} requests in all against ${url}, ≤ ${durationS} s`);
     const started = performance.now();
-    const loops = shares.map((share) => ({ share, loop: new ProbeLoop({ url, intervalMs, timeoutMs, maxRequests: share, maxDurationMs: durationS * 1000, signal: ctx.signal }) }));
+    const loops = shares.map((share) => ({
+      share,
+      loop: new ProbeLoop({
+        url,
+        intervalMs,
+        timeoutMs,
+        maxRequests: share,
+        maxDurationMs: durationS * 1000,
+        signal: ctx.signal,
+      }),
+    }));
     // Each loop ends by itself at its bounds; wait for that (or Ctrl-C), then collect.
     await pollUntil(async () => (loops.every((l) => l.loop.count >= l.share) ? true : undefined), {
       since: started,
@@ -127,33 +146,50 @@ export function newestArchiveTime(json: string): string | undefined {
 
 registerDrill({
   name: 'backup-age',
-  summary: 'recovery point from the backups: age of the newest archive on every protected host (borgmatic), against the policy',
+  summary:
+    'recovery point from the backups: age of the newest archive on every protected host (borgmatic), against the policy',
   options: {
     hosts: 'comma-separated hosts (default: every host that has borgmatic and /etc/borgmatic/config.yaml)',
     max_age_s: 'pass threshold in seconds (default 3600: hourly backups, document 000)',
   },
   async run(ctx) {
     const maxAge = intOption(ctx, 'max_age_s', 3600, 1, 365 * 86400);
-    const wanted = ctx.options.hosts ? ctx.options.hosts.split(',').map((h) => h.trim()).filter(Boolean) : undefined;
+    const wanted = ctx.options.hosts
+      ? ctx.options.hosts
+          .split(',')
+          .map((h) => h.trim())
+          .filter(Boolean)
+      : undefined;
     const candidates = wanted ?? [...ctx.inventory.hosts.keys()];
-    for (const h of candidates) if (!ctx.inventory.hosts.has(h)) throw inputError(`backup-age: --set hosts: "${h}" is not in the inventory`);
+    for (const h of candidates)
+      if (!ctx.inventory.hosts.has(h)) throw inputError(`backup-age: --set hosts: "${h}" is not in the inventory`);
     const ages: Record<string, number | string> = {};
     let worst = -1;
     const problems: string[] = [];
     // Hosts are asked at once: `borgmatic list` opens the repository over SSH, a few seconds each.
-    const perHost = await Promise.all(candidates.map(async (host): Promise<{ host: string; age?: number; problem?: string; none?: boolean }> => {
-      if (ctx.signal.aborted) return { host };
-      const probe = await ctx.exec(host, 'command -v borgmatic >/dev/null && test -e /etc/borgmatic/config.yaml', { become: true });
-      if (probe.code !== 0) return wanted ? { host, problem: `${host}: no borgmatic configuration` } : { host };
-      const listed = await ctx.exec(host, 'borgmatic list --last 1 --json', { become: true, timeoutMs: 120_000 });
-      const time = listed.code === 0 ? newestArchiveTime(listed.stdout) : undefined;
-      if (!time) return { host, none: true, problem: `${host}: no archive${listed.code !== 0 ? ` (borgmatic exit ${listed.code}: ${listed.stderr.trim().split('\n').pop()})` : ''}` };
-      // The archive time is the host's local time: compare it with the host's own clock.
-      const clock = await ctx.exec(host, `date -d ${quote(time)} +%s && date +%s`);
-      const [then, now] = clock.stdout.trim().split('\n').map(Number);
-      if (clock.code !== 0 || !Number.isFinite(then) || !Number.isFinite(now)) return { host, problem: `${host}: cannot read the archive time ${JSON.stringify(time)}` };
-      return { host, age: Math.max(0, now! - then!) };
-    }));
+    const perHost = await Promise.all(
+      candidates.map(async (host): Promise<{ host: string; age?: number; problem?: string; none?: boolean }> => {
+        if (ctx.signal.aborted) return { host };
+        const probe = await ctx.exec(host, 'command -v borgmatic >/dev/null && test -e /etc/borgmatic/config.yaml', {
+          become: true,
+        });
+        if (probe.code !== 0) return wanted ? { host, problem: `${host}: no borgmatic configuration` } : { host };
+        const listed = await ctx.exec(host, 'borgmatic list --last 1 --json', { become: true, timeoutMs: 120_000 });
+        const time = listed.code === 0 ? newestArchiveTime(listed.stdout) : undefined;
+        if (!time)
+          return {
+            host,
+            none: true,
+            problem: `${host}: no archive${listed.code !== 0 ? ` (borgmatic exit ${listed.code}: ${listed.stderr.trim().split('\n').pop()})` : ''}`,
+          };
+        // The archive time is the host's local time: compare it with the host's own clock.
+        const clock = await ctx.exec(host, `date -d ${quote(time)} +%s && date +%s`);
+        const [then, now] = clock.stdout.trim().split('\n').map(Number);
+        if (clock.code !== 0 || !Number.isFinite(then) || !Number.isFinite(now))
+          return { host, problem: `${host}: cannot read the archive time ${JSON.stringify(time)}` };
+        return { host, age: Math.max(0, now! - then!) };
+      }),
+    );
     for (const r of perHost) {
       if (r.problem) problems.push(r.problem);
       if (r.none) ages[`age_s_${r.host}`] = 'none';
@@ -167,6 +203,11 @@ registerDrill({
     const measured: Record<string, number | string> = { hosts: checked, ...ages };
     if (worst >= 0) measured.rpo_s = worst;
     const passed = problems.length === 0 && worst >= 0 && worst <= maxAge;
-    return { passed, measured, target: `newest backup ≤ ${maxAge} s old on every protected host (RPO of the backups)`, msg: problems.length ? problems.join('; ') : `worst backup age ${worst} s` };
+    return {
+      passed,
+      measured,
+      target: `newest backup ≤ ${maxAge} s old on every protected host (RPO of the backups)`,
+      msg: problems.length ? problems.join('; ') : `worst backup age ${worst} s`,
+    };
   },
 });

@@ -15,10 +15,16 @@ import type { Drill, DrillContext, DrillOutcome, DrillPower } from './types.js';
  * `drill_result`. A drill that throws is a failed result, never a crash. Used by `cairn drill` and by the
  * rollout's drill steps.
  */
-export async function runDrillInSession(session: Session, drill: Drill, opts: { extraVars: Vars; set: Record<string, string> }): Promise<DrillOutcome> {
+export async function runDrillInSession(
+  session: Session,
+  drill: Drill,
+  opts: { extraVars: Vars; set: Record<string, string> },
+): Promise<DrillOutcome> {
   const name = drill.name;
   const engine = session.engine;
-  const isLab = session.inventory.hosts.size > 0 && [...session.inventory.hosts.keys()].some((h) => session.inventory.hostVars(h).lab === true);
+  const isLab =
+    session.inventory.hosts.size > 0 &&
+    [...session.inventory.hosts.keys()].some((h) => session.inventory.hostVars(h).lab === true);
   const quiet = { log: () => {} };
   const power: DrillPower | undefined = isLab
     ? {
@@ -55,7 +61,12 @@ export async function runDrillInSession(session: Session, drill: Drill, opts: { 
     options: opts.set,
     play: async (playbookPath, playOpts = {}) => {
       const playbook = loadPlaybookFile(resolve(playbookPath));
-      const sub = session.newEngine({ limit: playOpts.limit, roles: playOpts.roles, extraVars: { ...extraVars, ...(playOpts.extraVars ?? {}) }, check: false });
+      const sub = session.newEngine({
+        limit: playOpts.limit,
+        roles: playOpts.roles,
+        extraVars: { ...extraVars, ...(playOpts.extraVars ?? {}) },
+        check: false,
+      });
       try {
         const outcome = await sub.runPlaybook(playbook);
         if (outcome.unreachableHosts.size) return ExitCode.hostUnreachable;
@@ -67,7 +78,13 @@ export async function runDrillInSession(session: Session, drill: Drill, opts: { 
     },
     drift: async (playbookPath, driftOpts = {}) => {
       const playbook = loadPlaybookFile(resolve(playbookPath));
-      const sub = session.newEngine({ limit: driftOpts.limit, roles: driftOpts.roles, extraVars, check: true, verify: false });
+      const sub = session.newEngine({
+        limit: driftOpts.limit,
+        roles: driftOpts.roles,
+        extraVars,
+        check: true,
+        verify: false,
+      });
       const collector = new DriftCollector(session.bus);
       let report: DriftReport;
       try {
@@ -87,6 +104,14 @@ export async function runDrillInSession(session: Session, drill: Drill, opts: { 
     const msg = err instanceof Error ? err.message : String(err);
     outcome = { passed: false, measured: {}, target: '', msg: `drill could not run: ${msg}` };
   }
-  session.bus.emit({ type: 'drill_result', time: now(), drill: name, passed: outcome.passed, measured: outcome.measured, target: outcome.target, msg: outcome.msg });
+  session.bus.emit({
+    type: 'drill_result',
+    time: now(),
+    drill: name,
+    passed: outcome.passed,
+    measured: outcome.measured,
+    target: outcome.target,
+    msg: outcome.msg,
+  });
   return outcome;
 }

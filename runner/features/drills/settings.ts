@@ -30,9 +30,16 @@ function roleDefaults(role: string): Vars {
 export function hostSettings(ctx: DrillContext, host: string, role?: string): Vars {
   // Layered by the variable manager: the role's defaults under the host's variables (inventory and -e).
   const layers: VarLayer[] = [{ layer: 'inventory vars and extra vars', vars: ctx.hostVars(host) }];
-  if (role !== undefined) layers.unshift({ layer: 'role defaults', vars: roleDefaults(role), origin: () => ({ file: join(builtinRolesDir(), role, 'defaults.yaml') }) });
+  if (role !== undefined)
+    layers.unshift({
+      layer: 'role defaults',
+      vars: roleDefaults(role),
+      origin: () => ({ file: join(builtinRolesDir(), role, 'defaults.yaml') }),
+    });
   const vars = mergeLayers(layers);
-  return lazyVars(vars, (template, context, variable) => templater.renderValue(template, context, { file: `variable ${variable} of host ${host}` }));
+  return lazyVars(vars, (template, context, variable) =>
+    templater.renderValue(template, context, { file: `variable ${variable} of host ${host}` }),
+  );
 }
 
 /** One host variable rendered as a task would see it (`ceph_osd_hosts: "{{ groups.pve }}"`), or undefined. */

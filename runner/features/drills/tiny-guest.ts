@@ -22,12 +22,16 @@
  *   ...   zero padding, then 55 AA at offset 510 (the BIOS boot signature)
  */
 
-const CODE = [0xfa, 0x31, 0xc0, 0x8e, 0xd8, 0xbe, 0x16, 0x7c, 0xba, 0xf8, 0x03, 0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8, 0xf4, 0xeb, 0xfd];
+const CODE = [
+  0xfa, 0x31, 0xc0, 0x8e, 0xd8, 0xbe, 0x16, 0x7c, 0xba, 0xf8, 0x03, 0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8,
+  0xf4, 0xeb, 0xfd,
+];
 const MESSAGE_OFFSET = 0x16;
 
 /** The boot sector printing `marker` (printable ASCII, at most 80 characters). */
 export function bootSector(marker: string): Buffer {
-  if (!/^[\x20-\x7e]{1,80}$/.test(marker)) throw new Error(`boot sector marker must be 1-80 printable ASCII characters, got ${JSON.stringify(marker)}`);
+  if (!/^[\x20-\x7e]{1,80}$/.test(marker))
+    throw new Error(`boot sector marker must be 1-80 printable ASCII characters, got ${JSON.stringify(marker)}`);
   const sector = Buffer.alloc(512, 0);
   Buffer.from(CODE).copy(sector, 0);
   if (CODE.length !== MESSAGE_OFFSET) throw new Error('boot sector code and message offset disagree');
@@ -50,7 +54,12 @@ const GUEST_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const SAFE_PATH = /^\/[A-Za-z0-9_./-]+$/;
 
 function xmlText(value: string): string {
-  return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
+  return value
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/'/g, '&apos;')
+    .replace(/"/g, '&quot;');
 }
 
 /**
@@ -60,7 +69,8 @@ function xmlText(value: string): string {
  */
 export function tinyGuestXml(spec: TinyGuestSpec): string {
   if (!GUEST_NAME.test(spec.name)) throw new Error(`guest name ${JSON.stringify(spec.name)} is not usable`);
-  for (const p of [spec.diskPath, spec.serialLogPath]) if (!SAFE_PATH.test(p)) throw new Error(`path ${JSON.stringify(p)} is not usable in a guest definition`);
+  for (const p of [spec.diskPath, spec.serialLogPath])
+    if (!SAFE_PATH.test(p)) throw new Error(`path ${JSON.stringify(p)} is not usable in a guest definition`);
   const memory = spec.memoryMiB ?? 16;
   return [
     `<domain type='kvm'>`,
@@ -98,7 +108,10 @@ export function tinyGuestXml(spec: TinyGuestSpec): string {
  * the new name, no UUID (libvirt makes one), MAC addresses dropped (libvirt makes new ones), and every
  * occurrence of the original's disk and serial paths replaced by the clone's.
  */
-export function cloneDomainXml(original: string, clone: { name: string; diskPath: string; serialLogPath: string; fromDiskPath: string; fromSerialLogPath: string }): string {
+export function cloneDomainXml(
+  original: string,
+  clone: { name: string; diskPath: string; serialLogPath: string; fromDiskPath: string; fromSerialLogPath: string },
+): string {
   if (!GUEST_NAME.test(clone.name)) throw new Error(`guest name ${JSON.stringify(clone.name)} is not usable`);
   if (!/<domain\b/.test(original)) throw new Error('not a domain definition (no <domain> element)');
   let xml = original
@@ -109,8 +122,13 @@ export function cloneDomainXml(original: string, clone: { name: string; diskPath
     [clone.fromDiskPath, clone.diskPath],
     [clone.fromSerialLogPath, clone.serialLogPath],
   ] as const) {
-    xml = xml.split(`'${xmlText(from)}'`).join(`'${xmlText(to)}'`).split(`"${xmlText(from)}"`).join(`"${xmlText(to)}"`);
+    xml = xml
+      .split(`'${xmlText(from)}'`)
+      .join(`'${xmlText(to)}'`)
+      .split(`"${xmlText(from)}"`)
+      .join(`"${xmlText(to)}"`);
   }
-  if (xml.includes(clone.fromDiskPath)) throw new Error(`the clone still names the original's disk ${clone.fromDiskPath}`);
+  if (xml.includes(clone.fromDiskPath))
+    throw new Error(`the clone still names the original's disk ${clone.fromDiskPath}`);
   return xml;
 }

@@ -47,14 +47,18 @@ export async function mountOverlay(name: string, imageRoot: string): Promise<Hos
   if (!isMountPoint(paths.root, currentMounts())) {
     // lowerdir is a path list separated by ':'; the lab's paths never contain ':' or ','.
     const options = `lowerdir=${imageRoot},upperdir=${paths.upper},workdir=${paths.work}`;
-    await runChecked('mount', ['-t', 'overlay', `cairn-lab-${name}`, '-o', options, paths.root], `mounting the disk of lab host ${name}`);
+    await runChecked(
+      'mount',
+      ['-t', 'overlay', `cairn-lab-${name}`, '-o', options, paths.root],
+      `mounting the disk of lab host ${name}`,
+    );
   }
   return paths;
 }
 
 export function networkUnit(address: string): string {
   return [
-    '# Written by cairn lab: this host\'s address on the lab bridge. No gateway: the lab has no route out.',
+    "# Written by cairn lab: this host's address on the lab bridge. No gateway: the lab has no route out.",
     '[Match]',
     'Virtualization=container',
     'Name=host0',
@@ -73,7 +77,10 @@ const HOSTS_BEGIN = '# BEGIN cairn lab hosts';
 const HOSTS_END = '# END cairn lab hosts';
 
 /** /etc/hosts with every lab name; the lab's block is replaced, any other line a role added is kept. */
-export function hostsFile(existing: string | undefined, topology: Pick<LabTopology, 'bridgeAddress' | 'hosts'>): string {
+export function hostsFile(
+  existing: string | undefined,
+  topology: Pick<LabTopology, 'bridgeAddress' | 'hosts'>,
+): string {
   const block = [
     HOSTS_BEGIN,
     `${topology.bridgeAddress}\tcairn-controller`,
@@ -115,7 +122,8 @@ export function writeHostFiles(spec: LabHostSpec, ctx: HostContext, paths: HostP
   writeInto(root, 'etc/hosts', hostsFile(readIfExists(join(root, 'etc/hosts')), ctx.topology));
   writeInto(root, 'etc/hostname', `${spec.name}\n`);
   const machineId = readIfExists(join(root, 'etc/machine-id'))?.trim() ?? '';
-  if (!/^[0-9a-f]{32}$/.test(machineId)) writeInto(root, 'etc/machine-id', `${randomBytes(16).toString('hex')}\n`, 0o444);
+  if (!/^[0-9a-f]{32}$/.test(machineId))
+    writeInto(root, 'etc/machine-id', `${randomBytes(16).toString('hex')}\n`, 0o444);
   // Linger keeps root's systemd user manager alive between SSH sessions: without it, every last logout
   // stops user@0.service and, on a loaded machine, the next login waits for that stop (up to ~15 s).
   writeInto(root, 'var/lib/systemd/linger/root', '');
@@ -139,7 +147,11 @@ export function refreshHostsFile(name: string, topology: Pick<LabTopology, 'brid
 
 const DEVICE_NODES: Record<LabDevice, string> = { kvm: '/dev/kvm', fuse: '/dev/fuse', loop: '/dev/loop-control' };
 
-export function nspawnArgs(spec: LabHostSpec, ctx: Pick<HostContext, 'repoDir' | 'topology'>, paths: HostPaths): string[] {
+export function nspawnArgs(
+  spec: LabHostSpec,
+  ctx: Pick<HostContext, 'repoDir' | 'topology'>,
+  paths: HostPaths,
+): string[] {
   const args = [
     '-q',
     `--directory=${paths.root}`,
@@ -184,24 +196,38 @@ export function supervisorScript(spec: LabHostSpec, nspawn: readonly string[], n
 
 /** Host names match ^[a-z][a-z0-9-]*$ (the topology schema), so they are safe inside double quotes. */
 function quoteForEcho(name: string): string {
-  if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new CairnError(`invalid lab host name ${JSON.stringify(name)}`, { kind: 'input' });
+  if (!/^[a-z][a-z0-9-]*$/.test(name))
+    throw new CairnError(`invalid lab host name ${JSON.stringify(name)}`, { kind: 'input' });
   return name;
 }
 
-export function startSupervisor(spec: LabHostSpec, ctx: HostContext, paths: HostPaths, opts: { truncateLog?: boolean } = {}): ProcessRef {
+export function startSupervisor(
+  spec: LabHostSpec,
+  ctx: HostContext,
+  paths: HostPaths,
+  opts: { truncateLog?: boolean } = {},
+): ProcessRef {
   const logFd = openSync(paths.log, opts.truncateLog ? 'w' : 'a');
-  const script = supervisorScript(spec, nspawnArgs(spec, ctx, paths), findExecutable('systemd-nspawn') ?? 'systemd-nspawn');
+  const script = supervisorScript(
+    spec,
+    nspawnArgs(spec, ctx, paths),
+    findExecutable('systemd-nspawn') ?? 'systemd-nspawn',
+  );
   let child;
   try {
     // detached: its own session, so it outlives this process and no terminal signal reaches it.
-    child = spawn('/bin/sh', ['-c', script, `cairn-lab-${spec.name}`], { detached: true, stdio: ['ignore', logFd, logFd] });
+    child = spawn('/bin/sh', ['-c', script, `cairn-lab-${spec.name}`], {
+      detached: true,
+      stdio: ['ignore', logFd, logFd],
+    });
   } finally {
     closeSync(logFd);
   }
   child.unref();
   const pid = child.pid;
   const info = pid === undefined ? undefined : processInfo(pid);
-  if (pid === undefined || !info) throw new CairnError(`could not start lab host ${spec.name} (see ${paths.log})`, { kind: 'runtime' });
+  if (pid === undefined || !info)
+    throw new CairnError(`could not start lab host ${spec.name} (see ${paths.log})`, { kind: 'runtime' });
   return { pid, startTime: info.startTime };
 }
 
@@ -235,7 +261,10 @@ export function isRunning(supervisor: ProcessRef | undefined): boolean {
  * Orderly halt: SIGTERM to nspawn makes it shut the container down (systemd stops its units), then it
  * exits 0 and so does the supervisor. Falls back to kill after `timeoutMs`.
  */
-export async function stopHost(supervisor: ProcessRef | undefined, timeoutMs = 30_000): Promise<'stopped' | 'killed' | 'not running'> {
+export async function stopHost(
+  supervisor: ProcessRef | undefined,
+  timeoutMs = 30_000,
+): Promise<'stopped' | 'killed' | 'not running'> {
   if (!isRunning(supervisor)) return 'not running';
   const procs = hostProcesses(supervisor);
   if (procs.nspawn) signal(procs.nspawn, 'SIGTERM');
@@ -257,7 +286,9 @@ export async function killHost(supervisor: ProcessRef | undefined): Promise<'kil
   if (procs.nspawn) signal(procs.nspawn, 'SIGKILL');
   const refs = [procs.supervisor, procs.nspawn, procs.init].filter((p): p is ProcessInfo => p !== undefined);
   if (!(await waitForExit(refs, 10_000))) {
-    throw new CairnError(`lab host processes ${refs.map((r) => r.pid).join(', ')} did not end after SIGKILL`, { kind: 'runtime' });
+    throw new CairnError(`lab host processes ${refs.map((r) => r.pid).join(', ')} did not end after SIGKILL`, {
+      kind: 'runtime',
+    });
   }
   return 'killed';
 }
@@ -267,12 +298,20 @@ export async function killHost(supervisor: ProcessRef | undefined): Promise<'kil
  * (`sh -c ... cairn-lab-NAME`) or systemd-nspawn whose command line boots a directory under the lab's hosts
  * dir. Supervisors come first, so nothing boots again while the rest are ended.
  */
-export function strayLabProcesses(hostsDir: string, cmdlineOf: (pid: number) => string[], processes = allProcesses()): ProcessInfo[] {
+export function strayLabProcesses(
+  hostsDir: string,
+  cmdlineOf: (pid: number) => string[],
+  processes = allProcesses(),
+): ProcessInfo[] {
   const marker = `--directory=${hostsDir}/`;
   const found = processes.filter((p) => {
     if (p.pid === process.pid) return false;
     const args = cmdlineOf(p.pid);
-    const isSupervisor = p.comm === 'sh' && args[1] === '-c' && (args[3] ?? '').startsWith('cairn-lab-') && (args[2] ?? '').includes(marker);
+    const isSupervisor =
+      p.comm === 'sh' &&
+      args[1] === '-c' &&
+      (args[3] ?? '').startsWith('cairn-lab-') &&
+      (args[2] ?? '').includes(marker);
     const isNspawn = p.comm === 'systemd-nspawn' && args.some((a) => a.startsWith(marker));
     return isSupervisor || isNspawn;
   });

@@ -30,7 +30,7 @@ export function run(command: string, args: readonly string[], opts: RunOptions =
     let logFd: number | undefined;
     if (opts.logFile) logFd = openSync(opts.logFile, 'a');
     // Resolved like the preflight check does, so a PATH without the sbin dirs still finds ip and mount.
-    const resolved = command.includes('/') ? command : findExecutable(command) ?? command;
+    const resolved = command.includes('/') ? command : (findExecutable(command) ?? command);
     const child = spawn(resolved, [...args], {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
@@ -60,18 +60,28 @@ export function run(command: string, args: readonly string[], opts: RunOptions =
 }
 
 /** Run and throw a CairnError naming the command when it fails. */
-export async function runChecked(command: string, args: readonly string[], what: string, opts: RunOptions = {}): Promise<CommandResult> {
+export async function runChecked(
+  command: string,
+  args: readonly string[],
+  what: string,
+  opts: RunOptions = {},
+): Promise<CommandResult> {
   let result: CommandResult;
   try {
     result = await run(command, args, opts);
   } catch (err) {
-    throw new CairnError(`${what}: cannot run ${command}: ${err instanceof Error ? err.message : String(err)}`, { kind: 'runtime' });
+    throw new CairnError(`${what}: cannot run ${command}: ${err instanceof Error ? err.message : String(err)}`, {
+      kind: 'runtime',
+    });
   }
   if (result.code !== 0) {
     const output = opts.logFile ? readTail(opts.logFile) : result.stderr || result.stdout;
     const tail = output.trim().split('\n').slice(-15).join('\n');
     const where = opts.logFile ? ` (full log: ${opts.logFile})` : '';
-    throw new CairnError(`${what}: ${command} exited with ${result.code}${where}`, { kind: 'runtime', detail: tail || undefined });
+    throw new CairnError(`${what}: ${command} exited with ${result.code}${where}`, {
+      kind: 'runtime',
+      detail: tail || undefined,
+    });
   }
   return result;
 }

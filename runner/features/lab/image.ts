@@ -17,8 +17,18 @@ export const IMAGE_SUITE = 'bookworm';
 
 /** What debootstrap adds to minbase: enough for a host that boots, answers SSH and runs role tasks. */
 export const IMAGE_PACKAGES: readonly string[] = [
-  'systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'iproute2', 'python3', 'procps', 'curl', 'sudo',
-  'ca-certificates', 'iputils-ping', 'less',
+  'systemd',
+  'systemd-sysv',
+  'dbus',
+  'openssh-server',
+  'iproute2',
+  'python3',
+  'procps',
+  'curl',
+  'sudo',
+  'ca-certificates',
+  'iputils-ping',
+  'less',
   // Without it every package install prints "debconf: delaying package configuration".
   'apt-utils',
 ];
@@ -89,7 +99,12 @@ export interface ImageRecipe {
   customise: string;
 }
 
-export const IMAGE_RECIPE: ImageRecipe = { suite: IMAGE_SUITE, variant: 'minbase', packages: IMAGE_PACKAGES, customise: CUSTOMISE_SCRIPT };
+export const IMAGE_RECIPE: ImageRecipe = {
+  suite: IMAGE_SUITE,
+  variant: 'minbase',
+  packages: IMAGE_PACKAGES,
+  customise: CUSTOMISE_SCRIPT,
+};
 
 export function recipeHash(recipe: ImageRecipe = IMAGE_RECIPE): string {
   const canonical = JSON.stringify({
@@ -158,7 +173,9 @@ export async function ensureImage(opts: EnsureImageOptions): Promise<ImageInfo> 
   mkdirSync(join(tmpRoot, UNSAFE_IO_CONF, '..'), { recursive: true });
   writeFileSync(join(tmpRoot, UNSAFE_IO_CONF), 'force-unsafe-io\n');
 
-  opts.log(`building the base image ${hash} with debootstrap from ${opts.mirror.uri} (once; about a minute; log: ${logFile})`);
+  opts.log(
+    `building the base image ${hash} with debootstrap from ${opts.mirror.uri} (once; about a minute; log: ${logFile})`,
+  );
   const args = [
     `--variant=${recipe.variant}`,
     `--include=${recipe.packages.join(',')}`,
@@ -171,7 +188,9 @@ export async function ensureImage(opts: EnsureImageOptions): Promise<ImageInfo> 
   ];
   try {
     await runChecked('debootstrap', args, 'building the lab image', { logFile });
-    await runChecked('sh', ['-c', recipe.customise, 'cairn-lab-customise', tmpRoot], 'customising the lab image', { logFile });
+    await runChecked('sh', ['-c', recipe.customise, 'cairn-lab-customise', tmpRoot], 'customising the lab image', {
+      logFile,
+    });
   } finally {
     // debootstrap mounts /proc and /sys inside the target while it works; never leave them behind.
     await unmountAllUnder(tmp);
@@ -187,7 +206,8 @@ export async function ensureImage(opts: EnsureImageOptions): Promise<ImageInfo> 
 export async function discardTree(path: string): Promise<void> {
   if (!existsSync(path)) return;
   await unmountAllUnder(path);
-  if (mountsUnder(path).length > 0) throw new CairnError(`refusing to delete ${path}: something is still mounted inside it`, { kind: 'runtime' });
+  if (mountsUnder(path).length > 0)
+    throw new CairnError(`refusing to delete ${path}: something is still mounted inside it`, { kind: 'runtime' });
   rmSync(path, { recursive: true, force: true });
 }
 

@@ -28,10 +28,34 @@ import { currentMounts, mountsUnder, unmountAllUnder } from './mounts.js';
 import { assertSubnetFree, ensureBridge, removeLabInterfaces, vethName } from './network.js';
 import { generatedPaths, hostPaths, HOSTS_DIR, LAB_DIR, type GeneratedPaths } from './paths.js';
 import { findExecutable, requireOverlayfs, requireRoot, requireTools, TOOLS } from './preflight.js';
-import { allProcesses, descendantsOf, namespacePids, readCmdline, signal, waitForExit, type ProcessInfo } from './proc.js';
+import {
+  allProcesses,
+  descendantsOf,
+  namespacePids,
+  readCmdline,
+  signal,
+  waitForExit,
+  type ProcessInfo,
+} from './proc.js';
 import { ensureRepo, removeStaleRepos } from './repo.js';
-import { ensureKeyPair, knownHostsText, readBanner, readHostKeys, sshArgs, waitForBanner, writeFileAtomic } from './ssh.js';
-import { readState, readStateLenient, removeState, topologyOfState, writeState, type HostState, type LabState } from './state.js';
+import {
+  ensureKeyPair,
+  knownHostsText,
+  readBanner,
+  readHostKeys,
+  sshArgs,
+  waitForBanner,
+  writeFileAtomic,
+} from './ssh.js';
+import {
+  readState,
+  readStateLenient,
+  removeState,
+  topologyOfState,
+  writeState,
+  type HostState,
+  type LabState,
+} from './state.js';
 import {
   checkCompatible,
   DEFAULT_BRIDGE,
@@ -149,10 +173,18 @@ export interface LabUpResult {
 }
 
 function resolveWanted(opts: LabUpOptions): LabTopology {
-  const given = [opts.topology !== undefined, opts.topologyFile !== undefined, opts.hosts !== undefined].filter(Boolean).length;
+  const given = [opts.topology !== undefined, opts.topologyFile !== undefined, opts.hosts !== undefined].filter(
+    Boolean,
+  ).length;
   if (given > 1) throw optionsError('give at most one of --hosts and --topology');
-  if (opts.withPve && given > 0) throw optionsError('--with-pve adds the pve nodes to the default topology; with --hosts or --topology list them there instead');
-  if (opts.vm && given > 0) throw optionsError('--vm runs the default topology\'s pve nodes as VMs; in a topology file mark hosts `kind: vm` instead');
+  if (opts.withPve && given > 0)
+    throw optionsError(
+      '--with-pve adds the pve nodes to the default topology; with --hosts or --topology list them there instead',
+    );
+  if (opts.vm && given > 0)
+    throw optionsError(
+      "--vm runs the default topology's pve nodes as VMs; in a topology file mark hosts `kind: vm` instead",
+    );
   if (opts.topology) return opts.topology;
   if (opts.topologyFile !== undefined) return loadTopologyFile(opts.topologyFile);
   if (opts.hosts !== undefined) return topologyOfSize(opts.hosts);
@@ -167,126 +199,172 @@ function hostContext(state: LabState, publicKey: string): HostContext {
 export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
   const log = opts.log ?? defaultLog;
   requireRoot('up');
-  requireTools([TOOLS.nspawn, TOOLS.debootstrap, TOOLS.scanpackages, TOOLS.aptGet, TOOLS.ssh, TOOLS.sshKeygen, TOOLS.ip, TOOLS.mount]);
+  requireTools([
+    TOOLS.nspawn,
+    TOOLS.debootstrap,
+    TOOLS.scanpackages,
+    TOOLS.aptGet,
+    TOOLS.ssh,
+    TOOLS.sshKeygen,
+    TOOLS.ip,
+    TOOLS.mount,
+  ]);
   requireOverlayfs();
   const wanted = resolveWanted(opts);
   if (wanted.hosts.some((h) => hostKind(h) === 'vm')) requireTools([TOOLS.qemu, TOOLS.qemuImg, TOOLS.mke2fs]);
-  return withLabLock(async () => {
-    const started = Date.now();
-    const previous = readState();
-    let topology = wanted;
-    if (previous) {
-      const running = topologyOfState(previous);
-      checkCompatible(running, wanted);
-      topology = mergeTopologies(running, wanted);
-    }
-    await assertSubnetFree(topology);
-
-    const mirror = readMirror(IMAGE_SUITE);
-    // A running lab keeps the image and repository it was made from, even if the recipe changed since.
-    const reuse = previous !== undefined && imageIsComplete(previous.imageHash) && existsSync(previous.repoDir);
-    if (previous && !reuse) log('the lab\'s image or repository is gone; building them again');
-    const image = reuse ? { hash: previous.imageHash, dir: join(previous.imageRoot, '..'), root: previous.imageRoot, built: false, buildMs: 0 } : await ensureImage({ mirror, log });
-    if (image.built) log(`base image built in ${seconds(image.buildMs)}`);
-    const repo = reuse ? { key: '', dir: previous.repoDir, packageCount: countDebs(previous.repoDir), built: false, buildMs: 0 } : await ensureRepo({ image, mirror, log });
-    if (repo.built) log(`package repository built in ${seconds(repo.buildMs)} (${repo.packageCount} packages)`);
-
-    // The VM image only when a VM is wanted; a running lab keeps the one its VMs booted.
-    const wantsVm = topology.hosts.some((h) => hostKind(h) === 'vm');
-    const reuseVm = reuse && previous?.vmImage !== undefined && vmImageIsComplete(previous.vmImage.key);
-    const vmImage = !wantsVm ? undefined : reuseVm ? { ...previous!.vmImage!, built: false, buildMs: 0 } : await ensureVmImage({ image, repo, log });
-    if (vmImage?.built) log(`VM image built in ${seconds(vmImage.buildMs)} (kernel ${vmImage.kernelVersion})`);
-
-    const gen = generatedPaths(opts.generatedDir ?? previous?.generatedDir);
-    const { publicKey } = await ensureKeyPair(gen);
-    await ensureBridge(topology);
-
-    const now = new Date().toISOString();
-    const byName = new Map((previous?.hosts ?? []).map((h) => [h.name, h]));
-    const state: LabState = {
-      version: 1,
-      bridge: topology.bridge,
-      subnet: topology.subnet.text,
-      bridgeAddress: topology.bridgeAddress,
-      vip: topology.vip,
-      imageHash: image.hash,
-      imageRoot: image.root,
-      repoDir: repo.dir,
-      ...(vmImage
-        ? { vmImage: { key: vmImage.key, rootImage: vmImage.rootImage, repoImage: vmImage.repoImage, kernel: vmImage.kernel, initrd: vmImage.initrd, kernelVersion: vmImage.kernelVersion } }
-        : {}),
-      generatedDir: gen.dir,
-      hosts: topology.hosts.map((h) => byName.get(h.name) ?? { ...h, createdAt: now }),
-    };
-    // Recorded before anything boots, so a crash from here on leaves a trace for `down`.
-    writeState(state);
-
-    const ctx = hostContext(state, publicKey);
-    const wantedNames = new Set(wanted.hosts.map((h) => h.name));
-    const booted = new Map<string, number>();
-    const vmStarts: Array<Promise<void>> = [];
-    const bootStarted = Date.now();
-    for (const host of state.hosts) {
-      if (isRunning(host.supervisor)) {
-        // A running VM reads /etc/hosts from its seed disk at its next boot.
-        if (hostKind(host) === 'container') refreshHostsFile(host.name, ctx.topology);
-        continue;
+  return withLabLock(
+    async () => {
+      const started = Date.now();
+      const previous = readState();
+      let topology = wanted;
+      if (previous) {
+        const running = topologyOfState(previous);
+        checkCompatible(running, wanted);
+        topology = mergeTopologies(running, wanted);
       }
-      // Only hosts the caller asked for are booted; a stopped host outside the request stays stopped.
-      if (!wantedNames.has(host.name)) continue;
-      booted.set(host.name, Date.now());
-      // Containers start in well under a second each; a VM's start waits for its kernel (the accelerator
-      // check), so VMs start side by side.
-      if (hostKind(host) === 'vm') vmStarts.push(bootVmHost(host, ctx, state, log));
-      else await bootHost(host, ctx, state);
-    }
-    await Promise.all(vmStarts);
+      await assertSubnetFree(topology);
 
-    const reports = await Promise.all(
-      state.hosts.map(async (host): Promise<LabHostReport> => {
-        if (!isRunning(host.supervisor)) return hostReport(host);
-        const since = booted.get(host.name);
-        await waitForBanner(host.name, host.address, bootTimeout(host), () => isRunning(host.supervisor), consoleLog(host), bannerAttemptMs(host));
-        // Read the processes only now: right after the start, the supervisor may not have run nspawn yet.
-        const report = hostReport(host);
-        report.sshAnswers = true;
-        if (since !== undefined) report.bootMs = Date.now() - since;
-        else report.note = 'already running';
-        return report;
-      }),
-    );
-    const bootMs = booted.size ? Date.now() - bootStarted : 0;
+      const mirror = readMirror(IMAGE_SUITE);
+      // A running lab keeps the image and repository it was made from, even if the recipe changed since.
+      const reuse = previous !== undefined && imageIsComplete(previous.imageHash) && existsSync(previous.repoDir);
+      if (previous && !reuse) log("the lab's image or repository is gone; building them again");
+      const image = reuse
+        ? {
+            hash: previous.imageHash,
+            dir: join(previous.imageRoot, '..'),
+            root: previous.imageRoot,
+            built: false,
+            buildMs: 0,
+          }
+        : await ensureImage({ mirror, log });
+      if (image.built) log(`base image built in ${seconds(image.buildMs)}`);
+      const repo = reuse
+        ? { key: '', dir: previous.repoDir, packageCount: countDebs(previous.repoDir), built: false, buildMs: 0 }
+        : await ensureRepo({ image, mirror, log });
+      if (repo.built) log(`package repository built in ${seconds(repo.buildMs)} (${repo.packageCount} packages)`);
 
-    writeKnownHosts(state, gen);
-    // Fresh hosts have no package lists yet: read the local repository once, which also proves that key
-    // login and host-key checking work end to end.
-    await Promise.all(state.hosts.filter((h) => booted.has(h.name) && (hostKind(h) === 'vm' || !hasRepoLists(h.name))).map((h) => refreshPackageLists(h, gen)));
-    writeFileAtomic(gen.inventory, inventoryText({ topology: topologyOfState(state), paths: gen }));
+      // The VM image only when a VM is wanted; a running lab keeps the one its VMs booted.
+      const wantsVm = topology.hosts.some((h) => hostKind(h) === 'vm');
+      const reuseVm = reuse && previous?.vmImage !== undefined && vmImageIsComplete(previous.vmImage.key);
+      const vmImage = !wantsVm
+        ? undefined
+        : reuseVm
+          ? { ...previous!.vmImage!, built: false, buildMs: 0 }
+          : await ensureVmImage({ image, repo, log });
+      if (vmImage?.built) log(`VM image built in ${seconds(vmImage.buildMs)} (kernel ${vmImage.kernelVersion})`);
 
-    await removeStaleImages(new Set([join(state.imageRoot, '..')]));
-    if (state.vmImage) removeStaleVmImages(new Set([join(state.vmImage.rootImage, '..')]));
-    removeStaleRepos(new Set([state.repoDir]));
-    return {
-      hosts: reports,
-      timings: {
-        imageMs: image.buildMs,
-        imageBuilt: image.built,
-        vmImageMs: vmImage?.buildMs ?? 0,
-        vmImageBuilt: vmImage?.built ?? false,
-        repoMs: repo.buildMs,
-        repoBuilt: repo.built,
-        repoPackages: repo.packageCount,
-        bootMs,
-        totalMs: Date.now() - started,
-      },
-      vip: state.vip,
-      bridge: state.bridge,
-      subnet: state.subnet,
-      inventoryPath: gen.inventory,
-      knownHostsPath: gen.knownHosts,
-      privateKeyPath: gen.privateKey,
-    };
-  }, { log });
+      const gen = generatedPaths(opts.generatedDir ?? previous?.generatedDir);
+      const { publicKey } = await ensureKeyPair(gen);
+      await ensureBridge(topology);
+
+      const now = new Date().toISOString();
+      const byName = new Map((previous?.hosts ?? []).map((h) => [h.name, h]));
+      const state: LabState = {
+        version: 1,
+        bridge: topology.bridge,
+        subnet: topology.subnet.text,
+        bridgeAddress: topology.bridgeAddress,
+        vip: topology.vip,
+        imageHash: image.hash,
+        imageRoot: image.root,
+        repoDir: repo.dir,
+        ...(vmImage
+          ? {
+              vmImage: {
+                key: vmImage.key,
+                rootImage: vmImage.rootImage,
+                repoImage: vmImage.repoImage,
+                kernel: vmImage.kernel,
+                initrd: vmImage.initrd,
+                kernelVersion: vmImage.kernelVersion,
+              },
+            }
+          : {}),
+        generatedDir: gen.dir,
+        hosts: topology.hosts.map((h) => byName.get(h.name) ?? { ...h, createdAt: now }),
+      };
+      // Recorded before anything boots, so a crash from here on leaves a trace for `down`.
+      writeState(state);
+
+      const ctx = hostContext(state, publicKey);
+      const wantedNames = new Set(wanted.hosts.map((h) => h.name));
+      const booted = new Map<string, number>();
+      const vmStarts: Array<Promise<void>> = [];
+      const bootStarted = Date.now();
+      for (const host of state.hosts) {
+        if (isRunning(host.supervisor)) {
+          // A running VM reads /etc/hosts from its seed disk at its next boot.
+          if (hostKind(host) === 'container') refreshHostsFile(host.name, ctx.topology);
+          continue;
+        }
+        // Only hosts the caller asked for are booted; a stopped host outside the request stays stopped.
+        if (!wantedNames.has(host.name)) continue;
+        booted.set(host.name, Date.now());
+        // Containers start in well under a second each; a VM's start waits for its kernel (the accelerator
+        // check), so VMs start side by side.
+        if (hostKind(host) === 'vm') vmStarts.push(bootVmHost(host, ctx, state, log));
+        else await bootHost(host, ctx, state);
+      }
+      await Promise.all(vmStarts);
+
+      const reports = await Promise.all(
+        state.hosts.map(async (host): Promise<LabHostReport> => {
+          if (!isRunning(host.supervisor)) return hostReport(host);
+          const since = booted.get(host.name);
+          await waitForBanner(
+            host.name,
+            host.address,
+            bootTimeout(host),
+            () => isRunning(host.supervisor),
+            consoleLog(host),
+            bannerAttemptMs(host),
+          );
+          // Read the processes only now: right after the start, the supervisor may not have run nspawn yet.
+          const report = hostReport(host);
+          report.sshAnswers = true;
+          if (since !== undefined) report.bootMs = Date.now() - since;
+          else report.note = 'already running';
+          return report;
+        }),
+      );
+      const bootMs = booted.size ? Date.now() - bootStarted : 0;
+
+      writeKnownHosts(state, gen);
+      // Fresh hosts have no package lists yet: read the local repository once, which also proves that key
+      // login and host-key checking work end to end.
+      await Promise.all(
+        state.hosts
+          .filter((h) => booted.has(h.name) && (hostKind(h) === 'vm' || !hasRepoLists(h.name)))
+          .map((h) => refreshPackageLists(h, gen)),
+      );
+      writeFileAtomic(gen.inventory, inventoryText({ topology: topologyOfState(state), paths: gen }));
+
+      await removeStaleImages(new Set([join(state.imageRoot, '..')]));
+      if (state.vmImage) removeStaleVmImages(new Set([join(state.vmImage.rootImage, '..')]));
+      removeStaleRepos(new Set([state.repoDir]));
+      return {
+        hosts: reports,
+        timings: {
+          imageMs: image.buildMs,
+          imageBuilt: image.built,
+          vmImageMs: vmImage?.buildMs ?? 0,
+          vmImageBuilt: vmImage?.built ?? false,
+          repoMs: repo.buildMs,
+          repoBuilt: repo.built,
+          repoPackages: repo.packageCount,
+          bootMs,
+          totalMs: Date.now() - started,
+        },
+        vip: state.vip,
+        bridge: state.bridge,
+        subnet: state.subnet,
+        inventoryPath: gen.inventory,
+        knownHostsPath: gen.knownHosts,
+        privateKeyPath: gen.privateKey,
+      };
+    },
+    { log },
+  );
 }
 
 /** Mount the host's disk, write its per-host files and start its supervisor; the state is saved at once. */
@@ -316,7 +394,10 @@ async function bootVmHost(host: HostState, ctx: HostContext, state: LabState, lo
 }
 
 function vmContext(state: LabState, ctx: HostContext): VmContext {
-  if (!state.vmImage) throw new CairnError('the lab state records no VM image; run `cairn lab down` and `cairn lab up --vm` again', { kind: 'runtime' });
+  if (!state.vmImage)
+    throw new CairnError('the lab state records no VM image; run `cairn lab down` and `cairn lab up --vm` again', {
+      kind: 'runtime',
+    });
   return { image: state.vmImage, topology: ctx.topology, publicKey: ctx.publicKey };
 }
 
@@ -350,7 +431,9 @@ function hostReport(host: HostState): LabHostReport {
 
 /** Orderly halt of either kind of host. */
 function haltHost(host: HostState, timeoutMs: number): Promise<'stopped' | 'killed' | 'not running'> {
-  return hostKind(host) === 'vm' ? stopVm(host.supervisor, vmPaths(host.name), timeoutMs) : stopHost(host.supervisor, timeoutMs);
+  return hostKind(host) === 'vm'
+    ? stopVm(host.supervisor, vmPaths(host.name), timeoutMs)
+    : stopHost(host.supervisor, timeoutMs);
 }
 
 /** Power cut of either kind of host. */
@@ -370,17 +453,21 @@ function hasRepoLists(name: string): boolean {
 async function refreshPackageLists(host: LabHostSpec, gen: GeneratedPaths): Promise<void> {
   const result = await runSsh(host.address, gen, { argv: ['apt-get', 'update', '-qq'] }, true);
   if (result.code !== 0) {
-    throw new CairnError(`lab host ${host.name}: apt-get update from the local repository failed (exit ${result.code})`, {
-      kind: 'runtime',
-      detail: (result.stderr || result.stdout).trim().split('\n').slice(-10).join('\n') || undefined,
-    });
+    throw new CairnError(
+      `lab host ${host.name}: apt-get update from the local repository failed (exit ${result.code})`,
+      {
+        kind: 'runtime',
+        detail: (result.stderr || result.stdout).trim().split('\n').slice(-10).join('\n') || undefined,
+      },
+    );
   }
 }
 
 /** known_hosts from the keys each host generated on its own disk (hosts that never booted have none). */
 function writeKnownHosts(state: LabState, gen: GeneratedPaths): void {
   // A container's keys are the ones it generated on its disk; a VM's were generated here for its seed disk.
-  const keyDir = (h: HostState) => (hostKind(h) === 'vm' ? vmPaths(h.name).seedDir : join(hostPaths(h.name).upper, 'etc', 'ssh'));
+  const keyDir = (h: HostState) =>
+    hostKind(h) === 'vm' ? vmPaths(h.name).seedDir : join(hostPaths(h.name).upper, 'etc', 'ssh');
   const entries = state.hosts
     .map((h) => ({ name: h.name, address: h.address, keys: readHostKeys(keyDir(h)) }))
     .filter((e) => e.keys.length > 0);
@@ -418,11 +505,19 @@ export async function labStatus(): Promise<LabStatus> {
   const hosts = await Promise.all(
     state.hosts.map(async (host) => {
       const report = hostReport(host);
-      if (report.state === 'running') report.sshAnswers = (await readBanner(host.address, 22, hostKind(host) === 'vm' ? 30_000 : 1500)) !== undefined;
+      if (report.state === 'running')
+        report.sshAnswers = (await readBanner(host.address, 22, hostKind(host) === 'vm' ? 30_000 : 1500)) !== undefined;
       return report;
     }),
   );
-  return { up: true, bridge: state.bridge, subnet: state.subnet, vip: state.vip, hosts, inventoryPath: generatedPaths(state.generatedDir).inventory };
+  return {
+    up: true,
+    bridge: state.bridge,
+    subnet: state.subnet,
+    vip: state.vip,
+    hosts,
+    inventoryPath: generatedPaths(state.generatedDir).inventory,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -447,52 +542,63 @@ export async function labDown(opts: { log?: LabLog } = {}): Promise<LabDownResul
   const log = opts.log ?? defaultLog;
   requireRoot('down');
   requireTools([TOOLS.ip, TOOLS.mount]);
-  return withLabLock(async () => {
-    const state = readStateLenient();
-    const result: LabDownResult = { stopped: [], strays: [], unmounted: [], interfaces: [], removed: [] };
+  return withLabLock(
+    async () => {
+      const state = readStateLenient();
+      const result: LabDownResult = { stopped: [], strays: [], unmounted: [], interfaces: [], removed: [] };
 
-    // 1. Recorded hosts: orderly halt in parallel, a power cut for any that will not halt.
-    await Promise.all(
-      (state?.hosts ?? []).map(async (host) => {
-        // A VM's disks are about to be deleted: nothing to halt in order for, so a power cut (fast under TCG).
-        const outcome = hostKind(host) === 'vm' ? await killVm(host.supervisor) : await stopHost(host.supervisor, 10_000);
-        if (outcome !== 'not running') result.stopped.push(host.name);
-      }),
-    );
+      // 1. Recorded hosts: orderly halt in parallel, a power cut for any that will not halt.
+      await Promise.all(
+        (state?.hosts ?? []).map(async (host) => {
+          // A VM's disks are about to be deleted: nothing to halt in order for, so a power cut (fast under TCG).
+          const outcome =
+            hostKind(host) === 'vm' ? await killVm(host.supervisor) : await stopHost(host.supervisor, 10_000);
+          if (outcome !== 'not running') result.stopped.push(host.name);
+        }),
+      );
 
-    // 2. Lab processes nobody recorded: supervisors first (so nothing boots again), then each nspawn's
-    //    container init and the nspawn itself.
-    result.strays = await killStrays();
-    const strayVms = killStrayVms();
-    await waitForExit(strayVms, 10_000);
-    result.strays.push(...strayVms.map((p) => p.pid));
+      // 2. Lab processes nobody recorded: supervisors first (so nothing boots again), then each nspawn's
+      //    container init and the nspawn itself.
+      result.strays = await killStrays();
+      const strayVms = killStrayVms();
+      await waitForExit(strayVms, 10_000);
+      result.strays.push(...strayVms.map((p) => p.pid));
 
-    // 3. Mounts: every host overlay, and anything an interrupted image build left mounted.
-    result.unmounted = await unmountAllUnder(LAB_DIR);
+      // 3. Mounts: every host overlay, and anything an interrupted image build left mounted.
+      result.unmounted = await unmountAllUnder(LAB_DIR);
 
-    // 4. Interfaces: the bridge by name, its ports, vb-NAME of every host we know of.
-    const names = new Set<string>([...(state?.hosts ?? []).map((h) => h.name), ...listHostDirs()]);
-    result.interfaces = await removeLabInterfaces(state?.bridge ?? DEFAULT_BRIDGE, [...names], [...names].map(tapName));
+      // 4. Interfaces: the bridge by name, its ports, vb-NAME of every host we know of.
+      const names = new Set<string>([...(state?.hosts ?? []).map((h) => h.name), ...listHostDirs()]);
+      result.interfaces = await removeLabInterfaces(
+        state?.bridge ?? DEFAULT_BRIDGE,
+        [...names],
+        [...names].map(tapName),
+      );
 
-    // 5. Files: the hosts' disks (only once nothing is mounted there), the generated inventory, the state.
-    if (mountsUnder(HOSTS_DIR, currentMounts()).length > 0) {
-      throw new CairnError(`something is still mounted under ${HOSTS_DIR}; not deleting the hosts' disks`, { kind: 'runtime' });
-    }
-    for (const name of listHostDirs()) {
-      rmSync(join(HOSTS_DIR, name), { recursive: true, force: true });
-      result.removed.push(join(HOSTS_DIR, name));
-    }
-    const gen = generatedPaths(state?.generatedDir);
-    for (const file of [gen.inventory, gen.knownHosts]) {
-      if (existsSync(file)) {
-        rmSync(file, { force: true });
-        result.removed.push(file);
+      // 5. Files: the hosts' disks (only once nothing is mounted there), the generated inventory, the state.
+      if (mountsUnder(HOSTS_DIR, currentMounts()).length > 0) {
+        throw new CairnError(`something is still mounted under ${HOSTS_DIR}; not deleting the hosts' disks`, {
+          kind: 'runtime',
+        });
       }
-    }
-    removeState();
-    if (result.stopped.length + result.strays.length + result.unmounted.length + result.interfaces.length === 0) log('nothing was running');
-    return result;
-  }, { log });
+      for (const name of listHostDirs()) {
+        rmSync(join(HOSTS_DIR, name), { recursive: true, force: true });
+        result.removed.push(join(HOSTS_DIR, name));
+      }
+      const gen = generatedPaths(state?.generatedDir);
+      for (const file of [gen.inventory, gen.knownHosts]) {
+        if (existsSync(file)) {
+          rmSync(file, { force: true });
+          result.removed.push(file);
+        }
+      }
+      removeState();
+      if (result.stopped.length + result.strays.length + result.unmounted.length + result.interfaces.length === 0)
+        log('nothing was running');
+      return result;
+    },
+    { log },
+  );
 }
 
 function listHostDirs(): string[] {
@@ -546,46 +652,73 @@ function stateHost(state: LabState, name: string): HostState {
 export async function labStart(name: string, opts: { log?: LabLog } = {}): Promise<LabHostActionResult> {
   requireRoot('start');
   requireTools([TOOLS.ip, TOOLS.mount]);
-  return withLabLock(async () => {
-    const state = requireUpState();
-    const host = stateHost(state, name);
-    if (isRunning(host.supervisor)) return { host: { ...hostReport(host), sshAnswers: (await readBanner(host.address)) !== undefined }, outcome: 'already running' };
-    await ensureBridge(topologyOfState(state));
-    const gen = generatedPaths(state.generatedDir);
-    const { publicKey } = await ensureKeyPair(gen);
-    const since = Date.now();
-    if (hostKind(host) === 'vm') await bootVmHost(host, hostContext(state, publicKey), state, opts.log ?? defaultLog);
-    else await bootHost(host, hostContext(state, publicKey), state);
-    await waitForBanner(host.name, host.address, bootTimeout(host), () => isRunning(host.supervisor), consoleLog(host), bannerAttemptMs(host));
-    writeKnownHosts(state, gen);
-    return { host: { ...hostReport(host), sshAnswers: true, bootMs: Date.now() - since }, outcome: 'booted' };
-  }, { log: opts.log ?? defaultLog });
+  return withLabLock(
+    async () => {
+      const state = requireUpState();
+      const host = stateHost(state, name);
+      if (isRunning(host.supervisor))
+        return {
+          host: { ...hostReport(host), sshAnswers: (await readBanner(host.address)) !== undefined },
+          outcome: 'already running',
+        };
+      await ensureBridge(topologyOfState(state));
+      const gen = generatedPaths(state.generatedDir);
+      const { publicKey } = await ensureKeyPair(gen);
+      const since = Date.now();
+      if (hostKind(host) === 'vm') await bootVmHost(host, hostContext(state, publicKey), state, opts.log ?? defaultLog);
+      else await bootHost(host, hostContext(state, publicKey), state);
+      await waitForBanner(
+        host.name,
+        host.address,
+        bootTimeout(host),
+        () => isRunning(host.supervisor),
+        consoleLog(host),
+        bannerAttemptMs(host),
+      );
+      writeKnownHosts(state, gen);
+      return { host: { ...hostReport(host), sshAnswers: true, bootMs: Date.now() - since }, outcome: 'booted' };
+    },
+    { log: opts.log ?? defaultLog },
+  );
 }
 
 /** Orderly halt (SIGTERM to nspawn: systemd stops every unit), like `poweroff` on the host; the disk is kept. */
-export async function labStop(name: string, opts: { log?: LabLog; timeoutMs?: number } = {}): Promise<LabHostActionResult> {
+export async function labStop(
+  name: string,
+  opts: { log?: LabLog; timeoutMs?: number } = {},
+): Promise<LabHostActionResult> {
   requireRoot('stop');
-  return withLabLock(async () => {
-    const state = requireUpState();
-    const host = stateHost(state, name);
-    const outcome = await haltHost(host, opts.timeoutMs ?? (hostKind(host) === 'vm' ? 120_000 : 30_000));
-    host.supervisor = undefined;
-    writeState(state);
-    return { host: hostReport(host), outcome: outcome === 'stopped' ? 'halted' : outcome === 'killed' ? 'killed (it did not halt in time)' : 'not running' };
-  }, { log: opts.log ?? defaultLog });
+  return withLabLock(
+    async () => {
+      const state = requireUpState();
+      const host = stateHost(state, name);
+      const outcome = await haltHost(host, opts.timeoutMs ?? (hostKind(host) === 'vm' ? 120_000 : 30_000));
+      host.supervisor = undefined;
+      writeState(state);
+      return {
+        host: hostReport(host),
+        outcome:
+          outcome === 'stopped' ? 'halted' : outcome === 'killed' ? 'killed (it did not halt in time)' : 'not running',
+      };
+    },
+    { log: opts.log ?? defaultLog },
+  );
 }
 
 /** Power cut: SIGKILL to the container's init and nspawn, nothing shuts down in order; the disk is kept. */
 export async function labKill(name: string, opts: { log?: LabLog } = {}): Promise<LabHostActionResult> {
   requireRoot('kill');
-  return withLabLock(async () => {
-    const state = requireUpState();
-    const host = stateHost(state, name);
-    const outcome = await cutPower(host);
-    host.supervisor = undefined;
-    writeState(state);
-    return { host: hostReport(host), outcome: outcome === 'killed' ? 'killed' : 'not running' };
-  }, { log: opts.log ?? defaultLog });
+  return withLabLock(
+    async () => {
+      const state = requireUpState();
+      const host = stateHost(state, name);
+      const outcome = await cutPower(host);
+      host.supervisor = undefined;
+      writeState(state);
+      return { host: hostReport(host), outcome: outcome === 'killed' ? 'killed' : 'not running' };
+    },
+    { log: opts.log ?? defaultLog },
+  );
 }
 
 /**
@@ -598,7 +731,10 @@ export function labDropSshSessions(name: string): number[] {
   requireRoot('drop ssh sessions on');
   const state = requireUpState();
   const host = stateHost(state, name);
-  if (hostKind(host) === 'vm') throw optionsError(`lab host ${name} is a VM: its sshd runs in its own kernel, out of this machine's reach; use \`cairn lab unplug ${name}\` to cut its sessions`);
+  if (hostKind(host) === 'vm')
+    throw optionsError(
+      `lab host ${name} is a VM: its sshd runs in its own kernel, out of this machine's reach; use \`cairn lab unplug ${name}\` to cut its sessions`,
+    );
   const processes = allProcesses();
   const { init } = hostProcesses(host.supervisor, processes);
   if (!init) throw new CairnError(`lab host ${name} is not running (start it with \`cairn lab start ${name}\`)`);
@@ -625,22 +761,31 @@ export async function labPlug(name: string, opts: { log?: LabLog } = {}): Promis
 async function setLink(name: string, state: 'up' | 'down', opts: { log?: LabLog }): Promise<LabHostActionResult> {
   requireRoot(state === 'down' ? 'unplug' : 'plug');
   requireTools([TOOLS.ip]);
-  return withLabLock(async () => {
-    const lab = requireUpState();
-    const host = stateHost(lab, name);
-    if (!isRunning(host.supervisor)) return { host: hostReport(host), outcome: 'not running' };
-    const link = hostKind(host) === 'vm' ? tapName(name) : vethName(name);
-    await runChecked('ip', ['link', 'set', 'dev', link, state], `setting the lab link of ${name} ${state}`);
-    return { host: hostReport(host), outcome: state === 'down' ? 'unplugged (link down, still running)' : 'plugged in (link up)' };
-  }, { log: opts.log ?? defaultLog });
+  return withLabLock(
+    async () => {
+      const lab = requireUpState();
+      const host = stateHost(lab, name);
+      if (!isRunning(host.supervisor)) return { host: hostReport(host), outcome: 'not running' };
+      const link = hostKind(host) === 'vm' ? tapName(name) : vethName(name);
+      await runChecked('ip', ['link', 'set', 'dev', link, state], `setting the lab link of ${name} ${state}`);
+      return {
+        host: hostReport(host),
+        outcome: state === 'down' ? 'unplugged (link down, still running)' : 'plugged in (link up)',
+      };
+    },
+    { log: opts.log ?? defaultLog },
+  );
 }
 
 /** Orderly halt, then boot again. */
 export async function labRestart(name: string, opts: { log?: LabLog } = {}): Promise<LabHostActionResult> {
-  return withLabLock(async () => {
-    await labStop(name, opts);
-    return labStart(name, opts);
-  }, { log: opts.log ?? defaultLog });
+  return withLabLock(
+    async () => {
+      await labStop(name, opts);
+      return labStart(name, opts);
+    },
+    { log: opts.log ?? defaultLog },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -658,17 +803,32 @@ export interface LabSshResult {
  * ssh(1) to a lab host as root with strict host-key checking against the generated known_hosts. With
  * `capture` the output is returned; otherwise the terminal is handed over (interactive when no command).
  */
-export async function labSsh(name: string, command?: RemoteCommand, opts: { capture?: boolean } = {}): Promise<LabSshResult> {
+export async function labSsh(
+  name: string,
+  command?: RemoteCommand,
+  opts: { capture?: boolean } = {},
+): Promise<LabSshResult> {
   requireTools([TOOLS.ssh]);
   const state = requireUpState();
   const host = stateHost(state, name);
   return runSsh(host.address, generatedPaths(state.generatedDir), command, opts.capture ?? false);
 }
 
-function runSsh(address: string, gen: GeneratedPaths, command: RemoteCommand | undefined, capture: boolean): Promise<LabSshResult> {
-  const args = sshArgs({ address, privateKey: gen.privateKey, knownHosts: gen.knownHosts }, command, !command && process.stdin.isTTY ? ['-t'] : []);
+function runSsh(
+  address: string,
+  gen: GeneratedPaths,
+  command: RemoteCommand | undefined,
+  capture: boolean,
+): Promise<LabSshResult> {
+  const args = sshArgs(
+    { address, privateKey: gen.privateKey, knownHosts: gen.knownHosts },
+    command,
+    !command && process.stdin.isTTY ? ['-t'] : [],
+  );
   return new Promise((resolve, reject) => {
-    const child = spawn(findExecutable('ssh') ?? 'ssh', args, { stdio: capture ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+    const child = spawn(findExecutable('ssh') ?? 'ssh', args, {
+      stdio: capture ? ['ignore', 'pipe', 'pipe'] : 'inherit',
+    });
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -677,4 +837,3 @@ function runSsh(address: string, gen: GeneratedPaths, command: RemoteCommand | u
     child.on('close', (code) => resolve({ code: code ?? 255, stdout, stderr }));
   });
 }
-

@@ -20,7 +20,11 @@ export function inventoryDocument(opts: LabInventoryOptions): Record<string, unk
     hosts[h.name] = { ansible_host: h.address, ansible_port: 22 };
     // A VM says so, with its data disks by stable path (roles and tests pick their disks from these).
     if (h.kind === 'vm' && h.vm) {
-      hosts[h.name] = { ...hosts[h.name], lab_kind: 'vm', lab_data_disks: h.vm.disksGiB.map((_, i) => `/dev/disk/by-id/virtio-${h.name}-d${i + 1}`) };
+      hosts[h.name] = {
+        ...hosts[h.name],
+        lab_kind: 'vm',
+        lab_data_disks: h.vm.disksGiB.map((_, i) => `/dev/disk/by-id/virtio-${h.name}-d${i + 1}`),
+      };
     }
   }
   const groupNames = [...STANDARD_GROUPS];

@@ -24,7 +24,8 @@ function ownRef(): ProcessRef {
 function readHolder(): ProcessRef | undefined {
   try {
     const parsed = JSON.parse(readFileSync(LOCK_FILE, 'utf8')) as Partial<ProcessRef>;
-    if (typeof parsed.pid === 'number' && typeof parsed.startTime === 'number') return { pid: parsed.pid, startTime: parsed.startTime };
+    if (typeof parsed.pid === 'number' && typeof parsed.startTime === 'number')
+      return { pid: parsed.pid, startTime: parsed.startTime };
   } catch {
     // unreadable or half-written: treated as stale below
   }
@@ -54,7 +55,10 @@ async function acquireFileLock(timeoutMs: number, log: (line: string) => void): 
       told = true;
     }
     if (Date.now() >= deadline) {
-      throw new CairnError(`another cairn lab command (pid ${holder.pid}) has held the lab for over ${Math.round(timeoutMs / 1000)} s`, { kind: 'runtime' });
+      throw new CairnError(
+        `another cairn lab command (pid ${holder.pid}) has held the lab for over ${Math.round(timeoutMs / 1000)} s`,
+        { kind: 'runtime' },
+      );
     }
     await sleep(250);
   }

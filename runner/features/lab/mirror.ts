@@ -69,11 +69,16 @@ export function readMirror(suite: string, file = DEBIAN_SOURCES_FILE): Mirror {
   try {
     text = readFileSync(file, 'utf8');
   } catch {
-    throw new CairnError(`cannot read ${file}: the lab takes its Debian mirror from apt's sources on this machine`, { kind: 'options' });
+    throw new CairnError(`cannot read ${file}: the lab takes its Debian mirror from apt's sources on this machine`, {
+      kind: 'options',
+    });
   }
   const stanza = pickMirror(parseDeb822Sources(text), suite);
   if (!stanza) {
-    throw new CairnError(`${file} has no "Types: deb" entry for suite ${suite}: the lab needs a Debian ${suite} mirror to build its image`, { kind: 'options' });
+    throw new CairnError(
+      `${file} has no "Types: deb" entry for suite ${suite}: the lab needs a Debian ${suite} mirror to build its image`,
+      { kind: 'options' },
+    );
   }
   return { uri: stanza.uris[0]!, suite, keyring: stanza.signedBy, sourcesText: text, sourcesFile: file };
 }

@@ -24,7 +24,11 @@ export function parseMountInfo(text: string): MountEntry[] {
     const fields = line.split(' ');
     const sep = fields.indexOf('-', 6);
     if (sep < 0 || fields.length < sep + 3) continue;
-    entries.push({ mountPoint: unescapeMountField(fields[4]!), fsType: fields[sep + 1]!, source: unescapeMountField(fields[sep + 2]!) });
+    entries.push({
+      mountPoint: unescapeMountField(fields[4]!),
+      fsType: fields[sep + 1]!,
+      source: unescapeMountField(fields[sep + 2]!),
+    });
   }
   return entries;
 }

@@ -42,7 +42,11 @@ export async function listRoutes(): Promise<IpRoute[]> {
  * Why the lab's subnet cannot be used here (an address or route of another interface overlaps it), or
  * undefined when it is free. The lab's own bridge does not count: `up` on a running lab is harmless.
  */
-export function subnetConflict(topology: Pick<LabTopology, 'subnet' | 'bridge'>, links: IpLink[], routes: IpRoute[]): string | undefined {
+export function subnetConflict(
+  topology: Pick<LabTopology, 'subnet' | 'bridge'>,
+  links: IpLink[],
+  routes: IpRoute[],
+): string | undefined {
   const labRange = cidrRange(topology.subnet.text.split('/')[0]!, 24)!;
   for (const link of links) {
     if (link.ifname === topology.bridge || link.master === topology.bridge) continue;
@@ -56,7 +60,8 @@ export function subnetConflict(topology: Pick<LabTopology, 'subnet' | 'bridge'>,
     if (route.dst === 'default' || route.dev === topology.bridge) continue;
     const [address, prefix] = route.dst.split('/');
     const range = cidrRange(address!, prefix === undefined ? 32 : Number(prefix));
-    if (range && rangesOverlap(range, labRange)) return `a route to ${route.dst}${route.dev ? ` via ${route.dev}` : ''} exists`;
+    if (range && rangesOverlap(range, labRange))
+      return `a route to ${route.dst}${route.dev ? ` via ${route.dev}` : ''} exists`;
   }
   return undefined;
 }
@@ -72,15 +77,24 @@ export async function assertSubnetFree(topology: Pick<LabTopology, 'subnet' | 'b
 }
 
 /** Create the bridge (or complete a half-made one) with this machine's address on it. Idempotent. */
-export async function ensureBridge(topology: Pick<LabTopology, 'bridge' | 'bridgeAddress'>): Promise<{ created: boolean }> {
+export async function ensureBridge(
+  topology: Pick<LabTopology, 'bridge' | 'bridgeAddress'>,
+): Promise<{ created: boolean }> {
   const links = await listLinks();
   const existing = links.find((l) => l.ifname === topology.bridge);
   let created = false;
   if (existing && existing.linkinfo?.info_kind !== 'bridge') {
-    throw new CairnError(`an interface named ${topology.bridge} exists and is not a bridge; the lab will not touch it`, { kind: 'options' });
+    throw new CairnError(
+      `an interface named ${topology.bridge} exists and is not a bridge; the lab will not touch it`,
+      { kind: 'options' },
+    );
   }
   if (!existing) {
-    await runChecked('ip', ['link', 'add', 'name', topology.bridge, 'type', 'bridge'], `creating bridge ${topology.bridge}`);
+    await runChecked(
+      'ip',
+      ['link', 'add', 'name', topology.bridge, 'type', 'bridge'],
+      `creating bridge ${topology.bridge}`,
+    );
     created = true;
   }
   // Packets arriving on the bridge are never routed elsewhere, whatever the global forwarding setting says;
@@ -88,7 +102,12 @@ export async function ensureBridge(topology: Pick<LabTopology, 'bridge' | 'bridg
   writeSysctl(`/proc/sys/net/ipv4/conf/${topology.bridge}/forwarding`, '0');
   writeSysctl(`/proc/sys/net/ipv6/conf/${topology.bridge}/disable_ipv6`, '1');
   const hasAddress = (existing?.addr_info ?? []).some((a) => a.family === 'inet' && a.local === topology.bridgeAddress);
-  if (!hasAddress) await runChecked('ip', ['addr', 'add', `${topology.bridgeAddress}/24`, 'dev', topology.bridge], `addressing bridge ${topology.bridge}`);
+  if (!hasAddress)
+    await runChecked(
+      'ip',
+      ['addr', 'add', `${topology.bridgeAddress}/24`, 'dev', topology.bridge],
+      `addressing bridge ${topology.bridge}`,
+    );
   await runChecked('ip', ['link', 'set', topology.bridge, 'up'], `bringing bridge ${topology.bridge} up`);
   return { created };
 }
@@ -109,18 +128,32 @@ export function vethName(host: string): string {
  * Interfaces the lab made: the bridge, every port attached to it, and vb-NAME for the given hosts. Found from
  * what exists, so a crash between creating and recording them still gets cleaned.
  */
-export function labInterfaces(links: IpLink[], bridge: string, hostNames: readonly string[], tapNames: readonly string[] = []): string[] {
+export function labInterfaces(
+  links: IpLink[],
+  bridge: string,
+  hostNames: readonly string[],
+  tapNames: readonly string[] = [],
+): string[] {
   const veths = new Set(hostNames.map(vethName));
   const taps = new Set(tapNames);
   const found = links
-    .filter((l) => l.master === bridge || (veths.has(l.ifname) && l.linkinfo?.info_kind === 'veth') || (taps.has(l.ifname) && l.linkinfo?.info_kind === 'tun'))
+    .filter(
+      (l) =>
+        l.master === bridge ||
+        (veths.has(l.ifname) && l.linkinfo?.info_kind === 'veth') ||
+        (taps.has(l.ifname) && l.linkinfo?.info_kind === 'tun'),
+    )
     .map((l) => l.ifname);
   if (links.some((l) => l.ifname === bridge && l.linkinfo?.info_kind === 'bridge')) found.push(bridge);
   return found;
 }
 
 /** Delete the lab's interfaces (ports first, the bridge last). Returns what was deleted. */
-export async function removeLabInterfaces(bridge: string, hostNames: readonly string[], tapNames: readonly string[] = []): Promise<string[]> {
+export async function removeLabInterfaces(
+  bridge: string,
+  hostNames: readonly string[],
+  tapNames: readonly string[] = [],
+): Promise<string[]> {
   const names = labInterfaces(await listLinks(), bridge, hostNames, tapNames);
   const removed: string[] = [];
   for (const name of names) {

@@ -27,7 +27,13 @@ export interface HostPaths {
 
 export function hostPaths(name: string): HostPaths {
   const dir = join(HOSTS_DIR, name);
-  return { dir, upper: join(dir, 'upper'), work: join(dir, 'work'), root: join(dir, 'root'), log: join(dir, 'console.log') };
+  return {
+    dir,
+    upper: join(dir, 'upper'),
+    work: join(dir, 'work'),
+    root: join(dir, 'root'),
+    log: join(dir, 'console.log'),
+  };
 }
 
 /**

@@ -28,7 +28,14 @@ export const TOOLS = {
 
 /** Full path of an executable on PATH (plus the sbin dirs, which a non-login root shell may lack). */
 export function findExecutable(command: string, pathEnv = process.env.PATH ?? ''): string | undefined {
-  const dirs = [...pathEnv.split(delimiter).filter(Boolean), '/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+  const dirs = [
+    ...pathEnv.split(delimiter).filter(Boolean),
+    '/usr/local/sbin',
+    '/usr/sbin',
+    '/sbin',
+    '/usr/bin',
+    '/bin',
+  ];
   for (const dir of dirs) {
     const candidate = join(dir, command);
     try {
@@ -47,14 +54,18 @@ export function refusal(sentence: string): CairnError {
 
 export function requireRoot(action: string): void {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw refusal(`cairn lab ${action} must run as root: the lab creates a bridge, mounts overlays and boots containers.`);
+    throw refusal(
+      `cairn lab ${action} must run as root: the lab creates a bridge, mounts overlays and boots containers.`,
+    );
   }
 }
 
 export function requireTools(tools: readonly Tool[]): void {
   for (const tool of tools) {
     if (!findExecutable(tool.command)) {
-      throw refusal(`${tool.command} is missing: install the ${tool.pkg} package (apt-get install ${tool.pkg}, or run scripts/lab-prereqs.sh).`);
+      throw refusal(
+        `${tool.command} is missing: install the ${tool.pkg} package (apt-get install ${tool.pkg}, or run scripts/lab-prereqs.sh).`,
+      );
     }
   }
 }
@@ -67,5 +78,6 @@ export function requireOverlayfs(): void {
     // unknown: let mount report it
     return;
   }
-  if (!/\boverlay\b/.test(filesystems)) throw refusal('this kernel has no overlayfs, which the lab needs for its hosts\' disks.');
+  if (!/\boverlay\b/.test(filesystems))
+    throw refusal("this kernel has no overlayfs, which the lab needs for its hosts' disks.");
 }

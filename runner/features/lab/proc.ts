@@ -79,7 +79,9 @@ export function descendantsOf(pid: number, processes = allProcesses()): ProcessI
 
 export function readCmdline(pid: number): string[] {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((a) => a !== '');
   } catch {
     return [];
   }
@@ -88,7 +90,9 @@ export function readCmdline(pid: number): string[] {
 /** The pid namespace chain of a process ("NSpid:" in /proc/PID/status): [host pid, ..., innermost pid]. */
 export function namespacePids(pid: number): number[] {
   try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('NSpid:'));
+    const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('NSpid:'));
     return line ? line.slice(6).trim().split(/\s+/).map(Number) : [];
   } catch {
     return [];

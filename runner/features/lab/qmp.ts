@@ -17,7 +17,11 @@ interface QmpMessage {
 }
 
 /** Run `commands` in order on one connection; resolves to each command's `return` value. */
-export function qmpRun(socketPath: string, commands: ReadonlyArray<{ execute: string; arguments?: QmpArguments }>, timeoutMs = 10_000): Promise<unknown[]> {
+export function qmpRun(
+  socketPath: string,
+  commands: ReadonlyArray<{ execute: string; arguments?: QmpArguments }>,
+  timeoutMs = 10_000,
+): Promise<unknown[]> {
   return new Promise((resolve, reject) => {
     const socket = connect(socketPath);
     const results: unknown[] = [];
@@ -33,10 +37,20 @@ export function qmpRun(socketPath: string, commands: ReadonlyArray<{ execute: st
       if (err) reject(err);
       else resolve(results);
     };
-    const timer = setTimeout(() => finish(new CairnError(`QMP ${socketPath}: no answer within ${timeoutMs} ms`, { kind: 'runtime' })), timeoutMs);
-    const send = (execute: string, args?: QmpArguments) => socket.write(JSON.stringify(args ? { execute, arguments: args } : { execute }) + '\n');
+    const timer = setTimeout(
+      () => finish(new CairnError(`QMP ${socketPath}: no answer within ${timeoutMs} ms`, { kind: 'runtime' })),
+      timeoutMs,
+    );
+    const send = (execute: string, args?: QmpArguments) =>
+      socket.write(JSON.stringify(args ? { execute, arguments: args } : { execute }) + '\n');
     socket.on('error', (err) => finish(new CairnError(`QMP ${socketPath}: ${err.message}`, { kind: 'runtime' })));
-    socket.on('close', () => finish(step <= commands.length ? new CairnError(`QMP ${socketPath}: the connection closed early`, { kind: 'runtime' }) : undefined));
+    socket.on('close', () =>
+      finish(
+        step <= commands.length
+          ? new CairnError(`QMP ${socketPath}: the connection closed early`, { kind: 'runtime' })
+          : undefined,
+      ),
+    );
     socket.on('data', (chunk: Buffer) => {
       buffer += chunk.toString('utf8');
       let newline: number;
@@ -53,14 +67,17 @@ export function qmpRun(socketPath: string, commands: ReadonlyArray<{ execute: st
         }
         if (message.event !== undefined) continue;
         if (step === -1) {
-          if (message.QMP === undefined) return finish(new CairnError(`QMP ${socketPath}: no greeting`, { kind: 'runtime' }));
+          if (message.QMP === undefined)
+            return finish(new CairnError(`QMP ${socketPath}: no greeting`, { kind: 'runtime' }));
           step = 0;
           send('qmp_capabilities');
           continue;
         }
         if (message.error) {
           const what = step === 0 ? 'qmp_capabilities' : commands[step - 1]!.execute;
-          return finish(new CairnError(`QMP ${what}: ${message.error.desc ?? message.error.class ?? 'error'}`, { kind: 'runtime' }));
+          return finish(
+            new CairnError(`QMP ${what}: ${message.error.desc ?? message.error.class ?? 'error'}`, { kind: 'runtime' }),
+          );
         }
         if (step > 0) results.push(message.return);
         if (step === commands.length) {
@@ -75,7 +92,12 @@ export function qmpRun(socketPath: string, commands: ReadonlyArray<{ execute: st
   });
 }
 
-export async function qmp(socketPath: string, execute: string, args?: QmpArguments, timeoutMs?: number): Promise<unknown> {
+export async function qmp(
+  socketPath: string,
+  execute: string,
+  args?: QmpArguments,
+  timeoutMs?: number,
+): Promise<unknown> {
   const [result] = await qmpRun(socketPath, [{ execute, ...(args ? { arguments: args } : {}) }], timeoutMs);
   return result;
 }

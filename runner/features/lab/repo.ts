@@ -5,7 +5,17 @@
  * host. Cached under LAB_DIR/repo-<key>, the key covering the package lists, the image and the sources.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { runChecked } from './exec.js';
@@ -21,10 +31,23 @@ export const VM_IMAGE_PACKAGES: readonly string[] = ['linux-image-cloud-amd64', 
 
 /** Installed with their Recommends by the roles (small): downloaded with Recommends. */
 export const REPO_PACKAGES_WITH_RECOMMENDS: readonly string[] = [
-  'haproxy', 'keepalived', 'nginx', 'socat',
-  'prometheus', 'prometheus-alertmanager', 'prometheus-node-exporter',
-  'borgbackup', 'borgmatic', 'restic', 'sanoid', 'zfs-fuse',
-  'chrony', 'rsync', 'jq', 'python3-yaml', 'mdadm',
+  'haproxy',
+  'keepalived',
+  'nginx',
+  'socat',
+  'prometheus',
+  'prometheus-alertmanager',
+  'prometheus-node-exporter',
+  'borgbackup',
+  'borgmatic',
+  'restic',
+  'sanoid',
+  'zfs-fuse',
+  'chrony',
+  'rsync',
+  'jq',
+  'python3-yaml',
+  'mdadm',
 ];
 
 /**
@@ -33,14 +56,26 @@ export const REPO_PACKAGES_WITH_RECOMMENDS: readonly string[] = [
  * so installing these with Recommends inside a host still works, with only what is here.
  */
 export const REPO_PACKAGES_WITHOUT_RECOMMENDS: readonly string[] = [
-  'libvirt-daemon-system', 'libvirt-clients', 'libvirt-daemon-driver-qemu', 'qemu-system-x86', 'qemu-utils',
-  'ceph-mon', 'ceph-mgr', 'ceph-osd', 'ceph-common',
+  'libvirt-daemon-system',
+  'libvirt-clients',
+  'libvirt-daemon-driver-qemu',
+  'qemu-system-x86',
+  'qemu-utils',
+  'ceph-mon',
+  'ceph-mgr',
+  'ceph-osd',
+  'ceph-common',
   // The VM tier (runner/features/lab/vm.ts): the kernel and initramfs its image boots, and what only a real kernel can
   // use (md, LVM for ceph-volume, OpenZFS built by dkms for that kernel from Debian's contrib section).
   // The headers and dkms are for building zfs for that kernel (not yet part of the VM image: see docs/lab.md).
-  ...VM_IMAGE_PACKAGES, 'linux-headers-cloud-amd64', 'dkms', 'lvm2', 'zfsutils-linux', 'zfs-dkms', 'zfs-zed',
+  ...VM_IMAGE_PACKAGES,
+  'linux-headers-cloud-amd64',
+  'dkms',
+  'lvm2',
+  'zfsutils-linux',
+  'zfs-dkms',
+  'zfs-zed',
 ];
-
 
 /**
  * The sources the repository is resolved against: this machine's, with Debian's contrib section added to each
@@ -111,7 +146,13 @@ export async function ensureRepo(opts: EnsureRepoOptions): Promise<RepoInfo> {
     cache: join(work, 'cache'),
     archives: join(work, 'cache', 'archives'),
   };
-  for (const p of [paths.sourceParts, paths.preferenceParts, join(paths.lists, 'partial'), paths.state, join(paths.archives, 'partial')]) {
+  for (const p of [
+    paths.sourceParts,
+    paths.preferenceParts,
+    join(paths.lists, 'partial'),
+    paths.state,
+    join(paths.archives, 'partial'),
+  ]) {
     mkdirSync(p, { recursive: true });
   }
   writeFileSync(join(work, 'etc', 'sources.list'), '');
@@ -119,26 +160,48 @@ export async function ensureRepo(opts: EnsureRepoOptions): Promise<RepoInfo> {
 
   // apt with private state: this machine's package lists, cache and dpkg database are never touched.
   const apt = [
-    '-o', `Dir::Etc::SourceList=${join(work, 'etc', 'sources.list')}`,
-    '-o', `Dir::Etc::SourceParts=${paths.sourceParts}`,
-    '-o', `Dir::Etc::Preferences=${join(work, 'etc', 'preferences')}`,
-    '-o', `Dir::Etc::PreferencesParts=${paths.preferenceParts}`,
-    '-o', `Dir::State=${paths.state}`,
-    '-o', `Dir::State::Lists=${paths.lists}`,
-    '-o', `Dir::State::status=${join(opts.image.root, 'var', 'lib', 'dpkg', 'status')}`,
-    '-o', `Dir::Cache=${paths.cache}`,
-    '-o', `Dir::Cache::Archives=${paths.archives}`,
-    '-o', 'Debug::NoLocking=1',
+    '-o',
+    `Dir::Etc::SourceList=${join(work, 'etc', 'sources.list')}`,
+    '-o',
+    `Dir::Etc::SourceParts=${paths.sourceParts}`,
+    '-o',
+    `Dir::Etc::Preferences=${join(work, 'etc', 'preferences')}`,
+    '-o',
+    `Dir::Etc::PreferencesParts=${paths.preferenceParts}`,
+    '-o',
+    `Dir::State=${paths.state}`,
+    '-o',
+    `Dir::State::Lists=${paths.lists}`,
+    '-o',
+    `Dir::State::status=${join(opts.image.root, 'var', 'lib', 'dpkg', 'status')}`,
+    '-o',
+    `Dir::Cache=${paths.cache}`,
+    '-o',
+    `Dir::Cache::Archives=${paths.archives}`,
+    '-o',
+    'Debug::NoLocking=1',
     // The private directories are root's; apt's download sandbox user could not write them.
-    '-o', 'APT::Sandbox::User=root',
-    '-o', 'Acquire::Languages=none',
+    '-o',
+    'APT::Sandbox::User=root',
+    '-o',
+    'Acquire::Languages=none',
     '-q',
   ];
   const total = REPO_PACKAGES_WITH_RECOMMENDS.length + REPO_PACKAGES_WITHOUT_RECOMMENDS.length;
   opts.log(`building the package repository (${total} role packages and their dependencies; once; log: ${logFile})`);
   await runChecked('apt-get', [...apt, 'update'], 'reading the Debian mirror for the lab repository', { logFile });
-  await runChecked('apt-get', [...apt, '-y', '--download-only', '-o', 'APT::Install-Recommends=1', 'install', ...REPO_PACKAGES_WITH_RECOMMENDS], 'downloading lab packages', { logFile });
-  await runChecked('apt-get', [...apt, '-y', '--download-only', '--no-install-recommends', 'install', ...REPO_PACKAGES_WITHOUT_RECOMMENDS], 'downloading lab packages', { logFile });
+  await runChecked(
+    'apt-get',
+    [...apt, '-y', '--download-only', '-o', 'APT::Install-Recommends=1', 'install', ...REPO_PACKAGES_WITH_RECOMMENDS],
+    'downloading lab packages',
+    { logFile },
+  );
+  await runChecked(
+    'apt-get',
+    [...apt, '-y', '--download-only', '--no-install-recommends', 'install', ...REPO_PACKAGES_WITHOUT_RECOMMENDS],
+    'downloading lab packages',
+    { logFile },
+  );
 
   mkdirSync(tmp, { recursive: true, mode: 0o755 });
   for (const entry of readdirSync(paths.archives)) {
@@ -150,7 +213,12 @@ export async function ensureRepo(opts: EnsureRepoOptions): Promise<RepoInfo> {
       copyFileSync(join(paths.archives, entry), join(tmp, entry));
     }
   }
-  const scan = await runChecked('dpkg-scanpackages', ['--multiversion', '.', '/dev/null'], 'indexing the lab repository', { cwd: tmp });
+  const scan = await runChecked(
+    'dpkg-scanpackages',
+    ['--multiversion', '.', '/dev/null'],
+    'indexing the lab repository',
+    { cwd: tmp },
+  );
   writeIndex(tmp, scan.stdout);
   writeFileSync(join(tmp, MARKER), key + '\n');
   renameSync(tmp, dir);
@@ -164,7 +232,14 @@ export function writeIndex(dir: string, packagesText: string): void {
   const packagesGz = gzipSync(packages, { level: 9 });
   writeFileSync(join(dir, 'Packages'), packages, { mode: 0o644 });
   writeFileSync(join(dir, 'Packages.gz'), packagesGz, { mode: 0o644 });
-  writeFileSync(join(dir, 'Release'), releaseText([{ name: 'Packages', data: packages }, { name: 'Packages.gz', data: packagesGz }]), { mode: 0o644 });
+  writeFileSync(
+    join(dir, 'Release'),
+    releaseText([
+      { name: 'Packages', data: packages },
+      { name: 'Packages.gz', data: packagesGz },
+    ]),
+    { mode: 0o644 },
+  );
 }
 
 export function releaseText(files: Array<{ name: string; data: Buffer }>, date = new Date()): string {
@@ -177,9 +252,13 @@ export function releaseText(files: Array<{ name: string; data: Buffer }>, date =
     'Architectures: amd64 all',
     'Description: cairn lab offline repository',
   ];
-  for (const [field, algo] of [['MD5Sum', 'md5'], ['SHA256', 'sha256']] as const) {
+  for (const [field, algo] of [
+    ['MD5Sum', 'md5'],
+    ['SHA256', 'sha256'],
+  ] as const) {
     lines.push(`${field}:`);
-    for (const f of files) lines.push(` ${createHash(algo).update(f.data).digest('hex')} ${String(f.data.length).padStart(8)} ${f.name}`);
+    for (const f of files)
+      lines.push(` ${createHash(algo).update(f.data).digest('hex')} ${String(f.data.length).padStart(8)} ${f.name}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -18,7 +18,11 @@ export async function ensureKeyPair(paths: GeneratedPaths): Promise<{ created: b
   let created = false;
   if (!existsSync(paths.privateKey) || !existsSync(paths.publicKey)) {
     for (const f of [paths.privateKey, paths.publicKey]) if (existsSync(f)) renameSync(f, `${f}.old`);
-    await runChecked('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cairn-lab', '-f', paths.privateKey], 'making the lab SSH key pair');
+    await runChecked(
+      'ssh-keygen',
+      ['-q', '-t', 'ed25519', '-N', '', '-C', 'cairn-lab', '-f', paths.privateKey],
+      'making the lab SSH key pair',
+    );
     created = true;
   }
   // ssh ignores a private key that others can read; keep it 0600 whatever happened to it since.
@@ -44,7 +48,7 @@ export interface KnownHostEntry {
 
 /** known_hosts lines: each key under both the address (what cairn connects to) and the name. */
 export function knownHostsText(entries: readonly KnownHostEntry[]): string {
-  const lines = ['# Written by `cairn lab up`: the lab hosts\' own SSH host keys, read from their disks.'];
+  const lines = ["# Written by `cairn lab up`: the lab hosts' own SSH host keys, read from their disks."];
   for (const e of entries) for (const key of e.keys) lines.push(`${e.address},${e.name} ${key}`);
   return lines.join('\n') + '\n';
 }
@@ -92,9 +96,13 @@ export async function waitForBanner(
   const started = Date.now();
   for (;;) {
     if (await readBanner(address, 22, attemptMs)) return Date.now() - started;
-    if (!isStillRunning()) throw new CairnError(`lab host ${name} stopped while booting; see ${consoleLog}`, { kind: 'runtime' });
+    if (!isStillRunning())
+      throw new CairnError(`lab host ${name} stopped while booting; see ${consoleLog}`, { kind: 'runtime' });
     if (Date.now() - started > timeoutMs) {
-      throw new CairnError(`lab host ${name} (${address}) did not answer SSH within ${Math.round(timeoutMs / 1000)} s; see ${consoleLog}`, { kind: 'runtime' });
+      throw new CairnError(
+        `lab host ${name} (${address}) did not answer SSH within ${Math.round(timeoutMs / 1000)} s; see ${consoleLog}`,
+        { kind: 'runtime' },
+      );
     }
     await sleep(100);
   }
@@ -110,16 +118,28 @@ export interface SshTarget {
  * ssh(1) arguments for root@host with strict host-key checking against the lab's known_hosts. `remote` is
  * either an argv (each word quoted, so it arrives as given) or a script the caller built with quote().
  */
-export function sshArgs(target: SshTarget, remote: { argv: readonly string[] } | { script: string } | undefined, extra: readonly string[] = []): string[] {
+export function sshArgs(
+  target: SshTarget,
+  remote: { argv: readonly string[] } | { script: string } | undefined,
+  extra: readonly string[] = [],
+): string[] {
   const args = [
-    '-i', target.privateKey,
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', `UserKnownHostsFile=${target.knownHosts}`,
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'BatchMode=yes',
-    '-o', 'ConnectTimeout=5',
-    '-o', 'LogLevel=ERROR',
+    '-i',
+    target.privateKey,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `UserKnownHostsFile=${target.knownHosts}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ConnectTimeout=5',
+    '-o',
+    'LogLevel=ERROR',
     ...extra,
     `root@${target.address}`,
   ];

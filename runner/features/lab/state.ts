@@ -31,7 +31,14 @@ export interface LabState {
   imageRoot: string;
   repoDir: string;
   /** The VM image the lab's VMs boot (absent while no VM was ever wanted). */
-  vmImage?: { key: string; rootImage: string; repoImage: string; kernel: string; initrd: string; kernelVersion: string };
+  vmImage?: {
+    key: string;
+    rootImage: string;
+    repoImage: string;
+    kernel: string;
+    initrd: string;
+    kernelVersion: string;
+  };
   /** inventories/lab/generated of the checkout that brought the lab up. */
   generatedDir: string;
   hosts: HostState[];
@@ -43,11 +50,17 @@ export function readState(file = STATE_FILE): LabState | undefined {
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new CairnError(`the lab state file ${file} is unreadable (${err instanceof Error ? err.message : String(err)}); \`cairn lab down\` cleans up from what exists`, { kind: 'runtime' });
+    throw new CairnError(
+      `the lab state file ${file} is unreadable (${err instanceof Error ? err.message : String(err)}); \`cairn lab down\` cleans up from what exists`,
+      { kind: 'runtime' },
+    );
   }
   const state = parsed as Partial<LabState>;
   if (state.version !== 1 || !Array.isArray(state.hosts) || typeof state.bridge !== 'string') {
-    throw new CairnError(`the lab state file ${file} is not one this version of cairn wrote; \`cairn lab down\` cleans up from what exists`, { kind: 'runtime' });
+    throw new CairnError(
+      `the lab state file ${file} is not one this version of cairn wrote; \`cairn lab down\` cleans up from what exists`,
+      { kind: 'runtime' },
+    );
   }
   return state as LabState;
 }

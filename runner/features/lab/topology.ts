@@ -101,25 +101,43 @@ function baseTopology(source: string, subnet = parseSubnet24(DEFAULT_SUBNET)!): 
 export function defaultTopology(withPve = false, pveAsVms = false): LabTopology {
   const base = baseTopology(pveAsVms ? 'default (--vm)' : 'default');
   const hosts = DEFAULT_HOSTS.filter((h) => withPve || pveAsVms || !h.onDemand).map((h): LabHostSpec => {
-    const spec: LabHostSpec = { name: h.name, address: formatIpv4(base.subnet.base + h.octet), groups: [...h.groups], devices: [...h.devices] };
+    const spec: LabHostSpec = {
+      name: h.name,
+      address: formatIpv4(base.subnet.base + h.octet),
+      groups: [...h.groups],
+      devices: [...h.devices],
+    };
     // A VM has its own kernel and real block devices: /dev/kvm, fuse and loop are what containers lacked.
-    return pveAsVms && h.groups.includes('pve') ? { ...spec, devices: [], kind: 'vm', vm: { ...DEFAULT_VM, disksGiB: [...DEFAULT_VM.disksGiB] } } : spec;
+    return pveAsVms && h.groups.includes('pve')
+      ? { ...spec, devices: [], kind: 'vm', vm: { ...DEFAULT_VM, disksGiB: [...DEFAULT_VM.disksGiB] } }
+      : spec;
   });
   return { ...base, hosts };
 }
 
 /** The first N hosts of the full default list (pve nodes included when N > 5); past eight, node9, node10, ... */
 export function topologyOfSize(count: number): LabTopology {
-  if (!Number.isInteger(count) || count < 1 || count > 200) throw optionsError(`--hosts must be a whole number from 1 to 200, got ${count}`);
+  if (!Number.isInteger(count) || count < 1 || count > 200)
+    throw optionsError(`--hosts must be a whole number from 1 to 200, got ${count}`);
   const base = baseTopology(`--hosts ${count}`);
   const hosts: LabHostSpec[] = [];
   for (let i = 0; i < count; i++) {
     const known = DEFAULT_HOSTS[i];
     if (known) {
-      hosts.push({ name: known.name, address: formatIpv4(base.subnet.base + known.octet), groups: [...known.groups], devices: [...known.devices] });
+      hosts.push({
+        name: known.name,
+        address: formatIpv4(base.subnet.base + known.octet),
+        groups: [...known.groups],
+        devices: [...known.devices],
+      });
     } else {
       // After the eight named hosts, addresses continue from .101 upward.
-      hosts.push({ name: `node${i + 1}`, address: formatIpv4(base.subnet.base + 101 + (i - DEFAULT_HOSTS.length)), groups: ['nodes'], devices: [] });
+      hosts.push({
+        name: `node${i + 1}`,
+        address: formatIpv4(base.subnet.base + 101 + (i - DEFAULT_HOSTS.length)),
+        groups: ['nodes'],
+        devices: [],
+      });
     }
   }
   return { ...base, hosts };
@@ -190,9 +208,18 @@ export function topologyFromYaml(loaded: LoadedYaml): LabTopology {
   let subnet = parseSubnet24(DEFAULT_SUBNET)!;
   if (doc.network?.subnet !== undefined) {
     const parsed = parseSubnet24(doc.network.subnet);
-    if (!parsed) throw errorAt(loaded, ['network', 'subnet'], `lab topology: "subnet" must be a /24 network address such as ${DEFAULT_SUBNET}, got ${doc.network.subnet}`);
+    if (!parsed)
+      throw errorAt(
+        loaded,
+        ['network', 'subnet'],
+        `lab topology: "subnet" must be a /24 network address such as ${DEFAULT_SUBNET}, got ${doc.network.subnet}`,
+      );
     if (!isPrivate(parsed.base)) {
-      throw errorAt(loaded, ['network', 'subnet'], `lab topology: "subnet" must be a private range (10/8, 172.16/12 or 192.168/16) so lab traffic stays on this machine, got ${doc.network.subnet}`);
+      throw errorAt(
+        loaded,
+        ['network', 'subnet'],
+        `lab topology: "subnet" must be a private range (10/8, 172.16/12 or 192.168/16) so lab traffic stays on this machine, got ${doc.network.subnet}`,
+      );
     }
     subnet = parsed;
   }
@@ -209,12 +236,21 @@ export function topologyFromYaml(loaded: LoadedYaml): LabTopology {
   const pendingAuto: number[] = [];
   doc.hosts.forEach((host, index) => {
     if (seen.has(host.name)) {
-      throw errorAt(loaded, ['hosts', index, 'name'], `lab topology: host "${host.name}" is listed twice (first as hosts[${seen.get(host.name)}])`);
+      throw errorAt(
+        loaded,
+        ['hosts', index, 'name'],
+        `lab topology: host "${host.name}" is listed twice (first as hosts[${seen.get(host.name)}])`,
+      );
     }
     seen.set(host.name, index);
     const groups = [...new Set(host.groups ?? [])];
     const badGroup = groups.find((g) => g === 'all' || g === 'ungrouped');
-    if (badGroup) throw errorAt(loaded, ['hosts', index, 'groups'], `lab topology: "${badGroup}" is implicit in every inventory; list only real groups`);
+    if (badGroup)
+      throw errorAt(
+        loaded,
+        ['hosts', index, 'groups'],
+        `lab topology: "${badGroup}" is implicit in every inventory; list only real groups`,
+      );
     let address = '';
     if (host.address !== undefined) {
       const value = hostAddressIn(loaded, ['hosts', index, 'address'], host.address, subnet, reserved);
@@ -225,12 +261,26 @@ export function topologyFromYaml(loaded: LoadedYaml): LabTopology {
     }
     const spec: LabHostSpec = { name: host.name, address, groups, devices: [...new Set(host.devices ?? [])] };
     if (host.kind === 'vm') {
-      if (spec.devices.length > 0) throw errorAt(loaded, ['hosts', index, 'devices'], `lab topology: host "${host.name}" is a VM; "devices" (bound into containers) does not apply to it`);
+      if (spec.devices.length > 0)
+        throw errorAt(
+          loaded,
+          ['hosts', index, 'devices'],
+          `lab topology: host "${host.name}" is a VM; "devices" (bound into containers) does not apply to it`,
+        );
       spec.kind = 'vm';
-      spec.vm = { memoryMiB: host.memory ?? DEFAULT_VM.memoryMiB, cpus: host.cpus ?? DEFAULT_VM.cpus, disksGiB: [...(host.disks ?? DEFAULT_VM.disksGiB)] };
+      spec.vm = {
+        memoryMiB: host.memory ?? DEFAULT_VM.memoryMiB,
+        cpus: host.cpus ?? DEFAULT_VM.cpus,
+        disksGiB: [...(host.disks ?? DEFAULT_VM.disksGiB)],
+      };
     } else {
       for (const key of ['memory', 'cpus', 'disks'] as const) {
-        if (host[key] !== undefined) throw errorAt(loaded, ['hosts', index, key], `lab topology: "${key}" is for VMs; add \`kind: vm\` to host "${host.name}" or remove it`);
+        if (host[key] !== undefined)
+          throw errorAt(
+            loaded,
+            ['hosts', index, key],
+            `lab topology: "${key}" is for VMs; add \`kind: vm\` to host "${host.name}" or remove it`,
+          );
       }
       if (host.kind === 'container') spec.kind = 'container';
     }
@@ -240,26 +290,43 @@ export function topologyFromYaml(loaded: LoadedYaml): LabTopology {
   const groupNames = new Set([...STANDARD_GROUPS, ...hosts.flatMap((h) => h.groups)]);
   const clash = hosts.findIndex((h) => groupNames.has(h.name));
   if (clash >= 0) {
-    throw errorAt(loaded, ['hosts', clash, 'name'], `lab topology: host "${hosts[clash]!.name}" has the name of a group; name it differently (for example ${hosts[clash]!.name}1)`);
+    throw errorAt(
+      loaded,
+      ['hosts', clash, 'name'],
+      `lab topology: host "${hosts[clash]!.name}" has the name of a group; name it differently (for example ${hosts[clash]!.name}1)`,
+    );
   }
 
   // Hosts without an address get the lowest free ones from .11 upward, in file order.
   let next = subnet.base + 11;
   for (const index of pendingAuto) {
     while (reserved.has(next)) next++;
-    if (next > subnet.base + 254) throw errorAt(loaded, ['hosts', index], `lab topology: no free address left in ${subnet.text} for host "${hosts[index]!.name}"`);
+    if (next > subnet.base + 254)
+      throw errorAt(
+        loaded,
+        ['hosts', index],
+        `lab topology: no free address left in ${subnet.text} for host "${hosts[index]!.name}"`,
+      );
     reserved.set(next, `host ${hosts[index]!.name}`);
     hosts[index]!.address = formatIpv4(next);
   }
   return { ...base, hosts };
 }
 
-function hostAddressIn(loaded: LoadedYaml, path: Array<string | number>, text: string, subnet: Subnet24, reserved: Map<number, string>): number {
+function hostAddressIn(
+  loaded: LoadedYaml,
+  path: Array<string | number>,
+  text: string,
+  subnet: Subnet24,
+  reserved: Map<number, string>,
+): number {
   const value = parseIpv4(text);
   if (value === undefined) throw errorAt(loaded, path, `lab topology: ${text} is not an IPv4 address`);
-  if (value < subnet.base || value > subnet.base + 255) throw errorAt(loaded, path, `lab topology: ${text} is outside the lab subnet ${subnet.text}`);
+  if (value < subnet.base || value > subnet.base + 255)
+    throw errorAt(loaded, path, `lab topology: ${text} is outside the lab subnet ${subnet.text}`);
   const octet = value - subnet.base;
-  if (octet === 0 || octet === 255) throw errorAt(loaded, path, `lab topology: ${text} is the network or broadcast address of ${subnet.text}`);
+  if (octet === 0 || octet === 255)
+    throw errorAt(loaded, path, `lab topology: ${text} is the network or broadcast address of ${subnet.text}`);
   const taken = reserved.get(value);
   if (taken) throw errorAt(loaded, path, `lab topology: ${text} is already ${taken}`);
   return value;
@@ -277,10 +344,14 @@ function isPrivate(address: number): boolean {
  */
 export function checkCompatible(running: LabTopology, wanted: LabTopology): void {
   if (running.subnet.text !== wanted.subnet.text || running.bridge !== wanted.bridge) {
-    throw optionsError(`the lab is up on ${running.bridge} ${running.subnet.text}, but ${wanted.source} asks for ${wanted.bridge} ${wanted.subnet.text}; run \`cairn lab down\` first`);
+    throw optionsError(
+      `the lab is up on ${running.bridge} ${running.subnet.text}, but ${wanted.source} asks for ${wanted.bridge} ${wanted.subnet.text}; run \`cairn lab down\` first`,
+    );
   }
   if (running.vip !== wanted.vip) {
-    throw optionsError(`the lab is up with VIP ${running.vip}, but ${wanted.source} asks for ${wanted.vip}; run \`cairn lab down\` first`);
+    throw optionsError(
+      `the lab is up with VIP ${running.vip}, but ${wanted.source} asks for ${wanted.vip}; run \`cairn lab down\` first`,
+    );
   }
   const byName = new Map(running.hosts.map((h) => [h.name, h]));
   const byAddress = new Map(running.hosts.map((h) => [h.address, h.name]));
@@ -294,12 +365,18 @@ export function checkCompatible(running: LabTopology, wanted: LabTopology): void
         hostKind(existing) === hostKind(host) &&
         JSON.stringify(existing.vm ?? null) === JSON.stringify(host.vm ?? null);
       if (!same) {
-        const describe = (h: LabHostSpec) => `${hostKind(h) === 'vm' ? 'a VM ' : ''}${h.address} [${h.groups.join(', ')}]`;
-        throw optionsError(`host ${host.name} is up as ${describe(existing)}, but ${wanted.source} describes it as ${describe(host)}; run \`cairn lab down\` first`);
+        const describe = (h: LabHostSpec) =>
+          `${hostKind(h) === 'vm' ? 'a VM ' : ''}${h.address} [${h.groups.join(', ')}]`;
+        throw optionsError(
+          `host ${host.name} is up as ${describe(existing)}, but ${wanted.source} describes it as ${describe(host)}; run \`cairn lab down\` first`,
+        );
       }
     } else {
       const holder = byAddress.get(host.address);
-      if (holder) throw optionsError(`${wanted.source} gives ${host.name} the address ${host.address}, which lab host ${holder} already has; run \`cairn lab down\` first`);
+      if (holder)
+        throw optionsError(
+          `${wanted.source} gives ${host.name} the address ${host.address}, which lab host ${holder} already has; run \`cairn lab down\` first`,
+        );
     }
   }
 }
@@ -307,7 +384,11 @@ export function checkCompatible(running: LabTopology, wanted: LabTopology): void
 /** The union of what runs and what is wanted, running hosts first (their order is kept). */
 export function mergeTopologies(running: LabTopology, wanted: LabTopology): LabTopology {
   const names = new Set(running.hosts.map((h) => h.name));
-  return { ...running, source: wanted.source, hosts: [...running.hosts, ...wanted.hosts.filter((h) => !names.has(h.name))] };
+  return {
+    ...running,
+    source: wanted.source,
+    hosts: [...running.hosts, ...wanted.hosts.filter((h) => !names.has(h.name))],
+  };
 }
 
 /** Look a host up by name, or say which hosts there are. */
@@ -315,7 +396,12 @@ export function findHost(topology: Pick<LabTopology, 'hosts'>, name: string): La
   const host = topology.hosts.find((h) => h.name === name);
   if (!host) {
     const known = topology.hosts.map((h) => h.name).join(', ');
-    throw new CairnError(known ? `no lab host named "${name}" (the lab has: ${known})` : `no lab host named "${name}": the lab is not up (run \`cairn lab up\`)`, { kind: 'options' });
+    throw new CairnError(
+      known
+        ? `no lab host named "${name}" (the lab has: ${known})`
+        : `no lab host named "${name}": the lab is not up (run \`cairn lab up\`)`,
+      { kind: 'options' },
+    );
   }
   return host;
 }

@@ -17,14 +17,38 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { CairnError } from '../../core/util/errors.js';
 import { run, runChecked } from './exec.js';
 import type { ImageInfo } from './image.js';
 import { HOSTS_DIR, LAB_DIR, LOG_DIR, REPO_MOUNT_POINT } from './paths.js';
 import { findExecutable } from './preflight.js';
-import { allProcesses, isAlive, processInfo, readCmdline, signal, sleep, waitForExit, type ProcessInfo, type ProcessRef } from './proc.js';
+import {
+  allProcesses,
+  isAlive,
+  processInfo,
+  readCmdline,
+  signal,
+  sleep,
+  waitForExit,
+  type ProcessInfo,
+  type ProcessRef,
+} from './proc.js';
 import { qmp } from './qmp.js';
 import type { RepoInfo } from './repo.js';
 import { VM_IMAGE_PACKAGES } from './repo.js';
@@ -164,7 +188,13 @@ export interface VmImageInfo {
 }
 
 export function vmImageKey(image: Pick<ImageInfo, 'hash'>, repo: Pick<RepoInfo, 'dir'>): string {
-  const canonical = JSON.stringify({ image: image.hash, repo: repo.dir, packages: [...VM_IMAGE_PACKAGES].sort(), customise: VM_CUSTOMISE_SCRIPT, size: ROOT_SIZE });
+  const canonical = JSON.stringify({
+    image: image.hash,
+    repo: repo.dir,
+    packages: [...VM_IMAGE_PACKAGES].sort(),
+    customise: VM_CUSTOMISE_SCRIPT,
+    size: ROOT_SIZE,
+  });
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
 
@@ -202,7 +232,17 @@ export async function ensureVmImage(opts: EnsureVmImageOptions): Promise<VmImage
   const paths = vmImagePaths(key);
   if (vmImageIsComplete(key)) {
     const recorded = JSON.parse(readFileSync(paths.marker, 'utf8')) as { kernelVersion: string };
-    return { key, dir: paths.dir, rootImage: paths.rootImage, repoImage: paths.repoImage, kernel: paths.kernel, initrd: paths.initrd, kernelVersion: recorded.kernelVersion, built: false, buildMs: 0 };
+    return {
+      key,
+      dir: paths.dir,
+      rootImage: paths.rootImage,
+      repoImage: paths.repoImage,
+      kernel: paths.kernel,
+      initrd: paths.initrd,
+      kernelVersion: recorded.kernelVersion,
+      built: false,
+      buildMs: 0,
+    };
   }
   const started = Date.now();
   mkdirSync(LOG_DIR, { recursive: true });
@@ -213,7 +253,9 @@ export async function ensureVmImage(opts: EnsureVmImageOptions): Promise<VmImage
   rmSync(paths.dir, { recursive: true, force: true });
   const tree = join(tmp, 'tree');
   mkdirSync(tmp, { recursive: true });
-  opts.log(`building the VM image ${key}: the container image plus ${VM_IMAGE_PACKAGES.join(', ')} (once; log: ${logFile})`);
+  opts.log(
+    `building the VM image ${key}: the container image plus ${VM_IMAGE_PACKAGES.join(', ')} (once; log: ${logFile})`,
+  );
   await runChecked('cp', ['-a', '--', opts.image.root, tree], 'copying the base image for the VM image', { logFile });
   // A chroot with /proc, /sys and /dev (nspawn provides them and takes them down), no network, the repository
   // read-only where apt in the image expects it. Native speed: nothing here runs under emulation.
@@ -229,26 +271,73 @@ export async function ensureVmImage(opts: EnsureVmImageOptions): Promise<VmImage
   ].join('\n');
   await runChecked(
     nspawn,
-    ['-q', `--directory=${tree}`, '--register=no', '--keep-unit', '--private-network', '--resolv-conf=off', '--timezone=off', `--bind-ro=${opts.repo.dir}:${REPO_MOUNT_POINT}`, '/bin/sh', '-c', script],
+    [
+      '-q',
+      `--directory=${tree}`,
+      '--register=no',
+      '--keep-unit',
+      '--private-network',
+      '--resolv-conf=off',
+      '--timezone=off',
+      `--bind-ro=${opts.repo.dir}:${REPO_MOUNT_POINT}`,
+      '/bin/sh',
+      '-c',
+      script,
+    ],
     'installing the kernel into the VM image',
     { logFile },
   );
   const boot = join(tree, 'boot');
   const kernelFile = readdirSync(boot).find((f) => /^vmlinuz-.*-cloud-amd64$/.test(f));
-  if (!kernelFile) throw new CairnError(`the VM image has no cloud kernel in ${boot} (see ${logFile})`, { kind: 'runtime' });
+  if (!kernelFile)
+    throw new CairnError(`the VM image has no cloud kernel in ${boot} (see ${logFile})`, { kind: 'runtime' });
   const kernelVersion = kernelFile.slice('vmlinuz-'.length);
-  const tmpPaths = { kernel: join(tmp, 'vmlinuz'), initrd: join(tmp, 'initrd.img'), rootImage: join(tmp, 'root.raw'), repoImage: join(tmp, 'repo.ext4') };
+  const tmpPaths = {
+    kernel: join(tmp, 'vmlinuz'),
+    initrd: join(tmp, 'initrd.img'),
+    rootImage: join(tmp, 'root.raw'),
+    repoImage: join(tmp, 'repo.ext4'),
+  };
   copyFileSync(join(boot, kernelFile), tmpPaths.kernel);
   copyFileSync(join(boot, `initrd.img-${kernelVersion}`), tmpPaths.initrd);
   // The file system image, filled from the tree without mounting anything (mke2fs -d keeps owners and modes).
-  await runChecked('mke2fs', ['-q', '-t', 'ext4', '-F', '-L', ROOT_LABEL, '-d', tree, tmpPaths.rootImage, ROOT_SIZE], 'writing the VM root file system image', { logFile });
+  await runChecked(
+    'mke2fs',
+    ['-q', '-t', 'ext4', '-F', '-L', ROOT_LABEL, '-d', tree, tmpPaths.rootImage, ROOT_SIZE],
+    'writing the VM root file system image',
+    { logFile },
+  );
   rmSync(tree, { recursive: true, force: true });
   // The repository: its size plus room for ext4's own metadata.
   const repoMiB = Math.ceil((directoryBytes(opts.repo.dir) * 1.15) / 1024 ** 2) + 64;
-  await runChecked('mke2fs', ['-q', '-t', 'ext4', '-F', '-L', REPO_LABEL, '-m', '0', '-d', opts.repo.dir, tmpPaths.repoImage, `${repoMiB}M`], 'writing the repository disk for the VMs', { logFile });
-  writeFileSync(join(tmp, VM_MARKER), JSON.stringify({ key, kernelVersion, image: opts.image.hash, repo: opts.repo.dir, builtAt: new Date().toISOString() }) + '\n');
+  await runChecked(
+    'mke2fs',
+    ['-q', '-t', 'ext4', '-F', '-L', REPO_LABEL, '-m', '0', '-d', opts.repo.dir, tmpPaths.repoImage, `${repoMiB}M`],
+    'writing the repository disk for the VMs',
+    { logFile },
+  );
+  writeFileSync(
+    join(tmp, VM_MARKER),
+    JSON.stringify({
+      key,
+      kernelVersion,
+      image: opts.image.hash,
+      repo: opts.repo.dir,
+      builtAt: new Date().toISOString(),
+    }) + '\n',
+  );
   renameSync(tmp, paths.dir);
-  return { key, dir: paths.dir, rootImage: paths.rootImage, repoImage: paths.repoImage, kernel: paths.kernel, initrd: paths.initrd, kernelVersion, built: true, buildMs: Date.now() - started };
+  return {
+    key,
+    dir: paths.dir,
+    rootImage: paths.rootImage,
+    repoImage: paths.repoImage,
+    kernel: paths.kernel,
+    initrd: paths.initrd,
+    kernelVersion,
+    built: true,
+    buildMs: Date.now() - started,
+  };
 }
 
 function directoryBytes(dir: string): number {
@@ -340,7 +429,11 @@ export async function prepareVm(spec: LabHostSpec, ctx: VmContext): Promise<VmPa
   const paths = vmPaths(spec.name);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   if (!existsSync(paths.overlay)) {
-    await runChecked('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', ctx.image.rootImage, paths.overlay], `creating the disk of lab VM ${spec.name}`);
+    await runChecked(
+      'qemu-img',
+      ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', ctx.image.rootImage, paths.overlay],
+      `creating the disk of lab VM ${spec.name}`,
+    );
   }
   vm.disksGiB.forEach((size, i) => {
     const file = paths.disk(i + 1);
@@ -356,7 +449,11 @@ export async function prepareVm(spec: LabHostSpec, ctx: VmContext): Promise<VmPa
   for (const type of HOST_KEY_TYPES) {
     const hostKey = join(paths.seedDir, `ssh_host_${type}_key`);
     if (existsSync(hostKey)) continue;
-    await runChecked('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', `root@${spec.name}`, '-f', hostKey], `making the SSH host keys of lab VM ${spec.name}`);
+    await runChecked(
+      'ssh-keygen',
+      ['-q', '-t', type, '-N', '', '-C', `root@${spec.name}`, '-f', hostKey],
+      `making the SSH host keys of lab VM ${spec.name}`,
+    );
   }
   writeFileAtomic(join(paths.seedDir, 'hostname'), `${spec.name}\n`);
   writeFileAtomic(join(paths.seedDir, 'host0.network'), vmNetworkUnit(spec.address));
@@ -364,7 +461,11 @@ export async function prepareVm(spec: LabHostSpec, ctx: VmContext): Promise<VmPa
   writeFileAtomic(join(paths.seedDir, 'authorized_key'), `${ctx.publicKey}\n`);
   writeFileAtomic(join(paths.seedDir, 'apply'), SEED_APPLY_SCRIPT, 0o644);
   rmSync(paths.seedImage, { force: true });
-  await runChecked('mke2fs', ['-q', '-t', 'ext4', '-F', '-L', SEED_LABEL, '-d', paths.seedDir, paths.seedImage, '8M'], `writing the seed disk of lab VM ${spec.name}`);
+  await runChecked(
+    'mke2fs',
+    ['-q', '-t', 'ext4', '-F', '-L', SEED_LABEL, '-d', paths.seedDir, paths.seedImage, '8M'],
+    `writing the seed disk of lab VM ${spec.name}`,
+  );
   return paths;
 }
 
@@ -380,7 +481,7 @@ function writeSparse(file: string, sizeGiB: number): void {
 
 export function vmNetworkUnit(address: string): string {
   return [
-    '# Written by cairn lab: this VM\'s address on the lab bridge. No gateway: the lab has no route out.',
+    "# Written by cairn lab: this VM's address on the lab bridge. No gateway: the lab has no route out.",
     '[Match]',
     'Name=host0',
     '',
@@ -395,11 +496,23 @@ export function vmNetworkUnit(address: string): string {
 }
 
 export function hostsBlock(topology: Pick<LabTopology, 'bridgeAddress' | 'hosts'>): string {
-  return ['# BEGIN cairn lab hosts', `${topology.bridgeAddress}\tcairn-controller`, ...topology.hosts.map((h) => `${h.address}\t${h.name}`), '# END cairn lab hosts', ''].join('\n');
+  return [
+    '# BEGIN cairn lab hosts',
+    `${topology.bridgeAddress}\tcairn-controller`,
+    ...topology.hosts.map((h) => `${h.address}\t${h.name}`),
+    '# END cairn lab hosts',
+    '',
+  ].join('\n');
 }
 
 /** qemu's command line for one boot. Every path is the lab's own; nothing here comes from a guest. */
-export function qemuArgs(spec: LabHostSpec, ctx: VmContext, paths: VmPaths, accel: Accelerator, machineId: string): string[] {
+export function qemuArgs(
+  spec: LabHostSpec,
+  ctx: VmContext,
+  paths: VmPaths,
+  accel: Accelerator,
+  machineId: string,
+): string[] {
   const vm = vmSpecOf(spec);
   const append = [
     `root=LABEL=${ROOT_LABEL}`,
@@ -413,24 +526,42 @@ export function qemuArgs(spec: LabHostSpec, ctx: VmContext, paths: VmPaths, acce
     'panic=-1',
   ].join(' ');
   const args = [
-    '-name', `cairn-lab-${spec.name}`,
-    '-machine', `pc,accel=${accel}`,
-    '-cpu', 'max',
-    '-smp', String(vm.cpus),
-    '-m', String(vm.memoryMiB),
-    '-nodefaults', '-no-user-config', '-display', 'none',
-    '-kernel', ctx.image.kernel,
-    '-initrd', ctx.image.initrd,
-    '-append', append,
-    '-chardev', `file,id=console,path=${paths.console},append=on`,
-    '-serial', 'chardev:console',
-    '-qmp', `unix:${paths.qmpSocket},server=on,wait=off`,
+    '-name',
+    `cairn-lab-${spec.name}`,
+    '-machine',
+    `pc,accel=${accel}`,
+    '-cpu',
+    'max',
+    '-smp',
+    String(vm.cpus),
+    '-m',
+    String(vm.memoryMiB),
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-kernel',
+    ctx.image.kernel,
+    '-initrd',
+    ctx.image.initrd,
+    '-append',
+    append,
+    '-chardev',
+    `file,id=console,path=${paths.console},append=on`,
+    '-serial',
+    'chardev:console',
+    '-qmp',
+    `unix:${paths.qmpSocket},server=on,wait=off`,
     // cache=unsafe: flushes are ignored, but every write is in this machine's page cache, so killing qemu (a
     // power cut drill) loses nothing the guest wrote; only a crash of this machine would.
-    '-drive', `file=${paths.overlay},format=qcow2,if=none,id=root,cache=unsafe,discard=unmap`,
-    '-device', 'virtio-blk-pci,drive=root,serial=cairnroot',
-    '-drive', `file=${paths.seedImage},format=raw,if=none,id=seed,readonly=on`,
-    '-device', `virtio-blk-pci,drive=seed,serial=${SEED_SERIAL}`,
+    '-drive',
+    `file=${paths.overlay},format=qcow2,if=none,id=root,cache=unsafe,discard=unmap`,
+    '-device',
+    'virtio-blk-pci,drive=root,serial=cairnroot',
+    '-drive',
+    `file=${paths.seedImage},format=raw,if=none,id=seed,readonly=on`,
+    '-device',
+    `virtio-blk-pci,drive=seed,serial=${SEED_SERIAL}`,
   ];
   vm.disksGiB.forEach((_, i) => {
     const n = i + 1;
@@ -438,14 +569,20 @@ export function qemuArgs(spec: LabHostSpec, ctx: VmContext, paths: VmPaths, acce
     args.push('-device', `virtio-blk-pci,drive=drive-d${n},id=d${n},serial=${diskSerial(spec.name, n)}`);
   });
   args.push(
-    '-netdev', `tap,id=net0,ifname=${tapName(spec.name)},script=no,downscript=no`,
-    '-device', `virtio-net-pci,netdev=net0,mac=${macAddress(spec.address)}`,
+    '-netdev',
+    `tap,id=net0,ifname=${tapName(spec.name)},script=no,downscript=no`,
+    '-device',
+    `virtio-net-pci,netdev=net0,mac=${macAddress(spec.address)}`,
     // Entropy from this machine: without it, under TCG, the guest's random pool can take minutes to be
     // ready, and sshd (getrandom) waits for it before it answers.
-    '-object', 'rng-random,id=rng0,filename=/dev/urandom',
-    '-device', 'virtio-rng-pci,rng=rng0',
-    '-drive', `file=${ctx.image.repoImage},format=raw,if=none,id=repo,readonly=on`,
-    '-device', `virtio-blk-pci,drive=repo,serial=${REPO_LABEL}`,
+    '-object',
+    'rng-random,id=rng0,filename=/dev/urandom',
+    '-device',
+    'virtio-rng-pci,rng=rng0',
+    '-drive',
+    `file=${ctx.image.repoImage},format=raw,if=none,id=repo,readonly=on`,
+    '-device',
+    `virtio-blk-pci,drive=repo,serial=${REPO_LABEL}`,
   );
   return args;
 }
@@ -484,7 +621,10 @@ export async function bootVm(
 ): Promise<VmBoot> {
   await ensureTap(spec, ctx.topology.bridge);
   const qemuPath = findExecutable('qemu-system-x86_64');
-  if (!qemuPath) throw new CairnError('qemu-system-x86_64 is not installed: apt-get install qemu-system-x86 qemu-utils', { kind: 'options' });
+  if (!qemuPath)
+    throw new CairnError('qemu-system-x86_64 is not installed: apt-get install qemu-system-x86 qemu-utils', {
+      kind: 'options',
+    });
   const notes: string[] = [];
   const order = acceleratorsToTry();
   for (const accel of order) {
@@ -494,14 +634,18 @@ export async function bootVm(
     const started = Date.now();
     let child;
     try {
-      child = spawn(qemuPath, qemuArgs(spec, ctx, paths, accel, machineId), { detached: true, stdio: ['ignore', logFd, logFd] });
+      child = spawn(qemuPath, qemuArgs(spec, ctx, paths, accel, machineId), {
+        detached: true,
+        stdio: ['ignore', logFd, logFd],
+      });
     } finally {
       closeSync(logFd);
     }
     child.unref();
     const pid = child.pid;
     const info = pid === undefined ? undefined : processInfo(pid);
-    if (pid === undefined || !info) throw new CairnError(`could not start qemu for lab VM ${spec.name} (see ${paths.qemuLog})`, { kind: 'runtime' });
+    if (pid === undefined || !info)
+      throw new CairnError(`could not start qemu for lab VM ${spec.name} (see ${paths.qemuLog})`, { kind: 'runtime' });
     const ref: ProcessRef = { pid, startTime: info.startTime };
     onStarted(ref);
     const timeout = accel === 'kvm' ? KVM_MARKER_TIMEOUT_MS : TCG_MARKER_TIMEOUT_MS;
@@ -512,14 +656,25 @@ export async function bootVm(
       signal(ref, 'SIGKILL');
       await waitForExit([ref], 10_000);
     }
-    const why = outcome === 'exited' ? `qemu exited${tail ? `: ${tail}` : ''}` : `the kernel did not reach init within ${timeout / 1000} s`;
+    const why =
+      outcome === 'exited'
+        ? `qemu exited${tail ? `: ${tail}` : ''}`
+        : `the kernel did not reach init within ${timeout / 1000} s`;
     notes.push(`${accel}: ${why}`);
     if (accel === order[order.length - 1]) break;
   }
-  throw new CairnError(`lab VM ${spec.name} did not boot (${notes.join('; ')}); see ${paths.console}`, { kind: 'runtime' });
+  throw new CairnError(`lab VM ${spec.name} did not boot (${notes.join('; ')}); see ${paths.console}`, {
+    kind: 'runtime',
+  });
 }
 
-async function waitForConsole(file: string, from: number, marker: RegExp, timeoutMs: number, alive: () => boolean): Promise<'seen' | 'exited' | 'timeout'> {
+async function waitForConsole(
+  file: string,
+  from: number,
+  marker: RegExp,
+  timeoutMs: number,
+  alive: () => boolean,
+): Promise<'seen' | 'exited' | 'timeout'> {
   const started = Date.now();
   for (;;) {
     if (marker.test(readFrom(file, from))) return 'seen';
@@ -569,7 +724,11 @@ export function vmMachineId(paths: VmPaths): string {
 }
 
 /** Orderly: the ACPI power button (systemd powers off), then SIGKILL after `timeoutMs`. */
-export async function stopVm(proc: ProcessRef | undefined, paths: VmPaths, timeoutMs = 60_000): Promise<'stopped' | 'killed' | 'not running'> {
+export async function stopVm(
+  proc: ProcessRef | undefined,
+  paths: VmPaths,
+  timeoutMs = 60_000,
+): Promise<'stopped' | 'killed' | 'not running'> {
   if (!proc || !isAlive(proc)) return 'not running';
   try {
     await qmp(paths.qmpSocket, 'system_powerdown', undefined, 5_000);
@@ -585,17 +744,24 @@ export async function stopVm(proc: ProcessRef | undefined, paths: VmPaths, timeo
 export async function killVm(proc: ProcessRef | undefined): Promise<'killed' | 'not running'> {
   if (!proc || !isAlive(proc)) return 'not running';
   signal(proc, 'SIGKILL');
-  if (!(await waitForExit([proc], 10_000))) throw new CairnError(`qemu ${proc.pid} did not end after SIGKILL`, { kind: 'runtime' });
+  if (!(await waitForExit([proc], 10_000)))
+    throw new CairnError(`qemu ${proc.pid} did not end after SIGKILL`, { kind: 'runtime' });
   return 'killed';
 }
 
 /** qemu processes the lab started, found from their command line (a -name cairn-lab-... and a disk under the hosts dir). */
-export function strayVmProcesses(hostsDir: string, cmdlineOf: (pid: number) => string[], processes: ProcessInfo[] = allProcesses()): ProcessInfo[] {
+export function strayVmProcesses(
+  hostsDir: string,
+  cmdlineOf: (pid: number) => string[],
+  processes: ProcessInfo[] = allProcesses(),
+): ProcessInfo[] {
   return processes.filter((p) => {
     if (!p.comm.startsWith('qemu-system')) return false;
     const args = cmdlineOf(p.pid);
     const nameAt = args.indexOf('-name');
-    return nameAt >= 0 && (args[nameAt + 1] ?? '').startsWith('cairn-lab-') && args.some((a) => a.includes(`${hostsDir}/`));
+    return (
+      nameAt >= 0 && (args[nameAt + 1] ?? '').startsWith('cairn-lab-') && args.some((a) => a.includes(`${hostsDir}/`))
+    );
   });
 }
 
@@ -615,7 +781,8 @@ export async function unplugDisk(host: string, index: number): Promise<void> {
   const started = Date.now();
   for (;;) {
     if (!(await peripherals(paths.qmpSocket)).includes(`d${index}`)) break;
-    if (Date.now() - started > 60_000) throw new CairnError(`lab VM ${host}: disk d${index} was not released within 60 s`, { kind: 'runtime' });
+    if (Date.now() - started > 60_000)
+      throw new CairnError(`lab VM ${host}: disk d${index} was not released within 60 s`, { kind: 'runtime' });
     await sleep(250);
   }
   await qmp(paths.qmpSocket, 'blockdev-del', { 'node-name': `drive-d${index}` }).catch(() => undefined);
@@ -623,7 +790,10 @@ export async function unplugDisk(host: string, index: number): Promise<void> {
 
 /** The ids of the devices given on qemu's command line or plugged through QMP. */
 export async function peripherals(socket: string): Promise<string[]> {
-  const entries = (await qmp(socket, 'qom-list', { path: '/machine/peripheral' })) as Array<{ name: string; type: string }>;
+  const entries = (await qmp(socket, 'qom-list', { path: '/machine/peripheral' })) as Array<{
+    name: string;
+    type: string;
+  }>;
   return entries.filter((e) => e.type.startsWith('child<')).map((e) => e.name);
 }
 
@@ -638,6 +808,15 @@ export async function plugBlankDisk(host: string, index: number, sizeGiB: number
   closeSync(openSync(file, 'wx', 0o600));
   writeSparse(file, sizeGiB);
   const node = `drive-d${index}-r${Date.now().toString(36)}`;
-  await qmp(paths.qmpSocket, 'blockdev-add', { driver: 'raw', 'node-name': node, file: { driver: 'file', filename: file, cache: { direct: false, 'no-flush': true } } });
-  await qmp(paths.qmpSocket, 'device_add', { driver: 'virtio-blk-pci', drive: node, id: `d${index}`, serial: diskSerial(host, index) });
+  await qmp(paths.qmpSocket, 'blockdev-add', {
+    driver: 'raw',
+    'node-name': node,
+    file: { driver: 'file', filename: file, cache: { direct: false, 'no-flush': true } },
+  });
+  await qmp(paths.qmpSocket, 'device_add', {
+    driver: 'virtio-blk-pci',
+    drive: node,
+    id: `d${index}`,
+    serial: diskSerial(host, index),
+  });
 }

@@ -17,25 +17,68 @@ import { errorAt, loadYamlFile, parseYaml, type LoadedYaml } from '../../core/ut
 import { formatDayRange, parseDayRange } from './days.js';
 import { checklistSchema, STEP_KINDS } from './schema.js';
 import { parseTarget } from './targets.js';
-import type { Checklist, ChecklistPhase, ChecklistStep, DayRange, DrillTarget, Gate, MigrateEndpoint, StepSpec } from './types.js';
+import type {
+  Checklist,
+  ChecklistPhase,
+  ChecklistStep,
+  DayRange,
+  DrillTarget,
+  Gate,
+  MigrateEndpoint,
+  StepSpec,
+} from './types.js';
 
 const ID = /^[a-z0-9][a-z0-9_-]*$/;
 const WHAT = 'rollout checklist';
 
-interface RawEndpoint { host: string; path: string; address?: string; port?: number }
+interface RawEndpoint {
+  host: string;
+  path: string;
+  address?: string;
+  port?: number;
+}
 interface RawStep {
   id: string;
   name: string;
   days?: string;
   play?: { playbook: string; limit?: string; roles?: string[]; check?: boolean; validate?: boolean; extra_vars?: Vars };
   verify?: { playbook: string; limit?: string; roles?: string[]; extra_vars?: Vars };
-  drill?: { name: string; set?: Record<string, string | number | boolean>; targets?: Record<string, string | number>; extra_vars?: Vars };
-  migrate?: { source: RawEndpoint; target: RawEndpoint; dry_run?: boolean; batches?: number | string[]; checksum?: boolean; delete?: boolean; bwlimit_kib?: number; exclude?: string[] };
+  drill?: {
+    name: string;
+    set?: Record<string, string | number | boolean>;
+    targets?: Record<string, string | number>;
+    extra_vars?: Vars;
+  };
+  migrate?: {
+    source: RawEndpoint;
+    target: RawEndpoint;
+    dry_run?: boolean;
+    batches?: number | string[];
+    checksum?: boolean;
+    delete?: boolean;
+    bwlimit_kib?: number;
+    exclude?: string[];
+  };
   manual?: string | { instructions: string };
 }
-interface RawGate { verifications?: string[]; drills?: string[]; signoffs?: string[]; steps?: string[] }
-interface RawPhase { id: string; name: string; days: string; steps: RawStep[]; gate: RawGate }
-interface RawChecklist { name?: string; inventory?: string; phases: RawPhase[] }
+interface RawGate {
+  verifications?: string[];
+  drills?: string[];
+  signoffs?: string[];
+  steps?: string[];
+}
+interface RawPhase {
+  id: string;
+  name: string;
+  days: string;
+  steps: RawStep[];
+  gate: RawGate;
+}
+interface RawChecklist {
+  name?: string;
+  inventory?: string;
+  phases: RawPhase[];
+}
 
 export function loadChecklist(file: string): Checklist {
   const path = resolve(file);
@@ -48,23 +91,40 @@ export function parseChecklist(source: string, file: string): Checklist {
 }
 
 function buildChecklist(loaded: LoadedYaml): Checklist {
-  if (loaded.value === null || loaded.value === undefined) throw errorAt(loaded, [], `${WHAT} is empty: expected a mapping with "phases"`);
+  if (loaded.value === null || loaded.value === undefined)
+    throw errorAt(loaded, [], `${WHAT} is empty: expected a mapping with "phases"`);
   validateAt(loaded, checklistSchema, WHAT);
   const raw = loaded.value as RawChecklist;
   const dir = dirname(loaded.file);
   const rel = (p: string) => (isAbsolute(p) ? p : resolve(dir, p));
   const seen = new Map<string, (string | number)[]>();
   const claimId = (id: string, path: (string | number)[]) => {
-    if (!ID.test(id)) throw errorAt(loaded, [...path, 'id'], `${WHAT}: id "${id}" must be lower-case letters, digits, "-" and "_", starting with a letter or digit`);
+    if (!ID.test(id))
+      throw errorAt(
+        loaded,
+        [...path, 'id'],
+        `${WHAT}: id "${id}" must be lower-case letters, digits, "-" and "_", starting with a letter or digit`,
+      );
     const earlier = seen.get(id);
-    if (earlier) throw errorAt(loaded, [...path, 'id'], `${WHAT}: id "${id}" is used twice (first at ${formatLocation(loaded.locate([...earlier, 'id']))}); phase and step ids share one namespace so \`cairn rollout run ID\` is unambiguous`);
+    if (earlier)
+      throw errorAt(
+        loaded,
+        [...path, 'id'],
+        `${WHAT}: id "${id}" is used twice (first at ${formatLocation(loaded.locate([...earlier, 'id']))}); phase and step ids share one namespace so \`cairn rollout run ID\` is unambiguous`,
+      );
     seen.set(id, path);
   };
   const days = (text: string, path: (string | number)[]): DayRange => {
     const range = parseDayRange(text);
-    if (!range) throw errorAt(loaded, path, `${WHAT}: days must be a plan day or range such as "D8-D21" or "D22", got ${JSON.stringify(text)}`);
+    if (!range)
+      throw errorAt(
+        loaded,
+        path,
+        `${WHAT}: days must be a plan day or range such as "D8-D21" or "D22", got ${JSON.stringify(text)}`,
+      );
     if (range.start < 1) throw errorAt(loaded, path, `${WHAT}: plan days start at D1, got ${JSON.stringify(text)}`);
-    if (range.end < range.start) throw errorAt(loaded, path, `${WHAT}: day range ${JSON.stringify(text)} ends before it starts`);
+    if (range.end < range.start)
+      throw errorAt(loaded, path, `${WHAT}: day range ${JSON.stringify(text)} ends before it starts`);
     return range;
   };
 
@@ -76,7 +136,11 @@ function buildChecklist(loaded: LoadedYaml): Checklist {
     const phaseDays = days(rawPhase.days, [...phasePath, 'days']);
     const previous = phases[phases.length - 1];
     if (previous && phaseDays.start <= previous.days.end) {
-      throw errorAt(loaded, [...phasePath, 'days'], `${WHAT}: phase "${rawPhase.id}" (${formatDayRange(phaseDays)}) must start after phase "${previous.id}" ends (${formatDayRange(previous.days)}): phases run one after another`);
+      throw errorAt(
+        loaded,
+        [...phasePath, 'days'],
+        `${WHAT}: phase "${rawPhase.id}" (${formatDayRange(phaseDays)}) must start after phase "${previous.id}" ends (${formatDayRange(previous.days)}): phases run one after another`,
+      );
     }
     const phaseSteps: ChecklistStep[] = rawPhase.steps.map((rawStep, s) => {
       const stepPath = [...phasePath, 'steps', s];
@@ -85,7 +149,11 @@ function buildChecklist(loaded: LoadedYaml): Checklist {
       if (rawStep.days !== undefined) {
         stepDays = days(rawStep.days, [...stepPath, 'days']);
         if (stepDays.start < phaseDays.start || stepDays.end > phaseDays.end) {
-          throw errorAt(loaded, [...stepPath, 'days'], `${WHAT}: step "${rawStep.id}" is planned for ${formatDayRange(stepDays)}, outside its phase "${rawPhase.id}" (${formatDayRange(phaseDays)})`);
+          throw errorAt(
+            loaded,
+            [...stepPath, 'days'],
+            `${WHAT}: step "${rawStep.id}" is planned for ${formatDayRange(stepDays)}, outside its phase "${rawPhase.id}" (${formatDayRange(phaseDays)})`,
+          );
         }
       }
       const step: ChecklistStep = {
@@ -111,30 +179,64 @@ function buildChecklist(loaded: LoadedYaml): Checklist {
     phases.push(phase);
     phase.gate = buildGate(loaded, rawPhase.gate, [...phasePath, 'gate'], phase, steps, phases);
   });
-  return { file: loaded.file, dir, name: raw.name ?? 'Rollout', inventory: raw.inventory ? rel(raw.inventory) : undefined, phases, steps };
+  return {
+    file: loaded.file,
+    dir,
+    name: raw.name ?? 'Rollout',
+    inventory: raw.inventory ? rel(raw.inventory) : undefined,
+    phases,
+    steps,
+  };
 }
 
 function stepSpec(loaded: LoadedYaml, raw: RawStep, path: (string | number)[], rel: (p: string) => string): StepSpec {
   const kinds = STEP_KINDS.filter((k) => raw[k] !== undefined);
   if (kinds.length !== 1) {
     const found = kinds.length ? `it has ${kinds.join(' and ')}` : 'it has none';
-    throw errorAt(loaded, kinds.length > 1 ? [...path, kinds[1]!] : [...path, 'id'], `${WHAT}: step "${raw.id}" must have exactly one of ${STEP_KINDS.join(', ')}; ${found}`, kinds.length > 1 ? 'key' : 'value');
+    throw errorAt(
+      loaded,
+      kinds.length > 1 ? [...path, kinds[1]!] : [...path, 'id'],
+      `${WHAT}: step "${raw.id}" must have exactly one of ${STEP_KINDS.join(', ')}; ${found}`,
+      kinds.length > 1 ? 'key' : 'value',
+    );
   }
   if (raw.play) {
     const play = raw.play;
-    if (play.check && play.validate) throw errorAt(loaded, [...path, 'play', 'validate'], `${WHAT}: step "${raw.id}": a play step is either check (contact hosts, change nothing) or validate (contact no host), not both`);
-    return { kind: 'play', playbook: rel(play.playbook), playbookAsWritten: play.playbook, limit: play.limit, roles: play.roles, check: play.check ?? false, validate: play.validate ?? false, extraVars: play.extra_vars ?? {} };
+    if (play.check && play.validate)
+      throw errorAt(
+        loaded,
+        [...path, 'play', 'validate'],
+        `${WHAT}: step "${raw.id}": a play step is either check (contact hosts, change nothing) or validate (contact no host), not both`,
+      );
+    return {
+      kind: 'play',
+      playbook: rel(play.playbook),
+      playbookAsWritten: play.playbook,
+      limit: play.limit,
+      roles: play.roles,
+      check: play.check ?? false,
+      validate: play.validate ?? false,
+      extraVars: play.extra_vars ?? {},
+    };
   }
   if (raw.verify) {
     const v = raw.verify;
-    return { kind: 'verify', playbook: rel(v.playbook), playbookAsWritten: v.playbook, limit: v.limit, roles: v.roles, extraVars: v.extra_vars ?? {} };
+    return {
+      kind: 'verify',
+      playbook: rel(v.playbook),
+      playbookAsWritten: v.playbook,
+      limit: v.limit,
+      roles: v.roles,
+      extraVars: v.extra_vars ?? {},
+    };
   }
   if (raw.drill) {
     const d = raw.drill;
     const targets: DrillTarget[] = [];
     for (const [key, value] of Object.entries(d.targets ?? {})) {
       const parsed = parseTarget(key, value);
-      if (typeof parsed === 'string') throw errorAt(loaded, [...path, 'drill', 'targets', key], `${WHAT}: step "${raw.id}": ${parsed}`);
+      if (typeof parsed === 'string')
+        throw errorAt(loaded, [...path, 'drill', 'targets', key], `${WHAT}: step "${raw.id}": ${parsed}`);
       targets.push(parsed);
     }
     const set = Object.fromEntries(Object.entries(d.set ?? {}).map(([k, v]) => [k, String(v)]));
@@ -145,23 +247,53 @@ function stepSpec(loaded: LoadedYaml, raw: RawStep, path: (string | number)[], r
     if (Array.isArray(m.batches)) {
       m.batches.forEach((b, i) => {
         if (b.startsWith('/') || b.split('/').includes('..')) {
-          throw errorAt(loaded, [...path, 'migrate', 'batches', i], `${WHAT}: step "${raw.id}": batch ${JSON.stringify(b)} must be a path inside the source folder (relative, without "..")`);
+          throw errorAt(
+            loaded,
+            [...path, 'migrate', 'batches', i],
+            `${WHAT}: step "${raw.id}": batch ${JSON.stringify(b)} must be a path inside the source folder (relative, without "..")`,
+          );
         }
       });
     }
-    const endpoint = (e: RawEndpoint): MigrateEndpoint => ({ host: e.host, path: e.path.endsWith('/') ? e.path : `${e.path}/`, address: e.address, port: e.port });
+    const endpoint = (e: RawEndpoint): MigrateEndpoint => ({
+      host: e.host,
+      path: e.path.endsWith('/') ? e.path : `${e.path}/`,
+      address: e.address,
+      port: e.port,
+    });
     const source = endpoint(m.source);
     const target = endpoint(m.target);
     if (source.host === target.host && source.path === target.path) {
-      throw errorAt(loaded, [...path, 'migrate', 'target'], `${WHAT}: step "${raw.id}": the target is the source (${source.host}:${source.path})`);
+      throw errorAt(
+        loaded,
+        [...path, 'migrate', 'target'],
+        `${WHAT}: step "${raw.id}": the target is the source (${source.host}:${source.path})`,
+      );
     }
-    return { kind: 'migrate', source, target, dryRun: m.dry_run ?? false, batches: m.batches, checksum: m.checksum ?? true, delete: m.delete ?? false, bwlimitKiB: m.bwlimit_kib, exclude: m.exclude ?? [] };
+    return {
+      kind: 'migrate',
+      source,
+      target,
+      dryRun: m.dry_run ?? false,
+      batches: m.batches,
+      checksum: m.checksum ?? true,
+      delete: m.delete ?? false,
+      bwlimitKiB: m.bwlimit_kib,
+      exclude: m.exclude ?? [],
+    };
   }
   const manual = raw.manual!;
   return { kind: 'manual', instructions: typeof manual === 'string' ? manual : manual.instructions };
 }
 
-function buildGate(loaded: LoadedYaml, raw: RawGate, path: (string | number)[], phase: ChecklistPhase, steps: Map<string, ChecklistStep>, phasesSoFar: ChecklistPhase[]): Gate {
+function buildGate(
+  loaded: LoadedYaml,
+  raw: RawGate,
+  path: (string | number)[],
+  phase: ChecklistPhase,
+  steps: Map<string, ChecklistStep>,
+  phasesSoFar: ChecklistPhase[],
+): Gate {
   const reachable = new Set(phasesSoFar.flatMap((p) => p.steps.map((s) => s.id)));
   const check = (field: keyof RawGate, accepts: (step: ChecklistStep) => boolean, expected: string): string[] => {
     const ids = raw[field] ?? [];
@@ -169,14 +301,27 @@ function buildGate(loaded: LoadedYaml, raw: RawGate, path: (string | number)[], 
       const step = steps.get(id);
       if (!step || !reachable.has(id)) {
         const known = phase.steps.map((s) => s.id).join(', ');
-        throw errorAt(loaded, [...path, field, i], `${WHAT}: gate of phase "${phase.id}" names step "${id}", which is not a step of this phase or an earlier one (this phase's steps: ${known})`);
+        throw errorAt(
+          loaded,
+          [...path, field, i],
+          `${WHAT}: gate of phase "${phase.id}" names step "${id}", which is not a step of this phase or an earlier one (this phase's steps: ${known})`,
+        );
       }
-      if (!accepts(step)) throw errorAt(loaded, [...path, field, i], `${WHAT}: gate of phase "${phase.id}": ${field} must name ${expected}; "${id}" is a ${describeKind(step.spec)} step`);
+      if (!accepts(step))
+        throw errorAt(
+          loaded,
+          [...path, field, i],
+          `${WHAT}: gate of phase "${phase.id}": ${field} must name ${expected}; "${id}" is a ${describeKind(step.spec)} step`,
+        );
     });
     return ids;
   };
   return {
-    verifications: check('verifications', (s) => s.spec.kind === 'verify' || (s.spec.kind === 'play' && !s.spec.check && !s.spec.validate), 'verify steps (or play steps, which verify after applying)'),
+    verifications: check(
+      'verifications',
+      (s) => s.spec.kind === 'verify' || (s.spec.kind === 'play' && !s.spec.check && !s.spec.validate),
+      'verify steps (or play steps, which verify after applying)',
+    ),
     drills: check('drills', (s) => s.spec.kind === 'drill', 'drill steps'),
     signoffs: check('signoffs', (s) => s.spec.kind === 'manual', 'manual steps'),
     steps: check('steps', () => true, 'steps'),
@@ -206,9 +351,18 @@ export function checklistProblems(checklist: Checklist): ChecklistProblem[] {
     const spec = step.spec;
     if (spec.kind === 'play' || spec.kind === 'verify') {
       const problem = playbookProblem(spec.playbook);
-      if (problem) problems.push({ step: step.id, location: step.location, message: `playbook ${spec.playbookAsWritten}: ${problem}` });
+      if (problem)
+        problems.push({
+          step: step.id,
+          location: step.location,
+          message: `playbook ${spec.playbookAsWritten}: ${problem}`,
+        });
     } else if (spec.kind === 'drill' && !getDrill(spec.drill)) {
-      problems.push({ step: step.id, location: step.location, message: `drill "${spec.drill}" is not known to this cairn (drills: ${drillNames().join(', ') || 'none'})` });
+      problems.push({
+        step: step.id,
+        location: step.location,
+        message: `drill "${spec.drill}" is not known to this cairn (drills: ${drillNames().join(', ') || 'none'})`,
+      });
     }
   }
   return problems;

@@ -55,6 +55,7 @@ export function dateOfPlanDay(startDate: string, day: number): string {
 export function planDay(startDate: string, today: string): number {
   const start = dayNumberOfDate(startDate);
   const now = dayNumberOfDate(today);
-  if (start === undefined || now === undefined) throw new Error(`not a date: ${start === undefined ? startDate : today}`);
+  if (start === undefined || now === undefined)
+    throw new Error(`not a date: ${start === undefined ? startDate : today}`);
   return now - start + 1;
 }

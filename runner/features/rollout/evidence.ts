@@ -18,7 +18,9 @@ function verifySummary(events: RunEvent[]): { checks: number; failed: number; fa
   return {
     checks: results.length,
     failed: failed.length,
-    failures: failed.slice(0, MAX_FAILURES_KEPT).map((r) => ({ host: r.host, role: r.role, check: r.check, msg: r.msg })),
+    failures: failed
+      .slice(0, MAX_FAILURES_KEPT)
+      .map((r) => ({ host: r.host, role: r.role, check: r.check, msg: r.msg })),
   };
 }
 
@@ -45,7 +47,10 @@ function unreachable(events: RunEvent[]): string[] {
 
 function failedHosts(events: RunEvent[]): string[] {
   const recap = lastRecap(events);
-  if (recap) return Object.entries(recap.stats).filter(([, s]) => s.failed > 0).map(([h]) => h);
+  if (recap)
+    return Object.entries(recap.stats)
+      .filter(([, s]) => s.failed > 0)
+      .map(([h]) => h);
   const hosts = new Set<string>();
   for (const e of events) if (e.type === 'host_failed') hosts.add(e.host);
   return [...hosts];
@@ -59,7 +64,10 @@ export function exitCodeOf(events: RunEvent[]): number | undefined {
   return undefined;
 }
 
-export function playEvidence(events: RunEvent[], opts: { check: boolean; validate: boolean; exitCode: number; roles?: string[] }): PlayEvidence {
+export function playEvidence(
+  events: RunEvent[],
+  opts: { check: boolean; validate: boolean; exitCode: number; roles?: string[] },
+): PlayEvidence {
   const recap = lastRecap(events);
   const changed = recap ? Object.values(recap.stats).reduce((n, s) => n + s.changed, 0) : 0;
   return {
@@ -77,7 +85,13 @@ export function playEvidence(events: RunEvent[], opts: { check: boolean; validat
 }
 
 export function verifyEvidence(events: RunEvent[], exitCode: number): VerifyEvidence {
-  return { kind: 'verify', exitCode, hosts: hostsOf(events), ...verifySummary(events), unreachableHosts: unreachable(events) };
+  return {
+    kind: 'verify',
+    exitCode,
+    hosts: hostsOf(events),
+    ...verifySummary(events),
+    unreachableHosts: unreachable(events),
+  };
 }
 
 /** The drill's result from the journal (the last drill_result of that drill), checked against the targets. */

@@ -42,7 +42,8 @@ function verificationMissing(step: ChecklistStep, st: StepState): string | undef
   const ev = st.evidence;
   const verify = ev?.kind === 'verify' ? ev : ev?.kind === 'play' ? ev.verify : undefined;
   if (!verify) return `${label} has no verification results recorded (cairn rollout run ${step.id})`;
-  if (verify.failed > 0) return `${label} is not green: ${verify.failed} of ${verify.checks} checks failed (cairn rollout run ${step.id})`;
+  if (verify.failed > 0)
+    return `${label} is not green: ${verify.failed} of ${verify.checks} checks failed (cairn rollout run ${step.id})`;
   if (verify.checks === 0) return `${label} ran no check: nothing was verified (cairn rollout run ${step.id})`;
   return undefined;
 }
@@ -103,7 +104,11 @@ export function phaseOf(checklist: Checklist, step: ChecklistStep): ChecklistPha
   return checklist.phases.find((p) => p.id === step.phaseId)!;
 }
 
-function closedPhaseError(phase: ChecklistPhase, blockedBy: { phase: ChecklistPhase; missing: string[] }, what: string): CairnError {
+function closedPhaseError(
+  phase: ChecklistPhase,
+  blockedBy: { phase: ChecklistPhase; missing: string[] },
+  what: string,
+): CairnError {
   return new CairnError(
     `${what}: phase "${phase.id}" (${phase.name}, ${formatDayRange(phase.days)}) is not open: the gate of phase "${blockedBy.phase.id}" (${blockedBy.phase.name}) has not passed`,
     { kind: 'options', detail: blockedBy.missing.map((m) => `  - ${m}`).join('\n') },
@@ -111,7 +116,10 @@ function closedPhaseError(phase: ChecklistPhase, blockedBy: { phase: ChecklistPh
 }
 
 /** The step (if any) being run right now by a live process. */
-export function runningStep(checklist: Checklist, state: RolloutState): { step: ChecklistStep; st: StepState } | undefined {
+export function runningStep(
+  checklist: Checklist,
+  state: RolloutState,
+): { step: ChecklistStep; st: StepState } | undefined {
   for (const step of checklist.steps.values()) {
     const st = stepState(state, step.id);
     if (st.state === 'running' && runnerAlive(st)) return { step, st };
@@ -123,17 +131,31 @@ export function runningStep(checklist: Checklist, state: RolloutState): { step: 
  * Throw a CairnError saying why `step` may not start (or be signed) now: its phase is closed, an earlier
  * step of its phase is not done, or a step is running.
  */
-export function assertStepMayStart(checklist: Checklist, step: ChecklistStep, state: RolloutState, action: 'run' | 'sign'): void {
+export function assertStepMayStart(
+  checklist: Checklist,
+  step: ChecklistStep,
+  state: RolloutState,
+  action: 'run' | 'sign',
+): void {
   const what = `${action === 'sign' ? 'cannot sign' : 'cannot run'} step "${step.id}"`;
   const running = runningStep(checklist, state);
   if (running) {
-    throw new CairnError(`${what}: step "${running.step.id}" is running (pid ${running.st.pid}, started ${running.st.startedAt}${running.st.by ? ` by ${running.st.by}` : ''}); one step at a time`, { kind: 'lock' });
+    throw new CairnError(
+      `${what}: step "${running.step.id}" is running (pid ${running.st.pid}, started ${running.st.startedAt}${running.st.by ? ` by ${running.st.by}` : ''}); one step at a time`,
+      { kind: 'lock' },
+    );
   }
   if (action === 'run' && step.spec.kind === 'manual') {
-    throw new CairnError(`${what}: it is a manual step; a person does it and signs it off: cairn rollout sign ${step.id} --by NAME --note TEXT`, { kind: 'options', detail: `  what to confirm: ${step.spec.instructions}` });
+    throw new CairnError(
+      `${what}: it is a manual step; a person does it and signs it off: cairn rollout sign ${step.id} --by NAME --note TEXT`,
+      { kind: 'options', detail: `  what to confirm: ${step.spec.instructions}` },
+    );
   }
   if (action === 'sign' && step.spec.kind !== 'manual') {
-    throw new CairnError(`${what}: only manual steps are signed; "${step.id}" is a ${step.spec.kind} step, run it with: cairn rollout run ${step.id}`, { kind: 'options' });
+    throw new CairnError(
+      `${what}: only manual steps are signed; "${step.id}" is a ${step.spec.kind} step, run it with: cairn rollout run ${step.id}`,
+      { kind: 'options' },
+    );
   }
   const phase = phaseOf(checklist, step);
   const openness = phaseOpenness(checklist, phase, state);
@@ -142,8 +164,14 @@ export function assertStepMayStart(checklist: Checklist, step: ChecklistStep, st
     if (earlier === step) break;
     const st = stepState(state, earlier.id);
     if (st.state !== 'done') {
-      const how = earlier.spec.kind === 'manual' ? `cairn rollout sign ${earlier.id} --by NAME --note TEXT` : `cairn rollout run ${earlier.id}`;
-      throw new CairnError(`${what}: it comes after step "${earlier.id}" (${earlier.name}), which ${notDoneReason(earlier, st)}; do that first: ${how}`, { kind: 'options' });
+      const how =
+        earlier.spec.kind === 'manual'
+          ? `cairn rollout sign ${earlier.id} --by NAME --note TEXT`
+          : `cairn rollout run ${earlier.id}`;
+      throw new CairnError(
+        `${what}: it comes after step "${earlier.id}" (${earlier.name}), which ${notDoneReason(earlier, st)}; do that first: ${how}`,
+        { kind: 'options' },
+      );
     }
   }
 }

@@ -23,7 +23,10 @@ export interface ReportData {
 }
 
 export function escapeHtml(value: unknown): string {
-  return String(value ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return String(value ?? '').replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 }
 
 const e = escapeHtml;
@@ -97,16 +100,51 @@ export function renderTimeline(status: RolloutStatus): string {
   const x = (day: number) => LABEL_W + (day - 1) * DAY_W;
   const rows: string[] = [];
   let y = AXIS_H;
-  const bar = (start: number, end: number, top: number, h: number, colour: string, late: boolean, attrs: string, title: string) =>
+  const bar = (
+    start: number,
+    end: number,
+    top: number,
+    h: number,
+    colour: string,
+    late: boolean,
+    attrs: string,
+    title: string,
+  ) =>
     `<rect ${attrs} x="${x(start) + 1}" y="${top}" width="${(end - start + 1) * DAY_W - 2}" height="${h}" rx="3" fill="${colour}"${late ? ' stroke="#d23c3c" stroke-width="2.5" stroke-dasharray="5 3"' : ''}><title>${e(title)}</title></rect>`;
   for (const phase of status.phases) {
     rows.push(`<rect x="0" y="${y}" width="${width}" height="${PHASE_H}" fill="#f5f7fa"/>`);
-    rows.push(`<text x="6" y="${y + 17}" font-size="13" font-weight="600">${e(truncate(`${phase.name} (${formatDayRange(phase.days)})`, 44))}</text>`);
-    rows.push(bar(phase.days.start, phase.days.end, y + 4, PHASE_H - 8, STATE_COLOURS[phase.state]!, phase.late, `data-phase="${e(phase.id)}" data-state="${phase.state}"`, `${phase.name} ${formatDayRange(phase.days)}: ${phase.state}${phase.gate.passed ? ', gate passed' : `, gate missing: ${phase.gate.missing.join('; ')}`}`));
+    rows.push(
+      `<text x="6" y="${y + 17}" font-size="13" font-weight="600">${e(truncate(`${phase.name} (${formatDayRange(phase.days)})`, 44))}</text>`,
+    );
+    rows.push(
+      bar(
+        phase.days.start,
+        phase.days.end,
+        y + 4,
+        PHASE_H - 8,
+        STATE_COLOURS[phase.state]!,
+        phase.late,
+        `data-phase="${e(phase.id)}" data-state="${phase.state}"`,
+        `${phase.name} ${formatDayRange(phase.days)}: ${phase.state}${phase.gate.passed ? ', gate passed' : `, gate missing: ${phase.gate.missing.join('; ')}`}`,
+      ),
+    );
     y += PHASE_H;
     for (const step of phase.steps) {
-      rows.push(`<text x="18" y="${y + 13}" font-size="11.5" fill="#333">${e(truncate(`${step.id} — ${step.name}`, 52))}</text>`);
-      rows.push(bar(step.days.start, step.days.end, y + 3, STEP_H - 6, STATE_COLOURS[step.state]!, step.late, `data-step="${e(step.id)}" data-state="${step.state}"`, `${step.name} (${step.kindLabel}) ${formatDayRange(step.days)}: ${step.state}${step.summary ? ` — ${step.summary}` : ''}`));
+      rows.push(
+        `<text x="18" y="${y + 13}" font-size="11.5" fill="#333">${e(truncate(`${step.id} — ${step.name}`, 52))}</text>`,
+      );
+      rows.push(
+        bar(
+          step.days.start,
+          step.days.end,
+          y + 3,
+          STEP_H - 6,
+          STATE_COLOURS[step.state]!,
+          step.late,
+          `data-step="${e(step.id)}" data-state="${step.state}"`,
+          `${step.name} (${step.kindLabel}) ${formatDayRange(step.days)}: ${step.state}${step.summary ? ` — ${step.summary}` : ''}`,
+        ),
+      );
       y += STEP_H;
     }
     y += 4;
@@ -115,15 +153,24 @@ export function renderTimeline(status: RolloutStatus): string {
   const axis: string[] = [];
   for (let d = 1; d <= lastDay; d++) {
     const strong = d === 1 || (d - 1) % 7 === 0;
-    axis.push(`<line x1="${x(d)}" y1="${AXIS_H - 4}" x2="${x(d)}" y2="${height}" stroke="${strong ? '#c5ccd5' : '#eef1f4'}" stroke-width="1"/>`);
-    if (d === 1 || d % 5 === 0 || d === lastDay) axis.push(`<text x="${x(d) + DAY_W / 2}" y="${AXIS_H - 8}" font-size="11" text-anchor="middle" fill="#566070">D${d}</text>`);
+    axis.push(
+      `<line x1="${x(d)}" y1="${AXIS_H - 4}" x2="${x(d)}" y2="${height}" stroke="${strong ? '#c5ccd5' : '#eef1f4'}" stroke-width="1"/>`,
+    );
+    if (d === 1 || d % 5 === 0 || d === lastDay)
+      axis.push(
+        `<text x="${x(d) + DAY_W / 2}" y="${AXIS_H - 8}" font-size="11" text-anchor="middle" fill="#566070">D${d}</text>`,
+      );
   }
   let today = '';
   if (status.day !== undefined) {
     const inRange = status.day >= 1 && status.day <= lastDay;
     const day = Math.min(Math.max(status.day, 1), lastDay);
     const tx = x(day) + DAY_W / 2;
-    const label = inRange ? `today D${status.day}` : status.day < 1 ? `today: D${status.day} (before D1)` : `today: D${status.day} (after D${lastDay})`;
+    const label = inRange
+      ? `today D${status.day}`
+      : status.day < 1
+        ? `today: D${status.day} (before D1)`
+        : `today: D${status.day} (after D${lastDay})`;
     today =
       `<g data-today="${status.day}"><line x1="${tx}" y1="16" x2="${tx}" y2="${height}" stroke="#d23c3c" stroke-width="2.5"/>` +
       `<rect x="${Math.min(tx - 4, width - 190)}" y="0" width="${label.length * 6.6 + 10}" height="16" rx="3" fill="#d23c3c"/>` +
@@ -140,7 +187,8 @@ function legend(states: string[]): string {
 
 function stepRow(step: StepStatus): string {
   const evidence = step.summary ? e(step.summary) : '';
-  const message = step.message && step.state !== 'done' ? `<div class="small">${e(step.message.split('\n')[0])}</div>` : '';
+  const message =
+    step.message && step.state !== 'done' ? `<div class="small">${e(step.message.split('\n')[0])}</div>` : '';
   const journal = step.journal ? `<div class="small">journal: ${e(step.journal)}</div>` : '';
   const stale = step.stale
     ? `<div class="stale" data-stale="${e(step.stale.since.join(' '))}"><span class="badge" style="background:#b8860b">stale</span> ${e(step.stale.reasons.join('; '))}: run it again</div>`
@@ -164,14 +212,16 @@ function phaseSection(phase: PhaseStatus): string {
 }
 
 export function renderMatrix(matrix: HostRoleMatrix): string {
-  if (!matrix.hosts.length) return `<p class="small">No run journal with role results yet (${matrix.journalsRead} journal(s) read).</p>`;
+  if (!matrix.hosts.length)
+    return `<p class="small">No run journal with role results yet (${matrix.journalsRead} journal(s) read).</p>`;
   const head = `<tr><th>host \\ role</th>${matrix.roles.map((r) => `<th>${e(r)}</th>`).join('')}</tr>`;
   const body = matrix.hosts
     .map((host) => {
       const cells = matrix.roles
         .map((role) => {
           const cell = matrix.cells[host]?.[role];
-          if (!cell) return `<td class="cell none" data-host="${e(host)}" data-role="${e(role)}" data-state="none">—</td>`;
+          if (!cell)
+            return `<td class="cell none" data-host="${e(host)}" data-role="${e(role)}" data-state="none">—</td>`;
           const title = `${host} / ${role}: ${cell.state} — ${cell.command} at ${shortTime(cell.at)}${cell.detail ? ` — ${cell.detail}` : ''}`;
           return `<td class="cell" data-host="${e(host)}" data-role="${e(role)}" data-state="${cell.state}" style="background:${STATE_COLOURS[cell.state]}" title="${e(title)}">${e(cell.state)}</td>`;
         })
@@ -194,7 +244,12 @@ export function renderDrills(status: RolloutStatus, drillRuns: DrillRun[]): stri
     .map((s) => {
       const ev = s.evidence?.kind === 'drill' ? (s.evidence as DrillEvidence) : undefined;
       const targets = ev
-        ? ev.targets.map((t) => `<div data-target="${e(t.key)}" data-met="${t.met}">${t.met ? '✔' : '✘'} ${e(t.key)} ${e(t.target)} — measured ${e(t.measured ?? 'nothing')}</div>`).join('')
+        ? ev.targets
+            .map(
+              (t) =>
+                `<div data-target="${e(t.key)}" data-met="${t.met}">${t.met ? '✔' : '✘'} ${e(t.key)} ${e(t.target)} — measured ${e(t.measured ?? 'nothing')}</div>`,
+            )
+            .join('')
         : (s.drill?.targets ?? []).map((t) => `<div class="small">${e(t)}</div>`).join('');
       return (
         `<tr data-drill-step="${e(s.id)}"><td><b>${e(s.id)}</b><div class="small">${e(s.name)}</div></td><td>${e(ev?.drill ?? s.drill?.name ?? '')}</td><td>${badge(s.state)}</td>` +
@@ -203,7 +258,10 @@ export function renderDrills(status: RolloutStatus, drillRuns: DrillRun[]): stri
     })
     .join('');
   const runRows = drillRuns
-    .map((d) => `<tr data-drill-run="${e(d.drill)}"><td>${e(d.drill)}</td><td>${badge(d.passed ? 'done' : 'failed', d.passed ? 'passed' : 'failed')}</td><td>${measuredText(d.measured)}</td><td>${e(d.target)}${d.msg ? `<div class="small">${e(d.msg)}</div>` : ''}</td><td>${e(shortTime(d.at))}</td></tr>`)
+    .map(
+      (d) =>
+        `<tr data-drill-run="${e(d.drill)}"><td>${e(d.drill)}</td><td>${badge(d.passed ? 'done' : 'failed', d.passed ? 'passed' : 'failed')}</td><td>${measuredText(d.measured)}</td><td>${e(d.target)}${d.msg ? `<div class="small">${e(d.msg)}</div>` : ''}</td><td>${e(shortTime(d.at))}</td></tr>`,
+    )
     .join('');
   return (
     (steps.length
@@ -217,8 +275,11 @@ export function renderDrills(status: RolloutStatus, drillRuns: DrillRun[]): stri
 
 export function renderReport(data: ReportData): string {
   const { status } = data;
-  const day = status.day === undefined ? 'not started' : status.day >= 1 ? `D${status.day}` : `before D1 (D${status.day})`;
-  const late = status.late.length ? `<div class="late"><b>Late</b><ul>${status.late.map((l) => `<li>${e(l)}</li>`).join('')}</ul></div>` : '';
+  const day =
+    status.day === undefined ? 'not started' : status.day >= 1 ? `D${status.day}` : `before D1 (D${status.day})`;
+  const late = status.late.length
+    ? `<div class="late"><b>Late</b><ul>${status.late.map((l) => `<li>${e(l)}</li>`).join('')}</ul></div>`
+    : '';
   const problems = status.problems.length
     ? `<div class="late"><b>Steps that will fail when run</b><ul>${status.problems.map((p) => `<li>${e(p.step)}: ${e(p.message)}</li>`).join('')}</ul></div>`
     : '';

@@ -55,8 +55,13 @@ export const MAX_JOURNALS = 300;
 /** Journal files in `dir`, oldest first (by the time in their name, which sorts). */
 export function journalFiles(dir: string, max = MAX_JOURNALS): string[] {
   if (!existsSync(dir)) return [];
-  const names = readdirSync(dir).filter((n) => n.endsWith('.ndjson')).sort();
-  return names.slice(-max).map((n) => join(dir, n)).filter((p) => statSync(p).isFile());
+  const names = readdirSync(dir)
+    .filter((n) => n.endsWith('.ndjson'))
+    .sort();
+  return names
+    .slice(-max)
+    .map((n) => join(dir, n))
+    .filter((p) => statSync(p).isFile());
 }
 
 function worse(a: CellState | undefined, b: CellState): CellState {
@@ -98,12 +103,22 @@ function cellsOfJournal(events: RunEvent[]): { cells: Map<string, Map<string, Pe
       } else if (e.status === 'failed' && !e.ignored) {
         note(e.host, role, 'failed', `${e.task.name}${e.msg ? `: ${e.msg.split('\n')[0]}` : ''}`);
       } else if (e.status === 'changed') {
-        note(e.host, role, checkRun || e.check ? 'drift' : 'changed', checkRun || e.check ? `would change: ${e.task.name}` : undefined);
+        note(
+          e.host,
+          role,
+          checkRun || e.check ? 'drift' : 'changed',
+          checkRun || e.check ? `would change: ${e.task.name}` : undefined,
+        );
       } else if (e.status === 'ok' || e.status === 'skipped') {
         note(e.host, role, 'ok');
       }
     } else if (e.type === 'verify_result') {
-      note(e.host, e.role, e.passed ? 'ok' : 'drift', e.passed ? undefined : `${e.check}${e.msg ? `: ${e.msg.split('\n')[0]}` : ''}`);
+      note(
+        e.host,
+        e.role,
+        e.passed ? 'ok' : 'drift',
+        e.passed ? undefined : `${e.check}${e.msg ? `: ${e.msg.split('\n')[0]}` : ''}`,
+      );
     }
   }
   // A host lost during the run: every role it had in this run reads unreachable.
@@ -146,16 +161,28 @@ export function buildMatrix(journals: string[]): { matrix: HostRoleMatrix; drill
     // (their older results say nothing about a host that is down now).
     for (const host of journal.unreachable) {
       for (const [role, cell] of Object.entries(cells[host] ?? {})) {
-        if (cell.runId !== runId) cells[host]![role] = { state: 'unreachable', at, runId, command, detail: 'host unreachable in a newer run' };
+        if (cell.runId !== runId)
+          cells[host]![role] = { state: 'unreachable', at, runId, command, detail: 'host unreachable in a newer run' };
       }
     }
     for (const e of events) {
-      if (e.type === 'drill_result') drills.set(e.drill, { drill: e.drill, passed: e.passed, measured: e.measured, target: e.target, msg: e.msg, at: e.time, runId });
+      if (e.type === 'drill_result')
+        drills.set(e.drill, {
+          drill: e.drill,
+          passed: e.passed,
+          measured: e.measured,
+          target: e.target,
+          msg: e.msg,
+          at: e.time,
+          runId,
+        });
     }
   }
   return {
     matrix: {
-      hosts: hostOrder.filter((h) => Object.keys(cells[h] ?? {}).length > 0).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })),
+      hosts: hostOrder
+        .filter((h) => Object.keys(cells[h] ?? {}).length > 0)
+        .sort((a, b) => a.localeCompare(b, 'en', { numeric: true })),
       roles: roleOrder,
       cells,
       journalsRead: read,

@@ -101,7 +101,11 @@ async function planBatches(spec: MigrateStepSpec, source: MigrateHost): Promise<
   if (Array.isArray(spec.batches)) return spec.batches.map((b) => [b.replace(/\/+$/, '')]);
   if (spec.batches === undefined) return [[WHOLE]];
   // Top-level entries, NUL-separated so any file name survives, sorted so the plan is the same every run.
-  const listed = await run(source, `cd ${quote(spec.source.path)} && find . -mindepth 1 -maxdepth 1 -printf '%P\\0'`, `listing ${spec.source.path}`);
+  const listed = await run(
+    source,
+    `cd ${quote(spec.source.path)} && find . -mindepth 1 -maxdepth 1 -printf '%P\\0'`,
+    `listing ${spec.source.path}`,
+  );
   const entries = listed.stdout.split('\0').filter(Boolean).sort();
   return splitIntoBatches(entries, spec.batches);
 }
@@ -111,8 +115,32 @@ function remoteTarget(io: MigrateIO, path: string): string {
   return `${io.target.user}@${address}:${path}`;
 }
 
-function rsyncArgs(spec: MigrateStepSpec, io: MigrateIO, keyDir: string, entries: string[], mode: 'copy' | 'copy-checksum' | 'dry-run' | 'compare'): string {
-  const ssh = ['ssh', '-i', `${keyDir}/key`, '-p', String(io.target.port), '-o', `UserKnownHostsFile=${keyDir}/known_hosts`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'ConnectTimeout=15'].join(' ');
+function rsyncArgs(
+  spec: MigrateStepSpec,
+  io: MigrateIO,
+  keyDir: string,
+  entries: string[],
+  mode: 'copy' | 'copy-checksum' | 'dry-run' | 'compare',
+): string {
+  const ssh = [
+    'ssh',
+    '-i',
+    `${keyDir}/key`,
+    '-p',
+    String(io.target.port),
+    '-o',
+    `UserKnownHostsFile=${keyDir}/known_hosts`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'ConnectTimeout=15',
+  ].join(' ');
   const args = ['rsync', '-aH', '--partial', '--partial-dir=.rsync-partial', '--stats', '-e', ssh];
   if (mode === 'dry-run' || mode === 'compare') args.push('--dry-run', '--itemize-changes');
   if (mode === 'compare' || mode === 'copy-checksum') args.push('--checksum');
@@ -133,11 +161,23 @@ function rsyncArgs(spec: MigrateStepSpec, io: MigrateIO, keyDir: string, entries
 
 async function prepareKey(io: MigrateIO, token: string): Promise<{ keyDir: string; publicKey: string }> {
   const { source } = io;
-  const made = await run(source, 'umask 077 && mktemp -d "${TMPDIR:-/tmp}/cairn-migrate.XXXXXXXX"', 'making a private temp folder');
+  const made = await run(
+    source,
+    'umask 077 && mktemp -d "${TMPDIR:-/tmp}/cairn-migrate.XXXXXXXX"',
+    'making a private temp folder',
+  );
   const keyDir = made.stdout.trim();
   if (!keyDir.startsWith('/')) throw new MigrateError(`${source.name}: mktemp gave ${JSON.stringify(keyDir)}`);
-  const knownHosts = io.targetHostKeys.map((k) => `${knownHostsName(io.target.address, io.target.port)} ${k.keyType} ${k.keyBlob.toString('base64')}`).join('\n') + '\n';
-  await run(source, `${argv('ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `${MARKER}${token}`, '-f', `${keyDir}/key`)} && cat > ${quote(`${keyDir}/known_hosts`)}`, 'making a one-off SSH key', { stdin: knownHosts });
+  const knownHosts =
+    io.targetHostKeys
+      .map((k) => `${knownHostsName(io.target.address, io.target.port)} ${k.keyType} ${k.keyBlob.toString('base64')}`)
+      .join('\n') + '\n';
+  await run(
+    source,
+    `${argv('ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `${MARKER}${token}`, '-f', `${keyDir}/key`)} && cat > ${quote(`${keyDir}/known_hosts`)}`,
+    'making a one-off SSH key',
+    { stdin: knownHosts },
+  );
   const pub = await run(source, `cat ${quote(`${keyDir}/key.pub`)}`, 'reading the one-off key');
   return { keyDir, publicKey: pub.stdout.trim() };
 }
@@ -166,16 +206,27 @@ function rewriteAuthorizedKeys(io: MigrateIO, add?: string): string {
 
 async function checkTools(io: MigrateIO, spec: MigrateStepSpec): Promise<void> {
   const missing = async (host: MigrateHost, tools: string[]) => {
-    const r = await host.exec(tools.map((t) => `command -v ${quote(t)} >/dev/null || echo ${quote(t)}`).join('; '), { become: host.become });
-    return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    const r = await host.exec(tools.map((t) => `command -v ${quote(t)} >/dev/null || echo ${quote(t)}`).join('; '), {
+      become: host.become,
+    });
+    return r.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
   };
   const src = await missing(io.source, ['rsync', 'ssh', 'ssh-keygen']);
-  if (src.length) throw new MigrateError(`${io.source.name}: ${src.join(', ')} not installed (the source runs rsync over ssh; install rsync and openssh-client)`);
+  if (src.length)
+    throw new MigrateError(
+      `${io.source.name}: ${src.join(', ')} not installed (the source runs rsync over ssh; install rsync and openssh-client)`,
+    );
   const tgt = await missing(io.target, ['rsync']);
   if (tgt.length) throw new MigrateError(`${io.target.name}: rsync is not installed (install it, e.g. with apt)`);
   const dir = await io.source.exec(`test -d ${quote(spec.source.path)}`, { become: io.source.become });
   if (dir.code !== 0) throw new MigrateError(`${io.source.name}: the source folder ${spec.source.path} does not exist`);
-  if (!io.targetHostKeys.length) throw new MigrateError(`${io.target.name}: cairn has no host key on record for ${knownHostsName(io.target.address, io.target.port)}, so the source could not check whom it sends the data to`);
+  if (!io.targetHostKeys.length)
+    throw new MigrateError(
+      `${io.target.name}: cairn has no host key on record for ${knownHostsName(io.target.address, io.target.port)}, so the source could not check whom it sends the data to`,
+    );
 }
 
 export async function runMigration(spec: MigrateStepSpec, io: MigrateIO): Promise<MigrateResult> {
@@ -196,8 +247,13 @@ export async function runMigration(spec: MigrateStepSpec, io: MigrateIO): Promis
     const done = new Set(spec.dryRun ? [] : io.alreadyDone);
     const todo = batches.map((entries) => entries.filter((e) => !done.has(e))).filter((b) => b.length > 0);
     evidence.resumed = batches.flat().filter((e) => done.has(e));
-    if (evidence.resumed.length) io.log(`resuming: ${evidence.resumed.length} entr${evidence.resumed.length === 1 ? 'y' : 'ies'} already migrated by an earlier run`);
-    io.log(`${spec.dryRun ? 'dry run (rehearsal)' : 'migration'} ${evidence.source} -> ${evidence.target}: ${todo.length} batch${todo.length === 1 ? '' : 'es'} to go`);
+    if (evidence.resumed.length)
+      io.log(
+        `resuming: ${evidence.resumed.length} entr${evidence.resumed.length === 1 ? 'y' : 'ies'} already migrated by an earlier run`,
+      );
+    io.log(
+      `${spec.dryRun ? 'dry run (rehearsal)' : 'migration'} ${evidence.source} -> ${evidence.target}: ${todo.length} batch${todo.length === 1 ? '' : 'es'} to go`,
+    );
 
     // A key left behind by a killed run goes; one migration runs at a time (the rollout runs one step).
     if (io.staleKeyDir && /\/cairn-migrate\.[A-Za-z0-9]+$/.test(io.staleKeyDir)) {
@@ -205,28 +261,51 @@ export async function runMigration(spec: MigrateStepSpec, io: MigrateIO): Promis
       io.log(`removed the one-off key ${io.staleKeyDir} left on ${io.source.name} by a run that was cut short`);
     }
     // authorized_keys is the login user's own file: never through sudo.
-    await run(io.target, rewriteAuthorizedKeys(io), 'cleaning old one-off keys from authorized_keys', { become: false });
+    await run(io.target, rewriteAuthorizedKeys(io), 'cleaning old one-off keys from authorized_keys', {
+      become: false,
+    });
     const key = await prepareKey(io, token);
     keyDir = key.keyDir;
     await io.onKeyDir(keyDir);
-    await run(io.target, rewriteAuthorizedKeys(io, `restrict ${key.publicKey}`), 'authorising the one-off key', { become: false });
+    await run(io.target, rewriteAuthorizedKeys(io, `restrict ${key.publicKey}`), 'authorising the one-off key', {
+      become: false,
+    });
     authorised = true;
     if (!spec.dryRun) await run(io.target, `mkdir -p ${quote(spec.target.path)}`, `creating ${spec.target.path}`);
 
     for (let i = 0; i < todo.length; i++) {
-      if (io.signal.aborted) return { evidence, interrupted: true, error: `interrupted after ${i} of ${todo.length} batches` };
+      if (io.signal.aborted)
+        return { evidence, interrupted: true, error: `interrupted after ${i} of ${todo.length} batches` };
       const entries = todo[i]!;
       const name = batchName(entries);
       const started = Date.now();
       io.log(`batch ${i + 1}/${todo.length}: ${name}`);
-      const copy = await run(io.source, rsyncArgs(spec, io, keyDir, entries, spec.dryRun ? 'dry-run' : 'copy'), `rsync of ${name}`);
+      const copy = await run(
+        io.source,
+        rsyncArgs(spec, io, keyDir, entries, spec.dryRun ? 'dry-run' : 'copy'),
+        `rsync of ${name}`,
+      );
       const stats = parseRsyncStats(copy.stdout);
-      if (!stats) throw new MigrateError(`${io.source.name}: rsync of ${name} printed no statistics: ${copy.stdout.slice(-300)}`);
-      const batch: MigrateBatchEvidence = { name, filesTransferred: stats.filesTransferred, bytesTransferred: stats.bytesTransferred, files: stats.regularFiles, durationMs: 0 };
+      if (!stats)
+        throw new MigrateError(`${io.source.name}: rsync of ${name} printed no statistics: ${copy.stdout.slice(-300)}`);
+      const batch: MigrateBatchEvidence = {
+        name,
+        filesTransferred: stats.filesTransferred,
+        bytesTransferred: stats.bytesTransferred,
+        files: stats.regularFiles,
+        durationMs: 0,
+      };
       if (!spec.dryRun && spec.checksum) {
         const compareOnce = async () => {
-          const compare = await run(io.source, rsyncArgs(spec, io, keyDir!, entries, 'compare'), `checksum comparison of ${name}`);
-          return { diff: parseItemizedDifferences(compare.stdout), compared: parseRsyncStats(compare.stdout)?.regularFiles ?? 0 };
+          const compare = await run(
+            io.source,
+            rsyncArgs(spec, io, keyDir!, entries, 'compare'),
+            `checksum comparison of ${name}`,
+          );
+          return {
+            diff: parseItemizedDifferences(compare.stdout),
+            compared: parseRsyncStats(compare.stdout)?.regularFiles ?? 0,
+          };
         };
         let { diff, compared } = await compareOnce();
         let repaired: string[] | undefined;
@@ -234,20 +313,33 @@ export async function runMigration(spec: MigrateStepSpec, io: MigrateIO): Promis
           // rsync's quick check (size and time) misses a file changed in place with the same size and time;
           // copy those again comparing checksums, then compare once more. What still differs is a failure.
           repaired = [...diff.differing, ...diff.missing];
-          io.log(`batch ${i + 1}/${todo.length}: ${repaired.length} file(s) differ by checksum after the copy (${repaired.slice(0, 5).join(', ')}${repaired.length > 5 ? ', …' : ''}): copying them again with --checksum`);
+          io.log(
+            `batch ${i + 1}/${todo.length}: ${repaired.length} file(s) differ by checksum after the copy (${repaired.slice(0, 5).join(', ')}${repaired.length > 5 ? ', …' : ''}): copying them again with --checksum`,
+          );
           await run(io.source, rsyncArgs(spec, io, keyDir, entries, 'copy-checksum'), `checksum copy of ${name}`);
           ({ diff, compared } = await compareOnce());
         }
-        batch.checksums = { compared, mismatched: diff.differing, missing: diff.missing, ...(repaired ? { repaired } : {}) };
+        batch.checksums = {
+          compared,
+          mismatched: diff.differing,
+          missing: diff.missing,
+          ...(repaired ? { repaired } : {}),
+        };
         if (diff.differing.length || diff.missing.length) {
           batch.durationMs = Date.now() - started;
           evidence.batches.push(batch);
           const list = [...diff.differing.map((f) => `${f} (differs)`), ...diff.missing.map((f) => `${f} (missing)`)];
-          throw new MigrateError(`checksum comparison of ${name} failed: ${list.length} file${list.length === 1 ? '' : 's'} not identical on ${io.target.name}: ${list.slice(0, 10).join(', ')}${list.length > 10 ? ', …' : ''}`);
+          throw new MigrateError(
+            `checksum comparison of ${name} failed: ${list.length} file${list.length === 1 ? '' : 's'} not identical on ${io.target.name}: ${list.slice(0, 10).join(', ')}${list.length > 10 ? ', …' : ''}`,
+          );
         }
-        io.log(`batch ${i + 1}/${todo.length}: ${stats.filesTransferred} files (${stats.bytesTransferred} bytes) sent; checksums of ${compared} files match${repaired ? ` (${repaired.length} copied again)` : ''}`);
+        io.log(
+          `batch ${i + 1}/${todo.length}: ${stats.filesTransferred} files (${stats.bytesTransferred} bytes) sent; checksums of ${compared} files match${repaired ? ` (${repaired.length} copied again)` : ''}`,
+        );
       } else {
-        io.log(`batch ${i + 1}/${todo.length}: ${stats.filesTransferred} files (${stats.bytesTransferred} bytes) ${spec.dryRun ? 'would be sent' : 'sent'}`);
+        io.log(
+          `batch ${i + 1}/${todo.length}: ${stats.filesTransferred} files (${stats.bytesTransferred} bytes) ${spec.dryRun ? 'would be sent' : 'sent'}`,
+        );
       }
       batch.durationMs = Date.now() - started;
       evidence.batches.push(batch);
@@ -261,11 +353,20 @@ export async function runMigration(spec: MigrateStepSpec, io: MigrateIO): Promis
     // Clean up whatever happened; a failure here is logged (the next run retries it) and does not hide the
     // migration's own result.
     if (authorised) {
-      const cleaned = await io.target.exec(rewriteAuthorizedKeys(io), { become: false }).then((r) => r.code === 0, () => false);
-      if (!cleaned) io.log(`could not remove the one-off key from ${io.target.name}'s authorized_keys (comment ${MARKER}${token}): the next migration removes it, or remove that line by hand`);
+      const cleaned = await io.target.exec(rewriteAuthorizedKeys(io), { become: false }).then(
+        (r) => r.code === 0,
+        () => false,
+      );
+      if (!cleaned)
+        io.log(
+          `could not remove the one-off key from ${io.target.name}'s authorized_keys (comment ${MARKER}${token}): the next migration removes it, or remove that line by hand`,
+        );
     }
     if (keyDir) {
-      const removed = await io.source.exec(`rm -rf ${quote(keyDir)}`, { become: io.source.become }).then((r) => r.code === 0, () => false);
+      const removed = await io.source.exec(`rm -rf ${quote(keyDir)}`, { become: io.source.become }).then(
+        (r) => r.code === 0,
+        () => false,
+      );
       if (removed) await io.onKeyDir(undefined).catch(() => undefined);
     }
   }

@@ -10,9 +10,19 @@ import { loadState } from './state.js';
 import { rolloutStatus } from './status.js';
 import type { Checklist } from './types.js';
 
-export function buildReportData(checklist: Checklist, statePath: string, runsDir: string, today: string = localDate()): ReportData {
+export function buildReportData(
+  checklist: Checklist,
+  statePath: string,
+  runsDir: string,
+  today: string = localDate(),
+): ReportData {
   const { matrix, drills } = buildMatrix(journalFiles(runsDir));
-  return { status: rolloutStatus(checklist, loadState(statePath), today), matrix, drillRuns: drills, generatedAt: new Date().toISOString() };
+  return {
+    status: rolloutStatus(checklist, loadState(statePath), today),
+    matrix,
+    drillRuns: drills,
+    generatedAt: new Date().toISOString(),
+  };
 }
 
 /** Render and write the report atomically (temp file beside it, then rename); returns the HTML. */
@@ -29,7 +39,9 @@ export function writeReport(data: ReportData, output: string): string {
     } catch {
       // not created
     }
-    throw new CairnError(`cannot write the report ${output}: ${err instanceof Error ? err.message : String(err)}`, { kind: 'runtime' });
+    throw new CairnError(`cannot write the report ${output}: ${err instanceof Error ? err.message : String(err)}`, {
+      kind: 'runtime',
+    });
   }
   return html;
 }

@@ -26,7 +26,11 @@ export function parseRsyncStats(output: string): RsyncStats | undefined {
   if (!files || !transferred || !bytes) return undefined;
   // "Number of files: 1 (reg: 1)"; a lone file or an empty folder may omit the breakdown.
   const reg = files[2] ? /reg: ([\d,.']+)/.exec(files[2]) : undefined;
-  return { regularFiles: reg ? number(reg[1]) : files[2] ? 0 : number(files[1]), filesTransferred: number(transferred[1]), bytesTransferred: number(bytes[1]) };
+  return {
+    regularFiles: reg ? number(reg[1]) : files[2] ? 0 : number(files[1]),
+    filesTransferred: number(transferred[1]),
+    bytesTransferred: number(bytes[1]),
+  };
 }
 
 export interface ItemizedDifferences {

@@ -88,7 +88,12 @@ const migrateSpec = {
 const manualSpec = {
   anyOf: [
     { type: 'string', minLength: 1 },
-    { type: 'object', additionalProperties: false, required: ['instructions'], properties: { instructions: { type: 'string', minLength: 1 } } },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['instructions'],
+      properties: { instructions: { type: 'string', minLength: 1 } },
+    },
   ],
 } as const;
 

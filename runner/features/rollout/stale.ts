@@ -66,11 +66,16 @@ export function staleSteps(checklist: Checklist, state: RolloutState): Map<strin
       const est = stepState(state, earlier.id);
       if (!changesHosts(est.evidence) || !est.finishedAt || est.finishedAt <= st.finishedAt) continue;
       const earlierScope = scopeOf(earlier, est.evidence)!;
-      const hosts = laterScope.hosts === undefined ? earlierScope.hosts ?? [] : overlap(earlierScope.hosts, laterScope.hosts);
+      const hosts =
+        laterScope.hosts === undefined ? (earlierScope.hosts ?? []) : overlap(earlierScope.hosts, laterScope.hosts);
       const roles = overlap(earlierScope.roles, laterScope.roles);
       const whole = laterScope.hosts === undefined;
       if (!whole && hosts.length === 0 && roles.length === 0) continue;
-      const what = roles.length ? `roles ${roles.join(', ')}` : whole ? 'the platform this drill exercises' : `hosts ${hosts.slice(0, 4).join(', ')}${hosts.length > 4 ? ` (+${hosts.length - 4})` : ''}`;
+      const what = roles.length
+        ? `roles ${roles.join(', ')}`
+        : whole
+          ? 'the platform this drill exercises'
+          : `hosts ${hosts.slice(0, 4).join(', ')}${hosts.length > 4 ? ` (+${hosts.length - 4})` : ''}`;
       const mark = marks.get(later.id) ?? { since: [], reasons: [] };
       mark.since.push(earlier.id);
       mark.reasons.push(`${earlier.id} ran again at ${est.finishedAt.replace('T', ' ').slice(0, 16)} (${what})`);

@@ -11,7 +11,18 @@
  *   `interrupted`: a crash mid-step can never leave it `done`.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CairnError } from '../../core/util/errors.js';
@@ -43,15 +54,32 @@ export function loadState(path: string): RolloutState {
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new CairnError(`the rollout state is not readable JSON (${err instanceof Error ? err.message : String(err)}); it is written atomically, so this file was edited by hand or by another program`, { kind: 'runtime', location: { file: path } });
+    throw new CairnError(
+      `the rollout state is not readable JSON (${err instanceof Error ? err.message : String(err)}); it is written atomically, so this file was edited by hand or by another program`,
+      { kind: 'runtime', location: { file: path } },
+    );
   }
-  if (!isPlainObject(parsed) || parsed.version !== 1 || !isPlainObject(parsed.steps) || !Array.isArray(parsed.history)) {
-    throw new CairnError('the rollout state is not a cairn rollout state (expected {"version": 1, "steps": {...}, "history": [...]})', { kind: 'runtime', location: { file: path } });
+  if (
+    !isPlainObject(parsed) ||
+    parsed.version !== 1 ||
+    !isPlainObject(parsed.steps) ||
+    !Array.isArray(parsed.history)
+  ) {
+    throw new CairnError(
+      'the rollout state is not a cairn rollout state (expected {"version": 1, "steps": {...}, "history": [...]})',
+      { kind: 'runtime', location: { file: path } },
+    );
   }
   const state = parsed as unknown as RolloutState;
   for (const [id, step] of Object.entries(state.steps)) {
     if (step.state === 'running' && !runnerAlive(step)) {
-      state.steps[id] = { ...step, state: 'interrupted', message: `the run (pid ${step.pid ?? '?'}) ended without finishing the step: killed or crashed`, pid: undefined, procStartTime: undefined };
+      state.steps[id] = {
+        ...step,
+        state: 'interrupted',
+        message: `the run (pid ${step.pid ?? '?'}) ended without finishing the step: killed or crashed`,
+        pid: undefined,
+        procStartTime: undefined,
+      };
     }
   }
   return state;
@@ -60,7 +88,15 @@ export function loadState(path: string): RolloutState {
 /** Whether the process recorded as running a step still runs (on this machine; another machine's is trusted). */
 export function runnerAlive(step: StepState): boolean {
   if (step.pid === undefined) return false;
-  const verdict = holderState({ pid: step.pid, host: step.host ?? hostname(), procStartTime: step.procStartTime, startedAt: step.startedAt ?? '', command: '', inventory: '', token: '' });
+  const verdict = holderState({
+    pid: step.pid,
+    host: step.host ?? hostname(),
+    procStartTime: step.procStartTime,
+    startedAt: step.startedAt ?? '',
+    command: '',
+    inventory: '',
+    token: '',
+  });
   return verdict.state !== 'gone';
 }
 
@@ -86,7 +122,10 @@ function writeAtomically(path: string, text: string): void {
     } catch {
       // never created, or already renamed
     }
-    throw new CairnError(`cannot write the rollout state ${path}: ${err instanceof Error ? err.message : String(err)}`, { kind: 'runtime' });
+    throw new CairnError(
+      `cannot write the rollout state ${path}: ${err instanceof Error ? err.message : String(err)}`,
+      { kind: 'runtime' },
+    );
   }
 }
 
@@ -106,7 +145,11 @@ async function lockState(path: string, stateDir: string): Promise<RunLock> {
       return acquireRunLock(key, 'cairn rollout (state update)', { stateDir, releaseOnExit: true });
     } catch (err) {
       if (!(err instanceof CairnError) || err.kind !== 'lock' || Date.now() > deadline) {
-        if (err instanceof CairnError && err.kind === 'lock') throw new CairnError(`the rollout state ${path} stayed locked for ${LOCK_WAIT_MS / 1000} s: ${err.message}`, { kind: 'lock', detail: err.detail });
+        if (err instanceof CairnError && err.kind === 'lock')
+          throw new CairnError(`the rollout state ${path} stayed locked for ${LOCK_WAIT_MS / 1000} s: ${err.message}`, {
+            kind: 'lock',
+            detail: err.detail,
+          });
         throw err;
       }
       await sleep(25 + Math.random() * 50);

@@ -74,7 +74,11 @@ function bytes(n: number): string {
 
 function plural(n: number, word: string): string {
   if (n === 1) return `${n} ${word}`;
-  const many = /(s|ch|sh|x)$/.test(word) ? `${word}es` : /[^aeiou]y$/.test(word) ? `${word.slice(0, -1)}ies` : `${word}s`;
+  const many = /(s|ch|sh|x)$/.test(word)
+    ? `${word}es`
+    : /[^aeiou]y$/.test(word)
+      ? `${word.slice(0, -1)}ies`
+      : `${word}s`;
   return `${n} ${many}`;
 }
 
@@ -87,17 +91,32 @@ export function summariseEvidence(evidence: StepEvidence | undefined, signoff?: 
         evidence.failedHosts.length ? `failed: ${evidence.failedHosts.join(', ')}` : '',
         evidence.unreachableHosts.length ? `unreachable: ${evidence.unreachableHosts.join(', ')}` : '',
       ].filter(Boolean);
-      if (evidence.validate) return `validated ${plural(evidence.roles?.length ?? 0, 'role')} on ${plural(evidence.hosts.length, 'host')}`;
-      if (evidence.check) return [`check mode: ${plural(evidence.hosts.length, 'host')}, ${plural(evidence.changed, 'change')} predicted`, ...troubles].join('; ');
-      const verify = evidence.verify.checks ? `, verify ${evidence.verify.checks - evidence.verify.failed}/${evidence.verify.checks} green` : '';
+      if (evidence.validate)
+        return `validated ${plural(evidence.roles?.length ?? 0, 'role')} on ${plural(evidence.hosts.length, 'host')}`;
+      if (evidence.check)
+        return [
+          `check mode: ${plural(evidence.hosts.length, 'host')}, ${plural(evidence.changed, 'change')} predicted`,
+          ...troubles,
+        ].join('; ');
+      const verify = evidence.verify.checks
+        ? `, verify ${evidence.verify.checks - evidence.verify.failed}/${evidence.verify.checks} green`
+        : '';
       return [`${plural(evidence.hosts.length, 'host')}, ${evidence.changed} changed${verify}`, ...troubles].join('; ');
     }
     case 'verify': {
-      const failures = evidence.failures.slice(0, 2).map((f) => `${f.host} ${f.role}: ${f.check}`).join('; ');
-      return evidence.failed ? `${evidence.failed} of ${plural(evidence.checks, 'check')} failed (${failures}${evidence.failed > 2 ? '; …' : ''})` : `${plural(evidence.checks, 'check')} green on ${plural(evidence.hosts.length, 'host')}`;
+      const failures = evidence.failures
+        .slice(0, 2)
+        .map((f) => `${f.host} ${f.role}: ${f.check}`)
+        .join('; ');
+      return evidence.failed
+        ? `${evidence.failed} of ${plural(evidence.checks, 'check')} failed (${failures}${evidence.failed > 2 ? '; …' : ''})`
+        : `${plural(evidence.checks, 'check')} green on ${plural(evidence.hosts.length, 'host')}`;
     }
     case 'drill': {
-      const measured = Object.entries(evidence.measured).slice(0, 4).map(([k, v]) => `${k}=${v}`).join(', ');
+      const measured = Object.entries(evidence.measured)
+        .slice(0, 4)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ');
       const targets = evidence.targets.map(describeTargetCheck).join('; ');
       return `${evidence.passed ? 'passed' : 'did not pass'}${measured ? `: ${measured}` : ''}${targets ? ` | targets: ${targets}` : ''}`;
     }
@@ -108,7 +127,8 @@ export function summariseEvidence(evidence: StepEvidence | undefined, signoff?: 
       const resumed = evidence.resumed.length ? `, resumed after ${plural(evidence.resumed.length, 'entry')}` : '';
       const repaired = evidence.batches.reduce((n, b) => n + (b.checksums?.repaired?.length ?? 0), 0);
       const again = repaired ? ` (${plural(repaired, 'file')} copied again after a checksum mismatch)` : '';
-      if (evidence.dryRun) return `dry run: ${plural(evidence.batches.length, 'batch')}, ${plural(files, 'file')} (${bytes(size)}) would be sent`;
+      if (evidence.dryRun)
+        return `dry run: ${plural(evidence.batches.length, 'batch')}, ${plural(files, 'file')} (${bytes(size)}) would be sent`;
       return `${plural(evidence.batches.length, 'batch')}, ${plural(files, 'file')} (${bytes(size)}) sent${compared ? `, checksums of ${plural(compared, 'file')} match` : ''}${again}${resumed}`;
     }
   }
@@ -124,7 +144,10 @@ export function rolloutStatus(checklist: Checklist, state: RolloutState, today: 
     const steps: StepStatus[] = phase.steps.map((step) => {
       const st = stepState(state, step.id);
       const stepLate = day !== undefined && st.state !== 'done' && day > step.days.end;
-      if (stepLate) late.push(`step ${step.id} (${step.name}) was due by ${formatDayRange({ start: step.days.end, end: step.days.end })} and is ${st.state}`);
+      if (stepLate)
+        late.push(
+          `step ${step.id} (${step.name}) was due by ${formatDayRange({ start: step.days.end, end: step.days.end })} and is ${st.state}`,
+        );
       return {
         id: step.id,
         name: step.name,
@@ -142,13 +165,17 @@ export function rolloutStatus(checklist: Checklist, state: RolloutState, today: 
         journal: st.journal,
         runs: st.runs,
         late: stepLate,
-        drill: step.spec.kind === 'drill' ? { name: step.spec.drill, targets: step.spec.targets.map((t) => `${t.key} ${t.text}`) } : undefined,
+        drill:
+          step.spec.kind === 'drill'
+            ? { name: step.spec.drill, targets: step.spec.targets.map((t) => `${t.key} ${t.text}`) }
+            : undefined,
         stale: stale.get(step.id),
       };
     });
     const complete = gate.passed && steps.every((s) => s.state === 'done');
     const phaseLate = day !== undefined && !gate.passed && day > phase.days.end;
-    if (phaseLate) late.push(`phase ${phase.id} (${phase.name}, ${formatDayRange(phase.days)}): its gate has not passed`);
+    if (phaseLate)
+      late.push(`phase ${phase.id} (${phase.name}, ${formatDayRange(phase.days)}): its gate has not passed`);
     return {
       id: phase.id,
       name: phase.name,
@@ -183,7 +210,10 @@ export function describeNext(checklist: Checklist, state: RolloutState): string 
       return `step ${next.step.id} is running (pid ${next.st.pid}, started ${next.st.startedAt}${next.st.by ? ` by ${next.st.by}` : ''})`;
     case 'run': {
       const st = stepState(state, next.step.id);
-      const again = st.state === 'failed' || st.state === 'interrupted' ? ` (again: it ${st.state === 'failed' ? 'failed' : 'was interrupted'})` : '';
+      const again =
+        st.state === 'failed' || st.state === 'interrupted'
+          ? ` (again: it ${st.state === 'failed' ? 'failed' : 'was interrupted'})`
+          : '';
       return `cairn rollout run ${next.step.id}${again} — ${next.step.name}`;
     }
     case 'sign':
@@ -193,7 +223,13 @@ export function describeNext(checklist: Checklist, state: RolloutState): string 
   }
 }
 
-const STATE_LABEL: Record<StepStateName, string> = { pending: 'pending', running: 'RUNNING', done: 'done', failed: 'FAILED', interrupted: 'INTERRUPTED' };
+const STATE_LABEL: Record<StepStateName, string> = {
+  pending: 'pending',
+  running: 'RUNNING',
+  done: 'done',
+  failed: 'FAILED',
+  interrupted: 'INTERRUPTED',
+};
 const PHASE_MARK: Record<PhaseState, string> = { complete: '✓', open: '▶', locked: '✗' };
 
 function shortTime(iso: string | undefined): string {
@@ -212,16 +248,25 @@ export function renderStatusText(status: RolloutStatus): string {
     const gate = phase.gate.passed ? 'gate passed' : `gate: ${phase.gate.missing.length} missing`;
     const lock = phase.state === 'locked' ? ` — locked until the gate of ${phase.lockedBy} passes` : '';
     out.push('');
-    out.push(`${PHASE_MARK[phase.state]} ${phase.name} [${phase.id}] ${formatDayRange(phase.days)} — ${phase.state}, ${gate}${lock}${phase.late ? ' — LATE' : ''}`);
+    out.push(
+      `${PHASE_MARK[phase.state]} ${phase.name} [${phase.id}] ${formatDayRange(phase.days)} — ${phase.state}, ${gate}${lock}${phase.late ? ' — LATE' : ''}`,
+    );
     for (const step of phase.steps) {
       const when = step.when ? ` ${shortTime(step.when)}${step.by ? ` by ${step.by}` : ''}` : '';
       const days = step.ownDays ? ` ${formatDayRange(step.days)}` : '';
-      out.push(`    ${STATE_LABEL[step.state].padEnd(11)} ${step.id.padEnd(24)} ${step.kindLabel}${days}: ${step.name}${when}${step.late ? ' — LATE' : ''}`);
+      out.push(
+        `    ${STATE_LABEL[step.state].padEnd(11)} ${step.id.padEnd(24)} ${step.kindLabel}${days}: ${step.name}${when}${step.late ? ' — LATE' : ''}`,
+      );
       if (step.summary) out.push(`    ${''.padEnd(11)} ${''.padEnd(24)} evidence: ${step.summary}`);
-      if (step.stale) out.push(`    ${''.padEnd(11)} ${''.padEnd(24)} STALE: ${step.stale.reasons.join('; ')} — run ${step.id} again`);
-      if (step.message && step.state !== 'done') out.push(`    ${''.padEnd(11)} ${''.padEnd(24)} ${step.message.split('\n')[0]}`);
+      if (step.stale)
+        out.push(
+          `    ${''.padEnd(11)} ${''.padEnd(24)} STALE: ${step.stale.reasons.join('; ')} — run ${step.id} again`,
+        );
+      if (step.message && step.state !== 'done')
+        out.push(`    ${''.padEnd(11)} ${''.padEnd(24)} ${step.message.split('\n')[0]}`);
     }
-    if (!phase.gate.passed && phase.state !== 'locked') for (const m of phase.gate.missing) out.push(`    gate needs: ${m}`);
+    if (!phase.gate.passed && phase.state !== 'locked')
+      for (const m of phase.gate.missing) out.push(`    gate needs: ${m}`);
   }
   out.push('');
   out.push(`Next: ${status.next}`);
@@ -231,7 +276,10 @@ export function renderStatusText(status: RolloutStatus): string {
   }
   if (status.problems.length) {
     out.push('Problems (these steps will fail when run):');
-    for (const p of status.problems) out.push(`  - ${p.location.file}:${p.location.line ?? '?'}:${p.location.col ?? '?'}: step ${p.step}: ${p.message}`);
+    for (const p of status.problems)
+      out.push(
+        `  - ${p.location.file}:${p.location.line ?? '?'}:${p.location.col ?? '?'}: step ${p.step}: ${p.message}`,
+      );
   }
   return out.join('\n') + '\n';
 }

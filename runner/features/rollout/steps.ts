@@ -10,7 +10,13 @@
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { loadPlaybookFile } from '../../app/playbook.js';
-import { openSession, parseExtraVars, type CommonRunOptions, type InterruptSource, type Session } from '../../app/session.js';
+import {
+  openSession,
+  parseExtraVars,
+  type CommonRunOptions,
+  type InterruptSource,
+  type Session,
+} from '../../app/session.js';
 import { runDrillInSession } from '../drills/run.js';
 import { getDrill, drillNames } from '../drills/registry.js';
 import type { RunEvent } from '../../core/engine/events.js';
@@ -28,7 +34,16 @@ import { assertStepMayStart } from './gate.js';
 import { runMigration, type MigrateHost } from './migrate.js';
 import { runnerIdentity, stepState, updateState } from './state.js';
 import { describeTargetCheck } from './targets.js';
-import type { Checklist, ChecklistStep, DrillStepSpec, MigrateStepSpec, PlayStepSpec, StepEvidence, StepStateName, VerifyStepSpec } from './types.js';
+import type {
+  Checklist,
+  ChecklistStep,
+  DrillStepSpec,
+  MigrateStepSpec,
+  PlayStepSpec,
+  StepEvidence,
+  StepStateName,
+  VerifyStepSpec,
+} from './types.js';
 
 export interface StepRunContext {
   checklist: Checklist;
@@ -70,16 +85,31 @@ export async function runStep(ctx: StepRunContext, step: ChecklistStep): Promise
     const batchesDone = previous.state === 'done' ? [] : (previous.batchesDone ?? []);
     state.checklist = ctx.checklist.file;
     const stale = previous.migrateKeyDir;
-    state.steps[step.id] = { state: 'running', startedAt, by: ctx.operator, ...runnerIdentity(), runs: previous.runs + 1, batchesDone: batchesDone.length ? batchesDone : undefined, migrateKeyDir: stale };
+    state.steps[step.id] = {
+      state: 'running',
+      startedAt,
+      by: ctx.operator,
+      ...runnerIdentity(),
+      runs: previous.runs + 1,
+      batchesDone: batchesDone.length ? batchesDone : undefined,
+      migrateKeyDir: stale,
+    };
     state.history.push({ at: startedAt, step: step.id, event: 'started', by: ctx.operator });
-    return { batchesDone, staleKeyDir: stale && step.spec.kind === 'migrate' && stale.host === step.spec.source.host ? stale.path : undefined };
+    return {
+      batchesDone,
+      staleKeyDir:
+        stale && step.spec.kind === 'migrate' && stale.host === step.spec.source.host ? stale.path : undefined,
+    };
   });
   ctx.say(`== rollout step ${step.id} (${describeKind(step.spec)}): ${step.name}`);
   let outcome: StepOutcome;
   try {
     outcome = await execute(ctx, step, previousRun);
   } catch (err) {
-    outcome = { state: 'failed', message: err instanceof CairnError ? err.render() : err instanceof Error ? err.message : String(err) };
+    outcome = {
+      state: 'failed',
+      message: err instanceof CairnError ? err.render() : err instanceof Error ? err.message : String(err),
+    };
   }
   await updateState(ctx.statePath, (state) => {
     const current = stepState(state, step.id);
@@ -96,13 +126,25 @@ export async function runStep(ctx: StepRunContext, step: ChecklistStep): Promise
       runId: outcome.runId,
       message: outcome.message,
     };
-    state.history.push({ at: finishedAt, step: step.id, event: outcome.state, by: ctx.operator, note: outcome.message });
+    state.history.push({
+      at: finishedAt,
+      step: step.id,
+      event: outcome.state,
+      by: ctx.operator,
+      note: outcome.message,
+    });
   });
-  ctx.say(`== rollout step ${step.id}: ${outcome.state}${outcome.message ? ` — ${outcome.message.split('\n')[0]}` : ''}`);
+  ctx.say(
+    `== rollout step ${step.id}: ${outcome.state}${outcome.message ? ` — ${outcome.message.split('\n')[0]}` : ''}`,
+  );
   return outcome;
 }
 
-function execute(ctx: StepRunContext, step: ChecklistStep, previous: { batchesDone: string[]; staleKeyDir?: string }): Promise<StepOutcome> {
+function execute(
+  ctx: StepRunContext,
+  step: ChecklistStep,
+  previous: { batchesDone: string[]; staleKeyDir?: string },
+): Promise<StepOutcome> {
   const spec = step.spec;
   switch (spec.kind) {
     case 'play':
@@ -123,22 +165,36 @@ function execute(ctx: StepRunContext, step: ChecklistStep, previous: { batchesDo
 function loadStepPlaybook(step: ChecklistStep, spec: PlayStepSpec | VerifyStepSpec): Playbook {
   const problem = playbookProblem(spec.playbook);
   if (problem) {
-    throw new CairnError(`step "${step.id}": playbook ${spec.playbookAsWritten} ${problem}; it may not be written yet: write it or change the step`, { kind: 'input', location: step.location });
+    throw new CairnError(
+      `step "${step.id}": playbook ${spec.playbookAsWritten} ${problem}; it may not be written yet: write it or change the step`,
+      { kind: 'input', location: step.location },
+    );
   }
   const playbook = loadPlaybookFile(spec.playbook);
   if (spec.roles) {
     const known = new Set(playbook.plays.flatMap((p) => p.roles.map((r) => r.name)));
     const unknown = spec.roles.filter((r) => !known.has(r));
-    if (unknown.length) throw new CairnError(`step "${step.id}": ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a role of ${spec.playbookAsWritten} (roles: ${[...known].join(', ') || 'none'})`, { kind: 'input', location: step.location });
+    if (unknown.length)
+      throw new CairnError(
+        `step "${step.id}": ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a role of ${spec.playbookAsWritten} (roles: ${[...known].join(', ') || 'none'})`,
+        { kind: 'input', location: step.location },
+      );
   }
   return playbook;
 }
 
 /** The session options for a step: the CLI's, with the step's limit, roles and variables. */
-function sessionOptions(ctx: StepRunContext, spec: { limit?: string; roles?: string[]; extraVars: Record<string, unknown> }, extra: Partial<CommonRunOptions> = {}): CommonRunOptions {
+function sessionOptions(
+  ctx: StepRunContext,
+  spec: { limit?: string; roles?: string[]; extraVars: Record<string, unknown> },
+  extra: Partial<CommonRunOptions> = {},
+): CommonRunOptions {
   const cli = ctx.runOptions;
   // The step's variables first, the command line's -e after them (the operator's word wins).
-  const extraVars = [...(Object.keys(spec.extraVars).length ? [JSON.stringify(spec.extraVars)] : []), ...(cli.extraVars ?? [])];
+  const extraVars = [
+    ...(Object.keys(spec.extraVars).length ? [JSON.stringify(spec.extraVars)] : []),
+    ...(cli.extraVars ?? []),
+  ];
   return {
     ...cli,
     inventory: cli.inventory ?? ctx.checklist.inventory,
@@ -162,7 +218,12 @@ function journalEvents(session: Session): RunEvent[] {
   return session.journalPath && existsSync(session.journalPath) ? readJournal(session.journalPath) : [];
 }
 
-function finished(session: Session, state: StepOutcome['state'], evidence: StepEvidence | undefined, message?: string): StepOutcome {
+function finished(
+  session: Session,
+  state: StepOutcome['state'],
+  evidence: StepEvidence | undefined,
+  message?: string,
+): StepOutcome {
   return { state, evidence, message, journal: session.journalPath, runId: session.runId };
 }
 
@@ -171,7 +232,11 @@ function finished(session: Session, state: StepOutcome['state'], evidence: StepE
 async function validatePlay(ctx: StepRunContext, step: ChecklistStep, spec: PlayStepSpec): Promise<StepOutcome> {
   const playbook = loadStepPlaybook(step, spec);
   // Check mode and no lock: validation contacts no host.
-  const session = await openSession(sessionOptions(ctx, spec, { check: true }), `rollout run ${step.id}`, { playbook: playbook.path, lock: false, interrupts: ctx.interrupts });
+  const session = await openSession(sessionOptions(ctx, spec, { check: true }), `rollout run ${step.id}`, {
+    playbook: playbook.path,
+    lock: false,
+    interrupts: ctx.interrupts,
+  });
   const only = narrowedHosts(ctx, spec, session.inventory);
   const engine = only ? session.newEngine({ onlyHosts: only }) : session.engine;
   try {
@@ -179,9 +244,15 @@ async function validatePlay(ctx: StepRunContext, step: ChecklistStep, spec: Play
     const hosts = new Set<string>();
     for (const play of playbook.plays) for (const h of engine.selectHosts(play.hosts, play.hostsLocation)) hosts.add(h);
     // Every host's connection settings must make sense (addresses, ports, keys), as a run would need them.
-    for (const host of hosts) connectionSpecFor(host, session.inventory.hostVars(host), { baseDir: inventoryDir(session.inventory), acceptNewHostKeys: false });
+    for (const host of hosts)
+      connectionSpecFor(host, session.inventory.hostVars(host), {
+        baseDir: inventoryDir(session.inventory),
+        acceptNewHostKeys: false,
+      });
     const roles = [...new Set(playbook.plays.flatMap((p) => p.roles.map((r) => r.name)))];
-    ctx.say(`validated ${playbook.plays.length} play(s), ${roles.length} role(s) (${roles.join(', ') || 'none'}) and the variables of ${hosts.size} host(s)`);
+    ctx.say(
+      `validated ${playbook.plays.length} play(s), ${roles.length} role(s) (${roles.join(', ') || 'none'}) and the variables of ${hosts.size} host(s)`,
+    );
     const code = session.finish(engine.outcome());
     const evidence = playEvidence(journalEvents(session), { check: false, validate: true, exitCode: code, roles });
     evidence.hosts = [...hosts];
@@ -222,16 +293,23 @@ async function runInSession(
 
 async function runPlay(ctx: StepRunContext, step: ChecklistStep, spec: PlayStepSpec): Promise<StepOutcome> {
   const playbook = loadStepPlaybook(step, spec);
-  const session = await openSession(sessionOptions(ctx, spec, { check: spec.check }), `rollout run ${step.id}`, { playbook: playbook.path, interrupts: ctx.interrupts });
+  const session = await openSession(sessionOptions(ctx, spec, { check: spec.check }), `rollout run ${step.id}`, {
+    playbook: playbook.path,
+    interrupts: ctx.interrupts,
+  });
   const { code, interrupted } = await runInSession(ctx, session, spec, playbook, false);
   const evidence = playEvidence(journalEvents(session), { check: spec.check, validate: false, exitCode: code });
   if (interrupted) return finished(session, 'interrupted', evidence, 'interrupted (Ctrl-C)');
   if (code !== ExitCode.ok) return finished(session, 'failed', evidence, describePlayFailure(code, evidence));
-  if (!spec.check && evidence.hosts.length === 0) return finished(session, 'failed', evidence, 'no host matched: nothing was applied');
+  if (!spec.check && evidence.hosts.length === 0)
+    return finished(session, 'failed', evidence, 'no host matched: nothing was applied');
   return finished(session, 'done', evidence);
 }
 
-function describePlayFailure(code: number, ev: { failedHosts: string[]; unreachableHosts: string[]; verify: { failed: number; checks: number } }): string {
+function describePlayFailure(
+  code: number,
+  ev: { failedHosts: string[]; unreachableHosts: string[]; verify: { failed: number; checks: number } },
+): string {
   const parts: string[] = [];
   if (ev.failedHosts.length) parts.push(`failed on ${ev.failedHosts.join(', ')}`);
   if (ev.unreachableHosts.length) parts.push(`unreachable: ${ev.unreachableHosts.join(', ')}`);
@@ -241,27 +319,60 @@ function describePlayFailure(code: number, ev: { failedHosts: string[]; unreacha
 
 async function runVerify(ctx: StepRunContext, step: ChecklistStep, spec: VerifyStepSpec): Promise<StepOutcome> {
   const playbook = loadStepPlaybook(step, spec);
-  const session = await openSession(sessionOptions(ctx, spec), `rollout run ${step.id}`, { playbook: playbook.path, lock: false, interrupts: ctx.interrupts });
+  const session = await openSession(sessionOptions(ctx, spec), `rollout run ${step.id}`, {
+    playbook: playbook.path,
+    lock: false,
+    interrupts: ctx.interrupts,
+  });
   const { code, interrupted } = await runInSession(ctx, session, spec, playbook, true);
   const evidence = verifyEvidence(journalEvents(session), code);
   if (interrupted) return finished(session, 'interrupted', evidence, 'interrupted (Ctrl-C)');
   if (evidence.failed > 0) {
-    const first = evidence.failures.slice(0, 3).map((f) => `${f.host} ${f.role}: ${f.check}${f.msg ? ` (${f.msg.split('\n')[0]})` : ''}`).join('; ');
-    return finished(session, 'failed', evidence, `${evidence.failed} of ${evidence.checks} checks failed: ${first}${evidence.failed > 3 ? '; …' : ''}`);
+    const first = evidence.failures
+      .slice(0, 3)
+      .map((f) => `${f.host} ${f.role}: ${f.check}${f.msg ? ` (${f.msg.split('\n')[0]})` : ''}`)
+      .join('; ');
+    return finished(
+      session,
+      'failed',
+      evidence,
+      `${evidence.failed} of ${evidence.checks} checks failed: ${first}${evidence.failed > 3 ? '; …' : ''}`,
+    );
   }
-  if (code !== ExitCode.ok) return finished(session, 'failed', evidence, `exit code ${code}${evidence.unreachableHosts.length ? `: unreachable: ${evidence.unreachableHosts.join(', ')}` : ''}`);
-  if (evidence.checks === 0) return finished(session, 'failed', evidence, `no verification ran: the roles of ${spec.playbookAsWritten} have no verify.yaml checks for the selected hosts`);
+  if (code !== ExitCode.ok)
+    return finished(
+      session,
+      'failed',
+      evidence,
+      `exit code ${code}${evidence.unreachableHosts.length ? `: unreachable: ${evidence.unreachableHosts.join(', ')}` : ''}`,
+    );
+  if (evidence.checks === 0)
+    return finished(
+      session,
+      'failed',
+      evidence,
+      `no verification ran: the roles of ${spec.playbookAsWritten} have no verify.yaml checks for the selected hosts`,
+    );
   return finished(session, 'done', evidence);
 }
 
 async function runDrill(ctx: StepRunContext, step: ChecklistStep, spec: DrillStepSpec): Promise<StepOutcome> {
   const drill = getDrill(spec.drill);
-  if (!drill) throw new CairnError(`step "${step.id}": drill "${spec.drill}" is not known to this cairn (drills: ${drillNames().join(', ') || 'none'})`, { kind: 'input', location: step.location });
-  const session = await openSession(sessionOptions(ctx, { extraVars: spec.extraVars }), `rollout run ${step.id}`, { interrupts: ctx.interrupts });
+  if (!drill)
+    throw new CairnError(
+      `step "${step.id}": drill "${spec.drill}" is not known to this cairn (drills: ${drillNames().join(', ') || 'none'})`,
+      { kind: 'input', location: step.location },
+    );
+  const session = await openSession(sessionOptions(ctx, { extraVars: spec.extraVars }), `rollout run ${step.id}`, {
+    interrupts: ctx.interrupts,
+  });
   let code: number;
   try {
     // As `cairn drill -e`: the step's variables, then the command line's.
-    await runDrillInSession(session, drill, { extraVars: parseExtraVars(sessionOptions(ctx, { extraVars: spec.extraVars }).extraVars), set: spec.set });
+    await runDrillInSession(session, drill, {
+      extraVars: parseExtraVars(sessionOptions(ctx, { extraVars: spec.extraVars }).extraVars),
+      set: spec.set,
+    });
   } finally {
     code = session.finish(session.engine.outcome());
     await session.engine.close();
@@ -269,10 +380,13 @@ async function runDrill(ctx: StepRunContext, step: ChecklistStep, spec: DrillSte
   const evidence = drillEvidence(journalEvents(session), spec);
   if (session.signal.aborted) return finished(session, 'interrupted', evidence, 'interrupted (Ctrl-C)');
   if (!evidence) return finished(session, 'failed', undefined, `the journal holds no result of drill ${spec.drill}`);
-  if (!evidence.passed) return finished(session, 'failed', evidence, `drill did not pass: ${evidence.msg ?? evidence.target}`);
+  if (!evidence.passed)
+    return finished(session, 'failed', evidence, `drill did not pass: ${evidence.msg ?? evidence.target}`);
   const missed = evidence.targets.filter((t) => !t.met);
-  if (missed.length) return finished(session, 'failed', evidence, `targets missed: ${missed.map(describeTargetCheck).join('; ')}`);
-  if (code !== ExitCode.ok) return finished(session, 'failed', evidence, `the drill passed but a play it ran failed (exit code ${code})`);
+  if (missed.length)
+    return finished(session, 'failed', evidence, `targets missed: ${missed.map(describeTargetCheck).join('; ')}`);
+  if (code !== ExitCode.ok)
+    return finished(session, 'failed', evidence, `the drill passed but a play it ran failed (exit code ${code})`);
   return finished(session, 'done', evidence);
 }
 
@@ -281,11 +395,24 @@ function inventoryDir(inventory: Inventory): string {
   return existsSync(p) && !p.endsWith('.yaml') && !p.endsWith('.yml') ? p : resolve(p, '..');
 }
 
-function migrateHost(session: Session, ctx: StepRunContext, name: string, override: { address?: string; port?: number }): { host: MigrateHost; knownHostsPath: string; authorizedKeysFile?: string } {
-  if (!session.inventory.hosts.has(name)) throw new CairnError(`migration host "${name}" is not in the inventory ${session.inventory.path}`, { kind: 'input' });
+function migrateHost(
+  session: Session,
+  ctx: StepRunContext,
+  name: string,
+  override: { address?: string; port?: number },
+): { host: MigrateHost; knownHostsPath: string; authorizedKeysFile?: string } {
+  if (!session.inventory.hosts.has(name))
+    throw new CairnError(`migration host "${name}" is not in the inventory ${session.inventory.path}`, {
+      kind: 'input',
+    });
   const vars = session.inventory.hostVars(name);
-  const spec = connectionSpecFor(name, vars, { baseDir: inventoryDir(session.inventory), acceptNewHostKeys: Boolean(ctx.runOptions.acceptNewHostKeys), knownHostsPath: ctx.runOptions.knownHosts ? resolve(ctx.runOptions.knownHosts) : undefined });
-  const authorizedKeysFile = typeof vars.cairn_authorized_keys_file === 'string' ? vars.cairn_authorized_keys_file : undefined;
+  const spec = connectionSpecFor(name, vars, {
+    baseDir: inventoryDir(session.inventory),
+    acceptNewHostKeys: Boolean(ctx.runOptions.acceptNewHostKeys),
+    knownHostsPath: ctx.runOptions.knownHosts ? resolve(ctx.runOptions.knownHosts) : undefined,
+  });
+  const authorizedKeysFile =
+    typeof vars.cairn_authorized_keys_file === 'string' ? vars.cairn_authorized_keys_file : undefined;
   return {
     host: {
       name,
@@ -300,17 +427,32 @@ function migrateHost(session: Session, ctx: StepRunContext, name: string, overri
   };
 }
 
-async function runMigrate(ctx: StepRunContext, step: ChecklistStep, spec: MigrateStepSpec, alreadyDone: string[], staleKeyDir: string | undefined): Promise<StepOutcome> {
+async function runMigrate(
+  ctx: StepRunContext,
+  step: ChecklistStep,
+  spec: MigrateStepSpec,
+  alreadyDone: string[],
+  staleKeyDir: string | undefined,
+): Promise<StepOutcome> {
   // A dry run changes nothing, but it logs into the target with a one-off key: it holds the lock all the same.
-  const session = await openSession(sessionOptions(ctx, { extraVars: {} }), `rollout run ${step.id}`, { interrupts: ctx.interrupts });
+  const session = await openSession(sessionOptions(ctx, { extraVars: {} }), `rollout run ${step.id}`, {
+    interrupts: ctx.interrupts,
+  });
   let result: Awaited<ReturnType<typeof runMigration>> | undefined;
   try {
     const source = migrateHost(session, ctx, spec.source.host, {});
-    const target = migrateHost(session, ctx, spec.target.host, { address: spec.target.address, port: spec.target.port });
+    const target = migrateHost(session, ctx, spec.target.host, {
+      address: spec.target.address,
+      port: spec.target.port,
+    });
     // Connect to the target first: with --accept-new-host-keys that records its key; either way the key the
     // source will trust is the one cairn has just verified.
     await session.engine.exec(target.host.name, 'true');
-    const realSpec = connectionSpecFor(target.host.name, session.inventory.hostVars(target.host.name), { baseDir: inventoryDir(session.inventory), acceptNewHostKeys: false, knownHostsPath: target.knownHostsPath });
+    const realSpec = connectionSpecFor(target.host.name, session.inventory.hostVars(target.host.name), {
+      baseDir: inventoryDir(session.inventory),
+      acceptNewHostKeys: false,
+      knownHostsPath: target.knownHostsPath,
+    });
     const targetHostKeys = knownKeysFor(target.knownHostsPath, realSpec.address, realSpec.port);
     result = await runMigration(spec, {
       source: source.host,
@@ -329,7 +471,8 @@ async function runMigrate(ctx: StepRunContext, step: ChecklistStep, spec: Migrat
           const st = stepState(state, step.id);
           state.steps[step.id] = { ...st, migrateKeyDir: path ? { host: spec.source.host, path } : undefined };
         }),
-      log: (line) => session.bus.emit({ type: 'warning', time: new Date().toISOString(), msg: `migrate ${step.id}: ${line}` }),
+      log: (line) =>
+        session.bus.emit({ type: 'warning', time: new Date().toISOString(), msg: `migrate ${step.id}: ${line}` }),
       signal: session.signal,
     });
   } finally {

@@ -17,7 +17,8 @@ export function parseTarget(key: string, raw: string | number): DrillTarget | st
   const op = ({ '≥': '>=', '≤': '<=' } as Record<string, DrillTarget['op']>)[m[1]!] ?? (m[1] as DrillTarget['op']);
   const valueText = m[2]!;
   const number = Number(valueText);
-  if (op !== '==' && !Number.isFinite(number)) return `target "${key}": ${op} needs a number, got ${JSON.stringify(valueText)}`;
+  if (op !== '==' && !Number.isFinite(number))
+    return `target "${key}": ${op} needs a number, got ${JSON.stringify(valueText)}`;
   return { key, op, value: Number.isFinite(number) ? number : valueText, text: `${op} ${valueText}` };
 }
 
@@ -29,7 +30,14 @@ export function checkTarget(target: DrillTarget, measured: Record<string, number
   const value = typeof got === 'number' ? got : Number(got);
   if (!Number.isFinite(value)) return { ...base, measured: got, met: false };
   const want = target.value as number;
-  const met = target.op === '>=' ? value >= want : target.op === '<=' ? value <= want : target.op === '>' ? value > want : value < want;
+  const met =
+    target.op === '>='
+      ? value >= want
+      : target.op === '<='
+        ? value <= want
+        : target.op === '>'
+          ? value > want
+          : value < want;
   return { ...base, measured: got, met };
 }
 

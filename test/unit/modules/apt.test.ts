@@ -8,7 +8,14 @@
  * same format ("deinstall ok config-files"; dpkg-query(1), Status field).
  */
 import { describe, expect, it } from 'vitest';
-import { aptApplyScript, aptModule, parseAptPolicy, parseDpkgQuery, planApt, type AptArgs } from '../../../runner/core/modules/apt.js';
+import {
+  aptApplyScript,
+  aptModule,
+  parseAptPolicy,
+  parseDpkgQuery,
+  planApt,
+  type AptArgs,
+} from '../../../runner/core/modules/apt.js';
 import { FakeConnection, contextFor, frameSections, outsideSingleQuotes } from '../../helpers/fake-connection.js';
 
 const DPKG = 'coreutils\tinstall ok installed\t9.1-1\n';
@@ -57,7 +64,8 @@ describe('parsers', () => {
 });
 
 describe('planApt', () => {
-  const plan = (args: AptArgs, age?: number) => planApt(args, typeof args.name === 'string' ? [args.name] : (args.name ?? []), dpkg, policy, age);
+  const plan = (args: AptArgs, age?: number) =>
+    planApt(args, typeof args.name === 'string' ? [args.name] : (args.name ?? []), dpkg, policy, age);
 
   it.each([
     ['present, installed', { name: 'coreutils' }, []],
@@ -79,7 +87,9 @@ describe('planApt', () => {
   });
 
   it('an unknown package fails in check', () => {
-    expect(planApt({ name: 'nope' }, ['nope'], dpkg, policy, undefined).failed).toBe("No package matching 'nope' is available");
+    expect(planApt({ name: 'nope' }, ['nope'], dpkg, policy, undefined).failed).toBe(
+      "No package matching 'nope' is available",
+    );
   });
 
   it('cache_valid_time updates only an old cache; update_cache alone always updates', () => {
@@ -103,13 +113,26 @@ describe('apt apply', () => {
 
   it('check is one round trip; apply one more, with become; hostile names are refused before any', async () => {
     const conn = new FakeConnection([
-      { match: 'dpkg-query', reply: { stdout: frameSections(`::cairn-section:: dpkg\n${DPKG}::cairn-section:: policy\n${POLICY}::cairn-section:: end\n`) } },
+      {
+        match: 'dpkg-query',
+        reply: {
+          stdout: frameSections(
+            `::cairn-section:: dpkg\n${DPKG}::cairn-section:: policy\n${POLICY}::cairn-section:: end\n`,
+          ),
+        },
+      },
       { match: 'apt-get', reply: { stdout: 'Setting up hello (2.10-3) ...\n' } },
     ]);
     const ctx = contextFor(conn, { become: true });
     const plan = await aptModule.check(ctx, { name: ['coreutils', 'hello'] });
     const result = await aptModule.apply(ctx, { name: ['coreutils', 'hello'] }, plan);
-    expect(result).toMatchObject({ changed: true, data: { packages: { installed: ['hello'], upgraded: [], removed: [] }, stdout_lines: ['Setting up hello (2.10-3) ...'] } });
+    expect(result).toMatchObject({
+      changed: true,
+      data: {
+        packages: { installed: ['hello'], upgraded: [], removed: [] },
+        stdout_lines: ['Setting up hello (2.10-3) ...'],
+      },
+    });
     expect(conn.calls.map((c) => c.opts.become)).toEqual([true, true]);
     expect(outsideSingleQuotes(conn.calls[0]!.script)).toContain('dpkg-query -W -f=');
     await expect(aptModule.check(ctx, { name: 'x; reboot' })).rejects.toThrow(/is not a Debian package name/);
@@ -118,7 +141,12 @@ describe('apt apply', () => {
 
   it('reports which apt-get step failed', async () => {
     const conn = new FakeConnection([
-      { match: 'dpkg-query', reply: { stdout: frameSections(`::cairn-section:: dpkg\n::cairn-section:: policy\n${POLICY}::cairn-section:: end\n`) } },
+      {
+        match: 'dpkg-query',
+        reply: {
+          stdout: frameSections(`::cairn-section:: dpkg\n::cairn-section:: policy\n${POLICY}::cairn-section:: end\n`),
+        },
+      },
       { match: 'apt-get', reply: { code: 11, stderr: 'E: Unable to fetch some archives\n' } },
     ]);
     const ctx = contextFor(conn);

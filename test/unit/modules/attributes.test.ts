@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { applySymbolicMode, parseModeArg, planAttributes, targetMode } from '../../../runner/core/modules/attributes.js';
+import {
+  applySymbolicMode,
+  parseModeArg,
+  planAttributes,
+  targetMode,
+} from '../../../runner/core/modules/attributes.js';
 import type { FileProbe } from '../../../runner/core/modules/remote.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cairn-attr-'));
@@ -30,7 +35,7 @@ describe('parseModeArg', () => {
   });
 });
 
-describe('applySymbolicMode agrees with this machine\'s chmod(1)', () => {
+describe("applySymbolicMode agrees with this machine's chmod(1)", () => {
   const clause = fc
     .tuple(
       fc.constantFrom('', 'u', 'g', 'o', 'a', 'ug', 'go'),
@@ -62,11 +67,22 @@ describe('applySymbolicMode agrees with this machine\'s chmod(1)', () => {
   });
 });
 
-const probe = (mode: string, owner = 'root', group = 'root'): FileProbe => ({ path: '/f', type: 'file', mode, owner, group, uid: 0, gid: 0, umask: 0o022 });
+const probe = (mode: string, owner = 'root', group = 'root'): FileProbe => ({
+  path: '/f',
+  type: 'file',
+  mode,
+  owner,
+  group,
+  uid: 0,
+  gid: 0,
+  umask: 0o022,
+});
 
 describe('planAttributes', () => {
   it('plans only what differs, by name or numeric id', () => {
-    expect(planAttributes(probe('0644'), { owner: 'root', group: '0', mode: '0644' }, false, 0o022)).toEqual({ words: [] });
+    expect(planAttributes(probe('0644'), { owner: 'root', group: '0', mode: '0644' }, false, 0o022)).toEqual({
+      words: [],
+    });
     expect(planAttributes(probe('0644'), { owner: 'www-data', mode: 'go-r' }, false, 0o022)).toEqual({
       owner: 'www-data',
       mode: '0600',
@@ -75,7 +91,11 @@ describe('planAttributes', () => {
   });
 
   it('plans every given attribute for a file that does not exist yet', () => {
-    expect(planAttributes(undefined, { owner: 'app', mode: 'u=rw' }, false, 0o022)).toEqual({ owner: 'app', mode: '0644', words: ['owner app', 'mode 0644'] });
+    expect(planAttributes(undefined, { owner: 'app', mode: 'u=rw' }, false, 0o022)).toEqual({
+      owner: 'app',
+      mode: '0644',
+      words: ['owner app', 'mode 0644'],
+    });
   });
 
   it('targetMode starts a new directory from 0777 minus the umask', () => {

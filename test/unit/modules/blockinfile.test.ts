@@ -3,7 +3,12 @@
  * line, block replaced in place, inserted after the last insertafter match (or at EOF), removed for absent.
  */
 import { describe, expect, it } from 'vitest';
-import { blockinfileModule, editBlockInFile, splitLinesKeepEnds, type BlockEditArgs } from '../../../runner/core/modules/blockinfile.js';
+import {
+  blockinfileModule,
+  editBlockInFile,
+  splitLinesKeepEnds,
+  type BlockEditArgs,
+} from '../../../runner/core/modules/blockinfile.js';
 import { FakeConnection, contextFor, fileProbeOutput } from '../../helpers/fake-connection.js';
 
 const B = '# BEGIN CAIRN MANAGED BLOCK\n';
@@ -14,16 +19,46 @@ const rows: Row[] = [
   ['appends a new block at EOF', 'a\n', { block: 'x\ny' }, `a\n${B}x\ny\n${E}`, 'Block inserted'],
   ['adds the missing newline before the block', 'a', { block: 'x' }, `a\n${B}x\n${E}`, 'Block inserted'],
   ['creates a file', undefined, { block: 'x' }, `${B}x\n${E}`, 'File created'],
-  ['replaces the block between markers in place', `a\n${B}old\n${E}z\n`, { block: 'new' }, `a\n${B}new\n${E}z\n`, 'Block inserted'],
+  [
+    'replaces the block between markers in place',
+    `a\n${B}old\n${E}z\n`,
+    { block: 'new' },
+    `a\n${B}new\n${E}z\n`,
+    'Block inserted',
+  ],
   ['leaves an identical block alone', `a\n${B}x\n${E}`, { block: 'x' }, `a\n${B}x\n${E}`, ''],
   ['removes the block with state=absent', `a\n${B}x\n${E}z\n`, { state: 'absent' }, 'a\nz\n', 'Block removed'],
   ['an empty block removes it too', `a\n${B}x\n${E}`, { block: '' }, 'a\n', 'Block removed'],
   ['absent with no block present changes nothing', 'a\n', { state: 'absent' }, 'a\n', ''],
-  ['insertafter the last match', 'h\nk\nh\nz\n', { block: 'x', insertafter: '^h' }, `h\nk\nh\n${B}x\n${E}z\n`, 'Block inserted'],
-  ['insertbefore the last match', 'a\nend\n', { block: 'x', insertbefore: '^end' }, `a\n${B}x\n${E}end\n`, 'Block inserted'],
+  [
+    'insertafter the last match',
+    'h\nk\nh\nz\n',
+    { block: 'x', insertafter: '^h' },
+    `h\nk\nh\n${B}x\n${E}z\n`,
+    'Block inserted',
+  ],
+  [
+    'insertbefore the last match',
+    'a\nend\n',
+    { block: 'x', insertbefore: '^end' },
+    `a\n${B}x\n${E}end\n`,
+    'Block inserted',
+  ],
   ['insertbefore BOF', 'a\n', { block: 'x', insertbefore: 'BOF' }, `${B}x\n${E}a\n`, 'Block inserted'],
-  ['insertafter with no match goes to EOF', 'a\n', { block: 'x', insertafter: '^zzz' }, `a\n${B}x\n${E}`, 'Block inserted'],
-  ['custom marker and mark words', 'a\n', { block: 'x', marker: '// {mark} app', marker_begin: 'START', marker_end: 'STOP' }, 'a\n// START app\nx\n// STOP app\n', 'Block inserted'],
+  [
+    'insertafter with no match goes to EOF',
+    'a\n',
+    { block: 'x', insertafter: '^zzz' },
+    `a\n${B}x\n${E}`,
+    'Block inserted',
+  ],
+  [
+    'custom marker and mark words',
+    'a\n',
+    { block: 'x', marker: '// {mark} app', marker_begin: 'START', marker_end: 'STOP' },
+    'a\n// START app\nx\n// STOP app\n',
+    'Block inserted',
+  ],
   ['a markers pair in reverse order is still replaced', `${E}x\n${B}`, { block: 'y' }, `${B}y\n${E}`, 'Block inserted'],
 ];
 
@@ -62,7 +97,11 @@ describe('blockinfile module', () => {
   });
 
   it('a missing file without create fails as Ansible', async () => {
-    const conn = new FakeConnection([{ match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ absent: true }) } }]);
-    expect((await blockinfileModule.check(contextFor(conn), { path: '/etc/nope', block: 'x' })).failed).toBe('Path /etc/nope does not exist !');
+    const conn = new FakeConnection([
+      { match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ absent: true }) } },
+    ]);
+    expect((await blockinfileModule.check(contextFor(conn), { path: '/etc/nope', block: 'x' })).failed).toBe(
+      'Path /etc/nope does not exist !',
+    );
   });
 });

@@ -11,7 +11,13 @@ describe('command check', () => {
   });
 
   it.each([
-    ['creates exists -> done', { creates: '/var/lib/app/.done' }, 'creates=1\n', false, 'skipped, since /var/lib/app/.done exists'],
+    [
+      'creates exists -> done',
+      { creates: '/var/lib/app/.done' },
+      'creates=1\n',
+      false,
+      'skipped, since /var/lib/app/.done exists',
+    ],
     ['creates missing -> run', { creates: '/var/lib/app/.done' }, '', true, undefined],
     ['removes missing -> done', { removes: '/tmp/lock' }, '', false, 'skipped, since /tmp/lock does not exist'],
     ['removes exists -> run', { removes: '/tmp/lock' }, 'removes=1\n', true, undefined],
@@ -25,7 +31,9 @@ describe('command check', () => {
   });
 
   it('a chdir that does not exist fails the check', async () => {
-    const conn = new FakeConnection([{ match: 'cd --', reply: { code: 97, stderr: 'cairn: cannot change directory\n' } }]);
+    const conn = new FakeConnection([
+      { match: 'cd --', reply: { code: 97, stderr: 'cairn: cannot change directory\n' } },
+    ]);
     const plan = await commandModule.check(contextFor(conn), { cmd: 'make', chdir: '/nope', creates: 'out' });
     expect(plan.failed).toBe('cannot change directory to /nope');
   });
@@ -33,7 +41,9 @@ describe('command check', () => {
   it('rejects unbalanced quotes and both cmd and argv with the task location', async () => {
     const ctx = contextFor(new FakeConnection([]));
     await expect(commandModule.check(ctx, { cmd: "echo 'open" })).rejects.toThrow(/no closing quotation/);
-    await expect(commandModule.check(ctx, { cmd: 'a', argv: ['a'] })).rejects.toMatchObject({ location: { file: 'roles/test/tasks/main.yaml' } });
+    await expect(commandModule.check(ctx, { cmd: 'a', argv: ['a'] })).rejects.toMatchObject({
+      location: { file: 'roles/test/tasks/main.yaml' },
+    });
   });
 });
 
@@ -46,31 +56,52 @@ describe('command apply', () => {
     await commandModule.apply(ctx, { cmd }, plan);
     const script = conn.calls[0]!.script;
     expect(outsideSingleQuotes(script)).not.toContain('$(touch');
-    expect(shellWords(script.replace(/^exec /, ''))).toEqual(['echo', '$(touch /tmp/x)', "it's", ';', 'rm', '-rf', '/']);
+    expect(shellWords(script.replace(/^exec /, ''))).toEqual([
+      'echo',
+      '$(touch /tmp/x)',
+      "it's",
+      ';',
+      'rm',
+      '-rf',
+      '/',
+    ]);
   });
 
   it('registers rc/stdout/stderr with trailing newlines stripped; a non-zero rc fails', async () => {
     const conn = new FakeConnection([{ match: 'exec', reply: { code: 2, stdout: 'a\nb\n', stderr: 'oops\n' } }]);
     const ctx = contextFor(conn);
-    const result = await commandModule.apply(ctx, { argv: ['false'] }, await commandModule.check(ctx, { argv: ['false'] }));
+    const result = await commandModule.apply(
+      ctx,
+      { argv: ['false'] },
+      await commandModule.check(ctx, { argv: ['false'] }),
+    );
     expect(result).toMatchObject({ failed: true, changed: true, msg: 'non-zero return code 2: oops' });
-    expect(result.data).toMatchObject({ rc: 2, stdout: 'a\nb', stderr: 'oops', stdout_lines: ['a', 'b'], stderr_lines: ['oops'], cmd: ['false'] });
+    expect(result.data).toMatchObject({
+      rc: 2,
+      stdout: 'a\nb',
+      stderr: 'oops',
+      stdout_lines: ['a', 'b'],
+      stderr_lines: ['oops'],
+      cmd: ['false'],
+    });
   });
 
   it('sends stdin with a newline (stdin_add_newline default) and cds first', async () => {
     const conn = new FakeConnection([{ match: 'exec', reply: {} }]);
     const ctx = contextFor(conn);
-    const args = { argv: ['cat'], stdin: 'data', chdir: "/srv/my app" };
+    const args = { argv: ['cat'], stdin: 'data', chdir: '/srv/my app' };
     await commandModule.apply(ctx, args, await commandModule.check(ctx, args));
     expect(conn.calls[0]!.opts.stdin).toBe('data\n');
-    expect(conn.calls[0]!.script.split('\n')[0]).toBe("cd -- '/srv/my app' 2>/dev/null || { echo 'cairn: cannot change directory' >&2; exit 97; }");
+    expect(conn.calls[0]!.script.split('\n')[0]).toBe(
+      "cd -- '/srv/my app' 2>/dev/null || { echo 'cairn: cannot change directory' >&2; exit 97; }",
+    );
   });
 });
 
 describe('creates/removes globs', () => {
   it('keeps * and ? active and quotes the rest', () => {
     expect(quoteGlob('/var/log/app *.log')).toBe("'/var/log/app '*.log");
-    expect(quoteGlob("/x/$(touch y)?")).toBe("'/x/$(touch y)'?");
-    expect(outsideSingleQuotes(guardProbeScript({ creates: "/tmp/$(reboot)/*" }))).not.toContain('$(reboot)');
+    expect(quoteGlob('/x/$(touch y)?')).toBe("'/x/$(touch y)'?");
+    expect(outsideSingleQuotes(guardProbeScript({ creates: '/tmp/$(reboot)/*' }))).not.toContain('$(reboot)');
   });
 });

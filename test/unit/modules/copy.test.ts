@@ -4,20 +4,62 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { copyModule, type CopyArgs } from '../../../runner/core/modules/copy.js';
 import { formatSection } from '../../../runner/core/modules/remote.js';
-import { FakeConnection, contextFor, fileProbeOutput, outsideSingleQuotes, type ProbeFixture } from '../../helpers/fake-connection.js';
+import {
+  FakeConnection,
+  contextFor,
+  fileProbeOutput,
+  outsideSingleQuotes,
+  type ProbeFixture,
+} from '../../helpers/fake-connection.js';
 
 const dest = '/etc/app/app.conf';
-type Row = [string, Partial<CopyArgs>, ProbeFixture, string[], { attributes?: string[]; before?: string; beforeMissing?: boolean } | undefined];
+type Row = [
+  string,
+  Partial<CopyArgs>,
+  ProbeFixture,
+  string[],
+  { attributes?: string[]; before?: string; beforeMissing?: boolean } | undefined,
+];
 
 const rows: Row[] = [
-  ['creates a missing file', { content: 'a\n' }, { absent: true }, [`create ${dest}`], { before: '', beforeMissing: true }],
+  [
+    'creates a missing file',
+    { content: 'a\n' },
+    { absent: true },
+    [`create ${dest}`],
+    { before: '', beforeMissing: true },
+  ],
   ['updates different content', { content: 'a\n' }, { content: 'old\n' }, [`update ${dest}`], { before: 'old\n' }],
   ['identical content is no change', { content: 'a\n' }, { content: 'a\n' }, [], undefined],
-  ['only the mode differs', { content: 'a\n', mode: '0600' }, { content: 'a\n', mode: '644' }, [`set mode 0644 -> 0600 on ${dest}`], { attributes: ['mode 0644 -> 0600'] }],
-  ['owner by numeric id already right', { content: 'a\n', owner: '0', group: 'root' }, { content: 'a\n' }, [], undefined],
-  ['content and owner', { content: 'b\n', owner: 'www-data' }, { content: 'a\n' }, [`update ${dest}`, `set owner root -> www-data on ${dest}`], { attributes: ['owner root -> www-data'] }],
+  [
+    'only the mode differs',
+    { content: 'a\n', mode: '0600' },
+    { content: 'a\n', mode: '644' },
+    [`set mode 0644 -> 0600 on ${dest}`],
+    { attributes: ['mode 0644 -> 0600'] },
+  ],
+  [
+    'owner by numeric id already right',
+    { content: 'a\n', owner: '0', group: 'root' },
+    { content: 'a\n' },
+    [],
+    undefined,
+  ],
+  [
+    'content and owner',
+    { content: 'b\n', owner: 'www-data' },
+    { content: 'a\n' },
+    [`update ${dest}`, `set owner root -> www-data on ${dest}`],
+    { attributes: ['owner root -> www-data'] },
+  ],
   ['force false keeps existing content', { content: 'b\n', force: false }, { content: 'a\n' }, [], undefined],
-  ['a symlink at dest is replaced by a file', { content: 'a\n' }, { type: 'link', linkTarget: '/x' }, [`update ${dest}`], {}],
+  [
+    'a symlink at dest is replaced by a file',
+    { content: 'a\n' },
+    { type: 'link', linkTarget: '/x' },
+    [`update ${dest}`],
+    {},
+  ],
 ];
 
 describe('copy check', () => {
@@ -32,13 +74,19 @@ describe('copy check', () => {
   });
 
   it('fails for a directory at dest; plans a missing parent directory with a note', async () => {
-    const dir = new FakeConnection([{ match: 'cairn-section', reply: { stdout: fileProbeOutput({ type: 'directory' }) } }]);
+    const dir = new FakeConnection([
+      { match: 'cairn-section', reply: { stdout: fileProbeOutput({ type: 'directory' }) } },
+    ]);
     expect((await copyModule.check(contextFor(dir), { dest, content: 'x' })).failed).toMatch(/is a directory/);
-    const noParent = new FakeConnection([{ match: 'cairn-section', reply: { stdout: fileProbeOutput({ absent: true, parentMissing: true }) } }]);
+    const noParent = new FakeConnection([
+      { match: 'cairn-section', reply: { stdout: fileProbeOutput({ absent: true, parentMissing: true }) } },
+    ]);
     const plan = await copyModule.check(contextFor(noParent), { dest, content: 'x' });
     expect(plan.failed).toBeUndefined();
     expect(plan.changed).toBe(true);
-    expect(plan.actions).toContain(`${dest} will be created in a directory that does not exist yet (an earlier task must create it, or apply fails)`);
+    expect(plan.actions).toContain(
+      `${dest} will be created in a directory that does not exist yet (an earlier task must create it, or apply fails)`,
+    );
   });
 
   it('reads src through findLocalFile("files", ...) and sends the bytes unchanged', async () => {
@@ -59,7 +107,9 @@ describe('copy check', () => {
   });
 
   it('rejects content and src together', async () => {
-    await expect(copyModule.check(contextFor(new FakeConnection([])), { dest, content: 'a', src: 'b' })).rejects.toThrow(/either content or src/);
+    await expect(
+      copyModule.check(contextFor(new FakeConnection([])), { dest, content: 'a', src: 'b' }),
+    ).rejects.toThrow(/either content or src/);
   });
 });
 
@@ -71,7 +121,14 @@ describe('copy apply', () => {
       { match: 'mktemp', reply: { stdout: formatSection('backup', `${hostile}.2026-01-01@00:00:00.Ab12Cd~`) } },
     ]);
     const ctx = contextFor(conn, { become: true, becomeUser: 'root' });
-    const args = { dest: hostile, content: 'new\n', owner: 'app', mode: '0640', backup: true, validate: 'nginx -t -c %s' };
+    const args = {
+      dest: hostile,
+      content: 'new\n',
+      owner: 'app',
+      mode: '0640',
+      backup: true,
+      validate: 'nginx -t -c %s',
+    };
     const plan = await copyModule.check(ctx, args);
     const result = await copyModule.apply(ctx, args, plan);
     expect(result).toMatchObject({ changed: true, data: { backup_file: `${hostile}.2026-01-01@00:00:00.Ab12Cd~` } });
@@ -110,6 +167,8 @@ describe('copy apply', () => {
     const result = await copyModule.apply(ctx, args, await copyModule.check(ctx, args));
     expect(result.failed).toBe(true);
     expect(result.changed).toBe(false);
-    expect(result.msg).toBe(`validation of ${dest} failed (exit 1); the live file was left unchanged:\nconfig error on line 2\nrendered line 2: bad directive`);
+    expect(result.msg).toBe(
+      `validation of ${dest} failed (exit 1); the live file was left unchanged:\nconfig error on line 2\nrendered line 2: bad directive`,
+    );
   });
 });

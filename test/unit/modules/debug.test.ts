@@ -6,7 +6,7 @@ describe('debug', () => {
   const conn = new FakeConnection([]);
   const ctx = contextFor(conn, { vars: { cluster: { name: 'prod', size: 3 } } });
 
-  it('shows msg, or Ansible\'s default', async () => {
+  it("shows msg, or Ansible's default", async () => {
     expect((await debugModule.check(ctx, { msg: 'hello' })).data).toEqual({ msg: 'hello' });
     expect((await debugModule.check(ctx, {})).data).toEqual({ msg: 'Hello world!' });
   });

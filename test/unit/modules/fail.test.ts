@@ -7,7 +7,10 @@ describe('fail', () => {
     const ctx = contextFor(new FakeConnection([]));
     const plan = await failModule.check(ctx, { msg: 'unsupported OS' });
     expect(plan).toMatchObject({ changed: false, failed: 'unsupported OS' });
-    expect(await failModule.apply(ctx, { msg: 'unsupported OS' }, plan)).toMatchObject({ failed: true, msg: 'unsupported OS' });
+    expect(await failModule.apply(ctx, { msg: 'unsupported OS' }, plan)).toMatchObject({
+      failed: true,
+      msg: 'unsupported OS',
+    });
     expect((await failModule.check(ctx, {})).failed).toBe(DEFAULT_FAIL_MSG);
   });
 });

@@ -4,9 +4,17 @@
  * 127.0.0.1 serving a health.json file; CURL_REFUSED is the same against a closed port.
  */
 import { describe, expect, it } from 'vitest';
-import { buildRequest, curlConfig, curlInput, curlScript, httpModule, parseResponseHeaders, readResponse } from '../../../runner/core/modules/http.js';
+import {
+  buildRequest,
+  curlConfig,
+  curlInput,
+  curlScript,
+  httpModule,
+  parseResponseHeaders,
+  readResponse,
+} from '../../../runner/core/modules/http.js';
 import { formatSection } from '../../../runner/core/modules/remote.js';
-import { FakeConnection, contextFor, outsideSingleQuotes, shellWords } from '../../helpers/fake-connection.js';
+import { FakeConnection, contextFor } from '../../helpers/fake-connection.js';
 
 // Captured with the earlier probe layout (headers and body base64 inside their sections); the values are the
 // same, now each section framed as the current curlScript prints it.
@@ -34,10 +42,17 @@ const CURL_REFUSED = [
 describe('buildRequest', () => {
   it('json bodies get a content type; GET follows redirects by default (safe), POST does not', () => {
     const post = buildRequest({ url: 'http://127.0.0.1/api', method: 'post', body: { a: 1 }, body_format: 'json' });
-    expect(post).toMatchObject({ method: 'POST', body: '{"a":1}', headers: [['Content-Type', 'application/json']], follow: false });
+    expect(post).toMatchObject({
+      method: 'POST',
+      body: '{"a":1}',
+      headers: [['Content-Type', 'application/json']],
+      follow: false,
+    });
     expect(buildRequest({ url: 'http://127.0.0.1/' }).follow).toBe(true);
     expect(buildRequest({ url: 'http://127.0.0.1/', follow_redirects: 'none' }).follow).toBe(false);
-    expect(buildRequest({ url: 'http://x/', method: 'PUT', body: { k: 'v w' }, body_format: 'form-urlencoded' }).body).toBe('k=v+w');
+    expect(
+      buildRequest({ url: 'http://x/', method: 'PUT', body: { k: 'v w' }, body_format: 'form-urlencoded' }).body,
+    ).toBe('k=v+w');
   });
 
   it('refuses header injection and odd URLs', () => {
@@ -65,7 +80,7 @@ describe('curlScript', () => {
   });
 
   it('HEAD uses -I; a body is read from stdin', () => {
-    expect(curlScript(buildRequest({ url: 'http://x/', method: 'HEAD' }))).toContain("curl -sS --max-time 30 -I -L");
+    expect(curlScript(buildRequest({ url: 'http://x/', method: 'HEAD' }))).toContain('curl -sS --max-time 30 -I -L');
     expect(curlScript(buildRequest({ url: 'http://x/', method: 'POST', body: 'x' }))).toContain('--data-binary @-');
   });
 });
@@ -74,18 +89,34 @@ describe('readResponse', () => {
   it('status, json, content and headers from a real response', () => {
     const { data, failed } = readResponse(CURL_OK, { url: 'http://127.0.0.1:38211/health.json', return_content: true });
     expect(failed).toBeUndefined();
-    expect(data).toMatchObject({ status: 200, elapsed_ms: 9, json: { status: 'ok', nodes: 3 }, content: '{"status":"ok","nodes":3}', content_type: 'application/json' });
+    expect(data).toMatchObject({
+      status: 200,
+      elapsed_ms: 9,
+      json: { status: 'ok', nodes: 3 },
+      content: '{"status":"ok","nodes":3}',
+      content_type: 'application/json',
+    });
     expect((data.headers as Record<string, string>)['server']).toBe('SimpleHTTP/0.6 Python/3.11.7');
   });
 
   it('fails on status and body_contains, and on a refused connection', () => {
-    expect(readResponse(CURL_OK, { url: 'u', status_code: [201, 204] }).failed).toBe('Status code was 200 and not [201, 204]');
-    expect(readResponse(CURL_OK, { url: 'u', body_contains: 'degraded' }).failed).toBe('the response from u does not contain "degraded"');
-    expect(readResponse(CURL_REFUSED, { url: 'u' })).toMatchObject({ failed: "Request failed: curl: (7) Failed to connect to 127.0.0.1 port 40311 after 0 ms: Couldn't connect to server", data: { status: -1 } });
+    expect(readResponse(CURL_OK, { url: 'u', status_code: [201, 204] }).failed).toBe(
+      'Status code was 200 and not [201, 204]',
+    );
+    expect(readResponse(CURL_OK, { url: 'u', body_contains: 'degraded' }).failed).toBe(
+      'the response from u does not contain "degraded"',
+    );
+    expect(readResponse(CURL_REFUSED, { url: 'u' })).toMatchObject({
+      failed:
+        "Request failed: curl: (7) Failed to connect to 127.0.0.1 port 40311 after 0 ms: Couldn't connect to server",
+      data: { status: -1 },
+    });
   });
 
   it('takes the headers of the last response after redirects', () => {
-    expect(parseResponseHeaders('HTTP/1.1 301 Moved\r\nLocation: /b\r\n\r\nHTTP/1.1 200 OK\r\nX-Final: yes\r\n\r\n')).toEqual({ 'x-final': 'yes' });
+    expect(
+      parseResponseHeaders('HTTP/1.1 301 Moved\r\nLocation: /b\r\n\r\nHTTP/1.1 200 OK\r\nX-Final: yes\r\n\r\n'),
+    ).toEqual({ 'x-final': 'yes' });
   });
 });
 
@@ -106,11 +137,23 @@ describe('http module', () => {
     expect(plan).toMatchObject({ changed: true, actions: ['POST http://127.0.0.1/api'] });
     expect(conn.calls).toHaveLength(0);
     expect(await httpModule.apply(ctx, args, plan)).toMatchObject({ changed: true, data: { status: 200 } });
-    expect(String(conn.calls[0]!.opts.stdin)).toBe('url = "http://127.0.0.1/api"\nheader = "Content-Type: application/json"\n{"drain":true}');
+    expect(String(conn.calls[0]!.opts.stdin)).toBe(
+      'url = "http://127.0.0.1/api"\nheader = "Content-Type: application/json"\n{"drain":true}',
+    );
   });
 
   it('a host without curl fails clearly', async () => {
-    const conn = new FakeConnection([{ match: 'curl', reply: { code: 90, stderr: 'curl is not installed on this host; the http module runs curl on the target (apt: curl)\n' } }]);
-    expect((await httpModule.check(contextFor(conn), { url: 'http://127.0.0.1/' })).failed).toBe('curl is not installed on this host; the http module runs curl on the target (apt: curl)');
+    const conn = new FakeConnection([
+      {
+        match: 'curl',
+        reply: {
+          code: 90,
+          stderr: 'curl is not installed on this host; the http module runs curl on the target (apt: curl)\n',
+        },
+      },
+    ]);
+    expect((await httpModule.check(contextFor(conn), { url: 'http://127.0.0.1/' })).failed).toBe(
+      'curl is not installed on this host; the http module runs curl on the target (apt: curl)',
+    );
   });
 });

@@ -4,11 +4,37 @@ import { getModule, moduleNames } from '../../../runner/core/modules/index.js';
 import { compileSchema } from '../../../runner/core/util/schema.js';
 
 describe('runner/core/modules/all.ts', () => {
-  it('registers every module and Ansible\'s aliases', () => {
+  it("registers every module and Ansible's aliases", () => {
     expect(moduleNames()).toEqual([
-      'apt', 'assert', 'blockinfile', 'ceph_health', 'command', 'copy', 'debug', 'fail', 'file', 'gather_facts', 'http', 'lineinfile', 'package',
-      'raid_health', 'service', 'setup', 'shell', 'stat', 'sysctl', 'systemd', 'template', 'uri', 'user', 'virt_host_validate', 'wait_for',
-      'zfs_dataset', 'zfs_pool', 'zfs_snapshot_age', 'zpool_health',
+      'apt',
+      'assert',
+      'blockinfile',
+      'ceph_health',
+      'command',
+      'copy',
+      'debug',
+      'fail',
+      'file',
+      'gather_facts',
+      'http',
+      'lineinfile',
+      'package',
+      'raid_health',
+      'service',
+      'setup',
+      'shell',
+      'stat',
+      'sysctl',
+      'systemd',
+      'template',
+      'uri',
+      'user',
+      'virt_host_validate',
+      'wait_for',
+      'zfs_dataset',
+      'zfs_pool',
+      'zfs_snapshot_age',
+      'zpool_health',
     ]);
     expect(getModule('service')).toBe(getModule('systemd'));
     expect(getModule('uri')).toBe(getModule('http'));
@@ -26,7 +52,20 @@ describe('runner/core/modules/all.ts', () => {
 
   it('read-only modules are flagged so the engine never applies them', () => {
     const readOnly = moduleNames().filter((name) => getModule(name)!.readOnly);
-    expect(readOnly).toEqual(['assert', 'ceph_health', 'debug', 'fail', 'gather_facts', 'raid_health', 'setup', 'stat', 'virt_host_validate', 'wait_for', 'zfs_snapshot_age', 'zpool_health']);
+    expect(readOnly).toEqual([
+      'assert',
+      'ceph_health',
+      'debug',
+      'fail',
+      'gather_facts',
+      'raid_health',
+      'setup',
+      'stat',
+      'virt_host_validate',
+      'wait_for',
+      'zfs_snapshot_age',
+      'zpool_health',
+    ]);
     expect(getModule('command')!.freeFormArg).toBe('cmd');
     expect(getModule('shell')!.freeFormArg).toBe('cmd');
   });

@@ -3,7 +3,17 @@
  * atomic write script are shell, so they are tested as shell.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -37,7 +47,9 @@ const leftovers = (): string[] => readdirSync(dir).filter((n) => n.startsWith('.
 
 describe('parseSections', () => {
   it('reads one framed line per section and keeps unframed text apart', () => {
-    const s = parseSections(`pre\n${formatSection('a', '1\n2')}${formatSection('b-c', '\n')}${formatSection('empty', '')}`);
+    const s = parseSections(
+      `pre\n${formatSection('a', '1\n2')}${formatSection('b-c', '\n')}${formatSection('empty', '')}`,
+    );
     expect(s.get('')).toBe('pre\n');
     expect(s.get('a')).toBe('1\n2');
     expect(s.get('b-c')).toBe('\n');
@@ -75,7 +87,10 @@ describe('file probe (real sh, real files)', () => {
     const path = join(dir, "probe me 'q'");
     writeFileSync(path, 'hello\nworld\n');
     chmodSync(path, 0o640);
-    const probe = parseFileProbe(path, parseSections(sh(fileProbeScript('f', path, { content: true })).stdout).get('f'));
+    const probe = parseFileProbe(
+      path,
+      parseSections(sh(fileProbeScript('f', path, { content: true })).stdout).get('f'),
+    );
     expect(probe).toMatchObject({
       type: 'file',
       mode: '0640',
@@ -94,9 +109,15 @@ describe('file probe (real sh, real files)', () => {
     symlinkSync('target', link);
     const own = parseFileProbe(link, parseSections(sh(fileProbeScript('f', link)).stdout).get('f'));
     expect(own).toMatchObject({ type: 'link', isLink: true, linkTarget: 'target', linkResolved: target });
-    const followed = parseFileProbe(link, parseSections(sh(fileProbeScript('f', link, { follow: true })).stdout).get('f'));
+    const followed = parseFileProbe(
+      link,
+      parseSections(sh(fileProbeScript('f', link, { follow: true })).stdout).get('f'),
+    );
     expect(followed).toMatchObject({ type: 'file', isLink: true, size: 1 });
-    const absent = parseFileProbe(join(dir, 'none'), parseSections(sh(fileProbeScript('f', join(dir, 'none'))).stdout).get('f'));
+    const absent = parseFileProbe(
+      join(dir, 'none'),
+      parseSections(sh(fileProbeScript('f', join(dir, 'none'))).stdout).get('f'),
+    );
     expect(absent).toEqual({ path: join(dir, 'none'), type: 'absent', parentExists: true, umask: 0o022 });
     const deep = parseFileProbe('/x', parseSections(sh(fileProbeScript('f', join(dir, 'no', 'x'))).stdout).get('f'));
     expect(deep.parentExists).toBe(false);
@@ -110,13 +131,15 @@ describe('atomic write (real sh, real files)', () => {
     expect(readFileSync(dest, 'utf8')).toBe('one\n');
     expect(statSync(dest).mode & 0o777).toBe(0o644);
     const dest2 = join(dir, 'new2.conf');
-    expect(sh(atomicWriteScript({ dest: dest2, mode: '0600', owner: 'nobody', group: 'nogroup' }), 'two\n').code).toBe(0);
+    expect(sh(atomicWriteScript({ dest: dest2, mode: '0600', owner: 'nobody', group: 'nogroup' }), 'two\n').code).toBe(
+      0,
+    );
     expect(statSync(dest2).mode & 0o777).toBe(0o600);
     expect(statSync(dest2).uid).toBe(65534);
     expect(leftovers()).toEqual([]);
   });
 
-  it('keeps the live file\'s owner and mode when replacing it', () => {
+  it("keeps the live file's owner and mode when replacing it", () => {
     const dest = join(dir, 'keep.conf');
     writeFileSync(dest, 'old\n');
     chmodSync(dest, 0o640);
@@ -130,19 +153,31 @@ describe('atomic write (real sh, real files)', () => {
     const dest = join(dir, 'validated.conf');
     writeFileSync(dest, 'live ok\n');
     const before = statSync(dest);
-    const res = sh(atomicWriteScript({ dest, validate: "sh -c 'grep -q ok %s || { echo \"missing ok at line 1\"; exit 3; }'" }), 'no good\n');
+    const res = sh(
+      atomicWriteScript({ dest, validate: 'sh -c \'grep -q ok %s || { echo "missing ok at line 1"; exit 3; }\'' }),
+      'no good\n',
+    );
     expect(res.code).toBe(WriteExit.validate);
     expect(readFileSync(dest, 'utf8')).toBe('live ok\n');
     expect(statSync(dest).ino).toBe(before.ino);
     expect(leftovers()).toEqual([]);
     const outcome = parseWriteResult(res, dest, 'no good\n');
-    expect(outcome.error).toBe(`validation of ${dest} failed (exit 3); the live file was left unchanged:\nmissing ok at line 1\nrendered line 1: no good`);
+    expect(outcome.error).toBe(
+      `validation of ${dest} failed (exit 3); the live file was left unchanged:\nmissing ok at line 1\nrendered line 1: no good`,
+    );
   });
 
   it('a passing validator sees the temp file in the destination directory; backup keeps the old file', () => {
     const dest = join(dir, 'backed.conf');
     writeFileSync(dest, 'v1 ok\n');
-    const res = sh(atomicWriteScript({ dest, backup: true, validate: `sh -c 'echo "$1" > ${dir}/validated-path; grep -q ok "$1"' sh %s` }), 'v2 ok\n');
+    const res = sh(
+      atomicWriteScript({
+        dest,
+        backup: true,
+        validate: `sh -c 'echo "$1" > ${dir}/validated-path; grep -q ok "$1"' sh %s`,
+      }),
+      'v2 ok\n',
+    );
     expect(res.code).toBe(0);
     expect(readFileSync(join(dir, 'validated-path'), 'utf8')).toMatch(new RegExp(`^${dir}/\\.cairn-tmp\\.\\w{12}\\n$`));
     const outcome = parseWriteResult(res, dest, 'v2 ok\n');
@@ -154,7 +189,9 @@ describe('atomic write (real sh, real files)', () => {
   it('a missing directory fails at mktemp with a message', () => {
     const res = sh(atomicWriteScript({ dest: join(dir, 'no', 'such', 'f') }), 'x');
     expect(res.code).toBe(WriteExit.tempFile);
-    expect(parseWriteResult(res, join(dir, 'no', 'such', 'f'), 'x').error).toMatch(/^cannot create a temporary file in .*no\/such: .*(Directory nonexistent|No such file)/);
+    expect(parseWriteResult(res, join(dir, 'no', 'such', 'f'), 'x').error).toMatch(
+      /^cannot create a temporary file in .*no\/such: .*(Directory nonexistent|No such file)/,
+    );
   });
 
   it('hostile destination names are data, not shell', () => {

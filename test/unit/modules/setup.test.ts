@@ -8,113 +8,120 @@
  * `-c` printing "none", and "none" on bare metal (exit status 1).
  */
 import { describe, expect, it } from 'vitest';
-import { factsScript, osFamily, parseFacts, parseIpOneline, parseOsRelease, setupModule } from '../../../runner/core/modules/setup.js';
+import {
+  factsScript,
+  osFamily,
+  parseFacts,
+  parseIpOneline,
+  parseOsRelease,
+  setupModule,
+} from '../../../runner/core/modules/setup.js';
 import { FakeConnection, contextFor, frameSections } from '../../helpers/fake-connection.js';
 
 const CAPTURED = [
-  "::cairn-section:: os-release",
-  "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"",
-  "NAME=\"Debian GNU/Linux\"",
-  "VERSION_ID=\"12\"",
-  "VERSION=\"12 (bookworm)\"",
-  "VERSION_CODENAME=bookworm",
-  "ID=debian",
-  "HOME_URL=\"https://www.debian.org/\"",
-  "SUPPORT_URL=\"https://www.debian.org/support\"",
-  "BUG_REPORT_URL=\"https://bugs.debian.org/\"",
-  "::cairn-section:: hostname",
-  "vm",
-  "::cairn-section:: fqdn",
-  "vm",
-  "::cairn-section:: uname",
-  "6.18.44-fc-v669 x86_64",
-  "::cairn-section:: virt",
-  "docker",
-  "::cairn-section:: virt-container",
-  "docker",
-  "::cairn-section:: container-hints",
-  "dockerenv=1",
-  "::cairn-section:: ip-json",
-  "[{\"ifindex\":1,\"ifname\":\"lo\",\"flags\":[\"LOOPBACK\",\"UP\",\"LOWER_UP\"],\"mtu\":65536,\"qdisc\":\"noqueue\",\"operstate\":\"UNKNOWN\",\"group\":\"default\",\"txqlen\":1000,\"link_type\":\"loopback\",\"address\":\"00:00:00:00:00:00\",\"broadcast\":\"00:00:00:00:00:00\",\"addr_info\":[{\"family\":\"inet\",\"local\":\"127.0.0.1\",\"prefixlen\":8,\"scope\":\"host\",\"label\":\"lo\",\"valid_life_time\":4294967295,\"preferred_life_time\":4294967295},{\"family\":\"inet6\",\"local\":\"::1\",\"prefixlen\":128,\"scope\":\"host\",\"valid_life_time\":4294967295,\"preferred_life_time\":4294967295}]},{\"ifindex\":2,\"ifname\":\"ifb0\",\"flags\":[\"BROADCAST\",\"NOARP\"],\"mtu\":1500,\"qdisc\":\"noop\",\"operstate\":\"DOWN\",\"group\":\"default\",\"txqlen\":32,\"link_type\":\"ether\",\"address\":\"b2:f9:f1:50:df:5a\",\"broadcast\":\"ff:ff:ff:ff:ff:ff\",\"addr_info\":[]},{\"ifindex\":3,\"ifname\":\"ifb1\",\"flags\":[\"BROADCAST\",\"NOARP\"],\"mtu\":1500,\"qdisc\":\"noop\",\"operstate\":\"DOWN\",\"group\":\"default\",\"txqlen\":32,\"link_type\":\"ether\",\"address\":\"8e:5c:11:c4:30:6d\",\"broadcast\":\"ff:ff:ff:ff:ff:ff\",\"addr_info\":[]},{\"ifindex\":4,\"ifname\":\"eth0\",\"flags\":[\"BROADCAST\",\"MULTICAST\",\"UP\",\"LOWER_UP\"],\"mtu\":1400,\"qdisc\":\"pfifo_fast\",\"operstate\":\"UP\",\"group\":\"default\",\"txqlen\":1000,\"link_type\":\"ether\",\"address\":\"02:fc:00:00:00:01\",\"broadcast\":\"ff:ff:ff:ff:ff:ff\",\"addr_info\":[{\"family\":\"inet\",\"local\":\"192.0.2.2\",\"prefixlen\":24,\"broadcast\":\"192.0.2.255\",\"scope\":\"global\",\"label\":\"eth0\",\"valid_life_time\":4294967295,\"preferred_life_time\":4294967295},{\"family\":\"inet6\",\"local\":\"fd00::2\",\"prefixlen\":64,\"scope\":\"global\",\"nodad\":true,\"valid_life_time\":4294967295,\"preferred_life_time\":4294967295},{\"family\":\"inet6\",\"local\":\"fe80::fc:ff:fe00:1\",\"prefixlen\":64,\"scope\":\"link\",\"valid_life_time\":4294967295,\"preferred_life_time\":4294967295}]}]",
-  "::cairn-section:: ip-link",
-  "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00",
-  "2: ifb0: <BROADCAST,NOARP> mtu 1500 qdisc noop state DOWN mode DEFAULT group default qlen 32\\    link/ether b2:f9:f1:50:df:5a brd ff:ff:ff:ff:ff:ff",
-  "3: ifb1: <BROADCAST,NOARP> mtu 1500 qdisc noop state DOWN mode DEFAULT group default qlen 32\\    link/ether 8e:5c:11:c4:30:6d brd ff:ff:ff:ff:ff:ff",
-  "4: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1400 qdisc pfifo_fast state UP mode DEFAULT group default qlen 1000\\    link/ether 02:fc:00:00:00:01 brd ff:ff:ff:ff:ff:ff",
-  "::cairn-section:: ip-addr",
-  "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever",
-  "1: lo    inet6 ::1/128 scope host \\       valid_lft forever preferred_lft forever",
-  "4: eth0    inet 192.0.2.2/24 brd 192.0.2.255 scope global eth0\\       valid_lft forever preferred_lft forever",
-  "4: eth0    inet6 fd00::2/64 scope global nodad \\       valid_lft forever preferred_lft forever",
-  "4: eth0    inet6 fe80::fc:ff:fe00:1/64 scope link \\       valid_lft forever preferred_lft forever",
-  "::cairn-section:: route",
-  "default via 192.0.2.1 dev eth0 ",
-  "::cairn-section:: meminfo",
-  "MemTotal:       24684084 kB",
-  "MemFree:        20541280 kB",
-  "MemAvailable:   24034552 kB",
-  "Buffers:          130776 kB",
-  "Cached:          3144432 kB",
-  "SwapCached:            0 kB",
-  "Active:           660384 kB",
-  "Inactive:        2641012 kB",
-  "Active(anon):       1568 kB",
-  "Inactive(anon):    33504 kB",
-  "Active(file):     658816 kB",
-  "Inactive(file):  2607508 kB",
-  "Unevictable:       16700 kB",
-  "Mlocked:           15620 kB",
-  "SwapTotal:             0 kB",
-  "SwapFree:              0 kB",
-  "Zswap:                 0 kB",
-  "Zswapped:              0 kB",
-  "Dirty:             32216 kB",
-  "Writeback:             0 kB",
-  "AnonPages:         42752 kB",
-  "Mapped:            50752 kB",
-  "Shmem:              8872 kB",
-  "KReclaimable:     590268 kB",
-  "Slab:             637832 kB",
-  "SReclaimable:     590268 kB",
-  "SUnreclaim:        47564 kB",
-  "KernelStack:        1848 kB",
-  "PageTables:         2836 kB",
-  "SecPageTables:         0 kB",
-  "NFS_Unstable:          0 kB",
-  "Bounce:                0 kB",
-  "WritebackTmp:          0 kB",
-  "CommitLimit:    12342040 kB",
-  "Committed_AS:     151436 kB",
-  "VmallocTotal:   34359738367 kB",
-  "VmallocUsed:       14676 kB",
-  "VmallocChunk:          0 kB",
-  "Percpu:              880 kB",
-  "AnonHugePages:         0 kB",
-  "ShmemHugePages:        0 kB",
-  "ShmemPmdMapped:        0 kB",
-  "FileHugePages:    395264 kB",
-  "FilePmdMapped:         0 kB",
-  "Balloon:               0 kB",
-  "HugePages_Total:       0",
-  "HugePages_Free:        0",
-  "HugePages_Rsvd:        0",
-  "HugePages_Surp:        0",
-  "Hugepagesize:       2048 kB",
-  "Hugetlb:               0 kB",
-  "DirectMap4k:       28672 kB",
-  "DirectMap2M:     2068480 kB",
-  "DirectMap1G:    25165824 kB",
-  "::cairn-section:: cpu",
-  "nproc=2",
-  "model name\t: AMD EPYC",
-  "::cairn-section:: misc",
-  "kvm=1",
-  "run_systemd_system=0",
-  "pid1_comm=process_api",
-  "epoch=1795266184",
-  "iso8601=2026-11-21T13:03:04Z",
-  "uptime=1213.59",
-  "",
+  '::cairn-section:: os-release',
+  'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"',
+  'NAME="Debian GNU/Linux"',
+  'VERSION_ID="12"',
+  'VERSION="12 (bookworm)"',
+  'VERSION_CODENAME=bookworm',
+  'ID=debian',
+  'HOME_URL="https://www.debian.org/"',
+  'SUPPORT_URL="https://www.debian.org/support"',
+  'BUG_REPORT_URL="https://bugs.debian.org/"',
+  '::cairn-section:: hostname',
+  'vm',
+  '::cairn-section:: fqdn',
+  'vm',
+  '::cairn-section:: uname',
+  '6.18.44-fc-v669 x86_64',
+  '::cairn-section:: virt',
+  'docker',
+  '::cairn-section:: virt-container',
+  'docker',
+  '::cairn-section:: container-hints',
+  'dockerenv=1',
+  '::cairn-section:: ip-json',
+  '[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"qdisc":"noqueue","operstate":"UNKNOWN","group":"default","txqlen":1000,"link_type":"loopback","address":"00:00:00:00:00:00","broadcast":"00:00:00:00:00:00","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host","label":"lo","valid_life_time":4294967295,"preferred_life_time":4294967295},{"family":"inet6","local":"::1","prefixlen":128,"scope":"host","valid_life_time":4294967295,"preferred_life_time":4294967295}]},{"ifindex":2,"ifname":"ifb0","flags":["BROADCAST","NOARP"],"mtu":1500,"qdisc":"noop","operstate":"DOWN","group":"default","txqlen":32,"link_type":"ether","address":"b2:f9:f1:50:df:5a","broadcast":"ff:ff:ff:ff:ff:ff","addr_info":[]},{"ifindex":3,"ifname":"ifb1","flags":["BROADCAST","NOARP"],"mtu":1500,"qdisc":"noop","operstate":"DOWN","group":"default","txqlen":32,"link_type":"ether","address":"8e:5c:11:c4:30:6d","broadcast":"ff:ff:ff:ff:ff:ff","addr_info":[]},{"ifindex":4,"ifname":"eth0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1400,"qdisc":"pfifo_fast","operstate":"UP","group":"default","txqlen":1000,"link_type":"ether","address":"02:fc:00:00:00:01","broadcast":"ff:ff:ff:ff:ff:ff","addr_info":[{"family":"inet","local":"192.0.2.2","prefixlen":24,"broadcast":"192.0.2.255","scope":"global","label":"eth0","valid_life_time":4294967295,"preferred_life_time":4294967295},{"family":"inet6","local":"fd00::2","prefixlen":64,"scope":"global","nodad":true,"valid_life_time":4294967295,"preferred_life_time":4294967295},{"family":"inet6","local":"fe80::fc:ff:fe00:1","prefixlen":64,"scope":"link","valid_life_time":4294967295,"preferred_life_time":4294967295}]}]',
+  '::cairn-section:: ip-link',
+  '1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00',
+  '2: ifb0: <BROADCAST,NOARP> mtu 1500 qdisc noop state DOWN mode DEFAULT group default qlen 32\\    link/ether b2:f9:f1:50:df:5a brd ff:ff:ff:ff:ff:ff',
+  '3: ifb1: <BROADCAST,NOARP> mtu 1500 qdisc noop state DOWN mode DEFAULT group default qlen 32\\    link/ether 8e:5c:11:c4:30:6d brd ff:ff:ff:ff:ff:ff',
+  '4: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1400 qdisc pfifo_fast state UP mode DEFAULT group default qlen 1000\\    link/ether 02:fc:00:00:00:01 brd ff:ff:ff:ff:ff:ff',
+  '::cairn-section:: ip-addr',
+  '1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever',
+  '1: lo    inet6 ::1/128 scope host \\       valid_lft forever preferred_lft forever',
+  '4: eth0    inet 192.0.2.2/24 brd 192.0.2.255 scope global eth0\\       valid_lft forever preferred_lft forever',
+  '4: eth0    inet6 fd00::2/64 scope global nodad \\       valid_lft forever preferred_lft forever',
+  '4: eth0    inet6 fe80::fc:ff:fe00:1/64 scope link \\       valid_lft forever preferred_lft forever',
+  '::cairn-section:: route',
+  'default via 192.0.2.1 dev eth0 ',
+  '::cairn-section:: meminfo',
+  'MemTotal:       24684084 kB',
+  'MemFree:        20541280 kB',
+  'MemAvailable:   24034552 kB',
+  'Buffers:          130776 kB',
+  'Cached:          3144432 kB',
+  'SwapCached:            0 kB',
+  'Active:           660384 kB',
+  'Inactive:        2641012 kB',
+  'Active(anon):       1568 kB',
+  'Inactive(anon):    33504 kB',
+  'Active(file):     658816 kB',
+  'Inactive(file):  2607508 kB',
+  'Unevictable:       16700 kB',
+  'Mlocked:           15620 kB',
+  'SwapTotal:             0 kB',
+  'SwapFree:              0 kB',
+  'Zswap:                 0 kB',
+  'Zswapped:              0 kB',
+  'Dirty:             32216 kB',
+  'Writeback:             0 kB',
+  'AnonPages:         42752 kB',
+  'Mapped:            50752 kB',
+  'Shmem:              8872 kB',
+  'KReclaimable:     590268 kB',
+  'Slab:             637832 kB',
+  'SReclaimable:     590268 kB',
+  'SUnreclaim:        47564 kB',
+  'KernelStack:        1848 kB',
+  'PageTables:         2836 kB',
+  'SecPageTables:         0 kB',
+  'NFS_Unstable:          0 kB',
+  'Bounce:                0 kB',
+  'WritebackTmp:          0 kB',
+  'CommitLimit:    12342040 kB',
+  'Committed_AS:     151436 kB',
+  'VmallocTotal:   34359738367 kB',
+  'VmallocUsed:       14676 kB',
+  'VmallocChunk:          0 kB',
+  'Percpu:              880 kB',
+  'AnonHugePages:         0 kB',
+  'ShmemHugePages:        0 kB',
+  'ShmemPmdMapped:        0 kB',
+  'FileHugePages:    395264 kB',
+  'FilePmdMapped:         0 kB',
+  'Balloon:               0 kB',
+  'HugePages_Total:       0',
+  'HugePages_Free:        0',
+  'HugePages_Rsvd:        0',
+  'HugePages_Surp:        0',
+  'Hugepagesize:       2048 kB',
+  'Hugetlb:               0 kB',
+  'DirectMap4k:       28672 kB',
+  'DirectMap2M:     2068480 kB',
+  'DirectMap1G:    25165824 kB',
+  '::cairn-section:: cpu',
+  'nproc=2',
+  'model name\t: AMD EPYC',
+  '::cairn-section:: misc',
+  'kvm=1',
+  'run_systemd_system=0',
+  'pid1_comm=process_api',
+  'epoch=1795266184',
+  'iso8601=2026-11-21T13:03:04Z',
+  'uptime=1213.59',
+  '',
 ].join('\n');
 
 /** CAPTURED with one section's body replaced. */
@@ -125,11 +132,17 @@ function withSection(name: string, body: string, source = CAPTURED): string {
   return source.slice(0, start) + body + source.slice(end);
 }
 
-describe('parseFacts on this machine\'s real output', () => {
+describe("parseFacts on this machine's real output", () => {
   const facts = parseFacts(frameSections(CAPTURED));
 
   it('os, kernel, names', () => {
-    expect(facts.os).toEqual({ id: 'debian', version_id: '12', codename: 'bookworm', pretty_name: 'Debian GNU/Linux 12 (bookworm)', family: 'Debian' });
+    expect(facts.os).toEqual({
+      id: 'debian',
+      version_id: '12',
+      codename: 'bookworm',
+      pretty_name: 'Debian GNU/Linux 12 (bookworm)',
+      family: 'Debian',
+    });
     expect([facts.hostname, facts.fqdn, facts.kernel, facts.arch]).toEqual(['vm', 'vm', '6.18.44-fc-v669', 'x86_64']);
   });
 
@@ -141,7 +154,10 @@ describe('parseFacts on this machine\'s real output', () => {
       mtu: 1400,
       up: true,
       ipv4: [{ address: '192.0.2.2', prefix: 24 }],
-      ipv6: [{ address: 'fd00::2', prefix: 64 }, { address: 'fe80::fc:ff:fe00:1', prefix: 64 }],
+      ipv6: [
+        { address: 'fd00::2', prefix: 64 },
+        { address: 'fe80::fc:ff:fe00:1', prefix: 64 },
+      ],
     });
     expect(facts.interfaces[1]!.up).toBe(false);
     expect(facts.default_ipv4).toEqual({ interface: 'eth0', address: '192.0.2.2', gateway: '192.0.2.1' });
@@ -173,12 +189,24 @@ describe('virtualization', () => {
   };
 
   it.each([
-    ['systemd-nspawn container', ['systemd-nspawn', 'systemd-nspawn', ''], { type: 'systemd-nspawn', role: 'guest', container: true }],
+    [
+      'systemd-nspawn container',
+      ['systemd-nspawn', 'systemd-nspawn', ''],
+      { type: 'systemd-nspawn', role: 'guest', container: true },
+    ],
     ['lxc container', ['lxc', 'lxc', ''], { type: 'lxc', role: 'guest', container: true }],
     ['KVM virtual machine', ['kvm', 'none', ''], { type: 'kvm', role: 'guest', container: false }],
     ['bare metal with /dev/kvm: a host', ['none', 'none', ''], { type: 'none', role: 'host', container: false }],
-    ['no systemd-detect-virt, /run/systemd/container says nspawn', ['', '', 'run_systemd_container=systemd-nspawn\n'], { type: 'systemd-nspawn', role: 'guest', container: true }],
-    ['no systemd-detect-virt, /.dockerenv', ['', '', 'dockerenv=1\n'], { type: 'docker', role: 'guest', container: true }],
+    [
+      'no systemd-detect-virt, /run/systemd/container says nspawn',
+      ['', '', 'run_systemd_container=systemd-nspawn\n'],
+      { type: 'systemd-nspawn', role: 'guest', container: true },
+    ],
+    [
+      'no systemd-detect-virt, /.dockerenv',
+      ['', '', 'dockerenv=1\n'],
+      { type: 'docker', role: 'guest', container: true },
+    ],
   ] as Array<[string, [string, string, string], object]>)('%s', (_n, [vm, container, hints], expected) => {
     expect(virt(vm, container, hints)).toEqual(expected);
   });
@@ -190,16 +218,34 @@ describe('virtualization', () => {
 
 describe('helpers', () => {
   it('os-release quoting and families', () => {
-    expect(parseOsRelease('NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nX=\'single\'\n# c\n')).toEqual({ NAME: 'Ubuntu', ID: 'ubuntu', ID_LIKE: 'debian', X: 'single' });
+    expect(parseOsRelease('NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nX=\'single\'\n# c\n')).toEqual({
+      NAME: 'Ubuntu',
+      ID: 'ubuntu',
+      ID_LIKE: 'debian',
+      X: 'single',
+    });
     expect(osFamily('ubuntu', 'debian')).toBe('Debian');
     expect(osFamily('rocky', 'rhel centos fedora')).toBe('RedHat');
     expect(osFamily('alpine', '')).toBe('Alpine');
   });
 
   it('ip -o link handles veth peers written name@ifN', () => {
-    const link = '7: veth0@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\\    link/ether 5a:1c:3e:00:00:01 brd ff:ff:ff:ff:ff:ff link-netnsid 0';
-    expect(parseIpOneline(link, '7: veth0    inet 10.0.0.1/24 scope global veth0\\       valid_lft forever preferred_lft forever')).toEqual([
-      { name: 'veth0', mac: '5a:1c:3e:00:00:01', mtu: 1500, up: true, ipv4: [{ address: '10.0.0.1', prefix: 24 }], ipv6: [] },
+    const link =
+      '7: veth0@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\\    link/ether 5a:1c:3e:00:00:01 brd ff:ff:ff:ff:ff:ff link-netnsid 0';
+    expect(
+      parseIpOneline(
+        link,
+        '7: veth0    inet 10.0.0.1/24 scope global veth0\\       valid_lft forever preferred_lft forever',
+      ),
+    ).toEqual([
+      {
+        name: 'veth0',
+        mac: '5a:1c:3e:00:00:01',
+        mtu: 1500,
+        up: true,
+        ipv4: [{ address: '10.0.0.1', prefix: 24 }],
+        ipv6: [],
+      },
     ]);
   });
 });

@@ -12,7 +12,10 @@ const table: Array<[string, string[]]> = [
   [`a\\ b c`, ['a b', 'c']],
   [`''`, ['']],
   [`x'y'"z"`, ['xyz']],
-  ['echo $(touch /tmp/x); rm -rf / | cat > out', ['echo', '$(touch', '/tmp/x);', 'rm', '-rf', '/', '|', 'cat', '>', 'out']],
+  [
+    'echo $(touch /tmp/x); rm -rf / | cat > out',
+    ['echo', '$(touch', '/tmp/x);', 'rm', '-rf', '/', '|', 'cat', '>', 'out'],
+  ],
   [`it"'"s`, ["it's"]],
   ['tab\there', ['tab', 'here']],
 ];

@@ -5,7 +5,12 @@ import { FakeConnection, contextFor, fileProbeOutput } from '../../helpers/fake-
 
 describe('stat', () => {
   it('registers Ansible-style fields from the probe', async () => {
-    const conn = new FakeConnection([{ match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ content: 'abc', mode: '640', owner: 'www-data', uid: 33 }) } }]);
+    const conn = new FakeConnection([
+      {
+        match: '::cairn-section:: file',
+        reply: { stdout: fileProbeOutput({ content: 'abc', mode: '640', owner: 'www-data', uid: 33 }) },
+      },
+    ]);
     const plan = await statModule.check(contextFor(conn), { path: '/etc/app.conf' });
     expect(plan.changed).toBe(false);
     expect(plan.data?.stat).toEqual({
@@ -34,7 +39,9 @@ describe('stat', () => {
     const plan = await statModule.check(contextFor(conn), { path: '/x', follow: true, checksum: false });
     expect(plan.data).toEqual({ stat: { exists: false, path: '/x' } });
     expect(conn.calls[0]!.script).not.toContain('sha256sum');
-    const link = statResult(parseFileProbe('/l', parseSections(fileProbeOutput({ type: 'link', linkTarget: '/t' })).get('file')));
+    const link = statResult(
+      parseFileProbe('/l', parseSections(fileProbeOutput({ type: 'link', linkTarget: '/t' })).get('file')),
+    );
     expect(link).toMatchObject({ islnk: true, lnk_target: '/t', lnk_source: '/t' });
   });
 });

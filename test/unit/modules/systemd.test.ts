@@ -7,10 +7,22 @@
  * ActiveState active/inactive/failed/activating..., UnitFileState enabled/disabled/static/masked...).
  */
 import { describe, expect, it } from 'vitest';
-import { parseSystemctlShow, planSystemd, systemdApplyScript, systemdModule, type SystemdArgs } from '../../../runner/core/modules/systemd.js';
+import {
+  parseSystemctlShow,
+  planSystemd,
+  systemdApplyScript,
+  systemdModule,
+  type SystemdArgs,
+} from '../../../runner/core/modules/systemd.js';
 import { FakeConnection, contextFor } from '../../helpers/fake-connection.js';
 
-const show = (load: string, active: string, file: string, needReload = 'no', sub = active === 'active' ? 'running' : 'dead') =>
+const show = (
+  load: string,
+  active: string,
+  file: string,
+  needReload = 'no',
+  sub = active === 'active' ? 'running' : 'dead',
+) =>
   `Id=haproxy.service\nNeedDaemonReload=${needReload}\nLoadState=${load}\nActiveState=${active}\nSubState=${sub}\nUnitFileState=${file}\n`;
 
 const running = parseSystemctlShow(show('loaded', 'active', 'enabled'));
@@ -39,7 +51,12 @@ describe('planSystemd', () => {
     ['disabled when enabled', { name: n, enabled: false }, running, ['disable']],
     ['masked', { name: n, masked: true, state: 'stopped' }, running, ['stop', 'mask']],
     ['unmasked then started', { name: n, masked: false, state: 'started' }, masked, ['unmask', 'start']],
-    ['daemon_reload when the unit changed on disk', { name: n, daemon_reload: true, state: 'started' }, changedOnDisk, ['daemon-reload']],
+    [
+      'daemon_reload when the unit changed on disk',
+      { name: n, daemon_reload: true, state: 'started' },
+      changedOnDisk,
+      ['daemon-reload'],
+    ],
     ['daemon_reload when nothing changed', { name: n, daemon_reload: true }, running, []],
   ] as Array<[string, SystemdArgs, ReturnType<typeof parseSystemctlShow>, string[]]>)('%s', (_t, args, unit, steps) => {
     const plan = planSystemd(args, unit);
@@ -60,7 +77,10 @@ describe('planSystemd', () => {
       'start haproxy.service (was inactive): haproxy.service is not installed yet (LoadState=not-found); an earlier task must install it, or this fails',
     ]);
     // Nothing to do for a unit that should be stopped or disabled and does not exist.
-    expect(planSystemd({ name: n, state: 'stopped', enabled: false }, missing)).toMatchObject({ changed: false, actions: [] });
+    expect(planSystemd({ name: n, state: 'stopped', enabled: false }, missing)).toMatchObject({
+      changed: false,
+      actions: [],
+    });
   });
 
   it('daemon_reload without a name is always planned', () => {
@@ -68,7 +88,10 @@ describe('planSystemd', () => {
   });
 
   it('the apply script runs the steps in order, each with its own exit code', () => {
-    const plan = planSystemd({ name: n, daemon_reload: true, enabled: true, state: 'started' }, parseSystemctlShow(show('loaded', 'inactive', 'disabled', 'yes')));
+    const plan = planSystemd(
+      { name: n, daemon_reload: true, enabled: true, state: 'started' },
+      parseSystemctlShow(show('loaded', 'inactive', 'disabled', 'yes')),
+    );
     expect(systemdApplyScript(plan.state!).split('\n')).toEqual([
       'systemctl daemon-reload || exit 20',
       'systemctl enable -- haproxy.service || exit 21',
@@ -86,7 +109,9 @@ describe('systemd module', () => {
     const ctx = contextFor(conn, { become: true });
     const plan = await systemdModule.check(ctx, { name: n, state: 'started', enabled: true });
     expect(plan.actions).toEqual(['enable haproxy.service (was disabled)', 'start haproxy.service (was inactive)']);
-    expect(conn.calls[0]!.script).toBe('LC_ALL=C systemctl show -p Id,LoadState,ActiveState,SubState,UnitFileState,NeedDaemonReload -- haproxy.service');
+    expect(conn.calls[0]!.script).toBe(
+      'LC_ALL=C systemctl show -p Id,LoadState,ActiveState,SubState,UnitFileState,NeedDaemonReload -- haproxy.service',
+    );
     const result = await systemdModule.apply(ctx, { name: n, state: 'started', enabled: true }, plan);
     expect(result.changed).toBe(true);
     expect(conn.calls.map((c) => c.opts.become)).toEqual([true, true]);
@@ -94,24 +119,47 @@ describe('systemd module', () => {
 
   it('a host without systemd fails in plain words (real output of this container)', async () => {
     const conn = new FakeConnection([
-      { match: 'systemctl show', reply: { code: 1, stderr: "System has not been booted with systemd as init system (PID 1). Can't operate.\nFailed to connect to bus: Host is down\n" } },
+      {
+        match: 'systemctl show',
+        reply: {
+          code: 1,
+          stderr:
+            "System has not been booted with systemd as init system (PID 1). Can't operate.\nFailed to connect to bus: Host is down\n",
+        },
+      },
     ]);
-    expect((await systemdModule.check(contextFor(conn), { name: 'ssh', state: 'started' })).failed).toBe('cannot query ssh: systemd is not running on this host (PID 1 is not systemd)');
+    expect((await systemdModule.check(contextFor(conn), { name: 'ssh', state: 'started' })).failed).toBe(
+      'cannot query ssh: systemd is not running on this host (PID 1 is not systemd)',
+    );
   });
 
   it('a failed step is reported by name', async () => {
     const conn = new FakeConnection([
       { match: 'systemctl show', reply: { stdout: show('loaded', 'inactive', 'enabled') } },
-      { match: 'systemctl start', reply: { code: 20, stderr: 'Job for haproxy.service failed because the control process exited with error code.\n' } },
+      {
+        match: 'systemctl start',
+        reply: {
+          code: 20,
+          stderr: 'Job for haproxy.service failed because the control process exited with error code.\n',
+        },
+      },
     ]);
     const ctx = contextFor(conn);
-    const result = await systemdModule.apply(ctx, { name: n, state: 'started' }, await systemdModule.check(ctx, { name: n, state: 'started' }));
-    expect(result.msg).toBe('systemctl start haproxy.service failed: Job for haproxy.service failed because the control process exited with error code.');
+    const result = await systemdModule.apply(
+      ctx,
+      { name: n, state: 'started' },
+      await systemdModule.check(ctx, { name: n, state: 'started' }),
+    );
+    expect(result.msg).toBe(
+      'systemctl start haproxy.service failed: Job for haproxy.service failed because the control process exited with error code.',
+    );
   });
 
   it('refuses odd unit names before any remote call', async () => {
     const conn = new FakeConnection([]);
-    await expect(systemdModule.check(contextFor(conn), { name: 'x; reboot', state: 'started' })).rejects.toThrow(/is not a unit name/);
+    await expect(systemdModule.check(contextFor(conn), { name: 'x; reboot', state: 'started' })).rejects.toThrow(
+      /is not a unit name/,
+    );
     expect(conn.calls).toHaveLength(0);
   });
 });

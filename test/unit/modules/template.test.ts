@@ -5,7 +5,9 @@ import { FakeConnection, contextFor, fileProbeOutput } from '../../helpers/fake-
 
 describe('template', () => {
   it('renders templates/<src> with the task vars and plans the diff', async () => {
-    const conn = new FakeConnection([{ match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ content: 'maxconn 100\n' }) } }]);
+    const conn = new FakeConnection([
+      { match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ content: 'maxconn 100\n' }) } },
+    ]);
     const calls: string[] = [];
     const ctx = contextFor(conn, {
       vars: { maxconn: 200 },
@@ -26,7 +28,9 @@ describe('template', () => {
         throw inputError('undefined variable "maxconn"', { file: '/play/templates/x.hbs', line: 2, col: 9 });
       },
     });
-    await expect(templateModule.check(ctx, { src: 'x.hbs', dest: '/etc/x' })).rejects.toMatchObject({ location: { file: '/play/templates/x.hbs', line: 2 } });
+    await expect(templateModule.check(ctx, { src: 'x.hbs', dest: '/etc/x' })).rejects.toMatchObject({
+      location: { file: '/play/templates/x.hbs', line: 2 },
+    });
     expect(conn.calls).toHaveLength(0);
   });
 });

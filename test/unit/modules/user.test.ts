@@ -5,7 +5,14 @@
  * -> "*", and an unknown group prints nothing (exit 2). The "app" user rows follow the same formats.
  */
 import { describe, expect, it } from 'vitest';
-import { parseUserProbe, planUser, userApplyScript, userModule, userProbeScript, type UserArgs } from '../../../runner/core/modules/user.js';
+import {
+  parseUserProbe,
+  planUser,
+  userApplyScript,
+  userModule,
+  userProbeScript,
+  type UserArgs,
+} from '../../../runner/core/modules/user.js';
 import { FakeConnection, contextFor, frameSections, outsideSingleQuotes } from '../../helpers/fake-connection.js';
 
 const ROOT_PROBE = frameSections(`::cairn-section:: passwd
@@ -23,17 +30,19 @@ adm:x:4:
 `);
 
 const appProbe = (groups: string, extraGroups: string[] = []): string =>
-  frameSections([
-    '::cairn-section:: passwd',
-    'app:x:1001:1001:App user:/home/app:/bin/sh',
-    '::cairn-section:: id',
-    groups,
-    '::cairn-section:: primary',
-    'app:x:1001:',
-    ...extraGroups.flatMap((g, i) => [`::cairn-section:: group-${i}`, g]),
-    '::cairn-section:: end',
-    '',
-  ].join('\n'));
+  frameSections(
+    [
+      '::cairn-section:: passwd',
+      'app:x:1001:1001:App user:/home/app:/bin/sh',
+      '::cairn-section:: id',
+      groups,
+      '::cairn-section:: primary',
+      'app:x:1001:',
+      ...extraGroups.flatMap((g, i) => [`::cairn-section:: group-${i}`, g]),
+      '::cairn-section:: end',
+      '',
+    ].join('\n'),
+  );
 
 const MISSING_PROBE = frameSections(
   '::cairn-section:: passwd\n::cairn-section:: id\n::cairn-section:: primary\n::cairn-section:: group-0\nadm:x:4:\n::cairn-section:: end\n',
@@ -54,22 +63,63 @@ describe('planUser', () => {
   const plan = (args: UserArgs, out: string) => planUser(args, parseUserProbe(args, out));
 
   it('a group that does not exist fails', () => {
-    expect(plan({ name: 'root', groups: ['adm', 'nosuchgroup'] }, ROOT_PROBE).failed).toBe('Group nosuchgroup does not exist');
+    expect(plan({ name: 'root', groups: ['adm', 'nosuchgroup'] }, ROOT_PROBE).failed).toBe(
+      'Group nosuchgroup does not exist',
+    );
   });
 
   it('creates a missing user with the given options', () => {
-    const p = plan({ name: 'app', groups: ['adm'], shell: '/bin/bash', system: true, create_home: false, comment: 'App' }, MISSING_PROBE);
+    const p = plan(
+      { name: 'app', groups: ['adm'], shell: '/bin/bash', system: true, create_home: false, comment: 'App' },
+      MISSING_PROBE,
+    );
     expect(p.actions).toEqual(['create user app (groups adm, shell /bin/bash, comment "App", system)']);
-    expect(userApplyScript(p.state!)).toBe("useradd -G adm -s /bin/bash -c App -r -M -- app || exit 30");
+    expect(userApplyScript(p.state!)).toBe('useradd -G adm -s /bin/bash -c App -r -M -- app || exit 30');
   });
 
   it.each([
-    ['nothing differs', { name: 'app', shell: '/bin/sh', home: '/home/app', comment: 'App user', uid: 1001 }, appProbe('app'), [], undefined],
-    ['shell and comment', { name: 'app', shell: '/bin/bash', comment: 'Web' }, appProbe('app'), ['change shell of app /bin/sh -> /bin/bash', 'change comment of app "App user" -> "Web"'], ['-s', '/bin/bash', '-c', 'Web', 'app']],
-    ['append adds only missing groups', { name: 'app', groups: ['adm', 'sudo'], append: true }, appProbe('app adm', ['adm:x:4:app', 'sudo:x:27:']), ['add app to sudo'], ['-a', '-G', 'sudo', 'app']],
-    ['append with all present', { name: 'app', groups: ['adm'], append: true }, appProbe('app adm sudo', ['adm:x:4:app']), [], undefined],
-    ['replace drops extra groups', { name: 'app', groups: ['adm'] }, appProbe('app adm sudo', ['adm:x:4:app']), ['set groups of app to adm (was adm,sudo)'], ['-G', 'adm', 'app']],
-    ['empty groups removes all', { name: 'app', groups: [] }, appProbe('app adm'), ['set groups of app to (none) (was adm)'], ['-G', '', 'app']],
+    [
+      'nothing differs',
+      { name: 'app', shell: '/bin/sh', home: '/home/app', comment: 'App user', uid: 1001 },
+      appProbe('app'),
+      [],
+      undefined,
+    ],
+    [
+      'shell and comment',
+      { name: 'app', shell: '/bin/bash', comment: 'Web' },
+      appProbe('app'),
+      ['change shell of app /bin/sh -> /bin/bash', 'change comment of app "App user" -> "Web"'],
+      ['-s', '/bin/bash', '-c', 'Web', 'app'],
+    ],
+    [
+      'append adds only missing groups',
+      { name: 'app', groups: ['adm', 'sudo'], append: true },
+      appProbe('app adm', ['adm:x:4:app', 'sudo:x:27:']),
+      ['add app to sudo'],
+      ['-a', '-G', 'sudo', 'app'],
+    ],
+    [
+      'append with all present',
+      { name: 'app', groups: ['adm'], append: true },
+      appProbe('app adm sudo', ['adm:x:4:app']),
+      [],
+      undefined,
+    ],
+    [
+      'replace drops extra groups',
+      { name: 'app', groups: ['adm'] },
+      appProbe('app adm sudo', ['adm:x:4:app']),
+      ['set groups of app to adm (was adm,sudo)'],
+      ['-G', 'adm', 'app'],
+    ],
+    [
+      'empty groups removes all',
+      { name: 'app', groups: [] },
+      appProbe('app adm'),
+      ['set groups of app to (none) (was adm)'],
+      ['-G', '', 'app'],
+    ],
     ['uid', { name: 'app', uid: 2000 }, appProbe('app'), ['change uid of app 1001 -> 2000'], ['-u', '2000', 'app']],
   ] as Array<[string, UserArgs, string, string[], string[] | undefined]>)('%s', (_t, args, out, actions, usermod) => {
     const p = plan(args, out);
@@ -109,7 +159,7 @@ describe('user module', () => {
   });
 
   it('quotes what it probes and refuses bad names and fields', async () => {
-    expect(outsideSingleQuotes(userProbeScript({ name: 'app', groups: ["$(reboot)"] }))).not.toContain('$(reboot)');
+    expect(outsideSingleQuotes(userProbeScript({ name: 'app', groups: ['$(reboot)'] }))).not.toContain('$(reboot)');
     const ctx = contextFor(new FakeConnection([]));
     await expect(userModule.check(ctx, { name: '-rf' })).rejects.toThrow(/not a valid user name/);
     await expect(userModule.check(ctx, { name: 'app', comment: 'a:b' })).rejects.toThrow(/comment cannot contain/);

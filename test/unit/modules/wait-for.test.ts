@@ -56,13 +56,23 @@ describe('wait_for module', () => {
   });
 
   it('a timeout fails with a clear message (or the task msg)', async () => {
-    const conn = new FakeConnection([{ match: 'deadline', reply: { code: 3, stdout: 'result=timeout\nelapsed=10\n' } }]);
-    expect((await waitForModule.check(contextFor(conn), { port: 5432, timeout: 10 })).failed).toBe('Timeout when waiting for 127.0.0.1:5432 (waited 10 s)');
-    expect((await waitForModule.check(contextFor(conn), { port: 5432, timeout: 10, msg: 'postgres did not start' })).failed).toBe('postgres did not start');
+    const conn = new FakeConnection([
+      { match: 'deadline', reply: { code: 3, stdout: 'result=timeout\nelapsed=10\n' } },
+    ]);
+    expect((await waitForModule.check(contextFor(conn), { port: 5432, timeout: 10 })).failed).toBe(
+      'Timeout when waiting for 127.0.0.1:5432 (waited 10 s)',
+    );
+    expect(
+      (await waitForModule.check(contextFor(conn), { port: 5432, timeout: 10, msg: 'postgres did not start' })).failed,
+    ).toBe('postgres did not start');
   });
 
   it('no bash on the host is said plainly', async () => {
-    const conn = new FakeConnection([{ match: 'deadline', reply: { code: 4, stderr: 'wait_for needs bash on the host (for /dev/tcp)\n' } }]);
-    expect((await waitForModule.check(contextFor(conn), { port: 1 })).failed).toBe('wait_for needs bash on the host (for /dev/tcp)');
+    const conn = new FakeConnection([
+      { match: 'deadline', reply: { code: 4, stderr: 'wait_for needs bash on the host (for /dev/tcp)\n' } },
+    ]);
+    expect((await waitForModule.check(contextFor(conn), { port: 1 })).failed).toBe(
+      'wait_for needs bash on the host (for /dev/tcp)',
+    );
   });
 });

@@ -4,7 +4,14 @@
  * domain) against one snapshot of what Ceph reports. Pure, so it is table-tested with real outputs.
  */
 import { activeChecks, describeHealth, type HealthReport } from './health.js';
-import { activeCleanPgs, type CephStatus, type CrushRule, type OsdNode, type PoolInfo, type QuorumStatus } from './status.js';
+import {
+  activeCleanPgs,
+  type CephStatus,
+  type CrushRule,
+  type OsdNode,
+  type PoolInfo,
+  type QuorumStatus,
+} from './status.js';
 
 export interface ClusterSnapshot {
   status: CephStatus;
@@ -57,11 +64,17 @@ export function assessCluster(snapshot: ClusterSnapshot, want: ClusterExpectatio
   // Health. Ceph leaves muted checks out of the overall status; they are reported either way.
   const muted = health.checks.filter((c) => c.muted);
   if (health.status !== 'HEALTH_OK') {
-    const failing = activeChecks(health).map((c) => `${c.code ?? 'check'} (${c.summary})${c.detail.length ? `: ${c.detail.slice(0, 3).join(', ')}${c.detail.length > 3 ? `, and ${c.detail.length - 3} more` : ''}` : ''}`);
+    const failing = activeChecks(health).map(
+      (c) =>
+        `${c.code ?? 'check'} (${c.summary})${c.detail.length ? `: ${c.detail.slice(0, 3).join(', ')}${c.detail.length > 3 ? `, and ${c.detail.length - 3} more` : ''}` : ''}`,
+    );
     problems.push(`${health.status}: ${failing.join('; ') || 'no check named'}`);
   }
   for (const check of muted) {
-    const allowed = want.allowedMutes === undefined || want.allowedMutes === 'any' || (check.code !== null && want.allowedMutes.includes(check.code));
+    const allowed =
+      want.allowedMutes === undefined ||
+      want.allowedMutes === 'any' ||
+      (check.code !== null && want.allowedMutes.includes(check.code));
     const line = `muted health check ${check.code ?? ''} (${check.summary})`;
     if (allowed) notes.push(`${health.status} with ${line}`);
     else problems.push(`${line} is not in the accepted mutes`);
@@ -70,7 +83,8 @@ export function assessCluster(snapshot: ClusterSnapshot, want: ClusterExpectatio
   // Monitors.
   const quorumNames = quorum.quorumNames.length ? quorum.quorumNames : status.quorumNames;
   const outOfQuorum = quorum.monNames.filter((m) => !quorumNames.includes(m));
-  if (outOfQuorum.length) problems.push(`monitors out of quorum: ${outOfQuorum.join(', ')} (quorum: ${quorumNames.join(', ') || 'none'})`);
+  if (outOfQuorum.length)
+    problems.push(`monitors out of quorum: ${outOfQuorum.join(', ')} (quorum: ${quorumNames.join(', ') || 'none'})`);
   if (want.mons) {
     const missing = want.mons.filter((m) => !quorum.monNames.includes(m));
     const extra = quorum.monNames.filter((m) => !want.mons!.includes(m));
@@ -87,7 +101,8 @@ export function assessCluster(snapshot: ClusterSnapshot, want: ClusterExpectatio
     const perHost = want.osdsPerHost ?? 1;
     for (const host of want.osdHosts) {
       const count = osds.filter((o) => o.host === host).length;
-      if (count < perHost) problems.push(`host ${host} has ${count} OSD${count === 1 ? '' : 's'} in the CRUSH map, wanted ${perHost}`);
+      if (count < perHost)
+        problems.push(`host ${host} has ${count} OSD${count === 1 ? '' : 's'} in the CRUSH map, wanted ${perHost}`);
     }
   }
 
@@ -112,25 +127,45 @@ export function assessCluster(snapshot: ClusterSnapshot, want: ClusterExpectatio
     const size = spec?.size ?? want.poolSize;
     const minSize = spec?.min_size ?? want.poolMinSize;
     if (size !== undefined && pool.size !== size) problems.push(`pool ${pool.name}: size ${pool.size}, wanted ${size}`);
-    if (minSize !== undefined && pool.minSize !== minSize) problems.push(`pool ${pool.name}: min_size ${pool.minSize}, wanted ${minSize}`);
+    if (minSize !== undefined && pool.minSize !== minSize)
+      problems.push(`pool ${pool.name}: min_size ${pool.minSize}, wanted ${minSize}`);
     const rule = ruleById.get(pool.ruleId);
     if (want.failureDomain !== undefined && rule?.failureDomain !== want.failureDomain) {
-      problems.push(`pool ${pool.name}: CRUSH rule ${rule?.name ?? `#${pool.ruleId}`} spreads copies over ${rule?.failureDomain ?? 'nothing known'}, wanted ${want.failureDomain}`);
+      problems.push(
+        `pool ${pool.name}: CRUSH rule ${rule?.name ?? `#${pool.ruleId}`} spreads copies over ${rule?.failureDomain ?? 'nothing known'}, wanted ${want.failureDomain}`,
+      );
     }
   }
 
   const facts: Record<string, unknown> = {
     health: health.status,
     health_summary: describeHealth(health),
-    checks: health.checks.map((c) => ({ code: c.code, severity: c.severity, summary: c.summary, muted: c.muted, detail: c.detail })),
+    checks: health.checks.map((c) => ({
+      code: c.code,
+      severity: c.severity,
+      summary: c.summary,
+      muted: c.muted,
+      detail: c.detail,
+    })),
     muted: muted.map((c) => c.code),
     mons: quorum.monNames,
     quorum: quorumNames,
     osds: { total: osds.length, up: osds.length - down.length, in: osds.length - out.length, down, out },
-    pgs: { total: status.pgs.total, active_clean: clean, by_state: Object.fromEntries(status.pgs.byState.map((s) => [s.state, s.count])) },
+    pgs: {
+      total: status.pgs.total,
+      active_clean: clean,
+      by_state: Object.fromEntries(status.pgs.byState.map((s) => [s.state, s.count])),
+    },
     pools: pools.map((p) => {
       const rule = ruleById.get(p.ruleId);
-      return { name: p.name, size: p.size, min_size: p.minSize, crush_rule: rule?.name ?? p.ruleId, failure_domain: rule?.failureDomain ?? null, applications: p.applications };
+      return {
+        name: p.name,
+        size: p.size,
+        min_size: p.minSize,
+        crush_rule: rule?.name ?? p.ruleId,
+        failure_domain: rule?.failureDomain ?? null,
+        applications: p.applications,
+      };
     }),
     mgr_available: status.mgrAvailable,
     mgr_standbys: status.mgrStandbys,

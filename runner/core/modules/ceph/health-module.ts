@@ -36,8 +36,14 @@ export function expectationsFrom(args: CephHealthArgs): ClusterExpectations {
   const want: ClusterExpectations = {};
   if (args.mons) want.mons = args.mons;
   if (args.osd_hosts) want.osdHosts = args.osd_hosts;
-  if (args.osds_per_host !== undefined) want.osdsPerHost = Array.isArray(args.osds_per_host) ? args.osds_per_host.length : args.osds_per_host;
-  if (args.pools) want.pools = args.pools.map((p) => ({ name: p.name, ...(p.size === undefined ? {} : { size: p.size }), ...(p.min_size === undefined ? {} : { min_size: p.min_size }) }));
+  if (args.osds_per_host !== undefined)
+    want.osdsPerHost = Array.isArray(args.osds_per_host) ? args.osds_per_host.length : args.osds_per_host;
+  if (args.pools)
+    want.pools = args.pools.map((p) => ({
+      name: p.name,
+      ...(p.size === undefined ? {} : { size: p.size }),
+      ...(p.min_size === undefined ? {} : { min_size: p.min_size }),
+    }));
   if (args.pool_size !== undefined) want.poolSize = args.pool_size;
   if (args.pool_min_size !== undefined) want.poolMinSize = args.pool_min_size;
   if (args.failure_domain !== undefined) want.failureDomain = args.failure_domain;
@@ -54,7 +60,10 @@ interface Verdict {
 
 async function judgeOnce(ctx: ModuleContext, want: ClusterExpectations, timeoutS: number): Promise<Verdict> {
   try {
-    const probe = await probeCluster((script) => runScript(ctx, script, { timeoutMs: (timeoutS + 10) * 8 * 1000 }), timeoutS);
+    const probe = await probeCluster(
+      (script) => runScript(ctx, script, { timeoutMs: (timeoutS + 10) * 8 * 1000 }),
+      timeoutS,
+    );
     return { probe, assessment: assessCluster(probe.snapshot, want) };
   } catch (err) {
     if (err instanceof CephOutputError) return { unreadable: err.message };
@@ -74,11 +83,24 @@ export const cephHealthModule: Module<CephHealthArgs> = {
       mons: { type: 'array', items: { type: 'string', minLength: 1 } },
       osd_hosts: { type: 'array', items: { type: 'string', minLength: 1 } },
       osds_per_host: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'array' }] },
-      pools: { type: 'array', items: { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1 }, size: { type: 'integer', minimum: 1 }, min_size: { type: 'integer', minimum: 1 } } } },
+      pools: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['name'],
+          properties: {
+            name: { type: 'string', minLength: 1 },
+            size: { type: 'integer', minimum: 1 },
+            min_size: { type: 'integer', minimum: 1 },
+          },
+        },
+      },
       pool_size: { type: 'integer', minimum: 1 },
       pool_min_size: { type: 'integer', minimum: 1 },
       failure_domain: { type: 'string', minLength: 1 },
-      allowed_mutes: { anyOf: [{ const: 'any' }, { type: 'array', items: { type: 'string', pattern: '^[A-Z0-9_]+$' } }] },
+      allowed_mutes: {
+        anyOf: [{ const: 'any' }, { type: 'array', items: { type: 'string', pattern: '^[A-Z0-9_]+$' } }],
+      },
       command_timeout_s: { type: 'integer', minimum: 1, maximum: 300 },
     },
   },
@@ -99,7 +121,12 @@ export const cephHealthModule: Module<CephHealthArgs> = {
     const waitedS = Math.round((Date.now() - started) / 100) / 10;
     if (verdict.unreadable !== undefined) {
       const msg = `cannot read the cluster's state from ${ctx.host}: ${verdict.unreadable}`;
-      return { changed: false, actions: [], failed: msg, data: { problems: [verdict.unreadable], attempts, waited_s: waitedS } };
+      return {
+        changed: false,
+        actions: [],
+        failed: msg,
+        data: { problems: [verdict.unreadable], attempts, waited_s: waitedS },
+      };
     }
     const assessment = verdict.assessment!;
     const data: Record<string, unknown> = {
@@ -114,7 +141,11 @@ export const cephHealthModule: Module<CephHealthArgs> = {
       const after = waitMs > 0 ? ` (still so after ${waitedS} s)` : '';
       return { changed: false, actions: [], failed: `${assessment.problems.join('; ')}${after}`, data };
     }
-    return { changed: false, actions: [], data: { ...data, msg: assessment.notes.length ? assessment.notes.join('; ') : 'HEALTH_OK' } };
+    return {
+      changed: false,
+      actions: [],
+      data: { ...data, msg: assessment.notes.length ? assessment.notes.join('; ') : 'HEALTH_OK' },
+    };
   },
 
   apply(_ctx, _args, plan) {

@@ -62,7 +62,9 @@ function summaryMessage(summary: unknown): { message: string; count?: number } {
   // Luminous and later: {"message": "...", "count": N}; a bare string is accepted too.
   if (typeof summary === 'string') return { message: summary };
   if (isRecord(summary) && typeof summary.message === 'string') {
-    return typeof summary.count === 'number' ? { message: summary.message, count: summary.count } : { message: summary.message };
+    return typeof summary.count === 'number'
+      ? { message: summary.message, count: summary.count }
+      : { message: summary.message };
   }
   return { message: '' };
 }
@@ -75,10 +77,14 @@ export function parseHealthJson(value: unknown, command = 'ceph health detail -f
   if (!isRecord(value)) throw new CephOutputError(`\`${command}\`: expected a JSON object`);
   const health = isRecord(value.health) && value.status === undefined ? value.health : value;
   if (!isRecord(health) || !isHealthStatus(health.status)) {
-    throw new CephOutputError(`\`${command}\`: no health status (expected "status": HEALTH_OK, HEALTH_WARN or HEALTH_ERR)`);
+    throw new CephOutputError(
+      `\`${command}\`: no health status (expected "status": HEALTH_OK, HEALTH_WARN or HEALTH_ERR)`,
+    );
   }
   const mutes = Array.isArray(health.mutes)
-    ? health.mutes.map((m) => (isRecord(m) && typeof m.code === 'string' ? m.code : typeof m === 'string' ? m : '')).filter((c) => c !== '')
+    ? health.mutes
+        .map((m) => (isRecord(m) && typeof m.code === 'string' ? m.code : typeof m === 'string' ? m : ''))
+        .filter((c) => c !== '')
     : [];
   const checks: HealthCheck[] = [];
   const rawChecks = isRecord(health.checks) ? health.checks : {};
@@ -87,7 +93,9 @@ export function parseHealthJson(value: unknown, command = 'ceph health detail -f
     const severity = isHealthStatus(raw.severity) ? raw.severity : 'HEALTH_WARN';
     const { message, count } = summaryMessage(raw.summary);
     const detail = Array.isArray(raw.detail)
-      ? raw.detail.map((d) => (isRecord(d) && typeof d.message === 'string' ? d.message : typeof d === 'string' ? d : '')).filter((d) => d !== '')
+      ? raw.detail
+          .map((d) => (isRecord(d) && typeof d.message === 'string' ? d.message : typeof d === 'string' ? d : ''))
+          .filter((d) => d !== '')
       : [];
     const muted = raw.muted === true || mutes.includes(code);
     checks.push({ code, severity, summary: message, ...(count === undefined ? {} : { count }), detail, muted });
@@ -127,7 +135,10 @@ export function parseHealthDetailText(text: string): HealthReport {
   const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
   // Tools that wrap the command may print log noise first: the report starts at the status line.
   const start = lines.findIndex((l) => STATUS_LINE.test(l.trim()));
-  if (start === -1) throw new CephOutputError(`\`ceph health detail\`: no HEALTH_OK / HEALTH_WARN / HEALTH_ERR line in ${JSON.stringify(text.trim().slice(0, 120))}`);
+  if (start === -1)
+    throw new CephOutputError(
+      `\`ceph health detail\`: no HEALTH_OK / HEALTH_WARN / HEALTH_ERR line in ${JSON.stringify(text.trim().slice(0, 120))}`,
+    );
   const head = STATUS_LINE.exec(lines[start]!.trim())!;
   const status = head[1] as HealthStatus;
   let rest = head[2] ?? '';
@@ -164,7 +175,8 @@ export function parseHealthDetailText(text: string): HealthReport {
   }
   if (!sawCodes && rest !== '') {
     // The older format: the checks are only the summaries on the status line, without codes.
-    for (const summary of splitSummaries(rest)) checks.push({ code: null, severity: status, summary, detail: [], muted: false });
+    for (const summary of splitSummaries(rest))
+      checks.push({ code: null, severity: status, summary, detail: [], muted: false });
   }
   return { status, checks, mutes, unattributed };
 }

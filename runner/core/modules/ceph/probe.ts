@@ -6,8 +6,20 @@ import type { ExecResult } from '../../transport/types.js';
 import { argv } from '../../transport/quote.js';
 import { parseSections, section } from '../remote.js';
 import type { ClusterSnapshot } from './assess.js';
-import { CephOutputError, parseHealthDetailText, parseHealthJson, parseJsonOutput, type HealthReport } from './health.js';
-import { parseCrushRulesJson, parseOsdTreeJson, parsePoolsJson, parseQuorumStatusJson, parseStatusJson } from './status.js';
+import {
+  CephOutputError,
+  parseHealthDetailText,
+  parseHealthJson,
+  parseJsonOutput,
+  type HealthReport,
+} from './health.js';
+import {
+  parseCrushRulesJson,
+  parseOsdTreeJson,
+  parsePoolsJson,
+  parseQuorumStatusJson,
+  parseStatusJson,
+} from './status.js';
 
 /** The commands, by section name. */
 export const PROBE_COMMANDS: ReadonlyArray<readonly [string, readonly string[]]> = [
@@ -71,10 +83,14 @@ function sectionBody(sections: Map<string, string>, name: string): string {
   const rcAt = lines.findLastIndex((l) => /^::rc=\d+$/.test(l));
   const body = (rcAt === -1 ? lines : lines.slice(0, rcAt)).join('\n');
   const rc = rcAt === -1 ? -1 : Number(lines[rcAt]!.slice('::rc='.length));
-  const stderr = lines.slice(rcAt + 1).filter((l) => l.startsWith('::err=')).map((l) => l.slice('::err='.length));
+  const stderr = lines
+    .slice(rcAt + 1)
+    .filter((l) => l.startsWith('::err='))
+    .map((l) => l.slice('::err='.length));
   const command = ['ceph', ...(PROBE_COMMANDS.find(([n]) => n === name)?.[1] ?? [])].join(' ');
   if (rc !== 0) {
-    const why = rc === 124 ? 'timed out (no monitor quorum?)' : rc === -1 ? 'did not finish' : `failed with exit code ${rc}`;
+    const why =
+      rc === 124 ? 'timed out (no monitor quorum?)' : rc === -1 ? 'did not finish' : `failed with exit code ${rc}`;
     const said = (stderr.join(' ').trim() || body.trim()).slice(-300);
     throw new CephOutputError(`\`${command}\` ${why}${said ? `: ${said}` : ''}`);
   }
@@ -85,7 +101,11 @@ function sectionBody(sections: Map<string, string>, name: string): string {
 export function parseProbeOutput(stdout: string): ProbeOutput {
   const sections = parseSections(stdout);
   if (!sections.has('end')) throw new CephOutputError('the probe did not run to its end');
-  const json = (name: string): unknown => parseJsonOutput(sectionBody(sections, name), `ceph ${(PROBE_COMMANDS.find(([n]) => n === name)?.[1] ?? []).join(' ')}`);
+  const json = (name: string): unknown =>
+    parseJsonOutput(
+      sectionBody(sections, name),
+      `ceph ${(PROBE_COMMANDS.find(([n]) => n === name)?.[1] ?? []).join(' ')}`,
+    );
   // In command order: when one failed, its own error is the one to report (the rest did not run).
   const status = parseStatusJson(json('status'));
   const health = parseHealthJson(json('health'));
@@ -107,6 +127,7 @@ export function parseProbeOutput(stdout: string): ProbeOutput {
 /** Run the probe with `exec` (a module's runScript or a drill's ctx.exec) and parse it. */
 export async function probeCluster(exec: (script: string) => Promise<ExecResult>, timeoutS = 20): Promise<ProbeOutput> {
   const res = await exec(probeScript(timeoutS));
-  if (res.code === 255 && res.stdout === '') throw new CephOutputError(`the probe could not run: ${res.stderr.trim() || 'connection failed'}`);
+  if (res.code === 255 && res.stdout === '')
+    throw new CephOutputError(`the probe could not run: ${res.stderr.trim() || 'connection failed'}`);
   return parseProbeOutput(res.stdout);
 }

@@ -67,7 +67,13 @@ export function parseStatusJson(value: unknown): CephStatus {
     quorumNames: strings(root.quorum_names),
     monCount: num(monmap.num_mons, Array.isArray(monmap.mons) ? monmap.mons.length : 0),
     osds: { total: num(osdmap.num_osds), up: num(osdmap.num_up_osds), in: num(osdmap.num_in_osds) },
-    pgs: { total: num(pgmap.num_pgs, byState.reduce((n, s) => n + s.count, 0)), byState },
+    pgs: {
+      total: num(
+        pgmap.num_pgs,
+        byState.reduce((n, s) => n + s.count, 0),
+      ),
+      byState,
+    },
     pools: num(pgmap.num_pools),
     mgrAvailable: mgrmap.available === true,
     mgrStandbys: num(mgrmap.num_standbys, Array.isArray(mgrmap.standbys) ? mgrmap.standbys.length : 0),
@@ -122,13 +128,24 @@ export function parseOsdTreeJson(value: unknown): OsdNode[] {
   const hostOf = new Map<number, string>();
   for (const node of nodes) {
     if (node.type !== 'host') continue;
-    for (const child of Array.isArray(node.children) ? node.children : []) if (typeof child === 'number') hostOf.set(child, String(node.name ?? ''));
+    for (const child of Array.isArray(node.children) ? node.children : [])
+      if (typeof child === 'number') hostOf.set(child, String(node.name ?? ''));
   }
   const osds = [...nodes, ...(Array.isArray(root.stray) ? root.stray.filter(isRecord) : [])]
-    .filter((n) => n.type === 'osd' || (typeof n.id === 'number' && n.id >= 0 && typeof n.name === 'string' && n.name.startsWith('osd.')))
+    .filter(
+      (n) =>
+        n.type === 'osd' ||
+        (typeof n.id === 'number' && n.id >= 0 && typeof n.name === 'string' && n.name.startsWith('osd.')),
+    )
     .map((n) => {
       const id = num(n.id, -1);
-      return { id, name: String(n.name ?? `osd.${id}`), host: hostOf.get(id) ?? '', up: n.status === 'up', in: num(n.reweight) > 0 };
+      return {
+        id,
+        name: String(n.name ?? `osd.${id}`),
+        host: hostOf.get(id) ?? '',
+        up: n.status === 'up',
+        in: num(n.reweight) > 0,
+      };
     });
   return osds.sort((a, b) => a.id - b.id);
 }

@@ -64,7 +64,10 @@ export function raidProbeScript(args: RaidHealthArgs): string {
   ];
   const detail: string[] = [];
   if (detailPath !== '') {
-    detail.push(`d=${quote(detailPath)}`, 'if [ -r "$d" ]; then printf "file_b64="; base64 -w0 < "$d" || echo read_error=1; echo; else echo file_missing=1; fi');
+    detail.push(
+      `d=${quote(detailPath)}`,
+      'if [ -r "$d" ]; then printf "file_b64="; base64 -w0 < "$d" || echo read_error=1; echo; else echo file_missing=1; fi',
+    );
   } else if (runMdadm) {
     // Array names from the header lines ("md1 : active ..."); one base64 output per array.
     detail.push(
@@ -83,18 +86,24 @@ export function parseRaidProbe(stdout: string, args: RaidHealthArgs): RaidProbe 
   const sections = parseSections(stdout);
   const mdstat = parseKeyValues(sections.get('mdstat') ?? '');
   const detail = parseKeyValues(sections.get('detail') ?? '');
-  const probe: RaidProbe = { mdstatPresent: mdstat.get('present') === '1', mdadmInstalled: mdstat.get('mdadm') === '1', detailTexts: [] };
+  const probe: RaidProbe = {
+    mdstatPresent: mdstat.get('present') === '1',
+    mdadmInstalled: mdstat.get('mdadm') === '1',
+    detailTexts: [],
+  };
   if (probe.mdstatPresent) probe.mdstatText = b64(mdstat.get('content_b64'));
   const detailPath = args.mdadm_detail_path ?? '';
   if (detailPath !== '') {
-    if (detail.get('file_missing') === '1') probe.detailProblem = `the mdadm --detail file ${detailPath} does not exist or cannot be read`;
+    if (detail.get('file_missing') === '1')
+      probe.detailProblem = `the mdadm --detail file ${detailPath} does not exist or cannot be read`;
     else probe.detailTexts.push({ source: detailPath, text: b64(detail.get('file_b64')) });
   } else {
     for (const [key, value] of detail) {
       const m = /^run_(.+)_b64$/.exec(key);
       if (m) probe.detailTexts.push({ source: `mdadm --detail /dev/${m[1]}`, text: b64(value) });
     }
-    if (args.mdadm_detail === true && !probe.mdadmInstalled && probe.mdstatPresent) probe.detailProblem = 'mdadm_detail is true but mdadm is not installed';
+    if (args.mdadm_detail === true && !probe.mdadmInstalled && probe.mdstatPresent)
+      probe.detailProblem = 'mdadm_detail is true but mdadm is not installed';
   }
   return probe;
 }
@@ -114,10 +123,12 @@ export function judgeRaidProbe(probe: RaidProbe, args: RaidHealthArgs, host: str
   const details: MdadmDetail[] = [];
   for (const { source, text } of probe.detailTexts) {
     // mdadm's own complaint ("cannot open /dev/md9") is kept out of the parse and reported as it is.
-    if (/^mdadm: /m.test(text) && !/^\/dev\/\S+:\s*$/m.test(text)) return { ok: false, msg: `${source}: ${text.trim()}`, arrays: [] };
+    if (/^mdadm: /m.test(text) && !/^\/dev\/\S+:\s*$/m.test(text))
+      return { ok: false, msg: `${source}: ${text.trim()}`, arrays: [] };
     details.push(...parseMdadmDetails(text, `${host}:${source}`));
   }
-  if (!probe.mdstatPresent && details.length === 0) return { ok: true, msg: `no md arrays (no ${mdstatPath})`, arrays: [] };
+  if (!probe.mdstatPresent && details.length === 0)
+    return { ok: true, msg: `no md arrays (no ${mdstatPath})`, arrays: [] };
   const arrays = assessRaid(mdstat, details, { allowRecovering: args.allow_recovering ?? true });
   const summary = summariseRaid(arrays);
   return { ok: summary.ok, msg: summary.message, arrays };
@@ -153,7 +164,9 @@ export const raidHealthModule: Module<RaidHealthArgs> = {
       return { changed: false, actions: [], failed: msg, data: { msg } };
     }
     const data = { arrays: verdict.arrays, mdstat_present: probe.mdstatPresent, msg: verdict.msg };
-    return verdict.ok ? { changed: false, actions: [], data } : { changed: false, actions: [], failed: verdict.msg, data };
+    return verdict.ok
+      ? { changed: false, actions: [], data }
+      : { changed: false, actions: [], failed: verdict.msg, data };
   },
 
   apply(_ctx, _args, plan): Promise<ModuleResult> {

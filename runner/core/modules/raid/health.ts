@@ -50,7 +50,7 @@ export interface RaidOptions {
 export function compressNumbers(numbers: number[]): string {
   const sorted = [...new Set(numbers)].sort((a, b) => a - b);
   const parts: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
     parts.push(j - i >= 2 ? `${sorted[i]}-${sorted[j]}` : sorted.slice(i, j + 1).join(', '));
@@ -91,21 +91,40 @@ function fromMdstat(array: MdArray): Facts {
   [...(array.slotMap ?? '')].forEach((c, i) => {
     if (c === '_') missingSlots.push(i);
   });
-  const counted = array.raidDisks !== undefined && array.workingDisks !== undefined ? Math.max(0, array.raidDisks - array.workingDisks) : 0;
+  const counted =
+    array.raidDisks !== undefined && array.workingDisks !== undefined
+      ? Math.max(0, array.raidDisks - array.workingDisks)
+      : 0;
   return {
     name: array.name,
     level: array.level ?? null,
     state: array.active ? `active${array.readOnly ? ` (${array.readOnly})` : ''}` : 'inactive',
     active: array.active,
     members: array.members.map((m) =>
-      memberLabel(m.device, [m.faulty ? 'faulty' : '', m.spare ? 'spare' : '', m.writeMostly ? 'write-mostly' : '', m.journal ? 'journal' : '', m.replacement ? 'replacement' : ''].filter((r) => r !== '')),
+      memberLabel(
+        m.device,
+        [
+          m.faulty ? 'faulty' : '',
+          m.spare ? 'spare' : '',
+          m.writeMostly ? 'write-mostly' : '',
+          m.journal ? 'journal' : '',
+          m.replacement ? 'replacement' : '',
+        ].filter((r) => r !== ''),
+      ),
     ),
     failed: array.members.filter((m) => m.faulty).map((m) => m.device),
     missingSlots,
     // 2.4 kernels could print [2/2] next to [U_]: the map is the truth when there is one.
     missingCount: array.slotMap !== undefined ? missingSlots.length : counted,
     ...(array.slotMap !== undefined || array.raidDisks !== undefined
-      ? { slots: [array.raidDisks !== undefined ? `[${array.raidDisks}/${array.workingDisks}]` : '', array.slotMap ? `[${array.slotMap}]` : ''].filter((s) => s).join(' ') }
+      ? {
+          slots: [
+            array.raidDisks !== undefined ? `[${array.raidDisks}/${array.workingDisks}]` : '',
+            array.slotMap ? `[${array.slotMap}]` : '',
+          ]
+            .filter((s) => s)
+            .join(' '),
+        }
       : {}),
     ...(array.sync ? { progress: { ...array.sync } } : {}),
     detailState: [],
@@ -115,7 +134,9 @@ function fromMdstat(array: MdArray): Facts {
 
 function fromDetail(detail: MdadmDetail): Facts {
   // Empty slots, and slots whose new member is still being rebuilt (not in sync yet).
-  const removed = detail.devices.filter((d) => (d.state.includes('removed') || d.state.includes('rebuilding')) && d.slot !== null).map((d) => d.slot!);
+  const removed = detail.devices
+    .filter((d) => (d.state.includes('removed') || d.state.includes('rebuilding')) && d.slot !== null)
+    .map((d) => d.slot!);
   const raid = detail.raidDevices;
   const active = detail.activeDevices;
   return {
@@ -123,7 +144,14 @@ function fromDetail(detail: MdadmDetail): Facts {
     level: detail.level ?? null,
     state: detail.state.join(', ') || 'unknown',
     active: !detail.state.includes('inactive'),
-    members: detail.devices.filter((d) => d.path).map((d) => memberLabel(d.path!, d.state.filter((w) => w !== 'active' && w !== 'sync'))),
+    members: detail.devices
+      .filter((d) => d.path)
+      .map((d) =>
+        memberLabel(
+          d.path!,
+          d.state.filter((w) => w !== 'active' && w !== 'sync'),
+        ),
+      ),
     failed: detail.devices.filter((d) => d.state.includes('faulty') && d.path).map((d) => d.path!),
     missingSlots: removed,
     missingCount: Math.max(removed.length, raid !== undefined && active !== undefined ? raid - active : 0),
@@ -150,7 +178,8 @@ function merge(kernel: Facts, detail: Facts): Facts {
 
 function judge(f: Facts, opts: RaidOptions): ArrayHealth {
   const rebuilding =
-    (f.progress !== undefined && (f.progress.action === 'recovery' || f.progress.action === 'reshape' || f.progress.action === 'rebuild')) ||
+    (f.progress !== undefined &&
+      (f.progress.action === 'recovery' || f.progress.action === 'reshape' || f.progress.action === 'rebuild')) ||
     f.detailState.includes('recovering') ||
     f.detailState.includes('reshaping');
   const degraded = f.missingCount > 0 || f.detailState.includes('degraded');
@@ -160,18 +189,24 @@ function judge(f: Facts, opts: RaidOptions): ArrayHealth {
   else if (degraded) verdict = rebuilding ? 'recovering' : 'degraded';
   else if (f.progress !== undefined || f.detailState.includes('resyncing')) verdict = 'resyncing';
   else verdict = 'healthy';
-  const ok = verdict === 'healthy' || verdict === 'resyncing' || (verdict === 'recovering' && (opts.allowRecovering ?? true));
+  const ok =
+    verdict === 'healthy' || verdict === 'resyncing' || (verdict === 'recovering' && (opts.allowRecovering ?? true));
 
   const reasons: string[] = [];
-  if (verdict === 'inactive') reasons.push(`not running${f.members.length ? ` (members: ${f.members.join(', ')})` : ''}`);
+  if (verdict === 'inactive')
+    reasons.push(`not running${f.members.length ? ` (members: ${f.members.join(', ')})` : ''}`);
   for (const device of f.failed) reasons.push(`member ${device} is faulty`);
   if (f.missingCount > 0) {
-    const which = f.missingSlots.length > 0 ? ` (${f.missingSlots.length === 1 ? 'slot' : 'slots'} ${compressNumbers(f.missingSlots)})` : '';
+    const which =
+      f.missingSlots.length > 0
+        ? ` (${f.missingSlots.length === 1 ? 'slot' : 'slots'} ${compressNumbers(f.missingSlots)})`
+        : '';
     reasons.push(`${f.missingCount} ${f.missingCount === 1 ? 'member' : 'members'} missing${which}`);
   }
   if (f.failed.length === 0 && f.missingCount === 0 && degraded) reasons.push(`mdadm says ${f.detailState.join(', ')}`);
   if (f.progress) reasons.push(describeProgress(f.progress));
-  const present = verdict !== 'inactive' && verdict !== 'healthy' && f.members.length > 0 ? `members: ${f.members.join(', ')}` : '';
+  const present =
+    verdict !== 'inactive' && verdict !== 'healthy' && f.members.length > 0 ? `members: ${f.members.join(', ')}` : '';
   const tail = [f.slots, present].filter((s) => s).join('; ');
   const head = `${f.name}${f.level ? ` (${f.level})` : ''}: ${verdict}`;
   const message = `${head}${reasons.length ? `: ${reasons.join('; ')}` : ''}${tail ? `; ${tail}` : ''}`;
@@ -192,7 +227,11 @@ function judge(f: Facts, opts: RaidOptions): ArrayHealth {
 }
 
 /** One verdict per array: every array of mdstat (with its mdadm detail if given), then arrays only mdadm knows. */
-export function assessRaid(mdstat: Mdstat | undefined, details: MdadmDetail[] = [], opts: RaidOptions = {}): ArrayHealth[] {
+export function assessRaid(
+  mdstat: Mdstat | undefined,
+  details: MdadmDetail[] = [],
+  opts: RaidOptions = {},
+): ArrayHealth[] {
   const byName = new Map(details.map((d) => [mdName(d.device), d]));
   const out: ArrayHealth[] = [];
   for (const array of mdstat?.arrays ?? []) {
@@ -221,5 +260,9 @@ export function summariseRaid(arrays: ArrayHealth[]): RaidSummary {
   const count = `${arrays.length} md ${arrays.length === 1 ? 'array' : 'arrays'}`;
   if (notes.length === 0) return { ok: true, message: `${count} healthy`, notes };
   const healthy = arrays.length - notes.length;
-  return { ok: true, message: `${count} ${arrays.length === 1 ? 'passes' : 'pass'} (${healthy} healthy): ${notes.join(' | ')}`, notes };
+  return {
+    ok: true,
+    message: `${count} ${arrays.length === 1 ? 'passes' : 'pass'} (${healthy} healthy): ${notes.join(' | ')}`,
+    notes,
+  };
 }

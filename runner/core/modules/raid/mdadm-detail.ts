@@ -60,7 +60,11 @@ function parseOne(lines: Array<{ text: string; no: number }>, source: string): M
     }
     if (inTable) {
       const row = ROW.exec(text);
-      if (!row) throw new CairnError(`cannot read this device row of ${device} (expected "Number Major Minor RaidDevice State [device]")`, { kind: 'runtime', location: { file: source, line: no }, detail: `${no} | ${text}` });
+      if (!row)
+        throw new CairnError(
+          `cannot read this device row of ${device} (expected "Number Major Minor RaidDevice State [device]")`,
+          { kind: 'runtime', location: { file: source, line: no }, detail: `${no} | ${text}` },
+        );
       const words = row[5]!.split(/\s+/).filter((w) => w !== '');
       const path = words.length > 0 && words[words.length - 1]!.startsWith('/') ? words.pop() : undefined;
       detail.devices.push({
@@ -79,7 +83,10 @@ function parseOne(lines: Array<{ text: string; no: number }>, source: string): M
   }
   const f = detail.fields;
   if (f['Raid Level'] !== undefined) detail.level = f['Raid Level'];
-  detail.state = (f['State'] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  detail.state = (f['State'] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   const counts = {
     raidDevices: numberField(f, 'Raid Devices'),
     totalDevices: numberField(f, 'Total Devices'),
@@ -112,7 +119,10 @@ export function parseMdadmDetails(text: string, source = 'mdadm --detail'): Mdad
   return groups.map((lines) => {
     const detail = parseOne(lines, source);
     if (Object.keys(detail.fields).length === 0) {
-      throw new CairnError(`${detail.device} has no "Key : value" fields (is this mdadm --detail output?)`, { kind: 'runtime', location: { file: source, line: lines[0]!.no } });
+      throw new CairnError(`${detail.device} has no "Key : value" fields (is this mdadm --detail output?)`, {
+        kind: 'runtime',
+        location: { file: source, line: lines[0]!.no },
+      });
     }
     return detail;
   });

@@ -100,7 +100,10 @@ function parseMember(word: string): MdMember | undefined {
 
 /** The header after "active"/"inactive": read-only marks, the level, then members. */
 function parseHeaderRest(rest: string, array: MdArray, source: string, lineNo: number, text: string): void {
-  const words = rest.trim().split(/\s+/).filter((w) => w !== '');
+  const words = rest
+    .trim()
+    .split(/\s+/)
+    .filter((w) => w !== '');
   for (const word of words) {
     if (word === '(read-only)' || word === '(auto-read-only)') {
       array.readOnly = word.slice(1, -1) as MdArray['readOnly'];
@@ -115,7 +118,12 @@ function parseHeaderRest(rest: string, array: MdArray, source: string, lineNo: n
       array.level = word;
       continue;
     }
-    throw fault(source, lineNo, `cannot read "${word}" in the header of ${array.name} (expected a level like raid1, then members like sda1[0](F))`, text);
+    throw fault(
+      source,
+      lineNo,
+      `cannot read "${word}" in the header of ${array.name} (expected a level like raid1, then members like sda1[0](F))`,
+      text,
+    );
   }
 }
 
@@ -174,7 +182,8 @@ export function parseMdstat(text: string, source = '/proc/mdstat'): Mdstat {
     if (/^read_ahead\b/.test(line)) return;
     if (/^unused devices\s*:/.test(line)) {
       const rest = line.replace(/^unused devices\s*:/, '').trim();
-      result.unusedDevices = rest === '' || rest === '<none>' ? [] : rest.split(/\s+/).map((w) => w.replace(/\[\d+\].*$/, ''));
+      result.unusedDevices =
+        rest === '' || rest === '<none>' ? [] : rest.split(/\s+/).map((w) => w.replace(/\[\d+\].*$/, ''));
       current = undefined;
       return;
     }
@@ -185,8 +194,20 @@ export function parseMdstat(text: string, source = '/proc/mdstat'): Mdstat {
       result.arrays.push(current);
       return;
     }
-    if (/^md[\w.-]*\s*:/.test(line)) throw fault(source, lineNo, 'cannot read this array header (expected "mdN : active|inactive [level] members...")', raw);
-    if (!current) throw fault(source, lineNo, 'a line outside any array block (expected "Personalities", "mdN : ..." or "unused devices")', raw);
+    if (/^md[\w.-]*\s*:/.test(line))
+      throw fault(
+        source,
+        lineNo,
+        'cannot read this array header (expected "mdN : active|inactive [level] members...")',
+        raw,
+      );
+    if (!current)
+      throw fault(
+        source,
+        lineNo,
+        'a line outside any array block (expected "Personalities", "mdN : ..." or "unused devices")',
+        raw,
+      );
     const status = STATUS.exec(line);
     if (status && current.blocks === undefined) {
       current.blocks = Number(status[1]);

@@ -23,7 +23,10 @@ export function validateProbeScript(args: VirtHostValidateArgs): string {
   const hypervisor = args.hypervisor ?? 'qemu';
   // A subshell opening the device read-write is exactly what qemu does first; `runuser` runs it as qemu's user.
   const open = `exec 3<>/dev/kvm`;
-  const asUser = args.kvm_user && args.kvm_user !== 'root' ? `runuser -u ${quote(args.kvm_user)} -- sh -c ${quote(open)}` : `sh -c ${quote(open)}`;
+  const asUser =
+    args.kvm_user && args.kvm_user !== 'root'
+      ? `runuser -u ${quote(args.kvm_user)} -- sh -c ${quote(open)}`
+      : `sh -c ${quote(open)}`;
   return [
     section(
       'validate',
@@ -43,7 +46,8 @@ export function validateProbeScript(args: VirtHostValidateArgs): string {
 export function judgeValidateProbe(args: VirtHostValidateArgs, probe: Map<string, string>): Planned {
   const output = probe.get('validate') ?? '';
   const rc = /cairn_rc=(\d+)/.exec(output)?.[1];
-  if (rc === '127') return { changed: false, actions: [], failed: 'virt-host-validate is not installed (package libvirt-clients)' };
+  if (rc === '127')
+    return { changed: false, actions: [], failed: 'virt-host-validate is not installed (package libvirt-clients)' };
   const kv = parseKeyValues(probe.get('kvm') ?? '');
   const cpu = parseKeyValues(probe.get('cpu') ?? '');
   const kvmDevice = { present: kv.get('present') === '1', usable: kv.get('usable') === '1', detail: kv.get('detail') };
@@ -61,7 +65,12 @@ export function judgeValidateProbe(args: VirtHostValidateArgs, probe: Map<string
     failures: verdict.failures,
     warnings: verdict.warnings,
     notes: verdict.notes,
-    kvm_device: { present: kvmDevice.present, usable: kvmDevice.usable, opened_as: args.kvm_user ?? 'root', detail: kvmDevice.detail ?? null },
+    kvm_device: {
+      present: kvmDevice.present,
+      usable: kvmDevice.usable,
+      opened_as: args.kvm_user ?? 'root',
+      detail: kvmDevice.detail ?? null,
+    },
     cpu_virt_flags: Number(cpu.get('virt_flags') ?? '0'),
     exit_status: rc === undefined ? null : Number(rc),
   };
@@ -90,7 +99,8 @@ export const virtHostValidateModule: Module<VirtHostValidateArgs> = {
 
   async check(ctx, args) {
     const res = await runScript(ctx, validateProbeScript(args));
-    if (res.code !== 0) return { changed: false, actions: [], failed: `virt-host-validate probe failed: ${failureText(res)}` };
+    if (res.code !== 0)
+      return { changed: false, actions: [], failed: `virt-host-validate probe failed: ${failureText(res)}` };
     return judgeValidateProbe(args, parseSections(res.stdout));
   },
 

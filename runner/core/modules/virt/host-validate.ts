@@ -79,8 +79,16 @@ function describe(check: HostCheck): string {
 
 /** Judge the parsed checks against the host's role. */
 export function judgeHostValidate(checks: HostCheck[], opts: ValidateOptions): ValidateVerdict {
-  const wanted = opts.hypervisor ? checks.filter((c) => c.hypervisor.toUpperCase() === opts.hypervisor!.toUpperCase()) : checks;
-  const verdict: ValidateVerdict = { passed: true, failures: [], warnings: [], notes: [], counts: { PASS: 0, WARN: 0, FAIL: 0, NOTE: 0 } };
+  const wanted = opts.hypervisor
+    ? checks.filter((c) => c.hypervisor.toUpperCase() === opts.hypervisor!.toUpperCase())
+    : checks;
+  const verdict: ValidateVerdict = {
+    passed: true,
+    failures: [],
+    warnings: [],
+    notes: [],
+    counts: { PASS: 0, WARN: 0, FAIL: 0, NOTE: 0 },
+  };
   for (const check of wanted) verdict.counts[check.result]++;
   if (wanted.length === 0) {
     verdict.failures.push(`virt-host-validate printed no ${opts.hypervisor ?? ''} checks`.replace('  ', ' '));
@@ -90,7 +98,9 @@ export function judgeHostValidate(checks: HostCheck[], opts: ValidateOptions): V
     if (check.result === 'FAIL') {
       if (check.id === 'hw-virt' && !opts.requireHwVirt) {
         if (kvm && !kvm.usable) {
-          verdict.failures.push(`${describe(check)}; and /dev/kvm is not usable either${kvm.detail ? ` (${kvm.detail})` : ''}`);
+          verdict.failures.push(
+            `${describe(check)}; and /dev/kvm is not usable either${kvm.detail ? ` (${kvm.detail})` : ''}`,
+          );
         } else {
           verdict.notes.push(
             `${describe(check)} — excused because require_hw_virt is false: the CPU shows no vmx/svm flag (a nested or container host) ` +

@@ -10,7 +10,16 @@ import { argError } from '../attributes.js';
 import { failureText, parseKeyValues, parseSections, runScript, section, stripEnds } from '../remote.js';
 import type { Module, ModuleResult, Planned } from '../types.js';
 import { argv, quote } from '../../transport/quote.js';
-import { effectiveProperties, parsePropertyTable, parsePropertyValues, propertyChanges, type Fallbacks, type PropertyChange, type Substitution, type WantedValue } from './properties.js';
+import {
+  effectiveProperties,
+  parsePropertyTable,
+  parsePropertyValues,
+  propertyChanges,
+  type Fallbacks,
+  type PropertyChange,
+  type Substitution,
+  type WantedValue,
+} from './properties.js';
 
 export interface ZfsDatasetArgs {
   name: string;
@@ -40,11 +49,19 @@ export function datasetProbeScript(name: string, properties: string[]): string {
     ),
   ];
   if (properties.length) {
-    lines.push(section('values', `zfs get -H -p -o property,value,source ${quote(properties.join(','))} ${quote(name)} 2>/dev/null`));
+    lines.push(
+      section(
+        'values',
+        `zfs get -H -p -o property,value,source ${quote(properties.join(','))} ${quote(name)} 2>/dev/null`,
+      ),
+    );
     // `zfs get` with no arguments prints the property table on stderr and exits 2: that is the point here.
     lines.push(section('table', 'zfs get 2>&1 | sed -n "/PROPERTY *EDIT/,\\$p"'));
     lines.push(
-      section('impl', 'if [ -x /sbin/zfs-fuse ] || command -v zfs-fuse >/dev/null 2>&1; then echo impl=zfs-fuse; else echo impl=zfs; fi'),
+      section(
+        'impl',
+        'if [ -x /sbin/zfs-fuse ] || command -v zfs-fuse >/dev/null 2>&1; then echo impl=zfs-fuse; else echo impl=zfs; fi',
+      ),
     );
   }
   lines.push(section('end'));
@@ -63,7 +80,8 @@ export function planDataset(args: ZfsDatasetArgs, probe: Map<string, string>): P
   }
   const tableText = probe.get('table') ?? '';
   const table = tableText.includes('PROPERTY') ? parsePropertyTable(tableText) : undefined;
-  const implementation = parseKeyValues(probe.get('impl') ?? '').get('impl') === 'zfs-fuse' ? 'zfs-fuse (pool version 23)' : 'this ZFS';
+  const implementation =
+    parseKeyValues(probe.get('impl') ?? '').get('impl') === 'zfs-fuse' ? 'zfs-fuse (pool version 23)' : 'this ZFS';
   const effective = effectiveProperties(args.properties ?? {}, table, args.fallbacks, implementation);
   const notes = effective.substitutions.map((s) => s.note);
   const data = { name: args.name, notes, substitutions: effective.substitutions, properties: effective.values };
@@ -105,18 +123,25 @@ export const zfsDatasetModule: Module<ZfsDatasetArgs, ZfsDatasetPlan> = {
       properties: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } },
       fallbacks: {
         type: 'object',
-        additionalProperties: { type: 'object', additionalProperties: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1 }] } },
+        additionalProperties: {
+          type: 'object',
+          additionalProperties: {
+            anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1 }],
+          },
+        },
       },
     },
   },
 
   async check(ctx, args) {
-    if (!DATASET_NAME.test(args.name)) throw argError(ctx, `zfs_dataset: "${args.name}" is not a dataset name (pool/filesystem, no snapshot)`);
+    if (!DATASET_NAME.test(args.name))
+      throw argError(ctx, `zfs_dataset: "${args.name}" is not a dataset name (pool/filesystem, no snapshot)`);
     const names = Object.keys(args.properties ?? {});
     const bad = names.find((n) => !PROPERTY_NAME.test(n));
     if (bad !== undefined) throw argError(ctx, `zfs_dataset: "${bad}" is not a property name`);
     const res = await runScript(ctx, datasetProbeScript(args.name, names));
-    if (res.code !== 0) return { changed: false, actions: [], failed: `probing ${args.name} failed: ${failureText(res)}` };
+    if (res.code !== 0)
+      return { changed: false, actions: [], failed: `probing ${args.name} failed: ${failureText(res)}` };
     return planDataset(args, parseSections(res.stdout));
   },
 
@@ -125,7 +150,13 @@ export const zfsDatasetModule: Module<ZfsDatasetArgs, ZfsDatasetPlan> = {
     if (!state) return { changed: false, failed: true, msg: 'internal error: apply called without a plan', data: {} };
     const res = await runScript(ctx, datasetApplyScript(state));
     const data = { ...(plan.data ?? {}), stdout: stripEnds(res.stdout), stderr: stripEnds(res.stderr), rc: res.code };
-    if (res.code !== 0) return { changed: true, failed: true, msg: `${state.create ? 'zfs create' : 'zfs set'} ${state.name} failed: ${failureText(res)}`, data };
+    if (res.code !== 0)
+      return {
+        changed: true,
+        failed: true,
+        msg: `${state.create ? 'zfs create' : 'zfs set'} ${state.name} failed: ${failureText(res)}`,
+        data,
+      };
     return { changed: true, data };
   },
 };

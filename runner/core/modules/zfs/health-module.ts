@@ -34,7 +34,9 @@ export function judgeHealth(args: ZpoolHealthArgs, probe: Map<string, string>): 
   const notes: string[] = [];
   const wanted = args.pools ?? report.pools.map((p) => p.name);
   if (!args.pools && report.pools.length === 0) {
-    const why = report.noPools ? 'no pools available' : statusText.trim().split('\n').slice(-2).join(' ') || 'zpool status printed nothing';
+    const why = report.noPools
+      ? 'no pools available'
+      : statusText.trim().split('\n').slice(-2).join(' ') || 'zpool status printed nothing';
     problems.push(`no ZFS pool is imported (${why})`);
   }
   const healths: PoolHealth[] = [];
@@ -42,7 +44,11 @@ export function judgeHealth(args: ZpoolHealthArgs, probe: Map<string, string>): 
   for (const name of wanted) {
     const pool = report.pools.find((p) => p.name === name);
     if (!pool) {
-      const hint = /cannot open|no such pool/i.test(statusText) ? ': no such pool' : statusText.includes('connect') ? `: ${statusText.trim().split('\n')[0]}` : '';
+      const hint = /cannot open|no such pool/i.test(statusText)
+        ? ': no such pool'
+        : statusText.includes('connect')
+          ? `: ${statusText.trim().split('\n')[0]}`
+          : '';
       problems.push(`pool ${name} is not imported${hint}`);
       continue;
     }
@@ -59,14 +65,42 @@ export function judgeHealth(args: ZpoolHealthArgs, probe: Map<string, string>): 
       size: row?.size ?? null,
       problems: health.problems,
       scan: pool.scan?.text ?? null,
-      vdevs: walkVdevs(pool.root).map((v) => ({ name: v.name, path: [...v.parents, v.name].join(' > '), kind: v.kind, state: v.state ?? null, read: v.read, write: v.write, cksum: v.cksum, note: v.note ?? null })),
+      vdevs: walkVdevs(pool.root).map((v) => ({
+        name: v.name,
+        path: [...v.parents, v.name].join(' > '),
+        kind: v.kind,
+        state: v.state ?? null,
+        read: v.read,
+        write: v.write,
+        cksum: v.cksum,
+        note: v.note ?? null,
+      })),
     });
   }
-  const bad = healths.flatMap((h) => h.vdevProblems.filter((p) => p.path !== h.pool).map((p) => ({ pool: p.pool, vdev: p.vdev, path: p.path, state: p.state ?? null, read: p.read, write: p.write, cksum: p.cksum })));
+  const bad = healths.flatMap((h) =>
+    h.vdevProblems
+      .filter((p) => p.path !== h.pool)
+      .map((p) => ({
+        pool: p.pool,
+        vdev: p.vdev,
+        path: p.path,
+        state: p.state ?? null,
+        read: p.read,
+        write: p.write,
+        cksum: p.cksum,
+      })),
+  );
   const data = { pools, problem_vdevs: bad, notes, capacity_max_pct: max, healthy: problems.length === 0 };
-  if (problems.length) return { changed: false, actions: [], failed: problems.join('; '), data: { ...data, msg: problems.join('; ') } };
-  const summary = pools.map((p) => `${String(p.name)} ONLINE${p.capacity_pct !== null ? ` ${String(p.capacity_pct)}% used` : ''}`).join(', ');
-  return { changed: false, actions: [], data: { ...data, msg: `${summary}${notes.length ? `; ${notes.join('; ')}` : ''}` } };
+  if (problems.length)
+    return { changed: false, actions: [], failed: problems.join('; '), data: { ...data, msg: problems.join('; ') } };
+  const summary = pools
+    .map((p) => `${String(p.name)} ONLINE${p.capacity_pct !== null ? ` ${String(p.capacity_pct)}% used` : ''}`)
+    .join(', ');
+  return {
+    changed: false,
+    actions: [],
+    data: { ...data, msg: `${summary}${notes.length ? `; ${notes.join('; ')}` : ''}` },
+  };
 }
 
 export const zpoolHealthModule: Module<ZpoolHealthArgs> = {

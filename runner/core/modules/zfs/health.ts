@@ -68,10 +68,16 @@ function problemOf(pool: string, node: VdevNode): VdevProblem | undefined {
   const badState = node.state !== undefined && !GOOD_STATES.has(node.state);
   const counters = node.read + node.write + node.cksum > 0;
   if (!badState && !counters) return undefined;
-  const label = node.kind === 'pool' ? `pool ${node.name}` : `${node.kind === 'class' ? `${node.name} (class)` : node.name}${withinOf(node)}`;
+  const label =
+    node.kind === 'pool'
+      ? `pool ${node.name}`
+      : `${node.kind === 'class' ? `${node.name} (class)` : node.name}${withinOf(node)}`;
   const pieces: string[] = [];
   if (badState) pieces.push(`is ${node.state}`);
-  if (counters) pieces.push(`${badState ? 'and has' : `is ${node.state ?? 'listed'} but has`} ${counterText(node)} error${node.read + node.write + node.cksum === 1 ? '' : 's'}`);
+  if (counters)
+    pieces.push(
+      `${badState ? 'and has' : `is ${node.state ?? 'listed'} but has`} ${counterText(node)} error${node.read + node.write + node.cksum === 1 ? '' : 's'}`,
+    );
   const note = node.note ? ` (${node.note})` : '';
   return {
     pool,
@@ -94,7 +100,11 @@ export function assessPool(pool: PoolStatus, opts: HealthOptions = {}): PoolHeal
   const nodes = walkVdevs(pool.root);
   const leaves = new Set(leafVdevs(pool.root));
   // Leaves first: "exactly which device" is what an operator needs; the vdevs above only echo it.
-  const ordered = [...nodes.filter((n) => leaves.has(n)), ...nodes.filter((n) => !leaves.has(n) && n.kind !== 'pool').reverse(), ...nodes.filter((n) => n.kind === 'pool')];
+  const ordered = [
+    ...nodes.filter((n) => leaves.has(n)),
+    ...nodes.filter((n) => !leaves.has(n) && n.kind !== 'pool').reverse(),
+    ...nodes.filter((n) => n.kind === 'pool'),
+  ];
   for (const node of ordered) {
     const problem = problemOf(pool.name, node);
     if (problem) vdevProblems.push(problem);
@@ -146,7 +156,14 @@ export function parseZpoolList(text: string): ZpoolListRow[] {
     if (line.trim() === '') continue;
     const [name, size, allocated, free, capacity, health] = line.split('\t');
     if (!name || health === undefined) continue;
-    rows.push({ name, size: size ?? '', allocated: allocated ?? '', free: free ?? '', capacityPct: Number.parseInt(capacity ?? '', 10), health: health.trim() });
+    rows.push({
+      name,
+      size: size ?? '',
+      allocated: allocated ?? '',
+      free: free ?? '',
+      capacityPct: Number.parseInt(capacity ?? '', 10),
+      health: health.trim(),
+    });
   }
   return rows;
 }

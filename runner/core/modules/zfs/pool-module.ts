@@ -37,7 +37,19 @@ export interface ZfsPoolPlan {
 
 const POOL_NAME = /^[A-Za-z][A-Za-z0-9_.:-]*$/;
 /** Words zpool create treats as vdev types or classes: a pool may not be named so. */
-const RESERVED = new Set(['mirror', 'raidz', 'raidz1', 'raidz2', 'raidz3', 'spare', 'log', 'cache', 'special', 'dedup', 'draid']);
+const RESERVED = new Set([
+  'mirror',
+  'raidz',
+  'raidz1',
+  'raidz2',
+  'raidz3',
+  'spare',
+  'log',
+  'cache',
+  'special',
+  'dedup',
+  'draid',
+]);
 
 /** Minimum number of devices per type. */
 const MIN_DEVICES: Record<VdevType, number> = { stripe: 1, mirror: 2, raidz: 2, raidz1: 2, raidz2: 3, raidz3: 4 };
@@ -51,7 +63,12 @@ export function poolProbeScript(args: ZfsPoolArgs): string {
     section('status', `zpool status ${quote(args.name)} 2>/dev/null`),
   ];
   if (args.file_size !== undefined) {
-    lines.push(section('files', ...args.devices.map((device) => `if [ -e ${quote(device)} ]; then echo present; else echo absent; fi`)));
+    lines.push(
+      section(
+        'files',
+        ...args.devices.map((device) => `if [ -e ${quote(device)} ]; then echo present; else echo absent; fi`),
+      ),
+    );
   }
   lines.push(section('end'));
   return lines.join('\n');
@@ -66,18 +83,28 @@ export function poolLayout(root: VdevNode | undefined): Array<{ type: VdevType; 
       if (child.kind === 'leaf') return { type: 'stripe' as const, leaves: [child.name] };
       const m = /^(mirror|raidz[123]?)(?:-\d+)?$/.exec(child.name);
       const type = (m ? (m[1] === 'raidz' ? 'raidz1' : m[1]) : child.name) as VdevType;
-      return { type, leaves: leafVdevs(child).map((leaf) => (leaf.note?.startsWith('was ') ? leaf.note.slice(4) : leaf.name)) };
+      return {
+        type,
+        leaves: leafVdevs(child).map((leaf) => (leaf.note?.startsWith('was ') ? leaf.note.slice(4) : leaf.name)),
+      };
     });
 }
 
 /** zpool prints /dev/sdb as sdb and /dev/disk/by-id/x as x: compare by the printed name or its last component. */
 function sameDevice(wanted: string, printed: string): boolean {
-  return wanted === printed || posix.basename(wanted) === printed || (wanted.startsWith('/dev/') && wanted.slice(5) === printed);
+  return (
+    wanted === printed ||
+    posix.basename(wanted) === printed ||
+    (wanted.startsWith('/dev/') && wanted.slice(5) === printed)
+  );
 }
 
 /** The plan from the probe (pure; table-tested). */
 export function planPool(args: ZfsPoolArgs, probe: Map<string, string>): Planned<ZfsPoolPlan> {
-  const listed = (probe.get('list') ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const listed = (probe.get('list') ?? '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   const list = parseKeyValues(probe.get('list') ?? '');
   const listError = (list.get('error') ?? 'zpool failed').trim();
   // zpool not installed yet: in --check an earlier task is about to install it; apply fails plainly if not.
@@ -91,8 +118,12 @@ export function planPool(args: ZfsPoolArgs, probe: Map<string, string>): Planned
     const layout = poolLayout(pool?.root);
     const wantedType = type === 'raidz' ? 'raidz1' : type;
     const leaves = layout.flatMap((v) => v.leaves);
-    const typesOk = type === 'stripe' ? layout.every((v) => v.type === 'stripe') : layout.length === 1 && layout[0]!.type === wantedType;
-    const devicesOk = leaves.length === args.devices.length && args.devices.every((d) => leaves.some((l) => sameDevice(d, l)));
+    const typesOk =
+      type === 'stripe'
+        ? layout.every((v) => v.type === 'stripe')
+        : layout.length === 1 && layout[0]!.type === wantedType;
+    const devicesOk =
+      leaves.length === args.devices.length && args.devices.every((d) => leaves.some((l) => sameDevice(d, l)));
     const data = { name: args.name, exists: true, layout };
     if (!typesOk || !devicesOk) {
       const have = layout.map((v) => `${v.type}(${v.leaves.join(', ')})`).join(' + ');
@@ -107,7 +138,14 @@ export function planPool(args: ZfsPoolArgs, probe: Map<string, string>): Planned
   }
   const presence = (probe.get('files') ?? '').split('\n').filter((l) => l === 'present' || l === 'absent');
   const files = args.file_size === undefined ? [] : args.devices.filter((_, i) => presence[i] !== 'present');
-  const command = ['zpool', 'create', ...(args.ashift !== undefined ? ['-o', `ashift=${args.ashift}`] : []), args.name, ...(type === 'stripe' ? [] : [type === 'raidz1' ? 'raidz' : type]), ...args.devices];
+  const command = [
+    'zpool',
+    'create',
+    ...(args.ashift !== undefined ? ['-o', `ashift=${args.ashift}`] : []),
+    args.name,
+    ...(type === 'stripe' ? [] : [type === 'raidz1' ? 'raidz' : type]),
+    ...args.devices,
+  ];
   const actions = [
     ...(notInstalled ? ['zpool is not installed yet (an earlier task must install it, or apply fails)'] : []),
     ...files.map((f) => `create sparse file ${f} (${args.file_size})`),
@@ -150,17 +188,26 @@ export const zfsPoolModule: Module<ZfsPoolArgs, ZfsPoolPlan> = {
 
   async check(ctx, givenArgs) {
     const args: ZfsPoolArgs = givenArgs.file_size === '' ? { ...givenArgs, file_size: undefined } : givenArgs;
-    if (!POOL_NAME.test(args.name) || RESERVED.has(args.name)) throw argError(ctx, `zfs_pool: "${args.name}" is not a usable pool name`);
+    if (!POOL_NAME.test(args.name) || RESERVED.has(args.name))
+      throw argError(ctx, `zfs_pool: "${args.name}" is not a usable pool name`);
     const type = args.vdev_type ?? 'stripe';
-    if (args.devices.length < MIN_DEVICES[type]) throw argError(ctx, `zfs_pool: ${type} needs at least ${MIN_DEVICES[type]} devices, got ${args.devices.length}`);
-    if (new Set(args.devices).size !== args.devices.length) throw argError(ctx, `zfs_pool: a device is listed twice in ${args.name}`);
+    if (args.devices.length < MIN_DEVICES[type])
+      throw argError(ctx, `zfs_pool: ${type} needs at least ${MIN_DEVICES[type]} devices, got ${args.devices.length}`);
+    if (new Set(args.devices).size !== args.devices.length)
+      throw argError(ctx, `zfs_pool: a device is listed twice in ${args.name}`);
     if (args.file_size !== undefined) {
-      if (sizeToBytes(args.file_size) === undefined) throw argError(ctx, `zfs_pool: file_size "${args.file_size}" is not a size (like 512M or 2G)`);
+      if (sizeToBytes(args.file_size) === undefined)
+        throw argError(ctx, `zfs_pool: file_size "${args.file_size}" is not a size (like 512M or 2G)`);
       const relative = args.devices.find((d) => !d.startsWith('/'));
-      if (relative !== undefined) throw argError(ctx, `zfs_pool: with file_size every device is a file and needs an absolute path, got "${relative}"`);
+      if (relative !== undefined)
+        throw argError(
+          ctx,
+          `zfs_pool: with file_size every device is a file and needs an absolute path, got "${relative}"`,
+        );
     }
     const res = await runScript(ctx, poolProbeScript(args));
-    if (res.code !== 0) return { changed: false, actions: [], failed: `probing pool ${args.name} failed: ${failureText(res)}` };
+    if (res.code !== 0)
+      return { changed: false, actions: [], failed: `probing pool ${args.name} failed: ${failureText(res)}` };
     return planPool(args, parseSections(res.stdout));
   },
 
@@ -169,7 +216,8 @@ export const zfsPoolModule: Module<ZfsPoolArgs, ZfsPoolPlan> = {
     if (!state) return { changed: false, failed: true, msg: 'internal error: apply called without a plan', data: {} };
     const res = await runScript(ctx, poolApplyScript(state));
     const data = { ...(plan.data ?? {}), stdout: stripEnds(res.stdout), stderr: stripEnds(res.stderr), rc: res.code };
-    if (res.code !== 0) return { changed: true, failed: true, msg: `creating pool ${state.name} failed: ${failureText(res)}`, data };
+    if (res.code !== 0)
+      return { changed: true, failed: true, msg: `creating pool ${state.name} failed: ${failureText(res)}`, data };
     return { changed: true, data };
   },
 };

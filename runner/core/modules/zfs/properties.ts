@@ -8,7 +8,16 @@
 export type WantedValue = string | number | boolean;
 
 /** Properties whose values are sizes: compared in bytes (`zfs get -p`). */
-export const SIZE_PROPERTIES: ReadonlySet<string> = new Set(['quota', 'refquota', 'reservation', 'refreservation', 'recordsize', 'volsize', 'volblocksize', 'special_small_blocks']);
+export const SIZE_PROPERTIES: ReadonlySet<string> = new Set([
+  'quota',
+  'refquota',
+  'reservation',
+  'refreservation',
+  'recordsize',
+  'volsize',
+  'volblocksize',
+  'special_small_blocks',
+]);
 
 /**
  * A size as zfs takes it ("90G", "512M", "1.5T", "4096", "none") in bytes; zfs's suffixes are binary
@@ -60,7 +69,13 @@ export function parsePropertyTable(usage: string): Map<string, string[]> {
       if (/^(Sizes are|User-defined|The \{)/.test(line.trim())) inTable = false;
       continue;
     }
-    table.set(m[1]!, m[4]!.split('|').map((v) => v.trim()).filter((v) => v !== ''));
+    table.set(
+      m[1]!,
+      m[4]!
+        .split('|')
+        .map((v) => v.trim())
+        .filter((v) => v !== ''),
+    );
   }
   return table;
 }
@@ -111,7 +126,12 @@ export interface EffectiveProperties {
  * "unsupported" entry when neither works. With no property table (it could not be read) values pass as
  * wanted and zfs itself is the judge.
  */
-export function effectiveProperties(wanted: Record<string, WantedValue>, table: Map<string, string[]> | undefined, fallbacks: Fallbacks = {}, implementation = 'this ZFS'): EffectiveProperties {
+export function effectiveProperties(
+  wanted: Record<string, WantedValue>,
+  table: Map<string, string[]> | undefined,
+  fallbacks: Fallbacks = {},
+  implementation = 'this ZFS',
+): EffectiveProperties {
   const out: EffectiveProperties = { values: {}, substitutions: [], unsupported: [] };
   for (const [property, raw] of Object.entries(wanted)) {
     const value = wantedText(raw);
@@ -121,11 +141,14 @@ export function effectiveProperties(wanted: Record<string, WantedValue>, table: 
       continue;
     }
     const candidatesRaw = fallbacks[property]?.[value];
-    const candidates = candidatesRaw === undefined ? [] : Array.isArray(candidatesRaw) ? candidatesRaw : [candidatesRaw];
+    const candidates =
+      candidatesRaw === undefined ? [] : Array.isArray(candidatesRaw) ? candidatesRaw : [candidatesRaw];
     const usable = candidates.find((c) => accepts(table!, property, c) !== false);
     const supported = table!.get(property)?.join(' | ') ?? '';
     if (usable === undefined) {
-      out.unsupported.push(`${property}=${value} is not supported by ${implementation} (it accepts: ${supported})${candidates.length ? `; no fallback among ${candidates.join(', ')} is either` : '; give a fallback in zfs_property_fallbacks'}`);
+      out.unsupported.push(
+        `${property}=${value} is not supported by ${implementation} (it accepts: ${supported})${candidates.length ? `; no fallback among ${candidates.join(', ')} is either` : '; give a fallback in zfs_property_fallbacks'}`,
+      );
       continue;
     }
     out.values[property] = usable;
@@ -162,7 +185,10 @@ export interface PropertyChange {
 }
 
 /** The `zfs set` calls needed to get from current to wanted (pure; table-tested). */
-export function propertyChanges(wanted: Record<string, string>, current: Map<string, CurrentProperty>): PropertyChange[] {
+export function propertyChanges(
+  wanted: Record<string, string>,
+  current: Map<string, CurrentProperty>,
+): PropertyChange[] {
   const changes: PropertyChange[] = [];
   for (const [property, to] of Object.entries(wanted)) {
     const now = current.get(property);

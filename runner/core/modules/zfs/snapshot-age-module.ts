@@ -45,21 +45,53 @@ export function formatAge(seconds: number): string {
 export function judgeSnapshotAge(args: ZfsSnapshotAgeArgs, probe: Map<string, string>): Planned {
   const now = Number((probe.get('now') ?? '').trim());
   const text = probe.get('snapshots') ?? '';
-  if (/dataset does not exist/.test(text)) return { changed: false, actions: [], failed: `dataset ${args.dataset} does not exist`, data: { dataset: args.dataset } };
+  if (/dataset does not exist/.test(text))
+    return {
+      changed: false,
+      actions: [],
+      failed: `dataset ${args.dataset} does not exist`,
+      data: { dataset: args.dataset },
+    };
   const all = parseSnapshotCreation(text, args.dataset);
-  const matching = args.name_contains ? all.filter((s) => s.name.slice(s.name.indexOf('@') + 1).includes(args.name_contains!)) : all;
+  const matching = args.name_contains
+    ? all.filter((s) => s.name.slice(s.name.indexOf('@') + 1).includes(args.name_contains!))
+    : all;
   const which = args.name_contains ? ` matching "${args.name_contains}"` : '';
   if (!matching.length) {
-    return { changed: false, actions: [], failed: `${args.dataset} has no snapshot${which} (${all.length} snapshot${all.length === 1 ? '' : 's'} in all)`, data: { dataset: args.dataset, count: 0 } };
+    return {
+      changed: false,
+      actions: [],
+      failed: `${args.dataset} has no snapshot${which} (${all.length} snapshot${all.length === 1 ? '' : 's'} in all)`,
+      data: { dataset: args.dataset, count: 0 },
+    };
   }
   const newest = matching.reduce((a, b) => (b.created > a.created ? b : a));
   const age = Math.max(0, now - newest.created);
-  const data = { dataset: args.dataset, count: matching.length, newest: newest.name, newest_created: newest.created, age_s: age, max_age_s: args.max_age_s };
+  const data = {
+    dataset: args.dataset,
+    count: matching.length,
+    newest: newest.name,
+    newest_created: newest.created,
+    age_s: age,
+    max_age_s: args.max_age_s,
+  };
   if (!Number.isFinite(now)) return { changed: false, actions: [], failed: 'could not read the host clock', data };
   if (age > args.max_age_s) {
-    return { changed: false, actions: [], failed: `newest snapshot${which} of ${args.dataset} is ${formatAge(age)} old (${newest.name}), over the ${formatAge(args.max_age_s)} the policy allows`, data };
+    return {
+      changed: false,
+      actions: [],
+      failed: `newest snapshot${which} of ${args.dataset} is ${formatAge(age)} old (${newest.name}), over the ${formatAge(args.max_age_s)} the policy allows`,
+      data,
+    };
   }
-  return { changed: false, actions: [], data: { ...data, msg: `newest snapshot${which} of ${args.dataset}: ${newest.name}, ${formatAge(age)} old (limit ${formatAge(args.max_age_s)}); ${matching.length} kept` } };
+  return {
+    changed: false,
+    actions: [],
+    data: {
+      ...data,
+      msg: `newest snapshot${which} of ${args.dataset}: ${newest.name}, ${formatAge(age)} old (limit ${formatAge(args.max_age_s)}); ${matching.length} kept`,
+    },
+  };
 }
 
 export const zfsSnapshotAgeModule: Module<ZfsSnapshotAgeArgs> = {

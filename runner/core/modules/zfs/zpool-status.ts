@@ -8,7 +8,8 @@
  */
 
 /** Device states zpool prints (zpoolconcepts(7)); spares print AVAIL / INUSE. Unknown words are kept as is. */
-export type VdevState = 'ONLINE' | 'DEGRADED' | 'FAULTED' | 'OFFLINE' | 'UNAVAIL' | 'REMOVED' | 'AVAIL' | 'INUSE' | 'SPLIT' | (string & {});
+export type VdevState =
+  'ONLINE' | 'DEGRADED' | 'FAULTED' | 'OFFLINE' | 'UNAVAIL' | 'REMOVED' | 'AVAIL' | 'INUSE' | 'SPLIT' | (string & {});
 
 /** The groupings `zpool status` prints as their own lines under the pool. */
 export const VDEV_CLASSES = ['logs', 'cache', 'spares', 'special', 'dedup'] as const;
@@ -79,7 +80,13 @@ export function parseCounter(text: string): number {
 
 export function parseScan(text: string): ScanInfo {
   const lower = text.toLowerCase();
-  const kind: ScanInfo['kind'] = /^none requested/.test(lower) ? 'none' : lower.includes('resilver') ? 'resilver' : lower.includes('scrub') ? 'scrub' : 'other';
+  const kind: ScanInfo['kind'] = /^none requested/.test(lower)
+    ? 'none'
+    : lower.includes('resilver')
+      ? 'resilver'
+      : lower.includes('scrub')
+        ? 'scrub'
+        : 'other';
   const inProgress = /in progress/.test(lower);
   const pct = /(\d+(?:[.,]\d+)?)% done/.exec(text);
   const info: ScanInfo = { text, kind, inProgress };
