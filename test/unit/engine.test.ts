@@ -304,13 +304,13 @@ describe('tasks', () => {
         {
           tasks: [
             cmd('echo {{ item }}', { loop: ['a', 'b'], register: 'out' }),
-            cmd('got {{#each out.results}}{{ this.stdout }}={{ this.item }};{{/each}} {{ out.changed }}'),
+            cmd('got {% for r in out.results %}{{ r.stdout }}={{ r.item }};{% endfor %} {{ out.changed }}'),
           ],
         },
       ],
       { hosts: ['app1'] },
     );
-    expect(r.ran.get('app1')).toEqual(['echo a', 'echo b', 'got echo a=a;echo b=b; true']);
+    expect(r.ran.get('app1')).toEqual(['echo a', 'echo b', 'got echo a=a;echo b=b; True']);
   });
 
   it('set_fact values are seen by later tasks', async () => {
