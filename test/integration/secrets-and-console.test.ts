@@ -74,7 +74,7 @@ describe.skipIf(!available.ok)(
           name: 'Write the config',
           copy: {
             dest: '{{ host_dir }}/app.conf',
-            content: 'password={{ upper db_password }}\ntoken={{ api_token }}\n',
+            content: 'password={{ db_password | upper }}\ntoken={{ api_token }}\n',
           },
         },
         { name: 'Encode the password', shell: "printf '%s' '{{ db_password }}' | base64 -w0" },

@@ -47,6 +47,7 @@ import { RegexError } from './regex.js';
 import {
   hasTemplateMarkup,
   padNewlines,
+  trailingNewlines,
   parseExpressionAt,
   parseTemplate,
   SyntaxFault,
@@ -1154,7 +1155,9 @@ export function renderValue(value: unknown, vars: Vars, origin?: SourceLocation,
   if (typeof value === 'string') {
     if (!hasTemplateMarkup(value)) return value;
     const nodes = parseTemplateText(value, origin);
-    if (nodes.length === 1 && nodes[0]!.kind === 'output') {
+    // Only a value that is exactly one `{{ expr }}` keeps its type: "{{ x }}\n" is text (the parser dropped
+    // its last newline, which padNewlines puts back below, as Ansible does).
+    if (nodes.length === 1 && nodes[0]!.kind === 'output' && trailingNewlines(value) === 0) {
       const only = nodes[0];
       try {
         return settle(placed(startOf(only.expr), () => defined(evalNode(only.expr, new Scope(vars)))));
