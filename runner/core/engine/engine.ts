@@ -698,6 +698,15 @@ export class Engine {
       const d = describeAjvError(validate.errors![0]!, args, `module "${module.name}"`);
       throw inputError(`module "${module.name}" after rendering its arguments: ${d.message}`, task.location);
     }
+    // No shell command can carry a NUL byte (it used to cut the SSH connection): refused here, as a task
+    // error that names the argument, so ignore_errors applies.
+    const withNul = nulBytePath(args);
+    if (withNul !== undefined) {
+      throw inputError(
+        `module "${module.name}": argument ${withNul} contains a NUL byte, which cannot be sent to a host`,
+        task.location,
+      );
+    }
     return args;
   }
 
