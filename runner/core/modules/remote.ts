@@ -434,7 +434,8 @@ export function atomicWriteScript(opts: AtomicWriteOptions): string {
   // -T: a directory put at dest meanwhile is not moved into; the rename fails instead.
   lines.push(`mv -fT -- "$tmp" "$dest" || exit ${WriteExit.rename}`, `tmp=''; done=1`);
   if (opts.backup) lines.push(`if [ -n "$backup" ]; then`, section('backup', `printf '%s' "$backup"`), 'fi');
-  lines.push('trap - EXIT', 'exit 0');
+  // No `exit` here: modules compose steps after the write (sysctl's live value, ...), which must still run.
+  lines.push('trap - EXIT');
   return lines.join('\n');
 }
 

@@ -125,6 +125,15 @@ describe('file probe (real sh, real files)', () => {
 });
 
 describe('atomic write (real sh, real files)', () => {
+  it('lets a module run its own steps after the write (sysctl writes the file, then the live value)', () => {
+    const dest = join(dir, 'composed.conf');
+    const script = `${atomicWriteScript({ dest, expectedBytes: 6 })}\necho after-the-write`;
+    const res = sh(script, 'a = 1\n');
+    expect(res.code, res.stderr).toBe(0);
+    expect(readFileSync(dest, 'utf8')).toBe('a = 1\n');
+    expect(res.stdout).toContain('after-the-write');
+  });
+
   it('creates a file with 0666 minus the umask, or the mode asked', () => {
     const dest = join(dir, 'new.conf');
     expect(sh(atomicWriteScript({ dest }), 'one\n').code).toBe(0);
