@@ -56,11 +56,15 @@ export async function mountOverlay(name: string, imageRoot: string): Promise<Hos
   return paths;
 }
 
-export function networkUnit(address: string): string {
+/**
+ * The systemd-networkd unit for a lab host's link on the bridge (`host0`); a container's also matches on the
+ * virtualization, a VM's link is its only `host0`.
+ */
+export function networkUnit(address: string, kind: 'container' | 'vm' = 'container'): string {
   return [
-    "# Written by cairn lab: this host's address on the lab bridge. No gateway: the lab has no route out.",
+    `# Written by cairn lab: this ${kind === 'vm' ? 'VM' : 'host'}'s address on the lab bridge. No gateway: the lab has no route out.`,
     '[Match]',
-    'Virtualization=container',
+    ...(kind === 'container' ? ['Virtualization=container'] : []),
     'Name=host0',
     '',
     '[Network]',

@@ -15,6 +15,7 @@
  * KVM is tried first when /dev/kvm exists: a boot whose serial console does not reach init in time (nested
  * virtualization can hang right after the boot stub) is killed and started again under TCG.
  */
+import { networkUnit } from './container.js';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -456,7 +457,7 @@ export async function prepareVm(spec: LabHostSpec, ctx: VmContext): Promise<VmPa
     );
   }
   writeFileAtomic(join(paths.seedDir, 'hostname'), `${spec.name}\n`);
-  writeFileAtomic(join(paths.seedDir, 'host0.network'), vmNetworkUnit(spec.address));
+  writeFileAtomic(join(paths.seedDir, 'host0.network'), networkUnit(spec.address, 'vm'));
   writeFileAtomic(join(paths.seedDir, 'hosts-block'), hostsBlock(ctx.topology));
   writeFileAtomic(join(paths.seedDir, 'authorized_key'), `${ctx.publicKey}\n`);
   writeFileAtomic(join(paths.seedDir, 'apply'), SEED_APPLY_SCRIPT, 0o644);
@@ -477,22 +478,6 @@ function writeSparse(file: string, sizeGiB: number): void {
   } finally {
     closeSync(fd);
   }
-}
-
-export function vmNetworkUnit(address: string): string {
-  return [
-    "# Written by cairn lab: this VM's address on the lab bridge. No gateway: the lab has no route out.",
-    '[Match]',
-    'Name=host0',
-    '',
-    '[Network]',
-    `Address=${address}/24`,
-    'LinkLocalAddressing=no',
-    'IPv6AcceptRA=no',
-    'LLMNR=no',
-    'MulticastDNS=no',
-    '',
-  ].join('\n');
 }
 
 export function hostsBlock(topology: Pick<LabTopology, 'bridgeAddress' | 'hosts'>): string {
