@@ -11,6 +11,7 @@ import { EventBus, now } from '../core/engine/events.js';
 import { CairnError, ExitCode, optionsError } from '../core/util/errors.js';
 import { loadInventory, readLimitFile } from '../core/inventory/index.js';
 import type { Inventory } from '../core/inventory/types.js';
+import type { Task } from '../core/playbook/types.js';
 import { packageRoot, sharedTemplatesDir } from '../core/util/paths.js';
 import {
   attachConsoleReporter,
@@ -70,6 +71,9 @@ export interface CommonRunOptions {
   /** --compact / --full: the console's mode (default: compact from COMPACT_FROM_HOSTS hosts up). */
   compact?: boolean;
   full?: boolean;
+  /** ansible-playbook's --start-at-task NAME (a glob), and --step (asks before each task, on a TTY). */
+  startAtTask?: string;
+  step?: boolean;
 }
 
 /**
@@ -329,7 +333,14 @@ export interface InterruptSource {
 export async function openSession(
   opts: CommonRunOptions,
   command: string,
-  extra: { playbook?: string; lock?: boolean; interrupts?: InterruptSource; console?: boolean } = {},
+  extra: {
+    playbook?: string;
+    lock?: boolean;
+    interrupts?: InterruptSource;
+    console?: boolean;
+    /** --step's question, asked by the command (it owns the terminal). */
+    confirmTask?: (task: Task) => Promise<'yes' | 'no' | 'continue'>;
+  } = {},
 ): Promise<Session> {
   const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
   configureAnsibleVault(opts);
@@ -419,6 +430,8 @@ export async function openSession(
     knownHostsPath: opts.knownHosts ? resolve(opts.knownHosts) : undefined,
     signal: controller.signal,
     addSecret: (v: string) => masker.add(v),
+    startAtTask: opts.startAtTask,
+    confirmTask: opts.step ? extra.confirmTask : undefined,
   };
   const engine = new Engine(engineOptions);
   const startedAt = Date.now();

@@ -75,6 +75,8 @@ export interface EngineOptions {
   openConnection?: ConnectionOpener;
   /** --start-at-task: tasks before the first one of this name (or glob) do not run. */
   startAtTask?: string;
+  /** --step: asked once per task before it runs (on every host): run it, skip it, or stop asking. */
+  confirmTask?: (task: Task) => Promise<'yes' | 'no' | 'continue'>;
 }
 
 export interface RunOutcome {
@@ -202,6 +204,9 @@ export class Engine {
   private playConnection: Vars = {};
   /** --start-at-task's task was reached (later plays run whole). */
   private startFound = false;
+  /** --step: each task's answer (asked once for all hosts); 'continue' stops the asking. */
+  private readonly stepAnswers = new Map<Task, Promise<'yes' | 'no' | 'continue'>>();
+  private stepContinue = false;
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
@@ -493,6 +498,16 @@ export class Engine {
   /** Run one task on one host (all loop items), emit its events and update the host's state. */
   async runTask(host: HostState, task: Task, ctx: PlayContext): Promise<TaskOutcome> {
     if (task.block) return this.runBlock(host, task, ctx);
+    if (this.opts.confirmTask && ctx.phase === 'tasks' && !this.stepContinue && task.name !== 'Gathering Facts') {
+      let answer = this.stepAnswers.get(task);
+      if (!answer) {
+        answer = this.opts.confirmTask(task);
+        this.stepAnswers.set(task, answer);
+      }
+      const said = await answer;
+      if (said === 'continue') this.stepContinue = true;
+      if (said === 'no') return { status: 'skipped', registered: { changed: false, skipped: true }, changed: false };
+    }
     if (task.module === 'meta') return this.runMeta(host, task, ctx);
     if (task.runOnce) {
       const existing = ctx.runOnce.get(task);
