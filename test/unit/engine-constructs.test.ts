@@ -435,3 +435,29 @@ describe('--start-at-task and tags', () => {
     expect(r.ran.get('app1')).toEqual(['echo a', 'echo c']);
   });
 });
+
+describe('older spellings and refused keywords', () => {
+  it('action: "MODULE ARGS" and action: {module: ...} run that module', async () => {
+    const r = await run(
+      [
+        {
+          tasks: [
+            { name: 'a', action: 'command echo one' },
+            { name: 'b', action: { module: 'command', cmd: 'echo two' } },
+          ],
+        },
+      ],
+      {},
+      { hosts: ['app1'] },
+    );
+    expect(r.ran.get('app1')).toEqual(['echo one', 'echo two']);
+  });
+
+  it('async/poll, environment and the like are refused by name with what to do instead', () => {
+    const async = loadError([{ tasks: [cmd('sleep 1', { async: 45, poll: 0 })] }]);
+    expect(async.message).toMatch(/task keyword "async" is not supported by cairn: cairn runs every task to its end/);
+    expect(async.location?.line).toBeGreaterThan(0);
+    const env = loadError([{ tasks: [cmd('make', { environment: { PATH: '/x' } })] }]);
+    expect(env.message).toMatch(/task keyword "environment" is not supported.*env VAR=/);
+  });
+});

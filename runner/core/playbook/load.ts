@@ -150,6 +150,35 @@ function loopOf(
   return { loopValue: raw[key], loopKind: kind };
 }
 
+/**
+ * Ansible's older spellings of a task's module: `action: copy src=a dest=b` (or a mapping with `module:`)
+ * and `local_action: ...` (the same, delegated to localhost), read as the module written as a key.
+ */
+function actionForm(loaded: LoadedYaml, raw: Record<string, unknown>, path: YamlPath): Record<string, unknown> {
+  const key = 'action' in raw ? 'action' : 'local_action' in raw ? 'local_action' : undefined;
+  if (key === undefined) return raw;
+  const value = raw[key];
+  let module: string | undefined;
+  let args: unknown;
+  if (typeof value === 'string') {
+    const m = /^\s*([A-Za-z0-9_.]+)(?:\s+([\s\S]*))?$/.exec(value);
+    module = m?.[1];
+    args = m?.[2]?.trim() || null;
+  } else if (isPlainObject(value) && typeof value.module === 'string') {
+    const { module: name, ...rest } = value;
+    module = name as string;
+    args = rest;
+  }
+  if (module === undefined)
+    throw errorAt(loaded, [...path, key], `${key} takes "MODULE ARGS" or a mapping with module: and the arguments`);
+  if (key === 'local_action' && raw.delegate_to !== undefined)
+    throw errorAt(loaded, [...path, 'delegate_to'], 'local_action already runs on localhost; drop delegate_to', 'key');
+  const rest = Object.fromEntries(Object.entries(raw).filter(([k]) => k !== key));
+  if (module in rest)
+    throw errorAt(loaded, [...path, key], `${key} names module "${module}", which the task also has as a key`);
+  return { ...rest, [module]: args, ...(key === 'local_action' ? { delegate_to: 'localhost' } : {}) };
+}
+
 /** include_vars' arguments: a file name, or file/dir/name/depth/files_matching/ignore_files/extensions. */
 function includeVarsArgs(loaded: LoadedYaml, rawArgs: unknown, at: YamlPath): Record<string, unknown> {
   let args: Record<string, unknown>;
@@ -798,6 +827,7 @@ export class PlaybookLoader {
     handlers: boolean,
   ): Task[] {
     if (!isPlainObject(raw)) return [this.parseTask(loaded, raw, path, role, inheritedTags, handlers)];
+    raw = actionForm(loaded, raw, path);
     const inheritFrom = (tasks: Task[], keys: Record<string, unknown>, at: YamlPath): Task[] => {
       const when = asConditions(keys.when);
       const vars = isPlainObject(keys.vars) ? (keys.vars as Vars) : undefined;

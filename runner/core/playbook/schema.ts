@@ -52,7 +52,6 @@ export const taskKeywordSchemas: Record<string, object> = {
 export const TASK_KEYWORDS_UNSUPPORTED: Record<string, string> = {
   async: 'cairn runs every task to its end (drop async/poll; for a long command, raise its timeout in the command)',
   poll: 'cairn runs every task to its end (drop async/poll)',
-  local_action: 'write the module as usual with "delegate_to: localhost"',
   delegate_facts: 'facts gathered for a delegated host are not stored under it; gather them in a play on that host',
   environment: 'cairn does not set environment variables for modules; set them in the command (env VAR=... cmd)',
   become_method: 'cairn becomes with sudo only (leave become_method out)',
