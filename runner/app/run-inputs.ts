@@ -50,6 +50,9 @@ export interface CommonRunOptions {
   /** --compact / --full: the console's mode (default: compact from COMPACT_FROM_HOSTS hosts up). */
   compact?: boolean;
   full?: boolean;
+  /** ansible-playbook's --start-at-task NAME (a glob), and --step (asks before each task, on a TTY). */
+  startAtTask?: string;
+  step?: boolean;
 }
 
 /**

@@ -10,6 +10,7 @@ import { EventBus, now } from '../core/engine/events.js';
 import { ExitCode, optionsError } from '../core/util/errors.js';
 import { readLimitFile } from '../core/inventory/index.js';
 import type { Inventory } from '../core/inventory/types.js';
+import type { Task } from '../core/playbook/types.js';
 import { sharedTemplatesDir } from '../core/util/paths.js';
 import {
   attachConsoleReporter,
@@ -142,7 +143,14 @@ export interface InterruptSource {
 export async function openSession(
   opts: CommonRunOptions,
   command: string,
-  extra: { playbook?: string; lock?: boolean; interrupts?: InterruptSource; console?: boolean } = {},
+  extra: {
+    playbook?: string;
+    lock?: boolean;
+    interrupts?: InterruptSource;
+    console?: boolean;
+    /** --step's question, asked by the command (it owns the terminal). */
+    confirmTask?: (task: Task) => Promise<'yes' | 'no' | 'continue'>;
+  } = {},
 ): Promise<Session> {
   const inventoryPath = resolve(opts.inventory ?? defaultInventoryPath());
   configureAnsibleVault(opts);
@@ -232,6 +240,8 @@ export async function openSession(
     knownHostsPath: opts.knownHosts ? resolve(opts.knownHosts) : undefined,
     signal: controller.signal,
     addSecret: (v: string) => masker.add(v),
+    startAtTask: opts.startAtTask,
+    confirmTask: opts.step ? extra.confirmTask : undefined,
   };
   const engine = new Engine(engineOptions);
   const startedAt = Date.now();
