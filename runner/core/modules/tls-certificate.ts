@@ -25,6 +25,8 @@ export interface TlsCertificateArgs {
   names: string[];
   lifetime_days?: number;
   renew_within_days?: number;
+  /** Replace the certificate whatever it holds (the cert-rotate drill); every run then changes. */
+  force_renew?: boolean;
   owner?: string;
   group?: string;
   mode?: string | number;
@@ -73,6 +75,7 @@ export const tlsCertificateModule: Module<TlsCertificateArgs, FileWritePlan> = {
       names: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
       lifetime_days: { type: 'integer', minimum: 1, maximum: 3650 },
       renew_within_days: { type: 'integer', minimum: 0 },
+      force_renew: { type: 'boolean' },
       validate: { type: 'string', pattern: '%s' },
       ...attributeSchema,
     },
@@ -104,7 +107,9 @@ export const tlsCertificateModule: Module<TlsCertificateArgs, FileWritePlan> = {
     if (probe.type === 'file' && probe.content === undefined)
       return { changed: false, actions: [], failed: `cannot read ${args.dest} (${probe.contentOmitted})` };
     const facts = probe.content ? inspectBundle(probe.content.toString('utf8'), caCert) : undefined;
-    const reason = renewalReason(facts, args.names, renewWithin, Date.now());
+    const reason = args.force_renew
+      ? 'renewal forced (force_renew)'
+      : renewalReason(facts, args.names, renewWithin, Date.now());
     const mode = args.mode ?? '0600';
     let issued;
     if (reason !== undefined) {

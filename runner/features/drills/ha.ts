@@ -128,10 +128,17 @@ function frontDoorTls(ctx: DrillContext, lb: string): { port: string; ca: string
   try {
     const settings = hostSettings(ctx, lb, 'haproxy');
     if (settings.haproxy_tls !== true) return undefined;
-    return { port: String(settings.haproxy_tls_port ?? 443), ca: String(settings.haproxy_tls_trust_pem) };
+    return { port: String(tlsPortOf(settings)), ca: String(settings.haproxy_tls_trust_pem) };
   } catch (err) {
     throw inputError(`haproxy_tls is on but the front door's CA certificate cannot be read: ${(err as Error).message}`);
   }
+}
+
+/** The HTTPS port of the first frontend (its tls_port, else haproxy_tls_port): the one the probe uses. */
+export function tlsPortOf(settings: Record<string, unknown>): number {
+  const frontends = settings.haproxy_frontends;
+  const first = Array.isArray(frontends) ? (frontends[0] as Record<string, unknown> | undefined) : undefined;
+  return Number(first?.tls_port ?? settings.haproxy_tls_port ?? 443);
 }
 
 export function frontDoor(ctx: DrillContext): FrontDoor {

@@ -1,7 +1,7 @@
 /**
  * cert-rotate (issue 19, document 000: certificates rotated every 90 days): renew the front door's
- * certificate on every load balancer, one at a time, through the haproxy role itself (its renewal window
- * widened to the whole lifetime for this run, so the role's own rule replaces the certificate) while the
+ * certificate on every load balancer, one at a time, through the haproxy role itself (haproxy_tls_force_renew
+ * for this run; the role then verifies TLS 1.3, the chain and the days left as always) while the
  * probe loop sends HTTPS requests to the VIP, each a new TLS handshake checked against the CA. Target: no
  * failed request (the reload is seamless: master-worker, listeners handed over with expose-fd), every load
  * balancer then serves a new certificate with more days left than the renewal window.
@@ -10,7 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect } from 'node:tls';
 import { inputError } from '../../core/util/errors.js';
 import { sleep } from '../../core/util/sleep.js';
-import { frontDoor, probeMeasures, requireAnswer, startProbe } from './ha.js';
+import { frontDoor, probeMeasures, requireAnswer, startProbe, tlsPortOf } from './ha.js';
 import { registerDrill } from './registry.js';
 import { hostSettings } from './settings.js';
 import type { DrillContext, DrillOutcome } from './types.js';
@@ -63,8 +63,7 @@ registerDrill({
       return {
         lb,
         address: String(s.haproxy_own_address),
-        port: Number(s.haproxy_tls_port),
-        lifetime: Number(s.haproxy_tls_lifetime_days),
+        port: tlsPortOf(s),
         window: Number(s.haproxy_tls_renew_within_days),
       };
     });
@@ -78,12 +77,12 @@ registerDrill({
     try {
       await sleep(1000, ctx.signal);
       for (const h of hosts) {
-        ctx.log(`renew the certificate on ${h.lb} (haproxy role, renewal window = lifetime ${h.lifetime} days)`);
+        ctx.log(`renew the certificate on ${h.lb} (haproxy role, haproxy_tls_force_renew)`);
         const t0 = performance.now();
         const code = await ctx.play(playbook, {
           limit: h.lb,
           roles: ['haproxy'],
-          extraVars: { haproxy_tls_renew_within_days: h.lifetime },
+          extraVars: { haproxy_tls_force_renew: true },
         });
         measured[`${h.lb}_rotate_s`] = Math.round(performance.now() - t0) / 1000;
         if (code !== 0) problems.push(`the haproxy role failed on ${h.lb} (exit ${code})`);
