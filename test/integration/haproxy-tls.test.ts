@@ -27,7 +27,8 @@ for (const [tool, pkg] of [
   ['/usr/bin/openssl', 'openssl'],
   ['/usr/bin/curl', 'curl'],
 ] as const)
-  if (!existsSync(tool)) throw new Error(`${tool} is missing: apt-get install -y ${pkg} (scripts/test-prereqs.sh does it)`);
+  if (!existsSync(tool))
+    throw new Error(`${tool} is missing: apt-get install -y ${pkg} (scripts/test-prereqs.sh does it)`);
 
 /** Loopback addresses of this file only (127.0.0.x belongs to the sshd harness). */
 const VIP = '127.0.19.10';
@@ -133,7 +134,11 @@ describe('haproxy role: TLS 1.3 at the front door, with a real haproxy on loopba
           haproxy_own_address: own,
           haproxy_frontends: [{ name: 'www', port: ports.http, tls_port: ports.https, backend: 'web' }],
           haproxy_backends: [
-            { name: 'web', port: ports.backend, servers: BACKENDS.map((a, i) => ({ name: `web${i + 1}`, address: a })) },
+            {
+              name: 'web',
+              port: ports.backend,
+              servers: BACKENDS.map((a, i) => ({ name: `web${i + 1}`, address: a })),
+            },
           ],
           haproxy_stats_port: ports.stats,
           haproxy_stats_bind_address: own,
@@ -209,7 +214,14 @@ describe('haproxy role: TLS 1.3 at the front door, with a real haproxy on loopba
     expect(tls12.code, tls12.out).not.toBe(0);
     expect(tls12.out).toMatch(/alert protocol version|no protocols available|wrong version/i);
 
-    const redirect = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', `http://${VIP}:${ports.http}/x`]);
+    const redirect = await run('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{redirect_url}',
+      `http://${VIP}:${ports.http}/x`,
+    ]);
     expect(redirect.out).toBe(`301 https://${VIP}:${ports.https}/x`);
     const page = await run('curl', ['-sS', '-D', '-', '--cacert', ca.certPath, `https://${VIP}:${ports.https}/`]);
     expect(page.code, page.out).toBe(0);
@@ -230,10 +242,9 @@ describe('haproxy role: TLS 1.3 at the front door, with a real haproxy on loopba
   it('TLS 1.2 is the documented switch: haproxy_tls_min_version TLSv1.2 renders a config haproxy -c accepts', async () => {
     const extra = join(dir, 'tls12.yaml');
     writeFileSync(extra, 'haproxy_tls_min_version: TLSv1.2\nhaproxy_config_path: ' + join(dir, 'haproxy12.cfg') + '\n');
-    const res = await runCairn(
-      ['play', playbook, '-i', inventory, '-e', `@${extra}`, '--tags', 'config', '--json'],
-      { env: env() },
-    );
+    const res = await runCairn(['play', playbook, '-i', inventory, '-e', `@${extra}`, '--tags', 'config', '--json'], {
+      env: env(),
+    });
     expect(res.code, res.stderr).toBe(0);
     const cfg = readFileSync(join(dir, 'haproxy12.cfg'), 'utf8');
     expect(cfg).toContain('ssl-min-ver TLSv1.2');
@@ -250,8 +261,7 @@ describe('haproxy role: TLS 1.3 at the front door, with a real haproxy on loopba
       { env: env(), timeoutMs: 180_000 },
     ); // prettier-ignore
     const result = jsonEvents(drill.stdout).find((e) => e.type === 'drill_result') as
-      | { passed: boolean; measured: Record<string, number | string>; msg?: string }
-      | undefined;
+      { passed: boolean; measured: Record<string, number | string>; msg?: string } | undefined;
     expect(result, drill.stderr + drill.stdout.slice(-2000)).toBeDefined();
     console.log(`cert-rotate measured: ${JSON.stringify(result!.measured)}`);
     const failures = jsonEvents(drill.stdout)

@@ -15,7 +15,14 @@ import { attributeSchema, argError, validateAttributeArgs } from './attributes.j
 import { applyFileWrite, planFileWrite, type FileWritePlan } from './file-write.js';
 import { probeFile, ProbeError } from './remote.js';
 import type { Module, Planned } from './types.js';
-import { inspectBundle, isSubjectAltName, issueCertificate, readCa, type BundleFacts } from '../util/tls-ca.js';
+import {
+  inspectBundle,
+  isSubjectAltName,
+  issueCertificate,
+  readCa,
+  type BundleFacts,
+  type IssuedCertificate,
+} from '../util/tls-ca.js';
 
 export interface TlsCertificateArgs {
   dest: string;
@@ -111,7 +118,7 @@ export const tlsCertificateModule: Module<TlsCertificateArgs, FileWritePlan> = {
       ? 'renewal forced (force_renew)'
       : renewalReason(facts, args.names, renewWithin, Date.now());
     const mode = args.mode ?? '0600';
-    let issued;
+    let issued: IssuedCertificate | undefined;
     if (reason !== undefined) {
       try {
         issued = issueCertificate({ certPath: args.ca_cert, keyPath: args.ca_key }, args.names, lifetime);
@@ -132,11 +139,13 @@ export const tlsCertificateModule: Module<TlsCertificateArgs, FileWritePlan> = {
       ? { names: args.names, notAfter: issued.notAfter, fingerprint256: issued.fingerprint256 }
       : current;
     if (issued) plan.actions[0] = `${plan.actions[0]} (${reason})`;
-    // The diff names the certificates, never the key's bytes.
+    // The diff names the certificates, never the key's bytes; a new one by what check can promise (its
+    // names and lifetime: its key and fingerprint are new on every issue).
+    const promised = `names: ${args.names.join(', ')}\nvalid for: ${lifetime} days from issue\n(new private key, not shown)\n`;
     plan.diffs = plan.diffs?.map((d) => ({
       ...d,
       before: current ? describe(current) : '',
-      after: after ? describe(after) : '',
+      after: issued ? promised : after ? describe(after) : '',
     }));
     const notAfter = after?.notAfter;
     plan.data = {

@@ -9,7 +9,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -19,7 +28,8 @@ export interface CaFiles {
 }
 
 /** A DNS name or an IPv4 address: what a subjectAltName may hold here. */
-const DNS_NAME = /^(?=.{1,253}$)([A-Za-z0-9*]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const DNS_NAME =
+  /^(?=.{1,253}$)([A-Za-z0-9*]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const IPV4 = /^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$/;
 /** A common name: letters, digits and a few separators (it is also a file-name-safe label). */
 export const COMMON_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
@@ -45,7 +55,14 @@ function openssl(args: string[]): void {
   } catch (err) {
     const e = err as { code?: string; stderr?: Buffer };
     if (e.code === 'ENOENT') throw new Error('openssl is not installed on this machine (Debian package openssl)');
-    throw new Error(`openssl ${args[0]} failed: ${String(e.stderr ?? '').trim().split('\n')[0]}`, { cause: err });
+    throw new Error(
+      `openssl ${args[0]} failed: ${
+        String(e.stderr ?? '')
+          .trim()
+          .split('\n')[0]
+      }`,
+      { cause: err },
+    );
   }
 }
 

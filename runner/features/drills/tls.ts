@@ -35,7 +35,9 @@ export function servedCertificate(address: string, port: number, ca: string, tim
         daysLeft: Math.floor((new Date(cert.validTo).getTime() - Date.now()) / DAY_MS),
       });
     });
-    socket.once('timeout', () => socket.destroy(new Error(`${address}:${port}: no TLS handshake within ${timeoutMs} ms`)));
+    socket.once('timeout', () =>
+      socket.destroy(new Error(`${address}:${port}: no TLS handshake within ${timeoutMs} ms`)),
+    );
     socket.once('error', reject);
   });
 }
