@@ -17,6 +17,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ensureLabCa } from '../../runner/features/lab/ca.js';
+import { createTemplater } from '../../runner/core/template/index.js';
+import { builtinRolesDir, sharedTemplatesDir } from '../../runner/core/util/paths.js';
 import { changedKeys, jsonEvents, runCairn, taskResults } from '../helpers/cli.js';
 import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 
@@ -26,6 +28,7 @@ for (const [tool, pkg] of [
   ['/usr/bin/socat', 'socat'],
   ['/usr/bin/openssl', 'openssl'],
   ['/usr/bin/curl', 'curl'],
+  ['/usr/bin/prometheus-blackbox-exporter', 'prometheus-blackbox-exporter'],
 ] as const)
   if (!existsSync(tool))
     throw new Error(`${tool} is missing: apt-get install -y ${pkg} (scripts/test-prereqs.sh does it)`);
@@ -250,6 +253,48 @@ describe('haproxy role: TLS 1.3 at the front door, with a real haproxy on loopba
     expect(cfg).toContain('ssl-min-ver TLSv1.2');
     expect((await run('haproxy', ['-c', '-q', '-f', join(dir, 'haproxy12.cfg')])).code).toBe(0);
   }, 120_000);
+
+  it("the prometheus role's blackbox module, in a real blackbox exporter, sees TLS 1.3 and the expiry", async () => {
+    const templater = createTemplater({ partialsDirs: [sharedTemplatesDir()] });
+    const rendered = templater
+      .renderFile(join(builtinRolesDir(), 'prometheus', 'templates', 'blackbox.yml.hbs'), {
+        prometheus_blackbox_min_tls: 'TLS13',
+        prometheus_blackbox_ca_pem: caPem,
+      })
+      .replace('/etc/prometheus/blackbox-ca.pem', ca.certPath);
+    const config = join(dir, 'blackbox.yml');
+    writeFileSync(config, rendered);
+    const checked = await run('prometheus-blackbox-exporter', ['--config.check', `--config.file=${config}`]);
+    expect(checked.code, checked.out).toBe(0);
+    const listen = `${lab.hosts[0]!.address}:${await freePort(lab.hosts[0]!.address)}`;
+    const exporter = spawn(
+      'prometheus-blackbox-exporter',
+      [`--config.file=${config}`, `--web.listen-address=${listen}`],
+      {
+        stdio: 'ignore',
+      },
+    );
+    try {
+      let metrics = '';
+      const target = encodeURIComponent(`https://${VIP}:${ports.https}/`);
+      for (let i = 0; i < 50 && !metrics.includes('probe_success'); i++) {
+        metrics = await fetch(`http://${listen}/probe?module=https_front_door&target=${target}`)
+          .then((r) => r.text())
+          .catch(() => '');
+        if (!metrics.includes('probe_success')) await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(metrics).toMatch(/^probe_success 1$/m);
+      expect(metrics).toMatch(/^probe_tls_version_info\{version="TLS 1\.3"\} 1$/m);
+      const expiry = Number(/^probe_ssl_earliest_cert_expiry (\S+)$/m.exec(metrics)?.[1]);
+      const days = (expiry * 1000 - Date.now()) / 86_400_000;
+      expect(days).toBeGreaterThan(14);
+      expect(days).toBeLessThanOrEqual(90);
+    } finally {
+      const exited = new Promise((ok) => exporter.once('exit', ok));
+      process.kill(exporter.pid!, 'SIGTERM');
+      await exited;
+    }
+  }, 60_000);
 
   it('cert-rotate: the certificate is replaced and haproxy reloaded under the HTTPS probe loop, 0 failed', async () => {
     const before = await servedFingerprint(VIP, ports.https, caPem);
