@@ -54,7 +54,8 @@ function openssl(args: string[]): void {
     execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     const e = err as { code?: string; stderr?: Buffer };
-    if (e.code === 'ENOENT') throw new Error('openssl is not installed on this machine (Debian package openssl)');
+    if (e.code === 'ENOENT')
+      throw new Error('openssl is not installed on this machine (Debian package openssl)', { cause: err });
     throw new Error(
       `openssl ${args[0]} failed: ${
         String(e.stderr ?? '')
