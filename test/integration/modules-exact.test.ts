@@ -40,6 +40,9 @@ import { statModule } from '../../runner/core/modules/stat.js';
 import { sysctlModule } from '../../runner/core/modules/sysctl.js';
 import { systemdModule } from '../../runner/core/modules/systemd.js';
 import { templateModule } from '../../runner/core/modules/template.js';
+import { tlsCertificateModule } from '../../runner/core/modules/tls-certificate.js';
+import { ensureCa } from '../../runner/core/util/tls-ca.js';
+import { X509Certificate } from 'node:crypto';
 import type { AnyModule, ModuleContext, ModuleResult, Planned } from '../../runner/core/modules/types.js';
 import { userModule } from '../../runner/core/modules/user.js';
 import { waitForModule } from '../../runner/core/modules/wait-for.js';
@@ -647,6 +650,74 @@ describe('wait_for and http against a python3 http.server on 127.0.0.1', () => {
     expect(text.result.msg).toMatch(/does not contain "degraded"/);
     const refused = await checkExecutor.run(httpModule, ctxWith(), { url: `http://127.0.0.1:${await freePort()}/` });
     expect(refused.result.msg).toMatch(/^Request failed: curl: \(7\)/);
+  });
+});
+
+describe('tls_certificate', () => {
+  const caFiles = () => {
+    const ca = ensureCa(join(localDir, 'ca'), 'exact test CA');
+    return { ca_cert: ca.certPath, ca_key: ca.keyPath };
+  };
+
+  it('issues a missing bundle (0600), keeps a current one, never shows the key in a diff', async () => {
+    const dest = join(caseDir(), 'front.pem');
+    const args = { dest, ...caFiles(), names: ['127.0.19.10', 'www.lab'], lifetime_days: 90, renew_within_days: 30 };
+    const out = await holdsProperty(tlsCertificateModule, args, ctxWith(), true);
+    expect(modeOf(dest)).toBe('0600');
+    const pem = readFileSync(dest, 'utf8');
+    expect(pem).toMatch(/BEGIN PRIVATE KEY/);
+    const cert = new X509Certificate(pem);
+    expect(cert.subjectAltName).toBe('IP Address:127.0.19.10, DNS:www.lab');
+    expect(cert.verify(new X509Certificate(readFileSync(args.ca_cert)).publicKey)).toBe(true);
+    expect(JSON.stringify(out.predicted.diffs)).not.toMatch(/PRIVATE KEY/);
+    expect(out.predicted.actions[0]).toMatch(/create .*front\.pem \(no certificate and key bundle\)/);
+  });
+
+  it('replaces a certificate that expires within the renewal window, and one for other names', async () => {
+    const dest = join(caseDir(), 'front.pem');
+    const base = { dest, ...caFiles(), names: ['127.0.19.10'], lifetime_days: 20, renew_within_days: 10 };
+    await holdsProperty(tlsCertificateModule, base, ctxWith(), true);
+    const first = readFileSync(dest, 'utf8');
+    // 20 days left is within a 30-day window: renewed, then current (lifetime 90 > window 30).
+    const out = await holdsProperty(
+      tlsCertificateModule,
+      { ...base, lifetime_days: 90, renew_within_days: 30 },
+      ctxWith(),
+      true,
+    );
+    expect(out.predicted.actions[0]).toMatch(/expires in (19\.9|20\.0) days, within the renewal window of 30/);
+    expect(readFileSync(dest, 'utf8')).not.toBe(first);
+    const renamed = await holdsProperty(
+      tlsCertificateModule,
+      { ...base, names: ['127.0.19.11'], lifetime_days: 90, renew_within_days: 30 },
+      ctxWith(),
+      true,
+    );
+    expect(renamed.predicted.actions[0]).toMatch(/names 127\.0\.19\.10 differ/);
+  });
+
+  it('a bundle from another CA or garbage is replaced; a CA that is not a CA fails the task', async () => {
+    const dir = caseDir();
+    const dest = join(dir, 'front.pem');
+    writeFileSync(dest, 'not a pem\n');
+    await holdsProperty(tlsCertificateModule, { dest, ...caFiles(), names: ['127.0.19.10'] }, ctxWith(), true);
+    const other = ensureCa(join(dir, 'other-ca'), 'other CA');
+    const res = await checkExecutor.run(tlsCertificateModule, ctxWith(), {
+      dest,
+      ca_cert: other.certPath,
+      ca_key: other.keyPath,
+      names: ['127.0.19.10'],
+    });
+    expect(res.plan.changed).toBe(true);
+    expect(res.plan.actions[0]).toMatch(/not issued by the CA/);
+    const notCa = await checkExecutor.run(tlsCertificateModule, ctxWith(), {
+      dest,
+      ca_cert: dest,
+      ca_key: other.keyPath,
+      names: ['127.0.19.10'],
+    });
+    expect(notCa.result.failed).toBe(true);
+    expect(notCa.result.msg).toMatch(/the CA cannot be used/);
   });
 });
 

@@ -32,12 +32,12 @@ function promtool(args: string[], input?: string) {
   return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
 }
 
-function renderForMon1(template: string): string {
+function renderForMon1(template: string, extra: Record<string, unknown> = {}): string {
   const role = join(builtinRolesDir(), 'prometheus');
   const inventory = loadInventory(join(repoRoot, 'inventories', 'example', 'hosts.yaml'));
   const defaults = parse(readFileSync(join(role, 'defaults.yaml'), 'utf8')) as Record<string, unknown>;
   const templater = createTemplater({ partialsDirs: [sharedTemplatesDir()] });
-  const vars = lazyVars(layerVars(defaults, inventory.hostVars('mon1')), (t, context) =>
+  const vars = lazyVars(layerVars(defaults, { ...inventory.hostVars('mon1'), ...extra }), (t, context) =>
     templater.renderValue(t, context, { file: template }),
   );
   return templater.renderFile(join(role, 'templates', template), vars);
@@ -106,5 +106,23 @@ describe("the prometheus role's alert rules under promtool", () => {
     expect(text).toContain('cairn_drift_unreachable{host="web\\"1"} 1');
     const checked = promtool(['check', 'metrics'], text);
     expect(checked.code, checked.out).toBe(0);
+  });
+
+  const inventory = loadInventory(join(repoRoot, 'inventories', 'example', 'hosts.yaml'));
+  it('with blackbox targets, prometheus.yml (probes through the local exporter) passes promtool check config', () => {
+    const config = join(work, 'prometheus.yml');
+    writeFileSync(
+      config,
+      renderForMon1('prometheus.yml.hbs', {
+        prometheus_blackbox_targets: ['https://10.77.0.10/'],
+        hostvars: Object.fromEntries([...inventory.hosts.keys()].map((h) => [h, inventory.hostVars(h)])),
+      }).replace(/\/etc\/prometheus\/rules\/\*\.yml/, join(work, 'no-rules', '*.yml')),
+    );
+    const text = readFileSync(config, 'utf8');
+    expect(text).toContain('job_name: blackbox');
+    expect(text).toContain('- "https://10.77.0.10/"');
+    expect(text).toContain('replacement: "127.0.0.1:9115"');
+    const checked = promtool(['check', 'config', config]);
+    expect(checked.code, checked.out + text).toBe(0);
   });
 });

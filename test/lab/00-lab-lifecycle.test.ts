@@ -138,7 +138,11 @@ describeLab('the lab on this machine', () => {
       cairn_known_hosts: up.knownHostsPath,
       vip_address: '10.77.0.10',
       lab: true,
+      // The lab CA the front door's certificate is issued from (issue 19).
+      lab_ca_cert: '/var/lib/cairn/lab/ca/ca.pem',
+      lab_ca_key: '/var/lib/cairn/lab/ca/ca.key',
     });
+    expect(readFileSync('/var/lib/cairn/lab/ca/ca.pem', 'utf8')).toContain('BEGIN CERTIFICATE');
     expect(inventory.all.hosts.web1).toEqual({ ansible_host: '10.77.0.21', ansible_port: 22 });
     expect(Object.keys(inventory.all.children.mon!.hosts)).toEqual(['mon1']);
     const known = readFileSync(up.knownHostsPath, 'utf8');

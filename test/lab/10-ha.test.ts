@@ -7,7 +7,9 @@
  * Everything runs through the built CLI against the real containers. Other engineers share the lab while
  * they develop: a command refused because another cairn run holds the inventory's lock is retried.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +28,36 @@ import {
 
 const PLAYBOOK = 'playbooks/ha.yaml';
 const VIP = '10.77.0.10';
+/** The lab CA (`cairn lab up` makes it; the lab inventory turns TLS on at the front door with it). */
+const LAB_CA = '/var/lib/cairn/lab/ca/ca.pem';
+
+/** GET over HTTPS, the chain checked against the lab CA: status, headers and body. */
+function httpsGet(url: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolveGet, reject) => {
+    const req = httpsRequest(url, { ca: readFileSync(LAB_CA, 'utf8'), agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolveGet({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within 5 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** openssl s_client from this machine to the VIP; its exit code and output. */
+function sClient(version: '-tls1_3' | '-tls1_2'): Promise<{ code: number; out: string }> {
+  return new Promise((resolveRun) => {
+    const child = execFile(
+      'openssl',
+      ['s_client', '-connect', `${VIP}:443`, version, '-CAfile', LAB_CA, '-verify_return_error', '-verify_ip', VIP],
+      { timeout: 15_000 },
+      (err, stdout, stderr) => resolveRun({ code: err ? Number(err.code ?? 1) || 1 : 0, out: stdout + stderr }),
+    );
+    child.stdin?.end('Q\n');
+  });
+}
 const CONFIG_TASK = 'haproxy.cfg is rendered and checked by haproxy before it replaces the live one';
 
 /** This file gives up waiting for another run's lock after 5 minutes. */
@@ -76,20 +108,38 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
     const checks = verifyResults(events).map((e) => `${e.host} ${e.role}: ${e.check}`);
     for (const lb of ['lb1', 'lb2']) {
       expect(checks).toContain(`${lb} haproxy: every backend server is UP`);
-      expect(checks).toContain(`${lb} haproxy: every frontend answers on this host's own address`);
+      // With TLS (the lab inventory) each load balancer's own address is checked over HTTPS instead.
+      expect(checks).toContain(
+        `${lb} haproxy: TLS 1.3 is negotiated, the chain is valid and the certificate outlives the renewal window`,
+      );
       expect(checks).toContain(`${lb} keepalived: keepalived is active`);
     }
     expect(
       checks.filter((c) => c.endsWith('the VIP is held by exactly one peer (none is an outage, two a split brain)')),
     ).toHaveLength(2);
-    expect(checks.filter((c) => c.endsWith('the VIP answers HTTP from the jump host'))).toHaveLength(2);
+    expect(checks.filter((c) => c.endsWith('the VIP answers HTTP from the jump host'))).toHaveLength(2); // over HTTPS
     expect(checks).toContain('web1 webapp: the page names this host');
     // The load balancers were worked on one at a time.
     const batches = events.filter((e) => e.type === 'batch_start').map((e) => (e as { hosts: string[] }).hosts);
     expect(batches).toEqual([['lb1'], ['lb2']]);
     expect(await holders()).toEqual(['lb1']);
-    const page = await fetch(`http://${VIP}/`).then((r) => r.text());
-    expect(page).toMatch(/served by web[12]/);
+    const page = await httpsGet(`https://${VIP}/`);
+    expect(page.body).toMatch(/served by web[12]/);
+  });
+
+  it('TLS at the VIP: openssl -tls1_3 succeeds with a chain valid for the lab CA, -tls1_2 fails; HTTP redirects; HSTS', async () => {
+    const tls13 = await sClient('-tls1_3');
+    expect(tls13.code, tls13.out).toBe(0);
+    expect(tls13.out).toMatch(/^New, TLSv1\.3, Cipher is TLS_/m);
+    expect(tls13.out).toMatch(/Verify return code: 0 \(ok\)/);
+    const tls12 = await sClient('-tls1_2');
+    expect(tls12.code, tls12.out).not.toBe(0);
+    const plain = await fetch(`http://${VIP}/some/path?q=1`, { redirect: 'manual' });
+    expect(plain.status).toBe(301);
+    expect(plain.headers.get('location')).toBe(`https://${VIP}/some/path?q=1`);
+    const page = await httpsGet(`https://${VIP}/`);
+    expect(page.status).toBe(200);
+    expect(String(page.headers['strict-transport-security'])).toMatch(/^max-age=31536000/);
   });
 
   it('a bad role variable is refused before any host is touched, naming the variable and the inventory file', async () => {
@@ -262,6 +312,18 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
     expect(result.measured.failed_requests).toBe(0);
     expect(result.measured.served_by_stopped_while_down).toBe(0);
     expect(Number(result.measured.requests_while_down)).toBeGreaterThan(10);
+  });
+
+  it('drill cert-rotate: both load balancers get a new certificate through the role, 0 failed HTTPS requests', async () => {
+    const result = await labDrill('cert-rotate', [], measured, RUN);
+    expect(result.passed, result.msg).toBe(true);
+    expect(result.measured.failed_requests).toBe(0);
+    expect(result.measured.rotated).toBe('lb1,lb2');
+    expect(Number(result.measured.requests)).toBeGreaterThan(50);
+    expect(Number(result.measured.lb1_days_left)).toBeGreaterThan(30);
+    // The role's renewal rule holds again afterwards: nothing to change.
+    const again = await labJson(['play', PLAYBOOK, '--check'], RUN);
+    expect(changedKeys(again.events)).toEqual([]);
   });
 
   it('drill failover (keepalived stopped on the master): the backup takes the VIP within the targets', async () => {

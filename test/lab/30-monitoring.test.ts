@@ -76,9 +76,25 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
       '"10.77.0.12:8405"',
       '"10.77.0.31:9090"',
       '"10.77.0.31:9093"',
+      // The blackbox exporter probes the front door over HTTPS (the lab inventory's TLS).
+      '"https://10.77.0.10/"',
     ]) {
       expect(config).toContain(target);
     }
+  });
+
+  it('the blackbox exporter on mon1 sees TLS 1.3 at the VIP and a certificate with more than 14 days left', async () => {
+    // Prometheus' own view (the series CertificateExpiresSoon reads), polled until the first scrape is in.
+    const query = (expr: string) =>
+      onHost(
+        'mon1',
+        `for i in $(seq 1 40); do v=$(curl -fsS --get --data-urlencode ${JSON.stringify(`query=${expr}`)} http://localhost:9090/api/v1/query | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")'); [ -n "$v" ] && { echo "$v"; exit 0; }; sleep 1; done; echo none`,
+      );
+    expect(await query('probe_success{job="blackbox"}')).toBe('1');
+    expect(await query('probe_tls_version_info{job="blackbox",version="TLS 1.3"}')).toBe('1');
+    const days = Number(await query('(probe_ssl_earliest_cert_expiry{job="blackbox"} - time()) / 86400'));
+    expect(days).toBeGreaterThan(14);
+    expect(days).toBeLessThanOrEqual(90);
   });
 
   it('a second run changes nothing', async () => {

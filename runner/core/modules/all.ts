@@ -20,6 +20,7 @@ import { statModule } from './stat.js';
 import { sysctlModule } from './sysctl.js';
 import { systemdModule } from './systemd.js';
 import { templateModule } from './template.js';
+import { tlsCertificateModule } from './tls-certificate.js';
 import { userModule } from './user.js';
 import { waitForModule } from './wait-for.js';
 
@@ -27,6 +28,7 @@ registerModule(commandModule);
 registerModule(shellModule);
 registerModule(copyModule);
 registerModule(templateModule);
+registerModule(tlsCertificateModule);
 registerModule(fileModule);
 registerModule(lineinfileModule);
 registerModule(blockinfileModule);

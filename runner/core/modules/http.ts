@@ -20,6 +20,11 @@ export interface HttpArgs {
   timeout?: number;
   follow_redirects?: boolean | 'all' | 'safe' | 'none' | 'yes' | 'no' | 'urllib2';
   validate_certs?: boolean;
+  /**
+   * As Ansible's uri: a PEM file of CA certificates (on the host that runs the request) to check the server's
+   * chain against; "" (as unset) keeps the system's store, so a role can pass its variable through.
+   */
+  ca_path?: string;
 }
 
 /** Response bodies larger than this are cut (and said to be). */
@@ -34,6 +39,7 @@ export interface HttpRequest {
   follow: boolean;
   timeoutS: number;
   insecure: boolean;
+  caPath?: string;
 }
 
 /** Turn the module's arguments into one request (pure; table-tested). Throws an Error on bad input. */
@@ -86,6 +92,7 @@ export function buildRequest(args: HttpArgs): HttpRequest {
     insecure: args.validate_certs === false,
   };
   if (body !== undefined) request.body = body;
+  if (args.ca_path !== undefined && args.ca_path !== '') request.caPath = args.ca_path;
   return request;
 }
 
@@ -120,6 +127,7 @@ export function curlScript(request: HttpRequest): string {
   words.push(request.method === 'HEAD' ? '-I' : '-X', ...(request.method === 'HEAD' ? [] : [request.method]));
   if (request.follow) words.push('-L', '--max-redirs', '10');
   if (request.insecure) words.push('-k');
+  if (request.caPath !== undefined) words.push('--cacert', request.caPath);
   if (request.body !== undefined) words.push('--data-binary', '@-');
   const curl = `${words.map(quote).join(' ')} --config "$d/request" -o "$d/body" -D "$d/headers" -w '%{http_code} %{time_total} %{url_effective}'`;
   return [
@@ -236,6 +244,7 @@ export const httpModule: Module<HttpArgs, HttpRequest> = {
       timeout: { type: 'integer', minimum: 1 },
       follow_redirects: { enum: [true, false, 'all', 'safe', 'none', 'yes', 'no', 'urllib2'] },
       validate_certs: { type: 'boolean' },
+      ca_path: { type: 'string' },
     },
   },
 

@@ -5,3 +5,4 @@ import './backup.js';
 import './hyperconverged.js';
 import './rollout.js';
 import './drift.js';
+import './tls.js';

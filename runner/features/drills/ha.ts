@@ -22,7 +22,7 @@ import { pollUntil } from './poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
 import { sleep } from '../../core/util/sleep.js';
-import { hostValue } from './settings.js';
+import { hostSettings, hostValue } from './settings.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // haproxy's `show stat` (the runtime API's CSV)
@@ -103,7 +103,7 @@ function optionalHostValue(ctx: DrillContext, host: string, name: string): unkno
   }
 }
 
-function groupHosts(ctx: DrillContext, group: string): string[] {
+export function groupHosts(ctx: DrillContext, group: string): string[] {
   const hosts = ctx.inventory.select(group);
   if (!hosts.length)
     throw inputError(
@@ -112,24 +112,51 @@ function groupHosts(ctx: DrillContext, group: string): string[] {
   return hosts;
 }
 
-interface FrontDoor {
+export interface FrontDoor {
   lbs: string[];
   vip: string;
   url: string;
+  /** With TLS at the front door: the CA certificate (PEM) the probe checks the VIP's chain against. */
+  ca?: string;
 }
 
-function frontDoor(ctx: DrillContext): FrontDoor {
+/**
+ * TLS at the front door (haproxy_tls, with the haproxy role's defaults under the inventory): the HTTPS
+ * port and the CA the chain must lead to (the role's trust PEM: the lab CA's or the site CA's certificate).
+ */
+function frontDoorTls(ctx: DrillContext, lb: string): { port: string; ca: string } | undefined {
+  try {
+    const settings = hostSettings(ctx, lb, 'haproxy');
+    if (settings.haproxy_tls !== true) return undefined;
+    return { port: String(tlsPortOf(settings)), ca: String(settings.haproxy_tls_trust_pem) };
+  } catch (err) {
+    throw inputError(`haproxy_tls is on but the front door's CA certificate cannot be read: ${(err as Error).message}`);
+  }
+}
+
+/** The HTTPS port of the first frontend (its tls_port, else haproxy_tls_port): the one the probe uses. */
+export function tlsPortOf(settings: Record<string, unknown>): number {
+  const frontends = settings.haproxy_frontends;
+  const first = Array.isArray(frontends) ? (frontends[0] as Record<string, unknown> | undefined) : undefined;
+  return Number(first?.tls_port ?? settings.haproxy_tls_port ?? 443);
+}
+
+export function frontDoor(ctx: DrillContext): FrontDoor {
   const lbs = groupHosts(ctx, ctx.options.lb_group ?? 'lb');
   const vip = String(
     ctx.options.vip ??
       optionalHostValue(ctx, lbs[0]!, 'keepalived_vip') ??
       optionalHostValue(ctx, lbs[0]!, 'vip_address') ??
+      optionalHostValue(ctx, lbs[0]!, 'haproxy_vip') ??
       '',
   );
   if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(vip))
     throw inputError(`no VIP: set keepalived_vip or vip_address in the inventory, or --set vip=ADDRESS (got "${vip}")`);
-  const url = ctx.options.url ?? `http://${vip}:${ctx.options.port ?? '80'}/`;
-  return { lbs, vip, url };
+  const tls = frontDoorTls(ctx, lbs[0]!);
+  const url =
+    ctx.options.url ??
+    (tls ? `https://${vip}:${ctx.options.port ?? tls.port}/` : `http://${vip}:${ctx.options.port ?? '80'}/`);
+  return { lbs, vip, url, ...(tls ? { ca: tls.ca } : {}) };
 }
 
 /** Does `host` hold the VIP? false when it does not answer (powered off) within a few seconds. */
@@ -161,9 +188,10 @@ async function currentMaster(ctx: DrillContext, door: FrontDoor): Promise<string
 }
 
 /** One GET to the VIP before breaking anything: a drill against a dead service proves nothing. */
-async function requireAnswer(door: FrontDoor, signal: AbortSignal): Promise<void> {
+export async function requireAnswer(door: FrontDoor, signal: AbortSignal): Promise<void> {
   const probe = new ProbeLoop({
     url: door.url,
+    ...(door.ca !== undefined ? { ca: door.ca } : {}),
     intervalMs: 200,
     timeoutMs: 2000,
     maxRequests: 5,
@@ -193,9 +221,10 @@ async function run(ctx: DrillContext, host: string, script: string): Promise<voi
 const PROBE_INTERVAL_MS = 100;
 const PROBE_TIMEOUT_MS = 1000;
 
-function startProbe(ctx: DrillContext, door: FrontDoor, maxDurationMs: number): ProbeLoop {
+export function startProbe(ctx: DrillContext, door: FrontDoor, maxDurationMs: number): ProbeLoop {
   return new ProbeLoop({
     url: door.url,
+    ...(door.ca !== undefined ? { ca: door.ca } : {}),
     intervalMs: PROBE_INTERVAL_MS,
     timeoutMs: PROBE_TIMEOUT_MS,
     maxRequests: Math.ceil(maxDurationMs / PROBE_INTERVAL_MS),
@@ -226,7 +255,7 @@ async function untilAnswering(
 
 const seconds = (ms: number) => Math.round(ms) / 1000;
 
-function probeMeasures(report: ProbeReport): Record<string, number | string> {
+export function probeMeasures(report: ProbeReport): Record<string, number | string> {
   const firstFailure = report.samples.find((s) => !s.ok);
   return {
     requests: report.sent,

@@ -3,7 +3,8 @@
  * VIP) at a fixed interval, bounded in count and time, each with its own timeout. It reports every sample,
  * the failures, and the outages (runs of consecutive failures) with their length.
  */
-import { request } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
 export interface ProbeSample {
   /** Milliseconds since the loop started. */
@@ -37,10 +38,16 @@ export interface ProbeOptions {
   maxRequests: number;
   maxDurationMs: number;
   signal?: AbortSignal;
+  /** For an https URL: the CA certificate(s) (PEM) the chain must lead to; the system's store otherwise. */
+  ca?: string;
 }
 
-function getOnce(url: string, timeoutMs: number): Promise<Omit<ProbeSample, 'atMs'>> {
+function getOnce(url: string, timeoutMs: number, ca?: string): Promise<Omit<ProbeSample, 'atMs'>> {
   const started = performance.now();
+  // Every request is a new connection (and, over https, a full handshake checked against `ca`): a reload
+  // that refused connections or served a bad certificate shows as a failed sample.
+  const tls = url.startsWith('https:');
+  const request = tls ? httpsRequest : httpRequest;
   return new Promise((resolveGet) => {
     const req = request(
       url,
@@ -49,6 +56,7 @@ function getOnce(url: string, timeoutMs: number): Promise<Omit<ProbeSample, 'atM
         timeout: timeoutMs,
         agent: false,
         headers: { connection: 'close', 'user-agent': 'cairn-probe' },
+        ...(tls && ca !== undefined ? { ca } : {}),
       },
       (res) => {
         let body = '';
@@ -143,7 +151,7 @@ export class ProbeLoop {
       performance.now() - t0 < this.opts.maxDurationMs
     ) {
       const at = performance.now() - t0;
-      const sample = await getOnce(this.opts.url, timeout);
+      const sample = await getOnce(this.opts.url, timeout, this.opts.ca);
       this.samples.push({ atMs: Math.round(at), ...sample, latencyMs: Math.round(sample.latencyMs * 10) / 10 });
       const next = t0 + at + interval - performance.now();
       if (next > 0) await new Promise((r) => setTimeout(r, next));

@@ -22,6 +22,7 @@ import {
 import { runChecked } from './exec.js';
 import { ensureImage, imageIsComplete, IMAGE_SUITE, removeStaleImages } from './image.js';
 import { inventoryText } from './inventory.js';
+import { ensureLabCa } from './ca.js';
 import { withLabLock } from './lock.js';
 import { readMirror } from './mirror.js';
 import { currentMounts, mountsUnder, unmountAllUnder } from './mounts.js';
@@ -337,7 +338,10 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
           .filter((h) => booted.has(h.name) && (hostKind(h) === 'vm' || !hasRepoLists(h.name)))
           .map((h) => refreshPackageLists(h, gen)),
       );
-      writeFileAtomic(gen.inventory, inventoryText({ topology: topologyOfState(state), paths: gen }));
+      // The lab CA the front door's certificate is issued from (kept across ups, gone with `lab down`).
+      const ca = ensureLabCa();
+      if (ca.created) log(`lab CA made: ${ca.certPath}`);
+      writeFileAtomic(gen.inventory, inventoryText({ topology: topologyOfState(state), paths: gen, ca }));
 
       await removeStaleImages(new Set([join(state.imageRoot, '..')]));
       if (state.vmImage) removeStaleVmImages(new Set([join(state.vmImage.rootImage, '..')]));

@@ -11,6 +11,8 @@ import { STANDARD_GROUPS, type LabTopology } from './topology.js';
 export interface LabInventoryOptions {
   topology: Pick<LabTopology, 'hosts' | 'vip' | 'subnet' | 'bridge' | 'bridgeAddress'>;
   paths: Pick<GeneratedPaths, 'privateKey' | 'knownHosts'>;
+  /** The lab CA (made by `cairn lab up`): the front door's certificate is issued from it. */
+  ca?: { certPath: string; keyPath: string };
 }
 
 export function inventoryDocument(opts: LabInventoryOptions): Record<string, unknown> {
@@ -49,6 +51,7 @@ export function inventoryDocument(opts: LabInventoryOptions): Record<string, unk
         lab_interface: 'host0',
         // This machine on the bridge: where drills probe the VIP from.
         lab_controller_address: topology.bridgeAddress,
+        ...(opts.ca ? { lab_ca_cert: opts.ca.certPath, lab_ca_key: opts.ca.keyPath } : {}),
       },
       hosts,
       children,

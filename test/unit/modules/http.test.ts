@@ -83,6 +83,11 @@ describe('curlScript', () => {
     expect(curlScript(buildRequest({ url: 'http://x/', method: 'HEAD' }))).toContain('curl -sS --max-time 30 -I -L');
     expect(curlScript(buildRequest({ url: 'http://x/', method: 'POST', body: 'x' }))).toContain('--data-binary @-');
   });
+
+  it("ca_path (Ansible's uri) checks the chain against that CA file, quoted", () => {
+    const script = curlScript(buildRequest({ url: 'https://x/', ca_path: "/etc/my ca's.pem" }));
+    expect(script).toContain(`-L --max-redirs 10 --cacert '/etc/my ca'\\''s.pem' --config`);
+  });
 });
 
 describe('readResponse', () => {
