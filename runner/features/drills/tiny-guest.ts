@@ -48,6 +48,11 @@ export interface TinyGuestSpec {
   /** Where the serial console is written. */
   serialLogPath: string;
   memoryMiB?: number;
+  /**
+   * libvirt's domain type: 'kvm' (hardware acceleration; libvirt refuses to start it without a usable /dev/kvm,
+   * it never falls back) or 'qemu' (TCG, an emulated CPU, for hosts without /dev/kvm). Default 'kvm'.
+   */
+  domainType?: 'kvm' | 'qemu';
 }
 
 const GUEST_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
@@ -63,17 +68,20 @@ function xmlText(value: string): string {
 }
 
 /**
- * The domain XML (the drill's guest template): KVM acceleration (`type='kvm'`: libvirt refuses to start it
- * without a usable /dev/kvm, it never falls back to emulation), one vCPU, a little memory, the boot disk on
- * IDE (SeaBIOS boots it without drivers), serial console to a file, no graphics, no network.
+ * The domain XML (the drill's guest template): the given domain type (see TinyGuestSpec.domainType), one vCPU,
+ * a little memory, the boot disk on IDE (SeaBIOS boots it without drivers), serial console to a file, no
+ * graphics, no network.
  */
 export function tinyGuestXml(spec: TinyGuestSpec): string {
   if (!GUEST_NAME.test(spec.name)) throw new Error(`guest name ${JSON.stringify(spec.name)} is not usable`);
   for (const p of [spec.diskPath, spec.serialLogPath])
     if (!SAFE_PATH.test(p)) throw new Error(`path ${JSON.stringify(p)} is not usable in a guest definition`);
   const memory = spec.memoryMiB ?? 16;
+  const domainType = spec.domainType ?? 'kvm';
+  if (domainType !== 'kvm' && domainType !== 'qemu')
+    throw new Error(`domain type ${String(domainType)} is not kvm or qemu`);
   return [
-    `<domain type='kvm'>`,
+    `<domain type='${domainType}'>`,
     `  <name>${xmlText(spec.name)}</name>`,
     `  <description>cairn drill guest: a boot sector that prints a marker on COM1 and halts</description>`,
     `  <memory unit='MiB'>${memory}</memory>`,
