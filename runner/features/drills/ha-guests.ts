@@ -215,18 +215,24 @@ async function nodePoweroff(ctx: DrillContext): Promise<DrillOutcome> {
   measured.ticks_since_restart = ticks.slice(resets.at(-1) ?? 0).length;
 
   // The order from the cluster log: the fence of the victim, then the guest's start elsewhere.
-  const log = await clusterLog(ctx, via, killedAt - 5);
-  const fence = log.find((e) => /(Operation '?(reboot|off)'? .*targeting|succeeded|fenced)/i.test(e.line) &&
-    e.line.includes(victim) && /(OK|success|succeeded|fenced)/i.test(e.line));
-  const start = log.find((e) => /start/i.test(e.line) && e.line.includes(resource(spec.name)) && e.at >= killedAt);
+  // Every survivor's log: the fence may be run by one node for the DC on another.
+  const log = (await Promise.all(survivors.map((n) => clusterLog(ctx, n, killedAt - 5)))).flat();
+  log.sort((a, b) => a.at - b.at);
+  const fence = log.find((e) =>
+    new RegExp(`Operation '(reboot|off)' targeting ${victim} .*: OK`).test(e.line),
+  );
+  const start = log.find(
+    (e) => e.line.includes(`Initiating start operation ${resource(spec.name)}_start_0`) && e.at >= killedAt,
+  );
   measured.fenced_after_s = fence ? Math.round((fence.at - killedAt) * 10) / 10 : 'no fence in the log';
   measured.started_after_s = start ? Math.round((start.at - killedAt) * 10) / 10 : 'no start in the log';
   if (fence) measured.fence_log = fence.line.replace(/^\S+\s+/, '').slice(0, 200);
+  if (start) measured.start_log = start.line.replace(/^\S+\s+/, '').slice(0, 200);
 
   // The node back: the fence's reboot powers it on; if it is still off, the drill does.
   const back = await pollUntil(
     async () => ((await ctx.exec(victim, 'true', { timeoutMs: 5_000 }).catch(() => undefined))?.code === 0 ? true : undefined),
-    { timeoutMs: 60_000, everyMs: 2_000, signal: ctx.signal },
+    { timeoutMs: 5_000, everyMs: 2_000, signal: ctx.signal },
   );
   if (!back) {
     ctx.log(`${victim} is still off after its fence: powering it on`);
