@@ -39,100 +39,104 @@ async function guestNode(via: string): Promise<string> {
 
 const unavailable = labUnavailable();
 
-describe.skipIf(unavailable)(`HA guests on the lab's pve hosts${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
-  beforeAll(async () => {
-    await ensureLab({ withPve: true });
-    // The cluster's guests need libvirt (kvm role) and the rbd pool (ceph role).
-    for (const play of ['playbooks/kvm.yaml', 'playbooks/ceph.yaml']) {
-      const { res } = await labJson(['play', play], RUN);
-      expect(res.code, `${play}: ${res.stderr}`).toBe(0);
-    }
-  }, 1_800_000);
+describe.skipIf(unavailable)(
+  `HA guests on the lab's pve hosts${unavailable ? ` (skipped: ${unavailable})` : ''}`,
+  () => {
+    beforeAll(async () => {
+      await ensureLab({ withPve: true });
+      // The cluster's guests need libvirt (kvm role) and the rbd pool (ceph role).
+      for (const play of ['playbooks/kvm.yaml', 'playbooks/ceph.yaml']) {
+        const { res } = await labJson(['play', play], RUN);
+        expect(res.code, `${play}: ${res.stderr}`).toBe(0);
+      }
+    }, 1_800_000);
 
-  afterAll(() => {
-    setFenceBlocked(false);
-    if (measured.length) console.log(`HA guests, measured:\n  ${measured.join('\n  ')}`);
-  });
-
-  it('converges; verify: quorate with 3 members, fencing configured, ha1 running once, its RBD image watched once', async () => {
-    const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
-    expect(failedVerifies(events), res.stderr).toEqual([]);
-    expect(res.code, res.stderr + res.stdout.slice(-3000)).toBe(0);
-    measured.push(`converge: ${(ms / 1000).toFixed(1)} s, ${changedKeys(events).length} changes`);
-    const status = await onHost('pve2', 'crm_mon -1 2>/dev/null');
-    expect(status).toMatch(/partition with quorum/);
-    expect(status).toMatch(/Online: \[ pve1 pve2 pve3 \]/);
-    for (const node of NODES) expect(status).toMatch(new RegExp(`fence-${node}\\s+\\(stonith:fence_cairn_lab\\):\\s+Started`));
-  }, 900_000);
-
-  it('a second run changes nothing', async () => {
-    const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
-    expect(res.code, res.stderr).toBe(0);
-    expect(changedKeys(events)).toEqual([]);
-    measured.push(`second run: ${(ms / 1000).toFixed(1)} s, 0 changed`);
-  }, 900_000);
-
-  it('drill vm-migrate passes three times in a row (ticker continues on the new node)', async () => {
-    for (let run = 1; run <= 3; run++) {
-      const result = await labDrill('vm-migrate', [], measured, DRILL);
-      expect(result.passed, result.msg).toBe(true);
-      expect(Number(result.measured.first_tick_new)).toBeGreaterThan(Number(result.measured.last_tick_old));
-    }
-  }, 1_200_000);
-
-  it('drill node-poweroff passes three times in a row (fenced, restarted elsewhere < 120 s, cluster clean)', async () => {
-    for (let run = 1; run <= 3; run++) {
-      const result = await labDrill('node-poweroff', [], measured, DRILL);
-      expect(result.passed, result.msg).toBe(true);
-      expect(Number(result.measured.fenced_after_s)).toBeLessThan(Number(result.measured.started_after_s));
-      expect(result.measured.restarted_on).not.toBe(result.measured.victim);
-    }
-  }, 1_800_000);
-
-  it('with the fence device failing, the guest is NOT started elsewhere; it is once the fence succeeds', async () => {
-    const victim = await guestNode('pve1').then((n) => (n.startsWith('pve') ? n : guestNode('pve2')));
-    const survivor = NODES.find((n) => n !== victim)!;
-    setFenceBlocked(true);
-    try {
-      await labKill(victim, { log: () => {} });
-      // Well past the time a fenced recovery took (fence ~9 s, start ~13 s after the cut).
-      await sleep(60_000);
-      const running = await Promise.all(
-        NODES.filter((n) => n !== victim).map((n) => onHost(n, 'virsh -q domstate ha1 2>/dev/null || echo absent')),
-      );
-      expect(running.map((s) => s.trim())).not.toContain('running');
-      const status = await onHost(survivor, 'crm_mon -1 2>/dev/null');
-      // The cluster says why it waits: the node is UNCLEAN and its fencing failed or is pending.
-      expect(status).toMatch(new RegExp(`${victim}: UNCLEAN|UNCLEAN.*${victim}`));
-      const fenceLog = readFileSync(FENCE_LOG, 'utf8');
-      expect(fenceLog).toMatch(new RegExp(`"target":"${victim}","outcome":"failed: fencing blocked`));
-      measured.push(`fencing blocked: after 60 s ha1 runs nowhere; crm_mon: ${victim} UNCLEAN`);
-    } finally {
+    afterAll(() => {
       setFenceBlocked(false);
-    }
-    // The next fence attempt succeeds; the guest starts on a survivor.
-    const started = Date.now();
-    let where = '';
-    while (Date.now() - started < 240_000) {
-      where = await guestNode(survivor);
-      if (where.startsWith('pve') && where !== victim) break;
-      await sleep(2_000);
-    }
-    expect(where).not.toBe(victim);
-    expect(NODES).toContain(where);
-    measured.push(`fencing unblocked: ha1 running on ${where} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    await labStart(victim, { log: () => {} });
-    let clean = '';
-    for (let i = 0; i < 60 && !/Online: \[ pve1 pve2 pve3 \]/.test(clean); i++) {
-      await sleep(3_000);
-      clean = await onHost(survivor, 'crm_mon -1 2>/dev/null');
-    }
-    expect(clean).toMatch(/Online: \[ pve1 pve2 pve3 \]/);
-  }, 900_000);
+      if (measured.length) console.log(`HA guests, measured:\n  ${measured.join('\n  ')}`);
+    });
 
-  it('verify is green again after the drills', async () => {
-    const { res, events } = await labJson(['verify', PLAYBOOK], RUN);
-    expect(failedVerifies(events), res.stderr).toEqual([]);
-    expect(res.code).toBe(0);
-  }, 600_000);
-});
+    it('converges; verify: quorate with 3 members, fencing configured, ha1 running once, its RBD image watched once', async () => {
+      const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
+      expect(failedVerifies(events), res.stderr).toEqual([]);
+      expect(res.code, res.stderr + res.stdout.slice(-3000)).toBe(0);
+      measured.push(`converge: ${(ms / 1000).toFixed(1)} s, ${changedKeys(events).length} changes`);
+      const status = await onHost('pve2', 'crm_mon -1 2>/dev/null');
+      expect(status).toMatch(/partition with quorum/);
+      expect(status).toMatch(/Online: \[ pve1 pve2 pve3 \]/);
+      for (const node of NODES)
+        expect(status).toMatch(new RegExp(`fence-${node}\\s+\\(stonith:fence_cairn_lab\\):\\s+Started`));
+    }, 900_000);
+
+    it('a second run changes nothing', async () => {
+      const { res, events, ms } = await labJson(['play', PLAYBOOK], RUN);
+      expect(res.code, res.stderr).toBe(0);
+      expect(changedKeys(events)).toEqual([]);
+      measured.push(`second run: ${(ms / 1000).toFixed(1)} s, 0 changed`);
+    }, 900_000);
+
+    it('drill vm-migrate passes three times in a row (ticker continues on the new node)', async () => {
+      for (let run = 1; run <= 3; run++) {
+        const result = await labDrill('vm-migrate', [], measured, DRILL);
+        expect(result.passed, result.msg).toBe(true);
+        expect(Number(result.measured.first_tick_new)).toBeGreaterThan(Number(result.measured.last_tick_old));
+      }
+    }, 1_200_000);
+
+    it('drill node-poweroff passes three times in a row (fenced, restarted elsewhere < 120 s, cluster clean)', async () => {
+      for (let run = 1; run <= 3; run++) {
+        const result = await labDrill('node-poweroff', [], measured, DRILL);
+        expect(result.passed, result.msg).toBe(true);
+        expect(Number(result.measured.fenced_after_s)).toBeLessThan(Number(result.measured.started_after_s));
+        expect(result.measured.restarted_on).not.toBe(result.measured.victim);
+      }
+    }, 1_800_000);
+
+    it('with the fence device failing, the guest is NOT started elsewhere; it is once the fence succeeds', async () => {
+      const victim = await guestNode('pve1').then((n) => (n.startsWith('pve') ? n : guestNode('pve2')));
+      const survivor = NODES.find((n) => n !== victim)!;
+      setFenceBlocked(true);
+      try {
+        await labKill(victim, { log: () => {} });
+        // Well past the time a fenced recovery took (fence ~9 s, start ~13 s after the cut).
+        await sleep(60_000);
+        const running = await Promise.all(
+          NODES.filter((n) => n !== victim).map((n) => onHost(n, 'virsh -q domstate ha1 2>/dev/null || echo absent')),
+        );
+        expect(running.map((s) => s.trim())).not.toContain('running');
+        const status = await onHost(survivor, 'crm_mon -1 2>/dev/null');
+        // The cluster says why it waits: the node is UNCLEAN and its fencing failed or is pending.
+        expect(status).toMatch(new RegExp(`${victim}: UNCLEAN|UNCLEAN.*${victim}`));
+        const fenceLog = readFileSync(FENCE_LOG, 'utf8');
+        expect(fenceLog).toMatch(new RegExp(`"target":"${victim}","outcome":"failed: fencing blocked`));
+        measured.push(`fencing blocked: after 60 s ha1 runs nowhere; crm_mon: ${victim} UNCLEAN`);
+      } finally {
+        setFenceBlocked(false);
+      }
+      // The next fence attempt succeeds; the guest starts on a survivor.
+      const started = Date.now();
+      let where = '';
+      while (Date.now() - started < 240_000) {
+        where = await guestNode(survivor);
+        if (where.startsWith('pve') && where !== victim) break;
+        await sleep(2_000);
+      }
+      expect(where).not.toBe(victim);
+      expect(NODES).toContain(where);
+      measured.push(`fencing unblocked: ha1 running on ${where} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      await labStart(victim, { log: () => {} });
+      let clean = '';
+      for (let i = 0; i < 60 && !/Online: \[ pve1 pve2 pve3 \]/.test(clean); i++) {
+        await sleep(3_000);
+        clean = await onHost(survivor, 'crm_mon -1 2>/dev/null');
+      }
+      expect(clean).toMatch(/Online: \[ pve1 pve2 pve3 \]/);
+    }, 900_000);
+
+    it('verify is green again after the drills', async () => {
+      const { res, events } = await labJson(['verify', PLAYBOOK], RUN);
+      expect(failedVerifies(events), res.stderr).toEqual([]);
+      expect(res.code).toBe(0);
+    }, 600_000);
+  },
+);

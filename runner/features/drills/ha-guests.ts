@@ -38,9 +38,13 @@ function guestSpec(ctx: DrillContext): GuestSpec {
   const ha = list.filter((g) => g.ha !== false && typeof g.name === 'string');
   const wanted = ctx.options.guest;
   const guest = wanted === undefined ? ha[0] : ha.find((g) => g.name === wanted);
-  if (!guest) throw inputError(wanted ? `--set guest=${wanted}: no HA guest of that name in kvm_guests` : 'no HA guest in kvm_guests');
+  if (!guest)
+    throw inputError(
+      wanted ? `--set guest=${wanted}: no HA guest of that name in kvm_guests` : 'no HA guest in kvm_guests',
+    );
   const name = String(guest.name);
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) throw inputError(`guest name ${JSON.stringify(name)} is not usable`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name))
+    throw inputError(`guest name ${JSON.stringify(name)} is not usable`);
   return { name, nodes };
 }
 
@@ -87,11 +91,13 @@ function otherNode(spec: GuestSpec, from: string, wanted: string | undefined): s
 async function vmMigrate(ctx: DrillContext): Promise<DrillOutcome> {
   const spec = guestSpec(ctx);
   const via = spec.nodes[0]!;
-  const target = 'the guest moves live to another node by cairn command: its ticker counter continues (no restart), ' +
+  const target =
+    'the guest moves live to another node by cairn command: its ticker counter continues (no restart), ' +
     'it runs on exactly one node afterwards; migration ≤ 60 s';
   const measured: Record<string, number | string> = { guest: spec.name };
   const where = await locate(ctx, via, spec.name);
-  if (where.length !== 1) throw new Error(`${spec.name} is not running on exactly one node (${where.join(', ') || 'none'})`);
+  if (where.length !== 1)
+    throw new Error(`${spec.name} is not running on exactly one node (${where.join(', ') || 'none'})`);
   const from = where[0]!;
   const to = otherNode(spec, from, ctx.options.to);
   measured.from = from;
@@ -109,7 +115,10 @@ async function vmMigrate(ctx: DrillContext): Promise<DrillOutcome> {
       async () => {
         const now = await locate(ctx, via, spec.name);
         if (now.length !== 1 || now[0] !== to) return undefined;
-        const migrating = await ctx.exec(via, `crm_mon -1 2>/dev/null | grep -c ${quote(`${resource(spec.name)}.*Migrating`)}; true`);
+        const migrating = await ctx.exec(
+          via,
+          `crm_mon -1 2>/dev/null | grep -c ${quote(`${resource(spec.name)}.*Migrating`)}; true`,
+        );
         return migrating.stdout.trim() === '0' ? true : undefined;
       },
       { timeoutMs: 120_000, everyMs: 500, signal: ctx.signal },
@@ -135,7 +144,8 @@ async function vmMigrate(ctx: DrillContext): Promise<DrillOutcome> {
     else if (firstNew > lastOld + 10 || firstNew < lastOld)
       problems.push(`the ticker jumped from ${lastOld} on ${from} to ${firstNew} on ${to} (not a live migration)`);
     if (thisStay.length < 2) problems.push(`the guest did not go on ticking on ${to}`);
-    if (measured.running_on !== to) problems.push(`running on ${measured.running_on || 'no node'}, expected ${to} only`);
+    if (measured.running_on !== to)
+      problems.push(`running on ${measured.running_on || 'no node'}, expected ${to} only`);
     if (typeof measured.migration_s === 'number' && measured.migration_s > 60)
       problems.push(`migration took ${measured.migration_s} s`);
     measured.total_s = seconds(performance.now() - t0);
@@ -177,12 +187,15 @@ async function clusterLog(ctx: DrillContext, node: string, sinceEpoch: number): 
 
 async function nodePoweroff(ctx: DrillContext): Promise<DrillOutcome> {
   const spec = guestSpec(ctx);
-  if (!ctx.power) throw inputError('node-poweroff cuts a node\'s power: only the built-in lab gives drills that control');
-  const target = `the guest runs on another node within ${RESTART_TARGET_S} s (document 000), the dead node was fenced before ` +
+  if (!ctx.power)
+    throw inputError("node-poweroff cuts a node's power: only the built-in lab gives drills that control");
+  const target =
+    `the guest runs on another node within ${RESTART_TARGET_S} s (document 000), the dead node was fenced before ` +
     'the restart (cluster log), the guest never ran on two nodes; the node is back and the cluster clean';
   const measured: Record<string, number | string> = { guest: spec.name };
   const first = await locate(ctx, spec.nodes[0]!, spec.name);
-  if (first.length !== 1) throw new Error(`${spec.name} is not running on exactly one node (${first.join(', ') || 'none'})`);
+  if (first.length !== 1)
+    throw new Error(`${spec.name} is not running on exactly one node (${first.join(', ') || 'none'})`);
   const victim = first[0]!;
   const survivors = spec.nodes.filter((n) => n !== victim);
   const via = survivors[0]!;
@@ -218,9 +231,7 @@ async function nodePoweroff(ctx: DrillContext): Promise<DrillOutcome> {
   // Every survivor's log: the fence may be run by one node for the DC on another.
   const log = (await Promise.all(survivors.map((n) => clusterLog(ctx, n, killedAt - 5)))).flat();
   log.sort((a, b) => a.at - b.at);
-  const fence = log.find((e) =>
-    new RegExp(`Operation '(reboot|off)' targeting ${victim} .*: OK`).test(e.line),
-  );
+  const fence = log.find((e) => new RegExp(`Operation '(reboot|off)' targeting ${victim} .*: OK`).test(e.line));
   const start = log.find(
     (e) => e.line.includes(`Initiating start operation ${resource(spec.name)}_start_0`) && e.at >= killedAt,
   );
@@ -231,7 +242,8 @@ async function nodePoweroff(ctx: DrillContext): Promise<DrillOutcome> {
 
   // The node back: the fence's reboot powers it on; if it is still off, the drill does.
   const back = await pollUntil(
-    async () => ((await ctx.exec(victim, 'true', { timeoutMs: 5_000 }).catch(() => undefined))?.code === 0 ? true : undefined),
+    async () =>
+      (await ctx.exec(victim, 'true', { timeoutMs: 5_000 }).catch(() => undefined))?.code === 0 ? true : undefined,
     { timeoutMs: 5_000, everyMs: 2_000, signal: ctx.signal },
   );
   if (!back) {
@@ -265,7 +277,8 @@ async function nodePoweroff(ctx: DrillContext): Promise<DrillOutcome> {
   if (!fence) problems.push(`the cluster log on ${via} shows no successful fence of ${victim}`);
   if (fence && start && fence.at > start.at) problems.push('the guest was started before the fence completed');
   if (!start) problems.push(`the cluster log on ${via} shows no start of ${resource(spec.name)}`);
-  if (Number(measured.ticks_since_restart) < 2) problems.push(`the guest does not tick on ${restartedOn || 'any node'}`);
+  if (Number(measured.ticks_since_restart) < 2)
+    problems.push(`the guest does not tick on ${restartedOn || 'any node'}`);
   if (start && Number.isFinite(lastWriteOld) && lastWriteOld > start.at)
     problems.push(`${victim}'s serial log was written after the restart elsewhere`);
   if (!clean) problems.push('the cluster is not clean (all members online, no failed actions)');
@@ -286,7 +299,10 @@ async function nodePoweroff(ctx: DrillContext): Promise<DrillOutcome> {
 registerDrill({
   name: 'vm-migrate',
   summary: 'live-migrate a running HA guest to another node (crm resource move); its ticker never restarts (timed)',
-  options: { guest: 'the HA guest (default: the first of kvm_guests)', to: 'the target node (default: another pve host)' },
+  options: {
+    guest: 'the HA guest (default: the first of kvm_guests)',
+    to: 'the target node (default: another pve host)',
+  },
   run: vmMigrate,
 });
 
