@@ -553,9 +553,8 @@ export async function labDown(opts: { log?: LabLog } = {}): Promise<LabDownResul
     async () => {
       const state = readStateLenient();
       const result: LabDownResult = { stopped: [], strays: [], unmounted: [], interfaces: [], removed: [] };
-      // First, so nothing powers a host on again while the lab goes down.
+      // First, so nothing powers a host on again while the lab goes down (counted with the strays below).
       const fence = stopFenceServer();
-      if (fence !== undefined) result.strays.push(fence);
 
       // 1. Recorded hosts: orderly halt in parallel, a power cut for any that will not halt.
       await Promise.all(
@@ -570,6 +569,7 @@ export async function labDown(opts: { log?: LabLog } = {}): Promise<LabDownResul
       // 2. Lab processes nobody recorded: supervisors first (so nothing boots again), then each nspawn's
       //    container init and the nspawn itself.
       result.strays = await killStrays();
+      if (fence !== undefined) result.strays.push(fence);
       const strayVms = killStrayVms();
       await waitForExit(strayVms, 10_000);
       result.strays.push(...strayVms.map((p) => p.pid));
