@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { optionsError } from '../core/util/errors.js';
 import {
   labDown,
+  labFenceServe,
   labKill,
   labRestart,
   labSsh,
@@ -15,6 +16,7 @@ import {
   labUnplug,
   labPlug,
   labUp,
+  setFenceBlocked,
   type LabHostActionResult,
   type LabHostReport,
   type LabUpResult,
@@ -148,6 +150,28 @@ export function registerLabCommands(program: Command): void {
         `lab down: ${result.stopped.length} host(s) stopped, ${result.strays.length} stray process(es) killed, ` +
           `${result.unmounted.length} mount(s) and ${result.interfaces.length} interface(s) removed\n`,
       );
+    });
+
+  lab
+    .command('fence-serve', { hidden: true })
+    .description(
+      "the lab's fence endpoint for the cluster hosts (started by `lab up`; see runner/features/lab/fence.ts)",
+    )
+    .action(async () => {
+      await labFenceServe();
+    });
+
+  lab
+    .command('fence-block')
+    .description(
+      "make the lab's fence device fail every request (on), as an unreachable BMC would, or work again (off)",
+    )
+    .argument('<state>', 'on or off')
+    .action((state: string) => {
+      if (state !== 'on' && state !== 'off')
+        throw optionsError(`fence-block takes on or off, not ${JSON.stringify(state)}`);
+      setFenceBlocked(state === 'on');
+      process.stdout.write(`lab fence device: ${state === 'on' ? 'blocked (every request fails)' : 'working'}\n`);
     });
 
   lab

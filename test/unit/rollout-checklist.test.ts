@@ -84,7 +84,8 @@ describe('the default rollout.yaml', () => {
       'alert-host-down',
       'alert-service-down',
       'restore',
-      'vm-lifecycle',
+      'vm-migrate',
+      'node-poweroff',
       'load-probe',
       'backup-age',
     ])
@@ -95,6 +96,11 @@ describe('the default rollout.yaml', () => {
       'latency_p99_ms <= 800',
     ]);
     expect(load.set).toMatchObject({ concurrency: '200', interval_ms: '1000' });
+    const ha = ['vm-migrate', 'node-poweroff'].map((id) => live.steps.find((s) => s.id === id)!.spec as DrillStepSpec);
+    expect(ha.map((spec) => spec.targets.map((t) => `${t.key} ${t.text}`))).toEqual([
+      ['migration_s <= 60'],
+      ['restart_s <= 120'],
+    ]);
     const rpo = live.steps.find((s) => s.id === 'rpo')!.spec as DrillStepSpec;
     expect(rpo.targets.map((t) => t.key)).toEqual(['rpo_s']);
     // Every drill step of the phase is in its gate.

@@ -120,3 +120,44 @@ describe('judgeHostValidate', () => {
     ]);
   });
 });
+
+describe('judgeHostValidate with guests under TCG (no /dev/kvm)', () => {
+  const lab = parseHostValidate(fixture('lab-nested-container.txt'));
+  const bare = parseHostValidate(fixture('gist-bare-metal-pass.txt'));
+
+  it('passes the lab host without /dev/kvm and names TCG in its notes', () => {
+    const v = judgeHostValidate(lab, {
+      hypervisor: 'qemu',
+      requireHwVirt: false,
+      kvmDevice: { present: false, usable: false },
+      accelerator: 'tcg',
+    });
+    expect(v.passed).toBe(true);
+    expect(v.notes).toEqual([
+      expect.stringMatching(/^QEMU for hardware virtualization: FAIL .*domain type qemu \(TCG/),
+    ]);
+  });
+
+  it('still fails the CPU-flag FAIL under TCG when hardware virtualization is required', () => {
+    const v = judgeHostValidate(lab, {
+      requireHwVirt: true,
+      kvmDevice: { present: false, usable: false },
+      accelerator: 'tcg',
+    });
+    expect(v.passed).toBe(false);
+    expect(v.failures).toEqual([expect.stringMatching(/^QEMU for hardware virtualization: FAIL/)]);
+  });
+
+  it("excuses libvirt's own /dev/kvm FAILs under TCG, but not under kvm", () => {
+    const noKvm = bare.map((c) =>
+      c.id === 'kvm-exists' || c.id === 'kvm-access' ? { ...c, result: 'FAIL' as const, detail: 'missing' } : c,
+    );
+    const tcg = judgeHostValidate(noKvm, { requireHwVirt: true, accelerator: 'tcg' });
+    expect(tcg.passed).toBe(true);
+    expect(tcg.notes).toHaveLength(2);
+    expect(tcg.notes[0]).toMatch(/excused: guests are defined with domain type qemu \(TCG\)/);
+    const kvm = judgeHostValidate(noKvm, { requireHwVirt: true, kvmDevice: { present: false, usable: false } });
+    expect(kvm.passed).toBe(false);
+    expect(kvm.failures).toHaveLength(2);
+  });
+});

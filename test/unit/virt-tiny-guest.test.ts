@@ -7,7 +7,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { judgeValidateProbe, validateProbeScript } from '../../runner/core/modules/virt/host-validate-module.js';
-import { bootSector, cloneDomainXml, tinyGuestXml } from '../../runner/features/drills/tiny-guest.js';
+import {
+  bootSector,
+  cloneDomainXml,
+  TICKER_CODE,
+  tickerBootSector,
+  tickerTicks,
+  tinyGuestXml,
+} from '../../runner/features/drills/tiny-guest.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'virt');
 /** A fixture without its source line (the XML fixtures start with a `<!-- source: ... -->` comment line). */
@@ -135,5 +142,31 @@ describe('virt_host_validate module verdict', () => {
       "runuser -u libvirt-qemu -- sh -c 'exec 3<>/dev/kvm'",
     );
     expect(validateProbeScript({})).toContain('LC_ALL=C virt-host-validate qemu');
+  });
+});
+
+describe('the ticker boot sector', () => {
+  it('holds the code, the marker at 0x48 and the boot signature', () => {
+    const sector = tickerBootSector('cairn ha1');
+    expect(sector).toHaveLength(512);
+    expect([...sector.subarray(0, TICKER_CODE.length)]).toEqual(TICKER_CODE);
+    expect(sector.subarray(0x48, 0x48 + 16).toString('latin1')).toBe('cairn ha1 tick \0');
+    expect([sector[510], sector[511]]).toEqual([0x55, 0xaa]);
+    expect(() => tickerBootSector('x'.repeat(61))).toThrow(/printable ASCII/);
+  });
+
+  it("is the same code the ha_cluster role's image script writes", () => {
+    const script = readFileSync(join(import.meta.dirname, '../../roles/ha_cluster/files/cairn-guest-image'), 'utf8');
+    const b64 = /^code=(\S+)$/m.exec(script)?.[1];
+    const bytes = Buffer.from(b64 ?? '', 'base64');
+    expect([...bytes.subarray(0, TICKER_CODE.length)]).toEqual(TICKER_CODE);
+    expect(bytes.length).toBe(0x48);
+    expect(bytes.subarray(TICKER_CODE.length).every((b) => b === 0)).toBe(true);
+  });
+
+  it('reads the counter from a serial log, ignoring other lines', () => {
+    const log =
+      'SeaBIOS\r\ncairn ha1 tick 0000\r\ncairn ha1 tick 0001\r\nnoise\ncairn ha1 tick 00FF\r\ncairn ha2 tick 0005\r\n';
+    expect(tickerTicks(log, 'cairn ha1')).toEqual([0, 1, 255]);
   });
 });

@@ -6,3 +6,4 @@ export {};
 import './ceph.js';
 import './data-inconsistent.js';
 import './kvm-zfs.js';
+import './ha-guests.js';

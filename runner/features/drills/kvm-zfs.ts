@@ -3,7 +3,7 @@
  *
  * - vm-lifecycle (document 004's cluster acceptance, the VM part): on one pve host, define a tiny guest from
  *   the template in ./tiny-guest.ts, clone it (XML copy + disk copy, as virt-clone does), start both
- *   with KVM acceleration, prove they run (domstate running, the qemu process alive, `info kvm` enabled, and
+ *   with the domain type the kvm role chose (kvm, or qemu = TCG on a host without /dev/kvm), prove they run (domstate running, the qemu process alive, `info kvm` enabled, and
  *   the marker the guest's own code writes to its serial port), then destroy and undefine both. Timed.
  * - zfs-degrade: take one vdev of a pool offline (`zpool offline`), check that the pool is DEGRADED and that
  *   the health verdict (the same code as the zpool_health verify module) names exactly that vdev, write
@@ -59,6 +59,28 @@ function imagesDir(ctx: DrillContext, host: string): string {
   const path = typeof first?.path === 'string' && !first.path.includes('{{') ? first.path : '/var/lib/libvirt/images';
   if (!/^\/[A-Za-z0-9_./-]+$/.test(path)) throw new Error(`images folder ${JSON.stringify(path)} is not usable`);
   return path.replace(/\/+$/, '');
+}
+
+/** The kvm role's folder of rendered libvirt files on a host (kvm_config_dir), where it records the domain type. */
+function configDir(ctx: DrillContext, host: string): string {
+  const dir = ctx.hostVars(host).kvm_config_dir;
+  const path = typeof dir === 'string' && !dir.includes('{{') ? dir : '/etc/cairn/libvirt';
+  if (!/^\/[A-Za-z0-9_./-]+$/.test(path)) throw new Error(`kvm_config_dir ${JSON.stringify(path)} is not usable`);
+  return path.replace(/\/+$/, '');
+}
+
+/** Prints the domain type the kvm role recorded (kvm, or qemu = TCG), after checking that libvirtd answers. */
+export function domainTypeScript(dir: string): string {
+  return ['virsh -q -c qemu:///system version >/dev/null || exit 1', `cat -- ${quote(`${dir}/domain-type`)}`].join(
+    '\n',
+  );
+}
+
+export function parseDomainType(out: string): 'kvm' | 'qemu' {
+  const type = out.trim();
+  if (type !== 'kvm' && type !== 'qemu')
+    throw new Error(`the kvm role recorded domain type ${JSON.stringify(type)}, not kvm or qemu`);
+  return type;
 }
 
 /** Remove a guest and its files whatever state it is in (also leftovers of an interrupted run). */
@@ -155,12 +177,17 @@ async function vmLifecycle(ctx: DrillContext): Promise<DrillOutcome> {
   const marker = `cairn guest ${stamp} up`;
   const measured: Record<string, number | string> = { host };
   const target =
-    'a template guest and its clone each start with KVM (info kvm: enabled), run their own code (serial marker) and are gone afterwards; start ≤ 10 s each';
+    'a template guest and its clone each start with the domain type the kvm role chose (kvm: info kvm enabled; ' +
+    'qemu/TCG where the host has no /dev/kvm: info kvm disabled), run their own code (serial marker) and are ' +
+    'gone afterwards; start ≤ 10 s each';
   const t0 = performance.now();
   let cleaned = false;
   try {
-    ctx.log(`${host}: preflight (libvirtd answers, /dev/kvm present)`);
-    await run(ctx, host, 'test -c /dev/kvm && virsh -q -c qemu:///system version >/dev/null', 'preflight');
+    ctx.log(`${host}: preflight (libvirtd answers; the domain type the kvm role chose)`);
+    const domainType = parseDomainType(
+      await run(ctx, host, domainTypeScript(configDir(ctx, host)), 'preflight (run the kvm role first)'),
+    );
+    measured.domain_type = domainType;
     await run(ctx, host, `${removeGuestScript(original)}\n${removeGuestScript(clone)}`, 'clearing leftovers');
 
     ctx.log(`${host}: defining ${original.name} from the template (512-byte boot-sector disk in ${dir})`);
@@ -177,7 +204,7 @@ async function vmLifecycle(ctx: DrillContext): Promise<DrillOutcome> {
       host,
       defineScript(),
       `defining ${original.name}`,
-      tinyGuestXml({ name: original.name, diskPath: original.disk, serialLogPath: original.serial }),
+      tinyGuestXml({ name: original.name, diskPath: original.disk, serialLogPath: original.serial, domainType }),
     );
     measured.define_s = seconds(performance.now() - t);
 
@@ -200,7 +227,7 @@ async function vmLifecycle(ctx: DrillContext): Promise<DrillOutcome> {
       ['original', original],
       ['clone', clone],
     ] as const) {
-      ctx.log(`${host}: starting ${g.name} (domain type kvm)`);
+      ctx.log(`${host}: starting ${g.name} (domain type ${domainType})`);
       t = performance.now();
       await run(ctx, host, argv('virsh', '-q', 'start', g.name), `starting ${g.name}`);
       measured[`start_${label}_s`] = seconds(performance.now() - t);
@@ -246,7 +273,10 @@ async function vmLifecycle(ctx: DrillContext): Promise<DrillOutcome> {
     for (const [label, p] of Object.entries(proofs)) {
       if (p.state !== 'running') problems.push(`${label} is "${p.state}", not running`);
       if (!p.pid) problems.push(`${label}: no live qemu process`);
-      if (!/enabled/.test(p.kvm)) problems.push(`${label}: qemu reports "${p.kvm}" (not KVM-accelerated)`);
+      const wantKvm = measured.domain_type === 'kvm';
+      if (wantKvm && !/enabled/.test(p.kvm)) problems.push(`${label}: qemu reports "${p.kvm}" (not KVM-accelerated)`);
+      if (!wantKvm && !/disabled/.test(p.kvm))
+        problems.push(`${label}: qemu reports "${p.kvm}" for a domain of type qemu (TCG expected)`);
       if (typeof measured[`guest_output_${label}_s`] !== 'number')
         problems.push(`${label}: the guest printed no marker (its code did not run)`);
       const start = measured[`start_${label}_s`];
@@ -258,7 +288,9 @@ async function vmLifecycle(ctx: DrillContext): Promise<DrillOutcome> {
       passed: problems.length === 0,
       measured,
       target,
-      msg: problems.length ? problems.join('; ') : `both guests ran with KVM on ${host} and are gone`,
+      msg: problems.length
+        ? problems.join('; ')
+        : `both guests ran (domain type ${String(measured.domain_type)}) on ${host} and are gone`,
     };
   } finally {
     if (!cleaned) {
@@ -398,7 +430,8 @@ async function zfsDegrade(ctx: DrillContext): Promise<DrillOutcome> {
 registerDrill({
   name: 'vm-lifecycle',
   summary:
-    'define a tiny guest from a template, clone it, start both with KVM, prove they run, destroy and undefine both (timed)',
+    'define a tiny guest from a template, clone it, start both (KVM, or TCG without /dev/kvm), prove they run, ' +
+    'destroy and undefine both (timed)',
   options: { host: 'the pve host (default: the first of group pve)' },
   run: vmLifecycle,
 });

@@ -21,6 +21,7 @@ import {
 } from './container.js';
 import { runChecked } from './exec.js';
 import { ensureImage, imageIsComplete, IMAGE_SUITE, removeStaleImages } from './image.js';
+import { ensureFenceServer, FENCE_GROUP, serveFence, stopFenceServer, writeFenceToken } from './fence.js';
 import { inventoryText } from './inventory.js';
 import { ensureLabCa } from './ca.js';
 import { withLabLock } from './lock.js';
@@ -88,6 +89,7 @@ import {
 export type { LabTopology, LabHostSpec } from './topology.js';
 export { defaultTopology, loadTopologyFile, topologyOfSize } from './topology.js';
 export { holdLab, withLabLock } from './lock.js';
+export { FENCE_LOG, setFenceBlocked } from './fence.js';
 
 export type LabLog = (line: string) => void;
 
@@ -296,6 +298,8 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
         if (isRunning(host.supervisor)) {
           // A running VM reads /etc/hosts from its seed disk at its next boot.
           if (hostKind(host) === 'container') refreshHostsFile(host.name, ctx.topology);
+          if (hostKind(host) === 'container' && host.groups.includes(FENCE_GROUP))
+            writeFenceToken(hostPaths(host.name).root, host.name);
           continue;
         }
         // Only hosts the caller asked for are booted; a stopped host outside the request stays stopped.
@@ -342,6 +346,8 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
       const ca = ensureLabCa();
       if (ca.created) log(`lab CA made: ${ca.certPath}`);
       writeFileAtomic(gen.inventory, inventoryText({ topology: topologyOfState(state), paths: gen, ca }));
+      // The fence device of the cluster hosts (see fence.ts), for as long as the lab is up.
+      if (state.hosts.some((h) => h.groups.includes(FENCE_GROUP) && hostKind(h) === 'container')) ensureFenceServer();
 
       await removeStaleImages(new Set([join(state.imageRoot, '..')]));
       if (state.vmImage) removeStaleVmImages(new Set([join(state.vmImage.rootImage, '..')]));
@@ -376,6 +382,7 @@ async function bootHost(host: HostState, ctx: HostContext, state: LabState): Pro
   const paths = await mountOverlay(host.name, ctx.imageRoot);
   const fresh = !existsSync(join(paths.upper, 'etc', 'machine-id'));
   writeHostFiles(host, ctx, paths);
+  if (host.groups.includes(FENCE_GROUP)) writeFenceToken(paths.root, host.name);
   host.supervisor = startSupervisor(host, ctx, paths, { truncateLog: fresh });
   host.startedAt = new Date().toISOString();
   writeState(state);
@@ -550,6 +557,8 @@ export async function labDown(opts: { log?: LabLog } = {}): Promise<LabDownResul
     async () => {
       const state = readStateLenient();
       const result: LabDownResult = { stopped: [], strays: [], unmounted: [], interfaces: [], removed: [] };
+      // First, so nothing powers a host on again while the lab goes down (counted with the strays below).
+      const fence = stopFenceServer();
 
       // 1. Recorded hosts: orderly halt in parallel, a power cut for any that will not halt.
       await Promise.all(
@@ -564,6 +573,7 @@ export async function labDown(opts: { log?: LabLog } = {}): Promise<LabDownResul
       // 2. Lab processes nobody recorded: supervisors first (so nothing boots again), then each nspawn's
       //    container init and the nspawn itself.
       result.strays = await killStrays();
+      if (fence !== undefined) result.strays.push(fence);
       const strayVms = killStrayVms();
       await waitForExit(strayVms, 10_000);
       result.strays.push(...strayVms.map((p) => p.pid));
@@ -839,5 +849,26 @@ function runSsh(
     child.stderr?.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? 255, stdout, stderr }));
+  });
+}
+
+/**
+ * `cairn lab fence-serve` (started by `up`): the lab's fence endpoint on the bridge address. A power cut is
+ * `labKill`, power on is `labStart`: the same code, lock and state as the commands.
+ */
+export async function labFenceServe(): Promise<void> {
+  requireRoot('serve the fence device of');
+  const state = requireUpState();
+  const fenceable = (current: LabState | undefined): HostState[] =>
+    (current?.hosts ?? []).filter((h) => h.groups.includes(FENCE_GROUP) && hostKind(h) === 'container');
+  await serveFence(state.bridgeAddress, {
+    hosts: () => fenceable(readStateLenient()).map((h) => h.name),
+    running: (name) => isRunning(fenceable(readStateLenient()).find((h) => h.name === name)?.supervisor),
+    powerOff: async (name) => {
+      await labKill(name, { log: () => {} });
+    },
+    powerOn: async (name) => {
+      await labStart(name, { log: () => {} });
+    },
   });
 }

@@ -65,6 +65,15 @@ export const REPO_PACKAGES_WITHOUT_RECOMMENDS: readonly string[] = [
   'ceph-mgr',
   'ceph-osd',
   'ceph-common',
+  // HA guests (roles/kvm kvm_guests, roles/ha_cluster): qemu's RBD block driver, the cluster stack (corosync,
+  // pacemaker, crmsh), VirtualDomain (resource-agents) and the production fence agents (fence_ipmilan,
+  // fence_redfish).
+  'qemu-block-extra',
+  'corosync',
+  'pacemaker',
+  'crmsh',
+  'resource-agents',
+  'fence-agents',
   // The VM tier (runner/features/lab/vm.ts): the kernel and initramfs its image boots, and what only a real kernel can
   // use (md, LVM for ceph-volume, OpenZFS built by dkms for that kernel from Debian's contrib section).
   // The headers and dkms are for building zfs for that kernel (not yet part of the VM image: see docs/lab.md).

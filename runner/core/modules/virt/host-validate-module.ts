@@ -15,6 +15,8 @@ export interface VirtHostValidateArgs {
   fail_on_warn?: boolean;
   /** Open /dev/kvm as this user (qemu.conf's `user`), not as root. */
   kvm_user?: string;
+  /** How the host's guests are accelerated (the kvm role decides: kvm with a usable /dev/kvm, else tcg). */
+  accelerator?: 'kvm' | 'tcg';
 }
 
 const USER_NAME = /^[a-z_][a-z0-9_-]*\$?$/;
@@ -57,6 +59,7 @@ export function judgeValidateProbe(args: VirtHostValidateArgs, probe: Map<string
     requireHwVirt: args.require_hw_virt ?? true,
     failOnWarn: args.fail_on_warn ?? false,
     kvmDevice,
+    accelerator: args.accelerator ?? 'kvm',
   });
   const who = args.kvm_user ? ` as ${args.kvm_user}` : '';
   const data = {
@@ -73,8 +76,10 @@ export function judgeValidateProbe(args: VirtHostValidateArgs, probe: Map<string
     },
     cpu_virt_flags: Number(cpu.get('virt_flags') ?? '0'),
     exit_status: rc === undefined ? null : Number(rc),
+    accelerator: args.accelerator ?? 'kvm',
   };
-  const summary = `${verdict.counts.PASS} PASS, ${verdict.counts.WARN} WARN, ${verdict.counts.FAIL} FAIL; /dev/kvm ${kvmDevice.present ? (kvmDevice.usable ? `opens${who}` : `does not open${who}`) : 'missing'}`;
+  const accel = args.accelerator === 'tcg' ? '; guests: domain type qemu (TCG)' : '';
+  const summary = `${verdict.counts.PASS} PASS, ${verdict.counts.WARN} WARN, ${verdict.counts.FAIL} FAIL; /dev/kvm ${kvmDevice.present ? (kvmDevice.usable ? `opens${who}` : `does not open${who}`) : 'missing'}${accel}`;
   if (!verdict.passed) {
     const msg = `${verdict.failures.join('; ')} (${summary})`;
     return { changed: false, actions: [], failed: msg, data: { ...data, msg } };
@@ -94,6 +99,7 @@ export const virtHostValidateModule: Module<VirtHostValidateArgs> = {
       require_hw_virt: { type: 'boolean' },
       fail_on_warn: { type: 'boolean' },
       kvm_user: { type: 'string', pattern: USER_NAME.source },
+      accelerator: { enum: ['kvm', 'tcg'] },
     },
   },
 

@@ -61,6 +61,11 @@ export interface ValidateOptions {
   failOnWarn?: boolean;
   /** What cairn measured itself about /dev/kvm (it opens the device); used to excuse or confirm. */
   kvmDevice?: { present: boolean; usable: boolean; detail?: string };
+  /**
+   * How guests are accelerated: 'kvm' (default) needs a working /dev/kvm; 'tcg' (libvirt domain type qemu, chosen
+   * where the host has no /dev/kvm) needs none, so libvirt's /dev/kvm FAILs and a missing device become notes.
+   */
+  accelerator?: 'kvm' | 'tcg';
 }
 
 export interface ValidateVerdict {
@@ -94,8 +99,20 @@ export function judgeHostValidate(checks: HostCheck[], opts: ValidateOptions): V
     verdict.failures.push(`virt-host-validate printed no ${opts.hypervisor ?? ''} checks`.replace('  ', ' '));
   }
   const kvm = opts.kvmDevice;
+  const tcg = opts.accelerator === 'tcg';
   for (const check of wanted) {
     if (check.result === 'FAIL') {
+      if (tcg && (check.id === 'kvm-exists' || check.id === 'kvm-access')) {
+        verdict.notes.push(`${describe(check)} — excused: guests are defined with domain type qemu (TCG), not kvm`);
+        continue;
+      }
+      if (check.id === 'hw-virt' && !opts.requireHwVirt && tcg) {
+        verdict.notes.push(
+          `${describe(check)} — excused because require_hw_virt is false: this host has no usable /dev/kvm, so ` +
+            'guests are defined with domain type qemu (TCG, emulated CPU: slower, same guest behaviour)',
+        );
+        continue;
+      }
       if (check.id === 'hw-virt' && !opts.requireHwVirt) {
         if (kvm && !kvm.usable) {
           verdict.failures.push(
@@ -116,14 +133,14 @@ export function judgeHostValidate(checks: HostCheck[], opts: ValidateOptions): V
   }
   const hwVirt = wanted.find((c) => c.id === 'hw-virt');
   const kvmChecked = wanted.some((c) => c.id === 'kvm-exists' || c.id === 'kvm-access');
-  if (hwVirt?.result === 'FAIL' && !kvmChecked) {
+  if (hwVirt?.result === 'FAIL' && !kvmChecked && !tcg) {
     verdict.notes.push(
       kvm
         ? `libvirt skipped its /dev/kvm checks after the CPU-flag FAIL; cairn checked the device itself: ${kvm.present ? (kvm.usable ? 'present and opens read-write' : `present but not usable${kvm.detail ? ` (${kvm.detail})` : ''}`) : 'absent'}`
         : 'libvirt skipped its /dev/kvm checks after the CPU-flag FAIL',
     );
   }
-  if (kvm && !kvm.present && !verdict.failures.some((f) => f.includes('/dev/kvm'))) {
+  if (kvm && !kvm.present && !tcg && !verdict.failures.some((f) => f.includes('/dev/kvm'))) {
     verdict.failures.push('/dev/kvm is missing');
   }
   verdict.passed = verdict.failures.length === 0;
