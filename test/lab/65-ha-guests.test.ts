@@ -37,7 +37,16 @@ async function guestNode(via: string): Promise<string> {
   );
 }
 
-const unavailable = labUnavailable();
+/**
+ * Measured on this (shared, 2-core) machine: the file takes about 15 minutes (kvm and ceph plays, the cluster,
+ * three migrations, four power cuts with their rejoins), which the suite's 45-minute budget cannot hold beside
+ * the rest of the lab. It runs when asked for (`npm run test:lab:ha`, docs/lab.md).
+ */
+const haTierOff =
+  process.env.CAIRN_LAB_HA === '1'
+    ? undefined
+    : 'the HA-guest cluster file takes ~15 min, over the suite budget; set CAIRN_LAB_HA=1 (npm run test:lab:ha)';
+const unavailable = labUnavailable() ?? haTierOff;
 
 describe.skipIf(unavailable)(
   `HA guests on the lab's pve hosts${unavailable ? ` (skipped: ${unavailable})` : ''}`,
