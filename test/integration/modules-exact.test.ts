@@ -5,7 +5,7 @@
  * path a playbook takes. Files live in the test host's temp folder; the sshd runs on this machine, so the
  * tests read the results with node:fs.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -43,6 +43,11 @@ import { templateModule } from '../../runner/core/modules/template.js';
 import type { AnyModule, ModuleContext, ModuleResult, Planned } from '../../runner/core/modules/types.js';
 import { userModule } from '../../runner/core/modules/user.js';
 import { waitForModule } from '../../runner/core/modules/wait-for.js';
+import { cronModule } from '../../runner/core/modules/cron.js';
+import { groupModule } from '../../runner/core/modules/group.js';
+import { pingModule } from '../../runner/core/modules/ping.js';
+import { rawModule } from '../../runner/core/modules/raw.js';
+import { replaceModule } from '../../runner/core/modules/replace.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
 import type { Connection } from '../../runner/core/transport/types.js';
 import { createTemplater } from '../../runner/core/template/handlebars.js';
@@ -744,3 +749,145 @@ describe('apt, systemd, user and sysctl: property tests run on the lab container
       );
   });
 });
+
+describe('ping and raw (Ansible modules)', () => {
+  it('ping answers pong over the real connection, read-only; data comes back; crash fails', async () => {
+    const out = await holdsProperty(pingModule, {}, ctxWith(), false);
+    expect(out.predicted.data).toEqual({ ping: 'pong' });
+    const echoed = await checkExecutor.run(pingModule, ctxWith(), { data: 'hello' });
+    expect(echoed.plan.data).toEqual({ ping: 'hello' });
+    const crash = await checkExecutor.run(pingModule, ctxWith(), { data: 'crash' });
+    expect(crash.result.failed).toBe(true);
+  });
+
+  it('raw: check plans the run and runs nothing; apply runs it once through the shell', async () => {
+    const dir = caseDir();
+    const cmd = `echo one >> '${dir}/log' && echo done`;
+    const check = await checkExecutor.run(rawModule, ctxWith(), { cmd });
+    expect(check.plan).toMatchObject({ changed: true, actions: [`run raw ${cmd}`] });
+    expect(existsSync(join(dir, 'log'))).toBe(false);
+    const apply = await applyExecutor.run(rawModule, ctxWith(), { cmd });
+    expect(apply.result).toMatchObject({ changed: true, data: { rc: 0, stdout: 'done', stdout_lines: ['done'] } });
+    expect(readFileSync(join(dir, 'log'), 'utf8')).toBe('one\n');
+    const failing = await applyExecutor.run(rawModule, ctxWith(), { cmd: 'echo bad >&2; exit 4' });
+    expect(failing.result).toMatchObject({ failed: true, msg: 'non-zero return code', data: { rc: 4, stderr: 'bad' } });
+    const bash = await applyExecutor.run(rawModule, ctxWith(), { cmd: 'echo $BASH_VERSION', executable: '/bin/bash' });
+    expect(bash.result.data.stdout).toMatch(/^\d+\.\d+/);
+  });
+});
+
+describe('replace (Ansible module)', () => {
+  it('replaces every match with backreferences, then is done', async () => {
+    const path = join(caseDir(), 'hosts');
+    writeFileSync(path, '10.0.0.1 old.host.name alias\n10.0.0.2 old.host.name\nkeep me\n');
+    const out = await holdsProperty(
+      replaceModule,
+      { path, regexp: '(\\s+)old\\.host\\.name(\\s+.*)?$', replace: '\\1new.host.name\\2' },
+      ctxWith(),
+      true,
+    );
+    expect(readFileSync(path, 'utf8')).toBe('10.0.0.1 new.host.name alias\n10.0.0.2 new.host.name\nkeep me\n');
+    expect(out.predicted.actions).toEqual([`update ${path}: 2 replacements made`]);
+    expect(out.predicted.diffs?.[0]?.before).toContain('old.host.name');
+  });
+
+  it('after/before limit the section; a mode change alone is planned exactly', async () => {
+    const path = join(caseDir(), 'app.conf');
+    writeFileSync(path, 'x=1\n<section>\nx=1\n</section>\nx=1\n');
+    chmodSync(path, 0o644);
+    await holdsProperty(
+      replaceModule,
+      { path, after: '<section>', before: '</section>', regexp: '^x=1$', replace: 'x=2', mode: '0600' },
+      ctxWith(),
+      true,
+    );
+    expect(readFileSync(path, 'utf8')).toBe('x=1\n<section>\nx=2\n</section>\nx=1\n');
+    expect(modeOf(path)).toBe('0600');
+    chmodSync(path, 0o640);
+    const attrsOnly = await holdsProperty(replaceModule, { path, regexp: 'nomatch', mode: '0600' }, ctxWith(), true);
+    expect(attrsOnly.predicted.actions).toEqual([`set mode 0640 -> 0600 on ${path}`]);
+  });
+
+  it('a missing file fails with Ansible\'s message; a bad pattern is an argument error', async () => {
+    const path = join(caseDir(), 'none');
+    const missing = await checkExecutor.run(replaceModule, ctxWith(), { path, regexp: 'a' });
+    expect(missing.result.msg).toBe(`Path ${path} does not exist !`);
+    await expect(checkExecutor.run(replaceModule, ctxWith(), { path, regexp: '(unclosed' })).rejects.toThrow(
+      /regexp "\(unclosed" is not a valid regular expression/,
+    );
+  });
+});
+
+describe('group (Ansible module) on this machine, a throw-away group', () => {
+  const name = `cairn-t${process.pid}`;
+  const groupLine = () => readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+  const freeGid = () => {
+    const used = new Set(readFileSync('/etc/group', 'utf8').split('\n').map((l) => Number(l.split(':')[2])));
+    let gid = 61000 + (process.pid % 500);
+    while (used.has(gid)) gid++;
+    return gid;
+  };
+  afterAll(() => {
+    if (groupLine()) spawn('groupdel', ['--', name], { stdio: 'ignore' });
+  });
+
+  it('creates with a gid, changes the gid, removes; each step exact, each repeat a no-op', async () => {
+    const gid = freeGid();
+    await holdsProperty(groupModule, { name, gid, system: true }, ctxWith(), true);
+    expect(groupLine()).toBe(`${name}:x:${gid}:`);
+    const out = await holdsProperty(groupModule, { name, gid: gid + 1 }, ctxWith(), true);
+    expect(out.predicted.actions).toEqual([`change gid of group ${name} ${gid} -> ${gid + 1}`]);
+    expect(groupLine()).toBe(`${name}:x:${gid + 1}:`);
+    await holdsProperty(groupModule, { name, state: 'absent' }, ctxWith(), true);
+    expect(groupLine()).toBeUndefined();
+  });
+
+  it('an existing group without a gid is no change; a bad name is an argument error', async () => {
+    await holdsProperty(groupModule, { name: 'nogroup' }, ctxWith(), false);
+    await expect(checkExecutor.run(groupModule, ctxWith(), { name: '-rf' })).rejects.toThrow(
+      /group name "-rf" is not valid/,
+    );
+  });
+});
+
+describe('cron (Ansible module): /etc/cron.d-style files and a user crontab', () => {
+  it('cron_file: creates 0644 with the #Ansible header, updates in place, removes the file with its last job', async () => {
+    const dir = caseDir();
+    const path = join(dir, 'backup');
+    const base = { name: 'nightly backup', cron_file: path, user: 'root', job: '/usr/local/bin/backup' };
+    await holdsProperty(cronModule, { ...base, minute: 30, hour: '2' }, ctxWith(), true);
+    expect(readFileSync(path, 'utf8')).toBe('#Ansible: nightly backup\n30 2 * * * root /usr/local/bin/backup\n');
+    expect(modeOf(path)).toBe('0644');
+    await holdsProperty(cronModule, { name: 'PATH', env: true, job: '/usr/bin:/bin', cron_file: path, user: 'root' }, ctxWith(), true);
+    const out = await holdsProperty(cronModule, { ...base, special_time: 'daily' }, ctxWith(), true);
+    expect(readFileSync(path, 'utf8')).toBe(
+      'PATH="/usr/bin:/bin"\n#Ansible: nightly backup\n@daily root /usr/local/bin/backup\n',
+    );
+    expect(out.predicted.diffs?.[0]?.after).toBe(readFileSync(path, 'utf8'));
+    await holdsProperty(cronModule, { name: 'PATH', env: true, state: 'absent', cron_file: path }, ctxWith(), true);
+    await holdsProperty(cronModule, { name: 'nightly backup', state: 'absent', cron_file: path }, ctxWith(), true);
+    expect(existsSync(path)).toBe(false);
+    expect(tempLeftovers(dir)).toEqual([]);
+  });
+
+  it("user crontab through crontab(1): nobody's jobs added, disabled, removed", async () => {
+    const listing = () => spawnSyncText('crontab', ['-u', 'nobody', '-l']);
+    expect(listing().status, 'nobody must have no crontab before this test').toBe(1);
+    try {
+      const job = { name: 'cleanup', user: 'nobody', job: 'find /tmp -name "*.x" -delete', minute: '*/5' };
+      await holdsProperty(cronModule, job, ctxWith(), true);
+      expect(listing().stdout).toBe('#Ansible: cleanup\n*/5 * * * * find /tmp -name "*.x" -delete\n');
+      await holdsProperty(cronModule, { ...job, disabled: true }, ctxWith(), true);
+      expect(listing().stdout).toBe('#Ansible: cleanup\n#*/5 * * * * find /tmp -name "*.x" -delete\n');
+      await holdsProperty(cronModule, { name: 'cleanup', user: 'nobody', state: 'absent' }, ctxWith(), true);
+      expect(listing().stdout).toBe('');
+    } finally {
+      spawnSyncText('crontab', ['-u', 'nobody', '-r']);
+    }
+  });
+});
+
+function spawnSyncText(cmd: string, args: string[]): { status: number | null; stdout: string } {
+  const res = spawnSync(cmd, args, { encoding: 'utf8' });
+  return { status: res.status, stdout: res.stdout };
+}

@@ -22,6 +22,11 @@ import { systemdModule } from './systemd.js';
 import { templateModule } from './template.js';
 import { userModule } from './user.js';
 import { waitForModule } from './wait-for.js';
+import { pingModule } from './ping.js';
+import { rawModule } from './raw.js';
+import { replaceModule } from './replace.js';
+import { groupModule } from './group.js';
+import { cronModule } from './cron.js';
 
 registerModule(commandModule);
 registerModule(shellModule);
@@ -42,6 +47,11 @@ registerModule(assertModule);
 registerModule(debugModule);
 registerModule(failModule);
 registerModule(setupModule, 'gather_facts');
+registerModule(pingModule);
+registerModule(rawModule);
+registerModule(replaceModule);
+registerModule(groupModule);
+registerModule(cronModule);
 import './raid/health-module.js'; // raid_health registers itself
 import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate
 import './ceph/health-module.js'; // ceph_health registers itself
