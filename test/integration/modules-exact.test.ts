@@ -23,6 +23,7 @@ import {
 } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyExecutor, checkExecutor } from '../../runner/core/engine/executor.js';
@@ -44,6 +45,7 @@ import type { AnyModule, ModuleContext, ModuleResult, Planned } from '../../runn
 import { userModule } from '../../runner/core/modules/user.js';
 import { waitForModule } from '../../runner/core/modules/wait-for.js';
 import { cronModule } from '../../runner/core/modules/cron.js';
+import { getUrlModule } from '../../runner/core/modules/get-url.js';
 import { groupModule } from '../../runner/core/modules/group.js';
 import { pingModule } from '../../runner/core/modules/ping.js';
 import { rawModule } from '../../runner/core/modules/raw.js';
@@ -891,3 +893,106 @@ function spawnSyncText(cmd: string, args: string[]): { status: number | null; st
   const res = spawnSync(cmd, args, { encoding: 'utf8' });
   return { status: res.status, stdout: res.stdout };
 }
+
+describe('get_url (Ansible module) against a python3 http.server on 127.0.0.1', () => {
+  let server: ChildProcess | undefined;
+  let port = 0;
+  let webRoot = '';
+  const body = 'release 1.2.3\n'.repeat(500);
+  const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+  const url = (name: string) => `http://127.0.0.1:${port}/${name}`;
+
+  beforeAll(async () => {
+    webRoot = mkdtempSync(join(tmpdir(), 'cairn-geturl-'));
+    writeFileSync(join(webRoot, 'app.tar'), body);
+    writeFileSync(join(webRoot, 'SHA256SUMS'), `${sha('other')}  other.tar\n${sha(body)} *app.tar\n`);
+    port = await freePort();
+    server = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', webRoot], {
+      stdio: 'ignore',
+    });
+    for (let i = 0; i < 100 && !(await portOpen(port)); i++) await new Promise((r) => setTimeout(r, 100));
+  }, 20_000);
+
+  afterAll(() => {
+    if (server?.pid !== undefined) process.kill(server.pid, 'SIGTERM');
+    rmSync(webRoot, { recursive: true, force: true });
+  });
+
+  it('downloads to a new file with checksum and mode, atomically; then it is done', async () => {
+    const dir = caseDir();
+    const dest = join(dir, 'app.tar');
+    const out = await holdsProperty(
+      getUrlModule,
+      { url: url('app.tar'), dest, checksum: `sha256:${sha(body)}`, mode: '0640', owner: 'nobody' },
+      ctxWith(),
+      true,
+    );
+    expect(readFileSync(dest, 'utf8')).toBe(body);
+    expect(modeOf(dest)).toBe('0640');
+    expect(statSync(dest).uid).toBe(65534);
+    expect(out.predicted.actions[0]).toBe(`download ${url('app.tar')} to ${dest}`);
+    expect(tempLeftovers(dir)).toEqual([]);
+  });
+
+  it('into a directory (the URL names the file), with the checksum read from a SHA256SUMS URL', async () => {
+    const dir = caseDir();
+    await holdsProperty(
+      getUrlModule,
+      { url: url('app.tar'), dest: dir, checksum: `sha256:${url('SHA256SUMS')}` },
+      ctxWith(),
+      true,
+    );
+    expect(readFileSync(join(dir, 'app.tar'), 'utf8')).toBe(body);
+  });
+
+  it('an existing file: unchanged without force (If-Modified-Since); force replaces different content, with a backup', async () => {
+    const dir = caseDir();
+    const dest = join(dir, 'app.tar');
+    writeFileSync(dest, 'local edit\n');
+    await holdsProperty(getUrlModule, { url: url('app.tar'), dest }, ctxWith(), false);
+    expect(readFileSync(dest, 'utf8')).toBe('local edit\n');
+    const out = await holdsProperty(getUrlModule, { url: url('app.tar'), dest, force: true, backup: true }, ctxWith(), true);
+    expect(readFileSync(dest, 'utf8')).toBe(body);
+    expect(readFileSync(String(out.applied.data.backup_file), 'utf8')).toBe('local edit\n');
+    // A file whose checksum differs from the wanted one is downloaded again even without force.
+    writeFileSync(dest, 'tampered\n');
+    await holdsProperty(getUrlModule, { url: url('app.tar'), dest, checksum: `sha256:${sha(body)}` }, ctxWith(), true);
+    expect(readFileSync(dest, 'utf8')).toBe(body);
+  });
+
+  it('a wrong checksum or a 404 fails and leaves dest as it was', async () => {
+    const dir = caseDir();
+    const dest = join(dir, 'app.tar');
+    writeFileSync(dest, 'keep\n');
+    const wrong = await applyExecutor.run(getUrlModule, ctxWith(), {
+      url: url('app.tar'),
+      dest,
+      checksum: `sha256:${sha('something else')}`,
+    });
+    expect(wrong.result.msg).toBe(`The checksum for ${dest} did not match ${sha('something else')}; it was ${sha(body)}.`);
+    const missing = await applyExecutor.run(getUrlModule, ctxWith(), { url: url('missing.tar'), dest, force: true });
+    expect(missing.result.msg).toMatch(/^Request failed: .*404/);
+    expect(readFileSync(dest, 'utf8')).toBe('keep\n');
+    expect(tempLeftovers(dir)).toEqual([]);
+  });
+
+  it('credentials and headers travel on stdin, never in a script or an argv', async () => {
+    const scripts: string[] = [];
+    const recording: Connection = {
+      host: conn.host,
+      user: conn.user,
+      close: () => conn.close(),
+      exec: (script, opts) => (scripts.push(script), conn.exec(script, opts)),
+    };
+    const dest = join(caseDir(), 'app.tar');
+    const res = await applyExecutor.run(getUrlModule, { ...ctxWith(), conn: recording }, {
+      url: url('app.tar'),
+      dest,
+      url_username: 'deploy',
+      url_password: 's3cret-pass',
+      headers: { 'X-Token': 'tok-123' },
+    });
+    expect(res.result.failed).toBeFalsy();
+    expect(scripts.join('\n')).not.toMatch(/s3cret-pass|tok-123/);
+  });
+});

@@ -27,6 +27,7 @@ import { rawModule } from './raw.js';
 import { replaceModule } from './replace.js';
 import { groupModule } from './group.js';
 import { cronModule } from './cron.js';
+import { getUrlModule } from './get-url.js';
 
 registerModule(commandModule);
 registerModule(shellModule);
@@ -52,6 +53,7 @@ registerModule(rawModule);
 registerModule(replaceModule);
 registerModule(groupModule);
 registerModule(cronModule);
+registerModule(getUrlModule);
 import './raid/health-module.js'; // raid_health registers itself
 import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate
 import './ceph/health-module.js'; // ceph_health registers itself
