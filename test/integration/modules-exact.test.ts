@@ -996,3 +996,48 @@ describe('get_url (Ansible module) against a python3 http.server on 127.0.0.1', 
     expect(scripts.join('\n')).not.toMatch(/s3cret-pass|tok-123/);
   });
 });
+
+describe('setup: Ansible fact names beside cairn tree, from the same one round trip', () => {
+  it('names this machine the way Ansible does; filter narrows ansible_facts', async () => {
+    const scripts: string[] = [];
+    const recording: Connection = {
+      host: conn.host,
+      user: conn.user,
+      close: () => conn.close(),
+      exec: (script, opts) => (scripts.push(script), conn.exec(script, opts)),
+    };
+    const out = await holdsProperty(setupModule, {}, { ...ctxWith(), conn: recording }, false);
+    expect(scripts.length).toBe(4); // check, apply's check, re-check, re-apply's check: one round trip each
+    const view = out.predicted.data?.ansible_facts as Record<string, unknown>;
+    const osRelease = readFileSync('/etc/os-release', 'utf8');
+    const codename = /^VERSION_CODENAME=(.*)$/m.exec(osRelease)?.[1];
+    const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+    expect(view).toMatchObject({
+      distribution: 'Debian',
+      os_family: 'Debian',
+      distribution_release: codename,
+      distribution_version: readFileSync('/etc/debian_version', 'utf8').trim(),
+      distribution_major_version: readFileSync('/etc/debian_version', 'utf8').trim().split('.')[0],
+      hostname: hostname().split('.')[0],
+      architecture: process.arch === 'x64' ? 'x86_64' : process.arch,
+      system: 'Linux',
+      user_id: 'root',
+      user_uid: 0,
+      user_dir: '/root',
+      processor_vcpus: (cpuinfo.match(/^processor\s*:/gm) ?? []).length,
+      pkg_mgr: 'apt',
+    });
+    expect(view.memtotal_mb).toBe(Math.floor(Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024));
+    expect((view.env as Record<string, string>).HOME).toBe('/root');
+    expect((view.lo as Record<string, unknown>).ipv4).toMatchObject({ address: '127.0.0.1', netmask: '255.0.0.0' });
+    const filtered = await checkExecutor.run(setupModule, ctxWith(), { filter: ['ansible_distribution*', 'os_family'] });
+    expect(Object.keys(filtered.plan.data?.ansible_facts as object).sort()).toEqual([
+      'distribution',
+      'distribution_file_variety',
+      'distribution_major_version',
+      'distribution_release',
+      'distribution_version',
+      'os_family',
+    ]);
+  });
+});
