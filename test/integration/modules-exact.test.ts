@@ -47,6 +47,8 @@ import { waitForModule } from '../../runner/core/modules/wait-for.js';
 import { cronModule } from '../../runner/core/modules/cron.js';
 import { getUrlModule } from '../../runner/core/modules/get-url.js';
 import { groupModule } from '../../runner/core/modules/group.js';
+import { packageFactsModule } from '../../runner/core/modules/package-facts.js';
+import { serviceFactsModule } from '../../runner/core/modules/service-facts.js';
 import { pingModule } from '../../runner/core/modules/ping.js';
 import { rawModule } from '../../runner/core/modules/raw.js';
 import { replaceModule } from '../../runner/core/modules/replace.js';
@@ -1039,5 +1041,23 @@ describe('setup: Ansible fact names beside cairn tree, from the same one round t
       'distribution_version',
       'os_family',
     ]);
+  });
+});
+
+describe('service_facts and package_facts: read-only, one round trip, what this machine has', () => {
+  it('service_facts lists the init scripts with the state their status command gives', async () => {
+    const out = await holdsProperty(serviceFactsModule, {}, ctxWith(), false);
+    const services = (out.predicted.data?.ansible_facts as { services: Record<string, { state: string }> }).services;
+    const status = spawnSync('/etc/init.d/cron', ['status'], { stdio: 'ignore' }).status;
+    expect(services.cron).toEqual({ name: 'cron', state: status === 0 ? 'running' : 'stopped', source: 'sysv' });
+  });
+
+  it('package_facts reports what dpkg has installed', async () => {
+    const out = await holdsProperty(packageFactsModule, {}, ctxWith(), false);
+    const packages = (out.predicted.data?.ansible_facts as { packages: Record<string, Array<{ version: string }>> })
+      .packages;
+    const version = spawnSyncText('dpkg-query', ['-W', '-f', '${Version}', 'coreutils']).stdout;
+    expect(packages.coreutils).toEqual([{ name: 'coreutils', version, arch: expect.any(String), source: 'apt' }]);
+    expect(packages['cairn-no-such-package']).toBeUndefined();
   });
 });

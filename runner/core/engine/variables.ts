@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { formatLocation, type SourceLocation } from '../util/errors.js';
 import type { Inventory } from '../inventory/types.js';
 import type { Play, Role } from '../playbook/types.js';
-import { layerVars, type Vars } from '../util/vars.js';
+import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
 import { ansibleFactView } from '../modules/ansible-facts.js';
 import type { Facts } from '../modules/facts.js';
 
@@ -78,6 +78,9 @@ export function inventoryLayers(inventory: Inventory, host: string): VarLayer[] 
     .map((l) => ({ layer: l.layer, vars: l.vars, origin: (name) => l.origins.get(name) }));
 }
 
+/** Where the engine keeps facts that modules other than setup returned (service_facts' `services`...). */
+export const ANSIBLE_GATHERED = 'ansible_gathered';
+
 const factVarsCache = new WeakMap<Record<string, unknown>, Vars>();
 
 /**
@@ -87,19 +90,19 @@ const factVarsCache = new WeakMap<Record<string, unknown>, Vars>();
 export function factVars(facts: Record<string, unknown>): Vars {
   const cached = factVarsCache.get(facts);
   if (cached) return cached;
-  const vars: Vars = { facts };
-  // A tree that is not what setup gathers (a test's partial facts) has no Ansible names.
-  if (Array.isArray(facts.interfaces) && isPlainObject(facts.os) && isPlainObject(facts.memory)) {
-    const view = ansibleFactView(facts as unknown as Facts);
-    vars.ansible_facts = view;
-    for (const [key, value] of Object.entries(view)) vars[`ansible_${key}`] = value;
-  } else vars.ansible_facts = facts;
+  const { [ANSIBLE_GATHERED]: gathered, ...tree } = facts;
+  const vars: Vars = { facts: tree };
+  // A tree that is not what setup gathers (a test's partial facts) has no Ansible names of its own.
+  const isTree = Array.isArray(tree.interfaces) && isPlainObject(tree.os) && isPlainObject(tree.memory);
+  const view = {
+    ...(isTree ? ansibleFactView(tree as unknown as Facts) : {}),
+    ...(isPlainObject(gathered) ? gathered : {}),
+  };
+  vars.ansible_facts = isTree || isPlainObject(gathered) ? view : tree;
+  for (const [key, value] of Object.entries(view)) vars[`ansible_${key}`] = value;
   factVarsCache.set(facts, vars);
   return vars;
 }
-
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The host's layers, lowest precedence first (see LAYER_ORDER). */
 export function hostLayers(src: HostVarsSources): VarLayer[] {

@@ -28,6 +28,8 @@ import { replaceModule } from './replace.js';
 import { groupModule } from './group.js';
 import { cronModule } from './cron.js';
 import { getUrlModule } from './get-url.js';
+import { serviceFactsModule } from './service-facts.js';
+import { packageFactsModule } from './package-facts.js';
 
 registerModule(commandModule);
 registerModule(shellModule);
@@ -54,6 +56,8 @@ registerModule(replaceModule);
 registerModule(groupModule);
 registerModule(cronModule);
 registerModule(getUrlModule);
+registerModule(serviceFactsModule);
+registerModule(packageFactsModule);
 import './raid/health-module.js'; // raid_health registers itself
 import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate
 import './ceph/health-module.js'; // ceph_health registers itself
