@@ -40,7 +40,7 @@ registerModule(lineinfileModule);
 registerModule(blockinfileModule);
 registerModule(aptModule);
 registerModule(packageModule);
-registerModule(systemdModule, 'service');
+registerModule(systemdModule, 'service', 'systemd_service');
 registerModule(sysctlModule);
 registerModule(userModule);
 registerModule(statModule);
