@@ -46,12 +46,7 @@ import {
   type EncryptionTarget,
   type VaultKeyOptions,
 } from '../core/vault/index.js';
-import {
-  AnsibleVaultError,
-  isAnsibleVault,
-  openAnsibleVault,
-  type AnsibleVaultSecret,
-} from '../core/vault/ansible.js';
+import { AnsibleVaultError, isAnsibleVault, openAnsibleVault, type AnsibleVaultSecret } from '../core/vault/ansible.js';
 
 /** Where the commands write and what they may ask; tests pass their own. */
 export interface VaultIo {
@@ -511,16 +506,24 @@ function readAnsibleSecret(file: string, label: string | undefined, via: string)
  * `cairn vault import FILE`: an Ansible Vault file (1.1 or 1.2) opened with its Ansible secrets and written
  * as a cairn (age) vault, in place or to --output, atomically. The plaintext stays in memory.
  */
-export async function importAnsibleVault(file: string, opts: VaultImportOptions, io: VaultIo = defaultIo()): Promise<void> {
+export async function importAnsibleVault(
+  file: string,
+  opts: VaultImportOptions,
+  io: VaultIo = defaultIo(),
+): Promise<void> {
   const secrets: AnsibleVaultSecret[] = [];
-  for (const path of opts.vaultPasswordFile ?? []) secrets.push(readAnsibleSecret(path, undefined, '--vault-password-file'));
+  for (const path of opts.vaultPasswordFile ?? [])
+    secrets.push(readAnsibleSecret(path, undefined, '--vault-password-file'));
   for (const id of opts.vaultId ?? []) {
     const at = id.indexOf('@');
     secrets.push(
-      at === -1 ? readAnsibleSecret(id, undefined, '--vault-id') : readAnsibleSecret(id.slice(at + 1), id.slice(0, at), '--vault-id'),
+      at === -1
+        ? readAnsibleSecret(id, undefined, '--vault-id')
+        : readAnsibleSecret(id.slice(at + 1), id.slice(0, at), '--vault-id'),
     );
   }
-  if (secrets.length === 0) throw optionsError('vault import needs the Ansible secret: --vault-password-file FILE or --vault-id [LABEL@]FILE');
+  if (secrets.length === 0)
+    throw optionsError('vault import needs the Ansible secret: --vault-password-file FILE or --vault-id [LABEL@]FILE');
   const target = await rekeyTarget(
     {
       newVaultIdentity: opts.newVaultIdentity,
@@ -536,7 +539,8 @@ export async function importAnsibleVault(file: string, opts: VaultImportOptions,
   } catch (err) {
     throw inputError(`cannot read the file: ${(err as Error).message}`, { file });
   }
-  if (!isAnsibleVault(source)) throw inputError('not an Ansible Vault file (it does not start with $ANSIBLE_VAULT;)', { file });
+  if (!isAnsibleVault(source))
+    throw inputError('not an Ansible Vault file (it does not start with $ANSIBLE_VAULT;)', { file });
   let plain: Buffer;
   try {
     plain = openAnsibleVault(source, secrets);
@@ -551,9 +555,12 @@ export async function importAnsibleVault(file: string, opts: VaultImportOptions,
     throw inputError('the decrypted content is not UTF-8 text; a cairn vault holds YAML', { file });
   }
   const problem = vaultTextProblem(text, file);
-  if (problem !== undefined) throw inputError(`the decrypted content is not a vault cairn can read: ${problem}`, { file });
+  if (problem !== undefined)
+    throw inputError(`the decrypted content is not a vault cairn can read: ${problem}`, { file });
   const out = opts.output ?? file;
-  writeFileAtomic(out, await encryptText(text, target, io.env), { mode: existsSync(out) ? fileMode(out, 0o600) : 0o600 });
+  writeFileAtomic(out, await encryptText(text, target, io.env), {
+    mode: existsSync(out) ? fileMode(out, 0o600) : 0o600,
+  });
   io.stderr.write(`imported the Ansible vault ${file} into ${out}, encrypted to ${describeTarget(target)}\n`);
 }
 
@@ -621,9 +628,9 @@ export function registerVaultCommands(program: Command, io: VaultIo = defaultIo(
 
   vault
     .command('import')
-    .description("convert an Ansible Vault file (1.1/1.2, AES256) into a cairn vault (in place, or --output)")
+    .description('convert an Ansible Vault file (1.1/1.2, AES256) into a cairn vault (in place, or --output)')
     .argument('<file>', 'Ansible Vault file')
-    .option('--vault-password-file <file>', "the Ansible vault password file (repeatable)", collect)
+    .option('--vault-password-file <file>', 'the Ansible vault password file (repeatable)', collect)
     .option('--vault-id <[label@]file>', 'an Ansible vault id and its password file (repeatable)', collect)
     .option('--output <file>', 'write the cairn vault here instead of replacing FILE')
     .option('--new-vault-identity <file>', 'encrypt to the recipients of this age identity file')

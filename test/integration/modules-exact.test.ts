@@ -812,7 +812,7 @@ describe('replace (Ansible module)', () => {
     expect(attrsOnly.predicted.actions).toEqual([`set mode 0640 -> 0600 on ${path}`]);
   });
 
-  it('a missing file fails with Ansible\'s message; a bad pattern is an argument error', async () => {
+  it("a missing file fails with Ansible's message; a bad pattern is an argument error", async () => {
     const path = join(caseDir(), 'none');
     const missing = await checkExecutor.run(replaceModule, ctxWith(), { path, regexp: 'a' });
     expect(missing.result.msg).toBe(`Path ${path} does not exist !`);
@@ -824,9 +824,16 @@ describe('replace (Ansible module)', () => {
 
 describe('group (Ansible module) on this machine, a throw-away group', () => {
   const name = `cairn-t${process.pid}`;
-  const groupLine = () => readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+  const groupLine = () =>
+    readFileSync('/etc/group', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${name}:`));
   const freeGid = () => {
-    const used = new Set(readFileSync('/etc/group', 'utf8').split('\n').map((l) => Number(l.split(':')[2])));
+    const used = new Set(
+      readFileSync('/etc/group', 'utf8')
+        .split('\n')
+        .map((l) => Number(l.split(':')[2])),
+    );
     let gid = 61000 + (process.pid % 500);
     while (used.has(gid)) gid++;
     return gid;
@@ -862,7 +869,12 @@ describe('cron (Ansible module): /etc/cron.d-style files and a user crontab', ()
     await holdsProperty(cronModule, { ...base, minute: 30, hour: '2' }, ctxWith(), true);
     expect(readFileSync(path, 'utf8')).toBe('#Ansible: nightly backup\n30 2 * * * root /usr/local/bin/backup\n');
     expect(modeOf(path)).toBe('0644');
-    await holdsProperty(cronModule, { name: 'PATH', env: true, job: '/usr/bin:/bin', cron_file: path, user: 'root' }, ctxWith(), true);
+    await holdsProperty(
+      cronModule,
+      { name: 'PATH', env: true, job: '/usr/bin:/bin', cron_file: path, user: 'root' },
+      ctxWith(),
+      true,
+    );
     const out = await holdsProperty(cronModule, { ...base, special_time: 'daily' }, ctxWith(), true);
     expect(readFileSync(path, 'utf8')).toBe(
       'PATH="/usr/bin:/bin"\n#Ansible: nightly backup\n@daily root /usr/local/bin/backup\n',
@@ -953,7 +965,12 @@ describe('get_url (Ansible module) against a python3 http.server on 127.0.0.1', 
     writeFileSync(dest, 'local edit\n');
     await holdsProperty(getUrlModule, { url: url('app.tar'), dest }, ctxWith(), false);
     expect(readFileSync(dest, 'utf8')).toBe('local edit\n');
-    const out = await holdsProperty(getUrlModule, { url: url('app.tar'), dest, force: true, backup: true }, ctxWith(), true);
+    const out = await holdsProperty(
+      getUrlModule,
+      { url: url('app.tar'), dest, force: true, backup: true },
+      ctxWith(),
+      true,
+    );
     expect(readFileSync(dest, 'utf8')).toBe(body);
     expect(readFileSync(String(out.applied.data.backup_file), 'utf8')).toBe('local edit\n');
     // A file whose checksum differs from the wanted one is downloaded again even without force.
@@ -971,7 +988,9 @@ describe('get_url (Ansible module) against a python3 http.server on 127.0.0.1', 
       dest,
       checksum: `sha256:${sha('something else')}`,
     });
-    expect(wrong.result.msg).toBe(`The checksum for ${dest} did not match ${sha('something else')}; it was ${sha(body)}.`);
+    expect(wrong.result.msg).toBe(
+      `The checksum for ${dest} did not match ${sha('something else')}; it was ${sha(body)}.`,
+    );
     const missing = await applyExecutor.run(getUrlModule, ctxWith(), { url: url('missing.tar'), dest, force: true });
     expect(missing.result.msg).toMatch(/^Request failed: .*404/);
     expect(readFileSync(dest, 'utf8')).toBe('keep\n');
@@ -987,13 +1006,17 @@ describe('get_url (Ansible module) against a python3 http.server on 127.0.0.1', 
       exec: (script, opts) => (scripts.push(script), conn.exec(script, opts)),
     };
     const dest = join(caseDir(), 'app.tar');
-    const res = await applyExecutor.run(getUrlModule, { ...ctxWith(), conn: recording }, {
-      url: url('app.tar'),
-      dest,
-      url_username: 'deploy',
-      url_password: 's3cret-pass',
-      headers: { 'X-Token': 'tok-123' },
-    });
+    const res = await applyExecutor.run(
+      getUrlModule,
+      { ...ctxWith(), conn: recording },
+      {
+        url: url('app.tar'),
+        dest,
+        url_username: 'deploy',
+        url_password: 's3cret-pass',
+        headers: { 'X-Token': 'tok-123' },
+      },
+    );
     expect(res.result.failed).toBeFalsy();
     expect(scripts.join('\n')).not.toMatch(/s3cret-pass|tok-123/);
   });
@@ -1029,10 +1052,14 @@ describe('setup: Ansible fact names beside cairn tree, from the same one round t
       processor_vcpus: (cpuinfo.match(/^processor\s*:/gm) ?? []).length,
       pkg_mgr: 'apt',
     });
-    expect(view.memtotal_mb).toBe(Math.floor(Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024));
+    expect(view.memtotal_mb).toBe(
+      Math.floor(Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024),
+    );
     expect((view.env as Record<string, string>).HOME).toBe('/root');
     expect((view.lo as Record<string, unknown>).ipv4).toMatchObject({ address: '127.0.0.1', netmask: '255.0.0.0' });
-    const filtered = await checkExecutor.run(setupModule, ctxWith(), { filter: ['ansible_distribution*', 'os_family'] });
+    const filtered = await checkExecutor.run(setupModule, ctxWith(), {
+      filter: ['ansible_distribution*', 'os_family'],
+    });
     expect(Object.keys(filtered.plan.data?.ansible_facts as object).sort()).toEqual([
       'distribution',
       'distribution_file_variety',

@@ -7,11 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { importAnsibleVault } from '../../runner/commands/vault.js';
-import {
-  AnsibleVaultError,
-  openAnsibleVault,
-  parseAnsibleVault,
-} from '../../runner/core/vault/ansible.js';
+import { AnsibleVaultError, openAnsibleVault, parseAnsibleVault } from '../../runner/core/vault/ansible.js';
 import { openVaultFile } from '../../runner/core/vault/index.js';
 
 const fixtures = resolve(import.meta.dirname, '../fixtures/ansible-vault');
@@ -32,7 +28,10 @@ describe('Ansible Vault decryption', () => {
   });
 
   it('tries the secret whose label matches first, then the others', () => {
-    const opened = openAnsibleVault(fixture('v12.yml'), [secret('wrong', 'dev'), secret('correct horse battery', 'prod')]);
+    const opened = openAnsibleVault(fixture('v12.yml'), [
+      secret('wrong', 'dev'),
+      secret('correct horse battery', 'prod'),
+    ]);
     expect(opened.toString('utf8')).toBe(PLAIN);
   });
 
@@ -66,7 +65,9 @@ describe('cairn vault import', () => {
       out.io,
     );
     expect(readFileSync(file, 'utf8')).toMatch(/^-----BEGIN AGE ENCRYPTED FILE-----/);
-    const opened = await openVaultFile(file, [{ kind: 'passphrase', passphrase: 'the new cairn passphrase', origin: 't' }]);
+    const opened = await openVaultFile(file, [
+      { kind: 'passphrase', passphrase: 'the new cairn passphrase', origin: 't' },
+    ]);
     expect(opened.text).toBe(PLAIN);
     expect(out.err.join('')).not.toMatch(/s3cr3t|correct horse/);
   });

@@ -10,7 +10,15 @@ import { posix } from 'node:path';
 import { argv, quote } from '../transport/quote.js';
 import { argError } from './attributes.js';
 import { applyFileWrite, planFileWrite, probedText, type FileWritePlan } from './file-write.js';
-import { failureText, fileProbeScript, parseFileProbe, parseSections, ProbeError, runScript, section } from './remote.js';
+import {
+  failureText,
+  fileProbeScript,
+  parseFileProbe,
+  parseSections,
+  ProbeError,
+  runScript,
+  section,
+} from './remote.js';
 import type { FileDiff, Module, ModuleContext, Planned } from './types.js';
 
 export interface CronArgs {
@@ -257,7 +265,13 @@ export const cronModule: Module<CronArgs, CronPlan> = {
         const data = { jobs: edit.jobs, envs: edit.envs, cron_file: args.cron_file, state: args.state ?? 'present' };
         if (edit.removeFile) {
           const diff: FileDiff = { path, before: probed.text ?? '', after: '', afterMissing: true };
-          return { changed: true, actions: [`remove ${path} (its last job)`], diffs: [diff], state: { removeFile: path }, data };
+          return {
+            changed: true,
+            actions: [`remove ${path} (its last job)`],
+            diffs: [diff],
+            state: { removeFile: path },
+            data,
+          };
         }
         if (!edit.changed) return { changed: false, actions: [], state: {}, data };
         const plan = planFileWrite(probe, {
@@ -273,7 +287,12 @@ export const cronModule: Module<CronArgs, CronPlan> = {
       const data = { jobs: edit.jobs, envs: edit.envs, state: args.state ?? 'present' };
       if (!edit.changed) return { changed: false, actions: [], state: {}, data };
       const who = args.user !== undefined ? `crontab for user "${args.user}"` : 'crontab';
-      const diff: FileDiff = { path: who, before: before ?? '', after: edit.text, ...(before === undefined ? { beforeMissing: true } : {}) };
+      const diff: FileDiff = {
+        path: who,
+        before: before ?? '',
+        after: edit.text,
+        ...(before === undefined ? { beforeMissing: true } : {}),
+      };
       return {
         changed: true,
         actions: [`update ${who}: ${install ? 'set' : 'remove'} ${args.env ? 'variable' : 'job'} ${args.name}`],

@@ -51,7 +51,9 @@ export function parseChecksumArg(value: string): { algorithm: Algorithm; hex?: s
   const algorithm = value.slice(0, colon).toLowerCase();
   const rest = value.slice(colon + 1);
   if (colon <= 0 || !(ALGORITHMS as readonly string[]).includes(algorithm))
-    throw new Error(`checksum ${JSON.stringify(value)} must be <algorithm>:<checksum|url> with one of ${ALGORITHMS.join(', ')}`);
+    throw new Error(
+      `checksum ${JSON.stringify(value)} must be <algorithm>:<checksum|url> with one of ${ALGORITHMS.join(', ')}`,
+    );
   const algo = algorithm as Algorithm;
   if (/^(https?|ftp|file):\/\//.test(rest)) return { algorithm: algo, url: rest };
   const hex = rest.replace(/\W+/g, '').toLowerCase();
@@ -110,14 +112,16 @@ export function curlConfig(args: GetUrlArgs, url: string, ifModifiedSince?: numb
   if (args.use_proxy === false) lines.push('noproxy = "*"');
   lines.push(`user-agent = ${curlString('http_agent', args.http_agent ?? 'ansible-httpget')}`);
   for (const [name, value] of Object.entries(args.headers ?? {})) {
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new Error(`header name ${JSON.stringify(name)} is not valid`);
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+      throw new Error(`header name ${JSON.stringify(name)} is not valid`);
     lines.push(`header = ${curlString(`header ${name}`, `${name}: ${value}`)}`);
   }
   if (args.url_username !== undefined) {
     lines.push(`user = ${curlString('url_username', `${args.url_username}:${args.url_password ?? ''}`)}`);
     lines.push('basic');
   }
-  if (ifModifiedSince !== undefined) lines.push(`time-cond = ${curlString('time', new Date(ifModifiedSince * 1000).toUTCString())}`);
+  if (ifModifiedSince !== undefined)
+    lines.push(`time-cond = ${curlString('time', new Date(ifModifiedSince * 1000).toUTCString())}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -165,7 +169,10 @@ function probeScript(args: GetUrlArgs, algorithm: Algorithm, dest: string): stri
     fileProbeScript('dest', dest, { checksum: true }),
     fileProbeScript('in-dir', posix.join(dest, filename), { checksum: true }),
     section('algo', `if [ -f ${quote(dest)} ]; then ${argv(sum, '--', dest)} | cut -d' ' -f1; fi`),
-    section('algo-in-dir', `if [ -f ${quote(posix.join(dest, filename))} ]; then ${argv(sum, '--', posix.join(dest, filename))} | cut -d' ' -f1; fi`),
+    section(
+      'algo-in-dir',
+      `if [ -f ${quote(posix.join(dest, filename))} ]; then ${argv(sum, '--', posix.join(dest, filename))} | cut -d' ' -f1; fi`,
+    ),
   ].join('\n');
 }
 
@@ -177,8 +184,10 @@ async function fetchChecksum(ctx: ModuleContext, args: GetUrlArgs, url: string, 
   const res = await runScript(ctx, 'curl -K - 2>&1', { stdin: curlConfig(args, url) });
   if (res.code !== 0) throw new ProbeError(`cannot download the checksum file ${url}: ${failureText(res)}`);
   const hex = checksumFromFile(res.stdout, urlFilename(args.url));
-  if (hex === undefined) throw new ProbeError(`Unable to find a checksum for file '${urlFilename(args.url)}' in '${url}'`);
-  if (!/^[0-9a-f]+$/.test(hex) || hex.length !== HEX_LENGTH[algorithm]) throw new ProbeError('The checksum format is invalid');
+  if (hex === undefined)
+    throw new ProbeError(`Unable to find a checksum for file '${urlFilename(args.url)}' in '${url}'`);
+  if (!/^[0-9a-f]+$/.test(hex) || hex.length !== HEX_LENGTH[algorithm])
+    throw new ProbeError('The checksum format is invalid');
   return hex;
 }
 
@@ -320,7 +329,11 @@ export const getUrlModule: Module<GetUrlArgs, GetUrlPlan> = {
         : (outcome.error ?? 'download failed');
       return { changed: false, failed: true, msg, data };
     }
-    return { changed: true, diffs: plan.diffs, data: { ...data, ...(outcome.backupFile ? { backup_file: outcome.backupFile } : {}) } };
+    return {
+      changed: true,
+      diffs: plan.diffs,
+      data: { ...data, ...(outcome.backupFile ? { backup_file: outcome.backupFile } : {}) },
+    };
   },
 };
 

@@ -46,10 +46,7 @@ export const packageFactsModule: Module<PackageFactsArgs> = {
     additionalProperties: false,
     properties: {
       manager: {
-        anyOf: [
-          { enum: ['auto', 'apt', 'dpkg'] },
-          { type: 'array', items: { enum: ['auto', 'apt', 'dpkg'] } },
-        ],
+        anyOf: [{ enum: ['auto', 'apt', 'dpkg'] }, { type: 'array', items: { enum: ['auto', 'apt', 'dpkg'] } }],
       },
       strategy: { enum: ['first', 'all'] },
     },
@@ -57,10 +54,15 @@ export const packageFactsModule: Module<PackageFactsArgs> = {
 
   async check(ctx): Promise<Planned> {
     const res = await runScript(ctx, packageFactsScript());
-    if (res.code !== 0) return { changed: false, actions: [], failed: `reading dpkg's database failed: ${failureText(res)}` };
+    if (res.code !== 0)
+      return { changed: false, actions: [], failed: `reading dpkg's database failed: ${failureText(res)}` };
     const packages = parsePackageFacts(parseSections(res.stdout).get('dpkg') ?? '');
     if (Object.keys(packages).length === 0)
-      return { changed: false, actions: [], failed: 'Could not detect a supported package manager (dpkg lists nothing)' };
+      return {
+        changed: false,
+        actions: [],
+        failed: 'Could not detect a supported package manager (dpkg lists nothing)',
+      };
     return { changed: false, actions: [], data: { ansible_facts: { packages } } };
   },
 

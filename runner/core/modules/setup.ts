@@ -251,7 +251,10 @@ function parseExtra(s: Map<string, string>, meminfo: string, pid1Comm: string): 
   const topo = parseKeyValues(s.get('cpu-topology') ?? '');
   const modelsB64 = topo.get('models') ?? '';
   const models = /^[A-Za-z0-9+/]*={0,2}$/.test(modelsB64)
-    ? Buffer.from(modelsB64, 'base64').toString('utf8').split('\n').filter((m) => m !== '')
+    ? Buffer.from(modelsB64, 'base64')
+        .toString('utf8')
+        .split('\n')
+        .filter((m) => m !== '')
     : [];
   const cores = count(topo.get('cores'));
   const siblings = count(topo.get('siblings'));
@@ -294,7 +297,14 @@ export interface SetupArgs {
 }
 
 const asList = (value: string | string[] | undefined): string[] =>
-  value === undefined ? [] : Array.isArray(value) ? value : value.split(',').map((v) => v.trim()).filter(Boolean);
+  value === undefined
+    ? []
+    : Array.isArray(value)
+      ? value
+      : value
+          .split(',')
+          .map((v) => v.trim())
+          .filter(Boolean);
 
 export const setupModule: Module<SetupArgs> = {
   name: 'setup',

@@ -59,7 +59,13 @@ const INSTEAD: Record<string, string> = {
 };
 
 /** Collections whose modules cairn may have under the short name (ansible-keywords.ts strips these). */
-const MAPPED_COLLECTIONS = ['ansible.builtin', 'ansible.legacy', 'ansible.posix', 'community.general', 'community.crypto'];
+const MAPPED_COLLECTIONS = [
+  'ansible.builtin',
+  'ansible.legacy',
+  'ansible.posix',
+  'community.general',
+  'community.crypto',
+];
 
 /**
  * The message for an unknown module `written` (as the task spells it; `short` without a mapped collection
@@ -67,7 +73,9 @@ const MAPPED_COLLECTIONS = ['ansible.builtin', 'ansible.legacy', 'ansible.posix'
  */
 export function unknownModuleMessage(written: string, short: string, cairnModules: string[]): string {
   const near = closestNames(short, cairnModules);
-  const nearText = near.length ? `; the nearest cairn module${near.length > 1 ? 's are' : ' is'} ${near.map((n) => `"${n}"`).join(', ')}` : '';
+  const nearText = near.length
+    ? `; the nearest cairn module${near.length > 1 ? 's are' : ' is'} ${near.map((n) => `"${n}"`).join(', ')}`
+    : '';
   const instead = INSTEAD[short];
   const insteadText = instead ? `: ${instead}` : '';
   const parts = written.split('.');

@@ -50,7 +50,12 @@ describe('parseServiceFacts', () => {
 
   it("status as Ansible's: the unit file's state, a bad load state kept", () => {
     const services = parseServiceFacts('', UNITS, UNIT_FILES);
-    expect(services['cron.service']).toEqual({ name: 'cron.service', state: 'running', status: 'enabled', source: 'systemd' });
+    expect(services['cron.service']).toEqual({
+      name: 'cron.service',
+      state: 'running',
+      status: 'enabled',
+      source: 'systemd',
+    });
     expect(services['ghost.service']!.status).toBe('not-found');
     expect(services['bad.service']!.status).toBe('masked');
     expect(services['apt-daily-upgrade.service']!.status).toBe('static');

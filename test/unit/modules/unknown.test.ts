@@ -29,10 +29,7 @@ describe('unknownModuleMessage', () => {
       'unknown module "community.general.ufw": Ansible\'s ufw module has no cairn equivalent: use command (ufw ...) ' +
         'with a guard, or template the rules',
     ],
-    [
-      'ansible.builtin.lineinfil',
-      'unknown module "ansible.builtin.lineinfil" (did you mean "lineinfile"?)',
-    ],
+    ['ansible.builtin.lineinfil', 'unknown module "ansible.builtin.lineinfil" (did you mean "lineinfile"?)'],
   ])('%s', (written, expected) => {
     expect(message(written)).toBe(expected);
   });
