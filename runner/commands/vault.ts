@@ -46,7 +46,12 @@ import {
   type EncryptionTarget,
   type VaultKeyOptions,
 } from '../core/vault/index.js';
-import { AnsibleVaultError, isAnsibleVault, openAnsibleVault, type AnsibleVaultSecret } from '../core/vault/ansible.js';
+import {
+  AnsibleVaultError,
+  decryptAnsibleVault,
+  isAnsibleVaultText,
+  type AnsibleVaultSecret,
+} from '../core/util/ansible-vault.js';
 
 /** Where the commands write and what they may ask; tests pass their own. */
 export interface VaultIo {
@@ -499,7 +504,7 @@ function readAnsibleSecret(file: string, label: string | undefined, via: string)
     );
   const password = text.trim();
   if (password === '') throw inputError('the Ansible vault password file is empty', { file });
-  return { ...(label !== undefined ? { label } : {}), password, origin: `${via} ${label ? `${label}@` : ''}${file}` };
+  return { label: label ?? 'default', password };
 }
 
 /**
@@ -539,20 +544,14 @@ export async function importAnsibleVault(
   } catch (err) {
     throw inputError(`cannot read the file: ${(err as Error).message}`, { file });
   }
-  if (!isAnsibleVault(source))
+  if (!isAnsibleVaultText(source))
     throw inputError('not an Ansible Vault file (it does not start with $ANSIBLE_VAULT;)', { file });
-  let plain: Buffer;
+  let text: string;
   try {
-    plain = openAnsibleVault(source, secrets);
+    text = decryptAnsibleVault(source, secrets);
   } catch (err) {
     if (err instanceof AnsibleVaultError) throw inputError(err.message, { file });
     throw err;
-  }
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(plain);
-  } catch {
-    throw inputError('the decrypted content is not UTF-8 text; a cairn vault holds YAML', { file });
   }
   const problem = vaultTextProblem(text, file);
   if (problem !== undefined)
