@@ -2,6 +2,9 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { optionsError } from '../core/util/errors.js';
+// Fills the module registry: every command that loads a playbook comes through this file (drift, drill and
+// rollout use addRunOptions), and the commands that load none (inventory, vars, vault, ...) skip it.
+import '../core/modules/all.js';
 import { getModule } from '../core/modules/index.js';
 import { coerceKeyValueArgs, parseKeyValueArgs } from '../core/playbook/load.js';
 import type { Playbook, Task } from '../core/playbook/types.js';

@@ -183,6 +183,14 @@ export class Engine {
   private readonly ansibleVarWarnings: AnsibleVarWarnings;
   /** The running play's connection keywords (remote_user, connection, port) as variables. */
   private playConnection: Vars = {};
+  /**
+   * Each host's connection settings, resolved once per play (they depend on the inventory, -e and the play's
+   * connection keywords only, none of which a task changes): specFor ran for every task on every host and
+   * re-layered the host's variables each time (issue 17's 1000-host profile: hostVars 2.3 %, existsSync 1.2 %).
+   */
+  private readonly specs = new Map<string, ConnectionSpec>();
+  /** The inventory path's folder, for relative key files: it does not change during a run. */
+  private inventoryBaseDir?: string;
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
@@ -232,18 +240,22 @@ export class Engine {
   }
 
   private specFor(name: string): ConnectionSpec {
+    const known = this.specs.get(name);
+    if (known) return known;
     const inv = this.opts.inventory;
     const defaults = layerVars(this.opts.connectionDefaults ?? {}, this.playConnection);
     const vars = layerVars(defaults, hostVariables({ inventory: inv, host: name, extraVars: this.opts.extraVars }));
-    const baseDir =
+    this.inventoryBaseDir ??=
       existsSync(inv.path) && !inv.path.endsWith('.yaml') && !inv.path.endsWith('.yml')
         ? inv.path
         : resolve(inv.path, '..');
-    return connectionSpecFor(name, vars, {
-      baseDir,
+    const spec = connectionSpecFor(name, vars, {
+      baseDir: this.inventoryBaseDir,
       acceptNewHostKeys: this.opts.acceptNewHostKeys,
       knownHostsPath: this.opts.knownHostsPath,
     });
+    this.specs.set(name, spec);
+    return spec;
   }
 
   private async connect(name: string): Promise<Connection> {
@@ -974,6 +986,7 @@ export class Engine {
     }
     this.ansibleVarWarnings.check(this.opts.extraVars, 'the run (-e)');
     this.playConnection = playConnectionVars(play);
+    this.specs.clear(); // the play's remote_user/port/connection are part of every host's settings
     this.ansibleVarWarnings.check(play.vars, `play "${play.name}"`);
     const ctx: PlayContext = { play, playbookDir, runOnce: new Map(), aborted: false, phase: 'tasks' };
     const tasks = verifyOnly ? [] : this.selectedTasks(play);
