@@ -18,6 +18,7 @@ checks=(
   /usr/bin/python3:python3
   /usr/bin/rsync:rsync
   /usr/bin/curl:curl
+  /usr/bin/crontab:cron
   /usr/sbin/ip:iproute2
   /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
   chromium:chromium

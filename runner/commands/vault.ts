@@ -46,6 +46,12 @@ import {
   type EncryptionTarget,
   type VaultKeyOptions,
 } from '../core/vault/index.js';
+import {
+  AnsibleVaultError,
+  decryptAnsibleVault,
+  isAnsibleVaultText,
+  type AnsibleVaultSecret,
+} from '../core/util/ansible-vault.js';
 
 /** Where the commands write and what they may ask; tests pass their own. */
 export interface VaultIo {
@@ -469,6 +475,94 @@ export async function keygen(file: string, io: VaultIo = defaultIo()): Promise<s
   return recipient;
 }
 
+export interface VaultImportOptions {
+  vaultPasswordFile?: string[];
+  vaultId?: string[];
+  output?: string;
+  newVaultIdentity?: string;
+  newVaultPasswordFile?: string;
+  newRecipient?: string[];
+  newRecipientsFile?: string;
+}
+
+/** An Ansible vault password file, read as Ansible does (the text, whitespace stripped); never a script. */
+function readAnsibleSecret(file: string, label: string | undefined, via: string): AnsibleVaultSecret {
+  if (file === 'prompt' || file === '@prompt')
+    throw optionsError(`${via} ${label ? `${label}@` : ''}prompt: cairn does not prompt here; give a password file`);
+  let mode: number;
+  let text: string;
+  try {
+    mode = statSync(file).mode;
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw inputError(`cannot read the Ansible vault password file: ${(err as Error).message}`, { file });
+  }
+  if (mode & 0o111)
+    throw inputError(
+      'the vault password file is executable: Ansible would run it as a password script, which cairn does not; give a plain file',
+      { file },
+    );
+  const password = text.trim();
+  if (password === '') throw inputError('the Ansible vault password file is empty', { file });
+  return { label: label ?? 'default', password };
+}
+
+/**
+ * `cairn vault import FILE`: an Ansible Vault file (1.1 or 1.2) opened with its Ansible secrets and written
+ * as a cairn (age) vault, in place or to --output, atomically. The plaintext stays in memory.
+ */
+export async function importAnsibleVault(
+  file: string,
+  opts: VaultImportOptions,
+  io: VaultIo = defaultIo(),
+): Promise<void> {
+  const secrets: AnsibleVaultSecret[] = [];
+  for (const path of opts.vaultPasswordFile ?? [])
+    secrets.push(readAnsibleSecret(path, undefined, '--vault-password-file'));
+  for (const id of opts.vaultId ?? []) {
+    const at = id.indexOf('@');
+    secrets.push(
+      at === -1
+        ? readAnsibleSecret(id, undefined, '--vault-id')
+        : readAnsibleSecret(id.slice(at + 1), id.slice(0, at), '--vault-id'),
+    );
+  }
+  if (secrets.length === 0)
+    throw optionsError('vault import needs the Ansible secret: --vault-password-file FILE or --vault-id [LABEL@]FILE');
+  const target = await rekeyTarget(
+    {
+      newVaultIdentity: opts.newVaultIdentity,
+      newVaultPasswordFile: opts.newVaultPasswordFile,
+      newRecipient: opts.newRecipient,
+      newRecipientsFile: opts.newRecipientsFile,
+    },
+    io.env,
+  );
+  let source: string;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw inputError(`cannot read the file: ${(err as Error).message}`, { file });
+  }
+  if (!isAnsibleVaultText(source))
+    throw inputError('not an Ansible Vault file (it does not start with $ANSIBLE_VAULT;)', { file });
+  let text: string;
+  try {
+    text = decryptAnsibleVault(source, secrets);
+  } catch (err) {
+    if (err instanceof AnsibleVaultError) throw inputError(err.message, { file });
+    throw err;
+  }
+  const problem = vaultTextProblem(text, file);
+  if (problem !== undefined)
+    throw inputError(`the decrypted content is not a vault cairn can read: ${problem}`, { file });
+  const out = opts.output ?? file;
+  writeFileAtomic(out, await encryptText(text, target, io.env), {
+    mode: existsSync(out) ? fileMode(out, 0o600) : 0o600,
+  });
+  io.stderr.write(`imported the Ansible vault ${file} into ${out}, encrypted to ${describeTarget(target)}\n`);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 
 /** `cairn vault ...`. */
@@ -530,6 +624,19 @@ export function registerVaultCommands(program: Command, io: VaultIo = defaultIo(
     .option('--new-recipients-file <file>', 'encrypt to the age recipients in this file')
     .option('--new-vault-password-file <file>', 'encrypt to the passphrase in this file (or CAIRN_VAULT_NEW_PASSWORD)')
     .action(async (files: string[], opts: VaultCommandOptions) => rekeyVaultFiles(files, opts, io));
+
+  vault
+    .command('import')
+    .description('convert an Ansible Vault file (1.1/1.2, AES256) into a cairn vault (in place, or --output)')
+    .argument('<file>', 'Ansible Vault file')
+    .option('--vault-password-file <file>', 'the Ansible vault password file (repeatable)', collect)
+    .option('--vault-id <[label@]file>', 'an Ansible vault id and its password file (repeatable)', collect)
+    .option('--output <file>', 'write the cairn vault here instead of replacing FILE')
+    .option('--new-vault-identity <file>', 'encrypt to the recipients of this age identity file')
+    .option('--new-recipient <age1...>', 'encrypt to this age recipient (repeatable)', collect)
+    .option('--new-recipients-file <file>', 'encrypt to the age recipients in this file')
+    .option('--new-vault-password-file <file>', 'encrypt to the passphrase in this file (or CAIRN_VAULT_NEW_PASSWORD)')
+    .action(async (file: string, opts: VaultImportOptions) => importAnsibleVault(file, opts, io));
 
   vault
     .command('keygen')

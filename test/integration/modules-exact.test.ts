@@ -5,7 +5,7 @@
  * path a playbook takes. Files live in the test host's temp folder; the sshd runs on this machine, so the
  * tests read the results with node:fs.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -23,6 +23,7 @@ import {
 } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyExecutor, checkExecutor } from '../../runner/core/engine/executor.js';
@@ -46,6 +47,14 @@ import { X509Certificate } from 'node:crypto';
 import type { AnyModule, ModuleContext, ModuleResult, Planned } from '../../runner/core/modules/types.js';
 import { userModule } from '../../runner/core/modules/user.js';
 import { waitForModule } from '../../runner/core/modules/wait-for.js';
+import { cronModule } from '../../runner/core/modules/cron.js';
+import { getUrlModule } from '../../runner/core/modules/get-url.js';
+import { groupModule } from '../../runner/core/modules/group.js';
+import { packageFactsModule } from '../../runner/core/modules/package-facts.js';
+import { serviceFactsModule } from '../../runner/core/modules/service-facts.js';
+import { pingModule } from '../../runner/core/modules/ping.js';
+import { rawModule } from '../../runner/core/modules/raw.js';
+import { replaceModule } from '../../runner/core/modules/replace.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
 import type { Connection } from '../../runner/core/transport/types.js';
 import { createTemplater } from '../../runner/core/template/handlebars.js';
@@ -813,5 +822,340 @@ describe('apt, systemd, user and sysctl: property tests run on the lab container
       expect(res.result.msg).toBe(
         'cannot query ssh.service: systemd is not running on this host (PID 1 is not systemd)',
       );
+  });
+});
+
+describe('ping and raw (Ansible modules)', () => {
+  it('ping answers pong over the real connection, read-only; data comes back; crash fails', async () => {
+    const out = await holdsProperty(pingModule, {}, ctxWith(), false);
+    expect(out.predicted.data).toEqual({ ping: 'pong' });
+    const echoed = await checkExecutor.run(pingModule, ctxWith(), { data: 'hello' });
+    expect(echoed.plan.data).toEqual({ ping: 'hello' });
+    const crash = await checkExecutor.run(pingModule, ctxWith(), { data: 'crash' });
+    expect(crash.result.failed).toBe(true);
+  });
+
+  it('raw: check plans the run and runs nothing; apply runs it once through the shell', async () => {
+    const dir = caseDir();
+    const cmd = `echo one >> '${dir}/log' && echo done`;
+    const check = await checkExecutor.run(rawModule, ctxWith(), { cmd });
+    expect(check.plan).toMatchObject({ changed: true, actions: [`run raw ${cmd}`] });
+    expect(existsSync(join(dir, 'log'))).toBe(false);
+    const apply = await applyExecutor.run(rawModule, ctxWith(), { cmd });
+    expect(apply.result).toMatchObject({ changed: true, data: { rc: 0, stdout: 'done', stdout_lines: ['done'] } });
+    expect(readFileSync(join(dir, 'log'), 'utf8')).toBe('one\n');
+    const failing = await applyExecutor.run(rawModule, ctxWith(), { cmd: 'echo bad >&2; exit 4' });
+    expect(failing.result).toMatchObject({ failed: true, msg: 'non-zero return code', data: { rc: 4, stderr: 'bad' } });
+    const bash = await applyExecutor.run(rawModule, ctxWith(), { cmd: 'echo $BASH_VERSION', executable: '/bin/bash' });
+    expect(bash.result.data.stdout).toMatch(/^\d+\.\d+/);
+  });
+});
+
+describe('replace (Ansible module)', () => {
+  it('replaces every match with backreferences, then is done', async () => {
+    const path = join(caseDir(), 'hosts');
+    writeFileSync(path, '10.0.0.1 old.host.name alias\n10.0.0.2 old.host.name\nkeep me\n');
+    const out = await holdsProperty(
+      replaceModule,
+      { path, regexp: '(\\s+)old\\.host\\.name(\\s+.*)?$', replace: '\\1new.host.name\\2' },
+      ctxWith(),
+      true,
+    );
+    expect(readFileSync(path, 'utf8')).toBe('10.0.0.1 new.host.name alias\n10.0.0.2 new.host.name\nkeep me\n');
+    expect(out.predicted.actions).toEqual([`update ${path}: 2 replacements made`]);
+    expect(out.predicted.diffs?.[0]?.before).toContain('old.host.name');
+  });
+
+  it('after/before limit the section; a mode change alone is planned exactly', async () => {
+    const path = join(caseDir(), 'app.conf');
+    writeFileSync(path, 'x=1\n<section>\nx=1\n</section>\nx=1\n');
+    chmodSync(path, 0o644);
+    await holdsProperty(
+      replaceModule,
+      { path, after: '<section>', before: '</section>', regexp: '^x=1$', replace: 'x=2', mode: '0600' },
+      ctxWith(),
+      true,
+    );
+    expect(readFileSync(path, 'utf8')).toBe('x=1\n<section>\nx=2\n</section>\nx=1\n');
+    expect(modeOf(path)).toBe('0600');
+    chmodSync(path, 0o640);
+    const attrsOnly = await holdsProperty(replaceModule, { path, regexp: 'nomatch', mode: '0600' }, ctxWith(), true);
+    expect(attrsOnly.predicted.actions).toEqual([`set mode 0640 -> 0600 on ${path}`]);
+  });
+
+  it("a missing file fails with Ansible's message; a bad pattern is an argument error", async () => {
+    const path = join(caseDir(), 'none');
+    const missing = await checkExecutor.run(replaceModule, ctxWith(), { path, regexp: 'a' });
+    expect(missing.result.msg).toBe(`Path ${path} does not exist !`);
+    await expect(checkExecutor.run(replaceModule, ctxWith(), { path, regexp: '(unclosed' })).rejects.toThrow(
+      /regexp "\(unclosed" is not a valid regular expression/,
+    );
+  });
+});
+
+describe('group (Ansible module) on this machine, a throw-away group', () => {
+  const name = `cairn-t${process.pid}`;
+  const groupLine = () =>
+    readFileSync('/etc/group', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${name}:`));
+  const freeGid = () => {
+    const used = new Set(
+      readFileSync('/etc/group', 'utf8')
+        .split('\n')
+        .map((l) => Number(l.split(':')[2])),
+    );
+    let gid = 61000 + (process.pid % 500);
+    while (used.has(gid)) gid++;
+    return gid;
+  };
+  afterAll(() => {
+    if (groupLine()) spawn('groupdel', ['--', name], { stdio: 'ignore' });
+  });
+
+  it('creates with a gid, changes the gid, removes; each step exact, each repeat a no-op', async () => {
+    const gid = freeGid();
+    await holdsProperty(groupModule, { name, gid, system: true }, ctxWith(), true);
+    expect(groupLine()).toBe(`${name}:x:${gid}:`);
+    const out = await holdsProperty(groupModule, { name, gid: gid + 1 }, ctxWith(), true);
+    expect(out.predicted.actions).toEqual([`change gid of group ${name} ${gid} -> ${gid + 1}`]);
+    expect(groupLine()).toBe(`${name}:x:${gid + 1}:`);
+    await holdsProperty(groupModule, { name, state: 'absent' }, ctxWith(), true);
+    expect(groupLine()).toBeUndefined();
+  });
+
+  it('an existing group without a gid is no change; a bad name is an argument error', async () => {
+    await holdsProperty(groupModule, { name: 'nogroup' }, ctxWith(), false);
+    await expect(checkExecutor.run(groupModule, ctxWith(), { name: '-rf' })).rejects.toThrow(
+      /group name "-rf" is not valid/,
+    );
+  });
+});
+
+describe('cron (Ansible module): /etc/cron.d-style files and a user crontab', () => {
+  it('cron_file: creates 0644 with the #Ansible header, updates in place, removes the file with its last job', async () => {
+    const dir = caseDir();
+    const path = join(dir, 'backup');
+    const base = { name: 'nightly backup', cron_file: path, user: 'root', job: '/usr/local/bin/backup' };
+    await holdsProperty(cronModule, { ...base, minute: 30, hour: '2' }, ctxWith(), true);
+    expect(readFileSync(path, 'utf8')).toBe('#Ansible: nightly backup\n30 2 * * * root /usr/local/bin/backup\n');
+    expect(modeOf(path)).toBe('0644');
+    await holdsProperty(
+      cronModule,
+      { name: 'PATH', env: true, job: '/usr/bin:/bin', cron_file: path, user: 'root' },
+      ctxWith(),
+      true,
+    );
+    const out = await holdsProperty(cronModule, { ...base, special_time: 'daily' }, ctxWith(), true);
+    expect(readFileSync(path, 'utf8')).toBe(
+      'PATH="/usr/bin:/bin"\n#Ansible: nightly backup\n@daily root /usr/local/bin/backup\n',
+    );
+    expect(out.predicted.diffs?.[0]?.after).toBe(readFileSync(path, 'utf8'));
+    await holdsProperty(cronModule, { name: 'PATH', env: true, state: 'absent', cron_file: path }, ctxWith(), true);
+    await holdsProperty(cronModule, { name: 'nightly backup', state: 'absent', cron_file: path }, ctxWith(), true);
+    expect(existsSync(path)).toBe(false);
+    expect(tempLeftovers(dir)).toEqual([]);
+  });
+
+  it("user crontab through crontab(1): nobody's jobs added, disabled, removed", async () => {
+    const listing = () => spawnSyncText('crontab', ['-u', 'nobody', '-l']);
+    expect(listing().status, 'nobody must have no crontab before this test').toBe(1);
+    try {
+      const job = { name: 'cleanup', user: 'nobody', job: 'find /tmp -name "*.x" -delete', minute: '*/5' };
+      await holdsProperty(cronModule, job, ctxWith(), true);
+      expect(listing().stdout).toBe('#Ansible: cleanup\n*/5 * * * * find /tmp -name "*.x" -delete\n');
+      await holdsProperty(cronModule, { ...job, disabled: true }, ctxWith(), true);
+      expect(listing().stdout).toBe('#Ansible: cleanup\n#*/5 * * * * find /tmp -name "*.x" -delete\n');
+      await holdsProperty(cronModule, { name: 'cleanup', user: 'nobody', state: 'absent' }, ctxWith(), true);
+      expect(listing().stdout).toBe('');
+    } finally {
+      spawnSyncText('crontab', ['-u', 'nobody', '-r']);
+    }
+  });
+});
+
+function spawnSyncText(cmd: string, args: string[]): { status: number | null; stdout: string } {
+  const res = spawnSync(cmd, args, { encoding: 'utf8' });
+  return { status: res.status, stdout: res.stdout };
+}
+
+describe('get_url (Ansible module) against a python3 http.server on 127.0.0.1', () => {
+  let server: ChildProcess | undefined;
+  let port = 0;
+  let webRoot = '';
+  const body = 'release 1.2.3\n'.repeat(500);
+  const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+  const url = (name: string) => `http://127.0.0.1:${port}/${name}`;
+
+  beforeAll(async () => {
+    webRoot = mkdtempSync(join(tmpdir(), 'cairn-geturl-'));
+    writeFileSync(join(webRoot, 'app.tar'), body);
+    writeFileSync(join(webRoot, 'SHA256SUMS'), `${sha('other')}  other.tar\n${sha(body)} *app.tar\n`);
+    port = await freePort();
+    server = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', webRoot], {
+      stdio: 'ignore',
+    });
+    for (let i = 0; i < 100 && !(await portOpen(port)); i++) await new Promise((r) => setTimeout(r, 100));
+  }, 20_000);
+
+  afterAll(() => {
+    if (server?.pid !== undefined) process.kill(server.pid, 'SIGTERM');
+    rmSync(webRoot, { recursive: true, force: true });
+  });
+
+  it('downloads to a new file with checksum and mode, atomically; then it is done', async () => {
+    const dir = caseDir();
+    const dest = join(dir, 'app.tar');
+    const out = await holdsProperty(
+      getUrlModule,
+      { url: url('app.tar'), dest, checksum: `sha256:${sha(body)}`, mode: '0640', owner: 'nobody' },
+      ctxWith(),
+      true,
+    );
+    expect(readFileSync(dest, 'utf8')).toBe(body);
+    expect(modeOf(dest)).toBe('0640');
+    expect(statSync(dest).uid).toBe(65534);
+    expect(out.predicted.actions[0]).toBe(`download ${url('app.tar')} to ${dest}`);
+    expect(tempLeftovers(dir)).toEqual([]);
+  });
+
+  it('into a directory (the URL names the file), with the checksum read from a SHA256SUMS URL', async () => {
+    const dir = caseDir();
+    await holdsProperty(
+      getUrlModule,
+      { url: url('app.tar'), dest: dir, checksum: `sha256:${url('SHA256SUMS')}` },
+      ctxWith(),
+      true,
+    );
+    expect(readFileSync(join(dir, 'app.tar'), 'utf8')).toBe(body);
+  });
+
+  it('an existing file: unchanged without force (If-Modified-Since); force replaces different content, with a backup', async () => {
+    const dir = caseDir();
+    const dest = join(dir, 'app.tar');
+    writeFileSync(dest, 'local edit\n');
+    await holdsProperty(getUrlModule, { url: url('app.tar'), dest }, ctxWith(), false);
+    expect(readFileSync(dest, 'utf8')).toBe('local edit\n');
+    const out = await holdsProperty(
+      getUrlModule,
+      { url: url('app.tar'), dest, force: true, backup: true },
+      ctxWith(),
+      true,
+    );
+    expect(readFileSync(dest, 'utf8')).toBe(body);
+    expect(readFileSync(String(out.applied.data.backup_file), 'utf8')).toBe('local edit\n');
+    // A file whose checksum differs from the wanted one is downloaded again even without force.
+    writeFileSync(dest, 'tampered\n');
+    await holdsProperty(getUrlModule, { url: url('app.tar'), dest, checksum: `sha256:${sha(body)}` }, ctxWith(), true);
+    expect(readFileSync(dest, 'utf8')).toBe(body);
+  });
+
+  it('a wrong checksum or a 404 fails and leaves dest as it was', async () => {
+    const dir = caseDir();
+    const dest = join(dir, 'app.tar');
+    writeFileSync(dest, 'keep\n');
+    const wrong = await applyExecutor.run(getUrlModule, ctxWith(), {
+      url: url('app.tar'),
+      dest,
+      checksum: `sha256:${sha('something else')}`,
+    });
+    expect(wrong.result.msg).toBe(
+      `The checksum for ${dest} did not match ${sha('something else')}; it was ${sha(body)}.`,
+    );
+    const missing = await applyExecutor.run(getUrlModule, ctxWith(), { url: url('missing.tar'), dest, force: true });
+    expect(missing.result.msg).toMatch(/^Request failed: .*404/);
+    expect(readFileSync(dest, 'utf8')).toBe('keep\n');
+    expect(tempLeftovers(dir)).toEqual([]);
+  });
+
+  it('credentials and headers travel on stdin, never in a script or an argv', async () => {
+    const scripts: string[] = [];
+    const recording: Connection = {
+      host: conn.host,
+      user: conn.user,
+      close: () => conn.close(),
+      exec: (script, opts) => (scripts.push(script), conn.exec(script, opts)),
+    };
+    const dest = join(caseDir(), 'app.tar');
+    const res = await applyExecutor.run(
+      getUrlModule,
+      { ...ctxWith(), conn: recording },
+      {
+        url: url('app.tar'),
+        dest,
+        url_username: 'deploy',
+        url_password: 's3cret-pass',
+        headers: { 'X-Token': 'tok-123' },
+      },
+    );
+    expect(res.result.failed).toBeFalsy();
+    expect(scripts.join('\n')).not.toMatch(/s3cret-pass|tok-123/);
+  });
+});
+
+describe('setup: Ansible fact names beside cairn tree, from the same one round trip', () => {
+  it('names this machine the way Ansible does; filter narrows ansible_facts', async () => {
+    const scripts: string[] = [];
+    const recording: Connection = {
+      host: conn.host,
+      user: conn.user,
+      close: () => conn.close(),
+      exec: (script, opts) => (scripts.push(script), conn.exec(script, opts)),
+    };
+    const out = await holdsProperty(setupModule, {}, { ...ctxWith(), conn: recording }, false);
+    expect(scripts.length).toBe(4); // check, apply's check, re-check, re-apply's check: one round trip each
+    const view = out.predicted.data?.ansible_facts as Record<string, unknown>;
+    const osRelease = readFileSync('/etc/os-release', 'utf8');
+    const codename = /^VERSION_CODENAME=(.*)$/m.exec(osRelease)?.[1];
+    const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+    expect(view).toMatchObject({
+      distribution: 'Debian',
+      os_family: 'Debian',
+      distribution_release: codename,
+      distribution_version: readFileSync('/etc/debian_version', 'utf8').trim(),
+      distribution_major_version: readFileSync('/etc/debian_version', 'utf8').trim().split('.')[0],
+      hostname: hostname().split('.')[0],
+      architecture: process.arch === 'x64' ? 'x86_64' : process.arch,
+      system: 'Linux',
+      user_id: 'root',
+      user_uid: 0,
+      user_dir: '/root',
+      processor_vcpus: (cpuinfo.match(/^processor\s*:/gm) ?? []).length,
+      pkg_mgr: 'apt',
+    });
+    expect(view.memtotal_mb).toBe(
+      Math.floor(Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024),
+    );
+    expect((view.env as Record<string, string>).HOME).toBe('/root');
+    expect((view.lo as Record<string, unknown>).ipv4).toMatchObject({ address: '127.0.0.1', netmask: '255.0.0.0' });
+    const filtered = await checkExecutor.run(setupModule, ctxWith(), {
+      filter: ['ansible_distribution*', 'os_family'],
+    });
+    expect(Object.keys(filtered.plan.data?.ansible_facts as object).sort()).toEqual([
+      'distribution',
+      'distribution_file_variety',
+      'distribution_major_version',
+      'distribution_release',
+      'distribution_version',
+      'os_family',
+    ]);
+  });
+});
+
+describe('service_facts and package_facts: read-only, one round trip, what this machine has', () => {
+  it('service_facts lists the init scripts with the state their status command gives', async () => {
+    const out = await holdsProperty(serviceFactsModule, {}, ctxWith(), false);
+    const services = (out.predicted.data?.ansible_facts as { services: Record<string, { state: string }> }).services;
+    const status = spawnSync('/etc/init.d/cron', ['status'], { stdio: 'ignore' }).status;
+    expect(services.cron).toEqual({ name: 'cron', state: status === 0 ? 'running' : 'stopped', source: 'sysv' });
+  });
+
+  it('package_facts reports what dpkg has installed', async () => {
+    const out = await holdsProperty(packageFactsModule, {}, ctxWith(), false);
+    const packages = (out.predicted.data?.ansible_facts as { packages: Record<string, Array<{ version: string }>> })
+      .packages;
+    const version = spawnSyncText('dpkg-query', ['-W', '-f', '${Version}', 'coreutils']).stdout;
+    expect(packages.coreutils).toEqual([{ name: 'coreutils', version, arch: expect.any(String), source: 'apt' }]);
+    expect(packages['cairn-no-such-package']).toBeUndefined();
   });
 });

@@ -9,6 +9,7 @@ import PQueue from 'p-queue';
 import { CairnError, formatLocation, inputError, type SourceLocation } from '../util/errors.js';
 import type { Inventory } from '../inventory/types.js';
 import { getModule } from '../modules/index.js';
+import { ANSIBLE_GATHERED } from './variables.js';
 import type { AnyModule, ModuleContext, ModuleResult } from '../modules/types.js';
 import { PlaybookLoader } from '../playbook/load.js';
 import type { Play, Playbook, Role, Task } from '../playbook/types.js';
@@ -731,6 +732,7 @@ export class Engine {
     const run = await this.executeWithRetries(module, conn, args, host, task, ctx, vars, becomeUser);
     if (run.unreachable) return this.unreachable(host, task, ctx, started, run.unreachable, item, target);
     const { result, registered, failed, changed } = run;
+    if (!failed) absorbFacts(host, module.name, registered);
     const status: TaskStatus = failed ? 'failed' : result.skipped && !changed ? 'skipped' : changed ? 'changed' : 'ok';
     return finish(
       status,
@@ -1495,4 +1497,19 @@ export function nulBytePath(value: unknown, path = ''): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * Facts a module returned become the host's facts, as Ansible merges a module's `ansible_facts`: setup (a
+ * gather or an explicit task) replaces cairn's tree; other fact modules (service_facts, package_facts) add
+ * their keys beside it, under ANSIBLE_GATHERED (variables.ts names them `ansible_facts.x` and `ansible_x`).
+ */
+function absorbFacts(host: HostState, moduleName: string, registered: Record<string, unknown>): void {
+  const previous = host.facts?.[ANSIBLE_GATHERED];
+  const gathered = isPlainObject(previous) ? previous : {};
+  if (moduleName === 'setup' && isPlainObject(registered.facts)) {
+    host.facts = { ...registered.facts, ...(isPlainObject(previous) ? { [ANSIBLE_GATHERED]: previous } : {}) };
+  } else if (moduleName !== 'setup' && isPlainObject(registered.ansible_facts)) {
+    host.facts = { ...(host.facts ?? {}), [ANSIBLE_GATHERED]: { ...gathered, ...registered.ansible_facts } };
+  }
 }

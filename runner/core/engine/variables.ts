@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { formatLocation, type SourceLocation } from '../util/errors.js';
 import type { Inventory } from '../inventory/types.js';
 import type { Play, Role } from '../playbook/types.js';
-import { layerVars, type Vars } from '../util/vars.js';
+import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
+import { ansibleFactView } from '../modules/ansible-facts.js';
+import type { Facts } from '../modules/facts.js';
 
 /** One source of variables. `layer` names the precedence level; `origin` says where a key was written. */
 export interface VarLayer {
@@ -76,6 +78,32 @@ export function inventoryLayers(inventory: Inventory, host: string): VarLayer[] 
     .map((l) => ({ layer: l.layer, vars: l.vars, origin: (name) => l.origins.get(name) }));
 }
 
+/** Where the engine keeps facts that modules other than setup returned (service_facts' `services`...). */
+export const ANSIBLE_GATHERED = 'ansible_gathered';
+
+const factVarsCache = new WeakMap<Record<string, unknown>, Vars>();
+
+/**
+ * The facts layer: cairn's tree as `facts`, Ansible's names as `ansible_facts.x` and (INJECT_FACTS_AS_VARS)
+ * `ansible_x`. Computed once per gathered tree: hostLayers runs for every task.
+ */
+export function factVars(facts: Record<string, unknown>): Vars {
+  const cached = factVarsCache.get(facts);
+  if (cached) return cached;
+  const { [ANSIBLE_GATHERED]: gathered, ...tree } = facts;
+  const vars: Vars = { facts: tree };
+  // A tree that is not what setup gathers (a test's partial facts) has no Ansible names of its own.
+  const isTree = Array.isArray(tree.interfaces) && isPlainObject(tree.os) && isPlainObject(tree.memory);
+  const view = {
+    ...(isTree ? ansibleFactView(tree as unknown as Facts) : {}),
+    ...(isPlainObject(gathered) ? gathered : {}),
+  };
+  vars.ansible_facts = isTree || isPlainObject(gathered) ? view : tree;
+  for (const [key, value] of Object.entries(view)) vars[`ansible_${key}`] = value;
+  factVarsCache.set(facts, vars);
+  return vars;
+}
+
 /** The host's layers, lowest precedence first (see LAYER_ORDER). */
 export function hostLayers(src: HostVarsSources): VarLayer[] {
   const layers: VarLayer[] = [];
@@ -88,8 +116,7 @@ export function hostLayers(src: HostVarsSources): VarLayer[] {
     add('role defaults', src.role.defaults, at({ file: join(src.role.dir, 'defaults') }));
   if (src.inventoryLayers) layers.push(...src.inventoryLayers);
   else if (src.inventory.hosts.has(src.host)) layers.push(...inventoryLayers(src.inventory, src.host));
-  if (src.facts)
-    add('facts', { facts: src.facts, ansible_facts: src.facts }, at({ file: `facts gathered from ${src.host}` }));
+  if (src.facts) add('facts', factVars(src.facts), at({ file: `facts gathered from ${src.host}` }));
   add('play vars', src.play?.vars, at(src.play?.location));
   add('role vars (vars/main.yml)', src.role?.roleVars, at(src.role ? { file: join(src.role.dir, 'vars') } : undefined));
   add('role vars', src.role?.vars, at(src.play?.location));

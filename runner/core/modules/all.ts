@@ -23,6 +23,14 @@ import { templateModule } from './template.js';
 import { tlsCertificateModule } from './tls-certificate.js';
 import { userModule } from './user.js';
 import { waitForModule } from './wait-for.js';
+import { pingModule } from './ping.js';
+import { rawModule } from './raw.js';
+import { replaceModule } from './replace.js';
+import { groupModule } from './group.js';
+import { cronModule } from './cron.js';
+import { getUrlModule } from './get-url.js';
+import { serviceFactsModule } from './service-facts.js';
+import { packageFactsModule } from './package-facts.js';
 
 registerModule(commandModule);
 registerModule(shellModule);
@@ -34,7 +42,7 @@ registerModule(lineinfileModule);
 registerModule(blockinfileModule);
 registerModule(aptModule);
 registerModule(packageModule);
-registerModule(systemdModule, 'service');
+registerModule(systemdModule, 'service', 'systemd_service');
 registerModule(sysctlModule);
 registerModule(userModule);
 registerModule(statModule);
@@ -44,6 +52,14 @@ registerModule(assertModule);
 registerModule(debugModule);
 registerModule(failModule);
 registerModule(setupModule, 'gather_facts');
+registerModule(pingModule);
+registerModule(rawModule);
+registerModule(replaceModule);
+registerModule(groupModule);
+registerModule(cronModule);
+registerModule(getUrlModule);
+registerModule(serviceFactsModule);
+registerModule(packageFactsModule);
 import './raid/health-module.js'; // raid_health registers itself
 import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate
 import './ceph/health-module.js'; // ceph_health registers itself

@@ -5,37 +5,10 @@
  */
 import { parseKeyValues, parseSections, failureText, runScript, section } from './remote.js';
 import type { Module, Planned } from './types.js';
+import type { Facts, FactsExtra, InterfaceAddress, InterfaceFacts } from './facts.js';
+import { ansibleFactView, filterFacts } from './ansible-facts.js';
 
-export interface InterfaceAddress {
-  address: string;
-  prefix: number;
-}
-
-export interface InterfaceFacts {
-  name: string;
-  mac: string;
-  mtu: number;
-  up: boolean;
-  ipv4: InterfaceAddress[];
-  ipv6: InterfaceAddress[];
-}
-
-export interface Facts {
-  hostname: string;
-  fqdn: string;
-  os: { id: string; version_id: string; codename: string; pretty_name: string; family: string };
-  kernel: string;
-  arch: string;
-  virtualization: { type: string; role: 'guest' | 'host' | 'none'; container: boolean };
-  interfaces: InterfaceFacts[];
-  default_ipv4: { interface: string; address: string; gateway: string };
-  memory: { total_mb: number; available_mb: number; swap_total_mb: number };
-  cpu: { count: number; model: string };
-  kvm: boolean;
-  pid1_systemd: boolean;
-  date: { epoch: number; iso8601: string };
-  uptime_seconds: number;
-}
+export type { Facts, FactsExtra, InterfaceAddress, InterfaceFacts } from './facts.js';
 
 /** The one facts script. Each section is raw output, so parsing stays on this side and is testable. */
 export function factsScript(): string {
@@ -63,6 +36,27 @@ export function factsScript(): string {
       'printf "nproc=%s\\n" "$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"',
       "grep -m1 -E '^(model name|Hardware|cpu model|Model)[[:space:]]*:' /proc/cpuinfo 2>/dev/null",
     ),
+    section('uname-v', 'uname -v; uname -n'),
+    section('debian-version', 'cat /etc/debian_version 2>/dev/null'),
+    // The login (or become) user as Ansible's user_* facts, and its environment (NUL-separated: values may
+    // hold newlines).
+    section(
+      'user',
+      'printf "id=%s\\nuid=%s\\ngid=%s\\n" "$(id -un)" "$(id -u)" "$(id -g)"',
+      'printf "passwd=%s\\n" "$(getent passwd "$(id -u)" | base64 -w0)"',
+    ),
+    section('env', 'env -0'),
+    section(
+      'cpu-topology',
+      'printf "vcpus=%s\\n" "$(grep -c "^processor" /proc/cpuinfo 2>/dev/null)"',
+      'printf "sockets=%s\\n" "$(grep "^physical id" /proc/cpuinfo 2>/dev/null | sort -u | wc -l)"',
+      'printf "cores=%s\\n" "$(grep -m1 "^cpu cores" /proc/cpuinfo 2>/dev/null | cut -d: -f2 | tr -d " ")"',
+      'printf "vendor=%s\\n" "$(grep -m1 "^vendor_id" /proc/cpuinfo 2>/dev/null | cut -d: -f2 | tr -d " ")"',
+      'printf "siblings=%s\\n" "$(grep -m1 "^siblings" /proc/cpuinfo 2>/dev/null | cut -d: -f2 | tr -d " ")"',
+      // One model per processor, as Ansible's `processor` list; base64 so a model name cannot add lines.
+      'printf "models=%s\\n" "$(grep -E "^model name[[:space:]]*:" /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed "s/^ //" | base64 -w0)"',
+    ),
+    section('local-time', 'date "+%Y-%m-%d %H:%M:%S %Z %A %z"'),
     section(
       'misc',
       'if [ -e /dev/kvm ]; then echo kvm=1; else echo kvm=0; fi',
@@ -237,22 +231,113 @@ export function parseFacts(stdout: string): Facts {
     pid1_systemd: misc.get('run_systemd_system') === '1' || misc.get('pid1_comm') === 'systemd',
     date: { epoch: Number(misc.get('epoch') ?? '0'), iso8601: misc.get('iso8601') ?? '' },
     uptime_seconds: Math.floor(Number(misc.get('uptime') ?? '0')),
+    ...(s.has('user') ? { extra: parseExtra(s, meminfo, misc.get('pid1_comm') ?? '') } : {}),
   };
 }
 
-export const setupModule: Module<Record<string, never>> = {
+const count = (value: string | undefined): number => (/^\d{1,9}$/.test(value ?? '') ? Number(value) : 0);
+
+/** The sections only Ansible's fact names use (pure). Values that are not what the tools print are dropped. */
+function parseExtra(s: Map<string, string>, meminfo: string, pid1Comm: string): FactsExtra {
+  const user = parseKeyValues(s.get('user') ?? '');
+  const passwdB64 = user.get('passwd') ?? '';
+  const passwd = /^[A-Za-z0-9+/]*={0,2}$/.test(passwdB64) ? Buffer.from(passwdB64, 'base64').toString('utf8') : '';
+  const pw = passwd.replace(/\n$/, '').split(':');
+  const env: Record<string, string> = {};
+  for (const entry of (s.get('env') ?? '').split('\0')) {
+    const eq = entry.indexOf('=');
+    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  const topo = parseKeyValues(s.get('cpu-topology') ?? '');
+  const modelsB64 = topo.get('models') ?? '';
+  const models = /^[A-Za-z0-9+/]*={0,2}$/.test(modelsB64)
+    ? Buffer.from(modelsB64, 'base64')
+        .toString('utf8')
+        .split('\n')
+        .filter((m) => m !== '')
+    : [];
+  const cores = count(topo.get('cores'));
+  const siblings = count(topo.get('siblings'));
+  const [kernelVersion = '', nodename = ''] = (s.get('uname-v') ?? '').split('\n');
+  return {
+    debian_version: firstLine(s.get('debian-version')),
+    kernel_version: kernelVersion.trim(),
+    nodename: nodename.trim(),
+    user: {
+      id: user.get('id') ?? '',
+      uid: count(user.get('uid')),
+      gid: count(user.get('gid')),
+      gecos: pw[4] ?? '',
+      dir: pw[5] ?? '',
+      shell: pw[6] ?? '',
+    },
+    env,
+    cpu: {
+      vcpus: count(topo.get('vcpus')),
+      sockets: count(topo.get('sockets')),
+      cores_per_socket: cores,
+      vendor: topo.get('vendor') ?? '',
+      threads_per_core: cores > 0 && siblings > 0 ? Math.max(1, Math.floor(siblings / cores)) : 1,
+      models,
+    },
+    memory: { free_mb: meminfoMb(meminfo, 'MemFree'), swap_free_mb: meminfoMb(meminfo, 'SwapFree') },
+    pid1_comm: pid1Comm,
+    local_time: firstLine(s.get('local-time')),
+  };
+}
+
+/** Ansible's gather_subset words (ansible/module_utils/facts/default_collectors.py), each also with '!'. */
+const SUBSET = /^!?(all|min|hardware|network|virtual|ohai|facter|[a-z][a-z0-9_]*)$/;
+
+export interface SetupArgs {
+  filter?: string | string[];
+  gather_subset?: string | string[];
+  gather_timeout?: number;
+  fact_path?: string;
+}
+
+const asList = (value: string | string[] | undefined): string[] =>
+  value === undefined
+    ? []
+    : Array.isArray(value)
+      ? value
+      : value
+          .split(',')
+          .map((v) => v.trim())
+          .filter(Boolean);
+
+export const setupModule: Module<SetupArgs> = {
   name: 'setup',
   readOnly: true,
-  argsSchema: { type: 'object', additionalProperties: false, properties: {} },
+  argsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      filter: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+      // cairn gathers its one fixed set in one round trip whatever the subset; the words are still checked.
+      gather_subset: {
+        anyOf: [
+          { type: 'string', pattern: '^\\s*!?[a-z][a-z0-9_]*(\\s*,\\s*!?[a-z][a-z0-9_]*)*\\s*$' },
+          { type: 'array', items: { type: 'string', pattern: SUBSET.source } },
+        ],
+      },
+      gather_timeout: { type: 'integer', minimum: 1 },
+      fact_path: { type: 'string' },
+    },
+  },
 
-  async check(ctx): Promise<Planned> {
+  async check(ctx, args): Promise<Planned> {
     const res = await runScript(ctx, factsScript());
     if (res.code !== 0 && !res.stdout.includes('os-release'))
       return { changed: false, actions: [], failed: `gathering facts failed: ${failureText(res)}` };
+    const facts = parseFacts(res.stdout);
     return {
       changed: false,
       actions: [],
-      data: { facts: parseFacts(res.stdout) as unknown as Record<string, unknown> },
+      data: {
+        facts: facts as unknown as Record<string, unknown>,
+        ansible_facts: filterFacts(ansibleFactView(facts), asList(args.filter)),
+      },
     };
   },
 

@@ -9,6 +9,7 @@ import { CairnError, formatLocation, inputError, type SourceLocation } from '../
 import { builtinRolesDir } from '../util/paths.js';
 import { ansibleBool, isQualifiedName, PLAY_KEYWORDS_WARNED, shortModuleName } from './ansible-keywords.js';
 import { getModule, moduleNames } from '../modules/index.js';
+import { unknownModuleMessage } from '../modules/unknown.js';
 import { ajv, compileSchema, describeAjvErrors, validateAt } from '../util/schema.js';
 import { parseHostPattern } from '../inventory/patterns.js';
 import { isPlainObject, type Vars } from '../util/vars.js';
@@ -1178,13 +1179,11 @@ export class PlaybookLoader {
     } else {
       const module = getModule(moduleName);
       if (!module) {
-        const near = suggestion(moduleName, [...moduleNames(), ...TASK_KEYWORDS]);
-        throw errorAt(
-          loaded,
-          [...path, moduleKey],
-          `unknown module "${moduleName}"${near || ` (cairn's modules: ${moduleNames().join(', ')})`}`,
-          'key',
-        );
+        const keyword = closestNames(moduleName, TASK_KEYWORDS);
+        const message = keyword.length
+          ? `unknown module "${moduleKey}"${suggestion(moduleName, [...TASK_KEYWORDS])}`
+          : unknownModuleMessage(moduleKey, moduleName, moduleNames());
+        throw errorAt(loaded, [...path, moduleKey], message, 'key');
       }
       if (rawArgs === null || rawArgs === undefined) args = {};
       else if (typeof rawArgs === 'string') {

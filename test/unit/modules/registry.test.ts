@@ -12,20 +12,29 @@ describe('runner/core/modules/all.ts', () => {
       'ceph_health',
       'command',
       'copy',
+      'cron',
       'debug',
       'fail',
       'file',
       'gather_facts',
+      'get_url',
+      'group',
       'http',
       'lineinfile',
       'package',
+      'package_facts',
+      'ping',
       'raid_health',
+      'raw',
+      'replace',
       'service',
+      'service_facts',
       'setup',
       'shell',
       'stat',
       'sysctl',
       'systemd',
+      'systemd_service',
       'template',
       'uri',
       'user',
@@ -37,6 +46,7 @@ describe('runner/core/modules/all.ts', () => {
       'zpool_health',
     ]);
     expect(getModule('service')).toBe(getModule('systemd'));
+    expect(getModule('systemd_service')).toBe(getModule('systemd'));
     expect(getModule('uri')).toBe(getModule('http'));
     expect(getModule('gather_facts')).toBe(getModule('setup'));
   });
@@ -58,7 +68,10 @@ describe('runner/core/modules/all.ts', () => {
       'debug',
       'fail',
       'gather_facts',
+      'package_facts',
+      'ping',
       'raid_health',
+      'service_facts',
       'setup',
       'stat',
       'virt_host_validate',

@@ -17,6 +17,9 @@ import {
   setupModule,
 } from '../../../runner/core/modules/setup.js';
 import { FakeConnection, contextFor, frameSections } from '../../helpers/fake-connection.js';
+import { ansibleFactView, filterFacts, fnmatch } from '../../../runner/core/modules/ansible-facts.js';
+import { formatSection } from '../../../runner/core/modules/remote.js';
+import { factVars } from '../../../runner/core/engine/variables.js';
 
 const CAPTURED = [
   '::cairn-section:: os-release',
@@ -258,5 +261,114 @@ describe('setup module', () => {
     expect(conn.calls[0]!.script).toBe(factsScript());
     expect(plan).toMatchObject({ changed: false, actions: [], data: { facts: { hostname: 'vm' } } });
     expect(setupModule.readOnly).toBe(true);
+  });
+});
+
+/**
+ * The sections only Ansible's fact names read, in the shape factsScript prints them on the same container
+ * (uname -v/-n, /etc/debian_version, id and getent passwd, env -0, /proc/cpuinfo topology, date).
+ */
+const EXTRA_SECTIONS = [
+  '::cairn-section:: uname-v',
+  '#1 SMP PREEMPT_DYNAMIC Debian 6.1.99-1 (2024-07-15)',
+  'vm',
+  '::cairn-section:: debian-version',
+  '12.7',
+  '::cairn-section:: user',
+  'id=root',
+  'uid=0',
+  'gid=0',
+  `passwd=${Buffer.from('root:x:0:0:root:/root:/bin/bash\n').toString('base64')}`,
+  '::cairn-section:: cpu-topology',
+  'vcpus=2',
+  'sockets=1',
+  'cores=2',
+  'vendor=AuthenticAMD',
+  'siblings=2',
+  `models=${Buffer.from('AMD EPYC\nAMD EPYC\n').toString('base64')}`,
+  '::cairn-section:: local-time',
+  '2026-11-21 13:03:04 UTC Saturday +0000',
+  '',
+].join('\n');
+
+describe("Ansible's fact names from cairn's tree", () => {
+  const env = formatSection('env', 'HOME=/root\0PATH=/usr/bin:/bin\0MULTI=a\nb\0');
+  const facts = parseFacts(frameSections(CAPTURED) + frameSections(EXTRA_SECTIONS) + env);
+  const view = ansibleFactView(facts);
+
+  it('distribution, versions and names as Ansible reports them on Debian 12', () => {
+    expect(view).toMatchObject({
+      distribution: 'Debian',
+      distribution_version: '12.7',
+      distribution_major_version: '12',
+      distribution_release: 'bookworm',
+      os_family: 'Debian',
+      hostname: 'vm',
+      fqdn: 'vm',
+      domain: '',
+      kernel: '6.18.44-fc-v669',
+      kernel_version: '#1 SMP PREEMPT_DYNAMIC Debian 6.1.99-1 (2024-07-15)',
+      architecture: 'x86_64',
+      processor_vcpus: 2,
+      processor_count: 1,
+      processor_cores: 2,
+      processor: ['0', 'AuthenticAMD', 'AMD EPYC', '1', 'AuthenticAMD', 'AMD EPYC'],
+      memtotal_mb: 24105,
+      memfree_mb: 20059,
+      user_id: 'root',
+      user_shell: '/bin/bash',
+      env: { HOME: '/root', PATH: '/usr/bin:/bin', MULTI: 'a\nb' },
+      service_mgr: 'process_api',
+      virtualization_type: 'docker',
+      virtualization_role: 'guest',
+      date_time: { date: '2026-11-21', time: '13:03:04', weekday: 'Saturday', epoch: '1795266184' },
+    });
+  });
+
+  it('default_ipv4 and per-interface facts with netmask, network and broadcast', () => {
+    expect(view.default_ipv4).toEqual({
+      address: '192.0.2.2',
+      alias: 'eth0',
+      broadcast: '192.0.2.255',
+      gateway: '192.0.2.1',
+      interface: 'eth0',
+      macaddress: '02:fc:00:00:00:01',
+      mtu: 1400,
+      netmask: '255.255.255.0',
+      network: '192.0.2.0',
+      prefix: '24',
+      type: 'ether',
+    });
+    expect(view.all_ipv4_addresses).toEqual(['192.0.2.2']);
+    expect(view.interfaces).toEqual(['lo', 'ifb0', 'ifb1', 'eth0']);
+    expect(view.eth0).toMatchObject({ device: 'eth0', active: true, ipv4: { address: '192.0.2.2', prefix: '24' } });
+  });
+
+  it('the variable manager puts them under ansible_facts.x and ansible_x, and facts keeps cairn tree', () => {
+    const vars = factVars(facts as unknown as Record<string, unknown>);
+    expect(vars.facts).toEqual(facts);
+    expect((vars.ansible_facts as Record<string, unknown>).os_family).toBe('Debian');
+    expect(vars.ansible_os_family).toBe('Debian');
+    expect((vars.ansible_default_ipv4 as Record<string, unknown>).address).toBe('192.0.2.2');
+    expect(factVars(facts as unknown as Record<string, unknown>)).toBe(vars);
+  });
+
+  it('an older capture without the extra sections still names what it can', () => {
+    const old = ansibleFactView(parseFacts(frameSections(CAPTURED)));
+    expect(old).toMatchObject({ distribution: 'Debian', distribution_version: '12', processor_vcpus: 2, env: {} });
+  });
+
+  it("setup's filter is fnmatch on the ansible_ name, as Ansible's", () => {
+    expect(fnmatch('ansible_eth1', 'ansible_eth[0-2]')).toBe(true);
+    expect(fnmatch('ansible_eth3', 'ansible_eth[0-2]')).toBe(false);
+    expect(fnmatch('ansible_memtotal_mb', 'ansible_*_mb')).toBe(true);
+    expect(Object.keys(filterFacts(view, ['ansible_*_mb'])).sort()).toEqual([
+      'memfree_mb',
+      'memory_mb',
+      'memtotal_mb',
+      'swapfree_mb',
+      'swaptotal_mb',
+    ]);
+    expect(filterFacts(view, [])).toBe(view);
   });
 });
