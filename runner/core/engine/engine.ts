@@ -29,7 +29,7 @@ import { computeBatches } from './batches.js';
 import { connectionSpecFor } from './connection-spec.js';
 import { applyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
 import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
-import { lazyVars, materialise } from './lazy-vars.js';
+import { materialise } from './lazy-vars.js';
 import { taskSelected, type TagFilter } from './tags.js';
 import { sleep } from '../util/sleep.js';
 import {
@@ -37,7 +37,9 @@ import {
   hostLayers,
   hostVariables,
   inventoryLayers,
+  hostvarsView,
   mergeLayers,
+  variablesView,
   type VarLayer,
 } from './variables.js';
 
@@ -321,7 +323,7 @@ export class Engine {
   /** The variables a task sees, layered as documented in docs/variables.md and rendered lazily. */
   private varsFor(host: HostState, ctx: PlayContext, task: Task, extra?: Vars): Vars {
     const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
-    const layered = hostVariables({
+    const layers = hostLayers({
       inventory: this.opts.inventory,
       host: host.name,
       inventoryLayers: host.inventoryLayers,
@@ -341,26 +343,15 @@ export class Engine {
         role_path: role?.dir,
       },
     });
-    const origin = task.location;
-    const view: Vars = lazyVars(layered, (template, context) =>
-      this.opts.templater.renderValue(template, context, origin),
+    return variablesView(
+      layers,
+      (template, context, origin) => this.opts.templater.renderValue(template, context, origin),
+      task.location,
     );
-    return view;
   }
 
   private hostvarsView(): Vars {
-    const inv = this.opts.inventory;
-    return new Proxy({} as Vars, {
-      get: (_t, key) => {
-        if (typeof key !== 'string' || !inv.hosts.has(key)) return undefined;
-        const state = this.hosts.get(key);
-        return hostVariables({ inventory: inv, host: key, facts: state?.facts, registered: state?.registered });
-      },
-      has: (_t, key) => typeof key === 'string' && inv.hosts.has(key),
-      ownKeys: () => [...inv.hosts.keys()],
-      getOwnPropertyDescriptor: (_t, key) =>
-        typeof key === 'string' && inv.hosts.has(key) ? { enumerable: true, configurable: true } : undefined,
-    });
+    return hostvarsView(this.opts.inventory, (host) => this.hosts.get(host));
   }
 
   private executorFor(task: Task, ctx: PlayContext): Executor {
