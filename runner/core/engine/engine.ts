@@ -15,6 +15,7 @@ import { compileSchema, describeAjvError } from '../util/schema.js';
 import { snippetAt } from '../util/yaml-source.js';
 import { evaluate, evaluateAll } from '../template/index.js';
 import type { Templater } from '../template/types.js';
+import type { ValueOrigin } from '../template/index.js';
 import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
 import {
   UnreachableError,
@@ -165,6 +166,21 @@ function verifyFailureMessage(registered: Record<string, unknown>, status: TaskS
     if (messages.length) return messages.join('; ');
   }
   return status;
+}
+
+/**
+ * Where a task keyword's value is written, so an error inside its `{{ }}` names that value's file:line:col
+ * (a task built in code has only its own location). A loop may be written `with_items:`.
+ */
+function valueAt(task: Task, keyword: string): SourceLocation {
+  if (!task.locate) return task.location;
+  const key = keyword === 'loop' && task.keywords?.includes('with_items') ? 'with_items' : keyword;
+  return task.locate([key]);
+}
+
+/** Each argument's own location (the module's mapping, `args:` or the free-form string), for render errors. */
+function argsAt(task: Task): ValueOrigin {
+  return task.locateArg ?? task.location;
 }
 
 function errorMessage(err: unknown): string {
@@ -368,7 +384,9 @@ export class Engine {
   private becomeUserFor(host: HostState, task: Task, vars: Vars, ctx: PlayContext): string {
     const raw = task.becomeUser ?? ctx.play.becomeUser ?? this.specFor(host.name).becomeUser;
     const rendered =
-      raw.includes('{{') || raw.includes('{%') ? this.opts.templater.renderValue(raw, vars, task.location) : raw;
+      raw.includes('{{') || raw.includes('{%')
+        ? this.opts.templater.renderValue(raw, vars, task.becomeUser ? valueAt(task, 'become_user') : task.location)
+        : raw;
     if (typeof rendered !== 'string' || !/^(#\d+|[A-Za-z0-9_][A-Za-z0-9_.-]*\$?)$/.test(rendered)) {
       throw inputError(`become_user must be a user name or #uid, got ${JSON.stringify(rendered)}`, task.location);
     }
@@ -489,7 +507,7 @@ export class Engine {
     const baseVars = this.varsFor(host, ctx, task);
     try {
       if (task.loop !== undefined) {
-        const rendered = this.opts.templater.renderValue(task.loop, baseVars, task.location);
+        const rendered = this.opts.templater.renderValue(task.loop, baseVars, valueAt(task, 'loop'));
         if (!Array.isArray(rendered)) {
           throw inputError(`loop must be a list, got ${rendered === null ? 'null' : typeof rendered}`, task.location);
         }
@@ -639,7 +657,7 @@ export class Engine {
         return finish('skipped', registered, { msg: `when: ${task.when.join(' and ')}` });
       }
       if (task.module === 'set_fact') {
-        const values = materialise(this.opts.templater.renderValue(task.args, vars, task.location)) as Vars;
+        const values = materialise(this.opts.templater.renderValue(task.args, vars, argsAt(task))) as Vars;
         Object.assign(host.registered, values);
         return finish('ok', { changed: false, ansible_facts: values });
       }
@@ -651,7 +669,7 @@ export class Engine {
     }
 
     const target = task.delegateTo
-      ? String(this.opts.templater.renderValue(task.delegateTo, vars, task.location))
+      ? String(this.opts.templater.renderValue(task.delegateTo, vars, valueAt(task, 'delegate_to')))
       : host.name;
     let conn: Connection;
     try {
@@ -680,10 +698,7 @@ export class Engine {
 
   /** The task's arguments rendered with the host's variables and checked against the module's schema. */
   private renderArgs(module: AnyModule, task: Task, vars: Vars): Record<string, unknown> {
-    const args = materialise(this.opts.templater.renderValue(task.args, vars, task.location)) as Record<
-      string,
-      unknown
-    >;
+    const args = materialise(this.opts.templater.renderValue(task.args, vars, argsAt(task))) as Record<string, unknown>;
     const validate = compileSchema(module.argsSchema);
     if (!validate(args)) {
       const d = describeAjvError(validate.errors![0]!, args, `module "${module.name}"`);
