@@ -3,13 +3,12 @@ import { resolve } from 'node:path';
 import { PlaybookLoader } from '../core/playbook/load.js';
 import type { Playbook } from '../core/playbook/types.js';
 import { builtinRolesDir } from '../core/util/paths.js';
-import { loadAnsibleCfg } from './ansible-cfg.js';
-import { siteConfig } from './site/config.js';
+import { loadConfig } from './config.js';
 import { announceShadowedRoles } from './site/roles.js';
 
 /**
  * The roles path after the playbook's own roles/: CAIRN_ROLES_PATH, then ANSIBLE_ROLES_PATH (colon-separated),
- * the site's cairn.cfg roles_path, ansible.cfg's roles_path, then cairn's built-in roles, always last.
+ * the settings file's roles_path (cairn.cfg or ansible.cfg: app/config.ts), then cairn's built-in roles, always last.
  */
 function rolesPath(): string[] {
   const fromEnv = (name: string) =>
@@ -20,8 +19,7 @@ function rolesPath(): string[] {
   return [
     ...fromEnv('CAIRN_ROLES_PATH'),
     ...fromEnv('ANSIBLE_ROLES_PATH'),
-    ...(siteConfig()?.rolesPath ?? []),
-    ...(loadAnsibleCfg()?.rolesPath ?? []),
+    ...(loadConfig()?.rolesPath ?? []),
     builtinRolesDir(),
   ];
 }

@@ -16,8 +16,7 @@ import { configureVault, readPasswordFile } from '../core/vault/index.js';
 import { setAnsibleVaultSecrets, type AnsibleVaultSecret } from '../core/util/ansible-vault.js';
 import { checkExpressions } from '../core/template/yaml-expressions.js';
 import { checkSyntax } from '../core/template/expr.js';
-import { loadAnsibleCfg } from './ansible-cfg.js';
-import { siteConfig } from './site/config.js';
+import { loadConfig } from './config.js';
 
 export interface CommonRunOptions {
   inventory?: string;
@@ -102,20 +101,19 @@ export function configureAnsibleVault(opts: CommonRunOptions, env: NodeJS.Proces
 }
 
 /**
- * The inventory when no -i is given: CAIRN_INVENTORY, else the site's cairn.cfg `inventory`, else ansible.cfg's,
+ * The inventory when no -i is given: CAIRN_INVENTORY, else the settings file's `inventory` (app/config.ts),
  * else the lab's generated one, so the built-in lab works with no -i at all.
  */
 export function defaultInventoryPath(): string {
   return (
     process.env.CAIRN_INVENTORY ??
-    siteConfig()?.inventory ??
-    loadAnsibleCfg()?.inventory ??
+    loadConfig()?.inventory ??
     join(packageRoot(), 'inventories', 'lab', 'hosts.yaml')
   );
 }
 
 /**
- * Connection settings from the command line (-u, --private-key, -c, -b, --become-user) and ansible.cfg
+ * Connection settings from the command line (-u, --private-key, -c, -b, --become-user) and the settings file
  * (remote_user, private_key_file), as the ansible_* variables they stand for; the engine puts them below
  * every play keyword and inventory variable, as Ansible does.
  */
@@ -125,7 +123,7 @@ export function connectionDefaults(opts: CommonRunOptions): Vars {
       '-K/--ask-become-pass: cairn becomes with sudo -n and needs passwordless sudo (NOPASSWD) for the login user; it never sends a sudo password',
     );
   }
-  const cfg = loadAnsibleCfg();
+  const cfg = loadConfig();
   const vars: Vars = {};
   const user = opts.user ?? cfg?.remoteUser;
   if (user !== undefined) vars.ansible_user = user;
@@ -187,8 +185,8 @@ export function openInventory(path: string | undefined): Inventory {
   if (given.includes(',') && !existsSync(given)) return loadInventory(given);
   const file = resolve(path ?? defaultInventoryPath());
   if (!existsSync(file)) {
-    if (!path && siteConfig()?.inventory)
-      throw optionsError(`the inventory ${file} named in ${siteConfig()!.path} does not exist`);
+    if (!path && loadConfig()?.inventory)
+      throw optionsError(`the inventory ${file} named in ${loadConfig()!.path} does not exist`);
     if (!path)
       throw optionsError(
         `no inventory given and the lab's inventory (${file}) does not exist: pass -i INVENTORY or run \`cairn lab up\``,
@@ -214,7 +212,7 @@ export async function prepareVault(inventoryPath: string, opts: CommonRunOptions
   const dir = statSync(inventoryPath).isDirectory() ? inventoryPath : dirname(inventoryPath);
   const labKey = join(dir, 'lab-vault.key');
   // The site's cairn.cfg vault_identity_file stands in for --vault-identity when nothing else is given.
-  const configured = given ? undefined : siteConfig()?.vaultIdentityFile;
+  const configured = given ? undefined : loadConfig()?.vaultIdentityFile;
   const vaultIdentity = opts.vaultIdentity ?? configured ?? (!given && existsSync(labKey) ? labKey : undefined);
   await configureVault(inventoryPath, { vaultIdentity, vaultPasswordFile: opts.vaultPasswordFile });
 }

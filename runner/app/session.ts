@@ -25,7 +25,7 @@ import {
 import { createTemplater } from '../core/template/index.js';
 import { revealedAnsibleVaultValues } from '../core/util/ansible-vault.js';
 import { acquireRunLock, commandLineForLock } from './lock.js';
-import { loadAnsibleCfg } from './ansible-cfg.js';
+import { loadConfig } from './config.js';
 import { attachCompactReporter, chooseConsoleMode } from './report/compact.js';
 import {
   configureAnsibleVault,
@@ -189,7 +189,7 @@ export async function openSession(
 
   let limit = opts.limit;
   if (limit?.startsWith('@')) limit = readLimitFile(resolve(limit.slice(1)));
-  const forks = opts.forks === undefined ? (loadAnsibleCfg()?.forks ?? 20) : Number(opts.forks);
+  const forks = opts.forks === undefined ? (loadConfig()?.forks ?? 20) : Number(opts.forks);
   if (!Number.isInteger(forks) || forks < 1)
     throw optionsError(`-f/--forks must be a whole number ≥ 1, got "${opts.forks}"`);
 
@@ -235,7 +235,7 @@ export async function openSession(
     roles: opts.roles ? list(opts.roles) : undefined,
     verify: true,
     // ansible.cfg host_key_checking = False: cairn trusts unknown keys on first use but still refuses a changed one.
-    acceptNewHostKeys: Boolean(opts.acceptNewHostKeys) || loadAnsibleCfg()?.hostKeyChecking === false,
+    acceptNewHostKeys: Boolean(opts.acceptNewHostKeys) || loadConfig()?.hostKeyChecking === false,
     connectionDefaults: connectionDefaults(opts),
     knownHostsPath: opts.knownHosts ? resolve(opts.knownHosts) : undefined,
     signal: controller.signal,

@@ -16,10 +16,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readdirSync, unlinkSync } from 'node:fs';
-import { connect as netConnect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { descendantsOf, trackPath, trackProcess, untrackPath } from './cleanup.js';
+// The sshd set-up the test harness uses (ports, banners, keys, the shared sshd_config lines): one copy.
+import { freePort, generateKey, probeBanner, runTool as run, sshdKeyOnlyConfig } from '../helpers/sshd.js';
 
 export const BENCH_USER = 'cairnbench';
 const BENCH_HOME = '/var/lib/cairn-bench';
@@ -40,12 +41,6 @@ export interface BenchHosts {
   /** Writes a YAML inventory (Ansible's shape: cairn and ansible-playbook both read it) for the first n hosts. */
   writeInventory(n: number, file: string): string;
   stop(): Promise<void>;
-}
-
-function run(command: string, args: string[]): string {
-  const result = spawnSync(command, args, { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-  return result.stdout;
 }
 
 /** The unprivileged login user, with an empty home except ~/.ssh/authorized_keys holding our client key. */
@@ -73,36 +68,6 @@ function ensureBenchUser(publicKey: string): { uid: number; gid: number } {
   return { uid, gid };
 }
 
-function freePort(address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, address, () => {
-      const bound = server.address();
-      const port = typeof bound === 'object' && bound !== null ? bound.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function answersBanner(address: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = netConnect({ host: address, port });
-    let received = '';
-    const finish = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1000, () => finish(false));
-    socket.on('data', (chunk: Buffer) => {
-      received += chunk.toString('latin1');
-      if (received.includes('\n')) finish(received.startsWith('SSH-'));
-    });
-    socket.on('error', () => finish(false));
-    socket.on('close', () => finish(false));
-  });
-}
-
 /** Host i (0-based) lives on 127.77.x.y, away from the 127.0.0.N addresses the test harness uses. */
 function addressOf(i: number): string {
   return `127.77.${Math.floor(i / 250)}.${(i % 250) + 1}`;
@@ -117,9 +82,9 @@ export async function startBenchHosts(count: number): Promise<BenchHosts> {
   // Where the bench works, for whoever has to find what it left (test/integration/bench-interrupt.test.ts).
   process.stderr.write(`bench hosts: ${count} in ${dir}\n`);
   const clientKeyPath = join(dir, 'client_ed25519');
-  run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cairn-bench', '-f', clientKeyPath]);
+  generateKey(clientKeyPath, 'cairn-bench');
   const hostKeyPath = join(dir, 'host_ed25519');
-  run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cairn-bench-host', '-f', hostKeyPath]);
+  generateKey(hostKeyPath, 'cairn-bench-host');
   ensureBenchUser(readFileSync(`${clientKeyPath}.pub`, 'utf8'));
   // The client key and known_hosts are read by the controller (root) only.
   const port = await freePort('127.77.0.1');
@@ -153,16 +118,7 @@ export async function startBenchHosts(count: number): Promise<BenchHosts> {
         `HostKey ${hostKeyPath}`,
         `PidFile ${join(dir, `sshd.${first}.pid`)}`,
         `AllowUsers ${BENCH_USER}`,
-        'PubkeyAuthentication yes',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'UsePAM no',
-        'PrintMotd no',
-        'PrintLastLog no',
-        'MaxSessions 64',
-        'MaxStartups 2000:30:4000',
-        'LogLevel ERROR',
-        'Subsystem sftp /usr/lib/openssh/sftp-server',
+        ...sshdKeyOnlyConfig({ maxStartups: '2000:30:4000' }),
       ].join('\n') + '\n',
     );
     const child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', '/usr/sbin/sshd', '-D', '-e', '-f', configPath], {
@@ -173,7 +129,7 @@ export async function startBenchHosts(count: number): Promise<BenchHosts> {
   }
   const deadline = Date.now() + 30_000;
   for (const group of hosts.filter((_, i) => i % ADDRESSES_PER_SSHD === 0)) {
-    while (!(await answersBanner(group.address, port))) {
+    while (!(await probeBanner(group.address, port))) {
       if (Date.now() > deadline) {
         stopAll();
         throw new Error(`bench sshd on ${group.address}:${port} did not answer`);

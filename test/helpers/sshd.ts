@@ -172,7 +172,8 @@ function nextLoopbackAddress(): string {
   return `127.0.0.${n}`;
 }
 
-function freePort(address: string): Promise<number> {
+/** A port free on `address` now (the bench's sshds share one, the test hosts take one each). */
+export function freePort(address: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -185,7 +186,7 @@ function freePort(address: string): Promise<number> {
 }
 
 /** Resolves once the port answers with an SSH identification banner. */
-function probeBanner(address: string, port: number): Promise<boolean> {
+export function probeBanner(address: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = netConnect({ host: address, port });
     let received = '';
@@ -207,7 +208,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function runTool(command: string, args: string[]): string {
+export function runTool(command: string, args: string[]): string {
   const result = spawnSync(command, args, { encoding: 'utf8' });
   if (result.status !== 0) {
     throw new Error(`${command} ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
@@ -215,7 +216,7 @@ function runTool(command: string, args: string[]): string {
   return result.stdout;
 }
 
-function generateKey(path: string, comment: string): void {
+export function generateKey(path: string, comment: string): void {
   runTool(SSH_KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path]);
 }
 
@@ -229,6 +230,26 @@ function composeConfig(defaults: string[], extra: string): string {
   const plain = matchAt === -1 ? extraLines : extraLines.slice(0, matchAt);
   const matchBlocks = matchAt === -1 ? [] : extraLines.slice(matchAt);
   return [...plain, ...defaults, ...matchBlocks].join('\n') + '\n';
+}
+
+/**
+ * The settings every sshd cairn's tests and bench start shares: key logins only, no PAM, no banners, quiet
+ * logs, sftp. `maxStartups` is how many handshakes may wait at once (the bench opens hundreds).
+ */
+export function sshdKeyOnlyConfig(opts: { maxStartups: string }): string[] {
+  return [
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    'PrintMotd no',
+    'PrintLastLog no',
+    // Engines may run several commands at once on one connection; OpenSSH's default is 10 channels.
+    'MaxSessions 64',
+    `MaxStartups ${opts.maxStartups}`,
+    'LogLevel ERROR',
+    `Subsystem sftp ${SFTP_SERVER}`,
+  ];
 }
 
 interface StartedSshd {
@@ -258,19 +279,9 @@ async function startOneSshd(opts: {
       `PidFile ${join(opts.configDir, 'sshd.pid')}`,
       `AuthorizedKeysFile ${opts.authorizedKeysPath}`,
       'PermitRootLogin prohibit-password',
-      'PubkeyAuthentication yes',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'UsePAM no',
       'StrictModes no',
       'AllowTcpForwarding yes',
-      'PrintMotd no',
-      'PrintLastLog no',
-      // Engines may run several commands at once on one connection; OpenSSH's default is 10 channels.
-      'MaxSessions 64',
-      'MaxStartups 64:30:128',
-      'LogLevel ERROR',
-      `Subsystem sftp ${SFTP_SERVER}`,
+      ...sshdKeyOnlyConfig({ maxStartups: '64:30:128' }),
     ];
     writeFileSync(configPath, composeConfig(defaults, opts.extraConfig));
     const logFd = openSync(logPath, 'a');

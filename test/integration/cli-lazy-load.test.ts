@@ -86,11 +86,19 @@ describe('the CLI loads only what a command uses', () => {
     expect(run.files.filter((f) => /\/dist\/runner\/commands\/(?!inventory\.js)/.test(f))).toEqual([]);
   });
 
-  it('`cairn vars HOST` loads none of them either', async () => {
-    const run = await tracedCairn(['vars', 'lb1', '-i', 'inventories/example']);
+  it('`cairn vars HOST --no-playbook` loads none of them either', async () => {
+    const run = await tracedCairn(['vars', 'lb1', '-i', 'inventories/example', '--no-playbook']);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('from ');
     expect(heavyLoaded(run.files)).toEqual([]);
+  });
+
+  it('`cairn vars HOST` with the site playbook loads the module registry, never ssh2', async () => {
+    // The repository's site.yaml is read by default: its tasks are checked against the modules when it loads.
+    const run = await tracedCairn(['vars', 'lb1', 'keepalived_vip', '-i', 'inventories/example']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('roles/keepalived/defaults.yaml');
+    expect(run.files.filter((f) => f.includes('/node_modules/ssh2/'))).toEqual([]);
   });
 
   it('`cairn --version` loads no command at all', async () => {

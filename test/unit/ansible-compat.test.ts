@@ -21,7 +21,7 @@ import {
 } from '../../runner/core/util/ansible-vault.js';
 import { loadYamlFile, parseYaml } from '../../runner/core/util/yaml-source.js';
 import { CairnError } from '../../runner/core/util/errors.js';
-import { parseAnsibleCfg } from '../../runner/app/ansible-cfg.js';
+import { parseConfig } from '../../runner/app/config.js';
 import '../../runner/core/modules/all.js';
 
 const fixtures = join(packageRoot(), 'test', 'fixtures', 'ansible-compat');
@@ -176,9 +176,9 @@ describe('Ansible Vault', () => {
 
 describe('ansible.cfg', () => {
   it('reads the [defaults] settings cairn has equivalents for, paths relative to the file', () => {
-    const cfg = parseAnsibleCfg(
-      '[defaults]\ninventory = ./hosts.ini\nroles_path = roles:~/shared/roles\nforks = 7\nremote_user = deploy\nprivate_key_file = keys/id_ed25519\nhost_key_checking = False ; no\n\n[ssh_connection]\npipelining = True\n',
+    const cfg = parseConfig(
       '/srv/site/ansible.cfg',
+      '[defaults]\ninventory = ./hosts.ini\nroles_path = roles:~/shared/roles\nforks = 7\nremote_user = deploy\nprivate_key_file = keys/id_ed25519\nhost_key_checking = False ; no\n\n[ssh_connection]\npipelining = True\n',
     );
     expect(cfg).toMatchObject({
       inventory: '/srv/site/hosts.ini',
@@ -188,8 +188,6 @@ describe('ansible.cfg', () => {
       hostKeyChecking: false,
     });
     expect(cfg.rolesPath[0]).toBe('/srv/site/roles');
-    expect(() => parseAnsibleCfg('[defaults]\nforks = many\n', '/x/ansible.cfg')).toThrow(
-      /forks must be a whole number/,
-    );
+    expect(() => parseConfig('/x/ansible.cfg', '[defaults]\nforks = many\n')).toThrow(/forks must be a whole number/);
   });
 });

@@ -19,6 +19,7 @@ import { compileSchema, describeAjvError } from '../util/schema.js';
 import { snippetAt } from '../util/yaml-source.js';
 import { evaluate, evaluateAll } from '../template/index.js';
 import type { Templater } from '../template/types.js';
+import type { ValueOrigin } from '../template/index.js';
 import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
 import {
   UnreachableError,
@@ -33,7 +34,7 @@ import { computeBatches } from './batches.js';
 import { connectionSpecFor } from './connection-spec.js';
 import { applyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
 import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
-import { lazyVars, materialise } from './lazy-vars.js';
+import { materialise } from './lazy-vars.js';
 import { taskSelected, type TagFilter } from './tags.js';
 import { sleep } from '../util/sleep.js';
 import {
@@ -41,7 +42,9 @@ import {
   hostLayers,
   hostVariables,
   inventoryLayers,
+  hostvarsView,
   mergeLayers,
+  variablesView,
   type VarLayer,
 } from './variables.js';
 
@@ -184,6 +187,23 @@ function verifyFailureMessage(registered: Record<string, unknown>, status: TaskS
     if (messages.length) return messages.join('; ');
   }
   return status;
+}
+
+/**
+ * Where a task keyword's value is written, so an error inside its `{{ }}` names that value's file:line:col
+ * (a task built in code has only its own location). A loop may be written `with_items:`.
+ */
+function valueAt(task: Task, keyword: string): SourceLocation {
+  if (!task.locate) return task.location;
+  // A with_X loop is stored as the loop; its value sits under its own key.
+  const withKey = keyword === 'loop' ? task.keywords?.find((k) => k.startsWith('with_')) : undefined;
+  const key = withKey ?? keyword;
+  return task.locate([key]);
+}
+
+/** Each argument's own location (the module's mapping, `args:` or the free-form string), for render errors. */
+function argsAt(task: Task): ValueOrigin {
+  return task.locateArg ?? task.location;
 }
 
 function errorMessage(err: unknown): string {
@@ -359,7 +379,7 @@ export class Engine {
   /** The variables a task sees, layered as documented in docs/variables.md and rendered lazily. */
   private varsFor(host: HostState, ctx: PlayContext, task: Task, extra?: Vars): Vars {
     const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
-    const layered = hostVariables({
+    const layers = hostLayers({
       inventory: this.opts.inventory,
       host: host.name,
       inventoryLayers: host.inventoryLayers,
@@ -379,26 +399,15 @@ export class Engine {
         role_path: role?.dir,
       },
     });
-    const origin = task.location;
-    const view: Vars = lazyVars(layered, (template, context) =>
-      this.opts.templater.renderValue(template, context, origin),
+    return variablesView(
+      layers,
+      (template, context, origin) => this.opts.templater.renderValue(template, context, origin),
+      task.location,
     );
-    return view;
   }
 
   private hostvarsView(): Vars {
-    const inv = this.opts.inventory;
-    return new Proxy({} as Vars, {
-      get: (_t, key) => {
-        if (typeof key !== 'string' || !inv.hosts.has(key)) return undefined;
-        const state = this.hosts.get(key);
-        return hostVariables({ inventory: inv, host: key, facts: state?.facts, registered: state?.registered });
-      },
-      has: (_t, key) => typeof key === 'string' && inv.hosts.has(key),
-      ownKeys: () => [...inv.hosts.keys()],
-      getOwnPropertyDescriptor: (_t, key) =>
-        typeof key === 'string' && inv.hosts.has(key) ? { enumerable: true, configurable: true } : undefined,
-    });
+    return hostvarsView(this.opts.inventory, (host) => this.hosts.get(host));
   }
 
   private executorFor(task: Task, ctx: PlayContext): Executor {
@@ -415,7 +424,9 @@ export class Engine {
   private becomeUserFor(host: HostState, task: Task, vars: Vars, ctx: PlayContext): string {
     const raw = task.becomeUser ?? ctx.play.becomeUser ?? this.specFor(host.name).becomeUser;
     const rendered =
-      raw.includes('{{') || raw.includes('{%') ? this.opts.templater.renderValue(raw, vars, task.location) : raw;
+      raw.includes('{{') || raw.includes('{%')
+        ? this.opts.templater.renderValue(raw, vars, task.becomeUser ? valueAt(task, 'become_user') : task.location)
+        : raw;
     if (typeof rendered !== 'string' || !/^(#\d+|[A-Za-z0-9_][A-Za-z0-9_.-]*\$?)$/.test(rendered)) {
       throw inputError(`become_user must be a user name or #uid, got ${JSON.stringify(rendered)}`, task.location);
     }
@@ -704,7 +715,7 @@ export class Engine {
         return finish('skipped', registered, { msg: `when: ${task.when.join(' and ')}` });
       }
       if (task.module === 'set_fact') {
-        const values = materialise(this.opts.templater.renderValue(task.args, vars, task.location)) as Vars;
+        const values = materialise(this.opts.templater.renderValue(task.args, vars, argsAt(task))) as Vars;
         Object.assign(host.registered, values);
         return finish('ok', { changed: false, ansible_facts: values });
       }
@@ -721,7 +732,7 @@ export class Engine {
     }
 
     const target = task.delegateTo
-      ? String(this.opts.templater.renderValue(task.delegateTo, vars, task.location))
+      ? String(this.opts.templater.renderValue(task.delegateTo, vars, valueAt(task, 'delegate_to')))
       : host.name;
     let conn: Connection;
     try {
@@ -751,10 +762,7 @@ export class Engine {
 
   /** The task's arguments rendered with the host's variables and checked against the module's schema. */
   private renderArgs(module: AnyModule, task: Task, vars: Vars): Record<string, unknown> {
-    const args = materialise(this.opts.templater.renderValue(task.args, vars, task.location)) as Record<
-      string,
-      unknown
-    >;
+    const args = materialise(this.opts.templater.renderValue(task.args, vars, argsAt(task))) as Record<string, unknown>;
     const validate = compileSchema(module.argsSchema);
     if (!validate(args)) {
       const d = describeAjvError(validate.errors![0]!, args, `module "${module.name}"`);
@@ -1063,7 +1071,7 @@ export class Engine {
 
   /** The items of a task's loop: the loop value rendered, then turned into items by its with_ lookup. */
   private itemsOf(task: Task, vars: Vars, ctx: PlayContext): unknown[] {
-    const rendered = materialise(this.opts.templater.renderValue(task.loop, vars, task.location));
+    const rendered = materialise(this.opts.templater.renderValue(task.loop, vars, valueAt(task, 'loop')));
     return loopItems(
       task.loopKind ?? 'loop',
       rendered,

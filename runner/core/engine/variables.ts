@@ -9,10 +9,11 @@
 import { join } from 'node:path';
 import { formatLocation, type SourceLocation } from '../util/errors.js';
 import type { Inventory } from '../inventory/types.js';
-import type { Play, Role } from '../playbook/types.js';
+import type { Play, Role, VarOrigins } from '../playbook/types.js';
 import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
 import { ansibleFactView } from '../modules/ansible-facts.js';
 import type { Facts } from '../modules/facts.js';
+import { lazyVars } from './lazy-vars.js';
 
 /** One source of variables. `layer` names the precedence level; `origin` says where a key was written. */
 export interface VarLayer {
@@ -62,12 +63,18 @@ export interface HostVarsSources {
 
 const at = (location: SourceLocation | undefined) => (location ? () => location : undefined);
 
+/** Each key's own line when the loader recorded it, else `fallback` (a play built in code has no lines). */
+function keyed(origins: VarOrigins | undefined, fallback: SourceLocation | undefined): VarLayer['origin'] {
+  if (!origins) return at(fallback);
+  return (name) => origins.get(name) ?? fallback;
+}
+
 /** Role defaults of a play's roles, each its own layer (a later role's default wins). */
 export function roleDefaultLayers(play: Play): VarLayer[] {
   return play.roles.map((r) => ({
     layer: 'role defaults',
     vars: r.defaults,
-    origin: at({ file: join(r.dir, 'defaults.yaml') }),
+    origin: keyed(r.defaultOrigins, { file: join(r.dir, 'defaults') }),
   }));
 }
 
@@ -117,9 +124,14 @@ export function hostLayers(src: HostVarsSources): VarLayer[] {
   if (src.inventoryLayers) layers.push(...src.inventoryLayers);
   else if (src.inventory.hosts.has(src.host)) layers.push(...inventoryLayers(src.inventory, src.host));
   if (src.facts) add('facts', factVars(src.facts), at({ file: `facts gathered from ${src.host}` }));
-  add('play vars', src.play?.vars, at(src.play?.location));
-  add('role vars (vars/main.yml)', src.role?.roleVars, at(src.role ? { file: join(src.role.dir, 'vars') } : undefined));
-  add('role vars', src.role?.vars, at(src.play?.location));
+  add('play vars', src.play?.vars, keyed(src.play?.varOrigins, src.play?.location));
+  const role = src.role;
+  add(
+    'role vars (vars/main.yml)',
+    role?.roleVars,
+    keyed(role?.roleVarOrigins, role && { file: join(role.dir, 'vars') }),
+  );
+  add('role vars', role?.vars, keyed(role?.varOrigins, src.play?.location));
   add('registered and set_fact', src.registered, at({ file: 'registered or set_fact during the run' }));
   add('task vars', src.taskVars, at(src.taskLocation));
   add('loop vars', src.loopVars, at(src.taskLocation));
@@ -136,6 +148,40 @@ export function mergeLayers(layers: VarLayer[]): Vars {
 /** The host's variables, merged. */
 export function hostVariables(src: HostVarsSources): Vars {
   return mergeLayers(hostLayers(src));
+}
+
+/** Renders a template met in a variable's value; `origin` is where that variable is written. */
+export type RenderVariable = (template: string, vars: Vars, origin: SourceLocation) => unknown;
+
+/**
+ * The layers merged as a task reads them: a value that is a template is rendered when it is read (lazyVars),
+ * and an error inside it names the file:line:col where that variable was set (the winning layer's key), not
+ * the task that happened to read it. `fallback` is used for a value with no recorded origin.
+ */
+export function variablesView(layers: VarLayer[], render: RenderVariable, fallback: SourceLocation): Vars {
+  return lazyVars(mergeLayers(layers), (template, context, path) => {
+    const name = path.split('.')[0]!;
+    const origin = explainVariable(layers, name)?.from.location ?? fallback;
+    return render(template, context, origin);
+  });
+}
+
+/** What the run has learnt of a host so far (nothing, before it starts). */
+export type RunState = (host: string) => { facts?: Record<string, unknown>; registered?: Vars } | undefined;
+
+/** `hostvars`: every inventory host's variables (its inventory layers, facts and registered values, -e). */
+export function hostvarsView(inventory: Inventory, state: RunState, extraVars?: Vars): Vars {
+  return new Proxy({} as Vars, {
+    get: (_t, key) => {
+      if (typeof key !== 'string' || !inventory.hosts.has(key)) return undefined;
+      const known = state(key);
+      return hostVariables({ inventory, host: key, facts: known?.facts, registered: known?.registered, extraVars });
+    },
+    has: (_t, key) => typeof key === 'string' && inventory.hosts.has(key),
+    ownKeys: () => [...inventory.hosts.keys()],
+    getOwnPropertyDescriptor: (_t, key) =>
+      typeof key === 'string' && inventory.hosts.has(key) ? { enumerable: true, configurable: true } : undefined,
+  });
 }
 
 export interface VarSetting {

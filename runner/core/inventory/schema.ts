@@ -1,16 +1,19 @@
 /**
- * The JSON Schemas of an inventory file and of group_vars/host_vars files, and a validator that turns the
- * most relevant schema failure into one CairnError at file:line:col.
- *
- * Why not `validateAt` from ../schema.ts: its shared ajv instance is built without `verbose`, so ajv leaves
- * `parentSchema` off its errors and neither the "expected one of: hosts, vars, children" hint nor the
- * per-node `description` below could reach the message. This file keeps its own verbose instance and reuses
+ * The JSON Schemas of an inventory file and of group_vars/host_vars files, and the inventory's own words
+ * for their failures (a bad group or host name, each node's `description`). Validation itself is the shared
+ * one (`validateAt` in ../util/schema.ts, one ajv instance); `validateShape` passes it these words and keeps
  * the shared wording (`describeAjvError`) for everything it does not say better itself.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import type { CairnError } from '../util/errors.js';
-import { describeAjvError, describeValue, instancePathToYamlPath, valueAt } from '../util/schema.js';
-import { errorAt, type LoadedYaml, type YamlPath } from '../util/yaml-source.js';
+import type { ErrorObject } from 'ajv';
+import {
+  describeAjvError,
+  describeValue,
+  instancePathToYamlPath,
+  validateAt,
+  valueAt,
+  type DescribedError,
+} from '../util/schema.js';
+import type { LoadedYaml, YamlPath } from '../util/yaml-source.js';
 
 /** Group names: identifier-like, as Ansible recommends (dashes allowed). */
 export const GROUP_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_-]*$';
@@ -123,18 +126,6 @@ export const inventorySchema: object = {
   },
 };
 
-const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true });
-const compiled = new WeakMap<object, ValidateFunction>();
-
-function compile(schema: object): ValidateFunction {
-  let fn = compiled.get(schema);
-  if (!fn) {
-    fn = ajv.compile(schema);
-    compiled.set(schema, fn);
-  }
-  return fn;
-}
-
 function descriptionOf(err: ErrorObject): string | undefined {
   const parent = err.parentSchema as { description?: unknown } | undefined;
   return typeof parent?.description === 'string' ? parent.description : undefined;
@@ -155,13 +146,7 @@ function pickError(errors: ErrorObject[]): ErrorObject {
   return [...errors].sort((a, b) => score(b) - score(a))[0]!;
 }
 
-interface Described {
-  path: YamlPath;
-  message: string;
-  which: 'key' | 'value';
-}
-
-function describe(errors: ErrorObject[], root: unknown, what: string, prefix: YamlPath): Described {
+function describe(errors: ErrorObject[], root: unknown, what: string, prefix: YamlPath): DescribedError {
   const err = pickError(errors);
   const localPath = instancePathToYamlPath(err.instancePath);
   const path = [...prefix, ...localPath];
@@ -211,8 +196,5 @@ export function validateShape(
   value: unknown = loaded.value,
   prefix: YamlPath = [],
 ): void {
-  const validate = compile(schema);
-  if (validate(value)) return;
-  const { path, message, which } = describe(validate.errors ?? [], value, what, prefix);
-  throw errorAt(loaded, path, `${what}: ${message}`, which) as CairnError;
+  validateAt(loaded, schema, what, value, prefix, describe);
 }

@@ -35,7 +35,7 @@ import {
   taskKeywordSchemas,
   taskListSchema,
 } from './schema.js';
-import type { BlockSpec, IncludeSpec, LoopKind, Play, Playbook, Role, Task } from './types.js';
+import type { BlockSpec, IncludeSpec, LoopKind, Play, Playbook, Role, Task, ValueLocator } from './types.js';
 
 export interface LoadOptions {
   /** Folders searched for roles, in order (the playbook's own `roles/` is searched first). */
@@ -238,6 +238,7 @@ interface RoleSearchDir {
 interface RoleEntry {
   name: string;
   vars: Vars;
+  origins: Map<string, SourceLocation>;
   tags: string[];
   when: string[];
 }
@@ -245,6 +246,7 @@ interface RoleEntry {
 interface ExpandedRole {
   role: Role;
   vars: Vars;
+  origins: Map<string, SourceLocation>;
   tags: string[];
   when: string[];
 }
@@ -295,6 +297,11 @@ function boolKeyword(loaded: LoadedYaml, value: unknown, path: YamlPath): boolea
   return b;
 }
 
+/** Where each key of the mapping `vars` (at `path` in `loaded`) is written: its key's file:line:col. */
+function keyOrigins(loaded: LoadedYaml, path: YamlPath, vars: Vars): Map<string, SourceLocation> {
+  return new Map(Object.keys(vars).map((key) => [key, loaded.locate([...path, key], 'key')]));
+}
+
 /** The play's defaults on a task that does not set them itself. */
 function withDefaults(task: Task, d: TaskDefaults): Task {
   return {
@@ -308,8 +315,9 @@ function withDefaults(task: Task, d: TaskDefaults): Task {
 }
 
 /** One use of a role in a play: its own copy of the tasks, carrying the role's parameters, tags and `when`. */
-function roleInstance(role: Role, vars: Vars, tags: string[], when: string[], defaults: TaskDefaults): Role {
-  const instance: Role = { ...role, vars, tags };
+function roleInstance(expanded: ExpandedRole, tags: string[], defaults: TaskDefaults): Role {
+  const { role, vars, when } = expanded;
+  const instance: Role = { ...role, vars, varOrigins: expanded.origins, tags };
   const adapt = (t: Task): Task => ({ ...withDefaults(t, defaults), when: [...when, ...t.when], roleRef: instance });
   instance.tasks = role.tasks.map(adapt);
   instance.handlers = role.handlers.map(adapt);
@@ -438,10 +446,12 @@ export class PlaybookLoader {
       // vars and tags given with the import apply to every imported play (the play's own vars win).
       const importVars = isPlainObject(raw.vars) ? (raw.vars as Vars) : {};
       const importTags = asStringList(raw.tags);
+      const importOrigins = keyOrigins(loaded, [i, 'vars'], importVars);
       plays.push(
         ...this.loadPlays(target, [...importing, file]).map((p) => ({
           ...p,
           vars: { ...importVars, ...p.vars },
+          varOrigins: new Map([...importOrigins, ...(p.varOrigins ?? [])]),
           tags: [...importTags, ...p.tags],
         })),
       );
@@ -524,10 +534,10 @@ export class PlaybookLoader {
           (r) => r.dir === expanded.role.dir && dependencyInstances.has(r) && !Object.keys(r.vars).length,
         );
         if (isListed && asDependency >= 0) {
-          roles[asDependency] = roleInstance(expanded.role, expanded.vars, tags, expanded.when, inherit);
+          roles[asDependency] = roleInstance(expanded, tags, inherit);
           continue;
         }
-        const instance = roleInstance(expanded.role, expanded.vars, tags, expanded.when, inherit);
+        const instance = roleInstance(expanded, tags, inherit);
         if (!isListed) dependencyInstances.add(instance);
         roles.push(instance);
       }
@@ -554,6 +564,7 @@ export class PlaybookLoader {
           ? (raw.serial as Array<number | string>)
           : [raw.serial as number | string];
     let vars: Vars = isPlainObject(raw.vars) ? (raw.vars as Vars) : {};
+    const varOrigins = keyOrigins(loaded, [index, 'vars'], vars);
     const varsFiles =
       raw.vars_files === undefined
         ? []
@@ -584,7 +595,9 @@ export class PlaybookLoader {
       const vl = loadYamlFile(p, 'vars file');
       validateAt(vl, defaultsSchema, 'vars file');
       checkExpressions(vl);
-      vars = { ...vars, ...((vl.value as Vars | null) ?? {}) };
+      const fileVars = (vl.value as Vars | null) ?? {};
+      vars = { ...vars, ...fileVars };
+      for (const [key, where] of keyOrigins(vl, [], fileVars)) varOrigins.set(key, where);
     }
     const prompts = ((raw.vars_prompt as Array<Record<string, unknown>> | undefined) ?? []).map((p, k) => ({
       name: String(p.name),
@@ -602,6 +615,7 @@ export class PlaybookLoader {
       tasks,
       handlers,
       vars,
+      varOrigins,
       serial,
       maxFailPercentage: raw.max_fail_percentage as number | undefined,
       anyErrorsFatal: playBool('any_errors_fatal') === true,
@@ -626,7 +640,7 @@ export class PlaybookLoader {
 
   /** A role entry of a play or of a meta dependency list, with its parameters. */
   private roleEntry(loaded: LoadedYaml, ref: unknown, path: YamlPath): RoleEntry {
-    if (typeof ref === 'string') return { name: ref, vars: {}, tags: [], when: [] };
+    if (typeof ref === 'string') return { name: ref, vars: {}, origins: new Map(), tags: [], when: [] };
     const raw = ref as Record<string, unknown>;
     if (typeof raw.role !== 'string' && typeof raw.name !== 'string') {
       const near = closestNames(Object.keys(raw)[0] ?? '', ['role', 'name']);
@@ -644,8 +658,11 @@ export class PlaybookLoader {
       if (key === 'name' && raw.role === undefined) continue;
       params[key] = value;
     }
-    const vars: Vars = { ...(isPlainObject(raw.vars) ? (raw.vars as Vars) : {}), ...params };
-    return { name, vars, tags: asStringList(raw.tags), when: asConditions(raw.when) };
+    const entryVars = isPlainObject(raw.vars) ? (raw.vars as Vars) : {};
+    const vars: Vars = { ...entryVars, ...params };
+    const origins = keyOrigins(loaded, [...path, 'vars'], entryVars);
+    for (const [key, where] of keyOrigins(loaded, path, params)) origins.set(key, where);
+    return { name, vars, origins, tags: asStringList(raw.tags), when: asConditions(raw.when) };
   }
 
   /** The role and its dependencies (with their parameters), dependencies first. Cycles are an error naming the chain. */
@@ -673,7 +690,7 @@ export class PlaybookLoader {
     rawDeps.forEach((dep, i) => {
       const depEntry = meta
         ? this.roleEntry(meta, dep, ['dependencies', i])
-        : { name: String(dep), vars: {}, tags: [], when: [] };
+        : { name: String(dep), vars: {}, origins: new Map(), tags: [], when: [] };
       const depWhere = meta ? meta.locate(['dependencies', i]) : where;
       for (const r of this.expandRole(depEntry, search, [...stack, role.dir], depWhere, playbookDir)) {
         const tagged = { ...r, tags: [...entry.tags, ...r.tags], when: [...entry.when, ...r.when] };
@@ -681,7 +698,7 @@ export class PlaybookLoader {
           out.push(tagged);
       }
     });
-    out.push({ role, vars: entry.vars, tags: entry.tags, when: entry.when });
+    out.push({ role, vars: entry.vars, origins: entry.origins, tags: entry.tags, when: entry.when });
     return out;
   }
 
@@ -772,6 +789,8 @@ export class PlaybookLoader {
       validateAt(files.vars, defaultsSchema, 'role vars');
       roleVars = (files.vars.value as Vars | null) ?? {};
     }
+    const defaultOrigins = files.defaults ? keyOrigins(files.defaults, [], defaults) : undefined;
+    const roleVarOrigins = files.vars ? keyOrigins(files.vars, [], roleVars) : undefined;
     let schema: object | undefined;
     const schemaFile = join(dir, 'schema.json');
     if (existsSync(schemaFile)) schema = loadRoleSchema(schemaFile);
@@ -785,6 +804,8 @@ export class PlaybookLoader {
       dir,
       defaults,
       roleVars,
+      defaultOrigins,
+      roleVarOrigins,
       tasks,
       handlers,
       verify,
@@ -1258,6 +1279,15 @@ export class PlaybookLoader {
     };
     const vars = isPlainObject(raw.vars) ? (raw.vars as Vars) : undefined;
     if (vars) args = { ...args };
+    const locate: ValueLocator = (sub) => loaded.locate([...path, ...sub]);
+    const locateArg: ValueLocator = (argPath) => {
+      const top = argPath[0];
+      // A free-form string ("command: echo {{ x }}") is one value, whatever argument it became.
+      if (!isPlainObject(rawArgs) || top === undefined) return locate([moduleKey]);
+      if (Object.hasOwn(rawArgs, top)) return locate([moduleKey, ...argPath]);
+      if (isPlainObject(raw.args) && Object.hasOwn(raw.args, top)) return locate(['args', ...argPath]);
+      return locate([moduleKey]);
+    };
     const task: Task = {
       name,
       module: moduleName,
@@ -1295,6 +1325,8 @@ export class PlaybookLoader {
       keywords: Object.keys(raw),
       role,
       location,
+      locate,
+      locateArg,
       listen: asStringList(raw.listen),
       vars,
     };

@@ -1,6 +1,12 @@
 import type { SourceLocation } from '../util/errors.js';
 import type { Vars } from '../util/vars.js';
 
+/** Where each variable of a vars mapping is written (its key's file:line:col), for `cairn vars` and errors. */
+export type VarOrigins = ReadonlyMap<string, SourceLocation>;
+
+/** The file:line:col of the value at a path below some YAML node. */
+export type ValueLocator = (path: ReadonlyArray<string | number>) => SourceLocation;
+
 export interface Task {
   name: string;
   /** Module name (`copy`, `template`...). */
@@ -28,6 +34,13 @@ export interface Task {
   /** Role the task belongs to ('' for play-level tasks). */
   role: string;
   location: SourceLocation;
+  /**
+   * Where a value of the task is written (file:line:col of the YAML value), for errors found when it is
+   * rendered: `locateArg(['dest'])` an argument (in the module's mapping, its `args:` or its free-form string),
+   * `locate(['loop'])` a keyword. Absent for tasks built in code; the task's location stands in.
+   */
+  locateArg?: ValueLocator;
+  locate?: ValueLocator;
   /** Variables set on the task itself (`vars:`). */
   vars?: Vars;
   /** Handlers only: extra names this handler answers to (Ansible's `listen`). */
@@ -115,6 +128,10 @@ export interface Role {
   vars: Vars;
   /** The role's own vars/main.yml (Ansible's role vars: above inventory and play vars). */
   roleVars: Vars;
+  /** Where each key of `defaults`, `roleVars` and `vars` is written. */
+  defaultOrigins?: VarOrigins;
+  roleVarOrigins?: VarOrigins;
+  varOrigins?: VarOrigins;
   /** Where the role was found: "the playbook's roles/", "roles_path", "built-in", ... (-v prints it). */
   origin: string;
   /** Ansible's allow_duplicates in meta/main.yml: listed twice with the same parameters, it still runs twice. */
@@ -133,7 +150,10 @@ export interface Play {
   /** Play-level tasks, run after the roles (as Ansible's `tasks:`). */
   tasks: Task[];
   handlers: Task[];
+  /** `vars:` of the play, then its vars_files (a later file wins), under the vars of an import_playbook. */
   vars: Vars;
+  /** Where each key of `vars` is written (its own line in the play or in the vars file that won). */
+  varOrigins?: VarOrigins;
   /** Batch sizes: numbers of hosts or percentages ("30%"); the last one repeats. Empty = all at once. */
   serial: Array<number | string>;
   maxFailPercentage?: number;

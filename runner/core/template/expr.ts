@@ -1147,13 +1147,23 @@ export function renderTemplateString(text: string, vars: Vars, origin?: SourceLo
   }
 }
 
+/** Where the value at a path below a rendered value is written (a task's arguments know each one's line). */
+export type ValueOrigin = SourceLocation | ((path: ReadonlyArray<string | number>) => SourceLocation);
+
 /**
  * Render a YAML value: strings are templates, lists and mappings are walked. A string that is exactly one
- * `{{ expr }}` yields the expression's value itself, so lists, numbers and booleans keep their type.
+ * `{{ expr }}` yields the expression's value itself, so lists, numbers and booleans keep their type. An error
+ * names `origin`, or, when `origin` locates each value, the file:line:col of the string that failed.
  */
-export function renderValue(value: unknown, vars: Vars, origin?: SourceLocation, depth = 0): unknown {
+export function renderValue(value: unknown, vars: Vars, origin?: ValueOrigin): unknown {
+  return renderAt(value, vars, origin, []);
+}
+
+function renderAt(value: unknown, vars: Vars, at: ValueOrigin | undefined, path: Array<string | number>): unknown {
+  const depth = path.length;
   if (typeof value === 'string') {
     if (!hasTemplateMarkup(value)) return value;
+    const origin = typeof at === 'function' ? at(path) : at;
     const nodes = parseTemplateText(value, origin);
     // Only a value that is exactly one `{{ expr }}` keeps its type: "{{ x }}\n" is text (the parser dropped
     // its last newline, which padNewlines puts back below, as Ansible does).
@@ -1171,11 +1181,11 @@ export function renderValue(value: unknown, vars: Vars, origin?: SourceLocation,
       throw evaluationError('template', value, err, origin);
     }
   }
-  if (depth > 100) throw inputError('value nested more than 100 levels deep', origin);
-  if (Array.isArray(value)) return value.map((item) => renderValue(item, vars, origin, depth + 1));
+  if (depth > 100) throw inputError('value nested more than 100 levels deep', typeof at === 'function' ? at([]) : at);
+  if (Array.isArray(value)) return value.map((item, i) => renderAt(item, vars, at, [...path, i]));
   if (isPlainObject(value)) {
     const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[key] = renderValue(item, vars, origin, depth + 1);
+    for (const [key, item] of Object.entries(value)) out[key] = renderAt(item, vars, at, [...path, key]);
     return out;
   }
   return value;

@@ -10,7 +10,7 @@ import { CairnError, caretSnippet, formatLocation, inputError, type SourceLocati
 import { describeFsError } from '../util/yaml-source.js';
 import { type Vars } from '../util/vars.js';
 import type { Templater } from './types.js';
-import { renderTemplateString, renderValue } from './expr.js';
+import { renderTemplateString, renderValue, type ValueOrigin } from './expr.js';
 import { FILTERS, UndefinedValue } from './filters.js';
 import { callFilter, callTest } from './expr.js';
 import {
@@ -118,7 +118,7 @@ class HandlebarsTemplater implements Templater {
   }
 
   /** YAML values speak Ansible's expression language (expr.ts); only template files are Handlebars. */
-  renderValue(value: unknown, vars: Vars, origin: SourceLocation): unknown {
+  renderValue(value: unknown, vars: Vars, origin: ValueOrigin): unknown {
     return renderValue(value, vars, origin);
   }
 

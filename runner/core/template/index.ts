@@ -19,3 +19,4 @@ export {
 } from './expr.js';
 export { HELPER_NAMES } from './handlebars.js';
 export type { Templater } from './types.js';
+export type { ValueOrigin } from './expr.js';

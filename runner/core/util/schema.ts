@@ -196,6 +196,16 @@ function unionAround(errors: ErrorObject[], picked: ErrorObject): ErrorObject | 
   return structuralMatch ? undefined : union;
 }
 
+/** What a failed validation says: where (a YAML path) and in words. */
+export interface DescribedError {
+  path: YamlPath;
+  message: string;
+  which: 'key' | 'value';
+}
+
+/** Turns a validation's errors into the one to report; a caller with better words for its schema passes its own. */
+export type DescribeErrors = (errors: ErrorObject[], root: unknown, what: string, prefix: YamlPath) => DescribedError;
+
 /** The most relevant of a validation's errors, described (see describeAjvError). */
 export function describeAjvErrors(
   errors: ErrorObject[],
@@ -293,8 +303,8 @@ function article(type: string): string {
 }
 
 /**
- * Validate `value` (which sits at `prefix` inside `loaded`) against `schema`; throw one clear error for the
- * most relevant failure.
+ * Validate `value` (which sits at `prefix` inside `loaded`) against `schema` with the one ajv instance above;
+ * throw one clear error at file:line:col for the most relevant failure, in the words of `describe`.
  */
 export function validateAt(
   loaded: LoadedYaml,
@@ -302,10 +312,11 @@ export function validateAt(
   what: string,
   value: unknown = loaded.value,
   prefix: YamlPath = [],
+  describe: DescribeErrors = describeAjvErrors,
 ): void {
   const validate = compileSchema(schema);
   if (validate(value)) return;
-  const { path, message, which } = describeAjvErrors(validate.errors ?? [], value, what, prefix);
+  const { path, message, which } = describe(validate.errors ?? [], value, what, prefix);
   // "playbook: playbook must be a list" says the subject twice.
   throw errorAt(loaded, path, message.startsWith(`${what} `) ? message : `${what}: ${message}`, which) as CairnError;
 }
