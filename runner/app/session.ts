@@ -129,16 +129,23 @@ function attachConsole(
   }
 }
 
+/** The signals that stop a run. */
+export type InterruptSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
+
 /**
- * Where interrupts come from and how to leave at once. The CLI passes the process's SIGINT/SIGTERM and
- * process.exit (runner/commands/signals.ts); without one, a session is not interruptible from outside.
+ * Where interrupts come from and how to leave at once. The CLI passes the process's SIGINT, SIGTERM and
+ * SIGHUP and process.exit (runner/commands/signals.ts); without one, a session is not interruptible from
+ * outside.
  */
 export interface InterruptSource {
   /** Call `handler` on each interrupt until the returned function is called. */
-  listen(handler: () => void): () => void;
-  /** End the process now with `code` (a second interrupt), after the session has closed its journal and lock. */
+  listen(handler: (signal: InterruptSignal) => void): () => void;
+  /** End the process now with `code` (a stop), after the session has closed its journal and lock. */
   exitNow(code: number): void;
 }
+
+/** How long a stop waits for hosts to end their commands and close before the process leaves anyway. */
+const STOP_DEADLINE_MS = 4_000;
 
 export async function openSession(
   opts: CommonRunOptions,
@@ -194,18 +201,26 @@ export async function openSession(
     throw optionsError(`-f/--forks must be a whole number ≥ 1, got "${opts.forks}"`);
 
   const controller = new AbortController();
+  // Every engine of this session (rollout steps make more than one): a stop closes their connections.
+  const engines: Engine[] = [];
   let interrupts = 0;
-  const onInterrupt = () => {
-    interrupts++;
-    if (interrupts === 1) {
-      bus.emit({
-        type: 'warning',
-        time: now(),
-        msg: 'interrupted: letting running tasks finish, starting no new ones (Ctrl-C again to abort at once)',
-      });
-      controller.abort();
-    } else {
-      // Remote writes are atomic (temp file + rename), so leaving now cannot leave a partial file.
+  let stopping = false;
+  /** run_end is written once: by finish() or by a stop. */
+  let ended = false;
+  /**
+   * Stop now: the commands still running on hosts get TERM (their traps remove the atomic write's temp
+   * file) and connections close, bounded by a few seconds; then the journal gets its run_end, the lock is
+   * released and the process exits 99. A signal during these seconds leaves at once, journal and lock done.
+   */
+  const stopNow = (signal: InterruptSignal): void => {
+    const leave = (): void => {
+      // The run may have ended on its own meanwhile (its commands were stopped): its journal is complete.
+      if (ended) {
+        extra.interrupts?.exitNow(ExitCode.interrupted);
+        return;
+      }
+      ended = true;
+      bus.emit({ type: 'recap', time: now(), stats: recap.stats() });
       bus.emit({
         type: 'run_end',
         time: now(),
@@ -216,6 +231,34 @@ export async function openSession(
       journal?.close();
       lock?.release();
       extra.interrupts?.exitNow(ExitCode.interrupted);
+    };
+    if (stopping) {
+      leave();
+      return;
+    }
+    stopping = true;
+    bus.emit({ type: 'warning', time: now(), msg: `${signal}: stopping now (running commands on hosts get TERM)` });
+    controller.abort();
+    let timer: NodeJS.Timeout | undefined;
+    const giveUp = new Promise<void>((resolveGiveUp) => (timer = setTimeout(resolveGiveUp, STOP_DEADLINE_MS)));
+    void Promise.race([Promise.allSettled(engines.map((engine) => engine.close())), giveUp]).then(() => {
+      clearTimeout(timer);
+      leave();
+    });
+  };
+  // Ctrl-C once lets running tasks finish (an operator at a terminal can press it again); SIGTERM and SIGHUP
+  // come from a service manager, a timeout or a closed terminal, which send one signal and expect an end.
+  const onInterrupt = (signal: InterruptSignal = 'SIGINT') => {
+    interrupts++;
+    if (signal === 'SIGINT' && interrupts === 1) {
+      bus.emit({
+        type: 'warning',
+        time: now(),
+        msg: 'interrupted: letting running tasks finish, starting no new ones (Ctrl-C again to abort at once)',
+      });
+      controller.abort();
+    } else {
+      stopNow(signal);
     }
   };
   const stopListening = extra.interrupts?.listen(onInterrupt);
@@ -244,6 +287,7 @@ export async function openSession(
     confirmTask: opts.step ? extra.confirmTask : undefined,
   };
   const engine = new Engine(engineOptions);
+  engines.push(engine);
   const startedAt = Date.now();
   bus.emit({
     type: 'run_start',
@@ -265,8 +309,14 @@ export async function openSession(
     startedAt,
     runId,
     journalPath: journal?.path,
-    newEngine: (overrides) => new Engine({ ...engineOptions, ...overrides }),
+    newEngine: (overrides) => {
+      const another = new Engine({ ...engineOptions, ...overrides });
+      engines.push(another);
+      return another;
+    },
     finish(outcome) {
+      if (ended) return ExitCode.interrupted;
+      ended = true;
       bus.emit({ type: 'recap', time: now(), stats: recap.stats() });
       const code = runExitCode(recap, outcome, {
         check: Boolean(opts.check),

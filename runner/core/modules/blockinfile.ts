@@ -4,7 +4,7 @@
  */
 import { attributeSchema, argError, validateAttributeArgs, type AttributeArgs } from './attributes.js';
 import { applyFileWrite, planFileEdit, type FileWritePlan, type TextEdit } from './file-write.js';
-import { pythonRegex } from './pyregex.js';
+import { checkRegexArgs, pythonRegex } from './pyregex.js';
 import type { Module, Planned } from './types.js';
 
 export const DEFAULT_BLOCK_MARKER = '# {mark} CAIRN MANAGED BLOCK';
@@ -120,6 +120,14 @@ export const blockinfileModule: Module<BlockInFileArgs, FileWritePlan> = {
     validateAttributeArgs(ctx, args);
     if (args.insertafter !== undefined && args.insertbefore !== undefined)
       throw argError(ctx, 'blockinfile takes insertafter or insertbefore, not both');
+    checkRegexArgs(
+      'blockinfile',
+      {
+        insertafter: args.insertafter === 'EOF' ? undefined : args.insertafter,
+        insertbefore: args.insertbefore === 'BOF' ? undefined : args.insertbefore,
+      },
+      (message) => argError(ctx, message),
+    );
     return planFileEdit(ctx, args, `Path ${args.path} does not exist !`, (text) => editBlockInFile(text, args));
   },
 

@@ -5,7 +5,7 @@
  */
 import { attributeSchema, argError, validateAttributeArgs, type AttributeArgs } from './attributes.js';
 import { applyFileWrite, planFileEdit, type FileWritePlan, type TextEdit } from './file-write.js';
-import { expandBackrefs, pythonRegex } from './pyregex.js';
+import { checkRegexArgs, expandBackrefs, pythonRegex } from './pyregex.js';
 import type { Module, Planned } from './types.js';
 
 export interface LineInFileArgs extends AttributeArgs {
@@ -43,7 +43,7 @@ export function readLines(text: string): string[] {
 }
 
 const stripEol = (line: string): string => line.replace(/[\r\n]+$/, '');
-/** Python's `$` also matches before a final newline; JavaScript's does not, so search without it. */
+/** Python's `$` also matches before a final newline; RE2's does not, so search without it. */
 const searchable = (line: string): string => (line.endsWith('\n') ? line.slice(0, -1) : line);
 
 /**
@@ -184,6 +184,19 @@ export const lineinfileModule: Module<LineInFileArgs, FileWritePlan> = {
     if (args.insertafter !== undefined && args.insertbefore !== undefined)
       throw argError(ctx, 'lineinfile takes insertafter or insertbefore, not both');
     if (args.backrefs && args.regexp === undefined) throw argError(ctx, 'lineinfile backrefs needs regexp');
+    const position = (value: string | undefined, ends: string[]) => (value && ends.includes(value) ? undefined : value);
+    checkRegexArgs(
+      'lineinfile',
+      {
+        regexp: args.regexp,
+        insertafter: position(args.insertafter, ['BOF', 'EOF']),
+        insertbefore: position(args.insertbefore, ['BOF']),
+      },
+      (message) => argError(ctx, message),
+      args.backrefs && args.line !== undefined
+        ? { from: 'regexp', template: args.line, templateArg: 'line' }
+        : undefined,
+    );
     return planFileEdit(ctx, args, `Destination ${args.path} does not exist !`, (text) => editLineInFile(text, args));
   },
 

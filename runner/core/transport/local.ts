@@ -81,6 +81,8 @@ export function openLocalConnection(spec: ConnectionSpec): Promise<Connection> {
 
 class LocalConnection implements Connection {
   private closed = false;
+  /** Commands still running, by process group: close() stops them. */
+  private readonly running = new Map<number, Promise<void>>();
 
   constructor(
     readonly host: string,
@@ -113,6 +115,8 @@ class LocalConnection implements Connection {
         spawnError = error;
       });
       child.stdin.end(carried.input);
+      const pid = child.pid;
+      if (pid !== undefined) this.running.set(pid, new Promise<void>((ended) => child.once('close', () => ended())));
 
       const timer =
         opts.timeoutMs !== undefined
@@ -125,6 +129,7 @@ class LocalConnection implements Connection {
           : undefined;
 
       child.on('close', (code, signal) => {
+        if (pid !== undefined) this.running.delete(pid);
         if (timer) clearTimeout(timer);
         const result: ExecResult = {
           stdout: stdout.text(),
@@ -144,9 +149,15 @@ class LocalConnection implements Connection {
     });
   }
 
-  close(): Promise<void> {
+  /** As over SSH: commands still running when the connection closes get TERM, and a moment to clean up. */
+  async close(): Promise<void> {
     this.closed = true;
-    return Promise.resolve();
+    if (this.running.size === 0) return;
+    const ended = [...this.running.values()];
+    for (const pid of this.running.keys()) killGroup(pid, 'SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(ended), new Promise<void>((resolve) => (timer = setTimeout(resolve, 2_000)))]);
+    clearTimeout(timer);
   }
 }
 

@@ -5,7 +5,7 @@
  * Speed: we open the TCP socket ourselves and set TCP_NODELAY before handing it to ssh2. ssh2 leaves Nagle on,
  * and every exec round trip then waits ~40 ms on delayed ACKs (see shared/perf-notes.md).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { homedir } from 'node:os';
@@ -465,6 +465,8 @@ class SshConnection implements Connection {
   private readonly target: NodeSSH;
   private closedByUs = false;
   private readonly channelSlots = new Slots(MAX_OPEN_CHANNELS);
+  /** Commands still running, with their mark and options: close() stops them (see stopRunningCommands). */
+  private readonly running = new Map<ClientChannel, { mark: string; opts: ExecOptions }>();
 
   constructor(
     private readonly spec: ConnectionSpec,
@@ -497,7 +499,9 @@ class SshConnection implements Connection {
     if (this.chain.lostReason !== undefined) return Promise.reject(this.lostError());
     // The remote login shell parses this line: a fixed loader, the script and its input follow on stdin.
     const carried = carryScript(script, opts.stdin);
-    const command = argv(...withRemoteTimeout(shellArgv(carried.shellArgs, this.user, opts), opts.timeoutMs));
+    const mark = `${RUN_MARK}${randomBytes(8).toString('hex')}`;
+    const shellArgs = markedShellArgs(carried.shellArgs, mark);
+    const command = argv(...withRemoteTimeout(shellArgv(shellArgs, this.user, opts), opts.timeoutMs));
     const raw = this.target.connection as Ssh2Client;
     const startedAt = Date.now();
     return new Promise<ExecResult>((resolve, reject) => {
@@ -578,6 +582,7 @@ class SshConnection implements Connection {
               stopRemote(stream);
               return;
             }
+            this.running.set(stream, { mark, opts });
             let code: number | null = null;
             let signal: string | null = null;
             stream.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -587,7 +592,10 @@ class SshConnection implements Connection {
               signal = exitSignal ?? null;
             });
             stream.on('error', () => undefined);
-            stream.on('close', () => finished(code, signal));
+            stream.on('close', () => {
+              this.running.delete(stream);
+              finished(code, signal);
+            });
             // A command that exits without reading all its input is normal: the rest is dropped.
             stream.end(carried.input);
           });
@@ -602,11 +610,73 @@ class SshConnection implements Connection {
   async close(): Promise<void> {
     if (!this.closedByUs) {
       this.closedByUs = true;
+      await this.stopRunningCommands();
       this.chain.markLost('closed by cairn');
     }
     await this.chain.dispose();
   }
+
+  /**
+   * A connection closed while commands still run on it (the run was stopped by SIGTERM, SIGHUP or a second
+   * Ctrl-C): closing alone leaves them running on the host (sshd does not end a command without a terminal
+   * when its client goes), an atomic write with them, which could still rename its file into place after
+   * cairn said it stopped. So each command's process group gets TERM, and the atomic write's trap turns it
+   * into an exit that removes its temp file. Two ways, because neither reaches every host: the SSH "signal"
+   * request (OpenSSH 7.9+, refused for root logins, whose session runs without privilege separation), and a
+   * short script on a new channel that finds the command by the random mark in its argv and signals its
+   * process group (through sudo when the command used it). Then wait for the channels to close, at most
+   * STOP_GRACE_MS: a command that ignores TERM must not hold the controller's exit.
+   */
+  private async stopRunningCommands(): Promise<void> {
+    if (this.running.size === 0 || this.chain.lostReason !== undefined) return;
+    const running = [...this.running];
+    const closed = running.map(([channel]) => new Promise<void>((resolve) => channel.once('close', () => resolve())));
+    for (const [channel] of running) sendSignal(channel, 'TERM');
+    const killers = running.map(([, { mark, opts }]) =>
+      this.execInChannel(stopByMarkScript(mark), {
+        become: opts.become,
+        becomeUser: opts.becomeUser,
+        timeoutMs: STOP_GRACE_MS,
+      }).catch(() => undefined),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const giveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_GRACE_MS)));
+    await Promise.race([Promise.all([...closed, ...killers]), giveUp]);
+    clearTimeout(timer);
+  }
 }
+
+/** The start of every remote command's mark: `$0` of its shell, so a stop can find it (not a secret). */
+const RUN_MARK = 'cairn-run-';
+
+/**
+ * The shell's arguments with the mark as `$0` (`sh -c LOADER MARK`), where `ps` and pgrep see it. A script
+ * without input is read whole from stdin, as `sh -s` would, then run.
+ */
+function markedShellArgs(shellArgs: string[], mark: string): string[] {
+  if (shellArgs[0] === '-c') return ['-c', shellArgs[1]!, mark];
+  return ['-c', 'cairn_script=$(cat) && eval "$cairn_script"', mark];
+}
+
+/** Signal the process group of the command that carries `mark` (its sh, and sudo's when it became). */
+function stopByMarkScript(mark: string): string {
+  return [
+    `for p in $(pgrep -f -- ${quoteMark(mark)}); do`,
+    `  g=$(ps -o pgid= -p "$p" | tr -d ' ')`,
+    // dash's kill reads `--` as a pid: the group is a number (checked), so no option can hide in it.
+    `  if [ -n "$g" ] && [ "$g" -gt 1 ]; then kill -TERM "-$g"; fi`,
+    'done 2>/dev/null; true',
+  ].join('\n');
+}
+
+/** A mark is RUN_MARK and hex: safe in single quotes, and a regex matching only itself. */
+function quoteMark(mark: string): string {
+  if (!/^cairn-run-[0-9a-f]+$/.test(mark)) throw new Error(`bad run mark ${mark}`);
+  return `'${mark}'`;
+}
+
+/** How long close() waits for commands it sent TERM to. */
+const STOP_GRACE_MS = 2_000;
 
 /**
  * Closing a channel does not stop its command: sshd leaves it running, and OpenSSH before 9.x ignores the
@@ -622,12 +692,37 @@ function withRemoteTimeout(commandArgv: string[], timeoutMs: number | undefined)
   return [...commandArgv.slice(0, shellAt), 'timeout', '-k', '1', seconds, ...commandArgv.slice(shellAt)];
 }
 
-/** Ask sshd to kill the command (where it supports the "signal" request) and close the channel. */
+/** Ask sshd to kill the command (the "signal" request) and close the channel. */
 function stopRemote(channel: ClientChannel): void {
-  try {
-    channel.signal('KILL');
-  } catch {
-    // The channel may already be closing.
-  }
+  sendSignal(channel, 'KILL');
   channel.close();
+}
+
+/** The part of ssh2's channel that sends a request on it (ssh2 1.x; not in its typings). */
+interface ChannelInternals {
+  outgoing?: { id?: unknown; state?: unknown };
+  _client?: { _protocol?: { signal?: (channelId: number, signal: string) => void } };
+}
+
+/**
+ * Send a "signal" channel request: sshd (OpenSSH 7.9+) sends it to the command's process group. ssh2's own
+ * `channel.signal()` sends nothing once our side of the channel has ended, and every exec ends it right away
+ * (the script and its input are all written, then EOF), so the request goes through the channel's protocol
+ * the way channel.signal() itself does; if ssh2's internals change, fall back to its public call.
+ */
+function sendSignal(channel: ClientChannel, signal: 'TERM' | 'KILL'): void {
+  try {
+    const internals = channel as unknown as ChannelInternals;
+    const protocol = internals._client?._protocol;
+    const id = internals.outgoing?.id;
+    const state = internals.outgoing?.state;
+    // 'eof': our side has ended (all input sent); the channel is open until either side closes it.
+    if (protocol?.signal && typeof id === 'number' && (state === 'open' || state === 'eof')) {
+      protocol.signal(id, signal);
+    } else {
+      channel.signal(signal);
+    }
+  } catch {
+    // The channel is closing already.
+  }
 }

@@ -160,7 +160,7 @@ describe('editLineInFile', () => {
 
   it('an invalid regexp is named', () => {
     expect(() => editLineInFile('a', { regexp: '(', line: 'x' })).toThrow(
-      /regexp "\(" is not a valid regular expression/,
+      /regexp: invalid regular expression "\(": .*missing closing \)/,
     );
   });
 });
