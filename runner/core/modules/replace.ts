@@ -6,7 +6,8 @@
  */
 import { attributeSchema, argError, validateAttributeArgs, type AttributeArgs } from './attributes.js';
 import { applyFileWrite, planFileEdit, type FileWritePlan, type TextEdit } from './file-write.js';
-import { expandBackrefs, pythonRegex } from './pyregex.js';
+import { compileRegex } from '../template/regex.js';
+import { checkRegexArgs, pythonRegex } from './pyregex.js';
 import type { Module, Planned } from './types.js';
 
 export interface ReplaceArgs extends AttributeArgs {
@@ -20,24 +21,12 @@ export interface ReplaceArgs extends AttributeArgs {
   encoding?: string;
 }
 
-/** A Python pattern compiled with extra flags (the translation stays pyregex.ts's). */
-function compile(pattern: string, flags: string, what: string): RegExp {
-  return new RegExp(pythonRegex(pattern, what).source, flags);
-}
-
-/** Python's re.subn(pattern, template, text) with MULTILINE: the new text and the number of replacements. */
+/**
+ * Python's re.subn(pattern, template, text) with MULTILINE: the new text and the number of replacements. The
+ * pattern runs on the linear-time engine (pyregex.ts): the text comes from a host and is not trusted.
+ */
 export function substitute(text: string, regexp: string, template: string): { text: string; count: number } {
-  const re = compile(regexp, 'gm', 'regexp');
-  let out = '';
-  let last = 0;
-  let count = 0;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    out += text.slice(last, m.index) + expandBackrefs(template, m);
-    last = m.index + m[0].length;
-    count++;
-    if (m[0].length === 0) re.lastIndex++;
-  }
-  return { text: out + text.slice(last), count };
+  return pythonRegex(regexp, 'regexp', { multiline: true }).sub(text, template);
 }
 
 /** Ansible's replace on the text of a file. */
@@ -49,9 +38,12 @@ export function replaceInText(contents: string, args: Pick<ReplaceArgs, 'regexp'
   let start = 0;
   let end = contents.length;
   if (sectionPattern) {
-    const m = compile(sectionPattern, 'sd', 'after/before').exec(contents);
-    const span = m?.indices?.groups?.subsection;
-    if (!m || !span) {
+    // The section's own span (Ansible takes match.start/end('subsection')), on the same linear-time engine.
+    const matcher = compileRegex(sectionPattern, { dotall: true }).matcher(contents);
+    const span: [number, number] | undefined = matcher.find()
+      ? [matcher.start('subsection'), matcher.end('subsection')]
+      : undefined;
+    if (!span || span[0] < 0) {
       const msg = `Pattern for before/after params did not match the given file: ${sectionPattern}`;
       return { text: contents, changed: false, msg };
     }
@@ -88,11 +80,16 @@ export const replaceModule: Module<ReplaceArgs, FileWritePlan> = {
 
   async check(ctx, args): Promise<Planned<FileWritePlan>> {
     validateAttributeArgs(ctx, args);
-    try {
-      compile(args.regexp, 'gm', 'regexp');
-    } catch (err) {
-      throw argError(ctx, err instanceof Error ? err.message : String(err));
-    }
+    // Every pattern is compiled before anything runs on the host: a bad one is this task's error.
+    checkRegexArgs(
+      'replace',
+      {
+        regexp: args.regexp,
+        ...(args.after !== undefined ? { after: args.after } : {}),
+        ...(args.before !== undefined ? { before: args.before } : {}),
+      },
+      (message) => argError(ctx, message),
+    );
     const plan = await planFileEdit(
       ctx,
       { path: args.path, state: 'present', create: false, ...pickWrite(args) },
