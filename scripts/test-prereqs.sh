@@ -18,6 +18,7 @@ checks=(
   /usr/bin/rsync:rsync
   /usr/bin/curl:curl
   /usr/sbin/ip:iproute2
+  /usr/sbin/nft:nftables
   /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
   chromium:chromium
   /usr/bin/promtool:prometheus
