@@ -8,17 +8,41 @@ import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { CairnError, ExitCode } from './core/util/errors.js';
 import { packageRoot } from './core/util/paths.js';
-import './core/modules/all.js';
-import { registerPlayCommands } from './commands/play.js';
-import { registerInventoryCommand } from './commands/inventory.js';
-import { registerLabCommands } from './commands/lab.js';
-import { registerVaultCommands } from './commands/vault.js';
-import { registerVarsCommand } from './commands/vars.js';
-import { registerTemplateCommands } from './commands/template.js';
-import { registerDrillCommands } from './commands/drill.js';
-import { registerReportCommand, registerRolloutCommands } from './commands/rollout.js';
-import { registerInitCommand } from './commands/init.js';
-import { registerDriftCommand } from './commands/drift.js';
+
+type Register = (program: Command) => void;
+
+/**
+ * Each command's module, loaded only when that command runs: `cairn inventory --list` must not pay for ssh2,
+ * the engine, the lab, drills or the HTML report (test/integration/cli-lazy-load.test.ts holds it to that).
+ * Several names can share a module (play, verify and run are one file).
+ */
+const COMMAND_MODULES: Record<string, () => Promise<Register[]>> = {
+  play: async () => [(await import('./commands/play.js')).registerPlayCommands],
+  inventory: async () => [(await import('./commands/inventory.js')).registerInventoryCommand],
+  lab: async () => [(await import('./commands/lab.js')).registerLabCommands],
+  vault: async () => [(await import('./commands/vault.js')).registerVaultCommands],
+  vars: async () => [(await import('./commands/vars.js')).registerVarsCommand],
+  template: async () => [(await import('./commands/template.js')).registerTemplateCommands],
+  drill: async () => [(await import('./commands/drill.js')).registerDrillCommands],
+  rollout: async () => [(await import('./commands/rollout.js')).registerRolloutCommands],
+  report: async () => [(await import('./commands/rollout.js')).registerReportCommand],
+  init: async () => [(await import('./commands/init.js')).registerInitCommand],
+  drift: async () => [(await import('./commands/drift.js')).registerDriftCommand],
+};
+COMMAND_MODULES.verify = COMMAND_MODULES.play;
+COMMAND_MODULES.run = COMMAND_MODULES.play;
+
+/**
+ * Which command modules argv needs: the named command's alone; none for a bare --version; every one otherwise
+ * (top-level --help lists them all, and an unknown command's error suggests the nearest name).
+ */
+export function commandModulesFor(argv: string[]): string[] {
+  const args = argv.slice(2);
+  const named = args.find((a) => !a.startsWith('-'));
+  if (named !== undefined && named in COMMAND_MODULES) return [named];
+  if (named === undefined && args.length > 0 && args.every((a) => a === '--version' || a === '-V')) return [];
+  return Object.keys(COMMAND_MODULES);
+}
 
 function debugWanted(): boolean {
   return process.env.CAIRN_DEBUG === '1' || process.argv.includes('-vvv') || process.argv.includes('-vvvv');
@@ -29,7 +53,7 @@ function packageVersion(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-export function buildProgram(): Command {
+export async function buildProgram(argv: string[] = process.argv): Promise<Command> {
   const program = new Command();
   program
     .name('cairn')
@@ -37,24 +61,21 @@ export function buildProgram(): Command {
     .version(packageVersion())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  registerPlayCommands(program);
-  registerInventoryCommand(program);
-  registerLabCommands(program);
-  registerVaultCommands(program);
-  registerVarsCommand(program);
-  registerTemplateCommands(program);
-  registerDrillCommands(program);
-  registerRolloutCommands(program);
-  registerReportCommand(program);
-  registerInitCommand(program);
-  registerDriftCommand(program);
+  const registered = new Set<Register>();
+  for (const name of commandModulesFor(argv)) {
+    for (const register of await COMMAND_MODULES[name]()) {
+      if (registered.has(register)) continue;
+      registered.add(register);
+      register(program);
+    }
+  }
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(argv);
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {

@@ -2,7 +2,7 @@
 # What `npm test` needs on this machine, installed once (npm's pretest runs this; so does .ci/run): real sshd
 # for the transport and engine tests, sudo for become, headless Chromium and a font for the HTML report's
 # test, python3 and rsync for the drill helpers and migration steps, promtool (package prometheus) for the
-# alert rules. A test never skips for want of one: it fails naming the package. As root with apt-get, missing packages are installed; otherwise this script
+# alert rules, logrotate and systemd-analyze for the jumphost role's files. A test never skips for want of one: it fails naming the package. As root with apt-get, missing packages are installed; otherwise this script
 # fails and lists the `apt-get install` to run.
 set -euo pipefail
 
@@ -22,6 +22,8 @@ checks=(
   /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
   chromium:chromium
   /usr/bin/promtool:prometheus
+  /usr/sbin/logrotate:logrotate
+  /usr/bin/systemd-analyze:systemd
 )
 
 missing=()

@@ -20,6 +20,8 @@ export function registerInitCommand(program: Command): void {
           `  fill in ${SITE_INVENTORY}/group_vars/all/vault.yaml, then: cairn vault keygen ~/.config/cairn/site.key`,
           `    and cairn vault encrypt ${SITE_INVENTORY}/group_vars/all/vault.yaml --recipient <its age1... recipient>`,
           '  cairn play site.yaml --syntax-check && cairn play site.yaml --check --diff',
+          `  the jump host's drift watch: the jumphost group in ${SITE_INVENTORY}/hosts.yaml, then`,
+          '    cairn play playbooks/jumphost.yaml (role jumphost: hourly `cairn drift` timer, metrics, logrotate)',
           '',
         ].join('\n'),
       );

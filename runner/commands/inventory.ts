@@ -12,7 +12,7 @@ import {
   openInventory,
   prepareVault,
   type CommonRunOptions,
-} from '../app/session.js';
+} from '../app/run-inputs.js';
 import { resolve } from 'node:path';
 
 /** Variables cairn adds for templates that are not inventory variables (ansible-inventory leaves them out). */

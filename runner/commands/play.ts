@@ -1,8 +1,13 @@
 /** `cairn play`, `cairn verify` and `cairn run`: the commands that run tasks. */
 import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { optionsError } from '../core/util/errors.js';
+// Fills the module registry: every command that loads a playbook comes through this file (drift, drill and
+// rollout use addRunOptions), and the commands that load none (inventory, vars, vault, ...) skip it.
+import '../core/modules/all.js';
 import { getModule } from '../core/modules/index.js';
+import { taskNameMatches } from '../core/engine/engine.js';
 import { coerceKeyValueArgs, parseKeyValueArgs } from '../core/playbook/load.js';
 import type { Playbook, Task } from '../core/playbook/types.js';
 import { parseYaml } from '../core/util/yaml-source.js';
@@ -93,8 +98,43 @@ export function addRunOptions(cmd: Command): Command {
 type PlayOptions = CommonRunOptions & {
   listHosts?: boolean;
   listTasks?: boolean;
+  listTags?: boolean;
   syntaxCheck?: boolean;
+  flushCache?: boolean;
 };
+
+/** A play's tasks as --list-tasks prints them: blocks opened, dynamic includes named (their files load later). */
+function taskLines(tasks: Task[], prefix: string, indent = '    '): string[] {
+  return tasks.flatMap((t) => {
+    if (t.block)
+      return [t.block.block, t.block.rescue, t.block.always].flatMap((list) => taskLines(list, prefix, indent));
+    const name = t.include && !t.include.tasks ? `${t.module}: ${t.include.file}` : t.name;
+    const line = `${indent}${prefix}${name}\tTAGS: [${t.tags.join(', ')}]`;
+    return t.include?.tasks ? [line, ...taskLines(t.include.tasks, prefix, indent + '  ')] : [line];
+  });
+}
+
+/** Every tag written in a play's tasks (into blocks and includes), sorted, as --list-tags prints them. */
+function taskTags(tasks: Task[], into = new Set<string>()): Set<string> {
+  for (const t of tasks) {
+    for (const tag of t.tags) into.add(tag);
+    if (t.block) for (const list of [t.block.block, t.block.rescue, t.block.always]) taskTags(list, into);
+    if (t.include?.tasks) taskTags(t.include.tasks, into);
+  }
+  return into;
+}
+
+/** --step's question on the terminal, as ansible-playbook asks it. */
+function askStep(task: Task): Promise<'yes' | 'no' | 'continue'> {
+  return new Promise((resolveAnswer) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
+    rl.question(`Perform task: ${task.role ? `${task.role} : ` : ''}${task.name} (N)o/(y)es/(c)ontinue: `, (a) => {
+      rl.close();
+      const word = a.trim().toLowerCase();
+      resolveAnswer(word.startsWith('y') ? 'yes' : word.startsWith('c') ? 'continue' : 'no');
+    });
+  });
+}
 
 export function registerPlayCommands(program: Command): void {
   addRunOptions(
@@ -113,6 +153,13 @@ export function registerPlayCommands(program: Command): void {
     .option('--rerun <which>', '"failed": only the hosts that failed or were unreachable in the last run')
     .option('--list-hosts', 'list the hosts each play would run on, and stop')
     .option('--list-tasks', 'list the tasks each play would run, and stop')
+    .option('--list-tags', 'list the tags of each play and its tasks, and stop')
+    .option('--start-at-task <name>', 'start at the first task of this name (or "role : name"; a glob works)')
+    .option('--step', 'ask before each task: (N)o/(y)es/(c)ontinue (needs a terminal)')
+    .option(
+      '--flush-cache',
+      'accepted as ansible-playbook has it: cairn keeps no fact cache, facts are gathered each run',
+    )
     .option('--syntax-check', 'load and validate the playbook, roles and inventory, and stop')
     .action(async (playbookPath: string, opts: PlayOptions) => {
       configureAnsibleVault(opts);
@@ -138,7 +185,21 @@ export function registerPlayCommands(program: Command): void {
             `--roles: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a role of ${playbookPath} (roles: ${[...known].join(', ')})`,
           );
       }
-      if (opts.listHosts || opts.listTasks) {
+      if (opts.startAtTask !== undefined) {
+        const all = (tasks: Task[]): Task[] =>
+          tasks.flatMap((t) => (t.block ? all([...t.block.block, ...t.block.rescue, ...t.block.always]) : [t]));
+        const pattern = opts.startAtTask;
+        const found = playbook.plays.some((p) =>
+          all([...p.roles.flatMap((r) => r.tasks), ...p.tasks]).some((t) => taskNameMatches(t, pattern)),
+        );
+        if (!found)
+          throw optionsError(
+            `--start-at-task: no task named "${pattern}" in ${playbookPath} (it finds tasks known before the run, not those of an include_tasks with a templated name)`,
+          );
+      }
+      if (opts.step && !process.stdin.isTTY)
+        throw optionsError('--step asks before each task and needs a terminal on stdin (leave --step out here)');
+      if (opts.listHosts || opts.listTasks || opts.listTags) {
         const session = await openSession({ ...opts, journal: false, json: false }, 'play', {
           lock: false,
           interrupts: processInterrupts,
@@ -150,23 +211,41 @@ export function registerPlayCommands(program: Command): void {
             process.stdout.write(`  pattern: ['${play.hosts}']\n  hosts (${hosts.length}):\n`);
             for (const h of hosts) process.stdout.write(`    ${h}\n`);
           }
+          const roles = opts.roles?.split(',').map((r) => r.trim());
+          const wanted = play.roles.filter((role) => !roles || roles.includes(role.name));
           if (opts.listTasks) {
             process.stdout.write('  tasks:\n');
-            const roles = opts.roles?.split(',').map((r) => r.trim());
-            for (const role of play.roles) {
-              if (roles && !roles.includes(role.name)) continue;
-              for (const t of role.tasks)
-                process.stdout.write(`    ${role.name} : ${t.name}\tTAGS: [${[...role.tags, ...t.tags].join(', ')}]\n`);
+            const lines = [
+              ...wanted.flatMap((role) =>
+                taskLines(
+                  role.tasks.map((t) => ({ ...t, tags: [...role.tags, ...t.tags] })),
+                  `${role.name} : `,
+                ),
+              ),
+              ...(roles ? [] : taskLines(play.tasks, '')),
+            ];
+            for (const line of lines) process.stdout.write(`${line}\n`);
+          }
+          if (opts.listTags) {
+            const tags = new Set<string>();
+            for (const role of wanted) {
+              for (const tag of role.tags) tags.add(tag);
+              taskTags(role.tasks, tags);
             }
-            if (!roles)
-              for (const t of play.tasks) process.stdout.write(`    ${t.name}\tTAGS: [${t.tags.join(', ')}]\n`);
+            if (!roles) taskTags(play.tasks, tags);
+            process.stdout.write(`  TAGS: [${play.tags.join(', ')}]\n`);
+            process.stdout.write(`  TASK TAGS: [${[...tags].sort().join(', ')}]\n`);
           }
         }
         await session.engine.close();
         return;
       }
       await answerVarsPrompts(playbook, parseExtraVars(opts.extraVars));
-      const session = await openSession(opts, 'play', { playbook: playbook.path, interrupts: processInterrupts });
+      const session = await openSession(opts, 'play', {
+        playbook: playbook.path,
+        interrupts: processInterrupts,
+        confirmTask: askStep,
+      });
       try {
         const outcome = await session.engine.runPlaybook(playbook);
         process.exitCode = session.finish(outcome);

@@ -14,8 +14,8 @@ import {
 } from '../core/engine/variables.js';
 import { inputError } from '../core/util/errors.js';
 import { closestNames } from '../core/inventory/index.js';
-import { SecretMasker } from '../app/report/index.js';
-import { defaultInventoryPath, openInventory, parseExtraVars, prepareVault } from '../app/session.js';
+import { SecretMasker } from '../app/report/mask.js';
+import { defaultInventoryPath, openInventory, parseExtraVars, prepareVault } from '../app/run-inputs.js';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

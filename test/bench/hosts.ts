@@ -10,7 +10,8 @@
  *   machine root's .bashrc runs pyenv, ~85 ms per command; see /work/shared/perf-notes.md).
  * - Every host has its own known_hosts line (one shared host key), so host key checking costs what it
  *   costs on a fleet of that size.
- * Each sshd is started with a parent-death signal and killed by pid at the end.
+ * Each sshd is started with a parent-death signal and killed by pid at the end, or on SIGINT/SIGTERM with its
+ * sessions and the temp folder (./cleanup.ts).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { readdirSync, unlinkSync } from 'node:fs';
 import { connect as netConnect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { descendantsOf, trackPath, trackProcess, untrackPath } from './cleanup.js';
 
 export const BENCH_USER = 'cairnbench';
 const BENCH_HOME = '/var/lib/cairn-bench';
@@ -110,6 +112,10 @@ export async function startBenchHosts(count: number): Promise<BenchHosts> {
   if (process.getuid?.() !== 0) throw new Error('the bench starts sshd and a login user: run it as root');
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-'));
+  trackPath(dir);
+  trackPath(join(BENCH_HOME, 'w2'));
+  // Where the bench works, for whoever has to find what it left (test/integration/bench-interrupt.test.ts).
+  process.stderr.write(`bench hosts: ${count} in ${dir}\n`);
   const clientKeyPath = join(dir, 'client_ed25519');
   run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cairn-bench', '-f', clientKeyPath]);
   const hostKeyPath = join(dir, 'host_ed25519');
@@ -126,10 +132,13 @@ export async function startBenchHosts(count: number): Promise<BenchHosts> {
   const stopAll = (): void => {
     for (const child of children) {
       if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) continue;
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // Already gone.
+      // A listener's per-connection sessions outlive it: they go first.
+      for (const pid of [...descendantsOf(child.pid), child.pid]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
       }
     }
   };
@@ -160,6 +169,7 @@ export async function startBenchHosts(count: number): Promise<BenchHosts> {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     children.push(child);
+    trackProcess(child);
   }
   const deadline = Date.now() + 30_000;
   for (const group of hosts.filter((_, i) => i % ADDRESSES_PER_SSHD === 0)) {
@@ -194,7 +204,9 @@ export async function startBenchHosts(count: number): Promise<BenchHosts> {
         ),
       );
       rmSync(dir, { recursive: true, force: true });
+      untrackPath(dir);
       if (existsSync(join(BENCH_HOME, 'w2'))) rmSync(join(BENCH_HOME, 'w2'), { recursive: true, force: true });
+      untrackPath(join(BENCH_HOME, 'w2'));
     },
   };
 }

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { cairnBin, repoRoot } from '../helpers/cli.js';
 import { sshdAvailable, startSshHosts } from '../helpers/sshd.js';
+import { trackProcess } from './cleanup.js';
 
 const TASKS = Number(process.env.LOAD_TASKS ?? 200);
 const only = new Set((process.env.LOAD_ONLY ?? 'tasks,loop,flood,list').split(','));
@@ -32,6 +33,7 @@ function measure(args: string[], env: Record<string, string>): Promise<Measured>
       env: { ...process.env, NO_COLOR: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    trackProcess(child);
     let tail = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (tail = (tail + d.toString()).slice(-400)));

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { trackPath, trackProcess, untrackPath } from './cleanup.js';
 
 export interface Measured {
   wallSeconds: number;
@@ -30,6 +31,8 @@ export function measure(
       env: { ...process.env, NO_COLOR: '1', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    trackProcess(child);
+    trackPath(timesFile);
     let output = '';
     // Only the tail is kept: a failing run's last lines are what explain it.
     const keep = (chunk: Buffer): void => {
@@ -42,6 +45,7 @@ export function measure(
       const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
       const [user, system, rssKb] = readFileSync(timesFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
       rmSync(timesFile, { force: true });
+      untrackPath(timesFile);
       resolve({ wallSeconds, cpuSeconds: user! + system!, maxRssMb: rssKb! / 1024, code: code ?? -1, output });
     });
   });

@@ -43,6 +43,9 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
     const made = await runCairn(['init', site], { cwd: work });
     expect(made.code, made.stderr).toBe(0);
     expect(made.stdout).toContain('cairn vault keygen');
+    // The jump host's drift watch is the jumphost role's, through the play init copies.
+    expect(made.stdout).toContain('cairn play playbooks/jumphost.yaml (role jumphost');
+    expect(readFileSync(join(site, 'README.md'), 'utf8')).toContain('`cairn play playbooks/jumphost.yaml`');
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 

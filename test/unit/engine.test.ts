@@ -33,6 +33,8 @@ interface RunOptions {
   unreachable?: string[];
   journalDir?: string;
   extraVars?: Record<string, unknown>;
+  /** Sees the loaded inventory before the run (to count what the engine asks of it). */
+  onInventory?: (inventory: ReturnType<typeof loadInventory>) => void;
 }
 
 interface RunResult {
@@ -66,6 +68,7 @@ async function run(plays: unknown[], opts: RunOptions = {}): Promise<RunResult> 
   const playbookFile = join(dir, 'site.yaml');
   writeFileSync(playbookFile, stringify(plays.map((p) => ({ hosts: 'app', gather_facts: false, ...(p as object) }))));
   const inventory = loadInventory(inventoryFile);
+  opts.onInventory?.(inventory);
   const playbook = new PlaybookLoader({ rolesPath: [] }).loadPlaybook(playbookFile);
   const bus = new EventBus();
   const events: RunEvent[] = [];
@@ -402,5 +405,30 @@ describe('--rerun failed', () => {
     const second = await run(plays, { onlyHosts: rerun, extraVars: { fixed: true } });
     expect(second.code).toBe(ExitCode.ok);
     expect(second.order.sort()).toEqual(['app2: deploy app2', 'app3: deploy app3']);
+  });
+});
+
+describe('connection settings', () => {
+  it('are resolved once per host per play, not once per task', async () => {
+    let layerCalls = 0;
+    const countLayers = (inventory: ReturnType<typeof loadInventory>) => {
+      const varLayers = inventory.varLayers.bind(inventory);
+      inventory.varLayers = (host: string) => {
+        layerCalls++;
+        return varLayers(host);
+      };
+    };
+    const tasks = Array.from({ length: 20 }, (_, i) => cmd(`echo ${i}`));
+    const baseline = await run([{ tasks: [cmd('echo 0')] }], { onInventory: countLayers });
+    expect(baseline.code).toBe(ExitCode.ok);
+    const perOneTask = layerCalls;
+    layerCalls = 0;
+    const r = await run([{ tasks }, { become: true, become_user: 'deploy', tasks }], { onInventory: countLayers });
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.ran.get('app1')).toHaveLength(40);
+    // 40 tasks on 3 hosts: the variables the tasks need are layered once per host (HostState), and the
+    // connection settings once per host and play; before, each task re-layered them twice.
+    expect(layerCalls).toBeLessThanOrEqual(perOneTask + 3);
+    expect(layerCalls).toBeLessThan(3 * 40);
   });
 });

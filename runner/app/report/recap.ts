@@ -4,8 +4,8 @@
  * Ansible's rules (ansible/ansible lib/ansible/plugins/strategy/__init__.py, StrategyBase
  * `_process_pending_results`, and `StrategyBase.run` for the return code), which cairn follows:
  * - a successful task counts ok+1; if it changed the host, changed+1 as well (changed is a subset of ok);
- * - a failed task counts failed+1 and nothing else (a failure inside a rescued block would count rescued+1
- *   instead; cairn has no blocks, so rescued stays 0);
+ * - a failed task counts failed+1 and nothing else; a failure inside a block with a rescue counts rescued+1
+ *   instead;
  * - a failed task with ignore_errors counts ok+1 and ignored+1, not failed;
  * - an unreachable host counts unreachable+1 ("dark"); with ignore_unreachable, ok+1 and ignored+1;
  * - a skipped task counts skipped+1;
@@ -31,6 +31,7 @@ interface TaskSlot {
   key: string;
   status: TaskStatus;
   ignored: boolean;
+  rescued?: boolean;
   /** Built from loop items and still open to more items or to the loop's own summary result. */
   openLoop: boolean;
 }
@@ -147,11 +148,12 @@ export class RecapCollector {
         // The loop's own summary result, when the engine sends one, is authoritative.
         last.status = event.status;
         last.ignored = ignored;
+        last.rescued = event.rescued;
         last.openLoop = false;
       }
       return;
     }
-    slots.push({ key, status: event.status, ignored, openLoop: isItem });
+    slots.push({ key, status: event.status, ignored, rescued: event.rescued, openLoop: isItem });
   }
 }
 
@@ -182,6 +184,8 @@ function countSlot(stats: HostStats, slot: TaskSlot): void {
       if (slot.ignored) {
         stats.ok += 1;
         stats.ignored += 1;
+      } else if (slot.rescued) {
+        stats.rescued += 1;
       } else {
         stats.failed += 1;
       }

@@ -80,6 +80,9 @@ Made by \`cairn init\`. Everything runs from this folder (cairn.cfg sets the inv
        cairn play site.yaml
 
 4. Follow the rollout plan: \`cairn rollout status\`, \`cairn rollout next\`; watch for drift: \`cairn drift\`.
+5. The jump host: uncomment the \`jumphost\` group in \`${SITE_INVENTORY}/hosts.yaml\`, set the jumphost role's
+   variables (the drift user's key from the vault), then \`cairn play playbooks/jumphost.yaml\`: it installs
+   the hourly drift check (docs/drift.md) with its metrics for Prometheus and logrotate for its log.
 `;
 }
 

@@ -62,6 +62,8 @@ export type RunEvent =
       handler?: boolean;
       verify?: boolean;
       ignored?: boolean;
+      /** A failure inside a block whose rescue runs next (Ansible's recap counts it "rescued", not failed). */
+      rescued?: boolean;
       /** The module would have changed the host; set in check mode. */
       check?: boolean;
       attempts?: number;

@@ -83,6 +83,9 @@ export function hostLayers(src: HostVarsSources): VarLayer[] {
     if (vars && Object.keys(vars).length) layers.push({ layer, vars, origin });
   };
   layers.push(...(src.roleDefaults ?? (src.play ? roleDefaultLayers(src.play) : [])));
+  // A role brought in by import_role/include_role is not one of the play's roles: its defaults count for its tasks.
+  if (src.role && src.play && !src.play.roles.includes(src.role))
+    add('role defaults', src.role.defaults, at({ file: join(src.role.dir, 'defaults') }));
   if (src.inventoryLayers) layers.push(...src.inventoryLayers);
   else if (src.inventory.hosts.has(src.host)) layers.push(...inventoryLayers(src.inventory, src.host));
   if (src.facts)

@@ -1,6 +1,6 @@
 /**
  * Registers every module cairn ships, with Ansible's aliases. Importing this file once fills the registry in
- * ./index.ts: runner/cli.ts does, before any command runs (the engine itself only looks modules up).
+ * ./index.ts: runner/commands/play.ts does, for every command that loads a playbook (the engine only looks up).
  */
 import { registerModule } from './index.js';
 import { aptModule } from './apt.js';

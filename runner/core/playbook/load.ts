@@ -3,7 +3,7 @@
  * what was expected. Module names and their arguments are checked here, before any host is contacted.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute as isAbsoluteName, join, resolve } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import { CairnError, formatLocation, inputError, type SourceLocation } from '../util/errors.js';
 import { builtinRolesDir } from '../util/paths.js';
@@ -26,6 +26,7 @@ import {
 import { closestNames } from '../util/suggest.js';
 import {
   TASK_KEYWORDS,
+  TASK_KEYWORDS_UNSUPPORTED,
   defaultsSchema,
   metaSchema,
   playSchema,
@@ -33,7 +34,7 @@ import {
   taskKeywordSchemas,
   taskListSchema,
 } from './schema.js';
-import type { Play, Playbook, Role, Task } from './types.js';
+import type { BlockSpec, IncludeSpec, LoopKind, Play, Playbook, Role, Task } from './types.js';
 
 export interface LoadOptions {
   /** Folders searched for roles, in order (the playbook's own `roles/` is searched first). */
@@ -56,6 +57,176 @@ const ROLE_ENTRY_KEYWORDS = new Set([
   'environment',
   'collections',
 ]);
+
+/** Actions the engine runs itself rather than a module: they change what the run does, not a host. */
+const ENGINE_ACTIONS = new Set(['set_fact', 'include_vars', 'meta']);
+
+/** Keys a block may carry: its lists, and the keywords its tasks inherit. */
+const BLOCK_KEYWORDS = new Set([
+  'block',
+  'rescue',
+  'always',
+  'name',
+  'when',
+  'tags',
+  'vars',
+  'become',
+  'become_user',
+  'ignore_errors',
+  'ignore_unreachable',
+  'no_log',
+  'check_mode',
+  'run_once',
+  'delegate_to',
+  'collections',
+]);
+
+/** Block keywords of Ansible cairn refuses by name, with what to do instead. */
+const BLOCK_UNSUPPORTED: Record<string, string> = {
+  ...TASK_KEYWORDS_UNSUPPORTED,
+  any_errors_fatal: 'set any_errors_fatal on the play',
+  notify: 'put notify on the tasks inside the block',
+  loop: 'a block cannot loop in Ansible either; put the tasks in a file and use include_tasks with the loop',
+};
+
+/** Ansible's meta actions, and what cairn does about each one it does not run (lib/ansible/plugins/action/meta). */
+const META_ACTIONS = new Set([
+  'flush_handlers',
+  'end_play',
+  'end_host',
+  'end_batch',
+  'noop',
+  'clear_host_errors',
+  'reset_connection',
+  'clear_facts',
+]);
+const META_UNSUPPORTED: Record<string, string> = {
+  refresh_inventory:
+    'cairn reads the inventory once per run; split the playbook in two runs, the second after the inventory changed',
+  end_role: 'put a when: on the rest of the role tasks (or use meta: end_host)',
+  role_complete: 'put a when: on the rest of the role tasks',
+};
+
+/** `with_X` words cairn runs (each is Ansible's lookup X); any other is refused by name. */
+const WITH_LOOPS: Record<string, LoopKind> = {
+  with_items: 'items',
+  with_list: 'list',
+  with_dict: 'dict',
+  with_together: 'together',
+  with_first_found: 'first_found',
+  with_fileglob: 'fileglob',
+  with_sequence: 'sequence',
+  with_nested: 'nested',
+  with_cartesian: 'cartesian',
+  with_subelements: 'subelements',
+  with_indexed_items: 'indexed_items',
+  with_flattened: 'flattened',
+};
+
+/** A task's loop: its value and which of Ansible's lookups turns that value into items. */
+function loopOf(
+  loaded: LoadedYaml,
+  raw: Record<string, unknown>,
+  path: YamlPath,
+): { loopValue: unknown; loopKind?: LoopKind } {
+  const withKeys = Object.keys(raw).filter((k) => k.startsWith('with_'));
+  const all = [...(raw.loop !== undefined ? ['loop'] : []), ...withKeys];
+  if (all.length > 1)
+    throw errorAt(loaded, [...path, all[1]!], `a task has one loop; "${all[0]}" and "${all[1]}" both given`, 'key');
+  if (raw.loop !== undefined) return { loopValue: raw.loop, loopKind: 'loop' };
+  const key = withKeys[0];
+  if (key === undefined) return { loopValue: undefined };
+  const kind = WITH_LOOPS[key];
+  if (!kind)
+    throw errorAt(
+      loaded,
+      [...path, key],
+      `"${key}" (Ansible's ${key.slice(5)} lookup) is not supported by cairn; write loop: with a list instead ` +
+        `(cairn runs ${Object.keys(WITH_LOOPS).join(', ')})`,
+      'key',
+    );
+  if (kind === 'sequence' && typeof raw[key] !== 'string' && !isPlainObject(raw[key]))
+    throw errorAt(loaded, [...path, key], 'with_sequence takes "start=1 end=10 stride=1 format=..." or "count=N"');
+  return { loopValue: raw[key], loopKind: kind };
+}
+
+/**
+ * Ansible's older spellings of a task's module: `action: copy src=a dest=b` (or a mapping with `module:`)
+ * and `local_action: ...` (the same, delegated to localhost), read as the module written as a key.
+ */
+function actionForm(loaded: LoadedYaml, raw: Record<string, unknown>, path: YamlPath): Record<string, unknown> {
+  const key = 'action' in raw ? 'action' : 'local_action' in raw ? 'local_action' : undefined;
+  if (key === undefined) return raw;
+  const value = raw[key];
+  let module: string | undefined;
+  let args: unknown;
+  if (typeof value === 'string') {
+    const m = /^\s*([A-Za-z0-9_.]+)(?:\s+([\s\S]*))?$/.exec(value);
+    module = m?.[1];
+    args = m?.[2]?.trim() || null;
+  } else if (isPlainObject(value) && typeof value.module === 'string') {
+    const { module: name, ...rest } = value;
+    module = name as string;
+    args = rest;
+  }
+  if (module === undefined)
+    throw errorAt(loaded, [...path, key], `${key} takes "MODULE ARGS" or a mapping with module: and the arguments`);
+  if (key === 'local_action' && raw.delegate_to !== undefined)
+    throw errorAt(loaded, [...path, 'delegate_to'], 'local_action already runs on localhost; drop delegate_to', 'key');
+  const rest = Object.fromEntries(Object.entries(raw).filter(([k]) => k !== key));
+  if (module in rest)
+    throw errorAt(loaded, [...path, key], `${key} names module "${module}", which the task also has as a key`);
+  return { ...rest, [module]: args, ...(key === 'local_action' ? { delegate_to: 'localhost' } : {}) };
+}
+
+/** include_vars' arguments: a file name, or file/dir/name/depth/files_matching/ignore_files/extensions. */
+function includeVarsArgs(loaded: LoadedYaml, rawArgs: unknown, at: YamlPath): Record<string, unknown> {
+  let args: Record<string, unknown>;
+  if (typeof rawArgs === 'string') {
+    const kv = /^\s*[A-Za-z_]+=/.test(rawArgs) ? parseKeyValueArgs(rawArgs) : undefined;
+    args = kv ?? { file: rawArgs.trim() };
+  } else if (isPlainObject(rawArgs)) args = { ...rawArgs };
+  else throw errorAt(loaded, at, 'include_vars takes a file name, or a mapping with file: or dir:');
+  if (typeof args._raw_params === 'string') {
+    args.file = args._raw_params;
+    delete args._raw_params;
+  }
+  if (typeof args.free_form === 'string') {
+    args.file = args.free_form;
+    delete args.free_form;
+  }
+  const known = ['file', 'dir', 'name', 'depth', 'files_matching', 'ignore_files', 'extensions'];
+  const ignored = ['ignore_unknown_extensions', 'hash_behaviour'];
+  for (const k of Object.keys(args))
+    if (!known.includes(k) && !ignored.includes(k))
+      throw errorAt(
+        loaded,
+        [...at, k],
+        `include_vars: unknown argument "${k}" (expected one of: ${known.join(', ')})`,
+        'key',
+      );
+  if ((args.file === undefined) === (args.dir === undefined))
+    throw errorAt(loaded, at, 'include_vars needs exactly one of file: and dir:');
+  return args;
+}
+
+/** meta's action, checked when the playbook loads. */
+function metaAction(loaded: LoadedYaml, rawArgs: unknown, at: YamlPath): string {
+  const action = typeof rawArgs === 'string' ? rawArgs.trim() : undefined;
+  if (action === undefined) throw errorAt(loaded, at, `meta takes one action: ${[...META_ACTIONS].join(', ')}`);
+  const why = META_UNSUPPORTED[action];
+  if (why) throw errorAt(loaded, at, `meta: ${action} is not supported by cairn: ${why}`);
+  if (!META_ACTIONS.has(action))
+    throw errorAt(loaded, at, `unknown meta action "${action}" (expected one of: ${[...META_ACTIONS].join(', ')})`);
+  return action;
+}
+
+/** A file of a role's folder of one kind (tasks_from: x finds tasks/x, tasks/x.yml, tasks/x.yaml). */
+function findRoleSubfile(roleDir: string, kind: string, name: string): string | undefined {
+  return [name, `${name}.yml`, `${name}.yaml`]
+    .map((n) => join(roleDir, kind, n))
+    .find((p) => existsSync(p) && statSync(p).isFile());
+}
 
 interface RoleSearchDir {
   dir: string;
@@ -215,6 +386,8 @@ export class PlaybookLoader {
   /** Ansible constructs read but not acted on ("file:line:col: ..."), for the command to print. */
   readonly warnings: string[] = [];
   private includeDepth = 0;
+  /** The folder of the playbook being loaded (roles named by include_role are looked up from it). */
+  private playbookDir = process.cwd();
 
   constructor(opts: LoadOptions) {
     this.rolesPath = opts.rolesPath;
@@ -237,6 +410,7 @@ export class PlaybookLoader {
     const plays: Play[] = [];
     rawPlays.forEach((raw, i) => {
       if (raw.import_playbook === undefined) {
+        this.playbookDir = dir;
         plays.push(this.parsePlay(loaded, raw, i, dir));
         return;
       }
@@ -638,9 +812,11 @@ export class PlaybookLoader {
   }
 
   /**
-   * Ansible's constructs that stand for a list of tasks, read when the playbook is: a `block` (without
-   * rescue/always) is its tasks with the block's keywords on each; import_tasks and include_tasks with a
-   * file name that is not templated are that file's tasks with the include's `when`, tags and vars.
+   * Ansible's constructs that stand for a list of tasks. A `block` without rescue/always is its tasks with the
+   * block's keywords on each; with them it is a block task the engine runs (Ansible's error handling).
+   * import_tasks and include_tasks of a file named without `{{ }}` and without a loop are that file's tasks
+   * with the include's keywords; an include_tasks in a loop or with a templated name is an include task run
+   * per host. import_role/include_role likewise; include_vars and meta are tasks the engine runs itself.
    */
   private parseTaskOrStatic(
     loaded: LoadedYaml,
@@ -651,6 +827,7 @@ export class PlaybookLoader {
     handlers: boolean,
   ): Task[] {
     if (!isPlainObject(raw)) return [this.parseTask(loaded, raw, path, role, inheritedTags, handlers)];
+    raw = actionForm(loaded, raw, path);
     const inheritFrom = (tasks: Task[], keys: Record<string, unknown>, at: YamlPath): Task[] => {
       const when = asConditions(keys.when);
       const vars = isPlainObject(keys.vars) ? (keys.vars as Vars) : undefined;
@@ -658,82 +835,276 @@ export class PlaybookLoader {
       const become = bool('become');
       const ignoreErrors = bool('ignore_errors');
       const noLog = bool('no_log');
-      return tasks.map((t) => ({
+      const checkMode = bool('check_mode');
+      const ignoreUnreachable = bool('ignore_unreachable');
+      const runOnce = bool('run_once');
+      const apply = (t: Task): Task => ({
         ...t,
-        when: [...when, ...t.when],
+        block: t.block && {
+          block: t.block.block.map(apply),
+          rescue: t.block.rescue.map(apply),
+          always: t.block.always.map(apply),
+        },
+        when: t.block ? [] : [...when, ...t.when],
         vars: vars ? { ...vars, ...(t.vars ?? {}) } : t.vars,
         become: t.become ?? become,
         becomeUser: t.becomeUser ?? (keys.become_user as string | undefined),
         ignoreErrors: t.keywords?.includes('ignore_errors') ? t.ignoreErrors : (ignoreErrors ?? t.ignoreErrors),
         noLog: t.keywords?.includes('no_log') ? t.noLog : (noLog ?? t.noLog),
+        checkMode: t.checkMode ?? checkMode,
+        ignoreUnreachable: t.ignoreUnreachable ?? ignoreUnreachable,
+        runOnce: t.keywords?.includes('run_once') ? t.runOnce : (runOnce ?? t.runOnce),
         delegateTo: t.delegateTo ?? (keys.delegate_to as string | undefined),
-      }));
+      });
+      return tasks.map(apply);
     };
-    if ('block' in raw) {
-      for (const k of ['rescue', 'always']) {
-        if (k in raw) {
-          throw errorAt(
-            loaded,
-            [...path, k],
-            `block with "${k}" is not supported by cairn yet; write the tasks without it (use ignore_errors and a task with when: result is failed instead of rescue)`,
-            'key',
-          );
-        }
-      }
-      const tags = [...inheritedTags, ...asStringList(raw.tags)];
-      const inner = this.parseTaskList(loaded, raw.block, [...path, 'block'], role, tags, handlers);
-      return inheritFrom(inner, raw, path);
-    }
-    const includeKey = [
-      'import_tasks',
-      'include_tasks',
-      'include',
-      'ansible.builtin.import_tasks',
-      'ansible.builtin.include_tasks',
-    ].find((k) => k in raw);
+    if ('block' in raw) return this.parseBlock(loaded, raw, path, role, inheritedTags, handlers, inheritFrom);
+    const key = (names: string[]) => names.flatMap((n) => [n, `ansible.builtin.${n}`]).find((k) => k in raw);
+    const roleKey = key(['import_role', 'include_role']);
+    if (roleKey !== undefined) return this.parseRoleInclude(loaded, raw, path, roleKey, inheritedTags, inheritFrom);
+    const includeKey = key(['import_tasks', 'include_tasks', 'include']);
     if (includeKey === undefined) return [this.parseTask(loaded, raw, path, role, inheritedTags, handlers)];
     const spec = raw[includeKey];
     const fileName =
       typeof spec === 'string' ? spec : isPlainObject(spec) && typeof spec.file === 'string' ? spec.file : undefined;
     if (fileName === undefined)
       throw errorAt(loaded, [...path, includeKey], `${includeKey} takes the name of a task file`);
-    if (fileName.includes('{{')) {
+    const isImport = includeKey.endsWith('import_tasks');
+    const looped = raw.loop !== undefined || Object.keys(raw).some((k) => k.startsWith('with_'));
+    const templated = fileName.includes('{{');
+    if (isImport && (templated || looped)) {
       throw errorAt(
         loaded,
         [...path, includeKey],
-        `${includeKey} with a templated file name is not supported: cairn reads every task before the run (name the file, and put a when: on the tasks instead)`,
-      );
-    }
-    if (raw.loop !== undefined || Object.keys(raw).some((k) => k.startsWith('with_'))) {
-      throw errorAt(
-        loaded,
-        [...path, includeKey],
-        `${includeKey} in a loop is not supported: cairn reads every task before the run (loop inside the included file instead)`,
+        `import_tasks is read when the playbook loads, so its file name cannot be templated and it cannot loop (use include_tasks for that)`,
       );
     }
     const here = dirname(loaded.file);
-    const candidates = [join(here, fileName), join(dirname(here), 'tasks', fileName), join(dirname(here), fileName)];
-    const file = candidates.find((c) => existsSync(c) && statSync(c).isFile());
-    if (!file)
-      throw errorAt(
-        loaded,
-        [...path, includeKey],
-        `task file "${fileName}" not found (looked for ${candidates.join(', ')})`,
-      );
-    this.includeDepth++;
-    try {
-      if (this.includeDepth > 32)
+    const tags = [...inheritedTags, ...asStringList(raw.tags)];
+    const loadFile = (): Task[] => {
+      const candidates = [join(here, fileName), join(dirname(here), 'tasks', fileName), join(dirname(here), fileName)];
+      const file = candidates.find((c) => existsSync(c) && statSync(c).isFile());
+      if (!file)
         throw errorAt(
           loaded,
           [...path, includeKey],
-          `task files include each other more than 32 deep (an include cycle?)`,
+          `task file "${fileName}" not found (looked for ${candidates.join(', ')})`,
         );
+      return this.loadTaskFile(file, role, isImport || !looped ? tags : [], handlers, () =>
+        errorAt(loaded, [...path, includeKey], `task files include each other more than 32 deep (an include cycle?)`),
+      );
+    };
+    if (!looped && !templated) return inheritFrom(loadFile(), raw, path);
+    // Run time: the include is a task of its own (its when, loop and tags decide whether and how often the
+    // file's tasks run), as Ansible's include_tasks.
+    const include: IncludeSpec = {
+      kind: 'tasks',
+      file: fileName,
+      baseDir: here,
+      playbookDir: this.playbookDir,
+      tags: [],
+      tasks: templated ? undefined : loadFile(),
+    };
+    const task = this.parseTask(loaded, { ...raw, [includeKey]: null }, path, role, inheritedTags, handlers, {
+      module: 'include_tasks',
+      args: { file: fileName },
+      include,
+    });
+    return [task];
+  }
+
+  /**
+   * include_tasks with a templated file name, at run time: the rendered name found beside the including file
+   * (or in the role's tasks/), loaded and checked like any task file; errors are the task's failure.
+   */
+  loadIncludedTasks(fileName: string, spec: IncludeSpec, role: string, where: SourceLocation): Task[] {
+    this.playbookDir = spec.playbookDir;
+    const here = spec.baseDir;
+    const candidates = isAbsoluteName(fileName)
+      ? [fileName]
+      : [join(here, fileName), join(dirname(here), 'tasks', fileName), join(dirname(here), fileName)];
+    const file = candidates.find((c) => existsSync(c) && statSync(c).isFile());
+    if (!file)
+      throw inputError(`include_tasks: task file "${fileName}" not found (looked for ${candidates.join(', ')})`, where);
+    return this.loadTaskFile(file, role, [], false, () =>
+      inputError('task files include each other more than 32 deep (an include cycle?)', where),
+    );
+  }
+
+  /** The tasks of one task file, parsed as if written where the include is (cycles end at 32 deep). */
+  private loadTaskFile(file: string, role: string, tags: string[], handlers: boolean, tooDeep: () => Error): Task[] {
+    this.includeDepth++;
+    try {
+      if (this.includeDepth > 32) throw tooDeep();
       const included = loadYamlFile(file, 'task file');
-      const tags = [...inheritedTags, ...asStringList(raw.tags)];
-      return inheritFrom(this.parseTaskList(included, included.value, [], role, tags, handlers), raw, path);
+      checkExpressions(included);
+      return this.parseTaskList(included, included.value, [], role, tags, handlers);
     } finally {
       this.includeDepth--;
     }
+  }
+
+  /** block/rescue/always: a plain block is its tasks; with rescue or always, a block task for the engine. */
+  private parseBlock(
+    loaded: LoadedYaml,
+    raw: Record<string, unknown>,
+    path: YamlPath,
+    role: string,
+    inheritedTags: string[],
+    handlers: boolean,
+    inheritFrom: (tasks: Task[], keys: Record<string, unknown>, at: YamlPath) => Task[],
+  ): Task[] {
+    const unknown = Object.keys(raw).find((k) => !BLOCK_KEYWORDS.has(k));
+    if (unknown !== undefined) {
+      const near = closestNames(unknown, [...BLOCK_KEYWORDS]);
+      const words = BLOCK_UNSUPPORTED[unknown];
+      throw errorAt(
+        loaded,
+        [...path, unknown],
+        words
+          ? `block keyword "${unknown}" is not supported by cairn (${words})`
+          : `unknown block keyword "${unknown}"${near.length ? ` (did you mean "${near[0]}"?)` : ''}; a block has block, rescue, always and the keywords its tasks inherit`,
+        'key',
+      );
+    }
+    if (handlers && (raw.rescue !== undefined || raw.always !== undefined))
+      throw errorAt(loaded, [...path, 'block'], 'a handler cannot be a block with rescue or always', 'key');
+    const tags = [...inheritedTags, ...asStringList(raw.tags)];
+    const list = (k: 'block' | 'rescue' | 'always') =>
+      raw[k] === undefined || raw[k] === null
+        ? []
+        : inheritFrom(this.parseTaskList(loaded, raw[k], [...path, k], role, tags, handlers), raw, path);
+    const inner = list('block');
+    if (raw.rescue === undefined && raw.always === undefined) return inner;
+    const block: BlockSpec = { block: inner, rescue: list('rescue'), always: list('always') };
+    const location = loaded.locate(path);
+    const task: Task = {
+      name: typeof raw.name === 'string' ? raw.name : 'block',
+      module: 'block',
+      args: {},
+      when: [],
+      loopVar: 'item',
+      notify: [],
+      tags,
+      runOnce: false,
+      ignoreErrors: false,
+      noLog: false,
+      role,
+      location,
+      listen: [],
+      block,
+      keywords: Object.keys(raw),
+    };
+    return [task];
+  }
+
+  /**
+   * import_role and include_role (tasks_from, vars_from, defaults_from, handlers_from, apply's keywords). A role
+   * named without `{{ }}` is loaded now (its errors are the playbook's errors); include_role in a loop runs its
+   * tasks once per item, like include_tasks.
+   */
+  private parseRoleInclude(
+    loaded: LoadedYaml,
+    raw: Record<string, unknown>,
+    path: YamlPath,
+    roleKey: string,
+    inheritedTags: string[],
+    inheritFrom: (tasks: Task[], keys: Record<string, unknown>, at: YamlPath) => Task[],
+  ): Task[] {
+    const at: YamlPath = [...path, roleKey];
+    const spec = raw[roleKey];
+    if (!isPlainObject(spec) || typeof spec.name !== 'string')
+      throw errorAt(loaded, at, `${roleKey} takes a mapping with the role's name (name: ROLE, tasks_from: FILE, ...)`);
+    const allowed = ['name', 'tasks_from', 'vars_from', 'defaults_from', 'handlers_from', 'apply', 'public'];
+    const ignoredArgs = ['allow_duplicates', 'rolespec_validate'];
+    for (const k of Object.keys(spec)) {
+      if (ignoredArgs.includes(k)) continue;
+      if (!allowed.includes(k))
+        throw errorAt(
+          loaded,
+          [...at, k],
+          `${roleKey}: unknown argument "${k}" (expected one of: ${[...allowed, ...ignoredArgs].join(', ')})`,
+          'key',
+        );
+    }
+    const isImport = roleKey.endsWith('import_role');
+    const looped = raw.loop !== undefined || Object.keys(raw).some((k) => k.startsWith('with_'));
+    const name = spec.name;
+    const fromArg = (k: string) => {
+      const v = spec[k];
+      if (v !== undefined && (typeof v !== 'string' || v.includes('{{')))
+        throw errorAt(loaded, [...at, k], `${roleKey}: ${k} must be a file name without {{ }} in cairn`);
+      return v as string | undefined;
+    };
+    const tasksFrom = fromArg('tasks_from');
+    const varsFrom = fromArg('vars_from');
+    const defaultsFrom = fromArg('defaults_from');
+    const handlersFrom = fromArg('handlers_from');
+    if (name.includes('{{'))
+      throw errorAt(
+        loaded,
+        [...at, 'name'],
+        `${roleKey} with a templated role name is not supported: cairn loads every role before the run (name the role, and put a when: on the include)`,
+      );
+    if (isImport && looped)
+      throw errorAt(loaded, at, 'import_role is read when the playbook loads, so it cannot loop (use include_role)');
+    const where = loaded.locate(at);
+    const base = this.loadRole(name, this.searchPath(this.playbookDir), where, this.playbookDir);
+    const roleVarsFile = (kind: 'vars' | 'defaults', file: string | undefined): Vars | undefined => {
+      if (file === undefined) return undefined;
+      const p = findRoleSubfile(base.dir, kind, file);
+      if (!p) throw errorAt(loaded, [...at, `${kind}_from`], `role "${name}" has no ${kind}/${file}`);
+      const vl = loadYamlFile(p, `role ${kind} file`);
+      validateAt(vl, defaultsSchema, `role ${kind} file`);
+      checkExpressions(vl);
+      return (vl.value as Vars | null) ?? {};
+    };
+    const taskFile = (kind: 'tasks' | 'handlers', file: string | undefined, fallback: Task[]): Task[] => {
+      if (file === undefined) return fallback;
+      const p = findRoleSubfile(base.dir, kind, file);
+      if (!p) throw errorAt(loaded, [...at, `${kind}_from`], `role "${name}" has no ${kind}/${file}`);
+      return this.loadTaskFile(p, base.name, [], kind === 'handlers', () =>
+        errorAt(loaded, at, 'task files include each other more than 32 deep (an include cycle?)'),
+      );
+    };
+    const tags = [...inheritedTags, ...asStringList(raw.tags)];
+    const instance: Role = {
+      ...base,
+      defaults: { ...base.defaults, ...(roleVarsFile('defaults', defaultsFrom) ?? {}) },
+      roleVars: { ...base.roleVars, ...(roleVarsFile('vars', varsFrom) ?? {}) },
+      vars: {},
+      tags: [],
+      verify: [],
+    };
+    // apply: keywords for every task of the role (include_role only, as in Ansible).
+    const apply = isPlainObject(spec.apply) ? spec.apply : {};
+    const adapt = (t: Task): Task => ({
+      ...t,
+      roleRef: instance,
+      tags: [...tags, ...asStringList(apply.tags), ...t.tags],
+    });
+    instance.tasks = inheritFrom(taskFile('tasks', tasksFrom, base.tasks), apply, [...at, 'apply']).map(adapt);
+    instance.handlers = taskFile('handlers', handlersFrom, base.handlers).map((t) => ({ ...t, roleRef: instance }));
+    if (!looped) return inheritFrom(instance.tasks, raw, path);
+    const include: IncludeSpec = {
+      kind: 'role',
+      file: name,
+      tasksFrom,
+      varsFrom,
+      defaultsFrom,
+      baseDir: dirname(loaded.file),
+      playbookDir: this.playbookDir,
+      tags: [],
+      tasks: instance.tasks,
+      role: instance,
+    };
+    return [
+      this.parseTask(loaded, { ...raw, [roleKey]: null }, path, base.name, inheritedTags, false, {
+        module: 'include_role',
+        args: { name },
+        include,
+      }),
+    ];
   }
 
   private parseTask(
@@ -743,15 +1114,26 @@ export class PlaybookLoader {
     role: string,
     inheritedTags: string[],
     handler: boolean,
+    special?: { module: string; args: Record<string, unknown>; include?: IncludeSpec },
   ): Task {
     const location = loaded.locate(path);
     const what = handler ? 'handler' : 'task';
-    const moduleKeys = Object.keys(raw).filter((k) => !TASK_KEYWORDS.has(k));
-    if (moduleKeys.length === 0) {
+    const moduleKeys = special ? [] : Object.keys(raw).filter((k) => !TASK_KEYWORDS.has(k) && !k.startsWith('with_'));
+    const unsupportedKey = Object.keys(raw).find((k) => TASK_KEYWORDS_UNSUPPORTED[k] !== undefined);
+    if (unsupportedKey !== undefined)
+      throw errorAt(
+        loaded,
+        [...path, unsupportedKey],
+        `task keyword "${unsupportedKey}" is not supported by cairn: ${TASK_KEYWORDS_UNSUPPORTED[unsupportedKey]}`,
+        'key',
+      );
+    if (special) {
+      // The include's own keywords (when, loop, tags, vars...) are read below like any task's.
+    } else if (moduleKeys.length === 0) {
       throw errorAt(loaded, path, `${what} names no module (expected one of: ${moduleNames().join(', ')})`);
     }
     if (moduleKeys.length > 1) {
-      const isModule = (k: string) => Boolean(getModule(shortModuleName(k))) || shortModuleName(k) === 'set_fact';
+      const isModule = (k: string) => Boolean(getModule(shortModuleName(k))) || ENGINE_ACTIONS.has(shortModuleName(k));
       const unknown = moduleKeys.filter((k) => !isModule(k));
       if (unknown.length === 0) {
         throw errorAt(
@@ -768,14 +1150,28 @@ export class PlaybookLoader {
         : `${suggestion(key, moduleNames())}; a ${what} has one module (here "${moduleKeys.find(isModule) ?? moduleKeys[0]}") and keywords from: ${[...TASK_KEYWORDS].join(', ')}`;
       throw errorAt(loaded, [...path, key], `unknown ${what} keyword "${key}"${hint}`, 'key');
     }
-    const moduleKey = moduleKeys[0]!;
-    const moduleName = shortModuleName(moduleKey);
+    const moduleKey = special ? special.module : moduleKeys[0]!;
+    const moduleName = special ? special.module : shortModuleName(moduleKey);
     for (const [key, schema] of Object.entries(taskKeywordSchemas)) {
       if (raw[key] !== undefined) validateAt(loaded, schema, `${what} keyword "${key}"`, raw[key], [...path, key]);
     }
     let args: Record<string, unknown>;
-    const rawArgs = raw[moduleKey];
-    if (moduleName === 'set_fact') {
+    let include = special?.include;
+    const rawArgs = special ? undefined : raw[moduleKey];
+    if (special) {
+      args = special.args;
+    } else if (moduleName === 'include_vars') {
+      args = includeVarsArgs(loaded, rawArgs, [...path, moduleKey]);
+      include = {
+        kind: 'vars',
+        file: String(args.file ?? args.dir ?? ''),
+        baseDir: dirname(loaded.file),
+        playbookDir: this.playbookDir,
+        tags: [],
+      };
+    } else if (moduleName === 'meta') {
+      args = { action: metaAction(loaded, rawArgs, [...path, moduleKey]) };
+    } else if (moduleName === 'set_fact') {
       if (!isPlainObject(rawArgs))
         throw errorAt(loaded, [...path, moduleKey], 'set_fact expects a mapping of variable names to values');
       args = rawArgs;
@@ -824,8 +1220,11 @@ export class PlaybookLoader {
         );
       }
     }
-    const loopValue = raw.loop ?? raw.with_items;
-    const loopControl = (raw.loop_control as { loop_var?: string } | undefined) ?? {};
+    const { loopValue, loopKind } = loopOf(loaded, raw, path);
+    const loopControl =
+      (raw.loop_control as
+        { loop_var?: string; index_var?: string; label?: string; pause?: number; extended?: boolean } | undefined) ??
+      {};
     const changedWhen =
       raw.changed_when === undefined
         ? undefined
@@ -866,6 +1265,17 @@ export class PlaybookLoader {
       args,
       when: asConditions(raw.when),
       loop: loopValue,
+      loopKind,
+      loopControl:
+        loopValue === undefined
+          ? undefined
+          : {
+              indexVar: loopControl.index_var,
+              label: loopControl.label,
+              pause: loopControl.pause,
+              extended: loopControl.extended === undefined ? undefined : Boolean(ansibleBool(loopControl.extended)),
+            },
+      include,
       loopVar: loopControl.loop_var ?? 'item',
       register: raw.register as string | undefined,
       changedWhen,

@@ -17,8 +17,11 @@ export const taskKeywordSchemas: Record<string, object> = {
     additionalProperties: false,
     properties: {
       loop_var: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+      index_var: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
       label: { type: 'string' },
-      pause: { type: 'number' },
+      pause: { type: 'number', minimum: 0 },
+      extended: { type: ['boolean', 'string'] },
+      extended_allitems: { type: ['boolean', 'string'] },
     },
   },
   register: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
@@ -39,6 +42,24 @@ export const taskKeywordSchemas: Record<string, object> = {
   check_mode: { type: ['boolean', 'string'] },
   vars: { type: 'object' },
   args: { type: 'object' },
+  ignore_unreachable: { type: ['boolean', 'string'] },
+};
+
+/**
+ * Task keywords of Ansible that cairn refuses by name, with what to do instead (issue 12 item 7): each would
+ * change what a task does, so running without it would be wrong.
+ */
+export const TASK_KEYWORDS_UNSUPPORTED: Record<string, string> = {
+  async: 'cairn runs every task to its end (drop async/poll; for a long command, raise its timeout in the command)',
+  poll: 'cairn runs every task to its end (drop async/poll)',
+  delegate_facts: 'facts gathered for a delegated host are not stored under it; gather them in a play on that host',
+  environment: 'cairn does not set environment variables for modules; set them in the command (env VAR=... cmd)',
+  become_method: 'cairn becomes with sudo only (leave become_method out)',
+  remote_user: 'set ansible_user for the host in the inventory, or remote_user on the play',
+  connection: 'set ansible_connection for the host in the inventory, or connection on the play',
+  throttle: 'use serial on the play or --forks',
+  debugger: 'cairn has no task debugger',
+  module_defaults: 'give the arguments on each task',
 };
 
 export const TASK_KEYWORDS = new Set(Object.keys(taskKeywordSchemas));

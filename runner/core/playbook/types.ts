@@ -38,6 +38,65 @@ export interface Task {
   keywords?: string[];
   /** Ansible's ignore_unreachable: an unreachable host does not end the host's play. */
   ignoreUnreachable?: boolean;
+  /** How `loop`/`with_*` turns its value into items (Ansible's lookup behind each `with_` word). */
+  loopKind?: LoopKind;
+  /** loop_control besides loop_var. */
+  loopControl?: LoopControl;
+  /** module 'block': Ansible's block/rescue/always, run in place of a module. */
+  block?: BlockSpec;
+  /** module 'include_tasks' / 'include_role': tasks decided when the task runs (a loop, or a templated name). */
+  include?: IncludeSpec;
+}
+
+/** `loop` takes a list as it is; each `with_X` is Ansible's lookup X (lib/ansible/plugins/lookup/X.py). */
+export type LoopKind =
+  | 'loop'
+  | 'items'
+  | 'list'
+  | 'dict'
+  | 'together'
+  | 'first_found'
+  | 'fileglob'
+  | 'sequence'
+  | 'nested'
+  | 'cartesian'
+  | 'subelements'
+  | 'indexed_items'
+  | 'flattened';
+
+export interface LoopControl {
+  indexVar?: string;
+  label?: string;
+  pause?: number;
+  extended?: boolean;
+}
+
+export interface BlockSpec {
+  block: Task[];
+  rescue: Task[];
+  always: Task[];
+}
+
+/**
+ * A dynamic include. `tasks` is set when the file is known when the playbook loads (loaded then, so its errors
+ * are found by --syntax-check); otherwise `file` is a template rendered per host and loaded at run time.
+ */
+export interface IncludeSpec {
+  kind: 'tasks' | 'role' | 'vars';
+  /** include_tasks: the file's name (may hold `{{ }}`); include_role: the role's name. */
+  file: string;
+  /** include_role's tasks_from / vars_from / defaults_from / handlers_from. */
+  tasksFrom?: string;
+  varsFrom?: string;
+  defaultsFrom?: string;
+  /** The folder the name is relative to (the including file's folder), and the playbook's folder. */
+  baseDir: string;
+  playbookDir: string;
+  /** Loaded when the file name is not templated. */
+  tasks?: Task[];
+  role?: Role;
+  /** Keywords of the include applied to each included task (include_role's `apply`, tags). */
+  tags: string[];
 }
 
 export interface Role {
