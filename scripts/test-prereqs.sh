@@ -20,6 +20,7 @@ checks=(
   /usr/bin/curl:curl
   /usr/bin/crontab:cron
   /usr/sbin/ip:iproute2
+  /usr/sbin/nft:nftables
   /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
   chromium:chromium
   /usr/bin/promtool:prometheus

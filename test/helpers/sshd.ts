@@ -60,6 +60,7 @@ const SSH_KEYGEN = '/usr/bin/ssh-keygen';
 const UNSHARE = '/usr/bin/unshare';
 const SETPRIV = '/usr/bin/setpriv';
 const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
+const IP = '/usr/sbin/ip';
 /** How long a freshly started sshd may take to answer with its banner. */
 const READY_TIMEOUT_MS = 10_000;
 
@@ -266,12 +267,15 @@ async function startOneSshd(opts: {
   authorizedKeysPath: string;
   emptyRcPath: string;
   extraConfig: string;
+  /** Run sshd inside this (existing) network namespace, on port 22 of `address` there. */
+  netns?: string;
 }): Promise<StartedSshd> {
   const logPath = join(opts.configDir, 'sshd.log');
   let lastFailure = '';
   // A port found free can be taken by someone else before sshd binds it: try a few.
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort(opts.address);
+    // A network namespace of its own has every port free; its address is not this namespace's to probe.
+    const port = opts.netns !== undefined ? 22 : await freePort(opts.address);
     const configPath = join(opts.configDir, 'sshd_config');
     const defaults = [
       `ListenAddress ${opts.address}:${port}`,
@@ -292,9 +296,23 @@ async function startOneSshd(opts: {
     const script =
       `if [ -e '${bashrc}' ]; then mount --bind '${opts.emptyRcPath}' '${bashrc}' || exit 97; fi; ` +
       `exec ${SSHD} -D -e -f '${configPath}'`;
+    // `ip netns exec` execs its command (no fork), so the pid stays sshd's.
+    const inNetns = opts.netns !== undefined ? [IP, 'netns', 'exec', opts.netns] : [];
     const child = spawn(
       SETPRIV,
-      ['--pdeathsig', 'SIGKILL', '--', UNSHARE, '--mount', '--propagation', 'private', '/bin/sh', '-c', script],
+      [
+        '--pdeathsig',
+        'SIGKILL',
+        '--',
+        ...inNetns,
+        UNSHARE,
+        '--mount',
+        '--propagation',
+        'private',
+        '/bin/sh',
+        '-c',
+        script,
+      ],
       { stdio: ['ignore', logFd, logFd] },
     );
     closeSync(logFd);
@@ -327,7 +345,15 @@ async function startOneSshd(opts: {
 
 export async function startSshHosts(
   count: number,
-  opts: { names?: string[]; sshdExtraConfig?: (i: number) => string } = {},
+  opts: {
+    names?: string[];
+    sshdExtraConfig?: (i: number) => string;
+    /**
+     * Host i's sshd runs in this existing network namespace, listening on `address` port 22 there (the
+     * caller made the namespace and its link to this one, e.g. a veth pair, and removes them).
+     */
+    netns?: (i: number) => { name: string; address: string } | undefined;
+  } = {},
 ): Promise<TestSshLab> {
   const available = sshdAvailable();
   if (!available.ok) throw new Error(`cannot start test sshd: ${available.reason}`);
@@ -358,8 +384,10 @@ export async function startSshHosts(
       mkdirSync(hostDir, { recursive: true });
       const hostKeyPath = join(configDir, 'ssh_host_ed25519_key');
       generateKey(hostKeyPath, `cairn-test-host-${name}`);
-      const address = nextLoopbackAddress();
+      const inNamespace = opts.netns?.(i);
+      const address = inNamespace?.address ?? nextLoopbackAddress();
       const started = await startOneSshd({
+        ...(inNamespace !== undefined ? { netns: inNamespace.name } : {}),
         name,
         address,
         configDir,
@@ -369,7 +397,8 @@ export async function startSshHosts(
         extraConfig: opts.sshdExtraConfig?.(i) ?? '',
       });
       const [keyType, keyBase64] = readFileSync(`${hostKeyPath}.pub`, 'utf8').trim().split(/\s+/);
-      knownHostLines.push(`[${address}]:${started.port} ${keyType} ${keyBase64}`);
+      const hostPattern = started.port === 22 ? address : `[${address}]:${started.port}`;
+      knownHostLines.push(`${hostPattern} ${keyType} ${keyBase64}`);
       hosts.push(makeHost(name, address, started, hostDir));
     }
   } catch (error) {
