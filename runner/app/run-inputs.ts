@@ -106,9 +106,7 @@ export function configureAnsibleVault(opts: CommonRunOptions, env: NodeJS.Proces
  */
 export function defaultInventoryPath(): string {
   return (
-    process.env.CAIRN_INVENTORY ??
-    loadConfig()?.inventory ??
-    join(packageRoot(), 'inventories', 'lab', 'hosts.yaml')
+    process.env.CAIRN_INVENTORY ?? loadConfig()?.inventory ?? join(packageRoot(), 'inventories', 'lab', 'hosts.yaml')
   );
 }
 
