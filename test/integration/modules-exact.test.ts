@@ -888,7 +888,7 @@ describe('replace (Ansible module)', () => {
     const missing = await checkExecutor.run(replaceModule, ctxWith(), { path, regexp: 'a' });
     expect(missing.result.msg).toBe(`Path ${path} does not exist !`);
     await expect(checkExecutor.run(replaceModule, ctxWith(), { path, regexp: '(unclosed' })).rejects.toThrow(
-      /regexp "\(unclosed" is not a valid regular expression/,
+      /replace regexp: invalid regular expression "\(unclosed"/,
     );
   });
 });

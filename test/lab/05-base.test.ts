@@ -115,7 +115,7 @@ describe.skipIf(unavailable)(`base-tuning on the lab${unavailable ? ` (skipped: 
       const verify = verifyResults(events);
       expect(verify.filter((v) => !v.passed)).toEqual([]);
       // Every host got every check.
-      expect(new Set(verify.map((v) => `${v.host}|${v.check}`)).size).toBe(hosts.length * 6);
+      expect(new Set(verify.map((v) => `${v.host}|${v.check}`)).size).toBe(hosts.length * 9);
       measured.push(`first run (web2 converging, ${hosts.length} hosts): ${ms} ms, ${changed.length} changes`);
     },
     TEST_TIMEOUT_MS,

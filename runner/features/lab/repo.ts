@@ -38,6 +38,7 @@ export const REPO_PACKAGES_WITH_RECOMMENDS: readonly string[] = [
   'prometheus',
   'prometheus-alertmanager',
   'prometheus-node-exporter',
+  'prometheus-blackbox-exporter',
   'borgbackup',
   'borgmatic',
   'restic',
@@ -48,6 +49,7 @@ export const REPO_PACKAGES_WITH_RECOMMENDS: readonly string[] = [
   'jq',
   'python3-yaml',
   'mdadm',
+  'nftables',
 ];
 
 /**
