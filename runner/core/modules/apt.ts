@@ -214,6 +214,8 @@ function packageSpecs(args: AptArgs): string[] {
 
 export const aptModule: Module<AptArgs, AptPlan> = {
   name: 'apt',
+  // Ansible's aliases (ansible.builtin.apt's documentation).
+  argAliases: { package: 'name', pkg: 'name', 'update-cache': 'update_cache' },
   argsSchema: {
     type: 'object',
     additionalProperties: false,

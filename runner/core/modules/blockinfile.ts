@@ -96,6 +96,8 @@ export function editBlockInFile(original: string | undefined, args: BlockEditArg
 
 export const blockinfileModule: Module<BlockInFileArgs, FileWritePlan> = {
   name: 'blockinfile',
+  // Ansible's aliases (ansible.builtin.blockinfile's documentation).
+  argAliases: { dest: 'path', destfile: 'path', name: 'path' },
   argsSchema: {
     type: 'object',
     additionalProperties: false,

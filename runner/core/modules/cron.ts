@@ -209,6 +209,8 @@ async function readUserCrontab(ctx: ModuleContext, user: string | undefined): Pr
 
 export const cronModule: Module<CronArgs, CronPlan> = {
   name: 'cron',
+  // Ansible's aliases (ansible.builtin.cron's documentation).
+  argAliases: { dom: 'day', dow: 'weekday' },
   argsSchema: {
     type: 'object',
     additionalProperties: false,

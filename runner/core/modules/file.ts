@@ -351,6 +351,8 @@ async function probe(
 
 export const fileModule: Module<FileArgs, FilePlan> = {
   name: 'file',
+  // Ansible's aliases (ansible.builtin.file's documentation).
+  argAliases: { dest: 'path', name: 'path' },
   argsSchema: {
     type: 'object',
     additionalProperties: false,

@@ -146,6 +146,8 @@ export function editLineInFile(original: string | undefined, args: LineEditArgs)
 
 export const lineinfileModule: Module<LineInFileArgs, FileWritePlan> = {
   name: 'lineinfile',
+  // Ansible's aliases (ansible.builtin.lineinfile's documentation).
+  argAliases: { dest: 'path', destfile: 'path', name: 'path', regex: 'regexp' },
   argsSchema: {
     type: 'object',
     additionalProperties: false,

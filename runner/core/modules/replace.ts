@@ -61,6 +61,8 @@ export function replaceInText(contents: string, args: Pick<ReplaceArgs, 'regexp'
 
 export const replaceModule: Module<ReplaceArgs, FileWritePlan> = {
   name: 'replace',
+  // Ansible's aliases (ansible.builtin.replace's documentation).
+  argAliases: { dest: 'path', destfile: 'path', name: 'path' },
   argsSchema: {
     type: 'object',
     additionalProperties: false,

@@ -42,6 +42,8 @@ export function statResult(probe: FileProbe): Record<string, unknown> {
 
 export const statModule: Module<StatArgs> = {
   name: 'stat',
+  // Ansible's aliases (ansible.builtin.stat's documentation).
+  argAliases: { dest: 'path', name: 'path' },
   readOnly: true,
   argsSchema: {
     type: 'object',

@@ -257,6 +257,8 @@ export function sysctlApplyScript(plan: SysctlPlan): string {
 
 export const sysctlModule: Module<SysctlArgs, SysctlPlan> = {
   name: 'sysctl',
+  // Ansible's aliases (ansible.builtin.sysctl's documentation).
+  argAliases: { key: 'name', val: 'value' },
   argsSchema: {
     type: 'object',
     additionalProperties: false,

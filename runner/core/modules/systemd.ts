@@ -152,6 +152,8 @@ export function systemdApplyScript(plan: SystemdPlan): string {
 
 export const systemdModule: Module<SystemdArgs, SystemdPlan> = {
   name: 'systemd',
+  // Ansible's aliases (ansible.builtin.systemd's documentation).
+  argAliases: { service: 'name', unit: 'name' },
   argsSchema: {
     type: 'object',
     additionalProperties: false,

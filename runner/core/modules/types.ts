@@ -81,6 +81,11 @@ export interface Module<Args = Record<string, unknown>, State = unknown> {
    * argument (e.g. `cmd`).
    */
   freeFormArg?: string;
+  /**
+   * Ansible's argument aliases (alias -> the argument's name here: lineinfile's `dest` is `path`). The loader
+   * renames them before the schema check, so a module only ever sees its own names.
+   */
+  argAliases?: Readonly<Record<string, string>>;
   /** Read-only modules (stat, assert, http, wait_for, facts) report `ok`, never `changed`. */
   readOnly?: boolean;
   check(ctx: ModuleContext, args: Args): Promise<Planned<State>>;

@@ -233,6 +233,8 @@ export function userApplyScript(plan: UserPlan): string {
 
 export const userModule: Module<UserArgs, UserPlan> = {
   name: 'user',
+  // Ansible's aliases (ansible.builtin.user's documentation).
+  argAliases: { user: 'name' },
   argsSchema: {
     type: 'object',
     additionalProperties: false,

@@ -1227,6 +1227,25 @@ export class PlaybookLoader {
           `arguments of module "${moduleName}" must be a mapping, got ${Array.isArray(rawArgs) ? 'a list' : typeof rawArgs}`,
         );
       if (isPlainObject(raw.args)) args = { ...(raw.args as Record<string, unknown>), ...args };
+      for (const [alias, name] of Object.entries(module.argAliases ?? {})) {
+        if (!(alias in args)) continue;
+        // The alias's own key when it is written in the module's mapping, else the module key.
+        const at: YamlPath =
+          isPlainObject(rawArgs) && alias in rawArgs ? [...path, moduleKey, alias] : [...path, moduleKey];
+        const twice = [
+          name,
+          ...Object.keys(module.argAliases ?? {}).filter((a) => a !== alias && module.argAliases![a] === name),
+        ].filter((k) => k in args);
+        if (twice.length)
+          throw errorAt(
+            loaded,
+            at,
+            `module "${moduleName}": "${alias}" is Ansible's alias of "${name}", and "${twice[0]}" is given too; keep one`,
+            'key',
+          );
+        args[name] = args[alias];
+        delete args[alias];
+      }
       const errors = moduleArgErrors(module.argsSchema, args);
       if (errors.length) {
         const argPath: YamlPath = [...path, moduleKey];
