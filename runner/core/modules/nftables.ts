@@ -108,6 +108,16 @@ const PENDING_TIMER = [
   `fi`,
 ].join('\n');
 
+/**
+ * Whether two stateless listings show the same rules. nft prints a one-element anonymous set as `{ 10.0.0.0/24 }`
+ * after loading it from a file but as `10.0.0.0/24` once that listing is loaded back (a rollback restores the
+ * saved listing: seen on the lab, nftables 1.0.6), so a set of one is read as its element on both sides.
+ */
+export function sameRuleset(a: string, b: string): boolean {
+  const oneElementSet = /\{ ([^{},\s]+) \}/g;
+  return a.replace(oneElementSet, '$1') === b.replace(oneElementSet, '$1');
+}
+
 /** The stateless listing (no counter values) drift is judged on: the owned table, or the whole ruleset. */
 function listCommand(table: string | undefined): string {
   if (table === undefined) return 'nft -s list ruleset';
@@ -292,7 +302,8 @@ export const nftRulesetModule: Module<NftRulesetArgs, NftPlanState> = {
     const actions: string[] = [];
     if (file.changed) actions.push(...file.actions);
     if (loaded === '::none::') actions.push('load the ruleset (cairn has not loaded one on this host)');
-    else if (loaded !== live) actions.push('reload the ruleset: the live one differs from what cairn loaded');
+    else if (!sameRuleset(loaded, live))
+      actions.push('reload the ruleset: the live one differs from what cairn loaded');
     else if (file.changed) actions.push('load the new ruleset');
     const changed = actions.length > 0;
     if (changed)
