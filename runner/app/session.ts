@@ -38,18 +38,6 @@ import {
   type CommonRunOptions,
 } from './run-inputs.js';
 
-// The inputs moved to run-inputs.ts (so inventory-only commands load no engine); re-exported for callers.
-export {
-  configureAnsibleVault,
-  connectionDefaults,
-  defaultInventoryPath,
-  openInventory,
-  parseExtraVars,
-  prepareVault,
-  stateDir,
-  type CommonRunOptions,
-} from './run-inputs.js';
-
 /**
  * A run's exit code: the recap's (Ansible's codes), except that a task that failed on bad input (an undefined
  * variable, a broken template) is the user's input error, as a malformed playbook is: exit 5 rather than 2.

@@ -16,7 +16,8 @@ import {
 import { optionsError } from '../core/util/errors.js';
 import { addRunOptions } from './play.js';
 import { loadPlaybookFile } from '../app/playbook.js';
-import { openSession, type CommonRunOptions } from '../app/session.js';
+import { openSession } from '../app/session.js';
+import type { CommonRunOptions } from '../app/run-inputs.js';
 import { processInterrupts } from './signals.js';
 
 type DriftOptions = CommonRunOptions & { metrics?: string };

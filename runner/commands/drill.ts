@@ -5,7 +5,8 @@ import '../features/drills/all.js';
 import { drillNames, getDrill } from '../features/drills/registry.js';
 import { runDrillInSession } from '../features/drills/run.js';
 import { addRunOptions } from './play.js';
-import { openSession, parseExtraVars, type CommonRunOptions } from '../app/session.js';
+import { openSession } from '../app/session.js';
+import { parseExtraVars, type CommonRunOptions } from '../app/run-inputs.js';
 import { processInterrupts } from './signals.js';
 
 function collectSet(value: string, previous: Record<string, string> = {}): Record<string, string> {

@@ -13,15 +13,15 @@ import type { Playbook, Task } from '../core/playbook/types.js';
 import { parseYaml } from '../core/util/yaml-source.js';
 import { isPlainObject } from '../core/util/vars.js';
 import { loadPlaybookFile } from '../app/playbook.js';
+import { openSession } from '../app/session.js';
 import {
   configureAnsibleVault,
   defaultInventoryPath,
   openInventory,
-  openSession,
   parseExtraVars,
   prepareVault,
   type CommonRunOptions,
-} from '../app/session.js';
+} from '../app/run-inputs.js';
 import { answerVarsPrompts } from './vars-prompt.js';
 import { processInterrupts } from './signals.js';
 

@@ -19,7 +19,7 @@ import { processInterrupts } from './signals.js';
 import { defaultOperator, runStep, type StepOutcome, type StepRunContext } from '../features/rollout/steps.js';
 import type { Checklist, ChecklistStep } from '../features/rollout/types.js';
 import { addRunOptions } from './play.js';
-import type { CommonRunOptions } from '../app/session.js';
+import type { CommonRunOptions } from '../app/run-inputs.js';
 
 interface ChecklistOptions {
   checklist?: string;

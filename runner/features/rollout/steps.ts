@@ -10,13 +10,8 @@
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { loadPlaybookFile } from '../../app/playbook.js';
-import {
-  openSession,
-  parseExtraVars,
-  type CommonRunOptions,
-  type InterruptSource,
-  type Session,
-} from '../../app/session.js';
+import { openSession, type InterruptSource, type Session } from '../../app/session.js';
+import { parseExtraVars, type CommonRunOptions } from '../../app/run-inputs.js';
 import { runDrillInSession } from '../drills/run.js';
 import { getDrill, drillNames } from '../drills/registry.js';
 import type { RunEvent } from '../../core/engine/events.js';
