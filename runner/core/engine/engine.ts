@@ -17,7 +17,7 @@ import { includeVars } from './include-vars.js';
 import { extendedLoopVars, loopItems } from './loops.js';
 import { compileSchema, describeAjvError } from '../util/schema.js';
 import { snippetAt } from '../util/yaml-source.js';
-import { evaluate, evaluateAll } from '../template/index.js';
+import { evaluate, evaluateCondition } from '../template/index.js';
 import type { Templater } from '../template/types.js';
 import type { ValueOrigin } from '../template/index.js';
 import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
@@ -193,12 +193,31 @@ function verifyFailureMessage(registered: Record<string, unknown>, status: TaskS
  * Where a task keyword's value is written, so an error inside its `{{ }}` names that value's file:line:col
  * (a task built in code has only its own location). A loop may be written `with_items:`.
  */
-function valueAt(task: Task, keyword: string): SourceLocation {
+function valueAt(task: Task, keyword: string, ...below: string[]): SourceLocation {
   if (!task.locate) return task.location;
   // A with_X loop is stored as the loop; its value sits under its own key.
   const withKey = keyword === 'loop' ? task.keywords?.find((k) => k.startsWith('with_')) : undefined;
   const key = withKey ?? keyword;
-  return task.locate([key]);
+  return task.locate([key, ...below]);
+}
+
+type ConditionKeyword = 'when' | 'changed_when' | 'failed_when' | 'until';
+
+/**
+ * Every condition holds (evaluation stops at the first false one, as Ansible's); an error in one names that
+ * condition's own file:line:col. `when` may hold a role's, block's or include's conditions in front of the
+ * task's own (the loader recorded where each is written); the others are the task's own, item i at [keyword, i].
+ */
+function conditionsHold(task: Task, keyword: ConditionKeyword, conditions: string[], vars: Vars): boolean {
+  return conditions.every((condition, i) => {
+    const origin =
+      keyword === 'when'
+        ? (task.whenOrigins?.[i] ?? task.location)
+        : task.locate
+          ? task.locate([keyword, i])
+          : task.location;
+    return evaluateCondition(condition, vars, origin);
+  });
 }
 
 /** Each argument's own location (the module's mapping, `args:` or the free-form string), for render errors. */
@@ -388,6 +407,7 @@ export class Engine {
       facts: host.facts,
       registered: host.registered,
       taskVars: task.vars,
+      taskVarOrigins: task.varOrigins,
       taskLocation: task.location,
       loopVars: Object.keys(host.scopeVars).length ? { ...host.scopeVars, ...extra } : extra,
       extraVars: this.opts.extraVars,
@@ -455,7 +475,8 @@ export class Engine {
       signal: this.opts.signal,
       findLocalFile: (kind, rel) => this.findLocalFile(kind, rel, role, ctx.playbookDir, task.location),
       renderTemplateFile: (path, v) => this.opts.templater.renderFile(path, v),
-      evaluate: (expression, v) => evaluate(expression, v, task.location),
+      evaluate: (expression, v, argPath) =>
+        evaluate(expression, v, argPath && task.locateArg ? task.locateArg(argPath) : task.location),
     };
   }
 
@@ -710,7 +731,7 @@ export class Engine {
     let module: AnyModule;
     let becomeUser: string;
     try {
-      if (task.when.length && !evaluateAll(task.when, vars, task.location)) {
+      if (task.when.length && !conditionsHold(task, 'when', task.when, vars)) {
         const registered = { changed: false, skipped: true, skip_reason: 'Conditional result was False' };
         return finish('skipped', registered, { msg: `when: ${task.when.join(' and ')}` });
       }
@@ -821,7 +842,7 @@ export class Engine {
       let badInput = false;
       try {
         ({ failed, changed } = this.judge(task, module, result, predicted, withResult));
-        if (task.until && !failed) untilMet = evaluateAll(task.until, withResult, task.location);
+        if (task.until && !failed) untilMet = conditionsHold(task, 'until', task.until, withResult);
       } catch (err) {
         // Bad input in a condition does not get better by retrying.
         failed = true;
@@ -850,11 +871,13 @@ export class Engine {
     const judged = !(predicted && !module.readOnly);
     if (task.changedWhen !== undefined) {
       if (typeof task.changedWhen === 'boolean') changed = task.changedWhen && (judged || changed);
-      else if (judged) changed = evaluateAll(task.changedWhen, vars, task.location);
+      else if (judged) changed = conditionsHold(task, 'changed_when', task.changedWhen, vars);
     }
     if (task.failedWhen !== undefined && judged) {
       failed =
-        typeof task.failedWhen === 'boolean' ? task.failedWhen : evaluateAll(task.failedWhen, vars, task.location);
+        typeof task.failedWhen === 'boolean'
+          ? task.failedWhen
+          : conditionsHold(task, 'failed_when', task.failedWhen, vars);
     }
     return { changed, failed };
   }
@@ -1027,7 +1050,7 @@ export class Engine {
     const ok: TaskOutcome = { status: 'ok', registered: { changed: false }, changed: false };
     const vars = this.varsFor(host, ctx, task);
     try {
-      if (task.when.length && !evaluateAll(task.when, vars, task.location)) {
+      if (task.when.length && !conditionsHold(task, 'when', task.when, vars)) {
         const started = Date.now();
         this.opts.bus.emit({ type: 'task_start', time: now(), host: host.name, task: taskRef(task) });
         const registered = { changed: false, skipped: true, skip_reason: 'Conditional result was False' };
@@ -1109,7 +1132,7 @@ export class Engine {
     const label = task.loopControl?.label;
     if (label === undefined) return item;
     try {
-      return materialise(this.opts.templater.renderValue(label, vars, task.location));
+      return materialise(this.opts.templater.renderValue(label, vars, valueAt(task, 'loop_control', 'label')));
     } catch {
       return item;
     }
@@ -1135,7 +1158,7 @@ export class Engine {
       const vars = this.varsFor(host, ctx, task, scope);
       let tasks: Task[];
       try {
-        if (task.when.length && !evaluateAll(task.when, vars, task.location)) {
+        if (task.when.length && !conditionsHold(task, 'when', task.when, vars)) {
           const registered = { changed: false, skipped: true, skip_reason: 'Conditional result was False' };
           this.emitResult(host, task, ctx, 'skipped', started, { registered, item: items ? item : undefined });
           continue;
