@@ -31,7 +31,7 @@ import {
 import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
 import { AnsibleVarWarnings, playConnectionVars } from './ansible-vars.js';
 import { computeBatches } from './batches.js';
-import { connectionSpecFor } from './connection-spec.js';
+import { CONNECTION_VARIABLES, connectionSpecFor } from './connection-spec.js';
 import { applyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
 import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
 import { materialise } from './lazy-vars.js';
@@ -225,6 +225,12 @@ function argsAt(task: Task): ValueOrigin {
   return task.locateArg ?? task.location;
 }
 
+/** Two settings reach the host the same way (the become settings do not change the connection). */
+function sameEndpoint(a: ConnectionSpec, b: ConnectionSpec): boolean {
+  const endpoint = ({ become: _become, becomeUser: _becomeUser, ...rest }: ConnectionSpec) => JSON.stringify(rest);
+  return endpoint(a) === endpoint(b);
+}
+
 function errorMessage(err: unknown): string {
   if (err instanceof CairnError) return err.render();
   return err instanceof Error ? err.message : String(err);
@@ -243,9 +249,10 @@ export class Engine {
   /** The running play's connection keywords (remote_user, connection, port) as variables. */
   private playConnection: Vars = {};
   /**
-   * Each host's connection settings, resolved once per play (they depend on the inventory, -e and the play's
-   * connection keywords only, none of which a task changes): specFor ran for every task on every host and
-   * re-layered the host's variables each time (issue 17's 1000-host profile: hostVars 2.3 %, existsSync 1.2 %).
+   * Each host's connection settings, resolved once per play (they depend on the inventory, -e, the play's
+   * connection keywords and what set_fact/include_vars/register wrote): specFor ran for every task on every
+   * host and re-layered the host's variables each time (issue 17's 1000-host profile: hostVars 2.3 %,
+   * existsSync 1.2 %). A write of a connection variable forgets the host's entry (setHostVars).
    */
   private readonly specs = new Map<string, ConnectionSpec>();
   /** The inventory path's folder, for relative key files: it does not change during a run. */
@@ -308,7 +315,15 @@ export class Engine {
     if (known) return known;
     const inv = this.opts.inventory;
     const defaults = layerVars(this.opts.connectionDefaults ?? {}, this.playConnection);
-    const vars = layerVars(defaults, hostVariables({ inventory: inv, host: name, extraVars: this.opts.extraVars }));
+    const state = this.hosts.get(name);
+    const hostVars = hostVariables({
+      inventory: inv,
+      host: name,
+      inventoryLayers: state?.inventoryLayers,
+      registered: state?.registered,
+      extraVars: this.opts.extraVars,
+    });
+    const vars = layerVars(defaults, hostVars);
     this.inventoryBaseDir ??=
       existsSync(inv.path) && !inv.path.endsWith('.yaml') && !inv.path.endsWith('.yml')
         ? inv.path
@@ -324,6 +339,20 @@ export class Engine {
 
   private async connect(name: string): Promise<Connection> {
     return this.pool.get(this.specFor(name));
+  }
+
+  /**
+   * set_fact, include_vars and register write a host's variables here. A connection variable among them
+   * (ansible_host, ansible_port, ansible_user...) takes effect from the host's next task, as in Ansible: its
+   * settings are resolved again, and if where or how it is reached changed, its pooled connection is let go
+   * (the next task connects afresh; the host's own tasks run one at a time, so none is using it now).
+   */
+  private setHostVars(host: HostState, values: Vars): void {
+    Object.assign(host.registered, values);
+    if (!Object.keys(values).some((name) => CONNECTION_VARIABLES.has(name))) return;
+    const before = this.specs.get(host.name);
+    this.specs.delete(host.name);
+    if (before && !sameEndpoint(before, this.specFor(host.name))) void this.pool.drop(host.name);
   }
 
   /**
@@ -558,7 +587,7 @@ export class Engine {
       const existing = ctx.runOnce.get(task);
       if (existing) {
         const outcome = await existing;
-        if (task.register) host.registered[task.register] = outcome.registered;
+        if (task.register) this.setHostVars(host, { [task.register]: outcome.registered });
         return outcome;
       }
       const promise = this.runTaskNow(host, task, ctx);
@@ -646,7 +675,7 @@ export class Engine {
         predicted: this.executorFor(task, ctx).kind === 'check' || undefined,
       });
     }
-    if (task.register) host.registered[task.register] = registered;
+    if (task.register) this.setHostVars(host, { [task.register]: registered });
     this.afterTask(host, task, ctx, summary, anyIgnoredFail && !anyFailed);
     return summary;
   }
@@ -655,7 +684,7 @@ export class Engine {
     const registered = { failed: true, changed: false, msg };
     this.emitResult(host, task, ctx, 'failed', started, { msg, registered, ignored: task.ignoreErrors });
     const outcome: TaskOutcome = { status: 'failed', registered, changed: false };
-    if (task.register) host.registered[task.register] = registered;
+    if (task.register) this.setHostVars(host, { [task.register]: registered });
     this.afterTask(host, task, ctx, outcome, task.ignoreErrors);
     return outcome;
   }
@@ -719,7 +748,7 @@ export class Engine {
       changed = false,
     ) => {
       this.emitResult(host, task, ctx, status, started, { ...extra, registered, item });
-      if (item === undefined && task.register) host.registered[task.register] = registered;
+      if (item === undefined && task.register) this.setHostVars(host, { [task.register]: registered });
       return { status, registered, changed };
     };
     const fail = (err: unknown): TaskOutcome => {
@@ -737,12 +766,12 @@ export class Engine {
       }
       if (task.module === 'set_fact') {
         const values = materialise(this.opts.templater.renderValue(task.args, vars, argsAt(task))) as Vars;
-        Object.assign(host.registered, values);
+        this.setHostVars(host, values);
         return finish('ok', { changed: false, ansible_facts: values });
       }
       if (task.module === 'include_vars') {
         const values = includeVars(task, vars, this.opts.templater, this.lookupDirs(task, ctx));
-        Object.assign(host.registered, values.vars);
+        this.setHostVars(host, values.vars);
         return finish('ok', { changed: false, ansible_facts: values.vars, ansible_included_var_files: values.files });
       }
       module = getModule(task.module) as AnyModule;
