@@ -27,13 +27,7 @@ import { ensureLabCa } from './ca.js';
 import { withLabLock } from './lock.js';
 import { readMirror } from './mirror.js';
 import { currentMounts, mountsUnder, unmountAllUnder } from './mounts.js';
-import {
-  assertSubnetFree,
-  ensureBridge,
-  managementVethName,
-  removeLabInterfaces,
-  vethName,
-} from './network.js';
+import { assertSubnetFree, ensureBridge, managementVethName, removeLabInterfaces, vethName } from './network.js';
 import { generatedPaths, hostPaths, HOSTS_DIR, LAB_DIR, type GeneratedPaths } from './paths.js';
 import { findExecutable, requireOverlayfs, requireRoot, requireTools, TOOLS } from './preflight.js';
 import {

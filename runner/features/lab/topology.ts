@@ -295,7 +295,11 @@ export function topologyFromYaml(loaded: LoadedYaml): LabTopology {
       `lab topology: the management network ${management.subnet.text} must be a private range (10/8, 172.16/12 or 192.168/16) so lab traffic stays on this machine${managementText === undefined ? '; set "management_subnet"' : ''}`,
     );
   if (management.subnet.base === subnet.base)
-    throw errorAt(loaded, managementPath, `lab topology: the management network must differ from "subnet" (${subnet.text})`);
+    throw errorAt(
+      loaded,
+      managementPath,
+      `lab topology: the management network must differ from "subnet" (${subnet.text})`,
+    );
   base.management = management;
   const reserved = new Map<number, string>([[subnet.base + BRIDGE_HOST_OCTET, 'the bridge address of this machine']]);
   if (doc.network?.vip !== undefined) {
