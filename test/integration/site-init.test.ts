@@ -85,13 +85,13 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
     const syntax = await runCairn(['play', 'site.yaml', '--syntax-check'], { cwd: site });
     expect(syntax.stderr).toBe('');
     expect(syntax.code).toBe(0);
-    expect(syntax.stdout).toMatch(/syntax OK \(9 plays\)/);
+    expect(syntax.stdout).toMatch(/syntax OK \(10 plays\)/);
     const hosts = await runCairn(['play', 'site.yaml', '--list-hosts'], { cwd: site });
     expect(hosts.code, hosts.stderr).toBe(0);
     const first = hosts.stdout.split('\nplay #')[1]!;
     for (const h of EXAMPLE_HOSTS) expect(first).toContain(`    ${h}\n`);
     expect(hosts.stdout).toMatch(
-      /play #7 \(lb\): Load balancers, one at a time\n {2}pattern: \['lb'\]\n {2}hosts \(2\):\n {4}lb1\n {4}lb2\n/,
+      /play #8 \(lb\): Load balancers, one at a time\n {2}pattern: \['lb'\]\n {2}hosts \(2\):\n {4}lb1\n {4}lb2\n/,
     );
   });
 
@@ -122,8 +122,9 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
         }
       }
     }
-    // 8 base + 8 firewall + 3 zfs + 3 kvm + 3 ceph + 2 webapp + 2x2 lb + 8 prometheus + 5 backup host x role pairs
-    expect(checked).toBe(44);
+    // 8 base + 8 networks + 8 firewall + 3 zfs + 3 kvm + 3 ceph + 2 webapp + 2x2 lb + 8 prometheus + 5 backup
+    // host x role pairs
+    expect(checked).toBe(52);
   });
 
   it('announces a site role that replaces a built-in one, and reads cairn.cfg strictly', async () => {
