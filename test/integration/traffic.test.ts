@@ -119,6 +119,8 @@ describe('cairn drain and cairn canary against a real haproxy', () => {
       haproxy_check_inter_ms: 500,
       haproxy_check_fall: 2,
       haproxy_check_rise: 1,
+      haproxy_server_weight: 100,
+      haproxy_weight_agent: false,
     });
     writeFileSync(join(dir, 'haproxy.cfg'), cfg);
     const checked = spawnSync('haproxy', ['-c', '-q', '-f', join(dir, 'haproxy.cfg')]);
@@ -271,6 +273,33 @@ describe('cairn drain and cairn canary against a real haproxy', () => {
       mode.web3 = 'ok';
     }
   }, 120_000);
+
+  it('drill canary: promoted in 10 steps with 0 failed requests, then the weights from before the drill again', async () => {
+    resetWeights();
+    const url = `http://${VIP}:${port}/`;
+    for (const expectWhat of ['promote', 'rollback']) {
+      const res = await runCairn(
+        [
+          'drill', 'canary', '-i', inventory, '--json', '--set', `url=${url}`, '--set', 'hold_s=0.4',
+          '--set', 'concurrency=2', '--set', `expect=${expectWhat}`,
+        ],
+        { env: env(), timeoutMs: 90_000 },
+      ); // prettier-ignore
+      const result = jsonEvents(res.stdout).find((e) => e.type === 'drill_result');
+      expect(result, res.stderr + res.stdout.slice(-3000)).toBeDefined();
+      if (result?.type !== 'drill_result') return;
+      expect(result.passed, result.msg).toBe(true);
+      expect(res.code).toBe(0);
+      expect(result.measured.failed_requests).toBe(0);
+      expect(result.measured.canary).toBe('web3');
+      if (expectWhat === 'promote') expect(result.measured.steps_done).toBe(10);
+      else {
+        expect(result.measured.failed_gate).toBe('p99 at step 1');
+        expect(result.measured.rolled_back).toBe('yes');
+      }
+      expect(weights()).toEqual({ web1: 100, web2: 100, web3: 0 });
+    }
+  }, 200_000);
 
   it('canary --check prints the plan and changes nothing', async () => {
     resetWeights();
