@@ -10,7 +10,7 @@
  */
 import { inputError } from '../../core/util/errors.js';
 import { frontDoor } from './ha.js';
-import { HaproxyApiError, type RuntimeCommand } from './haproxy-api.js';
+import type { RuntimeCommand } from './haproxy-api.js';
 import { registerDrill } from './registry.js';
 import { canary, loadBalancers, type TrafficContext, type Weights } from './traffic.js';
 import type { DrillContext, DrillOutcome } from './types.js';
@@ -57,9 +57,15 @@ registerDrill({
     const apis = loadBalancers(traffic, lbGroup);
     // What every load balancer has before the drill: restored afterwards, whatever happens.
     const before = new Map<string, Weights>();
+    const agents = new Map<string, string[]>();
     for (const api of apis) {
       const w: Weights = {};
-      for (const s of (await api.read()).servers) if (s.backend === backend) w[s.server] = s.weight;
+      const { servers: found } = await api.read();
+      for (const s of found) if (s.backend === backend) w[s.server] = s.weight;
+      agents.set(
+        api.host,
+        found.filter((s) => s.backend === backend && s.agentPort > 0).map((s) => s.server),
+      );
       if (!Object.keys(w).length) throw inputError(`${api.host} has no backend ${backend} (--set backend=NAME)`);
       before.set(api.host, w);
     }
@@ -117,11 +123,13 @@ registerDrill({
           server,
           weight,
         }));
+        // The canary paused the agents it had to; after the drill every agent steers its server again.
+        for (const server of agents.get(api.host) ?? []) restore.push({ kind: 'agent', backend, server, enable: true });
         try {
           await api.apply(restore);
         } catch (err) {
-          if (!(err instanceof HaproxyApiError)) throw err;
-          problems.push(`restoring the weights on ${api.host}: ${err.message}`);
+          // Reported, not thrown: a throw here would hide the drill's own outcome (and the other hosts' restore).
+          problems.push(`restoring the weights on ${api.host}: ${err instanceof Error ? err.message : String(err)}`);
         }
       }
     }
