@@ -6,10 +6,12 @@
  *
  * Read by `cairn drill --due` and `cairn report`; loading it needs no drill, engine or SSH code.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { RunEvent } from '../../core/engine/events.js';
 import { formatLocation } from '../../core/util/errors.js';
+import { packageRoot } from '../../core/util/paths.js';
+import { terminalSafe } from '../../app/report/terminal.js';
 import { validateAt } from '../../core/util/schema.js';
 import type { Vars } from '../../core/util/vars.js';
 import { errorAt, loadYamlFile, parseYaml, type LoadedYaml } from '../../core/util/yaml-source.js';
@@ -128,11 +130,12 @@ function buildSchedule(loaded: LoadedYaml, knownDrills?: readonly string[]): Dri
   return { file: loaded.file, drills };
 }
 
-/** The schedule file: --schedule, else CAIRN_DRILLS, else drills.yaml beside the rollout checklist. */
-export function schedulePath(explicit: string | undefined, checklist: string): string {
+/** The schedule file: --schedule, else CAIRN_DRILLS, else ./drills.yaml, else the one cairn ships. */
+export function schedulePath(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
   if (explicit) return resolve(explicit);
-  if (process.env.CAIRN_DRILLS) return resolve(process.env.CAIRN_DRILLS);
-  return join(dirname(checklist), 'drills.yaml');
+  if (env.CAIRN_DRILLS) return resolve(env.CAIRN_DRILLS);
+  const here = resolve('drills.yaml');
+  return existsSync(here) ? here : join(packageRoot(), 'drills.yaml');
 }
 
 // ------------------------------------------------------------------------------------ calendar arithmetic
@@ -276,4 +279,52 @@ export function renderDrillMetrics(due: DrillDue[], now: Date): string {
     `cairn_drill_schedule_timestamp_seconds ${seconds(now)}`,
   ];
   return lines.join('\n') + '\n';
+}
+
+// ------------------------------------------------------------------------------------ text
+
+/** "2026-12-07 11:00" (UTC), or a dash. */
+export function shortUtc(at: Date | string | undefined): string {
+  if (at === undefined) return '-';
+  return (typeof at === 'string' ? at : at.toISOString()).replace('T', ' ').slice(0, 16);
+}
+
+/**
+ * The schedule as a table (`cairn drill --due`, `cairn report`): one line per entry with its last run,
+ * verdict, next due time (UTC) and OVERDUE in red when `colour`. Text from the journals is made
+ * terminal-safe: a drill's message cannot move the cursor.
+ */
+export function renderDueTable(due: DrillDue[], opts: { colour: boolean }): string {
+  const red = (text: string) => (opts.colour ? `\x1b[31;1m${text}\x1b[0m` : text);
+  const rows = due.map((d) =>
+    [
+      d.entry.id,
+      d.entry.drill +
+        (Object.keys(d.entry.set).length
+          ? ` ${Object.entries(d.entry.set)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(',')}`
+          : ''),
+      d.entry.every,
+      shortUtc(d.lastRun?.at),
+      d.lastRun ? (d.lastRun.passed ? 'passed' : 'FAILED') : 'never run',
+      d.nextDue ? shortUtc(d.nextDue) : 'now',
+      d.overdue ? 'OVERDUE' : 'ok',
+    ].map(terminalSafe),
+  );
+  const head = ['id', 'drill', 'every', 'last run (UTC)', 'verdict', 'next due (UTC)', ''];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[], overdue = false) =>
+    cells
+      .map((c, i) => {
+        const padded = i === cells.length - 1 ? c : c.padEnd(widths[i]!);
+        return overdue && i === cells.length - 1 ? red(padded) : padded;
+      })
+      .join('  ')
+      .trimEnd();
+  const overdue = due.filter((d) => d.overdue);
+  const summary = overdue.length
+    ? `${overdue.length} of ${due.length} scheduled drills overdue: ${overdue.map((d) => d.entry.id).join(', ')}`
+    : `all ${due.length} scheduled drills within their period`;
+  return [line(head), ...rows.map((r, i) => line(r, due[i]!.overdue)), '', summary].join('\n') + '\n';
 }
