@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCairn } from '../helpers/cli.js';
+import { repoRoot, runCairn } from '../helpers/cli.js';
 
 interface DueLine {
   type: 'drill_due';
@@ -133,6 +133,27 @@ describe('cairn drill --due against runs recorded by real drills', { timeout: 24
     const later = new Date(expectedDue.getTime() + 86_400_000).toISOString();
     const after = await runCairn(['drill', '--due', '--schedule', schedule, '--json', '--now', later], { env });
     expect(dueLines(after.stdout).get('probe')?.overdue).toBe(true);
+  });
+
+  it('cairn report shows the schedule: last run, verdict, next due, overdue in red (HTML and text)', async () => {
+    const output = join(work, 'report.html');
+    const res = await runCairn(
+      ['report', '--checklist', join(repoRoot, 'rollout.yaml'), '--schedule', schedule, '-o', output],
+      { env },
+    );
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain(`report: ${output}\n`);
+    expect(res.stdout).toContain(`DRILL SCHEDULE ${schedule}`);
+    expect(res.stdout).toMatch(/^probe-down\s+load-probe url=\S+\s+quarterly\s+\S+ \S+\s+FAILED\s+now\s+OVERDUE$/m);
+    const html = readFileSync(output, 'utf8');
+    expect(html).toContain('<h2>Drill schedule</h2>');
+    const row = (id: string) => html.match(new RegExp(`<tr data-drill-due="${id}"[^]*?</tr>`))?.[0] ?? '';
+    expect(row('probe')).toContain('data-overdue="false"');
+    expect(row('probe')).toContain('>failed</span>'); // its newest run, the refused one
+    expect(row('probe-down')).toContain('data-overdue="true"');
+    expect(row('probe-down')).toMatch(/<td style="color:#d23c3c;font-weight:600">now \(never passed\)<\/td>/);
+    expect(row('whole-system')).toContain('never run');
+    expect(html).toContain('2 of 3 overdue');
   });
 
   it('--metrics writes textfile metrics promtool accepts, with the due time of each entry', async () => {

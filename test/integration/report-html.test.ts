@@ -229,7 +229,7 @@ phases:
 
     mkdirSync(artifacts, { recursive: true });
     const report = await cairn(['report', '--checklist', checklist, '-o', reportPath]);
-    expect(report.stdout).toBe(`report: ${reportPath}\n`);
+    expect(report.stdout.startsWith(`report: ${reportPath}\n\nDRILL SCHEDULE `)).toBe(true);
     const html = readFileSync(reportPath, 'utf8');
     // Self-contained: no script, no external reference of any kind.
     expect(html).not.toMatch(/<script|<link|src=|@import|url\(/i);

@@ -160,3 +160,29 @@ describe('where each scheduled drill stands', () => {
     expect(text).toContain(`cairn_drill_schedule_timestamp_seconds ${Date.parse('2026-12-07T11:00:00.000Z') / 1000}`);
   });
 });
+
+describe('the schedule in the HTML report', () => {
+  it('escapes what comes from the schedule and the journals, and marks only overdue rows red', async () => {
+    const { renderDrillSchedule } = await import('../../runner/features/rollout/html.js');
+    const schedule = parseSchedule(
+      'drills:\n  - {id: a, drill: "x<b>", every: monthly, what: "<script>alert(1)</script>"}\n' +
+        '  - {id: b, drill: restore, every: yearly}\n',
+      '/site/drills.yaml',
+    );
+    const runs: RecordedDrillRun[] = [
+      { drill: 'restore', at: '2026-06-01T00:00:00.000Z', passed: true, options: {}, journal: '/r/1.ndjson' },
+    ];
+    const now = new Date('2026-12-07T11:00:00.000Z');
+    const html = renderDrillSchedule({
+      file: '/site/drills.yaml',
+      now: now.toISOString(),
+      due: drillsDue(schedule, runs, now),
+    });
+    expect(html).not.toContain('<script>');
+    expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(html).toContain('x&lt;b&gt;');
+    expect(html).toMatch(/<tr data-drill-due="a" data-overdue="true">.*color:#d23c3c.*now \(never passed\)/);
+    expect(html).toMatch(/<tr data-drill-due="b" data-overdue="false">.*2027-06-01 00:00.*on schedule/);
+    expect(html.match(/data-drill-due="b"[^]*?<\/tr>/)?.[0]).not.toContain('color:#d23c3c');
+  });
+});

@@ -130,12 +130,18 @@ function buildSchedule(loaded: LoadedYaml, knownDrills?: readonly string[]): Dri
   return { file: loaded.file, drills };
 }
 
-/** The schedule file: --schedule, else CAIRN_DRILLS, else ./drills.yaml, else the one cairn ships. */
-export function schedulePath(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+/**
+ * The schedule file: --schedule, else CAIRN_DRILLS, else drills.yaml in `besideDir` (the rollout
+ * checklist's folder, for `cairn report`), else ./drills.yaml, else the one cairn ships.
+ */
+export function schedulePath(explicit?: string, besideDir?: string, env: NodeJS.ProcessEnv = process.env): string {
   if (explicit) return resolve(explicit);
   if (env.CAIRN_DRILLS) return resolve(env.CAIRN_DRILLS);
-  const here = resolve('drills.yaml');
-  return existsSync(here) ? here : join(packageRoot(), 'drills.yaml');
+  for (const dir of besideDir ? [besideDir, '.'] : ['.']) {
+    const candidate = resolve(dir, 'drills.yaml');
+    if (existsSync(candidate)) return candidate;
+  }
+  return join(packageRoot(), 'drills.yaml');
 }
 
 // ------------------------------------------------------------------------------------ calendar arithmetic
