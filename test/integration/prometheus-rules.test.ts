@@ -19,6 +19,7 @@ import { createTemplater } from '../../runner/core/template/index.js';
 import { layerVars } from '../../runner/core/util/vars.js';
 import { parse, stringify } from 'yaml';
 import { repoRoot } from '../helpers/cli.js';
+import { drillsDue, parseSchedule, renderDrillMetrics } from '../../runner/features/drills/schedule.js';
 
 const PROMTOOL = '/usr/bin/promtool';
 if (!existsSync(PROMTOOL))
@@ -126,6 +127,64 @@ describe("the prometheus role's alert rules under promtool", { timeout: 300_000 
     const atLimit = run(good.replace(latencyAbove, latencyAbove.replace('>', '>=')), 'P2 boundaries');
     expect(atLimit.code).not.toBe(0);
     expect(atLimit.out).toContain('proxy="api"');
+  });
+
+  it('DrillOverdue fires on the due times cairn drill --due --metrics writes (calendar months)', () => {
+    // A monthly drill passed at the Unix epoch is due on 1970-02-01 (January: 744 hours); a yearly one never
+    // passed is due at once. The series are the metrics cairn renders, fed to the real rule file.
+    const schedule = parseSchedule(
+      'drills:\n  - {id: network-cut, drill: failover, every: monthly}\n  - {id: whole-system, drill: restore, every: yearly}\n',
+      join(work, 'drills.yaml'),
+    );
+    const runs = [{ drill: 'failover', passed: true, options: {}, at: '1970-01-01T00:00:00.000Z', journal: 'x' }];
+    const now = new Date('1970-01-02T00:00:00.000Z');
+    const metrics = renderDrillMetrics(drillsDue(schedule, runs, now), now);
+    expect(promtool(['check', 'metrics'], metrics).code).toBe(0);
+    const series = metrics
+      .split('\n')
+      .filter((l) => l.startsWith('cairn_drill_next_due_timestamp_seconds{'))
+      .map((l) => {
+        const [name, value] = l.split(/ (?=\S+$)/);
+        return { series: name!.replace('{', '{job="node",instance="jump",'), values: `${value}x800` };
+      });
+    expect(series.map((s) => s.values)).toEqual([`${744 * 3600}x800`, '0x800']);
+    const rules = join(work, 'drill-rules.yml');
+    writeFileSync(rules, renderForMon1('alert-rules.yml.hbs'));
+    const expected = (ids: string[]) =>
+      ids.map((id) => ({
+        exp_labels: {
+          id,
+          drill: id === 'network-cut' ? 'failover' : 'restore',
+          every: id === 'network-cut' ? 'monthly' : 'yearly',
+          severity: 'warning',
+          tier: 'drills',
+        },
+        exp_annotations: {
+          summary:
+            `drill ${id} (cairn drill ${id === 'network-cut' ? 'failover' : 'restore'}, ` +
+            `${id === 'network-cut' ? 'monthly' : 'yearly'}) is overdue: not passed within its period (cairn drill --due)`,
+        },
+      }));
+    const tests = join(work, 'drill-rules.test.yml');
+    writeFileSync(
+      tests,
+      stringify({
+        rule_files: [rules],
+        evaluation_interval: '1h',
+        tests: [
+          {
+            interval: '1h',
+            input_series: series,
+            alert_rule_test: [
+              { eval_time: '743h', alertname: 'DrillOverdue', exp_alerts: expected(['whole-system']) },
+              { eval_time: '745h', alertname: 'DrillOverdue', exp_alerts: expected(['network-cut', 'whole-system']) },
+            ],
+          },
+        ],
+      }),
+    );
+    const tested = promtool(['test', 'rules', tests]);
+    expect(tested.code, tested.out).toBe(0);
   });
 
   it("cairn drift's textfile metrics parse with promtool check metrics", () => {

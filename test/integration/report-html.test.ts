@@ -225,6 +225,9 @@ phases:
       'requests=30',
       '--set',
       'interval_ms=0',
+      // Loose on time: a loaded test machine is no reason for the report's drill to fail.
+      '--set',
+      'max_p99_ms=60000',
     ]);
 
     mkdirSync(artifacts, { recursive: true });
