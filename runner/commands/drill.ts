@@ -8,8 +8,8 @@
  * 99 interrupted.
  */
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
-import { ExitCode, optionsError } from '../core/util/errors.js';
+import { join, resolve } from 'node:path';
+import { CairnError, ExitCode, optionsError } from '../core/util/errors.js';
 import '../features/drills/all.js';
 import { drillNames, getDrill } from '../features/drills/registry.js';
 import { addRunOptions } from './play.js';
@@ -31,7 +31,6 @@ async function drillsDueCommand(opts: DrillOptions): Promise<number> {
   const { drillsDue, loadSchedule, readDrillRuns, renderDrillMetrics, renderDueTable, schedulePath } =
     await import('../features/drills/schedule.js');
   const { stateDirectory } = await import('../app/lock.js');
-  const { join } = await import('node:path');
   let now = new Date();
   if (opts.now !== undefined) {
     now = new Date(opts.now);
@@ -42,7 +41,15 @@ async function drillsDueCommand(opts: DrillOptions): Promise<number> {
   const due = drillsDue(schedule, readDrillRuns(runsDir), now);
   if (opts.metrics) {
     const { writeFileAtomic } = await import('../app/report/drift.js');
-    writeFileAtomic(resolve(opts.metrics), renderDrillMetrics(due, now));
+    const target = resolve(opts.metrics);
+    try {
+      writeFileAtomic(target, renderDrillMetrics(due, now));
+    } catch (err) {
+      // Nothing half-written: the temp file is removed and the old metrics stay.
+      throw new CairnError(`--metrics: cannot write ${target}: ${err instanceof Error ? err.message : String(err)}`, {
+        kind: 'runtime',
+      });
+    }
   }
   const overdue = due.filter((d) => d.overdue);
   const out = opts.json ? process.stderr : process.stdout;

@@ -210,5 +210,10 @@ describe('cairn drill --due against runs recorded by real drills', { timeout: 24
       new RegExp(`^ERROR! ${bad}:3:12: drill schedule: unknown drill "load-prob": expected one of`),
     );
     expect(res.stderr).not.toMatch(/\n\s+at /);
+    // A metrics file that cannot be written is a clear error too, not a crash.
+    const noDir = join(work, 'no-such-dir', 'drills.prom');
+    const metrics = await runCairn(['drill', '--due', '--schedule', schedule, '--metrics', noDir], { env });
+    expect(metrics.code).toBe(5);
+    expect(metrics.stderr).toMatch(new RegExp(`^ERROR! --metrics: cannot write ${noDir}: ENOENT`));
   });
 });
