@@ -61,6 +61,7 @@ describe('npm pack + npm install -g: a cairn for the jump host', { timeout: 300_
       'templates/cairn-header.hbs',
       'site.yaml',
       'rollout.yaml',
+      'drills.yaml',
       'playbooks/ha.yaml',
       'inventories/example/hosts.yaml',
       'README.md',

@@ -49,7 +49,7 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('writes exactly inventories/example/, the built-in plays, rollout.yaml and a cairn.cfg', () => {
+  it('writes exactly inventories/example/, the built-in plays, rollout.yaml, drills.yaml and a cairn.cfg', () => {
     const example = join(repoRoot, 'inventories', 'example');
     const written = join(site, 'inventories', 'production');
     expect(filesUnder(written)).toEqual(filesUnder(example));
@@ -58,6 +58,7 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
     for (const f of [
       'site.yaml',
       'rollout.yaml',
+      'drills.yaml',
       ...readdirSync(join(repoRoot, 'playbooks')).map((p) => `playbooks/${p}`),
     ]) {
       expect(readFileSync(join(site, f), 'utf8'), f).toBe(readFileSync(join(repoRoot, f), 'utf8'));

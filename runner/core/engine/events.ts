@@ -103,6 +103,8 @@ export type RunEvent =
       measured: Record<string, number | string>;
       target: string;
       msg?: string;
+      /** The drill's --set options: the drill schedule (drills.yaml) tells its entries' runs apart by them. */
+      options?: Record<string, string>;
     }
   | { type: 'warning'; time: string; host?: string; msg: string }
   | {
