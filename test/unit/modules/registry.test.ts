@@ -21,6 +21,7 @@ describe('runner/core/modules/all.ts', () => {
       'group',
       'http',
       'lineinfile',
+      'mount',
       'nft_ruleset',
       'package',
       'package_facts',
