@@ -56,6 +56,8 @@ import { pingModule } from '../../runner/core/modules/ping.js';
 import { rawModule } from '../../runner/core/modules/raw.js';
 import { replaceModule } from '../../runner/core/modules/replace.js';
 import { mountModule } from '../../runner/core/modules/mount.js';
+import { rebootModule } from '../../runner/core/modules/reboot.js';
+import { waitForConnectionModule } from '../../runner/core/modules/wait-for-connection.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
 import type { Connection } from '../../runner/core/transport/types.js';
 import { createTemplater } from '../../runner/core/template/handlebars.js';
@@ -1265,5 +1267,31 @@ describe('mount (ansible.posix.mount): real tmpfs and bind mounts in the test ss
     await expect(checkExecutor.run(mountModule, ctxWith(), { path, state: 'mounted', fstab })).rejects.toThrow(
       /needs src and fstype/,
     );
+  });
+});
+
+describe('wait_for_connection and reboot (Ansible action plugins)', () => {
+  it('wait_for_connection: read-only, answers at once over a live host, check and apply alike', async () => {
+    const out = await holdsProperty(waitForConnectionModule, { timeout: 10 }, ctxWith(), false);
+    expect(out.applied.data.elapsed).toEqual(expect.any(Number));
+  });
+
+  it('reboot: always a change (as Ansible); check plans exactly what apply does, and check runs nothing', async () => {
+    // The full cycle (sshd restarted as the reboot) is test/integration/reboot.test.ts; here the boot id
+    // changes on every read, so the module's own sequence runs to its end over this connection.
+    const dir = caseDir();
+    const args = {
+      reboot_command: `touch ${dir}/rebooted`,
+      boot_time_command: 'cat /proc/sys/kernel/random/uuid',
+      test_command: `test -e ${dir}/rebooted`,
+    };
+    const check = await checkExecutor.run(rebootModule, ctxWith(), args);
+    expect(existsSync(join(dir, 'rebooted'))).toBe(false);
+    const apply = await applyExecutor.run(rebootModule, ctxWith(), args);
+    expect(apply.result.failed, apply.result.msg).toBeFalsy();
+    expect([check.plan.changed, apply.result.changed]).toEqual([true, true]);
+    expect(apply.plan.actions).toEqual(check.plan.actions);
+    expect(apply.result.data.rebooted).toBe(true);
+    expect(existsSync(join(dir, 'rebooted'))).toBe(true);
   });
 });

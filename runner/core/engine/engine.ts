@@ -303,6 +303,21 @@ export class Engine {
     return spec;
   }
 
+  /**
+   * A new connection for the host in place of its pooled one (reboot, wait_for_connection). A failed attempt
+   * is forgotten at once, so the next one really tries again instead of getting the remembered failure.
+   */
+  private async reconnect(name: string, connectTimeoutMs?: number): Promise<Connection> {
+    await this.pool.drop(name);
+    const spec = this.specFor(name);
+    try {
+      return await this.pool.get(connectTimeoutMs !== undefined ? { ...spec, connectTimeoutMs } : spec);
+    } catch (err) {
+      await this.pool.drop(name);
+      throw err;
+    }
+  }
+
   private async connect(name: string): Promise<Connection> {
     return this.pool.get(this.specFor(name));
   }
@@ -453,6 +468,8 @@ export class Engine {
       facts: host.facts,
       taskLocation: task.location,
       signal: this.opts.signal,
+      local: spec.connection === 'local',
+      reconnect: (opts) => this.reconnect(host.name, opts?.connectTimeoutMs),
       findLocalFile: (kind, rel) => this.findLocalFile(kind, rel, role, ctx.playbookDir, task.location),
       renderTemplateFile: (path, v) => this.opts.templater.renderFile(path, v),
       evaluate: (expression, v) => evaluate(expression, v, task.location),

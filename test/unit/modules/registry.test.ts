@@ -28,6 +28,7 @@ describe('runner/core/modules/all.ts', () => {
       'ping',
       'raid_health',
       'raw',
+      'reboot',
       'replace',
       'service',
       'service_facts',
@@ -43,6 +44,7 @@ describe('runner/core/modules/all.ts', () => {
       'user',
       'virt_host_validate',
       'wait_for',
+      'wait_for_connection',
       'zfs_dataset',
       'zfs_pool',
       'zfs_snapshot_age',
@@ -79,6 +81,7 @@ describe('runner/core/modules/all.ts', () => {
       'stat',
       'virt_host_validate',
       'wait_for',
+      'wait_for_connection',
       'zfs_snapshot_age',
       'zpool_health',
     ]);
