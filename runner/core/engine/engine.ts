@@ -20,6 +20,7 @@ import { snippetAt } from '../util/yaml-source.js';
 import { evaluate, evaluateAll } from '../template/index.js';
 import type { Templater } from '../template/types.js';
 import type { ValueOrigin } from '../template/index.js';
+import { asyncConnection } from './async-job.js';
 import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
 import {
   UnreachableError,
@@ -32,7 +33,7 @@ import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
 import { AnsibleVarWarnings, playConnectionVars } from './ansible-vars.js';
 import { computeBatches } from './batches.js';
 import { connectionSpecFor } from './connection-spec.js';
-import { applyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
+import { applyExecutor, asyncApplyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
 import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
 import { materialise } from './lazy-vars.js';
 import { taskSelected, type TagFilter } from './tags.js';
@@ -808,8 +809,13 @@ export class Engine {
     vars: Vars,
     becomeUser: string,
   ): Promise<Execution> {
-    const executor = this.executorFor(task, ctx);
+    const plainExecutor = this.executorFor(task, ctx);
     const mctx = this.moduleContext(host, conn, task, vars, ctx, becomeUser);
+    const asyncSpec = task.async;
+    const executor =
+      asyncSpec && plainExecutor.kind === 'apply'
+        ? asyncApplyExecutor((c) => ({ ...c, conn: asyncConnection(c.conn, { ...asyncSpec, signal: c.signal }) }))
+        : plainExecutor;
     const maxAttempts = task.until ? (task.retries ?? 3) + 1 : 1;
     for (let attempts = 1; ; attempts++) {
       let result: ModuleResult;
