@@ -20,6 +20,7 @@ import { snippetAt } from '../util/yaml-source.js';
 import { evaluate, evaluateCondition } from '../template/index.js';
 import type { Templater } from '../template/types.js';
 import type { ValueOrigin } from '../template/index.js';
+import { asyncConnection } from './async-job.js';
 import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
 import {
   UnreachableError,
@@ -32,7 +33,7 @@ import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
 import { AnsibleVarWarnings, playConnectionVars } from './ansible-vars.js';
 import { computeBatches } from './batches.js';
 import { CONNECTION_VARIABLES, connectionSpecFor } from './connection-spec.js';
-import { applyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
+import { applyExecutor, asyncApplyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
 import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
 import { materialise } from './lazy-vars.js';
 import { taskSelected, type TagFilter } from './tags.js';
@@ -337,6 +338,21 @@ export class Engine {
     return spec;
   }
 
+  /**
+   * A new connection for the host in place of its pooled one (reboot, wait_for_connection). A failed attempt
+   * is forgotten at once, so the next one really tries again instead of getting the remembered failure.
+   */
+  private async reconnect(name: string, connectTimeoutMs?: number): Promise<Connection> {
+    await this.pool.drop(name);
+    const spec = this.specFor(name);
+    try {
+      return await this.pool.get(connectTimeoutMs !== undefined ? { ...spec, connectTimeoutMs } : spec);
+    } catch (err) {
+      await this.pool.drop(name);
+      throw err;
+    }
+  }
+
   private async connect(name: string): Promise<Connection> {
     return this.pool.get(this.specFor(name));
   }
@@ -502,6 +518,8 @@ export class Engine {
       facts: host.facts,
       taskLocation: task.location,
       signal: this.opts.signal,
+      local: spec.connection === 'local',
+      reconnect: (opts) => this.reconnect(host.name, opts?.connectTimeoutMs),
       findLocalFile: (kind, rel) => this.findLocalFile(kind, rel, role, ctx.playbookDir, task.location),
       renderTemplateFile: (path, v) => this.opts.templater.renderFile(path, v),
       evaluate: (expression, v, argPath) =>
@@ -841,8 +859,13 @@ export class Engine {
     vars: Vars,
     becomeUser: string,
   ): Promise<Execution> {
-    const executor = this.executorFor(task, ctx);
+    const plainExecutor = this.executorFor(task, ctx);
     const mctx = this.moduleContext(host, conn, task, vars, ctx, becomeUser);
+    const asyncSpec = task.async;
+    const executor =
+      asyncSpec && plainExecutor.kind === 'apply'
+        ? asyncApplyExecutor((c) => ({ ...c, conn: asyncConnection(c.conn, { ...asyncSpec, signal: c.signal }) }))
+        : plainExecutor;
     const maxAttempts = task.until ? (task.retries ?? 3) + 1 : 1;
     for (let attempts = 1; ; attempts++) {
       let result: ModuleResult;

@@ -73,6 +73,14 @@ export interface ModuleContext {
   taskLocation?: SourceLocation;
   /** Abort long waits (wait_for, retries) when the run is interrupted. */
   signal?: AbortSignal;
+  /**
+   * Close this host's connection and open a new one (reboot, wait_for_connection): the new one is what later
+   * tasks use too, so the run keeps one connection per host. Rejects (UnreachableError) when the host does
+   * not answer within `connectTimeoutMs`; a later call tries again. Absent where no reconnect is possible.
+   */
+  reconnect?(opts?: { connectTimeoutMs?: number }): Promise<Connection>;
+  /** The task runs over a local connection (no SSH): reboot refuses, as Ansible does. */
+  local?: boolean;
 }
 
 export interface Module<Args = Record<string, unknown>, State = unknown> {

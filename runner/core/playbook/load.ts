@@ -86,6 +86,8 @@ const BLOCK_KEYWORDS = new Set([
 const BLOCK_UNSUPPORTED: Record<string, string> = {
   ...TASK_KEYWORDS_UNSUPPORTED,
   any_errors_fatal: 'set any_errors_fatal on the play',
+  async: 'put async and poll on the tasks inside the block',
+  poll: 'put async and poll on the tasks inside the block',
   notify: 'put notify on the tasks inside the block',
   loop: 'a block cannot loop in Ansible either; put the tasks in a file and use include_tasks with the loop',
 };
@@ -1313,6 +1315,20 @@ export class PlaybookLoader {
     const delay = raw.delay === undefined ? undefined : Number(raw.delay);
     if (delay !== undefined && (!Number.isFinite(delay) || delay < 0))
       throw errorAt(loaded, [...path, 'delay'], 'delay must be a number of seconds ≥ 0');
+    // async/poll (Ansible's defaults: no async; poll 15 s). poll 0 is fire-and-forget with async_status, which
+    // cairn does not have: refused by name rather than run as something else.
+    const asyncSeconds = raw.async === undefined ? undefined : Number(raw.async);
+    if (asyncSeconds !== undefined && (!Number.isInteger(asyncSeconds) || asyncSeconds < 0))
+      throw errorAt(loaded, [...path, 'async'], 'async must be a whole number of seconds ≥ 0');
+    const poll = raw.poll === undefined ? undefined : Number(raw.poll);
+    if (poll !== undefined && (!Number.isInteger(poll) || poll < 0))
+      throw errorAt(loaded, [...path, 'poll'], 'poll must be a whole number of seconds ≥ 0');
+    if (poll === 0 && asyncSeconds)
+      throw errorAt(
+        loaded,
+        [...path, 'poll'],
+        'poll: 0 (fire and forget, then async_status) is not supported by cairn: give poll a number of seconds > 0',
+      );
     const name =
       typeof raw.name === 'string' ? raw.name : `${moduleName}${typeof rawArgs === 'string' ? ' ' + rawArgs : ''}`;
     // A templated boolean keyword ("{{ debug_mode }}") cannot be known before the run; cairn decides these
@@ -1363,6 +1379,7 @@ export class PlaybookLoader {
       retries: retries ?? (raw.until !== undefined ? 3 : undefined),
       until: raw.until === undefined ? undefined : asConditions(raw.until),
       delay: delay ?? (raw.until !== undefined ? 5 : undefined),
+      ...(asyncSeconds ? { async: { seconds: asyncSeconds, pollSeconds: poll ?? 15 } } : {}),
       notify: asStringList(raw.notify),
       tags: [...inheritedTags, ...asStringList(raw.tags)],
       become: raw.become === undefined ? undefined : boolOrTemplate(raw.become, 'become'),

@@ -27,6 +27,8 @@ export interface Task {
   retries?: number;
   until?: string[];
   delay?: number;
+  /** `async`/`poll`: apply runs detached on the host, polled every pollSeconds, killed after seconds. */
+  async?: { seconds: number; pollSeconds: number };
   notify: string[];
   tags: string[];
   become?: boolean;
