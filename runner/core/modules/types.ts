@@ -64,8 +64,11 @@ export interface ModuleContext {
   findLocalFile(kind: 'templates' | 'files', relativePath: string): string;
   /** Render a Handlebars template file with the task's variables (strict; errors name file, line, variable). */
   renderTemplateFile(path: string, vars: Vars): string;
-  /** Evaluate a safe expression (`when` syntax) with the task's variables. */
-  evaluate(expression: string, vars: Vars): unknown;
+  /**
+   * Evaluate a safe expression (`when` syntax) with the task's variables. `argPath` is where the expression
+   * is written among the task's arguments (`['that', 1]`), so an error names that value's file:line:col.
+   */
+  evaluate(expression: string, vars: Vars, argPath?: ReadonlyArray<string | number>): unknown;
   /** Where the task is defined, for messages. */
   taskLocation?: SourceLocation;
   /** Abort long waits (wait_for, retries) when the run is interrupted. */

@@ -235,20 +235,40 @@ interface RoleSearchDir {
   origin: string;
 }
 
-interface RoleEntry {
+/** A `when` list with where each of its conditions is written (same index). */
+interface Conditions {
+  when: string[];
+  whenOrigins: SourceLocation[];
+}
+
+interface RoleEntry extends Conditions {
   name: string;
   vars: Vars;
   origins: Map<string, SourceLocation>;
   tags: string[];
-  when: string[];
 }
 
-interface ExpandedRole {
+interface ExpandedRole extends Conditions {
   role: Role;
   vars: Vars;
   origins: Map<string, SourceLocation>;
   tags: string[];
-  when: string[];
+}
+
+const NO_CONDITIONS: Conditions = { when: [], whenOrigins: [] };
+const pickConditions = ({ when, whenOrigins }: Conditions): Conditions => ({ when, whenOrigins });
+
+/** The `when` at `path` (one condition or a list), each condition located at its own value. */
+function conditionsAt(loaded: LoadedYaml, path: YamlPath, value: unknown): Conditions {
+  const when = asConditions(value);
+  // locate([...path, i]) on a single condition (not a list) stops at the scalar itself.
+  return { when, whenOrigins: when.map((_, i) => loaded.locate([...path, i])) };
+}
+
+/** `outer`'s conditions in front of the task's own, each keeping its location (Ansible merges them so). */
+function withConditions(outer: Conditions, task: Task): Conditions {
+  const own = task.whenOrigins ?? task.when.map(() => task.location);
+  return { when: [...outer.when, ...task.when], whenOrigins: [...outer.whenOrigins, ...own] };
 }
 
 /** What a play sets for all of its tasks (Ansible's play keywords inherited by tasks). */
@@ -316,9 +336,13 @@ function withDefaults(task: Task, d: TaskDefaults): Task {
 
 /** One use of a role in a play: its own copy of the tasks, carrying the role's parameters, tags and `when`. */
 function roleInstance(expanded: ExpandedRole, tags: string[], defaults: TaskDefaults): Role {
-  const { role, vars, when } = expanded;
+  const { role, vars } = expanded;
   const instance: Role = { ...role, vars, varOrigins: expanded.origins, tags };
-  const adapt = (t: Task): Task => ({ ...withDefaults(t, defaults), when: [...when, ...t.when], roleRef: instance });
+  const adapt = (t: Task): Task => ({
+    ...withDefaults(t, defaults),
+    ...withConditions(expanded, t),
+    roleRef: instance,
+  });
   instance.tasks = role.tasks.map(adapt);
   instance.handlers = role.handlers.map(adapt);
   instance.verify = role.verify.map(adapt);
@@ -640,7 +664,7 @@ export class PlaybookLoader {
 
   /** A role entry of a play or of a meta dependency list, with its parameters. */
   private roleEntry(loaded: LoadedYaml, ref: unknown, path: YamlPath): RoleEntry {
-    if (typeof ref === 'string') return { name: ref, vars: {}, origins: new Map(), tags: [], when: [] };
+    if (typeof ref === 'string') return { name: ref, vars: {}, origins: new Map(), tags: [], ...NO_CONDITIONS };
     const raw = ref as Record<string, unknown>;
     if (typeof raw.role !== 'string' && typeof raw.name !== 'string') {
       const near = closestNames(Object.keys(raw)[0] ?? '', ['role', 'name']);
@@ -662,7 +686,7 @@ export class PlaybookLoader {
     const vars: Vars = { ...entryVars, ...params };
     const origins = keyOrigins(loaded, [...path, 'vars'], entryVars);
     for (const [key, where] of keyOrigins(loaded, path, params)) origins.set(key, where);
-    return { name, vars, origins, tags: asStringList(raw.tags), when: asConditions(raw.when) };
+    return { name, vars, origins, tags: asStringList(raw.tags), ...conditionsAt(loaded, [...path, 'when'], raw.when) };
   }
 
   /** The role and its dependencies (with their parameters), dependencies first. Cycles are an error naming the chain. */
@@ -690,15 +714,20 @@ export class PlaybookLoader {
     rawDeps.forEach((dep, i) => {
       const depEntry = meta
         ? this.roleEntry(meta, dep, ['dependencies', i])
-        : { name: String(dep), vars: {}, origins: new Map(), tags: [], when: [] };
+        : { name: String(dep), vars: {}, origins: new Map(), tags: [], ...NO_CONDITIONS };
       const depWhere = meta ? meta.locate(['dependencies', i]) : where;
       for (const r of this.expandRole(depEntry, search, [...stack, role.dir], depWhere, playbookDir)) {
-        const tagged = { ...r, tags: [...entry.tags, ...r.tags], when: [...entry.when, ...r.when] };
+        const tagged = {
+          ...r,
+          tags: [...entry.tags, ...r.tags],
+          when: [...entry.when, ...r.when],
+          whenOrigins: [...entry.whenOrigins, ...r.whenOrigins],
+        };
         if (!out.some((o) => o.role.dir === r.role.dir && JSON.stringify(o.vars) === JSON.stringify(r.vars)))
           out.push(tagged);
       }
     });
-    out.push({ role, vars: entry.vars, origins: entry.origins, tags: entry.tags, when: entry.when });
+    out.push({ role, vars: entry.vars, origins: entry.origins, tags: entry.tags, ...pickConditions(entry) });
     return out;
   }
 
@@ -851,8 +880,9 @@ export class PlaybookLoader {
     if (!isPlainObject(raw)) return [this.parseTask(loaded, raw, path, role, inheritedTags, handlers)];
     raw = actionForm(loaded, raw, path);
     const inheritFrom = (tasks: Task[], keys: Record<string, unknown>, at: YamlPath): Task[] => {
-      const when = asConditions(keys.when);
+      const conditions = conditionsAt(loaded, [...at, 'when'], keys.when);
       const vars = isPlainObject(keys.vars) ? (keys.vars as Vars) : undefined;
+      const varOrigins = vars && keyOrigins(loaded, [...at, 'vars'], vars);
       const bool = (k: string) => (keys[k] === undefined ? undefined : boolKeyword(loaded, keys[k], [...at, k]));
       const become = bool('become');
       const ignoreErrors = bool('ignore_errors');
@@ -867,8 +897,9 @@ export class PlaybookLoader {
           rescue: t.block.rescue.map(apply),
           always: t.block.always.map(apply),
         },
-        when: t.block ? [] : [...when, ...t.when],
+        ...(t.block ? NO_CONDITIONS : withConditions(conditions, t)),
         vars: vars ? { ...vars, ...(t.vars ?? {}) } : t.vars,
+        varOrigins: varOrigins ? new Map([...varOrigins, ...(t.varOrigins ?? [])]) : t.varOrigins,
         become: t.become ?? become,
         becomeUser: t.becomeUser ?? (keys.become_user as string | undefined),
         ignoreErrors: t.keywords?.includes('ignore_errors') ? t.ignoreErrors : (ignoreErrors ?? t.ignoreErrors),
@@ -1297,6 +1328,7 @@ export class PlaybookLoader {
       return boolKeyword(loaded, value, [...path, key]);
     };
     const vars = isPlainObject(raw.vars) ? (raw.vars as Vars) : undefined;
+    const varOrigins = vars && keyOrigins(loaded, [...path, 'vars'], vars);
     if (vars) args = { ...args };
     const locate: ValueLocator = (sub) => loaded.locate([...path, ...sub]);
     const locateArg: ValueLocator = (argPath) => {
@@ -1311,7 +1343,7 @@ export class PlaybookLoader {
       name,
       module: moduleName,
       args,
-      when: asConditions(raw.when),
+      ...conditionsAt(loaded, [...path, 'when'], raw.when),
       loop: loopValue,
       loopKind,
       loopControl:
@@ -1348,6 +1380,7 @@ export class PlaybookLoader {
       locateArg,
       listen: asStringList(raw.listen),
       vars,
+      varOrigins,
     };
     return task;
   }
