@@ -10,7 +10,7 @@ import { CairnError, formatLocation, inputError, type SourceLocation } from '../
 import type { Inventory } from '../inventory/types.js';
 import { getModule } from '../modules/index.js';
 import { ANSIBLE_GATHERED } from './variables.js';
-import type { AnyModule, ModuleContext, ModuleResult } from '../modules/types.js';
+import type { AnyModule, ModuleContext, ModuleResult, Planned } from '../modules/types.js';
 import { PlaybookLoader } from '../playbook/load.js';
 import type { Play, Playbook, Role, Task } from '../playbook/types.js';
 import { includeVars } from './include-vars.js';
@@ -34,6 +34,7 @@ import { AnsibleVarWarnings, playConnectionVars } from './ansible-vars.js';
 import { computeBatches } from './batches.js';
 import { CONNECTION_VARIABLES, connectionSpecFor } from './connection-spec.js';
 import { applyExecutor, asyncApplyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
+import { BATCHABLE_MODULES, runChecksBatched, WatchedConnection, type CheckJob } from './probe-batch.js';
 import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
 import { materialise } from './lazy-vars.js';
 import { taskSelected, type TagFilter } from './tags.js';
@@ -61,6 +62,11 @@ export interface EngineOptions {
   limit?: string;
   /** Only these hosts (--rerun failed). */
   onlyHosts?: string[];
+  /**
+   * false: every task's check goes alone (one round trip per probe, as before issue 17's batching). For tests
+   * that compare a batched run with an unbatched one; the CLI always batches.
+   */
+  probeBatching?: boolean;
   tags: TagFilter;
   /** --roles: run only the tasks of these roles. */
   roles?: string[];
@@ -109,6 +115,12 @@ class HostState {
   caught?: { task: Task; result: Record<string, unknown> };
   /** Variables of the scope the host runs in: rescue's ansible_failed_*, an include's loop variable. */
   scopeVars: Vars = {};
+  /** Plans of later tasks, checked ahead in one round trip with an earlier task's (see Engine.batchedCheck). */
+  readonly checkedAhead = new Map<Task, CheckedAhead>();
+  /** How many tasks the next batch may check ahead: grows while nothing changes, drops to 1 after a change. */
+  batchWindow?: number;
+  /** The host connection's script count when the last batch was sent (WatchedConnection.execs). */
+  execsAtBatch?: number;
   constructor(
     readonly name: string,
     /** The host's inventory layers (variables.ts), read once per run. */
@@ -119,8 +131,30 @@ class HostState {
   }
 }
 
+/** A task's plan, checked ahead, and what must still hold when the task comes for it to be used. */
+interface CheckedAhead {
+  plan: Promise<Planned>;
+  conn: WatchedConnection;
+  /** Scripts sent through the host's connection at the time: any since means the host may have changed. */
+  execs: number;
+  argsKey: string;
+  become: boolean;
+  becomeUser: string;
+}
+
+/** Most tasks one batch checks ahead (its script grows with each). */
+const MAX_BATCH_WINDOW = 64;
+/** The first batch of an applying run: large enough for a no-change rerun, small enough to waste little when the
+ * first task changes something (its batch is then dropped and the window starts again at one). */
+const FIRST_APPLY_WINDOW = 8;
+
 interface PlayContext {
   play: Play;
+  /**
+   * Each top-level task's list and place in it, so a task can find the tasks after it. (Under the free strategy
+   * a host may read another host's registered values at any moment: batching adds no race that free lacks.)
+   */
+  taskOrder?: Map<Task, { list: Task[]; index: number }>;
   playbookDir: string;
   /** run_once tasks started in the current batch, by task: their one outcome, shared by every host of the batch. */
   runOnce: Map<Task, Promise<TaskOutcome>>;
@@ -263,6 +297,8 @@ export class Engine {
   /** --step: each task's answer (asked once for all hosts); 'continue' stops the asking. */
   private readonly stepAnswers = new Map<Task, Promise<'yes' | 'no' | 'continue'>>();
   private stepContinue = false;
+  /** Each open connection as tasks see it: counting its scripts, for probe batching. */
+  private readonly watched = new WeakMap<Connection, WatchedConnection>();
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
@@ -342,19 +378,29 @@ export class Engine {
    * A new connection for the host in place of its pooled one (reboot, wait_for_connection). A failed attempt
    * is forgotten at once, so the next one really tries again instead of getting the remembered failure.
    */
-  private async reconnect(name: string, connectTimeoutMs?: number): Promise<Connection> {
+  private async reconnect(name: string, connectTimeoutMs?: number): Promise<WatchedConnection> {
     await this.pool.drop(name);
     const spec = this.specFor(name);
     try {
-      return await this.pool.get(connectTimeoutMs !== undefined ? { ...spec, connectTimeoutMs } : spec);
+      return this.watch(await this.pool.get(connectTimeoutMs !== undefined ? { ...spec, connectTimeoutMs } : spec));
     } catch (err) {
       await this.pool.drop(name);
       throw err;
     }
   }
 
-  private async connect(name: string): Promise<Connection> {
-    return this.pool.get(this.specFor(name));
+  private async connect(name: string): Promise<WatchedConnection> {
+    return this.watch(await this.pool.get(this.specFor(name)));
+  }
+
+  /** The one counting wrapper of a pooled connection (probe batching knows what was sent since a batch). */
+  private watch(raw: Connection): WatchedConnection {
+    let watched = this.watched.get(raw);
+    if (!watched) {
+      watched = new WatchedConnection(raw);
+      this.watched.set(raw, watched);
+    }
+    return watched;
   }
 
   /**
@@ -802,7 +848,7 @@ export class Engine {
     const target = task.delegateTo
       ? String(this.opts.templater.renderValue(task.delegateTo, vars, valueAt(task, 'delegate_to')))
       : host.name;
-    let conn: Connection;
+    let conn: WatchedConnection;
     try {
       conn = await this.connect(target);
     } catch (err) {
@@ -851,7 +897,7 @@ export class Engine {
   /** Run the module, judge each attempt (changed_when/failed_when) and retry until `until` holds. */
   private async executeWithRetries(
     module: AnyModule,
-    conn: Connection,
+    conn: WatchedConnection,
     args: Record<string, unknown>,
     host: HostState,
     task: Task,
@@ -872,7 +918,8 @@ export class Engine {
       let predicted = false;
       let actions: string[] = [];
       try {
-        const execution = await executor.run(module, mctx, args);
+        const runModule = attempts === 1 ? await this.batchedCheck(module, conn, mctx, args, host, task, ctx) : module;
+        const execution = await executor.run(runModule, mctx, args);
         ({ result, predicted } = execution);
         actions = execution.plan.actions;
       } catch (err) {
@@ -913,6 +960,116 @@ export class Engine {
         return { result, registered, failed, changed, predicted, actions, attempts };
       }
       await sleep((task.delay ?? 5) * 1000, this.opts.signal);
+    }
+  }
+
+  /** A task may be checked ahead (with the tasks before it) only where nothing between can change its input. */
+  private batchable(task: Task, ctx: PlayContext, module: AnyModule): boolean {
+    return (
+      ctx.phase === 'tasks' &&
+      this.opts.confirmTask === undefined &&
+      BATCHABLE_MODULES.has(module.name) &&
+      task.loop === undefined &&
+      task.delegateTo === undefined &&
+      task.until === undefined &&
+      !task.runOnce &&
+      task.block === undefined &&
+      task.include === undefined
+    );
+  }
+
+  /**
+   * The module to run `task` with: itself, or — when its plan was checked ahead in an earlier batch and the
+   * host cannot have changed since — a view of it whose `check` returns that plan. Otherwise this task's check
+   * is sent now, together with the checks of the next tasks of its list that may be checked ahead (issue 17,
+   * item 3): consecutive batchable tasks, up to the host's window, ending with the first that registers a
+   * result (a later task may read it). A plan checked ahead is used only if its task's arguments, become and
+   * connection are what they are now and not one script was sent to the host since the batch (every apply is
+   * one): a change by task k drops the plans of k+1…, which are checked again, so apply sees the host as it is.
+   */
+  private async batchedCheck(
+    module: AnyModule,
+    conn: WatchedConnection,
+    mctx: ModuleContext,
+    args: Record<string, unknown>,
+    host: HostState,
+    task: Task,
+    ctx: PlayContext,
+  ): Promise<AnyModule> {
+    if (this.opts.probeBatching === false || !this.batchable(task, ctx, module)) return module;
+    const argsKey = JSON.stringify(args);
+    const ahead = host.checkedAhead.get(task);
+    if (ahead) {
+      host.checkedAhead.delete(task);
+      const valid =
+        ahead.conn === conn &&
+        ahead.execs === conn.execs &&
+        ahead.argsKey === argsKey &&
+        ahead.become === mctx.become &&
+        ahead.becomeUser === mctx.becomeUser;
+      if (valid) return withPlan(module, ahead.plan);
+    }
+    host.checkedAhead.clear();
+    // Slow start: the window doubles while nothing changed since the last batch, and is one after a change.
+    const checking = this.executorFor(task, ctx).kind === 'check';
+    const window =
+      host.execsAtBatch === undefined
+        ? checking
+          ? MAX_BATCH_WINDOW
+          : FIRST_APPLY_WINDOW
+        : host.execsAtBatch === conn.execs
+          ? Math.min(MAX_BATCH_WINDOW, (host.batchWindow ?? 1) * 2)
+          : 1;
+    host.batchWindow = window;
+    const jobs: CheckJob[] = [{ module, ctx: mctx, args }];
+    const later: Array<{ task: Task; argsKey: string }> = [];
+    const order = ctx.taskOrder?.get(task);
+    if (order && task.register === undefined) {
+      for (let i = order.index + 1; i < order.list.length && jobs.length < window; i++) {
+        const next = order.list[i]!;
+        const job = this.checkAheadJob(host, next, ctx, conn, mctx);
+        if (!job) break;
+        jobs.push(job);
+        later.push({ task: next, argsKey: JSON.stringify(job.args) });
+        if (next.register !== undefined) break;
+      }
+    }
+    const plans = await runChecksBatched(conn.inner, jobs);
+    host.execsAtBatch = conn.execs;
+    later.forEach((entry, index) => {
+      host.checkedAhead.set(entry.task, {
+        plan: plans[index + 1]!,
+        conn,
+        execs: conn.execs,
+        argsKey: entry.argsKey,
+        become: mctx.become,
+        becomeUser: mctx.becomeUser,
+      });
+    });
+    return withPlan(module, plans[0]!);
+  }
+
+  /** A later task's check, prepared with the host's variables as they are now; undefined ends the batch. */
+  private checkAheadJob(
+    host: HostState,
+    task: Task,
+    ctx: PlayContext,
+    conn: WatchedConnection,
+    lead: ModuleContext,
+  ): CheckJob | undefined {
+    if (task.module === 'meta' || task.module === 'set_fact' || task.module === 'include_vars') return undefined;
+    try {
+      const module = getModule(task.module) as AnyModule;
+      if (!this.batchable(task, ctx, module)) return undefined;
+      const vars = this.varsFor(host, ctx, task);
+      const args = this.renderArgs(module, task, vars);
+      const becomeUser = this.becomeUserFor(host, task, vars, ctx);
+      const mctx = this.moduleContext(host, conn, task, vars, ctx, becomeUser);
+      if (mctx.become !== lead.become || mctx.becomeUser !== lead.becomeUser) return undefined;
+      return { module, ctx: mctx, args };
+    } catch {
+      // Its input cannot be rendered yet (it may need what an earlier task registers): it is checked when it comes.
+      return undefined;
     }
   }
 
@@ -1309,6 +1466,8 @@ export class Engine {
     const handlers = ctx.handlers;
     const queue = new PQueue({ concurrency: Math.max(1, this.opts.forks) });
     const stop = () => this.opts.signal.aborted || ctx.aborted;
+    ctx.taskOrder = new Map(tasks.map((task, index) => [task, { list: tasks, index }]));
+    for (const h of hosts) h.checkedAhead.clear();
     if (ctx.play.strategy === 'linear') {
       if (ctx.play.gatherFacts) await Promise.all(hosts.map((h) => queue.add(() => this.gatherFacts(h, ctx))));
       for (const task of tasks) {
@@ -1595,4 +1754,11 @@ function absorbFacts(host: HostState, moduleName: string, registered: Record<str
   } else if (moduleName !== 'setup' && isPlainObject(registered.ansible_facts)) {
     host.facts = { ...(host.facts ?? {}), [ANSIBLE_GATHERED]: { ...gathered, ...registered.ansible_facts } };
   }
+}
+
+/** The module with its `check` answered by a plan made earlier (the executor calls it as it would the module's). */
+function withPlan(module: AnyModule, plan: Promise<Planned>): AnyModule {
+  const view = Object.create(module) as AnyModule;
+  view.check = () => plan;
+  return view;
 }

@@ -10,7 +10,7 @@ import { builtinRolesDir } from '../util/paths.js';
 import { ansibleBool, isQualifiedName, PLAY_KEYWORDS_WARNED, shortModuleName } from './ansible-keywords.js';
 import { getModule, moduleNames } from '../modules/index.js';
 import { unknownModuleMessage } from '../modules/unknown.js';
-import { ajv, compileSchema, describeAjvErrors, validateAt } from '../util/schema.js';
+import { ajv, compileSchema, describeAjvErrors, precompiledValidator, validateAt } from '../util/schema.js';
 import { parseHostPattern } from '../inventory/patterns.js';
 import { isPlainObject, type Vars } from '../util/vars.js';
 import { checkExpressions } from '../template/yaml-expressions.js';
@@ -1483,14 +1483,15 @@ function loadRoleSchema(schemaFile: string): object {
       { file: schemaFile, line: 1, col: 1 },
     );
   }
-  if (!ajv.validateSchema(schema)) {
+  // A schema compiled when cairn was built was a valid one then: its JSON is the same (the key is its hash).
+  if (precompiledValidator(schema) === undefined && !ajv().validateSchema(schema)) {
     let located: LoadedYaml | undefined;
     try {
       located = parseYaml(text, schemaFile);
     } catch {
       located = undefined;
     }
-    const d = describeAjvErrors(ajv.errors ?? [], schema, 'schema');
+    const d = describeAjvErrors(ajv().errors ?? [], schema, 'schema');
     const message = `role schema is not a valid JSON Schema: ${d.message}`;
     throw located ? errorAt(located, d.path, message, d.which) : inputError(message, { file: schemaFile });
   }
