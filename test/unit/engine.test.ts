@@ -218,6 +218,36 @@ describe('failure handling', () => {
     expect(r.ran.get('app1')).toEqual(['fail now', 'after']);
   });
 
+  it('a templated ignore_errors is rendered per host when the task runs', async () => {
+    const play = {
+      vars: { lenient: '{{ inventory_hostname == "app1" }}' },
+      tasks: [cmd('fail now', { ignore_errors: '{{ lenient }}' }), cmd('after')],
+    };
+    const r = await run([play], { hosts: ['app1', 'app2'] });
+    expect(r.code).toBe(ExitCode.hostFailed);
+    expect(r.ran.get('app1')).toEqual(['fail now', 'after']);
+    expect(r.ran.get('app2')).toEqual(['fail now']);
+  });
+
+  it('an Ansible module cairn does not run loads, is skipped by its when, and fails the host that reaches it', async () => {
+    const play = {
+      tasks: [
+        { name: 'redhat only', yum: { name: 'httpd', enablerepo: 'epel' }, when: 'inventory_hostname == "app2"' },
+        { name: 'cloud', 'community.digitalocean.digital_ocean_droplet': { name: 'x' }, when: 'false' },
+        cmd('after'),
+      ],
+    };
+    const r = await run([play], { hosts: ['app1', 'app2'] });
+    expect(r.code).toBe(ExitCode.hostFailed);
+    expect(r.ran.get('app1')).toEqual(['after']);
+    expect(r.ran.get('app2')).toBeUndefined();
+    const failed = resultsOf(r.events, 'redhat only').find((e) => e.host === 'app2');
+    expect(failed?.status).toBe('failed');
+    expect(String(failed?.msg)).toMatch(
+      /^Ansible's yum module is not run by cairn: cairn manages Debian hosts: use apt/,
+    );
+  });
+
   it('an unreachable host exits 4 and the others are still served', async () => {
     const r = await run([{ tasks: [cmd('echo hi')] }], { unreachable: ['app2'] });
     expect(r.code).toBe(ExitCode.hostUnreachable);

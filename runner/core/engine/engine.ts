@@ -9,6 +9,7 @@ import PQueue from 'p-queue';
 import { CairnError, formatLocation, inputError, type SourceLocation } from '../util/errors.js';
 import type { Inventory } from '../inventory/types.js';
 import { getModule } from '../modules/index.js';
+import { foreignModule } from '../modules/foreign.js';
 import { ANSIBLE_GATHERED } from './variables.js';
 import type { AnyModule, ModuleContext, ModuleResult } from '../modules/types.js';
 import { PlaybookLoader } from '../playbook/load.js';
@@ -20,6 +21,7 @@ import { snippetAt } from '../util/yaml-source.js';
 import { evaluate, evaluateAll } from '../template/index.js';
 import type { Templater } from '../template/types.js';
 import type { ValueOrigin } from '../template/index.js';
+import { ansibleBool as filterBool } from '../template/filters.js';
 import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
 import {
   UnreachableError,
@@ -547,8 +549,9 @@ export class Engine {
     return this.runTaskNow(host, task, ctx);
   }
 
-  private async runTaskNow(host: HostState, task: Task, ctx: PlayContext): Promise<TaskOutcome> {
+  private async runTaskNow(host: HostState, planned: Task, ctx: PlayContext): Promise<TaskOutcome> {
     const started = Date.now();
+    let task = planned;
     this.opts.bus.emit({
       type: 'task_start',
       time: now(),
@@ -560,6 +563,15 @@ export class Engine {
     let items: unknown[] | undefined;
     const baseVars = this.varsFor(host, ctx, task);
     try {
+      // A templated ignore_errors is this host's value from here on (the copy keeps every other field).
+      if (task.ignoreErrorsTemplate !== undefined) {
+        const value = this.opts.templater.renderValue(
+          task.ignoreErrorsTemplate,
+          baseVars,
+          valueAt(task, 'ignore_errors'),
+        );
+        task = { ...task, ignoreErrors: filterBool(value) };
+      }
       if (task.loop !== undefined) items = this.itemsOf(task, baseVars, ctx);
     } catch (err) {
       return this.finishFailed(host, task, ctx, started, this.failureMessage(err, task));
@@ -724,7 +736,8 @@ export class Engine {
         Object.assign(host.registered, values.vars);
         return finish('ok', { changed: false, ansible_facts: values.vars, ansible_included_var_files: values.files });
       }
-      module = getModule(task.module) as AnyModule;
+      // A module cairn knows by name but does not run (foreign.ts) is not in the registry; it fails the task.
+      module = getModule(task.module) ?? foreignModule(task.module);
       args = this.renderArgs(module, task, vars);
       becomeUser = this.becomeUserFor(host, task, vars, ctx);
     } catch (err) {

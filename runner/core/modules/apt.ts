@@ -16,6 +16,12 @@ export interface AptArgs {
   cache_valid_time?: number;
   install_recommends?: boolean;
   purge?: boolean;
+  /**
+   * Ansible's default_release: apt's target release (`-t`), which raises that release's pin to 990. The
+   * probe asks apt-cache with the same APT::Default-Release, so the candidate check sees is the one
+   * apt-get installs. Empty means unset, as in Ansible (`if p['default_release']`).
+   */
+  default_release?: string;
 }
 
 export interface PackageStatus {
@@ -37,6 +43,7 @@ export interface AptPlan {
   remove: string[];
   purge: boolean;
   installRecommends: boolean;
+  defaultRelease?: string;
   installed: string[];
   upgraded: string[];
   removed: string[];
@@ -91,10 +98,11 @@ export function parseAptPolicy(text: string): Map<string, PolicyEntry> {
   return out;
 }
 
-export function aptProbeScript(names: string[], withCacheAge: boolean): string {
+export function aptProbeScript(names: string[], withCacheAge: boolean, defaultRelease?: string): string {
+  const release = defaultRelease ? ['-o', `APT::Default-Release=${defaultRelease}`] : [];
   const lines = [
     section('dpkg', `dpkg-query -W -f='\${Package}\\t\${Status}\\t\${Version}\\n' -- ${argv(...names)} 2>/dev/null`),
-    section('policy', `LC_ALL=C apt-cache policy -- ${argv(...names)} 2>/dev/null`),
+    section('policy', `LC_ALL=C ${argv('apt-cache', ...release, 'policy', '--', ...names)} 2>/dev/null`),
   ];
   if (withCacheAge) {
     lines.push(
@@ -125,6 +133,7 @@ export function planApt(
     remove: [],
     purge: Boolean(args.purge),
     installRecommends: args.install_recommends ?? false,
+    ...(args.default_release ? { defaultRelease: args.default_release } : {}),
     installed: [],
     upgraded: [],
     removed: [],
@@ -199,7 +208,8 @@ export function aptApplyScript(plan: AptPlan): string {
   if (plan.updateCache) lines.push(`${argv('apt-get', '-q', 'update')} || exit 10`);
   if (plan.install.length > 0) {
     const recommends = plan.installRecommends ? '--install-recommends' : '--no-install-recommends';
-    lines.push(`${argv(...APT_GET, recommends, 'install', '--', ...plan.install)} || exit 11`);
+    const release = plan.defaultRelease ? ['-t', plan.defaultRelease] : [];
+    lines.push(`${argv(...APT_GET, recommends, ...release, 'install', '--', ...plan.install)} || exit 11`);
   }
   if (plan.remove.length > 0)
     lines.push(`${argv(...APT_GET, ...(plan.purge ? ['--purge'] : []), 'remove', '--', ...plan.remove)} || exit 12`);
@@ -227,6 +237,7 @@ export const aptModule: Module<AptArgs, AptPlan> = {
       cache_valid_time: { type: 'integer', minimum: 0 },
       install_recommends: { type: 'boolean' },
       purge: { type: 'boolean' },
+      default_release: { type: 'string', pattern: '^[A-Za-z0-9.+~_/-]*$' },
     },
   },
 
@@ -239,7 +250,7 @@ export const aptModule: Module<AptArgs, AptPlan> = {
       throw argError(ctx, 'apt needs name, or update_cache');
     const names = specs.map((s) => splitPackageSpec(s).name);
     const withCache = args.update_cache === true || args.cache_valid_time !== undefined;
-    const res = await runScript(ctx, aptProbeScript(names, withCache));
+    const res = await runScript(ctx, aptProbeScript(names, withCache, args.default_release || undefined));
     const sections = parseSections(res.stdout);
     if (!sections.has('end'))
       return { changed: false, actions: [], failed: `cannot query packages: ${failureText(res)}` };

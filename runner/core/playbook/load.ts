@@ -10,6 +10,7 @@ import { builtinRolesDir } from '../util/paths.js';
 import { ansibleBool, isQualifiedName, PLAY_KEYWORDS_WARNED, shortModuleName } from './ansible-keywords.js';
 import { getModule, moduleNames } from '../modules/index.js';
 import { unknownModuleMessage } from '../modules/unknown.js';
+import { foreignModule, isForeignModule } from '../modules/foreign.js';
 import { ajv, compileSchema, describeAjvErrors, validateAt } from '../util/schema.js';
 import { parseHostPattern } from '../inventory/patterns.js';
 import { isPlainObject, type Vars } from '../util/vars.js';
@@ -1155,7 +1156,10 @@ export class PlaybookLoader {
       throw errorAt(loaded, path, `${what} names no module (expected one of: ${moduleNames().join(', ')})`);
     }
     if (moduleKeys.length > 1) {
-      const isModule = (k: string) => Boolean(getModule(shortModuleName(k))) || ENGINE_ACTIONS.has(shortModuleName(k));
+      const isModule = (k: string) =>
+        Boolean(getModule(shortModuleName(k))) ||
+        ENGINE_ACTIONS.has(shortModuleName(k)) ||
+        isForeignModule(k, shortModuleName(k));
       const unknown = moduleKeys.filter((k) => !isModule(k));
       if (unknown.length === 0) {
         throw errorAt(
@@ -1198,7 +1202,9 @@ export class PlaybookLoader {
         throw errorAt(loaded, [...path, moduleKey], 'set_fact expects a mapping of variable names to values');
       args = rawArgs;
     } else {
-      const module = getModule(moduleName);
+      const module =
+        getModule(moduleName) ?? (isForeignModule(moduleKey, moduleName) ? foreignModule(moduleName) : undefined);
+      if (module?.foreign) this.warn(module.foreign, location);
       if (!module) {
         const keyword = closestNames(moduleName, TASK_KEYWORDS);
         const message = keyword.length
@@ -1337,7 +1343,9 @@ export class PlaybookLoader {
       becomeUser: raw.become_user as string | undefined,
       runOnce: boolOrTemplate(raw.run_once, 'run_once') ?? false,
       delegateTo: raw.delegate_to as string | undefined,
-      ignoreErrors: boolOrTemplate(raw.ignore_errors, 'ignore_errors') ?? false,
+      ...(typeof raw.ignore_errors === 'string' && raw.ignore_errors.includes('{{')
+        ? { ignoreErrors: false, ignoreErrorsTemplate: raw.ignore_errors }
+        : { ignoreErrors: boolOrTemplate(raw.ignore_errors, 'ignore_errors') ?? false }),
       noLog: boolOrTemplate(raw.no_log, 'no_log') ?? false,
       checkMode: boolOrTemplate(raw.check_mode, 'check_mode'),
       ignoreUnreachable: boolOrTemplate(raw.ignore_unreachable, 'ignore_unreachable'),

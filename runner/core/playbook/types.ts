@@ -28,6 +28,8 @@ export interface Task {
   runOnce: boolean;
   delegateTo?: string;
   ignoreErrors: boolean;
+  /** `ignore_errors: "{{ expr }}"`: rendered per host when the task runs (Ansible templates it then too). */
+  ignoreErrorsTemplate?: string;
   noLog: boolean;
   /** Force this task into check mode (true) or out of it (false), as Ansible's `check_mode`. */
   checkMode?: boolean;
