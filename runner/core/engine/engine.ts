@@ -21,7 +21,8 @@ import { snippetAt } from '../util/yaml-source.js';
 import { evaluate, evaluateAll } from '../template/index.js';
 import type { Templater } from '../template/types.js';
 import type { ValueOrigin } from '../template/index.js';
-import { ansibleBool as filterBool } from '../template/filters.js';
+import { ansibleBool as filterBool, pythonString } from '../template/filters.js';
+import { environmentExports, withEnvironment } from '../transport/environment.js';
 import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
 import {
   UnreachableError,
@@ -435,6 +436,28 @@ export class Engine {
     return rendered;
   }
 
+  /**
+   * The task's `environment` for this host: each layer (play, blocks, includes, role, task) rendered and
+   * merged in order, inner names winning; values as Python's str() writes them, as Ansible passes them.
+   */
+  private environmentFor(task: Task, vars: Vars): Record<string, string> | undefined {
+    if (!task.environment?.length) return undefined;
+    const merged: Record<string, string> = {};
+    for (const layer of task.environment) {
+      const value = this.opts.templater.renderValue(layer, vars, valueAt(task, 'environment'));
+      if (value === null || value === undefined || value === '') continue;
+      if (typeof value !== 'object' || Array.isArray(value))
+        throw inputError(
+          `environment must be a mapping of variable names to values, got ${JSON.stringify(value)}`,
+          valueAt(task, 'environment'),
+        );
+      for (const [name, v] of Object.entries(value as Record<string, unknown>))
+        merged[name] = typeof v === 'string' ? v : pythonString(v);
+    }
+    environmentExports(merged); // a bad name fails the task here, at the keyword, before the host is asked
+    return merged;
+  }
+
   private moduleContext(
     host: HostState,
     conn: Connection,
@@ -721,6 +744,7 @@ export class Engine {
     let args: Record<string, unknown>;
     let module: AnyModule;
     let becomeUser: string;
+    let environment: Record<string, string> | undefined;
     try {
       if (task.when.length && !evaluateAll(task.when, vars, task.location)) {
         const registered = { changed: false, skipped: true, skip_reason: 'Conditional result was False' };
@@ -740,6 +764,7 @@ export class Engine {
       module = getModule(task.module) ?? foreignModule(task.module);
       args = this.renderArgs(module, task, vars);
       becomeUser = this.becomeUserFor(host, task, vars, ctx);
+      environment = this.environmentFor(task, vars);
     } catch (err) {
       return fail(err);
     }
@@ -753,6 +778,7 @@ export class Engine {
     } catch (err) {
       return this.unreachable(host, task, ctx, started, err, item, target);
     }
+    if (environment) conn = withEnvironment(conn, environment);
     const run = await this.executeWithRetries(module, conn, args, host, task, ctx, vars, becomeUser);
     if (run.unreachable) return this.unreachable(host, task, ctx, started, run.unreachable, item, target);
     const { result, registered, failed, changed } = run;

@@ -81,6 +81,7 @@ const BLOCK_KEYWORDS = new Set([
   'run_once',
   'delegate_to',
   'collections',
+  'environment',
 ]);
 
 /** Block keywords of Ansible cairn refuses by name, with what to do instead. */
@@ -242,6 +243,8 @@ interface RoleEntry {
   origins: Map<string, SourceLocation>;
   tags: string[];
   when: string[];
+  /** The entry's `environment` layers, outermost first (a dependency's after its dependent's). */
+  environment?: unknown[];
 }
 
 interface ExpandedRole {
@@ -250,10 +253,12 @@ interface ExpandedRole {
   origins: Map<string, SourceLocation>;
   tags: string[];
   when: string[];
+  environment?: unknown[];
 }
 
 /** What a play sets for all of its tasks (Ansible's play keywords inherited by tasks). */
 interface TaskDefaults {
+  environment?: unknown;
   ignoreErrors?: boolean;
   ignoreUnreachable?: boolean;
   noLog?: boolean;
@@ -312,14 +317,31 @@ function withDefaults(task: Task, d: TaskDefaults): Task {
     noLog: task.keywords?.includes('no_log') ? task.noLog : (d.noLog ?? task.noLog),
     checkMode: task.checkMode ?? d.checkMode,
     runOnce: task.keywords?.includes('run_once') ? task.runOnce : (d.runOnce ?? task.runOnce),
+    environment: withEnvironment(d.environment, task.environment),
   };
+}
+
+/** An outer `environment` (play, block, include) before a task's own layers. */
+function withEnvironment(outer: unknown, layers: unknown[] | undefined): unknown[] | undefined {
+  return outer === undefined || outer === null ? layers : [outer, ...(layers ?? [])];
 }
 
 /** One use of a role in a play: its own copy of the tasks, carrying the role's parameters, tags and `when`. */
 function roleInstance(expanded: ExpandedRole, tags: string[], defaults: TaskDefaults): Role {
   const { role, vars, when } = expanded;
   const instance: Role = { ...role, vars, varOrigins: expanded.origins, tags };
-  const adapt = (t: Task): Task => ({ ...withDefaults(t, defaults), when: [...when, ...t.when], roleRef: instance });
+  const adapt = (t: Task): Task => {
+    const own = withDefaults(
+      { ...t, environment: [...(expanded.environment ?? []), ...(t.environment ?? [])] },
+      defaults,
+    );
+    return {
+      ...own,
+      environment: own.environment?.length ? own.environment : undefined,
+      when: [...when, ...t.when],
+      roleRef: instance,
+    };
+  };
   instance.tasks = role.tasks.map(adapt);
   instance.handlers = role.handlers.map(adapt);
   instance.verify = role.verify.map(adapt);
@@ -508,6 +530,7 @@ export class PlaybookLoader {
     }
     const playTags = asStringList(raw.tags);
     const inherit: TaskDefaults = {
+      environment: raw.environment,
       ignoreErrors: playBool('ignore_errors'),
       ignoreUnreachable: playBool('ignore_unreachable'),
       noLog: playBool('no_log'),
@@ -663,7 +686,9 @@ export class PlaybookLoader {
     const vars: Vars = { ...entryVars, ...params };
     const origins = keyOrigins(loaded, [...path, 'vars'], entryVars);
     for (const [key, where] of keyOrigins(loaded, path, params)) origins.set(key, where);
-    return { name, vars, origins, tags: asStringList(raw.tags), when: asConditions(raw.when) };
+    const environment =
+      raw.environment === undefined || raw.environment === null ? {} : { environment: [raw.environment] };
+    return { name, vars, origins, tags: asStringList(raw.tags), when: asConditions(raw.when), ...environment };
   }
 
   /** The role and its dependencies (with their parameters), dependencies first. Cycles are an error naming the chain. */
@@ -694,12 +719,24 @@ export class PlaybookLoader {
         : { name: String(dep), vars: {}, origins: new Map(), tags: [], when: [] };
       const depWhere = meta ? meta.locate(['dependencies', i]) : where;
       for (const r of this.expandRole(depEntry, search, [...stack, role.dir], depWhere, playbookDir)) {
-        const tagged = { ...r, tags: [...entry.tags, ...r.tags], when: [...entry.when, ...r.when] };
+        const tagged = {
+          ...r,
+          tags: [...entry.tags, ...r.tags],
+          when: [...entry.when, ...r.when],
+          environment: [...(entry.environment ?? []), ...(r.environment ?? [])],
+        };
         if (!out.some((o) => o.role.dir === r.role.dir && JSON.stringify(o.vars) === JSON.stringify(r.vars)))
           out.push(tagged);
       }
     });
-    out.push({ role, vars: entry.vars, origins: entry.origins, tags: entry.tags, when: entry.when });
+    out.push({
+      role,
+      vars: entry.vars,
+      origins: entry.origins,
+      tags: entry.tags,
+      when: entry.when,
+      environment: entry.environment ?? [],
+    });
     return out;
   }
 
@@ -878,6 +915,7 @@ export class PlaybookLoader {
         ignoreUnreachable: t.ignoreUnreachable ?? ignoreUnreachable,
         runOnce: t.keywords?.includes('run_once') ? t.runOnce : (runOnce ?? t.runOnce),
         delegateTo: t.delegateTo ?? (keys.delegate_to as string | undefined),
+        environment: withEnvironment(keys.environment, t.environment),
       });
       return tasks.map(apply);
     };
@@ -1349,6 +1387,7 @@ export class PlaybookLoader {
       noLog: boolOrTemplate(raw.no_log, 'no_log') ?? false,
       checkMode: boolOrTemplate(raw.check_mode, 'check_mode'),
       ignoreUnreachable: boolOrTemplate(raw.ignore_unreachable, 'ignore_unreachable'),
+      ...(raw.environment !== undefined && raw.environment !== null ? { environment: [raw.environment] } : {}),
       keywords: Object.keys(raw),
       role,
       location,
