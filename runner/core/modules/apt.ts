@@ -22,6 +22,8 @@ export interface AptArgs {
    * apt-get installs. Empty means unset, as in Ansible (`if p['default_release']`).
    */
   default_release?: string;
+  /** Ansible's allow_downgrade: apt-get --allow-downgrades, so `name=version` below the installed one installs. */
+  allow_downgrade?: boolean;
 }
 
 export interface PackageStatus {
@@ -44,10 +46,33 @@ export interface AptPlan {
   purge: boolean;
   installRecommends: boolean;
   defaultRelease?: string;
+  allowDowngrade?: boolean;
   installed: string[];
   upgraded: string[];
   removed: string[];
 }
+
+/**
+ * Arguments of Ansible's apt module that cairn does not implement yet. A task may carry them (roles do, often
+ * on a branch a Debian host never takes), so they load; a task that runs with one fails with its name,
+ * before anything changes, instead of installing without what it asked for.
+ */
+export const APT_NOT_IMPLEMENTED = [
+  'deb',
+  'policy_rc_d',
+  'upgrade',
+  'only_upgrade',
+  'autoremove',
+  'autoclean',
+  'clean',
+  'dpkg_options',
+  'force',
+  'allow_unauthenticated',
+  'allow_change_held_packages',
+  'fail_on_autoremove',
+  'force_apt_get',
+  'lock_timeout',
+] as const;
 
 const PACKAGE_SPEC = /^[a-z0-9][a-z0-9+.-]*(?::[a-z0-9-]+)?(?:=[A-Za-z0-9.+~:-]+)?$/;
 
@@ -134,6 +159,7 @@ export function planApt(
     purge: Boolean(args.purge),
     installRecommends: args.install_recommends ?? false,
     ...(args.default_release ? { defaultRelease: args.default_release } : {}),
+    ...(args.allow_downgrade ? { allowDowngrade: true } : {}),
     installed: [],
     upgraded: [],
     removed: [],
@@ -209,7 +235,10 @@ export function aptApplyScript(plan: AptPlan): string {
   if (plan.install.length > 0) {
     const recommends = plan.installRecommends ? '--install-recommends' : '--no-install-recommends';
     const release = plan.defaultRelease ? ['-t', plan.defaultRelease] : [];
-    lines.push(`${argv(...APT_GET, recommends, ...release, 'install', '--', ...plan.install)} || exit 11`);
+    const downgrade = plan.allowDowngrade ? ['--allow-downgrades'] : [];
+    lines.push(
+      `${argv(...APT_GET, recommends, ...downgrade, ...release, 'install', '--', ...plan.install)} || exit 11`,
+    );
   }
   if (plan.remove.length > 0)
     lines.push(`${argv(...APT_GET, ...(plan.purge ? ['--purge'] : []), 'remove', '--', ...plan.remove)} || exit 12`);
@@ -238,10 +267,19 @@ export const aptModule: Module<AptArgs, AptPlan> = {
       install_recommends: { type: 'boolean' },
       purge: { type: 'boolean' },
       default_release: { type: 'string', pattern: '^[A-Za-z0-9.+~_/-]*$' },
+      allow_downgrade: { type: 'boolean' },
+      ...Object.fromEntries(APT_NOT_IMPLEMENTED.map((k) => [k, {}])),
     },
   },
 
   async check(ctx, args): Promise<Planned<AptPlan>> {
+    const given = APT_NOT_IMPLEMENTED.filter((k) => (args as Record<string, unknown>)[k] !== undefined);
+    if (given.length)
+      return {
+        changed: false,
+        actions: [],
+        failed: `apt: ${given.join(', ')} ${given.length > 1 ? 'are' : 'is'} not implemented by cairn (see docs/ansible-compat.md); nothing was changed`,
+      };
     const specs = packageSpecs(args);
     for (const spec of specs)
       if (!PACKAGE_SPEC.test(spec))

@@ -59,6 +59,7 @@ function foreignReason(short: string): string {
  */
 export function isForeignModule(written: string, short: string): boolean {
   if (FOREIGN_NAMES.has(short) || FOREIGN_PREFIXES.test(short) || isAnsibleBuiltin(short)) return true;
+  if (insteadOf(short) !== undefined) return true; // an Ansible module unknown.ts has advice for
   // ansible.builtin's names are all known (above), so a name there that is none of them is a typo.
   const qualified = /^([a-z0-9_]+\.[a-z0-9_]+)\.[A-Za-z0-9_]+$/.exec(written);
   return qualified !== null && qualified[1] !== 'ansible.builtin' && qualified[1] !== 'ansible.legacy';

@@ -10,6 +10,7 @@ interface PackageArgs {
   name: string | string[];
   state?: 'present' | 'absent' | 'latest' | 'installed' | 'removed';
   use?: 'auto' | 'apt';
+  allow_downgrade?: boolean;
   [backendOnly: string]: unknown;
 }
 
@@ -45,7 +46,11 @@ function backendRefusal(args: PackageArgs): string | undefined {
 
 function toApt(args: PackageArgs): AptArgs {
   const state = args.state === 'installed' ? 'present' : args.state === 'removed' ? 'absent' : args.state;
-  return { name: args.name, ...(state ? { state } : {}) } as AptArgs;
+  return {
+    name: args.name,
+    ...(state ? { state } : {}),
+    ...(args.allow_downgrade !== undefined ? { allow_downgrade: args.allow_downgrade } : {}),
+  } as AptArgs;
 }
 
 type AptPlanOf = typeof aptModule extends Module<AptArgs, infer P> ? P : never;
@@ -60,6 +65,7 @@ export const packageModule: Module<PackageArgs, AptPlanOf> = {
       name: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string', minLength: 1 } }] },
       state: { enum: ['present', 'absent', 'latest', 'installed', 'removed'] },
       use: { enum: ['auto', 'apt'] },
+      allow_downgrade: { type: 'boolean' },
       ...Object.fromEntries(YUM_DNF_ONLY.map((k) => [k, {}])),
     },
   },

@@ -82,13 +82,14 @@ const BLOCK_KEYWORDS = new Set([
   'delegate_to',
   'collections',
   'environment',
+  // Ansible's Block is Notifiable: a task inside without its own notify notifies the block's handlers.
+  'notify',
 ]);
 
 /** Block keywords of Ansible cairn refuses by name, with what to do instead. */
 const BLOCK_UNSUPPORTED: Record<string, string> = {
   ...TASK_KEYWORDS_UNSUPPORTED,
   any_errors_fatal: 'set any_errors_fatal on the play',
-  notify: 'put notify on the tasks inside the block',
   loop: 'a block cannot loop in Ansible either; put the tasks in a file and use include_tasks with the loop',
 };
 
@@ -365,7 +366,8 @@ function asConditions(value: unknown): string[] {
  */
 export function parseKeyValueArgs(text: string): Record<string, string> | undefined {
   const out: Record<string, string> = {};
-  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)=("((?:[^"\\]|\\.)*)"|'([^']*)'|((?:\{\{.*?\}\}|[^\s])*))/y;
+  // A key may hold '-': Ansible's hyphenated aliases (systemd's daemon-reload) are written this way.
+  const re = /\s*([A-Za-z_][A-Za-z0-9_-]*)=("((?:[^"\\]|\\.)*)"|'([^']*)'|((?:\{\{.*?\}\}|[^\s])*))/y;
   let pos = 0;
   while (pos < text.length) {
     if (/^\s*$/.test(text.slice(pos))) break;
@@ -916,6 +918,7 @@ export class PlaybookLoader {
         runOnce: t.keywords?.includes('run_once') ? t.runOnce : (runOnce ?? t.runOnce),
         delegateTo: t.delegateTo ?? (keys.delegate_to as string | undefined),
         environment: withEnvironment(keys.environment, t.environment),
+        notify: t.notify.length || keys.notify === undefined ? t.notify : asStringList(keys.notify),
       });
       return tasks.map(apply);
     };
@@ -1290,6 +1293,12 @@ export class PlaybookLoader {
         args[name] = args[alias];
         delete args[alias];
       }
+      // Ansible converts by the argument spec whatever the YAML type ("yes" is a boolean, "5" an integer);
+      // after the aliases, so `daemon-reload=true` converts as daemon_reload.
+      const strings = Object.fromEntries(
+        Object.entries(args).filter((e): e is [string, string] => typeof e[1] === 'string'),
+      );
+      args = { ...args, ...coerceKeyValueArgs(module.argsSchema, strings) };
       const errors = moduleArgErrors(module.argsSchema, args);
       if (errors.length) {
         const argPath: YamlPath = [...path, moduleKey];

@@ -12,6 +12,7 @@ import '../../../runner/core/modules/all.js';
 import { foreignModule, isForeignModule } from '../../../runner/core/modules/foreign.js';
 import { packageModule } from '../../../runner/core/modules/package.js';
 import { aptApplyScript, aptProbeScript, planApt } from '../../../runner/core/modules/apt.js';
+import { systemdModule } from '../../../runner/core/modules/systemd.js';
 import type { ModuleContext } from '../../../runner/core/modules/types.js';
 import { shortModuleName } from '../../../runner/core/playbook/ansible-keywords.js';
 import { PlaybookLoader } from '../../../runner/core/playbook/load.js';
@@ -112,5 +113,48 @@ describe('apt default_release', () => {
       undefined,
     );
     expect(aptApplyScript(plan.state!)).not.toContain('-t');
+  });
+});
+
+describe('apt allow_downgrade, service use', () => {
+  it('allow_downgrade adds --allow-downgrades to the install, through package too', () => {
+    const policy = new Map([['nginx', { candidate: '1.25' }]]);
+    const plan = planApt({ name: 'nginx=1.22', allow_downgrade: true }, ['nginx=1.22'], new Map(), policy, undefined);
+    expect(aptApplyScript(plan.state!)).toMatch(/--allow-downgrades install -- nginx=1\.22/);
+    const without = planApt({ name: 'nginx=1.22' }, ['nginx=1.22'], new Map(), policy, undefined);
+    expect(aptApplyScript(without.state!)).not.toContain('--allow-downgrades');
+  });
+
+  it('service use: a backend other than systemd is refused when the task runs', async () => {
+    const ctx = { taskLocation: { file: 'x.yml', line: 1, col: 1 } } as ModuleContext;
+    await expect(systemdModule.check(ctx, { name: 'varnish', use: 'sysvinit' })).rejects.toThrow(
+      /use "sysvinit" is not supported: cairn manages services with systemd/,
+    );
+  });
+});
+
+describe('arguments converted by the argument spec, as Ansible does', () => {
+  it('systemd: daemon-reload=true (hyphenated alias, key=value) is daemon_reload true', () => {
+    const book = load('- hosts: all\n  tasks:\n    - systemd: daemon-reload=true\n');
+    expect(book.plays[0]!.tasks[0]!.args).toEqual({ daemon_reload: true });
+  });
+
+  it('a quoted "yes" for a boolean argument and "200,403" for uri status_code load', () => {
+    const book = load(
+      '- hosts: all\n  tasks:\n    - uri:\n        url: http://127.0.0.1/\n        return_content: "yes"\n' +
+        '        status_code: "200,403"\n',
+    );
+    expect(book.plays[0]!.tasks[0]!.args).toMatchObject({ return_content: true, status_code: '200,403' });
+  });
+
+  it('a block notify reaches the tasks inside that have none of their own', () => {
+    const book = load(
+      '- hosts: all\n  tasks:\n    - block:\n        - command: a\n        - command: b\n          notify: own\n' +
+        '      notify: from block\n  handlers:\n    - name: own\n      command: x\n' +
+        '    - name: from block\n      command: y\n',
+    );
+    // A block without rescue/always may be flattened into its tasks.
+    const inner = book.plays[0]!.tasks.flatMap((t) => (t.block ? t.block.block : [t]));
+    expect(inner.map((t) => t.notify)).toEqual([['from block'], ['own']]);
   });
 });
