@@ -28,7 +28,9 @@ const COMMAND_MODULES: Record<string, () => Promise<Register[]>> = {
   report: async () => [(await import('./commands/rollout.js')).registerReportCommand],
   init: async () => [(await import('./commands/init.js')).registerInitCommand],
   drift: async () => [(await import('./commands/drift.js')).registerDriftCommand],
+  drain: async () => [(await import('./commands/traffic.js')).registerTrafficCommands],
 };
+COMMAND_MODULES.canary = COMMAND_MODULES.drain;
 COMMAND_MODULES.verify = COMMAND_MODULES.play;
 COMMAND_MODULES.run = COMMAND_MODULES.play;
 

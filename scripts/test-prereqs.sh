@@ -3,7 +3,8 @@
 # for the transport and engine tests, sudo for become, headless Chromium and a font for the HTML report's
 # test, python3 and rsync for the drill helpers and migration steps, promtool (package prometheus) for the
 # alert rules, logrotate and systemd-analyze for the jumphost role's files, haproxy, socat and openssl for the
-# front door's TLS test (a real haproxy on loopback), prometheus-blackbox-exporter for its probe check. A test never skips for want of one: it fails naming the package. As root with apt-get, missing packages are installed; otherwise this script
+# front door's TLS test (a real haproxy on loopback), prometheus-blackbox-exporter for its probe check, crmsh and
+# pacemaker-cli-utils for the ha_cluster role's CIB drift probe (run on a CIB file, no cluster). A test never skips for want of one: it fails naming the package. As root with apt-get, missing packages are installed; otherwise this script
 # fails and lists the `apt-get install` to run.
 set -euo pipefail
 
@@ -30,6 +31,9 @@ checks=(
   /usr/bin/socat:socat
   /usr/bin/openssl:openssl
   /usr/bin/prometheus-blackbox-exporter:prometheus-blackbox-exporter
+  /usr/sbin/crm:crmsh
+  /usr/sbin/cibadmin:pacemaker-cli-utils
+  /usr/sbin/crm_diff:pacemaker-cli-utils
 )
 
 missing=()

@@ -29,3 +29,27 @@ export function loadPlaybookFile(path: string): Playbook {
   announceShadowedRoles(playbook, builtinRolesDir());
   return playbook;
 }
+
+/**
+ * `--roles` (or a rollout step's roles) names only roles the playbook's plays list: the names that are not,
+ * said as one phrase ("web2 is not a role of site.yaml (roles: web, db)"), or undefined when all are.
+ */
+export function unknownRolesProblem(
+  playbook: Playbook,
+  roles: readonly string[],
+  asWritten: string,
+): string | undefined {
+  const known = new Set(playbook.plays.flatMap((p) => p.roles.map((r) => r.name)));
+  const unknown = roles.filter((r) => !known.has(r));
+  if (!unknown.length) return undefined;
+  const verb = unknown.length === 1 ? 'is' : 'are';
+  return `${unknown.join(', ')} ${verb} not a role of ${asWritten} (roles: ${[...known].join(', ') || 'none'})`;
+}
+
+/** A comma-separated `--roles` value as names. */
+export function roleNames(option: string): string[] {
+  return option
+    .split(',')
+    .map((r) => r.trim())
+    .filter(Boolean);
+}

@@ -15,7 +15,7 @@ import {
 } from '../app/report/drift.js';
 import { optionsError } from '../core/util/errors.js';
 import { addRunOptions } from './play.js';
-import { loadPlaybookFile } from '../app/playbook.js';
+import { loadPlaybookFile, roleNames, unknownRolesProblem } from '../app/playbook.js';
 import { openSession } from '../app/session.js';
 import type { CommonRunOptions } from '../app/run-inputs.js';
 import { processInterrupts } from './signals.js';
@@ -35,14 +35,8 @@ export function registerDriftCommand(program: Command): void {
     .option('--metrics <file>', 'also write node-exporter textfile metrics to this file (atomically)')
     .action(async (playbookPath: string, opts: DriftOptions) => {
       const playbook = loadPlaybookFile(playbookPath);
-      if (opts.roles) {
-        const known = new Set(playbook.plays.flatMap((p) => p.roles.map((r) => r.name)));
-        const unknown = opts.roles
-          .split(',')
-          .map((r) => r.trim())
-          .filter((r) => r && !known.has(r));
-        if (unknown.length) throw optionsError(`--roles: ${unknown.join(', ')} not a role of ${playbookPath}`);
-      }
+      const rolesProblem = opts.roles && unknownRolesProblem(playbook, roleNames(opts.roles), playbookPath);
+      if (rolesProblem) throw optionsError(`--roles: ${rolesProblem}`);
       const session = await openSession({ ...opts, check: true, diff: false }, 'drift', {
         playbook: playbook.path,
         console: opts.json ? undefined : false,

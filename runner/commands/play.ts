@@ -12,7 +12,7 @@ import { coerceKeyValueArgs, parseKeyValueArgs } from '../core/playbook/load.js'
 import type { Playbook, Task } from '../core/playbook/types.js';
 import { parseYaml } from '../core/util/yaml-source.js';
 import { isPlainObject } from '../core/util/vars.js';
-import { loadPlaybookFile } from '../app/playbook.js';
+import { loadPlaybookFile, roleNames, unknownRolesProblem } from '../app/playbook.js';
 import { openSession } from '../app/session.js';
 import {
   configureAnsibleVault,
@@ -174,17 +174,8 @@ export function registerPlayCommands(program: Command): void {
         );
         return;
       }
-      if (opts.roles) {
-        const known = new Set(playbook.plays.flatMap((p) => p.roles.map((r) => r.name)));
-        const unknown = opts.roles
-          .split(',')
-          .map((r) => r.trim())
-          .filter((r) => r && !known.has(r));
-        if (unknown.length)
-          throw optionsError(
-            `--roles: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a role of ${playbookPath} (roles: ${[...known].join(', ')})`,
-          );
-      }
+      const rolesProblem = opts.roles && unknownRolesProblem(playbook, roleNames(opts.roles), playbookPath);
+      if (rolesProblem) throw optionsError(`--roles: ${rolesProblem}`);
       if (opts.startAtTask !== undefined) {
         const all = (tasks: Task[]): Task[] =>
           tasks.flatMap((t) => (t.block ? all([...t.block.block, ...t.block.rescue, ...t.block.always]) : [t]));
@@ -211,7 +202,7 @@ export function registerPlayCommands(program: Command): void {
             process.stdout.write(`  pattern: ['${play.hosts}']\n  hosts (${hosts.length}):\n`);
             for (const h of hosts) process.stdout.write(`    ${h}\n`);
           }
-          const roles = opts.roles?.split(',').map((r) => r.trim());
+          const roles = opts.roles ? roleNames(opts.roles) : undefined;
           const wanted = play.roles.filter((role) => !roles || roles.includes(role.name));
           if (opts.listTasks) {
             process.stdout.write('  tasks:\n');
@@ -264,6 +255,8 @@ export function registerPlayCommands(program: Command): void {
     .action(async (playbookPath: string, opts: PlayOptions) => {
       configureAnsibleVault(opts);
       const playbook = loadPlaybookFile(playbookPath);
+      const rolesProblem = opts.roles && unknownRolesProblem(playbook, roleNames(opts.roles), playbookPath);
+      if (rolesProblem) throw optionsError(`--roles: ${rolesProblem}`);
       const session = await openSession(opts, 'verify', {
         playbook: playbook.path,
         lock: false,

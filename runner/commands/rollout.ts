@@ -3,7 +3,7 @@
  * self-contained HTML report.
  */
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import '../features/drills/all.js';
 import { CairnError, ExitCode, optionsError } from '../core/util/errors.js';
@@ -13,6 +13,8 @@ import { checklistProblems, loadChecklist } from '../features/rollout/checklist.
 import { dayNumberOfDate, localDate } from '../features/rollout/days.js';
 import { assertStepMayStart, findTarget, nextAction, runningStep } from '../features/rollout/gate.js';
 import { buildReportData, writeReport } from '../features/rollout/report.js';
+import { drillNames } from '../features/drills/registry.js';
+import { loadSchedule, renderDueTable, schedulePath } from '../features/drills/schedule.js';
 import { loadState, rolloutStatePath, stepState, updateState } from '../features/rollout/state.js';
 import { renderStatusText, rolloutStatus } from '../features/rollout/status.js';
 import { processInterrupts } from './signals.js';
@@ -298,17 +300,27 @@ export function registerReportCommand(program: Command): void {
     ),
   )
     .option('-o, --output <file>', 'where to write it (default: <state dir>/report.html)')
-    .action((opts: ChecklistOptions & { output?: string; today?: string }) => {
+    .option(
+      '--schedule <file>',
+      "the drill schedule (default: CAIRN_DRILLS, drills.yaml beside the checklist, ./drills.yaml, or cairn's)",
+    )
+    .option('--no-color', 'no colours in the drill schedule printed after the report')
+    .action((opts: ChecklistOptions & { output?: string; today?: string; schedule?: string; color?: boolean }) => {
       const checklist = openChecklist(opts);
       const stateDir = stateDirectory();
       const output = resolve(opts.output ?? join(stateDir, 'report.html'));
+      const schedule = loadSchedule(schedulePath(opts.schedule, dirname(checklist.file)), drillNames());
       const data = buildReportData(
         checklist,
         rolloutStatePath(stateDir),
         join(stateDir, 'runs'),
         opts.today ? checkDate(opts.today, '--today') : localDate(),
+        schedule,
       );
       writeReport(data, output);
       process.stdout.write(`report: ${output}\n`);
+      // The schedule in text too: what is overdue is seen without opening the report.
+      const colour = opts.color !== false && !process.env.NO_COLOR && Boolean(process.stdout.isTTY);
+      process.stdout.write(`\nDRILL SCHEDULE ${schedule.file}\n${renderDueTable(data.drillSchedule!.due, { colour })}`);
     });
 }

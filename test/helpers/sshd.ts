@@ -38,6 +38,11 @@ export interface TestSshHost {
   kill(): void;
   /** SIGKILL only the per-connection sshd children, cutting live connections. */
   killSessions(): void;
+  /**
+   * Start this host's sshd again after kill()/stop(), same address, port and host key (a "reboot" for the
+   * reboot tests); `pid` then names the new sshd.
+   */
+  restart(): Promise<void>;
 }
 
 export interface TestSshLab {
@@ -269,13 +274,15 @@ async function startOneSshd(opts: {
   extraConfig: string;
   /** Run sshd inside this (existing) network namespace, on port 22 of `address` there. */
   netns?: string;
+  /** Listen on this port (a restart); no other port is tried. */
+  port?: number;
 }): Promise<StartedSshd> {
   const logPath = join(opts.configDir, 'sshd.log');
   let lastFailure = '';
   // A port found free can be taken by someone else before sshd binds it: try a few.
   for (let attempt = 0; attempt < 5; attempt++) {
     // A network namespace of its own has every port free; its address is not this namespace's to probe.
-    const port = opts.netns !== undefined ? 22 : await freePort(opts.address);
+    const port = opts.port ?? (opts.netns !== undefined ? 22 : await freePort(opts.address));
     const configPath = join(opts.configDir, 'sshd_config');
     const defaults = [
       `ListenAddress ${opts.address}:${port}`,
@@ -338,7 +345,7 @@ async function startOneSshd(opts: {
       await exited;
     }
     lastFailure = readFileSync(logPath, 'utf8').trim().split('\n').slice(-5).join('\n');
-    if (!/Address already in use|Cannot bind/i.test(lastFailure)) break;
+    if (!/Address already in use|Cannot bind/i.test(lastFailure) || opts.port !== undefined) break;
   }
   throw new Error(`sshd for test host ${opts.name} on ${opts.address} did not start: ${lastFailure || 'no output'}`);
 }
@@ -386,7 +393,7 @@ export async function startSshHosts(
       generateKey(hostKeyPath, `cairn-test-host-${name}`);
       const inNamespace = opts.netns?.(i);
       const address = inNamespace?.address ?? nextLoopbackAddress();
-      const started = await startOneSshd({
+      const sshdOpts = {
         ...(inNamespace !== undefined ? { netns: inNamespace.name } : {}),
         name,
         address,
@@ -395,11 +402,12 @@ export async function startSshHosts(
         authorizedKeysPath,
         emptyRcPath,
         extraConfig: opts.sshdExtraConfig?.(i) ?? '',
-      });
+      };
+      const started = await startOneSshd(sshdOpts);
       const [keyType, keyBase64] = readFileSync(`${hostKeyPath}.pub`, 'utf8').trim().split(/\s+/);
       const hostPattern = started.port === 22 ? address : `[${address}]:${started.port}`;
       knownHostLines.push(`${hostPattern} ${keyType} ${keyBase64}`);
-      hosts.push(makeHost(name, address, started, hostDir));
+      hosts.push(makeHost(name, address, started, hostDir, () => startOneSshd({ ...sshdOpts, port: started.port })));
     }
   } catch (error) {
     await Promise.all(hosts.map((host) => host.stop()));
@@ -466,27 +474,40 @@ export async function startSshHosts(
   return lab;
 }
 
-function makeHost(name: string, address: string, started: StartedSshd, hostDir: string): TestSshHost {
-  const pid = started.child.pid as number;
+function makeHost(
+  name: string,
+  address: string,
+  first: StartedSshd,
+  hostDir: string,
+  relaunch: () => Promise<StartedSshd>,
+): TestSshHost {
+  let started = first;
   let running = true;
-  void started.exited.then(() => {
-    running = false;
-  });
+  const watch = (s: StartedSshd): void => {
+    void s.exited.then(() => {
+      if (started === s) running = false;
+    });
+  };
+  watch(started);
+  const pidNow = (): number => started.child.pid as number;
   const killSessions = (): void => {
     if (!running) return;
     // Per-connection sshd processes are children of the listener; their own children are the sessions.
-    for (const child of descendantPids(pid)) signalPid(child, 'SIGKILL');
+    for (const child of descendantPids(pidNow())) signalPid(child, 'SIGKILL');
   };
   return {
     name,
     address,
-    port: started.port,
+    port: first.port,
     user: 'root',
     dir: hostDir,
-    pid,
+    get pid() {
+      return pidNow();
+    },
     async stop() {
       if (!running) return;
       killSessions();
+      const pid = pidNow();
       signalPid(pid, 'SIGTERM');
       const forceKill = setTimeout(() => signalPid(pid, 'SIGKILL'), 3000);
       await started.exited;
@@ -495,10 +516,17 @@ function makeHost(name: string, address: string, started: StartedSshd, hostDir: 
     kill() {
       if (!running) return;
       // A dead host loses its live connections too: collect them before the listener goes (they get reparented).
-      const sessions = descendantPids(pid);
-      signalPid(pid, 'SIGKILL');
+      const sessions = descendantPids(pidNow());
+      signalPid(pidNow(), 'SIGKILL');
       for (const child of sessions) signalPid(child, 'SIGKILL');
     },
     killSessions,
+    async restart() {
+      const ended = await Promise.race([started.exited.then(() => true), sleep(5000).then(() => false)]);
+      if (!ended) throw new Error(`sshd of ${name} is still running; kill() or stop() it first`);
+      started = await relaunch();
+      running = true;
+      watch(started);
+    },
   };
 }

@@ -61,6 +61,7 @@ describe('npm pack + npm install -g: a cairn for the jump host', { timeout: 300_
       'templates/cairn-header.hbs',
       'site.yaml',
       'rollout.yaml',
+      'drills.yaml',
       'playbooks/ha.yaml',
       'inventories/example/hosts.yaml',
       'README.md',
@@ -88,7 +89,7 @@ describe('npm pack + npm install -g: a cairn for the jump host', { timeout: 300_
     const syntax = run(cairn, ['play', 'site.yaml', '--syntax-check'], site);
     expect(syntax.stderr).toBe('');
     expect(syntax.code).toBe(0);
-    expect(syntax.stdout).toContain(`playbook: ${join(site, 'site.yaml')}: syntax OK (9 plays)`);
+    expect(syntax.stdout).toContain(`playbook: ${join(site, 'site.yaml')}: syntax OK (10 plays)`);
     const tasks = run(cairn, ['play', 'site.yaml', '--list-tasks'], site);
     expect(tasks.code, tasks.stderr).toBe(0);
     expect(tasks.stdout).toContain('haproxy : ');

@@ -55,6 +55,9 @@ import { serviceFactsModule } from '../../runner/core/modules/service-facts.js';
 import { pingModule } from '../../runner/core/modules/ping.js';
 import { rawModule } from '../../runner/core/modules/raw.js';
 import { replaceModule } from '../../runner/core/modules/replace.js';
+import { mountModule } from '../../runner/core/modules/mount.js';
+import { rebootModule } from '../../runner/core/modules/reboot.js';
+import { waitForConnectionModule } from '../../runner/core/modules/wait-for-connection.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
 import type { Connection } from '../../runner/core/transport/types.js';
 import { createTemplater } from '../../runner/core/template/handlebars.js';
@@ -1157,5 +1160,138 @@ describe('service_facts and package_facts: read-only, one round trip, what this 
     const version = spawnSyncText('dpkg-query', ['-W', '-f', '${Version}', 'coreutils']).stdout;
     expect(packages.coreutils).toEqual([{ name: 'coreutils', version, arch: expect.any(String), source: 'apt' }]);
     expect(packages['cairn-no-such-package']).toBeUndefined();
+  });
+});
+
+describe('mount (ansible.posix.mount): real tmpfs and bind mounts in the test sshd mount namespace', () => {
+  // The sshd runs in a private mount namespace (test/helpers/sshd.ts): these mounts are made and seen there
+  // only, so the test reads them through the connection. fstab is a file of the case, never /etc/fstab.
+  const made: string[] = [];
+  /** What /proc/self/mountinfo on the host says is mounted at `path`: "fstype source options", or ''. */
+  async function mountedAt(path: string): Promise<string> {
+    const res = await conn.exec(
+      `P=${JSON.stringify(path)} awk '$5 == ENVIRON["P"] { for (i = 7; $i != "-"; i++); r = $(i + 1) " " $(i + 2) " " $6 } END { print r }' /proc/self/mountinfo`,
+    );
+    return res.stdout.trim();
+  }
+  afterAll(async () => {
+    // Every mount this block made, by path, deepest first; a mount already gone is fine.
+    for (const path of made.reverse())
+      await conn.exec(`umount -- '${path}' 2>/dev/null; umount -- '${path}' 2>/dev/null; true`);
+  });
+
+  it('mounted: creates the mount point, writes the fstab line and mounts; opts change remounts; all exact', async () => {
+    const dir = caseDir();
+    const fstab = join(dir, 'fstab');
+    writeFileSync(fstab, '# static file system information\nproc /proc proc defaults 0 0\n');
+    const path = join(dir, 'mnt', 'scratch');
+    made.push(path);
+    const args = { path, src: 'tmpfs', fstype: 'tmpfs', opts: 'size=1m,mode=0755', state: 'mounted', fstab };
+    const first = await holdsProperty(mountModule, args, ctxWith(), true);
+    expect(first.predicted.actions).toEqual([
+      `create mount point ${path}`,
+      `add the entry for ${path} in ${fstab}`,
+      `mount tmpfs on ${path} (tmpfs)`,
+    ]);
+    expect(readFileSync(fstab, 'utf8')).toBe(
+      `# static file system information\nproc /proc proc defaults 0 0\ntmpfs ${path} tmpfs size=1m,mode=0755 0 0\n`,
+    );
+    expect(await mountedAt(path)).toMatch(/^tmpfs tmpfs rw,/);
+    const changed = await holdsProperty(mountModule, { ...args, opts: 'size=2m,mode=0755' }, ctxWith(), true);
+    expect(changed.predicted.actions).toEqual([
+      `update the entry for ${path} in ${fstab}`,
+      `remount ${path} (its entry changed)`,
+    ]);
+    const size = await conn.exec(`df -k --output=size -- '${path}' | tail -1`);
+    expect(size.stdout.trim()).toBe('2048');
+    // unmounted keeps the line; absent removes it and the mount point.
+    await holdsProperty(mountModule, { path, state: 'unmounted', fstab }, ctxWith(), true);
+    expect(await mountedAt(path)).toBe('');
+    expect(readFileSync(fstab, 'utf8')).toContain(`tmpfs ${path} tmpfs size=2m,mode=0755 0 0\n`);
+    await holdsProperty(mountModule, { ...args, opts: 'size=2m,mode=0755' }, ctxWith(), true);
+    expect(await mountedAt(path)).toMatch(/^tmpfs tmpfs /);
+    const gone = await holdsProperty(mountModule, { path, state: 'absent', fstab, backup: true }, ctxWith(), true);
+    expect(gone.predicted.actions).toEqual([
+      `remove the entry for ${path} from ${fstab}`,
+      `unmount ${path}`,
+      `remove mount point ${path}`,
+    ]);
+    expect(gone.applied.data.backup_file).toMatch(new RegExp(`^${fstab}\\.`));
+    expect(readFileSync(String(gone.applied.data.backup_file), 'utf8')).toContain(`tmpfs ${path} `);
+    expect(readFileSync(fstab, 'utf8')).toBe('# static file system information\nproc /proc proc defaults 0 0\n');
+    expect(await mountedAt(path)).toBe('');
+    expect(existsSync(path)).toBe(false);
+    expect(tempLeftovers(dir)).toEqual([]);
+  });
+
+  it('a bind mount with a space in its path; present only writes fstab; remounted is always a change', async () => {
+    const dir = caseDir();
+    const fstab = join(dir, 'fstab');
+    const src = join(dir, 'source dir');
+    mkdirSync(src);
+    writeFileSync(join(src, 'marker'), 'bound\n');
+    const path = join(dir, 'bind point');
+    made.push(path);
+    const present = { path, src, fstype: 'none', opts: 'bind', state: 'present', fstab };
+    await holdsProperty(mountModule, present, ctxWith(), true);
+    expect(readFileSync(fstab, 'utf8')).toBe(
+      `${src.replace(/ /g, '\\040')} ${path.replace(/ /g, '\\040')} none bind 0 0\n`,
+    );
+    expect(await mountedAt(path.replace(/ /g, '\\040'))).toBe('');
+    await holdsProperty(mountModule, { ...present, state: 'mounted' }, ctxWith(), true);
+    const cat = await conn.exec(`cat -- '${path}/marker'`);
+    expect(cat.stdout).toBe('bound\n');
+    // remounted: Ansible reports a change every time; check and apply agree.
+    const check = await checkExecutor.run(mountModule, ctxWith(), { path, state: 'remounted', fstab });
+    const apply = await applyExecutor.run(mountModule, ctxWith(), { path, state: 'remounted', fstab });
+    expect([check.plan.changed, apply.result.changed, Boolean(apply.result.failed)]).toEqual([true, true, false]);
+    await holdsProperty(mountModule, { path, state: 'absent', fstab }, ctxWith(), true);
+    expect(existsSync(path)).toBe(false);
+    expect(readFileSync(join(src, 'marker'), 'utf8')).toBe('bound\n');
+  });
+
+  it('a mount that fails puts the old fstab back; missing src/fstype is an argument error', async () => {
+    const dir = caseDir();
+    const fstab = join(dir, 'fstab');
+    writeFileSync(fstab, 'proc /proc proc defaults 0 0\n');
+    const path = join(dir, 'never');
+    made.push(path);
+    const args = { path, src: join(dir, 'no-such-source'), fstype: 'none', opts: 'bind', state: 'mounted', fstab };
+    const check = await checkExecutor.run(mountModule, ctxWith(), args);
+    expect(check.plan.changed).toBe(true);
+    const apply = await applyExecutor.run(mountModule, ctxWith(), args);
+    expect(apply.result.failed).toBe(true);
+    expect(apply.result.msg).toMatch(/^Error mounting .*never: .*\(.*fstab was put back as it was\)$/s);
+    expect(readFileSync(fstab, 'utf8')).toBe('proc /proc proc defaults 0 0\n');
+    expect(tempLeftovers(dir)).toEqual([]);
+    await expect(checkExecutor.run(mountModule, ctxWith(), { path, state: 'mounted', fstab })).rejects.toThrow(
+      /needs src and fstype/,
+    );
+  });
+});
+
+describe('wait_for_connection and reboot (Ansible action plugins)', () => {
+  it('wait_for_connection: read-only, answers at once over a live host, check and apply alike', async () => {
+    const out = await holdsProperty(waitForConnectionModule, { timeout: 10 }, ctxWith(), false);
+    expect(out.applied.data.elapsed).toEqual(expect.any(Number));
+  });
+
+  it('reboot: always a change (as Ansible); check plans exactly what apply does, and check runs nothing', async () => {
+    // The full cycle (sshd restarted as the reboot) is test/integration/reboot.test.ts; here the boot id
+    // changes on every read, so the module's own sequence runs to its end over this connection.
+    const dir = caseDir();
+    const args = {
+      reboot_command: `touch ${dir}/rebooted`,
+      boot_time_command: 'cat /proc/sys/kernel/random/uuid',
+      test_command: `test -e ${dir}/rebooted`,
+    };
+    const check = await checkExecutor.run(rebootModule, ctxWith(), args);
+    expect(existsSync(join(dir, 'rebooted'))).toBe(false);
+    const apply = await applyExecutor.run(rebootModule, ctxWith(), args);
+    expect(apply.result.failed, apply.result.msg).toBeFalsy();
+    expect([check.plan.changed, apply.result.changed]).toEqual([true, true]);
+    expect(apply.plan.actions).toEqual(check.plan.actions);
+    expect(apply.result.data.rebooted).toBe(true);
+    expect(existsSync(join(dir, 'rebooted'))).toBe(true);
   });
 });

@@ -225,11 +225,14 @@ phases:
       'requests=30',
       '--set',
       'interval_ms=0',
+      // Loose on time: a loaded test machine is no reason for the report's drill to fail.
+      '--set',
+      'max_p99_ms=60000',
     ]);
 
     mkdirSync(artifacts, { recursive: true });
     const report = await cairn(['report', '--checklist', checklist, '-o', reportPath]);
-    expect(report.stdout).toBe(`report: ${reportPath}\n`);
+    expect(report.stdout.startsWith(`report: ${reportPath}\n\nDRILL SCHEDULE `)).toBe(true);
     const html = readFileSync(reportPath, 'utf8');
     // Self-contained: no script, no external reference of any kind.
     expect(html).not.toMatch(/<script|<link|src=|@import|url\(/i);

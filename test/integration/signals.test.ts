@@ -6,13 +6,12 @@
  * and the run lock is released. Before: SIGHUP killed cairn outright (no run_end, the lock left behind) and a
  * single SIGTERM waited for the running task to finish.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readJournal } from '../../runner/app/report/index.js';
-import { cairnBin, repoRoot } from '../helpers/cli.js';
-import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
+import { startCairn, useTwoHostPlay, waitUntil } from '../helpers/play-child.js';
+import { requireSshd } from '../helpers/sshd.js';
 
 // No sshd (or not root) fails this file naming the package, never skips it (scripts/test-prereqs.sh installs it).
 requireSshd();
@@ -26,43 +25,16 @@ const alive = (pid: number): boolean => {
   }
 };
 
-async function until(what: string, ok: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('a signal while a slow validation runs on the hosts', () => {
-  let lab: TestSshLab;
-  let inventory: string;
-  let playbook: string;
-
-  beforeAll(async () => {
-    lab = await startSshHosts(2, { names: ['s1', 's2'] });
-    inventory = lab.writeInventory({}, Object.fromEntries(lab.hosts.map((h) => [h.name, { host_dir: h.dir }])));
-    playbook = join(lab.dir, 'slow-validate.yaml');
-    writeFileSync(
-      playbook,
-      [
-        '- hosts: all',
-        '  gather_facts: false',
-        '  tasks:',
-        '    - name: slow validation',
-        '      copy:',
-        '        dest: "{{ host_dir }}/guarded.conf"',
-        '        content: "new\\n"',
-        `        validate: "sh -c 'echo $$ > {{ host_dir }}/validate.pid; exec sleep 60' -- %s"`,
-        '    - name: never reached',
-        '      copy: { dest: "{{ host_dir }}/after", content: "no\\n" }',
-        '',
-      ].join('\n'),
-    );
-  });
-  afterAll(async () => {
-    await lab?.stop();
-  });
+  const setup = useTwoHostPlay(['s1', 's2'], 'slow-validate.yaml', [
+    '- name: slow validation',
+    '  copy:',
+    '    dest: "{{ host_dir }}/guarded.conf"',
+    '    content: "new\\n"',
+    `    validate: "sh -c 'echo $$ > {{ host_dir }}/validate.pid; exec sleep 60' -- %s"`,
+    '- name: never reached',
+    '  copy: { dest: "{{ host_dir }}/after", content: "no\\n" }',
+  ]);
 
   const cases: Array<[string, NodeJS.Signals[]]> = [
     ['SIGTERM', ['SIGTERM']],
@@ -71,6 +43,7 @@ describe('a signal while a slow validation runs on the hosts', () => {
   ];
   for (const [name, signals] of cases) {
     it(`${name} stops the run: remote commands ended, temp files removed, journal closed, lock released, exit 99`, async () => {
+      const { lab, inventory, playbook } = setup;
       const tag = signals.join('-');
       const stateDir = join(lab.dir, `state-${tag}`);
       const lockDir = mkdtempSync(join(lab.dir, `locks-${tag}-`));
@@ -79,22 +52,19 @@ describe('a signal while a slow validation runs on the hosts', () => {
         for (const stale of ['validate.pid', 'after'])
           if (existsSync(join(h.dir, stale))) writeFileSync(join(h.dir, stale), '');
       }
-      const child = spawn(process.execPath, [cairnBin, 'play', playbook, '-i', inventory], {
-        cwd: repoRoot,
-        env: { ...process.env, NO_COLOR: '1', CAIRN_STATE_DIR: stateDir, CAIRN_LOCK_DIR: lockDir },
-        stdio: ['ignore', 'pipe', 'pipe'],
+      const {
+        child,
+        done,
+        output: outputNow,
+      } = startCairn(['play', playbook, '-i', inventory], {
+        CAIRN_STATE_DIR: stateDir,
+        CAIRN_LOCK_DIR: lockDir,
       });
-      let output = '';
-      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-      const done = new Promise<number | string>((resolveDone) =>
-        child.on('close', (code, signal) => resolveDone(code ?? String(signal))),
-      );
       const pidFile = (dir: string) => join(dir, 'validate.pid');
       const validationPids = (): number[] =>
         lab.hosts.map((h) => Number(existsSync(pidFile(h.dir)) ? readFileSync(pidFile(h.dir), 'utf8').trim() : 0));
       // Both hosts are inside the validation: each holds a temp file with the new content.
-      await until('both validations to start', () => validationPids().every((pid) => pid > 0), 30_000);
+      await waitUntil('both validations to start', () => validationPids().every((pid) => pid > 0), 30_000);
       const pids = validationPids();
       expect(pids.every(alive)).toBe(true);
       for (const h of lab.hosts) expect(readdirSync(h.dir).filter((f) => f.startsWith('.cairn-tmp'))).toHaveLength(1);
@@ -106,11 +76,12 @@ describe('a signal while a slow validation runs on the hosts', () => {
       }
       const code = await done;
       const tookMs = Date.now() - signalledAt;
+      const output = outputNow();
 
       expect(code, output).toBe(99);
       // It did not wait for the 60 s validation: the hosts were told to stop it.
       expect(tookMs, output).toBeLessThan(30_000);
-      await until('the validations on the hosts to end', () => !pids.some(alive), 5_000);
+      await waitUntil('the validations on the hosts to end', () => !pids.some(alive), 5_000);
       for (const h of lab.hosts) {
         expect(readdirSync(h.dir).filter((f) => f.startsWith('.cairn-tmp'))).toEqual([]);
         expect(readFileSync(join(h.dir, 'guarded.conf'), 'utf8')).toBe('old\n');

@@ -49,7 +49,7 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('writes exactly inventories/example/, the built-in plays, rollout.yaml and a cairn.cfg', () => {
+  it('writes exactly inventories/example/, the built-in plays, rollout.yaml, drills.yaml and a cairn.cfg', () => {
     const example = join(repoRoot, 'inventories', 'example');
     const written = join(site, 'inventories', 'production');
     expect(filesUnder(written)).toEqual(filesUnder(example));
@@ -58,6 +58,7 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
     for (const f of [
       'site.yaml',
       'rollout.yaml',
+      'drills.yaml',
       ...readdirSync(join(repoRoot, 'playbooks')).map((p) => `playbooks/${p}`),
     ]) {
       expect(readFileSync(join(site, f), 'utf8'), f).toBe(readFileSync(join(repoRoot, f), 'utf8'));
@@ -85,13 +86,13 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
     const syntax = await runCairn(['play', 'site.yaml', '--syntax-check'], { cwd: site });
     expect(syntax.stderr).toBe('');
     expect(syntax.code).toBe(0);
-    expect(syntax.stdout).toMatch(/syntax OK \(9 plays\)/);
+    expect(syntax.stdout).toMatch(/syntax OK \(10 plays\)/);
     const hosts = await runCairn(['play', 'site.yaml', '--list-hosts'], { cwd: site });
     expect(hosts.code, hosts.stderr).toBe(0);
     const first = hosts.stdout.split('\nplay #')[1]!;
     for (const h of EXAMPLE_HOSTS) expect(first).toContain(`    ${h}\n`);
     expect(hosts.stdout).toMatch(
-      /play #7 \(lb\): Load balancers, one at a time\n {2}pattern: \['lb'\]\n {2}hosts \(2\):\n {4}lb1\n {4}lb2\n/,
+      /play #8 \(lb\): Load balancers, one at a time\n {2}pattern: \['lb'\]\n {2}hosts \(2\):\n {4}lb1\n {4}lb2\n/,
     );
   });
 
@@ -122,8 +123,9 @@ describe('cairn init and the example inventory', { timeout: 300_000 }, () => {
         }
       }
     }
-    // 8 base + 8 firewall + 3 zfs + 3 kvm + 3 ceph + 2 webapp + 2x2 lb + 8 prometheus + 5 backup host x role pairs
-    expect(checked).toBe(44);
+    // 8 base + 8 networks + 8 firewall + 3 zfs + 3 kvm + 3 ceph + 2 webapp + 2x2 lb + 8 prometheus + 5 backup
+    // host x role pairs
+    expect(checked).toBe(52);
   });
 
   it('announces a site role that replaces a built-in one, and reads cairn.cfg strictly', async () => {

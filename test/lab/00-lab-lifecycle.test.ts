@@ -1,5 +1,6 @@
 /**
- * The lab for real: three hosts booted with systemd-nspawn on the private bridge, reached over SSH with
+ * The lab for real: three hosts booted with systemd-nspawn on the private service bridge and the management
+ * bridge (a second link, mgmt0, in every container), reached over SSH with
  * host-key checking against the generated known_hosts, installing a package from the local repository,
  * surviving a power cut, `up` twice, and a `down` that leaves nothing behind. Runs as root where
  * systemd-nspawn and debootstrap exist (CI); elsewhere it says why it skips. A cold run also builds the base
@@ -94,6 +95,9 @@ describeLab('the lab on this machine', () => {
     );
   }
   const address = (name: string) => up.hosts.find((h) => h.name === name)!.address;
+  /** The management address: the same last octet in 10.77.1.0/24 (where cairn's SSH goes). */
+  const mgmt = (name: string) => address(name).replace(/^10\.77\.0\./, '10.77.1.');
+  const LAB_LINK = /^(cairnbr[01]|vb-|mg-)/;
 
   beforeAll(async () => {
     // Lab test files share one set of containers: hold the lab for this whole file.
@@ -143,14 +147,25 @@ describeLab('the lab on this machine', () => {
       lab_ca_key: '/var/lib/cairn/lab/ca/ca.key',
     });
     expect(readFileSync('/var/lib/cairn/lab/ca/ca.pem', 'utf8')).toContain('BEGIN CERTIFICATE');
-    expect(inventory.all.hosts.web1).toEqual({ ansible_host: '10.77.0.21', ansible_port: 22 });
+    // cairn reaches hosts on the management bridge; the service address is where the roles bind and peer.
+    expect(inventory.all.hosts.web1).toEqual({
+      ansible_host: '10.77.1.21',
+      ansible_port: 22,
+      service_address: '10.77.0.21',
+    });
+    expect(inventory.all.vars).toMatchObject({
+      lab_subnet: '10.77.0.0/24',
+      lab_management_subnet: '10.77.1.0/24',
+      lab_management_interface: 'mgmt0',
+      lab_controller_management_address: '10.77.1.1',
+    });
     expect(Object.keys(inventory.all.children.mon!.hosts)).toEqual(['mon1']);
     const known = readFileSync(up.knownHostsPath, 'utf8');
-    for (const name of NAMES) expect(known).toContain(`${address(name)},${name} ssh-ed25519 `);
+    for (const name of NAMES) expect(known).toContain(`${mgmt(name)},${address(name)},${name} ssh-ed25519 `);
     expect(readFileSync(up.privateKeyPath, 'utf8')).toContain('PRIVATE KEY');
   });
 
-  it('answers ssh with the host key checked against the generated known_hosts, and only then', () => {
+  it('answers ssh with the host key checked against the generated known_hosts, and only then', async () => {
     const ids = new Set<string>();
     for (const name of NAMES) {
       // `is-system-running` exits non-zero when degraded; the state itself is what is checked below.
@@ -182,6 +197,23 @@ describeLab('the lab on this machine', () => {
     );
     expect(ping.stdout.trim(), ping.stderr).toBe('reachable');
     expect(readFileSync('/proc/sys/net/ipv4/conf/cairnbr0/forwarding', 'utf8').trim()).toBe('0');
+    expect(readFileSync('/proc/sys/net/ipv4/conf/cairnbr1/forwarding', 'utf8').trim()).toBe('0');
+    // Two links per host, each on its own bridge: host0 (service, 10.77.0.x) on cairnbr0, mgmt0 (management,
+    // 10.77.1.x) on cairnbr1. Names resolve to management addresses; the service addresses answer too.
+    for (const name of NAMES) {
+      const links = ssh(up, mgmt(name), 'ip -o -4 addr show | awk \'{print $2, $4}\' | grep -v "^lo "');
+      expect(links.status, links.stderr).toBe(0);
+      expect(links.stdout.trim().split('\n').sort()).toEqual([`host0 ${address(name)}/24`, `mgmt0 ${mgmt(name)}/24`]);
+    }
+    const byName = ssh(up, mgmt('lb1'), 'getent hosts web1 cairn-controller | cut -d" " -f1 | tr "\\n" " "');
+    expect(byName.stdout.trim()).toBe('10.77.1.21 10.77.1.1');
+    const service = ssh(up, mgmt('lb1'), `ping -c 1 -W 2 ${address('web1')} >/dev/null && echo reachable`);
+    expect(service.stdout.trim(), service.stderr).toBe('reachable');
+    const hostLinks = await listLinks();
+    for (const name of NAMES) {
+      expect(hostLinks.find((l) => l.ifname === `vb-${name}`)?.master).toBe('cairnbr0');
+      expect(hostLinks.find((l) => l.ifname === `mg-${name}`)?.master).toBe('cairnbr1');
+    }
     // With a known_hosts that lacks the key, strict checking refuses: the check is real.
     const empty = join(workDir, 'empty_known_hosts');
     writeFileSync(empty, '');
@@ -220,6 +252,9 @@ describeLab('the lab on this machine', () => {
     const back = await labStart('mon1', { log });
     timings.startAfterKillMs = Date.now() - started;
     expect(back.outcome).toBe('booted');
+    // The new boot's management veth is on the management bridge again (the supervisor attaches it).
+    expect((await listLinks()).find((l) => l.ifname === 'mg-mon1')?.master).toBe('cairnbr1');
+    expect(ssh(up, mgmt('mon1'), 'true').status).toBe(0);
     const res = ssh(up, address('mon1'), 'cat /etc/ssh/ssh_host_ed25519_key.pub');
     expect(res.status, res.stderr).toBe(0);
     expect(res.stdout).toBe(before);
@@ -255,7 +290,7 @@ describeLab('the lab on this machine', () => {
     expect(strayLabProcesses(HOSTS_DIR, readCmdline)).toEqual([]);
     expect(mountsUnder(LAB_DIR, currentMounts())).toEqual([]);
     const links = await listLinks();
-    expect(links.filter((l) => l.ifname === 'cairnbr0' || l.ifname.startsWith('vb-'))).toEqual([]);
+    expect(links.filter((l) => LAB_LINK.test(l.ifname))).toEqual([]);
     expect(existsSync(STATE_FILE)).toBe(false);
     expect(existsSync(up.inventoryPath)).toBe(false);
     expect(existsSync(HOSTS_DIR) ? execFileSync('ls', ['-A', HOSTS_DIR], { encoding: 'utf8' }) : '').toBe('');
@@ -278,9 +313,10 @@ describeLab('the lab on this machine', () => {
     expect(result.strays.length).toBeGreaterThanOrEqual(NAMES.length * 2);
     expect(result.unmounted.sort()).toEqual(NAMES.map((n) => join(HOSTS_DIR, n, 'root')).sort());
     expect(result.interfaces).toContain('cairnbr0');
+    expect(result.interfaces).toContain('cairnbr1');
     expect(strayLabProcesses(HOSTS_DIR, readCmdline)).toEqual([]);
     expect(mountsUnder(LAB_DIR, currentMounts())).toEqual([]);
-    expect((await listLinks()).filter((l) => l.ifname === 'cairnbr0' || l.ifname.startsWith('vb-'))).toEqual([]);
+    expect((await listLinks()).filter((l) => LAB_LINK.test(l.ifname))).toEqual([]);
   }, 120_000);
 
   it('refuses, in one sentence, a subnet already used on this machine', async () => {

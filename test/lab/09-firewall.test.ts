@@ -26,6 +26,7 @@ import {
 const PLAYBOOK = 'playbooks/firewall.yaml';
 const RUN: LabCairnOptions = { timeoutMs: 240_000, lockWaitMs: 300_000 };
 const LB1 = '10.77.0.11';
+const LB1_MGMT = '10.77.1.11';
 /** A port nothing in the lab uses; lb1 listens on it during the test, so "no answer" is the firewall's doing. */
 const PROBE_PORT = 5999;
 
@@ -75,7 +76,10 @@ describe.skipIf(unavailable)(`firewall on the lab${unavailable ? ` (skipped: ${u
     );
     try {
       const before = await onHost('lb1', `nft list counter inet cairn dropped | grep -o 'packets [0-9][0-9]*'`);
-      expect(await tcpFrom('web1', LB1, 22)).toBe('open');
+      // SSH answers on the management network only (document 001): lb1's management address from web1's, not
+      // its service address.
+      expect(await tcpFrom('web1', LB1_MGMT, 22)).toBe('open');
+      expect(await tcpFrom('web1', LB1, 22)).toBe('dropped');
       // 80 passes the filter: answered, or refused by lb1's kernel when haproxy is not deployed yet (10-ha).
       expect(await tcpFrom('web1', LB1, 80)).not.toBe('dropped');
       // Listening, reachable on lb1 itself, silent from web1: the filter, not a missing listener.

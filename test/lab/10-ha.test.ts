@@ -326,6 +326,23 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
     expect(changedKeys(again.events)).toEqual([]);
   });
 
+  it('drill canary: web2 in at 0 % and up to 100 % in 10 gated steps, 0 failed; a forced gate failure rolls back', async () => {
+    const promoted = await labDrill('canary', ['hold_s=3'], measured, RUN);
+    expect(promoted.passed, promoted.msg).toBe(true);
+    expect(promoted.measured.canary).toBe('web2');
+    expect(promoted.measured.steps_done).toBe(10);
+    expect(promoted.measured.failed_requests).toBe(0);
+    expect(Number(promoted.measured.requests)).toBeGreaterThan(100);
+    const rolledBack = await labDrill('canary', ['expect=rollback'], measured, RUN);
+    expect(rolledBack.passed, rolledBack.msg).toBe(true);
+    expect(rolledBack.measured.failed_gate).toBe('p99 at step 1');
+    expect(rolledBack.measured.rolled_back).toBe('yes');
+    expect(rolledBack.measured.failed_requests).toBe(0);
+    // The drill put every weight back: the role has nothing to change.
+    const again = await labJson(['play', PLAYBOOK, '--check'], RUN);
+    expect(changedKeys(again.events)).toEqual([]);
+  });
+
   it('drill failover (keepalived stopped on the master): the backup takes the VIP within the targets', async () => {
     const result = await labDrill('failover', [], measured, RUN);
     expect(result.passed, result.msg).toBe(true);

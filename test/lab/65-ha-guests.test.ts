@@ -84,6 +84,27 @@ describe.skipIf(unavailable)(
       measured.push(`second run: ${(ms / 1000).toFixed(1)} s, 0 changed`);
     }, 900_000);
 
+    it('a hand edit of a cairn object in the live CIB: --check and verify name it, the next run puts it back', async () => {
+      const score = '<rsc_location id="guest-ha1-prefers-pve2" score="5"/>';
+      await onHost('pve3', `cibadmin --modify -o constraints --xml-text '${score}'`);
+      expect(await onHost('pve1', 'crm configure show guest-ha1-prefers-pve2')).toContain('guest-ha1 5: pve2');
+      const LOAD = "pve1 | ha_cluster : The cluster's configuration is loaded (crm configure load update)";
+      const check = await labJson(['play', PLAYBOOK, '--check'], RUN);
+      expect(check.res.code, check.res.stderr).toBe(0);
+      expect(changedKeys(check.events)).toEqual([LOAD]);
+      const verify = await labJson(['verify', PLAYBOOK], RUN);
+      expect(failedVerifies(verify.events).join('\n')).toContain('changed in the live CIB: guest-ha1-prefers-pve2');
+      const repair = await labJson(['play', PLAYBOOK], RUN);
+      expect(repair.res.code, repair.res.stderr).toBe(0);
+      expect(changedKeys(repair.events)).toEqual([LOAD]);
+      expect(await onHost('pve2', 'crm configure show guest-ha1-prefers-pve2')).toContain('guest-ha1 100: pve2');
+      const again = await labJson(['play', PLAYBOOK, '--check'], RUN);
+      expect(changedKeys(again.events)).toEqual([]);
+      measured.push(
+        `CIB hand edit: --check named the load, verify the object; repaired in ${(repair.ms / 1000).toFixed(1)} s`,
+      );
+    }, 900_000);
+
     it('drill vm-migrate passes three times in a row (ticker continues on the new node)', async () => {
       for (let run = 1; run <= 3; run++) {
         const result = await labDrill('vm-migrate', [], measured, DRILL);

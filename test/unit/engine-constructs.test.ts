@@ -455,7 +455,7 @@ describe('older spellings and refused keywords', () => {
 
   it('async/poll, environment and the like are refused by name with what to do instead', () => {
     const async = loadError([{ tasks: [cmd('sleep 1', { async: 45, poll: 0 })] }]);
-    expect(async.message).toMatch(/task keyword "async" is not supported by cairn: cairn runs every task to its end/);
+    expect(async.message).toMatch(/poll: 0 \(fire and forget, then async_status\) is not supported by cairn/);
     expect(async.location?.line).toBeGreaterThan(0);
     // environment is implemented (engine.test.ts); delegate_facts is still refused.
     const facts = loadError([{ tasks: [cmd('make', { delegate_to: 'x', delegate_facts: true })] }]);

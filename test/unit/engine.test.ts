@@ -47,6 +47,8 @@ interface RunResult {
   opened: string[];
   /** host -> every script it was sent, in order. */
   scripts: Map<string, string[]>;
+  /** Every command as "host user@address:port: words": the connection settings it ran over. */
+  via: string[];
 }
 
 /** The words of an `exec 'a' 'b'` line of a command script. */
@@ -86,6 +88,7 @@ async function run(plays: unknown[], opts: RunOptions = {}): Promise<RunResult> 
   const order: string[] = [];
   const opened: string[] = [];
   const scripts = new Map<string, string[]>();
+  const via: string[] = [];
   const engine = new Engine({
     inventory,
     bus,
@@ -109,6 +112,7 @@ async function run(plays: unknown[], opts: RunOptions = {}): Promise<RunResult> 
         if (words === undefined) return { code: 0 };
         ran.set(spec.name, [...(ran.get(spec.name) ?? []), words]);
         order.push(`${spec.name}: ${words}`);
+        via.push(`${spec.name} ${spec.user}@${spec.address}:${spec.port}: ${words}`);
         return { code: words.split(' ').includes('fail') ? 1 : 0, stdout: `${words}\n` };
       };
       return Promise.resolve(new FakeConnection([{ match: () => true, reply }], spec.name));
@@ -119,7 +123,7 @@ async function run(plays: unknown[], opts: RunOptions = {}): Promise<RunResult> 
   bus.emit({ type: 'recap', time: new Date().toISOString(), stats: recap.stats() });
   journal?.close();
   const code = runExitCode(recap, outcome, { check: false, detailedExitcode: false });
-  return { code, events, ran, order, opened, scripts };
+  return { code, events, ran, order, opened, scripts, via };
 }
 
 const cmd = (line: string, extra: Record<string, unknown> = {}) => ({ name: line, command: line, ...extra });
@@ -487,5 +491,38 @@ describe('connection settings', () => {
     // connection settings once per host and play; before, each task re-layered them twice.
     expect(layerCalls).toBeLessThanOrEqual(perOneTask + 3);
     expect(layerCalls).toBeLessThan(3 * 40);
+  });
+
+  it("a set_fact of ansible_host/ansible_port/ansible_user moves the host's next task, as Ansible reads them per task", async () => {
+    const moveApp1 = {
+      name: 'move app1',
+      set_fact: { ansible_host: '127.0.0.2', ansible_port: 2222, ansible_user: 'deploy' },
+      when: "inventory_hostname == 'app1'",
+    };
+    const unrelated = { name: 'note', set_fact: { release: 'v2' } };
+    const r = await run([{ tasks: [cmd('echo before'), unrelated, moveApp1, cmd('echo after')] }], {
+      hosts: ['app1', 'app2'],
+    });
+    expect(r.code).toBe(ExitCode.ok);
+    const user = r.via[0]!.split(' ')[1]!.split('@')[0];
+    expect(r.via.filter((line) => line.startsWith('app1 '))).toEqual([
+      `app1 ${user}@127.0.0.1:22: echo before`,
+      'app1 deploy@127.0.0.2:2222: echo after',
+    ]);
+    // app2 kept its settings and its one connection; app1's old connection was let go for a new one.
+    expect(r.via.filter((line) => line.startsWith('app2 '))).toEqual([
+      `app2 ${user}@127.0.0.1:22: echo before`,
+      `app2 ${user}@127.0.0.1:22: echo after`,
+    ]);
+    expect(r.opened.sort()).toEqual(['app1', 'app1', 'app2']);
+  });
+
+  it('a write of the same connection value, or of other variables, keeps the connection', async () => {
+    const same = { name: 'same address', set_fact: { ansible_host: '127.0.0.1' } };
+    const r = await run([{ tasks: [cmd('echo before'), same, { name: 'r', command: 'echo x', register: 'out' }] }], {
+      hosts: ['app1'],
+    });
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.opened).toEqual(['app1']);
   });
 });

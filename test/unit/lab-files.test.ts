@@ -19,7 +19,7 @@ import { hostPaths } from '../../runner/features/lab/paths.js';
 import { parseProcStat, processInfo } from '../../runner/features/lab/proc.js';
 import { releaseText } from '../../runner/features/lab/repo.js';
 import { knownHostsText, readHostKeys, sshArgs } from '../../runner/features/lab/ssh.js';
-import { defaultTopology } from '../../runner/features/lab/topology.js';
+import { defaultTopology, managementAddress, sshAddress } from '../../runner/features/lab/topology.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-lab-files-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,17 +32,36 @@ describe('per-host files', () => {
     expect(unit).toContain('[Match]\nVirtualization=container\nName=host0\n');
     expect(unit).toContain('Address=10.77.0.21/24\n');
     expect(unit).not.toMatch(/^(Gateway|DHCP|DNS)=/m);
+    const management = networkUnit('10.77.1.21', 'container', 'mgmt0');
+    expect(management).toContain('[Match]\nVirtualization=container\nName=mgmt0\n');
+    expect(management).toContain('Address=10.77.1.21/24\n');
+    expect(management).not.toMatch(/^(Gateway|DHCP|DNS)=/m);
+  });
+
+  it("gives every container a management address in the lab's own next /24, and a VM none", () => {
+    expect(topology.management).toMatchObject({ bridge: 'cairnbr1', bridgeAddress: '10.77.1.1' });
+    expect(topology.management!.subnet.text).toBe('10.77.1.0/24');
+    const web1 = topology.hosts.find((h) => h.name === 'web1')!;
+    expect(managementAddress(topology, web1)).toBe('10.77.1.21');
+    expect(sshAddress(topology, web1)).toBe('10.77.1.21');
+    const vms = defaultTopology(false, true);
+    const pve1 = vms.hosts.find((h) => h.name === 'pve1')!;
+    expect(managementAddress(vms, pve1)).toBeUndefined();
+    expect(sshAddress(vms, pve1)).toBe('10.77.0.41');
+    // A lab brought up before the management bridge existed keeps everything on the service bridge.
+    expect(sshAddress({ ...topology, management: undefined }, web1)).toBe('10.77.0.21');
   });
 
   it('/etc/hosts lists every lab name, keeps other lines, and replaces only its own block', () => {
     const first = hostsFile(undefined, topology);
     expect(first.split('\n')[0]).toBe('127.0.0.1\tlocalhost');
+    // Names are management addresses: what goes by name (SSH between hosts, backups) is management traffic.
     expect(first).toContain(
-      '10.77.0.1\tcairn-controller\n10.77.0.11\tlb1\n10.77.0.12\tlb2\n10.77.0.21\tweb1\n10.77.0.22\tweb2\n10.77.0.31\tmon1\n',
+      '10.77.1.1\tcairn-controller\n10.77.1.11\tlb1\n10.77.1.12\tlb2\n10.77.1.21\tweb1\n10.77.1.22\tweb2\n10.77.1.31\tmon1\n',
     );
     const edited = first + '192.168.5.5\tbackup-target\n';
     const again = hostsFile(edited, defaultTopology(true));
-    expect(again).toContain('10.77.0.43\tpve3\n');
+    expect(again).toContain('10.77.1.43\tpve3\n');
     expect(again).toContain('192.168.5.5\tbackup-target\n');
     expect(again.match(/BEGIN cairn lab hosts/g)).toHaveLength(1);
     expect(hostsFile(again, defaultTopology(true))).toBe(again);
@@ -61,6 +80,7 @@ describe('per-host files', () => {
         '--register=no',
         '--keep-unit',
         '--network-bridge=cairnbr0',
+        '--network-veth-extra=mg-web1:mgmt0',
         '--resolv-conf=off',
         '--bind-ro=/var/lib/cairn/lab/repo-abc:/srv/repo',
       ]),
@@ -101,6 +121,27 @@ describe('the supervisor loop', () => {
     expect(res.stdout.match(/cairn-lab: booting web1 at/g)).toHaveLength(3);
     expect(res.stdout).toContain('cairn-lab: web1 ended with status 7');
   });
+
+  it("puts each boot's management veth on the management bridge once nspawn has made it", () => {
+    // Stand-ins: nspawn "boots" for a moment and exits 7; ip fails twice (no veth yet), then succeeds.
+    const bin = join(dir, 'bin-mgmt');
+    mkdirSync(bin, { recursive: true });
+    const calls = join(dir, 'ip-calls');
+    writeFileSync(calls, '');
+    writeFileSync(join(bin, 'systemd-nspawn'), '#!/bin/sh\nsleep 1\nexit 7\n');
+    writeFileSync(join(bin, 'ip'), `#!/bin/sh\necho "$*" >> '${calls}'\n[ "$(wc -l < '${calls}')" -ge 3 ]\n`);
+    for (const f of ['systemd-nspawn', 'ip']) chmodSync(join(bin, f), 0o755);
+    const web = defaultTopology().hosts.find((h) => h.name === 'web1')!;
+    const script = supervisorScript(web, ['--boot'], join(bin, 'systemd-nspawn'), {
+      bridge: 'cairnbr1',
+      ipPath: join(bin, 'ip'),
+    });
+    const res = spawnSync('sh', ['-c', script, 'cairn-lab-web1'], { encoding: 'utf8' });
+    expect(res.status).toBe(7);
+    const attempts = readFileSync(calls, 'utf8').trim().split('\n');
+    expect(attempts).toHaveLength(3);
+    expect(new Set(attempts)).toEqual(new Set(['link set dev mg-web1 master cairnbr1 up']));
+  });
 });
 
 describe('inventory', () => {
@@ -123,7 +164,15 @@ describe('inventory', () => {
       vip_address: '10.77.0.10',
       lab: true,
     });
-    expect(doc.all.hosts.web2).toEqual({ ansible_host: '10.77.0.22', ansible_port: 22 });
+    // cairn on the management bridge; the roles' service traffic on service_address.
+    expect(doc.all.hosts.web2).toEqual({ ansible_host: '10.77.1.22', ansible_port: 22, service_address: '10.77.0.22' });
+    expect(doc.all.vars).toMatchObject({
+      lab_subnet: '10.77.0.0/24',
+      lab_controller_address: '10.77.0.1',
+      lab_management_subnet: '10.77.1.0/24',
+      lab_management_interface: 'mgmt0',
+      lab_controller_management_address: '10.77.1.1',
+    });
     expect(Object.keys(doc.all.children.lb!.hosts)).toEqual(['lb1', 'lb2']);
     expect(doc.all.children.pve!.hosts).toEqual({});
     expect(Object.keys(doc.all.children)).toEqual(['lb', 'web', 'mon', 'pve']);

@@ -141,3 +141,76 @@ describe('a run-time expression error names the YAML value it is written in', ()
     expect(msg).toContain('visitor_name');
   });
 });
+
+/**
+ * Conditions and task vars: a role's, a block's or an include's `when` is merged into each task's list when
+ * the playbook loads; each condition still names its own YAML value, and so does each key of a task's `vars:`.
+ */
+describe('a run-time condition error names the condition it is written in', () => {
+  const ROLE = { 'roles/web/tasks/main.yaml': '# the web role\n- name: say hi\n  debug: { msg: hi }\n' };
+
+  it.each(['import_role', 'include_role'])('a when on %s: its own line, not the role task', async (keyword) => {
+    const { msg, dir } = await failureOf(
+      play('- name: bring in web', `  ${keyword}:`, '    name: web', "  when: site_mode == 'live'"),
+      ROLE,
+    );
+    expect(msg.split('\n')[0]).toMatch(
+      new RegExp(
+        `^${dir}/site.yaml:7:13: undefined variable "site_mode" in expression "site_mode == 'live'" \\(at col 1`,
+      ),
+    );
+    expect(msg.split('\n').slice(1)).toEqual(["1 | site_mode == 'live'", '    ^']);
+  });
+
+  it("a when on a play's role entry", async () => {
+    const { msg, dir } = await failureOf(
+      ['- hosts: all', '  gather_facts: false', '  roles:', '    - role: web', '      when: site_mode', ''].join('\n'),
+      ROLE,
+    );
+    expect(msg).toMatch(new RegExp(`^${dir}/site.yaml:5:13: undefined variable "site_mode"`));
+  });
+
+  it("a block's when, and a task's own when after it in the merged list", async () => {
+    const blockWhen = await failureOf(
+      play('- name: grouped', '  when: ready_now', '  block:', '    - debug: { msg: hi }'),
+    );
+    expect(blockWhen.msg).toMatch(new RegExp(`^${blockWhen.dir}/site.yaml:5:13: undefined variable "ready_now"`));
+    const taskWhen = await failureOf(
+      play(
+        '- name: grouped',
+        '  when: true',
+        '  block:',
+        '    - debug: { msg: hi }',
+        '      when: [1 == 1, ghost > 1]',
+      ),
+    );
+    expect(taskWhen.msg).toMatch(new RegExp(`^${taskWhen.dir}/site.yaml:8:26: undefined variable "ghost"`));
+  });
+
+  it('failed_when and until: the failing item of the list', async () => {
+    const failedWhen = await failureOf(
+      play('- name: judge', '  debug: { msg: hi }', '  failed_when:', '    - 1 == 1', '    - ghost_out.rc != 0'),
+    );
+    expect(failedWhen.msg.split('\n')[0]).toMatch(
+      new RegExp(`^${failedWhen.dir}/site.yaml:8:11: undefined variable "ghost_out`),
+    );
+    expect(failedWhen.msg.split('\n').slice(1)).toEqual(['1 | ghost_out.rc != 0', '    ^']);
+    const until = await failureOf(
+      play('- name: wait', '  debug: { msg: hi }', '  retries: 1', '  delay: 0', '  until: done_count > 2'),
+    );
+    expect(until.msg).toMatch(new RegExp(`^${until.dir}/site.yaml:8:14: undefined variable "done_count"`));
+  });
+
+  it('an assert item: its own line in that:', async () => {
+    const { msg, dir } = await failureOf(play('- assert:', '    that:', '      - 1 == 1', '      - ghost_flag'));
+    expect(msg).toContain(`could not be evaluated: ${dir}/site.yaml:7:13: undefined variable "ghost_flag"`);
+  });
+
+  it("a task vars key: the key's line, not the task", async () => {
+    const { msg, dir } = await failureOf(
+      play('- command: echo {{ greeting }}', '  vars:', '    unused: 1', '    greeting: "hi {{ ghost }}"'),
+    );
+    expect(msg).toMatch(new RegExp(`^${dir}/site.yaml:4:16: undefined variable "greeting"`));
+    expect(msg).toContain(`(its template failed: ${dir}/site.yaml:7:9: undefined variable "ghost"`);
+  });
+});

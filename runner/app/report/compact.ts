@@ -9,6 +9,7 @@
  * It is the default from COMPACT_FROM_HOSTS hosts up, announced in the first line; `--full` gives the
  * Ansible-style output back, `--compact` asks for this one on fewer hosts.
  */
+import { trafficLine } from './traffic.js';
 import type { Writable } from 'node:stream';
 import { Chalk, supportsColor, type ChalkInstance } from 'chalk';
 import type { EventBus, HostStats, RunEvent } from '../../core/engine/events.js';
@@ -132,6 +133,11 @@ export class CompactReporter {
             this.chalk.red(`VERIFY FAILED: [${event.host}] ${event.role}: ${event.check} => ${event.msg ?? 'failed'}`),
           );
         break;
+      case 'traffic': {
+        const text = trafficLine(event);
+        this.line(event.passed === false ? this.chalk.red(text) : text);
+        break;
+      }
       case 'drill_result': {
         const measured = Object.entries(event.measured)
           .map(([k, v]) => `${k}=${v}`)

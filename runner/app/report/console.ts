@@ -7,6 +7,7 @@
  * file, NO_COLOR, --no-color): plain lines with no escape codes at all. Every byte written has been through
  * the SecretMasker.
  */
+import { trafficLine } from './traffic.js';
 import type { Writable } from 'node:stream';
 import { Chalk, supportsColor, type ChalkInstance } from 'chalk';
 import ora, { type Ora } from 'ora';
@@ -187,6 +188,12 @@ export class ConsoleReporter {
         break;
       case 'drill_result':
         this.onDrillResult(event);
+        break;
+      case 'traffic':
+        this.emitLine({
+          text: trafficLine(event),
+          paint: event.passed === false ? this.chalk.red : event.passed ? this.chalk.green : this.chalk.cyan,
+        });
         break;
       case 'play_end':
         this.clearRunning();

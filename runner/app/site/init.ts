@@ -5,6 +5,7 @@
  *   cairn.cfg                    inventory = inventories/production/hosts.yaml, roles_path = roles
  *   site.yaml, playbooks/*.yaml  the built-in plays (a copy the site owns; the roles stay cairn's)
  *   rollout.yaml                 the D1-D35 rollout plan
+ *   drills.yaml                  the drill schedule (document 001: monthly ... yearly), `cairn drill --due`
  *   inventories/production/      exactly cairn's inventories/example/ (the documents' topology, every role
  *                                variable, vault placeholders)
  *   roles/README.md              how a site role of a built-in name takes over (announced at run time)
@@ -80,6 +81,7 @@ Made by \`cairn init\`. Everything runs from this folder (cairn.cfg sets the inv
        cairn play site.yaml
 
 4. Follow the rollout plan: \`cairn rollout status\`, \`cairn rollout next\`; watch for drift: \`cairn drift\`.
+   Keep to the drill schedule (drills.yaml, document 001): \`cairn drill --due\` lists what is due.
 5. The jump host: uncomment the \`jumphost\` group in \`${SITE_INVENTORY}/hosts.yaml\`, set the jumphost role's
    variables (the drift user's key from the vault), then \`cairn play playbooks/jumphost.yaml\`: it installs
    the hourly drift check (docs/drift.md) with its metrics for Prometheus and logrotate for its log.
@@ -116,6 +118,7 @@ export function initSite(target: string): InitResult {
       cpSync(join(root, from), join(staging, to), { recursive: true, errorOnExist: true, force: false });
     copy('site.yaml');
     copy('rollout.yaml');
+    copy('drills.yaml');
     for (const play of builtinPlaybooks(root)) copy(play);
     mkdirSync(join(staging, 'inventories'), { mode: 0o755 });
     copy(join('inventories', 'example'), SITE_INVENTORY);

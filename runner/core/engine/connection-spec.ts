@@ -50,6 +50,30 @@ export function parseJumpTarget(text: string, fallbackUser: string, host: string
   return { user: m[1] ?? fallbackUser, address: m[2]!.replace(/^\[|\]$/g, ''), port };
 }
 
+/**
+ * Every variable connectionSpecFor reads: a set_fact, include_vars or register that writes one of these
+ * changes how the host is reached, so the engine resolves the host's settings again (Ansible reads them per task).
+ */
+export const CONNECTION_VARIABLES: ReadonlySet<string> = new Set([
+  'ansible_host',
+  'ansible_ssh_host',
+  'ansible_connection',
+  'ansible_port',
+  'ansible_ssh_port',
+  'ansible_user',
+  'ansible_ssh_user',
+  'ansible_ssh_private_key_file',
+  'ansible_private_key_file',
+  'ansible_timeout',
+  'cairn_jump',
+  'cairn_known_hosts',
+  'ansible_password',
+  'ansible_ssh_pass',
+  'ansible_ssh_password',
+  'ansible_become',
+  'ansible_become_user',
+]);
+
 export function connectionSpecFor(name: string, vars: Vars, defaults: SpecDefaults): ConnectionSpec {
   const rel = (p: string) =>
     p.startsWith('~/') ? join(homedir(), p.slice(2)) : isAbsolute(p) ? p : resolve(defaults.baseDir, p);

@@ -18,11 +18,12 @@ import { includeVars } from './include-vars.js';
 import { extendedLoopVars, loopItems } from './loops.js';
 import { compileSchema, describeAjvError } from '../util/schema.js';
 import { snippetAt } from '../util/yaml-source.js';
-import { evaluate, evaluateAll } from '../template/index.js';
+import { evaluate, evaluateCondition } from '../template/index.js';
 import type { Templater } from '../template/types.js';
 import type { ValueOrigin } from '../template/index.js';
 import { ansibleBool as filterBool, pythonString } from '../template/filters.js';
 import { environmentExports, withEnvironment } from '../transport/environment.js';
+import { asyncConnection } from './async-job.js';
 import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
 import {
   UnreachableError,
@@ -34,8 +35,8 @@ import {
 import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
 import { AnsibleVarWarnings, playConnectionVars } from './ansible-vars.js';
 import { computeBatches } from './batches.js';
-import { connectionSpecFor } from './connection-spec.js';
-import { applyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
+import { CONNECTION_VARIABLES, connectionSpecFor } from './connection-spec.js';
+import { applyExecutor, asyncApplyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
 import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
 import { materialise } from './lazy-vars.js';
 import { taskSelected, type TagFilter } from './tags.js';
@@ -196,17 +197,42 @@ function verifyFailureMessage(registered: Record<string, unknown>, status: TaskS
  * Where a task keyword's value is written, so an error inside its `{{ }}` names that value's file:line:col
  * (a task built in code has only its own location). A loop may be written `with_items:`.
  */
-function valueAt(task: Task, keyword: string): SourceLocation {
+function valueAt(task: Task, keyword: string, ...below: string[]): SourceLocation {
   if (!task.locate) return task.location;
   // A with_X loop is stored as the loop; its value sits under its own key.
   const withKey = keyword === 'loop' ? task.keywords?.find((k) => k.startsWith('with_')) : undefined;
   const key = withKey ?? keyword;
-  return task.locate([key]);
+  return task.locate([key, ...below]);
+}
+
+type ConditionKeyword = 'when' | 'changed_when' | 'failed_when' | 'until';
+
+/**
+ * Every condition holds (evaluation stops at the first false one, as Ansible's); an error in one names that
+ * condition's own file:line:col. `when` may hold a role's, block's or include's conditions in front of the
+ * task's own (the loader recorded where each is written); the others are the task's own, item i at [keyword, i].
+ */
+function conditionsHold(task: Task, keyword: ConditionKeyword, conditions: string[], vars: Vars): boolean {
+  return conditions.every((condition, i) => {
+    const origin =
+      keyword === 'when'
+        ? (task.whenOrigins?.[i] ?? task.location)
+        : task.locate
+          ? task.locate([keyword, i])
+          : task.location;
+    return evaluateCondition(condition, vars, origin);
+  });
 }
 
 /** Each argument's own location (the module's mapping, `args:` or the free-form string), for render errors. */
 function argsAt(task: Task): ValueOrigin {
   return task.locateArg ?? task.location;
+}
+
+/** Two settings reach the host the same way (the become settings do not change the connection). */
+function sameEndpoint(a: ConnectionSpec, b: ConnectionSpec): boolean {
+  const endpoint = ({ become: _become, becomeUser: _becomeUser, ...rest }: ConnectionSpec) => JSON.stringify(rest);
+  return endpoint(a) === endpoint(b);
 }
 
 function errorMessage(err: unknown): string {
@@ -227,9 +253,10 @@ export class Engine {
   /** The running play's connection keywords (remote_user, connection, port) as variables. */
   private playConnection: Vars = {};
   /**
-   * Each host's connection settings, resolved once per play (they depend on the inventory, -e and the play's
-   * connection keywords only, none of which a task changes): specFor ran for every task on every host and
-   * re-layered the host's variables each time (issue 17's 1000-host profile: hostVars 2.3 %, existsSync 1.2 %).
+   * Each host's connection settings, resolved once per play (they depend on the inventory, -e, the play's
+   * connection keywords and what set_fact/include_vars/register wrote): specFor ran for every task on every
+   * host and re-layered the host's variables each time (issue 17's 1000-host profile: hostVars 2.3 %,
+   * existsSync 1.2 %). A write of a connection variable forgets the host's entry (setHostVars).
    */
   private readonly specs = new Map<string, ConnectionSpec>();
   /** The inventory path's folder, for relative key files: it does not change during a run. */
@@ -292,7 +319,15 @@ export class Engine {
     if (known) return known;
     const inv = this.opts.inventory;
     const defaults = layerVars(this.opts.connectionDefaults ?? {}, this.playConnection);
-    const vars = layerVars(defaults, hostVariables({ inventory: inv, host: name, extraVars: this.opts.extraVars }));
+    const state = this.hosts.get(name);
+    const hostVars = hostVariables({
+      inventory: inv,
+      host: name,
+      inventoryLayers: state?.inventoryLayers,
+      registered: state?.registered,
+      extraVars: this.opts.extraVars,
+    });
+    const vars = layerVars(defaults, hostVars);
     this.inventoryBaseDir ??=
       existsSync(inv.path) && !inv.path.endsWith('.yaml') && !inv.path.endsWith('.yml')
         ? inv.path
@@ -306,8 +341,37 @@ export class Engine {
     return spec;
   }
 
+  /**
+   * A new connection for the host in place of its pooled one (reboot, wait_for_connection). A failed attempt
+   * is forgotten at once, so the next one really tries again instead of getting the remembered failure.
+   */
+  private async reconnect(name: string, connectTimeoutMs?: number): Promise<Connection> {
+    await this.pool.drop(name);
+    const spec = this.specFor(name);
+    try {
+      return await this.pool.get(connectTimeoutMs !== undefined ? { ...spec, connectTimeoutMs } : spec);
+    } catch (err) {
+      await this.pool.drop(name);
+      throw err;
+    }
+  }
+
   private async connect(name: string): Promise<Connection> {
     return this.pool.get(this.specFor(name));
+  }
+
+  /**
+   * set_fact, include_vars and register write a host's variables here. A connection variable among them
+   * (ansible_host, ansible_port, ansible_user...) takes effect from the host's next task, as in Ansible: its
+   * settings are resolved again, and if where or how it is reached changed, its pooled connection is let go
+   * (the next task connects afresh; the host's own tasks run one at a time, so none is using it now).
+   */
+  private setHostVars(host: HostState, values: Vars): void {
+    Object.assign(host.registered, values);
+    if (!Object.keys(values).some((name) => CONNECTION_VARIABLES.has(name))) return;
+    const before = this.specs.get(host.name);
+    this.specs.delete(host.name);
+    if (before && !sameEndpoint(before, this.specFor(host.name))) void this.pool.drop(host.name);
   }
 
   /**
@@ -391,6 +455,7 @@ export class Engine {
       facts: host.facts,
       registered: host.registered,
       taskVars: task.vars,
+      taskVarOrigins: task.varOrigins,
       taskLocation: task.location,
       loopVars: Object.keys(host.scopeVars).length ? { ...host.scopeVars, ...extra } : extra,
       extraVars: this.opts.extraVars,
@@ -478,9 +543,12 @@ export class Engine {
       facts: host.facts,
       taskLocation: task.location,
       signal: this.opts.signal,
+      local: spec.connection === 'local',
+      reconnect: (opts) => this.reconnect(host.name, opts?.connectTimeoutMs),
       findLocalFile: (kind, rel) => this.findLocalFile(kind, rel, role, ctx.playbookDir, task.location),
       renderTemplateFile: (path, v) => this.opts.templater.renderFile(path, v),
-      evaluate: (expression, v) => evaluate(expression, v, task.location),
+      evaluate: (expression, v, argPath) =>
+        evaluate(expression, v, argPath && task.locateArg ? task.locateArg(argPath) : task.location),
     };
   }
 
@@ -562,7 +630,7 @@ export class Engine {
       const existing = ctx.runOnce.get(task);
       if (existing) {
         const outcome = await existing;
-        if (task.register) host.registered[task.register] = outcome.registered;
+        if (task.register) this.setHostVars(host, { [task.register]: outcome.registered });
         return outcome;
       }
       const promise = this.runTaskNow(host, task, ctx);
@@ -660,7 +728,7 @@ export class Engine {
         predicted: this.executorFor(task, ctx).kind === 'check' || undefined,
       });
     }
-    if (task.register) host.registered[task.register] = registered;
+    if (task.register) this.setHostVars(host, { [task.register]: registered });
     this.afterTask(host, task, ctx, summary, anyIgnoredFail && !anyFailed);
     return summary;
   }
@@ -669,7 +737,7 @@ export class Engine {
     const registered = { failed: true, changed: false, msg };
     this.emitResult(host, task, ctx, 'failed', started, { msg, registered, ignored: task.ignoreErrors });
     const outcome: TaskOutcome = { status: 'failed', registered, changed: false };
-    if (task.register) host.registered[task.register] = registered;
+    if (task.register) this.setHostVars(host, { [task.register]: registered });
     this.afterTask(host, task, ctx, outcome, task.ignoreErrors);
     return outcome;
   }
@@ -733,7 +801,7 @@ export class Engine {
       changed = false,
     ) => {
       this.emitResult(host, task, ctx, status, started, { ...extra, registered, item });
-      if (item === undefined && task.register) host.registered[task.register] = registered;
+      if (item === undefined && task.register) this.setHostVars(host, { [task.register]: registered });
       return { status, registered, changed };
     };
     const fail = (err: unknown): TaskOutcome => {
@@ -746,18 +814,18 @@ export class Engine {
     let becomeUser: string;
     let environment: Record<string, string> | undefined;
     try {
-      if (task.when.length && !evaluateAll(task.when, vars, task.location)) {
+      if (task.when.length && !conditionsHold(task, 'when', task.when, vars)) {
         const registered = { changed: false, skipped: true, skip_reason: 'Conditional result was False' };
         return finish('skipped', registered, { msg: `when: ${task.when.join(' and ')}` });
       }
       if (task.module === 'set_fact') {
         const values = materialise(this.opts.templater.renderValue(task.args, vars, argsAt(task))) as Vars;
-        Object.assign(host.registered, values);
+        this.setHostVars(host, values);
         return finish('ok', { changed: false, ansible_facts: values });
       }
       if (task.module === 'include_vars') {
         const values = includeVars(task, vars, this.opts.templater, this.lookupDirs(task, ctx));
-        Object.assign(host.registered, values.vars);
+        this.setHostVars(host, values.vars);
         return finish('ok', { changed: false, ansible_facts: values.vars, ansible_included_var_files: values.files });
       }
       // A module cairn knows by name but does not run (foreign.ts) is not in the registry; it fails the task.
@@ -830,8 +898,13 @@ export class Engine {
     vars: Vars,
     becomeUser: string,
   ): Promise<Execution> {
-    const executor = this.executorFor(task, ctx);
+    const plainExecutor = this.executorFor(task, ctx);
     const mctx = this.moduleContext(host, conn, task, vars, ctx, becomeUser);
+    const asyncSpec = task.async;
+    const executor =
+      asyncSpec && plainExecutor.kind === 'apply'
+        ? asyncApplyExecutor((c) => ({ ...c, conn: asyncConnection(c.conn, { ...asyncSpec, signal: c.signal }) }))
+        : plainExecutor;
     const maxAttempts = task.until ? (task.retries ?? 3) + 1 : 1;
     for (let attempts = 1; ; attempts++) {
       let result: ModuleResult;
@@ -860,7 +933,7 @@ export class Engine {
       let badInput = false;
       try {
         ({ failed, changed } = this.judge(task, module, result, predicted, withResult));
-        if (task.until && !failed) untilMet = evaluateAll(task.until, withResult, task.location);
+        if (task.until && !failed) untilMet = conditionsHold(task, 'until', task.until, withResult);
       } catch (err) {
         // Bad input in a condition does not get better by retrying.
         failed = true;
@@ -889,11 +962,13 @@ export class Engine {
     const judged = !(predicted && !module.readOnly);
     if (task.changedWhen !== undefined) {
       if (typeof task.changedWhen === 'boolean') changed = task.changedWhen && (judged || changed);
-      else if (judged) changed = evaluateAll(task.changedWhen, vars, task.location);
+      else if (judged) changed = conditionsHold(task, 'changed_when', task.changedWhen, vars);
     }
     if (task.failedWhen !== undefined && judged) {
       failed =
-        typeof task.failedWhen === 'boolean' ? task.failedWhen : evaluateAll(task.failedWhen, vars, task.location);
+        typeof task.failedWhen === 'boolean'
+          ? task.failedWhen
+          : conditionsHold(task, 'failed_when', task.failedWhen, vars);
     }
     return { changed, failed };
   }
@@ -1066,7 +1141,7 @@ export class Engine {
     const ok: TaskOutcome = { status: 'ok', registered: { changed: false }, changed: false };
     const vars = this.varsFor(host, ctx, task);
     try {
-      if (task.when.length && !evaluateAll(task.when, vars, task.location)) {
+      if (task.when.length && !conditionsHold(task, 'when', task.when, vars)) {
         const started = Date.now();
         this.opts.bus.emit({ type: 'task_start', time: now(), host: host.name, task: taskRef(task) });
         const registered = { changed: false, skipped: true, skip_reason: 'Conditional result was False' };
@@ -1148,7 +1223,7 @@ export class Engine {
     const label = task.loopControl?.label;
     if (label === undefined) return item;
     try {
-      return materialise(this.opts.templater.renderValue(label, vars, task.location));
+      return materialise(this.opts.templater.renderValue(label, vars, valueAt(task, 'loop_control', 'label')));
     } catch {
       return item;
     }
@@ -1174,7 +1249,7 @@ export class Engine {
       const vars = this.varsFor(host, ctx, task, scope);
       let tasks: Task[];
       try {
-        if (task.when.length && !evaluateAll(task.when, vars, task.location)) {
+        if (task.when.length && !conditionsHold(task, 'when', task.when, vars)) {
           const registered = { changed: false, skipped: true, skip_reason: 'Conditional result was False' };
           this.emitResult(host, task, ctx, 'skipped', started, { registered, item: items ? item : undefined });
           continue;

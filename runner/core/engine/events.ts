@@ -103,8 +103,24 @@ export type RunEvent =
       measured: Record<string, number | string>;
       target: string;
       msg?: string;
+      /** The drill's --set options: the drill schedule (drills.yaml) tells its entries' runs apart by them. */
+      options?: Record<string, string>;
     }
   | { type: 'warning'; time: string; host?: string; msg: string }
+  | {
+      /**
+       * Traffic control at the front door (`cairn drain`, `cairn canary`): one event per action and load
+       * balancer (`host`), e.g. phase "drain", "step", "gate", "rollback"; `data` holds the weights and numbers.
+       */
+      type: 'traffic';
+      time: string;
+      command: 'drain' | 'canary';
+      host?: string;
+      phase: string;
+      passed?: boolean;
+      msg: string;
+      data?: Record<string, number | string>;
+    }
   | { type: 'play_end'; time: string; play: string }
   | { type: 'recap'; time: string; stats: Record<string, HostStats> }
   | { type: 'run_end'; time: string; exitCode: number; durationMs: number; interrupted: boolean };

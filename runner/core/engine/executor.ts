@@ -49,6 +49,24 @@ export const applyExecutor: Executor = {
   },
 };
 
+/**
+ * apply for a task with `async`: check as usual (so check mode stays exact), then apply with the context
+ * `detach` gives, whose connection runs each script as a detached, polled job (./async-job.ts).
+ */
+export function asyncApplyExecutor(detach: (ctx: ModuleContext) => ModuleContext): Executor {
+  return {
+    kind: 'apply',
+    async run(module, ctx, args) {
+      const plan = await module.check(ctx, args);
+      if (plan.failed !== undefined || !plan.changed || module.readOnly) {
+        return { plan, result: resultFromPlan(plan), predicted: false };
+      }
+      const result = await module.apply(detach(ctx), args, plan);
+      return { plan, result, predicted: false };
+    },
+  };
+}
+
 /** Modules that only observe, so verification may run them for real. */
 const PROBE_MODULES = new Set(['command', 'shell']);
 

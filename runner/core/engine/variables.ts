@@ -52,6 +52,8 @@ export interface HostVarsSources {
   facts?: Record<string, unknown>;
   registered?: Vars;
   taskVars?: Vars;
+  /** Where each key of `taskVars` is written (else the task's location). */
+  taskVarOrigins?: VarOrigins;
   taskLocation?: SourceLocation;
   loopVars?: Vars;
   extraVars?: Vars;
@@ -133,7 +135,7 @@ export function hostLayers(src: HostVarsSources): VarLayer[] {
   );
   add('role vars', role?.vars, keyed(role?.varOrigins, src.play?.location));
   add('registered and set_fact', src.registered, at({ file: 'registered or set_fact during the run' }));
-  add('task vars', src.taskVars, at(src.taskLocation));
+  add('task vars', src.taskVars, keyed(src.taskVarOrigins, src.taskLocation));
   add('loop vars', src.loopVars, at(src.taskLocation));
   add('extra vars', src.extraVars, at({ file: '-e (command line)' }));
   add('cairn built-ins', src.builtins);

@@ -32,6 +32,9 @@ import { cronModule } from './cron.js';
 import { getUrlModule } from './get-url.js';
 import { serviceFactsModule } from './service-facts.js';
 import { packageFactsModule } from './package-facts.js';
+import { mountModule } from './mount.js';
+import { rebootModule } from './reboot.js';
+import { waitForConnectionModule } from './wait-for-connection.js';
 
 registerModule(commandModule);
 registerModule(shellModule);
@@ -62,6 +65,9 @@ registerModule(cronModule);
 registerModule(getUrlModule);
 registerModule(serviceFactsModule);
 registerModule(packageFactsModule);
+registerModule(mountModule);
+registerModule(rebootModule);
+registerModule(waitForConnectionModule);
 import './raid/health-module.js'; // raid_health registers itself
 import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate
 import './ceph/health-module.js'; // ceph_health registers itself

@@ -37,10 +37,10 @@ export const assertModule: Module<AssertArgs> = {
 
   check(ctx, args): Promise<Planned> {
     const expressions = typeof args.that === 'string' ? [args.that] : args.that;
-    for (const expression of expressions) {
+    for (const [i, expression] of expressions.entries()) {
       let value: unknown;
       try {
-        value = ctx.evaluate(expression, ctx.vars);
+        value = ctx.evaluate(expression, ctx.vars, typeof args.that === 'string' ? ['that'] : ['that', i]);
       } catch (err) {
         const msg = `assertion ${JSON.stringify(expression)} could not be evaluated: ${errorMessage(err)}`;
         return Promise.resolve({

@@ -64,12 +64,23 @@ export interface ModuleContext {
   findLocalFile(kind: 'templates' | 'files', relativePath: string): string;
   /** Render a Handlebars template file with the task's variables (strict; errors name file, line, variable). */
   renderTemplateFile(path: string, vars: Vars): string;
-  /** Evaluate a safe expression (`when` syntax) with the task's variables. */
-  evaluate(expression: string, vars: Vars): unknown;
+  /**
+   * Evaluate a safe expression (`when` syntax) with the task's variables. `argPath` is where the expression
+   * is written among the task's arguments (`['that', 1]`), so an error names that value's file:line:col.
+   */
+  evaluate(expression: string, vars: Vars, argPath?: ReadonlyArray<string | number>): unknown;
   /** Where the task is defined, for messages. */
   taskLocation?: SourceLocation;
   /** Abort long waits (wait_for, retries) when the run is interrupted. */
   signal?: AbortSignal;
+  /**
+   * Close this host's connection and open a new one (reboot, wait_for_connection): the new one is what later
+   * tasks use too, so the run keeps one connection per host. Rejects (UnreachableError) when the host does
+   * not answer within `connectTimeoutMs`; a later call tries again. Absent where no reconnect is possible.
+   */
+  reconnect?(opts?: { connectTimeoutMs?: number }): Promise<Connection>;
+  /** The task runs over a local connection (no SSH): reboot refuses, as Ansible does. */
+  local?: boolean;
 }
 
 export interface Module<Args = Record<string, unknown>, State = unknown> {

@@ -90,6 +90,8 @@ const BLOCK_KEYWORDS = new Set([
 const BLOCK_UNSUPPORTED: Record<string, string> = {
   ...TASK_KEYWORDS_UNSUPPORTED,
   any_errors_fatal: 'set any_errors_fatal on the play',
+  async: 'put async and poll on the tasks inside the block',
+  poll: 'put async and poll on the tasks inside the block',
   loop: 'a block cannot loop in Ansible either; put the tasks in a file and use include_tasks with the loop',
 };
 
@@ -238,23 +240,43 @@ interface RoleSearchDir {
   origin: string;
 }
 
-interface RoleEntry {
+/** A `when` list with where each of its conditions is written (same index). */
+interface Conditions {
+  when: string[];
+  whenOrigins: SourceLocation[];
+}
+
+interface RoleEntry extends Conditions {
   name: string;
   vars: Vars;
   origins: Map<string, SourceLocation>;
   tags: string[];
-  when: string[];
   /** The entry's `environment` layers, outermost first (a dependency's after its dependent's). */
   environment?: unknown[];
 }
 
-interface ExpandedRole {
+interface ExpandedRole extends Conditions {
   role: Role;
   vars: Vars;
   origins: Map<string, SourceLocation>;
   tags: string[];
-  when: string[];
   environment?: unknown[];
+}
+
+const NO_CONDITIONS: Conditions = { when: [], whenOrigins: [] };
+const pickConditions = ({ when, whenOrigins }: Conditions): Conditions => ({ when, whenOrigins });
+
+/** The `when` at `path` (one condition or a list), each condition located at its own value. */
+function conditionsAt(loaded: LoadedYaml, path: YamlPath, value: unknown): Conditions {
+  const when = asConditions(value);
+  // locate([...path, i]) on a single condition (not a list) stops at the scalar itself.
+  return { when, whenOrigins: when.map((_, i) => loaded.locate([...path, i])) };
+}
+
+/** `outer`'s conditions in front of the task's own, each keeping its location (Ansible merges them so). */
+function withConditions(outer: Conditions, task: Task): Conditions {
+  const own = task.whenOrigins ?? task.when.map(() => task.location);
+  return { when: [...outer.when, ...task.when], whenOrigins: [...outer.whenOrigins, ...own] };
 }
 
 /** What a play sets for all of its tasks (Ansible's play keywords inherited by tasks). */
@@ -329,7 +351,7 @@ function withEnvironment(outer: unknown, layers: unknown[] | undefined): unknown
 
 /** One use of a role in a play: its own copy of the tasks, carrying the role's parameters, tags and `when`. */
 function roleInstance(expanded: ExpandedRole, tags: string[], defaults: TaskDefaults): Role {
-  const { role, vars, when } = expanded;
+  const { role, vars } = expanded;
   const instance: Role = { ...role, vars, varOrigins: expanded.origins, tags };
   const adapt = (t: Task): Task => {
     const own = withDefaults(
@@ -339,7 +361,7 @@ function roleInstance(expanded: ExpandedRole, tags: string[], defaults: TaskDefa
     return {
       ...own,
       environment: own.environment?.length ? own.environment : undefined,
-      when: [...when, ...t.when],
+      ...withConditions(expanded, t),
       roleRef: instance,
     };
   };
@@ -666,7 +688,7 @@ export class PlaybookLoader {
 
   /** A role entry of a play or of a meta dependency list, with its parameters. */
   private roleEntry(loaded: LoadedYaml, ref: unknown, path: YamlPath): RoleEntry {
-    if (typeof ref === 'string') return { name: ref, vars: {}, origins: new Map(), tags: [], when: [] };
+    if (typeof ref === 'string') return { name: ref, vars: {}, origins: new Map(), tags: [], ...NO_CONDITIONS };
     const raw = ref as Record<string, unknown>;
     if (typeof raw.role !== 'string' && typeof raw.name !== 'string') {
       const near = closestNames(Object.keys(raw)[0] ?? '', ['role', 'name']);
@@ -690,7 +712,14 @@ export class PlaybookLoader {
     for (const [key, where] of keyOrigins(loaded, path, params)) origins.set(key, where);
     const environment =
       raw.environment === undefined || raw.environment === null ? {} : { environment: [raw.environment] };
-    return { name, vars, origins, tags: asStringList(raw.tags), when: asConditions(raw.when), ...environment };
+    return {
+      name,
+      vars,
+      origins,
+      tags: asStringList(raw.tags),
+      ...conditionsAt(loaded, [...path, 'when'], raw.when),
+      ...environment,
+    };
   }
 
   /** The role and its dependencies (with their parameters), dependencies first. Cycles are an error naming the chain. */
@@ -718,13 +747,14 @@ export class PlaybookLoader {
     rawDeps.forEach((dep, i) => {
       const depEntry = meta
         ? this.roleEntry(meta, dep, ['dependencies', i])
-        : { name: String(dep), vars: {}, origins: new Map(), tags: [], when: [] };
+        : { name: String(dep), vars: {}, origins: new Map(), tags: [], ...NO_CONDITIONS };
       const depWhere = meta ? meta.locate(['dependencies', i]) : where;
       for (const r of this.expandRole(depEntry, search, [...stack, role.dir], depWhere, playbookDir)) {
         const tagged = {
           ...r,
           tags: [...entry.tags, ...r.tags],
           when: [...entry.when, ...r.when],
+          whenOrigins: [...entry.whenOrigins, ...r.whenOrigins],
           environment: [...(entry.environment ?? []), ...(r.environment ?? [])],
         };
         if (!out.some((o) => o.role.dir === r.role.dir && JSON.stringify(o.vars) === JSON.stringify(r.vars)))
@@ -736,7 +766,7 @@ export class PlaybookLoader {
       vars: entry.vars,
       origins: entry.origins,
       tags: entry.tags,
-      when: entry.when,
+      ...pickConditions(entry),
       environment: entry.environment ?? [],
     });
     return out;
@@ -891,8 +921,9 @@ export class PlaybookLoader {
     if (!isPlainObject(raw)) return [this.parseTask(loaded, raw, path, role, inheritedTags, handlers)];
     raw = actionForm(loaded, raw, path);
     const inheritFrom = (tasks: Task[], keys: Record<string, unknown>, at: YamlPath): Task[] => {
-      const when = asConditions(keys.when);
+      const conditions = conditionsAt(loaded, [...at, 'when'], keys.when);
       const vars = isPlainObject(keys.vars) ? (keys.vars as Vars) : undefined;
+      const varOrigins = vars && keyOrigins(loaded, [...at, 'vars'], vars);
       const bool = (k: string) => (keys[k] === undefined ? undefined : boolKeyword(loaded, keys[k], [...at, k]));
       const become = bool('become');
       const ignoreErrors = bool('ignore_errors');
@@ -907,8 +938,9 @@ export class PlaybookLoader {
           rescue: t.block.rescue.map(apply),
           always: t.block.always.map(apply),
         },
-        when: t.block ? [] : [...when, ...t.when],
+        ...(t.block ? NO_CONDITIONS : withConditions(conditions, t)),
         vars: vars ? { ...vars, ...(t.vars ?? {}) } : t.vars,
+        varOrigins: varOrigins ? new Map([...varOrigins, ...(t.varOrigins ?? [])]) : t.varOrigins,
         become: t.become ?? become,
         becomeUser: t.becomeUser ?? (keys.become_user as string | undefined),
         ignoreErrors: t.keywords?.includes('ignore_errors') ? t.ignoreErrors : (ignoreErrors ?? t.ignoreErrors),
@@ -1335,6 +1367,20 @@ export class PlaybookLoader {
     const delay = raw.delay === undefined ? undefined : Number(raw.delay);
     if (delay !== undefined && (!Number.isFinite(delay) || delay < 0))
       throw errorAt(loaded, [...path, 'delay'], 'delay must be a number of seconds ≥ 0');
+    // async/poll (Ansible's defaults: no async; poll 15 s). poll 0 is fire-and-forget with async_status, which
+    // cairn does not have: refused by name rather than run as something else.
+    const asyncSeconds = raw.async === undefined ? undefined : Number(raw.async);
+    if (asyncSeconds !== undefined && (!Number.isInteger(asyncSeconds) || asyncSeconds < 0))
+      throw errorAt(loaded, [...path, 'async'], 'async must be a whole number of seconds ≥ 0');
+    const poll = raw.poll === undefined ? undefined : Number(raw.poll);
+    if (poll !== undefined && (!Number.isInteger(poll) || poll < 0))
+      throw errorAt(loaded, [...path, 'poll'], 'poll must be a whole number of seconds ≥ 0');
+    if (poll === 0 && asyncSeconds)
+      throw errorAt(
+        loaded,
+        [...path, 'poll'],
+        'poll: 0 (fire and forget, then async_status) is not supported by cairn: give poll a number of seconds > 0',
+      );
     const name =
       typeof raw.name === 'string' ? raw.name : `${moduleName}${typeof rawArgs === 'string' ? ' ' + rawArgs : ''}`;
     // A templated boolean keyword ("{{ debug_mode }}") cannot be known before the run; cairn decides these
@@ -1350,6 +1396,7 @@ export class PlaybookLoader {
       return boolKeyword(loaded, value, [...path, key]);
     };
     const vars = isPlainObject(raw.vars) ? (raw.vars as Vars) : undefined;
+    const varOrigins = vars && keyOrigins(loaded, [...path, 'vars'], vars);
     if (vars) args = { ...args };
     const locate: ValueLocator = (sub) => loaded.locate([...path, ...sub]);
     const locateArg: ValueLocator = (argPath) => {
@@ -1364,7 +1411,7 @@ export class PlaybookLoader {
       name,
       module: moduleName,
       args,
-      when: asConditions(raw.when),
+      ...conditionsAt(loaded, [...path, 'when'], raw.when),
       loop: loopValue,
       loopKind,
       loopControl:
@@ -1384,6 +1431,7 @@ export class PlaybookLoader {
       retries: retries ?? (raw.until !== undefined ? 3 : undefined),
       until: raw.until === undefined ? undefined : asConditions(raw.until),
       delay: delay ?? (raw.until !== undefined ? 5 : undefined),
+      ...(asyncSeconds ? { async: { seconds: asyncSeconds, pollSeconds: poll ?? 15 } } : {}),
       notify: asStringList(raw.notify),
       tags: [...inheritedTags, ...asStringList(raw.tags)],
       become: raw.become === undefined ? undefined : boolOrTemplate(raw.become, 'become'),
@@ -1404,6 +1452,7 @@ export class PlaybookLoader {
       locateArg,
       listen: asStringList(raw.listen),
       vars,
+      varOrigins,
     };
     return task;
   }

@@ -55,6 +55,8 @@ export const taskKeywordSchemas: Record<string, object> = {
   vars: { type: 'object' },
   args: { type: 'object' },
   ignore_unreachable: { type: ['boolean', 'string'] },
+  async: { type: ['integer', 'string'] },
+  poll: { type: ['integer', 'string'] },
 };
 
 /**
@@ -62,8 +64,6 @@ export const taskKeywordSchemas: Record<string, object> = {
  * change what a task does, so running without it would be wrong.
  */
 export const TASK_KEYWORDS_UNSUPPORTED: Record<string, string> = {
-  async: 'cairn runs every task to its end (drop async/poll; for a long command, raise its timeout in the command)',
-  poll: 'cairn runs every task to its end (drop async/poll)',
   delegate_facts: 'facts gathered for a delegated host are not stored under it; gather them in a play on that host',
   become_method: 'cairn becomes with sudo only (leave become_method out)',
   remote_user: 'set ansible_user for the host in the inventory, or remote_user on the play',

@@ -13,6 +13,12 @@ export interface Task {
   module: string;
   args: Record<string, unknown>;
   when: string[];
+  /**
+   * Where each condition of `when` is written (same index): a role's, block's or include's conditions are
+   * merged in front of the task's own when the playbook loads, each keeping its own file:line:col. Absent for
+   * tasks built in code; the task's location stands in.
+   */
+  whenOrigins?: SourceLocation[];
   loop?: unknown;
   loopVar: string;
   register?: string;
@@ -21,6 +27,8 @@ export interface Task {
   retries?: number;
   until?: string[];
   delay?: number;
+  /** `async`/`poll`: apply runs detached on the host, polled every pollSeconds, killed after seconds. */
+  async?: { seconds: number; pollSeconds: number };
   notify: string[];
   tags: string[];
   become?: boolean;
@@ -48,8 +56,10 @@ export interface Task {
    */
   locateArg?: ValueLocator;
   locate?: ValueLocator;
-  /** Variables set on the task itself (`vars:`). */
+  /** Variables set on the task itself (`vars:`), with an enclosing block's or include's under them. */
   vars?: Vars;
+  /** Where each key of `vars` is written. */
+  varOrigins?: VarOrigins;
   /** Handlers only: extra names this handler answers to (Ansible's `listen`). */
   listen: string[];
   /** The role instance the task belongs to (a role listed twice with different parameters runs twice). */

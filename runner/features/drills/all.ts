@@ -6,3 +6,4 @@ import './hyperconverged.js';
 import './rollout.js';
 import './drift.js';
 import './tls.js';
+import './canary.js';

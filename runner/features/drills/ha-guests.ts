@@ -19,6 +19,7 @@ import { pollUntil } from './poll.js';
 import { registerDrill } from './registry.js';
 import { tickerTicks } from './tiny-guest.js';
 import type { DrillContext, DrillOutcome } from './types.js';
+import { verdict } from './verdict.js';
 
 const seconds = (ms: number): number => Math.round(ms / 10) / 100;
 /** Document 000: a standby takes over in under 120 s. */
@@ -149,14 +150,13 @@ async function vmMigrate(ctx: DrillContext): Promise<DrillOutcome> {
     if (typeof measured.migration_s === 'number' && measured.migration_s > 60)
       problems.push(`migration took ${measured.migration_s} s`);
     measured.total_s = seconds(performance.now() - t0);
-    return {
-      passed: problems.length === 0,
+    return verdict(
+      problems,
       measured,
       target,
-      msg: problems.length
-        ? problems.join('; ')
-        : `${spec.name} moved live ${from} → ${to} in ${String(measured.migration_s)} s; ticker ${lastOld} → ${firstNew}`,
-    };
+      () =>
+        `${spec.name} moved live ${from} → ${to} in ${String(measured.migration_s)} s; ticker ${lastOld} → ${firstNew}`,
+    );
   } finally {
     // The move constraint goes; stickiness keeps the guest where it now is.
     if (moved) await ctx.exec(via, argv('crm', 'resource', 'clear', resource(spec.name))).catch(() => undefined);
@@ -285,15 +285,14 @@ async function nodePoweroff(ctx: DrillContext): Promise<DrillOutcome> {
   if (measured.running_on.toString().split(',').filter(Boolean).length !== 1)
     problems.push(`running on ${String(measured.running_on) || 'no node'} at the end`);
   measured.total_s = seconds(performance.now() - t0);
-  return {
-    passed: problems.length === 0,
+  return verdict(
+    problems,
     measured,
     target,
-    msg: problems.length
-      ? problems.join('; ')
-      : `${victim} powered off, fenced after ${String(measured.fenced_after_s)} s, ${spec.name} running on ` +
-        `${restartedOn} after ${String(measured.restart_s)} s; cluster clean again`,
-  };
+    () =>
+      `${victim} powered off, fenced after ${String(measured.fenced_after_s)} s, ${spec.name} running on ` +
+      `${restartedOn} after ${String(measured.restart_s)} s; cluster clean again`,
+  );
 }
 
 registerDrill({

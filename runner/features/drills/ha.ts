@@ -20,7 +20,7 @@ import { argv, quote } from '../../core/transport/quote.js';
 import { ProbeLoop, type ProbeReport, type ProbeSample } from './probe.js';
 import { pollUntil } from './poll.js';
 import { registerDrill } from './registry.js';
-import type { DrillContext, DrillOutcome } from './types.js';
+import type { DrillContext, DrillOutcome, SettingsContext } from './types.js';
 import { sleep } from '../../core/util/sleep.js';
 import { hostSettings, hostValue } from './settings.js';
 
@@ -28,54 +28,8 @@ import { hostSettings, hostValue } from './settings.js';
 // haproxy's `show stat` (the runtime API's CSV)
 // ---------------------------------------------------------------------------------------------------------
 
-/** One line of `show stat`, by column name ("pxname", "svname", "status", "check_status", ...). */
-export type HaproxyStatRow = Record<string, string>;
-
-/** Split one CSV line; haproxy quotes a field that holds a comma or a quote ("" inside stands for "). */
-function splitCsvLine(line: string): string[] {
-  const fields: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i]!;
-    if (quoted) {
-      if (ch === '"' && line[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"' && field === '') quoted = true;
-    else if (ch === ',') {
-      fields.push(field);
-      field = '';
-    } else field += ch;
-  }
-  fields.push(field);
-  return fields;
-}
-
-/**
- * `show stat` output -> rows keyed by the header's column names (the header line starts with "# "; its
- * columns differ between versions, so nothing is looked up by position). Throws when there is no header.
- */
-export function parseShowStat(text: string): HaproxyStatRow[] {
-  const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
-  const headerIndex = lines.findIndex((l) => l.startsWith('# '));
-  if (headerIndex === -1)
-    throw new Error(`not haproxy "show stat" output (no "# pxname,..." header): ${JSON.stringify(text.slice(0, 80))}`);
-  const columns = splitCsvLine(lines[headerIndex]!.slice(2));
-  const rows: HaproxyStatRow[] = [];
-  for (const line of lines.slice(headerIndex + 1)) {
-    if (line.trim() === '') continue;
-    const values = splitCsvLine(line);
-    const row: HaproxyStatRow = {};
-    columns.forEach((name, i) => {
-      if (name !== '' && name !== '-') row[name] = values[i] ?? '';
-    });
-    rows.push(row);
-  }
-  return rows;
-}
+export { parseShowStat, type HaproxyStatRow } from './haproxy-api.js';
+import { parseShowStat, type HaproxyStatRow } from './haproxy-api.js';
 
 /** The servers of a `show stat` (not the FRONTEND/BACKEND lines): "backend/server" -> status ("UP", "DOWN", "UP 1/2"...). */
 export function serverStatuses(rows: HaproxyStatRow[]): Map<string, string> {
@@ -95,7 +49,7 @@ export function serverStatuses(rows: HaproxyStatRow[]): Map<string, string> {
  * A host variable rendered as a task would see it (`keepalived_vip: "{{ vip_address }}"`); undefined when
  * it is not set or its template cannot be rendered (the caller then falls back or says what is missing).
  */
-function optionalHostValue(ctx: DrillContext, host: string, name: string): unknown {
+function optionalHostValue(ctx: SettingsContext, host: string, name: string): unknown {
   try {
     return hostValue(ctx, host, name);
   } catch {
@@ -103,7 +57,7 @@ function optionalHostValue(ctx: DrillContext, host: string, name: string): unkno
   }
 }
 
-export function groupHosts(ctx: DrillContext, group: string): string[] {
+export function groupHosts(ctx: SettingsContext, group: string): string[] {
   const hosts = ctx.inventory.select(group);
   if (!hosts.length)
     throw inputError(
@@ -124,7 +78,7 @@ export interface FrontDoor {
  * TLS at the front door (haproxy_tls, with the haproxy role's defaults under the inventory): the HTTPS
  * port and the CA the chain must lead to (the role's trust PEM: the lab CA's or the site CA's certificate).
  */
-function frontDoorTls(ctx: DrillContext, lb: string): { port: string; ca: string } | undefined {
+function frontDoorTls(ctx: SettingsContext, lb: string): { port: string; ca: string } | undefined {
   try {
     const settings = hostSettings(ctx, lb, 'haproxy');
     if (settings.haproxy_tls !== true) return undefined;
@@ -141,7 +95,7 @@ export function tlsPortOf(settings: Record<string, unknown>): number {
   return Number(first?.tls_port ?? settings.haproxy_tls_port ?? 443);
 }
 
-export function frontDoor(ctx: DrillContext): FrontDoor {
+export function frontDoor(ctx: SettingsContext): FrontDoor {
   const lbs = groupHosts(ctx, ctx.options.lb_group ?? 'lb');
   const vip = String(
     ctx.options.vip ??

@@ -18,6 +18,7 @@ import { leafVdevs, parseZpoolStatus, type PoolStatus } from '../../core/modules
 import { pollUntil } from './poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
+import { verdict } from './verdict.js';
 
 const seconds = (ms: number): number => Math.round(ms / 10) / 100;
 
@@ -284,14 +285,12 @@ async function vmLifecycle(ctx: DrillContext): Promise<DrillOutcome> {
     }
     if (leftDomains) problems.push(`${leftDomains} drill domain(s) still defined`);
     if (alive.length) problems.push(`qemu still running after destroy (${alive.join(', ')})`);
-    return {
-      passed: problems.length === 0,
+    return verdict(
+      problems,
       measured,
       target,
-      msg: problems.length
-        ? problems.join('; ')
-        : `both guests ran (domain type ${String(measured.domain_type)}) on ${host} and are gone`,
-    };
+      () => `both guests ran (domain type ${String(measured.domain_type)}) on ${host} and are gone`,
+    );
   } finally {
     if (!cleaned) {
       await ctx.exec(host, `${removeGuestScript(original)}\n${removeGuestScript(clone)}`).catch(() => undefined);
@@ -415,12 +414,7 @@ async function zfsDegrade(ctx: DrillContext): Promise<DrillOutcome> {
     if (!exact)
       problems.push(`the health check should name exactly ${vdev} as OFFLINE, it reported: ${measured.reported}`);
     if (!after.healthy) problems.push(`after zpool online: ${after.problems.join('; ')}`);
-    return {
-      passed: problems.length === 0,
-      measured,
-      target,
-      msg: problems.length ? problems.join('; ') : `reported "${leafProblems[0]!.message}", healed`,
-    };
+    return verdict(problems, measured, target, () => `reported "${leafProblems[0]!.message}", healed`);
   } finally {
     if (offline) await ctx.exec(host, argv('zpool', 'online', pool, vdev)).catch(() => undefined);
     if (scratch) await ctx.exec(host, argv('rm', '-f', '--', scratch)).catch(() => undefined);

@@ -112,6 +112,7 @@ export async function runDrillInSession(
     measured: outcome.measured,
     target: outcome.target,
     msg: outcome.msg,
+    options: { ...opts.set },
   });
   return outcome;
 }

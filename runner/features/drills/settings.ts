@@ -11,7 +11,7 @@ import { builtinRolesDir } from '../../core/util/paths.js';
 import { createTemplater } from '../../core/template/index.js';
 import { isPlainObject, type Vars } from '../../core/util/vars.js';
 import { loadYamlFile } from '../../core/util/yaml-source.js';
-import type { DrillContext } from './types.js';
+import type { SettingsContext } from './types.js';
 
 const templater = createTemplater({ partialsDirs: [] });
 const defaultsByRole = new Map<string, Vars>();
@@ -27,7 +27,7 @@ function roleDefaults(role: string): Vars {
 }
 
 /** The host's variables (with `role`'s defaults under them when given), each rendered when read. */
-export function hostSettings(ctx: DrillContext, host: string, role?: string): Vars {
+export function hostSettings(ctx: Pick<SettingsContext, 'hostVars'>, host: string, role?: string): Vars {
   // Layered by the variable manager: the role's defaults under the host's variables (inventory and -e).
   const layers: VarLayer[] = [{ layer: 'inventory vars and extra vars', vars: ctx.hostVars(host) }];
   if (role !== undefined)
@@ -43,6 +43,6 @@ export function hostSettings(ctx: DrillContext, host: string, role?: string): Va
 }
 
 /** One host variable rendered as a task would see it (`ceph_osd_hosts: "{{ groups.pve }}"`), or undefined. */
-export function hostValue(ctx: DrillContext, host: string, name: string): unknown {
+export function hostValue(ctx: Pick<SettingsContext, 'hostVars'>, host: string, name: string): unknown {
   return hostSettings(ctx, host)[name];
 }

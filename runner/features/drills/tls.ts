@@ -14,6 +14,7 @@ import { frontDoor, probeMeasures, requireAnswer, startProbe, tlsPortOf } from '
 import { registerDrill } from './registry.js';
 import { hostSettings } from './settings.js';
 import type { DrillContext, DrillOutcome } from './types.js';
+import { verdict } from './verdict.js';
 
 const DAY_MS = 86_400_000;
 
@@ -106,11 +107,10 @@ registerDrill({
     }
     measured.rotated = rotated.join(',');
     if (Number(measured.failed_requests) > 0) problems.push(`${measured.failed_requests} requests failed`);
-    return {
-      passed: problems.length === 0,
+    return verdict(
+      problems,
       measured,
-      target: 'every load balancer serves a new certificate, 0 failed HTTPS requests (document 000)',
-      ...(problems.length ? { msg: problems.join('; ') } : {}),
-    };
+      'every load balancer serves a new certificate, 0 failed HTTPS requests (document 000)',
+    );
   },
 });

@@ -44,6 +44,9 @@ export interface DrillContext {
   drift(playbookPath: string, opts?: { limit?: string; roles?: string[] }): Promise<DriftReport>;
 }
 
+/** What reading hosts' settings needs (drills and the traffic commands alike): no exec, no plays. */
+export type SettingsContext = Pick<DrillContext, 'inventory' | 'hostVars' | 'options'>;
+
 export interface DrillOutcome {
   passed: boolean;
   /** Measured values: seconds, counts, states ("outage_s": 1.2, "failed_requests": 0, "new_master": "lb2"). */

@@ -26,6 +26,8 @@ import {
   type ProcessRef,
 } from './proc.js';
 import { writeFileAtomic } from './ssh.js';
+import { managementVethName } from './network.js';
+import { MANAGEMENT_INTERFACE, managementAddress, sshAddress } from './topology.js';
 import type { LabDevice, LabHostSpec, LabTopology } from './topology.js';
 
 /** nspawn's exit status when the container asked to reboot. */
@@ -34,7 +36,7 @@ export const NSPAWN_REBOOT_EXIT = 133;
 export interface HostContext {
   imageRoot: string;
   repoDir: string;
-  topology: Pick<LabTopology, 'bridge' | 'bridgeAddress' | 'hosts' | 'subnet'>;
+  topology: Pick<LabTopology, 'bridge' | 'bridgeAddress' | 'hosts' | 'subnet' | 'management'>;
   publicKey: string;
 }
 
@@ -57,15 +59,20 @@ export async function mountOverlay(name: string, imageRoot: string): Promise<Hos
 }
 
 /**
- * The systemd-networkd unit for a lab host's link on the bridge (`host0`); a container's also matches on the
- * virtualization, a VM's link is its only `host0`.
+ * The systemd-networkd unit for a lab host's link on the service bridge (`host0`) or, for a container, on the
+ * management bridge (`mgmt0`); a container's also matches on the virtualization, a VM's link is its only `host0`.
  */
-export function networkUnit(address: string, kind: 'container' | 'vm' = 'container'): string {
+export function networkUnit(
+  address: string,
+  kind: 'container' | 'vm' = 'container',
+  link: 'host0' | typeof MANAGEMENT_INTERFACE = 'host0',
+): string {
+  const bridge = link === 'host0' ? 'lab bridge' : 'lab management bridge';
   return [
-    `# Written by cairn lab: this ${kind === 'vm' ? 'VM' : 'host'}'s address on the lab bridge. No gateway: the lab has no route out.`,
+    `# Written by cairn lab: this ${kind === 'vm' ? 'VM' : 'host'}'s address on the ${bridge}. No gateway: the lab has no route out.`,
     '[Match]',
     ...(kind === 'container' ? ['Virtualization=container'] : []),
-    'Name=host0',
+    `Name=${link}`,
     '',
     '[Network]',
     `Address=${address}/24`,
@@ -80,15 +87,20 @@ export function networkUnit(address: string, kind: 'container' | 'vm' = 'contain
 const HOSTS_BEGIN = '# BEGIN cairn lab hosts';
 const HOSTS_END = '# END cairn lab hosts';
 
-/** /etc/hosts with every lab name; the lab's block is replaced, any other line a role added is kept. */
+/**
+ * /etc/hosts with every lab name; the lab's block is replaced, any other line a role added is kept. Names are
+ * management addresses where hosts have them: what goes by name (SSH between hosts: backups to the backup server,
+ * live migration) is management traffic; service traffic (the VIP, backends, VRRP, Ceph, corosync) goes to each
+ * host's `service_address`.
+ */
 export function hostsFile(
   existing: string | undefined,
-  topology: Pick<LabTopology, 'bridgeAddress' | 'hosts'>,
+  topology: Pick<LabTopology, 'bridgeAddress' | 'hosts' | 'management' | 'subnet'>,
 ): string {
   const block = [
     HOSTS_BEGIN,
-    `${topology.bridgeAddress}\tcairn-controller`,
-    ...topology.hosts.map((h) => `${h.address}\t${h.name}`),
+    `${topology.management?.bridgeAddress ?? topology.bridgeAddress}\tcairn-controller`,
+    ...topology.hosts.map((h) => `${sshAddress(topology, h)}\t${h.name}`),
     HOSTS_END,
   ];
   const base = existing ?? '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n';
@@ -123,6 +135,13 @@ function writeInto(root: string, relative: string, text: string, mode = 0o644): 
 export function writeHostFiles(spec: LabHostSpec, ctx: HostContext, paths: HostPaths): void {
   const root = paths.root;
   writeInto(root, 'etc/systemd/network/80-container-host0.network', networkUnit(spec.address));
+  const management = managementAddress(ctx.topology, spec);
+  if (management)
+    writeInto(
+      root,
+      `etc/systemd/network/80-container-${MANAGEMENT_INTERFACE}.network`,
+      networkUnit(management, 'container', MANAGEMENT_INTERFACE),
+    );
   writeInto(root, 'etc/hosts', hostsFile(readIfExists(join(root, 'etc/hosts')), ctx.topology));
   writeInto(root, 'etc/hostname', `${spec.name}\n`);
   const machineId = readIfExists(join(root, 'etc/machine-id'))?.trim() ?? '';
@@ -140,7 +159,10 @@ export function writeHostFiles(spec: LabHostSpec, ctx: HostContext, paths: HostP
 }
 
 /** Refresh only /etc/hosts (after hosts were added to a running lab). */
-export function refreshHostsFile(name: string, topology: Pick<LabTopology, 'bridgeAddress' | 'hosts'>): void {
+export function refreshHostsFile(
+  name: string,
+  topology: Pick<LabTopology, 'bridgeAddress' | 'hosts' | 'management' | 'subnet'>,
+): void {
   const root = hostPaths(name).root;
   if (!existsSync(join(root, 'etc'))) return;
   writeInto(root, 'etc/hosts', hostsFile(readIfExists(join(root, 'etc/hosts')), topology));
@@ -165,6 +187,10 @@ export function nspawnArgs(
     '--register=no',
     '--keep-unit',
     `--network-bridge=${ctx.topology.bridge}`,
+    // The management link: nspawn makes the veth pair (mgmt0 inside), the supervisor puts this end on the bridge.
+    ...(managementAddress(ctx.topology, spec)
+      ? [`--network-veth-extra=${managementVethName(spec.name)}:${MANAGEMENT_INTERFACE}`]
+      : []),
     '--resolv-conf=off',
     '--timezone=off',
     '--link-journal=no',
@@ -184,13 +210,28 @@ export function nspawnArgs(
   return args;
 }
 
-/** The supervisor: boot, and boot again while the container asks to reboot; anything else ends it. */
-export function supervisorScript(spec: LabHostSpec, nspawn: readonly string[], nspawnPath = 'systemd-nspawn'): string {
+/**
+ * The supervisor: boot, and boot again while the container asks to reboot; anything else ends it. With a
+ * management bridge, each boot's management veth (made by nspawn, gone with the container's namespace) is put on
+ * that bridge as soon as it exists: a short background wait, at most 60 s, beside the boot.
+ */
+export function supervisorScript(
+  spec: LabHostSpec,
+  nspawn: readonly string[],
+  nspawnPath = 'systemd-nspawn',
+  management?: { bridge: string; ipPath?: string },
+): string {
   const boot = argv(nspawnPath, ...nspawn);
   const name = quoteForEcho(spec.name);
+  const attach = management
+    ? [
+        `  ( i=0; while [ "$i" -lt 600 ]; do ${argv(management.ipPath ?? 'ip', 'link', 'set', 'dev', managementVethName(spec.name), 'master', management.bridge, 'up')} 2>/dev/null && exit 0; i=$((i + 1)); sleep 0.1; done; echo "cairn-lab: ${name}: management link never appeared" ) &`,
+      ]
+    : [];
   return [
     'while :; do',
     `  echo "cairn-lab: booting ${name} at $(date -u +%FT%TZ)"`,
+    ...attach,
     `  ${boot}`,
     '  rc=$?',
     `  [ "$rc" -eq ${NSPAWN_REBOOT_EXIT} ] || { echo "cairn-lab: ${name} ended with status $rc"; exit "$rc"; }`,
@@ -212,10 +253,14 @@ export function startSupervisor(
   opts: { truncateLog?: boolean } = {},
 ): ProcessRef {
   const logFd = openSync(paths.log, opts.truncateLog ? 'w' : 'a');
+  const management = ctx.topology.management;
   const script = supervisorScript(
     spec,
     nspawnArgs(spec, ctx, paths),
     findExecutable('systemd-nspawn') ?? 'systemd-nspawn',
+    managementAddress(ctx.topology, spec) && management
+      ? { bridge: management.bridge, ipPath: findExecutable('ip') ?? 'ip' }
+      : undefined,
   );
   let child;
   try {

@@ -27,7 +27,7 @@ import { ensureLabCa } from './ca.js';
 import { withLabLock } from './lock.js';
 import { readMirror } from './mirror.js';
 import { currentMounts, mountsUnder, unmountAllUnder } from './mounts.js';
-import { assertSubnetFree, ensureBridge, removeLabInterfaces, vethName } from './network.js';
+import { assertSubnetFree, ensureBridge, managementVethName, removeLabInterfaces, vethName } from './network.js';
 import { generatedPaths, hostPaths, HOSTS_DIR, LAB_DIR, type GeneratedPaths } from './paths.js';
 import { findExecutable, requireOverlayfs, requireRoot, requireTools, TOOLS } from './preflight.js';
 import {
@@ -61,10 +61,13 @@ import {
 import {
   checkCompatible,
   DEFAULT_BRIDGE,
+  DEFAULT_MANAGEMENT_BRIDGE,
   defaultTopology,
   findHost,
   loadTopologyFile,
+  managementAddress,
   mergeTopologies,
+  sshAddress,
   topologyOfSize,
   hostKind,
   type LabHostSpec,
@@ -194,6 +197,17 @@ function resolveWanted(opts: LabUpOptions): LabTopology {
   return defaultTopology(opts.withPve ?? false, opts.vm ?? false);
 }
 
+/** Where cairn reaches a host: its management address when it has one (containers of a lab with that bridge). */
+function reachAt(state: LabState, host: LabHostSpec): string {
+  return sshAddress(topologyOfState(state), host);
+}
+
+/** The service bridge, and the management bridge when the lab has one. */
+async function ensureBridges(topology: Pick<LabTopology, 'bridge' | 'bridgeAddress' | 'management'>): Promise<void> {
+  await ensureBridge(topology);
+  if (topology.management) await ensureBridge(topology.management);
+}
+
 function hostContext(state: LabState, publicKey: string): HostContext {
   return { imageRoot: state.imageRoot, repoDir: state.repoDir, topology: topologyOfState(state), publicKey };
 }
@@ -258,7 +272,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
 
       const gen = generatedPaths(opts.generatedDir ?? previous?.generatedDir);
       const { publicKey } = await ensureKeyPair(gen);
-      await ensureBridge(topology);
+      await ensureBridges(topology);
 
       const now = new Date().toISOString();
       const byName = new Map((previous?.hosts ?? []).map((h) => [h.name, h]));
@@ -268,6 +282,15 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
         subnet: topology.subnet.text,
         bridgeAddress: topology.bridgeAddress,
         vip: topology.vip,
+        ...(topology.management
+          ? {
+              management: {
+                bridge: topology.management.bridge,
+                subnet: topology.management.subnet.text,
+                bridgeAddress: topology.management.bridgeAddress,
+              },
+            }
+          : {}),
         imageHash: image.hash,
         imageRoot: image.root,
         repoDir: repo.dir,
@@ -318,7 +341,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
           const since = booted.get(host.name);
           await waitForBanner(
             host.name,
-            host.address,
+            reachAt(state, host),
             bootTimeout(host),
             () => isRunning(host.supervisor),
             consoleLog(host),
@@ -340,7 +363,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
       await Promise.all(
         state.hosts
           .filter((h) => booted.has(h.name) && (hostKind(h) === 'vm' || !hasRepoLists(h.name)))
-          .map((h) => refreshPackageLists(h, gen)),
+          .map((h) => refreshPackageLists(state, h, gen)),
       );
       // The lab CA the front door's certificate is issued from (kept across ups, gone with `lab down`).
       const ca = ensureLabCa();
@@ -461,8 +484,8 @@ function hasRepoLists(name: string): boolean {
   }
 }
 
-async function refreshPackageLists(host: LabHostSpec, gen: GeneratedPaths): Promise<void> {
-  const result = await runSsh(host.address, gen, { argv: ['apt-get', 'update', '-qq'] }, true);
+async function refreshPackageLists(state: LabState, host: LabHostSpec, gen: GeneratedPaths): Promise<void> {
+  const result = await runSsh(reachAt(state, host), gen, { argv: ['apt-get', 'update', '-qq'] }, true);
   if (result.code !== 0) {
     throw new CairnError(
       `lab host ${host.name}: apt-get update from the local repository failed (exit ${result.code})`,
@@ -480,7 +503,11 @@ function writeKnownHosts(state: LabState, gen: GeneratedPaths): void {
   const keyDir = (h: HostState) =>
     hostKind(h) === 'vm' ? vmPaths(h.name).seedDir : join(hostPaths(h.name).upper, 'etc', 'ssh');
   const entries = state.hosts
-    .map((h) => ({ name: h.name, address: h.address, keys: readHostKeys(keyDir(h)) }))
+    .map((h) => {
+      const address = reachAt(state, h);
+      const otherAddresses = address === h.address ? [] : [h.address];
+      return { name: h.name, address, otherAddresses, keys: readHostKeys(keyDir(h)) };
+    })
     .filter((e) => e.keys.length > 0);
   writeFileAtomic(gen.knownHosts, knownHostsText(entries));
 }
@@ -517,7 +544,8 @@ export async function labStatus(): Promise<LabStatus> {
     state.hosts.map(async (host) => {
       const report = hostReport(host);
       if (report.state === 'running')
-        report.sshAnswers = (await readBanner(host.address, 22, hostKind(host) === 'vm' ? 30_000 : 1500)) !== undefined;
+        report.sshAnswers =
+          (await readBanner(reachAt(state, host), 22, hostKind(host) === 'vm' ? 30_000 : 1500)) !== undefined;
       return report;
     }),
   );
@@ -581,13 +609,16 @@ export async function labDown(opts: { log?: LabLog } = {}): Promise<LabDownResul
       // 3. Mounts: every host overlay, and anything an interrupted image build left mounted.
       result.unmounted = await unmountAllUnder(LAB_DIR);
 
-      // 4. Interfaces: the bridge by name, its ports, vb-NAME of every host we know of.
+      // 4. Interfaces: the bridges by name, their ports, vb-NAME and mg-NAME of every host we know of. The
+      //    management bridge by its default name too: a state file lost in a crash must not leave it behind.
       const names = new Set<string>([...(state?.hosts ?? []).map((h) => h.name), ...listHostDirs()]);
       result.interfaces = await removeLabInterfaces(
         state?.bridge ?? DEFAULT_BRIDGE,
         [...names],
         [...names].map(tapName),
       );
+      for (const bridge of new Set([state?.management?.bridge ?? DEFAULT_MANAGEMENT_BRIDGE, DEFAULT_MANAGEMENT_BRIDGE]))
+        result.interfaces.push(...(await removeLabInterfaces(bridge, [...names], [], managementVethName)));
 
       // 5. Files: the hosts' disks (only once nothing is mounted there), the generated inventory, the state.
       if (mountsUnder(HOSTS_DIR, currentMounts()).length > 0) {
@@ -672,10 +703,10 @@ export async function labStart(name: string, opts: { log?: LabLog } = {}): Promi
       const host = stateHost(state, name);
       if (isRunning(host.supervisor))
         return {
-          host: { ...hostReport(host), sshAnswers: (await readBanner(host.address)) !== undefined },
+          host: { ...hostReport(host), sshAnswers: (await readBanner(reachAt(state, host))) !== undefined },
           outcome: 'already running',
         };
-      await ensureBridge(topologyOfState(state));
+      await ensureBridges(topologyOfState(state));
       const gen = generatedPaths(state.generatedDir);
       const { publicKey } = await ensureKeyPair(gen);
       const since = Date.now();
@@ -683,7 +714,7 @@ export async function labStart(name: string, opts: { log?: LabLog } = {}): Promi
       else await bootHost(host, hostContext(state, publicKey), state);
       await waitForBanner(
         host.name,
-        host.address,
+        reachAt(state, host),
         bootTimeout(host),
         () => isRunning(host.supervisor),
         consoleLog(host),
@@ -780,8 +811,13 @@ async function setLink(name: string, state: 'up' | 'down', opts: { log?: LabLog 
       const lab = requireUpState();
       const host = stateHost(lab, name);
       if (!isRunning(host.supervisor)) return { host: hostReport(host), outcome: 'not running' };
-      const link = hostKind(host) === 'vm' ? tapName(name) : vethName(name);
-      await runChecked('ip', ['link', 'set', 'dev', link, state], `setting the lab link of ${name} ${state}`);
+      // Both cables: a dead switch port cuts the node off, and cairn's SSH (management) must see it too.
+      const links =
+        hostKind(host) === 'vm'
+          ? [tapName(name)]
+          : [vethName(name), ...(managementAddress(topologyOfState(lab), host) ? [managementVethName(name)] : [])];
+      for (const link of links)
+        await runChecked('ip', ['link', 'set', 'dev', link, state], `setting the lab link ${link} of ${name} ${state}`);
       return {
         host: hostReport(host),
         outcome: state === 'down' ? 'unplugged (link down, still running)' : 'plugged in (link up)',
@@ -825,7 +861,7 @@ export async function labSsh(
   requireTools([TOOLS.ssh]);
   const state = requireUpState();
   const host = stateHost(state, name);
-  return runSsh(host.address, generatedPaths(state.generatedDir), command, opts.capture ?? false);
+  return runSsh(reachAt(state, host), generatedPaths(state.generatedDir), command, opts.capture ?? false);
 }
 
 function runSsh(

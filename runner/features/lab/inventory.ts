@@ -6,10 +6,10 @@
  */
 import { stringify } from 'yaml';
 import type { GeneratedPaths } from './paths.js';
-import { STANDARD_GROUPS, type LabTopology } from './topology.js';
+import { MANAGEMENT_INTERFACE, sshAddress, STANDARD_GROUPS, type LabTopology } from './topology.js';
 
 export interface LabInventoryOptions {
-  topology: Pick<LabTopology, 'hosts' | 'vip' | 'subnet' | 'bridge' | 'bridgeAddress'>;
+  topology: Pick<LabTopology, 'hosts' | 'vip' | 'subnet' | 'bridge' | 'bridgeAddress' | 'management'>;
   paths: Pick<GeneratedPaths, 'privateKey' | 'knownHosts'>;
   /** The lab CA (made by `cairn lab up`): the front door's certificate is issued from it. */
   ca?: { certPath: string; keyPath: string };
@@ -19,7 +19,10 @@ export function inventoryDocument(opts: LabInventoryOptions): Record<string, unk
   const { topology, paths } = opts;
   const hosts: Record<string, Record<string, unknown>> = {};
   for (const h of topology.hosts) {
-    hosts[h.name] = { ansible_host: h.address, ansible_port: 22 };
+    // cairn reaches a host on the management bridge (document 001: management and service networks separate);
+    // its address on the service bridge is service_address, which the roles bind and peer on (VIP, backends,
+    // VRRP, Ceph, corosync). A host without a management link (a VM) has both on the service bridge.
+    hosts[h.name] = { ansible_host: sshAddress(topology, h), ansible_port: 22, service_address: h.address };
     // A VM says so, with its data disks by stable path (roles and tests pick their disks from these).
     if (h.kind === 'vm' && h.vm) {
       hosts[h.name] = {
@@ -51,6 +54,15 @@ export function inventoryDocument(opts: LabInventoryOptions): Record<string, unk
         lab_interface: 'host0',
         // This machine on the bridge: where drills probe the VIP from.
         lab_controller_address: topology.bridgeAddress,
+        ...(topology.management
+          ? {
+              lab_management_subnet: topology.management.subnet.text,
+              lab_management_bridge: topology.management.bridge,
+              lab_management_interface: MANAGEMENT_INTERFACE,
+              // This machine on the management bridge: where cairn's SSH comes from (the jump host).
+              lab_controller_management_address: topology.management.bridgeAddress,
+            }
+          : {}),
         ...(opts.ca ? { lab_ca_cert: opts.ca.certPath, lab_ca_key: opts.ca.keyPath } : {}),
       },
       hosts,

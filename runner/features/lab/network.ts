@@ -1,6 +1,8 @@
 /**
- * The lab's one private bridge. This machine gets .1 on it so cairn can reach the hosts; nothing is
- * forwarded or NATed, and the containers get no default route, so lab traffic never leaves the bridge.
+ * The lab's two private bridges: the service bridge (cairnbr0: the VIP, the front door, VRRP, Ceph, corosync) and
+ * the management bridge (cairnbr1: cairn's SSH, monitoring scrapes, backups). This machine gets .1 on each so cairn
+ * can reach the hosts; nothing is forwarded or NATed, and the containers get no default route, so lab traffic
+ * never leaves the bridges.
  */
 import { writeFileSync } from 'node:fs';
 import { CairnError } from '../../core/util/errors.js';
@@ -66,11 +68,21 @@ export function subnetConflict(
   return undefined;
 }
 
-export async function assertSubnetFree(topology: Pick<LabTopology, 'subnet' | 'bridge'>): Promise<void> {
-  const conflict = subnetConflict(topology, await listLinks(), await listRoutes());
+export async function assertSubnetFree(topology: Pick<LabTopology, 'subnet' | 'bridge' | 'management'>): Promise<void> {
+  const links = await listLinks();
+  const routes = await listRoutes();
+  const conflict = subnetConflict(topology, links, routes);
   if (conflict) {
     throw new CairnError(
       `the lab's address range ${topology.subnet.text} is already in use on this machine (${conflict}); pick a free /24 with "network: {subnet: ...}" in a topology file`,
+      { kind: 'options' },
+    );
+  }
+  const management = topology.management;
+  const managementConflict = management && subnetConflict(management, links, routes);
+  if (managementConflict) {
+    throw new CairnError(
+      `the lab's management range ${management.subnet.text} is already in use on this machine (${managementConflict}); pick a free /24 with "network: {management_subnet: ...}" in a topology file`,
       { kind: 'options' },
     );
   }
@@ -124,6 +136,11 @@ export function vethName(host: string): string {
   return `vb-${host}`;
 }
 
+/** This machine's end of a container's management link (its end is mgmt0); 3 + 12 characters fit Linux's 15. */
+export function managementVethName(host: string): string {
+  return `mg-${host}`;
+}
+
 /**
  * Interfaces the lab made: the bridge, every port attached to it, and vb-NAME for the given hosts. Found from
  * what exists, so a crash between creating and recording them still gets cleaned.
@@ -133,8 +150,9 @@ export function labInterfaces(
   bridge: string,
   hostNames: readonly string[],
   tapNames: readonly string[] = [],
+  vethOf: (host: string) => string = vethName,
 ): string[] {
-  const veths = new Set(hostNames.map(vethName));
+  const veths = new Set(hostNames.map(vethOf));
   const taps = new Set(tapNames);
   const found = links
     .filter(
@@ -153,8 +171,9 @@ export async function removeLabInterfaces(
   bridge: string,
   hostNames: readonly string[],
   tapNames: readonly string[] = [],
+  vethOf: (host: string) => string = vethName,
 ): Promise<string[]> {
-  const names = labInterfaces(await listLinks(), bridge, hostNames, tapNames);
+  const names = labInterfaces(await listLinks(), bridge, hostNames, tapNames, vethOf);
   const removed: string[] = [];
   for (const name of names) {
     const res = await run('ip', ['link', 'del', 'dev', name]);

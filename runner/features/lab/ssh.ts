@@ -43,13 +43,16 @@ export function readHostKeys(etcSshDir: string): string[] {
 export interface KnownHostEntry {
   name: string;
   address: string;
+  /** The host's other addresses (its service address when cairn connects on the management one). */
+  otherAddresses?: string[];
   keys: string[];
 }
 
-/** known_hosts lines: each key under both the address (what cairn connects to) and the name. */
+/** known_hosts lines: each key under the address (what cairn connects to), the other addresses and the name. */
 export function knownHostsText(entries: readonly KnownHostEntry[]): string {
   const lines = ["# Written by `cairn lab up`: the lab hosts' own SSH host keys, read from their disks."];
-  for (const e of entries) for (const key of e.keys) lines.push(`${e.address},${e.name} ${key}`);
+  for (const e of entries)
+    for (const key of e.keys) lines.push(`${[e.address, ...(e.otherAddresses ?? []), e.name].join(',')} ${key}`);
   return lines.join('\n') + '\n';
 }
 

@@ -26,6 +26,8 @@ export interface LabState {
   subnet: string;
   bridgeAddress: string;
   vip: string;
+  /** The management bridge (absent in a lab brought up before it existed: every host is then on `bridge` only). */
+  management?: { bridge: string; subnet: string; bridgeAddress: string };
   imageHash: string;
   /** The overlay's lower layer for every host. */
   imageRoot: string;
@@ -92,6 +94,15 @@ export function topologyOfState(state: LabState): LabTopology {
     subnet: parseSubnet24(state.subnet) ?? { base: 0, text: state.subnet },
     bridgeAddress: state.bridgeAddress,
     vip: state.vip,
+    ...(state.management
+      ? {
+          management: {
+            bridge: state.management.bridge,
+            subnet: parseSubnet24(state.management.subnet) ?? { base: 0, text: state.management.subnet },
+            bridgeAddress: state.management.bridgeAddress,
+          },
+        }
+      : {}),
     hosts: state.hosts.map((h) => ({
       name: h.name,
       address: h.address,

@@ -10,6 +10,13 @@ import { formatIpv4, parseIpv4, parseSubnet24, type Subnet24 } from './ipv4.js';
 
 export const DEFAULT_BRIDGE = 'cairnbr0';
 export const DEFAULT_SUBNET = '10.77.0.0/24';
+/**
+ * The management network (document 001: management and service networks separate): a second bridge, and in every
+ * container a second interface on it. Its /24 defaults to the one after the service subnet (10.77.1.0/24).
+ */
+export const DEFAULT_MANAGEMENT_BRIDGE = 'cairnbr1';
+/** The management interface inside a container (the service one is nspawn's host0). */
+export const MANAGEMENT_INTERFACE = 'mgmt0';
 /** The machine running cairn sits on the bridge at .1; the VIP for keepalived is reserved at .10. */
 export const BRIDGE_HOST_OCTET = 1;
 export const DEFAULT_VIP_OCTET = 10;
@@ -50,6 +57,14 @@ export function hostKind(host: Pick<LabHostSpec, 'kind'>): LabHostKind {
   return host.kind ?? 'container';
 }
 
+/** The management bridge: SSH from cairn, monitoring scrapes, backups; service traffic stays on `bridge`. */
+export interface LabManagementNetwork {
+  bridge: string;
+  subnet: Subnet24;
+  /** This machine's address on it (.1): where cairn connects from. */
+  bridgeAddress: string;
+}
+
 export interface LabTopology {
   /** Where it came from: a file path, "default" or "--hosts N". */
   source: string;
@@ -58,7 +73,45 @@ export interface LabTopology {
   /** This machine's address on the bridge. */
   bridgeAddress: string;
   vip: string;
+  /** Absent in the state of a lab brought up before the management bridge existed. */
+  management?: LabManagementNetwork;
   hosts: LabHostSpec[];
+}
+
+/**
+ * A host's address on the management bridge: the same last octet in the management /24. VMs have no
+ * management interface (yet): undefined, and everything reaches them on the service bridge.
+ */
+export function managementAddress(
+  topology: Pick<LabTopology, 'management' | 'subnet'>,
+  host: Pick<LabHostSpec, 'address' | 'kind'>,
+): string | undefined {
+  if (!topology.management || hostKind(host) !== 'container') return undefined;
+  const address = parseIpv4(host.address);
+  if (address === undefined) return undefined;
+  return formatIpv4(topology.management.subnet.base + (address - topology.subnet.base));
+}
+
+/** The address cairn (SSH, known_hosts, `lab ssh`) reaches a host on: management when it has one. */
+export function sshAddress(
+  topology: Pick<LabTopology, 'management' | 'subnet'>,
+  host: Pick<LabHostSpec, 'address' | 'kind'>,
+): string {
+  return managementAddress(topology, host) ?? host.address;
+}
+
+function managementNetwork(subnet: Subnet24, text?: string): LabManagementNetwork | undefined {
+  const parsed = text === undefined ? nextSubnet(subnet) : parseSubnet24(text);
+  if (!parsed) return undefined;
+  return {
+    bridge: DEFAULT_MANAGEMENT_BRIDGE,
+    subnet: parsed,
+    bridgeAddress: formatIpv4(parsed.base + BRIDGE_HOST_OCTET),
+  };
+}
+
+function nextSubnet(subnet: Subnet24): Subnet24 | undefined {
+  return parseSubnet24(`${formatIpv4(subnet.base + 256)}/24`);
 }
 
 interface DefaultHost {
@@ -91,6 +144,7 @@ function baseTopology(source: string, subnet = parseSubnet24(DEFAULT_SUBNET)!): 
     subnet,
     bridgeAddress: formatIpv4(subnet.base + BRIDGE_HOST_OCTET),
     vip: formatIpv4(subnet.base + DEFAULT_VIP_OCTET),
+    management: managementNetwork(subnet),
   };
 }
 
@@ -157,6 +211,7 @@ export const TOPOLOGY_SCHEMA = {
       additionalProperties: false,
       properties: {
         subnet: { type: 'string', pattern: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}/24$' },
+        management_subnet: { type: 'string', pattern: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}/24$' },
         vip: { type: 'string', pattern: IPV4_PATTERN },
       },
     },
@@ -193,7 +248,7 @@ interface TopologyFileHost {
   disks?: number[];
 }
 interface TopologyFile {
-  network?: { subnet?: string; vip?: string };
+  network?: { subnet?: string; management_subnet?: string; vip?: string };
   hosts: TopologyFileHost[];
 }
 
@@ -224,6 +279,28 @@ export function topologyFromYaml(loaded: LoadedYaml): LabTopology {
     subnet = parsed;
   }
   const base = baseTopology(loaded.file, subnet);
+  const managementText = doc.network?.management_subnet;
+  const management = managementNetwork(subnet, managementText);
+  const managementPath = managementText === undefined ? ['network', 'subnet'] : ['network', 'management_subnet'];
+  if (!management)
+    throw errorAt(
+      loaded,
+      managementPath,
+      `lab topology: "management_subnet" must be a /24 network address such as 10.77.1.0/24, got ${managementText}`,
+    );
+  if (!isPrivate(management.subnet.base))
+    throw errorAt(
+      loaded,
+      managementPath,
+      `lab topology: the management network ${management.subnet.text} must be a private range (10/8, 172.16/12 or 192.168/16) so lab traffic stays on this machine${managementText === undefined ? '; set "management_subnet"' : ''}`,
+    );
+  if (management.subnet.base === subnet.base)
+    throw errorAt(
+      loaded,
+      managementPath,
+      `lab topology: the management network must differ from "subnet" (${subnet.text})`,
+    );
+  base.management = management;
   const reserved = new Map<number, string>([[subnet.base + BRIDGE_HOST_OCTET, 'the bridge address of this machine']]);
   if (doc.network?.vip !== undefined) {
     const vip = hostAddressIn(loaded, ['network', 'vip'], doc.network.vip, subnet, reserved);
@@ -346,6 +423,13 @@ export function checkCompatible(running: LabTopology, wanted: LabTopology): void
   if (running.subnet.text !== wanted.subnet.text || running.bridge !== wanted.bridge) {
     throw optionsError(
       `the lab is up on ${running.bridge} ${running.subnet.text}, but ${wanted.source} asks for ${wanted.bridge} ${wanted.subnet.text}; run \`cairn lab down\` first`,
+    );
+  }
+  if (running.management?.subnet.text !== wanted.management?.subnet.text) {
+    const describe = (t: LabTopology) =>
+      t.management ? `management network ${t.management.bridge} ${t.management.subnet.text}` : 'no management network';
+    throw optionsError(
+      `the lab is up with ${describe(running)}, but ${wanted.source} asks for ${describe(wanted)}; run \`cairn lab down\` first`,
     );
   }
   if (running.vip !== wanted.vip) {

@@ -5,7 +5,8 @@
  *   its own bar coloured by state;
  * - the phases and steps with when, by whom and the evidence;
  * - the host × role matrix from the newest runs and verifications (ok / changed / drift / failed / unreachable);
- * - the drill results against their targets.
+ * - the drill results against their targets;
+ * - the drill schedule (drills.yaml): each entry's last run, verdict, next due, overdue in red.
  * Every value from the outside is HTML-escaped. Elements carry data-* attributes (data-phase, data-step,
  * data-state, data-host, data-role) so the report can be checked by machine as well as by eye.
  */
@@ -13,12 +14,15 @@ import { formatDayRange } from './days.js';
 import type { DrillRun, HostRoleMatrix } from './matrix.js';
 import type { PhaseStatus, RolloutStatus, StepStatus } from './status.js';
 import type { DrillEvidence } from './types.js';
+import type { DrillDue } from '../drills/schedule.js';
 
 export interface ReportData {
   status: RolloutStatus;
   matrix: HostRoleMatrix;
   /** Newest result of every drill found in the journals. */
   drillRuns: DrillRun[];
+  /** The drill schedule (drills.yaml) against the journals' drill results, when one was read. */
+  drillSchedule?: { file: string; now: string; due: DrillDue[] };
   generatedAt: string;
 }
 
@@ -273,6 +277,39 @@ export function renderDrills(status: RolloutStatus, drillRuns: DrillRun[]): stri
   );
 }
 
+const OVERDUE_RED = '#d23c3c';
+
+/** The drill schedule: one row per entry; an overdue one has its next-due cell and badge in red. */
+export function renderDrillSchedule(schedule: NonNullable<ReportData['drillSchedule']>): string {
+  const rows = schedule.due
+    .map((d) => {
+      const options = Object.entries(d.entry.set)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ');
+      const verdict = d.lastRun
+        ? badge(d.lastRun.passed ? 'done' : 'failed', d.lastRun.passed ? 'passed' : 'failed')
+        : '<span class="small">never run</span>';
+      const nextDue = d.nextDue ? shortTime(d.nextDue.toISOString()) : 'now (never passed)';
+      const status = d.overdue
+        ? `<span class="badge" data-overdue="true" style="background:${OVERDUE_RED}">overdue</span>`
+        : `<span class="badge" data-overdue="false" style="background:${STATE_COLOURS.ok}">on schedule</span>`;
+      return (
+        `<tr data-drill-due="${e(d.entry.id)}" data-overdue="${d.overdue}"><td><b>${e(d.entry.id)}</b>${d.entry.what ? `<div class="small">${e(d.entry.what)}</div>` : ''}</td>` +
+        `<td>${e(d.entry.drill)}${options ? `<div class="small">${e(options)}</div>` : ''}</td><td>${e(d.entry.every)}</td>` +
+        `<td>${e(shortTime(d.lastRun?.at))}</td><td>${verdict}</td>` +
+        `<td${d.overdue ? ` style="color:${OVERDUE_RED};font-weight:600"` : ''}>${e(nextDue)}</td><td>${status}</td></tr>`
+      );
+    })
+    .join('');
+  const overdue = schedule.due.filter((d) => d.overdue).length;
+  return (
+    `<p class="small">Schedule ${e(schedule.file)} (document 001), judged at ${e(shortTime(schedule.now))} UTC: ` +
+    `${overdue ? `<b style="color:${OVERDUE_RED}">${overdue} of ${schedule.due.length} overdue</b>` : `all ${schedule.due.length} on schedule`}. ` +
+    'A drill is due its period in calendar months after its last passed run.</p>' +
+    `<table class="drill-schedule"><tr><th>Entry</th><th>Drill</th><th>Every</th><th>Last run (UTC)</th><th>Verdict</th><th>Next due (UTC)</th><th>Status</th></tr>${rows}</table>`
+  );
+}
+
 export function renderReport(data: ReportData): string {
   const { status } = data;
   const day =
@@ -301,6 +338,6 @@ ${status.phases.map(phaseSection).join('\n')}
 ${renderMatrix(data.matrix)}
 <h2>Drills</h2>
 ${renderDrills(status, data.drillRuns)}
-</body></html>
+${data.drillSchedule ? `<h2>Drill schedule</h2>\n${renderDrillSchedule(data.drillSchedule)}\n` : ''}</body></html>
 `;
 }

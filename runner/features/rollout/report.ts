@@ -9,19 +9,27 @@ import { buildMatrix, journalFiles } from './matrix.js';
 import { loadState } from './state.js';
 import { rolloutStatus } from './status.js';
 import type { Checklist } from './types.js';
+import { drillsDue, readDrillRuns, type DrillSchedule } from '../drills/schedule.js';
 
 export function buildReportData(
   checklist: Checklist,
   statePath: string,
   runsDir: string,
   today: string = localDate(),
+  schedule?: DrillSchedule,
+  now: Date = new Date(),
 ): ReportData {
   const { matrix, drills } = buildMatrix(journalFiles(runsDir));
   return {
     status: rolloutStatus(checklist, loadState(statePath), today),
     matrix,
     drillRuns: drills,
-    generatedAt: new Date().toISOString(),
+    drillSchedule: schedule && {
+      file: schedule.file,
+      now: now.toISOString(),
+      due: drillsDue(schedule, readDrillRuns(runsDir), now),
+    },
+    generatedAt: now.toISOString(),
   };
 }
 

@@ -9,7 +9,7 @@
  */
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { loadPlaybookFile } from '../../app/playbook.js';
+import { loadPlaybookFile, unknownRolesProblem } from '../../app/playbook.js';
 import { openSession, type InterruptSource, type Session } from '../../app/session.js';
 import { parseExtraVars, type CommonRunOptions } from '../../app/run-inputs.js';
 import { runDrillInSession } from '../drills/run.js';
@@ -166,15 +166,9 @@ function loadStepPlaybook(step: ChecklistStep, spec: PlayStepSpec | VerifyStepSp
     );
   }
   const playbook = loadPlaybookFile(spec.playbook);
-  if (spec.roles) {
-    const known = new Set(playbook.plays.flatMap((p) => p.roles.map((r) => r.name)));
-    const unknown = spec.roles.filter((r) => !known.has(r));
-    if (unknown.length)
-      throw new CairnError(
-        `step "${step.id}": ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a role of ${spec.playbookAsWritten} (roles: ${[...known].join(', ') || 'none'})`,
-        { kind: 'input', location: step.location },
-      );
-  }
+  const rolesProblem = spec.roles && unknownRolesProblem(playbook, spec.roles, spec.playbookAsWritten);
+  if (rolesProblem)
+    throw new CairnError(`step "${step.id}": ${rolesProblem}`, { kind: 'input', location: step.location });
   return playbook;
 }
 

@@ -1,0 +1,84 @@
+/**
+ * `async` with `poll > 0` through the CLI against real sshd hosts (runner/core/engine/async-job.ts): the job
+ * runs detached on the host in its own session and is polled over new channels; check predicts the run; a
+ * second run changes nothing; a job over its limit is killed and the task fails with Ansible's message; and the
+ * job outlives the SSH connection that started it (its sessions killed mid-job).
+ */
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { changedKeys, jsonEvents, runCairn } from '../helpers/cli.js';
+import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
+
+requireSshd();
+const playbook = join(import.meta.dirname, '..', 'fixtures', 'async', 'site.yml');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('async with poll against real sshd', () => {
+  let lab: TestSshLab;
+  let env: Record<string, string>;
+  const inventoryFor = (extra: Record<string, unknown> = {}) =>
+    lab.writeInventory(
+      { jobs: lab.hosts.map((h) => h.name) },
+      Object.fromEntries(lab.hosts.map((h) => [h.name, { host_dir: h.dir, ...extra }])),
+    );
+
+  beforeAll(async () => {
+    lab = await startSshHosts(1, { names: ['job1'] });
+    env = { CAIRN_STATE_DIR: join(lab.dir, 'state') };
+  });
+  afterAll(async () => {
+    await lab?.stop();
+  });
+
+  it('--check predicts the run; the job runs detached and its output comes back; a second run changes nothing', async () => {
+    const inventory = inventoryFor();
+    const dir = lab.hosts[0]!.dir;
+    const check = await runCairn(['play', playbook, '-i', inventory, '--check', '--json'], { env });
+    expect(check.code, check.stderr).toBe(0);
+    expect(existsSync(join(dir, 'job-done'))).toBe(false);
+    const first = await runCairn(['play', playbook, '-i', inventory, '--json'], { env });
+    expect(first.code, first.stderr + first.stdout.slice(-2000)).toBe(0);
+    expect(changedKeys(jsonEvents(first.stdout))).toEqual(changedKeys(jsonEvents(check.stdout)));
+    expect(readFileSync(join(dir, 'job-stdout'), 'utf8')).toBe('job-output\n');
+    // Its parent was not the sshd session that started it: setsid -f detached it (reparented).
+    const ppid = readFileSync(join(dir, 'job-ppid'), 'utf8').trim();
+    const parentName = existsSync(`/proc/${ppid}/comm`) ? readFileSync(`/proc/${ppid}/comm`, 'utf8').trim() : 'gone';
+    expect(parentName).not.toBe('sshd');
+    const second = await runCairn(['play', playbook, '-i', inventory, '--json'], { env });
+    expect(second.code, second.stderr).toBe(0);
+    expect(changedKeys(jsonEvents(second.stdout))).toEqual([]);
+    // The job folder is removed once its result is read.
+    expect(readdirSync('/root/.cairn_async').filter((n) => n.startsWith('job.'))).toEqual([]);
+  }, 120_000);
+
+  it('a job over its async limit is killed, the task fails with Ansible message', async () => {
+    const inventory = inventoryFor({ slow_case: true });
+    const run = await runCairn(['play', playbook, '-i', inventory, '--json'], { env });
+    expect(run.code, run.stderr).toBe(0); // ignore_errors
+    expect(readFileSync(join(lab.hosts[0]!.dir, 'slow-msg'), 'utf8')).toBe(
+      'async task did not complete within the requested time - 2s\n',
+    );
+  }, 120_000);
+
+  it('the job outlives the connection that started it', async () => {
+    const host = lab.hosts[0]!;
+    rmSync(join(host.dir, 'job-done'), { force: true });
+    rmSync(join(host.dir, 'job-stdout'), { force: true });
+    const inventory = inventoryFor();
+    const run = runCairn(['play', playbook, '-i', inventory, '--json'], { env });
+    // Cut every live session of this host once the job has started (its start channel has ended by then).
+    const jobs = () =>
+      existsSync('/root/.cairn_async') ? readdirSync('/root/.cairn_async').filter((n) => n.startsWith('job.')) : [];
+    for (let i = 0; i < 300 && jobs().length === 0; i++) await sleep(50);
+    expect(jobs().length).toBeGreaterThan(0);
+    host.killSessions();
+    const result = await run;
+    expect(result.code).not.toBe(0);
+    expect(result.stdout + result.stderr).toMatch(/unreachable|lost/i);
+    await sleep(4000);
+    expect(readFileSync(join(host.dir, 'job-done'), 'utf8')).toBe('done\n');
+    // Nobody polled this job to its end: its folder is this test's to remove.
+    for (const job of jobs()) rmSync(join('/root/.cairn_async', job), { recursive: true, force: true });
+  }, 120_000);
+});
