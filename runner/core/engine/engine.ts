@@ -9,6 +9,7 @@ import PQueue from 'p-queue';
 import { CairnError, formatLocation, inputError, type SourceLocation } from '../util/errors.js';
 import type { Inventory } from '../inventory/types.js';
 import { getModule } from '../modules/index.js';
+import { foreignModule } from '../modules/foreign.js';
 import { ANSIBLE_GATHERED } from './variables.js';
 import type { AnyModule, ModuleContext, ModuleResult, Planned } from '../modules/types.js';
 import { PlaybookLoader } from '../playbook/load.js';
@@ -20,6 +21,8 @@ import { snippetAt } from '../util/yaml-source.js';
 import { evaluate, evaluateCondition } from '../template/index.js';
 import type { Templater } from '../template/types.js';
 import type { ValueOrigin } from '../template/index.js';
+import { ansibleBool as filterBool, pythonString } from '../template/filters.js';
+import { environmentExports, withEnvironment } from '../transport/environment.js';
 import { asyncConnection } from './async-job.js';
 import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
 import {
@@ -544,6 +547,28 @@ export class Engine {
     return rendered;
   }
 
+  /**
+   * The task's `environment` for this host: each layer (play, blocks, includes, role, task) rendered and
+   * merged in order, inner names winning; values as Python's str() writes them, as Ansible passes them.
+   */
+  private environmentFor(task: Task, vars: Vars): Record<string, string> | undefined {
+    if (!task.environment?.length) return undefined;
+    const merged: Record<string, string> = {};
+    for (const layer of task.environment) {
+      const value = this.opts.templater.renderValue(layer, vars, valueAt(task, 'environment'));
+      if (value === null || value === undefined || value === '') continue;
+      if (typeof value !== 'object' || Array.isArray(value))
+        throw inputError(
+          `environment must be a mapping of variable names to values, got ${JSON.stringify(value)}`,
+          valueAt(task, 'environment'),
+        );
+      for (const [name, v] of Object.entries(value as Record<string, unknown>))
+        merged[name] = typeof v === 'string' ? v : pythonString(v);
+    }
+    environmentExports(merged); // a bad name fails the task here, at the keyword, before the host is asked
+    return merged;
+  }
+
   private moduleContext(
     host: HostState,
     conn: Connection,
@@ -661,8 +686,9 @@ export class Engine {
     return this.runTaskNow(host, task, ctx);
   }
 
-  private async runTaskNow(host: HostState, task: Task, ctx: PlayContext): Promise<TaskOutcome> {
+  private async runTaskNow(host: HostState, planned: Task, ctx: PlayContext): Promise<TaskOutcome> {
     const started = Date.now();
+    let task = planned;
     this.opts.bus.emit({
       type: 'task_start',
       time: now(),
@@ -674,6 +700,15 @@ export class Engine {
     let items: unknown[] | undefined;
     const baseVars = this.varsFor(host, ctx, task);
     try {
+      // A templated ignore_errors is this host's value from here on (the copy keeps every other field).
+      if (task.ignoreErrorsTemplate !== undefined) {
+        const value = this.opts.templater.renderValue(
+          task.ignoreErrorsTemplate,
+          baseVars,
+          valueAt(task, 'ignore_errors'),
+        );
+        task = { ...task, ignoreErrors: filterBool(value) };
+      }
       if (task.loop !== undefined) items = this.itemsOf(task, baseVars, ctx);
     } catch (err) {
       return this.finishFailed(host, task, ctx, started, this.failureMessage(err, task));
@@ -823,6 +858,7 @@ export class Engine {
     let args: Record<string, unknown>;
     let module: AnyModule;
     let becomeUser: string;
+    let environment: Record<string, string> | undefined;
     try {
       if (task.when.length && !conditionsHold(task, 'when', task.when, vars)) {
         const registered = { changed: false, skipped: true, skip_reason: 'Conditional result was False' };
@@ -838,9 +874,11 @@ export class Engine {
         this.setHostVars(host, values.vars);
         return finish('ok', { changed: false, ansible_facts: values.vars, ansible_included_var_files: values.files });
       }
-      module = getModule(task.module) as AnyModule;
+      // A module cairn knows by name but does not run (foreign.ts) is not in the registry; it fails the task.
+      module = getModule(task.module) ?? foreignModule(task.module);
       args = this.renderArgs(module, task, vars);
       becomeUser = this.becomeUserFor(host, task, vars, ctx);
+      environment = this.environmentFor(task, vars);
     } catch (err) {
       return fail(err);
     }
@@ -854,6 +892,8 @@ export class Engine {
     } catch (err) {
       return this.unreachable(host, task, ctx, started, err, item, target);
     }
+    // Sends through the environment still reach the host's counting wrapper (probe batching sees them).
+    if (environment) conn = new WatchedConnection(withEnvironment(conn, environment));
     const run = await this.executeWithRetries(module, conn, args, host, task, ctx, vars, becomeUser);
     if (run.unreachable) return this.unreachable(host, task, ctx, started, run.unreachable, item, target);
     const { result, registered, failed, changed } = run;
@@ -974,7 +1014,9 @@ export class Engine {
       task.until === undefined &&
       !task.runOnce &&
       task.block === undefined &&
-      task.include === undefined
+      task.include === undefined &&
+      // A batch travels on the bare connection: its probes would lose the task's exported environment.
+      !task.environment?.length
     );
   }
 
