@@ -12,6 +12,7 @@
 import { quote } from '../transport/quote.js';
 import type { Connection, ExecOptions, ExecResult } from '../transport/types.js';
 import { parseKeyValues } from '../modules/remote.js';
+import { sleep } from '../util/sleep.js';
 
 /** The job outlived `async` seconds (Ansible: "async task did not complete within the requested time"). */
 export class AsyncTimeoutError extends Error {
@@ -62,16 +63,25 @@ export function asyncPollScript(jid: string): string {
   ].join('\n');
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
+/** Start `script` as a detached job on `inner`; its folder (the job id), or the failed start as a result. */
+async function startJob(
+  inner: Connection,
+  script: string,
+  seconds: number,
+  execOpts: ExecOptions,
+): Promise<{ jid: string } | { failed: ExecResult }> {
+  const { timeoutMs: _ignored, ...rest } = execOpts;
+  const started = await inner.exec(asyncStartScript(script, seconds), {
+    ...rest,
+    stdin: execOpts.stdin ?? '',
+    timeoutMs: 60_000,
   });
+  const jid = parseKeyValues(started.stdout).get('jid');
+  if (started.code !== 0 || !jid?.includes('/.cairn_async/job.'))
+    return {
+      failed: { ...started, code: started.code || 1, stderr: `starting the async job failed: ${started.stderr}` },
+    };
+  return { jid };
 }
 
 /** A Connection whose every exec runs as a detached job on `inner`'s host, polled every `pollSeconds`. */
@@ -85,14 +95,9 @@ export function asyncConnection(
     close: () => inner.close(),
     async exec(script: string, execOpts: ExecOptions = {}): Promise<ExecResult> {
       const { timeoutMs: _ignored, ...rest } = execOpts;
-      const started = await inner.exec(asyncStartScript(script, opts.seconds), {
-        ...rest,
-        stdin: execOpts.stdin ?? '',
-        timeoutMs: 60_000,
-      });
-      const jid = parseKeyValues(started.stdout).get('jid');
-      if (started.code !== 0 || !jid?.includes('/.cairn_async/job.'))
-        return { ...started, code: started.code || 1, stderr: `starting the async job failed: ${started.stderr}` };
+      const job = await startJob(inner, script, opts.seconds, execOpts);
+      if ('failed' in job) return job.failed;
+      const jid = job.jid;
       const deadline = Date.now() + opts.seconds * 1000;
       for (;;) {
         await sleep(Math.min(opts.pollSeconds * 1000, Math.max(0, deadline - Date.now())), opts.signal);
@@ -150,16 +155,9 @@ export class FireAndForgetConnection implements Connection {
         stdout: '',
         stderr: 'poll: 0 runs a module that sends one script; this one sends more (use poll > 0)',
       };
-    const { timeoutMs: _ignored, ...rest } = execOpts;
-    const started = await this.inner.exec(asyncStartScript(script, this.seconds), {
-      ...rest,
-      stdin: execOpts.stdin ?? '',
-      timeoutMs: 60_000,
-    });
-    const jid = parseKeyValues(started.stdout).get('jid');
-    if (started.code !== 0 || !jid?.includes('/.cairn_async/job.'))
-      return { ...started, code: started.code || 1, stderr: `starting the async job failed: ${started.stderr}` };
-    this.jid = jid;
+    const job = await startJob(this.inner, script, this.seconds, execOpts);
+    if ('failed' in job) return job.failed;
+    this.jid = job.jid;
     return { code: 0, stdout: '', stderr: '' };
   }
 }

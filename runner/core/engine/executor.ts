@@ -38,23 +38,18 @@ export const checkExecutor: Executor = {
   },
 };
 
-export const applyExecutor: Executor = {
-  kind: 'apply',
-  async run(module, ctx, args) {
-    const plan = await module.check(ctx, args);
-    if (plan.failed !== undefined || !plan.changed || module.readOnly) {
-      return { plan, result: resultFromPlan(plan), predicted: false };
-    }
-    const result = await module.apply(ctx, args, plan);
-    return { plan, result, predicted: false };
-  },
-};
-
 /**
- * apply for a task with `async`: check as usual (so check mode stays exact), then apply with the context
- * `detach` gives, whose connection runs each script as a detached, polled job (./async-job.ts).
+ * The apply rule, once: check, then — only when the plan says something would change — `applyChanged` with
+ * that plan. The plain, async and fire-and-forget applies differ only in how they apply.
  */
-export function asyncApplyExecutor(detach: (ctx: ModuleContext) => ModuleContext): Executor {
+function applyWhenChanged(
+  applyChanged: (
+    module: AnyModule,
+    ctx: ModuleContext,
+    args: Record<string, unknown>,
+    plan: Planned,
+  ) => Promise<ModuleResult>,
+): Executor {
   return {
     kind: 'apply',
     async run(module, ctx, args) {
@@ -62,10 +57,19 @@ export function asyncApplyExecutor(detach: (ctx: ModuleContext) => ModuleContext
       if (plan.failed !== undefined || !plan.changed || module.readOnly) {
         return { plan, result: resultFromPlan(plan), predicted: false };
       }
-      const result = await module.apply(detach(ctx), args, plan);
-      return { plan, result, predicted: false };
+      return { plan, result: await applyChanged(module, ctx, args, plan), predicted: false };
     },
   };
+}
+
+export const applyExecutor: Executor = applyWhenChanged((module, ctx, args, plan) => module.apply(ctx, args, plan));
+
+/**
+ * apply for a task with `async`: check as usual (so check mode stays exact), then apply with the context
+ * `detach` gives, whose connection runs each script as a detached, polled job (./async-job.ts).
+ */
+export function asyncApplyExecutor(detach: (ctx: ModuleContext) => ModuleContext): Executor {
+  return applyWhenChanged((module, ctx, args, plan) => module.apply(detach(ctx), args, plan));
 }
 
 /**
@@ -73,20 +77,15 @@ export function asyncApplyExecutor(detach: (ctx: ModuleContext) => ModuleContext
  * detached job (./async-job.ts FireAndForgetConnection); the result is the job's id, as Ansible registers it.
  */
 export function fireAndForgetExecutor(seconds: number): Executor {
-  return {
-    kind: 'apply',
-    async run(module, ctx, args) {
-      const plan = await module.check(ctx, args);
-      if (plan.failed !== undefined || !plan.changed || module.readOnly) {
-        return { plan, result: resultFromPlan(plan), predicted: false };
-      }
-      const conn = new FireAndForgetConnection(ctx.conn, seconds);
-      const result = await module.apply({ ...ctx, conn }, args, plan);
-      if (result.failed || conn.jid === undefined) return { plan, result, predicted: false };
-      const job = { ansible_job_id: conn.jid, started: 1, finished: 0, results_file: `${conn.jid}/stdout` };
-      return { plan, result: { changed: result.changed, data: job }, predicted: false };
-    },
-  };
+  return applyWhenChanged(async (module, ctx, args, plan) => {
+    const conn = new FireAndForgetConnection(ctx.conn, seconds);
+    const result = await module.apply({ ...ctx, conn }, args, plan);
+    if (result.failed || conn.jid === undefined) return result;
+    return {
+      changed: result.changed,
+      data: { ansible_job_id: conn.jid, started: 1, finished: 0, results_file: `${conn.jid}/stdout` },
+    };
+  });
 }
 
 /** Modules that only observe, so verification may run them for real. */
