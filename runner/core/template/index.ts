@@ -11,12 +11,13 @@ export {
   parseTemplateText,
   renderValue,
   renderTemplateString,
+  renderJinjaFile,
   checkSyntax,
   hasTemplateMarkup,
   isTruthy,
   EXPRESSION_FILTERS,
   EXPRESSION_TESTS,
 } from './expr.js';
-export { HELPER_NAMES } from './handlebars.js';
+export { HELPER_NAMES, isHandlebarsFile } from './handlebars.js';
 export type { Templater } from './types.js';
 export type { ValueOrigin } from './expr.js';
