@@ -55,7 +55,7 @@ describe('template', () => {
         renderTemplateFile: (path, vars) => templater.renderFile(path, vars),
       });
       const plan = await templateModule.check(ctx, { src: 'motd.j2', dest: '/etc/motd' });
-      expect(plan.diffs[0]?.after).toBe(
+      expect(plan.diffs?.[0]?.after).toBe(
         `#\n# Ansible managed\n#\nmotd.j2 /etc/motd ${hostname()}\n${join(dir, 'motd.j2')}\n1=a\n2=b\n`,
       );
       // cairn's own Handlebars templates keep exactly the variables they had.
