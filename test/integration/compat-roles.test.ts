@@ -25,8 +25,9 @@ const STOPS: Record<string, { phase: 'syntax-check' | 'check'; error: RegExp }> 
     error: /tasks\/fail2ban\.yml:\d+:\d+: module "package": unknown key "enablerepo"/,
   },
   'geerlingguy.nginx': { phase: 'syntax-check', error: /setup-Ubuntu\.yml:\d+:\d+: unknown module "apt_repository"/ },
-  'geerlingguy.haproxy': { phase: 'check', error: /haproxy\.cfg\.j2:\d+: this is a Jinja template/ },
-  'geerlingguy.firewall': { phase: 'check', error: /firewall\.bash\.j2:\d+: this is a Jinja template/ },
+  // Its template now renders (natively, as Jinja); the loopback host has no systemd for the service task.
+  'geerlingguy.haproxy': { phase: 'check', error: /cannot query haproxy: systemd is not running on this host/ },
+  'geerlingguy.firewall': { phase: 'check', error: /cannot query firewall: systemd is not running on this host/ },
 };
 
 describe('five real roles from the corpus against a loopback sshd host', () => {
