@@ -117,7 +117,7 @@ class HandlebarsTemplater implements Templater {
     for (const [name, file] of this.partialFiles) this.env.registerPartial(name, this.partial(file));
   }
 
-  /** YAML values speak Ansible's expression language (expr.ts); only template files are Handlebars. */
+  /** YAML values speak Ansible's expression language (expr.ts); only `.hbs` template files are Handlebars. */
   renderValue(value: unknown, vars: Vars, origin: ValueOrigin): unknown {
     return renderValue(value, vars, origin);
   }

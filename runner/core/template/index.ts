@@ -1,6 +1,7 @@
 /**
- * cairn's templating: Ansible's expression language (expr.ts) for YAML values and conditions, Handlebars
- * for template files (handlebars.ts), one filter table for both (filters.ts). See README.md here.
+ * cairn's templating: Ansible's expression language (expr.ts) for YAML values, conditions and Jinja template
+ * files (any name not ending in `.hbs`), Handlebars for `.hbs` template files (handlebars.ts), one filter
+ * table for both (filters.ts). See README.md here.
  */
 export { createTemplater } from './handlebars.js';
 export {
