@@ -12,7 +12,8 @@ import type { Inventory } from '../core/inventory/types.js';
 import { packageRoot } from '../core/util/paths.js';
 import { isPlainObject, type Vars } from '../core/util/vars.js';
 import { loadYamlFile, parseYaml } from '../core/util/yaml-source.js';
-import { configureVault, readPasswordFile } from '../core/vault/index.js';
+import { findInventoryVaultFiles } from '../core/vault/find.js';
+import { readPasswordFile } from '../core/vault/key-file.js';
 import { setAnsibleVaultSecrets, type AnsibleVaultSecret } from '../core/util/ansible-vault.js';
 import { checkExpressions } from '../core/template/yaml-expressions.js';
 import { checkSyntax } from '../core/template/expr.js';
@@ -212,5 +213,9 @@ export async function prepareVault(inventoryPath: string, opts: CommonRunOptions
   // The site's cairn.cfg vault_identity_file stands in for --vault-identity when nothing else is given.
   const configured = given ? undefined : loadConfig()?.vaultIdentityFile;
   const vaultIdentity = opts.vaultIdentity ?? configured ?? (!given && existsSync(labKey) ? labKey : undefined);
+  // No encrypted file and no key asked for: nothing to decrypt, so the age code is not even loaded (issue 17).
+  // A key that was given is still read, so a wrong key path is reported as before.
+  if (!given && configured === undefined && findInventoryVaultFiles(inventoryPath).length === 0) return;
+  const { configureVault } = await import('../core/vault/index.js');
   await configureVault(inventoryPath, { vaultIdentity, vaultPasswordFile: opts.vaultPasswordFile });
 }

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:peers [-- --hosts 20] [--runs 3] [--forks N]`: the two workloads of issue 17, run by cairn and by
+ * `npm run bench:peers [-- --hosts 20] [--runs 3] [--forks N] [--tools cairn]`: the two workloads of issue 17, run by cairn and by
  * Debian's ansible-core (tuned: pipelining + ControlPersist; and default) on the same loopback sshd hosts
  * (test/bench/hosts.ts), interleaved (each run goes through every tool before the next run), median of the runs:
  *   W1: 50 × `command: /bin/true` per host;
@@ -71,11 +71,19 @@ function w2(templatePath: string): string {
 }
 
 type Tool = 'cairn' | 'ansible tuned' | 'ansible default';
-const TOOLS: Tool[] = ['cairn', 'ansible tuned', 'ansible default'];
+const ALL_TOOLS: Tool[] = ['cairn', 'ansible tuned', 'ansible default'];
+/** `--tools cairn` (comma-separated) measures only those: cairn alone needs no ansible-core. */
+const TOOLS: Tool[] = option('tools', ALL_TOOLS.join(','))
+  .split(',')
+  .map((name) => {
+    const tool = ALL_TOOLS.find((known) => known === name.trim());
+    if (!tool) throw new Error(`--tools: unknown tool ${JSON.stringify(name)} (known: ${ALL_TOOLS.join(', ')})`);
+    return tool;
+  });
 const CASES = ['W1', 'W2 first run', 'W2 no-change rerun', 'W2 --check'] as const;
 
 async function main(): Promise<void> {
-  ensureAnsible();
+  if (TOOLS.some((tool) => tool !== 'cairn')) ensureAnsible();
   const lab = await startBenchHosts(HOSTS);
   try {
     const inventory = lab.writeInventory(HOSTS, 'inventory.yml');
@@ -152,10 +160,13 @@ async function main(): Promise<void> {
     console.log(`| workload | cairn | ansible tuned | ansible default | tuned ÷ cairn | default ÷ cairn |`);
     console.log(`|---|---|---|---|---|---|`);
     for (const name of CASES) {
-      const wall = (tool: Tool): number => median(results.get(`${tool}|${name}`)!.map((m) => m.wallSeconds));
-      const cpu = (tool: Tool): number => median(results.get(`${tool}|${name}`)!.map((m) => m.cpuSeconds));
-      const cell = (tool: Tool): string => `${wall(tool).toFixed(2)} (${cpu(tool).toFixed(1)} CPU)`;
-      const ratio = (tool: Tool): string => `${(wall(tool) / wall('cairn')).toFixed(1)}×`;
+      const runs = (tool: Tool): Measured[] => results.get(`${tool}|${name}`) ?? [];
+      const wall = (tool: Tool): number => median(runs(tool).map((m) => m.wallSeconds));
+      const cpu = (tool: Tool): number => median(runs(tool).map((m) => m.cpuSeconds));
+      const cell = (tool: Tool): string =>
+        runs(tool).length ? `${wall(tool).toFixed(2)} (${cpu(tool).toFixed(1)} CPU)` : 'not run';
+      const ratio = (tool: Tool): string =>
+        runs(tool).length && runs('cairn').length ? `${(wall(tool) / wall('cairn')).toFixed(1)}×` : '—';
       console.log(
         `| ${name} | ${cell('cairn')} | ${cell('ansible tuned')} | ${cell('ansible default')} | ${ratio('ansible tuned')} | ${ratio('ansible default')} |`,
       );

@@ -6,7 +6,7 @@
  * the engine and ssh2, shows that the trace sees them when they are loaded.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -58,6 +58,11 @@ const HEAVY = [
   '/dist/runner/features/drills/',
   '/dist/runner/features/rollout/',
   '/dist/runner/app/report/console.js',
+  // The vault (age) code: loaded only when the inventory has an encrypted file or a key is given (issue 17).
+  '/node_modules/age-encryption/',
+  '/dist/runner/core/vault/index.js',
+  '/dist/runner/core/vault/age.js',
+  '/dist/runner/core/vault/keys.js',
 ];
 
 function heavyLoaded(files: string[]): string[] {
@@ -75,7 +80,24 @@ describe('the CLI loads only what a command uses', () => {
     expect(run.files.some((f) => /\/node_modules\/ssh2\/lib\/protocol\//.test(f))).toBe(true);
   });
 
-  it('`cairn inventory --list` loads no ssh2, Handlebars, engine, lab, drills or report', async () => {
+  it('an inventory with an encrypted file does load the vault code (the control for the test below)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-lazy-vault-'));
+    try {
+      writeFileSync(join(dir, 'hosts.yaml'), 'all:\n  hosts:\n    h1: {}\n');
+      mkdirSync(join(dir, 'group_vars'));
+      // Only its header is age's: with no key given, cairn loads the vault code and says no key opens it.
+      writeFileSync(join(dir, 'group_vars', 'all.yaml'), '-----BEGIN AGE ENCRYPTED FILE-----\nnot really\n');
+      const run = await tracedCairn(['inventory', '--list', '-i', dir]);
+      expect(run.code).not.toBe(0);
+      expect(run.stderr).toMatch(/vault|key/i);
+      expect(run.files.some((f) => f.includes('/node_modules/age-encryption/'))).toBe(true);
+      expect(run.files.some((f) => f.endsWith('/dist/runner/core/vault/index.js'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('`cairn inventory --list` loads no ssh2, Handlebars, engine, lab, drills, report or vault', async () => {
     const run = await tracedCairn(['inventory', '--list', '-i', 'inventories/example']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);

@@ -76,6 +76,7 @@ describe('compat corpus (issue 12)', () => {
     const list = playbooks();
     let passed = 0;
     const reasons = new Map<string, number>();
+    const blockers: string[] = [];
     for (const file of list) {
       try {
         new PlaybookLoader({ rolesPath }).loadPlaybook(file);
@@ -90,15 +91,20 @@ describe('compat corpus (issue 12)', () => {
           .replace(/"[^"]*"/, '"…"')
           .trim();
         reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+        blockers.push(`${relative(corpus, file)}: ${(err as CairnError).message}`);
       }
     }
     const rate = (100 * passed) / list.length;
     console.log(`playbooks passing --syntax-check's loading: ${passed}/${list.length} (${rate.toFixed(1)} %)`);
     for (const [reason, n] of [...reasons].sort((a, b) => b[1] - a[1])) console.log(`  ${n} x ${reason}`);
+    // Each failing playbook with its whole message: the work list for whoever raises the rate.
+    for (const line of blockers) console.log(`  blocker ${line}`);
     expect(list.length).toBeGreaterThanOrEqual(50);
-    // A ratchet, not the goal (95 %): the rest need modules and Galaxy roles cairn does not have yet, and three
-    // use a custom Jinja test plugin (`is blue`, from the playbook's test_plugins/), refused at load time with
-    // the test's name since expressions are parsed when a file loads.
-    expect(passed).toBeGreaterThanOrEqual(1);
+    // A ratchet, not yet the goal (95 %, 57 of 60): measured 49/60 on the compat-corpus branch. Left: async
+    // (2 playbooks; the compat-run branch implements it), templated no_log (3) and retries (2), delegate_facts
+    // (1), and the three that use a custom Jinja test plugin (`is blue`, from the playbook's test_plugins/, a
+    // Python file cairn cannot run), refused at load time with the test's name since expressions are parsed
+    // when a file loads. Raise this number with each fix; at 57 it becomes the 95 % floor.
+    expect(passed).toBeGreaterThanOrEqual(49);
   });
 });

@@ -45,6 +45,8 @@ interface RunResult {
   /** Every command in the order the hosts ran them, as "host: words". */
   order: string[];
   opened: string[];
+  /** host -> every script it was sent, in order. */
+  scripts: Map<string, string[]>;
   /** Every command as "host user@address:port: words": the connection settings it ran over. */
   via: string[];
 }
@@ -85,6 +87,7 @@ async function run(plays: unknown[], opts: RunOptions = {}): Promise<RunResult> 
   const ran = new Map<string, string[]>();
   const order: string[] = [];
   const opened: string[] = [];
+  const scripts = new Map<string, string[]>();
   const via: string[] = [];
   const engine = new Engine({
     inventory,
@@ -104,6 +107,7 @@ async function run(plays: unknown[], opts: RunOptions = {}): Promise<RunResult> 
       if (opts.unreachable?.includes(spec.name))
         return Promise.reject(new UnreachableError(spec.name, `${spec.name}: connection refused`));
       const reply = (script: string) => {
+        scripts.set(spec.name, [...(scripts.get(spec.name) ?? []), script]);
         const words = commandWords(script);
         if (words === undefined) return { code: 0 };
         ran.set(spec.name, [...(ran.get(spec.name) ?? []), words]);
@@ -119,7 +123,7 @@ async function run(plays: unknown[], opts: RunOptions = {}): Promise<RunResult> 
   bus.emit({ type: 'recap', time: new Date().toISOString(), stats: recap.stats() });
   journal?.close();
   const code = runExitCode(recap, outcome, { check: false, detailedExitcode: false });
-  return { code, events, ran, order, opened, via };
+  return { code, events, ran, order, opened, scripts, via };
 }
 
 const cmd = (line: string, extra: Record<string, unknown> = {}) => ({ name: line, command: line, ...extra });
@@ -220,6 +224,59 @@ describe('failure handling', () => {
     const r = await run([{ tasks: [cmd('fail now', { ignore_errors: true }), cmd('after')] }], { hosts: ['app1'] });
     expect(r.code).toBe(ExitCode.ok);
     expect(r.ran.get('app1')).toEqual(['fail now', 'after']);
+  });
+
+  it('a templated ignore_errors is rendered per host when the task runs', async () => {
+    const play = {
+      vars: { lenient: '{{ inventory_hostname == "app1" }}' },
+      tasks: [cmd('fail now', { ignore_errors: '{{ lenient }}' }), cmd('after')],
+    };
+    const r = await run([play], { hosts: ['app1', 'app2'] });
+    expect(r.code).toBe(ExitCode.hostFailed);
+    expect(r.ran.get('app1')).toEqual(['fail now', 'after']);
+    expect(r.ran.get('app2')).toEqual(['fail now']);
+  });
+
+  it('an Ansible module cairn does not run loads, is skipped by its when, and fails the host that reaches it', async () => {
+    const play = {
+      tasks: [
+        { name: 'redhat only', yum: { name: 'httpd', enablerepo: 'epel' }, when: 'inventory_hostname == "app2"' },
+        { name: 'cloud', 'community.digitalocean.digital_ocean_droplet': { name: 'x' }, when: 'false' },
+        cmd('after'),
+      ],
+    };
+    const r = await run([play], { hosts: ['app1', 'app2'] });
+    expect(r.code).toBe(ExitCode.hostFailed);
+    expect(r.ran.get('app1')).toEqual(['after']);
+    expect(r.ran.get('app2')).toBeUndefined();
+    const failed = resultsOf(r.events, 'redhat only').find((e) => e.host === 'app2');
+    expect(failed?.status).toBe('failed');
+    expect(String(failed?.msg)).toMatch(
+      /^Ansible's yum module is not run by cairn: cairn manages Debian hosts: use apt/,
+    );
+  });
+
+  it('environment: play, block and task layers merge (inner wins) into exports at the top of the script', async () => {
+    const play = {
+      environment: { http_proxy: 'http://proxy:3128', LEVEL: 'play' },
+      vars: { app_env: { APP_MODE: "it's {{ inventory_hostname }}", LEVEL: 'task' } },
+      tasks: [
+        { block: [cmd('echo inner', { environment: '{{ app_env }}' })], environment: { BLOCK_ONLY: 1 } },
+        cmd('echo bad', { environment: { 'NOT-A-NAME': 'x' } }),
+      ],
+    };
+    const r = await run([play], { hosts: ['app1'] });
+    const inner = r.scripts.get('app1')!.find((s) => s.includes("'echo' 'inner'") || s.includes('echo inner'))!;
+    expect(inner.split('\n').slice(0, 4)).toEqual([
+      'export http_proxy=http://proxy:3128',
+      'export LEVEL=task',
+      'export BLOCK_ONLY=1',
+      "export APP_MODE='it'\\''s app1'",
+    ]);
+    const bad = resultsOf(r.events, 'echo bad')[0];
+    expect(bad?.status).toBe('failed');
+    expect(String(bad?.msg)).toMatch(/"NOT-A-NAME" is not a valid environment variable name/);
+    expect(r.ran.get('app1')).toEqual(['echo inner']);
   });
 
   it('an unreachable host exits 4 and the others are still served', async () => {

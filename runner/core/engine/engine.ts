@@ -9,8 +9,9 @@ import PQueue from 'p-queue';
 import { CairnError, formatLocation, inputError, type SourceLocation } from '../util/errors.js';
 import type { Inventory } from '../inventory/types.js';
 import { getModule } from '../modules/index.js';
+import { foreignModule } from '../modules/foreign.js';
 import { ANSIBLE_GATHERED } from './variables.js';
-import type { AnyModule, ModuleContext, ModuleResult } from '../modules/types.js';
+import type { AnyModule, ModuleContext, ModuleResult, Planned } from '../modules/types.js';
 import { PlaybookLoader } from '../playbook/load.js';
 import type { Play, Playbook, Role, Task } from '../playbook/types.js';
 import { includeVars } from './include-vars.js';
@@ -20,6 +21,8 @@ import { snippetAt } from '../util/yaml-source.js';
 import { evaluate, evaluateCondition } from '../template/index.js';
 import type { Templater } from '../template/types.js';
 import type { ValueOrigin } from '../template/index.js';
+import { ansibleBool as filterBool, pythonString } from '../template/filters.js';
+import { environmentExports, withEnvironment } from '../transport/environment.js';
 import { asyncConnection } from './async-job.js';
 import { ConnectionPool, openConnection, type ConnectionOpener } from '../transport/pool.js';
 import {
@@ -34,6 +37,7 @@ import { AnsibleVarWarnings, playConnectionVars } from './ansible-vars.js';
 import { computeBatches } from './batches.js';
 import { CONNECTION_VARIABLES, connectionSpecFor } from './connection-spec.js';
 import { applyExecutor, asyncApplyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
+import { BATCHABLE_MODULES, runChecksBatched, WatchedConnection, type CheckJob } from './probe-batch.js';
 import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
 import { materialise } from './lazy-vars.js';
 import { taskSelected, type TagFilter } from './tags.js';
@@ -61,6 +65,11 @@ export interface EngineOptions {
   limit?: string;
   /** Only these hosts (--rerun failed). */
   onlyHosts?: string[];
+  /**
+   * false: every task's check goes alone (one round trip per probe, as before issue 17's batching). For tests
+   * that compare a batched run with an unbatched one; the CLI always batches.
+   */
+  probeBatching?: boolean;
   tags: TagFilter;
   /** --roles: run only the tasks of these roles. */
   roles?: string[];
@@ -109,6 +118,12 @@ class HostState {
   caught?: { task: Task; result: Record<string, unknown> };
   /** Variables of the scope the host runs in: rescue's ansible_failed_*, an include's loop variable. */
   scopeVars: Vars = {};
+  /** Plans of later tasks, checked ahead in one round trip with an earlier task's (see Engine.batchedCheck). */
+  readonly checkedAhead = new Map<Task, CheckedAhead>();
+  /** How many tasks the next batch may check ahead: grows while nothing changes, drops to 1 after a change. */
+  batchWindow?: number;
+  /** The host connection's script count when the last batch was sent (WatchedConnection.execs). */
+  execsAtBatch?: number;
   constructor(
     readonly name: string,
     /** The host's inventory layers (variables.ts), read once per run. */
@@ -119,8 +134,30 @@ class HostState {
   }
 }
 
+/** A task's plan, checked ahead, and what must still hold when the task comes for it to be used. */
+interface CheckedAhead {
+  plan: Promise<Planned>;
+  conn: WatchedConnection;
+  /** Scripts sent through the host's connection at the time: any since means the host may have changed. */
+  execs: number;
+  argsKey: string;
+  become: boolean;
+  becomeUser: string;
+}
+
+/** Most tasks one batch checks ahead (its script grows with each). */
+const MAX_BATCH_WINDOW = 64;
+/** The first batch of an applying run: large enough for a no-change rerun, small enough to waste little when the
+ * first task changes something (its batch is then dropped and the window starts again at one). */
+const FIRST_APPLY_WINDOW = 8;
+
 interface PlayContext {
   play: Play;
+  /**
+   * Each top-level task's list and place in it, so a task can find the tasks after it. (Under the free strategy
+   * a host may read another host's registered values at any moment: batching adds no race that free lacks.)
+   */
+  taskOrder?: Map<Task, { list: Task[]; index: number }>;
   playbookDir: string;
   /** run_once tasks started in the current batch, by task: their one outcome, shared by every host of the batch. */
   runOnce: Map<Task, Promise<TaskOutcome>>;
@@ -263,6 +300,8 @@ export class Engine {
   /** --step: each task's answer (asked once for all hosts); 'continue' stops the asking. */
   private readonly stepAnswers = new Map<Task, Promise<'yes' | 'no' | 'continue'>>();
   private stepContinue = false;
+  /** Each open connection as tasks see it: counting its scripts, for probe batching. */
+  private readonly watched = new WeakMap<Connection, WatchedConnection>();
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
@@ -342,19 +381,29 @@ export class Engine {
    * A new connection for the host in place of its pooled one (reboot, wait_for_connection). A failed attempt
    * is forgotten at once, so the next one really tries again instead of getting the remembered failure.
    */
-  private async reconnect(name: string, connectTimeoutMs?: number): Promise<Connection> {
+  private async reconnect(name: string, connectTimeoutMs?: number): Promise<WatchedConnection> {
     await this.pool.drop(name);
     const spec = this.specFor(name);
     try {
-      return await this.pool.get(connectTimeoutMs !== undefined ? { ...spec, connectTimeoutMs } : spec);
+      return this.watch(await this.pool.get(connectTimeoutMs !== undefined ? { ...spec, connectTimeoutMs } : spec));
     } catch (err) {
       await this.pool.drop(name);
       throw err;
     }
   }
 
-  private async connect(name: string): Promise<Connection> {
-    return this.pool.get(this.specFor(name));
+  private async connect(name: string): Promise<WatchedConnection> {
+    return this.watch(await this.pool.get(this.specFor(name)));
+  }
+
+  /** The one counting wrapper of a pooled connection (probe batching knows what was sent since a batch). */
+  private watch(raw: Connection): WatchedConnection {
+    let watched = this.watched.get(raw);
+    if (!watched) {
+      watched = new WatchedConnection(raw);
+      this.watched.set(raw, watched);
+    }
+    return watched;
   }
 
   /**
@@ -498,6 +547,28 @@ export class Engine {
     return rendered;
   }
 
+  /**
+   * The task's `environment` for this host: each layer (play, blocks, includes, role, task) rendered and
+   * merged in order, inner names winning; values as Python's str() writes them, as Ansible passes them.
+   */
+  private environmentFor(task: Task, vars: Vars): Record<string, string> | undefined {
+    if (!task.environment?.length) return undefined;
+    const merged: Record<string, string> = {};
+    for (const layer of task.environment) {
+      const value = this.opts.templater.renderValue(layer, vars, valueAt(task, 'environment'));
+      if (value === null || value === undefined || value === '') continue;
+      if (typeof value !== 'object' || Array.isArray(value))
+        throw inputError(
+          `environment must be a mapping of variable names to values, got ${JSON.stringify(value)}`,
+          valueAt(task, 'environment'),
+        );
+      for (const [name, v] of Object.entries(value as Record<string, unknown>))
+        merged[name] = typeof v === 'string' ? v : pythonString(v);
+    }
+    environmentExports(merged); // a bad name fails the task here, at the keyword, before the host is asked
+    return merged;
+  }
+
   private moduleContext(
     host: HostState,
     conn: Connection,
@@ -615,8 +686,9 @@ export class Engine {
     return this.runTaskNow(host, task, ctx);
   }
 
-  private async runTaskNow(host: HostState, task: Task, ctx: PlayContext): Promise<TaskOutcome> {
+  private async runTaskNow(host: HostState, planned: Task, ctx: PlayContext): Promise<TaskOutcome> {
     const started = Date.now();
+    let task = planned;
     this.opts.bus.emit({
       type: 'task_start',
       time: now(),
@@ -628,6 +700,15 @@ export class Engine {
     let items: unknown[] | undefined;
     const baseVars = this.varsFor(host, ctx, task);
     try {
+      // A templated ignore_errors is this host's value from here on (the copy keeps every other field).
+      if (task.ignoreErrorsTemplate !== undefined) {
+        const value = this.opts.templater.renderValue(
+          task.ignoreErrorsTemplate,
+          baseVars,
+          valueAt(task, 'ignore_errors'),
+        );
+        task = { ...task, ignoreErrors: filterBool(value) };
+      }
       if (task.loop !== undefined) items = this.itemsOf(task, baseVars, ctx);
     } catch (err) {
       return this.finishFailed(host, task, ctx, started, this.failureMessage(err, task));
@@ -777,6 +858,7 @@ export class Engine {
     let args: Record<string, unknown>;
     let module: AnyModule;
     let becomeUser: string;
+    let environment: Record<string, string> | undefined;
     try {
       if (task.when.length && !conditionsHold(task, 'when', task.when, vars)) {
         const registered = { changed: false, skipped: true, skip_reason: 'Conditional result was False' };
@@ -792,9 +874,11 @@ export class Engine {
         this.setHostVars(host, values.vars);
         return finish('ok', { changed: false, ansible_facts: values.vars, ansible_included_var_files: values.files });
       }
-      module = getModule(task.module) as AnyModule;
+      // A module cairn knows by name but does not run (foreign.ts) is not in the registry; it fails the task.
+      module = getModule(task.module) ?? foreignModule(task.module);
       args = this.renderArgs(module, task, vars);
       becomeUser = this.becomeUserFor(host, task, vars, ctx);
+      environment = this.environmentFor(task, vars);
     } catch (err) {
       return fail(err);
     }
@@ -802,12 +886,14 @@ export class Engine {
     const target = task.delegateTo
       ? String(this.opts.templater.renderValue(task.delegateTo, vars, valueAt(task, 'delegate_to')))
       : host.name;
-    let conn: Connection;
+    let conn: WatchedConnection;
     try {
       conn = await this.connect(target);
     } catch (err) {
       return this.unreachable(host, task, ctx, started, err, item, target);
     }
+    // Sends through the environment still reach the host's counting wrapper (probe batching sees them).
+    if (environment) conn = new WatchedConnection(withEnvironment(conn, environment));
     const run = await this.executeWithRetries(module, conn, args, host, task, ctx, vars, becomeUser);
     if (run.unreachable) return this.unreachable(host, task, ctx, started, run.unreachable, item, target);
     const { result, registered, failed, changed } = run;
@@ -851,7 +937,7 @@ export class Engine {
   /** Run the module, judge each attempt (changed_when/failed_when) and retry until `until` holds. */
   private async executeWithRetries(
     module: AnyModule,
-    conn: Connection,
+    conn: WatchedConnection,
     args: Record<string, unknown>,
     host: HostState,
     task: Task,
@@ -872,7 +958,8 @@ export class Engine {
       let predicted = false;
       let actions: string[] = [];
       try {
-        const execution = await executor.run(module, mctx, args);
+        const runModule = attempts === 1 ? await this.batchedCheck(module, conn, mctx, args, host, task, ctx) : module;
+        const execution = await executor.run(runModule, mctx, args);
         ({ result, predicted } = execution);
         actions = execution.plan.actions;
       } catch (err) {
@@ -913,6 +1000,118 @@ export class Engine {
         return { result, registered, failed, changed, predicted, actions, attempts };
       }
       await sleep((task.delay ?? 5) * 1000, this.opts.signal);
+    }
+  }
+
+  /** A task may be checked ahead (with the tasks before it) only where nothing between can change its input. */
+  private batchable(task: Task, ctx: PlayContext, module: AnyModule): boolean {
+    return (
+      ctx.phase === 'tasks' &&
+      this.opts.confirmTask === undefined &&
+      BATCHABLE_MODULES.has(module.name) &&
+      task.loop === undefined &&
+      task.delegateTo === undefined &&
+      task.until === undefined &&
+      !task.runOnce &&
+      task.block === undefined &&
+      task.include === undefined &&
+      // A batch travels on the bare connection: its probes would lose the task's exported environment.
+      !task.environment?.length
+    );
+  }
+
+  /**
+   * The module to run `task` with: itself, or — when its plan was checked ahead in an earlier batch and the
+   * host cannot have changed since — a view of it whose `check` returns that plan. Otherwise this task's check
+   * is sent now, together with the checks of the next tasks of its list that may be checked ahead (issue 17,
+   * item 3): consecutive batchable tasks, up to the host's window, ending with the first that registers a
+   * result (a later task may read it). A plan checked ahead is used only if its task's arguments, become and
+   * connection are what they are now and not one script was sent to the host since the batch (every apply is
+   * one): a change by task k drops the plans of k+1…, which are checked again, so apply sees the host as it is.
+   */
+  private async batchedCheck(
+    module: AnyModule,
+    conn: WatchedConnection,
+    mctx: ModuleContext,
+    args: Record<string, unknown>,
+    host: HostState,
+    task: Task,
+    ctx: PlayContext,
+  ): Promise<AnyModule> {
+    if (this.opts.probeBatching === false || !this.batchable(task, ctx, module)) return module;
+    const argsKey = JSON.stringify(args);
+    const ahead = host.checkedAhead.get(task);
+    if (ahead) {
+      host.checkedAhead.delete(task);
+      const valid =
+        ahead.conn === conn &&
+        ahead.execs === conn.execs &&
+        ahead.argsKey === argsKey &&
+        ahead.become === mctx.become &&
+        ahead.becomeUser === mctx.becomeUser;
+      if (valid) return withPlan(module, ahead.plan);
+    }
+    host.checkedAhead.clear();
+    // Slow start: the window doubles while nothing changed since the last batch, and is one after a change.
+    const checking = this.executorFor(task, ctx).kind === 'check';
+    const window =
+      host.execsAtBatch === undefined
+        ? checking
+          ? MAX_BATCH_WINDOW
+          : FIRST_APPLY_WINDOW
+        : host.execsAtBatch === conn.execs
+          ? Math.min(MAX_BATCH_WINDOW, (host.batchWindow ?? 1) * 2)
+          : 1;
+    host.batchWindow = window;
+    const jobs: CheckJob[] = [{ module, ctx: mctx, args }];
+    const later: Array<{ task: Task; argsKey: string }> = [];
+    const order = ctx.taskOrder?.get(task);
+    if (order && task.register === undefined) {
+      for (let i = order.index + 1; i < order.list.length && jobs.length < window; i++) {
+        const next = order.list[i]!;
+        const job = this.checkAheadJob(host, next, ctx, conn, mctx);
+        if (!job) break;
+        jobs.push(job);
+        later.push({ task: next, argsKey: JSON.stringify(job.args) });
+        if (next.register !== undefined) break;
+      }
+    }
+    const plans = await runChecksBatched(conn.inner, jobs);
+    host.execsAtBatch = conn.execs;
+    later.forEach((entry, index) => {
+      host.checkedAhead.set(entry.task, {
+        plan: plans[index + 1]!,
+        conn,
+        execs: conn.execs,
+        argsKey: entry.argsKey,
+        become: mctx.become,
+        becomeUser: mctx.becomeUser,
+      });
+    });
+    return withPlan(module, plans[0]!);
+  }
+
+  /** A later task's check, prepared with the host's variables as they are now; undefined ends the batch. */
+  private checkAheadJob(
+    host: HostState,
+    task: Task,
+    ctx: PlayContext,
+    conn: WatchedConnection,
+    lead: ModuleContext,
+  ): CheckJob | undefined {
+    if (task.module === 'meta' || task.module === 'set_fact' || task.module === 'include_vars') return undefined;
+    try {
+      const module = getModule(task.module) as AnyModule;
+      if (!this.batchable(task, ctx, module)) return undefined;
+      const vars = this.varsFor(host, ctx, task);
+      const args = this.renderArgs(module, task, vars);
+      const becomeUser = this.becomeUserFor(host, task, vars, ctx);
+      const mctx = this.moduleContext(host, conn, task, vars, ctx, becomeUser);
+      if (mctx.become !== lead.become || mctx.becomeUser !== lead.becomeUser) return undefined;
+      return { module, ctx: mctx, args };
+    } catch {
+      // Its input cannot be rendered yet (it may need what an earlier task registers): it is checked when it comes.
+      return undefined;
     }
   }
 
@@ -1309,6 +1508,8 @@ export class Engine {
     const handlers = ctx.handlers;
     const queue = new PQueue({ concurrency: Math.max(1, this.opts.forks) });
     const stop = () => this.opts.signal.aborted || ctx.aborted;
+    ctx.taskOrder = new Map(tasks.map((task, index) => [task, { list: tasks, index }]));
+    for (const h of hosts) h.checkedAhead.clear();
     if (ctx.play.strategy === 'linear') {
       if (ctx.play.gatherFacts) await Promise.all(hosts.map((h) => queue.add(() => this.gatherFacts(h, ctx))));
       for (const task of tasks) {
@@ -1577,4 +1778,11 @@ function absorbFacts(host: HostState, moduleName: string, registered: Record<str
   } else if (moduleName !== 'setup' && isPlainObject(registered.ansible_facts)) {
     host.facts = { ...(host.facts ?? {}), [ANSIBLE_GATHERED]: { ...gathered, ...registered.ansible_facts } };
   }
+}
+
+/** The module with its `check` answered by a plan made earlier (the executor calls it as it would the module's). */
+function withPlan(module: AnyModule, plan: Promise<Planned>): AnyModule {
+  const view = Object.create(module) as AnyModule;
+  view.check = () => plan;
+  return view;
 }

@@ -16,6 +16,14 @@ export interface AptArgs {
   cache_valid_time?: number;
   install_recommends?: boolean;
   purge?: boolean;
+  /**
+   * Ansible's default_release: apt's target release (`-t`), which raises that release's pin to 990. The
+   * probe asks apt-cache with the same APT::Default-Release, so the candidate check sees is the one
+   * apt-get installs. Empty means unset, as in Ansible (`if p['default_release']`).
+   */
+  default_release?: string;
+  /** Ansible's allow_downgrade: apt-get --allow-downgrades, so `name=version` below the installed one installs. */
+  allow_downgrade?: boolean;
 }
 
 export interface PackageStatus {
@@ -37,10 +45,34 @@ export interface AptPlan {
   remove: string[];
   purge: boolean;
   installRecommends: boolean;
+  defaultRelease?: string;
+  allowDowngrade?: boolean;
   installed: string[];
   upgraded: string[];
   removed: string[];
 }
+
+/**
+ * Arguments of Ansible's apt module that cairn does not implement yet. A task may carry them (roles do, often
+ * on a branch a Debian host never takes), so they load; a task that runs with one fails with its name,
+ * before anything changes, instead of installing without what it asked for.
+ */
+export const APT_NOT_IMPLEMENTED = [
+  'deb',
+  'policy_rc_d',
+  'upgrade',
+  'only_upgrade',
+  'autoremove',
+  'autoclean',
+  'clean',
+  'dpkg_options',
+  'force',
+  'allow_unauthenticated',
+  'allow_change_held_packages',
+  'fail_on_autoremove',
+  'force_apt_get',
+  'lock_timeout',
+] as const;
 
 const PACKAGE_SPEC = /^[a-z0-9][a-z0-9+.-]*(?::[a-z0-9-]+)?(?:=[A-Za-z0-9.+~:-]+)?$/;
 
@@ -91,10 +123,11 @@ export function parseAptPolicy(text: string): Map<string, PolicyEntry> {
   return out;
 }
 
-export function aptProbeScript(names: string[], withCacheAge: boolean): string {
+export function aptProbeScript(names: string[], withCacheAge: boolean, defaultRelease?: string): string {
+  const release = defaultRelease ? ['-o', `APT::Default-Release=${defaultRelease}`] : [];
   const lines = [
     section('dpkg', `dpkg-query -W -f='\${Package}\\t\${Status}\\t\${Version}\\n' -- ${argv(...names)} 2>/dev/null`),
-    section('policy', `LC_ALL=C apt-cache policy -- ${argv(...names)} 2>/dev/null`),
+    section('policy', `LC_ALL=C ${argv('apt-cache', ...release, 'policy', '--', ...names)} 2>/dev/null`),
   ];
   if (withCacheAge) {
     lines.push(
@@ -125,6 +158,8 @@ export function planApt(
     remove: [],
     purge: Boolean(args.purge),
     installRecommends: args.install_recommends ?? false,
+    ...(args.default_release ? { defaultRelease: args.default_release } : {}),
+    ...(args.allow_downgrade ? { allowDowngrade: true } : {}),
     installed: [],
     upgraded: [],
     removed: [],
@@ -199,7 +234,11 @@ export function aptApplyScript(plan: AptPlan): string {
   if (plan.updateCache) lines.push(`${argv('apt-get', '-q', 'update')} || exit 10`);
   if (plan.install.length > 0) {
     const recommends = plan.installRecommends ? '--install-recommends' : '--no-install-recommends';
-    lines.push(`${argv(...APT_GET, recommends, 'install', '--', ...plan.install)} || exit 11`);
+    const release = plan.defaultRelease ? ['-t', plan.defaultRelease] : [];
+    const downgrade = plan.allowDowngrade ? ['--allow-downgrades'] : [];
+    lines.push(
+      `${argv(...APT_GET, recommends, ...downgrade, ...release, 'install', '--', ...plan.install)} || exit 11`,
+    );
   }
   if (plan.remove.length > 0)
     lines.push(`${argv(...APT_GET, ...(plan.purge ? ['--purge'] : []), 'remove', '--', ...plan.remove)} || exit 12`);
@@ -227,10 +266,20 @@ export const aptModule: Module<AptArgs, AptPlan> = {
       cache_valid_time: { type: 'integer', minimum: 0 },
       install_recommends: { type: 'boolean' },
       purge: { type: 'boolean' },
+      default_release: { type: 'string', pattern: '^[A-Za-z0-9.+~_/-]*$' },
+      allow_downgrade: { type: 'boolean' },
+      ...Object.fromEntries(APT_NOT_IMPLEMENTED.map((k) => [k, {}])),
     },
   },
 
   async check(ctx, args): Promise<Planned<AptPlan>> {
+    const given = APT_NOT_IMPLEMENTED.filter((k) => (args as Record<string, unknown>)[k] !== undefined);
+    if (given.length)
+      return {
+        changed: false,
+        actions: [],
+        failed: `apt: ${given.join(', ')} ${given.length > 1 ? 'are' : 'is'} not implemented by cairn (see docs/ansible-compat.md); nothing was changed`,
+      };
     const specs = packageSpecs(args);
     for (const spec of specs)
       if (!PACKAGE_SPEC.test(spec))
@@ -239,7 +288,7 @@ export const aptModule: Module<AptArgs, AptPlan> = {
       throw argError(ctx, 'apt needs name, or update_cache');
     const names = specs.map((s) => splitPackageSpec(s).name);
     const withCache = args.update_cache === true || args.cache_valid_time !== undefined;
-    const res = await runScript(ctx, aptProbeScript(names, withCache));
+    const res = await runScript(ctx, aptProbeScript(names, withCache, args.default_release || undefined));
     const sections = parseSections(res.stdout);
     if (!sections.has('end'))
       return { changed: false, actions: [], failed: `cannot query packages: ${failureText(res)}` };

@@ -17,6 +17,12 @@ export const attributeSchema = {
   owner: { type: 'string', minLength: 1 },
   group: { type: 'string', minLength: 1 },
   mode: { type: ['string', 'integer'] },
+  // SELinux contexts. Ansible sets them only where SELinux is enabled, and Debian runs without it, so
+  // there, as in cairn, they change nothing (docs/ansible-compat.md); roles give them on shared paths.
+  seuser: { type: 'string' },
+  serole: { type: 'string' },
+  setype: { type: 'string' },
+  selevel: { type: 'string' },
 } as const;
 
 export interface AttributeArgs {

@@ -37,6 +37,14 @@ export interface FileArgs extends AttributeArgs {
   recurse?: boolean;
   force?: boolean;
   follow?: boolean;
+  /**
+   * Ansible's times: `preserve` (the default except for touch) or `now` (touch's default). A given
+   * timestamp is not implemented: refused when the task runs, naming it.
+   */
+  modification_time?: string;
+  access_time?: string;
+  modification_time_format?: string;
+  access_time_format?: string;
 }
 
 /** One entry under a directory, as the recurse probe lists it. */
@@ -58,6 +66,8 @@ export interface FilePlan {
   path: string;
   /** The state-changing step, if any. */
   step?: 'remove' | 'mkdir' | 'touch' | 'link';
+  /** touch -a or -m: one of the times is preserved. */
+  touchOnly?: '-a' | '-m';
   linkSrc?: string;
   owner?: string;
   group?: string;
@@ -165,6 +175,16 @@ export function planFile(
   const diff: FileDiff = { path, before: '', after: '' };
   const exists = probe.type !== 'absent';
   let stateWord: string | undefined;
+  for (const [key, value] of [
+    ['modification_time', args.modification_time],
+    ['access_time', args.access_time],
+  ] as const) {
+    const fine = value === undefined || value === 'preserve' || (value === 'now' && state === 'touch');
+    if (!fine)
+      return failed(`file: ${key}=${value} is not implemented by cairn (it keeps times, or touch sets them now)`);
+  }
+  const keepMtime = args.modification_time === 'preserve';
+  const keepAtime = args.access_time === 'preserve';
 
   if (state === 'absent') {
     if (!exists) return { changed: false, actions: [], state: plan, data: { path, state: 'absent' } };
@@ -194,10 +214,15 @@ export function planFile(
     if (probe.type === 'directory') {
       plan.step = 'touch';
       actions.push(`update the times of ${path}`);
-    } else {
+    } else if (!exists) {
       plan.step = 'touch';
-      actions.push(exists ? `update the times of ${path}` : `create ${path} (touch)`);
-      if (!exists) stateWord = 'state absent -> file';
+      actions.push(`create ${path} (touch)`);
+      stateWord = 'state absent -> file';
+    } else if (!(keepMtime && keepAtime)) {
+      // As Ansible: both times preserved leaves an existing file's times alone (and the task idempotent).
+      plan.step = 'touch';
+      if (keepMtime || keepAtime) plan.touchOnly = keepMtime ? '-a' : '-m';
+      actions.push(`update the ${keepMtime ? 'access time' : keepAtime ? 'modification time' : 'times'} of ${path}`);
     }
   } else if (state === 'link') {
     if (args.src === undefined) return failed('state=link needs src');
@@ -294,7 +319,7 @@ export function fileApplyScript(plan: FilePlan): string {
   const p = plan.path;
   if (plan.step === 'remove') lines.push(`rm -rf -- ${quote(p)} || exit 1`);
   if (plan.step === 'mkdir') lines.push(`mkdir -p -- ${quote(p)} || exit 1`);
-  if (plan.step === 'touch') lines.push(`touch -- ${quote(p)} || exit 1`);
+  if (plan.step === 'touch') lines.push(`touch ${plan.touchOnly ? `${plan.touchOnly} ` : ''}-- ${quote(p)} || exit 1`);
   if (plan.step === 'link' && plan.linkSrc !== undefined) {
     // Made under an unpredictable name beside the path, then renamed over it: the path never goes missing.
     // `ln -sT` makes the link itself (symlink(2) fails on any existing name, never writes into a directory
@@ -364,6 +389,10 @@ export const fileModule: Module<FileArgs, FilePlan> = {
       recurse: { type: 'boolean' },
       force: { type: 'boolean' },
       follow: { type: 'boolean' },
+      modification_time: { type: 'string' },
+      access_time: { type: 'string' },
+      modification_time_format: { type: 'string' },
+      access_time_format: { type: 'string' },
       ...attributeSchema,
     },
   },

@@ -14,7 +14,8 @@ export interface HttpArgs {
   body?: unknown;
   body_format?: 'json' | 'raw' | 'form-urlencoded';
   headers?: Record<string, string | number | boolean>;
-  status_code?: number | number[];
+  /** A list of codes; Ansible's list type also takes them comma-separated in one string ("200,403"). */
+  status_code?: number | number[] | string;
   return_content?: boolean;
   body_contains?: string;
   timeout?: number;
@@ -191,7 +192,13 @@ export function readResponse(stdout: string, args: HttpArgs): { data: Record<str
     }
   }
   const wanted =
-    args.status_code === undefined ? [200] : Array.isArray(args.status_code) ? args.status_code : [args.status_code];
+    args.status_code === undefined
+      ? [200]
+      : Array.isArray(args.status_code)
+        ? args.status_code
+        : typeof args.status_code === 'string'
+          ? args.status_code.split(',').map((code) => Number(code.trim()))
+          : [args.status_code];
   if (!wanted.includes(status)) {
     const msg = `Status code was ${status} and not [${wanted.join(', ')}]`;
     return { data: { ...data, msg }, failed: msg };
@@ -238,7 +245,13 @@ export const httpModule: Module<HttpArgs, HttpRequest> = {
       body: {},
       body_format: { enum: ['json', 'raw', 'form-urlencoded'] },
       headers: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } },
-      status_code: { anyOf: [{ type: 'integer' }, { type: 'array', items: { type: 'integer' }, minItems: 1 }] },
+      status_code: {
+        anyOf: [
+          { type: 'integer' },
+          { type: 'array', items: { type: 'integer' }, minItems: 1 },
+          { type: 'string', pattern: '^\\s*[0-9]+(\\s*,\\s*[0-9]+)*\\s*$' },
+        ],
+      },
       return_content: { type: 'boolean' },
       body_contains: { type: 'string' },
       timeout: { type: 'integer', minimum: 1 },

@@ -16,6 +16,7 @@ export interface SystemdArgs {
   masked?: boolean;
   daemon_reload?: boolean;
   daemon_reexec?: boolean;
+  use?: string;
 }
 
 export interface UnitStatus {
@@ -153,7 +154,8 @@ export function systemdApplyScript(plan: SystemdPlan): string {
 export const systemdModule: Module<SystemdArgs, SystemdPlan> = {
   name: 'systemd',
   // Ansible's aliases (ansible.builtin.systemd's documentation).
-  argAliases: { service: 'name', unit: 'name' },
+  // Ansible's systemd_service aliases, hyphenated ones included (`systemd: daemon-reload=true`).
+  argAliases: { service: 'name', unit: 'name', 'daemon-reload': 'daemon_reload', 'daemon-reexec': 'daemon_reexec' },
   argsSchema: {
     type: 'object',
     additionalProperties: false,
@@ -164,10 +166,18 @@ export const systemdModule: Module<SystemdArgs, SystemdPlan> = {
       masked: { type: 'boolean' },
       daemon_reload: { type: 'boolean' },
       daemon_reexec: { type: 'boolean' },
+      // Ansible's service `use`: the backend. cairn drives systemd, which is what `auto` and `service` pick
+      // on a Debian host; another backend (sysvinit, openrc...) is refused when the task runs.
+      use: { type: 'string' },
     },
   },
 
   async check(ctx, args): Promise<Planned<SystemdPlan>> {
+    if (args.use !== undefined && !['auto', 'systemd', 'service'].includes(args.use))
+      throw argError(
+        ctx,
+        `service: use ${JSON.stringify(args.use)} is not supported: cairn manages services with systemd (use auto, systemd or service)`,
+      );
     if (args.name !== undefined && !UNIT_NAME.test(args.name))
       throw argError(ctx, `systemd: ${JSON.stringify(args.name)} is not a unit name`);
     if (

@@ -97,6 +97,11 @@ export interface Module<Args = Record<string, unknown>, State = unknown> {
    * renames them before the schema check, so a module only ever sees its own names.
    */
   argAliases?: Readonly<Record<string, string>>;
+  /**
+   * An Ansible module cairn knows by name but does not run (foreign.ts): the task loads (the loader warns
+   * with this text) and fails with it when a host reaches it.
+   */
+  foreign?: string;
   /** Read-only modules (stat, assert, http, wait_for, facts) report `ok`, never `changed`. */
   readOnly?: boolean;
   check(ctx: ModuleContext, args: Args): Promise<Planned<State>>;

@@ -58,6 +58,16 @@ const INSTEAD: Record<string, string> = {
   synchronize: 'use copy (files) or command (rsync)',
 };
 
+/** Whether `short` is one of ansible-core's ansible.builtin modules. */
+export function isAnsibleBuiltin(short: string): boolean {
+  return ANSIBLE_BUILTIN.has(short);
+}
+
+/** What to use in cairn instead of Ansible's `short` module, when there is advice. */
+export function insteadOf(short: string): string | undefined {
+  return INSTEAD[short];
+}
+
 /** Collections whose modules cairn may have under the short name (ansible-keywords.ts strips these). */
 const MAPPED_COLLECTIONS = [
   'ansible.builtin',

@@ -63,7 +63,6 @@ export const PLAY_KEYWORDS_WARNED: Record<string, string> = {
   force_handlers: 'handlers run only on hosts that did not fail',
   module_defaults: 'give the arguments on each task',
   diff: 'use --diff',
-  environment: 'cairn does not set environment variables for modules; set them in the command (env VAR=... cmd)',
   become_exe: 'cairn becomes with sudo',
   become_flags: 'cairn becomes with sudo -n',
 };
@@ -99,4 +98,5 @@ export const PLAY_KEYWORDS_IMPLEMENTED = [
   'collections',
   'tags',
   'verify',
+  'environment',
 ];

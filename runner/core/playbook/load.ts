@@ -10,7 +10,8 @@ import { builtinRolesDir } from '../util/paths.js';
 import { ansibleBool, isQualifiedName, PLAY_KEYWORDS_WARNED, shortModuleName } from './ansible-keywords.js';
 import { getModule, moduleNames } from '../modules/index.js';
 import { unknownModuleMessage } from '../modules/unknown.js';
-import { ajv, compileSchema, describeAjvErrors, validateAt } from '../util/schema.js';
+import { foreignModule, isForeignModule } from '../modules/foreign.js';
+import { ajv, compileSchema, describeAjvErrors, precompiledValidator, validateAt } from '../util/schema.js';
 import { parseHostPattern } from '../inventory/patterns.js';
 import { isPlainObject, type Vars } from '../util/vars.js';
 import { checkExpressions } from '../template/yaml-expressions.js';
@@ -80,6 +81,9 @@ const BLOCK_KEYWORDS = new Set([
   'run_once',
   'delegate_to',
   'collections',
+  'environment',
+  // Ansible's Block is Notifiable: a task inside without its own notify notifies the block's handlers.
+  'notify',
 ]);
 
 /** Block keywords of Ansible cairn refuses by name, with what to do instead. */
@@ -88,7 +92,6 @@ const BLOCK_UNSUPPORTED: Record<string, string> = {
   any_errors_fatal: 'set any_errors_fatal on the play',
   async: 'put async and poll on the tasks inside the block',
   poll: 'put async and poll on the tasks inside the block',
-  notify: 'put notify on the tasks inside the block',
   loop: 'a block cannot loop in Ansible either; put the tasks in a file and use include_tasks with the loop',
 };
 
@@ -248,6 +251,8 @@ interface RoleEntry extends Conditions {
   vars: Vars;
   origins: Map<string, SourceLocation>;
   tags: string[];
+  /** The entry's `environment` layers, outermost first (a dependency's after its dependent's). */
+  environment?: unknown[];
 }
 
 interface ExpandedRole extends Conditions {
@@ -255,6 +260,7 @@ interface ExpandedRole extends Conditions {
   vars: Vars;
   origins: Map<string, SourceLocation>;
   tags: string[];
+  environment?: unknown[];
 }
 
 const NO_CONDITIONS: Conditions = { when: [], whenOrigins: [] };
@@ -275,6 +281,7 @@ function withConditions(outer: Conditions, task: Task): Conditions {
 
 /** What a play sets for all of its tasks (Ansible's play keywords inherited by tasks). */
 interface TaskDefaults {
+  environment?: unknown;
   ignoreErrors?: boolean;
   ignoreUnreachable?: boolean;
   noLog?: boolean;
@@ -333,18 +340,31 @@ function withDefaults(task: Task, d: TaskDefaults): Task {
     noLog: task.keywords?.includes('no_log') ? task.noLog : (d.noLog ?? task.noLog),
     checkMode: task.checkMode ?? d.checkMode,
     runOnce: task.keywords?.includes('run_once') ? task.runOnce : (d.runOnce ?? task.runOnce),
+    environment: withEnvironment(d.environment, task.environment),
   };
+}
+
+/** An outer `environment` (play, block, include) before a task's own layers. */
+function withEnvironment(outer: unknown, layers: unknown[] | undefined): unknown[] | undefined {
+  return outer === undefined || outer === null ? layers : [outer, ...(layers ?? [])];
 }
 
 /** One use of a role in a play: its own copy of the tasks, carrying the role's parameters, tags and `when`. */
 function roleInstance(expanded: ExpandedRole, tags: string[], defaults: TaskDefaults): Role {
   const { role, vars } = expanded;
   const instance: Role = { ...role, vars, varOrigins: expanded.origins, tags };
-  const adapt = (t: Task): Task => ({
-    ...withDefaults(t, defaults),
-    ...withConditions(expanded, t),
-    roleRef: instance,
-  });
+  const adapt = (t: Task): Task => {
+    const own = withDefaults(
+      { ...t, environment: [...(expanded.environment ?? []), ...(t.environment ?? [])] },
+      defaults,
+    );
+    return {
+      ...own,
+      environment: own.environment?.length ? own.environment : undefined,
+      ...withConditions(expanded, t),
+      roleRef: instance,
+    };
+  };
   instance.tasks = role.tasks.map(adapt);
   instance.handlers = role.handlers.map(adapt);
   instance.verify = role.verify.map(adapt);
@@ -368,7 +388,8 @@ function asConditions(value: unknown): string[] {
  */
 export function parseKeyValueArgs(text: string): Record<string, string> | undefined {
   const out: Record<string, string> = {};
-  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)=("((?:[^"\\]|\\.)*)"|'([^']*)'|((?:\{\{.*?\}\}|[^\s])*))/y;
+  // A key may hold '-': Ansible's hyphenated aliases (systemd's daemon-reload) are written this way.
+  const re = /\s*([A-Za-z_][A-Za-z0-9_-]*)=("((?:[^"\\]|\\.)*)"|'([^']*)'|((?:\{\{.*?\}\}|[^\s])*))/y;
   let pos = 0;
   while (pos < text.length) {
     if (/^\s*$/.test(text.slice(pos))) break;
@@ -533,6 +554,7 @@ export class PlaybookLoader {
     }
     const playTags = asStringList(raw.tags);
     const inherit: TaskDefaults = {
+      environment: raw.environment,
       ignoreErrors: playBool('ignore_errors'),
       ignoreUnreachable: playBool('ignore_unreachable'),
       noLog: playBool('no_log'),
@@ -688,7 +710,16 @@ export class PlaybookLoader {
     const vars: Vars = { ...entryVars, ...params };
     const origins = keyOrigins(loaded, [...path, 'vars'], entryVars);
     for (const [key, where] of keyOrigins(loaded, path, params)) origins.set(key, where);
-    return { name, vars, origins, tags: asStringList(raw.tags), ...conditionsAt(loaded, [...path, 'when'], raw.when) };
+    const environment =
+      raw.environment === undefined || raw.environment === null ? {} : { environment: [raw.environment] };
+    return {
+      name,
+      vars,
+      origins,
+      tags: asStringList(raw.tags),
+      ...conditionsAt(loaded, [...path, 'when'], raw.when),
+      ...environment,
+    };
   }
 
   /** The role and its dependencies (with their parameters), dependencies first. Cycles are an error naming the chain. */
@@ -724,12 +755,20 @@ export class PlaybookLoader {
           tags: [...entry.tags, ...r.tags],
           when: [...entry.when, ...r.when],
           whenOrigins: [...entry.whenOrigins, ...r.whenOrigins],
+          environment: [...(entry.environment ?? []), ...(r.environment ?? [])],
         };
         if (!out.some((o) => o.role.dir === r.role.dir && JSON.stringify(o.vars) === JSON.stringify(r.vars)))
           out.push(tagged);
       }
     });
-    out.push({ role, vars: entry.vars, origins: entry.origins, tags: entry.tags, ...pickConditions(entry) });
+    out.push({
+      role,
+      vars: entry.vars,
+      origins: entry.origins,
+      tags: entry.tags,
+      ...pickConditions(entry),
+      environment: entry.environment ?? [],
+    });
     return out;
   }
 
@@ -910,6 +949,8 @@ export class PlaybookLoader {
         ignoreUnreachable: t.ignoreUnreachable ?? ignoreUnreachable,
         runOnce: t.keywords?.includes('run_once') ? t.runOnce : (runOnce ?? t.runOnce),
         delegateTo: t.delegateTo ?? (keys.delegate_to as string | undefined),
+        environment: withEnvironment(keys.environment, t.environment),
+        notify: t.notify.length || keys.notify === undefined ? t.notify : asStringList(keys.notify),
       });
       return tasks.map(apply);
     };
@@ -1188,7 +1229,10 @@ export class PlaybookLoader {
       throw errorAt(loaded, path, `${what} names no module (expected one of: ${moduleNames().join(', ')})`);
     }
     if (moduleKeys.length > 1) {
-      const isModule = (k: string) => Boolean(getModule(shortModuleName(k))) || ENGINE_ACTIONS.has(shortModuleName(k));
+      const isModule = (k: string) =>
+        Boolean(getModule(shortModuleName(k))) ||
+        ENGINE_ACTIONS.has(shortModuleName(k)) ||
+        isForeignModule(k, shortModuleName(k));
       const unknown = moduleKeys.filter((k) => !isModule(k));
       if (unknown.length === 0) {
         throw errorAt(
@@ -1231,7 +1275,9 @@ export class PlaybookLoader {
         throw errorAt(loaded, [...path, moduleKey], 'set_fact expects a mapping of variable names to values');
       args = rawArgs;
     } else {
-      const module = getModule(moduleName);
+      const module =
+        getModule(moduleName) ?? (isForeignModule(moduleKey, moduleName) ? foreignModule(moduleName) : undefined);
+      if (module?.foreign) this.warn(module.foreign, location);
       if (!module) {
         const keyword = closestNames(moduleName, TASK_KEYWORDS);
         const message = keyword.length
@@ -1279,6 +1325,12 @@ export class PlaybookLoader {
         args[name] = args[alias];
         delete args[alias];
       }
+      // Ansible converts by the argument spec whatever the YAML type ("yes" is a boolean, "5" an integer);
+      // after the aliases, so `daemon-reload=true` converts as daemon_reload.
+      const strings = Object.fromEntries(
+        Object.entries(args).filter((e): e is [string, string] => typeof e[1] === 'string'),
+      );
+      args = { ...args, ...coerceKeyValueArgs(module.argsSchema, strings) };
       const errors = moduleArgErrors(module.argsSchema, args);
       if (errors.length) {
         const argPath: YamlPath = [...path, moduleKey];
@@ -1386,10 +1438,13 @@ export class PlaybookLoader {
       becomeUser: raw.become_user as string | undefined,
       runOnce: boolOrTemplate(raw.run_once, 'run_once') ?? false,
       delegateTo: raw.delegate_to as string | undefined,
-      ignoreErrors: boolOrTemplate(raw.ignore_errors, 'ignore_errors') ?? false,
+      ...(typeof raw.ignore_errors === 'string' && raw.ignore_errors.includes('{{')
+        ? { ignoreErrors: false, ignoreErrorsTemplate: raw.ignore_errors }
+        : { ignoreErrors: boolOrTemplate(raw.ignore_errors, 'ignore_errors') ?? false }),
       noLog: boolOrTemplate(raw.no_log, 'no_log') ?? false,
       checkMode: boolOrTemplate(raw.check_mode, 'check_mode'),
       ignoreUnreachable: boolOrTemplate(raw.ignore_unreachable, 'ignore_unreachable'),
+      ...(raw.environment !== undefined && raw.environment !== null ? { environment: [raw.environment] } : {}),
       keywords: Object.keys(raw),
       role,
       location,
@@ -1483,14 +1538,15 @@ function loadRoleSchema(schemaFile: string): object {
       { file: schemaFile, line: 1, col: 1 },
     );
   }
-  if (!ajv.validateSchema(schema)) {
+  // A schema compiled when cairn was built was a valid one then: its JSON is the same (the key is its hash).
+  if (precompiledValidator(schema) === undefined && !ajv().validateSchema(schema)) {
     let located: LoadedYaml | undefined;
     try {
       located = parseYaml(text, schemaFile);
     } catch {
       located = undefined;
     }
-    const d = describeAjvErrors(ajv.errors ?? [], schema, 'schema');
+    const d = describeAjvErrors(ajv().errors ?? [], schema, 'schema');
     const message = `role schema is not a valid JSON Schema: ${d.message}`;
     throw located ? errorAt(located, d.path, message, d.which) : inputError(message, { file: schemaFile });
   }

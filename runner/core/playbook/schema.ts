@@ -7,6 +7,17 @@ const condition = {
 };
 
 /** Keywords a task may carry besides its one module key. */
+/**
+ * Ansible's `environment` keyword: a mapping of variable names to values, or a template that renders to one
+ * (`environment: "{{ proxy_env }}"`). The names are checked when it is rendered (engine).
+ */
+const environmentSchema = {
+  anyOf: [
+    { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean', 'null'] } },
+    { type: 'string', pattern: '\\{\\{' },
+  ],
+};
+
 export const taskKeywordSchemas: Record<string, object> = {
   name: { type: 'string' },
   when: condition,
@@ -38,6 +49,7 @@ export const taskKeywordSchemas: Record<string, object> = {
   run_once: { type: ['boolean', 'string'] },
   delegate_to: { type: 'string' },
   ignore_errors: { type: ['boolean', 'string'] },
+  environment: environmentSchema,
   no_log: { type: ['boolean', 'string'] },
   check_mode: { type: ['boolean', 'string'] },
   vars: { type: 'object' },
@@ -53,7 +65,6 @@ export const taskKeywordSchemas: Record<string, object> = {
  */
 export const TASK_KEYWORDS_UNSUPPORTED: Record<string, string> = {
   delegate_facts: 'facts gathered for a delegated host are not stored under it; gather them in a play on that host',
-  environment: 'cairn does not set environment variables for modules; set them in the command (env VAR=... cmd)',
   become_method: 'cairn becomes with sudo only (leave become_method out)',
   remote_user: 'set ansible_user for the host in the inventory, or remote_user on the play',
   connection: 'set ansible_connection for the host in the inventory, or connection on the play',
@@ -109,6 +120,7 @@ export const playSchema = {
     check_mode: boolish,
     run_once: boolish,
     collections: stringList,
+    environment: environmentSchema,
     vars_prompt: {
       type: 'array',
       items: {

@@ -36,6 +36,13 @@ export interface Task {
   runOnce: boolean;
   delegateTo?: string;
   ignoreErrors: boolean;
+  /** `ignore_errors: "{{ expr }}"`: rendered per host when the task runs (Ansible templates it then too). */
+  ignoreErrorsTemplate?: string;
+  /**
+   * `environment` of the play, enclosing blocks and includes, and the task, outermost first: each a mapping or
+   * a template rendering to one, merged in that order (inner names win) when the task runs.
+   */
+  environment?: unknown[];
   noLog: boolean;
   /** Force this task into check mode (true) or out of it (false), as Ansible's `check_mode`. */
   checkMode?: boolean;

@@ -2,20 +2,45 @@
  * JSON Schema validation (ajv) with errors that name the file, line and column of the offending node
  * and say in words what was expected.
  */
+import { createHash } from 'node:crypto';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { CairnError } from './errors.js';
 import { closestNames, levenshtein } from './suggest.js';
 import { errorAt, type LoadedYaml, type YamlPath } from './yaml-source.js';
+import * as generated from './schema-validators.generated.js';
 
 // verbose: errors carry parentSchema, so an unknown key can be answered with the keys that are allowed.
-export const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true });
+export const AJV_OPTIONS = { allErrors: true, strict: false, allowUnionTypes: true, verbose: true } as const;
+
+let runtimeAjv: Ajv | undefined;
+/** The ajv instance for schemas not compiled at build time (made on first use: its set-up costs CPU too). */
+export function ajv(): Ajv {
+  runtimeAjv ??= new Ajv(AJV_OPTIONS);
+  return runtimeAjv;
+}
+
+/**
+ * Validators compiled when cairn was built (Ajv standalone code, test/build/gen-schemas.ts), by schemaKey.
+ * Compiling cairn's own schemas at every start cost seconds of CPU (issue 17).
+ */
+const precompiled = generated as unknown as Record<string, ValidateFunction | undefined>;
+
+/** The name of a schema's build-time validator: a hash of its JSON, so an edited schema never finds a stale one. */
+export function schemaKey(schema: object): string {
+  return createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 24);
+}
+
+/** The build-time validator of this schema, if it was compiled when cairn was built. */
+export function precompiledValidator(schema: object): ValidateFunction | undefined {
+  return precompiled[`v${schemaKey(schema)}`];
+}
 
 const compiled = new WeakMap<object, ValidateFunction>();
 
 export function compileSchema(schema: object): ValidateFunction {
   let fn = compiled.get(schema);
   if (!fn) {
-    fn = ajv.compile(schema);
+    fn = precompiledValidator(schema) ?? ajv().compile(schema);
     compiled.set(schema, fn);
   }
   return fn;

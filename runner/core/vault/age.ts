@@ -8,8 +8,9 @@
 import { armor, Decrypter, Encrypter } from 'age-encryption';
 import { CairnError, inputError } from '../util/errors.js';
 
-export const ARMOR_BEGIN = '-----BEGIN AGE ENCRYPTED FILE-----';
-export const BINARY_MAGIC = 'age-encryption.org/v1';
+import { ARMOR_BEGIN, BINARY_MAGIC, isAgeEncrypted } from './find.js';
+
+export { ARMOR_BEGIN, BINARY_MAGIC, isAgeEncrypted };
 
 /** age's own default; a passphrase file only protects as well as scrypt makes guessing slow. */
 export const DEFAULT_SCRYPT_WORK_FACTOR = 18;
@@ -36,12 +37,6 @@ export interface DecryptedVault {
   openedBy: VaultKey;
   /** Stanza types of the header ("X25519", "scrypt"...), one per recipient. */
   stanzas: string[];
-}
-
-/** A file's first bytes say whether it is age (armoured or binary), the same test the inventory loader makes. */
-export function isAgeEncrypted(data: Uint8Array): boolean {
-  const head = Buffer.from(data.subarray(0, 64)).toString('latin1');
-  return head.startsWith(ARMOR_BEGIN) || head.startsWith(BINARY_MAGIC);
 }
 
 /**

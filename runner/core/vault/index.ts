@@ -17,21 +17,22 @@ import {
   linkSync,
   lstatSync,
   openSync,
-  readdirSync,
   readFileSync,
-  readSync,
   realpathSync,
   renameSync,
   statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { CairnError, inputError } from '../util/errors.js';
-import { INVENTORY_FILE_NAMES, setVaultDecryptor } from '../inventory/index.js';
+import { setVaultDecryptor } from '../inventory/index.js';
 import { describeFsError, MAX_YAML_BYTES } from '../util/yaml-source.js';
 import { decryptVault, isAgeEncrypted, type DecryptedVault, type VaultKey } from './age.js';
 import { loadVaultKeys, newIdentity, type VaultKeyOptions } from './keys.js';
+import { findInventoryVaultFiles, realPathOf } from './find.js';
+
+export { findInventoryVaultFiles };
 
 export {
   ARMOR_BEGIN,
@@ -72,14 +73,6 @@ const unlocked = new Map<string, UnlockedFile>();
 
 function digestOf(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-function realPathOf(file: string): string {
-  try {
-    return realpathSync(file);
-  } catch {
-    return resolve(file);
-  }
 }
 
 /** The hook given to the inventory loader: answers from what configureVault decrypted. */
@@ -125,78 +118,6 @@ export async function unlockVaultFiles(files: readonly string[], keys: readonly 
     const { text } = await decryptVault(file, data, keys);
     unlocked.set(realPathOf(file), { digest: digestOf(data), text });
   }
-}
-
-function startsWithAgeHeader(file: string): boolean {
-  let fd: number | undefined;
-  try {
-    fd = openSync(file, 'r');
-    const head = Buffer.alloc(64);
-    return isAgeEncrypted(head.subarray(0, readSync(fd, head, 0, head.length, 0)));
-  } catch {
-    return false; // unreadable: the loader reports it with its own message
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** Every regular file under a folder (symlinks followed once, hidden names skipped as the loader skips them). */
-function filesUnder(dir: string, seen: Set<string>, into: string[]): void {
-  const real = realPathOf(dir);
-  if (seen.has(real)) return;
-  seen.add(real);
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const name of names.filter((n) => !n.startsWith('.')).sort()) {
-    const full = join(dir, name);
-    if (isDirectory(full)) filesUnder(full, seen, into);
-    else if (isFile(full)) into.push(full);
-  }
-}
-
-/**
- * The age-encrypted files the inventory loader may read for this inventory path: the inventory file itself
- * and any file under group_vars/ and host_vars/ beside it. Missing or odd paths yield nothing: the loader
- * reports them with its own messages.
- */
-export function findInventoryVaultFiles(inventoryPath: string): string[] {
-  const candidates: string[] = [];
-  let baseDir: string;
-  if (isDirectory(inventoryPath)) {
-    baseDir = inventoryPath;
-    candidates.push(...INVENTORY_FILE_NAMES.map((n) => join(inventoryPath, n)).filter(isFile));
-  } else if (isFile(inventoryPath)) {
-    baseDir = dirname(inventoryPath);
-    candidates.push(inventoryPath);
-  } else {
-    return [];
-  }
-  const seen = new Set<string>();
-  for (const kind of ['group_vars', 'host_vars']) {
-    const dir = join(baseDir, kind);
-    if (isDirectory(dir)) filesUnder(dir, seen, candidates);
-  }
-  return candidates.filter(startsWithAgeHeader);
 }
 
 export interface VaultSetup {

@@ -6,11 +6,12 @@
  *
  * Key material is read into memory and never echoed: errors name the file and line, not the key.
  */
-import { readFileSync } from 'node:fs';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { CairnError, inputError } from '../util/errors.js';
-import { describeFsError } from '../util/yaml-source.js';
-import type { EncryptionTarget, IdentityKey, PassphraseKey, VaultKey } from './age.js';
+import { readKeyFile, readPasswordFile } from './key-file.js';
+import type { EncryptionTarget, IdentityKey, VaultKey } from './age.js';
+
+export { readPasswordFile };
 
 /** Options the CLI passes (commander's camelCase names for the flags above). */
 export interface VaultKeyOptions {
@@ -20,22 +21,6 @@ export interface VaultKeyOptions {
   recipient?: string[];
   /** `--recipients-file FILE`: one age1... per line, # comments, as age's -R. */
   recipientsFile?: string;
-}
-
-/** Key files are small; anything bigger is the wrong file. */
-const MAX_KEY_FILE_BYTES = 64 * 1024;
-
-function readKeyFile(path: string, what: string): string {
-  let data: Buffer;
-  try {
-    data = readFileSync(path);
-  } catch (err) {
-    throw inputError(`cannot read ${what}: ${describeFsError(err)}`, { file: path });
-  }
-  if (data.length > MAX_KEY_FILE_BYTES)
-    throw inputError(`${what} is ${data.length} bytes; expected a small text file`, { file: path });
-  if (data.includes(0)) throw inputError(`${what} is binary; expected text`, { file: path });
-  return data.toString('utf8');
 }
 
 /** An age identity file: AGE-SECRET-KEY-1... lines, blank lines and # comments (what age-keygen writes). */
@@ -69,15 +54,6 @@ export async function readIdentityFile(path: string, origin = `identity file ${p
   if (identities.length === 0)
     throw inputError('no age identity in this file (expected a line AGE-SECRET-KEY-1...)', { file: path });
   return { kind: 'identity', identities, recipients, origin };
-}
-
-/** A passphrase file: the passphrase on one line; the final line break is not part of it. */
-export function readPasswordFile(path: string, origin = `passphrase file ${path}`): PassphraseKey {
-  const passphrase = readKeyFile(path, 'vault passphrase file').replace(/\r?\n$/, '');
-  if (passphrase === '') throw inputError('the vault passphrase file is empty', { file: path });
-  if (/[\r\n]/.test(passphrase))
-    throw inputError('the vault passphrase file must hold the passphrase on a single line', { file: path });
-  return { kind: 'passphrase', passphrase, origin };
 }
 
 /** `age1...` recipients, one per line, blank lines and # comments allowed (age's recipients file). */

@@ -112,6 +112,34 @@ const rows: Row[] = [
       script: ['chown -h -- app /cur || exit 1'],
     },
   ],
+  [
+    'touch: both times preserved leaves an existing file alone',
+    { path: '/log', state: 'touch', modification_time: 'preserve', access_time: 'preserve' },
+    {},
+    { actions: [] },
+  ],
+  [
+    'touch: a preserved modification time touches the access time only',
+    { path: '/log', state: 'touch', modification_time: 'preserve' },
+    {},
+    { actions: ['update the access time of /log'], script: ['touch -a -- /log || exit 1'] },
+  ],
+  [
+    'touch: preserve still creates a missing file',
+    { path: '/log', state: 'touch', modification_time: 'preserve', access_time: 'preserve' },
+    { absent: true },
+    { actions: ['create /log (touch)'] },
+  ],
+  [
+    'a given timestamp is refused by name',
+    { path: '/log', state: 'touch', modification_time: '202401011200.00' },
+    {},
+    {
+      actions: [],
+      failed:
+        'file: modification_time=202401011200.00 is not implemented by cairn (it keeps times, or touch sets them now)',
+    },
+  ],
 ];
 
 describe('planFile', () => {

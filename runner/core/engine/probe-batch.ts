@@ -1,0 +1,206 @@
+/**
+ * Probe batching (issue 17, item 3): the check probes of several consecutive tasks of one host travel in ONE
+ * remote script instead of one round trip each.
+ *
+ * Modules are not changed for it. Each task's `check` runs against a collecting connection: its FIRST script
+ * is held back instead of sent; once every check has either handed over its first script or finished without
+ * one, the held scripts go to the host in one script that runs them one after the other, each in its own
+ * subshell, and prints each one's stdout, stderr and exit status as framed sections (modules/remote.ts:
+ * base64 payloads, so no content can start, end or replace a section). Each check then gets its own
+ * ExecResult back, exactly what running its script alone would have given, and builds its plan from it. A
+ * check's later scripts (rare: a second round trip that depends on the first answer) go to the host directly.
+ *
+ * Whether a batched plan may still be used when its task comes is the engine's decision (engine.ts
+ * `batchedCheck`): only while nothing has run on the host since the batch except reads.
+ */
+import { quote } from '../transport/quote.js';
+import type { Connection, ExecOptions, ExecResult } from '../transport/types.js';
+import { parseSectionBytes, ProbeError, section } from '../modules/remote.js';
+import type { AnyModule, ModuleContext, Planned } from '../modules/types.js';
+
+/**
+ * Modules whose `check` only reads the host with quick probes, so running it ahead of its task costs nothing
+ * but that probe. Modules that wait (wait_for, http, get_url downloads the body to hash it), gather facts or
+ * talk to other services are never checked ahead.
+ */
+export const BATCHABLE_MODULES: ReadonlySet<string> = new Set([
+  'file',
+  'copy',
+  'template',
+  'lineinfile',
+  'blockinfile',
+  'replace',
+  'stat',
+  'command',
+  'shell',
+]);
+
+/** Exit status of the batch script when it cannot make its private folder: the probes then go one by one. */
+const NO_TEMP_DIR_EXIT = 90;
+
+/**
+ * One script that runs `scripts` in order and frames each one's stdout (`o<i>`), stderr (`e<i>`) and exit
+ * status (`c<i>`). Each script travels base64-encoded and is decoded by the shell's own printf (a builtin: no
+ * argv, nothing in `ps`), then eval'd in a subshell with no input, as `sh -s` would have run it alone: its
+ * `exit`, traps, `set` and variables stay inside. Its two output streams go to files in a folder made by
+ * `mktemp -d` (created exclusively, mode 0700), removed when the script ends.
+ */
+export function batchScript(scripts: readonly string[]): string {
+  const lines = [
+    `cairn_batch_dir=$(mktemp -d) || exit ${NO_TEMP_DIR_EXIT}`,
+    `trap 'rm -rf -- "$cairn_batch_dir"' EXIT`,
+    `trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM`,
+  ];
+  scripts.forEach((script, index) => {
+    const encoded = Buffer.from(script, 'utf8').toString('base64');
+    lines.push(
+      `cairn_batch_script=$(printf '%s' ${quote(encoded)} | base64 -d) || exit ${NO_TEMP_DIR_EXIT + 1}`,
+      // The names the batch uses are unset inside the subshell, so the probe sees the environment it would alone.
+      `( eval "unset cairn_batch_script cairn_batch_rc cairn_batch_dir` +
+        `\n$cairn_batch_script" ) </dev/null >"$cairn_batch_dir/o" 2>"$cairn_batch_dir/e"; cairn_batch_rc=$?`,
+      section(`o${index}`, `cat -- "$cairn_batch_dir/o"`),
+      section(`e${index}`, `cat -- "$cairn_batch_dir/e"`),
+      section(`c${index}`, `printf '%s' "$cairn_batch_rc"`),
+    );
+  });
+  return lines.join('\n');
+}
+
+/**
+ * The batch script's output as one ExecResult per script, in order. Anything but exactly the sections the
+ * script prints (a missing or extra section, text outside them, a status that is not a number) is refused.
+ */
+export function parseBatchOutput(stdout: string, count: number): ExecResult[] {
+  const sections = parseSectionBytes(stdout);
+  if (sections.has('')) throw new ProbeError(`the host printed text outside the batch's sections; refusing to read it`);
+  if (sections.size !== count * 3)
+    throw new ProbeError(
+      `the host's batch output has ${sections.size} sections, not ${count * 3}; refusing to read it`,
+    );
+  const results: ExecResult[] = [];
+  for (let index = 0; index < count; index++) {
+    const out = sections.get(`o${index}`);
+    const err = sections.get(`e${index}`);
+    const status = sections.get(`c${index}`)?.toString('utf8');
+    if (out === undefined || err === undefined || status === undefined)
+      throw new ProbeError(`the host's batch output lacks the result of probe ${index + 1}; refusing to read it`);
+    if (!/^\d{1,3}$/.test(status))
+      throw new ProbeError(`the host reported exit status ${JSON.stringify(status.slice(0, 20))} for a probe`);
+    results.push({ stdout: out.toString('utf8'), stderr: err.toString('utf8'), code: Number(status) });
+  }
+  return results;
+}
+
+/** One task's check to run ahead: its module, its context (its `conn` is replaced) and its rendered arguments. */
+export interface CheckJob {
+  module: AnyModule;
+  ctx: ModuleContext;
+  args: Record<string, unknown>;
+}
+
+interface HeldScript {
+  script: string;
+  opts: ExecOptions;
+  resolve(result: ExecResult): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * A host's connection as the engine hands it to tasks: it counts the scripts sent through it. Batched probes
+ * go to `inner` and are not counted, so an unchanged count means nothing but reads ran on the host since a
+ * batch was taken (every apply, every unbatched task, every delegated task, every drill goes through here).
+ */
+export class WatchedConnection implements Connection {
+  execs = 0;
+  constructor(readonly inner: Connection) {}
+  get host(): string {
+    return this.inner.host;
+  }
+  get user(): string {
+    return this.inner.user;
+  }
+  exec(script: string, opts?: ExecOptions): Promise<ExecResult> {
+    this.execs++;
+    return this.inner.exec(script, opts);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/**
+ * Run the checks of `jobs` (all on the host behind `conn`, all with the same become) with their first
+ * scripts sent in one round trip. Returns each job's plan, in order; a check that fails rejects its own
+ * promise only (each promise already has a handler, so nobody is told of an unhandled rejection).
+ */
+export async function runChecksBatched(conn: Connection, jobs: readonly CheckJob[]): Promise<Array<Promise<Planned>>> {
+  const held: HeldScript[] = [];
+  const started = jobs.map((job) => {
+    let first = true;
+    let handedOver!: () => void;
+    const queued = new Promise<void>((resolve) => (handedOver = resolve));
+    const collecting: Connection = {
+      host: conn.host,
+      user: conn.user,
+      exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
+        const holdable = first && opts.stdin === undefined && opts.timeoutMs === undefined;
+        first = false;
+        handedOver();
+        if (!holdable) return conn.exec(script, opts);
+        return new Promise<ExecResult>((resolve, reject) => held.push({ script, opts, resolve, reject }));
+      },
+      close: () => conn.close(),
+    };
+    const plan = Promise.resolve().then(() => job.module.check({ ...job.ctx, conn: collecting }, job.args));
+    plan.catch(() => undefined);
+    return { plan, ready: Promise.race([plan.then(noop, noop), queued]) };
+  });
+  await Promise.all(started.map((s) => s.ready));
+  await sendHeld(conn, held);
+  return started.map((s) => s.plan as Promise<Planned>);
+}
+
+function noop(): void {}
+
+function sameBecome(a: ExecOptions, b: ExecOptions): boolean {
+  return (a.become ?? false) === (b.become ?? false) && (a.becomeUser ?? 'root') === (b.becomeUser ?? 'root');
+}
+
+/** Send the held scripts: together when there are several with one become, else each as it would have gone. */
+async function sendHeld(conn: Connection, held: HeldScript[]): Promise<void> {
+  const one = (h: HeldScript): void => void conn.exec(h.script, h.opts).then(h.resolve, h.reject);
+  const lead = held[0];
+  if (lead === undefined) return;
+  const together = held.filter((h) => sameBecome(h.opts, lead.opts));
+  for (const h of held) if (!together.includes(h)) one(h);
+  if (together.length === 1) {
+    one(lead);
+    return;
+  }
+  let res: ExecResult;
+  try {
+    res = await conn.exec(batchScript(together.map((h) => h.script)), {
+      become: lead.opts.become,
+      becomeUser: lead.opts.becomeUser,
+    });
+  } catch (err) {
+    // The connection is gone (unreachable): every probe of the batch reports it, as each would have alone.
+    for (const h of together) h.reject(err);
+    return;
+  }
+  let results: ExecResult[] | undefined;
+  if (res.code === 0 && res.cut === undefined) {
+    try {
+      results = parseBatchOutput(res.stdout, together.length);
+    } catch {
+      results = undefined;
+    }
+  }
+  if (results === undefined) {
+    // The batch itself could not run (no temp folder, sudo refused, output over the size kept) or printed
+    // what it never prints: each probe goes alone, so each task gets the answer and the error it would have.
+    for (const h of together) one(h);
+    return;
+  }
+  together.forEach((h, index) => h.resolve(results[index]!));
+}
