@@ -96,7 +96,6 @@ describe('errors name file:line:col of the template', () => {
     ['extends', '{% extends "base.j2" %}\n', 1, 4],
     ['call', 'x\n{% call m() %}y{% endcall %}\n', 2, 4],
     ['filter', '{% filter upper %}y{% endfilter %}\n', 1, 4],
-    ['block', '{% block body %}y{% endblock %}\n', 1, 4],
   ];
   it.each(unsupported)('an unsupported statement is named: %s', (name, content, line, col) => {
     const path = templateFile(`unsupported-${name}.j2`, content);

@@ -38,7 +38,7 @@ describe('what cannot be converted is named by line', () => {
       'line 3: cannot convert a function or method call',
     ]);
     expect(convertJinja('{% extends "base.j2" %}\n').problems).toEqual([
-      'line 1: the statement "{% extends %}" is not supported (supported: if/elif/else, for, set, raw)',
+      'line 1: the statement "{% extends %}" is not supported (supported: if/elif/else, for, set, raw, block)',
     ]);
   });
 });

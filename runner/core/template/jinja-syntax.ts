@@ -919,11 +919,27 @@ function parseTemplateBody(source: string, options: TemplateOptions): TemplateNo
       finish(tag);
       return { kind: 'set', targets, value, pos: tag.pos };
     }
-    const known = ['elif', 'else', 'endif', 'endfor', 'endraw', 'endset'];
+    if (tag.name === 'block') {
+      // Without `extends` (not supported) a block renders where it stands, as Jinja renders a root template's
+      // blocks (geerlingguy.nginx's nginx.conf.j2 is built of them). Unlike Jinja, a `set` inside one is not
+      // local to it.
+      const name = p.expectName('a block name after "block"').text;
+      while (p.isName('scoped') || p.isName('required')) p.next();
+      finish(tag);
+      const { nodes, ender } = parseBody(depth + 1, ['endblock']);
+      if (!ender!.parser.atEnd() && ender!.parser.isName(name)) ender!.parser.next();
+      finish(ender!);
+      return {
+        kind: 'if',
+        branches: [{ test: { kind: 'literal', value: true, pos: tag.pos }, body: nodes }],
+        pos: tag.pos,
+      };
+    }
+    const known = ['elif', 'else', 'endif', 'endfor', 'endraw', 'endset', 'endblock'];
     if (known.includes(tag.name))
       throw new SyntaxFault(`"{% ${tag.name} %}" without a matching opening statement`, tag.pos);
     throw new SyntaxFault(
-      `the statement "{% ${tag.name} %}" is not supported (supported: if/elif/else, for, set, raw)`,
+      `the statement "{% ${tag.name} %}" is not supported (supported: if/elif/else, for, set, raw, block)`,
       tag.pos,
     );
   };
