@@ -13,6 +13,9 @@ import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js'
 requireSshd();
 const playbook = join(import.meta.dirname, '..', 'fixtures', 'async', 'site.yml');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The job folders on this machine (the sshd hosts are this machine, logged in as root). */
+const jobFolders = (): string[] =>
+  existsSync('/root/.cairn_async') ? readdirSync('/root/.cairn_async').filter((n) => n.startsWith('job.')) : [];
 
 describe('async with poll against real sshd', () => {
   let lab: TestSshLab;
@@ -34,6 +37,8 @@ describe('async with poll against real sshd', () => {
   it('--check predicts the run; the job runs detached and its output comes back; a second run changes nothing', async () => {
     const inventory = inventoryFor();
     const dir = lab.hosts[0]!.dir;
+    // Folders an earlier, interrupted run left are not this test's.
+    const before = new Set(jobFolders());
     const check = await runCairn(['play', playbook, '-i', inventory, '--check', '--json'], { env });
     expect(check.code, check.stderr).toBe(0);
     expect(existsSync(join(dir, 'job-done'))).toBe(false);
@@ -49,7 +54,27 @@ describe('async with poll against real sshd', () => {
     expect(second.code, second.stderr).toBe(0);
     expect(changedKeys(jsonEvents(second.stdout))).toEqual([]);
     // The job folder is removed once its result is read.
-    expect(readdirSync('/root/.cairn_async').filter((n) => n.startsWith('job.'))).toEqual([]);
+    expect(jobFolders().filter((n) => !before.has(n))).toEqual([]);
+  }, 120_000);
+
+  it('poll: 0 registers the job id and goes on; async_status waits for it, reads its output, cleans it up', async () => {
+    const inventory = inventoryFor();
+    const dir = lab.hosts[0]!.dir;
+    const fire = join(import.meta.dirname, '..', 'fixtures', 'async', 'fire.yml');
+    const check = await runCairn(['play', fire, '-i', inventory, '--check', '--json'], { env });
+    expect(check.code, check.stderr).toBe(0);
+    expect(changedKeys(jsonEvents(check.stdout))).toEqual(['job1 |  : start in the background']);
+    const run = await runCairn(['play', fire, '-i', inventory, '--json'], { env });
+    expect(run.code, run.stderr + run.stdout.slice(-2000)).toBe(0);
+    expect(readFileSync(join(dir, 'fired-stdout'), 'utf8')).toBe('fired-job1\n to-err\n 0\n');
+    expect(readFileSync(join(dir, 'forged-msg'), 'utf8')).toMatch(/^async_status: "\/etc\/passwd" is not a job id/);
+    const fired = jsonEvents(run.stdout).find(
+      (e) => e.type === 'task_result' && (e.task as { name?: string }).name === 'start in the background',
+    ) as { result?: Record<string, unknown> } | undefined;
+    expect(fired?.result).toMatchObject({ started: 1, finished: 0 });
+    expect(String(fired?.result?.ansible_job_id)).toMatch(/\/\.cairn_async\/job\.[A-Za-z0-9]{10}$/);
+    // The cleanup removed the job's folder.
+    expect(existsSync(String(fired?.result?.ansible_job_id))).toBe(false);
   }, 120_000);
 
   it('a job over its async limit is killed, the task fails with Ansible message', async () => {
@@ -68,15 +93,16 @@ describe('async with poll against real sshd', () => {
     const inventory = inventoryFor();
     const run = runCairn(['play', playbook, '-i', inventory, '--json'], { env });
     // Cut every live session of this host once the job has started (its start channel has ended by then).
-    const jobs = () =>
-      existsSync('/root/.cairn_async') ? readdirSync('/root/.cairn_async').filter((n) => n.startsWith('job.')) : [];
+    const before = new Set(jobFolders());
+    const jobs = () => jobFolders().filter((n) => !before.has(n));
     for (let i = 0; i < 300 && jobs().length === 0; i++) await sleep(50);
     expect(jobs().length).toBeGreaterThan(0);
     host.killSessions();
     const result = await run;
     expect(result.code).not.toBe(0);
     expect(result.stdout + result.stderr).toMatch(/unreachable|lost/i);
-    await sleep(4000);
+    // The job sleeps 3 s; on a loaded machine it may take longer to write its mark.
+    for (let i = 0; i < 200 && !existsSync(join(host.dir, 'job-done')); i++) await sleep(100);
     expect(readFileSync(join(host.dir, 'job-done'), 'utf8')).toBe('done\n');
     // Nobody polled this job to its end: its folder is this test's to remove.
     for (const job of jobs()) rmSync(join('/root/.cairn_async', job), { recursive: true, force: true });

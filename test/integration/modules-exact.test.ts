@@ -56,6 +56,8 @@ import { pingModule } from '../../runner/core/modules/ping.js';
 import { rawModule } from '../../runner/core/modules/raw.js';
 import { replaceModule } from '../../runner/core/modules/replace.js';
 import { mountModule } from '../../runner/core/modules/mount.js';
+import { asyncStatusModule } from '../../runner/core/modules/async_status.js';
+import { asyncStartScript } from '../../runner/core/engine/async-job.js';
 import { rebootModule } from '../../runner/core/modules/reboot.js';
 import { waitForConnectionModule } from '../../runner/core/modules/wait-for-connection.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
@@ -876,6 +878,20 @@ describe('apt, systemd, user and sysctl: property tests run on the lab container
   });
 });
 
+describe('async_status (poll: 0 jobs)', () => {
+  it('status reads a finished job without changing it; cleanup is predicted, removes it, then is no change', async () => {
+    const started = await conn.exec(asyncStartScript('echo from-the-job', 30), { stdin: '' });
+    const jid = /jid=(\S+)/.exec(started.stdout)?.[1] ?? '';
+    expect(jid).toMatch(/\/\.cairn_async\/job\./);
+    for (let i = 0; i < 100 && (await conn.exec(`test -e '${jid}/rc'`)).code !== 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    const status = await holdsProperty(asyncStatusModule, { jid }, ctxWith(), false);
+    expect(status.applied.data).toMatchObject({ finished: 1, rc: 0, stdout: 'from-the-job\n' });
+    await holdsProperty(asyncStatusModule, { jid, mode: 'cleanup' }, ctxWith(), true);
+    expect((await conn.exec(`test -e '${jid}'`)).code).not.toBe(0);
+  });
+});
+
 describe('ping and raw (Ansible modules)', () => {
   it('ping answers pong over the real connection, read-only; data comes back; crash fails', async () => {
     const out = await holdsProperty(pingModule, {}, ctxWith(), false);
@@ -1296,6 +1312,36 @@ describe('mount (ansible.posix.mount): real tmpfs and bind mounts in the test ss
     await holdsProperty(mountModule, { path, state: 'absent', fstab }, ctxWith(), true);
     expect(existsSync(path)).toBe(false);
     expect(readFileSync(join(src, 'marker'), 'utf8')).toBe('bound\n');
+  });
+
+  it('a swap entry (path none) is fstab only: two swap files are two lines; a directory named none is never touched', async () => {
+    const dir = caseDir();
+    const fstab = join(dir, 'fstab');
+    writeFileSync(fstab, 'proc /proc proc defaults 0 0\n');
+    // The login user's home may hold something named `none`: a swap entry must not mount or remove it.
+    const decoy = join((await conn.exec('printf %s "$HOME"')).stdout, 'none');
+    const decoyMade = !existsSync(decoy);
+    if (decoyMade) mkdirSync(decoy);
+    try {
+      const first = { path: 'none', src: join(dir, 'swap1'), fstype: 'swap', opts: 'sw', state: 'present', fstab };
+      const added = await holdsProperty(mountModule, first, ctxWith(), true);
+      expect(added.predicted.actions).toEqual([`add the entry for none in ${fstab}`]);
+      await holdsProperty(mountModule, { ...first, src: join(dir, 'swap2') }, ctxWith(), true);
+      expect(readFileSync(fstab, 'utf8')).toBe(
+        `proc /proc proc defaults 0 0\n${join(dir, 'swap1')} none swap sw 0 0\n${join(dir, 'swap2')} none swap sw 0 0\n`,
+      );
+      const removed = await holdsProperty(mountModule, { ...first, state: 'absent' }, ctxWith(), true);
+      expect(removed.predicted.actions).toEqual([`remove the entry for none from ${fstab}`]);
+      expect(readFileSync(fstab, 'utf8')).toBe(
+        `proc /proc proc defaults 0 0\n${join(dir, 'swap2')} none swap sw 0 0\n`,
+      );
+      expect(existsSync(decoy)).toBe(true);
+      await expect(checkExecutor.run(mountModule, ctxWith(), { ...first, state: 'mounted' })).rejects.toThrow(
+        /path none \(a swap entry\) edits fstab only/,
+      );
+    } finally {
+      if (decoyMade) rmSync(decoy, { recursive: true, force: true });
+    }
   });
 
   it('a mount that fails puts the old fstab back; missing src/fstype is an argument error', async () => {

@@ -66,16 +66,18 @@ describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: $
     ]) {
       expect(names, wanted).toContain(wanted);
     }
-    // The scrape configuration lists every inventory host's exporter, haproxy's on the lbs, and itself.
+    // The scrape configuration lists every inventory host's exporter, haproxy's on the lbs, and itself, at
+    // their management addresses (cairnbr1: scrapes are management traffic, and the firewall lets exporters
+    // answer only there).
     const config = await onHost('mon1', `cat ${LIVE_CONFIG}`);
     for (const target of [
-      '"10.77.0.11:9100"',
-      '"10.77.0.22:9100"',
-      '"10.77.0.31:9100"',
-      '"10.77.0.11:8405"',
-      '"10.77.0.12:8405"',
-      '"10.77.0.31:9090"',
-      '"10.77.0.31:9093"',
+      '"10.77.1.11:9100"',
+      '"10.77.1.22:9100"',
+      '"10.77.1.31:9100"',
+      '"10.77.1.11:8405"',
+      '"10.77.1.12:8405"',
+      '"10.77.1.31:9090"',
+      '"10.77.1.31:9093"',
       // The blackbox exporter probes the front door over HTTPS (the lab inventory's TLS).
       '"https://10.77.0.10/"',
     ]) {

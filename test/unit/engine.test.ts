@@ -362,6 +362,59 @@ describe('tasks', () => {
     expect(resultsOf(r.events, 'try')[0]?.msg).toMatch(/until condition not met after 3 attempts/);
   });
 
+  it('a templated retries and delay are rendered per host when the task runs; a bad value fails at the keyword', async () => {
+    const play = {
+      vars: { tries: '{{ 1 if inventory_hostname == "app1" else 3 }}' },
+      tasks: [cmd('try', { register: 'r', until: 'r.attempts > 10', retries: '{{ tries }}', delay: '{{ 0 }}' })],
+    };
+    const r = await run([play], { hosts: ['app1', 'app2'] });
+    expect(r.ran.get('app1')).toEqual(['try', 'try']);
+    expect(r.ran.get('app2')).toEqual(['try', 'try', 'try', 'try']);
+    const bad = await run([{ tasks: [cmd('try', { until: 'false', retries: '{{ "many" }}', delay: 0 })] }], {
+      hosts: ['app1'],
+    });
+    expect(bad.ran.get('app1')).toBeUndefined();
+    expect(resultsOf(bad.events, 'try')[0]?.msg).toMatch(/retries must be a whole number ≥ 0, got "many"/);
+  });
+
+  it('delegate_facts: a set_fact delegated to each host lands on that host, not on the one running it', async () => {
+    const play = {
+      tasks: [
+        {
+          name: 'share the join command',
+          set_fact: { joined: 'from-{{ inventory_hostname }}' },
+          when: 'inventory_hostname == "app1"',
+          delegate_to: '{{ item }}',
+          delegate_facts: true,
+          loop: "{{ groups['all'] }}",
+        },
+        { name: 'not delegated facts', set_fact: { own: '{{ inventory_hostname }}' }, delegate_to: 'app1' },
+        cmd('echo {{ joined }} {{ own }}'),
+      ],
+    };
+    const r = await run([play], { hosts: ['app1', 'app2'] });
+    expect(r.ran.get('app1')).toEqual(['echo from-app1 app1']);
+    expect(r.ran.get('app2')).toEqual(['echo from-app1 app2']);
+  });
+
+  it('a templated no_log is rendered per host; until it renders false the result is hidden', async () => {
+    const play = {
+      vars: { hide: '{{ inventory_hostname == "app1" }}' },
+      tasks: [
+        cmd('echo visible-or-not', { register: 'out', no_log: '{{ hide }}' }),
+        cmd('fail with words', { no_log: '{{ undefined_switch }}' }),
+      ],
+    };
+    const r = await run([play], { hosts: ['app1', 'app2'] });
+    const shown = resultsOf(r.events, 'echo visible-or-not');
+    expect(shown.find((e) => e.host === 'app1')?.result).toBeUndefined();
+    expect(shown.find((e) => e.host === 'app2')?.result).toBeDefined();
+    // A no_log template that cannot render hides the failure too (it might have been true).
+    const failed = resultsOf(r.events, 'fail with words');
+    expect(failed.map((e) => e.status)).toEqual(['failed', 'failed']);
+    for (const e of failed) expect(String(e.msg)).toMatch(/hidden due to the fact that 'no_log: true'/);
+  });
+
   it("a loop registers every item's result under results, with the item", async () => {
     const r = await run(
       [

@@ -122,3 +122,44 @@ export function asyncConnection(
     },
   };
 }
+
+/**
+ * `poll: 0` (fire and forget): the module's one script starts as a detached job and the task goes on at once;
+ * `jid` is then the job's folder, the `ansible_job_id` async_status reads. A module whose apply sends a second
+ * script cannot run this way (its later steps would run before the first ended): that script fails the task.
+ */
+export class FireAndForgetConnection implements Connection {
+  jid: string | undefined;
+  constructor(
+    private readonly inner: Connection,
+    private readonly seconds: number,
+  ) {}
+  get host(): string {
+    return this.inner.host;
+  }
+  get user(): string {
+    return this.inner.user;
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  async exec(script: string, execOpts: ExecOptions = {}): Promise<ExecResult> {
+    if (this.jid !== undefined)
+      return {
+        code: 1,
+        stdout: '',
+        stderr: 'poll: 0 runs a module that sends one script; this one sends more (use poll > 0)',
+      };
+    const { timeoutMs: _ignored, ...rest } = execOpts;
+    const started = await this.inner.exec(asyncStartScript(script, this.seconds), {
+      ...rest,
+      stdin: execOpts.stdin ?? '',
+      timeoutMs: 60_000,
+    });
+    const jid = parseKeyValues(started.stdout).get('jid');
+    if (started.code !== 0 || !jid?.includes('/.cairn_async/job.'))
+      return { ...started, code: started.code || 1, stderr: `starting the async job failed: ${started.stderr}` };
+    this.jid = jid;
+    return { code: 0, stdout: '', stderr: '' };
+  }
+}

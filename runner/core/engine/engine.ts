@@ -36,7 +36,14 @@ import { isPlainObject, layerVars, overlayVars, type Vars } from '../util/vars.j
 import { AnsibleVarWarnings, playConnectionVars } from './ansible-vars.js';
 import { computeBatches } from './batches.js';
 import { CONNECTION_VARIABLES, connectionSpecFor } from './connection-spec.js';
-import { applyExecutor, asyncApplyExecutor, checkExecutor, verifyExecutor, type Executor } from './executor.js';
+import {
+  applyExecutor,
+  asyncApplyExecutor,
+  checkExecutor,
+  fireAndForgetExecutor,
+  verifyExecutor,
+  type Executor,
+} from './executor.js';
 import { BATCHABLE_MODULES, runChecksBatched, WatchedConnection, type CheckJob } from './probe-batch.js';
 import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
 import { materialise } from './lazy-vars.js';
@@ -412,6 +419,12 @@ export class Engine {
    * settings are resolved again, and if where or how it is reached changed, its pooled connection is let go
    * (the next task connects afresh; the host's own tasks run one at a time, so none is using it now).
    */
+  /** The host whose facts a task writes: the delegated one under `delegate_facts` (Ansible), else its own. */
+  private factHost(host: HostState, task: Task, vars: Vars): HostState {
+    if (!task.delegateFacts || task.delegateTo === undefined) return host;
+    return this.host(String(this.opts.templater.renderValue(task.delegateTo, vars, valueAt(task, 'delegate_to'))));
+  }
+
   private setHostVars(host: HostState, values: Vars): void {
     Object.assign(host.registered, values);
     if (!Object.keys(values).some((name) => CONNECTION_VARIABLES.has(name))) return;
@@ -709,6 +722,31 @@ export class Engine {
         );
         task = { ...task, ignoreErrors: filterBool(value) };
       }
+      // Templated no_log and retries likewise; no_log stays true if its template fails (nothing is shown).
+      if (task.noLogTemplate !== undefined) {
+        const value = this.opts.templater.renderValue(task.noLogTemplate, baseVars, valueAt(task, 'no_log'));
+        task = { ...task, noLog: filterBool(value) };
+      }
+      if (task.retriesTemplate !== undefined) {
+        const rendered = this.opts.templater.renderValue(task.retriesTemplate, baseVars, valueAt(task, 'retries'));
+        const retries = Number(rendered);
+        if (!Number.isInteger(retries) || retries < 0)
+          throw inputError(
+            `retries must be a whole number ≥ 0, got ${JSON.stringify(rendered)}`,
+            valueAt(task, 'retries'),
+          );
+        task = { ...task, retries };
+      }
+      if (task.delayTemplate !== undefined) {
+        const rendered = this.opts.templater.renderValue(task.delayTemplate, baseVars, valueAt(task, 'delay'));
+        const delay = Number(rendered);
+        if (!Number.isFinite(delay) || delay < 0)
+          throw inputError(
+            `delay must be a number of seconds ≥ 0, got ${JSON.stringify(rendered)}`,
+            valueAt(task, 'delay'),
+          );
+        task = { ...task, delay };
+      }
       if (task.loop !== undefined) items = this.itemsOf(task, baseVars, ctx);
     } catch (err) {
       return this.finishFailed(host, task, ctx, started, this.failureMessage(err, task));
@@ -866,7 +904,7 @@ export class Engine {
       }
       if (task.module === 'set_fact') {
         const values = materialise(this.opts.templater.renderValue(task.args, vars, argsAt(task))) as Vars;
-        this.setHostVars(host, values);
+        this.setHostVars(this.factHost(host, task, vars), values);
         return finish('ok', { changed: false, ansible_facts: values });
       }
       if (task.module === 'include_vars') {
@@ -897,7 +935,7 @@ export class Engine {
     const run = await this.executeWithRetries(module, conn, args, host, task, ctx, vars, becomeUser);
     if (run.unreachable) return this.unreachable(host, task, ctx, started, run.unreachable, item, target);
     const { result, registered, failed, changed } = run;
-    if (!failed) absorbFacts(host, module.name, registered);
+    if (!failed) absorbFacts(task.delegateFacts ? this.host(target) : host, module.name, registered);
     const status: TaskStatus = failed ? 'failed' : result.skipped && !changed ? 'skipped' : changed ? 'changed' : 'ok';
     return finish(
       status,
@@ -949,9 +987,11 @@ export class Engine {
     const mctx = this.moduleContext(host, conn, task, vars, ctx, becomeUser);
     const asyncSpec = task.async;
     const executor =
-      asyncSpec && plainExecutor.kind === 'apply'
-        ? asyncApplyExecutor((c) => ({ ...c, conn: asyncConnection(c.conn, { ...asyncSpec, signal: c.signal }) }))
-        : plainExecutor;
+      asyncSpec && plainExecutor.kind === 'apply' && asyncSpec.pollSeconds === 0
+        ? fireAndForgetExecutor(asyncSpec.seconds)
+        : asyncSpec && plainExecutor.kind === 'apply'
+          ? asyncApplyExecutor((c) => ({ ...c, conn: asyncConnection(c.conn, { ...asyncSpec, signal: c.signal }) }))
+          : plainExecutor;
     const maxAttempts = task.until ? (task.retries ?? 3) + 1 : 1;
     for (let attempts = 1; ; attempts++) {
       let result: ModuleResult;

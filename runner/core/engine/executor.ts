@@ -4,6 +4,7 @@
  * `apply` with that plan when it says something would change; VerifyExecutor runs probes for real and
  * turns any change a state module would make into drift.
  */
+import { FireAndForgetConnection } from './async-job.js';
 import type { AnyModule, ModuleContext, ModuleResult, Planned } from '../modules/types.js';
 
 export interface Execution {
@@ -63,6 +64,27 @@ export function asyncApplyExecutor(detach: (ctx: ModuleContext) => ModuleContext
       }
       const result = await module.apply(detach(ctx), args, plan);
       return { plan, result, predicted: false };
+    },
+  };
+}
+
+/**
+ * apply for a task with `async` and `poll: 0`: check as usual, then apply with the one script started as a
+ * detached job (./async-job.ts FireAndForgetConnection); the result is the job's id, as Ansible registers it.
+ */
+export function fireAndForgetExecutor(seconds: number): Executor {
+  return {
+    kind: 'apply',
+    async run(module, ctx, args) {
+      const plan = await module.check(ctx, args);
+      if (plan.failed !== undefined || !plan.changed || module.readOnly) {
+        return { plan, result: resultFromPlan(plan), predicted: false };
+      }
+      const conn = new FireAndForgetConnection(ctx.conn, seconds);
+      const result = await module.apply({ ...ctx, conn }, args, plan);
+      if (result.failed || conn.jid === undefined) return { plan, result, predicted: false };
+      const job = { ansible_job_id: conn.jid, started: 1, finished: 0, results_file: `${conn.jid}/stdout` };
+      return { plan, result: { changed: result.changed, data: job }, predicted: false };
     },
   };
 }

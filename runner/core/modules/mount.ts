@@ -363,7 +363,8 @@ export const mountModule: Module<MountArgs, MountPlan> = {
     additionalProperties: false,
     required: ['path', 'state'],
     properties: {
-      path: { type: 'string', pattern: '^/' },
+      // `none`: a swap entry's mount point field (fstab has no path for swap), as Ansible's documentation shows.
+      path: { type: 'string', pattern: '^(/|none$)' },
       src: { type: 'string', minLength: 1 },
       fstype: { type: 'string', minLength: 1 },
       opts: { type: 'string', minLength: 1 },
@@ -382,6 +383,12 @@ export const mountModule: Module<MountArgs, MountPlan> = {
     for (const [key, value] of Object.entries(args))
       if (typeof value === 'string' && /[\n\t#]/.test(value) && key !== 'fstab')
         throw argError(ctx, `mount ${key} cannot contain a line break, a tab or '#' (it is an fstab field)`);
+    if (args.path === 'none' && !['present', 'absent', 'absent_from_fstab'].includes(args.state))
+      throw argError(
+        ctx,
+        `mount path none (a swap entry) edits fstab only: use state present, absent or absent_from_fstab ` +
+          `(swapon/swapoff with command for the swap itself), not ${args.state}`,
+      );
     // Ansible's type 'path': a trailing slash is the same mount point.
     const path = args.path.length > 1 ? posix.normalize(args.path).replace(/\/$/, '') : args.path;
     const normalised: MountArgs = { ...args, path };
@@ -401,10 +408,15 @@ export const mountModule: Module<MountArgs, MountPlan> = {
     if (probed.failed) return { changed: false, actions: [], failed: probed.failed };
     if (probe.type === 'absent' && !(probe.parentExists ?? true))
       return { changed: false, actions: [], failed: `the directory of ${fstabPath} does not exist` };
+    // A swap entry has no mount point: whatever `none` names on the host is not looked at, made or removed.
+    const point: MountProbe =
+      path === 'none'
+        ? { mounted: false, pointExists: false, pointIsDir: false }
+        : parseMountProbe(sections.get('point'));
     return planMount(
       normalised,
       { path: probe.linkResolved ?? fstabPath, exists: probe.type !== 'absent', text: probed.text ?? '', probe },
-      parseMountProbe(sections.get('point')),
+      point,
     );
   },
 

@@ -46,7 +46,6 @@ const INSTEAD: Record<string, string> = {
   assemble: 'use template with a loop over the fragments',
   add_host: 'list the host in the inventory',
   group_by: 'use inventory groups',
-  async_status: 'cairn runs async tasks with poll > 0 only (it waits for the job); poll: 0 is not supported',
   dpkg_selections: 'use apt',
   set_stats: 'cairn has no set_stats; use set_fact',
   ufw: 'use command (ufw ...) with a guard, or template the rules',

@@ -1361,26 +1361,23 @@ export class PlaybookLoader {
         : typeof raw.failed_when === 'boolean'
           ? raw.failed_when
           : asConditions(raw.failed_when);
-    const retries = raw.retries === undefined ? undefined : Number(raw.retries);
+    // A templated retries ("{{ n }}") is rendered when the task runs (Ansible templates it then too).
+    const retriesTemplate = typeof raw.retries === 'string' && raw.retries.includes('{{') ? raw.retries : undefined;
+    const retries = raw.retries === undefined || retriesTemplate ? undefined : Number(raw.retries);
     if (retries !== undefined && (!Number.isInteger(retries) || retries < 0))
       throw errorAt(loaded, [...path, 'retries'], 'retries must be a whole number ≥ 0');
-    const delay = raw.delay === undefined ? undefined : Number(raw.delay);
+    const delayTemplate = typeof raw.delay === 'string' && raw.delay.includes('{{') ? raw.delay : undefined;
+    const delay = raw.delay === undefined || delayTemplate ? undefined : Number(raw.delay);
     if (delay !== undefined && (!Number.isFinite(delay) || delay < 0))
       throw errorAt(loaded, [...path, 'delay'], 'delay must be a number of seconds ≥ 0');
-    // async/poll (Ansible's defaults: no async; poll 15 s). poll 0 is fire-and-forget with async_status, which
-    // cairn does not have: refused by name rather than run as something else.
+    // async/poll (Ansible's defaults: no async; poll 15 s). poll 0 is fire-and-forget: the task registers the
+    // job's ansible_job_id and async_status reads it later.
     const asyncSeconds = raw.async === undefined ? undefined : Number(raw.async);
     if (asyncSeconds !== undefined && (!Number.isInteger(asyncSeconds) || asyncSeconds < 0))
       throw errorAt(loaded, [...path, 'async'], 'async must be a whole number of seconds ≥ 0');
     const poll = raw.poll === undefined ? undefined : Number(raw.poll);
     if (poll !== undefined && (!Number.isInteger(poll) || poll < 0))
       throw errorAt(loaded, [...path, 'poll'], 'poll must be a whole number of seconds ≥ 0');
-    if (poll === 0 && asyncSeconds)
-      throw errorAt(
-        loaded,
-        [...path, 'poll'],
-        'poll: 0 (fire and forget, then async_status) is not supported by cairn: give poll a number of seconds > 0',
-      );
     const name =
       typeof raw.name === 'string' ? raw.name : `${moduleName}${typeof rawArgs === 'string' ? ' ' + rawArgs : ''}`;
     // A templated boolean keyword ("{{ debug_mode }}") cannot be known before the run; cairn decides these
@@ -1429,6 +1426,8 @@ export class PlaybookLoader {
       changedWhen,
       failedWhen,
       retries: retries ?? (raw.until !== undefined ? 3 : undefined),
+      ...(retriesTemplate ? { retriesTemplate } : {}),
+      ...(delayTemplate ? { delayTemplate } : {}),
       until: raw.until === undefined ? undefined : asConditions(raw.until),
       delay: delay ?? (raw.until !== undefined ? 5 : undefined),
       ...(asyncSeconds ? { async: { seconds: asyncSeconds, pollSeconds: poll ?? 15 } } : {}),
@@ -1438,10 +1437,15 @@ export class PlaybookLoader {
       becomeUser: raw.become_user as string | undefined,
       runOnce: boolOrTemplate(raw.run_once, 'run_once') ?? false,
       delegateTo: raw.delegate_to as string | undefined,
+      ...(raw.delegate_facts !== undefined && raw.delegate_to !== undefined
+        ? { delegateFacts: boolOrTemplate(raw.delegate_facts, 'delegate_facts') ?? false }
+        : {}),
       ...(typeof raw.ignore_errors === 'string' && raw.ignore_errors.includes('{{')
         ? { ignoreErrors: false, ignoreErrorsTemplate: raw.ignore_errors }
         : { ignoreErrors: boolOrTemplate(raw.ignore_errors, 'ignore_errors') ?? false }),
-      noLog: boolOrTemplate(raw.no_log, 'no_log') ?? false,
+      ...(typeof raw.no_log === 'string' && raw.no_log.includes('{{')
+        ? { noLog: true, noLogTemplate: raw.no_log }
+        : { noLog: boolOrTemplate(raw.no_log, 'no_log') ?? false }),
       checkMode: boolOrTemplate(raw.check_mode, 'check_mode'),
       ignoreUnreachable: boolOrTemplate(raw.ignore_unreachable, 'ignore_unreachable'),
       ...(raw.environment !== undefined && raw.environment !== null ? { environment: [raw.environment] } : {}),

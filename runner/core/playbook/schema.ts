@@ -48,6 +48,7 @@ export const taskKeywordSchemas: Record<string, object> = {
   become_user: { type: 'string' },
   run_once: { type: ['boolean', 'string'] },
   delegate_to: { type: 'string' },
+  delegate_facts: { type: ['boolean', 'string'] },
   ignore_errors: { type: ['boolean', 'string'] },
   environment: environmentSchema,
   no_log: { type: ['boolean', 'string'] },
@@ -64,7 +65,6 @@ export const taskKeywordSchemas: Record<string, object> = {
  * change what a task does, so running without it would be wrong.
  */
 export const TASK_KEYWORDS_UNSUPPORTED: Record<string, string> = {
-  delegate_facts: 'facts gathered for a delegated host are not stored under it; gather them in a play on that host',
   become_method: 'cairn becomes with sudo only (leave become_method out)',
   remote_user: 'set ansible_user for the host in the inventory, or remote_user on the play',
   connection: 'set ansible_connection for the host in the inventory, or connection on the play',

@@ -25,8 +25,12 @@ export interface Task {
   changedWhen?: string[] | boolean;
   failedWhen?: string[] | boolean;
   retries?: number;
+  /** `retries: "{{ expr }}"`: rendered per host when the task runs; a whole number ≥ 0 then. */
+  retriesTemplate?: string;
   until?: string[];
   delay?: number;
+  /** `delay: "{{ expr }}"`: rendered per host when the task runs; a number of seconds ≥ 0 then. */
+  delayTemplate?: string;
   /** `async`/`poll`: apply runs detached on the host, polled every pollSeconds, killed after seconds. */
   async?: { seconds: number; pollSeconds: number };
   notify: string[];
@@ -35,6 +39,8 @@ export interface Task {
   becomeUser?: string;
   runOnce: boolean;
   delegateTo?: string;
+  /** `delegate_facts`: facts the task sets or gathers go to the delegated host, not the inventory host. */
+  delegateFacts?: boolean;
   ignoreErrors: boolean;
   /** `ignore_errors: "{{ expr }}"`: rendered per host when the task runs (Ansible templates it then too). */
   ignoreErrorsTemplate?: string;
@@ -44,6 +50,11 @@ export interface Task {
    */
   environment?: unknown[];
   noLog: boolean;
+  /**
+   * `no_log: "{{ expr }}"`: rendered per host when the task runs. Until it has rendered false, noLog is true:
+   * a value that cannot be decided is hidden, never shown.
+   */
+  noLogTemplate?: string;
   /** Force this task into check mode (true) or out of it (false), as Ansible's `check_mode`. */
   checkMode?: boolean;
   /** Role the task belongs to ('' for play-level tasks). */

@@ -8,6 +8,7 @@ describe('runner/core/modules/all.ts', () => {
     expect(moduleNames()).toEqual([
       'apt',
       'assert',
+      'async_status',
       'blockinfile',
       'ceph_health',
       'command',
