@@ -320,6 +320,54 @@ describe('template', () => {
     expect(out.predicted.diffs?.[0]?.attributes).toBeUndefined();
   });
 
+  it('a Jinja .j2 source with {% if/for/set %} renders natively: check predicts apply, second apply no change', async () => {
+    // A haproxy config as Ansible roles write it, validated by the real haproxy on the host.
+    writeFileSync(
+      join(localDir, 'templates', 'lb.cfg.j2'),
+      '# {{ ansible_managed }}\n' +
+        '{# comments vanish, and trim_blocks eats the newline after each tag #}\n' +
+        'global\n  maxconn {{ maxconn }}\n' +
+        '{% set backend = name ~ "_servers" %}\n' +
+        'defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n' +
+        'frontend main\n  bind 127.0.0.1:{{ port }}\n  default_backend {{ backend }}\n' +
+        'backend {{ backend }}\n' +
+        '{% for s in servers %}\n' +
+        '  server {{ s.name }} {{ s.address }}:{{ s.port | default(80) }}{% if s.backup | default(false) %} backup{% endif %}' +
+        ' # {{ loop.index }}/{{ loop.length }}\n' +
+        '{% else %}\n  # no servers\n' +
+        '{% endfor %}\n',
+    );
+    const servers = [
+      { name: 'web1', address: '127.0.0.1', port: 8081 },
+      { name: 'web2', address: '127.0.0.1', backup: true },
+    ];
+    const dest = join(caseDir(), 'lb.cfg');
+    // haproxy is installed by scripts/test-prereqs.sh.
+    const validate = { validate: 'haproxy -c -q -f %s' };
+    const vars = { maxconn: 100, name: 'web', port: 18080, servers };
+    await holdsProperty(templateModule, { src: 'lb.cfg.j2', dest, mode: '0644', ...validate }, ctxWith(vars), true);
+    const expected = (maxconn: number, serverLines: string): string =>
+      '# Ansible managed\nglobal\n  maxconn ' +
+      `${maxconn}\n` +
+      'defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n' +
+      'frontend main\n  bind 127.0.0.1:18080\n  default_backend web_servers\nbackend web_servers\n' +
+      serverLines;
+    const twoServers = '  server web1 127.0.0.1:8081 # 1/2\n  server web2 127.0.0.1:80 backup # 2/2\n';
+    expect(readFileSync(dest, 'utf8')).toBe(expected(100, twoServers));
+    // A changed variable: the diff is exactly the lines the loop and the variable change.
+    const out = await holdsProperty(
+      templateModule,
+      { src: 'lb.cfg.j2', dest, mode: '0644', ...validate },
+      ctxWith({ ...vars, maxconn: 200, servers: [] }),
+      true,
+    );
+    expect(out.predicted.diffs?.[0]).toMatchObject({
+      before: expected(100, twoServers),
+      after: expected(200, '  # no servers\n'),
+    });
+    expect(readFileSync(dest, 'utf8')).toBe(expected(200, '  # no servers\n'));
+  });
+
   it('a failed validation leaves the live file byte-identical, its mode and owner kept, and no temp file', async () => {
     // The rendered text lacks "ok", so the validator rejects it.
     writeFileSync(join(localDir, 'templates', 'bad.conf.hbs'), 'first line\nsecond {{ word }}\n');

@@ -92,7 +92,8 @@ describe('renderValue (Ansible expressions in YAML values)', () => {
     ['{{ cfg | to_json }}', '{"a": 1, "b": [true, null]}'],
     ['{{ groups.web }}-x', "['web1', 'web2']-x"],
     ['cfg={{ cfg }}', "cfg={'a': 1, 'b': [True, None]}"],
-    ['{{ nothing }}|{{ item }}', 'None|3'],
+    // Ansible's finalize prints None as nothing (checked: `ansible -m debug -a 'msg="{{ nothing }}|{{ item }}"'`).
+    ['{{ nothing }}|{{ item }}', '|3'],
     ['no mustache', 'no mustache'],
     ['{# a comment #}', ''],
     ['{{ inventory_hostname | upper }}', 'WEB1'],

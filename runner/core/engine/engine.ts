@@ -32,7 +32,7 @@ import {
   type ExecOptions,
   type ExecResult,
 } from '../transport/types.js';
-import { isPlainObject, layerVars, type Vars } from '../util/vars.js';
+import { isPlainObject, layerVars, overlayVars, type Vars } from '../util/vars.js';
 import { AnsibleVarWarnings, playConnectionVars } from './ansible-vars.js';
 import { computeBatches } from './batches.js';
 import { CONNECTION_VARIABLES, connectionSpecFor } from './connection-spec.js';
@@ -1014,7 +1014,7 @@ export class Engine {
       if (result.msg !== undefined) registered.msg = result.msg;
       if (result.skipped) registered.skipped = true;
       if (task.until) registered.attempts = attempts;
-      const withResult = task.register ? lazyVarsWith(vars, { [task.register]: registered }) : vars;
+      const withResult = task.register ? overlayVars(vars, { [task.register]: registered }) : vars;
       let failed: boolean;
       let changed = result.changed;
       let untilMet = true;
@@ -1782,24 +1782,6 @@ function startAt(tasks: Task[], pattern: string): Task[] | undefined {
     }
   }
   return undefined;
-}
-
-/** A variable view with a few extra (already concrete) values on top, e.g. the registered result. */
-function lazyVarsWith(vars: Vars, extra: Vars): Vars {
-  return new Proxy(vars, {
-    get(target, key, receiver) {
-      if (typeof key === 'string' && Object.prototype.hasOwnProperty.call(extra, key)) return extra[key];
-      return Reflect.get(target, key, receiver);
-    },
-    has(target, key) {
-      return (typeof key === 'string' && Object.prototype.hasOwnProperty.call(extra, key)) || Reflect.has(target, key);
-    },
-    getOwnPropertyDescriptor(target, key) {
-      if (typeof key === 'string' && Object.prototype.hasOwnProperty.call(extra, key))
-        return { value: extra[key], enumerable: true, configurable: true, writable: true };
-      return Reflect.getOwnPropertyDescriptor(target, key);
-    },
-  });
 }
 
 /** The path (`content`, `headers.X`, `lines[2]`) of the first string holding a NUL byte, keys included. */

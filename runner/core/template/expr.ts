@@ -855,7 +855,8 @@ function renderNodes(nodes: TemplateNode[], scope: Scope, source: string): strin
         break;
       case 'output': {
         const value = placed(startOf(node.expr), () => defined(evalNode(node.expr, scope)));
-        emit(pythonString(value), node.pos);
+        // Ansible's finalize (template/__init__.py _ansible_finalize): a None output prints as nothing.
+        emit(value === null || value === undefined ? '' : pythonString(value), node.pos);
         break;
       }
       case 'set': {
@@ -1206,3 +1207,107 @@ export function checkSyntax(value: unknown, origin?: SourceLocation, depth = 0):
 export const EXPRESSION_FILTERS: readonly string[] = Object.keys(FILTERS);
 export const EXPRESSION_TESTS: readonly string[] = Object.keys(TESTS);
 export { hasTemplateMarkup };
+
+// ---------------------------------------------------------------------------------------------------------
+// Jinja template files (the template module's `.j2` sources)
+// ---------------------------------------------------------------------------------------------------------
+
+/** The first line of a template may set these environment options, as Ansible's `#jinja2:` header does. */
+const JINJA_HEADER = '#jinja2:';
+const HEADER_OPTIONS = {
+  trim_blocks: 'trimBlocks',
+  lstrip_blocks: 'lstripBlocks',
+  keep_trailing_newline: 'keepTrailingNewline',
+} as const;
+
+interface JinjaFileSource {
+  body: string;
+  /** Lines before `body` (1 when a `#jinja2:` header was removed). */
+  lineOffset: number;
+  options: { trimBlocks: boolean; lstripBlocks: boolean; keepTrailingNewline: boolean };
+}
+
+/**
+ * Ansible's template defaults (plugins/action/template.py: trim_blocks=True, lstrip_blocks=False; Jinja's
+ * keep_trailing_newline=False) and the `#jinja2: key: value, ...` header (template/__init__.py do_template:
+ * the first line is removed and each pair set on the environment). Only the three boolean switches are
+ * supported; other keys (delimiters, newline_sequence) are refused by name.
+ */
+function readJinjaHeader(source: string, file: string): JinjaFileSource {
+  const normalized = source.replace(/\r\n?/g, '\n');
+  const options = { trimBlocks: true, lstripBlocks: false, keepTrailingNewline: false };
+  if (!normalized.startsWith(JINJA_HEADER)) return { body: normalized, lineOffset: 0, options };
+  const eol = normalized.indexOf('\n');
+  const line = eol === -1 ? normalized : normalized.slice(0, eol);
+  let col = JINJA_HEADER.length + 1;
+  for (const pair of line.slice(JINJA_HEADER.length).split(',')) {
+    const colon = pair.indexOf(':');
+    const at = { file, line: 1, col: col + (pair.length - pair.trimStart().length) };
+    if (colon === -1)
+      throw inputError(
+        `expected "key: value" in the #jinja2: header, found "${pair.trim()}"`,
+        at,
+        caretSnippet(line, 1, at.col),
+      );
+    const key = pair.slice(0, colon).trim();
+    const raw = pair.slice(colon + 1).trim();
+    const option = (HEADER_OPTIONS as Record<string, keyof typeof options | undefined>)[key];
+    if (!option)
+      throw inputError(
+        `the #jinja2: header option "${key}" is not supported (supported: ${Object.keys(HEADER_OPTIONS).join(', ')})`,
+        at,
+        caretSnippet(line, 1, at.col),
+      );
+    if (raw !== 'True' && raw !== 'False')
+      throw inputError(`expected True or False for "${key}" in the #jinja2: header, found "${raw}"`, at);
+    options[option] = raw === 'True';
+    col += pair.length + 1;
+  }
+  return { body: eol === -1 ? '' : normalized.slice(eol + 1), lineOffset: 1, options };
+}
+
+const fileTemplateCache = new Map<string, TemplateNode[]>();
+
+/**
+ * Render a Jinja template file as Ansible's template module does, with this module's evaluator and filter
+ * table. `source` is the file's text, `file` its path for errors: a syntax error, an unsupported statement
+ * (macro, include, ...) or a failing expression is a CairnError at file:line:col with the line quoted.
+ */
+export function renderJinjaFile(source: string, vars: Vars, file: string): string {
+  const { body, lineOffset, options } = readJinjaHeader(source, file);
+  const at = (pos: number): { location: SourceLocation; detail?: string } => {
+    const { line, col } = lineCol(body, pos);
+    return { location: { file, line: line + lineOffset, col }, detail: caretSnippet(body, line, col) || undefined };
+  };
+  const key = `${options.trimBlocks ? 1 : 0}${options.lstripBlocks ? 1 : 0}${options.keepTrailingNewline ? 1 : 0}${body}`;
+  let nodes = fileTemplateCache.get(key);
+  if (!nodes) {
+    try {
+      nodes = parseTemplate(body, options);
+      validateTemplate(nodes);
+    } catch (err) {
+      if (!(err instanceof SyntaxFault)) throw err;
+      const { location, detail } = at(err.pos);
+      throw inputError(`template syntax error: ${err.message}`, location, detail);
+    }
+    nodes = remember(fileTemplateCache, key, nodes);
+  }
+  try {
+    // Ansible's preserve_trailing_newlines counts the newlines of the data before the header is removed.
+    return padNewlines(renderNodes(nodes, new Scope(vars), body), source.replace(/\r\n?/g, '\n'));
+  } catch (err) {
+    if (err instanceof CairnError) throw err;
+    let fault: ExpressionFault;
+    let pos: number | undefined;
+    if (err instanceof PlacedFault) [fault, pos] = [err.fault, err.pos];
+    else if (err instanceof ExpressionFault) fault = err;
+    else if (err instanceof ValueTypeError || err instanceof RegexError) fault = new ExpressionFault(err.message);
+    else if (err instanceof RangeError) fault = new ExpressionFault(`cannot evaluate: ${err.message}`);
+    else throw err;
+    const placedAt = pos === undefined ? { location: { file } } : at(pos);
+    const message = `${fault.message}${fault.hint ? ` (${fault.hint})` : ''}`;
+    const details = { kind: 'input' as const, location: placedAt.location, detail: placedAt.detail };
+    if (fault.undefinedVariable) throw new UndefinedVariableError(message, details);
+    throw new CairnError(message, details);
+  }
+}

@@ -10,7 +10,7 @@ import { CairnError, caretSnippet, formatLocation, inputError, type SourceLocati
 import { describeFsError } from '../util/yaml-source.js';
 import { type Vars } from '../util/vars.js';
 import type { Templater } from './types.js';
-import { renderTemplateString, renderValue, type ValueOrigin } from './expr.js';
+import { renderJinjaFile, renderTemplateString, renderValue, type ValueOrigin } from './expr.js';
 import { FILTERS, UndefinedValue } from './filters.js';
 import { callFilter, callTest } from './expr.js';
 import {
@@ -117,7 +117,7 @@ class HandlebarsTemplater implements Templater {
     for (const [name, file] of this.partialFiles) this.env.registerPartial(name, this.partial(file));
   }
 
-  /** YAML values speak Ansible's expression language (expr.ts); only template files are Handlebars. */
+  /** YAML values speak Ansible's expression language (expr.ts); only `.hbs` template files are Handlebars. */
   renderValue(value: unknown, vars: Vars, origin: ValueOrigin): unknown {
     return renderValue(value, vars, origin);
   }
@@ -130,13 +130,23 @@ class HandlebarsTemplater implements Templater {
     return this.render(text, vars, { kind: 'inline', origin, text });
   }
 
+  /**
+   * A template file is Handlebars when its name ends in `.hbs` (cairn's own roles); any other file (`.j2`,
+   * Ansible material) is Jinja, rendered natively by expr.ts with the same evaluator and filter table.
+   */
   renderFile(path: string, vars: Vars): string {
     const source = readTemplate(path);
-    if (/\{%/.test(source)) {
-      const line = source.slice(0, source.indexOf('{%')).split('\n').length;
+    if (!isHandlebarsFile(path)) return renderJinjaFile(source, vars, path);
+    const statement = source.indexOf('{%');
+    if (statement !== -1) {
+      const before = source.slice(0, statement);
+      const line = before.split('\n').length;
+      const col = statement - before.lastIndexOf('\n');
       throw inputError(
-        `this is a Jinja template ("{%" at line ${line}); template files are Handlebars: convert it with \`cairn template convert ${path} -o ${path.replace(/\.j2$/, '')}.hbs\``,
-        { file: path, line },
+        `this .hbs file contains a Jinja statement ("{%"); .hbs files are Handlebars: rename it to ` +
+          `${path.replace(/\.hbs$/, '')}.j2 to render it as Jinja, or write the Handlebars block instead`,
+        { file: path, line, col },
+        caretSnippet(source, line, col) || undefined,
       );
     }
     return this.render(source, vars, { kind: 'file', file: path });
@@ -600,6 +610,11 @@ function listPartials(dir: string): string[] {
 }
 
 /** A template's text: a readable UTF-8 file of sane size, else a CairnError naming the path. */
+/** The one rule for which template files are Handlebars: the `.hbs` extension. */
+export function isHandlebarsFile(path: string): boolean {
+  return path.endsWith('.hbs');
+}
+
 function readTemplate(path: string): string {
   let buffer: Buffer;
   try {

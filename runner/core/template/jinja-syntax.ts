@@ -685,8 +685,12 @@ export function parseExpressionAt(
 // ---------------------------------------------------------------------------------------------------------
 
 export interface TemplateOptions {
-  /** Remove the first newline after a block tag (Ansible's default `trim_blocks: true`). */
+  /** Remove the first newline after a block or comment tag (Ansible's default `trim_blocks: true`). */
   trimBlocks: boolean;
+  /** Strip spaces and tabs before a block or comment tag alone on its line (Jinja's `lstrip_blocks`, off). */
+  lstripBlocks?: boolean;
+  /** Keep the source's last newline (Jinja's `keep_trailing_newline`, off: Ansible pads with padNewlines). */
+  keepTrailingNewline?: boolean;
 }
 
 type Tag =
@@ -704,7 +708,7 @@ export function hasTemplateMarkup(text: string): boolean {
  * trailing newline of the source is dropped; renderers put newlines back with `padNewlines`, as Ansible.
  */
 export function parseTemplate(source: string, options: TemplateOptions = { trimBlocks: true }): TemplateNode[] {
-  if (source.endsWith('\n'))
+  if (source.endsWith('\n') && !options.keepTrailingNewline)
     return parseTemplateBody(source.endsWith('\r\n') ? source.slice(0, -2) : source.slice(0, -1), options);
   return parseTemplateBody(source, options);
 }
@@ -731,13 +735,27 @@ function parseTemplateBody(source: string, options: TemplateOptions): TemplateNo
   let text = '';
   let textPos = 0;
   let trimNext = false;
-  const flushText = (trimRight: boolean) => {
+  // Jinja's lexer (jinja2/lexer.py, OptionalLStrip): `{%-`/`{#-`/`{{-` strip all whitespace before the tag;
+  // with lstrip_blocks a plain `{%`/`{#` strips the spaces and tabs between the line start and the tag.
+  const flushText = (trimRight: boolean, lstrip = false) => {
     let value = text;
     if (trimNext) value = value.replace(/^\s+/, '');
     if (trimRight) value = value.replace(/\s+$/, '');
+    else if (lstrip && options.lstripBlocks) {
+      const lineStart = value.lastIndexOf('\n') + 1;
+      const lineStarting = lineStart > 0 || textPos === 0 || source[textPos - 1] === '\n' || value === '';
+      if (lineStarting && /^[^\S\n]*$/.test(value.slice(lineStart))) value = value.slice(0, lineStart);
+    }
     trimNext = false;
     if (value !== '') pieces.push({ tag: { kind: 'text', text: value, pos: textPos } });
     text = '';
+  };
+  // trim_blocks: the first newline after a block or comment tag goes (not after `-%}`, which took all, or `+%}`).
+  const afterTag = (close: number, trimRight: boolean, keepNewline: boolean): number => {
+    if (!options.trimBlocks || trimRight || keepNewline) return close;
+    if (source[close] === '\n') return close + 1;
+    if (source.startsWith('\r\n', close)) return close + 2;
+    return close;
   };
   while (i < source.length) {
     const open = source.slice(i, i + 2);
@@ -747,14 +765,16 @@ function parseTemplateBody(source: string, options: TemplateOptions): TemplateNo
       i += 1;
       continue;
     }
+    if (text === '') textPos = i;
     const trimLeft = source[i + 2] === '-';
-    const bodyStart = i + 2 + (trimLeft || source[i + 2] === '+' ? 1 : 0);
+    const keepLeft = source[i + 2] === '+';
+    const bodyStart = i + 2 + (trimLeft || keepLeft ? 1 : 0);
     if (open === '{#') {
       const close = source.indexOf('#}', bodyStart);
       if (close === -1) throw new SyntaxFault('comment "{#" is never closed with "#}"', i);
-      flushText(trimLeft);
+      flushText(trimLeft, !keepLeft);
       trimNext = source[close - 1] === '-';
-      i = close + 2;
+      i = afterTag(close + 2, trimNext, source[close - 1] === '+');
       continue;
     }
     if (open === '{{') {
@@ -776,23 +796,25 @@ function parseTemplateBody(source: string, options: TemplateOptions): TemplateNo
     const nameToken = tokens[0]!;
     if (nameToken.kind !== 'name')
       throw new SyntaxFault(`expected a statement name after "{%", found ${show(nameToken)}`, nameToken.pos);
-    flushText(trimLeft);
+    flushText(trimLeft, !keepLeft);
     if (nameToken.text === 'raw') {
-      const endRaw = /\{%-?\s*endraw\s*-?%\}/.exec(source.slice(close));
+      // As Jinja's raw rule: no trim_blocks after `{% raw %}`, `-%}` strips; `{%- endraw` strips the content's end.
+      const endRaw = /\{%([-+]?)\s*endraw\s*([-+]?)%\}/.exec(source.slice(close));
       if (!endRaw) throw new SyntaxFault('"{% raw %}" is never closed with "{% endraw %}"', i);
-      pieces.push({ tag: { kind: 'text', text: source.slice(close, close + endRaw.index), pos: close } });
+      let content = source.slice(close, close + endRaw.index);
+      if (trimRight) content = content.replace(/^\s+/, '');
+      if (endRaw[1] === '-') content = content.replace(/\s+$/, '');
+      if (content !== '') pieces.push({ tag: { kind: 'text', text: content, pos: close } });
       close += endRaw.index + endRaw[0].length;
-      trimNext = endRaw[0].endsWith('-%}');
-      i = close;
+      trimNext = endRaw[2] === '-';
+      i = afterTag(close, trimNext, endRaw[2] === '+');
       continue;
     }
     const parser = new Parser(tokens);
     parser.next();
     pieces.push({ tag: { kind: 'statement', name: nameToken.text, parser, pos: nameToken.pos } });
     trimNext = trimRight;
-    if (options.trimBlocks && !trimRight && !keepNewline && source[close] === '\n') close += 1;
-    else if (options.trimBlocks && !trimRight && !keepNewline && source.startsWith('\r\n', close)) close += 2;
-    i = close;
+    i = afterTag(close, trimRight, keepNewline);
   }
   flushText(false);
 
@@ -897,11 +919,27 @@ function parseTemplateBody(source: string, options: TemplateOptions): TemplateNo
       finish(tag);
       return { kind: 'set', targets, value, pos: tag.pos };
     }
-    const known = ['elif', 'else', 'endif', 'endfor', 'endraw', 'endset'];
+    if (tag.name === 'block') {
+      // Without `extends` (not supported) a block renders where it stands, as Jinja renders a root template's
+      // blocks (geerlingguy.nginx's nginx.conf.j2 is built of them). Unlike Jinja, a `set` inside one is not
+      // local to it.
+      const name = p.expectName('a block name after "block"').text;
+      while (p.isName('scoped') || p.isName('required')) p.next();
+      finish(tag);
+      const { nodes, ender } = parseBody(depth + 1, ['endblock']);
+      if (!ender!.parser.atEnd() && ender!.parser.isName(name)) ender!.parser.next();
+      finish(ender!);
+      return {
+        kind: 'if',
+        branches: [{ test: { kind: 'literal', value: true, pos: tag.pos }, body: nodes }],
+        pos: tag.pos,
+      };
+    }
+    const known = ['elif', 'else', 'endif', 'endfor', 'endraw', 'endset', 'endblock'];
     if (known.includes(tag.name))
       throw new SyntaxFault(`"{% ${tag.name} %}" without a matching opening statement`, tag.pos);
     throw new SyntaxFault(
-      `the statement "{% ${tag.name} %}" is not supported (supported: if/elif/else, for, set, raw)`,
+      `the statement "{% ${tag.name} %}" is not supported (supported: if/elif/else, for, set, raw, block)`,
       tag.pos,
     );
   };

@@ -15,3 +15,25 @@ export function layerVars(...layers: Array<Vars | undefined>): Vars {
   for (const layer of layers) if (layer) Object.assign(out, layer);
   return out;
 }
+
+/**
+ * A variable view with a few extra (already concrete) values on top, e.g. the registered result or the
+ * template module's `template_*` names. A Proxy, so a lazy view underneath stays lazy (nothing is rendered
+ * that no one reads).
+ */
+export function overlayVars(vars: Vars, extra: Vars): Vars {
+  return new Proxy(vars, {
+    get(target, key, receiver) {
+      if (typeof key === 'string' && Object.prototype.hasOwnProperty.call(extra, key)) return extra[key];
+      return Reflect.get(target, key, receiver);
+    },
+    has(target, key) {
+      return (typeof key === 'string' && Object.prototype.hasOwnProperty.call(extra, key)) || Reflect.has(target, key);
+    },
+    getOwnPropertyDescriptor(target, key) {
+      if (typeof key === 'string' && Object.prototype.hasOwnProperty.call(extra, key))
+        return { value: extra[key], enumerable: true, configurable: true, writable: true };
+      return Reflect.getOwnPropertyDescriptor(target, key);
+    },
+  });
+}

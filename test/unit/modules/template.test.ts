@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createTemplater } from '../../../runner/core/template/index.js';
 import { inputError } from '../../../runner/core/util/errors.js';
 import { templateModule } from '../../../runner/core/modules/template.js';
 import { FakeConnection, contextFor, fileProbeOutput } from '../../helpers/fake-connection.js';
@@ -32,5 +36,34 @@ describe('template', () => {
       location: { file: '/play/templates/x.hbs', line: 2 },
     });
     expect(conn.calls).toHaveLength(0);
+  });
+
+  it("a Jinja (.j2) template sees Ansible's template_* names and ansible_managed; a .hbs one does not", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-template-vars-'));
+    try {
+      const templater = createTemplater({ partialsDirs: [] });
+      writeFileSync(
+        join(dir, 'motd.j2'),
+        '{{ ansible_managed | comment }}\n{{ template_path }} {{ template_destpath }} {{ template_host }}\n' +
+          '{{ template_fullpath }}\n{% for s in servers %}\n{{ loop.index }}={{ s }}\n{% endfor %}\n',
+      );
+      writeFileSync(join(dir, 'motd.hbs'), '{{ template_path }}\n');
+      const conn = new FakeConnection([{ match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({}) } }]);
+      const ctx = contextFor(conn, {
+        vars: { servers: ['a', 'b'] },
+        findLocalFile: (_kind, rel) => join(dir, rel),
+        renderTemplateFile: (path, vars) => templater.renderFile(path, vars),
+      });
+      const plan = await templateModule.check(ctx, { src: 'motd.j2', dest: '/etc/motd' });
+      expect(plan.diffs?.[0]?.after).toBe(
+        `#\n# Ansible managed\n#\nmotd.j2 /etc/motd ${hostname()}\n${join(dir, 'motd.j2')}\n1=a\n2=b\n`,
+      );
+      // cairn's own Handlebars templates keep exactly the variables they had.
+      await expect(templateModule.check(ctx, { src: 'motd.hbs', dest: '/etc/motd' })).rejects.toThrow(
+        'undefined variable "template_path"',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
