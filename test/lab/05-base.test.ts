@@ -260,7 +260,7 @@ describe.skipIf(unavailable)(`base-tuning on the lab${unavailable ? ` (skipped: 
       const on = (check: string, host: string) =>
         String(results.find((v) => v.check === check && v.host === host)?.data?.stdout);
       expect(on('time is synchronised by chrony', 'web1')).toMatch(
-        /^synchronised to [0-9A-F]{8} \(10\.77\.0\.31\), stratum 11; .*tracking only: chronyd -x in a container without CAP_SYS_TIME/,
+        /^synchronised to [0-9A-F]{8} \(10\.77\.1\.31\), stratum 11; .*tracking only: chronyd -x in a container without CAP_SYS_TIME/,
       );
       expect(on('time is synchronised by chrony', 'mon1')).toMatch(
         /^synchronised to its own local clock \(local stratum 10/,
