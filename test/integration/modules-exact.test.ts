@@ -60,6 +60,7 @@ import { asyncStatusModule } from '../../runner/core/modules/async_status.js';
 import { asyncStartScript } from '../../runner/core/engine/async-job.js';
 import { rebootModule } from '../../runner/core/modules/reboot.js';
 import { waitForConnectionModule } from '../../runner/core/modules/wait-for-connection.js';
+import { unarchiveModule } from '../../runner/core/modules/unarchive.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
 import type { Connection } from '../../runner/core/transport/types.js';
 import { createTemplater } from '../../runner/core/template/handlebars.js';
@@ -1387,5 +1388,104 @@ describe('wait_for_connection and reboot (Ansible action plugins)', () => {
     expect(apply.plan.actions).toEqual(check.plan.actions);
     expect(apply.result.data.rebooted).toBe(true);
     expect(existsSync(join(dir, 'rebooted'))).toBe(true);
+  });
+});
+
+describe('unarchive (Ansible module): archives made here with tar and zip', () => {
+  /** A tree to archive: a folder with a file, an executable, a symlink and an empty folder. */
+  function makeTree(): string {
+    const top = mkdtempSync(join(tmpdir(), 'cairn-unarchive-src-'));
+    mkdirSync(join(top, 'app', 'bin'), { recursive: true });
+    mkdirSync(join(top, 'app', 'empty'));
+    writeFileSync(join(top, 'app', 'README'), 'hello\n');
+    writeFileSync(join(top, 'app', 'bin', 'run'), '#!/bin/sh\necho run\n');
+    chmodSync(join(top, 'app', 'bin', 'run'), 0o755);
+    symlinkSync('bin/run', join(top, 'app', 'start'));
+    return top;
+  }
+  function archive(top: string, name: string, command: string[]): string {
+    const out = join(localDir, 'files', name);
+    const res = spawnSync(command[0]!, [...command.slice(1), out, 'app'], { cwd: top });
+    expect(res.status, String(res.stderr)).toBe(0);
+    return out;
+  }
+
+  it('a tar.gz from the controller: unpacked exactly, listed, then nothing to do; a changed file is put back', async () => {
+    const top = makeTree();
+    archive(top, 'app.tar.gz', ['tar', '-czf']);
+    const dir = caseDir();
+    const args = { src: 'app.tar.gz', dest: dir, list_files: true };
+    const out = await holdsProperty(unarchiveModule, args, ctxWith(), true);
+    expect(readFileSync(join(dir, 'app', 'README'), 'utf8')).toBe('hello\n');
+    expect(modeOf(join(dir, 'app', 'bin', 'run'))).toBe('0755');
+    expect(readlinkSync(join(dir, 'app', 'start'))).toBe('bin/run');
+    expect(out.predicted.actions[0]).toMatch(/^unpack app\.tar\.gz into .*: 6 of 6 entries differ: app \(missing\)/);
+    expect(out.applied.data.handler).toBe('TgzArchive');
+    expect((out.applied.data.files as string[]).sort()).toEqual([
+      'app/',
+      'app/README',
+      'app/bin/',
+      'app/bin/run',
+      'app/empty/',
+      'app/start',
+    ]);
+    // Someone edits a file: exactly that entry is named, the unpack puts it back, then it is done again.
+    writeFileSync(join(dir, 'app', 'README'), 'edited\n');
+    const again = await holdsProperty(unarchiveModule, args, ctxWith(), true);
+    expect(again.predicted.actions[0]).toMatch(/1 of 6 entries differ: app\/README \(content differs\)$/);
+    expect(readFileSync(join(dir, 'app', 'README'), 'utf8')).toBe('hello\n');
+    // Files in dest that the archive does not hold are neither compared nor touched (Ansible's notes).
+    writeFileSync(join(dir, 'app', 'local.conf'), 'mine\n');
+    expect((await checkExecutor.run(unarchiveModule, ctxWith(), args)).plan.changed).toBe(false);
+    rmSync(top, { recursive: true, force: true });
+  });
+
+  it('a zip already on the host (remote_src) with owner and mode: every entry set, then only a mode change', async () => {
+    const top = makeTree();
+    rmSync(join(top, 'app', 'start')); // zip stores symlinks only with -y; keep the case to files and folders
+    const zipPath = archive(top, 'app.zip', ['zip', '-qr']);
+    const dir = caseDir();
+    const onHost = join(dir, 'app.zip');
+    writeFileSync(onHost, readFileSync(zipPath));
+    mkdirSync(join(dir, 'out'));
+    const args = { src: onHost, remote_src: true, dest: join(dir, 'out'), owner: 'nobody', mode: 'u=rwX,g=rX,o=' };
+    const out = await holdsProperty(unarchiveModule, args, ctxWith(), true);
+    expect(out.applied.data.handler).toBe('ZipArchive');
+    expect(statSync(join(dir, 'out', 'app', 'README')).uid).toBe(65534);
+    expect(modeOf(join(dir, 'out', 'app', 'README'))).toBe('0640');
+    expect(modeOf(join(dir, 'out', 'app', 'bin', 'run'))).toBe('0750');
+    expect(modeOf(join(dir, 'out', 'app', 'bin'))).toBe('0750');
+    // The content is right: a changed mode alone is an attribute change on exactly the entries that differ.
+    const modeOnly = await holdsProperty(unarchiveModule, { ...args, mode: '0600' }, ctxWith(), true);
+    expect(modeOnly.predicted.actions).toEqual([
+      `set mode 0600 on 5 entries under ${join(dir, 'out')}: app, app/README, app/bin, app/bin/run, app/empty`,
+    ]);
+    rmSync(top, { recursive: true, force: true });
+  });
+
+  it('tar.xz with extra_opts --strip-components=1; creates skips; a missing src and a non-archive fail clearly', async () => {
+    const top = makeTree();
+    archive(top, 'app.tar.xz', ['tar', '-cJf']);
+    const dir = caseDir();
+    const args = { src: 'app.tar.xz', dest: dir, extra_opts: ['--strip-components=1'] };
+    await holdsProperty(unarchiveModule, args, ctxWith(), true);
+    expect(readFileSync(join(dir, 'README'), 'utf8')).toBe('hello\n');
+    expect(existsSync(join(dir, 'app'))).toBe(false);
+    const skipped = await checkExecutor.run(unarchiveModule, ctxWith(), { ...args, creates: join(dir, 'README') });
+    expect(skipped.plan.skipped).toBe(`skipped, since ${join(dir, 'README')} exists`);
+    const missing = await checkExecutor.run(unarchiveModule, ctxWith(), {
+      src: join(dir, 'nope.tgz'),
+      remote_src: true,
+      dest: dir,
+    });
+    expect(missing.plan.failed).toBe(`Source '${join(dir, 'nope.tgz')}' does not exist`);
+    writeFileSync(join(dir, 'plain.txt'), 'not an archive\n');
+    const notArchive = await checkExecutor.run(unarchiveModule, ctxWith(), {
+      src: join(dir, 'plain.txt'),
+      remote_src: true,
+      dest: dir,
+    });
+    expect(notArchive.plan.failed).toMatch(/^Failed to find handler for ".*plain\.txt"/);
+    rmSync(top, { recursive: true, force: true });
   });
 });

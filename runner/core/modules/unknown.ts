@@ -26,7 +26,6 @@ const INSTEAD: Record<string, string> = {
   apt_key: 'put the key under /etc/apt/keyrings with get_url or copy',
   apt_repository: 'write the source under /etc/apt/sources.list.d with copy or template',
   sysvinit: 'use systemd or service',
-  unarchive: 'fetch it with get_url, then unpack with command (tar) and creates:',
   git: 'use command (git clone ...) with creates:',
   subversion: 'use command with creates:',
   pip: 'use command (pip install ...) or apt for Debian-packaged modules',

@@ -41,6 +41,7 @@ describe('runner/core/modules/all.ts', () => {
       'systemd_service',
       'template',
       'tls_certificate',
+      'unarchive',
       'uri',
       'user',
       'virt_host_validate',
