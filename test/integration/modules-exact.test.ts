@@ -61,6 +61,7 @@ import { asyncStartScript } from '../../runner/core/engine/async-job.js';
 import { rebootModule } from '../../runner/core/modules/reboot.js';
 import { waitForConnectionModule } from '../../runner/core/modules/wait-for-connection.js';
 import { unarchiveModule } from '../../runner/core/modules/unarchive.js';
+import { CHUNK_BYTES, fetchModule } from '../../runner/core/modules/fetch.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
 import type { Connection } from '../../runner/core/transport/types.js';
 import { createTemplater } from '../../runner/core/template/handlebars.js';
@@ -1489,3 +1490,75 @@ describe('unarchive (Ansible module): archives made here with tar and zip', () =
     rmSync(top, { recursive: true, force: true });
   });
 });
+
+describe('fetch (Ansible module): host files to a controller folder', () => {
+  const fetchCtx = (playbookDir: string) => ({ ...ctxWith(), playbookDir });
+
+  it("Ansible's <dest>/<host>/<path> layout, relative to the playbook; a changed host file is fetched again", async () => {
+    const dir = caseDir();
+    const src = join(dir, 'etc', 'app.conf');
+    mkdirSync(join(dir, 'etc'));
+    writeFileSync(src, 'port = 80\n');
+    const playbookDir = mkdtempSync(join(tmpdir(), 'cairn-fetch-'));
+    const ctx = fetchCtx(playbookDir);
+    const out = await holdsProperty(fetchModule, { src, dest: 'fetched' }, ctx, true);
+    const local = join(playbookDir, 'fetched', ctx.host, src);
+    expect(readFileSync(local, 'utf8')).toBe('port = 80\n');
+    expect(out.applied.data).toMatchObject({
+      dest: local,
+      checksum: createHash('sha1').update('port = 80\n').digest('hex'),
+      remote_checksum: createHash('sha1').update('port = 80\n').digest('hex'),
+    });
+    writeFileSync(src, 'port = 8080\n');
+    const again = await holdsProperty(fetchModule, { src, dest: 'fetched' }, ctx, true);
+    expect(again.predicted.actions).toEqual([`fetch ${ctx.host}:${src} (12 bytes) to ${local}`]);
+    expect(readFileSync(local, 'utf8')).toBe('port = 8080\n');
+    expect(readdirSync(posixDir(local)).filter((n) => n.startsWith('.cairn-'))).toEqual([]);
+    rmSync(playbookDir, { recursive: true, force: true });
+  });
+
+  it('flat with a trailing slash, a file larger than one chunk, then fail_on_missing', async () => {
+    const dir = caseDir();
+    const src = join(dir, 'big.bin');
+    const big = Buffer.alloc(CHUNK_BYTES * 2 + 12345);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
+    writeFileSync(src, big);
+    const local = mkdtempSync(join(tmpdir(), 'cairn-fetch-flat-'));
+    await holdsProperty(fetchModule, { src, dest: `${local}/`, flat: true }, fetchCtx(local), true);
+    expect(readFileSync(join(local, 'big.bin')).equals(big)).toBe(true);
+    const missing = { src: join(dir, 'nope'), dest: `${local}/`, flat: true };
+    const failing = await checkExecutor.run(fetchModule, fetchCtx(local), missing);
+    expect(failing.plan.failed).toBe('the remote file does not exist, not transferring');
+    const ignored = await applyExecutor.run(fetchModule, fetchCtx(local), { ...missing, fail_on_missing: false });
+    expect(ignored.result).toMatchObject({ changed: false, failed: false });
+    expect(ignored.result.data.msg).toBe('the remote file does not exist, not transferring, ignored');
+    const folder = await checkExecutor.run(fetchModule, fetchCtx(local), { src: dir, dest: `${local}/`, flat: true });
+    expect(folder.plan.failed).toBe('remote file is a directory, fetch cannot work on directories');
+    rmSync(local, { recursive: true, force: true });
+  });
+
+  it('never follows a symlink under dest on the controller, and refuses a src with ..', async () => {
+    const dir = caseDir();
+    const src = join(dir, 'secret');
+    writeFileSync(src, 'x\n');
+    const local = mkdtempSync(join(tmpdir(), 'cairn-fetch-link-'));
+    const elsewhere = mkdtempSync(join(tmpdir(), 'cairn-fetch-elsewhere-'));
+    const ctx = fetchCtx(local);
+    symlinkSync(elsewhere, join(local, ctx.host));
+    const res = await applyExecutor.run(fetchModule, ctx, { src, dest: local });
+    expect(res.result.failed).toBe(true);
+    expect(res.result.msg).toBe(
+      `${join(local, ctx.host)} on the controller is a symlink: fetch does not follow links under dest`,
+    );
+    expect(readdirSync(elsewhere)).toEqual([]);
+    await expect(checkExecutor.run(fetchModule, ctx, { src: `${dir}/../x`, dest: local })).rejects.toThrow(
+      /src ".*\/\.\.\/x" has a '\.\.' component: the fetched file would leave dest \(host .*\)/,
+    );
+    rmSync(local, { recursive: true, force: true });
+    rmSync(elsewhere, { recursive: true, force: true });
+  });
+});
+
+function posixDir(path: string): string {
+  return path.slice(0, path.lastIndexOf('/'));
+}

@@ -37,6 +37,7 @@ import { mountModule } from './mount.js';
 import { rebootModule } from './reboot.js';
 import { waitForConnectionModule } from './wait-for-connection.js';
 import { unarchiveModule } from './unarchive.js';
+import { fetchModule } from './fetch.js';
 
 registerModule(commandModule);
 registerModule(shellModule);
@@ -73,6 +74,7 @@ registerModule(rebootModule);
 registerModule(waitForConnectionModule);
 // ansible.builtin.* names reach these through shortModuleName (playbook/ansible-keywords.ts).
 registerModule(unarchiveModule);
+registerModule(fetchModule);
 import './raid/health-module.js'; // raid_health registers itself
 import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate
 import './ceph/health-module.js'; // ceph_health registers itself

@@ -30,7 +30,6 @@ const INSTEAD: Record<string, string> = {
   subversion: 'use command with creates:',
   pip: 'use command (pip install ...) or apt for Debian-packaged modules',
   script: 'copy the script, then run it with command',
-  fetch: 'cairn does not copy files from hosts to the controller',
   slurp: 'use command (cat, or base64) and register the output',
   hostname: 'write /etc/hostname with copy and run hostnamectl with command',
   known_hosts: 'use lineinfile on the known_hosts file',

@@ -16,6 +16,7 @@ describe('runner/core/modules/all.ts', () => {
       'cron',
       'debug',
       'fail',
+      'fetch',
       'file',
       'gather_facts',
       'get_url',
