@@ -62,6 +62,8 @@ import { rebootModule } from '../../runner/core/modules/reboot.js';
 import { waitForConnectionModule } from '../../runner/core/modules/wait-for-connection.js';
 import { unarchiveModule } from '../../runner/core/modules/unarchive.js';
 import { CHUNK_BYTES, fetchModule } from '../../runner/core/modules/fetch.js';
+import { aptRepositoryModule } from '../../runner/core/modules/apt-repository.js';
+import { withEnvironment } from '../../runner/core/transport/environment.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
 import type { Connection } from '../../runner/core/transport/types.js';
 import { createTemplater } from '../../runner/core/template/handlebars.js';
@@ -1562,3 +1564,64 @@ describe('fetch (Ansible module): host files to a controller folder', () => {
 function posixDir(path: string): string {
   return path.slice(0, path.lastIndexOf('/'));
 }
+
+describe('apt_repository (Ansible module): sources under an APT_CONFIG root, a local file: repository', () => {
+  /** An apt root of its own (the task's `environment: APT_CONFIG=...`, as Ansible's apt_pkg reads it). */
+  function aptRoot(): { root: string; ctx: ModuleContext } {
+    const root = caseDir();
+    for (const d of ['etc/apt/sources.list.d', 'etc/apt/apt.conf.d', 'etc/apt/preferences.d', 'state/lists/partial'])
+      mkdirSync(join(root, d), { recursive: true });
+    mkdirSync(join(root, 'cache/archives/partial'), { recursive: true });
+    mkdirSync(join(root, 'repo'));
+    writeFileSync(join(root, 'repo', 'Packages'), '');
+    writeFileSync(
+      join(root, 'apt.conf'),
+      `Dir::Etc "${root}/etc/apt";\nDir::State "${root}/state";\nDir::Cache "${root}/cache";\n` +
+        'APT::Sandbox::User "root";\n',
+    );
+    writeFileSync(join(root, 'etc/apt/sources.list'), '#deb http://deb.debian.org/debian bookworm main\n\n');
+    const ctx = { ...ctxWith(), conn: withEnvironment(conn, { APT_CONFIG: join(root, 'apt.conf') }) };
+    return { root, ctx };
+  }
+
+  it('adds a line in a file named from the URL (0644), apt-get update runs, then nothing to do; absent deletes it', async () => {
+    const { root, ctx } = aptRoot();
+    const repo = `deb [trusted=yes] file:${root}/repo ./`;
+    const file = join(
+      root,
+      'etc/apt/sources.list.d',
+      `${`file ${root} repo`.replace(/[^a-zA-Z0-9]+/g, '_').replace(/^_|_$/g, '')}.list`,
+    );
+    const out = await holdsProperty(aptRepositoryModule, { repo }, ctx, true);
+    expect(readFileSync(file, 'utf8')).toBe(`${repo}\n`);
+    expect(modeOf(file)).toBe('0644');
+    expect(out.predicted.actions).toEqual([`create ${file}`, 'apt-get update']);
+    expect(out.applied.data.sources_added).toEqual([file]);
+    expect(readdirSync(join(root, 'state/lists')).some((n) => n.endsWith('_._Packages'))).toBe(true);
+    const gone = await holdsProperty(aptRepositoryModule, { repo, state: 'absent', update_cache: false }, ctx, true);
+    expect(gone.predicted.actions).toEqual([`remove ${file}`]);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('enables a commented-out line where it is (sources.list), with a given filename unused', async () => {
+    const { root, ctx } = aptRoot();
+    const repo = 'deb http://deb.debian.org/debian   bookworm main';
+    await holdsProperty(aptRepositoryModule, { repo, filename: 'debian', update_cache: false }, ctx, true);
+    expect(readFileSync(join(root, 'etc/apt/sources.list'), 'utf8')).toBe(
+      'deb http://deb.debian.org/debian bookworm main\n\n',
+    );
+    expect(existsSync(join(root, 'etc/apt/sources.list.d/debian.list'))).toBe(false);
+  });
+
+  it('a failing apt-get update puts the sources back and fails; a PPA is refused at the task', async () => {
+    const { root, ctx } = aptRoot();
+    const repo = `deb [trusted=yes] file:${root}/no-such-repo ./`;
+    const res = await applyExecutor.run(aptRepositoryModule, ctx, { repo, filename: 'broken', mode: '0600' });
+    expect(res.result.failed).toBe(true);
+    expect(res.result.msg).toMatch(/^Failed to update apt cache: .*; the sources were put back$/s);
+    expect(existsSync(join(root, 'etc/apt/sources.list.d/broken.list'))).toBe(false);
+    await expect(checkExecutor.run(aptRepositoryModule, ctx, { repo: 'ppa:nginx/stable' })).rejects.toThrow(
+      /PPAs are Ubuntu's Launchpad repositories/,
+    );
+  });
+});

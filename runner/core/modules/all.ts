@@ -38,6 +38,7 @@ import { rebootModule } from './reboot.js';
 import { waitForConnectionModule } from './wait-for-connection.js';
 import { unarchiveModule } from './unarchive.js';
 import { fetchModule } from './fetch.js';
+import { aptRepositoryModule } from './apt-repository.js';
 
 registerModule(commandModule);
 registerModule(shellModule);
@@ -75,6 +76,7 @@ registerModule(waitForConnectionModule);
 // ansible.builtin.* names reach these through shortModuleName (playbook/ansible-keywords.ts).
 registerModule(unarchiveModule);
 registerModule(fetchModule);
+registerModule(aptRepositoryModule);
 import './raid/health-module.js'; // raid_health registers itself
 import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate
 import './ceph/health-module.js'; // ceph_health registers itself

@@ -24,7 +24,6 @@ const INSTEAD: Record<string, string> = {
   yum_repository: 'cairn manages Debian hosts: write the apt source with copy or template',
   rpm_key: 'cairn manages Debian hosts: put the apt key with get_url or copy',
   apt_key: 'put the key under /etc/apt/keyrings with get_url or copy',
-  apt_repository: 'write the source under /etc/apt/sources.list.d with copy or template',
   sysvinit: 'use systemd or service',
   git: 'use command (git clone ...) with creates:',
   subversion: 'use command with creates:',

@@ -7,6 +7,7 @@ describe('runner/core/modules/all.ts', () => {
   it("registers every module and Ansible's aliases", () => {
     expect(moduleNames()).toEqual([
       'apt',
+      'apt_repository',
       'assert',
       'async_status',
       'blockinfile',
