@@ -63,6 +63,7 @@ import { waitForConnectionModule } from '../../runner/core/modules/wait-for-conn
 import { unarchiveModule } from '../../runner/core/modules/unarchive.js';
 import { CHUNK_BYTES, fetchModule } from '../../runner/core/modules/fetch.js';
 import { aptRepositoryModule } from '../../runner/core/modules/apt-repository.js';
+import { gitModule } from '../../runner/core/modules/git.js';
 import { withEnvironment } from '../../runner/core/transport/environment.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
 import type { Connection } from '../../runner/core/transport/types.js';
@@ -1623,5 +1624,82 @@ describe('apt_repository (Ansible module): sources under an APT_CONFIG root, a l
     await expect(checkExecutor.run(aptRepositoryModule, ctx, { repo: 'ppa:nginx/stable' })).rejects.toThrow(
       /PPAs are Ubuntu's Launchpad repositories/,
     );
+  });
+});
+
+describe('git (Ansible module): a bare repository on the host, by path and by file:// URL', () => {
+  const git = (cwd: string, ...args: string[]): string => {
+    const res = spawnSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.invalid', ...args], {
+      cwd,
+      encoding: 'utf8',
+    });
+    expect(res.status, res.stderr).toBe(0);
+    return res.stdout.trim();
+  };
+  /** A bare repository with one commit on main, and a work tree to push more from. */
+  function repository(): { bare: string; work: string; commit: (text: string) => string } {
+    const dir = caseDir();
+    const bare = join(dir, 'repo.git');
+    const work = join(dir, 'work');
+    git(dir, 'init', '-q', '--bare', '-b', 'main', bare);
+    git(dir, 'init', '-q', '-b', 'main', work);
+    const commit = (text: string): string => {
+      writeFileSync(join(work, 'README'), text);
+      git(work, 'add', 'README');
+      git(work, 'commit', '-q', '-m', text);
+      git(work, 'push', '-q', bare, 'main');
+      return git(work, 'rev-parse', 'HEAD');
+    };
+    commit('one\n');
+    return { bare, work, commit };
+  }
+
+  it('clones HEAD (before null, after the commit), then follows a new commit on the branch', async () => {
+    const { bare, commit } = repository();
+    const dest = join(caseDir(), 'checkout');
+    const first = git(bare, 'rev-parse', 'main');
+    const out = await holdsProperty(gitModule, { repo: bare, dest }, ctxWith(), true);
+    expect(out.predicted.data).toMatchObject({ before: null, after: first });
+    expect(out.applied.data).toMatchObject({ before: null, after: first });
+    expect(readFileSync(join(dest, 'README'), 'utf8')).toBe('one\n');
+    const second = commit('two\n');
+    const update = await holdsProperty(gitModule, { repo: bare, dest }, ctxWith(), true);
+    expect(update.predicted.actions).toEqual([`update ${dest} from ${first} to HEAD (${second})`]);
+    expect(update.applied.data).toMatchObject({ before: first, after: second });
+    expect(readFileSync(join(dest, 'README'), 'utf8')).toBe('two\n');
+    expect(git(dest, 'rev-parse', '--abbrev-ref', 'HEAD')).toBe('main');
+  });
+
+  it('an annotated tag over file:// with depth 1, then back to the branch', async () => {
+    const { bare, work, commit } = repository();
+    git(work, 'tag', '-a', '-m', 'v1', 'v1.0');
+    git(work, 'push', '-q', bare, 'v1.0');
+    const tagged = git(work, 'rev-parse', 'HEAD');
+    const head = commit('two\n');
+    const dest = join(caseDir(), 'checkout');
+    const out = await holdsProperty(
+      gitModule,
+      { repo: `file://${bare}`, dest, version: 'v1.0', depth: 1 },
+      ctxWith(),
+      true,
+    );
+    expect(out.applied.data.after).toBe(tagged);
+    expect(git(dest, 'rev-list', '--count', 'HEAD')).toBe('1');
+    await holdsProperty(gitModule, { repo: `file://${bare}`, dest, version: 'main' }, ctxWith(), true);
+    expect(git(dest, 'rev-parse', 'HEAD')).toBe(head);
+  });
+
+  it('local modifications fail without force; force discards them; a wrong version fails clearly', async () => {
+    const { bare } = repository();
+    const dest = join(caseDir(), 'checkout');
+    await holdsProperty(gitModule, { repo: bare, dest }, ctxWith(), true);
+    writeFileSync(join(dest, 'README'), 'local edit\n');
+    const refused = await checkExecutor.run(gitModule, ctxWith(), { repo: bare, dest });
+    expect(refused.plan.failed).toBe(`Local modifications exist in the destination: ${dest} (force=no).`);
+    const forced = await holdsProperty(gitModule, { repo: bare, dest, force: true }, ctxWith(), true);
+    expect(forced.predicted.actions).toEqual([`discard local modifications in ${dest} (force)`]);
+    expect(readFileSync(join(dest, 'README'), 'utf8')).toBe('one\n');
+    const wrong = await checkExecutor.run(gitModule, ctxWith(), { repo: bare, dest, version: 'no-such-branch' });
+    expect(wrong.plan.failed).toMatch(/^Could not determine remote revision for no-such-branch/);
   });
 });

@@ -39,6 +39,7 @@ import { waitForConnectionModule } from './wait-for-connection.js';
 import { unarchiveModule } from './unarchive.js';
 import { fetchModule } from './fetch.js';
 import { aptRepositoryModule } from './apt-repository.js';
+import { gitModule } from './git.js';
 
 registerModule(commandModule);
 registerModule(shellModule);
@@ -77,6 +78,7 @@ registerModule(waitForConnectionModule);
 registerModule(unarchiveModule);
 registerModule(fetchModule);
 registerModule(aptRepositoryModule);
+registerModule(gitModule);
 import './raid/health-module.js'; // raid_health registers itself
 import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate
 import './ceph/health-module.js'; // ceph_health registers itself

@@ -25,7 +25,6 @@ const INSTEAD: Record<string, string> = {
   rpm_key: 'cairn manages Debian hosts: put the apt key with get_url or copy',
   apt_key: 'put the key under /etc/apt/keyrings with get_url or copy',
   sysvinit: 'use systemd or service',
-  git: 'use command (git clone ...) with creates:',
   subversion: 'use command with creates:',
   pip: 'use command (pip install ...) or apt for Debian-packaged modules',
   script: 'copy the script, then run it with command',

@@ -21,6 +21,7 @@ describe('runner/core/modules/all.ts', () => {
       'file',
       'gather_facts',
       'get_url',
+      'git',
       'group',
       'http',
       'lineinfile',
