@@ -295,7 +295,8 @@ function checkScript(args: UnarchiveArgs, remoteSrc: string | undefined, uploadB
     `if [ "$k" = zip ]; then ${extractCommand('zip', args, '"$s"')} >/dev/null || exit 5`,
     `else ${extractCommand('tar', args, '"$s"')} >/dev/null || exit 5; fi`,
     section('staged', `cd "$s" && find . -mindepth 1 -printf '${FIND_FORMAT}'`),
-    fileProbeScript('dest', dest, { checksum: false }),
+    // dest may be a link to a folder (Ansible's os.path.isdir follows it).
+    fileProbeScript('dest', dest, { checksum: false, follow: true }),
     `if [ -d ${quote(dest)} ]; then`,
     section(
       'present',
