@@ -71,7 +71,7 @@ interface Played {
 
 async function play(
   tasks: unknown[],
-  opts: { batching: boolean; dir: string; handlers?: unknown[]; check?: boolean },
+  opts: { batching: boolean; dir: string; handlers?: unknown[]; check?: boolean; interruptAfterFirst?: boolean },
 ): Promise<Played> {
   const playbookFile = join(opts.dir, `play.yaml`); // one name in each tree: locations compare as ROOT/play.yaml
   const playDoc = { hosts: 'app', gather_facts: false, vars: { root: opts.dir }, tasks, handlers: opts.handlers };
@@ -79,6 +79,9 @@ async function play(
   const bus = new EventBus();
   const events: RunEvent[] = [];
   bus.subscribe((e) => events.push(e));
+  const interrupt = new AbortController();
+  // Ctrl-C once: running tasks finish, no new one starts.
+  if (opts.interruptAfterFirst) bus.subscribe((e) => e.type === 'task_result' && interrupt.abort());
   let counted: CountedConnection | undefined;
   const engine = new Engine({
     inventory: loadInventory(inventoryPath),
@@ -91,7 +94,7 @@ async function play(
     tags: { tags: [], skipTags: [] },
     verify: false,
     acceptNewHostKeys: false,
-    signal: new AbortController().signal,
+    signal: interrupt.signal,
     applyBatching: opts.batching,
     openConnection: async (spec) => (counted = new CountedConnection(await openConnection(spec))),
   });
@@ -252,6 +255,22 @@ describe('apply batching against real sshd', () => {
       expect(batched.trips).toBeLessThanOrEqual(alone.trips);
     }, 60_000);
   }
+
+  it('an interrupt after the first task: every task that ran on the host is reported, no other', async () => {
+    const tasks = ['a', 'b', 'c', 'd', 'e'].map((w) => append(w));
+    for (const batching of [false, true]) {
+      const dir = freshTree(`interrupt-${batching}`);
+      const played = await play(tasks, { batching, dir, interruptAfterFirst: true });
+      const reported = played.events.filter((e) => e.type === 'task_result').map((e) => e.task.name);
+      const ran = logOf(dir)
+        .split('\n')
+        .filter(Boolean)
+        .map((w) => `append ${w}`);
+      expect(reported).toEqual(ran);
+      // Alone, the interrupt stops the host after its first task; batched, the batch had already run them all.
+      expect(ran).toHaveLength(batching ? 5 : 1);
+    }
+  }, 60_000);
 
   it('--check is untouched: nothing is applied, the same predictions', async () => {
     const tasks = ['a', 'b', 'c'].map((w) => append(w));
