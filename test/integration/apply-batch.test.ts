@@ -112,10 +112,7 @@ function eventsOf(played: Played, dir: string): unknown[] {
     .filter((e) => e.type !== 'connection_open')
     .map((e) =>
       JSON.parse(
-        JSON.stringify(e, (key, value: unknown) => (RUN_SPECIFIC.has(key) ? undefined : value)).replaceAll(
-          dir,
-          'ROOT',
-        ),
+        JSON.stringify(e, (key, value: unknown) => (RUN_SPECIFIC.has(key) ? undefined : value)).replaceAll(dir, 'ROOT'),
       ),
     );
 }
@@ -348,7 +345,12 @@ describe('the batch script against real sshd', () => {
       expect(bigData.stderr).toBe('tail\n');
       expect(counted.trips).toBe(2);
       // The folder the batch leaves for the fetch is there until the fetch, and gone after it.
-      const res = await raw.exec(applyBatchScript([{ script: big, goOn: false }, { script: 'echo after', goOn: false }]));
+      const res = await raw.exec(
+        applyBatchScript([
+          { script: big, goOn: false },
+          { script: 'echo after', goOn: false },
+        ]),
+      );
       const report = parseApplyBatchOutput(res.stdout, 2);
       expect(report.results).toEqual([{ stdout: '', stderr: '', code: 0 }]);
       const kept = report.keptDir!;
@@ -369,11 +371,13 @@ describe('the batch script against real sshd', () => {
     });
     expect(() => parseApplyBatchOutput([...good, 'stray text'].join('\n'), 2)).toThrow(/outside the batch's sections/);
     expect(() => parseApplyBatchOutput([...good, line('c0-1', '')].join('\n'), 2)).toThrow(/two exit statuses/);
-    expect(() => parseApplyBatchOutput([...good, line('o1', 'y')].join('\n'), 2)).toThrow(/3 sections, not 4|4 sections, not 3/);
+    expect(() => parseApplyBatchOutput([...good, line('o1', 'y')].join('\n'), 2)).toThrow(
+      /3 sections, not 4|4 sections, not 3/,
+    );
     expect(() => parseApplyBatchOutput([...good, line('k', '/tmp/$(x)'), line('c1-0', '')].join('\n'), 2)).toThrow(
       /refusing it/,
     );
-    expect(applyBatchScript([{ script: "echo 'quoted' \"$x\"", goOn: false }])).toContain(
+    expect(applyBatchScript([{ script: 'echo \'quoted\' "$x"', goOn: false }])).toContain(
       `eval 'echo '\\''quoted'\\'' "$x"'`,
     );
   });

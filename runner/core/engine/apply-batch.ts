@@ -230,11 +230,8 @@ export async function runAppliesBatched(conn: Connection, jobs: readonly ApplyJo
       () => true,
     );
     await Promise.race([failed, queued]);
-    if (holds === false) {
-      // Its script cannot travel in a batch: it and the jobs after it run on their own, later.
-      closed = true;
-      break;
-    }
+    // Its script cannot travel in a batch: it and the jobs after it run on their own, later.
+    if (holds === false) break;
     outcomes[index] = { ran: true, result };
     lastRan = index;
     // Ended without a script (nothing of it reaches the host): a failure that stops the host stops the batch.
