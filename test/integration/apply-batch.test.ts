@@ -71,10 +71,26 @@ interface Played {
 
 async function play(
   tasks: unknown[],
-  opts: { batching: boolean; dir: string; handlers?: unknown[]; check?: boolean; interruptAfterFirst?: boolean },
+  opts: {
+    batching: boolean;
+    dir: string;
+    handlers?: unknown[];
+    check?: boolean;
+    interruptAfterFirst?: boolean;
+    /** Play keywords, and another inventory. */
+    keywords?: Record<string, unknown>;
+    inventory?: string;
+  },
 ): Promise<Played> {
   const playbookFile = join(opts.dir, `play.yaml`); // one name in each tree: locations compare as ROOT/play.yaml
-  const playDoc = { hosts: 'app', gather_facts: false, vars: { root: opts.dir }, tasks, handlers: opts.handlers };
+  const playDoc = {
+    hosts: 'app',
+    gather_facts: false,
+    vars: { root: opts.dir },
+    tasks,
+    handlers: opts.handlers,
+    ...opts.keywords,
+  };
   writeFileSync(playbookFile, stringify([playDoc]));
   const bus = new EventBus();
   const events: RunEvent[] = [];
@@ -84,7 +100,7 @@ async function play(
   if (opts.interruptAfterFirst) bus.subscribe((e) => e.type === 'task_result' && interrupt.abort());
   let counted: CountedConnection | undefined;
   const engine = new Engine({
-    inventory: loadInventory(inventoryPath),
+    inventory: loadInventory(opts.inventory ?? inventoryPath),
     bus,
     templater: createTemplater({ partialsDirs: [] }),
     check: opts.check ?? false,
@@ -268,6 +284,34 @@ describe('apply batching against real sshd', () => {
       expect(ran).toHaveLength(batching ? 5 : 1);
     }
   }, 60_000);
+
+  it('any_errors_fatal: a failure on one host stops the others before their next task, so nothing batches', async () => {
+    const two = await startSshHosts(2, { names: ['f1', 'f2'] });
+    try {
+      const inventory = two.writeInventory({ app: ['f1', 'f2'] });
+      const mark = (word: string) => ({
+        name: `mark ${word}`,
+        shell: `echo {{ inventory_hostname }}-${word} >> {{ root }}/log`,
+      });
+      const tasks = [
+        mark('a'),
+        // f2 is slow to fail: unbatched, f1 waits for it (linear) and never starts "mark c".
+        { name: 'fails on f2', shell: 'if [ {{ inventory_hostname }} = f2 ]; then sleep 1; exit 1; fi' },
+        mark('c'),
+        mark('d'),
+      ];
+      const logs: string[] = [];
+      for (const batching of [false, true]) {
+        const dir = freshTree(`fatal-${batching}`);
+        await play(tasks, { batching, dir, inventory, keywords: { any_errors_fatal: true, strategy: 'linear' } });
+        logs.push(logOf(dir).split('\n').filter(Boolean).sort().join(' '));
+      }
+      expect(logs[0]).toBe('f1-a f2-a');
+      expect(logs[1]).toBe(logs[0]);
+    } finally {
+      await two.stop();
+    }
+  }, 120_000);
 
   it('--check is untouched: nothing is applied, the same predictions', async () => {
     const tasks = ['a', 'b', 'c'].map((w) => append(w));
