@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import {
   copyFileSync,
   existsSync,
+  linkSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -50,6 +51,14 @@ export const REPO_PACKAGES_WITH_RECOMMENDS: readonly string[] = [
   'python3-yaml',
   'mdadm',
   'nftables',
+  // Public roles of the compatibility corpus run for real on the lab (test/lab/95-compat-roles.test.ts):
+  // geerlingguy.ntp (ntpsec on Debian 12), .security (fail2ban and python3-systemd for its systemd backend,
+  // unattended-upgrades), .firewall (iptables).
+  'ntpsec',
+  'fail2ban',
+  'python3-systemd',
+  'unattended-upgrades',
+  'iptables',
 ];
 
 /**
@@ -137,6 +146,37 @@ export interface EnsureRepoOptions {
   log: (line: string) => void;
 }
 
+/**
+ * Hard links (a copy across file systems) of the packages of the lab's other complete repositories into apt's
+ * archive folder for this build: apt uses a file already there when its size and hash match the mirror's
+ * index and downloads it otherwise, so a changed package list fetches only what is new. The earlier packages
+ * all land in the new repository too (those the mirror has since replaced as well: apt in a host takes the
+ * newest version), as they would have if they had been downloaded again.
+ */
+function seedArchives(archives: string, key: string): number {
+  let count = 0;
+  let names: string[];
+  try {
+    names = readdirSync(LAB_DIR);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const other = /^repo-([0-9a-f]{16})$/.exec(name)?.[1];
+    if (!other || other === key || !repoIsComplete(other)) continue;
+    for (const deb of readdirSync(join(LAB_DIR, name))) {
+      if (!deb.endsWith('.deb') || existsSync(join(archives, deb))) continue;
+      try {
+        linkSync(join(LAB_DIR, name, deb), join(archives, deb));
+      } catch {
+        copyFileSync(join(LAB_DIR, name, deb), join(archives, deb));
+      }
+      count++;
+    }
+  }
+  return count;
+}
+
 export async function ensureRepo(opts: EnsureRepoOptions): Promise<RepoInfo> {
   const key = repoKey(opts.image, opts.mirror);
   const dir = repoDir(key);
@@ -166,6 +206,8 @@ export async function ensureRepo(opts: EnsureRepoOptions): Promise<RepoInfo> {
   ]) {
     mkdirSync(p, { recursive: true });
   }
+  const reused = seedArchives(paths.archives, key);
+  if (reused > 0) opts.log(`reusing ${reused} packages of earlier lab repositories (apt checks each one's hash)`);
   writeFileSync(join(work, 'etc', 'sources.list'), '');
   writeFileSync(join(paths.sourceParts, 'debian.sources'), withContrib(opts.mirror.sourcesText));
 
