@@ -6,7 +6,8 @@
  *
  * Each role gets a fresh container of its own (compat-*, group compat, added to the running lab by a topology
  * file), so the roles never collide (nginx and haproxy both want port 80) and no host of the other lab files
- * is touched. The variables each play sets, and why, are beside them below.
+ * is touched (they stay in the lab's inventory, group compat, until `lab down`). The variables each play
+ * sets, and why, are beside them below.
  *
  * Where the role's service comes from a Debian package (ntpsec, fail2ban, nginx, haproxy), the package is
  * installed on the fresh host before the --check: Debian's install enables and starts the service, which no
@@ -155,9 +156,13 @@ describe.skipIf(Boolean(unavailable))(
         Object.values(HOSTS)
           .filter((h) => h.packages.length > 0)
           .map((h) =>
-            onHost(h.name, `DEBIAN_FRONTEND=noninteractive apt-get -q -y install -- ${h.packages.join(' ')}`, {
-              timeoutMs: 600_000,
-            }),
+            onHost(
+              h.name,
+              `apt-get -q update && DEBIAN_FRONTEND=noninteractive apt-get -q -y install -- ${h.packages.join(' ')}`,
+              {
+                timeoutMs: 600_000,
+              },
+            ),
           ),
       );
       timings.push(`packages installed before the check: ${((Date.now() - installed) / 1000).toFixed(1)} s`);
@@ -193,9 +198,11 @@ describe.skipIf(Boolean(unavailable))(
       expect(await onHost(HOSTS.ntp.name, 'grep -E "^pool " /etc/ntpsec/ntp.conf')).toBe('pool mon1 iburst');
       expect(await onHost(HOSTS.ntp.name, 'systemctl is-enabled ntpsec || true')).toBe('disabled');
 
-      // security: sshd runs with the role's settings (root by key only), fail2ban watches sshd.
-      const sshd = await onHost(HOSTS.security.name, 'sshd -T | grep -E "^(permitrootlogin|passwordauthentication) "');
-      expect(sshd.split('\n').sort()).toEqual(['passwordauthentication no', 'permitrootlogin without-password']);
+      // security: the role's lines in sshd_config (root by key only, no X11 forwarding, which Debian's file
+      // turns on) and sshd reads them so; fail2ban runs with the role's sshd jail; unattended upgrades are on.
+      const sshdConfig = "grep -E '^(PermitRootLogin|X11Forwarding) ' /etc/ssh/sshd_config | sort";
+      expect(await onHost(HOSTS.security.name, sshdConfig)).toBe('PermitRootLogin prohibit-password\nX11Forwarding no');
+      expect(await onHost(HOSTS.security.name, 'sshd -T | grep -E "^x11forwarding "')).toBe('x11forwarding no');
       expect(await onHost(HOSTS.security.name, 'fail2ban-client status sshd | head -1')).toMatch(/sshd/);
       expect(await onHost(HOSTS.security.name, 'cat /etc/apt/apt.conf.d/10periodic')).toMatch(/Unattended-Upgrade "1"/);
 
