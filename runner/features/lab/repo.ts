@@ -52,14 +52,19 @@ export const REPO_PACKAGES_WITH_RECOMMENDS: readonly string[] = [
   'mdadm',
   'nftables',
   // Public roles of the compatibility corpus run for real on the lab (test/lab/95-compat-roles.test.ts):
-  // geerlingguy.ntp (ntpsec on Debian 12), .security (fail2ban and python3-systemd for its systemd backend,
-  // unattended-upgrades), .firewall (iptables).
-  'ntpsec',
+  // geerlingguy.security (fail2ban and python3-systemd for its systemd backend, unattended-upgrades),
+  // .firewall (iptables); .ntp's ntpsec is in REPO_PACKAGES_ALONE.
   'fail2ban',
   'python3-systemd',
   'unattended-upgrades',
   'iptables',
 ];
+
+/**
+ * Packages that conflict with one of the lists above (ntpsec and chrony both provide time-daemon), so apt
+ * cannot resolve them in the same install: each is downloaded, with its Recommends, in an install of its own.
+ */
+export const REPO_PACKAGES_ALONE: readonly string[] = ['ntpsec'];
 
 /**
  * Heavy packages whose Recommends pull in desktops and machine-learning stacks (qemu-system-gui,
@@ -121,6 +126,7 @@ export function repoKey(image: Pick<ImageInfo, 'hash'>, mirror: Pick<Mirror, 'so
     image: image.hash,
     withRecommends: [...REPO_PACKAGES_WITH_RECOMMENDS].sort(),
     withoutRecommends: [...REPO_PACKAGES_WITHOUT_RECOMMENDS].sort(),
+    alone: [...REPO_PACKAGES_ALONE].sort(),
     sources: withContrib(mirror.sourcesText),
   });
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
@@ -240,7 +246,8 @@ export async function ensureRepo(opts: EnsureRepoOptions): Promise<RepoInfo> {
     'Acquire::Languages=none',
     '-q',
   ];
-  const total = REPO_PACKAGES_WITH_RECOMMENDS.length + REPO_PACKAGES_WITHOUT_RECOMMENDS.length;
+  const total =
+    REPO_PACKAGES_WITH_RECOMMENDS.length + REPO_PACKAGES_WITHOUT_RECOMMENDS.length + REPO_PACKAGES_ALONE.length;
   opts.log(`building the package repository (${total} role packages and their dependencies; once; log: ${logFile})`);
   await runChecked('apt-get', [...apt, 'update'], 'reading the Debian mirror for the lab repository', { logFile });
   await runChecked(
@@ -255,6 +262,14 @@ export async function ensureRepo(opts: EnsureRepoOptions): Promise<RepoInfo> {
     'downloading lab packages',
     { logFile },
   );
+  for (const alone of REPO_PACKAGES_ALONE) {
+    await runChecked(
+      'apt-get',
+      [...apt, '-y', '--download-only', '-o', 'APT::Install-Recommends=1', 'install', alone],
+      `downloading ${alone} for the lab`,
+      { logFile },
+    );
+  }
 
   mkdirSync(tmp, { recursive: true, mode: 0o755 });
   for (const entry of readdirSync(paths.archives)) {
