@@ -77,7 +77,10 @@ export function parseTimezoneProbe(text: string | undefined): TimezoneProbe {
   const file = values.get('file');
   return {
     available: available === 'yes',
-    ...(link !== undefined ? { linkTarget: decodeBase64Value('/etc/localtime link', link).toString('utf8') } : {}),
+    // readlink ends its line with a newline, which is not part of the target.
+    ...(link !== undefined
+      ? { linkTarget: decodeBase64Value('/etc/localtime link', link).toString('utf8').replace(/\n$/, '') }
+      : {}),
     ...(file !== undefined ? { timezoneFile: decodeBase64Value('/etc/timezone', file).toString('utf8') } : {}),
   };
 }

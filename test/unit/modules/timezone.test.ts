@@ -28,7 +28,8 @@ describe('timezone', () => {
   });
 
   it('parses the framed probe and refuses a malformed one', () => {
-    const text = `available=yes\nlink=${b64('/usr/share/zoneinfo/Etc/UTC')}\nfile=${b64('Etc/UTC\n')}\n`;
+    // readlink's own newline is not part of the target (a second run once planned "Etc/UTC\n" -> "Etc/UTC").
+    const text = `available=yes\nlink=${b64('/usr/share/zoneinfo/Etc/UTC\n')}\nfile=${b64('Etc/UTC\n')}\n`;
     const framed = parseSections(formatSection('timezone', text)).get('timezone');
     expect(parseTimezoneProbe(framed)).toEqual({
       available: true,
