@@ -13,8 +13,9 @@ import { foreignModule } from '../modules/foreign.js';
 import { ANSIBLE_GATHERED } from './variables.js';
 import type { AnyModule, ModuleContext, ModuleResult, Planned } from '../modules/types.js';
 import { PlaybookLoader } from '../playbook/load.js';
-import type { Play, Playbook, Role, Task } from '../playbook/types.js';
+import type { Play, Playbook, Task } from '../playbook/types.js';
 import { includeVars } from './include-vars.js';
+import { loopSubdir, searchCandidates, type SearchPath } from '../util/search-path.js';
 import { extendedLoopVars, loopItems } from './loops.js';
 import { compileSchema, describeAjvError } from '../util/schema.js';
 import { snippetAt } from '../util/yaml-source.js';
@@ -550,6 +551,7 @@ export class Engine {
         ansible_check_mode: this.opts.check,
         role_name: task.role,
         role_path: role?.dir,
+        ansible_search_path: this.searchPathOf(task, ctx).stack,
       },
     });
     return variablesView(
@@ -618,7 +620,6 @@ export class Engine {
   ): ModuleContext {
     const spec = this.specFor(host.name);
     const become = task.become ?? ctx.play.become ?? spec.become;
-    const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
     return {
       host: host.name,
       conn,
@@ -630,36 +631,21 @@ export class Engine {
       signal: this.opts.signal,
       local: spec.connection === 'local',
       reconnect: (opts) => this.reconnect(host.name, opts?.connectTimeoutMs),
-      findLocalFile: (kind, rel) => this.findLocalFile(kind, rel, role, ctx.playbookDir, task.location),
+      findLocalFile: (kind, rel) => this.findLocalFile(kind, rel, this.searchPathOf(task, ctx), task.location),
       renderTemplateFile: (path, v) => this.opts.templater.renderFile(path, v),
       evaluate: (expression, v, argPath) =>
         evaluate(expression, v, argPath && task.locateArg ? task.locateArg(argPath) : task.location),
     };
   }
 
-  private findLocalFile(
-    kind: 'templates' | 'files',
-    rel: string,
-    role: Role | undefined,
-    playbookDir: string,
-    where: SourceLocation,
-  ): string {
-    if (isAbsolute(rel)) {
-      if (existsSync(rel)) return rel;
-      throw inputError(`${kind === 'templates' ? 'template' : 'file'} "${rel}" does not exist`, where);
-    }
-    const candidates = [
-      ...(role ? [join(role.dir, kind, rel), join(role.dir, rel)] : []),
-      join(playbookDir, kind, rel),
-      join(playbookDir, rel),
-    ];
+  /** A template or copy source, found along the task's search path (Ansible's `_find_needle`). */
+  private findLocalFile(kind: 'templates' | 'files', rel: string, path: SearchPath, where: SourceLocation): string {
+    const candidates = searchCandidates(path, kind, rel);
     const found = candidates.find((p) => existsSync(p));
-    if (!found)
-      throw inputError(
-        `${kind === 'templates' ? 'template' : 'file'} "${rel}" not found (looked in: ${candidates.join(', ')})`,
-        where,
-      );
-    return found;
+    if (found) return found;
+    const what = kind === 'templates' ? 'template' : 'file';
+    if (isAbsolute(rel) || rel.startsWith('~')) throw inputError(`${what} "${rel}" does not exist`, where);
+    throw inputError(`${what} "${rel}" not found (looked in: ${candidates.join(', ')})`, where);
   }
 
   // ---------------------------------------------------------------- tasks
@@ -934,7 +920,7 @@ export class Engine {
         return finish('ok', { changed: false, ansible_facts: values });
       }
       if (task.module === 'include_vars') {
-        const values = includeVars(task, vars, this.opts.templater, this.lookupDirs(task, ctx));
+        const values = includeVars(task, vars, this.opts.templater, this.searchPathOf(task, ctx));
         this.setHostVars(host, values.vars);
         return finish('ok', { changed: false, ansible_facts: values.vars, ansible_included_var_files: values.files });
       }
@@ -1558,21 +1544,20 @@ export class Engine {
     return loopItems(
       task.loopKind ?? 'loop',
       rendered,
-      { searchDirs: (sub) => this.lookupDirs(task, ctx, sub) },
+      { searchPath: this.searchPathOf(task, ctx), subdir: loopSubdir(task.module) },
       task.location,
     );
   }
 
-  /** Folders a lookup's relative file name is searched in (Ansible's role then playbook search path). */
-  private lookupDirs(task: Task, ctx: PlayContext, sub: string = 'vars'): string[] {
+  /**
+   * A task's search path (util/search-path.ts): its role's folder, the folder of the file it is written in, the
+   * playbook's folder; Ansible's `ansible_search_path`.
+   */
+  private searchPathOf(task: Task, ctx: PlayContext): SearchPath {
     const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
     const taskDir = task.location.file ? dirname(task.location.file) : undefined;
-    return [
-      ...(role ? [join(role.dir, sub), role.dir] : []),
-      ...(taskDir ? [join(taskDir, sub), taskDir] : []),
-      join(ctx.playbookDir, sub),
-      ctx.playbookDir,
-    ].filter((d, i, all) => all.indexOf(d) === i);
+    const stack = [...(role ? [role.dir] : []), ...(taskDir ? [taskDir] : []), ctx.playbookDir];
+    return { stack: stack.filter((d, i, all) => all.indexOf(d) === i), basedir: ctx.playbookDir, inRole: !!role };
   }
 
   /** The loop variable, index_var and ansible_loop (loop_control.extended) of item `index`. */

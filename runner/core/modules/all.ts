@@ -36,6 +36,7 @@ import { packageFactsModule } from './package-facts.js';
 import { mountModule } from './mount.js';
 import { rebootModule } from './reboot.js';
 import { waitForConnectionModule } from './wait-for-connection.js';
+import { timezoneModule } from './timezone.js';
 
 registerModule(commandModule);
 registerModule(shellModule);
@@ -70,6 +71,7 @@ registerModule(packageFactsModule);
 registerModule(mountModule);
 registerModule(rebootModule);
 registerModule(waitForConnectionModule);
+registerModule(timezoneModule);
 import './raid/health-module.js'; // raid_health registers itself
 import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate
 import './ceph/health-module.js'; // ceph_health registers itself

@@ -40,6 +40,7 @@ describe('runner/core/modules/all.ts', () => {
       'systemd',
       'systemd_service',
       'template',
+      'timezone',
       'tls_certificate',
       'uri',
       'user',
