@@ -21,6 +21,7 @@
  * | remote_user             | login user                              | -u, inventory and play                |
  * | private_key_file        | SSH key                                 | --private-key, inventory              |
  * | host_key_checking=False | trust on first use (changed keys fail)  | --accept-new-host-keys                |
+ * | apply_batching=False    | each apply its own round trip (cairn)   | CAIRN_APPLY_BATCHING=0 / =1           |
  *
  * Relative paths are taken from the file's folder. A file named cairn.cfg is read strictly: an unknown key
  * or section, a line that is not `key = value`, or an empty value is an error at file:line, so a typo never
@@ -30,7 +31,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { inputError, type SourceLocation } from '../core/util/errors.js';
+import { inputError, optionsError, type SourceLocation } from '../core/util/errors.js';
 
 export interface CairnConfig {
   /** The file read. */
@@ -42,6 +43,8 @@ export interface CairnConfig {
   remoteUser?: string;
   privateKeyFile?: string;
   hostKeyChecking?: boolean;
+  /** Consecutive independent tasks' applies travel in one round trip (docs/performance.md). */
+  applyBatching?: boolean;
 }
 
 const KNOWN_KEYS = [
@@ -52,6 +55,7 @@ const KNOWN_KEYS = [
   'remote_user',
   'private_key_file',
   'host_key_checking',
+  'apply_batching',
 ] as const;
 // Ansible's other sections, accepted (and ignored) even in a strict cairn.cfg.
 const ANSIBLE_SECTIONS = new Set([
@@ -165,6 +169,9 @@ function setKey(
     case 'host_key_checking':
       config.hostKeyChecking = !/^(false|no|off|0)$/i.test(value);
       return;
+    case 'apply_batching':
+      config.applyBatching = onOff(key, value, where);
+      return;
   }
 }
 
@@ -182,4 +189,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   }
   cached = { key, config };
   return config;
+}
+
+function onOff(key: string, value: string, where?: SourceLocation): boolean {
+  if (/^(true|yes|on|1)$/i.test(value)) return true;
+  if (/^(false|no|off|0)$/i.test(value)) return false;
+  const message = `${key} must be true or false, got "${value}"`;
+  throw where ? inputError(message, where) : optionsError(message);
+}
+
+/**
+ * Whether consecutive independent tasks' applies travel in one round trip (issue 17; docs/performance.md):
+ * on, unless CAIRN_APPLY_BATCHING (0/1, false/true, off/on) or the settings file's apply_batching says off.
+ */
+export function applyBatchingEnabled(env: NodeJS.ProcessEnv = process.env, config = loadConfig(env)): boolean {
+  const forced = env.CAIRN_APPLY_BATCHING;
+  if (forced !== undefined && forced !== '') return onOff('CAIRN_APPLY_BATCHING', forced);
+  return config?.applyBatching ?? true;
 }

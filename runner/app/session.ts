@@ -25,7 +25,7 @@ import {
 import { createTemplater } from '../core/template/index.js';
 import { revealedAnsibleVaultValues } from '../core/util/ansible-vault.js';
 import { acquireRunLock, commandLineForLock } from './lock.js';
-import { loadConfig } from './config.js';
+import { applyBatchingEnabled, loadConfig } from './config.js';
 import { attachCompactReporter, chooseConsoleMode } from './report/compact.js';
 import {
   configureAnsibleVault,
@@ -273,6 +273,7 @@ export async function openSession(
     addSecret: (v: string) => masker.add(v),
     startAtTask: opts.startAtTask,
     confirmTask: opts.step ? extra.confirmTask : undefined,
+    applyBatching: applyBatchingEnabled(),
   };
   const engine = new Engine(engineOptions);
   engines.push(engine);

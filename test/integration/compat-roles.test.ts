@@ -17,13 +17,16 @@ import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js'
 
 requireSshd();
 
-/** Where each role stops today, and why (the blocker, in the error's own words). */
-const STOPS: Record<string, { phase: 'syntax-check' | 'check'; error: RegExp }> = {
-  // With the timezone module merged, ntp checks until include_vars's first_found misses the role's vars/.
-  'geerlingguy.ntp': {
-    phase: 'check',
-    error: /tasks\/main\.yml:2:3: with_first_found: none of \[.*Debian\.yml.*\] was found/,
-  },
+/**
+ * Where each role stops today on the loopback host, and why (the blocker, in the error's own words); `clean`:
+ * its --check passes here (what it cannot check on this machine is an error the role itself ignores in check
+ * mode), recorded with the line that says so.
+ */
+const STOPS: Record<string, { phase: 'syntax-check' | 'check' | 'clean'; error: RegExp }> = {
+  // with_first_found searches the role's vars/, timezone is a module, service_facts' `services` is a variable.
+  // Its service task fails here (no systemd) and the role ignores that in check mode (ignore_errors:
+  // "{{ ansible_check_mode }}"), so --check passes; the real runs are on the lab (test/lab/95-compat-roles).
+  'geerlingguy.ntp': { phase: 'clean', error: /Ensure NTP is running and enabled as configured\.[^\n]*ignored/ },
   'geerlingguy.security': { phase: 'check', error: /cannot query fail2ban: systemd is not running on this host/ },
   // Its nginx.conf.j2 (built of {% block %}s) renders; no systemd on the loopback host for the service task.
   'geerlingguy.nginx': { phase: 'check', error: /cannot query nginx: systemd is not running on this host/ },
@@ -66,8 +69,9 @@ describe('five real roles from the corpus against a loopback sshd host', () => {
         const count = (status: string) => results.filter((r) => r.status === status).length;
         line += `; --check: ${results.length} tasks (${count('ok')} ok, ${count('changed')} changed, ${count('failed')} failed)`;
         output = check.stdout + check.stderr;
-        expect(stop.phase, `${role} now passes --syntax-check: record its next stop`).toBe('check');
-        expect(check.code, `${role} now checks clean: run it for real`).not.toBe(0);
+        expect(stop.phase, `${role} now passes --syntax-check: record its next stop`).not.toBe('syntax-check');
+        if (stop.phase === 'clean') expect(check.code, `${role} no longer checks clean:\n${check.stderr}`).toBe(0);
+        else expect(check.code, `${role} now checks clean: run it for real`).not.toBe(0);
       } else {
         expect(stop.phase, `${role} fails --syntax-check unexpectedly:\n${output}`).toBe('syntax-check');
       }
@@ -77,6 +81,8 @@ describe('five real roles from the corpus against a loopback sshd host', () => {
       expect(blocker, `${role} stops elsewhere now:\n${output.slice(-3000)}`).toBeDefined();
       expect(output).not.toMatch(/\n\s+at .+\(.+:\d+:\d+\)/); // never a stack trace
     }
-    console.log(`compat roles: 0 of ${lines.length} converge yet\n${lines.join('\n')}`);
+    console.log(
+      `compat roles on a loopback host (the real runs: test/lab/95-compat-roles.test.ts)\n${lines.join('\n')}`,
+    );
   }, 900_000);
 });

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { configPath, loadConfig, parseConfig } from '../../runner/app/config.js';
+import { applyBatchingEnabled, configPath, loadConfig, parseConfig } from '../../runner/app/config.js';
 import { runCairn } from '../helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cairn-config-'));
@@ -86,6 +86,23 @@ describe('reading a file', () => {
   it('an inventory setting that names several paths is an error (cairn reads one inventory)', () => {
     expect(() => parseConfig('/srv/ansible.cfg', '[defaults]\ninventory = a.yaml, b.yaml\n')).toThrow(
       /inventory names 2 paths; cairn reads one/,
+    );
+  });
+});
+
+describe('apply batching switch', () => {
+  it('on by default; apply_batching in the file turns it off; CAIRN_APPLY_BATCHING wins; a bad value is an error', () => {
+    const off = parseConfig('/srv/site/cairn.cfg', '[defaults]\napply_batching = False\n');
+    expect(off.applyBatching).toBe(false);
+    expect(applyBatchingEnabled({}, undefined)).toBe(true);
+    expect(applyBatchingEnabled({}, off)).toBe(false);
+    expect(applyBatchingEnabled({ CAIRN_APPLY_BATCHING: '1' }, off)).toBe(true);
+    expect(applyBatchingEnabled({ CAIRN_APPLY_BATCHING: 'off' }, undefined)).toBe(false);
+    expect(() => applyBatchingEnabled({ CAIRN_APPLY_BATCHING: 'sometimes' }, undefined)).toThrow(
+      /CAIRN_APPLY_BATCHING must be true or false, got "sometimes"/,
+    );
+    expect(() => parseConfig('/srv/site/cairn.cfg', '[defaults]\napply_batching = maybe\n')).toThrow(
+      /apply_batching must be true or false/,
     );
   });
 });

@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  ANSIBLE_GATHERED,
   explainVariable,
+  factVars,
   hostLayers,
   hostVariables,
   LAYER_ORDER,
@@ -266,5 +268,17 @@ describe('cairn vars on the built-in site', () => {
         '',
       ].join('\n'),
     );
+  });
+});
+
+describe('facts returned by modules other than setup', () => {
+  it("are variables under the module's own key and under ansible_facts (Ansible's inject and namespace)", () => {
+    const services = { 'cron.service': { name: 'cron.service', state: 'running' } };
+    const vars = factVars({ [ANSIBLE_GATHERED]: { services, ansible_local: { x: 1 } } });
+    expect(vars.services).toEqual(services);
+    expect((vars.ansible_facts as Record<string, unknown>).services).toEqual(services);
+    expect(vars.ansible_local).toEqual({ x: 1 });
+    expect((vars.ansible_facts as Record<string, unknown>).local).toEqual({ x: 1 });
+    expect(vars.ansible_services).toBeUndefined();
   });
 });

@@ -13,8 +13,9 @@ import { foreignModule } from '../modules/foreign.js';
 import { ANSIBLE_GATHERED } from './variables.js';
 import type { AnyModule, ModuleContext, ModuleResult, Planned } from '../modules/types.js';
 import { PlaybookLoader } from '../playbook/load.js';
-import type { Play, Playbook, Role, Task } from '../playbook/types.js';
+import type { Play, Playbook, Task } from '../playbook/types.js';
 import { includeVars } from './include-vars.js';
+import { loopSubdir, searchCandidates, type SearchPath } from '../util/search-path.js';
 import { extendedLoopVars, loopItems } from './loops.js';
 import { compileSchema, describeAjvError } from '../util/schema.js';
 import { snippetAt } from '../util/yaml-source.js';
@@ -37,13 +38,16 @@ import { AnsibleVarWarnings, playConnectionVars } from './ansible-vars.js';
 import { computeBatches } from './batches.js';
 import { CONNECTION_VARIABLES, connectionSpecFor } from './connection-spec.js';
 import {
+  appliedAhead,
   applyExecutor,
   asyncApplyExecutor,
+  batchedApplyExecutor,
   checkExecutor,
   fireAndForgetExecutor,
   verifyExecutor,
   type Executor,
 } from './executor.js';
+import { APPLY_BATCHABLE_MODULES, type ApplyJob } from './apply-batch.js';
 import { BATCHABLE_MODULES, runChecksBatched, WatchedConnection, type CheckJob } from './probe-batch.js';
 import { EventBus, now, type TaskRef, type TaskStatus } from './events.js';
 import { materialise } from './lazy-vars.js';
@@ -77,6 +81,12 @@ export interface EngineOptions {
    * that compare a batched run with an unbatched one; the CLI always batches.
    */
   probeBatching?: boolean;
+  /**
+   * true: the applies of consecutive independent tasks of a host travel in one round trip (apply-batch.ts,
+   * Engine.applyBatchFor). Off unless asked: the session turns it on (cairn.cfg `apply_batching`,
+   * CAIRN_APPLY_BATCHING); tests compare runs with it on and off.
+   */
+  applyBatching?: boolean;
   tags: TagFilter;
   /** --roles: run only the tasks of these roles. */
   roles?: string[];
@@ -131,6 +141,10 @@ class HostState {
   batchWindow?: number;
   /** The host connection's script count when the last batch was sent (WatchedConnection.execs). */
   execsAtBatch?: number;
+  /** Later tasks whose applies already ran on the host, in an earlier task's batch (Engine.applyBatchFor). */
+  readonly appliedAhead = new Map<Task, AppliedAhead>();
+  /** How many tasks the next apply batch may hold: grows while every task of a batch runs. */
+  applyWindow = FIRST_APPLY_BATCH;
   constructor(
     readonly name: string,
     /** The host's inventory layers (variables.ts), read once per run. */
@@ -151,6 +165,19 @@ interface CheckedAhead {
   become: boolean;
   becomeUser: string;
 }
+
+/** A task's apply that ran in an earlier task's batch: its plan and result, and what it ran with. */
+interface AppliedAhead {
+  plan: Planned;
+  result: Promise<ModuleResult>;
+  conn: WatchedConnection;
+  argsKey: string;
+}
+
+/** The first apply batch of a host: a few tasks, so a first task that fails wastes little rendering. */
+const FIRST_APPLY_BATCH = 8;
+/** Most tasks one apply batch holds (their output waits on the host until the last has run). */
+const MAX_APPLY_BATCH = 64;
 
 /** Most tasks one batch checks ahead (its script grows with each). */
 const MAX_BATCH_WINDOW = 64;
@@ -524,6 +551,7 @@ export class Engine {
         ansible_check_mode: this.opts.check,
         role_name: task.role,
         role_path: role?.dir,
+        ansible_search_path: this.searchPathOf(task, ctx).stack,
       },
     });
     return variablesView(
@@ -592,7 +620,6 @@ export class Engine {
   ): ModuleContext {
     const spec = this.specFor(host.name);
     const become = task.become ?? ctx.play.become ?? spec.become;
-    const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
     return {
       host: host.name,
       conn,
@@ -604,7 +631,7 @@ export class Engine {
       signal: this.opts.signal,
       local: spec.connection === 'local',
       reconnect: (opts) => this.reconnect(host.name, opts?.connectTimeoutMs),
-      findLocalFile: (kind, rel) => this.findLocalFile(kind, rel, role, ctx.playbookDir, task.location),
+      findLocalFile: (kind, rel) => this.findLocalFile(kind, rel, this.searchPathOf(task, ctx), task.location),
       playbookDir: ctx.playbookDir,
       renderTemplateFile: (path, v) => this.opts.templater.renderFile(path, v),
       evaluate: (expression, v, argPath) =>
@@ -612,29 +639,14 @@ export class Engine {
     };
   }
 
-  private findLocalFile(
-    kind: 'templates' | 'files',
-    rel: string,
-    role: Role | undefined,
-    playbookDir: string,
-    where: SourceLocation,
-  ): string {
-    if (isAbsolute(rel)) {
-      if (existsSync(rel)) return rel;
-      throw inputError(`${kind === 'templates' ? 'template' : 'file'} "${rel}" does not exist`, where);
-    }
-    const candidates = [
-      ...(role ? [join(role.dir, kind, rel), join(role.dir, rel)] : []),
-      join(playbookDir, kind, rel),
-      join(playbookDir, rel),
-    ];
+  /** A template or copy source, found along the task's search path (Ansible's `_find_needle`). */
+  private findLocalFile(kind: 'templates' | 'files', rel: string, path: SearchPath, where: SourceLocation): string {
+    const candidates = searchCandidates(path, kind, rel);
     const found = candidates.find((p) => existsSync(p));
-    if (!found)
-      throw inputError(
-        `${kind === 'templates' ? 'template' : 'file'} "${rel}" not found (looked in: ${candidates.join(', ')})`,
-        where,
-      );
-    return found;
+    if (found) return found;
+    const what = kind === 'templates' ? 'template' : 'file';
+    if (isAbsolute(rel) || rel.startsWith('~')) throw inputError(`${what} "${rel}" does not exist`, where);
+    throw inputError(`${what} "${rel}" not found (looked in: ${candidates.join(', ')})`, where);
   }
 
   // ---------------------------------------------------------------- tasks
@@ -909,7 +921,7 @@ export class Engine {
         return finish('ok', { changed: false, ansible_facts: values });
       }
       if (task.module === 'include_vars') {
-        const values = includeVars(task, vars, this.opts.templater, this.lookupDirs(task, ctx));
+        const values = includeVars(task, vars, this.opts.templater, this.searchPathOf(task, ctx));
         this.setHostVars(host, values.vars);
         return finish('ok', { changed: false, ansible_facts: values.vars, ansible_included_var_files: values.files });
       }
@@ -999,8 +1011,15 @@ export class Engine {
       let predicted = false;
       let actions: string[] = [];
       try {
-        const runModule = attempts === 1 ? await this.batchedCheck(module, conn, mctx, args, host, task, ctx) : module;
-        const execution = await executor.run(runModule, mctx, args);
+        // Ran already in an earlier task's apply batch; else maybe the first of one (issue 17, item 3).
+        const ahead = attempts === 1 ? this.takeAppliedAhead(module, conn, args, host, task) : undefined;
+        const runModule =
+          ahead ?? (attempts === 1 ? await this.batchedCheck(module, conn, mctx, args, host, task, ctx) : module);
+        const runExecutor =
+          ahead === undefined && attempts === 1 && executor === applyExecutor
+            ? (this.applyBatchFor(host, task, ctx, conn, mctx, module) ?? executor)
+            : executor;
+        const execution = await runExecutor.run(runModule, mctx, args);
         ({ result, predicted } = execution);
         actions = execution.plan.actions;
       } catch (err) {
@@ -1130,6 +1149,142 @@ export class Engine {
       });
     });
     return withPlan(module, plans[0]!);
+  }
+
+  /**
+   * The executor that sends `task`'s apply together with the applies of the tasks after it (issue 17, item 3),
+   * or undefined when it goes alone. The followers are consecutive tasks of the same list that cannot depend
+   * on each other's results (applyFollower says what that means), up to the host's window; the batch ends
+   * after a task that registers a result or has failed_when (a later task may read it, or the engine may judge
+   * a failure the host did not see). Each follower's result is kept for its own turn (takeAppliedAhead): its
+   * events, `when`, judgement and recap come then, as they would unbatched.
+   */
+  private applyBatchFor(
+    host: HostState,
+    task: Task,
+    ctx: PlayContext,
+    conn: WatchedConnection,
+    lead: ModuleContext,
+    module: AnyModule,
+  ): Executor | undefined {
+    if (!this.opts.applyBatching || !this.leadsApplyBatch(task, ctx, module)) return undefined;
+    const order = ctx.taskOrder?.get(task);
+    if (!order || order.index + 1 >= order.list.length) return undefined;
+    const window = host.applyWindow;
+    const tasks: Task[] = [];
+    const jobs: ApplyJob[] = [];
+    return batchedApplyExecutor({
+      goOn: task.ignoreErrors,
+      followers: async () => {
+        for (let i = order.index + 1; i < order.list.length && jobs.length + 1 < window; i++) {
+          const next = order.list[i]!;
+          const job = await this.applyFollower(host, next, ctx, conn, lead);
+          if (!job) break;
+          jobs.push(job);
+          tasks.push(next);
+          if (next.register !== undefined || next.failedWhen !== undefined) break;
+        }
+        return jobs;
+      },
+      settle: (outcomes) => {
+        let all = true;
+        outcomes.forEach((outcome, k) => {
+          if (!outcome.ran) {
+            all = false;
+            return;
+          }
+          const job = jobs[k]!;
+          host.appliedAhead.set(tasks[k]!, {
+            plan: job.plan,
+            result: outcome.result,
+            conn,
+            argsKey: JSON.stringify(job.args),
+          });
+        });
+        host.applyWindow = all ? Math.min(MAX_APPLY_BATCH, window * 2) : FIRST_APPLY_BATCH;
+      },
+    });
+  }
+
+  /**
+   * A task may start an apply batch, or join one, only where the engine would run its apply at once with the
+   * plain apply executor, on the host's own connection, with nothing between its check and its apply that
+   * another task's result could change: no loop, until, async, delegate_to, run_once, environment, include or
+   * block; not in check mode, handlers or verification; not under --step or any_errors_fatal (a failure on
+   * another host must stop this host before its next task, which a batch would already have run).
+   */
+  private leadsApplyBatch(task: Task, ctx: PlayContext, module: AnyModule): boolean {
+    return (
+      APPLY_BATCHABLE_MODULES.has(module.name) &&
+      this.batchable(task, ctx, module) &&
+      task.async === undefined &&
+      this.executorFor(task, ctx) === applyExecutor &&
+      task.register === undefined &&
+      task.failedWhen === undefined &&
+      !ctx.play.anyErrorsFatal
+    );
+  }
+
+  /**
+   * A later task's apply, prepared now to travel in an earlier task's batch; undefined ends the batch there.
+   * It joins only if, besides what leadsApplyBatch asks, its `when` holds and its arguments render now (nothing
+   * in the batch can change them: no task before it in the batch registers a result, and set_fact, include_vars
+   * and meta end a batch), its keywords are not templated per host, its become is the lead's, and its check
+   * plans a change without asking the host (a check that probes would read the host before the earlier tasks
+   * changed it).
+   */
+  private async applyFollower(
+    host: HostState,
+    task: Task,
+    ctx: PlayContext,
+    conn: WatchedConnection,
+    lead: ModuleContext,
+  ): Promise<ApplyJob | undefined> {
+    if (task.module === 'meta' || task.module === 'set_fact' || task.module === 'include_vars') return undefined;
+    const templated = [task.ignoreErrorsTemplate, task.noLogTemplate, task.retriesTemplate, task.delayTemplate];
+    if (templated.some((t) => t !== undefined)) return undefined;
+    try {
+      const module = getModule(task.module) as AnyModule | undefined;
+      if (!module || !this.leadsApplyBatch({ ...task, register: undefined, failedWhen: undefined }, ctx, module))
+        return undefined;
+      const vars = this.varsFor(host, ctx, task);
+      if (task.when.length && !conditionsHold(task, 'when', task.when, vars)) return undefined;
+      const args = this.renderArgs(module, task, vars);
+      const becomeUser = this.becomeUserFor(host, task, vars, ctx);
+      const mctx = this.moduleContext(host, conn, task, vars, ctx, becomeUser);
+      if (mctx.become !== lead.become || mctx.becomeUser !== lead.becomeUser) return undefined;
+      const plan = await module.check({ ...mctx, conn: new HostFreeConnection(conn) }, args);
+      if (plan.failed !== undefined || !plan.changed || module.readOnly) return undefined;
+      return { module, ctx: mctx, args, plan, goOn: task.ignoreErrors };
+    } catch {
+      // Its input cannot be rendered now, or its check needs the host: it runs on its own when it comes.
+      return undefined;
+    }
+  }
+
+  /**
+   * The module to run `task` with when its apply already ran in an earlier task's batch: a view whose check
+   * and apply answer what was planned and done then. Its arguments were rendered then with the same variables
+   * (applyFollower's rule); a difference now means the rule missed a dependency, and is said, not hidden.
+   */
+  private takeAppliedAhead(
+    module: AnyModule,
+    conn: WatchedConnection,
+    args: Record<string, unknown>,
+    host: HostState,
+    task: Task,
+  ): AnyModule | undefined {
+    const ahead = host.appliedAhead.get(task);
+    if (!ahead) return undefined;
+    host.appliedAhead.delete(task);
+    if (ahead.conn !== conn || ahead.argsKey !== JSON.stringify(args)) {
+      this.opts.bus.emit({
+        type: 'warning',
+        time: now(),
+        msg: `${host.name}: task "${task.name}" ran in an apply batch before its arguments or connection changed; its result is from then`,
+      });
+    }
+    return appliedAhead(module, ahead.plan, ahead.result);
   }
 
   /** A later task's check, prepared with the host's variables as they are now; undefined ends the batch. */
@@ -1390,21 +1545,20 @@ export class Engine {
     return loopItems(
       task.loopKind ?? 'loop',
       rendered,
-      { searchDirs: (sub) => this.lookupDirs(task, ctx, sub) },
+      { searchPath: this.searchPathOf(task, ctx), subdir: loopSubdir(task.module) },
       task.location,
     );
   }
 
-  /** Folders a lookup's relative file name is searched in (Ansible's role then playbook search path). */
-  private lookupDirs(task: Task, ctx: PlayContext, sub: string = 'vars'): string[] {
+  /**
+   * A task's search path (util/search-path.ts): its role's folder, the folder of the file it is written in, the
+   * playbook's folder; Ansible's `ansible_search_path`.
+   */
+  private searchPathOf(task: Task, ctx: PlayContext): SearchPath {
     const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
     const taskDir = task.location.file ? dirname(task.location.file) : undefined;
-    return [
-      ...(role ? [join(role.dir, sub), role.dir] : []),
-      ...(taskDir ? [join(taskDir, sub), taskDir] : []),
-      join(ctx.playbookDir, sub),
-      ctx.playbookDir,
-    ].filter((d, i, all) => all.indexOf(d) === i);
+    const stack = [...(role ? [role.dir] : []), ...(taskDir ? [taskDir] : []), ctx.playbookDir];
+    return { stack: stack.filter((d, i, all) => all.indexOf(d) === i), basedir: ctx.playbookDir, inRole: !!role };
   }
 
   /** The loop variable, index_var and ansible_loop (loop_control.extended) of item `index`. */
@@ -1550,7 +1704,10 @@ export class Engine {
     const queue = new PQueue({ concurrency: Math.max(1, this.opts.forks) });
     const stop = () => this.opts.signal.aborted || ctx.aborted;
     ctx.taskOrder = new Map(tasks.map((task, index) => [task, { list: tasks, index }]));
-    for (const h of hosts) h.checkedAhead.clear();
+    for (const h of hosts) {
+      h.checkedAhead.clear();
+      h.appliedAhead.clear();
+    }
     if (ctx.play.strategy === 'linear') {
       if (ctx.play.gatherFacts) await Promise.all(hosts.map((h) => queue.add(() => this.gatherFacts(h, ctx))));
       for (const task of tasks) {
@@ -1565,6 +1722,7 @@ export class Engine {
             ),
         );
       }
+      for (const h of hosts) await this.reportAppliedAhead(h, tasks, ctx);
       for (const h of hosts) if (h.active && !stop()) await this.runHandlers(h, ctx, handlers);
       return;
     }
@@ -1576,10 +1734,24 @@ export class Engine {
             if (stop() || !h.active) break;
             await this.runTask(h, task, ctx);
           }
+          await this.reportAppliedAhead(h, tasks, ctx);
           if (h.active && !stop()) await this.runHandlers(h, ctx, handlers);
         }),
       ),
     );
+  }
+
+  /**
+   * Tasks whose applies ran in a batch but whose turn never came (the run was interrupted: running tasks
+   * finish, no new ones start): they did run on the host, so they are reported, in order, as they would have
+   * been had the interrupt come after them.
+   */
+  private async reportAppliedAhead(host: HostState, tasks: Task[], ctx: PlayContext): Promise<void> {
+    for (const task of tasks) {
+      if (!host.appliedAhead.size || !host.active) break;
+      if (host.appliedAhead.has(task)) await this.runTask(host, task, ctx);
+    }
+    host.appliedAhead.clear();
   }
 
   async runPlay(play: Play, playbookDir: string, verifyOnly = false): Promise<void> {
@@ -1826,4 +1998,21 @@ function withPlan(module: AnyModule, plan: Promise<Planned>): AnyModule {
   const view = Object.create(module) as AnyModule;
   view.check = () => plan;
   return view;
+}
+
+/** What a follower's check gets: any script it tries to send ends the batch before it (applyFollower). */
+class HostFreeConnection implements Connection {
+  constructor(private readonly conn: Connection) {}
+  get host(): string {
+    return this.conn.host;
+  }
+  get user(): string {
+    return this.conn.user;
+  }
+  exec(): Promise<ExecResult> {
+    return Promise.reject(new Error('this check needs the host: it cannot be planned ahead of an apply'));
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 }

@@ -4,6 +4,7 @@
  * `apply` with that plan when it says something would change; VerifyExecutor runs probes for real and
  * turns any change a state module would make into drift.
  */
+import { runAppliesBatched, type ApplyJob, type BatchedApply } from './apply-batch.js';
 import { FireAndForgetConnection } from './async-job.js';
 import type { AnyModule, ModuleContext, ModuleResult, Planned } from '../modules/types.js';
 
@@ -63,6 +64,47 @@ function applyWhenChanged(
 }
 
 export const applyExecutor: Executor = applyWhenChanged((module, ctx, args, plan) => module.apply(ctx, args, plan));
+
+/**
+ * The tasks that may travel with a task's apply (apply-batch.ts): `followers` is asked only when the task's own
+ * plan says it changes something (a task that changes nothing sends nothing to batch with); `settle` gets
+ * each follower's outcome, in order (ran with its result, or not started on the host).
+ */
+export interface ApplyBatch {
+  /** The host goes on past this task's own failure (ignore_errors). */
+  goOn: boolean;
+  followers(): Promise<ApplyJob[]>;
+  settle(outcomes: BatchedApply[]): void;
+}
+
+/**
+ * apply for the first task of an apply batch: check as usual, then — when it would change — its apply and the
+ * followers' go to the host in one round trip (apply-batch.ts), run there in order, stopping at the first
+ * failure. A task whose script cannot travel in a batch applies alone, as applyExecutor would.
+ */
+export function batchedApplyExecutor(batch: ApplyBatch): Executor {
+  return applyWhenChanged(async (module, ctx, args, plan) => {
+    const followers = await batch.followers();
+    if (!followers.length) return module.apply(ctx, args, plan);
+    const [lead, ...rest] = await runAppliesBatched(ctx.conn, [
+      { module, ctx, args, plan, goOn: batch.goOn },
+      ...followers,
+    ]);
+    batch.settle(rest);
+    return lead?.ran ? lead.result : module.apply(ctx, args, plan);
+  });
+}
+
+/**
+ * A task's apply that already ran in an earlier task's batch: check and apply answer what was planned and
+ * done then, so the executor judges it as it would have judged running it now.
+ */
+export function appliedAhead(module: AnyModule, plan: Planned, result: Promise<ModuleResult>): AnyModule {
+  const view = Object.create(module) as AnyModule;
+  view.check = () => Promise.resolve(plan);
+  view.apply = () => result;
+  return view;
+}
 
 /**
  * apply for a task with `async`: check as usual (so check mode stays exact), then apply with the context

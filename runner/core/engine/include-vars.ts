@@ -1,14 +1,15 @@
 /**
  * Ansible's include_vars (lib/ansible/plugins/action/include_vars.py), run on the controller: one YAML/JSON
  * file, or every matching file of a folder (sorted, `depth`, `files_matching`, `ignore_files`, `extensions`),
- * optionally under one variable (`name`). Relative names are looked up like Ansible's: the role's vars/, the
- * task file's folder, the playbook's vars/ and folder. The variables land at set_fact's precedence.
+ * optionally under one variable (`name`). Relative names are looked up along the task's search path under
+ * vars/, as Ansible's `_find_needle('vars', ...)` does (util/search-path.ts). The variables land at set_fact's precedence.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { extname, isAbsolute, join, relative } from 'node:path';
+import { extname, join, relative } from 'node:path';
 import type { Task } from '../playbook/types.js';
 import type { Templater } from '../template/types.js';
 import { inputError } from '../util/errors.js';
+import { searchCandidates, type SearchPath } from '../util/search-path.js';
 import { isPlainObject, type Vars } from '../util/vars.js';
 import { loadYamlFile } from '../util/yaml-source.js';
 import { materialise } from './lazy-vars.js';
@@ -54,18 +55,15 @@ export function includeVars(
   task: Task,
   vars: Vars,
   templater: Templater,
-  searchDirs: string[],
+  searchPath: SearchPath,
 ): { vars: Vars; files: string[] } {
   const args = materialise(templater.renderValue(task.args, vars, task.location)) as Record<string, unknown>;
   const find = (name: string, test: (p: string) => boolean): string => {
-    if (isAbsolute(name)) {
-      if (test(name)) return name;
-    } else {
-      const found = searchDirs.map((d) => join(d, name)).find(test);
-      if (found) return found;
-    }
+    const candidates = searchCandidates(searchPath, 'vars', name);
+    const found = candidates.find(test);
+    if (found) return found;
     throw inputError(
-      `include_vars: ${JSON.stringify(name)} not found (looked in: ${isAbsolute(name) ? name : searchDirs.join(', ')})`,
+      `include_vars: ${JSON.stringify(name)} not found (looked in: ${candidates.join(', ')})`,
       task.location,
     );
   };

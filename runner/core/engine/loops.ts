@@ -7,11 +7,14 @@ import { readdirSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import type { LoopKind } from '../playbook/types.js';
 import { inputError, type SourceLocation } from '../util/errors.js';
+import { searchCandidates, type SearchPath } from '../util/search-path.js';
 import { isPlainObject } from '../util/vars.js';
 
 export interface LoopFiles {
-  /** Folders relative file names are looked up in, in order (role's files/ or vars/ first, then the playbook's). */
-  searchDirs: (subdir: 'files' | 'vars' | 'tasks' | 'templates') => string[];
+  /** The task's search path (util/search-path.ts): where relative file names are looked up. */
+  searchPath: SearchPath;
+  /** The subfolder first_found searches: Ansible's `_subdir`, from the task's action (loopSubdir). */
+  subdir: string;
 }
 
 function asList(value: unknown): unknown[] {
@@ -137,11 +140,27 @@ function isFile(p: string): boolean {
   }
 }
 
-/** fileglob: files (not folders) matching each pattern, non-recursive, relative patterns under files/. */
+function isDir(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * fileglob: files (not folders) matching each pattern, non-recursive (lib/ansible/plugins/lookup/fileglob.py):
+ * a pattern with a folder globs in the first place that folder is found (searched under files/); a bare
+ * pattern globs in files/ and then the folder itself of each entry of the search path, the first with matches.
+ */
 function fileglobItems(terms: unknown[], files: LoopFiles): string[] {
   const out: string[] = [];
   for (const term of terms.map(String)) {
-    const dirs = isAbsolute(term) ? [dirname(term)] : files.searchDirs('files').map((d) => join(d, dirname(term)));
+    const folder = dirname(term);
+    let dirs: string[];
+    if (isAbsolute(term)) dirs = [folder];
+    else if (folder !== '.') dirs = searchCandidates(files.searchPath, 'files', folder).filter(isDir).slice(0, 1);
+    else dirs = files.searchPath.stack.flatMap((d) => [join(d, 'files'), d]);
     const pattern = globToRegExp(basename(term));
     for (const dir of dirs) {
       let names: string[];
@@ -174,14 +193,10 @@ function firstFoundItems(terms: unknown[], files: LoopFiles, where: SourceLocati
   }
   names = names.map((n) => n.trim()).filter(Boolean);
   paths = paths.map((p) => p.trim()).filter(Boolean);
-  const candidates: string[] = [];
-  for (const name of names) {
-    if (isAbsolute(name)) candidates.push(name);
-    else if (paths.length) {
-      for (const p of paths)
-        candidates.push(...(isAbsolute(p) ? [join(p, name)] : files.searchDirs('files').map((d) => join(d, p, name))));
-    } else candidates.push(...files.searchDirs('files').map((d) => join(d, name)));
-  }
+  // Each name in each of `paths` (paths first, as Ansible's _process_terms nests them), each searched for
+  // along the task's search path under the action's subfolder.
+  const wanted = paths.length ? paths.flatMap((p) => names.map((n) => join(p, n))) : names;
+  const candidates = wanted.flatMap((name) => searchCandidates(files.searchPath, files.subdir, name));
   const found = candidates.find(isFile);
   if (found) return [found];
   if (skip) return [];

@@ -94,7 +94,10 @@ const factVarsCache = new WeakMap<Record<string, unknown>, Vars>();
 
 /**
  * The facts layer: cairn's tree as `facts`, Ansible's names as `ansible_facts.x` and (INJECT_FACTS_AS_VARS)
- * `ansible_x`. Computed once per gathered tree: hostLayers runs for every task.
+ * `ansible_x`. Facts another module returned (service_facts' `services`) are injected under the key the module
+ * returned, as Ansible injects them, and under `ansible_facts` without an `ansible_` prefix
+ * (lib/ansible/vars/manager.py: `namespace_facts` beside `clean_facts`): `services` and
+ * `ansible_facts.services`. Computed once per gathered tree: hostLayers runs for every task.
  */
 export function factVars(facts: Record<string, unknown>): Vars {
   const cached = factVarsCache.get(facts);
@@ -103,12 +106,13 @@ export function factVars(facts: Record<string, unknown>): Vars {
   const vars: Vars = { facts: tree };
   // A tree that is not what setup gathers (a test's partial facts) has no Ansible names of its own.
   const isTree = Array.isArray(tree.interfaces) && isPlainObject(tree.os) && isPlainObject(tree.memory);
-  const view = {
-    ...(isTree ? ansibleFactView(tree as unknown as Facts) : {}),
-    ...(isPlainObject(gathered) ? gathered : {}),
-  };
+  const setupView = isTree ? ansibleFactView(tree as unknown as Facts) : {};
+  const returned = isPlainObject(gathered) ? gathered : {};
+  const view: Vars = { ...setupView };
+  for (const [key, value] of Object.entries(returned)) view[key.replace(/^ansible_/, '')] = value;
   vars.ansible_facts = isTree || isPlainObject(gathered) ? view : tree;
-  for (const [key, value] of Object.entries(view)) vars[`ansible_${key}`] = value;
+  for (const [key, value] of Object.entries(setupView)) vars[`ansible_${key}`] = value;
+  for (const [key, value] of Object.entries(returned)) if (key !== 'facts') vars[key] = value;
   factVarsCache.set(facts, vars);
   return vars;
 }

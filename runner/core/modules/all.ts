@@ -36,6 +36,7 @@ import { packageFactsModule } from './package-facts.js';
 import { mountModule } from './mount.js';
 import { rebootModule } from './reboot.js';
 import { waitForConnectionModule } from './wait-for-connection.js';
+import { timezoneModule } from './timezone.js';
 import { unarchiveModule } from './unarchive.js';
 import { fetchModule } from './fetch.js';
 import { aptRepositoryModule } from './apt-repository.js';
@@ -74,6 +75,7 @@ registerModule(packageFactsModule);
 registerModule(mountModule);
 registerModule(rebootModule);
 registerModule(waitForConnectionModule);
+registerModule(timezoneModule);
 // ansible.builtin.* names reach these through shortModuleName (playbook/ansible-keywords.ts).
 registerModule(unarchiveModule);
 registerModule(fetchModule);

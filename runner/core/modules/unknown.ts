@@ -46,7 +46,6 @@ const INSTEAD: Record<string, string> = {
   set_stats: 'cairn has no set_stats; use set_fact',
   ufw: 'use command (ufw ...) with a guard, or template the rules',
   firewalld: 'cairn manages Debian hosts with nftables/iptables: template the rules',
-  timezone: 'link /etc/localtime with file (state: link)',
   locale_gen: 'use lineinfile on /etc/locale.gen and command (locale-gen)',
   modprobe: 'use copy for /etc/modules-load.d and command (modprobe)',
   docker_container: 'use command (docker ...) with a guard',

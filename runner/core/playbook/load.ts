@@ -382,6 +382,64 @@ function asConditions(value: unknown): string[] {
   return list.map((v) => (typeof v === 'boolean' ? String(v) : String(v)));
 }
 
+/** The options Ansible takes out of a free-form command line (lib/ansible/parsing/splitter.py `parse_kv`). */
+const RAW_PARAM_OPTIONS = new Set([
+  'creates',
+  'removes',
+  'chdir',
+  'executable',
+  'warn',
+  'stdin',
+  'stdin_add_newline',
+  'strip_empty_ends',
+]);
+
+/**
+ * A free-form module's string (`command: iptables -F creates=/etc/x`): as Ansible's parse_kv with check_raw,
+ * each whitespace-separated word (quotes and `{{ }}` kept whole) that is `option=value` for one of
+ * RAW_PARAM_OPTIONS the module takes becomes that argument, wherever it stands; the rest is the command line,
+ * as written.
+ */
+export function freeFormArgs(argName: string, schema: object, text: string): Record<string, unknown> {
+  const props = (schema as { properties?: Record<string, unknown> }).properties ?? {};
+  const words: Array<{ start: number; end: number }> = [];
+  let start = -1;
+  let quote = '';
+  let jinja = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = text[i];
+    if (c === undefined || (!quote && jinja === 0 && /\s/.test(c))) {
+      if (start !== -1) words.push({ start, end: i });
+      start = -1;
+      continue;
+    }
+    if (start === -1) start = i;
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = '';
+    } else if (c === '{' && (text[i + 1] === '{' || text[i + 1] === '%')) {
+      jinja++;
+      i++;
+    } else if (jinja > 0 && (c === '}' || c === '%') && text[i + 1] === '}') {
+      jinja--;
+      i++;
+    } else if (c === '"' || c === "'") quote = c;
+  }
+  const options: Record<string, string> = {};
+  let rest = text;
+  for (const word of [...words].reverse()) {
+    const m = /^([a-z_]+)=([\s\S]*)$/.exec(text.slice(word.start, word.end));
+    if (!m || !RAW_PARAM_OPTIONS.has(m[1]!) || !(m[1]! in props)) continue;
+    const value = m[2]!;
+    const quoted = value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]!);
+    options[m[1]!] = quoted ? value.slice(1, -1) : value;
+    let from = word.start;
+    while (from > 0 && /[ \t]/.test(rest[from - 1]!)) from--;
+    rest = rest.slice(0, from) + rest.slice(word.end);
+  }
+  return { [argName]: rest.trim() === '' ? rest : rest.replace(/^\s+/, ''), ...coerceKeyValueArgs(schema, options) };
+}
+
 /**
  * Ansible's `key=value key2="quoted value"` argument strings. An unquoted value may hold `{{ ... }}` with
  * spaces inside, as Ansible's splitter allows.
@@ -1287,7 +1345,7 @@ export class PlaybookLoader {
       }
       if (rawArgs === null || rawArgs === undefined) args = {};
       else if (typeof rawArgs === 'string') {
-        if (module.freeFormArg) args = { [module.freeFormArg]: rawArgs };
+        if (module.freeFormArg) args = freeFormArgs(module.freeFormArg, module.argsSchema, rawArgs);
         else {
           const kv = parseKeyValueArgs(rawArgs);
           if (!kv)

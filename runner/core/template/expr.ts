@@ -18,8 +18,9 @@
  * an error naming the variable and what its level held.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
 import { CairnError, caretSnippet, formatLocation, inputError, type SourceLocation } from '../util/errors.js';
+import { searchCandidates, type SearchPath } from '../util/search-path.js';
 import { isPlainObject, type Vars } from '../util/vars.js';
 import {
   UndefinedVariableError,
@@ -557,16 +558,28 @@ function prefixed(name: string, message: string): string {
 // Lookups: env, file, template, first_found (never pipe: nothing runs on the controller from a playbook)
 // ---------------------------------------------------------------------------------------------------------
 
+/**
+ * Where a lookup looks for a relative file (util/search-path.ts): the task's `ansible_search_path` when the
+ * engine gave one, else the role's folder or the playbook's (Ansible's LookupBase.find_file_in_search_path and
+ * get_basedir), this process's folder when neither is known.
+ */
+function lookupSearchPath(vars: Vars): SearchPath {
+  const text = (key: string): string | undefined => {
+    const found = lookupKey(vars, key);
+    return found.found && typeof found.value === 'string' ? found.value : undefined;
+  };
+  const stack = lookupKey(vars, 'ansible_search_path');
+  const rolePath = text('role_path');
+  const basedir = text('playbook_dir') ?? process.cwd();
+  const paths =
+    stack.found && Array.isArray(stack.value) && stack.value.every((p) => typeof p === 'string')
+      ? (stack.value as string[])
+      : [rolePath ?? basedir];
+  return { stack: paths, basedir, inRole: rolePath !== undefined };
+}
+
 function lookupCandidates(vars: Vars, kind: 'files' | 'templates', path: string): string[] {
-  if (isAbsolute(path)) return [path];
-  const roots: string[] = [];
-  const rolePath = lookupKey(vars, 'role_path');
-  if (rolePath.found && typeof rolePath.value === 'string') roots.push(join(rolePath.value, kind), rolePath.value);
-  const playbookDir = lookupKey(vars, 'playbook_dir');
-  if (playbookDir.found && typeof playbookDir.value === 'string')
-    roots.push(join(playbookDir.value, kind), playbookDir.value);
-  roots.push(join(process.cwd(), kind), process.cwd());
-  return roots.map((root) => join(root, path));
+  return searchCandidates(lookupSearchPath(vars), kind, path);
 }
 
 function findLookupFile(vars: Vars, kind: 'files' | 'templates', path: string): string | undefined {
@@ -623,12 +636,12 @@ const LOOKUPS: Record<string, (terms: unknown[], kwargs: Record<string, unknown>
       } else candidates.push(textArg(term, 'first_found'));
     };
     terms.forEach(add);
-    for (const name of candidates) {
-      const options = paths.length ? paths.map((p) => join(p, name)) : [name];
-      for (const option of options) {
-        const file = findLookupFile(scope.vars, 'files', option);
-        if (file) return [file];
-      }
+    // Each file in each path, paths outermost (Ansible's _process_terms); a lookup has no task action to
+    // choose its subfolder from, so it searches files/ (first_found.py: `getattr(self, '_subdir', 'files')`).
+    const wanted = paths.length ? paths.flatMap((p) => candidates.map((name) => join(p, name))) : candidates;
+    for (const option of wanted) {
+      const file = findLookupFile(scope.vars, 'files', option);
+      if (file) return [file];
     }
     if (isTruthy(kwargs['skip']) || isTruthy(kwargs['errors'] === 'ignore')) return [];
     throw new ExpressionFault(

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import {
   copyFileSync,
   existsSync,
+  linkSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -50,7 +51,20 @@ export const REPO_PACKAGES_WITH_RECOMMENDS: readonly string[] = [
   'python3-yaml',
   'mdadm',
   'nftables',
+  // Public roles of the compatibility corpus run for real on the lab (test/lab/95-compat-roles.test.ts):
+  // geerlingguy.security (fail2ban and python3-systemd for its systemd backend, unattended-upgrades),
+  // .firewall (iptables); .ntp's ntpsec is in REPO_PACKAGES_ALONE.
+  'fail2ban',
+  'python3-systemd',
+  'unattended-upgrades',
+  'iptables',
 ];
+
+/**
+ * Packages that conflict with one of the lists above (ntpsec and chrony both provide time-daemon), so apt
+ * cannot resolve them in the same install: each is downloaded, with its Recommends, in an install of its own.
+ */
+export const REPO_PACKAGES_ALONE: readonly string[] = ['ntpsec'];
 
 /**
  * Heavy packages whose Recommends pull in desktops and machine-learning stacks (qemu-system-gui,
@@ -112,6 +126,7 @@ export function repoKey(image: Pick<ImageInfo, 'hash'>, mirror: Pick<Mirror, 'so
     image: image.hash,
     withRecommends: [...REPO_PACKAGES_WITH_RECOMMENDS].sort(),
     withoutRecommends: [...REPO_PACKAGES_WITHOUT_RECOMMENDS].sort(),
+    alone: [...REPO_PACKAGES_ALONE].sort(),
     sources: withContrib(mirror.sourcesText),
   });
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
@@ -135,6 +150,37 @@ export interface EnsureRepoOptions {
   image: ImageInfo;
   mirror: Mirror;
   log: (line: string) => void;
+}
+
+/**
+ * Hard links (a copy across file systems) of the packages of the lab's other complete repositories into apt's
+ * archive folder for this build: apt uses a file already there when its size and hash match the mirror's
+ * index and downloads it otherwise, so a changed package list fetches only what is new. The earlier packages
+ * all land in the new repository too (those the mirror has since replaced as well: apt in a host takes the
+ * newest version), as they would have if they had been downloaded again.
+ */
+function seedArchives(archives: string, key: string): number {
+  let count = 0;
+  let names: string[];
+  try {
+    names = readdirSync(LAB_DIR);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const other = /^repo-([0-9a-f]{16})$/.exec(name)?.[1];
+    if (!other || other === key || !repoIsComplete(other)) continue;
+    for (const deb of readdirSync(join(LAB_DIR, name))) {
+      if (!deb.endsWith('.deb') || existsSync(join(archives, deb))) continue;
+      try {
+        linkSync(join(LAB_DIR, name, deb), join(archives, deb));
+      } catch {
+        copyFileSync(join(LAB_DIR, name, deb), join(archives, deb));
+      }
+      count++;
+    }
+  }
+  return count;
 }
 
 export async function ensureRepo(opts: EnsureRepoOptions): Promise<RepoInfo> {
@@ -166,6 +212,8 @@ export async function ensureRepo(opts: EnsureRepoOptions): Promise<RepoInfo> {
   ]) {
     mkdirSync(p, { recursive: true });
   }
+  const reused = seedArchives(paths.archives, key);
+  if (reused > 0) opts.log(`reusing ${reused} packages of earlier lab repositories (apt checks each one's hash)`);
   writeFileSync(join(work, 'etc', 'sources.list'), '');
   writeFileSync(join(paths.sourceParts, 'debian.sources'), withContrib(opts.mirror.sourcesText));
 
@@ -198,7 +246,8 @@ export async function ensureRepo(opts: EnsureRepoOptions): Promise<RepoInfo> {
     'Acquire::Languages=none',
     '-q',
   ];
-  const total = REPO_PACKAGES_WITH_RECOMMENDS.length + REPO_PACKAGES_WITHOUT_RECOMMENDS.length;
+  const total =
+    REPO_PACKAGES_WITH_RECOMMENDS.length + REPO_PACKAGES_WITHOUT_RECOMMENDS.length + REPO_PACKAGES_ALONE.length;
   opts.log(`building the package repository (${total} role packages and their dependencies; once; log: ${logFile})`);
   await runChecked('apt-get', [...apt, 'update'], 'reading the Debian mirror for the lab repository', { logFile });
   await runChecked(
@@ -213,6 +262,14 @@ export async function ensureRepo(opts: EnsureRepoOptions): Promise<RepoInfo> {
     'downloading lab packages',
     { logFile },
   );
+  for (const alone of REPO_PACKAGES_ALONE) {
+    await runChecked(
+      'apt-get',
+      [...apt, '-y', '--download-only', '-o', 'APT::Install-Recommends=1', 'install', alone],
+      `downloading ${alone} for the lab`,
+      { logFile },
+    );
+  }
 
   mkdirSync(tmp, { recursive: true, mode: 0o755 });
   for (const entry of readdirSync(paths.archives)) {

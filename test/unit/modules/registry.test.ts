@@ -43,6 +43,7 @@ describe('runner/core/modules/all.ts', () => {
       'systemd',
       'systemd_service',
       'template',
+      'timezone',
       'tls_certificate',
       'unarchive',
       'uri',
