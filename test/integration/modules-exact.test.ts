@@ -60,6 +60,11 @@ import { asyncStatusModule } from '../../runner/core/modules/async_status.js';
 import { asyncStartScript } from '../../runner/core/engine/async-job.js';
 import { rebootModule } from '../../runner/core/modules/reboot.js';
 import { waitForConnectionModule } from '../../runner/core/modules/wait-for-connection.js';
+import { unarchiveModule } from '../../runner/core/modules/unarchive.js';
+import { CHUNK_BYTES, fetchModule } from '../../runner/core/modules/fetch.js';
+import { aptRepositoryModule } from '../../runner/core/modules/apt-repository.js';
+import { gitModule } from '../../runner/core/modules/git.js';
+import { withEnvironment } from '../../runner/core/transport/environment.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
 import type { Connection } from '../../runner/core/transport/types.js';
 import { createTemplater } from '../../runner/core/template/handlebars.js';
@@ -1387,5 +1392,314 @@ describe('wait_for_connection and reboot (Ansible action plugins)', () => {
     expect(apply.plan.actions).toEqual(check.plan.actions);
     expect(apply.result.data.rebooted).toBe(true);
     expect(existsSync(join(dir, 'rebooted'))).toBe(true);
+  });
+});
+
+describe('unarchive (Ansible module): archives made here with tar and zip', () => {
+  /** A tree to archive: a folder with a file, an executable, a symlink and an empty folder. */
+  function makeTree(): string {
+    const top = mkdtempSync(join(tmpdir(), 'cairn-unarchive-src-'));
+    mkdirSync(join(top, 'app', 'bin'), { recursive: true });
+    mkdirSync(join(top, 'app', 'empty'));
+    writeFileSync(join(top, 'app', 'README'), 'hello\n');
+    writeFileSync(join(top, 'app', 'bin', 'run'), '#!/bin/sh\necho run\n');
+    chmodSync(join(top, 'app', 'bin', 'run'), 0o755);
+    symlinkSync('bin/run', join(top, 'app', 'start'));
+    return top;
+  }
+  function archive(top: string, name: string, command: string[]): string {
+    const out = join(localDir, 'files', name);
+    const res = spawnSync(command[0]!, [...command.slice(1), out, 'app'], { cwd: top });
+    expect(res.status, String(res.stderr)).toBe(0);
+    return out;
+  }
+
+  it('a tar.gz from the controller: unpacked exactly, listed, then nothing to do; a changed file is put back', async () => {
+    const top = makeTree();
+    archive(top, 'app.tar.gz', ['tar', '-czf']);
+    const dir = caseDir();
+    const args = { src: 'app.tar.gz', dest: dir, list_files: true };
+    const out = await holdsProperty(unarchiveModule, args, ctxWith(), true);
+    expect(readFileSync(join(dir, 'app', 'README'), 'utf8')).toBe('hello\n');
+    expect(modeOf(join(dir, 'app', 'bin', 'run'))).toBe('0755');
+    expect(readlinkSync(join(dir, 'app', 'start'))).toBe('bin/run');
+    expect(out.predicted.actions[0]).toMatch(/^unpack app\.tar\.gz into .*: 6 of 6 entries differ: app \(missing\)/);
+    expect(out.applied.data.handler).toBe('TgzArchive');
+    expect((out.applied.data.files as string[]).sort()).toEqual([
+      'app/',
+      'app/README',
+      'app/bin/',
+      'app/bin/run',
+      'app/empty/',
+      'app/start',
+    ]);
+    // Someone edits a file: exactly that entry is named, the unpack puts it back, then it is done again.
+    writeFileSync(join(dir, 'app', 'README'), 'edited\n');
+    const again = await holdsProperty(unarchiveModule, args, ctxWith(), true);
+    expect(again.predicted.actions[0]).toMatch(/1 of 6 entries differ: app\/README \(content differs\)$/);
+    expect(readFileSync(join(dir, 'app', 'README'), 'utf8')).toBe('hello\n');
+    // Files in dest that the archive does not hold are neither compared nor touched (Ansible's notes).
+    writeFileSync(join(dir, 'app', 'local.conf'), 'mine\n');
+    expect((await checkExecutor.run(unarchiveModule, ctxWith(), args)).plan.changed).toBe(false);
+    rmSync(top, { recursive: true, force: true });
+  });
+
+  it('a zip already on the host (remote_src) with owner and mode: every entry set, then only a mode change', async () => {
+    const top = makeTree();
+    rmSync(join(top, 'app', 'start')); // zip stores symlinks only with -y; keep the case to files and folders
+    const zipPath = archive(top, 'app.zip', ['zip', '-qr']);
+    const dir = caseDir();
+    const onHost = join(dir, 'app.zip');
+    writeFileSync(onHost, readFileSync(zipPath));
+    mkdirSync(join(dir, 'out'));
+    const args = { src: onHost, remote_src: true, dest: join(dir, 'out'), owner: 'nobody', mode: 'u=rwX,g=rX,o=' };
+    const out = await holdsProperty(unarchiveModule, args, ctxWith(), true);
+    expect(out.applied.data.handler).toBe('ZipArchive');
+    expect(statSync(join(dir, 'out', 'app', 'README')).uid).toBe(65534);
+    expect(modeOf(join(dir, 'out', 'app', 'README'))).toBe('0640');
+    expect(modeOf(join(dir, 'out', 'app', 'bin', 'run'))).toBe('0750');
+    expect(modeOf(join(dir, 'out', 'app', 'bin'))).toBe('0750');
+    // The content is right: a changed mode alone is an attribute change on exactly the entries that differ.
+    const modeOnly = await holdsProperty(unarchiveModule, { ...args, mode: '0600' }, ctxWith(), true);
+    expect(modeOnly.predicted.actions).toEqual([
+      `set mode 0600 on 5 entries under ${join(dir, 'out')}: app, app/README, app/bin, app/bin/run, app/empty`,
+    ]);
+    rmSync(top, { recursive: true, force: true });
+  });
+
+  it('tar.xz with extra_opts --strip-components=1; creates skips; a missing src and a non-archive fail clearly', async () => {
+    const top = makeTree();
+    archive(top, 'app.tar.xz', ['tar', '-cJf']);
+    const dir = caseDir();
+    const args = { src: 'app.tar.xz', dest: dir, extra_opts: ['--strip-components=1'] };
+    await holdsProperty(unarchiveModule, args, ctxWith(), true);
+    expect(readFileSync(join(dir, 'README'), 'utf8')).toBe('hello\n');
+    expect(existsSync(join(dir, 'app'))).toBe(false);
+    const skipped = await checkExecutor.run(unarchiveModule, ctxWith(), { ...args, creates: join(dir, 'README') });
+    expect(skipped.plan.skipped).toBe(`skipped, since ${join(dir, 'README')} exists`);
+    const missing = await checkExecutor.run(unarchiveModule, ctxWith(), {
+      src: join(dir, 'nope.tgz'),
+      remote_src: true,
+      dest: dir,
+    });
+    expect(missing.plan.failed).toBe(`Source '${join(dir, 'nope.tgz')}' does not exist`);
+    writeFileSync(join(dir, 'plain.txt'), 'not an archive\n');
+    const notArchive = await checkExecutor.run(unarchiveModule, ctxWith(), {
+      src: join(dir, 'plain.txt'),
+      remote_src: true,
+      dest: dir,
+    });
+    expect(notArchive.plan.failed).toMatch(/^Failed to find handler for ".*plain\.txt"/);
+    rmSync(top, { recursive: true, force: true });
+  });
+});
+
+describe('fetch (Ansible module): host files to a controller folder', () => {
+  const fetchCtx = (playbookDir: string) => ({ ...ctxWith(), playbookDir });
+
+  it("Ansible's <dest>/<host>/<path> layout, relative to the playbook; a changed host file is fetched again", async () => {
+    const dir = caseDir();
+    const src = join(dir, 'etc', 'app.conf');
+    mkdirSync(join(dir, 'etc'));
+    writeFileSync(src, 'port = 80\n');
+    const playbookDir = mkdtempSync(join(tmpdir(), 'cairn-fetch-'));
+    const ctx = fetchCtx(playbookDir);
+    const out = await holdsProperty(fetchModule, { src, dest: 'fetched' }, ctx, true);
+    const local = join(playbookDir, 'fetched', ctx.host, src);
+    expect(readFileSync(local, 'utf8')).toBe('port = 80\n');
+    expect(out.applied.data).toMatchObject({
+      dest: local,
+      checksum: createHash('sha1').update('port = 80\n').digest('hex'),
+      remote_checksum: createHash('sha1').update('port = 80\n').digest('hex'),
+    });
+    writeFileSync(src, 'port = 8080\n');
+    const again = await holdsProperty(fetchModule, { src, dest: 'fetched' }, ctx, true);
+    expect(again.predicted.actions).toEqual([`fetch ${ctx.host}:${src} (12 bytes) to ${local}`]);
+    expect(readFileSync(local, 'utf8')).toBe('port = 8080\n');
+    expect(readdirSync(posixDir(local)).filter((n) => n.startsWith('.cairn-'))).toEqual([]);
+    rmSync(playbookDir, { recursive: true, force: true });
+  });
+
+  it('flat with a trailing slash, a file larger than one chunk, then fail_on_missing', async () => {
+    const dir = caseDir();
+    const src = join(dir, 'big.bin');
+    const big = Buffer.alloc(CHUNK_BYTES * 2 + 12345);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
+    writeFileSync(src, big);
+    const local = mkdtempSync(join(tmpdir(), 'cairn-fetch-flat-'));
+    await holdsProperty(fetchModule, { src, dest: `${local}/`, flat: true }, fetchCtx(local), true);
+    expect(readFileSync(join(local, 'big.bin')).equals(big)).toBe(true);
+    const missing = { src: join(dir, 'nope'), dest: `${local}/`, flat: true };
+    const failing = await checkExecutor.run(fetchModule, fetchCtx(local), missing);
+    expect(failing.plan.failed).toBe('the remote file does not exist, not transferring');
+    const ignored = await applyExecutor.run(fetchModule, fetchCtx(local), { ...missing, fail_on_missing: false });
+    expect(ignored.result).toMatchObject({ changed: false, failed: false });
+    expect(ignored.result.data.msg).toBe('the remote file does not exist, not transferring, ignored');
+    const folder = await checkExecutor.run(fetchModule, fetchCtx(local), { src: dir, dest: `${local}/`, flat: true });
+    expect(folder.plan.failed).toBe('remote file is a directory, fetch cannot work on directories');
+    rmSync(local, { recursive: true, force: true });
+  });
+
+  it('never follows a symlink under dest on the controller, and refuses a src with ..', async () => {
+    const dir = caseDir();
+    const src = join(dir, 'secret');
+    writeFileSync(src, 'x\n');
+    const local = mkdtempSync(join(tmpdir(), 'cairn-fetch-link-'));
+    const elsewhere = mkdtempSync(join(tmpdir(), 'cairn-fetch-elsewhere-'));
+    const ctx = fetchCtx(local);
+    symlinkSync(elsewhere, join(local, ctx.host));
+    const res = await applyExecutor.run(fetchModule, ctx, { src, dest: local });
+    expect(res.result.failed).toBe(true);
+    expect(res.result.msg).toBe(
+      `${join(local, ctx.host)} on the controller is a symlink: fetch does not follow links under dest`,
+    );
+    expect(readdirSync(elsewhere)).toEqual([]);
+    await expect(checkExecutor.run(fetchModule, ctx, { src: `${dir}/../x`, dest: local })).rejects.toThrow(
+      /src ".*\/\.\.\/x" has a '\.\.' component: the fetched file would leave dest \(host .*\)/,
+    );
+    rmSync(local, { recursive: true, force: true });
+    rmSync(elsewhere, { recursive: true, force: true });
+  });
+});
+
+function posixDir(path: string): string {
+  return path.slice(0, path.lastIndexOf('/'));
+}
+
+describe('apt_repository (Ansible module): sources under an APT_CONFIG root, a local file: repository', () => {
+  /** An apt root of its own (the task's `environment: APT_CONFIG=...`, as Ansible's apt_pkg reads it). */
+  function aptRoot(): { root: string; ctx: ModuleContext } {
+    const root = caseDir();
+    for (const d of ['etc/apt/sources.list.d', 'etc/apt/apt.conf.d', 'etc/apt/preferences.d', 'state/lists/partial'])
+      mkdirSync(join(root, d), { recursive: true });
+    mkdirSync(join(root, 'cache/archives/partial'), { recursive: true });
+    mkdirSync(join(root, 'repo'));
+    writeFileSync(join(root, 'repo', 'Packages'), '');
+    writeFileSync(
+      join(root, 'apt.conf'),
+      `Dir::Etc "${root}/etc/apt";\nDir::State "${root}/state";\nDir::Cache "${root}/cache";\n` +
+        'APT::Sandbox::User "root";\n',
+    );
+    writeFileSync(join(root, 'etc/apt/sources.list'), '#deb http://deb.debian.org/debian bookworm main\n\n');
+    const ctx = { ...ctxWith(), conn: withEnvironment(conn, { APT_CONFIG: join(root, 'apt.conf') }) };
+    return { root, ctx };
+  }
+
+  it('adds a line in a file named from the URL (0644), apt-get update runs, then nothing to do; absent deletes it', async () => {
+    const { root, ctx } = aptRoot();
+    const repo = `deb [trusted=yes] file:${root}/repo ./`;
+    const file = join(
+      root,
+      'etc/apt/sources.list.d',
+      `${`file ${root} repo`.replace(/[^a-zA-Z0-9]+/g, '_').replace(/^_|_$/g, '')}.list`,
+    );
+    const out = await holdsProperty(aptRepositoryModule, { repo }, ctx, true);
+    expect(readFileSync(file, 'utf8')).toBe(`${repo}\n`);
+    expect(modeOf(file)).toBe('0644');
+    expect(out.predicted.actions).toEqual([`create ${file}`, 'apt-get update']);
+    expect(out.applied.data.sources_added).toEqual([file]);
+    expect(readdirSync(join(root, 'state/lists')).some((n) => n.endsWith('_._Packages'))).toBe(true);
+    const gone = await holdsProperty(aptRepositoryModule, { repo, state: 'absent', update_cache: false }, ctx, true);
+    expect(gone.predicted.actions).toEqual([`remove ${file}`]);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('enables a commented-out line where it is (sources.list), with a given filename unused', async () => {
+    const { root, ctx } = aptRoot();
+    const repo = 'deb http://deb.debian.org/debian   bookworm main';
+    await holdsProperty(aptRepositoryModule, { repo, filename: 'debian', update_cache: false }, ctx, true);
+    expect(readFileSync(join(root, 'etc/apt/sources.list'), 'utf8')).toBe(
+      'deb http://deb.debian.org/debian bookworm main\n\n',
+    );
+    expect(existsSync(join(root, 'etc/apt/sources.list.d/debian.list'))).toBe(false);
+  });
+
+  it('a failing apt-get update puts the sources back and fails; a PPA is refused at the task', async () => {
+    const { root, ctx } = aptRoot();
+    const repo = `deb [trusted=yes] file:${root}/no-such-repo ./`;
+    const res = await applyExecutor.run(aptRepositoryModule, ctx, { repo, filename: 'broken', mode: '0600' });
+    expect(res.result.failed).toBe(true);
+    expect(res.result.msg).toMatch(/^Failed to update apt cache: .*; the sources were put back$/s);
+    expect(existsSync(join(root, 'etc/apt/sources.list.d/broken.list'))).toBe(false);
+    await expect(checkExecutor.run(aptRepositoryModule, ctx, { repo: 'ppa:nginx/stable' })).rejects.toThrow(
+      /PPAs are Ubuntu's Launchpad repositories/,
+    );
+  });
+});
+
+describe('git (Ansible module): a bare repository on the host, by path and by file:// URL', () => {
+  const git = (cwd: string, ...args: string[]): string => {
+    const res = spawnSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.invalid', ...args], {
+      cwd,
+      encoding: 'utf8',
+    });
+    expect(res.status, res.stderr).toBe(0);
+    return res.stdout.trim();
+  };
+  /** A bare repository with one commit on main, and a work tree to push more from. */
+  function repository(): { bare: string; work: string; commit: (text: string) => string } {
+    const dir = caseDir();
+    const bare = join(dir, 'repo.git');
+    const work = join(dir, 'work');
+    git(dir, 'init', '-q', '--bare', '-b', 'main', bare);
+    git(dir, 'init', '-q', '-b', 'main', work);
+    const commit = (text: string): string => {
+      writeFileSync(join(work, 'README'), text);
+      git(work, 'add', 'README');
+      git(work, 'commit', '-q', '-m', text);
+      git(work, 'push', '-q', bare, 'main');
+      return git(work, 'rev-parse', 'HEAD');
+    };
+    commit('one\n');
+    return { bare, work, commit };
+  }
+
+  it('clones HEAD (before null, after the commit), then follows a new commit on the branch', async () => {
+    const { bare, commit } = repository();
+    const dest = join(caseDir(), 'checkout');
+    const first = git(bare, 'rev-parse', 'main');
+    const out = await holdsProperty(gitModule, { repo: bare, dest }, ctxWith(), true);
+    expect(out.predicted.data).toMatchObject({ before: null, after: first });
+    expect(out.applied.data).toMatchObject({ before: null, after: first });
+    expect(readFileSync(join(dest, 'README'), 'utf8')).toBe('one\n');
+    const second = commit('two\n');
+    const update = await holdsProperty(gitModule, { repo: bare, dest }, ctxWith(), true);
+    expect(update.predicted.actions).toEqual([`update ${dest} from ${first} to HEAD (${second})`]);
+    expect(update.applied.data).toMatchObject({ before: first, after: second });
+    expect(readFileSync(join(dest, 'README'), 'utf8')).toBe('two\n');
+    expect(git(dest, 'rev-parse', '--abbrev-ref', 'HEAD')).toBe('main');
+  });
+
+  it('an annotated tag over file:// with depth 1, then back to the branch', async () => {
+    const { bare, work, commit } = repository();
+    git(work, 'tag', '-a', '-m', 'v1', 'v1.0');
+    git(work, 'push', '-q', bare, 'v1.0');
+    const tagged = git(work, 'rev-parse', 'HEAD');
+    const head = commit('two\n');
+    const dest = join(caseDir(), 'checkout');
+    const out = await holdsProperty(
+      gitModule,
+      { repo: `file://${bare}`, dest, version: 'v1.0', depth: 1 },
+      ctxWith(),
+      true,
+    );
+    expect(out.applied.data.after).toBe(tagged);
+    expect(git(dest, 'rev-list', '--count', 'HEAD')).toBe('1');
+    await holdsProperty(gitModule, { repo: `file://${bare}`, dest, version: 'main' }, ctxWith(), true);
+    expect(git(dest, 'rev-parse', 'HEAD')).toBe(head);
+  });
+
+  it('local modifications fail without force; force discards them; a wrong version fails clearly', async () => {
+    const { bare } = repository();
+    const dest = join(caseDir(), 'checkout');
+    await holdsProperty(gitModule, { repo: bare, dest }, ctxWith(), true);
+    writeFileSync(join(dest, 'README'), 'local edit\n');
+    const refused = await checkExecutor.run(gitModule, ctxWith(), { repo: bare, dest });
+    expect(refused.plan.failed).toBe(`Local modifications exist in the destination: ${dest} (force=no).`);
+    const forced = await holdsProperty(gitModule, { repo: bare, dest, force: true }, ctxWith(), true);
+    expect(forced.predicted.actions).toEqual([`discard local modifications in ${dest} (force)`]);
+    expect(readFileSync(join(dest, 'README'), 'utf8')).toBe('one\n');
+    const wrong = await checkExecutor.run(gitModule, ctxWith(), { repo: bare, dest, version: 'no-such-branch' });
+    expect(wrong.plan.failed).toMatch(/^Could not determine remote revision for no-such-branch/);
   });
 });

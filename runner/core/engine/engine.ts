@@ -632,6 +632,7 @@ export class Engine {
       local: spec.connection === 'local',
       reconnect: (opts) => this.reconnect(host.name, opts?.connectTimeoutMs),
       findLocalFile: (kind, rel) => this.findLocalFile(kind, rel, this.searchPathOf(task, ctx), task.location),
+      playbookDir: ctx.playbookDir,
       renderTemplateFile: (path, v) => this.opts.templater.renderFile(path, v),
       evaluate: (expression, v, argPath) =>
         evaluate(expression, v, argPath && task.locateArg ? task.locateArg(argPath) : task.location),

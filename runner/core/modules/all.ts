@@ -37,6 +37,10 @@ import { mountModule } from './mount.js';
 import { rebootModule } from './reboot.js';
 import { waitForConnectionModule } from './wait-for-connection.js';
 import { timezoneModule } from './timezone.js';
+import { unarchiveModule } from './unarchive.js';
+import { fetchModule } from './fetch.js';
+import { aptRepositoryModule } from './apt-repository.js';
+import { gitModule } from './git.js';
 
 registerModule(commandModule);
 registerModule(shellModule);
@@ -72,6 +76,11 @@ registerModule(mountModule);
 registerModule(rebootModule);
 registerModule(waitForConnectionModule);
 registerModule(timezoneModule);
+// ansible.builtin.* names reach these through shortModuleName (playbook/ansible-keywords.ts).
+registerModule(unarchiveModule);
+registerModule(fetchModule);
+registerModule(aptRepositoryModule);
+registerModule(gitModule);
 import './raid/health-module.js'; // raid_health registers itself
 import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate
 import './ceph/health-module.js'; // ceph_health registers itself

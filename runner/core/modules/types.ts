@@ -62,6 +62,11 @@ export interface ModuleContext {
   facts?: Record<string, unknown>;
   /** Find a task's local source file: `kind` folder of the current role, then the playbook's folder. */
   findLocalFile(kind: 'templates' | 'files', relativePath: string): string;
+  /**
+   * The playbook's folder on the controller: where a relative controller path a module writes to (fetch's
+   * dest) resolves, as Ansible's path_dwim resolves it against the playbook's basedir.
+   */
+  playbookDir?: string;
   /** Render a Handlebars template file with the task's variables (strict; errors name file, line, variable). */
   renderTemplateFile(path: string, vars: Vars): string;
   /**

@@ -7,6 +7,7 @@ describe('runner/core/modules/all.ts', () => {
   it("registers every module and Ansible's aliases", () => {
     expect(moduleNames()).toEqual([
       'apt',
+      'apt_repository',
       'assert',
       'async_status',
       'blockinfile',
@@ -16,9 +17,11 @@ describe('runner/core/modules/all.ts', () => {
       'cron',
       'debug',
       'fail',
+      'fetch',
       'file',
       'gather_facts',
       'get_url',
+      'git',
       'group',
       'http',
       'lineinfile',
@@ -42,6 +45,7 @@ describe('runner/core/modules/all.ts', () => {
       'template',
       'timezone',
       'tls_certificate',
+      'unarchive',
       'uri',
       'user',
       'virt_host_validate',

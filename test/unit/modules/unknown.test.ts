@@ -10,9 +10,9 @@ describe('unknownModuleMessage', () => {
   it.each([
     ['copyy', 'unknown module "copyy" (did you mean "copy"?)'],
     [
-      'ansible.builtin.unarchive',
-      'unknown module "ansible.builtin.unarchive": Ansible\'s unarchive module has no cairn equivalent: fetch it ' +
-        'with get_url, then unpack with command (tar) and creates:',
+      'ansible.builtin.subversion',
+      'unknown module "ansible.builtin.subversion": Ansible\'s subversion module has no cairn equivalent: use ' +
+        'command with creates:',
     ],
     [
       'yum',
