@@ -4,7 +4,8 @@
 # test, python3 and rsync for the drill helpers and migration steps, promtool (package prometheus) for the
 # alert rules, logrotate and systemd-analyze for the jumphost role's files, haproxy, socat and openssl for the
 # front door's TLS test (a real haproxy on loopback), prometheus-blackbox-exporter for its probe check, crmsh and
-# pacemaker-cli-utils for the ha_cluster role's CIB drift probe (run on a CIB file, no cluster). A test never skips for want of one: it fails naming the package. As root with apt-get, missing packages are installed; otherwise this script
+# pacemaker-cli-utils for the ha_cluster role's CIB drift probe (run on a CIB file, no cluster), tar, xz, bzip2,
+# zstd, zip, unzip, git and apt-config for the unarchive, git and apt_repository modules' tests. A test never skips for want of one: it fails naming the package. As root with apt-get, missing packages are installed; otherwise this script
 # fails and lists the `apt-get install` to run.
 set -euo pipefail
 
@@ -34,6 +35,14 @@ checks=(
   /usr/sbin/crm:crmsh
   /usr/sbin/cibadmin:pacemaker-cli-utils
   /usr/sbin/crm_diff:pacemaker-cli-utils
+  /usr/bin/tar:tar
+  /usr/bin/xz:xz-utils
+  /usr/bin/bzip2:bzip2
+  /usr/bin/zstd:zstd
+  /usr/bin/zip:zip
+  /usr/bin/unzip:unzip
+  /usr/bin/git:git
+  /usr/bin/apt-config:apt
 )
 
 missing=()
