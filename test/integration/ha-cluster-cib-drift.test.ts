@@ -117,6 +117,8 @@ describe("ha_cluster: a hand edit of cairn's objects in the live CIB is drift", 
     expect(shown).toContain('allow-migrate=true');
     expect(shown).toContain('stonith-max-attempts=10');
     expect(shown).toContain('failure-timeout=120s');
+    // VirtualDomain would otherwise write utilization into the primitive: drift after every start (lab, 2026-12-07).
+    expect(shown).toContain('autoset_utilization_cpu=false');
     expect(shown).toContain('location fence-pve2-elsewhere fence-pve2 -inf: pve2');
     expect(readFileSync(cib, 'utf8')).not.toBe(before); // loads were real writes to the CIB file
   });
