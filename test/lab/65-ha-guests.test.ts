@@ -139,7 +139,6 @@ describe.skipIf(unavailable)(
           .filter((l) => l.includes(`"target":"${victim}","outcome":"failed: fencing blocked`)).length;
       const failedBefore = failedFences();
       setFenceBlocked(true);
-      let failedDuringBlock = 0;
       try {
         await labKill(victim, { log: () => {} });
         // Held until pacemaker has spent its immediate retries (stonith-max-attempts) and says it gives up for
@@ -169,7 +168,7 @@ describe.skipIf(unavailable)(
         }
         expect(gaveUpAfterS, 'pacemaker never gave up fencing (no "Too many failures" in 400 s)').toBeGreaterThan(0);
         await sleep(10_000);
-        failedDuringBlock = failedFences() - failedBefore;
+        const failedDuringBlock = failedFences() - failedBefore;
         const running = await Promise.all(
           NODES.filter((n) => n !== victim).map((n) => onHost(n, 'virsh -q domstate ha1 2>/dev/null || echo absent')),
         );
