@@ -25,6 +25,13 @@ function probeWithOsdDump(dump: string): string {
   return framed.replace(end, `${formatSection('osd_dump', `${dump.trim()}\n::rc=0`)}${end}`);
 }
 
+/** The verdict's problems for the lab's healthy probe with `dump` as its osd dump, judged on these networks. */
+function problems(dump: unknown, publicNetwork: string, clusterNetwork: string): string[] {
+  const { snapshot } = parseProbeOutput(probeWithOsdDump(JSON.stringify(dump)), { osdDump: true });
+  const want = expectationsFrom({ public_network: publicNetwork, cluster_network: clusterNetwork });
+  return assessCluster(snapshot, { ...want, allowedMutes: 'any' }).problems;
+}
+
 describe('ceph osd dump: OSD addresses', () => {
   it('reads every OSD with its public and cluster IPs', () => {
     expect(parseOsdDumpJson(osdDump())).toEqual([
@@ -90,9 +97,7 @@ describe('ceph_health with public_network and cluster_network', () => {
   it('fails every up OSD whose cluster address is off the cluster network; a down OSD is left to the OSD check', () => {
     const dump = osdDump();
     dump.osds[2]!.up = 0;
-    const { snapshot } = parseProbeOutput(probeWithOsdDump(JSON.stringify(dump)), { osdDump: true });
-    const want = expectationsFrom({ public_network: '10.77.0.0/24', cluster_network: '10.77.1.0/24' });
-    expect(assessCluster(snapshot, { ...want, allowedMutes: 'any' }).problems).toEqual([
+    expect(problems(dump, '10.77.0.0/24', '10.77.1.0/24')).toEqual([
       'osd.0: cluster address 10.77.0.43 is outside the cluster network 10.77.1.0/24',
       'osd.1: cluster address 10.77.0.41 is outside the cluster network 10.77.1.0/24',
     ]);
@@ -102,9 +107,7 @@ describe('ceph_health with public_network and cluster_network', () => {
     const dump = osdDump();
     dump.osds[0]!.public_addrs = { addrvec: [] };
     dump.osds[1]!.public_addrs = { addrvec: [{ type: 'v2', addr: '10.77.1.41:6800', nonce: 4171 }] };
-    const { snapshot } = parseProbeOutput(probeWithOsdDump(JSON.stringify(dump)), { osdDump: true });
-    const want = expectationsFrom({ public_network: '10.77.0.0/24', cluster_network: '10.77.0.0/24' });
-    expect(assessCluster(snapshot, { ...want, allowedMutes: 'any' }).problems).toEqual([
+    expect(problems(dump, '10.77.0.0/24', '10.77.0.0/24')).toEqual([
       'osd.0 is up with no public address',
       'osd.1: public address 10.77.1.41 is outside the public network 10.77.0.0/24',
     ]);
