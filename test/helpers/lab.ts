@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import type { RunEvent } from '../../runner/core/engine/events.js';
 import { labUp, type LabUpResult } from '../../runner/features/lab/index.js';
 import { findExecutable } from '../../runner/features/lab/preflight.js';
@@ -37,6 +37,28 @@ export function ensureLab(opts: { withPve?: boolean } = {}): Promise<LabUpResult
   if (!upResult || opts.withPve)
     upResult = labUp({ withPve: opts.withPve, log: (line) => console.log(`lab: ${line}`) });
   return upResult;
+}
+
+/**
+ * A lab file's `describe`: skipped, saying why, where this machine cannot run the lab; the shared lab up
+ * (ensureLab) before the first test; what the tests push to `measured` printed after the last, as
+ * "SUBJECT, measured:" (for the issue note). The title is "SUBJECT on the lab".
+ */
+export function describeOnLab(subject: string, body: (measured: string[]) => void): void {
+  const unavailable = labUnavailable();
+  describe.skipIf(Boolean(unavailable))(
+    `${subject} on the lab${unavailable ? ` (skipped: ${unavailable})` : ''}`,
+    () => {
+      const measured: string[] = [];
+      beforeAll(async () => {
+        await ensureLab();
+      });
+      afterAll(() => {
+        if (measured.length) console.log(`${subject}, measured:\n  ${measured.join('\n  ')}`);
+      });
+      body(measured);
+    },
+  );
 }
 
 /*

@@ -7,11 +7,10 @@
  * HSTS; the role's verification passes; a second run changes nothing; the `cert-rotate` drill replaces the
  * certificate under the HTTPS probe loop without a failed request.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createServer as createTcpServer } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,33 +19,19 @@ import { ensureLabCa } from '../../runner/features/lab/ca.js';
 import { createTemplater } from '../../runner/core/template/index.js';
 import { builtinRolesDir, sharedTemplatesDir } from '../../runner/core/util/paths.js';
 import { changedKeys, jsonEvents, runCairn, taskResults } from '../helpers/cli.js';
-import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
+import { requireHaproxyTools, startHaproxy, stopChild, stopHaproxy, type TestHaproxy } from '../helpers/haproxy.js';
+import { freePort, requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 
 requireSshd();
-for (const [tool, pkg] of [
-  ['/usr/sbin/haproxy', 'haproxy'],
-  ['/usr/bin/socat', 'socat'],
+requireHaproxyTools([
   ['/usr/bin/openssl', 'openssl'],
   ['/usr/bin/curl', 'curl'],
   ['/usr/bin/prometheus-blackbox-exporter', 'prometheus-blackbox-exporter'],
-] as const)
-  if (!existsSync(tool))
-    throw new Error(`${tool} is missing: apt-get install -y ${pkg} (scripts/test-prereqs.sh does it)`);
+]);
 
 /** Loopback addresses of this file only (127.0.0.x belongs to the sshd harness). */
 const VIP = '127.0.19.10';
 const BACKENDS = ['127.0.19.21', '127.0.19.22'];
-
-function freePort(address: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createTcpServer();
-    server.once('error', reject);
-    server.listen(0, address, () => {
-      const bound = server.address();
-      server.close(() => resolvePort(typeof bound === 'object' && bound ? bound.port : 0));
-    });
-  });
-}
 
 /**
  * A bootstrap haproxy.cfg where the role will write its own: only the runtime API socket (expose-fd
@@ -105,8 +90,7 @@ describe('haproxy role: TLS 1.3 at the front door, with a real haproxy on loopba
   let dir: string;
   let ca: { certPath: string; keyPath: string };
   let caPem: string;
-  let haproxy: ChildProcess | undefined;
-  let haproxyLog = '';
+  let haproxy: TestHaproxy | undefined;
   const backends: Server[] = [];
   const ports = { http: 0, https: 0, stats: 0, backend: 0 };
   const env = () => ({ CAIRN_STATE_DIR: join(dir, 'state') });
@@ -161,21 +145,16 @@ describe('haproxy role: TLS 1.3 at the front door, with a real haproxy on loopba
     );
     playbook = join(dir, 'front-door.yaml');
     writeFileSync(playbook, stringify([{ name: 'Front door', hosts: 'lb', roles: ['haproxy'] }]));
-    writeFileSync(join(dir, 'haproxy.cfg'), bootstrapConfig(join(dir, 'admin.sock')));
-    haproxy = spawn('haproxy', ['-W', '-db', '-S', join(dir, 'master.sock'), '-f', join(dir, 'haproxy.cfg')], {
-      stdio: ['ignore', 'ignore', 'pipe'],
+    haproxy = await startHaproxy({
+      config: bootstrapConfig(join(dir, 'admin.sock')),
+      configPath: join(dir, 'haproxy.cfg'),
+      masterSocket: join(dir, 'master.sock'),
+      readySocket: join(dir, 'master.sock'),
     });
-    haproxy.stderr!.on('data', (d: Buffer) => (haproxyLog += d.toString()));
-    for (let i = 0; i < 50 && !existsSync(join(dir, 'master.sock')); i++) await new Promise((r) => setTimeout(r, 100));
-    if (!existsSync(join(dir, 'master.sock'))) throw new Error(`haproxy did not start: ${haproxyLog}`);
   }, 60_000);
 
   afterAll(async () => {
-    if (haproxy?.pid !== undefined && haproxy.exitCode === null) {
-      const exited = new Promise((ok) => haproxy!.once('exit', ok));
-      process.kill(haproxy.pid, 'SIGTERM');
-      await exited;
-    }
+    await stopHaproxy(haproxy);
     await Promise.all(backends.map((s) => new Promise((ok) => s.close(ok))));
     await lab?.stop();
   });
@@ -186,7 +165,7 @@ describe('haproxy role: TLS 1.3 at the front door, with a real haproxy on loopba
     const predicted = changedKeys(jsonEvents(check.stdout));
     // The run reloads the bootstrap haproxy onto the role's file, then verifies it (TLS, chain, days, HSTS).
     const first = await runCairn(['play', playbook, '-i', inventory, '--json'], { env: env() });
-    expect(first.code, first.stderr + first.stdout.slice(-3000) + haproxyLog).toBe(0);
+    expect(first.code, first.stderr + first.stdout.slice(-3000) + haproxy!.log).toBe(0);
     const changed = changedKeys(jsonEvents(first.stdout));
     expect(changed).toEqual(predicted);
     expect(changed).toContain(
@@ -210,7 +189,7 @@ describe('haproxy role: TLS 1.3 at the front door, with a real haproxy on loopba
       ['s_client', '-connect', `${VIP}:${ports.https}`, '-tls1_3', '-CAfile', ca.certPath, '-verify_return_error'],
       'Q\n',
     );
-    expect(tls13.code, tls13.out + haproxyLog).toBe(0);
+    expect(tls13.code, tls13.out + haproxy!.log).toBe(0);
     expect(tls13.out).toMatch(/^New, TLSv1\.3, Cipher is TLS_/m);
     expect(tls13.out).toMatch(/Verify return code: 0 \(ok\)/);
     const tls12 = await run('openssl', ['s_client', '-connect', `${VIP}:${ports.https}`, '-tls1_2'], 'Q\n');
@@ -290,9 +269,7 @@ describe('haproxy role: TLS 1.3 at the front door, with a real haproxy on loopba
       expect(days).toBeGreaterThan(14);
       expect(days).toBeLessThanOrEqual(90);
     } finally {
-      const exited = new Promise((ok) => exporter.once('exit', ok));
-      process.kill(exporter.pid!, 'SIGTERM');
-      await exited;
+      await stopChild(exporter);
     }
   }, 60_000);
 

@@ -3,7 +3,9 @@
  * changes, a second apply changes nothing, and what it wrote is what a jump host needs to run the drift watch
  * of docs/drift.md: the units pass `systemd-analyze verify`, the logrotate file passes `logrotate -d`, and
  * the drift user (a real system user, removed afterwards) can log in to a managed host with the key the role
- * gave it, checking that host's key against the known_hosts the role wrote.
+ * gave it, checking that host's key against the known_hosts the role wrote. The drill schedule's unit (issue 19:
+ * `cairn drill --due --metrics` for DrillOverdue) is run as systemd would run it: its ExecStart in its working
+ * folder and environment, then its ExecStartPost, and the metrics land in the textfile folder, mode 0644.
  *
  * The test host is this machine, reached over loopback sshd as root, so every path the role writes is pointed
  * into the host's temp folder through the role's variables, and the apt task only confirms packages this
@@ -13,7 +15,16 @@
  * hosts run systemd, is where they run.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,6 +77,7 @@ beforeAll(async () => {
     jumphost_systemd_dir: hostDir,
     jumphost_logrotate_dir: hostDir,
     jumphost_log_dir: join(hostDir, 'log'),
+    jumphost_drills_state_dir: join(hostDir, 'site', '.cairn'),
   };
   inventory = lab.writeInventory({ jumphost: ['jump1'] }, { jump1: roleVars });
   playbook = join(lab.dir, 'jumphost.yaml');
@@ -105,6 +117,8 @@ describe('the jumphost role on a real sshd host', { timeout: 600_000 }, () => {
         "jump1 | jumphost : The drift check's own user (not root)",
         "jump1 | jumphost : The drift user's key to the managed hosts",
         'jump1 | jumphost : drift.log is rotated weekly (logrotate -d checks it before it goes live)',
+        'jump1 | jumphost : The drill schedule\'s metrics service and timer ["cairn-drills-due.service"]',
+        'jump1 | jumphost : The drill schedule\'s metrics service and timer ["cairn-drills-due.timer"]',
       ]),
     );
   });
@@ -124,8 +138,9 @@ describe('the jumphost role on a real sshd host', { timeout: 600_000 }, () => {
     const verified = sh('systemd-analyze', [
       'verify',
       '--man=no',
-      join(hostDir, 'cairn-drift.service'),
-      join(hostDir, 'cairn-drift.timer'),
+      ...['cairn-drift.service', 'cairn-drift.timer', 'cairn-drills-due.service', 'cairn-drills-due.timer'].map(
+        (unit) => join(hostDir, unit),
+      ),
     ]);
     // verify warns about the site folder missing from this test (WorkingDirectory) only at start, not here.
     expect(verified.code, verified.out).toBe(0);
@@ -175,5 +190,62 @@ describe('the jumphost role on a real sshd host', { timeout: 600_000 }, () => {
     ]);
     expect(login.out).toContain('drift-login-ok');
     expect(login.code).toBe(0);
+  });
+
+  it('runs cairn drill --due hourly, without network, into the textfile folder, as DrillOverdue reads it', () => {
+    const timer = readFileSync(join(hostDir, 'cairn-drills-due.timer'), 'utf8');
+    expect(timer).toContain('OnCalendar=hourly\n');
+    expect(timer).toContain('WantedBy=timers.target\n');
+    const unit = readFileSync(join(hostDir, 'cairn-drills-due.service'), 'utf8');
+    const settings = (key: string) =>
+      unit
+        .split('\n')
+        .filter((line) => line.startsWith(`${key}=`))
+        .map((line) => line.slice(key.length + 1));
+    expect(settings('User')).toEqual(['root']);
+    expect(settings('PrivateNetwork')).toEqual(['yes']);
+    expect(settings('ProtectSystem')).toEqual(['strict']);
+    expect(settings('SuccessExitStatus')).toEqual(['3']);
+    expect(settings('RuntimeDirectory')).toEqual(['cairn-drills-due']);
+
+    // The unit's own command lines, run as systemd would run them: in its working folder, with its
+    // environment, the runtime folder (/run/cairn-drills-due, made by systemd) standing in as a temp folder.
+    const site = join(hostDir, 'site');
+    const runtime = join(hostDir, 'runtime');
+    mkdirSync(site, { recursive: true });
+    mkdirSync(runtime, { recursive: true });
+    copyFileSync(join(process.cwd(), 'drills.yaml'), join(site, 'drills.yaml'));
+    expect(settings('WorkingDirectory')).toEqual([site]);
+    expect(settings('Environment')).toEqual([`CAIRN_STATE_DIR=${join(site, '.cairn')}`]);
+    const [execStart] = settings('ExecStart');
+    const argv = execStart!.replaceAll('/run/cairn-drills-due', runtime).split(' ');
+    expect(argv.slice(2)).toEqual([
+      'drill', '--due', '--no-color', '--schedule', join(site, 'drills.yaml'),
+      '--metrics', join(runtime, 'cairn-drills.prom'),
+    ]); // prettier-ignore
+    const before = Math.floor(Date.now() / 1000);
+    const ran = spawnSync(argv[0]!, argv.slice(1), {
+      cwd: site,
+      env: { ...process.env, CAIRN_STATE_DIR: join(site, '.cairn') },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    // No drill was ever recorded here: every entry is overdue, exit 3, which the unit counts as success.
+    expect(ran.status, `${ran.stdout}${ran.stderr}`).toBe(3);
+    const [post] = settings('ExecStartPost');
+    const script = /^\+\/bin\/sh -c '(.*)'$/.exec(post!)?.[1];
+    expect(script).toBeDefined();
+    const copied = sh('/bin/sh', ['-c', script!.replaceAll('/run/cairn-drills-due', runtime)]);
+    expect(copied.code, copied.out).toBe(0);
+
+    const metricsDir = join(hostDir, 'node-exporter');
+    expect(readdirSync(metricsDir).filter((n) => n.includes('drills'))).toEqual(['cairn-drills.prom']);
+    expect(statSync(join(metricsDir, 'cairn-drills.prom')).mode & 0o777).toBe(0o644);
+    const metrics = readFileSync(join(metricsDir, 'cairn-drills.prom'), 'utf8');
+    expect(metrics).toMatch(
+      /^cairn_drill_next_due_timestamp_seconds\{id="network-cut",drill="failover",every="monthly"\} 0$/m,
+    );
+    const written = Number(/^cairn_drill_schedule_timestamp_seconds (\d+)$/m.exec(metrics)?.[1]);
+    expect(written).toBeGreaterThanOrEqual(before);
   });
 });

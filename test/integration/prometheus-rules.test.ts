@@ -71,6 +71,7 @@ describe("the prometheus role's alert rules under promtool", { timeout: 300_000 
       renderForMon1('alert-rules.test.yml.hbs').replace('/etc/prometheus/rules/cairn-alerts.yml', rules),
     );
     expect(readFileSync(tests, 'utf8')).toContain('alertname: DriftCheckNotRun');
+    expect(readFileSync(tests, 'utf8')).toContain('alertname: DrillScheduleNotExported');
     const tested = promtool(['test', 'rules', tests]);
     expect(tested.out).toMatch(/SUCCESS/);
     expect(tested.code, tested.out).toBe(0);

@@ -8,26 +8,25 @@
  * with 0 failed requests; a backend that turns to 500s, or slow, during the canary fails its gate and the
  * weights haproxy reports are the starting weights again.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTemplater } from '../../runner/core/template/index.js';
-import { builtinRolesDir, sharedTemplatesDir } from '../../runner/core/util/paths.js';
 import { parseServersState, parseServerStats } from '../../runner/features/drills/haproxy-api.js';
 import { ProbeLoop } from '../../runner/features/drills/probe.js';
 import type { RunEvent } from '../../runner/core/engine/events.js';
 import { jsonEvents, runCairn } from '../helpers/cli.js';
+import {
+  renderRoleHaproxyCfg,
+  requireHaproxyTools,
+  startHaproxy,
+  stopHaproxy,
+  type TestHaproxy,
+} from '../helpers/haproxy.js';
 import { freePort, requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 
 requireSshd();
-for (const [tool, pkg] of [
-  ['/usr/sbin/haproxy', 'haproxy'],
-  ['/usr/bin/socat', 'socat'],
-] as const)
-  if (!existsSync(tool))
-    throw new Error(`${tool} is missing: apt-get install -y ${pkg} (scripts/test-prereqs.sh does it)`);
+requireHaproxyTools();
 
 /** Loopback addresses of this file only. */
 const VIP = '127.0.23.10';
@@ -43,8 +42,7 @@ describe('cairn drain and cairn canary against a real haproxy', () => {
   let dir: string;
   let inventory: string;
   let socket: string;
-  let haproxy: ChildProcess | undefined;
-  let haproxyLog = '';
+  let haproxy: TestHaproxy | undefined;
   let port = 0;
   const servers: Server[] = [];
   const mode: Record<BackendName, Mode> = { web1: 'ok', web2: 'ok', web3: 'ok' };
@@ -87,23 +85,9 @@ describe('cairn drain and cairn canary against a real haproxy', () => {
     }
     // The haproxy role's template with the role's layout: web1 and web2 serve, web3 (the canary) is in the
     // backend at weight 0 until `cairn canary` brings it in.
-    const templater = createTemplater({ partialsDirs: [sharedTemplatesDir()] });
-    const cfg = templater.renderFile(join(builtinRolesDir(), 'haproxy', 'templates', 'haproxy.cfg.hbs'), {
-      inventory_hostname: 'lb1',
+    const config = renderRoleHaproxyCfg({
       haproxy_vip: VIP,
-      haproxy_bind_own_address: false,
       haproxy_stats_socket: socket,
-      haproxy_maxconn: 1024,
-      haproxy_tls: false,
-      haproxy_global_extra: [],
-      haproxy_defaults_extra: [],
-      haproxy_retries: 2,
-      haproxy_timeout_connect: '2s',
-      haproxy_timeout_client: '30s',
-      haproxy_timeout_server: '30s',
-      haproxy_timeout_http_request: '10s',
-      haproxy_timeout_queue: '30s',
-      haproxy_timeout_check: '2s',
       haproxy_stats_bind_address: lab.hosts[0]!.address,
       haproxy_stats_port: await freePort(lab.hosts[0]!.address),
       haproxy_frontends: [{ name: 'www', port, backend: 'web' }],
@@ -114,21 +98,8 @@ describe('cairn drain and cairn canary against a real haproxy', () => {
           servers: Object.entries(BACKENDS).map(([name, address]) => ({ name, address })),
         },
       ],
-      haproxy_balance: 'roundrobin',
-      haproxy_health_path: '/healthz',
-      haproxy_check_inter_ms: 500,
-      haproxy_check_fall: 2,
-      haproxy_check_rise: 1,
-      haproxy_server_weight: 100,
-      haproxy_weight_agent: false,
     });
-    writeFileSync(join(dir, 'haproxy.cfg'), cfg);
-    const checked = spawnSync('haproxy', ['-c', '-q', '-f', join(dir, 'haproxy.cfg')]);
-    if (checked.status !== 0) throw new Error(`haproxy -c refused the role's config: ${checked.stderr.toString()}`);
-    haproxy = spawn('haproxy', ['-W', '-db', '-f', join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    haproxy.stderr!.on('data', (d: Buffer) => (haproxyLog += d.toString()));
-    for (let i = 0; i < 50 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
-    if (!existsSync(socket)) throw new Error(`haproxy did not start: ${haproxyLog}`);
+    haproxy = await startHaproxy({ config, configPath: join(dir, 'haproxy.cfg'), readySocket: socket });
     resetWeights();
     // Every server UP before the tests start (health checks every 500 ms, rise 1).
     for (let i = 0; i < 50; i++) {
@@ -140,11 +111,7 @@ describe('cairn drain and cairn canary against a real haproxy', () => {
   }, 60_000);
 
   afterAll(async () => {
-    if (haproxy?.pid !== undefined && haproxy.exitCode === null) {
-      const exited = new Promise((ok) => haproxy!.once('exit', ok));
-      process.kill(haproxy.pid, 'SIGTERM');
-      await exited;
-    }
+    await stopHaproxy(haproxy);
     await Promise.all(servers.map((s) => new Promise((ok) => s.close(ok))));
     await lab?.stop();
   });

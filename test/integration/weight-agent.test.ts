@@ -7,23 +7,24 @@
  * half of max_qps, 50 idle, 100 at or past max_qps (configured weight 100).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTemplater } from '../../runner/core/template/index.js';
-import { builtinRolesDir, sharedTemplatesDir } from '../../runner/core/util/paths.js';
+import { builtinRolesDir } from '../../runner/core/util/paths.js';
 import { parseServersState } from '../../runner/features/drills/haproxy-api.js';
+import {
+  renderRoleHaproxyCfg,
+  requireHaproxyTools,
+  startHaproxy,
+  stopChild,
+  stopHaproxy,
+  type TestHaproxy,
+} from '../helpers/haproxy.js';
 import { freePort } from '../helpers/sshd.js';
 
-for (const [tool, pkg] of [
-  ['/usr/sbin/haproxy', 'haproxy'],
-  ['/usr/bin/socat', 'socat'],
-  ['/usr/bin/python3', 'python3'],
-] as const)
-  if (!existsSync(tool))
-    throw new Error(`${tool} is missing: apt-get install -y ${pkg} (scripts/test-prereqs.sh does it)`);
+requireHaproxyTools([['/usr/bin/python3', 'python3']]);
 
 const VIP = '127.0.24.10';
 const BACKENDS = { web1: '127.0.24.21', web2: '127.0.24.22' } as const;
@@ -32,8 +33,10 @@ type Name = keyof typeof BACKENDS;
 describe('the weight agent: haproxy applies base + (qps / max_qps) x factor', () => {
   let dir: string;
   let socket: string;
-  let haproxy: ChildProcess | undefined;
+  let haproxy: TestHaproxy | undefined;
+  /** The agents' stderr; with haproxy's, the message of a failed expectation. */
   let log = '';
+  const logs = () => log + (haproxy?.log ?? '');
   const agents: ChildProcess[] = [];
   const servers: Server[] = [];
   /** Requests per second each backend's counter grows by. */
@@ -98,69 +101,41 @@ describe('the weight agent: haproxy applies base + (qps / max_qps) x factor', ()
       agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
       agents.push(agent);
     }
-    const templater = createTemplater({ partialsDirs: [sharedTemplatesDir()] });
-    const cfg = templater.renderFile(join(builtinRolesDir(), 'haproxy', 'templates', 'haproxy.cfg.hbs'), {
-      inventory_hostname: 'lb1',
+    const config = renderRoleHaproxyCfg({
       haproxy_vip: VIP,
-      haproxy_bind_own_address: false,
       haproxy_stats_socket: socket,
       haproxy_maxconn: 256,
-      haproxy_tls: false,
-      haproxy_global_extra: [],
-      haproxy_defaults_extra: [],
-      haproxy_retries: 2,
-      haproxy_timeout_connect: '2s',
-      haproxy_timeout_client: '30s',
-      haproxy_timeout_server: '30s',
-      haproxy_timeout_http_request: '10s',
-      haproxy_timeout_queue: '30s',
-      haproxy_timeout_check: '2s',
       haproxy_stats_bind_address: VIP,
       haproxy_stats_port: await freePort(VIP),
       haproxy_frontends: [{ name: 'www', port, backend: 'web' }],
       haproxy_backends: [
         { name: 'web', port: webPort, servers: Object.entries(BACKENDS).map(([name, address]) => ({ name, address })) },
       ],
-      haproxy_balance: 'roundrobin',
       haproxy_health_path: '/',
-      haproxy_check_inter_ms: 500,
-      haproxy_check_fall: 2,
-      haproxy_check_rise: 1,
-      haproxy_server_weight: 100,
       haproxy_weight_agent: true,
       haproxy_weight_agent_port: agentPort,
       haproxy_weight_agent_inter_ms: 500,
     });
-    expect(cfg).toContain(`default-server agent-check agent-port ${agentPort} agent-inter 500`);
-    writeFileSync(join(dir, 'haproxy.cfg'), cfg);
-    const checked = spawnSync('haproxy', ['-c', '-q', '-f', join(dir, 'haproxy.cfg')]);
-    if (checked.status !== 0) throw new Error(`haproxy -c refused the role's config: ${checked.stderr.toString()}`);
-    haproxy = spawn('haproxy', ['-W', '-db', '-f', join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    haproxy.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-    for (let i = 0; i < 50 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
-    if (!existsSync(socket)) throw new Error(`haproxy did not start: ${log}`);
+    expect(config).toContain(`default-server agent-check agent-port ${agentPort} agent-inter 500`);
+    haproxy = await startHaproxy({ config, configPath: join(dir, 'haproxy.cfg'), readySocket: socket });
   }, 60_000);
 
   afterAll(async () => {
-    for (const child of [haproxy, ...agents]) {
-      if (child?.pid === undefined || child.exitCode !== null) continue;
-      const exited = new Promise((ok) => child.once('exit', ok));
-      process.kill(child.pid, 'SIGTERM');
-      await exited;
-    }
+    await stopHaproxy(haproxy);
+    for (const agent of agents) await stopChild(agent);
     await Promise.all(servers.map((s) => new Promise((ok) => s.close(ok))));
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('half of max_qps gives 75 %, idle gives 50 % of the configured weight 100', async () => {
-    expect(await until({ web1: 75, web2: 50 }), log).toEqual({ web1: 75, web2: 50 });
+    expect(await until({ web1: 75, web2: 50 }), logs()).toEqual({ web1: 75, web2: 50 });
   }, 60_000);
 
   it('at or past max_qps the weight is the whole configured weight; back to idle, back to base', async () => {
     rate.web2 = 2500;
-    expect(await until({ web1: 75, web2: 100 }), log).toEqual({ web1: 75, web2: 100 });
+    expect(await until({ web1: 75, web2: 100 }), logs()).toEqual({ web1: 75, web2: 100 });
     rate.web2 = 0;
     rate.web1 = 0;
-    expect(await until({ web1: 50, web2: 50 }), log).toEqual({ web1: 50, web2: 50 });
+    expect(await until({ web1: 50, web2: 50 }), logs()).toEqual({ web1: 50, web2: 50 });
   }, 60_000);
 });

@@ -6,13 +6,12 @@
  * networks.yaml: --check predicts the apply exactly, a second run changes nothing, verify reads the kernel's view;
  * and cairn's own connections really go over the management bridge.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { changedKeys } from '../helpers/cli.js';
 import {
-  ensureLab,
+  describeOnLab,
   failedVerifyResults,
   labJson,
-  labUnavailable,
   onHost,
   verifyResults,
   type LabCairnOptions,
@@ -21,17 +20,8 @@ import {
 const PLAYBOOK = 'playbooks/networks.yaml';
 const RUN: LabCairnOptions = { timeoutMs: 240_000, lockWaitMs: 300_000 };
 const HOSTS = ['lb1', 'lb2', 'web1', 'web2', 'mon1'];
-const measured: string[] = [];
-const unavailable = labUnavailable();
 
-describe.skipIf(Boolean(unavailable))(`networks on the lab${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
-  beforeAll(async () => {
-    await ensureLab();
-  }, 900_000);
-  afterAll(() => {
-    if (measured.length) console.log(`networks, measured:\n  ${measured.join('\n  ')}`);
-  });
-
+describeOnLab('networks', (measured) => {
   it('converges exactly as --check predicted, verifies both links per host, and a second run changes nothing', async () => {
     const check = await labJson(['play', PLAYBOOK, '--check'], RUN);
     expect(check.res.code, check.res.stderr).toBe(0);

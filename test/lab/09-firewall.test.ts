@@ -9,14 +9,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sameRuleset } from '../../runner/core/modules/nftables.js';
 import { changedKeys } from '../helpers/cli.js';
 import {
-  ensureLab,
+  describeOnLab,
   failedVerifyResults,
   labJson,
-  labUnavailable,
   onHost,
   runOnHost,
   verifyResults,
@@ -37,13 +36,10 @@ async function tcpFrom(host: string, address: string, port: number): Promise<'op
   return rc === '0' ? 'open' : rc === '124' ? 'dropped' : 'refused';
 }
 
-const unavailable = labUnavailable();
-
-describe.skipIf(unavailable)(`firewall on the lab${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
+describeOnLab('firewall', () => {
   let varsDir: string;
 
-  beforeAll(async () => {
-    await ensureLab();
+  beforeAll(() => {
     varsDir = mkdtempSync(join(tmpdir(), 'cairn-fw-lab-'));
   });
   afterAll(() => {

@@ -8,17 +8,9 @@
  * Everything runs through the built CLI against the real containers. Other engineers share the lab while
  * they develop: a command refused because another cairn run holds the inventory's lock is retried.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { changedKeys } from '../helpers/cli.js';
-import {
-  ensureLab,
-  labDrill,
-  labJson,
-  labUnavailable,
-  onHost,
-  verifyResults,
-  type LabCairnOptions,
-} from '../helpers/lab.js';
+import { describeOnLab, labDrill, labJson, onHost, verifyResults, type LabCairnOptions } from '../helpers/lab.js';
 
 const PLAYBOOK = 'playbooks/monitoring.yaml';
 const CONFIG_TASK =
@@ -29,20 +21,8 @@ const RUN: LabCairnOptions = { timeoutMs: 240_000, lockWaitMs: 600_000 };
 /** An alert drill waits for an alert to fire and resolve: longer than a play. */
 const DRILL_RUN: LabCairnOptions = { ...RUN, timeoutMs: 300_000 };
 
-/** Measured numbers, printed at the end for the issue note. */
-const measured: string[] = [];
-
-const unavailable = labUnavailable();
-
-describe.skipIf(unavailable)(`monitoring on the lab${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
-  beforeAll(async () => {
-    await ensureLab();
-  });
-
-  afterAll(() => {
-    if (measured.length) console.log(`monitoring, measured:\n  ${measured.join('\n  ')}`);
-  });
-
+// `measured`: numbers the tests note, printed at the end for the issue note (describeOnLab).
+describeOnLab('monitoring', (measured) => {
   it('converges and verifies: exporters answer, Prometheus and Alertmanager ready, every target up, rules loaded and tested', async () => {
     const started = Date.now();
     const { res, events } = await labJson(['play', PLAYBOOK], RUN);

@@ -2,7 +2,9 @@
  * The jumphost role's systemd tasks on a host whose PID 1 is systemd (issue 16): test/integration/jumphost-role
  * proves the rest of the role on loopback sshd but skips its two `systemd`-tagged tasks there (daemon-reload, the
  * drift timer enabled and started). Here the whole role runs on mon1, a lab container running systemd: --check
- * predicts the apply exactly, a second apply changes nothing, systemd has the timer enabled, active and scheduled.
+ * predicts the apply exactly, a second apply changes nothing, systemd has the timer enabled, active and scheduled;
+ * the same for the drill schedule's timer (issue 19: `cairn drill --due --metrics` hourly), whose service systemd
+ * loaded as the role wrote it (root, no network, in the site folder).
  *
  * Stand-ins, said: the lab's package repository has no Node.js 20 (Debian 12's is 18) and its hosts have no way
  * to the npm registry, so `jumphost_node_bin` is a small script that answers `--version` as Node 20 would and
@@ -68,8 +70,9 @@ describe.skipIf(Boolean(unavailable))(
     afterAll(async () => {
       await onHost(
         'mon1',
-        'systemctl disable --now cairn-drift.timer >/dev/null 2>&1; ' +
+        'systemctl disable --now cairn-drift.timer cairn-drills-due.timer >/dev/null 2>&1; ' +
           'rm -f /etc/systemd/system/cairn-drift.service /etc/systemd/system/cairn-drift.timer /etc/logrotate.d/cairn; ' +
+          'rm -f /etc/systemd/system/cairn-drills-due.service /etc/systemd/system/cairn-drills-due.timer; ' +
           `systemctl daemon-reload; userdel -r cairn-drift >/dev/null 2>&1; rm -rf ${STANDIN_DIR} /var/log/cairn; true`,
         { allowFailure: true },
       );
@@ -84,6 +87,7 @@ describe.skipIf(Boolean(unavailable))(
         expect.arrayContaining([
           'mon1 | jumphost : systemd reads the changed units',
           'mon1 | jumphost : The drift timer runs and starts at boot',
+          "mon1 | jumphost : The drill schedule's timer runs and starts at boot",
         ]),
       );
       expect(await play()).toEqual([]);
@@ -101,6 +105,23 @@ describe.skipIf(Boolean(unavailable))(
       expect([enabled, active]).toEqual(['enabled', 'active']);
       expect(calendar).toMatch(/OnCalendar=\*-\*-\* \*:00:00/);
       expect(next).not.toBe('');
+    }, 120_000);
+
+    it("systemd has the drill schedule's timer enabled, active and hourly, its service as the role wrote it", async () => {
+      const state = await onHost(
+        'mon1',
+        'systemctl is-enabled cairn-drills-due.timer; systemctl is-active cairn-drills-due.timer; ' +
+          'systemctl show -p TimersCalendar --value cairn-drills-due.timer; ' +
+          'systemctl show -p NextElapseUSecRealtime --value cairn-drills-due.timer; ' +
+          'systemctl show -p User --value cairn-drills-due.service; ' +
+          'systemctl show -p PrivateNetwork --value cairn-drills-due.service; ' +
+          'systemctl show -p WorkingDirectory --value cairn-drills-due.service',
+      );
+      const [enabled, active, calendar, next, user, privateNetwork, workingDirectory] = state.split('\n');
+      expect([enabled, active]).toEqual(['enabled', 'active']);
+      expect(calendar).toMatch(/OnCalendar=\*-\*-\* \*:00:00/);
+      expect(next).not.toBe('');
+      expect([user, privateNetwork, workingDirectory]).toEqual(['root', 'yes', '/srv/site']);
     }, 120_000);
   },
 );

@@ -108,6 +108,11 @@ describe.skipIf(unavailable)(`ceph on the lab's pve hosts${unavailable ? ` (skip
       expect(verdict.osds).toMatchObject({ total: 3, up: 3, in: 3 });
       expect(verdict.mgr_available).toBe(true);
       expect(verdict.mgr_standbys).toBe(1);
+      // Document 004's networks, judged by verify from `ceph osd dump`: the lab has both on the service subnet.
+      const networks = verdict.osd_networks as Array<{ up: boolean; public: string[]; cluster: string[] }>;
+      expect(networks.filter((o) => o.up)).toHaveLength(3);
+      for (const osd of networks)
+        expect([...osd.public, ...osd.cluster].filter((ip) => !ip.startsWith('10.77.0.'))).toEqual([]);
       const pools = verdict.pools as Array<Record<string, unknown>>;
       expect(pools.find((p) => p.name === 'rbd')).toMatchObject({
         size: 3,

@@ -6,8 +6,10 @@
 import { activeChecks, describeHealth, type HealthReport } from './health.js';
 import {
   activeCleanPgs,
+  inNetwork,
   type CephStatus,
   type CrushRule,
+  type OsdAddresses,
   type OsdNode,
   type PoolInfo,
   type QuorumStatus,
@@ -21,6 +23,8 @@ export interface ClusterSnapshot {
   osds: OsdNode[];
   pools: PoolInfo[];
   rules: CrushRule[];
+  /** From `ceph osd dump -f json`, when the networks are judged. */
+  osdAddresses?: OsdAddresses[];
 }
 
 export interface PoolExpectation {
@@ -44,6 +48,9 @@ export interface ClusterExpectations {
   failureDomain?: string;
   /** Muted checks accepted without failing ("any", or these codes); they are always reported. */
   allowedMutes?: 'any' | string[];
+  /** Every up OSD's public addresses inside this network, its cluster addresses inside clusterNetwork (CIDR). */
+  publicNetwork?: string;
+  clusterNetwork?: string;
 }
 
 export interface Assessment {
@@ -137,6 +144,26 @@ export function assessCluster(snapshot: ClusterSnapshot, want: ClusterExpectatio
     }
   }
 
+  // Networks (document 004: Ceph's public and cluster networks separate). A down OSD is reported above; its
+  // addresses are the ones it last had, so only up OSDs are judged.
+  if (want.publicNetwork !== undefined || want.clusterNetwork !== undefined) {
+    if (!snapshot.osdAddresses) problems.push("the OSDs' addresses were not read (ceph osd dump)");
+    for (const osd of (snapshot.osdAddresses ?? []).filter((o) => o.up)) {
+      for (const [kind, ips, network] of [
+        ['public', osd.publicIps, want.publicNetwork],
+        ['cluster', osd.clusterIps, want.clusterNetwork],
+      ] as const) {
+        if (network === undefined) continue;
+        if (!ips.length) problems.push(`osd.${osd.id} is up with no ${kind} address`);
+        const outside = ips.filter((ip) => !inNetwork(ip, network));
+        if (outside.length)
+          problems.push(
+            `osd.${osd.id}: ${kind} address ${outside.join(', ')} is outside the ${kind} network ${network}`,
+          );
+      }
+    }
+  }
+
   const facts: Record<string, unknown> = {
     health: health.status,
     health_summary: describeHealth(health),
@@ -169,6 +196,16 @@ export function assessCluster(snapshot: ClusterSnapshot, want: ClusterExpectatio
     }),
     mgr_available: status.mgrAvailable,
     mgr_standbys: status.mgrStandbys,
+    ...(snapshot.osdAddresses
+      ? {
+          osd_networks: snapshot.osdAddresses.map((o) => ({
+            osd: o.id,
+            up: o.up,
+            public: o.publicIps,
+            cluster: o.clusterIps,
+          })),
+        }
+      : {}),
   };
   return { ok: problems.length === 0, problems, notes, facts };
 }

@@ -5,8 +5,10 @@
  * reported), every monitor in quorum, every OSD up and in, every PG active+clean, pools with the wanted
  * size/min_size and failure domain. With `wait_s` it polls until that holds or the time is up (a play waiting
  * for a new cluster to settle); verification leaves it at 0 and judges the cluster as it is.
+ * With `public_network` / `cluster_network` it also reads `ceph osd dump` and fails when an up OSD's public or
+ * cluster address is outside that network (document 004: the two networks separate).
  * Registers: health, health_summary, checks, muted, mons, quorum, osds, pgs, pools, problems, notes,
- * health_detail (the text an operator would read), waited_s.
+ * health_detail (the text an operator would read), waited_s, and osd_networks when the networks are judged.
  */
 import { assessCluster, type Assessment, type ClusterExpectations, type PoolExpectation } from './assess.js';
 import { CephOutputError } from './health.js';
@@ -30,7 +32,13 @@ export interface CephHealthArgs {
   allowed_mutes?: 'any' | string[];
   /** Seconds each ceph command may take (it waits that long for a quorum). */
   command_timeout_s?: number;
+  /** CIDR: every up OSD's public (cluster) addresses must be inside it (`ceph osd dump`); '' or absent: not judged. */
+  public_network?: string;
+  cluster_network?: string;
 }
+
+/** A CIDR network ("10.77.0.0/24", "fd00::/64"), or '' for none. */
+const CIDR_PATTERN = '^(|[0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$';
 
 export function expectationsFrom(args: CephHealthArgs): ClusterExpectations {
   const want: ClusterExpectations = {};
@@ -48,6 +56,8 @@ export function expectationsFrom(args: CephHealthArgs): ClusterExpectations {
   if (args.pool_min_size !== undefined) want.poolMinSize = args.pool_min_size;
   if (args.failure_domain !== undefined) want.failureDomain = args.failure_domain;
   if (args.allowed_mutes !== undefined) want.allowedMutes = args.allowed_mutes;
+  if (args.public_network) want.publicNetwork = args.public_network;
+  if (args.cluster_network) want.clusterNetwork = args.cluster_network;
   return want;
 }
 
@@ -60,9 +70,11 @@ interface Verdict {
 
 async function judgeOnce(ctx: ModuleContext, want: ClusterExpectations, timeoutS: number): Promise<Verdict> {
   try {
+    const osdDump = want.publicNetwork !== undefined || want.clusterNetwork !== undefined;
     const probe = await probeCluster(
       (script) => runScript(ctx, script, { timeoutMs: (timeoutS + 10) * 8 * 1000 }),
       timeoutS,
+      { osdDump },
     );
     return { probe, assessment: assessCluster(probe.snapshot, want) };
   } catch (err) {
@@ -102,6 +114,8 @@ export const cephHealthModule: Module<CephHealthArgs> = {
         anyOf: [{ const: 'any' }, { type: 'array', items: { type: 'string', pattern: '^[A-Z0-9_]+$' } }],
       },
       command_timeout_s: { type: 'integer', minimum: 1, maximum: 300 },
+      public_network: { type: 'string', pattern: CIDR_PATTERN },
+      cluster_network: { type: 'string', pattern: CIDR_PATTERN },
     },
   },
 

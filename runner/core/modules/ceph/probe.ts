@@ -15,6 +15,7 @@ import {
 } from './health.js';
 import {
   parseCrushRulesJson,
+  parseOsdDumpJson,
   parseOsdTreeJson,
   parsePoolsJson,
   parseQuorumStatusJson,
@@ -32,6 +33,22 @@ export const PROBE_COMMANDS: ReadonlyArray<readonly [string, readonly string[]]>
   ['rules', ['osd', 'crush', 'rule', 'dump', '-f', 'json']],
 ];
 
+/** Only when asked for (ceph_health's networks): every OSD's public and cluster addresses. */
+const OSD_DUMP_COMMAND: readonly [string, readonly string[]] = ['osd_dump', ['osd', 'dump', '-f', 'json']];
+
+export interface ProbeOptions {
+  /** Also read `ceph osd dump -f json` (the OSDs' addresses). */
+  osdDump?: boolean;
+}
+
+function probeCommands(opts: ProbeOptions): ReadonlyArray<readonly [string, readonly string[]]> {
+  return opts.osdDump ? [...PROBE_COMMANDS, OSD_DUMP_COMMAND] : PROBE_COMMANDS;
+}
+
+function commandText(name: string): string {
+  return ['ceph', ...([...PROBE_COMMANDS, OSD_DUMP_COMMAND].find(([n]) => n === name)?.[1] ?? [])].join(' ');
+}
+
 /**
  * The probe script. Each command gets a bound (without a quorum ceph would wait forever) and its exit status
  * is printed, so a failed command is told apart from odd output; stderr is printed (prefixed) only for a
@@ -39,8 +56,9 @@ export const PROBE_COMMANDS: ReadonlyArray<readonly [string, readonly string[]]>
  * quorum) the rest is skipped, as each would wait its bound; otherwise the rest run at once (each ceph
  * invocation is a Python start-up of about half a second), and the sections are printed in order.
  */
-export function probeScript(timeoutS = 20): string {
-  const [first, ...rest] = PROBE_COMMANDS;
+export function probeScript(timeoutS = 20, opts: ProbeOptions = {}): string {
+  const commands = probeCommands(opts);
+  const [first, ...rest] = commands;
   const run = ([name, args]: readonly [string, readonly string[]]): string =>
     `{ timeout ${timeoutS + 5} ${argv('ceph', '--connect-timeout', String(timeoutS), ...args)} >"$d/${name}.out" 2>"$d/${name}.err"; echo $? >"$d/${name}.rc"; }`;
   const lines: string[] = [
@@ -51,7 +69,7 @@ export function probeScript(timeoutS = 20): string {
     '  wait',
     'fi',
   ];
-  for (const [name] of PROBE_COMMANDS) {
+  for (const [name] of commands) {
     lines.push(
       `if [ -e "$d/${name}.rc" ]; then`,
       // JSON output ends without a newline: the status marker starts a line of its own. It is the LAST
@@ -87,7 +105,7 @@ function sectionBody(sections: Map<string, string>, name: string): string {
     .slice(rcAt + 1)
     .filter((l) => l.startsWith('::err='))
     .map((l) => l.slice('::err='.length));
-  const command = ['ceph', ...(PROBE_COMMANDS.find(([n]) => n === name)?.[1] ?? [])].join(' ');
+  const command = commandText(name);
   if (rc !== 0) {
     const why =
       rc === 124 ? 'timed out (no monitor quorum?)' : rc === -1 ? 'did not finish' : `failed with exit code ${rc}`;
@@ -98,14 +116,10 @@ function sectionBody(sections: Map<string, string>, name: string): string {
 }
 
 /** Parse the probe script's output (pure). */
-export function parseProbeOutput(stdout: string): ProbeOutput {
+export function parseProbeOutput(stdout: string, opts: ProbeOptions = {}): ProbeOutput {
   const sections = parseSections(stdout);
   if (!sections.has('end')) throw new CephOutputError('the probe did not run to its end');
-  const json = (name: string): unknown =>
-    parseJsonOutput(
-      sectionBody(sections, name),
-      `ceph ${(PROBE_COMMANDS.find(([n]) => n === name)?.[1] ?? []).join(' ')}`,
-    );
+  const json = (name: string): unknown => parseJsonOutput(sectionBody(sections, name), commandText(name));
   // In command order: when one failed, its own error is the one to report (the rest did not run).
   const status = parseStatusJson(json('status'));
   const health = parseHealthJson(json('health'));
@@ -118,6 +132,7 @@ export function parseProbeOutput(stdout: string): ProbeOutput {
       osds: parseOsdTreeJson(json('osd_tree')),
       pools: parsePoolsJson(json('pools')),
       rules: parseCrushRulesJson(json('rules')),
+      ...(opts.osdDump ? { osdAddresses: parseOsdDumpJson(json('osd_dump')) } : {}),
     },
     healthText,
     healthFromText: parseHealthDetailText(healthText),
@@ -125,9 +140,13 @@ export function parseProbeOutput(stdout: string): ProbeOutput {
 }
 
 /** Run the probe with `exec` (a module's runScript or a drill's ctx.exec) and parse it. */
-export async function probeCluster(exec: (script: string) => Promise<ExecResult>, timeoutS = 20): Promise<ProbeOutput> {
-  const res = await exec(probeScript(timeoutS));
+export async function probeCluster(
+  exec: (script: string) => Promise<ExecResult>,
+  timeoutS = 20,
+  opts: ProbeOptions = {},
+): Promise<ProbeOutput> {
+  const res = await exec(probeScript(timeoutS, opts));
   if (res.code === 255 && res.stdout === '')
     throw new CephOutputError(`the probe could not run: ${res.stderr.trim() || 'connection failed'}`);
-  return parseProbeOutput(res.stdout);
+  return parseProbeOutput(res.stdout, opts);
 }

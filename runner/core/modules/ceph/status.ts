@@ -4,6 +4,7 @@
  * CRUSH host, up and in), `ceph osd pool ls detail -f json` and `ceph osd crush rule dump -f json` (pool
  * replication and failure domain). Field names are Ceph 16's; Nautilus' nested `osdmap.osdmap` is accepted.
  */
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { CephOutputError, parseHealthJson, type HealthReport } from './health.js';
 
 export interface PgStateCount {
@@ -204,4 +205,76 @@ export function parseCrushRulesJson(value: unknown): CrushRule[] {
 /** PGs whose state includes "degraded" (fewer copies than the pool's size while an OSD is away). */
 export function degradedPgs(status: CephStatus): number {
   return status.pgs.byState.filter((s) => s.state.split('+').includes('degraded')).reduce((n, s) => n + s.count, 0);
+}
+
+// ---------------------------------------------------------------------------------------- osd dump: addresses
+
+/** One OSD's addresses from `ceph osd dump -f json` (the distinct IPs, without port and nonce). */
+export interface OsdAddresses {
+  id: number;
+  up: boolean;
+  /** Where clients and monitors reach it (public_addrs). */
+  publicIps: string[];
+  /** Where it replicates and recovers with other OSDs (cluster_addrs). */
+  clusterIps: string[];
+}
+
+/** "10.77.0.41:6800" or "[fd00::1]:6800" (entity_addr_t as Ceph prints it) to the IP. */
+function addrIp(addr: string, what: string): string {
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(addr);
+  if (v4 && isIPv4(v4[1]!)) return v4[1]!;
+  const v6 = /^\[([0-9A-Fa-f:.]+)\]:\d{1,5}$/.exec(addr);
+  if (v6 && isIPv6(v6[1]!)) return v6[1]!;
+  throw new CephOutputError(
+    `\`ceph osd dump -f json\`: ${what}: ${JSON.stringify(addr.slice(0, 80))} is not an address`,
+  );
+}
+
+/** An entity_addrvec_t ({"addrvec": [{"type", "addr", "nonce"}...]}), strictly: anything else is an error. */
+function addrvecIps(value: unknown, what: string): string[] {
+  const command = 'ceph osd dump -f json';
+  if (!isRecord(value) || !Array.isArray(value.addrvec))
+    throw new CephOutputError(`\`${command}\`: ${what}: no addrvec`);
+  const ips = value.addrvec.map((entry, i) => {
+    if (!isRecord(entry) || typeof entry.type !== 'string' || typeof entry.addr !== 'string')
+      throw new CephOutputError(`\`${command}\`: ${what}[${i}]: expected {type, addr, nonce}`);
+    return addrIp(entry.addr, `${what}[${i}]`);
+  });
+  // The v2 and v1 entries of one daemon share an IP: each IP once.
+  return [...new Set(ips)];
+}
+
+/**
+ * `ceph osd dump -f json`: each OSD's public and cluster addresses (OSDMap::dump in Ceph's src/osd/OSDMap.cc:
+ * "osds": [{"osd", "up", "in", ..., "public_addrs", "cluster_addrs", ...}]). Strict: an entry that is not
+ * that shape fails the parse, so a verdict is never built on output cairn did not understand. An OSD that
+ * never came up has empty address vectors.
+ */
+export function parseOsdDumpJson(value: unknown): OsdAddresses[] {
+  const command = 'ceph osd dump -f json';
+  const root = record(value, command);
+  return list(root.osds, `${command} .osds`).map((entry, i) => {
+    if (!isRecord(entry)) throw new CephOutputError(`\`${command}\`: osds[${i}] is not an object`);
+    const id = entry.osd;
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0)
+      throw new CephOutputError(`\`${command}\`: osds[${i}] has no OSD id`);
+    if (entry.up !== 0 && entry.up !== 1) throw new CephOutputError(`\`${command}\`: osd.${id}: "up" is not 0 or 1`);
+    return {
+      id,
+      up: entry.up === 1,
+      publicIps: addrvecIps(entry.public_addrs, `osd.${id} public_addrs`),
+      clusterIps: addrvecIps(entry.cluster_addrs, `osd.${id} cluster_addrs`),
+    };
+  });
+}
+
+/** Whether `ip` is inside `cidr` ("10.77.0.0/24", "fd00::/64"); net.BlockList does the arithmetic. */
+export function inNetwork(ip: string, cidr: string): boolean {
+  const match = /^([0-9A-Fa-f:.]+)\/(\d{1,3})$/.exec(cidr);
+  const family = match ? (isIPv4(match[1]!) ? 'ipv4' : isIPv6(match[1]!) ? 'ipv6' : undefined) : undefined;
+  if (!match || !family || Number(match[2]) > (family === 'ipv4' ? 32 : 128))
+    throw new CephOutputError(`${JSON.stringify(cidr)} is not a network (CIDR)`);
+  const blocks = new BlockList();
+  blocks.addSubnet(match[1]!, Number(match[2]), family);
+  return blocks.check(ip, isIPv4(ip) ? 'ipv4' : 'ipv6');
 }
