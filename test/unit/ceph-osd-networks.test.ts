@@ -32,6 +32,24 @@ function problems(dump: unknown, publicNetwork: string, clusterNetwork: string):
   return assessCluster(snapshot, { ...want, allowedMutes: 'any' }).problems;
 }
 
+describe('ceph osd dump captured on the lab (osd-dump-lab.json, 2026-12-07, ceph 16.2, three pve containers)', () => {
+  const captured = () => JSON.parse(readFileSync(new URL('osd-dump-lab.json', fixtures), 'utf8')) as unknown;
+
+  it('reads the three OSDs of the real dump with the addresses Ceph gave them', () => {
+    expect(parseOsdDumpJson(captured())).toEqual([
+      { id: 0, up: true, publicIps: ['10.77.0.42'], clusterIps: ['10.77.0.42'] },
+      { id: 1, up: true, publicIps: ['10.77.0.43'], clusterIps: ['10.77.0.43'] },
+      { id: 2, up: true, publicIps: ['10.77.0.41'], clusterIps: ['10.77.0.41'] },
+    ]);
+  });
+
+  it("passes on the lab's networks and fails every OSD on a cluster network it is not on", () => {
+    expect(problems(captured(), '10.77.0.0/24', '10.77.0.0/24')).toEqual([]);
+    const off = problems(captured(), '10.77.0.0/24', '10.77.1.0/24');
+    expect(off.filter((p) => /osd\.[012]\b.*10\.77\.1\.0\/24/.test(p))).toHaveLength(3);
+  });
+});
+
 describe('ceph osd dump: OSD addresses', () => {
   it('reads every OSD with its public and cluster IPs', () => {
     expect(parseOsdDumpJson(osdDump())).toEqual([
