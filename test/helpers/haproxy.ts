@@ -47,7 +47,10 @@ export interface RoleHaproxyVars extends Partial<Record<keyof typeof LOOPBACK_DE
   haproxy_stats_bind_address: string;
   haproxy_stats_port: number;
   haproxy_frontends: Array<{ name: string; port: number; backend: string }>;
-  haproxy_backends: Array<{ name: string; port: number; servers: Array<{ name: string; address: string }> }>;
+  /** Each backend names its servers, or inventory hosts (their service_address, else ansible_host, from hostvars). */
+  haproxy_backends: Array<
+    { name: string; port: number } & ({ servers: Array<{ name: string; address: string }> } | { hosts: string[] })
+  >;
   [name: string]: unknown;
 }
 

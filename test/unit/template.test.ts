@@ -12,6 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CairnError, type SourceLocation } from '../../runner/core/util/errors.js';
 import { lazyVars } from '../../runner/core/engine/lazy-vars.js';
 import { createTemplater, evaluate, type Templater } from '../../runner/core/template/index.js';
+import { builtinRolesDir } from '../../runner/core/util/paths.js';
+import { renderRoleHaproxyCfg } from '../helpers/haproxy.js';
+
+const ROLES_DIR = builtinRolesDir();
 
 const SHARED_TEMPLATES = fileURLToPath(new URL('../../templates', import.meta.url));
 const origin: SourceLocation = { file: 'roles/haproxy/tasks/main.yml', line: 14, col: 7 };
@@ -204,6 +208,8 @@ describe('helpers', () => {
     ['{{lookup groups "db"}}', '["db1"]'],
     ['{{lookup haproxy "port"}}', '8080'],
     ['{{lookup groups.web 1}}', 'web2'],
+    ['{{lookup haproxy "weight" "none"}}', 'none'],
+    ['{{lookup haproxy "port" 1}}', '8080'],
     ['{{#each groups.web}}{{@index}}={{this}};{{/each}}', '0=web1;1=web2;'],
     ['{{#each groups}}{{@key}}:{{length this}} {{/each}}', 'web:2 db:1 '],
     ['{{#each haproxy.backends as |backend|}}{{backend.name}}@{{../haproxy.port}} {{/each}}', 'web1@8080 web2@8080 '],
@@ -235,6 +241,7 @@ describe('helpers', () => {
     ],
     ['{{length}}', 'length takes an argument, got none'],
     ['{{eq item}}', 'eq takes 2 arguments, got 1'],
+    ['{{lookup haproxy "port" 1 2}}', 'lookup takes an object, a key and an optional fallback, got 4 argument(s)'],
     ['{{range 1000000}}', 'range of 1000000 numbers is too long (at most 100000)'],
     ['{{first empty_list}}', 'first: undefined variable "first of an empty list"'],
     ['{{replace cfg "a" "b"}}', 'replace needs text, got a mapping (keys: a, b)'],
@@ -634,5 +641,40 @@ describe('injection attempts reach nothing', () => {
       { numRuns: 1500 },
     );
     expect((globalThis as Record<string, unknown>)['cairnPwned']).toBeUndefined();
+  });
+});
+
+describe("the haproxy and keepalived roles' backend address: service_address, else ansible_host", () => {
+  // Found by `cairn init` + `--check` on the lab: `default (lookup h "service_address") …` threw before
+  // `default` ran, for every inventory without service_address (the example's included).
+  const lowerLayer = { service_address: '10.0.1.22' };
+  const hostvars = {
+    web1: { ansible_host: '192.0.2.21' },
+    // service_address from a lower variable layer (the layers are a prototype chain): it must still win.
+    web2: Object.assign(Object.create(lowerLayer) as Record<string, unknown>, { ansible_host: '192.0.2.22' }),
+  };
+
+  it('haproxy.cfg: web1 by its ansible_host, web2 by its service_address', () => {
+    const cfg = renderRoleHaproxyCfg({
+      haproxy_vip: '127.0.0.1',
+      haproxy_stats_socket: '/run/haproxy/admin.sock',
+      haproxy_stats_bind_address: '127.0.0.1',
+      haproxy_stats_port: 8404,
+      haproxy_frontends: [{ name: 'http', port: 80, backend: 'web' }],
+      haproxy_backends: [{ name: 'web', port: 80, hosts: ['web1', 'web2'] }],
+      hostvars,
+    });
+    expect(cfg).toContain('    server web1 192.0.2.21:80 check');
+    expect(cfg).toContain('    server web2 10.0.1.22:80 check');
+  });
+
+  it('keepalived.conf: the unicast peers the same way', () => {
+    const line =
+      '{{#each hosts}}{{ lookup (lookup @root.hostvars this) "service_address" (lookup (lookup @root.hostvars this) "ansible_host") }} {{/each}}';
+    const conf = readFileSync(join(ROLES_DIR, 'keepalived', 'templates', 'keepalived.conf.hbs'), 'utf8');
+    expect(conf).toContain(line.slice(line.indexOf('{{ lookup'), line.indexOf(' {{/each}}')));
+    expect(templater.renderHandlebars(line, { hosts: ['web1', 'web2'], hostvars }, origin)).toBe(
+      '192.0.2.21 10.0.1.22 ',
+    );
   });
 });

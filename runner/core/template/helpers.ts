@@ -504,14 +504,26 @@ export function registerHelpers(
     });
   }
 
-  // lookup OBJECT KEY: OBJECT[KEY]; a missing key is an undefined variable naming both.
+  // lookup OBJECT KEY [FALLBACK]: OBJECT[KEY]; a missing key is an undefined variable naming both, or FALLBACK
+  // when one is given. Handlebars evaluates a subexpression before the helper around it, so
+  // `default (lookup h "k") x` can never reach `default` for a missing key: the fallback must be lookup's own
+  // (a backend without `service_address` falls back to its `ansible_host`). The key is looked up through the
+  // prototype chain, as the variable layers are stacked, so a value from any layer counts as present.
   env.registerHelper('lookup', function (...argsAndOptions: unknown[]) {
     const { args, options } = splitOptions(argsAndOptions);
     refuseUndefined('lookup', args, options);
+    if (args.length < 2 || args.length > 3) {
+      throw new TemplateFault(
+        `lookup takes an object, a key and an optional fallback, got ${args.length} argument(s)`,
+        'helper',
+        positionOf(options),
+      );
+    }
     const [container, key] = args;
     const keyText = typeof key === 'number' ? String(key) : text(key, 'lookup key');
     const result = lookupKey(container, keyText);
     if (result.found) return result.value;
+    if (args.length === 3) return args[2];
     throw new TemplateFault(
       'undefined variable',
       'undefined',
