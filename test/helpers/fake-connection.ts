@@ -208,3 +208,22 @@ export function outsideSingleQuotes(script: string): string {
   }
   return out;
 }
+
+/** A connection that counts the scripts sent to the host: one exec is one round trip. */
+export class CountedConnection implements Connection {
+  trips = 0;
+  constructor(private readonly inner: Connection) {}
+  get host(): string {
+    return this.inner.host;
+  }
+  get user(): string {
+    return this.inner.user;
+  }
+  exec(script: string, opts?: ExecOptions): Promise<ExecResult> {
+    this.trips++;
+    return this.inner.exec(script, opts);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

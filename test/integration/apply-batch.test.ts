@@ -27,8 +27,7 @@ import { PlaybookLoader } from '../../runner/core/playbook/load.js';
 import { createTemplater } from '../../runner/core/template/index.js';
 import { openConnection } from '../../runner/core/transport/pool.js';
 import { quote } from '../../runner/core/transport/quote.js';
-import type { Connection, ExecOptions, ExecResult } from '../../runner/core/transport/types.js';
-import { contextFor } from '../helpers/fake-connection.js';
+import { contextFor, CountedConnection } from '../helpers/fake-connection.js';
 import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 
 requireSshd();
@@ -44,25 +43,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await lab?.stop();
 });
-
-/** A connection that counts the scripts sent to the host: one exec is one round trip. */
-class CountedConnection implements Connection {
-  trips = 0;
-  constructor(private readonly inner: Connection) {}
-  get host(): string {
-    return this.inner.host;
-  }
-  get user(): string {
-    return this.inner.user;
-  }
-  exec(script: string, opts?: ExecOptions): Promise<ExecResult> {
-    this.trips++;
-    return this.inner.exec(script, opts);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
 
 interface Played {
   trips: number;
