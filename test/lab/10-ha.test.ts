@@ -363,10 +363,14 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
     await waitForVipOn('lb1');
   });
 
-  it('drill failback: the restored master takes the VIP back (preempt) with no failed request', async () => {
+  it('drill failback: the restored master takes the VIP back (preempt); forwarding never stops longer than the move', async () => {
     const result = await labDrill('failback', [], measured, RUN);
     expect(result.passed, result.msg).toBe(true);
-    expect(result.measured).toMatchObject({ master: 'lb1', vip_returned: 'yes', failed_requests: 0 });
+    expect(result.measured).toMatchObject({ master: 'lb1', vip_returned: 'yes' });
+    // Only a request in flight at the ARP switch may fail (the drill's comment says why): at 100 ms a probe,
+    // a gap of at most 200 ms is at most two requests.
+    expect(Number(result.measured.outage_s)).toBeLessThanOrEqual(0.2);
+    expect(Number(result.measured.failed_requests)).toBeLessThanOrEqual(2);
     await waitForVipOn('lb1');
   });
 
