@@ -8,10 +8,15 @@
  * Everything runs through the built CLI against the real containers. Other engineers share the lab: a run
  * refused because another cairn run holds the inventory's lock is retried.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, parseDocument } from 'yaml';
 import type { RunEvent } from '../../runner/core/engine/events.js';
-import { changedKeys, runCairn, taskResults } from '../helpers/cli.js';
+import { changedKeys, jsonEvents, runCairn, taskResults } from '../helpers/cli.js';
 import {
+  describeOnLab,
   ensureLab,
   labCairn,
   labJson,
@@ -76,6 +81,105 @@ async function raidVerify(extra: string[]): Promise<{ code: number; result: Veri
 
 /** Each test may wait for other engineers' runs to release the lab's lock. */
 const TEST_TIMEOUT_MS = 900_000;
+
+/**
+ * Issue 16's acceptance path, on the fresh lab before this file converges anything: from an empty folder,
+ * `cairn init site`, the site's inventory pointed at the lab as the README says ("To try the site on the lab"),
+ * and `cairn play site.yaml --check` from the site folder. The CLI is this checkout's bin/cairn.js: installing
+ * the packed tarball and running init and --syntax-check with it is test/integration/install.test.ts. The
+ * example's hosts have the lab's names; the default lab has lb1 lb2 web1 web2 mon1 but no pve nodes, so the
+ * edit empties the pve group (its plays then match no host, with a warning). No lab time beyond the check run.
+ */
+const SITE_LAB_HOSTS = ['lb1', 'lb2', 'mon1', 'web1', 'web2'];
+
+interface LabInventoryFile {
+  all: { vars: Record<string, unknown>; hosts: Record<string, { ansible_host: string; ansible_port: number }> };
+}
+interface SiteHostsFile {
+  all: { children: Record<string, { hosts: Record<string, unknown> }> };
+}
+
+describeOnLab('cairn init site', (measured) => {
+  let work = '';
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('from an empty folder: init, the inventory at the lab, and --check exits 0 with every play on its hosts', async () => {
+    const lab = await ensureLab();
+    work = mkdtempSync(join(tmpdir(), 'cairn-site-on-lab-'));
+    const init = await runCairn(['init', 'site'], { cwd: work });
+    expect(init.code, init.stderr).toBe(0);
+    const site = join(work, 'site');
+
+    // The user's edit of inventories/production/hosts.yaml, comments kept: each host's ansible_host and
+    // ansible_port as the lab's inventory has them (cairn reaches the lab on its management bridge), the lab's
+    // user, key, known_hosts and VIP, and no pve hosts.
+    const labInventory = parse(readFileSync(lab.inventoryPath, 'utf8')) as LabInventoryFile;
+    const hostsFile = join(site, 'inventories', 'production', 'hosts.yaml');
+    const doc = parseDocument(readFileSync(hostsFile, 'utf8'));
+    for (const key of ['ansible_user', 'ansible_ssh_private_key_file', 'cairn_known_hosts', 'vip_address'])
+      doc.setIn(['all', 'vars', key], labInventory.all.vars[key]);
+    // The pve group stays (site.yaml's pve plays name it; a pattern naming no group is an error), empty.
+    doc.setIn(['all', 'children', 'pve', 'hosts'], doc.createNode({}));
+    const groups = (doc.toJS() as SiteHostsFile).all.children;
+    const siteHosts: string[] = [];
+    for (const [group, { hosts }] of Object.entries(groups)) {
+      for (const name of Object.keys(hosts)) {
+        const reach = labInventory.all.hosts[name];
+        expect(reach, `the lab has the example's host ${name}`).toBeDefined();
+        doc.setIn(['all', 'children', group, 'hosts', name, 'ansible_host'], reach!.ansible_host);
+        doc.setIn(['all', 'children', group, 'hosts', name, 'ansible_port'], reach!.ansible_port);
+        siteHosts.push(name);
+      }
+    }
+    expect(siteHosts.sort()).toEqual(SITE_LAB_HOSTS);
+    writeFileSync(hostsFile, String(doc));
+
+    const started = Date.now();
+    const check = await runCairn(['play', 'site.yaml', '--check', '--json'], { cwd: site, timeoutMs: 280_000 });
+    const seconds = (Date.now() - started) / 1000;
+    const events = jsonEvents(check.stdout);
+    const results = taskResults(events);
+    expect(
+      results
+        .filter((e) => e.status === 'failed' || e.status === 'unreachable')
+        .map((e) => `${e.host}: ${e.task.name}: ${e.msg}`),
+      check.stderr,
+    ).toEqual([]);
+    expect(check.code, check.stderr + check.stdout.slice(-2000)).toBe(0);
+
+    // Every play reached every host its pattern names (the pve plays none, and they say so), in site.yaml's
+    // order: base, networks, firewall on all; zfs, kvm, ceph on pve; webapp on web; haproxy + keepalived on lb;
+    // monitoring on all; backup on lb:web:mon.
+    const web = ['web1', 'web2'];
+    const lb = ['lb1', 'lb2'];
+    const all = SITE_LAB_HOSTS;
+    const plays: Array<{ hosts: string[]; reached: Set<string> }> = [];
+    for (const e of events) {
+      if (e.type === 'play_start') plays.push({ hosts: [...e.hosts].sort(), reached: new Set() });
+      else if (e.type === 'task_result') plays.at(-1)?.reached.add(e.host);
+    }
+    expect(plays.map((p) => p.hosts)).toEqual([all, all, all, [], [], [], web, lb, all, all]);
+    for (const [i, p] of plays.entries()) expect([...p.reached].sort(), `play #${i + 1}`).toEqual(p.hosts);
+    expect(
+      events.flatMap((e) => (e.type === 'warning' ? [e.msg] : [])).filter((m) => /no hosts matched/.test(m)),
+    ).toEqual([
+      'play "ZFS on the hypervisors": no hosts matched "pve"',
+      'play "KVM hypervisors": no hosts matched "pve"',
+      'play "Ceph cluster": no hosts matched "pve"',
+    ]);
+    // The predictions of a first run on fresh hosts: every host has changes to make, each one predicted (check).
+    const changed = results.filter((e) => e.status === 'changed' && !e.loopSummary);
+    for (const host of all) expect(changed.filter((e) => e.host === host).length, host).toBeGreaterThan(0);
+    expect(changed.filter((e) => e.check !== true)).toEqual([]);
+    const recap = events.find((e): e is Extract<RunEvent, { type: 'recap' }> => e.type === 'recap');
+    expect(Object.keys(recap?.stats ?? {}).sort()).toEqual(all);
+    measured.push(
+      `--check of the init'ed site (5 hosts, fresh): ${seconds.toFixed(1)} s, ${changed.length} changes predicted`,
+    );
+  }, 600_000);
+});
 
 const unavailable = labUnavailable();
 
