@@ -26,6 +26,14 @@ export interface InventoryVarLayer {
   origins: Map<string, SourceLocation>;
 }
 
+/** What an add_host or group_by did to the in-memory inventory. */
+export interface InventoryUpdate {
+  /** Something was added (Ansible reports such a task changed). */
+  changed: boolean;
+  /** Values of encrypted vars files read for a new host or group: to be masked like the inventory's own. */
+  secrets: string[];
+}
+
 export interface Inventory {
   /** The inventory file (or directory) it was loaded from. */
   path: string;
@@ -49,4 +57,18 @@ export interface Inventory {
   select(pattern: string): string[];
   /** Every string value read from an encrypted vault file, longest first: the session masks them in all output. */
   secretValues(): string[];
+  /**
+   * Counts the changes add_host and group_by made: a reader that keeps a host's layers reads them again when
+   * it moved (a new group brings its variables, and `groups`/`group_names` change).
+   */
+  readonly revision: number;
+  /**
+   * Ansible's add_host (lib/ansible/inventory/manager.py add_dynamic_host): the host (created in `all` if
+   * new, its group_vars/host_vars files read as Ansible's vars plugin would), `vars` combined into its own
+   * variables, and the host put into each of `groups` (created if new). Throws on a name that is already a
+   * group, or a group name that is already a host.
+   */
+  addHost(name: string, groups: readonly string[], vars: Vars, origin: SourceLocation): InventoryUpdate;
+  /** Ansible's group_by (add_dynamic_group): `host` put into `group`, created under `parents` if new. */
+  addHostToGroup(host: string, group: string, parents: readonly string[], origin: SourceLocation): InventoryUpdate;
 }
