@@ -28,7 +28,14 @@ import {
 } from '../util/yaml-source.js';
 import { closestNames, quotedAlternatives, selectHosts } from './patterns.js';
 import { inventorySchema, validateShape, varsFileSchema } from './schema.js';
-import type { Inventory, InventoryGroup, InventoryHost, InventoryUpdate, InventoryVarLayer } from './types.js';
+import type {
+  Inventory,
+  InventoryGroup,
+  InventoryHost,
+  InventoryUpdate,
+  InventoryVarLayer,
+  SelectOptions,
+} from './types.js';
 
 /** Turns an encrypted vault file into its YAML text; `cairn vault` plugs one in. */
 export type VaultDecryptor = (file: string, data: Buffer) => string;
@@ -170,7 +177,10 @@ class InventoryBuilder {
    * for a group or host that add_host or group_by creates during the run (lib/ansible/plugins/vars/
    * host_group_vars.py runs on whatever groups a host has when its variables are asked for).
    */
-  readonly pendingVars = { group_vars: new Map<string, PendingVarsEntry[]>(), host_vars: new Map<string, PendingVarsEntry[]>() };
+  readonly pendingVars = {
+    group_vars: new Map<string, PendingVarsEntry[]>(),
+    host_vars: new Map<string, PendingVarsEntry[]>(),
+  };
   /** The inventory file's text, for carets under errors found after parsing. */
   sourceText: string | undefined;
 
@@ -683,7 +693,10 @@ export class LoadedInventory implements Inventory {
 
   /** The host's layers, lowest precedence first. */
   private layersOf(host: InventoryHost): VarLayer[] {
-    return [...host.groups.flatMap((g) => this.builder.groups.get(g)?.layers ?? []), ...(this.builder.hosts.get(host.name)?.layers ?? [])];
+    return [
+      ...host.groups.flatMap((g) => this.builder.groups.get(g)?.layers ?? []),
+      ...(this.builder.hosts.get(host.name)?.layers ?? []),
+    ];
   }
 
   hostVars(name: string): Vars {
@@ -715,7 +728,10 @@ export class LoadedInventory implements Inventory {
       ...host.groups.flatMap((g) =>
         (this.builder.groups.get(g)?.layers ?? []).map((l) => ({ layer: 'inventory group vars' as const, ...copy(l) })),
       ),
-      ...(this.builder.hosts.get(host.name)?.layers ?? []).map((l) => ({ layer: 'inventory host vars' as const, ...copy(l) })),
+      ...(this.builder.hosts.get(host.name)?.layers ?? []).map((l) => ({
+        layer: 'inventory host vars' as const,
+        ...copy(l),
+      })),
       {
         layer: 'inventory magic vars',
         vars: magic,
@@ -746,8 +762,8 @@ export class LoadedInventory implements Inventory {
     return undefined;
   }
 
-  select(pattern: string): string[] {
-    return selectHosts(this, pattern);
+  select(pattern: string, opts?: SelectOptions): string[] {
+    return selectHosts(this, pattern, opts);
   }
 
   /** Every string value read from an encrypted vault file, longest first (mask longer secrets first). */

@@ -34,6 +34,15 @@ export interface InventoryUpdate {
   secrets: string[];
 }
 
+/** How a pattern is read. */
+export interface SelectOptions {
+  /**
+   * A name that matches nothing selects nothing instead of being an error (Ansible's warning): for a play
+   * whose hosts or groups add_host or group_by may create during the run.
+   */
+  allowUnknown?: boolean;
+}
+
 export interface Inventory {
   /** The inventory file (or directory) it was loaded from. */
   path: string;
@@ -53,8 +62,11 @@ export interface Inventory {
    * magic variables. For the variable manager (runner/core/engine/variables.ts) and `cairn vars`.
    */
   varLayers(host: string): InventoryVarLayer[];
-  /** Hosts matching an Ansible-style pattern, in inventory order. Throws a CairnError on a bad pattern. */
-  select(pattern: string): string[];
+  /**
+   * Hosts matching an Ansible-style pattern, in inventory order. Throws a CairnError on a bad pattern, and
+   * on a name that matches nothing unless `allowUnknown`.
+   */
+  select(pattern: string, opts?: SelectOptions): string[];
   /** Every string value read from an encrypted vault file, longest first: the session masks them in all output. */
   secretValues(): string[];
   /**
