@@ -267,6 +267,20 @@ describe('the engine runs add_host and group_by', () => {
     ]);
   });
 
+  it('a host for a connection cairn does not have loads, and fails where a task connects to it', async () => {
+    const { events, via } = await run([
+      {
+        hosts: 'app1',
+        tasks: [{ name: 'Add', add_host: { name: 'c1', groups: 'box', ansible_connection: 'docker' } }],
+      },
+      { hosts: 'box', tasks: [{ name: 'In the box', command: 'echo box' }] },
+    ]);
+    const [inBox] = results(events, 'In the box');
+    expect(inBox?.host).toBe('c1');
+    expect(inBox?.msg).toContain('ansible_connection must be "ssh" or "local", got "docker"');
+    expect(via).toEqual([]);
+  });
+
   it('a templated argument that renders badly fails the task at its location', async () => {
     const { events } = await run([
       { hosts: 'app1', tasks: [{ name: 'Bad', add_host: { name: '{{ "two words" }}' } }] },

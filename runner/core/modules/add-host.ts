@@ -48,6 +48,9 @@ export const addHostArgsSchema = {
           : schema,
       ]),
     ),
+    // A play may add a host for a connection cairn does not have (docker, kubectl) that a later play only
+    // uses where it runs: refused when a task connects to the host (connection-spec.ts), not at load.
+    ansible_connection: { type: 'string', minLength: 1, description: 'a connection name (cairn runs ssh and local)' },
   },
 } as const;
 
