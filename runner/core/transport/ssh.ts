@@ -30,6 +30,46 @@ import { HostKeyError, UnreachableError } from './types.js';
 const KEEPALIVE_INTERVAL_MS = 5000;
 const KEEPALIVE_COUNT_MAX = 3;
 
+/**
+ * How long user authentication may take once the key exchange is done: sshd's own default LoginGraceTime, the
+ * time the server gives a client to log in. The connect timeout (Ansible's `timeout`, ansible_timeout) covers
+ * the TCP connect, the server's banner and the key exchange, as OpenSSH's ConnectTimeout does (ssh_config(5):
+ * "applied both to establishing the connection and to performing the initial SSH protocol handshake and key
+ * exchange"; Ansible passes its `timeout` as `-o ConnectTimeout`); OpenSSH puts no limit of its own on the
+ * authentication after it, this bounds a server that stalls there. OpenSSH counts the TCP connect and the
+ * handshake against one budget; cairn gives each its own, because a controller serving hundreds of hosts from
+ * one event loop can lose time between the two that is not the host's.
+ */
+export const AUTH_TIMEOUT_MS = 120_000;
+
+/**
+ * A deadline that is judged after the I/O already waiting has been read. Node runs expired timers before it
+ * polls for I/O, so when the event loop was busy (hundreds of hosts starting at once, a loaded controller), a
+ * plain timer fires before the 'connect' or the server's reply that arrived in time is even seen, and the
+ * host is blamed for the controller's own delay (at 100 hosts at once with a 2 s timeout, every TCP connect on
+ * loopback "timed out"). So on expiry the verdict waits for one poll phase (setImmediate runs after it), and
+ * `done()` before then cancels it.
+ */
+function deadline(ms: number, expired: () => void): { done(): void } {
+  let finished = false;
+  let immediate: NodeJS.Immediate | undefined;
+  const timer = setTimeout(() => {
+    immediate = setImmediate(() => {
+      if (!finished) {
+        finished = true;
+        expired();
+      }
+    });
+  }, ms);
+  return {
+    done() {
+      finished = true;
+      clearTimeout(timer);
+      if (immediate) clearImmediate(immediate);
+    },
+  };
+}
+
 /** One SSH server on the way to the host (jump hosts first, the host itself last). */
 interface Hop {
   /** How messages name it: "jump host root@127.0.0.3:2222" or "root@127.0.0.4:2222". */
@@ -121,18 +161,18 @@ function openTcpSocket(hop: Hop, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = netConnect({ host: hop.address, port: hop.port });
     socket.setNoDelay(true);
-    const timer = setTimeout(() => {
+    const timer = deadline(timeoutMs, () => {
       socket.destroy();
       reject(new ConnectFailure(`timed out after ${timeoutMs} ms opening a TCP connection`));
-    }, timeoutMs);
+    });
     const onError = (error: Error): void => {
-      clearTimeout(timer);
+      timer.done();
       socket.destroy();
       reject(error);
     };
     socket.once('error', onError);
     socket.once('connect', () => {
-      clearTimeout(timer);
+      timer.done();
       socket.removeListener('error', onError);
       resolve(socket);
     });
@@ -142,23 +182,21 @@ function openTcpSocket(hop: Hop, timeoutMs: number): Promise<Socket> {
 /** Asks the previous hop to open a TCP connection to the next one (what `ssh -J` does). */
 function forwardThrough(previous: NodeSSH, previousHop: Hop, next: Hop, timeoutMs: number): Promise<Duplex> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () =>
-        reject(
-          new ConnectFailure(
-            `timed out after ${timeoutMs} ms waiting for ${previousHop.label} to open a channel to ${next.address}:${next.port}`,
-            true,
-          ),
+    const timer = deadline(timeoutMs, () =>
+      reject(
+        new ConnectFailure(
+          `timed out after ${timeoutMs} ms waiting for ${previousHop.label} to open a channel to ${next.address}:${next.port}`,
+          true,
         ),
-      timeoutMs,
+      ),
     );
     previous.forwardOut('127.0.0.1', 0, next.address, next.port).then(
       (channel) => {
-        clearTimeout(timer);
+        timer.done();
         resolve(channel);
       },
       (error: unknown) => {
-        clearTimeout(timer);
+        timer.done();
         const reason = channelOpenFailure(error);
         reject(
           new ConnectFailure(
@@ -187,6 +225,10 @@ function channelOpenFailure(error: unknown): string {
   return named ? `${named}: ${message}` : message;
 }
 
+/**
+ * The SSH handshake on an open socket: the server's banner and the key exchange within the connect timeout,
+ * then user authentication within AUTH_TIMEOUT_MS (spec.authTimeoutMs in tests).
+ */
 async function handshake(spec: ConnectionSpec, hop: Hop, sock: Socket | Duplex): Promise<NodeSSH> {
   let auth: AuthPlan;
   try {
@@ -208,23 +250,47 @@ async function handshake(spec: ConnectionSpec, hop: Hop, sock: Socket | Duplex):
     username: hop.user,
     authHandler: auth.methods,
     hostVerifier,
-    readyTimeout: spec.connectTimeoutMs,
+    // No timer of ssh2's (a plain timer, and one limit for all three steps): ours below, step by step.
+    readyTimeout: 0,
     keepaliveInterval: KEEPALIVE_INTERVAL_MS,
     keepaliveCountMax: KEEPALIVE_COUNT_MAX,
     ...(serverHostKey ? { algorithms: { serverHostKey } } : {}),
   };
   const client = new NodeSSH();
+  let timedOut: ConnectFailure | undefined;
+  const giveUp = (reason: string): void => {
+    timedOut = new ConnectFailure(reason);
+    sock.destroy();
+  };
+  let step = deadline(spec.connectTimeoutMs, () =>
+    giveUp(
+      `timed out after ${spec.connectTimeoutMs} ms (the connect timeout) waiting for the SSH banner and key exchange`,
+    ),
+  );
+  const connecting = client.connect(config);
+  // node-ssh makes its ssh2 client before its first await (no key path is given to it): the client is there.
+  const raw = client.connection as Ssh2Client | null;
+  const authTimeoutMs = spec.authTimeoutMs ?? AUTH_TIMEOUT_MS;
+  raw?.once('handshake', () => {
+    step.done();
+    step = deadline(authTimeoutMs, () =>
+      giveUp(`timed out after ${authTimeoutMs} ms waiting for user authentication (key exchange done)`),
+    );
+  });
   try {
-    await client.connect(config);
+    await connecting;
   } catch (error) {
     client.dispose();
     sock.destroy();
     if (hostKeyFailure) throw hostKeyFailure;
+    if (timedOut) throw timedOut;
     if (isAuthFailure(error)) {
       const tried = auth.tried.join(', ') || 'nothing: no key, password or agent';
       throw new ConnectFailure(`authentication failed for ${hop.user} (tried ${tried})`);
     }
     throw error;
+  } finally {
+    step.done();
   }
   return client;
 }

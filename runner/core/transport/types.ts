@@ -68,7 +68,13 @@ export interface ConnectionSpec {
   password?: string;
   /** Jump hosts, outermost first (ProxyJump a,b means connect to a, then b through a, then the host). */
   jump: JumpSpec[];
+  /**
+   * Ansible's `timeout` (ansible_timeout), as OpenSSH's ConnectTimeout: the TCP connect (or a jump host's
+   * channel) within it, then the server's banner and the key exchange within it, at every hop.
+   */
   connectTimeoutMs: number;
+  /** User authentication after the key exchange; default AUTH_TIMEOUT_MS (ssh.ts). Set by tests only. */
+  authTimeoutMs?: number;
   /** known_hosts file to check host keys against. */
   knownHostsPath: string;
   /** Trust on first use: record unknown keys instead of refusing (mismatches are still refused). */
