@@ -2,9 +2,9 @@
  * The SSH connect's time limits against a real sshd (test/helpers/sshd.ts), reached through a TCP proxy on
  * loopback that can hold the client's bytes at a chosen point of the handshake. What is tested is which step
  * a limit covers, never how long anything takes:
- * - the connect timeout (Ansible's `timeout`) covers the TCP connect, the banner and the key exchange, as
- *   OpenSSH's ConnectTimeout; user authentication after it has its own, longer limit (at 500 hosts at once
- *   on a loaded machine, authentication alone outlasted the 10 s that used to cover everything);
+ * - the connect timeout (Ansible's `timeout`) covers the TCP connect and the server's banner, as OpenSSH's
+ *   ConnectTimeout; the key exchange and user authentication after it have their own, longer limit (at 500
+ *   hosts at once on a loaded machine, handshakes outlasted the 10 s that used to cover every step);
  * - a controller whose event loop was busy does not blame a host whose answer arrived in time.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -46,11 +46,23 @@ interface Proxy {
   close(): Promise<void>;
 }
 
+/** Where the proxy starts holding the client's bytes (see startProxy). */
+type HoldPoint = 'after-banner' | 'after-kex' | 'nothing';
+
+/** How many bytes of the client's stream so far go through before the hold point, or undefined if not reached. */
+function holdOffset(buffer: Buffer, hold: HoldPoint): number | undefined {
+  if (hold === 'after-kex') return endOfClientNewKeys(buffer);
+  const bannerEnd = buffer.indexOf('\n');
+  return bannerEnd === -1 ? undefined : bannerEnd + 1;
+}
+
 /**
- * A loopback TCP proxy to `target`. `hold: 'after-kex'` forwards everything until the client's NEWKEYS, then
- * keeps the client's further bytes (its first encrypted packet asks for user authentication) until release().
+ * A loopback TCP proxy to `target`. It forwards the server's bytes as they come, and the client's until the
+ * hold point, then keeps the client's further bytes until release(): 'after-banner' holds the key exchange
+ * (the server's banner has come, the client's key exchange offer is held), 'after-kex' holds everything after
+ * the client's NEWKEYS (its first encrypted packet asks for user authentication).
  */
-async function startProxy(target: { address: string; port: number }, hold: 'after-kex' | 'nothing'): Promise<Proxy> {
+async function startProxy(target: { address: string; port: number }, hold: HoldPoint): Promise<Proxy> {
   const sockets = new Set<Socket>();
   const releasers: Array<() => void> = [];
   let released = hold === 'nothing';
@@ -59,21 +71,21 @@ async function startProxy(target: { address: string; port: number }, hold: 'afte
     sockets.add(client).add(upstream);
     upstream.pipe(client);
     let seen = Buffer.alloc(0);
-    let kexDone = false;
+    let holding = false;
     const held: Buffer[] = [];
     client.on('data', (chunk: Buffer) => {
-      if (released || kexDone) {
+      if (released || holding) {
         if (released) upstream.write(chunk);
         else held.push(chunk);
         return;
       }
       seen = Buffer.concat([seen, chunk]);
-      const end = endOfClientNewKeys(seen);
+      const end = holdOffset(seen, hold);
       if (end === undefined) {
         upstream.write(chunk);
         return;
       }
-      kexDone = true;
+      holding = true;
       const forwardNow = chunk.length - (seen.length - end);
       upstream.write(chunk.subarray(0, forwardNow));
       if (forwardNow < chunk.length) held.push(chunk.subarray(forwardNow));
@@ -141,12 +153,43 @@ describe('ssh connect time limits', () => {
     const proxy = await startProxy(lab.hosts[0]!, 'after-kex');
     try {
       const connectTimeoutMs = 1500;
-      const opening = openSshConnection(throughProxy(proxy.port, { connectTimeoutMs }));
+      const opening = openSshConnection(throughProxy(proxy.port, { connectTimeoutMs, authTimeoutMs: 60_000 }));
       // Authentication is held until well after the connect timeout has passed, then let through.
       setTimeout(() => proxy.release(), connectTimeoutMs * 2);
       const connection = await opening;
       expect((await connection.exec('echo authenticated late')).stdout).toBe('authenticated late\n');
       await connection.close();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('does not count the key exchange against the connect timeout once the banner came', async () => {
+    const proxy = await startProxy(lab.hosts[0]!, 'after-banner');
+    try {
+      const connectTimeoutMs = 1500;
+      const opening = openSshConnection(throughProxy(proxy.port, { connectTimeoutMs, authTimeoutMs: 60_000 }));
+      // The server's banner goes through at once; the key exchange is held past the connect timeout.
+      setTimeout(() => proxy.release(), connectTimeoutMs * 2);
+      const connection = await opening;
+      expect((await connection.exec('echo exchanged late')).stdout).toBe('exchanged late\n');
+      await connection.close();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('gives up on a key exchange that never finishes, after the longer limit, saying which step', async () => {
+    const proxy = await startProxy(lab.hosts[0]!, 'after-banner');
+    try {
+      const error = await openSshConnection(
+        throughProxy(proxy.port, { connectTimeoutMs: 200, authTimeoutMs: 300 }),
+      ).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UnreachableError);
+      expect((error as Error).message).toBe(
+        `cannot connect to h1 (root@127.0.0.1:${proxy.port}): ` +
+          'timed out after 300 ms waiting for the key exchange and user authentication',
+      );
     } finally {
       await proxy.close();
     }
@@ -193,7 +236,7 @@ describe('ssh connect time limits', () => {
       expect(error).toBeInstanceOf(UnreachableError);
       expect((error as Error).message).toBe(
         `cannot connect to h1 (root@127.0.0.1:${port}): ` +
-          'timed out after 200 ms (the connect timeout) waiting for the SSH banner and key exchange',
+          "timed out after 200 ms (the connect timeout) waiting for the server's SSH banner",
       );
     } finally {
       silent.close();

@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -31,14 +31,14 @@ const KEEPALIVE_INTERVAL_MS = 5000;
 const KEEPALIVE_COUNT_MAX = 3;
 
 /**
- * How long user authentication may take once the key exchange is done: sshd's own default LoginGraceTime, the
- * time the server gives a client to log in. The connect timeout (Ansible's `timeout`, ansible_timeout) covers
- * the TCP connect, the server's banner and the key exchange, as OpenSSH's ConnectTimeout does (ssh_config(5):
- * "applied both to establishing the connection and to performing the initial SSH protocol handshake and key
- * exchange"; Ansible passes its `timeout` as `-o ConnectTimeout`); OpenSSH puts no limit of its own on the
- * authentication after it, this bounds a server that stalls there. OpenSSH counts the TCP connect and the
- * handshake against one budget; cairn gives each its own, because a controller serving hundreds of hosts from
- * one event loop can lose time between the two that is not the host's.
+ * How long the key exchange and user authentication may take once the server's banner came: sshd's own
+ * default LoginGraceTime, the time the server gives a client to log in. The connect timeout (Ansible's
+ * `timeout`, ansible_timeout) covers the TCP connect and the server's banner, as OpenSSH's ConnectTimeout does
+ * (Ansible passes its `timeout` as `-o ConnectTimeout`; ssh.c gives what the connect left of it to
+ * kex_exchange_identification, the banner exchange, and puts no limit on the key exchange and authentication
+ * after it): this limit bounds a server that stalls there. OpenSSH counts the TCP connect and the banner against
+ * one budget; cairn gives each its own, because a controller serving hundreds of hosts from one event loop can
+ * lose time between the two that is not the host's.
  */
 export const AUTH_TIMEOUT_MS = 120_000;
 
@@ -226,8 +226,8 @@ function channelOpenFailure(error: unknown): string {
 }
 
 /**
- * The SSH handshake on an open socket: the server's banner and the key exchange within the connect timeout,
- * then user authentication within AUTH_TIMEOUT_MS (spec.authTimeoutMs in tests).
+ * The SSH handshake on an open socket: the server's banner within the connect timeout, then the key exchange
+ * and user authentication within AUTH_TIMEOUT_MS (spec.authTimeoutMs in tests).
  */
 async function handshake(spec: ConnectionSpec, hop: Hop, sock: Socket | Duplex): Promise<NodeSSH> {
   let auth: AuthPlan;
@@ -250,7 +250,7 @@ async function handshake(spec: ConnectionSpec, hop: Hop, sock: Socket | Duplex):
     username: hop.user,
     authHandler: auth.methods,
     hostVerifier,
-    // No timer of ssh2's (a plain timer, and one limit for all three steps): ours below, step by step.
+    // No timer of ssh2's (a plain timer, and one limit for every step): ours below, step by step.
     readyTimeout: 0,
     keepaliveInterval: KEEPALIVE_INTERVAL_MS,
     keepaliveCountMax: KEEPALIVE_COUNT_MAX,
@@ -262,20 +262,37 @@ async function handshake(spec: ConnectionSpec, hop: Hop, sock: Socket | Duplex):
     timedOut = new ConnectFailure(reason);
     sock.destroy();
   };
-  let step = deadline(spec.connectTimeoutMs, () =>
-    giveUp(
-      `timed out after ${spec.connectTimeoutMs} ms (the connect timeout) waiting for the SSH banner and key exchange`,
-    ),
-  );
+  const authTimeoutMs = spec.authTimeoutMs ?? AUTH_TIMEOUT_MS;
+  let kexDone = false;
+  let step: { done(): void } | undefined;
+  /** The banner came: the key exchange and the authentication now have their own, longer limit. */
+  const afterBanner = (): void => {
+    step?.done();
+    step = deadline(authTimeoutMs, () =>
+      giveUp(
+        kexDone
+          ? `timed out after ${authTimeoutMs} ms waiting for user authentication (key exchange done)`
+          : `timed out after ${authTimeoutMs} ms waiting for the key exchange and user authentication`,
+      ),
+    );
+  };
+  // What the server sends first is its banner: any byte read from our own TCP socket means it came. A jump
+  // host's channel does not count bytes, so there the key exchange's end stands for it (stricter).
+  const bannerSeen = (): boolean => sock instanceof Socket && sock.bytesRead > 0;
+  step = deadline(spec.connectTimeoutMs, () => {
+    if (bannerSeen()) {
+      afterBanner();
+      return;
+    }
+    const waitingFor = sock instanceof Socket ? "the server's SSH banner" : 'the SSH banner and key exchange';
+    giveUp(`timed out after ${spec.connectTimeoutMs} ms (the connect timeout) waiting for ${waitingFor}`);
+  });
   const connecting = client.connect(config);
   // node-ssh makes its ssh2 client before its first await (no key path is given to it): the client is there.
   const raw = client.connection as Ssh2Client | null;
-  const authTimeoutMs = spec.authTimeoutMs ?? AUTH_TIMEOUT_MS;
   raw?.once('handshake', () => {
-    step.done();
-    step = deadline(authTimeoutMs, () =>
-      giveUp(`timed out after ${authTimeoutMs} ms waiting for user authentication (key exchange done)`),
-    );
+    kexDone = true;
+    afterBanner();
   });
   try {
     await connecting;
@@ -290,7 +307,7 @@ async function handshake(spec: ConnectionSpec, hop: Hop, sock: Socket | Duplex):
     }
     throw error;
   } finally {
-    step.done();
+    step?.done();
   }
   return client;
 }

@@ -70,10 +70,10 @@ export interface ConnectionSpec {
   jump: JumpSpec[];
   /**
    * Ansible's `timeout` (ansible_timeout), as OpenSSH's ConnectTimeout: the TCP connect (or a jump host's
-   * channel) within it, then the server's banner and the key exchange within it, at every hop.
+   * channel) within it, then the server's banner within it, at every hop.
    */
   connectTimeoutMs: number;
-  /** User authentication after the key exchange; default AUTH_TIMEOUT_MS (ssh.ts). Set by tests only. */
+  /** The key exchange and user authentication after the banner; default AUTH_TIMEOUT_MS (ssh.ts). Tests only. */
   authTimeoutMs?: number;
   /** known_hosts file to check host keys against. */
   knownHostsPath: string;
