@@ -5,15 +5,18 @@
  * - the connect timeout (Ansible's `timeout`) covers the TCP connect and the server's banner, as OpenSSH's
  *   ConnectTimeout; the key exchange and user authentication after it have their own, longer limit (at 500
  *   hosts at once on a loaded machine, handshakes outlasted the 10 s that used to cover every step);
- * - a controller whose event loop was busy does not blame a host whose answer arrived in time.
+ * - a controller whose event loop was busy does not blame a host whose answer arrived in time;
+ * - a failed connect is tried again ansible_ssh_retries times (Ansible's reconnection_retries), never after a
+ *   host key failure.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 import { openSshConnection } from '../../runner/core/transport/ssh.js';
-import { UnreachableError, type ConnectionSpec } from '../../runner/core/transport/types.js';
+import { HostKeyError, UnreachableError, type ConnectionSpec } from '../../runner/core/transport/types.js';
 
 requireSshd();
 
@@ -41,6 +44,8 @@ function endOfClientNewKeys(buffer: Buffer): number | undefined {
 
 interface Proxy {
   port: number;
+  /** Connections the proxy accepted so far. */
+  accepted(): number;
   /** Releases the held bytes of every connection (and stops holding new ones). */
   release(): void;
   close(): Promise<void>;
@@ -62,11 +67,22 @@ function holdOffset(buffer: Buffer, hold: HoldPoint): number | undefined {
  * (the server's banner has come, the client's key exchange offer is held), 'after-kex' holds everything after
  * the client's NEWKEYS (its first encrypted packet asks for user authentication).
  */
-async function startProxy(target: { address: string; port: number }, hold: HoldPoint): Promise<Proxy> {
+async function startProxy(
+  target: { address: string; port: number },
+  hold: HoldPoint,
+  opts: { dropFirst?: number } = {},
+): Promise<Proxy> {
   const sockets = new Set<Socket>();
   const releasers: Array<() => void> = [];
   let released = hold === 'nothing';
+  let accepted = 0;
   const server: Server = createServer((client) => {
+    accepted++;
+    // A host whose sshd drops a connection before its banner (restarting, MaxStartups reached): a reset.
+    if (accepted <= (opts.dropFirst ?? 0)) {
+      client.resetAndDestroy();
+      return;
+    }
     const upstream = connect({ host: target.address, port: target.port });
     sockets.add(client).add(upstream);
     upstream.pipe(client);
@@ -106,6 +122,7 @@ async function startProxy(target: { address: string; port: number }, hold: HoldP
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as { port: number }).port,
+    accepted: () => accepted,
     release() {
       released = true;
       for (const releaseOne of releasers) releaseOne();
@@ -117,7 +134,14 @@ async function startProxy(target: { address: string; port: number }, hold: HoldP
   };
 }
 
-describe('ssh connect time limits', () => {
+/** A fresh ed25519 public key in known_hosts' base64 form (RFC 8709 blob): a key no test host has. */
+function otherEd25519Key(): string {
+  const raw = Buffer.from(generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x as string, 'base64url');
+  const field = (bytes: Buffer): Buffer => Buffer.concat([Buffer.from([0, 0, 0, bytes.length]), bytes]);
+  return Buffer.concat([field(Buffer.from('ssh-ed25519')), field(raw)]).toString('base64');
+}
+
+describe('ssh connect time limits and retries', () => {
   let lab: TestSshLab;
   beforeAll(async () => {
     lab = await startSshHosts(1);
@@ -240,6 +264,36 @@ describe('ssh connect time limits', () => {
       );
     } finally {
       silent.close();
+    }
+  });
+
+  it('tries again after a failure that may pass, as often as ansible_ssh_retries says, and no more', async () => {
+    const proxy = await startProxy(lab.hosts[0]!, 'nothing', { dropFirst: 2 });
+    try {
+      const once = await openSshConnection(throughProxy(proxy.port, { connectRetries: 0 })).catch((e: unknown) => e);
+      expect(once).toBeInstanceOf(UnreachableError);
+      expect((once as Error).message).toMatch(/^cannot connect to h1 \(root@127\.0\.0\.1:\d+\): /);
+      expect(proxy.accepted()).toBe(1);
+      // The second connection is dropped too; the third goes through (pauses 0 s, then 1 s, as Ansible's).
+      const connection = await openSshConnection(throughProxy(proxy.port, { connectRetries: 2 }));
+      expect((await connection.exec('echo third time')).stdout).toBe('third time\n');
+      expect(proxy.accepted()).toBe(3);
+      await connection.close();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('never tries again after a failure that cannot pass (a host key that does not match)', async () => {
+    const proxy = await startProxy(lab.hosts[0]!, 'nothing');
+    try {
+      const spec = throughProxy(proxy.port, { connectRetries: 3 });
+      writeFileSync(spec.knownHostsPath, `[127.0.0.1]:${proxy.port} ssh-ed25519 ${otherEd25519Key()}\n`);
+      const error = await openSshConnection(spec).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(HostKeyError);
+      expect(proxy.accepted()).toBe(1);
+    } finally {
+      await proxy.close();
     }
   });
 });

@@ -89,10 +89,15 @@ class ConnectFailure extends Error {
   constructor(
     message: string,
     readonly namesTheHop = false,
+    /** Trying again cannot help (a refused key, an unreadable key file): never retried. */
+    readonly lasting = false,
   ) {
     super(message);
   }
 }
+
+/** Unreachable for a reason that trying again cannot change (see connectRetries). */
+class LastingUnreachable extends UnreachableError {}
 
 function hopName(user: string, address: string, port: number): string {
   return `${user}@${address}:${port}`;
@@ -131,7 +136,29 @@ function routeOf(spec: ConnectionSpec): string {
 // ---------------------------------------------------------------------------------------------------------
 // Connecting
 
+/**
+ * Opens the connection, trying again `spec.connectRetries` times after a failure that may pass, as Ansible's
+ * ssh plugin does with `reconnection_retries` (lib/ansible/plugins/connection/ssh.py, `_ssh_retry`): the pause
+ * before attempt n+1 is 2^n - 1 seconds (0, 1, 3, 7, ...), at most 30. A host key or authentication failure is
+ * never tried again.
+ */
 export async function openSshConnection(spec: ConnectionSpec): Promise<Connection> {
+  const retries = spec.connectRetries ?? 0;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await openSshConnectionOnce(spec);
+    } catch (error) {
+      if (attempt >= retries || error instanceof HostKeyError || error instanceof LastingUnreachable) {
+        if (attempt === 0 || !(error instanceof UnreachableError)) throw error;
+        throw new UnreachableError(spec.name, `${error.message} (attempt ${attempt + 1} of ${retries + 1})`);
+      }
+      const pauseMs = Math.min(2 ** attempt - 1, 30) * 1000;
+      if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+  }
+}
+
+async function openSshConnectionOnce(spec: ConnectionSpec): Promise<Connection> {
   const hops = hopsOf(spec);
   const chain = new ClientChain();
   let hopIndex = 0;
@@ -152,7 +179,9 @@ export async function openSshConnection(spec: ConnectionSpec): Promise<Connectio
     const where = hop.isTarget || namesTheHop ? '' : `${hop.label}: `;
     const reason =
       error instanceof ConnectFailure ? error.message : describeConnectError(error, hop, spec.connectTimeoutMs);
-    throw new UnreachableError(spec.name, `cannot connect to ${spec.name} (${routeOf(spec)}): ${where}${reason}`);
+    const message = `cannot connect to ${spec.name} (${routeOf(spec)}): ${where}${reason}`;
+    if (error instanceof ConnectFailure && error.lasting) throw new LastingUnreachable(spec.name, message);
+    throw new UnreachableError(spec.name, message);
   }
   return new SshConnection(spec, chain);
 }
@@ -303,7 +332,7 @@ async function handshake(spec: ConnectionSpec, hop: Hop, sock: Socket | Duplex):
     if (timedOut) throw timedOut;
     if (isAuthFailure(error)) {
       const tried = auth.tried.join(', ') || 'nothing: no key, password or agent';
-      throw new ConnectFailure(`authentication failed for ${hop.user} (tried ${tried})`);
+      throw new ConnectFailure(`authentication failed for ${hop.user} (tried ${tried})`, false, true);
     }
     throw error;
   } finally {
@@ -399,12 +428,14 @@ function authMethods(hop: Hop): AuthPlan {
       if (required)
         throw new ConnectFailure(
           `cannot read private key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+          false,
+          true,
         );
       return;
     }
     const parsed = ssh2.utils.parseKey(text);
     if (parsed instanceof Error) {
-      if (required) throw new ConnectFailure(`private key ${path} cannot be used: ${parsed.message}`);
+      if (required) throw new ConnectFailure(`private key ${path} cannot be used: ${parsed.message}`, false, true);
       return;
     }
     plan.methods.push({ type: 'publickey', username: hop.user, key: text });
