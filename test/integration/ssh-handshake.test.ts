@@ -206,8 +206,10 @@ describe('ssh connect time limits and retries', () => {
   it('gives up on a key exchange that never finishes, after the longer limit, saying which step', async () => {
     const proxy = await startProxy(lab.hosts[0]!, 'after-banner');
     try {
+      // The banner comes at once; the connect timeout is long enough for it on a loaded machine (a banner
+      // later than that would rightly be reported as such).
       const error = await openSshConnection(
-        throughProxy(proxy.port, { connectTimeoutMs: 200, authTimeoutMs: 300 }),
+        throughProxy(proxy.port, { connectTimeoutMs: 2000, authTimeoutMs: 300 }),
       ).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(UnreachableError);
       expect((error as Error).message).toBe(
