@@ -176,7 +176,7 @@ describe('ssh connect time limits and retries', () => {
   it('does not count user authentication against the connect timeout', async () => {
     const proxy = await startProxy(lab.hosts[0]!, 'after-kex');
     try {
-      const connectTimeoutMs = 1500;
+      const connectTimeoutMs = 2500;
       const opening = openSshConnection(throughProxy(proxy.port, { connectTimeoutMs, authTimeoutMs: 60_000 }));
       // Authentication is held until well after the connect timeout has passed, then let through.
       setTimeout(() => proxy.release(), connectTimeoutMs * 2);
@@ -191,7 +191,7 @@ describe('ssh connect time limits and retries', () => {
   it('does not count the key exchange against the connect timeout once the banner came', async () => {
     const proxy = await startProxy(lab.hosts[0]!, 'after-banner');
     try {
-      const connectTimeoutMs = 1500;
+      const connectTimeoutMs = 2500;
       const opening = openSshConnection(throughProxy(proxy.port, { connectTimeoutMs, authTimeoutMs: 60_000 }));
       // The server's banner goes through at once; the key exchange is held past the connect timeout.
       setTimeout(() => proxy.release(), connectTimeoutMs * 2);
