@@ -30,6 +30,8 @@ const RUNS = Number(option('runs', process.env.BENCH_RUNS ?? '3'));
 const TASKS = Number(option('tasks', '50'));
 const LOG_DIR = resolve(option('log-dir', join(repoRoot, 'test-artifacts', 'bench', new Date().toISOString())));
 const CPU_PROF_DIR = option('cpu-prof-dir', '');
+/** --cairn-only: no floor runs (its columns show "-"), when the time for a scale is short. */
+const CAIRN_ONLY = process.argv.includes('--cairn-only');
 /** Extra arguments for every cairn run (split on spaces), e.g. "-e ansible_timeout=2" to find a limit. */
 const CAIRN_ARGS = option('cairn-args', '')
   .split(' ')
@@ -81,14 +83,16 @@ async function main(): Promise<void> {
       const floor: Measured[] = [];
       const cairn: Measured[] = [];
       for (let r = 0; r < RUNS; r++) {
-        const f = await measure(process.execPath, [
-          join(repoRoot, 'dist/test/bench/floor.js'),
-          floorHosts,
-          `${TASKS}`,
-          `${forks}`,
-        ]);
-        if (f.code !== 0) throw new Error(`floor failed (${f.code}): ${f.output}`);
-        floor.push(f);
+        if (!CAIRN_ONLY) {
+          const f = await measure(process.execPath, [
+            join(repoRoot, 'dist/test/bench/floor.js'),
+            floorHosts,
+            `${TASKS}`,
+            `${forks}`,
+          ]);
+          if (f.code !== 0) throw new Error(`floor failed (${f.code}): ${f.output}`);
+          floor.push(f);
+        }
         const profile = CPU_PROF_DIR !== '' ? ['--cpu-prof', '--cpu-prof-dir', resolve(CPU_PROF_DIR, String(n))] : [];
         const args = [
           ...profile,
@@ -124,7 +128,7 @@ async function main(): Promise<void> {
         );
         continue;
       }
-      const fl = summary(floor);
+      const fl = CAIRN_ONLY ? { wall: NaN, cpu: NaN, rss: NaN } : summary(floor);
       const ca = summary(cairn);
       const cells = [
         String(n).padStart(5),
