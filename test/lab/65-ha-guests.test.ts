@@ -215,11 +215,11 @@ describe.skipIf(unavailable)(
 
     it('verify is green again after the drills', async () => {
       // A powered-off node's RBD watch on the guest's image outlives it: the OSDs keep watchers in the object's
-      // info and expire an unconnected one only after osd_client_watch_timeout (30 s), probably counted again when a
-      // killed node's OSD rejoins and its PGs peer (not checked in Ceph's source). The whole-file run of 2026-12-07 19:19 ran this verify just
-      // after the fence test's node had rejoined and saw five watchers of ha1 (pve2's live one and stale ones of
-      // pve1 and pve2, the drills' victims); a look 3 min later saw one. Verify is right to name them; the test
-      // waits until Ceph has expired them, records how long, and then asks verify.
+      // info and expire an unconnected one only after osd_client_watch_timeout (30 s), probably counted again
+      // when a killed node's OSD rejoins and its PGs peer (not checked in Ceph's source). The whole-file run of
+      // 2026-12-07 19:19 ran this verify just after the fence test's node had rejoined and saw five watchers of
+      // ha1 (pve2's live one, stale ones of pve1 and pve2, the drills' victims); a look 3 min later saw one.
+      // Verify is right to name them; the test waits until Ceph has expired them, records how long, then verifies.
       const settled = Date.now();
       let watchers = -1;
       while (Date.now() - settled < 180_000) {
