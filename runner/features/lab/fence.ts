@@ -221,7 +221,7 @@ function recordedServer(): ProcessRef | undefined {
  * the compiled CLI. Only the first was tried once, so a lab brought up by a test had no fence endpoint: every
  * fence failed with "connection refused" and no powered-off node was ever fenced.
  */
-function cliEntry(): string {
+export function fenceServerCli(): string {
   const candidates = ['../../cli.js', '../../../bin/cairn.js'].map((rel) =>
     fileURLToPath(new URL(rel, import.meta.url)),
   );
@@ -243,7 +243,7 @@ export async function ensureFenceServer(): Promise<number> {
   mkdirSync(LOG_DIR, { recursive: true });
   const outPath = join(LOG_DIR, 'fence-serve.out');
   const out = openSync(outPath, 'a', 0o600);
-  const child = spawn(process.execPath, [cliEntry(), 'lab', 'fence-serve'], {
+  const child = spawn(process.execPath, [fenceServerCli(), 'lab', 'fence-serve'], {
     detached: true,
     stdio: ['ignore', out, out],
   });
