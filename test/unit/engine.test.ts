@@ -362,6 +362,25 @@ describe('tasks', () => {
     expect(resultsOf(r.events, 'try')[0]?.msg).toMatch(/until condition not met after 3 attempts/);
   });
 
+  it('retries/until: until is asked of failed attempts too; once it holds, the attempt stands, failed or not', async () => {
+    // Ansible's task_executor evaluates `until` after every attempt whatever its status: a permanent failure
+    // (here any failing command) can end the loop at once instead of waiting out every retry.
+    const stops = await run(
+      [{ tasks: [cmd('fail now', { register: 'r', until: 'r.rc != 0', retries: 5, delay: 0 })] }],
+      { hosts: ['app1'] },
+    );
+    expect(stops.code).toBe(ExitCode.hostFailed);
+    expect(stops.ran.get('app1')).toEqual(['fail now']);
+    expect(resultsOf(stops.events, 'fail now')[0]?.msg).not.toMatch(/until condition not met/);
+    // A failed attempt whose until does not hold is retried, as before.
+    const retried = await run(
+      [{ tasks: [cmd('fail again', { register: 'r', until: 'r.rc == 0', retries: 2, delay: 0 })] }],
+      { hosts: ['app1'] },
+    );
+    expect(retried.code).toBe(ExitCode.hostFailed);
+    expect(retried.ran.get('app1')).toEqual(['fail again', 'fail again', 'fail again']);
+  });
+
   it('a templated retries and delay are rendered per host when the task runs; a bad value fails at the keyword', async () => {
     const play = {
       vars: { tries: '{{ 1 if inventory_hostname == "app1" else 3 }}' },

@@ -1041,7 +1041,9 @@ export class Engine {
       let badInput = false;
       try {
         ({ failed, changed } = this.judge(task, module, result, predicted, withResult));
-        if (task.until && !failed) untilMet = conditionsHold(task, 'until', task.until, withResult);
+        // As Ansible (task_executor.py: `cond.when = self._task.until`), `until` is asked of every attempt,
+        // failed ones too: `until: r.rc != 1` stops at rc 2, and the task then fails with that attempt.
+        if (task.until) untilMet = conditionsHold(task, 'until', task.until, withResult);
       } catch (err) {
         // Bad input in a condition does not get better by retrying.
         failed = true;
@@ -1050,7 +1052,7 @@ export class Engine {
       }
       registered.changed = changed;
       registered.failed = failed;
-      const done = !task.until || badInput || (!failed && untilMet);
+      const done = !task.until || badInput || untilMet;
       if (done || attempts >= maxAttempts || this.opts.signal.aborted) {
         if (!failed && !untilMet) {
           failed = true;
