@@ -22,6 +22,12 @@
  * | private_key_file        | SSH key                                 | --private-key, inventory              |
  * | host_key_checking=False | trust on first use (changed keys fail)  | --accept-new-host-keys                |
  * | apply_batching=False    | each apply its own round trip (cairn)   | CAIRN_APPLY_BATCHING=0 / =1           |
+ * | timeout                 | connect timeout, s (TCP + SSH banner)   | ANSIBLE_TIMEOUT, ansible_timeout      |
+ *
+ * and under [ssh_connection] (or [connection]), as Ansible's ssh plugin reads them:
+ *
+ * | retries                 | connect attempts after the first        | ANSIBLE_SSH_RETRIES, ansible_ssh_retries |
+ * | timeout                 | as [defaults] timeout                   | ANSIBLE_SSH_TIMEOUT, ansible_timeout  |
  *
  * Relative paths are taken from the file's folder. A file named cairn.cfg is read strictly: an unknown key
  * or section, a line that is not `key = value`, or an empty value is an error at file:line, so a typo never
@@ -45,6 +51,10 @@ export interface CairnConfig {
   hostKeyChecking?: boolean;
   /** Consecutive independent tasks' applies travel in one round trip (docs/performance.md). */
   applyBatching?: boolean;
+  /** Connect timeout in seconds (Ansible's `timeout`). */
+  timeout?: number;
+  /** Connect attempts after a failed one (Ansible's ssh plugin `retries`, reconnection_retries). */
+  sshRetries?: number;
 }
 
 const KNOWN_KEYS = [
@@ -56,11 +66,15 @@ const KNOWN_KEYS = [
   'private_key_file',
   'host_key_checking',
   'apply_batching',
+  'timeout',
 ] as const;
+/** Keys cairn reads under [ssh_connection] and [connection] (Ansible's ssh plugin settings). */
+const SSH_CONNECTION_KEYS = ['retries', 'timeout'] as const;
 // Ansible's other sections, accepted (and ignored) even in a strict cairn.cfg.
 const ANSIBLE_SECTIONS = new Set([
   'privilege_escalation',
   'ssh_connection',
+  'connection',
   'persistent_connection',
   'inventory',
   'colors',
@@ -109,10 +123,15 @@ export function parseConfig(path: string, text: string): CairnConfig {
       if (strict) throw inputError(`"${pair[1]}" comes before any section: put it under [defaults]`, where);
       return;
     }
-    if (section !== 'defaults') return;
     const key = pair[1]!;
     // An inline comment after a value (Ansible allows " ;" and " #" there).
     const value = pair[2]!.replace(/\s+[#;].*$/, '').trim();
+    if (section === 'ssh_connection' || section === 'connection') {
+      if ((SSH_CONNECTION_KEYS as readonly string[]).includes(key) && value !== '')
+        setSshConnectionKey(config, key as (typeof SSH_CONNECTION_KEYS)[number], value, where);
+      return;
+    }
+    if (section !== 'defaults') return;
     if (!(KNOWN_KEYS as readonly string[]).includes(key)) {
       if (strict) throw inputError(`unknown key "${key}" (cairn.cfg knows ${KNOWN_KEYS.join(', ')})`, where);
       return;
@@ -172,7 +191,28 @@ function setKey(
     case 'apply_batching':
       config.applyBatching = onOff(key, value, where);
       return;
+    case 'timeout':
+      config.timeout = wholeNumber(key, value, 1, where);
+      return;
   }
+}
+
+function setSshConnectionKey(
+  config: CairnConfig,
+  key: (typeof SSH_CONNECTION_KEYS)[number],
+  value: string,
+  where: SourceLocation,
+): void {
+  if (key === 'retries') config.sshRetries = wholeNumber(key, value, 0, where);
+  else config.timeout = wholeNumber(key, value, 1, where);
+}
+
+/** A whole number ≥ min, from the settings file or the environment (`where` absent). */
+export function wholeNumber(key: string, value: string, min: number, where?: SourceLocation): number {
+  const n = Number(value);
+  if (value.trim() !== '' && Number.isInteger(n) && n >= min) return n;
+  const message = `${key} must be a whole number ≥ ${min}, got "${value}"`;
+  throw where ? inputError(message, where) : optionsError(message);
 }
 
 let cached: { key: string; config: CairnConfig | undefined } | undefined;

@@ -17,7 +17,7 @@ import { readPasswordFile } from '../core/vault/key-file.js';
 import { setAnsibleVaultSecrets, type AnsibleVaultSecret } from '../core/util/ansible-vault.js';
 import { checkExpressions } from '../core/template/yaml-expressions.js';
 import { checkSyntax } from '../core/template/expr.js';
-import { loadConfig } from './config.js';
+import { loadConfig, wholeNumber } from './config.js';
 
 export interface CommonRunOptions {
   inventory?: string;
@@ -135,6 +135,15 @@ export function connectionDefaults(opts: CommonRunOptions): Vars {
   }
   if (opts.become) vars.ansible_become = true;
   if (opts.becomeUser !== undefined) vars.ansible_become_user = opts.becomeUser;
+  // Ansible's ssh plugin settings: the environment over the settings file, both below any variable.
+  const env = process.env;
+  const timeoutText = env.ANSIBLE_SSH_TIMEOUT || env.ANSIBLE_TIMEOUT;
+  const envTimeoutName = env.ANSIBLE_SSH_TIMEOUT ? 'ANSIBLE_SSH_TIMEOUT' : 'ANSIBLE_TIMEOUT';
+  const timeout = timeoutText ? wholeNumber(envTimeoutName, timeoutText, 1) : cfg?.timeout;
+  if (timeout !== undefined) vars.ansible_timeout = timeout;
+  const retriesText = env.ANSIBLE_SSH_RETRIES;
+  const retries = retriesText ? wholeNumber('ANSIBLE_SSH_RETRIES', retriesText, 0) : cfg?.sshRetries;
+  if (retries !== undefined) vars.ansible_ssh_retries = retries;
   return vars;
 }
 

@@ -7,7 +7,7 @@ import { optionsError } from '../core/util/errors.js';
 // rollout use addRunOptions), and the commands that load none (inventory, vars, vault, ...) skip it.
 import '../core/modules/all.js';
 import { getModule } from '../core/modules/index.js';
-import { taskNameMatches } from '../core/engine/engine.js';
+import { changesInventory, taskNameMatches } from '../core/engine/engine.js';
 import { coerceKeyValueArgs, parseKeyValueArgs } from '../core/playbook/load.js';
 import type { Playbook, Task } from '../core/playbook/types.js';
 import { parseYaml } from '../core/util/yaml-source.js';
@@ -196,7 +196,7 @@ export function registerPlayCommands(program: Command): void {
           interrupts: processInterrupts,
         });
         for (const play of playbook.plays) {
-          const hosts = session.engine.selectHosts(play.hosts, play.hostsLocation);
+          const hosts = session.engine.selectHosts(play.hosts, play.hostsLocation, changesInventory(playbook));
           process.stdout.write(`\nplay #${playbook.plays.indexOf(play) + 1} (${play.hosts}): ${play.name}\n`);
           if (opts.listHosts) {
             process.stdout.write(`  pattern: ['${play.hosts}']\n  hosts (${hosts.length}):\n`);

@@ -18,6 +18,7 @@ import {
 import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
+import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshHosts, requireSshd, type TestSshLab } from '../helpers/sshd.js';
 import { commandArgv, explainBecomeFailure, openLocalConnection } from '../../runner/core/transport/local.js';
@@ -348,6 +349,28 @@ describe('ssh transport against real sshd', () => {
     expect(results.map((result) => result.stdout)).toEqual(Array.from({ length: 30 }, (_, i) => `${i}\n`));
     expect(results.every((result) => result.code === 0)).toBe(true);
     await connection.close();
+  });
+
+  it('builds no "already finished" error per command (ssh2 ends each channel a second time)', async () => {
+    const connection = await openSshConnection(lab.spec('h1'));
+    const end = Duplex.prototype.end;
+    let endsOfFinishedStreams = 0;
+    Duplex.prototype.end = function (this: Duplex, ...args: unknown[]) {
+      if (this.writableFinished) endsOfFinishedStreams++;
+      return (end as (...a: unknown[]) => Duplex).apply(this, args);
+    } as typeof end;
+    try {
+      for (let i = 0; i < 20; i++) expect((await connection.exec(`echo ${i}`)).stdout).toBe(`${i}\n`);
+      // Control: the count sees a second end() of a finished stream when one happens.
+      const control = new Duplex({ read() {}, write: (_c, _e, done) => done() });
+      control.end();
+      await new Promise((resolve) => control.once('finish', resolve));
+      control.end();
+    } finally {
+      Duplex.prototype.end = end;
+      await connection.close();
+    }
+    expect(endsOfFinishedStreams).toBe(1);
   });
 
   it('a pool opens one connection per host for many execs and remembers an unreachable host', async () => {

@@ -214,6 +214,24 @@ describe.skipIf(unavailable)(
     }, 1_200_000);
 
     it('verify is green again after the drills', async () => {
+      // A powered-off node's RBD watch on the guest's image outlives it: the OSDs keep watchers in the object's
+      // info and expire an unconnected one only after osd_client_watch_timeout (30 s), probably counted again
+      // when a killed node's OSD rejoins and its PGs peer (not checked in Ceph's source). The whole-file run of
+      // 2026-12-07 19:19 ran this verify just after the fence test's node had rejoined and saw five watchers of
+      // ha1 (pve2's live one, stale ones of pve1 and pve2, the drills' victims); a look 3 min later saw one.
+      // Verify is right to name them; the test waits until Ceph has expired them, records how long, then verifies.
+      const settled = Date.now();
+      let watchers = -1;
+      while (Date.now() - settled < 180_000) {
+        const status = await onHost('pve3', 'rbd status rbd/ha1 2>/dev/null; true');
+        watchers = (status.match(/watcher=/g) ?? []).length;
+        if (watchers === 1) break;
+        await sleep(5_000);
+      }
+      expect(watchers, 'the stale RBD watches of the powered-off nodes did not expire within 180 s').toBe(1);
+      measured.push(
+        `stale RBD watches of the powered-off nodes expired after ${((Date.now() - settled) / 1000).toFixed(0)} s`,
+      );
       const { res, events } = await labJson(['verify', PLAYBOOK], RUN);
       expect(failedVerifies(events), res.stderr).toEqual([]);
       expect(res.code).toBe(0);

@@ -83,6 +83,22 @@ describe('reading a file', () => {
     expect(cfg).toEqual({ path: '/srv/site/ansible.cfg', rolesPath: [] });
   });
 
+  it("reads Ansible's ssh plugin settings: [ssh_connection] or [connection] retries and timeout, [defaults] timeout", () => {
+    const ansible = parseConfig('/srv/site/ansible.cfg', '[defaults]\ntimeout = 30\n[ssh_connection]\nretries = 3\n');
+    expect([ansible.timeout, ansible.sshRetries]).toEqual([30, 3]);
+    const cairn = parseConfig('/srv/site/cairn.cfg', '[connection]\nretries = 0\ntimeout = 12\n');
+    expect([cairn.timeout, cairn.sshRetries]).toEqual([12, 0]);
+    expect(() => parseConfig('/srv/site/ansible.cfg', '[ssh_connection]\n\nretries = -1\n')).toThrow(
+      expect.objectContaining({
+        message: 'retries must be a whole number ≥ 0, got "-1"',
+        location: { file: '/srv/site/ansible.cfg', line: 3, col: 1 },
+      }),
+    );
+    expect(() => parseConfig('/srv/site/cairn.cfg', '[defaults]\ntimeout = 0\n')).toThrow(
+      /timeout must be a whole number ≥ 1, got "0"/,
+    );
+  });
+
   it('an inventory setting that names several paths is an error (cairn reads one inventory)', () => {
     expect(() => parseConfig('/srv/ansible.cfg', '[defaults]\ninventory = a.yaml, b.yaml\n')).toThrow(
       /inventory names 2 paths; cairn reads one/,

@@ -2,8 +2,10 @@
  * The lab fence endpoint's pure parts: per-host tokens and the validation of a request body (hostile input from
  * a lab host). The endpoint itself runs against real containers in test/lab/65-ha-guests.test.ts.
  */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { fenceToken, parseFenceRequest, tokenOwner } from '../../runner/features/lab/fence.js';
+import { fenceServerCli, fenceToken, parseFenceRequest, tokenOwner } from '../../runner/features/lab/fence.js';
 
 const secret = Buffer.alloc(32, 7);
 const HOSTS = ['pve1', 'pve2', 'pve3'];
@@ -37,5 +39,16 @@ describe('parseFenceRequest', () => {
       /^target must be a lab host of group pve/,
     );
     expect(parseFenceRequest('{"action":"off","target":"../pve1"}', HOSTS)).toMatch(/^target must be/);
+  });
+});
+
+describe('the CLI the fence endpoint is started with', () => {
+  // Run from source (as here, and as the lab tests bring the lab up in-process), the module's own ../../cli.js
+  // is runner/cli.js, which does not exist: the endpoint died with MODULE_NOT_FOUND and no fence ever succeeded.
+  it('is a CLI that exists and runs, also when the lab module runs from source', () => {
+    const cli = fenceServerCli();
+    expect(existsSync(cli)).toBe(true);
+    expect(cli).toMatch(/(bin\/cairn\.js|dist\/runner\/cli\.js)$/);
+    expect(execFileSync(process.execPath, [cli, 'lab', '--help'], { encoding: 'utf8' })).toMatch(/fence-block/);
   });
 });

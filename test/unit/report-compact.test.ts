@@ -84,4 +84,37 @@ describe('the compact console', () => {
     expect(chooseConsoleMode(100, { full: true })).toBe('full');
     expect(chooseConsoleMode(2, { compact: true })).toBe('compact');
   });
+
+  it('writes what one turn of the event loop printed in one write, and the end of a run at once', async () => {
+    const writes: string[] = [];
+    const out = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        writes.push(chunk.toString());
+        done();
+      },
+    });
+    const reporter = new CompactReporter({
+      diff: false,
+      color: false,
+      tty: false,
+      masker: new SecretMasker(),
+      stream: out,
+      hostCount: 100,
+      reason: 'default',
+      env: {},
+    });
+    const hosts = Array.from({ length: 100 }, (_, i) => `b${i + 1}`);
+    reporter.handle({ type: 'play_start', time: t, play: 'Front', hosts, check: false });
+    for (const host of hosts)
+      reporter.handle({ type: 'task_result', time: t, host, task, status: 'changed', durationMs: 1 });
+    expect(writes).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    // The play's line and 100 changes: one write, in order.
+    expect(writes).toHaveLength(1);
+    const changes = writes[0]!.split('\n').filter((line) => line.startsWith('changed: '));
+    expect(changes).toEqual(hosts.map((host) => `changed: [${host}] proxy : proxy configuration`));
+    reporter.handle({ type: 'run_end', time: t, exitCode: 0, durationMs: 1000, interrupted: false });
+    expect(writes).toHaveLength(2);
+    expect(writes[1]).toBe('Finished in 1.00s, exit code 0\n');
+  });
 });

@@ -43,14 +43,21 @@ export interface CompactReporterOptions {
 
 type TaskResultEvent = Extract<RunEvent, { type: 'task_result' }>;
 
+/** Output held before it is written at once (see CompactReporter.write). */
+const OUTPUT_BUFFER_CHARS = 64 * 1024;
+
 /** Hosts named in the recap's summary lines before "(+N more)". */
 const RECAP_NAMES = 12;
 
 export function attachCompactReporter(bus: EventBus, opts: CompactReporterOptions): () => void {
   const reporter = new CompactReporter(opts);
   const unsubscribe = bus.subscribe((event) => reporter.handle(event));
+  // A run left at once (process.exit on a second signal) still prints what was held back.
+  const flushAtExit = (): void => reporter.flushNow();
+  process.once('exit', flushAtExit);
   return () => {
     unsubscribe();
+    process.removeListener('exit', flushAtExit);
     reporter.close();
   };
 }
@@ -73,6 +80,10 @@ export class CompactReporter {
   private readonly failurePrinted = new Set<string>();
   private readonly unreachablePrinted = new Set<string>();
   private lastDraw = 0;
+  /** Output not yet written (see write()). */
+  private pending: string[] = [];
+  private pendingChars = 0;
+  private flushSoon: NodeJS.Immediate | undefined;
 
   constructor(private readonly opts: CompactReporterOptions) {
     this.out = opts.stream ?? process.stdout;
@@ -161,6 +172,7 @@ export class CompactReporter {
           ? `Interrupted after ${took}, exit code ${event.exitCode}`
           : `Finished in ${took}, exit code ${event.exitCode}`;
         this.line(event.interrupted || event.exitCode !== 0 ? this.chalk.red(text) : this.chalk.green(text));
+        this.flush();
         break;
       }
       default:
@@ -170,6 +182,36 @@ export class CompactReporter {
 
   close(): void {
     this.clearStatus();
+    this.flush();
+  }
+
+  /**
+   * Output waits for the end of the event loop's turn and goes out in one write: at 1000 hosts × 50 tasks the
+   * compact console prints 50,000 lines, and a write to a pipe is synchronous in Node (on Linux), so one
+   * write per line was one system call per line, each blocking the whole run while the reader was slow
+   * (12 % of the wall-clock samples of a 100-host profile). At most OUTPUT_BUFFER_CHARS wait; close() writes
+   * the rest.
+   */
+  private write(text: string): void {
+    this.pending.push(text);
+    this.pendingChars += text.length;
+    if (this.pendingChars >= OUTPUT_BUFFER_CHARS) this.flush();
+    else this.flushSoon ??= setImmediate(() => this.flush());
+  }
+
+  /** Writes what is held back now. */
+  flushNow(): void {
+    this.flush();
+  }
+
+  private flush(): void {
+    if (this.flushSoon) clearImmediate(this.flushSoon);
+    this.flushSoon = undefined;
+    if (this.pending.length === 0) return;
+    const text = this.pending.join('');
+    this.pending = [];
+    this.pendingChars = 0;
+    this.out.write(text);
   }
 
   private onResult(event: TaskResultEvent): void {
@@ -250,13 +292,13 @@ export class CompactReporter {
     const text = `[${this.play}] ${this.running.size}/${this.playHosts} hosts running · ok ${r.ok} · changed ${r.changed} · failed ${r.failed}${r.unreachable ? ` · unreachable ${r.unreachable}` : ''}${top ? ` · ${top}` : ''}`;
     const masked = this.masker.mask(text);
     const cut = masked.length > this.width - 1 ? `${masked.slice(0, this.width - 2)}…` : masked;
-    this.out.write(`\r\x1b[2K${cut}`);
+    this.write(`\r\x1b[2K${cut}`);
     this.statusShown = true;
   }
 
   private clearStatus(): void {
     if (!this.statusShown) return;
-    this.out.write('\r\x1b[2K');
+    this.write('\r\x1b[2K');
     this.statusShown = false;
   }
 
@@ -264,7 +306,7 @@ export class CompactReporter {
   private line(text: string): void {
     this.clearStatus();
     const safe = this.masker.hasSecret(text) ? this.masker.mask(text) : text;
-    this.out.write(`${safe.replace(/\r?\n/g, '\n    ')}\n`);
+    this.write(`${safe.replace(/\r?\n/g, '\n    ')}\n`);
   }
 }
 

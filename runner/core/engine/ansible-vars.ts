@@ -32,6 +32,7 @@ export const IMPLEMENTED_ANSIBLE_VARS = new Set([
   'ansible_become',
   'ansible_become_user',
   'ansible_timeout',
+  'ansible_ssh_retries',
   'ansible_group_priority',
 ]);
 

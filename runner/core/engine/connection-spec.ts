@@ -1,7 +1,7 @@
 /**
  * Turning a host's variables into a ConnectionSpec. The variable names are Ansible's (ansible_host,
  * ansible_port, ansible_user, ansible_ssh_private_key_file, ansible_connection, ansible_become,
- * ansible_become_user, ansible_timeout) plus cairn_jump and cairn_known_hosts.
+ * ansible_become_user, ansible_timeout, ansible_ssh_retries) plus cairn_jump and cairn_known_hosts.
  *
  * The legacy names ansible_ssh_host, ansible_ssh_port, ansible_ssh_user and ansible_ssh_pass (and
  * ansible_ssh_password) mean what they mean to Ansible's ssh connection plugin, which lists each setting's
@@ -65,6 +65,7 @@ export const CONNECTION_VARIABLES: ReadonlySet<string> = new Set([
   'ansible_ssh_private_key_file',
   'ansible_private_key_file',
   'ansible_timeout',
+  'ansible_ssh_retries',
   'cairn_jump',
   'cairn_known_hosts',
   'ansible_password',
@@ -92,6 +93,10 @@ export function connectionSpecFor(name: string, vars: Vars, defaults: SpecDefaul
   const user = lastSet(vars, 'ansible_user', 'ansible_ssh_user') ?? userInfo().username;
   const key = str(vars, 'ansible_ssh_private_key_file') ?? str(vars, 'ansible_private_key_file');
   const timeoutS = Number(str(vars, 'ansible_timeout') ?? NaN);
+  const retriesText = str(vars, 'ansible_ssh_retries');
+  const connectRetries = retriesText === undefined ? 0 : Number(retriesText);
+  if (!Number.isInteger(connectRetries) || connectRetries < 0)
+    throw inputError(`host ${name}: ansible_ssh_retries must be a whole number ≥ 0, got "${retriesText}"`);
   const jumpVar = vars.cairn_jump;
   const jumpList =
     jumpVar === undefined || jumpVar === null || jumpVar === ''
@@ -115,6 +120,7 @@ export function connectionSpecFor(name: string, vars: Vars, defaults: SpecDefaul
     jump,
     connectTimeoutMs:
       Number.isFinite(timeoutS) && timeoutS > 0 ? timeoutS * 1000 : (defaults.connectTimeoutMs ?? 10_000),
+    connectRetries,
     knownHostsPath: rel(knownHosts),
     acceptNewHostKeys: defaults.acceptNewHostKeys,
     become: bool(vars, 'ansible_become') ?? false,

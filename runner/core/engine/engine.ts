@@ -147,8 +147,10 @@ class HostState {
   applyWindow = FIRST_APPLY_BATCH;
   constructor(
     readonly name: string,
-    /** The host's inventory layers (variables.ts), read once per run. */
-    readonly inventoryLayers: VarLayer[],
+    /** The host's inventory layers (variables.ts), read once per run and again after add_host/group_by. */
+    public inventoryLayers: VarLayer[],
+    /** The inventory's revision when they were read. */
+    public layersRevision: number,
   ) {}
   get active(): boolean {
     return !this.failed && !this.unreachable && !this.ended;
@@ -329,6 +331,11 @@ export class Engine {
   private readonly specs = new Map<string, ConnectionSpec>();
   /** The inventory path's folder, for relative key files: it does not change during a run. */
   private inventoryBaseDir?: string;
+  /**
+   * The playbook has add_host or group_by tasks: a play's pattern may name hosts and groups they create
+   * during the run, so a name that matches nothing selects nothing (Ansible warns) instead of failing.
+   */
+  private inventoryActions = false;
   /** --start-at-task's task was reached (later plays run whole). */
   private startFound = false;
   /** --step: each task's answer (asked once for all hosts); 'continue' stops the asking. */
@@ -375,11 +382,16 @@ export class Engine {
   }
 
   private host(name: string): HostState {
+    const inv = this.opts.inventory;
     let state = this.hosts.get(name);
     if (!state) {
-      state = new HostState(name, inventoryLayers(this.opts.inventory, name));
+      state = new HostState(name, inventoryLayers(inv, name), inv.revision);
       this.hosts.set(name, state);
       this.ansibleVarWarnings.check(mergeLayers(state.inventoryLayers), `host ${name}`);
+    } else if (state.layersRevision !== inv.revision) {
+      // add_host or group_by changed the inventory: new groups bring their variables, `groups` changed.
+      state.inventoryLayers = inventoryLayers(inv, name);
+      state.layersRevision = inv.revision;
     }
     return state;
   }
@@ -389,7 +401,7 @@ export class Engine {
     if (known) return known;
     const inv = this.opts.inventory;
     const defaults = layerVars(this.opts.connectionDefaults ?? {}, this.playConnection);
-    const state = this.hosts.get(name);
+    const state = this.hosts.has(name) ? this.host(name) : undefined;
     const hostVars = hostVariables({
       inventory: inv,
       host: name,
@@ -464,11 +476,11 @@ export class Engine {
    * Hosts a play runs on: its pattern, narrowed by --limit and --rerun, without hosts already lost. A
    * pattern that matches nothing is reported at `where` (the play's `hosts:` value) when it is known.
    */
-  selectHosts(pattern: string, where?: SourceLocation): string[] {
+  selectHosts(pattern: string, where?: SourceLocation, allowUnknown = this.inventoryActions): string[] {
     const inv = this.opts.inventory;
     let hosts: string[];
     try {
-      hosts = inv.select(pattern);
+      hosts = inv.select(pattern, { allowUnknown });
     } catch (err) {
       if (err instanceof CairnError && where && !err.location)
         throw inputError(`play "hosts": ${err.message}`, where, snippetAt(where));
@@ -487,6 +499,7 @@ export class Engine {
 
   /** Before anything runs: every role's variables on every host must satisfy the role's schema. */
   validateRoleVars(playbook: Playbook): void {
+    this.inventoryActions ||= changesInventory(playbook);
     for (const play of playbook.plays) {
       const hosts = this.selectHosts(play.hosts, play.hostsLocation);
       for (const role of play.roles) {
@@ -531,6 +544,7 @@ export class Engine {
 
   /** The variables a task sees, layered as documented in docs/variables.md and rendered lazily. */
   private varsFor(host: HostState, ctx: PlayContext, task: Task, extra?: Vars): Vars {
+    this.host(host.name); // its inventory layers read again if add_host or group_by changed the inventory
     const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
     const layers = hostLayers({
       inventory: this.opts.inventory,
@@ -698,7 +712,8 @@ export class Engine {
       if (said === 'no') return { status: 'skipped', registered: { changed: false, skipped: true }, changed: false };
     }
     if (task.module === 'meta') return this.runMeta(host, task, ctx);
-    if (task.runOnce) {
+    // add_host bypasses the host loop as run_once does (Ansible's BYPASS_HOST_LOOP, strategy/linear.py).
+    if (task.runOnce || getModule(task.module)?.bypassHostLoop) {
       const existing = ctx.runOnce.get(task);
       if (existing) {
         const outcome = await existing;
@@ -928,6 +943,10 @@ export class Engine {
       // A module cairn knows by name but does not run (foreign.ts) is not in the registry; it fails the task.
       module = getModule(task.module) ?? foreignModule(task.module);
       args = this.renderArgs(module, task, vars);
+      if (module.inventoryRequest) {
+        const { registered, changed } = this.runInventoryAction(host, module, args, task);
+        return finish(changed ? 'changed' : 'ok', registered, {}, changed);
+      }
       becomeUser = this.becomeUserFor(host, task, vars, ctx);
       environment = this.environmentFor(task, vars);
     } catch (err) {
@@ -963,6 +982,51 @@ export class Engine {
       },
       changed,
     );
+  }
+
+  /**
+   * add_host and group_by: the request applied to the run's inventory (Ansible's strategy hands the action's
+   * result to add_dynamic_host/add_dynamic_group). The same in check mode: it changes no host. add_host is
+   * changed when the inventory changed (add_dynamic_host sets it); group_by is always ok, as in Ansible.
+   */
+  private runInventoryAction(
+    host: HostState,
+    module: AnyModule,
+    args: Record<string, unknown>,
+    task: Task,
+  ): { registered: Record<string, unknown>; changed: boolean } {
+    const inv = this.opts.inventory;
+    const request = module.inventoryRequest!(args, task.location);
+    const update =
+      request.kind === 'add_host'
+        ? inv.addHost(request.host, request.groups, request.vars, task.location)
+        : inv.addHostToGroup(host.name, request.group, request.parents, task.location);
+    for (const secret of update.secrets) this.opts.addSecret?.(secret);
+    if (update.changed) this.inventoryChanged();
+    if (request.kind === 'group_by')
+      return {
+        registered: { changed: false, add_group: request.group, parent_groups: request.parents },
+        changed: false,
+      };
+    const added = { host_name: request.host, groups: request.groups, host_vars: request.vars };
+    return { registered: { changed: update.changed, add_host: added }, changed: update.changed };
+  }
+
+  /**
+   * Every host's settings are resolved again (add_host's variables, or a new group's, may set ansible_host or
+   * ansible_user); a host whose endpoint moved lets its pooled connection go, as setHostVars does.
+   */
+  private inventoryChanged(): void {
+    const before = [...this.specs];
+    this.specs.clear();
+    for (const [name, spec] of before) {
+      try {
+        if (!sameEndpoint(spec, this.specFor(name))) void this.pool.drop(name);
+      } catch {
+        // Bad settings now: the host's next task reports them where they are used.
+        void this.pool.drop(name);
+      }
+    }
   }
 
   /** The task's arguments rendered with the host's variables and checked against the module's schema. */
@@ -1904,6 +1968,27 @@ export class Engine {
       inputErrors: this.inputErrors,
     };
   }
+}
+
+/**
+ * Whether a task of the playbook (its roles', blocks', static includes') is add_host or group_by, which add
+ * hosts and groups to the inventory during the run. An include_tasks with a templated file name is not
+ * known before the run and is not looked into.
+ */
+export function changesInventory(playbook: Playbook): boolean {
+  const seen = new Set<Task[]>();
+  const any = (list: Task[]): boolean => {
+    if (seen.has(list)) return false;
+    seen.add(list);
+    return list.some(
+      (t) =>
+        getModule(t.module)?.inventoryRequest !== undefined ||
+        (t.block !== undefined && [t.block.block, t.block.rescue, t.block.always].some(any)) ||
+        (t.include?.tasks !== undefined && any(t.include.tasks)) ||
+        (t.include?.role !== undefined && any(t.include.role.tasks)),
+    );
+  };
+  return playbook.plays.some((play) => any(play.tasks) || play.roles.some((role) => any(role.tasks)));
 }
 
 /** A task with tags added, down into the lists of a block. */

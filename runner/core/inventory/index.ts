@@ -1,5 +1,5 @@
 /** cairn's inventory: loading (with group_vars/host_vars), layered host variables and host patterns. */
-export type { Inventory, InventoryGroup, InventoryHost } from './types.js';
+export type { Inventory, InventoryGroup, InventoryHost, InventoryUpdate, SelectOptions } from './types.js';
 export {
   hostGroupsDepthOrder,
   INVENTORY_FILE_NAMES,

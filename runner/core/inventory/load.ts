@@ -8,6 +8,7 @@
  */
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { existsSync } from 'node:fs';
 import { isAnsibleVaultText } from '../util/ansible-vault.js';
 import { expandHostRange, hostListInventory, parseIniInventory } from './ini.js';
@@ -27,7 +28,14 @@ import {
 } from '../util/yaml-source.js';
 import { closestNames, quotedAlternatives, selectHosts } from './patterns.js';
 import { inventorySchema, validateShape, varsFileSchema } from './schema.js';
-import type { Inventory, InventoryGroup, InventoryHost, InventoryVarLayer } from './types.js';
+import type {
+  Inventory,
+  InventoryGroup,
+  InventoryHost,
+  InventoryUpdate,
+  InventoryVarLayer,
+  SelectOptions,
+} from './types.js';
 
 /** Turns an encrypted vault file into its YAML text; `cairn vault` plugs one in. */
 export type VaultDecryptor = (file: string, data: Buffer) => string;
@@ -49,6 +57,14 @@ export const INVENTORY_FILE_NAMES = ['hosts.yaml', 'hosts.yml', 'inventory.yaml'
 interface VarLayer {
   vars: Vars;
   origins: Map<string, SourceLocation>;
+  /** Read from a group_vars/ or host_vars/ file (these win over the inventory file's and add_host's vars). */
+  fromVarsDir?: boolean;
+}
+
+/** A group_vars/ or host_vars/ entry named after no group or host (yet): read if add_host or group_by adds it. */
+interface PendingVarsEntry {
+  path: string;
+  folder: boolean;
 }
 
 interface VarsSource {
@@ -156,6 +172,15 @@ class InventoryBuilder {
     }
   >();
   readonly secrets = new Set<string>();
+  /**
+   * group_vars/ and host_vars/ entries for names the inventory does not have: Ansible's vars plugin reads them
+   * for a group or host that add_host or group_by creates during the run (lib/ansible/plugins/vars/
+   * host_group_vars.py runs on whatever groups a host has when its variables are asked for).
+   */
+  readonly pendingVars = {
+    group_vars: new Map<string, PendingVarsEntry[]>(),
+    host_vars: new Map<string, PendingVarsEntry[]>(),
+  };
   /** The inventory file's text, for carets under errors found after parsing. */
   sourceText: string | undefined;
 
@@ -308,6 +333,7 @@ class InventoryBuilder {
     }
     const ungrouped = this.groups.get('ungrouped')!;
     ungrouped.hosts = [...this.hosts.keys()].filter((host) => !directGroups.has(host));
+    ungrouped.hostSet = new Set(ungrouped.hosts);
   }
 
   /** group_vars/NAME{,.yaml,.yml,/} and host_vars/ the same way, beside the inventory file. */
@@ -327,21 +353,95 @@ class InventoryBuilder {
         const suggestions = closestNames(wanted, known.keys());
         // Ansible ignores vars for hosts and groups it does not know; so does cairn (the lab may run without
         // its pve nodes, whose host_vars stay committed) — unless the name is a near miss of a real one,
-        // which is almost certainly a typo that would silently drop variables.
-        if (!suggestions.length) continue;
+        // which is almost certainly a typo that would silently drop variables. Kept unread for add_host and
+        // group_by, which may create the name during the run.
+        if (!suggestions.length) {
+          const pending = this.pendingVars[kind];
+          pending.set(wanted, [...(pending.get(wanted) ?? []), { path: full, folder }]);
+          continue;
+        }
         const hint = suggestions.length ? `; did you mean ${quotedAlternatives(suggestions)}?` : '';
         throw inputError(
           `${kind} ${folder ? 'folder' : 'file'} for ${noun} "${wanted}", which is not in the inventory${hint} (${kind} entries must be named after a ${noun}: NAME.yaml, NAME.yml, NAME or a NAME/ folder)`,
           { file: full },
         );
       }
-      const files = folder ? listYamlFilesDeep(full) : [full];
-      for (const file of files) {
-        const source = readVarsSource(file, `${kind} file`);
-        validateShape(source.loaded, varsFileSchema, `${kind} file`);
-        target.layers.push(this.layerFrom(source, source.loaded.value, []));
+      this.readVarsEntry(kind, { path: full, folder }, target.layers);
+    }
+  }
+
+  /** One group_vars/ or host_vars/ entry (a file, or a folder of them) read into `layers`. */
+  readVarsEntry(kind: 'group_vars' | 'host_vars', entry: PendingVarsEntry, layers: VarLayer[]): void {
+    const files = entry.folder ? listYamlFilesDeep(entry.path) : [entry.path];
+    for (const file of files) {
+      const source = readVarsSource(file, `${kind} file`);
+      validateShape(source.loaded, varsFileSchema, `${kind} file`);
+      layers.push({ ...this.layerFrom(source, source.loaded.value, []), fromVarsDir: true });
+    }
+  }
+
+  /** The group_vars/ or host_vars/ entries kept for `name`, read now that add_host or group_by created it. */
+  readPendingVars(kind: 'group_vars' | 'host_vars', name: string, layers: VarLayer[]): void {
+    const entries = this.pendingVars[kind].get(name);
+    if (!entries) return;
+    this.pendingVars[kind].delete(name);
+    for (const entry of entries) this.readVarsEntry(kind, entry, layers);
+  }
+
+  /**
+   * Hosts, groups and each group's members as the Inventory shows them, from what was read (and added since).
+   * A host's groups are its direct groups and their ancestors, in precedence order.
+   */
+  derive(): {
+    hosts: Map<string, InventoryHost>;
+    groups: Map<string, InventoryGroup>;
+    members: Readonly<Record<string, readonly string[]>>;
+  } {
+    const groups = new Map<string, InventoryGroup>();
+    for (const g of this.groups.values()) {
+      groups.set(g.name, {
+        name: g.name,
+        vars: layerVars(...g.layers.map((l) => l.vars)),
+        hosts: g.hosts,
+        children: g.children,
+        parents: g.parents,
+        location: g.location,
+      });
+    }
+    // Ancestors of each group (itself included), to turn a host's direct groups into all of its groups.
+    const ancestors = new Map<string, Set<string>>();
+    const ancestorsOf = (name: string): Set<string> => {
+      let set = ancestors.get(name);
+      if (!set) {
+        set = new Set([name]);
+        for (const parent of groups.get(name)!.parents) for (const a of ancestorsOf(parent)) set.add(a);
+        ancestors.set(name, set);
+      }
+      return set;
+    };
+    const directGroups = new Map<string, Set<string>>();
+    for (const g of groups.values()) {
+      for (const host of g.hosts) {
+        const set = directGroups.get(host) ?? new Set<string>();
+        for (const a of ancestorsOf(g.name)) set.add(a);
+        directGroups.set(host, set);
       }
     }
+    const hosts = new Map<string, InventoryHost>();
+    const members: Record<string, string[]> = {};
+    for (const name of groups.keys()) members[name] = [];
+    for (const h of this.hosts.values()) {
+      const hostGroups = hostGroupsDepthOrder({ groups }, ['all', ...(directGroups.get(h.name) ?? [])]);
+      hosts.set(h.name, {
+        name: h.name,
+        vars: layerVars(...h.layers.map((l) => l.vars)),
+        groups: hostGroups,
+        location: h.location,
+      });
+      for (const g of hostGroups) members[g]!.push(h.name);
+    }
+    for (const list of Object.values(members)) Object.freeze(list);
+    return { hosts, groups, members: Object.freeze(members) };
   }
 }
 
@@ -471,18 +571,119 @@ function readInventorySource(file: string): VarsSource {
 
 /** The returned inventory: the Inventory contract plus what later features need. */
 export class LoadedInventory implements Inventory {
+  readonly hosts = new Map<string, InventoryHost>();
+  readonly groups = new Map<string, InventoryGroup>();
+  /** `groups` as templates see it; shared by every host, so frozen (a new object after each change). */
+  private groupMembers: Readonly<Record<string, readonly string[]>> = {};
+  private readonly secrets: string[];
+  private changes = 0;
+
   constructor(
     readonly path: string,
     /** The YAML file actually read (inside `path` when that is a folder). */
     readonly file: string,
-    readonly hosts: Map<string, InventoryHost>,
-    readonly groups: Map<string, InventoryGroup>,
-    private readonly hostLayers: Map<string, VarLayer[]>,
-    private readonly groupLayers: Map<string, VarLayer[]>,
-    /** `groups` as templates see it; shared by every host, so frozen. */
-    private readonly groupMembers: Readonly<Record<string, readonly string[]>>,
-    private readonly secrets: readonly string[],
-  ) {}
+    /** What was read: kept, so add_host and group_by can add to it and the views be derived again. */
+    private readonly builder: InventoryBuilder,
+  ) {
+    this.secrets = [...builder.secrets];
+    this.sortSecrets();
+    this.rederive();
+  }
+
+  get revision(): number {
+    return this.changes;
+  }
+
+  private sortSecrets(): void {
+    this.secrets.sort((a, b) => b.length - a.length || (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  /** The public maps refilled in place (callers may hold them) from the builder's records. */
+  private rederive(): void {
+    const derived = this.builder.derive();
+    this.hosts.clear();
+    for (const [name, host] of derived.hosts) this.hosts.set(name, host);
+    this.groups.clear();
+    for (const [name, group] of derived.groups) this.groups.set(name, group);
+    this.groupMembers = derived.members;
+  }
+
+  /** After a change: `all`/`ungrouped` membership reconciled (Ansible's reconcile_inventory), views derived. */
+  private changed(secretsBefore: number): InventoryUpdate {
+    this.builder.attachToAll();
+    this.rederive();
+    this.changes++;
+    const added = [...this.builder.secrets].slice(secretsBefore);
+    if (added.length) {
+      this.secrets.push(...added);
+      this.sortSecrets();
+    }
+    return { changed: true, secrets: added };
+  }
+
+  /** A new group (its group_vars/ read now, as Ansible's vars plugin would), or the one of that name. */
+  private ensureGroup(name: string, origin: SourceLocation): boolean {
+    if (this.builder.groups.has(name)) return false;
+    if (this.builder.hosts.has(name))
+      throw inputError(`"${name}" is a host of the inventory; it cannot also be a group`, origin);
+    const group = this.builder.group(name, origin);
+    this.builder.readPendingVars('group_vars', name, group.layers);
+    return true;
+  }
+
+  private addToGroup(group: string, host: string): boolean {
+    const record = this.builder.groups.get(group)!;
+    if (record.hostSet.has(host)) return false;
+    record.hostSet.add(host);
+    record.hosts.push(host);
+    return true;
+  }
+
+  addHost(name: string, groups: readonly string[], vars: Vars, origin: SourceLocation): InventoryUpdate {
+    const secretsBefore = this.builder.secrets.size;
+    let changed = false;
+    let host = this.builder.hosts.get(name);
+    if (!host) {
+      if (this.builder.groups.has(name))
+        throw inputError(`"${name}" is a group of the inventory; it cannot also be a host`, origin);
+      host = { name, location: origin, layers: [] };
+      this.builder.hosts.set(name, host);
+      this.builder.readPendingVars('host_vars', name, host.layers);
+      changed = true;
+    }
+    // Ansible's add_dynamic_host: the values are combined into the host's own vars (which its host_vars/
+    // files still win over), and count as a change only if they change something.
+    const own = layerVars(...host.layers.filter((l) => !l.fromVarsDir).map((l) => l.vars));
+    if (Object.entries(vars).some(([k, v]) => !isDeepStrictEqual(own[k], v))) {
+      const at = host.layers.findIndex((l) => l.fromVarsDir);
+      const layer: VarLayer = { vars: { ...vars }, origins: new Map(Object.keys(vars).map((k) => [k, origin])) };
+      host.layers.splice(at < 0 ? host.layers.length : at, 0, layer);
+      changed = true;
+    }
+    for (const group of groups) {
+      if (this.ensureGroup(group, origin)) changed = true;
+      if (this.addToGroup(group, name)) changed = true;
+    }
+    return changed ? this.changed(secretsBefore) : { changed: false, secrets: [] };
+  }
+
+  addHostToGroup(host: string, group: string, parents: readonly string[], origin: SourceLocation): InventoryUpdate {
+    this.hostOrThrow(host);
+    const secretsBefore = this.builder.secrets.size;
+    let changed = this.ensureGroup(group, origin);
+    for (const parent of parents) {
+      if (parent === group) throw inputError(`group "${group}" cannot be its own parent`, origin);
+      if (this.ensureGroup(parent, origin)) changed = true;
+      const before = this.builder.groups.get(parent)!.children.length;
+      this.builder.link(parent, group, origin);
+      if (this.builder.groups.get(parent)!.children.length !== before) {
+        changed = true;
+        this.builder.checkCycles();
+      }
+    }
+    if (this.addToGroup(group, host)) changed = true;
+    return changed ? this.changed(secretsBefore) : { changed: false, secrets: [] };
+  }
 
   private hostOrThrow(name: string): InventoryHost {
     const host = this.hosts.get(name);
@@ -492,7 +693,10 @@ export class LoadedInventory implements Inventory {
 
   /** The host's layers, lowest precedence first. */
   private layersOf(host: InventoryHost): VarLayer[] {
-    return [...host.groups.flatMap((g) => this.groupLayers.get(g) ?? []), ...(this.hostLayers.get(host.name) ?? [])];
+    return [
+      ...host.groups.flatMap((g) => this.builder.groups.get(g)?.layers ?? []),
+      ...(this.builder.hosts.get(host.name)?.layers ?? []),
+    ];
   }
 
   hostVars(name: string): Vars {
@@ -522,9 +726,12 @@ export class LoadedInventory implements Inventory {
     const copy = (l: VarLayer) => ({ vars: structuredClone(l.vars), origins: l.origins });
     return [
       ...host.groups.flatMap((g) =>
-        (this.groupLayers.get(g) ?? []).map((l) => ({ layer: 'inventory group vars' as const, ...copy(l) })),
+        (this.builder.groups.get(g)?.layers ?? []).map((l) => ({ layer: 'inventory group vars' as const, ...copy(l) })),
       ),
-      ...(this.hostLayers.get(host.name) ?? []).map((l) => ({ layer: 'inventory host vars' as const, ...copy(l) })),
+      ...(this.builder.hosts.get(host.name)?.layers ?? []).map((l) => ({
+        layer: 'inventory host vars' as const,
+        ...copy(l),
+      })),
       {
         layer: 'inventory magic vars',
         vars: magic,
@@ -555,8 +762,8 @@ export class LoadedInventory implements Inventory {
     return undefined;
   }
 
-  select(pattern: string): string[] {
-    return selectHosts(this, pattern);
+  select(pattern: string, opts?: SelectOptions): string[] {
+    return selectHosts(this, pattern, opts);
   }
 
   /** Every string value read from an encrypted vault file, longest first (mask longer secrets first). */
@@ -613,59 +820,5 @@ export function loadInventory(path: string): LoadedInventory {
   builder.loadVarsDir(baseDir, 'group_vars');
   builder.loadVarsDir(baseDir, 'host_vars');
 
-  const groups = new Map<string, InventoryGroup>();
-  for (const g of builder.groups.values()) {
-    groups.set(g.name, {
-      name: g.name,
-      vars: layerVars(...g.layers.map((l) => l.vars)),
-      hosts: g.hosts,
-      children: g.children,
-      parents: g.parents,
-      location: g.location,
-    });
-  }
-  // Ancestors of each group (itself included), to turn a host's direct groups into all of its groups.
-  const ancestors = new Map<string, Set<string>>();
-  const ancestorsOf = (name: string): Set<string> => {
-    let set = ancestors.get(name);
-    if (!set) {
-      set = new Set([name]);
-      for (const parent of groups.get(name)!.parents) for (const a of ancestorsOf(parent)) set.add(a);
-      ancestors.set(name, set);
-    }
-    return set;
-  };
-  const directGroups = new Map<string, Set<string>>();
-  for (const g of groups.values()) {
-    for (const host of g.hosts) {
-      const set = directGroups.get(host) ?? new Set<string>();
-      for (const a of ancestorsOf(g.name)) set.add(a);
-      directGroups.set(host, set);
-    }
-  }
-  const hosts = new Map<string, InventoryHost>();
-  const members: Record<string, string[]> = {};
-  for (const name of groups.keys()) members[name] = [];
-  for (const h of builder.hosts.values()) {
-    const hostGroups = hostGroupsDepthOrder({ groups }, ['all', ...(directGroups.get(h.name) ?? [])]);
-    hosts.set(h.name, {
-      name: h.name,
-      vars: layerVars(...h.layers.map((l) => l.vars)),
-      groups: hostGroups,
-      location: h.location,
-    });
-    for (const g of hostGroups) members[g]!.push(h.name);
-  }
-  for (const list of Object.values(members)) Object.freeze(list);
-  const secrets = [...builder.secrets].sort((a, b) => b.length - a.length || (a < b ? -1 : a > b ? 1 : 0));
-  return new LoadedInventory(
-    path,
-    file,
-    hosts,
-    groups,
-    new Map([...builder.hosts.values()].map((h) => [h.name, h.layers])),
-    new Map([...builder.groups.values()].map((g) => [g.name, g.layers])),
-    Object.freeze(members),
-    secrets,
-  );
+  return new LoadedInventory(path, file, builder);
 }

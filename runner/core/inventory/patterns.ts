@@ -15,7 +15,7 @@
  */
 import { CairnError, inputError, optionsError } from '../util/errors.js';
 import { readTextFile } from '../util/yaml-source.js';
-import type { Inventory } from './types.js';
+import type { Inventory, SelectOptions } from './types.js';
 
 export type PatternOperator = 'union' | 'intersection' | 'exclusion';
 
@@ -231,6 +231,7 @@ function termHosts(
   inventory: PatternInventory,
   members: Map<string, string[]>,
   order: Map<string, number>,
+  allowUnknown: boolean,
 ): string[] {
   const selected = new Set<string>();
   let matchedSomething = false;
@@ -248,7 +249,7 @@ function termHosts(
       }
     }
   }
-  if (!matchedSomething && term.matcher.kind !== 'regex') {
+  if (!matchedSomething && term.matcher.kind !== 'regex' && !allowUnknown) {
     const written = describeTerm(term.matcher);
     const suggestions = closestNames(written, [...inventory.hosts.keys(), ...inventory.groups.keys()]);
     const hint = suggestions.length ? `; did you mean ${quotedAlternatives(suggestions)}?` : '';
@@ -276,13 +277,15 @@ function applySubscript(pattern: string, term: PatternTerm, hosts: string[]): st
  * The hosts `pattern` selects, in inventory order, each once. Bad syntax and terms naming nothing throw
  * CairnErrors (kind options); a regular expression that matches nothing is not an error.
  */
-export function selectHosts(inventory: PatternInventory, pattern: string): string[] {
+export function selectHosts(inventory: PatternInventory, pattern: string, opts: SelectOptions = {}): string[] {
   const terms = parseHostPattern(pattern);
   const members = membersByGroup(inventory);
   const order = new Map<string, number>();
   for (const host of inventory.hosts.keys()) order.set(host, order.size);
   const hostsOf = (term: PatternTerm) =>
-    new Set(applySubscript(pattern, term, termHosts(pattern, term, inventory, members, order)));
+    new Set(
+      applySubscript(pattern, term, termHosts(pattern, term, inventory, members, order, opts.allowUnknown === true)),
+    );
 
   const unions = terms.filter((t) => t.operator === 'union');
   let selected: Set<string>;

@@ -26,6 +26,23 @@ export interface InventoryVarLayer {
   origins: Map<string, SourceLocation>;
 }
 
+/** What an add_host or group_by did to the in-memory inventory. */
+export interface InventoryUpdate {
+  /** Something was added (Ansible reports such a task changed). */
+  changed: boolean;
+  /** Values of encrypted vars files read for a new host or group: to be masked like the inventory's own. */
+  secrets: string[];
+}
+
+/** How a pattern is read. */
+export interface SelectOptions {
+  /**
+   * A name that matches nothing selects nothing instead of being an error (Ansible's warning): for a play
+   * whose hosts or groups add_host or group_by may create during the run.
+   */
+  allowUnknown?: boolean;
+}
+
 export interface Inventory {
   /** The inventory file (or directory) it was loaded from. */
   path: string;
@@ -45,8 +62,25 @@ export interface Inventory {
    * magic variables. For the variable manager (runner/core/engine/variables.ts) and `cairn vars`.
    */
   varLayers(host: string): InventoryVarLayer[];
-  /** Hosts matching an Ansible-style pattern, in inventory order. Throws a CairnError on a bad pattern. */
-  select(pattern: string): string[];
+  /**
+   * Hosts matching an Ansible-style pattern, in inventory order. Throws a CairnError on a bad pattern, and
+   * on a name that matches nothing unless `allowUnknown`.
+   */
+  select(pattern: string, opts?: SelectOptions): string[];
   /** Every string value read from an encrypted vault file, longest first: the session masks them in all output. */
   secretValues(): string[];
+  /**
+   * Counts the changes add_host and group_by made: a reader that keeps a host's layers reads them again when
+   * it moved (a new group brings its variables, and `groups`/`group_names` change).
+   */
+  readonly revision: number;
+  /**
+   * Ansible's add_host (lib/ansible/inventory/manager.py add_dynamic_host): the host (created in `all` if
+   * new, its group_vars/host_vars files read as Ansible's vars plugin would), `vars` combined into its own
+   * variables, and the host put into each of `groups` (created if new). Throws on a name that is already a
+   * group, or a group name that is already a host.
+   */
+  addHost(name: string, groups: readonly string[], vars: Vars, origin: SourceLocation): InventoryUpdate;
+  /** Ansible's group_by (add_dynamic_group): `host` put into `group`, created under `parents` if new. */
+  addHostToGroup(host: string, group: string, parents: readonly string[], origin: SourceLocation): InventoryUpdate;
 }

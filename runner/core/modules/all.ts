@@ -41,6 +41,8 @@ import { unarchiveModule } from './unarchive.js';
 import { fetchModule } from './fetch.js';
 import { aptRepositoryModule } from './apt-repository.js';
 import { gitModule } from './git.js';
+import { addHostModule } from './add-host.js';
+import { groupByModule } from './group-by.js';
 
 registerModule(commandModule);
 registerModule(shellModule);
@@ -76,6 +78,8 @@ registerModule(mountModule);
 registerModule(rebootModule);
 registerModule(waitForConnectionModule);
 registerModule(timezoneModule);
+registerModule(addHostModule);
+registerModule(groupByModule);
 // ansible.builtin.* names reach these through shortModuleName (playbook/ansible-keywords.ts).
 registerModule(unarchiveModule);
 registerModule(fetchModule);

@@ -88,6 +88,24 @@ export interface ModuleContext {
   local?: boolean;
 }
 
+/** add_host's request: the host, the groups to put it in, and variables for it (Ansible's add_host result). */
+export interface AddHostRequest {
+  kind: 'add_host';
+  host: string;
+  groups: string[];
+  vars: Record<string, unknown>;
+}
+
+/** group_by's request: the task's host put into `group`, which is created under `parents` if new. */
+export interface GroupByRequest {
+  kind: 'group_by';
+  group: string;
+  parents: string[];
+}
+
+/** What an inventory action asks of the run's in-memory inventory. */
+export type InventoryRequest = AddHostRequest | GroupByRequest;
+
 export interface Module<Args = Record<string, unknown>, State = unknown> {
   name: string;
   /** JSON Schema for the module's arguments, checked (with file:line:col) when the playbook loads. */
@@ -109,6 +127,15 @@ export interface Module<Args = Record<string, unknown>, State = unknown> {
   foreign?: string;
   /** Read-only modules (stat, assert, http, wait_for, facts) report `ok`, never `changed`. */
   readOnly?: boolean;
+  /**
+   * The module changes the run's in-memory inventory, not a host (add_host, group_by: Ansible's action
+   * plugins with `_requires_connection = False`). The engine never connects for it: it asks this for the
+   * request (from the rendered arguments; a bad name throws an input error at `where`), applies it to the
+   * inventory and reports changed when the inventory changed, in check mode too (Ansible runs both there).
+   */
+  inventoryRequest?(args: Args, where?: SourceLocation): InventoryRequest;
+  /** Ansible's BYPASS_HOST_LOOP (add_host): the task runs once per batch, on its first host, like run_once. */
+  bypassHostLoop?: boolean;
   check(ctx: ModuleContext, args: Args): Promise<Planned<State>>;
   apply(ctx: ModuleContext, args: Args, plan: Planned<State>): Promise<ModuleResult>;
 }

@@ -40,8 +40,6 @@ const INSTEAD: Record<string, string> = {
   expect: 'use command with stdin:',
   tempfile: 'use command (mktemp) and register the output',
   assemble: 'use template with a loop over the fragments',
-  add_host: 'list the host in the inventory',
-  group_by: 'use inventory groups',
   dpkg_selections: 'use apt',
   set_stats: 'cairn has no set_stats; use set_fact',
   ufw: 'use command (ufw ...) with a guard, or template the rules',

@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -30,6 +30,46 @@ import { HostKeyError, UnreachableError } from './types.js';
 const KEEPALIVE_INTERVAL_MS = 5000;
 const KEEPALIVE_COUNT_MAX = 3;
 
+/**
+ * How long the key exchange and user authentication may take once the server's banner came: sshd's own
+ * default LoginGraceTime, the time the server gives a client to log in. The connect timeout (Ansible's
+ * `timeout`, ansible_timeout) covers the TCP connect and the server's banner, as OpenSSH's ConnectTimeout does
+ * (Ansible passes its `timeout` as `-o ConnectTimeout`; ssh.c gives what the connect left of it to
+ * kex_exchange_identification, the banner exchange, and puts no limit on the key exchange and authentication
+ * after it): this limit bounds a server that stalls there. OpenSSH counts the TCP connect and the banner against
+ * one budget; cairn gives each its own, because a controller serving hundreds of hosts from one event loop can
+ * lose time between the two that is not the host's.
+ */
+export const AUTH_TIMEOUT_MS = 120_000;
+
+/**
+ * A deadline that is judged after the I/O already waiting has been read. Node runs expired timers before it
+ * polls for I/O, so when the event loop was busy (hundreds of hosts starting at once, a loaded controller), a
+ * plain timer fires before the 'connect' or the server's reply that arrived in time is even seen, and the
+ * host is blamed for the controller's own delay (at 100 hosts at once with a 2 s timeout, every TCP connect on
+ * loopback "timed out"). So on expiry the verdict waits for one poll phase (setImmediate runs after it), and
+ * `done()` before then cancels it.
+ */
+function deadline(ms: number, expired: () => void): { done(): void } {
+  let finished = false;
+  let immediate: NodeJS.Immediate | undefined;
+  const timer = setTimeout(() => {
+    immediate = setImmediate(() => {
+      if (!finished) {
+        finished = true;
+        expired();
+      }
+    });
+  }, ms);
+  return {
+    done() {
+      finished = true;
+      clearTimeout(timer);
+      if (immediate) clearImmediate(immediate);
+    },
+  };
+}
+
 /** One SSH server on the way to the host (jump hosts first, the host itself last). */
 interface Hop {
   /** How messages name it: "jump host root@127.0.0.3:2222" or "root@127.0.0.4:2222". */
@@ -49,10 +89,15 @@ class ConnectFailure extends Error {
   constructor(
     message: string,
     readonly namesTheHop = false,
+    /** Trying again cannot help (a refused key, an unreadable key file): never retried. */
+    readonly lasting = false,
   ) {
     super(message);
   }
 }
+
+/** Unreachable for a reason that trying again cannot change (see connectRetries). */
+class LastingUnreachable extends UnreachableError {}
 
 function hopName(user: string, address: string, port: number): string {
   return `${user}@${address}:${port}`;
@@ -91,7 +136,29 @@ function routeOf(spec: ConnectionSpec): string {
 // ---------------------------------------------------------------------------------------------------------
 // Connecting
 
+/**
+ * Opens the connection, trying again `spec.connectRetries` times after a failure that may pass, as Ansible's
+ * ssh plugin does with `reconnection_retries` (lib/ansible/plugins/connection/ssh.py, `_ssh_retry`): the pause
+ * before attempt n+1 is 2^n - 1 seconds (0, 1, 3, 7, ...), at most 30. A host key or authentication failure is
+ * never tried again.
+ */
 export async function openSshConnection(spec: ConnectionSpec): Promise<Connection> {
+  const retries = spec.connectRetries ?? 0;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await openSshConnectionOnce(spec);
+    } catch (error) {
+      if (attempt >= retries || error instanceof HostKeyError || error instanceof LastingUnreachable) {
+        if (attempt === 0 || !(error instanceof UnreachableError)) throw error;
+        throw new UnreachableError(spec.name, `${error.message} (attempt ${attempt + 1} of ${retries + 1})`);
+      }
+      const pauseMs = Math.min(2 ** attempt - 1, 30) * 1000;
+      if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+  }
+}
+
+async function openSshConnectionOnce(spec: ConnectionSpec): Promise<Connection> {
   const hops = hopsOf(spec);
   const chain = new ClientChain();
   let hopIndex = 0;
@@ -112,7 +179,9 @@ export async function openSshConnection(spec: ConnectionSpec): Promise<Connectio
     const where = hop.isTarget || namesTheHop ? '' : `${hop.label}: `;
     const reason =
       error instanceof ConnectFailure ? error.message : describeConnectError(error, hop, spec.connectTimeoutMs);
-    throw new UnreachableError(spec.name, `cannot connect to ${spec.name} (${routeOf(spec)}): ${where}${reason}`);
+    const message = `cannot connect to ${spec.name} (${routeOf(spec)}): ${where}${reason}`;
+    if (error instanceof ConnectFailure && error.lasting) throw new LastingUnreachable(spec.name, message);
+    throw new UnreachableError(spec.name, message);
   }
   return new SshConnection(spec, chain);
 }
@@ -121,18 +190,18 @@ function openTcpSocket(hop: Hop, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = netConnect({ host: hop.address, port: hop.port });
     socket.setNoDelay(true);
-    const timer = setTimeout(() => {
+    const timer = deadline(timeoutMs, () => {
       socket.destroy();
       reject(new ConnectFailure(`timed out after ${timeoutMs} ms opening a TCP connection`));
-    }, timeoutMs);
+    });
     const onError = (error: Error): void => {
-      clearTimeout(timer);
+      timer.done();
       socket.destroy();
       reject(error);
     };
     socket.once('error', onError);
     socket.once('connect', () => {
-      clearTimeout(timer);
+      timer.done();
       socket.removeListener('error', onError);
       resolve(socket);
     });
@@ -142,23 +211,21 @@ function openTcpSocket(hop: Hop, timeoutMs: number): Promise<Socket> {
 /** Asks the previous hop to open a TCP connection to the next one (what `ssh -J` does). */
 function forwardThrough(previous: NodeSSH, previousHop: Hop, next: Hop, timeoutMs: number): Promise<Duplex> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () =>
-        reject(
-          new ConnectFailure(
-            `timed out after ${timeoutMs} ms waiting for ${previousHop.label} to open a channel to ${next.address}:${next.port}`,
-            true,
-          ),
+    const timer = deadline(timeoutMs, () =>
+      reject(
+        new ConnectFailure(
+          `timed out after ${timeoutMs} ms waiting for ${previousHop.label} to open a channel to ${next.address}:${next.port}`,
+          true,
         ),
-      timeoutMs,
+      ),
     );
     previous.forwardOut('127.0.0.1', 0, next.address, next.port).then(
       (channel) => {
-        clearTimeout(timer);
+        timer.done();
         resolve(channel);
       },
       (error: unknown) => {
-        clearTimeout(timer);
+        timer.done();
         const reason = channelOpenFailure(error);
         reject(
           new ConnectFailure(
@@ -187,6 +254,10 @@ function channelOpenFailure(error: unknown): string {
   return named ? `${named}: ${message}` : message;
 }
 
+/**
+ * The SSH handshake on an open socket: the server's banner within the connect timeout, then the key exchange
+ * and user authentication within AUTH_TIMEOUT_MS (spec.authTimeoutMs in tests).
+ */
 async function handshake(spec: ConnectionSpec, hop: Hop, sock: Socket | Duplex): Promise<NodeSSH> {
   let auth: AuthPlan;
   try {
@@ -208,23 +279,64 @@ async function handshake(spec: ConnectionSpec, hop: Hop, sock: Socket | Duplex):
     username: hop.user,
     authHandler: auth.methods,
     hostVerifier,
-    readyTimeout: spec.connectTimeoutMs,
+    // No timer of ssh2's (a plain timer, and one limit for every step): ours below, step by step.
+    readyTimeout: 0,
     keepaliveInterval: KEEPALIVE_INTERVAL_MS,
     keepaliveCountMax: KEEPALIVE_COUNT_MAX,
     ...(serverHostKey ? { algorithms: { serverHostKey } } : {}),
   };
   const client = new NodeSSH();
+  let timedOut: ConnectFailure | undefined;
+  const giveUp = (reason: string): void => {
+    timedOut = new ConnectFailure(reason);
+    sock.destroy();
+  };
+  const authTimeoutMs = spec.authTimeoutMs ?? AUTH_TIMEOUT_MS;
+  let kexDone = false;
+  let step: { done(): void } | undefined;
+  /** The banner came: the key exchange and the authentication now have their own, longer limit. */
+  const afterBanner = (): void => {
+    step?.done();
+    step = deadline(authTimeoutMs, () =>
+      giveUp(
+        kexDone
+          ? `timed out after ${authTimeoutMs} ms waiting for user authentication (key exchange done)`
+          : `timed out after ${authTimeoutMs} ms waiting for the key exchange and user authentication`,
+      ),
+    );
+  };
+  // What the server sends first is its banner: any byte read from our own TCP socket means it came. A jump
+  // host's channel does not count bytes, so there the key exchange's end stands for it (stricter).
+  const bannerSeen = (): boolean => sock instanceof Socket && sock.bytesRead > 0;
+  step = deadline(spec.connectTimeoutMs, () => {
+    if (bannerSeen()) {
+      afterBanner();
+      return;
+    }
+    const waitingFor = sock instanceof Socket ? "the server's SSH banner" : 'the SSH banner and key exchange';
+    giveUp(`timed out after ${spec.connectTimeoutMs} ms (the connect timeout) waiting for ${waitingFor}`);
+  });
+  const connecting = client.connect(config);
+  // node-ssh makes its ssh2 client before its first await (no key path is given to it): the client is there.
+  const raw = client.connection as Ssh2Client | null;
+  raw?.once('handshake', () => {
+    kexDone = true;
+    afterBanner();
+  });
   try {
-    await client.connect(config);
+    await connecting;
   } catch (error) {
     client.dispose();
     sock.destroy();
     if (hostKeyFailure) throw hostKeyFailure;
+    if (timedOut) throw timedOut;
     if (isAuthFailure(error)) {
       const tried = auth.tried.join(', ') || 'nothing: no key, password or agent';
-      throw new ConnectFailure(`authentication failed for ${hop.user} (tried ${tried})`);
+      throw new ConnectFailure(`authentication failed for ${hop.user} (tried ${tried})`, false, true);
     }
     throw error;
+  } finally {
+    step?.done();
   }
   return client;
 }
@@ -316,12 +428,14 @@ function authMethods(hop: Hop): AuthPlan {
       if (required)
         throw new ConnectFailure(
           `cannot read private key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+          false,
+          true,
         );
       return;
     }
     const parsed = ssh2.utils.parseKey(text);
     if (parsed instanceof Error) {
-      if (required) throw new ConnectFailure(`private key ${path} cannot be used: ${parsed.message}`);
+      if (required) throw new ConnectFailure(`private key ${path} cannot be used: ${parsed.message}`, false, true);
       return;
     }
     plan.methods.push({ type: 'publickey', username: hop.user, key: text });
@@ -598,6 +712,7 @@ class SshConnection implements Connection {
             });
             // A command that exits without reading all its input is normal: the rest is dropped.
             stream.end(carried.input);
+            endOnlyOnce(stream);
           });
         } catch (error) {
           refused(error instanceof Error ? error : new Error(String(error)), attempt);
@@ -644,6 +759,23 @@ class SshConnection implements Connection {
     await Promise.race([Promise.all([...closed, ...killers]), giveUp]);
     clearTimeout(timer);
   }
+}
+
+/**
+ * ssh2 ends a channel again when its reading side ends (Channel.destroy calls end()), and on a finished stream
+ * Node answers a second end() by building an ERR_STREAM_ALREADY_FINISHED error, stack trace and all, that
+ * nobody reads: one per command, 1.2 % of cairn's CPU at 1000 hosts (issue 17's profile). Once our side has
+ * ended, a further end() is a no-op (its callback, if any, still runs).
+ */
+function endOnlyOnce(channel: ClientChannel): void {
+  const end = channel.end.bind(channel) as (...args: unknown[]) => ClientChannel;
+  const once = (...args: unknown[]): ClientChannel => {
+    if (!channel.writableFinished) return end(...args);
+    const callback = args.find((arg): arg is () => void => typeof arg === 'function');
+    if (callback) process.nextTick(callback);
+    return channel;
+  };
+  channel.end = once as ClientChannel['end'];
 }
 
 /** The start of every remote command's mark: `$0` of its shell, so a stop can find it (not a secret). */

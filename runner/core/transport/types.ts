@@ -68,7 +68,19 @@ export interface ConnectionSpec {
   password?: string;
   /** Jump hosts, outermost first (ProxyJump a,b means connect to a, then b through a, then the host). */
   jump: JumpSpec[];
+  /**
+   * Ansible's `timeout` (ansible_timeout), as OpenSSH's ConnectTimeout: the TCP connect (or a jump host's
+   * channel) within it, then the server's banner within it, at every hop.
+   */
   connectTimeoutMs: number;
+  /**
+   * Further attempts after a connect fails for a reason that may pass (a timeout, a refused or reset
+   * connection), not a host key or authentication failure: Ansible's `reconnection_retries` (ansible_ssh_retries,
+   * ANSIBLE_SSH_RETRIES, `retries` under [ssh_connection]); 0 (Ansible's default) when unset.
+   */
+  connectRetries?: number;
+  /** The key exchange and user authentication after the banner; default AUTH_TIMEOUT_MS (ssh.ts). Tests only. */
+  authTimeoutMs?: number;
   /** known_hosts file to check host keys against. */
   knownHostsPath: string;
   /** Trust on first use: record unknown keys instead of refusing (mismatches are still refused). */

@@ -67,6 +67,68 @@ async function ticksOn(ctx: DrillContext, node: string, guest: string): Promise<
   return res ? tickerTicks(res.stdout, marker(guest)) : [];
 }
 
+/** The most a drill reads of what a serial log gained: a minute of ticks is ~3 KiB. */
+const SERIAL_READ_MAX = 262_144;
+
+/** Shell: the byte size of a serial log (0 when there is none). */
+export function serialSizeCommand(path: string): string {
+  return `stat -c %s -- ${quote(path)} 2>/dev/null || echo 0`;
+}
+
+/**
+ * Shell: what a serial log gained after byte `offset` (its size before the guest came to the node). The domain's
+ * serial file is opened with append='on' (roles/ha_cluster/templates/guest.xml.hbs), so a node's log still holds
+ * the ticks of every earlier stay of the guest there; only the bytes after the offset are this stay's. A log now
+ * shorter than the offset was recreated: all of it is new.
+ */
+export function serialSinceCommand(path: string, offset: number): string {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new Error(`serial log offset ${offset} is not a byte count`);
+  const file = quote(path);
+  return (
+    `size=$(stat -c %s -- ${file} 2>/dev/null) || exit 0; off=${offset}; [ "$size" -ge "$off" ] || off=0; ` +
+    `tail -c +$((off + 1)) -- ${file} | head -c ${SERIAL_READ_MAX}`
+  );
+}
+
+/** The byte size of the guest's serial log on `node` (0 when there is none or the node does not answer). */
+async function serialSize(ctx: DrillContext, node: string, guest: string): Promise<number> {
+  const res = await ctx.exec(node, serialSizeCommand(serialPath(guest)), { timeoutMs: 10_000 }).catch(() => undefined);
+  const size = Number(res?.stdout.trim());
+  return Number.isSafeInteger(size) && size >= 0 ? size : 0;
+}
+
+/** The ticker's counter values the guest printed on `node` after byte `offset` of its serial log. */
+async function ticksSince(ctx: DrillContext, node: string, guest: string, offset: number): Promise<number[]> {
+  const res = await ctx
+    .exec(node, serialSinceCommand(serialPath(guest), offset), { timeoutMs: 10_000 })
+    .catch(() => undefined);
+  return res ? tickerTicks(res.stdout, marker(guest)) : [];
+}
+
+/**
+ * Reads the ticks of this stay until there are `atLeast` or 30 s have passed: the domain is "running" on its new
+ * node as soon as qemu runs, and under TCG on a loaded machine its first line follows seconds later.
+ */
+async function ticksOfThisStay(
+  ctx: DrillContext,
+  node: string,
+  guest: string,
+  offset: number,
+  atLeast: number,
+): Promise<number[]> {
+  let ticks = await ticksSince(ctx, node, guest, offset);
+  if (ticks.length < atLeast)
+    await pollUntil(
+      async () => ((ticks = await ticksSince(ctx, node, guest, offset)).length >= atLeast ? true : undefined),
+      {
+        timeoutMs: 30_000,
+        everyMs: 1_000,
+        signal: ctx.signal,
+      },
+    );
+  return ticks;
+}
+
 /**
  * Does crm_mon list a failure still standing? A failed resource action always counts. Pacemaker keeps a failed
  * fence in its fencing history after a later attempt succeeded and marks it so ("(a later attempt from NODE
@@ -119,6 +181,8 @@ async function vmMigrate(ctx: DrillContext): Promise<DrillOutcome> {
   measured.to = to;
   const before = await ticksOn(ctx, from, spec.name);
   if (!before.length) throw new Error(`${from}: the guest's serial log shows no ticker (is kvm_guests boot: ticker?)`);
+  // Where the target's log ends now: its ticks after this are the migrated guest's, not an earlier stay's.
+  const targetOffset = await serialSize(ctx, to, spec.name);
   ctx.log(`${spec.name} runs on ${from} (tick ${before.at(-1)!.toString(16)}); migrating it live to ${to}`);
   const t0 = performance.now();
   let moved = false;
@@ -141,12 +205,8 @@ async function vmMigrate(ctx: DrillContext): Promise<DrillOutcome> {
     measured.migration_s = arrived ? seconds(arrived.afterMs) : 'not within 120 s';
     // The last ticks on the old node and the first on the new one.
     const oldTicks = await ticksOn(ctx, from, spec.name);
-    await new Promise((r) => setTimeout(r, 2_000));
-    const newTicks = await ticksOn(ctx, to, spec.name);
+    const thisStay = arrived ? await ticksOfThisStay(ctx, to, spec.name, targetOffset, 2) : [];
     const lastOld = oldTicks.at(-1) ?? -1;
-    // The new node's log may hold ticks of an earlier stay there: the ones of this stay follow the last reset.
-    const resets = newTicks.flatMap((t, i) => (i > 0 && t < newTicks[i - 1]! ? [i] : []));
-    const thisStay = newTicks.slice(resets.at(-1) ?? 0).filter((t) => t > lastOld - 1);
     const firstNew = thisStay[0] ?? -1;
     measured.last_tick_old = lastOld;
     measured.first_tick_new = firstNew;
@@ -214,6 +274,10 @@ async function nodePoweroff(ctx: DrillContext): Promise<DrillOutcome> {
   const survivors = spec.nodes.filter((n) => n !== victim);
   const via = survivors[0]!;
   measured.victim = victim;
+  // Where each survivor's serial log ends before the cut: the restarted guest's ticks are the bytes after it.
+  const offsets = new Map(
+    await Promise.all(survivors.map(async (n) => [n, await serialSize(ctx, n, spec.name)] as const)),
+  );
   const killedAt = Date.now() / 1000;
   ctx.log(`${spec.name} runs on ${victim}: cutting ${victim}'s power`);
   const t0 = performance.now();
@@ -236,22 +300,12 @@ async function nodePoweroff(ctx: DrillContext): Promise<DrillOutcome> {
   );
   measured.restart_s = restarted ? seconds(restarted.afterMs) : 'not within 180 s';
   measured.restarted_on = restartedOn || 'none';
-  // The ticker on the new node: a fresh boot (counter from 0), and still going. The domain is "running" as soon
-  // as qemu starts; under TCG on a loaded machine the guest's first ticks follow seconds later (measured: 1 tick
-  // when read at once), so the log is read until it shows two ticks of this boot or 30 s have passed.
-  const ticksOfThisBoot = async (): Promise<number> => {
-    const ticks = restartedOn ? await ticksOn(ctx, restartedOn, spec.name) : [];
-    const resets = ticks.flatMap((t, i) => (i > 0 && t < ticks[i - 1]! ? [i] : []));
-    return ticks.slice(resets.at(-1) ?? 0).length;
-  };
-  let ticksSinceRestart = await ticksOfThisBoot();
-  if (restartedOn && ticksSinceRestart < 2)
-    await pollUntil(async () => ((ticksSinceRestart = await ticksOfThisBoot()) >= 2 ? true : undefined), {
-      timeoutMs: 30_000,
-      everyMs: 1_000,
-      signal: ctx.signal,
-    });
-  measured.ticks_since_restart = ticksSinceRestart;
+  // The ticker on the new node: a fresh boot (counter from 0), and still going (at least two ticks). Only what
+  // the node's log gained since the cut counts: the log keeps the ticks of earlier stays (counting those, while
+  // the new boot had not printed yet, once reported 400 ticks: the read's line limit, not this boot).
+  const bootTicks = restartedOn ? await ticksOfThisStay(ctx, restartedOn, spec.name, offsets.get(restartedOn)!, 2) : [];
+  measured.ticks_since_restart = bootTicks.length;
+  measured.first_tick_after_restart = bootTicks[0] ?? -1;
 
   // The order from the cluster log: the fence of the victim, then the guest's start elsewhere.
   // Every survivor's log: the fence may be run by one node for the DC on another.
@@ -303,8 +357,9 @@ async function nodePoweroff(ctx: DrillContext): Promise<DrillOutcome> {
   if (!fence) problems.push(`the cluster log on ${via} shows no successful fence of ${victim}`);
   if (fence && start && fence.at > start.at) problems.push('the guest was started before the fence completed');
   if (!start) problems.push(`the cluster log on ${via} shows no start of ${resource(spec.name)}`);
-  if (Number(measured.ticks_since_restart) < 2)
-    problems.push(`the guest does not tick on ${restartedOn || 'any node'}`);
+  if (bootTicks.length < 2) problems.push(`the guest does not tick on ${restartedOn || 'any node'}`);
+  else if (bootTicks[0] !== 0)
+    problems.push(`the guest on ${restartedOn} did not boot afresh (its first tick is ${bootTicks[0]}, not 0)`);
   if (start && Number.isFinite(lastWriteOld) && lastWriteOld > start.at)
     problems.push(`${victim}'s serial log was written after the restart elsewhere`);
   if (!clean) problems.push('the cluster is not clean (all members online, no failed actions)');

@@ -21,6 +21,7 @@ import { spawn } from 'node:child_process';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   appendFileSync,
+  closeSync,
   existsSync,
   mkdirSync,
   openSync,
@@ -214,16 +215,54 @@ function recordedServer(): ProcessRef | undefined {
   }
 }
 
-/** Start the fence endpoint in the background unless it runs (lab up); its output goes to LOG_DIR. */
-export function ensureFenceServer(): number {
+/**
+ * The CLI the server runs as: the compiled one beside this module (dist/runner/cli.js), or, when this module runs
+ * from source (the lab tests bring the lab up in-process under vitest), the repository's bin/cairn.js, which runs
+ * the compiled CLI. Only the first was tried once, so a lab brought up by a test had no fence endpoint: every
+ * fence failed with "connection refused" and no powered-off node was ever fenced.
+ */
+export function fenceServerCli(): string {
+  const candidates = ['../../cli.js', '../../../bin/cairn.js'].map((rel) =>
+    fileURLToPath(new URL(rel, import.meta.url)),
+  );
+  const found = candidates.find((path) => existsSync(path));
+  if (!found) throw new Error(`the lab fence endpoint cannot start: no cairn CLI at ${candidates.join(' or ')}`);
+  return found;
+}
+
+/** How long a starting fence endpoint may take to listen (measured: under 1 s; a loaded machine, a few). */
+const FENCE_START_MS = 30_000;
+
+/**
+ * Start the fence endpoint in the background unless it runs (lab up), and wait until it listens: a lab whose
+ * cluster cannot be fenced is not up. Its output goes to LOG_DIR/fence-serve.out.
+ */
+export async function ensureFenceServer(): Promise<number> {
   const running = recordedServer();
   if (running) return running.pid;
   mkdirSync(LOG_DIR, { recursive: true });
-  const out = openSync(join(LOG_DIR, 'fence-serve.out'), 'a', 0o600);
-  const cli = fileURLToPath(new URL('../../cli.js', import.meta.url));
-  const child = spawn(process.execPath, [cli, 'lab', 'fence-serve'], { detached: true, stdio: ['ignore', out, out] });
+  const outPath = join(LOG_DIR, 'fence-serve.out');
+  const out = openSync(outPath, 'a', 0o600);
+  const child = spawn(process.execPath, [fenceServerCli(), 'lab', 'fence-serve'], {
+    detached: true,
+    stdio: ['ignore', out, out],
+  });
+  closeSync(out);
+  let exited: string | undefined;
+  child.once('exit', (code, signal) => (exited = signal ?? `exit ${code}`));
   child.unref();
-  return child.pid ?? 0;
+  const deadline = Date.now() + FENCE_START_MS;
+  while (Date.now() < deadline && exited === undefined) {
+    const server = recordedServer();
+    if (server && server.pid === child.pid) return server.pid;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const tail = readFileSync(outPath, 'utf8').trim().split('\n').slice(-5).join('\n');
+  if (exited === undefined && child.pid) process.kill(child.pid, 'SIGTERM');
+  throw new Error(
+    `the lab fence endpoint did not start (${exited ?? `not listening after ${FENCE_START_MS / 1000} s`}); ` +
+      `${outPath} ends with:\n${tail}`,
+  );
 }
 
 /** End the fence endpoint (lab down), by its recorded pid only. */

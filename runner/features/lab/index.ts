@@ -370,7 +370,8 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
       if (ca.created) log(`lab CA made: ${ca.certPath}`);
       writeFileAtomic(gen.inventory, inventoryText({ topology: topologyOfState(state), paths: gen, ca }));
       // The fence device of the cluster hosts (see fence.ts), for as long as the lab is up.
-      if (state.hosts.some((h) => h.groups.includes(FENCE_GROUP) && hostKind(h) === 'container')) ensureFenceServer();
+      if (state.hosts.some((h) => h.groups.includes(FENCE_GROUP) && hostKind(h) === 'container'))
+        await ensureFenceServer();
 
       await removeStaleImages(new Set([join(state.imageRoot, '..')]));
       if (state.vmImage) removeStaleVmImages(new Set([join(state.vmImage.rootImage, '..')]));

@@ -35,6 +35,6 @@ describe('unknownModuleMessage', () => {
   });
 
   it('a name nothing is near lists cairn modules', () => {
-    expect(message('homebrew')).toMatch(/^unknown module "homebrew" \(cairn's modules: apt, /);
+    expect(message('homebrew')).toMatch(/^unknown module "homebrew" \(cairn's modules: add_host, apt, /);
   });
 });
