@@ -167,6 +167,46 @@ function descendantPids(rootPid: number): number[] {
   return found;
 }
 
+/** The state letter of /proc/PID/stat (R, S, T, Z, ...), or undefined when the process is gone. */
+function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+const sleepSync = (ms: number): void => {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+};
+
+/**
+ * SIGKILL `rootPid` and every process below it with no survivor: a listener killed while it forks a new
+ * connection leaves that child alive (reparented, out of reach of a descendant list read before the kill).
+ * So the tree is frozen first: SIGSTOP each process, wait until /proc says it is stopped (a stopped process
+ * cannot fork), list descendants again, until no new one appears; then SIGKILL them all.
+ */
+function killTree(rootPid: number): void {
+  const frozen = new Set<number>();
+  for (let round = 0; round < 50; round++) {
+    const tree = [rootPid, ...descendantPids(rootPid)].filter((pid) => !frozen.has(pid));
+    if (tree.length === 0) break;
+    for (const pid of tree) {
+      signalPid(pid, 'SIGSTOP');
+      frozen.add(pid);
+    }
+    for (const pid of tree) {
+      for (let waited = 0; waited < 1000; waited++) {
+        const state = processState(pid);
+        if (state === undefined || state === 'T' || state === 't' || state === 'Z' || state === 'X') break;
+        sleepSync(1);
+      }
+    }
+  }
+  for (const pid of frozen) signalPid(pid, 'SIGKILL');
+}
+
 // ---- addresses and ports ----
 
 let hostCounter = 0;
@@ -515,10 +555,8 @@ function makeHost(
     },
     kill() {
       if (!running) return;
-      // A dead host loses its live connections too: collect them before the listener goes (they get reparented).
-      const sessions = descendantPids(pidNow());
-      signalPid(pidNow(), 'SIGKILL');
-      for (const child of sessions) signalPid(child, 'SIGKILL');
+      // A dead host loses its live connections too, including one the listener is forking right now.
+      killTree(pidNow());
     },
     killSessions,
     async restart() {
