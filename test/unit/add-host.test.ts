@@ -11,15 +11,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import '../../runner/core/modules/all.js';
-import { Engine } from '../../runner/core/engine/engine.js';
-import { EventBus, type RunEvent } from '../../runner/core/engine/events.js';
+import type { RunEvent } from '../../runner/core/engine/events.js';
 import { loadInventory } from '../../runner/core/inventory/index.js';
-import { PlaybookLoader } from '../../runner/core/playbook/load.js';
-import { createTemplater } from '../../runner/core/template/index.js';
 import { addHostRequest, groupList, parseHostPort } from '../../runner/core/modules/add-host.js';
 import { groupByRequest } from '../../runner/core/modules/group-by.js';
 import { CairnError } from '../../runner/core/util/errors.js';
-import { FakeConnection } from '../helpers/fake-connection.js';
+import { makeTestEngine } from '../helpers/fake-connection.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cairn-add-host-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -157,34 +154,18 @@ async function run(plays: unknown[], opts: { check?: boolean } = {}): Promise<Ra
   const playbookFile = join(dir, 'site.yaml');
   writeFileSync(playbookFile, stringify(plays.map((p) => ({ gather_facts: false, ...(p as object) }))));
   const inventory = loadInventory(join(dir, 'hosts.yaml'));
-  const playbook = new PlaybookLoader({ rolesPath: [] }).loadPlaybook(playbookFile);
-  const bus = new EventBus();
-  const events: RunEvent[] = [];
-  bus.subscribe((e) => events.push(e));
   const via: string[] = [];
-  const engine = new Engine({
+  const testEngine = makeTestEngine({
     inventory,
-    bus,
-    templater: createTemplater({ partialsDirs: [] }),
     check: opts.check ?? false,
-    diff: false,
-    forks: 5,
-    extraVars: {},
-    tags: { tags: [], skipTags: [] },
-    verify: false,
-    acceptNewHostKeys: false,
-    signal: new AbortController().signal,
-    openConnection: (spec) => {
-      const reply = (script: string) => {
-        const line = script.split('\n').find((l) => l.startsWith('exec '));
-        if (line) via.push(`${spec.name} ${spec.address}:${spec.port}: ${line.slice(5).replaceAll("'", '')}`);
-        return { code: 0, stdout: '' };
-      };
-      return Promise.resolve(new FakeConnection([{ match: () => true, reply }], spec.name));
+    reply: (script, spec) => {
+      const line = script.split('\n').find((l) => l.startsWith('exec '));
+      if (line) via.push(`${spec.name} ${spec.address}:${spec.port}: ${line.slice(5).replaceAll("'", '')}`);
+      return { code: 0, stdout: '' };
     },
   });
-  await engine.runPlaybook(playbook);
-  await engine.close();
+  const { events } = testEngine;
+  await testEngine.run(playbookFile);
   return { events, via };
 }
 
