@@ -248,6 +248,30 @@ describe('the engine runs add_host and group_by', () => {
     ]);
   });
 
+  it("group_by: the host's next task in the same play reads the new group's group_vars", async () => {
+    // The host's inventory layers were read when the play started, before group_by changed the inventory: the
+    // next task's variables must read them again (Engine.refreshLayers, from varsFor).
+    const dir = inventoryDir();
+    writeFileSync(
+      join(dir, 'site.yaml'),
+      stringify([
+        {
+          hosts: 'web',
+          gather_facts: false,
+          tasks: [
+            { name: 'Group', group_by: { key: 'dyn' } },
+            { name: 'After', debug: { msg: '{{ from_dyn | default("unset") }}' } },
+          ],
+        },
+      ]),
+    );
+    // No reply: group_by and debug send nothing to the host.
+    const { events, run: runPlaybook } = makeTestEngine({ inventory: loadInventory(dir) });
+    await runPlaybook(join(dir, 'site.yaml'));
+    const after = results(events, 'After').map((e) => [e.host, e.status, (e.result as { msg?: unknown }).msg]);
+    expect(after).toEqual([['web1', 'ok', 'group_vars/dyn.yml']]);
+  });
+
   it('a host for a connection cairn does not have loads, and fails where a task connects to it', async () => {
     const { events, via } = await run([
       {
