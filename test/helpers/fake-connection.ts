@@ -7,11 +7,22 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import type { Connection, ExecOptions, ExecResult } from '../../runner/core/transport/types.js';
+import {
+  UnreachableError,
+  type Connection,
+  type ConnectionSpec,
+  type ExecOptions,
+  type ExecResult,
+} from '../../runner/core/transport/types.js';
 import type { ModuleContext } from '../../runner/core/modules/types.js';
 import type { Vars } from '../../runner/core/util/vars.js';
 import { formatSection, SECTION_MARK } from '../../runner/core/modules/remote.js';
 import { evaluate } from '../../runner/core/template/expr.js';
+import { Engine, type EngineOptions, type RunOutcome } from '../../runner/core/engine/engine.js';
+import { EventBus, type RunEvent } from '../../runner/core/engine/events.js';
+import type { Inventory } from '../../runner/core/inventory/index.js';
+import { PlaybookLoader } from '../../runner/core/playbook/load.js';
+import { createTemplater } from '../../runner/core/template/index.js';
 
 export interface FakeReply {
   /** Which scripts this row answers: a substring, a pattern, or a predicate. */
@@ -226,4 +237,76 @@ export class CountedConnection implements Connection {
   close(): Promise<void> {
     return this.inner.close();
   }
+}
+
+/** The words of an `exec 'a' 'b'` line of a `command` script, unquoted and joined by spaces. */
+export function commandWords(script: string): string | undefined {
+  const line = script.split('\n').find((l) => l.startsWith('exec '));
+  if (!line) return undefined;
+  return [...line.slice(5).matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g)].map((m) => m[1] ?? m[2]).join(' ');
+}
+
+/**
+ * What a fake host answers to each script the engine sends it. `spec` is the connection the engine opened
+ * for the host (its name, user, address and port: what the inventory and the play made of its variables).
+ */
+export type TestReply = (script: string, spec: ConnectionSpec) => Partial<ExecResult>;
+
+export interface TestEngineOptions extends Partial<Omit<EngineOptions, 'inventory' | 'bus' | 'openConnection'>> {
+  inventory: Inventory;
+  /** Answers every script. Without it a host answers nothing: any script sent to it fails its task. */
+  reply?: TestReply;
+  /** Hosts whose connection is refused (UnreachableError), as an sshd that is down. */
+  unreachable?: string[];
+}
+
+export interface TestEngine {
+  engine: Engine;
+  bus: EventBus;
+  /** Every event of the run, in order (subscribed before anything the test adds to the bus). */
+  events: RunEvent[];
+  /** Every host whose connection the engine opened (or tried to), in order. */
+  opened: string[];
+  /** Loads the playbook file (no roles path) and runs it, then closes every connection. */
+  run(playbookFile: string): Promise<RunOutcome>;
+}
+
+/**
+ * The engine's unit-test harness: a real Engine (inventory, loader, templater, executors) whose hosts are
+ * FakeConnections answered by `reply`. Defaults are a plain run (no check, no diff, 5 forks, no tags, no
+ * verify); any other Engine option can be given.
+ */
+export function makeTestEngine(opts: TestEngineOptions): TestEngine {
+  const { reply, unreachable, ...engineOptions } = opts;
+  const bus = new EventBus();
+  const events: RunEvent[] = [];
+  bus.subscribe((e) => events.push(e));
+  const opened: string[] = [];
+  const engine = new Engine({
+    bus,
+    templater: createTemplater({ partialsDirs: [] }),
+    check: false,
+    diff: false,
+    forks: 5,
+    extraVars: {},
+    tags: { tags: [], skipTags: [] },
+    verify: false,
+    acceptNewHostKeys: false,
+    signal: new AbortController().signal,
+    ...engineOptions,
+    openConnection: (spec) => {
+      opened.push(spec.name);
+      if (unreachable?.includes(spec.name))
+        return Promise.reject(new UnreachableError(spec.name, `${spec.name}: connection refused`));
+      const rows: FakeReply[] = reply ? [{ match: () => true, reply: (script) => reply(script, spec) }] : [];
+      return Promise.resolve(new FakeConnection(rows, spec.name));
+    },
+  });
+  const run = async (playbookFile: string): Promise<RunOutcome> => {
+    const playbook = new PlaybookLoader({ rolesPath: [] }).loadPlaybook(playbookFile);
+    const outcome = await engine.runPlaybook(playbook);
+    await engine.close();
+    return outcome;
+  };
+  return { engine, bus, events, opened, run };
 }

@@ -8,6 +8,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createTemplater } from '../../runner/core/template/index.js';
 import { builtinRolesDir, sharedTemplatesDir } from '../../runner/core/util/paths.js';
+import { parseServersState } from '../../runner/features/drills/haproxy-api.js';
 
 /** Fails the file naming the package (never skips it): haproxy and socat, plus whatever else a file needs. */
 export function requireHaproxyTools(extra: ReadonlyArray<readonly [tool: string, pkg: string]> = []): void {
@@ -100,6 +101,21 @@ export async function startHaproxy(cfg: {
       return log;
     },
   };
+}
+
+/**
+ * One command to haproxy's runtime API on `socket`, through socat as on a real host; its answer. Tests ask
+ * haproxy directly (not through cairn) for what haproxy itself reports.
+ */
+export function haproxyAdmin(socket: string, command: string): string {
+  const res = spawnSync('socat', ['-t', '2', 'stdio', `UNIX-CONNECT:${socket}`], { input: `${command}\n` });
+  return res.stdout.toString();
+}
+
+/** server -> the weight haproxy applies now, for each server of `backend` (`show servers state`). */
+export function serverWeights(socket: string, backend: string): Record<string, number> {
+  const state = parseServersState(haproxyAdmin(socket, `show servers state ${backend}`));
+  return Object.fromEntries(state.map((s) => [s.server, s.weight]));
 }
 
 /** Stops the haproxy `startHaproxy` started (master and workers), by its PID; nothing if it is not running. */

@@ -8,7 +8,6 @@
  * with 0 failed requests; a backend that turns to 500s, or slow, during the canary fails its gate and the
  * weights haproxy reports are the starting weights again.
  */
-import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,8 +16,10 @@ import { ProbeLoop } from '../../runner/features/drills/probe.js';
 import type { RunEvent } from '../../runner/core/engine/events.js';
 import { jsonEvents, runCairn } from '../helpers/cli.js';
 import {
+  haproxyAdmin,
   renderRoleHaproxyCfg,
   requireHaproxyTools,
+  serverWeights,
   startHaproxy,
   stopHaproxy,
   type TestHaproxy,
@@ -52,12 +53,8 @@ describe('cairn drain and cairn canary against a real haproxy', () => {
   const env = () => ({ CAIRN_STATE_DIR: join(dir, 'state') });
 
   /** The admin socket, asked directly by the test (not through cairn): what haproxy itself reports. */
-  function admin(command: string): string {
-    const res = spawnSync('socat', ['-t', '2', 'stdio', `UNIX-CONNECT:${socket}`], { input: `${command}\n` });
-    return res.stdout.toString();
-  }
-  const weights = () =>
-    Object.fromEntries(parseServersState(admin('show servers state web')).map((s) => [s.server, s.weight]));
+  const admin = (command: string) => haproxyAdmin(socket, command);
+  const weights = () => serverWeights(socket, 'web');
   const resetWeights = () => {
     for (const [name, w] of Object.entries({ web1: 100, web2: 100, web3: 0 }))
       admin(`set server web/${name} weight ${w}`);

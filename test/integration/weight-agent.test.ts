@@ -6,17 +6,17 @@
  * test serves at a rate it sets. Proven by the weight haproxy itself applies (`show servers state`): 75 at
  * half of max_qps, 50 idle, 100 at or past max_qps (configured weight 100).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { builtinRolesDir } from '../../runner/core/util/paths.js';
-import { parseServersState } from '../../runner/features/drills/haproxy-api.js';
 import {
   renderRoleHaproxyCfg,
   requireHaproxyTools,
+  serverWeights,
   startHaproxy,
   stopChild,
   stopHaproxy,
@@ -53,12 +53,7 @@ describe('the weight agent: haproxy applies base + (qps / max_qps) x factor', ()
     return Math.floor(c.count);
   };
 
-  const weights = () => {
-    const res = spawnSync('socat', ['-t', '2', 'stdio', `UNIX-CONNECT:${socket}`], {
-      input: 'show servers state web\n',
-    });
-    return Object.fromEntries(parseServersState(res.stdout.toString()).map((s) => [s.server, s.weight]));
-  };
+  const weights = () => serverWeights(socket, 'web');
   async function until(want: Record<string, number>): Promise<Record<string, number>> {
     let seen: Record<string, number> = {};
     for (let i = 0; i < 100; i++) {

@@ -11,15 +11,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import '../../runner/core/modules/all.js';
-import { Engine } from '../../runner/core/engine/engine.js';
-import { EventBus, type RunEvent } from '../../runner/core/engine/events.js';
+import type { RunEvent } from '../../runner/core/engine/events.js';
 import { loadInventory } from '../../runner/core/inventory/index.js';
-import { PlaybookLoader } from '../../runner/core/playbook/load.js';
-import { createTemplater } from '../../runner/core/template/index.js';
 import { addHostRequest, groupList, parseHostPort } from '../../runner/core/modules/add-host.js';
 import { groupByRequest } from '../../runner/core/modules/group-by.js';
 import { CairnError } from '../../runner/core/util/errors.js';
-import { FakeConnection } from '../helpers/fake-connection.js';
+import { makeTestEngine } from '../helpers/fake-connection.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cairn-add-host-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -157,34 +154,18 @@ async function run(plays: unknown[], opts: { check?: boolean } = {}): Promise<Ra
   const playbookFile = join(dir, 'site.yaml');
   writeFileSync(playbookFile, stringify(plays.map((p) => ({ gather_facts: false, ...(p as object) }))));
   const inventory = loadInventory(join(dir, 'hosts.yaml'));
-  const playbook = new PlaybookLoader({ rolesPath: [] }).loadPlaybook(playbookFile);
-  const bus = new EventBus();
-  const events: RunEvent[] = [];
-  bus.subscribe((e) => events.push(e));
   const via: string[] = [];
-  const engine = new Engine({
+  const testEngine = makeTestEngine({
     inventory,
-    bus,
-    templater: createTemplater({ partialsDirs: [] }),
     check: opts.check ?? false,
-    diff: false,
-    forks: 5,
-    extraVars: {},
-    tags: { tags: [], skipTags: [] },
-    verify: false,
-    acceptNewHostKeys: false,
-    signal: new AbortController().signal,
-    openConnection: (spec) => {
-      const reply = (script: string) => {
-        const line = script.split('\n').find((l) => l.startsWith('exec '));
-        if (line) via.push(`${spec.name} ${spec.address}:${spec.port}: ${line.slice(5).replaceAll("'", '')}`);
-        return { code: 0, stdout: '' };
-      };
-      return Promise.resolve(new FakeConnection([{ match: () => true, reply }], spec.name));
+    reply: (script, spec) => {
+      const line = script.split('\n').find((l) => l.startsWith('exec '));
+      if (line) via.push(`${spec.name} ${spec.address}:${spec.port}: ${line.slice(5).replaceAll("'", '')}`);
+      return { code: 0, stdout: '' };
     },
   });
-  await engine.runPlaybook(playbook);
-  await engine.close();
+  const { events } = testEngine;
+  await testEngine.run(playbookFile);
   return { events, via };
 }
 
@@ -265,6 +246,30 @@ describe('the engine runs add_host and group_by', () => {
       'app2 app2: echo before',
       'app2 192.0.2.50: echo after',
     ]);
+  });
+
+  it("group_by: the host's next task in the same play reads the new group's group_vars", async () => {
+    // The host's inventory layers were read when the play started, before group_by changed the inventory: the
+    // next task's variables must read them again (Engine.refreshLayers, from varsFor).
+    const dir = inventoryDir();
+    writeFileSync(
+      join(dir, 'site.yaml'),
+      stringify([
+        {
+          hosts: 'web',
+          gather_facts: false,
+          tasks: [
+            { name: 'Group', group_by: { key: 'dyn' } },
+            { name: 'After', debug: { msg: '{{ from_dyn | default("unset") }}' } },
+          ],
+        },
+      ]),
+    );
+    // No reply: group_by and debug send nothing to the host.
+    const { events, run: runPlaybook } = makeTestEngine({ inventory: loadInventory(dir) });
+    await runPlaybook(join(dir, 'site.yaml'));
+    const after = results(events, 'After').map((e) => [e.host, e.status, (e.result as { msg?: unknown }).msg]);
+    expect(after).toEqual([['web1', 'ok', 'group_vars/dyn.yml']]);
   });
 
   it('a host for a connection cairn does not have loads, and fails where a task connects to it', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { pollUntil } from '../../runner/features/drills/poll.js';
+import { pollUntil } from '../../runner/core/util/poll.js';
 
 describe("pollUntil (the drills' one polling loop)", () => {
   it('asks until check returns a value, and returns it', async () => {

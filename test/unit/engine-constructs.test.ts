@@ -11,16 +11,14 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import '../../runner/core/modules/all.js';
-import { Engine } from '../../runner/core/engine/engine.js';
-import { EventBus, type RunEvent } from '../../runner/core/engine/events.js';
+import type { RunEvent } from '../../runner/core/engine/events.js';
 import { sequenceItems } from '../../runner/core/engine/loops.js';
 import { loadInventory } from '../../runner/core/inventory/index.js';
 import { PlaybookLoader } from '../../runner/core/playbook/load.js';
-import { createTemplater } from '../../runner/core/template/index.js';
 import { CairnError, ExitCode } from '../../runner/core/util/errors.js';
 import { RecapCollector } from '../../runner/app/report/index.js';
 import { runExitCode } from '../../runner/app/session.js';
-import { FakeConnection } from '../helpers/fake-connection.js';
+import { commandWords, makeTestEngine } from '../helpers/fake-connection.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cairn-constructs-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -31,12 +29,6 @@ interface Result {
   events: RunEvent[];
   ran: Map<string, string[]>;
   stats: ReturnType<RecapCollector['stats']>;
-}
-
-function commandWords(script: string): string | undefined {
-  const line = script.split('\n').find((l) => l.startsWith('exec '));
-  if (!line) return undefined;
-  return [...line.slice(5).matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g)].map((m) => m[1] ?? m[2]).join(' ');
 }
 
 /** A case folder: the playbook (plays get hosts: app, gather_facts: false) and any extra files. */
@@ -66,37 +58,22 @@ async function run(
     stringify({ all: { children: { app: { hosts: Object.fromEntries(hosts.map((h) => [h, {}])) } } } }),
   );
   const inventory = loadInventory(join(dir, 'hosts.yaml'));
-  const playbook = new PlaybookLoader({ rolesPath: [] }).loadPlaybook(join(dir, 'site.yaml'));
-  const bus = new EventBus();
-  const events: RunEvent[] = [];
-  bus.subscribe((e) => events.push(e));
-  const recap = new RecapCollector(bus);
   const ran = new Map<string, string[]>();
-  const engine = new Engine({
+  const testEngine = makeTestEngine({
     inventory,
-    bus,
-    templater: createTemplater({ partialsDirs: [] }),
     check: opts.check ?? false,
-    diff: false,
-    forks: 5,
-    extraVars: {},
     tags: { tags: opts.tags ?? [], skipTags: [] },
-    verify: false,
-    acceptNewHostKeys: false,
-    signal: new AbortController().signal,
     startAtTask: opts.startAtTask,
-    openConnection: (spec) => {
-      const reply = (script: string) => {
-        const words = commandWords(script);
-        if (words === undefined) return { code: 0 };
-        ran.set(spec.name, [...(ran.get(spec.name) ?? []), words]);
-        return { code: words.split(' ').includes('fail') ? 1 : 0, stdout: `${words}\n` };
-      };
-      return Promise.resolve(new FakeConnection([{ match: () => true, reply }], spec.name));
+    reply: (script, spec) => {
+      const words = commandWords(script);
+      if (words === undefined) return { code: 0 };
+      ran.set(spec.name, [...(ran.get(spec.name) ?? []), words]);
+      return { code: words.split(' ').includes('fail') ? 1 : 0, stdout: `${words}\n` };
     },
   });
-  const outcome = await engine.runPlaybook(playbook);
-  await engine.close();
+  const { bus, events } = testEngine;
+  const recap = new RecapCollector(bus);
+  const outcome = await testEngine.run(join(dir, 'site.yaml'));
   const code = runExitCode(recap, outcome, { check: false, detailedExitcode: false });
   return { code, events, ran, stats: recap.stats() };
 }

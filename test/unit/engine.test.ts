@@ -11,16 +11,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import '../../runner/core/modules/all.js';
-import { Engine } from '../../runner/core/engine/engine.js';
-import { EventBus, type RunEvent } from '../../runner/core/engine/events.js';
+import type { RunEvent } from '../../runner/core/engine/events.js';
 import { loadInventory } from '../../runner/core/inventory/index.js';
-import { PlaybookLoader } from '../../runner/core/playbook/load.js';
-import { createTemplater } from '../../runner/core/template/index.js';
-import { UnreachableError } from '../../runner/core/transport/types.js';
 import { ExitCode } from '../../runner/core/util/errors.js';
 import { RecapCollector, RunJournal, SecretMasker, hostsToRerun, latestRun } from '../../runner/app/report/index.js';
 import { runExitCode } from '../../runner/app/session.js';
-import { FakeConnection } from '../helpers/fake-connection.js';
+import { commandWords, makeTestEngine } from '../helpers/fake-connection.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cairn-engine-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -51,13 +47,6 @@ interface RunResult {
   via: string[];
 }
 
-/** The words of an `exec 'a' 'b'` line of a command script. */
-function commandWords(script: string): string | undefined {
-  const line = script.split('\n').find((l) => l.startsWith('exec '));
-  if (!line) return undefined;
-  return [...line.slice(5).matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g)].map((m) => m[1] ?? m[2]).join(' ');
-}
-
 async function run(plays: unknown[], opts: RunOptions = {}): Promise<RunResult> {
   const dir = join(root, `case${++counter}`);
   mkdirSync(dir);
@@ -73,10 +62,27 @@ async function run(plays: unknown[], opts: RunOptions = {}): Promise<RunResult> 
   writeFileSync(playbookFile, stringify(plays.map((p) => ({ hosts: 'app', gather_facts: false, ...(p as object) }))));
   const inventory = loadInventory(inventoryFile);
   opts.onInventory?.(inventory);
-  const playbook = new PlaybookLoader({ rolesPath: [] }).loadPlaybook(playbookFile);
-  const bus = new EventBus();
-  const events: RunEvent[] = [];
-  bus.subscribe((e) => events.push(e));
+  const ran = new Map<string, string[]>();
+  const order: string[] = [];
+  const scripts = new Map<string, string[]>();
+  const via: string[] = [];
+  const testEngine = makeTestEngine({
+    inventory,
+    forks: opts.forks ?? 5,
+    extraVars: opts.extraVars ?? {},
+    onlyHosts: opts.onlyHosts,
+    unreachable: opts.unreachable,
+    reply: (script, spec) => {
+      scripts.set(spec.name, [...(scripts.get(spec.name) ?? []), script]);
+      const words = commandWords(script);
+      if (words === undefined) return { code: 0 };
+      ran.set(spec.name, [...(ran.get(spec.name) ?? []), words]);
+      order.push(`${spec.name}: ${words}`);
+      via.push(`${spec.name} ${spec.user}@${spec.address}:${spec.port}: ${words}`);
+      return { code: words.split(' ').includes('fail') ? 1 : 0, stdout: `${words}\n` };
+    },
+  });
+  const { bus, events, opened } = testEngine;
   const recap = new RecapCollector(bus);
   let journal: RunJournal | undefined;
   if (opts.journalDir) {
@@ -84,42 +90,7 @@ async function run(plays: unknown[], opts: RunOptions = {}): Promise<RunResult> 
     journal.open(opts.journalDir);
     journal.attach(bus);
   }
-  const ran = new Map<string, string[]>();
-  const order: string[] = [];
-  const opened: string[] = [];
-  const scripts = new Map<string, string[]>();
-  const via: string[] = [];
-  const engine = new Engine({
-    inventory,
-    bus,
-    templater: createTemplater({ partialsDirs: [] }),
-    check: false,
-    diff: false,
-    forks: opts.forks ?? 5,
-    extraVars: opts.extraVars ?? {},
-    onlyHosts: opts.onlyHosts,
-    tags: { tags: [], skipTags: [] },
-    verify: false,
-    acceptNewHostKeys: false,
-    signal: new AbortController().signal,
-    openConnection: (spec) => {
-      opened.push(spec.name);
-      if (opts.unreachable?.includes(spec.name))
-        return Promise.reject(new UnreachableError(spec.name, `${spec.name}: connection refused`));
-      const reply = (script: string) => {
-        scripts.set(spec.name, [...(scripts.get(spec.name) ?? []), script]);
-        const words = commandWords(script);
-        if (words === undefined) return { code: 0 };
-        ran.set(spec.name, [...(ran.get(spec.name) ?? []), words]);
-        order.push(`${spec.name}: ${words}`);
-        via.push(`${spec.name} ${spec.user}@${spec.address}:${spec.port}: ${words}`);
-        return { code: words.split(' ').includes('fail') ? 1 : 0, stdout: `${words}\n` };
-      };
-      return Promise.resolve(new FakeConnection([{ match: () => true, reply }], spec.name));
-    },
-  });
-  const outcome = await engine.runPlaybook(playbook);
-  await engine.close();
+  const outcome = await testEngine.run(playbookFile);
   bus.emit({ type: 'recap', time: new Date().toISOString(), stats: recap.stats() });
   journal?.close();
   const code = runExitCode(recap, outcome, { check: false, detailedExitcode: false });

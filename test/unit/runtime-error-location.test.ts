@@ -9,12 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import '../../runner/core/modules/all.js';
-import { Engine } from '../../runner/core/engine/engine.js';
-import { EventBus, type RunEvent } from '../../runner/core/engine/events.js';
 import { loadInventory } from '../../runner/core/inventory/index.js';
-import { PlaybookLoader } from '../../runner/core/playbook/load.js';
-import { createTemplater } from '../../runner/core/template/index.js';
-import { FakeConnection } from '../helpers/fake-connection.js';
+import { makeTestEngine } from '../helpers/fake-connection.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cairn-errloc-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -42,27 +38,9 @@ async function failureOf(playbook: string, files: Record<string, string> = {}): 
   }
   writeFileSync(join(dir, 'site.yaml'), playbook);
   const inventory = loadInventory(join(dir, 'hosts.yaml'));
-  const loaded = new PlaybookLoader({ rolesPath: [] }).loadPlaybook(join(dir, 'site.yaml'));
-  const bus = new EventBus();
-  const events: RunEvent[] = [];
-  bus.subscribe((e) => events.push(e));
-  const engine = new Engine({
-    inventory,
-    bus,
-    templater: createTemplater({ partialsDirs: [] }),
-    check: true,
-    diff: false,
-    forks: 1,
-    extraVars: {},
-    tags: { tags: [], skipTags: [] },
-    verify: false,
-    acceptNewHostKeys: false,
-    signal: new AbortController().signal,
-    // Nothing may reach the host: a script would be an unexpected round trip (FakeConnection refuses it).
-    openConnection: (spec) => Promise.resolve(new FakeConnection([], spec.name)),
-  });
-  await engine.runPlaybook(loaded);
-  await engine.close();
+  // No reply: nothing may reach the host, a script would be an unexpected round trip (FakeConnection refuses it).
+  const { events, run } = makeTestEngine({ inventory, check: true, forks: 1 });
+  await run(join(dir, 'site.yaml'));
   const failed = events.find((e) => e.type === 'task_result' && e.status === 'failed') as { msg?: string } | undefined;
   expect(failed, 'a task failed').toBeDefined();
   return { msg: failed!.msg ?? '', dir };

@@ -53,7 +53,7 @@ export function attachCompactReporter(bus: EventBus, opts: CompactReporterOption
   const reporter = new CompactReporter(opts);
   const unsubscribe = bus.subscribe((event) => reporter.handle(event));
   // A run left at once (process.exit on a second signal) still prints what was held back.
-  const flushAtExit = (): void => reporter.flushNow();
+  const flushAtExit = (): void => reporter.flush();
   process.once('exit', flushAtExit);
   return () => {
     unsubscribe();
@@ -200,11 +200,7 @@ export class CompactReporter {
   }
 
   /** Writes what is held back now. */
-  flushNow(): void {
-    this.flush();
-  }
-
-  private flush(): void {
+  flush(): void {
     if (this.flushSoon) clearImmediate(this.flushSoon);
     this.flushSoon = undefined;
     if (this.pending.length === 0) return;

@@ -388,12 +388,21 @@ export class Engine {
       state = new HostState(name, inventoryLayers(inv, name), inv.revision);
       this.hosts.set(name, state);
       this.ansibleVarWarnings.check(mergeLayers(state.inventoryLayers), `host ${name}`);
-    } else if (state.layersRevision !== inv.revision) {
-      // add_host or group_by changed the inventory: new groups bring their variables, `groups` changed.
-      state.inventoryLayers = inventoryLayers(inv, name);
-      state.layersRevision = inv.revision;
+    } else {
+      this.refreshLayers(state);
     }
     return state;
+  }
+
+  /**
+   * Read a host's inventory layers again if add_host or group_by changed the inventory since they were read:
+   * new groups bring their variables, and `groups` changed.
+   */
+  private refreshLayers(state: HostState): void {
+    const inv = this.opts.inventory;
+    if (state.layersRevision === inv.revision) return;
+    state.inventoryLayers = inventoryLayers(inv, state.name);
+    state.layersRevision = inv.revision;
   }
 
   private specFor(name: string): ConnectionSpec {
@@ -544,7 +553,7 @@ export class Engine {
 
   /** The variables a task sees, layered as documented in docs/variables.md and rendered lazily. */
   private varsFor(host: HostState, ctx: PlayContext, task: Task, extra?: Vars): Vars {
-    this.host(host.name); // its inventory layers read again if add_host or group_by changed the inventory
+    this.refreshLayers(host);
     const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
     const layers = hostLayers({
       inventory: this.opts.inventory,

@@ -17,7 +17,7 @@ import {
   parseJsonOutput,
 } from '../../core/modules/ceph/health.js';
 import { activeCleanPgs, degradedPgs, parseStatusJson, type CephStatus } from '../../core/modules/ceph/status.js';
-import { pollUntil } from './poll.js';
+import { pollUntil } from '../../core/util/poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
 import { hostValue } from './settings.js';

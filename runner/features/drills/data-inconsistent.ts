@@ -16,7 +16,7 @@ import { argv, quote } from '../../core/transport/quote.js';
 import { cephNodes, cephStatus, isCleanOk, positiveNumber, runOn, seconds } from './ceph.js';
 import { hostValue } from './settings.js';
 import { monitoringOf, runAlertDrill } from './monitoring.js';
-import { pollUntil } from './poll.js';
+import { pollUntil } from '../../core/util/poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext } from './types.js';
 import { isPlainObject } from '../../core/util/vars.js';

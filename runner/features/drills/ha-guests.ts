@@ -15,7 +15,7 @@
  */
 import { inputError } from '../../core/util/errors.js';
 import { argv, quote } from '../../core/transport/quote.js';
-import { pollUntil } from './poll.js';
+import { pollUntil } from '../../core/util/poll.js';
 import { registerDrill } from './registry.js';
 import { tickerTicks } from './tiny-guest.js';
 import type { DrillContext, DrillOutcome } from './types.js';

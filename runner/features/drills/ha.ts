@@ -18,7 +18,7 @@
 import { inputError } from '../../core/util/errors.js';
 import { argv, quote } from '../../core/transport/quote.js';
 import { ProbeLoop, type ProbeReport, type ProbeSample } from './probe.js';
-import { pollUntil } from './poll.js';
+import { pollUntil } from '../../core/util/poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome, SettingsContext } from './types.js';
 import { sleep } from '../../core/util/sleep.js';

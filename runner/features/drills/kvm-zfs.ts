@@ -15,7 +15,7 @@ import { argv, quote } from '../../core/transport/quote.js';
 import { bootSector, cloneDomainXml, tinyGuestXml } from './tiny-guest.js';
 import { assessPool } from '../../core/modules/zfs/health.js';
 import { leafVdevs, parseZpoolStatus, type PoolStatus } from '../../core/modules/zfs/zpool-status.js';
-import { pollUntil } from './poll.js';
+import { pollUntil } from '../../core/util/poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
 import { verdict } from './verdict.js';

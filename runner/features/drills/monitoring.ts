@@ -17,7 +17,7 @@
 import { CairnError, inputError } from '../../core/util/errors.js';
 import { argv, quote } from '../../core/transport/quote.js';
 import { isPlainObject, type Vars } from '../../core/util/vars.js';
-import { pollUntil } from './poll.js';
+import { pollUntil } from '../../core/util/poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
 import { hostSettings as roleSettings } from './settings.js';

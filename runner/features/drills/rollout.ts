@@ -11,7 +11,7 @@
 import { inputError } from '../../core/util/errors.js';
 import { quote } from '../../core/transport/quote.js';
 import { ProbeLoop, summarise, type ProbeSample } from './probe.js';
-import { pollUntil } from './poll.js';
+import { pollUntil } from '../../core/util/poll.js';
 import { registerDrill } from './registry.js';
 import type { DrillContext, DrillOutcome } from './types.js';
 

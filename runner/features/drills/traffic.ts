@@ -27,7 +27,7 @@ import {
   type ServerStat,
 } from './haproxy-api.js';
 import { groupHosts } from './ha.js';
-import { pollUntil } from './poll.js';
+import { pollUntil } from '../../core/util/poll.js';
 import { ProbeLoop, summarise, type ProbeSample } from './probe.js';
 import { hostSettings } from './settings.js';
 

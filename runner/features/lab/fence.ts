@@ -33,6 +33,7 @@ import {
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pollUntil } from '../../core/util/poll.js';
 import { isAlive, processInfo, type ProcessRef } from './proc.js';
 import { LAB_DIR, LOG_DIR } from './paths.js';
 
@@ -249,14 +250,22 @@ export async function ensureFenceServer(): Promise<number> {
   });
   closeSync(out);
   let exited: string | undefined;
-  child.once('exit', (code, signal) => (exited = signal ?? `exit ${code}`));
+  // A server that exited will never listen: its exit ends the wait.
+  const gone = new AbortController();
+  child.once('exit', (code, signal) => {
+    exited = signal ?? `exit ${code}`;
+    gone.abort();
+  });
   child.unref();
-  const deadline = Date.now() + FENCE_START_MS;
-  while (Date.now() < deadline && exited === undefined) {
-    const server = recordedServer();
-    if (server && server.pid === child.pid) return server.pid;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const listening = await pollUntil(
+    async () => {
+      if (exited !== undefined) return undefined;
+      const server = recordedServer();
+      return server && server.pid === child.pid ? server.pid : undefined;
+    },
+    { timeoutMs: FENCE_START_MS, everyMs: 200, signal: gone.signal },
+  );
+  if (listening) return listening.value;
   const tail = readFileSync(outPath, 'utf8').trim().split('\n').slice(-5).join('\n');
   if (exited === undefined && child.pid) process.kill(child.pid, 'SIGTERM');
   throw new Error(

@@ -1,10 +1,11 @@
 /**
- * The one polling loop every drill waits with: ask `check` until it returns a value, every `everyMs`, for at
- * most `timeoutMs` (counted from `since`, by default the call) or until Ctrl-C. `check` is asked at least
- * once, and the last pause is cut short so that the last look happens at the deadline, never past it.
- * Returns the value and the milliseconds from `since` to when it was seen, or undefined on timeout or abort.
+ * The one polling loop: every drill waits with it, and so does the lab for its fence endpoint. Ask `check`
+ * until it returns a value, every `everyMs`, for at most `timeoutMs` (counted from `since`, by default the
+ * call) or until Ctrl-C. `check` is asked at least once, and the last pause is cut short so that the last look
+ * happens at the deadline, never past it. Returns the value and the milliseconds from `since` to when it was
+ * seen, or undefined on timeout or abort.
  */
-import { sleep } from '../../core/util/sleep.js';
+import { sleep } from './sleep.js';
 
 export interface PollOptions {
   timeoutMs: number;
