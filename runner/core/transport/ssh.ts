@@ -186,6 +186,7 @@ function openTcpSocket(hop: Hop, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = netConnect({ host: hop.address, port: hop.port });
     socket.setNoDelay(true);
+    coalesceWrites(socket);
     const timer = deadline(timeoutMs, () => {
       socket.destroy();
       reject(new ConnectFailure(`timed out after ${timeoutMs} ms opening a TCP connection`));
@@ -202,6 +203,29 @@ function openTcpSocket(hop: Hop, timeoutMs: number): Promise<Socket> {
       resolve(socket);
     });
   });
+}
+
+/**
+ * ssh2 writes every SSH packet to the socket on its own, and with TCP_NODELAY each write is a system call and
+ * a TCP segment: socket writes were 43 % of the wall-clock samples of cairn at 1000 hosts (issue 17). Packets
+ * written in one turn of the event loop (an exec's request, input and EOF; the close of one channel and the
+ * open of the next) are sent together: the socket is corked at the first write of a turn and uncorked when
+ * that turn's callbacks are done (setImmediate runs after the poll phase, which does not block while an
+ * immediate is pending), so Node hands them to the kernel in one writev. Nothing waits longer than the turn.
+ */
+function coalesceWrites(socket: Socket): void {
+  const write = socket.write;
+  let flush: NodeJS.Immediate | undefined;
+  socket.write = function (this: Socket, ...args: unknown[]): boolean {
+    if (flush === undefined) {
+      this.cork();
+      flush = setImmediate(() => {
+        flush = undefined;
+        this.uncork();
+      });
+    }
+    return (write as (...a: unknown[]) => boolean).apply(this, args);
+  } as Socket['write'];
 }
 
 /** Asks the previous hop to open a TCP connection to the next one (what `ssh -J` does). */
