@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { CairnError, ExitCode } from './core/util/errors.js';
+import { limitHeapGrowth } from './core/util/heap.js';
 import { packageRoot } from './core/util/paths.js';
 
 type Register = (program: Command) => void;
@@ -108,6 +109,8 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
+// A run at hundreds of hosts otherwise lets V8 keep up to 4× its live heap in garbage (./core/util/heap.ts).
+limitHeapGrowth();
 const code = await main(process.argv);
 // Let stdout drain before exiting; reporters write synchronously but pipes may buffer.
 process.exitCode = code;

@@ -16,7 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer, type Server } from 'node:net';
+import { createServer, Socket, type Server } from 'node:net';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -371,6 +371,49 @@ describe('ssh transport against real sshd', () => {
       await connection.close();
     }
     expect(endsOfFinishedStreams).toBe(1);
+  });
+
+  it('sends the SSH packets of one event-loop turn in one socket write, not one write per packet', async () => {
+    // ssh2 calls socket.write once per packet; _write/_writev are the writes handed to the kernel.
+    const proto = Socket.prototype as unknown as Record<'write' | '_write' | '_writev', (...a: unknown[]) => unknown>;
+    const original = { write: proto.write, _write: proto._write, _writev: proto._writev };
+    let packets = 0;
+    let writes = 0;
+    proto.write = function (this: Socket, ...args: unknown[]) {
+      packets++;
+      return original.write.apply(this, args);
+    };
+    proto._write = function (this: Socket, ...args: unknown[]) {
+      writes++;
+      return original._write.apply(this, args);
+    };
+    proto._writev = function (this: Socket, ...args: unknown[]) {
+      writes++;
+      return original._writev.apply(this, args);
+    };
+    const counted = async (run: () => Promise<unknown>): Promise<{ packets: number; writes: number }> => {
+      packets = 0;
+      writes = 0;
+      await run();
+      return { packets, writes };
+    };
+    try {
+      const connection = await openSshConnection(lab.spec('h1'));
+      // One after another: the exec request alone, then its input and EOF together, then the channel's close
+      // and the next channel's open together.
+      const sequential = await counted(async () => {
+        for (let i = 0; i < 20; i++) expect((await connection.exec(`echo ${i}`)).stdout).toBe(`${i}\n`);
+      });
+      // At once: the opens of all channels in one write, and so on.
+      const concurrent = await counted(() => Promise.all(Array.from({ length: 20 }, () => connection.exec('true'))));
+      await connection.close();
+      expect(sequential.packets).toBeGreaterThanOrEqual(80);
+      expect(sequential.writes).toBeLessThanOrEqual(sequential.packets * 0.75);
+      expect(concurrent.packets).toBeGreaterThanOrEqual(80);
+      expect(concurrent.writes).toBeLessThanOrEqual(concurrent.packets * 0.5);
+    } finally {
+      Object.assign(proto, original);
+    }
   });
 
   it('a pool opens one connection per host for many execs and remembers an unreachable host', async () => {

@@ -161,6 +161,46 @@ describe('RecapCollector', () => {
     });
   });
 
+  it('holds at most one task slot per host, however many tasks ran (1000 hosts × 50 tasks)', () => {
+    const bus = new EventBus();
+    const c = new RecapCollector(bus);
+    const hosts = Array.from({ length: 1000 }, (_, i) => `h${i}`);
+    for (let t = 0; t < 50; t++) {
+      for (const host of hosts) {
+        // Task 10 is a loop with no summary (cut short), task 20 a loop with one; the rest plain.
+        if (t === 10 || t === 20) {
+          bus.emit(result(host, task(`t${t}`, t), 'ok', { item: 'a' }));
+          bus.emit(result(host, task(`t${t}`, t), 'changed', { item: 'b' }));
+          if (t === 20) bus.emit(result(host, task(`t${t}`, t), 'changed', { loopSummary: true }));
+        } else {
+          bus.emit(result(host, task(`t${t}`, t), t % 2 === 0 ? 'changed' : 'ok'));
+        }
+      }
+      expect(c.slotsHeld()).toBeLessThanOrEqual(hosts.length);
+    }
+    // Only an open loop is held, and only while it is the host's last task.
+    expect(c.slotsHeld()).toBe(0);
+    bus.emit(result('h1', task('last', 99), 'ok', { item: 'x' }));
+    expect(c.slotsHeld()).toBe(1);
+    const stats = c.stats();
+    expect(Object.keys(stats)).toHaveLength(1000);
+    // 25 even tasks changed (10 and 20 among them), the other 25 ok; h1 has one more, still open, loop.
+    expect(stats.h0).toEqual({ ok: 50, changed: 25, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 });
+    expect(stats.h1).toEqual({ ok: 51, changed: 25, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 });
+  });
+
+  it('remembers an interrupted task after the host went on, and an open loop interrupted', () => {
+    const c = collect([
+      result('a', task('x', 1), 'interrupted'),
+      result('a', task('y', 2), 'ok'),
+      result('b', task('x', 1), 'ok', { item: 1 }),
+      result('b', task('x', 1), 'interrupted', { item: 2 }),
+      result('c', task('x', 1), 'ok'),
+    ]);
+    expect(c.interruptedHosts()).toEqual(['a', 'b']);
+    expect(c.stats().a).toMatchObject({ ok: 1 });
+  });
+
   it('stops counting after detach', () => {
     const bus = new EventBus();
     const c = new RecapCollector(bus);

@@ -32,8 +32,6 @@ interface TaskSlot {
   status: TaskStatus;
   ignored: boolean;
   rescued?: boolean;
-  /** Built from loop items and still open to more items or to the loop's own summary result. */
-  openLoop: boolean;
 }
 
 export interface ExitCodeOptions {
@@ -52,8 +50,22 @@ const STATUS_RANK: Record<TaskStatus, number> = {
   skipped: 0,
 };
 
+/**
+ * One host's tally: the counts of its finished task slots, and the slot still open to more loop items (the
+ * only one a later event can change). Finished slots are counted and dropped, so the collector holds O(hosts),
+ * not a slot per task and host: at 1000 hosts × 50 tasks it used to keep 50,000 slots and their keys to the end
+ * of the run (docs/performance.md, "Branch sshperf").
+ */
+interface HostTally {
+  counted: HostStats;
+  /** A task slot is counted interrupted on this host (for `--rerun failed` after Ctrl-C). */
+  interrupted: boolean;
+  /** The last slot, while it is a loop's items that a further item or the loop's summary may still change. */
+  open?: TaskSlot;
+}
+
 export class RecapCollector {
-  private readonly slotsByHost = new Map<string, TaskSlot[]>();
+  private readonly tallies = new Map<string, HostTally>();
   /** Hosts reported unreachable or failed by host-level events (connection lost, any_errors_fatal...). */
   private readonly hostUnreachable = new Set<string>();
   private readonly hostFailed = new Set<string>();
@@ -74,17 +86,17 @@ export class RecapCollector {
         this.record(event);
         break;
       case 'host_unreachable':
-        this.hostsSlots(event.host);
+        this.tally(event.host);
         this.hostUnreachable.add(event.host);
         break;
       case 'host_failed':
-        this.hostsSlots(event.host);
+        this.tally(event.host);
         this.hostFailed.add(event.host);
         break;
       case 'verify_result':
         // A failed verification fails the run for that host even when no task result said so.
         if (!event.passed) {
-          this.hostsSlots(event.host);
+          this.tally(event.host);
           this.hostFailed.add(event.host);
         }
         break;
@@ -96,9 +108,9 @@ export class RecapCollector {
   /** Per-host counts, hosts in the order they were first seen. */
   stats(): Record<string, HostStats> {
     const result: Record<string, HostStats> = {};
-    for (const [host, slots] of this.slotsByHost) {
-      const stats = emptyStats();
-      for (const slot of slots) countSlot(stats, slot);
+    for (const [host, tally] of this.tallies) {
+      const stats = { ...tally.counted };
+      if (tally.open) countSlot(stats, tally.open);
       // A host that was lost outside any task (e.g. while connecting) still shows as unreachable once.
       if (stats.unreachable === 0 && this.hostUnreachable.has(host)) stats.unreachable = 1;
       result[host] = stats;
@@ -108,9 +120,16 @@ export class RecapCollector {
 
   /** Hosts that had an interrupted task (for `--rerun failed` after Ctrl-C). */
   interruptedHosts(): string[] {
-    return [...this.slotsByHost]
-      .filter(([, slots]) => slots.some((s) => s.status === 'interrupted'))
+    return [...this.tallies]
+      .filter(([, tally]) => tally.interrupted || tally.open?.status === 'interrupted')
       .map(([host]) => host);
+  }
+
+  /** Task slots held in memory (at most one per host): what the collector keeps is bounded by the hosts. */
+  slotsHeld(): number {
+    let held = 0;
+    for (const tally of this.tallies.values()) if (tally.open) held++;
+    return held;
   }
 
   exitCode(opts: ExitCodeOptions): ExitCodeValue {
@@ -122,38 +141,53 @@ export class RecapCollector {
     return ExitCode.ok;
   }
 
-  private hostsSlots(host: string): TaskSlot[] {
-    let slots = this.slotsByHost.get(host);
-    if (slots === undefined) {
-      slots = [];
-      this.slotsByHost.set(host, slots);
+  private tally(host: string): HostTally {
+    let tally = this.tallies.get(host);
+    if (tally === undefined) {
+      tally = { counted: emptyStats(), interrupted: false };
+      this.tallies.set(host, tally);
     }
-    return slots;
+    return tally;
   }
 
   private record(event: TaskResultEvent): void {
-    const slots = this.hostsSlots(event.host);
+    const tally = this.tally(event.host);
     // Verification tasks are reported in the VERIFY section, not counted as play tasks (as the engine does);
     // a failed verification still fails the host through its verify_result.
     if (event.verify) return;
     const key = taskKey(event);
-    const last = slots.at(-1);
+    const open = tally.open;
     const isItem = event.item !== undefined;
     const ignored = event.ignored === true;
-    if (last !== undefined && last.openLoop && last.key === key) {
+    if (open !== undefined && open.key === key) {
       if (isItem) {
-        last.status = foldLoopStatus(last.status, event.status);
-        last.ignored = last.ignored || ignored;
+        open.status = foldLoopStatus(open.status, event.status);
+        open.ignored = open.ignored || ignored;
       } else {
-        // The loop's own summary result, when the engine sends one, is authoritative.
-        last.status = event.status;
-        last.ignored = ignored;
-        last.rescued = event.rescued;
-        last.openLoop = false;
+        // The loop's own summary result, when the engine sends one, is authoritative: the slot is complete.
+        open.status = event.status;
+        open.ignored = ignored;
+        open.rescued = event.rescued;
+        this.close(tally);
       }
       return;
     }
-    slots.push({ key, status: event.status, ignored, rescued: event.rescued, openLoop: isItem });
+    // Another task: the open loop (if any) can no longer change.
+    this.close(tally);
+    const slot: TaskSlot = { key, status: event.status, ignored, rescued: event.rescued };
+    if (isItem) tally.open = slot;
+    else this.count(tally, slot);
+  }
+
+  private close(tally: HostTally): void {
+    if (tally.open === undefined) return;
+    this.count(tally, tally.open);
+    tally.open = undefined;
+  }
+
+  private count(tally: HostTally, slot: TaskSlot): void {
+    countSlot(tally.counted, slot);
+    if (slot.status === 'interrupted') tally.interrupted = true;
   }
 }
 

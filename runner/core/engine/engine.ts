@@ -584,8 +584,11 @@ export class Engine {
     );
   }
 
+  /** One `hostvars` view for the run: it reads the inventory and the hosts' state when read, so it is never stale. */
+  private hostvars?: Vars;
+
   private hostvarsView(): Vars {
-    return hostvarsView(this.opts.inventory, (host) => this.hosts.get(host));
+    return (this.hostvars ??= hostvarsView(this.opts.inventory, (host) => this.hosts.get(host)));
   }
 
   private executorFor(task: Task, ctx: PlayContext): Executor {
@@ -1629,11 +1632,22 @@ export class Engine {
    * A task's search path (util/search-path.ts): its role's folder, the folder of the file it is written in, the
    * playbook's folder; Ansible's `ansible_search_path`.
    */
+  /**
+   * A task's search path, worked out once per task and play (varsFor asks for it for every task on every host:
+   * at 1000 hosts its arrays were part of the per-task garbage, docs/performance.md "Branch sshperf"). Nobody
+   * changes a SearchPath, so one is shared.
+   */
+  private readonly searchPaths = new WeakMap<Task, { play: Play; playbookDir: string; path: SearchPath }>();
+
   private searchPathOf(task: Task, ctx: PlayContext): SearchPath {
+    const known = this.searchPaths.get(task);
+    if (known && known.play === ctx.play && known.playbookDir === ctx.playbookDir) return known.path;
     const role = task.roleRef ?? ctx.play.roles.find((r) => r.name === task.role);
     const taskDir = task.location.file ? dirname(task.location.file) : undefined;
     const stack = [...(role ? [role.dir] : []), ...(taskDir ? [taskDir] : []), ctx.playbookDir];
-    return { stack: stack.filter((d, i, all) => all.indexOf(d) === i), basedir: ctx.playbookDir, inRole: !!role };
+    const path = { stack: stack.filter((d, i, all) => all.indexOf(d) === i), basedir: ctx.playbookDir, inRole: !!role };
+    this.searchPaths.set(task, { play: ctx.play, playbookDir: ctx.playbookDir, path });
+    return path;
   }
 
   /** The loop variable, index_var and ansible_loop (loop_control.extended) of item `index`. */
