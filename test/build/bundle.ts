@@ -1,7 +1,10 @@
 /**
  * `node dist/test/build/bundle.js`: bundle the compiled CLI (dist/runner/cli.js, tsc's output) into
- * dist/bundle/ with esbuild, which bin/cairn.js runs when it is at least as new as dist/runner/cli.js. Run by
- * `npm run build`, prepare, prepack and npm test after tsc.
+ * dist/bundle/ with esbuild, then stamp dist/runner/cli.js with the bundle's entry (a last line
+ * `// cairn-bundle: ../bundle/cli-HASH.js`), which bin/cairn.js runs. tsc rewrites every file it emits, so a
+ * `tsc -p tsconfig.json` after this drops the stamp and bin/cairn.js runs tsc's fresh output, never a stale
+ * bundle; the stamp travels in the npm tarball with the file (modification times do not: npm's install
+ * writes each file at its own time). Run by `npm run build`, prepare, prepack and npm test after tsc.
  *
  * Why: a one-task play loaded ~430 files (our ~130 modules, yaml's 72, ajv's 63, handlebars' 33...), and
  * resolving, reading and compiling them one by one was most of its start-up CPU (issue 17 item 2; figures in
@@ -15,8 +18,8 @@
  * Code that finds files relative to itself (packageRoot(): roles/, templates/, package.json) climbs from the
  * chunk's own URL, dist/bundle/, to the package root as it does from dist/runner/.
  */
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { build } from 'esbuild';
 import { packageRoot } from '../../runner/core/util/paths.js';
 
@@ -25,9 +28,17 @@ const outdir = join(root, 'dist', 'bundle');
 // Chunk names carry a content hash: last build's chunks would stay beside this one's.
 rmSync(outdir, { recursive: true, force: true });
 
+const compiledCli = join(root, 'dist', 'runner', 'cli.js');
+/** The stamp line, as bin/cairn.js reads it: `// cairn-bundle: PATH` (PATH relative to dist/runner/). */
+const STAMP = /^\/\/ cairn-bundle: .*\n?/gm;
+// A stamp left by the last bundle goes first: until this build is done, bin/cairn.js runs tsc's output.
+writeFileSync(compiledCli, readFileSync(compiledCli, 'utf8').replace(STAMP, ''));
+
 const result = await build({
   absWorkingDir: root,
-  entryPoints: [join(root, 'dist', 'runner', 'cli.js')],
+  entryPoints: [compiledCli],
+  // The entry's name carries its content hash, so the stamp names exactly this build's entry.
+  entryNames: '[name]-[hash]',
   outdir,
   bundle: true,
   splitting: true,
@@ -46,5 +57,11 @@ const result = await build({
   logLevel: 'warning',
 });
 writeFileSync(join(outdir, 'meta.json'), JSON.stringify(result.metafile));
+const entryPoint = relative(root, compiledCli);
+const entry = Object.entries(result.metafile.outputs).find(([, out]) => out.entryPoint === entryPoint)?.[0];
+if (entry === undefined) throw new Error('esbuild wrote no entry chunk');
+const fromCompiled = relative(dirname(compiledCli), join(root, entry));
+const source = readFileSync(compiledCli, 'utf8');
+writeFileSync(compiledCli, `${source}${source.endsWith('\n') ? '' : '\n'}// cairn-bundle: ${fromCompiled}\n`);
 const chunks = Object.keys(result.metafile.outputs).length;
-console.log(`dist/bundle: ${chunks} files from ${Object.keys(result.metafile.inputs).length} modules`);
+console.log(`${entry}: ${chunks} files from ${Object.keys(result.metafile.inputs).length} modules`);

@@ -1,11 +1,12 @@
 /**
- * bin/cairn.js runs the esbuild bundle (dist/bundle/cli.js) only when it is at least as new as tsc's output
- * (dist/runner/cli.js): a developer's `tsc -p tsconfig.json` after the last bundle must run the code just
- * compiled, never a stale bundle. The real bin/cairn.js is copied into a package tree of its own whose two
- * CLIs only say which one ran, with their modification times set by the test.
+ * bin/cairn.js runs the esbuild bundle only when tsc's output (dist/runner/cli.js) carries the stamp the
+ * bundle step left (`// cairn-bundle: ../bundle/cli-HASH.js`) and that file exists: a developer's
+ * `tsc -p tsconfig.json` after the last bundle rewrites cli.js without it, and must run the code just
+ * compiled, never a stale bundle. The real bin/cairn.js is copied into a package tree of its own whose CLIs
+ * only say which one ran.
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -20,12 +21,11 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Writes dist/<which>/cli.js printing its name, modified at `at` (seconds since the epoch). */
-function cli(which: 'runner' | 'bundle', at: number): void {
-  mkdirSync(join(dir, 'dist', which), { recursive: true });
-  const path = join(dir, 'dist', which, 'cli.js');
-  writeFileSync(path, `process.stdout.write(${JSON.stringify(which)});\n`);
-  utimesSync(path, at, at);
+/** Writes dist/<path> printing `says`, followed by `tail`. */
+function cli(path: string, says: string, tail = ''): void {
+  const file = join(dir, 'dist', path);
+  mkdirSync(join(file, '..'), { recursive: true });
+  writeFileSync(file, `process.stdout.write(${JSON.stringify(says)});\n//# sourceMappingURL=cli.js.map\n${tail}`);
 }
 
 function run(): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -37,30 +37,25 @@ function run(): Promise<{ code: number; stdout: string; stderr: string }> {
 }
 
 describe('bin/cairn.js picks the CLI it runs', () => {
-  it('runs the bundle when it is newer than tsc’s output', async () => {
-    cli('runner', 1_000_000);
-    cli('bundle', 1_000_010);
+  it('runs the bundle entry that tsc’s output is stamped with', async () => {
+    cli('bundle/cli-OLD.js', 'old bundle');
+    cli('bundle/cli-NEW.js', 'bundle');
+    cli('runner/cli.js', 'tsc', '// cairn-bundle: ../bundle/cli-NEW.js\n');
     expect((await run()).stdout).toBe('bundle');
   });
 
-  it('runs the bundle when both have the same time (npm pack gives every file one)', async () => {
-    cli('runner', 499_162_500);
-    cli('bundle', 499_162_500);
-    expect((await run()).stdout).toBe('bundle');
+  it('runs tsc’s output when tsc rewrote it after the bundle was built (no stamp)', async () => {
+    cli('bundle/cli-NEW.js', 'bundle');
+    cli('runner/cli.js', 'tsc');
+    expect((await run()).stdout).toBe('tsc');
   });
 
-  it('runs tsc’s output when tsc ran after the bundle was built', async () => {
-    cli('bundle', 1_000_000);
-    cli('runner', 1_000_010);
-    expect((await run()).stdout).toBe('runner');
+  it('runs tsc’s output when the stamped bundle is gone', async () => {
+    cli('runner/cli.js', 'tsc', '// cairn-bundle: ../bundle/cli-GONE.js\n');
+    expect((await run()).stdout).toBe('tsc');
   });
 
-  it('runs tsc’s output when there is no bundle', async () => {
-    cli('runner', 1_000_000);
-    expect((await run()).stdout).toBe('runner');
-  });
-
-  it('says how to build when neither is there', async () => {
+  it('says how to build when nothing is built', async () => {
     const result = await run();
     expect(result.code).toBe(5);
     expect(result.stderr).toContain('cairn is not built yet');
