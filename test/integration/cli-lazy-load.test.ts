@@ -190,6 +190,42 @@ describe.each([
     expect(run.files.filter((f) => f.includes('/node_modules/ssh2/'))).toEqual([]);
   });
 
+  it("a play runs cairn's schemas as build-time code: ajv's compiler loads only for a site role's own schema", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-lazy-ajv-'));
+    try {
+      writeFileSync(join(dir, 'hosts.yaml'), 'all:\n  hosts:\n    h1: {}\n');
+      writeFileSync(join(dir, 'one.yaml'), '- hosts: all\n  gather_facts: false\n  tasks:\n    - command: /bin/true\n');
+      writeFileSync(join(dir, 'site.yaml'), '- hosts: all\n  gather_facts: false\n  roles: [own]\n');
+      mkdirSync(join(dir, 'roles', 'own'), { recursive: true });
+      writeFileSync(join(dir, 'roles', 'own', 'tasks.yaml'), '- command: /bin/true\n');
+      // Not one of cairn's schemas, so not compiled at build time; and not a valid schema, which only ajv says.
+      writeFileSync(join(dir, 'roles', 'own', 'schema.json'), '{"type": "nope"}\n');
+      const compiler = '/node_modules/ajv/dist/core.js';
+      const plain = await tracedCairn(cli, [
+        'play',
+        join(dir, 'one.yaml'),
+        '-i',
+        join(dir, 'hosts.yaml'),
+        '--syntax-check',
+      ]);
+      expect(plain.stderr).toBe('');
+      expect(plain.code).toBe(0);
+      expect(plain.files.filter((f) => f.includes(compiler))).toEqual([]);
+      const own = await tracedCairn(cli, [
+        'play',
+        join(dir, 'site.yaml'),
+        '-i',
+        join(dir, 'hosts.yaml'),
+        '--syntax-check',
+      ]);
+      expect(own.code).toBe(5);
+      expect(own.stderr).toContain('schema.json:1:10: role schema is not a valid JSON Schema: "type" must be one of');
+      expect(own.files.some((f) => f.includes(compiler))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('`cairn --version` loads no command at all', async () => {
     const run = await tracedCairn(cli, ['--version']);
     expect(run.code).toBe(0);
