@@ -226,6 +226,28 @@ describe.each([
     }
   });
 
+  it('re2js loads only when a pattern is compiled (a regex filter), and then works', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-lazy-re2-'));
+    try {
+      writeFileSync(join(dir, 'hosts.yaml'), 'all:\n  hosts:\n    localhost: {ansible_connection: local}\n');
+      const play = (msg: string): string =>
+        `- hosts: all\n  gather_facts: false\n  tasks:\n    - debug:\n        msg: "${msg}"\n`;
+      writeFileSync(join(dir, 'plain.yaml'), play("{{ 'abc' | upper }}"));
+      writeFileSync(join(dir, 'regex.yaml'), play("{{ 'abc' | regex_replace('b', 'X') }}"));
+      const env = ['-i', join(dir, 'hosts.yaml'), '--no-journal'];
+      const plain = await tracedCairn(cli, ['play', join(dir, 'plain.yaml'), ...env]);
+      expect(plain.code, plain.stderr).toBe(0);
+      expect(plain.stdout).toContain('msg: ABC');
+      expect(plain.files.filter((f) => f.includes('/node_modules/re2js/'))).toEqual([]);
+      const regex = await tracedCairn(cli, ['play', join(dir, 'regex.yaml'), ...env]);
+      expect(regex.code, regex.stderr).toBe(0);
+      expect(regex.stdout).toContain('msg: aXc');
+      expect(regex.files.some((f) => f.includes('/node_modules/re2js/'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('`cairn --version` loads no command at all', async () => {
     const run = await tracedCairn(cli, ['--version']);
     expect(run.code).toBe(0);
