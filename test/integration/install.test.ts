@@ -91,7 +91,10 @@ describe('npm pack + npm install -g: a cairn for the jump host', { timeout: 300_
   it('runs the esbuild bundle (dist/runner/cli.js carries its stamp), which finds package.json', () => {
     const pkg = join(prefix, 'lib', 'node_modules', 'cairn');
     const bundled = bundledCliOf(pkg);
-    expect(bundled, 'the installed dist/runner/cli.js names no bundle entry that exists').toBeDefined();
+    expect(
+      bundled,
+      'the installed dist/runner/cli.js names no bundle entry that exists (was `node dist/test/build/bundle.js` run after tsc?)',
+    ).toBeDefined();
     const trace = join(work, 'trace.txt');
     const hook = join(repoRoot, 'test', 'helpers', 'module-trace.mjs');
     const v = run(process.execPath, ['--import', hook, join(pkg, 'bin', 'cairn.js'), '--version'], work, {
