@@ -7,8 +7,8 @@
  * writes each file at its own time). Run by `npm run build`, prepare, prepack and npm test after tsc.
  *
  * Why: a one-task play loaded ~430 files (our ~130 modules, yaml's 72, ajv's 63, handlebars' 33...), and
- * resolving, reading and compiling them one by one was the largest part of its start-up CPU (issue 17 item 2; figures in
- * docs/performance.md). esbuild is a well-kept bundler with no runtime dependency of its own for us; its ESM
+ * resolving, reading and compiling them one by one was the largest part of its start-up CPU (issue 17 item 2;
+ * figures in docs/performance.md). esbuild is a well-kept bundler with no runtime dependency of its own for us; its ESM
  * output with code splitting keeps every `await import()` of runner/cli.ts (one per command) and of the lazy
  * modules a separate chunk, so `cairn inventory --list` still loads no engine, ssh2 or Handlebars
  * (test/integration/cli-lazy-load.test.ts reads dist/bundle/meta.json to see which modules a chunk holds).
