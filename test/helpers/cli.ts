@@ -1,12 +1,24 @@
 /** Runs the built cairn CLI (dist/) as a user would, and parses --json output. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { RunEvent } from '../../runner/core/engine/events.js';
 import { packageRoot } from '../../runner/core/util/paths.js';
 
 // packageRoot() finds the repository from source (vitest) and from dist/ (npm run bench) alike.
 export const repoRoot = packageRoot();
 export const cairnBin = join(repoRoot, 'bin', 'cairn.js');
+
+/**
+ * The esbuild bundle's entry that bin/cairn.js runs under `root` (a repository or an installed package): the
+ * stamp test/build/bundle.ts leaves as the last line of dist/runner/cli.js, if it is there and names a file.
+ */
+export function bundledCliOf(root: string = repoRoot): string | undefined {
+  const compiled = join(root, 'dist', 'runner', 'cli.js');
+  const stamp = /^\/\/ cairn-bundle: (\S+)$/m.exec(readFileSync(compiled, 'utf8'));
+  const entry = stamp ? join(dirname(compiled), stamp[1] as string) : undefined;
+  return entry !== undefined && existsSync(entry) ? entry : undefined;
+}
 
 export interface CliResult {
   code: number;

@@ -1,7 +1,8 @@
 /**
  * The installable CLI: `npm pack` of this repository, installed with `npm install -g --prefix TMP` as on a
  * jump host, gives a `cairn` that runs with no build step at install time (dist/ is in the tarball), knows
- * its version, carries its roles, templates, plays and docs, and makes and checks a site from another folder.
+ * its version, carries its roles, templates, plays and docs, and makes and checks a site from another folder;
+ * it runs the bundled CLI (dist/bundle/, test/build/bundle.ts), whose chunks find the package's files too.
  * npm installs the runtime dependencies from its cache when it has them (--prefer-offline), else from the
  * registry.
  */
@@ -10,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../helpers/cli.js';
+import { bundledCliOf, repoRoot } from '../helpers/cli.js';
 
 const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -69,7 +70,14 @@ describe('npm pack + npm install -g: a cairn for the jump host', { timeout: 300_
     ]) {
       expect(existsSync(join(pkg, f)), f).toBe(true);
     }
-    for (const f of ['runner', 'test', 'dist/test', 'tsconfig.json', 'inventories/lab/generated'])
+    for (const f of [
+      'runner',
+      'test',
+      'dist/test',
+      'dist/bundle/meta.json',
+      'tsconfig.json',
+      'inventories/lab/generated',
+    ])
       expect(existsSync(join(pkg, f)), f).toBe(false);
     expect(readdirSync(join(pkg, 'roles')).sort()).toEqual(readdirSync(join(repoRoot, 'roles')).sort());
   });
@@ -78,6 +86,25 @@ describe('npm pack + npm install -g: a cairn for the jump host', { timeout: 300_
     const v = run(cairn, ['--version'], work);
     expect(v.code, v.stderr).toBe(0);
     expect(v.stdout.trim()).toBe(version);
+  });
+
+  it('runs the esbuild bundle (dist/runner/cli.js carries its stamp), which finds package.json', () => {
+    const pkg = join(prefix, 'lib', 'node_modules', 'cairn');
+    const bundled = bundledCliOf(pkg);
+    expect(
+      bundled,
+      'the installed dist/runner/cli.js names no bundle entry that exists (was `node dist/test/build/bundle.js` run after tsc?)',
+    ).toBeDefined();
+    const trace = join(work, 'trace.txt');
+    const hook = join(repoRoot, 'test', 'helpers', 'module-trace.mjs');
+    const v = run(process.execPath, ['--import', hook, join(pkg, 'bin', 'cairn.js'), '--version'], work, {
+      CAIRN_MODULE_TRACE: trace,
+    });
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.stdout.trim()).toBe(version);
+    const loaded = readFileSync(trace, 'utf8');
+    expect(loaded).toContain(`file://${bundled}`);
+    expect(loaded).not.toContain('/dist/runner/');
   });
 
   it('runs cairn init and --syntax-check from another folder, with the installed roles', () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { EventBus, type RunEvent, type TaskRef } from '../../runner/core/engine/events.js';
-import { attachConsoleReporter } from '../../runner/app/report/console.js';
+import { attachConsoleReporter, preloadSpinner } from '../../runner/app/report/console.js';
 import { attachJsonReporter } from '../../runner/app/report/json.js';
 import { RunJournal } from '../../runner/app/report/journal.js';
 import { SecretMasker } from '../../runner/app/report/mask.js';
@@ -212,7 +212,9 @@ describe('canary secret', () => {
 
   for (const verbosity of [0, 1, 2, 3, 4]) {
     for (const fancy of [false, true]) {
-      it(`never reaches the console (verbosity ${verbosity}, ${fancy ? 'colour' : 'plain'}, --diff)`, () => {
+      it(`never reaches the console (verbosity ${verbosity}, ${fancy ? 'colour' : 'plain'}, --diff)`, async () => {
+        // The spinner's module loads in the background; loaded first, the spinner draws as the events come.
+        await preloadSpinner();
         const { stream, text } = capture();
         // A width, as a terminal has, so the spinner runs and its text is checked too.
         Object.assign(stream, { columns: 100 });
@@ -231,6 +233,8 @@ describe('canary secret', () => {
         detach();
         expectNoLeak(text());
         if (fancy) expect(text()).toContain('\u001b[');
+        // The spinner drew (ora's "dots" frames), so its text went through the masker too.
+        if (fancy) expect(text()).toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/);
       });
     }
   }

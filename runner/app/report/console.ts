@@ -10,7 +10,7 @@
 import { trafficLine } from './traffic.js';
 import type { Writable } from 'node:stream';
 import { Chalk, supportsColor, type ChalkInstance } from 'chalk';
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import { stringify as toYaml } from 'yaml';
 import type { EventBus, HostStats, RunEvent } from '../../core/engine/events.js';
 import { colorDiffStyle, fileDiffLines } from './diff.js';
@@ -57,6 +57,26 @@ export function useFancyOutput(
 }
 
 /** Subscribe the console reporter; the returned function unsubscribes and stops the spinner. */
+type OraFactory = typeof import('ora').default;
+let oraFactory: OraFactory | undefined;
+let oraLoading: Promise<void> | undefined;
+
+/**
+ * Load ora, the spinner, once, in the background: only a colour terminal shows one, and ora's imports cost a
+ * run that shows none ~20 ms of start-up CPU (string-width builds an emoji RegExp and an Intl.Segmenter when it
+ * loads; issue 17). ora is ESM-only, so this is a dynamic import; the spinner appears when it is in (a few ms,
+ * while the first task runs). A failure to load means no spinner, never a failed run.
+ */
+export function preloadSpinner(): Promise<void> {
+  oraLoading ??= import('ora').then(
+    (m) => {
+      oraFactory = m.default;
+    },
+    () => undefined,
+  );
+  return oraLoading;
+}
+
 export function attachConsoleReporter(bus: EventBus, opts: ConsoleReporterOptions): () => void {
   const reporter = new ConsoleReporter(opts);
   const unsubscribe = bus.subscribe((event) => reporter.handle(event));
@@ -108,6 +128,7 @@ export class ConsoleReporter {
       opts.columns ??
       (opts.tty && typeof streamColumns === 'number' && streamColumns > 20 ? streamColumns : PLAIN_WIDTH);
     this.spinnerAllowed = this.fancy && typeof streamColumns === 'number' && streamColumns > 0;
+    if (this.spinnerAllowed) void preloadSpinner();
   }
 
   handle(event: RunEvent): void {
@@ -461,8 +482,20 @@ export class ConsoleReporter {
     }
     const text = this.spinnerText();
     if (this.spinner === undefined) {
+      if (oraFactory === undefined) {
+        // Still loading: draw once it is in, if a task is running then.
+        void preloadSpinner().then(() => {
+          if (oraFactory !== undefined && this.spinner === undefined && this.running.size > 0) this.refreshSpinner();
+        });
+        return;
+      }
       // discardStdin would put stdin in raw mode and swallow Ctrl-C handling; cairn handles SIGINT itself.
-      this.spinner = ora({ stream: this.out as NodeJS.WritableStream, discardStdin: false, isEnabled: true, text });
+      this.spinner = oraFactory({
+        stream: this.out as NodeJS.WritableStream,
+        discardStdin: false,
+        isEnabled: true,
+        text,
+      });
       this.spinner.start();
     } else {
       this.spinner.text = text;

@@ -16,6 +16,7 @@ export {
   itemLabel,
   compactJson,
   formatDuration,
+  preloadSpinner,
   type ConsoleReporterOptions,
 } from './console.js';
 export { attachJsonReporter, type JsonReporterOptions } from './json.js';

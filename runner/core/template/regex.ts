@@ -15,7 +15,19 @@
  * re.ASCII), and `$` without multiline matches only at the very end of the text (Python's also matches
  * before a final newline; lineinfile and blockinfile match each line without its newline, as Ansible sees it).
  */
-import { RE2JS } from 're2js';
+import { createRequire } from 'node:module';
+import type { RE2JS } from 're2js';
+
+let engine: typeof RE2JS | undefined;
+/**
+ * re2js, loaded on the first pattern: most plays use no regex, and re2js is the largest module a play would
+ * otherwise load (266 KB of the bundle's chunks; issue 17). A synchronous require (re2js ships CommonJS) keeps
+ * compileRegex synchronous; only this file loads re2js, so its classes never meet those of an ESM copy.
+ */
+function re2(): typeof RE2JS {
+  engine ??= (createRequire(import.meta.url)('re2js') as { RE2JS: typeof RE2JS }).RE2JS;
+  return engine;
+}
 
 /** A pattern or replacement refused: the message names it. */
 export class RegexError extends Error {
@@ -220,17 +232,18 @@ const CACHE_LIMIT = 500;
 const compiled = new Map<string, RE2JS>();
 
 export function compileRegex(pattern: string, flags: RegexFlags = {}): RE2JS {
+  const RE2 = re2();
   let bits = 0;
-  if (flags.ignorecase) bits |= RE2JS.CASE_INSENSITIVE;
-  if (flags.multiline) bits |= RE2JS.MULTILINE;
-  if (flags.dotall) bits |= RE2JS.DOTALL;
+  if (flags.ignorecase) bits |= RE2.CASE_INSENSITIVE;
+  if (flags.multiline) bits |= RE2.MULTILINE;
+  if (flags.dotall) bits |= RE2.DOTALL;
   const key = `${bits}:${pattern}`;
   const cached = compiled.get(key);
   if (cached) return cached;
   let regex: RE2JS;
   const translated = translatePythonPattern(pattern);
   try {
-    regex = RE2JS.compile(translated, bits);
+    regex = RE2.compile(translated, bits);
   } catch (err) {
     throw refused(pattern, err instanceof Error ? err.message : String(err));
   }

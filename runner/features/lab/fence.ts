@@ -32,7 +32,7 @@ import {
 } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../../core/util/paths.js';
 import { pollUntil } from '../../core/util/poll.js';
 import { isAlive, processInfo, type ProcessRef } from './proc.js';
 import { LAB_DIR, LOG_DIR } from './paths.js';
@@ -217,18 +217,16 @@ function recordedServer(): ProcessRef | undefined {
 }
 
 /**
- * The CLI the server runs as: the compiled one beside this module (dist/runner/cli.js), or, when this module runs
- * from source (the lab tests bring the lab up in-process under vitest), the repository's bin/cairn.js, which runs
- * the compiled CLI. Only the first was tried once, so a lab brought up by a test had no fence endpoint: every
- * fence failed with "connection refused" and no powered-off node was ever fenced.
+ * The CLI the server runs as: the package's bin/cairn.js, found from the package root (packageRoot() climbs to
+ * it from dist/runner/, dist/bundle/ or, when the lab tests bring the lab up in-process, runner/ itself); it runs
+ * the bundled or the compiled CLI. A path relative to this module (once ../../cli.js) names a different file from
+ * each of those places: from source it did not exist and no fence ever succeeded; from a bundle chunk it points
+ * outside the package.
  */
 export function fenceServerCli(): string {
-  const candidates = ['../../cli.js', '../../../bin/cairn.js'].map((rel) =>
-    fileURLToPath(new URL(rel, import.meta.url)),
-  );
-  const found = candidates.find((path) => existsSync(path));
-  if (!found) throw new Error(`the lab fence endpoint cannot start: no cairn CLI at ${candidates.join(' or ')}`);
-  return found;
+  const cli = join(packageRoot(), 'bin', 'cairn.js');
+  if (!existsSync(cli)) throw new Error(`the lab fence endpoint cannot start: no cairn CLI at ${cli}`);
+  return cli;
 }
 
 /** How long a starting fence endpoint may take to listen (measured: under 1 s; a loaded machine, a few). */
