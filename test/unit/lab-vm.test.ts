@@ -107,7 +107,12 @@ describe('VM hosts in the topology', () => {
     expect(vm.zfs_backend).toBe('native');
     expect(vm.zfs_debian_contrib_source).toBe(false);
     expect(vm.zfs_pools).toEqual([
-      { name: 'tank', vdev_type: 'raidz', ashift: 12, devices: '{{ lab_data_disks[:3] }}' },
+      {
+        name: 'tank',
+        vdev_type: 'raidz',
+        ashift: 12,
+        devices: [1, 2, 3].map((n) => `/dev/disk/by-id/virtio-{{inventory_hostname}}-d${n}`),
+      },
     ]);
     expect(vm.lab_data_disks).toHaveLength(4);
     expect(loaded.hostVars('pve1').zfs_backend).toBe('fuse');
