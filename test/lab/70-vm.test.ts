@@ -1,8 +1,9 @@
 /**
  * The VM tier (issue 11): a lab host that boots its own kernel under qemu beside the containers, with data
  * disks, a serial console and a QMP socket. What only a real kernel can show is proven on it:
- * - the VM comes up on the lab bridge (KVM tried where /dev/kvm is hardware virtualization, TCG otherwise, the accelerator
- *   reported), its host key checked, its disks at stable paths; status/stop/start/kill/unplug work on it;
+ * - the VM comes up on the lab bridge (KVM tried where /dev/kvm is hardware virtualization, TCG otherwise,
+ *   the accelerator reported), its host key checked, its disks at stable paths; status/stop/start/kill/unplug
+ *   work on it;
  * - base-tuning applies every kernel sysctl of the profile live and reads it back (nothing "read-only"),
  *   loads tcp_bbr and keeps it across boots; a second run changes nothing; verify is green;
  * - an md RAID1 over two of its disks (made here: arrays come from the installer on real servers) is judged
