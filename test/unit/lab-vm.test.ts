@@ -1,16 +1,20 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { kindCell } from '../../runner/commands/lab.js';
 import { CairnError } from '../../runner/core/util/errors.js';
-import { inventoryDocument } from '../../runner/features/lab/inventory.js';
+import { loadInventory } from '../../runner/core/inventory/load.js';
+import { inventoryDocument, inventoryText } from '../../runner/features/lab/inventory.js';
 import { labInterfaces } from '../../runner/features/lab/network.js';
 import { withContrib } from '../../runner/features/lab/repo.js';
+import { repoRoot } from '../helpers/cli.js';
 import { checkCompatible, defaultTopology, DEFAULT_VM, loadTopologyFile } from '../../runner/features/lab/topology.js';
 import {
   acceleratorsToTry,
   diskById,
+  kvmKind,
+  kvmSkippedNote,
   macAddress,
   qemuArgs,
   strayVmProcesses,
@@ -83,6 +87,40 @@ describe('VM hosts in the topology', () => {
     expect((doc.all.hosts.pve2!.lab_data_disks as string[])[0]).toBe('/dev/disk/by-id/virtio-pve2-d1');
     expect(doc.all.hosts.lb1!.lab_kind).toBeUndefined();
   });
+
+  it("puts every VM in lab_vm, whose group_vars win over its other groups' (native OpenZFS on its disks)", () => {
+    // The generated inventory beside the lab's real group_vars for pve and lab_vm: pve2 a VM, pve1 a container.
+    const topology = defaultTopology(true);
+    topology.hosts = topology.hosts.map((h) =>
+      h.name === 'pve2' ? { ...h, devices: [], kind: 'vm' as const, vm: { ...DEFAULT_VM, disksGiB: [1, 1, 1, 1] } } : h,
+    );
+    const inv = join(dir, 'inv');
+    mkdirSync(join(inv, 'group_vars'), { recursive: true });
+    writeFileSync(join(inv, 'hosts.yaml'), inventoryText({ topology, paths: { privateKey: '/k', knownHosts: '/kh' } }));
+    for (const group of ['pve', 'lab_vm'])
+      cpSync(join(repoRoot, 'inventories', 'lab', 'group_vars', group), join(inv, 'group_vars', group), {
+        recursive: true,
+      });
+    const loaded = loadInventory(inv);
+    expect(loaded.select('lab_vm')).toEqual(['pve2']);
+    const vm = loaded.hostVars('pve2');
+    expect(vm.zfs_backend).toBe('native');
+    expect(vm.zfs_debian_contrib_source).toBe(false);
+    expect(vm.zfs_pools).toEqual([
+      {
+        name: 'tank',
+        vdev_type: 'raidz',
+        ashift: 12,
+        devices: [1, 2, 3].map((n) => `/dev/disk/by-id/virtio-{{inventory_hostname}}-d${n}`),
+      },
+    ]);
+    expect(vm.lab_data_disks).toHaveLength(4);
+    expect(loaded.hostVars('pve1').zfs_backend).toBe('fuse');
+    expect(
+      errorOf(() => loadTopologyFile(topologyFile('hosts:\n  - name: v1\n    kind: vm\n    groups: [lab_vm]\n')))
+        .message,
+    ).toContain('given to every VM by the lab');
+  });
 });
 
 describe('qemu command line', () => {
@@ -124,10 +162,22 @@ describe('qemu command line', () => {
 
 describe('accelerator choice', () => {
   it('tries KVM first when /dev/kvm exists, then TCG; TCG alone without it; CAIRN_LAB_ACCEL forces one', () => {
-    expect(acceleratorsToTry({}, true)).toEqual(['kvm', 'tcg']);
-    expect(acceleratorsToTry({}, false)).toEqual(['tcg']);
-    expect(acceleratorsToTry({ CAIRN_LAB_ACCEL: 'tcg' }, true)).toEqual(['tcg']);
-    expect(acceleratorsToTry({ CAIRN_LAB_ACCEL: 'bogus' }, false)).toEqual(['tcg']);
+    expect(acceleratorsToTry({}, 'hardware')).toEqual(['kvm', 'tcg']);
+    expect(acceleratorsToTry({}, 'none')).toEqual(['tcg']);
+    expect(acceleratorsToTry({ CAIRN_LAB_ACCEL: 'tcg' }, 'hardware')).toEqual(['tcg']);
+    expect(acceleratorsToTry({ CAIRN_LAB_ACCEL: 'bogus' }, 'none')).toEqual(['tcg']);
+  });
+
+  it('does not try a PVM /dev/kvm (kvm_pvm boots only PVM guest kernels) unless forced, and says why', () => {
+    const paths = (present: string[]) => (p: string) => present.includes(p);
+    expect(kvmKind(paths([]))).toBe('none');
+    expect(kvmKind(paths(['/dev/kvm']))).toBe('hardware');
+    expect(kvmKind(paths(['/dev/kvm', '/sys/module/kvm_pvm']))).toBe('pvm');
+    expect(acceleratorsToTry({}, 'pvm')).toEqual(['tcg']);
+    expect(acceleratorsToTry({ CAIRN_LAB_ACCEL: 'kvm' }, 'pvm')).toEqual(['kvm']);
+    expect(kvmSkippedNote(['tcg'], 'pvm')).toMatch(/PVM \(module kvm_pvm\)/);
+    expect(kvmSkippedNote(['kvm'], 'pvm')).toBeUndefined();
+    expect(kvmSkippedNote(['tcg'], 'none')).toBeUndefined();
   });
 });
 

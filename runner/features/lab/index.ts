@@ -412,7 +412,7 @@ async function bootHost(host: HostState, ctx: HostContext, state: LabState): Pro
   writeState(state);
 }
 
-/** Create the VM's disks and seed, start qemu (KVM first when present) and record its pid at once. */
+/** Create the VM's disks and seed, start qemu (KVM first when it works here) and record its pid at once. */
 async function bootVmHost(host: HostState, ctx: HostContext, state: LabState, log: LabLog): Promise<void> {
   const paths = await prepareVm(host, vmContext(state, ctx));
   const boot = await bootVm(host, vmContext(state, ctx), paths, vmMachineId(paths), (process) => {
@@ -420,7 +420,7 @@ async function bootVmHost(host: HostState, ctx: HostContext, state: LabState, lo
     host.supervisor = process;
     writeState(state);
   });
-  for (const note of boot.notes) log(`${host.name}: ${note}; trying the next accelerator`);
+  for (const note of boot.notes) log(`${host.name}: ${note}`);
   host.supervisor = boot.process;
   host.accelerator = boot.accelerator;
   host.startedAt = new Date().toISOString();

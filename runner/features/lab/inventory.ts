@@ -6,7 +6,7 @@
  */
 import { stringify } from 'yaml';
 import type { GeneratedPaths } from './paths.js';
-import { MANAGEMENT_INTERFACE, sshAddress, STANDARD_GROUPS, type LabTopology } from './topology.js';
+import { LAB_VM_GROUP, MANAGEMENT_INTERFACE, sshAddress, STANDARD_GROUPS, type LabTopology } from './topology.js';
 
 export interface LabInventoryOptions {
   topology: Pick<LabTopology, 'hosts' | 'vip' | 'subnet' | 'bridge' | 'bridgeAddress' | 'management'>;
@@ -34,11 +34,22 @@ export function inventoryDocument(opts: LabInventoryOptions): Record<string, unk
   }
   const groupNames = [...STANDARD_GROUPS];
   for (const h of topology.hosts) for (const g of h.groups) if (!groupNames.includes(g)) groupNames.push(g);
-  const children: Record<string, { hosts: Record<string, Record<string, never>> }> = {};
+  const children: Record<string, { hosts: Record<string, Record<string, never>>; vars?: Record<string, unknown> }> = {};
   for (const group of groupNames) {
     const members: Record<string, Record<string, never>> = {};
     for (const h of topology.hosts) if (h.groups.includes(group)) members[h.name] = {};
     children[group] = { hosts: members };
+  }
+  // Every VM is also in LAB_VM_GROUP, whose group_vars (inventories/lab/group_vars/lab_vm/) choose the
+  // production paths a VM can take (native OpenZFS on its disks) over the container stand-ins of its other
+  // groups (zfs-fuse on files, in group_vars/pve). Ansible orders a host's groups of one depth by
+  // ansible_group_priority, then name; the higher priority makes this group's values win.
+  const vms = topology.hosts.filter((h) => h.kind === 'vm');
+  if (vms.length > 0) {
+    children[LAB_VM_GROUP] = {
+      hosts: Object.fromEntries(vms.map((h) => [h.name, {}])),
+      vars: { ansible_group_priority: 10 },
+    };
   }
   return {
     all: {

@@ -114,11 +114,33 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Wait until none of the processes is alive; true when they all ended within the time. */
+/**
+ * The process, or any thread of it, still runs. A thread group's leader shows as a zombie as soon as it has
+ * exited, while its other threads may still be on their way out, holding the shared file table and so every
+ * file and lock (seen with qemu: a vCPU thread leaving KVM_RUN after SIGKILL kept the disk image's write
+ * lock, and the next qemu on that image failed with `Failed to get "write" lock`).
+ */
+export function stillRunning(ref: ProcessRef, statusOf: (pid: number) => string | undefined = readStatus): boolean {
+  const info = processInfo(ref.pid);
+  if (info === undefined || info.startTime !== ref.startTime) return false;
+  if (info.state !== 'Z') return true;
+  const threads = Number(/^Threads:\s+(\d+)/m.exec(statusOf(ref.pid) ?? '')?.[1] ?? 1);
+  return threads > 1;
+}
+
+function readStatus(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Wait until none of the processes runs (no thread of it left); true when they all ended within the time. */
 export async function waitForExit(refs: readonly ProcessRef[], timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (!refs.some(isAlive)) return true;
+    if (!refs.some((ref) => stillRunning(ref))) return true;
     if (Date.now() >= deadline) return false;
     await sleep(50);
   }

@@ -30,6 +30,19 @@ import { LAB_DIR, LOG_DIR } from './paths.js';
  */
 export const VM_IMAGE_PACKAGES: readonly string[] = ['linux-image-cloud-amd64', 'initramfs-tools', 'mdadm'];
 
+/**
+ * Native OpenZFS in the VM image: the kernel's headers and dkms, with which zfs-dkms builds its module for the
+ * VM kernel while the image is made (in the chroot, at native speed), and the user-space tools and event
+ * daemon. A VM then has `modprobe zfs` at boot, as a production node with zfs-dkms has.
+ */
+export const VM_ZFS_PACKAGES: readonly string[] = [
+  'linux-headers-cloud-amd64',
+  'dkms',
+  'zfs-dkms',
+  'zfsutils-linux',
+  'zfs-zed',
+];
+
 /** Installed with their Recommends by the roles (small): downloaded with Recommends. */
 export const REPO_PACKAGES_WITH_RECOMMENDS: readonly string[] = [
   'haproxy',
@@ -92,14 +105,9 @@ export const REPO_PACKAGES_WITHOUT_RECOMMENDS: readonly string[] = [
   'fence-agents',
   // The VM tier (runner/features/lab/vm.ts): the kernel and initramfs its image boots, and what only a real kernel can
   // use (md, LVM for ceph-volume, OpenZFS built by dkms for that kernel from Debian's contrib section).
-  // The headers and dkms are for building zfs for that kernel (not yet part of the VM image: see docs/lab.md).
   ...VM_IMAGE_PACKAGES,
-  'linux-headers-cloud-amd64',
-  'dkms',
+  ...VM_ZFS_PACKAGES,
   'lvm2',
-  'zfsutils-linux',
-  'zfs-dkms',
-  'zfs-zed',
 ];
 
 /**

@@ -136,6 +136,8 @@ export const DEFAULT_HOSTS: readonly DefaultHost[] = [
 
 /** Groups every lab inventory has, even when empty, so playbooks can name them. */
 export const STANDARD_GROUPS: readonly string[] = ['lb', 'web', 'mon', 'pve'];
+/** The group the generated inventory puts every VM in (runner/features/lab/inventory.ts): not for topologies. */
+export const LAB_VM_GROUP = 'lab_vm';
 
 function baseTopology(source: string, subnet = parseSubnet24(DEFAULT_SUBNET)!): Omit<LabTopology, 'hosts'> {
   return {
@@ -327,6 +329,12 @@ export function topologyFromYaml(loaded: LoadedYaml): LabTopology {
         loaded,
         ['hosts', index, 'groups'],
         `lab topology: "${badGroup}" is implicit in every inventory; list only real groups`,
+      );
+    if (groups.includes(LAB_VM_GROUP))
+      throw errorAt(
+        loaded,
+        ['hosts', index, 'groups'],
+        `lab topology: "${LAB_VM_GROUP}" is given to every VM by the lab; mark the host \`kind: vm\` instead`,
       );
     let address = '';
     if (host.address !== undefined) {

@@ -52,7 +52,7 @@ import {
 } from './proc.js';
 import { qmp } from './qmp.js';
 import type { RepoInfo } from './repo.js';
-import { VM_IMAGE_PACKAGES } from './repo.js';
+import { VM_IMAGE_PACKAGES, VM_ZFS_PACKAGES } from './repo.js';
 import { writeFileAtomic } from './ssh.js';
 import type { LabHostSpec, LabTopology, LabVmSpec } from './topology.js';
 
@@ -140,6 +140,21 @@ update-initramfs -u -k all
 `;
 
 /**
+ * Run in the VM image's chroot with the VM kernel's version as $1: OpenZFS from the repository (contrib), its
+ * module built by zfs-dkms for that kernel. In a chroot `uname -r` is this machine's kernel, whose headers are
+ * not there; dkms then builds for the kernels under /lib/modules (Debian's dkms common.postinst), and the
+ * headers' own hook does the same. `dkms autoinstall` is run for the VM kernel if neither did, and the image
+ * build fails unless modinfo finds the module for that kernel.
+ */
+export const VM_ZFS_SCRIPT = String.raw`set -eu
+export DEBIAN_FRONTEND=noninteractive
+kver="$1"
+apt-get install -y -q --no-install-recommends ${VM_ZFS_PACKAGES.join(' ')}
+modinfo -k "$kver" zfs >/dev/null 2>&1 || dkms autoinstall -k "$kver"
+echo "cairn-lab: zfs module $(modinfo -k "$kver" -F version zfs) for $kver"
+`;
+
+/**
  * Run at every boot by the image's cairn-lab-seed unit with the mounted seed disk as $1, before the network
  * and sshd start. Lives on the seed disk, so changing it needs no new image.
  */
@@ -193,6 +208,7 @@ export function vmImageKey(image: Pick<ImageInfo, 'hash'>, repo: Pick<RepoInfo, 
     image: image.hash,
     repo: repo.dir,
     packages: [...VM_IMAGE_PACKAGES].sort(),
+    zfs: VM_ZFS_SCRIPT,
     customise: VM_CUSTOMISE_SCRIPT,
     size: ROOT_SIZE,
   });
@@ -255,44 +271,59 @@ export async function ensureVmImage(opts: EnsureVmImageOptions): Promise<VmImage
   const tree = join(tmp, 'tree');
   mkdirSync(tmp, { recursive: true });
   opts.log(
-    `building the VM image ${key}: the container image plus ${VM_IMAGE_PACKAGES.join(', ')} (once; log: ${logFile})`,
+    `building the VM image ${key}: the container image plus ${[...VM_IMAGE_PACKAGES, ...VM_ZFS_PACKAGES].join(', ')}, OpenZFS built for its kernel (once; log: ${logFile})`,
   );
   await runChecked('cp', ['-a', '--', opts.image.root, tree], 'copying the base image for the VM image', { logFile });
   // A chroot with /proc, /sys and /dev (nspawn provides them and takes them down), no network, the repository
   // read-only where apt in the image expects it. Native speed: nothing here runs under emulation.
   const nspawn = findExecutable('systemd-nspawn') ?? 'systemd-nspawn';
-  const script = [
-    'set -eu',
-    'export DEBIAN_FRONTEND=noninteractive',
-    'apt-get update -qq',
-    `apt-get install -y -q --no-install-recommends ${VM_IMAGE_PACKAGES.join(' ')}`,
-    VM_CUSTOMISE_SCRIPT,
-    'apt-get clean',
-    'rm -rf /var/lib/apt/lists/*',
-  ].join('\n');
-  await runChecked(
-    nspawn,
-    [
-      '-q',
-      `--directory=${tree}`,
-      '--register=no',
-      '--keep-unit',
-      '--private-network',
-      '--resolv-conf=off',
-      '--timezone=off',
-      `--bind-ro=${opts.repo.dir}:${REPO_MOUNT_POINT}`,
-      '/bin/sh',
-      '-c',
-      script,
-    ],
+  const inChroot = (what: string, script: string, ...args: string[]) =>
+    runChecked(
+      nspawn,
+      [
+        '-q',
+        `--directory=${tree}`,
+        '--register=no',
+        '--keep-unit',
+        '--private-network',
+        '--resolv-conf=off',
+        '--timezone=off',
+        `--bind-ro=${opts.repo.dir}:${REPO_MOUNT_POINT}`,
+        '/bin/sh',
+        '-c',
+        script,
+        'sh',
+        ...args,
+      ],
+      what,
+      { logFile },
+    );
+  await inChroot(
     'installing the kernel into the VM image',
-    { logFile },
+    [
+      'set -eu',
+      'export DEBIAN_FRONTEND=noninteractive',
+      'apt-get update -qq',
+      `apt-get install -y -q --no-install-recommends ${VM_IMAGE_PACKAGES.join(' ')}`,
+    ].join('\n'),
   );
   const boot = join(tree, 'boot');
   const kernelFile = readdirSync(boot).find((f) => /^vmlinuz-.*-cloud-amd64$/.test(f));
   if (!kernelFile)
     throw new CairnError(`the VM image has no cloud kernel in ${boot} (see ${logFile})`, { kind: 'runtime' });
   const kernelVersion = kernelFile.slice('vmlinuz-'.length);
+  const zfsStarted = Date.now();
+  await inChroot('building OpenZFS for the VM kernel (zfs-dkms)', VM_ZFS_SCRIPT, kernelVersion);
+  const zfsBuildMs = Date.now() - zfsStarted;
+  // dkms keeps one folder per built version (and a `source` link) under /var/lib/dkms/zfs.
+  const zfsVersion = readdirSync(join(tree, 'var', 'lib', 'dkms', 'zfs')).find((v) => /^\d/.test(v)) ?? 'unknown';
+  opts.log(
+    `OpenZFS ${zfsVersion} built for ${kernelVersion} in ${(zfsBuildMs / 1000).toFixed(1)} s (zfs-dkms, in the chroot)`,
+  );
+  await inChroot(
+    'customising the VM image',
+    ['set -eu', VM_CUSTOMISE_SCRIPT, 'apt-get clean', 'rm -rf /var/lib/apt/lists/*'].join('\n'),
+  );
   const tmpPaths = {
     kernel: join(tmp, 'vmlinuz'),
     initrd: join(tmp, 'initrd.img'),
@@ -322,6 +353,8 @@ export async function ensureVmImage(opts: EnsureVmImageOptions): Promise<VmImage
     JSON.stringify({
       key,
       kernelVersion,
+      zfsVersion,
+      zfsBuildMs,
       image: opts.image.hash,
       repo: opts.repo.dir,
       builtAt: new Date().toISOString(),
@@ -583,17 +616,39 @@ export async function ensureTap(spec: LabHostSpec, bridge: string): Promise<void
 export interface VmBoot {
   process: ProcessRef;
   accelerator: Accelerator;
-  /** Notes for the log: why KVM was not used. */
+  /** Notes for the log: why KVM was not tried, or why an accelerator was given up. */
   notes: string[];
   /** ms from starting qemu to the kernel reaching init. */
   kernelMs: number;
 }
 
-/** The accelerators to try, in order: KVM when this machine has /dev/kvm, then TCG. CAIRN_LAB_ACCEL forces one. */
-export function acceleratorsToTry(env = process.env, kvmPresent = existsSync('/dev/kvm')): Accelerator[] {
+/**
+ * What /dev/kvm is on this machine. 'pvm': the KVM of module kvm_pvm (PVM, pagetable-based nested
+ * virtualization without VMX/SVM, as some cloud sandboxes provide), which runs only guest kernels built as PVM
+ * guests: Debian's cloud kernel hangs there right after its real-mode boot stub (measured: the serial console
+ * shows "Probing EDD ... ok" and nothing more, even with earlyprintk), so trying it only costs the timeout.
+ */
+export type KvmKind = 'none' | 'hardware' | 'pvm';
+
+export function kvmKind(exists: (path: string) => boolean = existsSync): KvmKind {
+  if (!exists('/dev/kvm')) return 'none';
+  return exists('/sys/module/kvm_pvm') ? 'pvm' : 'hardware';
+}
+
+/**
+ * The accelerators to try, in order: KVM when this machine has a hardware /dev/kvm, then TCG. CAIRN_LAB_ACCEL
+ * forces one (kvm on a PVM machine too, to try it).
+ */
+export function acceleratorsToTry(env = process.env, kvm: KvmKind = kvmKind()): Accelerator[] {
   const forced = env.CAIRN_LAB_ACCEL;
   if (forced === 'kvm' || forced === 'tcg') return [forced];
-  return kvmPresent ? ['kvm', 'tcg'] : ['tcg'];
+  return kvm === 'hardware' ? ['kvm', 'tcg'] : ['tcg'];
+}
+
+/** Why KVM is not tried, for the log (undefined when it is tried, or there is no /dev/kvm). */
+export function kvmSkippedNote(order: readonly Accelerator[], kvm: KvmKind = kvmKind()): string | undefined {
+  if (order.includes('kvm') || kvm !== 'pvm') return undefined;
+  return "kvm not tried: /dev/kvm is PVM (module kvm_pvm), which boots only PVM guest kernels; Debian's cloud kernel hangs after its boot stub there";
 }
 
 /** Start qemu detached and wait until the kernel reaches init; on KVM trouble, kill it and try TCG. */
@@ -610,8 +665,9 @@ export async function bootVm(
     throw new CairnError('qemu-system-x86_64 is not installed: apt-get install qemu-system-x86 qemu-utils', {
       kind: 'options',
     });
-  const notes: string[] = [];
   const order = acceleratorsToTry();
+  const skipped = kvmSkippedNote(order);
+  const notes: string[] = skipped ? [skipped] : [];
   for (const accel of order) {
     rmSync(paths.qmpSocket, { force: true });
     const consoleStart = existsSync(paths.console) ? statSync(paths.console).size : 0;
@@ -637,16 +693,20 @@ export async function bootVm(
     const outcome = await waitForConsole(paths.console, consoleStart, KERNEL_REACHED_INIT, timeout, () => isAlive(ref));
     if (outcome === 'seen') return { process: ref, accelerator: accel, notes, kernelMs: Date.now() - started };
     const tail = readTail(paths.qemuLog, 400);
-    if (isAlive(ref)) {
-      signal(ref, 'SIGKILL');
-      await waitForExit([ref], 10_000);
-    }
+    if (isAlive(ref)) signal(ref, 'SIGKILL');
+    // The next attempt opens the same disk images: this qemu must be gone, every thread of it, first.
+    if (!(await waitForExit([ref], 30_000)))
+      throw new CairnError(
+        `lab VM ${spec.name}: qemu ${pid} (${accel}) did not end within 30 s of SIGKILL; its disk images are still open`,
+        { kind: 'runtime' },
+      );
     const why =
       outcome === 'exited'
         ? `qemu exited${tail ? `: ${tail}` : ''}`
         : `the kernel did not reach init within ${timeout / 1000} s`;
-    notes.push(`${accel}: ${why}`);
-    if (accel === order[order.length - 1]) break;
+    const last = accel === order[order.length - 1];
+    notes.push(`${accel}: ${why}${last ? '' : '; trying the next accelerator'}`);
+    if (last) break;
   }
   throw new CairnError(`lab VM ${spec.name} did not boot (${notes.join('; ')}); see ${paths.console}`, {
     kind: 'runtime',
