@@ -8,8 +8,9 @@
  * cairn does not use: ignored).
  */
 import { createHmac } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { fileSignature } from '../util/file-signature.js';
 
 export type HostKeyCheck =
   | { status: 'match' }
@@ -156,12 +157,11 @@ function indexEntries(entries: KnownHostEntry[]): KnownHostsIndex {
 }
 
 function loadIndex(file: string): KnownHostsIndex | undefined {
-  const stat = statSync(file, { bigint: true, throwIfNoEntry: false });
-  if (stat === undefined) {
+  const signature = fileSignature(file);
+  if (signature === undefined) {
     indexCache.delete(file);
     return undefined;
   }
-  const signature = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
   const cached = indexCache.get(file);
   if (cached && cached.signature === signature) return cached.index;
   const index = indexEntries(parseKnownHosts(readFileSync(file, 'utf8')));

@@ -8,8 +8,9 @@
  * rewritten, renamed over) is read and parsed again, so a stale key is never offered. Failures are not kept:
  * a missing or unusable file is tried again on the next use.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import ssh2, { type ParsedKey } from 'ssh2';
+import { fileSignature } from '../util/file-signature.js';
 
 /** Why a key file cannot be used: `cannot read private key PATH: ENOENT`, or ssh2's reason. */
 export class PrivateKeyError extends Error {}
@@ -27,13 +28,16 @@ function unreadable(path: string, error: unknown): PrivateKeyError {
  * key as it is (`parseKey` returns it unchanged) and only reads it.
  */
 export function loadPrivateKey(path: string): ParsedKey {
-  let signature: string;
+  let signature: string | undefined;
   try {
-    const stat = statSync(path, { bigint: true });
-    signature = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+    signature = fileSignature(path);
   } catch (error) {
     keyCache.delete(path);
     throw unreadable(path, error);
+  }
+  if (signature === undefined) {
+    keyCache.delete(path);
+    throw new PrivateKeyError(`cannot read private key ${path}: ENOENT`);
   }
   const cached = keyCache.get(path);
   if (cached && cached.signature === signature) return cached.key;
