@@ -258,6 +258,11 @@ export interface TestEngineOptions extends Partial<Omit<EngineOptions, 'inventor
   reply?: TestReply;
   /** Hosts whose connection is refused (UnreachableError), as an sshd that is down. */
   unreachable?: string[];
+  /**
+   * Opens each host's connection instead of a FakeConnection: a real one (the transport's openConnection over a
+   * test sshd), usually wrapped to count or record. `reply` is not used then.
+   */
+  connect?: (spec: ConnectionSpec) => Promise<Connection>;
 }
 
 export interface TestEngine {
@@ -277,7 +282,7 @@ export interface TestEngine {
  * verify); any other Engine option can be given.
  */
 export function makeTestEngine(opts: TestEngineOptions): TestEngine {
-  const { reply, unreachable, ...engineOptions } = opts;
+  const { reply, unreachable, connect, ...engineOptions } = opts;
   const bus = new EventBus();
   const events: RunEvent[] = [];
   bus.subscribe((e) => events.push(e));
@@ -298,6 +303,7 @@ export function makeTestEngine(opts: TestEngineOptions): TestEngine {
       opened.push(spec.name);
       if (unreachable?.includes(spec.name))
         return Promise.reject(new UnreachableError(spec.name, `${spec.name}: connection refused`));
+      if (connect) return connect(spec);
       const rows: FakeReply[] = reply ? [{ match: () => true, reply: (script) => reply(script, spec) }] : [];
       return Promise.resolve(new FakeConnection(rows, spec.name));
     },

@@ -11,15 +11,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import '../../runner/core/modules/all.js';
-import { Engine } from '../../runner/core/engine/engine.js';
-import { EventBus, type RunEvent } from '../../runner/core/engine/events.js';
+import type { RunEvent } from '../../runner/core/engine/events.js';
 import { batchScript, parseBatchOutput, runChecksBatched } from '../../runner/core/engine/probe-batch.js';
 import { loadInventory } from '../../runner/core/inventory/index.js';
 import type { AnyModule } from '../../runner/core/modules/types.js';
-import { PlaybookLoader } from '../../runner/core/playbook/load.js';
-import { createTemplater } from '../../runner/core/template/index.js';
 import { openConnection } from '../../runner/core/transport/pool.js';
-import { contextFor, CountedConnection } from '../helpers/fake-connection.js';
+import { contextFor, CountedConnection, makeTestEngine } from '../helpers/fake-connection.js';
 import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 
 requireSshd();
@@ -44,27 +41,15 @@ interface Played {
 async function play(tasks: unknown[], opts: { check: boolean; batching: boolean; dir: string }): Promise<Played> {
   const playbookFile = join(opts.dir, `play-${++caseNo}.yaml`);
   writeFileSync(playbookFile, stringify([{ hosts: 'app', gather_facts: false, vars: { root: opts.dir }, tasks }]));
-  const bus = new EventBus();
-  const events: RunEvent[] = [];
-  bus.subscribe((e) => events.push(e));
   let counted: CountedConnection | undefined;
-  const engine = new Engine({
+  const { events, run } = makeTestEngine({
     inventory: loadInventory(inventoryPath),
-    bus,
-    templater: createTemplater({ partialsDirs: [] }),
     check: opts.check,
     diff: true,
-    forks: 5,
-    extraVars: {},
-    tags: { tags: [], skipTags: [] },
-    verify: false,
-    acceptNewHostKeys: false,
-    signal: new AbortController().signal,
     probeBatching: opts.batching,
-    openConnection: async (spec) => (counted = new CountedConnection(await openConnection(spec))),
+    connect: async (spec) => (counted = new CountedConnection(await openConnection(spec))),
   });
-  await engine.runPlaybook(new PlaybookLoader({ rolesPath: [] }).loadPlaybook(playbookFile));
-  await engine.close();
+  await run(playbookFile);
   return { trips: counted?.trips ?? 0, events };
 }
 
