@@ -11,7 +11,7 @@
  * back at once; a ruleset that cuts cairn's own connection is rolled back by the host itself.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,6 +35,14 @@ const CAIRN_ADDRESS = `10.78.${subnet}.1`;
 const OUTSIDE_ADDRESS = `10.78.${subnet}.3`;
 const HOST_ADDRESS = `10.78.${subnet}.2`;
 const ROLLBACK_SECONDS = 12;
+/**
+ * `ip netns exec` bind-mounts each file of /etc/netns/NAME over /etc in the command's own mount namespace, so
+ * the namespace's sshd, and every nft it runs, reads this file as /etc/protocols. It starts empty, as on a host
+ * without netbase, and a test fills it in place (same inode: the bind mount shows the new text), as a later
+ * role installing netbase did on the lab's pve nodes.
+ */
+const NETNS_ETC = `/etc/netns/${NS}`;
+const NETNS_PROTOCOLS = join(NETNS_ETC, 'protocols');
 
 /** Ports a listener answers on inside the namespace: allowed ones and a sample of ones that are not. */
 const PUBLIC_PORTS = [80, 443];
@@ -106,6 +114,8 @@ describe('firewall role and nft_ruleset on a real sshd in its own network namesp
   beforeAll(async () => {
     const taken = run(IP, ['-4', '-o', 'addr', 'show']);
     if (taken.includes(`10.78.${subnet}.`)) throw new Error(`10.78.${subnet}.0/29 is already in use on this machine`);
+    mkdirSync(NETNS_ETC, { recursive: true });
+    writeFileSync(NETNS_PROTOCOLS, '');
     run(IP, ['netns', 'add', NS]);
     run(IP, ['link', 'add', VETH_HERE, 'type', 'veth', 'peer', 'name', VETH_THERE, 'netns', NS]);
     run(IP, ['addr', 'add', `${CAIRN_ADDRESS}/29`, 'dev', VETH_HERE]);
@@ -136,6 +146,7 @@ describe('firewall role and nft_ruleset on a real sshd in its own network namesp
     await lab?.stop();
     spawnSync(IP, ['link', 'del', VETH_HERE]);
     spawnSync(IP, ['netns', 'del', NS]);
+    rmSync(NETNS_ETC, { recursive: true, force: true });
   });
 
   it('--check predicts exactly what the first run changes; the second run changes nothing', async () => {
@@ -166,6 +177,24 @@ describe('firewall role and nft_ruleset on a real sshd in its own network namesp
     expect(changedKeys(jsonEvents(second.stdout))).toEqual([]);
     const recheck = await play(playbook, inventory, '--check');
     expect(changedKeys(jsonEvents(recheck.stdout))).toEqual([]);
+  });
+
+  it('the loaded ruleset is not drift when /etc/protocols changes under it (netbase installed later)', async () => {
+    // Loaded by the test before with no /etc/protocols entries: nft listed protocols by number then.
+    expect(inNs(NFT, 'list', 'table', 'inet', 'cairn')).toContain('meta l4proto { 1, 58 }');
+    writeFileSync(NETNS_PROTOCOLS, readFileSync('/etc/protocols'));
+    try {
+      // The same kernel rules now list by name: a drift check on this listing would plan a reload.
+      expect(inNs(NFT, 'list', 'table', 'inet', 'cairn')).toContain('meta l4proto { icmp, ipv6-icmp }');
+      const inventory = inventoryWith(firewallVars());
+      const check = await play(playbook, inventory, '--check');
+      expect(check.code, check.stdout + check.stderr).toBe(0);
+      expect(changedKeys(jsonEvents(check.stdout))).toEqual([]);
+      const again = await play(playbook, inventory);
+      expect(changedKeys(jsonEvents(again.stdout))).toEqual([]);
+    } finally {
+      writeFileSync(NETNS_PROTOCOLS, '');
+    }
   });
 
   it('allowed ports answer, a sample of others does not, and what is dropped is counted', async () => {
