@@ -374,6 +374,24 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
     await waitForVipOn('lb1');
   });
 
+  it('drill two-node --set variant=powercut (document 001, half-yearly): lb1 and web1 killed at once; lb2 and web2 carry the traffic; both recover', async () => {
+    const result = await labDrill('two-node', ['variant=powercut'], measured, RUN);
+    expect(result.passed, result.msg).toBe(true);
+    expect(result.measured).toMatchObject({ variant: 'powercut', lb_down: 'lb1', web_down: 'web1', new_master: 'lb2' });
+    expect(Number(result.measured.switch_s)).toBeLessThanOrEqual(30);
+    expect(Number(result.measured.detect_web_down_s)).toBeGreaterThan(0);
+    expect(Number(result.measured.recovery_s)).toBeGreaterThan(0);
+    expect(Number(result.measured.requests)).toBeGreaterThan(50);
+    expect(await holders()).toEqual(['lb1']);
+    const { res, events } = await labJson(['verify', PLAYBOOK], RUN);
+    expect(
+      res.code,
+      failedVerifyResults(events)
+        .map((e) => `${e.host}: ${e.msg}`)
+        .join('\n'),
+    ).toBe(0);
+  });
+
   it('drill failover --set variant=powercut: measured against the targets (VRRPv2 needs 3 adverts + skew to notice)', async () => {
     // A power cut sends no "priority 0" goodbye: the backup notices only after its master-down interval
     // (3 x advert_int + skew = 3.6 s with advert_int 1), so the ≤ 3 s claim of document 000 is not always

@@ -316,6 +316,21 @@ function servedBy(sample: ProbeSample): string | undefined {
   return /served by ([A-Za-z0-9._-]+)/.exec(sample.body ?? '')?.[1];
 }
 
+/**
+ * The status haproxy on `lb` gives the server named `server` in every backend ("UP", "DOWN", "UP 1/2"...;
+ * comma-joined when several backends have it), read from its runtime API's `show stat`.
+ */
+async function backendStatus(ctx: DrillContext, lb: string, server: string): Promise<string> {
+  const socket = String(optionalHostValue(ctx, lb, 'haproxy_stats_socket') ?? '/run/haproxy/admin.sock');
+  const res = await ctx.exec(lb, `echo 'show stat' | socat -t 2 stdio ${quote(`UNIX-CONNECT:${socket}`)}`, {
+    timeoutMs: 5000,
+  });
+  if (res.code !== 0) throw new Error(`${lb}: cannot read haproxy's stats socket ${socket}: ${res.stderr.trim()}`);
+  const found = [...serverStatuses(parseShowStat(res.stdout))].filter(([name]) => name.endsWith(`/${server}`));
+  if (!found.length) throw new Error(`haproxy on ${lb} has no server named ${server}`);
+  return found.map(([, status]) => status).join(',');
+}
+
 registerDrill({
   name: 'backend-down',
   summary: "stop one web host's nginx while probing the VIP: no request may fail; nginx is started again",
@@ -334,17 +349,7 @@ registerDrill({
         `--set host=${victim}: not a host of group ${ctx.options.web_group ?? 'web'} (${webs.join(', ')})`,
       );
     const master = await currentMaster(ctx, door);
-    const socket = String(optionalHostValue(ctx, master, 'haproxy_stats_socket') ?? '/run/haproxy/admin.sock');
-    const victimStatus = async (): Promise<string> => {
-      const res = await ctx.exec(master, `echo 'show stat' | socat -t 2 stdio ${quote(`UNIX-CONNECT:${socket}`)}`, {
-        timeoutMs: 5000,
-      });
-      if (res.code !== 0)
-        throw new Error(`${master}: cannot read haproxy's stats socket ${socket}: ${res.stderr.trim()}`);
-      const found = [...serverStatuses(parseShowStat(res.stdout))].filter(([name]) => name.endsWith(`/${victim}`));
-      if (!found.length) throw new Error(`haproxy on ${master} has no server named ${victim}`);
-      return found.map(([, status]) => status).join(',');
-    };
+    const victimStatus = (): Promise<string> => backendStatus(ctx, master, victim);
     if ((await victimStatus()) !== 'UP')
       throw new Error(`${victim} is not UP in haproxy on ${master} before the drill`);
     await requireAnswer(door, ctx.signal);
@@ -563,5 +568,144 @@ registerDrill({
         await waitForSoleHolder(ctx, door, master, 60_000);
       }
     }
+  },
+});
+
+/** Document 001: recovery after a drill within 15 minutes. */
+const RTO_S = 15 * 60;
+
+async function breakBackend(ctx: DrillContext, host: string, variant: Variant): Promise<void> {
+  ctx.log(variant === 'service' ? `stop nginx on ${host}` : `${VARIANT_WORDS[variant]} ${host}`);
+  if (variant === 'service') await run(ctx, host, 'systemctl stop nginx');
+  else if (variant === 'poweroff') await ctx.power!.stop(host);
+  else if (variant === 'unplug') await ctx.power!.unplug(host);
+  else await ctx.power!.kill(host);
+}
+
+async function restoreBackend(ctx: DrillContext, host: string, variant: Variant): Promise<void> {
+  ctx.log(
+    variant === 'service'
+      ? `start nginx on ${host}`
+      : variant === 'unplug'
+        ? `plug ${host} back in`
+        : `power ${host} on`,
+  );
+  if (variant === 'service') await run(ctx, host, 'systemctl start nginx');
+  else if (variant === 'unplug') await ctx.power!.plug(host);
+  else await ctx.power!.start(host);
+}
+
+registerDrill({
+  name: 'two-node',
+  summary:
+    'two nodes down at once (document 001, half-yearly): the load balancer holding the VIP and a web backend; the other pair carries the traffic, both come back within the RTO',
+  options: {
+    variant:
+      'how both nodes go down: service (keepalived and nginx stopped, default), poweroff, powercut (both die at once), unplug (lab: both cables pulled)',
+    host: 'the web host to take down (default: the first of group web)',
+    web_group: 'group of the backends (default web)',
+    lb_group: 'group of the load balancers (default lb)',
+    vip: 'the VIP (default keepalived_vip / vip_address)',
+  },
+  async run(ctx): Promise<DrillOutcome> {
+    const webs = groupHosts(ctx, ctx.options.web_group ?? 'web');
+    const victim = ctx.options.host ?? webs[0]!;
+    if (!webs.includes(victim))
+      throw inputError(
+        `--set host=${victim}: not a host of group ${ctx.options.web_group ?? 'web'} (${webs.join(', ')})`,
+      );
+    const survivors = webs.filter((h) => h !== victim);
+    if (!survivors.length)
+      throw new Error(`only ${victim} is in the backend group: no backend is left to carry the traffic`);
+    const { variant, door, master, backups } = await pairReady(ctx);
+    for (const web of webs) {
+      const status = await backendStatus(ctx, master, web);
+      if (status !== 'UP') throw new Error(`${web} is ${status}, not UP, in haproxy on ${master} before the drill`);
+    }
+
+    const probe = startProbe(ctx, door, 120_000);
+    let broken = false;
+    let switched: { value: string; afterMs: number } | undefined;
+    let victimDownMs: number | undefined;
+    let answering = false;
+    let report: ProbeReport;
+    let recovered: { afterMs: number } | undefined;
+    try {
+      await sleep(1000, ctx.signal);
+      const t0 = performance.now();
+      const faultAt = probe.count;
+      // Both at the same moment: the drill is about losing two nodes at once, not one after the other.
+      const breaking = Promise.all([breakBalancer(ctx, master, variant), breakBackend(ctx, victim, variant)]);
+      broken = true;
+      const watchFrom = performance.now() - t0;
+      const moved = await waitForVipOn(ctx, backups, door.vip, SWITCH_TARGET_S * 1000 + 5000);
+      switched = moved && { value: moved.value, afterMs: watchFrom + moved.afterMs };
+      await breaking;
+      if (switched) {
+        ctx.log(`${switched.value} holds the VIP ${seconds(switched.afterMs)} s after the fault`);
+        // The new master's haproxy must have taken the dead backend out by its own health checks.
+        const down = await pollUntil(
+          async () => ((await backendStatus(ctx, switched!.value, victim)).startsWith('DOWN') ? true : undefined),
+          { timeoutMs: 30_000, everyMs: 200, signal: ctx.signal },
+        );
+        victimDownMs = down && performance.now() - t0;
+        if (victimDownMs !== undefined)
+          ctx.log(`haproxy on ${switched.value} marked ${victim} DOWN ${seconds(victimDownMs)} s after the fault`);
+        answering = await untilAnswering(probe, faultAt, 10, 30_000, ctx.signal);
+        // The surviving pair carries the traffic for a while: failures now would not be the fault's moment.
+        await sleep(2000, ctx.signal);
+      }
+    } finally {
+      report = await probe.stop();
+      if (broken) {
+        const restoreStart = performance.now();
+        await Promise.all([restoreBalancer(ctx, master, variant), restoreBackend(ctx, victim, variant)]);
+        const sole = await waitForSoleHolder(ctx, door, master, RTO_S * 1000);
+        const up =
+          sole &&
+          (await pollUntil(async () => ((await backendStatus(ctx, master, victim)) === 'UP' ? true : undefined), {
+            timeoutMs: RTO_S * 1000,
+            everyMs: 200,
+            signal: ctx.signal,
+          }));
+        recovered = up && { afterMs: performance.now() - restoreStart };
+        ctx.log(
+          recovered
+            ? `${master} holds the VIP and ${victim} is UP again ${seconds(recovered.afterMs)} s after the restore began`
+            : `${master} and ${victim} did not both recover within ${RTO_S / 60} min`,
+        );
+      }
+    }
+    const measured: Record<string, number | string> = {
+      variant,
+      lb_down: master,
+      web_down: victim,
+      new_master: switched?.value ?? 'none',
+      switch_s: switched ? seconds(switched.afterMs) : -1,
+      detect_web_down_s: victimDownMs === undefined ? -1 : seconds(victimDownMs),
+      ...probeMeasures(report),
+      recovery_s: recovered ? seconds(recovered.afterMs) : -1,
+    };
+    const passed =
+      switched !== undefined &&
+      switched.afterMs <= SWITCH_TARGET_S * 1000 &&
+      victimDownMs !== undefined &&
+      answering &&
+      recovered !== undefined;
+    const problems = [
+      !switched && `no backup took the VIP within ${SWITCH_TARGET_S + 5} s`,
+      switched && switched.afterMs > SWITCH_TARGET_S * 1000 && `the VIP moved after ${measured.switch_s} s`,
+      switched && victimDownMs === undefined && `haproxy on ${switched.value} did not mark ${victim} DOWN within 30 s`,
+      switched && !answering && 'the VIP did not answer again within 30 s',
+      !recovered && `${master} and ${victim} did not both recover within ${RTO_S / 60} min`,
+    ].filter(Boolean);
+    return {
+      passed,
+      measured,
+      target: `with ${master} and ${victim} down at once: the VIP on the backup ≤ ${SWITCH_TARGET_S} s (document 003) and answering on the remaining backends; both back, the VIP on ${master} and ${victim} UP, within the RTO of ${RTO_S / 60} min (document 001)`,
+      msg: passed
+        ? `${VARIANT_WORDS[variant]} ${master} and ${victim}: ${switched!.value} took the VIP in ${measured.switch_s} s, ${survivors.join(', ')} carried the traffic (longest outage ${measured.outage_s} s, ${report.failed} of ${report.sent} requests failed); recovered in ${measured.recovery_s} s`
+        : problems.join('; '),
+    };
   },
 });
