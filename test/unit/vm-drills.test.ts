@@ -4,7 +4,13 @@
  * on real VMs in test/lab/70-vm.test.ts and 72-vm-zfs.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { carriedBy, parseStorage, storageProblems, vdevOnDisk } from '../../runner/features/drills/vm-faults.js';
+import {
+  carriedBy,
+  leafOf,
+  parseStorage,
+  storageProblems,
+  vdevOnDisk,
+} from '../../runner/features/drills/vm-faults.js';
 
 const MDSTAT_HEALTHY = `Personalities : [raid1]
 md127 : active raid1 vdd[1] vdc[0]
@@ -71,6 +77,19 @@ describe('what a VM data disk carries', () => {
     expect(problems).toHaveLength(2);
     expect(problems[0]).toMatch(/^md127 \(raid1\): degraded/);
     expect(problems[1]).toMatch(/^pool tank: .*virtio-vm1-d4-part1.*REMOVED/);
+  });
+
+  it('finds a lost vdev that zpool lists by its GUID ("was PATH")', () => {
+    const text = ZPOOL('DEGRADED', 'ONLINE').replace(
+      '/dev/disk/by-id/virtio-vm1-d4-part1   ONLINE       0     0     0',
+      '1234567890123456789                   UNAVAIL      0     0     0  was /dev/disk/by-id/virtio-vm1-d4-part1',
+    );
+    const s = parseStorage(out('', text, {}));
+    expect(leafOf(s.pools[0], '/dev/disk/by-id/virtio-vm1-d4-part1')).toMatchObject({
+      name: '1234567890123456789',
+      state: 'UNAVAIL',
+    });
+    expect(leafOf(s.pools[0], '/dev/disk/by-id/virtio-vm1-d9-part1')).toBeUndefined();
   });
 
   it('reads a VM without OpenZFS or md as carrying nothing', () => {

@@ -20,7 +20,7 @@ import { argv, quote } from '../../core/transport/quote.js';
 import { assessRaid, type ArrayHealth } from '../../core/modules/raid/health.js';
 import { parseMdstat } from '../../core/modules/raid/mdstat.js';
 import { assessPool } from '../../core/modules/zfs/health.js';
-import { leafVdevs, parseZpoolStatus, type PoolStatus } from '../../core/modules/zfs/zpool-status.js';
+import { leafVdevs, parseZpoolStatus, type PoolStatus, type VdevNode } from '../../core/modules/zfs/zpool-status.js';
 import { inputError } from '../../core/util/errors.js';
 import { pollUntil } from '../../core/util/poll.js';
 import { registerDrill } from './registry.js';
@@ -159,6 +159,15 @@ function onDisk(member: string, kname: string): boolean {
 export function vdevOnDisk(vdev: string, byId: string, kname: string | undefined): boolean {
   if (vdev === byId || vdev.startsWith(`${byId}-part`)) return true;
   return kname !== undefined && vdev.startsWith('/dev/') && onDisk(vdev.slice('/dev/'.length), kname);
+}
+
+/**
+ * The leaf of `pool` that is `vdev`: by its name, or, once zpool lists a device it cannot open by its GUID,
+ * by the "was PATH" note it prints beside it.
+ */
+export function leafOf(pool: PoolStatus | undefined, vdev: string): VdevNode | undefined {
+  const leaves = leafVdevs(pool?.root);
+  return leaves.find((l) => l.name === vdev) ?? leaves.find((l) => l.note?.split(/\s+/).includes(vdev));
 }
 
 /** The arrays and pools (with the vdev's path as zpool prints it) that disk `index` carries. */
@@ -349,7 +358,7 @@ async function diskFailure(ctx: DrillContext): Promise<DrillOutcome> {
         }) &&
         carried.pools.every(({ pool, vdev }) => {
           const status = s.pools.find((p) => p.name === pool);
-          const leaf = leafVdevs(status?.root).find((l) => l.name === vdev);
+          const leaf = leafOf(status, vdev);
           return status?.state === 'DEGRADED' && leaf !== undefined && leaf.state !== 'ONLINE';
         }),
       limitMs(ctx, 'detect_timeout_s', 180),
@@ -372,7 +381,7 @@ async function diskFailure(ctx: DrillContext): Promise<DrillOutcome> {
       );
     for (const { pool, vdev } of carried.pools) {
       const status = detected.last.pools.find((p) => p.name === pool);
-      const leaf = leafVdevs(status?.root).find((l) => l.name === vdev);
+      const leaf = leafOf(status, vdev);
       measured[`pool_${pool}`] = `${status?.state ?? 'gone'}; ${vdev} ${leaf?.state ?? 'not listed'}`;
     }
     for (const a of carried.arrays)
