@@ -18,8 +18,9 @@
  * play) and `cairn drill powercut` (qemu killed while the pool is written: ONLINE, no errors).
  *
  * The VM boots the VM image with OpenZFS (`zfs: true`; built once, most of ten minutes cold).
- * Gated like 70-vm.test.ts (CAIRN_LAB_VM=1): 181 s here with the images cached (2026-12-07 22:39 UTC, load
- * 1-2.5, the VM under TCG: boot to sshd 31 s, converge 58 s, second run 17 s); numbers in docs/lab.md.
+ * Gated like 70-vm.test.ts (CAIRN_LAB_VM=1): 1266 s for the seven tests on 2026-12-08 01:17-01:38 UTC with
+ * the OpenZFS image cold (560.8 s of it; load 3-16, TCG: boot to sshd 42.6 s, converge 114 s, second run
+ * 41 s, the three drills 414 s); numbers in docs/lab.md.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labUp } from '../../runner/features/lab/index.js';
