@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import type { RunEvent } from '../../runner/core/engine/events.js';
 import { labUp, type LabUpResult } from '../../runner/features/lab/index.js';
 import { findExecutable } from '../../runner/features/lab/preflight.js';
+import { defaultTopology, type LabTopology } from '../../runner/features/lab/topology.js';
 import { jsonEvents, repoRoot, runCairn, type CliResult } from './cli.js';
 
 export function labUnavailable(): string | undefined {
@@ -60,6 +61,41 @@ export function describeOnLab(subject: string, body: (measured: string[]) => voi
     },
   );
 }
+
+/**
+ * A one-VM topology for the VM test files (70-vm, 72-vm-zfs): the default lab's network, the VM beside the
+ * shared container lab. 1536 MiB and one vCPU: enough for md, OpenZFS's ARC and base-tuning under TCG.
+ * `zfs` boots the VM image with OpenZFS (built once, minutes; the base VM image is about one).
+ */
+export function vmTestTopology(
+  name: string,
+  address: string,
+  groups: string[],
+  disksGiB: number[],
+  opts: { zfs?: boolean; source?: string } = {},
+): LabTopology {
+  return {
+    ...defaultTopology(),
+    source: opts.source ?? `test topology (${name})`,
+    hosts: [
+      {
+        name,
+        address,
+        groups,
+        devices: [],
+        kind: 'vm',
+        vm: { memoryMiB: 1536, cpus: 1, disksGiB: [...disksGiB], zfs: opts.zfs ?? false },
+      },
+    ],
+  };
+}
+
+/** Limits for plays on a VM under TCG on a shared 2-core machine (slow): one run, and one test. */
+export const VM_RUN: LabJsonOptions = { timeoutMs: 900_000, lockWaitMs: 600_000, ms: 'total' };
+export const VM_TEST_TIMEOUT_MS = 1_200_000;
+
+/** The VM files' measurements, printed by them for the issue note and docs/lab.md. */
+export const vmSeconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 /*
  * Running the CLI and scripts against the shared lab. Other engineers use the same containers while they

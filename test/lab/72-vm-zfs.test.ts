@@ -12,21 +12,31 @@
  * inventory's host_vars/pve1, which cairn would refuse as a probable typo). It is in group pve only for this
  * file, so the file ends with `lab down` (as 70-vm does): later files must not find it in their pve group.
  *
- * Gated like 70-vm.test.ts (CAIRN_LAB_VM=1): 181 s here with the images cached (2026-12-07 22:39 UTC, load
- * 1-2.5, the VM under TCG: boot to sshd 31 s, converge 58 s, second run 17 s); numbers in docs/lab.md.
+ * Then the ZFS parts of the VM drills, through the CLI: `cairn drill disk-failure` pulls d1 out through QMP
+ * (the pool DEGRADED naming it, verify failing naming it, `zpool replace` onto a blank disk, the resilver
+ * waited for, verify green), `cairn drill reboot` (the pool imported at boot, ONLINE, verify green without a
+ * play) and `cairn drill powercut` (qemu killed while the pool is written: ONLINE, no errors).
+ *
+ * The VM boots the VM image with OpenZFS (`zfs: true`; built once, most of ten minutes cold).
+ * Gated like 70-vm.test.ts (CAIRN_LAB_VM=1): 1266 s for the seven tests on 2026-12-08 01:17-01:38 UTC with
+ * the OpenZFS image cold (560.8 s of it; load 3-16, TCG: boot to sshd 42.6 s, converge 114 s, second run
+ * 41 s, the three drills 414 s); numbers in docs/lab.md.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labUp } from '../../runner/features/lab/index.js';
-import { defaultTopology, type LabTopology } from '../../runner/features/lab/topology.js';
 import { changedKeys, taskResults } from '../helpers/cli.js';
 import {
   ensureLab,
   failedVerifies,
+  labDrill,
   labJson,
   labUnavailable,
   onHost,
   verifyResults,
-  type LabJsonOptions,
+  vmSeconds as seconds,
+  vmTestTopology,
+  VM_RUN as RUN,
+  VM_TEST_TIMEOUT_MS as TEST_TIMEOUT_MS,
 } from '../helpers/lab.js';
 
 const VM = 'vmzfs1';
@@ -34,28 +44,9 @@ const VM_ADDRESS = '10.77.0.52';
 const PLAYBOOK = 'playbooks/zfs.yaml';
 const DISK_GIB = 1;
 const byId = (n: number) => `/dev/disk/by-id/virtio-${VM}-d${n}`;
-/** Plays on a VM under TCG on a shared 2-core machine are slow: generous per-run limits. */
-const RUN: LabJsonOptions = { timeoutMs: 900_000, lockWaitMs: 600_000, ms: 'total' };
-const TEST_TIMEOUT_MS = 1_200_000;
 const measured: string[] = [];
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-
-function vmTopology(): LabTopology {
-  return {
-    ...defaultTopology(),
-    source: '72-vm-zfs.test.ts',
-    hosts: [
-      {
-        name: VM,
-        address: VM_ADDRESS,
-        groups: ['pve'],
-        devices: [],
-        kind: 'vm',
-        vm: { memoryMiB: 1536, cpus: 1, disksGiB: [DISK_GIB, DISK_GIB, DISK_GIB] },
-      },
-    ],
-  };
-}
+/** The drills judge the VM by the verify of the zfs role (pool health among it). */
+const DRILL_SET = [`host=${VM}`, `playbook=${PLAYBOOK}`];
 
 const vmTierOff =
   process.env.CAIRN_LAB_VM === '1'
@@ -67,7 +58,13 @@ describe.skipIf(unavailable)(`native OpenZFS on a lab VM${unavailable ? ` (skipp
   beforeAll(async () => {
     await ensureLab();
     const started = Date.now();
-    const up = await labUp({ topology: vmTopology(), log: (line) => console.log(`lab: ${line}`) });
+    const up = await labUp({
+      topology: vmTestTopology(VM, VM_ADDRESS, ['pve'], [DISK_GIB, DISK_GIB, DISK_GIB], {
+        zfs: true,
+        source: '72-vm-zfs.test.ts',
+      }),
+      log: (line) => console.log(`lab: ${line}`),
+    });
     const vm = up.hosts.find((h) => h.name === VM)!;
     measured.push(
       `lab up (VM): ${up.timings.vmImageBuilt ? `VM image built in ${seconds(up.timings.vmImageMs)}; ` : 'VM image cached; '}${vm.accelerator} boot to sshd ${vm.bootMs !== undefined ? seconds(vm.bootMs) : vm.note}; call ${seconds(Date.now() - started)}`,
@@ -207,6 +204,41 @@ describe.skipIf(unavailable)(`native OpenZFS on a lab VM${unavailable ? ` (skipp
       measured.push(
         `verify: ${seconds(ms)}; ARC ${Math.round(Number(arc) / 1024 ** 2)} MiB; guest memory used ${rss} MiB`,
       );
+    },
+    TEST_TIMEOUT_MS,
+  );
+  it(
+    '`cairn drill disk-failure` on the pool: a vdev pulled through QMP, the pool DEGRADED naming it, verify failing; zpool replace onto a blank disk, resilver, green',
+    async () => {
+      const result = await labDrill('disk-failure', DRILL_SET, measured, RUN);
+      expect(result.passed, result.msg).toBe(true);
+      // The first disk of the raidz (d1), as zpool names it (by-id, the partition zpool made on the whole disk).
+      expect(result.measured.judged).toBe('zfs tank');
+      expect(String(result.measured.pool_tank)).toMatch(
+        new RegExp(`^DEGRADED; ${byId(1)}-part1 (REMOVED|UNAVAIL|FAULTED)$`),
+      );
+      expect(String(result.measured.verify_failed)).toMatch(new RegExp(`^pool health.*virtio-${VM}-d1`));
+      for (const phase of ['detect_s', 'repair_s', 'resync_s', 'verify_after_s'])
+        expect(typeof result.measured[phase], phase).toBe('number');
+      // The replaced vdev is the new disk, resilvered, and the pool has no errors.
+      const status = await onHost(VM, 'zpool status -P tank');
+      expect(status).toMatch(/state: ONLINE/);
+      expect(status).toMatch(new RegExp(`${byId(1)}-part1\\s+ONLINE`));
+      expect(status).toMatch(/errors: No known data errors/);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    '`cairn drill reboot` and `cairn drill powercut`: the pool imported, ONLINE without errors, verify green, no play',
+    async () => {
+      const rebooted = await labDrill('reboot', DRILL_SET, measured, RUN);
+      expect(rebooted.passed, rebooted.msg).toBe(true);
+      expect(rebooted.measured.pools).toBe('tank');
+      const cut = await labDrill('powercut', DRILL_SET, measured, RUN);
+      expect(cut.passed, cut.msg).toBe(true);
+      expect(await onHost(VM, 'zpool list -H -o name,health tank')).toBe('tank\tONLINE');
+      expect(await onHost(VM, 'zpool status -x tank')).toMatch(/is healthy/);
     },
     TEST_TIMEOUT_MS,
   );

@@ -19,6 +19,7 @@ import {
   qemuArgs,
   strayVmProcesses,
   tapName,
+  vmImageKey,
   vmPaths,
 } from '../../runner/features/lab/vm.js';
 
@@ -54,8 +55,35 @@ describe('VM hosts in the topology', () => {
     const t = loadTopologyFile(
       topologyFile('hosts:\n  - name: vm1\n    kind: vm\n    memory: 1024\n    disks: [4, 8]\n  - name: c1\n'),
     );
-    expect(t.hosts[0]).toMatchObject({ kind: 'vm', vm: { memoryMiB: 1024, cpus: DEFAULT_VM.cpus, disksGiB: [4, 8] } });
+    expect(t.hosts[0]).toMatchObject({
+      kind: 'vm',
+      vm: { memoryMiB: 1024, cpus: DEFAULT_VM.cpus, disksGiB: [4, 8], zfs: false },
+    });
     expect(t.hosts[1]!.kind).toBeUndefined();
+  });
+
+  it('gives a VM the OpenZFS image only when asked (zfs: true; the --vm pve nodes run the zfs role)', () => {
+    const t = loadTopologyFile(
+      topologyFile('hosts:\n  - name: vm1\n    kind: vm\n    zfs: true\n  - name: vm2\n    kind: vm\n'),
+    );
+    expect(t.hosts.map((h) => h.vm?.zfs)).toEqual([true, false]);
+    expect(
+      defaultTopology(false, true)
+        .hosts.filter((h) => h.vm?.zfs)
+        .map((h) => h.name),
+    ).toEqual(['pve1', 'pve2', 'pve3']);
+    const file = topologyFile('hosts:\n  - name: c1\n    zfs: true\n');
+    const err = errorOf(() => loadTopologyFile(file));
+    expect(err.location).toMatchObject({ file, line: 3 });
+    expect(err.message).toContain('"zfs" is for VMs');
+  });
+
+  it('caches the VM image with OpenZFS under its own key', () => {
+    const image = { hash: 'abc' };
+    const repo = { dir: '/var/lib/cairn/lab/repo-x' };
+    expect(vmImageKey(image, repo, false)).not.toBe(vmImageKey(image, repo, true));
+    expect(vmImageKey(image, repo, false)).toBe(vmImageKey(image, repo, false));
+    expect(vmImageKey(image, { dir: '/other' }, false)).not.toBe(vmImageKey(image, repo, false));
   });
 
   it('refuses VM settings on a container and devices on a VM, at file:line:col', () => {

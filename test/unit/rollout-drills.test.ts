@@ -33,6 +33,7 @@ function context(options: Record<string, string>, vars: Record<string, unknown> 
     options,
     play: () => Promise.resolve(0),
     drift: () => Promise.reject(new Error('no drift check in this test')),
+    verify: () => Promise.reject(new Error('no verify in this test')),
   };
 }
 

@@ -7,3 +7,4 @@ import './rollout.js';
 import './drift.js';
 import './tls.js';
 import './canary.js';
+import './vm-faults.js';

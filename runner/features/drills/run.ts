@@ -4,11 +4,20 @@ import { resolve } from 'node:path';
 import { loadPlaybookFile } from '../../app/playbook.js';
 import type { Session } from '../../app/session.js';
 import { DriftCollector, type DriftReport } from '../../app/report/drift.js';
-import { now } from '../../core/engine/events.js';
+import { EventBus, now } from '../../core/engine/events.js';
 import { ExitCode } from '../../core/util/errors.js';
 import type { Vars } from '../../core/util/vars.js';
-import { labKill, labPlug, labStart, labStop, labUnplug } from '../lab/index.js';
-import type { Drill, DrillContext, DrillOutcome, DrillPower } from './types.js';
+import {
+  labHostInfo,
+  labKill,
+  labPlug,
+  labPlugBlankDisk,
+  labPullDisk,
+  labStart,
+  labStop,
+  labUnplug,
+} from '../lab/index.js';
+import type { Drill, DrillContext, DrillOutcome, DrillPower, DrillVerifyResult, DrillVm } from './types.js';
 
 /**
  * Run one drill on an open session (its inventory, bus, journal and Ctrl-C handling) and emit its
@@ -48,6 +57,14 @@ export async function runDrillInSession(
           // The connection may have timed out while the cable was out: the next use opens a fresh one.
           await engine.dropConnection(host);
         },
+      }
+    : undefined;
+  const vm: DrillVm | undefined = isLab
+    ? {
+        host: (host) => labHostInfo(host),
+        pullDisk: (host, index) => labPullDisk(host, index, quiet),
+        plugBlankDisk: (host, index) => labPlugBlankDisk(host, index, quiet),
+        reconnect: (host) => engine.dropConnection(host),
       }
     : undefined;
   const extraVars = opts.extraVars;
@@ -96,6 +113,26 @@ export async function runDrillInSession(
       }
       return report;
     },
+    verify: async (playbookPath, verifyOpts = {}) => {
+      const playbook = loadPlaybookFile(resolve(playbookPath));
+      // Its own bus: the failures a drill provokes on purpose are judged by the drill (its drill_result), and
+      // must not fail the run's recap as if the platform had failed.
+      const bus = new EventBus();
+      const results: DrillVerifyResult[] = [];
+      const stop = bus.subscribe((e) => {
+        if (e.type === 'verify_result')
+          results.push({ host: e.host, role: e.role, check: e.check, passed: e.passed, msg: e.msg });
+      });
+      const sub = session.newEngine({ limit: verifyOpts.limit, extraVars, check: false, bus });
+      try {
+        const outcome = await sub.runPlaybook(playbook, true);
+        return { results, unreachable: [...outcome.unreachableHosts] };
+      } finally {
+        stop();
+        await sub.close();
+      }
+    },
+    vm,
   };
   let outcome: DrillOutcome;
   try {

@@ -21,6 +21,35 @@ export interface DrillPower {
   plug(host: string): Promise<void>;
 }
 
+/** A lab host as the VM drills see it (runner/features/lab: labHostInfo). */
+export interface DrillLabHost {
+  kind: 'container' | 'vm';
+  running: boolean;
+  /** A VM's data disks by index 1..n, sizes in GiB; empty for a container. */
+  disksGiB: number[];
+}
+
+/** The lab's hands on its VMs' hardware, present only for the built-in lab (`lab: true` in the inventory). */
+export interface DrillVm {
+  /** What the running lab knows of a host; undefined when it has no such host. */
+  host(name: string): DrillLabHost | undefined;
+  /** Pull data disk `index` (1-based) out of a running VM through QMP: a device loss, not a command. */
+  pullDisk(host: string, index: number): Promise<void>;
+  /** Plug a blank disk of the same size into that slot (same serial: the same /dev/disk/by-id path). */
+  plugBlankDisk(host: string, index: number): Promise<void>;
+  /** Forget the host's pooled connection (after it rebooted): the next exec connects afresh. */
+  reconnect(host: string): Promise<void>;
+}
+
+/** One verification result of {@link DrillContext.verify}. */
+export interface DrillVerifyResult {
+  host: string;
+  role: string;
+  check: string;
+  passed: boolean;
+  msg?: string;
+}
+
 export interface DrillContext {
   inventory: Inventory;
   /** The host's variables (inventory layers and -e), templates not rendered. */
@@ -42,6 +71,16 @@ export interface DrillContext {
   play(playbookPath: string, opts?: { limit?: string; roles?: string[]; extraVars?: Vars }): Promise<number>;
   /** A check-mode run of a playbook, as `cairn drift` makes it: the predicted changes per host and role. */
   drift(playbookPath: string, opts?: { limit?: string; roles?: string[] }): Promise<DriftReport>;
+  /**
+   * The verify of a playbook's roles, as `cairn verify` runs it (no task runs). Its results are the drill's
+   * to judge: they are not reported as the run's own (a drill expects failures while it breaks something).
+   */
+  verify(
+    playbookPath: string,
+    opts?: { limit?: string },
+  ): Promise<{ results: DrillVerifyResult[]; unreachable: string[] }>;
+  /** The lab's VM hardware (disks), present only for the built-in lab. */
+  vm?: DrillVm;
 }
 
 /** What reading hosts' settings needs (drills and the traffic commands alike): no exec, no plays. */

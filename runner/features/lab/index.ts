@@ -57,6 +57,7 @@ import {
   writeState,
   type HostState,
   type LabState,
+  type VmImageState,
 } from './state.js';
 import {
   checkCompatible,
@@ -78,11 +79,15 @@ import {
   ensureVmImage,
   killStrayVms,
   killVm,
+  plugBlankDisk,
   prepareVm,
   removeStaleVmImages,
   stopVm,
   tapName,
+  unplugDisk,
+  vmImageDir,
   vmImageIsComplete,
+  vmImageKey,
   vmMachineId,
   vmPaths,
   type Accelerator,
@@ -260,15 +265,23 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
         : await ensureRepo({ image, mirror, log });
       if (repo.built) log(`package repository built in ${seconds(repo.buildMs)} (${repo.packageCount} packages)`);
 
-      // The VM image only when a VM is wanted; a running lab keeps the one its VMs booted.
-      const wantsVm = topology.hosts.some((h) => hostKind(h) === 'vm');
-      const reuseVm = reuse && previous?.vmImage !== undefined && vmImageIsComplete(previous.vmImage.key);
-      const vmImage = !wantsVm
-        ? undefined
-        : reuseVm
-          ? { ...previous!.vmImage!, built: false, buildMs: 0 }
-          : await ensureVmImage({ image, repo, log });
-      if (vmImage?.built) log(`VM image built in ${seconds(vmImage.buildMs)} (kernel ${vmImage.kernelVersion})`);
+      // Each VM image variant only when a VM of the topology boots it (the one with OpenZFS costs most of ten
+      // minutes to build); a running lab keeps the images its VMs booted.
+      const vms = topology.hosts.filter((h) => hostKind(h) === 'vm');
+      const variant = async (zfs: boolean, recorded: VmImageState | undefined) => {
+        if (!vms.some((h) => Boolean(h.vm?.zfs) === zfs)) return undefined;
+        if (reuse && recorded !== undefined && vmImageIsComplete(recorded.key))
+          return { ...recorded, zfs, built: false, buildMs: 0 };
+        const built = await ensureVmImage({ image, repo, zfs, log });
+        if (built.built)
+          log(
+            `VM image${zfs ? ' with OpenZFS' : ''} built in ${seconds(built.buildMs)} (kernel ${built.kernelVersion})`,
+          );
+        return built;
+      };
+      const vmImage = await variant(false, previous?.vmImage);
+      const vmZfsImage = await variant(true, previous?.vmZfsImage);
+      const vmImagesBuilt = [vmImage, vmZfsImage].filter((v) => v?.built);
 
       const gen = generatedPaths(opts.generatedDir ?? previous?.generatedDir);
       const { publicKey } = await ensureKeyPair(gen);
@@ -294,18 +307,8 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
         imageHash: image.hash,
         imageRoot: image.root,
         repoDir: repo.dir,
-        ...(vmImage
-          ? {
-              vmImage: {
-                key: vmImage.key,
-                rootImage: vmImage.rootImage,
-                repoImage: vmImage.repoImage,
-                kernel: vmImage.kernel,
-                initrd: vmImage.initrd,
-                kernelVersion: vmImage.kernelVersion,
-              },
-            }
-          : {}),
+        ...(vmImage ? { vmImage: vmImageState(vmImage) } : {}),
+        ...(vmZfsImage ? { vmZfsImage: vmImageState(vmZfsImage) } : {}),
         generatedDir: gen.dir,
         hosts: topology.hosts.map((h) => byName.get(h.name) ?? { ...h, createdAt: now }),
       };
@@ -374,15 +377,23 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
         await ensureFenceServer();
 
       await removeStaleImages(new Set([join(state.imageRoot, '..')]));
-      if (state.vmImage) removeStaleVmImages(new Set([join(state.vmImage.rootImage, '..')]));
+      // Both variants for this image and repository stay cached (a lab without ZFS must not throw away the
+      // ten-minute OpenZFS image the next ZFS lab boots), as do the ones this lab's VMs run.
+      removeStaleVmImages(
+        new Set([
+          vmImageDir(vmImageKey(image, repo, false)),
+          vmImageDir(vmImageKey(image, repo, true)),
+          ...[state.vmImage, state.vmZfsImage].flatMap((v) => (v ? [join(v.rootImage, '..')] : [])),
+        ]),
+      );
       removeStaleRepos(new Set([state.repoDir]));
       return {
         hosts: reports,
         timings: {
           imageMs: image.buildMs,
           imageBuilt: image.built,
-          vmImageMs: vmImage?.buildMs ?? 0,
-          vmImageBuilt: vmImage?.built ?? false,
+          vmImageMs: vmImagesBuilt.reduce((sum, v) => sum + (v?.buildMs ?? 0), 0),
+          vmImageBuilt: vmImagesBuilt.length > 0,
           repoMs: repo.buildMs,
           repoBuilt: repo.built,
           repoPackages: repo.packageCount,
@@ -414,8 +425,8 @@ async function bootHost(host: HostState, ctx: HostContext, state: LabState): Pro
 
 /** Create the VM's disks and seed, start qemu (KVM first when it works here) and record its pid at once. */
 async function bootVmHost(host: HostState, ctx: HostContext, state: LabState, log: LabLog): Promise<void> {
-  const paths = await prepareVm(host, vmContext(state, ctx));
-  const boot = await bootVm(host, vmContext(state, ctx), paths, vmMachineId(paths), (process) => {
+  const paths = await prepareVm(host, vmContext(state, ctx, host));
+  const boot = await bootVm(host, vmContext(state, ctx, host), paths, vmMachineId(paths), (process) => {
     // Recorded as soon as qemu runs, so a crash of cairn from here on leaves a trace for `down`.
     host.supervisor = process;
     writeState(state);
@@ -428,12 +439,26 @@ async function bootVmHost(host: HostState, ctx: HostContext, state: LabState, lo
   log(`${host.name}: VM kernel reached init under ${boot.accelerator} after ${seconds(boot.kernelMs)}`);
 }
 
-function vmContext(state: LabState, ctx: HostContext): VmContext {
-  if (!state.vmImage)
-    throw new CairnError('the lab state records no VM image; run `cairn lab down` and `cairn lab up --vm` again', {
-      kind: 'runtime',
-    });
-  return { image: state.vmImage, topology: ctx.topology, publicKey: ctx.publicKey };
+function vmContext(state: LabState, ctx: HostContext, host: LabHostSpec): VmContext {
+  // A lab state written before the images were split has only vmImage, which had OpenZFS: it serves both.
+  const image = host.vm?.zfs ? (state.vmZfsImage ?? state.vmImage) : state.vmImage;
+  if (!image)
+    throw new CairnError(
+      `the lab state records no VM image${host.vm?.zfs ? ' with OpenZFS' : ''} for ${host.name}; run \`cairn lab down\` and \`cairn lab up\` again`,
+      { kind: 'runtime' },
+    );
+  return { image, topology: ctx.topology, publicKey: ctx.publicKey };
+}
+
+function vmImageState(v: VmImageState): VmImageState {
+  return {
+    key: v.key,
+    rootImage: v.rootImage,
+    repoImage: v.repoImage,
+    kernel: v.kernel,
+    initrd: v.initrd,
+    kernelVersion: v.kernelVersion,
+  };
 }
 
 function hostReport(host: HostState): LabHostReport {
@@ -788,6 +813,72 @@ export function labDropSshSessions(name: string): number[] {
   if (!listener) return [];
   const sessions = descendantsOf(listener.pid, processes).filter((p) => p.comm === 'sshd');
   return sessions.filter((p) => signal(p, 'SIGKILL')).map((p) => p.pid);
+}
+
+/** A lab host as a drill sees it: its kind, whether it runs, and a VM's data disks (GiB each). */
+export interface LabHostInfo {
+  kind: 'container' | 'vm';
+  running: boolean;
+  /** A VM's data disks, by index 1..n (sizes in GiB); empty for a container. */
+  disksGiB: number[];
+  /** A VM booted with the OpenZFS image. */
+  zfs: boolean;
+}
+
+/** What the lab knows of `name`; undefined when the lab is not up or has no such host. Changes nothing. */
+export function labHostInfo(name: string): LabHostInfo | undefined {
+  const state = readStateLenient();
+  const host = state?.hosts.find((h) => h.name === name);
+  if (!host) return undefined;
+  return {
+    kind: hostKind(host),
+    running: isRunning(host.supervisor),
+    disksGiB: [...(host.vm?.disksGiB ?? [])],
+    zfs: Boolean(host.vm?.zfs),
+  };
+}
+
+/** The running lab VM `name` and its data disk `index`, or a clear error saying why not. */
+function runningVmDisk(name: string, index: number): { host: HostState; sizeGiB: number } {
+  const state = requireUpState();
+  const host = stateHost(state, name);
+  if (hostKind(host) !== 'vm' || !host.vm)
+    throw optionsError(
+      `lab host ${name} is a container: it has no disks of its own to pull (only a VM of the lab, \`kind: vm\`, has)`,
+    );
+  if (!isRunning(host.supervisor))
+    throw optionsError(`lab VM ${name} is not running (start it with \`cairn lab start ${name}\`)`);
+  const sizeGiB = host.vm.disksGiB[index - 1];
+  if (!Number.isInteger(index) || sizeGiB === undefined)
+    throw optionsError(`lab VM ${name} has data disks 1 to ${host.vm.disksGiB.length}, not ${index}`);
+  return { host, sizeGiB };
+}
+
+/**
+ * Pull data disk `index` (1-based) out of a running lab VM, as a failed drive vanishes: qemu's device_del
+ * through QMP, the guest sees the device go. Its file is kept until a blank disk replaces it.
+ */
+export async function labPullDisk(name: string, index: number, opts: { log?: LabLog } = {}): Promise<void> {
+  requireRoot('pull a disk of');
+  await withLabLock(
+    async () => {
+      runningVmDisk(name, index);
+      await unplugDisk(name, index);
+    },
+    { log: opts.log ?? defaultLog },
+  );
+}
+
+/** Plug a blank disk of the same size into slot `index` of a running lab VM (same serial, same by-id path). */
+export async function labPlugBlankDisk(name: string, index: number, opts: { log?: LabLog } = {}): Promise<void> {
+  requireRoot('plug a disk into');
+  await withLabLock(
+    async () => {
+      const { sizeGiB } = runningVmDisk(name, index);
+      await plugBlankDisk(name, index, sizeGiB);
+    },
+    { log: opts.log ?? defaultLog },
+  );
 }
 
 /**

@@ -20,6 +20,15 @@ export interface HostState extends LabHostSpec {
   accelerator?: 'kvm' | 'tcg';
 }
 
+export interface VmImageState {
+  key: string;
+  rootImage: string;
+  repoImage: string;
+  kernel: string;
+  initrd: string;
+  kernelVersion: string;
+}
+
 export interface LabState {
   version: 1;
   bridge: string;
@@ -32,15 +41,10 @@ export interface LabState {
   /** The overlay's lower layer for every host. */
   imageRoot: string;
   repoDir: string;
-  /** The VM image the lab's VMs boot (absent while no VM was ever wanted). */
-  vmImage?: {
-    key: string;
-    rootImage: string;
-    repoImage: string;
-    kernel: string;
-    initrd: string;
-    kernelVersion: string;
-  };
+  /** The base VM image (no OpenZFS) the lab's VMs boot; absent while no such VM was wanted. */
+  vmImage?: VmImageState;
+  /** The VM image with OpenZFS, booted by VMs marked `zfs: true`; absent while none was wanted. */
+  vmZfsImage?: VmImageState;
   /** inventories/lab/generated of the checkout that brought the lab up. */
   generatedDir: string;
   hosts: HostState[];

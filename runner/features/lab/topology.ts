@@ -37,10 +37,23 @@ export interface LabVmSpec {
   cpus: number;
   /** One entry per data disk, in GiB; the disks appear in the VM as /dev/disk/by-id/virtio-NAME-dN. */
   disksGiB: number[];
+  /**
+   * Boot the VM image with OpenZFS (zfs-dkms's module built for its kernel). Its own image, built only when a
+   * VM asks for it: the zfs-dkms build is most of ten minutes, the base VM image about one (vm.ts).
+   */
+  zfs: boolean;
 }
 
-/** A pve node run as a VM (`lab up --vm`): enough memory for ceph or zfs under TCG, six data disks. */
-export const DEFAULT_VM: Readonly<LabVmSpec> = { memoryMiB: 2048, cpus: 1, disksGiB: [16, 16, 16, 16, 16, 16] };
+/**
+ * A pve node run as a VM (`lab up --vm`): enough memory for ceph or zfs under TCG, six data disks, OpenZFS
+ * (the zfs role runs on the pve nodes).
+ */
+export const DEFAULT_VM: Readonly<LabVmSpec> = {
+  memoryMiB: 2048,
+  cpus: 1,
+  disksGiB: [16, 16, 16, 16, 16, 16],
+  zfs: true,
+};
 
 export interface LabHostSpec {
   name: string;
@@ -233,6 +246,7 @@ export const TOPOLOGY_SCHEMA = {
           memory: { type: 'integer', minimum: 512, maximum: 16384, description: 'MiB, VMs only' },
           cpus: { type: 'integer', minimum: 1, maximum: 8 },
           disks: { type: 'array', maxItems: 12, items: { type: 'integer', minimum: 1, maximum: 2048 } },
+          zfs: { type: 'boolean', description: 'VMs only: boot the VM image with OpenZFS (built once when asked for)' },
         },
       },
     },
@@ -248,6 +262,7 @@ interface TopologyFileHost {
   memory?: number;
   cpus?: number;
   disks?: number[];
+  zfs?: boolean;
 }
 interface TopologyFile {
   network?: { subnet?: string; management_subnet?: string; vip?: string };
@@ -357,9 +372,11 @@ export function topologyFromYaml(loaded: LoadedYaml): LabTopology {
         memoryMiB: host.memory ?? DEFAULT_VM.memoryMiB,
         cpus: host.cpus ?? DEFAULT_VM.cpus,
         disksGiB: [...(host.disks ?? DEFAULT_VM.disksGiB)],
+        // A topology file's VM gets OpenZFS only when it asks: the base VM image is minutes cheaper.
+        zfs: host.zfs ?? false,
       };
     } else {
-      for (const key of ['memory', 'cpus', 'disks'] as const) {
+      for (const key of ['memory', 'cpus', 'disks', 'zfs'] as const) {
         if (host[key] !== undefined)
           throw errorAt(
             loaded,

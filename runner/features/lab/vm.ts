@@ -4,7 +4,9 @@
  *
  * The VM image is the container image plus a kernel, installed in a chroot (systemd-nspawn without --boot) at
  * native speed from the lab's offline repository, then written into an ext4 file system image with
- * `mke2fs -d` (no loop mount). Each VM boots that kernel directly (-kernel/-initrd), its root a qcow2 overlay
+ * `mke2fs -d` (no loop mount). It comes in two variants, each cached under its own key: the base image (about
+ * a minute to build) and the one with OpenZFS, whose zfs-dkms build takes most of ten minutes; only a VM the
+ * topology marks `zfs: true` boots the second, so a VM lab without ZFS never pays for it. Each VM boots that kernel directly (-kernel/-initrd), its root a qcow2 overlay
  * on the cached base. Per-host identity (address, names, SSH host key, the lab's key) comes on a small
  * read-only "seed" disk that a unit in the image copies into place before the network and sshd start; the host
  * keys are generated here, so known_hosts is written from them. The package repository reaches the VMs as a
@@ -199,16 +201,19 @@ export interface VmImageInfo {
   kernel: string;
   initrd: string;
   kernelVersion: string;
+  /** Whether OpenZFS (zfs-dkms's module for the kernel, the tools) is in the image. */
+  zfs: boolean;
   built: boolean;
   buildMs: number;
 }
 
-export function vmImageKey(image: Pick<ImageInfo, 'hash'>, repo: Pick<RepoInfo, 'dir'>): string {
+/** The cache key of a VM image variant: the base image's key differs from the OpenZFS one's. */
+export function vmImageKey(image: Pick<ImageInfo, 'hash'>, repo: Pick<RepoInfo, 'dir'>, zfs: boolean): string {
   const canonical = JSON.stringify({
     image: image.hash,
     repo: repo.dir,
     packages: [...VM_IMAGE_PACKAGES].sort(),
-    zfs: VM_ZFS_SCRIPT,
+    ...(zfs ? { zfs: VM_ZFS_SCRIPT } : {}),
     customise: VM_CUSTOMISE_SCRIPT,
     size: ROOT_SIZE,
   });
@@ -217,8 +222,13 @@ export function vmImageKey(image: Pick<ImageInfo, 'hash'>, repo: Pick<RepoInfo, 
 
 const VM_MARKER = '.cairn-lab-vm-image';
 
+/** Where the VM image of `key` is cached. */
+export function vmImageDir(key: string): string {
+  return join(LAB_DIR, `vmimage-${key}`);
+}
+
 function vmImagePaths(key: string) {
-  const dir = join(LAB_DIR, `vmimage-${key}`);
+  const dir = vmImageDir(key);
   return {
     dir,
     rootImage: join(dir, 'root.raw'),
@@ -240,12 +250,14 @@ export function vmImageIsComplete(key: string): boolean {
 export interface EnsureVmImageOptions {
   image: ImageInfo;
   repo: RepoInfo;
+  /** The variant with OpenZFS (for VMs marked `zfs: true`). */
+  zfs: boolean;
   log: (line: string) => void;
 }
 
-/** Build the VM image unless a complete one for this container image and repository exists. */
+/** Build the VM image variant unless a complete one for this container image and repository exists. */
 export async function ensureVmImage(opts: EnsureVmImageOptions): Promise<VmImageInfo> {
-  const key = vmImageKey(opts.image, opts.repo);
+  const key = vmImageKey(opts.image, opts.repo, opts.zfs);
   const paths = vmImagePaths(key);
   if (vmImageIsComplete(key)) {
     const recorded = JSON.parse(readFileSync(paths.marker, 'utf8')) as { kernelVersion: string };
@@ -257,6 +269,7 @@ export async function ensureVmImage(opts: EnsureVmImageOptions): Promise<VmImage
       kernel: paths.kernel,
       initrd: paths.initrd,
       kernelVersion: recorded.kernelVersion,
+      zfs: opts.zfs,
       built: false,
       buildMs: 0,
     };
@@ -271,7 +284,9 @@ export async function ensureVmImage(opts: EnsureVmImageOptions): Promise<VmImage
   const tree = join(tmp, 'tree');
   mkdirSync(tmp, { recursive: true });
   opts.log(
-    `building the VM image ${key}: the container image plus ${[...VM_IMAGE_PACKAGES, ...VM_ZFS_PACKAGES].join(', ')}, OpenZFS built for its kernel (once; log: ${logFile})`,
+    opts.zfs
+      ? `building the VM image ${key} with OpenZFS: the container image plus ${[...VM_IMAGE_PACKAGES, ...VM_ZFS_PACKAGES].join(', ')}, OpenZFS built for its kernel (once, about ten minutes; log: ${logFile})`
+      : `building the VM image ${key}: the container image plus ${VM_IMAGE_PACKAGES.join(', ')} (once; log: ${logFile})`,
   );
   await runChecked('cp', ['-a', '--', opts.image.root, tree], 'copying the base image for the VM image', { logFile });
   // A chroot with /proc, /sys and /dev (nspawn provides them and takes them down), no network, the repository
@@ -312,14 +327,18 @@ export async function ensureVmImage(opts: EnsureVmImageOptions): Promise<VmImage
   if (!kernelFile)
     throw new CairnError(`the VM image has no cloud kernel in ${boot} (see ${logFile})`, { kind: 'runtime' });
   const kernelVersion = kernelFile.slice('vmlinuz-'.length);
-  const zfsStarted = Date.now();
-  await inChroot('building OpenZFS for the VM kernel (zfs-dkms)', VM_ZFS_SCRIPT, kernelVersion);
-  const zfsBuildMs = Date.now() - zfsStarted;
-  // dkms keeps one folder per built version (and a `source` link) under /var/lib/dkms/zfs.
-  const zfsVersion = readdirSync(join(tree, 'var', 'lib', 'dkms', 'zfs')).find((v) => /^\d/.test(v)) ?? 'unknown';
-  opts.log(
-    `OpenZFS ${zfsVersion} built for ${kernelVersion} in ${(zfsBuildMs / 1000).toFixed(1)} s (zfs-dkms, in the chroot)`,
-  );
+  let zfsVersion: string | undefined;
+  let zfsBuildMs: number | undefined;
+  if (opts.zfs) {
+    const zfsStarted = Date.now();
+    await inChroot('building OpenZFS for the VM kernel (zfs-dkms)', VM_ZFS_SCRIPT, kernelVersion);
+    zfsBuildMs = Date.now() - zfsStarted;
+    // dkms keeps one folder per built version (and a `source` link) under /var/lib/dkms/zfs.
+    zfsVersion = readdirSync(join(tree, 'var', 'lib', 'dkms', 'zfs')).find((v) => /^\d/.test(v)) ?? 'unknown';
+    opts.log(
+      `OpenZFS ${zfsVersion} built for ${kernelVersion} in ${(zfsBuildMs / 1000).toFixed(1)} s (zfs-dkms, in the chroot)`,
+    );
+  }
   await inChroot(
     'customising the VM image',
     ['set -eu', VM_CUSTOMISE_SCRIPT, 'apt-get clean', 'rm -rf /var/lib/apt/lists/*'].join('\n'),
@@ -353,8 +372,8 @@ export async function ensureVmImage(opts: EnsureVmImageOptions): Promise<VmImage
     JSON.stringify({
       key,
       kernelVersion,
-      zfsVersion,
-      zfsBuildMs,
+      zfs: opts.zfs,
+      ...(opts.zfs ? { zfsVersion, zfsBuildMs } : {}),
       image: opts.image.hash,
       repo: opts.repo.dir,
       builtAt: new Date().toISOString(),
@@ -369,6 +388,7 @@ export async function ensureVmImage(opts: EnsureVmImageOptions): Promise<VmImage
     kernel: paths.kernel,
     initrd: paths.initrd,
     kernelVersion,
+    zfs: opts.zfs,
     built: true,
     buildMs: Date.now() - started,
   };
