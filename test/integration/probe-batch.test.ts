@@ -236,11 +236,13 @@ describe('probe batching against real sshd', () => {
 
   it('refuses batch output that is not exactly what the batch script prints', () => {
     const section = (name: string, text: string) => `::cairn-section:: ${name} ${Buffer.from(text).toString('base64')}`;
-    const good = [section('o0', 'x'), section('e0', ''), section('c0', '0')];
-    expect(parseBatchOutput(good.join('\n') + '\n', 1)).toEqual([{ stdout: 'x', stderr: '', code: 0 }]);
+    const good = [section('o0', 'x'), section('e0', ''), section('c0-3', '')];
+    expect(parseBatchOutput(good.join('\n') + '\n', 1)).toEqual([{ stdout: 'x', stderr: '', code: 3 }]);
     expect(() => parseBatchOutput([...good, 'stray text'].join('\n'), 1)).toThrow(/outside the batch's sections/);
     expect(() => parseBatchOutput(good.slice(0, 2).join('\n'), 1)).toThrow(/2 sections, not 3/);
-    expect(() => parseBatchOutput([good[0], good[1], section('c0', '0; rm')].join('\n'), 1)).toThrow(/exit status/);
+    // A status that is not a number is no status: the probe's result is missing.
+    expect(() => parseBatchOutput([good[0], good[1], section('c0-0x', '')].join('\n'), 1)).toThrow(/lacks the result/);
+    expect(() => parseBatchOutput([good[0], good[1], section('c1-0', '')].join('\n'), 1)).toThrow(/lacks the result/);
     expect(() => parseBatchOutput([...good, good[0]].join('\n'), 1)).toThrow(/twice/);
   });
 });

@@ -15,7 +15,7 @@
  */
 import { quote } from '../transport/quote.js';
 import type { Connection, ExecOptions, ExecResult } from '../transport/types.js';
-import { parseSectionBytes, ProbeError, section } from '../modules/remote.js';
+import { fileSection, parseSectionBytes, ProbeError, SECTION_MARK } from '../modules/remote.js';
 import type { AnyModule, ModuleContext, Planned } from '../modules/types.js';
 
 /**
@@ -40,31 +40,36 @@ const NO_TEMP_DIR_EXIT = 90;
 
 /**
  * One script that runs `scripts` in order and frames each one's stdout (`o<i>`), stderr (`e<i>`) and exit
- * status (`c<i>`). Each script travels base64-encoded and is decoded by the shell's own printf (a builtin: no
- * argv, nothing in `ps`), then eval'd in a subshell with no input, as `sh -s` would have run it alone: its
- * `exit`, traps, `set` and variables stay inside. Its two output streams go to files in a folder made by
- * `mktemp -d` (created exclusively, mode 0700), removed when the script ends.
+ * status (`c<i>-<status>`, empty payload; the section format of apply-batch.ts). Each script is eval'd from one
+ * single-quoted word (an assignment: no argv, nothing in `ps`) in a subshell with no input, as `sh -s` would
+ * have run it alone: its `exit`, traps, `set` and variables stay inside. Its two output streams go to files in
+ * a folder made by `mktemp -d` (created exclusively, mode 0700), removed when the script ends.
+ *
+ * What the host pays per probe beyond the probe itself: one fork (the subshell) and one base64 for its
+ * stdout; an empty stream and the status are framed by printf, a builtin (the first version decoded each
+ * script with base64 and framed each stream with cat and base64 in pipelines: 6 processes and ~10 forks).
  */
 export function batchScript(scripts: readonly string[]): string {
+  const out = '"$cairn_batch_dir/o"';
+  const err = '"$cairn_batch_dir/e"';
   const lines = [
     `cairn_batch_dir=$(mktemp -d) || exit ${NO_TEMP_DIR_EXIT}`,
     `trap 'rm -rf -- "$cairn_batch_dir"' EXIT`,
     `trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM`,
   ];
   scripts.forEach((script, index) => {
-    const encoded = Buffer.from(script, 'utf8').toString('base64');
     lines.push(
-      `cairn_batch_script=$(printf '%s' ${quote(encoded)} | base64 -d) || exit ${NO_TEMP_DIR_EXIT + 1}`,
       // The names the batch uses are unset inside the subshell, so the probe sees the environment it would alone.
-      `( eval "unset cairn_batch_script cairn_batch_rc cairn_batch_dir` +
-        `\n$cairn_batch_script" ) </dev/null >"$cairn_batch_dir/o" 2>"$cairn_batch_dir/e"; cairn_batch_rc=$?`,
-      section(`o${index}`, `cat -- "$cairn_batch_dir/o"`),
-      section(`e${index}`, `cat -- "$cairn_batch_dir/e"`),
-      section(`c${index}`, `printf '%s' "$cairn_batch_rc"`),
+      `( unset cairn_batch_rc cairn_batch_dir; eval ${quote(script)}; ) </dev/null >${out} 2>${err}; cairn_batch_rc=$?`,
+      fileSection(`o${index}`, out),
+      fileSection(`e${index}`, err),
+      `printf '%s c${index}-%s \\n' ${quote(SECTION_MARK)} "$cairn_batch_rc"`,
     );
   });
   return lines.join('\n');
 }
+
+const STATUS = /^c(\d+)-(\d{1,3})$/;
 
 /**
  * The batch script's output as one ExecResult per script, in order. Anything but exactly the sections the
@@ -77,16 +82,19 @@ export function parseBatchOutput(stdout: string, count: number): ExecResult[] {
     throw new ProbeError(
       `the host's batch output has ${sections.size} sections, not ${count * 3}; refusing to read it`,
     );
+  const statuses = new Map<number, number>();
+  for (const name of sections.keys()) {
+    const m = STATUS.exec(name);
+    if (m) statuses.set(Number(m[1]), Number(m[2]));
+  }
   const results: ExecResult[] = [];
   for (let index = 0; index < count; index++) {
     const out = sections.get(`o${index}`);
     const err = sections.get(`e${index}`);
-    const status = sections.get(`c${index}`)?.toString('utf8');
-    if (out === undefined || err === undefined || status === undefined)
+    const code = statuses.get(index);
+    if (out === undefined || err === undefined || code === undefined)
       throw new ProbeError(`the host's batch output lacks the result of probe ${index + 1}; refusing to read it`);
-    if (!/^\d{1,3}$/.test(status))
-      throw new ProbeError(`the host reported exit status ${JSON.stringify(status.slice(0, 20))} for a probe`);
-    results.push({ stdout: out.toString('utf8'), stderr: err.toString('utf8'), code: Number(status) });
+    results.push({ stdout: out.toString('utf8'), stderr: err.toString('utf8'), code });
   }
   return results;
 }

@@ -29,6 +29,20 @@ export function section(name: string, ...body: string[]): string {
   return `printf '%s ' ${quote(`${SECTION_MARK} ${name}`)}\n{ :\n${body.join('\n')}\n} | base64 -w0; echo`;
 }
 
+/**
+ * Shell that prints the bytes of `file` (a shell word, e.g. "$dir/o") as the framed section `name`, as
+ * `section` would: one base64 process when the file holds something, none for an empty file (printf is a
+ * builtin). The batch scripts frame each step's output files this way.
+ */
+export function fileSection(name: string, file: string): string {
+  if (!SECTION_NAME.test(name)) throw new Error(`internal error: bad section name ${JSON.stringify(name)}`);
+  const mark = quote(SECTION_MARK);
+  return (
+    `if [ -s ${file} ]; then printf '%s ${name} ' ${mark}; base64 -w0 <${file}; echo; ` +
+    `else printf '%s ${name} \\n' ${mark}; fi`
+  );
+}
+
 /** The framed output of one section, as `section` prints it (for fakes and fixtures). */
 export function formatSection(name: string, content: string | Buffer): string {
   if (!SECTION_NAME.test(name)) throw new Error(`bad section name ${JSON.stringify(name)}`);
