@@ -108,7 +108,10 @@ async function oneHost(host: { name: string; address: string; port: number }): P
     if (result.code !== 0 || !result.stdout.endsWith('floor-done'))
       throw new Error(`${host.name}: the batched commands failed (${result.code}): ${result.stderr}`);
     // Every probe before the stat has an expected output: they lead the batch's output, in order.
-    const expected = list.slice(0, 18).map((c) => c.expect ?? '').join('');
+    const expected = list
+      .slice(0, 18)
+      .map((c) => c.expect ?? '')
+      .join('');
     if (modeArg === 'probe' && !result.stdout.startsWith(expected))
       throw new Error(`${host.name}: the batched probes did not print the play's state`);
   } else {

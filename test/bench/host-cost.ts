@@ -127,7 +127,14 @@ async function main(): Promise<void> {
         { env: { CAIRN_STATE_DIR: join(lab.dir, 'state') } },
       );
     const floor = (mode: string, shape: string) => (): Promise<Measured> =>
-      measure(process.execPath, [join(repoRoot, 'dist/test/bench/floor-w2.js'), floorHosts, mode, shape, '20', W2_ROOT]);
+      measure(process.execPath, [
+        join(repoRoot, 'dist/test/bench/floor-w2.js'),
+        floorHosts,
+        mode,
+        shape,
+        '20',
+        W2_ROOT,
+      ]);
 
     /** Cases in order; `fresh` ones start on a clean tree, the others on what the one before left. */
     const builds: Array<[string, string]> = [['cairn', join(repoRoot, 'bin/cairn.js')]];

@@ -86,7 +86,7 @@ describe('blockinfile module', () => {
   it('plans an insert from the probe and writes the same text on apply', async () => {
     const conn = new FakeConnection([
       { match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ content: '127.0.0.1 localhost\n' }) } },
-      { match: 'mktemp', reply: {} },
+      { match: '.cairn-tmp.', reply: {} },
     ]);
     const ctx = contextFor(conn);
     const args = { path: '/etc/hosts', block: '10.0.0.1 db1' };

@@ -95,7 +95,7 @@ describe('copy check', () => {
     writeFileSync(join(local, 'blob.bin'), bytes);
     const conn = new FakeConnection([
       { match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ absent: true }) } },
-      { match: 'mktemp', reply: {} },
+      { match: '.cairn-tmp.', reply: {} },
     ]);
     const seen: string[] = [];
     const ctx = contextFor(conn, { findLocalFile: (kind, rel) => (seen.push(`${kind}/${rel}`), join(local, rel)) });
@@ -118,7 +118,7 @@ describe('copy apply', () => {
     const hostile = "/etc/$(touch /tmp/pwned)/it's.conf";
     const conn = new FakeConnection([
       { match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ content: 'old\n' }) } },
-      { match: 'mktemp', reply: { stdout: formatSection('backup', `${hostile}.2026-01-01@00:00:00.Ab12Cd~`) } },
+      { match: '.cairn-tmp.', reply: { stdout: formatSection('backup', `${hostile}.2026-01-01@00:00:00.Ab12Cd~`) } },
     ]);
     const ctx = contextFor(conn, { become: true, becomeUser: 'root' });
     const args = {
@@ -160,7 +160,10 @@ describe('copy apply', () => {
   it('a failed validation is a failed task naming the validator output', async () => {
     const conn = new FakeConnection([
       { match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ absent: true }) } },
-      { match: 'mktemp', reply: { code: 74, stdout: formatSection('validate', 'rc=1\nconfig error on line 2\n') } },
+      {
+        match: '.cairn-tmp.',
+        reply: { code: 74, stdout: formatSection('validate', 'rc=1\nconfig error on line 2\n') },
+      },
     ]);
     const ctx = contextFor(conn);
     const args = { dest, content: 'ok\nbad directive\n', validate: 'check %s' };

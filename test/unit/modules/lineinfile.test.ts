@@ -172,7 +172,7 @@ describe('lineinfile module', () => {
         match: '::cairn-section:: file',
         reply: { stdout: fileProbeOutput({ content: 'PermitRootLogin yes\n', mode: '600' }) },
       },
-      { match: 'mktemp', reply: { stdout: '' } },
+      { match: '.cairn-tmp.', reply: { stdout: '' } },
     ]);
     const ctx = contextFor(conn, { become: true, becomeUser: 'root' });
     const args = { path: '/etc/ssh/sshd_config', regexp: '^PermitRootLogin', line: 'PermitRootLogin no' };
