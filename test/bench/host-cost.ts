@@ -38,6 +38,8 @@ const CGROUP = `/sys/fs/cgroup/cpuacct/cairn-host-cost-${process.pid}`;
 /** What strace saw: exec'd programs by name, and how many of them sshd started for a channel. */
 export interface ExecCount {
   channels: number;
+  /** Processes created (fork, vfork, clone), sshd's own included. */
+  forks: number;
   execs: number;
   byProgram: Map<string, number>;
 }
@@ -50,7 +52,7 @@ export interface ExecCount {
 export function countExecs(text: string, rootPids: number[], sshd: string): ExecCount {
   const program = new Map<number, string>(rootPids.map((pid) => [pid, sshd]));
   const pendingExec = new Map<number, string>();
-  const count: ExecCount = { channels: 0, execs: 0, byProgram: new Map() };
+  const count: ExecCount = { channels: 0, forks: 0, execs: 0, byProgram: new Map() };
   const exec = (pid: number, path: string): void => {
     const parentProgram = program.get(pid);
     program.set(pid, path);
@@ -67,6 +69,7 @@ export function countExecs(text: string, rootPids: number[], sshd: string): Exec
     const forked = /^(?:<\.\.\. )?(?:clone3?|fork|vfork)\b.*= (\d+)$/.exec(rest);
     if (forked) {
       program.set(Number(forked[1]), program.get(pid) ?? '?');
+      count.forks++;
       continue;
     }
     const execStart = /^execve\("((?:[^"\\]|\\.)*)"/.exec(rest);
@@ -201,9 +204,9 @@ async function main(): Promise<void> {
 
     console.log(`\nW2 host cost: ${HOSTS} host(s), ${TASKS} tasks, one run each (load now ${load()})`);
     console.log(
-      '| case | host CPU s | controller CPU s | wall s | round trips per host | execs per host | execs per task |',
+      '| case | host CPU s | controller CPU s | wall s | round trips per host | forks per host | execs per host | execs per task |',
     );
-    console.log('|---|---:|---:|---:|---:|---:|---:|');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
     for (const row of rows.values()) {
       const n = row.counts;
       const cells = [
@@ -212,6 +215,7 @@ async function main(): Promise<void> {
         row.controller.cpuSeconds.toFixed(2),
         row.controller.wallSeconds.toFixed(2),
         n ? (n.channels / HOSTS).toFixed(1) : '-',
+        n ? (n.forks / HOSTS).toFixed(1) : '-',
         n ? (n.execs / HOSTS).toFixed(1) : '-',
         n ? (n.execs / HOSTS / TASKS).toFixed(1) : '-',
       ];

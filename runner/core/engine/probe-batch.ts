@@ -15,7 +15,7 @@
  */
 import { quote } from '../transport/quote.js';
 import type { Connection, ExecOptions, ExecResult } from '../transport/types.js';
-import { fileSection, parseSectionBytes, ProbeError, SECTION_MARK } from '../modules/remote.js';
+import { parseSectionBytes, ProbeError, section } from '../modules/remote.js';
 import type { AnyModule, ModuleContext, Planned } from '../modules/types.js';
 
 /**
@@ -39,62 +39,86 @@ export const BATCHABLE_MODULES: ReadonlySet<string> = new Set([
 const NO_TEMP_DIR_EXIT = 90;
 
 /**
- * One script that runs `scripts` in order and frames each one's stdout (`o<i>`), stderr (`e<i>`) and exit
- * status (`c<i>-<status>`, empty payload; the section format of apply-batch.ts). Each script is eval'd from one
- * single-quoted word (an assignment: no argv, nothing in `ps`) in a subshell with no input, as `sh -s` would
- * have run it alone: its `exit`, traps, `set` and variables stay inside. Its two output streams go to files in
- * a folder made by `mktemp -d` (created exclusively, mode 0700), removed when the script ends.
+ * One script that runs `scripts` in order, each eval'd from one single-quoted word (an assignment: no argv,
+ * nothing in `ps`) in a subshell with no input, as `sh -s` would have run it alone: its `exit`, traps, `set`
+ * and variables stay inside. Its stdout and stderr go to files `o<i>` and `e<i>` in a folder made by
+ * `mktemp -d` (created exclusively, mode 0700), removed when the script ends; its status to a variable.
  *
- * What the host pays per probe beyond the probe itself: one fork (the subshell) and one base64 for its
- * stdout; an empty stream and the status are framed by printf, a builtin (the first version decoded each
- * script with base64 and framed each stream with cat and base64 in pipelines: 6 processes and ~10 forks).
+ * When all have run, ONE section `batch` carries everything, base64 (so no output can start, end or replace
+ * a section): a line `s` and the statuses, then `wc -c` of the files (their sizes, in order, and the total),
+ * then the files' bytes, concatenated by one `cat`. So the host pays one fork per probe (its subshell) and
+ * four processes per batch (mktemp, wc, cat, base64; rm at the end); the first version decoded each script
+ * with base64 and framed each stream with cat and base64 in pipelines: 6 processes and ~10 forks per probe.
  */
 export function batchScript(scripts: readonly string[]): string {
-  const out = '"$cairn_batch_dir/o"';
-  const err = '"$cairn_batch_dir/e"';
   const lines = [
     `cairn_batch_dir=$(mktemp -d) || exit ${NO_TEMP_DIR_EXIT}`,
     `trap 'rm -rf -- "$cairn_batch_dir"' EXIT`,
     `trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM`,
+    `cairn_batch_rcs=s`,
   ];
+  const files: string[] = [];
   scripts.forEach((script, index) => {
     lines.push(
       // The names the batch uses are unset inside the subshell, so the probe sees the environment it would alone.
-      `( unset cairn_batch_rc cairn_batch_dir; eval ${quote(script)}; ) </dev/null >${out} 2>${err}; cairn_batch_rc=$?`,
-      fileSection(`o${index}`, out),
-      fileSection(`e${index}`, err),
-      `printf '%s c${index}-%s \\n' ${quote(SECTION_MARK)} "$cairn_batch_rc"`,
+      `( unset cairn_batch_rcs cairn_batch_dir; eval ${quote(script)}; ) </dev/null ` +
+        `>"$cairn_batch_dir/o${index}" 2>"$cairn_batch_dir/e${index}"; cairn_batch_rcs="$cairn_batch_rcs $?"`,
     );
+    files.push(`o${index}`, `e${index}`);
   });
+  // The files by their fixed names, from inside the folder: wc prints nothing the host chose but the sizes.
+  lines.push(
+    `cd -- "$cairn_batch_dir" || exit ${NO_TEMP_DIR_EXIT + 1}`,
+    section('batch', `printf '%s\\n' "$cairn_batch_rcs"`, `wc -c -- ${files.join(' ')}`, `cat -- ${files.join(' ')}`),
+  );
   return lines.join('\n');
 }
 
-const STATUS = /^c(\d+)-(\d{1,3})$/;
-
 /**
- * The batch script's output as one ExecResult per script, in order. Anything but exactly the sections the
- * script prints (a missing or extra section, text outside them, a status that is not a number) is refused.
+ * The batch script's output as one ExecResult per script, in order. Anything but exactly what the script
+ * prints (text outside its one section, a status that is not a number, sizes of other files or in another
+ * order, a total or a byte count that does not add up) is refused.
  */
 export function parseBatchOutput(stdout: string, count: number): ExecResult[] {
   const sections = parseSectionBytes(stdout);
   if (sections.has('')) throw new ProbeError(`the host printed text outside the batch's sections; refusing to read it`);
-  if (sections.size !== count * 3)
-    throw new ProbeError(
-      `the host's batch output has ${sections.size} sections, not ${count * 3}; refusing to read it`,
-    );
-  const statuses = new Map<number, number>();
-  for (const name of sections.keys()) {
-    const m = STATUS.exec(name);
-    if (m) statuses.set(Number(m[1]), Number(m[2]));
+  const blob = sections.get('batch');
+  if (blob === undefined || sections.size !== 1)
+    throw new ProbeError(`the host's batch output is not the one section the batch prints; refusing to read it`);
+  const refuse = (why: string): never => {
+    throw new ProbeError(`the host's batch output ${why}; refusing to read it`);
+  };
+  // Header lines: the statuses, one `wc` line per file and (for more than one file) its total.
+  const headerLines = 1 + 2 * count + (2 * count > 1 ? 1 : 0);
+  let at = 0;
+  const header: string[] = [];
+  while (header.length < headerLines) {
+    const nl = blob.indexOf(10, at);
+    if (nl === -1) refuse('ends inside its header');
+    header.push(blob.subarray(at, nl).toString('latin1'));
+    at = nl + 1;
   }
+  const statuses = header[0]!.split(' ');
+  if (statuses[0] !== 's' || statuses.length !== count + 1 || !statuses.slice(1).every((c) => /^\d{1,3}$/.test(c)))
+    refuse('has no exit status for each probe');
+  const sizes: number[] = [];
+  for (let file = 0; file < 2 * count; file++) {
+    const m = /^\s*(\d{1,12}) ([oe])(\d+)$/.exec(header[1 + file]!);
+    const name = `${file % 2 === 0 ? 'o' : 'e'}${Math.floor(file / 2)}`;
+    if (!m || `${m[2]}${m[3]}` !== name) refuse(`does not give the size of ${name} where it should`);
+    sizes.push(Number(m![1]));
+  }
+  const total = sizes.reduce((a, b) => a + b, 0);
+  if (2 * count > 1 && !new RegExp(`^\\s*${total} total$`).test(header[headerLines - 1]!))
+    refuse('has sizes that do not add up');
+  if (blob.length - at !== total) refuse(`holds ${blob.length - at} bytes of output, not the ${total} announced`);
   const results: ExecResult[] = [];
   for (let index = 0; index < count; index++) {
-    const out = sections.get(`o${index}`);
-    const err = sections.get(`e${index}`);
-    const code = statuses.get(index);
-    if (out === undefined || err === undefined || code === undefined)
-      throw new ProbeError(`the host's batch output lacks the result of probe ${index + 1}; refusing to read it`);
-    results.push({ stdout: out.toString('utf8'), stderr: err.toString('utf8'), code });
+    const out = blob.subarray(at, at + sizes[2 * index]!);
+    at += out.length;
+    const err = blob.subarray(at, at + sizes[2 * index + 1]!);
+    at += err.length;
+    results.push({ stdout: out.toString('utf8'), stderr: err.toString('utf8'), code: Number(statuses[index + 1]) });
   }
   return results;
 }

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { argv, quote } from '../transport/quote.js';
-import { argError, planAttributes, type AttributeArgs } from './attributes.js';
+import { argError, namesWanted, planAttributes, type AttributeArgs } from './attributes.js';
 import {
   atomicWriteScript,
   diffText,
@@ -106,7 +106,7 @@ export async function planContentWrite(
 ): Promise<Planned<FileWritePlan>> {
   let probe;
   try {
-    probe = await probeFile(ctx, args.dest, { content: true });
+    probe = await probeFile(ctx, args.dest, { content: true, names: namesWanted(args) });
   } catch (err) {
     if (err instanceof ProbeError) return { changed: false, actions: [], failed: err.message };
     throw err;
@@ -247,7 +247,7 @@ export async function planFileEdit(
 ): Promise<Planned<FileWritePlan>> {
   let probe;
   try {
-    probe = await probeFile(ctx, args.path, { content: true, follow: true });
+    probe = await probeFile(ctx, args.path, { content: true, follow: true, names: namesWanted(args) });
   } catch (err) {
     if (err instanceof ProbeError) return { changed: false, actions: [], failed: err.message };
     throw err;

@@ -181,6 +181,11 @@ export interface FileProbeOptions {
   content?: boolean;
   /** Compute sha256 of regular files. */
   checksum?: boolean;
+  /**
+   * Report the owner and group names (default true). A module that compares no owner or group (none asked)
+   * leaves them out: one stat process fewer on the host per probe.
+   */
+  names?: boolean;
 }
 
 /**
@@ -227,7 +232,7 @@ export function fileProbeScript(name: string, path: string, opts: FileProbeOptio
     `      fi`,
     `    fi`,
     `  fi`,
-    `  stat ${statFlag}--printf 'names=%U\\0%G\\0' -- "$p"`,
+    ...((opts.names ?? true) ? [`  stat ${statFlag}--printf 'names=%U\\0%G\\0' -- "$p"`] : []),
     `else`,
     `  echo type=absent`,
     `  if [ -d ${quote(posix.dirname(path))} ]; then echo parent=1; else echo parent=0; fi`,
