@@ -21,6 +21,7 @@ import { PlaybookLoader } from '../../runner/core/playbook/load.js';
 import { createTemplater } from '../../runner/core/template/index.js';
 import { openConnection } from '../../runner/core/transport/pool.js';
 import { quote } from '../../runner/core/transport/quote.js';
+import { fileProbeScript, section } from '../../runner/core/modules/remote.js';
 import { contextFor, CountedConnection } from '../helpers/fake-connection.js';
 import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 
@@ -236,9 +237,22 @@ describe('probe batching against real sshd', () => {
     }
   }, 60_000);
 
+  it('each probe gets exactly the output it gives alone, sections and all (real sh, real files)', () => {
+    const alone = (script: string) => spawnSync('/bin/sh', { input: script, encoding: 'utf8' }).stdout;
+    const probes = [
+      fileProbeScript('file', '/etc/hostname', { content: true }),
+      fileProbeScript('file', '/etc', { checksum: false, names: false }),
+      `${fileProbeScript('file', '/nonexistent/x')}\n${section('more', "printf 'a\\nb'")}\necho tail`,
+      `${section('x', 'printf "%s\\n" "::cairn-section-file:: x"')}`,
+    ];
+    const ran = spawnSync('/bin/sh', { input: batchScript(probes), encoding: 'utf8' });
+    expect(ran.status, ran.stderr).toBe(0);
+    expect(parseBatchOutput(ran.stdout, probes.length).map((r) => r.stdout)).toEqual(probes.map(alone));
+  });
+
   it('refuses batch output that is not exactly what the batch script prints', () => {
     const frame = (text: string | Buffer) => `::cairn-section:: batch ${Buffer.from(text).toString('base64')}\n`;
-    const good = (body: string) => `s 3 0\n 2 o0\n 0 e0\n 1 o1\n 2 e1\n 5 total\n${body}`;
+    const good = (body: string) => `s 4 3 0\n 2 o0\n 0 e0\n 1 o1\n 2 e1\n 5 total\n${body}`;
     expect(parseBatchOutput(frame(good('x\nyz\n')), 2)).toEqual([
       { stdout: 'x\n', stderr: '', code: 3 },
       { stdout: 'y', stderr: 'z\n', code: 0 },
@@ -253,11 +267,17 @@ describe('probe batching against real sshd', () => {
     ]);
     expect(() => parseBatchOutput(frame(good('x\nyz\n')) + 'stray text', 2)).toThrow(/outside the batch's sections/);
     expect(() => parseBatchOutput(frame(good('x\nyz\n')) + frame('s\n'), 2)).toThrow(/twice/);
-    expect(() => parseBatchOutput(frame(good('x\nyz\n').replace('s 3 0', 's 3')), 2)).toThrow(/no exit status/);
-    expect(() => parseBatchOutput(frame(good('x\nyz\n').replace('s 3 0', 's 3 0;rm')), 2)).toThrow(/no exit status/);
-    expect(() => parseBatchOutput(frame(good('x\nyz\n').replace('1 o1', '1 e1')), 2)).toThrow(/size of o1/);
+    expect(() => parseBatchOutput(frame(good('x\nyz\n').replace('s 4 3 0', 's 4 3')), 2)).toThrow(/no exit status/);
+    expect(() => parseBatchOutput(frame(good('x\nyz\n').replace('s 4 3 0', 's 4 3 0;rm')), 2)).toThrow(
+      /no exit status/,
+    );
+    expect(() => parseBatchOutput(frame(good('x\nyz\n').replace('1 o1', '1 ../x')), 2)).toThrow(/does not make/);
+    expect(() => parseBatchOutput(frame(good('x\nyz\n').replace('1 o1', '1 e1')), 2)).toThrow(/does not make/);
+    // A probe's output naming a section file it did not write.
+    const named = `s 4 0 0\n 29 o0\n 0 e0\n 0 o1\n 0 e1\n 29 total\n::cairn-section-file:: other\n`;
+    expect(() => parseBatchOutput(frame(named), 2)).toThrow(/names section "other"/);
     expect(() => parseBatchOutput(frame(good('x\nyz\n').replace('5 total', '6 total')), 2)).toThrow(/add up/);
     expect(() => parseBatchOutput(frame(good('x\nyz\nmore')), 2)).toThrow(/9 bytes of output, not the 5/);
-    expect(() => parseBatchOutput(frame('s 0 0\n'), 2)).toThrow(/inside its header/);
+    expect(() => parseBatchOutput(frame('s 4 0 0\n'), 2)).toThrow(/inside its header/);
   });
 });

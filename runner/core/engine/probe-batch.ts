@@ -15,7 +15,14 @@
  */
 import { quote } from '../transport/quote.js';
 import type { Connection, ExecOptions, ExecResult } from '../transport/types.js';
-import { parseSectionBytes, ProbeError, section } from '../modules/remote.js';
+import {
+  formatSection,
+  parseSectionBytes,
+  ProbeError,
+  section,
+  SECTION_FILE_MARK,
+  SECTION_FILE_PREFIX_VAR,
+} from '../modules/remote.js';
 import type { AnyModule, ModuleContext, Planned } from '../modules/types.js';
 
 /**
@@ -42,42 +49,50 @@ const NO_TEMP_DIR_EXIT = 90;
  * One script that runs `scripts` in order, each eval'd from one single-quoted word (an assignment: no argv,
  * nothing in `ps`) in a subshell with no input, as `sh -s` would have run it alone: its `exit`, traps, `set`
  * and variables stay inside. Its stdout and stderr go to files `o<i>` and `e<i>` in a folder made by
- * `mktemp -d` (created exclusively, mode 0700), removed when the script ends; its status to a variable.
+ * `mktemp -d` (created exclusively, mode 0700), removed when the script ends; its status to a variable; each
+ * section it prints (modules/remote.ts `section`) to a file `s<i>.<name>` beside them, with a line naming it
+ * in its stdout.
  *
  * When all have run, ONE section `batch` carries everything, base64 (so no output can start, end or replace
- * a section): a line `s` and the statuses, then `wc -c` of the files (their sizes, in order, and the total),
- * then the files' bytes, concatenated by one `cat`. So the host pays one fork per probe (its subshell) and
- * four processes per batch (mktemp, wc, cat, base64; rm at the end); the first version decoded each script
- * with base64 and framed each stream with cat and base64 in pipelines: 6 processes and ~10 forks per probe.
+ * a section): a line with `s`, the number of files and the statuses, then `wc -c` of the files (their sizes
+ * and names, and the total), then the files' bytes, concatenated by one `cat`. So the host pays one fork per
+ * probe (its subshell) and one per section, and four processes per batch (mktemp, wc, cat, base64; rm at the
+ * end); the first version decoded each script with base64 and framed each stream and each section with base64
+ * in pipelines: ~8 processes and ~12 forks per probe.
  */
 export function batchScript(scripts: readonly string[]): string {
   const lines = [
     `cairn_batch_dir=$(mktemp -d) || exit ${NO_TEMP_DIR_EXIT}`,
     `trap 'rm -rf -- "$cairn_batch_dir"' EXIT`,
     `trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM`,
-    `cairn_batch_rcs=s`,
+    // Set for each probe only (a variable of that name from the login's environment would divert the batch's own section).
+    `cairn_batch_rcs=; unset ${SECTION_FILE_PREFIX_VAR}`,
   ];
-  const files: string[] = [];
   scripts.forEach((script, index) => {
     lines.push(
       // The names the batch uses are unset inside the subshell, so the probe sees the environment it would alone.
-      `( unset cairn_batch_rcs cairn_batch_dir; eval ${quote(script)}; ) </dev/null ` +
-        `>"$cairn_batch_dir/o${index}" 2>"$cairn_batch_dir/e${index}"; cairn_batch_rcs="$cairn_batch_rcs $?"`,
+      `( ${SECTION_FILE_PREFIX_VAR}="$cairn_batch_dir/s${index}."; unset cairn_batch_rcs cairn_batch_dir; ` +
+        `eval ${quote(script)}; ) </dev/null >"$cairn_batch_dir/o${index}" 2>"$cairn_batch_dir/e${index}"; ` +
+        `cairn_batch_rcs="$cairn_batch_rcs $?"`,
     );
-    files.push(`o${index}`, `e${index}`);
   });
-  // The files by their fixed names, from inside the folder: wc prints nothing the host chose but the sizes.
+  // From inside the folder the files have the names the batch gave them (section names are [A-Za-z0-9_-]):
+  // wc prints nothing the host chose but the sizes. A glob is expanded by the shell itself.
   lines.push(
     `cd -- "$cairn_batch_dir" || exit ${NO_TEMP_DIR_EXIT + 1}`,
-    section('batch', `printf '%s\\n' "$cairn_batch_rcs"`, `wc -c -- ${files.join(' ')}`, `cat -- ${files.join(' ')}`),
+    `set -- o* e*; for f in s*.*; do if [ -f "$f" ]; then set -- "$@" "$f"; fi; done`,
+    section('batch', `printf 's %s%s\\n' "$#" "$cairn_batch_rcs"`, `wc -c -- "$@"`, `cat -- "$@"`),
   );
   return lines.join('\n');
 }
 
+const FILE_NAME = /^(?:[oe]\d+|s\d+\.[A-Za-z][A-Za-z0-9_-]*)$/;
+
 /**
- * The batch script's output as one ExecResult per script, in order. Anything but exactly what the script
- * prints (text outside its one section, a status that is not a number, sizes of other files or in another
- * order, a total or a byte count that does not add up) is refused.
+ * The batch script's output as one ExecResult per script, in order, each with its sections put back where it
+ * printed them. Anything but exactly what the script prints (text outside its one section, a status that is
+ * not a number, a file the batch does not make, sizes that do not add up, a section named where the probe did
+ * not write one, or named twice) is refused.
  */
 export function parseBatchOutput(stdout: string, count: number): ExecResult[] {
   const sections = parseSectionBytes(stdout);
@@ -88,39 +103,73 @@ export function parseBatchOutput(stdout: string, count: number): ExecResult[] {
   const refuse = (why: string): never => {
     throw new ProbeError(`the host's batch output ${why}; refusing to read it`);
   };
-  // Header lines: the statuses, one `wc` line per file and (for more than one file) its total.
-  const headerLines = 1 + 2 * count + (2 * count > 1 ? 1 : 0);
   let at = 0;
-  const header: string[] = [];
-  while (header.length < headerLines) {
+  const line = (): string => {
     const nl = blob.indexOf(10, at);
     if (nl === -1) refuse('ends inside its header');
-    header.push(blob.subarray(at, nl).toString('latin1'));
+    const text = blob.subarray(at, nl).toString('latin1');
     at = nl + 1;
-  }
-  const statuses = header[0]!.split(' ');
-  if (statuses[0] !== 's' || statuses.length !== count + 1 || !statuses.slice(1).every((c) => /^\d{1,3}$/.test(c)))
+    return text;
+  };
+  const head = line().split(' ');
+  const fileCount = Number(head[1]);
+  if (
+    head[0] !== 's' ||
+    !/^\d{1,6}$/.test(head[1] ?? '') ||
+    fileCount < 2 * count ||
+    head.length !== count + 2 ||
+    !head.slice(2).every((c) => /^\d{1,3}$/.test(c))
+  )
     refuse('has no exit status for each probe');
-  const sizes: number[] = [];
-  for (let file = 0; file < 2 * count; file++) {
-    const m = /^\s*(\d{1,12}) ([oe])(\d+)$/.exec(header[1 + file]!);
-    const name = `${file % 2 === 0 ? 'o' : 'e'}${Math.floor(file / 2)}`;
-    if (!m || `${m[2]}${m[3]}` !== name) refuse(`does not give the size of ${name} where it should`);
-    sizes.push(Number(m![1]));
+  const sizes = new Map<string, number>();
+  const order: string[] = [];
+  for (let i = 0; i < fileCount; i++) {
+    const m = /^\s*(\d{1,12}) (\S+)$/.exec(line());
+    if (!m || !FILE_NAME.test(m[2]!) || sizes.has(m[2]!)) refuse('names a file the batch does not make');
+    sizes.set(m![2]!, Number(m![1]));
+    order.push(m![2]!);
   }
-  const total = sizes.reduce((a, b) => a + b, 0);
-  if (2 * count > 1 && !new RegExp(`^\\s*${total} total$`).test(header[headerLines - 1]!))
-    refuse('has sizes that do not add up');
+  const total = [...sizes.values()].reduce((a, b) => a + b, 0);
+  if (fileCount > 1 && !new RegExp(`^\\s*${total} total$`).test(line())) refuse('has sizes that do not add up');
   if (blob.length - at !== total) refuse(`holds ${blob.length - at} bytes of output, not the ${total} announced`);
+  const bytes = new Map<string, Buffer>();
+  for (const name of order) {
+    bytes.set(name, blob.subarray(at, at + sizes.get(name)!));
+    at += sizes.get(name)!;
+  }
   const results: ExecResult[] = [];
   for (let index = 0; index < count; index++) {
-    const out = blob.subarray(at, at + sizes[2 * index]!);
-    at += out.length;
-    const err = blob.subarray(at, at + sizes[2 * index + 1]!);
-    at += err.length;
-    results.push({ stdout: out.toString('utf8'), stderr: err.toString('utf8'), code: Number(statuses[index + 1]) });
+    const out = bytes.get(`o${index}`);
+    const err = bytes.get(`e${index}`);
+    if (out === undefined || err === undefined) return refuse(`lacks the result of probe ${index + 1}`);
+    results.push({
+      stdout: withSections(out, (name) => bytes.get(`s${index}.${name}`), refuse).toString('utf8'),
+      stderr: err.toString('utf8'),
+      code: Number(head[index + 2]),
+    });
   }
   return results;
+}
+
+/**
+ * A probe's stdout with each line `SECTION_FILE_MARK name` replaced by the section `name` framed as `section`
+ * prints it alone, from the file the probe wrote. A name with no file, or named twice, is refused.
+ */
+function withSections(out: Buffer, file: (name: string) => Buffer | undefined, refuse: (why: string) => never): Buffer {
+  const mark = Buffer.from(`${SECTION_FILE_MARK} `);
+  if (!out.includes(mark)) return out;
+  const seen = new Set<string>();
+  const lines = out.toString('latin1').split('\n');
+  const rebuilt = lines.map((text) => {
+    if (!text.startsWith(mark.toString('latin1'))) return Buffer.from(text, 'latin1');
+    const name = text.slice(mark.length);
+    const bytes = file(name);
+    if (bytes === undefined || seen.has(name))
+      refuse(`names section ${JSON.stringify(name.slice(0, 40))} it did not write once`);
+    seen.add(name);
+    return Buffer.from(formatSection(name, bytes!).slice(0, -1), 'latin1');
+  });
+  return Buffer.concat(rebuilt.flatMap((b, i) => (i === 0 ? [b] : [Buffer.from('\n'), b])));
 }
 
 /** One task's check to run ahead: its module, its context (its `conn` is replaced) and its rendered arguments. */

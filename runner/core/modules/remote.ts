@@ -21,13 +21,28 @@ export const SECTION_MARK = '::cairn-section::';
 const SECTION_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
 /**
+ * Set (a shell variable) by the probe batch for each probe it runs: where `section` writes a section's bytes,
+ * as this prefix and the section's name. It then prints SECTION_FILE_MARK and the name instead of the section,
+ * and the batch's reader puts the section back in its place (probe-batch.ts), so the probe's caller gets
+ * exactly the output it would have got alone.
+ */
+export const SECTION_FILE_PREFIX_VAR = 'cairn_section_prefix';
+export const SECTION_FILE_MARK = '::cairn-section-file::';
+
+/**
  * Shell that runs `body` and prints its standard output as the framed section `name`. The body runs in a
  * pipeline (a subshell): it cannot set variables for later lines or `exit` the script, and its exit status is
  * not the script's; a body whose status matters prints it (e.g. `echo rc=$?`).
  */
 export function section(name: string, ...body: string[]): string {
   if (!SECTION_NAME.test(name)) throw new Error(`internal error: bad section name ${JSON.stringify(name)}`);
-  return `printf '%s ' ${quote(`${SECTION_MARK} ${name}`)}\n{ :\n${body.join('\n')}\n} | base64 -w0; echo`;
+  // In a probe batch (engine/probe-batch.ts) the body's bytes go to a file of the batch, which frames them with
+  // everything else in one base64: a subshell and no pipeline or base64 process of its own.
+  return (
+    `if [ -n "\${${SECTION_FILE_PREFIX_VAR}-}" ]; then ( :\n${body.join('\n')}\n) >"\${${SECTION_FILE_PREFIX_VAR}}${name}"; ` +
+    `printf '%s\\n' ${quote(`${SECTION_FILE_MARK} ${name}`)}\n` +
+    `else printf '%s ' ${quote(`${SECTION_MARK} ${name}`)}\n{ :\n${body.join('\n')}\n} | base64 -w0; echo; fi`
+  );
 }
 
 /**
