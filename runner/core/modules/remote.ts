@@ -366,6 +366,25 @@ export interface AtomicWriteOptions {
    * success on a truncated file: without this check the partial file would be renamed over the live one.
    */
   expectedBytes?: number;
+  /**
+   * The content itself, carried in the script (see `inlineContent`) instead of on stdin: written by printf, a
+   * builtin (no process, nothing in argv). A script cut short by a dropped connection is a syntax error and
+   * runs nothing (transport/carrier.ts), so no size check is needed.
+   */
+  content?: string;
+}
+
+/** Content up to this size that is UTF-8 text without NUL travels in the write script itself. */
+export const INLINE_CONTENT_LIMIT = 64 * 1024;
+
+/**
+ * `content` as text the write script may carry (a shell word holds any byte but NUL; the script is text), or
+ * undefined when it must go on stdin: binary, not UTF-8, or large.
+ */
+export function inlineContent(content: Buffer): string | undefined {
+  if (content.length > INLINE_CONTENT_LIMIT || content.includes(0)) return undefined;
+  const text = content.toString('utf8');
+  return Buffer.byteLength(text) === content.length && Buffer.from(text, 'utf8').equals(content) ? text : undefined;
 }
 
 /** Exit codes of the atomic write script, so the caller can say which step failed. */
@@ -491,9 +510,12 @@ export function atomicWriteScript(opts: AtomicWriteOptions): string {
       `elif [ "$cairn_made" != 1 ]; then chmod -- "$(printf '%o' $(( 0666 & ~0$cairn_um )))" ${fd3} || exit ${WriteExit.mode}; fi`,
     );
   }
-  lines.push(`cat >&3 || exit ${WriteExit.write}`);
-  if (opts.expectedBytes !== undefined)
-    lines.push(`[ "$(wc -c < ${fd3})" -eq ${opts.expectedBytes} ] || exit ${WriteExit.truncated}`);
+  if (opts.content !== undefined) lines.push(`printf '%s' ${quote(opts.content)} >&3 || exit ${WriteExit.write}`);
+  else {
+    lines.push(`cat >&3 || exit ${WriteExit.write}`);
+    if (opts.expectedBytes !== undefined)
+      lines.push(`[ "$(wc -c < ${fd3})" -eq ${opts.expectedBytes} ] || exit ${WriteExit.truncated}`);
+  }
   lines.push('exec 3>&-');
   if (opts.validate !== undefined) {
     lines.push(

@@ -134,13 +134,13 @@ describe('copy apply', () => {
     expect(result).toMatchObject({ changed: true, data: { backup_file: `${hostile}.2026-01-01@00:00:00.Ab12Cd~` } });
     const script = conn.calls[1]!.script;
     expect(outsideSingleQuotes(script)).not.toContain('$(touch');
-    // Owner and mode go on the open, still empty temp file (fd 3) before `cat` writes the content.
+    // Owner and mode go on the open, still empty temp file (fd 3) before printf writes the content.
     expect(script).toContain('o=app');
     const chownAt = script.indexOf('chown -- "$o:$g" /proc/self/fd/3');
     const chmodAt = script.indexOf('chmod -- 0640 /proc/self/fd/3');
     expect(chownAt).toBeGreaterThan(-1);
     expect(chmodAt).toBeGreaterThan(chownAt);
-    expect(script.indexOf('cat >&3')).toBeGreaterThan(chmodAt);
+    expect(script.indexOf(`printf '%s' 'new\n' >&3`)).toBeGreaterThan(chmodAt);
     expect(script).toContain('out=$( nginx -t -c "$tmp" 2>&1 )');
     expect(script).not.toContain('cp -p');
     expect(conn.calls.every((c) => c.opts.become === true)).toBe(true);

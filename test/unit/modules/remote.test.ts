@@ -20,6 +20,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   atomicWriteScript,
+  inlineContent,
+  INLINE_CONTENT_LIMIT,
   describeValidationFailure,
   diffText,
   fileProbeScript,
@@ -195,6 +197,21 @@ describe('atomic write (real sh, real files)', () => {
       expect(readFileSync(dest, 'utf8')).toBe('new\n');
     }
     expect(leftovers()).toEqual([]);
+  });
+
+  it('small text content travels in the script, written byte for byte by printf; binary and large go on stdin', () => {
+    const text = 'quote \' "double" $(touch pwned) `x` \\ %s %% é ✓\n\n\nend\n\n';
+    expect(inlineContent(Buffer.from(text))).toBe(text);
+    const dest = join(dir, 'inline.conf');
+    const res = sh(`cd ${dir} && ${atomicWriteScript({ dest, mode: '0640', content: text })}`, 'stdin is not read');
+    expect(res.code, res.stderr).toBe(0);
+    expect(readFileSync(dest, 'utf8')).toBe(text);
+    expect(statSync(dest).mode & 0o777).toBe(0o640);
+    expect(readdirSync(dir)).not.toContain('pwned');
+    expect(inlineContent(Buffer.from('a\0b'))).toBeUndefined();
+    expect(inlineContent(Buffer.from([0x66, 0xff, 0x0a]))).toBeUndefined();
+    expect(inlineContent(Buffer.alloc(INLINE_CONTENT_LIMIT + 1, 'a'))).toBeUndefined();
+    expect(inlineContent(Buffer.alloc(INLINE_CONTENT_LIMIT, 'a'))).toHaveLength(INLINE_CONTENT_LIMIT);
   });
 
   it('two writes get different temp names (from the controller, unpredictable)', () => {
