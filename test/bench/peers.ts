@@ -1,5 +1,5 @@
 /**
- * `npm run bench:peers [-- --hosts 20] [--runs 3] [--forks N] [--tools cairn]`: the two workloads of issue 17, run by cairn and by
+ * `npm run bench:peers [-- --hosts 20] [--runs 3] [--forks N] [--tools cairn] [--workloads W2] [--old DIR]`: the two workloads of issue 17, run by cairn and by
  * Debian's ansible-core (tuned: pipelining + ControlPersist; and default) on the same loopback sshd hosts
  * (test/bench/hosts.ts), interleaved (each run goes through every tool before the next run), median of the runs:
  *   W1: 50 × `command: /bin/true` per host;
@@ -8,13 +8,22 @@
  * Each task writes its own file (a lineinfile on a copied file would be undone by the copy on every rerun).
  * One playbook file serves both tools (cairn reads Ansible's task syntax; the template is `{{ var }}` only).
  * ansible-core is installed with apt when ansible-playbook is missing. Not part of `npm test`.
+ *
+ * W2 also has a floor (test/bench/floor-w2.ts, node-ssh): "sequential" = one command per task per host, one
+ * round trip each (the issue's per-command floor); "batched" = the host's twenty commands in one round trip.
+ * The first run's floor writes, the rerun's and --check's floor reads (one probe per task). They run in the
+ * same interleaved rounds as cairn, and a second table prints floor, cairn and cairn ÷ floor.
+ * `--old DIR` also measures the cairn of another built checkout (DIR/bin/cairn.js) as "cairn old", in the same
+ * rounds: a before/after that the machine's load moves alike. The 1-min load average is printed per round.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
 import { repoRoot } from '../helpers/cli.js';
 import { BENCH_USER, startBenchHosts } from './hosts.js';
 import { measure, median, type Measured } from './measure.js';
+import { w1, w2, W2_ROOT, W2_TEMPLATE } from './workloads.js';
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -24,8 +33,6 @@ function option(name: string, fallback: string): string {
 const HOSTS = Number(option('hosts', '20'));
 const RUNS = Number(option('runs', '3'));
 const FORKS = Number(option('forks', String(HOSTS <= 20 ? 20 : HOSTS <= 100 ? 50 : 200)));
-/** Where W2 writes on each "host"; every loopback host shares this machine's disk, so each gets its own folder. */
-const W2_ROOT = `/var/lib/cairn-bench/w2`;
 
 function ensureAnsible(): void {
   if (spawnSync('sh', ['-c', 'command -v ansible-playbook']).status === 0) return;
@@ -34,44 +41,10 @@ function ensureAnsible(): void {
   if (apt.status !== 0) throw new Error('apt-get install ansible-core failed');
 }
 
-function w1(): string {
-  const tasks = Array.from({ length: 50 }, (_, i) => `    - name: no-op ${i + 1}\n      command: /bin/true\n`);
-  return `- name: w1\n  hosts: all\n  gather_facts: false\n  tasks:\n${tasks.join('')}`;
-}
-
-function w2(templatePath: string): string {
-  const base = `${W2_ROOT}/{{ inventory_hostname }}`;
-  const t: string[] = [];
-  for (let i = 1; i <= 4; i++) {
-    t.push(`    - name: dir ${i}\n      file: { path: "${base}/d${i}", state: directory, mode: "0755" }`);
-  }
-  for (let i = 1; i <= 4; i++) {
-    t.push(
-      `    - name: copy ${i}\n      copy: { dest: "${base}/d${i}/static.conf", content: "static ${i}\\n", mode: "0644" }`,
-    );
-  }
-  for (let i = 1; i <= 4; i++) {
-    t.push(
-      `    - name: template ${i}\n      template: { src: "${templatePath}", dest: "${base}/d${i}/app.conf", mode: "0644" }`,
-    );
-  }
-  for (let i = 1; i <= 4; i++) {
-    t.push(
-      `    - name: lineinfile ${i}\n      lineinfile: { path: "${base}/d${i}/lines.conf", regexp: "^key${i}=", line: "key${i}=v${i}", create: true }`,
-    );
-  }
-  for (let i = 1; i <= 2; i++) {
-    t.push(
-      `    - name: blockinfile ${i}\n      blockinfile: { path: "${base}/d${i}/block.conf", block: "block ${i} line a\\nblock ${i} line b", create: true }`,
-    );
-  }
-  t.push(`    - name: probe stat\n      stat: { path: "${base}/d1/app.conf" }\n      register: probe_stat`);
-  t.push(`    - name: probe command\n      command: cat ${base}/d2/static.conf\n      changed_when: false`);
-  return `- name: w2\n  hosts: all\n  gather_facts: false\n  vars:\n    app_port: 8080\n  tasks:\n${t.join('\n')}\n`;
-}
-
-type Tool = 'cairn' | 'ansible tuned' | 'ansible default';
+type Tool = 'cairn' | 'cairn old' | 'ansible tuned' | 'ansible default';
 const ALL_TOOLS: Tool[] = ['cairn', 'ansible tuned', 'ansible default'];
+/** Another built checkout's cairn, measured as "cairn old" (`--old DIR`). */
+const OLD = option('old', '');
 /** `--tools cairn` (comma-separated) measures only those: cairn alone needs no ansible-core. */
 const TOOLS: Tool[] = option('tools', ALL_TOOLS.join(','))
   .split(',')
@@ -79,8 +52,16 @@ const TOOLS: Tool[] = option('tools', ALL_TOOLS.join(','))
     const tool = ALL_TOOLS.find((known) => known === name.trim());
     if (!tool) throw new Error(`--tools: unknown tool ${JSON.stringify(name)} (known: ${ALL_TOOLS.join(', ')})`);
     return tool;
-  });
-const CASES = ['W1', 'W2 first run', 'W2 no-change rerun', 'W2 --check'] as const;
+  })
+  .concat(OLD !== '' ? ['cairn old' as const] : []);
+const WORKLOADS = new Set(option('workloads', 'W1,W2').split(','));
+const ALL_CASES = ['W1', 'W2 first run', 'W2 no-change rerun', 'W2 --check'] as const;
+const CASES = ALL_CASES.filter((name) => WORKLOADS.has(name.slice(0, 2)));
+type FloorCase = 'seq first' | 'seq probe' | 'batched first' | 'batched probe';
+
+function load(): string {
+  return loadavg()[0]!.toFixed(2);
+}
 
 async function main(): Promise<void> {
   if (TOOLS.some((tool) => tool !== 'cairn')) ensureAnsible();
@@ -88,7 +69,7 @@ async function main(): Promise<void> {
   try {
     const inventory = lab.writeInventory(HOSTS, 'inventory.yml');
     const templatePath = join(lab.dir, 'app.conf.j2');
-    writeFileSync(templatePath, '# managed\nhost = {{ inventory_hostname }}\nport = {{ app_port }}\n');
+    writeFileSync(templatePath, W2_TEMPLATE);
     const w1Path = join(lab.dir, 'w1.yml');
     const w2Path = join(lab.dir, 'w2.yml');
     writeFileSync(w1Path, w1());
@@ -114,9 +95,9 @@ async function main(): Promise<void> {
     const sshCommonArgs = `-o UserKnownHostsFile=${lab.knownHostsPath} -o StrictHostKeyChecking=yes`;
 
     const runTool = (tool: Tool, playbook: string, check: boolean): Promise<Measured> => {
-      if (tool === 'cairn') {
+      if (tool === 'cairn' || tool === 'cairn old') {
         const args = [
-          join(repoRoot, 'bin/cairn.js'),
+          tool === 'cairn' ? join(repoRoot, 'bin/cairn.js') : join(resolve(OLD), 'bin/cairn.js'),
           'play',
           playbook,
           '-i',
@@ -136,23 +117,54 @@ async function main(): Promise<void> {
       });
     };
 
+    const floorHosts = join(lab.dir, 'floor-w2.json');
+    const hostList = lab.hosts.slice(0, HOSTS).map((h) => ({ name: h.name, address: h.address, port: h.port }));
+    writeFileSync(floorHosts, JSON.stringify({ user: lab.user, privateKeyPath: lab.clientKeyPath, hosts: hostList }));
+    const runFloor = (mode: 'first' | 'probe', shape: 'sequential' | 'batched'): Promise<Measured> =>
+      measure(process.execPath, [
+        join(repoRoot, 'dist/test/bench/floor-w2.js'),
+        floorHosts,
+        mode,
+        shape,
+        `${FORKS}`,
+        W2_ROOT,
+      ]);
+    const cleanW2 = (): void => {
+      if (existsSync(W2_ROOT)) rmSync(W2_ROOT, { recursive: true, force: true });
+      mkdirSync(W2_ROOT, { recursive: true });
+      spawnSync('chown', [`${BENCH_USER}:`, W2_ROOT]);
+    };
+
     const results = new Map<string, Measured[]>();
-    const record = (tool: Tool, name: string, m: Measured): void => {
+    const record = (tool: string, name: string, m: Measured): void => {
       if (m.code !== 0) throw new Error(`${tool} ${name} failed (${m.code}):\n${m.output}`);
       const key = `${tool}|${name}`;
       results.set(key, [...(results.get(key) ?? []), m]);
-      process.stderr.write(`  run: ${tool.padEnd(15)} ${name.padEnd(19)} ${m.wallSeconds.toFixed(2)} s\n`);
+      process.stderr.write(
+        `  run: ${tool.padEnd(15)} ${name.padEnd(19)} ${m.wallSeconds.toFixed(2)} s ${m.cpuSeconds.toFixed(2)} CPU (load ${load()})\n`,
+      );
     };
+    const loads: string[] = [];
+    const w2Floor = WORKLOADS.has('W2') && TOOLS.some((tool) => tool.startsWith('cairn'));
     for (let r = 0; r < RUNS; r++) {
+      const loadBefore = load();
+      if (w2Floor) {
+        for (const shape of ['sequential', 'batched'] as const) {
+          const short = shape === 'sequential' ? 'seq' : 'batched';
+          cleanW2();
+          record('floor', `${short} first`, await runFloor('first', shape));
+          record('floor', `${short} probe`, await runFloor('probe', shape));
+        }
+      }
       for (const tool of TOOLS) {
-        record(tool, 'W1', await runTool(tool, w1Path, false));
-        if (existsSync(W2_ROOT)) rmSync(W2_ROOT, { recursive: true, force: true });
-        mkdirSync(W2_ROOT, { recursive: true });
-        spawnSync('chown', [`${BENCH_USER}:`, W2_ROOT]);
+        if (WORKLOADS.has('W1')) record(tool, 'W1', await runTool(tool, w1Path, false));
+        if (!WORKLOADS.has('W2')) continue;
+        cleanW2();
         record(tool, 'W2 first run', await runTool(tool, w2Path, false));
         record(tool, 'W2 no-change rerun', await runTool(tool, w2Path, false));
         record(tool, 'W2 --check', await runTool(tool, w2Path, true));
       }
+      loads.push(`${loadBefore} → ${load()}`);
     }
     console.log(
       `\nbench:peers: ${HOSTS} loopback hosts, forks ${FORKS}, median of ${RUNS} interleaved runs (wall s; CPU s)`,
@@ -171,6 +183,32 @@ async function main(): Promise<void> {
         `| ${name} | ${cell('cairn')} | ${cell('ansible tuned')} | ${cell('ansible default')} | ${ratio('ansible tuned')} | ${ratio('ansible default')} |`,
       );
     }
+    if (w2Floor) {
+      const wall = (key: string): number => median((results.get(key) ?? []).map((m) => m.wallSeconds));
+      const cpu = (key: string): number => median((results.get(key) ?? []).map((m) => m.cpuSeconds));
+      const cairns = TOOLS.filter((tool) => tool.startsWith('cairn'));
+      console.log(
+        `\nW2 against its floor (node-ssh; sequential = one round trip per task per host, batched = one per host); wall s (CPU s)`,
+      );
+      console.log(
+        `| W2 | floor sequential | floor batched | ${cairns.join(' | ')} | ${cairns.map((t) => `${t} ÷ sequential`).join(' | ')} |`,
+      );
+      console.log(`|---|---|---|${cairns.map(() => '---|---|').join('')}`);
+      const floorOf: Record<string, FloorCase[]> = {
+        'W2 first run': ['seq first', 'batched first'],
+        'W2 no-change rerun': ['seq probe', 'batched probe'],
+        'W2 --check': ['seq probe', 'batched probe'],
+      };
+      for (const name of CASES.filter((c) => c !== 'W1')) {
+        const [seq, batched] = floorOf[name]!.map((c) => `floor|${c}`) as [string, string];
+        const cell = (key: string): string => `${wall(key).toFixed(2)} (${cpu(key).toFixed(2)})`;
+        const ratios = cairns.map((t) => `${(wall(`${t}|${name}`) / wall(seq)).toFixed(2)}×`);
+        console.log(
+          `| ${name} | ${cell(seq)} | ${cell(batched)} | ${cairns.map((t) => cell(`${t}|${name}`)).join(' | ')} | ${ratios.join(' | ')} |`,
+        );
+      }
+    }
+    console.log(`\nload average (1 min) before → after each round: ${loads.join('; ')}`);
   } finally {
     await lab.stop();
   }

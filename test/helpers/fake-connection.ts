@@ -6,7 +6,6 @@
  * A script that matches no row is an error, so a test cannot pass by accident on an unexpected round trip.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
   UnreachableError,
   type Connection,
@@ -118,9 +117,10 @@ export function shellWords(fragment: string): string[] {
  *   gid=0
  *   size=12
  *   mtime=1796619651
- *   names_b64=cm9vdAByb290            (base64 of "root\0root": owner, NUL, group)
- *   sha256=4a1e67f2fe1d1cc7b31d0ca2ec441da4778203a036a77da10344c85e24ff0f92
  *   content_b64=aGVsbG8Kd29ybGQK
+ *   names=root\0root\0                 (owner and group, each NUL-terminated, always last)
+ *
+ * (A file whose content is fetched has no sha256 line: the controller hashes the bytes it got.)
  *
  * fileProbeOutput fills the same fields for other contents, so table tests can describe any starting state.
  */
@@ -190,15 +190,10 @@ function readableFileProbe(f: ProbeFixture): string {
     `gid=${f.gid ?? 0}`,
     `size=${Buffer.byteLength(content)}`,
     'mtime=1795266184',
-    `names_b64=${Buffer.from(`${f.owner ?? 'root'}\0${f.group ?? 'root'}`).toString('base64')}`,
   );
-  if (type === 'file') {
-    lines.push(
-      `sha256=${createHash('sha256').update(content).digest('hex')}`,
-      `content_b64=${Buffer.from(content).toString('base64')}`,
-    );
-  }
-  return `${lines.join('\n')}\n`;
+  if (type === 'file') lines.push(`content_b64=${Buffer.from(content).toString('base64')}`);
+  // The names end the section: no newline after them.
+  return `${lines.join('\n')}\nnames=${f.owner ?? 'root'}\0${f.group ?? 'root'}\0`;
 }
 
 /** The text of a script outside single quotes: where the shell would still interpret characters. */

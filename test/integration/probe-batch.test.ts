@@ -6,6 +6,7 @@
  * batched probes stale, and they must be probed again (a lineinfile on a file the task before it created, and a
  * lineinfile after a command that appended to its file, would otherwise plan from what the file was before).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,8 @@ import { batchScript, parseBatchOutput, runChecksBatched } from '../../runner/co
 import { loadInventory } from '../../runner/core/inventory/index.js';
 import type { AnyModule } from '../../runner/core/modules/types.js';
 import { openConnection } from '../../runner/core/transport/pool.js';
+import { quote } from '../../runner/core/transport/quote.js';
+import { fileProbeScript, section } from '../../runner/core/modules/remote.js';
 import { contextFor, CountedConnection, makeTestEngine } from '../helpers/fake-connection.js';
 import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 
@@ -219,13 +222,47 @@ describe('probe batching against real sshd', () => {
     }
   }, 60_000);
 
+  it('each probe gets exactly the output it gives alone, sections and all (real sh, real files)', () => {
+    const alone = (script: string) => spawnSync('/bin/sh', { input: script, encoding: 'utf8' }).stdout;
+    const probes = [
+      fileProbeScript('file', '/etc/hostname', { content: true }),
+      fileProbeScript('file', '/etc', { checksum: false, names: false }),
+      `${fileProbeScript('file', '/nonexistent/x')}\n${section('more', "printf 'a\\nb'")}\necho tail`,
+      `${section('x', 'printf "%s\\n" "::cairn-section-file:: x"')}`,
+    ];
+    const ran = spawnSync('/bin/sh', { input: batchScript(probes), encoding: 'utf8' });
+    expect(ran.status, ran.stderr).toBe(0);
+    expect(parseBatchOutput(ran.stdout, probes.length).map((r) => r.stdout)).toEqual(probes.map(alone));
+  });
+
   it('refuses batch output that is not exactly what the batch script prints', () => {
-    const section = (name: string, text: string) => `::cairn-section:: ${name} ${Buffer.from(text).toString('base64')}`;
-    const good = [section('o0', 'x'), section('e0', ''), section('c0', '0')];
-    expect(parseBatchOutput(good.join('\n') + '\n', 1)).toEqual([{ stdout: 'x', stderr: '', code: 0 }]);
-    expect(() => parseBatchOutput([...good, 'stray text'].join('\n'), 1)).toThrow(/outside the batch's sections/);
-    expect(() => parseBatchOutput(good.slice(0, 2).join('\n'), 1)).toThrow(/2 sections, not 3/);
-    expect(() => parseBatchOutput([good[0], good[1], section('c0', '0; rm')].join('\n'), 1)).toThrow(/exit status/);
-    expect(() => parseBatchOutput([...good, good[0]].join('\n'), 1)).toThrow(/twice/);
+    const frame = (text: string | Buffer) => `::cairn-section:: batch ${Buffer.from(text).toString('base64')}\n`;
+    const good = (body: string) => `s 4 3 0\n 2 o0\n 0 e0\n 1 o1\n 2 e1\n 5 total\n${body}`;
+    expect(parseBatchOutput(frame(good('x\nyz\n')), 2)).toEqual([
+      { stdout: 'x\n', stderr: '', code: 3 },
+      { stdout: 'y', stderr: 'z\n', code: 0 },
+    ]);
+    // The real script, run by the real sh: bytes that forge section lines and a NUL come back as they were.
+    const forged = `::cairn-section:: batch AAAA\ns 0 0\n 9 total\n`;
+    const script = batchScript([`printf '%s' ${quote(forged)}; exit 7`, "echo two >&2; printf 'a\\000b'"]);
+    const ran = spawnSync('/bin/sh', { input: script, encoding: 'utf8' });
+    expect(parseBatchOutput(ran.stdout, 2)).toEqual([
+      { stdout: forged, stderr: '', code: 7 },
+      { stdout: 'a\0b', stderr: 'two\n', code: 0 },
+    ]);
+    expect(() => parseBatchOutput(frame(good('x\nyz\n')) + 'stray text', 2)).toThrow(/outside the batch's sections/);
+    expect(() => parseBatchOutput(frame(good('x\nyz\n')) + frame('s\n'), 2)).toThrow(/twice/);
+    expect(() => parseBatchOutput(frame(good('x\nyz\n').replace('s 4 3 0', 's 4 3')), 2)).toThrow(/no exit status/);
+    expect(() => parseBatchOutput(frame(good('x\nyz\n').replace('s 4 3 0', 's 4 3 0;rm')), 2)).toThrow(
+      /no exit status/,
+    );
+    expect(() => parseBatchOutput(frame(good('x\nyz\n').replace('1 o1', '1 ../x')), 2)).toThrow(/does not make/);
+    expect(() => parseBatchOutput(frame(good('x\nyz\n').replace('1 o1', '1 e1')), 2)).toThrow(/does not make/);
+    // A probe's output naming a section file it did not write.
+    const named = `s 4 0 0\n 29 o0\n 0 e0\n 0 o1\n 0 e1\n 29 total\n::cairn-section-file:: other\n`;
+    expect(() => parseBatchOutput(frame(named), 2)).toThrow(/names section "other"/);
+    expect(() => parseBatchOutput(frame(good('x\nyz\n').replace('5 total', '6 total')), 2)).toThrow(/add up/);
+    expect(() => parseBatchOutput(frame(good('x\nyz\nmore')), 2)).toThrow(/9 bytes of output, not the 5/);
+    expect(() => parseBatchOutput(frame('s 4 0 0\n'), 2)).toThrow(/inside its header/);
   });
 });

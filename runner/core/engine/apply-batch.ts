@@ -15,7 +15,7 @@
  */
 import { quote } from '../transport/quote.js';
 import type { Connection, ExecOptions, ExecResult } from '../transport/types.js';
-import { parseSectionBytes, ProbeError, section, SECTION_MARK } from '../modules/remote.js';
+import { fileSection, parseSectionBytes, ProbeError, section, SECTION_MARK } from '../modules/remote.js';
 import type { AnyModule, ModuleContext, ModuleResult, Planned } from '../modules/types.js';
 
 /**
@@ -58,10 +58,6 @@ export function applyBatchScript(steps: readonly ApplyStep[]): string {
   const out = '"$cairn_batch_dir/o"';
   const err = '"$cairn_batch_dir/e"';
   const mark = quote(SECTION_MARK);
-  /** A section line of a file's bytes: the mark, the name, base64 (nothing to encode for an empty file). */
-  const fileSection = (name: string, file: string) =>
-    `if [ -s ${file} ]; then printf '%s ${name} ' ${mark}; base64 -w0 <${file}; echo; ` +
-    `else printf '%s ${name} \\n' ${mark}; fi`;
   const lines = [
     `cairn_batch_dir=$(mktemp -d) || exit ${NO_TEMP_DIR_EXIT}`,
     `cairn_batch_keep=`,

@@ -15,7 +15,14 @@
  */
 import { quote } from '../transport/quote.js';
 import type { Connection, ExecOptions, ExecResult } from '../transport/types.js';
-import { parseSectionBytes, ProbeError, section } from '../modules/remote.js';
+import {
+  formatSection,
+  parseSectionBytes,
+  ProbeError,
+  section,
+  SECTION_FILE_MARK,
+  SECTION_FILE_PREFIX_VAR,
+} from '../modules/remote.js';
 import type { AnyModule, ModuleContext, Planned } from '../modules/types.js';
 
 /**
@@ -39,56 +46,130 @@ export const BATCHABLE_MODULES: ReadonlySet<string> = new Set([
 const NO_TEMP_DIR_EXIT = 90;
 
 /**
- * One script that runs `scripts` in order and frames each one's stdout (`o<i>`), stderr (`e<i>`) and exit
- * status (`c<i>`). Each script travels base64-encoded and is decoded by the shell's own printf (a builtin: no
- * argv, nothing in `ps`), then eval'd in a subshell with no input, as `sh -s` would have run it alone: its
- * `exit`, traps, `set` and variables stay inside. Its two output streams go to files in a folder made by
- * `mktemp -d` (created exclusively, mode 0700), removed when the script ends.
+ * One script that runs `scripts` in order, each eval'd from one single-quoted word (an assignment: no argv,
+ * nothing in `ps`) in a subshell with no input, as `sh -s` would have run it alone: its `exit`, traps, `set`
+ * and variables stay inside. Its stdout and stderr go to files `o<i>` and `e<i>` in a folder made by
+ * `mktemp -d` (created exclusively, mode 0700), removed when the script ends; its status to a variable; each
+ * section it prints (modules/remote.ts `section`) to a file `s<i>.<name>` beside them, with a line naming it
+ * in its stdout.
+ *
+ * When all have run, ONE section `batch` carries everything, base64 (so no output can start, end or replace
+ * a section): a line with `s`, the number of files and the statuses, then `wc -c` of the files (their sizes
+ * and names, and the total), then the files' bytes, concatenated by one `cat`. So the host pays one fork per
+ * probe (its subshell) and one per section, and four processes per batch (mktemp, wc, cat, base64; rm at the
+ * end); the first version decoded each script with base64 and framed each stream and each section with base64
+ * in pipelines: ~8 processes and ~12 forks per probe.
  */
 export function batchScript(scripts: readonly string[]): string {
   const lines = [
     `cairn_batch_dir=$(mktemp -d) || exit ${NO_TEMP_DIR_EXIT}`,
     `trap 'rm -rf -- "$cairn_batch_dir"' EXIT`,
     `trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM`,
+    // Set for each probe only (a variable of that name from the login's environment would divert the batch's own section).
+    `cairn_batch_rcs=; unset ${SECTION_FILE_PREFIX_VAR}`,
   ];
   scripts.forEach((script, index) => {
-    const encoded = Buffer.from(script, 'utf8').toString('base64');
     lines.push(
-      `cairn_batch_script=$(printf '%s' ${quote(encoded)} | base64 -d) || exit ${NO_TEMP_DIR_EXIT + 1}`,
       // The names the batch uses are unset inside the subshell, so the probe sees the environment it would alone.
-      `( eval "unset cairn_batch_script cairn_batch_rc cairn_batch_dir` +
-        `\n$cairn_batch_script" ) </dev/null >"$cairn_batch_dir/o" 2>"$cairn_batch_dir/e"; cairn_batch_rc=$?`,
-      section(`o${index}`, `cat -- "$cairn_batch_dir/o"`),
-      section(`e${index}`, `cat -- "$cairn_batch_dir/e"`),
-      section(`c${index}`, `printf '%s' "$cairn_batch_rc"`),
+      `( ${SECTION_FILE_PREFIX_VAR}="$cairn_batch_dir/s${index}."; unset cairn_batch_rcs cairn_batch_dir; ` +
+        `eval ${quote(script)}; ) </dev/null >"$cairn_batch_dir/o${index}" 2>"$cairn_batch_dir/e${index}"; ` +
+        `cairn_batch_rcs="$cairn_batch_rcs $?"`,
     );
   });
+  // From inside the folder the files have the names the batch gave them (section names are [A-Za-z0-9_-]):
+  // wc prints nothing the host chose but the sizes. A glob is expanded by the shell itself.
+  lines.push(
+    `cd -- "$cairn_batch_dir" || exit ${NO_TEMP_DIR_EXIT + 1}`,
+    `set -- o* e*; for f in s*.*; do if [ -f "$f" ]; then set -- "$@" "$f"; fi; done`,
+    section('batch', `printf 's %s%s\\n' "$#" "$cairn_batch_rcs"`, `wc -c -- "$@"`, `cat -- "$@"`),
+  );
   return lines.join('\n');
 }
 
+const FILE_NAME = /^(?:[oe]\d+|s\d+\.[A-Za-z][A-Za-z0-9_-]*)$/;
+
 /**
- * The batch script's output as one ExecResult per script, in order. Anything but exactly the sections the
- * script prints (a missing or extra section, text outside them, a status that is not a number) is refused.
+ * The batch script's output as one ExecResult per script, in order, each with its sections put back where it
+ * printed them. Anything but exactly what the script prints (text outside its one section, a status that is
+ * not a number, a file the batch does not make, sizes that do not add up, a section named where the probe did
+ * not write one, or named twice) is refused.
  */
 export function parseBatchOutput(stdout: string, count: number): ExecResult[] {
   const sections = parseSectionBytes(stdout);
   if (sections.has('')) throw new ProbeError(`the host printed text outside the batch's sections; refusing to read it`);
-  if (sections.size !== count * 3)
-    throw new ProbeError(
-      `the host's batch output has ${sections.size} sections, not ${count * 3}; refusing to read it`,
-    );
+  const blob = sections.get('batch');
+  if (blob === undefined || sections.size !== 1)
+    throw new ProbeError(`the host's batch output is not the one section the batch prints; refusing to read it`);
+  const refuse = (why: string): never => {
+    throw new ProbeError(`the host's batch output ${why}; refusing to read it`);
+  };
+  let at = 0;
+  const line = (): string => {
+    const nl = blob.indexOf(10, at);
+    if (nl === -1) refuse('ends inside its header');
+    const text = blob.subarray(at, nl).toString('latin1');
+    at = nl + 1;
+    return text;
+  };
+  const head = line().split(' ');
+  const fileCount = Number(head[1]);
+  if (
+    head[0] !== 's' ||
+    !/^\d{1,6}$/.test(head[1] ?? '') ||
+    fileCount < 2 * count ||
+    head.length !== count + 2 ||
+    !head.slice(2).every((c) => /^\d{1,3}$/.test(c))
+  )
+    refuse('has no exit status for each probe');
+  const sizes = new Map<string, number>();
+  const order: string[] = [];
+  for (let i = 0; i < fileCount; i++) {
+    const m = /^\s*(\d{1,12}) (\S+)$/.exec(line());
+    if (!m || !FILE_NAME.test(m[2]!) || sizes.has(m[2]!)) refuse('names a file the batch does not make');
+    sizes.set(m![2]!, Number(m![1]));
+    order.push(m![2]!);
+  }
+  const total = [...sizes.values()].reduce((a, b) => a + b, 0);
+  if (fileCount > 1 && !new RegExp(`^\\s*${total} total$`).test(line())) refuse('has sizes that do not add up');
+  if (blob.length - at !== total) refuse(`holds ${blob.length - at} bytes of output, not the ${total} announced`);
+  const bytes = new Map<string, Buffer>();
+  for (const name of order) {
+    bytes.set(name, blob.subarray(at, at + sizes.get(name)!));
+    at += sizes.get(name)!;
+  }
   const results: ExecResult[] = [];
   for (let index = 0; index < count; index++) {
-    const out = sections.get(`o${index}`);
-    const err = sections.get(`e${index}`);
-    const status = sections.get(`c${index}`)?.toString('utf8');
-    if (out === undefined || err === undefined || status === undefined)
-      throw new ProbeError(`the host's batch output lacks the result of probe ${index + 1}; refusing to read it`);
-    if (!/^\d{1,3}$/.test(status))
-      throw new ProbeError(`the host reported exit status ${JSON.stringify(status.slice(0, 20))} for a probe`);
-    results.push({ stdout: out.toString('utf8'), stderr: err.toString('utf8'), code: Number(status) });
+    const out = bytes.get(`o${index}`);
+    const err = bytes.get(`e${index}`);
+    if (out === undefined || err === undefined) return refuse(`lacks the result of probe ${index + 1}`);
+    results.push({
+      stdout: withSections(out, (name) => bytes.get(`s${index}.${name}`), refuse).toString('utf8'),
+      stderr: err.toString('utf8'),
+      code: Number(head[index + 2]),
+    });
   }
   return results;
+}
+
+/**
+ * A probe's stdout with each line `SECTION_FILE_MARK name` replaced by the section `name` framed as `section`
+ * prints it alone, from the file the probe wrote. A name with no file, or named twice, is refused.
+ */
+function withSections(out: Buffer, file: (name: string) => Buffer | undefined, refuse: (why: string) => never): Buffer {
+  const mark = Buffer.from(`${SECTION_FILE_MARK} `);
+  if (!out.includes(mark)) return out;
+  const seen = new Set<string>();
+  const lines = out.toString('latin1').split('\n');
+  const rebuilt = lines.map((text) => {
+    if (!text.startsWith(mark.toString('latin1'))) return Buffer.from(text, 'latin1');
+    const name = text.slice(mark.length);
+    const bytes = file(name);
+    if (bytes === undefined || seen.has(name))
+      refuse(`names section ${JSON.stringify(name.slice(0, 40))} it did not write once`);
+    seen.add(name);
+    return Buffer.from(formatSection(name, bytes!).slice(0, -1), 'latin1');
+  });
+  return Buffer.concat(rebuilt.flatMap((b, i) => (i === 0 ? [b] : [Buffer.from('\n'), b])));
 }
 
 /** One task's check to run ahead: its module, its context (its `conn` is replaced) and its rendered arguments. */

@@ -192,3 +192,8 @@ export function validateAttributeArgs(ctx: Pick<ModuleContext, 'host' | 'taskLoc
     throw argError(ctx, err instanceof Error ? err.message : String(err));
   }
 }
+
+/** Whether a probe must report owner and group names: only to compare them with an owner or group asked. */
+export function namesWanted(args: { owner?: string; group?: string }): boolean {
+  return args.owner !== undefined || args.group !== undefined;
+}

@@ -6,11 +6,12 @@
  */
 import { createHash } from 'node:crypto';
 import { argv, quote } from '../transport/quote.js';
-import { argError, planAttributes, type AttributeArgs } from './attributes.js';
+import { argError, namesWanted, planAttributes, type AttributeArgs } from './attributes.js';
 import {
   atomicWriteScript,
   diffText,
   failureText,
+  inlineContent,
   parseWriteResult,
   probeFile,
   ProbeError,
@@ -106,7 +107,7 @@ export async function planContentWrite(
 ): Promise<Planned<FileWritePlan>> {
   let probe;
   try {
-    probe = await probeFile(ctx, args.dest, { content: true });
+    probe = await probeFile(ctx, args.dest, { content: true, names: namesWanted(args) });
   } catch (err) {
     if (err instanceof ProbeError) return { changed: false, actions: [], failed: err.message };
     throw err;
@@ -150,6 +151,8 @@ export async function applyFileWrite(
   };
   if (!plan.changed) return result;
   if (state.writeContent && state.content !== undefined) {
+    // Small text travels in the script (printf, no cat or wc on the host); anything else on stdin.
+    const inline = inlineContent(state.content);
     const script = atomicWriteScript({
       dest: state.path,
       ...(state.owner !== undefined ? { owner: state.owner } : {}),
@@ -157,9 +160,9 @@ export async function applyFileWrite(
       ...(state.mode !== undefined ? { mode: state.mode } : {}),
       ...(state.validate !== undefined ? { validate: state.validate } : {}),
       backup: state.backup,
-      expectedBytes: state.content.length,
+      ...(inline !== undefined ? { content: inline } : { expectedBytes: state.content.length }),
     });
-    const res = await runScript(ctx, script, { stdin: state.content });
+    const res = await runScript(ctx, script, inline !== undefined ? {} : { stdin: state.content });
     const outcome = parseWriteResult(res, state.path, state.content.toString('utf8'));
     if (!outcome.ok) return { ...result, changed: false, failed: true, msg: outcome.error };
     if (outcome.backupFile) result.data.backup_file = outcome.backupFile;
@@ -247,7 +250,7 @@ export async function planFileEdit(
 ): Promise<Planned<FileWritePlan>> {
   let probe;
   try {
-    probe = await probeFile(ctx, args.path, { content: true, follow: true });
+    probe = await probeFile(ctx, args.path, { content: true, follow: true, names: namesWanted(args) });
   } catch (err) {
     if (err instanceof ProbeError) return { changed: false, actions: [], failed: err.message };
     throw err;

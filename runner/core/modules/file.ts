@@ -9,6 +9,7 @@ import { argv, quote } from '../transport/quote.js';
 import {
   argError,
   attributeSchema,
+  namesWanted,
   parseModeArg,
   planAttributes,
   targetMode,
@@ -347,7 +348,7 @@ async function probe(
   const state = args.state;
   // Ansible follows symlinks for file/directory/touch by default; link and absent look at the link itself.
   const follow = state === 'link' || state === 'absent' ? false : (args.follow ?? true);
-  const parts = [fileProbeScript('file', args.path, { follow, checksum: false })];
+  const parts = [fileProbeScript('file', args.path, { follow, checksum: false, names: namesWanted(args) })];
   if (state === 'link' && args.src !== undefined) {
     const base = posix.isAbsolute(args.src) ? args.src : posix.join(posix.dirname(args.path), args.src);
     parts.push(section('src', `if [ -e ${quote(base)} ]; then echo exists=1; else echo exists=0; fi`));

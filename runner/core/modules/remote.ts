@@ -3,6 +3,7 @@
  * section-marked output format so one round trip can carry several probes, the file probe, and the atomic
  * write script (temp file in the destination's directory, validate, rename).
  */
+import { createHash, randomInt } from 'node:crypto';
 import { posix } from 'node:path';
 import type { ExecResult } from '../transport/types.js';
 import { quote } from '../transport/quote.js';
@@ -20,13 +21,42 @@ export const SECTION_MARK = '::cairn-section::';
 const SECTION_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
 /**
+ * Set (a shell variable) by the probe batch for each probe it runs: where `section` writes a section's bytes,
+ * as this prefix and the section's name. It then prints SECTION_FILE_MARK and the name instead of the section,
+ * and the batch's reader puts the section back in its place (probe-batch.ts), so the probe's caller gets
+ * exactly the output it would have got alone.
+ */
+export const SECTION_FILE_PREFIX_VAR = 'cairn_section_prefix';
+export const SECTION_FILE_MARK = '::cairn-section-file::';
+
+/**
  * Shell that runs `body` and prints its standard output as the framed section `name`. The body runs in a
  * pipeline (a subshell): it cannot set variables for later lines or `exit` the script, and its exit status is
  * not the script's; a body whose status matters prints it (e.g. `echo rc=$?`).
  */
 export function section(name: string, ...body: string[]): string {
   if (!SECTION_NAME.test(name)) throw new Error(`internal error: bad section name ${JSON.stringify(name)}`);
-  return `printf '%s ' ${quote(`${SECTION_MARK} ${name}`)}\n{ :\n${body.join('\n')}\n} | base64 -w0; echo`;
+  // In a probe batch (engine/probe-batch.ts) the body's bytes go to a file of the batch, which frames them with
+  // everything else in one base64: a subshell and no pipeline or base64 process of its own.
+  return (
+    `if [ -n "\${${SECTION_FILE_PREFIX_VAR}-}" ]; then ( :\n${body.join('\n')}\n) >"\${${SECTION_FILE_PREFIX_VAR}}${name}"; ` +
+    `printf '%s\\n' ${quote(`${SECTION_FILE_MARK} ${name}`)}\n` +
+    `else printf '%s ' ${quote(`${SECTION_MARK} ${name}`)}\n{ :\n${body.join('\n')}\n} | base64 -w0; echo; fi`
+  );
+}
+
+/**
+ * Shell that prints the bytes of `file` (a shell word, e.g. "$dir/o") as the framed section `name`, as
+ * `section` would: one base64 process when the file holds something, none for an empty file (printf is a
+ * builtin). The batch scripts frame each step's output files this way.
+ */
+export function fileSection(name: string, file: string): string {
+  if (!SECTION_NAME.test(name)) throw new Error(`internal error: bad section name ${JSON.stringify(name)}`);
+  const mark = quote(SECTION_MARK);
+  return (
+    `if [ -s ${file} ]; then printf '%s ${name} ' ${mark}; base64 -w0 <${file}; echo; ` +
+    `else printf '%s ${name} \\n' ${mark}; fi`
+  );
 }
 
 /** The framed output of one section, as `section` prints it (for fakes and fixtures). */
@@ -166,11 +196,23 @@ export interface FileProbeOptions {
   content?: boolean;
   /** Compute sha256 of regular files. */
   checksum?: boolean;
+  /**
+   * Report the owner and group names (default true). A module that compares no owner or group (none asked)
+   * leaves them out: one stat process fewer on the host per probe.
+   */
+  names?: boolean;
 }
 
 /**
  * A script fragment printing one section `name` that describes `path`: type, mode, owner, group, size,
  * mtime, sha256 and (optionally) the content in base64. Parsed (and validated) by parseFileProbe.
+ *
+ * Every process it starts is a cost on every host for every file task (issue 17: this machine forks a
+ * process in ~2 ms), so it starts few: the umask and the tests are builtins; ONE stat gives the numbers
+ * (captured, so the size decides about the content without a second stat); the owner and group names come
+ * last, straight from a second stat, NUL-terminated (a name may hold any byte but NUL, so it can neither end
+ * early nor add a line: nothing is read after it); a fetched content's sha256 is computed by the controller
+ * from the bytes it got, and only a file whose content is not fetched is hashed on the host.
  */
 export function fileProbeScript(name: string, path: string, opts: FileProbeOptions = {}): string {
   const follow = opts.follow ?? false;
@@ -179,29 +221,33 @@ export function fileProbeScript(name: string, path: string, opts: FileProbeOptio
   const typeOf = follow
     ? 'if [ -d "$p" ]; then t=directory; elif [ -f "$p" ]; then t=file; else t=other; fi'
     : 'if [ -L "$p" ]; then t=link; elif [ -d "$p" ]; then t=directory; elif [ -f "$p" ]; then t=file; else t=other; fi';
-  // Names (owner, group, link targets) may hold any byte but NUL: they travel in base64 like the content.
+  const hash = `printf 'sha256='; sha256sum < "$p"`;
   const lines = [
     `p=${quote(path)}`,
-    `printf 'umask=%s\\n' "$(umask)"`,
+    `printf 'umask='; umask`,
     `if ${existsTest}; then`,
     `  ${typeOf}`,
     `  printf 'type=%s\\n' "$t"`,
+    // Link targets may hold any byte but NUL: they travel in base64 (links are rare: two processes each).
     `  if [ -L "$p" ]; then printf 'islink=1\\ntarget_b64='; readlink -n -- "$p" | base64 -w0; printf '\\nresolved_b64='; readlink -n -f -- "$p" | base64 -w0; echo; fi`,
-    `  stat ${statFlag}--printf 'mode=%a\\nuid=%u\\ngid=%g\\nsize=%s\\nmtime=%Y\\n' -- "$p"`,
-    `  printf 'names_b64='; stat ${statFlag}--printf '%U\\0%G' -- "$p" | base64 -w0; echo`,
-    `  if [ "$t" = file ]; then`,
-    `    if [ ! -r "$p" ]; then echo omitted=unreadable`,
-    `    else :`,
+    `  if st=$(stat ${statFlag}--printf '%a %u %g %s %Y' -- "$p"); then set -- $st`,
+    `    printf 'mode=%s\\nuid=%s\\ngid=%s\\nsize=%s\\nmtime=%s\\n' "$1" "$2" "$3" "$4" "$5"`,
+    `    if [ "$t" = file ]; then`,
+    `      if [ ! -r "$p" ]; then echo omitted=unreadable`,
   ];
-  if (opts.checksum ?? true) lines.push(`      printf 'sha256=%s\\n' "$(sha256sum < "$p" | cut -c1-64)"`);
   if (opts.content) {
     lines.push(
-      `      if [ "$(stat ${statFlag}-c %s -- "$p")" -le ${MAX_PROBED_CONTENT} ]; then printf 'content_b64='; base64 -w0 < "$p"; echo; else echo omitted=too-large; fi`,
+      `      elif [ "$4" -le ${MAX_PROBED_CONTENT} ]; then printf 'content_b64='; base64 -w0 < "$p"; echo`,
+      `      else echo omitted=too-large${(opts.checksum ?? true) ? `; ${hash}` : ''}`,
     );
+  } else if (opts.checksum ?? true) {
+    lines.push(`      else ${hash}`);
   }
   lines.push(
+    `      fi`,
     `    fi`,
     `  fi`,
+    ...((opts.names ?? true) ? [`  stat ${statFlag}--printf 'names=%U\\0%G\\0' -- "$p"`] : []),
     `else`,
     `  echo type=absent`,
     `  if [ -d ${quote(posix.dirname(path))} ]; then echo parent=1; else echo parent=0; fi`,
@@ -240,7 +286,11 @@ const FILE_TYPES: readonly FileType[] = ['absent', 'file', 'directory', 'link', 
 /** Parse and validate the section printed by fileProbeScript: a value that is not what stat prints is refused. */
 export function parseFileProbe(path: string, text: string | undefined): FileProbe {
   if (text === undefined) throw new ProbeError(`the probe of ${path} printed nothing`);
-  const kv = parseKeyValues(text);
+  // The names come last (see fileProbeScript): every value before them is a number, a word or base64, so the
+  // first line that starts with `names=` is theirs, and everything after it is the two NUL-terminated names.
+  const namesAt = text.startsWith('names=') ? 0 : text.indexOf('\nnames=');
+  const names = namesAt === -1 ? undefined : text.slice(namesAt + (namesAt === 0 ? 6 : 7));
+  const kv = parseKeyValues(namesAt === -1 ? text : text.slice(0, namesAt));
   const typeText = kv.get('type') ?? 'absent';
   if (!(FILE_TYPES as readonly string[]).includes(typeText))
     throw new ProbeError(`the host reported type ${JSON.stringify(typeText.slice(0, 40))} for ${path}`);
@@ -255,24 +305,28 @@ export function parseFileProbe(path: string, text: string | undefined): FileProb
   if (mode !== undefined) probe.mode = probedMode(`the mode of ${path}`, mode);
   probe.uid = probedNumber(`the uid of ${path}`, kv.get('uid'));
   probe.gid = probedNumber(`the gid of ${path}`, kv.get('gid'));
-  const names = decodeBase64(`the owner and group of ${path}`, kv.get('names_b64'));
   if (names !== undefined) {
     const [owner, group, ...extra] = names.split('\0');
-    if (group === undefined || extra.length > 0)
+    if (group === undefined || extra.length !== 1 || extra[0] !== '')
       throw new ProbeError(`the host reported a malformed owner and group for ${path}`);
     probe.owner = owner;
     probe.group = group;
   }
   probe.size = probedNumber(`the size of ${path}`, kv.get('size'));
   probe.mtime = probedNumber(`the mtime of ${path}`, kv.get('mtime'));
-  const sha256 = kv.get('sha256');
+  // sha256sum prints the digest, two spaces and "-" (its input was stdin).
+  const sha256 = kv.get('sha256')?.replace(/ {2}-$/, '');
   if (sha256 !== undefined) {
     if (!/^[0-9a-f]{64}$/.test(sha256))
       throw new ProbeError(`the host reported a checksum of ${path} that is not sha256`);
     probe.sha256 = sha256;
   }
   const contentB64 = kv.get('content_b64');
-  if (contentB64 !== undefined) probe.content = decodeBase64Value(`the content of ${path}`, contentB64);
+  if (contentB64 !== undefined) {
+    probe.content = decodeBase64Value(`the content of ${path}`, contentB64);
+    // The checksum of exactly the bytes fetched (the host hashes only what it does not send).
+    probe.sha256 ??= createHash('sha256').update(probe.content).digest('hex');
+  }
   const omitted = kv.get('omitted');
   if (omitted === 'too-large' || omitted === 'unreadable') probe.contentOmitted = omitted;
   if (kv.get('islink') === '1') {
@@ -312,6 +366,25 @@ export interface AtomicWriteOptions {
    * success on a truncated file: without this check the partial file would be renamed over the live one.
    */
   expectedBytes?: number;
+  /**
+   * The content itself, carried in the script (see `inlineContent`) instead of on stdin: written by printf, a
+   * builtin (no process, nothing in argv). A script cut short by a dropped connection is a syntax error and
+   * runs nothing (transport/carrier.ts), so no size check is needed.
+   */
+  content?: string;
+}
+
+/** Content up to this size that is UTF-8 text without NUL travels in the write script itself. */
+export const INLINE_CONTENT_LIMIT = 64 * 1024;
+
+/**
+ * `content` as text the write script may carry (a shell word holds any byte but NUL; the script is text), or
+ * undefined when it must go on stdin: binary, not UTF-8, or large.
+ */
+export function inlineContent(content: Buffer): string | undefined {
+  if (content.length > INLINE_CONTENT_LIMIT || content.includes(0)) return undefined;
+  const text = content.toString('utf8');
+  return Buffer.byteLength(text) === content.length && Buffer.from(text, 'utf8').equals(content) ? text : undefined;
 }
 
 /** Exit codes of the atomic write script, so the caller can say which step failed. */
@@ -354,6 +427,15 @@ function exclusiveOpen(path: string, fd: number, onFail: string): string {
   return `command exec ${fd}>${path} || ${onFail}`;
 }
 
+const NAME_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** `length` letters and digits from the CSPRNG, as mktemp's XXXXXXXXXXXX (62^12: ~71 bits). */
+export function randomName(length: number): string {
+  let name = '';
+  for (let i = 0; i < length; i++) name += NAME_CHARS[randomInt(NAME_CHARS.length)];
+  return name;
+}
+
 /**
  * The script that replaces `dest` with its standard input atomically. Every step is safe against other users
  * of the destination's directory (see docs/security.md):
@@ -371,41 +453,69 @@ function exclusiveOpen(path: string, fd: number, onFail: string): string {
 export function atomicWriteScript(opts: AtomicWriteOptions): string {
   const dir = posix.dirname(opts.dest);
   const fd3 = '/proc/self/fd/3';
+  const given = opts.owner !== undefined || opts.group !== undefined;
+  // A new file that no chown follows may be CREATED with its final mode (umask = what the mode leaves out):
+  // the open that creates it sets the mode, so it is never more open than it ends up, and no chmod runs.
+  // Only for modes within 0666 (open never sets x or set-id bits), and only when dest does not exist (an
+  // existing dest's owner is copied by chown, which must come before the mode).
+  const createMode =
+    opts.mode === undefined ? 'umask' : (parseInt(opts.mode, 8) & ~0o666) === 0 ? opts.mode : undefined;
   const lines = [
     `dest=${quote(opts.dest)}`,
     `tmp=''; backup=''; done=''`,
     // dash runs the EXIT trap on `exit`; signals are turned into exits so it runs for them too.
     `trap 'if [ -n "$tmp" ]; then rm -f -- "$tmp"; fi; if [ -n "$backup" ] && [ -z "$done" ]; then rm -f -- "$backup"; fi' EXIT`,
     `trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM`,
-    `um=$(umask); umask 077; set -C`,
-    `t=$(mktemp -u ${quote(`${dir}/.cairn-tmp.`)}XXXXXXXXXXXX) || exit ${WriteExit.tempFile}`,
-    exclusiveOpen('"$t"', 3, `exit ${WriteExit.tempFile}`),
-    `tmp=$t`,
+    // The unpredictable name comes from the controller's CSPRNG (as mktemp's would from the host's): no process.
+    `set -C; t=${quote(`${dir}/.cairn-tmp.${randomName(12)}`)}`,
   ];
+  const open3 = exclusiveOpen('"$t"', 3, `exit ${WriteExit.tempFile}`);
+  // Without a mode, a file that is not made with the umask as it is gets 0666 minus it from chmod: kept first.
+  const keepUmask = opts.mode === undefined ? 'cairn_um=$(umask); ' : '';
+  if (createMode !== undefined && !given) {
+    // umask as it is: the new file gets 0666 minus it, what the chmod below would set.
+    const mask =
+      createMode === 'umask' ? '' : `umask ${(0o777 & ~parseInt(createMode, 8)).toString(8).padStart(3, '0')}; `;
+    lines.push(
+      `if [ -e "$dest" ]; then ${keepUmask}umask 077; ${open3}; cairn_made=0`,
+      `else ${mask}${open3}; umask 077; cairn_made=1; fi`,
+    );
+  } else {
+    lines.push(`${keepUmask}umask 077; ${open3}; cairn_made=0`);
+  }
+  lines.push(`tmp=$t`);
   // Owner and group first (chown clears set-id bits), then ONE chmod to the final mode: the file is never more
   // open than it will end up, even for a moment (a reader that opens it then keeps its descriptor).
-  // One chown to the final owner and group: what is given, the rest from the live file (nobody else ever owns it).
-  lines.push(`o=''; g=''; if [ -e "$dest" ]; then o=$(stat -L -c %u -- "$dest"); g=$(stat -L -c %g -- "$dest"); fi`);
-  if (opts.owner !== undefined) lines.push(`o=${quote(opts.owner)}`);
-  if (opts.group !== undefined) lines.push(`g=${quote(opts.group)}`);
-  const given = opts.owner !== undefined || opts.group !== undefined;
-  // Keeping the live file's owner may be impossible without root: as before, that is not an error.
-  const onFail = given ? `|| exit ${WriteExit.owner}` : '2>/dev/null';
-  lines.push(
-    `if [ -n "$o" ] && [ -n "$g" ]; then chown -- "$o:$g" ${fd3} ${onFail}`,
-    `elif [ -n "$o" ]; then chown -- "$o" ${fd3} ${onFail}`,
-    `elif [ -n "$g" ]; then chgrp -- "$g" ${fd3} ${onFail}; fi`,
-  );
-  if (opts.mode !== undefined) lines.push(`chmod -- ${quote(opts.mode)} ${fd3} || exit ${WriteExit.mode}`);
-  else {
+  if (given) {
+    // One chown to the final owner and group: what is given, the rest from the live file.
+    lines.push(`o=''; g=''; if [ -e "$dest" ]; then o=$(stat -L -c %u -- "$dest"); g=$(stat -L -c %g -- "$dest"); fi`);
+    if (opts.owner !== undefined) lines.push(`o=${quote(opts.owner)}`);
+    if (opts.group !== undefined) lines.push(`g=${quote(opts.group)}`);
+    lines.push(
+      `if [ -n "$o" ] && [ -n "$g" ]; then chown -- "$o:$g" ${fd3} || exit ${WriteExit.owner}`,
+      `elif [ -n "$o" ]; then chown -- "$o" ${fd3} || exit ${WriteExit.owner}`,
+      `elif [ -n "$g" ]; then chgrp -- "$g" ${fd3} || exit ${WriteExit.owner}; fi`,
+    );
+  } else {
+    // The live file's owner and group, in one chown (keeping them may be impossible without root: as before,
+    // that is not an error).
+    lines.push(`if [ -e "$dest" ]; then chown --reference="$dest" -- ${fd3} 2>/dev/null; fi`);
+  }
+  if (opts.mode !== undefined) {
+    const chmod = `chmod -- ${quote(opts.mode)} ${fd3} || exit ${WriteExit.mode}`;
+    lines.push(createMode !== undefined && !given ? `[ "$cairn_made" = 1 ] || ${chmod}` : chmod);
+  } else {
     lines.push(
       `if [ -e "$dest" ]; then chmod --reference="$dest" -- ${fd3} || exit ${WriteExit.mode}`,
-      `else chmod -- "$(printf '%o' $(( 0666 & ~0$um )))" ${fd3} || exit ${WriteExit.mode}; fi`,
+      `elif [ "$cairn_made" != 1 ]; then chmod -- "$(printf '%o' $(( 0666 & ~0$cairn_um )))" ${fd3} || exit ${WriteExit.mode}; fi`,
     );
   }
-  lines.push(`cat >&3 || exit ${WriteExit.write}`);
-  if (opts.expectedBytes !== undefined)
-    lines.push(`[ "$(wc -c < ${fd3})" -eq ${opts.expectedBytes} ] || exit ${WriteExit.truncated}`);
+  if (opts.content !== undefined) lines.push(`printf '%s' ${quote(opts.content)} >&3 || exit ${WriteExit.write}`);
+  else {
+    lines.push(`cat >&3 || exit ${WriteExit.write}`);
+    if (opts.expectedBytes !== undefined)
+      lines.push(`[ "$(wc -c < ${fd3})" -eq ${opts.expectedBytes} ] || exit ${WriteExit.truncated}`);
+  }
   lines.push('exec 3>&-');
   if (opts.validate !== undefined) {
     lines.push(

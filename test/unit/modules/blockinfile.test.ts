@@ -2,6 +2,7 @@
  * editBlockInFile follows Ansible's blockinfile (ansible/modules/blockinfile.py): markers found by exact
  * line, block replaced in place, inserted after the last insertafter match (or at EOF), removed for absent.
  */
+import { quote } from '../../../runner/core/transport/quote.js';
 import { describe, expect, it } from 'vitest';
 import {
   blockinfileModule,
@@ -86,14 +87,16 @@ describe('blockinfile module', () => {
   it('plans an insert from the probe and writes the same text on apply', async () => {
     const conn = new FakeConnection([
       { match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ content: '127.0.0.1 localhost\n' }) } },
-      { match: 'mktemp', reply: {} },
+      { match: '.cairn-tmp.', reply: {} },
     ]);
     const ctx = contextFor(conn);
     const args = { path: '/etc/hosts', block: '10.0.0.1 db1' };
     const plan = await blockinfileModule.check(ctx, args);
     expect(plan.actions).toEqual(['update /etc/hosts: Block inserted']);
     await blockinfileModule.apply(ctx, args, plan);
-    expect(conn.calls[1]!.opts.stdin).toEqual(Buffer.from(`127.0.0.1 localhost\n${B}10.0.0.1 db1\n${E}`));
+    // Small text travels in the write script (printf, a builtin), not on stdin.
+    expect(conn.calls[1]!.opts.stdin).toBeUndefined();
+    expect(conn.calls[1]!.script).toContain(`printf '%s' ${quote(`127.0.0.1 localhost\n${B}10.0.0.1 db1\n${E}`)} >&3`);
   });
 
   it('a missing file without create fails as Ansible', async () => {

@@ -95,7 +95,7 @@ describe('copy check', () => {
     writeFileSync(join(local, 'blob.bin'), bytes);
     const conn = new FakeConnection([
       { match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ absent: true }) } },
-      { match: 'mktemp', reply: {} },
+      { match: '.cairn-tmp.', reply: {} },
     ]);
     const seen: string[] = [];
     const ctx = contextFor(conn, { findLocalFile: (kind, rel) => (seen.push(`${kind}/${rel}`), join(local, rel)) });
@@ -118,7 +118,7 @@ describe('copy apply', () => {
     const hostile = "/etc/$(touch /tmp/pwned)/it's.conf";
     const conn = new FakeConnection([
       { match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ content: 'old\n' }) } },
-      { match: 'mktemp', reply: { stdout: formatSection('backup', `${hostile}.2026-01-01@00:00:00.Ab12Cd~`) } },
+      { match: '.cairn-tmp.', reply: { stdout: formatSection('backup', `${hostile}.2026-01-01@00:00:00.Ab12Cd~`) } },
     ]);
     const ctx = contextFor(conn, { become: true, becomeUser: 'root' });
     const args = {
@@ -134,13 +134,13 @@ describe('copy apply', () => {
     expect(result).toMatchObject({ changed: true, data: { backup_file: `${hostile}.2026-01-01@00:00:00.Ab12Cd~` } });
     const script = conn.calls[1]!.script;
     expect(outsideSingleQuotes(script)).not.toContain('$(touch');
-    // Owner and mode go on the open, still empty temp file (fd 3) before `cat` writes the content.
+    // Owner and mode go on the open, still empty temp file (fd 3) before printf writes the content.
     expect(script).toContain('o=app');
     const chownAt = script.indexOf('chown -- "$o:$g" /proc/self/fd/3');
     const chmodAt = script.indexOf('chmod -- 0640 /proc/self/fd/3');
     expect(chownAt).toBeGreaterThan(-1);
     expect(chmodAt).toBeGreaterThan(chownAt);
-    expect(script.indexOf('cat >&3')).toBeGreaterThan(chmodAt);
+    expect(script.indexOf(`printf '%s' 'new\n' >&3`)).toBeGreaterThan(chmodAt);
     expect(script).toContain('out=$( nginx -t -c "$tmp" 2>&1 )');
     expect(script).not.toContain('cp -p');
     expect(conn.calls.every((c) => c.opts.become === true)).toBe(true);
@@ -160,7 +160,10 @@ describe('copy apply', () => {
   it('a failed validation is a failed task naming the validator output', async () => {
     const conn = new FakeConnection([
       { match: '::cairn-section:: file', reply: { stdout: fileProbeOutput({ absent: true }) } },
-      { match: 'mktemp', reply: { code: 74, stdout: formatSection('validate', 'rc=1\nconfig error on line 2\n') } },
+      {
+        match: '.cairn-tmp.',
+        reply: { code: 74, stdout: formatSection('validate', 'rc=1\nconfig error on line 2\n') },
+      },
     ]);
     const ctx = contextFor(conn);
     const args = { dest, content: 'ok\nbad directive\n', validate: 'check %s' };

@@ -2,6 +2,7 @@
  * editLineInFile follows Ansible's lineinfile `present()`/`absent()` (ansible/modules/lineinfile.py); each
  * row is input text + arguments -> output text and message, as that code computes them.
  */
+import { quote } from '../../../runner/core/transport/quote.js';
 import { describe, expect, it } from 'vitest';
 import {
   editLineInFile,
@@ -166,13 +167,13 @@ describe('editLineInFile', () => {
 });
 
 describe('lineinfile module', () => {
-  it('check plans from one probe; apply writes the computed text atomically on stdin, with become', async () => {
+  it('check plans from one probe; apply writes the computed text atomically (in the script), with become', async () => {
     const conn = new FakeConnection([
       {
         match: '::cairn-section:: file',
         reply: { stdout: fileProbeOutput({ content: 'PermitRootLogin yes\n', mode: '600' }) },
       },
-      { match: 'mktemp', reply: { stdout: '' } },
+      { match: '.cairn-tmp.', reply: { stdout: '' } },
     ]);
     const ctx = contextFor(conn, { become: true, becomeUser: 'root' });
     const args = { path: '/etc/ssh/sshd_config', regexp: '^PermitRootLogin', line: 'PermitRootLogin no' };
@@ -184,11 +185,8 @@ describe('lineinfile module', () => {
     const result = await lineinfileModule.apply(ctx, args, plan);
     expect(result.changed).toBe(true);
     expect(conn.calls).toHaveLength(2);
-    expect(conn.calls[1]!.opts).toMatchObject({
-      become: true,
-      becomeUser: 'root',
-      stdin: Buffer.from('PermitRootLogin no\n'),
-    });
+    expect(conn.calls[1]!.opts).toEqual({ become: true, becomeUser: 'root' });
+    expect(conn.calls[1]!.script).toContain(`printf '%s' ${quote('PermitRootLogin no\n')} >&3`);
     expect(conn.calls[1]!.script).toContain('mv -fT -- "$tmp" "$dest"');
   });
 

@@ -2,6 +2,7 @@
  * The shared remote pieces, run with this machine's real /bin/sh (dash) on real files: the file probe and the
  * atomic write script are shell, so they are tested as shell.
  */
+import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
@@ -19,6 +20,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   atomicWriteScript,
+  inlineContent,
+  INLINE_CONTENT_LIMIT,
   describeValidationFailure,
   diffText,
   fileProbeScript,
@@ -79,6 +82,25 @@ describe('parseSections', () => {
     expect(() => parseFileProbe('/f', 'umask=0022\ntype=file\nmode=644\nuid=-1')).toThrow(/not a number/);
     expect(() => parseFileProbe('/f', probe('mode=644\nsha256=zz'))).toThrow(/not sha256/);
     expect(() => parseFileProbe('/f', probe('mode=644\ncontent_b64=%%%'))).toThrow(/not base64/);
+  });
+
+  it('owner and group names come last and NUL-terminated: a name holding a newline and a key adds nothing', () => {
+    const probe = (names: string): string => `umask=0022\ntype=file\nmode=644\nuid=0\ngid=0\nsize=0\nnames=${names}`;
+    const forged = parseFileProbe('/f', probe('ev\nil\ncontent_b64=aGk=\nomitted=unreadable\0wheel\0'));
+    expect(forged).toMatchObject({ owner: 'ev\nil\ncontent_b64=aGk=\nomitted=unreadable', group: 'wheel' });
+    expect(forged.content).toBeUndefined();
+    expect(forged.contentOmitted).toBeUndefined();
+    expect(() => parseFileProbe('/f', probe('root\0root'))).toThrow(/malformed owner and group/);
+    expect(() => parseFileProbe('/f', probe('root\0root\0x'))).toThrow(/malformed owner and group/);
+    expect(() => parseFileProbe('/f', probe('root\0'))).toThrow(/malformed owner and group/);
+  });
+
+  it('a fetched content is hashed by the controller; a host-side sha256sum line is read without its "  -"', () => {
+    const head = 'umask=0022\ntype=file\nmode=644\nuid=0\ngid=0\nsize=3\n';
+    const got = parseFileProbe('/f', `${head}content_b64=${Buffer.from('hi\n').toString('base64')}\nnames=a\0b\0`);
+    expect(got.sha256).toBe(createHash('sha256').update('hi\n').digest('hex'));
+    const digest = 'a'.repeat(64);
+    expect(parseFileProbe('/f', `${head}sha256=${digest}  -\nnames=a\0b\0`).sha256).toBe(digest);
   });
 });
 
@@ -148,6 +170,57 @@ describe('atomic write (real sh, real files)', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it('gives every new or replaced file exactly the mode and owner asked, however it is made', () => {
+    // New files within 0666 with no owner given are created at their mode (umask); the rest get chown/chmod.
+    const cases: Array<{ mode?: string; existing?: boolean; umask: number; want: number }> = [
+      { umask: 0o022, want: 0o644 },
+      { umask: 0o027, want: 0o640 },
+      { mode: '0644', umask: 0o077, want: 0o644 },
+      { mode: '0600', umask: 0o000, want: 0o600 },
+      { mode: '0755', umask: 0o022, want: 0o755 },
+      { mode: '2644', umask: 0o022, want: 0o2644 },
+      { mode: '0644', existing: true, umask: 0o022, want: 0o644 },
+      { existing: true, umask: 0o022, want: 0o640 },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const dest = join(dir, `modes-${i}`);
+      if (c.existing) {
+        writeFileSync(dest, 'old\n');
+        chmodSync(dest, 0o640);
+        chownSync(dest, 65534, 65534);
+      }
+      const script = `umask ${c.umask.toString(8)}\n${atomicWriteScript({ dest, ...(c.mode ? { mode: c.mode } : {}), expectedBytes: 4 })}`;
+      const res = sh(script, 'new\n');
+      expect(res.code, `${JSON.stringify(c)}: ${res.stderr}`).toBe(0);
+      const st = statSync(dest);
+      expect([st.mode & 0o7777, st.uid], JSON.stringify(c)).toEqual([c.want, c.existing ? 65534 : 0]);
+      expect(readFileSync(dest, 'utf8')).toBe('new\n');
+    }
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('small text content travels in the script, written byte for byte by printf; binary and large go on stdin', () => {
+    const text = 'quote \' "double" $(touch pwned) `x` \\ %s %% é ✓\n\n\nend\n\n';
+    expect(inlineContent(Buffer.from(text))).toBe(text);
+    const dest = join(dir, 'inline.conf');
+    const res = sh(`cd ${dir} && ${atomicWriteScript({ dest, mode: '0640', content: text })}`, 'stdin is not read');
+    expect(res.code, res.stderr).toBe(0);
+    expect(readFileSync(dest, 'utf8')).toBe(text);
+    expect(statSync(dest).mode & 0o777).toBe(0o640);
+    expect(readdirSync(dir)).not.toContain('pwned');
+    expect(inlineContent(Buffer.from('a\0b'))).toBeUndefined();
+    expect(inlineContent(Buffer.from([0x66, 0xff, 0x0a]))).toBeUndefined();
+    expect(inlineContent(Buffer.alloc(INLINE_CONTENT_LIMIT + 1, 'a'))).toBeUndefined();
+    expect(inlineContent(Buffer.alloc(INLINE_CONTENT_LIMIT, 'a'))).toHaveLength(INLINE_CONTENT_LIMIT);
+  });
+
+  it('two writes get different temp names (from the controller, unpredictable)', () => {
+    const names = new Set(
+      Array.from({ length: 50 }, () => /\.cairn-tmp\.(\w{12})/.exec(atomicWriteScript({ dest: '/x/y' }))![1]),
+    );
+    expect(names.size).toBe(50);
+  });
+
   it("keeps the live file's owner and mode when replacing it", () => {
     const dest = join(dir, 'keep.conf');
     writeFileSync(dest, 'old\n');
@@ -195,7 +268,7 @@ describe('atomic write (real sh, real files)', () => {
     expect(readFileSync(dest, 'utf8')).toBe('v2 ok\n');
   });
 
-  it('a missing directory fails at mktemp with a message', () => {
+  it('a missing directory fails at the temp file with a message', () => {
     const res = sh(atomicWriteScript({ dest: join(dir, 'no', 'such', 'f') }), 'x');
     expect(res.code).toBe(WriteExit.tempFile);
     expect(parseWriteResult(res, join(dir, 'no', 'such', 'f'), 'x').error).toMatch(
