@@ -140,7 +140,7 @@ function signalPid(pid: number, signal: NodeJS.Signals): void {
 }
 
 /** Every process below `rootPid` (children first-level, then theirs), read from /proc. */
-function descendantPids(rootPid: number): number[] {
+export function descendantPids(rootPid: number): number[] {
   const parentOf = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

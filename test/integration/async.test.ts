@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changedKeys, jsonEvents, runCairn } from '../helpers/cli.js';
-import { requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
+import { descendantPids, requireSshd, startSshHosts, type TestSshLab } from '../helpers/sshd.js';
 
 requireSshd();
 const playbook = join(import.meta.dirname, '..', 'fixtures', 'async', 'site.yml');
@@ -97,6 +97,20 @@ describe('async with poll against real sshd', () => {
     const jobs = () => jobFolders().filter((n) => !before.has(n));
     for (let i = 0; i < 300 && jobs().length === 0; i++) await sleep(50);
     expect(jobs().length).toBeGreaterThan(0);
+    // The folder exists before the job has detached: until `setsid -f` has forked and its parent has exited,
+    // the job is still in the session's process tree, and killing the sessions would kill it too (seen under
+    // load). A cut connection leaves a detached job alone, so cut only once the job has left the tree.
+    const jobPid = (): number | undefined => {
+      const file = join('/root/.cairn_async', jobs()[0]!, 'pid');
+      const text = existsSync(file) ? readFileSync(file, 'utf8').trim() : '';
+      return /^\d+$/.test(text) ? Number(text) : undefined;
+    };
+    for (let i = 0; i < 300; i++) {
+      const pid = jobPid();
+      if (pid !== undefined && !descendantPids(host.pid).includes(pid)) break;
+      await sleep(50);
+    }
+    expect(jobPid()).toBeDefined();
     host.killSessions();
     const result = await run;
     expect(result.code).not.toBe(0);
