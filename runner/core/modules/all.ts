@@ -88,3 +88,4 @@ registerModule(gitModule);
 import './raid/health-module.js'; // raid_health registers itself
 import './kvm-zfs.js'; // zfs_pool, zfs_dataset, zpool_health, zfs_snapshot_age, virt_host_validate
 import './ceph/health-module.js'; // ceph_health registers itself
+import './ceph/volume-module.js'; // ceph_osd_volumes registers itself

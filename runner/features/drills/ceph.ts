@@ -112,11 +112,13 @@ registerDrill({
 
     let osdId = ctx.options.osd;
     if (osdId === undefined) {
-      const ids = (await runOn(ctx, victim, 'cat /var/lib/ceph/osd-specs/*.id 2>/dev/null || true'))
+      // Both backends leave /var/lib/ceph/osd/ceph-ID: the file backend's data directory, the tmpfs ceph-volume
+      // mounts for an lvm OSD.
+      const ids = (await runOn(ctx, victim, 'ls /var/lib/ceph/osd 2>/dev/null || true'))
         .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => /^\d+$/.test(l));
-      if (!ids.length) throw new Error(`${victim} has no OSD made by the ceph role (/var/lib/ceph/osd-specs/*.id)`);
+        .map((l) => /^ceph-(\d+)$/.exec(l.trim())?.[1])
+        .filter((id): id is string => id !== undefined);
+      if (!ids.length) throw new Error(`${victim} has no OSD (no /var/lib/ceph/osd/ceph-ID)`);
       osdId = ids[0]!;
     }
     if (!/^\d+$/.test(osdId)) throw inputError(`--set osd=${osdId}: expected an OSD id (a number)`);

@@ -13,6 +13,7 @@ describe('runner/core/modules/all.ts', () => {
       'async_status',
       'blockinfile',
       'ceph_health',
+      'ceph_osd_volumes',
       'command',
       'copy',
       'cron',
