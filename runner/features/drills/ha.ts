@@ -243,23 +243,28 @@ const VARIANT_WORDS: Record<Variant, string> = {
   unplug: 'pull the network cable of',
 };
 
-async function breakBalancer(ctx: DrillContext, host: string, variant: Variant): Promise<void> {
-  ctx.log(`${VARIANT_WORDS[variant]} ${host}`);
-  if (variant === 'service') await run(ctx, host, 'systemctl stop keepalived');
+/**
+ * Take a node down by `variant`; with `service`, only its `service` stops (keepalived on a load balancer, nginx on
+ * a backend), the others act on the whole host through the lab's power control.
+ */
+async function breakNode(ctx: DrillContext, host: string, variant: Variant, service = 'keepalived'): Promise<void> {
+  ctx.log(variant === 'service' ? `stop ${service} on ${host}` : `${VARIANT_WORDS[variant]} ${host}`);
+  if (variant === 'service') await run(ctx, host, `systemctl stop ${service}`);
   else if (variant === 'poweroff') await ctx.power!.stop(host);
   else if (variant === 'unplug') await ctx.power!.unplug(host);
   else await ctx.power!.kill(host);
 }
 
-async function restoreBalancer(ctx: DrillContext, host: string, variant: Variant): Promise<void> {
+/** Undo breakNode. */
+async function restoreNode(ctx: DrillContext, host: string, variant: Variant, service = 'keepalived'): Promise<void> {
   ctx.log(
     variant === 'service'
-      ? `start keepalived on ${host}`
+      ? `start ${service} on ${host}`
       : variant === 'unplug'
         ? `plug ${host} back in`
         : `power ${host} on`,
   );
-  if (variant === 'service') await run(ctx, host, 'systemctl start keepalived');
+  if (variant === 'service') await run(ctx, host, `systemctl start ${service}`);
   else if (variant === 'unplug') await ctx.power!.plug(host);
   else await ctx.power!.start(host);
 }
@@ -445,7 +450,7 @@ registerDrill({
       const t0 = performance.now();
       const faultAt = probe.count;
       // Watched while the fault happens: an orderly halt takes seconds, and the VIP moves during it.
-      const breaking = breakBalancer(ctx, master, variant);
+      const breaking = breakNode(ctx, master, variant);
       broken = true;
       const watchFrom = performance.now() - t0;
       const moved = await waitForVipOn(ctx, backups, door.vip, SWITCH_TARGET_S * 1000 + 5000);
@@ -458,7 +463,7 @@ registerDrill({
     } finally {
       report = await probe.stop();
       if (broken) {
-        await restoreBalancer(ctx, master, variant);
+        await restoreNode(ctx, master, variant);
         restored = (await waitForSoleHolder(ctx, door, master, 60_000)) !== undefined;
         ctx.log(
           restored ? `${master} holds the VIP again (preempt)` : `${master} did not take the VIP back within 60 s`,
@@ -510,7 +515,7 @@ registerDrill({
 
     // Set the scene: the master down, the VIP on the backup and answering.
     let restoredMaster = false;
-    await breakBalancer(ctx, master, variant);
+    await breakNode(ctx, master, variant);
     try {
       const onBackup = await waitForVipOn(ctx, backups, door.vip, SWITCH_TARGET_S * 1000);
       if (!onBackup) throw new Error(`no backup took the VIP within ${SWITCH_TARGET_S} s after ${master} went down`);
@@ -524,7 +529,7 @@ registerDrill({
         await sleep(1000, ctx.signal);
         const t0 = performance.now();
         const restoreAt = probe.count;
-        await restoreBalancer(ctx, master, variant);
+        await restoreNode(ctx, master, variant);
         restoredMaster = true;
         const back = await waitForSoleHolder(ctx, door, master, 60_000);
         returned = back && { value: back.value, afterMs: performance.now() - t0 };
@@ -564,7 +569,7 @@ registerDrill({
       };
     } finally {
       if (!restoredMaster) {
-        await restoreBalancer(ctx, master, variant);
+        await restoreNode(ctx, master, variant);
         await waitForSoleHolder(ctx, door, master, 60_000);
       }
     }
@@ -573,27 +578,6 @@ registerDrill({
 
 /** Document 001: recovery after a drill within 15 minutes. */
 const RTO_S = 15 * 60;
-
-async function breakBackend(ctx: DrillContext, host: string, variant: Variant): Promise<void> {
-  ctx.log(variant === 'service' ? `stop nginx on ${host}` : `${VARIANT_WORDS[variant]} ${host}`);
-  if (variant === 'service') await run(ctx, host, 'systemctl stop nginx');
-  else if (variant === 'poweroff') await ctx.power!.stop(host);
-  else if (variant === 'unplug') await ctx.power!.unplug(host);
-  else await ctx.power!.kill(host);
-}
-
-async function restoreBackend(ctx: DrillContext, host: string, variant: Variant): Promise<void> {
-  ctx.log(
-    variant === 'service'
-      ? `start nginx on ${host}`
-      : variant === 'unplug'
-        ? `plug ${host} back in`
-        : `power ${host} on`,
-  );
-  if (variant === 'service') await run(ctx, host, 'systemctl start nginx');
-  else if (variant === 'unplug') await ctx.power!.plug(host);
-  else await ctx.power!.start(host);
-}
 
 registerDrill({
   name: 'two-node',
@@ -635,7 +619,7 @@ registerDrill({
       const t0 = performance.now();
       const faultAt = probe.count;
       // Both at the same moment: the drill is about losing two nodes at once, not one after the other.
-      const breaking = Promise.all([breakBalancer(ctx, master, variant), breakBackend(ctx, victim, variant)]);
+      const breaking = Promise.all([breakNode(ctx, master, variant), breakNode(ctx, victim, variant, 'nginx')]);
       broken = true;
       const watchFrom = performance.now() - t0;
       const moved = await waitForVipOn(ctx, backups, door.vip, SWITCH_TARGET_S * 1000 + 5000);
@@ -659,7 +643,7 @@ registerDrill({
       report = await probe.stop();
       if (broken) {
         const restoreStart = performance.now();
-        await Promise.all([restoreBalancer(ctx, master, variant), restoreBackend(ctx, victim, variant)]);
+        await Promise.all([restoreNode(ctx, master, variant), restoreNode(ctx, victim, variant, 'nginx')]);
         const sole = await waitForSoleHolder(ctx, door, master, RTO_S * 1000);
         const up =
           sole &&
